@@ -1,0 +1,1 @@
+"""The triggerlang grammar, shipped as package data (see pyproject.toml)."""

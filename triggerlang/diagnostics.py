@@ -1,0 +1,242 @@
+"""Positions, spans and diagnostics, and the renderers that print them.
+
+Every phase returns its result together with a :class:`Diagnostics` list and keeps going
+after an error where it can (the HCL way). Rendering is separate from the data: ``text``
+(rustc-like, with the source line and a caret span), ``json``, ``github`` (workflow
+commands) and ``sarif`` (2.1.0, for code-scanning uploads).
+
+Columns are 1-based and counted in characters; ``end`` is exclusive (the column just after
+the last character of the span), as in LSP and HCL.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Pos:
+    line: int
+    column: int
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Span:
+    start: Pos
+    end: Pos
+
+    @classmethod
+    def point(cls, line: int, column: int, offset: int = 0) -> "Span":
+        p = Pos(line, column, offset)
+        return cls(p, Pos(line, column + 1, offset + 1))
+
+    def to_json(self) -> dict:
+        return {"line": self.start.line, "column": self.start.column,
+                "end_line": self.end.line, "end_column": self.end.column}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "Span":
+        return cls(Pos(obj["line"], obj["column"]), Pos(obj["end_line"], obj["end_column"]))
+
+    def join(self, other: "Span") -> "Span":
+        return Span(min(self.start, other.start), max(self.end, other.end))
+
+
+NO_SPAN = Span(Pos(1, 1, 0), Pos(1, 1, 0))
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One problem: a stable ``code`` (``TRG203``), a one-line ``message`` saying what is
+    wrong, an optional ``hint`` saying how to fix it, and the ``span`` it is about."""
+
+    severity: str
+    code: str
+    message: str
+    span: Span
+    hint: str | None = None
+    file: str = "<input>"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    def sort_key(self):
+        return (self.file, self.span.start.line, self.span.start.column, self.code, self.message)
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "line": self.span.start.line, "column": self.span.start.column,
+                "end_line": self.span.end.line, "end_column": self.span.end.column,
+                "severity": self.severity, "code": self.code, "message": self.message,
+                "hint": self.hint}
+
+
+@dataclass
+class Diagnostics:
+    """An ordered, growable list of diagnostics for one file."""
+
+    file: str = "<input>"
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(ERROR, code, message, span, hint, self.file))
+
+    def warning(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(WARNING, code, message, span, hint, self.file))
+
+    def extend(self, other: Iterable[Diagnostic]) -> None:
+        self.items.extend(other)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+    def sorted(self) -> list[Diagnostic]:
+        # Stable and position-sorted (cel-go style); exact duplicates are dropped.
+        seen, out = set(), []
+        for d in sorted(self.items, key=Diagnostic.sort_key):
+            if d not in seen:
+                seen.add(d)
+                out.append(d)
+        return out
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+# --------------------------------------------------------------------------- suggestions
+
+def edit_distance(a: str, b: str, limit: int = 3) -> int:
+    """Damerau-Levenshtein (optimal string alignment) distance, capped at ``limit + 1``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return min(prev[-1], limit + 1)
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to ``name`` by edit distance, if close enough to be a typo."""
+    best, best_d = None, None
+    limit = max(1, min(3, len(name) // 3 + 1))
+    for c in sorted(set(candidates)):
+        if c == name:
+            continue
+        d = edit_distance(name.lower(), c.lower(), limit)
+        if d <= limit and (best_d is None or d < best_d):
+            best, best_d = c, d
+    return best
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    s = suggest(name, candidates)
+    return f"did you mean '{s}'?" if s else None
+
+
+# --------------------------------------------------------------------------- renderers
+
+def render_text(diags: Iterable[Diagnostic], sources: dict[str, str] | None = None,
+                color: bool = False) -> str:
+    """rustc-like text: ``file:line:col: severity[CODE]: message`` then the line and carets."""
+    sources = sources or {}
+    lines_cache: dict[str, list[str]] = {}
+    out: list[str] = []
+
+    def paint(s: str, code: str) -> str:
+        return f"\x1b[{code}m{s}\x1b[0m" if color else s
+
+    for d in diags:
+        sev = paint(d.severity, "1;31" if d.is_error else "1;33")
+        out.append(f"{d.file}:{d.span.start.line}:{d.span.start.column}: {sev}[{d.code}]: {d.message}")
+        text = sources.get(d.file)
+        if text is not None:
+            lines = lines_cache.setdefault(d.file, text.splitlines())
+            ln = d.span.start.line
+            if 1 <= ln <= len(lines):
+                src = lines[ln - 1].replace("\t", " ")
+                gutter = str(ln)
+                pad = " " * len(gutter)
+                start = d.span.start.column
+                if d.span.end.line == ln:
+                    end = max(d.span.end.column, start + 1)
+                else:
+                    end = max(len(src) + 1, start + 1)
+                carets = " " * (start - 1) + "^" * (end - start)
+                hint = f" {d.hint}" if d.hint else ""
+                out.append(f"  {gutter} | {src}")
+                out.append(f"  {pad} | {paint(carets, '1;31' if d.is_error else '1;33')}{hint}")
+                continue
+        if d.hint:
+            out.append(f"  = hint: {d.hint}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def render_json(diags: Iterable[Diagnostic]) -> str:
+    return json.dumps([d.to_json() for d in diags], indent=2) + "\n"
+
+
+def _gh_escape(s: str, prop: bool = False) -> str:
+    s = s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        s = s.replace(":", "%3A").replace(",", "%2C")
+    return s
+
+
+def render_github(diags: Iterable[Diagnostic]) -> str:
+    """GitHub Actions workflow commands, one per diagnostic (annotations on the PR diff)."""
+    out = []
+    for d in diags:
+        kind = "error" if d.is_error else "warning"
+        props = (f"file={_gh_escape(d.file, True)},line={d.span.start.line},col={d.span.start.column},"
+                 f"endLine={d.span.end.line},endColumn={d.span.end.column},title={_gh_escape(d.code, True)}")
+        msg = d.message + (f" ({d.hint})" if d.hint else "")
+        out.append(f"::{kind} {props}::{_gh_escape(msg)}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def render_sarif(diags: Iterable[Diagnostic], rules_help: dict[str, str] | None = None) -> str:
+    """SARIF 2.1.0, one run, one result per diagnostic."""
+    diags = list(diags)
+    rules_help = rules_help or {}
+    codes = sorted({d.code for d in diags})
+    from . import __version__
+    doc = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "triggerc", "version": __version__,
+                "informationUri": "https://example.invalid/triggerlang",
+                "rules": [{"id": c, "shortDescription": {"text": rules_help.get(c, c)}} for c in codes],
+            }},
+            "results": [{
+                "ruleId": d.code,
+                "ruleIndex": codes.index(d.code),
+                "level": "error" if d.is_error else "warning",
+                "message": {"text": d.message + (f" ({d.hint})" if d.hint else "")},
+                "locations": [{"physicalLocation": {
+                    "artifactLocation": {"uri": d.file},
+                    "region": {"startLine": d.span.start.line, "startColumn": d.span.start.column,
+                               "endLine": d.span.end.line, "endColumn": d.span.end.column},
+                }}],
+            } for d in diags],
+        }],
+    }
+    return json.dumps(doc, indent=2) + "\n"

@@ -1,0 +1,93 @@
+"""The event record every source produces and every matcher consumes.
+
+An event is ``{id, source, type, time, data}`` (CloudEvents attribute names, SPEC §4).
+``data`` holds the typed catalogue fields of the event (``branch``, ``sha``...) and, for
+sources that carry a raw body, ``payload``, ``headers`` and ``query``.
+
+Field look-up by dotted path (``payload.x.y``) lives here too, because the matcher, the
+dry-run explainer, argument binding and dedupe keys all need the one same definition.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import secrets as _secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>", "__bool__": lambda self: False})()
+"""Sentinel for a field the event does not have (distinct from JSON ``null``)."""
+
+
+def new_event_id() -> str:
+    """A fresh event id: ``evt_`` followed by 16 hex digits (64 random bits)."""
+    return "evt_" + _secrets.token_hex(8)
+
+
+def utc_now_iso() -> str:
+    """The current time as an RFC 3339 UTC timestamp with milliseconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Event:
+    """One event: ``source`` and ``type`` name the trigger (``git``/``push``)."""
+
+    source: str
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_event_id)
+    time: str = field(default_factory=utc_now_iso)
+
+    @property
+    def trigger(self) -> str:
+        return f"{self.source}.{self.type}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "source": self.source, "type": self.type, "time": self.time, "data": self.data}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "Event":
+        """Build an event from ``{source, type, data[, id, time]}``; raises ValueError if malformed."""
+        if not isinstance(obj, dict):
+            raise ValueError("an event must be a JSON object {source, type, data}")
+        src, typ = obj.get("source"), obj.get("type")
+        if not isinstance(src, str) or not src:
+            raise ValueError("the event has no 'source' string")
+        if not isinstance(typ, str) or not typ:
+            raise ValueError("the event has no 'type' string")
+        data = obj.get("data", {})
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError("the event's 'data' must be a JSON object")
+        kw: dict[str, Any] = {}
+        if isinstance(obj.get("id"), str) and obj["id"]:
+            kw["id"] = obj["id"]
+        if isinstance(obj.get("time"), str) and obj["time"]:
+            kw["time"] = obj["time"]
+        return cls(source=src, type=typ, data=data, **kw)
+
+
+def get_path(data: Any, path: tuple[str, ...] | list[str]) -> Any:
+    """The value at a dotted path in ``data``, or MISSING.
+
+    Maps are entered by key; lists by a decimal index (``payload.commits.0.id``).
+    ``headers`` keys are stored lower-case by the sources, so look-ups are exact.
+    """
+    cur = data
+    for part in path:
+        if isinstance(cur, dict):
+            if part in cur:
+                cur = cur[part]
+            else:
+                return MISSING
+        elif isinstance(cur, list) and part.isdigit():
+            i = int(part)
+            if i < len(cur):
+                cur = cur[i]
+            else:
+                return MISSING
+        else:
+            return MISSING
+    return cur

@@ -1,0 +1,86 @@
+"""The one small protocol every source implements (SPEC §9, STYLE rule 5).
+
+A source is built from its section of the listener manifest (``manifest["sources"][kind]``)
+and a :class:`SourceContext`. ``start()`` begins producing events and returns once the
+source is live (its tasks run in the background); ``stop()`` stops it and waits for its
+tasks. A source hands every event to ``ctx.submit(event)``, which journals the event,
+matches it and queues its runs, and resolves only once the event is committed: the HTTP
+source answers 202 after that.
+
+The engine never asks which source it has: it looks sources up by manifest key in
+:data:`BUILTIN` (or the ``triggerlang.sources`` entry-point group) and calls this protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable, ClassVar, Mapping
+
+from ..events import Event
+
+
+@dataclass
+class Submitted:
+    """What ``submit`` did with one event."""
+
+    event_id: str
+    runs: list[int] = field(default_factory=list)
+    duplicate: bool = False  # a redelivery of an already journaled delivery id: nothing new
+
+
+Submit = Callable[..., Awaitable[Submitted]]
+"""``await submit(event, delivery_key=None)``: journal, match, queue runs."""
+
+
+@dataclass
+class SourceContext:
+    base_dir: Path                      # folder of the rules file: relative paths start here
+    state_dir: Path                     # .triggerlang/ by default: never watched, never served
+    submit: Submit
+    secrets: Mapping[str, str] = field(default_factory=dict)  # resolved secret values by name
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("triggerlang"))
+    options: Mapping[str, Any] = field(default_factory=dict)  # CLI overrides (host, port, ...)
+
+
+class Source(ABC):
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: Mapping[str, Any], ctx: SourceContext) -> None:
+        self.config = config
+        self.ctx = ctx
+
+    @abstractmethod
+    async def start(self) -> None: ...
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    def describe(self) -> str:
+        """One log line saying what this source listens to."""
+        return self.kind
+
+
+def load_source_class(kind: str) -> type[Source]:
+    """The Source class for a manifest key: built-ins first, then entry points."""
+    import importlib
+
+    if kind in BUILTIN:
+        mod, cls = BUILTIN[kind].split(":")
+        return getattr(importlib.import_module(mod), cls)
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="triggerlang.sources"):
+        if ep.name == kind:
+            return ep.load()
+    raise KeyError(kind)
+
+
+BUILTIN: dict[str, str] = {
+    "file": "triggerlang.sources.files:FileSource",
+    "git": "triggerlang.sources.git:GitSource",
+    "http": "triggerlang.sources.http:HttpSource",
+    "schedule": "triggerlang.sources.schedule:ScheduleSource",
+}
