@@ -1,0 +1,101 @@
+"""The public entry points: read, parse, check and compile a rules file.
+
+``compile_file(path)`` runs the whole front end and returns a :class:`Compiled` with the
+diagnostics of every phase; nothing here raises for a bad rules file. A file named
+``X_test.trg`` next to ``X.trg`` sees that file's declarations (SPEC §10).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .check.checker import Program, check
+from .compile.manifest import build_manifest
+from .diagnostics import Diagnostic, Diagnostics, Pos, Span
+from .syntax import ast as A
+from .syntax.parser import parse
+
+
+class SourceFileError(Exception):
+    """A rules file that cannot be read at all (missing, a folder, no permission)."""
+
+
+@dataclass
+class Compiled:
+    file: str
+    text: str
+    module: A.Module | None
+    program: Program | None
+    manifest: dict | None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # file -> text, for rendering
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.is_error for d in self.diagnostics)
+
+
+def read_source(path: str | os.PathLike) -> tuple[str | None, Diagnostics]:
+    """The text of a rules file, or None with a TRG004 diagnostic if it is not UTF-8.
+
+    Raises SourceFileError when the file cannot be opened.
+    """
+    p = Path(path)
+    diags = Diagnostics(str(path))
+    try:
+        if p.is_dir():
+            raise SourceFileError(f"{path} is a folder, not a rules file")
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise SourceFileError(f"{path}: no such file") from None
+    except PermissionError:
+        raise SourceFileError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise SourceFileError(f"{path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8"), diags
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        diags.error("TRG004", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
+                    Span(Pos(line, col, e.start), Pos(line, col + 1, e.start + 1)),
+                    "save the file as UTF-8")
+        return None, diags
+
+
+def companion_of(path: Path) -> Path | None:
+    """For ``x_test.trg``, the ``x.trg`` beside it (if it exists)."""
+    if path.name.endswith("_test.trg"):
+        main = path.with_name(path.name[: -len("_test.trg")] + ".trg")
+        if main.is_file():
+            return main
+    return None
+
+
+def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
+                 imported: Program | None = None) -> Compiled:
+    module, diags = parse(text, file)
+    program = check(module, diags, imported)
+    manifest = None
+    if not diags.has_errors:
+        manifest = build_manifest(program, base_dir or os.getcwd(), Path(file).name)
+    return Compiled(file, text, module, program, manifest, diags.sorted(), {file: text})
+
+
+def compile_file(path: str | os.PathLike, display_name: str | None = None) -> Compiled:
+    """Read, parse, check and compile one file (raises SourceFileError if unreadable)."""
+    p = Path(path)
+    name = display_name or str(path)
+    text, diags = read_source(p)
+    if text is None:
+        return Compiled(name, "", None, None, None, diags.sorted(), {})
+    imported = None
+    main = companion_of(p)
+    if main is not None:
+        mtext, _ = read_source(main)
+        if mtext is not None:
+            mmod, mdiags = parse(mtext, str(main))
+            imported = check(mmod, mdiags)
+    return compile_text(text, name, str(p.resolve().parent), imported)

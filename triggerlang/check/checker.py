@@ -1,0 +1,933 @@
+"""The checker: names, types, calls and lints over a parsed module (SPEC §2-§6).
+
+The algorithm, in the order it runs:
+
+1. **Declare.** One pass over the declarations collects lets, secrets, actions, rule
+   labels (a rule without one is ``L<line>``) and source declarations, reporting a
+   duplicate name at its second declaration (TRG101).
+2. **Resolve lets.** Each ``let`` value is evaluated to a plain Python value; a reference
+   to another let is followed (cycles are an error), a reference to a secret is refused
+   (TRG109: secrets never become values that could reach argv or logs).
+3. **Actions.** Parameters, the ``exec`` argv (a bare name must be a parameter, TRG405),
+   ``http`` options and secret references.
+4. **Sources.** Each ``source`` declaration against the catalogue's options.
+5. **Rules.** The trigger against the catalogue (TRG201/202/207); every condition's field
+   (TRG203, with "did you mean"), operator and value type (TRG204/205), patterns (TRG301/
+   302); the call against the action's parameters (TRG401-404); policies (TRG406/407);
+   HTTP route pinning (TRG206). While checking, each filter is *lowered* to the
+   serialised predicate tree that the manifest carries (values resolved, spans kept).
+6. **Lints.** Rules that can never match (contradictory equalities on one scalar field,
+   TRG501), rules identical to an earlier one (TRG502), unused lets, secrets, actions and
+   source declarations (TRG105-108), webhook routes without a secret (TRG209).
+
+Nothing stops at the first error: every declaration is checked, and a broken part (an
+unknown source, say) only silences the checks that would cascade from it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..compile.patterns import PatternError, compile_glob, compile_regex, literal_prefix
+from ..diagnostics import Diagnostics, Span, did_you_mean
+from ..syntax import ast as A
+from . import catalogue as C
+
+BUSY_MODES = ("queue", "skip", "restart", "parallel")
+DEFAULT_TIMEOUT_S = 3600.0
+DEFAULT_FILE_DEBOUNCE_S = 0.1
+DEFAULT_BACKOFF_S = 5.0
+WEBHOOK_KINDS = ("github", "gitlab", "ci")
+DEFAULT_ROUTES = {"github": "/github", "gitlab": "/gitlab", "ci": "/ci"}
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+CODES: dict[str, str] = {
+    "TRG001": "syntax error",
+    "TRG002": "unexpected end of a declaration",
+    "TRG003": "invalid string escape",
+    "TRG004": "file is not valid UTF-8 text",
+    "TRG101": "duplicate name",
+    "TRG102": "unknown name",
+    "TRG103": "unknown secret",
+    "TRG104": "unknown action",
+    "TRG105": "unused let",
+    "TRG106": "unused secret",
+    "TRG107": "unused action",
+    "TRG108": "unused source declaration",
+    "TRG109": "secret used as a value",
+    "TRG201": "unknown source",
+    "TRG202": "unknown event",
+    "TRG203": "unknown field",
+    "TRG204": "type mismatch",
+    "TRG205": "operator not valid for this type",
+    "TRG206": "HTTP rule does not pin its route",
+    "TRG207": "unknown webhook event name",
+    "TRG208": "invalid source option",
+    "TRG209": "webhook route without a secret or token",
+    "TRG210": "conflicting source settings",
+    "TRG301": "invalid regex",
+    "TRG302": "invalid glob",
+    "TRG303": "invalid cron expression",
+    "TRG304": "invalid duration",
+    "TRG305": "unknown time zone",
+    "TRG401": "too many arguments",
+    "TRG402": "unknown named parameter",
+    "TRG403": "placeholder for a field the trigger does not have",
+    "TRG404": "missing argument",
+    "TRG405": "unknown parameter in an action body",
+    "TRG406": "duplicate policy",
+    "TRG407": "invalid policy",
+    "TRG408": "invalid action declaration",
+    "TRG501": "rule can never match",
+    "TRG502": "rule identical to an earlier rule",
+    "TRG601": "test names an unknown rule",
+    "TRG602": "test payload file cannot be read",
+    "TRG603": "invalid test",
+}
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class CheckedRule:
+    """A rule with everything resolved: what the compiler writes to the manifest."""
+
+    name: str
+    ast: A.Rule
+    source: str                   # catalogue source ("git", "schedule", ...)
+    event: str                    # event name, or "*"
+    types: list[str] | None       # event types it matches (None: any type of the source)
+    filter: dict | None           # serialised predicate tree
+    action: str
+    args: dict[str, dict]         # param -> {"field": "a.b"} | {"value": v}
+    policies: dict[str, Any]
+    schedule: dict | None = None  # {"every": s} | {"cron": "...", "tz": "..."}
+    route: str | None = None      # http: the pinned path (literal or glob)
+    methods: list[str] | None = None
+    repos: list[str] = field(default_factory=list)
+    path_globs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Program:
+    """The checked module: the compiler's only input."""
+
+    file: str
+    lets: dict[str, Any] = field(default_factory=dict)
+    secrets: dict[str, A.Secret] = field(default_factory=dict)
+    actions: dict[str, A.ActionDecl] = field(default_factory=dict)
+    sources: list[A.SourceDecl] = field(default_factory=list)
+    rules: list[CheckedRule] = field(default_factory=list)
+    tests: list[A.TestBlock] = field(default_factory=list)
+    rule_asts: dict[str, A.Rule] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- values
+
+class _Regex(dict):
+    """A resolved regex literal ({"regex", "flags"}), distinguishable from a plain map."""
+
+
+def _type_of(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "str"
+    if isinstance(v, _Regex):
+        return "regex"
+    if isinstance(v, _Dur):
+        return "duration"
+    if isinstance(v, list):
+        return "list"
+    return "unknown"
+
+
+class _Dur(float):
+    """A resolved duration (seconds), distinguishable from a plain number."""
+
+
+_TYPE_WORDS = {C.STR: "a string", C.INT: "an integer", C.NUMBER: "a number", C.BOOL: "a boolean",
+               C.DURATION: "a duration", C.TIME: "a time", C.LIST_STR: "a list of strings",
+               C.MAP: "a map", "str": "a string", "number": "a number", "bool": "a boolean",
+               "duration": "a duration", "regex": "a regex", "list": "a list"}
+
+
+def _plain(v: Any) -> Any:
+    """A resolved value as plain JSON data."""
+    if isinstance(v, _Dur):
+        return float(v)
+    if isinstance(v, _Regex):
+        return {"regex": v["regex"], "flags": v["flags"]}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+# --------------------------------------------------------------------------- checker
+
+class Checker:
+    def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None):
+        self.m = module
+        self.d = diags
+        self.p = Program(file=module.file)
+        self.imported = imported
+        self.let_decls: dict[str, A.Let] = {}
+        self.used_lets: set[str] = set()
+        self.used_secrets: set[str] = set()
+        self.used_actions: set[str] = set()
+        self._resolving: set[str] = set()
+        self._let_cache: dict[str, Any] = {}
+        if imported is not None:
+            self.p.lets.update(imported.lets)
+            self.p.secrets.update(imported.secrets)
+            self.p.actions.update(imported.actions)
+            self.p.rule_asts.update(imported.rule_asts)
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> Program:
+        self.declare()
+        for name in list(self.let_decls):
+            self.let_value(name, None)
+        handlers = {A.ActionDecl: self.check_action, A.SourceDecl: self.check_source,
+                    A.Rule: self.check_rule}
+        for decl in self.m.decls:
+            h = handlers.get(type(decl))
+            if h:
+                h(decl)
+        self.check_routes()
+        self.lint_identical()
+        self.lint_unused()
+        self.p.tests = [d for d in self.m.decls if isinstance(d, A.TestBlock)]
+        return self.p
+
+    # ------------------------------------------------------------------ 1. declare
+    def declare(self) -> None:
+        seen: dict[str, tuple[str, Span]] = {}
+        kinds = {A.Let: "let", A.Secret: "secret", A.ActionDecl: "action", A.Rule: "rule"}
+        for decl in self.m.decls:
+            kind = kinds.get(type(decl))
+            if kind is None:
+                if isinstance(decl, A.SourceDecl):
+                    self.p.sources.append(decl)
+                continue
+            if isinstance(decl, A.Rule):
+                name, span = decl.name, (decl.label.span if decl.label else decl.trigger.span)
+            else:
+                name, span = decl.name.value, decl.name.span
+            key = f"{kind}:{name}"
+            if key in seen or (self.imported and self._imported_has(kind, name)):
+                first = seen.get(key)
+                where = f" (first declared on line {first[1].start.line})" if first else " (in the file under test)"
+                self.d.error("TRG101", f"duplicate {kind} name '{name}'{where}", span,
+                             f"rename one of them: {kind} names are unique in a file")
+                continue
+            seen[key] = (kind, span)
+            if isinstance(decl, A.Let):
+                self.let_decls[name] = decl
+            elif isinstance(decl, A.Secret):
+                self.p.secrets[name] = decl
+                if decl.kind == "env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", decl.ref.value):
+                    self.d.error("TRG208", f"'{decl.ref.value}' is not a valid environment variable name",
+                                 decl.ref.span, "use letters, digits and '_'")
+            elif isinstance(decl, A.ActionDecl):
+                self.p.actions[name] = decl
+            elif isinstance(decl, A.Rule):
+                self.p.rule_asts[name] = decl
+
+    def _imported_has(self, kind: str, name: str) -> bool:
+        imp = self.imported
+        return {"let": name in imp.lets, "secret": name in imp.secrets,
+                "action": name in imp.actions, "rule": name in imp.rule_asts}[kind]
+
+    # ------------------------------------------------------------------ 2. values
+    def let_value(self, name: str, at: Span | None) -> Any:
+        if name in self._let_cache:
+            return self._let_cache[name]
+        decl = self.let_decls.get(name)
+        if decl is None:
+            return self.p.lets.get(name)
+        if name in self._resolving:
+            self.d.error("TRG102", f"let '{name}' refers to itself", at or decl.name.span,
+                         "a let's value cannot depend on itself")
+            return None
+        self._resolving.add(name)
+        v = self.value(decl.value)
+        self._resolving.discard(name)
+        self._let_cache[name] = v
+        self.p.lets[name] = v
+        return v
+
+    def value(self, v: Any) -> Any:
+        """Resolve a literal or let reference to a Python value (None after an error)."""
+        if isinstance(v, A.Str):
+            return v.value
+        if isinstance(v, A.Num):
+            return v.value
+        if isinstance(v, A.Bool):
+            return v.value
+        if isinstance(v, A.Duration):
+            return _Dur(v.ms / 1000.0)
+        if isinstance(v, A.Regex):
+            try:
+                compile_regex(v.pattern, v.flags)
+            except PatternError as e:
+                self.d.error("TRG301", str(e), v.span, "regexes use Python's re syntax")
+            return _Regex(regex=v.pattern, flags=v.flags)
+        if isinstance(v, A.ListLit):
+            return [self.value(x) for x in v.items]
+        if isinstance(v, A.Ref):
+            return self.ref(v)
+        return None
+
+    def ref(self, r: A.Ref) -> Any:
+        if r.name in self.let_decls or r.name in self.p.lets:
+            self.used_lets.add(r.name)
+            return self.let_value(r.name, r.span)
+        if r.name in self.p.secrets:
+            self.used_secrets.add(r.name)
+            self.d.error("TRG109", f"secret '{r.name}' cannot be used as a value", r.span,
+                         "secrets only go where a secret is expected (secret=, token=, hmac=)")
+            return None
+        self.d.error("TRG102", f"unknown name '{r.name}'", r.span,
+                     did_you_mean(r.name, self.let_decls) or "declare it with: let NAME = VALUE")
+        return None
+
+    def secret_ref(self, v: Any, where: str) -> str | None:
+        if not isinstance(v, A.Ref):
+            self.d.error("TRG208", f"{where} takes the name of a secret", getattr(v, "span", self.m.span),
+                         'declare one with: secret NAME = env "VAR", then write ' + where.split()[0] + "=NAME")
+            return None
+        if v.name in self.p.secrets:
+            self.used_secrets.add(v.name)
+            return v.name
+        self.d.error("TRG103", f"unknown secret '{v.name}'", v.span,
+                     did_you_mean(v.name, self.p.secrets) or f'declare it: secret {v.name} = env "VAR"')
+        return None
+
+    def positive_duration(self, v: Any, what: str) -> float | None:
+        val = self.value(v)
+        if val is None:
+            return None
+        if not isinstance(val, _Dur):
+            self.d.error("TRG204", f"{what} takes a duration, not {_TYPE_WORDS.get(_type_of(val), 'this')}",
+                         v.span, "write a duration like 250ms, 30s, 5m, 2h or 1d")
+            return None
+        if val <= 0 or not math.isfinite(val):
+            self.d.error("TRG304", f"{what} must be longer than zero", v.span, None)
+            return None
+        return float(val)
+
+    # ------------------------------------------------------------------ 3. actions
+    def check_action(self, a: A.ActionDecl) -> None:
+        params: dict[str, A.Param] = {}
+        for p in a.params:
+            if p.name.value in params:
+                self.d.error("TRG408", f"parameter '{p.name.value}' is declared twice", p.name.span, None)
+            params[p.name.value] = p
+            if p.default is not None:
+                self.value(p.default)
+        body = a.body
+        if isinstance(body, A.ExecBody):
+            for item in body.argv:
+                if isinstance(item, A.Ref) and item.name not in params:
+                    hint = did_you_mean(item.name, params) or (
+                        f"declare it: action {a.name.value}({', '.join([*params, item.name])})"
+                        if item.name not in self.let_decls else "lets are not expanded in argv; pass it as a parameter")
+                    self.d.error("TRG405", f"'{item.name}' is not a parameter of action '{a.name.value}'",
+                                 item.span, hint)
+        elif isinstance(body, A.HttpBody):
+            if body.method.value.lower() != "post":
+                self.d.error("TRG408", f"http actions send POST, not '{body.method.value}'", body.method.span,
+                             'write: http post "URL"')
+            if not re.match(r"https?://", body.url.value):
+                self.d.error("TRG408", "the URL of an http action must start with http:// or https://",
+                             body.url.span, None)
+            for opt in body.options:
+                if opt.name.value == "secret":
+                    self.secret_ref(opt.value, "secret=")
+                else:
+                    self.d.error("TRG408", f"unknown http action option '{opt.name.value}'", opt.name.span,
+                                 did_you_mean(opt.name.value, ["secret"]) or "the only option is secret=NAME")
+        seen_cwd = False
+        for opt in a.options:
+            if opt.kind == "cwd":
+                if seen_cwd:
+                    self.d.error("TRG408", "cwd is given twice", opt.span, None)
+                seen_cwd = True
+            elif opt.kind == "env" and opt.name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", opt.name.value):
+                self.d.error("TRG408", f"'{opt.name.value}' is not a valid environment variable name",
+                             opt.name.span, "use letters, digits and '_'")
+
+    # ------------------------------------------------------------------ 4. sources
+    def check_source(self, s: A.SourceDecl) -> None:
+        spec = C.get_source(s.kind.value)
+        if spec is None or not spec.listener:
+            self.d.error("TRG201", f"unknown source '{s.kind.value}'", s.kind.span,
+                         did_you_mean(s.kind.value, [k for k, v in C.CATALOGUE.items() if v.listener])
+                         or "sources: " + ", ".join(sorted(k for k, v in C.CATALOGUE.items() if v.listener)))
+            return
+        seen: set[str] = set()
+        for opt in s.options:
+            name = opt.name.value
+            typ = spec.options.get(name)
+            if name in seen:
+                self.d.error("TRG208", f"option '{name}' is given twice", opt.name.span, None)
+            seen.add(name)
+            if typ is None:
+                self.d.error("TRG208", f"source {spec.name} has no option '{name}'", opt.name.span,
+                             did_you_mean(name, spec.options) or
+                             ("options: " + ", ".join(sorted(spec.options)) if spec.options else "it takes no options"))
+                continue
+            if typ == C.SECRET:
+                self.secret_ref(opt.value, f"{name}=")
+                continue
+            val = self.value(opt.value)
+            if val is None:
+                continue
+            ok = {C.STR: isinstance(val, str), C.INT: isinstance(val, int) and not isinstance(val, bool),
+                  C.BOOL: isinstance(val, bool), C.LIST_STR: isinstance(val, list) and all(isinstance(x, str) for x in val),
+                  C.DURATION: isinstance(val, _Dur)}.get(typ, True)
+            if not ok:
+                self.d.error("TRG208", f"option '{name}' takes {_TYPE_WORDS.get(typ, typ)}, not {_TYPE_WORDS.get(_type_of(val), 'this')}",
+                             opt.value.span, None)
+            elif name == "port" and not (0 <= val <= 65535):
+                self.d.error("TRG208", f"port {val} is out of range", opt.value.span, "use 0-65535")
+            elif name in ("path",) and isinstance(val, str) and not val.startswith("/"):
+                self.d.error("TRG208", "a route path must start with '/'", opt.value.span, f'write "/{val}"')
+            elif name == "ignore":
+                for g in val:
+                    self.glob_ok(g, opt.value.span)
+
+    def source_option(self, kind: str, name: str) -> list[tuple[A.SourceDecl, Any]]:
+        out = []
+        for s in self.p.sources:
+            if s.kind.value == kind:
+                for opt in s.options:
+                    if opt.name.value == name:
+                        out.append((s, opt.value))
+        return out
+
+    def glob_ok(self, g: str, span: Span) -> bool:
+        try:
+            compile_glob(g)
+            return True
+        except PatternError as e:
+            self.d.error("TRG302", f"{e}: {g!r}", span, "close the character class with ']', or escape '[' as \\[")
+            return False
+
+    # ------------------------------------------------------------------ 5. rules
+    def check_rule(self, r: A.Rule) -> None:
+        name = r.name
+        trig = r.trigger
+        source, event, types, schedule = None, None, None, None
+        if isinstance(trig, A.EventTrigger):
+            source, event, types = self.check_trigger(trig)
+        elif isinstance(trig, A.EveryTrigger):
+            source, event, types = "schedule", "tick", ["tick"]
+            secs = self.positive_duration(trig.interval, "every")
+            if secs is not None:
+                schedule = {"every": secs}
+        elif isinstance(trig, A.CronTrigger):
+            source, event, types = "schedule", "tick", ["tick"]
+            schedule = self.check_cron(trig)
+
+        ctx = (source, event) if source else None
+        filt = self.lower(r.filter, ctx) if r.filter is not None else None
+        if r.filter is not None:
+            self.lint_never(r, ctx)
+        route, methods = None, None
+        if source == "http":
+            route = self.http_route(r)
+            if event in HTTP_METHODS:
+                methods = [event.upper()]
+        if source == "schedule":
+            impl = {"op": "=", "field": "rule", "value": name}
+            filt = impl if filt is None else {"op": "and", "args": [impl, filt]}
+
+        action = r.action.value
+        args: dict[str, dict] = {}
+        decl = self.p.actions.get(action)
+        if decl is None:
+            self.d.error("TRG104", f"unknown action '{action}'", r.action.span,
+                         did_you_mean(action, self.p.actions) or f"declare it: action {action} = exec \"...\"")
+            for a in r.args:
+                self.arg_value(a.value, ctx)
+        else:
+            self.used_actions.add(action)
+            args = self.bind_args(r.args, decl, ctx, r.action.span, f"action '{action}'")
+
+        policies = self.check_policies(r, ctx, source)
+        cr = CheckedRule(name=name, ast=r, source=source or "", event=event or "", types=types,
+                         filter=filt, action=action, args=args, policies=policies, schedule=schedule,
+                         route=route, methods=methods)
+        if source == "git":
+            cr.repos = self.literal_values(r.filter, ("repo",)) or ["."]
+        if source == "file":
+            cr.path_globs = self.literal_values(r.filter, ("path",), globs=True)
+        self.p.rules.append(cr)
+
+    def check_trigger(self, t: A.EventTrigger) -> tuple[str | None, str | None, list[str] | None]:
+        src, ev = t.source.value, t.event.value
+        spec = C.get_source(src)
+        if spec is None:
+            self.d.error("TRG201", f"unknown source '{src}'", t.source.span,
+                         did_you_mean(src, C.CATALOGUE) or "sources: " + ", ".join(sorted(C.CATALOGUE)))
+            return None, None, None
+        if ev == "*":
+            return src, "*", None
+        if ev not in spec.events:
+            if spec.open_events:
+                known = C.KNOWN_GITHUB_EVENTS if src == "github" else C.KNOWN_GITLAB_EVENTS
+                if ev not in known:
+                    self.d.warning("TRG207", f"'{ev}' is not a known {src} event", t.event.span,
+                                   did_you_mean(ev, known) or f"check the {src} webhook documentation for the name")
+                return src, ev, [ev]
+            self.d.error("TRG202", f"{src} has no event '{ev}'", t.event.span,
+                         did_you_mean(ev, spec.events) or f"{src} events: " + ", ".join(sorted(spec.events)))
+            return None, None, None
+        if src == "file" and ev == "changed":
+            return src, ev, ["created", "modified", "deleted"]
+        if src == "http" and ev == "request":
+            return src, ev, None
+        return src, ev, [ev]
+
+    def check_cron(self, t: A.CronTrigger) -> dict | None:
+        expr = t.expr.value
+        ok = True
+        fields = expr.split()
+        if len(fields) != 5:
+            self.d.error("TRG303", f"a cron expression has 5 fields, this one has {len(fields)}", t.expr.span,
+                         'minute hour day-of-month month day-of-week, e.g. "0 3 * * 1-5"')
+            ok = False
+        else:
+            from croniter import croniter  # only rules with cron pay for the import
+
+            if not croniter.is_valid(expr):
+                self.d.error("TRG303", f"invalid cron expression {expr!r}", t.expr.span,
+                             'minute hour day-of-month month day-of-week, e.g. "0 3 * * 1-5"')
+                ok = False
+        tz = t.tz.value if t.tz else None
+        if tz is not None:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(tz)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                self.d.error("TRG305", f"unknown time zone '{tz}'", t.tz.span,
+                             'use an IANA name such as "Europe/Paris" or "UTC"')
+                ok = False
+        return {"cron": expr, "tz": tz or "UTC"} if ok else None
+
+    # ---- filters
+    def field_type(self, ctx, f: A.FieldPath) -> str | None:
+        """The catalogue type of a field, reporting TRG203; None when unknown or unchecked."""
+        if ctx is None:
+            return None
+        src, ev = ctx
+        typ = C.field_type(src, ev, f.parts)
+        if typ is None:
+            spec = C.get_source(src)
+            head = f.parts[0]
+            if len(f.parts) > 1 and head in spec.raw:
+                self.d.error("TRG203", f"'{f.dotted}' goes too deep: {head}.NAME is a string",
+                             f.span, f"write {head}.{f.parts[1]}")
+            elif len(f.parts) > 1 and C.field_type(src, ev, (head,)) is not None:
+                self.d.error("TRG203", f"field '{head}' has no members", f.span, f"compare '{head}' itself")
+            else:
+                names = C.field_names(src, ev)
+                trig = f"{src}.{ev}" if ev != "*" else f"{src}.*"
+                hint = did_you_mean(head, names)
+                if hint is None and head in ("payload", "headers", "query"):
+                    hint = f"{trig} events carry no raw body; fields: " + ", ".join(names)
+                self.d.error("TRG203", f"{trig} has no field '{head}'", f.span,
+                             hint or ("fields: " + ", ".join(names)))
+            return "?"
+        return typ
+
+    def lower(self, e: A.Expr, ctx) -> dict | None:
+        if isinstance(e, A.And):
+            return {"op": "and", "args": [self.lower(x, ctx) for x in e.items]}
+        if isinstance(e, A.Or):
+            return {"op": "or", "args": [self.lower(x, ctx) for x in e.items]}
+        if isinstance(e, A.Not):
+            return {"op": "not", "arg": self.lower(e.expr, ctx)}
+        if isinstance(e, A.Has):
+            self.field_type(ctx, e.field)
+            return {"op": "has", "field": e.field.dotted, "span": _sp(e.span)}
+        return self.lower_compare(e, ctx)
+
+    def lower_compare(self, c: A.Compare, ctx) -> dict:
+        typ = self.field_type(ctx, c.field)
+        val = self.value(c.value)
+        node = {"op": c.op, "field": c.field.dotted, "span": _sp(c.span)}
+        if c.op in ("~", "!~"):
+            pats = val if isinstance(val, list) else [val]
+            lowered = []
+            for p in pats:
+                if isinstance(p, str):
+                    self.glob_ok(p, c.value.span)
+                    lowered.append({"glob": p})
+                elif isinstance(p, _Regex):
+                    lowered.append({"regex": p["regex"], "flags": p["flags"]})
+                elif p is not None:
+                    self.d.error("TRG204", f"'{c.op}' takes a glob string, a /regex/ or a list of them, "
+                                 f"not {_TYPE_WORDS.get(_type_of(p), 'this')}", c.value.span,
+                                 'write a glob like "src/**/*.py" or a regex like /^v\\d+/')
+            node["value"] = lowered
+        else:
+            node["value"] = _plain(val)
+        if typ not in (None, "?") and val is not None:
+            self.type_check(c, typ, val)
+        return node
+
+    def type_check(self, c: A.Compare, typ: str, val: Any) -> None:
+        op, f = c.op, c.field.dotted
+        if typ == C.ANY:
+            return
+        if typ == C.MAP:
+            self.d.error("TRG205", f"'{f}' is a map: compare one of its keys", c.field.span,
+                         f"write {f}.NAME, or use: has {f}.NAME")
+            return
+        elem = C.STR if typ == C.LIST_STR else typ
+        vt = _type_of(val)
+        want = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("number",),
+                C.BOOL: ("bool",), C.DURATION: ("duration", "number")}.get(elem, ("str",))
+        tw = _TYPE_WORDS.get(typ, typ)
+
+        def mismatch(got: Any, hint: str | None = None):
+            gw = _TYPE_WORDS.get(_type_of(got), "this")
+            if hint is None and elem == C.STR and isinstance(got, (int, float)) and not isinstance(got, bool):
+                hint = f'write "{got}"' if not isinstance(got, _Dur) else None
+            if hint is None and elem in (C.INT, C.NUMBER) and isinstance(got, str) and re.fullmatch(r"-?\d+(\.\d+)?", got):
+                hint = f"write {got} without quotes"
+            if hint is None and elem == C.BOOL:
+                hint = "write true or false"
+            self.d.error("TRG204", f"'{f}' is {tw}, compared with {gw}", c.value.span, hint)
+
+        if op in ("=", "!="):
+            if vt == "list":
+                self.d.error("TRG204", f"'{op}' compares one value, not a list", c.value.span,
+                             f"use 'in' to test membership: {f} {'not in' if op == '!=' else 'in'} [...]")
+            elif vt not in want:
+                mismatch(val)
+        elif op in ("in", "not in"):
+            if vt != "list":
+                self.d.error("TRG204", f"'{op}' needs a list", c.value.span,
+                             f"write [{c.value.span and ''}...] or use '{'=' if op == 'in' else '!='}'")
+            else:
+                for x in val:
+                    if _type_of(x) not in want:
+                        mismatch(x)
+                        break
+        elif op in ("~", "!~"):
+            if elem not in (C.STR, C.TIME):
+                self.d.error("TRG205", f"'{op}' matches strings, and '{f}' is {tw}", c.op_span,
+                             "use = != < <= > >= or in" if elem != C.BOOL else "use = or !=")
+        else:  # < <= > >=
+            if elem not in (C.INT, C.NUMBER, C.DURATION, C.TIME):
+                self.d.error("TRG205", f"'{op}' compares numbers, durations and times, and '{f}' is {tw}",
+                             c.op_span, "use = != ~ or in")
+            elif vt not in want:
+                mismatch(val)
+
+    def literal_values(self, e: A.Expr | None, field_parts: tuple[str, ...], globs: bool = False) -> list[str]:
+        """String values the top-level conjunction pins a field to (``=``, ``in``, and ``~`` if globs)."""
+        out: list[str] = []
+        for c in _conjuncts(e):
+            if isinstance(c, A.Compare) and c.field.parts == field_parts:
+                ops = ("=", "in", "~") if globs else ("=", "in")
+                if c.op in ops:
+                    v = self.quiet_value(c.value)
+                    for x in (v if isinstance(v, list) else [v]):
+                        if isinstance(x, str):
+                            out.append(x)
+        return sorted(set(out))
+
+    def quiet_value(self, v: Any) -> Any:
+        if isinstance(v, A.Ref):
+            return self.p.lets.get(v.name)
+        if isinstance(v, A.ListLit):
+            return [self.quiet_value(x) for x in v.items]
+        return getattr(v, "value", None)
+
+    def http_route(self, r: A.Rule) -> str | None:
+        for c in _conjuncts(r.filter):
+            if isinstance(c, A.Compare) and c.field.parts == ("path",) and c.op in ("=", "~"):
+                v = self.quiet_value(c.value)
+                if isinstance(v, str):
+                    if not v.startswith("/"):
+                        self.d.error("TRG206", "a route path must start with '/'", c.value.span, f'write "/{v}"')
+                        return None
+                    return v
+        self.d.error("TRG206", "an HTTP rule must pin its route", r.trigger.span,
+                     'add path="/hook" (or a glob: path ~ "/hooks/*") to the rule')
+        return None
+
+    # ---- calls
+    def arg_value(self, v: Any, ctx) -> dict:
+        if isinstance(v, A.Placeholder):
+            self.check_placeholder(v, ctx)
+            return {"field": v.path.dotted}
+        return {"value": _plain(self.value(v))}
+
+    def check_placeholder(self, ph: A.Placeholder, ctx) -> None:
+        if ctx is None:
+            return
+        src, ev = ctx
+        if C.field_type(src, ev, ph.path.parts) is None:
+            trig = f"{src}.{ev}"
+            names = C.field_names(src, ev)
+            self.d.error("TRG403", f"{trig} events have no field '{ph.path.dotted}'", ph.span,
+                         did_you_mean(ph.path.parts[0], names) or "fields: " + ", ".join(names))
+
+    def bind_args(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, ctx, at: Span, what: str) -> dict:
+        params = [p.name.value for p in decl.params]
+        bound: dict[str, dict] = {}
+        named_seen = False
+        for i, a in enumerate(args):
+            val = self.arg_value(a.value, ctx)
+            if a.name is None:
+                if named_seen:
+                    self.d.error("TRG401", "a positional argument cannot follow a named one", a.span,
+                                 "put positional arguments first")
+                    continue
+                if i >= len(params):
+                    self.d.error("TRG401", f"too many arguments: {what} takes {len(params)}", a.span,
+                                 f"{what} has parameters ({', '.join(params)})" if params else f"{what} takes no arguments")
+                    continue
+                bound[params[i]] = val
+            else:
+                named_seen = True
+                n = a.name.value
+                if n not in params:
+                    self.d.error("TRG402", f"{what} has no parameter '{n}'", a.name.span,
+                                 did_you_mean(n, params) or ("parameters: " + ", ".join(params) if params else "it takes no arguments"))
+                    continue
+                if n in bound:
+                    self.d.error("TRG401", f"parameter '{n}' is given twice", a.name.span, None)
+                    continue
+                bound[n] = val
+        for p in decl.params:
+            n = p.name.value
+            if n not in bound:
+                if p.default is None:
+                    self.d.error("TRG404", f"missing argument '{n}' for {what}", at,
+                                 f"add: with {n}=<field> (or give the parameter a default)")
+                else:
+                    bound[n] = {"value": _plain(self.quiet_default(p.default))}
+        return {k: bound[k] for k in params if k in bound}
+
+    def quiet_default(self, v: Any) -> Any:
+        if isinstance(v, A.Duration):
+            return v.ms / 1000.0
+        if isinstance(v, A.Regex):
+            return v.pattern
+        return self.quiet_value(v)
+
+    # ---- policies
+    def check_policies(self, r: A.Rule, ctx, source: str | None) -> dict:
+        pol: dict[str, Any] = {"debounce": None, "busy": "queue", "timeout": DEFAULT_TIMEOUT_S,
+                               "retry": 0, "backoff": DEFAULT_BACKOFF_S, "dedupe": None}
+        if source == "file":
+            pol["debounce"] = DEFAULT_FILE_DEBOUNCE_S
+        seen: dict[str, Span] = {}
+        for p in r.policies:
+            if p.kind in seen:
+                self.d.error("TRG406", f"'{p.kind}' is given twice (first on line {seen[p.kind].start.line})",
+                             p.span, "each policy appears at most once per rule")
+                continue
+            seen[p.kind] = p.span
+            if p.kind == "debounce":
+                pol["debounce"] = self.positive_duration(p.value, "debounce")
+            elif p.kind == "timeout":
+                t = self.positive_duration(p.value, "timeout")
+                if t is not None:
+                    pol["timeout"] = t
+            elif p.kind == "busy":
+                mode = p.value.value
+                if mode not in BUSY_MODES:
+                    self.d.error("TRG407", f"busy takes queue, skip, restart or parallel, not '{mode}'",
+                                 p.value.span, did_you_mean(mode, BUSY_MODES))
+                else:
+                    pol["busy"] = mode
+            elif p.kind == "retry":
+                n = self.value(p.value)
+                if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                    self.d.error("TRG407", "retry takes a whole number of re-runs (0 or more)", p.value.span, None)
+                else:
+                    if n > 100:
+                        self.d.error("TRG407", f"retry {n} is more than 100 re-runs", p.value.span, "use at most 100")
+                    pol["retry"] = n
+                if p.extra is not None:
+                    b = self.positive_duration(p.extra, "backoff")
+                    if b is not None:
+                        pol["backoff"] = b
+            elif p.kind == "dedupe":
+                self.check_placeholder(p.key, ctx)
+                d = self.positive_duration(p.extra, "dedupe ... for")
+                pol["dedupe"] = {"field": p.key.path.dotted, "for": d}
+        return pol
+
+    # ------------------------------------------------------------------ routes and sources
+    def check_routes(self) -> None:
+        """Webhook routes with no secret (TRG209) and conflicting declarations (TRG210)."""
+        by_kind: dict[str, list[A.SourceDecl]] = {}
+        for s in self.p.sources:
+            by_kind.setdefault(s.kind.value, []).append(s)
+        for kind in ("file",):
+            for s in by_kind.get(kind, [])[1:]:
+                self.d.error("TRG210", f"source {kind} is declared twice", s.kind.span, "merge the two declarations")
+        for kind in WEBHOOK_KINDS:
+            paths: dict[str, A.SourceDecl] = {}
+            for s in by_kind.get(kind, []):
+                p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), DEFAULT_ROUTES[kind])
+                if p in paths:
+                    self.d.error("TRG210", f"route {p} is declared twice", s.kind.span, "give each source its own path=")
+                paths[p] = s
+        ports = {}
+        for s in self.p.sources:
+            for o in s.options:
+                if o.name.value in ("host", "port"):
+                    v = self.quiet_value(o.value)
+                    if o.name.value in ports and ports[o.name.value][0] != v:
+                        self.d.error("TRG210", f"{o.name.value} is set to two different values", o.value.span,
+                                     f"the HTTP server listens on one {o.name.value}: first set on line {ports[o.name.value][1]}")
+                    ports.setdefault(o.name.value, (v, o.span.start.line))
+        # unprotected webhook routes
+        used_kinds = {r.source for r in self.p.rules}
+        needs_ci = "ci" in used_kinds
+        protect = {"github": ("secret",), "gitlab": ("token",), "ci": ("token", "hmac"), "http": ("token", "hmac")}
+        for kind in WEBHOOK_KINDS:
+            decls = by_kind.get(kind, [])
+            active = kind in used_kinds or (needs_ci and (kind == "ci" or decls))
+            if not active:
+                continue
+            if not decls:
+                first = next((r for r in self.p.rules if r.source == kind or (r.source == "ci" and kind == "ci")), None)
+                span = first.ast.trigger.span if first else self.m.span
+                self.d.warning("TRG209", f"the {kind} route {DEFAULT_ROUTES[kind]} has no secret: anyone who can reach it can trigger runs",
+                               span, f"declare: source {kind} {protect[kind][0]}=NAME (with secret NAME = env \"VAR\")")
+            for s in decls:
+                if not any(o.name.value in protect[kind] for o in s.options):
+                    self.d.warning("TRG209", f"source {kind} has no {' or '.join(protect[kind])}: anyone who can reach it can trigger runs",
+                                   s.kind.span, f"add {protect[kind][0]}=NAME")
+        http_rules = [r for r in self.p.rules if r.source == "http" and r.route]
+        decls = by_kind.get("http", [])
+        for r in http_rules:
+            if not any(self.http_decl_covers(s, r.route) and any(o.name.value in ("token", "hmac") for o in s.options) for s in decls):
+                self.d.warning("TRG209", f"route {r.route} has no token or hmac: anyone who can reach it can trigger runs",
+                               r.ast.trigger.span, f'declare: source http path="{r.route}" token=NAME')
+
+    def http_decl_covers(self, s: A.SourceDecl, route: str) -> bool:
+        p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None)
+        if p is None:
+            return True
+        if p == route:
+            return True
+        try:
+            return bool(compile_glob(p).match(route)) or literal_prefix(route).startswith(literal_prefix(p)) and "*" in p
+        except PatternError:
+            return False
+
+    # ------------------------------------------------------------------ 6. lints
+    def lint_never(self, r: A.Rule, ctx) -> None:
+        """Contradictory equality constraints on one scalar field in the top-level conjunction."""
+        eq: dict[str, tuple[Any, A.Compare]] = {}
+        allowed: dict[str, set] = {}
+        ne: dict[str, list[tuple[Any, A.Compare]]] = {}
+        for c in _conjuncts(r.filter):
+            if not isinstance(c, A.Compare):
+                continue
+            if ctx is not None:
+                t = C.field_type(ctx[0], ctx[1], c.field.parts)
+                if t in (C.LIST_STR, None):
+                    continue  # any-element semantics: two conditions may hold on two elements
+            f = c.field.dotted
+            v = self.quiet_value(c.value)
+            key = lambda x: (type(x).__name__, x) if not isinstance(x, list) else None  # noqa: E731
+            if c.op == "=" and not isinstance(v, list) and v is not None:
+                if f in eq and key(eq[f][0]) != key(v):
+                    self.never(r, c, f"'{f}' cannot be both {eq[f][0]!r} and {v!r}")
+                    return
+                eq.setdefault(f, (v, c))
+            elif c.op == "in" and isinstance(v, list):
+                s = {key(x) for x in v if not isinstance(x, list)}
+                allowed[f] = allowed[f] & s if f in allowed else s
+                if not allowed[f]:
+                    self.never(r, c, f"no value of '{f}' is in every list")
+                    return
+            elif c.op == "!=" and not isinstance(v, list):
+                ne.setdefault(f, []).append((v, c))
+        for f, (v, c) in eq.items():
+            k = (type(v).__name__, v)
+            if f in allowed and k not in allowed[f]:
+                self.never(r, c, f"'{f}' = {v!r} is not in the list it must also be in")
+                return
+            for nv, nc in ne.get(f, []):
+                if (type(nv).__name__, nv) == k:
+                    self.never(r, nc, f"'{f}' cannot be both = and != {v!r}")
+                    return
+
+    def never(self, r: A.Rule, c: A.Compare, why: str) -> None:
+        self.d.error("TRG501", f"rule '{r.name}' can never match: {why}", c.span,
+                     "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
+
+    def lint_identical(self) -> None:
+        seen: dict[Any, CheckedRule] = {}
+        for cr in self.p.rules:
+            a = cr.ast
+            key = (a.trigger, a.filter, a.action, a.args, a.policies)
+            try:
+                hash(key)
+            except TypeError:  # pragma: no cover
+                continue
+            if key in seen:
+                first = seen[key]
+                self.d.warning("TRG502", f"rule '{cr.name}' is identical to rule '{first.name}' (line {first.ast.span.start.line}): "
+                               "every event runs the action twice", a.label.span if a.label else a.trigger.span,
+                               "remove one of them")
+            else:
+                seen[key] = cr
+
+    def lint_unused(self) -> None:
+        for name, decl in self.let_decls.items():
+            if name not in self.used_lets:
+                self.d.warning("TRG105", f"let '{name}' is never used", decl.name.span, "remove it, or use it in a rule")
+        for decl in self.m.decls:
+            if isinstance(decl, A.Secret) and decl.name.value not in self.used_secrets and self.p.secrets.get(decl.name.value) is decl:
+                self.d.warning("TRG106", f"secret '{decl.name.value}' is never used", decl.name.span,
+                               "use it in a source (secret=, token=, hmac=) or an http action, or remove it")
+            if isinstance(decl, A.ActionDecl) and decl.name.value not in self.used_actions and self.p.actions.get(decl.name.value) is decl:
+                self.d.warning("TRG107", f"action '{decl.name.value}' is never run", decl.name.span,
+                               "run it from a rule, or remove it")
+        used_sources = {r.source for r in self.p.rules}
+        for s in self.p.sources:
+            k = s.kind.value
+            if C.get_source(k) is None:
+                continue
+            used = k in used_sources or ("ci" in used_sources and k in WEBHOOK_KINDS)
+            if not used:
+                self.d.warning("TRG108", f"source {k} is declared but no rule listens to it", s.kind.span,
+                               f"add a rule on {k}.EVENT, or remove the declaration")
+
+
+def _conjuncts(e: A.Expr | None) -> list[A.Expr]:
+    if e is None:
+        return []
+    if isinstance(e, A.And):
+        return list(e.items)
+    return [e]
+
+
+def _sp(s: Span) -> list[int]:
+    return [s.start.line, s.start.column, s.end.line, s.end.column]
+
+
+def check(module: A.Module, diags: Diagnostics, imported: Program | None = None) -> Program:
+    """Check a parsed module; problems go to ``diags``. Never raises for bad input."""
+    return Checker(module, diags, imported).run()

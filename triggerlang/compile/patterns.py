@@ -1,0 +1,102 @@
+"""Glob and regex patterns, the one definition used by the checker, matcher and sources.
+
+Globs (SPEC §3): ``*`` matches within one path segment, ``**`` across segments (``a/**``
+is everything under ``a``; ``**/x`` is ``x`` in any folder, the top one included), ``?``
+one character other than ``/``, ``[abc]`` / ``[a-z]`` / ``[!abc]`` a character class.
+A glob matches the whole string. Regexes are Python ``re`` searches (not anchored), with
+flags ``i``, ``m``, ``s``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+
+class PatternError(ValueError):
+    """An invalid glob or regex: ``column`` is the 0-based offset of the problem, if known."""
+
+    def __init__(self, message: str, column: int | None = None):
+        super().__init__(message)
+        self.column = column
+
+
+def glob_to_regex(glob: str) -> str:
+    """Translate a glob to an anchored regex source; raises PatternError if malformed."""
+    out, i, n = ["(?s:"], 0, len(glob)
+    while i < n:
+        c = glob[i]
+        if c == "*":
+            if i + 1 < n and glob[i + 1] == "*":
+                # '**/' -> any number of whole segments; trailing '**' -> anything
+                if i + 2 < n and glob[i + 2] == "/":
+                    out.append("(?:.*/)?")
+                    i += 3
+                else:
+                    out.append(".*")
+                    i += 2
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i + 1
+            if j < n and glob[j] in "!^":
+                j += 1
+            if j < n and glob[j] == "]":
+                j += 1
+            while j < n and glob[j] != "]":
+                j += 1
+            if j >= n:
+                raise PatternError("unclosed '[' in glob", i)
+            body = glob[i + 1:j]
+            neg = body[:1] in ("!", "^")
+            if neg:
+                body = body[1:]
+            body = body.replace("\\", "\\\\")
+            out.append(f"[{'^/' if neg else ''}{body}]")
+            i = j
+        elif c == "\\" and i + 1 < n:
+            out.append(re.escape(glob[i + 1]))
+            i += 1
+        else:
+            out.append(re.escape(c))
+        i += 1
+    out.append(")\\Z")
+    return "".join(out)
+
+
+@lru_cache(maxsize=65536)
+def compile_glob(glob: str) -> re.Pattern:
+    try:
+        return re.compile(glob_to_regex(glob))
+    except re.error as e:  # a class like [z-a]
+        raise PatternError(f"invalid glob: {e.msg}", None) from None
+
+
+_FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL}
+
+
+@lru_cache(maxsize=65536)
+def compile_regex(pattern: str, flags: str = "") -> re.Pattern:
+    f = 0
+    for ch in flags:
+        if ch not in _FLAGS:
+            raise PatternError(f"unknown regex flag '{ch}' (use i, m, s)", None)
+        f |= _FLAGS[ch]
+    try:
+        return re.compile(pattern, f)
+    except re.error as e:
+        raise PatternError(f"invalid regex: {e.msg}", e.pos) from None
+
+
+def literal_prefix(glob: str) -> str:
+    """The part of a glob before its first wildcard (used for watch roots and indexes)."""
+    for i, c in enumerate(glob):
+        if c in "*?[\\":
+            return glob[:i]
+    return glob
+
+
+def is_literal(glob: str) -> bool:
+    return literal_prefix(glob) == glob

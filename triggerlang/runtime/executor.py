@@ -1,0 +1,566 @@
+"""Runs one action safely: ``exec``, ``shell`` or ``http`` (SPEC §5).
+
+Using it
+--------
+The engine builds a :class:`RunRequest` from the journal's run row, the manifest's action
+spec and the event, then::
+
+    running = await start_action(req)     # returns once the process is spawned
+    result = await running.wait()         # RunResult(status, exit_code, error)
+    # or, for busy=restart / shutdown:
+    result = await running.cancel(grace=5.0)
+
+:func:`start_action` never raises for a problem of the run itself (program not found, a
+missing input, a bad URL): it returns a :class:`RunningAction` that is already finished
+with status ``failed`` and the reason in ``error`` (also written to the log). The result
+``status`` is one of ``succeeded``, ``failed``, ``timed_out``, ``cancelled``: exactly what
+:meth:`Journal.mark_finished` takes.
+
+Action specs (the manifest's ``"actions"`` entries)
+-----------------------------------------------------
+``{"kind": "exec", "params": [{"name": "sha"}, {"name": "stage", "default": "staging"}],
+"argv": [{"value": "./deploy.sh"}, {"param": "sha"}], "cwd": "dir" | null, "env": {...}}``
+    argv is built from the spec only: ``{"value"}`` is a literal, ``{"param"}`` the input.
+    A string input is one argument; a number or boolean its JSON text (``true``); ``null``
+    the empty string; a list one argument per item, in place. Never through a shell. A
+    relative program with a ``/`` (``./deploy.sh``) is relative to ``base_dir``; a bare
+    name is looked up on ``PATH``.
+``{"kind": "shell", "script": "...", "params": [...], "cwd": ..., "env": {...}}``
+    ``/bin/sh -c script``; inputs reach the script only as ``TRG_INPUT_<NAME>`` variables.
+``{"kind": "http", "method": "post", "url": "...", "secret": "name" | null, "params": [...]}``
+    POSTs ``{run_id, rule, action, inputs, event}`` as JSON; with a secret, the header
+    ``X-Triggerlang-Signature: sha256=<hex HMAC-SHA256 of the body>`` (key: the secret's
+    value from ``RunRequest.secrets``). ``exit_code`` is the HTTP status: 2xx is
+    ``succeeded``, any other status ``failed`` (redirects are not followed); a network
+    error is ``failed`` with ``exit_code`` None.
+
+Inputs missing from ``RunRequest.inputs`` take the parameter's ``default``; a parameter
+used in argv with neither is a ``failed`` run.
+
+Processes
+---------
+Every exec/shell run inherits ``os.environ``, plus the action's ``env``, plus
+``TRG_RUN_ID``, ``TRG_RULE``, ``TRG_EVENT_ID``, ``TRG_EVENT_SOURCE``, ``TRG_EVENT_TYPE``
+and ``TRG_INPUT_<NAME>`` per input (name upper-cased, ``-`` -> ``_``; strings as is,
+anything else as JSON text). The event JSON is written to its stdin, which is then
+closed. stdout and stderr go to ``log_path`` (parents created), after a header line that
+shows the argv (inputs are never secrets, and secret values are never written).
+
+The run gets its own session and process group (``start_new_session``). On timeout or
+cancel the whole group gets SIGTERM, then SIGKILL after the grace period (5 s for a
+timeout, SPEC §3); the process is always reaped. A process that dies of signal N reports
+``exit_code`` 128+N, as a shell would.
+
+When the run's process exits on its own, anything it left running in the background keeps
+running (a script may start a daemon on purpose); the run is over.
+
+Orphans in the group (a ``cmd &`` that outlives its shell) are reparented to PID 1, which
+reaps them once dead; under an init that does not reap, they linger as zombies, which
+hold no resources and are not counted as "still running" here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import shlex
+import signal
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+KILL_GRACE = 5.0
+"""Seconds between SIGTERM and SIGKILL when a run times out (SPEC §3 ``timeout``)."""
+
+HTTP_LOG_BODY_LIMIT = 64 * 1024
+"""How much of an HTTP action's response body goes to the log."""
+
+_POLL = 0.02
+
+
+@dataclass
+class RunRequest:
+    """Everything needed to run one action once. ``timeout`` is in seconds (None: none);
+    ``secrets`` maps secret names to values (only http actions read it)."""
+
+    run_id: int
+    rule: str
+    action_name: str
+    action: dict[str, Any]
+    inputs: dict[str, Any]
+    event: dict[str, Any]
+    base_dir: Path
+    log_path: Path
+    timeout: float | None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    attempt: int = 1
+    kill_grace: float = KILL_GRACE
+
+
+@dataclass
+class RunResult:
+    """How a run ended: ``succeeded``, ``failed``, ``timed_out`` or ``cancelled``."""
+
+    status: str
+    exit_code: int | None
+    error: str | None = None
+
+
+class ActionError(Exception):
+    """A run that cannot start (bad spec, missing input, spawn failure); becomes ``failed``."""
+
+
+class RunningAction:
+    """A started run. Await :meth:`wait` for its result, or :meth:`cancel` it.
+
+    ``pid`` and ``pgid`` are the process (and its group) for exec/shell runs, None for
+    http runs and runs that failed to start.
+    """
+
+    def __init__(self, req: RunRequest) -> None:
+        self.req = req
+        self.run_id = req.run_id
+        self.pid: int | None = None
+        self.pgid: int | None = None
+        self.started = time.monotonic()
+        self._task: asyncio.Task[RunResult] | None = None
+        self._result: RunResult | None = None
+        self._cancel_requested = asyncio.Event()
+        self._cancel_grace = KILL_GRACE
+
+    @classmethod
+    def finished(cls, req: RunRequest, result: RunResult) -> "RunningAction":
+        ra = cls(req)
+        ra._result = result
+        return ra
+
+    def done(self) -> bool:
+        if self._result is not None:
+            return True
+        return self._task is not None and self._task.done()
+
+    async def wait(self) -> RunResult:
+        """The result, once the run has ended and its process was reaped.
+
+        Cancelling the awaiting task does not stop the run: use :meth:`cancel`.
+        """
+        if self._result is not None:
+            return self._result
+        assert self._task is not None
+        self._result = await asyncio.shield(self._task)
+        return self._result
+
+    async def cancel(self, grace: float = KILL_GRACE) -> RunResult:
+        """Stop the run: SIGTERM to its process group, SIGKILL after ``grace`` seconds.
+
+        Returns the result, status ``cancelled`` unless the run had already ended.
+        """
+        if self._result is None and self._task is not None and not self._task.done():
+            self._cancel_grace = grace
+            self._cancel_requested.set()
+        return await self.wait()
+
+
+async def start_action(req: RunRequest) -> RunningAction:
+    """Start the action of ``req``; returns once it runs (or has failed to start)."""
+    kind = req.action.get("kind")
+    try:
+        inputs = _bind_inputs(req.action, req.inputs)
+        if kind == "exec":
+            argv = _exec_argv(req, inputs)
+            return await _start_process(req, argv, inputs, f"exec {shlex.join(argv)}")
+        if kind == "shell":
+            script = req.action.get("script")
+            if not isinstance(script, str):
+                raise ActionError("the shell action has no script")
+            return await _start_process(req, ["/bin/sh", "-c", script], inputs, f"shell {script!r}")
+        if kind == "http":
+            return _start_http(req, inputs)
+        raise ActionError(f"unknown action kind {kind!r}")
+    except ActionError as e:
+        _log_line(req.log_path, f"# run {req.run_id} could not start: {e}")
+        return RunningAction.finished(req, RunResult("failed", None, str(e)))
+
+
+# -- inputs and argv ----------------------------------------------------------------------
+
+def _bind_inputs(action: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for p in action.get("params") or []:
+        if isinstance(p, Mapping) and "default" in p and isinstance(p.get("name"), str):
+            inputs[p["name"]] = p["default"]
+    inputs.update(given)
+    return inputs
+
+
+def _arg_text(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return ""
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _env_text(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+def input_env_name(name: str) -> str:
+    """``TRG_INPUT_<NAME>`` for a parameter name (upper-cased, ``-`` -> ``_``)."""
+    return "TRG_INPUT_" + name.upper().replace("-", "_")
+
+
+def _exec_argv(req: RunRequest, inputs: Mapping[str, Any]) -> list[str]:
+    argv: list[str] = []
+    for item in req.action.get("argv") or []:
+        if "value" in item:
+            argv.append(_arg_text(item["value"]))
+        elif "param" in item:
+            name = item["param"]
+            if name not in inputs:
+                raise ActionError(f"the action {req.action_name} has no value for its parameter {name!r}")
+            v = inputs[name]
+            if isinstance(v, list):
+                argv.extend(_arg_text(x) for x in v)
+            else:
+                argv.append(_arg_text(v))
+        else:
+            raise ActionError(f"bad argv item {item!r} in the action {req.action_name}")
+    if not argv or not argv[0]:
+        raise ActionError(f"the action {req.action_name} has no program to run")
+    prog = argv[0]
+    if "/" in prog and not os.path.isabs(prog):
+        argv[0] = str(Path(req.base_dir) / prog)
+    return argv
+
+
+def _run_env(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    for k, v in (req.action.get("env") or {}).items():
+        env[str(k)] = _env_text(v)
+    ev = req.event or {}
+    env.update({
+        "TRG_RUN_ID": str(req.run_id),
+        "TRG_RULE": req.rule,
+        "TRG_EVENT_ID": str(ev.get("id", "")),
+        "TRG_EVENT_SOURCE": str(ev.get("source", "")),
+        "TRG_EVENT_TYPE": str(ev.get("type", "")),
+    })
+    for name, v in inputs.items():
+        env[input_env_name(name)] = _env_text(v)
+    return env
+
+
+def _cwd(req: RunRequest) -> Path:
+    cwd = req.action.get("cwd")
+    return Path(req.base_dir) / cwd if cwd else Path(req.base_dir)
+
+
+def _event_bytes(event: Mapping[str, Any]) -> bytes:
+    try:
+        return json.dumps(event, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: fall back to \u escapes
+        return json.dumps(event, ensure_ascii=True).encode("ascii")
+
+
+# -- the log ------------------------------------------------------------------------------
+
+def _open_log(path: Path):
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab", buffering=0)
+    except OSError as e:
+        raise ActionError(f"cannot open the log file {path}: {e.strerror or e}") from None
+
+
+def _log_line(path: Path, line: str) -> None:
+    with contextlib.suppress(OSError):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab") as f:
+            f.write((line.rstrip("\n") + "\n").encode("utf-8", "replace"))
+
+
+# -- exec and shell -----------------------------------------------------------------------
+
+async def _start_process(req: RunRequest, argv: list[str], inputs: Mapping[str, Any],
+                         what: str) -> RunningAction:
+    env = _run_env(req, inputs)
+    cwd = _cwd(req)
+    log = _open_log(req.log_path)
+    try:
+        log.write(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
+                  f"{what}\n".encode("utf-8", "replace"))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                cwd=str(cwd), env=env, start_new_session=True, close_fds=True)
+        except FileNotFoundError as e:
+            missing = e.filename if e.filename else argv[0]
+            if not cwd.is_dir():
+                raise ActionError(f"the working directory {cwd} does not exist") from None
+            raise ActionError(f"program not found: {missing}") from None
+        except PermissionError:
+            raise ActionError(f"cannot execute {argv[0]}: permission denied") from None
+        except NotADirectoryError:
+            raise ActionError(f"the working directory {cwd} is not a directory") from None
+        except ValueError as e:  # embedded NUL byte in an argument or variable
+            raise ActionError(f"cannot start {argv[0]}: {e}") from None
+        except OSError as e:
+            raise ActionError(f"cannot start {argv[0]}: {e.strerror or e}") from None
+    finally:
+        log.close()
+    ra = RunningAction(req)
+    ra.pid = ra.pgid = proc.pid
+    ra._task = asyncio.create_task(_supervise(ra, proc), name=f"triggerlang-run-{req.run_id}")
+    return ra
+
+
+async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+        proc.stdin.close()
+
+
+async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process) -> RunResult:
+    req = ra.req
+    feeder = asyncio.create_task(_feed_stdin(proc, _event_bytes(req.event)))
+    exited = asyncio.create_task(proc.wait())
+    cancel = asyncio.create_task(ra._cancel_requested.wait())
+    reason: str | None = None
+    try:
+        timeout = req.timeout if req.timeout is not None and req.timeout > 0 else None
+        done, _ = await asyncio.wait({exited, cancel}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if exited not in done:
+            if cancel in done:
+                reason, grace = "cancelled", ra._cancel_grace
+            else:
+                reason, grace = "timed_out", req.kill_grace
+            await _stop_group(proc, grace)
+        rc = await exited
+    finally:
+        for t in (cancel, feeder):
+            t.cancel()
+        if not exited.done():  # the supervisor itself was cancelled: never leave a run behind
+            await asyncio.shield(_stop_group(proc, 0))
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        with contextlib.suppress(asyncio.CancelledError):
+            await cancel
+    elapsed = time.monotonic() - ra.started
+    code, sig = _exit_code(rc)
+    if reason == "timed_out":
+        result = RunResult("timed_out", code, f"timed out after {_secs(req.timeout or 0)}")
+    elif reason == "cancelled":
+        result = RunResult("cancelled", code, "cancelled")
+    elif rc == 0:
+        result = RunResult("succeeded", 0)
+    elif sig:
+        result = RunResult("failed", code, f"killed by {sig}")
+    else:
+        result = RunResult("failed", code, f"exited with code {code}")
+    _log_line(req.log_path, f"# run {req.run_id} {result.status}"
+              f"{'' if code is None else f' (exit code {code})'} after {elapsed:.3f}s")
+    return result
+
+
+def _exit_code(rc: int) -> tuple[int, str | None]:
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return 128 - rc, name
+    return rc, None
+
+
+def _secs(t: float) -> str:
+    return f"{t:g}s"
+
+
+def group_alive(pgid: int) -> bool:
+    """True while some process of group ``pgid`` is alive (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) >= 3 and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the run's process group, SIGKILL it after ``grace``, reap the leader."""
+    pgid = proc.pid
+    _killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + max(0.0, grace)
+    while time.monotonic() < deadline:
+        if proc.returncode is not None and not group_alive(pgid):
+            return
+        await asyncio.sleep(_POLL)
+    _killpg(pgid, signal.SIGKILL)
+    await proc.wait()
+    # SIGKILL cannot be caught; give the kernel a moment to take the rest of the group down.
+    deadline = time.monotonic() + 1.0
+    while group_alive(pgid) and time.monotonic() < deadline:
+        await asyncio.sleep(_POLL)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+# -- http ---------------------------------------------------------------------------------
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a 3xx then surfaces as an HTTPError: the run fails with that status
+
+
+def sign(secret: str | bytes, body: bytes) -> str:
+    """The ``X-Triggerlang-Signature`` value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _redacted(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        parts = parts._replace(netloc="***@" + host)
+    return urllib.parse.urlunsplit(parts)
+
+
+def _start_http(req: RunRequest, inputs: Mapping[str, Any]) -> RunningAction:
+    spec = req.action
+    url = spec.get("url")
+    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ActionError(f"the action {req.action_name} needs an http:// or https:// URL, not {url!r}")
+    method = str(spec.get("method") or "post").upper()
+    body = json.dumps({"run_id": req.run_id, "rule": req.rule, "action": req.action_name,
+                       "inputs": inputs, "event": req.event},
+                      ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    headers = {"Content-Type": "application/json", "User-Agent": "triggerlang",
+               "X-Triggerlang-Run": str(req.run_id)}
+    secret_name = spec.get("secret")
+    if secret_name:
+        if secret_name not in req.secrets:
+            raise ActionError(f"the secret {secret_name!r} of the action {req.action_name} has no value")
+        headers["X-Triggerlang-Signature"] = sign(req.secrets[secret_name], body)
+    for k, v in (spec.get("headers") or {}).items():
+        headers[str(k)] = str(v)
+    _log_line(req.log_path, f"# run {req.run_id} rule {req.rule} action {req.action_name} "
+              f"attempt {req.attempt}: http {method} {_redacted(url)}"
+              f"{' (signed)' if secret_name else ''}")
+    ra = RunningAction(req)
+    ra._task = asyncio.create_task(_supervise_http(ra, method, url, headers, body),
+                                   name=f"triggerlang-run-{req.run_id}")
+    return ra
+
+
+def _http_call(method: str, url: str, headers: dict[str, str], body: bytes,
+               timeout: float | None) -> tuple[int, str, bytes, bool]:
+    """Blocking: (status, reason, first 64 KiB of the body, truncated?)."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
+    try:
+        resp = opener.open(request, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        resp = e
+    with resp:
+        data = resp.read(HTTP_LOG_BODY_LIMIT + 1) or b""
+        return resp.status, str(resp.reason or ""), data[:HTTP_LOG_BODY_LIMIT], len(data) > HTTP_LOG_BODY_LIMIT
+
+
+def _in_daemon_thread(fn: Any, *args: Any) -> asyncio.Future:
+    """Run a blocking call in its own daemon thread.
+
+    Not ``asyncio.to_thread``: a cancelled or timed-out request may block its thread until
+    the socket times out, and the loop's shutdown waits for the default executor.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            fut.set_result(value) if ok else fut.set_exception(value)
+
+    def work() -> None:
+        try:
+            value, ok = fn(*args), True
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            value, ok = e, False
+        with contextlib.suppress(RuntimeError):  # the loop may be closed by now
+            loop.call_soon_threadsafe(settle, ok, value)
+
+    threading.Thread(target=work, name="triggerlang-http-action", daemon=True).start()
+    return fut
+
+
+async def _supervise_http(ra: RunningAction, method: str, url: str, headers: dict[str, str],
+                          body: bytes) -> RunResult:
+    req = ra.req
+    timeout = req.timeout if req.timeout is not None and req.timeout > 0 else None
+    call = _in_daemon_thread(_http_call, method, url, headers, body, timeout)
+    cancel = asyncio.create_task(ra._cancel_requested.wait())
+    try:
+        done, _ = await asyncio.wait({call, cancel}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        cancel.cancel()
+    if call in done:
+        try:
+            status, reason, data, truncated = call.result()
+        except Exception as e:  # URLError, socket timeout, connection reset...
+            err = getattr(e, "reason", None) or e
+            if isinstance(err, TimeoutError) or "timed out" in str(err):
+                result = RunResult("timed_out", None, f"timed out after {_secs(timeout or 0)}")
+            else:
+                result = RunResult("failed", None, f"{method} {_redacted(url)} failed: {err}")
+            _log_line(req.log_path, f"# {result.error}")
+        else:
+            text = data.decode("utf-8", "replace")
+            _log_line(req.log_path, f"# HTTP {status} {reason}")
+            if text:
+                _log_line(req.log_path, text + ("\n# (response body truncated at 64 KiB)" if truncated else ""))
+            if 200 <= status < 300:
+                result = RunResult("succeeded", status)
+            else:
+                result = RunResult("failed", status, f"HTTP {status} {reason}".rstrip())
+    else:
+        # The daemon thread finishes on its own (its socket has the same timeout).
+        call.cancel()
+        if cancel.done() and not cancel.cancelled():
+            result = RunResult("cancelled", None, "cancelled")
+        else:
+            result = RunResult("timed_out", None, f"timed out after {_secs(timeout or 0)}")
+        _log_line(req.log_path, f"# {result.error}")
+    _log_line(req.log_path, f"# run {req.run_id} {result.status} after {time.monotonic() - ra.started:.3f}s")
+    return result

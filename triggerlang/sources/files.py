@@ -1,0 +1,354 @@
+"""The file source: file-system changes under a root become ``file.*`` events (SPEC §4).
+
+Manifest section: ``{"root": ".", "roots": ["src", "."], "ignore": ["*.log", "build/**"],
+"state_dir": ".triggerlang"}``. ``root`` is relative to the rules file's folder; ``roots``
+(the literal prefixes of the rules' ``path`` globs) are relative to ``root``.
+
+Algorithm
+---------
+1. **Watch set.** Each root is resolved (``realpath``). A root that does not exist yet is
+   replaced by its nearest existing parent, so that its creation and everything later
+   written in it are seen; roots inside other roots are dropped (one watcher, one event
+   per change). A root outside ``root`` is ignored with a warning.
+2. **Watching.** One ``watchfiles.awatch`` over the watch set (inotify/FSEvents, recursive),
+   with ``step`` 50 ms and ``debounce`` 100 ms: a burst is yielded once it has been quiet
+   for 50 ms, a continuous stream at least every 100 ms. watchfiles' own default filter is
+   off; this module filters. ``start()`` returns once the native watcher is live (the
+   first time it polls the stop flag), so a change made right after ``start()`` is seen.
+   ``stop()`` sets the stop flag, which the watcher checks every step.
+3. **Filtering.** A change is dropped when its path is outside ``root`` once symlinks are
+   resolved (``os.path.realpath``), is not under one of the configured roots, has a
+   ``.git`` segment, is (or is under) the state directory (the context's and the
+   manifest's), is an editor or OS temporary file (``*.swp`` ``*.swo`` ``*.swx`` ``*~``
+   ``.#*`` ``4913`` ``*.tmp`` ``.DS_Store``, JetBrains' ``*___jb_tmp___``, anything under
+   ``__pycache__/``), or matches an ``ignore`` glob. Globs: ``*`` and ``?`` stay within a
+   segment, ``**`` spans segments, ``[abc]`` is a class; a glob without ``/`` is tried
+   against every segment (``*.log`` anywhere, ``node_modules`` and all below it), one
+   with ``/`` is anchored at ``root`` and also covers everything below what it matches.
+4. **One event per path.** watchfiles reports a *set* of ``(change, path)`` per batch; the
+   changes of one path are folded into one event: ``added`` → ``created``, ``modified`` →
+   ``modified``, ``deleted`` → ``deleted``; ``added`` with ``modified`` → ``created``;
+   ``deleted`` of a path that exists again → ``modified`` (it was replaced); a path added
+   and deleted within the batch and gone now was transient and is dropped. ``modified`` of a directory (a metadata change) is dropped; directories
+   are created and deleted like files. Events go out sorted by path.
+
+   Data: ``path`` (relative to ``root``, ``/`` separators), ``name`` (basename), ``ext``
+   (without the dot, ``""`` if none; ``.bashrc`` has none), ``change``.
+
+Known limits: an editor that saves by writing a temporary file and renaming it over the
+original produces ``created`` for the original (the kernel reports a new file); watching
+a missing root's parent may watch more than needed until restart. Run debounce is the
+engine's job, not this source's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ..events import Event
+from .base import Source, SourceContext
+
+__all__ = ["FileSource", "compile_glob", "IgnoreRules"]
+
+_TEMP_NAMES = re.compile(
+    r"""^(?:
+        .*\.sw[a-p]$ | .*\.swx$ | .*~$ | \.\#.* | 4913 | .*\.tmp$ | \.DS_Store$
+      | .*___jb_(?:tmp|old|bak)___$ | \.goutputstream-.* | .*\.kate-swp$
+    )$""",
+    re.X,
+)
+_ALWAYS_SKIP_DIRS = frozenset({".git", "__pycache__"})
+_CHANGE = {1: "created", 2: "modified", 3: "deleted"}  # watchfiles.Change values
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """A regex for a path glob: ``*`` ``?`` in a segment, ``**`` across segments, ``[..]``."""
+    i, n, out = 0, len(pattern), []
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**", i):
+            j = i + 2
+            at_start = i == 0 or pattern[i - 1] == "/"
+            if at_start and j < n and pattern[j] == "/":
+                out.append("(?:.*/)?")  # '**/' : zero or more whole segments
+                i = j + 1
+                continue
+            if at_start and j == n and i > 0:
+                out.pop()  # '/**' at the end: the folder itself or anything below
+                out.append("(?:/.*)?")
+                i = j
+                continue
+            out.append(".*")
+            i = j
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = pattern.find("]", i + 2 if pattern[i + 1:i + 2] in ("!", "^") else i + 1)
+            if j < 0:
+                out.append(re.escape(c))
+                i += 1
+                continue
+            body = pattern[i + 1:j]
+            if body[:1] in ("!", "^"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.S)
+
+
+class IgnoreRules:
+    """The manifest's ``ignore`` globs (see the module docstring for their semantics)."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.anywhere: list[re.Pattern[str]] = []   # no '/': tried against each segment
+        self.anchored: list[re.Pattern[str]] = []   # with '/': against the path and its parents
+        for p in patterns:
+            p = str(p).strip()
+            if not p:
+                continue
+            p = p.rstrip("/") or p
+            if p.startswith("/"):
+                p = p.lstrip("/")
+                self.anchored.append(compile_glob(p))
+            elif "/" in p:
+                self.anchored.append(compile_glob(p))
+            else:
+                self.anywhere.append(compile_glob(p))
+
+    def match(self, rel: str) -> bool:
+        parts = rel.split("/")
+        if self.anywhere and any(rx.match(seg) for seg in parts for rx in self.anywhere):
+            return True
+        if self.anchored:
+            for k in range(1, len(parts) + 1):
+                prefix = "/".join(parts[:k])
+                if any(rx.match(prefix) for rx in self.anchored):
+                    return True
+        return False
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+class _StopFlag:
+    """The watcher's stop event; the first ``is_set()`` call (made by the native watch loop,
+    from its thread, after the OS watches are in place) marks the watcher live."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._set = False
+        self._signalled = False
+        self.live = asyncio.Event()
+
+    def is_set(self) -> bool:
+        if not self._signalled:
+            self._signalled = True
+            try:
+                self._loop.call_soon_threadsafe(self.live.set)
+            except RuntimeError:  # loop closed
+                pass
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+    @property
+    def stopped(self) -> bool:
+        return self._set
+
+
+class FileSource(Source):
+    """Watches folders with watchfiles and emits ``file.created|modified|deleted``.
+
+    See the module docstring for the watch set, the filters and the folding of changes.
+    """
+
+    kind = "file"
+
+    def __init__(self, config: Mapping[str, Any], ctx: SourceContext) -> None:
+        super().__init__(config, ctx)
+        base = Path(ctx.base_dir)
+        self.root_text = str(config.get("root", ".") or ".")
+        root = Path(self.root_text)
+        self.root = os.path.realpath(root if root.is_absolute() else base / root)
+        self.roots_text = [str(r) for r in (config.get("roots") or ["."])]
+        self.ignore = IgnoreRules(config.get("ignore") or [])
+        states = {os.path.realpath(ctx.state_dir)}
+        if config.get("state_dir"):
+            sd = Path(str(config["state_dir"]))
+            states.add(os.path.realpath(sd if sd.is_absolute() else base / sd))
+        self.state_dirs = sorted(states)
+        self.roots = self._resolve_roots()
+        self._stop: _StopFlag | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def describe(self) -> str:
+        return f"file: watching {', '.join(self.roots_text)} under {self.root}"
+
+    # ---- watch set -------------------------------------------------------------------
+
+    def _resolve_roots(self) -> list[str]:
+        roots = []
+        for r in self.roots_text:
+            p = Path(r)
+            full = os.path.realpath(p if p.is_absolute() else Path(self.root) / p)
+            if not _under(full, self.root):
+                self.ctx.log.warning("file: root %r is outside %s; ignored", r, self.root)
+                continue
+            roots.append(full)
+        return sorted(set(roots))
+
+    def watch_paths(self) -> list[str]:
+        """The folders to hand to the watcher: each root or its nearest existing parent,
+        with folders inside other folders dropped."""
+        cands = set()
+        for r in self.roots:
+            p = r
+            while not os.path.isdir(p):
+                parent = os.path.dirname(p)
+                if parent == p:
+                    break
+                p = parent
+            if p != r:
+                self.ctx.log.info("file: %s does not exist yet; watching %s for it", r, p)
+            cands.add(p)
+        out: list[str] = []
+        for p in sorted(cands, key=len):
+            if not any(_under(p, q) for q in out):
+                out.append(p)
+        return out
+
+    # ---- filtering -------------------------------------------------------------------
+
+    def relative(self, path: str) -> str | None:
+        """``path`` relative to root with ``/`` separators, or None if it is to be ignored."""
+        real = os.path.realpath(path)
+        if not _under(real, self.root):
+            return None
+        if not any(_under(path, r) or _under(real, r) for r in self.roots):
+            return None
+        for sd in self.state_dirs:
+            if _under(real, sd) or _under(path, sd):
+                return None
+        rel = os.path.relpath(path, self.root) if _under(path, self.root) else os.path.relpath(real, self.root)
+        if rel == ".":
+            return None
+        rel = rel.replace(os.sep, "/")
+        parts = rel.split("/")
+        if any(seg in _ALWAYS_SKIP_DIRS for seg in parts):
+            return None
+        if _TEMP_NAMES.match(parts[-1]):
+            return None
+        if self.ignore.match(rel):
+            return None
+        return rel
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = _StopFlag(loop)
+        self._task = asyncio.create_task(self._run(self._stop), name="file-source")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._stop.live.wait()), 10)
+        except asyncio.TimeoutError:
+            if self._task.done():
+                self.ctx.log.error("file: the watcher did not start")
+            else:
+                self.ctx.log.warning("file: the watcher is slow to start; continuing")
+
+    async def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 2)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        except Exception:
+            pass
+
+    async def _run(self, flag: _StopFlag) -> None:
+        from watchfiles import awatch  # imported here: `triggerc check` must not load it
+
+        while not flag.stopped:
+            paths = self.watch_paths()
+            try:
+                gen = awatch(*paths, watch_filter=None, step=50, debounce=100, stop_event=flag,
+                             recursive=True, ignore_permission_denied=True)
+                async with contextlib.aclosing(gen):
+                    async for changes in gen:
+                        await self._emit(changes)
+                        if not all(os.path.isdir(p) for p in paths):
+                            # a watched folder went away: its OS watch is gone with it, so
+                            # start over from the nearest existing parents
+                            self.ctx.log.info("file: a watched folder disappeared; re-watching")
+                            break
+                    else:
+                        return  # the stop flag was set
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.ctx.log.error("file: watcher on %s failed (%s); restarting in 1s", ", ".join(paths), exc)
+                for _ in range(20):
+                    if flag.stopped:
+                        return
+                    await asyncio.sleep(0.05)
+
+    def fold(self, changes: Iterable[tuple[Any, str]]) -> list[tuple[str, str]]:
+        """``[(rel_path, change)]`` for one watchfiles batch: one entry per path, sorted."""
+        by_path: dict[str, set[str]] = {}
+        for change, path in changes:
+            kind = _CHANGE.get(int(change))
+            if kind is not None:
+                by_path.setdefault(path, set()).add(kind)
+        out: list[tuple[str, str]] = []
+        for path, kinds in by_path.items():
+            rel = self.relative(path)
+            if rel is None:
+                continue
+            if "deleted" in kinds:
+                if os.path.lexists(path):
+                    change = "modified"  # deleted and there again: replaced
+                elif "created" in kinds:
+                    continue  # came and went within the batch
+                else:
+                    change = "deleted"
+            elif "created" in kinds:
+                change = "created"
+            elif os.path.isdir(path):
+                continue  # a folder's metadata changed: noise
+            else:
+                change = "modified"
+            out.append((rel, change))
+        out.sort()
+        return out
+
+    async def _emit(self, changes: Iterable[tuple[Any, str]]) -> None:
+        for rel, change in self.fold(changes):
+            name = rel.rsplit("/", 1)[-1]
+            stem, dot, ext = name.rpartition(".")
+            data = {"path": rel, "name": name, "ext": ext if dot and stem else "", "change": change}
+            try:
+                await self.ctx.submit(Event("file", change, data))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ctx.log.exception("file: could not submit the change of %s", rel)
+

@@ -1,0 +1,469 @@
+"""The git source: turns ref updates of local repositories into ``git.*`` events (SPEC §4).
+
+It needs no hook: it watches the refs of each repository, so it sees local commits,
+merges, resets and pushes *received* by a bare repository alike.
+
+Algorithm
+---------
+For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], "poll": s}``):
+
+1. **Locate the git dir.** ``path`` is resolved against the rules file's folder. A working
+   tree has ``.git/`` (or a ``.git`` file ``gitdir: ...``, as in linked worktrees and
+   submodules; its ``commondir`` holds the shared refs); a bare repository *is* its git dir.
+   An existing folder inside a working tree finds the enclosing repository, as git does.
+   A path that does not exist (yet) is logged once and looked for again at every poll.
+
+2. **Snapshot the refs without a subprocess.** Every ``poll`` seconds (default 0.25 s) the
+   source lists the loose refs under ``refs/heads`` and ``refs/tags`` and stats them and
+   ``packed-refs``. Only when that stat signature changes (or every couple of seconds as a
+   safety net against a same-size, same-mtime rewrite that reused an inode) does it read
+   them: ``packed-refs`` lines ``<sha> <ref>`` first, then loose files, which win. Git
+   writes refs by renaming a lock file over them, so each file read is whole. To ride over
+   a multi-step update in flight (``git pack-refs``, a multi-ref push), a changed snapshot
+   is read again until two consecutive reads agree.
+
+3. **Diff and describe.** The first snapshot is the baseline and yields no events; later
+   snapshots are diffed against the previous one, ref by ref in sorted order, and only then
+   is ``git`` run (``asyncio.create_subprocess_exec``, argv only, ``GIT_TERMINAL_PROMPT=0``,
+   ``GIT_OPTIONAL_LOCKS=0``) to describe each change:
+
+   * a branch that moved → ``git.push``; ``forced`` when ``before`` is not an ancestor of
+     ``after`` (``git merge-base --is-ancestor``, an unknown ``before`` counts as forced);
+     if the new head has two or more parents, ``git.merge`` too, with the same fields;
+   * a new branch → ``git.branch_created`` and, like GitHub, ``git.push`` with ``before``
+     = forty zeros;
+   * a branch that disappeared → ``git.branch_deleted`` (``after`` = ``sha`` = zeros,
+     ``commits`` 0, ``files`` empty, no author or message);
+   * a new or moved tag → ``git.tag``; annotated tags are peeled to their commit, and
+     ``before``/``after``/``sha`` are commits. A deleted tag yields no event (the catalogue
+     has none).
+
+   Fields: ``repo`` (as the rules wrote it), ``ref``, ``branch`` or ``tag``, ``before``,
+   ``after``, ``sha`` (= ``after``), ``forced``, ``author``, ``author_email``, ``message``
+   (the new head's full message, stripped), ``files`` and ``commits``:
+
+   * moved branch or tag: ``files`` = ``git diff --name-only --no-renames before after``
+     (sorted; a rename lists both the old and the new path), ``commits`` =
+     ``git rev-list --count before..after``;
+   * new branch: the commits reachable from it and from no other branch head (old or new
+     snapshot), i.e. what the branch brought; ``files`` = every path those commits touched.
+     When that set is empty (``git branch topic`` on an existing commit), the head commit
+     alone: ``commits`` = 1 and ``files`` = the head commit's changes against its first
+     parent. So ``commits`` is always 1 or more for a new branch;
+   * new tag: ``files`` = [] and ``commits`` = 0 (there is no ``before`` to compare with).
+
+   A failing git call degrades the event's fields (empty ``files``, missing author...)
+   rather than dropping the event, and nothing here ever raises into the runtime.
+
+Limits: only the ``files`` ref backend is read (not ``reftable``); updates that come and
+go between two polls (a branch created and deleted within 250 ms) are not seen; a
+repository that appears while the source runs takes its first snapshot as the baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import string
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..events import Event
+from .base import Source, SourceContext
+
+__all__ = ["GitSource", "read_refs", "find_git_dir"]
+
+_HEX = frozenset(string.hexdigits.lower())
+_WATCHED = ("refs/heads", "refs/tags")
+_GIT_TIMEOUT = 60.0        # seconds for one git call
+_FULL_READ_EVERY = 2.0     # seconds between reads that ignore the stat signature
+_GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE")
+
+
+def _is_sha(s: str) -> bool:
+    return len(s) in (40, 64) and all(c in _HEX for c in s)
+
+
+def find_git_dir(path: Path) -> tuple[Path, Path] | None:
+    """``(git_dir, common_dir)`` of the repository at or above ``path``, or None.
+
+    ``path`` must exist: a missing path is never looked for in its parents (that could find
+    an unrelated enclosing repository).
+    """
+    if not path.is_dir():
+        return None
+    for p in (path, *path.parents):
+        dot = p / ".git"
+        gd: Path | None = None
+        if dot.is_dir():
+            gd = dot
+        elif dot.is_file():
+            try:
+                line = dot.read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                line = ""
+            if line.startswith("gitdir:"):
+                cand = Path(line[len("gitdir:"):].strip())
+                gd = cand if cand.is_absolute() else (p / cand)
+        elif (p / "HEAD").is_file() and (p / "refs").is_dir() and (p / "objects").is_dir():
+            gd = p  # a bare repository
+        if gd is not None:
+            gd = Path(os.path.realpath(gd))
+            common = gd
+            try:
+                rel = (gd / "commondir").read_text(encoding="utf-8").strip()
+                if rel:
+                    common = Path(os.path.realpath(gd / rel))
+            except OSError:
+                pass
+            return gd, common
+    return None
+
+
+def _stat_signature(common: Path) -> tuple[Any, ...]:
+    """Cheap signature of the ref storage: names and stats of loose refs and packed-refs."""
+    out: list[tuple[Any, ...]] = []
+    stack = [(common / sub, sub) for sub in _WATCHED]
+    while stack:
+        d, rel = stack.pop()
+        try:
+            it = os.scandir(d)
+        except OSError:
+            continue
+        with it:
+            for e in it:
+                name = f"{rel}/{e.name}"
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append((Path(e.path), name))
+                        continue
+                    if e.name.endswith(".lock"):
+                        continue
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                out.append((name, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size))
+    out.sort()
+    try:
+        st = os.stat(common / "packed-refs")
+        packed: tuple[Any, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+    except OSError:
+        packed = None
+    return (packed, tuple(out))
+
+
+def read_refs(common: Path, names: tuple[tuple[Any, ...], ...] | None = None) -> dict[str, str]:
+    """``{ref: sha}`` for every branch and tag, read straight from the git dir.
+
+    ``packed-refs`` first, then loose refs, which take precedence. Symbolic refs and
+    malformed files are skipped. ``names`` (from the stat signature) saves a second walk.
+    """
+    refs: dict[str, str] = {}
+    try:
+        with open(common / "packed-refs", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if not line or line[0] in "#^":
+                    continue
+                parts = line.split()
+                if len(parts) == 2 and _is_sha(parts[0]) and parts[1].startswith(("refs/heads/", "refs/tags/")):
+                    refs[parts[1]] = parts[0]
+    except OSError:
+        pass
+    if names is None:
+        names = _stat_signature(common)[1]
+    for entry in names:
+        name = entry[0]
+        try:
+            with open(common / name, encoding="utf-8", errors="replace") as fh:
+                val = fh.read(200).strip()
+        except OSError:
+            continue  # deleted since the listing: packed-refs (if any) holds the truth
+        if _is_sha(val):
+            refs[name] = val
+    return refs
+
+
+@dataclass
+class _Repo:
+    """One watched repository and what the source last saw of it."""
+
+    repo: str                       # as the rules wrote it
+    path: Path                      # resolved
+    git_dir: Path | None = None
+    common: Path | None = None
+    sig: tuple[Any, ...] | None = None
+    refs: dict[str, str] | None = None  # None until a baseline is taken
+    last_full: float = 0.0
+    missing_logged: bool = False
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class GitSource(Source):
+    """Watches the refs of one or more repositories and emits ``git.*`` events.
+
+    See the module docstring for the snapshot/diff algorithm and the exact fields.
+    """
+
+    kind = "git"
+
+    def __init__(self, config: Mapping[str, Any], ctx: SourceContext) -> None:
+        super().__init__(config, ctx)
+        self.poll = float(config.get("poll", 0.25) or 0.25)
+        self.repos: list[_Repo] = []
+        entries = config.get("repos") or [{"path": ".", "repo": "."}]
+        for ent in entries:
+            if isinstance(ent, str):
+                ent = {"path": ent, "repo": ent}
+            repo = str(ent.get("repo", ent.get("path", ".")))
+            raw = Path(str(ent.get("path", repo)))
+            path = raw if raw.is_absolute() else Path(ctx.base_dir) / raw
+            self.repos.append(_Repo(repo=repo, path=Path(os.path.abspath(path))))
+        self._env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
+        self._env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
+        self._stopping = False
+
+    def describe(self) -> str:
+        return "git: watching refs of " + ", ".join(str(r.path) for r in self.repos)
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopping = False
+        for r in self.repos:
+            self._baseline(r)
+            r.task = asyncio.create_task(self._watch(r), name=f"git-source:{r.repo}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = [r.task for r in self.repos if r.task is not None]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for r in self.repos:
+            r.task = None
+
+    # ---- snapshots -------------------------------------------------------------------
+
+    def _locate(self, r: _Repo) -> bool:
+        """Find (or re-check) the repository's git dir; log once while it is missing."""
+        if r.common is not None and (r.common / "refs").is_dir():
+            return True
+        found = find_git_dir(r.path)
+        if found is None:
+            r.git_dir = r.common = None
+            r.refs = r.sig = None
+            if not r.missing_logged:
+                self.ctx.log.error("git: no repository at %s (repo=%r); waiting for it to appear", r.path, r.repo)
+                r.missing_logged = True
+            return False
+        r.git_dir, r.common = found
+        if r.missing_logged:
+            self.ctx.log.info("git: repository %s appeared; watching its refs", r.path)
+            r.missing_logged = False
+        return True
+
+    def _read(self, r: _Repo) -> tuple[tuple[Any, ...], dict[str, str]]:
+        assert r.common is not None
+        sig = _stat_signature(r.common)
+        return sig, read_refs(r.common, sig[1])
+
+    def _baseline(self, r: _Repo) -> None:
+        try:
+            if self._locate(r):
+                r.sig, r.refs = self._read(r)
+                r.last_full = time.monotonic()
+        except Exception:  # never let a strange repository break start-up
+            self.ctx.log.exception("git: could not read the refs of %s", r.path)
+
+    async def _watch(self, r: _Repo) -> None:
+        while not self._stopping:
+            try:
+                await self._poll_once(r)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ctx.log.exception("git: error while watching %s", r.path)
+            await asyncio.sleep(self.poll)
+
+    async def _poll_once(self, r: _Repo) -> None:
+        if not self._locate(r):
+            return
+        assert r.common is not None
+        if r.refs is None:  # the repository just appeared: its current refs are the baseline
+            self._baseline(r)
+            return
+        now = time.monotonic()
+        sig = _stat_signature(r.common)
+        if sig == r.sig and now - r.last_full < _FULL_READ_EVERY:
+            return
+        r.last_full = now
+        refs = read_refs(r.common, sig[1])
+        if refs == r.refs:
+            r.sig = sig
+            return
+        # Something changed: wait until two consecutive reads agree, so that a multi-step
+        # update in flight is not reported half-done.
+        for _ in range(5):
+            await asyncio.sleep(0.02)
+            sig2, refs2 = self._read(r)
+            if refs2 == refs:
+                sig = sig2
+                break
+            sig, refs = sig2, refs2
+        old = r.refs
+        r.sig, r.refs = sig, refs
+        for ev in await self._events(r, old, refs):
+            try:
+                await self.ctx.submit(ev)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ctx.log.exception("git: could not submit %s for %s", ev.trigger, r.path)
+
+    # ---- describing a change ---------------------------------------------------------
+
+    async def _git(self, r: _Repo, *args: str) -> tuple[int, bytes]:
+        """Run ``git --git-dir=<dir> args...``; ``(returncode, stdout)``, rc -1 if it could not run."""
+        assert r.git_dir is not None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "git", f"--git-dir={r.git_dir}", *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env,
+            )
+        except OSError as exc:
+            self.ctx.log.error("git: cannot run git: %s", exc)
+            return -1, b""
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), _GIT_TIMEOUT)
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            raise
+        return proc.returncode if proc.returncode is not None else -1, out
+
+    async def _commit_info(self, r: _Repo, obj: str) -> dict[str, Any] | None:
+        """Peeled commit sha, parents, author and message of ``obj`` (a commit or a tag)."""
+        rc, out = await self._git(r, "log", "-1", "--no-show-signature",
+                                  "--format=%H%x00%P%x00%an%x00%ae%x00%B", obj, "--")
+        if rc != 0 or not out:
+            return None
+        parts = out.decode("utf-8", "replace").split("\x00", 4)
+        if len(parts) < 5:
+            return None
+        return {
+            "sha": parts[0].strip(),
+            "parents": parts[1].split(),
+            "author": parts[2],
+            "author_email": parts[3],
+            "message": parts[4].strip(),
+        }
+
+    async def _names(self, r: _Repo, *args: str) -> list[str] | None:
+        rc, out = await self._git(r, *args)
+        if rc != 0:
+            return None
+        return sorted({p for p in out.decode("utf-8", "surrogateescape").split("\x00") if p})
+
+    async def _count(self, r: _Repo, *args: str) -> int | None:
+        rc, out = await self._git(r, "rev-list", "--count", *args)
+        if rc != 0:
+            return None
+        try:
+            return int(out.strip() or b"0")
+        except ValueError:
+            return None
+
+    async def _range(self, r: _Repo, before: str, after: str) -> tuple[list[str], int]:
+        files = await self._names(r, "diff", "--name-only", "--no-renames", "-z", before, after, "--")
+        commits = await self._count(r, f"{before}..{after}")
+        if files is None:  # before is gone (gc after a forced push): the head commit alone
+            files = await self._head_files(r, after) or []
+        return files, commits if commits is not None else 0
+
+    async def _head_files(self, r: _Repo, sha: str) -> list[str] | None:
+        return await self._names(r, "diff-tree", "-r", "-z", "--no-commit-id", "--name-only", "--no-renames",
+                                 "--root", "-m", "--first-parent", sha)
+
+    async def _events(self, r: _Repo, old: dict[str, str], new: dict[str, str]) -> list[Event]:
+        events: list[Event] = []
+        for ref in sorted(set(old) | set(new)):
+            b, a = old.get(ref), new.get(ref)
+            if b == a:
+                continue
+            try:
+                if ref.startswith("refs/heads/"):
+                    events.extend(await self._branch_events(r, ref, b, a, old, new))
+                elif ref.startswith("refs/tags/") and a is not None:
+                    events.append(await self._tag_event(r, ref, b, a))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ctx.log.exception("git: could not describe the update of %s in %s", ref, r.path)
+        return events
+
+    def _base(self, r: _Repo, ref: str) -> dict[str, Any]:
+        return {"repo": r.repo, "ref": ref}
+
+    async def _branch_events(self, r: _Repo, ref: str, before: str | None, after: str | None,
+                             old: dict[str, str], new: dict[str, str]) -> list[Event]:
+        branch = ref[len("refs/heads/"):]
+        data = self._base(r, ref)
+        data["branch"] = branch
+        if after is None:
+            assert before is not None
+            zero = "0" * len(before)
+            data.update(before=before, after=zero, sha=zero, forced=False, files=[], commits=0)
+            return [Event("git", "branch_deleted", data)]
+        info = await self._commit_info(r, after)
+        data.update(_author_fields(info))
+        if before is None:
+            zero = "0" * len(after)
+            others = sorted({s for m in (old, new) for k, s in m.items()
+                             if k.startswith("refs/heads/") and k != ref and s != after})
+            rest = [after, "--not", *others] if others else [after]
+            commits = await self._count(r, *rest)
+            files: list[str] | None
+            if commits:
+                files = await self._names(r, "log", "-z", "--format=", "--name-only", "--no-renames", *rest, "--")
+            else:  # created on a commit already on another branch: the head commit alone
+                commits = 1
+                files = await self._head_files(r, after)
+            data.update(before=zero, after=after, sha=after, forced=False, files=files or [], commits=commits)
+            return [Event("git", "branch_created", dict(data)), Event("git", "push", data)]
+        rc, _ = await self._git(r, "merge-base", "--is-ancestor", before, after)
+        forced = rc != 0
+        files, commits = await self._range(r, before, after)
+        data.update(before=before, after=after, sha=after, forced=forced, files=files, commits=commits)
+        events = [Event("git", "push", data)]
+        if info is not None and len(info["parents"]) >= 2:
+            events.append(Event("git", "merge", dict(data)))
+        return events
+
+    async def _tag_event(self, r: _Repo, ref: str, before: str | None, after: str) -> Event:
+        data = self._base(r, ref)
+        data["tag"] = ref[len("refs/tags/"):]
+        info = await self._commit_info(r, after)
+        peeled = info["sha"] if info else after
+        data.update(_author_fields(info))
+        if before is None:
+            zero = "0" * len(peeled)
+            data.update(before=zero, after=peeled, sha=peeled, forced=False, files=[], commits=0)
+        else:
+            binfo = await self._commit_info(r, before)
+            b = binfo["sha"] if binfo else before
+            files, commits = await self._range(r, b, peeled) if b != peeled else ([], 0)
+            data.update(before=b, after=peeled, sha=peeled, forced=True, files=files, commits=commits)
+        return Event("git", "tag", data)
+
+
+def _author_fields(info: dict[str, Any] | None) -> dict[str, Any]:
+    if info is None:
+        return {"author": None, "author_email": None, "message": None}
+    return {"author": info["author"], "author_email": info["author_email"], "message": info["message"]}

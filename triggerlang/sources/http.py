@@ -1,0 +1,738 @@
+"""The HTTP source: webhooks (GitHub, GitLab, CI) and generic HTTP routes (SPEC §4, §9).
+
+One Starlette application, served by uvicorn, answers every route of the manifest's
+``sources.http`` section::
+
+    {"host": "127.0.0.1", "port": 8080, "max_body": 10485760,
+     "routes": [{"path": "/github", "kind": "github", "verify": {"scheme": "github", "secret": "gh"}},
+                {"path": "/hooks/*", "kind": "http", "methods": ["POST"],
+                 "verify": {"scheme": "bearer", "secret": "tok"}}, ...]}
+
+``verify["secret"]`` is a secret *name*; its value is looked up in ``ctx.secrets`` when
+the application is built, and a missing or empty value is a configuration error then (a
+route that would reject every delivery, or accept every one, is worse than a server that
+does not start).
+
+How a request is handled, in this order (each step answers before the next one runs):
+
+1. **Route** (404, 405). An exact route path wins over a glob; among globs the one with
+   the longest literal prefix wins, then the earlier route. Globs: ``*`` and ``?`` stay
+   inside one path segment, ``**`` crosses segments, ``[abc]`` is a class. Of the routes
+   that match the path, the first that allows the method is used; if none does, 405 with
+   an ``Allow`` header. Webhook routes (github, gitlab, ci) take POST only; an http route
+   takes its ``methods`` (all methods when absent). A trailing slash is forgiven
+   (``/github/`` reaches ``/github``) because webhook senders do not follow redirects.
+2. **Size** (413). A ``Content-Length`` over ``max_body`` is refused before one byte of
+   the body is read; otherwise the body is read chunk by chunk from ``request.stream()``
+   and refused as soon as the running total passes the limit, so a huge (or chunked,
+   length-less) body is never held in memory.
+3. **Verification** (401), on the raw bytes, before any parsing, always with
+   :func:`hmac.compare_digest`: ``github`` checks ``X-Hub-Signature-256: sha256=<hex>``;
+   ``token`` compares a header (``X-Gitlab-Token`` by default) with the secret;
+   ``bearer`` checks ``Authorization: Bearer <secret>``; ``hmac`` checks a header
+   (``X-Signature-256`` by default) holding ``sha256=<hex>`` or the bare hex. The header
+   a route verifies, and ``Authorization``/``Cookie``/``X-Gitlab-Token`` on every route,
+   are then replaced by ``<redacted>`` in everything passed on (event ``headers``, the
+   provider normaliser): the journal, runs and the dashboard never see a token, and
+   never a signature either.
+4. **Parsing** (400). Invalid JSON (``NaN``/``Infinity`` included, since they would make
+   the journal write non-standard JSON), a body that is not a JSON object, a missing
+   event header, or a :class:`~triggerlang.providers.ProviderError`. Anything raised
+   while parsing is a 400: bad input never gets a 5xx.
+5. **Submit** (202). Every event the normaliser returns is handed to ``ctx.submit``;
+   the answer ``202 {"event_id", "runs"}`` is sent only once every ``submit`` has
+   returned, i.e. the events are committed to the journal. ``event_id`` is the first
+   (provider) event's id and ``runs`` the union of every event's runs. An exception from
+   ``submit`` is the one 5xx: ``500`` with a generic message, the traceback in the log.
+
+Decisions worth knowing:
+
+- **Delivery keys.** The provider event is submitted with the provider's delivery key
+  (``github:<X-GitHub-Delivery>``, ``gitlab:<X-Gitlab-Event-UUID>``); an event derived
+  from the same delivery (the ``ci.completed`` of a ``workflow_run``) gets that key
+  suffixed with ``/<source.type>``. So a redelivery creates no second run of either, and
+  a redelivery after a crash between the two commits still completes the pair. When
+  every event of a delivery was a duplicate the answer is ``200 {..., "duplicate": true}``.
+- **GitHub ping** is journaled like any event (it shows in ``triggerc events`` and on the
+  dashboard that the hook reached us, and ``on github.ping`` is a legal rule) and answered
+  ``200 {"ok": true, "zen", "event_id", "runs"}``: 200 rather than 202 because GitHub's
+  hook settings page shows the ping's answer, and nothing is queued for a ping without a rule.
+- **GitHub form encoding**: a body of ``application/x-www-form-urlencoded`` is read as the
+  JSON in its ``payload`` field (the signature is over the raw form body, as GitHub signs it).
+- **GitLab** takes the event name from ``X-Gitlab-Event`` (``Push Hook``), or from the
+  body's ``object_kind`` when the header is missing.
+- **Generic http routes** emit ONE event per request: source ``http``, type the
+  lower-case method (``post``). A rule on ``http.post`` matches it, and the
+  compiler/matcher treats a rule on ``http.request`` as matching every method, so there
+  is no second ``request`` event to journal. ``data``: ``method`` (upper case), ``path``,
+  ``headers`` (lower-case names; repeated headers joined with ``", "``), ``query`` (a
+  repeated key keeps its last value), ``payload`` (the parsed JSON body whatever the
+  ``Content-Type``, since ``curl -d`` says form; ``null`` if the body is not JSON),
+  ``text`` (the body as UTF-8, ``errors="replace"``) and ``remote`` (the client host).
+  No delivery key: a generic sender has no standard delivery id.
+- **``POST /events``** (``triggerc emit``) is accepted from loopback peers only
+  (127.0.0.0/8, ``::1``, and IPv4-mapped loopback), else 403. The body is
+  ``{source, type, data}`` checked by :meth:`Event.from_json`. When the body carries its
+  own ``id``, ``emit:<id>`` is the delivery key, so a script that retries an emit does
+  not run anything twice.
+- **Peers behind a proxy.** ``X-Forwarded-For`` is honoured from loopback peers only (an
+  explicit uvicorn setting, not the ``FORWARDED_ALLOW_IPS`` environment variable): behind
+  a local reverse proxy the client is then the real remote, so ``/events`` is not opened
+  to the internet by a proxy that says who it forwards for. A tunnel on loopback that does
+  not send that header looks local: don't expose ``/events`` through one.
+- **Errors** are JSON ``{"error": "..."}`` for every route this module owns.
+- **Logging.** One debug line per request: method, path (never the query string), status
+  and duration. Secret values and signatures are never logged; uvicorn's access log is
+  off and uvicorn is not allowed to reconfigure logging (``log_config=None``).
+
+Serving: :class:`HttpSource` binds the listening sockets itself before handing them to
+uvicorn, so that a port already in use is an :class:`OSError` with a clear message raised
+by ``start()`` (uvicorn would log the error and call ``sys.exit``, which escapes an
+asyncio task and kills the event loop). Port 0 asks for an ephemeral port; the bound port
+is ``self.port`` after ``start()``. uvicorn's signal capture is switched off: signals
+belong to the runtime, which calls ``stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import re
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Match, Route
+
+from ..events import Event
+from ..providers import REDACTED, delivery_key, normalise
+from .base import Source, SourceContext, Submitted
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+WEBHOOK_KINDS = ("github", "gitlab", "ci")
+ROUTE_KINDS = WEBHOOK_KINDS + ("http",)
+RESERVED_PATHS = ("/healthz", "/events")
+START_DEADLINE = 15.0  # seconds to wait for uvicorn to be serving
+GRACEFUL_SHUTDOWN = 5.0  # seconds uvicorn waits for in-flight requests on stop()
+
+# The header each verification scheme reads, and the headers redacted after it.
+_SCHEME_HEADER = {
+    "github": "x-hub-signature-256",
+    "token": "x-gitlab-token",
+    "bearer": "authorization",
+    "hmac": "x-signature-256",
+}
+# Redacted on every route, verified or not: their values are credentials.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-gitlab-token"})
+
+
+# --------------------------------------------------------------------------- routes
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A path glob as a regex for ``fullmatch``: ``*``/``?`` in a segment, ``**`` across."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            if pattern.startswith("**", i):
+                i += 2
+                if i < n and pattern[i] == "/":  # "**/" may also match nothing: /a/**/b ~ /a/b
+                    out.append("(?:.*/)?")
+                    i += 1
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = pattern.find("]", i + 2)
+            if j < 0:
+                out.append(re.escape(c))
+            else:
+                body = pattern[i + 1 : j]
+                neg = body.startswith("!")
+                if neg:
+                    body = body[1:]
+                out.append("[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]")
+                i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out))
+
+
+def _literal_prefix(pattern: str) -> str:
+    m = re.search(r"[*?\[]", pattern)
+    return pattern if m is None else pattern[: m.start()]
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """One manifest route, checked and with its secret resolved (never printed: repr=False)."""
+
+    index: int
+    path: str
+    kind: str  # github | gitlab | ci | http
+    methods: frozenset[str] | None  # None: every method
+    scheme: str | None  # github | token | bearer | hmac | None
+    header: str | None  # lower-case header the scheme reads
+    secret: bytes = b""
+    regex: re.Pattern[str] | None = None  # None: an exact path
+
+    def __repr__(self) -> str:  # the secret stays out of every log and traceback
+        return f"HttpRoute({self.path!r}, {self.kind}, verify={self.scheme})"
+
+    def allows(self, method: str) -> bool:
+        return self.methods is None or method in self.methods or (method == "HEAD" and "GET" in self.methods)
+
+    @property
+    def redacted_headers(self) -> frozenset[str]:
+        """Headers whose values never reach event data: credentials, and what we verified."""
+        names = set(_CREDENTIAL_HEADERS)
+        if self.scheme == "github":
+            names |= {"x-hub-signature-256", "x-hub-signature"}
+        elif self.header:
+            names.add(self.header)
+        return frozenset(names)
+
+
+def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[HttpRoute]:
+    """The manifest's routes as :class:`HttpRoute`; ValueError on a malformed route."""
+    routes: list[HttpRoute] = []
+    for i, r in enumerate(config.get("routes") or ()):
+        if not isinstance(r, Mapping):
+            raise ValueError(f"http route #{i + 1} is not an object")
+        path, kind = r.get("path"), r.get("kind", "http")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"http route #{i + 1}: path must be a string starting with '/', not {path!r}")
+        if path in RESERVED_PATHS:
+            raise ValueError(f"http route {path}: {path} is built in (health check / emit)")
+        if kind not in ROUTE_KINDS:
+            raise ValueError(f"http route {path}: unknown kind {kind!r} (expected one of {', '.join(ROUTE_KINDS)})")
+        methods: frozenset[str] | None
+        if kind in WEBHOOK_KINDS:
+            methods = frozenset({"POST"})
+        elif r.get("methods") is None:
+            methods = None
+        else:
+            ms = r["methods"]
+            if isinstance(ms, str) or not all(isinstance(m, str) and m for m in ms):
+                raise ValueError(f"http route {path}: methods must be a list of method names")
+            methods = frozenset(m.upper() for m in ms)
+        scheme = header = None
+        secret = b""
+        verify = r.get("verify")
+        if verify is not None:
+            if not isinstance(verify, Mapping):
+                raise ValueError(f"http route {path}: verify must be an object or null")
+            scheme = verify.get("scheme")
+            if scheme not in _SCHEME_HEADER:
+                raise ValueError(
+                    f"http route {path}: unknown verify scheme {scheme!r} (expected one of {', '.join(_SCHEME_HEADER)})"
+                )
+            header = _SCHEME_HEADER[scheme]
+            if scheme in ("token", "hmac") and verify.get("header"):
+                header = str(verify["header"]).lower()
+            name = verify.get("secret")
+            value = secrets.get(name) if isinstance(name, str) else None
+            if not value:
+                raise ValueError(f"http route {path}: secret {name!r} has no value (is it declared and set?)")
+            secret = value.encode("utf-8")
+        glob = any(ch in path for ch in "*?[")
+        routes.append(
+            HttpRoute(i, path, kind, methods, scheme, header, secret, _glob_regex(path) if glob else None)
+        )
+    return routes
+
+
+class RouteTable:
+    """Finds the route for a path: exact paths first, then globs by longest literal prefix."""
+
+    def __init__(self, routes: Iterable[HttpRoute]) -> None:
+        self.exact: dict[str, list[HttpRoute]] = {}
+        globs: list[HttpRoute] = []
+        for r in routes:
+            if r.regex is None:
+                self.exact.setdefault(r.path, []).append(r)
+            else:
+                globs.append(r)
+        self.globs = sorted(globs, key=lambda r: (-len(_literal_prefix(r.path)), r.index))
+
+    def candidates(self, path: str) -> list[HttpRoute]:
+        found = self._candidates(path)
+        if not found and len(path) > 1 and path.endswith("/"):
+            found = self._candidates(path.rstrip("/") or "/")
+        return found
+
+    def _candidates(self, path: str) -> list[HttpRoute]:
+        return list(self.exact.get(path, ())) + [r for r in self.globs if r.regex.fullmatch(path)]  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def _hex_hmac(secret: bytes, body: bytes) -> bytes:
+    return hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def _eq(expected: bytes, given: str) -> bool:
+    """Constant-time equality of a secret-derived value and a header value.
+
+    Header values arrive decoded as latin-1 (what HTTP carries), so they are encoded back
+    to latin-1 to get the bytes the sender sent; secrets are UTF-8 encoded, so a non-ASCII
+    secret sent as UTF-8 bytes compares equal.
+    """
+    try:
+        raw = given.strip().encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire (a test's dict, say): cannot match
+        return False
+    return hmac.compare_digest(expected, raw)
+
+
+def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes) -> str | None:
+    """None if the request passes the route's check, else why not (no secret in the text)."""
+    if route.scheme is None:
+        return None
+    value = headers.get(route.header or "")
+    if value is None:
+        return f"missing {route.header} header"
+    if route.scheme == "github":
+        # GitHub sends lower-case hex; accept upper case from other senders.
+        ok = _eq(b"sha256=" + _hex_hmac(route.secret, body), value.lower())
+        return None if ok else "signature does not match"
+    if route.scheme == "hmac":
+        v = value.strip().lower()
+        if v.startswith("sha256="):
+            v = v[7:]
+        return None if _eq(_hex_hmac(route.secret, body), v) else "signature does not match"
+    if route.scheme == "bearer":
+        scheme, _, token = value.strip().partition(" ")
+        ok = _eq(route.secret, token)  # compare even when the scheme is wrong: constant work
+        return None if ok and scheme.lower() == "bearer" else "bearer token does not match"
+    return None if _eq(route.secret, value) else "token does not match"  # token
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read chunk by chunk; BodyTooLarge as soon as it passes ``limit``."""
+    length = request.headers.get("content-length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        raise BodyTooLarge(f"body of {int(length)} bytes is over the limit of {limit} bytes")
+    buf = bytearray()
+    async for chunk in request.stream():
+        if len(buf) + len(chunk) > limit:
+            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON (no NaN/Infinity); ValueError if the body is not JSON."""
+    if not body.strip():
+        raise ValueError("the body is empty")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
+
+
+def _redacted_headers(request: Request, names: frozenset[str]) -> Headers:
+    raw = [(k, REDACTED.encode() if k.decode("latin-1") in names else v) for k, v in request.headers.raw]
+    return Headers(raw=raw)
+
+
+def _header_dict(headers: Headers) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in headers.items():  # keys are lower case; repeated headers are joined
+        out[k] = f"{out[k]}, {v}" if k in out else v
+    return out
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def _union(lists: Iterable[Sequence[int]]) -> list[int]:
+    seen: dict[int, None] = {}
+    for runs in lists:
+        for r in runs:
+            seen.setdefault(r, None)
+    return list(seen)
+
+
+class _RequestLog:
+    """ASGI middleware: one debug line per request (method, path without query, status)."""
+
+    def __init__(self, app: Any, log: logging.Logger) -> None:
+        self.app, self.log = app, log
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.log.isEnabledFor(logging.DEBUG):
+            await self.app(scope, receive, send)
+            return
+        t0, status = time.monotonic(), [0]
+
+        async def send_(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_)
+        finally:
+            self.log.debug(
+                "%s %s -> %s (%.1f ms)", scope["method"], scope["path"], status[0] or "-", (time.monotonic() - t0) * 1000
+            )
+
+
+# --------------------------------------------------------------------------- the application
+
+
+class _AnyMethod:
+    """An endpoint as a plain ASGI app: Starlette then routes every method to it.
+
+    (A function endpoint with ``methods=None`` means GET only in Starlette; the endpoints
+    here answer 405 themselves, with the same JSON error shape as every other answer.)
+    """
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        response = await self.handler(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+class _Handlers:
+    """The endpoints, bound to one config and context (no module-level state)."""
+
+    def __init__(self, config: Mapping[str, Any], ctx: SourceContext, extra_routes: Sequence[BaseRoute]) -> None:
+        self.ctx = ctx
+        self.log = ctx.log.getChild("http")
+        self.max_body = int(config.get("max_body") or DEFAULT_MAX_BODY)
+        self.table = RouteTable(parse_routes(config, ctx.secrets))
+        self.extra_routes = list(extra_routes)
+
+    # -- built-in routes
+
+    async def healthz(self, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return _error(405, f"{request.method} is not allowed on /healthz", {"Allow": "GET, HEAD"})
+        return JSONResponse({"ok": True})
+
+    async def events(self, request: Request) -> Response:
+        if request.method != "POST":
+            return _error(405, f"{request.method} is not allowed on /events", {"Allow": "POST"})
+        host = request.client.host if request.client else None
+        if not is_loopback(host):
+            return _error(403, "POST /events is accepted from loopback clients only")
+        try:
+            body = await read_body(request, self.max_body)
+        except BodyTooLarge as e:
+            return _error(413, str(e))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        try:
+            obj = parse_json(body)
+            event = Event.from_json(obj)
+        except Exception as e:  # ValueError from either; anything else is bad input too
+            return _error(400, f"invalid event: {e}")
+        key = f"emit:{obj['id']}" if isinstance(obj.get("id"), str) and obj["id"] else None
+        return await self._submit([event], key)
+
+    # -- webhook and generic routes
+
+    async def dispatch(self, request: Request) -> Response:
+        path, method = request.url.path, request.method
+        found = self.table.candidates(path)
+        route = next((r for r in found if r.allows(method)), None)
+        if route is None:
+            if found:
+                allow = sorted(set().union(*(r.methods or () for r in found)))
+                return _error(405, f"{method} is not allowed on {path}", {"Allow": ", ".join(allow)})
+            if any(r.matches(request.scope)[0] == Match.PARTIAL for r in self.extra_routes):
+                return _error(405, f"{method} is not allowed on {path}")
+            return _error(404, f"no route for {path}")
+        try:
+            body = await read_body(request, self.max_body)
+        except BodyTooLarge as e:
+            return _error(413, str(e))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        why = verify_request(route, request.headers, body)
+        if why is not None:
+            self.log.debug("rejected %s %s: %s", method, path, why)
+            return _error(401, why)
+        headers = _redacted_headers(request, route.redacted_headers)
+        if route.kind == "http":
+            return await self._submit([self._http_event(request, headers, body)], None)
+        return await self._webhook(route.kind, request, headers, body)
+
+    def _http_event(self, request: Request, headers: Headers, body: bytes) -> Event:
+        try:
+            payload = parse_json(body)
+        except ValueError:
+            payload = None
+        query: dict[str, str] = {}
+        for k, v in request.query_params.multi_items():
+            query[k] = v  # a repeated key keeps its last value
+        data = {
+            "method": request.method.upper(),
+            "path": request.url.path,
+            "headers": _header_dict(headers),
+            "query": query,
+            "payload": payload,
+            "text": body.decode("utf-8", errors="replace"),
+            "remote": request.client.host if request.client else None,
+        }
+        return Event(source="http", type=request.method.lower(), data=data)
+
+    async def _webhook(self, kind: str, request: Request, headers: Headers, body: bytes) -> Response:
+        try:
+            payload, event_name = self._read_webhook(kind, headers, body)
+            events = normalise(kind, event_name, payload, headers)
+            key = delivery_key(kind, headers)
+        except ValueError as e:  # ProviderError is a ValueError
+            return _error(400, str(e))
+        except Exception:
+            self.log.warning("could not read a %s delivery", kind, exc_info=True)
+            return _error(400, f"could not read this {kind} payload")
+        if not events:
+            return JSONResponse({"ok": True, "event_id": None, "runs": []}, status_code=200)
+        ping = kind == "github" and event_name == "ping"
+        return await self._submit(events, key, ping=ping, zen=payload.get("zen") if ping else None)
+
+    @staticmethod
+    def _read_webhook(kind: str, headers: Headers, body: bytes) -> tuple[dict[str, Any], str]:
+        if kind == "github":
+            event_name = (headers.get("x-github-event") or "").strip()
+            if not event_name:
+                raise ValueError("missing X-GitHub-Event header")
+            ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if ctype == "application/x-www-form-urlencoded":
+                form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
+                if not form.get("payload"):
+                    raise ValueError("form-encoded delivery has no 'payload' field")
+                body = form["payload"][-1].encode("utf-8")
+        try:
+            payload = parse_json(body)
+        except ValueError as e:
+            raise ValueError(f"invalid JSON body: {e}") from None
+        if not isinstance(payload, dict):
+            raise ValueError("the body must be a JSON object")
+        if kind == "gitlab":
+            # Missing header: the normaliser names the event from the body's object_kind.
+            event_name = (headers.get("x-gitlab-event") or "").strip()
+        elif kind == "ci":
+            event_name = "completed"
+        return payload, event_name
+
+    async def _submit(self, events: Sequence[Event], key: str | None, *, ping: bool = False, zen: Any = None) -> Response:
+        results: list[Submitted] = []
+        try:
+            for i, event in enumerate(events):
+                k = key if i == 0 or key is None else f"{key}/{event.trigger}"
+                results.append(await self.ctx.submit(event, delivery_key=k))
+        except Exception:
+            self.log.exception("could not submit event %s", events[len(results)].trigger)
+            return _error(500, "internal error: the event was not accepted, try again")
+        body: dict[str, Any] = {"event_id": results[0].event_id, "runs": _union(r.runs for r in results)}
+        duplicate = all(r.duplicate for r in results)
+        if duplicate:
+            body["duplicate"] = True
+        if ping:
+            return JSONResponse({"ok": True, "zen": zen, **body}, status_code=200)
+        return JSONResponse(body, status_code=200 if duplicate else 202)
+
+
+def build_app(config: Mapping[str, Any], ctx: SourceContext, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The Starlette application for one ``sources.http`` config.
+
+    ``extra_routes`` (the dashboard, say) are tried after ``/healthz`` and ``/events`` and
+    before the webhook routes. Raises ValueError on a malformed config or a missing secret.
+    """
+    h = _Handlers(config, ctx, extra_routes)
+    # Every method reaches the built-in endpoints and the catch-all, which answer 405
+    # themselves: Starlette's own 405 would lose to the catch-all's full match.
+    return Starlette(
+        routes=[
+            Route("/healthz", _AnyMethod(h.healthz)),
+            Route("/events", _AnyMethod(h.events)),
+            *extra_routes,
+            Route("/{path:path}", _AnyMethod(h.dispatch)),
+        ],
+        middleware=[Middleware(_RequestLog, log=h.log)],
+    )
+
+
+# --------------------------------------------------------------------------- the source
+
+
+def _bind(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for host:port (every address the name resolves to); OSError if busy."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    socks: list[socket.socket] = []
+    seen: set[tuple[Any, ...]] = set()
+    try:
+        for family, type_, proto, _, addr in infos:
+            if (family, addr) in seen:
+                continue
+            seen.add((family, addr))
+            if port == 0 and socks:  # one ephemeral port for every address
+                addr = (addr[0], socks[0].getsockname()[1], *addr[2:])
+            sock = socket.socket(family, type_, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(addr)
+            sock.setblocking(False)
+    except OSError:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+class HttpSource(Source):
+    """Serves webhooks and generic HTTP routes (see the module docstring for the contract).
+
+    ``self.port`` is the port actually bound once ``start()`` has returned (useful with
+    port 0). ``extra_routes`` are mounted beside the webhook routes (the dashboard).
+    """
+
+    kind = "http"
+
+    def __init__(self, config: Mapping[str, Any], ctx: SourceContext, *, extra_routes: Sequence[BaseRoute] = ()) -> None:
+        super().__init__(config, ctx)
+        opts = ctx.options or {}
+        self.host: str = opts.get("host") or config.get("host") or DEFAULT_HOST
+        port = opts.get("port")
+        self.port: int = int(port if port is not None else config.get("port", DEFAULT_PORT))
+        self.extra_routes = list(extra_routes)
+        self.app: Starlette | None = None
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def describe(self) -> str:
+        routes = ", ".join(f"{r.get('path')} ({r.get('kind', 'http')})" for r in self.config.get("routes") or ())
+        return f"http on {self.host}:{self.port}: {routes or 'no routes'}, /healthz, /events"
+
+    async def start(self) -> None:
+        import uvicorn
+
+        class _Server(uvicorn.Server):
+            # Signals belong to the runtime: it calls stop(). uvicorn would otherwise
+            # replace the SIGINT/SIGTERM handlers and re-raise them when it exits.
+            def capture_signals(self):  # type: ignore[no-untyped-def,override]
+                return contextlib.nullcontext()
+
+        if self._task is not None:
+            raise RuntimeError("the http source is already started")
+        self.app = build_app(self.config, self.ctx, self.extra_routes)
+        try:
+            socks = _bind(self.host, self.port)
+        except OSError as e:
+            raise OSError(
+                e.errno,
+                f"http: cannot listen on {self.host}:{self.port}: {e.strerror or e}"
+                + (" (another server is using this port; choose one with --port)" if e.errno == errno.EADDRINUSE else ""),
+            ) from None
+        config = uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            log_config=None,  # never reconfigure the program's logging
+            access_log=False,  # our one debug line per request, without query strings
+            lifespan="off",
+            server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips="127.0.0.1,::1",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        )
+        server = _Server(config)
+        task = asyncio.create_task(server.serve(sockets=socks), name="triggerlang-http")
+        deadline = time.monotonic() + START_DEADLINE
+        while not server.started:
+            if task.done():
+                for s in socks:
+                    s.close()
+                exc = task.exception()
+                raise RuntimeError(f"http: the server stopped while starting: {exc!r}") from exc
+            if time.monotonic() > deadline:
+                server.should_exit = server.force_exit = True
+                task.cancel()
+                for s in socks:
+                    s.close()
+                raise TimeoutError(f"http: the server did not start within {START_DEADLINE:.0f}s")
+            await asyncio.wait({task}, timeout=0.01)
+        self._server, self._task = server, task
+        self.port = server.servers[0].sockets[0].getsockname()[1]
+        self.ctx.log.info("http: listening on http://%s:%d", self._display_host(), self.port)
+
+    def _display_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
+    def url(self) -> str:
+        """The base URL of the running server (``http://127.0.0.1:PORT``)."""
+        return f"http://{self._display_host()}:{self.port}"
+
+    async def stop(self) -> None:
+        server, task = self._server, self._task
+        if task is None:
+            return
+        self._server = self._task = None
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=GRACEFUL_SHUTDOWN + 5)
+        except asyncio.TimeoutError:
+            server.force_exit = True
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        except Exception:
+            self.ctx.log.exception("http: error while stopping the server")

@@ -1,0 +1,254 @@
+"""The schedule source: ``every`` and ``cron`` triggers become ``schedule.tick`` events (SPEC §4).
+
+Manifest section: ``{"schedules": [{"rule": "nightly", "every": 900.0},
+{"rule": "weekday", "cron": "0 3 * * 1-5", "tz": "Europe/Paris"}]}`` (``every`` in seconds,
+``tz`` an IANA zone, default UTC). Each tick carries ``{"rule", "scheduled", "time"}``:
+the planned and the actual fire time, ISO 8601 with milliseconds and an offset (the
+schedule's zone for cron, UTC for ``every``).
+
+Timing
+------
+* ``every D``: ticks at ``start + k*D`` for k = 1, 2, ... Each planned time is computed
+  from the start instant, never by adding D to the previous fire, so lateness does not
+  accumulate.
+* ``cron``: the next planned time comes from :func:`next_fire`, which is pure (no clock,
+  no sleeping) so it can be tested directly.
+* Each schedule has one task that sleeps until its planned time in chunks of at most 30 s,
+  reading the wall clock again after each chunk. asyncio's clock is monotonic and stops
+  while the machine is suspended; the wall clock does not, so after a resume the tick that
+  came due fires within 30 s. It fires **once**, with ``scheduled`` = the planned time it
+  was waiting for and ``time`` = now; the slots that also passed meanwhile are dropped, and
+  the next planned time is the first one after now. Ticks missed while the runtime was not
+  running are not replayed either (a fresh start plans from its start time).
+* ``stop()`` cancels the tasks: it is immediate.
+
+Cron and daylight-saving time
+-----------------------------
+Expressions are 5-field cron (``@hourly``, ``@daily``, ``@weekly``, ``@monthly``,
+``@yearly`` are accepted too), evaluated by croniter on *naive wall-clock time* in the
+schedule's zone, then placed on the time line with :mod:`zoneinfo`. This follows cronie:
+
+* a job whose hour field is a wildcard (``*``, ``*/2``) follows real time: in the hour
+  repeated when clocks go back it fires in both passes, and the wall times skipped when
+  clocks go forward simply do not occur;
+* a fixed-hour job (``30 2 * * *``) fires once a day whatever happens: in a repeated
+  hour only the first pass counts, and a wall time that does not exist (02:30 on the
+  spring-forward night in Europe) fires at the instant the clocks jump (03:00 local).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+from ..events import Event
+from .base import Source, SourceContext
+
+__all__ = ["ScheduleSource", "next_fire", "CHUNK"]
+
+UTC = _dt.timezone.utc
+CHUNK = 30.0  # longest single sleep, in seconds
+_MARGIN = _dt.timedelta(hours=3)  # larger than any DST or zone shift
+_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+
+def _zone(name: str | None) -> _dt.tzinfo:
+    if not name or name.upper() == "UTC":
+        return UTC
+    return ZoneInfo(name)
+
+
+def _cron_expr(expr: str) -> str:
+    expr = " ".join(str(expr).split())
+    expr = _ALIASES.get(expr.lower(), expr)
+    if len(expr.split()) != 5:
+        raise ValueError(f"cron expression {expr!r} must have 5 fields")
+    from croniter import croniter
+
+    try:
+        croniter(expr)
+    except Exception as exc:  # croniter's errors are not all ValueErrors
+        raise ValueError(f"invalid cron expression {expr!r}: {exc}") from None
+    return expr
+
+
+def _as_utc(t: _dt.datetime) -> _dt.datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _instants(wall: _dt.datetime, tz: _dt.tzinfo, realtime: bool) -> list[_dt.datetime]:
+    """The UTC instants at which a naive wall time of ``tz`` fires (see the module docstring)."""
+    a = wall.replace(tzinfo=tz, fold=0)
+    b = wall.replace(tzinfo=tz, fold=1)
+    if a.utcoffset() == b.utcoffset():
+        return [a.astimezone(UTC)]
+    if a.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:  # it occurs twice
+        return [a.astimezone(UTC), b.astimezone(UTC)] if realtime else [a.astimezone(UTC)]
+    if realtime:  # it does not occur
+        return []
+    # it does not occur: fire when the clocks jump, the first instant with the new offset
+    new_off = b.utcoffset()
+    lo, hi = b.astimezone(UTC), a.astimezone(UTC)  # offset before the jump at lo, after it at hi
+    while (hi - lo) > _dt.timedelta(seconds=1):
+        mid = lo + (hi - lo) / 2
+        mid = mid.replace(microsecond=0)
+        if mid <= lo:
+            break
+        if mid.astimezone(tz).utcoffset() == new_off:
+            hi = mid
+        else:
+            lo = mid
+    return [hi]
+
+
+def next_fire(spec: Mapping[str, Any] | str, after: _dt.datetime, *,
+              anchor: _dt.datetime | None = None) -> _dt.datetime:
+    """The first planned time of ``spec`` strictly after ``after``.
+
+    ``spec`` is a manifest schedule (``{"cron": "0 3 * * 1-5", "tz": "Europe/Paris"}`` or
+    ``{"every": 900.0}``) or a bare cron string (UTC). A naive ``after`` is taken as UTC.
+    For ``every``, planned times are ``anchor + k*every`` (``anchor`` defaults to
+    ``after``, giving ``after + every``). Cron results are in the schedule's zone,
+    ``every`` results in UTC. Raises ValueError for an invalid spec or a cron expression
+    that never fires.
+    """
+    if isinstance(spec, str):
+        spec = {"cron": spec}
+    after_u = _as_utc(after)
+    if spec.get("every") is not None:
+        period = float(spec["every"])
+        if not math.isfinite(period) or period <= 0:
+            raise ValueError(f"every must be a positive number of seconds, not {spec['every']!r}")
+        base = _as_utc(anchor) if anchor is not None else after_u
+        k = max(1, math.floor((after_u - base).total_seconds() / period) + 1)
+        t = base + _dt.timedelta(seconds=k * period)
+        while t <= after_u:  # float rounding
+            k += 1
+            t = base + _dt.timedelta(seconds=k * period)
+        return t
+    if not spec.get("cron"):
+        raise ValueError("a schedule needs 'every' or 'cron'")
+    expr = _cron_expr(spec["cron"])
+    tz = _zone(spec.get("tz"))
+    realtime = expr.split()[1].startswith("*")
+    from croniter import croniter
+
+    start = after_u.astimezone(tz).replace(tzinfo=None) - _MARGIN
+    it = croniter(expr, start, ret_type=_dt.datetime)
+    best: _dt.datetime | None = None
+    best_wall: _dt.datetime | None = None
+    for _ in range(100_000):
+        try:
+            wall = it.get_next(_dt.datetime)
+        except Exception as exc:  # CroniterBadDateError: e.g. "0 0 30 2 *"
+            raise ValueError(f"cron expression {expr!r} never fires: {exc}") from None
+        if best_wall is not None and wall > best_wall + _MARGIN:
+            break
+        for u in _instants(wall, tz, realtime):
+            if u > after_u and (best is None or u < best):
+                best = u
+                best_wall = u.astimezone(tz).replace(tzinfo=None)
+    if best is None:
+        raise ValueError(f"cron expression {expr!r} never fires")
+    return best.astimezone(tz)
+
+
+def _iso(t: _dt.datetime) -> str:
+    return t.isoformat(timespec="milliseconds")
+
+
+@dataclass
+class _Schedule:
+    rule: str
+    spec: dict[str, Any]
+
+    def describe(self) -> str:
+        if self.spec.get("every") is not None:
+            return f"{self.rule} every {float(self.spec['every']):g}s"
+        tz = self.spec.get("tz") or "UTC"
+        return f"{self.rule} cron {self.spec['cron']!r} ({tz})"
+
+
+class ScheduleSource(Source):
+    """Emits ``schedule.tick`` for each manifest schedule; one sleeping task per schedule.
+
+    See the module docstring for the timing rules (no drift, 30 s sleep chunks, one
+    catch-up tick after a suspend, no replay) and for cron across DST changes.
+    """
+
+    kind = "schedule"
+
+    def __init__(self, config: Mapping[str, Any], ctx: SourceContext) -> None:
+        super().__init__(config, ctx)
+        self.schedules: list[_Schedule] = []
+        for i, ent in enumerate(config.get("schedules") or []):
+            rule = str(ent.get("rule") or f"schedule{i}")
+            try:
+                spec = dict(ent)
+                if spec.get("every") is not None:
+                    next_fire(spec, _dt.datetime.now(UTC))  # validates
+                else:
+                    spec["cron"] = _cron_expr(spec.get("cron") or "")
+                    _zone(spec.get("tz"))  # validates
+            except Exception as exc:
+                ctx.log.error("schedule: rule %s has an unusable schedule and will never tick: %s", rule, exc)
+                continue
+            self.schedules.append(_Schedule(rule, spec))
+        self._tasks: list[asyncio.Task[None]] = []
+        # the wall clock; tests replace it to simulate a suspend
+        self.clock = lambda: _dt.datetime.now(UTC)
+
+    def describe(self) -> str:
+        return "schedule: " + (", ".join(s.describe() for s in self.schedules) or "nothing")
+
+    async def start(self) -> None:
+        start = self.clock()
+        self._tasks = [asyncio.create_task(self._run(s, start), name=f"schedule:{s.rule}") for s in self.schedules]
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _plan(self, s: _Schedule, after: _dt.datetime, anchor: _dt.datetime) -> _dt.datetime:
+        return next_fire(s.spec, after, anchor=anchor)
+
+    async def _run(self, s: _Schedule, anchor: _dt.datetime) -> None:
+        try:
+            planned = self._plan(s, anchor, anchor)
+        except ValueError as exc:
+            self.ctx.log.error("schedule: rule %s will never tick: %s", s.rule, exc)
+            return
+        while True:
+            while True:
+                remaining = (planned - self.clock()).total_seconds()
+                if remaining <= 0:
+                    break
+                await asyncio.sleep(min(remaining, CHUNK))
+            now = self.clock()
+            data = {"rule": s.rule, "scheduled": _iso(planned), "time": _iso(now.astimezone(planned.tzinfo))}
+            try:
+                await self.ctx.submit(Event("schedule", "tick", data))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.ctx.log.exception("schedule: could not submit the tick of %s", s.rule)
+            try:
+                planned = self._plan(s, max(now, self.clock()), anchor)
+            except ValueError as exc:
+                self.ctx.log.error("schedule: rule %s has no further ticks: %s", s.rule, exc)
+                return

@@ -1,0 +1,340 @@
+"""The syntax tree of a ``.trg`` file: frozen dataclasses, every node with a span.
+
+Spans are excluded from equality (``compare=False``), so two trees are equal when they
+say the same thing, wherever it was written: the formatter's property test relies on
+``parse(fmt(x)) == parse(x)``. Lark never leaks out of :mod:`triggerlang.syntax`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from ..diagnostics import NO_SPAN, Span
+
+
+def _span() -> Span:
+    return field(default=NO_SPAN, compare=False, repr=False)
+
+
+# --------------------------------------------------------------------------- values
+
+@dataclass(frozen=True)
+class Name:
+    """An identifier where a name is declared or referenced."""
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Str:
+    """A string literal (``raw`` for ``r"..."``); ``value`` has escapes resolved."""
+    value: str
+    raw: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Num:
+    """An integer or decimal literal."""
+    value: int | float
+    text: str = field(default="", compare=False)
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A duration literal such as ``250ms`` or ``5m``; ``ms`` is its length in milliseconds."""
+    ms: float
+    text: str = field(default="", compare=False)
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Bool:
+    """``true`` or ``false``."""
+    value: bool
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Regex:
+    """A regex literal ``/pattern/flags`` (Python ``re`` syntax, flags from ``ims``)."""
+    pattern: str
+    flags: str = ""
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ListLit:
+    """A list literal ``[v, v, ...]``."""
+    items: tuple["Value", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A bare identifier used as a value: a ``let`` name (or, in an action argv, a parameter)."""
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class FieldPath:
+    """A dotted event field path: ``branch``, ``payload.x.y``, ``headers.x-name``."""
+    parts: tuple[str, ...]
+    span: Span = _span()
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.parts)
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """``<path>``: the value of an event field, bound when the rule runs."""
+    path: FieldPath
+    span: Span = _span()
+
+
+Value = Union[Str, Num, Duration, Bool, Regex, ListLit, Ref]
+
+
+# --------------------------------------------------------------------------- filters
+
+@dataclass(frozen=True)
+class Compare:
+    """``FIELD OP VALUE`` with OP one of ``= != ~ !~ in not-in < <= > >=``."""
+    field: FieldPath
+    op: str
+    value: Value
+    span: Span = _span()
+    op_span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Has:
+    """``has FIELD``: present and not null."""
+    field: FieldPath
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Not:
+    expr: "Expr"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple["Expr", ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple["Expr", ...]
+    span: Span = _span()
+
+
+Expr = Union[Compare, Has, Not, And, Or]
+
+
+# --------------------------------------------------------------------------- triggers
+
+@dataclass(frozen=True)
+class EventTrigger:
+    """``SOURCE.EVENT`` or ``SOURCE.*``."""
+    source: Name
+    event: Name          # value "*" for any event of the source
+    span: Span = _span()
+
+    @property
+    def text(self) -> str:
+        return f"{self.source.value}.{self.event.value}"
+
+
+@dataclass(frozen=True)
+class EveryTrigger:
+    """``every DURATION``."""
+    interval: Union[Duration, Ref]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class CronTrigger:
+    """``cron "m h dom mon dow" [tz "Area/City"]``."""
+    expr: Str
+    tz: Str | None = None
+    span: Span = _span()
+
+
+Trigger = Union[EventTrigger, EveryTrigger, CronTrigger]
+
+
+# --------------------------------------------------------------------------- rules
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of ``with``: positional (``name`` None) or named."""
+    name: Name | None
+    value: Union[Value, Placeholder]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One policy after the action: ``kind`` is debounce, busy, timeout, retry or dedupe.
+
+    ``value`` is the duration / mode / count; ``extra`` the ``backoff`` duration of retry,
+    or the ``for`` duration of dedupe; ``key`` the placeholder of dedupe.
+    """
+    kind: str
+    value: Union[Value, Name, None] = None
+    extra: Union[Value, None] = None
+    key: Placeholder | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """``[LABEL:] on TRIGGER [FILTER] run ACTION [with ARGS] [POLICIES]``."""
+    label: Name | None
+    trigger: Trigger
+    filter: Expr | None
+    action: Name
+    args: tuple[Arg, ...] = ()
+    policies: tuple[Policy, ...] = ()
+    span: Span = _span()
+
+    @property
+    def name(self) -> str:
+        return self.label.value if self.label else f"L{self.span.start.line}"
+
+
+# --------------------------------------------------------------------------- declarations
+
+@dataclass(frozen=True)
+class Let:
+    name: Name
+    value: Value
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Secret:
+    """``secret NAME = env "VAR"`` or ``secret NAME = file "path"``."""
+    name: Name
+    kind: str            # "env" | "file"
+    ref: Str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Option:
+    """``name=value`` in a source declaration or an ``http`` action."""
+    name: Name
+    value: Value
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SourceDecl:
+    kind: Name
+    options: tuple[Option, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Param:
+    name: Name
+    default: Value | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ExecBody:
+    """``exec PROGRAM ARG...``: literals (Str) and parameters (Ref)."""
+    argv: tuple[Union[Str, Ref], ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ShellBody:
+    script: Str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class HttpBody:
+    method: Name
+    url: Str
+    options: tuple[Option, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ActionOption:
+    """``cwd "dir"`` or ``env NAME="value"``."""
+    kind: str
+    name: Name | None
+    value: Str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class ActionDecl:
+    name: Name
+    params: tuple[Param, ...]
+    body: Union[ExecBody, ShellBody, HttpBody]
+    options: tuple[ActionOption, ...] = ()
+    has_parens: bool = field(default=False, compare=False)
+    span: Span = _span()
+
+
+# --------------------------------------------------------------------------- tests (§10)
+
+@dataclass(frozen=True)
+class GivenField:
+    field: FieldPath
+    value: Value
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Given:
+    """``given TRIGGER field=value...`` or ``given PROVIDER.EVENT from "file.json"``."""
+    trigger: EventTrigger
+    fields: tuple[GivenField, ...] = ()
+    from_file: Str | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Expect:
+    """``expect RULE [with ARGS]`` (kind "match"), ``expect not RULE`` ("not"),
+    ``expect only RULE, ...`` ("only"), ``expect none`` ("none")."""
+    kind: str
+    rules: tuple[Name, ...] = ()
+    args: tuple[Arg, ...] = ()
+    has_with: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TestBlock:
+    name: Str
+    given: Given
+    expects: tuple[Expect, ...]
+    span: Span = _span()
+
+
+Decl = Union[Let, Secret, SourceDecl, ActionDecl, Rule, TestBlock]
+
+
+@dataclass(frozen=True)
+class Module:
+    """A parsed file: its declarations in order (those that parsed)."""
+    decls: tuple[Decl, ...]
+    file: str = field(default="<input>", compare=False)
+    span: Span = _span()

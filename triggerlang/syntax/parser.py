@@ -1,0 +1,512 @@
+"""Parse ``.trg`` text into a :class:`~triggerlang.syntax.ast.Module` plus diagnostics.
+
+How it works
+------------
+1. **Split.** :func:`split_declarations` cuts the file into declarations by its line
+   structure (SPEC §1): a declaration starts on a line that begins in column 1 outside
+   any open ``(``/``[``; a line that starts with whitespace, or any line inside an open
+   bracket, continues it. Strings, raw strings, regex literals and comments are skipped
+   while counting brackets. A column-1 line that starts with a declaration keyword while
+   a bracket is still open is taken as a new declaration (the unclosed bracket is then
+   reported in the one above), so one missing ``]`` does not swallow the file.
+2. **Parse.** Each declaration is parsed alone by one cached Lark LALR parser (start
+   symbol ``start``), with positions shifted back to the file's own line/column. This is
+   the error recovery: a syntax error costs one declaration, and the file's other errors
+   are still found. Three broken rules give three diagnostics.
+3. **Build.** A Lark ``Transformer`` turns each tree into frozen AST nodes with spans.
+   String escapes are resolved here (an invalid escape is a diagnostic at its position).
+
+Lark stays inside this package: nothing else sees a ``Tree`` or a ``Token``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from ..diagnostics import Diagnostics, Pos, Span
+from . import ast as A
+
+RESERVED = frozenset("on run with and or not in has true false".split())
+DECL_KEYWORDS = ("let", "secret", "source", "action", "on", "test")
+
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _grammar_text() -> str:
+    try:
+        return resources.files("triggerlang.grammar").joinpath("triggerlang.lark").read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - running from a bare checkout
+        return (Path(__file__).resolve().parents[2] / "grammar" / "triggerlang.lark").read_text("utf-8")
+
+
+@lru_cache(maxsize=1)
+def lark_parser() -> Lark:
+    """The one LALR parser (built once per process; Lark caches its tables on disk)."""
+    try:
+        return Lark(_grammar_text(), parser="lalr", lexer="contextual", propagate_positions=True,
+                    maybe_placeholders=True, cache=True)
+    except OSError:  # pragma: no cover - unwritable temp dir for the cache
+        return Lark(_grammar_text(), parser="lalr", lexer="contextual", propagate_positions=True,
+                    maybe_placeholders=True)
+
+
+# --------------------------------------------------------------------------- splitting
+
+_DECL_START = re.compile(r"(let|secret|source|action|on|test)\b|[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*on\b")
+
+
+def _bracket_delta(line: str) -> int:
+    """Net change of (/[ depth over one line, skipping strings, regexes and comments."""
+    depth, i, n = 0, 0, len(line)
+    while i < n:
+        c = line[i]
+        if c == "#":
+            break
+        if c == '"':
+            raw = i > 0 and line[i - 1] == "r" and (i < 2 or not (line[i - 2].isalnum() or line[i - 2] == "_"))
+            i += 1
+            while i < n and line[i] != '"':
+                if line[i] == "\\" and not raw:
+                    i += 1
+                i += 1
+        elif c == "/":
+            i += 1
+            while i < n and line[i] != "/":
+                if line[i] == "\\":
+                    i += 1
+                i += 1
+        elif c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        i += 1
+    return depth
+
+
+def split_declarations(text: str) -> list[tuple[int, int, int]]:
+    """``(first_line_index, last_line_index, start_offset)`` of each declaration (0-based lines)."""
+    chunks: list[list[int]] = []
+    depth = 0
+    offset = 0
+    for idx, line in enumerate(text.split("\n")):
+        stripped = line.strip()
+        line_start = offset
+        offset += len(line) + 1
+        if not stripped or stripped.startswith("#"):
+            continue
+        starts_col1 = not line[0].isspace()
+        if starts_col1 and (depth <= 0 or _DECL_START.match(line)):
+            chunks.append([idx, idx, line_start])
+            depth = 0
+        elif chunks:
+            chunks[-1][1] = idx
+        else:
+            chunks.append([idx, idx, line_start])
+        depth = max(0, depth + _bracket_delta(line))
+    return [(a, b, c) for a, b, c in chunks]
+
+
+# --------------------------------------------------------------------------- errors
+
+_TERMINAL_WORDS = {
+    "NAME": "a name", "STRING": "a string", "RAW_STRING": "a raw string", "REGEX": "a regex",
+    "NUMBER": "a number", "DURATION": "a duration (like 30s)", "PLACEHOLDER": "a placeholder <field>",
+    "FIELD_SEG": "a field name", "EQ": "'='", "CMP_OP": "an operator (= != ~ !~ < <= > >=)",
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "DOT": "'.'",
+    "COLON": "':'", "EQUAL": "'='", "STAR": "'*'", "SECRET_KIND": "'env' or 'file'",
+    "IN": "'in'", "NOT": "'not'", "TRUE": "'true'", "FALSE": "'false'", "$END": "end of declaration",
+}
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words = []
+    for t in sorted(expected):
+        if t in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[t])
+        elif t.isupper():
+            words.append(f"'{t.lower()}'")
+        else:
+            words.append(t)
+    words = sorted(set(words))
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return "expected " + ", ".join(words)
+
+
+def _token_text(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of declaration"
+    s = str(tok)
+    return repr(s if len(s) <= 30 else s[:27] + "...")
+
+
+# --------------------------------------------------------------------------- AST builder
+
+def _unescape(body: str, span_start: Pos, diags: Diagnostics) -> str:
+    out, i, n = [], 0, len(body)
+    simple = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
+    while i < n:
+        c = body[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+            continue
+        nxt = body[i + 1] if i + 1 < n else ""
+        col = span_start.column + 1 + i
+        if nxt in simple:
+            out.append(simple[nxt])
+            i += 2
+        elif nxt == "u" and i + 2 < n and body[i + 2] == "{":
+            close = body.find("}", i + 3)
+            hexs = body[i + 3:close] if close != -1 else ""
+            if close != -1 and 1 <= len(hexs) <= 6 and all(h in "0123456789abcdefABCDEF" for h in hexs) \
+                    and int(hexs, 16) <= 0x10FFFF:
+                out.append(chr(int(hexs, 16)))
+                i = close + 1
+            else:
+                end = (close + 1) if close != -1 else i + 2
+                diags.error("TRG003", "invalid unicode escape",
+                            Span(Pos(span_start.line, col), Pos(span_start.line, span_start.column + 1 + end)),
+                            "write \\u{XXXX} with 1 to 6 hex digits")
+                i = end
+        else:
+            diags.error("TRG003", f"invalid escape '\\{nxt}'",
+                        Span(Pos(span_start.line, col), Pos(span_start.line, col + 2)),
+                        "valid escapes are \\\" \\\\ \\n \\t \\u{XXXX}; use r\"...\" for a raw string")
+            out.append(nxt)
+            i += 2
+    return "".join(out)
+
+
+class _Builder(Transformer):
+    """Lark tree -> AST, shifting positions by the declaration's place in the file."""
+
+    def __init__(self, line_off: int, pos_off: int, diags: Diagnostics):
+        super().__init__(visit_tokens=False)
+        self.lo, self.po, self.diags = line_off, pos_off, diags
+
+    # spans
+    def ts(self, t: Token) -> Span:
+        return Span(Pos(t.line + self.lo, t.column, t.start_pos + self.po),
+                    Pos(t.end_line + self.lo, t.end_column, t.end_pos + self.po))
+
+    def ms(self, meta) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(Pos(1 + self.lo, 1, self.po), Pos(1 + self.lo, 1, self.po))
+        return Span(Pos(meta.line + self.lo, meta.column, meta.start_pos + self.po),
+                    Pos(meta.end_line + self.lo, meta.end_column, meta.end_pos + self.po))
+
+    def name(self, t: Token, declared: bool = False) -> A.Name:
+        n = A.Name(str(t), self.ts(t))
+        if declared and n.value in RESERVED:
+            self.diags.error("TRG005", f"'{n.value}' is a reserved word and cannot be a name", n.span,
+                             "pick another name")
+        return n
+
+    # ---------------------------------------------------------------- values
+    @v_args(meta=True)
+    def string(self, meta, children):
+        t = children[0]
+        span = self.ts(t)
+        if t.type == "RAW_STRING":
+            return A.Str(str(t)[2:-1], True, span)
+        return A.Str(_unescape(str(t)[1:-1], span.start, self.diags), False, span)
+
+    @v_args(meta=True)
+    def regex(self, meta, children):
+        t = str(children[0])
+        end = t.rfind("/")
+        return A.Regex(t[1:end].replace("\\/", "/"), t[end + 1:], self.ts(children[0]))
+
+    @v_args(meta=True)
+    def number(self, meta, children):
+        t = str(children[0])
+        v = float(t) if "." in t else int(t)
+        return A.Num(v, t, self.ts(children[0]))
+
+    @v_args(meta=True)
+    def duration(self, meta, children):
+        t = str(children[0])
+        m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)", t)
+        return A.Duration(float(m.group(1)) * _DURATION_UNITS_MS[m.group(2)], t, self.ts(children[0]))
+
+    @v_args(meta=True)
+    def true(self, meta, children):
+        return A.Bool(True, self.ts(children[0]))
+
+    @v_args(meta=True)
+    def false(self, meta, children):
+        return A.Bool(False, self.ts(children[0]))
+
+    @v_args(meta=True)
+    def list(self, meta, children):
+        return A.ListLit(tuple(c for c in children if c is not None), self.ms(meta))
+
+    @v_args(meta=True)
+    def ref(self, meta, children):
+        return A.Ref(str(children[0]), self.ts(children[0]))
+
+    @v_args(meta=True)
+    def field(self, meta, children):
+        return A.FieldPath(tuple(str(c) for c in children), self.ms(meta))
+
+    @v_args(meta=True)
+    def placeholder(self, meta, children):
+        t = children[0]
+        span = self.ts(t)
+        inner = Span(Pos(span.start.line, span.start.column + 1, span.start.offset + 1),
+                     Pos(span.end.line, span.end.column - 1, span.end.offset - 1))
+        return A.Placeholder(A.FieldPath(tuple(str(t)[1:-1].split(".")), inner), span)
+
+    # ---------------------------------------------------------------- filters
+    @v_args(meta=True)
+    def compare(self, meta, children):
+        f, op, v = children
+        return A.Compare(f, str(op), v, self.ms(meta), self.ts(op))
+
+    @v_args(meta=True)
+    def compare_not_in(self, meta, children):
+        f, n, i, v = children
+        return A.Compare(f, "not in", v, self.ms(meta), self.ts(n).join(self.ts(i)))
+
+    @v_args(meta=True)
+    def has(self, meta, children):
+        return A.Has(children[0], self.ms(meta))
+
+    @v_args(meta=True)
+    def not_expr(self, meta, children):
+        return A.Not(children[-1], self.ms(meta))
+
+    @v_args(meta=True)
+    def and_expr(self, meta, children):
+        items = []
+        for c in children:
+            items.extend(c.items if isinstance(c, A.And) else (c,))
+        return A.And(tuple(items), self.ms(meta))
+
+    @v_args(meta=True)
+    def or_expr(self, meta, children):
+        items = []
+        for c in children:
+            items.extend(c.items if isinstance(c, A.Or) else (c,))
+        return A.Or(tuple(items), self.ms(meta))
+
+    # ---------------------------------------------------------------- triggers
+    @v_args(meta=True)
+    def event_trigger(self, meta, children):
+        return A.EventTrigger(self.name(children[0]), self.name(children[-1]), self.ms(meta))
+
+    @v_args(meta=True)
+    def every_trigger(self, meta, children):
+        return A.EveryTrigger(children[0], self.ms(meta))
+
+    @v_args(meta=True)
+    def cron_trigger(self, meta, children):
+        expr = self.string(None, [children[0]])
+        tz = self.string(None, [children[1]]) if children[1] is not None else None
+        return A.CronTrigger(expr, tz, self.ms(meta))
+
+    # ---------------------------------------------------------------- rules
+    def with_args(self, children):
+        return tuple(c if isinstance(c, A.Arg) else A.Arg(None, c, c.span) for c in children)
+
+    @v_args(meta=True)
+    def named_arg(self, meta, children):
+        return A.Arg(self.name(children[0]), children[1], self.ms(meta))
+
+    @v_args(meta=True)
+    def p_debounce(self, meta, c):
+        return A.Policy("debounce", c[0], span=self.ms(meta))
+
+    @v_args(meta=True)
+    def p_busy(self, meta, c):
+        return A.Policy("busy", self.name(c[0]), span=self.ms(meta))
+
+    @v_args(meta=True)
+    def p_timeout(self, meta, c):
+        return A.Policy("timeout", c[0], span=self.ms(meta))
+
+    @v_args(meta=True)
+    def p_retry(self, meta, c):
+        return A.Policy("retry", c[0], c[1], span=self.ms(meta))
+
+    @v_args(meta=True)
+    def p_dedupe(self, meta, c):
+        return A.Policy("dedupe", None, c[1], key=c[0], span=self.ms(meta))
+
+    @v_args(meta=True)
+    def rule(self, meta, c):
+        label, trigger, filt, _run, action, args, *policies = c
+        return A.Rule(self.name(label, True) if label is not None else None, trigger, filt,
+                      self.name(action), args or (), tuple(policies), self.ms(meta))
+
+    # ---------------------------------------------------------------- declarations
+    @v_args(meta=True)
+    def let_decl(self, meta, c):
+        return A.Let(self.name(c[0], True), c[1], self.ms(meta))
+
+    @v_args(meta=True)
+    def secret_decl(self, meta, c):
+        return A.Secret(self.name(c[0], True), str(c[1]), self.string(None, [c[2]]), self.ms(meta))
+
+    @v_args(meta=True)
+    def option(self, meta, c):
+        return A.Option(self.name(c[0]), c[1], self.ms(meta))
+
+    @v_args(meta=True)
+    def source_decl(self, meta, c):
+        return A.SourceDecl(self.name(c[0]), tuple(c[1:]), self.ms(meta))
+
+    @v_args(meta=True)
+    def param(self, meta, c):
+        return A.Param(self.name(c[0], True), c[1], self.ms(meta))
+
+    def params(self, c):
+        return tuple(p for p in c[1:] if p is not None)
+
+    @v_args(meta=True)
+    def argv_ref(self, meta, c):
+        return A.Ref(str(c[0]), self.ts(c[0]))
+
+    @v_args(meta=True)
+    def exec_body(self, meta, c):
+        return A.ExecBody(tuple(c), self.ms(meta))
+
+    @v_args(meta=True)
+    def shell_body(self, meta, c):
+        return A.ShellBody(self.string(None, [c[0]]), self.ms(meta))
+
+    @v_args(meta=True)
+    def http_body(self, meta, c):
+        return A.HttpBody(self.name(c[0]), self.string(None, [c[1]]), tuple(c[2:]), self.ms(meta))
+
+    @v_args(meta=True)
+    def opt_cwd(self, meta, c):
+        return A.ActionOption("cwd", None, self.string(None, [c[0]]), self.ms(meta))
+
+    @v_args(meta=True)
+    def opt_env(self, meta, c):
+        return A.ActionOption("env", self.name(c[0]), self.string(None, [c[1]]), self.ms(meta))
+
+    @v_args(meta=True)
+    def action_decl(self, meta, c):
+        name = self.name(c[0], True)
+        rest = c[1:]
+        params: tuple = ()
+        has_parens = False
+        if isinstance(rest[0], tuple):
+            params, has_parens = rest[0], True
+        rest = rest[1:]
+        body, *opts = rest
+        return A.ActionDecl(name, params, body, tuple(opts), has_parens, self.ms(meta))
+
+    # ---------------------------------------------------------------- tests
+    @v_args(meta=True)
+    def given_field(self, meta, c):
+        return A.GivenField(c[0], c[1], self.ms(meta))
+
+    @v_args(meta=True)
+    def given(self, meta, c):
+        trig, *fields, _from, from_file = c
+        ff = self.string(None, [from_file]) if from_file is not None else None
+        fields = tuple(fields)
+        return A.Given(trig, fields, ff, self.ms(meta))
+
+    @v_args(meta=True)
+    def expect_match(self, meta, c):
+        return A.Expect("match", (self.name(c[0]),), c[1] or (), c[1] is not None, self.ms(meta))
+
+    @v_args(meta=True)
+    def expect_not(self, meta, c):
+        return A.Expect("not", (self.name(c[1]),), span=self.ms(meta))
+
+    @v_args(meta=True)
+    def expect_only(self, meta, c):
+        return A.Expect("only", tuple(self.name(t) for t in c), span=self.ms(meta))
+
+    @v_args(meta=True)
+    def expect_none(self, meta, c):
+        return A.Expect("none", span=self.ms(meta))
+
+    @v_args(meta=True)
+    def test_decl(self, meta, c):
+        name, given, *expects = c
+        return A.TestBlock(self.string(None, [name]), given, tuple(expects), self.ms(meta))
+
+    def start(self, c):
+        return c[0]
+
+
+# --------------------------------------------------------------------------- entry point
+
+def parse(text: str, file: str = "<input>") -> tuple[A.Module, Diagnostics]:
+    """Parse a whole file. Never raises for bad input: problems become diagnostics."""
+    diags = Diagnostics(file)
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    parser = lark_parser()
+    decls: list[A.Decl] = []
+    for first, last, start_off in split_declarations(text):
+        chunk = "\n".join(lines[first:last + 1])
+        builder = _Builder(first, start_off, diags)
+        try:
+            tree = parser.parse(chunk)
+            decls.append(builder.transform(tree))
+        except UnexpectedInput as e:
+            _syntax_error(e, chunk, first, start_off, diags)
+        except VisitError as e:  # pragma: no cover - a bug in the builder, reported, not raised
+            diags.error("TRG000", f"internal error while reading this declaration: {e.orig_exc}",
+                        Span(Pos(first + 1, 1, start_off), Pos(first + 1, len(lines[first]) + 1, start_off)))
+    end_line = len(lines)
+    return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text)))), diags
+
+
+def _syntax_error(e: UnexpectedInput, chunk: str, line_off: int, pos_off: int, diags: Diagnostics) -> None:
+    chunk_lines = chunk.split("\n")
+    if isinstance(e, UnexpectedToken) and e.token.type != "$END":
+        t = e.token
+        span = Span(Pos(t.line + line_off, t.column, t.start_pos + pos_off),
+                    Pos(t.end_line + line_off, t.end_column, t.end_pos + pos_off))
+        msg = f"unexpected {_token_text(t)}"
+        if str(t) in RESERVED and "NAME" in e.expected:
+            msg = f"'{t}' is a reserved word and cannot be used here"
+        diags.error("TRG001", msg, span, _describe_expected(set(e.expected)))
+        return
+    if isinstance(e, UnexpectedCharacters):
+        line, col = e.line + line_off, e.column
+        ch = chunk[e.pos_in_stream] if e.pos_in_stream < len(chunk) else ""
+        span = Span(Pos(line, col, e.pos_in_stream + pos_off), Pos(line, col + 1, e.pos_in_stream + pos_off + 1))
+        hint = None
+        if ch == '"':
+            hint = "this string is not closed on its line"
+        elif ch == "/":
+            hint = "this regex is not closed: write /pattern/flags"
+        elif ch == "<":
+            hint = "a placeholder is <field>, and goes in 'with' arguments"
+        elif e.allowed:
+            hint = _describe_expected(set(e.allowed))
+        diags.error("TRG001", f"unexpected character {ch!r}", span, hint)
+        return
+    # end of declaration reached too early
+    expected = set(getattr(e, "expected", ()) or ())
+    last_idx = max(i for i, ln in enumerate(chunk_lines) if ln.strip()) if chunk.strip() else 0
+    last_line = chunk_lines[last_idx]
+    code_part = last_line.split("#", 1)[0].rstrip() if "#" in last_line and '"' not in last_line else last_line.rstrip()
+    col = len(code_part) + 1
+    span = Span(Pos(last_idx + 1 + line_off, max(1, col - 1)), Pos(last_idx + 1 + line_off, col))
+    depth = sum(_bracket_delta(ln) for ln in chunk_lines)
+    if depth > 0:
+        diags.error("TRG002", "unclosed '(' or '[' at the end of this declaration", span,
+                    "close the bracket before the next declaration")
+    elif "RUN" in expected:
+        diags.error("TRG002", "this rule has no 'run ACTION'", span, "end the rule with: run ACTION [with ARGS]")
+    else:
+        diags.error("TRG002", "unexpected end of declaration", span, _describe_expected(expected))
