@@ -32,7 +32,9 @@ Action specs (the manifest's ``"actions"`` entries)
     ``X-Triggerlang-Signature: sha256=<hex HMAC-SHA256 of the body>`` (key: the secret's
     value from ``RunRequest.secrets``). ``exit_code`` is the HTTP status: 2xx is
     ``succeeded``, any other status ``failed`` (redirects are not followed); a network
-    error is ``failed`` with ``exit_code`` None.
+    error is ``failed`` with ``exit_code`` None. The request honours the usual
+    ``http_proxy``/``https_proxy``/``no_proxy`` variables; the status and up to 64 KiB of
+    the response body go to the log.
 
 Inputs missing from ``RunRequest.inputs`` take the parameter's ``default``; a parameter
 used in argv with neither is a ``failed`` run.

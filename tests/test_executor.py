@@ -1,0 +1,455 @@
+"""The action executor: argv safety, environment, stdin, logs, timeouts, cancel, http."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from triggerlang.events import Event
+from triggerlang.runtime.executor import RunRequest, RunResult, sign, start_action
+
+PROBE = f"""#!{sys.executable}
+import json, os, sys
+data = {{
+    "argv": sys.argv[1:],
+    "stdin": sys.stdin.read(),
+    "cwd": os.getcwd(),
+    "env": {{k: v for k, v in os.environ.items() if k.startswith(("TRG_", "PROBE_", "ACTION_"))}},
+}}
+with open(os.environ["PROBE_OUT"], "w") as f:
+    json.dump(data, f)
+print("probe stdout")
+print("probe stderr", file=sys.stderr)
+sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
+"""
+
+NASTY = ["$(touch pwned)", "`touch x`", "a; rm -rf /", "line\nbreak", "' \" \\ * ? ~ > out", "--flag=1", ""]
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    d = tmp_path / "project"
+    (d / "scripts").mkdir(parents=True)
+    probe = d / "scripts" / "probe.py"
+    probe.write_text(PROBE)
+    probe.chmod(0o755)
+    return d
+
+
+def event(**data: Any) -> dict:
+    return Event(source="git", type="push", data=data or {"branch": "main"}).to_json()
+
+
+def request(base: Path, action: dict, inputs: dict | None = None, *, run_id: int = 1,
+            timeout: float | None = 30, ev: dict | None = None, **kw: Any) -> RunRequest:
+    return RunRequest(run_id=run_id, rule="r1", action_name="act", action=action, inputs=inputs or {},
+                      event=ev or event(), base_dir=base, log_path=base.parent / "state" / "logs" / f"{run_id}.log",
+                      timeout=timeout, secrets=kw.pop("secrets", {}), **kw)
+
+
+def run(req: RunRequest) -> RunResult:
+    async def main() -> RunResult:
+        running = await start_action(req)
+        return await running.wait()
+
+    return asyncio.run(main())
+
+
+def probe_action(argv_tail: list[dict], params: list[dict] | None = None, **extra: Any) -> dict:
+    env = {"PROBE_OUT": "{out}"}
+    env.update(extra.pop("env", {}))
+    return {"kind": "exec", "params": params or [], "argv": [{"value": "./scripts/probe.py"}, *argv_tail],
+            "cwd": extra.pop("cwd", None), "env": env, **extra}
+
+
+def run_probe(base: Path, action: dict, inputs: dict | None = None, **kw: Any) -> tuple[RunResult, dict]:
+    out = base.parent / "probe.json"
+    action["env"] = {k: v.replace("{out}", str(out)) for k, v in action["env"].items()}
+    result = run(request(base, action, inputs, **kw))
+    return result, json.loads(out.read_text()) if out.exists() else {}
+
+
+def files_named(root: Path, *names: str) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name in names]
+
+
+def wait_for(cond, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+async def async_wait_for(cond, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def group_gone(pgid: int) -> bool:
+    """No live process is left in the group.
+
+    ``killpg(pgid, 0)`` raising ProcessLookupError is the proof; under an init that does
+    not reap orphans (some containers), killed grandchildren stay zombies, which still
+    answer kill(0) but are dead: then every member left must be a zombie.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    if not Path("/proc").is_dir():
+        return False
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        state, _ppid, pgrp = text[text.rfind(")") + 2:].split()[:3]
+        if int(pgrp) == pgid and state not in ("Z", "X"):
+            live.append(stat.parent.name)
+    return not live
+
+
+# -- exec ---------------------------------------------------------------------------------
+
+def test_exec_passes_hostile_strings_verbatim_as_argv(base: Path):
+    action = probe_action([{"value": "--x"}, {"param": "a"}, {"param": "b"}, {"param": "c"}],
+                          params=[{"name": "a"}, {"name": "b"}, {"name": "c"}])
+    inputs = {"a": NASTY[0], "b": NASTY[1], "c": NASTY[2:]}
+    result, seen = run_probe(base, action, inputs)
+    assert result == RunResult("succeeded", 0)
+    assert seen["argv"] == ["--x", *NASTY]
+    assert seen["cwd"] == str(base)
+    assert files_named(base.parent, "pwned", "x", "out") == []
+
+
+def test_exec_argument_conversions_and_defaults(base: Path):
+    action = probe_action([{"param": p} for p in ("s", "n", "f", "t", "z", "l", "stage")],
+                          params=[{"name": p} for p in ("s", "n", "f", "t", "z", "l")]
+                          + [{"name": "stage", "default": "staging"}])
+    inputs = {"s": "x y", "n": 42, "f": 1.5, "t": True, "z": None, "l": ["one", 2, False]}
+    result, seen = run_probe(base, action, inputs)
+    assert result.status == "succeeded"
+    assert seen["argv"] == ["x y", "42", "1.5", "true", "", "one", "2", "false", "staging"]
+    assert seen["env"]["TRG_INPUT_L"] == '["one", 2, false]'
+    assert seen["env"]["TRG_INPUT_N"] == "42" and seen["env"]["TRG_INPUT_Z"] == "null"
+    assert seen["env"]["TRG_INPUT_STAGE"] == "staging" and seen["env"]["TRG_INPUT_S"] == "x y"
+
+
+def test_exec_environment_and_stdin(base: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PROBE_INHERITED", "from serve")
+    ev = event(branch="main", sha="abc123", note="naïve ☃")
+    action = probe_action([], params=[{"name": "my-arg"}], env={"ACTION_ENV": "set by action"})
+    result, seen = run_probe(base, action, {"my-arg": "v"}, run_id=77, ev=ev)
+    assert result.status == "succeeded"
+    env = seen["env"]
+    assert env["TRG_RUN_ID"] == "77" and env["TRG_RULE"] == "r1"
+    assert env["TRG_EVENT_ID"] == ev["id"] and env["TRG_EVENT_SOURCE"] == "git" and env["TRG_EVENT_TYPE"] == "push"
+    assert env["TRG_INPUT_MY_ARG"] == "v"
+    assert env["ACTION_ENV"] == "set by action" and env["PROBE_INHERITED"] == "from serve"
+    assert json.loads(seen["stdin"]) == ev
+
+
+def test_exec_relative_program_and_cwd(base: Path):
+    (base / "work").mkdir()
+    action = probe_action([], cwd="work")
+    result, seen = run_probe(base, action)
+    assert result.status == "succeeded"
+    assert seen["cwd"] == str(base / "work")  # ./scripts/probe.py still found from base_dir
+
+
+def test_exec_bare_name_uses_path_and_reports_exit_code(base: Path):
+    action = {"kind": "exec", "params": [], "argv": [{"value": "sh"}, {"value": "-c"}, {"value": "exit 3"}]}
+    assert run(request(base, action)) == RunResult("failed", 3, "exited with code 3")
+
+
+def test_exec_writes_output_and_header_to_the_log(base: Path):
+    action = probe_action([{"value": "hello"}], env={"PROBE_EXIT": "4"})
+    req_log = base.parent / "state" / "logs" / "1.log"
+    result, _ = run_probe(base, action)
+    assert result.status == "failed" and result.exit_code == 4
+    log = req_log.read_text()
+    assert log.splitlines()[0].startswith("# run 1 rule r1 action act attempt 1: exec ")
+    assert "hello" in log.splitlines()[0]
+    assert "probe stdout" in log and "probe stderr" in log
+    assert "failed (exit code 4)" in log
+
+
+@pytest.mark.parametrize("argv0, message", [
+    ("./scripts/missing.sh", "program not found"),
+    ("no-such-program-triggerlang", "program not found"),
+    ("./scripts/not-executable.sh", "permission denied"),
+])
+def test_exec_spawn_failure_is_a_failed_run(base: Path, argv0: str, message: str):
+    (base / "scripts" / "not-executable.sh").write_text("#!/bin/sh\necho hi\n")
+    req = request(base, {"kind": "exec", "params": [], "argv": [{"value": argv0}]})
+    result = run(req)
+    assert result.status == "failed" and result.exit_code is None and message in result.error
+    assert message in req.log_path.read_text()
+
+
+def test_missing_cwd_and_missing_input_and_nul_byte(base: Path):
+    req = request(base, {"kind": "exec", "argv": [{"value": "true"}], "cwd": "nowhere"})
+    result = run(req)
+    assert result.status == "failed" and "working directory" in result.error
+    result = run(request(base, {"kind": "exec", "params": [{"name": "sha"}],
+                                "argv": [{"value": "echo"}, {"param": "sha"}]}, {}))
+    assert result.status == "failed" and "sha" in result.error
+    result = run(request(base, {"kind": "exec", "argv": [{"value": "echo"}, {"param": "a"}]}, {"a": "x\x00y"}))
+    assert result.status == "failed" and result.exit_code is None
+
+
+def test_exec_program_that_ignores_a_large_stdin(base: Path):
+    big = event(blob="x" * 500_000)
+    action = {"kind": "exec", "argv": [{"value": "true"}]}
+    assert run(request(base, action, ev=big)).status == "succeeded"
+
+
+def test_killed_by_signal_reports_128_plus_n(base: Path):
+    result = run(request(base, {"kind": "shell", "script": "kill -KILL $$"}))
+    assert result == RunResult("failed", 137, "killed by SIGKILL")
+
+
+# -- shell --------------------------------------------------------------------------------
+
+def test_shell_inputs_only_through_the_environment(base: Path):
+    out = base / "out.txt"
+    action = {"kind": "shell", "params": [{"name": "msg"}, {"name": "list-arg"}],
+              "script": f'printf "%s|%s" "$TRG_INPUT_MSG" "$TRG_INPUT_LIST_ARG" > {out}; '
+                        f'cat > {base / "stdin.json"}',
+              "cwd": None, "env": {}}
+    msg = "$(touch pwned); `touch x`; a; rm -rf /\nline"
+    ev = event(sha="abc")
+    result = run(request(base, action, {"msg": msg, "list-arg": ["a", "b"]}, ev=ev))
+    assert result.status == "succeeded"
+    assert out.read_text() == msg + '|["a", "b"]'
+    assert json.loads((base / "stdin.json").read_text()) == ev
+    assert files_named(base.parent, "pwned", "x") == []
+
+
+def test_shell_gets_trg_variables_and_action_env(base: Path):
+    out = base / "env.txt"
+    action = {"kind": "shell", "script": f'echo "$TRG_RUN_ID $TRG_RULE $TRG_EVENT_SOURCE.$TRG_EVENT_TYPE $GREETING" > {out}',
+              "env": {"GREETING": "hi"}}
+    assert run(request(base, action, run_id=5)).status == "succeeded"
+    assert out.read_text() == "5 r1 git.push hi\n"
+
+
+# -- timeouts and cancel --------------------------------------------------------------------
+
+def test_timeout_kills_the_whole_process_group(base: Path):
+    action = {"kind": "exec", "argv": [{"value": "sh"}, {"value": "-c"}, {"value": "sleep 100 & sleep 100"}]}
+    req = request(base, action, timeout=0.5)
+
+    async def main():
+        running = await start_action(req)
+        pgid = running.pgid
+        assert pgid is not None and pgid == running.pid
+        assert os.getpgid(running.pid) == pgid != os.getpgid(0)
+        t0 = time.monotonic()
+        result = await running.wait()
+        return result, pgid, time.monotonic() - t0
+
+    result, pgid, elapsed = asyncio.run(main())
+    assert result.status == "timed_out" and "timed out after 0.5s" in result.error
+    assert elapsed < 5  # SIGTERM was enough: no wait for the SIGKILL grace
+    with pytest.raises(ChildProcessError):  # the run's own process was reaped
+        os.waitpid(pgid, os.WNOHANG)
+    wait_for(lambda: group_gone(pgid), what="the process group to end")
+    assert "timed_out" in req.log_path.read_text()
+
+
+def test_timeout_escalates_to_sigkill(base: Path):
+    action = {"kind": "shell", "script": "trap '' TERM; sleep 100 & sleep 100"}
+    req = request(base, action, timeout=0.3, kill_grace=0.7)
+
+    async def main():
+        running = await start_action(req)
+        t0 = time.monotonic()
+        return await running.wait(), running.pgid, time.monotonic() - t0
+
+    result, pgid, elapsed = asyncio.run(main())
+    assert result.status == "timed_out" and result.exit_code == 128 + signal.SIGKILL
+    assert 0.9 <= elapsed < 10
+    wait_for(lambda: group_gone(pgid), what="the process group to end")
+
+
+def test_cancel_stops_a_running_action(base: Path):
+    ready = base / "ready"
+    action = {"kind": "shell", "script": f"touch {ready}; sleep 100 & sleep 100"}
+    req = request(base, action, timeout=60)
+
+    async def main():
+        running = await start_action(req)
+        await async_wait_for(ready.exists, what="the run to start")
+        assert not running.done()
+        result = await running.cancel(grace=2)
+        assert running.done()
+        assert await running.wait() == result
+        assert await running.cancel() == result  # idempotent
+        return result, running.pgid
+
+    result, pgid = asyncio.run(main())
+    assert result.status == "cancelled"
+    wait_for(lambda: group_gone(pgid), what="the process group to end")
+
+
+def test_cancel_after_the_end_keeps_the_result(base: Path):
+    async def main():
+        running = await start_action(request(base, {"kind": "shell", "script": "exit 0"}))
+        first = await running.wait()
+        return first, await running.cancel()
+
+    first, second = asyncio.run(main())
+    assert first == second == RunResult("succeeded", 0)
+
+
+def test_cancelling_the_waiter_does_not_stop_the_run(base: Path):
+    done = base / "done"
+    action = {"kind": "shell", "script": f"sleep 0.3; touch {done}"}
+
+    async def main():
+        running = await start_action(request(base, action))
+        waiter = asyncio.create_task(running.wait())
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        return await running.wait()
+
+    assert asyncio.run(main()).status == "succeeded"
+    assert done.exists()
+
+
+# -- http -----------------------------------------------------------------------------------
+
+class Hook:
+    """A real HTTP server on a free loopback port that records what it receives."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.release = threading.Event()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                if self.path == "/slow":
+                    hook.release.wait(30)
+                code = {"/ok": 200, "/created": 201, "/fail": 503, "/redirect": 302}.get(self.path, 404)
+                payload = b"x" * 100_000 if self.path == "/fail" else b'{"accepted": true}'
+                self.send_response(code)
+                if code == 302:
+                    self.send_header("Location", "/ok")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def hook(monkeypatch: pytest.MonkeyPatch):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    h = Hook()
+    yield h
+    h.close()
+
+
+def http_action(url: str, secret: str | None = "orchestrator") -> dict:
+    return {"kind": "http", "method": "post", "url": url, "secret": secret,
+            "params": [{"name": "sha"}, {"name": "stage", "default": "staging"}], "env": {}}
+
+
+def test_http_posts_a_signed_body(base: Path, hook: Hook):
+    ev = event(sha="abc")
+    req = request(base, http_action(hook.url + "/ok"), {"sha": "abc"}, run_id=9, ev=ev,
+                  secrets={"orchestrator": "s3cr3t"})
+    assert run(req) == RunResult("succeeded", 200)
+    [got] = hook.requests
+    body = got["body"]
+    assert json.loads(body) == {"run_id": 9, "rule": "r1", "action": "act",
+                                "inputs": {"sha": "abc", "stage": "staging"}, "event": ev}
+    expected = "sha256=" + hmac.new(b"s3cr3t", body, hashlib.sha256).hexdigest()
+    assert got["headers"]["X-Triggerlang-Signature"] == expected == sign("s3cr3t", body)
+    assert got["headers"]["Content-Type"] == "application/json"
+    log = req.log_path.read_text()
+    assert "HTTP 200" in log and '{"accepted": true}' in log
+    assert "s3cr3t" not in log
+
+
+def test_http_without_secret_is_unsigned(base: Path, hook: Hook):
+    assert run(request(base, http_action(hook.url + "/created", secret=None))) == RunResult("succeeded", 201)
+    assert "X-Triggerlang-Signature" not in hook.requests[0]["headers"]
+
+
+def test_http_error_status_is_a_failure_with_that_code(base: Path, hook: Hook):
+    req = request(base, http_action(hook.url + "/fail"), secrets={"orchestrator": "k"})
+    result = run(req)
+    assert result.status == "failed" and result.exit_code == 503
+    log = req.log_path.read_text()
+    assert "HTTP 503" in log and "truncated" in log
+    assert log.count("x") <= 64 * 1024 + 200
+    assert run(request(base, http_action(hook.url + "/redirect"), secrets={"orchestrator": "k"}, run_id=2)
+               ).exit_code == 302
+    assert [r["path"] for r in hook.requests] == ["/fail", "/redirect"]  # redirect not followed
+
+
+def test_http_network_error(base: Path, hook: Hook):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again at once: nothing listens there
+    req = request(base, http_action(f"http://127.0.0.1:{port}/x", secret=None))
+    result = run(req)
+    assert result.status == "failed" and result.exit_code is None and result.error
+    assert "failed" in req.log_path.read_text()
+
+
+def test_http_missing_secret_value_and_bad_url(base: Path, hook: Hook):
+    result = run(request(base, http_action(hook.url + "/ok"), secrets={}))
+    assert result.status == "failed" and "orchestrator" in result.error
+    result = run(request(base, http_action("file:///etc/passwd", secret=None)))
+    assert result.status == "failed" and "http" in result.error
+    assert hook.requests == []
+
+
+def test_http_timeout_and_cancel(base: Path, hook: Hook):
+    t0 = time.monotonic()
+    result = run(request(base, http_action(hook.url + "/slow", secret=None), timeout=0.3))
+    assert result.status == "timed_out" and time.monotonic() - t0 < 5
+
+    async def main():
+        running = await start_action(request(base, http_action(hook.url + "/slow", secret=None), run_id=2))
+        await async_wait_for(lambda: len(hook.requests) == 2, what="the second request")
+        return await running.cancel()
+
+    assert asyncio.run(main()).status == "cancelled"
