@@ -30,7 +30,8 @@ How a request is handled, in this order (each step answers before the next one r
    :func:`hmac.compare_digest`: ``github`` checks ``X-Hub-Signature-256: sha256=<hex>``;
    ``token`` compares a header (``X-Gitlab-Token`` by default) with the secret;
    ``bearer`` checks ``Authorization: Bearer <secret>``; ``hmac`` checks a header
-   (``X-Signature-256`` by default) holding ``sha256=<hex>`` or the bare hex. The header
+   (``X-Signature-256`` by default) holding ``sha256=<hex>`` or the bare hex. A route's
+   ``verify["header"]`` names another header for every scheme but ``github``. The header
    a route verifies, and ``Authorization``/``Cookie``/``X-Gitlab-Token`` on every route,
    are then replaced by ``<redacted>`` in everything passed on (event ``headers``, the
    provider normaliser): the journal, runs and the dashboard never see a token, and
@@ -186,7 +187,7 @@ def _literal_prefix(pattern: str) -> str:
 
 @dataclass(frozen=True)
 class HttpRoute:
-    """One manifest route, checked and with its secret resolved (never printed: repr=False)."""
+    """One manifest route, checked, with its secret resolved (kept out of repr)."""
 
     index: int
     path: str
@@ -201,7 +202,7 @@ class HttpRoute:
         return f"HttpRoute({self.path!r}, {self.kind}, verify={self.scheme})"
 
     def allows(self, method: str) -> bool:
-        return self.methods is None or method in self.methods or (method == "HEAD" and "GET" in self.methods)
+        return self.methods is None or method in self.methods
 
     @property
     def redacted_headers(self) -> frozenset[str]:
@@ -249,7 +250,7 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
                     f"http route {path}: unknown verify scheme {scheme!r} (expected one of {', '.join(_SCHEME_HEADER)})"
                 )
             header = _SCHEME_HEADER[scheme]
-            if scheme in ("token", "hmac") and verify.get("header"):
+            if scheme != "github" and verify.get("header"):  # github: always X-Hub-Signature-256
                 header = str(verify["header"]).lower()
             name = verify.get("secret")
             value = secrets.get(name) if isinstance(name, str) else None
@@ -400,6 +401,12 @@ def _union(lists: Iterable[Sequence[int]]) -> list[int]:
     return list(seen)
 
 
+def _log_path(scope: Any) -> str:
+    """The path as sent (still percent-encoded, so no newline can forge a log line), no query."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1").split("?", 1)[0] if isinstance(raw, bytes) else repr(scope.get("path"))
+
+
 class _RequestLog:
     """ASGI middleware: one debug line per request (method, path without query, status)."""
 
@@ -420,9 +427,8 @@ class _RequestLog:
         try:
             await self.app(scope, receive, send_)
         finally:
-            self.log.debug(
-                "%s %s -> %s (%.1f ms)", scope["method"], scope["path"], status[0] or "-", (time.monotonic() - t0) * 1000
-            )
+            ms = (time.monotonic() - t0) * 1000
+            self.log.debug("%s %s -> %s (%.1f ms)", scope["method"], _log_path(scope), status[0] or "-", ms)
 
 
 # --------------------------------------------------------------------------- the application
@@ -483,7 +489,7 @@ class _Handlers:
     # -- webhook and generic routes
 
     async def dispatch(self, request: Request) -> Response:
-        path, method = request.url.path, request.method
+        path, method = request.scope["path"], request.method
         found = self.table.candidates(path)
         route = next((r for r in found if r.allows(method)), None)
         if route is None:
@@ -501,7 +507,7 @@ class _Handlers:
             return Response(status_code=400)
         why = verify_request(route, request.headers, body)
         if why is not None:
-            self.log.debug("rejected %s %s: %s", method, path, why)
+            self.log.debug("rejected %s %s: %s", method, _log_path(request.scope), why)
             return _error(401, why)
         headers = _redacted_headers(request, route.redacted_headers)
         if route.kind == "http":
@@ -518,7 +524,7 @@ class _Handlers:
             query[k] = v  # a repeated key keeps its last value
         data = {
             "method": request.method.upper(),
-            "path": request.url.path,
+            "path": request.scope["path"],
             "headers": _header_dict(headers),
             "query": query,
             "payload": payload,

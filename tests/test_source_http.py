@@ -1,0 +1,682 @@
+"""The HTTP source against a real uvicorn on a free loopback port, with httpx as the client.
+
+``ctx.submit`` is a fake that records what it is given and answers like the journal
+(a delivery key already seen is a duplicate). Webhook deliveries replay the real payloads
+in ``shared/fixtures/webhooks`` with the headers a real delivery carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+
+from triggerlang.events import Event
+from triggerlang.sources.base import SourceContext, Submitted
+from triggerlang.sources.http import HttpSource, RouteTable, build_app, is_loopback, parse_routes, verify_request
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+
+SECRETS = {"gh": "gh-secret-value", "gl": "gl-token-value", "tok": "bearer-token-value", "k": "hmac-key-value"}
+
+CONFIG: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 8080,
+    "max_body": 10485760,
+    "routes": [
+        {"path": "/github", "kind": "github", "verify": {"scheme": "github", "secret": "gh"}},
+        {"path": "/gitlab", "kind": "gitlab", "verify": {"scheme": "token", "header": "X-Gitlab-Token", "secret": "gl"}},
+        {"path": "/ci", "kind": "ci", "verify": None},
+        {"path": "/hooks/*", "kind": "http", "methods": ["POST"], "verify": {"scheme": "bearer", "secret": "tok"}},
+        {"path": "/build", "kind": "http", "methods": ["GET", "POST"], "verify": {"scheme": "hmac", "secret": "k", "header": "X-Signature-256"}},
+        {"path": "/open/**", "kind": "http", "verify": None},
+    ],
+}
+
+
+# --------------------------------------------------------------------------- harness
+
+
+class FakeJournal:
+    """Stands in for the engine: records events, one run each, dedupes on delivery key."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.events: list[tuple[Event, str | None]] = []
+        self.by_key: dict[str, Submitted] = {}
+        self.fail = fail
+        self.next_run = 1
+
+    async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
+        if self.fail:
+            raise RuntimeError("database is locked")
+        if delivery_key is not None and delivery_key in self.by_key:
+            old = self.by_key[delivery_key]
+            return Submitted(old.event_id, list(old.runs), duplicate=True)
+        self.events.append((event, delivery_key))
+        result = Submitted(event.id, [self.next_run])
+        self.next_run += 1
+        if delivery_key is not None:
+            self.by_key[delivery_key] = result
+        return result
+
+    def triggers(self) -> list[str]:
+        return [e.trigger for e, _ in self.events]
+
+
+def make_ctx(tmp_path: Path, journal: FakeJournal, **options: Any) -> SourceContext:
+    return SourceContext(
+        base_dir=tmp_path,
+        state_dir=tmp_path / ".triggerlang",
+        submit=journal.submit,
+        secrets=dict(SECRETS),
+        log=logging.getLogger("triggerlang.test"),
+        options={"port": 0, **options},
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, journal: FakeJournal, config: dict[str, Any] | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """A started HttpSource on an ephemeral port and a client for it; stopped on exit."""
+    source = HttpSource(config or CONFIG, make_ctx(tmp_path, journal))
+    await source.start()
+    try:
+        assert source.port != 0
+        async with httpx.AsyncClient(base_url=source.url, timeout=30.0) as client:
+            yield client
+    finally:
+        await source.stop()
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, timeout=90))
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def github_headers(event: str, body: bytes, secret: str = SECRETS["gh"], delivery: str | None = None) -> dict[str, str]:
+    """The headers GitHub sends with a delivery (README: 'Headers a real delivery carries')."""
+    return {
+        "User-Agent": "GitHub-Hookshot/044aadd",
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-GitHub-Hook-ID": "292430182",
+        "X-GitHub-Hook-Installation-Target-Type": "repository",
+        "X-GitHub-Hook-Installation-Target-ID": "79929171",
+        "X-Hub-Signature": "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest(),
+        "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+    }
+
+
+def gitlab_headers(event: str, token: str = SECRETS["gl"], event_uuid: str | None = None) -> dict[str, str]:
+    return {
+        "User-Agent": "GitLab/17.5.0",
+        "Content-Type": "application/json",
+        "X-Gitlab-Event": event,
+        "X-Gitlab-Token": token,
+        "X-Gitlab-Event-UUID": event_uuid or str(uuid.uuid4()),
+        "X-Gitlab-Webhook-UUID": str(uuid.uuid4()),
+        "X-Gitlab-Instance": "https://gitlab.com",
+        "Idempotency-Key": str(uuid.uuid4()),
+    }
+
+
+# --------------------------------------------------------------------------- GitHub's signature vector
+
+
+def _vector() -> dict[str, Any]:
+    return json.loads(fixture("github-signature-vector.json"))
+
+
+def _flip_bit(data: bytes, bit: int) -> bytes:
+    b = bytearray(data)
+    b[bit // 8] ^= 1 << (bit % 8)
+    return bytes(b)
+
+
+def test_github_signature_vector_accepted_and_one_bit_change_rejected() -> None:
+    v = _vector()
+    (route,) = parse_routes(
+        {"routes": [{"path": "/v", "kind": "github", "verify": {"scheme": "github", "secret": "s"}}]}, {"s": v["secret"]}
+    )
+    payload = v["payload"].encode(v["payload_encoding"])
+    assert verify_request(route, {"x-hub-signature-256": v["x_hub_signature_256"]}, payload) is None
+    # One bit flipped anywhere in the body, or in the signature's hex, is rejected.
+    for bit in range(len(payload) * 8):
+        assert verify_request(route, {"x-hub-signature-256": v["x_hub_signature_256"]}, _flip_bit(payload, bit))
+    sig = v["signature"]
+    flipped = sig[:-1] + format(int(sig[-1], 16) ^ 1, "x")
+    assert verify_request(route, {"x-hub-signature-256": "sha256=" + flipped}, payload)
+    assert verify_request(route, {}, payload) == "missing x-hub-signature-256 header"
+
+
+def test_github_signature_vector_over_http(tmp_path: Path) -> None:
+    v = _vector()
+    config = {"routes": [{"path": "/vector", "kind": "http", "methods": ["POST"], "verify": {"scheme": "github", "secret": "vec"}}]}
+    journal = FakeJournal()
+    payload = v["payload"].encode()
+
+    async def main() -> None:
+        source = HttpSource(config, SourceContext(tmp_path, tmp_path, journal.submit, {"vec": v["secret"]}, options={"port": 0}))
+        await source.start()
+        try:
+            async with httpx.AsyncClient(base_url=source.url, timeout=30.0) as c:
+                ok = await c.post("/vector", content=payload, headers={"X-Hub-Signature-256": v["x_hub_signature_256"]})
+                assert ok.status_code == 202, ok.text
+                bad = await c.post("/vector", content=_flip_bit(payload, 0), headers={"X-Hub-Signature-256": v["x_hub_signature_256"]})
+                assert bad.status_code == 401
+                assert "error" in bad.json()
+        finally:
+            await source.stop()
+
+    run(main())
+    assert [e.data["text"] for e, _ in journal.events] == ["Hello, World!"]
+
+
+# --------------------------------------------------------------------------- webhook replays
+
+
+def test_github_push_fixture(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = fixture("github/push-plain.json")
+    headers = github_headers("push", body, delivery="9f2b6a50-0000-11ef-8000-000000000001")
+
+    async def main() -> httpx.Response:
+        async with serving(tmp_path, journal) as c:
+            return await c.post("/github", content=body, headers=headers)
+
+    r = run(main())
+    assert r.status_code == 202, r.text
+    (event, key), = journal.events
+    assert r.json() == {"event_id": event.id, "runs": [1]}
+    assert event.trigger == "github.push"
+    assert key == "github:9f2b6a50-0000-11ef-8000-000000000001"
+    assert event.data["delivery"] == "9f2b6a50-0000-11ef-8000-000000000001"
+    assert event.data["payload"] == json.loads(body)
+    # the signature never reaches event data (journal, runs, dashboard)
+    assert event.data["headers"]["x-hub-signature-256"] == "<redacted>"
+    assert event.data["headers"]["x-github-event"] == "push"
+
+
+def test_github_pull_request_fixture(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = fixture("github/pull_request-opened.json")
+
+    async def main() -> httpx.Response:
+        async with serving(tmp_path, journal) as c:
+            return await c.post("/github", content=body, headers=github_headers("pull_request", body))
+
+    r = run(main())
+    assert r.status_code == 202, r.text
+    assert journal.triggers() == ["github.pull_request"]
+    event = journal.events[0][0]
+    assert event.data["action"] == "opened"
+    assert event.data["number"] == 2
+
+
+def test_github_workflow_run_completed_also_submits_ci_completed(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = fixture("github/workflow_run-completed.json")
+    headers = github_headers("workflow_run", body, delivery="d-1")
+
+    async def main() -> tuple[httpx.Response, httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            first = await c.post("/github", content=body, headers=headers)
+            again = await c.post("/github", content=body, headers=headers)  # a redelivery
+            return first, again
+
+    first, again = run(main())
+    assert first.status_code == 202, first.text
+    assert journal.triggers() == ["github.workflow_run", "ci.completed"]
+    (wf, k1), (ci, k2) = journal.events
+    assert first.json() == {"event_id": wf.id, "runs": [1, 2]}
+    assert (k1, k2) == ("github:d-1", "github:d-1/ci.completed")
+    assert ci.data["status"] == "success" and ci.data["provider"] == "github"
+    # the redelivery creates nothing: 200, same event, same runs
+    assert again.status_code == 200
+    assert again.json() == {"event_id": wf.id, "runs": [1, 2], "duplicate": True}
+    assert len(journal.events) == 2
+
+
+def test_github_form_encoded_delivery(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    raw = fixture("github/push-with-new-branch.json")
+    from urllib.parse import urlencode
+
+    body = urlencode({"payload": raw.decode()}).encode()
+    headers = github_headers("push", body)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+
+    async def main() -> httpx.Response:
+        async with serving(tmp_path, journal) as c:
+            return await c.post("/github", content=body, headers=headers)
+
+    r = run(main())
+    assert r.status_code == 202, r.text
+    assert journal.events[0][0].data["payload"] == json.loads(raw)
+
+
+def test_github_ping_is_200_and_journaled(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = fixture("github/ping.json")
+    headers = github_headers("ping", body, delivery="ping-1")
+
+    async def main() -> tuple[httpx.Response, httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return (await c.post("/github", content=body, headers=headers), await c.post("/github", content=body, headers=headers))
+
+    r, again = run(main())
+    assert r.status_code == 200, r.text
+    zen = json.loads(body)["zen"]
+    assert r.json() == {"ok": True, "zen": zen, "event_id": journal.events[0][0].id, "runs": [1]}
+    assert journal.triggers() == ["github.ping"]
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert len(journal.events) == 1
+
+
+def test_gitlab_push_fixture_with_token(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = fixture("gitlab/push.json")
+    headers = gitlab_headers("Push Hook", event_uuid="gl-uuid-1")
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [
+                await c.post("/gitlab", content=body, headers=headers),
+                await c.post("/gitlab", content=body, headers={**headers, "X-Gitlab-Token": "wrong"}),
+                await c.post("/gitlab", content=body, headers={k: v for k, v in headers.items() if k != "X-Gitlab-Token"}),
+                await c.post("/gitlab", content=body, headers=headers),  # redelivery
+            ]
+
+    ok, wrong, missing, dup = run(main())
+    assert ok.status_code == 202, ok.text
+    assert (wrong.status_code, missing.status_code) == (401, 401)
+    assert dup.status_code == 200 and dup.json()["duplicate"] is True
+    (event, key), = journal.events
+    assert event.trigger == "gitlab.push" and key == "gitlab:gl-uuid-1"
+    assert event.data["headers"]["x-gitlab-token"] == "<redacted>"
+    assert SECRETS["gl"] not in json.dumps(event.data)
+
+
+def test_gitlab_pipeline_fixture_also_submits_ci_completed(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = fixture("gitlab/pipeline.json")
+
+    async def main() -> httpx.Response:
+        async with serving(tmp_path, journal) as c:
+            return await c.post("/gitlab", content=body, headers=gitlab_headers("Pipeline Hook"))
+
+    r = run(main())
+    assert r.status_code == 202, r.text
+    assert journal.triggers() == ["gitlab.pipeline", "ci.completed"]
+    assert r.json()["runs"] == [1, 2]
+    assert journal.events[1][0].data["status"] == "success"
+
+
+def test_gitlab_event_name_from_object_kind_when_header_missing(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = fixture("gitlab/tag_push.json")
+    headers = gitlab_headers("")
+    del headers["X-Gitlab-Event"]
+
+    async def main() -> httpx.Response:
+        async with serving(tmp_path, journal) as c:
+            return await c.post("/gitlab", content=body, headers=headers)
+
+    r = run(main())
+    assert r.status_code == 202, r.text
+    assert journal.triggers() == ["gitlab.tag_push"]
+
+
+def test_generic_ci_route(tmp_path: Path) -> None:
+    journal = FakeJournal()
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [
+                await c.post("/ci", json={"pipeline": "build", "status": "failure", "branch": "main"}),
+                await c.post("/ci", json={"pipeline": "build", "status": "exploded"}),
+            ]
+
+    ok, bad = run(main())
+    assert ok.status_code == 202, ok.text
+    assert journal.triggers() == ["ci.completed"]
+    assert bad.status_code == 400 and "status" in bad.json()["error"]
+
+
+# --------------------------------------------------------------------------- status codes
+
+
+def test_400_malformed_bodies(tmp_path: Path) -> None:
+    journal = FakeJournal()
+
+    def signed(event: str | None, body: bytes) -> dict[str, str]:
+        h = github_headers(event or "push", body)
+        if event is None:
+            del h["X-GitHub-Event"]
+        return h
+
+    cases = {
+        "invalid json": (b"{not json", "push"),
+        "not an object": (b"[1, 2, 3]", "push"),
+        "NaN": (b'{"ref": NaN}', "push"),
+        "provider error": (b"{}", "push"),  # a push without 'ref'
+        "missing event header": (fixture("github/push-plain.json"), None),
+        "deep nesting": (b"[" * 100_000 + b"]" * 100_000, "push"),
+        "bad utf-8": (b'{"ref": "\xff\xfe"}', "push"),
+    }
+
+    async def main() -> dict[str, httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            out = {name: await c.post("/github", content=b, headers=signed(ev, b)) for name, (b, ev) in cases.items()}
+            out["gitlab invalid json"] = await c.post("/gitlab", content=b"nope", headers=gitlab_headers("Push Hook"))
+            out["ci not json"] = await c.post("/ci", content=b"status=success")
+            form = signed("push", b"nopayload=1")
+            form["Content-Type"] = "application/x-www-form-urlencoded"
+            out["form without payload"] = await c.post("/github", content=b"nopayload=1", headers=form)
+            return out
+
+    for name, r in run(main()).items():
+        assert r.status_code == 400, (name, r.status_code, r.text)
+        assert isinstance(r.json()["error"], str) and r.json()["error"], name
+    assert journal.events == []
+
+
+def test_401_bad_signatures_and_tokens(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = fixture("github/push-plain.json")
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [
+                await c.post("/github", content=body, headers=github_headers("push", body, secret="not-the-secret")),
+                await c.post("/github", content=body, headers={"X-GitHub-Event": "push", "Content-Type": "application/json"}),
+                await c.post("/hooks/a", json={}, headers={"Authorization": "Bearer nope"}),
+                await c.post("/hooks/a", json={}, headers={"Authorization": "Basic " + SECRETS["tok"]}),
+                await c.post("/hooks/a", json={}),
+                await c.post("/build", content=b"x", headers={"X-Signature-256": "sha256=" + "0" * 64}),
+            ]
+
+    for r in run(main()):
+        assert r.status_code == 401, r.text
+        assert r.json()["error"]
+    assert journal.events == []
+
+
+def test_404_405_and_healthz(tmp_path: Path) -> None:
+    journal = FakeJournal()
+
+    async def main() -> dict[str, httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return {
+                "healthz": await c.get("/healthz"),
+                "unknown": await c.post("/nope", json={}),
+                "get github": await c.get("/github"),
+                "put gitlab": await c.put("/gitlab", json={}),
+                "post healthz": await c.post("/healthz"),
+                "get events": await c.get("/events"),
+                "delete build": await c.delete("/build"),
+                "get hooks": await c.get("/hooks/x"),
+            }
+
+    r = run(main())
+    assert r["healthz"].status_code == 200 and r["healthz"].json() == {"ok": True}
+    assert r["unknown"].status_code == 404 and r["unknown"].json()["error"]
+    for name in ("get github", "put gitlab", "post healthz", "get events", "delete build", "get hooks"):
+        assert r[name].status_code == 405, name
+        assert r[name].json()["error"], name
+    assert r["get github"].headers["allow"] == "POST"
+    assert r["delete build"].headers["allow"] == "GET, POST"
+    assert journal.events == []
+
+
+def test_413_over_max_body(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    config = {**CONFIG, "max_body": 1024}
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: enforced while streaming
+        for _ in range(8):
+            yield b"x" * 256
+
+    async def main() -> dict[str, httpx.Response]:
+        async with serving(tmp_path, journal, config) as c:
+            return {
+                "content-length": await c.post("/ci", content=b"x" * 4096),
+                "chunked": await c.post("/ci", content=chunks()),
+                "open route": await c.post("/open/a", content=b"y" * 1025),
+                "at the limit": await c.post("/open/a", content=b"z" * 1024),
+                "events": await c.post("/events", content=b" " * 2048),
+            }
+
+    r = run(main())
+    for name in ("content-length", "chunked", "open route", "events"):
+        assert r[name].status_code == 413, (name, r[name].text)
+        assert "limit" in r[name].json()["error"]
+    assert r["at the limit"].status_code == 202
+    assert journal.triggers() == ["http.post"]
+
+
+def test_500_when_submit_fails_is_generic(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    journal = FakeJournal(fail=True)
+
+    async def main() -> httpx.Response:
+        async with serving(tmp_path, journal) as c:
+            return await c.post("/ci", json={"pipeline": "p", "status": "success"})
+
+    with caplog.at_level(logging.ERROR, logger="triggerlang"):
+        r = run(main())
+    assert r.status_code == 500
+    assert "database is locked" not in r.text and r.json()["error"]
+    assert any("could not submit" in rec.getMessage() for rec in caplog.records)
+
+
+# --------------------------------------------------------------------------- generic http routes
+
+
+def test_generic_http_post_event(tmp_path: Path) -> None:
+    journal = FakeJournal()
+
+    async def main() -> httpx.Response:
+        async with serving(tmp_path, journal) as c:
+            return await c.post(
+                "/hooks/deploy?env=staging&env=prod&x=1",
+                json={"ref": "main", "n": 1},
+                headers={"Authorization": f"Bearer {SECRETS['tok']}", "X-Custom": "Yes"},
+            )
+
+    r = run(main())
+    assert r.status_code == 202, r.text
+    (event, key), = journal.events
+    assert r.json() == {"event_id": event.id, "runs": [1]}
+    assert (event.source, event.type, key) == ("http", "post", None)
+    d = event.data
+    assert d["method"] == "POST" and d["path"] == "/hooks/deploy"
+    assert d["query"] == {"env": "prod", "x": "1"}
+    assert d["payload"] == {"ref": "main", "n": 1}
+    assert json.loads(d["text"]) == {"ref": "main", "n": 1}
+    assert d["headers"]["x-custom"] == "Yes"
+    assert d["headers"]["authorization"] == "<redacted>"
+    assert all(k == k.lower() for k in d["headers"])
+    assert d["remote"] == "127.0.0.1"
+
+
+def test_generic_http_get_and_hmac(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    body = b"not json \xff"
+    sig = hmac.new(SECRETS["k"].encode(), body, hashlib.sha256).hexdigest()
+    empty_sig = hmac.new(SECRETS["k"].encode(), b"", hashlib.sha256).hexdigest()
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [
+                await c.get("/build?tag=v1", headers={"X-Signature-256": "sha256=" + empty_sig}),
+                await c.post("/build", content=body, headers={"X-Signature-256": sig}),  # bare hex
+                await c.post("/build/", content=body, headers={"X-Signature-256": "sha256=" + sig.upper()}),
+            ]
+
+    for r in run(main()):
+        assert r.status_code == 202, r.text
+    get, post, _ = (e for e, _ in journal.events)
+    assert (get.type, get.data["method"], get.data["query"], get.data["payload"], get.data["text"]) == (
+        "get", "GET", {"tag": "v1"}, None, ""
+    )
+    assert post.type == "post" and post.data["payload"] is None
+    assert post.data["text"] == "not json \ufffd"
+    assert post.data["headers"]["x-signature-256"] == "<redacted>"
+
+
+def test_route_precedence_exact_then_longest_literal_prefix() -> None:
+    config = {
+        "routes": [
+            {"path": "/a/**", "kind": "http"},
+            {"path": "/a/b/*", "kind": "http"},
+            {"path": "/a/b/c", "kind": "http", "methods": ["POST"]},
+            {"path": "/x/**/y", "kind": "http"},
+            {"path": "/f/file-?.[ch]", "kind": "http"},
+        ]
+    }
+    table = RouteTable(parse_routes(config, {}))
+
+    def first(path: str, method: str = "POST") -> str | None:
+        return next((r.path for r in table.candidates(path) if r.allows(method)), None)
+
+    assert first("/a/b/c") == "/a/b/c"
+    assert first("/a/b/c", "GET") == "/a/b/*"  # the exact route does not take GET: next in line
+    assert first("/a/b/d") == "/a/b/*"
+    assert first("/a/b/d/e") == "/a/**"  # '*' stays inside a segment
+    assert first("/a") is None
+    assert first("/x/y") == "/x/**/y" and first("/x/1/2/y") == "/x/**/y"
+    assert first("/f/file-1.c") == "/f/file-?.[ch]" and first("/f/file-1.py") is None
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path, FakeJournal())
+    with pytest.raises(ValueError, match="secret 'missing' has no value"):
+        build_app({"routes": [{"path": "/g", "kind": "github", "verify": {"scheme": "github", "secret": "missing"}}]}, ctx)
+    with pytest.raises(ValueError, match="unknown verify scheme"):
+        build_app({"routes": [{"path": "/g", "kind": "http", "verify": {"scheme": "md5", "secret": "gh"}}]}, ctx)
+    with pytest.raises(ValueError, match="unknown kind"):
+        build_app({"routes": [{"path": "/g", "kind": "bitbucket"}]}, ctx)
+
+
+# --------------------------------------------------------------------------- POST /events
+
+
+def test_post_events_from_loopback(tmp_path: Path) -> None:
+    journal = FakeJournal()
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [
+                await c.post("/events", json={"source": "git", "type": "push", "data": {"branch": "main"}}),
+                await c.post("/events", json={"source": "git", "data": {}}),
+                await c.post("/events", content=b"{oops"),
+                await c.post("/events", json={"source": "x", "type": "y", "id": "evt_fixed"}),
+                await c.post("/events", json={"source": "x", "type": "y", "id": "evt_fixed"}),  # a retried emit
+                # behind a local reverse proxy, the real client is the forwarded one
+                await c.post("/events", json={"source": "x", "type": "y"}, headers={"X-Forwarded-For": "203.0.113.9"}),
+            ]
+
+    ok, no_type, bad_json, first, retry, proxied = run(main())
+    assert ok.status_code == 202, ok.text
+    assert ok.json() == {"event_id": journal.events[0][0].id, "runs": [1]}
+    assert journal.events[0][0].trigger == "git.push" and journal.events[0][0].data == {"branch": "main"}
+    assert no_type.status_code == 400 and "type" in no_type.json()["error"]
+    assert bad_json.status_code == 400
+    assert first.status_code == 202 and first.json()["event_id"] == "evt_fixed"
+    assert retry.status_code == 200 and retry.json()["duplicate"] is True
+    assert proxied.status_code == 403
+    assert journal.triggers() == ["git.push", "x.y"]
+
+
+def test_post_events_refused_from_a_remote_peer(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    app = build_app(CONFIG, make_ctx(tmp_path, journal))
+
+    async def main() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            return await c.post("/events", json={"source": "git", "type": "push"})
+
+    r = run(main())
+    assert r.status_code == 403 and r.json()["error"]
+    assert journal.events == []
+
+
+def test_is_loopback() -> None:
+    assert all(map(is_loopback, ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"]))
+    assert not any(map(is_loopback, ["10.0.0.1", "203.0.113.9", "::2", "localhost", "", None]))
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def test_port_in_use_is_a_clear_oserror(tmp_path: Path) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+
+    async def main() -> None:
+        source = HttpSource(CONFIG, make_ctx(tmp_path, FakeJournal(), port=port))
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            await source.start()
+        await source.stop()  # harmless when not started
+
+    try:
+        run(main())
+    finally:
+        holder.close()
+
+
+def test_defaults_and_cli_overrides(tmp_path: Path) -> None:
+    journal = FakeJournal()
+    src = HttpSource({"routes": []}, SourceContext(tmp_path, tmp_path, journal.submit))
+    assert (src.host, src.port) == ("127.0.0.1", 8080)
+    src = HttpSource(CONFIG, make_ctx(tmp_path, journal, host="::1", port=9999))
+    assert (src.host, src.port) == ("::1", 9999)
+    assert "/github" in src.describe()
+
+
+def test_restart_on_the_same_port_and_no_secrets_in_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    journal = FakeJournal()
+    body = fixture("github/push-plain.json")
+    headers = github_headers("push", body)
+
+    async def main() -> None:
+        first = HttpSource(CONFIG, make_ctx(tmp_path, journal))
+        await first.start()
+        port = first.port
+        async with httpx.AsyncClient(base_url=first.url, timeout=30.0) as c:
+            assert (await c.post("/github", content=body, headers=headers)).status_code == 202
+            assert (await c.post("/hooks/z?token=q", json={}, headers={"Authorization": "Bearer x"})).status_code == 401
+        await first.stop()
+        second = HttpSource(CONFIG, make_ctx(tmp_path, journal, port=port))  # the port is free again
+        await second.start()
+        try:
+            assert second.port == port
+            async with httpx.AsyncClient(base_url=second.url, timeout=30.0) as c:
+                assert (await c.get("/healthz")).status_code == 200
+        finally:
+            await second.stop()
+
+    with caplog.at_level(logging.DEBUG, logger="triggerlang"):
+        run(main())
+    text = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "POST /github -> 202" in text  # one debug line per request
+    for secret in SECRETS.values():
+        assert secret not in text
+    assert headers["X-Hub-Signature-256"][7:] not in text
+    assert "token=q" not in text
