@@ -374,9 +374,40 @@ class _Builder(Transformer):
     def argv_ref(self, meta, c):
         return A.Ref(str(c[0]), self.ts(c[0]))
 
+    def argv_str(self, c):
+        return self.string(None, c)
+
+    @v_args(meta=True)
+    def exec_assign(self, meta, c):
+        return ("assign", self.name(c[0]), self.string(None, [c[2]]), self.ms(meta))
+
     @v_args(meta=True)
     def exec_body(self, meta, c):
-        return A.ExecBody(tuple(c), self.ms(meta))
+        """Split exec words into argv and options: ``env NAME="v"`` arrives as Ref(env), assign."""
+        argv: list = []
+        opts: list = []
+        words = list(c)
+        for i, w in enumerate(words):
+            nxt = words[i + 1] if i + 1 < len(words) else None
+            if isinstance(w, A.Ref) and w.name == "env" and isinstance(nxt, tuple):
+                continue  # the option's keyword: taken with the assignment that follows
+            if isinstance(w, tuple):
+                _, name, val, span = w
+                prev = words[i - 1] if i else None
+                if isinstance(prev, A.Ref) and prev.name == "env":
+                    opts.append(A.ActionOption("env", name, val, prev.span.join(span)))
+                else:
+                    self.diags.error("TRG001", "unexpected '=' in an exec argv", span,
+                                     'an environment variable is written: env NAME="value"')
+            elif isinstance(w, A.ActionOption):
+                opts.append(w)
+            elif opts:
+                self.diags.error("TRG001", "argv items must come before the options (cwd, env)", w.span,
+                                 "move this argument before cwd/env")
+            else:
+                argv.append(w)
+        end = argv[-1].span if argv else self.ms(meta)
+        return A.ExecBody(tuple(argv), self.ms(meta).__class__(self.ms(meta).start, end.end)), tuple(opts)
 
     @v_args(meta=True)
     def shell_body(self, meta, c):
@@ -404,6 +435,8 @@ class _Builder(Transformer):
             params, has_parens = rest[0], True
         rest = rest[1:]
         body, *opts = rest
+        if isinstance(body, tuple):  # exec: its options came with it
+            body, opts = body
         return A.ActionDecl(name, params, body, tuple(opts), has_parens, self.ms(meta))
 
     # ---------------------------------------------------------------- tests

@@ -1,0 +1,21 @@
+# GitLab: deploy when a pipeline on main succeeds, tag images on tag pushes.
+#
+# GitLab sends the webhook's secret token in X-Gitlab-Token; triggerc compares it in
+# constant time. A redelivery with the same X-Gitlab-Event-UUID creates no second run.
+
+secret gitlab_token = env "GITLAB_WEBHOOK_TOKEN"
+source gitlab path="/gitlab" token=gitlab_token
+
+action deploy(sha, env="staging") = exec "./scripts/deploy.sh" "--sha" sha "--stage" env
+action tag_image(tag, sha) = exec "./scripts/tag-image.sh" tag sha
+
+# The pipeline event itself, with GitLab's own fields.
+deploy_main: on gitlab.pipeline status="success" branch="main" source != "schedule"
+    run deploy with <sha>, "prod"
+
+# Tag pushes of release versions (not deletions: GitLab sends all zeros as the sha).
+tag_image: on gitlab.tag_push tag ~ "v*" sha !~ /^0+$/ run tag_image with <tag>, <sha>
+
+# Merge requests into main that change the API trigger the contract tests.
+contracts: on gitlab.merge_request action="open" base="main"
+    run deploy with <sha>, "contract-tests"
