@@ -80,6 +80,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..actions import ActionError, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv, input_env_name
+
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when a run times out (SPEC §3 ``timeout``)."""
 
@@ -115,10 +117,6 @@ class RunResult:
     status: str
     exit_code: int | None
     error: str | None = None
-
-
-class ActionError(Exception):
-    """A run that cannot start (bad spec, missing input, spawn failure); becomes ``failed``."""
 
 
 class RunningAction:
@@ -195,50 +193,8 @@ async def start_action(req: RunRequest) -> RunningAction:
 
 # -- inputs and argv ----------------------------------------------------------------------
 
-def _bind_inputs(action: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    inputs: dict[str, Any] = {}
-    for p in action.get("params") or []:
-        if isinstance(p, Mapping) and "default" in p and isinstance(p.get("name"), str):
-            inputs[p["name"]] = p["default"]
-    inputs.update(given)
-    return inputs
-
-
-def _arg_text(v: Any) -> str:
-    if isinstance(v, str):
-        return v
-    if v is None:
-        return ""
-    return json.dumps(v, ensure_ascii=False)
-
-
-def _env_text(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-
-
-def input_env_name(name: str) -> str:
-    """``TRG_INPUT_<NAME>`` for a parameter name (upper-cased, ``-`` -> ``_``)."""
-    return "TRG_INPUT_" + name.upper().replace("-", "_")
-
-
 def _exec_argv(req: RunRequest, inputs: Mapping[str, Any]) -> list[str]:
-    argv: list[str] = []
-    for item in req.action.get("argv") or []:
-        if "value" in item:
-            argv.append(_arg_text(item["value"]))
-        elif "param" in item:
-            name = item["param"]
-            if name not in inputs:
-                raise ActionError(f"the action {req.action_name} has no value for its parameter {name!r}")
-            v = inputs[name]
-            if isinstance(v, list):
-                argv.extend(_arg_text(x) for x in v)
-            else:
-                argv.append(_arg_text(v))
-        else:
-            raise ActionError(f"bad argv item {item!r} in the action {req.action_name}")
-    if not argv or not argv[0]:
-        raise ActionError(f"the action {req.action_name} has no program to run")
+    argv = exec_argv(req.action, inputs, req.action_name)
     prog = argv[0]
     if "/" in prog and not os.path.isabs(prog):
         argv[0] = str(Path(req.base_dir) / prog)
