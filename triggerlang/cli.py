@@ -235,5 +235,192 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
     raise SystemExit(1 if broken else 0)
 
 
+# --------------------------------------------------------------------------- serve
+
+@main.command()
+@click.argument("rules", metavar="FILE|MANIFEST")
+@click.option("--host", help="Address the HTTP listener binds (default 127.0.0.1, loopback only).")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port of the HTTP listener (default 8080).")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False), help="State folder (default .triggerlang/ beside the rules).")
+@click.option("--no-reload", is_flag=True, help="Do not reload the rules when the file changes.")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds running runs get to finish on SIGINT/SIGTERM.")
+@click.option("--http", "force_http", is_flag=True, help="Start the HTTP listener even if no rule needs it (for triggerc emit).")
+@click.option("--dashboard", is_flag=True, help="Serve the dashboard at /dashboard on the HTTP listener.")
+@click.option("--token", "dashboard_token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="Bearer token the dashboard requires.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request and event.")
+def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose) -> None:
+    """Run the rules: start the sources they need, journal events, run actions.
+
+    Stops cleanly on SIGINT/SIGTERM (exit 0); exits 1 when it cannot start.
+    """
+    import logging
+
+    from .runtime.serve import ServeOptions, serve as run_serve, setup_logging
+
+    path = Path(rules)
+    if not path.exists():
+        usage_error(f"{rules}: no such file")
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
+    opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,
+                        reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
+                        dashboard_token=dashboard_token)
+    raise SystemExit(run_serve(path, opts))
+
+
+# --------------------------------------------------------------------------- emit
+
+def _parse_field(item: str) -> tuple[list[str], object]:
+    if "=" not in item:
+        usage_error(f"{item!r}: write field=value")
+    k, v = item.split("=", 1)
+    try:
+        val = json.loads(v)
+    except ValueError:
+        val = v
+    return k.split("."), val
+
+
+@main.command()
+@click.argument("trigger", metavar="SOURCE.EVENT")
+@click.argument("fields", nargs=-1, metavar="[FIELD=VALUE]...")
+@click.option("--data", "data_json", help="The event's data as a JSON object (fields are merged into it).")
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="TRIGGERLANG_URL",
+              help="The running server.")
+@click.option("--id", "event_id", help="An event id; re-sending the same id creates nothing new.")
+@click.option("--timeout", type=float, default=10.0, show_default=True)
+def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
+    """Send one event to a running `triggerc serve` (for git hooks and CI scripts).
+
+    VALUEs are JSON when they parse as JSON (3, true, ["a"]), strings otherwise.
+    """
+    import urllib.error
+    import urllib.request
+
+    if "." not in trigger:
+        usage_error(f"{trigger!r}: write SOURCE.EVENT, e.g. git.push")
+    source, typ = trigger.split(".", 1)
+    data: dict = {}
+    if data_json:
+        try:
+            data = json.loads(data_json)
+        except ValueError as e:
+            usage_error(f"--data is not valid JSON: {e}")
+        if not isinstance(data, dict):
+            usage_error("--data must be a JSON object")
+    for item in fields:
+        path, val = _parse_field(item)
+        cur = data
+        for part in path[:-1]:
+            cur = cur.setdefault(part, {}) if isinstance(cur.get(part, {}), dict) else {}
+        cur[path[-1]] = val
+    body = {"source": source, "type": typ, "data": data}
+    if event_id:
+        body["id"] = event_id
+    req = urllib.request.Request(url.rstrip("/") + "/events", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            answer = json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        detail = e.read().decode("utf-8", "replace")[:300]
+        fail(f"the server refused the event ({e.code}): {detail}")
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        fail(f"cannot reach {url}: {reason} (is `triggerc serve --http` running?)")
+    runs = answer.get("runs", [])
+    click.echo(f"accepted {answer.get('event_id')}: {len(runs)} run(s) {runs if runs else ''}".rstrip())
+
+
+# --------------------------------------------------------------------------- history
+
+def _open_journal(state_dir: str):
+    from .runtime.journal import Journal, JournalError
+
+    p = Path(state_dir)
+    if not (p / "journal.sqlite3").exists():
+        usage_error(f"no journal in {state_dir} (give the state folder with --state; "
+                    "it is .triggerlang/ beside the rules file)")
+    try:
+        return Journal(p)
+    except JournalError as e:
+        fail(str(e))
+
+
+def _table(rows: list[list[str]], header: list[str], colors: list[str | None] | None = None) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    color = _color()
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(header, widths)).rstrip()]
+    for n, r in enumerate(rows):
+        cells = [c.ljust(w) for c, w in zip(r, widths)]
+        if color and colors and colors[n]:
+            idx = header.index("status") if "status" in header else None
+            if idx is not None:
+                cells[idx] = f"\x1b[{colors[n]}m{cells[idx]}\x1b[0m"
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+STATUS_COLORS = {"succeeded": "32", "failed": "31", "timed_out": "31", "interrupted": "33", "cancelled": "33",
+                 "skipped": "2", "running": "36", "queued": "34"}
+
+
+def _short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return iso.replace("T", " ").replace("Z", "")[:19]
+
+
+@main.command()
+@click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@click.option("--rule", help="Only runs of this rule.")
+@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "timed_out",
+                                            "cancelled", "interrupted", "skipped"]), help="Only runs with this status.")
+def runs(state_dir, fmt, limit, rule, status) -> None:
+    """Run history from the journal, newest first."""
+    j = _open_journal(state_dir)
+    items = j.list_runs(limit=limit, rule=rule, status=status)
+    keys = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at", "finished_at")
+    if fmt == "json":
+        click.echo(json.dumps([{k: r.get(k) for k in keys} | {"attempt": r.get("attempt"), "duration": r.get("duration"),
+                                                               "error": r.get("error")} for r in items], indent=2))
+        return
+    rows, colors = [], []
+    for r in items:
+        dur = "-" if r.get("duration") is None else f"{r['duration']:.1f}s"
+        code = "-" if r.get("exit_code") is None else str(r["exit_code"])
+        inputs = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+                          for k, v in (r.get("inputs") or {}).items())
+        rows.append([str(r["id"]), r["rule"], r["action"], r["status"], code, dur, _short_time(r.get("queued_at")),
+                     inputs[:60]])
+        colors.append(STATUS_COLORS.get(r["status"]))
+    if not rows:
+        click.echo("no runs yet")
+        return
+    click.echo(_table(rows, ["id", "rule", "action", "status", "exit", "duration", "queued", "inputs"], colors), nl=False)
+
+
+@main.command()
+@click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@click.option("--source", help="Only events of this source.")
+def events(state_dir, fmt, limit, source) -> None:
+    """Events received, newest first, with the rules they matched."""
+    j = _open_journal(state_dir)
+    items = j.list_events(limit=limit, source=source)
+    if fmt == "json":
+        click.echo(json.dumps([{k: e.get(k) for k in ("id", "source", "type", "time", "matched")} for e in items],
+                              indent=2))
+        return
+    if not items:
+        click.echo("no events yet")
+        return
+    rows = [[e["id"], f"{e['source']}.{e['type']}", _short_time(e.get("time")),
+             ", ".join(e.get("matched") or []) or "(none)"] for e in items]
+    click.echo(_table(rows, ["id", "event", "time", "matched"]), nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -144,6 +144,7 @@ class PlannedRun:
     dedupe_key: str | None = None
     status: str = "queued"
     error: str | None = None
+    not_before: float | None = None  # a debounced run waits for its quiet period
 
 
 @dataclass
@@ -394,7 +395,7 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (event.id, event.source, event.type, event.time, _dumps(event.data), delivery_key,
                  _dumps(names), now))
-            ids = [self._insert_run(conn, p, event.id, p.status, 1, None, now, p.error) for p in runs]
+            ids = [self._insert_run(conn, p, event.id, p.status, 1, p.not_before, now, p.error) for p in runs]
         return Recorded(event.id, ids)
 
     def add_run(self, planned: PlannedRun, event_id: str, status: str = "queued", attempt: int = 1,
@@ -421,6 +422,19 @@ class Journal:
         run_id = int(cur.lastrowid)  # type: ignore[arg-type]
         conn.execute("UPDATE runs SET log_path = ? WHERE id = ?", (f"{LOGS_DIR}/{run_id}.log", run_id))
         return run_id
+
+    def update_pending(self, run_id: int, inputs: dict[str, Any], event_id: str,
+                       not_before: float | None) -> bool:
+        """Move a still-queued run to a newer event (a debounce window that goes on).
+
+        Returns False (and changes nothing) when the run is no longer queued. Keeping the
+        pending run in the journal is what makes a debounced match survive a crash.
+        """
+        with self._cursor(write=True) as conn:
+            cur = conn.execute("UPDATE runs SET inputs = ?, event_id = ?, not_before = ? "
+                               "WHERE id = ? AND status = 'queued'",
+                               (_dumps(inputs), event_id, not_before, run_id))
+            return cur.rowcount > 0
 
     def mark_running(self, run_id: int) -> bool:
         """``queued`` -> ``running`` with ``started_at`` now.

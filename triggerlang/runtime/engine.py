@@ -1,0 +1,388 @@
+"""The engine: events in, journaled runs out, with the policies of SPEC §3.
+
+How an event flows
+------------------
+``submit(event)`` (called by every source, awaited by the HTTP source before it answers
+202) does, on the event loop and in this order:
+
+1. match the event (the compiled matcher: indexed, rule order kept);
+2. decide each match's run: ``dedupe`` (a key already run within D: ``skipped``),
+   ``busy skip`` (a run of the rule is going or waiting: ``skipped``), ``debounce`` (the
+   rule's pending run, if any, moves to this event: no new run), else a ``queued`` run;
+3. journal the event and all its new runs in ONE transaction (committed on return:
+   nothing accepted is lost);
+4. hand the queued runs to their rule's lane, which starts them when the rule's ``busy``
+   policy allows: ``queue`` one at a time in order, ``parallel`` at once, ``restart``
+   cancels the running one (and any older waiting one) first.
+
+A run ends ``succeeded``, ``failed``, ``timed_out`` or ``cancelled``; a failed or timed-out
+run of a rule with ``retry N`` gets a new attempt after ``backoff * 2**(attempt-1)``. Every
+finished run emits ``run.completed`` (succeeded) or ``run.failed`` (failed, timed out) as
+an event of its own, so rules can chain.
+
+Durability: a debounced match is a ``queued`` run with ``not_before`` set to the end of
+its quiet period, journaled with the first event of the window; later events of the
+window move it (``update_pending``). After a crash, :meth:`Engine.recover` marks runs that
+were ``running`` as ``interrupted`` (and retries them when the rule has ``retry``), then
+restarts every ``queued`` run, honouring ``not_before``.
+
+Graceful stop (:meth:`Engine.drain`): running runs get a grace period to finish, then are
+stopped and marked ``interrupted``; waiting runs stay ``queued`` in the journal and start
+on the next ``serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..actions import bind_inputs
+from ..compile.matcher import build_matcher
+from ..events import MISSING, Event, get_path
+from ..sources.base import Submitted
+from .executor import RunningAction, RunRequest, start_action
+from .journal import Journal, PlannedRun, RunRow
+
+log = logging.getLogger("triggerlang")
+
+DEFAULT_POLICIES = {"debounce": None, "busy": "queue", "timeout": 3600.0, "retry": 0, "backoff": 5.0, "dedupe": None}
+
+
+@dataclass
+class _Lane:
+    """The runs of one rule: those waiting (run id, not_before) and those running."""
+
+    waiting: list[tuple[int, float | None]] = field(default_factory=list)
+    active: dict[int, RunningAction] = field(default_factory=dict)
+    starting: set[int] = field(default_factory=set)
+    debounce_run: int | None = None
+    debounce_paths: list[str] = field(default_factory=list)
+    timer: asyncio.TimerHandle | None = None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.active or self.starting)
+
+
+class Engine:
+    """Owns the matcher, the journal and the running actions of one ``serve``."""
+
+    def __init__(self, manifest: dict, journal: Journal, secrets: Mapping[str, str],
+                 base_dir: Path, *, max_parallel: int = 16) -> None:
+        self.journal = journal
+        self.secrets = dict(secrets)
+        self.base_dir = Path(base_dir)
+        self.lanes: dict[str, _Lane] = {}
+        self.tasks: set[asyncio.Task] = set()
+        self.slots = asyncio.Semaphore(max_parallel)
+        self.closing = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.load(manifest)
+
+    # ------------------------------------------------------------------ rules
+    def load(self, manifest: dict) -> None:
+        """Use a (new) manifest: rules, actions and the matcher. Running runs go on."""
+        self.manifest = manifest
+        self.matcher = build_matcher(manifest["rules"])
+        self.rules = {r["name"]: r for r in manifest["rules"]}
+        self.actions = manifest.get("actions", {})
+
+    def policies(self, rule: str) -> dict:
+        r = self.rules.get(rule)
+        return {**DEFAULT_POLICIES, **((r or {}).get("policies") or {})}
+
+    def lane(self, rule: str) -> _Lane:
+        ln = self.lanes.get(rule)
+        if ln is None:
+            ln = self.lanes[rule] = _Lane()
+        return ln
+
+    # ------------------------------------------------------------------ events
+    async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
+        """Journal one event with its runs, then start what may start. See the module doc."""
+        if event.source == "file" and "paths" not in event.data and isinstance(event.data.get("path"), str):
+            event.data["paths"] = [event.data["path"]]
+        matches = self.matcher.match(event)
+        planned: list[PlannedRun] = []
+        debounced: list[tuple[str, dict, float]] = []
+        now = time.time()
+        for m in matches:
+            name = m.rule.name
+            pol = self.policies(name)
+            action = self.actions.get(m.rule.action, {})
+            inputs = bind_inputs(action, m.inputs)
+            key = None
+            if pol.get("dedupe"):
+                kv = get_path(event.data, pol["dedupe"]["field"].split("."))
+                key = "" if kv is MISSING or kv is None else (kv if isinstance(kv, str) else repr(kv))
+            ln = self.lane(name)
+            if pol.get("debounce"):
+                deadline = now + float(pol["debounce"])
+                if ln.debounce_run is not None:
+                    debounced.append((name, inputs, deadline))
+                    continue
+                ln.debounce_paths = list(event.data.get("paths") or []) if event.source == "file" else []
+                planned.append(PlannedRun(name, m.rule.action, self._with_paths(m, inputs, ln), key,
+                                          not_before=deadline))
+                continue
+            if key is not None and pol["dedupe"].get("for"):
+                last = self.journal.last_run_with_key(name, key)
+                if last is not None and now - last < float(pol["dedupe"]["for"]):
+                    planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
+                                              error=f"dedupe: {pol['dedupe']['field']}={key!r} already ran "
+                                                    f"{now - last:.0f}s ago"))
+                    continue
+            if pol.get("busy") == "skip" and (ln.busy or ln.waiting):
+                planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
+                                          error="busy skip: a run of this rule was still going"))
+                continue
+            planned.append(PlannedRun(name, m.rule.action, inputs, key))
+        rec = self.journal.record_event(event, planned, delivery_key, matched=[d[0] for d in debounced])
+        if rec.duplicate:
+            return Submitted(rec.event_id, rec.run_ids, duplicate=True)
+        for run_id, p in zip(rec.run_ids, planned):
+            if p.status != "queued":
+                continue
+            if p.not_before is not None:
+                ln = self.lane(p.rule)
+                ln.debounce_run = run_id
+            self._enqueue(p.rule, run_id, p.not_before)
+        for name, inputs, deadline in debounced:
+            self._extend_debounce(name, event, inputs, deadline)
+        return Submitted(rec.event_id, rec.run_ids)
+
+    def _with_paths(self, m, inputs: dict, ln: _Lane) -> dict:
+        """Inputs bound to ``<paths>`` get every path seen in the debounce window."""
+        r = self.rules.get(m.rule.name) or {}
+        out = dict(inputs)
+        for pname, b in (r.get("args") or {}).items():
+            if b.get("field") == "paths":
+                out[pname] = list(ln.debounce_paths)
+        return out
+
+    def _extend_debounce(self, name: str, event: Event, inputs: dict, deadline: float) -> None:
+        ln = self.lane(name)
+        run_id = ln.debounce_run
+        if event.source == "file":
+            for p in event.data.get("paths") or []:
+                if p not in ln.debounce_paths:
+                    ln.debounce_paths.append(p)
+        m = next((x for x in self.matcher.match(event) if x.rule.name == name), None)
+        if m is not None:
+            inputs = self._with_paths(m, inputs, ln)
+        if run_id is not None and self.journal.update_pending(run_id, inputs, event.id, deadline):
+            ln.waiting = [(rid, deadline if rid == run_id else nb) for rid, nb in ln.waiting]
+            self._arm(name)
+            return
+        # the pending run already started: this event opens a new window
+        ln.debounce_run = None
+        ln.debounce_paths = list(event.data.get("paths") or []) if event.source == "file" else []
+        rid = self.journal.add_run(PlannedRun(name, self.rules[name]["action"], inputs), event.id,
+                                   not_before=deadline)
+        ln.debounce_run = rid
+        self._enqueue(name, rid, deadline)
+
+    # ------------------------------------------------------------------ lanes
+    def _enqueue(self, rule: str, run_id: int, not_before: float | None) -> None:
+        ln = self.lane(rule)
+        pol = self.policies(rule)
+        if pol.get("busy") == "restart":
+            # the newest wins: older waiting runs are dropped, the running one stopped
+            for rid, _ in ln.waiting:
+                if rid != ln.debounce_run:
+                    self.journal.set_status(rid, "cancelled", "busy restart: a newer run replaced it")
+            ln.waiting = [(rid, nb) for rid, nb in ln.waiting if rid == ln.debounce_run]
+        ln.waiting.append((run_id, not_before))
+        self.idle.clear()
+        self._kick(rule)
+
+    def _arm(self, rule: str) -> None:
+        ln = self.lane(rule)
+        if ln.timer is not None:
+            ln.timer.cancel()
+            ln.timer = None
+        future = [nb for _, nb in ln.waiting if nb is not None and nb > time.time()]
+        if future:
+            delay = max(0.0, min(future) - time.time())
+            ln.timer = asyncio.get_running_loop().call_later(delay + 0.001, self._kick, rule)
+
+    def _kick(self, rule: str) -> None:
+        if self.closing:
+            return
+        ln = self.lane(rule)
+        pol = self.policies(rule)
+        now = time.time()
+        ready = [(rid, nb) for rid, nb in ln.waiting if nb is None or nb <= now]
+        if ready and pol.get("busy") == "restart" and ln.busy:
+            for ra in list(ln.active.values()):
+                if not ra.done():
+                    self._spawn(ra.cancel())
+            self._arm(rule)
+            return
+        while ready:
+            if pol.get("busy") != "parallel" and ln.busy:
+                break
+            rid, nb = ready.pop(0)
+            ln.waiting.remove((rid, nb))
+            if rid == ln.debounce_run:
+                ln.debounce_run = None
+                ln.debounce_paths = []
+            ln.starting.add(rid)
+            self._spawn(self._run(rule, rid))
+        self._arm(rule)
+        self._check_idle()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+        return t
+
+    def _check_idle(self) -> None:
+        if all(not ln.waiting and not ln.busy for ln in self.lanes.values()):
+            self.idle.set()
+
+    # ------------------------------------------------------------------ runs
+    async def _run(self, rule: str, run_id: int) -> None:
+        ln = self.lane(rule)
+        try:
+            async with self.slots:
+                row = self.journal.run_row(run_id)
+                if row is None or not self.journal.mark_running(run_id):
+                    return
+                action = self.actions.get(row.action)
+                if action is None:
+                    self.journal.mark_finished(run_id, "failed", None,
+                                               f"the action {row.action!r} is not in the current rules")
+                    return
+                ev = self.journal.get_event(row.event_id) or {}
+                event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
+                pol = self.policies(rule)
+                req = RunRequest(run_id=run_id, rule=rule, action_name=row.action, action=action,
+                                 inputs=row.inputs, event=event, base_dir=self.base_dir,
+                                 log_path=self.journal.run_log_path(run_id), timeout=float(pol["timeout"]),
+                                 secrets=self.secrets, attempt=row.attempt)
+                ra = await start_action(req)
+                ln.active[run_id] = ra
+                ln.starting.discard(run_id)
+                try:
+                    res = await ra.wait()
+                finally:
+                    ln.active.pop(run_id, None)
+                if self.closing and res.status == "cancelled":
+                    self.journal.mark_finished(run_id, "interrupted", res.exit_code,
+                                               "the runtime stopped while the run was going")
+                    return
+                self.journal.mark_finished(run_id, res.status, res.exit_code, res.error)
+                log.info("run %s of %s: %s%s", run_id, rule, res.status,
+                         f" (exit {res.exit_code})" if res.exit_code is not None else "")
+                done = self.journal.run_row(run_id)
+                if res.status in ("failed", "timed_out") and row.attempt <= int(pol.get("retry") or 0):
+                    delay = float(pol.get("backoff") or 5.0) * 2 ** (row.attempt - 1)
+                    rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1,
+                                               not_before=time.time() + delay)
+                    log.info("run %s of %s will be retried as run %s in %.1fs", run_id, rule, rid, delay)
+                    self._enqueue(rule, rid, time.time() + delay)
+                if done is not None and res.status in ("succeeded", "failed", "timed_out") and not self.closing:
+                    await self._emit_run_event(done)
+        except Exception:  # a bug must not take the runtime down: record and go on
+            log.exception("run %s of %s crashed in the engine", run_id, rule)
+            try:
+                self.journal.mark_finished(run_id, "failed", None, "internal error in the engine")
+            except Exception:  # pragma: no cover
+                pass
+        finally:
+            ln.starting.discard(run_id)
+            if not self.closing:
+                self._kick(rule)
+            self._check_idle()
+
+    async def _emit_run_event(self, row: RunRow) -> None:
+        typ = "completed" if row.status == "succeeded" else "failed"
+        data = {"rule": row.rule, "action": row.action, "status": row.status, "exit_code": row.exit_code,
+                "duration": row.duration, "inputs": row.inputs, "run_id": row.id, "event_id": row.event_id,
+                "attempt": row.attempt}
+        ev = Event("run", typ, data)
+        if not self.matcher.match(ev):
+            return  # only journal run events some rule listens to
+        await self.submit(ev)
+
+    # ------------------------------------------------------------------ start and stop
+    def recover(self) -> tuple[int, int]:
+        """Restart what a crash left: (interrupted runs, queued runs restarted)."""
+        rec = self.journal.recover()
+        for row in rec.interrupted:
+            pol = self.policies(row.rule)
+            if row.attempt <= int(pol.get("retry") or 0) and row.rule in self.rules:
+                rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1)
+                self._enqueue(row.rule, rid, None)
+        for row in rec.queued:
+            if row.rule not in self.rules:
+                self.journal.set_status(row.id, "cancelled", "its rule is no longer in the rules file")
+                continue
+            if row.not_before is not None and self.policies(row.rule).get("debounce"):
+                self.lane(row.rule).debounce_run = row.id
+            self._enqueue(row.rule, row.id, row.not_before)
+        return len(rec.interrupted), len(rec.queued)
+
+    async def drain(self, grace: float) -> None:
+        """Stop: let running runs finish for ``grace`` seconds, then stop and mark them interrupted."""
+        for ln in self.lanes.values():
+            if ln.timer is not None:
+                ln.timer.cancel()
+        self.closing = True
+        running = [ra for ln in self.lanes.values() for ra in ln.active.values()]
+        if running:
+            log.info("waiting up to %.0fs for %d running run(s)", grace, len(running))
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and any(not ra.done() for ra in running):
+                await asyncio.sleep(0.05)
+            for ra in running:
+                if not ra.done():
+                    await ra.cancel(grace=2.0)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=10)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self.idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Secret values by name, read when ``serve`` starts; a missing one is a clear error.
+
+    The message names the environment variable or file, never a value.
+    """
+    out: dict[str, str] = {}
+    for name, ref in sorted((manifest.get("secrets") or {}).items()):
+        if "env" in ref:
+            var = ref["env"]
+            val = environ.get(var)
+            if val is None or val == "":
+                raise StartError(f"secret {name}: the environment variable {var} is not set")
+            out[name] = val
+        elif "file" in ref:
+            p = Path(ref["file"])
+            p = p if p.is_absolute() else base_dir / p
+            try:
+                val = p.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as e:
+                raise StartError(f"secret {name}: cannot read {p}: {e.strerror or e}") from None
+            except UnicodeDecodeError:
+                raise StartError(f"secret {name}: {p} is not UTF-8 text") from None
+            if not val:
+                raise StartError(f"secret {name}: {p} is empty")
+            out[name] = val
+    return out
+
+
+class StartError(Exception):
+    """``serve`` cannot start: one clear line, exit 1."""

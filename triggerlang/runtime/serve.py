@@ -1,0 +1,252 @@
+"""``triggerc serve``: the runtime's main loop (SPEC §9).
+
+Start-up, in order, each step failing with one clear line (exit 1) rather than a
+traceback: read the rules (a ``.trg`` compiled in process, or a manifest JSON); resolve
+the secrets (a missing environment variable is named, its value never printed); open the
+journal in the state directory; recover what a crash left (interrupted and queued runs);
+start the sources the manifest lists and only those, logging one line each.
+
+While running: when the rules file changes (checked every second, by content hash), it
+is recompiled; if that fails, the old rules keep running and the diagnostics are logged;
+otherwise the engine takes the new rules and each source whose settings changed is
+stopped and started again (a source no rule needs any more is stopped, a new one started).
+
+SIGINT / SIGTERM: stop accepting (sources stop first), give running runs ``grace`` seconds,
+then stop them and mark them ``interrupted``; exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..compile.manifest import ManifestError, validate_manifest
+from ..sources.base import Source, SourceContext, load_source_class
+from .engine import Engine, StartError, resolve_secrets
+from .journal import Journal, JournalError
+
+log = logging.getLogger("triggerlang")
+
+
+@dataclass
+class ServeOptions:
+    host: str | None = None
+    port: int | None = None
+    state_dir: Path | None = None
+    reload: bool = True
+    grace: float = 10.0
+    force_http: bool = False           # start the HTTP listener even if no rule needs it (emit, dashboard)
+    dashboard: bool = False
+    dashboard_token: str | None = None
+    reload_interval: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_rules(path: Path) -> tuple[dict, str | None]:
+    """(manifest, rules text or None) from a .trg file or a manifest JSON; StartError if bad."""
+    from ..api import SourceFileError, compile_file
+    from ..diagnostics import render_text
+
+    if path.suffix == ".json":
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+            return validate_manifest(obj), None
+        except FileNotFoundError:
+            raise StartError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise StartError(f"{path}: cannot read: {e}") from None
+        except json.JSONDecodeError as e:
+            raise StartError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        except ManifestError as e:
+            raise StartError(f"{path}: {e}") from None
+    try:
+        c = compile_file(path)
+    except SourceFileError as e:
+        raise StartError(str(e)) from None
+    if not c.ok:
+        raise StartError("the rules have errors:\n" + render_text(c.diagnostics, c.sources).rstrip())
+    return c.manifest, c.text
+
+
+def _fingerprint(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+class Runtime:
+    """One running ``serve``: the engine plus its sources."""
+
+    def __init__(self, rules_path: Path, opts: ServeOptions):
+        self.rules_path = rules_path
+        self.opts = opts
+        self.sources: dict[str, tuple[Source, Any]] = {}
+        self.stop_event = asyncio.Event()
+        self.engine: Engine | None = None
+        self.http: Source | None = None
+
+    def source_configs(self, manifest: dict) -> dict[str, Any]:
+        cfgs = dict(manifest.get("sources") or {})
+        if "http" not in cfgs and (self.opts.force_http or self.opts.dashboard):
+            cfgs["http"] = {"host": "127.0.0.1", "port": 8080, "max_body": 10 * 1024 * 1024, "routes": []}
+        return cfgs
+
+    async def start(self) -> None:
+        manifest, _ = load_rules(self.rules_path)
+        self.base_dir = Path(manifest.get("base_dir") or self.rules_path.resolve().parent)
+        self.state_dir = (self.opts.state_dir or (self.rules_path.resolve().parent / ".triggerlang")).resolve()
+        secrets = resolve_secrets(manifest, self.base_dir, os.environ)
+        self.secrets = secrets
+        journal = Journal(self.state_dir)
+        self.engine = Engine(manifest, journal, secrets, self.base_dir)
+        interrupted, queued = self.engine.recover()
+        if interrupted or queued:
+            log.info("recovered: %d run(s) interrupted by the last stop, %d queued run(s) restarted",
+                     interrupted, queued)
+        self.fingerprint = _fingerprint(self.rules_path)
+        await self.apply_sources(manifest)
+        if not self.sources:
+            log.info("no source to start: the rules need none (rules on run.* only?)")
+        log.info("serving %d rule(s) from %s; journal in %s", len(manifest["rules"]), self.rules_path, self.state_dir)
+
+    def context(self) -> SourceContext:
+        opts = {}
+        if self.opts.host:
+            opts["host"] = self.opts.host
+        if self.opts.port is not None:
+            opts["port"] = self.opts.port
+        return SourceContext(base_dir=self.base_dir, state_dir=self.state_dir, submit=self.engine.submit,
+                             secrets=self.secrets, log=log, options=opts)
+
+    def extra_routes(self) -> list:
+        if not self.opts.dashboard:
+            return []
+        from ..dashboard.app import dashboard_routes
+
+        return dashboard_routes(self.state_dir, token=self.opts.dashboard_token, engine=self.engine)
+
+    async def apply_sources(self, manifest: dict) -> None:
+        wanted = self.source_configs(manifest)
+        for kind in sorted(set(self.sources) - set(wanted)):
+            src, _ = self.sources.pop(kind)
+            await src.stop()
+            log.info("stopped source %s (no rule needs it any more)", kind)
+        for kind in sorted(wanted):
+            cfg = wanted[kind]
+            if kind in self.sources:
+                if self.sources[kind][1] == cfg:
+                    continue
+                old, _ = self.sources.pop(kind)
+                await old.stop()
+            try:
+                cls = load_source_class(kind)
+            except KeyError:
+                raise StartError(f"no source plug-in for {kind!r}") from None
+            kwargs = {}
+            if kind == "http":
+                kwargs["extra_routes"] = self.extra_routes()
+            src = cls(cfg, self.context(), **kwargs)
+            try:
+                await src.start()
+            except (OSError, ValueError) as e:
+                raise StartError(str(e)) from None
+            self.sources[kind] = (src, cfg)
+            log.info("started %s", src.describe())
+
+    async def reload_loop(self) -> None:
+        if self.rules_path.suffix == ".json":
+            return
+        from ..api import SourceFileError, compile_file
+        from ..diagnostics import render_text
+
+        while not self.stop_event.is_set():
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), self.opts.reload_interval)
+                return
+            except asyncio.TimeoutError:
+                pass
+            fp = _fingerprint(self.rules_path)
+            if fp is None or fp == self.fingerprint:
+                continue
+            self.fingerprint = fp
+            try:
+                c = compile_file(self.rules_path)
+            except SourceFileError as e:
+                log.error("reload: %s; the previous rules keep running", e)
+                continue
+            if not c.ok:
+                log.error("reload: %s has errors; the previous rules keep running:\n%s",
+                          self.rules_path, render_text(c.diagnostics, c.sources).rstrip())
+                continue
+            try:
+                secrets = resolve_secrets(c.manifest, self.base_dir, os.environ)
+            except StartError as e:
+                log.error("reload: %s; the previous rules keep running", e)
+                continue
+            self.secrets.clear()
+            self.secrets.update(secrets)
+            self.engine.load(c.manifest)
+            try:
+                await self.apply_sources(c.manifest)
+            except StartError as e:
+                log.error("reload: %s", e)
+            log.info("reloaded %s: %d rule(s)", self.rules_path, len(c.manifest["rules"]))
+
+    async def stop(self) -> None:
+        for kind in sorted(self.sources):
+            src, _ = self.sources[kind]
+            try:
+                await src.stop()
+            except Exception:  # pragma: no cover - a source failing to stop must not block the rest
+                log.exception("stopping source %s", kind)
+        self.sources.clear()
+        if self.engine is not None:
+            await self.engine.drain(self.opts.grace)
+            self.engine.journal.close()
+
+
+async def _main(rules_path: Path, opts: ServeOptions) -> int:
+    rt = Runtime(rules_path, opts)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, rt.stop_event.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover
+            pass
+    try:
+        await rt.start()
+    except (StartError, JournalError) as e:
+        log.error("%s", e)
+        await rt.stop()
+        return 1
+    reload_task = asyncio.create_task(rt.reload_loop()) if opts.reload else None
+    await rt.stop_event.wait()
+    log.info("stopping: no new events are accepted")
+    if reload_task:
+        reload_task.cancel()
+    await rt.stop()
+    log.info("stopped cleanly")
+    return 0
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    root = logging.getLogger("triggerlang")
+    root.handlers[:] = [h]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def serve(rules_path: Path, opts: ServeOptions) -> int:
+    """Run until SIGINT/SIGTERM; the exit code (0 clean stop, 1 could not start)."""
+    return asyncio.run(_main(rules_path, opts))
