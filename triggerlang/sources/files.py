@@ -29,11 +29,20 @@ Algorithm
    changes of one path are folded into one event: ``added`` → ``created``, ``modified`` →
    ``modified``, ``deleted`` → ``deleted``; ``added`` with ``modified`` → ``created``;
    ``deleted`` of a path that exists again → ``modified`` (it was replaced); a path added
-   and deleted within the batch and gone now was transient and is dropped. ``modified`` of a directory (a metadata change) is dropped; directories
-   are created and deleted like files. Events go out sorted by path.
+   and deleted within the batch and gone now was transient and is dropped. ``modified``
+   of a directory (a metadata change) is dropped; directories are created and deleted
+   like files. Events go out sorted by path.
 
    Data: ``path`` (relative to ``root``, ``/`` separators), ``name`` (basename), ``ext``
    (without the dot, ``""`` if none; ``.bashrc`` has none), ``change``.
+5. **New folders.** The OS watch on a new folder is only added once its creation has been
+   seen, so files written into it at once (``mkdir -p a/b && touch a/b/c``, ``cp -r``,
+   ``git checkout``) raise no event. After reporting a created folder, the source walks it
+   and reports ``created`` for what it holds (filtered as above, at most 10 000 entries);
+   a path whose creation was reported in the last 5 s (and not deleted since) is not
+   reported again, whichever of the walk and the watcher saw it first.
+6. **Lost folders.** When a watched folder itself disappears, its OS watch dies with it:
+   the watcher is restarted on the nearest existing parents, as at start.
 
 Known limits: an editor that saves by writing a temporary file and renaming it over the
 original produces ``created`` for the original (the kernel reports a new file); watching
@@ -47,6 +56,7 @@ import asyncio
 import contextlib
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -64,6 +74,8 @@ _TEMP_NAMES = re.compile(
 )
 _ALWAYS_SKIP_DIRS = frozenset({".git", "__pycache__"})
 _CHANGE = {1: "created", 2: "modified", 3: "deleted"}  # watchfiles.Change values
+_SCAN_CAP = 10_000        # entries reported from one newly created folder
+_RECENT_WINDOW = 5.0      # seconds during which a reported creation is not reported again
 
 
 def compile_glob(pattern: str) -> re.Pattern[str]:
@@ -78,7 +90,7 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
                 out.append("(?:.*/)?")  # '**/' : zero or more whole segments
                 i = j + 1
                 continue
-            if at_start and j == n and i > 0:
+            if at_start and j == n and out and out[-1] == "/":
                 out.pop()  # '/**' at the end: the folder itself or anything below
                 out.append("(?:/.*)?")
                 i = j
@@ -92,7 +104,8 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
             out.append("[^/]")
             i += 1
         elif c == "[":
-            j = pattern.find("]", i + 2 if pattern[i + 1:i + 2] in ("!", "^") else i + 1)
+            # a ']' right after '[' or '[!' is a member, as in fnmatch
+            j = pattern.find("]", i + 3 if pattern[i + 1:i + 2] in ("!", "^") else i + 2)
             if j < 0:
                 out.append(re.escape(c))
                 i += 1
@@ -100,12 +113,15 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
             body = pattern[i + 1:j]
             if body[:1] in ("!", "^"):
                 body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
+            out.append("[" + body.replace("\\", "\\\\").replace("[", "\\[") + "]")
             i = j + 1
         else:
             out.append(re.escape(c))
             i += 1
-    return re.compile("".join(out) + r"\Z", re.S)
+    try:
+        return re.compile("".join(out) + r"\Z", re.S)
+    except re.error:  # an odd class such as '[z-a]': match the text literally
+        return re.compile(re.escape(pattern) + r"\Z", re.S)
 
 
 class IgnoreRules:
@@ -165,6 +181,11 @@ class _StopFlag:
     def set(self) -> None:
         self._set = True
 
+    def rearm(self) -> None:
+        """Before a new watcher starts: the next ``is_set()`` marks that one live."""
+        self.live = asyncio.Event()
+        self._signalled = False
+
     @property
     def stopped(self) -> bool:
         return self._set
@@ -194,6 +215,7 @@ class FileSource(Source):
         self.roots = self._resolve_roots()
         self._stop: _StopFlag | None = None
         self._task: asyncio.Task[None] | None = None
+        self._recent: dict[str, float] = {}  # rel path -> when its creation was reported
 
     def describe(self) -> str:
         return f"file: watching {', '.join(self.roots_text)} under {self.root}"
@@ -262,13 +284,31 @@ class FileSource(Source):
         loop = asyncio.get_running_loop()
         self._stop = _StopFlag(loop)
         self._task = asyncio.create_task(self._run(self._stop), name="file-source")
-        try:
-            await asyncio.wait_for(asyncio.shield(self._stop.live.wait()), 10)
-        except asyncio.TimeoutError:
+        if not await self.ready(10):
             if self._task.done():
                 self.ctx.log.error("file: the watcher did not start")
             else:
                 self.ctx.log.warning("file: the watcher is slow to start; continuing")
+
+    async def ready(self, timeout: float) -> bool:
+        """Wait until the current native watcher is live (also after a restart)."""
+        flag = self._stop
+        if flag is None:
+            return False
+        end = asyncio.get_running_loop().time() + timeout
+        while True:
+            live = flag.live
+            left = end - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            try:
+                await asyncio.wait_for(asyncio.shield(live.wait()), min(left, 0.1))
+            except asyncio.TimeoutError:
+                if self._task is None or self._task.done():
+                    return False
+                continue
+            if flag.live is live:  # not re-armed by a restart meanwhile
+                return True
 
     async def stop(self) -> None:
         if self._stop is not None:
@@ -287,7 +327,11 @@ class FileSource(Source):
     async def _run(self, flag: _StopFlag) -> None:
         from watchfiles import awatch  # imported here: `triggerc check` must not load it
 
+        first = True
         while not flag.stopped:
+            if not first:
+                flag.rearm()
+            first = False
             paths = self.watch_paths()
             try:
                 gen = awatch(*paths, watch_filter=None, step=50, debounce=100, stop_event=flag,
@@ -313,12 +357,15 @@ class FileSource(Source):
 
     def fold(self, changes: Iterable[tuple[Any, str]]) -> list[tuple[str, str]]:
         """``[(rel_path, change)]`` for one watchfiles batch: one entry per path, sorted."""
+        return [(rel, change) for _, rel, change in self._fold(changes)]
+
+    def _fold(self, changes: Iterable[tuple[Any, str]]) -> list[tuple[str, str, str]]:
         by_path: dict[str, set[str]] = {}
         for change, path in changes:
             kind = _CHANGE.get(int(change))
             if kind is not None:
                 by_path.setdefault(path, set()).add(kind)
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, str, str]] = []
         for path, kinds in by_path.items():
             rel = self.relative(path)
             if rel is None:
@@ -336,19 +383,60 @@ class FileSource(Source):
                 continue  # a folder's metadata changed: noise
             else:
                 change = "modified"
-            out.append((rel, change))
-        out.sort()
+            out.append((path, rel, change))
+        out.sort(key=lambda t: t[1])
         return out
 
-    async def _emit(self, changes: Iterable[tuple[Any, str]]) -> None:
-        for rel, change in self.fold(changes):
-            name = rel.rsplit("/", 1)[-1]
-            stem, dot, ext = name.rpartition(".")
-            data = {"path": rel, "name": name, "ext": ext if dot and stem else "", "change": change}
-            try:
-                await self.ctx.submit(Event("file", change, data))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.ctx.log.exception("file: could not submit the change of %s", rel)
+    def _scan_new_folder(self, folder: str) -> list[tuple[str, str]]:
+        """``[(path, rel)]`` of what a just-created folder already holds (filtered, capped)."""
+        found: list[tuple[str, str]] = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            keep = []
+            for d in sorted(dirnames):
+                p = os.path.join(dirpath, d)
+                rel = self.relative(p)
+                if rel is not None and not os.path.islink(p):
+                    found.append((p, rel))
+                    keep.append(d)
+            dirnames[:] = keep
+            for f in sorted(filenames):
+                p = os.path.join(dirpath, f)
+                rel = self.relative(p)
+                if rel is not None:
+                    found.append((p, rel))
+            if len(found) >= _SCAN_CAP:
+                self.ctx.log.warning("file: %s holds more than %d entries; reporting the first ones", folder, _SCAN_CAP)
+                break
+        return found[:_SCAN_CAP]
 
+    async def _emit(self, changes: Iterable[tuple[Any, str]]) -> None:
+        now = time.monotonic()
+        for p, t in list(self._recent.items()):
+            if now - t > _RECENT_WINDOW:
+                del self._recent[p]
+        for path, rel, change in self._fold(changes):
+            if change == "created":
+                if rel in self._recent:
+                    continue  # already reported by the scan of its new parent folder
+                self._recent[rel] = now
+            elif change == "deleted":
+                self._recent.pop(rel, None)
+            await self._submit(rel, change)
+            if change == "created" and os.path.isdir(path) and not os.path.islink(path):
+                # The OS watch on a new folder is added only after it was created: what
+                # was written in it meanwhile raises no event, so report what is there now.
+                for _sub, sub_rel in self._scan_new_folder(path):
+                    if sub_rel not in self._recent:
+                        self._recent[sub_rel] = now
+                        await self._submit(sub_rel, "created")
+
+    async def _submit(self, rel: str, change: str) -> None:
+        name = rel.rsplit("/", 1)[-1]
+        stem, dot, ext = name.rpartition(".")
+        data = {"path": rel, "name": name, "ext": ext if dot and stem else "", "change": change}
+        try:
+            await self.ctx.submit(Event("file", change, data))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.ctx.log.exception("file: could not submit the change of %s", rel)

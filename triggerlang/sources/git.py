@@ -346,7 +346,11 @@ class GitSource(Source):
                 proc.kill()
             await proc.wait()
             raise
-        return proc.returncode if proc.returncode is not None else -1, out
+        rc = proc.returncode if proc.returncode is not None else -1
+        if rc >= 128 and args[0] != "merge-base":  # fatal: worth a line (merge-base: unknown before)
+            first = err.decode("utf-8", "replace").strip().splitlines()[:1]
+            self.ctx.log.warning("git: `git %s` failed in %s: %s", args[0], r.path, first[0] if first else rc)
+        return rc, out
 
     async def _commit_info(self, r: _Repo, obj: str) -> dict[str, Any] | None:
         """Peeled commit sha, parents, author and message of ``obj`` (a commit or a tag)."""
@@ -426,7 +430,7 @@ class GitSource(Source):
         if before is None:
             zero = "0" * len(after)
             others = sorted({s for m in (old, new) for k, s in m.items()
-                             if k.startswith("refs/heads/") and k != ref and s != after})
+                             if k.startswith("refs/heads/") and k != ref})
             rest = [after, "--not", *others] if others else [after]
             commits = await self._count(r, *rest)
             files: list[str] | None

@@ -1,0 +1,375 @@
+"""The git source against real repositories in tmp_path: commits, merges, branches, tags,
+packed refs, and pushes received by a bare repository (no hook installed)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from triggerlang.events import Event
+from triggerlang.sources.base import SourceContext, Submitted
+from triggerlang.sources.git import GitSource, read_refs
+
+ZERO = "0" * 40
+DEADLINE = 15.0
+
+GIT_ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+    "GIT_AUTHOR_NAME": "Alice Example",
+    "GIT_AUTHOR_EMAIL": "alice@example.com",
+    "GIT_COMMITTER_NAME": "Alice Example",
+    "GIT_COMMITTER_EMAIL": "alice@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    res = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args],
+        cwd=cwd, env=GIT_ENV, capture_output=True, text=True,
+    )
+    assert res.returncode == 0, f"git {' '.join(args)} failed: {res.stderr}"
+    return res.stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str], message: str) -> str:
+    for name, text in files.items():
+        p = repo / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q")
+    commit(path, {"README.md": "hello\n"}, "initial")
+    return path
+
+
+class ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+class Harness:
+    """A SourceContext whose submit records events, plus waiting with deadlines."""
+
+    def __init__(self, base_dir: Path) -> None:
+        self.events: list[Event] = []
+        self.handler = ListHandler()
+        log = logging.getLogger(f"test-git-{uuid.uuid4().hex}")
+        log.addHandler(self.handler)
+        log.propagate = False
+        log.setLevel(logging.DEBUG)
+        self.ctx = SourceContext(base_dir=base_dir, state_dir=base_dir / ".triggerlang", submit=self.submit, log=log)
+
+    async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
+        self.events.append(event)
+        return Submitted(event.id)
+
+    async def wait_for(self, pred: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while True:
+            val = pred()
+            if val:
+                return val
+            if loop.time() > end:
+                raise AssertionError(f"timed out waiting for {what}; events: {[(e.type, e.data.get('ref')) for e in self.events]}")
+            await asyncio.sleep(0.02)
+
+    def of(self, typ: str, ref: str | None = None) -> list[Event]:
+        return [e for e in self.events if e.type == typ and (ref is None or e.data["ref"] == ref)]
+
+    async def wait_event(self, typ: str, ref: str, n: int = 1) -> Event:
+        await self.wait_for(lambda: len(self.of(typ, ref)) >= n, f"{n}x git.{typ} on {ref}")
+        return self.of(typ, ref)[n - 1]
+
+
+def run_source(base: Path, config: dict[str, Any], body: Callable[[Harness, GitSource], Awaitable[None]]) -> Harness:
+    h = Harness(base)
+
+    async def main() -> None:
+        src = GitSource(config, h.ctx)
+        await src.start()
+        try:
+            await body(h, src)
+        finally:
+            await asyncio.wait_for(src.stop(), 5)
+
+    asyncio.run(main())
+    return h
+
+
+CFG = {"repos": [{"path": ".", "repo": "."}], "poll": 0.05}
+
+
+def test_initial_snapshot_is_silent_and_a_commit_is_a_push(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work")
+    before = git(repo, "rev-parse", "HEAD")
+
+    async def body(h: Harness, src: GitSource) -> None:
+        assert src.describe() == f"git: watching refs of {repo}"
+        after = commit(repo, {"src/app.py": "print(1)\n", "docs/a.md": "a\n"}, "Add app\n\nWith a body.")
+        ev = await h.wait_event("push", "refs/heads/main")
+        # the first event is the commit: the existing refs produced nothing at start
+        assert h.events[0] is ev
+        assert ev.source == "git"
+        assert ev.data == {
+            "repo": ".", "ref": "refs/heads/main", "branch": "main",
+            "before": before, "after": after, "sha": after, "forced": False,
+            "author": "Alice Example", "author_email": "alice@example.com",
+            "message": "Add app\n\nWith a body.",
+            "files": ["docs/a.md", "src/app.py"], "commits": 1,
+        }
+
+    run_source(repo, CFG, body)
+
+
+def test_merge_commit_emits_push_and_merge(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work")
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit(repo, {"feature.txt": "f\n"}, "feature work")
+    git(repo, "checkout", "-q", "main")
+    base = commit(repo, {"main.txt": "m\n"}, "main work")
+
+    async def body(h: Harness, src: GitSource) -> None:
+        git(repo, "merge", "-q", "--no-ff", "feature", "-m", "Merge feature")
+        merge = await h.wait_event("merge", "refs/heads/main")
+        push = h.of("push", "refs/heads/main")[0]
+        assert push.data == merge.data
+        assert merge.data["before"] == base
+        assert merge.data["message"] == "Merge feature"
+        assert merge.data["files"] == ["feature.txt"]
+        assert merge.data["commits"] == 2  # the feature commit and the merge commit
+        assert merge.data["forced"] is False
+        assert len(git(repo, "rev-parse", "HEAD^@").split()) == 2
+
+    run_source(repo, CFG, body)
+
+
+def test_branch_created_and_deleted(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work")
+    head = commit(repo, {"second.txt": "2\n"}, "second")
+
+    async def body(h: Harness, src: GitSource) -> None:
+        # a branch on an existing commit: counts as its head commit alone
+        git(repo, "branch", "topic")
+        created = await h.wait_event("branch_created", "refs/heads/topic")
+        push = await h.wait_event("push", "refs/heads/topic")
+        assert h.events.index(created) < h.events.index(push)
+        assert created.data["before"] == ZERO and created.data["after"] == head == created.data["sha"]
+        assert created.data["branch"] == "topic" and created.data["commits"] == 1
+        assert created.data["files"] == ["second.txt"]
+        assert created.data["message"] == "second"
+        assert push.data == created.data
+
+        # a branch carrying new commits: those commits and the files they touched
+        git(repo, "checkout", "-q", "-b", "feat/x")
+        commit(repo, {"a.txt": "a\n"}, "one")
+        tip = commit(repo, {"b/c.txt": "c\n"}, "two")
+        git(repo, "checkout", "-q", "main")
+        # the branch and its commits were written while checked out: the source may have
+        # seen the creation before the commits, so wait for the final push
+        await h.wait_for(lambda: any(e.data["after"] == tip for e in h.of("push", "refs/heads/feat/x")), "feat/x tip")
+        assert h.of("branch_created", "refs/heads/feat/x")
+
+        git(repo, "branch", "-q", "-D", "topic")
+        deleted = await h.wait_event("branch_deleted", "refs/heads/topic")
+        assert deleted.data == {
+            "repo": ".", "ref": "refs/heads/topic", "branch": "topic", "before": head,
+            "after": ZERO, "sha": ZERO, "forced": False, "files": [], "commits": 0,
+        }
+
+    run_source(repo, CFG, body)
+
+
+def test_new_branch_with_commits_counts_only_its_own(tmp_path: Path) -> None:
+    """A branch that appears at once with two new commits (as a push would bring it)."""
+    repo = make_repo(tmp_path / "work")
+    git(repo, "checkout", "-q", "-b", "scratch")
+    commit(repo, {"x/1.txt": "1\n"}, "one")
+    tip = commit(repo, {"x/2.txt": "2\n"}, "two")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "branch", "-q", "-D", "scratch")  # the commits stay in the object store
+
+    async def body(h: Harness, src: GitSource) -> None:
+        git(repo, "update-ref", "refs/heads/landed", tip)
+        ev = await h.wait_event("branch_created", "refs/heads/landed")
+        assert ev.data["commits"] == 2
+        assert ev.data["files"] == ["x/1.txt", "x/2.txt"]
+        assert ev.data["message"] == "two"
+
+    run_source(repo, CFG, body)
+
+
+def test_tags_lightweight_and_annotated_are_peeled(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work")
+    head = git(repo, "rev-parse", "HEAD")
+
+    async def body(h: Harness, src: GitSource) -> None:
+        git(repo, "tag", "v1")
+        light = await h.wait_event("tag", "refs/tags/v1")
+        assert light.data["tag"] == "v1" and light.data["sha"] == head == light.data["after"]
+        assert light.data["before"] == ZERO and light.data["forced"] is False
+        assert "branch" not in light.data
+
+        git(repo, "tag", "-a", "v2", "-m", "release two")
+        ann = await h.wait_event("tag", "refs/tags/v2")
+        tag_object = git(repo, "rev-parse", "refs/tags/v2")
+        assert tag_object != head
+        assert ann.data["sha"] == head and ann.data["after"] == head
+        assert ann.data["author"] == "Alice Example"
+
+        new = commit(repo, {"n.txt": "n\n"}, "next")
+        git(repo, "tag", "-f", "-a", "v2", "-m", "moved")
+        moved = await h.wait_event("tag", "refs/tags/v2", n=2)
+        assert moved.data["before"] == head and moved.data["sha"] == new
+        assert moved.data["forced"] is True and moved.data["files"] == ["n.txt"]
+
+        git(repo, "tag", "-d", "v1")  # no event for a deleted tag; the next commit is next
+        commit(repo, {"m.txt": "m\n"}, "sentinel")
+        await h.wait_for(lambda: any(e.data.get("message") == "sentinel" for e in h.events), "sentinel push")
+        assert [e.type for e in h.events].count("tag") == 3
+
+    run_source(repo, CFG, body)
+
+
+def test_bare_repository_sees_pushes_and_forced_pushes(tmp_path: Path) -> None:
+    bare = tmp_path / "server.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    commit(clone, {"a.txt": "1\n"}, "first")
+    git(clone, "push", "-q", "origin", "main")
+    first = git(clone, "rev-parse", "HEAD")
+    cfg = {"repos": [{"path": "server.git", "repo": "server.git"}], "poll": 0.05}
+
+    async def body(h: Harness, src: GitSource) -> None:
+        commit(clone, {"a.txt": "2\n"}, "second")
+        third = commit(clone, {"lib/b.py": "b\n"}, "third")
+        git(clone, "push", "-q", "origin", "main")
+        push = await h.wait_event("push", "refs/heads/main")
+        assert push.data["repo"] == "server.git"
+        assert push.data["before"] == first and push.data["after"] == third
+        assert push.data["commits"] == 2 and push.data["files"] == ["a.txt", "lib/b.py"]
+        assert push.data["forced"] is False and push.data["message"] == "third"
+
+        git(clone, "commit", "-q", "--amend", "-m", "third, rewritten")
+        rewritten = git(clone, "rev-parse", "HEAD")
+        git(clone, "push", "-q", "-f", "origin", "main")
+        forced = await h.wait_event("push", "refs/heads/main", n=2)
+        assert forced.data["forced"] is True
+        assert forced.data["before"] == third and forced.data["after"] == rewritten
+        assert forced.data["message"] == "third, rewritten"
+        assert forced.data["commits"] == 1
+
+        git(clone, "push", "-q", "origin", "main:refs/heads/release")
+        await h.wait_event("branch_created", "refs/heads/release")
+        git(clone, "push", "-q", "origin", "HEAD:refs/tags/v9")
+        tag = await h.wait_event("tag", "refs/tags/v9")
+        assert tag.data["sha"] == rewritten
+        git(clone, "push", "-q", "origin", ":release")
+        await h.wait_event("branch_deleted", "refs/heads/release")
+
+    run_source(tmp_path, cfg, body)
+
+
+def test_packed_refs(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work")
+    git(repo, "branch", "old")
+    git(repo, "tag", "v0")
+
+    async def body(h: Harness, src: GitSource) -> None:
+        git(repo, "pack-refs", "--all")
+        assert not (repo / ".git/refs/heads/main").exists()
+        assert "refs/heads/main" in read_refs(repo / ".git")
+        # packing changes no ref: the first event must be the commit below
+        sha = commit(repo, {"p.txt": "p\n"}, "after packing")
+        ev = await h.wait_event("push", "refs/heads/main")
+        assert h.events[0] is ev and ev.data["sha"] == sha
+        git(repo, "branch", "-D", "old")  # lives only in packed-refs
+        await h.wait_event("branch_deleted", "refs/heads/old")
+        git(repo, "pack-refs", "--all")
+        git(repo, "update-ref", "refs/heads/main", "HEAD~1")  # a reset: forced, moves backward
+        back = await h.wait_event("push", "refs/heads/main", n=2)
+        assert back.data["forced"] is True and back.data["commits"] == 0
+        assert back.data["files"] == ["p.txt"]
+
+    run_source(repo, CFG, body)
+
+
+def test_missing_repository_is_logged_and_watched_when_it_appears(tmp_path: Path) -> None:
+    cfg = {"repos": [{"path": "later", "repo": "later"}], "poll": 0.05}
+
+    async def body(h: Harness, src: GitSource) -> None:
+        assert any("no repository" in m for m in h.handler.messages)
+        (tmp_path / "later").mkdir()
+        git(tmp_path / "later", "init", "-q")
+        await h.wait_for(lambda: any("appeared" in m for m in h.handler.messages), "the repository to be found")
+        commit(tmp_path / "later", {"x": "x\n"}, "born")
+        ev = await h.wait_event("branch_created", "refs/heads/main")
+        assert ev.data["repo"] == "later" and ev.data["commits"] == 1 and ev.data["files"] == ["x"]
+
+    run_source(tmp_path, cfg, body)
+
+
+def test_subdirectory_of_a_working_tree_finds_its_repository(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work")
+    (repo / "ops").mkdir()
+
+    async def body(h: Harness, src: GitSource) -> None:
+        commit(repo, {"ops/rules.trg": "# rules\n"}, "rules")
+        ev = await h.wait_event("push", "refs/heads/main")
+        assert ev.data["files"] == ["ops/rules.trg"]
+
+    run_source(repo / "ops", {"repos": [{"path": ".", "repo": "."}], "poll": 0.05}, body)
+
+
+def test_submit_failure_does_not_stop_the_watcher(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "work")
+    h = Harness(repo)
+    calls = {"n": 0}
+    orig = h.submit
+
+    async def flaky(event: Event, delivery_key: str | None = None) -> Submitted:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("journal is down")
+        return await orig(event, delivery_key)
+
+    h.ctx.submit = flaky
+
+    async def main() -> None:
+        src = GitSource(CFG, h.ctx)
+        await src.start()
+        try:
+            commit(repo, {"1": "1\n"}, "lost")
+            await h.wait_for(lambda: calls["n"] >= 1, "the failing submit")
+            commit(repo, {"2": "2\n"}, "kept")
+            ev = await h.wait_event("push", "refs/heads/main")
+            assert ev.data["message"] == "kept"
+        finally:
+            await src.stop()
+
+    asyncio.run(main())
+
+
+def test_config_accepts_plain_paths(tmp_path: Path) -> None:
+    src = GitSource({"repos": ["a", "/abs/b"]}, Harness(tmp_path).ctx)
+    assert [(r.repo, r.path) for r in src.repos] == [("a", tmp_path / "a"), ("/abs/b", Path("/abs/b"))]
+    assert src.poll == 0.25

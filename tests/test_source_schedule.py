@@ -1,0 +1,236 @@
+"""The schedule source: next_fire across DST changes, and real ticks on a short period."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from triggerlang.events import Event
+from triggerlang.sources.base import SourceContext, Submitted
+from triggerlang.sources.schedule import ScheduleSource, next_fire
+
+UTC = dt.timezone.utc
+PARIS = ZoneInfo("Europe/Paris")
+DEADLINE = 10.0
+
+
+def at(*args: int, tz: dt.tzinfo = PARIS, fold: int = 0) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=tz, fold=fold)
+
+
+def utc(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(UTC)
+
+
+# ---- next_fire: pure ----------------------------------------------------------------
+
+
+def test_cron_in_a_zone_fixed_hour_across_spring_forward() -> None:
+    """Europe/Paris, 2024-03-31: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist."""
+    spec = {"cron": "30 2 * * *", "tz": "Europe/Paris"}
+    t = next_fire(spec, at(2024, 3, 30, 12))
+    assert t == at(2024, 3, 31, 3, 0) and t.utcoffset() == dt.timedelta(hours=2)
+    assert utc(t) == dt.datetime(2024, 3, 31, 1, 0, tzinfo=UTC)  # the instant of the jump
+    assert next_fire(spec, t) == at(2024, 4, 1, 2, 30)
+    assert next_fire(spec, at(2024, 3, 29, 12)).isoformat() == "2024-03-30T02:30:00+01:00"
+
+
+def test_cron_in_a_zone_fixed_hour_across_fall_back() -> None:
+    """Europe/Paris, 2024-10-27: 03:00 CEST goes back to 02:00 CET; 02:30 happens twice."""
+    spec = {"cron": "30 2 * * *", "tz": "Europe/Paris"}
+    first = next_fire(spec, at(2024, 10, 26, 12))
+    assert first.isoformat() == "2024-10-27T02:30:00+02:00"
+    second = next_fire(spec, first)
+    assert second.isoformat() == "2024-10-28T02:30:00+01:00"  # no second run in the repeated hour
+
+
+def test_cron_hourly_follows_real_time_across_both_changes() -> None:
+    spec = {"cron": "30 * * * *", "tz": "Europe/Paris"}
+    # fall back: 02:30 CEST, 02:30 CET, 03:30 CET are one real hour apart each
+    t = next_fire(spec, dt.datetime(2024, 10, 27, 0, 0, tzinfo=UTC))
+    seq = [t]
+    for _ in range(2):
+        seq.append(next_fire(spec, seq[-1]))
+    assert [x.isoformat() for x in seq] == [
+        "2024-10-27T02:30:00+02:00", "2024-10-27T02:30:00+01:00", "2024-10-27T03:30:00+01:00",
+    ]
+    assert [utc(b) - utc(a) for a, b in zip(seq, seq[1:])] == [dt.timedelta(hours=1)] * 2
+    # spring forward: 01:30 CET then 03:30 CEST, one real hour apart; 02:30 never happens
+    t = next_fire(spec, at(2024, 3, 31, 1, 0))
+    u = next_fire(spec, t)
+    assert t.isoformat() == "2024-03-31T01:30:00+01:00" and u.isoformat() == "2024-03-31T03:30:00+02:00"
+    assert utc(u) - utc(t) == dt.timedelta(hours=1)
+    # a quarter-hourly job: 01:45 CET then 03:00 CEST, fifteen real minutes apart
+    q = {"cron": "*/15 * * * *", "tz": "Europe/Paris"}
+    assert next_fire(q, at(2024, 3, 31, 1, 50)).isoformat() == "2024-03-31T03:00:00+02:00"
+
+
+def test_cron_weekdays_and_defaults() -> None:
+    spec = {"cron": "0 3 * * 1-5", "tz": "Europe/Paris"}
+    # Friday 29 March after 03:00 CET -> Monday 1 April 03:00 CEST, over the weekend's DST change
+    assert next_fire(spec, at(2024, 3, 29, 4)).isoformat() == "2024-04-01T03:00:00+02:00"
+    # default zone UTC, strictly after, naive = UTC, bare strings allowed
+    daily = next_fire({"cron": "0 0 * * *"}, dt.datetime(2024, 1, 1, tzinfo=UTC))
+    assert daily.isoformat() == "2024-01-02T00:00:00+00:00"
+    assert next_fire("0 0 * * *", dt.datetime(2024, 1, 1, 0, 0, 1)) == daily
+    assert next_fire("@hourly", dt.datetime(2024, 1, 1, 5, 59, tzinfo=UTC)).hour == 6
+    # an aware `after` in another zone is the same instant
+    ny = dt.datetime(2023, 12, 31, 19, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert next_fire("0 0 * * *", ny) == daily
+
+
+def test_every_has_no_drift() -> None:
+    anchor = dt.datetime(2024, 1, 1, tzinfo=UTC)
+    spec = {"every": 900.0}
+    assert next_fire(spec, anchor, anchor=anchor) == anchor + dt.timedelta(minutes=15)
+    late = anchor + dt.timedelta(minutes=15, seconds=7)  # fired 7 s late
+    assert next_fire(spec, late, anchor=anchor) == anchor + dt.timedelta(minutes=30)
+    asleep = anchor + dt.timedelta(hours=5, minutes=1)  # a suspend: missed slots are skipped
+    assert next_fire(spec, asleep, anchor=anchor) == anchor + dt.timedelta(hours=5, minutes=15)
+    assert next_fire({"every": 0.1}, anchor, anchor=anchor) == anchor + dt.timedelta(milliseconds=100)
+    after = anchor + dt.timedelta(seconds=0.1 * 1000)
+    assert next_fire({"every": 0.1}, after, anchor=anchor) == anchor + dt.timedelta(seconds=100.1)
+    assert next_fire(spec, anchor) == anchor + dt.timedelta(minutes=15)
+
+
+@pytest.mark.parametrize("spec", [
+    {"cron": "61 * * * *"}, {"cron": "* * * *"}, {"cron": "0 0 30 2 *"}, {"every": 0}, {"every": -5}, {},
+])
+def test_invalid_specs_raise_value_error(spec: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        next_fire(spec, dt.datetime(2024, 1, 1, tzinfo=UTC))
+
+
+# ---- the source: real ticks ------------------------------------------------------------
+
+
+class Harness:
+    def __init__(self, tmp: Path) -> None:
+        self.events: list[Event] = []
+        self.messages: list[str] = []
+        log = logging.getLogger(f"test-schedule-{uuid.uuid4().hex}")
+        log.propagate = False
+        outer = self
+
+        class H(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                outer.messages.append(record.getMessage())
+
+        log.addHandler(H())
+        self.ctx = SourceContext(base_dir=tmp, state_dir=tmp / ".triggerlang", submit=self.submit, log=log)
+
+    async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
+        self.events.append(event)
+        return Submitted(event.id)
+
+    async def wait_for(self, pred: Callable[[], bool], what: str) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + DEADLINE
+        while not pred():
+            if loop.time() > end:
+                raise AssertionError(f"timed out waiting for {what}; got {[e.data for e in self.events]}")
+            await asyncio.sleep(0.01)
+
+
+def test_every_ticks_for_real(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def main() -> None:
+        src = ScheduleSource({"schedules": [{"rule": "fast", "every": 0.2}]}, h.ctx)
+        assert src.describe() == "schedule: fast every 0.2s"
+        t0 = dt.datetime.now(UTC)
+        await src.start()
+        try:
+            await h.wait_for(lambda: len(h.events) >= 3, "three ticks")
+        finally:
+            await src.stop()
+        ticks = h.events[:3]
+        assert all(e.source == "schedule" and e.type == "tick" and e.data["rule"] == "fast" for e in ticks)
+        sched = [dt.datetime.fromisoformat(e.data["scheduled"]) for e in ticks]
+        fired = [dt.datetime.fromisoformat(e.data["time"]) for e in ticks]
+        assert all(s.utcoffset() == dt.timedelta(0) for s in sched)
+        assert t0 < sched[0] <= t0 + dt.timedelta(seconds=0.5)
+        # planned times sit on the start + k*D grid (to the millisecond of the ISO text);
+        # a loaded machine may skip a slot, never drift off the grid
+        for a, b in zip(sched, sched[1:]):
+            k = round((b - a).total_seconds() / 0.2)
+            assert k >= 1 and abs((b - a).total_seconds() - k * 0.2) <= 0.0015
+        assert all(f >= s for s, f in zip(sched, fired))
+
+    asyncio.run(main())
+
+
+def test_a_suspend_fires_one_catch_up_tick_without_replay(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    jump = {"by": dt.timedelta(0)}
+
+    async def main() -> None:
+        src = ScheduleSource({"schedules": [{"rule": "r", "every": 0.2}]}, h.ctx)
+        src.clock = lambda: dt.datetime.now(UTC) + jump["by"]
+        await src.start()
+        start = src.clock()
+        jump["by"] = dt.timedelta(hours=1)  # the machine "slept" for an hour, before the first tick
+        try:
+            await h.wait_for(lambda: len(h.events) >= 2, "the catch-up tick and the next one")
+        finally:
+            await src.stop()
+        first, second = (dt.datetime.fromisoformat(e.data["scheduled"]) for e in h.events[:2])
+        assert abs((first - start).total_seconds() - 0.2) < 0.05  # the slot it was waiting for
+        assert (second - start).total_seconds() > 3600  # the 18,000 slots in between are dropped
+        assert dt.datetime.fromisoformat(h.events[0].data["time"]) - first > dt.timedelta(minutes=59)
+
+    asyncio.run(main())
+
+
+def test_cron_tick_time_format_and_prompt_stop(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def main() -> float:
+        cfg = {"schedules": [
+            {"rule": "weekday", "cron": "0 3 * * 1-5", "tz": "Europe/Paris"},
+            {"rule": "broken", "cron": "not a cron"},
+            {"rule": "badzone", "cron": "0 3 * * *", "tz": "Mars/Olympus"},
+        ]}
+        src = ScheduleSource(cfg, h.ctx)
+        assert src.describe() == "schedule: weekday cron '0 3 * * 1-5' (Europe/Paris)"
+        assert any("broken" in m for m in h.messages) and any("badzone" in m for m in h.messages)
+        await src.start()
+        await asyncio.sleep(0)  # let the task enter its (long) sleep
+        t0 = time.monotonic()
+        await src.stop()
+        return time.monotonic() - t0
+
+    assert asyncio.run(main()) < 0.5
+    assert h.events == []
+
+
+def test_every_minute_cron_fires_with_zone_offset(tmp_path: Path) -> None:
+    """A real cron tick, without waiting a minute: the source's clock is moved to 1 s before
+    a minute boundary (an offset on the real clock, so time still flows)."""
+    h = Harness(tmp_path)
+
+    async def main() -> None:
+        src = ScheduleSource({"schedules": [{"rule": "m", "cron": "* * * * *", "tz": "Asia/Kolkata"}]}, h.ctx)
+        real = dt.datetime.now(UTC)
+        target = (real + dt.timedelta(minutes=2)).replace(second=0, microsecond=0)
+        shift = target - dt.timedelta(seconds=1) - real
+        src.clock = lambda: dt.datetime.now(UTC) + shift
+        await src.start()
+        try:
+            await h.wait_for(lambda: len(h.events) >= 1, "a cron tick")
+        finally:
+            await src.stop()
+        data = h.events[0].data
+        assert data["rule"] == "m"
+        assert data["scheduled"] == target.astimezone(ZoneInfo("Asia/Kolkata")).isoformat(timespec="milliseconds")
+        assert data["scheduled"].endswith(":00.000+05:30") and data["time"].endswith("+05:30")
+
+    asyncio.run(main())
