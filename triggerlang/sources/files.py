@@ -21,10 +21,11 @@ Algorithm
    ``.git`` segment, is (or is under) the state directory (the context's and the
    manifest's), is an editor or OS temporary file (``*.swp`` ``*.swo`` ``*.swx`` ``*~``
    ``.#*`` ``4913`` ``*.tmp`` ``.DS_Store``, JetBrains' ``*___jb_tmp___``, anything under
-   ``__pycache__/``), or matches an ``ignore`` glob. Globs: ``*`` and ``?`` stay within a
-   segment, ``**`` spans segments, ``[abc]`` is a class; a glob without ``/`` is tried
-   against every segment (``*.log`` anywhere, ``node_modules`` and all below it), one
-   with ``/`` is anchored at ``root`` and also covers everything below what it matches.
+   ``__pycache__/``), or matches an ``ignore`` glob. Globs are the language's own
+   (:mod:`triggerlang.compile.patterns`: ``*`` and ``?`` within a segment, ``**`` across
+   segments, ``[abc]``); a glob without ``/`` is tried against every segment (``*.log``
+   anywhere, ``node_modules`` and all below it), one with ``/`` is anchored at ``root``
+   and also covers everything below what it matches (``docs/gen`` ignores its content).
 4. **One event per path.** watchfiles reports a *set* of ``(change, path)`` per batch; the
    changes of one path are folded into one event: ``added`` → ``created``, ``modified`` →
    ``modified``, ``deleted`` → ``deleted``; ``added`` with ``modified`` → ``created``;
@@ -60,10 +61,11 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..compile.patterns import PatternError, compile_glob
 from ..events import Event
 from .base import Source, SourceContext
 
-__all__ = ["FileSource", "compile_glob", "IgnoreRules"]
+__all__ = ["FileSource", "IgnoreRules"]
 
 _TEMP_NAMES = re.compile(
     r"""^(?:
@@ -78,70 +80,24 @@ _SCAN_CAP = 10_000        # entries reported from one newly created folder
 _RECENT_WINDOW = 5.0      # seconds during which a reported creation is not reported again
 
 
-def compile_glob(pattern: str) -> re.Pattern[str]:
-    """A regex for a path glob: ``*`` ``?`` in a segment, ``**`` across segments, ``[..]``."""
-    i, n, out = 0, len(pattern), []
-    while i < n:
-        c = pattern[i]
-        if pattern.startswith("**", i):
-            j = i + 2
-            at_start = i == 0 or pattern[i - 1] == "/"
-            if at_start and j < n and pattern[j] == "/":
-                out.append("(?:.*/)?")  # '**/' : zero or more whole segments
-                i = j + 1
-                continue
-            if at_start and j == n and out and out[-1] == "/":
-                out.pop()  # '/**' at the end: the folder itself or anything below
-                out.append("(?:/.*)?")
-                i = j
-                continue
-            out.append(".*")
-            i = j
-        elif c == "*":
-            out.append("[^/]*")
-            i += 1
-        elif c == "?":
-            out.append("[^/]")
-            i += 1
-        elif c == "[":
-            # a ']' right after '[' or '[!' is a member, as in fnmatch
-            j = pattern.find("]", i + 3 if pattern[i + 1:i + 2] in ("!", "^") else i + 2)
-            if j < 0:
-                out.append(re.escape(c))
-                i += 1
-                continue
-            body = pattern[i + 1:j]
-            if body[:1] in ("!", "^"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\").replace("[", "\\[") + "]")
-            i = j + 1
-        else:
-            out.append(re.escape(c))
-            i += 1
-    try:
-        return re.compile("".join(out) + r"\Z", re.S)
-    except re.error:  # an odd class such as '[z-a]': match the text literally
-        return re.compile(re.escape(pattern) + r"\Z", re.S)
-
-
 class IgnoreRules:
     """The manifest's ``ignore`` globs (see the module docstring for their semantics)."""
 
-    def __init__(self, patterns: Iterable[str]) -> None:
+    def __init__(self, patterns: Iterable[str], log: Any = None) -> None:
         self.anywhere: list[re.Pattern[str]] = []   # no '/': tried against each segment
         self.anchored: list[re.Pattern[str]] = []   # with '/': against the path and its parents
         for p in patterns:
-            p = str(p).strip()
+            p = str(p).strip().rstrip("/")
             if not p:
                 continue
-            p = p.rstrip("/") or p
-            if p.startswith("/"):
-                p = p.lstrip("/")
-                self.anchored.append(compile_glob(p))
-            elif "/" in p:
-                self.anchored.append(compile_glob(p))
-            else:
-                self.anywhere.append(compile_glob(p))
+            try:
+                if "/" in p:
+                    self.anchored.append(compile_glob(p.lstrip("/")))
+                else:
+                    self.anywhere.append(compile_glob(p))
+            except PatternError as exc:
+                if log is not None:
+                    log.warning("file: ignore pattern %r is not a valid glob (%s); skipped", p, exc)
 
     def match(self, rel: str) -> bool:
         parts = rel.split("/")
@@ -206,7 +162,7 @@ class FileSource(Source):
         root = Path(self.root_text)
         self.root = os.path.realpath(root if root.is_absolute() else base / root)
         self.roots_text = [str(r) for r in (config.get("roots") or ["."])]
-        self.ignore = IgnoreRules(config.get("ignore") or [])
+        self.ignore = IgnoreRules(config.get("ignore") or [], ctx.log)
         states = {os.path.realpath(ctx.state_dir)}
         if config.get("state_dir"):
             sd = Path(str(config["state_dir"]))
