@@ -13,21 +13,28 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 ERROR = "error"
 WARNING = "warning"
 
 
-@dataclass(frozen=True, order=True)
-class Pos:
+class Pos(NamedTuple):
+    """A position: 1-based line and column, 0-based character offset.
+
+    NamedTuples, not frozen dataclasses: every AST node carries two of these, and a
+    10,000-rule file builds hundreds of thousands; tuples construct several times faster
+    and are still immutable, ordered and hashable.
+    """
+
     line: int
     column: int
     offset: int = 0
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
+    """A range of text: ``start`` inclusive, ``end`` exclusive."""
+
     start: Pos
     end: Pos
 

@@ -45,6 +45,7 @@ DEFAULT_ROUTES = {"github": "/github", "gitlab": "/gitlab", "ci": "/ci"}
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 CODES: dict[str, str] = {
+    "TRG000": "internal error (a bug in triggerc)",
     "TRG001": "syntax error",
     "TRG002": "unexpected end of a declaration",
     "TRG003": "invalid string escape",
@@ -121,7 +122,7 @@ class Program:
     actions: dict[str, A.ActionDecl] = field(default_factory=dict)
     sources: list[A.SourceDecl] = field(default_factory=list)
     rules: list[CheckedRule] = field(default_factory=list)
-    tests: list[A.TestBlock] = field(default_factory=list)
+    tests: list = field(default_factory=list)  # CheckedTest (check/tests.py), one per test block
     rule_asts: dict[str, A.Rule] = field(default_factory=dict)
 
 
@@ -134,14 +135,14 @@ class _Regex(dict):
 def _type_of(v: Any) -> str:
     if isinstance(v, bool):
         return "bool"
+    if isinstance(v, _Dur):  # before number: a _Dur is a float
+        return "duration"
     if isinstance(v, (int, float)):
         return "number"
     if isinstance(v, str):
         return "str"
     if isinstance(v, _Regex):
         return "regex"
-    if isinstance(v, _Dur):
-        return "duration"
     if isinstance(v, list):
         return "list"
     return "unknown"
@@ -171,11 +172,13 @@ def _plain(v: Any) -> Any:
 # --------------------------------------------------------------------------- checker
 
 class Checker:
-    def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None):
+    def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None,
+                 base_dir: str | None = None):
         self.m = module
         self.d = diags
         self.p = Program(file=module.file)
         self.imported = imported
+        self.base_dir = base_dir  # the rules file's folder: test payload paths are relative to it
         self.let_decls: dict[str, A.Let] = {}
         self.used_lets: set[str] = set()
         self.used_secrets: set[str] = set()
@@ -200,9 +203,11 @@ class Checker:
             if h:
                 h(decl)
         self.check_routes()
+        from .tests import check_tests  # test blocks (SPEC §10); before the lints: a let a test uses is used
+
+        self.p.tests = check_tests(self, self.base_dir)
         self.lint_identical()
         self.lint_unused()
-        self.p.tests = [d for d in self.m.decls if isinstance(d, A.TestBlock)]
         return self.p
 
     # ------------------------------------------------------------------ 1. declare
@@ -300,7 +305,7 @@ class Checker:
     def secret_ref(self, v: Any, where: str) -> str | None:
         if not isinstance(v, A.Ref):
             self.d.error("TRG208", f"{where} takes the name of a secret", getattr(v, "span", self.m.span),
-                         'declare one with: secret NAME = env "VAR", then write ' + where.split()[0] + "=NAME")
+                         'declare one with: secret NAME = env "VAR", then write ' + where.split()[0] + "NAME")
             return None
         if v.name in self.p.secrets:
             self.used_secrets.add(v.name)
@@ -413,6 +418,8 @@ class Checker:
         return out
 
     def glob_ok(self, g: str, span: Span) -> bool:
+        if "[" not in g:
+            return True  # only a character class can make a glob invalid (no regex compile here)
         try:
             compile_glob(g)
             return True
@@ -621,7 +628,7 @@ class Checker:
                              f"write [{c.value.span and ''}...] or use '{'=' if op == 'in' else '!='}'")
             else:
                 for x in val:
-                    if _type_of(x) not in want:
+                    if x is not None and _type_of(x) not in want:  # None: already reported
                         mismatch(x)
                         break
         elif op in ("~", "!~"):
@@ -782,8 +789,8 @@ class Checker:
         for kind in ("file",):
             for s in by_kind.get(kind, [])[1:]:
                 self.d.error("TRG210", f"source {kind} is declared twice", s.kind.span, "merge the two declarations")
+        paths: dict[str, A.SourceDecl] = {}  # one route, one webhook source, whatever its kind
         for kind in WEBHOOK_KINDS:
-            paths: dict[str, A.SourceDecl] = {}
             for s in by_kind.get(kind, []):
                 p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), DEFAULT_ROUTES[kind])
                 if p in paths:
@@ -845,8 +852,8 @@ class Checker:
                 continue
             if ctx is not None:
                 t = C.field_type(ctx[0], ctx[1], c.field.parts)
-                if t in (C.LIST_STR, None):
-                    continue  # any-element semantics: two conditions may hold on two elements
+                if t in (C.LIST_STR, C.ANY, None):
+                    continue  # any-element semantics (an untyped payload value may be a list too)
             f = c.field.dotted
             v = self.quiet_value(c.value)
             key = lambda x: (type(x).__name__, x) if not isinstance(x, list) else None  # noqa: E731
@@ -928,6 +935,11 @@ def _sp(s: Span) -> list[int]:
     return [s.start.line, s.start.column, s.end.line, s.end.column]
 
 
-def check(module: A.Module, diags: Diagnostics, imported: Program | None = None) -> Program:
-    """Check a parsed module; problems go to ``diags``. Never raises for bad input."""
-    return Checker(module, diags, imported).run()
+def check(module: A.Module, diags: Diagnostics, imported: Program | None = None,
+          base_dir: str | None = None) -> Program:
+    """Check a parsed module; problems go to ``diags``. Never raises for bad input.
+
+    ``base_dir`` is the rules file's folder (default: the working directory), against which
+    the payload files of test blocks are read.
+    """
+    return Checker(module, diags, imported, base_dir).run()

@@ -26,7 +26,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from ..diagnostics import Diagnostics, Pos, Span
@@ -87,6 +87,30 @@ def _bracket_delta(line: str) -> int:
             depth -= 1
         i += 1
     return depth
+
+
+def _strip_comment(line: str) -> str:
+    """The line without its comment; a '#' inside a string or regex is not a comment."""
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if c == "#":
+            return line[:i]
+        if c == '"':
+            raw = i > 0 and line[i - 1] == "r" and (i < 2 or not (line[i - 2].isalnum() or line[i - 2] == "_"))
+            i += 1
+            while i < n and line[i] != '"':
+                if line[i] == "\\" and not raw:
+                    i += 1
+                i += 1
+        elif c == "/":
+            i += 1
+            while i < n and line[i] != "/":
+                if line[i] == "\\":
+                    i += 1
+                i += 1
+        i += 1
+    return line
 
 
 def split_declarations(text: str) -> list[tuple[int, int, int]]:
@@ -185,11 +209,23 @@ def _unescape(body: str, span_start: Pos, diags: Diagnostics) -> str:
 
 
 class _Builder(Transformer):
-    """Lark tree -> AST, shifting positions by the declaration's place in the file."""
+    """Lark tree -> AST, shifting positions by the declaration's place in the file.
+
+    Every handler is called as ``handler(meta, children)``: dispatching here directly
+    (rather than through ``v_args``, which builds a wrapper per call) halves the cost of
+    this pass on large files.
+    """
 
     def __init__(self, line_off: int, pos_off: int, diags: Diagnostics):
         super().__init__(visit_tokens=False)
         self.lo, self.po, self.diags = line_off, pos_off, diags
+
+    def _call_userfunc(self, tree, new_children=None):
+        children = new_children if new_children is not None else tree.children
+        f = getattr(self, tree.data, None)
+        if f is None or tree.data.startswith("_"):  # pragma: no cover - every rule has a handler
+            raise VisitError(tree.data, tree, TypeError(f"no handler for rule {tree.data!r}"))
+        return f(tree.meta, children)
 
     # spans
     def ts(self, t: Token) -> Span:
@@ -205,12 +241,11 @@ class _Builder(Transformer):
     def name(self, t: Token, declared: bool = False) -> A.Name:
         n = A.Name(str(t), self.ts(t))
         if declared and n.value in RESERVED:
-            self.diags.error("TRG005", f"'{n.value}' is a reserved word and cannot be a name", n.span,
+            self.diags.error("TRG001", f"'{n.value}' is a reserved word and cannot be a name", n.span,
                              "pick another name")
         return n
 
     # ---------------------------------------------------------------- values
-    @v_args(meta=True)
     def string(self, meta, children):
         t = children[0]
         span = self.ts(t)
@@ -218,45 +253,36 @@ class _Builder(Transformer):
             return A.Str(str(t)[2:-1], True, span)
         return A.Str(_unescape(str(t)[1:-1], span.start, self.diags), False, span)
 
-    @v_args(meta=True)
     def regex(self, meta, children):
         t = str(children[0])
         end = t.rfind("/")
         return A.Regex(t[1:end].replace("\\/", "/"), t[end + 1:], self.ts(children[0]))
 
-    @v_args(meta=True)
     def number(self, meta, children):
         t = str(children[0])
         v = float(t) if "." in t else int(t)
         return A.Num(v, t, self.ts(children[0]))
 
-    @v_args(meta=True)
     def duration(self, meta, children):
         t = str(children[0])
         m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)", t)
         return A.Duration(float(m.group(1)) * _DURATION_UNITS_MS[m.group(2)], t, self.ts(children[0]))
 
-    @v_args(meta=True)
     def true(self, meta, children):
         return A.Bool(True, self.ts(children[0]))
 
-    @v_args(meta=True)
     def false(self, meta, children):
         return A.Bool(False, self.ts(children[0]))
 
-    @v_args(meta=True)
     def list(self, meta, children):
         return A.ListLit(tuple(c for c in children if c is not None), self.ms(meta))
 
-    @v_args(meta=True)
     def ref(self, meta, children):
         return A.Ref(str(children[0]), self.ts(children[0]))
 
-    @v_args(meta=True)
     def field(self, meta, children):
         return A.FieldPath(tuple(str(c) for c in children), self.ms(meta))
 
-    @v_args(meta=True)
     def placeholder(self, meta, children):
         t = children[0]
         span = self.ts(t)
@@ -265,32 +291,26 @@ class _Builder(Transformer):
         return A.Placeholder(A.FieldPath(tuple(str(t)[1:-1].split(".")), inner), span)
 
     # ---------------------------------------------------------------- filters
-    @v_args(meta=True)
     def compare(self, meta, children):
         f, op, v = children
         return A.Compare(f, str(op), v, self.ms(meta), self.ts(op))
 
-    @v_args(meta=True)
     def compare_not_in(self, meta, children):
         f, n, i, v = children
         return A.Compare(f, "not in", v, self.ms(meta), self.ts(n).join(self.ts(i)))
 
-    @v_args(meta=True)
     def has(self, meta, children):
         return A.Has(children[0], self.ms(meta))
 
-    @v_args(meta=True)
     def not_expr(self, meta, children):
         return A.Not(children[-1], self.ms(meta))
 
-    @v_args(meta=True)
     def and_expr(self, meta, children):
         items = []
         for c in children:
             items.extend(c.items if isinstance(c, A.And) else (c,))
         return A.And(tuple(items), self.ms(meta))
 
-    @v_args(meta=True)
     def or_expr(self, meta, children):
         items = []
         for c in children:
@@ -298,90 +318,72 @@ class _Builder(Transformer):
         return A.Or(tuple(items), self.ms(meta))
 
     # ---------------------------------------------------------------- triggers
-    @v_args(meta=True)
     def event_trigger(self, meta, children):
         return A.EventTrigger(self.name(children[0]), self.name(children[-1]), self.ms(meta))
 
-    @v_args(meta=True)
     def every_trigger(self, meta, children):
         return A.EveryTrigger(children[0], self.ms(meta))
 
-    @v_args(meta=True)
     def cron_trigger(self, meta, children):
         expr = self.string(None, [children[0]])
         tz = self.string(None, [children[1]]) if children[1] is not None else None
         return A.CronTrigger(expr, tz, self.ms(meta))
 
     # ---------------------------------------------------------------- rules
-    def with_args(self, children):
+    def with_args(self, meta, children):
         return tuple(c if isinstance(c, A.Arg) else A.Arg(None, c, c.span) for c in children)
 
-    @v_args(meta=True)
     def named_arg(self, meta, children):
         return A.Arg(self.name(children[0]), children[1], self.ms(meta))
 
-    @v_args(meta=True)
     def p_debounce(self, meta, c):
         return A.Policy("debounce", c[0], span=self.ms(meta))
 
-    @v_args(meta=True)
     def p_busy(self, meta, c):
         return A.Policy("busy", self.name(c[0]), span=self.ms(meta))
 
-    @v_args(meta=True)
     def p_timeout(self, meta, c):
         return A.Policy("timeout", c[0], span=self.ms(meta))
 
-    @v_args(meta=True)
     def p_retry(self, meta, c):
         return A.Policy("retry", c[0], c[1], span=self.ms(meta))
 
-    @v_args(meta=True)
     def p_dedupe(self, meta, c):
         return A.Policy("dedupe", None, c[1], key=c[0], span=self.ms(meta))
 
-    @v_args(meta=True)
     def rule(self, meta, c):
         label, trigger, filt, _run, action, args, *policies = c
         return A.Rule(self.name(label, True) if label is not None else None, trigger, filt,
                       self.name(action), args or (), tuple(policies), self.ms(meta))
 
     # ---------------------------------------------------------------- declarations
-    @v_args(meta=True)
     def let_decl(self, meta, c):
         return A.Let(self.name(c[0], True), c[1], self.ms(meta))
 
-    @v_args(meta=True)
     def secret_decl(self, meta, c):
         return A.Secret(self.name(c[0], True), str(c[1]), self.string(None, [c[2]]), self.ms(meta))
 
-    @v_args(meta=True)
     def option(self, meta, c):
         return A.Option(self.name(c[0]), c[1], self.ms(meta))
 
-    @v_args(meta=True)
     def source_decl(self, meta, c):
         return A.SourceDecl(self.name(c[0]), tuple(c[1:]), self.ms(meta))
 
-    @v_args(meta=True)
     def param(self, meta, c):
         return A.Param(self.name(c[0], True), c[1], self.ms(meta))
 
-    def params(self, c):
+    def params(self, meta, c):
         return tuple(p for p in c[1:] if p is not None)
 
-    @v_args(meta=True)
     def argv_ref(self, meta, c):
         return A.Ref(str(c[0]), self.ts(c[0]))
 
-    def argv_str(self, c):
+    def argv_str(self, meta, c):
         return self.string(None, c)
 
-    @v_args(meta=True)
     def exec_assign(self, meta, c):
         return ("assign", self.name(c[0]), self.string(None, [c[2]]), self.ms(meta))
 
-    @v_args(meta=True)
     def exec_body(self, meta, c):
         """Split exec words into argv and options: ``env NAME="v"`` arrives as Ref(env), assign."""
         argv: list = []
@@ -409,23 +411,18 @@ class _Builder(Transformer):
         end = argv[-1].span if argv else self.ms(meta)
         return A.ExecBody(tuple(argv), self.ms(meta).__class__(self.ms(meta).start, end.end)), tuple(opts)
 
-    @v_args(meta=True)
     def shell_body(self, meta, c):
         return A.ShellBody(self.string(None, [c[0]]), self.ms(meta))
 
-    @v_args(meta=True)
     def http_body(self, meta, c):
         return A.HttpBody(self.name(c[0]), self.string(None, [c[1]]), tuple(c[2:]), self.ms(meta))
 
-    @v_args(meta=True)
     def opt_cwd(self, meta, c):
         return A.ActionOption("cwd", None, self.string(None, [c[0]]), self.ms(meta))
 
-    @v_args(meta=True)
     def opt_env(self, meta, c):
         return A.ActionOption("env", self.name(c[0]), self.string(None, [c[1]]), self.ms(meta))
 
-    @v_args(meta=True)
     def action_decl(self, meta, c):
         name = self.name(c[0], True)
         rest = c[1:]
@@ -440,39 +437,32 @@ class _Builder(Transformer):
         return A.ActionDecl(name, params, body, tuple(opts), has_parens, self.ms(meta))
 
     # ---------------------------------------------------------------- tests
-    @v_args(meta=True)
     def given_field(self, meta, c):
         return A.GivenField(c[0], c[1], self.ms(meta))
 
-    @v_args(meta=True)
     def given(self, meta, c):
         trig, *fields, _from, from_file = c
         ff = self.string(None, [from_file]) if from_file is not None else None
         fields = tuple(fields)
         return A.Given(trig, fields, ff, self.ms(meta))
 
-    @v_args(meta=True)
     def expect_match(self, meta, c):
         return A.Expect("match", (self.name(c[0]),), c[1] or (), c[1] is not None, self.ms(meta))
 
-    @v_args(meta=True)
     def expect_not(self, meta, c):
         return A.Expect("not", (self.name(c[1]),), span=self.ms(meta))
 
-    @v_args(meta=True)
     def expect_only(self, meta, c):
         return A.Expect("only", tuple(self.name(t) for t in c), span=self.ms(meta))
 
-    @v_args(meta=True)
     def expect_none(self, meta, c):
         return A.Expect("none", span=self.ms(meta))
 
-    @v_args(meta=True)
     def test_decl(self, meta, c):
         name, given, *expects = c
         return A.TestBlock(self.string(None, [name]), given, tuple(expects), self.ms(meta))
 
-    def start(self, c):
+    def start(self, meta, c):
         return c[0]
 
 
@@ -532,7 +522,7 @@ def _syntax_error(e: UnexpectedInput, chunk: str, line_off: int, pos_off: int, d
     expected = set(getattr(e, "expected", ()) or ())
     last_idx = max(i for i, ln in enumerate(chunk_lines) if ln.strip()) if chunk.strip() else 0
     last_line = chunk_lines[last_idx]
-    code_part = last_line.split("#", 1)[0].rstrip() if "#" in last_line and '"' not in last_line else last_line.rstrip()
+    code_part = _strip_comment(last_line).rstrip()
     col = len(code_part) + 1
     span = Span(Pos(last_idx + 1 + line_off, max(1, col - 1)), Pos(last_idx + 1 + line_off, col))
     depth = sum(_bracket_delta(ln) for ln in chunk_lines)
