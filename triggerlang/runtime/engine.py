@@ -109,7 +109,7 @@ class Engine:
             event.data["paths"] = [event.data["path"]]
         matches = self.matcher.match(event)
         planned: list[PlannedRun] = []
-        debounced: list[tuple[str, dict, float]] = []
+        debounced: list[tuple[Any, dict, float]] = []
         now = time.time()
         for m in matches:
             name = m.rule.name
@@ -124,7 +124,7 @@ class Engine:
             if pol.get("debounce"):
                 deadline = now + float(pol["debounce"])
                 if ln.debounce_run is not None:
-                    debounced.append((name, inputs, deadline))
+                    debounced.append((m, inputs, deadline))
                     continue
                 ln.debounce_paths = list(event.data.get("paths") or []) if event.source == "file" else []
                 planned.append(PlannedRun(name, m.rule.action, self._with_paths(m, inputs, ln), key,
@@ -142,7 +142,7 @@ class Engine:
                                           error="busy skip: a run of this rule was still going"))
                 continue
             planned.append(PlannedRun(name, m.rule.action, inputs, key))
-        rec = self.journal.record_event(event, planned, delivery_key, matched=[d[0] for d in debounced])
+        rec = self.journal.record_event(event, planned, delivery_key, matched=[d[0].rule.name for d in debounced])
         if rec.duplicate:
             return Submitted(rec.event_id, rec.run_ids, duplicate=True)
         for run_id, p in zip(rec.run_ids, planned):
@@ -152,8 +152,8 @@ class Engine:
                 ln = self.lane(p.rule)
                 ln.debounce_run = run_id
             self._enqueue(p.rule, run_id, p.not_before)
-        for name, inputs, deadline in debounced:
-            self._extend_debounce(name, event, inputs, deadline)
+        for m, inputs, deadline in debounced:
+            self._extend_debounce(m, event, inputs, deadline)
         return Submitted(rec.event_id, rec.run_ids)
 
     def _with_paths(self, m, inputs: dict, ln: _Lane) -> dict:
@@ -165,16 +165,15 @@ class Engine:
                 out[pname] = list(ln.debounce_paths)
         return out
 
-    def _extend_debounce(self, name: str, event: Event, inputs: dict, deadline: float) -> None:
+    def _extend_debounce(self, m, event: Event, inputs: dict, deadline: float) -> None:
+        name = m.rule.name
         ln = self.lane(name)
         run_id = ln.debounce_run
         if event.source == "file":
             for p in event.data.get("paths") or []:
                 if p not in ln.debounce_paths:
                     ln.debounce_paths.append(p)
-        m = next((x for x in self.matcher.match(event) if x.rule.name == name), None)
-        if m is not None:
-            inputs = self._with_paths(m, inputs, ln)
+        inputs = self._with_paths(m, inputs, ln)
         if run_id is not None and self.journal.update_pending(run_id, inputs, event.id, deadline):
             ln.waiting = [(rid, deadline if rid == run_id else nb) for rid, nb in ln.waiting]
             self._arm(name)
