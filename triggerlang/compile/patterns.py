@@ -10,6 +10,7 @@ flags ``i``, ``m``, ``s``.
 from __future__ import annotations
 
 import re
+import warnings
 from functools import lru_cache
 
 
@@ -66,10 +67,18 @@ def glob_to_regex(glob: str) -> str:
     return "".join(out)
 
 
+def _quiet_compile(source: str, flags: int = 0) -> re.Pattern:
+    """``re.compile`` without ``re``'s FutureWarnings (``[[`` or ``&&`` in a class): user
+    patterns must give diagnostics, never Python warnings on the CLI's stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return re.compile(source, flags)
+
+
 @lru_cache(maxsize=65536)
 def compile_glob(glob: str) -> re.Pattern:
     try:
-        return re.compile(glob_to_regex(glob))
+        return _quiet_compile(glob_to_regex(glob))
     except re.error as e:  # a class like [z-a]
         raise PatternError(f"invalid glob: {e.msg}", None) from None
 
@@ -85,7 +94,7 @@ def compile_regex(pattern: str, flags: str = "") -> re.Pattern:
             raise PatternError(f"unknown regex flag '{ch}' (use i, m, s)", None)
         f |= _FLAGS[ch]
     try:
-        return re.compile(pattern, f)
+        return _quiet_compile(pattern, f)
     except re.error as e:
         raise PatternError(f"invalid regex: {e.msg}", e.pos) from None
 

@@ -190,14 +190,14 @@ def _unescape(body: str, span_start: Pos, diags: Diagnostics) -> str:
             close = body.find("}", i + 3)
             hexs = body[i + 3:close] if close != -1 else ""
             if close != -1 and 1 <= len(hexs) <= 6 and all(h in "0123456789abcdefABCDEF" for h in hexs) \
-                    and int(hexs, 16) <= 0x10FFFF:
+                    and int(hexs, 16) <= 0x10FFFF and not 0xD800 <= int(hexs, 16) <= 0xDFFF:
                 out.append(chr(int(hexs, 16)))
                 i = close + 1
             else:
                 end = (close + 1) if close != -1 else i + 2
                 diags.error("TRG003", "invalid unicode escape",
                             Span(Pos(span_start.line, col), Pos(span_start.line, span_start.column + 1 + end)),
-                            "write \\u{XXXX} with 1 to 6 hex digits")
+                            "write \\u{XXXX} with 1 to 6 hex digits naming a character (not D800-DFFF)")
                 i = end
         else:
             diags.error("TRG003", f"invalid escape '\\{nxt}'",
