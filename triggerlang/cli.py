@@ -57,6 +57,21 @@ def _compile(path: str):
 @click.version_option(__version__, prog_name="triggerc")
 def main() -> None:
     """triggerc: compile, check and run triggerlang rules (.trg files)."""
+    _tolerant_output()
+
+
+def _tolerant_output() -> None:
+    """Print a lone surrogate (an event's JSON may say ``"\\ud800"``) as ``\\ud800``.
+
+    In JSON output that is the very escape JSON uses; without it, ``match``, ``runs`` and
+    ``events`` would die of a UnicodeEncodeError on such an event.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) in ("strict", "surrogateescape") and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a detached or odd stream
+                pass
 
 
 # --------------------------------------------------------------------------- check
