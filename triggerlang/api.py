@@ -2,7 +2,10 @@
 
 ``compile_file(path)`` runs the whole front end and returns a :class:`Compiled` with the
 diagnostics of every phase; nothing here raises for a bad rules file. A file named
-``X_test.trg`` next to ``X.trg`` sees that file's declarations (SPEC §10).
+``X_test.trg`` next to ``X.trg`` sees that file's declarations (SPEC §10): X.trg is
+compiled first (``Compiled.main``), its checked program is what the test file imports, and
+``triggerc test`` runs the test file's tests against the rules of both. X.trg's own
+diagnostics stay X.trg's: checking the test file does not repeat them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Compiled:
     manifest: dict | None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)  # file -> text, for rendering
+    main: "Compiled | None" = None  # for X_test.trg: X.trg, compiled (its rules are the ones tested)
 
     @property
     def ok(self) -> bool:
@@ -77,10 +81,11 @@ def companion_of(path: Path) -> Path | None:
 def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
                  imported: Program | None = None) -> Compiled:
     module, diags = parse(text, file)
-    program = check(module, diags, imported)
+    base_dir = base_dir or os.getcwd()
+    program = check(module, diags, imported, base_dir)
     manifest = None
     if not diags.has_errors:
-        manifest = build_manifest(program, base_dir or os.getcwd(), Path(file).name)
+        manifest = build_manifest(program, base_dir, Path(file).name)
     return Compiled(file, text, module, program, manifest, diags.sorted(), {file: text})
 
 
@@ -91,11 +96,13 @@ def compile_file(path: str | os.PathLike, display_name: str | None = None) -> Co
     text, diags = read_source(p)
     if text is None:
         return Compiled(name, "", None, None, None, diags.sorted(), {})
-    imported = None
-    main = companion_of(p)
-    if main is not None:
-        mtext, _ = read_source(main)
-        if mtext is not None:
-            mmod, mdiags = parse(mtext, str(main))
-            imported = check(mmod, mdiags)
-    return compile_text(text, name, str(p.resolve().parent), imported)
+    main_file = companion_of(p)
+    main = None
+    if main_file is not None:
+        try:
+            main = compile_file(main_file)
+        except SourceFileError:  # pragma: no cover - vanished between is_file() and open()
+            main = None
+    c = compile_text(text, name, str(p.resolve().parent), main.program if main else None)
+    c.main = main
+    return c

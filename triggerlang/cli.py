@@ -250,6 +250,57 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
     raise SystemExit(1 if broken else 0)
 
 
+# --------------------------------------------------------------------------- test
+
+@main.command("test")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("-v", "--verbose", is_flag=True, help="Also list the tests that pass.")
+def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool) -> None:
+    """Run the test blocks of FILES (a folder: every .trg file in it).
+
+    A rules file X.trg brings its companion X_test.trg along. Prints each failure with its
+    place and reason, then "N passed, M failed". Exit 0 when all pass, 1 otherwise.
+    """
+    from .api import SourceFileError
+    from .testing import render_json as tests_json, render_text as tests_text, run_file
+
+    reports = []
+    for f in _with_companions(_expand(files)):
+        try:
+            reports.append(run_file(f))
+        except SourceFileError as e:
+            usage_error(str(e))
+    errors, sources = [], {}
+    for rep in reports:
+        sources.update(rep.sources)
+        errors.extend(d for d in rep.errors if d not in errors)
+    if errors and fmt == "text":
+        click.echo(render_text(errors, sources, color=_color(sys.stderr)), err=True, nl=False)
+        for rep in reports:
+            if rep.errors:
+                click.echo(f"{rep.file}: tests not run: fix the errors first", err=True)
+    click.echo(tests_json(reports) if fmt == "json" else tests_text(reports, verbose), nl=False)
+    if fmt == "text" and not any(rep.results for rep in reports) and not errors:
+        click.echo("no tests found: write test blocks (SPEC §10) in these files or in X_test.trg beside them",
+                   err=True)
+    raise SystemExit(0 if all(rep.ok for rep in reports) else 1)
+
+
+def _with_companions(files: list[str]) -> list[str]:
+    """The files, each followed by its X_test.trg companion when it has one (no repeats)."""
+    out: list[str] = []
+    seen: set[Path] = set()
+    for f in files:
+        for p in (Path(f), Path(f).with_name(Path(f).stem + "_test.trg")):
+            key = p.resolve()
+            if key in seen or (p != Path(f) and (f.endswith("_test.trg") or not p.is_file())):
+                continue
+            seen.add(key)
+            out.append(str(p) if p != Path(f) else f)
+    return out
+
+
 # --------------------------------------------------------------------------- serve
 
 @main.command()

@@ -1,0 +1,503 @@
+"""Rule tests in the language (SPEC §10): checking test blocks, running them, ``triggerc test``.
+
+The webhook payloads are the shared real fixtures (``../shared/fixtures/webhooks``) and
+their copies in ``examples/payloads``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from triggerlang.api import compile_file, compile_text
+from triggerlang.cli import main as cli
+from triggerlang.fmt import format_text
+from triggerlang.syntax.parser import parse
+from triggerlang.testing import render_text, run_compiled, run_file
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared webhook fixtures not present")
+
+DEPLOY = '''\
+let bots = ["dependabot[bot]"]
+action deploy(sha, stage="staging") = exec "./deploy.sh" sha stage
+
+deploy_main: on git.push branch="main" author not in bots run deploy with <sha>, "prod"
+release: on git.push branch ~ "release/*" run deploy with sha=<sha>
+'''
+
+GITHUB = '''\
+secret gh = env "GH"
+source github secret=gh
+action build(n, what="preview") = exec "./build.sh" n what
+action note(text) = shell "echo"
+preview: on github.pull_request action in ["labeled", "synchronize"] labels="deploy-preview" draft=false
+    run build with <number>
+green: on ci.completed status="success" branch="master" run note with text="green"
+wf: on github.workflow_run conclusion="success" run note with text="wf"
+'''
+
+
+def diags(text: str, base_dir: str | None = None) -> list[tuple]:
+    c = compile_text(text, "rules.trg", base_dir)
+    return [(d.code, d.span.start.line, d.span.start.column, d.message, d.hint) for d in c.diagnostics]
+
+
+def codes(text: str, base_dir: str | None = None) -> list[tuple[str, int]]:
+    return [(d[0], d[1]) for d in diags(text, base_dir)]
+
+
+def run(text: str, base_dir: str | None = None):
+    c = compile_text(text, "rules.trg", base_dir)
+    assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+    return run_compiled(c)
+
+
+def failures(text: str, base_dir: str | None = None) -> list[tuple[str, str, list[str]]]:
+    rep = run(text, base_dir)
+    return [(r.name, f.message, [e["text"] for e in f.explain]) for r in rep.results for f in r.failures]
+
+
+def block(name: str, *lines: str) -> str:
+    return f'\ntest "{name}":\n' + "".join(f"    {ln}\n" for ln in lines)
+
+
+# --------------------------------------------------------------------------- running
+
+def test_passing_tests_of_every_expect_kind() -> None:
+    text = DEPLOY + block("main", 'given git.push branch="main" sha="abc" author="alice" files=["src/app.py"]',
+                         'expect deploy_main with sha="abc", stage="prod"', "expect not release",
+                         "expect only deploy_main") \
+        + block("bots", 'given git.push branch="main" author="dependabot[bot]"', "expect none") \
+        + block("default", 'given git.push branch="release/1" sha="r1"', 'expect release with "r1", "staging"')
+    rep = run(text)
+    assert [(r.name, r.passed) for r in rep.results] == [("main", True), ("bots", True), ("default", True)]
+    assert rep.results[0].matched == ["deploy_main"]
+    assert render_text([rep]).endswith("3 passed, 0 failed\n")
+
+
+def test_an_expected_match_that_did_not_happen_says_which_condition_failed() -> None:
+    got = failures(DEPLOY + block("dev", 'given git.push branch="dev" sha="abc" author="alice"',
+                                 "expect deploy_main"))
+    assert got == [("dev", "expected rule deploy_main to match",
+                    ['condition branch="main" (line 4:26) failed: branch was "dev"'])]
+
+
+def test_a_missing_field_and_a_negated_condition_are_explained() -> None:
+    got = failures(DEPLOY + block("no branch", 'given git.push sha="abc"', "expect deploy_main")
+                   + block("bot", 'given git.push branch="main" author="dependabot[bot]"', "expect deploy_main"))
+    assert got[0][2] == ['condition branch="main" (line 4:26) failed: the event has no branch']
+    assert got[1][2] == ['condition author not in ["dependabot[bot]"] (line 4:40) failed: author was "dependabot[bot]"']
+
+
+def test_a_rule_of_another_trigger_or_type_is_explained() -> None:
+    text = DEPLOY + 'tags: on git.tag run deploy with <sha>\n' + block(
+        "tag", 'given git.tag tag="v1" sha="abc"', "expect deploy_main", "expect tags") + block(
+        "file", 'given file.modified path="a.py"', "expect tags")
+    got = failures(text)
+    assert got[0] == ("tag", "expected rule deploy_main to match",
+                      ["trigger git.push (line 4:1) failed: the event is git.tag"])
+    assert got[1] == ("file", "expected rule tags to match",
+                      ["rule tags listens to git.tag (line 6:1); the test's event is file.modified"])
+
+
+def test_with_compares_only_the_parameters_written_after_defaults() -> None:
+    got = failures(DEPLOY + block("stage", 'given git.push branch="release/2" sha="abc"',
+                                 'expect release with stage="prod"')
+                   + block("sha", 'given git.push branch="release/2" sha="abc"', 'expect release with sha="abd"')
+                   + block("ok", 'given git.push branch="release/2" sha="abc"', 'expect release with sha="abc"'))
+    assert got == [("stage", 'expected rule release to run deploy with stage="prod"',
+                    ['stage was "staging", expected "prod"']),
+                   ("sha", 'expected rule release to run deploy with sha="abd"', ['sha was "abc", expected "abd"'])]
+
+
+def test_with_does_not_coerce_types() -> None:
+    text = ('action n(k) = exec "x" k\nr: on github.pull_request run n with <number>\n'
+            'secret gh = env "GH"\nsource github secret=gh\n')
+    got = failures(text + block("str", "given github.pull_request number=3", 'expect r with k="3"')
+                   + block("int", "given github.pull_request number=3", "expect r with k=3"))
+    assert [g[0] for g in got] == ["str"]
+
+
+def test_expect_not_only_and_none_failures() -> None:
+    text = DEPLOY + 'any_push: on git.push run deploy with <sha>\n'
+    got = failures(text + block("not", 'given git.push branch="main" sha="s"', "expect not deploy_main")
+                   + block("only", 'given git.push branch="release/1" sha="s"', "expect only deploy_main, release")
+                   + block("none", 'given git.push branch="dev" sha="s"', "expect none"))
+    assert got[0] == ("not", "expected rule deploy_main not to match, but it did",
+                      ['it runs deploy with sha="s", stage="prod"'])
+    assert got[1][1] == "expected only deploy_main, release to match; matched release, any_push"
+    assert got[1][2] == ['deploy_main did not match: condition branch="main" (line 4:26) failed: branch was "release/1"',
+                         'any_push matched too: it runs deploy with sha="s", stage="staging"']
+    assert got[2][1] == "expected no rule to match; matched any_push"
+
+
+def test_each_failing_expectation_is_one_failure_and_one_failed_test() -> None:
+    rep = run(DEPLOY + block("two", 'given git.push branch="dev"', "expect deploy_main", "expect release"))
+    assert len(rep.results) == 1 and len(rep.results[0].failures) == 2
+    assert [f.span.start.line for f in rep.results[0].failures] == [9, 10]
+    assert render_text([rep]).splitlines()[-1] == "0 passed, 1 failed"
+
+
+# --------------------------------------------------------------------------- events built by given
+
+def test_file_events_derive_name_ext_change_and_paths() -> None:
+    text = ('action t(paths, name, ext, change) = exec "t" paths name ext change\n'
+            'r: on file.changed path ~ "src/**" run t with <paths>, <name>, <ext>, <change> debounce 1s\n')
+    text += block("mod", 'given file.changed path="src/a/b.py"',
+                 'expect r with paths=["src/a/b.py"], name="b.py", ext="py", change="modified"')
+    text += block("del", 'given file.changed path="src/Makefile" change="deleted"', 'expect r with ext="", change="deleted"')
+    text += block("created", 'given file.created path="src/x.txt"', 'expect r with change="created"')
+    assert failures(text) == []
+
+
+def test_git_events_complete_ref_and_sha() -> None:
+    text = ('action t(ref, after) = exec "t" ref after\nr: on git.push ref ~ "refs/heads/*" run t with <ref>, <after>\n'
+            'tg: on git.tag ref="refs/tags/v1" run t with <ref>, <sha>\n')
+    text += block("branch", 'given git.push branch="main" sha="abc"', 'expect r with ref="refs/heads/main", after="abc"')
+    text += block("tag", 'given git.tag tag="v1" after="def"', 'expect tg with after="def"')
+    assert failures(text) == []
+
+
+def test_http_events_take_the_method_of_the_trigger() -> None:
+    text = ('secret tok = env "T"\nsource http token=tok\naction t(m) = exec "t" m\n'
+            'r: on http.post path="/hook" headers.x-kind="a" payload.pr.number=3 run t with <method>\n'
+            'g: on http.get path="/hook" run t with <method>\n'
+            'any: on http.request path="/any" run t with <method>\n')
+    text += block("post", 'given http.post path="/hook" headers.X-Kind="a" payload.pr.number=3',
+                 'expect only r', 'expect r with m="POST"')
+    text += block("get", 'given http.get path="/hook"', "expect only g")
+    text += block("request", 'given http.request path="/any"', 'expect any with m="POST"')
+    text += block("put", 'given http.request path="/any" method="put"', 'expect any with m="PUT"')
+    assert failures(text) == []
+
+
+def test_a_schedule_tick_matches_only_its_own_rule() -> None:
+    text = ('action b(kind="full") = exec "b" kind\nnightly: on cron "30 2 * * *" run b\n'
+            'health: on every 5m run b with "quick"\n')
+    text += block("n", 'given schedule.tick rule="nightly"', "expect only nightly")
+    text += block("h", 'given schedule.tick rule="health"', 'expect health with kind="quick"', "expect not nightly")
+    assert failures(text) == []
+    got = failures(text + block("wrong", 'given schedule.tick rule="health"', "expect nightly"))
+    assert got == [("wrong", "expected rule nightly to match",
+                    ['condition rule="nightly" failed: rule was "health"; a schedule rule matches only its own ticks'])]
+
+
+def test_lets_work_in_given_and_with_and_count_as_used() -> None:
+    text = ('let sha = "abc"\nlet files = ["a.py"]\naction d(sha) = exec "d" sha\n'
+            'r: on git.push files ~ "*.py" run d with <sha>\n'
+            + block("lets", "given git.push sha=sha files=files", "expect r with sha=sha"))
+    assert codes(text) == []
+    assert failures(text) == []
+
+
+# --------------------------------------------------------------------------- real payloads
+
+@needs_fixtures
+def test_from_a_real_github_payload_through_the_normaliser(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "github" / "pull_request-labeled.json", tmp_path / "pr.json")
+    text = GITHUB + block("bug", 'given github.pull_request from "pr.json"', "expect none") \
+        + block("preview", 'given github.pull_request labels=["deploy-preview"] from "pr.json"',
+               'expect only preview', 'expect preview with n=2, what="preview"') \
+        + block("draft", 'given github.pull_request labels=["deploy-preview"] draft=true from "pr.json"',
+               "expect not preview")
+    assert failures(text, str(tmp_path)) == []
+
+
+@needs_fixtures
+def test_a_payload_path_is_relative_to_the_rules_file(tmp_path: Path) -> None:
+    (tmp_path / "sub" / "payloads").mkdir(parents=True)
+    shutil.copy(FIXTURES / "github" / "pull_request-opened.json", tmp_path / "sub" / "payloads" / "pr.json")
+    rules = tmp_path / "sub" / "rules.trg"
+    rules.write_text(GITHUB + block("opened", 'given github.pull_request from "payloads/pr.json"', "expect none"))
+    rep = run_file(rules)
+    assert rep.errors == [] and [r.passed for r in rep.results] == [True]
+
+
+@needs_fixtures
+def test_a_workflow_run_payload_gives_two_events_and_the_union_of_matches() -> None:
+    path = FIXTURES / "github" / "workflow_run-completed.json"
+    text = GITHUB + block("both", f'given github.workflow_run from "{path}"', "expect only green, wf",
+                         'expect green with text="green"')
+    assert failures(text) == []
+    got = failures(text + block("none", f'given github.workflow_run from "{path}"', "expect none"))
+    assert got == [("none", "expected no rule to match; matched green, wf",
+                    ['green: it runs note with text="green"', 'wf: it runs note with text="wf"'])]
+
+
+@needs_fixtures
+def test_fields_override_the_payload_but_not_the_derived_event() -> None:
+    path = FIXTURES / "github" / "workflow_run-completed.json"
+    text = GITHUB + block("x", f'given github.workflow_run conclusion="failure" from "{path}"', "expect only green")
+    assert failures(text) == []
+
+
+@needs_fixtures
+def test_from_a_real_gitlab_payload_and_its_kind(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "gitlab" / "tag_push.json", tmp_path / "tag.json")
+    base = ('secret t = env "T"\nsource gitlab token=t\naction i(tag, sha) = exec "i" tag sha\n'
+            'img: on gitlab.tag_push tag ~ "v*" sha !~ /^0+$/ run i with <tag>, <sha>\n')
+    ok = base + block("tag", 'given gitlab.tag_push from "tag.json"',
+                     'expect img with tag="v1.0.0", sha="82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"')
+    assert failures(ok, str(tmp_path)) == []
+    wrong = base + block("kind", 'given gitlab.push from "tag.json"', "expect img")
+    assert diags(wrong, str(tmp_path)) == [
+        ("TRG603", 7, 11, "'tag.json' holds a gitlab tag_push event, not push",
+         'write: given gitlab.tag_push from "tag.json"')]
+
+
+def test_a_generic_ci_payload(tmp_path: Path) -> None:
+    (tmp_path / "ci.json").write_text('{"pipeline": "build", "status": "success", "tag": "v1.2.3", "sha": "abc"}')
+    text = ('secret t = env "T"\nsource ci token=t\naction r(tag) = exec "r" tag\n'
+            'rel: on ci.completed status="success" ref ~ "refs/tags/v*" run r with <tag>\n'
+            + block("ci", 'given ci.completed from "ci.json"', 'expect rel with tag="v1.2.3"'))
+    assert failures(text, str(tmp_path)) == []
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+def test_unknown_rules_get_a_did_you_mean() -> None:
+    got = diags(DEPLOY + block("t", 'given git.push branch="main"', "expect deploy_mian", "expect not relase",
+                              "expect only deploy_main, xyz"))
+    assert [(d[0], d[1], d[2], d[3], d[4]) for d in got] == [
+        ("TRG601", 9, 12, "no rule named 'deploy_mian'", "did you mean 'deploy_main'?"),
+        ("TRG601", 10, 16, "no rule named 'relase'", "did you mean 'release'?"),
+        ("TRG601", 11, 30, "no rule named 'xyz'", "rules: deploy_main, release"),
+    ]
+
+
+def test_given_fields_are_checked_like_filters() -> None:
+    got = diags(DEPLOY + block("t", 'given git.push brnch="main" commits="3" forced=1 files="a.py" branch=["a"]',
+                              "expect deploy_main"))
+    assert [(d[0], d[2], d[3], d[4]) for d in got] == [
+        ("TRG203", 20, "git.push has no field 'brnch'", "did you mean 'branch'?"),
+        ("TRG204", 41, "'commits' is an integer, compared with a string", "write 3 without quotes"),
+        ("TRG204", 52, "'forced' is a boolean, compared with a number", "write true or false"),
+        ("TRG204", 60, "'files' is a list of strings, not a string", 'write a list: files=[...]'),
+        ("TRG204", 74, "'branch' is a string, not a list", "a given field takes one value"),
+    ]
+
+
+def test_given_list_elements_maps_and_regexes() -> None:
+    text = ('secret tok = env "T"\nsource http token=tok\naction t = exec "t"\n'
+            'r: on http.post path="/h" run t\n'
+            + block("t", 'given http.post path="/h" headers="x" payload.x=/re/ query.a=1', "expect r")
+            + block("u", 'given git.push files=["a", 2]', "expect r"))
+    got = [(d[0], d[1], d[3]) for d in diags(text)]
+    assert got == [
+        ("TRG204", 7, "'headers' is a map: give its keys one by one"),
+        ("TRG204", 7, "'payload.x' is given a regex: a regex is a pattern, not a value an event holds"),
+        ("TRG204", 7, "'query.a' is a string, compared with a number"),
+        ("TRG204", 11, "'files' is a list of strings, compared with a number"),
+    ]
+
+
+def test_given_trigger_is_checked_like_a_rule_trigger() -> None:
+    got = codes(DEPLOY + block("a", 'given gti.push branch="x"', "expect deploy_main")
+                + block("b", 'given git.psh branch="x"', "expect deploy_main"))
+    assert got == [("TRG201", 8), ("TRG202", 12)]
+
+
+def test_payload_files_that_cannot_be_used(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "empty.json").write_text('{"ref": 3}')
+    (tmp_path / "dir.json").mkdir()
+    text = ('secret gh = env "G"\nsource github secret=gh\naction d(sha) = exec "d" sha\n'
+            'r: on github.push run d with <sha>\n')
+    for name, message in [("missing.json", "payload file 'missing.json' does not exist"),
+                          ("bad.json", "payload file 'bad.json' is not valid JSON (Expecting property name "
+                                       "enclosed in double quotes at line 1 column 2)"),
+                          ("dir.json", "payload file 'dir.json' is a folder"),
+                          ("empty.json", "payload file 'empty.json' is not a github push payload: ")]:
+        got = diags(text + block("t", f'given github.push from "{name}"', "expect r"), str(tmp_path))
+        assert len(got) == 1 and got[0][:3] == ("TRG602", 7, 28), got
+        assert got[0][3].startswith(message), got
+
+
+def test_invalid_tests() -> None:
+    text = DEPLOY + 'nightly: on every 1d run deploy with "x"\n'
+    cases = [
+        ('given git.push from "x.json"', "from reads a raw webhook payload, and git.push events do not come from one"),
+        ('given git.* branch="x"', "a test event has one type, not git.*"),
+        ("given schedule.tick", "a schedule tick belongs to one rule: say which"),
+        ('given schedule.tick rule="release"', "rule 'release' is not a schedule (every/cron) rule, so it has no ticks"),
+        ('given git.push branch="a" branch="b"', "'branch' is given twice (first on line 9)"),
+        ('given http.post payload.a=1 payload.a.b=2', "'payload.a.b' and 'payload.a' overlap: one is inside the other"),
+        ('given file.changed path="a" change="renamed"', 'change is created, modified or deleted, not "renamed"'),
+        ('given file.created path="a" change="deleted"', 'a file.created event has change="created", not "deleted"'),
+        ('given http.get method="POST" path="/"', "an http.get event has method GET, not POST"),
+    ]
+    for given, message in cases:
+        got = diags(text + block("t", given, "expect none"))
+        assert [(d[0], d[3]) for d in got] == [("TRG603", message)], (given, got)
+
+
+def test_expect_with_args_are_checked_against_the_action() -> None:
+    got = diags(DEPLOY + block("t", 'given git.push branch="main"', 'expect deploy_main with stag="x"')
+                + block("u", 'given git.push branch="main"', 'expect deploy_main with "a", "b", "c"')
+                + block("v", 'given git.push branch="main"', "expect deploy_main with sha=<sha>"))
+    assert [(d[0], d[3], d[4]) for d in got] == [
+        ("TRG402", "action 'deploy' (run by rule 'deploy_main') has no parameter 'stag'", "did you mean 'stage'?"),
+        ("TRG401", "too many arguments: action 'deploy' (run by rule 'deploy_main') takes 2",
+         "its parameters are (sha, stage)"),
+        ("TRG603", "expect ... with compares values: a placeholder has none here",
+         'write the value the run should get, e.g. sha="abc123"'),
+    ]
+
+
+def test_duplicate_test_names_and_contradictions() -> None:
+    got = codes(DEPLOY + block("same", "given git.push", "expect none") + block("same", "given git.push", "expect none")
+                + block("c", "given git.push", "expect release", "expect none")
+                + block("d", "given git.push", "expect release", "expect only deploy_main"))
+    assert got == [("TRG101", 11), ("TRG603", 18), ("TRG603", 23)]
+
+
+def test_check_reports_test_errors_with_the_rest(tmp_path: Path) -> None:
+    f = tmp_path / "rules.trg"
+    f.write_text(DEPLOY + 'on git.push brnch="x" run deploy with <sha>\n'
+                 + block("t", 'given git.push branch=1 from "x.json"', "expect deploy_mian"))
+    result = CliRunner().invoke(cli, ["check", "--format", "json", str(f)])
+    assert result.exit_code == 1
+    got = [(d["code"], d["line"]) for d in json.loads(result.output)]
+    assert got == [("TRG203", 6), ("TRG204", 9), ("TRG603", 9), ("TRG601", 10)]
+
+
+# --------------------------------------------------------------------------- companions
+
+def test_a_test_companion_sees_the_rules_it_is_named_after(tmp_path: Path) -> None:
+    (tmp_path / "deploy.trg").write_text(DEPLOY)
+    (tmp_path / "deploy_test.trg").write_text(
+        block("main", 'given git.push branch="main" sha="a"', "expect only deploy_main")
+        + block("typo", 'given git.push branch="dev"', "expect deploy_main", "expect relase"))
+    c = compile_file(tmp_path / "deploy_test.trg")
+    assert [(d.code, d.hint) for d in c.diagnostics] == [("TRG601", "did you mean 'release'?")]
+    (tmp_path / "deploy_test.trg").write_text(
+        block("main", 'given git.push branch="main" sha="a"', "expect only deploy_main")
+        + block("dev", 'given git.push branch="dev"', "expect deploy_main"))
+    rep = run_file(tmp_path / "deploy_test.trg", "deploy_test.trg")
+    assert [r.passed for r in rep.results] == [True, False]
+    explain = rep.results[1].failures[0].explain[0]["text"]
+    assert explain == f'condition branch="main" ({tmp_path / "deploy.trg"}:4:26) failed: branch was "dev"'
+
+
+def test_a_companion_of_a_broken_file_does_not_run(tmp_path: Path) -> None:
+    (tmp_path / "d.trg").write_text(DEPLOY + "on git.push run nothing\n")
+    (tmp_path / "d_test.trg").write_text(block("t", 'given git.push branch="main"', "expect deploy_main"))
+    result = CliRunner().invoke(cli, ["test", str(tmp_path / "d_test.trg")])
+    assert result.exit_code == 1
+    assert "error[TRG104]" in result.stderr and "d_test.trg: tests not run: fix the errors first" in result.stderr
+    assert result.stdout == "0 passed, 0 failed\n"
+
+
+# --------------------------------------------------------------------------- the CLI
+
+def _cli(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_cli_text_output_and_exit_codes(tmp_path: Path) -> None:
+    (tmp_path / "d.trg").write_text(DEPLOY + block("ok", 'given git.push branch="main" sha="a"', "expect deploy_main"))
+    (tmp_path / "d_test.trg").write_text(block("bad", 'given git.push branch="dev" sha="a"', "expect deploy_main"))
+    result = _cli("test", str(tmp_path / "d.trg"))  # brings d_test.trg along
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f'{tmp_path / "d_test.trg"}:4:5: FAIL test "bad": expected rule deploy_main to match',
+        f'  condition branch="main" ({tmp_path / "d.trg"}:4:26) failed: branch was "dev"',
+        "1 passed, 1 failed",
+    ]
+    (tmp_path / "d_test.trg").write_text(block("good", 'given git.push branch="dev" sha="a"', "expect none"))
+    result = _cli("test", "-v", str(tmp_path), str(tmp_path / "d.trg"))  # a folder; no file twice
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "2 passed, 0 failed"
+    assert sum("ok   test" in ln for ln in result.stdout.splitlines()) == 2
+
+
+def test_cli_json_output(tmp_path: Path) -> None:
+    f = tmp_path / "d.trg"
+    f.write_text(DEPLOY + block("ok", 'given git.push branch="main"', "expect deploy_main")
+                 + block("bad", 'given git.push branch="dev"', "expect deploy_main"))
+    result = _cli("test", "--format", "json", str(f))
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert (doc["passed"], doc["failed"], doc["errors"]) == (1, 1, [])
+    assert [(t["name"], t["line"], t["passed"], t["file"]) for t in doc["tests"]] == [
+        ("ok", 7, True, str(f)), ("bad", 11, False, str(f))]
+    fail = doc["tests"][1]["failures"][0]
+    assert fail["line"] == 13 and fail["message"] == "expected rule deploy_main to match"
+    assert fail["expect"] == "expect deploy_main"
+    assert fail["explain"][0]["field"] == "branch" and fail["explain"][0]["value"] == "dev"
+    assert fail["explain"][0]["at"] == {"file": str(f), "line": 4, "column": 26}
+
+
+def test_cli_usage_errors(tmp_path: Path) -> None:
+    assert _cli("test", str(tmp_path / "nope.trg")).exit_code == 2
+    assert _cli("test", str(tmp_path)).exit_code == 2  # a folder with no .trg
+    assert _cli("test").exit_code == 2
+
+
+def test_cli_no_tests(tmp_path: Path) -> None:
+    (tmp_path / "d.trg").write_text(DEPLOY)
+    result = _cli("test", str(tmp_path / "d.trg"))
+    assert (result.exit_code, result.stdout) == (0, "0 passed, 0 failed\n")
+    assert "no tests found" in result.stderr
+
+
+# --------------------------------------------------------------------------- fmt
+
+def test_fmt_round_trips_test_blocks() -> None:
+    text = (DEPLOY + '\ntest   "t" :\n  given git.push   branch = "main" files=[ "a" , "b" , ]\n'
+            '        expect deploy_main  with sha="x" ,stage = "prod"\n  expect not release\n'
+            '  expect only deploy_main,release\n  expect none\n'
+            'test "p":\n given github.push from  "p.json"\n expect none\n')
+    out, d = format_text(text)
+    assert out is not None, list(d)
+    assert out.endswith('test "t":\n    given git.push branch="main" files=["a", "b"]\n'
+                        '    expect deploy_main with sha="x", stage="prod"\n    expect not release\n'
+                        '    expect only deploy_main, release\n    expect none\n'
+                        'test "p":\n    given github.push from "p.json"\n    expect none\n')
+    assert parse(out)[0] == parse(text)[0]
+    assert format_text(out)[0] == out
+
+
+# --------------------------------------------------------------------------- the examples
+
+def test_the_examples_tests_pass_and_cover_every_rule() -> None:
+    result = _cli("test", str(EXAMPLES))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout.endswith(" passed, 0 failed\n")
+    for main in sorted(EXAMPLES.glob("*.trg")):
+        if main.name.endswith("_test.trg"):
+            continue
+        rules = set(compile_file(main).program.rule_asts)
+        tested: set[str] = set()
+        for f in (main, main.with_name(main.stem + "_test.trg")):
+            if f.is_file():
+                for t in compile_file(f).program.tests:
+                    for x in t.expects:
+                        if x.kind in ("match", "only"):
+                            tested.update(x.rules)
+        assert rules <= tested, f"{main.name}: rules no test expects to match: {sorted(rules - tested)}"
+
+
+def test_the_examples_payloads_are_the_shared_fixtures_byte_for_byte() -> None:
+    if not FIXTURES.is_dir():
+        pytest.skip("shared webhook fixtures not present")
+    for p in sorted((EXAMPLES / "payloads").glob("*-*.json")):
+        provider, rest = p.name.split("-", 1)
+        if provider not in ("github", "gitlab"):
+            continue
+        assert p.read_bytes() == (FIXTURES / provider / rest).read_bytes(), p.name
+
+
+def test_the_examples_are_clean_under_strict_check() -> None:
+    files = [str(p) for p in sorted(EXAMPLES.glob("*_test.trg"))]
+    result = _cli("check", "--strict", *files)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    result = _cli("fmt", "--check", *files)
+    assert result.exit_code == 0, result.stdout + result.stderr

@@ -1,0 +1,516 @@
+"""Checking ``test`` blocks (SPEC §10): from the syntax tree to events and expectations.
+
+A test block is checked by the same :class:`~triggerlang.check.checker.Checker` that checks
+the rules, from :meth:`Checker.run` (after the rules, before the lints, so a ``let`` used
+only by a test counts as used). Nothing here runs a matcher: :mod:`triggerlang.testing`
+does, and only for a file whose check is clean. What checking a test does, in order:
+
+1. **Name.** Test names are unique in a file (TRG101) and not blank (TRG603).
+2. **Trigger.** ``given SOURCE.EVENT`` is checked like a rule's trigger (TRG201, TRG202,
+   TRG207). A test event is one event, so ``SOURCE.*`` is refused (TRG603).
+3. **Fields.** Each ``field=value`` must be a field of that trigger (TRG203, with the
+   checker's "did you mean") and have its type (TRG204), through the checker's own
+   ``field_type`` / ``value`` / ``type_check``: a given field is checked as the filter
+   ``field = value`` would be. A list field (``files``, ``labels``, ``paths``) takes a
+   list; any other field takes one value; a map field (``headers``, ``query``) takes its
+   keys one by one (``headers.x-token="..."``). A field given twice, or given both a value
+   and members (``payload.a=1 payload.a.b=2``), is TRG603. Dotted paths build nested maps
+   (``payload.pr.number=3`` gives ``{"payload": {"pr": {"number": 3}}}``); header names
+   are lower-cased, as the server stores them.
+4. **Payload.** ``from "file.json"`` is for the triggers a webhook feeds: ``github.*``,
+   ``gitlab.*`` and ``ci.completed`` (a generic CI body); anything else is TRG603. The path
+   is relative to the ``.trg`` file. A file that cannot be read, is not JSON, or that the
+   provider normaliser refuses is TRG602 at the string. The payload goes through
+   :func:`triggerlang.providers.normalise`, the server's own normaliser, with no headers.
+   GitLab names the event in the body (``object_kind``): a payload of another kind than
+   the trigger says is TRG603.
+5. **Expectations.** Every rule an ``expect`` names must exist (TRG601, with "did you mean"
+   over the rules of the file and, for ``X_test.trg``, of ``X.trg``). ``expect RULE with
+   ARGS`` binds ARGS to the parameters of the rule's action as a call would (positional in
+   order, then named: TRG401, TRG402), but only the parameters written are compared;
+   a placeholder has no value to compare with (TRG603). Contradictions within one test
+   (``expect none`` with ``expect R``; ``expect R`` with ``expect not R``) are TRG603.
+
+How a test event is built (decisions)
+-------------------------------------
+An event is ``{source, type, data}`` with the given fields in ``data``, plus only what the
+real source would always derive from them, never a guess:
+
+* ``file.*``: ``name`` and ``ext`` from ``path``; ``change`` is the event type; ``paths``
+  is ``[path]`` (what a debounced rule sees for one change). ``given file.changed`` is a
+  ``modified`` event unless ``change=`` says created or deleted.
+* ``git.*``, ``github.push``, ``gitlab.push`` / ``tag_push``, ``ci.completed``: ``ref``
+  and ``branch``/``tag`` complete each other (``branch="main"`` gives
+  ``ref="refs/heads/main"``); on pushes ``sha`` and ``after`` complete each other.
+* ``http.get`` ... ``http.delete``: the type is the method and ``method`` its upper-case
+  name; ``given http.request`` is a POST unless ``method=`` says otherwise.
+* ``schedule.tick``: a schedule rule matches only the ticks of its own schedule (the
+  compiler adds ``rule = NAME`` to its filter), so a tick must say whose it is:
+  ``given schedule.tick rule="nightly"``. ``rule`` is required (TRG603) and must name a
+  schedule rule (TRG601 if no rule has that name, TRG603 if the rule is not a schedule).
+* ``from`` and fields together: the payload is normalised first, then the fields are
+  laid over the event the trigger names (they override; dotted paths merge into maps).
+  This is how a test varies one real delivery: ``given github.pull_request draft=true
+  from "pr.json"`` (fields come before ``from``). Derived events are as the normaliser
+  made them.
+* A payload can give two events: a completed GitHub ``workflow_run`` or ``check_suite``,
+  or a final GitLab ``pipeline``, is also a ``ci.completed``. Expectations then apply to
+  the union of the rules the events match (``expect only`` lists the rules of both).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..diagnostics import Span, did_you_mean
+from ..events import Event
+from ..syntax import ast as A
+from . import catalogue as C
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .checker import Checker
+
+PAYLOAD_SOURCES = ("github", "gitlab", "ci")
+"""Triggers whose test events may come ``from`` a raw webhook payload."""
+
+_FILE_CHANGES = ("created", "modified", "deleted")
+_REF_SOURCES = {("git", None), ("github", "push"), ("gitlab", "push"), ("gitlab", "tag_push"), ("ci", "completed")}
+_PUSH_SOURCES = {("git", None), ("github", "push"), ("gitlab", "push"), ("gitlab", "tag_push")}
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class ExpectSpec:
+    """One checked ``expect``: ``kind`` is match, not, only or none."""
+
+    kind: str
+    rules: list[str]
+    inputs: dict[str, Any]          # param -> expected value (only the params written)
+    span: Span
+    text: str                       # the expectation as written, for messages
+    ast: A.Expect = field(repr=False, default=None)
+
+
+@dataclass
+class CheckedTest:
+    """A checked test block: the events its ``given`` builds, and its expectations."""
+
+    name: str
+    ast: A.TestBlock
+    events: list[Event]
+    expects: list[ExpectSpec]
+
+    @property
+    def span(self) -> Span:
+        return self.ast.span
+
+
+# --------------------------------------------------------------------------- driver
+
+def check_tests(ck: "Checker", base_dir: str | None) -> list[CheckedTest]:
+    """Check every test block of the checker's module; problems go to ``ck.d``."""
+    out: list[CheckedTest] = []
+    first_line: dict[str, int] = {}
+    for t in ck.m.decls:
+        if not isinstance(t, A.TestBlock):
+            continue
+        name = t.name.value
+        if not name.strip():
+            ck.d.error("TRG603", "a test needs a name", t.name.span, 'say what it shows: test "a push to main deploys":')
+        elif name in first_line:
+            ck.d.error("TRG101", f"duplicate test name {json.dumps(name, ensure_ascii=False)} "
+                       f"(first declared on line {first_line[name]})", t.name.span,
+                       "rename one of them: test names are unique in a file")
+        else:
+            first_line[name] = t.span.start.line
+        events = _TestChecker(ck, base_dir).given(t.given)
+        expects = [_expect(ck, e) for e in t.expects]
+        _contradictions(ck, expects)
+        out.append(CheckedTest(name, t, events, expects))
+    return out
+
+
+# --------------------------------------------------------------------------- given
+
+class _TestChecker:
+    def __init__(self, ck: "Checker", base_dir: str | None):
+        self.ck = ck
+        self.d = ck.d
+        self.base_dir = base_dir
+
+    def given(self, g: A.Given) -> list[Event]:
+        trig = g.trigger
+        src, ev, _types = self.ck.check_trigger(trig)
+        if src is not None and ev == "*":
+            names = sorted(C.get_source(src).events) or ["EVENT"]
+            self.d.error("TRG603", f"a test event has one type, not {src}.*", trig.event.span,
+                         f"write {src}.{names[0]} (or another {src} event)")
+            src = None
+        ctx = (src, ev) if src is not None else None
+        data, ok = self.fields(g.fields, ctx)
+        if g.from_file is not None:
+            if src is not None and src not in PAYLOAD_SOURCES:
+                self.d.error("TRG603", f"from reads a raw webhook payload, and {src}.{ev} events do not come "
+                             "from one", g.from_file.span, f"give the fields instead: given {src}.{ev} field=value "
+                             "... (from is for github, gitlab and ci triggers)")
+                return []
+            body = self.read_payload(g.from_file)
+            if body is None or src is None or not ok:
+                return []
+            return self.from_payload(g, src, ev, data, body)
+        if src is None or not ok:
+            return []
+        return self.build(g, src, ev, data)
+
+    # ---- fields
+    def fields(self, fields: tuple[A.GivenField, ...], ctx) -> tuple[dict, bool]:
+        """The given fields as nested data; False when one of them had an error."""
+        data: dict[str, Any] = {}
+        ok = True
+        seen: dict[tuple[str, ...], A.GivenField] = {}
+        for gf in fields:
+            parts = gf.field.parts
+            if parts[0] == "headers" and len(parts) == 2:
+                parts = (parts[0], parts[1].lower())
+            n_errors = len(self.d)
+            typ = self.ck.field_type(ctx, gf.field) if ctx is not None else None
+            val = self.ck.value(gf.value)
+            if typ not in (None, "?") and val is not None:
+                self.type_check(gf, typ, val)
+            if len(self.d) != n_errors or typ in (None, "?") or val is None:
+                ok = False
+                continue
+            if parts in seen:
+                self.d.error("TRG603", f"'{gf.field.dotted}' is given twice (first on line "
+                             f"{seen[parts].span.start.line})", gf.field.span, "give each field once")
+                ok = False
+                continue
+            clash = next((p for p in seen if p[:len(parts)] == parts or parts[:len(p)] == p), None)
+            if clash is not None:
+                self.d.error("TRG603", f"'{gf.field.dotted}' and '{'.'.join(clash)}' overlap: one is inside the other",
+                             gf.field.span, "give either the whole value or its members")
+                ok = False
+                continue
+            seen[parts] = gf
+            _set_path(data, parts, _to_json(val))
+        return data, ok
+
+    def type_check(self, gf: A.GivenField, typ: str, val: Any) -> None:
+        from .checker import _TYPE_WORDS, _Regex, _type_of
+
+        f = gf.field.dotted
+        as_compare = lambda v, node: A.Compare(gf.field, "=", node, gf.span, gf.span)  # noqa: E731
+        if typ == C.MAP:
+            self.d.error("TRG204", f"'{f}' is a map: give its keys one by one", gf.field.span,
+                         f'write {f}.NAME="value"')
+        elif typ == C.ANY:
+            bad = _find(val, lambda x: isinstance(x, _Regex))
+            if bad is not None:
+                self.d.error("TRG204", f"'{f}' is given a regex: a regex is a pattern, not a value an event holds",
+                             gf.value.span, "write the string the event would carry")
+        elif typ == C.LIST_STR:
+            if not isinstance(val, list):
+                self.d.error("TRG204", f"'{f}' is {_TYPE_WORDS[typ]}, not {_TYPE_WORDS.get(_type_of(val), 'this')}",
+                             gf.value.span, f"write a list: {f}=[...]")
+                return
+            items = gf.value.items if isinstance(gf.value, A.ListLit) else (gf.value,) * len(val)
+            for x, node in zip(val, items):
+                if x is not None:
+                    n = len(self.d)
+                    self.ck.type_check(as_compare(x, node), typ, x)
+                    if len(self.d) != n:
+                        return
+        elif isinstance(val, list):
+            self.d.error("TRG204", f"'{f}' is {_TYPE_WORDS.get(typ, typ)}, not a list", gf.value.span,
+                         "a given field takes one value")
+        else:
+            self.ck.type_check(as_compare(val, gf.value), typ, val)
+
+    # ---- events from fields
+    def build(self, g: A.Given, src: str, ev: str, data: dict) -> list[Event]:
+        typ = ev
+        if src == "file":
+            typ = self.file_type(g, ev, data)
+            if typ is None:
+                return []
+            path = data.get("path")
+            if isinstance(path, str):
+                name = path.rsplit("/", 1)[-1]
+                stem, dot, ext = name.rpartition(".")
+                data.setdefault("name", name)
+                data.setdefault("ext", ext if dot and stem else "")
+                data.setdefault("paths", [path])
+            data.setdefault("change", typ)
+        elif src == "http":
+            typ = self.http_type(g, ev, data)
+            if typ is None:
+                return []
+        elif src == "schedule":
+            if not self.schedule_rule(g, data):
+                return []
+        _complete_refs(src, ev, data)
+        return [Event(src, typ, data)]
+
+    def file_type(self, g: A.Given, ev: str, data: dict) -> str | None:
+        change = data.get("change")
+        if change is None:
+            return "modified" if ev == "changed" else ev
+        at = _field_span(g, "change")
+        if change not in _FILE_CHANGES:
+            self.d.error("TRG603", f"change is created, modified or deleted, not {json.dumps(change)}", at,
+                         "write change=\"created\", \"modified\" or \"deleted\"")
+            return None
+        if ev != "changed" and change != ev:
+            self.d.error("TRG603", f"a file.{ev} event has change=\"{ev}\", not {json.dumps(change)}", at,
+                         f"use given file.{change}, or drop change=")
+            return None
+        return change
+
+    def http_type(self, g: A.Given, ev: str, data: dict) -> str | None:
+        method = data.get("method")
+        if method is None:
+            data["method"] = "POST" if ev == "request" else ev.upper()
+            return "post" if ev == "request" else ev
+        if not isinstance(method, str) or method.lower() not in ("get", "post", "put", "patch", "delete", "head",
+                                                                  "options"):
+            self.d.error("TRG603", f"{json.dumps(method)} is not an HTTP method", _field_span(g, "method"),
+                         "write GET, POST, PUT, PATCH or DELETE")
+            return None
+        if ev != "request" and method.lower() != ev:
+            self.d.error("TRG603", f"an http.{ev} event has method {ev.upper()}, not {method}", _field_span(g, "method"),
+                         f"use given http.{method.lower()}, or drop method=")
+            return None
+        data["method"] = method.upper()
+        return method.lower()
+
+    def schedule_rule(self, g: A.Given, data: dict) -> bool:
+        rule = data.get("rule")
+        schedules = sorted(n for n, r in self.ck.p.rule_asts.items()
+                           if isinstance(r.trigger, (A.EveryTrigger, A.CronTrigger)))
+        example = schedules[0] if schedules else "NAME"
+        if rule is None:
+            self.d.error("TRG603", "a schedule tick belongs to one rule: say which", g.trigger.span,
+                         f'write: given schedule.tick rule="{example}"')
+            return False
+        at = _field_span(g, "rule")
+        r = self.ck.p.rule_asts.get(rule)
+        if r is None:
+            self.d.error("TRG601", f"no rule named {json.dumps(rule)}", at,
+                         did_you_mean(rule, schedules) or (f"schedule rules: {', '.join(schedules)}" if schedules
+                                                          else "this file has no every/cron rule"))
+            return False
+        if not isinstance(r.trigger, (A.EveryTrigger, A.CronTrigger)):
+            self.d.error("TRG603", f"rule '{rule}' is not a schedule (every/cron) rule, so it has no ticks", at,
+                         f"schedule rules: {', '.join(schedules)}" if schedules else "this file has no every/cron rule")
+            return False
+        return True
+
+    # ---- events from a payload file
+    def payload_path(self, s: A.Str) -> Path:
+        p = Path(s.value)
+        if not p.is_absolute():
+            p = Path(self.base_dir or os.getcwd()) / p
+        return p
+
+    def read_payload(self, s: A.Str) -> Any:
+        """The parsed JSON of a payload file, or None after a TRG602."""
+        path = self.payload_path(s)
+        shown = s.value
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return self._unreadable(s, f"payload file '{shown}' does not exist")
+        except IsADirectoryError:
+            return self._unreadable(s, f"payload file '{shown}' is a folder")
+        except OSError as e:
+            return self._unreadable(s, f"payload file '{shown}' cannot be read: {e.strerror or e}")
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return self._unreadable(s, f"payload file '{shown}' is not UTF-8 text", "save it as UTF-8 JSON")
+        except json.JSONDecodeError as e:
+            return self._unreadable(s, f"payload file '{shown}' is not valid JSON ({e.msg} at line {e.lineno} "
+                                       f"column {e.colno})", "a payload file holds the webhook's JSON body as sent")
+
+    def from_payload(self, g: A.Given, src: str, ev: str, data: dict, body: Any) -> list[Event]:
+        from ..providers import ProviderError, normalise
+
+        s = g.from_file
+        shown = s.value
+        try:
+            events = normalise(src, ev, body, None)
+        except ProviderError as e:
+            self._unreadable(s, f"payload file '{shown}' is not a {src} {ev} payload: {e}",
+                             "use the body of a real delivery (the provider's webhook log shows it)")
+            return []
+        if not events:  # pragma: no cover - every normaliser gives at least one event
+            return []
+        primary = events[0]
+        if primary.type != ev:
+            self.d.error("TRG603", f"'{shown}' holds a {src} {primary.type} event, not {ev}", g.trigger.span,
+                         f"write: given {src}.{primary.type} from {json.dumps(shown)}")
+            return []
+        if data:
+            primary.data = copy.deepcopy(primary.data)
+            _merge(primary.data, data)
+        return events
+
+    def _unreadable(self, s: A.Str, msg: str, hint: str | None = None) -> None:
+        self.d.error("TRG602", msg, s.span, hint or "the path is relative to this .trg file")
+        return None
+
+
+# --------------------------------------------------------------------------- expect
+
+def _expect(ck: "Checker", e: A.Expect) -> ExpectSpec:
+    from ..fmt import fmt_args
+
+    names = sorted(ck.p.rule_asts)
+    for n in e.rules:
+        if n.value not in ck.p.rule_asts:
+            ck.d.error("TRG601", f"no rule named '{n.value}'", n.span,
+                       did_you_mean(n.value, names) or ("rules: " + ", ".join(names) if names else "this file has no rules"))
+    inputs: dict[str, Any] = {}
+    if e.kind == "match" and e.has_with:
+        rule = ck.p.rule_asts.get(e.rules[0].value)
+        decl = ck.p.actions.get(rule.action.value) if rule is not None else None
+        if decl is not None:
+            inputs = _bind_expected(ck, e, decl)
+        else:
+            for a in e.args:
+                if not isinstance(a.value, A.Placeholder):
+                    ck.value(a.value)
+    if e.kind == "match":
+        text = f"expect {e.rules[0].value}" + (f" with {fmt_args(e.args)}" if e.has_with else "")
+    elif e.kind == "not":
+        text = f"expect not {e.rules[0].value}"
+    elif e.kind == "only":
+        text = "expect only " + ", ".join(n.value for n in e.rules)
+    else:
+        text = "expect none"
+    return ExpectSpec(e.kind, [n.value for n in e.rules], inputs, e.span, text, e)
+
+
+def _bind_expected(ck: "Checker", e: A.Expect, decl: A.ActionDecl) -> dict[str, Any]:
+    """ARGS bound to the action's parameters like a call, without requiring them all."""
+    params = [p.name.value for p in decl.params]
+    what = f"action '{decl.name.value}' (run by rule '{e.rules[0].value}')"
+    out: dict[str, Any] = {}
+    named_seen = False
+    for i, a in enumerate(e.args):
+        if isinstance(a.value, A.Placeholder):
+            ck.d.error("TRG603", "expect ... with compares values: a placeholder has none here", a.value.span,
+                       "write the value the run should get, e.g. sha=\"abc123\"")
+            continue
+        val = _to_json(ck.value(a.value))
+        if a.name is None:
+            if named_seen:
+                ck.d.error("TRG401", "a positional argument cannot follow a named one", a.span,
+                           "put positional arguments first")
+                continue
+            if i >= len(params):
+                ck.d.error("TRG401", f"too many arguments: {what} takes {len(params)}", a.span,
+                           f"its parameters are ({', '.join(params)})" if params else "it takes no arguments")
+                continue
+            name = params[i]
+        else:
+            named_seen = True
+            name = a.name.value
+            if name not in params:
+                ck.d.error("TRG402", f"{what} has no parameter '{name}'", a.name.span,
+                           did_you_mean(name, params) or ("parameters: " + ", ".join(params) if params
+                                                          else "it takes no arguments"))
+                continue
+        if name in out:
+            ck.d.error("TRG401", f"parameter '{name}' is given twice", a.span, None)
+            continue
+        out[name] = val
+    return out
+
+
+def _contradictions(ck: "Checker", expects: list[ExpectSpec]) -> None:
+    known = ck.p.rule_asts  # an unknown rule is already TRG601: no second error about it
+    must = {r: x for x in expects if x.kind == "match" for r in x.rules if r in known}
+    for x in expects:
+        if any(r not in known for r in x.rules):
+            continue
+        if x.kind == "none" and must:
+            ck.d.error("TRG603", f"expect none contradicts expect {next(iter(must))}", x.span,
+                       "a test expects either no match or some rules, not both")
+        elif x.kind == "not" and x.rules[0] in must:
+            ck.d.error("TRG603", f"expect not {x.rules[0]} contradicts expect {x.rules[0]} (line "
+                       f"{must[x.rules[0]].span.start.line})", x.span, "remove one of them")
+        elif x.kind == "only":
+            extra = [r for r in must if r not in x.rules]
+            if extra:
+                ck.d.error("TRG603", f"expect only {', '.join(x.rules)} leaves out {extra[0]}, which another "
+                           "expect needs", x.span, f"add {extra[0]} to the list")
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _to_json(v: Any) -> Any:
+    from .checker import _plain
+
+    return _plain(v)
+
+
+def _find(v: Any, pred) -> Any:
+    if pred(v):
+        return v
+    if isinstance(v, list):
+        for x in v:
+            r = _find(x, pred)
+            if r is not None:
+                return r
+    return None
+
+
+def _set_path(data: dict, parts: tuple[str, ...], value: Any) -> None:
+    cur = data
+    for p in parts[:-1]:
+        nxt = cur.get(p)
+        if not isinstance(nxt, dict):
+            nxt = cur[p] = {}
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def _merge(into: dict, over: dict) -> None:
+    """Lay ``over`` on ``into``: maps merge key by key, anything else replaces."""
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into[k] = v
+
+
+def _field_span(g: A.Given, name: str) -> Span:
+    return next((f.span for f in g.fields if f.field.parts == (name,)), g.trigger.span)
+
+
+def _complete_refs(src: str, ev: str, data: dict) -> None:
+    """What the sources derive from a ref, a branch or a tag (and sha from after)."""
+    key = (src, None) if src == "git" else (src, ev)
+    if key in _REF_SOURCES:
+        ref = data.get("ref")
+        if isinstance(ref, str):
+            if ref.startswith("refs/heads/"):
+                data.setdefault("branch", ref[len("refs/heads/"):])
+            elif ref.startswith("refs/tags/"):
+                data.setdefault("tag", ref[len("refs/tags/"):])
+        elif isinstance(data.get("tag"), str):
+            data["ref"] = "refs/tags/" + data["tag"]
+        elif isinstance(data.get("branch"), str):
+            data["ref"] = "refs/heads/" + data["branch"]
+    if key in _PUSH_SOURCES:
+        if "sha" in data and "after" not in data:
+            data["after"] = data["sha"]
+        elif "after" in data and "sha" not in data:
+            data["sha"] = data["after"]

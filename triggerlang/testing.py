@@ -1,0 +1,310 @@
+"""``triggerc test``: running the ``test`` blocks of rules files (SPEC §10).
+
+The checker has already turned every test block into events and expectations
+(:mod:`triggerlang.check.tests`); this module runs them, and only for a file whose check
+found no error. The steps for one file:
+
+1. **Rules.** The rules a test runs against are the file's own and, for ``X_test.trg``,
+   those of ``X.trg`` (compiled first, as :func:`triggerlang.api.compile_file` does). If
+   either file has errors, no test of the file runs: its errors are the report.
+2. **Match.** Each test's events go through :func:`~triggerlang.compile.matcher.build_matcher`,
+   the matcher the runtime and ``triggerc match`` use, so a test sees exactly what a real
+   delivery would. A run's inputs are the rule's bindings over the action's parameter
+   defaults (:func:`triggerlang.actions.bind_inputs`, as the dry run and the executor do).
+   When a ``given`` builds two events (a completed ``workflow_run`` is also a
+   ``ci.completed``), a rule matched by either counts, and ``expect only`` / ``expect
+   none`` look at the union.
+3. **Expect.** ``expect R`` holds when R matched; ``with`` compares only the parameters
+   written, with the matcher's equality (no coercion: ``1`` is not ``"1"``). ``expect
+   not R`` holds when R did not match; ``expect only R, ...`` when the set of rules that
+   matched is exactly those; ``expect none`` when nothing matched. A test passes when all
+   its expectations hold; each one that does not is one :class:`Failure`.
+4. **Explain.** A failure says what was expected and what happened. For a rule that was
+   expected to match and did not, it says why, as ``triggerc match --explain`` does: the
+   first condition of the rule's filter that failed, where it is written and the value the
+   event had (``condition branch="main" (line 12:24) failed: branch was "dev"``), or that
+   the rule listens to another trigger than the test's event.
+
+Rendering: :func:`render_text` prints one line per failure, ``FILE:LINE:COL: FAIL test
+"NAME": MESSAGE`` at the expectation that failed, its explanation on indented lines, and
+at the end the plain line ``N passed, M failed`` (CI parses it). :func:`render_json` is
+``{"tests": [{file, name, line, passed, failures}], "passed", "failed", "errors"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .actions import bind_inputs
+from .api import Compiled
+from .compile.matcher import CompiledRule, build_matcher, explain_failure, values_equal
+from .diagnostics import Diagnostic, Span
+from .events import MISSING, Event, get_path
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class Failure:
+    """One expectation that did not hold: where it is written, what went wrong, and why."""
+
+    span: Span
+    expect: str                   # the expectation as written
+    message: str                  # "expected rule deploy_main to match"
+    explain: list[dict] = field(default_factory=list)   # {"text", "rule"?, "condition"?, ...}
+
+    def to_json(self) -> dict:
+        return {"line": self.span.start.line, "column": self.span.start.column,
+                "end_line": self.span.end.line, "end_column": self.span.end.column,
+                "expect": self.expect, "message": self.message, "explain": self.explain}
+
+
+@dataclass
+class TestResult:
+    file: str
+    name: str
+    span: Span
+    failures: list[Failure] = field(default_factory=list)
+    matched: list[str] = field(default_factory=list)
+
+    __test__ = False  # not a pytest class
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict:
+        return {"file": self.file, "name": self.name, "line": self.span.start.line, "passed": self.passed,
+                "matched": self.matched, "failures": [f.to_json() for f in self.failures]}
+
+
+@dataclass
+class FileReport:
+    """The tests of one file, or the errors that kept them from running."""
+
+    file: str
+    results: list[TestResult] = field(default_factory=list)
+    errors: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(r.passed for r in self.results)
+
+
+# --------------------------------------------------------------------------- running
+
+class _RuleSet:
+    """The rules a file's tests run against, with the file each rule is written in."""
+
+    def __init__(self, parts: list[tuple[str, dict]]):
+        rules: list[dict] = []
+        self.actions: dict[str, dict] = {}
+        self.file_of: dict[str, str] = {}
+        for file, manifest in parts:
+            for r in manifest["rules"]:
+                rules.append(r)
+                self.file_of[r["name"]] = file
+            self.actions.update(manifest.get("actions", {}))
+        self.matcher = build_matcher(rules)
+        self.by_name = {r["name"]: CompiledRule.from_manifest(i, r) for i, r in enumerate(rules)}
+
+
+def run_compiled(c: Compiled) -> FileReport:
+    """Run the tests of a compiled file (see the module docstring)."""
+    report = FileReport(c.file, sources=dict(c.sources))
+    parts: list[tuple[str, dict]] = []
+    if c.main is not None:
+        report.sources.update(c.main.sources)
+        if not c.main.ok:
+            report.errors.extend(d for d in c.main.diagnostics if d.is_error)
+        elif c.main.manifest is not None:
+            parts.append((c.main.file, c.main.manifest))
+    report.errors.extend(d for d in c.diagnostics if d.is_error)
+    if report.errors or c.manifest is None or c.program is None:
+        return report
+    parts.append((c.file, c.manifest))
+    rules = _RuleSet(parts)
+    for t in c.program.tests:
+        report.results.append(_run_test(c.file, t, rules))
+    return report
+
+
+def run_file(path, display_name: str | None = None) -> FileReport:
+    """Compile one file and run its tests (raises SourceFileError if it cannot be read)."""
+    from .api import compile_file
+
+    return run_compiled(compile_file(path, display_name))
+
+
+def _run_test(file: str, t, rules: _RuleSet) -> TestResult:
+    matched: dict[str, list[dict]] = {}   # rule -> inputs of each of its matches
+    for ev in t.events:
+        for m in rules.matcher.match(ev):
+            inputs = bind_inputs(rules.actions.get(m.rule.action, {}), m.inputs)
+            matched.setdefault(m.rule.name, []).append(inputs)
+    order = [n for n in rules.by_name if n in matched]
+    res = TestResult(file, t.name, t.span, matched=order)
+    ctx = _Explainer(file, t.events, rules)
+    for x in t.expects:
+        f = _judge(x, matched, order, ctx, rules)
+        if f is not None:
+            res.failures.append(f)
+    return res
+
+
+def _judge(x, matched: dict[str, list[dict]], order: list[str], ctx: "_Explainer",
+           rules: _RuleSet) -> Failure | None:
+    if x.kind == "match":
+        r = x.rules[0]
+        if r not in matched:
+            return Failure(x.span, x.text, f"expected rule {r} to match", ctx.why_not(r))
+        if not x.inputs:
+            return None
+        for inputs in matched[r]:
+            if all(k in inputs and _same(inputs[k], v) for k, v in x.inputs.items()):
+                return None
+        inputs = matched[r][0]
+        action = rules.by_name[r].action
+        lines = []
+        for k, v in x.inputs.items():
+            if k not in inputs or not _same(inputs[k], v):
+                got = _show(inputs[k]) if k in inputs else "not set"
+                lines.append({"text": f"{k} was {got}, expected {_show(v)}", "param": k,
+                              "value": inputs.get(k), "expected": v})
+        want = ", ".join(f"{k}={_show(v)}" for k, v in x.inputs.items())
+        return Failure(x.span, x.text, f"expected rule {r} to run {action} with {want}", lines)
+    if x.kind == "not":
+        r = x.rules[0]
+        if r not in matched:
+            return None
+        return Failure(x.span, x.text, f"expected rule {r} not to match, but it did",
+                       [_ran(r, matched[r][0], rules)])
+    if x.kind == "only":
+        want = list(dict.fromkeys(x.rules))
+        if set(want) == set(order):
+            return None
+        got = ", ".join(order) if order else "nothing"
+        lines: list[dict] = []
+        for r in want:
+            if r not in matched:
+                lines.extend({**w, "rule": r, "text": f"{r} did not match: {w['text']}"} for w in ctx.why_not(r))
+        for r in order:
+            if r not in want:
+                lines.append({**_ran(r, matched[r][0], rules), "text": f"{r} matched too: "
+                              + _ran(r, matched[r][0], rules)["text"]})
+        return Failure(x.span, x.text, f"expected only {', '.join(want)} to match; matched {got}", lines)
+    # none
+    if not order:
+        return None
+    return Failure(x.span, x.text, f"expected no rule to match; matched {', '.join(order)}",
+                   [{**_ran(r, matched[r][0], rules), "text": f"{r}: " + _ran(r, matched[r][0], rules)["text"]}
+                    for r in order])
+
+
+def _ran(rule: str, inputs: dict, rules: _RuleSet) -> dict:
+    action = rules.by_name[rule].action
+    args = ", ".join(f"{k}={_show(v)}" for k, v in inputs.items())
+    return {"rule": rule, "text": f"it runs {action}" + (f" with {args}" if args else ""), "inputs": inputs}
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality of an input and an expected value: the matcher's, element by element for lists."""
+    if isinstance(a, list) or isinstance(b, list):
+        return isinstance(a, list) and isinstance(b, list) and len(a) == len(b) \
+            and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) or isinstance(b, dict):
+        return a == b
+    return values_equal(a, b)
+
+
+def _show(v: Any) -> str:
+    return json.dumps(v, ensure_ascii=False)
+
+
+class _Explainer:
+    """Why a rule did not match the test's events."""
+
+    def __init__(self, file: str, events: list[Event], rules: _RuleSet):
+        self.file, self.events, self.rules = file, events, rules
+
+    def at(self, rule: str, span: Any) -> dict | None:
+        """Where a rule's condition is written: ``{file, line, column}`` (spans come as
+        ``[line, col, end_line, end_col]`` from filters and as dicts from rules)."""
+        if not span:
+            return None
+        line, col = (span[0], span[1]) if isinstance(span, list) else (span["line"], span["column"])
+        return {"file": self.rules.file_of.get(rule, self.file), "line": line, "column": col}
+
+    def where(self, at: dict | None) -> str:
+        if at is None:
+            return ""
+        if at["file"] == self.file:
+            return f" (line {at['line']}:{at['column']})"
+        return f" ({at['file']}:{at['line']}:{at['column']})"
+
+    def why_not(self, name: str) -> list[dict]:
+        r = self.rules.by_name[name]
+        trigger = r.spec.get("trigger", f"{r.source}.*")
+        events = [e for e in self.events if e.source == r.source]
+        rule_at = self.at(name, r.spec.get("span"))
+        if not events:
+            got = ", ".join(e.trigger for e in self.events) or "no event"
+            return [{"rule": name, "condition": f"trigger {trigger}", "at": rule_at,
+                     "text": f"rule {name} listens to {trigger}{self.where(rule_at)}; the test's event is {got}"}]
+        out = []
+        for ev in events:
+            if not r.accepts_type(ev.type):
+                out.append({"rule": name, "condition": f"trigger {trigger}", "at": rule_at,
+                            "text": f"trigger {trigger}{self.where(rule_at)} failed: the event is {ev.trigger}"})
+                continue
+            why = explain_failure(r.filter, ev.data)
+            if why is None:  # the reference semantics say it matches: the runtime's matcher disagrees
+                out.append({"rule": name, "condition": None, "at": rule_at,
+                            "text": f"rule {name}{self.where(rule_at)} holds for this event by the reference "
+                                    "matcher, but the runtime's rule index did not select it: a bug in triggerc"})
+                continue
+            fieldname = why.get("field")
+            v = get_path(ev.data, fieldname.split(".")) if fieldname else MISSING
+            value = f"the event has no {fieldname}" if v is MISSING else f"{fieldname} was {_show(v)}"
+            note = f"; {why['note']}" if why.get("note") else ""
+            if r.source == "schedule" and fieldname == "rule" and not why.get("span"):
+                note = "; a schedule rule matches only its own ticks"
+            at = self.at(name, why.get("span"))
+            out.append({"rule": name, "condition": why["condition"], "at": at, "field": fieldname,
+                        "value": None if v is MISSING else v,
+                        "text": f"condition {why['condition']}{self.where(at)} failed: {value}{note}"})
+        return out
+
+
+# --------------------------------------------------------------------------- rendering
+
+def counts(reports: list[FileReport]) -> tuple[int, int]:
+    results = [r for rep in reports for r in rep.results]
+    passed = sum(r.passed for r in results)
+    return passed, len(results) - passed
+
+
+def render_text(reports: list[FileReport], verbose: bool = False) -> str:
+    """One line per failure (and its explanation), then ``N passed, M failed``."""
+    out: list[str] = []
+    for rep in reports:
+        for r in rep.results:
+            if verbose and r.passed:
+                out.append(f"{r.file}:{r.span.start.line}:{r.span.start.column}: ok   test {_show(r.name)}")
+            for f in r.failures:
+                out.append(f"{r.file}:{f.span.start.line}:{f.span.start.column}: FAIL test {_show(r.name)}: "
+                           f"{f.message}")
+                out.extend("  " + e["text"] for e in f.explain)
+    passed, failed = counts(reports)
+    out.append(f"{passed} passed, {failed} failed")
+    return "\n".join(out) + "\n"
+
+
+def render_json(reports: list[FileReport]) -> str:
+    passed, failed = counts(reports)
+    doc = {"tests": [r.to_json() for rep in reports for r in rep.results], "passed": passed, "failed": failed,
+           "errors": [d.to_json() for rep in reports for d in rep.errors]}
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
