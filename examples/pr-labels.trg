@@ -14,7 +14,9 @@ action preview = http post "http://127.0.0.1:9000/runs" secret=orchestrator
 action comment(number, text) = exec "./scripts/comment.sh" number text
 
 # A "deploy-preview" label on an open, non-draft pull request builds a preview.
-preview: on github.pull_request action in ["labeled", "synchronize"] labels="deploy-preview"
+preview: on github.pull_request
+    action in ["labeled", "synchronize"]
+    labels="deploy-preview"
     draft=false
     run preview busy skip
 

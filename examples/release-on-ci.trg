@@ -17,8 +17,7 @@ action release(tag, sha, url) = exec "./scripts/release.sh" tag sha url
 # A successful pipeline for a tag like v1.4.2 releases it, once per tag per day
 # (GitHub reports one Actions run twice: as workflow_run and as check_suite).
 release: on ci.completed status="success" tag ~ version_tag
-    run release with <tag>, <sha>, <url>
-    dedupe <tag> for 1d timeout 30m
+    run release with <tag>, <sha>, <url> dedupe <tag> for 1d timeout 30m
 
 # Someone should look at a failed pipeline on main.
 notify_failure: on ci.completed status="failure" branch="main"

@@ -10,5 +10,4 @@ action pytest(paths) = exec "python3" "-m" "pytest" "-q" paths
 # Wait for a quiet half second after the last save, then run once with every path that
 # changed; if the previous run is still going, stop it and start over.
 tests: on file.changed path ~ ["src/**/*.py", "tests/**/*.py"]
-    run pytest with <paths>
-    debounce 500ms busy restart timeout 15m
+    run pytest with <paths> debounce 500ms busy restart timeout 15m

@@ -79,17 +79,18 @@ def companion_of(path: Path) -> Path | None:
 
 
 def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
-                 imported: Program | None = None) -> Compiled:
+                 imported: Program | None = None, tests: bool = True) -> Compiled:
+    """``tests=False`` leaves test blocks unchecked (``serve`` ignores them, SPEC §10)."""
     module, diags = parse(text, file)
     base_dir = base_dir or os.getcwd()
-    program = check(module, diags, imported, base_dir)
+    program = check(module, diags, imported, base_dir, tests)
     manifest = None
     if not diags.has_errors:
         manifest = build_manifest(program, base_dir, Path(file).name)
     return Compiled(file, text, module, program, manifest, diags.sorted(), {file: text})
 
 
-def compile_file(path: str | os.PathLike, display_name: str | None = None) -> Compiled:
+def compile_file(path: str | os.PathLike, display_name: str | None = None, tests: bool = True) -> Compiled:
     """Read, parse, check and compile one file (raises SourceFileError if unreadable)."""
     p = Path(path)
     name = display_name or str(path)
@@ -100,9 +101,9 @@ def compile_file(path: str | os.PathLike, display_name: str | None = None) -> Co
     main = None
     if main_file is not None:
         try:
-            main = compile_file(main_file)
+            main = compile_file(main_file, tests=tests)
         except SourceFileError:  # pragma: no cover - vanished between is_file() and open()
             main = None
-    c = compile_text(text, name, str(p.resolve().parent), main.program if main else None)
+    c = compile_text(text, name, str(p.resolve().parent), main.program if main else None, tests)
     c.main = main
     return c

@@ -1,9 +1,10 @@
 """``triggerc fmt``: one canonical layout for ``.trg`` files.
 
 The layout:
-- one declaration per line when it fits in 100 columns; a longer rule puts ``run ...``
-  and then each policy on continuation lines indented by four spaces, and a long filter
-  one condition per line;
+- one declaration per line when it fits in 100 columns; a longer rule — or one its author
+  split over several lines — puts ``run ...`` and then its policies on continuation lines
+  indented by four spaces, and a filter too long for the first line one condition per
+  line (the author's choice to split is kept, as black keeps a "magic trailing comma");
 - ``field=value`` for equality, spaces around every other operator; conditions side by
   side (no ``and``) at the top of a filter, explicit ``and`` / ``or`` / ``not`` inside
   parentheses, and only the parentheses precedence needs;
@@ -123,13 +124,15 @@ def fmt_policy(p: A.Policy) -> str:
 
 # --------------------------------------------------------------------------- declarations
 
-def fmt_rule(r: A.Rule) -> list[str]:
+def fmt_rule(r: A.Rule, multiline: bool = False) -> list[str]:
+    """One line when it fits, unless the author split the rule (``multiline``): then, as
+    for a rule too long for one line, ``run`` and the policies go on continuation lines."""
     head = (f"{r.label.value}: " if r.label else "") + "on " + fmt_trigger(r.trigger)
     filt = fmt_expr(r.filter, top=True) if r.filter is not None else ""
     run = f"run {r.action.value}" + (f" with {fmt_args(r.args)}" if r.args else "")
     pols = [fmt_policy(p) for p in r.policies]
     one = " ".join(x for x in [head, filt, run, *pols] if x)
-    if len(one) <= WIDTH:
+    if len(one) <= WIDTH and not multiline:
         return [one]
     lines = []
     first = " ".join(x for x in [head, filt] if x)
@@ -188,9 +191,9 @@ def fmt_test(t: A.TestBlock) -> list[str]:
     return lines
 
 
-def fmt_decl(d) -> list[str]:
+def fmt_decl(d, multiline: bool = False) -> list[str]:
     if isinstance(d, A.Rule):
-        return fmt_rule(d)
+        return fmt_rule(d, multiline)
     if isinstance(d, A.Let):
         return [f"let {d.name.value} = {fmt_value(d.value)}"]
     if isinstance(d, A.Secret):
@@ -228,6 +231,11 @@ def split_comment(line: str) -> tuple[str, str | None]:
                 i += 1
         i += 1
     return line, None
+
+
+def _code_lines(lines: list[str]) -> int:
+    """How many of these lines hold code (not blank, not only a comment)."""
+    return sum(1 for ln in lines if split_comment(ln)[0].strip())
 
 
 def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnostics]:
@@ -268,7 +276,7 @@ def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnosti
             if comment is None:
                 continue
             (trailing if code.strip() else inner_comments).append(comment.rstrip())
-        formatted = fmt_decl(decl)
+        formatted = fmt_decl(decl, multiline=_code_lines(lines[first:last + 1]) > 1)
         if len(trailing) == 1 and len(formatted) == 1 and not inner_comments:
             emit(formatted[0] + "  " + trailing[0])
         else:

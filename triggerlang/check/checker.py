@@ -173,8 +173,9 @@ def _plain(v: Any) -> Any:
 
 class Checker:
     def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None,
-                 base_dir: str | None = None):
+                 base_dir: str | None = None, tests: bool = True):
         self.m = module
+        self.with_tests = tests  # serve ignores test blocks (SPEC §10): it checks without them
         self.d = diags
         self.p = Program(file=module.file)
         self.imported = imported
@@ -205,7 +206,10 @@ class Checker:
         self.check_routes()
         from .tests import check_tests  # test blocks (SPEC §10); before the lints: a let a test uses is used
 
-        self.p.tests = check_tests(self, self.base_dir)
+        if self.with_tests:
+            self.p.tests = check_tests(self, self.base_dir)
+        else:  # their lets still count as used, so the warnings match `check`'s
+            self.used_lets.update(_refs_in_tests(self.m))
         self.lint_identical()
         self.lint_unused()
         return self.p
@@ -935,11 +939,32 @@ def _sp(s: Span) -> list[int]:
     return [s.start.line, s.start.column, s.end.line, s.end.column]
 
 
+def _refs_in_tests(module: A.Module) -> set[str]:
+    """Names referenced by values inside test blocks (a let used only by tests is used)."""
+    out: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, A.Ref):
+            out.add(v.name)
+        elif isinstance(v, A.ListLit):
+            for x in v.items:
+                walk(x)
+
+    for d in module.decls:
+        if isinstance(d, A.TestBlock):
+            for f in d.given.fields:
+                walk(f.value)
+            for e in d.expects:
+                for a in e.args:
+                    walk(a.value)
+    return out
+
+
 def check(module: A.Module, diags: Diagnostics, imported: Program | None = None,
-          base_dir: str | None = None) -> Program:
+          base_dir: str | None = None, tests: bool = True) -> Program:
     """Check a parsed module; problems go to ``diags``. Never raises for bad input.
 
     ``base_dir`` is the rules file's folder (default: the working directory), against which
-    the payload files of test blocks are read.
+    the payload files of test blocks are read. ``tests=False`` skips test blocks (serve).
     """
-    return Checker(module, diags, imported, base_dir).run()
+    return Checker(module, diags, imported, base_dir, tests).run()

@@ -68,7 +68,7 @@ def load_rules(path: Path) -> tuple[dict, str | None]:
         except ManifestError as e:
             raise StartError(f"{path}: {e}") from None
     try:
-        c = compile_file(path)
+        c = compile_file(path, tests=False)
     except SourceFileError as e:
         raise StartError(str(e)) from None
     if not c.ok:
@@ -145,7 +145,19 @@ class Runtime:
             if kind in self.sources:
                 if self.sources[kind][1] == cfg:
                     continue
-                old, _ = self.sources.pop(kind)
+                old, _ = self.sources[kind]
+                reconfigure = getattr(old, "reconfigure", None)
+                if reconfigure is not None:
+                    # e.g. new HTTP routes on the same port: no gap in which deliveries are refused
+                    try:
+                        done = await reconfigure(cfg)
+                    except (OSError, ValueError) as e:
+                        raise StartError(str(e)) from None
+                    if done:
+                        self.sources[kind] = (old, cfg)
+                        log.info("reconfigured %s", old.describe())
+                        continue
+                self.sources.pop(kind)
                 await old.stop()
             try:
                 cls = load_source_class(kind)
@@ -179,7 +191,7 @@ class Runtime:
                 continue
             self.fingerprint = fp
             try:
-                c = compile_file(self.rules_path)
+                c = compile_file(self.rules_path, tests=False)
             except SourceFileError as e:
                 log.error("reload: %s; the previous rules keep running", e)
                 continue
