@@ -58,7 +58,9 @@ def lark_parser() -> Lark:
 
 # --------------------------------------------------------------------------- splitting
 
-_DECL_START = re.compile(r"(let|secret|source|action|on|test)\b|[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*on\b")
+# (a keyword ends where a name would: `on-call` or `test-x` is a name, '-' being a name character)
+_DECL_START = re.compile(r"(let|secret|source|action|on|test)(?![A-Za-z0-9_\-])"
+                         r"|[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*on(?![A-Za-z0-9_\-])")
 
 
 def _bracket_delta(line: str) -> int:

@@ -1,0 +1,9 @@
+# TRG304: a duration that must be longer than zero.
+let zero = 0s
+action deploy = shell "./deploy.sh"
+
+on git.push branch="a" run deploy timeout 0s  # expect: TRG304@43
+on git.push branch="b" run deploy debounce zero  # expect: TRG304@44
+on every 0ms run deploy  # expect: TRG304@10
+on git.push branch="c" run deploy retry 2 backoff 0m  # expect: TRG304@51
+on git.push branch="d" run deploy dedupe <sha> for 0h  # expect: TRG304@52

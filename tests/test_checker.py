@@ -1,0 +1,421 @@
+"""The checker (SPEC §2-§6): names with did-you-mean hints, types, lints, routes, secrets,
+and what it hands the compiler (lowered filters, bound arguments, policies)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from triggerlang.api import compile_file, compile_text
+
+DEPLOY = 'action deploy(sha, stage="staging") = exec "./deploy.sh" sha stage\n'
+
+
+def diags(text: str) -> list[tuple]:
+    c = compile_text(text, "rules.trg")
+    return [(d.code, d.span.start.line, d.span.start.column, d.message, d.hint) for d in c.diagnostics]
+
+
+def codes(text: str) -> list[tuple[str, int]]:
+    return [(d[0], d[1]) for d in diags(text)]
+
+
+def only(text: str) -> tuple:
+    found = diags(text)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def program(text: str):
+    c = compile_text(text, "rules.trg")
+    assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+    return c.program
+
+
+# --------------------------------------------------------------------------- did you mean
+
+@pytest.mark.parametrize("text, code, col, message, hint", [
+    (DEPLOY + 'on git.push brnch="main" run deploy with <sha>',
+     "TRG203", 13, "git.push has no field 'brnch'", "did you mean 'branch'?"),
+    (DEPLOY + 'on git.push branch="main" run deplyo with <sha>',
+     "TRG104", 31, "unknown action 'deplyo'", "did you mean 'deploy'?"),
+    (DEPLOY + 'on gti.push run deploy with <sha>',
+     "TRG201", 4, "unknown source 'gti'", "did you mean 'git'?"),
+    (DEPLOY + 'on git.psh run deploy with <sha>',
+     "TRG202", 8, "git has no event 'psh'", "did you mean 'push'?"),
+    (DEPLOY + 'let main = "main"\non git.push branch=mian run deploy with <sha>',
+     "TRG102", 20, "unknown name 'mian'", "did you mean 'main'?"),
+    (DEPLOY + 'on git.push run deploy with <sah>',
+     "TRG403", 29, "git.push events have no field 'sah'", "did you mean 'sha'?"),
+    (DEPLOY + 'on git.push run deploy with sha=<sha>, stag="x"',
+     "TRG402", 40, "action 'deploy' has no parameter 'stag'", "did you mean 'stage'?"),
+    (DEPLOY + 'on git.push run deploy with <sha> busy skp',
+     "TRG407", 40, "busy takes queue, skip, restart or parallel, not 'skp'", "did you mean 'skip'?"),
+    ('secret gh_secret = env "GH"\nsource github secret=gh_secrt\n' + DEPLOY + 'on github.push run deploy with <sha>',
+     "TRG103", 22, "unknown secret 'gh_secrt'", "did you mean 'gh_secret'?"),
+    ('source file rot="."\n' + DEPLOY + 'on file.changed run deploy with <path>',
+     "TRG208", 13, "source file has no option 'rot'", "did you mean 'root'?"),
+    ('action d(sha) = exec "x" shaa\non git.push run d with <sha>',
+     "TRG405", 26, "'shaa' is not a parameter of action 'd'", "did you mean 'sha'?"),
+])
+def test_did_you_mean(text, code, col, message, hint) -> None:
+    # (the misspelt name also leaves the real one unused: only the error is looked at here)
+    found = [d for d in compile_text(text, "rules.trg").diagnostics if d.is_error]
+    assert len(found) == 1, found
+    d = found[0]
+    c, column, msg, h = d.code, d.span.start.column, d.message, d.hint
+    assert (c, column, msg, h) == (code, col, message, hint)
+
+
+def test_no_suggestion_lists_the_choices() -> None:
+    _, _, _, msg, hint = only(DEPLOY + 'on file.changed zzzzzz="x" run deploy with <path>')
+    assert msg == "file.changed has no field 'zzzzzz'"
+    assert hint == "fields: change, ext, name, path, paths"
+
+
+def test_raw_body_hint_on_a_source_without_one() -> None:
+    _, _, _, msg, hint = only(DEPLOY + 'on git.push payload.ref="x" run deploy with <sha>')
+    assert msg == "git.push has no field 'payload'"
+    assert hint.startswith("git.push events carry no raw body; fields: after, author")
+
+
+# --------------------------------------------------------------------------- types
+
+@pytest.mark.parametrize("cond, code, col, message, hint", [
+    ('forced="yes"', "TRG204", 20, "'forced' is a boolean, compared with a string", "write true or false"),
+    ('commits="3"', "TRG204", 21, "'commits' is an integer, compared with a string", "write 3 without quotes"),
+    ('branch=3', "TRG204", 20, "'branch' is a string, compared with a number", 'write "3"'),
+    ('branch=true', "TRG204", 20, "'branch' is a string, compared with a boolean", None),
+    ('branch=5m', "TRG204", 20, "'branch' is a string, compared with a duration", None),
+    ('branch in "main"', "TRG204", 23, "'in' needs a list", "write [...] or use '='"),
+    ('branch not in "main"', "TRG204", 27, "'not in' needs a list", "write [...] or use '!='"),
+    ('branch=["a"]', "TRG204", 20, "'=' compares one value, not a list", "use 'in' to test membership: branch in [...]"),
+    ('branch != ["a"]', "TRG204", 23, "'!=' compares one value, not a list",
+     "use 'in' to test membership: branch not in [...]"),
+    ('branch in ["a", 2]', "TRG204", 23, "'branch' is a string, compared with a number", 'write "2"'),
+    ('commits >= 2s', "TRG204", 24, "'commits' is an integer, compared with a duration", None),
+    ('commits > "many"', "TRG204", 23, "'commits' is an integer, compared with a string", None),
+    ('message ~ 5', "TRG204", 23, "'~' takes a glob string, a /regex/ or a list of them, not a number",
+     'write a glob like "src/**/*.py" or a regex like /^v\\d+/'),
+    ('forced ~ "t*"', "TRG205", 20, "'~' matches strings, and 'forced' is a boolean", "use = or !="),
+    ('commits !~ "1*"', "TRG205", 21, "'!~' matches strings, and 'commits' is an integer", "use = != < <= > >= or in"),
+    ('branch > "a"', "TRG205", 20, "'>' compares numbers, durations and times, and 'branch' is a string",
+     "use = != ~ or in"),
+])
+def test_type_errors(cond: str, code: str, col: int, message: str, hint) -> None:
+    found = only(DEPLOY + f"on git.push {cond} run deploy with <sha>")
+    assert found == (code, 2, col, message, hint)
+
+
+@pytest.mark.parametrize("cond", [
+    'commits > 2', 'commits <= 2.5', 'forced=false', 'files ~ "docs/**"', 'files !~ ["a/*", /b/i]',
+    'branch in ["a", "b"]', 'author not in ["bot"]', 'message ~ /^fix/i', 'has tag', 'not (branch="a" or tag="b")',
+])
+def test_well_typed_conditions(cond: str) -> None:
+    assert diags(DEPLOY + f"on git.push {cond} run deploy with <sha>") == []
+
+
+def test_durations_compare_with_durations_and_numbers() -> None:
+    base = DEPLOY + 'on run.completed duration > {} run deploy with "x"'
+    assert diags(base.format("5m")) == []
+    assert diags(base.format("300")) == []
+    assert codes(base.format('"5m"')) == [("TRG204", 2)]
+
+
+def test_times_compare_with_strings() -> None:
+    assert diags(DEPLOY + 'on every 1h time > "2026-01-01T00:00:00Z" run deploy with "x"') == []
+
+
+def test_untyped_payload_and_maps() -> None:
+    text = DEPLOY + ('source github secret=s\nsecret s = env "S"\n'
+                     'on github.push payload.head_commit.id ~ "a*" payload.size > 3 headers.x-b="c" run deploy with <sha>')
+    assert diags(text) == []
+    assert codes(DEPLOY + 'on run.completed inputs="x" run deploy with "x"') == [("TRG205", 2)]
+    assert diags(DEPLOY + 'on run.completed inputs.sha="x" run deploy with <inputs.sha>') == []
+
+
+def test_unknown_field_in_a_nested_expression_and_has() -> None:
+    text = DEPLOY + 'on git.push not (branch="a" or brnch="b") and has tg run deploy with <sha>'
+    assert codes(text) == [("TRG203", 2), ("TRG203", 2)]
+    assert [d[2] for d in diags(text)] == [32, 51]
+
+
+def test_a_let_is_typed_like_its_value() -> None:
+    assert codes('let n = 3\n' + DEPLOY + 'on git.push branch=n run deploy with <sha>') == [("TRG204", 3)]
+    assert diags('let b = ["a", "b"]\n' + DEPLOY + 'on git.push branch in b run deploy with <sha>') == []
+
+
+def test_errors_do_not_cascade() -> None:
+    # an unknown source silences the field checks that would follow from it
+    assert codes(DEPLOY + 'on nope.push brnch=1 run deploy with <sha>') == [("TRG201", 2)]
+    # an unknown name in a list is one error, not also a type error
+    assert codes(DEPLOY + 'on git.push branch in ["a", nope] run deploy with <sha>') == [("TRG102", 2)]
+    # an unknown action still checks its arguments' placeholders
+    assert codes('on git.push run nope with <sah>') == [("TRG104", 1), ("TRG403", 1)]
+
+
+# --------------------------------------------------------------------------- lints
+
+def test_never_match() -> None:
+    code, line, col, msg, hint = only(DEPLOY + 'on git.push branch="a" branch="b" run deploy with <sha>')
+    assert (code, line, col) == ("TRG501", 2, 24)
+    assert msg == "rule 'L2' can never match: 'branch' cannot be both 'a' and 'b'"
+    assert hint == "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives"
+
+
+@pytest.mark.parametrize("filt", [
+    'branch="a" or branch="b"',             # alternatives
+    'files ~ "a/**" files ~ "b/**"',         # any-element: two files
+    'branch="a" branch="a"',                 # redundant, not contradictory
+    'branch="a" branch in ["a", "b"]',
+    'branch!="a" branch!="b"',
+    'payload.x=1 payload.x=2',               # untyped: may be a list
+])
+def test_not_never_match(filt: str) -> None:
+    text = DEPLOY + ('secret s = env "S"\nsource github secret=s\n' if "payload" in filt else "")
+    trigger = "github.push" if "payload" in filt else "git.push"
+    assert [c for c, _ in codes(text + f"on {trigger} {filt} run deploy with <sha>")] == []
+
+
+def test_never_match_with_a_number_and_a_string_of_it() -> None:
+    text = DEPLOY + 'on run.completed exit_code=1 exit_code=2 run deploy with "x"'
+    assert codes(text) == [("TRG501", 2)]
+
+
+def test_identical_rules_are_reported_once_per_copy() -> None:
+    text = (DEPLOY +
+            'a: on git.push branch="main" run deploy with <sha>\n'
+            'b: on git.push branch = "main"\n    run deploy with <sha>\n'
+            'on git.push branch="main" run deploy with <sha>\n'
+            'on git.push branch="main" run deploy with <sha> timeout 1m\n'
+            'on git.push branch="main" run deploy with sha=<sha>\n')
+    found = diags(text)
+    assert [(c, line, col) for c, line, col, *_ in found] == [("TRG502", 3, 1), ("TRG502", 5, 4)]
+    assert found[0][3] == "rule 'b' is identical to rule 'a' (line 2): every event runs the action twice"
+    assert found[1][3].startswith("rule 'L5' is identical to rule 'a'")
+
+
+def test_unused_warnings() -> None:
+    text = ('let used = "main"\nlet unused = 1\n'
+            'secret gh = env "GH"\nsecret spare = env "SPARE"\n'
+            'source github secret=gh\nsource gitlab\n'
+            'action run_me = shell "x"\naction idle = shell "y"\n'
+            'on github.push branch=used run run_me\n')
+    found = diags(text)
+    assert [(c, line, col, msg) for c, line, col, msg, _ in found] == [
+        ("TRG105", 2, 5, "let 'unused' is never used"),
+        ("TRG106", 4, 8, "secret 'spare' is never used"),
+        ("TRG108", 6, 8, "source gitlab is declared but no rule listens to it"),
+        ("TRG107", 8, 8, "action 'idle' is never run"),
+    ]
+    assert all(d.severity == "warning" for d in compile_text(text).diagnostics)
+    assert compile_text(text).ok  # warnings alone do not fail the compile
+
+
+def test_a_let_used_only_by_another_let_is_used() -> None:
+    assert diags('let a = "x"\nlet b = [a]\naction d = shell "x"\non git.push branch in b run d') == []
+
+
+def test_duplicate_names_are_per_kind() -> None:
+    # a let, an action and a rule label may share a name; two lets may not
+    text = 'let deploy = "x"\naction deploy = shell "x"\ndeploy: on git.push branch=deploy run deploy\n'
+    assert diags(text) == []
+    code, line, col, msg, hint = only(text + 'let deploy = "y"\n')
+    assert (code, line, col) == ("TRG101", 4, 5)
+    assert msg == "duplicate let name 'deploy' (first declared on line 1)"
+    assert hint == "rename one of them: let names are unique in a file"
+
+
+def test_label_and_implicit_name_clash() -> None:
+    text = 'action d = shell "x"\nL3: on git.push branch="a" run d\non git.push branch="b" run d\n'
+    assert codes(text) == [("TRG101", 3)]
+
+
+# --------------------------------------------------------------------------- webhooks and secrets
+
+def test_webhook_routes_without_a_secret_warn() -> None:
+    text = DEPLOY + 'on github.push run deploy with <sha>\n'
+    code, line, col, msg, hint = only(text)
+    assert (code, line, col) == ("TRG209", 2, 4)
+    assert msg == "the github route /github has no secret: anyone who can reach it can trigger runs"
+    assert hint == 'declare: source github secret=NAME (with secret NAME = env "VAR")'
+    assert compile_text(text).ok  # a warning (an error only under --strict)
+
+
+@pytest.mark.parametrize("decls, rule", [
+    ('secret s = env "S"\nsource github secret=s', "on github.push run deploy with <sha>"),
+    ('secret s = env "S"\nsource gitlab token=s', "on gitlab.push run deploy with <sha>"),
+    ('secret s = env "S"\nsource ci token=s', 'on ci.completed run deploy with <sha>'),
+    ('secret s = env "S"\nsource ci hmac=s header="X-Sig"', 'on ci.completed run deploy with <sha>'),
+    ('secret s = env "S"\nsource http token=s', 'on http.post path="/x" run deploy with "x"'),
+    ('secret s = env "S"\nsource http path="/hooks/*" hmac=s', 'on http.post path="/hooks/a" run deploy with "x"'),
+    ('secret s = env "S"\nsource http path="/hooks/*" token=s', 'on http.post path ~ "/hooks/b*" run deploy with "x"'),
+])
+def test_protected_routes_do_not_warn(decls: str, rule: str) -> None:
+    assert diags(decls + "\n" + DEPLOY + rule) == []
+
+
+def test_http_route_outside_the_protected_prefix_warns() -> None:
+    text = 'secret s = env "S"\nsource http path="/hooks/*" token=s\n' + DEPLOY + \
+        'on http.post path="/hooks/a" run deploy with "x"\non http.post path="/open" run deploy with "y"\n'
+    code, line, col, msg, _ = only(text)
+    assert (code, line, col, msg) == ("TRG209", 5, 4, "route /open has no token or hmac: anyone who can reach it can trigger runs")
+
+
+def test_ci_rule_warns_about_the_ci_route() -> None:
+    code, line, _, msg, _ = only(DEPLOY + 'on ci.completed status="success" run deploy with <sha>')
+    assert (code, line, msg) == ("TRG209", 2, "the ci route /ci has no secret: anyone who can reach it can trigger runs")
+
+
+@pytest.mark.parametrize("use, col", [
+    ('let leaked = token\non git.push branch=leaked run deploy with <sha>', 14),
+    ('on git.push branch=token run deploy with <sha>', 20),
+    ('on git.push run deploy with <sha>, token', 36),
+    ('on git.push run deploy with sha=token', 33),
+])
+def test_secret_used_as_a_value(use: str, col: int) -> None:
+    found = [d for d in diags('secret token = env "TOKEN"\n' + DEPLOY + use) if d[0] != "TRG105"]
+    assert [(c, line, column) for c, line, column, *_ in found] == [("TRG109", 3, col)]
+    assert found[0][3] == "secret 'token' cannot be used as a value"
+
+
+def test_secret_in_a_value_option_and_a_value_in_a_secret_option() -> None:
+    text = 'secret s = env "S"\nsource github secret="literal" path=s\n' + DEPLOY + 'on github.push run deploy with <sha>'
+    found = [(c, col, msg) for c, _, col, msg, _ in diags(text)]
+    assert ("TRG208", 22, "secret= takes the name of a secret") in found
+    assert ("TRG109", 37, "secret 's' cannot be used as a value") in found
+
+
+def test_secret_env_var_name_is_checked() -> None:
+    code, _, col, msg, _ = only('secret s = env "A B"\nsource github secret=s\n' + DEPLOY + 'on github.push run deploy with <sha>')
+    assert (code, col, msg) == ("TRG208", 16, "'A B' is not a valid environment variable name")
+
+
+# --------------------------------------------------------------------------- http routes
+
+def test_http_rules_pin_their_route() -> None:
+    p = program('secret s = env "S"\nsource http token=s\n' + DEPLOY +
+                'on http.post path="/deploy" run deploy with "x"\n'
+                'on http.get path ~ "/status/*" run deploy with "y"\n'
+                'on http.request path="/any" method="PUT" run deploy with "z"\n')
+    assert [(r.route, r.methods, r.types) for r in p.rules] == [
+        ("/deploy", ["POST"], ["post"]), ("/status/*", ["GET"], ["get"]), ("/any", None, None)]
+
+
+@pytest.mark.parametrize("filt, col, msg", [
+    ('method="POST"', 4, "an HTTP rule must pin its route"),
+    ('path != "/x"', 4, "an HTTP rule must pin its route"),
+    ('path="/a" or path="/b"', 4, "an HTTP rule must pin its route"),
+    ('not path="/a"', 4, "an HTTP rule must pin its route"),
+    ('path="hook"', 19, "a route path must start with '/'"),
+])
+def test_unpinned_http_routes(filt: str, col: int, msg: str) -> None:
+    text = 'secret s = env "S"\nsource http token=s\n' + DEPLOY + f'on http.post {filt} run deploy with "x"'
+    code, line, column, message, _ = only(text)
+    assert (code, line, column, message) == ("TRG206", 4, col, msg)
+
+
+def test_http_route_from_a_let() -> None:
+    p = program('let hook = "/hooks/deploy"\nsecret s = env "S"\nsource http token=s\n' + DEPLOY +
+                'on http.post path=hook run deploy with "x"')
+    assert p.rules[0].route == "/hooks/deploy"
+
+
+# --------------------------------------------------------------------------- what the compiler gets
+
+def test_lowered_rule() -> None:
+    p = program(DEPLOY + 'let envs = ["a", "b"]\n'
+                'on git.push repo="/srv/app.git" branch in envs not has tag run deploy with <sha>, "prod"\n'
+                '    retry 2 backoff 1m dedupe <sha> for 1h timeout 10m busy skip')
+    (r,) = p.rules
+    assert (r.name, r.source, r.event, r.types, r.action) == ("L3", "git", "push", ["push"], "deploy")
+    assert r.filter == {"op": "and", "args": [
+        {"op": "=", "field": "repo", "value": "/srv/app.git", "span": [3, 13, 3, 32]},
+        {"op": "in", "field": "branch", "value": ["a", "b"], "span": [3, 33, 3, 47]},
+        {"op": "not", "arg": {"op": "has", "field": "tag", "span": [3, 52, 3, 59]}},
+    ]}
+    assert r.args == {"sha": {"field": "sha"}, "stage": {"value": "prod"}}
+    assert r.policies == {"debounce": None, "busy": "skip", "timeout": 600.0, "retry": 2, "backoff": 60.0,
+                          "dedupe": {"field": "sha", "for": 3600.0}}
+    assert r.repos == ["/srv/app.git"]
+
+
+def test_defaults() -> None:
+    p = program(DEPLOY + 'on file.created path ~ "src/**" run deploy with <path>\non git.push run deploy with <sha>')
+    f, g = p.rules
+    assert f.policies["debounce"] == 0.1 and g.policies["debounce"] is None
+    assert g.policies["timeout"] == 3600.0 and g.policies["busy"] == "queue" and g.policies["retry"] == 0
+    assert f.args["stage"] == {"value": "staging"}
+    assert f.path_globs == ["src/**"] and g.repos == ["."]
+    assert f.types == ["created"]
+
+
+def test_file_changed_is_any_change() -> None:
+    assert program(DEPLOY + 'on file.changed run deploy with <path>').rules[0].types == ["created", "modified", "deleted"]
+
+
+def test_schedules_get_an_implicit_rule_condition() -> None:
+    p = program(DEPLOY + 'nightly: on cron "0 3 * * *" tz "Europe/Paris" run deploy with "x"\n'
+                'on every 90s time > "2026-01-01" run deploy with "y"')
+    a, b = p.rules
+    assert a.schedule == {"cron": "0 3 * * *", "tz": "Europe/Paris"}
+    assert a.filter == {"op": "=", "field": "rule", "value": "nightly"}
+    assert b.schedule == {"every": 90.0}
+    assert b.filter["op"] == "and" and b.filter["args"][0] == {"op": "=", "field": "rule", "value": "L3"}
+
+
+def test_positional_and_named_arguments_bind_the_same() -> None:
+    a = program(DEPLOY + 'on git.push run deploy with <sha>, "prod"').rules[0].args
+    b = program(DEPLOY + 'on git.push run deploy with stage="prod", sha=<sha>').rules[0].args
+    assert a == b == {"sha": {"field": "sha"}, "stage": {"value": "prod"}}
+
+
+def test_missing_and_surplus_arguments() -> None:
+    code, line, col, msg, hint = only(DEPLOY + 'on git.push run deploy')
+    assert (code, col, msg, hint) == ("TRG404", 17, "missing argument 'sha' for action 'deploy'",
+                                      "add: with sha=<field> (or give the parameter a default)")
+    code, _, col, msg, hint = only(DEPLOY + 'on git.push run deploy with <sha>, "a", "b"')
+    assert (code, col, msg, hint) == ("TRG401", 41, "too many arguments: action 'deploy' takes 2",
+                                      "action 'deploy' has parameters (sha, stage)")
+
+
+# --------------------------------------------------------------------------- companion test files
+
+MAIN = ('let main_branch = "main"\n' + DEPLOY +
+        'deploy_main: on git.push branch=main_branch run deploy with <sha>, "prod"\n')
+
+
+def test_test_file_sees_the_main_files_declarations(tmp_path: Path) -> None:
+    (tmp_path / "rules.trg").write_text(MAIN)
+    t = tmp_path / "rules_test.trg"
+    t.write_text('on git.push branch=main_branch tag="x" run deploy with <sha>\n'
+                 'test "a push to main deploys":\n'
+                 '    given git.push branch="main" sha="abc"\n'
+                 '    expect deploy_main\n')
+    c = compile_file(t)
+    assert [(d.code, d.message) for d in c.diagnostics] == []
+
+
+def test_without_the_main_file_names_are_unknown(tmp_path: Path) -> None:
+    t = tmp_path / "orphan_test.trg"
+    t.write_text('on git.push branch=main_branch tag="x" run deploy with <sha>\n')
+    c = compile_file(t)
+    assert [d.code for d in c.diagnostics] == ["TRG102", "TRG104"]
+
+
+def test_a_test_file_cannot_redeclare_the_main_files_names(tmp_path: Path) -> None:
+    (tmp_path / "rules.trg").write_text(MAIN)
+    t = tmp_path / "rules_test.trg"
+    t.write_text('let main_branch = "dev"\non git.push branch=main_branch run deploy with <sha>\n')
+    c = compile_file(t)
+    assert [(d.code, d.span.start.line, d.message) for d in c.diagnostics] == [
+        ("TRG101", 1, "duplicate let name 'main_branch' (in the file under test)")]
+
+
+def test_the_main_file_does_not_see_the_test_file(tmp_path: Path) -> None:
+    (tmp_path / "rules.trg").write_text(MAIN)
+    (tmp_path / "rules_test.trg").write_text('action extra = shell "x"\n')
+    c = compile_file(tmp_path / "rules.trg")
+    assert c.ok and c.diagnostics == []
+    assert [r["name"] for r in c.manifest["rules"]] == ["deploy_main"]

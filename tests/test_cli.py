@@ -1,0 +1,435 @@
+"""``triggerc`` through click's CliRunner (SPEC §6, §8): check, compile, match, fmt; exit
+codes, output formats, bad input handled with one clear line and no traceback."""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from triggerlang.cli import main
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+DIAG_KEYS = {"file", "line", "column", "end_line", "end_column", "severity", "code", "message", "hint"}
+
+CLEAN = 'action deploy(sha) = exec "./deploy.sh" sha\non git.push branch="main" run deploy with <sha>\n'
+BROKEN = ('action deploy(sha) = exec "./deploy.sh" sha\n'
+          '\n'
+          'on git.push brnch="main" run deploy with <sha>\n')
+WARNS = CLEAN + 'let unused = 1\n'
+
+GITHUB_RULES = ('secret gh = env "GH_SECRET"\nsource github secret=gh\n'
+                'action deploy(sha, stage="staging") = exec "./deploy.sh" "--sha" sha "--stage" stage\n'
+                'gp: on github.push branch="master" run deploy with <sha>, "prod"\n'
+                'dev: on github.push branch="dev" run deploy with <sha>\n'
+                'pr: on github.pull_request action="opened" run deploy with <sha>\n')
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("TRIGGERLANG_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    yield
+    # commands that pause the collector must not leave it paused for the rest of the session
+    gc.enable()
+    gc.unfreeze()
+
+
+def run(*args: str, input: str | None = None) -> Result:
+    result = CliRunner().invoke(main, list(args), input=input)
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    return result
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return str(p)
+
+
+# --------------------------------------------------------------------------- check
+
+def test_check_clean_file(tmp_path: Path) -> None:
+    r = run("check", write(tmp_path, "rules.trg", CLEAN))
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+
+
+def test_check_text_output_has_the_caret_line(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", BROKEN)
+    r = run("check", f)
+    assert r.exit_code == 1
+    assert r.stdout == (f"{f}:3:13: error[TRG203]: git.push has no field 'brnch'\n"
+                        "  3 | on git.push brnch=\"main\" run deploy with <sha>\n"
+                        "    |             ^^^^^ did you mean 'branch'?\n")
+    assert r.stderr == "1 error, 0 warnings\n"
+
+
+def test_check_reports_every_problem_in_one_pass(tmp_path: Path) -> None:
+    text = BROKEN + 'on git.push run nope\nlet on = 1\non git.push branch=3 run deploy with <sha>\n'
+    r = run("check", "--format", "json", write(tmp_path, "rules.trg", text))
+    assert r.exit_code == 1
+    assert [(d["code"], d["line"]) for d in json.loads(r.stdout)] == [
+        ("TRG203", 3), ("TRG104", 4), ("TRG001", 5), ("TRG204", 6)]
+
+
+@pytest.mark.parametrize("prefix, newline", [("", "\n"), ("\ufeff", "\r\n"), ('let sep = "a\u2028b\u0085c"\n', "\n")])
+def test_check_caret_line_is_the_right_source_line(tmp_path: Path, prefix: str, newline: str) -> None:
+    # a BOM, CRLF line ends, or U+2028 / U+0085 inside a string do not shift the shown line
+    text = prefix + 'action deploy(sha) = exec "./deploy.sh" sha' + newline + \
+        f'on git.push branch=sep brnch="main" run deploy with <sha>{newline}'
+    f = write(tmp_path, "rules.trg", text)
+    out = run("check", "--format", "text", f).stdout.splitlines()
+    line = 3 if prefix.startswith("let") else 2
+    i = out.index(f"{f}:{line}:24: error[TRG203]: git.push has no field 'brnch'")
+    assert out[i + 1] == f'  {line} | on git.push branch=sep brnch="main" run deploy with <sha>'
+    assert out[i + 2] == "    |                        ^^^^^ did you mean 'branch'?"
+
+
+def test_check_warnings_pass_unless_strict(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", WARNS)
+    r = run("check", f)
+    assert r.exit_code == 0
+    assert "warning[TRG105]: let 'unused' is never used" in r.stdout
+    assert r.stderr == "0 errors, 1 warning\n"
+    assert run("check", "--strict", f).exit_code == 1
+    assert run("check", "--strict", write(tmp_path, "clean.trg", CLEAN)).exit_code == 0
+
+
+def test_check_webhook_without_secret_is_an_error_under_strict(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", 'action d = shell "x"\non github.push run d\n')
+    assert run("check", f).exit_code == 0
+    r = run("check", "--strict", "--format", "json", f)
+    assert r.exit_code == 1 and [d["code"] for d in json.loads(r.stdout)] == ["TRG209"]
+
+
+def test_check_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.trg")
+    r = run("check", missing)
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert r.stderr == f"triggerc: error: {missing}: no such file\n"
+
+
+def test_check_needs_a_file() -> None:
+    r = run("check")
+    assert r.exit_code == 2 and "Missing argument" in r.stderr
+
+
+def test_check_bad_option() -> None:
+    assert run("check", "--format", "xml", "x.trg").exit_code == 2
+
+
+def test_check_folder_expands_to_its_trg_files(tmp_path: Path) -> None:
+    d = tmp_path / "rules"
+    d.mkdir()
+    a = write(d, "a.trg", CLEAN)
+    b = write(d, "b.trg", BROKEN)
+    write(d, "notes.txt", "not rules")
+    r = run("check", "--format", "json", str(d))
+    assert r.exit_code == 1
+    assert [(x["file"], x["code"]) for x in json.loads(r.stdout)] == [(b, "TRG203")]
+    assert run("check", str(d / "a.trg")).exit_code == 0 and a
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run("check", str(empty))
+    assert r.exit_code == 2 and r.stderr == f"triggerc: error: {empty}: no .trg files in this folder\n"
+
+
+def test_check_several_files(tmp_path: Path) -> None:
+    a, b = write(tmp_path, "a.trg", BROKEN), write(tmp_path, "b.trg", BROKEN)
+    r = run("check", "--format", "json", a, b)
+    assert [x["file"] for x in json.loads(r.stdout)] == [a, b]
+
+
+def test_check_json_format(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", BROKEN + 'let unused = 1\n')
+    r = run("check", "--format", "json", f)
+    assert r.exit_code == 1
+    data = json.loads(r.stdout)
+    assert isinstance(data, list) and len(data) == 2
+    assert all(set(d) == DIAG_KEYS for d in data)
+    assert data[0] == {"file": f, "line": 3, "column": 13, "end_line": 3, "end_column": 18,
+                       "severity": "error", "code": "TRG203", "message": "git.push has no field 'brnch'",
+                       "hint": "did you mean 'branch'?"}
+    assert (data[1]["severity"], data[1]["code"], data[1]["line"]) == ("warning", "TRG105", 4)
+    clean = run("check", "--format", "json", write(tmp_path, "clean.trg", CLEAN))
+    assert (clean.exit_code, json.loads(clean.stdout)) == (0, [])
+
+
+def test_check_github_format(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", BROKEN + 'let unused = 1\n')
+    r = run("check", "--format", "github", f)
+    assert r.exit_code == 1
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2
+    esc = f.replace("%", "%25").replace(":", "%3A").replace(",", "%2C")
+    assert lines[0].startswith(f"::error file={esc},line=3,col=13,")
+    assert lines[0].endswith("::git.push has no field 'brnch' (did you mean 'branch'?)")
+    assert re.fullmatch(r"::warning file=[^,]+,line=4,col=5,endLine=4,endColumn=11,title=TRG105::.+", lines[1])
+
+
+def test_check_sarif_format(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", BROKEN + 'let unused = 1\n')
+    r = run("check", "--format", "sarif", f)
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    assert doc["version"] == "2.1.0"
+    (sarif_run,) = doc["runs"]
+    assert sarif_run["tool"]["driver"]["name"] == "triggerc"
+    results = sarif_run["results"]
+    assert [(x["ruleId"], x["level"]) for x in results] == [("TRG203", "error"), ("TRG105", "warning")]
+    region = results[0]["locations"][0]["physicalLocation"]["region"]
+    assert region == {"startLine": 3, "startColumn": 13, "endLine": 3, "endColumn": 18}
+    rules = sarif_run["tool"]["driver"]["rules"]
+    assert [rules[x["ruleIndex"]]["id"] for x in results] == ["TRG203", "TRG105"]
+    assert rules[0]["shortDescription"]["text"]  # described from the CODES table
+
+
+def test_check_empty_file(tmp_path: Path) -> None:
+    r = run("check", write(tmp_path, "empty.trg", ""))
+    assert (r.exit_code, r.stdout) == (0, "")
+
+
+def test_check_non_utf8_file(tmp_path: Path) -> None:
+    p = tmp_path / "latin1.trg"
+    p.write_bytes(b'action d = shell "x"\non git.push branch="caf\xe9" run d\n')
+    r = run("check", str(p))
+    assert r.exit_code == 1
+    assert r.stdout.splitlines()[0] == f"{p}:2:24: error[TRG004]: the file is not valid UTF-8 (byte 0xe9 at offset 44)"
+    r = run("check", "--format", "json", str(p))
+    assert [(d["code"], d["line"], d["column"]) for d in json.loads(r.stdout)] == [("TRG004", 2, 24)]
+
+
+def test_check_a_folder_given_as_a_file_argument_is_not_a_crash(tmp_path: Path) -> None:
+    r = run("compile", str(tmp_path))
+    assert r.exit_code == 2 and r.stderr.startswith("triggerc: error:") and r.stderr.count("\n") == 1
+
+
+def test_check_ten_thousand_rules(tmp_path: Path) -> None:
+    lines = ['action d(x="") = exec "./run" x']
+    lines += [f'r{i}: on git.push branch="b{i}" files ~ "src/{i}/**" run d with <sha> timeout {i % 50 + 1}m'
+              for i in range(10_000)]
+    lines[5000] = lines[5000].replace("branch=", "brnch=")  # one broken rule among them
+    r = run("check", "--format", "json", write(tmp_path, "big.trg", "\n".join(lines) + "\n"))
+    assert r.exit_code == 1
+    assert [(d["code"], d["line"]) for d in json.loads(r.stdout)] == [("TRG203", 5001)]
+
+
+# --------------------------------------------------------------------------- compile
+
+def test_compile_to_stdout_and_to_a_file(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", CLEAN)
+    r = run("compile", f)
+    assert r.exit_code == 0 and r.stderr == ""
+    manifest = json.loads(r.stdout)
+    assert manifest["triggerlang"] == 1 and list(manifest["sources"]) == ["git"]
+    out = tmp_path / "out" / "manifest.json"
+    out.parent.mkdir()
+    r = run("compile", f, "-o", str(out))
+    assert (r.exit_code, r.stdout) == (0, "")
+    assert out.read_text(encoding="utf-8") == json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_compile_broken_file(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", BROKEN)
+    out = tmp_path / "m.json"
+    r = run("compile", f, "-o", str(out))
+    assert r.exit_code == 1 and r.stdout == ""
+    assert f"{f}:3:13: error[TRG203]" in r.stderr
+    assert not out.exists()
+
+
+def test_compile_warnings_still_compile(tmp_path: Path) -> None:
+    r = run("compile", write(tmp_path, "rules.trg", WARNS))
+    assert r.exit_code == 0 and json.loads(r.stdout)["rules"]
+
+
+def test_compile_missing_file(tmp_path: Path) -> None:
+    r = run("compile", str(tmp_path / "nope.trg"))
+    assert r.exit_code == 2 and r.stderr.startswith("triggerc: error:") and "no such file" in r.stderr
+
+
+def test_compile_unwritable_output(tmp_path: Path) -> None:
+    r = run("compile", write(tmp_path, "rules.trg", CLEAN), "-o", str(tmp_path / "no" / "such" / "dir" / "m.json"))
+    assert r.exit_code in (1, 2) and r.stderr.startswith("triggerc: error:")
+
+
+# --------------------------------------------------------------------------- match
+
+def test_match_a_real_github_delivery(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    r = run("match", rules, str(FIXTURES / "github" / "push-plain.json"), "--github", "push")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines()[0] == ("gp: runs deploy -> ./deploy.sh --sha fd489864e7642b48eaad6e3f155c10e46810ec72"
+                                        " --stage prod")
+    r = run("match", rules, str(FIXTURES / "github" / "push-plain.json"), "--github", "push", "--format", "json")
+    assert json.loads(r.stdout) == {"matches": [{
+        "rule": "gp", "action": "deploy",
+        "inputs": {"sha": "fd489864e7642b48eaad6e3f155c10e46810ec72", "stage": "prod"},
+        "argv": ["./deploy.sh", "--sha", "fd489864e7642b48eaad6e3f155c10e46810ec72", "--stage", "prod"]}]}
+
+
+def test_match_explain(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    payload = str(FIXTURES / "github" / "push-plain.json")
+    r = run("match", rules, payload, "--github", "push", "--explain", "--format", "json")
+    assert r.exit_code == 0
+    out = json.loads(r.stdout)
+    assert [m["rule"] for m in out["matches"]] == ["gp"]
+    why = {x["rule"]: x for x in out["not_matched"]}
+    assert set(why) == {"dev", "pr"}
+    assert why["dev"] == {"rule": "dev", "condition": 'branch="dev"', "span": [5, 21, 5, 33],
+                          "field": "branch", "value": "master"}
+    assert why["pr"]["condition"] == "trigger github.pull_request" and why["pr"]["value"] == "push"
+    text = run("match", rules, payload, "--github", "push", "--explain").stdout
+    assert 'dev: no match: branch="dev" (line 5:21) failed; branch was "master"' in text.splitlines()
+
+
+def test_match_event_file_and_stdin(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    event = {"source": "github", "type": "push", "data": {"branch": "dev", "sha": "abc"}}
+    ev = write(tmp_path, "event.json", json.dumps(event))
+    r = run("match", rules, ev, "--format", "json")
+    assert json.loads(r.stdout)["matches"][0]["inputs"] == {"sha": "abc", "stage": "staging"}
+    r = run("match", rules, "-", "--format", "json", input=json.dumps(event))
+    assert [m["rule"] for m in json.loads(r.stdout)["matches"]] == ["dev"]
+    r = run("match", rules, write(tmp_path, "none.json", '{"source": "git", "type": "push", "data": {}}'))
+    assert (r.exit_code, r.stdout) == (0, "no rule matches this event\n")
+
+
+def test_match_jsonl_batch_gives_one_result_a_line_in_order(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    events = [{"source": "github", "type": "push", "data": {"branch": b, "sha": str(i)}}
+              for i, b in enumerate(["master", "x", "dev", "master"])]
+    batch = write(tmp_path, "events.jsonl", "\n".join(json.dumps(e) for e in events) + "\n")
+    r = run("match", rules, batch, "--format", "json")
+    assert r.exit_code == 0
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [[m["rule"] for m in x["matches"]] for x in lines] == [["gp"], [], ["dev"], ["gp"]]
+    assert lines[3]["matches"][0]["inputs"]["sha"] == "3"
+    r = run("match", rules, batch)
+    assert r.stdout.splitlines() == ["gp", "(no match)", "dev", "gp"]
+
+
+def test_match_jsonl_with_a_bad_line(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    good = json.dumps({"source": "github", "type": "push", "data": {"branch": "dev"}})
+    batch = write(tmp_path, "events.jsonl", f"{good}\nnot json\n{good}\n")
+    r = run("match", rules, batch, "--format", "json")
+    assert r.exit_code == 1
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and "error" in json.loads(lines[1]) and "events.jsonl:2" in json.loads(lines[1])["error"]
+    assert [m["rule"] for m in json.loads(lines[2])["matches"]] == ["dev"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not valid JSON"),
+    ('{"source": "github"}', "the event has no 'type' string"),
+    ('{"source": "github", "type": "push", "data": [1]}', "'data' must be a JSON object"),
+    ("[1, 2]", "an event must be a JSON object"),
+])
+def test_match_bad_event_file(tmp_path: Path, content: str, message: str) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    ev = write(tmp_path, "event.json", content)
+    r = run("match", rules, ev)
+    assert r.exit_code == 1 and r.stdout == ""
+    assert r.stderr.startswith("triggerc: error: ") and message in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+def test_match_missing_event_file_and_bad_rules(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    r = run("match", rules, str(tmp_path / "nope.json"))
+    assert r.exit_code == 1 and "nope.json: no such file" in r.stderr
+    ev = write(tmp_path, "ev.json", '{"source": "git", "type": "push"}')
+    r = run("match", write(tmp_path, "bad.trg", BROKEN), ev)
+    assert r.exit_code == 1 and "error[TRG203]" in r.stderr
+    p = tmp_path / "latin1.json"
+    p.write_bytes(b'{"source": "git", "type": "push", "data": {"b": "\xe9"}}')
+    r = run("match", rules, str(p))
+    assert r.exit_code == 1 and "UTF-8" in r.stderr
+
+
+def test_match_provider_payload_errors(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    r = run("match", rules, str(FIXTURES / "github" / "push-plain.json"), "--github", "push", "--gitlab", "push")
+    assert r.exit_code == 2
+    ev = write(tmp_path, "ev.json", "[]")
+    r = run("match", rules, ev, "--github", "push")
+    assert r.exit_code == 1 and r.stderr.startswith("triggerc: error: ")
+
+
+# --------------------------------------------------------------------------- fmt
+
+def test_fmt_check_exit_codes(tmp_path: Path) -> None:
+    good = write(tmp_path, "good.trg", 'action d = shell "x"\non git.push branch="main" run d\n')
+    r = run("fmt", "--check", good)
+    assert r.exit_code == 0 and r.stdout == ""
+    messy = 'action   d = shell "x"\non git.push   branch = "main"  run d\n\n\n'
+    bad = write(tmp_path, "messy.trg", messy)
+    r = run("fmt", "--check", bad)
+    assert r.exit_code == 1 and r.stdout == f"would reformat {bad}\n"
+    assert Path(bad).read_text() == messy            # --check writes nothing
+    assert run("fmt", "--check", good, bad).exit_code == 1
+    broken = write(tmp_path, "broken.trg", "on git.push branch= run d\n")
+    r = run("fmt", "--check", broken)
+    assert r.exit_code == 1 and "not formatted: fix the syntax errors first" in r.stderr
+
+
+def test_fmt_rewrites_files(tmp_path: Path) -> None:
+    bad = write(tmp_path, "messy.trg", 'action   d = shell "x"\non git.push   branch = "main"  run d\n')
+    r = run("fmt", bad)
+    assert r.exit_code == 0 and r.stdout == f"reformatted {bad}\n"
+    assert Path(bad).read_text() == 'action d = shell "x"\non git.push branch="main" run d\n'
+    assert run("fmt", "--check", bad).exit_code == 0
+
+
+def test_fmt_empty_non_utf8_and_missing(tmp_path: Path) -> None:
+    assert run("fmt", "--check", write(tmp_path, "empty.trg", "")).exit_code == 0
+    p = tmp_path / "latin1.trg"
+    p.write_bytes(b'let a = "caf\xe9"\n')
+    r = run("fmt", "--check", str(p))
+    assert r.exit_code == 1 and "TRG004" in r.stderr
+    assert p.read_bytes() == b'let a = "caf\xe9"\n'
+    assert run("fmt", str(tmp_path / "nope.trg")).exit_code == 2
+
+
+# --------------------------------------------------------------------------- start-up
+
+HEAVY = ("starlette", "uvicorn", "watchfiles", "sqlite3", "_sqlite3", "httpx", "jinja2")
+
+PROBE = r"""
+import json, sys
+from triggerlang.cli import main
+try:
+    main(sys.argv[1:], standalone_mode=False)
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.stdin.read())))
+sys.stdout.write("\n" + json.dumps({"exit": code, "heavy": heavy}) + "\n")
+"""
+
+
+@pytest.mark.parametrize("command", [["check"], ["check", "--format", "sarif"], ["compile"], ["fmt", "--check"]])
+def test_front_end_commands_import_no_server_watcher_or_journal(tmp_path: Path, command: list) -> None:
+    import subprocess
+    import sys
+
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES + 'action t = shell "pytest"\n'
+                  'on file.changed path ~ "src/**" run t\non cron "0 3 * * *" tz "UTC" run t\n'
+                  'on http.post path="/x" run t\non git.push run t\n')
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTHON")}
+    r = subprocess.run([sys.executable, "-c", PROBE, *command, rules], input=json.dumps(HEAVY),
+                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["exit"] in (0, 1)
+    assert result["heavy"] == [], f"`triggerc {' '.join(command)}` imported {result['heavy']}"

@@ -1,0 +1,503 @@
+"""The parser (SPEC §1-§3, §5, §10): every grammar rule read and rejected, error recovery,
+spans, literals, reserved words, comments and continuation lines."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from triggerlang.syntax import ast as A
+from triggerlang.syntax.parser import RESERVED, parse, split_declarations
+
+GRAMMAR = Path(__file__).resolve().parents[1] / "grammar" / "triggerlang.lark"
+
+ACTION = 'action deploy(sha, stage="s") = exec "./deploy.sh" sha stage\n'
+
+
+def ok(text: str) -> A.Module:
+    module, diags = parse(text)
+    assert [(d.code, d.span.start.line, d.message) for d in diags] == []
+    return module
+
+
+def errors(text: str) -> list[tuple[str, int, int]]:
+    _, diags = parse(text)
+    return [(d.code, d.span.start.line, d.span.start.column) for d in diags]
+
+
+def one(text: str):
+    module = ok(text)
+    assert len(module.decls) == 1, module.decls
+    return module.decls[0]
+
+
+# --------------------------------------------------------------------------- every rule
+
+# rule or alias name in grammar/triggerlang.lark -> (text that parses, text that does not)
+GRAMMAR_CASES: dict[str, tuple[str, str]] = {
+    "start": ('let a = 1', 'let a = 1 2'),
+    "decl": ('source git poll=1s', 'sauce git poll=1s'),
+    "let_decl": ('let main = "main"', 'let main "main"'),
+    "secret_decl": ('secret gh = env "GH_SECRET"', 'secret gh = vault "GH_SECRET"'),
+    "source_decl": ('source github path="/gh" secret=gh', 'source github path'),
+    "option": ('source http port=9000', 'source http port=9000 token'),
+    "action_decl": ('action lint = shell "ruff check ."', 'action lint shell "ruff"'),
+    "params": ('action d(a, b,) = exec "x" a b', 'action d(a,, b) = exec "x" a b'),
+    "param": ('action d(a="x") = exec "x" a', 'action d(a=) = exec "x" a'),
+    "exec_body": ('action d = exec "make" "all"', 'action d = exec'),
+    "exec_word": ('action d(t) = exec "make" r"-C\\x" t', 'action d = exec "make" 3'),
+    "argv_str": ('action d = exec "make"', 'action d = exec "make'),
+    "argv_ref": ('action d(target) = exec "make" target', 'action d(target) = exec "make" <target>'),
+    "exec_assign": ('action d = exec "make" env CC="gcc"', 'action d = exec "make" env CC=gcc'),
+    "other_body": ('action d = shell "make"', 'action d = bash "make"'),
+    "shell_body": ('action d = shell "make && make install"', 'action d = shell make'),
+    "http_body": ('action d = http post "http://127.0.0.1:9000/runs" secret=s',
+                  'action d = http post secret=s'),
+    "action_opt": ('action d = shell "make" cwd "build" env CC="cc"', 'action d = shell "make" cwd'),
+    "opt_cwd": ('action d = shell "make" cwd "build"', 'action d = shell "make" cwd build'),
+    "opt_env": ('action d = shell "make" env CC="cc"', 'action d = shell "make" env CC'),
+    "rule": ('deploy_main: on git.push run deploy', 'deploy_main: git.push run deploy'),
+    "trigger": ('on git.push run d', 'on git run d'),
+    "event_trigger": ('on github.* run d', 'on github.push.x run d'),
+    "every_trigger": ('on every 15m run d', 'on every 15 run d'),
+    "cron_trigger": ('on cron "0 3 * * 1-5" tz "Europe/Paris" run d', 'on cron 0 3 run d'),
+    "filter": ('on git.push branch="a" run d', 'on git.push branch run d'),
+    "or_expr": ('on git.push branch="a" or branch="b" run d', 'on git.push branch="a" or run d'),
+    "and_expr": ('on git.push branch="a" and tag="b" run d', 'on git.push branch="a" and and tag="b" run d'),
+    "not_expr": ('on git.push not branch="a" run d', 'on git.push not run d'),
+    "atom": ('on git.push (branch="a" or tag="b") sha="c" run d', 'on git.push (branch="a" run d'),
+    "condition": ('on git.push commits >= 2 run d', 'on git.push commits => 2 run d'),
+    "compare": ('on git.push branch ~ "release/*" run d', 'on git.push branch ~~ "x" run d'),
+    "compare_not_in": ('on git.push author not in ["bot"] run d', 'on git.push author in not ["bot"] run d'),
+    "has": ('on github.push has payload.head_commit run d', 'on github.push has run d'),
+    "field": ('on http.post headers.x-github-event="push" run d', 'on http.post headers.="push" run d'),
+    "with_args": ('on git.push run d with <sha>, "prod"', 'on git.push run d with <sha>,'),
+    "arg": ('on git.push run d with 1', 'on git.push run d with ='),
+    "named_arg": ('on git.push run d with sha=<sha>', 'on git.push run d with sha=='),
+    "arg_value": ('on git.push run d with [1, 2]', 'on git.push run d with (1)'),
+    "placeholder": ('on git.push run d with <payload.head_commit.id>', 'on git.push run d with <sha'),
+    "policy": ('on git.push run d busy skip', 'on git.push run d busy'),
+    "p_debounce": ('on file.changed run d debounce 250ms', 'on file.changed run d debounce 250'),
+    "p_busy": ('on git.push run d busy restart', 'on git.push run d busy "restart"'),
+    "p_timeout": ('on git.push run d timeout 10m', 'on git.push run d timeout'),
+    "p_retry": ('on git.push run d retry 3 backoff 30s', 'on git.push run d retry 3 backoff'),
+    "p_dedupe": ('on git.push run d dedupe <sha> for 1h', 'on git.push run d dedupe sha for 1h'),
+    "dur_value": ('let t = 1m\non git.push run d timeout t', 'on git.push run d timeout "1m"'),
+    "num_value": ('let n = 2\non git.push run d retry n', 'on git.push run d retry 2s'),
+    "test_decl": ('test "t":\n    given git.push\n    expect none', 'test "t":\n    given git.push'),
+    "given": ('test "t":\n    given git.push branch="a" sha="b"\n    expect none',
+              'test "t":\n    given git\n    expect none'),
+    "given_field": ('test "t":\n    given git.push files=["a"]\n    expect none',
+                    'test "t":\n    given git.push files ~ "a"\n    expect none'),
+    "expect": ('test "t":\n    given git.push\n    expect r1', 'test "t":\n    given git.push\n    expect'),
+    "expect_match": ('test "t":\n    given git.push\n    expect r1 with sha="x"',
+                     'test "t":\n    given git.push\n    expect r1 with'),
+    "expect_not": ('test "t":\n    given git.push\n    expect not r1',
+                   'test "t":\n    given git.push\n    expect not r1, r2'),
+    "expect_only": ('test "t":\n    given git.push\n    expect only r1, r2',
+                    'test "t":\n    given git.push\n    expect only'),
+    "expect_none": ('test "t":\n    given git.push\n    expect none', 'test "t":\n    given git.push\n    expect none r1'),
+    "value": ('let v = true', 'let v = @'),
+    "true": ('let v = true', 'let v = True True'),
+    "false": ('let v = false', 'let v = false false'),
+    "list": ('let v = ["a", 1, 2s, /x/, true, [],]', 'let v = ["a" 1]'),
+    "ref": ('let v = other', 'let v = other.x'),
+    "string": ('let v = "a\\"b"', 'let v = "a\\"'),
+    "regex": ('let v = /^v\\d+\\/x/ims', 'let v = /unclosed'),
+    "number": ('let v = -12.5', 'let v = 12.'),
+    "duration": ('let v = 1.5h', 'let v = 5min'),
+}
+
+
+def _grammar_names() -> set[str]:
+    text = re.sub(r"//[^\n]*", "", GRAMMAR.read_text("utf-8"))
+    rules = set(re.findall(r"^\??([a-z_][a-z0-9_]*)\s*:", text, re.M))
+    aliases = set(re.findall(r"->\s*([a-z_][a-z0-9_]*)", text))
+    return rules | aliases
+
+
+def test_every_grammar_rule_has_cases() -> None:
+    names = _grammar_names()
+    assert {"rule", "compare_not_in", "p_dedupe", "expect_only"} <= names  # the scan works
+    missing = sorted(names - set(GRAMMAR_CASES))
+    assert not missing, f"grammar rules without a passing and a failing case: {missing}"
+    stale = sorted(set(GRAMMAR_CASES) - names)
+    assert not stale, f"cases for rules the grammar no longer has: {stale}"
+
+
+@pytest.mark.parametrize("rule", sorted(GRAMMAR_CASES))
+def test_grammar_rule_accepts(rule: str) -> None:
+    good, _ = GRAMMAR_CASES[rule]
+    module = ok(good)
+    assert module.decls
+
+
+@pytest.mark.parametrize("rule", sorted(GRAMMAR_CASES))
+def test_grammar_rule_rejects(rule: str) -> None:
+    _, bad = GRAMMAR_CASES[rule]
+    module, diags = parse(bad)
+    codes = [d.code for d in diags]
+    assert len(codes) == 1 and codes[0] in ("TRG001", "TRG002"), (bad, [(d.code, d.message) for d in diags])
+    assert diags.items[0].span.start.line <= bad.count("\n") + 1
+    assert module.decls == ()  # the broken declaration is dropped, not half-read
+
+
+# --------------------------------------------------------------------------- trees
+
+def test_rule_tree() -> None:
+    r = one('deploy_main: on git.push branch="main" author != "bot" run deploy with <sha>, stage="prod" timeout 10m')
+    assert r == A.Rule(
+        A.Name("deploy_main"), A.EventTrigger(A.Name("git"), A.Name("push")),
+        A.And((A.Compare(A.FieldPath(("branch",)), "=", A.Str("main")),
+               A.Compare(A.FieldPath(("author",)), "!=", A.Str("bot")))),
+        A.Name("deploy"),
+        (A.Arg(None, A.Placeholder(A.FieldPath(("sha",)))), A.Arg(A.Name("stage"), A.Str("prod"))),
+        (A.Policy("timeout", A.Duration(600_000)),),
+    )
+    assert r.name == "deploy_main"
+
+
+def test_unlabelled_rule_is_named_after_its_line() -> None:
+    module = ok('let a = 1\n\non git.push run d\n')
+    assert module.decls[1].name == "L3"
+
+
+def test_precedence_not_over_and_over_or() -> None:
+    r = one('on git.push not branch="a" tag="b" or sha="c" and has files run d')
+    f = r.filter
+    assert isinstance(f, A.Or) and len(f.items) == 2
+    left, right = f.items
+    assert isinstance(left, A.And) and isinstance(left.items[0], A.Not)
+    assert left.items[0].expr == A.Compare(A.FieldPath(("branch",)), "=", A.Str("a"))
+    assert isinstance(right, A.And) and right.items[1] == A.Has(A.FieldPath(("files",)))
+
+
+def test_parentheses_override_precedence() -> None:
+    r = one('on git.push (branch="a" or branch="b") tag="t" run d')
+    assert isinstance(r.filter, A.And) and isinstance(r.filter.items[0], A.Or)
+
+
+def test_and_chains_flatten() -> None:
+    r = one('on git.push a="1" b="2" and c="3" d="4" run d')
+    assert isinstance(r.filter, A.And) and len(r.filter.items) == 4
+
+
+@pytest.mark.parametrize("op", ["=", "!=", "~", "!~", "<", "<=", ">", ">=", "in", "not in"])
+def test_every_operator(op: str) -> None:
+    r = one(f'on git.push commits {op} x run d')
+    assert r.filter.op == op and r.filter.value == A.Ref("x")
+
+
+def test_triggers() -> None:
+    assert one('on github.* run d').trigger == A.EventTrigger(A.Name("github"), A.Name("*"))
+    every = one('on every 15m run d').trigger
+    assert every == A.EveryTrigger(A.Duration(900_000))
+    cron = one('on cron "0 3 * * 1-5" tz "Europe/Paris" run d').trigger
+    assert cron == A.CronTrigger(A.Str("0 3 * * 1-5"), A.Str("Europe/Paris"))
+    assert one('on cron "0 3 * * *" run d').trigger.tz is None
+
+
+def test_policies() -> None:
+    r = one('on git.push run d debounce 2s busy skip timeout 1h retry 3 backoff 10s dedupe <sha> for 1d')
+    kinds = {p.kind: p for p in r.policies}
+    assert list(kinds) == ["debounce", "busy", "timeout", "retry", "dedupe"]
+    assert kinds["busy"].value == A.Name("skip")
+    assert kinds["retry"].value == A.Num(3) and kinds["retry"].extra == A.Duration(10_000)
+    assert kinds["dedupe"].key == A.Placeholder(A.FieldPath(("sha",)))
+    assert kinds["dedupe"].extra == A.Duration(86_400_000)
+
+
+def test_declarations() -> None:
+    module = ok('let xs = ["a", "b"]\nsecret gh = env "GH"\nsecret key = file "/run/key"\n'
+                'source github path="/gh" secret=gh\n'
+                'action d(sha, stage="s") = exec "./d" "--sha" sha cwd "ops" env MODE="x"\n'
+                'action n = http post "http://127.0.0.1/runs" secret=key\n'
+                'action l = shell "ruff ."\n')
+    let, s1, s2, src, d, n, l = module.decls
+    assert let == A.Let(A.Name("xs"), A.ListLit((A.Str("a"), A.Str("b"))))
+    assert (s1.kind, s1.ref.value, s2.kind, s2.ref.value) == ("env", "GH", "file", "/run/key")
+    assert src == A.SourceDecl(A.Name("github"), (A.Option(A.Name("path"), A.Str("/gh")),
+                                                  A.Option(A.Name("secret"), A.Ref("gh"))))
+    assert d.params == (A.Param(A.Name("sha")), A.Param(A.Name("stage"), A.Str("s")))
+    assert d.body == A.ExecBody((A.Str("./d"), A.Str("--sha"), A.Ref("sha")))
+    assert d.options == (A.ActionOption("cwd", None, A.Str("ops")), A.ActionOption("env", A.Name("MODE"), A.Str("x")))
+    assert n.body == A.HttpBody(A.Name("post"), A.Str("http://127.0.0.1/runs"), (A.Option(A.Name("secret"), A.Ref("key")),))
+    assert l.body == A.ShellBody(A.Str("ruff ."))
+
+
+def test_test_block() -> None:
+    t = one('test "push deploys":\n'
+            '    given git.push branch="main" files=["src/app.py"]\n'
+            '    expect deploy_main with sha="abc", stage="prod"\n'
+            '    expect not release\n'
+            '    expect only a, b\n'
+            '    expect none\n')
+    assert t.name == A.Str("push deploys")
+    assert t.given.trigger.text == "git.push" and len(t.given.fields) == 2 and t.given.from_file is None
+    assert [e.kind for e in t.expects] == ["match", "not", "only", "none"]
+    assert t.expects[0].has_with and len(t.expects[0].args) == 2
+    assert [n.value for n in t.expects[2].rules] == ["a", "b"]
+    g = one('test "raw":\n    given github.push from "fixtures/push.json"\n    expect none').given
+    assert g.from_file == A.Str("fixtures/push.json")
+
+
+# --------------------------------------------------------------------------- recovery
+
+def test_three_syntax_errors_give_three_diagnostics() -> None:
+    text = (ACTION +                                   # 1
+            'on git.push branch= run deploy\n'          # 2 error
+            'ok1: on git.push branch="a" run deploy\n'  # 3
+            'let = 5\n'                                 # 4 error
+            '\n'                                        # 5
+            'on git.push branch="b" run deploy with <sha\n'  # 6 error
+            'ok2: on git.push branch="c" run deploy\n')  # 7
+    module, diags = parse(text)
+    assert [(d.code, d.span.start.line) for d in diags] == [("TRG001", 2), ("TRG001", 4), ("TRG001", 6)]
+    assert [getattr(d, "name", None) for d in module.decls if isinstance(d, A.Rule)] == ["ok1", "ok2"]
+
+
+def test_error_in_a_continuation_line_is_reported_there() -> None:
+    text = 'on git.push branch="a"\n    author="b"\n    run deploy deploy\nlet x = 1\n'
+    assert errors(text) == [("TRG001", 3, 16)]
+    assert isinstance(parse(text)[0].decls[0], A.Let)
+
+
+def test_unclosed_bracket_does_not_swallow_the_next_declarations() -> None:
+    text = (ACTION +
+            'on git.push branch in ["a", "b"\n'      # 2: [ left open
+            'on git.push branch="c" run deploy\n'     # 3
+            'let x = 1\n'                             # 4
+            'named: on git.push branch="d" run deploy\n')  # 5
+    module, diags = parse(text)
+    assert [(d.code, d.span.start.line) for d in diags] == [("TRG002", 2)]
+    assert "unclosed" in diags.items[0].message
+    kinds = [type(d).__name__ for d in module.decls]
+    assert kinds == ["ActionDecl", "Rule", "Let", "Rule"]
+    assert module.decls[1].filter == A.Compare(A.FieldPath(("branch",)), "=", A.Str("c"))
+
+
+def test_unclosed_paren_inside_a_rule() -> None:
+    text = 'on git.push (branch="a" run deploy\non git.push run deploy\n'
+    module, diags = parse(text)
+    assert [(d.code, d.span.start.line) for d in diags] == [("TRG001", 1)]
+    assert len(module.decls) == 1
+
+
+def test_unexpected_end_points_at_the_end_of_the_code_not_the_comment() -> None:
+    _, diags = parse('on git.push branch="main"  # "quoted" comment\n')
+    (d,) = diags
+    assert (d.code, d.message) == ("TRG002", "this rule has no 'run ACTION'")
+    assert (d.span.start.line, d.span.start.column, d.span.end.column) == (1, 25, 26)
+
+
+def test_error_messages() -> None:
+    _, diags = parse('on git.push branch="x run deploy\n')
+    assert diags.items[0].hint == "this string is not closed on its line"
+    _, diags = parse('on git.push message ~ /x run deploy\n')
+    assert diags.items[0].hint == "this regex is not closed: write /pattern/flags"
+    _, diags = parse('on git.push sha=<sha> run deploy\n')
+    assert diags.items[0].message == "unexpected '<sha>'"
+
+
+def test_empty_and_comment_only_files() -> None:
+    assert ok("").decls == ()
+    assert ok("# nothing\n\n   # here\n").decls == ()
+
+
+def test_crlf_and_bom() -> None:
+    module = ok('\ufefflet a = 1\r\non git.push\r\n  branch="x" run d\r\n')
+    assert len(module.decls) == 2
+    assert module.decls[1].span.start.line == 2
+
+
+# --------------------------------------------------------------------------- spans
+
+def _text_of(text: str, span) -> str:
+    return text[span.start.offset:span.end.offset]
+
+
+def test_spans() -> None:
+    text = ('let a = 1  # c\n'
+            'on git.push branch="main"\n'
+            '    author != "bot"\n'
+            '  run deploy with <sha>\n')
+    module = ok(text)
+    let, rule = module.decls
+    assert (let.span.start.line, let.span.start.column, let.span.end.line, let.span.end.column) == (1, 1, 1, 10)
+    assert (rule.span.start.line, rule.span.start.column, rule.span.end.line, rule.span.end.column) == (2, 1, 4, 24)
+    assert _text_of(text, rule.trigger.span) == "git.push"
+    assert (rule.trigger.event.span.start.column, rule.trigger.event.span.end.column) == (8, 12)
+    c = rule.filter.items[1]
+    assert (c.span.start.line, c.span.start.column, c.span.end.column) == (3, 5, 20)
+    assert _text_of(text, c.span) == 'author != "bot"'
+    assert _text_of(text, c.op_span) == "!="
+    assert _text_of(text, c.field.span) == "author"
+    assert _text_of(text, c.value.span) == '"bot"'
+    arg = rule.args[0]
+    assert _text_of(text, arg.span) == "<sha>"
+    assert _text_of(text, arg.value.path.span) == "sha"
+    assert (rule.action.span.start.line, rule.action.span.start.column) == (4, 7)
+
+
+def test_not_in_span_covers_both_words() -> None:
+    text = 'on git.push author not  in ["bot"] run d'
+    c = one(text).filter
+    assert c.op == "not in" and _text_of(text, c.op_span) == "not  in"
+
+
+def test_list_span_across_lines() -> None:
+    text = 'let xs = [\n"a",\n  "b",  # c\n]\n'
+    let = one(text)
+    assert (let.value.span.start.line, let.value.span.end.line, let.value.span.end.column) == (1, 4, 2)
+    assert let.value.items[1].span.start.line == 3
+
+
+# --------------------------------------------------------------------------- literals
+
+def test_string_escapes() -> None:
+    let = one(r'let s = "q\"b\\s\nn\tt\u{41}\u{e9}\u{1F600}"')
+    assert let.value == A.Str('q"b\\s\nn\ttA\u00e9\U0001F600')
+
+
+@pytest.mark.parametrize("bad, col", [(r'"\q"', 10), (r'"\u{}"', 10), (r'"\u{110000}"', 10),
+                                      (r'"\u{12"', 10), (r'"\u{xyz}"', 10), (r'"ab\x41"', 12)])
+def test_invalid_escapes(bad: str, col: int) -> None:
+    assert errors(f"let s = {bad}") == [("TRG003", 1, col)]
+
+
+def test_raw_strings_have_no_escapes() -> None:
+    let = one(r'let s = r"C:\new\table\u{41}"')
+    assert let.value == A.Str(r"C:\new\table\u{41}", raw=True)
+    # a raw string and a plain one with the same value are different literals to the formatter
+    assert one(r'let s = r"x"').value != one('let s = "x"').value
+
+
+def test_regex_literals() -> None:
+    r = one(r'let r = /^release\/v\d+/im').value
+    assert r == A.Regex(r"^release/v\d+", "im")
+    assert one(r'let r = /a\\/').value == A.Regex("a\\\\", "")
+    assert one(r'let r = /a#b/').value == A.Regex("a#b")  # '#' in a regex is not a comment
+    assert errors('let r = /abc/x') == [("TRG001", 1, 14)]
+    assert errors('let r = //') != []
+
+
+@pytest.mark.parametrize("text, ms", [("250ms", 250), ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000),
+                                      ("1d", 86_400_000), ("1.5s", 1500), ("0s", 0)])
+def test_durations(text: str, ms: float) -> None:
+    v = one(f"let d = {text}").value
+    assert isinstance(v, A.Duration) and v.ms == ms and v.text == text
+
+
+@pytest.mark.parametrize("bad", ["5min", "5 m", "5M", "1w"])
+def test_bad_durations(bad: str) -> None:
+    assert errors(f"on git.push run d timeout {bad}")
+
+
+def test_numbers() -> None:
+    assert one("let n = 42").value == A.Num(42)
+    assert isinstance(one("let n = 42").value.value, int)
+    assert one("let n = -0.5").value == A.Num(-0.5)
+    assert one("let b = true").value == A.Bool(True)
+    assert one("let b = false").value == A.Bool(False)
+
+
+def test_lists() -> None:
+    v = one('let xs = [1, "a", [true], /r/, 5s,]').value
+    assert v == A.ListLit((A.Num(1), A.Str("a"), A.ListLit((A.Bool(True),)), A.Regex("r"), A.Duration(5000)))
+    assert one("let xs = []").value == A.ListLit(())
+
+
+# --------------------------------------------------------------------------- names
+
+@pytest.mark.parametrize("word", sorted(RESERVED))
+def test_reserved_words_are_not_names(word: str) -> None:
+    for text, col in ((f"let {word} = 1", 5), (f"secret {word} = env \"X\"", 8),
+                      (f"action {word} = shell \"x\"", 8), (f"action a({word}) = shell \"x\"", 10)):
+        _, diags = parse(text)
+        assert [(d.code, d.span.start.column) for d in diags] == [("TRG001", col)], text
+    assert errors(f'{word}: on git.push run d') != []
+    assert errors(f'on git.push run {word}') != []
+
+
+def test_reserved_word_message() -> None:
+    _, diags = parse("let in = 1")
+    assert diags.items[0].message == "'in' is a reserved word and cannot be used here"
+
+
+def test_reserved_words_are_not_reserved_as_prefixes() -> None:
+    module = ok('let only = 1\nlet order = 2\nlet inner = 3\nlet on-call = 4\nlet has_x = 5\nlet truey = 6')
+    assert [d.name.value for d in module.decls] == ["only", "order", "inner", "on-call", "has_x", "truey"]
+
+
+def test_contextual_keywords_are_names_elsewhere() -> None:
+    module = ok('let env = "e"\nlet file = "f"\nlet source = "s"\nlet every = 1\nlet cron = 2\n'
+                'action d(env, file, timeout) = exec "x" env file timeout\n'
+                'on run.completed inputs.env="x" inputs.file="y" run d with env, file, 3\n')
+    assert [type(d).__name__ for d in module.decls] == ["Let"] * 5 + ["ActionDecl", "Rule"]
+    assert module.decls[5].body.argv[1:] == (A.Ref("env"), A.Ref("file"), A.Ref("timeout"))
+
+
+def test_any_word_after_a_dot_is_a_field_name() -> None:
+    r = one('on http.post path="/x" payload.on="a" payload.run.true="b" headers.in="c" payload.0.not="d" run d')
+    assert [c.field.parts for c in r.filter.items][1:] == [
+        ("payload", "on"), ("payload", "run", "true"), ("headers", "in"), ("payload", "0", "not")]
+
+
+def test_run_is_a_source_name_in_triggers() -> None:
+    r = one('on run.completed rule="nightly" run d')
+    assert r.trigger == A.EventTrigger(A.Name("run"), A.Name("completed"))
+    assert one('on run.failed run d').trigger.event == A.Name("failed")
+
+
+# --------------------------------------------------------------------------- layout
+
+def test_indented_lines_continue_the_declaration() -> None:
+    module = ok('on git.push\n    branch="main"\n\n  # a comment between\n\trun d\n'
+                '    timeout 1m\nlet a = 1\n')
+    assert len(module.decls) == 2
+    r = module.decls[0]
+    assert r.filter == A.Compare(A.FieldPath(("branch",)), "=", A.Str("main"))
+    assert r.policies[0].kind == "timeout"
+
+
+def test_lines_inside_open_brackets_continue() -> None:
+    module = ok('on git.push branch in [\n"a",\n"b"\n] (tag="x"\nor\ntag="y") run d\n')
+    assert len(module.decls) == 1
+    assert module.decls[0].filter.items[0].value == A.ListLit((A.Str("a"), A.Str("b")))
+
+
+def test_brackets_in_strings_regexes_and_comments_do_not_count() -> None:
+    module = ok('on git.push branch="[" message ~ /\\(/ run d  # (\nlet a = "]"\n')
+    assert len(module.decls) == 2
+
+
+def test_a_hyphenated_name_in_column_1_inside_brackets_continues() -> None:
+    # `on-call` and `test-x` are names ('-' is a name character), not the keywords on / test
+    module = ok('let xs = [\non-call,\ntest-x,\nletter,\n]\non git.push run d\n')
+    assert [type(d).__name__ for d in module.decls] == ["Let", "Rule"]
+    assert module.decls[0].value == A.ListLit((A.Ref("on-call"), A.Ref("test-x"), A.Ref("letter")))
+
+
+def test_a_keyword_in_column_1_inside_brackets_starts_a_declaration() -> None:
+    # the recovery for a forgotten ']': the rule below is not swallowed
+    module, diags = parse("let xs = [1,\non git.push run d\n")
+    assert [(d.code, d.span.start.line) for d in diags] == [("TRG002", 1)]
+    assert [type(d).__name__ for d in module.decls] == ["Rule"]
+
+
+def test_a_column_1_line_is_a_new_declaration() -> None:
+    # without indentation, 'run d' is a new (broken) declaration: the rule above lacks run
+    module, diags = parse('on git.push branch="a"\nrun d\n')
+    assert [(d.code, d.span.start.line) for d in diags] == [("TRG002", 1), ("TRG001", 2)]
+
+
+def test_comments() -> None:
+    module = ok('# header\nlet a = "x#y"  # trailing\n# between\nlet b = r"#"\n')
+    assert [d.value for d in module.decls] == [A.Str("x#y"), A.Str("#", raw=True)]
+
+
+def test_split_declarations() -> None:
+    text = 'let a = 1\n\non git.push\n  branch="x"\n  run d\n# c\nlet l = [\n1,\n]\n'
+    assert split_declarations(text) == [(0, 0, 0), (2, 4, 11), (6, 8, 48)]
