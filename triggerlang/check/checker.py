@@ -438,6 +438,11 @@ class Checker:
         source, event, types, schedule = None, None, None, None
         if isinstance(trig, A.EventTrigger):
             source, event, types = self.check_trigger(trig)
+            if source == "schedule":
+                # ticks are addressed to the rule whose every/cron made them: this could never fire
+                self.d.error("TRG202", "a rule cannot listen to schedule ticks by name", trig.span,
+                             'write the schedule itself: on every 15m ... or on cron "0 3 * * *" ...')
+                source, event, types = None, None, None
         elif isinstance(trig, A.EveryTrigger):
             source, event, types = "schedule", "tick", ["tick"]
             secs = self.positive_duration(trig.interval, "every")
@@ -828,6 +833,16 @@ class Checker:
                     self.d.warning("TRG209", f"source {kind} has no {' or '.join(protect[kind])}: anyone who can reach it can trigger runs",
                                    s.kind.span, f"add {protect[kind][0]}=NAME")
         http_rules = [r for r in self.p.rules if r.source == "http" and r.route]
+        webhook_paths = {}
+        for kind in WEBHOOK_KINDS:
+            if kind in used_kinds or (needs_ci and (kind == "ci" or by_kind.get(kind))):
+                for s in by_kind.get(kind) or [None]:
+                    p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None) if s else None
+                    webhook_paths[p or DEFAULT_ROUTES[kind]] = kind
+        for r in http_rules:
+            if r.route in webhook_paths:
+                self.d.error("TRG210", f"route {r.route} is already the {webhook_paths[r.route]} webhook route",
+                             r.ast.trigger.span, f"pin this rule to another path, or listen to {webhook_paths[r.route]}.EVENT")
         decls = by_kind.get("http", [])
         for r in http_rules:
             if not any(self.http_decl_covers(s, r.route) and any(o.name.value in ("token", "hmac") for o in s.options) for s in decls):
