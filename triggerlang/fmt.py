@@ -24,7 +24,7 @@ import json
 
 from .diagnostics import Diagnostics
 from .syntax import ast as A
-from .syntax.parser import parse, split_declarations
+from .syntax.parser import parse, split_comment, split_declarations
 
 WIDTH = 100
 INDENT = "    "
@@ -208,30 +208,6 @@ def fmt_decl(d, multiline: bool = False) -> list[str]:
 
 
 # --------------------------------------------------------------------------- comments
-
-def split_comment(line: str) -> tuple[str, str | None]:
-    """``(code, comment)`` of one line; ``#`` inside strings and regexes is not a comment."""
-    i, n = 0, len(line)
-    while i < n:
-        c = line[i]
-        if c == "#":
-            return line[:i], line[i:]
-        if c == '"':
-            raw = i > 0 and line[i - 1] == "r" and (i < 2 or not (line[i - 2].isalnum() or line[i - 2] == "_"))
-            i += 1
-            while i < n and line[i] != '"':
-                if line[i] == "\\" and not raw:
-                    i += 1
-                i += 1
-        elif c == "/":
-            i += 1
-            while i < n and line[i] != "/":
-                if line[i] == "\\":
-                    i += 1
-                i += 1
-        i += 1
-    return line, None
-
 
 def _code_lines(lines: list[str]) -> int:
     """How many of these lines hold code (not blank, not only a comment)."""

@@ -63,41 +63,16 @@ _DECL_START = re.compile(r"(let|secret|source|action|on|test)(?![A-Za-z0-9_\-])"
                          r"|[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*on(?![A-Za-z0-9_\-])")
 
 
-def _bracket_delta(line: str) -> int:
-    """Net change of (/[ depth over one line, skipping strings, regexes and comments."""
-    depth, i, n = 0, 0, len(line)
-    while i < n:
-        c = line[i]
-        if c == "#":
-            break
-        if c == '"':
-            raw = i > 0 and line[i - 1] == "r" and (i < 2 or not (line[i - 2].isalnum() or line[i - 2] == "_"))
-            i += 1
-            while i < n and line[i] != '"':
-                if line[i] == "\\" and not raw:
-                    i += 1
-                i += 1
-        elif c == "/":
-            i += 1
-            while i < n and line[i] != "/":
-                if line[i] == "\\":
-                    i += 1
-                i += 1
-        elif c in "([":
-            depth += 1
-        elif c in ")]":
-            depth -= 1
-        i += 1
-    return depth
-
-
-def _strip_comment(line: str) -> str:
-    """The line without its comment; a '#' inside a string or regex is not a comment."""
+def _code_chars(line: str):
+    """``(index, char)`` of each character of a line outside strings, raw strings and regex
+    literals, up to and including a comment's ``#`` (then it stops). The one scanner behind
+    bracket counting, comment stripping and the formatter's comment handling."""
     i, n = 0, len(line)
     while i < n:
         c = line[i]
         if c == "#":
-            return line[:i]
+            yield i, c
+            return
         if c == '"':
             raw = i > 0 and line[i - 1] == "r" and (i < 2 or not (line[i - 2].isalnum() or line[i - 2] == "_"))
             i += 1
@@ -111,8 +86,33 @@ def _strip_comment(line: str) -> str:
                 if line[i] == "\\":
                     i += 1
                 i += 1
+        else:
+            yield i, c
         i += 1
-    return line
+
+
+def _bracket_delta(line: str) -> int:
+    """Net change of (/[ depth over one line, skipping strings, regexes and comments."""
+    depth = 0
+    for _, c in _code_chars(line):
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+    return depth
+
+
+def split_comment(line: str) -> tuple[str, str | None]:
+    """``(code, comment)`` of one line; ``#`` inside strings and regexes is not a comment."""
+    for i, c in _code_chars(line):
+        if c == "#":
+            return line[:i], line[i:]
+    return line, None
+
+
+def _strip_comment(line: str) -> str:
+    """The line without its comment."""
+    return split_comment(line)[0]
 
 
 def split_declarations(text: str) -> list[tuple[int, int, int]]:
