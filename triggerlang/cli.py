@@ -307,7 +307,9 @@ def _with_companions(files: list[str]) -> list[str]:
 @click.argument("rules", metavar="FILE|MANIFEST")
 @click.option("--host", help="Address the HTTP listener binds (default 127.0.0.1, loopback only).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port of the HTTP listener (default 8080).")
-@click.option("--state", "state_dir", type=click.Path(file_okay=False), help="State folder (default .triggerlang/ beside the rules).")
+# No file_okay=False here: a state path that is a file is a start error (exit 1, one line
+# from the journal), like a port in use, not a usage error.
+@click.option("--state", "state_dir", type=click.Path(), help="State folder (default .triggerlang/ beside the rules).")
 @click.option("--no-reload", is_flag=True, help="Do not reload the rules when the file changes.")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds running runs get to finish on SIGINT/SIGTERM.")
 @click.option("--http", "force_http", is_flag=True, help="Start the HTTP listener even if no rule needs it (for triggerc emit).")

@@ -269,6 +269,10 @@ class Engine:
                 ra = await start_action(req)
                 ln.active[run_id] = ra
                 ln.starting.discard(run_id)
+                if pol.get("busy") == "restart" and ln.waiting:
+                    # a newer run arrived while this one was starting (not yet cancellable):
+                    # the newest wins, so stop this one now
+                    self._kick(rule)
                 try:
                     res = await ra.wait()
                 finally:

@@ -91,7 +91,9 @@ uvicorn, so that a port already in use is an :class:`OSError` with a clear messa
 by ``start()`` (uvicorn would log the error and call ``sys.exit``, which escapes an
 asyncio task and kills the event loop). Port 0 asks for an ephemeral port; the bound port
 is ``self.port`` after ``start()``. uvicorn's signal capture is switched off: signals
-belong to the runtime, which calls ``stop()``.
+belong to the runtime, which calls ``stop()``. A rules reload that changes routes but not
+the host or port calls ``reconfigure()``, which swaps the application behind the open
+socket: no delivery is refused while the rules change, and ``--port 0`` keeps its port.
 """
 
 from __future__ import annotations
@@ -614,6 +616,16 @@ def build_app(config: Mapping[str, Any], ctx: SourceContext, extra_routes: Seque
 # --------------------------------------------------------------------------- the source
 
 
+class _Swappable:
+    """The ASGI app uvicorn serves: forwards to ``self.app``, which a reload replaces, so
+    new routes take effect without closing the listening socket (no refused deliveries)."""
+
+    app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 def _bind(host: str, port: int) -> list[socket.socket]:
     """Listening sockets for host:port (every address the name resolves to); OSError if busy."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -651,14 +663,35 @@ class HttpSource(Source):
 
     def __init__(self, config: Mapping[str, Any], ctx: SourceContext, *, extra_routes: Sequence[BaseRoute] = ()) -> None:
         super().__init__(config, ctx)
-        opts = ctx.options or {}
-        self.host: str = opts.get("host") or config.get("host") or DEFAULT_HOST
-        port = opts.get("port")
-        self.port: int = int(port if port is not None else config.get("port", DEFAULT_PORT))
+        self.host, self.port = self._address(config)
+        self._wanted = (self.host, self.port)  # before binding: port may be 0
         self.extra_routes = list(extra_routes)
         self.app: Starlette | None = None
+        self._entry = _Swappable()
         self._server: Any = None
         self._task: asyncio.Task[None] | None = None
+
+    def _address(self, config: Mapping[str, Any]) -> tuple[str, int]:
+        """(host, port) to bind: the CLI's --host/--port win over the manifest."""
+        opts = self.ctx.options or {}
+        host = opts.get("host") or config.get("host") or DEFAULT_HOST
+        port = opts.get("port")
+        return host, int(port if port is not None else config.get("port", DEFAULT_PORT))
+
+    async def reconfigure(self, config: Mapping[str, Any]) -> bool:
+        """Serve a new config's routes without closing the socket (a rules reload).
+
+        Returns False when that is not possible (not serving, or another host/port): the
+        caller then stops and starts the source. New requests get the new routes at once;
+        requests in flight finish with the old ones. ValueError on a bad config (the
+        old routes keep serving).
+        """
+        if self._task is None or self._task.done() or self._address(config) != self._wanted:
+            return False
+        app = build_app(config, self.ctx, self.extra_routes)
+        self.config, self.app = config, app
+        self._entry.app = app
+        return True
 
     def describe(self) -> str:
         routes = ", ".join(f"{r.get('path')} ({r.get('kind', 'http')})" for r in self.config.get("routes") or ())
@@ -676,6 +709,7 @@ class HttpSource(Source):
         if self._task is not None:
             raise RuntimeError("the http source is already started")
         self.app = build_app(self.config, self.ctx, self.extra_routes)
+        self._entry.app = self.app
         try:
             socks = _bind(self.host, self.port)
         except OSError as e:
@@ -685,7 +719,7 @@ class HttpSource(Source):
                 + (" (another server is using this port; choose one with --port)" if e.errno == errno.EADDRINUSE else ""),
             ) from None
         config = uvicorn.Config(
-            self.app,
+            self._entry,
             host=self.host,
             port=self.port,
             log_level="warning",

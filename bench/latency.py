@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""File write -> run start latency of ``triggerc serve`` (p50, p99), and where it goes.
+
+For each debounce setting, starts ``triggerc serve`` with one rule::
+
+    action noop(p) = exec "true"
+    w: on file.created path ~ "src/**" run noop with <path> debounce 10ms
+
+then, ~100 times, one after another: writes a new file under ``src/``, notes the wall
+time once it is closed, and waits (polling the journal) for the run of that path to have
+started. The journal's own timestamps split the latency in three:
+
+- **watch**: write -> the event is journaled (``events.received_at``): the OS notification
+  plus the file source's batching (watchfiles waits for ``step`` = 50 ms of quiet, or
+  ``debounce`` = 100 ms at most, before it hands over a batch);
+- **debounce**: the rule's own quiet period (``runs.not_before - runs.queued_at``);
+- **start**: ``not_before`` -> ``runs.started_at`` (timer, lane, journal write; the process
+  is spawned right after ``started_at`` is written).
+
+total = ``runs.started_at`` - write time. Usage::
+
+    .venv/bin/python bench/latency.py [--writes 100] [--debounce 10ms,100ms]
+
+Prints a markdown table. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEADLINE = 30.0
+
+RULES = """\
+action noop(p) = exec "true"
+w: on file.created path ~ "src/**" run noop with <path>{policy}
+"""
+
+
+def pct(values: list[float], p: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
+
+
+def measure(debounce: str, writes: int, gap: float) -> dict[str, list[float]]:
+    with tempfile.TemporaryDirectory(prefix="trg-latency-") as tmp:
+        d = Path(tmp)
+        (d / "src").mkdir()
+        policy = f" debounce {debounce}" if debounce != "default" else ""
+        (d / "rules.trg").write_text(RULES.format(policy=policy))
+        log = open(d / "serve.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "serve", str(d / "rules.trg"),
+                                 "--state", str(d / "state"), "--no-reload"],
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
+        try:
+            end = time.monotonic() + DEADLINE
+            while "INFO serving " not in (d / "serve.log").read_text():
+                if proc.poll() is not None or time.monotonic() > end:
+                    raise RuntimeError("serve did not start:\n" + (d / "serve.log").read_text())
+                time.sleep(0.02)
+            db = sqlite3.connect(f"file:{d / 'state' / 'journal.sqlite3'}?mode=ro", uri=True, timeout=30)
+            out: dict[str, list[float]] = {"total": [], "watch": [], "debounce": [], "start": []}
+            for i in range(writes):
+                rel = f"src/f{i:04d}.txt"
+                with open(d / rel, "w") as f:
+                    f.write("x" * 100)
+                t_write = time.time()
+                end = time.monotonic() + DEADLINE
+                while True:
+                    row = db.execute(
+                        "SELECT r.queued_at, r.not_before, r.started_at, e.received_at FROM runs r "
+                        "JOIN events e ON e.id = r.event_id WHERE r.inputs = ? AND r.started_at IS NOT NULL",
+                        (json.dumps({"p": rel}, separators=(",", ":")),)).fetchone()
+                    if row is not None:
+                        break
+                    if time.monotonic() > end:
+                        raise RuntimeError(f"no run for {rel} after {DEADLINE:.0f}s")
+                    time.sleep(0.002)
+                queued, not_before, started, received = row
+                not_before = not_before if not_before is not None else queued
+                out["total"].append((started - t_write) * 1000)
+                out["watch"].append((received - t_write) * 1000)
+                out["debounce"].append((not_before - queued) * 1000)
+                out["start"].append((started - not_before) * 1000)
+                time.sleep(gap)  # let the previous run finish: one run per write, no overlap
+            db.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            log.close()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--writes", type=int, default=100)
+    ap.add_argument("--debounce", default="10ms,default", help="comma-separated; 'default' is the file rules' 100ms")
+    ap.add_argument("--gap", type=float, default=0.05, help="seconds between a run's start and the next write")
+    args = ap.parse_args()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = "unknown CPU"
+    print(f"\nMachine: {os.cpu_count()} x {cpu}; {platform.platform()}; Python {platform.python_version()}  \n"
+          f"Date: {_dt.date.today().isoformat()}  \nWrites: {args.writes} new files, one at a time\n")
+    print("| debounce | total p50 | total p99 | watch p50 | watch p99 | debounce p50 | start p50 | start p99 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for deb in [x.strip() for x in args.debounce.split(",") if x.strip()]:
+        r = measure(deb, args.writes, args.gap)
+        print(f"| {deb} | {pct(r['total'], 50):.1f} ms | {pct(r['total'], 99):.1f} ms "
+              f"| {pct(r['watch'], 50):.1f} ms | {pct(r['watch'], 99):.1f} ms "
+              f"| {pct(r['debounce'], 50):.1f} ms | {pct(r['start'], 50):.1f} ms | {pct(r['start'], 99):.1f} ms |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

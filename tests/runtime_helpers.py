@@ -1,0 +1,221 @@
+"""Helpers for the end-to-end runtime tests (tests/test_runtime.py).
+
+Everything here drives the real thing: ``triggerc serve`` as a subprocess on a free
+loopback port, the journal read with plain ``sqlite3`` (read-only, from outside the
+server, so the tests see exactly what a second process would), ``triggerc runs`` /
+``events`` as subprocesses. Waiting is always "poll a condition until a deadline";
+nothing sleeps a fixed time to synchronise.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+DEADLINE = 20.0  # seconds; generous, for a noisy 2-core machine
+POLL = 0.05
+
+T = TypeVar("T")
+
+_PORT_LINE = re.compile(r"http: listening on http://[^\s]*:(\d+)")
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``triggerc ARGS...`` as a subprocess (the same interpreter as the tests)."""
+    return subprocess.run([sys.executable, "-m", "triggerlang.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=cwd)
+
+
+def wait_for(cond: Callable[[], T], what: str, timeout: float = DEADLINE,
+             on_fail: Callable[[], str] | None = None) -> T:
+    """Poll ``cond`` until it returns something truthy (returned); AssertionError at the deadline."""
+    end = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > end:
+            extra = on_fail() if on_fail else ""
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}\n{extra}")
+        time.sleep(POLL)
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (for the "dead port" and "port in use" cases)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- the journal
+
+def _connect(state: Path) -> sqlite3.Connection | None:
+    db = state / "journal.sqlite3"
+    if not db.exists():
+        return None
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def journal_runs(state: Path) -> list[dict[str, Any]]:
+    """Every run in the journal, oldest first (raw columns; inputs decoded)."""
+    conn = _connect(state)
+    if conn is None:
+        return []
+    try:
+        rows = [dict(r) for r in conn.execute("SELECT * FROM runs ORDER BY id")]
+    finally:
+        conn.close()
+    for r in rows:
+        r["inputs"] = json.loads(r["inputs"])
+    return rows
+
+
+def journal_events(state: Path) -> list[dict[str, Any]]:
+    """Every event in the journal, oldest first (data and matched decoded)."""
+    conn = _connect(state)
+    if conn is None:
+        return []
+    try:
+        rows = [dict(r) for r in conn.execute("SELECT * FROM events ORDER BY rowid")]
+    finally:
+        conn.close()
+    for r in rows:
+        r["data"] = json.loads(r["data"])
+        r["matched"] = json.loads(r["matched"])
+    return rows
+
+
+FINAL = {"succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped"}
+
+
+# --------------------------------------------------------------------------- the server
+
+class Server:
+    """One ``triggerc serve`` subprocess. Its stderr (the log) goes to a file."""
+
+    def __init__(self, rules: Path, state: Path, *args: str, env: dict[str, str] | None = None,
+                 port: int | str | None = 0, log: Path | None = None) -> None:
+        self.rules = rules
+        self.state = state
+        self.args = list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.env.pop("TRIGGERLANG_URL", None)
+        self.port_arg = port
+        self.log_path = log or state.parent / f"serve-{state.name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+        self._log_offset = 0
+
+    # -- lifecycle
+
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "triggerlang.cli", "serve", str(self.rules), "--state", str(self.state)]
+        if self.port_arg is not None:
+            argv += ["--port", str(self.port_arg)]
+        return argv + self.args
+
+    def start(self, wait: bool = True) -> "Server":
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._fh = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._fh, stderr=self._fh,
+                                     env=self.env, cwd=str(self.rules.parent))
+        if wait:
+            wait_for(lambda: "INFO serving " in self.log() or self.proc.poll() is not None,
+                     "the server to start", on_fail=self.tail)
+            assert self.proc.poll() is None, f"serve exited with {self.proc.returncode}:\n{self.log()}"
+            m = _PORT_LINE.findall(self.log())
+            self.port = int(m[-1]) if m else None
+        return self
+
+    def log(self) -> str:
+        """The log of this start of the server (not earlier starts with the same file)."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, n: int = 40) -> str:
+        return "--- serve log ---\n" + "\n".join(self.log().splitlines()[-n:])
+
+    def stop(self, timeout: float = DEADLINE) -> int:
+        """SIGTERM, wait for the exit code; the log must hold no traceback."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"serve did not stop within {timeout:.0f}s after SIGTERM\n{self.tail()}")
+        finally:
+            self._fh.close()
+        assert "Traceback" not in self.log(), self.log()
+        return rc
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(DEADLINE)
+        self._fh.close()
+
+    def ensure_dead(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if getattr(self, "_fh", None) is not None and not self._fh.closed:
+            self._fh.close()
+
+    # -- talking to it
+
+    @property
+    def url(self) -> str:
+        assert self.port, f"no HTTP listener in this server\n{self.tail()}"
+        return f"http://127.0.0.1:{self.port}"
+
+    def runs(self) -> list[dict[str, Any]]:
+        return journal_runs(self.state)
+
+    def events(self) -> list[dict[str, Any]]:
+        return journal_events(self.state)
+
+    def wait_runs(self, cond: Callable[[list[dict[str, Any]]], bool], what: str,
+                  timeout: float = DEADLINE) -> list[dict[str, Any]]:
+        """Poll the journal's runs until ``cond(runs)`` holds; the runs."""
+        box: list[list[dict[str, Any]]] = []
+
+        def check() -> bool:
+            rs = self.runs()
+            box[:] = [rs]
+            return cond(rs)
+
+        wait_for(check, what, timeout,
+                 on_fail=lambda: json.dumps(box[0] if box else [], indent=1, default=str) + "\n" + self.tail())
+        return box[0]
+
+    def wait_log(self, text: str | re.Pattern[str], timeout: float = DEADLINE) -> str:
+        def found() -> bool:
+            log = self.log()
+            return bool(text.search(log)) if isinstance(text, re.Pattern) else text in log
+
+        wait_for(found, f"{text!r} in the log", timeout, on_fail=self.tail)
+        return self.log()
+
+
+def done(runs: list[dict[str, Any]], n: int) -> bool:
+    """At least ``n`` runs, all in a final status."""
+    return len(runs) >= n and all(r["status"] in FINAL for r in runs)

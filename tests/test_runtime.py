@@ -1,0 +1,769 @@
+"""End to end: ``triggerc serve`` as a real subprocess, with real parts around it.
+
+Each test writes a rules file in ``tmp_path``, starts ``triggerc serve FILE --state DIR
+--port 0`` (uvicorn on a free loopback port), drives it with what a team would really
+use (a bare repository and a clone that pushes to it, files written under a watched
+folder, signed GitHub deliveries, ``triggerc emit``, a ``kill -9``), waits on conditions
+with deadlines (the journal, read from outside with sqlite3, and files the actions
+write), and stops the server with SIGTERM, asserting exit code 0 and no traceback.
+
+Short sleeps happen inside the *actions* (``sleep 0.3``), never in the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import pytest
+
+from runtime_helpers import DEADLINE, FINAL, Server, cli, done, free_port, journal_events, journal_runs, wait_for
+
+PY = sys.executable
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+GH_SECRET = "It's a Secret to Everybody"
+
+
+@pytest.fixture
+def serve(tmp_path: Path):
+    """``serve(rules_text, *args, env=...)``: write rules.trg in tmp_path/proj, start a server.
+
+    Every server still running at the end of the test is killed (a test that passes
+    stops its servers itself, with SIGTERM, and checks the exit code).
+    """
+    started: list[Server] = []
+
+    def make(rules: str | None, *args: str, env: dict[str, str] | None = None, state: Path | None = None,
+             folder: Path | None = None, start: bool = True, name: str = "rules.trg") -> Server:
+        folder = folder or tmp_path / "proj"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        if rules is not None:
+            path.write_text(rules)
+        s = Server(path, state or tmp_path / "state", *args, env=env, log=tmp_path / "serve.log")
+        started.append(s)
+        return s.start() if start else s
+
+    yield make
+    for s in started:
+        s.ensure_dead()
+
+
+def post(server: Server, path: str, payload: Any = None, **kw: Any) -> httpx.Response:
+    return httpx.post(server.url + path, json=payload, timeout=DEADLINE, **kw)
+
+
+def by_rule(runs: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
+    return [r for r in runs if r["rule"] == rule]
+
+
+def stop_ok(server: Server) -> None:
+    assert server.stop() == 0, server.tail()
+
+
+# =========================================================================== git
+
+GIT_ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+    "GIT_AUTHOR_NAME": "Alice Example",
+    "GIT_AUTHOR_EMAIL": "alice@example.com",
+    "GIT_COMMITTER_NAME": "Alice Example",
+    "GIT_COMMITTER_EMAIL": "alice@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+
+
+def git(cwd: Path, *args: str, author: str | None = None) -> str:
+    env = dict(GIT_ENV)
+    if author:
+        env["GIT_AUTHOR_NAME"] = author
+        env["GIT_AUTHOR_EMAIL"] = author.split()[0].lower() + "@example.com"
+    res = subprocess.run(["git", "-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false",
+                          "-c", "tag.gpgsign=false", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, f"git {' '.join(args)} failed: {res.stderr}"
+    return res.stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str], message: str, author: str | None = None) -> str:
+    for name, text in files.items():
+        p = repo / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message, author=author)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def test_git_pushes_to_a_bare_repository(tmp_path: Path, serve) -> None:
+    bare = tmp_path / "remote.git"
+    bare.mkdir()
+    git(bare, "init", "-q", "--bare")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(bare), str(clone))
+    commit(clone, {"README.md": "hello\n"}, "initial")
+    git(clone, "push", "-q", "origin", "HEAD:refs/heads/main")
+    s = serve(f"""
+action rec(sha, branch, author, files, forced) = exec "true"
+action tagged(tag, sha) = exec "true"
+pushed: on git.push repo="{bare}" branch="main" run rec with <sha>, <branch>, <author>, <files>, <forced>
+created: on git.branch_created repo="{bare}" run rec with <sha>, <branch>, <author>, <files>, <forced>
+tag: on git.tag repo="{bare}" run tagged with <tag>, <sha>
+""")
+    # a push of one commit to main
+    sha1 = commit(clone, {"src/app.py": "print(1)\n", "docs/guide.md": "# guide\n"}, "add app", author="Bob Builder")
+    git(clone, "push", "-q", "origin", "HEAD:main")
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "pushed"), 1), "the run of the push")
+    (run,) = by_rule(runs, "pushed")
+    assert run["status"] == "succeeded"
+    assert run["inputs"] == {"sha": sha1, "branch": "main", "author": "Bob Builder",
+                             "files": ["docs/guide.md", "src/app.py"], "forced": False}
+
+    # a new branch pushed
+    git(clone, "checkout", "-q", "-b", "feature")
+    sha2 = commit(clone, {"feature.txt": "f\n"}, "feature work")
+    git(clone, "push", "-q", "origin", "feature")
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "created"), 1), "the run of git.branch_created")
+    (run,) = by_rule(runs, "created")
+    assert run["inputs"]["branch"] == "feature" and run["inputs"]["sha"] == sha2
+    assert run["inputs"]["files"] == ["feature.txt"]
+
+    # a tag pushed
+    git(clone, "tag", "v1.0.0")
+    git(clone, "push", "-q", "origin", "v1.0.0")
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "tag"), 1), "the run of git.tag")
+    assert by_rule(runs, "tag")[0]["inputs"] == {"tag": "v1.0.0", "sha": sha2}
+
+    # a forced push to main rewrites the commit pushed above
+    git(clone, "checkout", "-q", "main")
+    git(clone, "reset", "-q", "--hard", "HEAD~1")
+    sha3 = commit(clone, {"other.txt": "o\n"}, "rewritten history")
+    git(clone, "push", "-q", "--force", "origin", "HEAD:main")
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "pushed"), 2), "the run of the forced push")
+    forced = by_rule(runs, "pushed")[1]
+    assert forced["inputs"]["sha"] == sha3 and forced["inputs"]["forced"] is True
+    assert by_rule(runs, "pushed")[0]["inputs"]["forced"] is False
+    assert len(by_rule(runs, "created")) == 1 and len(by_rule(runs, "tag")) == 1
+    stop_ok(s)
+
+
+def test_git_local_commit_and_merge_in_a_working_repository(tmp_path: Path, serve) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    git(work, "init", "-q")
+    commit(work, {"README.md": "hello\n"}, "initial")
+    s = serve(f"""
+action rec(sha, message, commits) = exec "true"
+pushed: on git.push repo="{work}" branch="main" run rec with <sha>, <message>, <commits>
+merged: on git.merge repo="{work}" run rec with <sha>, <message>, <commits>
+""")
+    sha1 = commit(work, {"a.txt": "a\n"}, "local commit")
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "pushed"), 1), "the run of the local commit")
+    assert by_rule(runs, "pushed")[0]["inputs"] == {"sha": sha1, "message": "local commit", "commits": 1}
+    assert not by_rule(runs, "merged")
+
+    git(work, "checkout", "-q", "-b", "topic")
+    commit(work, {"topic.txt": "t\n"}, "topic work")
+    git(work, "checkout", "-q", "main")
+    commit(work, {"b.txt": "b\n"}, "main moves on")
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "pushed"), 2), "the run of the second commit on main")
+    git(work, "merge", "-q", "--no-ff", "topic", "-m", "Merge topic")
+    merge_sha = git(work, "rev-parse", "HEAD")
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "merged"), 1) and done(by_rule(rs, "pushed"), 3),
+                       "the runs of the merge commit")
+    (merged,) = by_rule(runs, "merged")
+    assert merged["inputs"] == {"sha": merge_sha, "message": "Merge topic", "commits": 2}
+    assert by_rule(runs, "pushed")[2]["inputs"]["sha"] == merge_sha
+    stop_ok(s)
+
+
+# =========================================================================== files
+
+def test_file_writes_make_one_debounced_run_and_state_and_git_are_ignored(tmp_path: Path, serve) -> None:
+    proj = tmp_path / "proj"
+    (proj / "src").mkdir(parents=True)
+    (proj / "docs").mkdir()
+    (proj / ".git").mkdir()
+    # The action writes into the watched folder's state dir and .git/ only: if either
+    # were watched, every run would start the next one.
+    s = serve(r"""
+action collect(paths) = shell "mkdir -p .triggerlang/scratch && date >> .triggerlang/scratch/out.txt && date >> .git/noise"
+files: on file.changed path ~ "**" run collect with <paths> debounce 400ms
+""", state=proj / ".triggerlang")
+    written = ["src/a.py", "src/b.py", "docs/c.md", "top.txt", "deep/x/y.txt"]
+    for rel in written:
+        p = proj / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(rel)
+    (proj / "src" / "a.py").write_text("again")  # a second change of the same path
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the debounced run")
+    (run,) = runs
+    assert run["status"] == "succeeded", run
+    paths = run["inputs"]["paths"]
+    assert set(written) <= set(paths), paths
+    assert set(paths) <= set(written) | {"deep", "deep/x"}, paths  # folders created on the way
+    assert len(paths) == len(set(paths))
+    assert (proj / ".triggerlang" / "scratch" / "out.txt").exists()
+
+    # After the run (and its writes) a new change makes exactly one more run, of that path only.
+    (proj / "sentinel.txt").write_text("s")
+    runs = s.wait_runs(lambda rs: done(rs, 2), "the run of the sentinel")
+    assert len(runs) == 2 and runs[1]["inputs"]["paths"] == ["sentinel.txt"], runs
+    for e in s.events():
+        path = e["data"]["path"]
+        assert not path.startswith((".triggerlang", ".git")), e
+    stop_ok(s)
+    assert len(journal_runs(s.state)) == 2
+
+
+# =========================================================================== http
+
+GITHUB_RULES = """
+secret gh = env "TRG_TEST_GH_SECRET"
+source github path="/github" secret=gh
+action rec(sha) = exec "true"
+pushed: on github.push branch="master" run rec with <sha>
+"""
+
+
+def github_headers(event: str, body: bytes, secret: str = GH_SECRET, delivery: str | None = None) -> dict[str, str]:
+    return {
+        "User-Agent": "GitHub-Hookshot/044aadd",
+        "Content-Type": "application/json",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
+        "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+    }
+
+
+def test_github_webhook_signature_journal_before_202_and_redelivery(tmp_path: Path, serve) -> None:
+    s = serve(GITHUB_RULES, env={"TRG_TEST_GH_SECRET": GH_SECRET})
+    body = (FIXTURES / "github" / "push-plain.json").read_bytes()
+    sha = json.loads(body)["after"]
+
+    bad = httpx.post(s.url + "/github", content=body, headers=github_headers("push", body, secret="wrong"))
+    assert bad.status_code == 401, bad.text
+    assert s.events() == [] and s.runs() == []
+
+    delivery = str(uuid.uuid4())
+    r = httpx.post(s.url + "/github", content=body, headers=github_headers("push", body, delivery=delivery))
+    assert r.status_code == 202, r.text
+    answer = r.json()
+    assert set(answer) == {"event_id", "runs"} and len(answer["runs"]) == 1
+    # committed before the answer: read right away, from another process' point of view
+    events = journal_events(s.state)
+    assert [e["id"] for e in events] == [answer["event_id"]]
+    assert events[0]["delivery_key"] == f"github:{delivery}" and events[0]["matched"] == ["pushed"]
+    assert [r_["id"] for r_ in journal_runs(s.state)] == answer["runs"]
+
+    again = httpx.post(s.url + "/github", content=body, headers=github_headers("push", body, delivery=delivery))
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["event_id"] == answer["event_id"] and again.json()["runs"] == answer["runs"]
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the run")
+    assert len(runs) == 1 and runs[0]["inputs"] == {"sha": sha} and runs[0]["status"] == "succeeded"
+    assert len(s.events()) == 1
+
+    ping = (FIXTURES / "github" / "ping.json").read_bytes()
+    r = httpx.post(s.url + "/github", content=ping, headers=github_headers("ping", ping))
+    assert r.status_code == 200 and r.json()["ok"] is True
+    stop_ok(s)
+
+
+def test_http_status_codes_and_healthz(tmp_path: Path, serve) -> None:
+    s = serve(GITHUB_RULES, env={"TRG_TEST_GH_SECRET": GH_SECRET})
+    assert httpx.get(s.url + "/healthz").status_code == 200
+    assert httpx.post(s.url + "/nowhere", json={}).status_code == 404
+    r = httpx.get(s.url + "/github")
+    assert r.status_code == 405 and "POST" in r.headers.get("allow", "")
+    # 413 is answered from Content-Length alone, before any of the body is read
+    with socket.create_connection(("127.0.0.1", s.port), timeout=DEADLINE) as sock:
+        sock.sendall(b"POST /github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-GitHub-Event: push\r\nContent-Length: 20000000\r\n\r\n")
+        head = sock.recv(200).decode("latin-1")
+    assert head.startswith("HTTP/1.1 413"), head
+    r = httpx.post(s.url + "/github", content=b"{not json", headers=github_headers("push", b"{not json"))
+    assert r.status_code == 400
+    assert s.events() == [] and s.runs() == []
+    stop_ok(s)
+
+
+def test_emit_to_serve_with_http_flag_and_to_a_dead_port(tmp_path: Path, serve) -> None:
+    # emit is what a git hook calls: a rule on git.push fed by `triggerc emit`, with
+    # `serve --http` because no rule needs the HTTP listener by itself.
+    hooked = tmp_path / "proj" / "hooked.git"
+    hooked.mkdir(parents=True)
+    git(hooked, "init", "-q", "--bare")
+    s = serve("""
+action rec(sha) = exec "true"
+deploy: on git.push repo="hooked.git" branch="main" run rec with <sha>
+""", "--http")
+    r = cli("emit", "git.push", "repo=hooked.git", "branch=main", "sha=abc123", "--id", "hook-1", "--url", s.url)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "accepted hook-1: 1 run(s) [1]\n", r.stdout
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the emitted run")
+    assert runs[0]["inputs"] == {"sha": "abc123"} and runs[0]["status"] == "succeeded"
+    # the same --id again (a retrying hook) creates nothing new
+    r = cli("emit", "git.push", "repo=hooked.git", "branch=main", "sha=abc123", "--id", "hook-1", "--url", s.url)
+    assert r.returncode == 0, r.stderr
+    assert len(s.events()) == 1 and len(s.runs()) == 1
+    stop_ok(s)
+
+    dead = cli("emit", "git.push", "branch=main", "--url", f"http://127.0.0.1:{free_port()}", "--timeout", "5")
+    assert dead.returncode == 1
+    assert "cannot reach http://127.0.0.1:" in dead.stderr and "refused" in dead.stderr.lower(), dead.stderr
+    assert "Traceback" not in dead.stderr and len(dead.stderr.strip().splitlines()) == 1
+
+
+# =========================================================================== actions
+
+DUMP = """#!{python}
+import json, os, sys
+print("hello on stdout", flush=True)
+print("hello on stderr", file=sys.stderr, flush=True)
+data = {{"argv": sys.argv[1:], "cwd": os.getcwd(), "stdin": sys.stdin.read(),
+        "env": {{k: v for k, v in os.environ.items() if k.startswith("TRG_") or k == "INHERITED"}}}}
+with open("dump-" + os.environ["TRG_RUN_ID"] + ".json", "w") as f:
+    json.dump(data, f)
+"""
+
+
+def test_actions_exec_and_shell_get_inputs_verbatim_env_stdin_cwd_and_log(tmp_path: Path, serve) -> None:
+    proj = tmp_path / "proj"
+    work = proj / "work"
+    (work / "x").mkdir(parents=True)
+    (proj / "x").mkdir()
+    dump = proj / "dump.py"
+    dump.write_text(DUMP.format(python=PY))
+    dump.chmod(0o755)
+    s = serve(r"""
+action argv(a, b, c, d) = exec "./dump.py" a b c d cwd "work"
+action sh(a, b) = shell "printf '%s|%s' \"$TRG_INPUT_A\" \"$TRG_INPUT_B\" > shell-$TRG_RUN_ID.txt; cat > stdin-$TRG_RUN_ID.json"
+    cwd "work"
+exec_rule: on http.post path="/act" run argv with <payload.a>, <payload.b>, <payload.c>, <payload.d>
+shell_rule: on http.post path="/act" run sh with <payload.a>, <payload.d>
+""", env={"INHERITED": "from serve"})
+    payload = {"a": "$(touch pwned)", "b": "`id`", "c": "a; rm -rf x", "d": "line\nbreak"}
+    before = sorted(p.name for p in work.iterdir()), sorted(p.name for p in proj.iterdir())
+    r = post(s, "/act", payload)
+    assert r.status_code == 202, r.text
+    event_id = r.json()["event_id"]
+    runs = s.wait_runs(lambda rs: done(rs, 2), "both runs")
+    ex, sh = by_rule(runs, "exec_rule")[0], by_rule(runs, "shell_rule")[0]
+    assert ex["status"] == "succeeded" and sh["status"] == "succeeded", runs
+
+    got = json.loads((work / f"dump-{ex['id']}.json").read_text())
+    assert got["argv"] == ["$(touch pwned)", "`id`", "a; rm -rf x", "line\nbreak"]
+    assert got["cwd"] == str(work)  # cwd "work" is relative to the rules file
+    assert got["env"] == {
+        "TRG_RUN_ID": str(ex["id"]), "TRG_RULE": "exec_rule", "TRG_EVENT_ID": event_id,
+        "TRG_EVENT_SOURCE": "http", "TRG_EVENT_TYPE": "post", "INHERITED": "from serve",
+        "TRG_INPUT_A": "$(touch pwned)", "TRG_INPUT_B": "`id`", "TRG_INPUT_C": "a; rm -rf x",
+        "TRG_INPUT_D": "line\nbreak",
+    }
+    stdin = json.loads(got["stdin"])
+    assert stdin["id"] == event_id and stdin["source"] == "http" and stdin["type"] == "post"
+    assert stdin["data"]["payload"] == payload and stdin["data"]["path"] == "/act"
+
+    # the shell got the values only through TRG_INPUT_*: printed verbatim, never run
+    assert (work / f"shell-{sh['id']}.txt").read_text() == "$(touch pwned)|line\nbreak"
+    assert json.loads((work / f"stdin-{sh['id']}.json").read_text())["id"] == event_id
+    after_work = sorted(p.name for p in work.iterdir())
+    assert after_work == sorted(before[0] + [f"dump-{ex['id']}.json", f"shell-{sh['id']}.txt",
+                                             f"stdin-{sh['id']}.json"])
+    assert sorted(p.name for p in proj.iterdir()) == before[1]
+    assert (work / "x").is_dir() and (proj / "x").is_dir()
+
+    log = (s.state / "logs" / f"{ex['id']}.log").read_text()
+    assert "hello on stdout" in log and "hello on stderr" in log
+    assert f"# run {ex['id']} succeeded (exit code 0)" in log
+    stop_ok(s)
+
+
+# =========================================================================== policies
+
+POLICY_RULES = r"""
+action nap(n, s) = shell "sleep \"$TRG_INPUT_S\""
+action rec(n) = exec "true"
+q: on http.post path="/queue" run nap with <payload.n>, <payload.s> busy queue
+sk: on http.post path="/skip" run nap with <payload.n>, <payload.s> busy skip
+rs: on http.post path="/restart" run nap with <payload.n>, <payload.s> busy restart
+par: on http.post path="/parallel" run nap with <payload.n>, <payload.s> busy parallel
+dd: on http.post path="/dedupe" run rec with <payload.k> dedupe <payload.k> for 1h
+db: on http.post path="/debounce" run rec with <payload.n> debounce 400ms
+"""
+
+
+def test_busy_queue_runs_one_after_another_in_order(serve) -> None:
+    s = serve(POLICY_RULES)
+    ids = [post(s, "/queue", {"n": n, "s": "0.3"}).json()["runs"][0] for n in range(1, 4)]
+    runs = s.wait_runs(lambda rs: done(rs, 3), "three queued runs")
+    assert [r["id"] for r in runs] == ids
+    assert [r["inputs"]["n"] for r in sorted(runs, key=lambda r: r["started_at"])] == [1, 2, 3]
+    assert all(r["status"] == "succeeded" for r in runs)
+    for prev, nxt in zip(runs, runs[1:]):
+        assert nxt["started_at"] >= prev["finished_at"], (prev, nxt)
+    stop_ok(s)
+
+
+def test_busy_skip_records_the_second_as_skipped(serve) -> None:
+    s = serve(POLICY_RULES)
+    first = post(s, "/skip", {"n": 1, "s": "1"}).json()["runs"][0]
+    second = post(s, "/skip", {"n": 2, "s": "0"}).json()["runs"][0]
+    runs = s.wait_runs(lambda rs: done(rs, 2), "both runs final")
+    status = {r["id"]: r for r in runs}
+    assert status[first]["status"] == "succeeded"
+    assert status[second]["status"] == "skipped" and "busy skip" in status[second]["error"]
+    stop_ok(s)
+
+
+def test_busy_restart_cancels_the_running_one(serve) -> None:
+    s = serve(POLICY_RULES)
+    # back to back on one keep-alive connection: the second often arrives while the
+    # first is still starting (regression: it then ran to its end)
+    with httpx.Client(base_url=s.url, timeout=DEADLINE) as c:
+        for _ in range(3):
+            first = c.post("/restart", json={"n": 1, "s": "30"}).json()["runs"][0]
+            second = c.post("/restart", json={"n": 2, "s": "0.1"}).json()["runs"][0]
+            runs = s.wait_runs(lambda rs: done(rs, second), "both runs final", timeout=15)
+            status = {r["id"]: r["status"] for r in runs}
+            assert (status[first], status[second]) == ("cancelled", "succeeded"), runs
+        # and when the first one is well under way
+        third = c.post("/restart", json={"n": 3, "s": "30"}).json()["runs"][0]
+        s.wait_runs(lambda rs: any(r["id"] == third and r["status"] == "running" for r in rs), "the third to run")
+        fourth = c.post("/restart", json={"n": 4, "s": "0.1"}).json()["runs"][0]
+    runs = s.wait_runs(lambda rs: done(rs, fourth), "the last two runs final", timeout=15)
+    status = {r["id"]: r["status"] for r in runs}
+    assert status[third] == "cancelled" and status[fourth] == "succeeded", runs
+    stop_ok(s)
+
+
+def test_busy_parallel_runs_overlap(serve) -> None:
+    s = serve(POLICY_RULES)
+    for n in range(3):
+        post(s, "/parallel", {"n": n, "s": "1"})
+    runs = s.wait_runs(lambda rs: done(rs, 3), "three parallel runs")
+    assert all(r["status"] == "succeeded" for r in runs)
+    assert max(r["started_at"] for r in runs) < min(r["finished_at"] for r in runs), runs
+    stop_ok(s)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path, serve) -> None:
+    s = serve("""
+action hang = shell "sleep 30 & echo $! > grandchild.pid; wait"
+slow: on http.post path="/slow" run hang timeout 500ms
+""")
+    post(s, "/slow", {})
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the run to time out")
+    assert runs[0]["status"] == "timed_out" and runs[0]["exit_code"] == 128 + signal.SIGTERM, runs
+    assert 0.4 < runs[0]["finished_at"] - runs[0]["started_at"] < 10
+    pid = int((tmp_path / "proj" / "grandchild.pid").read_text())
+    wait_for(lambda: not _alive(pid), f"the grandchild {pid} to be gone")
+    stop_ok(s)
+
+
+def test_retry_with_backoff_records_every_attempt(tmp_path: Path, serve) -> None:
+    s = serve(r"""
+action flaky = shell "n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]"
+action broken = shell "exit 7"
+flaky: on http.post path="/flaky" run flaky retry 3 backoff 100ms
+broken: on http.post path="/broken" run broken retry 1 backoff 100ms
+""")
+    post(s, "/flaky", {})
+    post(s, "/broken", {})
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "flaky"), 3) and done(by_rule(rs, "broken"), 2),
+                       "every attempt")
+    flaky = by_rule(runs, "flaky")
+    assert [(r["attempt"], r["status"]) for r in flaky] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
+    assert len({r["event_id"] for r in flaky}) == 1
+    # backoff D, then 2D: each attempt starts no earlier than that after the previous ended
+    assert flaky[1]["started_at"] - flaky[0]["finished_at"] >= 0.09
+    assert flaky[2]["started_at"] - flaky[1]["finished_at"] >= 0.19
+    broken = by_rule(runs, "broken")
+    assert [(r["attempt"], r["status"], r["exit_code"]) for r in broken] == [(1, "failed", 7), (2, "failed", 7)]
+    stop_ok(s)
+    assert len(journal_runs(s.state)) == 5  # no attempt beyond the limit
+
+
+def test_dedupe_skips_a_key_already_run(serve) -> None:
+    s = serve(POLICY_RULES)
+    ids = [post(s, "/dedupe", {"k": k}).json()["runs"][0] for k in ("a", "a", "b")]
+    runs = s.wait_runs(lambda rs: done(rs, 3), "three runs final")
+    status = {r["id"]: r for r in runs}
+    assert [status[i]["status"] for i in ids] == ["succeeded", "skipped", "succeeded"]
+    assert "dedupe" in status[ids[1]]["error"]
+    stop_ok(s)
+
+
+def test_debounce_runs_once_with_the_last_event(serve) -> None:
+    s = serve(POLICY_RULES)
+    answers = [post(s, "/debounce", {"n": n}).json() for n in range(1, 4)]
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the debounced run")
+    (run,) = runs
+    assert run["inputs"] == {"n": 3} and run["event_id"] == answers[-1]["event_id"]
+    assert run["started_at"] >= run["queued_at"] + 0.35
+    assert all(e["matched"] == ["db"] for e in s.events())
+    stop_ok(s)
+    assert len(journal_runs(s.state)) == 1
+
+
+def test_run_completed_and_run_failed_chain_rules(serve) -> None:
+    s = serve("""
+action good = exec "true"
+action bad = shell "exit 3"
+action rec(rule, status, code) = exec "true"
+ok: on http.post path="/chain" run good
+ko: on http.post path="/chain" run bad
+after_ok: on run.completed rule="ok" run rec with <rule>, <status>, <exit_code>
+after_ko: on run.failed rule="ko" run rec with <rule>, <status>, <exit_code>
+""")
+    post(s, "/chain", {})
+    runs = s.wait_runs(lambda rs: done(by_rule(rs, "after_ok"), 1) and done(by_rule(rs, "after_ko"), 1),
+                       "the chained runs")
+    assert by_rule(runs, "after_ok")[0]["inputs"] == {"rule": "ok", "status": "succeeded", "code": 0}
+    assert by_rule(runs, "after_ko")[0]["inputs"] == {"rule": "ko", "status": "failed", "code": 3}
+    assert {f"{e['source']}.{e['type']}" for e in s.events()} == {"http.post", "run.completed", "run.failed"}
+    stop_ok(s)
+
+
+# =========================================================================== durability
+
+def test_kill_9_in_the_middle_of_a_queue(tmp_path: Path, serve) -> None:
+    rules = r"""
+action nap(n) = shell "sleep 1"
+retried: on http.post path="/retried" run nap with <payload.n> retry 1 backoff 100ms
+plain: on http.post path="/plain" run nap with <payload.n>
+ingest: on http.post path="/ingest" payload.never="x" run nap with <payload.n>
+action rec(n) = exec "true"
+deb: on http.post path="/deb" run rec with <payload.n> debounce 3s
+"""
+    s = serve(rules)
+    for n in range(1, 4):
+        assert post(s, "/retried", {"n": n}).status_code == 202
+        assert post(s, "/plain", {"n": n}).status_code == 202
+    for n in range(1, 3):  # a debounce window still open when the server dies
+        assert post(s, "/deb", {"n": n}).status_code == 202
+
+    # a steady stream of webhooks while the server dies
+    accepted: list[str] = []
+    stop_hammer = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=s.url, timeout=5) as c:
+            while not stop_hammer.is_set():
+                try:
+                    r = c.post("/ingest", json={"n": len(accepted)})
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if r.status_code == 202:
+                    accepted.append(r.json()["event_id"])
+
+    t = threading.Thread(target=hammer, daemon=True)
+    t.start()
+    s.wait_runs(lambda rs: {r["rule"] for r in rs if r["status"] == "running"} == {"retried", "plain"},
+                "the first run of each rule to be running")
+    wait_for(lambda: len(accepted) >= 20, "some webhooks accepted")
+    s.kill9()
+    stop_hammer.set()
+    t.join(DEADLINE)
+    # every 202 was committed before it was sent
+    journaled = {e["id"] for e in journal_events(s.state)}
+    assert set(accepted) <= journaled, set(accepted) - journaled
+    before = {r["id"]: r for r in journal_runs(s.state)}
+    running = {r["rule"]: r["id"] for r in before.values() if r["status"] == "running"}
+    assert set(running) == {"retried", "plain"}
+
+    s2 = serve(None)  # same rules file, same --state
+    s2.wait_log("recovered: 2 run(s) interrupted")
+    runs = s2.wait_runs(lambda rs: done(rs, 8), "every run after the restart", timeout=30)
+    by_id = {r["id"]: r for r in runs}
+    assert by_id[running["retried"]]["status"] == "interrupted"
+    assert by_id[running["plain"]]["status"] == "interrupted"
+    retried = by_rule(runs, "retried")
+    again = [r for r in retried if r["attempt"] == 2]
+    assert len(again) == 1 and again[0]["status"] == "succeeded"
+    assert again[0]["event_id"] == by_id[running["retried"]]["event_id"]
+    assert [r["status"] for r in retried if r["attempt"] == 1 and r["id"] != running["retried"]] == \
+        ["succeeded", "succeeded"]
+    plain = by_rule(runs, "plain")
+    assert len(plain) == 3 and sorted(r["status"] for r in plain) == ["interrupted", "succeeded", "succeeded"]
+    deb = by_rule(runs, "deb")
+    assert [(r["status"], r["inputs"]) for r in deb] == [("succeeded", {"n": 2})]
+    stop_ok(s2)
+
+
+def test_sigterm_interrupts_the_running_run_and_keeps_the_queue(serve) -> None:
+    s = serve(POLICY_RULES, "--grace", "0.5")
+    ids = [post(s, "/queue", {"n": n, "s": sec}).json()["runs"][0] for n, sec in ((1, "30"), (2, "0.1"), (3, "0.1"))]
+    s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the first run to start")
+    stop_ok(s)
+    status = {r["id"]: r["status"] for r in journal_runs(s.state)}
+    assert [status[i] for i in ids] == ["interrupted", "queued", "queued"]
+    assert "the runtime stopped while the run was going" in journal_runs(s.state)[0]["error"]
+
+    s2 = serve(None, "--grace", "0.5")
+    s2.wait_log("0 run(s) interrupted by the last stop, 2 queued run(s) restarted")
+    runs = s2.wait_runs(lambda rs: done(rs, 3), "the queued runs after the restart")
+    assert [r["status"] for r in runs] == ["interrupted", "succeeded", "succeeded"]
+    assert runs[1]["finished_at"] <= runs[2]["started_at"]  # still in order
+    stop_ok(s2)
+
+
+# =========================================================================== reload
+
+def test_reload_picks_up_a_new_rule_and_survives_a_broken_file(tmp_path: Path, serve) -> None:
+    v1 = """
+action rec(n) = exec "true"
+a: on http.post path="/a" run rec with <payload.n>
+ping: on http.post path="/ping" payload.never="x" run rec with <payload.n>
+"""
+    s = serve(v1)
+    assert post(s, "/a", {"n": 1}).status_code == 202
+    assert post(s, "/b", {"n": 0}).status_code == 404
+
+    # deliveries keep arriving while the rules change: none may be refused
+    answers: list[Any] = []
+    stop_pinging = threading.Event()
+
+    def ping() -> None:
+        with httpx.Client(base_url=s.url, timeout=5) as c:
+            while not stop_pinging.is_set():
+                try:
+                    answers.append(c.post("/ping", json={"n": 0}).status_code)
+                except httpx.HTTPError as e:
+                    answers.append(repr(e))
+
+    t = threading.Thread(target=ping, daemon=True)
+    t.start()
+    s.rules.write_text(v1 + 'b: on http.post path="/b" run rec with <payload.n>\n')
+    s.wait_log("reloaded ")
+    wait_for(lambda: len(answers) > 10, "some deliveries after the reload")
+    stop_pinging.set()
+    t.join(DEADLINE)
+    assert set(answers) == {202}, [a for a in answers if a != 202][:5]
+    r = post(s, "/b", {"n": 2})  # same port: the listener was not restarted
+    assert r.status_code == 202, r.text
+
+    s.rules.write_text(v1 + 'b: on http.post path="/b" run rec with <payload.nn\n')
+    log = s.wait_log("the previous rules keep running")
+    assert re.search(r"rules\.trg:\d+:\d+: error\[TRG\d+\]", log), log
+    assert post(s, "/a", {"n": 3}).status_code == 202
+    assert post(s, "/b", {"n": 4}).status_code == 202
+    runs = s.wait_runs(lambda rs: done(rs, 4), "the runs of both rules")
+    assert [(r["rule"], r["inputs"]["n"]) for r in runs] == [("a", 1), ("b", 2), ("a", 3), ("b", 4)]
+    stop_ok(s)
+
+
+def test_reload_starts_the_http_listener_when_a_rule_needs_it(tmp_path: Path, serve) -> None:
+    v1 = """
+action rec(p) = exec "true"
+f: on file.changed path ~ "src/**" run rec with <path>
+"""
+    (tmp_path / "proj" / "src").mkdir(parents=True)
+    s = serve(v1)
+    assert "listening" not in s.log() and s.port is None
+    s.rules.write_text(v1 + 'h: on http.post path="/hook" run rec with <payload.p>\n')
+    log = s.wait_log("http: listening on")
+    s.port = int(re.findall(r"http: listening on http://[^\s]*:(\d+)", log)[-1])
+    assert post(s, "/hook", {"p": "x"}).status_code == 202
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the run of the new http rule")
+    assert runs[0]["rule"] == "h" and runs[0]["inputs"] == {"p": "x"}
+    stop_ok(s)
+
+
+# =========================================================================== start errors
+
+def _serve_fails(tmp_path: Path, rules: str, *args: str, env: dict[str, str] | None = None) -> str:
+    folder = tmp_path / "proj"
+    folder.mkdir(exist_ok=True)
+    (folder / "rules.trg").write_text(rules)
+    r = cli("serve", str(folder / "rules.trg"), *args, env=env, timeout=DEADLINE)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    return r.stderr
+
+
+def test_start_error_secret_env_unset(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "TRG_TEST_UNSET_SECRET"}
+    err = _serve_fails(tmp_path, GITHUB_RULES.replace("TRG_TEST_GH_SECRET", "TRG_TEST_UNSET_SECRET"),
+                       "--state", str(tmp_path / "state"), "--port", "0", env=env)
+    assert "secret gh: the environment variable TRG_TEST_UNSET_SECRET is not set" in err, err
+
+
+def test_start_error_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        err = _serve_fails(tmp_path, POLICY_RULES, "--state", str(tmp_path / "state"), "--port", str(port))
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err, err
+
+
+def test_start_error_state_dir_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("not a folder")
+    err = _serve_fails(tmp_path, POLICY_RULES, "--state", str(tmp_path / "state"), "--port", "0")
+    assert "is not a directory" in err and str(tmp_path / "state") in err, err
+
+
+# =========================================================================== history commands
+
+RUN_KEYS = {"id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
+            "finished_at"}
+EVENT_KEYS = {"id", "source", "type", "time", "matched"}
+
+
+def test_runs_and_events_commands(serve) -> None:
+    s = serve(POLICY_RULES)
+    for k in ("x", "y", "x"):
+        assert post(s, "/dedupe", {"k": k}).status_code == 202
+    s.wait_runs(lambda rs: done(rs, 3), "three runs final")
+    state = str(s.state)
+
+    r = cli("runs", "--state", state, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(r.stdout)
+    assert [x["id"] for x in runs] == [3, 2, 1]  # newest first
+    assert all(RUN_KEYS <= set(x) for x in runs)
+    assert [x["status"] for x in runs] == ["skipped", "succeeded", "succeeded"]
+    assert runs[2]["inputs"] == {"n": "x"} and runs[2]["exit_code"] == 0
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", x["queued_at"]) for x in runs)
+    r = cli("runs", "--state", state, "--format", "json", "--limit", "2")
+    assert [x["id"] for x in json.loads(r.stdout)] == [3, 2]
+
+    text = cli("runs", "--state", state).stdout.splitlines()
+    assert text[0].split() == ["ID", "RULE", "ACTION", "STATUS", "EXIT", "DURATION", "QUEUED", "INPUTS"]
+    assert [line.split()[0] for line in text[1:]] == ["3", "2", "1"]
+    assert text[1].split()[1:4] == ["dd", "rec", "skipped"] and "n=x" in text[1]
+    assert len(cli("runs", "--state", state, "--limit", "1").stdout.splitlines()) == 2
+
+    r = cli("events", "--state", state, "--format", "json")
+    events = json.loads(r.stdout)
+    assert len(events) == 3 and all(set(e) == EVENT_KEYS for e in events)
+    assert all(e["source"] == "http" and e["type"] == "post" and e["matched"] == ["dd"] for e in events)
+    assert [e["id"] for e in events] == [e["id"] for e in reversed(s.events())]
+    assert len(json.loads(cli("events", "--state", state, "--format", "json", "--limit", "1").stdout)) == 1
+    text = cli("events", "--state", state).stdout.splitlines()
+    assert text[0].split() == ["ID", "EVENT", "TIME", "MATCHED"]
+    assert len(text) == 4 and all("http.post" in line and line.rstrip().endswith("dd") for line in text[1:])
+    stop_ok(s)
