@@ -445,9 +445,15 @@ def _short_time(iso: str | None) -> str:
 @click.option("--rule", help="Only runs of this rule.")
 @click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "timed_out",
                                             "cancelled", "interrupted", "skipped"]), help="Only runs with this status.")
-def runs(state_dir, fmt, limit, rule, status) -> None:
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep going: print each new run, and a run again when its status changes (oldest first; "
+                   "JSON Lines with --format json). Stop with Ctrl-C.")
+def runs(state_dir, fmt, limit, rule, status, follow) -> None:
     """Run history from the journal, newest first."""
     j = _open_journal(state_dir)
+    if follow:
+        _follow_runs(j, fmt, limit, rule, status)
+        return
     items = j.list_runs(limit=limit, rule=rule, status=status)
     keys = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at", "finished_at")
     if fmt == "json":
@@ -456,12 +462,7 @@ def runs(state_dir, fmt, limit, rule, status) -> None:
         return
     rows, colors = [], []
     for r in items:
-        dur = "-" if r.get("duration") is None else f"{r['duration']:.1f}s"
-        code = "-" if r.get("exit_code") is None else str(r["exit_code"])
-        inputs = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
-                          for k, v in (r.get("inputs") or {}).items())
-        rows.append([str(r["id"]), r["rule"], r["action"], r["status"], code, dur, _short_time(r.get("queued_at")),
-                     inputs[:60]])
+        rows.append(_run_cells(r))
         colors.append(STATUS_COLORS.get(r["status"]))
     if not rows:
         click.echo("no runs yet")
@@ -474,9 +475,15 @@ def runs(state_dir, fmt, limit, rule, status) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
 @click.option("--source", help="Only events of this source.")
-def events(state_dir, fmt, limit, source) -> None:
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep going: print each new event as it is journaled (oldest first; JSON Lines with "
+                   "--format json). Stop with Ctrl-C.")
+def events(state_dir, fmt, limit, source, follow) -> None:
     """Events received, newest first, with the rules they matched."""
     j = _open_journal(state_dir)
+    if follow:
+        _follow_events(j, fmt, limit, source)
+        return
     items = j.list_events(limit=limit, source=source)
     if fmt == "json":
         click.echo(json.dumps([{k: e.get(k) for k in ("id", "source", "type", "time", "matched")} for e in items],
@@ -488,6 +495,174 @@ def events(state_dir, fmt, limit, source) -> None:
     rows = [[e["id"], f"{e['source']}.{e['type']}", _short_time(e.get("time")),
              ", ".join(e.get("matched") or []) or "(none)"] for e in items]
     click.echo(_table(rows, ["id", "event", "time", "matched"]), nl=False)
+
+
+def _run_cells(r: dict) -> list[str]:
+    """One run as the cells of the ``runs`` table."""
+    dur = "-" if r.get("duration") is None else f"{r['duration']:.1f}s"
+    code = "-" if r.get("exit_code") is None else str(r["exit_code"])
+    inputs = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+                      for k, v in (r.get("inputs") or {}).items())
+    return [str(r["id"]), r["rule"], r["action"], r["status"], code, dur, _short_time(r.get("queued_at")), inputs[:60]]
+
+
+# --------------------------------------------------------------------------- --follow
+#
+# `runs --follow` / `events --follow` print the newest --limit rows oldest first, then poll
+# the journal (a reader of the SQLite WAL: it never blocks `serve`) and append what is new,
+# like `tail -f`. A run is printed again when its status changes, so a line per
+# transition shows what happened. The table's columns are sized from the header and
+# the first rows (longer cells later push the line out rather than reflow the table).
+# With --format json each row is one JSON object per line (JSON Lines).
+
+FOLLOW_INTERVAL = 0.5  # seconds between two looks at the journal
+FOLLOW_WINDOW = 200  # newest rows compared on every look
+
+
+def _follow_line(cells: list[str], widths: list[int], color: str | None = None, col: int | None = None) -> str:
+    out = [c.ljust(w) for c, w in zip(cells, widths)]
+    if color and col is not None:
+        out[col] = f"\x1b[{color}m{out[col]}\x1b[0m"
+    return "  ".join(out).rstrip()
+
+
+def _follow_widths(header: list[str], rows: list[list[str]], minimum: list[int]) -> list[int]:
+    return [max([len(h), m] + [len(r[i]) for r in rows]) for i, (h, m) in enumerate(zip(header, minimum))]
+
+
+def _follow_loop(poll) -> None:
+    import time
+
+    try:
+        while True:
+            time.sleep(FOLLOW_INTERVAL)
+            poll()
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:  # `triggerc runs -f | head`: the reader is gone
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+
+
+def _follow_runs(j, fmt: str, limit: int, rule: str | None, status: str | None) -> None:
+    keys = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
+            "finished_at", "attempt", "duration", "error")
+    header = ["id", "rule", "action", "status", "exit", "duration", "queued", "inputs"]
+    color = _color() and fmt == "text"
+
+    def state(r: dict) -> tuple:
+        return r["status"], r["exit_code"], r["started_at"], r["finished_at"]
+
+    window = j.list_runs(limit=max(limit, FOLLOW_WINDOW), rule=rule, status=status)
+    seen = {r["id"]: state(r) for r in window}
+    first = list(reversed(window[:limit]))
+    widths = _follow_widths(header, [_run_cells(r) for r in first], [4, 12, 8, 11, 4, 8, 19, 0])
+
+    def show(r: dict) -> None:
+        if fmt == "json":
+            click.echo(json.dumps({k: r.get(k) for k in keys}))
+        else:
+            click.echo(_follow_line(_run_cells(r), widths, STATUS_COLORS.get(r["status"]) if color else None, 3),
+                       color=color)
+
+    if fmt == "text":
+        click.echo("  ".join(h.upper().ljust(w) for h, w in zip(header, widths)).rstrip())
+    for r in first:
+        show(r)
+
+    def poll() -> None:
+        nonlocal seen
+        window = j.list_runs(limit=FOLLOW_WINDOW, rule=rule, status=status)
+        for r in reversed(window):
+            if seen.get(r["id"]) != state(r):
+                show(r)
+        seen = {r["id"]: state(r) for r in window}
+
+    _follow_loop(poll)
+
+
+def _follow_events(j, fmt: str, limit: int, source: str | None) -> None:
+    header = ["id", "event", "time", "matched"]
+    color = _color() and fmt == "text"
+    first = list(reversed(j.list_events(limit=limit, source=source)))
+
+    def cells(e: dict) -> list[str]:
+        return [e["id"], f"{e['source']}.{e['type']}", _short_time(e.get("time")),
+                ", ".join(e.get("matched") or []) or "(none)"]
+
+    widths = _follow_widths(header, [cells(e) for e in first], [20, 14, 19, 0])
+
+    def show(e: dict) -> None:
+        if fmt == "json":
+            click.echo(json.dumps({k: e.get(k) for k in ("id", "source", "type", "time", "matched")}))
+        else:
+            # an event no rule matched stands out (yellow), like a skipped run
+            click.echo(_follow_line(cells(e), widths, "33" if color and not e.get("matched") else None, 3),
+                       color=color)
+
+    if fmt == "text":
+        click.echo("  ".join(h.upper().ljust(w) for h, w in zip(header, widths)).rstrip())
+    for e in first:
+        show(e)
+    last = first[-1]["id"] if first else None
+
+    def poll() -> None:
+        nonlocal last
+        top = j.list_events(limit=1, source=source)
+        if not top or top[0]["id"] == last:
+            return
+        new = []
+        for e in j.list_events(limit=FOLLOW_WINDOW, source=source):
+            if e["id"] == last:
+                break
+            new.append(e)
+        for e in reversed(new):
+            show(e)
+        last = top[0]["id"]
+
+    _follow_loop(poll)
+
+
+# --------------------------------------------------------------------------- dashboard
+
+@main.command()
+@click.option("--state", "state_dir", type=click.Path(file_okay=False),
+              help="State folder (default .triggerlang/, beside --rules when given).")
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False),
+              help="The rules (.trg or manifest .json), to say why an event matched nothing.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True,
+              help="Port (serve's listener defaults to 8080, so both can run).")
+@click.option("--token", envvar="TRIGGERLANG_DASHBOARD_TOKEN",
+              help="Require this token (Authorization: Bearer, or ?token=). Without one, only loopback "
+                   "clients are answered. Also read from TRIGGERLANG_DASHBOARD_TOKEN.")
+def dashboard(state_dir, rules_path, host, port, token) -> None:
+    """Serve the read-only dashboard over the journal: events, runs, logs, live.
+
+    The page is at /dashboard/ and the JSON API at /api/runs, /api/runs/ID, /api/events
+    and /api/events/ID. `triggerc serve --dashboard` mounts the same on its listener.
+    """
+    from .dashboard.app import run_standalone
+    from .sources.http import is_loopback
+
+    if rules_path is not None and not Path(rules_path).is_file():
+        usage_error(f"{rules_path}: no such file")
+    if state_dir is not None:
+        state = Path(state_dir)
+    elif rules_path is not None:
+        state = Path(rules_path).resolve().parent / ".triggerlang"
+    else:
+        state = Path(".triggerlang")
+    if not (state / "journal.sqlite3").exists():
+        usage_error(f"no journal in {state} (give the state folder with --state; "
+                    "it is .triggerlang/ beside the rules file)")
+    if token is not None and not token.strip():
+        usage_error("--token is empty (leave it out to allow loopback clients only)")
+    if not token and host != "localhost" and not is_loopback(host):
+        click.echo(f"triggerc: note: without --token the dashboard answers loopback clients only, "
+                   f"even on {host}", err=True)
+    raise SystemExit(run_standalone(state, host=host, port=port, token=token,
+                                    rules_path=Path(rules_path) if rules_path else None,
+                                    echo=lambda m: click.echo(m, err=True)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,785 @@
+"""The dashboard (triggerlang/dashboard/app.py) and `triggerc runs/events --follow`.
+
+Pages, filters, the JSON API's shapes, the token, loopback-only access, escaping, and
+read-only-ness through Starlette's TestClient over a journal written with the real
+:class:`Journal`; the live stream against a real uvicorn on a free loopback port; and
+``triggerc serve --dashboard`` / ``triggerc dashboard`` / ``--follow`` as subprocesses.
+The browser test (chromium) is tests/test_dashboard_browser.py; it reuses :class:`Serve`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from triggerlang.dashboard.app import LOG_TAIL, create_app, read_log
+from triggerlang.events import Event
+from triggerlang.runtime.journal import Journal, PlannedRun
+
+LOCAL = ("127.0.0.1", 40000)
+REMOTE = ("203.0.113.9", 40000)
+XSS = "<script>alert('x')</script>"
+
+# The rules the journal below pretends to come from (for the explain reasons).
+RULES = """\
+secret hook = env "HOOK_TOKEN"
+source http path="/hooks/*" token=hook
+
+action build(ref) = exec "sh" "-c" "echo building $1; echo compiled 42 files; echo done" "build" ref
+action check(ref) = exec "sh" "-c" "echo checking $1; echo 'lint: 2 problems' >&2; exit 3" "check" ref
+
+build_branch: on http.post path="/hooks/build" payload.ref ~ "refs/heads/*"
+    run build with <payload.ref>
+check_branch: on http.post path="/hooks/check" payload.ref ~ "refs/heads/*"
+    run check with <payload.ref>
+"""
+
+
+def http_event(path: str, ref: Any, **extra: Any) -> Event:
+    return Event("http", "post", {"method": "POST", "path": path, "headers": {"authorization": "<redacted>"},
+                                  "query": {}, "payload": {"ref": ref, **extra}, "text": "", "remote": "127.0.0.1"})
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Any]:
+    """A journal with: run 1 succeeded (with a log), run 2 failed, run 3 queued, an event
+    that matched nothing (with a <script> in its payload), and the rules file."""
+    rules = tmp_path / "rules.trg"
+    rules.write_text(RULES, encoding="utf-8")
+    state = tmp_path / "state"
+    j = Journal(state)
+    e1 = http_event("/hooks/build", "refs/heads/main")
+    r1 = j.record_event(e1, [PlannedRun("build_branch", "build", {"ref": "refs/heads/main"})]).run_ids[0]
+    j.mark_running(r1)
+    j.run_log_path(r1).write_text("# run 1\nbuilding refs/heads/main\n\x1b[31mred text\x1b[0m\n", encoding="utf-8")
+    j.mark_finished(r1, "succeeded", 0)
+    e2 = http_event("/hooks/check", "refs/heads/main")
+    r2 = j.record_event(e2, [PlannedRun("check_branch", "check", {"ref": "refs/heads/main"})]).run_ids[0]
+    j.mark_running(r2)
+    j.mark_finished(r2, "failed", 3, error="exited with code 3")
+    e3 = http_event("/hooks/build", "v1.2.0", note=XSS)
+    j.record_event(e3, [])
+    e4 = http_event("/hooks/build", "refs/heads/x")
+    r3 = j.record_event(e4, [PlannedRun("build_branch", "build", {"ref": "<img src=x onerror=alert(1)>"})]).run_ids[0]
+    j.close()
+    return {"state": state, "rules": rules, "events": [e1, e2, e3, e4], "runs": [r1, r2, r3]}
+
+
+def client(world: dict[str, Any], rules: bool = True, token: str | None = None, peer=LOCAL) -> TestClient:
+    app = create_app(world["state"], token=token, rules_path=world["rules"] if rules else None)
+    return TestClient(app, client=peer, follow_redirects=False)
+
+
+def run_ids(html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'<tr data-run="(\d+)"', html)]
+
+
+def event_ids(html: str) -> list[str]:
+    return re.findall(r'<tr data-event="([^"]+)"', html)
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def test_overview_lists_runs_and_events_newest_first(world) -> None:
+    r = client(world).get("/dashboard/")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert run_ids(html) == [3, 2, 1]
+    assert event_ids(html) == [e.id for e in reversed(world["events"])]
+    assert "exited with code 3" in html and 'class="status s-failed"' in html
+    # the event that matched nothing says why, with the --explain reasons
+    assert "no rule matched" in html
+    assert "payload.ref ~ &#34;refs/heads/*&#34; (line 7) failed; payload.ref was &#34;v1.2.0&#34;" in html
+    assert 'path=&#34;/hooks/check&#34; (line 9) failed' in html
+    # the live stream's URL is on the page, and the script that uses it
+    assert 'data-stream="/dashboard/stream' in html and "/dashboard/static/live.js" in html
+
+
+def test_pages_send_security_headers(world) -> None:
+    r = client(world).get("/dashboard/")
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["cache-control"] == "no-store"
+    # no inline script or style on the page: the CSP would block them
+    assert "<script>" not in r.text and "style=" not in r.text
+
+
+@pytest.mark.parametrize("query, runs, events", [
+    ("rule=build_branch", [3, 1], [3, 0]),
+    ("status=failed", [2], [3, 2, 1, 0]),
+    ("rule=check_branch&status=succeeded", [], [1]),
+    ("unmatched=1", [3, 2, 1], [2]),
+    ("source=github", [3, 2, 1], []),
+    ("rule=build_branch&unmatched=1", [3, 1], []),
+])
+def test_filters(world, query: str, runs: list[int], events: list[int]) -> None:
+    html = client(world).get(f"/dashboard/?{query}").text
+    assert run_ids(html) == runs
+    assert event_ids(html) == [world["events"][i].id for i in events]
+
+
+def test_filter_form_keeps_its_values(world) -> None:
+    html = client(world).get("/dashboard/?rule=check_branch&status=failed&unmatched=1").text
+    assert "<option selected>check_branch</option>" in html
+    assert '<option value="failed" selected>' in html
+    assert 'name="unmatched" value="1" checked' in html
+    assert 'href="/dashboard/">clear</a>' in html
+
+
+def test_paging_runs(world) -> None:
+    c = client(world)
+    html = c.get("/dashboard/?limit=2").text
+    assert run_ids(html) == [3, 2]
+    m = re.search(r'href="(/dashboard/\?[^"]*before=2[^"]*)">older runs', html)
+    assert m, html
+    older = c.get(m.group(1).replace("&amp;", "&")).text
+    assert run_ids(older) == [1]
+    assert "data-stream" not in older  # an older page is not live
+
+
+@pytest.mark.parametrize("query", ["status=bogus", "limit=0", "limit=9999", "limit=x", "before=z"])
+def test_bad_filters_are_400(world, query: str) -> None:
+    c = client(world)
+    assert c.get(f"/dashboard/?{query}").status_code == 400
+    r = c.get(f"/api/runs?{query}")
+    assert r.status_code == 400 and "error" in r.json()
+
+
+def test_run_page_shows_the_log_without_terminal_escapes(world) -> None:
+    r = client(world).get("/dashboard/runs/1")
+    assert r.status_code == 200
+    assert "building refs/heads/main" in r.text and "red text" in r.text
+    assert "\x1b" not in r.text and "[31m" not in r.text
+    assert 'http-equiv="refresh"' not in r.text  # a finished run's page stays put
+    assert f'href="/dashboard/events/{world["events"][0].id}"' in r.text
+
+
+def test_page_of_a_run_still_going_reloads_itself(world) -> None:
+    r = client(world).get("/dashboard/runs/3")
+    assert r.status_code == 200
+    assert '<meta http-equiv="refresh" content="2">' in r.text
+    assert "No output yet" in r.text
+
+
+def test_event_page_explains_and_shows_data(world) -> None:
+    e3 = world["events"][2]
+    html = client(world).get(f"/dashboard/events/{e3.id}").text
+    assert "Why no rule matched" in html
+    assert "<code>payload.ref ~ &#34;refs/heads/*&#34;</code> (line 7) failed" in html
+    assert "&#34;ref&#34;: &#34;v1.2.0&#34;" in html  # the data, pretty-printed and escaped
+    e1 = world["events"][0]
+    html = client(world).get(f"/dashboard/events/{e1.id}").text
+    assert "Rules that did not match" in html and 'data-run="1"' in html
+
+
+def test_without_the_rules_the_page_says_why_there_are_no_reasons(world) -> None:
+    c = client(world, rules=False)
+    html = c.get("/dashboard/").text
+    assert "rules not loaded" in html and "--rules FILE" in html
+    assert c.get(f"/api/events/{world['events'][2].id}").json()["not_matched"] is None
+
+
+def test_rules_that_do_not_compile_are_reported(world) -> None:
+    world["rules"].write_text("this is not a rule\n", encoding="utf-8")
+    html = client(world).get("/dashboard/").text
+    assert "do not compile" in html
+
+
+def test_the_rules_file_is_recompiled_when_it_changes(world) -> None:
+    c = client(world)
+    e3 = world["events"][2].id
+    assert {x["rule"] for x in c.get(f"/api/events/{e3}").json()["not_matched"]} == {"build_branch", "check_branch"}
+    world["rules"].write_text(RULES.replace("check_branch:", "renamed_check:"), encoding="utf-8")
+    os.utime(world["rules"], ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert {x["rule"] for x in c.get(f"/api/events/{e3}").json()["not_matched"]} == {"build_branch", "renamed_check"}
+
+
+@pytest.mark.parametrize("path", ["/dashboard/runs/99", "/dashboard/events/evt_nope", "/dashboard/nope"])
+def test_unknown_pages_are_404_html(world, path: str) -> None:
+    r = client(world).get(path)
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("path", ["/api/runs/99", "/api/runs/abc", "/api/events/evt_nope", "/api/nope"])
+def test_unknown_api_objects_are_404_json(world, path: str) -> None:
+    r = client(world).get(path)
+    assert r.status_code == 404
+    assert set(r.json()) == {"error"}
+
+
+def test_redirects_to_the_page(world) -> None:
+    c = client(world)
+    for path in ("/", "/dashboard"):
+        r = c.get(path)
+        assert r.status_code == 307 and r.headers["location"] == "/dashboard/"
+
+
+# --------------------------------------------------------------------------- the API
+
+
+RUN_KEYS = {"id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
+            "finished_at", "not_before", "attempt", "duration", "dedupe_key", "error"}
+EVENT_KEYS = {"id", "source", "type", "time", "received_at", "delivery_key", "matched"}
+
+
+def test_api_runs(world) -> None:
+    c = client(world)
+    body = c.get("/api/runs").json()
+    assert set(body) == {"runs", "next_before"}
+    assert [r["id"] for r in body["runs"]] == [3, 2, 1] and body["next_before"] is None
+    for r in body["runs"]:
+        assert set(r) == RUN_KEYS  # no server file paths
+    r1 = body["runs"][2]
+    assert r1["status"] == "succeeded" and r1["exit_code"] == 0 and r1["inputs"] == {"ref": "refs/heads/main"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r1["finished_at"])
+    page = c.get("/api/runs?limit=2").json()
+    assert [r["id"] for r in page["runs"]] == [3, 2] and page["next_before"] == 2
+    assert [r["id"] for r in c.get("/api/runs?before=2").json()["runs"]] == [1]
+    assert [r["id"] for r in c.get("/api/runs?rule=check_branch").json()["runs"]] == [2]
+    assert [r["id"] for r in c.get("/api/runs?status=queued").json()["runs"]] == [3]
+    e1 = world["events"][0].id
+    assert [r["id"] for r in c.get(f"/api/runs?event_id={e1}").json()["runs"]] == [1]
+
+
+def test_api_run(world) -> None:
+    body = client(world).get("/api/runs/1").json()
+    assert set(body) == RUN_KEYS | {"log", "log_truncated", "event"}
+    assert "building refs/heads/main" in body["log"] and "\x1b" not in body["log"]
+    assert body["log_truncated"] is False
+    assert body["event"] == {"id": world["events"][0].id, "source": "http", "type": "post",
+                             "time": world["events"][0].time, "received_at": body["event"]["received_at"],
+                             "delivery_key": None, "matched": ["build_branch"]}
+
+
+def test_api_events(world) -> None:
+    c = client(world)
+    body = c.get("/api/events").json()
+    assert set(body) == {"events"}
+    ids = [e.id for e in reversed(world["events"])]
+    assert [e["id"] for e in body["events"]] == ids
+    for e in body["events"]:
+        assert set(e) == EVENT_KEYS | {"runs"}  # the list leaves the (large) data out
+    assert [e["runs"] for e in body["events"]] == [[3], [], [2], [1]]
+    assert [e["id"] for e in c.get("/api/events?unmatched=1").json()["events"]] == [world["events"][2].id]
+    assert len(c.get("/api/events?rule=build_branch").json()["events"]) == 2
+    assert len(c.get("/api/events?type=post&limit=1").json()["events"]) == 1
+    assert c.get("/api/events?type=push").json()["events"] == []
+
+
+def test_api_event(world) -> None:
+    e3 = world["events"][2]
+    body = client(world).get(f"/api/events/{e3.id}").json()
+    assert set(body) == EVENT_KEYS | {"data", "runs", "not_matched"}
+    assert body["data"]["payload"] == {"ref": "v1.2.0", "note": XSS}
+    assert body["runs"] == []
+    first = body["not_matched"][0]
+    assert first == {"rule": "build_branch", "condition": 'payload.ref ~ "refs/heads/*"', "line": 7,
+                     "span": first["span"], "field": "payload.ref", "value": "v1.2.0", "note": None,
+                     "text": 'payload.ref ~ "refs/heads/*" (line 7) failed; payload.ref was "v1.2.0"'}
+    e1 = world["events"][0]
+    body = client(world).get(f"/api/events/{e1.id}").json()
+    assert [r["id"] for r in body["runs"]] == [1] and set(body["runs"][0]) == RUN_KEYS
+
+
+def test_long_logs_show_their_end(tmp_path: Path) -> None:
+    log = tmp_path / "1.log"
+    log.write_bytes(b"first line\n" + b"x" * 100 + b"\n" + b"line\n" * (LOG_TAIL // 5) + b"the end\n")
+    text, truncated, exists = read_log(log)
+    assert truncated and exists and text.endswith("the end\n") and "first line" not in text
+    assert read_log(tmp_path / "missing.log") == ("", False, False)
+
+
+# --------------------------------------------------------------------------- escaping
+
+
+def test_payloads_inputs_and_logs_are_escaped(world) -> None:
+    j = Journal(world["state"])
+    j.run_log_path(3).write_text(f"log says {XSS}\n", encoding="utf-8")
+    j.close()
+    c = client(world)
+    for path in ("/dashboard/", "/dashboard/runs/3", f"/dashboard/events/{world['events'][2].id}",
+                 "/dashboard/?rule=%3Cscript%3Ealert(1)%3C/script%3E"):
+        html = c.get(path).text
+        assert "<script>alert" not in html and "<img src=x" not in html, path
+    assert "&lt;img src=x onerror=alert(1)&gt;" in c.get("/dashboard/").text
+    assert "log says &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in c.get("/dashboard/runs/3").text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in c.get(f"/dashboard/events/{world['events'][2].id}").text
+    # the API returns the data as it is, as JSON (never as HTML)
+    r = c.get(f"/api/events/{world['events'][2].id}")
+    assert r.headers["content-type"] == "application/json" and r.json()["data"]["payload"]["note"] == XSS
+
+
+# --------------------------------------------------------------------------- access
+
+
+def test_without_a_token_only_loopback_clients_are_answered(world) -> None:
+    c = client(world, peer=REMOTE)
+    assert c.get("/dashboard/").status_code == 403
+    r = c.get("/api/runs")
+    assert r.status_code == 403 and "loopback" in r.json()["error"]
+    assert client(world, peer=("::1", 5000)).get("/api/runs").status_code == 200
+
+
+@pytest.mark.parametrize("peer", [LOCAL, REMOTE])
+def test_a_token_is_required_when_set(world, peer) -> None:
+    c = client(world, token="s3cret-token", peer=peer)
+    for path in ("/dashboard/", "/dashboard/runs/1", "/api/runs", "/api/runs/1", "/api/events", "/dashboard/stream"):
+        r = c.get(path)
+        assert r.status_code == 401, path
+        assert r.headers["www-authenticate"].startswith("Bearer")
+    assert c.get("/api/runs").json()["error"].startswith("this dashboard needs its token")
+    assert c.get("/api/runs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert c.get("/api/runs?token=wrong").status_code == 401
+    assert c.get("/api/runs", headers={"Authorization": "Basic czNjcmV0LXRva2Vu"}).status_code == 401
+    assert c.get("/api/runs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    assert c.get("/api/runs?token=s3cret-token").status_code == 200
+    assert c.get("/dashboard/runs/1", headers={"Authorization": "bearer s3cret-token"}).status_code == 200
+
+
+def test_a_token_from_the_query_is_carried_on_in_links(world) -> None:
+    c = client(world, token="s3cret-token")
+    html = c.get("/dashboard/?token=s3cret-token").text
+    assert 'href="/dashboard/runs/1?token=s3cret-token"' in html
+    assert 'data-stream="/dashboard/stream?token=s3cret-token"' in html
+    assert '<input type="hidden" name="token" value="s3cret-token">' in html
+    # with the header instead, the links stay clean
+    html = c.get("/dashboard/", headers={"Authorization": "Bearer s3cret-token"}).text
+    assert "token=" not in html
+    assert c.get("/dashboard?token=s3cret-token").headers["location"] == "/dashboard/?token=s3cret-token"
+
+
+def test_static_files_need_no_token(world) -> None:
+    c = client(world, token="s3cret-token", peer=REMOTE)
+    css = c.get("/dashboard/static/style.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    js = c.get("/dashboard/static/live.js")
+    assert js.status_code == 200 and "EventSource" in js.text
+    assert c.get("/dashboard/static/app.py").status_code == 404
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize("path", ["/dashboard/", "/api/runs", "/api/runs/1", "/api/events", "/dashboard/runs/1"])
+def test_read_only(world, method: str, path: str) -> None:
+    before = Journal(world["state"])
+    runs, events = before.list_runs(), before.list_events()
+    before.close()
+    r = client(world).request(method, path)
+    assert r.status_code == 405
+    after = Journal(world["state"])
+    assert after.list_runs() == runs and after.list_events() == events
+    after.close()
+
+
+# --------------------------------------------------------------------------- the stream (real uvicorn)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, what: str, timeout: float = 20.0):
+    end = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def uvicorn_serving(app) -> Iterator[str]:
+    """``app`` on a real uvicorn in a thread, on a free loopback port; its base URL."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="off",
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, "uvicorn to start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def live_server(world) -> Iterator[str]:
+    with uvicorn_serving(create_app(world["state"], rules_path=world["rules"])) as url:
+        yield url
+
+
+def sse_messages(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
+    kind = None
+    for line in lines:
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: ") and kind:
+            yield kind, json.loads(line[6:])
+            kind = None
+
+
+def test_the_stream_sends_new_runs_events_and_status_changes(world, live_server: str) -> None:
+    top_event = world["events"][-1].id
+    url = f"{live_server}/dashboard/stream?since_run=3&since_event={top_event}&open=3:queued"
+    got: list[tuple[str, dict]] = []
+    with httpx.Client(timeout=20) as http, http.stream("GET", url) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        msgs = sse_messages(r.iter_lines())
+        j = Journal(world["state"])
+        try:
+            j.mark_running(3)  # the page showed run 3 queued: it gets the change
+            kind, m = next(msgs)
+            assert (kind, m["id"], m["status"], m["update"]) == ("run", 3, "running", True)
+            assert m["html"].startswith('<tr data-run="3" data-status="running">')
+            assert "&lt;img src=x" in m["html"]  # rendered by the page's template: escaped
+            kind, m = next(msgs)  # its event's row is re-sent (replace only) with the new status
+            assert (kind, m["id"], m["update"]) == ("event", top_event, True)
+            ev = http_event("/hooks/build", "refs/heads/live")
+            new_run = j.record_event(ev, [PlannedRun("build_branch", "build", {"ref": "refs/heads/live"})]).run_ids[0]
+            for _ in range(2):
+                got.append(next(msgs))
+        finally:
+            j.close()
+    assert {(k, m["id"], m["update"]) for k, m in got} == {("run", new_run, False), ("event", ev.id, False)}
+    html = dict(got)["event"]["html"]
+    assert html.startswith(f'<tr data-event="{ev.id}">') and "build_branch" in html
+
+
+def test_the_stream_follows_the_filters(world, live_server: str) -> None:
+    url = f"{live_server}/dashboard/stream?since_run=3&since_event={world['events'][-1].id}&rule=check_branch"
+    with httpx.Client(timeout=20) as http, http.stream("GET", url) as r:
+        msgs = sse_messages(r.iter_lines())
+        j = Journal(world["state"])
+        try:
+            j.record_event(http_event("/hooks/build", "refs/heads/a"),
+                           [PlannedRun("build_branch", "build", {"ref": "a"})])  # filtered out
+            e = http_event("/hooks/check", "refs/heads/b")
+            rid = j.record_event(e, [PlannedRun("check_branch", "check", {"ref": "b"})]).run_ids[0]
+            first = [next(msgs), next(msgs)]
+        finally:
+            j.close()
+    assert {(k, m["id"]) for k, m in first} == {("run", rid), ("event", e.id)}
+
+
+def test_a_fresh_stream_sends_what_the_page_does_not_show(world, live_server: str) -> None:
+    # the page showed runs up to 1 and no events: runs 2 and 3 and all four events come
+    url = f"{live_server}/dashboard/stream?since_run=1"
+    with httpx.Client(timeout=20) as http, http.stream("GET", url) as r:
+        msgs = sse_messages(r.iter_lines())
+        got = [next(msgs) for _ in range(6)]
+    assert [(k, m["id"]) for k, m in got] == [("run", 2), ("run", 3)] + [("event", e.id) for e in world["events"]]
+
+
+def test_a_stream_ends_with_reconnect_after_its_lifetime(world) -> None:
+    app = create_app(world["state"], stream_lifetime=0.2)
+    with uvicorn_serving(app) as url, httpx.Client(timeout=20) as http:
+        t0 = time.monotonic()
+        with http.stream("GET", f"{url}/dashboard/stream?since_run=3&since_event={world['events'][-1].id}") as r:
+            text = "".join(r.iter_text())  # the server ends the response
+        assert time.monotonic() - t0 < 5
+    assert text.startswith("retry: 2000\n\n") and text.endswith("event: reconnect\ndata: {}\n\n")
+
+
+def test_closing_ends_the_streams(world) -> None:
+    app = create_app(world["state"])
+    with uvicorn_serving(app) as url, httpx.Client(timeout=20) as http:
+        with http.stream("GET", f"{url}/dashboard/stream") as r:
+            lines = r.iter_lines()
+            assert next(lines) == "retry: 2000"
+            app.state.dashboard.closing.set()
+            rest = list(lines)
+    assert [ln for ln in rest if ln][-2:] == ["event: reconnect", "data: {}"]
+
+
+# --------------------------------------------------------------------------- serve --dashboard, triggerc dashboard
+
+
+HOOK_TOKEN = "hook-token-value"
+
+
+class Serve:
+    """``triggerc serve RULES --dashboard`` as a subprocess on a free loopback port."""
+
+    def __init__(self, tmp: Path, *args: str, dashboard_token: str | None = None) -> None:
+        self.rules = tmp / "rules.trg"
+        self.rules.write_text(RULES, encoding="utf-8")
+        self.state = tmp / "state"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp / "serve.log"
+        self.dashboard_token = dashboard_token
+        env = {**os.environ, "HOOK_TOKEN": HOOK_TOKEN}
+        env.pop("TRIGGERLANG_DASHBOARD_TOKEN", None)
+        if dashboard_token:
+            env["TRIGGERLANG_DASHBOARD_TOKEN"] = dashboard_token
+        self._fh = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "triggerlang.cli", "serve", str(self.rules), "--state", str(self.state),
+             "--port", str(self.port), "--dashboard", "--no-reload", "--grace", "2", *args],
+            stdin=subprocess.DEVNULL, stdout=self._fh, stderr=self._fh, env=env, cwd=str(tmp))
+        self.http = httpx.Client(base_url=self.url, timeout=10)
+        wait_for(self._up, "serve to answer /healthz")
+
+    def _up(self) -> bool:
+        assert self.proc.poll() is None, f"serve exited:\n{self.log.read_text()}"
+        try:
+            return self.http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def hook(self, path: str, ref: str) -> dict:
+        r = self.http.post(path, json={"ref": ref}, headers={"Authorization": f"Bearer {HOOK_TOKEN}"})
+        assert r.status_code == 202, r.text
+        return r.json()
+
+    def api(self, path: str) -> Any:
+        headers = {"Authorization": f"Bearer {self.dashboard_token}"} if self.dashboard_token else {}
+        r = self.http.get(path, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def wait_final(self, run_id: int) -> dict:
+        def final() -> dict | None:
+            run = self.api(f"/api/runs/{run_id}")
+            return run if run["status"] not in ("queued", "running") else None
+        return wait_for(final, f"run {run_id} to finish")
+
+    def stop(self) -> int:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._fh.close()
+
+    def stop_cleanly(self) -> None:
+        rc = self.stop()
+        log = self.log.read_text(errors="replace")
+        assert rc == 0, log
+        assert "Traceback" not in log, log
+
+
+def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
+    s = Serve(tmp_path)
+    try:
+        ran = s.hook("/hooks/build", "refs/heads/main")
+        run = s.wait_final(ran["runs"][0])
+        assert run["status"] == "succeeded" and run["exit_code"] == 0
+        assert "building refs/heads/main" in run["log"]
+        nothing = s.hook("/hooks/build", "v2")
+        assert nothing["runs"] == []
+        # the engine's current rules explain the event that matched nothing
+        reasons = s.api(f"/api/events/{nothing['event_id']}")["not_matched"]
+        assert [x["rule"] for x in reasons] == ["build_branch", "check_branch"]
+        page = s.http.get("/dashboard/")
+        assert page.status_code == 200 and 'data-run="1"' in page.text and "no rule matched" in page.text
+        assert [e["id"] for e in s.api("/api/events")["events"]] == [nothing["event_id"], ran["event_id"]]
+        # read-only, and the webhook routes and built-ins are untouched
+        assert s.http.post("/api/runs").status_code == 405
+        assert s.http.post("/dashboard/").status_code == 405
+        assert s.http.get("/hooks/nope").status_code == 404
+        assert "dashboard at /dashboard/ (loopback clients only)" in s.log.read_text()
+    finally:
+        s.stop_cleanly()
+
+
+def test_serve_stops_promptly_with_a_stream_open(tmp_path: Path) -> None:
+    s = Serve(tmp_path)
+    with httpx.Client(base_url=s.url, timeout=20) as http, http.stream("GET", "/dashboard/stream") as r:
+        assert next(r.iter_lines()) == "retry: 2000"
+        t0 = time.monotonic()
+        s.stop_cleanly()  # exit 0, no traceback
+        took = time.monotonic() - t0
+    assert took < 5.5, took
+    assert "graceful shutdown exceeded" not in s.log.read_text()
+
+
+def test_serve_dashboard_with_a_token(tmp_path: Path) -> None:
+    s = Serve(tmp_path, dashboard_token="dash-token")
+    try:
+        assert s.http.get("/dashboard/").status_code == 401
+        assert s.http.get("/api/runs").status_code == 401
+        assert s.api("/api/runs") == {"runs": [], "next_before": None}
+        assert s.http.get("/dashboard/?token=dash-token").status_code == 200
+        assert s.http.get("/healthz").status_code == 200  # the built-ins need no token
+    finally:
+        s.stop_cleanly()
+
+
+def cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "triggerlang.cli", *args], capture_output=True, text=True,
+                          timeout=60, **kw)
+
+
+def test_dashboard_command_usage_errors(tmp_path: Path, world) -> None:
+    r = cli("dashboard", "--state", str(tmp_path / "nothing"))
+    assert r.returncode == 2 and "no journal in" in r.stderr
+    r = cli("dashboard", "--state", str(world["state"]), "--rules", str(tmp_path / "missing.trg"))
+    assert r.returncode == 2 and "no such file" in r.stderr
+    r = cli("dashboard", "--state", str(world["state"]), "--token", " ")
+    assert r.returncode == 2 and "--token is empty" in r.stderr
+
+
+def test_dashboard_command_serves_until_interrupted(world) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "dashboard", "--state", str(world["state"]),
+                             "--rules", str(world["rules"]), "--port", "0"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        m = re.search(r"dashboard: (http://127\.0\.0\.1:\d+)/dashboard/ \(loopback clients only\)", line)
+        assert m, line
+        with httpx.Client(base_url=m.group(1), timeout=10) as http:
+            assert http.get("/").status_code == 307
+            assert run_ids(http.get("/dashboard/").text) == [3, 2, 1]
+            assert http.get(f"/api/events/{world['events'][2].id}").json()["not_matched"]
+            with http.stream("GET", "/dashboard/stream") as r:  # an open stream does not hold the stop up
+                assert next(r.iter_lines()) == "retry: 2000"
+                t0 = time.monotonic()
+                proc.send_signal(signal.SIGINT)
+                assert proc.wait(20) == 0
+                assert time.monotonic() - t0 < 3
+        err = proc.stderr.read()
+        assert "Traceback" not in err and "graceful shutdown exceeded" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_dashboard_command_reports_a_busy_port(world) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        r = cli("dashboard", "--state", str(world["state"]), "--port", str(port))
+    assert r.returncode == 1 and "cannot listen on 127.0.0.1:" in r.stderr and "--port" in r.stderr
+
+
+# --------------------------------------------------------------------------- --follow
+
+
+class Follow:
+    """``triggerc runs|events --follow ...`` with its output read line by line in a thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", *args, "--follow"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, "NO_COLOR": "1"})
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_lines(self, n: int) -> list[str]:
+        wait_for(lambda: len(self.lines) >= n, f"{n} lines (got {self.lines})")
+        return list(self.lines)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def test_runs_follow_prints_new_runs_and_status_changes(world) -> None:
+    f = Follow("runs", "--state", str(world["state"]), "--limit", "2")
+    try:
+        lines = f.wait_lines(3)
+        assert lines[0].split() == ["ID", "RULE", "ACTION", "STATUS", "EXIT", "DURATION", "QUEUED", "INPUTS"]
+        assert [ln.split()[0] for ln in lines[1:]] == ["2", "3"]  # the newest two, oldest first
+        j = Journal(world["state"])
+        try:
+            rid = j.record_event(http_event("/hooks/build", "refs/heads/f"),
+                                 [PlannedRun("build_branch", "build", {"ref": "refs/heads/f"})]).run_ids[0]
+            f.wait_lines(4)
+            j.mark_running(rid)
+            f.wait_lines(5)
+            j.mark_finished(rid, "succeeded", 0)
+            lines = f.wait_lines(6)
+        finally:
+            j.close()
+        assert [ln.split()[:4] for ln in lines[3:6]] == [[str(rid), "build_branch", "build", s]
+                                                        for s in ("queued", "running", "succeeded")]
+        assert lines[5].split()[4] == "0"
+        assert f.stop() == 0
+    finally:
+        if f.proc.poll() is None:
+            f.proc.kill()
+
+
+def test_events_follow_prints_json_lines(world) -> None:
+    f = Follow("events", "--state", str(world["state"]), "--format", "json", "--limit", "1")
+    try:
+        first = json.loads(f.wait_lines(1)[0])
+        assert first == {"id": world["events"][-1].id, "source": "http", "type": "post",
+                         "time": world["events"][-1].time, "matched": ["build_branch"]}
+        j = Journal(world["state"])
+        try:
+            new = [Event("git", "push", {"branch": "main"}), Event("github", "ping", {})]
+            for e in new:
+                j.record_event(e, [])
+            lines = f.wait_lines(3)
+        finally:
+            j.close()
+        assert [json.loads(ln)["id"] for ln in lines[1:]] == [e.id for e in new]
+        assert f.stop() == 0
+    finally:
+        if f.proc.poll() is None:
+            f.proc.kill()
+
+
+def test_follow_keeps_the_filters(world) -> None:
+    f = Follow("events", "--state", str(world["state"]), "--source", "git", "--format", "json")
+    try:
+        j = Journal(world["state"])
+        try:
+            j.record_event(Event("github", "ping", {}), [])
+            e = Event("git", "push", {"branch": "main"})
+            j.record_event(e, [])
+            lines = f.wait_lines(1)
+        finally:
+            j.close()
+        time.sleep(0.7)
+        assert [json.loads(ln)["id"] for ln in f.lines] == [e.id]
+        assert f.stop() == 0
+    finally:
+        if f.proc.poll() is None:
+            f.proc.kill()

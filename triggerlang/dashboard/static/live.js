@@ -1,0 +1,80 @@
+// triggerlang dashboard: live updates over server-sent events (no build step).
+// The page works without this script; with it, new runs and events appear, and run
+// statuses change, without a reload. The stream sends table rows rendered by the server
+// (already escaped), so this only inserts or replaces them.
+(function () {
+  "use strict";
+  var board = document.getElementById("board");
+  var badge = document.getElementById("live");
+  if (!board || !board.hasAttribute("data-stream") || !window.EventSource) return;
+  var limit = parseInt(board.getAttribute("data-limit"), 10) || 25;
+  var source = null;
+
+  function state(s, text) { if (badge) { badge.setAttribute("data-state", s); badge.textContent = text; } }
+  function body(id) { return document.querySelector("#" + id + " tbody"); }
+
+  // What the page shows, so a (re)connect gets exactly what changed since.
+  function streamUrl() {
+    var url = new URL(board.getAttribute("data-stream"), window.location.href);
+    var top = 0;
+    var open = [];
+    document.querySelectorAll("#runs tr[data-run]").forEach(function (tr) {
+      var id = parseInt(tr.getAttribute("data-run"), 10);
+      if (id > top) top = id;
+      var s = tr.getAttribute("data-status");
+      if (s === "queued" || s === "running") open.push(id + ":" + s);
+    });
+    url.searchParams.set("since_run", String(top));
+    url.searchParams.set("open", open.join(","));
+    var ev = document.querySelector("#events tr[data-event]");
+    if (ev) url.searchParams.set("since_event", ev.getAttribute("data-event"));
+    return url.toString();
+  }
+
+  function rowFrom(html) {
+    var t = document.createElement("template");
+    t.innerHTML = html.trim();
+    return t.content.firstElementChild;
+  }
+
+  function place(tbodyId, attr, msg, newestFirstById) {
+    var tbody = body(tbodyId);
+    if (!tbody) return;
+    var row = rowFrom(msg.html);
+    var old = tbody.querySelector("tr[" + attr + '="' + String(msg.id).replace(/"/g, '\\"') + '"]');
+    if (old) {
+      old.replaceWith(row);
+    } else if (msg.update) {
+      return; // a change to a row this page does not show
+    } else {
+      var empty = tbody.querySelector("tr.empty");
+      if (empty) empty.remove();
+      var before = tbody.firstElementChild;
+      if (newestFirstById) {
+        while (before && parseInt(before.getAttribute(attr), 10) > msg.id) before = before.nextElementSibling;
+      }
+      tbody.insertBefore(row, before);
+      while (tbody.children.length > limit) tbody.lastElementChild.remove();
+    }
+    row.classList.add("fresh");
+  }
+
+  function connect() {
+    source = new EventSource(streamUrl());
+    source.onopen = function () { state("on", "live"); };
+    source.addEventListener("run", function (e) { place("runs", "data-run", JSON.parse(e.data), true); });
+    source.addEventListener("event", function (e) { place("events", "data-event", JSON.parse(e.data), false); });
+    source.addEventListener("reconnect", function () {
+      // The server ends each stream after a while (so that it can stop promptly): go on at once.
+      source.close();
+      connect();
+    });
+    source.onerror = function () {
+      // Reconnect ourselves, with a URL that says what the page shows now.
+      source.close();
+      state("retry", "reconnecting");
+      window.setTimeout(connect, 2000);
+    };
+  }
+  connect();
+})();
