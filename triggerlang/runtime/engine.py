@@ -121,14 +121,9 @@ class Engine:
                 kv = get_path(event.data, pol["dedupe"]["field"].split("."))
                 key = "" if kv is MISSING or kv is None else (kv if isinstance(kv, str) else repr(kv))
             ln = self.lane(name)
-            if pol.get("debounce"):
-                deadline = now + float(pol["debounce"])
-                if ln.debounce_run is not None:
-                    debounced.append((m, inputs, deadline))
-                    continue
-                ln.debounce_paths = list(event.data.get("paths") or []) if event.source == "file" else []
-                planned.append(PlannedRun(name, m.rule.action, self._with_paths(m, inputs, ln), key,
-                                          not_before=deadline))
+            if pol.get("debounce") and ln.debounce_run is not None:
+                # the window is open: this event moves the pending run (dedupe was decided when it opened)
+                debounced.append((m, inputs, now + float(pol["debounce"])))
                 continue
             if key is not None and pol["dedupe"].get("for"):
                 last = self.journal.last_run_with_key(name, key)
@@ -137,6 +132,11 @@ class Engine:
                                               error=f"dedupe: {pol['dedupe']['field']}={key!r} already ran "
                                                     f"{now - last:.0f}s ago"))
                     continue
+            if pol.get("debounce"):
+                ln.debounce_paths = list(event.data.get("paths") or []) if event.source == "file" else []
+                planned.append(PlannedRun(name, m.rule.action, self._with_paths(m, inputs, ln), key,
+                                          not_before=now + float(pol["debounce"])))
+                continue
             if pol.get("busy") == "skip" and (ln.busy or ln.waiting):
                 planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
                                           error="busy skip: a run of this rule was still going"))
