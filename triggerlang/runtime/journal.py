@@ -295,6 +295,10 @@ class Journal:
             raise JournalError(f"cannot create the state directory {d}: {e.strerror or e}") from None
         if not os.access(d, os.W_OK | os.X_OK):
             raise JournalError(f"the state directory {d} is not writable")
+        if self.path.exists() and not self.path.is_file():
+            raise JournalError(f"the journal {self.path} is not a file: move it away to start a new journal")
+        if (d / LOGS_DIR).exists() and not (d / LOGS_DIR).is_dir():
+            raise JournalError(f"the log directory {d / LOGS_DIR} is not a directory: move it away")
         if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
             raise JournalError(f"the journal {self.path} is not readable and writable")
         try:

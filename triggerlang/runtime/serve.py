@@ -3,7 +3,9 @@
 Start-up, in order, each step failing with one clear line (exit 1) rather than a
 traceback: read the rules (a ``.trg`` compiled in process, or a manifest JSON); resolve
 the secrets (a missing environment variable is named, its value never printed); open the
-journal in the state directory; recover what a crash left (interrupted and queued runs);
+journal in the state directory and take its lock (a second ``serve`` on the same state
+directory would start the same queued runs again: it is refused, naming the first one's
+pid); recover what a crash left (interrupted and queued runs);
 start the sources the manifest lists and only those, logging one line each.
 
 While running: when the rules file changes (checked every second, by content hash), it
@@ -93,6 +95,7 @@ class Runtime:
         self.stop_event = asyncio.Event()
         self.engine: Engine | None = None
         self.http: Source | None = None
+        self.lock_fd: int | None = None
 
     def source_configs(self, manifest: dict) -> dict[str, Any]:
         cfgs = dict(manifest.get("sources") or {})
@@ -107,6 +110,11 @@ class Runtime:
         secrets = resolve_secrets(manifest, self.base_dir, os.environ)
         self.secrets = secrets
         journal = Journal(self.state_dir)
+        try:
+            self.lock_fd = lock_state_dir(self.state_dir)
+        except StartError:
+            journal.close()
+            raise
         self.engine = Engine(manifest, journal, secrets, self.base_dir)
         interrupted, queued = self.engine.recover()
         if interrupted or queued:
@@ -224,6 +232,42 @@ class Runtime:
         if self.engine is not None:
             await self.engine.drain(self.opts.grace)
             self.engine.journal.close()
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # releases the lock
+            self.lock_fd = None
+
+
+LOCK_NAME = "serve.lock"
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Take the state directory's exclusive lock for this process; its file descriptor.
+
+    ``flock`` on ``<state>/serve.lock``, which holds the pid of the owner. The kernel drops
+    the lock when the process dies, ``kill -9`` included, so a crash never leaves a stale
+    lock behind. StartError, naming the owner, when another process holds it.
+    """
+    import fcntl
+
+    path = state_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by runs (O_CLOEXEC)
+    except OSError as e:
+        raise StartError(f"cannot create the lock file {path}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            owner = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            owner = ""
+        os.close(fd)
+        who = f" (pid {owner})" if owner.isdigit() else ""
+        raise StartError(f"another triggerc serve{who} is using the state directory {state_dir}: "
+                         f"stop it, or give this one another --state") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return fd
 
 
 async def _main(rules_path: Path, opts: ServeOptions) -> int:

@@ -361,12 +361,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e999: JSON, but not a number we can write back
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
 def parse_json(body: bytes) -> Any:
-    """Strict JSON (no NaN/Infinity); ValueError if the body is not JSON."""
+    """Strict JSON (no NaN/Infinity, no number that overflows to it); ValueError if not JSON."""
     if not body.strip():
         raise ValueError("the body is empty")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
 
