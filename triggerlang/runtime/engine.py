@@ -45,9 +45,12 @@ from ..compile.matcher import build_matcher
 from ..events import MISSING, Event, get_path
 from ..sources.base import Submitted
 from .executor import RunningAction, RunRequest, start_action
-from .journal import Journal, PlannedRun, RunRow
+from .journal import Journal, JournalError, PlannedRun, RunRow
 
 log = logging.getLogger("triggerlang")
+
+JOURNAL_RETRY = 1.0
+"""Seconds before a run whose start or end could not be journaled (a full disk) tries again."""
 
 DEFAULT_POLICIES = {"debounce": None, "busy": "queue", "timeout": 3600.0, "retry": 0, "backoff": 5.0, "dedupe": None}
 
@@ -252,7 +255,14 @@ class Engine:
         try:
             async with self.slots:
                 row = self.journal.run_row(run_id)
-                if row is None or not self.journal.mark_running(run_id):
+                try:
+                    if row is None or not self.journal.mark_running(run_id):
+                        return
+                except JournalError as e:  # disk full...: the run is still queued; try again soon
+                    log.error("run %s of %s cannot start yet: %s; trying again in %.0fs", run_id, rule, e,
+                              JOURNAL_RETRY)
+                    ln.waiting.append((run_id, time.time() + JOURNAL_RETRY))
+                    self.idle.clear()
                     return
                 action = self.actions.get(row.action)
                 if action is None:
@@ -281,7 +291,8 @@ class Engine:
                     self.journal.mark_finished(run_id, "interrupted", res.exit_code,
                                                "the runtime stopped while the run was going")
                     return
-                self.journal.mark_finished(run_id, res.status, res.exit_code, res.error)
+                if not await self._record_end(run_id, res.status, res.exit_code, res.error):
+                    return
                 log.info("run %s of %s: %s%s", run_id, rule, res.status,
                          f" (exit {res.exit_code})" if res.exit_code is not None else "")
                 done = self.journal.run_row(run_id)
@@ -304,6 +315,24 @@ class Engine:
             if not self.closing:
                 self._kick(rule)
             self._check_idle()
+
+    async def _record_end(self, run_id: int, status: str, exit_code: int | None, error: str | None) -> bool:
+        """Journal how a run ended; while the journal cannot be written (a full disk), try again
+        with a growing delay instead of losing the outcome. False if the runtime stops first:
+        the run then stays ``running`` and the next start marks it ``interrupted``."""
+        delay = JOURNAL_RETRY
+        while True:
+            try:
+                self.journal.mark_finished(run_id, status, exit_code, error)
+                return True
+            except JournalError as e:
+                if self.closing:
+                    log.error("run %s ended %s but the journal cannot record it: %s", run_id, status, e)
+                    return False
+                log.error("run %s ended %s; cannot record it yet (%s), trying again in %.0fs",
+                          run_id, status, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def _emit_run_event(self, row: RunRow) -> None:
         typ = "completed" if row.status == "succeeded" else "failed"

@@ -588,8 +588,14 @@ class _Handlers:
             for i, event in enumerate(events):
                 k = key if i == 0 or key is None else f"{key}/{event.trigger}"
                 results.append(await self.ctx.submit(event, delivery_key=k))
-        except Exception:
-            self.log.exception("could not submit event %s", events[len(results)].trigger)
+        except Exception as e:
+            from ..runtime.journal import JournalError
+
+            trigger = events[len(results)].trigger
+            if isinstance(e, JournalError):  # disk full, locked...: the message says it all
+                self.log.error("could not accept event %s: %s", trigger, e)
+            else:
+                self.log.exception("could not submit event %s", trigger)
             return _error(500, "internal error: the event was not accepted, try again")
         body: dict[str, Any] = {"event_id": results[0].event_id, "runs": _union(r.runs for r in results)}
         duplicate = all(r.duplicate for r in results)
