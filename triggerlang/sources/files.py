@@ -11,8 +11,9 @@ Algorithm
    written in it are seen; roots inside other roots are dropped (one watcher, one event
    per change). A root outside ``root`` is ignored with a warning.
 2. **Watching.** One ``watchfiles.awatch`` over the watch set (inotify/FSEvents, recursive),
-   with ``step`` 50 ms and ``debounce`` 100 ms: a burst is yielded once it has been quiet
-   for 50 ms, a continuous stream at least every 100 ms. watchfiles' own default filter is
+   with ``step`` 10 ms and ``debounce`` 50 ms: a burst is yielded once it has been quiet
+   for 10 ms, a continuous stream at least every 50 ms (the rule's own debounce, 100 ms
+   by default, is what groups a burst into one run). watchfiles' own default filter is
    off; this module filters. ``start()`` returns once the native watcher is live (the
    first time it polls the stop flag), so a change made right after ``start()`` is seen.
    ``stop()`` sets the stop flag, which the watcher checks every step.
@@ -290,7 +291,7 @@ class FileSource(Source):
             first = False
             paths = self.watch_paths()
             try:
-                gen = awatch(*paths, watch_filter=None, step=50, debounce=100, stop_event=flag,
+                gen = awatch(*paths, watch_filter=None, step=10, debounce=50, stop_event=flag,
                              recursive=True, ignore_permission_denied=True)
                 async with contextlib.aclosing(gen):
                     async for changes in gen:
