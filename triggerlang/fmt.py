@@ -178,17 +178,18 @@ def fmt_test(t: A.TestBlock) -> list[str]:
     if g.from_file is not None:
         given += f" from {fmt_string(g.from_file)}"
     lines = [f"test {fmt_string(t.name)}:", INDENT + given]
-    for e in t.expects:
-        if e.kind == "match":
-            s = f"expect {e.rules[0].value}" + (f" with {fmt_args(e.args)}" if e.has_with else "")
-        elif e.kind == "not":
-            s = f"expect not {e.rules[0].value}"
-        elif e.kind == "only":
-            s = "expect only " + ", ".join(n.value for n in e.rules)
-        else:
-            s = "expect none"
-        lines.append(INDENT + s)
+    lines.extend(INDENT + fmt_expect(e) for e in t.expects)
     return lines
+
+
+def fmt_expect(e: A.Expect) -> str:
+    if e.kind == "match":
+        return f"expect {e.rules[0].value}" + (f" with {fmt_args(e.args)}" if e.has_with else "")
+    if e.kind == "not":
+        return f"expect not {e.rules[0].value}"
+    if e.kind == "only":
+        return "expect only " + ", ".join(n.value for n in e.rules)
+    return "expect none"
 
 
 def fmt_decl(d, multiline: bool = False) -> list[str]:

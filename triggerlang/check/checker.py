@@ -128,6 +128,10 @@ class Program:
 
 # --------------------------------------------------------------------------- values
 
+SKIP: Any = object()
+"""Returned by an argument resolver that already reported the argument: bind nothing."""
+
+
 class _Regex(dict):
     """A resolved regex literal ({"regex", "flags"}), distinguishable from a plain map."""
 
@@ -703,31 +707,10 @@ class Checker:
 
     def bind_args(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, ctx, at: Span, what: str) -> dict:
         params = [p.name.value for p in decl.params]
-        bound: dict[str, dict] = {}
-        named_seen = False
-        for i, a in enumerate(args):
-            val = self.arg_value(a.value, ctx)
-            if a.name is None:
-                if named_seen:
-                    self.d.error("TRG401", "a positional argument cannot follow a named one", a.span,
-                                 "put positional arguments first")
-                    continue
-                if i >= len(params):
-                    self.d.error("TRG401", f"too many arguments: {what} takes {len(params)}", a.span,
-                                 f"{what} has parameters ({', '.join(params)})" if params else f"{what} takes no arguments")
-                    continue
-                bound[params[i]] = val
-            else:
-                named_seen = True
-                n = a.name.value
-                if n not in params:
-                    self.d.error("TRG402", f"{what} has no parameter '{n}'", a.name.span,
-                                 did_you_mean(n, params) or ("parameters: " + ", ".join(params) if params else "it takes no arguments"))
-                    continue
-                if n in bound:
-                    self.d.error("TRG401", f"parameter '{n}' is given twice", a.name.span, None)
-                    continue
-                bound[n] = val
+        bound = self.match_args(
+            args, params, what, lambda v: self.arg_value(v, ctx),
+            lambda: f"{what} has parameters ({', '.join(params)})" if params else f"{what} takes no arguments",
+            dup_at_name=True)
         for p in decl.params:
             n = p.name.value
             if n not in bound:
@@ -737,6 +720,41 @@ class Checker:
                 else:
                     bound[n] = {"value": _plain(self.quiet_default(p.default))}
         return {k: bound[k] for k in params if k in bound}
+
+    def match_args(self, args, params: list[str], what: str, value_of, too_many_hint,
+                   dup_at_name: bool = False) -> dict:
+        """Bind positional and named ARGS to ``params`` (TRG401/402); the one definition
+        used by rule calls and by ``expect RULE with ARGS``. ``value_of(value)`` resolves
+        one argument, or returns :data:`SKIP` when it already reported a problem."""
+        bound: dict[str, Any] = {}
+        named_seen = False
+        for i, a in enumerate(args):
+            val = value_of(a.value)
+            if val is SKIP:
+                continue
+            if a.name is None:
+                if named_seen:
+                    self.d.error("TRG401", "a positional argument cannot follow a named one", a.span,
+                                 "put positional arguments first")
+                    continue
+                if i >= len(params):
+                    self.d.error("TRG401", f"too many arguments: {what} takes {len(params)}", a.span, too_many_hint())
+                    continue
+                name = params[i]
+            else:
+                named_seen = True
+                name = a.name.value
+                if name not in params:
+                    self.d.error("TRG402", f"{what} has no parameter '{name}'", a.name.span,
+                                 did_you_mean(name, params) or ("parameters: " + ", ".join(params) if params
+                                                                else "it takes no arguments"))
+                    continue
+            if name in bound:
+                self.d.error("TRG401", f"parameter '{name}' is given twice", a.name.span if dup_at_name else a.span,
+                             None)
+                continue
+            bound[name] = val
+        return bound
 
     def quiet_default(self, v: Any) -> Any:
         if isinstance(v, A.Duration):

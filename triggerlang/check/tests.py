@@ -71,6 +71,7 @@ from ..diagnostics import Span, did_you_mean
 from ..events import Event
 from ..syntax import ast as A
 from . import catalogue as C
+from .checker import SKIP
 
 if TYPE_CHECKING:  # pragma: no cover
     from .checker import Checker
@@ -369,7 +370,7 @@ class _TestChecker:
 # --------------------------------------------------------------------------- expect
 
 def _expect(ck: "Checker", e: A.Expect) -> ExpectSpec:
-    from ..fmt import fmt_args
+    from ..fmt import fmt_expect
 
     names = sorted(ck.p.rule_asts)
     for n in e.rules:
@@ -386,52 +387,23 @@ def _expect(ck: "Checker", e: A.Expect) -> ExpectSpec:
             for a in e.args:
                 if not isinstance(a.value, A.Placeholder):
                     ck.value(a.value)
-    if e.kind == "match":
-        text = f"expect {e.rules[0].value}" + (f" with {fmt_args(e.args)}" if e.has_with else "")
-    elif e.kind == "not":
-        text = f"expect not {e.rules[0].value}"
-    elif e.kind == "only":
-        text = "expect only " + ", ".join(n.value for n in e.rules)
-    else:
-        text = "expect none"
-    return ExpectSpec(e.kind, [n.value for n in e.rules], inputs, e.span, text, e)
+    return ExpectSpec(e.kind, [n.value for n in e.rules], inputs, e.span, fmt_expect(e), e)
 
 
 def _bind_expected(ck: "Checker", e: A.Expect, decl: A.ActionDecl) -> dict[str, Any]:
     """ARGS bound to the action's parameters like a call, without requiring them all."""
     params = [p.name.value for p in decl.params]
     what = f"action '{decl.name.value}' (run by rule '{e.rules[0].value}')"
-    out: dict[str, Any] = {}
-    named_seen = False
-    for i, a in enumerate(e.args):
-        if isinstance(a.value, A.Placeholder):
-            ck.d.error("TRG603", "expect ... with compares values: a placeholder has none here", a.value.span,
+
+    def value_of(v):
+        if isinstance(v, A.Placeholder):
+            ck.d.error("TRG603", "expect ... with compares values: a placeholder has none here", v.span,
                        "write the value the run should get, e.g. sha=\"abc123\"")
-            continue
-        val = _to_json(ck.value(a.value))
-        if a.name is None:
-            if named_seen:
-                ck.d.error("TRG401", "a positional argument cannot follow a named one", a.span,
-                           "put positional arguments first")
-                continue
-            if i >= len(params):
-                ck.d.error("TRG401", f"too many arguments: {what} takes {len(params)}", a.span,
-                           f"its parameters are ({', '.join(params)})" if params else "it takes no arguments")
-                continue
-            name = params[i]
-        else:
-            named_seen = True
-            name = a.name.value
-            if name not in params:
-                ck.d.error("TRG402", f"{what} has no parameter '{name}'", a.name.span,
-                           did_you_mean(name, params) or ("parameters: " + ", ".join(params) if params
-                                                          else "it takes no arguments"))
-                continue
-        if name in out:
-            ck.d.error("TRG401", f"parameter '{name}' is given twice", a.span, None)
-            continue
-        out[name] = val
-    return out
+            return SKIP
+        return _to_json(ck.value(v))
+
+    return ck.match_args(e.args, params, what, value_of,
+                         lambda: f"its parameters are ({', '.join(params)})" if params else "it takes no arguments")
 
 
 def _contradictions(ck: "Checker", expects: list[ExpectSpec]) -> None:
