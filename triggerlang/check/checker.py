@@ -749,7 +749,7 @@ class Checker:
                                  did_you_mean(name, params) or ("parameters: " + ", ".join(params) if params
                                                                 else "it takes no arguments"))
                     continue
-            if name in bound:
+            if name in bound and a.name is not None:  # (positional names repeat only if params do: TRG408)
                 self.d.error("TRG401", f"parameter '{name}' is given twice", a.name.span if dup_at_name else a.span,
                              None)
                 continue
