@@ -176,8 +176,10 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str] | None = No
         if text is not None:
             # lines as the parser counts them: only \n, \r\n and \r end a line (not U+2028
             # or U+0085, which str.splitlines() would split on), and a leading BOM is not text
-            lines = lines_cache.setdefault(d.file, text.removeprefix("\ufeff").replace("\r\n", "\n")
-                                           .replace("\r", "\n").split("\n"))
+            lines = lines_cache.get(d.file)
+            if lines is None:  # (not setdefault: its argument would split the file every time)
+                lines = lines_cache[d.file] = (text.removeprefix("\ufeff").replace("\r\n", "\n")
+                                               .replace("\r", "\n").split("\n"))
             ln = d.span.start.line
             if 1 <= ln <= len(lines):
                 src = lines[ln - 1].replace("\t", " ")
