@@ -71,6 +71,7 @@ import json
 import os
 import shlex
 import signal
+import sys
 import threading
 import time
 import urllib.error
@@ -189,6 +190,38 @@ async def start_action(req: RunRequest) -> RunningAction:
     except ActionError as e:
         _log_line(req.log_path, f"# run {req.run_id} could not start: {e}")
         return RunningAction.finished(req, RunResult("failed", None, str(e)))
+
+
+# -- the child watcher --------------------------------------------------------------------
+
+def pidfd_child_watcher(loop: asyncio.AbstractEventLoop) -> "asyncio.AbstractChildWatcher | None":
+    """On Python 3.11 under Linux 5.3+, make asyncio reap children through pidfds; the
+    watcher installed, or None when nothing was changed.
+
+    Python 3.11's default ``ThreadedChildWatcher`` starts one thread per child to block
+    in ``waitpid``: starting it costs the event loop about 0.25 ms per run (it waits for
+    the thread to start) and the threads compete for the GIL while runs go on. A
+    ``PidfdChildWatcher`` polls a pidfd per child on the loop itself, with no thread.
+    Python 3.12+ already picks it by default (and deprecates ``set_child_watcher``), so
+    this does nothing there. Call it with the loop that will start the runs, before any
+    run starts, and :func:`restore_child_watcher` once that loop is closed.
+    """
+    if sys.version_info >= (3, 12) or not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:  # an old kernel, or a seccomp filter that forbids it
+        return None
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(loop)
+    asyncio.set_child_watcher(watcher)
+    return watcher
+
+
+def restore_child_watcher(watcher: "asyncio.AbstractChildWatcher | None") -> None:
+    """Undo :func:`pidfd_child_watcher` (the next loop gets asyncio's default watcher)."""
+    if watcher is not None:
+        asyncio.set_child_watcher(None)  # closes it
 
 
 # -- inputs and argv ----------------------------------------------------------------------

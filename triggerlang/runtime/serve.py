@@ -33,6 +33,7 @@ from typing import Any
 from ..compile.manifest import ManifestError, validate_manifest
 from ..sources.base import Source, SourceContext, load_source_class
 from .engine import Engine, StartError, resolve_secrets
+from .executor import pidfd_child_watcher, restore_child_watcher
 from .journal import Journal, JournalError
 
 log = logging.getLogger("triggerlang")
@@ -305,4 +306,12 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 def serve(rules_path: Path, opts: ServeOptions) -> int:
     """Run until SIGINT/SIGTERM; the exit code (0 clean stop, 1 could not start)."""
-    return asyncio.run(_main(rules_path, opts))
+    with asyncio.Runner() as runner:
+        # Reap runs through pidfds on the loop rather than one waitpid thread per run
+        # (Python 3.11; 3.12+ does it by default): see executor.pidfd_child_watcher.
+        watcher = pidfd_child_watcher(runner.get_loop())
+        try:
+            return runner.run(_main(rules_path, opts))
+        finally:
+            runner.close()  # cancels what is left while the watcher can still reap it
+            restore_child_watcher(watcher)
