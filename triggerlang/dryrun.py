@@ -34,18 +34,92 @@ def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> 
         raise EventInputError(f"{where}: {e}") from None
 
 
+def _open(path: str):
+    try:
+        return sys.stdin if path == "-" else open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise EventInputError(f"{path}: no such file") from None
+    except OSError as e:
+        raise EventInputError(f"{path}: {e.strerror or e}") from None
+
+
 def read_events(path: str, provider: tuple[str, str] | None, batch: bool) -> Iterator[list[Event] | EventInputError]:
     """Yield the events of each input (a list per line in batch mode), or an error per bad line.
 
     Raises EventInputError at once when the file cannot be opened or (single mode) parsed.
     """
+    return _iter(_open(path), path, provider, batch)
+
+
+def _dry_event(obj: Any) -> Event | None:
+    """``Event.from_json`` for the well-formed case, without minting an id and a time
+    (a dry run shows neither); None sends anything else through ``from_json``."""
+    if obj.__class__ is dict:
+        src, typ, data = obj.get("source"), obj.get("type"), obj.get("data", {})
+        if src.__class__ is str and src and typ.__class__ is str and typ and data.__class__ is dict:
+            return Event(src, typ, data, "", "")
+    return None
+
+
+def batch_names(path: str, provider: tuple[str, str] | None, matcher, write) -> bool:
+    """Batch mode with text output and no ``--explain``: one line of rule names per event line.
+
+    The same output as ``read_events`` + :meth:`DryRun.run` + :meth:`DryRun.text` (and the
+    CLI's error lines), in one loop that computes nothing the line does not show (no inputs,
+    no argv): this is the path ``triggerc match rules.trg events.jsonl`` takes, and the one
+    the benchmark measures. Returns True when some line was bad. Raises EventInputError
+    when the file cannot be opened.
+    """
+    fh = _open(path)
+    name = "<stdin>" if path == "-" else path
+    names_of = getattr(matcher, "names", None)
+    if names_of is None:
+        def names_of(ev: Event) -> list[str]:
+            return [r.name for r in matcher.matching_rules(ev)]
+    names_for = getattr(matcher, "names_for", None)
+    if names_for is None:
+        def names_for(source: str, typ: str, data: dict) -> list[str]:
+            return names_of(Event(source, typ, data, "", ""))
+    loads, dumps, JSONDecodeError = json.loads, json.dumps, json.JSONDecodeError
+    any_bad = False
+    lineno = 0
     try:
-        fh = sys.stdin if path == "-" else open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise EventInputError(f"{path}: no such file") from None
-    except OSError as e:
-        raise EventInputError(f"{path}: {e.strerror or e}") from None
-    return _iter(fh, path, provider, batch)
+        try:
+            for line in fh:
+                lineno += 1
+                try:
+                    obj = loads(line)
+                except JSONDecodeError as e:
+                    if not line.strip():
+                        continue
+                    any_bad = True
+                    write(dumps({"error": f"{name}:{lineno}: not valid JSON ({e.msg})"}) + "\n")
+                    continue
+                # the well-formed case of Event.from_json, without making an Event (nor
+                # minting an id and a time, which a dry run shows neither of)
+                if provider is None and obj.__class__ is dict:
+                    src, typ, data = obj.get("source"), obj.get("type"), obj.get("data", {})
+                    ok = src.__class__ is str and src and typ.__class__ is str and typ and data.__class__ is dict
+                else:
+                    ok = False
+                if ok:
+                    names = names_for(src, typ, data)
+                else:
+                    try:
+                        evs = _events_from_obj(obj, provider, f"{name}:{lineno}")
+                    except EventInputError as e:
+                        any_bad = True
+                        write(dumps({"error": str(e)}) + "\n")
+                        continue
+                    names = [n for ev in evs for n in names_of(ev)]
+                write(", ".join(names) + "\n" if names else "(no match)\n")
+        except UnicodeDecodeError:
+            any_bad = True
+            write(dumps({"error": f"{name}:{lineno + 1}: not UTF-8 text"}) + "\n")
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+    return any_bad
 
 
 def _iter(fh, path, provider, batch):
