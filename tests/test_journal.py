@@ -148,6 +148,23 @@ def test_run_lifecycle(journal: Journal):
         journal.mark_running(9999)
 
 
+def test_start_run_marks_running_and_returns_the_row(journal: Journal):
+    e = ev(7)
+    rec = journal.record_event(e, [PlannedRun("r", "a", {"sha": "abc"}), PlannedRun("s", "b", {})])
+    assert json.loads(rec.data_json) == e.data  # what was written, for the engine to reuse
+    rid, other = rec.run_ids
+    row = journal.start_run(rid)
+    assert row is not None and (row.id, row.rule, row.action, row.inputs) == (rid, "r", "a", {"sha": "abc"})
+    assert row.status == "running" and row.started_at is not None and row.event_id == e.id
+    assert journal.get_run(rid)["status"] == "running"
+    assert journal.start_run(rid) is None  # no longer queued
+    journal.set_status(other, "cancelled", "busy restart")
+    assert journal.start_run(other) is None
+    assert journal.get_run(other)["status"] == "cancelled"
+    assert journal.start_run(9999) is None
+    assert journal.record_event(e, []).data_json is None  # a duplicate writes nothing
+
+
 def test_set_status_cancels_a_queued_run(journal: Journal):
     rid = journal.record_event(ev(), [PlannedRun("r", "a", {})]).run_ids[0]
     journal.set_status(rid, "cancelled", "replaced by a newer run (busy restart)")

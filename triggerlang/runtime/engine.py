@@ -34,6 +34,7 @@ on the next ``serve``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -83,6 +84,9 @@ class Engine:
         self.tasks: set[asyncio.Task] = set()
         self.slots = asyncio.Semaphore(max_parallel)
         self.closing = False
+        # run id -> (event id, source, type, time, data JSON) of the event it was queued
+        # for, so that starting the run needs no journal read (a cache: a miss reads it)
+        self._carried: dict[int, tuple[str, str, str, str, str]] = {}
         self.idle = asyncio.Event()
         self.idle.set()
         self.load(manifest)
@@ -94,6 +98,8 @@ class Engine:
         self.matcher = build_matcher(manifest["rules"])
         self.rules = {r["name"]: r for r in manifest["rules"]}
         self.actions = manifest.get("actions", {})
+        # only rules "on run.*" see run events: without one, a finished run needs no re-read
+        self.run_rules = any(r.get("source") == "run" for r in manifest["rules"])
 
     def policies(self, rule: str) -> dict:
         r = self.rules.get(rule)
@@ -151,6 +157,8 @@ class Engine:
         for run_id, p in zip(rec.run_ids, planned):
             if p.status != "queued":
                 continue
+            if rec.data_json is not None:
+                self._carried[run_id] = (event.id, event.source, event.type, event.time, rec.data_json)
             if p.not_before is not None:
                 ln = self.lane(p.rule)
                 ln.debounce_run = run_id
@@ -198,6 +206,7 @@ class Engine:
             for rid, _ in ln.waiting:
                 if rid != ln.debounce_run:
                     self.journal.set_status(rid, "cancelled", "busy restart: a newer run replaced it")
+                    self._carried.pop(rid, None)
             ln.waiting = [(rid, nb) for rid, nb in ln.waiting if rid == ln.debounce_run]
         ln.waiting.append((run_id, not_before))
         self.idle.clear()
@@ -254,9 +263,10 @@ class Engine:
         ln = self.lane(rule)
         try:
             async with self.slots:
-                row = self.journal.run_row(run_id)
                 try:
-                    if row is None or not self.journal.mark_running(run_id):
+                    row = self.journal.start_run(run_id)  # queued -> running, and the row
+                    if row is None:  # unknown, or no longer queued (cancelled, skipped...)
+                        self._carried.pop(run_id, None)
                         return
                 except JournalError as e:  # disk full...: the run is still queued; try again soon
                     log.error("run %s of %s cannot start yet: %s; trying again in %.0fs", run_id, rule, e,
@@ -264,13 +274,19 @@ class Engine:
                     ln.waiting.append((run_id, time.time() + JOURNAL_RETRY))
                     self.idle.clear()
                     return
+                carried = self._carried.pop(run_id, None)
                 action = self.actions.get(row.action)
                 if action is None:
                     self.journal.mark_finished(run_id, "failed", None,
                                                f"the action {row.action!r} is not in the current rules")
                     return
-                ev = self.journal.get_event(row.event_id) or {}
-                event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
+                if carried is not None and carried[0] == row.event_id:
+                    # the event as the journal holds it (its data round-tripped through JSON)
+                    eid, source, typ, etime, data_json = carried
+                    event = {"id": eid, "source": source, "type": typ, "time": etime, "data": json.loads(data_json)}
+                else:  # a recovered run, a retry, a debounced run moved to a later event
+                    ev = self.journal.get_event(row.event_id) or {}
+                    event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
                 pol = self.policies(rule)
                 req = RunRequest(run_id=run_id, rule=rule, action_name=row.action, action=action,
                                  inputs=row.inputs, event=event, base_dir=self.base_dir,
@@ -295,7 +311,9 @@ class Engine:
                     return
                 log.info("run %s of %s: %s%s", run_id, rule, res.status,
                          f" (exit {res.exit_code})" if res.exit_code is not None else "")
-                done = self.journal.run_row(run_id)
+                # re-read for run.* events only (the journal's times make the duration)
+                emit = self.run_rules and res.status in ("succeeded", "failed", "timed_out") and not self.closing
+                done = self.journal.run_row(run_id) if emit else None
                 if res.status in ("failed", "timed_out") and row.attempt <= int(pol.get("retry") or 0):
                     delay = float(pol.get("backoff") or 5.0) * 2 ** (row.attempt - 1)
                     rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1,

@@ -154,6 +154,8 @@ class Recorded:
     event_id: str
     run_ids: list[int] = field(default_factory=list)
     duplicate: bool = False
+    # the event's data as written (None for a duplicate); not part of equality
+    data_json: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -387,6 +389,7 @@ class Journal:
             if name not in names:
                 names.append(name)
         now = time.time()
+        data_json = _dumps(event.data)
         with self._cursor(write=True) as conn:
             if delivery_key is not None:
                 row = conn.execute("SELECT id FROM events WHERE delivery_key = ?", (delivery_key,)).fetchone()
@@ -397,10 +400,10 @@ class Journal:
             conn.execute(
                 "INSERT INTO events (id, source, type, time, data, delivery_key, matched, received_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (event.id, event.source, event.type, event.time, _dumps(event.data), delivery_key,
+                (event.id, event.source, event.type, event.time, data_json, delivery_key,
                  _dumps(names), now))
             ids = [self._insert_run(conn, p, event.id, p.status, 1, p.not_before, now, p.error) for p in runs]
-        return Recorded(event.id, ids)
+        return Recorded(event.id, ids, data_json=data_json)
 
     def add_run(self, planned: PlannedRun, event_id: str, status: str = "queued", attempt: int = 1,
                 not_before: float | None = None, error: str | None = None) -> int:
@@ -453,6 +456,17 @@ class Journal:
                 self._require(conn, run_id)
                 return False
             return True
+
+    def start_run(self, run_id: int) -> RunRow | None:
+        """:meth:`mark_running` and :meth:`run_row` in one transaction: the run, now
+        ``running``, or None (and nothing changed) when it is unknown or no longer queued."""
+        with self._cursor(write=True) as conn:
+            cur = conn.execute("UPDATE runs SET status = 'running', started_at = ? "
+                               "WHERE id = ? AND status = 'queued'", (time.time(), run_id))
+            if cur.rowcount == 0:
+                return None
+            r = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _row(self.state_dir, r)
 
     def mark_finished(self, run_id: int, status: str, exit_code: int | None,
                       error: str | None = None) -> None:
