@@ -265,18 +265,26 @@ def _event_bytes(event: Mapping[str, Any]) -> bytes:
 
 # -- the log ------------------------------------------------------------------------------
 
+def _open_append(path: Path, buffering: int = -1):
+    """``open(path, "ab")``, creating the parent folders only when they are missing (the
+    usual case, the journal's log folder, costs no ``mkdir`` per run)."""
+    try:
+        return open(path, "ab", buffering=buffering)
+    except FileNotFoundError:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "ab", buffering=buffering)
+
+
 def _open_log(path: Path):
     try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "ab", buffering=0)
+        return _open_append(path, buffering=0)
     except OSError as e:
         raise ActionError(f"cannot open the log file {path}: {e.strerror or e}") from None
 
 
 def _log_line(path: Path, line: str) -> None:
     with contextlib.suppress(OSError):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab") as f:
+        with _open_append(path) as f:
             f.write((line.rstrip("\n") + "\n").encode("utf-8", "replace"))
 
 
