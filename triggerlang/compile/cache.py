@@ -319,4 +319,5 @@ def _compile(path: str | os.PathLike, display_name: str | None) -> Any:
     return compile_file(path, display_name)
 
 
-__all__ = ["CachedProgram", "load_or_compile", "default_cache_dir", "cache_key", "compiler_fingerprint", "load", "store"]
+__all__ = ["CachedProgram", "load_or_compile", "default_cache_dir", "cache_key", "compiler_fingerprint", "load",
+           "store"]
