@@ -806,7 +806,9 @@ def test_sigterm_marks_the_running_run_interrupted_and_exits_0(tmp_path: Path, d
         for _ in range(2):  # busy queue: the second waits behind the first
             assert c.post("/events", json={"source": "git", "type": "push", "data": {}}).status_code == 202
     wait_for(lambda: run_counts(state) == {"running": 1, "queued": 1}, 30, "one run going, one waiting")
-    group = int(wait_for(lambda: list(pids.iterdir()), 30, "the run's pid")[0].read_text())
+    # `echo $$ > file` creates the file before it writes: wait for the text, not the file
+    group = int(wait_for(lambda: [t for f in pids.iterdir() if (t := f.read_text().strip())], 30,
+                         "the run's pid")[0])
     t0 = time.monotonic()
     assert srv.stop() == 0
     assert time.monotonic() - t0 < 30
