@@ -263,6 +263,8 @@ class Engine:
         ln = self.lane(rule)
         try:
             async with self.slots:
+                if self.closing:  # stopping: a run that only now got its slot stays queued for the next start
+                    return
                 try:
                     row = self.journal.start_run(run_id)  # queued -> running, and the row
                     if row is None:  # unknown, or no longer queued (cancelled, skipped...)
