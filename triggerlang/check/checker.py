@@ -757,11 +757,7 @@ class Checker:
         return bound
 
     def quiet_default(self, v: Any) -> Any:
-        if isinstance(v, A.Duration):
-            return v.ms / 1000.0
-        if isinstance(v, A.Regex):
-            return v.pattern
-        return self.quiet_value(v)
+        return literal_value(v, self.p.lets)
 
     # ---- policies
     def check_policies(self, r: A.Rule, ctx, source: str | None) -> dict:
@@ -958,6 +954,21 @@ class Checker:
             if not used:
                 self.d.warning("TRG108", f"source {k} is declared but no rule listens to it", s.kind.span,
                                f"add a rule on {k}.EVENT, or remove the declaration")
+
+
+def literal_value(v: Any, lets: dict[str, Any]) -> Any:
+    """An AST value as plain JSON data, with no diagnostics (they were reported while
+    checking): lets resolved, durations in seconds, a regex as its pattern. The one
+    definition for parameter defaults and source options, in the checker and the manifest."""
+    if isinstance(v, A.Ref):
+        return _plain(lets.get(v.name))
+    if isinstance(v, A.ListLit):
+        return [literal_value(x, lets) for x in v.items]
+    if isinstance(v, A.Duration):
+        return v.ms / 1000.0
+    if isinstance(v, A.Regex):
+        return v.pattern
+    return getattr(v, "value", None)
 
 
 def _conjuncts(e: A.Expr | None) -> list[A.Expr]:

@@ -24,7 +24,7 @@ import json
 import posixpath
 from typing import Any
 
-from ..check.checker import DEFAULT_ROUTES, Program, _plain
+from ..check.checker import DEFAULT_ROUTES, Program, literal_value
 from ..compile.patterns import compile_glob, literal_prefix
 from ..syntax import ast as A
 
@@ -40,13 +40,9 @@ def _opt(decl: A.SourceDecl, name: str, program: Program) -> Any:
     for o in decl.options:
         if o.name.value == name:
             v = o.value
-            if isinstance(v, A.Ref):
-                return v.name if v.name in program.secrets else _plain(program.lets.get(v.name))
-            if isinstance(v, A.ListLit):
-                return [getattr(x, "value", None) for x in v.items]
-            if isinstance(v, A.Duration):
-                return v.ms / 1000.0
-            return getattr(v, "value", None)
+            if isinstance(v, A.Ref) and v.name in program.secrets:
+                return v.name  # a secret option holds the secret's name, never its value
+            return literal_value(v, program.lets)
     return None
 
 
@@ -55,15 +51,7 @@ def _action_spec(a: A.ActionDecl, program: Program) -> dict:
     for p in a.params:
         entry: dict[str, Any] = {"name": p.name.value}
         if p.default is not None:
-            d = p.default
-            if isinstance(d, A.Ref):
-                entry["default"] = _plain(program.lets.get(d.name))
-            elif isinstance(d, A.Duration):
-                entry["default"] = d.ms / 1000.0
-            elif isinstance(d, A.ListLit):
-                entry["default"] = [getattr(x, "value", None) for x in d.items]
-            else:
-                entry["default"] = getattr(d, "value", None)
+            entry["default"] = literal_value(p.default, program.lets)
         params.append(entry)
     spec: dict[str, Any] = {"params": params, "cwd": None, "env": {},
                             "span": _span(a.span)}
