@@ -20,10 +20,6 @@ from . import __version__
 from .diagnostics import Diagnostic, render_github, render_json, render_sarif, render_text
 
 
-class UsageFail(click.exceptions.Exit):
-    pass
-
-
 def usage_error(msg: str) -> None:
     """One clear line on stderr and exit 2 (a missing file is a usage error, SPEC §8)."""
     click.echo(f"triggerc: error: {msg}", err=True)

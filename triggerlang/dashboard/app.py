@@ -558,13 +558,18 @@ class Dashboard:
         return self._html("run.html", run=run, event=event, log_text=text, log_truncated=truncated,
                           log_exists=exists, u=self._urls(request), live=run["status"] not in FINAL_STATUSES)
 
-    def event_page(self, request: Request) -> Response:
-        event_id = request.path_params["event_id"]
+    def _event_and_runs(self, event_id: str) -> tuple[dict | None, list[dict]]:
+        """One event and its runs, oldest first (the event page and the event API)."""
         with self.journal() as j:
             e = j.get_event(event_id)
-            if e is None:
-                return self._error(request, 404, f"there is no event {event_id}", api=False)
-            runs = list(reversed(j.list_runs(limit=MAX_LIMIT, event_id=event_id)))
+            runs = [] if e is None else list(reversed(j.list_runs(limit=MAX_LIMIT, event_id=event_id)))
+        return e, runs
+
+    def event_page(self, request: Request) -> Response:
+        event_id = request.path_params["event_id"]
+        e, runs = self._event_and_runs(event_id)
+        if e is None:
+            return self._error(request, 404, f"there is no event {event_id}", api=False)
         return self._html("event.html", e=e, runs=runs, reasons=self._reasons(e), u=self._urls(request),
                           rules_note=self.rules.note)
 
@@ -619,11 +624,9 @@ class Dashboard:
 
     def api_event(self, request: Request) -> Response:
         event_id = request.path_params["event_id"]
-        with self.journal() as j:
-            e = j.get_event(event_id)
-            if e is None:
-                return self._error(request, 404, f"there is no event {event_id}", api=True)
-            runs = list(reversed(j.list_runs(limit=MAX_LIMIT, event_id=event_id)))
+        e, runs = self._event_and_runs(event_id)
+        if e is None:
+            return self._error(request, 404, f"there is no event {event_id}", api=True)
         return self._json({**public_event(e, data=True), "runs": [public_run(r) for r in runs],
                            "not_matched": self._reasons(e)})
 

@@ -110,11 +110,6 @@ def split_comment(line: str) -> tuple[str, str | None]:
     return line, None
 
 
-def _strip_comment(line: str) -> str:
-    """The line without its comment."""
-    return split_comment(line)[0]
-
-
 def split_declarations(text: str) -> list[tuple[int, int, int]]:
     """``(first_line_index, last_line_index, start_offset)`` of each declaration (0-based lines)."""
     chunks: list[list[int]] = []
@@ -524,7 +519,7 @@ def _syntax_error(e: UnexpectedInput, chunk: str, line_off: int, pos_off: int, d
     expected = set(getattr(e, "expected", ()) or ())
     last_idx = max(i for i, ln in enumerate(chunk_lines) if ln.strip()) if chunk.strip() else 0
     last_line = chunk_lines[last_idx]
-    code_part = _strip_comment(last_line).rstrip()
+    code_part = split_comment(last_line)[0].rstrip()
     col = len(code_part) + 1
     span = Span(Pos(last_idx + 1 + line_off, max(1, col - 1)), Pos(last_idx + 1 + line_off, col))
     depth = sum(_bracket_delta(ln) for ln in chunk_lines)
