@@ -3,45 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import time
-import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from triggerlang.events import Event
-from triggerlang.sources.base import SourceContext, Submitted
 from triggerlang.sources.files import FileSource, IgnoreRules
+
+from source_harness import SourceHarness, run_source as _run
 
 DEADLINE = 15.0
 
 
-class Harness:
-    """A SourceContext whose submit records events, plus waiting with deadlines."""
+class Harness(SourceHarness):
+    deadline = DEADLINE
 
-    def __init__(self, base_dir: Path, state_dir: Path | None = None) -> None:
-        self.events: list[Event] = []
-        log = logging.getLogger(f"test-files-{uuid.uuid4().hex}")
-        log.propagate = False
-        self.ctx = SourceContext(base_dir=base_dir, state_dir=state_dir or base_dir / ".triggerlang",
-                                 submit=self.submit, log=log)
-
-    async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
-        self.events.append(event)
-        return Submitted(event.id)
+    def describe_events(self):
+        return [(e.type, e.data["path"]) for e in self.events]
 
     def seen(self, path: str, change: str | None = None) -> list[Event]:
         return [e for e in self.events if e.data["path"] == path and (change is None or e.type == change)]
 
     async def wait_seen(self, path: str, change: str | None = None) -> Event:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + DEADLINE
-        while not self.seen(path, change):
-            if loop.time() > end:
-                raise AssertionError(f"no {change or 'event'} for {path}; got {[(e.type, e.data['path']) for e in self.events]}")
-            await asyncio.sleep(0.02)
-        return self.seen(path, change)[0]
+        return (await self.wait_for(lambda: self.seen(path, change), f"{change or 'an event'} for {path}"))[0]
 
     def paths(self) -> set[str]:
         return {e.data["path"] for e in self.events}
@@ -49,18 +34,7 @@ class Harness:
 
 def run_source(base: Path, config: dict[str, Any], body: Callable[[Harness, FileSource], Awaitable[None]],
                state_dir: Path | None = None) -> Harness:
-    h = Harness(base, state_dir)
-
-    async def main() -> None:
-        src = FileSource(config, h.ctx)
-        await src.start()
-        try:
-            await body(h, src)
-        finally:
-            await asyncio.wait_for(src.stop(), 5)
-
-    asyncio.run(main())
-    return h
+    return _run(Harness(base, state_dir), FileSource, config, body)
 
 
 def test_created_modified_deleted(tmp_path: Path) -> None:

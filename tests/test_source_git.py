@@ -4,16 +4,16 @@ packed refs, and pushes received by a bare repository (no hook installed)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from triggerlang.events import Event
-from triggerlang.sources.base import SourceContext, Submitted
+from triggerlang.sources.base import Submitted
 from triggerlang.sources.git import GitSource, read_refs
+
+from source_harness import SourceHarness, run_source as _run
 
 ZERO = "0" * 40
 DEADLINE = 15.0
@@ -56,41 +56,15 @@ def make_repo(path: Path) -> Path:
     return path
 
 
-class ListHandler(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
+class Harness(SourceHarness):
+    deadline = DEADLINE
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+    @property
+    def handler(self) -> "Harness":  # the harness is the log handler (messages)
+        return self
 
-
-class Harness:
-    """A SourceContext whose submit records events, plus waiting with deadlines."""
-
-    def __init__(self, base_dir: Path) -> None:
-        self.events: list[Event] = []
-        self.handler = ListHandler()
-        log = logging.getLogger(f"test-git-{uuid.uuid4().hex}")
-        log.addHandler(self.handler)
-        log.propagate = False
-        log.setLevel(logging.DEBUG)
-        self.ctx = SourceContext(base_dir=base_dir, state_dir=base_dir / ".triggerlang", submit=self.submit, log=log)
-
-    async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
-        self.events.append(event)
-        return Submitted(event.id)
-
-    async def wait_for(self, pred: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
-        while True:
-            val = pred()
-            if val:
-                return val
-            if loop.time() > end:
-                raise AssertionError(f"timed out waiting for {what}; events: {[(e.type, e.data.get('ref')) for e in self.events]}")
-            await asyncio.sleep(0.02)
+    def describe_events(self):
+        return [(e.type, e.data.get("ref")) for e in self.events]
 
     def of(self, typ: str, ref: str | None = None) -> list[Event]:
         return [e for e in self.events if e.type == typ and (ref is None or e.data["ref"] == ref)]
@@ -101,18 +75,7 @@ class Harness:
 
 
 def run_source(base: Path, config: dict[str, Any], body: Callable[[Harness, GitSource], Awaitable[None]]) -> Harness:
-    h = Harness(base)
-
-    async def main() -> None:
-        src = GitSource(config, h.ctx)
-        await src.start()
-        try:
-            await body(h, src)
-        finally:
-            await asyncio.wait_for(src.stop(), 5)
-
-    asyncio.run(main())
-    return h
+    return _run(Harness(base), GitSource, config, body)
 
 
 CFG = {"repos": [{"path": ".", "repo": "."}], "poll": 0.05}

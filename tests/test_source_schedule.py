@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import logging
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from triggerlang.events import Event
-from triggerlang.sources.base import SourceContext, Submitted
 from triggerlang.sources.schedule import ScheduleSource, next_fire
+
+from source_harness import SourceHarness
 
 UTC = dt.timezone.utc
 PARIS = ZoneInfo("Europe/Paris")
@@ -112,32 +110,8 @@ def test_invalid_specs_raise_value_error(spec: dict[str, Any]) -> None:
 # ---- the source: real ticks ------------------------------------------------------------
 
 
-class Harness:
-    def __init__(self, tmp: Path) -> None:
-        self.events: list[Event] = []
-        self.messages: list[str] = []
-        log = logging.getLogger(f"test-schedule-{uuid.uuid4().hex}")
-        log.propagate = False
-        outer = self
-
-        class H(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                outer.messages.append(record.getMessage())
-
-        log.addHandler(H())
-        self.ctx = SourceContext(base_dir=tmp, state_dir=tmp / ".triggerlang", submit=self.submit, log=log)
-
-    async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
-        self.events.append(event)
-        return Submitted(event.id)
-
-    async def wait_for(self, pred: Callable[[], bool], what: str) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + DEADLINE
-        while not pred():
-            if loop.time() > end:
-                raise AssertionError(f"timed out waiting for {what}; got {[e.data for e in self.events]}")
-            await asyncio.sleep(0.01)
+class Harness(SourceHarness):
+    deadline = DEADLINE
 
 
 def test_every_ticks_for_real(tmp_path: Path) -> None:
