@@ -421,15 +421,16 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
 # --------------------------------------------------------------------------- history
 
 def _open_journal(state_dir: str):
-    from .runtime.journal import Journal, JournalError
+    """The store ``runs``/``events`` read: the SQLite journal of ``state_dir``."""
+    from .runtime.store import StoreError, open_store
 
     p = Path(state_dir)
     if not (p / "journal.sqlite3").exists():
         usage_error(f"no journal in {state_dir} (give the state folder with --state; "
                     "it is .triggerlang/ beside the rules file)")
     try:
-        return Journal(p)
-    except JournalError as e:
+        return open_store(None, p)
+    except StoreError as e:
         fail(str(e))
 
 

@@ -47,8 +47,9 @@ values never do either (SPEC §2); run logs are shown as written by the action.
 
 Reading the journal
 -------------------
-Each request opens its own :class:`Journal` connection and closes it when done (a stream
-keeps one for its life). The journal is SQLite in WAL mode, so these readers never block
+Each request opens its own SQLite connection (:func:`~triggerlang.runtime.store.open_store`)
+and closes it when done (a stream keeps one for its life); with ``--store postgresql://...``
+every request borrows a connection of one shared pool instead. The journal is SQLite in WAL mode, so these readers never block
 ``serve``'s writer, and no state outlives a request (no module-level settings, nothing to
 close when ``serve`` rebuilds its HTTP listener on a reload). Page and API handlers are
 plain functions, which Starlette runs in its thread pool: a slow disk never stalls the
@@ -90,7 +91,6 @@ import datetime as _dt
 import hmac
 import json
 import logging
-import re
 import threading
 import time
 from contextlib import contextmanager
@@ -108,7 +108,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from ..events import Event
-from ..runtime.journal import FINAL_STATUSES, STATUSES, Journal, JournalError
+from ..runtime.store import FINAL_STATUSES, STATUSES, Store, LOG_TAIL, StoreError as JournalError, open_store, read_log_file
 from ..sources.http import is_loopback
 
 log = logging.getLogger("triggerlang")
@@ -123,7 +123,6 @@ API_LIMIT = 50
 MAX_LIMIT = 500
 EVENT_SCAN = 1000  # newest events searched when filtering events by rule / unmatched
 STREAM_WINDOW = 100  # newest runs / events a stream compares on every poll
-LOG_TAIL = 256 * 1024  # bytes of a run's log shown (the end of it)
 SOURCES = ("file", "git", "http", "github", "gitlab", "ci", "schedule", "run")
 
 _SECURITY_HEADERS = {
@@ -136,7 +135,6 @@ _SECURITY_HEADERS = {
 }
 # ANSI escape sequences (colours, cursor moves, OSC titles) and other control characters
 # a terminal would interpret: removed from logs before they are shown.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
 
 
 class BadRequest(ValueError):
@@ -284,23 +282,8 @@ def public_event(e: dict, data: bool = False) -> dict:
     return out
 
 
-def read_log(path: Path, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
-    """(text, truncated, exists): the end of a run's log, without terminal escapes."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            truncated = size > limit
-            f.seek(max(0, size - limit))
-            raw = f.read(limit)
-    except FileNotFoundError:
-        return "", False, False
-    except OSError as e:
-        return f"(cannot read the log: {e.strerror or e})", False, True
-    if truncated:
-        nl = raw.find(b"\n")
-        raw = raw[nl + 1:] if 0 <= nl < 4096 else raw
-    return _ANSI.sub("", raw.decode("utf-8", errors="replace")), truncated, True
+read_log = read_log_file
+"""(text, truncated, exists): the end of a run's log file, without terminal escapes."""
 
 
 def reason_text(r: dict) -> str:
@@ -400,9 +383,12 @@ def _sse(kind: str, payload: dict) -> str:
 class Dashboard:
     """The dashboard's endpoints, bound to one state directory, token and rules view."""
 
-    def __init__(self, state_dir: Path | str, *, token: str | None = None, rules: RulesView | None = None,
-                 stream_lifetime: float = SERVE_STREAM_LIFETIME) -> None:
-        self.state_dir = Path(state_dir)
+    def __init__(self, state_dir: Path | str | None, *, token: str | None = None, rules: RulesView | None = None,
+                 stream_lifetime: float = SERVE_STREAM_LIFETIME, store_url: str | None = None) -> None:
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.store_url = store_url
+        self._shared: Store | None = None  # a PostgreSQL store: one pool of connections for every request
+        self._shared_lock = threading.Lock()
         self.stream_lifetime = stream_lifetime
         self.closing = threading.Event()  # set when the server shuts down: streams end
         token = (token or "").strip()
@@ -490,17 +476,31 @@ class Dashboard:
         u.token = token  # type: ignore[attr-defined]  # the page's form carries it on
         return u
 
+    def open_store(self) -> Store:
+        """A store to read: a new SQLite connection (closed by :meth:`release`), or the one
+        shared PostgreSQL store (its connection pool is thread-safe)."""
+        if self.store_url is None:
+            return open_store(None, self.state_dir)
+        with self._shared_lock:
+            if self._shared is None:
+                self._shared = open_store(self.store_url, create=False)
+            return self._shared
+
+    def release(self, j: Store) -> None:
+        if j is not self._shared:
+            j.close()
+
     @contextmanager
-    def journal(self) -> Iterator[Journal]:
-        j = Journal(self.state_dir)
+    def journal(self) -> Iterator[Store]:
+        j = self.open_store()
         try:
             yield j
         finally:
-            j.close()
+            self.release(j)
 
     # -- reading
 
-    def _events(self, j: Journal, f: Filters) -> list[dict]:
+    def _events(self, j: Store, f: Filters) -> list[dict]:
         if f.rule or f.unmatched:
             return [e for e in j.list_events(limit=EVENT_SCAN, source=f.source) if f.event_ok(e)][: f.limit]
         return j.list_events(limit=f.limit, source=f.source)
@@ -522,11 +522,11 @@ class Dashboard:
                         "text": reason_text(r)})
         return out
 
-    def _event_row(self, j: Journal, e: dict) -> dict:
+    def _event_row(self, j: Store, e: dict) -> dict:
         runs = list(reversed(j.list_runs(limit=20, event_id=e["id"])))
         return {**e, "runs": runs, "reasons": None if e["matched"] else self._reasons(e)}
 
-    def _rule_names(self, j: Journal, f: Filters) -> list[str]:
+    def _rule_names(self, j: Store, f: Filters) -> list[str]:
         names = set(self.rules.names())
         names.update(r["rule"] for r in j.list_runs(limit=200))
         if f.rule:
@@ -554,7 +554,7 @@ class Dashboard:
             if run is None:
                 return self._error(request, 404, f"there is no run {run_id}", api=False)
             event = j.get_event(run["event_id"])
-            text, truncated, exists = read_log(j.run_log_path(run_id))
+            text, truncated, exists = j.read_log(run_id)
         return self._html("run.html", run=run, event=event, log_text=text, log_truncated=truncated,
                           log_exists=exists, u=self._urls(request), live=run["status"] not in FINAL_STATUSES)
 
@@ -602,7 +602,7 @@ class Dashboard:
             if run is None:
                 return self._error(request, 404, f"there is no run {run_id}", api=True)
             event = j.get_event(run["event_id"])
-            text, truncated, _ = read_log(j.run_log_path(run_id))
+            text, truncated, _ = j.read_log(run_id)
         return self._json({**public_run(run), "log": text, "log_truncated": truncated,
                            "event": public_event(event) if event else None})
 
@@ -650,7 +650,7 @@ class Dashboard:
         async def messages() -> Any:
             yield "retry: 2000\n\n"
             try:  # opened here, so that it is closed however the response ends
-                j = await run_in_threadpool(Journal, self.state_dir)
+                j = await run_in_threadpool(self.open_store)
             except JournalError as e:
                 log.warning("dashboard: %s", e)
                 yield ": cannot read the journal\n\n"  # the page's script tries again
@@ -673,13 +673,13 @@ class Dashboard:
                         return
                     await asyncio.sleep(POLL_INTERVAL)
             finally:
-                j.close()
+                self.release(j)
 
         return StreamingResponse(messages(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no",
                                           "X-Content-Type-Options": "nosniff"})
 
-    def _poll(self, j: Journal, st: "_StreamState", u: Callable[..., str]) -> list[str]:
+    def _poll(self, j: Store, st: "_StreamState", u: Callable[..., str]) -> list[str]:
         """The messages for what changed in the journal since the last poll."""
         f = st.filters
         out: list[str] = []
@@ -755,26 +755,27 @@ def _rows_module(env: Environment) -> Any:
 # --------------------------------------------------------------------------- entry points
 
 
-def dashboard_routes(state_dir: Path | str, *, token: str | None = None, engine: Any = None,
-                     rules_path: Path | None = None) -> list[BaseRoute]:
+def dashboard_routes(state_dir: Path | str | None, *, token: str | None = None, engine: Any = None,
+                     rules_path: Path | None = None, store_url: str | None = None) -> list[BaseRoute]:
     """The dashboard's routes, to mount on an HTTP listener (``serve --dashboard``).
 
     ``engine`` (inside ``serve``) supplies the current rules for the explain reasons;
     ``rules_path`` does the same from a file. An empty token means no token.
     """
-    d = Dashboard(state_dir, token=token, rules=RulesView(engine=engine, rules_path=rules_path))
+    d = Dashboard(state_dir, token=token, rules=RulesView(engine=engine, rules_path=rules_path), store_url=store_url)
     if engine is not None:
         log.info("dashboard at /dashboard/ (%s)", "token required" if d.requires_token else "loopback clients only")
     return d.routes()
 
 
-def create_app(state_dir: Path | str, *, token: str | None = None, rules_path: Path | None = None,
-               stream_lifetime: float = STANDALONE_STREAM_LIFETIME) -> Starlette:
+def create_app(state_dir: Path | str | None, *, token: str | None = None, rules_path: Path | None = None,
+               stream_lifetime: float = STANDALONE_STREAM_LIFETIME, store_url: str | None = None) -> Starlette:
     """The standalone dashboard (``triggerc dashboard``): the routes, ``/`` redirecting to the page.
 
     ``app.state.dashboard`` is the :class:`Dashboard` (set its ``closing`` to end the streams).
     """
-    d = Dashboard(state_dir, token=token, rules=RulesView(rules_path=rules_path), stream_lifetime=stream_lifetime)
+    d = Dashboard(state_dir, token=token, rules=RulesView(rules_path=rules_path), stream_lifetime=stream_lifetime,
+                  store_url=store_url)
 
     def home(request: Request) -> Response:
         return RedirectResponse(d._urls(request)(PREFIX + "/"), 307)
@@ -794,8 +795,8 @@ def create_app(state_dir: Path | str, *, token: str | None = None, rules_path: P
     return app
 
 
-def run_standalone(state_dir: Path, *, host: str, port: int, token: str | None, rules_path: Path | None,
-                   echo: Callable[[str], None] = print) -> int:
+def run_standalone(state_dir: Path | None, *, host: str, port: int, token: str | None, rules_path: Path | None,
+                   echo: Callable[[str], None] = print, store_url: str | None = None) -> int:
     """Serve :func:`create_app` with uvicorn until SIGINT/SIGTERM; the exit code."""
     import errno
 
@@ -803,7 +804,7 @@ def run_standalone(state_dir: Path, *, host: str, port: int, token: str | None, 
 
     from ..sources.http import _bind
 
-    app = create_app(state_dir, token=token, rules_path=rules_path)
+    app = create_app(state_dir, token=token, rules_path=rules_path, store_url=store_url)
     try:
         socks = _bind(host, port)
     except OSError as e:
@@ -813,7 +814,10 @@ def run_standalone(state_dir: Path, *, host: str, port: int, token: str | None, 
     bound = socks[0].getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     access = "token required" if token else "loopback clients only"
-    echo(f"dashboard: http://{shown}:{bound}/dashboard/ ({access}); journal in {state_dir}")
+    from ..runtime.store import redact_url
+
+    where = redact_url(store_url) if store_url else state_dir
+    echo(f"dashboard: http://{shown}:{bound}/dashboard/ ({access}); journal in {where}")
     config = uvicorn.Config(app, host=host, port=bound, log_level="warning", log_config=None, access_log=False,
                             lifespan="off", server_header=False, proxy_headers=True,
                             forwarded_allow_ips="127.0.0.1,::1", timeout_graceful_shutdown=1)
@@ -836,4 +840,4 @@ def run_standalone(state_dir: Path, *, host: str, port: int, token: str | None, 
 
 
 __all__ = ["Dashboard", "RulesView", "Filters", "dashboard_routes", "create_app", "run_standalone",
-           "read_log", "reason_text", "PREFIX"]
+           "read_log", "reason_text", "PREFIX", "LOG_TAIL"]

@@ -1,5 +1,10 @@
 """The durable journal: every event received, the rules it matched, every run (SPEC §9).
 
+:class:`SqliteStore` (also known as :class:`Journal`) is the default store of
+:mod:`triggerlang.runtime.store`: one ``triggerc serve`` owns it, and its engine decides
+the policies in memory. The shared store for several machines is
+:class:`~triggerlang.runtime.pgstore.PgStore`.
+
 The journal is one SQLite database in WAL mode at ``<state_dir>/journal.sqlite3``; run
 output goes to ``<state_dir>/logs/<run_id>.log`` (see :meth:`Journal.run_log_path`).
 
@@ -64,27 +69,27 @@ event's own ``time`` is kept as the string the source gave.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import sqlite3
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..events import Event
+from .store import (FINAL_STATUSES, STATUSES, PlannedRun, Recorded, Recovery, RunRow, StoreError, dumps as _dumps,
+                    iso_utc, read_log_file, LOG_TAIL)
+
+JournalError = StoreError
+"""The journal cannot be opened or written (the SQLite name of :class:`StoreError`)."""
 
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of the schema this module writes."""
 
 DB_NAME = "journal.sqlite3"
 LOGS_DIR = "logs"
-
-STATUSES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped")
-FINAL_STATUSES = frozenset(STATUSES) - {"queued", "running"}
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS events (
@@ -124,119 +129,15 @@ CREATE INDEX IF NOT EXISTS runs_by_dedupe ON runs(rule, dedupe_key, queued_at)
 """
 
 
-class JournalError(Exception):
-    """The journal cannot be opened or written; the message is one line for the user."""
-
-
-@dataclass
-class PlannedRun:
-    """A run to create: which rule, which action, the bound inputs.
-
-    ``dedupe_key`` is the value of the rule's ``dedupe <field>`` (as text) when it has one;
-    :meth:`Journal.last_run_with_key` looks it up. ``status`` is ``queued`` unless the engine
-    already knows the run will not happen (``skipped``, with the reason in ``error``), so
-    that it is recorded in the same transaction as its event.
-    """
-
-    rule: str
-    action: str
-    inputs: dict[str, Any]
-    dedupe_key: str | None = None
-    status: str = "queued"
-    error: str | None = None
-    not_before: float | None = None  # a debounced run waits for its quiet period
-
-
-@dataclass
-class Recorded:
-    """What :meth:`Journal.record_event` wrote (or found, for a duplicate delivery)."""
-
-    event_id: str
-    run_ids: list[int] = field(default_factory=list)
-    duplicate: bool = False
-    # the event's data as written (None for a duplicate); not part of equality
-    data_json: str | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass
-class RunRow:
-    """One row of ``runs``, typed: times are epoch seconds, ``inputs`` is parsed."""
-
-    id: int
-    rule: str
-    action: str
-    status: str
-    inputs: dict[str, Any]
-    event_id: str
-    attempt: int
-    dedupe_key: str | None
-    queued_at: float
-    started_at: float | None
-    finished_at: float | None
-    not_before: float | None
-    exit_code: int | None
-    error: str | None
-    log_path: Path
-
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return max(0.0, self.finished_at - self.started_at)
-
-    def planned(self) -> PlannedRun:
-        """The same run again (for a retry: ``add_run(row.planned(), row.event_id, attempt=...)``)."""
-        return PlannedRun(self.rule, self.action, dict(self.inputs), self.dedupe_key)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``triggerc runs --format json`` (times as ISO 8601 UTC)."""
-        return {
-            "id": self.id,
-            "rule": self.rule,
-            "action": self.action,
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "inputs": self.inputs,
-            "event_id": self.event_id,
-            "queued_at": iso_utc(self.queued_at),
-            "started_at": iso_utc(self.started_at),
-            "finished_at": iso_utc(self.finished_at),
-            "not_before": iso_utc(self.not_before),
-            "attempt": self.attempt,
-            "duration": None if self.duration is None else round(self.duration, 3),
-            "dedupe_key": self.dedupe_key,
-            "log_path": str(self.log_path),
-            "error": self.error,
-        }
-
-
-@dataclass
-class Recovery:
-    """What :meth:`Journal.recover` found: runs a crash interrupted, runs still to start."""
-
-    interrupted: list[RunRow] = field(default_factory=list)
-    queued: list[RunRow] = field(default_factory=list)
-
-
-def iso_utc(ts: float | None) -> str | None:
-    """Epoch seconds as an ISO 8601 UTC string with milliseconds, ``None`` stays ``None``."""
-    if ts is None:
-        return None
-    d = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
-    return d.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _dumps(obj: Any) -> str:
-    # ASCII-only JSON: lone surrogates from parsed payloads cannot break the UTF-8 binding.
-    return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str)
-
-
 _RUN_COLUMNS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
                 "started_at, finished_at, not_before, exit_code, error, log_path")
 
 
-class Journal:
-    """The SQLite journal of one state directory. See the module docstring."""
+class SqliteStore:
+    """The SQLite journal of one state directory (the default :class:`~.store.Store`).
+    See the module docstring."""
+
+    kind = "sqlite"
 
     def __init__(self, state_dir: Path | str, *, busy_timeout: float = 5.0,
                  synchronous: str = "NORMAL") -> None:
@@ -362,7 +263,10 @@ class Journal:
                 finally:
                     self._conn = None
 
-    def __enter__(self) -> "Journal":
+    def describe(self) -> str:
+        return str(self.state_dir)
+
+    def __enter__(self) -> "SqliteStore":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -371,7 +275,8 @@ class Journal:
     # -- writing ------------------------------------------------------------------------
 
     def record_event(self, event: Event, runs: list[PlannedRun], delivery_key: str | None = None,
-                     *, matched: list[str] | None = None) -> Recorded:
+                     *, matched: list[str] | None = None,
+                     in_tx: Callable[[sqlite3.Connection], None] | None = None) -> Recorded:
         """Journal one event and its runs in ONE transaction, committed on return.
 
         The event's ``matched`` list is the rule names of ``runs`` (in order, without
@@ -381,6 +286,9 @@ class Journal:
         If ``delivery_key`` was already recorded, or an event with the same id exists,
         nothing is written and the earlier event is returned with ``duplicate=True`` and
         the ids of its runs.
+
+        ``in_tx`` (an extension point, see :mod:`.store`) is called with the connection
+        inside the transaction, after the event row is written and before the runs.
         """
         for p in runs:
             _check_status(p.status)
@@ -402,6 +310,8 @@ class Journal:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (event.id, event.source, event.type, event.time, data_json, delivery_key,
                  _dumps(names), now))
+            if in_tx is not None:
+                in_tx(conn)
             ids = [self._insert_run(conn, p, event.id, p.status, 1, p.not_before, now, p.error) for p in runs]
         return Recorded(event.id, ids, data_json=data_json)
 
@@ -603,6 +513,10 @@ class Journal:
             d["runs"] = self._run_ids_of(conn, event_id)
         return d
 
+    def read_log(self, run_id: int, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
+        """(text, truncated, exists): the end of run ``run_id``'s log file."""
+        return read_log_file(self.run_log_path(run_id), limit)
+
     def run_log_path(self, run_id: int) -> Path:
         """Where the output of run ``run_id`` goes: ``<state_dir>/logs/<run_id>.log``."""
         return self.state_dir / LOGS_DIR / f"{int(run_id)}.log"
@@ -617,6 +531,10 @@ class Journal:
     def _require(conn: sqlite3.Connection, run_id: int) -> None:
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise KeyError(run_id)
+
+
+Journal = SqliteStore
+"""The name the one-process engine and older code know the SQLite store by."""
 
 
 def _check_status(status: str) -> None:

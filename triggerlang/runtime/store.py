@@ -1,0 +1,385 @@
+"""The store: where events, runs and their logs live (SPEC §9, §12).
+
+Two stores implement one boundary:
+
+* :class:`~triggerlang.runtime.journal.SqliteStore` (``journal.sqlite3`` in the state
+  folder; the default, no dependency): one ``triggerc serve`` owns it. Its engine keeps
+  each rule's lane in memory and makes the policy decisions there (one process, so
+  memory is the truth and the fastest place), then journals the event and the runs it
+  decided in ONE transaction. Claiming a run is ``start_run`` (``queued`` ->
+  ``running``), finishing it ``mark_finished``; ``recover`` is the reaper of a restart.
+* :class:`~triggerlang.runtime.pgstore.PgStore` (``postgresql://...``, the extra
+  ``triggerlang[postgres]``): any number of ingest nodes and workers share it. The
+  policy decisions are made *in the database*, in the ingest transaction, under a
+  transaction-scoped advisory lock on the rule (:meth:`QueueStore.ingest`); workers
+  :meth:`~QueueStore.claim` runs with ``FOR UPDATE SKIP LOCKED``, hold a lease by
+  :meth:`~QueueStore.heartbeat`, :meth:`~QueueStore.finish` them (the retry and the
+  ``run.*`` chain event in the same transaction) and every node
+  :meth:`~QueueStore.reap`\\ s expired leases.
+
+The boundary, by who uses it:
+
+============================  ===============================================================
+every store (:class:`Store`)   ``list_runs``, ``get_run``, ``list_events``, ``get_event``,
+                               ``read_log``, ``close``: the history that ``triggerc
+                               runs|events``, the dashboard and the MCP tools read
+the one-process engine         ``record_event``, ``add_run``, ``update_pending``,
+                               ``start_run``, ``mark_finished``, ``set_status``,
+                               ``last_run_with_key``, ``recover`` (SqliteStore)
+the shared queue               ``ingest``, ``claim``, ``heartbeat``, ``finish``, ``reap``,
+(:class:`QueueStore`)          ``cancel_requested``, ``publish_manifest``, ``manifest``,
+                               ``store_log`` (PgStore)
+============================  ===============================================================
+
+Runs and events have the same shape in both (:class:`RunRow`, the dicts of
+``list_runs``/``list_events``), so every reader is written once.
+
+Opening one: :func:`open_store` takes ``--store URL`` (or ``TRIGGERLANG_STORE``) or a state
+folder. Only a ``postgresql://`` URL imports psycopg, and only then: ``check``,
+``compile``, ``match``, ``test`` and ``fmt`` never do.
+
+Extending the store (correlation groups, delivery history...)
+------------------------------------------------------------
+State that must be durable together with the event that changed it belongs in the
+ingest transaction, on both backends:
+
+1. add the tables to both schemas: ``journal._SCHEMA`` (bump ``SCHEMA_VERSION``: the
+   upgrade runs in ``SqliteStore.__init__``'s transaction) and a new entry of
+   ``pgstore.MIGRATIONS`` (versioned, idempotent, applied by ``triggerc store migrate``);
+2. give both stores the method that changes them, taking the open transaction's
+   connection: SQLite runs it inside ``record_event`` (its ``in_tx`` callback, called
+   after the event row is written, before the runs), PostgreSQL inside ``ingest`` (the
+   same callback, under the rule's advisory lock when it touches a rule's state:
+   ``PgStore.lock_rule(cur, rule)``);
+3. add the readers to :class:`Store` and both implementations, and a conformance test to
+   ``tests/test_store_conformance.py``, which runs against both stores.
+
+Secrets
+-------
+A store URL is a secret (it holds the database password). :func:`redact_url` is the only
+form in which it is ever logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, runtime_checkable
+
+STATUSES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped")
+FINAL_STATUSES = frozenset(STATUSES) - {"queued", "running"}
+
+LOG_TAIL = 256 * 1024
+"""How much of a run's log readers get (its end), by default."""
+
+STORE_ENV = "TRIGGERLANG_STORE"
+"""The environment variable that may hold the ``--store`` URL."""
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message is one line for the user.
+
+    Never holds a store URL's password (see :func:`redact_url`).
+    """
+
+
+@dataclass
+class PlannedRun:
+    """A run to create: which rule, which action, the bound inputs.
+
+    ``dedupe_key`` is the value of the rule's ``dedupe <field>`` (as text) when it has one;
+    :meth:`Journal.last_run_with_key` looks it up. ``status`` is ``queued`` unless the engine
+    already knows the run will not happen (``skipped``, with the reason in ``error``), so
+    that it is recorded in the same transaction as its event.
+    """
+
+    rule: str
+    action: str
+    inputs: dict[str, Any]
+    dedupe_key: str | None = None
+    status: str = "queued"
+    error: str | None = None
+    not_before: float | None = None  # a debounced run waits for its quiet period
+
+
+@dataclass
+class Intent:
+    """A match handed to a shared store's :meth:`QueueStore.ingest`, which decides its run.
+
+    The policies travel with it (the ingest node's current rules): ``busy`` (``queue``,
+    ``skip``, ``restart``, ``parallel``), ``debounce`` seconds, ``dedupe_key`` and
+    ``dedupe_for`` seconds, ``timeout``/``retry``/``backoff`` (kept on the run, so the
+    reaper can retry it without the rules), ``paths_params`` (inputs bound to ``<paths>``:
+    a debounced run appends every path of its window) and ``pool`` (``default``, or
+    ``node:<hostname>`` for file events, which only a worker on that host may run).
+    """
+
+    rule: str
+    action: str
+    inputs: dict[str, Any]
+    busy: str = "queue"
+    debounce: float | None = None
+    dedupe_key: str | None = None
+    dedupe_field: str | None = None
+    dedupe_for: float | None = None
+    timeout: float | None = 3600.0
+    retry: int = 0
+    backoff: float = 5.0
+    paths_params: tuple[str, ...] = ()
+    pool: str = "default"
+
+
+@dataclass
+class Recorded:
+    """What ``record_event``/``ingest`` wrote (or found, for a duplicate delivery)."""
+
+    event_id: str
+    run_ids: list[int] = field(default_factory=list)
+    duplicate: bool = False
+    # the event's data as written (None for a duplicate); not part of equality
+    data_json: str | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass
+class RunRow:
+    """One run, typed: times are epoch seconds, ``inputs`` is parsed.
+
+    ``log_path`` is the run's log file for the SQLite store, None where logs live in the
+    store itself (PostgreSQL: :meth:`Store.read_log`). ``pool``, ``worker``, ``manifest``,
+    ``timeout``, ``retry`` and ``backoff`` are set by shared stores only.
+    """
+
+    id: int
+    rule: str
+    action: str
+    status: str
+    inputs: dict[str, Any]
+    event_id: str
+    attempt: int
+    dedupe_key: str | None
+    queued_at: float
+    started_at: float | None
+    finished_at: float | None
+    not_before: float | None
+    exit_code: int | None
+    error: str | None
+    log_path: Path | None
+    pool: str | None = None
+    worker: str | None = None
+    manifest: str | None = None
+    timeout: float | None = None
+    retry: int | None = None
+    backoff: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+    def planned(self) -> PlannedRun:
+        """The same run again (for a retry: ``add_run(row.planned(), row.event_id, attempt=...)``)."""
+        return PlannedRun(self.rule, self.action, dict(self.inputs), self.dedupe_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``triggerc runs --format json`` (times as ISO 8601 UTC)."""
+        d = {
+            "id": self.id,
+            "rule": self.rule,
+            "action": self.action,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "inputs": self.inputs,
+            "event_id": self.event_id,
+            "queued_at": iso_utc(self.queued_at),
+            "started_at": iso_utc(self.started_at),
+            "finished_at": iso_utc(self.finished_at),
+            "not_before": iso_utc(self.not_before),
+            "attempt": self.attempt,
+            "duration": None if self.duration is None else round(self.duration, 3),
+            "dedupe_key": self.dedupe_key,
+            "log_path": None if self.log_path is None else str(self.log_path),
+            "error": self.error,
+        }
+        if self.pool is not None:
+            d["pool"] = self.pool
+            d["worker"] = self.worker
+        return d
+
+
+@dataclass
+class Recovery:
+    """What ``recover`` found: runs a crash interrupted, runs still to start."""
+
+    interrupted: list[RunRow] = field(default_factory=list)
+    queued: list[RunRow] = field(default_factory=list)
+
+
+def iso_utc(ts: float | None) -> str | None:
+    """Epoch seconds as an ISO 8601 UTC string with milliseconds, ``None`` stays ``None``."""
+    if ts is None:
+        return None
+    d = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    return d.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(obj: Any) -> str:
+    """Compact ASCII-only JSON: lone surrogates from parsed payloads cannot break a UTF-8
+    binding (SQLite's or PostgreSQL's)."""
+    return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+# CSI and OSC sequences, other escapes, and control characters but tab and newline
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_log(raw: bytes, truncated: bool) -> str:
+    """Log bytes as text for a reader: a cut first line dropped, terminal escapes removed."""
+    if truncated:
+        nl = raw.find(b"\n")
+        raw = raw[nl + 1:] if 0 <= nl < 4096 else raw
+    return _ANSI.sub("", raw.decode("utf-8", errors="replace"))
+
+
+def read_log_file(path: Path, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
+    """(text, truncated, exists): the end of a log file (see :func:`clean_log`)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            truncated = size > limit
+            f.seek(max(0, size - limit))
+            raw = f.read(limit)
+    except FileNotFoundError:
+        return "", False, False
+    except OSError as e:
+        return f"(cannot read the log: {e.strerror or e})", False, True
+    return clean_log(raw, truncated), truncated, True
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What every store offers its readers (``runs``, ``events``, the dashboard, MCP).
+
+    Lists are newest first; dicts have the shapes of :meth:`RunRow.to_dict` (runs) and
+    ``{id, source, type, time, matched, data, delivery_key, received_at}`` (events).
+    """
+
+    kind: str  # "sqlite" | "postgresql"
+
+    def describe(self) -> str:
+        """Where the store is, for a log line: a path, or a URL without its password."""
+        ...
+
+    def list_runs(self, limit: int = 50, rule: str | None = None, status: str | None = None,
+                  before_id: int | None = None, event_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None: ...
+
+    def run_row(self, run_id: int) -> RunRow | None: ...
+
+    def list_events(self, limit: int = 50, source: str | None = None,
+                    type: str | None = None) -> list[dict[str, Any]]: ...
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None: ...
+
+    def read_log(self, run_id: int, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
+        """(text, truncated, exists): the end of run ``run_id``'s output."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class QueueStore(Store, Protocol):
+    """A store shared by ingest nodes and workers (PostgreSQL). See the module docstring."""
+
+    def ingest(self, event: Any, intents: list[Intent], delivery_key: str | None = None, *,
+               manifest: str | None = None, in_tx: Callable[[Any], None] | None = None) -> Recorded: ...
+
+    def claim(self, worker: str, pools: list[str], limit: int, lease: float) -> list[RunRow]: ...
+
+    def heartbeat(self, worker: str, run_ids: list[int], lease: float) -> tuple[set[int], set[int]]:
+        """Extend the leases: (runs whose lease is gone, runs asked to cancel)."""
+        ...
+
+    def finish(self, run_id: int, worker: str, status: str, exit_code: int | None, error: str | None, *,
+               log: bytes | None = None, chain: Callable[[RunRow], Any] | None = None) -> RunRow | None: ...
+
+    def reap(self) -> list[RunRow]: ...
+
+
+# --------------------------------------------------------------------------- opening
+
+def is_store_url(text: str | None) -> bool:
+    return bool(text) and urllib.parse.urlsplit(str(text)).scheme in ("postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (also a ``password=`` query parameter)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<store URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":***"
+        netloc = f"{userinfo}@{host}"
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = "&".join(f"{k}={'***' if k.lower() == 'password' else v}" for k, v in pairs)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret parts of a store URL (its password, raw and decoded), to scrub from messages."""
+    out: list[str] = []
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password:
+            out += [parts.password, urllib.parse.unquote(parts.password)]
+        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+            if k.lower() == "password" and v:
+                out.append(v)
+    except ValueError:
+        pass
+    return sorted({s for s in out if s}, key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` with every secret part of ``url`` replaced by ``***``."""
+    for s in url_secrets(url):
+        text = text.replace(s, "***")
+    return text
+
+
+def open_store(url: str | None = None, state_dir: Path | str | None = None, *, migrate: bool = False,
+               create: bool = True) -> Store:
+    """The store a command works on: ``url`` (``postgresql://...``) if given, else the
+    SQLite journal of ``state_dir``. StoreError with one clear line if it cannot be opened.
+
+    ``migrate``: bring an older PostgreSQL schema up to date (``serve``/``worker
+    --migrate``); without it an older schema is an error naming the command to run.
+    """
+    if url:
+        if not is_store_url(url):
+            raise StoreError(f"unsupported store URL {redact_url(url)!r}: use postgresql://user:password@host/db")
+        from .pgstore import PgStore
+
+        return PgStore(url, migrate=migrate, create=create)
+    from .journal import SqliteStore
+
+    return SqliteStore(Path(state_dir if state_dir is not None else ".triggerlang"))
+
+
+def env_store_url(environ: Any = None) -> str | None:
+    """``TRIGGERLANG_STORE`` if set and not empty."""
+    v = (environ if environ is not None else os.environ).get(STORE_ENV)
+    return v or None
