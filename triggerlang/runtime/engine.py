@@ -56,6 +56,19 @@ JOURNAL_RETRY = 1.0
 DEFAULT_POLICIES = {"debounce": None, "busy": "queue", "timeout": 3600.0, "retry": 0, "backoff": 5.0, "dedupe": None}
 
 
+def dedupe_key_of(policies: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:
+    """The text of a rule's ``dedupe <field>`` in an event's data (None: no dedupe policy)."""
+    if not policies.get("dedupe"):
+        return None
+    kv = get_path(data, policies["dedupe"]["field"].split("."))
+    return "" if kv is MISSING or kv is None else (kv if isinstance(kv, str) else repr(kv))
+
+
+def paths_params(rule: Mapping[str, Any]) -> tuple[str, ...]:
+    """The parameters of a rule's action bound to ``<paths>`` (a debounce window gathers them)."""
+    return tuple(p for p, b in (rule.get("args") or {}).items() if b.get("field") == "paths")
+
+
 @dataclass
 class _Lane:
     """The runs of one rule: those waiting (run id, not_before) and those running."""
@@ -125,10 +138,7 @@ class Engine:
             pol = self.policies(name)
             action = self.actions.get(m.rule.action, {})
             inputs = bind_inputs(action, m.inputs)
-            key = None
-            if pol.get("dedupe"):
-                kv = get_path(event.data, pol["dedupe"]["field"].split("."))
-                key = "" if kv is MISSING or kv is None else (kv if isinstance(kv, str) else repr(kv))
+            key = dedupe_key_of(pol, event.data)
             ln = self.lane(name)
             if pol.get("debounce") and ln.debounce_run is not None:
                 # the window is open: this event moves the pending run (dedupe was decided when it opened)
@@ -169,11 +179,9 @@ class Engine:
 
     def _with_paths(self, m, inputs: dict, ln: _Lane) -> dict:
         """Inputs bound to ``<paths>`` get every path seen in the debounce window."""
-        r = self.rules.get(m.rule.name) or {}
         out = dict(inputs)
-        for pname, b in (r.get("args") or {}).items():
-            if b.get("field") == "paths":
-                out[pname] = list(ln.debounce_paths)
+        for pname in paths_params(self.rules.get(m.rule.name) or {}):
+            out[pname] = list(ln.debounce_paths)
         return out
 
     def _extend_debounce(self, m, event: Event, inputs: dict, deadline: float) -> None:
