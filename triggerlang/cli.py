@@ -82,8 +82,6 @@ def check(files: tuple[str, ...], fmt: str, strict: bool) -> None:
 
     Exit 0 when clean (warnings allowed unless --strict), 1 on problems.
     """
-    from .check.checker import CODES
-
     all_diags: list[Diagnostic] = []
     sources: dict[str, str] = {}
     for f in _expand(files):
@@ -103,7 +101,9 @@ def check(files: tuple[str, ...], fmt: str, strict: bool) -> None:
     elif fmt == "github":
         click.echo(render_github(all_diags), nl=False)
     else:
-        click.echo(render_sarif(all_diags, CODES), nl=False)
+        from .check.codedocs import rule_metadata
+
+        click.echo(render_sarif(all_diags, {c: rule_metadata(c) for c in {d.code for d in all_diags}}), nl=False)
     bad = any(d.is_error for d in all_diags) or (strict and all_diags)
     raise SystemExit(1 if bad else 0)
 

@@ -12,8 +12,11 @@ the last character of the span), as in LSP and HCL.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, NamedTuple
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, NamedTuple
+from urllib.parse import quote
 
 ERROR = "error"
 WARNING = "warning"
@@ -223,28 +226,70 @@ def render_github(diags: Iterable[Diagnostic]) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
-def render_sarif(diags: Iterable[Diagnostic], rules_help: dict[str, str] | None = None) -> str:
-    """SARIF 2.1.0, one run, one result per diagnostic."""
+SRCROOT = "%SRCROOT%"
+
+
+def source_root(start: Path | None = None) -> Path:
+    """The root SARIF paths are relative to: the git work tree holding ``start`` (default
+    the working directory), else ``start`` itself. Code scanning resolves ``%SRCROOT%``
+    to the root of the repository it analyses, so the paths line up with its files."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def _artifact_location(file: str, root: Path) -> dict:
+    """``{"uri", "uriBaseId"}`` relative to ``root``; an absolute ``file:`` URI for a
+    file outside it (or one with no path, like ``<input>``: its name, as a relative URI)."""
+    if file.startswith("<"):
+        return {"uri": quote(file)}
+    path = Path(file)
+    path = path if path.is_absolute() else Path.cwd() / path
+    path = Path(os.path.normpath(path))
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return {"uri": path.as_uri()}
+    return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
+
+
+def render_sarif(diags: Iterable[Diagnostic], rules: Mapping[str, dict] | None = None,
+                 root: Path | None = None, information_uri: str | None = None) -> str:
+    """SARIF 2.1.0: one run, one result per diagnostic.
+
+    ``rules`` maps a code to its ``reportingDescriptor`` (description, help, helpUri,
+    defaultConfiguration: see check/codedocs.py); the run lists the codes its results use.
+    Locations are relative to ``root`` (default :func:`source_root`) under the
+    ``%SRCROOT%`` base id, which ``originalUriBaseIds`` maps to the absolute root. Columns
+    are counted in Unicode code points, as triggerc counts them (``columnKind``).
+    """
+    from . import PROJECT_URL, __version__
+
     diags = list(diags)
-    rules_help = rules_help or {}
+    rules = rules or {}
+    root = root or source_root()
     codes = sorted({d.code for d in diags})
-    from . import __version__
+    index = {c: i for i, c in enumerate(codes)}
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {
-                "name": "triggerc", "version": __version__,
-                "informationUri": "https://example.invalid/triggerlang",
-                "rules": [{"id": c, "shortDescription": {"text": rules_help.get(c, c)}} for c in codes],
+                "name": "triggerc", "version": __version__, "semanticVersion": __version__,
+                "informationUri": information_uri or PROJECT_URL,
+                "rules": [rules.get(c) or {"id": c, "shortDescription": {"text": c}} for c in codes],
             }},
+            "originalUriBaseIds": {SRCROOT: {"uri": root.as_uri().rstrip("/") + "/"}},
+            "columnKind": "unicodeCodePoints",
             "results": [{
                 "ruleId": d.code,
-                "ruleIndex": codes.index(d.code),
+                "ruleIndex": index[d.code],
                 "level": "error" if d.is_error else "warning",
                 "message": {"text": d.message + (f" ({d.hint})" if d.hint else "")},
                 "locations": [{"physicalLocation": {
-                    "artifactLocation": {"uri": d.file},
+                    "artifactLocation": _artifact_location(d.file, root),
                     "region": {"startLine": d.span.start.line, "startColumn": d.span.start.column,
                                "endLine": d.span.end.line, "endColumn": d.span.end.column},
                 }}],

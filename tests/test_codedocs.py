@@ -1,0 +1,145 @@
+"""The documentation of the diagnostic codes (check/codedocs.py, docs/diagnostics.md) and
+the SARIF output built from it, validated against the OASIS SARIF 2.1.0 schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from triggerlang import PROJECT_URL
+from triggerlang.api import compile_file, compile_text
+from triggerlang.check.checker import CODES
+from triggerlang.check.codedocs import CODE_DOCS, DOCS_PAGE, DOCS_URL, docs_page
+from triggerlang.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "tests" / "cases"
+
+
+def test_every_code_is_documented() -> None:
+    missing = sorted(set(CODES) - set(CODE_DOCS))
+    assert not missing, (f"no entry in triggerlang/check/codedocs.py for {missing}: add one, then "
+                         f"python -m triggerlang.check.codedocs > {DOCS_PAGE}")
+    assert not set(CODE_DOCS) - set(CODES), "an entry for a code that CODES does not have"
+    for code, doc in CODE_DOCS.items():
+        assert doc.severity in ("error", "warning"), code
+        assert doc.explanation.endswith("."), code
+
+
+@pytest.mark.parametrize("code", [c for c, d in CODE_DOCS.items() if d.example])
+def test_each_example_produces_its_code_alone_with_its_severity(code: str) -> None:
+    c = compile_text(CODE_DOCS[code].example, "rules.trg", base_dir="/nonexistent")
+    got = {(d.code, d.severity) for d in c.diagnostics}
+    assert got == {(code, CODE_DOCS[code].severity)}
+
+
+def test_case_files_report_each_code_with_its_documented_severity() -> None:
+    # the severity a code is emitted with is written where it is emitted; the table must agree
+    seen = set()
+    for path in sorted(CASES.glob("*.trg")):
+        for d in compile_file(path).diagnostics:
+            assert d.severity == CODE_DOCS[d.code].severity, (path.name, d.code)
+            seen.add(d.code)
+    assert seen == set(CODES) - {"TRG000", "TRG004"}  # (TRG004: a generated case in test_cases.py)
+
+
+def test_docs_page_is_up_to_date() -> None:
+    committed = (ROOT / DOCS_PAGE).read_text(encoding="utf-8")
+    assert committed == docs_page(), f"regenerate it: python -m triggerlang.check.codedocs > {DOCS_PAGE}"
+    for code in CODES:  # one heading per code: its anchor is what helpUri points at
+        assert f"\n## {code}\n" in committed
+
+
+def test_readme_table_lists_every_code() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [c for c in CODES if c != "TRG000" and f"| {c} |" not in readme]
+    assert not missing, f"README.md's table of diagnostic codes lacks {missing}"
+
+
+def test_project_urls_agree() -> None:
+    import tomllib
+
+    urls = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["urls"]
+    assert urls["Homepage"] == PROJECT_URL
+    assert urls["Diagnostic codes"] == DOCS_URL
+
+
+# --------------------------------------------------------------------------- SARIF
+
+def git_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    return path
+
+
+def sarif(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.chdir(cwd)
+    r = CliRunner().invoke(main, ["check", "--format", "sarif", *args])
+    assert r.exit_code in (0, 1), r.output
+    return json.loads(r.stdout)
+
+
+BROKEN = ('action deploy(sha) = exec "./deploy.sh" sha\n'
+          'on git.push brnch="main" run deploy with <sha>\n'
+          'let unused = 1\n')
+
+
+def test_sarif_is_valid_and_repository_relative(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               sarif_validator) -> None:
+    repo = git_repo(tmp_path / "repo")
+    (repo / "ci" / "rules dir").mkdir(parents=True)
+    (repo / "ci" / "rules dir" / "a.trg").write_text(BROKEN)
+    (repo / "b.trg").write_text('on git.push run nope\n')
+    doc = sarif("rules dir/a.trg", str(repo / "b.trg"), cwd=repo / "ci", monkeypatch=monkeypatch)
+    sarif_validator.validate(doc)
+    (run,) = doc["runs"]
+    assert run["originalUriBaseIds"] == {"%SRCROOT%": {"uri": repo.resolve().as_uri() + "/"}}
+    locations = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in run["results"]]
+    # relative to the repository's root, whatever the working folder; percent-encoded
+    assert locations == [{"uri": "ci/rules%20dir/a.trg", "uriBaseId": "%SRCROOT%"}] * 2 + \
+        [{"uri": "b.trg", "uriBaseId": "%SRCROOT%"}]
+    driver = run["tool"]["driver"]
+    assert driver["informationUri"] == PROJECT_URL
+    by_id = {r["id"]: r for r in driver["rules"]}
+    assert sorted(by_id) == ["TRG104", "TRG105", "TRG203"]
+    assert [driver["rules"][r["ruleIndex"]]["id"] for r in run["results"]] == [r["ruleId"] for r in run["results"]]
+    assert by_id["TRG105"]["defaultConfiguration"] == {"level": "warning"}
+    assert by_id["TRG203"]["defaultConfiguration"] == {"level": "error"}
+    assert by_id["TRG203"]["helpUri"] == f"{DOCS_URL}#trg203"
+    assert by_id["TRG203"]["shortDescription"]["text"] == "unknown field"
+    assert "field" in by_id["TRG203"]["help"]["text"] and "brnch" in by_id["TRG203"]["help"]["markdown"]
+    assert run["columnKind"] == "unicodeCodePoints"
+
+
+def test_sarif_outside_a_repository_and_outside_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         sarif_validator) -> None:
+    here = tmp_path / "work"
+    here.mkdir()
+    other = tmp_path / "elsewhere.trg"
+    other.write_text(BROKEN)
+    (here / "r.trg").write_text(BROKEN)
+    doc = sarif("r.trg", str(other), cwd=here, monkeypatch=monkeypatch)
+    sarif_validator.validate(doc)
+    (run,) = doc["runs"]
+    uris = [r["locations"][0]["physicalLocation"]["artifactLocation"] for r in run["results"]]
+    # no repository: the working folder is the root; a file outside it gets an absolute URI
+    assert uris[0] == {"uri": "r.trg", "uriBaseId": "%SRCROOT%"}
+    assert uris[-1] == {"uri": other.resolve().as_uri()}
+
+
+def test_sarif_of_a_clean_file_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sarif_validator) -> None:
+    (tmp_path / "ok.trg").write_text('action a = shell "true"\non git.push run a\n')
+    doc = sarif("ok.trg", cwd=tmp_path, monkeypatch=monkeypatch)
+    sarif_validator.validate(doc)
+    assert doc["runs"][0]["results"] == [] and doc["runs"][0]["tool"]["driver"]["rules"] == []
+
+
+def test_sarif_of_every_case_file_is_valid(monkeypatch: pytest.MonkeyPatch, sarif_validator) -> None:
+    doc = sarif(*sorted(str(p) for p in CASES.glob("*.trg")), cwd=ROOT, monkeypatch=monkeypatch)
+    sarif_validator.validate(doc)
+    rules = doc["runs"][0]["tool"]["driver"]["rules"]
+    assert len(rules) >= 40 and all(r["helpUri"].startswith(DOCS_URL + "#trg") for r in rules)

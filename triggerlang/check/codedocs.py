@@ -1,0 +1,318 @@
+"""What each diagnostic code means, how to fix it, and an example that produces it.
+
+One source of truth for the documentation of the codes: the short name of each code is
+:data:`~triggerlang.check.checker.CODES`; this module adds, per code, its default
+severity, a short explanation and a minimal rules file that produces it. From these two
+tables come
+
+- ``docs/diagnostics.md``, the page every code links to (``python -m
+  triggerlang.check.codedocs > docs/diagnostics.md`` writes it; a test checks that the
+  committed page is up to date, and that every example produces its code with that
+  severity);
+- the SARIF rule metadata of ``triggerc check --format sarif`` (``shortDescription``,
+  ``fullDescription``, ``help``, ``helpUri``, ``defaultConfiguration``): code scanning
+  shows the explanation and links to the page.
+
+Adding a code: add it to ``CODES``, give it an entry here, a case file in
+``tests/cases/``, a line in the README's table, and regenerate the page.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .. import PROJECT_URL
+from .checker import CODES
+
+DOCS_PAGE = "docs/diagnostics.md"
+DOCS_URL = f"{PROJECT_URL}/blob/main/{DOCS_PAGE}"
+
+
+class CodeDoc(NamedTuple):
+    severity: str      # "error" or "warning": the severity the code is always reported with
+    explanation: str   # what is wrong and how to fix it (Markdown, a few sentences)
+    example: str | None  # a rules file that produces the code (None: cannot be shown as text)
+
+
+def _e(explanation: str, example: str | None, severity: str = "error") -> CodeDoc:
+    return CodeDoc(severity, " ".join(explanation.split()), example)
+
+
+def _w(explanation: str, example: str | None) -> CodeDoc:
+    return _e(explanation, example, "warning")
+
+
+CODE_DOCS: dict[str, CodeDoc] = {
+    "TRG000": _e("""A bug in triggerc, not in your rules: reading a declaration raised an unexpected
+        exception. The rest of the file is still checked. Please report it with the
+        declaration that caused it.""", None),
+    "TRG001": _e("""The declaration does not follow the grammar: an unexpected word or character, a
+        reserved word used as a name, or a value where none is allowed. Only that declaration
+        is lost; the rest of the file is still read. The hint lists what was expected
+        there.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push branch= run deploy\n'
+                 'on git.push branch="main" run deploy\n'),
+    "TRG002": _e("""The declaration stops before it is complete: a rule without `run ACTION`, an
+        unclosed `(` or `[`, or an option without its value. A line that starts in column 1
+        begins a new declaration, so indent a continuation line.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push branch="main"\n'
+                 'on git.push branch="dev" run deploy\n'),
+    "TRG003": _e("""A string has an escape triggerlang does not know. Strings take `\\"`, `\\\\`,
+        `\\n`, `\\t` and `\\u{XXXX}`; write a raw string `r"..."` to keep backslashes as
+        they are.""",
+                 'action deploy(stage) = exec "./deploy.sh" stage\n'
+                 'on git.push branch="a\\qb" run deploy with "prod"\n'),
+    "TRG004": _e("""The rules file is not valid UTF-8 (the diagnostic points at the first bad byte).
+        Save it as UTF-8.""", None),
+    "TRG101": _e("""Two lets, secrets, actions, rule labels or tests have the same name. Names are
+        unique in a file (and a `_test.trg` file shares the names of the file it tests).
+        Rename one of them.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'action deploy = shell "./deploy-v2.sh"\n'
+                 'on git.push run deploy\n'),
+    "TRG102": _e("""A bare name used as a value is not a `let` (a typo, or a string without its
+        quotes). Declare it with `let NAME = VALUE`, or quote the text.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push branch=main run deploy\n'),
+    "TRG103": _e("""Where a secret is expected (`secret=`, `token=`, `hmac=`), the name is not a
+        declared secret. Declare it: `secret NAME = env "VAR"`.""",
+                 'source github secret=gh\n'
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on github.push run deploy\n'),
+    "TRG104": _e("""The rule runs an action that is not declared in the file. Declare it with
+        `action NAME = ...`, or fix the name.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push branch="main" run deploy\n'
+                 'on git.push branch="dev" run deplyo\n'),
+    "TRG105": _w("""A `let` that nothing uses. Remove it, or use it in a rule.""",
+                 'let stage = "prod"\n'
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push run deploy\n'),
+    "TRG106": _w("""A secret that no source or action refers to. Remove it, or use it (`secret=`,
+        `token=`, `hmac=`).""",
+                 'secret gh = env "GITHUB_WEBHOOK_SECRET"\n'
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push run deploy\n'),
+    "TRG107": _w("""An action that no rule runs. Run it from a rule, or remove it.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'action lint = shell "ruff check ."\n'
+                 'on git.push run deploy\n'),
+    "TRG108": _w("""A `source` declaration that no rule listens to: `serve` would not start it.
+        Add a rule on that source, or remove the declaration.""",
+                 'secret gl = env "GITLAB_TOKEN"\n'
+                 'source gitlab token=gl\n'
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push run deploy\n'),
+    "TRG109": _e("""A secret used as a value (a filter value, an argument, a `let`). Secrets never
+        become values: a value can reach an argv, a log or the manifest. A secret goes only
+        where one is expected (`secret=`, `token=`, `hmac=`); an action that needs it reads
+        its environment variable itself.""",
+                 'secret token = env "API_TOKEN"\n'
+                 'action deploy(key) = exec "./deploy.sh" key\n'
+                 'on git.push run deploy with token\n'),
+    "TRG201": _e("""The trigger's source (before the dot), or a `source` declaration's kind, is not
+        in the catalogue. The hint suggests the closest one; the README lists the
+        sources.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on gti.push branch="main" run deploy\n'),
+    "TRG202": _e("""The source has no event of that name (`git`, `file`, `http`, `ci`, `run` and
+        `schedule` have a fixed set), or the rule listens to `schedule.tick` by name (write
+        the schedule itself: `on every 15m` or `on cron "..."`).""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.pull branch="main" run deploy\n'),
+    "TRG203": _e("""The trigger's events have no field of that name. `check` knows every field of
+        every event and suggests the closest; raw webhook data is under `payload.`,
+        `headers.` and `query.` where the source carries it.""",
+                 'action deploy(sha) = exec "./deploy.sh" sha\n'
+                 'on git.push brnch="main" run deploy with <sha>\n'),
+    "TRG204": _e("""A value of the wrong type: a string for a boolean field, a number for a string,
+        a list where one value is expected (use `in [...]`), a duration where a policy takes
+        one. There is no coercion: `true` is not `"true"`.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push forced="yes" run deploy\n'),
+    "TRG205": _e("""The operator does not apply to the field's type: `~` takes strings, `<`/`>` take
+        numbers, durations and times, a map (`headers`) needs a key (`headers.x-name`).""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push branch > "a" run deploy\n'),
+    "TRG206": _e("""An HTTP rule must pin its route with `path="/..."` or `path ~ "/glob/*"` in its
+        top-level conditions: that is the route the server listens on.""",
+                 'secret tok = env "HOOK_TOKEN"\n'
+                 'source http token=tok\n'
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on http.post run deploy\n'),
+    "TRG207": _w("""An event name the provider is not known to send. A warning, not an error:
+        providers add events faster than catalogues. Check the spelling of the
+        `X-GitHub-Event` / `X-Gitlab-Event` name.""",
+                 'secret gh = env "GITHUB_WEBHOOK_SECRET"\n'
+                 'source github secret=gh\n'
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on github.pushh run deploy\n'),
+    "TRG208": _e("""An invalid option in a `source` declaration: an option the source does not
+        take, a value of the wrong type, a port out of range, a route path without a leading
+        `/`, or an environment variable name that is not valid.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'source file rot="."\n'
+                 'on file.changed path ~ "src/**" run deploy\n'),
+    "TRG209": _w("""A webhook or HTTP route with no secret or token: anyone who can reach the port
+        can trigger runs. Declare a secret and protect the route
+        (`source github secret=NAME`, `source gitlab token=NAME`, `source http token=NAME`
+        or `hmac=NAME`). An error under `--strict`.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on github.push branch="main" run deploy\n'),
+    "TRG210": _e("""Two source declarations that cannot both hold: a source declared twice where
+        only one is possible, two webhook sources on one route, two different ports or hosts
+        for the one HTTP server, or an HTTP rule on a webhook's route.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'source file root="."\n'
+                 'source file root="src"\n'
+                 'on file.changed run deploy\n'),
+    "TRG301": _e("""The regex does not compile (Python `re` syntax). The diagnostic points at the
+        regex literal itself.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push message ~ /(unclosed/ run deploy\n'),
+    "TRG302": _e("""The glob is invalid: an unclosed or reversed character class. Close it with
+        `]`, or escape a literal `[` as `\\[`.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on file.changed path ~ "src/[abc" run deploy\n'),
+    "TRG303": _e("""The cron expression does not have five valid fields (minute, hour, day of month,
+        month, day of week).""",
+                 'action report = shell "./report.sh"\n'
+                 'on cron "0 3 * *" run report\n'),
+    "TRG304": _e("""A duration that is zero, or written in a form triggerlang does not read. A
+        duration is a whole number and a unit with no space between them: `250ms`, `30s`,
+        `5m`, `2h`, `1d`.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push run deploy timeout 0s\n'),
+    "TRG305": _e("""The time zone of a cron schedule is not an IANA name (`Europe/Paris`, `UTC`,
+        `America/New_York`).""",
+                 'action report = shell "./report.sh"\n'
+                 'on cron "0 3 * * *" tz "Mars/Olympus" run report\n'),
+    "TRG401": _e("""More arguments than the action has parameters, a positional argument after a
+        named one, or a parameter given twice.""",
+                 'action lint = shell "ruff check ."\n'
+                 'on git.push run lint with "src"\n'),
+    "TRG402": _e("""A named argument the action does not declare. The hint suggests the closest
+        parameter or lists them.""",
+                 'action deploy(sha, stage="staging") = exec "./deploy.sh" sha stage\n'
+                 'on git.push run deploy with sha=<sha>, stag="prod"\n'),
+    "TRG403": _e("""A placeholder `<field>` for a field the trigger's events do not have, so the
+        argument would always be empty.""",
+                 'action deploy(sha) = exec "./deploy.sh" sha\n'
+                 'on git.push run deploy with <sah>\n'),
+    "TRG404": _e("""A parameter without a default that the rule does not bind. Pass it
+        (`with ...`), or give the parameter a default in the action.""",
+                 'action deploy(sha, stage) = exec "./deploy.sh" sha stage\n'
+                 'on git.push run deploy with <sha>\n'),
+    "TRG405": _e("""A bare name in an `exec` argv must be one of the action's parameters (lets are
+        not expanded in an argv: pass the value as a parameter).""",
+                 'action deploy(sha) = exec "./deploy.sh" sha stage\n'
+                 'on git.push run deploy with <sha>\n'),
+    "TRG406": _e("""A policy given twice in one rule; each of `debounce`, `busy`, `timeout`,
+        `retry` and `dedupe` appears at most once.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push run deploy timeout 1m timeout 2m\n'),
+    "TRG407": _e("""An invalid policy value: `busy` takes `queue`, `skip`, `restart` or `parallel`;
+        `retry` takes a whole number from 0 to 100.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push run deploy busy wait\n'),
+    "TRG408": _e("""An invalid action declaration: a parameter declared twice, an `http` action
+        that is not `post` or whose URL is not http(s), an unknown option, `cwd` given twice,
+        or an invalid environment variable name.""",
+                 'action notify = http get "https://ci.example.com/hook"\n'
+                 'on git.push run notify\n'),
+    "TRG501": _e("""The rule's conditions contradict each other, so it can never match (two
+        different values for one field, a value excluded by a list). Conditions side by side
+        must all hold: write alternatives with `or` or `in [...]`.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push branch="main" branch="dev" run deploy\n'),
+    "TRG502": _w("""A rule identical to an earlier one: every matching event would run the action
+        twice. Remove one of them.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push branch="main" run deploy\n'
+                 'on git.push branch="main" run deploy\n'),
+    "TRG601": _e("""An `expect` names a rule that does not exist (in the file, or in the file a
+        `_test.trg` tests). Rules without a label are named `L<line>`; give the rule a label
+        to test it.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'deploy_main: on git.push branch="main" run deploy\n'
+                 'test "main deploys":\n'
+                 '    given git.push branch="main"\n'
+                 '    expect deploy_mian\n'),
+    "TRG602": _e("""The payload file of `given PROVIDER.EVENT from "file.json"` cannot be read, is
+        not JSON, or the provider's normaliser refuses it. The path is relative to the rules
+        file.""",
+                 'secret gh = env "GITHUB_WEBHOOK_SECRET"\n'
+                 'source github secret=gh\n'
+                 'action deploy = shell "./deploy.sh"\n'
+                 'gp: on github.push run deploy\n'
+                 'test "a real delivery":\n'
+                 '    given github.push from "payloads/no-such-file.json"\n'
+                 '    expect gp\n'),
+    "TRG603": _e("""An invalid test block: a blank or duplicate test name, `given SOURCE.*` (a test
+        event is one event), a field given twice, contradictory expectations (`expect none`
+        with `expect R`), or a `given` the rules cannot receive.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'deploy_main: on git.push branch="main" run deploy\n'
+                 'test "any git event":\n'
+                 '    given git.* branch="main"\n'
+                 '    expect deploy_main\n'),
+}
+
+
+def rule_metadata(code: str) -> dict:
+    """The SARIF ``reportingDescriptor`` of one code (an unknown code gets its id only)."""
+    doc = CODE_DOCS.get(code)
+    name = CODES.get(code, code)
+    out: dict = {"id": code, "shortDescription": {"text": name}}
+    if doc is None:
+        return out
+    anchor = code.lower()
+    md = f"**{code}: {name}** ({doc.severity})\n\n{doc.explanation}"
+    if doc.example:
+        md += f"\n\nExample:\n\n```\n{doc.example}```"
+    out.update({
+        "fullDescription": {"text": _plain(doc.explanation)},
+        "help": {"text": _plain(doc.explanation) + f"\nSee {DOCS_URL}#{anchor}", "markdown": md},
+        "helpUri": f"{DOCS_URL}#{anchor}",
+        "defaultConfiguration": {"level": doc.severity},
+    })
+    return out
+
+
+def _plain(markdown: str) -> str:
+    return markdown.replace("`", "")
+
+
+def docs_page() -> str:
+    """The Markdown of docs/diagnostics.md: every code, its meaning, an example and the
+    output ``triggerc check`` gives for it (computed here, so the page cannot go stale)."""
+    from ..api import compile_text
+    from ..diagnostics import render_text
+
+    out = ["# Diagnostic codes", "",
+           "<!-- Generated by `python -m triggerlang.check.codedocs > docs/diagnostics.md` from",
+           "     triggerlang/check/checker.py (CODES) and triggerlang/check/codedocs.py: edit those. -->",
+           "",
+           "Every problem `triggerc check` reports has a stable code. Errors make `check` exit 1;",
+           "warnings do too under `--strict`. `--format sarif` links each result here.",
+           "",
+           "| code | | severity |", "|---|---|---|"]
+    for code, name in CODES.items():
+        out.append(f"| [{code}](#{code.lower()}) | {name} | {CODE_DOCS[code].severity} |")
+    for code, name in CODES.items():
+        doc = CODE_DOCS[code]
+        out += ["", f"## {code}", "", f"**{name}** ({doc.severity})", "", doc.explanation]
+        if doc.example:
+            c = compile_text(doc.example, "rules.trg", base_dir="/nonexistent")
+            out += ["", "```trg", doc.example.rstrip("\n"), "```", "",
+                    "```console", "$ triggerc check rules.trg", render_text(c.diagnostics, c.sources).rstrip("\n"),
+                    "```"]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - writes the docs page
+    import sys
+
+    sys.stdout.write(docs_page())
