@@ -138,8 +138,29 @@ def test_check_folder_expands_to_its_trg_files(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     r = run("check", str(empty))
-    assert r.exit_code == 2 and r.stderr == f"triggerc: error: {empty}: no .trg files in this folder\n"
+    assert r.exit_code == 2
+    assert r.stderr == f"triggerc: error: {empty}: no .trg files in this folder or its subfolders\n"
 
+
+def test_check_folder_recurses_and_skips_hidden_state_and_venv_folders(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for sub in ("ci/deep", "b"):
+        (root / sub).mkdir(parents=True)
+    unformatted = BROKEN.replace("on git.push", "on   git.push")
+    found = [write(root, "z.trg", BROKEN), write(root / "b", "x.trg", BROKEN), write(root / "ci", "a.trg", BROKEN),
+             write(root / "ci" / "deep", "a.trg", unformatted)]
+    for skipped in (".git", ".triggerlang", "node_modules", "venv", "ci/.hidden"):
+        (root / skipped).mkdir(parents=True)
+        write(root / skipped, "bad.trg", BROKEN)
+    (root / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    r = run("check", "--format", "json", str(root))
+    assert r.exit_code == 1
+    assert [x["file"] for x in json.loads(r.stdout)] == [found[1], found[2], found[3], found[0]]  # sorted by path
+    # fmt and test take folders the same way
+    r = run("fmt", "--check", str(root))
+    assert (r.exit_code, r.stdout) == (1, f"would reformat {found[3]}\n")
+    r = run("test", str(root))
+    assert r.exit_code == 1 and all(f"{f}: tests not run" in r.stderr for f in found)
 
 def test_check_several_files(tmp_path: Path) -> None:
     a, b = write(tmp_path, "a.trg", BROKEN), write(tmp_path, "b.trg", BROKEN)
@@ -433,3 +454,151 @@ def test_front_end_commands_import_no_server_watcher_or_journal(tmp_path: Path, 
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["exit"] in (0, 1)
     assert result["heavy"] == [], f"`triggerc {' '.join(command)}` imported {result['heavy']}"
+
+
+# --------------------------------------------------------------------------- runs / events: times
+
+def _journal_with_one_run(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journal with one event and one run: queued 2026-01-15 12:00:00 UTC, started 75 s
+    later, finished 2.5 s after that (the journal's clock is set for it)."""
+    import time as time_module
+
+    from triggerlang.events import Event
+    from triggerlang.runtime.journal import Journal, PlannedRun
+
+    clock = [1768478400.0]  # 2026-01-15T12:00:00Z
+    monkeypatch.setattr(time_module, "time", lambda: clock[0])
+    j = Journal(state)
+    try:
+        rid = j.record_event(Event("git", "push", {"branch": "main"}, time="2026-01-15T12:00:00.000Z"),
+                             [PlannedRun("deploy", "deploy", {"sha": "abc"})]).run_ids[0]
+        clock[0] += 75
+        j.mark_running(rid)
+        clock[0] += 2.5
+        j.mark_finished(rid, "succeeded", 0)
+    finally:
+        j.close()
+    monkeypatch.undo()
+
+
+def test_runs_and_events_name_the_time_zone_and_show_the_queue_wait(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as time_module
+
+    state = tmp_path / "state"
+    _journal_with_one_run(state, monkeypatch)
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
+    time_module.tzset()
+    try:
+        r = run("runs", "--state", str(state))
+        header, row = r.stdout.splitlines()
+        assert header.split() == ["ID", "RULE", "ACTION", "STATUS", "EXIT", "WAIT", "DURATION", "QUEUED", "INPUTS"]
+        assert row.split() == ["1", "deploy", "deploy", "succeeded", "0", "1m15s", "2.5s",
+                               "2026-01-15", "21:00:00", "JST", "sha=abc"]
+        r = run("events", "--state", str(state))
+        assert r.stdout.splitlines()[1].split()[1:] == ["git.push", "2026-01-15", "21:00:00", "JST", "deploy"]
+        monkeypatch.setenv("TZ", "UTC")
+        time_module.tzset()
+        assert "2026-01-15 12:00:00 UTC" in run("runs", "--state", str(state)).stdout
+    finally:
+        monkeypatch.delenv("TZ")
+        time_module.tzset()
+    (item,) = json.loads(run("runs", "--state", str(state), "--format", "json").stdout)
+    assert (item["queued_at"], item["wait"], item["duration"]) == ("2026-01-15T12:00:00.000Z", 75.0, 2.5)
+
+
+@pytest.mark.parametrize(("env", "flag", "colored"), [
+    ({}, None, False),                                   # not a terminal: no colour
+    ({"FORCE_COLOR": "1"}, None, True),                  # forced, even through a pipe
+    ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, None, False),  # NO_COLOR wins
+    ({"NO_COLOR": "1"}, "always", True),                 # the flag wins over the environment
+    ({"FORCE_COLOR": "1"}, "never", False),
+    ({"TERM": "dumb"}, "always", True),
+    ({}, "always", True),
+])
+def test_color_flag_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict, flag: str | None,
+                                    colored: bool) -> None:
+    for k in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    f = write(tmp_path, "rules.trg", BROKEN)
+    state = tmp_path / "state"
+    _journal_with_one_run(state, monkeypatch)
+    for k, v in env.items():  # (undone with the journal's clock)
+        monkeypatch.setenv(k, v)
+    color = ["--color", flag] if flag else []
+    outputs = {
+        "check": run("check", f, *color).stdout,
+        "compile": run("compile", f, *color).stderr,
+        "fmt": run("fmt", "--check", write(tmp_path, "broken.trg", "on git.push run\n"), *color).stderr,
+        "runs": run("runs", "--state", str(state), *color).stdout,
+        "events": run("events", "--state", str(state), "--color", flag or "auto").stdout,
+    }
+    for name, out in outputs.items():
+        if name == "events":  # only an event that matched nothing is coloured
+            continue
+        assert ("\x1b[" in out) == colored, (name, out)
+
+
+def test_color_on_a_terminal_unless_term_is_dumb(tmp_path: Path) -> None:
+    import pty
+    import subprocess
+    import sys
+
+    f = write(tmp_path, "rules.trg", BROKEN)
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
+
+    def on_a_tty(extra: dict) -> str:
+        main_fd, child_fd = pty.openpty()
+        try:
+            subprocess.run([sys.executable, "-m", "triggerlang.cli", "check", f], stdout=child_fd,
+                           stderr=subprocess.DEVNULL, env={**env, **extra}, timeout=60, check=False)
+        finally:
+            __import__("os").close(child_fd)
+        out = b""
+        while True:
+            try:
+                chunk = __import__("os").read(main_fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        __import__("os").close(main_fd)
+        return out.decode()
+
+    assert "\x1b[1;31m" in on_a_tty({"TERM": "xterm"})
+    assert "\x1b[" not in on_a_tty({"TERM": "dumb"})
+    assert "\x1b[" not in on_a_tty({"TERM": "xterm", "NO_COLOR": "1"})
+
+
+def test_every_command_has_an_example_in_its_help() -> None:
+    for name, command in main.commands.items():
+        assert command.epilog and "Examples:" in command.epilog, \
+            f"`triggerc {name} --help` has no example: give the command an epilog (cli.examples)"
+        r = run(name, "--help")
+        assert r.exit_code == 0
+        examples = r.stdout.split("Examples:\n", 1)[1].splitlines()
+        assert examples and all(line.startswith(f"    triggerc {name}") or "triggerc" in line for line in examples)
+
+
+def test_match_warns_about_an_event_type_the_catalogue_does_not_know(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", CLEAN)
+    one = write(tmp_path, "e.json", json.dumps({"source": "git", "type": "pushh", "data": {"branch": "main"}}))
+    r = run("match", rules, one)
+    assert r.exit_code == 0 and r.stdout == "no rule matches this event\n"
+    assert r.stderr == "triggerc: warning: git.pushh: git has no event 'pushh' (did you mean 'push'?)\n"
+    lines = [{"source": "git", "type": "pushh", "data": {}}, {"source": "gti", "type": "push", "data": {}},
+             {"source": "git", "type": "push", "data": {"branch": "main"}}, {"source": "git", "type": "pushh", "data": {}}]
+    batch = write(tmp_path, "e.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
+    r = run("match", rules, batch)
+    assert r.stdout.splitlines() == ["(no match)", "(no match)", "L2", "(no match)"]
+    assert r.stderr.splitlines() == [  # once per type
+        "triggerc: warning: git.pushh: git has no event 'pushh' (did you mean 'push'?)",
+        "triggerc: warning: gti.push: unknown source 'gti' (did you mean 'git'?)"]
+    r = run("match", rules, str(FIXTURES / "github" / "push-plain.json"), "--github", "pushh")
+    assert r.stderr == "triggerc: warning: github.pushh: 'pushh' is not a known github event (did you mean 'push'?)\n"
+    known = write(tmp_path, "known.json", json.dumps({"source": "git", "type": "push", "data": {"branch": "main"}}))
+    r = run("match", rules, known)
+    assert (r.stdout.splitlines()[0], r.stderr) == ("L2: runs deploy -> ./deploy.sh ''", "")

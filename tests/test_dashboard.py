@@ -723,7 +723,7 @@ def test_runs_follow_prints_new_runs_and_status_changes(world) -> None:
     f = Follow("runs", "--state", str(world["state"]), "--limit", "2")
     try:
         lines = f.wait_lines(3)
-        assert lines[0].split() == ["ID", "RULE", "ACTION", "STATUS", "EXIT", "DURATION", "QUEUED", "INPUTS"]
+        assert lines[0].split() == ["ID", "RULE", "ACTION", "STATUS", "EXIT", "WAIT", "DURATION", "QUEUED", "INPUTS"]
         assert [ln.split()[0] for ln in lines[1:]] == ["2", "3"]  # the newest two, oldest first
         j = Journal(world["state"])
         try:

@@ -320,6 +320,12 @@ deploy: on git.push repo="hooked.git" branch="main" run rec with <sha>
     r = cli("emit", "git.push", "repo=hooked.git", "branch=main", "sha=abc123", "--id", "hook-1", "--url", s.url)
     assert r.returncode == 0, r.stderr
     assert len(s.events()) == 1 and len(s.runs()) == 1
+    assert r.stderr == ""  # a type the catalogue knows: no warning
+    # a type the catalogue does not know: a warning with a suggestion, and it is still sent
+    r = cli("emit", "git.pushh", "branch=main", "--url", s.url)
+    assert r.returncode == 0 and r.stdout.startswith("accepted "), r.stderr
+    assert r.stderr == "triggerc: warning: git.pushh: git has no event 'pushh' (did you mean 'push'?)\n"
+    assert [(e["source"], e["type"]) for e in s.events()][-1] == ("git", "pushh")
     stop_ok(s)
 
     dead = cli("emit", "git.push", "branch=main", "--url", f"http://127.0.0.1:{free_port()}", "--timeout", "5")
@@ -752,7 +758,7 @@ def test_runs_and_events_commands(serve) -> None:
     assert [x["id"] for x in json.loads(r.stdout)] == [3, 2]
 
     text = cli("runs", "--state", state).stdout.splitlines()
-    assert text[0].split() == ["ID", "RULE", "ACTION", "STATUS", "EXIT", "DURATION", "QUEUED", "INPUTS"]
+    assert text[0].split() == ["ID", "RULE", "ACTION", "STATUS", "EXIT", "WAIT", "DURATION", "QUEUED", "INPUTS"]
     assert [line.split()[0] for line in text[1:]] == ["3", "2", "1"]
     assert text[1].split()[1:4] == ["dd", "rec", "skipped"] and "n=x" in text[1]
     assert len(cli("runs", "--state", state, "--limit", "1").stdout.splitlines()) == 2

@@ -31,13 +31,58 @@ def fail(msg: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
-def _color(stream=None) -> bool:
+COLOR_MODES = ("auto", "always", "never")
+
+
+def _color(stream=None, mode: str = "auto") -> bool:
+    """Whether to colour what goes to ``stream`` (default stdout).
+
+    ``--color always|never`` decides; ``auto`` colours a terminal only: never when
+    ``NO_COLOR`` is set (no-color.org) or ``TERM=dumb``, always when ``FORCE_COLOR`` is set
+    (force-color.org; even through a pipe, as CI logs that render colour want). Each
+    variable counts when it is set to a non-empty value; NO_COLOR wins over FORCE_COLOR.
+    """
+    if mode != "auto":
+        return mode == "always"
     if os.environ.get("NO_COLOR"):
         return False
     if os.environ.get("FORCE_COLOR"):
         return True
+    if os.environ.get("TERM") == "dumb":
+        return False
     stream = stream or sys.stdout
     return hasattr(stream, "isatty") and stream.isatty()
+
+
+def color_option(f):
+    """``--color auto|always|never`` for a command that prints colour (see :func:`_color`)."""
+    return click.option("--color", "color_mode", type=click.Choice(COLOR_MODES), default="auto", show_default=True,
+                        help="Colour the output: auto (on a terminal, unless NO_COLOR is set or TERM=dumb; "
+                             "FORCE_COLOR forces it), always or never.")(f)
+
+
+def examples(*lines: str) -> str:
+    """A command's --help epilog: its examples, kept as written (click's \\b)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _unknown_event_warner():
+    """``warn(source, type)``: once per pair, a warning on stderr when the catalogue does
+    not know that event type (with the checker's did-you-mean); the command goes on."""
+    from .check.checker import trigger_problem
+
+    seen: set[tuple[str, str]] = set()
+
+    def warn(source: str, typ: str) -> None:
+        if (source, typ) in seen:
+            return
+        seen.add((source, typ))
+        problem = trigger_problem(source, typ)
+        if problem is not None:
+            _, message, hint = problem
+            click.echo(f"triggerc: warning: {source}.{typ}: {message}" + (f" ({hint})" if hint else ""), err=True)
+
+    return warn
 
 
 def _compile(path: str):
@@ -72,15 +117,25 @@ def _tolerant_output() -> None:
 
 # --------------------------------------------------------------------------- check
 
-@main.command()
+EXAMPLES_CHECK = examples(
+    "triggerc check rules.trg",
+    "triggerc check --strict .                 # every .trg under the folder",
+    "triggerc check --format github rules/      # annotations in a GitHub Actions job",
+    "triggerc check --format sarif . > triggerc.sarif",
+)
+
+
+@main.command(epilog=EXAMPLES_CHECK)
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]), default="text",
               show_default=True, help="Output format for diagnostics.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1 on any diagnostic).")
-def check(files: tuple[str, ...], fmt: str, strict: bool) -> None:
+@color_option
+def check(files: tuple[str, ...], fmt: str, strict: bool, color_mode: str) -> None:
     """Report every problem in FILES: syntax, names, types, lints.
 
-    Exit 0 when clean (warnings allowed unless --strict), 1 on problems.
+    A folder stands for the .trg files in it and in its subfolders. Exit 0 when clean
+    (warnings allowed unless --strict), 1 on problems.
     """
     all_diags: list[Diagnostic] = []
     sources: dict[str, str] = {}
@@ -89,9 +144,10 @@ def check(files: tuple[str, ...], fmt: str, strict: bool) -> None:
         all_diags.extend(c.diagnostics)
         sources.update(c.sources)
     if fmt == "text":
-        out = render_text(all_diags, sources, color=_color())
+        color = _color(mode=color_mode)
+        out = render_text(all_diags, sources, color=color)
         if out:
-            click.echo(out, nl=False)
+            click.echo(out, nl=False, color=color)
         errors = sum(d.is_error for d in all_diags)
         warnings = len(all_diags) - errors
         if all_diags:
@@ -108,38 +164,56 @@ def check(files: tuple[str, ...], fmt: str, strict: bool) -> None:
     raise SystemExit(1 if bad else 0)
 
 
+SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__"})
+
+
 def _expand(files) -> list[str]:
-    """Files as given; a folder stands for the .trg files in it (sorted)."""
+    """Files as given; a folder stands for the .trg files in it and in its subfolders
+    (sorted), like ruff or black: hidden folders (``.git``, the ``.triggerlang`` state
+    folder), virtualenvs (a folder with a ``pyvenv.cfg``), ``node_modules`` and
+    ``__pycache__`` are skipped, and symlinked folders are not followed."""
     out = []
     for f in files:
         p = Path(f)
         if p.is_dir():
-            found = sorted(str(x) for x in p.glob("*.trg"))
+            found = []
+            for folder, subfolders, names in os.walk(p):
+                subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in SKIPPED_FOLDERS
+                                 and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))]
+                found.extend(Path(folder, n) for n in names if n.endswith(".trg") and not n.startswith("."))
             if not found:
-                usage_error(f"{f}: no .trg files in this folder")
-            out.extend(found)
+                usage_error(f"{f}: no .trg files in this folder or its subfolders")
+            out.extend(str(x) for x in sorted(found, key=lambda x: x.parts))
         else:
             out.append(f)
     return out
 
 
-def _report_and_exit_if_errors(c) -> None:
+def _report_and_exit_if_errors(c, color_mode: str = "auto") -> None:
     if not c.ok:
-        click.echo(render_text([d for d in c.diagnostics], c.sources, color=_color(sys.stderr)), err=True, nl=False)
+        color = _color(sys.stderr, color_mode)
+        click.echo(render_text(c.diagnostics, c.sources, color=color), err=True, nl=False, color=color)
         raise SystemExit(1)
 
 
 # --------------------------------------------------------------------------- compile
 
-@main.command("compile")
+EXAMPLES_COMPILE = examples(
+    "triggerc compile rules.trg -o manifest.json",
+    "triggerc serve manifest.json",
+)
+
+
+@main.command("compile", epilog=EXAMPLES_COMPILE)
 @click.argument("file")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the manifest here (default stdout).")
-def compile_cmd(file: str, output: str | None) -> None:
+@color_option
+def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
     """Write the JSON listener manifest of FILE."""
     from .compile.manifest import dumps
 
     c = _compile(file)
-    _report_and_exit_if_errors(c)
+    _report_and_exit_if_errors(c, color_mode)
     text = dumps(c.manifest)
     if output:
         try:
@@ -152,15 +226,23 @@ def compile_cmd(file: str, output: str | None) -> None:
 
 # --------------------------------------------------------------------------- match
 
-@main.command()
+EXAMPLES_MATCH = examples(
+    "triggerc match rules.trg event.json --explain",
+    "triggerc match rules.trg events.jsonl     # one result line per event",
+    "triggerc match rules.trg delivery.json --github push",
+)
+
+
+@main.command(epilog=EXAMPLES_MATCH)
 @click.argument("file")
 @click.argument("event_file", metavar="EVENT.json")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--explain", is_flag=True, help="Also say why each other rule of the event's source did not match.")
 @click.option("--github", "github_event", metavar="EVENT", help="EVENT.json is a raw GitHub payload of this X-GitHub-Event.")
 @click.option("--gitlab", "gitlab_event", metavar="EVENT", help="EVENT.json is a raw GitLab payload of this event.")
+@color_option
 def match(file: str, event_file: str, fmt: str, explain: bool, github_event: str | None,
-          gitlab_event: str | None) -> None:
+          gitlab_event: str | None, color_mode: str) -> None:
     """Dry run: which rules of FILE an event matches, and the runs they would create.
 
     EVENT.json is {"source", "type", "data"} ("-" reads stdin). A .jsonl file holds one
@@ -174,6 +256,9 @@ def match(file: str, event_file: str, fmt: str, explain: bool, github_event: str
 
     if github_event and gitlab_event:
         usage_error("--github and --gitlab cannot be used together")
+    warn_unknown = _unknown_event_warner()
+    if github_event or gitlab_event:
+        warn_unknown("github" if github_event else "gitlab", github_event or gitlab_event)
     # a compiled file is cached (compile/cache.py): 10,000 rules load in a fraction of a second
     # the second time; the collector is paused while the rules' many small objects are made,
     # then they are frozen out of its way for the event loop
@@ -186,7 +271,7 @@ def match(file: str, event_file: str, fmt: str, explain: bool, github_event: str
         if not isinstance(e, SourceFileError):
             raise
         usage_error(str(e))
-    _report_and_exit_if_errors(c)
+    _report_and_exit_if_errors(c, color_mode)
     provider = ("github", github_event) if github_event else ("gitlab", gitlab_event) if gitlab_event else None
     dry = DryRun(c.manifest, build_matcher(c.manifest["rules"]))
     gc.freeze()
@@ -196,7 +281,7 @@ def match(file: str, event_file: str, fmt: str, explain: bool, github_event: str
     write = out.write
     if batch and fmt == "text" and not explain:
         try:
-            any_bad = batch_names(event_file, provider, dry.matcher, write)
+            any_bad = batch_names(event_file, provider, dry.matcher, write, None if provider else warn_unknown)
         except EventInputError as e:
             fail(str(e))
         out.flush()
@@ -213,6 +298,9 @@ def match(file: str, event_file: str, fmt: str, explain: bool, github_event: str
                 write(json.dumps({"error": str(item)}) + "\n")
                 continue
             fail(str(item))
+        if provider is None:
+            for ev in item:
+                warn_unknown(ev.source, ev.type)
         result = dry.run(item, explain)
         if fmt == "json":
             write(json.dumps(result, ensure_ascii=False, separators=(",", ":") if batch else None,
@@ -225,11 +313,19 @@ def match(file: str, event_file: str, fmt: str, explain: bool, github_event: str
 
 # --------------------------------------------------------------------------- fmt
 
-@main.command("fmt")
+EXAMPLES_FMT = examples(
+    "triggerc fmt rules.trg",
+    "triggerc fmt --check .   # in CI",
+    "triggerc fmt --diff rules.trg",
+)
+
+
+@main.command("fmt", epilog=EXAMPLES_FMT)
 @click.argument("files", nargs=-1, required=True)
 @click.option("--check", "check_only", is_flag=True, help="Do not write; exit 1 if any file would change.")
 @click.option("--diff", is_flag=True, help="Print a unified diff of the changes instead of writing.")
-def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
+@color_option
+def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, color_mode: str) -> None:
     """Rewrite FILES in the canonical layout (or --check that they are)."""
     import difflib
 
@@ -248,7 +344,8 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
             continue
         new, diags = format_text(text, f)
         if new is None:
-            click.echo(render_text(diags.sorted(), {f: text}, color=_color(sys.stderr)), err=True, nl=False)
+            color = _color(sys.stderr, color_mode)
+            click.echo(render_text(diags.sorted(), {f: text}, color=color), err=True, nl=False, color=color)
             click.echo(f"{f}: not formatted: fix the syntax errors first", err=True)
             broken = True
             continue
@@ -271,11 +368,18 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool) -> None:
 
 # --------------------------------------------------------------------------- test
 
-@main.command("test")
+EXAMPLES_TEST = examples(
+    "triggerc test rules.trg          # also runs rules_test.trg beside it",
+    "triggerc test examples/ -v",
+)
+
+
+@main.command("test", epilog=EXAMPLES_TEST)
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Also list the tests that pass.")
-def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool) -> None:
+@color_option
+def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, color_mode: str) -> None:
     """Run the test blocks of FILES (a folder: every .trg file in it).
 
     A rules file X.trg brings its companion X_test.trg along. Prints each failure with its
@@ -295,7 +399,8 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool) -> None:
         sources.update(rep.sources)
         errors.extend(d for d in rep.errors if d not in errors)
     if errors and fmt == "text":
-        click.echo(render_text(errors, sources, color=_color(sys.stderr)), err=True, nl=False)
+        color = _color(sys.stderr, color_mode)
+        click.echo(render_text(errors, sources, color=color), err=True, nl=False, color=color)
         for rep in reports:
             if rep.errors:
                 click.echo(f"{rep.file}: tests not run: fix the errors first", err=True)
@@ -322,7 +427,14 @@ def _with_companions(files: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- serve
 
-@main.command()
+EXAMPLES_SERVE = examples(
+    "triggerc serve rules.trg",
+    "triggerc serve rules.trg --port 9000 --dashboard",
+    "triggerc serve rules.trg --log-format json --grace 30",
+)
+
+
+@main.command(epilog=EXAMPLES_SERVE)
 @click.argument("rules", metavar="FILE|MANIFEST")
 @click.option("--host", help="Address the HTTP listener binds (default 127.0.0.1, loopback only).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port of the HTTP listener (default 8080).")
@@ -367,7 +479,13 @@ def _parse_field(item: str) -> tuple[list[str], object]:
     return k.split("."), val
 
 
-@main.command()
+EXAMPLES_EMIT = examples(
+    "triggerc emit git.push branch=main sha=$(git rev-parse HEAD)",
+    "triggerc emit ci.completed pipeline=build status=success --id build-$CI_JOB_ID",
+)
+
+
+@main.command(epilog=EXAMPLES_EMIT)
 @click.argument("trigger", metavar="SOURCE.EVENT")
 @click.argument("fields", nargs=-1, metavar="[FIELD=VALUE]...")
 @click.option("--data", "data_json", help="The event's data as a JSON object (fields are merged into it).")
@@ -386,6 +504,7 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
     if "." not in trigger:
         usage_error(f"{trigger!r}: write SOURCE.EVENT, e.g. git.push")
     source, typ = trigger.split(".", 1)
+    _unknown_event_warner()(source, typ)
     data: dict = {}
     if data_json:
         try:
@@ -434,16 +553,17 @@ def _open_journal(state_dir: str):
         fail(str(e))
 
 
-def _table(rows: list[list[str]], header: list[str], colors: list[str | None] | None = None) -> str:
+def _table(rows: list[list[str]], header: list[str], colors: list[str | None] | None = None,
+           color: bool = False, colored: str = "status") -> str:
+    """Aligned columns under an upper-case header; with ``color``, the ``colored`` column
+    of row n in ``colors[n]`` (an SGR code)."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    color = _color()
     lines = ["  ".join(h.upper().ljust(w) for h, w in zip(header, widths)).rstrip()]
+    idx = header.index(colored)
     for n, r in enumerate(rows):
         cells = [c.ljust(w) for c, w in zip(r, widths)]
         if color and colors and colors[n]:
-            idx = header.index("status") if "status" in header else None
-            if idx is not None:
-                cells[idx] = f"\x1b[{colors[n]}m{cells[idx]}\x1b[0m"
+            cells[idx] = f"\x1b[{colors[n]}m{cells[idx]}\x1b[0m"
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines) + "\n"
 
@@ -452,13 +572,54 @@ STATUS_COLORS = {"succeeded": "32", "failed": "31", "timed_out": "31", "interrup
                  "skipped": "2", "running": "36", "queued": "34"}
 
 
-def _short_time(iso: str | None) -> str:
+def _parse_iso(iso: str | None):
+    from datetime import datetime
+
     if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _short_time(iso: str | None) -> str:
+    """A journal time (ISO 8601 UTC) in the local time zone, with the zone named:
+    ``2026-11-24 19:15:53 CET`` (``TZ=UTC triggerc runs`` shows UTC)."""
+    t = _parse_iso(iso)
+    if t is None:
+        return iso or "-"
+    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _seconds(s: float | None) -> str:
+    """A length of time for a table cell: ``0.4s``, ``42.0s``, ``3m05s``, ``2h03m``."""
+    if s is None:
         return "-"
-    return iso.replace("T", " ").replace("Z", "")[:19]
+    if s < 60:
+        return f"{s:.1f}s"
+    s = round(s)
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-@main.command()
+def _queue_wait(r: dict) -> float | None:
+    """How long a run waited in its queue: started_at - queued_at (None until it starts).
+    It includes a planned delay: a debounce, a retry's backoff."""
+    q, s = _parse_iso(r.get("queued_at")), _parse_iso(r.get("started_at"))
+    return None if q is None or s is None else max(0.0, (s - q).total_seconds())
+
+
+EXAMPLES_RUNS = examples(
+    "triggerc runs",
+    "triggerc runs --status failed --limit 50",
+    "triggerc runs -f                        # follow, like tail -f",
+    "TZ=UTC triggerc runs --format json --state /srv/app/.triggerlang",
+)
+
+
+@main.command(epilog=EXAMPLES_RUNS)
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
@@ -468,17 +629,22 @@ def _short_time(iso: str | None) -> str:
 @click.option("-f", "--follow", is_flag=True,
               help="Keep going: print each new run, and a run again when its status changes (oldest first; "
                    "JSON Lines with --format json). Stop with Ctrl-C.")
-def runs(state_dir, fmt, limit, rule, status, follow) -> None:
-    """Run history from the journal, newest first."""
+@color_option
+def runs(state_dir, fmt, limit, rule, status, follow, color_mode) -> None:
+    """Run history from the journal, newest first.
+
+    WAIT is the time a run spent queued before it started (started - queued: a debounce or
+    a retry's backoff counts), DURATION its run time. Times are in the local time zone,
+    named on each time; --format json gives ISO 8601 UTC and wait/duration in seconds.
+    """
     j = _open_journal(state_dir)
+    color = _color(mode=color_mode) and fmt == "text"
     if follow:
-        _follow_runs(j, fmt, limit, rule, status)
+        _follow_runs(j, fmt, limit, rule, status, color)
         return
     items = j.list_runs(limit=limit, rule=rule, status=status)
-    keys = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at", "finished_at")
     if fmt == "json":
-        click.echo(json.dumps([{k: r.get(k) for k in keys} | {"attempt": r.get("attempt"), "duration": r.get("duration"),
-                                                               "error": r.get("error")} for r in items], indent=2))
+        click.echo(json.dumps([_run_json(r) for r in items], indent=2))
         return
     rows, colors = [], []
     for r in items:
@@ -487,10 +653,16 @@ def runs(state_dir, fmt, limit, rule, status, follow) -> None:
     if not rows:
         click.echo("no runs yet")
         return
-    click.echo(_table(rows, ["id", "rule", "action", "status", "exit", "duration", "queued", "inputs"], colors), nl=False)
+    click.echo(_table(rows, RUN_HEADER, colors, color), nl=False, color=color)
 
 
-@main.command()
+EXAMPLES_EVENTS = examples(
+    "triggerc events",
+    "triggerc events --source github -f",
+)
+
+
+@main.command(epilog=EXAMPLES_EVENTS)
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
@@ -498,32 +670,54 @@ def runs(state_dir, fmt, limit, rule, status, follow) -> None:
 @click.option("-f", "--follow", is_flag=True,
               help="Keep going: print each new event as it is journaled (oldest first; JSON Lines with "
                    "--format json). Stop with Ctrl-C.")
-def events(state_dir, fmt, limit, source, follow) -> None:
-    """Events received, newest first, with the rules they matched."""
+@color_option
+def events(state_dir, fmt, limit, source, follow, color_mode) -> None:
+    """Events received, newest first, with the rules they matched.
+
+    Times are in the local time zone, named on each time; --format json gives ISO 8601 UTC.
+    """
     j = _open_journal(state_dir)
+    color = _color(mode=color_mode) and fmt == "text"
     if follow:
-        _follow_events(j, fmt, limit, source)
+        _follow_events(j, fmt, limit, source, color)
         return
     items = j.list_events(limit=limit, source=source)
     if fmt == "json":
-        click.echo(json.dumps([{k: e.get(k) for k in ("id", "source", "type", "time", "matched")} for e in items],
-                              indent=2))
+        click.echo(json.dumps([{k: e.get(k) for k in EVENT_KEYS} for e in items], indent=2))
         return
     if not items:
         click.echo("no events yet")
         return
-    rows = [[e["id"], f"{e['source']}.{e['type']}", _short_time(e.get("time")),
-             ", ".join(e.get("matched") or []) or "(none)"] for e in items]
-    click.echo(_table(rows, ["id", "event", "time", "matched"]), nl=False)
+    rows = [_event_cells(e) for e in items]
+    # an event no rule matched stands out (yellow), as under --follow
+    colors = ["33" if not e.get("matched") else None for e in items]
+    click.echo(_table(rows, EVENT_HEADER, colors, color, "matched"), nl=False, color=color)
+
+
+RUN_HEADER = ["id", "rule", "action", "status", "exit", "wait", "duration", "queued", "inputs"]
+RUN_KEYS = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
+            "finished_at", "attempt", "duration", "error")
+EVENT_HEADER = ["id", "event", "time", "matched"]
+EVENT_KEYS = ("id", "source", "type", "time", "matched")
+
+
+def _run_json(r: dict) -> dict:
+    wait = _queue_wait(r)
+    return {k: r.get(k) for k in RUN_KEYS} | {"wait": None if wait is None else round(wait, 3)}
 
 
 def _run_cells(r: dict) -> list[str]:
     """One run as the cells of the ``runs`` table."""
-    dur = "-" if r.get("duration") is None else f"{r['duration']:.1f}s"
     code = "-" if r.get("exit_code") is None else str(r["exit_code"])
     inputs = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
                       for k, v in (r.get("inputs") or {}).items())
-    return [str(r["id"]), r["rule"], r["action"], r["status"], code, dur, _short_time(r.get("queued_at")), inputs[:60]]
+    return [str(r["id"]), r["rule"], r["action"], r["status"], code, _seconds(_queue_wait(r)),
+            _seconds(r.get("duration")), _short_time(r.get("queued_at")), inputs[:60]]
+
+
+def _event_cells(e: dict) -> list[str]:
+    return [e["id"], f"{e['source']}.{e['type']}", _short_time(e.get("time")),
+            ", ".join(e.get("matched") or []) or "(none)"]
 
 
 # --------------------------------------------------------------------------- --follow
@@ -563,11 +757,8 @@ def _follow_loop(poll) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
 
 
-def _follow_runs(j, fmt: str, limit: int, rule: str | None, status: str | None) -> None:
-    keys = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
-            "finished_at", "attempt", "duration", "error")
-    header = ["id", "rule", "action", "status", "exit", "duration", "queued", "inputs"]
-    color = _color() and fmt == "text"
+def _follow_runs(j, fmt: str, limit: int, rule: str | None, status: str | None, color: bool) -> None:
+    header = RUN_HEADER
 
     def state(r: dict) -> tuple:
         return r["status"], r["exit_code"], r["started_at"], r["finished_at"]
@@ -575,11 +766,11 @@ def _follow_runs(j, fmt: str, limit: int, rule: str | None, status: str | None) 
     window = j.list_runs(limit=max(limit, FOLLOW_WINDOW), rule=rule, status=status)
     seen = {r["id"]: state(r) for r in window}
     first = list(reversed(window[:limit]))
-    widths = _follow_widths(header, [_run_cells(r) for r in first], [4, 12, 8, 11, 4, 8, 19, 0])
+    widths = _follow_widths(header, [_run_cells(r) for r in first], [4, 12, 8, 11, 4, 6, 8, 23, 0])
 
     def show(r: dict) -> None:
         if fmt == "json":
-            click.echo(json.dumps({k: r.get(k) for k in keys}))
+            click.echo(json.dumps(_run_json(r)))
         else:
             click.echo(_follow_line(_run_cells(r), widths, STATUS_COLORS.get(r["status"]) if color else None, 3),
                        color=color)
@@ -600,23 +791,17 @@ def _follow_runs(j, fmt: str, limit: int, rule: str | None, status: str | None) 
     _follow_loop(poll)
 
 
-def _follow_events(j, fmt: str, limit: int, source: str | None) -> None:
-    header = ["id", "event", "time", "matched"]
-    color = _color() and fmt == "text"
+def _follow_events(j, fmt: str, limit: int, source: str | None, color: bool) -> None:
+    header = EVENT_HEADER
     first = list(reversed(j.list_events(limit=limit, source=source)))
-
-    def cells(e: dict) -> list[str]:
-        return [e["id"], f"{e['source']}.{e['type']}", _short_time(e.get("time")),
-                ", ".join(e.get("matched") or []) or "(none)"]
-
-    widths = _follow_widths(header, [cells(e) for e in first], [20, 14, 19, 0])
+    widths = _follow_widths(header, [_event_cells(e) for e in first], [20, 14, 23, 0])
 
     def show(e: dict) -> None:
         if fmt == "json":
-            click.echo(json.dumps({k: e.get(k) for k in ("id", "source", "type", "time", "matched")}))
+            click.echo(json.dumps({k: e.get(k) for k in EVENT_KEYS}))
         else:
             # an event no rule matched stands out (yellow), like a skipped run
-            click.echo(_follow_line(cells(e), widths, "33" if color and not e.get("matched") else None, 3),
+            click.echo(_follow_line(_event_cells(e), widths, "33" if color and not e.get("matched") else None, 3),
                        color=color)
 
     if fmt == "text":
@@ -644,7 +829,13 @@ def _follow_events(j, fmt: str, limit: int, source: str | None) -> None:
 
 # --------------------------------------------------------------------------- dashboard
 
-@main.command()
+EXAMPLES_DASHBOARD = examples(
+    "triggerc dashboard --rules rules.trg      # http://127.0.0.1:8081/dashboard/",
+    'triggerc dashboard --state /srv/app/.triggerlang --host 0.0.0.0 --token "$TOKEN"',
+)
+
+
+@main.command(epilog=EXAMPLES_DASHBOARD)
 @click.option("--state", "state_dir", type=click.Path(file_okay=False),
               help="State folder (default .triggerlang/, beside --rules when given).")
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False),

@@ -61,14 +61,15 @@ def _dry_event(obj: Any) -> Event | None:
     return None
 
 
-def batch_names(path: str, provider: tuple[str, str] | None, matcher, write) -> bool:
+def batch_names(path: str, provider: tuple[str, str] | None, matcher, write, seen_type=None) -> bool:
     """Batch mode with text output and no ``--explain``: one line of rule names per event line.
 
     The same output as ``read_events`` + :meth:`DryRun.run` + :meth:`DryRun.text` (and the
     CLI's error lines), in one loop that computes nothing the line does not show (no inputs,
     no argv): this is the path ``triggerc match rules.trg events.jsonl`` takes, and the one
     the benchmark measures. Returns True when some line was bad. Raises EventInputError
-    when the file cannot be opened.
+    when the file cannot be opened. ``seen_type(source, type)`` is called once for each
+    distinct event type read (the CLI warns about a type the catalogue does not know).
     """
     fh = _open(path)
     name = "<stdin>" if path == "-" else path
@@ -83,6 +84,7 @@ def batch_names(path: str, provider: tuple[str, str] | None, matcher, write) -> 
     loads, dumps, JSONDecodeError = json.loads, json.dumps, json.JSONDecodeError
     any_bad = False
     lineno = 0
+    types: set[tuple[str, str]] = set()
     try:
         try:
             for line in fh:
@@ -103,6 +105,9 @@ def batch_names(path: str, provider: tuple[str, str] | None, matcher, write) -> 
                 else:
                     ok = False
                 if ok:
+                    if seen_type is not None and (src, typ) not in types:
+                        types.add((src, typ))
+                        seen_type(src, typ)
                     names = names_for(src, typ, data)
                 else:
                     try:

@@ -493,23 +493,19 @@ class Checker:
 
     def check_trigger(self, t: A.EventTrigger) -> tuple[str | None, str | None, list[str] | None]:
         src, ev = t.source.value, t.event.value
-        spec = C.get_source(src)
-        if spec is None:
-            self.d.error("TRG201", f"unknown source '{src}'", t.source.span,
-                         did_you_mean(src, C.CATALOGUE) or "sources: " + ", ".join(sorted(C.CATALOGUE)))
+        problem = trigger_problem(src, ev)
+        if problem is not None:
+            code, message, hint = problem
+            if code == "TRG201":
+                self.d.error(code, message, t.source.span, hint)
+                return None, None, None
+            if code == "TRG207":  # open sources: a warning, the rule still listens to that name
+                self.d.warning(code, message, t.event.span, hint)
+                return src, ev, [ev]
+            self.d.error(code, message, t.event.span, hint)
             return None, None, None
         if ev == "*":
             return src, "*", None
-        if ev not in spec.events:
-            if spec.open_events:
-                known = C.KNOWN_GITHUB_EVENTS if src == "github" else C.KNOWN_GITLAB_EVENTS
-                if ev not in known:
-                    self.d.warning("TRG207", f"'{ev}' is not a known {src} event", t.event.span,
-                                   did_you_mean(ev, known) or f"check the {src} webhook documentation for the name")
-                return src, ev, [ev]
-            self.d.error("TRG202", f"{src} has no event '{ev}'", t.event.span,
-                         did_you_mean(ev, spec.events) or f"{src} events: " + ", ".join(sorted(spec.events)))
-            return None, None, None
         if src == "file" and ev == "changed":
             return src, ev, ["created", "modified", "deleted"]
         if src == "http" and ev == "request":
@@ -954,6 +950,27 @@ class Checker:
             if not used:
                 self.d.warning("TRG108", f"source {k} is declared but no rule listens to it", s.kind.span,
                                f"add a rule on {k}.EVENT, or remove the declaration")
+
+
+def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None] | None:
+    """``(code, message, hint)`` when ``SRC.EV`` is not an event the catalogue knows, else
+    None (``SRC.*`` included): TRG201 an unknown source, TRG202 an event a closed source
+    does not have, TRG207 a name an open source (github, gitlab) is not known to send.
+    The checker reports these on triggers; ``emit`` and ``match`` warn with them."""
+    spec = C.get_source(src)
+    if spec is None:
+        return ("TRG201", f"unknown source '{src}'",
+                did_you_mean(src, C.CATALOGUE) or "sources: " + ", ".join(sorted(C.CATALOGUE)))
+    if ev == "*" or ev in spec.events:
+        return None
+    if spec.open_events:
+        known = C.KNOWN_GITHUB_EVENTS if src == "github" else C.KNOWN_GITLAB_EVENTS
+        if ev in known:
+            return None
+        return ("TRG207", f"'{ev}' is not a known {src} event",
+                did_you_mean(ev, known) or f"check the {src} webhook documentation for the name")
+    return ("TRG202", f"{src} has no event '{ev}'",
+            did_you_mean(ev, spec.events) or f"{src} events: " + ", ".join(sorted(spec.events)))
 
 
 def literal_value(v: Any, lets: dict[str, Any]) -> Any:
