@@ -237,7 +237,7 @@ def test_redirects_to_the_page(world) -> None:
 
 
 RUN_KEYS = {"id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
-            "finished_at", "not_before", "attempt", "duration", "dedupe_key", "error"}
+            "finished_at", "not_before", "attempt", "duration", "wait", "dedupe_key", "error"}
 EVENT_KEYS = {"id", "source", "type", "time", "received_at", "delivery_key", "matched"}
 
 

@@ -572,23 +572,17 @@ STATUS_COLORS = {"succeeded": "32", "failed": "31", "timed_out": "31", "interrup
                  "skipped": "2", "running": "36", "queued": "34"}
 
 
-def _parse_iso(iso: str | None):
-    from datetime import datetime
-
-    if not iso:
-        return None
-    try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _short_time(iso: str | None) -> str:
     """A journal time (ISO 8601 UTC) in the local time zone, with the zone named:
     ``2026-11-24 19:15:53 CET`` (``TZ=UTC triggerc runs`` shows UTC)."""
-    t = _parse_iso(iso)
-    if t is None:
-        return iso or "-"
+    from datetime import datetime
+
+    if not iso:
+        return "-"
+    try:
+        t = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
     return t.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
@@ -604,11 +598,6 @@ def _seconds(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def _queue_wait(r: dict) -> float | None:
-    """How long a run waited in its queue: started_at - queued_at (None until it starts).
-    It includes a planned delay: a debounce, a retry's backoff."""
-    q, s = _parse_iso(r.get("queued_at")), _parse_iso(r.get("started_at"))
-    return None if q is None or s is None else max(0.0, (s - q).total_seconds())
 
 
 EXAMPLES_RUNS = examples(
@@ -696,14 +685,13 @@ def events(state_dir, fmt, limit, source, follow, color_mode) -> None:
 
 RUN_HEADER = ["id", "rule", "action", "status", "exit", "wait", "duration", "queued", "inputs"]
 RUN_KEYS = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
-            "finished_at", "attempt", "duration", "error")
+            "finished_at", "attempt", "duration", "wait", "error")
 EVENT_HEADER = ["id", "event", "time", "matched"]
 EVENT_KEYS = ("id", "source", "type", "time", "matched")
 
 
 def _run_json(r: dict) -> dict:
-    wait = _queue_wait(r)
-    return {k: r.get(k) for k in RUN_KEYS} | {"wait": None if wait is None else round(wait, 3)}
+    return {k: r.get(k) for k in RUN_KEYS}
 
 
 def _run_cells(r: dict) -> list[str]:
@@ -711,7 +699,7 @@ def _run_cells(r: dict) -> list[str]:
     code = "-" if r.get("exit_code") is None else str(r["exit_code"])
     inputs = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
                       for k, v in (r.get("inputs") or {}).items())
-    return [str(r["id"]), r["rule"], r["action"], r["status"], code, _seconds(_queue_wait(r)),
+    return [str(r["id"]), r["rule"], r["action"], r["status"], code, _seconds(r.get("wait")),
             _seconds(r.get("duration")), _short_time(r.get("queued_at")), inputs[:60]]
 
 

@@ -182,6 +182,14 @@ class RunRow:
             return None
         return max(0.0, self.finished_at - self.started_at)
 
+    @property
+    def wait(self) -> float | None:
+        """How long the run waited in its queue before it started (None until it starts).
+        A planned delay (a debounce, a retry's backoff) is part of it."""
+        if self.started_at is None:
+            return None
+        return max(0.0, self.started_at - self.queued_at)
+
     def planned(self) -> PlannedRun:
         """The same run again (for a retry: ``add_run(row.planned(), row.event_id, attempt=...)``)."""
         return PlannedRun(self.rule, self.action, dict(self.inputs), self.dedupe_key)
@@ -202,6 +210,7 @@ class RunRow:
             "not_before": iso_utc(self.not_before),
             "attempt": self.attempt,
             "duration": None if self.duration is None else round(self.duration, 3),
+            "wait": None if self.wait is None else round(self.wait, 3),
             "dedupe_key": self.dedupe_key,
             "log_path": None if self.log_path is None else str(self.log_path),
             "error": self.error,
