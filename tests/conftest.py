@@ -45,3 +45,37 @@ def sarif_validator():
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+# One throwaway server per session (tests/pgserver.py), started by the first test that
+# asks for it; each test gets a database of its own through `pg_url`.
+
+_PG: dict = {}
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    from pgserver import PgServer, server_or_fail
+
+    if "error" in _PG:
+        server_or_fail(_PG["error"])
+    if "server" not in _PG:
+        try:
+            _PG["server"] = PgServer().start()
+        except Exception as e:  # RuntimeError, OSError, a timeout
+            _PG["error"] = e
+            server_or_fail(e)
+    yield _PG["server"]
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return pg_server.new_database()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    server = _PG.pop("server", None)
+    if server is not None:
+        server.stop()

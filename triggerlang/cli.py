@@ -447,7 +447,18 @@ EXAMPLES_SERVE = examples(
 @click.option("--dashboard", is_flag=True, help="Serve the dashboard at /dashboard on the HTTP listener.")
 @click.option("--token", "dashboard_token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="Bearer token the dashboard requires.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request and event.")
-def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose) -> None:
+@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL",
+              help="A postgresql:// store shared by several nodes (SPEC §12): this serve is an ingest node. "
+                   "Also read from TRIGGERLANG_STORE.")
+@click.option("--workers", type=click.IntRange(0, 1024), default=4, show_default=True,
+              help="With --store: slots of the embedded worker; 0 makes this node ingest only.")
+@click.option("--migrate", is_flag=True, help="With --store: bring an older store schema up to date first.")
+@click.option("--lease", type=click.FloatRange(0.2, 3600), default=10.0, show_default=True,
+              help="With --store: seconds a worker's claim or heartbeat holds a run.")
+@click.option("--heartbeat", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
+              help="With --store: seconds between a worker's heartbeats (and the reaper's rounds).")
+def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose,
+          store_url, workers, migrate, lease, heartbeat) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
 
     Stops cleanly on SIGINT/SIGTERM (exit 0); exits 1 when it cannot start.
@@ -463,7 +474,151 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
     opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,
                         reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
                         dashboard_token=dashboard_token)
+    if store_url:
+        _check_store_url(store_url)
+        opts.store_url, opts.workers, opts.migrate = store_url, workers, migrate
+        opts.lease, opts.heartbeat, opts.reap_interval = lease, heartbeat, heartbeat
+        _check_lease(lease, heartbeat)
     raise SystemExit(run_serve(path, opts))
+
+
+def _check_store_url(url: str) -> None:
+    from .runtime.store import is_store_url, redact_url
+
+    if not is_store_url(url):
+        usage_error(f"--store {redact_url(url)!r} is not a postgresql:// URL")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        fail("--store needs the PostgreSQL driver: pip install 'triggerlang[postgres]'")
+
+
+def _check_lease(lease: float, heartbeat: float) -> None:
+    if heartbeat * 2 > lease:
+        usage_error(f"--heartbeat {heartbeat:g} must be at most half of --lease {lease:g}, "
+                    "or a slow heartbeat loses its runs")
+
+
+# --------------------------------------------------------------------------- worker
+
+@main.command()
+@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", required=True,
+              help="The postgresql:// store to claim runs from (or TRIGGERLANG_STORE).")
+@click.option("--slots", type=click.IntRange(1, 1024), default=4, show_default=True, help="Runs at once.")
+@click.option("--pool", "pools", multiple=True, metavar="NAME",
+              help="Claim the runs of this pool (repeatable; default: 'default'). File-watching runs are in "
+                   "the pool node:<hostname> of the node that saw the change.")
+@click.option("--base", "base_dir", type=click.Path(file_okay=False),
+              help="Folder where actions' relative paths start (default: the rules file's folder on the "
+                   "ingest node, as the manifest says).")
+@click.option("--grace", type=float, default=10.0, show_default=True,
+              help="Seconds running runs get to finish on SIGINT/SIGTERM.")
+@click.option("--migrate", is_flag=True, help="Bring an older store schema up to date first.")
+@click.option("--lease", type=click.FloatRange(0.2, 3600), default=10.0, show_default=True,
+              help="Seconds a claim or heartbeat holds a run.")
+@click.option("--heartbeat", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
+              help="Seconds between heartbeats (and the reaper's rounds).")
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, verbose) -> None:
+    """Claim runs from a shared store and run them (SPEC §12.1).
+
+    Runs each with the action of the manifest it was created under, heartbeats its lease,
+    stores its log, retries and chains like serve. Stops cleanly on SIGINT/SIGTERM.
+    """
+    import logging
+
+    from .runtime.serve import setup_logging
+
+    _check_store_url(store_url)
+    _check_lease(lease, heartbeat)
+    from .runtime.cluster import WorkerOptions, run_worker
+
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
+    opts = WorkerOptions(slots=slots, pools=tuple(pools) or ("default",),
+                         base_dir=Path(base_dir).resolve() if base_dir else None, lease=lease, heartbeat=heartbeat,
+                         grace=grace)
+    raise SystemExit(run_worker(store_url, opts, migrate=migrate, reap_interval=heartbeat))
+
+
+# --------------------------------------------------------------------------- store
+
+class _Duration(click.ParamType):
+    name = "DURATION"
+    _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+    def convert(self, value, param, ctx):
+        import re
+
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*", str(value))
+        if not m:
+            self.fail(f"{value!r} is not a duration (like 30d, 12h, 90m)", param, ctx)
+        return float(m.group(1)) * self._UNITS[m.group(2)]
+
+
+@main.group("store")
+def store_group() -> None:
+    """Manage a shared PostgreSQL store: schema and history."""
+
+
+def _open_pg(store_url: str | None, **kw):
+    from .runtime.store import StoreError, open_store
+
+    if not store_url:
+        usage_error("give the store with --store URL or TRIGGERLANG_STORE")
+    _check_store_url(store_url)
+    try:
+        return open_store(store_url, **kw)
+    except StoreError as e:
+        fail(str(e))
+
+
+_STORE_OPT = click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL",
+                          help="The postgresql:// store (or TRIGGERLANG_STORE).")
+
+
+@store_group.command("init")
+@_STORE_OPT
+def store_init(store_url) -> None:
+    """Create the schema in an empty database (nothing to do if it is there)."""
+    from .runtime.pgstore import SCHEMA_VERSION
+
+    st = _open_pg(store_url, create=True, migrate=False)
+    st.close()
+    click.echo(f"store {st.describe()}: schema {SCHEMA_VERSION}")
+
+
+@store_group.command("migrate")
+@_STORE_OPT
+def store_migrate(store_url) -> None:
+    """Apply the migrations the schema lacks (idempotent)."""
+    from .runtime.pgstore import SCHEMA_VERSION, PgStore
+    from .runtime.store import StoreError
+
+    _check_store_url(store_url or "")
+    try:
+        st = PgStore(store_url, create=True, migrate=True)
+    except StoreError as e:
+        fail(str(e))
+    st.close()
+    click.echo(f"store {st.describe()}: schema {SCHEMA_VERSION}")
+
+
+@store_group.command("prune")
+@_STORE_OPT
+@click.option("--older-than", "older_than", type=_Duration(), required=True,
+              help="Delete finished runs, their logs and events older than this (30d, 12h...).")
+def store_prune(store_url, older_than) -> None:
+    """Delete history older than a duration; waiting and running runs are kept."""
+    from .runtime.store import StoreError
+
+    st = _open_pg(store_url, create=False)
+    try:
+        n = st.prune(older_than)
+    except StoreError as e:
+        fail(str(e))
+    finally:
+        st.close()
+    click.echo(f"pruned {n['runs']} run(s), {n['events']} event(s), {n['manifests']} manifest(s)")
 
 
 # --------------------------------------------------------------------------- emit
@@ -539,10 +694,12 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
 
 # --------------------------------------------------------------------------- history
 
-def _open_journal(state_dir: str):
-    """The store ``runs``/``events`` read: the SQLite journal of ``state_dir``."""
+def _open_journal(state_dir: str, store_url: str | None = None):
+    """The store ``runs``/``events`` read: ``--store URL``, else the SQLite journal of ``state_dir``."""
     from .runtime.store import StoreError, open_store
 
+    if store_url:
+        return _open_pg(store_url, create=False)
     p = Path(state_dir)
     if not (p / "journal.sqlite3").exists():
         usage_error(f"no journal in {state_dir} (give the state folder with --state; "
@@ -619,14 +776,15 @@ EXAMPLES_RUNS = examples(
               help="Keep going: print each new run, and a run again when its status changes (oldest first; "
                    "JSON Lines with --format json). Stop with Ctrl-C.")
 @color_option
-def runs(state_dir, fmt, limit, rule, status, follow, color_mode) -> None:
+@_STORE_OPT
+def runs(state_dir, fmt, limit, rule, status, follow, color_mode, store_url) -> None:
     """Run history from the journal, newest first.
 
     WAIT is the time a run spent queued before it started (started - queued: a debounce or
     a retry's backoff counts), DURATION its run time. Times are in the local time zone,
     named on each time; --format json gives ISO 8601 UTC and wait/duration in seconds.
     """
-    j = _open_journal(state_dir)
+    j = _open_journal(state_dir, store_url)
     color = _color(mode=color_mode) and fmt == "text"
     if follow:
         _follow_runs(j, fmt, limit, rule, status, color)
@@ -660,12 +818,13 @@ EXAMPLES_EVENTS = examples(
               help="Keep going: print each new event as it is journaled (oldest first; JSON Lines with "
                    "--format json). Stop with Ctrl-C.")
 @color_option
-def events(state_dir, fmt, limit, source, follow, color_mode) -> None:
+@_STORE_OPT
+def events(state_dir, fmt, limit, source, follow, color_mode, store_url) -> None:
     """Events received, newest first, with the rules they matched.
 
     Times are in the local time zone, named on each time; --format json gives ISO 8601 UTC.
     """
-    j = _open_journal(state_dir)
+    j = _open_journal(state_dir, store_url)
     color = _color(mode=color_mode) and fmt == "text"
     if follow:
         _follow_events(j, fmt, limit, source, color)
@@ -834,7 +993,8 @@ EXAMPLES_DASHBOARD = examples(
 @click.option("--token", envvar="TRIGGERLANG_DASHBOARD_TOKEN",
               help="Require this token (Authorization: Bearer, or ?token=). Without one, only loopback "
                    "clients are answered. Also read from TRIGGERLANG_DASHBOARD_TOKEN.")
-def dashboard(state_dir, rules_path, host, port, token) -> None:
+@_STORE_OPT
+def dashboard(state_dir, rules_path, host, port, token, store_url) -> None:
     """Serve the read-only dashboard over the journal: events, runs, logs, live.
 
     The page is at /dashboard/ and the JSON API at /api/runs, /api/runs/ID, /api/events
@@ -851,7 +1011,9 @@ def dashboard(state_dir, rules_path, host, port, token) -> None:
         state = Path(rules_path).resolve().parent / ".triggerlang"
     else:
         state = Path(".triggerlang")
-    if not (state / "journal.sqlite3").exists():
+    if store_url:
+        _open_pg(store_url, create=False).close()  # a clear error now rather than a 503 per request
+    elif not (state / "journal.sqlite3").exists():
         usage_error(f"no journal in {state} (give the state folder with --state; "
                     "it is .triggerlang/ beside the rules file)")
     if token is not None and not token.strip():
@@ -861,7 +1023,7 @@ def dashboard(state_dir, rules_path, host, port, token) -> None:
                    f"even on {host}", err=True)
     raise SystemExit(run_standalone(state, host=host, port=port, token=token,
                                     rules_path=Path(rules_path) if rules_path else None,
-                                    echo=lambda m: click.echo(m, err=True)))
+                                    echo=lambda m: click.echo(m, err=True), store_url=store_url or None))
 
 
 if __name__ == "__main__":  # pragma: no cover

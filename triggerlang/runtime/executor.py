@@ -109,6 +109,7 @@ class RunRequest:
     secrets: Mapping[str, str] = field(default_factory=dict)
     attempt: int = 1
     kill_grace: float = KILL_GRACE
+    die_with_parent: bool = False  # PR_SET_PDEATHSIG: the action is killed if its worker dies (Linux)
 
 
 @dataclass
@@ -301,7 +302,8 @@ async def _start_process(req: RunRequest, argv: list[str], inputs: Mapping[str, 
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                cwd=str(cwd), env=env, start_new_session=True, close_fds=True)
+                cwd=str(cwd), env=env, start_new_session=True, close_fds=True,
+                **({"preexec_fn": _die_with_parent()} if req.die_with_parent else {}))
         except FileNotFoundError as e:
             missing = e.filename if e.filename else argv[0]
             if not cwd.is_dir():
@@ -321,6 +323,31 @@ async def _start_process(req: RunRequest, argv: list[str], inputs: Mapping[str, 
     ra.pid = ra.pgid = proc.pid
     ra._task = asyncio.create_task(_supervise(ra, proc), name=f"triggerlang-run-{req.run_id}")
     return ra
+
+
+def _die_with_parent() -> Any:
+    """A ``preexec_fn`` that makes the child get SIGKILL when this process dies (Linux's
+    ``PR_SET_PDEATHSIG``), so a ``kill -9`` of a worker leaves no action running beside the
+    retry the reaper starts elsewhere. None where the call does not exist.
+
+    The signal reaches the action's own process; processes it started in the background
+    are in its process group but are not signalled by the kernel.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the worker died before the call: do not outlive it
+            os._exit(137)
+    return preexec
 
 
 async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes) -> None:

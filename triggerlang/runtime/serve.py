@@ -34,7 +34,8 @@ from ..compile.manifest import ManifestError, validate_manifest
 from ..sources.base import Source, SourceContext, load_source_class
 from .engine import Engine, StartError, resolve_secrets
 from .executor import pidfd_child_watcher, restore_child_watcher
-from .journal import Journal, JournalError
+from .journal import Journal
+from .store import StoreError as JournalError
 
 log = logging.getLogger("triggerlang")
 
@@ -51,6 +52,13 @@ class ServeOptions:
     dashboard_token: str | None = None
     reload_interval: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # store mode (SPEC §12): a postgresql:// URL makes this an ingest node
+    store_url: str | None = None
+    workers: int = 4                   # slots of the embedded worker; 0: ingest only
+    migrate: bool = False              # bring an older store schema up to date
+    lease: float = 10.0
+    heartbeat: float = 2.0
+    reap_interval: float = 2.0
 
 
 def load_rules(path: Path) -> tuple[dict, str | None]:
@@ -97,6 +105,9 @@ class Runtime:
         self.engine: Engine | None = None
         self.http: Source | None = None
         self.lock_fd: int | None = None
+        self.store: Any = None             # store mode: the PostgreSQL store
+        self.worker: Any = None            # store mode: the embedded worker
+        self.reaper: Any = None
 
     def source_configs(self, manifest: dict) -> dict[str, Any]:
         cfgs = dict(manifest.get("sources") or {})
@@ -110,6 +121,9 @@ class Runtime:
         self.state_dir = (self.opts.state_dir or (self.rules_path.resolve().parent / ".triggerlang")).resolve()
         secrets = resolve_secrets(manifest, self.base_dir, os.environ)
         self.secrets = secrets
+        if self.opts.store_url:
+            await self._start_store_mode(manifest)
+            return
         journal = Journal(self.state_dir)
         try:
             self.lock_fd = lock_state_dir(self.state_dir)
@@ -127,8 +141,31 @@ class Runtime:
             log.info("no source to start: the rules need none (rules on run.* only?)")
         log.info("serving %d rule(s) from %s; journal in %s", len(manifest["rules"]), self.rules_path, self.state_dir)
 
+    async def _start_store_mode(self, manifest: dict) -> None:
+        """An ingest node (SPEC §12.1): no journal file, no state lock, nothing to recover
+        (every node's reaper does that); an embedded worker unless ``--workers 0``."""
+        from .cluster import IngestEngine, Reaper, Worker, WorkerOptions, node_pool
+        from .store import open_store
+
+        self.store = await asyncio.to_thread(open_store, self.opts.store_url, migrate=self.opts.migrate)
+        self.engine = IngestEngine(manifest, self.store)
+        self.reaper = Reaper(self.store, self.opts.reap_interval)
+        self.reaper.start()
+        if self.opts.workers > 0:
+            self.worker = Worker(self.store, WorkerOptions(
+                slots=self.opts.workers, pools=("default", node_pool()), base_dir=self.base_dir,
+                lease=self.opts.lease, heartbeat=self.opts.heartbeat, grace=self.opts.grace))
+            await self.worker.start()
+        self.fingerprint = _fingerprint(self.rules_path)
+        await self.apply_sources(manifest)
+        if not self.sources:
+            log.info("no source to start: the rules need none (rules on run.* only?)")
+        log.info("serving %d rule(s) from %s; store %s (%s)", len(manifest["rules"]), self.rules_path,
+                 self.store.describe(),
+                 f"embedded worker with {self.opts.workers} slot(s)" if self.worker else "ingest only")
+
     def context(self) -> SourceContext:
-        opts = {}
+        opts: dict[str, Any] = {"shared_store": True} if self.store is not None else {}
         if self.opts.host:
             opts["host"] = self.opts.host
         if self.opts.port is not None:
@@ -141,7 +178,8 @@ class Runtime:
             return []
         from ..dashboard.app import dashboard_routes
 
-        return dashboard_routes(self.state_dir, token=self.opts.dashboard_token, engine=self.engine)
+        return dashboard_routes(None if self.store is not None else self.state_dir, token=self.opts.dashboard_token,
+                                engine=self.engine, store_url=self.opts.store_url if self.store is not None else None)
 
     async def apply_sources(self, manifest: dict) -> None:
         wanted = self.source_configs(manifest)
@@ -230,7 +268,15 @@ class Runtime:
             except Exception:  # pragma: no cover - a source failing to stop must not block the rest
                 log.exception("stopping source %s", kind)
         self.sources.clear()
-        if self.engine is not None:
+        if self.worker is not None:
+            await self.worker.drain(self.opts.grace)
+            self.worker = None
+        if self.reaper is not None:
+            await self.reaper.stop()
+            self.reaper = None
+        if self.store is not None:
+            self.store.close()
+        elif self.engine is not None:
             await self.engine.drain(self.opts.grace)
             self.engine.journal.close()
         if self.lock_fd is not None:

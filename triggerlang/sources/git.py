@@ -315,13 +315,31 @@ class GitSource(Source):
             sig, refs = sig2, refs2
         old = r.refs
         r.sig, r.refs = sig, refs
+        keys: set[str] = set()
         for ev in await self._events(r, old, refs):
             try:
-                await self.ctx.submit(ev)
+                await self.ctx.submit(ev, delivery_key=self._delivery_key(ev, keys))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 self.ctx.log.exception("git: could not submit %s for %s", ev.trigger, r.path)
+
+    def _delivery_key(self, ev: Event, seen: set[str]) -> str | None:
+        """In store mode (several nodes may watch one repository, SPEC §12.2) the key
+        ``git:<repo>:<ref>:<after>`` makes their events one; the second event of the same
+        update (the ``merge`` after a ``push``) gets ``/<source.type>`` appended. A deleted
+        ref is keyed by the commit it pointed to. None on one machine (nothing to share)."""
+        if not self.ctx.options.get("shared_store"):
+            return None
+        d = ev.data
+        after = d.get("after")
+        if ev.type == "branch_deleted":
+            after = f"deleted:{d.get('before')}"
+        key = f"git:{d.get('repo')}:{d.get('ref')}:{after}"
+        if key in seen:
+            return f"{key}/{ev.trigger}"
+        seen.add(key)
+        return key
 
     # ---- describing a change ---------------------------------------------------------
 

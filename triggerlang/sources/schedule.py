@@ -51,6 +51,7 @@ from .base import Source, SourceContext
 __all__ = ["ScheduleSource", "next_fire", "CHUNK"]
 
 UTC = _dt.timezone.utc
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 30.0  # longest single sleep, in seconds
 _MARGIN = _dt.timedelta(hours=3)  # larger than any DST or zone shift
 _ALIASES = {
@@ -207,6 +208,7 @@ class ScheduleSource(Source):
                 continue
             self.schedules.append(_Schedule(rule, spec))
         self._tasks: list[asyncio.Task[None]] = []
+        self.shared = bool(ctx.options.get("shared_store"))
         # the wall clock; tests replace it to simulate a suspend
         self.clock = lambda: _dt.datetime.now(UTC)
 
@@ -215,7 +217,12 @@ class ScheduleSource(Source):
 
     async def start(self) -> None:
         start = self.clock()
-        self._tasks = [asyncio.create_task(self._run(s, start), name=f"schedule:{s.rule}") for s in self.schedules]
+        # In store mode every ingest node ticks (SPEC §12.2): `every D` is planned at
+        # multiples of D from the Unix epoch so that the nodes agree on the planned times,
+        # and the delivery key schedule:<rule>:<planned> makes their ticks one event.
+        anchor = _EPOCH if self.shared else start
+        self._tasks = [asyncio.create_task(self._run(s, start, anchor), name=f"schedule:{s.rule}")
+                       for s in self.schedules]
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -227,9 +234,9 @@ class ScheduleSource(Source):
     def _plan(self, s: _Schedule, after: _dt.datetime, anchor: _dt.datetime) -> _dt.datetime:
         return next_fire(s.spec, after, anchor=anchor)
 
-    async def _run(self, s: _Schedule, anchor: _dt.datetime) -> None:
+    async def _run(self, s: _Schedule, start: _dt.datetime, anchor: _dt.datetime) -> None:
         try:
-            planned = self._plan(s, anchor, anchor)
+            planned = self._plan(s, start, anchor)
         except ValueError as exc:
             self.ctx.log.error("schedule: rule %s will never tick: %s", s.rule, exc)
             return
@@ -242,7 +249,8 @@ class ScheduleSource(Source):
             now = self.clock()
             data = {"rule": s.rule, "scheduled": _iso(planned), "time": _iso(now.astimezone(planned.tzinfo))}
             try:
-                await self.ctx.submit(Event("schedule", "tick", data))
+                key = f"schedule:{s.rule}:{data['scheduled']}" if self.shared else None
+                await self.ctx.submit(Event("schedule", "tick", data), delivery_key=key)
             except asyncio.CancelledError:
                 raise
             except Exception:

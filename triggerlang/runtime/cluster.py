@@ -1,0 +1,526 @@
+"""Store mode (SPEC §12): ingest nodes and workers sharing a PostgreSQL store.
+
+* :class:`IngestEngine` is what ``triggerc serve FILE --store URL`` runs in place of the
+  one-process :class:`~.engine.Engine`: it matches each event, turns every match into an
+  :class:`~.store.Intent` (the rule's policies travel with it) and hands them to
+  :meth:`PgStore.ingest`, which decides the runs in the database and commits before the
+  source answers. It publishes its manifest (by sha256) at start and on every reload; the
+  runs it creates record that sha256.
+* :class:`Worker` claims runs (``serve --workers N`` embeds one with N slots;
+  ``triggerc worker`` is one on its own) and runs each with the executor of ``serve``
+  and the action of the manifest the run was created under. It wakes on
+  ``LISTEN trg_runs`` (a burst of notifications makes at most one claim per
+  :attr:`WorkerOptions.notify_gap`), polls every :attr:`WorkerOptions.poll` seconds as a
+  fallback, and arms a timer for the next debounced or backed-off run. It heartbeats its
+  leases; a heartbeat that finds a lease gone kills that run's process group (fencing),
+  and a worker that cannot heartbeat for a whole lease kills all of its runs (someone
+  else has reaped them by then). Actions get ``PR_SET_PDEATHSIG``: they die with a
+  killed worker. ``busy restart`` reaches a running run as ``cancel_requested``
+  (notified at once, and seen at the next heartbeat otherwise): SIGTERM, SIGKILL 5 s
+  later, ``cancelled``.
+* :class:`Reaper` runs on every node (ingest or worker) every 2 s:
+  :meth:`PgStore.reap`.
+
+A worker's graceful stop drains like ``serve``: no new claims, running runs get the grace
+period, the rest are stopped and recorded ``interrupted`` (retried elsewhere when the
+rule has ``retry``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets as _secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..actions import bind_inputs
+from ..compile.matcher import build_matcher
+from ..events import Event
+from ..sources.base import Submitted
+from .engine import DEFAULT_POLICIES, StartError, dedupe_key_of, paths_params, resolve_secrets
+from .executor import RunningAction, RunRequest, start_action
+from .store import Intent, RunRow, StoreError
+
+log = logging.getLogger("triggerlang")
+
+FINISH_RETRY = 1.0
+"""Seconds before a run end that could not be written is tried again (growing to 30 s)."""
+
+
+def node_pool(hostname: str | None = None) -> str:
+    """The pool of a node's file-watching runs: ``node:<hostname>`` (SPEC §12.2)."""
+    return f"node:{hostname or socket.gethostname()}"
+
+
+class Rules:
+    """One manifest, ready to turn matches into intents."""
+
+    def __init__(self, manifest: dict, sha: str | None = None) -> None:
+        self.manifest = manifest
+        self.sha = sha
+        self.matcher = build_matcher(manifest["rules"])
+        self.rules = {r["name"]: r for r in manifest["rules"]}
+        self.actions = manifest.get("actions", {})
+        self.run_rules = any(r.get("source") == "run" for r in manifest["rules"])
+
+    def policies(self, rule: str) -> dict:
+        r = self.rules.get(rule)
+        return {**DEFAULT_POLICIES, **((r or {}).get("policies") or {})}
+
+    def intents(self, event: Event, pool_of_files: str) -> list[Intent]:
+        """The matches of ``event`` as intents for :meth:`PgStore.ingest`, in rule order."""
+        out = []
+        for m in self.matcher.match(event):
+            name = m.rule.name
+            pol = self.policies(name)
+            dedupe = pol.get("dedupe") or None
+            debounce = float(pol["debounce"]) if pol.get("debounce") else None
+            out.append(Intent(
+                rule=name, action=m.rule.action, inputs=bind_inputs(self.actions.get(m.rule.action, {}), m.inputs),
+                busy=str(pol.get("busy") or "queue"), debounce=debounce, dedupe_key=dedupe_key_of(pol, event.data),
+                dedupe_field=dedupe["field"] if dedupe else None,
+                dedupe_for=float(dedupe["for"]) if dedupe and dedupe.get("for") else None,
+                timeout=float(pol["timeout"]) if pol.get("timeout") is not None else None,
+                retry=int(pol.get("retry") or 0), backoff=float(pol.get("backoff") or 5.0),
+                paths_params=paths_params(self.rules[name]) if debounce else (),
+                pool=pool_of_files if event.source == "file" else "default"))
+        return out
+
+
+def run_event(row: RunRow) -> Event:
+    """The ``run.completed`` / ``run.failed`` event of a finished run (SPEC §4)."""
+    typ = "completed" if row.status == "succeeded" else "failed"
+    return Event("run", typ, {"rule": row.rule, "action": row.action, "status": row.status,
+                              "exit_code": row.exit_code, "duration": row.duration, "inputs": row.inputs,
+                              "run_id": row.id, "event_id": row.event_id, "attempt": row.attempt})
+
+
+class IngestEngine:
+    """The ingest side of a node in store mode (see the module docstring)."""
+
+    def __init__(self, manifest: dict, store: Any, *, hostname: str | None = None) -> None:
+        self.store = store
+        self.pool = node_pool(hostname)
+        self.load(manifest)
+
+    def load(self, manifest: dict) -> None:
+        """Use a (new) manifest: publish it, match with it from now on."""
+        sha = self.store.publish_manifest(manifest)
+        self.current = Rules(manifest, sha)
+        # what the dashboard's explain reasons read
+        self.manifest = manifest
+        self.matcher = self.current.matcher
+        log.info("manifest %s published to the store", sha[:12])
+
+    async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
+        """Journal one event with the runs its matches get; returns once committed."""
+        if event.source == "file" and "paths" not in event.data and isinstance(event.data.get("path"), str):
+            event.data["paths"] = [event.data["path"]]
+        rules = self.current
+        intents = rules.intents(event, self.pool)
+        rec = await asyncio.to_thread(self.store.ingest, event, intents, delivery_key, manifest=rules.sha)
+        return Submitted(rec.event_id, rec.run_ids, duplicate=rec.duplicate)
+
+
+@dataclass
+class WorkerOptions:
+    slots: int = 4
+    pools: tuple[str, ...] = ("default",)
+    base_dir: Path | None = None        # where relative paths of actions start (default: the manifest's)
+    lease: float = 10.0                 # seconds a claim or heartbeat holds a run
+    heartbeat: float = 2.0              # seconds between heartbeats
+    poll: float = 2.0                   # fallback poll when no notification comes
+    notify_gap: float = 0.05            # at most one claim per this many seconds on notifications
+    grace: float = 10.0                 # a graceful stop gives running runs this long
+    restart_grace: float = 5.0          # busy restart: SIGTERM, then SIGKILL after this long
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+
+@dataclass
+class _Active:
+    row: RunRow
+    log_path: Path
+    ra: RunningAction | None = None
+    log_size: int = -1
+    cancelling: bool = False
+
+
+class Worker:
+    """Claims and runs the runs of its pools (see the module docstring)."""
+
+    def __init__(self, store: Any, opts: WorkerOptions, *, name: str | None = None) -> None:
+        self.store = store
+        self.opts = opts
+        self.id = name or f"{socket.gethostname()}:{os.getpid()}:{_secrets.token_hex(3)}"
+        self.active: dict[int, _Active] = {}
+        self.fenced: set[int] = set()
+        self.closing = False
+        self.tasks: set[asyncio.Task] = set()
+        self._rules: dict[str, Rules | None] = {}
+        self._secrets: dict[str, dict[str, str] | str] = {}
+        self._wake: asyncio.Event | None = None
+        self._stop_listen = threading.Event()
+        self._listener: threading.Thread | None = None
+        self._loops: list[asyncio.Task] = []
+        self._last_claim = 0.0
+        self._last_beat_ok = time.monotonic()
+        self.tmp = Path(tempfile.mkdtemp(prefix="triggerlang-worker-"))
+
+    # ------------------------------------------------------------------ start and stop
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._listener = threading.Thread(target=self._listen, name="triggerlang-listen", daemon=True)
+        self._listener.start()
+        self._loops = [asyncio.create_task(self._claim_loop(), name="worker-claim"),
+                       asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")]
+        log.info("worker %s: %d slot(s), pools %s, lease %gs, heartbeat %gs", self.id, self.opts.slots,
+                 ", ".join(self.opts.pools), self.opts.lease, self.opts.heartbeat)
+
+    async def drain(self, grace: float | None = None) -> None:
+        """Stop claiming; let running runs finish for ``grace`` seconds, then stop them
+        (recorded ``interrupted``); then stop heartbeating and listening."""
+        grace = self.opts.grace if grace is None else grace
+        self.closing = True
+        if self._wake is not None:
+            self._wake.set()
+        running = [a.ra for a in self.active.values() if a.ra is not None]
+        if running:
+            log.info("worker %s: waiting up to %.0fs for %d running run(s)", self.id, grace, len(running))
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and any(not ra.done() for ra in running):
+                await asyncio.sleep(0.05)
+            for ra in running:
+                if not ra.done():
+                    await ra.cancel(grace=2.0)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=30)
+        for t in self._loops:
+            t.cancel()
+        for t in self._loops:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._stop_listen.set()
+        if self._listener is not None:
+            await asyncio.to_thread(self._listener.join, 5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _spawn(self, coro: Any) -> asyncio.Task:
+        t = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+        return t
+
+    # ------------------------------------------------------------------ wake-ups
+    def _listen(self) -> None:
+        """LISTEN in a thread of its own; notifications are handed to the event loop."""
+        from .pgstore import NOTIFY_CANCEL, NOTIFY_RUNS
+
+        while not self._stop_listen.is_set():
+            conn = None
+            try:
+                conn = self.store.listen_connection()
+                conn.execute(f"LISTEN {NOTIFY_RUNS}")
+                conn.execute(f"LISTEN {NOTIFY_CANCEL}")
+                self.loop.call_soon_threadsafe(self._notified, NOTIFY_RUNS, None)  # catch up on what we missed
+                while not self._stop_listen.is_set():
+                    for n in conn.notifies(timeout=0.5):
+                        self.loop.call_soon_threadsafe(self._notified, n.channel, n.payload)
+            except Exception as e:  # a lost connection: the poll keeps things going, reconnect
+                if self._stop_listen.is_set():
+                    break
+                log.warning("worker %s: notifications lost (%s); reconnecting", self.id,
+                            e if isinstance(e, StoreError) else type(e).__name__)
+                self._stop_listen.wait(1.0)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+
+    def _notified(self, channel: str, payload: str | None) -> None:
+        if channel == "trg_cancel":
+            try:
+                rid = int(payload or "")
+            except ValueError:
+                return
+            a = self.active.get(rid)
+            if a is not None:
+                self._spawn(self._check_cancel([rid]))
+            return
+        if payload is None or payload in self.opts.pools:
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _check_cancel(self, ids: list[int]) -> None:
+        try:
+            wanted = await asyncio.to_thread(self.store.cancel_requested, ids)
+        except StoreError as e:
+            log.warning("worker %s: %s", self.id, e)
+            return
+        for rid in wanted:
+            self._cancel(rid, self.opts.restart_grace, "busy restart: a newer run replaced it")
+
+    def _cancel(self, rid: int, grace: float, why: str) -> None:
+        a = self.active.get(rid)
+        if a is None or a.ra is None or a.cancelling or a.ra.done():
+            return
+        a.cancelling = True
+        log.info("run %s of %s: stopping (%s)", rid, a.row.rule, why)
+        self._spawn(a.ra.cancel(grace=grace))
+
+    # ------------------------------------------------------------------ claiming
+    async def _claim_loop(self) -> None:
+        assert self._wake is not None
+        timeout = self.opts.poll
+        while not self.closing:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            if self.closing:
+                return
+            self._wake.clear()
+            gap = self._last_claim + self.opts.notify_gap - time.monotonic()
+            if gap > 0:
+                await asyncio.sleep(gap)
+            timeout = self.opts.poll
+            free = self.opts.slots - len(self.active)
+            try:
+                if free > 0:
+                    self._last_claim = time.monotonic()
+                    rows = await asyncio.to_thread(self.store.claim, self.id, list(self.opts.pools), free,
+                                                   self.opts.lease)
+                    for row in rows:
+                        self.active[row.id] = _Active(row, self.tmp / f"{row.id}.log")
+                        self._spawn(self._execute(row))
+                    if rows and len(rows) == free:
+                        continue
+                nxt = await asyncio.to_thread(self.store.next_ready_at, list(self.opts.pools))
+                if nxt is not None:
+                    timeout = min(timeout, nxt + 0.005)
+            except StoreError as e:
+                log.error("worker %s: cannot claim: %s", self.id, e)
+            except Exception:
+                log.exception("worker %s: claiming failed", self.id)
+
+    def _rules_for(self, sha: str | None) -> Rules | None:
+        if sha is None:
+            return None
+        if sha not in self._rules:
+            m = self.store.manifest(sha)
+            self._rules[sha] = None if m is None else Rules(m, sha)
+        return self._rules[sha]
+
+    def _secrets_for(self, rules: Rules, base: Path) -> dict[str, str] | str:
+        if rules.sha not in self._secrets:
+            try:
+                self._secrets[rules.sha] = resolve_secrets(rules.manifest, base, self.opts.environ)
+            except StartError as e:
+                self._secrets[rules.sha] = str(e)
+        return self._secrets[rules.sha]
+
+    # ------------------------------------------------------------------ running
+    async def _execute(self, row: RunRow) -> None:
+        a = self.active[row.id]
+        try:
+            rules = await asyncio.to_thread(self._rules_for, row.manifest)
+            action = rules.actions.get(row.action) if rules is not None else None
+            if rules is None or action is None:
+                await self._finish(row, rules, "failed", None,
+                                   f"the action {row.action!r} is not in the manifest of this run")
+                return
+            base = self.opts.base_dir or Path(rules.manifest.get("base_dir") or ".")
+            secrets = await asyncio.to_thread(self._secrets_for, rules, base)
+            if isinstance(secrets, str):
+                await self._finish(row, rules, "failed", None, f"this worker cannot run it: {secrets}")
+                return
+            ev = await asyncio.to_thread(self.store.get_event, row.event_id) or {}
+            event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
+            req = RunRequest(run_id=row.id, rule=row.rule, action_name=row.action, action=action, inputs=row.inputs,
+                             event=event, base_dir=base, log_path=a.log_path, timeout=row.timeout,
+                             secrets=secrets, attempt=row.attempt, die_with_parent=True)
+            a.ra = await start_action(req)
+            if self.closing and not a.ra.done():
+                pass  # drain() waits for it
+            res = await a.ra.wait()
+            if row.id in self.fenced:
+                log.warning("run %s of %s: its lease was lost; it was stopped and not recorded here "
+                            "(the reaper took it)", row.id, row.rule)
+                return
+            status = res.status
+            if status == "cancelled" and self.closing and not a.cancelling:
+                status = "interrupted"
+            await self._finish(row, rules, status, res.exit_code,
+                               "the worker stopped while the run was going" if status == "interrupted"
+                               else res.error)
+        except Exception:
+            log.exception("run %s of %s crashed in the worker", row.id, row.rule)
+            with contextlib.suppress(Exception):
+                await self._finish(row, None, "failed", None, "internal error in the worker")
+        finally:
+            self.active.pop(row.id, None)
+            self.fenced.discard(row.id)
+            with contextlib.suppress(OSError):
+                a.log_path.unlink()
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _finish(self, row: RunRow, rules: Rules | None, status: str, exit_code: int | None,
+                      error: str | None) -> None:
+        from .pgstore import log_tail
+
+        body, truncated = log_tail(self.active[row.id].log_path) if row.id in self.active else (b"", False)
+        chain = None
+        if rules is not None and rules.run_rules and status in ("succeeded", "failed", "timed_out"):
+            def chain(done: RunRow, rules: Rules = rules) -> Any:
+                ev = run_event(done)
+                intents = rules.intents(ev, node_pool())
+                return (ev, intents, rules.sha) if intents else None
+        retry_on = ("failed", "timed_out", "interrupted") if status == "interrupted" else ("failed", "timed_out")
+        delay = FINISH_RETRY
+        while True:
+            try:
+                done = await asyncio.to_thread(self.store.finish, row.id, self.id, status, exit_code, error,
+                                               log=body, log_truncated=truncated, chain=chain,
+                                               retry_statuses=retry_on)
+                break
+            except StoreError as e:
+                if row.id in self.fenced:
+                    return
+                log.error("run %s ended %s; cannot record it yet (%s), trying again in %.0fs", row.id, status, e,
+                          delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        if done is None:
+            log.warning("run %s of %s ended %s, but its lease was gone: not recorded (the reaper took it)",
+                        row.id, row.rule, status)
+            return
+        log.info("run %s of %s: %s%s", row.id, row.rule, status,
+                 f" (exit {exit_code})" if exit_code is not None else "")
+
+    # ------------------------------------------------------------------ leases
+    async def _heartbeat_loop(self) -> None:
+        from .pgstore import log_tail
+
+        while True:
+            await asyncio.sleep(self.opts.heartbeat)
+            ids = [rid for rid, a in self.active.items() if rid not in self.fenced]
+            if not ids:
+                self._last_beat_ok = time.monotonic()
+                continue
+            try:
+                lost, cancel = await asyncio.to_thread(self.store.heartbeat, self.id, ids, self.opts.lease)
+                self._last_beat_ok = time.monotonic()
+            except StoreError as e:
+                log.error("worker %s: heartbeat failed: %s", self.id, e)
+                if time.monotonic() - self._last_beat_ok > self.opts.lease:
+                    lost, cancel = set(ids), set()  # our leases have expired by now: stop everything
+                else:
+                    continue
+            for rid in lost:
+                a = self.active.get(rid)
+                if a is None:
+                    continue
+                self.fenced.add(rid)
+                log.warning("run %s of %s: the lease is gone (reaped after a stall?): killing its process group",
+                            rid, a.row.rule)
+                if a.ra is not None:
+                    self._spawn(a.ra.cancel(grace=0.0))
+            for rid in cancel:
+                self._cancel(rid, self.opts.restart_grace, "busy restart: a newer run replaced it")
+            # the live end of each running run's log, for the dashboard
+            for rid in ids:
+                a = self.active.get(rid)
+                if a is None or rid in lost:
+                    continue
+                with contextlib.suppress(OSError):
+                    size = a.log_path.stat().st_size
+                    if size != a.log_size:
+                        a.log_size = size
+                        body, truncated = log_tail(a.log_path)
+                        with contextlib.suppress(StoreError):
+                            await asyncio.to_thread(self.store.store_log, rid, body, truncated)
+
+
+class Reaper:
+    """Every node's reaper: runs whose lease expired become ``interrupted`` (and retried)."""
+
+    def __init__(self, store: Any, interval: float = 2.0) -> None:
+        self.store = store
+        self.interval = interval
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._loop(), name="reaper")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.task
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                for row in await asyncio.to_thread(self.store.reap):
+                    again = row.attempt <= int(row.retry or 0)
+                    log.warning("run %s of %s: the lease of worker %s expired: interrupted%s", row.id, row.rule,
+                                row.worker, ", retried" if again else "")
+            except StoreError as e:
+                log.error("reaper: %s", e)
+            except Exception:
+                log.exception("reaper failed")
+            await asyncio.sleep(self.interval)
+
+
+async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_interval: float) -> int:
+    import signal
+
+    from .store import open_store
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        store = await asyncio.to_thread(open_store, store_url, migrate=migrate)
+    except StoreError as e:
+        log.error("%s", e)
+        return 1
+    worker = Worker(store, opts)
+    reaper = Reaper(store, reap_interval)
+    try:
+        await worker.start()
+        reaper.start()
+        log.info("worker %s: claiming runs from %s", worker.id, store.describe())
+        await stop.wait()
+        log.info("stopping: no new runs are claimed")
+    finally:
+        await worker.drain(opts.grace)
+        await reaper.stop()
+        store.close()
+    log.info("stopped cleanly")
+    return 0
+
+
+def run_worker(store_url: str, opts: WorkerOptions, *, migrate: bool = False, reap_interval: float = 2.0) -> int:
+    """``triggerc worker``: claim and run until SIGINT/SIGTERM; the exit code (0 clean
+    stop, 1 could not start)."""
+    from .executor import pidfd_child_watcher, restore_child_watcher
+
+    with asyncio.Runner() as runner:
+        watcher = pidfd_child_watcher(runner.get_loop())
+        try:
+            return runner.run(_worker_main(store_url, opts, migrate, reap_interval))
+        finally:
+            runner.close()
+            restore_child_watcher(watcher)

@@ -1,0 +1,679 @@
+"""The PostgreSQL store: the shared journal and run queue of several machines (SPEC §12).
+
+Needs the extra ``triggerlang[postgres]`` (psycopg 3); imported only for a
+``postgresql://`` store URL (:func:`~triggerlang.runtime.store.open_store`).
+
+Tables (``trg_`` prefix, so the database may hold other things)
+--------------------------------------------------------------
+``trg_schema``      the versions applied (:data:`MIGRATIONS`; ``triggerc store migrate``)
+``trg_events``      every event; ``seq`` is the journal order, ``delivery_key`` is UNIQUE
+``trg_runs``        every run, with its queue columns: ``pool``, ``serial`` (a
+                    ``busy queue|skip|restart`` rule: one running run at a time, enforced
+                    by a partial unique index), ``not_before``, the lease (``worker``,
+                    ``lease_until``), ``cancel_requested``, the policies it needs after
+                    ingest (``timeout``, ``retry``, ``backoff``, ``debounce``,
+                    ``paths_params``) and ``manifest`` (the sha256 it was created under)
+``trg_dedupe``      ``(rule, key) -> last_at`` for ``dedupe <f> for D``
+``trg_manifests``   compiled manifests by sha256, published by every ingest node
+``trg_logs``        the end of each run's output (capped at :data:`LOG_CAP` bytes)
+
+Times are epoch seconds of the *database's* clock, so nodes with skewed clocks agree on
+leases, backoffs and debounce windows.
+
+The ingest transaction (:meth:`PgStore.ingest`)
+-----------------------------------------------
+``INSERT ... ON CONFLICT DO NOTHING`` the event (a concurrent duplicate delivery waits for
+the first commit, then finds it); take the transaction-scoped advisory lock of every rule
+that needs one (sorted, so two events never deadlock); decide each match (SPEC §12.3):
+debounce moves the rule's pending run, dedupe is an atomic upsert of ``trg_dedupe``,
+``busy skip`` records ``skipped`` when a run is queued or running, ``busy restart``
+cancels the queued ones and sets ``cancel_requested`` on the running one; insert the runs;
+``NOTIFY`` the pools; commit. The ``202`` is sent after that commit.
+
+Claims, leases, the reaper
+--------------------------
+:meth:`PgStore.claim` is one short statement (``FOR UPDATE SKIP LOCKED``, committed at
+once): it takes the oldest ready queued runs of the worker's pools, skipping serial rules
+with a running run or an older ready queued run (FIFO per rule), and leases them
+(``lease_until = now + lease``). :meth:`~PgStore.heartbeat` extends the leases and says
+which ones are gone (the worker then kills those runs: fencing) and which were asked to
+cancel. :meth:`~PgStore.reap` marks runs whose lease expired ``interrupted`` and inserts
+their retry in the same statement. :meth:`~PgStore.finish` records the end, the retry with
+its backoff and the ``run.*`` chain event with its runs, in one transaction, and only if
+the lease is still this worker's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from ..events import Event
+from .store import (FINAL_STATUSES, LOG_TAIL, STATUSES, Intent, Recorded, RunRow, StoreError, clean_log, dumps,
+                    iso_utc, redact_url, scrub)
+
+LOG_CAP = 1024 * 1024
+"""Bytes of a run's output kept in the store (the end of it)."""
+
+NOTIFY_RUNS = "trg_runs"
+NOTIFY_CANCEL = "trg_cancel"
+
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+_STATUS_LIST = ", ".join(f"'{s}'" for s in STATUSES)
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, f"""
+CREATE TABLE IF NOT EXISTS trg_events (
+    seq          bigserial PRIMARY KEY,
+    id           text NOT NULL UNIQUE,
+    source       text NOT NULL,
+    type         text NOT NULL,
+    time         text NOT NULL,
+    data         text NOT NULL,
+    delivery_key text UNIQUE,
+    matched      text NOT NULL DEFAULT '[]',
+    received_at  double precision NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trg_events_by_source ON trg_events (source, seq);
+CREATE INDEX IF NOT EXISTS trg_events_by_time ON trg_events (received_at);
+CREATE TABLE IF NOT EXISTS trg_runs (
+    id               bigserial PRIMARY KEY,
+    rule             text NOT NULL,
+    action           text NOT NULL,
+    status           text NOT NULL CHECK (status IN ({_STATUS_LIST})),
+    exit_code        integer,
+    inputs           text NOT NULL DEFAULT '{{}}',
+    event_id         text NOT NULL,
+    attempt          integer NOT NULL DEFAULT 1,
+    dedupe_key       text,
+    queued_at        double precision NOT NULL,
+    started_at       double precision,
+    finished_at      double precision,
+    not_before       double precision,
+    error            text,
+    pool             text NOT NULL DEFAULT 'default',
+    serial           boolean NOT NULL DEFAULT true,
+    manifest         text,
+    timeout          double precision,
+    retry            integer NOT NULL DEFAULT 0,
+    backoff          double precision NOT NULL DEFAULT 5,
+    debounce         double precision,
+    paths_params     text,
+    worker           text,
+    lease_until      double precision,
+    cancel_requested boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS trg_runs_ready ON trg_runs (pool, id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS trg_runs_by_rule ON trg_runs (rule, id);
+CREATE INDEX IF NOT EXISTS trg_runs_by_event ON trg_runs (event_id);
+CREATE INDEX IF NOT EXISTS trg_runs_by_status ON trg_runs (status, id);
+CREATE INDEX IF NOT EXISTS trg_runs_leases ON trg_runs (lease_until) WHERE status = 'running';
+CREATE UNIQUE INDEX IF NOT EXISTS trg_runs_one_running_per_serial_rule ON trg_runs (rule)
+    WHERE status = 'running' AND serial;
+CREATE TABLE IF NOT EXISTS trg_dedupe (
+    rule    text NOT NULL,
+    key     text NOT NULL,
+    last_at double precision NOT NULL,
+    PRIMARY KEY (rule, key)
+);
+CREATE TABLE IF NOT EXISTS trg_manifests (
+    sha256     text PRIMARY KEY,
+    body       text NOT NULL,
+    created_at double precision NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trg_logs (
+    run_id    bigint PRIMARY KEY,
+    body      bytea NOT NULL,
+    truncated boolean NOT NULL DEFAULT false
+);
+"""),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_MIGRATION_LOCK = 0x7472675f736368  # 'trg_sch': one migrator at a time
+
+_RUN_COLS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, started_at, finished_at, "
+             "not_before, exit_code, error, pool, worker, manifest, timeout, retry, backoff")
+_EVENT_COLS = "id, source, type, time, matched, data, delivery_key, received_at"
+
+
+def _run(r: tuple) -> RunRow:
+    (id_, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, started_at, finished_at,
+     not_before, exit_code, error, pool, worker, manifest, timeout, retry, backoff) = r
+    return RunRow(id=id_, rule=rule, action=action, status=status, inputs=json.loads(inputs), event_id=event_id,
+                  attempt=attempt, dedupe_key=dedupe_key, queued_at=queued_at, started_at=started_at,
+                  finished_at=finished_at, not_before=not_before, exit_code=exit_code, error=error, log_path=None,
+                  pool=pool, worker=worker, manifest=manifest, timeout=timeout, retry=retry, backoff=backoff)
+
+
+def _event(r: tuple) -> dict[str, Any]:
+    id_, source, type_, time_, matched, data, delivery_key, received_at = r
+    return {"id": id_, "source": source, "type": type_, "time": time_, "matched": json.loads(matched),
+            "data": json.loads(data), "delivery_key": delivery_key, "received_at": iso_utc(received_at)}
+
+
+def manifest_sha(manifest: dict) -> tuple[str, str]:
+    """(sha256, canonical JSON text) of a manifest."""
+    body = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(body.encode("ascii")).hexdigest(), body
+
+
+def _lock_key(rule: str) -> int:
+    """A stable signed 64-bit advisory lock key for a rule."""
+    return int.from_bytes(hashlib.sha256(b"trg-rule:" + rule.encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+class PgStore:
+    """The PostgreSQL store. Thread-safe: every call borrows a connection of a small pool.
+
+    ``PgStore(url)`` raises :class:`StoreError` (the URL's password never in it) when the
+    server cannot be reached or the schema is not usable: absent and ``create=False``,
+    newer than this triggerlang, or older and ``migrate=False``. With ``create=True`` (the
+    default: ``serve``, ``worker``, ``store init``) an empty database gets the schema.
+    """
+
+    kind = "postgresql"
+
+    def __init__(self, url: str, *, migrate: bool = False, create: bool = True, pool_size: int = 8,
+                 connect_timeout: float = 10.0) -> None:
+        self.url = url
+        self._pool: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
+        self._size = pool_size
+        self._made = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        self.connect_timeout = connect_timeout
+        with self._conn() as conn:
+            version = self._version(conn)
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"the store {self.describe()} has schema {version}, newer than this triggerlang "
+                                 f"knows ({SCHEMA_VERSION}): upgrade triggerlang")
+            if version == 0 and not create:
+                raise StoreError(f"the store {self.describe()} has no triggerlang schema: "
+                                 f"run `triggerc store init --store URL`")
+            if version == 0 or (version < SCHEMA_VERSION and migrate):
+                self._migrate(conn)
+            elif version < SCHEMA_VERSION:
+                raise StoreError(f"the store {self.describe()} has schema {version}, older than this triggerlang's "
+                                 f"({SCHEMA_VERSION}): run `triggerc store migrate`, or start with --migrate")
+
+    # -- connections and errors ------------------------------------------------------------
+
+    def describe(self) -> str:
+        return redact_url(self.url)
+
+    def _error(self, e: BaseException) -> StoreError:
+        msg = scrub(" ".join(str(e).split()), self.url)
+        return StoreError(f"store {self.describe()}: {msg or type(e).__name__}")
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+        except psycopg.Error as e:
+            raise self._error(e) from None
+        except Exception as e:  # a malformed URL: ProgrammingError, ValueError...
+            raise StoreError(f"store {self.describe()}: cannot connect: {scrub(str(e), self.url)}") from None
+
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection]:
+        if self._closed:
+            raise StoreError(f"the store {self.describe()} is closed")
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            conn = self._connect()
+        ok = False
+        try:
+            yield conn
+            ok = True
+        except psycopg.Error as e:
+            if isinstance(e, (pg_errors.UniqueViolation, pg_errors.DeadlockDetected,
+                              pg_errors.SerializationFailure)):
+                raise
+            raise self._error(e) from None
+        finally:
+            if conn.closed or conn.broken or (not ok and conn.info.transaction_status != 0) or self._closed:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            elif self._pool.qsize() < self._size:
+                self._pool.put(conn)
+            else:
+                conn.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[psycopg.Cursor]:
+        with self._conn() as conn:
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    yield cur
+
+    def close(self) -> None:
+        self._closed = True
+        while True:
+            try:
+                c = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            with contextlib.suppress(Exception):
+                c.close()
+
+    def __enter__(self) -> "PgStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def listen_connection(self) -> psycopg.Connection:
+        """A new connection of its own (for LISTEN); the caller closes it."""
+        return self._connect()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _version(conn: psycopg.Connection) -> int:
+        if conn.execute("SELECT to_regclass('trg_schema')").fetchone()[0] is None:
+            return 0
+        return int(conn.execute("SELECT COALESCE(MAX(version), 0) FROM trg_schema").fetchone()[0])
+
+    def schema_version(self) -> int:
+        with self._conn() as conn:
+            return self._version(conn)
+
+    def _migrate(self, conn: psycopg.Connection) -> list[int]:
+        applied = []
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS trg_schema (version integer PRIMARY KEY, "
+                         "applied_at double precision NOT NULL)")
+            have = self._version(conn)
+            if have > SCHEMA_VERSION:
+                raise StoreError(f"the store {self.describe()} has schema {have}, newer than this triggerlang "
+                                 f"knows ({SCHEMA_VERSION}): upgrade triggerlang")
+            for version, sql in MIGRATIONS:
+                if version <= have:
+                    continue
+                conn.execute(sql)
+                conn.execute(f"INSERT INTO trg_schema (version, applied_at) VALUES (%s, {_NOW})", (version,))
+                applied.append(version)
+        return applied
+
+    def migrate(self) -> list[int]:
+        """Apply the migrations this database lacks (idempotent); the versions applied."""
+        with self._conn() as conn:
+            return self._migrate(conn)
+
+    # -- manifests -----------------------------------------------------------------------------
+
+    def publish_manifest(self, manifest: dict) -> str:
+        """Store a compiled manifest by its sha256 (idempotent); the sha256."""
+        sha, body = manifest_sha(manifest)
+        with self._conn() as conn:
+            conn.execute(f"INSERT INTO trg_manifests (sha256, body, created_at) VALUES (%s, %s, {_NOW}) "
+                         "ON CONFLICT (sha256) DO NOTHING", (sha, body))
+        return sha
+
+    def manifest(self, sha: str) -> dict | None:
+        with self._conn() as conn:
+            r = conn.execute("SELECT body FROM trg_manifests WHERE sha256 = %s", (sha,)).fetchone()
+        return None if r is None else json.loads(r[0])
+
+    # -- ingest --------------------------------------------------------------------------------
+
+    @staticmethod
+    def lock_rule(cur: psycopg.Cursor, rule: str) -> None:
+        """The transaction-scoped advisory lock of ``rule`` (released at commit)."""
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(rule),))
+
+    def ingest(self, event: Event, intents: list[Intent], delivery_key: str | None = None, *,
+               manifest: str | None = None, in_tx: Callable[[Any], None] | None = None) -> Recorded:
+        """Journal ``event``, decide each intent's run (SPEC §12.3) and create the runs, in
+        ONE transaction committed on return. A known ``delivery_key`` (or event id) writes
+        nothing and returns the earlier event with ``duplicate=True`` and its run ids."""
+        for _ in range(5):
+            try:
+                with self._tx() as cur:
+                    rec = self._ingest(cur, event, intents, delivery_key, manifest, in_tx)
+                return rec
+            except pg_errors.DeadlockDetected:
+                continue
+        raise StoreError(f"store {self.describe()}: could not journal the event (repeated deadlocks)")
+
+    def _ingest(self, cur: psycopg.Cursor, event: Event, intents: list[Intent], delivery_key: str | None,
+                manifest: str | None, in_tx: Callable[[Any], None] | None) -> Recorded:
+        names: list[str] = []
+        for it in intents:
+            if it.rule not in names:
+                names.append(it.rule)
+        data_json = dumps(event.data)
+        cur.execute(
+            "INSERT INTO trg_events (id, source, type, time, data, delivery_key, matched, received_at) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}) ON CONFLICT DO NOTHING RETURNING received_at",
+            (event.id, event.source, event.type, event.time, data_json, delivery_key, dumps(names)))
+        row = cur.fetchone()
+        if row is None:
+            cur.execute("SELECT id FROM trg_events WHERE delivery_key = %s OR id = %s LIMIT 1",
+                        (delivery_key, event.id))
+            found = cur.fetchone()
+            eid = found[0] if found else event.id
+            cur.execute("SELECT id FROM trg_runs WHERE event_id = %s ORDER BY id", (eid,))
+            return Recorded(eid, [r[0] for r in cur.fetchall()], duplicate=True)
+        now = row[0]
+        if in_tx is not None:
+            in_tx(cur)
+        for rule in sorted({it.rule for it in intents if it.busy != "parallel" or it.debounce}):
+            self.lock_rule(cur, rule)
+        ids: list[int] = []
+        pools: set[str] = set()
+        for it in intents:
+            rid = self._decide(cur, event, it, now, manifest)
+            if rid is not None:
+                ids.append(rid[0])
+                if rid[1] == "queued":
+                    pools.add(it.pool)
+        for pool in sorted(pools):
+            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_RUNS, pool))
+        return Recorded(event.id, ids, data_json=data_json)
+
+    def _decide(self, cur: psycopg.Cursor, event: Event, it: Intent, now: float,
+                manifest: str | None) -> tuple[int, str] | None:
+        paths = list(event.data.get("paths") or []) if event.source == "file" else []
+        if it.debounce:
+            cur.execute("SELECT id, inputs FROM trg_runs WHERE rule = %s AND status = 'queued' "
+                        "AND debounce IS NOT NULL AND not_before > %s ORDER BY id DESC LIMIT 1 FOR UPDATE",
+                        (it.rule, now))
+            pending = cur.fetchone()
+            if pending is not None:  # the window is open: this event moves the pending run
+                inputs = dict(it.inputs)
+                old = json.loads(pending[1])
+                for p in it.paths_params:
+                    seen = [x for x in (old.get(p) or []) if isinstance(x, str)]
+                    inputs[p] = seen + [x for x in paths if x not in seen]
+                cur.execute("UPDATE trg_runs SET inputs = %s, event_id = %s, not_before = %s WHERE id = %s",
+                            (dumps(inputs), event.id, now + float(it.debounce), pending[0]))
+                return None
+        status, error, not_before = "queued", None, None
+        if it.dedupe_key is not None and it.dedupe_for:
+            cur.execute("INSERT INTO trg_dedupe AS d (rule, key, last_at) VALUES (%s, %s, %s) "
+                        "ON CONFLICT (rule, key) DO UPDATE SET last_at = EXCLUDED.last_at "
+                        "WHERE d.last_at <= EXCLUDED.last_at - %s RETURNING 1",
+                        (it.rule, it.dedupe_key, now, float(it.dedupe_for)))
+            if cur.fetchone() is None:
+                cur.execute("SELECT last_at FROM trg_dedupe WHERE rule = %s AND key = %s", (it.rule, it.dedupe_key))
+                last = cur.fetchone()
+                ago = now - last[0] if last else 0.0
+                status = "skipped"
+                error = f"dedupe: {it.dedupe_field}={it.dedupe_key!r} already ran {ago:.0f}s ago"
+        inputs = dict(it.inputs)
+        if status == "queued" and it.debounce:
+            for p in it.paths_params:
+                inputs[p] = list(paths)
+            not_before = now + float(it.debounce)
+        elif status == "queued" and it.busy == "skip":
+            cur.execute("SELECT 1 FROM trg_runs WHERE rule = %s AND status IN ('queued', 'running') LIMIT 1",
+                        (it.rule,))
+            if cur.fetchone() is not None:
+                status, error = "skipped", "busy skip: a run of this rule was still going"
+        if status == "queued" and it.busy == "restart":
+            # the newest wins: older waiting runs are dropped (not a pending debounced one), the running one stopped
+            cur.execute(f"UPDATE trg_runs SET status = 'cancelled', finished_at = {_NOW}, "
+                        "error = 'busy restart: a newer run replaced it' WHERE rule = %s AND status = 'queued' "
+                        "AND NOT (debounce IS NOT NULL AND not_before > %s)", (it.rule, now))
+            cur.execute("UPDATE trg_runs SET cancel_requested = true WHERE rule = %s AND status = 'running' "
+                        "RETURNING id", (it.rule,))
+            for (rid,) in cur.fetchall():
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CANCEL, str(rid)))
+        cur.execute(
+            "INSERT INTO trg_runs (rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
+            "finished_at, not_before, error, pool, serial, manifest, timeout, retry, backoff, debounce, paths_params) "
+            "VALUES (%s, %s, %s, %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (it.rule, it.action, status, dumps(inputs), event.id, it.dedupe_key, now,
+             now if status in FINAL_STATUSES else None, not_before, error, it.pool, it.busy != "parallel",
+             manifest, it.timeout, int(it.retry), float(it.backoff), it.debounce,
+             dumps(list(it.paths_params)) if it.paths_params else None))
+        return cur.fetchone()[0], status
+
+    # -- the queue -----------------------------------------------------------------------------
+
+    def claim(self, worker: str, pools: list[str], limit: int, lease: float) -> list[RunRow]:
+        """Lease up to ``limit`` ready runs of ``pools`` to ``worker`` (one statement,
+        committed at once); the runs, now ``running``, oldest first."""
+        if limit <= 0:
+            return []
+        sql = f"""
+WITH now_ AS (SELECT {_NOW} AS t),
+cand AS (
+    SELECT r.id FROM trg_runs r, now_
+    WHERE r.status = 'queued' AND r.pool = ANY(%(pools)s)
+      AND (r.not_before IS NULL OR r.not_before <= now_.t)
+      AND (NOT r.serial OR (
+            NOT EXISTS (SELECT 1 FROM trg_runs x WHERE x.rule = r.rule AND x.status = 'running' AND x.serial)
+        AND NOT EXISTS (SELECT 1 FROM trg_runs y WHERE y.rule = r.rule AND y.status = 'queued' AND y.serial
+                        AND y.id < r.id AND (y.not_before IS NULL OR y.not_before <= now_.t))))
+    ORDER BY r.id
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE trg_runs SET status = 'running', started_at = now_.t, worker = %(worker)s,
+       lease_until = now_.t + %(lease)s
+FROM cand, now_ WHERE trg_runs.id = cand.id
+RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}"""
+        args = {"pools": list(pools), "limit": int(limit), "worker": worker, "lease": float(lease)}
+        for attempt in range(4):
+            try:
+                with self._conn() as conn:
+                    rows = conn.execute(sql, args).fetchall()
+                return sorted((_run(r) for r in rows), key=lambda r: r.id)
+            except pg_errors.UniqueViolation:
+                # two runs of one serial rule in one claim (a race with another claimer): one at a time
+                args["limit"] = 1
+                continue
+        return []
+
+    def next_ready_at(self, pools: list[str]) -> float | None:
+        """Seconds until the earliest waiting run of ``pools`` becomes ready (a debounce, a
+        backoff), or None when none waits."""
+        with self._conn() as conn:
+            r = conn.execute(f"SELECT MIN(not_before) - {_NOW} FROM trg_runs WHERE status = 'queued' "
+                             f"AND pool = ANY(%s) AND not_before > {_NOW}", (list(pools),)).fetchone()
+        return None if r is None or r[0] is None else max(0.0, float(r[0]))
+
+    def heartbeat(self, worker: str, run_ids: list[int], lease: float) -> tuple[set[int], set[int]]:
+        """Extend the leases of ``run_ids``: (runs whose lease is gone, runs asked to cancel)."""
+        if not run_ids:
+            return set(), set()
+        with self._conn() as conn:
+            rows = conn.execute(f"UPDATE trg_runs SET lease_until = {_NOW} + %s WHERE id = ANY(%s) "
+                                "AND worker = %s AND status = 'running' RETURNING id, cancel_requested",
+                                (float(lease), list(run_ids), worker)).fetchall()
+        alive = {r[0] for r in rows}
+        return set(run_ids) - alive, {r[0] for r in rows if r[1]}
+
+    def cancel_requested(self, run_ids: list[int]) -> set[int]:
+        if not run_ids:
+            return set()
+        with self._conn() as conn:
+            rows = conn.execute("SELECT id FROM trg_runs WHERE id = ANY(%s) AND cancel_requested",
+                                (list(run_ids),)).fetchall()
+        return {r[0] for r in rows}
+
+    def store_log(self, run_id: int, body: bytes, truncated: bool = False) -> None:
+        """Keep the end of a run's output (at most :data:`LOG_CAP` bytes)."""
+        with self._conn() as conn:
+            self._put_log(conn, run_id, body, truncated)
+
+    @staticmethod
+    def _put_log(conn: Any, run_id: int, body: bytes, truncated: bool) -> None:
+        if len(body) > LOG_CAP:
+            body, truncated = body[-LOG_CAP:], True
+        conn.execute("INSERT INTO trg_logs (run_id, body, truncated) VALUES (%s, %s, %s) ON CONFLICT (run_id) "
+                     "DO UPDATE SET body = EXCLUDED.body, truncated = EXCLUDED.truncated", (run_id, body, truncated))
+
+    def finish(self, run_id: int, worker: str, status: str, exit_code: int | None, error: str | None, *,
+               log: bytes | None = None, log_truncated: bool = False,
+               chain: Callable[[RunRow], tuple[Event, list[Intent], str | None] | None] | None = None,
+               retry_statuses: tuple[str, ...] = ("failed", "timed_out")) -> RunRow | None:
+        """Record the end of a leased run, in ONE transaction: its final status, its log,
+        its retry (``not_before = now + backoff * 2**(attempt-1)``) when the status is one of
+        ``retry_statuses`` and attempts are left, and the ``run.*`` event that ``chain``
+        builds from the finished row with the runs it matches.
+
+        None, and nothing written, when the lease is no longer ``worker``'s (the reaper took
+        the run: the worker was fenced off).
+        """
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"{status!r} is not a final run status")
+        with self._tx() as cur:
+            cur.execute(f"UPDATE trg_runs SET status = %s, exit_code = %s, error = %s, finished_at = {_NOW}, "
+                        "lease_until = NULL WHERE id = %s AND worker = %s AND status = 'running' "
+                        f"RETURNING {_RUN_COLS}", (status, exit_code, error, run_id, worker))
+            r = cur.fetchone()
+            if r is None:
+                return None
+            row = _run(r)
+            if log is not None:
+                self._put_log(cur, run_id, log, log_truncated)
+            if status in retry_statuses and row.attempt <= int(row.retry or 0):
+                delay = float(row.backoff or 0.0) * 2 ** (row.attempt - 1)
+                cur.execute(
+                    "INSERT INTO trg_runs (rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
+                    "not_before, pool, serial, manifest, timeout, retry, backoff) "
+                    f"SELECT rule, action, 'queued', inputs, event_id, attempt + 1, dedupe_key, {_NOW}, "
+                    f"{_NOW} + %s, pool, serial, manifest, timeout, retry, backoff FROM trg_runs WHERE id = %s",
+                    (delay, run_id))
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_RUNS, row.pool))
+            if chain is not None:
+                made = chain(row)
+                if made is not None:
+                    event, intents, sha = made
+                    self._ingest(cur, event, intents, None, sha, None)
+        return row
+
+    def reap(self) -> list[RunRow]:
+        """Mark every running run whose lease expired ``interrupted`` and insert its retry
+        (when its rule has ``retry`` attempts left) in the same statement; the reaped runs."""
+        sql = f"""
+WITH dead AS (
+    UPDATE trg_runs SET status = 'interrupted', finished_at = {_NOW}, lease_until = NULL,
+           error = 'its worker stopped (the lease expired)'
+    WHERE status = 'running' AND lease_until < {_NOW}
+    RETURNING {_RUN_COLS}, inputs AS inputs2, serial
+), again AS (
+    INSERT INTO trg_runs (rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, pool, serial,
+                          manifest, timeout, retry, backoff)
+    SELECT rule, action, 'queued', inputs2, event_id, attempt + 1, dedupe_key, {_NOW}, pool, serial,
+           manifest, timeout, retry, backoff FROM dead WHERE attempt <= retry
+    RETURNING pool
+)
+SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead"""
+        with self._tx() as cur:
+            cur.execute(sql)
+            rows = cur.fetchall()
+            pools = {p for r in rows for p in (r[-1] or "").split(",") if p}
+            for pool in sorted(pools):
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_RUNS, pool))
+        return [_run(r[:-1]) for r in rows]
+
+    def prune(self, older_than: float) -> dict[str, int]:
+        """Delete finished runs (and their logs) and events older than ``older_than`` seconds
+        that no waiting or running run still needs; dedupe keys and manifests no longer used."""
+        with self._tx() as cur:
+            cur.execute(f"DELETE FROM trg_runs WHERE status NOT IN ('queued', 'running') "
+                        f"AND COALESCE(finished_at, queued_at) < {_NOW} - %s RETURNING id", (older_than,))
+            runs = [r[0] for r in cur.fetchall()]
+            cur.execute("DELETE FROM trg_logs WHERE run_id = ANY(%s)", (runs,))
+            cur.execute(f"DELETE FROM trg_events e WHERE received_at < {_NOW} - %s "
+                        "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.event_id = e.id)", (older_than,))
+            events = cur.rowcount
+            cur.execute(f"DELETE FROM trg_dedupe WHERE last_at < {_NOW} - %s", (older_than,))
+            cur.execute(f"DELETE FROM trg_manifests m WHERE created_at < {_NOW} - %s "
+                        "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.manifest = m.sha256)", (older_than,))
+            manifests = cur.rowcount
+        return {"runs": len(runs), "events": events, "manifests": manifests}
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def list_runs(self, limit: int = 50, rule: str | None = None, status: str | None = None,
+                  before_id: int | None = None, event_id: str | None = None) -> list[dict[str, Any]]:
+        where, args = [], []
+        for col, val in (("rule", rule), ("status", status), ("event_id", event_id)):
+            if val is not None:
+                where.append(f"{col} = %s")
+                args.append(val)
+        if before_id is not None:
+            where.append("id < %s")
+            args.append(int(before_id))
+        sql = f"SELECT {_RUN_COLS} FROM trg_runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT %s"
+        args.append(max(0, int(limit)))
+        with self._conn() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [_run(r).to_dict() for r in rows]
+
+    def run_row(self, run_id: int) -> RunRow | None:
+        with self._conn() as conn:
+            r = conn.execute(f"SELECT {_RUN_COLS} FROM trg_runs WHERE id = %s", (int(run_id),)).fetchone()
+        return None if r is None else _run(r)
+
+    def get_run(self, run_id: int) -> dict[str, Any] | None:
+        row = self.run_row(run_id)
+        return None if row is None else row.to_dict()
+
+    def list_events(self, limit: int = 50, source: str | None = None,
+                    type: str | None = None) -> list[dict[str, Any]]:
+        where, args = [], []
+        for col, val in (("source", source), ("type", type)):
+            if val is not None:
+                where.append(f"{col} = %s")
+                args.append(val)
+        sql = f"SELECT {_EVENT_COLS} FROM trg_events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT %s"
+        args.append(max(0, int(limit)))
+        with self._conn() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [_event(r) for r in rows]
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        with self._conn() as conn:
+            r = conn.execute(f"SELECT {_EVENT_COLS} FROM trg_events WHERE id = %s", (event_id,)).fetchone()
+            if r is None:
+                return None
+            d = _event(r)
+            d["runs"] = [x[0] for x in conn.execute("SELECT id FROM trg_runs WHERE event_id = %s ORDER BY id",
+                                                    (event_id,)).fetchall()]
+        return d
+
+    def read_log(self, run_id: int, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
+        with self._conn() as conn:
+            r = conn.execute("SELECT body, truncated FROM trg_logs WHERE run_id = %s", (int(run_id),)).fetchone()
+        if r is None:
+            return "", False, False
+        body, truncated = bytes(r[0]), bool(r[1])
+        if len(body) > limit:
+            body, truncated = body[-limit:], True
+        return clean_log(body, truncated), truncated, True
+
+
+def log_tail(path: Path, cap: int = LOG_CAP) -> tuple[bytes, bool]:
+    """(the last ``cap`` bytes of a log file, whether it was longer); empty if missing."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - cap))
+            return f.read(cap), size > cap
+    except OSError:
+        return b"", False
+
+
+__all__ = ["PgStore", "MIGRATIONS", "SCHEMA_VERSION", "LOG_CAP", "manifest_sha", "log_tail"]
