@@ -1,0 +1,269 @@
+"""Several machines on one PostgreSQL store, as real processes (SPEC §12.5).
+
+Two ingest nodes (``triggerc serve --store URL --workers 0``) and three workers
+(``triggerc worker --store URL``) on a database of the session's throwaway server, with
+short leases (2 s, heartbeat 0.5 s) so that recovery is quick. The checks are the
+promises of §9 across nodes: no accepted event lost, one run per delivery, one running
+run per serial rule in FIFO order, debounce and restart across ingest nodes, one event
+per schedule tick, and a dead or stalled worker's run re-run elsewhere, its own action gone.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runtime_helpers import DEADLINE, done, wait_for
+from store_harness import Backend, StoreServer, WorkerProc, alive
+
+
+class Cluster:
+    def __init__(self, tmp_path: Path, url: str) -> None:
+        self.tmp = tmp_path
+        self.url = url
+        self.backend = Backend("postgresql", url)
+        self.proj = tmp_path / "proj"
+        self.proj.mkdir(parents=True, exist_ok=True)
+        self.nodes: list[StoreServer] = []
+        self.workers: list[WorkerProc] = []
+
+    def start(self, rules: str, *, nodes: int = 2, workers: int = 3, slots: int = 2,
+              node_args: tuple[str, ...] = ()) -> "Cluster":
+        (self.proj / "rules.trg").write_text(rules)
+        for i in range(nodes):
+            s = StoreServer(self.backend, self.proj / "rules.trg", self.tmp / f"state{i}", *node_args, workers=0,
+                            log=self.tmp / f"node{i}.log")
+            self.nodes.append(s.start())
+        pools = ["--pool", "default", "--pool", f"node:{socket.gethostname()}"]
+        for i in range(workers):
+            self.workers.append(WorkerProc(self.url, self.tmp / f"worker{i}.log", "--slots", str(slots), *pools,
+                                           cwd=self.proj))
+        return self
+
+    def runs(self) -> list[dict[str, Any]]:
+        return self.backend.runs(self.tmp)
+
+    def events(self) -> list[dict[str, Any]]:
+        return self.backend.events(self.tmp)
+
+    def logs(self) -> str:
+        out = [f"--- node{i} ---\n{n.log()[-3000:]}" for i, n in enumerate(self.nodes)]
+        out += [f"--- worker{i} ---\n{w.log()[-3000:]}" for i, w in enumerate(self.workers)]
+        return "\n".join(out)
+
+    def wait_runs(self, cond, what: str, timeout: float = DEADLINE) -> list[dict[str, Any]]:
+        box: list[list[dict[str, Any]]] = []
+
+        def check() -> bool:
+            box[:] = [self.runs()]
+            return cond(box[0])
+
+        wait_for(check, what, timeout, on_fail=lambda: repr(box[0] if box else []) + "\n" + self.logs())
+        return box[0]
+
+    def worker_of(self, run: dict[str, Any]) -> WorkerProc:
+        (w,) = [w for w in self.workers if w.owns(run["worker"])]
+        return w
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+        for n in self.nodes:
+            assert n.stop() == 0, n.tail()
+        for w in self.workers:
+            assert "Traceback" not in w.log(), w.log()
+
+    def ensure_dead(self) -> None:
+        for w in self.workers:
+            w.ensure_dead()
+        for n in self.nodes:
+            n.ensure_dead()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str):
+    c = Cluster(tmp_path, pg_url)
+    yield c
+    c.ensure_dead()
+
+
+def post(node: StoreServer, path: str, payload: Any = None, **kw: Any) -> httpx.Response:
+    return httpx.post(node.url + path, json=payload, timeout=DEADLINE, **kw)
+
+
+# The first attempt of a run writes its shell's pid and sleeps (exec: the sleep is that
+# process); later attempts finish at once.
+SLOW_ONCE = r"""
+action slow = shell "n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; echo $$ > pid$((n+1)); [ $n -ge 1 ] && exit 0; exec sleep 60"
+slow: on http.post path="/slow" run slow retry 1 backoff 100ms
+"""
+
+
+def test_kill_9_of_a_worker_mid_run_reruns_it_elsewhere_and_its_action_is_gone(cluster: Cluster) -> None:
+    c = cluster.start(SLOW_ONCE)
+    (rid,) = post(c.nodes[0], "/slow", {}).json()["runs"]
+    runs = c.wait_runs(lambda rs: rs and rs[0]["status"] == "running" and (c.proj / "pid1").exists(),
+                       "the run to be going")
+    victim = c.worker_of(runs[0])
+    pid = int((c.proj / "pid1").read_text())
+    assert alive(pid)
+    killed_at = time.monotonic()
+    victim.kill9()
+    wait_for(lambda: not alive(pid), "the killed worker's action to die with it")
+    runs = c.wait_runs(lambda rs: done(rs, 2), "the retry on another worker", timeout=30)
+    recovery = time.monotonic() - killed_at
+    first, second = runs
+    assert (first["id"], first["status"]) == (rid, "interrupted") and "lease" in first["error"]
+    assert (second["attempt"], second["status"]) == (2, "succeeded")
+    assert second["worker"] != first["worker"] and not victim.owns(second["worker"])
+    assert recovery < 3 * 2 + 5, recovery  # the lease is 2 s; the reaper runs every 0.5 s
+    c.workers.remove(victim)
+    c.stop()
+
+
+def test_kill_9_of_an_ingest_node_during_a_retried_burst_every_delivery_once(cluster: Cluster) -> None:
+    c = cluster.start("""
+action rec(n) = exec "true"
+hit: on http.post path="/hit" run rec with <payload.n> busy parallel
+""")
+    n_deliveries = 120
+    answered: dict[str, str] = {}
+    lock = threading.Lock()
+    killed = threading.Event()
+
+    def send(i: int, node: StoreServer) -> bool:
+        body = {"source": "http", "type": "post", "id": f"d{i}",
+                "data": {"path": "/hit", "method": "POST", "payload": {"n": i}}}
+        try:
+            r = httpx.post(node.url + "/events", json=body, timeout=5)
+        except httpx.HTTPError:
+            return False
+        if r.status_code in (200, 202):
+            with lock:
+                answered[f"d{i}"] = r.json()["event_id"]
+            return True
+        return False
+
+    def sender(ids: list[int]) -> None:
+        for i in ids:
+            node = c.nodes[0] if i % 2 == 0 else c.nodes[1]
+            if not send(i, node):  # no answer: deliver again, to the node that is still up
+                for _ in range(20):
+                    if send(i, c.nodes[1]):
+                        break
+                    time.sleep(0.1)
+
+    threads = [threading.Thread(target=sender, args=(list(range(k, n_deliveries, 4)),)) for k in range(4)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: len(answered) >= n_deliveries // 3, "a third of the burst answered")
+    c.nodes[0].kill9()
+    killed.set()
+    for t in threads:
+        t.join(60)
+    assert len(answered) == n_deliveries
+    events = c.events()
+    keys = [e["delivery_key"] for e in events]
+    assert sorted(keys) == sorted(f"emit:d{i}" for i in range(n_deliveries)), "a delivery lost or doubled"
+    assert {answered[f"d{i}"] for i in range(n_deliveries)} == {e["id"] for e in events}
+    runs = c.wait_runs(lambda rs: done(rs, n_deliveries), "a run per delivery", timeout=60)
+    assert sorted(r["inputs"]["n"] for r in runs) == list(range(n_deliveries))
+    assert all(r["status"] == "succeeded" for r in runs)
+    c.nodes.remove(c.nodes[0])
+    c.stop()
+
+
+def test_fifty_events_on_a_busy_queue_rule_over_three_workers(cluster: Cluster) -> None:
+    c = cluster.start(r"""
+action step(n) = shell "sleep 0.02"
+q: on http.post path="/q" run step with <payload.n> busy queue
+""")
+    ids = []
+    for n in range(50):
+        ids.extend(post(c.nodes[n % 2], "/q", {"n": n}).json()["runs"])
+    runs = c.wait_runs(lambda rs: done(rs, 50), "fifty queued runs", timeout=60)
+    assert [r["id"] for r in runs] == ids and all(r["status"] == "succeeded" for r in runs)
+    assert [r["inputs"]["n"] for r in runs] == list(range(50))
+    by_start = sorted(runs, key=lambda r: r["started_at"])
+    assert [r["id"] for r in by_start] == ids, "not FIFO"
+    for prev, nxt in zip(by_start, by_start[1:]):
+        assert nxt["started_at"] >= prev["finished_at"], ("overlap", prev, nxt)
+    assert len({r["worker"] for r in runs}) >= 2  # the lane moved between workers
+    c.stop()
+
+
+def test_debounce_fed_through_two_nodes_makes_one_run_with_every_path(cluster: Cluster) -> None:
+    c = cluster.start("""
+action build(files) = exec "true" files
+b: on file.changed path ~ "src/**" run build with <paths> debounce 1s
+""", node_args=("--http",))
+    names = [f"src/f{i}.py" for i in range(6)]
+    for i, name in enumerate(names):
+        r = post(c.nodes[i % 2], "/events", {"source": "file", "type": "modified",
+                                              "data": {"path": name, "paths": [name]}})
+        assert r.status_code == 202, r.text
+    runs = c.wait_runs(lambda rs: done(rs, 1), "the debounced run")
+    (run,) = runs
+    assert run["status"] == "succeeded" and run["inputs"]["files"] == names
+    time.sleep(0.1)
+    assert len(c.runs()) == 1
+    c.stop()
+
+
+def test_restart_across_nodes_cancels_the_run_started_through_the_other(cluster: Cluster) -> None:
+    c = cluster.start(r"""
+action nap(s) = shell "sleep \"$TRG_INPUT_S\""
+r: on http.post path="/r" run nap with <payload.s> busy restart
+""")
+    (first,) = post(c.nodes[0], "/r", {"s": "60"}).json()["runs"]
+    c.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the first run to be going")
+    (second,) = post(c.nodes[1], "/r", {"s": "0.1"}).json()["runs"]
+    runs = c.wait_runs(lambda rs: done(rs, 2), "both runs final", timeout=20)
+    status = {r["id"]: r["status"] for r in runs}
+    assert (status[first], status[second]) == ("cancelled", "succeeded"), runs
+    c.stop()
+
+
+def test_two_nodes_make_one_event_per_schedule_tick(cluster: Cluster) -> None:
+    c = cluster.start("""
+action tick = exec "true"
+t: on every 1s run tick busy parallel
+""", workers=1)
+    c.wait_runs(lambda rs: len(rs) >= 4, "four ticks", timeout=30)
+    c.stop()
+    events = [e for e in c.events() if e["source"] == "schedule"]
+    planned = [e["data"]["scheduled"] for e in events]
+    assert len(planned) == len(set(planned)), "a tick journaled twice"
+    assert all(e["delivery_key"] == f"schedule:t:{e['data']['scheduled']}" for e in events)
+    assert all(p.endswith(".000+00:00") for p in planned)  # multiples of 1 s from the epoch
+    runs = c.runs()
+    assert len(runs) == len(events)
+
+
+def test_a_stopped_worker_past_its_lease_is_reaped_and_fences_itself_after_sigcont(cluster: Cluster) -> None:
+    c = cluster.start(SLOW_ONCE)
+    (rid,) = post(c.nodes[0], "/slow", {}).json()["runs"]
+    runs = c.wait_runs(lambda rs: rs and rs[0]["status"] == "running" and (c.proj / "pid1").exists(),
+                       "the run to be going")
+    stalled = c.worker_of(runs[0])
+    pid = int((c.proj / "pid1").read_text())
+    stalled.signal(signal.SIGSTOP)
+    runs = c.wait_runs(lambda rs: done(rs, 2), "the reaper and the retry elsewhere", timeout=30)
+    assert runs[0]["status"] == "interrupted" and (runs[1]["attempt"], runs[1]["status"]) == (2, "succeeded")
+    assert not stalled.owns(runs[1]["worker"])
+    assert alive(pid)  # the stalled worker's action is still going...
+    stalled.signal(signal.SIGCONT)
+    wait_for(lambda: not alive(pid), "the stalled worker to kill its action once it sees its lease gone",
+             on_fail=stalled.log)
+    wait_for(lambda: "the lease is gone" in stalled.log(), "the fencing to be logged", on_fail=stalled.log)
+    time.sleep(1.0)  # its finish must not overwrite the reaped run
+    after = {r["id"]: r for r in c.runs()}
+    assert after[rid]["status"] == "interrupted" and len(after) == 2
+    c.stop()
