@@ -423,7 +423,7 @@ def test_fmt_empty_non_utf8_and_missing(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- start-up
 
-HEAVY = ("starlette", "uvicorn", "watchfiles", "sqlite3", "_sqlite3", "httpx", "jinja2")
+HEAVY = ("starlette", "uvicorn", "watchfiles", "sqlite3", "_sqlite3", "httpx", "jinja2", "psycopg", "psycopg_binary")
 
 PROBE = r"""
 import json, sys
@@ -439,7 +439,8 @@ sys.stdout.write("\n" + json.dumps({"exit": code, "heavy": heavy}) + "\n")
 """
 
 
-@pytest.mark.parametrize("command", [["check"], ["check", "--format", "sarif"], ["compile"], ["fmt", "--check"]])
+@pytest.mark.parametrize("command", [["check"], ["check", "--format", "sarif"], ["compile"], ["fmt", "--check"],
+                                     ["match"], ["test"]])
 def test_front_end_commands_import_no_server_watcher_or_journal(tmp_path: Path, command: list) -> None:
     import subprocess
     import sys
@@ -448,7 +449,11 @@ def test_front_end_commands_import_no_server_watcher_or_journal(tmp_path: Path, 
                   'on file.changed path ~ "src/**" run t\non cron "0 3 * * *" tz "UTC" run t\n'
                   'on http.post path="/x" run t\non git.push run t\n')
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTHON")}
-    r = subprocess.run([sys.executable, "-c", PROBE, *command, rules], input=json.dumps(HEAVY),
+    args = [*command, rules]
+    if command == ["match"]:  # match RULES EVENT.json
+        args.append(write(tmp_path, "event.json", json.dumps({"source": "git", "type": "push",
+                                                                "data": {"branch": "main"}})))
+    r = subprocess.run([sys.executable, "-c", PROBE, *args], input=json.dumps(HEAVY),
                        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])

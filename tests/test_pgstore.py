@@ -1,0 +1,201 @@
+"""The PostgreSQL store's own promises (SPEC §12), against a real server.
+
+Schema versions and migrations, the claim's serial lanes under concurrent claimers,
+leases, the reaper and fencing, logs in the store, prune, the store CLI, the dashboard on
+a store, and the store URL's password: never in a log or an error.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from runtime_helpers import cli
+from store_harness import Backend, StoreServer
+from triggerlang.events import Event
+from triggerlang.runtime import pgstore
+from triggerlang.runtime.pgstore import LOG_CAP, SCHEMA_VERSION, PgStore
+from triggerlang.runtime.store import Intent, StoreError, open_store, redact_url, scrub
+
+
+def test_an_empty_database_gets_the_schema_and_readers_need_it(pg_url: str) -> None:
+    with pytest.raises(StoreError, match="no triggerlang schema.*store init"):
+        open_store(pg_url, create=False)
+    st = open_store(pg_url)
+    assert st.schema_version() == SCHEMA_VERSION
+    st.close()
+    open_store(pg_url, create=False).close()
+    r = cli("store", "init", "--store", pg_url)
+    assert r.returncode == 0 and f"schema {SCHEMA_VERSION}" in r.stdout, r.stderr
+
+
+def test_a_newer_schema_is_refused_and_an_older_one_migrated_only_when_asked(pg_url: str, monkeypatch) -> None:
+    PgStore(pg_url).close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO trg_schema (version, applied_at) VALUES (99, 0)")
+    with pytest.raises(StoreError, match="newer than this triggerlang"):
+        PgStore(pg_url)
+    r = cli("worker", "--store", pg_url)
+    assert r.returncode == 1 and "newer than this triggerlang" in r.stderr and "Traceback" not in r.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM trg_schema WHERE version = 99")
+    # a triggerlang that knows one more migration
+    extra = (SCHEMA_VERSION + 1, "CREATE TABLE IF NOT EXISTS trg_extra (x integer)")
+    monkeypatch.setattr(pgstore, "MIGRATIONS", [*pgstore.MIGRATIONS, extra])
+    monkeypatch.setattr(pgstore, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(StoreError, match="older than this triggerlang's.*store migrate"):
+        PgStore(pg_url)
+    st = PgStore(pg_url, migrate=True)
+    assert st.schema_version() == SCHEMA_VERSION + 1
+    assert st.migrate() == []  # idempotent
+    st.close()
+
+
+def test_store_migrate_is_idempotent_on_the_command_line(pg_url: str) -> None:
+    for _ in range(2):
+        r = cli("store", "migrate", "--store", pg_url)
+        assert r.returncode == 0 and f"schema {SCHEMA_VERSION}" in r.stdout, r.stderr
+
+
+def test_concurrent_claimers_never_run_two_runs_of_a_serial_rule(pg_url: str) -> None:
+    st = PgStore(pg_url)
+    for n in range(30):
+        st.ingest(Event("http", "post", {"n": n}), [Intent("q", "a", {"n": n}, busy="queue"),
+                                                    Intent("p", "a", {"n": n}, busy="parallel")])
+    seen: list[tuple[str, int]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def claimer(name: str) -> None:
+        try:
+            for _ in range(200):
+                rows = st.claim(name, ["default"], 3, 10)
+                for r in rows:
+                    with lock:
+                        seen.append((r.rule, r.inputs["n"]))
+                        running_q = [x for x in st.list_runs(limit=100, rule="q", status="running")]
+                        if len(running_q) > 1:
+                            errors.append(f"two running: {running_q}")
+                    st.finish(r.id, name, "succeeded", 0, None)
+                if not rows and len(seen) >= 60:
+                    return
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=claimer, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert sorted(seen) == sorted([("q", n) for n in range(30)] + [("p", n) for n in range(30)])
+    assert [n for rule, n in seen if rule == "q"] == list(range(30)), "the serial lane is not FIFO"
+    st.close()
+
+
+def test_an_expired_lease_is_reaped_retried_and_the_late_finish_is_refused(pg_url: str) -> None:
+    st = PgStore(pg_url)
+    st.ingest(Event("http", "post", {}), [Intent("r", "a", {}, retry=1, backoff=0.1)])
+    (row,) = st.claim("w1", ["default"], 5, lease=0.3)
+    assert st.heartbeat("w1", [row.id], 0.3) == (set(), set())
+    time.sleep(0.5)
+    (reaped,) = st.reap()
+    assert (reaped.id, reaped.status, reaped.worker) == (row.id, "interrupted", "w1")
+    assert "lease expired" in st.run_row(row.id).error
+    assert st.heartbeat("w1", [row.id], 10) == ({row.id}, set())  # fenced
+    assert st.finish(row.id, "w1", "succeeded", 0, None) is None
+    (retry,) = st.claim("w2", ["default"], 5, lease=10)
+    assert (retry.attempt, retry.event_id) == (2, row.event_id)
+    assert st.finish(retry.id, "w2", "succeeded", 0, None).status == "succeeded"
+    assert st.reap() == []
+    st.close()
+
+
+def test_logs_live_in_the_store_capped(pg_url: str) -> None:
+    st = PgStore(pg_url)
+    st.ingest(Event("http", "post", {}), [Intent("r", "a", {})])
+    (row,) = st.claim("w", ["default"], 1, 10)
+    body = b"first line\n" + b"x" * 80 + b"\n" + b"line\n" * (LOG_CAP // 5) + b"the end\n"
+    st.finish(row.id, "w", "succeeded", 0, None, log=body)
+    text, truncated, exists = st.read_log(row.id)
+    assert exists and truncated and text.endswith("the end\n") and "first line" not in text
+    assert st.read_log(row.id + 100) == ("", False, False)
+    st.close()
+
+
+def test_prune_deletes_old_history_but_keeps_waiting_runs(pg_url: str) -> None:
+    st = PgStore(pg_url)
+    st.ingest(Event("http", "post", {}), [Intent("a", "x", {})])
+    st.ingest(Event("http", "post", {}), [Intent("b", "x", {}, busy="parallel")])
+    (row,) = st.claim("w", ["default"], 1, 10)
+    st.finish(row.id, "w", "failed", 1, "boom", log=b"out\n")
+    st.close()
+    r = cli("store", "prune", "--store", pg_url, "--older-than", "0s")
+    assert r.returncode == 0 and "pruned 1 run(s), 1 event(s)" in r.stdout, (r.stdout, r.stderr)
+    st = PgStore(pg_url)
+    assert [x["status"] for x in st.list_runs()] == ["queued"]
+    assert len(st.list_events()) == 1
+    st.close()
+    assert cli("store", "prune", "--store", pg_url, "--older-than", "soon").returncode == 2
+
+
+def test_the_password_of_the_store_url_is_never_shown(tmp_path: Path, pg_url: str) -> None:
+    secret = "Sup3r-s3cret-PW"
+    # an unreachable server: the error names the store without the password
+    dead = f"postgresql://alice:{secret}@127.0.0.1:1/db?connect_timeout=2"
+    with pytest.raises(StoreError) as e:
+        open_store(dead)
+    assert secret not in str(e.value) and "alice:***@127.0.0.1:1" in str(e.value)
+    for argv in (["runs", "--store", dead], ["events", "--store", dead], ["store", "init", "--store", dead],
+                 ["worker", "--store", dead], ["serve", str(tmp_path / "r.trg"), "--store", dead]):
+        (tmp_path / "r.trg").write_text('action a = exec "true"\nr: on http.post path="/x" run a\n')
+        r = cli(*argv, timeout=60)
+        assert r.returncode == 1, (argv, r.stdout, r.stderr)
+        assert secret not in r.stdout + r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
+    assert secret not in cli("runs", "--store", dead.replace("postgresql", "mysql")).stderr
+    # a live server (trust auth ignores the password): the log shows it redacted
+    url = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@")
+    s = StoreServer(Backend("postgresql", url), tmp_path / "r.trg", tmp_path / "state", workers=1,
+                    log=tmp_path / "serve.log").start()
+    try:
+        import httpx
+
+        assert httpx.post(s.url + "/x", json={}).status_code == 202
+        s.wait_runs(lambda rs: rs and rs[0]["status"] == "succeeded", "the run")
+    finally:
+        assert s.stop() == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert secret not in log and "postgres:***@" in log
+    assert redact_url("postgresql://u:p%40ss@h/db?password=p2&sslmode=require") == \
+        "postgresql://u:***@h/db?password=***&sslmode=require"
+    assert scrub("bad p@ss and p2", "postgresql://u:p%40ss@h/db?password=p2") == "bad *** and ***"
+
+
+def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: str) -> None:
+    st = PgStore(pg_url)
+    rec = st.ingest(Event("git", "push", {"branch": "main"}), [Intent("deploy", "d", {"sha": "abc"})], "k")
+    (row,) = st.claim("w", ["default"], 1, 10)
+    st.finish(row.id, "w", "succeeded", 0, None, log=b"deployed abc\n")
+    st.close()
+    r = cli("runs", "--store", pg_url, "--format", "json")
+    assert r.returncode == 0, r.stderr
+    (run,) = json.loads(r.stdout)
+    assert (run["rule"], run["status"], run["inputs"], run["event_id"]) == ("deploy", "succeeded", {"sha": "abc"},
+                                                                          rec.event_id)
+    r = cli("events", "--store", pg_url, "--format", "json")
+    assert [e["id"] for e in json.loads(r.stdout)] == [rec.event_id]
+    from starlette.testclient import TestClient
+
+    from triggerlang.dashboard.app import create_app
+
+    with TestClient(create_app(None, store_url=pg_url), client=("127.0.0.1", 5000)) as c:
+        api = c.get(f"/api/runs/{row.id}").json()
+        assert api["status"] == "succeeded" and api["log"] == "deployed abc\n"
+        assert api["event"]["id"] == rec.event_id
+        assert c.get("/dashboard/").status_code == 200
+        assert "deployed abc" in c.get(f"/dashboard/runs/{row.id}").text
