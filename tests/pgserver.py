@@ -51,7 +51,10 @@ def find_bindir() -> Path | None:
 
 
 class PgServer:
-    def __init__(self) -> None:
+    """``durable=True`` (the benchmarks) keeps fsync and full-page writes on, as in production."""
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.bindir = find_bindir()
         if self.bindir is None:
             raise RuntimeError("no PostgreSQL server binaries (initdb, pg_ctl, postgres) were found; "
@@ -94,8 +97,9 @@ class PgServer:
     def start(self) -> "PgServer":
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
                   "-E", "UTF8", "--locale=C", "--no-sync")
-        opts = (f"-k {self.sock} -c listen_addresses='' -c fsync=off -c full_page_writes=off "
-                f"-c max_connections=300 -c shared_buffers=32MB")
+        opts = f"-k {self.sock} -c listen_addresses='' -c max_connections=300 -c shared_buffers=64MB"
+        if not self.durable:
+            opts += " -c fsync=off -c full_page_writes=off"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"),
                   "-w", "-t", "60", "-o", opts, "start")
         self.started = True

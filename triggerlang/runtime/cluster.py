@@ -171,7 +171,8 @@ class Worker:
         self._stop_listen = threading.Event()
         self._listener: threading.Thread | None = None
         self._loops: list[asyncio.Task] = []
-        self._last_claim = 0.0
+        self._last_claim = 0.0             # the last claim a notification made (for notify_gap)
+        self._notified_since = False
         self._last_beat_ok = time.monotonic()
         self.tmp = Path(tempfile.mkdtemp(prefix="triggerlang-worker-"))
 
@@ -258,6 +259,7 @@ class Worker:
                 self._spawn(self._check_cancel([rid]))
             return
         if payload is None or payload in self.opts.pools:
+            self._notified_since = True
             if self._wake is not None:
                 self._wake.set()
 
@@ -288,14 +290,17 @@ class Worker:
             if self.closing:
                 return
             self._wake.clear()
-            gap = self._last_claim + self.opts.notify_gap - time.monotonic()
-            if gap > 0:
-                await asyncio.sleep(gap)
+            if self._notified_since:
+                # a burst of notifications makes one claim per notify_gap (SPEC §12.3)
+                gap = self._last_claim + self.opts.notify_gap - time.monotonic()
+                if gap > 0:
+                    await asyncio.sleep(gap)
+                self._notified_since = False
+                self._last_claim = time.monotonic()
             timeout = self.opts.poll
             free = self.opts.slots - len(self.active)
             try:
                 if free > 0:
-                    self._last_claim = time.monotonic()
                     rows = await asyncio.to_thread(self.store.claim, self.id, list(self.opts.pools), free,
                                                    self.opts.lease)
                     for row in rows:

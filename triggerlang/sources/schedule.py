@@ -21,6 +21,10 @@ Timing
   the next planned time is the first one after now. Ticks missed while the runtime was not
   running are not replayed either (a fresh start plans from its start time).
 * ``stop()`` cancels the tasks: it is immediate.
+* In store mode (``serve --store``, SPEC §12.2) every ingest node ticks: ``every D`` is then
+  planned at multiples of D from the Unix epoch (not from the start), and each tick is
+  submitted with the delivery key ``schedule:<rule>:<planned time>``, so the nodes' ticks
+  are one event.
 
 Cron and daylight-saving time
 -----------------------------
