@@ -431,6 +431,7 @@ EXAMPLES_SERVE = examples(
     "triggerc serve rules.trg",
     "triggerc serve rules.trg --port 9000 --dashboard",
     "triggerc serve rules.trg --log-format json --grace 30",
+    "TRIGGERLANG_STORE=postgresql://trg@db/trg triggerc serve rules.trg --workers 0   # an ingest node",
 )
 
 
@@ -501,7 +502,13 @@ def _check_lease(lease: float, heartbeat: float) -> None:
 
 # --------------------------------------------------------------------------- worker
 
-@main.command()
+EXAMPLES_WORKER = examples(
+    "TRIGGERLANG_STORE=postgresql://trg@db/trg triggerc worker --slots 8",
+    "triggerc worker --store postgresql://trg@db/trg --pool default --pool node:$(hostname) --base /srv/app",
+)
+
+
+@main.command(epilog=EXAMPLES_WORKER)
 @click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", required=True,
               help="The postgresql:// store to claim runs from (or TRIGGERLANG_STORE).")
 @click.option("--slots", type=click.IntRange(1, 1024), default=4, show_default=True, help="Runs at once.")
@@ -555,7 +562,14 @@ class _Duration(click.ParamType):
         return float(m.group(1)) * self._UNITS[m.group(2)]
 
 
-@main.group("store")
+EXAMPLES_STORE = examples(
+    "triggerc store init --store postgresql://trg@db/trg",
+    "TRIGGERLANG_STORE=postgresql://trg@db/trg triggerc store migrate",
+    "triggerc store prune --older-than 30d",
+)
+
+
+@main.group("store", epilog=EXAMPLES_STORE)
 def store_group() -> None:
     """Manage a shared PostgreSQL store: schema and history."""
 
