@@ -13,7 +13,6 @@ from triggerlang.check.catalogue import (
     CATALOGUE,
     DURATION,
     INT,
-    KNOWN_GITHUB_EVENTS,
     LIST_STR,
     MAP,
     SECRET,
@@ -24,6 +23,8 @@ from triggerlang.check.catalogue import (
     get_event,
     get_source,
 )
+
+KNOWN_GITHUB_EVENTS = CATALOGUE["github"].known_events
 
 ALL_TYPES = {cat.STR, cat.INT, cat.NUMBER, cat.BOOL, cat.DURATION, cat.TIME, cat.LIST_STR, cat.MAP, cat.ANY}
 
@@ -270,7 +271,7 @@ def test_known_github_events():
 
 
 def test_known_gitlab_events_cover_the_catalogue():
-    assert set(CATALOGUE["gitlab"].events) <= cat.KNOWN_GITLAB_EVENTS
+    assert set(CATALOGUE["gitlab"].events) <= CATALOGUE["gitlab"].known_events
 
 
 def test_specs_are_immutable_and_hashable():

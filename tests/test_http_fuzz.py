@@ -363,7 +363,7 @@ def test_credentials_are_compared_in_constant_time(path: str, monkeypatch: pytes
     """Every verification, right or wrong, ends in exactly one ``hmac.compare_digest`` of the
     secret-derived value with what was sent: no early ``==`` that would leak, by its timing,
     how many leading characters of a guess were right."""
-    from triggerlang.sources import http as http_source
+    from triggerlang.providers import verify as schemes
     from triggerlang.sources.http import parse_routes, verify_request
 
     calls: list[tuple[bytes, bytes]] = []
@@ -373,7 +373,7 @@ def test_credentials_are_compared_in_constant_time(path: str, monkeypatch: pytes
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(http_source.hmac, "compare_digest", spy)
+    monkeypatch.setattr(schemes.hmac, "compare_digest", spy)
     routes = {r.path: r for r in parse_routes(CONFIG, SECRETS)}
     route = routes["/hooks/*"] if path.startswith("/hooks/") else routes[path]
     body = GOOD_BODIES[5]

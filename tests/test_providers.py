@@ -14,19 +14,13 @@ from hypothesis import strategies as st
 
 from triggerlang.check.catalogue import ANY, BOOL, INT, LIST_STR, MAP, STR, field_type
 from triggerlang.events import Event
-from triggerlang.providers import (
-    GITHUB_HANDLERS,
-    GITLAB_HANDLERS,
-    REDACTED,
-    ZERO_SHA,
-    ProviderError,
-    delivery_key,
-    gitlab_event_type,
-    normalise,
-    normalise_ci,
-    normalise_github,
-    normalise_gitlab,
-)
+from triggerlang.providers import REDACTED, ZERO_SHA, ProviderError, delivery_key, normalise
+from triggerlang.providers.ci import normalise as normalise_ci
+from triggerlang.providers.github import HANDLERS as GITHUB_HANDLERS
+from triggerlang.providers.github import normalise as normalise_github
+from triggerlang.providers.gitlab import HANDLERS as GITLAB_HANDLERS
+from triggerlang.providers.gitlab import event_type as gitlab_event_type
+from triggerlang.providers.gitlab import normalise as normalise_gitlab
 
 # The repository is checked out with shared/ beside it: <root>/../shared/fixtures/webhooks.
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"

@@ -31,17 +31,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..compile.patterns import PatternError, compile_glob, compile_regex, literal_prefix
+from .. import defaults
+from ..compile.patterns import PatternError, compile_glob, compile_regex
 from ..diagnostics import Diagnostics, Span, did_you_mean
+from ..sources.kinds import active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
 from . import catalogue as C
 
-BUSY_MODES = ("queue", "skip", "restart", "parallel")
-DEFAULT_TIMEOUT_S = 3600.0
-DEFAULT_FILE_DEBOUNCE_S = 0.1
-DEFAULT_BACKOFF_S = 5.0
-WEBHOOK_KINDS = ("github", "gitlab", "ci")
-DEFAULT_ROUTES = {"github": "/github", "gitlab": "/gitlab", "ci": "/ci"}
+BUSY_MODES = defaults.BUSY_MODES
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 CODES: dict[str, str] = {
@@ -557,7 +554,7 @@ class Checker:
             else:
                 names = C.field_names(src, ev)
                 trig = f"{src}.{ev}" if ev != "*" else f"{src}.*"
-                hint = did_you_mean(head, names)
+                hint = spec.field_hints.get(head) or did_you_mean(head, names)
                 if hint is None and head in ("payload", "headers", "query"):
                     hint = f"{trig} events carry no raw body; fields: " + ", ".join(names)
                 self.d.error("TRG203", f"{trig} has no field '{head}'", f.span,
@@ -757,10 +754,9 @@ class Checker:
 
     # ---- policies
     def check_policies(self, r: A.Rule, ctx, source: str | None) -> dict:
-        pol: dict[str, Any] = {"debounce": None, "busy": "queue", "timeout": DEFAULT_TIMEOUT_S,
-                               "retry": 0, "backoff": DEFAULT_BACKOFF_S, "dedupe": None}
+        pol: dict[str, Any] = dict(defaults.POLICIES)
         if source == "file":
-            pol["debounce"] = DEFAULT_FILE_DEBOUNCE_S
+            pol["debounce"] = defaults.FILE_DEBOUNCE_S
         seen: dict[str, Span] = {}
         for p in r.policies:
             if p.kind in seen:
@@ -808,10 +804,12 @@ class Checker:
         for kind in ("file",):
             for s in by_kind.get(kind, [])[1:]:
                 self.d.error("TRG210", f"source {kind} is declared twice", s.kind.span, "merge the two declarations")
+        used_kinds = {r.source for r in self.p.rules}
+        declared = [p for p in (provider_of(k) for k in sorted(by_kind, key=provider_order)) if p is not None]
         paths: dict[str, A.SourceDecl] = {}  # one route, one webhook source, whatever its kind
-        for kind in WEBHOOK_KINDS:
-            for s in by_kind.get(kind, []):
-                p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), DEFAULT_ROUTES[kind])
+        for prov in declared:
+            for s in by_kind.get(prov.name, []):
+                p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), prov.route)
                 if p in paths:
                     self.d.error("TRG210", f"route {p} is declared twice", s.kind.span, "give each source its own path=")
                 paths[p] = s
@@ -825,30 +823,27 @@ class Checker:
                                      f"the HTTP server listens on one {o.name.value}: first set on line {ports[o.name.value][1]}")
                     ports.setdefault(o.name.value, (v, o.span.start.line))
         # unprotected webhook routes
-        used_kinds = {r.source for r in self.p.rules}
-        needs_ci = "ci" in used_kinds
-        protect = {"github": ("secret",), "gitlab": ("token",), "ci": ("token", "hmac"), "http": ("token", "hmac")}
-        for kind in WEBHOOK_KINDS:
-            decls = by_kind.get(kind, [])
-            active = kind in used_kinds or (needs_ci and (kind == "ci" or decls))
-            if not active:
+        active = active_providers(used_kinds, set(by_kind))
+        for prov in active:
+            protect = tuple(v.option for v in prov.verifications)
+            if not protect:
                 continue
+            decls = by_kind.get(prov.name, [])
             if not decls:
-                first = next((r for r in self.p.rules if r.source == kind or (r.source == "ci" and kind == "ci")), None)
+                first = next((r for r in self.p.rules if r.source == prov.name), None)
                 span = first.ast.trigger.span if first else self.m.span
-                self.d.warning("TRG209", f"the {kind} route {DEFAULT_ROUTES[kind]} has no secret: anyone who can reach it can trigger runs",
-                               span, f"declare: source {kind} {protect[kind][0]}=NAME (with secret NAME = env \"VAR\")")
+                self.d.warning("TRG209", f"the {prov.name} route {prov.route} has no secret: anyone who can reach it can trigger runs",
+                               span, f"declare: source {prov.name} {protect[0]}=NAME (with secret NAME = env \"VAR\")")
             for s in decls:
-                if not any(o.name.value in protect[kind] for o in s.options):
-                    self.d.warning("TRG209", f"source {kind} has no {' or '.join(protect[kind])}: anyone who can reach it can trigger runs",
-                                   s.kind.span, f"add {protect[kind][0]}=NAME")
+                if not any(o.name.value in protect for o in s.options):
+                    self.d.warning("TRG209", f"source {prov.name} has no {' or '.join(protect)}: anyone who can reach it can trigger runs",
+                                   s.kind.span, f"add {protect[0]}=NAME")
         http_rules = [r for r in self.p.rules if r.source == "http" and r.route]
         webhook_paths = {}
-        for kind in WEBHOOK_KINDS:
-            if kind in used_kinds or (needs_ci and (kind == "ci" or by_kind.get(kind))):
-                for s in by_kind.get(kind) or [None]:
-                    p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None) if s else None
-                    webhook_paths[p or DEFAULT_ROUTES[kind]] = kind
+        for prov in active:
+            for s in by_kind.get(prov.name) or [None]:
+                p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None) if s else None
+                webhook_paths[p or prov.route] = prov.name
         for r in http_rules:
             if r.route in webhook_paths:
                 self.d.error("TRG210", f"route {r.route} is already the {webhook_paths[r.route]} webhook route",
@@ -860,15 +855,7 @@ class Checker:
                                r.ast.trigger.span, f'declare: source http path="{r.route}" token=NAME')
 
     def http_decl_covers(self, s: A.SourceDecl, route: str) -> bool:
-        p = next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None)
-        if p is None:
-            return True
-        if p == route:
-            return True
-        try:
-            return bool(compile_glob(p).match(route)) or literal_prefix(route).startswith(literal_prefix(p)) and "*" in p
-        except PatternError:
-            return False
+        return http_decl_covers(next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None), route)
 
     # ------------------------------------------------------------------ 6. lints
     def lint_never(self, r: A.Rule, ctx) -> None:
@@ -942,11 +929,12 @@ class Checker:
                 self.d.warning("TRG107", f"action '{decl.name.value}' is never run", decl.name.span,
                                "run it from a rule, or remove it")
         used_sources = {r.source for r in self.p.rules}
+        serving = {p.name for p in active_providers(used_sources, {s.kind.value for s in self.p.sources})}
         for s in self.p.sources:
             k = s.kind.value
             if C.get_source(k) is None:
                 continue
-            used = k in used_sources or ("ci" in used_sources and k in WEBHOOK_KINDS)
+            used = k in used_sources or k in serving
             if not used:
                 self.d.warning("TRG108", f"source {k} is declared but no rule listens to it", s.kind.span,
                                f"add a rule on {k}.EVENT, or remove the declaration")
@@ -955,7 +943,7 @@ class Checker:
 def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None] | None:
     """``(code, message, hint)`` when ``SRC.EV`` is not an event the catalogue knows, else
     None (``SRC.*`` included): TRG201 an unknown source, TRG202 an event a closed source
-    does not have, TRG207 a name an open source (github, gitlab) is not known to send.
+    does not have, TRG207 a name an open source (a webhook provider) is not known to send.
     The checker reports these on triggers; ``emit`` and ``match`` warn with them."""
     spec = C.get_source(src)
     if spec is None:
@@ -964,7 +952,7 @@ def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None] | None:
     if ev == "*" or ev in spec.events:
         return None
     if spec.open_events:
-        known = C.KNOWN_GITHUB_EVENTS if src == "github" else C.KNOWN_GITLAB_EVENTS
+        known = spec.known_events
         if ev in known:
             return None
         return ("TRG207", f"'{ev}' is not a known {src} event",

@@ -17,8 +17,9 @@ does, and only for a file whose check is clean. What checking a test does, in or
    and members (``payload.a=1 payload.a.b=2``), is TRG603. Dotted paths build nested maps
    (``payload.pr.number=3`` gives ``{"payload": {"pr": {"number": 3}}}``); header names
    are lower-cased, as the server stores them.
-4. **Payload.** ``from "file.json"`` is for the triggers a webhook feeds: ``github.*``,
-   ``gitlab.*`` and ``ci.completed`` (a generic CI body); anything else is TRG603. The path
+4. **Payload.** ``from "file.json"`` is for the triggers a webhook feeds: those of every
+   provider of :mod:`triggerlang.providers` (``github.*``, ``gitlab.*``..., and
+   ``ci.completed`` from a generic CI body); anything else is TRG603. The path
    is relative to the ``.trg`` file. A file that cannot be read, is not JSON, or that the
    provider normaliser refuses is TRG602 at the string. The payload goes through
    :func:`triggerlang.providers.normalise`, the server's own normaliser, with no headers.
@@ -39,9 +40,10 @@ real source would always derive from them, never a guess:
 * ``file.*``: ``name`` and ``ext`` from ``path``; ``change`` is the event type; ``paths``
   is ``[path]`` (what a debounced rule sees for one change). ``given file.changed`` is a
   ``modified`` event unless ``change=`` says created or deleted.
-* ``git.*``, ``github.push``, ``gitlab.push`` / ``tag_push``, ``ci.completed``: ``ref``
-  and ``branch``/``tag`` complete each other (``branch="main"`` gives
-  ``ref="refs/heads/main"``); on pushes ``sha`` and ``after`` complete each other.
+* ``git.*`` and each provider's ``ref_events`` (``github.push``, ``gitlab.push`` /
+  ``tag_push``, ``ci.completed``...): ``ref`` and ``branch``/``tag`` complete each other
+  (``branch="main"`` gives ``ref="refs/heads/main"``); on pushes (``git.*`` and each
+  provider's ``push_events``) ``sha`` and ``after`` complete each other.
 * ``http.get`` ... ``http.delete``: the type is the method and ``method`` its upper-case
   name; ``given http.request`` is a POST unless ``method=`` says otherwise.
 * ``schedule.tick``: a schedule rule matches only the ticks of its own schedule (the
@@ -69,6 +71,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Span, did_you_mean
 from ..events import Event
+from ..providers import provider_names
+from ..sources.kinds import provider_of
 from ..syntax import ast as A
 from . import catalogue as C
 from .checker import SKIP
@@ -76,12 +80,7 @@ from .checker import SKIP
 if TYPE_CHECKING:  # pragma: no cover
     from .checker import Checker
 
-PAYLOAD_SOURCES = ("github", "gitlab", "ci")
-"""Triggers whose test events may come ``from`` a raw webhook payload."""
-
 _FILE_CHANGES = ("created", "modified", "deleted")
-_REF_SOURCES = {("git", None), ("github", "push"), ("gitlab", "push"), ("gitlab", "tag_push"), ("ci", "completed")}
-_PUSH_SOURCES = {("git", None), ("github", "push"), ("gitlab", "push"), ("gitlab", "tag_push")}
 
 
 # --------------------------------------------------------------------------- results
@@ -156,10 +155,10 @@ class _TestChecker:
         ctx = (src, ev) if src is not None else None
         data, ok = self.fields(g.fields, ctx)
         if g.from_file is not None:
-            if src is not None and src not in PAYLOAD_SOURCES:
+            if src is not None and provider_of(src) is None:
                 self.d.error("TRG603", f"from reads a raw webhook payload, and {src}.{ev} events do not come "
                              "from one", g.from_file.span, f"give the fields instead: given {src}.{ev} field=value "
-                             "... (from is for github, gitlab and ci triggers)")
+                             f"... (from is for {', '.join(provider_names())} triggers)")
                 return []
             body = self.read_payload(g.from_file)
             if body is None or src is None or not ok:
@@ -469,8 +468,8 @@ def _field_span(g: A.Given, name: str) -> Span:
 
 def _complete_refs(src: str, ev: str, data: dict) -> None:
     """What the sources derive from a ref, a branch or a tag (and sha from after)."""
-    key = (src, None) if src == "git" else (src, ev)
-    if key in _REF_SOURCES:
+    provider = provider_of(src) if src != "git" else None
+    if src == "git" or (provider is not None and ev in provider.ref_events):
         ref = data.get("ref")
         if isinstance(ref, str):
             if ref.startswith("refs/heads/"):
@@ -481,7 +480,7 @@ def _complete_refs(src: str, ev: str, data: dict) -> None:
             data["ref"] = "refs/tags/" + data["tag"]
         elif isinstance(data.get("branch"), str):
             data["ref"] = "refs/heads/" + data["branch"]
-    if key in _PUSH_SOURCES:
+    if src == "git" or (provider is not None and ev in provider.push_events):
         if "sha" in data and "after" not in data:
             data["after"] = data["sha"]
         elif "after" in data and "sha" not in data:

@@ -80,8 +80,9 @@ def compiler_fingerprint() -> str:
         h.update(f"{dist}={_installed(dist)}\n".encode())
     pkg = Path(__file__).resolve().parents[1]
     files = sorted([*pkg.joinpath("syntax").glob("*.py"), *pkg.joinpath("check").glob("*.py"),
+                    *pkg.joinpath("providers").glob("*.py"), pkg / "sources" / "kinds.py",
                     pkg / "compile" / "manifest.py", pkg / "compile" / "patterns.py",
-                    pkg / "api.py", pkg / "diagnostics.py"])
+                    pkg / "api.py", pkg / "diagnostics.py", pkg / "spec.py", pkg / "defaults.py"])
     grammar = [pkg.parent / "grammar" / "triggerlang.lark", pkg / "grammar" / "triggerlang.lark"]
     try:
         from importlib import resources

@@ -107,6 +107,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from ..check.catalogue import source_names
 from ..events import Event
 from ..runtime.store import FINAL_STATUSES, STATUSES, Store, LOG_TAIL, StoreError as JournalError, open_store, read_log_file
 from ..sources.http import is_loopback
@@ -123,7 +124,6 @@ API_LIMIT = 50
 MAX_LIMIT = 500
 EVENT_SCAN = 1000  # newest events searched when filtering events by rule / unmatched
 STREAM_WINDOW = 100  # newest runs / events a stream compares on every poll
-SOURCES = ("file", "git", "http", "github", "gitlab", "ci", "schedule", "run")
 
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -359,7 +359,7 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("triggerlang.dashboard", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=_when, duration=_duration, value=_value, pretty=_pretty, summary=_summary)
-    env.globals.update(statuses=STATUSES, final_statuses=FINAL_STATUSES, sources=SOURCES, prefix=PREFIX)
+    env.globals.update(statuses=STATUSES, final_statuses=FINAL_STATUSES, sources=source_names(), prefix=PREFIX)
     return env
 
 

@@ -7,8 +7,10 @@ tasks. A source hands every event to ``ctx.submit(event)``, which journals the e
 matches it and queues its runs, and resolves only once the event is committed: the HTTP
 source answers 202 after that.
 
-The engine never asks which source it has: it looks sources up by manifest key in
-:data:`BUILTIN` (or the ``triggerlang.sources`` entry-point group) and calls this protocol.
+The engine never asks which source it has: it looks sources up by manifest key in the
+source-kind registry (:mod:`triggerlang.sources.kinds`, which also reads the
+``triggerlang.source_kinds`` and ``triggerlang.sources`` entry-point groups) and calls this
+protocol.
 """
 
 from __future__ import annotations
@@ -64,23 +66,7 @@ class Source(ABC):
 
 
 def load_source_class(kind: str) -> type[Source]:
-    """The Source class for a manifest key: built-ins first, then entry points."""
-    import importlib
+    """The Source class for a manifest key (see :func:`triggerlang.sources.kinds.load_source_class`)."""
+    from .kinds import load_source_class as load
 
-    if kind in BUILTIN:
-        mod, cls = BUILTIN[kind].split(":")
-        return getattr(importlib.import_module(mod), cls)
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="triggerlang.sources"):
-        if ep.name == kind:
-            return ep.load()
-    raise KeyError(kind)
-
-
-BUILTIN: dict[str, str] = {
-    "file": "triggerlang.sources.files:FileSource",
-    "git": "triggerlang.sources.git:GitSource",
-    "http": "triggerlang.sources.http:HttpSource",
-    "schedule": "triggerlang.sources.schedule:ScheduleSource",
-}
+    return load(kind)

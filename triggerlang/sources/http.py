@@ -1,4 +1,4 @@
-"""The HTTP source: webhooks (GitHub, GitLab, CI) and generic HTTP routes (SPEC §4, §9).
+"""The HTTP source: webhooks (every provider of the registry) and generic HTTP routes (SPEC §4, §9, §13).
 
 One Starlette application, served by uvicorn, answers every route of the manifest's
 ``sources.http`` section::
@@ -19,7 +19,8 @@ How a request is handled, in this order (each step answers before the next one r
    the longest literal prefix wins, then the earlier route. Globs: ``*`` and ``?`` stay
    inside one path segment, ``**`` crosses segments, ``[abc]`` is a class. Of the routes
    that match the path, the first that allows the method is used; if none does, 405 with
-   an ``Allow`` header. Webhook routes (github, gitlab, ci) take POST only; an http route
+   an ``Allow`` header. Webhook routes (a route whose kind is a provider of
+   :mod:`triggerlang.providers`) take POST only; an http route
    takes its ``methods`` (all methods when absent). A trailing slash is forgiven
    (``/github/`` reaches ``/github``) because webhook senders do not follow redirects.
 2. **Size** (413). A ``Content-Length`` over ``max_body`` is refused before one byte of
@@ -27,18 +28,18 @@ How a request is handled, in this order (each step answers before the next one r
    and refused as soon as the running total passes the limit, so a huge (or chunked,
    length-less) body is never held in memory.
 3. **Verification** (401), on the raw bytes, before any parsing, always with
-   :func:`hmac.compare_digest`: ``github`` checks ``X-Hub-Signature-256: sha256=<hex>``;
-   ``token`` compares a header (``X-Gitlab-Token`` by default) with the secret;
-   ``bearer`` checks ``Authorization: Bearer <secret>``; ``hmac`` checks a header
-   (``X-Signature-256`` by default) holding ``sha256=<hex>`` or the bare hex. A route's
-   ``verify["header"]`` names another header for every scheme but ``github``. The header
-   a route verifies, and ``Authorization``/``Cookie``/``X-Gitlab-Token`` on every route,
-   are then replaced by ``<redacted>`` in everything passed on (event ``headers``, the
-   provider normaliser): the journal, runs and the dashboard never see a token, and
-   never a signature either.
+   :func:`hmac.compare_digest`, by the route's scheme of
+   :data:`triggerlang.providers.verify.SCHEMES` (``github``, ``gitea``, ``hmac``,
+   ``token``, ``bearer``, ``standard``; the table there says what each reads). A route's
+   ``verify["header"]`` names another header for the schemes that allow it (``hmac``,
+   ``token``, ``bearer``). The headers a route verifies, and
+   ``Authorization``/``Cookie``/``X-Gitlab-Token`` on every route, are then replaced by
+   ``<redacted>`` in everything passed on (event ``headers``, the provider normaliser):
+   the journal, runs and the dashboard never see a token, and never a signature either.
 4. **Parsing** (400). Invalid JSON (``NaN``/``Infinity`` included, since they would make
    the journal write non-standard JSON), a body that is not a JSON object, a missing
-   event header, or a :class:`~triggerlang.providers.ProviderError`. Anything raised
+   event header (the provider's ``event_headers``), or a
+   :class:`~triggerlang.providers.ProviderError`. Anything raised
    while parsing is a 400: bad input never gets a 5xx.
 5. **Submit** (202). Every event the normaliser returns is handed to ``ctx.submit``;
    the answer ``202 {"event_id", "runs"}`` is sent only once every ``submit`` has
@@ -49,19 +50,22 @@ How a request is handled, in this order (each step answers before the next one r
 Decisions worth knowing:
 
 - **Delivery keys.** The provider event is submitted with the provider's delivery key
-  (``github:<X-GitHub-Delivery>``, ``gitlab:<X-Gitlab-Event-UUID>``); an event derived
+  (``github:<X-GitHub-Delivery>``, ``gitlab:<X-Gitlab-Event-UUID>``: its
+  ``delivery_headers``); an event derived
   from the same delivery (the ``ci.completed`` of a ``workflow_run``) gets that key
   suffixed with ``/<source.type>``. So a redelivery creates no second run of either, and
   a redelivery after a crash between the two commits still completes the pair. When
   every event of a delivery was a duplicate the answer is ``200 {..., "duplicate": true}``.
-- **GitHub ping** is journaled like any event (it shows in ``triggerc events`` and on the
+- **GitHub ping** (a provider's ``ping_event``) is journaled like any event (it shows in ``triggerc events`` and on the
   dashboard that the hook reached us, and ``on github.ping`` is a legal rule) and answered
   ``200 {"ok": true, "zen", "event_id", "runs"}``: 200 rather than 202 because GitHub's
   hook settings page shows the ping's answer, and nothing is queued for a ping without a rule.
-- **GitHub form encoding**: a body of ``application/x-www-form-urlencoded`` is read as the
-  JSON in its ``payload`` field (the signature is over the raw form body, as GitHub signs it).
-- **GitLab** takes the event name from ``X-Gitlab-Event`` (``Push Hook``), or from the
-  body's ``object_kind`` when the header is missing.
+- **Other encodings**: a provider's ``read_body`` turns the raw body into JSON (GitHub's
+  ``application/x-www-form-urlencoded`` deliveries carry it in the ``payload`` field; the
+  signature is over the raw form body, as GitHub signs it).
+- **Event names** come from the provider's ``event_headers`` (first present wins); a
+  provider with ``event_from_body`` (GitLab) takes a delivery without one and names the
+  event from the body (``object_kind``).
 - **Generic http routes** emit ONE event per request: source ``http``, type the
   lower-case method (``post``). A rule on ``http.post`` matches it, and the
   compiler/matcher treats a rule on ``http.request`` as matching every method, so there
@@ -101,8 +105,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -111,7 +113,6 @@ import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
-from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -120,28 +121,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
+from .. import defaults
 from ..events import Event
-from ..providers import REDACTED, delivery_key, normalise
+from ..providers import REDACTED, get_provider, provider_names
+from ..providers.base import CREDENTIAL_HEADERS
+from ..providers.verify import SCHEMES
+from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-DEFAULT_MAX_BODY = 10 * 1024 * 1024
-WEBHOOK_KINDS = ("github", "gitlab", "ci")
-ROUTE_KINDS = WEBHOOK_KINDS + ("http",)
 RESERVED_PATHS = ("/healthz", "/events")
 START_DEADLINE = 15.0  # seconds to wait for uvicorn to be serving
 GRACEFUL_SHUTDOWN = 5.0  # seconds uvicorn waits for in-flight requests on stop()
-
-# The header each verification scheme reads, and the headers redacted after it.
-_SCHEME_HEADER = {
-    "github": "x-hub-signature-256",
-    "token": "x-gitlab-token",
-    "bearer": "authorization",
-    "hmac": "x-signature-256",
-}
-# Redacted on every route, verified or not: their values are credentials.
-_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-gitlab-token"})
 
 
 # --------------------------------------------------------------------------- routes
@@ -193,10 +183,10 @@ class HttpRoute:
 
     index: int
     path: str
-    kind: str  # github | gitlab | ci | http
+    kind: str  # a provider's name, or http
     methods: frozenset[str] | None  # None: every method
-    scheme: str | None  # github | token | bearer | hmac | None
-    header: str | None  # lower-case header the scheme reads
+    scheme: str | None  # a scheme of providers.verify.SCHEMES, or None
+    header: str | None  # lower-case header the scheme reads instead of its own (verify["header"])
     secret: bytes = b""
     regex: re.Pattern[str] | None = None  # None: an exact path
 
@@ -209,12 +199,9 @@ class HttpRoute:
     @property
     def redacted_headers(self) -> frozenset[str]:
         """Headers whose values never reach event data: credentials, and what we verified."""
-        names = set(_CREDENTIAL_HEADERS)
-        if self.scheme == "github":
-            names |= {"x-hub-signature-256", "x-hub-signature"}
-        elif self.header:
-            names.add(self.header)
-        return frozenset(names)
+        if self.scheme is None:
+            return CREDENTIAL_HEADERS
+        return CREDENTIAL_HEADERS | SCHEMES[self.scheme].reads(self.header)
 
 
 def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[HttpRoute]:
@@ -228,10 +215,11 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
             raise ValueError(f"http route #{i + 1}: path must be a string starting with '/', not {path!r}")
         if path in RESERVED_PATHS:
             raise ValueError(f"http route {path}: {path} is built in (health check / emit)")
-        if kind not in ROUTE_KINDS:
-            raise ValueError(f"http route {path}: unknown kind {kind!r} (expected one of {', '.join(ROUTE_KINDS)})")
+        if kind != "http" and (not isinstance(kind, str) or get_provider(kind) is None):
+            raise ValueError(f"http route {path}: unknown kind {kind!r} "
+                             f"(expected one of {', '.join([*provider_names(), 'http'])})")
         methods: frozenset[str] | None
-        if kind in WEBHOOK_KINDS:
+        if kind != "http":
             methods = frozenset({"POST"})
         elif r.get("methods") is None:
             methods = None
@@ -247,18 +235,20 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
             if not isinstance(verify, Mapping):
                 raise ValueError(f"http route {path}: verify must be an object or null")
             scheme = verify.get("scheme")
-            if scheme not in _SCHEME_HEADER:
+            if scheme not in SCHEMES:
                 raise ValueError(
-                    f"http route {path}: unknown verify scheme {scheme!r} (expected one of {', '.join(_SCHEME_HEADER)})"
+                    f"http route {path}: unknown verify scheme {scheme!r} (expected one of {', '.join(SCHEMES)})"
                 )
-            header = _SCHEME_HEADER[scheme]
-            if scheme != "github" and verify.get("header"):  # github: always X-Hub-Signature-256
+            if SCHEMES[scheme].custom_header and verify.get("header"):
                 header = str(verify["header"]).lower()
             name = verify.get("secret")
             value = secrets.get(name) if isinstance(name, str) else None
             if not value:
                 raise ValueError(f"http route {path}: secret {name!r} has no value (is it declared and set?)")
-            secret = value.encode("utf-8")
+            try:
+                secret = SCHEMES[scheme].key(value)
+            except ValueError as e:
+                raise ValueError(f"http route {path}: secret {name!r}: {e}") from None
         glob = any(ch in path for ch in "*?[")
         routes.append(
             HttpRoute(i, path, kind, methods, scheme, header, secret, _glob_regex(path) if glob else None)
@@ -292,45 +282,12 @@ class RouteTable:
 # --------------------------------------------------------------------------- verification
 
 
-def _hex_hmac(secret: bytes, body: bytes) -> bytes:
-    return hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
-
-
-def _eq(expected: bytes, given: str) -> bool:
-    """Constant-time equality of a secret-derived value and a header value.
-
-    Header values arrive decoded as latin-1 (what HTTP carries), so they are encoded back
-    to latin-1 to get the bytes the sender sent; secrets are UTF-8 encoded, so a non-ASCII
-    secret sent as UTF-8 bytes compares equal.
-    """
-    try:
-        raw = given.strip().encode("latin-1")
-    except UnicodeEncodeError:  # not from the wire (a test's dict, say): cannot match
-        return False
-    return hmac.compare_digest(expected, raw)
-
-
 def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes) -> str | None:
-    """None if the request passes the route's check, else why not (no secret in the text)."""
+    """None if the request passes the route's check, else why not (no secret in the text).
+    ``headers`` must answer ``get`` for lower-case names (Starlette's Headers do)."""
     if route.scheme is None:
         return None
-    value = headers.get(route.header or "")
-    if value is None:
-        return f"missing {route.header} header"
-    if route.scheme == "github":
-        # GitHub sends lower-case hex; accept upper case from other senders.
-        ok = _eq(b"sha256=" + _hex_hmac(route.secret, body), value.lower())
-        return None if ok else "signature does not match"
-    if route.scheme == "hmac":
-        v = value.strip().lower()
-        if v.startswith("sha256="):
-            v = v[7:]
-        return None if _eq(_hex_hmac(route.secret, body), v) else "signature does not match"
-    if route.scheme == "bearer":
-        scheme, _, token = value.strip().partition(" ")
-        ok = _eq(route.secret, token)  # compare even when the scheme is wrong: constant work
-        return None if ok and scheme.lower() == "bearer" else "bearer token does not match"
-    return None if _eq(route.secret, value) else "token does not match"  # token
+    return verify_check(route.scheme, route.secret, headers, body, route.header)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -464,7 +421,7 @@ class _Handlers:
     def __init__(self, config: Mapping[str, Any], ctx: SourceContext, extra_routes: Sequence[BaseRoute]) -> None:
         self.ctx = ctx
         self.log = ctx.log.getChild("http")
-        self.max_body = int(config.get("max_body") or DEFAULT_MAX_BODY)
+        self.max_body = int(config.get("max_body") or defaults.HTTP_MAX_BODY)
         self.table = RouteTable(parse_routes(config, ctx.secrets))
         self.extra_routes = list(extra_routes)
 
@@ -543,10 +500,11 @@ class _Handlers:
         return Event(source="http", type=request.method.lower(), data=data)
 
     async def _webhook(self, kind: str, request: Request, headers: Headers, body: bytes) -> Response:
+        provider = get_provider(kind)
         try:
-            payload, event_name = self._read_webhook(kind, headers, body)
-            events = normalise(kind, event_name, payload, headers)
-            key = delivery_key(kind, headers)
+            payload, event_name = self._read_webhook(provider, headers, body)
+            events = provider.normalise(event_name, payload, headers)
+            key = provider.delivery_key(headers)
         except ValueError as e:  # ProviderError is a ValueError
             return _error(400, str(e))
         except Exception:
@@ -554,32 +512,20 @@ class _Handlers:
             return _error(400, f"could not read this {kind} payload")
         if not events:
             return JSONResponse({"ok": True, "event_id": None, "runs": []}, status_code=200)
-        ping = kind == "github" and event_name == "ping"
+        ping = provider.ping_event is not None and event_name == provider.ping_event
         return await self._submit(events, key, ping=ping, zen=payload.get("zen") if ping else None)
 
     @staticmethod
-    def _read_webhook(kind: str, headers: Headers, body: bytes) -> tuple[dict[str, Any], str]:
-        if kind == "github":
-            event_name = (headers.get("x-github-event") or "").strip()
-            if not event_name:
-                raise ValueError("missing X-GitHub-Event header")
-            ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-            if ctype == "application/x-www-form-urlencoded":
-                form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
-                if not form.get("payload"):
-                    raise ValueError("form-encoded delivery has no 'payload' field")
-                body = form["payload"][-1].encode("utf-8")
+    def _read_webhook(provider: Any, headers: Headers, body: bytes) -> tuple[dict[str, Any], str]:
+        event_name = provider.event_name(headers)  # ValueError: a required header is missing
+        if provider.read_body is not None:
+            body = provider.read_body(headers, body)
         try:
             payload = parse_json(body)
         except ValueError as e:
             raise ValueError(f"invalid JSON body: {e}") from None
         if not isinstance(payload, dict):
             raise ValueError("the body must be a JSON object")
-        if kind == "gitlab":
-            # Missing header: the normaliser names the event from the body's object_kind.
-            event_name = (headers.get("x-gitlab-event") or "").strip()
-        elif kind == "ci":
-            event_name = "completed"
         return payload, event_name
 
     async def _submit(self, events: Sequence[Event], key: str | None, *, ping: bool = False, zen: Any = None) -> Response:
@@ -687,9 +633,9 @@ class HttpSource(Source):
     def _address(self, config: Mapping[str, Any]) -> tuple[str, int]:
         """(host, port) to bind: the CLI's --host/--port win over the manifest."""
         opts = self.ctx.options or {}
-        host = opts.get("host") or config.get("host") or DEFAULT_HOST
+        host = opts.get("host") or config.get("host") or defaults.HTTP_HOST
         port = opts.get("port")
-        return host, int(port if port is not None else config.get("port", DEFAULT_PORT))
+        return host, int(port if port is not None else config.get("port", defaults.HTTP_PORT))
 
     async def reconfigure(self, config: Mapping[str, Any]) -> bool:
         """Serve a new config's routes without closing the socket (a rules reload).

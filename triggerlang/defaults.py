@@ -1,0 +1,38 @@
+"""The one home of the defaults that more than one phase needs (SPEC §3, §9).
+
+The checker writes the policy defaults into every rule, the manifest writer the HTTP and
+watcher defaults into the listener manifest, and the runtime falls back on the same values
+for a hand-written manifest that leaves them out: all of them read them here.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+# --- HTTP listener (SPEC §9) -------------------------------------------------------------
+HTTP_HOST = "127.0.0.1"
+"""Loopback only, unless ``--host`` or ``source http host=`` says otherwise."""
+HTTP_PORT = 8080
+HTTP_MAX_BODY = 10 * 1024 * 1024
+"""A larger request body is refused with 413."""
+
+# --- watchers ----------------------------------------------------------------------------
+GIT_POLL = 0.25
+"""Seconds between two looks at a watched repository's refs."""
+ALWAYS_IGNORED = (".git/**", "**/.git/**", "*.swp", "*.swx", "*~", ".#*", "4913", "*.tmp")
+"""Paths the file watcher never reports (git internals, editor temp files)."""
+STATE_DIR = ".triggerlang"
+
+# --- policies (SPEC §3) ------------------------------------------------------------------
+BUSY_MODES = ("queue", "skip", "restart", "parallel")
+TIMEOUT_S = 3600.0
+FILE_DEBOUNCE_S = 0.1
+BACKOFF_S = 5.0
+POLICIES = MappingProxyType({"debounce": None, "busy": "queue", "timeout": TIMEOUT_S, "retry": 0,
+                             "backoff": BACKOFF_S, "dedupe": None})
+"""A rule's policies when it writes none (a file rule's debounce is :data:`FILE_DEBOUNCE_S`)."""
+
+
+def http_section(routes: list | None = None, host: str = HTTP_HOST, port: int = HTTP_PORT) -> dict:
+    """A manifest's ``sources.http`` with these routes and the default limits."""
+    return {"host": host, "port": port, "max_body": HTTP_MAX_BODY, "routes": list(routes or [])}

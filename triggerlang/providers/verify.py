@@ -1,0 +1,186 @@
+"""Webhook verification schemes: one closed table, read by the manifest and the HTTP source.
+
+A provider names the schemes it accepts (:class:`~triggerlang.providers.base.Verification`);
+the manifest carries ``{"scheme", "secret", "header"?}`` per route; the HTTP source calls
+:func:`check` on the raw body before anything parses it. Every comparison is constant-time
+(:func:`hmac.compare_digest`). Nothing here imports a server library.
+
+| scheme | reads | passes when |
+|---|---|---|
+| ``github`` | ``X-Hub-Signature-256`` | ``sha256=<hex HMAC-SHA256 of the body>`` |
+| ``gitea`` | ``X-Gitea-Signature`` / ``X-Forgejo-Signature`` / ``X-Gogs-Signature`` (bare hex), else ``X-Hub-Signature-256`` (``sha256=<hex>``) | the first of those headers present holds the body's HMAC |
+| ``hmac`` | ``X-Signature-256`` or the route's ``header`` | ``sha256=<hex>`` or the bare hex |
+| ``token`` | ``X-Gitlab-Token`` or the route's ``header`` | the header is the secret |
+| ``bearer`` | ``Authorization`` or the route's ``header`` | ``Bearer <secret>`` |
+| ``standard`` | ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` | one ``v1,<base64>`` of the space-separated list is the HMAC of ``id.timestamp.body`` keyed with the base64 key after ``whsec_``, and the timestamp is within :data:`STANDARD_TOLERANCE` of now |
+
+Decision (gitea): when several signature headers are present, the first of the list is
+the one checked (Gitea sends ``X-Gitea-Signature`` and ``X-Gogs-Signature`` with the same
+value); a sender cannot pass by adding a second header with another value, because only
+the first present one counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+STANDARD_TOLERANCE = 300.0
+"""Seconds a Standard Webhooks timestamp may be off the server clock (replay window)."""
+
+Check = Callable[[bytes, Mapping[str, str], bytes, "str | None", float], "str | None"]
+"""(secret, lower-case headers, raw body, the route's header, now) -> None if it passes, else why."""
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """One verification scheme: the headers it reads (lower case) and its check."""
+
+    name: str
+    headers: tuple[str, ...]
+    check: Check
+    custom_header: bool = False  # the route's ``header`` replaces headers[0]
+    key: Callable[[str], bytes] = lambda secret: secret.encode("utf-8")
+
+    def reads(self, header: str | None) -> frozenset[str]:
+        """The headers this scheme reads on a route (redacted from event data after it)."""
+        names = set(self.headers)
+        if self.custom_header and header:
+            names.discard(self.headers[0])
+            names.add(header.lower())
+        return frozenset(names)
+
+
+def hex_hmac(secret: bytes, body: bytes) -> bytes:
+    return hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def _eq(expected: bytes, given: str) -> bool:
+    """Constant-time equality of a secret-derived value and a header value.
+
+    Header values arrive decoded as latin-1 (what HTTP carries), so they are encoded back
+    to latin-1 to get the bytes the sender sent; secrets are UTF-8 encoded, so a non-ASCII
+    secret sent as UTF-8 bytes compares equal.
+    """
+    try:
+        raw = given.strip().encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire (a test's dict, say): cannot match
+        return False
+    return hmac.compare_digest(expected, raw)
+
+
+def _github(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
+    value = headers.get("x-hub-signature-256")
+    if value is None:
+        return "missing x-hub-signature-256 header"
+    # GitHub sends lower-case hex; accept upper case from other senders.
+    return None if _eq(b"sha256=" + hex_hmac(secret, body), value.lower()) else "signature does not match"
+
+
+_GITEA_HEADERS = ("x-gitea-signature", "x-forgejo-signature", "x-gogs-signature", "x-hub-signature-256")
+
+
+def _gitea(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
+    for name in _GITEA_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        v = value.strip().lower()
+        if name == "x-hub-signature-256":
+            if not v.startswith("sha256="):
+                return "signature does not match"
+            v = v[len("sha256="):]
+        return None if _eq(hex_hmac(secret, body), v) else "signature does not match"
+    return "missing x-gitea-signature header (or x-forgejo-signature, x-gogs-signature, x-hub-signature-256)"
+
+
+def _hmac(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
+    name = (header or "x-signature-256").lower()
+    value = headers.get(name)
+    if value is None:
+        return f"missing {name} header"
+    v = value.strip().lower()
+    if v.startswith("sha256="):
+        v = v[7:]
+    return None if _eq(hex_hmac(secret, body), v) else "signature does not match"
+
+
+def _token(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
+    name = (header or "x-gitlab-token").lower()
+    value = headers.get(name)
+    if value is None:
+        return f"missing {name} header"
+    return None if _eq(secret, value) else "token does not match"
+
+
+def _bearer(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
+    name = (header or "authorization").lower()
+    value = headers.get(name)
+    if value is None:
+        return f"missing {name} header"
+    scheme, _, token = value.strip().partition(" ")
+    ok = _eq(secret, token)  # compare even when the scheme is wrong: constant work
+    return None if ok and scheme.lower() == "bearer" else "bearer token does not match"
+
+
+def standard_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: the base64 after ``whsec_``.
+
+    A secret without the prefix is taken as base64 too (some senders show it bare).
+    ValueError when it is not base64: the route could never verify a delivery.
+    """
+    text = secret.strip()
+    if text.startswith("whsec_"):
+        text = text[len("whsec_"):]
+    try:
+        key = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a Standard Webhooks secret is 'whsec_' followed by base64") from None
+    if not key:
+        raise ValueError("a Standard Webhooks secret is 'whsec_' followed by base64")
+    return key
+
+
+def standard_signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
+    """``v1,<base64 HMAC-SHA256 of id.timestamp.body>``, as a sender writes it."""
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode("utf-8") + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode("ascii")
+
+
+def _standard(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
+    msg_id, stamp, sigs = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
+    for name, value in (("webhook-id", msg_id), ("webhook-timestamp", stamp), ("webhook-signature", sigs)):
+        if not value or not value.strip():
+            return f"missing {name} header"
+    stamp = stamp.strip()
+    if not stamp.isdigit() or len(stamp) > 12:
+        return "webhook-timestamp is not a number of seconds"
+    if abs(now - int(stamp)) > STANDARD_TOLERANCE:
+        return "webhook-timestamp is more than 5 minutes off (a replay, or a wrong clock)"
+    expected = standard_signature(secret, msg_id.strip(), stamp, body).encode("ascii")
+    ok = False
+    for sig in sigs.split():
+        ok |= _eq(expected, sig)  # every candidate compared: constant work whatever the order
+    return None if ok else "signature does not match"
+
+
+SCHEMES: dict[str, Scheme] = {
+    "github": Scheme("github", ("x-hub-signature-256", "x-hub-signature"), _github),
+    "gitea": Scheme("gitea", (*_GITEA_HEADERS, "x-hub-signature"), _gitea),
+    "hmac": Scheme("hmac", ("x-signature-256",), _hmac, custom_header=True),
+    "token": Scheme("token", ("x-gitlab-token",), _token, custom_header=True),
+    "bearer": Scheme("bearer", ("authorization",), _bearer, custom_header=True),
+    "standard": Scheme("standard", ("webhook-signature",), _standard, key=standard_key),
+}
+"""Every verification scheme by name; an unknown scheme in a manifest is an error."""
+
+
+def check(scheme: str, secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None = None,
+          now: float | None = None) -> str | None:
+    """None if the request passes ``scheme``, else why not (no secret in the text)."""
+    return SCHEMES[scheme].check(secret, headers, body, header, time.time() if now is None else now)
