@@ -117,7 +117,7 @@ def test_well_typed_conditions(cond: str) -> None:
 
 
 def test_durations_compare_with_durations_and_numbers() -> None:
-    base = DEPLOY + 'on run.completed duration > {} run deploy with "x"'
+    base = DEPLOY + 'on run.completed rule="build" duration > {} run deploy with "x"'
     assert diags(base.format("5m")) == []
     assert diags(base.format("300")) == []
     assert codes(base.format('"5m"')) == [("TRG204", 2)]
@@ -131,8 +131,8 @@ def test_untyped_payload_and_maps() -> None:
     text = DEPLOY + ('source github secret=s\nsecret s = env "S"\n'
                      'on github.push payload.head_commit.id ~ "a*" payload.size > 3 headers.x-b="c" run deploy with <sha>')
     assert diags(text) == []
-    assert codes(DEPLOY + 'on run.completed inputs="x" run deploy with "x"') == [("TRG205", 2)]
-    assert diags(DEPLOY + 'on run.completed inputs.sha="x" run deploy with <inputs.sha>') == []
+    assert codes(DEPLOY + 'on run.completed rule="build" inputs="x" run deploy with "x"') == [("TRG205", 2)]
+    assert diags(DEPLOY + 'on run.completed rule="build" inputs.sha="x" run deploy with <inputs.sha>') == []
 
 
 def test_unknown_field_in_a_nested_expression_and_has() -> None:
@@ -419,3 +419,43 @@ def test_the_main_file_does_not_see_the_test_file(tmp_path: Path) -> None:
     c = compile_file(tmp_path / "rules.trg")
     assert c.ok and c.diagnostics == []
     assert [r["name"] for r in c.manifest["rules"]] == ["deploy_main"]
+
+
+# --------------------------------------------------------------------------- TRG503: run.* loops
+
+def loops(text: str) -> list[str]:
+    return [d[3] for d in diags('action t = shell "true"\naction u = shell "true"\n' + text) if d[0] == "TRG503"]
+
+
+def test_a_rule_on_run_completed_without_a_rule_filter_loops_on_its_own_runs() -> None:
+    # the measured case: beside any other rule, it ran 2,785 runs in 6 s
+    assert loops('build: on git.push run t\na: on run.completed run t\n') == [
+        "rule 'a' can trigger itself: its own runs end in the run.* events it listens to (a → a)"]
+    assert loops('a: on run.completed rule="build" run t\n') == []
+    assert loops('a: on run.completed rule != "a" run t\n') == []
+    assert loops('a: on run.* not rule in ["a"] run t\n') == []
+    assert loops('a: on run.failed rule !~ "a*" run t\n') == []
+    assert loops('a: on run.failed rule ~ /^a$/ run t\n') == ["rule 'a' can trigger itself: its own runs end in "
+                                                              "the run.* events it listens to (a → a)"]
+
+
+def test_a_cycle_through_other_rules_is_named_from_its_first_rule() -> None:
+    text = ('c: on run.completed rule="b" run t\n'
+            'a: on run.completed rule="c" run t\n'
+            'b: on run.failed rule in ["a", "x"] run t\n')
+    # c's runs start a, whose runs start b, whose runs start c again
+    assert loops(text) == ["rules can trigger each other in a loop: c → a → b → c"]
+
+
+def test_conditions_on_action_decide_and_other_conditions_might_hold() -> None:
+    assert loops('a: on run.completed action="u" run t\n') == []  # its own runs are of action t
+    assert loops('a: on run.completed action="t" exit_code=0 run t\n') != []  # exit_code might be 0
+    assert loops('a: on run.completed not (rule="a" or status="x") run t\n') == []  # not (true or ?) = false
+    assert loops('a: on run.completed not (rule="b" and status="x") run t\n') != []  # not (false and ?) = true
+    assert loops('a: on run.completed has rule run t\n') != []
+
+
+def test_a_loop_is_a_warning_the_rules_still_compile() -> None:
+    c = compile_text('action t = shell "true"\na: on run.completed run t\n', "rules.trg")
+    assert c.ok and c.manifest is not None
+    assert [d.severity for d in c.diagnostics] == ["warning"]

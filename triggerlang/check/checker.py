@@ -17,8 +17,10 @@ The algorithm, in the order it runs:
    HTTP route pinning (TRG206). While checking, each filter is *lowered* to the
    serialised predicate tree that the manifest carries (values resolved, spans kept).
 6. **Lints.** Rules that can never match (contradictory equalities on one scalar field,
-   TRG501), rules identical to an earlier one (TRG502), unused lets, secrets, actions and
-   source declarations (TRG105-108), webhook routes without a secret (TRG209).
+   TRG501), rules identical to an earlier one (TRG502), ``run.*`` rules that can trigger
+   each other (or themselves) without end (TRG503, :meth:`Checker.lint_loops`), unused
+   lets, secrets, actions and source declarations (TRG105-108), webhook routes without a
+   secret (TRG209).
 
 Nothing stops at the first error: every declaration is checked, and a broken part (an
 unknown source, say) only silences the checks that would cascade from it.
@@ -81,6 +83,7 @@ CODES: dict[str, str] = {
     "TRG408": "invalid action declaration",
     "TRG501": "rule can never match",
     "TRG502": "rule identical to an earlier rule",
+    "TRG503": "run.* rules can trigger each other in a loop",
     "TRG601": "test names an unknown rule",
     "TRG602": "test payload file cannot be read",
     "TRG603": "invalid test",
@@ -187,6 +190,7 @@ class Checker:
         self.used_actions: set[str] = set()
         self._resolving: set[str] = set()
         self._let_cache: dict[str, Any] = {}
+        self.never_matching: set[str] = set()  # rules with TRG501 (the loop lint leaves them out)
         if imported is not None:
             self.p.lets.update(imported.lets)
             self.p.secrets.update(imported.secrets)
@@ -212,6 +216,7 @@ class Checker:
         else:  # their lets still count as used, so the warnings match `check`'s
             self.used_lets.update(_refs_in_tests(self.m))
         self.lint_identical()
+        self.lint_loops()
         self.lint_unused()
         return self.p
 
@@ -897,6 +902,7 @@ class Checker:
                     return
 
     def never(self, r: A.Rule, c: A.Compare, why: str) -> None:
+        self.never_matching.add(r.name)
         self.d.error("TRG501", f"rule '{r.name}' can never match: {why}", c.span,
                      "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
 
@@ -916,6 +922,100 @@ class Checker:
                                "remove one of them")
             else:
                 seen[key] = cr
+
+    def lint_loops(self) -> None:
+        """``run.*`` chains that can come back to a rule they started from (TRG503).
+
+        A run of rule P ends in a ``run.completed`` or ``run.failed`` event whose ``rule``
+        is P and ``action`` P's action. A rule C on ``run.*`` *can be reached* from P when
+        its filter can hold for such an event: the conditions on ``rule`` and ``action``
+        (``=``, ``!=``, ``in``, ``not in``, ``~``, ``!~``, ``has``) are decided with the
+        matcher's own semantics, every other condition (``status``, ``exit_code``,
+        ``inputs.x``...) is taken as possibly true and possibly false, and ``and``/``or``/
+        ``not`` combine the two possibilities (Kleene logic). So the lint is conservative:
+        it warns unless the filters on ``rule``/``action`` rule the cycle out. Only
+        ``run.*`` rules can be in a cycle (only they are started by runs). Each rule on a
+        cycle has a shortest one through it (breadth first); each distinct cycle gets one
+        warning, at the trigger of its first rule in the file, with the cycle written from
+        there: ``b → c → b`` (a self-loop: ``a → a``).
+        """
+        from ..compile.matcher import compile_predicate
+
+        consumers = [r for r in self.p.rules if r.source == "run" and r.name not in self.never_matching]
+        if not consumers:
+            return
+
+        def may(node: dict | None):
+            """``known -> (the filter may hold, it may fail)`` for an event whose ``known``
+            fields (rule, action) are set, compiled once per rule."""
+            if node is None:
+                return lambda known: (True, False)
+            op = node["op"]
+            if op in ("and", "or"):
+                parts = [may(x) for x in node["args"]]
+                if op == "and":
+                    def both(known: dict) -> tuple[bool, bool]:
+                        got = [f(known) for f in parts]
+                        return all(t for t, _ in got), any(f for _, f in got)
+                    return both
+
+                def either(known: dict) -> tuple[bool, bool]:
+                    got = [f(known) for f in parts]
+                    return any(t for t, _ in got), all(f for _, f in got)
+                return either
+            if op == "not":
+                inner = may(node["arg"])
+                return lambda known: inner(known)[::-1]
+            if node["field"] in ("rule", "action"):
+                pred = compile_predicate(node)
+                return lambda known: (True, False) if pred(known) else (False, True)
+            return lambda known: (True, True)
+
+        def named(node: dict | None) -> set[str] | None:
+            """The rule names a top-level ``rule=``/``rule in`` condition allows (None: any):
+            with many run.* rules, each one's runs are then tested against few filters."""
+            for c in (node["args"] if node and node["op"] == "and" else [node] if node else []):
+                if c.get("field") == "rule" and c["op"] in ("=", "in"):
+                    values = c["value"] if c["op"] == "in" else [c["value"]]
+                    return {v for v in values if isinstance(v, str)}
+            return None
+
+        index: dict[str, list[int]] = {}
+        anyone: list[int] = []
+        tests = []
+        for i, c in enumerate(consumers):
+            tests.append((c.name, may(c.filter)))
+            names = named(c.filter)
+            for n in names if names is not None else ():
+                index.setdefault(n, []).append(i)
+            if names is None:
+                anyone.append(i)
+        edges: dict[str, list[str]] = {}
+        for producer in consumers:
+            known = {"rule": producer.name, "action": producer.action}
+            candidates = sorted(anyone + index.get(producer.name, []))
+            edges[producer.name] = [tests[i][0] for i in candidates if tests[i][1](known)[0]]
+        order = {r.name: i for i, r in enumerate(consumers)}
+        by_name = {r.name: r for r in consumers}
+        reported: set[tuple[str, ...]] = set()
+        for start in consumers:
+            cycle = _shortest_cycle(start.name, edges)
+            if cycle is None:
+                continue
+            i = min(range(len(cycle) - 1), key=lambda k: order[cycle[k]])  # from its first rule in the file
+            cycle = cycle[i:-1] + cycle[:i + 1]
+            if tuple(cycle) in reported:
+                continue
+            reported.add(tuple(cycle))
+            rule = by_name[cycle[0]]
+            if len(cycle) == 2:
+                self.d.warning("TRG503", f"rule '{rule.name}' can trigger itself: its own runs end in the "
+                               f"run.* events it listens to ({rule.name} → {rule.name})", rule.ast.trigger.span,
+                               f'name the rules it follows (rule="build"), or add rule != "{rule.name}"')
+            else:
+                self.d.warning("TRG503", "rules can trigger each other in a loop: " + " → ".join(cycle),
+                               rule.ast.trigger.span,
+                               "change their rule= filters so that one of them does not follow the other's runs")
 
     def lint_unused(self) -> None:
         for name, decl in self.let_decls.items():
@@ -974,6 +1074,26 @@ def literal_value(v: Any, lets: dict[str, Any]) -> Any:
     if isinstance(v, A.Regex):
         return v.pattern
     return getattr(v, "value", None)
+
+
+def _shortest_cycle(start: str, edges: dict[str, list[str]]) -> list[str] | None:
+    """The shortest path ``start → ... → start`` in ``edges`` (breadth first), or None."""
+    from collections import deque
+
+    came_from: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in edges.get(node, ()):
+            if nxt == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return [start, *reversed(path[:-1]), start] if node != start else [start, start]
+            if nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return None
 
 
 def _conjuncts(e: A.Expr | None) -> list[A.Expr]:

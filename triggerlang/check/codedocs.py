@@ -232,6 +232,16 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch="main" run deploy\n'
                  'on git.push branch="main" run deploy\n'),
+    "TRG503": _w("""A rule on `run.completed`/`run.failed` can be started, directly or through other
+        `run.*` rules, by its own runs: the chain never ends (a rule on `run.completed` with no
+        `rule=` filter follows every rule's runs, its own included). The cycle is named.
+        Only the conditions on `rule` and `action` are reasoned about; any other condition is
+        taken as possibly true, so the warning is conservative. Name the rules a `run.*` rule
+        follows (`rule="build"`, `rule in [...]`), or exclude its own (`rule != "notify"`).""",
+                 'action test = shell "pytest"\n'
+                 'action notify = shell "./notify.sh"\n'
+                 'tests: on git.push run test\n'
+                 'notify: on run.completed run notify\n'),
     "TRG601": _e("""An `expect` names a rule that does not exist (in the file, or in the file a
         `_test.trg` tests). Rules without a label are named `L<line>`; give the rule a label
         to test it.""",
