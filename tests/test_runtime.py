@@ -773,3 +773,115 @@ def test_runs_and_events_commands(serve) -> None:
     assert text[0].split() == ["ID", "EVENT", "TIME", "MATCHED"]
     assert len(text) == 4 and all("http.post" in line and line.rstrip().endswith("dd") for line in text[1:])
     stop_ok(s)
+
+
+# =========================================================================== the operator's view
+
+def test_rejected_deliveries_are_logged_at_info_without_body_or_secret(tmp_path: Path, serve) -> None:
+    token = "tok-" + uuid.uuid4().hex
+    s = serve(GITHUB_RULES + 'secret tok = env "TRG_TEST_TOKEN"\nsource http path="/hooks/*" token=tok\n'
+              'on http.post path ~ "/hooks/*" run rec with "x"\n',
+              env={"TRG_TEST_GH_SECRET": GH_SECRET, "TRG_TEST_TOKEN": token})
+    marker = "BODY-MARKER-" + uuid.uuid4().hex
+    body = json.dumps({"ref": "refs/heads/master", "note": marker}).encode()
+    wrong = github_headers("push", body, secret="wrong")
+    assert httpx.post(s.url + "/github", content=body, headers=wrong).status_code == 401
+    assert httpx.post(s.url + "/github?key=" + marker, content=b"{" + marker.encode(),
+                      headers=github_headers("push", b"{" + marker.encode())).status_code == 400
+    assert httpx.post(s.url + "/hooks/build", content=body,
+                      headers={"Authorization": f"Bearer {token}x"}).status_code == 401
+    with socket.create_connection(("127.0.0.1", s.port), timeout=DEADLINE) as sock:
+        sock.sendall(b"POST /github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-GitHub-Event: push\r\nContent-Length: 20000000\r\n\r\n")
+        assert sock.recv(200).decode("latin-1").startswith("HTTP/1.1 413")
+    # a good delivery is not a rejection
+    assert httpx.post(s.url + "/github", content=body, headers=github_headers("push", body)).status_code == 202
+    lines = wait_for(lambda: [ln for ln in s.log().splitlines() if "rejected a delivery" in ln] if
+                     s.log().count("rejected a delivery") >= 4 else None, "four rejections logged", on_fail=s.tail)
+    assert [re.sub(r"^\S+ ", "", ln) for ln in lines] == [
+        "INFO rejected a delivery to /github from 127.0.0.1: 401 signature does not match",
+        "INFO rejected a delivery to /github from 127.0.0.1: 400 invalid JSON body: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        "INFO rejected a delivery to /hooks/* from 127.0.0.1: 401 bearer token does not match",
+        "INFO rejected a delivery to /github from 127.0.0.1: 413 body of 20000000 bytes is over the limit of "
+        "10485760 bytes",
+    ]
+    stop_ok(s)
+    log = s.log()
+    for secret in (marker, token, GH_SECRET, wrong["X-Hub-Signature-256"].split("=", 1)[1]):
+        assert secret not in log
+
+
+LOOPY = """
+action t = shell "true"
+source github path="/github"
+pushed: on github.push run t
+"""
+
+
+def test_serve_logs_checks_warnings_at_start_and_on_reload(tmp_path: Path, serve) -> None:
+    s = serve(LOOPY)
+    start = s.log()
+    assert re.search(r"WARNING \S*rules\.trg:3:8: warning\[TRG209\]: source github has no secret: anyone who can "
+                     r"reach it can trigger runs \(add secret=NAME\)\n", start), start
+    assert start.index("TRG209") < start.index("INFO serving ")
+    s.rules.write_text(LOOPY + "after: on run.completed run t\n")
+    wait_for(lambda: "reloaded" in s.log(), "the reload", on_fail=s.tail)
+    log = s.log()
+    assert log.count("TRG209") == 2  # said again: the operator sees the rules' warnings after each change
+    assert re.search(r"warning\[TRG503\]: rule 'after' can trigger itself", log), log
+    stop_ok(s)
+
+
+SLOW = """
+secret tok = env "TRG_TEST_TOKEN"
+source http path="/go" token=tok
+action slow = exec "{py}" "-c" "import time, pathlib; pathlib.Path('started').write_text('1'); time.sleep(120)"
+slow: on http.post path="/go" run slow busy parallel
+"""
+
+
+def test_a_second_ctrl_c_stops_running_runs_at_once(tmp_path: Path, serve) -> None:
+    s = serve(SLOW.format(py=PY), "--grace", "120", env={"TRG_TEST_TOKEN": "t"})
+    for _ in range(2):
+        assert httpx.post(s.url + "/go", json={}, headers={"Authorization": "Bearer t"}).status_code == 202
+    wait_for(lambda: [r["status"] for r in s.runs()] == ["running", "running"], "two running runs", on_fail=s.tail)
+    s.proc.send_signal(signal.SIGINT)
+    wait_for(lambda: "press Ctrl-C again to stop now" in s.log(), "the first Ctrl-C's notice", on_fail=s.tail)
+    assert "INFO stopping: waiting up to 120s for 2 running run(s); press Ctrl-C again to stop now" in s.log()
+    t0 = time.monotonic()
+    s.proc.send_signal(signal.SIGINT)
+    assert s.proc.wait(DEADLINE) == 0, s.tail()
+    assert time.monotonic() - t0 < 15  # not the 120 s grace
+    s._fh.close()
+    assert "INFO stopping now: 2 run(s) stopped and marked interrupted" in s.log()
+    assert [r["status"] for r in s.runs()] == ["interrupted", "interrupted"]
+    assert "Traceback" not in s.log()
+
+
+def test_log_format_json_has_one_object_per_line_with_fields(tmp_path: Path, serve) -> None:
+    s = serve(GITHUB_RULES + 'source http path="/x"\non http.post path="/x" run rec with "y"\n',
+              "--log-format", "json", env={"TRG_TEST_GH_SECRET": GH_SECRET}, start=False)
+    s.start(wait=False)
+
+    def records() -> list[dict]:
+        return [json.loads(line) for line in s.log().splitlines() if line.strip()]
+
+    wait_for(lambda: any(r["message"].startswith("serving ") for r in records()), "the server to start",
+             on_fail=s.tail)
+    port = next(int(m) for r in records() for m in re.findall(r"http://127\.0\.0\.1:(\d+)", r["message"]))
+    assert httpx.post(f"http://127.0.0.1:{port}/x", json={}).status_code == 202
+    assert httpx.post(f"http://127.0.0.1:{port}/github", content=b"{}",
+                      headers=github_headers("push", b"{}", secret="no")).status_code == 401
+    wait_for(lambda: any(r.get("run_id") for r in records()), "a run's log line", on_fail=s.tail)
+    assert s.stop() == 0
+    recs = records()
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in recs)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]) for r in recs)
+    (run,) = [r for r in recs if r.get("run_id")]
+    assert (run["level"], run["rule"], run["status"], run["exit_code"]) == ("info", "L7", "succeeded", 0)
+    (rejected,) = [r for r in recs if r["message"].startswith("rejected")]
+    assert {k: rejected[k] for k in ("route", "status", "reason", "remote")} == {
+        "route": "/github", "status": 401, "reason": "signature does not match", "remote": "127.0.0.1"}
+    (warning,) = [r for r in recs if r.get("code")]  # check's warning: /x has no token
+    assert (warning["level"], warning["code"], warning["line"]) == ("warning", "TRG209", 7)

@@ -482,11 +482,16 @@ EXAMPLES_SERVE = examples(
               help="With --store: seconds a worker's claim or heartbeat holds a run.")
 @click.option("--heartbeat", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
               help="With --store: seconds between a worker's heartbeats (and the reaper's rounds).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line (time, level, logger, message and fields such as run_id, "
+                   "rule, route, remote).")
 def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose,
-          store_url, workers, migrate, lease, heartbeat) -> None:
+          store_url, workers, migrate, lease, heartbeat, log_format) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
 
-    Stops cleanly on SIGINT/SIGTERM (exit 0); exits 1 when it cannot start.
+    Logs check's warnings for the rules when it starts and on each reload. Stops cleanly on
+    SIGINT/SIGTERM (exit 0): running runs get --grace seconds, and a second Ctrl-C stops
+    them at once (they are marked interrupted). Exits 1 when it cannot start.
     """
     import logging
 
@@ -495,7 +500,7 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
     path = Path(rules)
     if not path.exists():
         usage_error(f"{rules}: no such file")
-    setup_logging(logging.DEBUG if verbose else logging.INFO)
+    setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,
                         reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
                         dashboard_token=dashboard_token)

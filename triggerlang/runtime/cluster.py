@@ -47,7 +47,7 @@ from ..compile.matcher import build_matcher
 from ..events import Event
 from ..sources.base import Submitted
 from .engine import DEFAULT_POLICIES, StartError, dedupe_key_of, paths_params, resolve_secrets
-from .executor import RunningAction, RunRequest, start_action
+from .executor import RunningAction, RunRequest, start_action, stop_actions
 from .store import Intent, RunRow, StoreError
 
 log = logging.getLogger("triggerlang")
@@ -188,22 +188,16 @@ class Worker:
         log.info("worker %s: %d slot(s), pools %s, lease %gs, heartbeat %gs", self.id, self.opts.slots,
                  ", ".join(self.opts.pools), self.opts.lease, self.opts.heartbeat)
 
-    async def drain(self, grace: float | None = None) -> None:
+    async def drain(self, grace: float | None = None, now: asyncio.Event | None = None) -> None:
         """Stop claiming; let running runs finish for ``grace`` seconds, then stop them
-        (recorded ``interrupted``); then stop heartbeating and listening."""
+        (recorded ``interrupted``; at once when ``now`` is set: a second Ctrl-C); then stop
+        heartbeating and listening."""
         grace = self.opts.grace if grace is None else grace
         self.closing = True
         if self._wake is not None:
             self._wake.set()
-        running = [a.ra for a in self.active.values() if a.ra is not None]
-        if running:
-            log.info("worker %s: waiting up to %.0fs for %d running run(s)", self.id, grace, len(running))
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and any(not ra.done() for ra in running):
-                await asyncio.sleep(0.05)
-            for ra in running:
-                if not ra.done():
-                    await ra.cancel(grace=2.0)
+        await stop_actions([a.ra for a in self.active.values() if a.ra is not None], grace, now, log,
+                           f"worker {self.id}: ")
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=30)
         for t in self._loops:

@@ -45,7 +45,7 @@ from ..actions import bind_inputs
 from ..compile.matcher import build_matcher
 from ..events import MISSING, Event, get_path
 from ..sources.base import Submitted
-from .executor import RunningAction, RunRequest, start_action
+from .executor import RunningAction, RunRequest, start_action, stop_actions
 from .journal import Journal, JournalError, PlannedRun, RunRow
 
 log = logging.getLogger("triggerlang")
@@ -320,7 +320,8 @@ class Engine:
                 if not await self._record_end(run_id, res.status, res.exit_code, res.error):
                     return
                 log.info("run %s of %s: %s%s", run_id, rule, res.status,
-                         f" (exit {res.exit_code})" if res.exit_code is not None else "")
+                         f" (exit {res.exit_code})" if res.exit_code is not None else "",
+                         extra={"run_id": run_id, "rule": rule, "status": res.status, "exit_code": res.exit_code})
                 # re-read for run.* events only (the journal's times make the duration)
                 emit = self.run_rules and res.status in ("succeeded", "failed", "timed_out") and not self.closing
                 done = self.journal.run_row(run_id) if emit else None
@@ -328,12 +329,13 @@ class Engine:
                     delay = float(pol.get("backoff") or 5.0) * 2 ** (row.attempt - 1)
                     rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1,
                                                not_before=time.time() + delay)
-                    log.info("run %s of %s will be retried as run %s in %.1fs", run_id, rule, rid, delay)
+                    log.info("run %s of %s will be retried as run %s in %.1fs", run_id, rule, rid, delay,
+                             extra={"run_id": run_id, "rule": rule, "retry_run_id": rid})
                     self._enqueue(rule, rid, time.time() + delay)
                 if done is not None and res.status in ("succeeded", "failed", "timed_out") and not self.closing:
                     await self._emit_run_event(done)
         except Exception:  # a bug must not take the runtime down: record and go on
-            log.exception("run %s of %s crashed in the engine", run_id, rule)
+            log.exception("run %s of %s crashed in the engine", run_id, rule, extra={"run_id": run_id, "rule": rule})
             try:
                 self.journal.mark_finished(run_id, "failed", None, "internal error in the engine")
             except Exception:  # pragma: no cover
@@ -390,21 +392,14 @@ class Engine:
             self._enqueue(row.rule, row.id, row.not_before)
         return len(rec.interrupted), len(rec.queued)
 
-    async def drain(self, grace: float) -> None:
-        """Stop: let running runs finish for ``grace`` seconds, then stop and mark them interrupted."""
+    async def drain(self, grace: float, now: asyncio.Event | None = None) -> None:
+        """Stop: let running runs finish for ``grace`` seconds, then stop them and mark them
+        interrupted (``now`` set, a second Ctrl-C, stops them at once: executor.stop_actions)."""
         for ln in self.lanes.values():
             if ln.timer is not None:
                 ln.timer.cancel()
         self.closing = True
-        running = [ra for ln in self.lanes.values() for ra in ln.active.values()]
-        if running:
-            log.info("waiting up to %.0fs for %d running run(s)", grace, len(running))
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and any(not ra.done() for ra in running):
-                await asyncio.sleep(0.05)
-            for ra in running:
-                if not ra.done():
-                    await ra.cancel(grace=2.0)
+        await stop_actions([ra for ln in self.lanes.values() for ra in ln.active.values()], grace, now, log)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)
 

@@ -68,6 +68,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import logging
 import os
 import shlex
 import signal
@@ -170,6 +171,27 @@ class RunningAction:
             self._cancel_grace = grace
             self._cancel_requested.set()
         return await self.wait()
+
+
+async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.Event | None,
+                       log: logging.Logger, who: str = "") -> None:
+    """A graceful stop of running actions (``serve``, a worker): wait up to ``grace``
+    seconds for them to end, then stop the rest (SIGTERM, SIGKILL 2 s later). ``now``, once
+    set (a second Ctrl-C), ends the wait at once and kills without the 2 s. The caller
+    records the stopped runs ``interrupted``."""
+    if not running:
+        return
+    log.info("%sstopping: waiting up to %.0fs for %d running run(s)%s", who, grace, len(running),
+             "; press Ctrl-C again to stop now" if now is not None and not now.is_set() else "")
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(not ra.done() for ra in running):
+        if now is not None and now.is_set():
+            left = sum(not ra.done() for ra in running)
+            log.info("%sstopping now: %d run(s) stopped and marked interrupted", who, left)
+            break
+        await asyncio.sleep(0.05)
+    hurry = now is not None and now.is_set()
+    await asyncio.gather(*(ra.cancel(grace=0.0 if hurry else 2.0) for ra in running if not ra.done()))
 
 
 async def start_action(req: RunRequest) -> RunningAction:

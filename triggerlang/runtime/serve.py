@@ -14,7 +14,11 @@ otherwise the engine takes the new rules and each source whose settings changed 
 stopped and started again (a source no rule needs any more is stopped, a new one started).
 
 SIGINT / SIGTERM: stop accepting (sources stop first), give running runs ``grace`` seconds,
-then stop them and mark them ``interrupted``; exit 0.
+then stop them and mark them ``interrupted``; exit 0. A second SIGINT / SIGTERM during the
+grace period (Ctrl-C again) stops the running runs at once (marked ``interrupted`` too).
+
+The warnings ``check`` gives for the rules (an unauthenticated webhook route, a run.* loop)
+are logged when ``serve`` starts and after each reload.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..compile.manifest import ManifestError, validate_manifest
 from ..sources.base import Source, SourceContext, load_source_class
@@ -61,8 +65,10 @@ class ServeOptions:
     reap_interval: float = 2.0
 
 
-def load_rules(path: Path) -> tuple[dict, str | None]:
-    """(manifest, rules text or None) from a .trg file or a manifest JSON; StartError if bad."""
+def load_rules(path: Path, warn: Callable[[list], None] | None = None) -> tuple[dict, str | None]:
+    """(manifest, rules text or None) from a .trg file or a manifest JSON; StartError if bad.
+
+    ``warn`` gets the warnings ``check`` would print for a .trg file (a manifest has none)."""
     from ..api import SourceFileError, compile_file
     from ..diagnostics import render_text
 
@@ -84,7 +90,20 @@ def load_rules(path: Path) -> tuple[dict, str | None]:
         raise StartError(str(e)) from None
     if not c.ok:
         raise StartError("the rules have errors:\n" + render_text(c.diagnostics, c.sources).rstrip())
+    if warn is not None and c.diagnostics:
+        warn(c.diagnostics)
     return c.manifest, c.text
+
+
+def log_warnings(diagnostics: list) -> None:
+    """``check``'s warnings, one log line each (``file:line:col: warning[CODE]: message
+    (hint)``, and the same as fields in --log-format json): an unauthenticated webhook
+    route (TRG209) or a run.* loop (TRG503) is said where the operator looks."""
+    for d in diagnostics:
+        hint = f" ({d.hint})" if d.hint else ""
+        log.warning("%s:%d:%d: %s[%s]: %s%s", d.file, d.span.start.line, d.span.start.column, d.severity,
+                    d.code, d.message, hint, extra={"code": d.code, "file": d.file, "line": d.span.start.line,
+                                                     "column": d.span.start.column})
 
 
 def _fingerprint(path: Path) -> str | None:
@@ -102,6 +121,7 @@ class Runtime:
         self.opts = opts
         self.sources: dict[str, tuple[Source, Any]] = {}
         self.stop_event = asyncio.Event()
+        self.stop_now = asyncio.Event()  # a second SIGINT/SIGTERM: do not wait for running runs
         self.engine: Engine | None = None
         self.http: Source | None = None
         self.lock_fd: int | None = None
@@ -116,7 +136,7 @@ class Runtime:
         return cfgs
 
     async def start(self) -> None:
-        manifest, _ = load_rules(self.rules_path)
+        manifest, _ = load_rules(self.rules_path, log_warnings)
         self.base_dir = Path(manifest.get("base_dir") or self.rules_path.resolve().parent)
         self.state_dir = (self.opts.state_dir or (self.rules_path.resolve().parent / ".triggerlang")).resolve()
         secrets = resolve_secrets(manifest, self.base_dir, os.environ)
@@ -246,6 +266,7 @@ class Runtime:
                 log.error("reload: %s has errors; the previous rules keep running:\n%s",
                           self.rules_path, render_text(c.diagnostics, c.sources).rstrip())
                 continue
+            log_warnings(c.diagnostics)
             try:
                 secrets = resolve_secrets(c.manifest, self.base_dir, os.environ)
             except StartError as e:
@@ -269,7 +290,7 @@ class Runtime:
                 log.exception("stopping source %s", kind)
         self.sources.clear()
         if self.worker is not None:
-            await self.worker.drain(self.opts.grace)
+            await self.worker.drain(self.opts.grace, self.stop_now)
             self.worker = None
         if self.reaper is not None:
             await self.reaper.stop()
@@ -277,7 +298,7 @@ class Runtime:
         if self.store is not None:
             self.store.close()
         elif self.engine is not None:
-            await self.engine.drain(self.opts.grace)
+            await self.engine.drain(self.opts.grace, self.stop_now)
             self.engine.journal.close()
         if self.lock_fd is not None:
             os.close(self.lock_fd)  # releases the lock
@@ -320,9 +341,17 @@ def lock_state_dir(state_dir: Path) -> int:
 async def _main(rules_path: Path, opts: ServeOptions) -> int:
     rt = Runtime(rules_path, opts)
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        # the first SIGINT/SIGTERM stops gracefully (runs get --grace seconds); a second one,
+        # while that is going on, stops the running runs at once
+        if rt.stop_event.is_set():
+            rt.stop_now.set()
+        rt.stop_event.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, rt.stop_event.set)
+            loop.add_signal_handler(sig, on_signal)
         except (NotImplementedError, RuntimeError):  # pragma: no cover
             pass
     try:
@@ -341,13 +370,51 @@ async def _main(rules_path: Path, opts: ServeOptions) -> int:
     return 0
 
 
-def setup_logging(level: int = logging.INFO) -> None:
+LOG_FORMATS = ("text", "json")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ``time`` (ISO 8601 UTC, milliseconds), ``level``,
+    ``logger``, ``message``, then the structured fields the log call passed as ``extra``
+    (``run_id``, ``rule``, ``status``, ``route``, ``remote``, ``code``...), and ``exc`` with
+    the traceback when there is one."""
+
+    _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        import datetime as dt
+
+        out: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
+                      .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for k, v in record.__dict__.items():
+            if k not in self._STANDARD and not k.startswith("_") and k not in out:
+                out[k] = v
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def setup_logging(level: int = logging.INFO, fmt: str = "text") -> None:
+    """Log to stderr: ``text`` (``time LEVEL message``, local time) or ``json`` (one object a
+    line, :class:`JsonLogFormatter`). uvicorn's own warnings and errors go the same way."""
     h = logging.StreamHandler(sys.stderr)
-    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    if fmt == "json":
+        h.setFormatter(JsonLogFormatter())
+    else:
+        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
     root = logging.getLogger("triggerlang")
     root.handlers[:] = [h]
     root.setLevel(level)
     root.propagate = False
+    server = logging.getLogger("uvicorn")
+    server.handlers[:] = [h]
+    server.setLevel(max(level, logging.WARNING))
+    server.propagate = False
 
 
 def serve(rules_path: Path, opts: ServeOptions) -> int:

@@ -437,18 +437,18 @@ class _Handlers:
             return _error(405, f"{request.method} is not allowed on /events", {"Allow": "POST"})
         host = request.client.host if request.client else None
         if not is_loopback(host):
-            return _error(403, "POST /events is accepted from loopback clients only")
+            return self._reject(request, "/events", 403, "POST /events is accepted from loopback clients only")
         try:
             body = await read_body(request, self.max_body)
         except BodyTooLarge as e:
-            return _error(413, str(e))
+            return self._reject(request, "/events", 413, str(e))
         except ClientDisconnect:
             return Response(status_code=400)
         try:
             obj = parse_json(body)
             event = Event.from_json(obj)
         except Exception as e:  # ValueError from either; anything else is bad input too
-            return _error(400, f"invalid event: {e}")
+            return self._reject(request, "/events", 400, f"invalid event: {e}")
         key = f"emit:{obj['id']}" if isinstance(obj.get("id"), str) and obj["id"] else None
         return await self._submit([event], key)
 
@@ -468,17 +468,30 @@ class _Handlers:
         try:
             body = await read_body(request, self.max_body)
         except BodyTooLarge as e:
-            return _error(413, str(e))
+            return self._reject(request, route.path, 413, str(e))
         except ClientDisconnect:
             return Response(status_code=400)
         why = verify_request(route, request.headers, body)
         if why is not None:
-            self.log.debug("rejected %s %s: %s", method, _log_path(request.scope), why)
-            return _error(401, why)
+            return self._reject(request, route.path, 401, why)
         headers = _redacted_headers(request, route.redacted_headers)
         if route.kind == "http":
             return await self._submit([self._http_event(request, headers, body)], None)
-        return await self._webhook(route.kind, request, headers, body)
+        return await self._webhook(route, request, headers, body)
+
+    def _reject(self, request: Request, route: str, status: int, reason: str) -> JSONResponse:
+        """Answer a refused delivery (400, 401, 403, 413) and log it at INFO: the route, the
+        status, the reason and the remote address, with the same as structured fields. The
+        reason says what was wrong, never with a secret, a signature or the body (a value
+        quoted from a payload is at most a short JSON literal: it is cut at 200
+        characters). The path is the route's, never the query string."""
+        remote = request.client.host if request.client else "-"
+        said = reason if len(reason) <= 200 else reason[:200] + "..."
+        said = said.encode("unicode_escape").decode("ascii")  # one log line, whatever it holds
+        self.log.info("rejected a delivery to %s from %s: %d %s", route, remote, status, said,
+                      extra={"route": route, "status": status, "reason": said, "remote": remote,
+                             "method": request.method})
+        return _error(status, reason)
 
     def _http_event(self, request: Request, headers: Headers, body: bytes) -> Event:
         try:
@@ -499,17 +512,18 @@ class _Handlers:
         }
         return Event(source="http", type=request.method.lower(), data=data)
 
-    async def _webhook(self, kind: str, request: Request, headers: Headers, body: bytes) -> Response:
+    async def _webhook(self, route: HttpRoute, request: Request, headers: Headers, body: bytes) -> Response:
+        kind = route.kind
         provider = get_provider(kind)
         try:
             payload, event_name = self._read_webhook(provider, headers, body)
             events = provider.normalise(event_name, payload, headers)
             key = provider.delivery_key(headers)
         except ValueError as e:  # ProviderError is a ValueError
-            return _error(400, str(e))
+            return self._reject(request, route.path, 400, str(e))
         except Exception:
             self.log.warning("could not read a %s delivery", kind, exc_info=True)
-            return _error(400, f"could not read this {kind} payload")
+            return self._reject(request, route.path, 400, f"could not read this {kind} payload")
         if not events:
             return JSONResponse({"ok": True, "event_id": None, "runs": []}, status_code=200)
         ping = provider.ping_event is not None and event_name == provider.ping_event
