@@ -107,10 +107,21 @@ def run_event(row: RunRow) -> Event:
 class IngestEngine:
     """The ingest side of a node in store mode (see the module docstring)."""
 
+    INGEST_THREADS = 16
+    """Transactions in flight at once (each holds a pooled connection while it commits)."""
+
     def __init__(self, manifest: dict, store: Any, *, hostname: str | None = None) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.store = store
         self.pool = node_pool(hostname)
+        # not the loop's default executor (cpu + 4 threads, shared with everything else):
+        # concurrent webhooks commit concurrently, and PostgreSQL groups their fsyncs
+        self._executor = ThreadPoolExecutor(self.INGEST_THREADS, thread_name_prefix="triggerlang-ingest")
         self.load(manifest)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
 
     def load(self, manifest: dict) -> None:
         """Use a (new) manifest: publish it, match with it from now on."""
@@ -127,7 +138,8 @@ class IngestEngine:
             event.data["paths"] = [event.data["path"]]
         rules = self.current
         intents = rules.intents(event, self.pool)
-        rec = await asyncio.to_thread(self.store.ingest, event, intents, delivery_key, manifest=rules.sha)
+        rec = await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: self.store.ingest(event, intents, delivery_key, manifest=rules.sha))
         return Submitted(rec.event_id, rec.run_ids, duplicate=rec.duplicate)
 
 
@@ -198,6 +210,9 @@ class Worker:
             self._wake.set()
         await stop_actions([a.ra for a in self.active.values() if a.ra is not None], grace, now, log,
                            f"worker {self.id}: ")
+        # a run that was starting when the drain began is stopped too
+        late = [a.ra for a in self.active.values() if a.ra is not None and not a.ra.done()]
+        await asyncio.gather(*(ra.cancel(grace=0.0 if now is not None and now.is_set() else 2.0) for ra in late))
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=30)
         for t in self._loops:
@@ -343,6 +358,9 @@ class Worker:
                 return
             ev = await asyncio.to_thread(self.store.get_event, row.event_id) or {}
             event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
+            if self.closing:  # claimed, not started: another worker takes it
+                await asyncio.to_thread(self.store.release, row.id, self.id)
+                return
             req = RunRequest(run_id=row.id, rule=row.rule, action_name=row.action, action=action, inputs=row.inputs,
                              event=event, base_dir=base, log_path=a.log_path, timeout=row.timeout,
                              secrets=secrets, attempt=row.attempt, die_with_parent=True)

@@ -181,7 +181,7 @@ class PgStore:
 
     kind = "postgresql"
 
-    def __init__(self, url: str, *, migrate: bool = False, create: bool = True, pool_size: int = 8,
+    def __init__(self, url: str, *, migrate: bool = False, create: bool = True, pool_size: int = 20,
                  connect_timeout: float = 10.0) -> None:
         self.url = url
         self._pool: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
@@ -341,7 +341,7 @@ class PgStore:
                 with self._tx() as cur:
                     rec = self._ingest(cur, event, intents, delivery_key, manifest, in_tx)
                 return rec
-            except pg_errors.DeadlockDetected:
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 continue
         raise StoreError(f"store {self.describe()}: could not journal the event (repeated deadlocks)")
 
@@ -495,6 +495,17 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}"""
         alive = {r[0] for r in rows}
         return set(run_ids) - alive, {r[0] for r in rows if r[1]}
 
+    def release(self, run_id: int, worker: str) -> bool:
+        """Give a claimed run that did not start back to the queue (a worker stopping)."""
+        with self._conn() as conn:
+            cur = conn.execute("UPDATE trg_runs SET status = 'queued', started_at = NULL, worker = NULL, "
+                               "lease_until = NULL WHERE id = %s AND worker = %s AND status = 'running'",
+                               (run_id, worker))
+            if cur.rowcount:
+                conn.execute("SELECT pg_notify(%s, (SELECT pool FROM trg_runs WHERE id = %s))",
+                             (NOTIFY_RUNS, run_id))
+            return cur.rowcount > 0
+
     def cancel_requested(self, run_ids: list[int]) -> set[int]:
         if not run_ids:
             return set()
@@ -529,6 +540,16 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}"""
         """
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final run status")
+        for _ in range(5):
+            try:
+                return self._finish(run_id, worker, status, exit_code, error, log, log_truncated, chain,
+                                    retry_statuses)
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+                continue  # a run.* chain that locks the rule of a concurrent ingest: try again
+        raise StoreError(f"store {self.describe()}: could not record the end of run {run_id} (repeated deadlocks)")
+
+    def _finish(self, run_id: int, worker: str, status: str, exit_code: int | None, error: str | None,
+                log: bytes | None, log_truncated: bool, chain: Any, retry_statuses: tuple[str, ...]) -> RunRow | None:
         with self._tx() as cur:
             cur.execute(f"UPDATE trg_runs SET status = %s, exit_code = %s, error = %s, finished_at = {_NOW}, "
                         "lease_until = NULL WHERE id = %s AND worker = %s AND status = 'running' "

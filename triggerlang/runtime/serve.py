@@ -296,6 +296,8 @@ class Runtime:
             await self.reaper.stop()
             self.reaper = None
         if self.store is not None:
+            if self.engine is not None:
+                self.engine.close()
             self.store.close()
         elif self.engine is not None:
             await self.engine.drain(self.opts.grace, self.stop_now)
