@@ -10,13 +10,15 @@ temporary folders:
    ``synchronous=NORMAL``, and ``FULL``) vs ``PgStore.ingest`` (the policy decision in the
    transaction, ``busy parallel`` so no lane serialises).
 2. **webhooks/s through one and two ingest nodes**: real ``triggerc serve --store URL
-   --workers 0`` processes, a bearer-token route, driven by ``wrk`` (16 connections on one
-   node; 8 + 8 on two), and one SQLite ``serve`` with the same rule (filter never matching:
-   the ingest path alone) for reference.
+   --workers 0`` processes (event + run committed per webhook), a bearer-token route,
+   driven by ``wrk`` (one thread, 16 connections on one node; 8 + 8 on two), and one SQLite
+   ``serve`` with the same rule (filter never matching: the event alone) for reference;
+   the CPU each part used (``serve``, the PostgreSQL backends, ``wrk``) from ``/proc``, to
+   name the bottleneck.
 3. **claim -> start latency**: one ``triggerc worker`` (4 slots, LISTEN/NOTIFY), events
    ingested one at a time 100 ms apart; per run, ingest commit -> claim (the store's
-   ``queued_at`` -> ``started_at``) and ingest commit -> the action's first instruction
-   (it prints ``time.time()``).
+   ``queued_at`` -> ``started_at``) and ingest commit -> the action running
+   (``date +%s.%N``, its exec'd process).
 4. **runs/s through 1, 2 and 4 workers** (4 slots each, separate processes): 400 queued
    runs of ``exec true`` (``busy parallel``), from the first start to the last end.
 5. **recovery**: ``kill -9`` of the worker running a ``retry 1`` run; seconds until its
@@ -44,12 +46,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest import TOKEN, free_port, run_wrk, wait_port  # noqa: E402
+from ingest import TOKEN, free_port, wait_port  # noqa: E402
 from pgserver import PgServer  # noqa: E402
 
 from triggerlang.events import Event  # noqa: E402
@@ -58,6 +61,70 @@ from triggerlang.runtime.pgstore import PgStore  # noqa: E402
 from triggerlang.runtime.store import Intent, PlannedRun  # noqa: E402
 
 PY = sys.executable
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (0 if it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    f = stat[stat.rfind(")") + 2:].split()
+    return (int(f[11]) + int(f[12])) / TICK
+
+
+def children(ppid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(")") + 2:].split()[1]) == ppid:
+                out.append(int(d.name))
+    return out
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far (/proc/stat)."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = f[3] + f[4]
+    return (sum(f) - idle) / TICK, sum(f) / TICK
+
+
+class CpuMeter:
+    """CPU seconds used by groups of processes between start() and stop()."""
+
+    def __init__(self, groups: dict[str, Any]) -> None:
+        self.groups = groups  # name -> callable returning the pids to count
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        return {g: {pid: proc_cpu(pid) for pid in pids()} for g, pids in self.groups.items()}
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+        self.m0 = machine_busy()
+        self.s0 = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        s1 = self._sample()
+        m1 = machine_busy()
+        wall = time.monotonic() - self.t0
+        out = {g: sum(v - self.s0[g].get(pid, 0.0) for pid, v in s1[g].items()) for g in s1}
+        out["machine busy %"] = 100 * (m1[0] - self.m0[0]) / max(1e-9, m1[1] - self.m0[1])
+        out["wall"] = wall
+        return out
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -158,6 +225,39 @@ def worker(url: str, work: Path, name: str, *args: str) -> Proc:
     return p
 
 
+LEAN_LUA = """\
+wrk.method = "POST"
+wrk.body = '{"repo": "bench", "n": 1}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+""" % TOKEN
+
+
+class LeanLoad:
+    """wrk with one thread and no per-response Lua callback: the load generator's own CPU
+    is a third of ``bench/ingest.py``'s counting script, which matters on 2 cores."""
+
+    def __init__(self, out: str) -> None:
+        import re
+
+        self.rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        total = int(re.search(r"(\d+) requests in", out).group(1))
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        self.answered_202 = total - (int(bad.group(1)) if bad else 0)
+        from ingest import _ms
+
+        self.p50_ms = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+        self.p99_ms = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+
+
+def run_lean_wrk(wrk: str, url: str, connections: int, seconds: float, work: Path) -> LeanLoad:
+    script = work / "lean.lua"
+    script.write_text(LEAN_LUA)
+    out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "--timeout", "10s",
+                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    return LeanLoad(out)
+
+
 def bench_nodes(pg: PgServer, work: Path, seconds: float) -> list[dict]:
     wrk = "/usr/bin/wrk" if Path("/usr/bin/wrk").exists() else None
     if wrk is None:
@@ -166,7 +266,7 @@ def bench_nodes(pg: PgServer, work: Path, seconds: float) -> list[dict]:
     # SQLite, the ingest path alone (a filter that never matches), for reference
     p, u = serve(work, "sqlite-node", [], 'payload.never="x" ')
     try:
-        load = run_wrk(wrk, u, 16, seconds, work)
+        load = run_lean_wrk(wrk, u, 16, seconds, work)
         out.append({"setup": "SQLite serve, journal only (reference)", "rps": load.rps, "p50": load.p50_ms,
                     "p99": load.p99_ms, "ok": load.answered_202})
     finally:
@@ -179,18 +279,26 @@ def bench_nodes(pg: PgServer, work: Path, seconds: float) -> list[dict]:
             results: list = [None] * nodes
 
             def drive(i: int) -> None:
-                results[i] = run_wrk(wrk, procs[i][1], conns, seconds, work / f"w{i}")
+                results[i] = run_lean_wrk(wrk, procs[i][1], conns, seconds, work / f"w{i}")
 
             for i in range(nodes):
                 (work / f"w{i}").mkdir(exist_ok=True)
+            postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
+            meter = CpuMeter({"serve": lambda: [p.proc.pid for p, _ in procs],
+                              "postgres": lambda: children(postmaster),
+                              "wrk": lambda: [c for c in children(os.getpid()) if comm(c) == "wrk"]})
             ts = [threading.Thread(target=drive, args=(i,)) for i in range(nodes)]
             for t in ts:
                 t.start()
+            time.sleep(0.5)
+            meter.start()
+            time.sleep(max(0.5, seconds - 1.5))
+            cpu = meter.stop()
             for t in ts:
                 t.join()
             out.append({"setup": f"{nodes} PostgreSQL ingest node(s), --workers 0", "rps": sum(r.rps for r in results),
                         "p50": max(r.p50_ms for r in results), "p99": max(r.p99_ms for r in results),
-                        "ok": sum(r.answered_202 for r in results)})
+                        "ok": sum(r.answered_202 for r in results), "cpu": cpu})
         finally:
             for p, _ in procs:
                 p.stop()
@@ -204,8 +312,7 @@ def bench_latency(pg: PgServer, work: Path, n: int) -> dict:
     d.mkdir(exist_ok=True)
     manifest = {"triggerlang": 1, "base_dir": str(d), "sources": {}, "secrets": {}, "rules": [],
                 "actions": {"stamp": {"kind": "exec", "params": [{"name": "n"}],
-                                      "argv": [{"value": PY}, {"value": "-S"}, {"value": "-c"},
-                                               {"value": "import time,sys; print(repr(time.time()))"}]}}}
+                                      "argv": [{"value": "date"}, {"value": "+%s.%N"}]}}}
     sha = st.publish_manifest(manifest)
     w = worker(url, d, "worker", "--slots", "4")
     commits: dict[int, float] = {}
@@ -248,7 +355,10 @@ def bench_throughput(pg: PgServer, work: Path, runs: int) -> list[dict]:
             st.ingest(Event("http", "post", {"n": i}), [Intent("t", "noop", {}, busy="parallel")], manifest=sha)
         d = work / f"tp{workers}"
         d.mkdir(exist_ok=True)
+        postmaster = int((pg.data / "postmaster.pid").read_text().split()[0])
         procs = [worker(url, d, f"worker{i}", "--slots", "4") for i in range(workers)]
+        meter = CpuMeter({"workers": lambda: [p.proc.pid for p in procs], "postgres": lambda: children(postmaster)})
+        meter.start()
         try:
             end = time.monotonic() + 300
             while time.monotonic() < end:
@@ -257,6 +367,7 @@ def bench_throughput(pg: PgServer, work: Path, runs: int) -> list[dict]:
                     break
                 time.sleep(0.2)
         finally:
+            cpu = meter.stop()
             for p in procs:
                 p.stop()
         rows = [st.run_row(r["id"]) for r in st.list_runs(limit=runs)]
@@ -264,7 +375,7 @@ def bench_throughput(pg: PgServer, work: Path, runs: int) -> list[dict]:
         last = max(r.finished_at for r in rows)
         out.append({"workers": workers, "runs": len(rows), "seconds": last - first,
                     "runs_per_s": len(rows) / (last - first),
-                    "succeeded": sum(r.status == "succeeded" for r in rows)})
+                    "succeeded": sum(r.status == "succeeded" for r in rows), "cpu": cpu})
         st.close()
     return out
 
@@ -342,6 +453,14 @@ def main() -> int:
                 print(f"| {r['note']} |||||")
                 continue
             print(f"| {r['setup']} | {r['rps']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} | {r['ok']:,} |")
+        for r in results["nodes"]:
+            cpu = r.get("cpu")
+            if cpu:
+                per = {k: v / cpu["wall"] for k, v in cpu.items() if k not in ("wall", "machine busy %")}
+                ms = {k: 1000 * v / r["rps"] for k, v in per.items()}
+                print(f"\n{r['setup']}: CPU cores used: " + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+                      + f"; the whole machine {cpu['machine busy %']:.0f}% busy (other jobs included); CPU ms per "
+                      "webhook: " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
         pgn = [r for r in results["nodes"] if r.get("setup", "").startswith(("1 Post", "2 Post"))]
         if len(pgn) == 2:
             print(f"\ntwo nodes / one node: {pgn[1]['rps'] / pgn[0]['rps']:.2f}x")
@@ -354,9 +473,10 @@ def main() -> int:
               f"p50 {lat['start_p50']:.1f} ms, p99 {lat['start_p99']:.1f} ms")
 
         results["throughput"] = bench_throughput(pg, work, 120 if args.quick else 400) if "throughput" in parts else []
-        print("\n| workers (4 slots each) | runs | seconds | runs/s |\n|---:|---:|---:|---:|")
+        print("\n| workers (4 slots each) | runs | seconds | runs/s | machine CPU busy |\n|---:|---:|---:|---:|---:|")
         for r in results["throughput"]:
-            print(f"| {r['workers']} | {r['runs']} ({r['succeeded']} ok) | {r['seconds']:.2f} | {r['runs_per_s']:.0f} |")
+            print(f"| {r['workers']} | {r['runs']} ({r['succeeded']} ok) | {r['seconds']:.2f} | {r['runs_per_s']:.0f} | "
+                  f"{r['cpu']['machine busy %']:.0f}% |")
 
         results["recovery"] = ([bench_recovery(pg, work, 10.0, 2.0), bench_recovery(pg, work, 2.0, 0.5)]
                                if "recovery" in parts else [])

@@ -336,6 +336,12 @@ class PgStore:
         """Journal ``event``, decide each intent's run (SPEC §12.3) and create the runs, in
         ONE transaction committed on return. A known ``delivery_key`` (or event id) writes
         nothing and returns the earlier event with ``duplicate=True`` and its run ids."""
+        if in_tx is None and all(it.busy in ("queue", "parallel") and not it.debounce
+                                 and not (it.dedupe_key is not None and it.dedupe_for) for it in intents):
+            with self._conn() as conn:
+                rec = self._ingest_fast(conn, event, intents, delivery_key, manifest)
+            if rec is not None:
+                return rec
         for _ in range(5):
             try:
                 with self._tx() as cur:
@@ -344,6 +350,44 @@ class PgStore:
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 continue
         raise StoreError(f"store {self.describe()}: could not journal the event (repeated deadlocks)")
+
+    def _ingest_fast(self, conn: psycopg.Connection, event: Event, intents: list[Intent],
+                     delivery_key: str | None, manifest: str | None) -> Recorded | None:
+        """The common case, ONE statement (its own transaction, one round trip): the event,
+        its runs and the NOTIFY, when no intent needs a decision under the rule's lock
+        (``busy queue|parallel``, no debounce, no dedupe window). None for a duplicate
+        (the caller looks the earlier delivery up)."""
+        names: list[str] = []
+        for it in intents:
+            if it.rule not in names:
+                names.append(it.rule)
+        data_json = dumps(event.data)
+        args: list[Any] = [event.id, event.source, event.type, event.time, data_json, delivery_key, dumps(names)]
+        sql = ("WITH e AS (INSERT INTO trg_events (id, source, type, time, data, delivery_key, matched, received_at) "
+               f"VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}) ON CONFLICT DO NOTHING RETURNING received_at)")
+        if intents:
+            rows = ", ".join(["(%s::int, %s::text, %s::text, %s::text, %s::text, %s::text, %s::boolean, "
+                              "%s::float8, %s::int, %s::float8)"] * len(intents))
+            args += [event.id, manifest]  # the SELECT's, before the VALUES rows
+            for i, it in enumerate(intents):
+                args += [i, it.rule, it.action, dumps(it.inputs), it.dedupe_key, it.pool, it.busy != "parallel",
+                         it.timeout, int(it.retry), float(it.backoff)]
+            sql += (", r AS (INSERT INTO trg_runs (rule, action, status, inputs, event_id, attempt, dedupe_key, "
+                    "queued_at, pool, serial, manifest, timeout, retry, backoff) "
+                    "SELECT v.rule, v.action, 'queued', v.inputs, %s, 1, v.dedupe_key, e.received_at, v.pool, "
+                    "v.serial, %s, v.timeout, v.retry, v.backoff "
+                    f"FROM e, (VALUES {rows}) AS v(ord, rule, action, inputs, dedupe_key, pool, serial, timeout, "
+                    "retry, backoff) ORDER BY v.ord RETURNING id)"
+                    ", n AS (SELECT pg_notify(%s, x.pool) FROM e, unnest(%s::text[]) AS x(pool))"
+                    " SELECT (SELECT received_at FROM e), (SELECT array_agg(id ORDER BY id) FROM r), "
+                    "(SELECT count(*) FROM n)")
+            args += [NOTIFY_RUNS, sorted({it.pool for it in intents})]
+        else:
+            sql += " SELECT (SELECT received_at FROM e), NULL, 0"
+        row = conn.execute(sql, args).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return Recorded(event.id, list(row[1] or []), data_json=data_json)
 
     def _ingest(self, cur: psycopg.Cursor, event: Event, intents: list[Intent], delivery_key: str | None,
                 manifest: str | None, in_tx: Callable[[Any], None] | None) -> Recorded:
