@@ -336,3 +336,48 @@ def test_config_accepts_plain_paths(tmp_path: Path) -> None:
     src = GitSource({"repos": ["a", "/abs/b"]}, Harness(tmp_path).ctx)
     assert [(r.repo, r.path) for r in src.repos] == [("a", tmp_path / "a"), ("/abs/b", Path("/abs/b"))]
     assert src.poll == 0.25
+
+
+def test_in_store_mode_two_watchers_key_each_update_alike(tmp_path: Path) -> None:
+    """SPEC §12.2: two ingest nodes watching one repository give one event per update, by
+    the delivery key git:<repo>:<ref>:<after> (the store drops the second)."""
+    repo = make_repo(tmp_path / "work")
+    git(repo, "checkout", "-q", "-b", "feature")
+    commit(repo, {"feature.txt": "f\n"}, "feature work")
+    git(repo, "checkout", "-q", "main")
+    commit(repo, {"main.txt": "m\n"}, "main work")
+
+    class Keyed(Harness):
+        def __init__(self, base: Path) -> None:
+            super().__init__(base)
+            self.ctx.options = {"shared_store": True}
+            self.keys: list[tuple[str, str | None]] = []
+
+        async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
+            self.keys.append((event.type, delivery_key))
+            return await super().submit(event, delivery_key)
+
+    async def main() -> tuple[Keyed, Keyed]:
+        a, b = Keyed(repo), Keyed(repo)
+        srcs = [GitSource(CFG, a.ctx), GitSource(CFG, b.ctx)]
+        for s in srcs:
+            await s.start()
+        try:
+            git(repo, "merge", "-q", "--no-ff", "feature", "-m", "Merge feature")
+            git(repo, "branch", "-q", "-D", "feature")
+            for h in (a, b):
+                await h.wait_event("merge", "refs/heads/main")
+                await h.wait_event("branch_deleted", "refs/heads/feature")
+        finally:
+            for s in srcs:
+                await asyncio.wait_for(s.stop(), 5)
+        return a, b
+
+    a, b = asyncio.run(main())
+    head = git(repo, "rev-parse", "HEAD")
+    feature = [e for e in a.events if e.type == "branch_deleted"][0].data["before"]
+    assert sorted(a.keys) == sorted(b.keys) == sorted([
+        ("push", f"git:.:refs/heads/main:{head}"),
+        ("merge", f"git:.:refs/heads/main:{head}/git.merge"),
+        ("branch_deleted", f"git:.:refs/heads/feature:deleted:{feature}"),
+    ])
