@@ -1069,5 +1069,44 @@ def dashboard(state_dir, rules_path, host, port, token, store_url) -> None:
                                     echo=lambda m: click.echo(m, err=True), store_url=store_url or None))
 
 
+# --------------------------------------------------------------------------- editors and agents (SPEC §14)
+
+def _editor_extra(what: str):
+    """The ``editor`` extra's modules are imported only here (``check`` stays lean)."""
+    try:
+        if what == "lsp":
+            from .editor import lsp as mod
+        else:
+            from .editor import mcp_server as mod
+    except ImportError as e:
+        fail(f"`triggerc {what}` needs the editor extra: pip install 'triggerlang[editor]' ({e})")
+    return mod
+
+
+@main.command("lsp")
+@click.option("--stdio", is_flag=True, help="Talk over stdin/stdout (the default and only transport).")
+def lsp_cmd(stdio: bool) -> None:
+    """Language server for .trg files over stdio: diagnostics, hover, completion, definitions,
+    references, symbols, formatting and quick fixes. Start it from your editor."""
+    _editor_extra("lsp").main()
+
+
+@main.command("mcp")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False),
+              help="State folder the history tools read (default .triggerlang/ in the working folder, "
+                   "or beside the rules file a tool is given).")
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="TRIGGERLANG_URL",
+              help="The running server `emit` sends to (loopback only).")
+def mcp_cmd(state_dir: str | None, url: str) -> None:
+    """Model Context Protocol server over stdio, for coding agents: check, explain, catalogue,
+    emit, runs, run_log, events, groups. Read-only except emit (to a loopback server)."""
+    mod = _editor_extra("mcp")
+    try:
+        server = mod.build_server(state_dir=Path(state_dir) if state_dir else None, url=url)
+    except ValueError as e:
+        usage_error(str(e))
+    server.run("stdio")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -7,10 +7,10 @@ say the same thing, wherever it was written: the formatter's property test relie
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Union
 
-from ..diagnostics import NO_SPAN, Span
+from ..diagnostics import NO_SPAN, Diagnostic, Pos, Span
 
 
 def _span() -> Span:
@@ -338,3 +338,52 @@ class Module:
     decls: tuple[Decl, ...]
     file: str = field(default="<input>", compare=False)
     span: Span = _span()
+
+
+# --------------------------------------------------------------------------- moving a tree
+
+_FIELDS: dict[type, tuple[str, ...] | None] = {str: None, int: None, float: None, bool: None, type(None): None}
+"""Per class: the fields :func:`shifted` walks (None: a value with no spans in it)."""
+
+
+def shifted(node, lines: int, offset: int):
+    """``node`` with every span moved down ``lines`` lines and on ``offset`` characters.
+
+    Columns do not move: a declaration always starts in column 1. Generic over the node
+    classes (any frozen dataclass, tuples of them, spans), so new node kinds need nothing
+    here. Used by the parser's cache (:class:`~triggerlang.syntax.parser.ParseCache`).
+    """
+    if lines == 0 and offset == 0:
+        return node
+    return _shift(node, lines, offset)
+
+
+def _shift(v, dl: int, do: int, _new=tuple.__new__, _obj_new=object.__new__):
+    cls = v.__class__
+    if cls is Span:
+        if v is NO_SPAN:
+            return v
+        s, e = v
+        return _new(Span, (_new(Pos, (s[0] + dl, s[1], s[2] + do)), _new(Pos, (e[0] + dl, e[1], e[2] + do))))
+    if cls is tuple:
+        return tuple([_shift(x, dl, do) for x in v])
+    try:
+        names = _FIELDS[cls]
+    except KeyError:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls)) if is_dataclass(cls) else None
+    if names is None:
+        return v
+    new = _obj_new(cls)
+    d = new.__dict__
+    old = v.__dict__
+    for n in names:
+        x = old[n]
+        d[n] = x if _FIELDS.get(x.__class__, 0) is None else _shift(x, dl, do)
+    return new
+
+
+def shifted_diagnostic(d: Diagnostic, lines: int, offset: int) -> Diagnostic:
+    """A diagnostic of a cached declaration, moved with it (see :func:`shifted`)."""
+    if lines == 0 and offset == 0:
+        return d
+    return replace(d, span=_shift(d.span, lines, offset))

@@ -193,12 +193,14 @@ def _unescape(body: str, span_start: Pos, diags: Diagnostics) -> str:
             else:
                 end = (close + 1) if close != -1 else i + 2
                 diags.error("TRG003", "invalid unicode escape",
-                            Span(Pos(span_start.line, col), Pos(span_start.line, span_start.column + 1 + end)),
+                            Span(Pos(span_start.line, col, span_start.offset + 1 + i),
+                                 Pos(span_start.line, span_start.column + 1 + end, span_start.offset + 1 + end)),
                             "write \\u{XXXX} with 1 to 6 hex digits naming a character (not D800-DFFF)")
                 i = end
         else:
             diags.error("TRG003", f"invalid escape '\\{nxt}'",
-                        Span(Pos(span_start.line, col), Pos(span_start.line, col + 2)),
+                        Span(Pos(span_start.line, col, span_start.offset + 1 + i),
+                             Pos(span_start.line, col + 2, span_start.offset + 3 + i)),
                         "valid escapes are \\\" \\\\ \\n \\t \\u{XXXX}; use r\"...\" for a raw string")
             out.append(nxt)
             i += 2
@@ -465,26 +467,78 @@ class _Builder(Transformer):
 
 # --------------------------------------------------------------------------- entry point
 
-def parse(text: str, file: str = "<input>") -> tuple[A.Module, Diagnostics]:
-    """Parse a whole file. Never raises for bad input: problems become diagnostics."""
+class ParseCache:
+    """Declarations already parsed, by their text: what makes re-parsing an edited file cheap.
+
+    An editor re-parses a file on every change, and a change touches one declaration; the
+    others are the same text, often at another place (a line typed above them moves them
+    down). The cache keeps each declaration's tree and diagnostics as parsed at the top of
+    a file (line 1, offset 0), keyed by its text, and :func:`parse` moves a hit to where
+    the declaration now is (:func:`~triggerlang.syntax.ast.shifted`): ~10x cheaper than
+    Lark. ``limit`` bounds the entries; the oldest go first. One cache per document
+    (diagnostics carry the file name).
+    """
+
+    def __init__(self, limit: int = 200_000):
+        self.limit = limit
+        self.entries: dict[str, tuple[A.Decl | None, list]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, chunk: str):
+        return self.entries.get(chunk)
+
+    def put(self, chunk: str, value) -> None:
+        if len(self.entries) >= self.limit:
+            for k in list(self.entries)[: max(1, self.limit // 10)]:
+                del self.entries[k]
+        self.entries[chunk] = value
+
+
+def _parse_chunk(chunk: str, first: int, start_off: int, diags: Diagnostics) -> A.Decl | None:
+    """Parse one declaration whose first line is line ``first`` (0-based) of the file."""
+    builder = _Builder(first, start_off, diags)
+    try:
+        tree = lark_parser().parse(chunk)
+        return builder.transform(tree)
+    except UnexpectedInput as e:
+        _syntax_error(e, chunk, first, start_off, diags)
+    except VisitError as e:  # pragma: no cover - a bug in the builder, reported, not raised
+        diags.error("TRG000", f"internal error while reading this declaration: {e.orig_exc}",
+                    Span(Pos(first + 1, 1, start_off), Pos(first + 1, len(chunk.split("\n", 1)[0]) + 1, start_off)))
+    return None
+
+
+def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> tuple[A.Module, Diagnostics]:
+    """Parse a whole file. Never raises for bad input: problems become diagnostics.
+
+    With a ``cache`` (an editor's), declarations parsed before are taken from it; the
+    result is the same module and diagnostics, spans included.
+    """
     diags = Diagnostics(file)
     if text.startswith("\ufeff"):
         text = text[1:]
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
-    parser = lark_parser()
     decls: list[A.Decl] = []
     for first, last, start_off in split_declarations(text):
         chunk = "\n".join(lines[first:last + 1])
-        builder = _Builder(first, start_off, diags)
-        try:
-            tree = parser.parse(chunk)
-            decls.append(builder.transform(tree))
-        except UnexpectedInput as e:
-            _syntax_error(e, chunk, first, start_off, diags)
-        except VisitError as e:  # pragma: no cover - a bug in the builder, reported, not raised
-            diags.error("TRG000", f"internal error while reading this declaration: {e.orig_exc}",
-                        Span(Pos(first + 1, 1, start_off), Pos(first + 1, len(lines[first]) + 1, start_off)))
+        if cache is None:
+            decl = _parse_chunk(chunk, first, start_off, diags)
+        else:
+            hit = cache.get(chunk)
+            if hit is None:
+                cache.misses += 1
+                local = Diagnostics(file)
+                hit = (_parse_chunk(chunk, 0, 0, local), local.items)
+                cache.put(chunk, hit)
+            else:
+                cache.hits += 1
+            node, found = hit
+            decl = A.shifted(node, first, start_off) if node is not None else None
+            diags.items.extend(A.shifted_diagnostic(d, first, start_off) for d in found)
+        if decl is not None:
+            decls.append(decl)
     end_line = len(lines)
     return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text)))), diags
 
@@ -521,7 +575,9 @@ def _syntax_error(e: UnexpectedInput, chunk: str, line_off: int, pos_off: int, d
     last_line = chunk_lines[last_idx]
     code_part = split_comment(last_line)[0].rstrip()
     col = len(code_part) + 1
-    span = Span(Pos(last_idx + 1 + line_off, max(1, col - 1)), Pos(last_idx + 1 + line_off, col))
+    line_start = pos_off + sum(len(ln) + 1 for ln in chunk_lines[:last_idx])
+    span = Span(Pos(last_idx + 1 + line_off, max(1, col - 1), line_start + max(0, col - 2)),
+                Pos(last_idx + 1 + line_off, col, line_start + col - 1))
     depth = sum(_bracket_delta(ln) for ln in chunk_lines)
     if depth > 0:
         diags.error("TRG002", "unclosed '(' or '[' at the end of this declaration", span,

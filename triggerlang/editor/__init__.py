@@ -1,0 +1,1 @@
+"""Editors and coding agents (SPEC §14)."""
