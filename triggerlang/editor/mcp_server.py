@@ -1,0 +1,389 @@
+"""``triggerc mcp``: a Model Context Protocol server over stdio (SPEC §14), on the official SDK.
+
+Coding agents write and debug rules with it. Tools (typed input schemas; every result is
+structured JSON):
+
+| tool | does |
+|---|---|
+| ``check`` | diagnostics of a rules file (or of text given as if it were that file), as ``triggerc check --format json`` |
+| ``explain`` | match one event, or a raw GitHub/GitLab payload, against a rules file: the runs it would start and, for each other rule of the event's source, the first condition that failed and the value the event had |
+| ``catalogue`` | the sources, a source's events, or an event's typed fields |
+| ``emit`` | send one event to a running ``triggerc serve`` — loopback only |
+| ``runs``, ``run_log``, ``events`` | history from the journal (``--state``; default ``.triggerlang``) |
+| ``groups`` | correlation groups (SPEC §11) — this journal has none: the tool says so |
+
+Everything is read-only except ``emit``, whose URL must name a loopback host (and which
+follows no redirect). **No result carries a secret's value**: the server never reads
+secrets for itself, and as a safety net every result is scrubbed of the values of the
+secrets declared by the rules files it has seen (the ``check``/``explain`` files and the
+``.trg`` files beside the state folder), read from this process's environment and files —
+an action that prints its token to its log shows ``[secret NAME]`` here.
+
+Imported only by ``triggerc mcp``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from .. import __version__
+from ..check import catalogue as C
+
+MAX_LOG_BYTES = 256 * 1024
+
+INSTRUCTIONS = """Tools for triggerlang rules (.trg files: `on git.push branch="main" run deploy with <sha>`).
+Write or edit a rules file, then call `check` until it reports no errors; use `catalogue` for
+the events and typed fields a trigger offers, and `explain` to see what an event (or a raw
+GitHub/GitLab payload) would run and why each other rule did not match. `runs`, `run_log`
+and `events` read what a running `triggerc serve` did; `emit` sends it a test event."""
+
+
+class _Redactor:
+    """Replaces the values of known secrets in results (see the module docstring)."""
+
+    MIN_LEN = 4  # shorter values would blank out ordinary words
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}   # value -> secret name
+        self.seen: set[Path] = set()
+
+    def learn_file(self, path: Path) -> None:
+        try:
+            p = path.resolve()
+        except OSError:
+            return
+        if p in self.seen or not p.is_file():
+            return
+        self.seen.add(p)
+        from ..syntax import ast as A
+        from ..syntax.parser import parse
+
+        try:
+            module, _ = parse(p.read_text("utf-8"), str(p))
+        except (OSError, UnicodeDecodeError):
+            return
+        for d in module.decls:
+            if isinstance(d, A.Secret):
+                value = None
+                if d.kind == "env":
+                    value = os.environ.get(d.ref.value)
+                else:
+                    try:
+                        value = (p.parent / d.ref.value).read_text("utf-8").strip()
+                    except (OSError, UnicodeDecodeError):
+                        value = None
+                if value and len(value) >= self.MIN_LEN:
+                    self.values[value] = d.name.value
+
+    def learn_folder(self, folder: Path) -> None:
+        try:
+            for f in sorted(folder.glob("*.trg")):
+                self.learn_file(f)
+        except OSError:
+            pass
+
+    def scrub(self, obj: Any) -> Any:
+        if not self.values:
+            return obj
+        if isinstance(obj, str):
+            for value, name in sorted(self.values.items(), key=lambda kv: -len(kv[0])):
+                if value in obj:
+                    obj = obj.replace(value, f"[secret {name}]")
+            return obj
+        if isinstance(obj, dict):
+            return {self.scrub(k): self.scrub(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [self.scrub(x) for x in obj]
+        return obj
+
+
+def _is_loopback_url(url: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    host = parts.hostname
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # never leave the loopback server
+        return None
+
+
+def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:8080") -> MCPServer:
+    """The MCP server: ``state_dir`` is the default journal folder, ``url`` the default
+    ``emit`` target (it must be a loopback URL)."""
+    if not _is_loopback_url(url):
+        raise ValueError(f"--url {url}: emit only reaches a server on loopback (127.0.0.1, ::1, localhost)")
+    redactor = _Redactor()
+    default_state = state_dir
+    server_url = url
+    server = MCPServer("triggerlang", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
+
+    def done(result: dict[str, Any]) -> dict[str, Any]:
+        return redactor.scrub(result)
+
+    def rules_path(path: str) -> Path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ToolError(f"{path}: no such rules file")
+        redactor.learn_file(p)
+        companion = p.with_name(p.name[: -len("_test.trg")] + ".trg") if p.name.endswith("_test.trg") else None
+        if companion is not None:
+            redactor.learn_file(companion)
+        return p
+
+    def journal(state: str | None):
+        from ..runtime.journal import Journal, JournalError
+
+        folder = Path(state).expanduser() if state else (default_state or Path(".triggerlang"))
+        if not (folder / "journal.sqlite3").is_file():
+            raise ToolError(f"no journal in {folder}: pass `state` (the state folder of `triggerc serve`, "
+                            ".triggerlang/ beside the rules file)")
+        redactor.learn_folder(folder.resolve().parent)
+        try:
+            return Journal(folder)
+        except JournalError as e:
+            raise ToolError(str(e)) from None
+
+    # ------------------------------------------------------------------ check
+    @server.tool(description="Check a triggerlang rules file: every problem (syntax, names, types, lints) "
+                             "with its code, line:column span and a hint, as `triggerc check --format json`. "
+                             "Give `text` to check unsaved text as if it were the file at `path`.")
+    def check(
+        path: Annotated[str, Field(description="The .trg file (an X_test.trg sees X.trg's declarations)")],
+        text: Annotated[str | None, Field(description="Check this text instead of the file's content")] = None,
+        strict: Annotated[bool, Field(description="Count warnings as problems (like --strict)")] = False,
+    ) -> dict[str, Any]:
+        from ..api import SourceFileError, compile_file, compile_text, companion_of
+
+        p = Path(path).expanduser()
+        if text is None:
+            rules_path(path)
+            try:
+                c = compile_file(p)
+            except SourceFileError as e:
+                raise ToolError(str(e)) from None
+        else:
+            main = None
+            comp = companion_of(p) if p.name.endswith("_test.trg") else None
+            if comp is not None:
+                redactor.learn_file(comp)
+                try:
+                    main = compile_file(comp)
+                except SourceFileError:
+                    main = None
+            c = compile_text(text, str(path), str(p.resolve().parent), main.program if main else None)
+        diags = [d.to_json() for d in c.diagnostics]
+        errors = sum(d["severity"] == "error" for d in diags)
+        warnings = len(diags) - errors
+        return done({"file": str(path), "ok": errors == 0 and not (strict and warnings),
+                     "errors": errors, "warnings": warnings, "diagnostics": diags})
+
+    # ------------------------------------------------------------------ explain
+    @server.tool(description="Match one event against a rules file (a dry run, nothing runs): the rules it "
+                             "matches with the run each would start (action, inputs, argv), and for each "
+                             "other rule of the event's source the first condition that failed, where it is "
+                             "written and the value the event had. Give `event` as {source, type, data}, or "
+                             "`payload` (a raw webhook body) with `provider` and `provider_event`.")
+    def explain(
+        path: Annotated[str, Field(description="The .trg rules file")],
+        event: Annotated[dict[str, Any] | None, Field(
+            description='An event: {"source": "git", "type": "push", "data": {"branch": "main", ...}}')] = None,
+        payload: Annotated[dict[str, Any] | None, Field(description="A raw webhook body, as the provider sent it")] = None,
+        provider: Annotated[Literal["github", "gitlab"] | None, Field(description="Who sent `payload`")] = None,
+        provider_event: Annotated[str | None, Field(
+            description="The provider's event name (X-GitHub-Event: push, pull_request, workflow_run...)")] = None,
+    ) -> dict[str, Any]:
+        from ..api import SourceFileError, compile_file
+        from ..compile.matcher import build_matcher
+        from ..dryrun import DryRun, EventInputError, _events_from_obj
+
+        if (event is None) == (payload is None):
+            raise ToolError("give exactly one of `event` or `payload`")
+        if payload is not None and (provider is None or not provider_event):
+            raise ToolError("a raw `payload` needs `provider` (github or gitlab) and `provider_event`")
+        p = rules_path(path)
+        try:
+            c = compile_file(p, tests=False)
+        except SourceFileError as e:
+            raise ToolError(str(e)) from None
+        if not c.ok:
+            return done({"ok": False, "error": "the rules file has errors: fix them first (see diagnostics)",
+                         "diagnostics": [d.to_json() for d in c.diagnostics if d.is_error]})
+        try:
+            events = _events_from_obj(event if event is not None else payload,
+                                      (provider, provider_event) if payload is not None else None, "event")
+        except EventInputError as e:
+            raise ToolError(str(e)) from None
+        dry = DryRun(c.manifest, build_matcher(c.manifest["rules"]))
+        result = dry.run(events, explain=True)
+        return done({"ok": True, "events": [{"source": e.source, "type": e.type, "data": e.data} for e in events],
+                     **result})
+
+    # ------------------------------------------------------------------ catalogue
+    @server.tool(description="The event catalogue: without arguments, every source; with `source`, its "
+                             "events, options and raw prefixes; with `source` and `event`, that trigger's "
+                             "typed fields.")
+    def catalogue(
+        source: Annotated[str | None, Field(description="A source: file, git, http, github, gitlab, ci, run...")] = None,
+        event: Annotated[str | None, Field(description="An event of the source (push, pull_request, *...)")] = None,
+    ) -> dict[str, Any]:
+        from ..diagnostics import did_you_mean
+        from .knowledge import field_doc
+
+        if source is None:
+            return {"sources": [{"name": n, "doc": s.doc, "events": sorted(s.events), "open_events": s.open_events,
+                                 "listener": s.listener or None} for n, s in sorted(C.CATALOGUE.items())]}
+        src = C.get_source(source)
+        if src is None:
+            raise ToolError(f"unknown source {source!r}" + (f" ({did_you_mean(source, C.CATALOGUE)})"
+                                                            if did_you_mean(source, C.CATALOGUE) else ""))
+        if event is None:
+            return {"source": source, "doc": src.doc, "open_events": src.open_events,
+                    "events": [{"name": e, "doc": s.doc} for e, s in sorted(src.events.items())],
+                    "options": dict(sorted(src.options.items())), "raw": sorted(src.raw),
+                    "common_fields": dict(sorted(src.common.items()))}
+        spec = C.get_event(source, event)
+        if spec is None:
+            hint = did_you_mean(event, src.events)
+            raise ToolError(f"{source} has no event {event!r}" + (f" ({hint})" if hint else ""))
+        return {"trigger": f"{source}.{event}", "doc": spec.doc,
+                "fields": [{"name": k, "type": t, "doc": field_doc(source, event, k)}
+                           for k, t in sorted(spec.fields.items())],
+                "raw": {r: ("any (JSON)" if r == "payload" else "map of str") for r in sorted(src.raw)}}
+
+    # ------------------------------------------------------------------ emit
+    @server.tool(description="Send one event to a running `triggerc serve --http` (POST /events), as "
+                             "`triggerc emit` does. Only a loopback server is reachable. This is the one tool "
+                             "that changes anything: the server journals the event and starts its runs.")
+    def emit(
+        trigger: Annotated[str, Field(description="SOURCE.EVENT, e.g. git.push", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z0-9_\-*]+$")],
+        data: Annotated[dict[str, Any] | None, Field(description="The event's fields")] = None,
+        url: Annotated[str | None, Field(description="The server (default: the --url of triggerc mcp)")] = None,
+        id: Annotated[str | None, Field(description="An event id: re-sending it creates nothing new")] = None,
+    ) -> dict[str, Any]:
+        target = url or server_url
+        if not _is_loopback_url(target):
+            raise ToolError(f"{target}: emit only reaches a server on loopback (127.0.0.1, ::1, localhost)")
+        source, typ = trigger.split(".", 1)
+        body: dict[str, Any] = {"source": source, "type": typ, "data": data or {}}
+        if id:
+            body["id"] = id
+        req = urllib.request.Request(target.rstrip("/") + "/events", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(req, timeout=10) as resp:
+                answer = json.loads(resp.read() or b"{}")
+                status = resp.status
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode("utf-8", "replace")[:300]
+            raise ToolError(f"the server refused the event ({e.code}): {detail}") from None
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise ToolError(f"cannot reach {target}: {getattr(e, 'reason', e)} "
+                            "(is `triggerc serve --http` running?)") from None
+        return done({"status": status, "event_id": answer.get("event_id"), "runs": answer.get("runs", []),
+                     "duplicate": bool(answer.get("duplicate"))})
+
+    # ------------------------------------------------------------------ history
+    @server.tool(description="Runs from the journal, newest first: id, rule, action, status, exit code, "
+                             "inputs, the event, times, attempt, error.")
+    def runs(
+        state: Annotated[str | None, Field(description="The state folder (default .triggerlang)")] = None,
+        limit: Annotated[int, Field(ge=1, le=1000)] = 20,
+        rule: Annotated[str | None, Field(description="Only this rule's runs")] = None,
+        status: Annotated[Literal["queued", "running", "succeeded", "failed", "timed_out", "cancelled",
+                                  "interrupted", "skipped"] | None, Field(description="Only runs with this status")] = None,
+        event_id: Annotated[str | None, Field(description="Only the runs of this event")] = None,
+    ) -> dict[str, Any]:
+        j = journal(state)
+        try:
+            items = j.list_runs(limit=limit, rule=rule, status=status, event_id=event_id)
+        finally:
+            j.close()
+        keys = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
+                "finished_at", "attempt", "duration", "error")
+        return done({"runs": [{k: r.get(k) for k in keys} for r in items]})
+
+    @server.tool(description="The output of one run (its log file), the end of it when long.")
+    def run_log(
+        run_id: Annotated[int, Field(ge=1, description="The run's id")],
+        state: Annotated[str | None, Field(description="The state folder (default .triggerlang)")] = None,
+        max_bytes: Annotated[int, Field(ge=1, le=MAX_LOG_BYTES)] = 64 * 1024,
+    ) -> dict[str, Any]:
+        j = journal(state)
+        try:
+            run = j.get_run(run_id)
+            path = j.run_log_path(run_id)
+        finally:
+            j.close()
+        if run is None:
+            raise ToolError(f"no run {run_id} in this journal")
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - max_bytes))
+                data = f.read()
+        except FileNotFoundError:
+            data, size = b"", 0
+        except OSError as e:
+            raise ToolError(f"cannot read the log of run {run_id}: {e.strerror or e}") from None
+        return done({"run_id": run_id, "rule": run.get("rule"), "status": run.get("status"),
+                     "log": data.decode("utf-8", "replace"), "truncated": size > len(data), "size": size})
+
+    @server.tool(description="Events received, newest first, with the rules they matched.")
+    def events(
+        state: Annotated[str | None, Field(description="The state folder (default .triggerlang)")] = None,
+        limit: Annotated[int, Field(ge=1, le=1000)] = 20,
+        source: Annotated[str | None, Field(description="Only events of this source")] = None,
+        type: Annotated[str | None, Field(description="Only events of this type")] = None,
+        include_data: Annotated[bool, Field(description="Include each event's data")] = False,
+    ) -> dict[str, Any]:
+        j = journal(state)
+        try:
+            items = j.list_events(limit=limit, source=source, type=type)
+        finally:
+            j.close()
+        keys = ("id", "source", "type", "time", "received_at", "matched", "delivery_key") + (("data",) if include_data else ())
+        return done({"events": [{k: e.get(k) for k in keys} for e in items]})
+
+    @server.tool(description="Correlation groups (SPEC §11): open, fired and expired groups of correlation "
+                             "rules, with their members.")
+    def groups(
+        state: Annotated[str | None, Field(description="The state folder (default .triggerlang)")] = None,
+        rule: Annotated[str | None, Field(description="Only this rule's groups")] = None,
+        limit: Annotated[int, Field(ge=1, le=1000)] = 20,
+    ) -> dict[str, Any]:
+        j = journal(state)
+        try:
+            lister = getattr(j, "list_groups", None)
+            if lister is None:
+                return done({"groups": [], "supported": False,
+                             "note": "this journal has no correlation groups: this version of triggerlang has no "
+                                     "correlation triggers (SPEC §11)"})
+            return done({"groups": lister(limit=limit, rule=rule), "supported": True})
+        finally:
+            j.close()
+
+    return server
