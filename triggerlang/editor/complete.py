@@ -87,7 +87,7 @@ def complete(lines: list[str], line: int, col: int, names: Names) -> Completion:
     before_cursor = cur[:col]
     bounds = declaration_at(lines, line)
     first = bounds[0] if bounds and bounds[0] <= line else line
-    if _starts_at_cursor(before_cursor):
+    if not before_cursor or _starts_at_cursor(before_cursor):
         first = line  # a new declaration being started in column 1
     text = "\n".join(lines[first:line] + [before_cursor])
     # the partial word (or placeholder) under the cursor is replaced, not read as context
