@@ -523,7 +523,27 @@ def build_server() -> TriggerLanguageServer:
     return server
 
 
+class _OneLine(logging.Filter):
+    """pygls logs a client's malformed message with a traceback; the client already got a
+    JSON-RPC error for it, so one line on stderr says enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith(("Unable to handle message", "Unable to deserialize message",
+                                       "Exception occurred for message")):
+            if record.exc_info and record.exc_info[1] is not None:
+                record.msg = f"{record.msg}: {_cause(record.exc_info[1]) if record.exc_info[1].__cause__ else record.exc_info[1]}"
+            if str(record.msg).startswith("Unable to deserialize message"):
+                record.msg, record.args = "Unable to deserialize a message: answered with a JSON-RPC error", ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def main() -> None:
     """Serve on stdin/stdout until the client says exit (or closes the pipe)."""
-    logging.basicConfig(level=logging.WARNING, format="triggerc lsp: %(levelname)s %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("triggerc lsp: %(levelname)s %(message)s"))
+    handler.addFilter(_OneLine())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     build_server().start_io()

@@ -1,0 +1,207 @@
+"""``triggerc lsp`` as an editor runs it: a real server process over stdio, driven by a small
+JSON-RPC client (tests/lsp_client.py). Diagnostics are compared with ``triggerc check
+--format json`` on the same text, for every diagnostic code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lsp_client import LspClient, LspError, edit, pos, uri
+
+ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "tests" / "cases"
+
+
+@pytest.fixture
+def client(tmp_path: Path):
+    c = LspClient(cwd=tmp_path, init_options={"debounce_ms": 50})
+    yield c
+    assert c.close() == 0, c.stderr
+    assert "Traceback" not in c.stderr, c.stderr
+
+
+def _check_json(path: Path) -> list[dict]:
+    r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "check", "--format", "json", str(path)],
+                       capture_output=True, text=True, timeout=60, cwd=path.parent)
+    return json.loads(r.stdout)
+
+
+def _as_check(d: dict) -> tuple:
+    """An LSP diagnostic as check's json fields (columns 1-based; message, then the hint)."""
+    r = d["range"]
+    message, _, hint = d["message"].partition("\n")
+    return (r["start"]["line"] + 1, r["start"]["character"] + 1, r["end"]["line"] + 1, r["end"]["character"] + 1,
+            {1: "error", 2: "warning"}[d["severity"]], d["code"], message, hint or None)
+
+
+def _check_tuple(d: dict) -> tuple:
+    return (d["line"], d["column"], d["end_line"], d["end_column"], d["severity"], d["code"], d["message"], d["hint"])
+
+
+def test_diagnostics_for_every_code_are_checks_own(client: LspClient, tmp_path: Path) -> None:
+    """Every case file (one per diagnostic code), and all of them in one document."""
+    shutil.copytree(CASES, tmp_path / "cases")
+    files = sorted((tmp_path / "cases").glob("*.trg"))
+    everything = tmp_path / "cases" / "everything.trg"
+    everything.write_text("\n".join(f.read_text("utf-8") for f in files), "utf-8")
+    codes = set()
+    for f in [*files, everything]:
+        u = client.open(f)
+        got = sorted(_as_check(d) for d in client.wait_diagnostics(u))
+        want = sorted(_check_tuple(d) for d in _check_json(f))
+        assert got == want, f.name
+        assert all(d["source"] == "triggerc" for d in client.diagnostics(u)[-1]["diagnostics"])
+        codes |= {g[5] for g in got}
+    assert len(codes) >= 40, codes  # every code of the catalogue of diagnostics (TRG001 ... TRG603)
+
+
+def test_a_change_is_rechecked_incrementally_and_edits_within_the_debounce_are_checked_once(tmp_path: Path) -> None:
+    client = LspClient(cwd=tmp_path, init_options={"debounce_ms": 1500})
+    try:
+        p = tmp_path / "rules.trg"
+        p.write_text('action deploy(sha) = exec "./d.sh" sha\non git.push branch="main" run deploy with <sha>\n')
+        u = client.open(p)
+        assert client.wait_diagnostics(u) == []
+        client.change(u, 2, [edit(1, 12, 1, 18, "brnch")])            # a typo
+        client.change(u, 3, [edit(1, 42, 1, 45, "sah")])              # and another, before the debounce ends
+        diags = client.wait_diagnostics(u, version=3)
+        assert [(d["code"], d["range"]["start"]["character"]) for d in diags] == [("TRG203", 12), ("TRG403", 41)]
+        assert [pub["version"] for pub in client.diagnostics(u)] == [1, 3]  # version 2 was never checked alone
+        client.change(u, 4, [edit(1, 42, 1, 45, "sha"), edit(1, 12, 1, 17, "branch")])
+        assert client.wait_diagnostics(u, version=4) == []
+    finally:
+        assert client.close() == 0
+
+
+def test_a_test_file_sees_its_companion_and_is_rechecked_when_it_changes(client: LspClient, tmp_path: Path) -> None:
+    main = tmp_path / "deploy.trg"
+    main.write_text('action deploy(sha) = exec "./d.sh" sha\ngo: on git.push branch="main" run deploy with <sha>\n')
+    tests = tmp_path / "deploy_test.trg"
+    tests.write_text('test "push":\n    given git.push branch="main" sha="a"\n    expect go with sha="a"\n')
+    tu = client.open(tests)
+    assert client.wait_diagnostics(tu) == []  # `go` and `deploy` come from deploy.trg, on disk
+    mu = client.open(main)
+    client.wait_diagnostics(mu)
+    client.change(mu, 2, [edit(1, 0, 1, 2, "goo")])  # rename the rule in the open companion
+    diags = client.wait_for(lambda: next((p["diagnostics"] for p in client.diagnostics(tu) if p["diagnostics"]), None),
+                            what="the test file re-checked")
+    assert [d["code"] for d in diags] == ["TRG601"] and "did you mean 'goo'" in diags[0]["message"]
+
+
+def test_hover_completion_definition_references_symbols(client: LspClient, tmp_path: Path) -> None:
+    main = tmp_path / "deploy.trg"
+    main.write_text('let bots = ["bot"]\n'
+                    'action deploy(sha, stage="staging") = exec "./d.sh" sha stage\n'
+                    'go: on git.push branch="main" author not in bots run deploy with <sha>\n'
+                    'after: on run.completed rule="go" run deploy with "x"\n')
+    (tmp_path / "deploy_test.trg").write_text('test "push":\n    given git.push branch="main" sha="a"\n'
+                                              '    expect go with sha="a"\n')
+    u = client.open(main)
+    client.wait_diagnostics(u)
+    doc = {"uri": u}
+    h = client.request("textDocument/hover", {"textDocument": doc, "position": pos(2, 17)})
+    assert "**str**, field of `git.push`" in h["contents"]["value"]
+    h = client.request("textDocument/hover", {"textDocument": doc, "position": pos(2, 56)})
+    assert 'deploy(sha, stage="staging")' in h["contents"]["value"]
+    assert client.request("textDocument/hover", {"textDocument": doc, "position": pos(0, 0)}) is None
+
+    items = client.request("textDocument/completion", {"textDocument": doc, "position": pos(2, 16)})["items"]
+    labels = [i["label"] for i in items]
+    assert "branch" in labels and "sha" in labels and "run" in labels
+    assert all(i["textEdit"]["range"]["start"] == pos(2, 16) for i in items)
+
+    defs = client.request("textDocument/definition", {"textDocument": doc, "position": pos(3, 31)})
+    assert defs == [{"uri": u, "range": {"start": pos(2, 0), "end": pos(2, 2)}}]  # rule="go" -> the label
+    refs = client.request("textDocument/references", {"textDocument": doc, "position": pos(2, 1),
+                                                      "context": {"includeDeclaration": True}})
+    where = sorted((Path(r["uri"]).name, r["range"]["start"]["line"]) for r in refs)
+    assert where == [("deploy.trg", 2), ("deploy.trg", 3), ("deploy_test.trg", 2)]  # tests and run.* filters
+    refs = client.request("textDocument/references", {"textDocument": doc, "position": pos(2, 53),
+                                                      "context": {"includeDeclaration": False}})
+    assert sorted(r["range"]["start"]["line"] for r in refs) == [2, 3]
+
+    tu = client.open(tmp_path / "deploy_test.trg")
+    client.wait_diagnostics(tu)
+    defs = client.request("textDocument/definition", {"textDocument": {"uri": tu}, "position": pos(2, 12)})
+    assert defs == [{"uri": u, "range": {"start": pos(2, 0), "end": pos(2, 2)}}]  # into the companion
+
+    syms = client.request("textDocument/documentSymbol", {"textDocument": doc})
+    assert [(s["name"], s["kind"]) for s in syms] == [("bots", 14), ("deploy", 12), ("go", 24), ("after", 24)]
+    assert [c["name"] for c in syms[1]["children"]] == ["sha", "stage"]
+
+
+def test_formatting_and_quick_fixes(client: LspClient, tmp_path: Path) -> None:
+    p = tmp_path / "rules.trg"
+    p.write_text('action deploy(sha) = exec "./d.sh" sha\non   git.push   brnch = "main" run deploy with <sha>\n')
+    u = client.open(p)
+    diags = client.wait_diagnostics(u)
+    assert [d["code"] for d in diags] == ["TRG203"]
+    actions = client.request("textDocument/codeAction", {"textDocument": {"uri": u}, "range": diags[0]["range"],
+                                                         "context": {"diagnostics": diags}})
+    assert [a["title"] for a in actions] == ["Replace with 'branch'"]
+    assert actions[0]["edit"]["changes"][u] == [{"range": {"start": pos(1, 16), "end": pos(1, 21)},
+                                                 "newText": "branch"}]
+    edits = client.request("textDocument/formatting", {"textDocument": {"uri": u},
+                                                       "options": {"tabSize": 4, "insertSpaces": True}})
+    assert len(edits) == 1 and edits[0]["newText"].splitlines()[1] == 'on git.push brnch="main" run deploy with <sha>'
+    client.change(u, 2, [edit(1, 0, 1, 0, "((( ")])
+    client.wait_diagnostics(u, version=2)
+    assert client.request("textDocument/formatting", {"textDocument": {"uri": u},
+                                                      "options": {"tabSize": 4, "insertSpaces": True}}) is None
+
+
+def test_positions_are_utf16_on_lines_with_wide_characters(client: LspClient, tmp_path: Path) -> None:
+    p = tmp_path / "rules.trg"
+    p.write_text('action deploy = shell "true"\non git.push message="🚀 x" brnch="a" run deploy\n')
+    u = client.open(p)
+    [d] = client.wait_diagnostics(u)
+    # the rocket is one character but two UTF-16 units: brnch is character 26, UTF-16 unit 27
+    assert d["range"]["start"] == pos(1, 27) and d["range"]["end"] == pos(1, 32)
+
+
+def test_malformed_messages_get_a_json_rpc_error_and_the_server_keeps_going(client: LspClient,
+                                                                           tmp_path: Path) -> None:
+    p = tmp_path / "rules.trg"
+    p.write_text('action a = shell "true"\non git.push run a\n')
+    u = client.open(p)
+    client.wait_diagnostics(u)
+
+    client.send_raw(b"{this is not json")
+    err = client.wait_for(lambda: client.unmatched and client.unmatched[-1], what="a parse error")
+    assert err["error"]["code"] == -32700 and err["id"] is None
+
+    client.send_raw(b"[1, 2, 3]")
+    err = client.wait_for(lambda: len(client.unmatched) >= 2 and client.unmatched[-1], what="an invalid request")
+    assert err["error"]["code"] == -32600
+
+    rid = client.request_id()
+    client.send_raw(json.dumps({"jsonrpc": "2.0", "id": rid, "method": "textDocument/hover",
+                                "params": {"textDocument": {"uri": u}, "position": {"line": "two"}}}).encode())
+    err = client.wait_response(rid)["error"]
+    assert err["code"] == -32602 and "textDocument/hover" in err["message"]
+
+    with pytest.raises(LspError) as e:
+        client.request("textDocument/noSuchThing", {})
+    assert e.value.code == -32601
+
+    # still serving, and still right
+    h = client.request("textDocument/hover", {"textDocument": {"uri": u}, "position": pos(1, 4)})
+    assert "git.push" in h["contents"]["value"]
+    assert client.request("textDocument/hover", {"textDocument": {"uri": "file:///no/such.trg"},
+                                                 "position": pos(0, 0)}) is None
+
+
+def test_lsp_without_the_editor_extra_says_how_to_get_it(tmp_path: Path) -> None:
+    """A probe that hides pygls: the command fails with the pip line, no traceback."""
+    probe = ("import sys, builtins\nreal = builtins.__import__\n"
+             "def imp(name, *a, **k):\n    if name.startswith(('pygls', 'lsprotocol', 'mcp')):\n"
+             "        raise ImportError('No module named ' + repr(name))\n    return real(name, *a, **k)\n"
+             "builtins.__import__ = imp\nfrom triggerlang.cli import main\nmain(['lsp'])\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and "pip install 'triggerlang[editor]'" in r.stderr and "Traceback" not in r.stderr
