@@ -423,7 +423,9 @@ def test_fmt_empty_non_utf8_and_missing(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- start-up
 
-HEAVY = ("starlette", "uvicorn", "watchfiles", "sqlite3", "_sqlite3", "httpx", "jinja2", "psycopg", "psycopg_binary")
+HEAVY = ("starlette", "uvicorn", "watchfiles", "sqlite3", "_sqlite3", "httpx", "jinja2", "psycopg", "psycopg_binary",
+         # the editor extra (triggerc lsp / mcp, SPEC §14) loads only under those commands
+         "pygls", "lsprotocol", "cattrs", "mcp", "mcp_types", "pydantic", "anyio")
 
 PROBE = r"""
 import json, sys
