@@ -17,7 +17,8 @@ read through its nearest ``SOURCE.EVENT``: the fields offered are that member's.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 from ..check import catalogue as C
 from ..check.checker import BUSY_MODES
@@ -52,7 +53,7 @@ POLICIES = ("debounce", "busy", "timeout", "retry", "dedupe")
 class Item:
     label: str
     kind: str              # keyword source event field placeholder action param let secret rule policy value option
-    detail: str = ""
+    detail: Any = ""       # a string, or a function giving it (computed only for the items returned)
     doc: str = ""
     insert: str | None = None   # text to insert (default: the label)
     sort: str = ""
@@ -141,7 +142,11 @@ def _finish(items: list[Item], start: int, prefix: str, ctx: str) -> Completion:
             seen.add(i.label)
             out.append(i)
     incomplete = len(out) > MAX_ITEMS
-    return Completion(out[:MAX_ITEMS], start, incomplete, ctx)
+    out = out[:MAX_ITEMS]
+    for i in out:
+        if callable(i.detail):
+            i.detail = i.detail()
+    return Completion(out, start, incomplete, ctx)
 
 
 # --------------------------------------------------------------------------- contexts
@@ -271,8 +276,7 @@ def _rule(toks: list[_Tok], names: Names) -> tuple[list[Item], str]:
         if last.text in _OPS or last.is_("in"):
             fld = _field_before(toks)
             if ctx is not None and ctx[0] == "run" and fld == "rule":
-                return [Item(f'"{n}"', "rule", f"on {_trigger_text(r)} run {r.action.value}")
-                        for n, r in names.rules.items()], "value"
+                return [Item(f'"{n}"', "rule", _rule_detail(r)) for n, r in names.rules.items()], "value"
             return _values(names, ctx, fld), "value"
         if last.text == ".":
             return [], "field member"
@@ -411,7 +415,7 @@ def _test(toks: list[_Tok], names: Names, line_before: str) -> list[Item]:
     if at_line_start and last_kw is not None:
         return [_kw("expect")] + ([] if any(t.is_("given") for t in toks) else [_kw("given")])
     after = toks[last_kw + 1:]
-    rules = [Item(n, "rule", f"on {_trigger_text(r)} run {r.action.value}", "") for n, r in names.rules.items()]
+    rules = [Item(n, "rule", _rule_detail(r), "") for n, r in names.rules.items()]
     if toks[last_kw].is_("given"):
         if not after:
             return _sources()
@@ -445,6 +449,10 @@ def _test(toks: list[_Tok], names: Names, line_before: str) -> list[Item]:
         if args[-1].text == "=":
             return _values(names)
     return []
+
+
+def _rule_detail(r):
+    return lambda: f"on {_trigger_text(r)} run {r.action.value}"
 
 
 def _trigger_text(r) -> str:

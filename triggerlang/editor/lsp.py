@@ -32,6 +32,7 @@ import asyncio
 import json
 import logging
 import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -203,12 +204,16 @@ class TriggerLanguageServer(LanguageServer):
         return result
 
     def publish(self, uri: str, a: D.Analysis) -> None:
+        # plain JSON, not lsprotocol objects: a 10,000-rule file may carry a thousand warnings,
+        # and this runs on the event loop, where completion requests wait
         lines = D.split_lines(a.text)
         enc = self.encoding()
-        diags = [to_lsp_diagnostic(d, lines, enc) for d in a.diagnostics if d.file == a.file]
+        diags = [diagnostic_json(d, lines, enc) for d in a.diagnostics if d.file == a.file]
         self.published[uri] = a.version
-        self.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=diags,
-                                                                          version=a.version))
+        params = {"uri": uri, "diagnostics": diags}
+        if a.version is not None:
+            params["version"] = a.version
+        self.protocol._send_data({"jsonrpc": "2.0", "method": T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, "params": params})
 
     def encoding(self) -> str:
         try:
@@ -305,19 +310,22 @@ def to_range(span: Span, lines: list[str], enc: str) -> T.Range:
     return T.Range(start=pos(span.start.line, span.start.column), end=pos(span.end.line, span.end.column))
 
 
-def to_lsp_diagnostic(d: Diagnostic, lines: list[str], enc: str) -> T.Diagnostic:
-    rng = to_range(d.span, lines, enc)
+def diagnostic_json(d: Diagnostic, lines: list[str], enc: str) -> dict:
+    """A compiler diagnostic as an LSP Diagnostic (JSON). The message is check's message,
+    then the hint on a second line; ``data`` holds the hint and, for a "did you mean",
+    the edit its quick fix makes."""
     data: dict[str, Any] = {"hint": d.hint}
     m = _DID_YOU_MEAN.search(d.hint or "")
     if m:
         fix = _fix_range(d.span, lines)
         if fix is not None:
-            data["fix"] = {"range": json.loads(json.dumps(_range_json(to_range(fix, lines, enc)))),
-                           "newText": m.group(1)}
-    message = d.message + (f"\n{d.hint}" if d.hint else "")
-    return T.Diagnostic(range=rng, message=message, severity=T.DiagnosticSeverity.Error if d.is_error
-                        else T.DiagnosticSeverity.Warning, code=d.code, source="triggerc",
-                        tags=[T.DiagnosticTag.Unnecessary] if d.code in UNUSED_CODES else None, data=data)
+            data["fix"] = {"range": _range_json(to_range(fix, lines, enc)), "newText": m.group(1)}
+    out = {"range": _range_json(to_range(d.span, lines, enc)),
+           "message": d.message + (f"\n{d.hint}" if d.hint else ""),
+           "severity": 1 if d.is_error else 2, "code": d.code, "source": "triggerc", "data": data}
+    if d.code in UNUSED_CODES:
+        out["tags"] = [1]  # Unnecessary: editors grey the unused declaration out
+    return out
 
 
 def _fix_range(span: Span, lines: list[str]) -> Span | None:
@@ -546,4 +554,8 @@ def main() -> None:
     handler.setFormatter(logging.Formatter("triggerc lsp: %(levelname)s %(message)s"))
     handler.addFilter(_OneLine())
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    # The analysis thread is CPU-bound; every message the loop reads or writes hands the GIL
+    # back and forth, and each hand-off may wait a whole switch interval (5 ms by default).
+    # 1 ms keeps completion quick while a large file is being re-checked (bench/lsp.py).
+    sys.setswitchinterval(0.001)
     build_server().start_io()

@@ -93,6 +93,8 @@ def _code_chars(line: str):
 
 def _bracket_delta(line: str) -> int:
     """Net change of (/[ depth over one line, skipping strings, regexes and comments."""
+    if "(" not in line and "[" not in line and ")" not in line and "]" not in line:
+        return 0  # (most lines: no need to scan them character by character)
     depth = 0
     for _, c in _code_chars(line):
         if c in "([":
@@ -481,7 +483,8 @@ class ParseCache:
 
     def __init__(self, limit: int = 200_000):
         self.limit = limit
-        self.entries: dict[str, tuple[A.Decl | None, list]] = {}
+        # chunk -> [tree at the top, its diagnostics, (line, offset) last placed at, tree there, diagnostics there]
+        self.entries: dict[str, list] = {}
         self.hits = 0
         self.misses = 0
 
@@ -530,13 +533,16 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
             if hit is None:
                 cache.misses += 1
                 local = Diagnostics(file)
-                hit = (_parse_chunk(chunk, 0, 0, local), local.items)
+                hit = [_parse_chunk(chunk, 0, 0, local), local.items, None, None, None]
                 cache.put(chunk, hit)
             else:
                 cache.hits += 1
-            node, found = hit
-            decl = A.shifted(node, first, start_off) if node is not None else None
-            diags.items.extend(A.shifted_diagnostic(d, first, start_off) for d in found)
+            if hit[2] != (first, start_off):  # moved since last time (a declaration above changed)
+                node, found = hit[0], hit[1]
+                hit[2:] = [(first, start_off), A.shifted(node, first, start_off) if node is not None else None,
+                           [A.shifted_diagnostic(d, first, start_off) for d in found]]
+            decl = hit[3]
+            diags.items.extend(hit[4])
         if decl is not None:
             decls.append(decl)
     end_line = len(lines)
