@@ -205,3 +205,27 @@ def test_mcp_refuses_a_non_loopback_default_url(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "mcp", "--url", "http://example.com"],
                        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert r.returncode == 2 and "loopback" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_history_from_a_postgresql_store_and_its_password_never_shown(tmp_path: Path, pg_url: str) -> None:
+    """`triggerc mcp --store URL` reads runs, logs and events through the Store API (SPEC §12)."""
+    from triggerlang.events import Event
+    from triggerlang.runtime.pgstore import PgStore
+    from triggerlang.runtime.store import Intent
+
+    st = PgStore(pg_url)
+    rec = st.ingest(Event("git", "push", {"branch": "main"}), [Intent("deploy", "d", {"sha": "abc"})], "k")
+    (row,) = st.claim("w", ["default"], 1, 10)
+    st.finish(row.id, "w", "succeeded", 0, None, log=b"deployed abc\n")
+    st.close()
+    password = "pw-Never-Shown-42"
+    url = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{password}@")  # trust auth ignores it
+    mcp = Mcp("--store", url, cwd=tmp_path)
+    res = mcp.calls(("runs", {}), ("run_log", {"run_id": row.id}), ("events", {}))
+    assert [(r["id"], r["rule"], r["status"]) for r in res[0][1]["runs"]] == [(row.id, "deploy", "succeeded")]
+    assert res[1][1]["log"] == "deployed abc\n"
+    assert [e["id"] for e in res[2][1]["events"]] == [rec.event_id]
+    dead = Mcp("--store", f"postgresql://postgres:{password}@127.0.0.1:1/nothing?connect_timeout=2", cwd=tmp_path)
+    [(err, text)] = dead.calls(("runs", {}))
+    assert err and password not in text
+    assert password not in json.dumps(mcp.results + dead.results)

@@ -1083,7 +1083,13 @@ def _editor_extra(what: str):
     return mod
 
 
-@main.command("lsp")
+EXAMPLES_LSP = examples(
+    "triggerc lsp                              # what an editor starts; see editors/README.md",
+    "nvim: vim.lsp.start({ name = \"triggerc\", cmd = { \"triggerc\", \"lsp\" } })",
+)
+
+
+@main.command("lsp", epilog=EXAMPLES_LSP)
 @click.option("--stdio", is_flag=True, help="Talk over stdin/stdout (the default and only transport).")
 def lsp_cmd(stdio: bool) -> None:
     """Language server for .trg files over stdio: diagnostics, hover, completion, definitions,
@@ -1091,18 +1097,27 @@ def lsp_cmd(stdio: bool) -> None:
     _editor_extra("lsp").main()
 
 
-@main.command("mcp")
+EXAMPLES_MCP = examples(
+    "triggerc mcp --state .triggerlang       # what an MCP client starts",
+    "claude mcp add triggerlang -- triggerc mcp --state /srv/app/.triggerlang",
+)
+
+
+@main.command("mcp", epilog=EXAMPLES_MCP)
 @click.option("--state", "state_dir", type=click.Path(file_okay=False),
-              help="State folder the history tools read (default .triggerlang/ in the working folder, "
-                   "or beside the rules file a tool is given).")
+              help="State folder the history tools read (default .triggerlang/ in the working folder).")
+@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL",
+              help="Read history from this postgresql:// store instead (or TRIGGERLANG_STORE).")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="TRIGGERLANG_URL",
               help="The running server `emit` sends to (loopback only).")
-def mcp_cmd(state_dir: str | None, url: str) -> None:
+def mcp_cmd(state_dir: str | None, store_url: str | None, url: str) -> None:
     """Model Context Protocol server over stdio, for coding agents: check, explain, catalogue,
     emit, runs, run_log, events, groups. Read-only except emit (to a loopback server)."""
     mod = _editor_extra("mcp")
+    if store_url:
+        _check_store_url(store_url)
     try:
-        server = mod.build_server(state_dir=Path(state_dir) if state_dir else None, url=url)
+        server = mod.build_server(state_dir=Path(state_dir) if state_dir else None, url=url, store_url=store_url)
     except ValueError as e:
         usage_error(str(e))
     server.run("stdio")

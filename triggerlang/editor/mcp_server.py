@@ -9,7 +9,7 @@ structured JSON):
 | ``explain`` | match one event, or a raw GitHub/GitLab payload, against a rules file: the runs it would start and, for each other rule of the event's source, the first condition that failed and the value the event had |
 | ``catalogue`` | the sources, a source's events, or an event's typed fields |
 | ``emit`` | send one event to a running ``triggerc serve`` — loopback only |
-| ``runs``, ``run_log``, ``events`` | history from the journal (``--state``; default ``.triggerlang``) |
+| ``runs``, ``run_log``, ``events`` | history from the store (``--state``, default ``.triggerlang``; or ``--store``) |
 | ``groups`` | correlation groups (SPEC §11) — this journal has none: the tool says so |
 
 Everything is read-only except ``emit``, whose URL must name a loopback host (and which
@@ -129,12 +129,18 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:8080") -> MCPServer:
-    """The MCP server: ``state_dir`` is the default journal folder, ``url`` the default
-    ``emit`` target (it must be a loopback URL)."""
+def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:8080",
+                 store_url: str | None = None) -> MCPServer:
+    """The MCP server: ``state_dir`` is the default journal folder (or ``store_url`` a
+    PostgreSQL store, SPEC §12), ``url`` the default ``emit`` target (a loopback URL)."""
     if not _is_loopback_url(url):
         raise ValueError(f"--url {url}: emit only reaches a server on loopback (127.0.0.1, ::1, localhost)")
     redactor = _Redactor()
+    if store_url:
+        from ..runtime.store import url_secrets
+
+        for s in url_secrets(store_url):  # the store URL is a secret too (SPEC §12.1)
+            redactor.values[s] = "store password"
     default_state = state_dir
     server_url = url
     server = MCPServer("triggerlang", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING")
@@ -153,16 +159,25 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
         return p
 
     def journal(state: str | None):
-        from ..runtime.journal import Journal, JournalError
+        """The store the history tools read (runtime/store.py's read API): ``--store``'s
+        PostgreSQL, unless the call names a state folder; else that folder's SQLite journal."""
+        from ..runtime.store import StoreError, open_store, redact_url
 
+        if store_url and not state:
+            try:
+                return open_store(store_url, create=False)
+            except StoreError as e:
+                raise ToolError(redactor.scrub(str(e))) from None
+            except Exception as e:  # noqa: BLE001 - a driver error: one line, without the password
+                raise ToolError(f"cannot open the store {redact_url(store_url)}: {redactor.scrub(str(e))}") from None
         folder = Path(state).expanduser() if state else (default_state or Path(".triggerlang"))
         if not (folder / "journal.sqlite3").is_file():
             raise ToolError(f"no journal in {folder}: pass `state` (the state folder of `triggerc serve`, "
                             ".triggerlang/ beside the rules file)")
         redactor.learn_folder(folder.resolve().parent)
         try:
-            return Journal(folder)
-        except JournalError as e:
+            return open_store(None, folder)
+        except StoreError as e:
             raise ToolError(str(e)) from None
 
     # ------------------------------------------------------------------ check
@@ -322,7 +337,7 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
         finally:
             j.close()
         keys = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
-                "finished_at", "attempt", "duration", "error")
+                "finished_at", "attempt", "wait", "duration", "error")
         return done({"runs": [{k: r.get(k) for k in keys} for r in items]})
 
     @server.tool(description="The output of one run (its log file), the end of it when long.")
@@ -334,23 +349,13 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
         j = journal(state)
         try:
             run = j.get_run(run_id)
-            path = j.run_log_path(run_id)
+            if run is None:
+                raise ToolError(f"no run {run_id} in this journal")
+            text, truncated, exists = j.read_log(run_id, max_bytes)
         finally:
             j.close()
-        if run is None:
-            raise ToolError(f"no run {run_id} in this journal")
-        try:
-            with open(path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - max_bytes))
-                data = f.read()
-        except FileNotFoundError:
-            data, size = b"", 0
-        except OSError as e:
-            raise ToolError(f"cannot read the log of run {run_id}: {e.strerror or e}") from None
         return done({"run_id": run_id, "rule": run.get("rule"), "status": run.get("status"),
-                     "log": data.decode("utf-8", "replace"), "truncated": size > len(data), "size": size})
+                     "log": text, "truncated": truncated, "exists": exists})
 
     @server.tool(description="Events received, newest first, with the rules they matched.")
     def events(
