@@ -52,11 +52,11 @@ def test_sdist_carries_what_the_tests_need(dists) -> None:
     for needed in ("LICENSE", "README.md", "SECURITY.md", "pyproject.toml", "grammar/triggerlang.lark",
                    "tests/conftest.py", "tests/cases/TRG203_unknown_field.trg", "tests/golden/project.json",
                    "examples/deploy.trg", "examples/events/push-main.json", "examples/scripts/deploy.sh",
-                   "docs/diagnostics.md"):
+                   "docs/diagnostics.md", "editors/vscode/syntaxes/triggerlang.tmLanguage.json"):
         assert needed in names, needed
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     if (ROOT / ".git").exists():  # every tracked file of these folders (a new kind of file would be left out)
-        tracked = subprocess.run(["git", "ls-files", "tests", "examples", "docs", "grammar", "triggerlang"],
+        tracked = subprocess.run(["git", "ls-files", "tests", "examples", "docs", "grammar", "triggerlang", "editors"],
                                  cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
         missing = sorted(set(tracked) - names)
         assert not missing, f"MANIFEST.in leaves out {missing}"
