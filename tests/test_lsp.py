@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_client import LspClient, LspError, edit, pos, uri
+from lsp_client import LspClient, LspError, edit, pos
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "cases"

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..check import catalogue as C
 from ..check.checker import BUSY_MODES
+from ..syntax.parser import split_comment
 from . import knowledge as K
 from .document import Names, declaration_at, signature
 
@@ -126,8 +127,6 @@ def _in_string(text: str) -> bool:
 
 
 def _in_comment(before: str) -> bool:
-    from ..syntax.parser import split_comment
-
     return split_comment(before)[1] is not None
 
 

@@ -116,7 +116,7 @@ class TriggerLanguageServer(LanguageServer):
         self.debounce = DEFAULT_DEBOUNCE_MS / 1000
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="trg-analysis")
-        self._occ: dict[tuple[str, int | None], list[D.Occurrence]] = {}
+        self._occ: dict[tuple, list[D.Occurrence]] = {}
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if getattr(error, "answered", False):
@@ -246,13 +246,15 @@ class TriggerLanguageServer(LanguageServer):
         if module is None:
             return []
         path = self.path_of(uri)
-        snap = self.text_of(uri)
-        key = (uri, snap[1] if snap else None)
+        main = D.companion_path(path)
+        tests = D.tests_path(path)
+        # the versions of the document and of its open companion make the key (a file on
+        # disk is read again each time the key changes)
+        key = (uri, *((self.text_of(u) or (None, None))[1] for u in
+                      (uri, *(self.uri_of(p) for p in (main, tests) if p is not None))))
         if key in self._occ:
             return self._occ[key]
         modules = [(module, path)]
-        main = D.companion_path(path)
-        tests = D.tests_path(path)
         for other in (main, tests):
             if other is None:
                 continue
