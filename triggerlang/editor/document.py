@@ -373,14 +373,14 @@ def occurrences(module: A.Module, file: str, names: Names) -> list[Occurrence]:
                     if isinstance(v, (A.Ref, A.ListLit)):
                         _values(v, names, file, out)
         elif isinstance(d, A.TestBlock):
-            g = d.given
-            ctx = _ctx_of(g.trigger)
-            add(Occurrence("source", g.trigger.source.value, g.trigger.source.span, file))
-            for f in g.fields:
-                if ctx and ctx[0] == "schedule" and f.field.parts == ("rule",):
-                    _rule_strings(f.value, file, out)
-                else:
-                    _values(f.value, names, file, out)
+            for g in _givens(d):
+                ctx = _ctx_of(g.trigger)
+                add(Occurrence("source", g.trigger.source.value, g.trigger.source.span, file))
+                for f in g.fields:
+                    if ctx and ctx[0] == "schedule" and f.field.parts == ("rule",):
+                        _rule_strings(f.value, file, out)
+                    else:
+                        _values(f.value, names, file, out)
             for e in d.expects:
                 for r in e.rules:
                     add(Occurrence("rule", r.value, r.span, file))
@@ -392,6 +392,14 @@ def occurrences(module: A.Module, file: str, names: Names) -> list[Occurrence]:
                 if isinstance(n, A.Ref):
                     _values(n, names, file, out)
     return out
+
+
+def _givens(t: A.TestBlock) -> tuple:
+    """Every ``given`` of a test (a test with clock steps may have several, or none)."""
+    many = getattr(t, "givens", None)
+    if many is not None:
+        return tuple(many)
+    return (t.given,) if t.given is not None else ()
 
 
 def _trigger_and_filter(node: Any, names: Names, file: str, out: list[Occurrence]) -> None:
@@ -499,8 +507,9 @@ def symbols(module: A.Module) -> list[Symbol]:
         elif isinstance(d, A.SourceDecl):
             out.append(Symbol(kind, d.kind.value, _fmt(d), d.span, d.kind.span))
         elif isinstance(d, A.TestBlock):
-            out.append(Symbol(kind, d.name.value or "(unnamed test)", f"given {d.given.trigger.text}", d.span,
-                              d.name.span))
+            given = _givens(d)
+            out.append(Symbol(kind, d.name.value or "(unnamed test)",
+                              f"given {given[0].trigger.text}" if given else "", d.span, d.name.span))
         else:
             out.append(Symbol(kind, kind, "", d.span, d.span))
     return out
