@@ -112,7 +112,6 @@ class TriggerLanguageServer(LanguageServer):
                          protocol_cls=_Protocol)
         self.analyzer = D.Analyzer()
         self.analyses: dict[str, D.Analysis] = {}      # uri -> latest analysis (any version)
-        self.published: dict[str, int | None] = {}     # uri -> version whose diagnostics were sent
         self.debounce = DEFAULT_DEBOUNCE_MS / 1000
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="trg-analysis")
@@ -209,7 +208,6 @@ class TriggerLanguageServer(LanguageServer):
         lines = D.split_lines(a.text)
         enc = self.encoding()
         diags = [diagnostic_json(d, lines, enc) for d in a.diagnostics if d.file == a.file]
-        self.published[uri] = a.version
         params = {"uri": uri, "diagnostics": diags}
         if a.version is not None:
             params["version"] = a.version
