@@ -345,19 +345,21 @@ class Worker:
     async def _execute(self, row: RunRow) -> None:
         a = self.active[row.id]
         try:
-            rules = await asyncio.to_thread(self._rules_for, row.manifest)
+            rules = self._rules.get(row.manifest) if row.manifest in self._rules else \
+                await asyncio.to_thread(self._rules_for, row.manifest)
             action = rules.actions.get(row.action) if rules is not None else None
             if rules is None or action is None:
                 await self._finish(row, rules, "failed", None,
                                    f"the action {row.action!r} is not in the manifest of this run")
                 return
             base = self.opts.base_dir or Path(rules.manifest.get("base_dir") or ".")
-            secrets = await asyncio.to_thread(self._secrets_for, rules, base)
+            secrets = self._secrets.get(rules.sha) if rules.sha in self._secrets else \
+                await asyncio.to_thread(self._secrets_for, rules, base)
             if isinstance(secrets, str):
                 await self._finish(row, rules, "failed", None, f"this worker cannot run it: {secrets}")
                 return
-            ev = await asyncio.to_thread(self.store.get_event, row.event_id) or {}
-            event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
+            ev = row.event if row.event is not None else await asyncio.to_thread(self.store.get_event, row.event_id)
+            event = {k: (ev or {}).get(k) for k in ("id", "source", "type", "time", "data")}
             if self.closing:  # claimed, not started: another worker takes it
                 await asyncio.to_thread(self.store.release, row.id, self.id)
                 return

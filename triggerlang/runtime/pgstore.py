@@ -506,14 +506,20 @@ cand AS (
 )
 UPDATE trg_runs SET status = 'running', started_at = now_.t, worker = %(worker)s,
        lease_until = now_.t + %(lease)s
-FROM cand, now_ WHERE trg_runs.id = cand.id
-RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}"""
+FROM cand, now_, trg_events e WHERE trg_runs.id = cand.id AND e.id = trg_runs.event_id
+RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.source, e.type, e.time, e.data"""
         args = {"pools": list(pools), "limit": int(limit), "worker": worker, "lease": float(lease)}
         for attempt in range(4):
             try:
                 with self._conn() as conn:
                     rows = conn.execute(sql, args).fetchall()
-                return sorted((_run(r) for r in rows), key=lambda r: r.id)
+                out = []
+                for r in rows:
+                    run = _run(r[:-4])
+                    run.event = {"id": run.event_id, "source": r[-4], "type": r[-3], "time": r[-2],
+                                 "data": json.loads(r[-1])}
+                    out.append(run)
+                return sorted(out, key=lambda r: r.id)
             except pg_errors.UniqueViolation:
                 # two runs of one serial rule in one claim (a race with another claimer): one at a time
                 args["limit"] = 1

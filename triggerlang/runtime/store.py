@@ -175,6 +175,8 @@ class RunRow:
     timeout: float | None = None
     retry: int | None = None
     backoff: float | None = None
+    # a claim hands the worker the run's event with it ({id, source, type, time, data}): no second read
+    event: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> float | None:
