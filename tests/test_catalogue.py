@@ -45,6 +45,7 @@ def test_sources_and_their_listeners():
         "ci": "http",
         "schedule": "schedule",
         "run": "",
+        "correlation": "",
     }
     for name, src in CATALOGUE.items():
         assert src.name == name

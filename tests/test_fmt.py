@@ -17,7 +17,7 @@ from triggerlang.syntax.parser import _bracket_delta, parse
 
 KEYWORDS = set("""let secret source action exec shell http cwd env on run with and or not in has true
 false every cron tz debounce busy timeout retry backoff dedupe for test given from expect only none
-file""".split())
+file all any of seq absent same within between after as key max wait at open expired missing""".split())
 
 names = st.from_regex(r"[a-z_][a-z0-9_]{0,6}(-[a-z0-9]{1,3})?", fullmatch=True).filter(lambda s: s not in KEYWORDS)
 # after a dot any word is a field name, reserved words and digits included
@@ -129,11 +129,83 @@ def policy_text(draw, kind: str) -> str:
     return f"{kind} {draw(dur_or_ref)}"
 
 
+event_triggers = st.builds(lambda s, e: f"{s}.{e}", st.one_of(names, st.just("run")), st.one_of(segments, st.just("*")))
+
+
+@st.composite
+def members(draw) -> str:
+    out = [draw(event_triggers)]
+    if draw(st.booleans()):
+        out.append(draw(exprs())[0])
+    if draw(st.booleans()):
+        out.append(f"as {draw(names)}")
+    keys = draw(st.lists(placeholders, max_size=3))
+    if len(keys) == 1 and draw(st.booleans()):
+        out.append(f"key {keys[0]}")
+    elif keys:
+        out.append("key (" + ", ".join(keys) + ("," if draw(st.booleans()) else "") + ")")
+    return " ".join(out)
+
+
+@st.composite
+def groups(draw, depth: int = 0) -> str:
+    kind = draw(st.sampled_from(["all", "any", "seq", "n_of", "count"]))
+    if kind == "count":
+        return f"{draw(st.integers(0, 9))} of {draw(members())}"
+    items = draw(st.lists(st.one_of(members(), groups(depth + 1) if depth < 1 else members(),
+                                    members().map(lambda m: f"absent({m})")), min_size=1, max_size=3))
+    body = ", ".join(items) + ("," if draw(st.booleans()) else "")
+    head = f"{draw(st.integers(0, 9))} of (" if kind == "n_of" else f"{kind}("
+    out = head + body + ")"
+    if depth and draw(st.booleans()):
+        out += f" same {draw(placeholders)}"
+    if depth and draw(st.booleans()):
+        out += f" within {draw(dur_or_ref)}"
+    return out
+
+
+@st.composite
+def correlations(draw) -> str:
+    clauses = []
+    if draw(st.booleans()):
+        clauses.append("same " + ", ".join(draw(st.lists(placeholders, min_size=1, max_size=2))))
+    if draw(st.booleans()):
+        clauses.append(f"within {draw(dur_or_ref)}")
+    if draw(st.booleans()):
+        clauses.append(f"max {draw(st.one_of(st.integers(0, 99).map(str), names))}")
+    if draw(st.booleans()):
+        trig = f"absent({draw(members())})"
+        if draw(st.booleans()):
+            trig += f" after {draw(members())}"
+        tail = []
+        if draw(st.booleans()):
+            tail.append("same " + ", ".join(draw(st.lists(placeholders, min_size=1, max_size=2))))
+            if draw(st.booleans()):
+                tail.append(f"in {draw(values)}")
+        window = draw(st.sampled_from(["", "within", "for", "between"]))
+        if window == "between":
+            tail.append(f"between cron {draw(plain_strings)} and cron {draw(plain_strings)}"
+                        + (f" tz {draw(plain_strings)}" if draw(st.booleans()) else ""))
+        elif window:
+            tail.append(f"{window} {draw(dur_or_ref)}")
+        if draw(st.booleans()):
+            tail.append(f"max {draw(st.integers(0, 99))}")
+        if tail and draw(st.booleans()):
+            tail.append(draw(exprs())[0])
+        return " ".join([trig, *tail])
+    g = draw(groups())
+    count = g[0].isdigit() and not g.split(" ", 2)[2].startswith("(")   # N of MEMBER
+    if (clauses or not count) and draw(st.booleans()):
+        clauses.append(draw(exprs())[0])   # a filter after the trigger (TRG709) parses after a clause
+    return " ".join([g, *clauses])
+
+
 @st.composite
 def rules(draw) -> str:
     label = draw(st.one_of(st.none(), names))
-    head = (f"{label}: " if label else "") + f"on {draw(triggers)}"
-    filt = draw(st.one_of(st.none(), exprs()))
+    corr = draw(st.integers(0, 3)) == 0
+    head = (f"{label}: " if label else "") + f"on {draw(correlations() if corr else triggers)}"
+    filt = None if corr else draw(st.one_of(st.none(), exprs()))
     parts = [head]
     if filt:
         parts.append(filt[0])
@@ -172,12 +244,35 @@ def actions(draw) -> str:
 
 
 @st.composite
-def rule_tests(draw) -> str:
+def given_lines(draw) -> str:
     trig = draw(st.builds(lambda s, e: f"{s}.{e}", st.one_of(names, st.just("run")), st.one_of(segments, st.just("*"))))
     given_fields = draw(st.lists(st.builds(lambda f, v: f"{f}={v}", fields, values), max_size=3))
     given_line = " ".join(["given", trig, *given_fields])
     if draw(st.booleans()):
         given_line += f" from {draw(plain_strings)}"
+    return given_line
+
+
+@st.composite
+def rule_tests(draw) -> str:
+    steps = []
+    for kind in draw(st.lists(st.sampled_from(["given", "given", "wait", "at", "open", "expired"]), max_size=4)):
+        if kind == "given":
+            steps.append(draw(given_lines()))
+        elif kind == "wait":
+            steps.append(f"wait {draw(dur_or_ref)}")
+        elif kind == "at":
+            steps.append(f"at {draw(plain_strings)}")
+        else:
+            line = f"expect {kind} {draw(names)}"
+            key = draw(st.lists(values, max_size=3))
+            if len(key) == 1:
+                line += f" key {key[0]}"
+            elif key:
+                line += " key (" + ", ".join(key) + ")"
+            if draw(st.booleans()):
+                line += " missing " + ", ".join(draw(st.lists(names, min_size=1, max_size=3)))
+            steps.append(line)
     expects = []
     for kind in draw(st.lists(st.sampled_from(["match", "with", "not", "only", "none"]), min_size=1, max_size=4)):
         if kind == "match":
@@ -190,7 +285,7 @@ def rule_tests(draw) -> str:
             expects.append("expect only " + ", ".join(draw(st.lists(names, min_size=1, max_size=3))))
         else:
             expects.append("expect none")
-    return f"test {draw(plain_strings)}:\n    " + "\n    ".join([given_line, *expects])
+    return f"test {draw(plain_strings)}:\n    " + "\n    ".join([*steps, *expects])
 
 
 COMMENT_TEXTS = ["# a comment", "#", '# "quoted" [bracket', "# trailing # hashes", "#é😀"]

@@ -261,6 +261,8 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
     EVENT.json is {"source", "type", "data"} ("-" reads stdin). A .jsonl file holds one
     event per line and gets one result line per event, in order. With --github EVENT,
     --gitlab EVENT... (or --provider NAME --event EVENT) it is that provider's raw payload.
+    With correlation rules, the lines share one state: an event's "time" is its arrival,
+    and a {"wait": "10m"} line moves the clock (reporting what expires or fires).
     """
     import gc
 
@@ -303,6 +305,15 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
     batch = event_file.endswith(".jsonl")
     out = sys.stdout
     write = out.write
+    if dry.correlating:  # correlation rules (SPEC §11.5): one state and one clock for every line
+        from .dryrun import run_correlated
+
+        try:
+            any_bad = run_correlated(dry, event_file, provider, batch, fmt, explain, write)
+        except EventInputError as e:
+            fail(str(e))
+        out.flush()
+        raise SystemExit(1 if any_bad else 0)
     if batch and fmt == "text" and not explain:
         try:
             any_bad = batch_names(event_file, provider, dry.matcher, write, None if provider else warn_unknown)

@@ -173,15 +173,106 @@ def _iter(fh, path, provider, batch):
             fh.close()
 
 
+def read_timed(path: str, provider: tuple[str, str] | None, batch: bool) -> Iterator[tuple]:
+    """The inputs of a dry run with correlation rules (SPEC §11.5): ``("events", [Event],
+    arrival time or None, line)``, ``("wait", seconds, text, line)`` for a ``{"wait": "10m"}``
+    line, or an :class:`EventInputError`. An event's ``time``, if present, is its arrival."""
+    from .correlation.clock import parse_duration, parse_time
+
+    fh = _open(path)
+    name = "<stdin>" if path == "-" else path
+    try:
+        if not batch:
+            try:
+                text = fh.read()
+            except UnicodeDecodeError:
+                yield EventInputError(f"{name}: not UTF-8 text")
+                return
+            try:
+                lines = [(1, json.loads(text))]
+            except json.JSONDecodeError as e:
+                yield EventInputError(f"{name}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})")
+                return
+        else:
+            lines = _numbered(fh, name)
+        for lineno, obj in lines:
+            if isinstance(obj, EventInputError):
+                yield obj
+                continue
+            where = f"{name}:{lineno}" if batch else name
+            if isinstance(obj, dict) and "wait" in obj and "source" not in obj:
+                secs = parse_duration(obj["wait"]) if isinstance(obj["wait"], str) else None
+                if secs is None or secs <= 0 or not batch:
+                    yield EventInputError(f"{where}: a wait line is {{\"wait\": \"10m\"}} with a duration "
+                                          "longer than zero, in a .jsonl file")
+                    continue
+                yield ("wait", secs, obj["wait"], lineno)
+                continue
+            try:
+                events = _events_from_obj(obj, provider, where)
+            except EventInputError as e:
+                yield e
+                continue
+            at = None
+            if provider is None and isinstance(obj, dict) and obj.get("time") is not None:
+                at = parse_time(obj["time"]) if isinstance(obj["time"], str) else None
+                if at is None:
+                    yield EventInputError(f"{where}: 'time' is not an ISO 8601 time: {json.dumps(obj['time'])}")
+                    continue
+            yield ("events", events, at, lineno)
+    finally:
+        if fh is not sys.stdin:
+            fh.close()
+
+
+def _numbered(fh, name: str):
+    lineno = 0
+    while True:
+        try:
+            line = fh.readline()
+        except UnicodeDecodeError:
+            yield lineno + 1, EventInputError(f"{name}:{lineno + 1}: not UTF-8 text")
+            return
+        if not line:
+            return
+        lineno += 1
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            yield lineno, EventInputError(f"{name}:{lineno}: not valid JSON ({e.msg})")
+
+
 class DryRun:
-    """Matches events and describes the runs they would create."""
+    """Matches events and describes the runs they would create.
+
+    With correlation rules in the manifest, events go through a
+    :class:`~triggerlang.correlation.sim.Simulation` instead (one state shared by every
+    event of a run, a clock that starts at the first event's time or now): the result adds
+    ``"correlations"``, and :meth:`wait` moves the clock.
+    """
 
     def __init__(self, manifest: dict, matcher):
         self.manifest = manifest
         self.matcher = matcher
         self.actions = manifest.get("actions", {})
+        self.correlating = any(isinstance(r.get("trigger"), dict) for r in manifest.get("rules", []))
+        self.sim = None
 
-    def run(self, events: list[Event], explain: bool = False) -> dict:
+    def _sim(self, at: float | None):
+        if self.sim is None:
+            import time
+
+            from .correlation.sim import Simulation
+
+            self.sim = Simulation(self.manifest["rules"], self.actions, at if at is not None else time.time(),
+                                  matcher=self.matcher)
+        return self.sim
+
+    def run(self, events: list[Event], explain: bool = False, at: float | None = None) -> dict:
+        if self.correlating:
+            return self._run_correlated(events, explain, at)
         matches = []
         reasons = []
         for ev in events:
@@ -206,7 +297,67 @@ class DryRun:
             out["not_matched"] = reasons
         return out
 
+    # ------------------------------------------------------------------ correlations
+    def _run_correlated(self, events: list[Event], explain: bool, at: float | None) -> dict:
+        from .correlation.render import explain_members
+
+        sim = self._sim(at)
+        step = sim.deliver(events, at)
+        out = self._step_json(step, len(events) > 1)
+        if explain:
+            reasons = []
+            for ev in events:
+                for r in self.matcher.explain(ev):
+                    reasons.append({**r, "event": f"{ev.source}.{ev.type}"} if len(events) > 1 else r)
+            out["not_matched"] = reasons
+            out["correlation_explain"] = [x for ev in events for x in explain_members(sim.engine, ev, step.outcomes)]
+        return out
+
+    def wait(self, seconds: float, text: str) -> dict:
+        """A ``{"wait": "10m"}`` line: the clock moves; expiries and absence fires happen."""
+        from .correlation.clock import iso
+
+        sim = self._sim(None)
+        step = sim.advance(sim.now + seconds)
+        return {"wait": text, "time": iso(sim.now), **self._step_json(step, True)}
+
+    def _step_json(self, step, many: bool) -> dict:
+        from .correlation.clock import iso
+
+        matches = []
+        for d in step.deliveries:
+            for m in d.matches:
+                action = self.actions.get(m.rule.action, {})
+                inputs = bind_inputs(action, m.inputs)
+                entry = {"rule": m.rule.name, "action": m.rule.action, "inputs": inputs, "argv": self._argv(m.rule.action, inputs)}
+                if many or d.chained:
+                    entry["event"] = f"{d.event.source}.{d.event.type}"
+                matches.append(entry)
+        corr = []
+        for o in step.outcomes:
+            entry = o.to_json()
+            if o.run is not None:
+                inputs = bind_inputs(self.actions.get(o.run.action, {}), o.run.inputs)
+                entry["run"] = {"action": o.run.action, "inputs": inputs, "argv": self._argv(o.run.action, inputs),
+                                "event_id": o.run.event.id}
+            entry["text"] = o.rule + ": " + self._outcome_text(o, step.time)
+            corr.append(entry)
+        return {"time": iso(step.time), "matches": matches, "correlations": corr}
+
+    def _outcome_text(self, o, now: float) -> str:
+        from .correlation.render import outcome_text
+
+        return outcome_text(o, now)
+
+    def _argv(self, action_name: str, inputs: dict) -> list[str] | None:
+        try:
+            return display_argv(self.actions.get(action_name, {}), inputs, action_name)
+        except ActionError:
+            return None
+
     def text(self, result: dict, batch: bool) -> str:
+        if "correlations" in result:
+            return self._corr_text(result, batch)
         if batch:
             names = [m["rule"] for m in result["matches"]]
             return (", ".join(names) if names else "(no match)") + "\n"
@@ -226,6 +377,53 @@ class DryRun:
                          f"{r.get('field')} was {json.dumps(r.get('value'), ensure_ascii=False)}{note}")
         return "\n".join(lines) + "\n"
 
+    def _corr_text(self, result: dict, batch: bool) -> str:
+        """Text of a correlating dry run: the ordinary matches as usual, then one line per
+        correlation outcome; in batch mode, a line per input then its details indented."""
+        pad = "  " if batch else ""
+        lines: list[str] = []
+        direct = [m for m in result["matches"] if m.get("event", "").split(".")[0] != "correlation"]
+        chained = [m for m in result["matches"] if m not in direct]
+        if batch:
+            if "wait" in result:
+                lines.append(f"(wait {result['wait']}: {result['time']})")
+            else:
+                names = [m["rule"] for m in direct]
+                lines.append(", ".join(names) if names else "(no match)")
+        elif not direct:
+            lines.append("no rule matches this event")
+        if not batch:
+            lines.extend(self._match_lines(direct, ""))
+        for c in result["correlations"]:
+            line = pad + c["text"]
+            run = c.get("run")
+            if run:
+                call = " ".join(_shell_quote(a) for a in run["argv"]) if run["argv"] else self._describe(run["action"])
+                line += f": runs {run['action']} -> {call}"
+            lines.append(line)
+            if run:
+                lines.extend(f"{pad}    {k} = {json.dumps(v, ensure_ascii=False)}" for k, v in run["inputs"].items())
+        for m in chained:
+            lines.extend(self._match_lines([m], pad, f" (on {m['event']})"))
+        for r in result.get("not_matched", []):
+            span = r.get("span")
+            where = f" (line {span[0]}:{span[1]})" if span else ""
+            note = f"; {r['note']}" if r.get("note") else ""
+            lines.append(f"{pad}{r['rule']}: no match: {r['condition']}{where} failed; "
+                         f"{r.get('field')} was {json.dumps(r.get('value'), ensure_ascii=False)}{note}")
+        for r in result.get("correlation_explain", []):
+            lines.append(f"{pad}{r['rule']} [{r['member']}]: {r['text']}")
+        return "\n".join(lines) + "\n"
+
+    def _match_lines(self, matches: list[dict], pad: str, suffix: str = "") -> list[str]:
+        lines = []
+        for m in matches:
+            call = " ".join(_shell_quote(a) for a in m["argv"]) if m["argv"] else self._describe(m["action"])
+            lines.append(f"{pad}{m['rule']}: runs {m['action']} -> {call}{suffix}")
+            for k, v in m["inputs"].items():
+                lines.append(f"{pad}    {k} = {json.dumps(v, ensure_ascii=False)}")
+        return lines
+
     def _describe(self, action: str) -> str:
         a = self.actions.get(action, {})
         if a.get("kind") == "http":
@@ -237,3 +435,40 @@ def _shell_quote(s: str) -> str:
     import shlex
 
     return shlex.quote(s)
+
+
+def run_correlated(dry: DryRun, path: str, provider: tuple[str, str] | None, batch: bool, fmt: str,
+                   explain: bool, write) -> bool:
+    """``triggerc match`` on a rules file with correlation rules: every line shares one state
+    and one clock (a line's ``time`` is its arrival and may not go back; ``{"wait": "10m"}``
+    moves the clock). Writes one result per line; returns True when some line was bad.
+    Raises EventInputError when the file cannot be opened, or (single mode) read."""
+    from .correlation.clock import iso
+
+    any_bad = False
+    for item in read_timed(path, provider, batch):
+        if isinstance(item, EventInputError):
+            if not batch:
+                raise item
+            any_bad = True
+            write(json.dumps({"error": str(item)}) + "\n")
+            continue
+        if item[0] == "wait":
+            result = dry.wait(item[1], item[2])
+        else:
+            _, events, at, lineno = item
+            if at is not None and dry.sim is not None and at < dry.sim.now:
+                any_bad = True
+                msg = (f"{path}:{lineno}: time {iso(at)} is before the previous line's ({iso(dry.sim.now)}): "
+                       "lines arrive in order")
+                if not batch:
+                    raise EventInputError(msg)
+                write(json.dumps({"error": msg}) + "\n")
+                continue
+            result = dry.run(events, explain, at)
+        if fmt == "json":
+            write(json.dumps(result, ensure_ascii=False, separators=(",", ":") if batch else None,
+                             indent=None if batch else 2) + "\n")
+        else:
+            write(dry.text(result, batch))
+    return any_bad

@@ -78,6 +78,19 @@ def fmt_value(v) -> str:
 
 # --------------------------------------------------------------------------- filters
 
+SOFT_KEYWORDS = frozenset("as key same within for between max".split())
+"""Words that are keywords right after a condition (in correlation triggers): a condition on
+a field of one of these names is written after an explicit ``and`` (SPEC §11.1)."""
+
+
+def _juxtaposed(parts: list[str], items) -> str:
+    out = parts[0]
+    for p, x in zip(parts[1:], items[1:]):
+        soft = isinstance(x, A.Compare) and x.field.parts[0] in SOFT_KEYWORDS
+        out += (" and " if soft else " ") + p
+    return out
+
+
 def fmt_expr(e, top: bool = False) -> str:
     if isinstance(e, A.Compare):
         if e.op == "=":
@@ -90,7 +103,7 @@ def fmt_expr(e, top: bool = False) -> str:
         return f"not {inner}" if isinstance(e.expr, (A.Compare, A.Has, A.Not)) else f"not ({inner})"
     if isinstance(e, A.And):
         parts = [f"({fmt_expr(x)})" if isinstance(x, A.Or) else fmt_expr(x) for x in e.items]
-        return " ".join(parts) if top else " and ".join(parts)
+        return _juxtaposed(parts, e.items) if top else " and ".join(parts)
     if isinstance(e, A.Or):
         return " or ".join(fmt_expr(x) for x in e.items)
     raise TypeError(f"not an expression: {e!r}")  # pragma: no cover
@@ -101,8 +114,126 @@ def fmt_trigger(t) -> str:
         return t.text
     if isinstance(t, A.EveryTrigger):
         return f"every {fmt_value(t.interval)}"
+    if isinstance(t, (A.Group, A.Absence)):
+        return " ".join(_corr_lines(t, "", WIDTH * 10)).strip()
     s = f"cron {fmt_string(t.expr)}"
     return s + (f" tz {fmt_string(t.tz)}" if t.tz else "")
+
+
+# --------------------------------------------------------------------------- correlation triggers
+
+def _keys(ps) -> str:
+    return ", ".join(fmt_value(p) for p in ps)
+
+
+def fmt_member(m: A.Member) -> str:
+    out = m.trigger.text
+    if m.filter is not None:
+        out += " " + fmt_expr(m.filter, top=True)
+    if m.alias is not None:
+        out += f" as {m.alias.value}"
+    if len(m.keys) == 1:
+        out += f" key {fmt_value(m.keys[0])}"
+    elif m.keys:
+        out += f" key ({_keys(m.keys)})"
+    return out
+
+
+def _group_clauses(g: A.Group) -> str:
+    out = ""
+    if g.same:
+        out += f" same {_keys(g.same)}"
+    if g.within is not None:
+        out += f" within {fmt_value(g.within)}"
+    if g.max is not None:
+        out += f" max {fmt_value(g.max)}"
+    if g.trailing is not None:
+        out += " " + fmt_expr(g.trailing, top=True)
+    return out
+
+
+def _open(g: A.Group) -> str:
+    if g.kind == "n_of":
+        return f"{fmt_value(g.n)} of ("
+    return f"{g.kind}("
+
+
+def fmt_item(x, indent: str, width: int) -> list[str]:
+    """One item of a group, as lines (the first without its indentation)."""
+    if isinstance(x, A.Member):
+        return [fmt_member(x)]
+    if isinstance(x, A.Absence):
+        return [f"absent({fmt_member(x.member)})"]
+    return _group_lines(x, indent, width)
+
+
+def _group_lines(g: A.Group, indent: str, width: int) -> list[str]:
+    """A group and its clauses: one line when it fits and the author did not put its items
+    one per line (a trailing comma), else ``KIND(`` / one item a line / ``) CLAUSES``."""
+    clauses = _group_clauses(g)
+    if g.kind == "count":
+        return [f"{fmt_value(g.n)} of {fmt_member(g.items[0])}{clauses}"]
+    inner = [fmt_item(x, indent + INDENT, width) for x in g.items]
+    one = _open(g) + ", ".join(i[0] for i in inner) + ")" + clauses
+    if not g.trailing_comma and all(len(i) == 1 for i in inner) and len(indent) + len(one) <= width:
+        return [one]
+    lines = [_open(g)]
+    item_indent = indent + INDENT
+    for i in inner:
+        i = list(i)
+        i[-1] += ","
+        lines.append(item_indent + i[0])
+        lines.extend(i[1:])
+    lines.append(indent + ")" + clauses)
+    return lines
+
+
+def _absence_parts(a: A.Absence) -> tuple[str, list[str]]:
+    head = f"absent({fmt_member(a.member)})"
+    rest = []
+    if a.after is not None:
+        rest.append(f"after {fmt_member(a.after)}")
+    tail = []
+    if a.same:
+        tail.append(f"same {_keys(a.same)}")
+        if a.same_in is not None:
+            tail.append(f"in {fmt_value(a.same_in)}")
+    w = a.window
+    if w is not None:
+        if w.kind == "between":
+            tail.append(f"between cron {fmt_string(w.start)} and cron {fmt_string(w.end)}"
+                        + (f" tz {fmt_string(w.tz)}" if w.tz else ""))
+        else:
+            tail.append(f"{w.kind} {fmt_value(w.duration)}")
+    if a.max is not None:
+        tail.append(f"max {fmt_value(a.max)}")
+    if a.trailing is not None:
+        tail.append(fmt_expr(a.trailing, top=True))
+    if tail:
+        rest.append(" ".join(tail))
+    return head, rest
+
+
+def _corr_lines(t, head: str, width: int) -> list[str]:
+    """A correlation trigger after ``head`` (``LABEL: on ``): the lines it takes."""
+    if isinstance(t, A.Absence):
+        first, rest = _absence_parts(t)
+        one = " ".join([head + first, *rest])
+        if len(one) <= width:
+            return [one]
+        return [head + first, *(INDENT + r for r in rest)]
+    if t.kind == "count":
+        member = f"{fmt_value(t.n)} of {fmt_member(t.items[0])}"
+        clauses = _group_clauses(t)
+        if len(head + member + clauses) <= width or not clauses:
+            return [head + member + clauses]
+        return [head + member, INDENT + clauses.strip()]
+    lines = _group_lines(t, INDENT, width - len(head) + len(INDENT)) if not t.trailing_comma else \
+        _group_lines(t, INDENT, width)
+    if len(lines) == 1 and len(head + lines[0]) > width:
+        lines = _group_lines(A.Group(t.kind, t.items, t.n, t.same, t.within, t.max, t.trailing, True, t.span),
+                             INDENT, width)
+    return [head + lines[0], *lines[1:]]
 
 
 def fmt_args(args) -> str:
@@ -127,10 +258,12 @@ def fmt_policy(p: A.Policy) -> str:
 def fmt_rule(r: A.Rule, multiline: bool = False) -> list[str]:
     """One line when it fits, unless the author split the rule (``multiline``): then, as
     for a rule too long for one line, ``run`` and the policies go on continuation lines."""
-    head = (f"{r.label.value}: " if r.label else "") + "on " + fmt_trigger(r.trigger)
-    filt = fmt_expr(r.filter, top=True) if r.filter is not None else ""
     run = f"run {r.action.value}" + (f" with {fmt_args(r.args)}" if r.args else "")
     pols = [fmt_policy(p) for p in r.policies]
+    if isinstance(r.trigger, (A.Group, A.Absence)):
+        return _fmt_corr_rule(r, run, pols, multiline)
+    head = (f"{r.label.value}: " if r.label else "") + "on " + fmt_trigger(r.trigger)
+    filt = fmt_expr(r.filter, top=True) if r.filter is not None else ""
     one = " ".join(x for x in [head, filt, run, *pols] if x)
     if len(one) <= WIDTH and not multiline:
         return [one]
@@ -148,6 +281,22 @@ def fmt_rule(r: A.Rule, multiline: bool = False) -> list[str]:
         lines.append(INDENT + run)
         lines.extend(INDENT + p for p in pols)
     return lines
+
+
+def _fmt_corr_rule(r: A.Rule, run: str, pols: list[str], multiline: bool) -> list[str]:
+    """A correlation rule (§11.8's layout): the trigger on one line when it fits, else a
+    group's items one per line indented by eight spaces and ``) same ... within ...`` at
+    four; ``absent(...)`` with ``after`` and its window on continuation lines; then ``run``
+    and the policies on continuation lines, as for any split rule."""
+    head = (f"{r.label.value}: " if r.label else "") + "on "
+    trig = _corr_lines(r.trigger, head, WIDTH)
+    one = " ".join([trig[0], run, *pols])
+    if len(trig) == 1 and not multiline and len(one) <= WIDTH:
+        return [one]
+    rest = " ".join([run, *pols])
+    if len(INDENT + rest) <= WIDTH:
+        return [*trig, INDENT + rest]
+    return [*trig, INDENT + run, *(INDENT + p for p in pols)]
 
 
 def fmt_action(a: A.ActionDecl) -> list[str]:
@@ -171,18 +320,38 @@ def fmt_action(a: A.ActionDecl) -> list[str]:
     return [f"action {a.name.value}{params} = {body}", *(INDENT + o for o in opts)]
 
 
-def fmt_test(t: A.TestBlock) -> list[str]:
-    g = t.given
+def fmt_given(g: A.Given) -> str:
     given = "given " + g.trigger.text + "".join(
         f" {f.field.dotted}={fmt_value(f.value)}" for f in g.fields)
     if g.from_file is not None:
         given += f" from {fmt_string(g.from_file)}"
-    lines = [f"test {fmt_string(t.name)}:", INDENT + given]
-    lines.extend(INDENT + fmt_expect(e) for e in t.expects)
-    return lines
+    return given
+
+
+def fmt_step(s) -> str:
+    if isinstance(s, A.Given):
+        return fmt_given(s)
+    if isinstance(s, A.Wait):
+        return f"wait {fmt_value(s.duration)}"
+    if isinstance(s, A.At):
+        return f"at {fmt_string(s.time)}"
+    return fmt_expect(s)
+
+
+def fmt_test(t: A.TestBlock) -> list[str]:
+    return [f"test {fmt_string(t.name)}:", *(INDENT + fmt_step(s) for s in t.steps)]
 
 
 def fmt_expect(e: A.Expect) -> str:
+    if e.kind in ("open", "expired"):
+        out = f"expect {e.kind} {e.rules[0].value}"
+        if len(e.key) == 1:
+            out += f" key {fmt_value(e.key[0])}"
+        elif e.key:
+            out += " key (" + ", ".join(fmt_value(v) for v in e.key) + ")"
+        if e.has_missing:
+            out += " missing " + ", ".join(n.value for n in e.missing)
+        return out
     if e.kind == "match":
         return f"expect {e.rules[0].value}" + (f" with {fmt_args(e.args)}" if e.has_with else "")
     if e.kind == "not":

@@ -108,8 +108,10 @@ class _RuleSet:
                 rules.append(r)
                 self.file_of[r["name"]] = file
             self.actions.update(manifest.get("actions", {}))
+        self.rules = rules
         self.matcher = build_matcher(rules)
         self.by_name = {r["name"]: CompiledRule.from_manifest(i, r) for i, r in enumerate(rules)}
+        self.correlations = {r["name"] for r in rules if isinstance(r.get("trigger"), dict)}
 
 
 def run_compiled(c: Compiled) -> FileReport:
@@ -140,23 +142,108 @@ def run_file(path, display_name: str | None = None) -> FileReport:
 
 
 def _run_test(file: str, t, rules: _RuleSet) -> TestResult:
-    matched: dict[str, list[dict]] = {}   # rule -> inputs of each of its matches
-    for ev in t.events:
-        for m in rules.matcher.match(ev):
-            inputs = bind_inputs(rules.actions.get(m.rule.action, {}), m.inputs)
-            matched.setdefault(m.rule.name, []).append(inputs)
-    order = [n for n in rules.by_name if n in matched]
-    res = TestResult(file, t.name, t.span, matched=order)
-    ctx = _Explainer(file, t.events, rules)
-    for x in t.expects:
-        f = _judge(x, matched, order, ctx, rules)
-        if f is not None:
-            res.failures.append(f)
+    """Run a test's steps on a simulation (virtual clock at 2024-01-01T00:00:00Z); each block
+    of consecutive expects judges what happened since the previous block (§11.6)."""
+    from .correlation.clock import TEST_EPOCH
+    from .correlation.sim import Simulation
+
+    sim = Simulation(rules.rules, rules.actions, TEST_EPOCH, matcher=rules.matcher)
+    timeline = _Timeline(sim, rules)
+    timeline.add("start", sim.first, [])
+    everything: list[str] = []
+    res = TestResult(file, t.name, t.span)
+    acc = _Since()
+    acc.take(sim.first)
+    in_block = False
+    for st in t.steps:
+        if st.kind == "expect":
+            if not in_block:
+                acc.close()
+            in_block = True
+            ctx = _Explainer(file, acc.events, rules, timeline)
+            f = _judge(st.expect, acc.matched, acc.order(rules), ctx, rules, sim, acc)
+            if f is not None:
+                res.failures.append(f)
+            continue
+        if in_block:
+            acc = _Since()
+            in_block = False
+        if st.kind == "given":
+            step = sim.deliver(st.events)
+        elif st.kind == "wait":
+            step = sim.advance(sim.now + st.seconds)
+        else:
+            step = sim.advance(max(st.time, sim.now))
+        acc.take(step)
+        timeline.add(st.text, step, st.events)
+        everything.extend(r.rule for r in step.runs if r.rule not in everything)
+    res.matched = [n for n in rules.by_name if n in everything]
     return res
 
 
+class _Since:
+    """What happened since the previous block of expects: runs, events, group changes."""
+
+    def __init__(self):
+        self.matched: dict[str, list[dict]] = {}   # rule -> inputs of each of its runs
+        self.events: list[Event] = []
+        self.outcomes: list = []
+        self.closed = False
+
+    def take(self, step) -> None:
+        for r in step.runs:
+            self.matched.setdefault(r.rule, []).append(r.inputs)
+        self.events.extend(d.event for d in step.deliveries if not d.chained)
+        self.outcomes.extend(step.outcomes)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def order(self, rules: "_RuleSet") -> list[str]:
+        return [n for n in rules.by_name if n in self.matched]
+
+
+class _Timeline:
+    """Each step of a test so far, and what it did to each correlation rule (for failures)."""
+
+    def __init__(self, sim, rules: "_RuleSet"):
+        self.sim, self.rules = sim, rules
+        self.entries: list[tuple[float, str, object, list]] = []
+
+    def add(self, text: str, step, events: list[Event]) -> None:
+        self.entries.append((self.sim.now, text, step, events))
+
+    def of(self, rule: str) -> list[dict]:
+        from .correlation.clock import TEST_EPOCH, human
+        from .correlation.render import explain_members, outcome_text
+
+        engine = self.sim.engine
+        r = engine.by_name.get(rule) if engine is not None else None
+        out = [{"rule": rule, "text": f"timeline of {rule}:"}]
+        for t, text, step, events in self.entries:
+            if text == "start" and not [o for o in step.outcomes if o.rule == rule]:
+                continue
+            at = "+" + human(t - TEST_EPOCH) if t > TEST_EPOCH else "+0s"
+            mine = [o for o in step.outcomes if o.rule == rule]
+            lines = [f"{outcome_text(o, o.time)}" + (f" (at +{human(o.time - TEST_EPOCH)})" if o.time != t else "")
+                     for o in mine]
+            if not lines and events and r is not None:
+                sources = {m.source for m in r.members}
+                for ev in events:
+                    if ev.source not in sources:
+                        continue
+                    for x in explain_members(engine, ev, []):
+                        if x["rule"] == rule:
+                            lines.append(f"{x['member']}: {x['text']}")
+            out.append({"rule": rule, "text": f"  {at:<6} {text}"})
+            out.extend({"rule": rule, "text": f"  {'':<6}   {ln}"} for ln in lines)
+        return out
+
+
 def _judge(x, matched: dict[str, list[dict]], order: list[str], ctx: "_Explainer",
-           rules: _RuleSet) -> Failure | None:
+           rules: _RuleSet, sim=None, acc: _Since | None = None) -> Failure | None:
+    if x.kind in ("open", "expired"):
+        return _judge_group(x, ctx, sim, acc)
     if x.kind == "match":
         r = x.rules[0]
         if r not in matched:
@@ -204,6 +291,43 @@ def _judge(x, matched: dict[str, list[dict]], order: list[str], ctx: "_Explainer
                     for r in order])
 
 
+def _judge_group(x, ctx: "_Explainer", sim, acc: _Since) -> Failure | None:
+    """``expect open RULE [key V] [missing ...]``: a live group now; ``expect expired ...``:
+    a group that expired since the previous block."""
+    from .correlation.spec import key_text
+
+    rule = x.rules[0]
+    want_key = tuple(key_text(v) for v in x.key) if x.key is not None else None
+    want_missing = set(x.missing) if x.missing is not None else None
+    engine = sim.engine
+    r = engine.by_name.get(rule) if engine is not None else None
+    if r is None:   # pragma: no cover - the checker makes sure it is a correlation rule
+        return Failure(x.span, x.text, f"{rule} is not a correlation rule")
+    what = f"group of {rule}" + (f" with key {', '.join(_show(v) for v in x.key)}" if x.key is not None else "") + \
+        (f" missing {', '.join(x.missing) or 'nothing'}" if x.missing is not None else "")
+    if x.kind == "open":
+        seen = []
+        for g in sorted(sim.state.live_groups(rule), key=lambda g: g.seq):
+            missing = [m.alias for m in r.members if not r._has(g.slots, m.index)]
+            if (want_key is None or g.key == want_key) and (want_missing is None or set(missing) == want_missing):
+                return None
+            seen.append(f"open: {r.key_label([json.loads(k) for k in g.key])} ({g.state}), missing "
+                        f"{', '.join(missing) or 'nothing'}")
+        lines = [{"rule": rule, "text": s} for s in seen] or [{"rule": rule, "text": f"{rule} has no open group"}]
+        return Failure(x.span, x.text, f"expected an open {what}", lines + ctx.timeline.of(rule))
+    seen = []
+    for o in acc.outcomes:
+        if o.rule != rule or o.action != "expire":
+            continue
+        key = tuple(key_text(v) for v in o.keys)
+        if (want_key is None or key == want_key) and (want_missing is None or set(o.missing) == want_missing):
+            return None
+        seen.append(f"expired: {o.key_label}, missing {', '.join(o.missing) or 'nothing'}")
+    lines = [{"rule": rule, "text": s} for s in seen] or \
+        [{"rule": rule, "text": f"no group of {rule} expired since the previous expect"}]
+    return Failure(x.span, x.text, f"expected an expired {what}", lines + ctx.timeline.of(rule))
+
+
 def _ran(rule: str, inputs: dict, rules: _RuleSet) -> dict:
     action = rules.by_name[rule].action
     args = ", ".join(f"{k}={_show(v)}" for k, v in inputs.items())
@@ -225,10 +349,10 @@ def _show(v: Any) -> str:
 
 
 class _Explainer:
-    """Why a rule did not match the test's events."""
+    """Why a rule did not match the test's events (a correlation rule: its timeline)."""
 
-    def __init__(self, file: str, events: list[Event], rules: _RuleSet):
-        self.file, self.events, self.rules = file, events, rules
+    def __init__(self, file: str, events: list[Event], rules: _RuleSet, timeline: "_Timeline | None" = None):
+        self.file, self.events, self.rules, self.timeline = file, events, rules, timeline
 
     def at(self, rule: str, span: Any) -> dict | None:
         """Where a rule's condition is written: ``{file, line, column}`` (spans come as
@@ -246,6 +370,8 @@ class _Explainer:
         return f" ({at['file']}:{at['line']}:{at['column']})"
 
     def why_not(self, name: str) -> list[dict]:
+        if name in self.rules.correlations and self.timeline is not None:
+            return self.timeline.of(name)
         r = self.rules.by_name[name]
         trigger = r.spec.get("trigger", f"{r.source}.*")
         events = [e for e in self.events if e.source == r.source]

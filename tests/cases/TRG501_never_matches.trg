@@ -9,3 +9,4 @@ on git.push branch="prod" branch in envs branch="dev" run deploy  # expect: TRG5
 on git.push branch="dev" branch in envs run deploy  # expect: TRG501@13
 on git.push files ~ "a/**" files ~ "b/**" run deploy
 on git.push branch="a" or branch="b" run deploy
+on all(git.push branch="a" branch="b" as p, git.tag as t) within 1h run deploy  # expect: TRG501@28

@@ -87,6 +87,20 @@ CODES: dict[str, str] = {
     "TRG601": "test names an unknown rule",
     "TRG602": "test payload file cannot be read",
     "TRG603": "invalid test",
+    "TRG701": "bad correlation group",
+    "TRG702": "bad correlation alias",
+    "TRG703": "correlation key the member's event does not have",
+    "TRG704": "correlation key types differ between members",
+    "TRG705": "correlation key that is not a single value",
+    "TRG706": "correlation key on an untyped path",
+    "TRG707": "bad correlation window",
+    "TRG708": "bad placeholder in a correlation rule",
+    "TRG709": "filter written after a correlation trigger",
+    "TRG710": "two members of a correlation can match the same event",
+    "TRG711": "bad absence",
+    "TRG712": "debounce on a correlation rule",
+    "TRG713": "max open groups out of range",
+    "TRG714": "bad test timing",
 }
 
 
@@ -110,6 +124,8 @@ class CheckedRule:
     methods: list[str] | None = None
     repos: list[str] = field(default_factory=list)
     path_globs: list[str] = field(default_factory=list)
+    correlation: dict | None = None   # a correlation rule (§11): its trigger as the manifest writes it
+    members: list["CheckedRule"] = field(default_factory=list)  # ... and its members, as listeners
 
 
 @dataclass
@@ -124,6 +140,17 @@ class Program:
     rules: list[CheckedRule] = field(default_factory=list)
     tests: list = field(default_factory=list)  # CheckedTest (check/tests.py), one per test block
     rule_asts: dict[str, A.Rule] = field(default_factory=dict)
+
+    def listeners(self) -> list[CheckedRule]:
+        """What listens to events: every ordinary rule with a source, and every member of a
+        correlation rule (§11: a correlation's sources are the union of its members')."""
+        out: list[CheckedRule] = []
+        for r in self.rules:
+            if r.correlation is not None:
+                out.extend(m for m in r.members if m.source)
+            elif r.source:
+                out.append(r)
+        return out
 
 
 # --------------------------------------------------------------------------- values
@@ -441,6 +468,11 @@ class Checker:
     def check_rule(self, r: A.Rule) -> None:
         name = r.name
         trig = r.trigger
+        if isinstance(trig, (A.Group, A.Absence)):
+            from .correlation import check_correlation  # SPEC §11, in its own module
+
+            self.p.rules.append(check_correlation(self, r))
+            return
         source, event, types, schedule = None, None, None, None
         if isinstance(trig, A.EventTrigger):
             source, event, types = self.check_trigger(trig)
@@ -703,10 +735,13 @@ class Checker:
             self.d.error("TRG403", f"{trig} events have no field '{ph.path.dotted}'", ph.span,
                          did_you_mean(ph.path.parts[0], names) or "fields: " + ", ".join(names))
 
-    def bind_args(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, ctx, at: Span, what: str) -> dict:
+    def bind_args(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, ctx, at: Span, what: str,
+                  value_of=None) -> dict:
+        """Bind a call's ARGS (``value_of`` resolves one argument; default: a placeholder
+        is a field of the ``ctx`` event) and fill in the parameters' defaults."""
         params = [p.name.value for p in decl.params]
         bound = self.match_args(
-            args, params, what, lambda v: self.arg_value(v, ctx),
+            args, params, what, value_of or (lambda v: self.arg_value(v, ctx)),
             lambda: f"{what} has parameters ({', '.join(params)})" if params else f"{what} takes no arguments",
             dup_at_name=True)
         for p in decl.params:
@@ -809,7 +844,8 @@ class Checker:
         for kind in ("file",):
             for s in by_kind.get(kind, [])[1:]:
                 self.d.error("TRG210", f"source {kind} is declared twice", s.kind.span, "merge the two declarations")
-        used_kinds = {r.source for r in self.p.rules}
+        listeners = self.p.listeners()   # ordinary rules and correlation members
+        used_kinds = {r.source for r in listeners}
         declared = [p for p in (provider_of(k) for k in sorted(by_kind, key=provider_order)) if p is not None]
         paths: dict[str, A.SourceDecl] = {}  # one route, one webhook source, whatever its kind
         for prov in declared:
@@ -835,7 +871,7 @@ class Checker:
                 continue
             decls = by_kind.get(prov.name, [])
             if not decls:
-                first = next((r for r in self.p.rules if r.source == prov.name), None)
+                first = next((r for r in listeners if r.source == prov.name), None)
                 span = first.ast.trigger.span if first else self.m.span
                 self.d.warning("TRG209", f"the {prov.name} route {prov.route} has no secret: anyone who can reach it can trigger runs",
                                span, f"declare: source {prov.name} {protect[0]}=NAME (with secret NAME = env \"VAR\")")
@@ -843,7 +879,7 @@ class Checker:
                 if not any(o.name.value in protect for o in s.options):
                     self.d.warning("TRG209", f"source {prov.name} has no {' or '.join(protect)}: anyone who can reach it can trigger runs",
                                    s.kind.span, f"add {protect[0]}=NAME")
-        http_rules = [r for r in self.p.rules if r.source == "http" and r.route]
+        http_rules = [r for r in listeners if r.source == "http" and r.route]
         webhook_paths = {}
         for prov in active:
             for s in by_kind.get(prov.name) or [None]:
@@ -863,7 +899,7 @@ class Checker:
         return http_decl_covers(next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None), route)
 
     # ------------------------------------------------------------------ 6. lints
-    def lint_never(self, r: A.Rule, ctx) -> None:
+    def lint_never(self, r: A.Rule, ctx, what: str | None = None) -> None:
         """Contradictory equality constraints on one scalar field in the top-level conjunction."""
         eq: dict[str, tuple[Any, A.Compare]] = {}
         allowed: dict[str, set] = {}
@@ -880,30 +916,31 @@ class Checker:
             key = lambda x: (type(x).__name__, x) if not isinstance(x, list) else None  # noqa: E731
             if c.op == "=" and not isinstance(v, list) and v is not None:
                 if f in eq and key(eq[f][0]) != key(v):
-                    self.never(r, c, f"'{f}' cannot be both {eq[f][0]!r} and {v!r}")
+                    self.never(r, c, f"'{f}' cannot be both {eq[f][0]!r} and {v!r}", what)
                     return
                 eq.setdefault(f, (v, c))
             elif c.op == "in" and isinstance(v, list):
                 s = {key(x) for x in v if not isinstance(x, list)}
                 allowed[f] = allowed[f] & s if f in allowed else s
                 if not allowed[f]:
-                    self.never(r, c, f"no value of '{f}' is in every list")
+                    self.never(r, c, f"no value of '{f}' is in every list", what)
                     return
             elif c.op == "!=" and not isinstance(v, list):
                 ne.setdefault(f, []).append((v, c))
         for f, (v, c) in eq.items():
             k = (type(v).__name__, v)
             if f in allowed and k not in allowed[f]:
-                self.never(r, c, f"'{f}' = {v!r} is not in the list it must also be in")
+                self.never(r, c, f"'{f}' = {v!r} is not in the list it must also be in", what)
                 return
             for nv, nc in ne.get(f, []):
                 if (type(nv).__name__, nv) == k:
-                    self.never(r, nc, f"'{f}' cannot be both = and != {v!r}")
+                    self.never(r, nc, f"'{f}' cannot be both = and != {v!r}", what)
                     return
 
-    def never(self, r: A.Rule, c: A.Compare, why: str) -> None:
-        self.never_matching.add(r.name)
-        self.d.error("TRG501", f"rule '{r.name}' can never match: {why}", c.span,
+    def never(self, r: A.Rule, c: A.Compare, why: str, what: str | None = None) -> None:
+        if what is None:   # (a correlation member that can never match does not make its rule so)
+            self.never_matching.add(r.name)
+        self.d.error("TRG501", (what or f"rule '{r.name}'") + f" can never match: {why}", c.span,
                      "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
 
     def lint_identical(self) -> None:
@@ -1028,7 +1065,7 @@ class Checker:
             if isinstance(decl, A.ActionDecl) and decl.name.value not in self.used_actions and self.p.actions.get(decl.name.value) is decl:
                 self.d.warning("TRG107", f"action '{decl.name.value}' is never run", decl.name.span,
                                "run it from a rule, or remove it")
-        used_sources = {r.source for r in self.p.rules}
+        used_sources = {r.source for r in self.p.listeners()}
         serving = {p.name for p in active_providers(used_sources, {s.kind.value for s in self.p.sources})}
         for s in self.p.sources:
             k = s.kind.value
@@ -1121,11 +1158,17 @@ def _refs_in_tests(module: A.Module) -> set[str]:
 
     for d in module.decls:
         if isinstance(d, A.TestBlock):
-            for f in d.given.fields:
-                walk(f.value)
+            for g in d.givens:
+                for f in g.fields:
+                    walk(f.value)
+            for s in d.steps:
+                if isinstance(s, A.Wait):
+                    walk(s.duration)
             for e in d.expects:
                 for a in e.args:
                     walk(a.value)
+                for v in e.key:
+                    walk(v)
     return out
 
 

@@ -87,7 +87,10 @@ _FILE_CHANGES = ("created", "modified", "deleted")
 
 @dataclass
 class ExpectSpec:
-    """One checked ``expect``: ``kind`` is match, not, only or none."""
+    """One checked ``expect``: ``kind`` is match, not, only, none, open or expired.
+
+    For ``open``/``expired`` (§11.6), ``key`` holds the key's values (None: any key) and
+    ``missing`` the aliases that must be missing (None: not checked)."""
 
     kind: str
     rules: list[str]
@@ -95,16 +98,33 @@ class ExpectSpec:
     span: Span
     text: str                       # the expectation as written, for messages
     ast: A.Expect = field(repr=False, default=None)
+    key: list | None = None
+    missing: list[str] | None = None
+
+
+@dataclass
+class CheckedStep:
+    """One step of a test (§11.6): events arriving (``given``), the virtual clock moving
+    (``wait``: ``seconds``; ``at``: ``time``, epoch seconds) or an ``expect``."""
+
+    kind: str
+    span: Span
+    text: str
+    events: list[Event] = field(default_factory=list)
+    seconds: float | None = None
+    time: float | None = None
+    expect: ExpectSpec | None = None
 
 
 @dataclass
 class CheckedTest:
-    """A checked test block: the events its ``given`` builds, and its expectations."""
+    """A checked test block: its steps; ``events`` and ``expects`` gather those of every step."""
 
     name: str
     ast: A.TestBlock
     events: list[Event]
     expects: list[ExpectSpec]
+    steps: list[CheckedStep] = field(default_factory=list)
 
     @property
     def span(self) -> Span:
@@ -129,10 +149,59 @@ def check_tests(ck: "Checker", base_dir: str | None) -> list[CheckedTest]:
                        "rename one of them: test names are unique in a file")
         else:
             first_line[name] = t.span.start.line
-        events = _TestChecker(ck, base_dir).given(t.given)
-        expects = [_expect(ck, e) for e in t.expects]
-        _contradictions(ck, expects)
-        out.append(CheckedTest(name, t, events, expects))
+        steps = _steps(ck, _TestChecker(ck, base_dir), t)
+        block: list[ExpectSpec] = []
+        for st in [*steps, None]:
+            if st is not None and st.kind == "expect":
+                block.append(st.expect)
+            elif block:
+                _contradictions(ck, block)
+                block = []
+        expects = [st.expect for st in steps if st.kind == "expect"]
+        if not t.expects:
+            ck.d.error("TRG603", "a test needs at least one expect", t.name.span,
+                       "say what should happen: expect RULE, expect none, expect open RULE ...")
+        out.append(CheckedTest(name, t, [e for st in steps for e in st.events], expects, steps))
+    return out
+
+
+def _steps(ck: "Checker", tc: "_TestChecker", t: A.TestBlock) -> list[CheckedStep]:
+    """The steps of a test, with the virtual clock checked (TRG714): a test starts at
+    Monday 2024-01-01T00:00:00Z, ``wait`` moves it forward, ``at`` sets it, never back."""
+    from ..correlation.clock import TEST_EPOCH, iso, parse_time
+    from ..fmt import fmt_step
+    from .checker import _Dur
+
+    clock = TEST_EPOCH
+    out: list[CheckedStep] = []
+    for s in t.steps:
+        text = fmt_step(s)
+        if isinstance(s, A.Given):
+            out.append(CheckedStep("given", s.span, text, events=tc.given(s)))
+        elif isinstance(s, A.Wait):
+            v = ck.value(s.duration)
+            if v is None:
+                continue
+            if not isinstance(v, _Dur):
+                ck.d.error("TRG204", "wait takes a duration", s.duration.span, "write: wait 10m")
+            elif not v > 0:
+                ck.d.error("TRG714", "wait must move the clock forward", s.duration.span, "write a duration above zero")
+            else:
+                clock += float(v)
+                out.append(CheckedStep("wait", s.span, text, seconds=float(v)))
+        elif isinstance(s, A.At):
+            at = parse_time(s.time.value)
+            if at is None:
+                ck.d.error("TRG714", f"{json.dumps(s.time.value)} is not an ISO 8601 time", s.time.span,
+                           'write: at "2024-03-04T02:30:00+01:00"')
+            elif at < clock:
+                ck.d.error("TRG714", f"at goes back in time: the test's clock is already at {iso(clock)}",
+                           s.time.span, "tests start at 2024-01-01T00:00:00Z and only move forward")
+            else:
+                clock = at
+                out.append(CheckedStep("at", s.span, text, time=at))
+        else:
+            out.append(CheckedStep("expect", s.span, text, expect=_expect(ck, s)))
     return out
 
 
@@ -377,6 +446,8 @@ def _expect(ck: "Checker", e: A.Expect) -> ExpectSpec:
             ck.d.error("TRG601", f"no rule named '{n.value}'", n.span,
                        did_you_mean(n.value, names) or ("rules: " + ", ".join(names) if names else "this file has no rules"))
     inputs: dict[str, Any] = {}
+    if e.kind in ("open", "expired"):
+        return _expect_group(ck, e)
     if e.kind == "match" and e.has_with:
         rule = ck.p.rule_asts.get(e.rules[0].value)
         decl = ck.p.actions.get(rule.action.value) if rule is not None else None
@@ -387,6 +458,48 @@ def _expect(ck: "Checker", e: A.Expect) -> ExpectSpec:
                 if not isinstance(a.value, A.Placeholder):
                     ck.value(a.value)
     return ExpectSpec(e.kind, [n.value for n in e.rules], inputs, e.span, fmt_expect(e), e)
+
+
+def checked_rule(ck: "Checker", name: str):
+    """The checked rule called ``name``: this file's, or (for X_test.trg) X.trg's."""
+    for r in ck.p.rules:
+        if r.name == name:
+            return r
+    if ck.imported is not None:
+        for r in ck.imported.rules:
+            if r.name == name:
+                return r
+    return None
+
+
+def _expect_group(ck: "Checker", e: A.Expect) -> ExpectSpec:
+    """``expect open|expired RULE [key V] [missing A, ...]`` (§11.6)."""
+    from ..fmt import fmt_expect
+
+    name = e.rules[0].value
+    spec = ExpectSpec(e.kind, [name], {}, e.span, fmt_expect(e), e)
+    values = [_to_json(ck.value(v)) for v in e.key]
+    spec.key = values if e.key else None
+    spec.missing = [n.value for n in e.missing] if e.has_missing else None
+    r = checked_rule(ck, name)
+    if r is None:
+        return spec     # (TRG601 above)
+    corr = r.correlation
+    if corr is None:
+        ck.d.error("TRG714", f"expect {e.kind} checks a correlation's groups, and '{name}' is an ordinary rule",
+                   e.rules[0].span, f"write: expect {name} (it ran) or expect not {name}")
+        return spec
+    arity = len(corr.get("key_types") or [])
+    if e.key and len(e.key) != arity:
+        ck.d.error("TRG603", f"'{name}' has a key of {arity} part(s), not {len(e.key)}" if arity else
+                   f"'{name}' has no key: it has one group at a time", e.key[0].span,
+                   "write: key (V1, V2)" if arity > 1 else ("write: key V" if arity else "leave out key"))
+    aliases = [m["alias"] for m in corr.get("members") or []]
+    for n in e.missing:
+        if n.value not in aliases:
+            ck.d.error("TRG603", f"'{name}' has no member '{n.value}'", n.span,
+                       did_you_mean(n.value, aliases) or "members: " + ", ".join(aliases))
+    return spec
 
 
 def _bind_expected(ck: "Checker", e: A.Expect, decl: A.ActionDecl) -> dict[str, Any]:
@@ -409,7 +522,7 @@ def _contradictions(ck: "Checker", expects: list[ExpectSpec]) -> None:
     known = ck.p.rule_asts  # an unknown rule is already TRG601: no second error about it
     must = {r: x for x in expects if x.kind == "match" for r in x.rules if r in known}
     for x in expects:
-        if any(r not in known for r in x.rules):
+        if x.kind in ("open", "expired") or any(r not in known for r in x.rules):
             continue
         if x.kind == "none" and must:
             ck.d.error("TRG603", f"expect none contradicts expect {next(iter(must))}", x.span,

@@ -78,13 +78,15 @@ def _span(s) -> dict:
 
 
 def build_manifest(program: Program, base_dir: str, file_name: str) -> dict:
-    rules = [r for r in program.rules if r.source]
+    # sources start for what listens: ordinary rules and correlation members (§11.5)
+    rules = program.listeners()
     decls_by_kind: dict[str, list[A.SourceDecl]] = {}
     for s in program.sources:
         decls_by_kind.setdefault(s.kind.value, []).append(s)
     sources = build_sections(SectionInput(rules, decls_by_kind, lambda decl, name: _opt(decl, name, program)))
 
-    used_actions = {r.action for r in rules}
+    written = [r for r in program.rules if r.source or r.correlation is not None]
+    used_actions = {r.action for r in written}
     actions = {n: _action_spec(a, program) for n, a in sorted(program.actions.items()) if n in used_actions}
     secrets = {n: {s.kind: s.ref.value} for n, s in sorted(program.secrets.items())}
 
@@ -95,17 +97,27 @@ def build_manifest(program: Program, base_dir: str, file_name: str) -> dict:
         "sources": sources,
         "secrets": secrets,
         "actions": actions,
-        "rules": [{
-            "name": r.name,
-            "trigger": f"{r.source}.{r.event}",
-            "source": r.source,
-            "types": r.types,
-            "filter": r.filter,
-            "action": r.action,
-            "args": r.args,
-            "policies": r.policies,
-            "span": _span(r.ast.span),
-        } for r in rules],
+        "rules": [_rule_entry(r) for r in written],
+    }
+
+
+def _rule_entry(r) -> dict:
+    if r.correlation is not None:
+        # a correlation rule (§11.5): the ordinary matcher never selects it (no source, no
+        # type); its members are matched by the correlation engine through their own index
+        return {"name": r.name, "trigger": r.correlation, "source": None,
+                "sources": sorted({m.source for m in r.members if m.source}), "types": [], "filter": None,
+                "action": r.action, "args": r.args, "policies": r.policies, "span": _span(r.ast.span)}
+    return {
+        "name": r.name,
+        "trigger": f"{r.source}.{r.event}",
+        "source": r.source,
+        "types": r.types,
+        "filter": r.filter,
+        "action": r.action,
+        "args": r.args,
+        "policies": r.policies,
+        "span": _span(r.ast.span),
     }
 
 

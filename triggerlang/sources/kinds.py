@@ -357,9 +357,34 @@ RUN = SourceKind(
     ),
 )
 
+# --------------------------------------------------------------------------- correlation
+
+_CORRELATION_FIELDS = {
+    "rule": STR,
+    "group": STR,
+    "keys": LIST_STR,        # the JSON text of each key value
+    "members": LIST_STR,     # the aliases that had an event
+    "missing": LIST_STR,     # the aliases that had none
+    "opened_at": TIME,
+    "closed_at": TIME,
+    "unobserved": DURATION,  # the part of the window `serve` was not running
+    "late": DURATION,        # how long after its deadline the group was processed
+}
+
+CORRELATION = SourceKind(
+    make_source(
+        "correlation",
+        {
+            "fired": (_CORRELATION_FIELDS, "a correlation rule's group completed (or an absence window fired)"),
+            "expired": (_CORRELATION_FIELDS, "a correlation rule's group reached its deadline without firing"),
+        },
+        doc="correlation groups (SPEC §11), to chain rules on them (internal: no listener)",
+    ),
+)
+
 # --------------------------------------------------------------------------- the registry
 
-BUILTIN_KINDS: dict[str, SourceKind] = {k.name: k for k in (FILE, GIT, HTTP, SCHEDULE, RUN)}
+BUILTIN_KINDS: dict[str, SourceKind] = {k.name: k for k in (FILE, GIT, HTTP, SCHEDULE, RUN, CORRELATION)}
 """The built-in source kinds by name (catalogue order: webhook providers come after http)."""
 
 ENTRY_POINT_GROUP = "triggerlang.source_kinds"

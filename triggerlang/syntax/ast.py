@@ -169,7 +169,73 @@ class CronTrigger:
     span: Span = _span()
 
 
-Trigger = Union[EventTrigger, EveryTrigger, CronTrigger]
+# --------------------------------------------------------------------------- correlation triggers (§11)
+
+@dataclass(frozen=True)
+class Member:
+    """One member of a correlation trigger: ``SOURCE.EVENT [FILTER] [as ALIAS] [key KEY]``.
+
+    ``keys`` is the member's own key (``key <p>`` or ``key (<a>, <b>)``), which overrides
+    the trigger's ``same`` keys for this member; empty when it has none.
+    """
+    trigger: EventTrigger
+    filter: "Expr | None" = None
+    alias: Name | None = None
+    keys: tuple[Placeholder, ...] = ()
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Group:
+    """``all(...)``, ``any(...)``, ``seq(...)``, ``N of (...)`` (kind ``n_of``) or ``N of
+    MEMBER`` (kind ``count``, one item). At the top of a rule ``same``/``within``/``max``
+    are its clauses and ``trailing`` a filter written after it (TRG709); a nested group
+    has none of its own (the grammar accepts ``same``/``within`` there so that the checker
+    can say so, TRG707). ``trailing_comma`` records the author's choice to put the items
+    one per line (the formatter keeps it, as black keeps a magic trailing comma).
+    """
+    kind: str
+    items: tuple["Item", ...]
+    n: Num | None = None
+    same: tuple[Placeholder, ...] = ()
+    within: "Value | None" = None
+    max: "Value | None" = None
+    trailing: "Expr | None" = None
+    trailing_comma: bool = field(default=False, compare=False)
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class AbsentWindow:
+    """The window of ``absent(...)``: ``within D`` (with ``after``), ``for D`` (a quiet
+    period), or ``between cron "A" and cron "B" [tz "Area/City"]``."""
+    kind: str                          # "within" | "for" | "between"
+    duration: "Value | None" = None
+    start: Str | None = None
+    end: Str | None = None
+    tz: Str | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Absence:
+    """``absent(MEMBER) [after MEMBER] [same KEYS [in LIST]] WINDOW [max N]``.
+
+    Nested in a group (which is not allowed, TRG711) only ``member`` is set.
+    """
+    member: Member
+    after: Member | None = None
+    same: tuple[Placeholder, ...] = ()
+    same_in: "Value | None" = None
+    window: AbsentWindow | None = None
+    max: "Value | None" = None
+    trailing: "Expr | None" = None
+    span: Span = _span()
+
+
+Item = Union[Member, Group, Absence]
+Correlation = Union[Group, Absence]
+Trigger = Union[EventTrigger, EveryTrigger, CronTrigger, Group, Absence]
 
 
 # --------------------------------------------------------------------------- rules
@@ -313,20 +379,57 @@ class Given:
 @dataclass(frozen=True)
 class Expect:
     """``expect RULE [with ARGS]`` (kind "match"), ``expect not RULE`` ("not"),
-    ``expect only RULE, ...`` ("only"), ``expect none`` ("none")."""
+    ``expect only RULE, ...`` ("only"), ``expect none`` ("none"), and for correlation
+    rules (§11.6) ``expect open RULE [key V] [missing A, ...]`` ("open") and ``expect
+    expired RULE [key V] [missing ...]`` ("expired"): ``key`` holds the key's values
+    (several for a composite key), ``missing`` the aliases; ``has_missing`` whether
+    ``missing`` was written."""
     kind: str
     rules: tuple[Name, ...] = ()
     args: tuple[Arg, ...] = ()
     has_with: bool = False
+    key: tuple["Value", ...] = ()
+    missing: tuple[Name, ...] = ()
+    has_missing: bool = False
     span: Span = _span()
 
 
 @dataclass(frozen=True)
-class TestBlock:
-    name: Str
-    given: Given
-    expects: tuple[Expect, ...]
+class Wait:
+    """``wait D``: the test's virtual clock moves forward by D (§11.6)."""
+    duration: "Value"
     span: Span = _span()
+
+
+@dataclass(frozen=True)
+class At:
+    """``at "2024-03-04T02:30:00+01:00"``: the virtual clock is set to that instant."""
+    time: Str
+    span: Span = _span()
+
+
+Step = Union[Given, Wait, At, Expect]
+
+
+@dataclass(frozen=True)
+class TestBlock:
+    """A test: its steps in order. ``given`` is the first ``given`` (None when the test
+    only moves the clock), ``expects`` every ``expect`` of the test."""
+    name: Str
+    steps: tuple[Step, ...]
+    span: Span = _span()
+
+    @property
+    def given(self) -> Given | None:
+        return next((s for s in self.steps if isinstance(s, Given)), None)
+
+    @property
+    def givens(self) -> tuple[Given, ...]:
+        return tuple(s for s in self.steps if isinstance(s, Given))
+
+    @property
+    def expects(self) -> tuple[Expect, ...]:
+        return tuple(s for s in self.steps if isinstance(s, Expect))
 
 
 Decl = Union[Let, Secret, SourceDecl, ActionDecl, Rule, TestBlock]

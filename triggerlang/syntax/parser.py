@@ -357,6 +357,118 @@ class _Builder(Transformer):
         return A.Rule(self.name(label, True) if label is not None else None, trigger, filt,
                       self.name(action), args or (), tuple(policies), self.ms(meta))
 
+    def corr_rule(self, meta, c):
+        label, trigger, _run, action, args, *policies = c
+        return A.Rule(self.name(label, True) if label is not None else None, trigger, None,
+                      self.name(action), args or (), tuple(policies), self.ms(meta))
+
+    # ---------------------------------------------------------------- correlation triggers
+    # Optional clauses arrive as None placeholders or as the tagged tuples below, in the
+    # order the grammar allows them; _clauses sorts them out by tag.
+    def corr_same(self, meta, c):
+        return ("same", tuple(c))
+
+    def nested_same(self, meta, c):
+        return ("same", tuple(c))
+
+    def corr_within(self, meta, c):
+        return ("within", c[0])
+
+    def corr_max(self, meta, c):
+        return ("max", c[0])
+
+    def corr_tail(self, meta, c):
+        return ("tail", [x for x in c if x is not None])
+
+    def absence_tail(self, meta, c):
+        return ("tail", [x for x in c if x is not None])
+
+    @staticmethod
+    def _clauses(items) -> dict:
+        out: dict = {}
+        for x in items:
+            if x is None:
+                continue
+            if isinstance(x, tuple) and x and x[0] == "tail":
+                out.update(_Builder._clauses(x[1]))
+            elif isinstance(x, tuple) and x and x[0] in ("same", "within", "max"):
+                out[x[0]] = x[1]
+            elif isinstance(x, Token) and x.type == "IN":
+                out["in"] = True
+            elif isinstance(x, A.AbsentWindow):
+                out["window"] = x
+            elif out.get("in") is True:
+                out["in"] = x            # the LIST after `in`
+            else:
+                out["trailing"] = x      # a filter after the whole trigger (TRG709)
+        return out
+
+    def member(self, meta, c):
+        trig, filt, alias, keys = c
+        return A.Member(trig, filt, self.name(alias) if alias is not None else None, keys or (), self.ms(meta))
+
+    def member_key(self, meta, c):
+        return tuple(x for x in c if isinstance(x, A.Placeholder))
+
+    def items(self, meta, c):
+        trailing = c[-1] is not None and isinstance(c[-1], Token)
+        return tuple(x for x in c if x is not None and not isinstance(x, Token)), trailing
+
+    def _group(self, kind, meta, items, n=None):
+        its, comma = items
+        return A.Group(kind, its, n, trailing_comma=comma, span=self.ms(meta))
+
+    def g_all(self, meta, c):
+        return self._group("all", meta, c[0])
+
+    def g_any(self, meta, c):
+        return self._group("any", meta, c[0])
+
+    def g_seq(self, meta, c):
+        return self._group("seq", meta, c[0])
+
+    def g_n_of(self, meta, c):
+        return self._group("n_of", meta, c[1], self.number(None, [c[0]]))
+
+    def _with(self, g: A.Group, cl: dict, meta) -> A.Group:
+        return A.Group(g.kind, g.items, g.n, cl.get("same", ()), cl.get("within"), cl.get("max"),
+                       cl.get("trailing"), g.trailing_comma, self.ms(meta))
+
+    def correlation(self, meta, c):
+        return self._with(c[0], self._clauses(c[1:]), meta)
+
+    def nested(self, meta, c):
+        return self._with(c[0], self._clauses(c[1:]), meta)
+
+    def count_correlation(self, meta, c):
+        n, member, *rest = c
+        g = A.Group("count", (member,), self.number(None, [n]))
+        return self._with(g, self._clauses(rest), meta)
+
+    def nested_count(self, meta, c):
+        return self.count_correlation(meta, c)
+
+    def absence(self, meta, c):
+        member, after, *rest = c
+        cl = self._clauses(rest)
+        same_in = cl.get("in")
+        return A.Absence(member, after, cl.get("same", ()), None if same_in is True else same_in,
+                         cl.get("window"), cl.get("max"), cl.get("trailing"), self.ms(meta))
+
+    def nested_absent(self, meta, c):
+        return A.Absence(c[0], span=self.ms(meta))
+
+    def aw_within(self, meta, c):
+        return A.AbsentWindow("within", c[0], span=self.ms(meta))
+
+    def aw_for(self, meta, c):
+        return A.AbsentWindow("for", c[0], span=self.ms(meta))
+
+    def aw_between(self, meta, c):
+        start, end, tz = c
+        return A.AbsentWindow("between", None, self.string(None, [start]), self.string(None, [end]),
+                              self.string(None, [tz]) if tz is not None else None, self.ms(meta))
+
     # ---------------------------------------------------------------- declarations
     def let_decl(self, meta, c):
         return A.Let(self.name(c[0], True), c[1], self.ms(meta))
@@ -448,7 +560,7 @@ class _Builder(Transformer):
         return A.Given(trig, fields, ff, self.ms(meta))
 
     def expect_match(self, meta, c):
-        return A.Expect("match", (self.name(c[0]),), c[1] or (), c[1] is not None, self.ms(meta))
+        return A.Expect("match", (self.name(c[0]),), c[1] or (), c[1] is not None, span=self.ms(meta))
 
     def expect_not(self, meta, c):
         return A.Expect("not", (self.name(c[1]),), span=self.ms(meta))
@@ -459,9 +571,32 @@ class _Builder(Transformer):
     def expect_none(self, meta, c):
         return A.Expect("none", span=self.ms(meta))
 
+    def _expect_group(self, kind, meta, c):
+        name, key, missing = c
+        return A.Expect(kind, (self.name(name),), key=key or (), missing=missing or (),
+                        has_missing=missing is not None, span=self.ms(meta))
+
+    def expect_open(self, meta, c):
+        return self._expect_group("open", meta, c)
+
+    def expect_expired(self, meta, c):
+        return self._expect_group("expired", meta, c)
+
+    def expect_key(self, meta, c):
+        return tuple(x for x in c if x is not None)
+
+    def expect_missing(self, meta, c):
+        return tuple(self.name(t) for t in c)
+
+    def wait_step(self, meta, c):
+        return A.Wait(c[0], self.ms(meta))
+
+    def at_step(self, meta, c):
+        return A.At(self.string(None, [c[0]]), self.ms(meta))
+
     def test_decl(self, meta, c):
-        name, given, *expects = c
-        return A.TestBlock(self.string(None, [name]), given, tuple(expects), self.ms(meta))
+        name, *steps = c
+        return A.TestBlock(self.string(None, [name]), tuple(steps), self.ms(meta))
 
     def start(self, meta, c):
         return c[0]

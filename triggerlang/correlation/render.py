@@ -1,0 +1,125 @@
+"""Correlation outcomes and explanations for people (``triggerc match``, rule tests).
+
+One line per outcome, after the rule's name, e.g.::
+
+    deploy_gate: opens group sha=3f1d… as ci (1/2, missing review, closes in 2h)
+    release_gate: group sha=3f1d complete with e2e (3/3)
+    stale_pr: arms a window for number=42 as pr (fires in 1d unless review comes)
+    release_gate: group sha=9a9a expired (1/3, missing test, e2e)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..compile.matcher import explain_failure
+from ..events import Event
+from .clock import human
+from .engine import Correlator, Outcome
+
+
+def _group(o: Outcome) -> str:
+    return "the group" if o.key_label in ("", "(no key)") else f"group {o.key_label}"
+
+
+def _window(o: Outcome) -> str:
+    return "the window" if o.key_label in ("", "(no key)") else f"the window for {o.key_label}"
+
+
+def outcome_text(o: Outcome, now: float) -> str:
+    """What one outcome did, as a sentence (without the rule's name)."""
+    miss = f", missing {', '.join(o.missing)}" if o.missing else ""
+    closes = f", closes in {human(o.deadline - now)}" if o.deadline is not None and o.deadline > now else ""
+    prog = o.progress
+    inner = lambda: ", ".join(x for x in (prog, miss.lstrip(", "), closes.lstrip(", ")) if x)  # noqa: E731
+    a = o.action
+    if a == "open":
+        return f"opens {_group(o)} as {o.member} ({inner()})"
+    if a == "admit":
+        return f"admits {o.member} to {_group(o)} ({inner()})"
+    if a == "replace":
+        extra = f"; {o.reason}" if o.reason else ""
+        return f"{o.member} replaces its earlier event in {_group(o)} ({inner()}){extra}"
+    if a == "fire":
+        if o.member is not None and not o.missing:
+            return f"{_group(o)} complete with {o.member}" + (f" ({prog})" if prog else "")
+        if o.member is not None:
+            return f"{_group(o)} fires with {o.member}" + (f" ({prog})" if prog else "")
+        return f"{_window(o)} closed without {', '.join(o.missing) or 'the event'}: fires"
+    if a == "absorb":
+        return f"absorbed by {_group(o)} (it fired{closes})"
+    if a == "arm":
+        why = f"; {o.reason}" if o.reason else ""
+        by = f" by {o.member}" if o.member else ""
+        unless = f" unless {', '.join(o.missing)} comes" if o.missing else ""
+        fires = f" (fires in {human(o.deadline - now)}{unless})" if o.deadline is not None else ""
+        return f"arms {_window(o)}{by}{fires}{why}"
+    if a == "disarm":
+        return f"{o.member} came: {_window(o)} is disarmed"
+    if a == "ignore":
+        return f"ignores {o.member}: {o.reason}"
+    if a == "refuse":
+        return f"{o.reason} (an event for {o.member} would open {_group(o)})"
+    if a == "expire":
+        return f"{_group(o)} expired ({', '.join(x for x in (prog, miss.lstrip(', ')) if x)})"
+    if a == "close":
+        return f"{_group(o)} closes: its window ended"
+    if a == "slide":
+        return f"an event slid out of {_group(o)}'s window ({inner()})"
+    if a == "discard":
+        return f"{_group(o)} discarded: {o.reason}"
+    return f"{a} {_group(o)}"  # pragma: no cover
+
+
+def explain_members(engine: Correlator, event: Event, outcomes: list[Outcome]) -> list[dict]:
+    """For each member, of each correlation rule, that listens to the event's source: the
+    first condition that failed, or what the correlation did with the event and why."""
+    out: list[dict] = []
+    data = event.data
+    for r in engine.rules:
+        members = [m for m in r.members if m.source == event.source]
+        if not members:
+            continue
+        mine = [o for o in outcomes if o.rule == r.name and o.event_id == event.id]
+        chosen = mine[0] if mine else None
+        for m in members:
+            entry: dict[str, Any] = {"rule": r.name, "member": m.alias}
+            if not m.accepts_type(event.type):
+                entry.update({"condition": f"trigger {m.trigger}", "span": _span(m.span), "field": "type",
+                              "value": event.type, "note": f"the event is {event.source}.{event.type}"})
+                entry["text"] = f"no match: trigger {m.trigger} failed; the event is {event.source}.{event.type}"
+            elif (why := explain_failure(m.filter, data)) is not None:
+                entry.update(why)
+                span = why.get("span")
+                where = f" (line {span[0]}:{span[1]})" if span else ""
+                note = f"; {why['note']}" if why.get("note") else ""
+                entry["text"] = (f"no match: condition {why['condition']}{where} failed; "
+                                 f"{why.get('field')} was {_show(why.get('value'))}{note}")
+            elif chosen is not None and chosen.member == m.alias:
+                entry["action"] = chosen.action
+                entry["reason"] = chosen.reason
+                if chosen.action in ("ignore", "refuse"):
+                    entry["text"] = f"not admitted: {chosen.reason}"
+                elif chosen.action == "absorb":
+                    entry["text"] = "absorbed: the group already fired and absorbs the rest of its window"
+                else:
+                    entry["text"] = f"admitted: {outcome_text(chosen, chosen.time)}"
+            elif chosen is not None:
+                entry["action"] = "other"
+                entry["text"] = f"matched, but the event went to `{chosen.member}` (one event fills one slot per rule)"
+            else:  # pragma: no cover - a matching member always gives an outcome
+                entry["text"] = "matched"
+            out.append(entry)
+    return out
+
+
+def _span(s: dict | None) -> list[int] | None:
+    if not s:
+        return None
+    return [s["line"], s["column"], s["end_line"], s["end_column"]]
+
+
+def _show(v: Any) -> str:
+    import json
+
+    return json.dumps(v, ensure_ascii=False)
