@@ -232,9 +232,9 @@ class _Timeline:
                 for ev in events:
                     if ev.source not in sources:
                         continue
-                    for x in explain_members(engine, ev, []):
-                        if x["rule"] == rule:
-                            lines.append(f"{x['member']}: {x['text']}")
+                    why = [x for x in explain_members(engine, ev, []) if x["rule"] == rule]
+                    typed = [x for x in why if not str(x.get("condition", "")).startswith("trigger ")]
+                    lines.extend(f"{x['member']}: {x['text']}" for x in (typed or why))
             out.append({"rule": rule, "text": f"  {at:<6} {text}"})
             out.extend({"rule": rule, "text": f"  {'':<6}   {ln}"} for ln in lines)
         return out

@@ -1,4 +1,11 @@
-"""Checking ``test`` blocks (SPEC §10): from the syntax tree to events and expectations.
+"""Checking ``test`` blocks (SPEC §10, §11.6): from the syntax tree to steps, events and
+expectations.
+
+A test is a list of steps: ``given`` (events arriving), ``wait D`` and ``at "ISO"`` (the
+virtual clock, which starts at Monday 2024-01-01T00:00:00Z and never goes back: TRG714),
+and ``expect`` lines; consecutive expects form a block (contradictions are looked for
+within a block). ``expect open|expired RULE [key V] [missing A, ...]`` must name a
+correlation rule (TRG714), with a key of its arity and aliases it has (TRG603).
 
 A test block is checked by the same :class:`~triggerlang.check.checker.Checker` that checks
 the rules, from :meth:`Checker.run` (after the rules, before the lints, so a ``let`` used

@@ -41,6 +41,8 @@ def outcome_text(o: Outcome, now: float) -> str:
         extra = f"; {o.reason}" if o.reason else ""
         return f"{o.member} replaces its earlier event in {_group(o)} ({inner()}){extra}"
     if a == "fire":
+        if o.member is not None and o.deadline is not None:   # any: fired, absorbs until its deadline
+            return f"{_group(o)} fires with {o.member}; it absorbs the rest of its window{closes}"
         if o.member is not None and not o.missing:
             return f"{_group(o)} complete with {o.member}" + (f" ({prog})" if prog else "")
         if o.member is not None:
