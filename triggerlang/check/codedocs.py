@@ -32,6 +32,7 @@ class CodeDoc(NamedTuple):
     severity: str      # "error" or "warning": the severity the code is always reported with
     explanation: str   # what is wrong and how to fix it (Markdown, a few sentences)
     example: str | None  # a rules file that produces the code (None: cannot be shown as text)
+    warning_cases: str = ""  # an error code whose milder cases SPEC §11.2 makes warnings: which
 
 
 def _e(explanation: str, example: str | None, severity: str = "error") -> CodeDoc:
@@ -40,6 +41,15 @@ def _e(explanation: str, example: str | None, severity: str = "error") -> CodeDo
 
 def _w(explanation: str, example: str | None) -> CodeDoc:
     return _e(explanation, example, "warning")
+
+
+def _ew(explanation: str, example: str | None, warning_cases: str) -> CodeDoc:
+    """An error code some of whose cases are warnings (SPEC §11.2 says which)."""
+    return CodeDoc("error", " ".join(explanation.split()), example, warning_cases)
+
+
+def severity_text(doc: CodeDoc) -> str:
+    return doc.severity + (f"; a warning for {doc.warning_cases}" if doc.warning_cases else "")
 
 
 CODE_DOCS: dict[str, CodeDoc] = {
@@ -268,6 +278,85 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'test "any git event":\n'
                  '    given git.* branch="main"\n'
                  '    expect deploy_main\n'),
+    "TRG701": _ew("""A correlation group of the wrong shape: `all(...)` or `seq(...)` with fewer than
+        two members, `N of (...)` with N below 1 or above its members, `N of m` with N below
+        2, or an N that is not a whole number. `1 of (...)` is `any(...)` and `N of` all the
+        members is `all(...)`: say so.""",
+                  'action deploy = shell "./deploy.sh"\n'
+                  'on 3 of (git.push, git.tag) within 1h run deploy\n',
+                  "`N of (...)` with N = 1 or N = its members"),
+    "TRG702": _e("""A correlation member's alias is used twice, is `group` (reserved for
+        `<group.…>`), or is missing where two members have the same event name (a member's
+        alias defaults to its event name): name the member with `as ALIAS`.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on all(git.push branch="main", git.push branch="next") within 1h run deploy\n'),
+    "TRG703": _e("""A correlation key field the member's event does not have (the hint suggests the
+        closest field; give the member its own key with `key <FIELD>` when the field has
+        another name there), or members whose keys have different numbers of parts.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on all(git.push as p, file.modified as f) same <sha> within 1h run deploy\n'),
+    "TRG704": _e("""Position *i* of the correlation key has another type in another member: an
+        `int` in one and a `str` in the other never compare equal, so the group could never
+        complete. Key on fields of the same type (`str`, `int`, `number`, `bool`, `time`).""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on all(git.push key <commits>, git.tag key <sha>) within 1h run deploy\n'),
+    "TRG705": _e("""A correlation key must be one value: a list (`files`, `labels`) or a map
+        (`headers`, `inputs`) cannot key a group. Key on a single field.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on all(git.push, git.tag) same <files> within 1h run deploy\n'),
+    "TRG706": _w("""A correlation key on an untyped path (`payload.…`): its values are compared as
+        JSON scalars without coercion, so `42` and `"42"` are different keys. Key on a typed
+        field where the event has one.""",
+                 'secret t = env "HOOK_TOKEN"\n'
+                 'source http path="/hooks/*" token=t\n'
+                 'action release = shell "./release.sh"\n'
+                 'on all(http.post path="/hooks/a" as a, http.post path="/hooks/b" as b) same <payload.tag>\n'
+                 '    within 1h run release\n'),
+    "TRG707": _ew("""A correlation window that is missing (`all`, `seq`, `N of` and `any ... same`
+        need `within D`), not longer than zero, on a nested group (the outermost group's
+        window bounds it all), or a `between` pair of crons whose windows would not close
+        before the next one opens (checked over the next 366 days).""",
+                  'action deploy = shell "./deploy.sh"\n'
+                  'on all(git.push, git.tag) same <sha> run deploy\n',
+                  "a window over 7 days"),
+    "TRG708": _ew("""A placeholder of a correlation rule that names no member alias, no `same` key
+        and no group value (`<group.key>`, `<group.opened_at>`...), reads the absent member
+        of `absent(...)` (it has no event), or reads `<group.first.f>` for a field not every
+        member has with one type.""",
+                  'action deploy(sha) = exec "./deploy.sh" sha\n'
+                  'on all(git.push as p, git.tag as t) same <sha> within 1h run deploy with <branch>\n',
+                  "a member that may have no event when the rule fires (in `any` or `N of`): it would bind \"\""),
+    "TRG709": _e("""A filter written after a correlation trigger applies to no member: move each
+        condition onto the member it is about.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on all(git.push, git.tag) within 1h branch="main" run deploy\n'),
+    "TRG710": _w("""Two members of one correlation can match the same event (their filters are not
+        provably exclusive). Such an event fills the first empty one, in written order; make
+        the filters exclusive (`workflow="build"` / `workflow="test"`).""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on all(git.push as any_push, git.push branch="main" as main_push) within 1h run deploy\n'),
+    "TRG711": _e("""A misplaced or ill-formed absence: `absent(...)` inside a group, `after` with
+        `for` or `between`, `after` without `within`, keys in `same <k> in [...]` of another
+        type than the key, or a keyed `between` window without its list of keys.""",
+                 'action page = shell "./page.sh"\n'
+                 'on absent(git.tag) after git.push for 1h run page\n'),
+    "TRG712": _e("""`debounce` does not apply to a correlation rule: its window already gathers
+        events. The other policies apply to its run.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on all(git.push, git.tag) within 1h run deploy debounce 1s\n'),
+    "TRG713": _e("""`max N` (the open groups a correlation rule may have) must be a whole number
+        from 1 to 1,000,000; the default is 10,000.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on all(git.push, git.tag) within 1h max 0 run deploy\n'),
+    "TRG714": _e("""A test's timing is wrong: `wait` of zero, `at` going back in time (a test's
+        clock starts at Monday 2024-01-01T00:00:00Z and only moves forward), `at` with a
+        value that is not an ISO 8601 time, or `expect open`/`expect expired` on a rule that
+        is not a correlation.""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'gate: on all(git.push as p, git.tag as t) same <sha> within 1h run deploy\n'
+                 'test "the clock":\n'
+                 '    at "2023-12-31T00:00:00Z"\n'
+                 '    expect none\n'),
 }
 
 
@@ -279,7 +368,7 @@ def rule_metadata(code: str) -> dict:
     if doc is None:
         return out
     anchor = code.lower()
-    md = f"**{code}: {name}** ({doc.severity})\n\n{doc.explanation}"
+    md = f"**{code}: {name}** ({severity_text(doc)})\n\n{doc.explanation}"
     if doc.example:
         md += f"\n\nExample:\n\n```\n{doc.example}```"
     out.update({
@@ -310,10 +399,10 @@ def docs_page() -> str:
            "",
            "| code | | severity |", "|---|---|---|"]
     for code, name in CODES.items():
-        out.append(f"| [{code}](#{code.lower()}) | {name} | {CODE_DOCS[code].severity} |")
+        out.append(f"| [{code}](#{code.lower()}) | {name} | {severity_text(CODE_DOCS[code])} |")
     for code, name in CODES.items():
         doc = CODE_DOCS[code]
-        out += ["", f"## {code}", "", f"**{name}** ({doc.severity})", "", doc.explanation]
+        out += ["", f"## {code}", "", f"**{name}** ({severity_text(doc)})", "", doc.explanation]
         if doc.example:
             c = compile_text(doc.example, "rules.trg", base_dir="/nonexistent")
             out += ["", "```trg", doc.example.rstrip("\n"), "```", "",
