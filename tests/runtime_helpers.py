@@ -219,3 +219,30 @@ class Server:
 def done(runs: list[dict[str, Any]], n: int) -> bool:
     """At least ``n`` runs, all in a final status."""
     return len(runs) >= n and all(r["status"] in FINAL for r in runs)
+
+
+# --------------------------------------------------------------------------- shared by the runtime tests
+
+def post(server: Server, path: str, payload: Any = None, **kw: Any) -> Any:
+    """POST JSON to a running server (httpx); the response."""
+    import httpx
+
+    return httpx.post(server.url + path, json=payload, timeout=DEADLINE, **kw)
+
+
+def by_rule(runs: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
+    return [r for r in runs if r["rule"] == rule]
+
+
+def stop_ok(server: Server) -> None:
+    """SIGTERM: the server must exit 0 (and log no traceback)."""
+    assert server.stop() == 0, server.tail()
+
+
+def alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")

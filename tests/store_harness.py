@@ -127,11 +127,3 @@ class WorkerProc:
         if not self._fh.closed:
             self._fh.close()
 
-
-def alive(pid: int) -> bool:
-    """True while process ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, done, wait_for
-from store_harness import Backend, StoreServer, WorkerProc, alive
+from runtime_helpers import DEADLINE, alive, done, wait_for
+from store_harness import Backend, StoreServer, WorkerProc
 
 
 class Cluster:

@@ -30,7 +30,8 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, FINAL, Server, cli, done, free_port, journal_events, journal_runs, wait_for
+from runtime_helpers import (DEADLINE, FINAL, Server, alive, by_rule, cli, done, free_port, journal_events,
+                             journal_runs, post, stop_ok, wait_for)
 
 PY = sys.executable
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
@@ -60,18 +61,6 @@ def serve(tmp_path: Path):
     yield make
     for s in started:
         s.ensure_dead()
-
-
-def post(server: Server, path: str, payload: Any = None, **kw: Any) -> httpx.Response:
-    return httpx.post(server.url + path, json=payload, timeout=DEADLINE, **kw)
-
-
-def by_rule(runs: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
-    return [r for r in runs if r["rule"] == rule]
-
-
-def stop_ok(server: Server) -> None:
-    assert server.stop() == 0, server.tail()
 
 
 # =========================================================================== git
@@ -467,14 +456,6 @@ def test_busy_parallel_runs_overlap(serve) -> None:
     stop_ok(s)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")
-
-
 def test_timeout_kills_the_whole_process_group(tmp_path: Path, serve) -> None:
     s = serve("""
 action hang = shell "sleep 30 & echo $! > grandchild.pid; wait"
@@ -485,7 +466,7 @@ slow: on http.post path="/slow" run hang timeout 500ms
     assert runs[0]["status"] == "timed_out" and runs[0]["exit_code"] == 128 + signal.SIGTERM, runs
     assert 0.4 < runs[0]["finished_at"] - runs[0]["started_at"] < 10
     pid = int((tmp_path / "proj" / "grandchild.pid").read_text())
-    wait_for(lambda: not _alive(pid), f"the grandchild {pid} to be gone")
+    wait_for(lambda: not alive(pid), f"the grandchild {pid} to be gone")
     stop_ok(s)
 
 

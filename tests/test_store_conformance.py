@@ -12,13 +12,12 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, done, wait_for
-from store_harness import Backend, StoreServer, alive
+from runtime_helpers import DEADLINE, alive, by_rule, done, post, stop_ok, wait_for
+from store_harness import Backend, StoreServer
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -45,18 +44,6 @@ def serve(tmp_path: Path, backend: Backend):
     yield make
     for s in started:
         s.ensure_dead()
-
-
-def post(server: StoreServer, path: str, payload: Any = None, **kw: Any) -> httpx.Response:
-    return httpx.post(server.url + path, json=payload, timeout=DEADLINE, **kw)
-
-
-def by_rule(runs: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
-    return [r for r in runs if r["rule"] == rule]
-
-
-def stop_ok(server: StoreServer) -> None:
-    assert server.stop() == 0, server.tail()
 
 
 POLICY_RULES = r"""

@@ -43,10 +43,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..actions import bind_inputs
-from ..compile.matcher import build_matcher
 from ..events import Event
 from ..sources.base import Submitted
-from .engine import DEFAULT_POLICIES, StartError, dedupe_key_of, paths_params, resolve_secrets
+from .engine import Rules, StartError, dedupe_key_of, paths_params, resolve_secrets
 from .executor import RunningAction, RunRequest, start_action, stop_actions
 from .store import Intent, RunRow, StoreError
 
@@ -61,39 +60,24 @@ def node_pool(hostname: str | None = None) -> str:
     return f"node:{hostname or socket.gethostname()}"
 
 
-class Rules:
-    """One manifest, ready to turn matches into intents."""
-
-    def __init__(self, manifest: dict, sha: str | None = None) -> None:
-        self.manifest = manifest
-        self.sha = sha
-        self.matcher = build_matcher(manifest["rules"])
-        self.rules = {r["name"]: r for r in manifest["rules"]}
-        self.actions = manifest.get("actions", {})
-        self.run_rules = any(r.get("source") == "run" for r in manifest["rules"])
-
-    def policies(self, rule: str) -> dict:
-        r = self.rules.get(rule)
-        return {**DEFAULT_POLICIES, **((r or {}).get("policies") or {})}
-
-    def intents(self, event: Event, pool_of_files: str) -> list[Intent]:
-        """The matches of ``event`` as intents for :meth:`PgStore.ingest`, in rule order."""
-        out = []
-        for m in self.matcher.match(event):
-            name = m.rule.name
-            pol = self.policies(name)
-            dedupe = pol.get("dedupe") or None
-            debounce = float(pol["debounce"]) if pol.get("debounce") else None
-            out.append(Intent(
-                rule=name, action=m.rule.action, inputs=bind_inputs(self.actions.get(m.rule.action, {}), m.inputs),
-                busy=str(pol.get("busy") or "queue"), debounce=debounce, dedupe_key=dedupe_key_of(pol, event.data),
-                dedupe_field=dedupe["field"] if dedupe else None,
-                dedupe_for=float(dedupe["for"]) if dedupe and dedupe.get("for") else None,
-                timeout=float(pol["timeout"]) if pol.get("timeout") is not None else None,
-                retry=int(pol.get("retry") or 0), backoff=float(pol.get("backoff") or 5.0),
-                paths_params=paths_params(self.rules[name]) if debounce else (),
-                pool=pool_of_files if event.source == "file" else "default"))
-        return out
+def intents_of(rules: Rules, event: Event, pool_of_files: str) -> list[Intent]:
+    """The matches of ``event`` as intents for :meth:`PgStore.ingest`, in rule order."""
+    out = []
+    for m in rules.matcher.match(event):
+        name = m.rule.name
+        pol = rules.policies(name)
+        dedupe = pol.get("dedupe") or None
+        debounce = float(pol["debounce"]) if pol.get("debounce") else None
+        out.append(Intent(
+            rule=name, action=m.rule.action, inputs=bind_inputs(rules.actions.get(m.rule.action, {}), m.inputs),
+            busy=str(pol.get("busy") or "queue"), debounce=debounce, dedupe_key=dedupe_key_of(pol, event.data),
+            dedupe_field=dedupe["field"] if dedupe else None,
+            dedupe_for=float(dedupe["for"]) if dedupe and dedupe.get("for") else None,
+            timeout=float(pol["timeout"]) if pol.get("timeout") is not None else None,
+            retry=int(pol.get("retry") or 0), backoff=float(pol.get("backoff") or 5.0),
+            paths_params=paths_params(rules.rules[name]) if debounce else (),
+            pool=pool_of_files if event.source == "file" else "default"))
+    return out
 
 
 def run_event(row: RunRow) -> Event:
@@ -137,7 +121,7 @@ class IngestEngine:
         if event.source == "file" and "paths" not in event.data and isinstance(event.data.get("path"), str):
             event.data["paths"] = [event.data["path"]]
         rules = self.current
-        intents = rules.intents(event, self.pool)
+        intents = intents_of(rules, event, self.pool)
         rec = await asyncio.get_running_loop().run_in_executor(
             self._executor, lambda: self.store.ingest(event, intents, delivery_key, manifest=rules.sha))
         return Submitted(rec.event_id, rec.run_ids, duplicate=rec.duplicate)
@@ -401,7 +385,7 @@ class Worker:
         if rules is not None and rules.run_rules and status in ("succeeded", "failed", "timed_out"):
             def chain(done: RunRow, rules: Rules = rules) -> Any:
                 ev = run_event(done)
-                intents = rules.intents(ev, node_pool())
+                intents = intents_of(rules, ev, node_pool())
                 return (ev, intents, rules.sha) if intents else None
         retry_on = ("failed", "timed_out", "interrupted") if status == "interrupted" else ("failed", "timed_out")
         delay = FINISH_RETRY

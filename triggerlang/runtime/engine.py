@@ -69,6 +69,24 @@ def paths_params(rule: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(p for p, b in (rule.get("args") or {}).items() if b.get("field") == "paths")
 
 
+class Rules:
+    """One manifest, ready to run: its matcher, rules by name, actions and policies (the
+    one-process engine and store mode's ingest nodes and workers read it alike)."""
+
+    def __init__(self, manifest: dict, sha: str | None = None) -> None:
+        self.manifest = manifest
+        self.sha = sha  # store mode: the manifest's sha256 in the store
+        self.matcher = build_matcher(manifest["rules"])
+        self.rules = {r["name"]: r for r in manifest["rules"]}
+        self.actions = manifest.get("actions", {})
+        # only rules "on run.*" see run events: without one, a finished run needs no re-read
+        self.run_rules = any(r.get("source") == "run" for r in manifest["rules"])
+
+    def policies(self, rule: str) -> dict:
+        r = self.rules.get(rule)
+        return {**DEFAULT_POLICIES, **((r or {}).get("policies") or {})}
+
+
 @dataclass
 class _Lane:
     """The runs of one rule: those waiting (run id, not_before) and those running."""
@@ -107,16 +125,10 @@ class Engine:
     # ------------------------------------------------------------------ rules
     def load(self, manifest: dict) -> None:
         """Use a (new) manifest: rules, actions and the matcher. Running runs go on."""
-        self.manifest = manifest
-        self.matcher = build_matcher(manifest["rules"])
-        self.rules = {r["name"]: r for r in manifest["rules"]}
-        self.actions = manifest.get("actions", {})
-        # only rules "on run.*" see run events: without one, a finished run needs no re-read
-        self.run_rules = any(r.get("source") == "run" for r in manifest["rules"])
-
-    def policies(self, rule: str) -> dict:
-        r = self.rules.get(rule)
-        return {**DEFAULT_POLICIES, **((r or {}).get("policies") or {})}
+        rules = Rules(manifest)
+        self.manifest, self.matcher, self.rules, self.actions = rules.manifest, rules.matcher, rules.rules, rules.actions
+        self.run_rules = rules.run_rules
+        self.policies = rules.policies
 
     def lane(self, rule: str) -> _Lane:
         ln = self.lanes.get(rule)
