@@ -77,3 +77,31 @@ def test_wheel_carries_the_grammar_and_declares_its_licence(dists) -> None:
     assert any(c.startswith("Programming Language :: Python :: 3.11") for c in meta.get_all("Classifier"))
     assert not [c for c in meta.get_all("Classifier") if c.startswith("License ::")]  # PEP 639: the expression says it
     assert meta["Description-Content-Type"] == "text/markdown"
+
+
+def test_pre_commit_hooks_run_triggerc_on_trg_files(tmp_path: Path) -> None:
+    """The hooks of .pre-commit-hooks.yaml, run as pre-commit runs them (entry + args +
+    the staged file names): check fails on a warning (--strict), fmt rewrites in place.
+    (`pre-commit try-repo` with both hooks was run by hand: README, "Using triggerlang in CI".)"""
+    import yaml
+    from click.testing import CliRunner
+
+    from triggerlang.cli import main
+
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    assert set(hooks) == {"triggerc-check", "triggerc-fmt"}
+    rules = tmp_path / "rules.trg"
+    rules.write_text('action a = shell "true"\non   git.push run a\nlet unused = 1\n')
+    for hook in hooks.values():
+        assert hook["language"] == "python" and re.search(hook["files"], "ci/rules.trg")
+        assert not re.search(hook["files"], "rules.trg.bak")
+        assert hook["entry"].split()[0] == "triggerc"  # the console script the package installs
+
+    def run(hook_id: str):
+        hook = hooks[hook_id]
+        return CliRunner().invoke(main, hook["entry"].split()[1:] + hook.get("args", []) + [str(rules)])
+
+    r = run("triggerc-check")
+    assert r.exit_code == 1 and "warning[TRG105]" in r.output  # a warning fails the hook
+    r = run("triggerc-fmt")
+    assert r.exit_code == 0 and rules.read_text().startswith('action a = shell "true"\non git.push run a\n')
