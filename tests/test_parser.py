@@ -188,7 +188,9 @@ def test_grammar_rule_rejects(rule: str) -> None:
     _, bad = GRAMMAR_CASES[rule]
     module, diags = parse(bad)
     codes = [d.code for d in diags]
-    assert len(codes) == 1 and codes[0] in ("TRG001", "TRG002"), (bad, [(d.code, d.message) for d in diags])
+    # a duration the lexer cannot read (5min, 250 without a unit) is TRG304 at the duration
+    syntax = ("TRG001", "TRG002", "TRG304") if rule in ("duration", "p_debounce") else ("TRG001", "TRG002")
+    assert len(codes) == 1 and codes[0] in syntax, (bad, [(d.code, d.message) for d in diags])
     assert diags.items[0].span.start.line <= bad.count("\n") + 1
     assert module.decls == ()  # the broken declaration is dropped, not half-read
 
@@ -550,3 +552,51 @@ def test_comments() -> None:
 def test_split_declarations() -> None:
     text = 'let a = 1\n\non git.push\n  branch="x"\n  run d\n# c\nlet l = [\n1,\n]\n'
     assert split_declarations(text) == [(0, 0, 0), (2, 4, 11), (6, 8, 48)]
+
+
+# --------------------------------------------------------------------------- did you mean, durations
+
+@pytest.mark.parametrize(("text", "word", "keyword"), [
+    ('on git.push branch="main" rnu deploy', "rnu", "run"),    # read as a field name: the word before the error
+    ('on git.push run deploy wiht "x"', "wiht", "with"),
+    ('on git.push run deploy debounse 1s', "debounse", "debounce"),
+    ('on git.push run deploy retry 3 backof 5s', "backof", "backoff"),
+    ('acton deploy = shell "x"', "acton", "action"),
+    ('action deploy = shel "x"', "shel", "shell"),
+    ('o git.push run deploy', "o", "on"),
+])
+def test_a_misspelled_keyword_gets_a_did_you_mean(text: str, word: str, keyword: str) -> None:
+    _, diags = parse(text)
+    (d,) = diags.items
+    assert (d.code, d.message, d.hint) == ("TRG001", f"unexpected '{word}'", f"did you mean '{keyword}'?")
+    assert text[d.span.start.offset:d.span.end.offset] == word
+
+
+def test_no_keyword_is_suggested_when_it_would_not_help() -> None:
+    _, diags = parse('on git.push branch @ "d" run deploy')
+    (d,) = diags.items
+    assert d.message == "unexpected character '@'" and "did you mean" not in (d.hint or "")
+    _, diags = parse('on git.push brnch="main" deploy')  # brnch ~ branch is no keyword; 'deploy' is not one either
+    assert "did you mean" not in (diags.items[0].hint or "")
+
+
+@pytest.mark.parametrize(("text", "bad", "hint"), [
+    ("on git.push run deploy timeout 10mins", "10mins", "write 10m (the units are ms, s, m, h and d)"),
+    ("on git.push run deploy debounce 5 m", "5 m", "write 5m (no space between the number and its unit)"),
+    ("on git.push run deploy timeout 2hours", "2hours", "write 2h (the units are ms, s, m, h and d)"),
+    ("on git.push run deploy timeout 10", "10", "a duration needs a unit: 10s, 10m, 10h or 10d"),
+    ("on git.push run deploy dedupe <sha> for 1w", "1w", "weeks are written in days: 7d"),
+    ("let later = 1.5 hours", "1.5 hours", "write 1.5h (no space between the number and its unit)"),
+])
+def test_a_bad_duration_is_trg304_at_the_duration(text: str, bad: str, hint: str) -> None:
+    _, diags = parse(text)
+    (d,) = diags.items
+    assert (d.code, d.message, d.hint) == ("TRG304", f"invalid duration '{bad}'", hint)
+    assert text[d.span.start.offset:d.span.end.offset] == bad
+
+
+def test_a_number_where_a_number_goes_is_not_a_duration_error() -> None:
+    _, diags = parse("on git.push run deploy retry 3 m")  # a count, not a duration: 3m would not help
+    assert [d.code for d in diags.items] == ["TRG001"]
+    _, diags = parse('on git.push commits > 3abc run deploy')
+    assert [d.code for d in diags.items] == ["TRG001"]

@@ -7,3 +7,9 @@ on git.push branch="b" run deploy debounce zero  # expect: TRG304@44
 on every 0ms run deploy  # expect: TRG304@10
 on git.push branch="c" run deploy retry 2 backoff 0m  # expect: TRG304@51
 on git.push branch="d" run deploy dedupe <sha> for 0h  # expect: TRG304@52
+# a duration the lexer cannot read is TRG304 at the duration, not a syntax error at its first digit
+on git.push branch="e" run deploy timeout 10mins  # expect: TRG304@43
+on git.push branch="f" run deploy debounce 5 m  # expect: TRG304@44
+on git.push branch="g" run deploy timeout 10  # expect: TRG304@43
+on git.push branch="h" run deploy retry 2 backoff 1w  # expect: TRG304@51
+let later = 3 hours  # expect: TRG304@13

@@ -59,7 +59,8 @@ CODE_DOCS: dict[str, CodeDoc] = {
     "TRG001": _e("""The declaration does not follow the grammar: an unexpected word or character, a
         reserved word used as a name, or a value where none is allowed. Only that declaration
         is lost; the rest of the file is still read. The hint lists what was expected
-        there.""",
+        there, or, for a misspelled keyword (`rnu`, `wiht`, `debounse`), the keyword that
+        makes the declaration read.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch= run deploy\n'
                  'on git.push branch="main" run deploy\n'),
@@ -190,9 +191,10 @@ CODE_DOCS: dict[str, CodeDoc] = {
         month, day of week).""",
                  'action report = shell "./report.sh"\n'
                  'on cron "0 3 * *" run report\n'),
-    "TRG304": _e("""A duration that is zero, or written in a form triggerlang does not read. A
-        duration is a whole number and a unit with no space between them: `250ms`, `30s`,
-        `5m`, `2h`, `1d`.""",
+    "TRG304": _e("""A duration that is zero, or written in a form triggerlang does not read
+        (`10mins`, `5 m`, `2w`, a bare `10` where a duration goes). A duration is a number
+        and a unit with no space between them: `250ms`, `30s`, `5m`, `1.5h`, `1d`; the hint
+        gives the spelling that works.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push run deploy timeout 0s\n'),
     "TRG305": _e("""The time zone of a cron schedule is not an IANA name (`Europe/Paris`, `UTC`,

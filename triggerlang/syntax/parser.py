@@ -684,8 +684,128 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
     return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text)))), diags
 
 
+# --------------------------------------------------------------------------- better errors
+#
+# Two common mistakes get a precise diagnostic instead of "unexpected ..." at a place that
+# makes little sense: a misspelled keyword (`rnu`, `wiht`, `debounse`) and a duration the
+# lexer cannot read (`10mins`, `5 m`, `timeout 10`).
+
+_DURATION_UNITS = {"ms": "ms", "msec": "ms", "msecs": "ms", "millisecond": "ms", "milliseconds": "ms",
+                   "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
+                   "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
+                   "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+                   "d": "d", "day": "d", "days": "d", "w": "w", "wk": "w", "week": "w", "weeks": "w"}
+_NUMBER_AND_WORD = re.compile(r"(\d+(?:\.\d+)?)([ \t]*)([A-Za-z]*)(?![A-Za-z0-9_])")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
+_NUMBER_BEFORE = re.compile(r"(?<![A-Za-z0-9_.\-])(\d+(?:\.\d+)?)[ \t]+$")
+
+
+def _error_offset(e: UnexpectedInput, chunk: str) -> int:
+    """Where in the chunk the parser stopped (the end for an early end of input)."""
+    if isinstance(e, UnexpectedToken):
+        return len(chunk) if e.token.type == "$END" else e.token.start_pos
+    if isinstance(e, UnexpectedCharacters):
+        return e.pos_in_stream
+    return len(chunk)
+
+
+def _bad_duration(e: UnexpectedInput, chunk: str) -> tuple[int, int, str, str] | None:
+    """(start, end, text, hint) when the parser wanted a duration and found a number with a
+    time unit it does not know (``10mins``, ``2 hours``, ``1w``) or none (``timeout 10``)."""
+    wanted = getattr(e, "expected", None) or getattr(e, "allowed", None) or ()
+    at = _error_offset(e, chunk)
+    if "DURATION" not in wanted:
+        # `let x = 3 hours`: the number was read, and the parser stopped at the unit
+        m = _NUMBER_BEFORE.search(chunk, 0, at)
+        unit = _WORD.match(chunk, at)
+        if m is None or unit is None or _DURATION_UNITS.get(unit.group().lower(), "w") == "w":
+            return None
+        fixed = chunk[:m.start(1)] + m.group(1) + _DURATION_UNITS[unit.group().lower()] + chunk[unit.end():]
+        try:  # only where a duration would have been read (not `retry 3 m`)
+            lark_parser().parse(fixed)
+        except UnexpectedInput as again:
+            if _error_offset(again, fixed) <= m.start(1) + len(m.group(1)) + 2:
+                return None
+        at, wanted = m.start(1), {"DURATION"}
+    m = _NUMBER_AND_WORD.match(chunk, at)
+    if m is None:
+        return None
+    number, space, word = m.groups()
+    if not word:
+        if "NUMBER" in wanted:  # a number is fine here (`retry 3`): not this mistake
+            return None
+        return at, m.end(), m.group(), f"a duration needs a unit: {number}s, {number}m, {number}h or {number}d"
+    unit = _DURATION_UNITS.get(word.lower())
+    if unit is None:
+        return None
+    if unit == "w":
+        days = float(number) * 7
+        return at, m.end(), m.group(), f"weeks are written in days: {days:g}d"
+    how = "no space between the number and its unit" if space else "the units are ms, s, m, h and d"
+    return at, m.end(), m.group(), f"write {number}{unit} ({how})"
+
+
+@lru_cache(maxsize=1)
+def _keywords() -> tuple[str, ...]:
+    """Every keyword of the grammar (its literal terminals made of letters), sorted."""
+    return tuple(sorted({term.pattern.value for term in lark_parser().terminals
+                         if term.pattern.type == "str" and term.pattern.value.isalpha()}))
+
+
+def _keyword_fix(e: UnexpectedInput, chunk: str) -> tuple[int, int, str] | None:
+    """(start, end, keyword) for a misspelled keyword: the word the parser stopped at
+    (``wiht``), or the word just before it, which the parser took for a name (``rnu`` in
+    ``branch="main" rnu deploy``). A keyword close to the word by edit distance is
+    suggested only if the declaration, with it, parses, or fails later than before."""
+    from ..diagnostics import edit_distance
+
+    at = _error_offset(e, chunk)
+    words = []
+    m = _WORD.match(chunk, at)
+    if m is not None:
+        words.append((m.start(), m.end()))
+    m = _WORD_BEFORE.search(chunk, 0, at)
+    if m is not None and (m.start() == 0 or chunk[m.start() - 1] not in ".<"):
+        words.append((m.start(1), m.end(1)))
+    keywords = _keywords()
+    close = []  # (distance, which word, keyword): the closest repair first
+    for n, (start, end) in enumerate(words):
+        word = chunk[start:end]
+        if word in keywords:
+            continue
+        limit = max(1, min(3, len(word) // 3 + 1))
+        close += [(d, n, k) for k in keywords if (d := edit_distance(word.lower(), k, limit)) <= limit]
+    for _, n, keyword in sorted(close):
+        start, end = words[n]
+        fixed = chunk[:start] + keyword + chunk[end:]
+        try:
+            lark_parser().parse(fixed)
+        except UnexpectedInput as again:
+            if _error_offset(again, fixed) <= at + len(keyword) - (end - start):
+                continue
+        return start, end, keyword
+    return None
+
+
 def _syntax_error(e: UnexpectedInput, chunk: str, line_off: int, pos_off: int, diags: Diagnostics) -> None:
     chunk_lines = chunk.split("\n")
+
+    def span_of(start: int, end: int) -> Span:
+        def pos(i: int) -> Pos:
+            return Pos(chunk.count("\n", 0, i) + 1 + line_off, i - (chunk.rfind("\n", 0, i) + 1) + 1, i + pos_off)
+        return Span(pos(start), pos(end))
+
+    bad = _bad_duration(e, chunk)
+    if bad is not None:
+        start, end, text, hint = bad
+        diags.error("TRG304", f"invalid duration '{text}'", span_of(start, end), hint)
+        return
+    fix = _keyword_fix(e, chunk)
+    if fix is not None:
+        start, end, keyword = fix
+        diags.error("TRG001", f"unexpected '{chunk[start:end]}'", span_of(start, end), f"did you mean '{keyword}'?")
+        return
     if isinstance(e, UnexpectedToken) and e.token.type != "$END":
         t = e.token
         span = Span(Pos(t.line + line_off, t.column, t.start_pos + pos_off),
