@@ -71,7 +71,9 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -321,11 +323,13 @@ async def _start_process(req: RunRequest, argv: list[str], inputs: Mapping[str, 
     try:
         log.write(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
                   f"{what}\n".encode("utf-8", "replace"))
+        spawn: dict[str, Any] = {}
         try:
+            if req.die_with_parent:
+                argv, spawn = _dying_with_parent(argv, env, cwd)
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                cwd=str(cwd), env=env, start_new_session=True, close_fds=True,
-                **({"preexec_fn": _die_with_parent()} if req.die_with_parent else {}))
+                cwd=str(cwd), env=env, start_new_session=True, close_fds=True, **spawn)
         except FileNotFoundError as e:
             missing = e.filename if e.filename else argv[0]
             if not cwd.is_dir():
@@ -345,6 +349,47 @@ async def _start_process(req: RunRequest, argv: list[str], inputs: Mapping[str, 
     ra.pid = ra.pgid = proc.pid
     ra._task = asyncio.create_task(_supervise(ra, proc), name=f"triggerlang-run-{req.run_id}")
     return ra
+
+
+def _dying_with_parent(argv: list[str], env: Mapping[str, str], cwd: Path) -> tuple[list[str], dict[str, Any]]:
+    """(argv, spawn options) for an action that must die with this process (a worker).
+
+    ``setpriv --pdeathsig KILL -- argv`` (util-linux) when it is there: the child is then
+    spawned without running Python code in it, so Python can use ``posix_spawn``/``vfork``
+    (a ``preexec_fn`` forces a full fork of the worker: 5-8 ms a run instead of ~1 ms).
+    The program is looked up first so that a missing one is the same clear error as
+    without the wrapper. Otherwise the ``preexec_fn`` of :func:`_die_with_parent`.
+    """
+    setpriv = _setpriv()
+    if setpriv is None:
+        return argv, {"preexec_fn": _die_with_parent()}
+    prog = argv[0]
+    if "/" in prog:
+        found = prog if os.path.isabs(prog) else str(cwd / prog)
+        if not os.path.exists(found):
+            raise FileNotFoundError(2, "No such file or directory", prog)
+        if os.path.isdir(found) or not os.access(found, os.X_OK):
+            raise PermissionError(13, "Permission denied", prog)
+    elif shutil.which(prog, path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(2, "No such file or directory", prog)
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv], {}
+
+
+_SETPRIV: list[str | None] = []
+
+
+def _setpriv() -> str | None:
+    """util-linux's ``setpriv`` if it knows ``--pdeathsig`` (2.33+), looked up once."""
+    if not _SETPRIV:
+        path = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        if path is not None:
+            try:
+                out = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=5).stdout
+            except (OSError, subprocess.SubprocessError):
+                out = ""
+            path = path if "--pdeathsig" in out else None
+        _SETPRIV.append(path)
+    return _SETPRIV[0]
 
 
 def _die_with_parent() -> Any:
