@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -162,10 +163,13 @@ def bench_store_ingest(pg: PgServer, seconds: float) -> list[dict]:
     for clients in (1, 16):
         for sync in ("NORMAL", "FULL"):
             tmp = Path(tempfile.mkdtemp(prefix="bench-sqlite-"))
-            rate = store_ingest(lambda: SqliteStore(tmp, synchronous=sync),
-                                lambda st, i, n: st.record_event(Event("http", "post", {"n": n}),
-                                                                 [PlannedRun("r", "a", {"n": n})]),
-                                clients, seconds)
+            try:
+                rate = store_ingest(lambda: SqliteStore(tmp, synchronous=sync),
+                                    lambda st, i, n: st.record_event(Event("http", "post", {"n": n}),
+                                                                     [PlannedRun("r", "a", {"n": n})]),
+                                    clients, seconds)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
             out.append({"store": f"SQLite (WAL, synchronous={sync})", "clients": clients, "per_s": rate})
         url = pg.new_database()
         rate = store_ingest(lambda: PgStore(url, pool_size=16),
@@ -487,6 +491,7 @@ def main() -> int:
         print(f"\n# load average after: {open('/proc/loadavg').read().split()[:3]}")
     finally:
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, default=str))
     return 0
