@@ -309,7 +309,7 @@ def test_match_explain(tmp_path: Path) -> None:
                           "field": "branch", "value": "master"}
     assert why["pr"]["condition"] == "trigger github.pull_request" and why["pr"]["value"] == "push"
     text = run("match", rules, payload, "--github", "push", "--explain").stdout
-    assert 'dev: no match: branch="dev" (line 5:21) failed; branch was "master"' in text.splitlines()
+    assert 'dev: no match: branch="dev" (line 5:21) failed: branch was "master"' in text.splitlines()
 
 
 def test_match_event_file_and_stdin(tmp_path: Path) -> None:

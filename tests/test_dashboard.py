@@ -105,8 +105,8 @@ def test_overview_lists_runs_and_events_newest_first(world) -> None:
     assert "exited with code 3" in html and 'class="status s-failed"' in html
     # the event that matched nothing says why, with the --explain reasons
     assert "no rule matched" in html
-    assert "payload.ref ~ &#34;refs/heads/*&#34; (line 7) failed; payload.ref was &#34;v1.2.0&#34;" in html
-    assert 'path=&#34;/hooks/check&#34; (line 9) failed' in html
+    assert "payload.ref ~ &#34;refs/heads/*&#34; (line 7:48) failed: payload.ref was &#34;v1.2.0&#34;" in html
+    assert 'path=&#34;/hooks/check&#34; (line 9:28) failed' in html
     # the live stream's URL is on the page, and the script that uses it
     assert 'data-stream="/dashboard/stream' in html and "/dashboard/static/live.js" in html
 
@@ -294,7 +294,7 @@ def test_api_event(world) -> None:
     first = body["not_matched"][0]
     assert first == {"rule": "build_branch", "condition": 'payload.ref ~ "refs/heads/*"', "line": 7,
                      "span": first["span"], "field": "payload.ref", "value": "v1.2.0", "note": None,
-                     "text": 'payload.ref ~ "refs/heads/*" (line 7) failed; payload.ref was "v1.2.0"'}
+                     "text": 'payload.ref ~ "refs/heads/*" (line 7:48) failed: payload.ref was "v1.2.0"'}
     e1 = world["events"][0]
     body = client(world).get(f"/api/events/{e1.id}").json()
     assert [r["id"] for r in body["runs"]] == [1] and set(body["runs"][0]) == RUN_KEYS

@@ -73,7 +73,7 @@ def test_a_webhook_run_shows_and_the_next_one_appears_live(serve: Serve) -> None
             unmatched = page.locator("#events tr", has_text="no rule matched")
             assert unmatched.count() == 1
             unmatched.locator("summary").click()  # "why not": the --explain reasons
-            assert 'payload.ref ~ "refs/heads/*" (line 7) failed; payload.ref was "v1.2.0"' in unmatched.inner_text()
+            assert 'payload.ref ~ "refs/heads/*" (line 7:48) failed: payload.ref was "v1.2.0"' in unmatched.inner_text()
             page.wait_for_selector('#live[data-state="on"]', timeout=10_000)
             page.evaluate("window.__not_reloaded = true")
 

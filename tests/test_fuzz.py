@@ -41,7 +41,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from triggerlang.api import compile_text
 from triggerlang.cli import main as cli
 from triggerlang.compile.manifest import dumps
-from triggerlang.compile.matcher import build_matcher
+from triggerlang.compile.index import build_matcher
 from triggerlang.dryrun import DryRun
 from triggerlang.events import Event
 from triggerlang.fmt import format_text

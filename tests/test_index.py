@@ -25,7 +25,8 @@ from triggerlang.cli import main
 from triggerlang.compile import cache as C
 from triggerlang.compile.index import (IndexedMatcher, _glob_test, access_path, conjuncts, fast_predicate,
                                        plain_match, plan_rule)
-from triggerlang.compile.matcher import LinearMatcher, build_matcher, compile_predicate
+from triggerlang.compile.index import build_matcher
+from triggerlang.compile.matcher import LinearMatcher, compile_predicate
 from triggerlang.compile.patterns import compile_glob, literal_prefix
 from triggerlang.events import Event
 

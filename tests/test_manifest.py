@@ -261,3 +261,15 @@ def test_actions_and_rules_serialise() -> None:
     assert r["args"] == {"sha": {"field": "sha"}, "stage": {"value": "s"}, "n": {"value": 3}}
     assert r["policies"]["timeout"] == 60.0
     assert r["filter"] == {"op": "=", "field": "branch", "value": "main", "span": [3, 13, 3, 26]}
+
+
+def test_action_kinds_are_a_closed_set() -> None:
+    """An action kind nobody handles fails loudly: in a hand-written manifest (a clear
+    ManifestError) and in a dry run (ActionError), never a silent no-op."""
+    from triggerlang.actions import ActionError, display_argv
+
+    with pytest.raises(ManifestError, match="unknown kind 'ftp'"):
+        validate_manifest({"triggerlang": 1, "sources": {}, "actions": {"up": {"kind": "ftp"}}, "rules": []})
+    with pytest.raises(ActionError, match="unknown kind"):
+        display_argv({"kind": "ftp"}, {}, "up")
+    assert display_argv({"kind": "http", "url": "http://x"}, {}, "up") is None

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from triggerlang.api import compile_text
-from triggerlang.compile.matcher import LinearMatcher, build_matcher
+from triggerlang.compile.index import build_matcher
+from triggerlang.compile.matcher import LinearMatcher
 from triggerlang.events import Event
 
 ACTION = 'action d(x="") = exec "./run" x\n'

@@ -501,3 +501,31 @@ def test_the_examples_are_clean_under_strict_check() -> None:
     assert result.exit_code == 0, result.stdout + result.stderr
     result = _cli("fmt", "--check", *files)
     assert result.exit_code == 0, result.stdout + result.stderr
+
+
+def test_a_test_file_diagnostic_points_into_its_companion(tmp_path: Path) -> None:
+    """Spans carry their file: a ``*_test.trg`` error about a declaration of the file under
+    test has a related location in that file (text note, JSON ``related``, SARIF
+    ``relatedLocations``)."""
+    (tmp_path / "rules.trg").write_text('action deploy(sha) = exec "echo" sha\n'
+                                        'main: on git.push branch="main" run deploy with <sha>\n')
+    (tmp_path / "rules_test.trg").write_text('action deploy = exec "true"\n'
+                                             'test "t":\n  given git.push branch="main"\n'
+                                             '  expect main with nope="x"\n')
+    runner = CliRunner()
+    test_file = str(tmp_path / "rules_test.trg")
+    js = json.loads(runner.invoke(cli, ["check", "--format", "json", test_file]).output)
+    by_code = {d["code"]: d for d in js}
+    assert by_code["TRG101"]["related"] == [{"file": str(tmp_path / "rules.trg"), "line": 1, "column": 8,
+                                             "end_line": 1, "end_column": 14,
+                                             "message": "action 'deploy' is first declared here"}]
+    assert by_code["TRG402"]["related"][0]["file"] == str(tmp_path / "rules.trg")
+    assert by_code["TRG402"]["related"][0]["line"] == 1
+    text = runner.invoke(cli, ["check", test_file]).output
+    assert f"  = note: {tmp_path / 'rules.trg'}:1:8: action 'deploy' is declared here" in text
+    sarif = json.loads(runner.invoke(cli, ["check", "--format", "sarif", test_file]).output)
+    results = sarif["runs"][0]["results"]
+    related = [r["relatedLocations"] for r in results if r["ruleId"] == "TRG402"][0]
+    assert related[0]["message"]["text"] == "action 'deploy' is declared here"
+    assert related[0]["physicalLocation"]["artifactLocation"]["uri"].endswith("rules.trg")
+    assert related[0]["physicalLocation"]["region"]["startLine"] == 1

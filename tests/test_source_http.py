@@ -680,3 +680,15 @@ def test_restart_on_the_same_port_and_no_secrets_in_logs(tmp_path: Path, caplog:
         assert secret not in text
     assert headers["X-Hub-Signature-256"][7:] not in text
     assert "token=q" not in text
+
+
+def test_route_globs_are_the_rule_globs() -> None:
+    """One glob translator (compile/patterns.py): a class, negated or not, stays inside a
+    segment, and an unclosed '[' is an error, not a literal."""
+    table = RouteTable(parse_routes({"routes": [{"path": "/h/[!a]x", "kind": "http"},
+                                                {"path": "/lit/\\[x", "kind": "http"}]}, {}))
+    assert [r.path for r in table.candidates("/h/bx")] == ["/h/[!a]x"]
+    assert table.candidates("/h//x") == [] and table.candidates("/h/ax") == []
+    assert [r.path for r in table.candidates("/lit/[x")] == ["/lit/\\[x"]
+    with pytest.raises(ValueError, match=r"unclosed '\['"):
+        parse_routes({"routes": [{"path": "/h/[ab", "kind": "http"}]}, {})

@@ -73,11 +73,27 @@ def exec_argv(action: Mapping[str, Any], inputs: Mapping[str, Any], action_name:
     return argv
 
 
-def display_argv(action: Mapping[str, Any], inputs: Mapping[str, Any], action_name: str = "?") -> list[str] | None:
-    """The command line a run would get, for dry runs: exec argv, the shell's argv, or None (http)."""
+ACTION_KINDS = ("exec", "shell", "http")
+"""Every action kind (SPEC §5): the manifest writer, the manifest validator, dry runs and
+the executor each dispatch on this closed set and fail loudly on anything else."""
+
+
+def action_kind(action: Mapping[str, Any], action_name: str = "?") -> str:
+    """The action's kind; ActionError when it is not one of :data:`ACTION_KINDS`."""
     kind = action.get("kind")
-    if kind == "exec":
-        return exec_argv(action, bind_inputs(action, inputs), action_name)
-    if kind == "shell":
-        return ["/bin/sh", "-c", action.get("script", "")]
-    return None
+    if kind not in ACTION_KINDS:
+        raise ActionError(f"the action {action_name} has an unknown kind {kind!r} (one of {', '.join(ACTION_KINDS)})")
+    return kind
+
+
+_DISPLAY = {
+    "exec": lambda action, inputs, name: exec_argv(action, bind_inputs(action, inputs), name),
+    "shell": lambda action, inputs, name: ["/bin/sh", "-c", action.get("script", "")],
+    "http": lambda action, inputs, name: None,
+}
+
+
+def display_argv(action: Mapping[str, Any], inputs: Mapping[str, Any], action_name: str = "?") -> list[str] | None:
+    """The command line a run would get, for dry runs: exec argv, the shell's argv, or None
+    (http). ActionError for an unknown kind."""
+    return _DISPLAY[action_kind(action, action_name)](action, inputs, action_name)

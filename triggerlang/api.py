@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .check.checker import Program, check
 from .compile.manifest import build_manifest
@@ -107,3 +108,37 @@ def compile_file(path: str | os.PathLike, display_name: str | None = None, tests
     c = compile_text(text, name, str(p.resolve().parent), main.program if main else None, tests)
     c.main = main
     return c
+
+
+def load_rules(path: Path, warn: Callable[[list], None] | None = None) -> tuple[dict, str | None]:
+    """(manifest, rules text or None) from a .trg file or a manifest JSON, as ``serve`` and
+    the dashboard load them (test blocks unchecked); StartError (runtime/engine.py) if bad.
+
+    ``warn`` gets the warnings ``check`` would print for a .trg file (a manifest has none)."""
+    import json
+
+    from .compile.manifest import ManifestError, validate_manifest
+    from .diagnostics import render_text
+    from .runtime.engine import StartError
+
+    if path.suffix == ".json":
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+            return validate_manifest(obj), None
+        except FileNotFoundError:
+            raise StartError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise StartError(f"{path}: cannot read: {e}") from None
+        except json.JSONDecodeError as e:
+            raise StartError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        except ManifestError as e:
+            raise StartError(f"{path}: {e}") from None
+    try:
+        c = compile_file(path, tests=False)
+    except SourceFileError as e:
+        raise StartError(str(e)) from None
+    if not c.ok:
+        raise StartError("the rules have errors:\n" + render_text(c.diagnostics, c.sources).rstrip())
+    if warn is not None and c.diagnostics:
+        warn(c.diagnostics)
+    return c.manifest, c.text

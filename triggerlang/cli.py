@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, defaults
 from .diagnostics import Diagnostic, render_github, render_json, render_sarif, render_text
 
 
@@ -267,7 +267,7 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
     import gc
 
     from .compile.cache import default_cache_dir, load_or_compile
-    from .compile.matcher import build_matcher
+    from .compile.index import build_matcher
     from .dryrun import DryRun, EventInputError, batch_names, read_events
 
     warn_unknown = _unknown_event_warner()
@@ -698,7 +698,7 @@ EXAMPLES_EMIT = examples(
 @click.argument("trigger", metavar="SOURCE.EVENT")
 @click.argument("fields", nargs=-1, metavar="[FIELD=VALUE]...")
 @click.option("--data", "data_json", help="The event's data as a JSON object (fields are merged into it).")
-@click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="TRIGGERLANG_URL",
+@click.option("--url", default=f"http://{defaults.HTTP_HOST}:{defaults.HTTP_PORT}", show_default=True, envvar="TRIGGERLANG_URL",
               help="The running server.")
 @click.option("--id", "event_id", help="An event id; re-sending the same id creates nothing new.")
 @click.option("--timeout", type=float, default=10.0, show_default=True)
@@ -1041,7 +1041,7 @@ EXAMPLES_DASHBOARD = examples(
               help="State folder (default .triggerlang/, beside --rules when given).")
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False),
               help="The rules (.trg or manifest .json), to say why an event matched nothing.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--host", default=defaults.HTTP_HOST, show_default=True, help="Address to bind.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True,
               help="Port (serve's listener defaults to 8080, so both can run).")
 @click.option("--token", envvar="TRIGGERLANG_DASHBOARD_TOKEN",

@@ -36,10 +36,18 @@ class Pos(NamedTuple):
 
 
 class Span(NamedTuple):
-    """A range of text: ``start`` inclusive, ``end`` exclusive."""
+    """A range of text: ``start`` inclusive, ``end`` exclusive, and the ``file`` it is in
+    when that is not the file being checked (HCL's ``Range{Filename, Start, End}``): a span
+    of a ``*_test.trg``'s companion file carries the companion's name, so a diagnostic or
+    a related location can point there. ``None``: the file the diagnostic is about."""
 
     start: Pos
     end: Pos
+    file: str | None = None
+
+    def in_file(self, file: str | None) -> "Span":
+        """This span, in ``file``."""
+        return self._replace(file=file)
 
     @classmethod
     def point(cls, line: int, column: int, offset: int = 0) -> "Span":
@@ -55,7 +63,7 @@ class Span(NamedTuple):
         return cls(Pos(obj["line"], obj["column"]), Pos(obj["end_line"], obj["end_column"]))
 
     def join(self, other: "Span") -> "Span":
-        return Span(min(self.start, other.start), max(self.end, other.end))
+        return Span(min(self.start, other.start), max(self.end, other.end), self.file)
 
 
 NO_SPAN = Span(Pos(1, 1, 0), Pos(1, 1, 0))
@@ -72,6 +80,13 @@ class Diagnostic:
     span: Span
     hint: str | None = None
     file: str = "<input>"
+    related: tuple[tuple[Span, str], ...] = ()
+    """Other places that explain this one (``(span, message)``): where the clashing name
+    was first declared, the action a test's ``expect ... with`` binds, ... A span without a
+    file is in ``file``."""
+
+    def related_file(self, span: Span) -> str:
+        return span.file or self.file
 
     @property
     def is_error(self) -> bool:
@@ -81,10 +96,14 @@ class Diagnostic:
         return (self.file, self.span.start.line, self.span.start.column, self.code, self.message)
 
     def to_json(self) -> dict:
-        return {"file": self.file, "line": self.span.start.line, "column": self.span.start.column,
-                "end_line": self.span.end.line, "end_column": self.span.end.column,
-                "severity": self.severity, "code": self.code, "message": self.message,
-                "hint": self.hint}
+        out = {"file": self.file, "line": self.span.start.line, "column": self.span.start.column,
+               "end_line": self.span.end.line, "end_column": self.span.end.column,
+               "severity": self.severity, "code": self.code, "message": self.message,
+               "hint": self.hint}
+        if self.related:  # only when there are some: the documented shape stays as it was
+            out["related"] = [{"file": self.related_file(sp), **sp.to_json(), "message": msg}
+                              for sp, msg in self.related]
+        return out
 
 
 @dataclass
@@ -94,11 +113,21 @@ class Diagnostics:
     file: str = "<input>"
     items: list[Diagnostic] = field(default_factory=list)
 
-    def error(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(ERROR, code, message, span, hint, self.file))
+    def error(self, code: str, message: str, span: Span, hint: str | None = None,
+              related: Iterable[tuple[Span, str]] = ()) -> None:
+        self.add(ERROR, code, message, span, hint, related)
 
-    def warning(self, code: str, message: str, span: Span, hint: str | None = None) -> None:
-        self.items.append(Diagnostic(WARNING, code, message, span, hint, self.file))
+    def warning(self, code: str, message: str, span: Span, hint: str | None = None,
+                related: Iterable[tuple[Span, str]] = ()) -> None:
+        self.add(WARNING, code, message, span, hint, related)
+
+    def add(self, severity: str, code: str, message: str, span: Span, hint: str | None = None,
+            related: Iterable[tuple[Span, str]] = ()) -> None:
+        """A diagnostic in ``span.file`` when the span carries one, else in this list's file."""
+        file = span.file or self.file
+        self.items.append(Diagnostic(severity, code, message, span._replace(file=None), hint, file,
+                                     tuple((sp if sp.file != file else sp._replace(file=None), msg)
+                                           for sp, msg in related)))
 
     def extend(self, other: Iterable[Diagnostic]) -> None:
         self.items.extend(other)
@@ -197,10 +226,16 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str] | None = No
                 hint = f" {d.hint}" if d.hint else ""
                 out.append(f"  {gutter} | {src}")
                 out.append(f"  {pad} | {paint(carets, '1;31' if d.is_error else '1;33')}{hint}")
+                out.extend(_related_lines(d))
                 continue
         if d.hint:
             out.append(f"  = hint: {d.hint}")
+        out.extend(_related_lines(d))
     return "\n".join(out) + ("\n" if out else "")
+
+
+def _related_lines(d: Diagnostic) -> list[str]:
+    return [f"  = note: {d.related_file(sp)}:{sp.start.line}:{sp.start.column}: {msg}" for sp, msg in d.related]
 
 
 def render_json(diags: Iterable[Diagnostic]) -> str:
@@ -255,6 +290,14 @@ def _artifact_location(file: str, root: Path) -> dict:
     return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
 
 
+def _sarif_location(file: str, span: Span, root: Path) -> dict:
+    return {"physicalLocation": {
+        "artifactLocation": _artifact_location(file, root),
+        "region": {"startLine": span.start.line, "startColumn": span.start.column,
+                   "endLine": span.end.line, "endColumn": span.end.column},
+    }}
+
+
 def render_sarif(diags: Iterable[Diagnostic], rules: Mapping[str, dict] | None = None,
                  root: Path | None = None, information_uri: str | None = None) -> str:
     """SARIF 2.1.0: one run, one result per diagnostic.
@@ -288,11 +331,10 @@ def render_sarif(diags: Iterable[Diagnostic], rules: Mapping[str, dict] | None =
                 "ruleIndex": index[d.code],
                 "level": "error" if d.is_error else "warning",
                 "message": {"text": d.message + (f" ({d.hint})" if d.hint else "")},
-                "locations": [{"physicalLocation": {
-                    "artifactLocation": _artifact_location(d.file, root),
-                    "region": {"startLine": d.span.start.line, "startColumn": d.span.start.column,
-                               "endLine": d.span.end.line, "endColumn": d.span.end.column},
-                }}],
+                "locations": [_sarif_location(d.file, d.span, root)],
+                **({"relatedLocations": [{"id": i, "message": {"text": msg},
+                                          **_sarif_location(d.related_file(sp), sp, root)}
+                                         for i, (sp, msg) in enumerate(d.related, 1)]} if d.related else {}),
             } for d in diags],
         }],
     }

@@ -13,6 +13,7 @@ import sys
 from typing import Any, Iterator
 
 from .actions import ActionError, bind_inputs, display_argv
+from .compile.matcher import reason_text
 from .events import Event
 
 
@@ -370,11 +371,7 @@ class DryRun:
             for k, v in m["inputs"].items():
                 lines.append(f"    {k} = {json.dumps(v, ensure_ascii=False)}")
         for r in result.get("not_matched", []):
-            span = r.get("span")
-            where = f" (line {span[0]}:{span[1]})" if span else ""
-            note = f"; {r['note']}" if r.get("note") else ""
-            lines.append(f"{r['rule']}: no match: {r['condition']}{where} failed; "
-                         f"{r.get('field')} was {json.dumps(r.get('value'), ensure_ascii=False)}{note}")
+            lines.append(f"{r['rule']}: no match: {reason_text(r)}")
         return "\n".join(lines) + "\n"
 
     def _corr_text(self, result: dict, batch: bool) -> str:

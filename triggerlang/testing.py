@@ -39,9 +39,10 @@ from typing import Any
 
 from .actions import bind_inputs
 from .api import Compiled
-from .compile.matcher import CompiledRule, build_matcher, explain_failure, values_equal
+from .compile.index import build_matcher
+from .compile.matcher import CompiledRule, explain_failure, reason_text, values_equal
 from .diagnostics import Diagnostic, Span
-from .events import MISSING, Event, get_path
+from .events import Event
 
 
 # --------------------------------------------------------------------------- results
@@ -393,15 +394,12 @@ class _Explainer:
                                     "matcher, but the runtime's rule index did not select it: a bug in triggerc"})
                 continue
             fieldname = why.get("field")
-            v = get_path(ev.data, fieldname.split(".")) if fieldname else MISSING
-            value = f"the event has no {fieldname}" if v is MISSING else f"{fieldname} was {_show(v)}"
-            note = f"; {why['note']}" if why.get("note") else ""
             if r.source == "schedule" and fieldname == "rule" and not why.get("span"):
-                note = "; a schedule rule matches only its own ticks"
+                why = {**why, "note": "a schedule rule matches only its own ticks"}
             at = self.at(name, why.get("span"))
             out.append({"rule": name, "condition": why["condition"], "at": at, "field": fieldname,
-                        "value": None if v is MISSING else v,
-                        "text": f"condition {why['condition']}{self.where(at)} failed: {value}{note}"})
+                        "value": None if why.get("missing") else why.get("value"),
+                        "text": "condition " + reason_text(why, self.where(at))})
         return out
 
 

@@ -39,6 +39,8 @@ from ..diagnostics import Diagnostics, Span, did_you_mean
 from ..sources.kinds import active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
 from . import catalogue as C
+from .tests import check_tests
+from .values import SKIP, TYPE_WORDS, Dur, Regex, literal_value, plain, type_of
 
 BUSY_MODES = defaults.BUSY_MODES
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -155,51 +157,6 @@ class Program:
 
 # --------------------------------------------------------------------------- values
 
-SKIP: Any = object()
-"""Returned by an argument resolver that already reported the argument: bind nothing."""
-
-
-class _Regex(dict):
-    """A resolved regex literal ({"regex", "flags"}), distinguishable from a plain map."""
-
-
-def _type_of(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, _Dur):  # before number: a _Dur is a float
-        return "duration"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "str"
-    if isinstance(v, _Regex):
-        return "regex"
-    if isinstance(v, list):
-        return "list"
-    return "unknown"
-
-
-class _Dur(float):
-    """A resolved duration (seconds), distinguishable from a plain number."""
-
-
-_TYPE_WORDS = {C.STR: "a string", C.INT: "an integer", C.NUMBER: "a number", C.BOOL: "a boolean",
-               C.DURATION: "a duration", C.TIME: "a time", C.LIST_STR: "a list of strings",
-               C.MAP: "a map", "str": "a string", "number": "a number", "bool": "a boolean",
-               "duration": "a duration", "regex": "a regex", "list": "a list"}
-
-
-def _plain(v: Any) -> Any:
-    """A resolved value as plain JSON data."""
-    if isinstance(v, _Dur):
-        return float(v)
-    if isinstance(v, _Regex):
-        return {"regex": v["regex"], "flags": v["flags"]}
-    if isinstance(v, list):
-        return [_plain(x) for x in v]
-    return v
-
-
 # --------------------------------------------------------------------------- checker
 
 class Checker:
@@ -236,7 +193,6 @@ class Checker:
             if h:
                 h(decl)
         self.check_routes()
-        from .tests import check_tests  # test blocks (SPEC §10); before the lints: a let a test uses is used
 
         if self.with_tests:
             self.p.tests = check_tests(self, self.base_dir)
@@ -265,8 +221,10 @@ class Checker:
             if key in seen or (self.imported and self._imported_has(kind, name)):
                 first = seen.get(key)
                 where = f" (first declared on line {first[1].start.line})" if first else " (in the file under test)"
+                there = first[1] if first else self.imported_span(kind, name)
                 self.d.error("TRG101", f"duplicate {kind} name '{name}'{where}", span,
-                             f"rename one of them: {kind} names are unique in a file")
+                             f"rename one of them: {kind} names are unique in a file",
+                             [(there, f"{kind} '{name}' is first declared here")] if there else ())
                 continue
             seen[key] = (kind, span)
             if isinstance(decl, A.Let):
@@ -280,6 +238,17 @@ class Checker:
                 self.p.actions[name] = decl
             elif isinstance(decl, A.Rule):
                 self.p.rule_asts[name] = decl
+
+    def imported_span(self, kind: str, name: str) -> Span | None:
+        """Where the file under test (a ``*_test.trg``'s companion) declares ``name``, as a
+        span that carries that file; None when it has no declaration to point at (a let)."""
+        imp = self.imported
+        decl = {"secret": imp.secrets, "action": imp.actions, "rule": imp.rule_asts}.get(kind, {}).get(name)
+        if decl is None:
+            return None
+        span = decl.label.span if isinstance(decl, A.Rule) and decl.label else (
+            decl.trigger.span if isinstance(decl, A.Rule) else decl.name.span)
+        return span.in_file(imp.file)
 
     def _imported_has(self, kind: str, name: str) -> bool:
         imp = self.imported
@@ -313,13 +282,13 @@ class Checker:
         if isinstance(v, A.Bool):
             return v.value
         if isinstance(v, A.Duration):
-            return _Dur(v.ms / 1000.0)
+            return Dur(v.ms / 1000.0)
         if isinstance(v, A.Regex):
             try:
                 compile_regex(v.pattern, v.flags)
             except PatternError as e:
                 self.d.error("TRG301", str(e), v.span, "regexes use Python's re syntax")
-            return _Regex(regex=v.pattern, flags=v.flags)
+            return Regex(regex=v.pattern, flags=v.flags)
         if isinstance(v, A.ListLit):
             return [self.value(x) for x in v.items]
         if isinstance(v, A.Ref):
@@ -355,8 +324,8 @@ class Checker:
         val = self.value(v)
         if val is None:
             return None
-        if not isinstance(val, _Dur):
-            self.d.error("TRG204", f"{what} takes a duration, not {_TYPE_WORDS.get(_type_of(val), 'this')}",
+        if not isinstance(val, Dur):
+            self.d.error("TRG204", f"{what} takes a duration, not {TYPE_WORDS.get(type_of(val), 'this')}",
                          v.span, "write a duration like 250ms, 30s, 5m, 2h or 1d")
             return None
         if val <= 0 or not math.isfinite(val):
@@ -433,14 +402,16 @@ class Checker:
                 continue
             ok = {C.STR: isinstance(val, str), C.INT: isinstance(val, int) and not isinstance(val, bool),
                   C.BOOL: isinstance(val, bool), C.LIST_STR: isinstance(val, list) and all(isinstance(x, str) for x in val),
-                  C.DURATION: isinstance(val, _Dur)}.get(typ, True)
+                  C.DURATION: isinstance(val, Dur)}.get(typ, True)
             if not ok:
-                self.d.error("TRG208", f"option '{name}' takes {_TYPE_WORDS.get(typ, typ)}, not {_TYPE_WORDS.get(_type_of(val), 'this')}",
+                self.d.error("TRG208", f"option '{name}' takes {TYPE_WORDS.get(typ, typ)}, not {TYPE_WORDS.get(type_of(val), 'this')}",
                              opt.value.span, None)
             elif name == "port" and not (0 <= val <= 65535):
                 self.d.error("TRG208", f"port {val} is out of range", opt.value.span, "use 0-65535")
             elif name in ("path",) and isinstance(val, str) and not val.startswith("/"):
                 self.d.error("TRG208", "a route path must start with '/'", opt.value.span, f'write "/{val}"')
+            elif name == "path":
+                self.glob_ok(val, opt.value.span)
             elif name == "ignore":
                 for g in val:
                     self.glob_ok(g, opt.value.span)
@@ -622,15 +593,15 @@ class Checker:
                 if isinstance(p, str):
                     self.glob_ok(p, c.value.span)
                     lowered.append({"glob": p})
-                elif isinstance(p, _Regex):
+                elif isinstance(p, Regex):
                     lowered.append({"regex": p["regex"], "flags": p["flags"]})
                 elif p is not None:
                     self.d.error("TRG204", f"'{c.op}' takes a glob string, a /regex/ or a list of them, "
-                                 f"not {_TYPE_WORDS.get(_type_of(p), 'this')}", c.value.span,
+                                 f"not {TYPE_WORDS.get(type_of(p), 'this')}", c.value.span,
                                  'write a glob like "src/**/*.py" or a regex like /^v\\d+/')
             node["value"] = lowered
         else:
-            node["value"] = _plain(val)
+            node["value"] = plain(val)
         if typ not in (None, "?") and val is not None:
             self.type_check(c, typ, val)
         return node
@@ -644,15 +615,15 @@ class Checker:
                          f"write {f}.NAME, or use: has {f}.NAME")
             return
         elem = C.STR if typ == C.LIST_STR else typ
-        vt = _type_of(val)
+        vt = type_of(val)
         want = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("number",),
                 C.BOOL: ("bool",), C.DURATION: ("duration", "number")}.get(elem, ("str",))
-        tw = _TYPE_WORDS.get(typ, typ)
+        tw = TYPE_WORDS.get(typ, typ)
 
         def mismatch(got: Any, hint: str | None = None):
-            gw = _TYPE_WORDS.get(_type_of(got), "this")
+            gw = TYPE_WORDS.get(type_of(got), "this")
             if hint is None and elem == C.STR and isinstance(got, (int, float)) and not isinstance(got, bool):
-                hint = f'write "{got}"' if not isinstance(got, _Dur) else None
+                hint = f'write "{got}"' if not isinstance(got, Dur) else None
             if hint is None and elem in (C.INT, C.NUMBER) and isinstance(got, str) and re.fullmatch(r"-?\d+(\.\d+)?", got):
                 hint = f"write {got} without quotes"
             if hint is None and elem == C.BOOL:
@@ -671,7 +642,7 @@ class Checker:
                              f"write [{c.value.span and ''}...] or use '{'=' if op == 'in' else '!='}'")
             else:
                 for x in val:
-                    if x is not None and _type_of(x) not in want:  # None: already reported
+                    if x is not None and type_of(x) not in want:  # None: already reported
                         mismatch(x)
                         break
         elif op in ("~", "!~"):
@@ -723,7 +694,7 @@ class Checker:
         if isinstance(v, A.Placeholder):
             self.check_placeholder(v, ctx)
             return {"field": v.path.dotted}
-        return {"value": _plain(self.value(v))}
+        return {"value": plain(self.value(v))}
 
     def check_placeholder(self, ph: A.Placeholder, ctx) -> None:
         if ctx is None:
@@ -751,14 +722,15 @@ class Checker:
                     self.d.error("TRG404", f"missing argument '{n}' for {what}", at,
                                  f"add: with {n}=<field> (or give the parameter a default)")
                 else:
-                    bound[n] = {"value": _plain(self.quiet_default(p.default))}
+                    bound[n] = {"value": plain(self.quiet_default(p.default))}
         return {k: bound[k] for k in params if k in bound}
 
     def match_args(self, args, params: list[str], what: str, value_of, too_many_hint,
-                   dup_at_name: bool = False) -> dict:
+                   dup_at_name: bool = False, related: tuple = ()) -> dict:
         """Bind positional and named ARGS to ``params`` (TRG401/402); the one definition
         used by rule calls and by ``expect RULE with ARGS``. ``value_of(value)`` resolves
-        one argument, or returns :data:`SKIP` when it already reported a problem."""
+        one argument, or returns :data:`SKIP` when it already reported a problem.
+        ``related``: where the parameters are declared, for the diagnostics' notes."""
         bound: dict[str, Any] = {}
         named_seen = False
         for i, a in enumerate(args):
@@ -768,10 +740,10 @@ class Checker:
             if a.name is None:
                 if named_seen:
                     self.d.error("TRG401", "a positional argument cannot follow a named one", a.span,
-                                 "put positional arguments first")
+                                 "put positional arguments first", related)
                     continue
                 if i >= len(params):
-                    self.d.error("TRG401", f"too many arguments: {what} takes {len(params)}", a.span, too_many_hint())
+                    self.d.error("TRG401", f"too many arguments: {what} takes {len(params)}", a.span, too_many_hint(), related)
                     continue
                 name = params[i]
             else:
@@ -780,11 +752,11 @@ class Checker:
                 if name not in params:
                     self.d.error("TRG402", f"{what} has no parameter '{name}'", a.name.span,
                                  did_you_mean(name, params) or ("parameters: " + ", ".join(params) if params
-                                                                else "it takes no arguments"))
+                                                                else "it takes no arguments"), related)
                     continue
             if name in bound and a.name is not None:  # (positional names repeat only if params do: TRG408)
                 self.d.error("TRG401", f"parameter '{name}' is given twice", a.name.span if dup_at_name else a.span,
-                             None)
+                             None, related)
                 continue
             bound[name] = val
         return bound
@@ -1096,21 +1068,6 @@ def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None] | None:
                 did_you_mean(ev, known) or f"check the {src} webhook documentation for the name")
     return ("TRG202", f"{src} has no event '{ev}'",
             did_you_mean(ev, spec.events) or f"{src} events: " + ", ".join(sorted(spec.events)))
-
-
-def literal_value(v: Any, lets: dict[str, Any]) -> Any:
-    """An AST value as plain JSON data, with no diagnostics (they were reported while
-    checking): lets resolved, durations in seconds, a regex as its pattern. The one
-    definition for parameter defaults and source options, in the checker and the manifest."""
-    if isinstance(v, A.Ref):
-        return _plain(lets.get(v.name))
-    if isinstance(v, A.ListLit):
-        return [literal_value(x, lets) for x in v.items]
-    if isinstance(v, A.Duration):
-        return v.ms / 1000.0
-    if isinstance(v, A.Regex):
-        return v.pattern
-    return getattr(v, "value", None)
 
 
 def _shortest_cycle(start: str, edges: dict[str, list[str]]) -> list[str] | None:

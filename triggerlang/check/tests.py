@@ -74,7 +74,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..diagnostics import Span, did_you_mean
 from ..events import Event
@@ -82,10 +82,7 @@ from ..providers import provider_names
 from ..sources.kinds import provider_of
 from ..syntax import ast as A
 from . import catalogue as C
-from .checker import SKIP
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .checker import Checker
+from .values import SKIP, TYPE_WORDS, Regex, plain, type_of
 
 _FILE_CHANGES = ("created", "modified", "deleted")
 
@@ -140,7 +137,7 @@ class CheckedTest:
 
 # --------------------------------------------------------------------------- driver
 
-def check_tests(ck: "Checker", base_dir: str | None) -> list[CheckedTest]:
+def check_tests(ck: Any, base_dir: str | None) -> list[CheckedTest]:
     """Check every test block of the checker's module; problems go to ``ck.d``."""
     out: list[CheckedTest] = []
     first_line: dict[str, int] = {}
@@ -172,7 +169,7 @@ def check_tests(ck: "Checker", base_dir: str | None) -> list[CheckedTest]:
     return out
 
 
-def _steps(ck: "Checker", tc: "_TestChecker", t: A.TestBlock) -> list[CheckedStep]:
+def _steps(ck: Any, tc: "_TestChecker", t: A.TestBlock) -> list[CheckedStep]:
     """The steps of a test, with the virtual clock checked (TRG714): a test starts at
     Monday 2024-01-01T00:00:00Z, ``wait`` moves it forward, ``at`` sets it, never back."""
     from ..correlation.clock import TEST_EPOCH, iso, parse_time
@@ -215,7 +212,7 @@ def _steps(ck: "Checker", tc: "_TestChecker", t: A.TestBlock) -> list[CheckedSte
 # --------------------------------------------------------------------------- given
 
 class _TestChecker:
-    def __init__(self, ck: "Checker", base_dir: str | None):
+    def __init__(self, ck: Any, base_dir: str | None):
         self.ck = ck
         self.d = ck.d
         self.base_dir = base_dir
@@ -278,21 +275,19 @@ class _TestChecker:
         return data, ok
 
     def type_check(self, gf: A.GivenField, typ: str, val: Any) -> None:
-        from .checker import _TYPE_WORDS, _Regex, _type_of
-
         f = gf.field.dotted
         as_compare = lambda v, node: A.Compare(gf.field, "=", node, gf.span, gf.span)  # noqa: E731
         if typ == C.MAP:
             self.d.error("TRG204", f"'{f}' is a map: give its keys one by one", gf.field.span,
                          f'write {f}.NAME="value"')
         elif typ == C.ANY:
-            bad = _find(val, lambda x: isinstance(x, _Regex))
+            bad = _find(val, lambda x: isinstance(x, Regex))
             if bad is not None:
                 self.d.error("TRG204", f"'{f}' is given a regex: a regex is a pattern, not a value an event holds",
                              gf.value.span, "write the string the event would carry")
         elif typ == C.LIST_STR:
             if not isinstance(val, list):
-                self.d.error("TRG204", f"'{f}' is {_TYPE_WORDS[typ]}, not {_TYPE_WORDS.get(_type_of(val), 'this')}",
+                self.d.error("TRG204", f"'{f}' is {TYPE_WORDS[typ]}, not {TYPE_WORDS.get(type_of(val), 'this')}",
                              gf.value.span, f"write a list: {f}=[...]")
                 return
             items = gf.value.items if isinstance(gf.value, A.ListLit) else (gf.value,) * len(val)
@@ -303,7 +298,7 @@ class _TestChecker:
                     if len(self.d) != n:
                         return
         elif isinstance(val, list):
-            self.d.error("TRG204", f"'{f}' is {_TYPE_WORDS.get(typ, typ)}, not a list", gf.value.span,
+            self.d.error("TRG204", f"'{f}' is {TYPE_WORDS.get(typ, typ)}, not a list", gf.value.span,
                          "a given field takes one value")
         else:
             self.ck.type_check(as_compare(val, gf.value), typ, val)
@@ -444,7 +439,7 @@ class _TestChecker:
 
 # --------------------------------------------------------------------------- expect
 
-def _expect(ck: "Checker", e: A.Expect) -> ExpectSpec:
+def _expect(ck: Any, e: A.Expect) -> ExpectSpec:
     from ..fmt import fmt_expect
 
     names = sorted(ck.p.rule_asts)
@@ -467,7 +462,7 @@ def _expect(ck: "Checker", e: A.Expect) -> ExpectSpec:
     return ExpectSpec(e.kind, [n.value for n in e.rules], inputs, e.span, fmt_expect(e), e)
 
 
-def checked_rule(ck: "Checker", name: str):
+def checked_rule(ck: Any, name: str):
     """The checked rule called ``name``: this file's, or (for X_test.trg) X.trg's."""
     for r in ck.p.rules:
         if r.name == name:
@@ -479,7 +474,7 @@ def checked_rule(ck: "Checker", name: str):
     return None
 
 
-def _expect_group(ck: "Checker", e: A.Expect) -> ExpectSpec:
+def _expect_group(ck: Any, e: A.Expect) -> ExpectSpec:
     """``expect open|expired RULE [key V] [missing A, ...]`` (§11.6)."""
     from ..fmt import fmt_expect
 
@@ -509,7 +504,7 @@ def _expect_group(ck: "Checker", e: A.Expect) -> ExpectSpec:
     return spec
 
 
-def _bind_expected(ck: "Checker", e: A.Expect, decl: A.ActionDecl) -> dict[str, Any]:
+def _bind_expected(ck: Any, e: A.Expect, decl: A.ActionDecl) -> dict[str, Any]:
     """ARGS bound to the action's parameters like a call, without requiring them all."""
     params = [p.name.value for p in decl.params]
     what = f"action '{decl.name.value}' (run by rule '{e.rules[0].value}')"
@@ -521,11 +516,14 @@ def _bind_expected(ck: "Checker", e: A.Expect, decl: A.ActionDecl) -> dict[str, 
             return SKIP
         return _to_json(ck.value(v))
 
+    imported = ck.imported is not None and ck.imported.actions.get(decl.name.value) is decl
+    at = decl.name.span.in_file(ck.imported.file) if imported else decl.name.span
     return ck.match_args(e.args, params, what, value_of,
-                         lambda: f"its parameters are ({', '.join(params)})" if params else "it takes no arguments")
+                         lambda: f"its parameters are ({', '.join(params)})" if params else "it takes no arguments",
+                         related=((at, f"action '{decl.name.value}' is declared here"),))
 
 
-def _contradictions(ck: "Checker", expects: list[ExpectSpec]) -> None:
+def _contradictions(ck: Any, expects: list[ExpectSpec]) -> None:
     known = ck.p.rule_asts  # an unknown rule is already TRG601: no second error about it
     must = {r: x for x in expects if x.kind == "match" for r in x.rules if r in known}
     for x in expects:
@@ -547,9 +545,7 @@ def _contradictions(ck: "Checker", expects: list[ExpectSpec]) -> None:
 # --------------------------------------------------------------------------- helpers
 
 def _to_json(v: Any) -> Any:
-    from .checker import _plain
-
-    return _plain(v)
+    return plain(v)
 
 
 def _find(v: Any, pred) -> Any:

@@ -741,3 +741,9 @@ def rule_filter_fn(node: dict | None) -> Callable[[dict], bool]:
     """The filter as the index evaluates it (for tests): :func:`fast_predicate`, never None."""
     p = fast_predicate(node)
     return p if p is not None else _always
+
+
+def build_matcher(rules: list[dict]) -> IndexedMatcher:
+    """The matcher the runtime, ``triggerc match`` and ``triggerc test`` use: the rule
+    index, checked against the reference semantics of :class:`LinearMatcher` by the tests."""
+    return IndexedMatcher(rules)

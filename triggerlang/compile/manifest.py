@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..check.checker import Program, literal_value
+from ..actions import ActionError, action_kind
+from ..check.checker import Program
+from ..check.values import literal_value
 from ..sources.kinds import SectionInput, build_sections
 from ..syntax import ast as A
 
@@ -43,6 +45,25 @@ def _opt(decl: A.SourceDecl, name: str, program: Program) -> Any:
     return None
 
 
+def _exec_body(b: A.ExecBody) -> dict:
+    return {"kind": "exec",
+            "argv": [{"param": x.name} if isinstance(x, A.Ref) else {"value": x.value} for x in b.argv]}
+
+
+def _shell_body(b: A.ShellBody) -> dict:
+    return {"kind": "shell", "script": b.script.value}
+
+
+def _http_body(b: A.HttpBody) -> dict:
+    return {"kind": "http", "method": b.method.value.lower(), "url": b.url.value,
+            "secret": next((o.value.name for o in b.options if o.name.value == "secret"
+                            and isinstance(o.value, A.Ref)), None)}
+
+
+_BODIES = {A.ExecBody: _exec_body, A.ShellBody: _shell_body, A.HttpBody: _http_body}
+"""The manifest entry of each action body: a closed table over the AST's body types."""
+
+
 def _action_spec(a: A.ActionDecl, program: Program) -> dict:
     params = []
     for p in a.params:
@@ -50,21 +71,10 @@ def _action_spec(a: A.ActionDecl, program: Program) -> dict:
         if p.default is not None:
             entry["default"] = literal_value(p.default, program.lets)
         params.append(entry)
-    spec: dict[str, Any] = {"params": params, "cwd": None, "env": {},
-                            "span": _span(a.span)}
-    b = a.body
-    if isinstance(b, A.ExecBody):
-        spec["kind"] = "exec"
-        spec["argv"] = [{"param": x.name} if isinstance(x, A.Ref) else {"value": x.value} for x in b.argv]
-    elif isinstance(b, A.ShellBody):
-        spec["kind"] = "shell"
-        spec["script"] = b.script.value
-    else:
-        spec["kind"] = "http"
-        spec["method"] = b.method.value.lower()
-        spec["url"] = b.url.value
-        spec["secret"] = next((o.value.name for o in b.options if o.name.value == "secret"
-                               and isinstance(o.value, A.Ref)), None)
+    write = _BODIES.get(type(a.body))
+    if write is None:  # a new body type in the grammar without its entry here: a bug, say so
+        raise TypeError(f"no manifest entry for an action body of type {type(a.body).__name__}")
+    spec: dict[str, Any] = {"params": params, "cwd": None, "env": {}, "span": _span(a.span), **write(a.body)}
     for o in a.options:
         if o.kind == "cwd":
             spec["cwd"] = o.value.value
@@ -138,4 +148,9 @@ def validate_manifest(obj: Any) -> dict:
     for key, typ in (("sources", dict), ("actions", dict), ("rules", list)):
         if not isinstance(obj.get(key), typ):
             raise ManifestError(f"manifest has no valid {key!r}")
+    for name, action in obj["actions"].items():
+        try:
+            action_kind(action if isinstance(action, dict) else {}, name)
+        except ActionError as e:
+            raise ManifestError(str(e)) from None
     return obj

@@ -178,10 +178,9 @@ def explain_failure(node: dict | None, data: dict) -> dict | None:
         return {**first, "condition": condition_text(node), "note": "no alternative held"} if first else None
     if op == "not":
         inner = node["arg"]
-        return {"condition": condition_text(node), "span": _first_span(inner),
-                "field": _first_field(inner), "value": _value_for(inner, data), "note": "the negated condition held"}
-    return {"condition": condition_text(node), "span": node.get("span"), "field": node["field"],
-            "value": _value_for(node, data)}
+        return _with_value({"condition": condition_text(node), "span": _first_span(inner),
+                            "field": _first_field(inner), "note": "the negated condition held"}, inner, data)
+    return _with_value({"condition": condition_text(node), "span": node.get("span"), "field": node["field"]}, node, data)
 
 
 def _first_span(node: dict) -> Any:
@@ -204,12 +203,36 @@ def _first_field(node: dict) -> str | None:
     return None
 
 
-def _value_for(node: dict, data: dict) -> Any:
+def _with_value(reason: dict, node: dict, data: dict) -> dict:
+    """``reason`` with the event's ``value`` of the condition's field (``"<missing>"`` and
+    ``missing: true`` when the event has no such field)."""
     f = _first_field(node)
-    if f is None:
-        return None
-    v = get_path(data, f.split("."))
-    return "<missing>" if v is MISSING else v
+    v = get_path(data, f.split(".")) if f is not None else None
+    if v is MISSING:
+        reason["value"], reason["missing"] = "<missing>", True
+    else:
+        reason["value"] = v
+    return reason
+
+
+def reason_text(reason: dict, where: str | None = None, limit: int | None = None) -> str:
+    """One "why did this not match" reason as one line, the one wording of ``triggerc
+    match --explain``, the dashboard and ``triggerc test``:
+    ``CONDITION (line L:C) failed: FIELD was VALUE; NOTE`` (``the event has no FIELD``
+    when it is missing). ``where`` replaces `` (line L:C)``; ``limit`` cuts a long value."""
+    if where is None:
+        span = reason.get("span")
+        where = f" (line {span[0]}:{span[1]})" if span else ""
+    field = reason.get("field")
+    if reason.get("missing"):
+        got = f"the event has no {field}"
+    else:
+        value = json.dumps(reason.get("value"), ensure_ascii=False, default=str)
+        if limit is not None and len(value) > limit:
+            value = value[: limit - 3] + "..."
+        got = f"{field} was {value}"
+    note = f"; {reason['note']}" if reason.get("note") else ""
+    return f"{reason.get('condition')}{where} failed: {got}{note}"
 
 
 # --------------------------------------------------------------------------- rules
@@ -298,12 +321,3 @@ def _span_list(s: dict | None) -> list[int] | None:
     if not s:
         return None
     return [s["line"], s["column"], s["end_line"], s["end_column"]]
-
-
-def build_matcher(rules: list[dict]):
-    """The matcher the runtime and ``triggerc match`` use (indexed when available)."""
-    try:
-        from .index import IndexedMatcher
-    except ImportError:
-        return LinearMatcher(rules)
-    return IndexedMatcher(rules)

@@ -5,6 +5,17 @@ is everything under ``a``; ``**/x`` is ``x`` in any folder, the top one included
 one character other than ``/``, ``[abc]`` / ``[a-z]`` / ``[!abc]`` a character class.
 A glob matches the whole string. Regexes are Python ``re`` searches (not anchored), with
 flags ``i``, ``m``, ``s``.
+
+This is the one glob translator: filters (``path ~ "src/**"``), watch roots, ``source
+http path="/hooks/*"`` declarations and the HTTP source's routes all use it. Decisions:
+
+* A character class matches one character **within a segment**, negated or not: like
+  ``?``, ``[!a]`` never matches ``/`` (so ``/hooks/[!x]`` does not reach ``/hooks//``,
+  and ``src/[!t]*`` stays in ``src``); ``[^abc]`` is the same as ``[!abc]``.
+* An unclosed ``[`` is an error (:class:`PatternError`; TRG302 from the checker, a
+  configuration error for a hand-written manifest route), not a literal ``[``: a typo
+  should not silently become a pattern that matches nothing. Write ``\\[`` (or ``[[]``)
+  for a literal bracket.
 """
 
 from __future__ import annotations

@@ -108,6 +108,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from ..check.catalogue import source_names
+from ..compile.matcher import reason_text as why_not_text
 from ..events import Event
 from ..runtime.store import FINAL_STATUSES, STATUSES, Store, LOG_TAIL, StoreError as JournalError, open_store, read_log_file
 from ..sources.http import is_loopback
@@ -180,7 +181,7 @@ class RulesView:
                 return None
             if stamp != self._stamp:
                 from ..runtime.engine import StartError
-                from ..runtime.serve import load_rules
+                from ..api import load_rules
 
                 self._stamp = stamp
                 try:
@@ -287,15 +288,8 @@ read_log = read_log_file
 
 
 def reason_text(r: dict) -> str:
-    """One explain reason as a line, like ``triggerc match --explain`` prints it."""
-    span = r.get("span")
-    where = f" (line {span[0]})" if span else ""
-    note = f"; {r['note']}" if r.get("note") else ""
-    value = json.dumps(r.get("value"), ensure_ascii=False, default=str)
-    if len(value) > 120:
-        value = value[:117] + "..."
-    return f"{r.get('condition')}{where} failed; {r.get('field')} was {value}{note}"
-
+    """One explain reason as a line, as ``triggerc match --explain`` prints it (long values cut)."""
+    return why_not_text(r, limit=120)
 
 def _when(iso: str | None) -> str:
     """An ISO 8601 time as ``YYYY-MM-DD HH:MM:SS`` in UTC (as the source gave it if it does not parse)."""

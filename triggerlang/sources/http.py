@@ -16,8 +16,11 @@ does not start).
 How a request is handled, in this order (each step answers before the next one runs):
 
 1. **Route** (404, 405). An exact route path wins over a glob; among globs the one with
-   the longest literal prefix wins, then the earlier route. Globs: ``*`` and ``?`` stay
-   inside one path segment, ``**`` crosses segments, ``[abc]`` is a class. Of the routes
+   the longest literal prefix wins, then the earlier route. Globs are those of the rules
+   (:mod:`triggerlang.compile.patterns`, one translator for both): ``*``, ``?`` and a
+   class (``[abc]``, ``[!abc]``) stay inside one path segment, ``**`` crosses segments,
+   ``\\[`` is a literal ``[``; a route whose glob does not compile (an unclosed ``[``) is
+   a configuration error, as it is a TRG302 for the checker. Of the routes
    that match the path, the first that allows the method is used; if none does, 405 with
    an ``Allow`` header. Webhook routes (a route whose kind is a provider of
    :mod:`triggerlang.providers`) take POST only; an http route
@@ -122,6 +125,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
 from .. import defaults
+from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
 from ..events import Event
 from ..providers import REDACTED, get_provider, provider_names
 from ..providers.base import CREDENTIAL_HEADERS
@@ -135,46 +139,6 @@ GRACEFUL_SHUTDOWN = 5.0  # seconds uvicorn waits for in-flight requests on stop(
 
 
 # --------------------------------------------------------------------------- routes
-
-
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """A path glob as a regex for ``fullmatch``: ``*``/``?`` in a segment, ``**`` across."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "*":
-            if pattern.startswith("**", i):
-                i += 2
-                if i < n and pattern[i] == "/":  # "**/" may also match nothing: /a/**/b ~ /a/b
-                    out.append("(?:.*/)?")
-                    i += 1
-                else:
-                    out.append(".*")
-                continue
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = pattern.find("]", i + 2)
-            if j < 0:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : j]
-                neg = body.startswith("!")
-                if neg:
-                    body = body[1:]
-                out.append("[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]")
-                i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
-
-
-def _literal_prefix(pattern: str) -> str:
-    m = re.search(r"[*?\[]", pattern)
-    return pattern if m is None else pattern[: m.start()]
 
 
 @dataclass(frozen=True)
@@ -249,10 +213,13 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
                 secret = SCHEMES[scheme].key(value)
             except ValueError as e:
                 raise ValueError(f"http route {path}: secret {name!r}: {e}") from None
-        glob = any(ch in path for ch in "*?[")
-        routes.append(
-            HttpRoute(i, path, kind, methods, scheme, header, secret, _glob_regex(path) if glob else None)
-        )
+        regex = None
+        if not is_literal(path):
+            try:
+                regex = compile_glob(path)
+            except PatternError as e:
+                raise ValueError(f"http route {path}: {e}") from None
+        routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex))
     return routes
 
 
@@ -267,7 +234,7 @@ class RouteTable:
                 self.exact.setdefault(r.path, []).append(r)
             else:
                 globs.append(r)
-        self.globs = sorted(globs, key=lambda r: (-len(_literal_prefix(r.path)), r.index))
+        self.globs = sorted(globs, key=lambda r: (-len(literal_prefix(r.path)), r.index))
 
     def candidates(self, path: str) -> list[HttpRoute]:
         found = self._candidates(path)
@@ -276,7 +243,7 @@ class RouteTable:
         return found
 
     def _candidates(self, path: str) -> list[HttpRoute]:
-        return list(self.exact.get(path, ())) + [r for r in self.globs if r.regex.fullmatch(path)]  # type: ignore[union-attr]
+        return list(self.exact.get(path, ())) + [r for r in self.globs if r.regex.match(path)]  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- verification
