@@ -36,18 +36,25 @@ class Pos(NamedTuple):
 
 
 class Span(NamedTuple):
-    """A range of text: ``start`` inclusive, ``end`` exclusive, and the ``file`` it is in
-    when that is not the file being checked (HCL's ``Range{Filename, Start, End}``): a span
-    of a ``*_test.trg``'s companion file carries the companion's name, so a diagnostic or
-    a related location can point there. ``None``: the file the diagnostic is about."""
+    """A range of text: ``start`` inclusive, ``end`` exclusive.
+
+    A span may also say which file it is in, when that is not the file being checked
+    (HCL's ``Range{Filename, Start, End}``): :meth:`in_file` gives a :class:`FileSpan`,
+    whose ``file`` is set; a plain span's ``file`` is None (the file the diagnostic is
+    about). A span of a ``*_test.trg``'s companion file so points into the companion. The
+    file is not one of the tuple's fields, so a span is still the pair ``(start, end)``
+    everywhere spans are built, compared and unpacked."""
 
     start: Pos
     end: Pos
-    file: str | None = None
+
+    file = None  # (a class attribute, not a field: see FileSpan)
 
     def in_file(self, file: str | None) -> "Span":
-        """This span, in ``file``."""
-        return self._replace(file=file)
+        """This span, in ``file`` (a plain span when ``file`` is None)."""
+        if file is None:
+            return Span(self.start, self.end)
+        return FileSpan.of(self, file)
 
     @classmethod
     def point(cls, line: int, column: int, offset: int = 0) -> "Span":
@@ -63,7 +70,20 @@ class Span(NamedTuple):
         return cls(Pos(obj["line"], obj["column"]), Pos(obj["end_line"], obj["end_column"]))
 
     def join(self, other: "Span") -> "Span":
-        return Span(min(self.start, other.start), max(self.end, other.end), self.file)
+        return Span(min(self.start, other.start), max(self.end, other.end)).in_file(self.file)
+
+
+class FileSpan(Span):
+    """A :class:`Span` that carries the name of the file it is in (``span.file``)."""
+
+    @classmethod
+    def of(cls, span: Span, file: str) -> "FileSpan":
+        fs = cls(span.start, span.end)
+        fs.file = file  # an instance attribute: FileSpan has a __dict__, Span has none
+        return fs
+
+    def __repr__(self) -> str:
+        return f"FileSpan({self.start!r}, {self.end!r}, file={self.file!r})"
 
 
 NO_SPAN = Span(Pos(1, 1, 0), Pos(1, 1, 0))
@@ -125,8 +145,8 @@ class Diagnostics:
             related: Iterable[tuple[Span, str]] = ()) -> None:
         """A diagnostic in ``span.file`` when the span carries one, else in this list's file."""
         file = span.file or self.file
-        self.items.append(Diagnostic(severity, code, message, span._replace(file=None), hint, file,
-                                     tuple((sp if sp.file != file else sp._replace(file=None), msg)
+        self.items.append(Diagnostic(severity, code, message, span.in_file(None), hint, file,
+                                     tuple((sp if sp.file != file else sp.in_file(None), msg)
                                            for sp, msg in related)))
 
     def extend(self, other: Iterable[Diagnostic]) -> None:

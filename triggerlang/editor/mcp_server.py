@@ -230,7 +230,7 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
             description="The provider's event name (X-GitHub-Event: push, pull_request, workflow_run...)")] = None,
     ) -> dict[str, Any]:
         from ..api import SourceFileError, compile_file
-        from ..compile.matcher import build_matcher
+        from ..compile.index import build_matcher
         from ..dryrun import DryRun, EventInputError, _events_from_obj
 
         if (event is None) == (payload is None):
