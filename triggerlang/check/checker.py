@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import defaults
@@ -40,10 +39,10 @@ from ..sources.kinds import active_providers, http_decl_covers, provider_of, pro
 from ..syntax import ast as A
 from . import catalogue as C
 from .tests import check_tests
-from .values import SKIP, TYPE_WORDS, Dur, Regex, literal_value, plain, type_of
+from .program import HTTP_METHODS, CheckedRule, Program  # (also their names here, as before)
+from .values import SKIP, TYPE_WORDS, Dur, Regex, conjuncts, literal_value, plain, type_of
 
 BUSY_MODES = defaults.BUSY_MODES
-HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 CODES: dict[str, str] = {
     "TRG000": "internal error (a bug in triggerc)",
@@ -107,53 +106,6 @@ CODES: dict[str, str] = {
 
 
 # --------------------------------------------------------------------------- results
-
-@dataclass
-class CheckedRule:
-    """A rule with everything resolved: what the compiler writes to the manifest."""
-
-    name: str
-    ast: A.Rule
-    source: str                   # catalogue source ("git", "schedule", ...)
-    event: str                    # event name, or "*"
-    types: list[str] | None       # event types it matches (None: any type of the source)
-    filter: dict | None           # serialised predicate tree
-    action: str
-    args: dict[str, dict]         # param -> {"field": "a.b"} | {"value": v}
-    policies: dict[str, Any]
-    schedule: dict | None = None  # {"every": s} | {"cron": "...", "tz": "..."}
-    route: str | None = None      # http: the pinned path (literal or glob)
-    methods: list[str] | None = None
-    repos: list[str] = field(default_factory=list)
-    path_globs: list[str] = field(default_factory=list)
-    correlation: dict | None = None   # a correlation rule (§11): its trigger as the manifest writes it
-    members: list["CheckedRule"] = field(default_factory=list)  # ... and its members, as listeners
-
-
-@dataclass
-class Program:
-    """The checked module: the compiler's only input."""
-
-    file: str
-    lets: dict[str, Any] = field(default_factory=dict)
-    secrets: dict[str, A.Secret] = field(default_factory=dict)
-    actions: dict[str, A.ActionDecl] = field(default_factory=dict)
-    sources: list[A.SourceDecl] = field(default_factory=list)
-    rules: list[CheckedRule] = field(default_factory=list)
-    tests: list = field(default_factory=list)  # CheckedTest (check/tests.py), one per test block
-    rule_asts: dict[str, A.Rule] = field(default_factory=dict)
-
-    def listeners(self) -> list[CheckedRule]:
-        """What listens to events: every ordinary rule with a source, and every member of a
-        correlation rule (§11: a correlation's sources are the union of its members')."""
-        out: list[CheckedRule] = []
-        for r in self.rules:
-            if r.correlation is not None:
-                out.extend(m for m in r.members if m.source)
-            elif r.source:
-                out.append(r)
-        return out
-
 
 # --------------------------------------------------------------------------- values
 
@@ -659,7 +611,7 @@ class Checker:
     def literal_values(self, e: A.Expr | None, field_parts: tuple[str, ...], globs: bool = False) -> list[str]:
         """String values the top-level conjunction pins a field to (``=``, ``in``, and ``~`` if globs)."""
         out: list[str] = []
-        for c in _conjuncts(e):
+        for c in conjuncts(e):
             if isinstance(c, A.Compare) and c.field.parts == field_parts:
                 ops = ("=", "in", "~") if globs else ("=", "in")
                 if c.op in ops:
@@ -677,7 +629,7 @@ class Checker:
         return getattr(v, "value", None)
 
     def http_route(self, r: A.Rule) -> str | None:
-        for c in _conjuncts(r.filter):
+        for c in conjuncts(r.filter):
             if isinstance(c, A.Compare) and c.field.parts == ("path",) and c.op in ("=", "~"):
                 v = self.quiet_value(c.value)
                 if isinstance(v, str):
@@ -876,7 +828,7 @@ class Checker:
         eq: dict[str, tuple[Any, A.Compare]] = {}
         allowed: dict[str, set] = {}
         ne: dict[str, list[tuple[Any, A.Compare]]] = {}
-        for c in _conjuncts(r.filter):
+        for c in conjuncts(r.filter):
             if not isinstance(c, A.Compare):
                 continue
             if ctx is not None:
@@ -1088,14 +1040,6 @@ def _shortest_cycle(start: str, edges: dict[str, list[str]]) -> list[str] | None
                 came_from[nxt] = node
                 queue.append(nxt)
     return None
-
-
-def _conjuncts(e: A.Expr | None) -> list[A.Expr]:
-    if e is None:
-        return []
-    if isinstance(e, A.And):
-        return list(e.items)
-    return [e]
 
 
 def _sp(s: Span) -> list[int]:

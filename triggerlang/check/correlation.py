@@ -45,14 +45,13 @@ import datetime as _dt
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..diagnostics import Span, did_you_mean
 from ..syntax import ast as A
 from . import catalogue as C
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .checker import Checker, CheckedRule
+from .program import HTTP_METHODS, CheckedRule
+from .values import TYPE_WORDS, Dur, conjuncts, plain as _plain, type_of
 
 DEFAULT_MAX_GROUPS = 10_000
 MAX_GROUPS_LIMIT = 1_000_000
@@ -96,7 +95,7 @@ class Leaf:
 
 
 class _Check:
-    def __init__(self, ck: "Checker", r: A.Rule):
+    def __init__(self, ck: Any, r: A.Rule):
         self.ck, self.d, self.r = ck, ck.d, r
         self.leaves: list[Leaf] = []
         self.aliases: dict[str, Leaf] = {}
@@ -160,8 +159,6 @@ class _Check:
 
     # ------------------------------------------------------------------ members
     def check_member(self, leaf: Leaf) -> None:
-        from .checker import CheckedRule, HTTP_METHODS
-
         ck, m = self.ck, leaf.member
         src, ev, types = ck.check_trigger(m.trigger)
         if src == "schedule":
@@ -297,13 +294,11 @@ class _Check:
 
     # ------------------------------------------------------------------ 4. windows
     def duration(self, v: Any, what: str, code: str = "TRG707") -> float | None:
-        from .checker import _TYPE_WORDS, _Dur, _type_of
-
         val = self.ck.value(v)
         if val is None:
             return None
-        if not isinstance(val, _Dur):
-            self.d.error("TRG204", f"{what} takes a duration, not {_TYPE_WORDS.get(_type_of(val), 'this')}",
+        if not isinstance(val, Dur):
+            self.d.error("TRG204", f"{what} takes a duration, not {TYPE_WORDS.get(type_of(val), 'this')}",
                          v.span, "write a duration like 30s, 5m, 2h or 1d")
             return None
         if not val > 0 or val == float("inf"):
@@ -395,8 +390,6 @@ class _Check:
                          "move it onto the member it is about: all(github.push branch=\"main\" as push, ...)")
 
     def keys_in(self, a: A.Absence, key_types: list[str]) -> list | None:
-        from .checker import _plain
-
         if a.same_in is None:
             return None
         vals = self.ck.value(a.same_in)
@@ -488,8 +481,6 @@ class _Check:
 
 
 def _fits(v: Any, t: str) -> bool:
-    from .checker import _Dur
-
     if t in (C.ANY, None):
         return isinstance(v, (str, int, float, bool))
     if t in (C.STR, C.TIME):
@@ -501,17 +492,15 @@ def _fits(v: Any, t: str) -> bool:
     if t == C.BOOL:
         return isinstance(v, bool)
     if t == C.DURATION:
-        return isinstance(v, (_Dur, int, float)) and not isinstance(v, bool)
+        return isinstance(v, (Dur, int, float)) and not isinstance(v, bool)
     return False
 
 
-def _pins(leaf: Leaf, ck: "Checker") -> tuple[dict, dict]:
+def _pins(leaf: Leaf, ck: Any) -> tuple[dict, dict]:
     """Literal values the member's top-level conjunction requires (=, in) and excludes (!=, not in)."""
-    from .checker import _conjuncts
-
     eq: dict[str, set] = {}
     ne: dict[str, set] = {}
-    for c in _conjuncts(leaf.member.filter):
+    for c in conjuncts(leaf.member.filter):
         if not isinstance(c, A.Compare) or c.op not in ("=", "in", "!=", "not in"):
             continue
         if C.field_type(leaf.source, leaf.event, c.field.parts) in (C.LIST_STR, C.MAP, None):
@@ -529,7 +518,7 @@ def _pins(leaf: Leaf, ck: "Checker") -> tuple[dict, dict]:
     return eq, ne
 
 
-def _disjoint(a: Leaf, b: Leaf, ck: "Checker") -> bool:
+def _disjoint(a: Leaf, b: Leaf, ck: Any) -> bool:
     if a.source != b.source:
         return True
     if a.types is not None and b.types is not None and not set(a.types) & set(b.types):
@@ -593,9 +582,8 @@ def _span_json(s: Span) -> dict:
     return {"line": s.start.line, "column": s.start.column, "end_line": s.end.line, "end_column": s.end.column}
 
 
-def check_correlation(ck: "Checker", r: A.Rule) -> "CheckedRule":
+def check_correlation(ck: Any, r: A.Rule) -> "CheckedRule":
     """Check one correlation rule; problems go to ``ck.d``. See the module docstring."""
-    from .checker import CheckedRule, _plain
 
     c = _Check(ck, r)
     t = r.trigger

@@ -82,7 +82,7 @@ from ..providers import provider_names
 from ..sources.kinds import provider_of
 from ..syntax import ast as A
 from . import catalogue as C
-from .values import SKIP, TYPE_WORDS, Regex, plain, type_of
+from .values import SKIP, TYPE_WORDS, Dur, Regex, plain, type_of
 
 _FILE_CHANGES = ("created", "modified", "deleted")
 
@@ -174,7 +174,6 @@ def _steps(ck: Any, tc: "_TestChecker", t: A.TestBlock) -> list[CheckedStep]:
     Monday 2024-01-01T00:00:00Z, ``wait`` moves it forward, ``at`` sets it, never back."""
     from ..correlation.clock import TEST_EPOCH, iso, parse_time
     from ..fmt import fmt_step
-    from .checker import _Dur
 
     clock = TEST_EPOCH
     out: list[CheckedStep] = []
@@ -186,7 +185,7 @@ def _steps(ck: Any, tc: "_TestChecker", t: A.TestBlock) -> list[CheckedStep]:
             v = ck.value(s.duration)
             if v is None:
                 continue
-            if not isinstance(v, _Dur):
+            if not isinstance(v, Dur):
                 ck.d.error("TRG204", "wait takes a duration", s.duration.span, "write: wait 10m")
             elif not v > 0:
                 ck.d.error("TRG714", "wait must move the clock forward", s.duration.span, "write a duration above zero")

@@ -72,3 +72,12 @@ def literal_value(v: Any, lets: dict[str, Any]) -> Any:
     if isinstance(v, A.Regex):
         return v.pattern
     return getattr(v, "value", None)
+
+
+def conjuncts(e: A.Expr | None) -> list[A.Expr]:
+    """The conditions of a filter's top-level ``and`` (the filter itself if it is not one)."""
+    if e is None:
+        return []
+    if isinstance(e, A.And):
+        return list(e.items)
+    return [e]

@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..actions import bind_inputs
-from ..compile.matcher import Match, build_matcher
+from ..compile.index import build_matcher
+from ..compile.matcher import Match
 from ..events import Event
 from .engine import DEFAULT_MAX_OPEN_GROUPS, Correlator, Outcome
 from .spec import is_correlation

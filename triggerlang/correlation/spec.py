@@ -244,7 +244,7 @@ class MemberIndex:
     """Every member of every correlation rule in the compiled rule index (flat cost)."""
 
     def __init__(self, rules: list[CorrRule]):
-        from ..compile.matcher import build_matcher
+        from ..compile.index import build_matcher
 
         self.rules = rules
         entries: list[dict] = []
