@@ -27,6 +27,7 @@ from .base import CI_STATUSES, REDACTED, ZERO_SHA, Provider, ProviderError
 BUILTIN: tuple[str, ...] = (
     "github",
     "gitlab",
+    "gitea",
     "ci",
 )
 """The built-in providers, in the order they are listed; each is ``triggerlang.providers.<name>``."""
