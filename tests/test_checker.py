@@ -459,3 +459,13 @@ def test_a_loop_is_a_warning_the_rules_still_compile() -> None:
     c = compile_text('action t = shell "true"\na: on run.completed run t\n', "rules.trg")
     assert c.ok and c.manifest is not None
     assert [d.severity for d in c.diagnostics] == ["warning"]
+
+
+def test_bitbucket_files_says_why_there_are_none() -> None:
+    """Bitbucket sends no file list: asking for `files` gets that reason, not a guess."""
+    text = ('secret s = env "S"\nsource bitbucket secret=s\naction d(x) = exec "echo" x\n'
+            'on bitbucket.push files ~ "docs/**" run d with <sha>\n'
+            'on bitbucket.push branch="main" run d with <files>\n')
+    found = {(d.code, d.span.start.line): d for d in compile_text(text).diagnostics}
+    assert "Bitbucket sends no list of changed files" in found[("TRG203", 4)].hint
+    assert "Bitbucket sends no list of changed files" in found[("TRG403", 5)].hint

@@ -189,6 +189,7 @@ def test_github_pull_request(name, action, state):
         "author": "Codertocat",
         "url": "https://github.com/Codertocat/Hello-World/pull/2",
         "labels": ["bug"],
+        "fork": False,  # head and base are the same repository (id 186853002)
         "headers": {"x-github-delivery": "d-1"},
     }
 
@@ -495,7 +496,8 @@ def test_gitlab_pipeline_for_a_named_tag_pipeline():
         ("Pipeline Hook", "pipeline"),
         ("push", "push"),
         ("tag_push", "tag_push"),
-        ("Job Hook", "build"),
+        ("Job Hook", "job"),
+        ("build", "job"),
         ("Confidential Issue Hook", "issue"),
         ("Wiki Page Hook", "wiki_page"),
     ],
@@ -606,8 +608,8 @@ def test_normalise_accepts_raw_bytes():
 
 
 def test_normalise_unknown_provider():
-    with pytest.raises(ProviderError, match="unknown provider 'bitbucket'"):
-        normalise("bitbucket", "repo:push", load("bitbucket/repo-push.json"))
+    with pytest.raises(ProviderError, match="unknown provider 'sourcehut'"):
+        normalise("sourcehut", "repo:push", load("bitbucket/repo-push.json"))
 
 
 @pytest.mark.parametrize(

@@ -568,7 +568,7 @@ def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown verify scheme"):
         build_app({"routes": [{"path": "/g", "kind": "http", "verify": {"scheme": "md5", "secret": "gh"}}]}, ctx)
     with pytest.raises(ValueError, match="unknown kind"):
-        build_app({"routes": [{"path": "/g", "kind": "bitbucket"}]}, ctx)
+        build_app({"routes": [{"path": "/g", "kind": "sourcehut"}]}, ctx)
 
 
 # --------------------------------------------------------------------------- POST /events

@@ -284,8 +284,6 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
 
         if get_provider(provider[0]) is None:
             usage_error(f"unknown provider {provider[0]!r} (one of {', '.join(provider_names())})")
-        if provider[1]:
-            warn_unknown(*provider)
     # a compiled file is cached (compile/cache.py): 10,000 rules load in a fraction of a second
     # the second time; the collector is paused while the rules' many small objects are made,
     # then they are frozen out of its way for the event loop
@@ -333,9 +331,8 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
                 write(json.dumps({"error": str(item)}) + "\n")
                 continue
             fail(str(item))
-        if provider is None:
-            for ev in item:
-                warn_unknown(ev.source, ev.type)
+        for ev in item:  # a raw payload's too: the type its normaliser gave it, not the header's words
+            warn_unknown(ev.source, ev.type)
         result = dry.run(item, explain)
         if fmt == "json":
             write(json.dumps(result, ensure_ascii=False, separators=(",", ":") if batch else None,

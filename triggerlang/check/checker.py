@@ -35,7 +35,7 @@ from typing import Any
 from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, compile_regex
 from ..diagnostics import Diagnostics, Span, did_you_mean
-from ..sources.kinds import active_providers, http_decl_covers, provider_of, provider_order
+from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
 from . import catalogue as C
 from .tests import check_tests
@@ -656,7 +656,8 @@ class Checker:
             trig = f"{src}.{ev}"
             names = C.field_names(src, ev)
             self.d.error("TRG403", f"{trig} events have no field '{ph.path.dotted}'", ph.span,
-                         did_you_mean(ph.path.parts[0], names) or "fields: " + ", ".join(names))
+                         C.get_source(src).field_hints.get(ph.path.parts[0])
+                         or did_you_mean(ph.path.parts[0], names) or "fields: " + ", ".join(names))
 
     def bind_args(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, ctx, at: Span, what: str,
                   value_of=None) -> dict:
@@ -815,7 +816,8 @@ class Checker:
                              r.ast.trigger.span, f"pin this rule to another path, or listen to {webhook_paths[r.route]}.EVENT")
         decls = by_kind.get("http", [])
         for r in http_rules:
-            if not any(self.http_decl_covers(s, r.route) and any(o.name.value in ("token", "hmac") for o in s.options) for s in decls):
+            protect = tuple(v.option for v in HTTP_VERIFICATIONS)
+            if not any(self.http_decl_covers(s, r.route) and any(o.name.value in protect for o in s.options) for s in decls):
                 self.d.warning("TRG209", f"route {r.route} has no token or hmac: anyone who can reach it can trigger runs",
                                r.ast.trigger.span, f'declare: source http path="{r.route}" token=NAME')
 

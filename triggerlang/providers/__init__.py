@@ -28,6 +28,7 @@ BUILTIN: tuple[str, ...] = (
     "github",
     "gitlab",
     "gitea",
+    "bitbucket",
     "ci",
 )
 """The built-in providers, in the order they are listed; each is ``triggerlang.providers.<name>``."""

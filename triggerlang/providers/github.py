@@ -21,6 +21,7 @@ from .base import (
     ProviderError,
     Verification,
     as_bool,
+    as_dict,
     as_int,
     as_str,
     ci_data,
@@ -62,10 +63,12 @@ def _gh_push(body: dict[str, Any]) -> dict[str, Any]:
 
 def _gh_pull_request(body: dict[str, Any]) -> dict[str, Any]:
     """pull_request: number, title, base/head (branch names), sha (head), merged, draft,
-    labels (names), state, author (the PR's author login), url (html_url).
+    labels (names), state, author (the PR's author login), url (html_url), fork.
 
     ``merged`` is the PR's ``merged`` flag: a PR closed without merging has
-    ``action: closed`` and ``merged: false``.
+    ``action: closed`` and ``merged: false``. ``fork`` is true when the head repository
+    is not the base repository (by id, else full name); a head repository that was deleted
+    (``null``) is a fork too: it was not the base. Absent when neither side is named.
     """
     pr = need_object(body, "pull_request", "GitHub pull_request")
     merged = as_bool(pr.get("merged"))
@@ -85,8 +88,43 @@ def _gh_pull_request(body: dict[str, Any]) -> dict[str, Any]:
         state=as_str(pr.get("state")),
         author=as_str(dig(pr, "user", "login")),
         url=as_str(pr.get("html_url")),
+        fork=_is_fork(pr),
     )
     data["labels"] = label_names(pr.get("labels"), "name")
+    return data
+
+
+def _is_fork(pr: dict[str, Any]) -> bool | None:
+    base_repo, head = dig(pr, "base", "repo"), pr.get("head")
+    if not isinstance(base_repo, dict) or not isinstance(head, dict) or "repo" not in head:
+        return None
+    head_repo = head.get("repo")
+    if not isinstance(head_repo, dict):
+        return True
+    for key in ("id", "full_name"):
+        a, b = base_repo.get(key), head_repo.get(key)
+        if a is not None and b is not None:
+            return a != b
+    return None
+
+
+def _gh_pull_request_review(body: dict[str, Any]) -> dict[str, Any]:
+    """pull_request_review: number (the PR's), state (the review's: approved,
+    changes_requested, commented, dismissed), sha (the reviewed commit, ``commit_id``),
+    author (the reviewer's login), url (the review's html_url), base/head (branches)."""
+    review = need_object(body, "review", "GitHub pull_request_review")
+    pr = as_dict(body.get("pull_request"))
+    data: dict[str, Any] = {}
+    put(
+        data,
+        number=as_int(pr.get("number")),
+        state=as_str(review.get("state")),
+        sha=as_str(review.get("commit_id")),
+        author=as_str(dig(review, "user", "login")),
+        url=as_str(review.get("html_url")),
+        base=as_str(dig(pr, "base", "ref")),
+        head=as_str(dig(pr, "head", "ref")),
+    )
     return data
 
 
@@ -173,6 +211,7 @@ def _gh_ping(body: dict[str, Any]) -> dict[str, Any]:
 HANDLERS: dict[str, Handler] = {
     "push": _gh_push,
     "pull_request": _gh_pull_request,
+    "pull_request_review": _gh_pull_request_review,
     "workflow_run": _gh_workflow_run,
     "check_suite": _gh_check_suite,
     "release": _gh_release,
@@ -287,8 +326,13 @@ EVENTS = {
             "state": STR,
             "author": STR,
             "url": STR,
+            "fork": BOOL,
         },
         "activity on a pull request (`action`: opened, closed, labeled, synchronize...)",
+    ),
+    "pull_request_review": (
+        {"number": INT, "state": STR, "sha": STR, "author": STR, "url": STR, "base": STR, "head": STR},
+        "a pull request review was submitted, edited or dismissed (`state`: approved, changes_requested...)",
     ),
     "workflow_run": (
         {

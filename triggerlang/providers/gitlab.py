@@ -1,6 +1,17 @@
-"""GitLab (SPEC §4, §13): ``X-Gitlab-Event`` (or the body's ``object_kind``) names the
-event, ``X-Gitlab-Event-UUID`` (else ``Idempotency-Key``) the delivery, ``token=`` checks
-``X-Gitlab-Token`` (a plain shared token, not an HMAC).
+"""GitLab (SPEC §4, §13): the body's ``object_kind`` (else its ``event_name``, else the
+``X-Gitlab-Event`` header) names the event, ``X-Gitlab-Event-UUID`` (else
+``Idempotency-Key``) the delivery, ``token=`` checks ``X-Gitlab-Token`` (a plain shared
+token, not an HMAC).
+
+* System Hook deliveries have no ``object_kind`` for pushes: their ``event_name``
+  (``push``, ``tag_push``, ``repository_update``, ``project_create``...) names them, so a
+  System Hook push is a ``gitlab.push`` like a project hook's.
+* A Job Hook's ``object_kind`` is ``build``; its event is ``gitlab.job`` (what GitLab's
+  documentation and its ``X-Gitlab-Event: Job Hook`` call it).
+* ``action`` is ``object_attributes.action`` (merge requests, issues...), else the
+  top-level ``action`` (releases and milestones put it there: ``"action": "create"``).
+* A tag push's ``sha`` is the commit the tag points at (``checkout_sha``); ``after`` stays
+  as sent (for an annotated tag, the tag object's id).
 
 ``repo`` is ``project.path_with_namespace``; ``sender`` is ``user_username`` or
 ``user.username``. A pipeline whose status is final (success, failed, canceled, skipped)
@@ -12,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..events import Event
-from ..spec import BOOL, INT, LIST_STR, STR
+from ..spec import BOOL, INT, LIST_STR, NUMBER, STR
 from .base import (
     CIDeriver,
     Handler,
@@ -20,6 +31,7 @@ from .base import (
     ProviderError,
     Verification,
     as_bool,
+    as_dict,
     as_int,
     as_str,
     ci_data,
@@ -37,13 +49,14 @@ from .base import (
 )
 from .github import PUSH_FIELDS
 
-_HEADER_ALIASES = {
-    "job": "build",
+_ALIASES = {
+    "build": "job",
     "confidential_issue": "issue",
     "confidential_note": "note",
     "resource_access_token": "access_token",
 }
-"""Header-derived names whose body ``object_kind`` differs (a Job Hook's kind is build)."""
+"""Names whose event is documented under another name (a Job Hook's object_kind is build;
+a Confidential Issue Hook's body is an issue)."""
 
 
 def event_type(event_name: str | None, body: dict[str, Any]) -> str:
@@ -51,19 +64,22 @@ def event_type(event_name: str | None, body: dict[str, Any]) -> str:
 
     The body's ``object_kind`` wins when it is a non-empty string: it names what the body
     holds (every System Hook delivery has the same header, and the body is what the
-    handlers read). Otherwise ``event_name`` decides: an X-Gitlab-Event value
+    handlers read); then the body's ``event_name`` (System Hook pushes have no
+    object_kind). Otherwise ``event_name`` decides: an X-Gitlab-Event value
     (``"Tag Push Hook"`` -> ``tag_push``) or a short name (``tag_push``).
     """
-    kind = body.get("object_kind")
-    if isinstance(kind, str) and kind.strip():
-        return kind.strip()
+    for key in ("object_kind", "event_name"):
+        kind = body.get(key)
+        if isinstance(kind, str) and kind.strip():
+            kind = "_".join(kind.strip().lower().split())
+            return _ALIASES.get(kind, kind)
     name = event_name.strip() if isinstance(event_name, str) else ""
     if name.endswith(" Hook"):
         name = name[: -len(" Hook")]
     name = "_".join(name.lower().split())
     if not name:
         raise ProviderError("GitLab event name is missing (no X-Gitlab-Event header and no object_kind)")
-    return _HEADER_ALIASES.get(name, name)
+    return _ALIASES.get(name, name)
 
 
 def _gl_push(body: dict[str, Any]) -> dict[str, Any]:
@@ -72,11 +88,77 @@ def _gl_push(body: dict[str, Any]) -> dict[str, Any]:
     commit is the listed commit whose id is ``after``; ``author`` is its author's name
     (GitLab commits carry no username); ``commits`` is ``total_commits_count`` (GitLab
     lists at most 20 commits), ``files`` the union over the listed ones."""
-    data = push_fields(body, f"GitLab {body.get('object_kind') or 'push'}")
+    data = push_fields(body, f"GitLab {body.get('object_kind') or body.get('event_name') or 'push'}")
     total = as_int(body.get("total_commits_count"))
     if total is not None:
         data["commits"] = total
     return data
+
+
+def _gl_tag_push(body: dict[str, Any]) -> dict[str, Any]:
+    """tag_push: as push, but ``sha`` is the tagged commit (``checkout_sha``) when GitLab
+    sends one (a deleted tag has none: ``sha`` is then ``after``, all zeros)."""
+    data = _gl_push(body)
+    checkout = as_str(body.get("checkout_sha"))
+    if checkout:
+        data["sha"] = checkout
+    return data
+
+
+def _gl_job(body: dict[str, Any]) -> dict[str, Any]:
+    """job (Job Hook, object_kind build): job (name), job_id, stage, status, pipeline_id,
+    ref, branch or tag, sha, duration (seconds), allow_failure, url (the job's page)."""
+    raw_ref = as_str(body.get("ref"))
+    job_id = as_int(body.get("build_id"))
+    home = first_text(dig(body, "project", "web_url"), dig(body, "repository", "homepage"))
+    data: dict[str, Any] = {}
+    put(data, job=as_str(body.get("build_name")), job_id=job_id, stage=as_str(body.get("build_stage")),
+        status=as_str(body.get("build_status")), pipeline_id=as_int(body.get("pipeline_id")))
+    if raw_ref is not None:
+        data.update(_short_ref(raw_ref, body.get("tag") is True))
+    duration = body.get("build_duration")
+    put(data, sha=as_str(body.get("sha")),
+        duration=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
+        allow_failure=as_bool(body.get("build_allow_failure")),
+        url=f"{home.rstrip('/')}/-/jobs/{job_id}" if home and job_id is not None else None)
+    return data
+
+
+def _gl_release(body: dict[str, Any]) -> dict[str, Any]:
+    """release: tag, name, sha (the tagged commit), url (the release's page)."""
+    data: dict[str, Any] = {}
+    put(data, tag=as_str(body.get("tag")), name=as_str(body.get("name")),
+        sha=as_str(dig(body, "commit", "id")), url=as_str(body.get("url")))
+    return data
+
+
+def _gl_milestone(body: dict[str, Any]) -> dict[str, Any]:
+    """milestone: number (iid), title, state, url."""
+    attrs = as_dict(body.get("object_attributes"))
+    data: dict[str, Any] = {}
+    put(data, number=as_int(attrs.get("iid")), title=as_str(attrs.get("title")), state=as_str(attrs.get("state")),
+        url=as_str(attrs.get("url")))
+    return data
+
+
+def _gl_issue(body: dict[str, Any]) -> dict[str, Any]:
+    """issue (and work_item): number (iid), title, state, labels (titles), url."""
+    attrs = as_dict(body.get("object_attributes"))
+    labels = attrs.get("labels") if isinstance(attrs.get("labels"), list) else body.get("labels")
+    data: dict[str, Any] = {}
+    put(data, number=as_int(attrs.get("iid")), title=as_str(attrs.get("title")), state=as_str(attrs.get("state")),
+        url=as_str(attrs.get("url")))
+    data["labels"] = label_names(labels, "title")
+    return data
+
+
+def _short_ref(raw_ref: str, is_tag: bool) -> dict[str, str]:
+    """``ref`` and ``branch``/``tag`` from a ref GitLab may send short (``main``)."""
+    if raw_ref.startswith("refs/"):
+        return {"ref": raw_ref, **ref_fields(raw_ref)}
+    if is_tag:
+        return {"ref": f"refs/tags/{raw_ref}", "tag": raw_ref}
+    return {"ref": f"refs/heads/{raw_ref}", "branch": raw_ref}
 
 
 def _gl_merge_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -110,14 +192,7 @@ def _gl_pipeline(body: dict[str, Any]) -> dict[str, Any]:
     sha, url (the pipeline's page), source (what started it)."""
     attrs = need_object(body, "object_attributes", "GitLab pipeline")
     raw_ref = as_str(attrs.get("ref"))
-    if raw_ref is None:
-        ref_data: dict[str, str] = {}
-    elif raw_ref.startswith("refs/"):
-        ref_data = {"ref": raw_ref, **ref_fields(raw_ref)}
-    elif attrs.get("tag") is True:
-        ref_data = {"ref": f"refs/tags/{raw_ref}", "tag": raw_ref}
-    else:
-        ref_data = {"ref": f"refs/heads/{raw_ref}", "branch": raw_ref}
+    ref_data = _short_ref(raw_ref, attrs.get("tag") is True) if raw_ref is not None else {}
     pipeline_id = as_int(attrs.get("id"))
     web_url = as_str(dig(body, "project", "web_url"))
     url = as_str(attrs.get("url"))
@@ -137,7 +212,12 @@ def _gl_pipeline(body: dict[str, Any]) -> dict[str, Any]:
 
 HANDLERS: dict[str, Handler] = {
     "push": _gl_push,
-    "tag_push": _gl_push,
+    "tag_push": _gl_tag_push,
+    "job": _gl_job,
+    "release": _gl_release,
+    "milestone": _gl_milestone,
+    "issue": _gl_issue,
+    "work_item": _gl_issue,
     "merge_request": _gl_merge_request,
     "pipeline": _gl_pipeline,
 }
@@ -163,15 +243,17 @@ def normalise(event_name: str, body: dict, headers: Mapping[str, str] | None = N
     ``event_name`` is the X-Gitlab-Event value (``"Push Hook"``) or a short name
     (``push``); the body's ``object_kind`` takes precedence (see :func:`event_type`).
     Every event gets ``delivery`` (X-Gitlab-Event-UUID, else Idempotency-Key), ``action``
-    (``object_attributes.action``), ``repo``, ``sender``, ``payload`` and ``headers``.
+    (``object_attributes.action``, else the top-level ``action``), ``repo``
+    (``project.path_with_namespace``, else the top-level one of a System Hook's project
+    event), ``sender``, ``payload`` and ``headers``.
     """
     body = need_body(body, "GitLab")
     name = event_type(event_name, body)
     handler = HANDLERS.get(name)
     primary = webhook_event("gitlab", name, body, headers, {
         "delivery": header(headers, "X-Gitlab-Event-UUID") or header(headers, "Idempotency-Key"),
-        "action": as_str(dig(body, "object_attributes", "action")),
-        "repo": as_str(dig(body, "project", "path_with_namespace")),
+        "action": first_text(dig(body, "object_attributes", "action"), body.get("action")),
+        "repo": first_text(dig(body, "project", "path_with_namespace"), body.get("path_with_namespace")),
         "sender": first_text(body.get("user_username"), dig(body, "user", "username")),
     }, handler(body) if handler else None)
     derive = CI.get(name)
@@ -198,6 +280,19 @@ EVENTS = {
         },
         "activity on a merge request (Merge Request Hook)",
     ),
+    "job": (
+        {"job": STR, "job_id": INT, "stage": STR, "status": STR, "pipeline_id": INT, "ref": STR, "branch": STR,
+         "tag": STR, "sha": STR, "duration": NUMBER, "allow_failure": BOOL, "url": STR},
+        "a CI/CD job changed status (Job Hook)",
+    ),
+    "release": ({"tag": STR, "name": STR, "sha": STR, "url": STR},
+                "a release was created, updated or deleted (`action`: create, update, delete)"),
+    "milestone": ({"number": INT, "title": STR, "state": STR, "url": STR},
+                  "a milestone was created, closed, reopened or deleted (`action`)"),
+    "issue": ({"number": INT, "title": STR, "state": STR, "labels": LIST_STR, "url": STR},
+              "activity on an issue (Issue Hook, Confidential Issue Hook)"),
+    "work_item": ({"number": INT, "title": STR, "state": STR, "labels": LIST_STR, "url": STR},
+                  "activity on a work item (tasks, epics, ...)"),
     "pipeline": (
         {
             "pipeline": STR,
@@ -216,11 +311,17 @@ EVENTS = {
 
 KNOWN_EVENTS: frozenset[str] = frozenset(
     """
-    push tag_push issue note merge_request wiki_page pipeline build deployment
-    feature_flag release emoji member subgroup access_token
+    push tag_push issue note merge_request wiki_page pipeline job deployment feature_flag
+    release milestone emoji member subgroup project access_token vulnerability work_item
+    repository_update project_create project_destroy project_rename project_transfer
+    project_update group_create group_destroy group_rename user_create user_destroy
+    user_rename user_failed_login key_create key_destroy user_add_to_team
+    user_remove_from_team user_update_for_team user_add_to_group user_remove_from_group
+    user_update_for_group
     """.split()
 )
-"""GitLab ``object_kind`` values; the checker warns about any other."""
+"""The documented GitLab event types (project/group webhook kinds, System Hook event
+names); the checker warns about any other."""
 
 PROVIDER = Provider(
     name="gitlab",

@@ -56,7 +56,8 @@ Decisions worth knowing:
   (``github:<X-GitHub-Delivery>``, ``gitlab:<X-Gitlab-Event-UUID>``: its
   ``delivery_headers``); an event derived
   from the same delivery (the ``ci.completed`` of a ``workflow_run``) gets that key
-  suffixed with ``/<source.type>``. So a redelivery creates no second run of either, and
+  suffixed with ``/<source.type>`` (and ``#<n>`` for the n-th event of one trigger: a
+  Bitbucket push of three branches is three events). So a redelivery creates no second run of any, and
   a redelivery after a crash between the two commits still completes the pair. When
   every event of a delivery was a duplicate the answer is ``200 {..., "duplicate": true}``.
 - **GitHub ping** (a provider's ``ping_event``) is journaled like any event (it shows in ``triggerc events`` and on the
@@ -77,7 +78,11 @@ Decisions worth knowing:
   repeated key keeps its last value), ``payload`` (the parsed JSON body whatever the
   ``Content-Type``, since ``curl -d`` says form; ``null`` if the body is not JSON),
   ``text`` (the body as UTF-8, ``errors="replace"``) and ``remote`` (the client host).
-  No delivery key: a generic sender has no standard delivery id.
+  No delivery key (a generic sender has no standard delivery id), except on a route
+  verified by ``standard=`` (Standard Webhooks): its ``webhook-id`` is the delivery key, so
+  a retried message creates no second run; its signature covers the id and the timestamp,
+  and a timestamp more than 5 minutes off is refused (401), so an old message cannot be
+  replayed after its key has been forgotten.
 - **``POST /events``** (``triggerc emit``) is accepted from loopback peers only
   (127.0.0.0/8, ``::1``, and IPv4-mapped loopback), else 403. The body is
   ``{source, type, data}`` checked by :meth:`Event.from_json`. When the body carries its
@@ -367,6 +372,22 @@ class _RequestLog:
 # --------------------------------------------------------------------------- the application
 
 
+def _event_keys(events: Sequence[Event], key: str | None) -> list[str | None]:
+    """The delivery key of each event of one delivery: the first event gets ``key``, an
+    event derived from it ``key/<source.type>``, and a further event of the same trigger
+    (a Bitbucket push of several refs) ``key/<source.type>#<n>`` (n = 2, 3...): stable
+    across redeliveries, distinct within one."""
+    if key is None:
+        return [None] * len(events)
+    keys: list[str | None] = []
+    seen: dict[str, int] = {}
+    for i, event in enumerate(events):
+        n = seen[event.trigger] = seen.get(event.trigger, 0) + 1
+        base = key if i == 0 else f"{key}/{event.trigger}"
+        keys.append(base if n == 1 else f"{key}/{event.trigger}#{n}")
+    return keys
+
+
 class _AnyMethod:
     """An endpoint as a plain ASGI app: Starlette then routes every method to it.
 
@@ -443,7 +464,10 @@ class _Handlers:
             return self._reject(request, route.path, 401, why)
         headers = _redacted_headers(request, route.redacted_headers)
         if route.kind == "http":
-            return await self._submit([self._http_event(request, headers, body)], None)
+            key = None
+            if route.scheme == "standard":  # verified above: webhook-id is there
+                key = f"standard:{route.path}:{request.headers['webhook-id'].strip()}"
+            return await self._submit([self._http_event(request, headers, body)], key)
         return await self._webhook(route, request, headers, body)
 
     def _reject(self, request: Request, route: str, status: int, reason: str) -> JSONResponse:
@@ -512,8 +536,7 @@ class _Handlers:
     async def _submit(self, events: Sequence[Event], key: str | None, *, ping: bool = False, zen: Any = None) -> Response:
         results: list[Submitted] = []
         try:
-            for i, event in enumerate(events):
-                k = key if i == 0 or key is None else f"{key}/{event.trigger}"
+            for event, k in zip(events, _event_keys(events, key)):
                 results.append(await self.ctx.submit(event, delivery_key=k))
         except Exception as e:
             from ..runtime.journal import JournalError

@@ -291,6 +291,7 @@ def _http_section(inp: SectionInput) -> dict | None:
 HTTP_VERIFICATIONS = (
     Verification("token", "bearer", "Authorization"),
     Verification("hmac", "hmac", "X-Signature-256", custom_header=True),
+    Verification("standard", "standard"),
 )
 """How ``source http path=...`` protects the routes it covers (first option set wins)."""
 
@@ -306,7 +307,8 @@ HTTP = SourceKind(
             "delete": (_HTTP_FIELDS, "a DELETE request"),
         },
         raw=("payload", "headers", "query"),
-        options={"path": STR, "token": SECRET, "hmac": SECRET, "header": STR, "host": STR, "port": INT},
+        options={"path": STR, "token": SECRET, "hmac": SECRET, "standard": SECRET, "header": STR, "host": STR,
+                 "port": INT},
         listener="http",
         doc="plain HTTP requests; a rule pins its route with `path`",
     ),

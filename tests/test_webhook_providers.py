@@ -1,0 +1,175 @@
+"""End to end under ``triggerc serve`` (SPEC §9, §13): the Gitea/Forgejo/Gogs and Bitbucket
+providers and Standard Webhooks on http routes, with real signed deliveries over HTTP to a
+real server process: a delivery runs its rule (202), a redelivery is a duplicate (200, no
+second run), a bad or missing signature is 401 and runs nothing, and (Standard Webhooks) a
+message whose timestamp is more than 5 minutes off is refused as a replay.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from runtime_helpers import Server
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+PAYLOADS = Path(__file__).resolve().parent / "payloads"
+SECRET = "s3cret-for-tests"
+WHSEC = "whsec_" + base64.b64encode(b"standard-webhooks-test-key!").decode()
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def hexmac(body: bytes, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def rules(tmp_path: Path, text: str) -> Path:
+    f = tmp_path / "rules.trg"
+    f.write_text(text)
+    return f
+
+
+def succeeded(srv: Server, rule: str) -> int:
+    return sum(1 for r in srv.runs() if r["rule"] == rule and r["status"] == "succeeded")
+
+
+GITEA_RULES = '''secret forge = env "FORGE_SECRET"
+source gitea secret=forge
+action note(x) = exec "echo" x
+pushed: on gitea.push branch="master" run note with <sha>
+'''
+
+# (event header, delivery header, signature header, signature value)
+FORGES = {
+    "gitea": ("X-Gitea-Event", "X-Gitea-Delivery", "X-Gitea-Signature", lambda b: hexmac(b)),
+    "forgejo": ("X-Forgejo-Event", "X-Forgejo-Delivery", "X-Forgejo-Signature", lambda b: hexmac(b)),
+    "gogs": ("X-Gogs-Event", "X-Gogs-Delivery", "X-Gogs-Signature", lambda b: hexmac(b)),
+    "github-compatible": ("X-GitHub-Event", "X-GitHub-Delivery", "X-Hub-Signature-256", lambda b: "sha256=" + hexmac(b)),
+}
+
+
+def test_gitea_forgejo_gogs_deliveries(tmp_path: Path) -> None:
+    body = (FIXTURES / "gitea" / "push.json").read_bytes()
+    srv = Server(rules(tmp_path, GITEA_RULES), tmp_path / "state", env={"FORGE_SECRET": SECRET}).start()
+    try:
+        for n, (forge, (event_h, delivery_h, sig_h, sign)) in enumerate(FORGES.items(), 1):
+            headers = {event_h: "push", delivery_h: f"{forge}-1", sig_h: sign(body)}
+            status, answer = post(f"{srv.url}/gitea", body, headers)
+            assert status == 202 and answer["runs"], (forge, status, answer)
+            srv.wait_runs(lambda runs, n=n: succeeded(srv, "pushed") == n, f"{forge}: run {n}")
+            again = post(f"{srv.url}/gitea", body, headers)  # a redelivery (same delivery id)
+            assert again[0] == 200 and again[1]["duplicate"] is True and again[1]["runs"] == answer["runs"], forge
+            bad = post(f"{srv.url}/gitea", body, {**headers, delivery_h: f"{forge}-2", sig_h: sign(body + b" ")})
+            assert bad[0] == 401, forge
+        assert post(f"{srv.url}/gitea", body, {"X-Gitea-Event": "push"})[0] == 401  # unsigned
+        runs = srv.runs()
+        assert len(runs) == len(FORGES)  # one per good delivery: no run for a duplicate or a 401
+        assert {r["inputs"]["x"] for r in runs} == {"67b56589a45103f891bdee7c0546e5d40bc02001"}
+        events = srv.events()
+        assert "s3cret" not in json.dumps(events)
+    finally:
+        assert srv.stop() == 0
+
+
+BITBUCKET_RULES = '''secret bb = env "BB_SECRET"
+source bitbucket secret=bb
+action note(x) = exec "echo" x
+on_main: on bitbucket.push branch="main" run note with <sha>
+forced: on bitbucket.push forced=true run note with <branch>
+green: on ci.completed provider="bitbucket" status="success" run note with <sha>
+'''
+
+
+def test_bitbucket_deliveries(tmp_path: Path) -> None:
+    push = (PAYLOADS / "bitbucket" / "repo-push-multi.json").read_bytes()
+    status_body = (PAYLOADS / "bitbucket" / "commit-status-updated.json").read_bytes()
+    srv = Server(rules(tmp_path, BITBUCKET_RULES), tmp_path / "state", env={"BB_SECRET": SECRET}).start()
+    try:
+        headers = {"X-Event-Key": "repo:push", "X-Request-UUID": "u-1", "X-Hub-Signature": "sha256=" + hexmac(push)}
+        status, answer = post(f"{srv.url}/bitbucket", push, headers)
+        assert status == 202 and len(answer["runs"]) == 2, answer  # main (on_main) and release (forced)
+        srv.wait_runs(lambda runs: succeeded(srv, "on_main") == 1 and succeeded(srv, "forced") == 1, "two runs")
+        again = post(f"{srv.url}/bitbucket", push, headers)
+        assert again[0] == 200 and again[1]["duplicate"] is True and sorted(again[1]["runs"]) == sorted(answer["runs"])
+        assert len(srv.events()) == 3  # one bitbucket.push per changed ref, journaled once
+        bad = post(f"{srv.url}/bitbucket", push, {**headers, "X-Request-UUID": "u-2", "X-Hub-Signature": "sha256=" + "0" * 64})
+        assert bad[0] == 401
+        dc = {"X-Event-Key": "repo:commit_status_updated", "X-Request-Id": "dc-9",
+              "X-Hub-Signature": "sha256=" + hexmac(status_body)}
+        status, answer = post(f"{srv.url}/bitbucket", status_body, dc)
+        assert status == 202 and len(answer["runs"]) == 1
+        srv.wait_runs(lambda runs: succeeded(srv, "green") == 1, "the ci.completed run")
+        assert post(f"{srv.url}/bitbucket", status_body, dc)[0] == 200
+        assert len(srv.runs()) == 3
+    finally:
+        assert srv.stop() == 0
+
+
+STANDARD_RULES = f'''secret sw = env "SW_SECRET"
+source http path="/hooks/*" standard=sw
+action note(x) = exec "echo" x
+paid: on http.post path="/hooks/billing" payload.type="invoice.paid" run note with <payload.id>
+'''
+
+
+def standard_headers(msg_id: str, body: bytes, at: float | None = None, key: bytes | None = None) -> dict[str, str]:
+    stamp = str(int(time.time() if at is None else at))
+    key = key if key is not None else base64.b64decode(WHSEC[len("whsec_"):])
+    mac = hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    return {"webhook-id": msg_id, "webhook-timestamp": stamp,
+            "webhook-signature": "v1,bm90IHRoaXMgb25l v1," + base64.b64encode(mac).decode()}
+
+
+def test_standard_webhooks(tmp_path: Path) -> None:
+    body = json.dumps({"type": "invoice.paid", "id": "inv_42"}).encode()
+    srv = Server(rules(tmp_path, STANDARD_RULES), tmp_path / "state", env={"SW_SECRET": WHSEC}).start()
+    try:
+        url = f"{srv.url}/hooks/billing"
+        headers = standard_headers("msg_1", body)
+        status, answer = post(url, body, headers)
+        assert status == 202 and len(answer["runs"]) == 1
+        srv.wait_runs(lambda runs: succeeded(srv, "paid") == 1, "the run")
+        again = post(url, body, headers)  # a retry of the same message: webhook-id is the delivery key
+        assert again[0] == 200 and again[1]["duplicate"] is True
+        # a new id with a fresh timestamp is a new message
+        assert post(url, body, standard_headers("msg_2", body))[0] == 202
+        # replay window: 6 minutes old, or 6 minutes ahead, is refused even when signed
+        old = post(url, body, standard_headers("msg_3", body, at=time.time() - 360))
+        assert old[0] == 401 and "5 minutes" in old[1]["error"]
+        assert post(url, body, standard_headers("msg_4", body, at=time.time() + 360))[0] == 401
+        assert post(url, body, standard_headers("msg_5", body, at=time.time() - 240))[0] == 202  # inside it
+        # a tampered body, another key, a missing header
+        assert post(url, body + b" ", headers | {"webhook-id": "msg_6"})[0] == 401
+        assert post(url, body, standard_headers("msg_7", body, key=b"another key"))[0] == 401
+        assert post(url, body, {k: v for k, v in standard_headers("msg_8", body).items() if k != "webhook-id"})[0] == 401
+        srv.wait_runs(lambda runs: succeeded(srv, "paid") == 3, "three runs")
+        assert len(srv.runs()) == 3
+    finally:
+        assert srv.stop() == 0
+
+
+def test_standard_secret_must_be_whsec_base64(tmp_path: Path) -> None:
+    srv = Server(rules(tmp_path, STANDARD_RULES), tmp_path / "state", env={"SW_SECRET": "whsec_not base64!"})
+    srv.start(wait=False)
+    try:
+        srv.proc.wait(30)
+        assert srv.proc.returncode != 0
+        assert "Standard Webhooks secret" in srv.log() and "not base64!" not in srv.log()
+    finally:
+        srv.ensure_dead()
