@@ -234,8 +234,9 @@ EXAMPLES_MATCH = examples(
 
 
 def _provider_options(command):
-    """``--PROVIDER EVENT`` for every built-in provider (the registry's names: no module is
-    imported for this), plus ``--provider NAME --event EVENT`` for any registered one."""
+    """``--PROVIDER EVENT`` for every built-in provider (the registry's list of names: no
+    provider module is imported for it), plus ``--provider NAME --event EVENT`` for any
+    registered one, a plug-in's included."""
     from .providers import BUILTIN
 
     for name in reversed(BUILTIN):

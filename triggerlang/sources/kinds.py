@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from .. import defaults
@@ -67,7 +67,6 @@ class SourceKind:
     spec: SourceSpec
     section: SectionBuilder | None = None  # None: an internal source (no listener)
     source: str = ""  # "module:Class" of its Source, loaded by the runtime only
-    test_event: Callable[[str, dict], None] | None = field(default=None)
 
     @property
     def name(self) -> str:
