@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from runtime_helpers import Server, cli, wait_for
+from runtime_helpers import Server, cli
 
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 

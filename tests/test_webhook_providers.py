@@ -16,8 +16,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from runtime_helpers import Server
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
@@ -121,7 +119,7 @@ def test_bitbucket_deliveries(tmp_path: Path) -> None:
         assert srv.stop() == 0
 
 
-STANDARD_RULES = f'''secret sw = env "SW_SECRET"
+STANDARD_RULES = '''secret sw = env "SW_SECRET"
 source http path="/hooks/*" standard=sw
 action note(x) = exec "echo" x
 paid: on http.post path="/hooks/billing" payload.type="invoice.paid" run note with <payload.id>

@@ -32,7 +32,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import defaults
 from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
