@@ -424,3 +424,32 @@ def test_match_with_the_provider_shorthands(tmp_path: Path) -> None:
     out = runner.invoke(cli, ["match", str(rules), str(FIXTURES / "gitea/push.json"), "--gitea", "push",
                               "--bitbucket", "repo:push"])
     assert out.exit_code == 2 and "cannot be used together" in out.output
+
+
+def test_rule_tests_read_every_provider_payload(tmp_path: Path) -> None:
+    """``given PROVIDER.EVENT from "file.json"`` goes through the registry's normaliser."""
+    from triggerlang.api import compile_text
+    from triggerlang.testing import run_compiled
+
+    (tmp_path / "push.json").write_bytes((FIXTURES / "bitbucket/repo-push.json").read_bytes())
+    (tmp_path / "gitea.json").write_bytes((FIXTURES / "gitea/push.json").read_bytes())
+    (tmp_path / "dc.json").write_bytes((PAYLOADS / "bitbucket/refs-changed.json").read_bytes())
+    text = ('secret s = env "S"\nsource bitbucket secret=s\nsource gitea secret=s\n'
+            'action note(x) = exec "echo" x\n'
+            'bb: on bitbucket.push branch="name-of-branch" run note with <sha>\n'
+            'gt: on gitea.push created=true run note with <branch>\n'
+            'test "bitbucket":\n  given bitbucket.push from "push.json"\n'
+            '  expect bb with x="709d658dc5b6d6afcd46049c2f332ee3f515a67d"\n  expect only bb\n'
+            'test "gitea":\n  given gitea.push from "gitea.json"\n  expect gt with x="master"\n  expect only gt\n'
+            'test "wrong kind":\n  given bitbucket.pull_request from "push.json"\n  expect none\n'
+            'test "data center":\n  given bitbucket.push from "dc.json"\n  expect none\n')
+    c = compile_text(text, str(tmp_path / "rules.trg"), base_dir=str(tmp_path))
+    assert [(d.code, d.span.start.line) for d in c.diagnostics] == [("TRG602", 16)]  # not a pull request
+    c = compile_text(text.rsplit('test "wrong kind"', 1)[0], str(tmp_path / "rules.trg"), base_dir=str(tmp_path))
+    assert c.ok, c.diagnostics
+    report = run_compiled(c)
+    assert [(r.name, r.passed) for r in report.results] == [("bitbucket", True), ("gitea", True)]
+    c = compile_text(text.replace('test "wrong kind":\n  given bitbucket.pull_request from "push.json"\n  expect none\n', ""),
+                     str(tmp_path / "rules.trg"), base_dir=str(tmp_path))
+    assert c.ok, c.diagnostics  # a Data Center body read as bitbucket.push by its shape
+    assert [r.passed for r in run_compiled(c).results] == [True, True, True]
