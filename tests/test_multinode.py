@@ -267,3 +267,21 @@ def test_a_stopped_worker_past_its_lease_is_reaped_and_fences_itself_after_sigco
     after = {r["id"]: r for r in c.runs()}
     assert after[rid]["status"] == "interrupted" and len(after) == 2
     c.stop()
+
+
+def test_a_second_ctrl_c_stops_a_workers_running_runs_at_once(cluster: Cluster) -> None:
+    c = cluster.start('action slow = shell "echo $$ > started; exec sleep 120"\n'
+                      'slow: on http.post path="/slow" run slow\n', nodes=1, workers=0)
+    w = WorkerProc(c.url, c.tmp / "worker.log", "--grace", "120", cwd=c.proj)
+    c.workers.append(w)
+    assert post(c.nodes[0], "/slow", {}).status_code == 202
+    wait_for(lambda: (c.proj / "started").exists() and (c.proj / "started").read_text().strip(),
+             "the action to start", on_fail=w.log)  # (claimed is not yet started)
+    w.signal(signal.SIGINT)
+    wait_for(lambda: "press Ctrl-C again to stop now" in w.log(), "the first Ctrl-C's notice", on_fail=w.log)
+    t0 = time.monotonic()
+    w.signal(signal.SIGINT)
+    assert w.proc.wait(DEADLINE) == 0, w.log()
+    assert time.monotonic() - t0 < 15, w.log()  # not the 120 s grace
+    assert "stopping now: 1 run(s) stopped and marked interrupted" in w.log()
+    c.wait_runs(lambda rs: [r["status"] for r in rs] == ["interrupted"], "the run interrupted")

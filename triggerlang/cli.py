@@ -564,7 +564,9 @@ EXAMPLES_WORKER = examples(
 @click.option("--heartbeat", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
               help="Seconds between heartbeats (and the reaper's rounds).")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
-def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, verbose) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line, as serve --log-format json.")
+def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, verbose, log_format) -> None:
     """Claim runs from a shared store and run them (SPEC §12.1).
 
     Runs each with the action of the manifest it was created under, heartbeats its lease,
@@ -578,7 +580,7 @@ def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, 
     _check_lease(lease, heartbeat)
     from .runtime.cluster import WorkerOptions, run_worker
 
-    setup_logging(logging.DEBUG if verbose else logging.INFO)
+    setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = WorkerOptions(slots=slots, pools=tuple(pools) or ("default",),
                          base_dir=Path(base_dir).resolve() if base_dir else None, lease=lease, heartbeat=heartbeat,
                          grace=grace)

@@ -46,7 +46,7 @@ from ..actions import bind_inputs
 from ..events import Event
 from ..sources.base import Submitted
 from .engine import Rules, StartError, dedupe_key_of, paths_params, resolve_secrets
-from .executor import RunningAction, RunRequest, start_action, stop_actions
+from .executor import RunningAction, RunRequest, start_action, stop_actions, stop_on_signals
 from .store import Intent, RunRow, StoreError
 
 log = logging.getLogger("triggerlang")
@@ -485,15 +485,10 @@ class Reaper:
 
 
 async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_interval: float) -> int:
-    import signal
-
     from .store import open_store
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    stop, now = asyncio.Event(), asyncio.Event()
+    stop_on_signals(asyncio.get_running_loop(), stop, now)  # Ctrl-C twice: stop the runs at once
     try:
         store = await asyncio.to_thread(open_store, store_url, migrate=migrate)
     except StoreError as e:
@@ -508,7 +503,7 @@ async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_
         await stop.wait()
         log.info("stopping: no new runs are claimed")
     finally:
-        await worker.drain(opts.grace)
+        await worker.drain(opts.grace, now)
         await reaper.stop()
         store.close()
     log.info("stopped cleanly")

@@ -175,6 +175,21 @@ class RunningAction:
         return await self.wait()
 
 
+def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: asyncio.Event) -> None:
+    """SIGINT/SIGTERM set ``stop`` (a graceful stop); a second one, while that goes on,
+    also sets ``now`` (stop the running actions at once: :func:`stop_actions`)."""
+    import signal as _signal
+
+    def on_signal() -> None:
+        if stop.is_set():
+            now.set()
+        stop.set()
+
+    for sig in (_signal.SIGINT, _signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal)
+
+
 async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.Event | None,
                        log: logging.Logger, who: str = "") -> None:
     """A graceful stop of running actions (``serve``, a worker): wait up to ``grace``

@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from .. import defaults
 from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
 from ..sources.base import Source, SourceContext, load_source_class
 from .engine import Engine, StartError, resolve_secrets
-from .executor import pidfd_child_watcher, restore_child_watcher
+from .executor import pidfd_child_watcher, restore_child_watcher, stop_on_signals
 from .journal import Journal
 from .store import StoreError as JournalError
 
@@ -313,20 +312,9 @@ def lock_state_dir(state_dir: Path) -> int:
 
 async def _main(rules_path: Path, opts: ServeOptions) -> int:
     rt = Runtime(rules_path, opts)
-    loop = asyncio.get_running_loop()
-
-    def on_signal() -> None:
-        # the first SIGINT/SIGTERM stops gracefully (runs get --grace seconds); a second one,
-        # while that is going on, stops the running runs at once
-        if rt.stop_event.is_set():
-            rt.stop_now.set()
-        rt.stop_event.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover
-            pass
+    # the first SIGINT/SIGTERM stops gracefully (runs get --grace seconds); a second one,
+    # while that is going on, stops the running runs at once
+    stop_on_signals(asyncio.get_running_loop(), rt.stop_event, rt.stop_now)
     try:
         await rt.start()
     except (StartError, JournalError) as e:
