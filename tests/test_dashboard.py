@@ -692,10 +692,12 @@ def test_dashboard_command_reports_a_busy_port(world) -> None:
 class Follow:
     """``triggerc runs|events --follow ...`` with its output read line by line in a thread."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, sigint_ignored: bool = False) -> None:
+        # sigint_ignored: started as a background job of a non-interactive shell would be
+        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", *args, "--follow"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env={**os.environ, "NO_COLOR": "1"})
+                                     text=True, env={**os.environ, "NO_COLOR": "1"}, preexec_fn=preexec)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -709,8 +711,8 @@ class Follow:
         wait_for(lambda: len(self.lines) >= n, f"{n} lines (got {self.lines})")
         return list(self.lines)
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(20)
         finally:
@@ -761,6 +763,17 @@ def test_events_follow_prints_json_lines(world) -> None:
             j.close()
         assert [json.loads(ln)["id"] for ln in lines[1:]] == [e.id for e in new]
         assert f.stop() == 0
+    finally:
+        if f.proc.poll() is None:
+            f.proc.kill()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_follow_stops_on_a_signal_even_when_started_with_sigint_ignored(world, sig) -> None:
+    f = Follow("events", "--state", str(world["state"]), "--limit", "1", sigint_ignored=True)
+    try:
+        f.wait_lines(2)  # header and the newest event: it is polling
+        assert f.stop(sig) == 0
     finally:
         if f.proc.poll() is None:
             f.proc.kill()

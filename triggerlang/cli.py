@@ -946,8 +946,17 @@ def _follow_widths(header: list[str], rows: list[list[str]], minimum: list[int])
 
 
 def _follow_loop(poll) -> None:
+    """Poll until Ctrl-C or SIGTERM (exit 0). Both handlers are installed here: a process
+    started with SIGINT ignored (a background job of a non-interactive shell, some CI
+    runners) would otherwise never stop on the SIGINT a user or script sends it."""
+    import signal
     import time
 
+    def _stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
     try:
         while True:
             time.sleep(FOLLOW_INTERVAL)
