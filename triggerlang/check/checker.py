@@ -111,6 +111,11 @@ CODES: dict[str, str] = {
 
 # --------------------------------------------------------------------------- checker
 
+
+def _either(names: tuple[str, ...]) -> str:
+    """``a``, ``a or b``, ``a, b or c``: the options any one of which would protect a route."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
 class Checker:
     def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None,
                  base_dir: str | None = None, tests: bool = True):
@@ -802,7 +807,7 @@ class Checker:
                                span, f"declare: source {prov.name} {protect[0]}=NAME (with secret NAME = env \"VAR\")")
             for s in decls:
                 if not any(o.name.value in protect for o in s.options):
-                    self.d.warning("TRG209", f"source {prov.name} has no {' or '.join(protect)}: anyone who can reach it can trigger runs",
+                    self.d.warning("TRG209", f"source {prov.name} has no {_either(protect)}: anyone who can reach it can trigger runs",
                                    s.kind.span, f"add {protect[0]}=NAME")
         http_rules = [r for r in listeners if r.source == "http" and r.route]
         webhook_paths = {}
@@ -818,7 +823,7 @@ class Checker:
         for r in http_rules:
             protect = tuple(v.option for v in HTTP_VERIFICATIONS)
             if not any(self.http_decl_covers(s, r.route) and any(o.name.value in protect for o in s.options) for s in decls):
-                self.d.warning("TRG209", f"route {r.route} has no token or hmac: anyone who can reach it can trigger runs",
+                self.d.warning("TRG209", f"route {r.route} has no {_either(protect)}: anyone who can reach it can trigger runs",
                                r.ast.trigger.span, f'declare: source http path="{r.route}" token=NAME')
 
     def http_decl_covers(self, s: A.SourceDecl, route: str) -> bool:
