@@ -80,6 +80,30 @@ def test_plugin_provider_in_match(tmp_path: Path) -> None:
     assert [m["rule"] for m in json.loads(r.stdout)["matches"]] == ["hello"]
 
 
+def test_a_compile_that_used_a_plugin_is_not_cached(tmp_path: Path) -> None:
+    """The compiled-rules cache keys on the compiler's own code, not a plug-in's: a manifest
+    a plug-in helped produce is never cached, so an upgraded plug-in never meets it."""
+    f = tmp_path / "rules.trg"
+    f.write_text(RULES)
+    body = tmp_path / "ping.json"
+    body.write_text(json.dumps({"who": "ana", "count": 2, "repo": "r"}))
+    cache = tmp_path / "cache"
+    env = {**plugin_env(), "TRIGGERLANG_CACHE_DIR": str(cache)}
+    for _ in range(2):
+        r = cli("match", str(f), str(body), "--provider", "demo", "--event", "ping", "--format", "json", env=env)
+        assert r.returncode == 0, r.stderr
+        assert [m["rule"] for m in json.loads(r.stdout)["matches"]] == ["hello"]
+    assert not list(cache.glob("*.json"))
+    # the same command on built-in sources only is cached (so the check above can fail)
+    g = tmp_path / "builtin.trg"
+    g.write_text('action d(x) = exec "echo" x\non git.push run d with <sha>\n')
+    event = tmp_path / "push.json"
+    event.write_text(json.dumps({"source": "git", "type": "push", "data": {"sha": "abc"}}))
+    r = cli("match", str(g), str(event), env=env)
+    assert r.returncode == 0, r.stderr
+    assert len(list(cache.glob("*.json"))) == 1
+
+
 def test_plugin_runs_under_serve(tmp_path: Path) -> None:
     f = tmp_path / "rules.trg"
     f.write_text(RULES)

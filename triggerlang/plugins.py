@@ -77,6 +77,11 @@ class Registry(Generic[T]):
             self._loaded[name] = found
         return found
 
+    def plugins_in_use(self) -> list[str]:
+        """Names of the records this process has used that are not built-ins (entry points,
+        or records added with :meth:`register`), sorted."""
+        return sorted(set(self._loaded) - set(self.builtin_names))
+
     def names(self) -> list[str]:
         """The built-ins in their order, then every other name, sorted."""
         extra = (set(self.entry_points()) | set(self._loaded)) - set(self.builtin_names)

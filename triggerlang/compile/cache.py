@@ -16,6 +16,11 @@ Decisions
   ``api.py``, ``diagnostics.py``, so an edited checker never reads an old entry), the
   rules text, the display name, the absolute folder (both are in the manifest), and the
   text of the companion ``X.trg`` of an ``X_test.trg``. Any change makes a new key.
+- **Plug-ins**: a compile that used a third-party provider or source kind (an entry
+  point, or one registered at run time) is not cached: its code is not in the key, and an
+  upgraded plug-in must never meet a manifest its old version produced. A compile that
+  used only built-ins cannot depend on a plug-in (a plug-in only adds names), so those
+  entries stay valid whatever gets installed.
 - **Where**: the user's cache directory, ``$XDG_CACHE_HOME/triggerlang/compiled`` (default
   ``~/.cache/triggerlang/compiled``), not the state directory: ``match`` must not create
   files in a checkout (read-only CI workspaces), and the state directory belongs to
@@ -310,9 +315,20 @@ def load_or_compile(path: str | os.PathLike, cache_dir: Path | None, display_nam
     if manifest is not None:
         return CachedProgram(name, text, manifest, sources={name: text})
     c = _compile(path, display_name)
-    if c.ok and c.manifest is not None and c.text == text:
+    if c.ok and c.manifest is not None and c.text == text and not _plugins_in_use():
         store(cache_dir, key, c.manifest)
     return c
+
+
+def _plugins_in_use() -> bool:
+    """Did this process use a provider or source kind that is not built in? (The registries
+    are imported by the compile that just ran; nothing is imported here.)"""
+    for name in ("triggerlang.providers", "triggerlang.sources.kinds"):
+        mod = sys.modules.get(name)
+        registry = getattr(mod, "REGISTRY", None)
+        if registry is not None and registry.plugins_in_use():
+            return True
+    return False
 
 
 def _compile(path: str | os.PathLike, display_name: str | None) -> Any:
