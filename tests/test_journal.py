@@ -16,6 +16,7 @@ import pytest
 
 from triggerlang.events import Event
 from triggerlang.runtime.journal import (
+    SCHEMA_VERSION,
     Journal,
     JournalError,
     PlannedRun,
@@ -51,7 +52,7 @@ def test_creates_state_dir_database_and_logs_in_wal_mode(tmp_path: Path):
         assert j.run_log_path(7) == state / "logs" / "7.log"
     db = state / "journal.sqlite3"
     assert raw(db, "PRAGMA journal_mode")[0][0] == "wal"
-    assert raw(db, "PRAGMA user_version")[0][0] == 1
+    assert raw(db, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
 
 
 def test_record_event_writes_event_and_runs_together(journal: Journal):

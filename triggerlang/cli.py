@@ -494,8 +494,11 @@ EXAMPLES_SERVE = examples(
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (time, level, logger, message and fields such as run_id, "
                    "rule, route, remote).")
+@click.option("--max-open-groups", type=click.IntRange(1, 100_000_000), default=100_000, show_default=True,
+              help="Correlation groups open at once, all rules together; past it new groups are refused "
+                   "(SPEC §11.3.9).")
 def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose,
-          store_url, workers, migrate, lease, heartbeat, log_format) -> None:
+          store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
 
     Logs check's warnings for the rules when it starts and on each reload. Stops cleanly on
@@ -512,7 +515,7 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
     setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,
                         reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
-                        dashboard_token=dashboard_token)
+                        dashboard_token=dashboard_token, max_open_groups=max_open_groups)
     if store_url:
         _check_store_url(store_url)
         opts.store_url, opts.workers, opts.migrate = store_url, workers, migrate
@@ -855,6 +858,100 @@ def runs(state_dir, fmt, limit, rule, status, follow, color_mode, store_url) -> 
         click.echo("no runs yet")
         return
     click.echo(_table(rows, RUN_HEADER, colors, color), nl=False, color=color)
+
+
+EXAMPLES_GROUPS = examples(
+    "triggerc groups",
+    "triggerc groups --rule release_gate --status open",
+    "triggerc groups --key 3f1d --explain",
+    "triggerc groups --format json --state /srv/app/.triggerlang",
+)
+
+GROUP_HEADER = ["id", "rule", "state", "key", "opened", "closes", "members", "missing", "run"]
+GROUP_COLORS = {"fired": "32", "expired": "31", "discarded": "33", "open": "34", "armed": "34", "satisfied": "2",
+                "rearmed": "2"}
+
+
+@main.command(epilog=EXAMPLES_GROUPS)
+@click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
+@click.option("--rule", help="Only groups of this rule.")
+@click.option("--status", type=click.Choice(["open", "fired", "expired", "discarded", "satisfied", "rearmed"]),
+              help="open: open groups and armed absence windows; satisfied: windows the event came in.")
+@click.option("--key", "key_value", metavar="V", help="Only groups with this key value (e.g. a sha).")
+@click.option("--explain", is_flag=True, help="For each missing member, its trigger's latest events and why "
+                                              "each was not admitted.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@color_option
+@_STORE_OPT
+def groups(state_dir, rule, status, key_value, explain, fmt, limit, color_mode, store_url) -> None:
+    """Correlation groups (SPEC §11) from the journal, newest first.
+
+    A group is one key's progress towards a correlation: STATE is open (waiting for
+    MISSING), armed (an absence window), fired (RUN is its run), expired (its window
+    closed first), satisfied (the awaited event came), or discarded (the rule changed).
+    """
+    import time as _time
+
+    from .correlation.clock import human, parse_time
+
+    j = _open_journal(state_dir, store_url)
+    lister = getattr(j, "list_groups", None)
+    if lister is None:  # pragma: no cover - every store has groups
+        fail("this store has no correlation groups")
+    items = lister(limit=limit, rule=rule, status=status, key=key_value)
+    stats = j.correlation_stats() if explain or fmt == "text" else {"rules": {}}
+    now = _time.time()
+    explained: dict[str, list[str]] = {}
+    if explain:
+        from .correlation.render import explain_group
+
+        for g in items:
+            entry = ((stats["rules"].get(g["rule"]) or {}).get("meta") or {}).get("entry")
+            recent: dict[str, list[dict]] = {}
+            for m in (entry or {}).get("trigger", {}).get("members", []):
+                if m["alias"] in g["missing"]:
+                    typ = m["types"][0] if m.get("types") and len(m["types"]) == 1 else None
+                    recent[m["alias"]] = j.list_events(limit=5, source=m["source"], type=typ)
+            explained[g["id"]] = explain_group(g, entry, recent, getattr(j, "groups_of_event", None))
+    if fmt == "json":
+        if explain:
+            items = [{**g, "explain": explained.get(g["id"], [])} for g in items]
+        click.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        click.echo("no correlation groups" + (" match" if rule or status or key_value else " yet"))
+        return
+    rows, colors = [], []
+    for g in items:
+        deadline = parse_time(g["deadline"] or "") if g["deadline"] else None
+        if g["live"] and deadline is not None:
+            when = f"in {human(deadline - now)}" if deadline > now else "due"
+        else:
+            when = _short_time(g["closed_at"]) if g["closed_at"] else "-"
+        counts: dict[str, int] = {}
+        for m in g["members"]:
+            counts[m["alias"]] = counts.get(m["alias"], 0) + 1
+        members = ", ".join(a if n == 1 else f"{a}×{n}" for a, n in counts.items()) or "-"
+        key = " ".join(k if isinstance(k, str) else json.dumps(k) for k in g["keys"]) or "-"
+        rows.append([g["id"], g["rule"], g["state"], key, _short_time(g["opened_at"]), when, members,
+                     ", ".join(g["missing"]) or "-", str(g["run_id"]) if g["run_id"] else "-"])
+        colors.append(GROUP_COLORS.get(g["state"]))
+    color = _color(mode=color_mode)
+    table = _table(rows, GROUP_HEADER, colors, color, colored="state")
+    if not explain:
+        click.echo(table, nl=False, color=color)
+    else:
+        lines = table.rstrip("\n").split("\n")
+        click.echo(lines[0], color=color)
+        for g, line in zip(items, lines[1:]):
+            click.echo(line, color=color)
+            for x in explained.get(g["id"], []):
+                click.echo(x)
+    refused = {r: s["refused"] for r, s in stats["rules"].items() if s.get("refused")}
+    if refused:
+        click.echo("refused openings (max open groups reached): " +
+                   ", ".join(f"{r} {n}" for r, n in sorted(refused.items())), err=True)
 
 
 EXAMPLES_EVENTS = examples(

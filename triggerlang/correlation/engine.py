@@ -166,7 +166,7 @@ class Correlator:
             meta = self.state.meta(r.name)
             if meta is not None and meta.get("fingerprint") == r.fingerprint:
                 continue
-            meta = {"fingerprint": r.fingerprint, "started": now}
+            meta = {"fingerprint": r.fingerprint, "started": now, "entry": r.entry}
             w = r.window or {}
             if w.get("kind") == "for":
                 keys = [tuple(key_text(v) for v in k) for k in r.keys_in_values] if r.keys_in is not None \

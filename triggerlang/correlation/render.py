@@ -10,7 +10,8 @@ One line per outcome, after the rule's name, e.g.::
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Callable
 
 from ..compile.matcher import explain_failure
 from ..events import Event
@@ -125,3 +126,51 @@ def _show(v: Any) -> str:
     import json
 
     return json.dumps(v, ensure_ascii=False)
+
+
+def explain_group(group: dict, entry: dict | None, recent: dict[str, list[dict]],
+                  admitted: Callable[[str], list[dict]] | None = None) -> list[str]:
+    """For each missing member of a group: its trigger's latest events (``recent`` by alias,
+    newest first, as the store lists them) and why each was not admitted (``triggerc groups
+    --explain``). ``entry`` is the rule's manifest entry (stored with the rule's state)."""
+    from .clock import parse_time
+    from .spec import CorrRule
+
+    if not group.get("missing"):
+        return []
+    if entry is None:
+        return [f"  (the rule {group['rule']} is no longer known: its members cannot be explained)"]
+    rule = CorrRule(entry)
+    opened = parse_time(group.get("opened_at") or "")
+    deadline = parse_time(group.get("deadline") or "") if group.get("deadline") else None
+    want = tuple(json.dumps(k, ensure_ascii=False, separators=(",", ":")) for k in group.get("keys") or [])
+    out: list[str] = []
+    for alias in group["missing"]:
+        m = rule.by_alias.get(alias)
+        if m is None:
+            continue
+        events = recent.get(alias) or []
+        out.append(f"  {alias} ({m.trigger}): " + ("its latest events:" if events else "no event of this trigger yet"))
+        for ev in events:
+            data = ev.get("data") or {}
+            at = parse_time(ev.get("received_at") or "") or 0.0
+            why = explain_failure(m.filter, data) if m.accepts_type(ev.get("type", "")) else {
+                "condition": f"trigger {m.trigger}", "field": "type", "value": ev.get("type")}
+            if why is not None:
+                text = f"condition {why['condition']} failed; {why.get('field')} was {_show(why.get('value'))}"
+            else:
+                k = rule.key(m.index, data)
+                if isinstance(k, str):
+                    text = f"not admitted: {k}"
+                elif k[0] != want:
+                    text = f"key {rule.key_label(k[1])} is another group's (this one is {rule.key_label(group['keys'])})"
+                elif opened is not None and at < opened:
+                    text = "arrived before the group opened"
+                elif deadline is not None and at >= deadline:
+                    text = "arrived after the window closed"
+                else:
+                    where = admitted(ev["id"]) if admitted is not None else []
+                    text = ("admitted to " + ", ".join(f"{w['group']} ({w['action']})" for w in where if w.get("group"))
+                            if where else "matches, but was not admitted (see the event's page)")
+            out.append(f"    {ev.get('id')} {ev.get('received_at')}: {text}")
+    return out

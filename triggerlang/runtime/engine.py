@@ -80,8 +80,11 @@ class Rules:
         self.matcher = build_matcher(manifest["rules"])
         self.rules = {r["name"]: r for r in manifest["rules"]}
         self.actions = manifest.get("actions", {})
-        # only rules "on run.*" see run events: without one, a finished run needs no re-read
-        self.run_rules = any(r.get("source") == "run" for r in manifest["rules"])
+        # only rules "on run.*" (or a correlation member on run.*) see run events: without one,
+        # a finished run needs no re-read
+        self.run_rules = any(r.get("source") == "run" for r in manifest["rules"]) or any(
+            m.get("source") == "run" for r in manifest["rules"] if isinstance(r.get("trigger"), dict)
+            for m in r["trigger"].get("members", []))
 
     def policies(self, rule: str) -> dict:
         r = self.rules.get(rule)
@@ -108,7 +111,7 @@ class Engine:
     """Owns the matcher, the journal and the running actions of one ``serve``."""
 
     def __init__(self, manifest: dict, journal: Journal, secrets: Mapping[str, str],
-                 base_dir: Path, *, max_parallel: int = 16) -> None:
+                 base_dir: Path, *, max_parallel: int = 16, max_open_groups: int | None = None) -> None:
         self.journal = journal
         self.secrets = dict(secrets)
         self.base_dir = Path(base_dir)
@@ -121,6 +124,8 @@ class Engine:
         self._carried: dict[int, tuple[str, str, str, str, str]] = {}
         self.idle = asyncio.Event()
         self.idle.set()
+        self.correlations: Any = None   # the correlation rules (SPEC §11): runtime/correlate.py
+        self.max_open_groups = max_open_groups
         self.load(manifest)
 
     # ------------------------------------------------------------------ rules
@@ -130,6 +135,16 @@ class Engine:
         self.manifest, self.matcher, self.rules, self.actions = rules.manifest, rules.matcher, rules.rules, rules.actions
         self.run_rules = rules.run_rules
         self.policies = rules.policies
+        from .correlate import Correlations, has_correlations
+
+        if self.correlations is not None:
+            self.correlations.reload(manifest)
+        elif has_correlations(manifest):
+            kw = {"max_open_groups": self.max_open_groups} if self.max_open_groups else {}
+            self.correlations = Correlations(self, manifest, self.journal, **kw)
+            if getattr(self, "_started", False):   # correlation rules added by a reload
+                self.correlations.start()
+                self.correlations.start_timers()
 
     def lane(self, rule: str) -> _Lane:
         ln = self.lanes.get(rule)
@@ -143,9 +158,27 @@ class Engine:
         if event.source == "file" and "paths" not in event.data and isinstance(event.data.get("path"), str):
             event.data["paths"] = [event.data["path"]]
         matches = self.matcher.match(event)
+        now = time.time()
+        planned, debounced = self.plan(event, matches, now, self.journal.last_run_with_key)
+        corr = self.correlations
+        try:
+            rec = self.journal.record_event(event, planned, delivery_key, matched=[d[0].rule.name for d in debounced],
+                                            in_tx=corr.in_tx(event) if corr is not None and corr.active else None)
+        except BaseException:
+            if corr is not None:
+                corr.failed()
+            raise
+        if rec.duplicate:   # (in_tx did not run: nothing was admitted)
+            return Submitted(rec.event_id, rec.run_ids, duplicate=True)
+        self.committed(event, planned, debounced, rec.run_ids, rec.data_json)
+        fired = corr.committed() if corr is not None else []   # runs of the fires this event caused
+        return Submitted(rec.event_id, rec.run_ids + fired)
+
+    def plan(self, event: Event, matches: list, now: float, last_run_with_key) -> tuple[list[PlannedRun], list]:
+        """Each match's run, with its rule's policies decided (dedupe, debounce, busy skip):
+        ``(planned runs, debounced matches whose window is open)``."""
         planned: list[PlannedRun] = []
         debounced: list[tuple[Any, dict, float]] = []
-        now = time.time()
         for m in matches:
             name = m.rule.name
             pol = self.policies(name)
@@ -158,7 +191,7 @@ class Engine:
                 debounced.append((m, inputs, now + float(pol["debounce"])))
                 continue
             if key is not None and pol["dedupe"].get("for"):
-                last = self.journal.last_run_with_key(name, key)
+                last = last_run_with_key(name, key)
                 if last is not None and now - last < float(pol["dedupe"]["for"]):
                     planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
                                               error=f"dedupe: {pol['dedupe']['field']}={key!r} already ran "
@@ -174,21 +207,40 @@ class Engine:
                                           error="busy skip: a run of this rule was still going"))
                 continue
             planned.append(PlannedRun(name, m.rule.action, inputs, key))
-        rec = self.journal.record_event(event, planned, delivery_key, matched=[d[0].rule.name for d in debounced])
-        if rec.duplicate:
-            return Submitted(rec.event_id, rec.run_ids, duplicate=True)
-        for run_id, p in zip(rec.run_ids, planned):
+        return planned, debounced
+
+    def plan_fire(self, fired: Any, now: float, last_run_with_key) -> PlannedRun:
+        """The run of a correlation fire (its dedupe key comes with it; no debounce: TRG712)."""
+        name = fired.rule
+        pol = self.policies(name)
+        action = self.actions.get(fired.action, {})
+        inputs = bind_inputs(action, fired.inputs)
+        key = fired.dedupe_key
+        if key is not None and (pol.get("dedupe") or {}).get("for"):
+            last = last_run_with_key(name, key)
+            if last is not None and now - last < float(pol["dedupe"]["for"]):
+                return PlannedRun(name, fired.action, inputs, key, status="skipped",
+                                  error=f"dedupe: {pol['dedupe']['field']}={key!r} already ran {now - last:.0f}s ago")
+        ln = self.lane(name)
+        if pol.get("busy") == "skip" and (ln.busy or ln.waiting):
+            return PlannedRun(name, fired.action, inputs, key, status="skipped",
+                              error="busy skip: a run of this rule was still going")
+        return PlannedRun(name, fired.action, inputs, key)
+
+    def committed(self, event: Event, planned: list[PlannedRun], debounced: list, run_ids: list[int],
+                  data_json: str | None) -> None:
+        """After the commit of an event and its runs: hand the queued runs to their lanes."""
+        for run_id, p in zip(run_ids, planned):
             if p.status != "queued":
                 continue
-            if rec.data_json is not None:
-                self._carried[run_id] = (event.id, event.source, event.type, event.time, rec.data_json)
+            if data_json is not None:
+                self._carried[run_id] = (event.id, event.source, event.type, event.time, data_json)
             if p.not_before is not None:
                 ln = self.lane(p.rule)
                 ln.debounce_run = run_id
             self._enqueue(p.rule, run_id, p.not_before)
         for m, inputs, deadline in debounced:
             self._extend_debounce(m, event, inputs, deadline)
-        return Submitted(rec.event_id, rec.run_ids)
 
     def _with_paths(self, m, inputs: dict, ln: _Lane) -> dict:
         """Inputs bound to ``<paths>`` get every path seen in the debounce window."""
@@ -310,6 +362,10 @@ class Engine:
                 else:  # a recovered run, a retry, a debounced run moved to a later event
                     ev = self.journal.get_event(row.event_id) or {}
                     event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
+                if event.get("source") == "correlation" and self.correlations is not None:
+                    corr = self.correlations.stdin_for(event)   # SPEC §11.4: {"correlation": ...}
+                    if corr is not None:
+                        event = {**event, "correlation": corr}
                 pol = self.policies(rule)
                 req = RunRequest(run_id=run_id, rule=rule, action_name=row.action, action=action,
                                  inputs=row.inputs, event=event, base_dir=self.base_dir,
@@ -388,6 +444,13 @@ class Engine:
         await self.submit(ev)
 
     # ------------------------------------------------------------------ start and stop
+    def start_correlations(self) -> None:
+        """Serve's start, before any source: past deadlines, then the correlation timers."""
+        self._started = True
+        if self.correlations is not None:
+            self.correlations.start()
+            self.correlations.start_timers()
+
     def recover(self) -> tuple[int, int]:
         """Restart what a crash left: (interrupted runs, queued runs restarted)."""
         rec = self.journal.recover()
@@ -412,6 +475,8 @@ class Engine:
             if ln.timer is not None:
                 ln.timer.cancel()
         self.closing = True
+        if self.correlations is not None:
+            await self.correlations.stop()
         await stop_actions([ra for ln in self.lanes.values() for ra in ln.active.values()], grace, now, log)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)

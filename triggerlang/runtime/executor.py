@@ -297,6 +297,9 @@ def _run_env(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
         "TRG_EVENT_SOURCE": str(ev.get("source", "")),
         "TRG_EVENT_TYPE": str(ev.get("type", "")),
     })
+    corr = ev.get("correlation")
+    if isinstance(corr, Mapping) and corr.get("group"):   # a correlation's run (SPEC §11.4)
+        env["TRG_GROUP_ID"] = str(corr["group"])
     for name, v in inputs.items():
         env[input_env_name(name)] = _env_text(v)
     return env

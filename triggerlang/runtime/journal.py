@@ -79,14 +79,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..events import Event
+from .correlate import SQLITE_SCHEMA as _CORRELATION_SCHEMA, SqliteGroups
 from .store import (FINAL_STATUSES, STATUSES, PlannedRun, Recorded, Recovery, RunRow, StoreError, dumps as _dumps,
                     iso_utc, read_log_file, LOG_TAIL)
 
 JournalError = StoreError
 """The journal cannot be opened or written (the SQLite name of :class:`StoreError`)."""
 
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of the schema this module writes."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of the schema this module writes (2: correlation groups, §11)."""
 
 DB_NAME = "journal.sqlite3"
 LOGS_DIR = "logs"
@@ -126,16 +127,16 @@ CREATE INDEX IF NOT EXISTS runs_by_rule ON runs(rule, id);
 CREATE INDEX IF NOT EXISTS runs_by_event ON runs(event_id);
 CREATE INDEX IF NOT EXISTS runs_by_dedupe ON runs(rule, dedupe_key, queued_at)
     WHERE dedupe_key IS NOT NULL;
-"""
+""" + _CORRELATION_SCHEMA
 
 
 _RUN_COLUMNS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
                 "started_at, finished_at, not_before, exit_code, error, log_path")
 
 
-class SqliteStore:
+class SqliteStore(SqliteGroups):
     """The SQLite journal of one state directory (the default :class:`~.store.Store`).
-    See the module docstring."""
+    See the module docstring. Correlation groups (SPEC §11): :class:`~.correlate.SqliteGroups`."""
 
     kind = "sqlite"
 

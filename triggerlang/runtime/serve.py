@@ -63,6 +63,7 @@ class ServeOptions:
     lease: float = 10.0
     heartbeat: float = 2.0
     reap_interval: float = 2.0
+    max_open_groups: int = 100_000     # correlation groups open at once (SPEC §11.3.9)
 
 
 def log_warnings(diagnostics: list) -> None:
@@ -120,11 +121,12 @@ class Runtime:
         except StartError:
             journal.close()
             raise
-        self.engine = Engine(manifest, journal, secrets, self.base_dir)
+        self.engine = Engine(manifest, journal, secrets, self.base_dir, max_open_groups=self.opts.max_open_groups)
         interrupted, queued = self.engine.recover()
         if interrupted or queued:
             log.info("recovered: %d run(s) interrupted by the last stop, %d queued run(s) restarted",
                      interrupted, queued)
+        self.engine.start_correlations()   # past deadlines, before any source starts (SPEC §11.3.7)
         self.fingerprint = _fingerprint(self.rules_path)
         await self.apply_sources(manifest)
         if not self.sources:
