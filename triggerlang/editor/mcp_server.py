@@ -10,7 +10,7 @@ structured JSON):
 | ``catalogue`` | the sources, a source's events, or an event's typed fields |
 | ``emit`` | send one event to a running ``triggerc serve`` — loopback only |
 | ``runs``, ``run_log``, ``events`` | history from the store (``--state``, default ``.triggerlang``; or ``--store``) |
-| ``groups`` | correlation groups (SPEC §11) — this journal has none: the tool says so |
+| ``groups`` | correlation groups (SPEC §11): open, fired, expired... with their members |
 
 Everything is read-only except ``emit``, whose URL must name a loopback host (and which
 follows no redirect). **No result carries a secret's value**: the server never reads
