@@ -123,19 +123,30 @@ class Correlator:
         groups of a changed or removed rule are discarded, with the reason."""
         old = self.by_name
         self.load(rules)
+        return self.sweep(now, old) + self.arm(now)
+
+    def sweep(self, now: float, old: dict[str, CorrRule] | None = None, when: str = "") -> list[Outcome]:
+        """Discard the live groups whose rule is gone or whose fingerprint is not the rule's
+        now (each group carries the fingerprint it opened under: a durable state swept at
+        start, or by several nodes, gives the same answer), and the state of gone rules."""
         outs: list[Outcome] = []
-        for name, r in old.items():
+        names = set(self.state.live_rules()) | set(old or ())
+        for name in sorted(names):
             new = self.by_name.get(name)
-            if new is not None and new.fingerprint == r.fingerprint:
-                continue
-            reason = "rule removed" if new is None else "rule changed"
+            rule = new or (old or {}).get(name)
             for g in sorted(self.state.live_groups(name), key=lambda g: g.seq):
+                if new is not None and g.fingerprint == new.fingerprint:
+                    continue
+                reason = ("rule removed" if new is None else "rule changed") + when
                 g.state, g.closed_at, g.reason = "discarded", now, reason
                 self.state.close(g)
                 self.state.log(g, now, "discard", None, None, reason)
-                outs.append(self._outcome(r, g, "discard", now, reason=reason))
-            self.state.set_meta(name, None)
-        outs.extend(self.arm(now))
+                if rule is not None:
+                    outs.append(self._outcome(rule, g, "discard", now, reason=reason))
+                else:
+                    outs.append(Outcome(name, "discard", now, g.id, _decode(g.key), "", reason=reason))
+            if new is None and self.state.meta(name) is not None:
+                self.state.set_meta(name, None)
         return outs
 
     # ------------------------------------------------------------------ time
@@ -163,6 +174,7 @@ class Correlator:
         (``for D`` unkeyed or ``same <k> in LIST``) and ``between`` schedules."""
         outs: list[Outcome] = []
         for r in self.rules:
+            self.state.lock(r.name)
             meta = self.state.meta(r.name)
             if meta is not None and meta.get("fingerprint") == r.fingerprint:
                 continue
@@ -423,8 +435,11 @@ class Correlator:
     def _open_between(self, r: CorrRule, at: float, processing: float | None, skip: bool, now: float):
         w = r.window
         tz = w.get("tz") or "UTC"
+        self.state.lock(r.name)
         meta = dict(self.state.meta(r.name) or {})
         outs: list[Outcome] = []
+        if meta.get("next_open") != at:   # another process opened these windows meanwhile
+            return outs
         if skip:   # far behind after a long downtime: jump to the present
             meta["next_open"] = cron_next(w["start"], tz, now)
             meta["skipped_at"] = now

@@ -76,8 +76,10 @@ class State(Protocol):
     """What the engine needs from its storage (see the module docstring)."""
 
     def new_id(self) -> str: ...
+    def lock(self, rule: str) -> None: ...
     def live(self, rule: str, key: tuple) -> Group | None: ...
     def live_groups(self, rule: str) -> list[Group]: ...
+    def live_rules(self) -> list[str]: ...
     def open_count(self, rule: str) -> int: ...
     def open_total(self) -> int: ...
     def add(self, g: Group) -> None: ...
@@ -118,6 +120,9 @@ class MemoryState:
     def next_seq(self) -> int:
         return next(self._seq)
 
+    def lock(self, rule: str) -> None:
+        """Serialise work on one rule's state (a shared store locks; memory has one writer)."""
+
     # ---------------------------------------------------------------- live groups
     def live(self, rule: str, key: tuple) -> Group | None:
         by_key = self._live.get(rule)
@@ -125,6 +130,9 @@ class MemoryState:
 
     def live_groups(self, rule: str) -> list[Group]:
         return list((self._live.get(rule) or {}).values())
+
+    def live_rules(self) -> list[str]:
+        return [r for r, by_key in self._live.items() if by_key]
 
     def open_count(self, rule: str) -> int:
         return len(self._live.get(rule) or ())

@@ -17,6 +17,12 @@ URL layout (the same paths in both modes)
     GET /api/runs/{id}               one run, with "log" and "event"
     GET /api/events                  {"events": [...]}
     GET /api/events/{id}             one event, with "data", "runs", "not_matched"
+    GET /dashboard/groups            correlation groups (SPEC §11.7): per rule, the open groups
+                                     with a countdown and a chip per member, the refusals, the
+                                     closed groups; live over the stream (``?groups=1``)
+    GET /dashboard/groups/{id}       one group and its history
+    GET /api/groups                  {"groups": [...]}; ?rule= &state= &key= &limit=
+    GET /api/groups/{id}             one group with its history (admitted, replaced, absorbed...)
 
 Standalone, ``/`` also redirects to ``/dashboard/``; inside ``serve``, ``/`` and every
 other path stay with the webhook routes. The page lives under ``/dashboard/`` so that it
@@ -125,6 +131,7 @@ API_LIMIT = 50
 MAX_LIMIT = 500
 EVENT_SCAN = 1000  # newest events searched when filtering events by rule / unmatched
 STREAM_WINDOW = 100  # newest runs / events a stream compares on every poll
+GROUP_STATES = ("open", "fired", "expired", "discarded", "satisfied", "rearmed")
 
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -564,8 +571,68 @@ class Dashboard:
         e, runs = self._event_and_runs(event_id)
         if e is None:
             return self._error(request, 404, f"there is no event {event_id}", api=False)
+        with self.journal() as j:
+            admitted = j.groups_of_event(event_id) if hasattr(j, "groups_of_event") else []
         return self._html("event.html", e=e, runs=runs, reasons=self._reasons(e), u=self._urls(request),
-                          rules_note=self.rules.note)
+                          rules_note=self.rules.note, admitted=admitted)
+
+    # -- correlation groups (SPEC §11.7)
+
+    def _group_query(self, request: Request, default_limit: int) -> tuple[str | None, str | None, str | None, int]:
+        q = request.query_params
+        state = (q.get("state") or q.get("status") or "").strip() or None
+        if state is not None and state not in GROUP_STATES:
+            raise BadRequest(f"unknown state {state!r} (one of {', '.join(GROUP_STATES)})")
+        limit = _int(q.get("limit"), "limit", default_limit)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        return (q.get("rule") or "").strip() or None, state, (q.get("key") or "").strip() or None, limit
+
+    def groups_page(self, request: Request) -> Response:
+        try:
+            rule, _, key, limit = self._group_query(request, MAX_LIMIT)
+        except BadRequest as e:
+            return self._error(request, 400, str(e), api=False)
+        with self.journal() as j:
+            supported = hasattr(j, "list_groups")
+            groups = j.list_groups(limit=limit, rule=rule, key=key) if supported else []
+            stats = j.correlation_stats()["rules"] if supported else {}
+        by_rule: dict[str, dict] = {}
+        for name in sorted(set(stats) | {g["rule"] for g in groups}):
+            st = stats.get(name) or {}
+            by_rule[name] = {"name": name, "open": st.get("open", 0), "refused": st.get("refused", 0),
+                             "live": [], "closed": []}
+        for g in groups:
+            by_rule[g["rule"]]["live" if g["live"] else "closed"].append(g)
+        u = self._urls(request)
+        stream = u(PREFIX + "/stream", groups="1", rule=rule) if supported else None
+        return self._html("groups.html", rules=list(by_rule.values()), supported=supported, u=u, stream=stream,
+                          limit=limit)
+
+    def group_page(self, request: Request) -> Response:
+        group_id = request.path_params["group_id"]
+        with self.journal() as j:
+            g = j.get_group(group_id) if hasattr(j, "get_group") else None
+        if g is None:
+            return self._error(request, 404, f"there is no group {group_id}", api=False)
+        return self._html("group.html", g=g, u=self._urls(request))
+
+    def api_groups(self, request: Request) -> Response:
+        try:
+            rule, state, key, limit = self._group_query(request, API_LIMIT)
+        except BadRequest as e:
+            return self._error(request, 400, str(e), api=True)
+        with self.journal() as j:
+            groups = j.list_groups(limit=limit, rule=rule, status=state, key=key) if hasattr(j, "list_groups") else []
+        return self._json({"groups": groups})
+
+    def api_group(self, request: Request) -> Response:
+        group_id = request.path_params["group_id"]
+        with self.journal() as j:
+            g = j.get_group(group_id) if hasattr(j, "get_group") else None
+        if g is None:
+            return self._error(request, 404, f"there is no group {group_id}", api=True)
+        return self._json(g)
 
     def static_file(self, request: Request) -> Response:
         item = self.static.get(request.path_params["name"])
@@ -639,7 +706,8 @@ class Dashboard:
             return self._error(request, 400, str(e), api=True)
         since_event = request.query_params.get("since_event") or None
         u = self._urls(request)
-        state = _StreamState(f, since_run, since_event, open_runs)
+        state = _StreamState(f, since_run, since_event, open_runs,
+                             groups={} if request.query_params.get("groups") == "1" else None)
 
         async def messages() -> Any:
             yield "retry: 2000\n\n"
@@ -675,6 +743,8 @@ class Dashboard:
 
     def _poll(self, j: Store, st: "_StreamState", u: Callable[..., str]) -> list[str]:
         """The messages for what changed in the journal since the last poll."""
+        if st.groups is not None:
+            return self._poll_groups(j, st, u)
         f = st.filters
         out: list[str] = []
         runs = j.list_runs(limit=STREAM_WINDOW, rule=f.rule, status=f.status)
@@ -715,6 +785,24 @@ class Dashboard:
                 out.append(_sse("event", {"id": e["id"], "update": True, "html": str(html)}))
         return out
 
+    def _poll_groups(self, j: Store, st: "_StreamState", u: Callable[..., str]) -> list[str]:
+        """The groups page's stream: a ``group`` message (the row, rendered) per group that
+        is new or changed since the last poll (the first poll sends none: the page has them)."""
+        if not hasattr(j, "list_groups"):
+            return []
+        rows = _rows_module(self.env)
+        out = []
+        groups = j.list_groups(limit=STREAM_WINDOW, rule=st.filters.rule)
+        seen = {g["id"]: (g["state"], g["closed_at"], len(g["members"]), g["deadline"]) for g in groups}
+        if st.groups_primed:
+            for g in reversed(groups):
+                if st.groups.get(g["id"]) != seen[g["id"]]:
+                    html = rows.group_row(g, u)
+                    out.append(_sse("group", {"id": g["id"], "rule": g["rule"], "live": g["live"],
+                                              "update": g["id"] in st.groups, "html": str(html)}))
+        st.groups, st.groups_primed = seen, True
+        return out
+
     # -- routes
 
     def routes(self) -> list[BaseRoute]:
@@ -730,6 +818,10 @@ class Dashboard:
             Route("/api/runs/{run_id:str}", g(self.api_run, api=True), methods=["GET"]),
             Route("/api/events", g(self.api_events, api=True), methods=["GET"]),
             Route("/api/events/{event_id:str}", g(self.api_event, api=True), methods=["GET"]),
+            Route(PREFIX + "/groups", g(self.groups_page, api=False), methods=["GET"]),
+            Route(PREFIX + "/groups/{group_id:str}", g(self.group_page, api=False), methods=["GET"]),
+            Route("/api/groups", g(self.api_groups, api=True), methods=["GET"]),
+            Route("/api/groups/{group_id:str}", g(self.api_group, api=True), methods=["GET"]),
         ]
 
 
@@ -740,6 +832,8 @@ class _StreamState:
     last_event: str | None
     open_runs: dict[int, str]
     runs: dict[int, tuple] | None = None  # run id -> (status, exit_code, finished_at, started_at) last seen
+    groups: dict[str, tuple] | None = None  # the groups page's stream: group id -> what it last showed
+    groups_primed: bool = False
 
 
 def _rows_module(env: Environment) -> Any:

@@ -94,11 +94,14 @@ class IngestEngine:
     INGEST_THREADS = 16
     """Transactions in flight at once (each holds a pooled connection while it commits)."""
 
-    def __init__(self, manifest: dict, store: Any, *, hostname: str | None = None) -> None:
+    def __init__(self, manifest: dict, store: Any, *, hostname: str | None = None,
+                 max_open_groups: int | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.store = store
         self.pool = node_pool(hostname)
+        self.correlations: Any = None     # correlation rules (SPEC §11): runtime/pgcorrelate.py
+        self.max_open_groups = max_open_groups
         # not the loop's default executor (cpu + 4 threads, shared with everything else):
         # concurrent webhooks commit concurrently, and PostgreSQL groups their fsyncs
         self._executor = ThreadPoolExecutor(self.INGEST_THREADS, thread_name_prefix="triggerlang-ingest")
@@ -115,6 +118,19 @@ class IngestEngine:
         self.manifest = manifest
         self.matcher = self.current.matcher
         log.info("manifest %s published to the store", sha[:12])
+        from .correlate import has_correlations
+
+        if self.correlations is not None:
+            self.correlations.reload(manifest)
+        elif has_correlations(manifest):
+            from .pgcorrelate import ClusterCorrelations
+
+            kw = {"max_open_groups": self.max_open_groups} if self.max_open_groups else {}
+            self.correlations = ClusterCorrelations(self, manifest, self.store, **kw)
+            if getattr(self, "_started", False):
+                self.correlations.start()
+                self.correlations.start_timers()
+
 
     async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
         """Journal one event with the runs its matches get; returns once committed."""
@@ -122,9 +138,12 @@ class IngestEngine:
             event.data["paths"] = [event.data["path"]]
         rules = self.current
         intents = intents_of(rules, event, self.pool)
+        corr = self.correlations
+        fired: list[int] = []
+        in_tx = corr.in_tx(event, fired) if corr is not None and corr.active and corr.touches(event) else None
         rec = await asyncio.get_running_loop().run_in_executor(
-            self._executor, lambda: self.store.ingest(event, intents, delivery_key, manifest=rules.sha))
-        return Submitted(rec.event_id, rec.run_ids, duplicate=rec.duplicate)
+            self._executor, lambda: self.store.ingest(event, intents, delivery_key, manifest=rules.sha, in_tx=in_tx))
+        return Submitted(rec.event_id, rec.run_ids + ([] if rec.duplicate else fired), duplicate=rec.duplicate)
 
 
 @dataclass
@@ -344,6 +363,12 @@ class Worker:
                 return
             ev = row.event if row.event is not None else await asyncio.to_thread(self.store.get_event, row.event_id)
             event = {k: (ev or {}).get(k) for k in ("id", "source", "type", "time", "data")}
+            if event.get("source") == "correlation":   # a correlation's run (SPEC §11.4)
+                from .pgcorrelate import fire_stdin
+
+                corr = await asyncio.to_thread(fire_stdin, self.store, event)
+                if corr is not None:
+                    event["correlation"] = corr
             if self.closing:  # claimed, not started: another worker takes it
                 await asyncio.to_thread(self.store.release, row.id, self.id)
                 return

@@ -309,10 +309,9 @@ class SqliteCorrelationState(MemoryState):
         self.conn = None
 
     # -- loading ------------------------------------------------------------------------------
-    def load(self, rules: dict[str, CorrRule]) -> None:
+    def load(self) -> None:
         """The live groups and rule states from the rows (at start, and after a failed
-        transaction). Groups of rules not in ``rules`` are left to :meth:`Correlations.start`."""
-        self.aliases = {n: [m.alias for m in r.members] for n, r in rules.items()}
+        transaction), for the rules whose member aliases :attr:`aliases` knows."""
         live: dict[str, dict[tuple, Group]] = {}
         total = 0
         heap: list = []
@@ -452,7 +451,7 @@ class Correlations:
         self.state = SqliteCorrelationState(journal)
         self.corr = Correlator(manifest["rules"], self.state, max_open_groups=max_open_groups)
         self.state.aliases = {r.name: [m.alias for m in r.members] for r in self.corr.rules}
-        self.state.load(self.corr.by_name)
+        self.state.load()
         self.done: list[tuple] = []          # after the commit: (event, planned, debounced, run ids, data_json)
         self._refusal_logged: dict[str, float] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -493,7 +492,7 @@ class Correlations:
         """The transaction did not commit: forget what it planned, reload the mirror."""
         self.state.discard_buffer()
         self.done.clear()
-        self.state.load(self.corr.by_name)
+        self.state.load()
 
     def committed(self) -> list[int]:
         """After the commit: start the runs the transaction created; their ids."""
@@ -548,40 +547,35 @@ class Correlations:
 
     # ------------------------------------------------------------------ time
     def start(self) -> None:
-        """Serve's start, before any source: discard groups of rules that changed while it
-        was stopped, process past deadlines in order, arm, then run the timers."""
-        alive = None
+        """Serve's start, before any source: discard the groups of rules that changed while
+        it was stopped, process past deadlines in order, arm, then run the timers."""
         with self.journal._cursor(write=False) as conn:
             row = conn.execute("SELECT at FROM corr_alive WHERE id = 1").fetchone()
-            alive = row[0] if row else None
-            stale = conn.execute(f"SELECT {_GROUP_COLS} FROM corr_groups WHERE closed_at IS NULL ORDER BY seq").fetchall()
+            rows = conn.execute(f"SELECT {_GROUP_COLS} FROM corr_groups WHERE closed_at IS NULL ORDER BY seq").fetchall()
+        alive = row[0] if row else None
         now = time.time()
-        gone: dict[str, int] = {}
-
-        def discard(conn: sqlite3.Connection, now: float) -> list[Outcome]:
-            for r in stale:
-                rule, fp = r[1], r[2]
-                cur = self.corr.by_name.get(rule)
-                if cur is not None and cur.fingerprint == fp:
-                    continue
-                why = "rule removed while serve was stopped" if cur is None else "rule changed while serve was stopped"
-                conn.execute("UPDATE corr_groups SET state = 'discarded', closed_at = ?, reason = ? WHERE id = ?",
-                             (now, why, r[0]))
-                conn.execute("INSERT INTO corr_history (group_id, rule, time, action, note) VALUES (?, ?, ?, ?, ?)",
-                             (r[0], rule, now, "discard", why))
-                gone[rule] = gone.get(rule, 0) + 1
-            for rule in [r for r in self.state._meta if r not in self.corr.by_name]:
-                self.state.set_meta(rule, None)
-            return []
-
-        self._write(discard)
-        for rule, n in sorted(gone.items()):
-            log.info("correlation rule %s: %d open group(s) discarded (the rule changed or was removed)", rule, n)
-        self.state.load(self.corr.by_name)
+        # groups of rules that are gone are not in the mirror: give them a rule-less shape
+        for r in rows:
+            if r[1] not in self.corr.by_name and r[1] not in self.state.aliases:
+                self.state.aliases[r[1]] = list(json.loads(r[7]))
+        self.state.load()
+        swept: list[Outcome] = []
+        self._write(lambda conn, t: swept.extend(self.corr.sweep(t, when=" while serve was stopped")) or swept)
+        self._log_discards(swept)
         downtime = (alive, now) if alive is not None and alive < now else None
         self._write(lambda conn, t: self.corr.start(t, downtime=downtime))
         if downtime is not None:
             log.info("correlations: serve was not running for %.0fs; past deadlines processed", now - alive)
+
+    @staticmethod
+    def _log_discards(outs: list[Outcome]) -> None:
+        counts: dict[str, tuple[int, str]] = {}
+        for o in outs:
+            if o.action == "discard":
+                n, why = counts.get(o.rule, (0, o.reason or ""))
+                counts[o.rule] = (n + 1, why)
+        for rule, (n, why) in sorted(counts.items()):
+            log.info("correlation rule %s: %s, %d open group(s) discarded", rule, why, n)
 
     def schedule(self) -> None:
         """(Re)arm the timer for the next deadline or window opening."""
@@ -612,31 +606,19 @@ class Correlations:
 
     def reload(self, manifest: dict) -> None:
         """New rules: unchanged ones keep their groups, the others' are discarded (logged once)."""
-        state = self.state
-        old = set(self.corr.by_name)
+        outs: list[Outcome] = []
 
         def run(conn: sqlite3.Connection, now: float) -> list[Outcome]:
-            outs = self.corr.reload(manifest["rules"], now)
-            state.aliases.update({r.name: [m.alias for m in r.members] for r in self.corr.rules})
-            return outs
+            got = self.corr.reload(manifest["rules"], now)
+            self.state.aliases.update({r.name: [m.alias for m in r.members] for r in self.corr.rules})
+            outs.extend(got)
+            return got
 
-        outs_box: list[Outcome] = []
-
-        def keep(conn: sqlite3.Connection, now: float) -> list[Outcome]:
-            outs = run(conn, now)
-            outs_box.extend(outs)
-            return outs
-
-        self._write(keep)
-        counts: dict[str, tuple[int, str]] = {}
-        for o in outs_box:
-            if o.action == "discard":
-                n, why = counts.get(o.rule, (0, o.reason or ""))
-                counts[o.rule] = (n + 1, why)
-        for rule, (n, why) in sorted(counts.items()):
-            log.info("correlation rule %s: %s, %d open group(s) discarded", rule, why, n)
-        for rule in old - set(self.corr.by_name):
-            state.aliases.pop(rule, None)
+        self._write(run)
+        self._log_discards(outs)
+        for rule in [r for r in self.state.aliases if r not in self.corr.by_name]:
+            if not self.state.live_groups(rule):
+                self.state.aliases.pop(rule, None)
 
     async def liveness(self) -> None:
         """Write the liveness time every few seconds (SPEC §11.3.7)."""

@@ -57,6 +57,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from ..events import Event
+from .pgcorrelate import PG_SCHEMA as _CORRELATION_SCHEMA, PgGroups
 from .store import (FINAL_STATUSES, LOG_TAIL, STATUSES, Intent, Recorded, RunRow, StoreError, clean_log, dumps,
                     iso_utc, redact_url, scrub)
 
@@ -135,6 +136,7 @@ CREATE TABLE IF NOT EXISTS trg_logs (
     truncated boolean NOT NULL DEFAULT false
 );
 """),
+    (2, _CORRELATION_SCHEMA),   # correlation groups (SPEC §11): runtime/pgcorrelate.py
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x7472675f736368  # 'trg_sch': one migrator at a time
@@ -170,7 +172,7 @@ def _lock_key(rule: str) -> int:
     return int.from_bytes(hashlib.sha256(b"trg-rule:" + rule.encode("utf-8")).digest()[:8], "big", signed=True)
 
 
-class PgStore:
+class PgStore(PgGroups):
     """The PostgreSQL store. Thread-safe: every call borrows a connection of a small pool.
 
     ``PgStore(url)`` raises :class:`StoreError` (the URL's password never in it) when the

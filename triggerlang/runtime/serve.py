@@ -140,7 +140,11 @@ class Runtime:
         from .store import open_store
 
         self.store = await asyncio.to_thread(open_store, self.opts.store_url, migrate=self.opts.migrate)
-        self.engine = IngestEngine(manifest, self.store)
+        self.engine = IngestEngine(manifest, self.store, max_open_groups=self.opts.max_open_groups)
+        self.engine._started = True
+        if self.engine.correlations is not None:   # past deadlines, before any source (SPEC §11.3.7)
+            await asyncio.to_thread(self.engine.correlations.start)
+            self.engine.correlations.start_timers()
         self.reaper = Reaper(self.store, self.opts.reap_interval)
         self.reaper.start()
         if self.opts.workers > 0:
@@ -269,6 +273,8 @@ class Runtime:
             self.reaper = None
         if self.store is not None:
             if self.engine is not None:
+                if self.engine.correlations is not None:
+                    await self.engine.correlations.stop()
                 self.engine.close()
             self.store.close()
         elif self.engine is not None:

@@ -59,11 +59,41 @@
     row.classList.add("fresh");
   }
 
+  // The groups page: a group row goes to its rule's open or closed table.
+  function placeGroup(msg) {
+    var row = rowFrom(msg.html);
+    var old = document.querySelector('tr[data-group="' + String(msg.id).replace(/"/g, '\\"') + '"]');
+    if (old) old.remove();
+    var tbody = body((msg.live ? "open-" : "closed-") + msg.rule);
+    if (!tbody) { tbody = body("open-" + msg.rule); }
+    if (!tbody) return;  // a rule this page does not show yet: the next reload shows it
+    var empty = tbody.querySelector("tr.empty");
+    if (empty) empty.remove();
+    tbody.insertBefore(row, tbody.firstElementChild);
+    row.classList.add("fresh");
+    tick();
+  }
+
+  // Countdowns to a group's deadline.
+  function tick() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-deadline]").forEach(function (t) {
+      var left = Math.round((Date.parse(t.getAttribute("data-deadline")) - now) / 1000);
+      if (isNaN(left)) return;
+      if (left <= 0) { t.textContent = "due"; return; }
+      var h = Math.floor(left / 3600), m = Math.floor(left % 3600 / 60), s = left % 60;
+      t.textContent = "in " + (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s";
+    });
+  }
+  tick();
+  window.setInterval(tick, 1000);
+
   function connect() {
     source = new EventSource(streamUrl());
     source.onopen = function () { state("on", "live"); };
     source.addEventListener("run", function (e) { place("runs", "data-run", JSON.parse(e.data), true); });
     source.addEventListener("event", function (e) { place("events", "data-event", JSON.parse(e.data), false); });
+    source.addEventListener("group", function (e) { placeGroup(JSON.parse(e.data)); });
     source.addEventListener("reconnect", function () {
       // The server ends each stream after a while (so that it can stop promptly): go on at once.
       source.close();

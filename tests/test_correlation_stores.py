@@ -1,0 +1,99 @@
+"""Correlation groups on both stores (SPEC §11.3, §12.2): the conformance suite's backends
+(SQLite ``--state``, PostgreSQL ``--store URL`` with the embedded worker), real ``serve``
+processes driven over HTTP, and the groups read back with ``triggerc groups``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from runtime_helpers import DEADLINE, cli, done, wait_for
+from store_harness import Backend
+from test_store_conformance import backend, serve, stop_ok  # noqa: F401 (fixtures)
+
+RULES = '''\
+action note(k, n="") = exec "true"
+gate: on all(http.post path="/hooks/build" as build, http.post path="/hooks/test" as test) same <query.k>
+    within 2s run note with <query.k>, <group.count>
+after_gate: on correlation.expired rule="gate" run note with <rule>
+quiet: on absent(http.post path="/hooks/hb" as hb) same <query.k> for 1s run note with <query.k>
+once: on any(http.post path="/hooks/gh" as gh, http.post path="/hooks/gl" as gl) same <query.k> within 1h
+    run note with <query.k>
+small: on all(http.post path="/hooks/a" as a, http.post path="/hooks/b" as b) same <query.k> within 1h max 1
+    run note with <query.k>
+'''
+
+
+def post(server, path: str) -> httpx.Response:
+    return httpx.post(server.url + path, timeout=DEADLINE)
+
+
+def groups(server, backend: Backend, *args: str) -> list[dict[str, Any]]:   # noqa: F811
+    where = ["--store", backend.url] if backend.kind == "postgresql" else ["--state", str(server.state)]
+    r = cli("groups", *where, "--format", "json", "--limit", "100", *args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_groups_fire_expire_absorb_and_refuse_on_both_stores(serve, backend: Backend) -> None:  # noqa: F811
+    s = serve(RULES)
+    assert post(s, "/hooks/build?k=a").json()["runs"] == []
+    r = post(s, "/hooks/test?k=a")
+    assert r.status_code == 202 and len(r.json()["runs"]) == 1          # the fire's run, in the same commit
+    assert post(s, "/hooks/build?k=b").json()["runs"] == []             # b expires after 2 s
+    post(s, "/hooks/hb?k=h")                                             # h fires after 1 s of quiet
+    assert len(post(s, "/hooks/gh?k=o").json()["runs"]) == 1            # any: fires at once
+    assert post(s, "/hooks/gl?k=o").json()["runs"] == []                # ... and absorbs the rest
+    post(s, "/hooks/a?k=1")
+    post(s, "/hooks/a?k=2")                                              # max 1: refused
+    runs = s.wait_runs(lambda rs: done(rs, 4), "the runs of the fires and of the expiry")
+    got = sorted((r["rule"], r["inputs"].get("k")) for r in runs)
+    assert got == [("after_gate", "gate"), ("gate", "a"), ("once", "o"), ("quiet", "h")], runs
+    gate = {tuple(g["keys"]): g for g in groups(s, backend, "--rule", "gate")}
+    assert gate[("a",)]["state"] == "fired" and gate[("a",)]["run_id"] is not None
+    assert gate[("b",)]["state"] == "expired" and gate[("b",)]["missing"] == ["test"]
+    gate_run = next(r for r in runs if r["rule"] == "gate")
+    assert gate_run["inputs"]["n"] == 2 and gate_run["id"] == gate[("a",)]["run_id"]
+    (q,) = groups(s, backend, "--rule", "quiet")
+    assert q["state"] == "fired" and q["missing"] == ["hb"]
+    (small,) = groups(s, backend, "--rule", "small", "--status", "open")
+    assert small["keys"] == ["1"]
+    events = s.events()
+    assert sorted(e["type"] for e in events if e["source"] == "correlation") == ["expired", "fired", "fired", "fired"]
+    text = cli("groups", *(["--store", backend.url] if backend.kind == "postgresql" else ["--state", str(s.state)]))
+    assert "refused openings (max open groups reached): small 1" in text.stderr
+    stop_ok(s)
+
+
+def test_an_open_group_survives_kill_9_on_both_stores(serve, backend: Backend) -> None:  # noqa: F811
+    s = serve(RULES.replace("within 2s", "within 1h"))
+    post(s, "/hooks/build?k=z")
+    s.kill9()
+    s.start()
+    r = post(s, "/hooks/test?k=z")
+    assert len(r.json()["runs"]) == 1
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the gate's run")
+    assert [(x["rule"], x["inputs"]["k"]) for x in runs] == [("gate", "z")]
+    (g,) = groups(s, backend, "--rule", "gate")
+    assert g["state"] == "fired" and [m["alias"] for m in g["members"]] == ["build", "test"]
+    stop_ok(s)
+
+
+def test_a_changed_rule_discards_its_groups_at_the_next_start(serve, backend: Backend, tmp_path: Path) -> None:  # noqa: F811
+    s = serve(RULES.replace("within 2s", "within 1h"))
+    post(s, "/hooks/build?k=x")
+    post(s, "/hooks/a?k=y")
+    stop_ok(s)
+    s.rules.write_text(RULES.replace("within 2s", "within 2h"))     # gate changed; small did not
+    s.start()
+    wait_for(lambda: any(g["state"] == "discarded" for g in groups(s, backend, "--rule", "gate")),
+             "the changed rule's group to be discarded")
+    (g,) = groups(s, backend, "--rule", "gate")
+    assert g["reason"] == "rule changed while serve was stopped"
+    (kept,) = groups(s, backend, "--rule", "small")
+    assert kept["state"] == "open"
+    assert "gate: rule changed while serve was stopped, 1 open group(s) discarded" in s.log()
+    stop_ok(s)
