@@ -1,0 +1,230 @@
+"""Correlation groups on the SQLite journal, in process (runtime/correlate.py): the engine's
+mirror against the rows, a transaction that fails, reload, the schema upgrade, and the
+readers (``triggerc groups``, ``--explain``, the dashboard's pages and API)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from triggerlang.api import compile_text
+from triggerlang.cli import main as cli
+from triggerlang.dashboard.app import create_app
+from triggerlang.events import Event
+from triggerlang.runtime.engine import Engine
+from triggerlang.runtime.journal import SCHEMA_VERSION, Journal, JournalError
+
+RULES = '''\
+action note(k) = exec "true"
+gate: on all(http.post path="/hooks/build" as build, http.post path="/hooks/test" as test) same <query.k>
+    within 1h run note with <query.k>
+quiet: on absent(http.post path="/hooks/hb" as hb) same <query.k> for 1h run note with <query.k>
+'''
+
+
+def manifest(text: str = RULES) -> dict:
+    c = compile_text(text, "rules.trg", "/tmp")
+    assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+    return c.manifest
+
+
+def post(path: str, **query: str) -> Event:
+    return Event("http", "post", {"method": "POST", "path": path, "query": query, "headers": {}, "payload": None})
+
+
+class World:
+    """An engine on a journal in ``tmp`` (no server: submit() and the loop are driven here)."""
+
+    def __init__(self, tmp: Path, text: str = RULES):
+        self.tmp = tmp
+        self.journal = Journal(tmp / "state")
+        async def start() -> Engine:
+            engine = Engine(manifest(text), self.journal, {}, tmp)
+            engine.recover()
+            engine.start_correlations()   # (its timers need the loop)
+            return engine
+
+        self.engine = asyncio.get_event_loop().run_until_complete(start())
+
+    def submit(self, ev: Event):
+        return asyncio.get_event_loop().run_until_complete(self.engine.submit(ev))
+
+    def rows(self, sql: str) -> list[tuple]:
+        conn = sqlite3.connect(self.tmp / "state" / "journal.sqlite3")
+        try:
+            return conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        loop = asyncio.get_event_loop()
+        loop.run_until_complete(self.engine.drain(1))
+        self.journal.close()
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    w = World(tmp_path)
+    yield w
+    w.close()
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+def test_the_mirror_and_the_rows_agree(world: World) -> None:
+    world.submit(post("/hooks/build", k="a"))
+    world.submit(post("/hooks/build", k="b"))
+    world.submit(post("/hooks/hb", k="h"))
+    assert sorted(world.rows("SELECT rule, key, state FROM corr_groups")) == [
+        ("gate", '["\\"a\\""]', "open"), ("gate", '["\\"b\\""]', "open"), ("quiet", '["\\"h\\""]', "armed")]
+    fresh = Journal(world.tmp / "state2")   # the same rows in another process's mirror
+    fresh.close()
+    from triggerlang.runtime.correlate import SqliteCorrelationState
+
+    st = SqliteCorrelationState(world.journal)
+    st.aliases = dict(world.engine.correlations.state.aliases)
+    st.load()
+    mine = world.engine.correlations.state
+    for rule in ("gate", "quiet"):
+        assert sorted((g.key, g.state, g.deadline, g.slots) for g in st.live_groups(rule)) == \
+            sorted((g.key, g.state, g.deadline, g.slots) for g in mine.live_groups(rule))
+
+
+def test_a_transaction_that_fails_leaves_the_mirror_as_the_rows(world: World, monkeypatch) -> None:
+    world.submit(post("/hooks/build", k="a"))
+
+    def boom(*a: Any, **k: Any) -> int:
+        raise JournalError("the disk is full")
+
+    monkeypatch.setattr(world.journal, "insert_run_tx", boom)
+    with pytest.raises(JournalError):
+        world.submit(post("/hooks/test", k="a"))          # would fire: its run cannot be written
+    (g,) = world.engine.correlations.state.live_groups("gate")
+    assert g.state == "open" and g.slots[1] is None        # not half-admitted
+    assert world.rows("SELECT COUNT(*) FROM events") == [(1,)]
+    monkeypatch.undo()
+    rec = world.submit(post("/hooks/test", k="a"))
+    assert len(rec.runs) == 1
+
+
+def test_reload_keeps_unchanged_rules_groups_and_discards_the_others(world: World) -> None:
+    world.submit(post("/hooks/build", k="a"))
+    world.submit(post("/hooks/hb", k="h"))
+    world.engine.load(manifest(RULES.replace("for 1h", "for 2h")))
+    states = dict(world.rows("SELECT rule, state FROM corr_groups"))
+    assert states == {"gate": "open", "quiet": "discarded"}
+    (reason,) = world.rows("SELECT reason FROM corr_groups WHERE rule = 'quiet'")[0]
+    assert reason == "rule changed"
+    world.engine.load(manifest('action note(k) = exec "true"\nplain: on http.post path="/x" run note with "x"\n'))
+    assert dict(world.rows("SELECT rule, state FROM corr_groups")) == {"gate": "discarded", "quiet": "discarded"}
+    assert world.rows("SELECT COUNT(*) FROM corr_meta") == [(0,)]
+
+
+def test_the_liveness_time_is_written(world: World) -> None:
+    world.engine.correlations.mark_alive()
+    (at,) = world.rows("SELECT at FROM corr_alive")[0]
+    assert abs(at - time.time()) < 5
+
+
+def test_a_version_1_journal_is_upgraded_with_its_rows(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    conn = sqlite3.connect(state / "journal.sqlite3")
+    conn.executescript("""
+        CREATE TABLE events (id TEXT PRIMARY KEY, source TEXT NOT NULL, type TEXT NOT NULL, time TEXT NOT NULL,
+            data TEXT NOT NULL, delivery_key TEXT UNIQUE, matched TEXT NOT NULL DEFAULT '[]', received_at REAL NOT NULL);
+        CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL, action TEXT NOT NULL,
+            status TEXT NOT NULL, exit_code INTEGER, inputs TEXT NOT NULL DEFAULT '{}', event_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 1, dedupe_key TEXT, queued_at REAL NOT NULL, started_at REAL,
+            finished_at REAL, not_before REAL, log_path TEXT, error TEXT);
+        INSERT INTO events VALUES ('evt_old', 'git', 'push', 't', '{}', NULL, '[]', 1.0);
+        PRAGMA user_version = 1;
+    """)
+    conn.close()
+    with Journal(state) as j:
+        assert j.get_event("evt_old")["source"] == "git"
+        assert j.list_groups() == [] and j.correlation_stats() == {"rules": {}, "alive_at": None}
+    conn = sqlite3.connect(state / "journal.sqlite3")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    conn.close()
+
+
+# --------------------------------------------------------------------------- readers
+
+def test_groups_command_text_json_and_explain(world: World) -> None:
+    world.submit(post("/hooks/build", k="3f1d"))
+    world.submit(post("/hooks/test", k="9999"))        # another key: another group
+    world.submit(post("/hooks/tests", k="3f1d"))       # no member: a typo'd route
+    state = str(world.tmp / "state")
+    r = CliRunner().invoke(cli, ["groups", "--state", state])
+    assert r.exit_code == 0, r.output
+    head, *lines = r.output.splitlines()
+    assert head.split() == ["ID", "RULE", "STATE", "KEY", "OPENED", "CLOSES", "MEMBERS", "MISSING", "RUN"]
+    assert len(lines) == 2 and all(" gate " in x and " open " in x for x in lines)
+    assert any("3f1d" in x and x.split()[-3:] == ["build", "test", "-"] for x in lines)
+    r = CliRunner().invoke(cli, ["groups", "--state", state, "--key", "3f1d", "--explain"])
+    assert r.exit_code == 0, r.output
+    out = r.output.splitlines()
+    assert out[2] == "  test (http.post): its latest events:"
+    why = "\n".join(out[3:])
+    assert 'condition path="/hooks/test" failed; path was "/hooks/tests"' in why
+    assert 'key k=9999 is another group\'s (this one is k=3f1d)' in why
+    r = CliRunner().invoke(cli, ["groups", "--state", state, "--status", "fired", "--format", "json"])
+    assert (r.exit_code, json.loads(r.output)) == (0, [])
+    r = CliRunner().invoke(cli, ["groups", "--state", str(world.tmp / "nope")])
+    assert r.exit_code == 2 and "no journal" in r.output
+
+
+def test_dashboard_groups_page_api_and_event_page(world: World) -> None:
+    world.submit(post("/hooks/build", k="a"))
+    fired = world.submit(post("/hooks/build", k="b"))
+    world.submit(post("/hooks/test", k="b"))
+    world.submit(post("/hooks/hb", k="h"))
+    c = TestClient(create_app(world.tmp / "state"), client=("127.0.0.1", 40000))
+    page = c.get("/dashboard/groups")
+    assert page.status_code == 200
+    html = page.text
+    assert 'id="open-gate"' in html and 'id="closed-gate"' in html and 'data-stream="/dashboard/stream?groups=1"' in html
+    assert 'class="chip empty"' in html and "data-deadline=" in html and "run #" in html
+    api = c.get("/api/groups").json()["groups"]
+    assert {(g["rule"], tuple(g["keys"]), g["state"]) for g in api} == {
+        ("gate", ("a",), "open"), ("gate", ("b",), "fired"), ("quiet", ("h",), "armed")}
+    g = next(x for x in api if x["state"] == "fired")
+    assert set(g) >= {"id", "rule", "keys", "state", "opened_at", "deadline", "closed_at", "members", "missing",
+                      "run_id"}
+    full = c.get(f"/api/groups/{g['id']}").json()
+    assert [h["action"] for h in full["history"]] == ["open", "admit", "fire"]
+    assert c.get("/api/groups?rule=gate&state=open").json()["groups"][0]["keys"] == ["a"]
+    assert c.get("/api/groups?key=h").json()["groups"][0]["rule"] == "quiet"
+    assert c.get("/api/groups?state=bogus").status_code == 400
+    assert c.get("/api/groups/grp_nope").status_code == 404
+    assert c.get(f"/dashboard/groups/{g['id']}").status_code == 200
+    ev = c.get(f"/dashboard/events/{fired.event_id}").text
+    assert "Correlation groups" in ev and "open as <code>build</code>" in ev and g["id"] in ev
+
+
+def test_the_groups_stream_sends_changed_rows(world: World) -> None:
+    from triggerlang.dashboard.app import Dashboard, Filters, _StreamState
+
+    d = Dashboard(world.tmp / "state")
+    j = d.open_store()
+    st = _StreamState(Filters(), 0, None, {}, groups={})
+    u = lambda path, **kw: path  # noqa: E731
+    assert d._poll(j, st, u) == []                      # the first poll: the page shows them
+    world.submit(post("/hooks/build", k="z"))
+    (msg,) = d._poll(j, st, u)
+    assert msg.startswith("event: group\n") and '"rule":"gate"' in msg and '"update":false' in msg
+    world.submit(post("/hooks/test", k="z"))
+    (msg,) = d._poll(j, st, u)
+    assert '"update":true' in msg and '"live":false' in msg
+    d.release(j)
