@@ -68,26 +68,60 @@ class FiredRun:
     dedupe_key: str | None = None
 
 
-@dataclass
 class Outcome:
-    """One thing the engine did for a rule: admit an event, fire, expire, arm, refuse..."""
+    """One thing the engine did for a rule: admit an event, fire, expire, arm, refuse...
 
-    rule: str
-    action: str                      # open admit replace fire absorb arm disarm ignore refuse
-    time: float                      # expire close slide discard
-    group: str | None = None
-    keys: list = field(default_factory=list)
-    key_label: str = ""
-    member: str | None = None
-    event_id: str | None = None
-    have: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    progress: str = ""
-    deadline: float | None = None
-    reason: str | None = None
-    run: FiredRun | None = None
-    emitted: Event | None = None     # correlation.fired / correlation.expired
-    matched: list[str] = field(default_factory=list)   # every member the event matched
+    ``action``: open admit replace fire absorb arm disarm ignore refuse expire close slide
+    discard. The group's view (``keys``, ``key_label``, ``have``, ``missing``,
+    ``progress``) is computed when first read, from a snapshot of the group taken when the
+    outcome was made: the runtime, which reads few of them, does not pay for it."""
+
+    __slots__ = ("rule", "action", "time", "group", "member", "event_id", "deadline", "reason", "run", "emitted",
+                 "matched", "_src", "_keys", "_label", "_have", "_missing", "_progress")
+
+    def __init__(self, rule: str, action: str, time: float, group: str | None = None, keys: list | None = None,
+                 key_label: str | None = None, member: str | None = None, event_id: str | None = None,
+                 have: list[str] | None = None, missing: list[str] | None = None, progress: str | None = None,
+                 deadline: float | None = None, reason: str | None = None, run: FiredRun | None = None,
+                 emitted: Event | None = None, matched: list[str] | None = None, src: tuple | None = None):
+        self.rule, self.action, self.time, self.group = rule, action, time, group
+        self.member, self.event_id, self.deadline, self.reason = member, event_id, deadline, reason
+        self.run, self.emitted, self.matched = run, emitted, matched if matched is not None else []
+        self._src = src   # (CorrRule, key texts, slots) of the group, as it was
+        self._keys, self._label, self._have, self._missing, self._progress = keys, key_label, have, missing, progress
+
+    @property
+    def keys(self) -> list:
+        if self._keys is None:
+            self._keys = _decode(self._src[1]) if self._src else []
+        return self._keys
+
+    @property
+    def key_label(self) -> str:
+        if self._label is None:
+            self._label = self._src[0].key_label(self.keys) if self._src else ""
+        return self._label
+
+    @property
+    def have(self) -> list[str]:
+        if self._have is None:
+            r, _, slots = self._src if self._src else (None, None, None)
+            self._have = [m.alias for m in r.members if CorrRule._has(slots, m.index)] if r else []
+        return self._have
+
+    @property
+    def missing(self) -> list[str]:
+        if self._missing is None:
+            r, _, slots = self._src if self._src else (None, None, None)
+            self._missing = [m.alias for m in r.members if not CorrRule._has(slots, m.index)] if r else []
+        return self._missing
+
+    @property
+    def progress(self) -> str:
+        if self._progress is None:
+            r, _, slots = self._src if self._src else (None, None, None)
+            self._progress = r.progress(slots) if r is not None and r.kind != "absent" else ""
+        return self._progress
 
     def to_json(self) -> dict:
         return {"rule": self.rule, "member": self.member, "keys": self.keys, "action": self.action,
@@ -95,6 +129,9 @@ class Outcome:
                 "deadline": iso(self.deadline), "time": iso(self.time), "reason": self.reason,
                 "run": ({"action": self.run.action, "inputs": self.run.inputs, "event_id": self.run.event.id}
                         if self.run else None)}
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"Outcome({self.rule} {self.action} {self.group} {self.member})"
 
 
 def _decode(key: tuple) -> list:
@@ -550,10 +587,9 @@ class Correlator:
 
     def _outcome(self, r: CorrRule, g: Group, action: str, t: float, member: str | None = None,
                  event_id: str | None = None, reason: str | None = None) -> Outcome:
-        values = _decode(g.key)
-        return Outcome(r.name, action, t, g.id, values, r.key_label(values), member, event_id,
-                       self._have(r, g), self._missing(r, g), r.progress(g.slots) if r.kind != "absent" else "",
-                       g.deadline if g.closed_at is None else None, reason)
+        slots = [list(x) if isinstance(x, list) else x for x in g.slots]   # (a count slot is a list that changes)
+        return Outcome(r.name, action, t, g.id, member=member, event_id=event_id,
+                       deadline=g.deadline if g.closed_at is None else None, reason=reason, src=(r, g.key, slots))
 
     def _refusal(self, r: CorrRule) -> str | None:
         n = self.state.open_count(r.name)

@@ -36,7 +36,14 @@ def is_correlation(rule: dict) -> bool:
 
 def key_text(v: Any) -> str:
     """The JSON text of one key value: what identifies it (``42`` is not ``"42"``)."""
+    if v.__class__ is str:
+        return _encode_string(v)
+    if v.__class__ is int:
+        return str(v)
     return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+
+_encode_string = json.encoder.encode_basestring   # (json.dumps of a str, without the encoder set-up)
 
 
 @dataclass
@@ -100,6 +107,12 @@ class CorrRule:
             _paths(self.root, [], self.paths)
         self.keyed = bool(self.members and self.members[0].keys)
         self.stateless = self.kind == "any" and self.within is None
+        # a flat all/any/N of (no nesting, no seq): holds and admissible have a short form
+        root = self.root
+        self.flat_need = None
+        if root is not None and root.kind in ("all", "any", "n_of") and all(isinstance(c, int) for c in root.items):
+            self.flat_need = {"all": len(root.items), "any": 1}.get(root.kind, root.n or 1)
+        self.has_seq = bool(root is not None and _has_seq(root))
 
     # ------------------------------------------------------------------ keys
     def key(self, member: int, data: dict) -> tuple[tuple[str, ...], tuple] | str:
@@ -131,6 +144,12 @@ class CorrRule:
 
     # ------------------------------------------------------------------ the tree
     def holds(self, slots: list, node: Any = None) -> bool:
+        if node is None and self.flat_need is not None:
+            n = 0
+            for s in slots:
+                if s is not None:
+                    n += 1
+            return n >= self.flat_need
         node = self.root if node is None else node
         if isinstance(node, int):
             s = slots[node]
@@ -154,6 +173,8 @@ class CorrRule:
 
     def admissible(self, member: int, slots: list) -> tuple[str | None, str | None]:
         """``("empty" | "replace", None)`` or ``(None, why)`` for an event of ``member``."""
+        if not self.has_seq and member not in self.count_members:
+            return ("replace" if slots[member] is not None else "empty"), None
         for node, pos in self.paths[member]:
             if node.kind != "seq":
                 continue
@@ -213,6 +234,10 @@ def _node(obj: Any) -> Any:
     if isinstance(obj, int):
         return obj
     return Node(obj["kind"], obj.get("n"), [_node(x) for x in obj.get("items", [])])
+
+
+def _has_seq(node: Any) -> bool:
+    return not isinstance(node, int) and (node.kind == "seq" or any(_has_seq(c) for c in node.items))
 
 
 def _count_leaves(node: Any) -> list[int]:

@@ -35,7 +35,7 @@ class Group:
     """One group (see the module docstring). Times are epoch seconds."""
 
     __slots__ = ("id", "rule", "key", "state", "opened_at", "deadline", "slots", "fired_at", "closed_at",
-                 "reason", "unobserved", "late", "seq", "run", "fingerprint")
+                 "reason", "unobserved", "late", "seq", "run", "fingerprint", "pushed")
 
     def __init__(self, id: str, rule: str, key: tuple, opened_at: float, deadline: float | None, slots: list,
                  seq: int = 0, state: str = "open", fingerprint: str = ""):
@@ -54,6 +54,7 @@ class Group:
         self.seq = seq
         self.run: Any = None
         self.fingerprint = fingerprint
+        self.pushed: float | None = None   # the deadline the state's heap has for it
 
     @property
     def live(self) -> bool:
@@ -166,8 +167,13 @@ class MemoryState:
             self.history.pop(old_id, None)
 
     def _push(self, g: Group) -> None:
-        if g.deadline is not None:
-            heapq.heappush(self._heap, (g.deadline, g.seq, next(self._pushes), g))
+        if g.deadline is not None and g.deadline != g.pushed:
+            g.pushed = g.deadline
+            heap = self._heap
+            heapq.heappush(heap, (g.deadline, g.seq, next(self._pushes), g))
+            if len(heap) > 2 * self._total + 1024:   # drop the entries of moved deadlines and closed groups
+                self._heap = [x for x in heap if x[3].pushed == x[0] and x[3].closed_at is None]
+                heapq.heapify(self._heap)
 
     def next_due(self) -> Group | None:
         heap = self._heap

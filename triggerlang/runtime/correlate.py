@@ -276,6 +276,7 @@ class SqliteCorrelationState(MemoryState):
         self.aliases: dict[str, list[str]] = {}
         self._writes: list[tuple] = []
         self._dirty: dict[str, Group] = {}
+        self._new: set[str] = set()      # groups of this transaction that have no row yet
         self._seq_base = 0
 
     # -- binding to a transaction -------------------------------------------------------------
@@ -285,11 +286,18 @@ class SqliteCorrelationState(MemoryState):
     def flush(self, conn: sqlite3.Connection) -> None:
         for g in self._dirty.values():
             aliases = self.aliases.get(g.rule) or [f"m{i}" for i in range(len(g.slots))]
-            conn.execute(f"INSERT OR REPLACE INTO corr_groups ({_GROUP_COLS}) VALUES "
-                         "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (g.id, g.rule, g.fingerprint, dumps(list(g.key)), g.state, g.opened_at, g.deadline,
-                          slots_json(aliases, g.slots), g.fired_at, g.closed_at, g.reason, g.unobserved, g.late,
-                          g.seq, g.run[0] if g.run else None, g.run[1] if g.run else None))
+            run_id, event_id = g.run if g.run else (None, None)
+            if g.id in self._new:
+                conn.execute(f"INSERT INTO corr_groups ({_GROUP_COLS}) VALUES "
+                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (g.id, g.rule, g.fingerprint, dumps(list(g.key)), g.state, g.opened_at, g.deadline,
+                              slots_json(aliases, g.slots), g.fired_at, g.closed_at, g.reason, g.unobserved, g.late,
+                              g.seq, run_id, event_id))
+            else:   # (an UPDATE leaves the indexes alone unless closed_at changes: fewer pages to write)
+                conn.execute("UPDATE corr_groups SET state = ?, opened_at = ?, deadline = ?, slots = ?, fired_at = ?, "
+                             "closed_at = ?, reason = ?, unobserved = ?, late = ?, run_id = ?, event_id = ? WHERE id = ?",
+                             (g.state, g.opened_at, g.deadline, slots_json(aliases, g.slots), g.fired_at, g.closed_at,
+                              g.reason, g.unobserved, g.late, run_id, event_id, g.id))
         for w in self._writes:
             if w[0] == "history":
                 conn.execute("INSERT INTO corr_history (group_id, rule, time, action, member, event_id, note) "
@@ -301,11 +309,13 @@ class SqliteCorrelationState(MemoryState):
                     conn.execute("INSERT OR REPLACE INTO corr_meta (rule, meta) VALUES (?, ?)", (w[1], dumps(w[2])))
         self._writes.clear()
         self._dirty.clear()
+        self._new.clear()
         self.conn = None
 
     def discard_buffer(self) -> None:
         self._writes.clear()
         self._dirty.clear()
+        self._new.clear()
         self.conn = None
 
     # -- loading ------------------------------------------------------------------------------
@@ -333,6 +343,7 @@ class SqliteCorrelationState(MemoryState):
             total += 1
             self.groups[g.id] = g
             if g.deadline is not None:
+                g.pushed = g.deadline
                 heap.append((g.deadline, g.seq, next(self._pushes), g))
         import heapq
 
@@ -360,6 +371,7 @@ class SqliteCorrelationState(MemoryState):
     def add(self, g: Group) -> None:
         super().add(g)
         self._dirty[g.id] = g
+        self._new.add(g.id)
 
     def update(self, g: Group) -> None:
         super().update(g)
@@ -455,6 +467,7 @@ class Correlations:
         self.done: list[tuple] = []          # after the commit: (event, planned, debounced, run ids, data_json)
         self._refusal_logged: dict[str, float] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._alive_task: asyncio.Task | None = None
         self.closing = False
 
@@ -578,19 +591,22 @@ class Correlations:
             log.info("correlation rule %s: %s, %d open group(s) discarded", rule, why, n)
 
     def schedule(self) -> None:
-        """(Re)arm the timer for the next deadline or window opening."""
+        """(Re)arm the timer for the next deadline or window opening (unless it is armed for it)."""
         if self.closing:
             return
+        nxt = self.corr.next_deadline()
         if self._timer is not None:
+            if nxt == self._timer_at:
+                return
             self._timer.cancel()
             self._timer = None
-        nxt = self.corr.next_deadline()
         if nxt is None:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
+        self._timer_at = nxt
         self._timer = loop.call_later(max(0.0, nxt - time.time()) + 0.001, self.tick)
 
     def tick(self) -> None:

@@ -1,0 +1,216 @@
+"""Correlation triggers at run time (SPEC §11.3.9): admission cost, memory, journal growth.
+
+    .venv/bin/python bench/correlation.py [--events 3000] [--groups 10000] [--rules 1000]
+
+Everything runs in this process against a fresh SQLite journal (WAL, synchronous=NORMAL,
+as ``serve`` opens it) and the real :class:`~triggerlang.runtime.engine.Engine`:
+``submit(event)`` is the path of every delivery (match, plan, the journal transaction with
+the correlation admission in it, commit). No action is started (no run is created by the
+measured events), so the figures are the ingest path's own.
+
+1. **Admission with N open groups.** A correlation rule ``all(http.post path="/a" as a,
+   http.post path="/b" as b) same <query.k> within 1d`` with N groups already open (N
+   distinct keys). Measured, per event: ``/a`` events for existing keys (each replaces
+   the ``a`` slot of its group: a look-up in the mirror, a group row and a history row
+   written), against the *same* events with no correlation rule (the journal alone). The
+   difference is what correlation adds to an event.
+2. **Admission with R correlation rules.** R rules, each on its own ``query.svc`` value;
+   every event matches one rule's member (the member index answers with one candidate):
+   per-event cost at R = 1 and R = 1,000, same stream.
+3. **Memory per open group.** ``tracemalloc`` around opening N groups in the journal
+   engine (the mirror: key, slots, deadline, heap entry) and in the pure engine's
+   in-memory state, divided by N.
+4. **Journal growth per group.** File size (after a checkpoint) of N groups opened and
+   fired (two member events each) minus the same events with no correlation rule:
+   group row, history rows, the ``correlation.fired`` event and its run row, per group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from triggerlang.api import compile_text  # noqa: E402
+from triggerlang.events import Event  # noqa: E402
+from triggerlang.runtime.engine import Engine  # noqa: E402
+from triggerlang.runtime.journal import Journal  # noqa: E402
+
+ACTION = 'action note(k) = exec "true"\n'
+PAIR = ('gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <query.k> within 1d\n'
+        '    run note with <query.k>\n')
+NONE = 'other: on http.post path="/never" run note with "x"\n'
+
+
+def manifest(text: str) -> dict:
+    c = compile_text(ACTION + text, "rules.trg", "/tmp")
+    assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+    return c.manifest
+
+
+def ev(path: str, **query: str) -> Event:
+    return Event("http", "post", {"method": "POST", "path": path, "query": query, "headers": {}, "payload": None,
+                                  "text": "", "remote": "127.0.0.1"})
+
+
+class Bench:
+    def __init__(self, text: str):
+        self.dir = tempfile.mkdtemp(prefix="trg-corr-bench-")
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.journal = Journal(Path(self.dir) / "state")
+
+        async def start() -> Engine:
+            e = Engine(manifest(text), self.journal, {}, Path(self.dir))
+            e.recover()
+            e.start_correlations()
+            return e
+
+        self.engine = self.loop.run_until_complete(start())
+
+    def submit_all(self, events: list[Event]) -> float:
+        """Seconds per event, submitting them one after the other."""
+        async def go() -> float:
+            t = time.perf_counter()
+            for e in events:
+                await self.engine.submit(e)
+            return (time.perf_counter() - t) / len(events)
+        return self.loop.run_until_complete(go())
+
+    def size(self) -> int:
+        db = Path(self.dir) / "state" / "journal.sqlite3"
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        return db.stat().st_size
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.engine.drain(1))
+        self.journal.close()
+        self.loop.close()
+
+
+def best(f, repeat: int) -> float:
+    return min(f() for _ in range(repeat))
+
+
+def admission(n_groups: int, n_events: int, repeat: int) -> dict:
+    keys = [f"k{i}" for i in range(n_groups)]
+    with_corr = Bench(PAIR)
+    with_corr.submit_all([ev("/a", k=k) for k in keys])            # N open groups
+    assert with_corr.engine.correlations.state.open_total() == n_groups
+    plain = Bench(NONE)
+    plain.submit_all([ev("/a", k=k) for k in keys])
+    stream = [keys[(i * 7919) % n_groups] for i in range(n_events)]
+    t_corr = best(lambda: with_corr.submit_all([ev("/a", k=k) for k in stream]), repeat)
+    t_plain = best(lambda: plain.submit_all([ev("/a", k=k) for k in stream]), repeat)
+    # opening new groups (the group count grows a little) and firing (it shrinks)
+    t_open = with_corr.submit_all([ev("/a", k=f"new{i}") for i in range(n_events)])
+    t_fire = with_corr.submit_all([ev("/b", k=f"new{i}") for i in range(n_events)])
+    t_plain_b = plain.submit_all([ev("/b", k=f"new{i}") for i in range(n_events)])
+    with_corr.close()
+    plain.close()
+    return {"replace": t_corr, "plain": t_plain, "open": t_open, "fire": t_fire, "plain_b": t_plain_b}
+
+
+def many_rules(n_rules: int, n_events: int, repeat: int) -> float:
+    text = "".join(f'r{i}: on all(http.post path="/a" query.svc="s{i}" as a, http.post path="/b" query.svc="s{i}" '
+                   f'as b) same <query.k> within 1d run note with <query.k>\n' for i in range(n_rules))
+    b = Bench(text)
+    keys = [f"k{i}" for i in range(1000)]
+    b.submit_all([ev("/a", svc=f"s{i % n_rules}", k=k) for i, k in enumerate(keys)])
+    stream = [(f"s{(i * 31) % n_rules}", keys[(i * 7919) % len(keys)]) for i in range(n_events)]
+    t = best(lambda: b.submit_all([ev("/a", svc=s, k=k) for s, k in stream]), repeat)
+    b.close()
+    return t
+
+
+def memory(n_groups: int) -> dict:
+    from triggerlang.correlation.clock import TEST_EPOCH
+    from triggerlang.correlation.engine import Correlator
+    from triggerlang.correlation.state import MemoryState
+
+    out = {}
+    b = Bench(PAIR)
+    events = [ev("/a", k=f"k{i}") for i in range(n_groups)]
+    state = b.engine.correlations.state
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for e in events:   # the mirror's share only: the admission, without the journal
+        b.engine.correlations.corr.submit(e, time.time())
+    state.discard_buffer()
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    out["journal mirror"] = sum(s.size_diff for s in after.compare_to(before, "filename")) / n_groups
+    b.close()
+    corr = Correlator(manifest(PAIR)["rules"], MemoryState(keep_closed=0))
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for e in events:
+        corr.submit(e, TEST_EPOCH)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    # the in-memory state also keeps every event it admitted (match and tests read them back)
+    out["in-memory state (with its events)"] = sum(s.size_diff for s in after.compare_to(before, "filename")) / n_groups
+    return out
+
+
+def growth(n_groups: int) -> dict:
+    res = {}
+    for name, text in (("correlation", PAIR), ("plain", NONE)):
+        b = Bench(text)
+        start = b.size()
+        b.submit_all([ev("/a", k=f"k{i}") for i in range(n_groups)])
+        opened = b.size()
+        b.submit_all([ev("/b", k=f"k{i}") for i in range(n_groups)])
+        b.loop.run_until_complete(b.engine.wait_idle(60))
+        res[name] = (opened - start, b.size() - start)
+        b.close()
+    return {"open": (res["correlation"][0] - res["plain"][0]) / n_groups,
+            "opened and fired": (res["correlation"][1] - res["plain"][1]) / n_groups}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=3000)
+    ap.add_argument("--groups", type=int, default=10000)
+    ap.add_argument("--rules", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load {open('/proc/loadavg').read().split()[:3]}")
+    a = admission(args.groups, args.events, args.repeat)
+    print(f"\n1. admission with {args.groups:,} open groups (µs per event, best of {args.repeat})")
+    print(f"   journal only, no correlation rule      {a['plain'] * 1e6:8.1f}")
+    print(f"   replace a slot of an open group        {a['replace'] * 1e6:8.1f}   added: {(a['replace'] - a['plain']) * 1e6:6.1f}")
+    print(f"   open a new group                       {a['open'] * 1e6:8.1f}   added: {(a['open'] - a['plain']) * 1e6:6.1f}")
+    print(f"   fire (event, fired event, run row)     {a['fire'] * 1e6:8.1f}   vs journal only {a['plain_b'] * 1e6:.1f}")
+    one = many_rules(1, args.events, args.repeat)
+    many = many_rules(args.rules, args.events, args.repeat)
+    print(f"\n2. admission (replace) with 1 and {args.rules:,} correlation rules (µs per event)")
+    print(f"   1 rule {one * 1e6:8.1f}    {args.rules:,} rules {many * 1e6:8.1f}    ratio {many / one:.2f}")
+    m = memory(args.groups)
+    print(f"\n3. memory per open group ({args.groups:,} groups, tracemalloc)")
+    for k, v in m.items():
+        print(f"   {k:36s} {v:7.0f} bytes")
+    g = growth(min(args.groups, 5000))
+    print("\n4. journal growth per group (bytes, beyond the member events themselves)")
+    for k, v in g.items():
+        print(f"   {k:36s} {v:7.0f}")
+
+
+if __name__ == "__main__":
+    main()
