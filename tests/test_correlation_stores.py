@@ -97,3 +97,27 @@ def test_a_changed_rule_discards_its_groups_at_the_next_start(serve, backend: Ba
     assert kept["state"] == "open"
     assert "gate: rule changed while serve was stopped, 1 open group(s) discarded" in s.log()
     stop_ok(s)
+
+
+def test_prune_removes_closed_groups_and_keeps_what_open_groups_need(tmp_path: Path, pg_url: str) -> None:
+    from store_harness import StoreServer
+
+    pg = Backend("postgresql", pg_url)
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "rules.trg").write_text(RULES.replace("within 2s", "within 1h"))
+    s = StoreServer(pg, proj / "rules.trg", tmp_path / "state", log=tmp_path / "serve.log").start()
+    try:
+        post(s, "/hooks/build?k=open")
+        post(s, "/hooks/build?k=done")
+        post(s, "/hooks/test?k=done")
+        s.wait_runs(lambda rs: done(rs, 1), "the fired group's run")
+        stop_ok(s)
+    finally:
+        s.ensure_dead()
+    r = cli("store", "prune", "--store", pg_url, "--older-than", "0s")
+    assert r.returncode == 0 and "1 closed correlation group(s)" in r.stdout, (r.stdout, r.stderr)
+    (g,) = groups(s, pg)
+    assert (g["keys"], g["state"]) == (["open"], "open")
+    kept = {e["id"] for e in pg.events(tmp_path)}
+    assert {m["event_id"] for m in g["members"]} <= kept

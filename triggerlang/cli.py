@@ -675,7 +675,8 @@ def store_prune(store_url, older_than) -> None:
         fail(str(e))
     finally:
         st.close()
-    click.echo(f"pruned {n['runs']} run(s), {n['events']} event(s), {n['manifests']} manifest(s)")
+    click.echo(f"pruned {n['runs']} run(s), {n['events']} event(s), {n['manifests']} manifest(s), "
+               f"{n.get('groups', 0)} closed correlation group(s)")
 
 
 # --------------------------------------------------------------------------- emit

@@ -138,6 +138,25 @@ class PgGroups:
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_RUNS, pool))
         return ids
 
+    @staticmethod
+    def prune_groups(cur: Any, older_than: float) -> tuple[int, list[str]]:
+        """For ``store prune``: delete the groups closed more than ``older_than`` seconds ago
+        and their history; the ids of the events the live groups still need."""
+        cur.execute(f"DELETE FROM trg_corr_groups WHERE closed_at IS NOT NULL AND closed_at < {_DBNOW} - %s "
+                    "RETURNING id", (older_than,))
+        gone = [r[0] for r in cur.fetchall()]
+        cur.execute(f"DELETE FROM trg_corr_history WHERE group_id = ANY(%s) OR (group_id IS NULL "
+                    f"AND time < {_DBNOW} - %s)", (gone, older_than))
+        cur.execute("SELECT slots FROM trg_corr_groups WHERE closed_at IS NULL")
+        keep: set[str] = set()
+        for (slots,) in cur.fetchall():
+            for ref in json.loads(slots).values():
+                if ref and isinstance(ref[0], list):
+                    keep.update(x[0] for x in ref)
+                elif ref:
+                    keep.add(ref[0])
+        return len(gone), sorted(keep)
+
     # -- reading ---------------------------------------------------------------------------
     def list_groups(self, limit: int = 50, rule: str | None = None, status: str | None = None,
                     key: str | None = None) -> list[dict[str, Any]]:

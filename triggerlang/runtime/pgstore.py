@@ -661,14 +661,16 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
                         f"AND COALESCE(finished_at, queued_at) < {_NOW} - %s RETURNING id", (older_than,))
             runs = [r[0] for r in cur.fetchall()]
             cur.execute("DELETE FROM trg_logs WHERE run_id = ANY(%s)", (runs,))
+            groups, keep = self.prune_groups(cur, older_than)   # open groups keep their events
             cur.execute(f"DELETE FROM trg_events e WHERE received_at < {_NOW} - %s "
-                        "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.event_id = e.id)", (older_than,))
+                        "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.event_id = e.id) "
+                        "AND NOT (e.id = ANY(%s))", (older_than, keep))
             events = cur.rowcount
             cur.execute(f"DELETE FROM trg_dedupe WHERE last_at < {_NOW} - %s", (older_than,))
             cur.execute(f"DELETE FROM trg_manifests m WHERE created_at < {_NOW} - %s "
                         "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.manifest = m.sha256)", (older_than,))
             manifests = cur.rowcount
-        return {"runs": len(runs), "events": events, "manifests": manifests}
+        return {"runs": len(runs), "events": events, "manifests": manifests, "groups": groups}
 
     # -- reading -------------------------------------------------------------------------------
 
