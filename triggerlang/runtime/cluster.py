@@ -132,6 +132,10 @@ class IngestEngine:
                 self.correlations.start_timers()
 
 
+    def intents(self, event: Event, pool: str) -> list[Intent]:
+        """The current rules' intents for an event (a correlation's events are made here too)."""
+        return intents_of(self.current, event, pool)
+
     async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
         """Journal one event with the runs its matches get; returns once committed."""
         if event.source == "file" and "paths" not in event.data and isinstance(event.data.get("path"), str):

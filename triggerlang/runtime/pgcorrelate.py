@@ -132,10 +132,8 @@ class PgGroups:
                 ids.append(rid[0])
                 if rid[1] == "queued":
                     pools.add(it.pool)
-        from .pgstore import NOTIFY_RUNS
-
         for pool in sorted(pools):
-            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_RUNS, pool))
+            cur.execute("SELECT pg_notify(%s, %s)", (self.notify_runs_channel, pool))  # type: ignore[attr-defined]
         return ids
 
     @staticmethod
@@ -221,8 +219,9 @@ class PgCorrelationState:
     Bound to one transaction's cursor at a time per thread (ingest nodes commit from
     several threads at once)."""
 
-    def __init__(self, aliases: dict[str, list[str]]):
+    def __init__(self, aliases: dict[str, list[str]], lock_rule: Callable[[Any, str], None]):
         self.aliases = aliases
+        self.lock_rule = lock_rule   # the store's transaction-scoped advisory lock of a rule
         self._local = threading.local()
 
     # -- binding ----------------------------------------------------------------------------
@@ -246,9 +245,7 @@ class PgCorrelationState:
     def lock(self, rule: str) -> None:
         locked = self._local.locked
         if rule not in locked:
-            from .pgstore import PgStore
-
-            PgStore.lock_rule(self.cur, rule)
+            self.lock_rule(self.cur, rule)
             locked.add(rule)
 
     # -- rows ---------------------------------------------------------------------------------
@@ -373,7 +370,7 @@ class ClusterCorrelations:
     def __init__(self, engine: Any, manifest: dict, store: Any, *, max_open_groups: int = DEFAULT_MAX_OPEN_GROUPS):
         self.engine = engine
         self.store = store
-        self.state = PgCorrelationState({})
+        self.state = PgCorrelationState({}, store.lock_rule)
         self.corr = Correlator(manifest["rules"], self.state, max_open_groups=max_open_groups)  # type: ignore[arg-type]
         self._set_aliases()
         self._refusal_logged: dict[str, float] = {}
@@ -417,9 +414,7 @@ class ClusterCorrelations:
             if o.emitted is None:
                 continue
             ev = o.emitted
-            from .cluster import intents_of
-
-            intents = intents_of(rules, ev, "default")
+            intents = self.engine.intents(ev, "default")
             if o.run is not None:
                 intents.insert(0, self._fire_intent(rules, o))
             ids = self.store.ingest_in_tx(cur, ev, intents, rules.sha, now)

@@ -172,7 +172,7 @@ def _lock_key(rule: str) -> int:
     return int.from_bytes(hashlib.sha256(b"trg-rule:" + rule.encode("utf-8")).digest()[:8], "big", signed=True)
 
 
-class PgStore(PgGroups):
+class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
     """The PostgreSQL store. Thread-safe: every call borrows a connection of a small pool.
 
     ``PgStore(url)`` raises :class:`StoreError` (the URL's password never in it) when the
@@ -182,6 +182,7 @@ class PgStore(PgGroups):
     """
 
     kind = "postgresql"
+    notify_runs_channel = NOTIFY_RUNS
 
     def __init__(self, url: str, *, migrate: bool = False, create: bool = True, pool_size: int = 20,
                  connect_timeout: float = 10.0) -> None:
