@@ -619,7 +619,8 @@ def test_cache_refuses_foreign_directories_and_errors(tmp_path: Path) -> None:
 
 
 def test_a_cache_hit_imports_no_parser(tmp_path: Path) -> None:
-    """A warm start reads JSON: Lark, the parser and the checker stay unimported."""
+    """A warm start reads JSON: the parser and the checker stay unimported (and Lark, which
+    even a cold start on a file without syntax errors does not load: the shipped tables parse it)."""
     import subprocess
     import sys
 
@@ -630,7 +631,7 @@ def test_a_cache_hit_imports_no_parser(tmp_path: Path) -> None:
             "print(type(c).__name__, c.ok, 'lark' in sys.modules, 'triggerlang.check.checker' in sys.modules)")
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
             for _ in range(2)]
-    assert runs == [["Compiled", "True", "True", "True"], ["CachedProgram", "True", "False", "False"]]
+    assert runs == [["Compiled", "True", "False", "True"], ["CachedProgram", "True", "False", "False"]]
     assert C._installed("lark").startswith("lark-")
 
 

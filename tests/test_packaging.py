@@ -50,6 +50,7 @@ def test_sdist_carries_what_the_tests_need(dists) -> None:
         top = f"triggerlang-{__version__}/"
         names = {m.name.removeprefix(top) for m in tar.getmembers() if m.isfile()}
     for needed in ("LICENSE", "README.md", "SECURITY.md", "pyproject.toml", "grammar/triggerlang.lark",
+                   "grammar/triggerlang.tables.json",
                    "tests/conftest.py", "tests/cases/TRG203_unknown_field.trg", "tests/golden/project.json",
                    "examples/deploy.trg", "examples/events/push-main.json", "examples/scripts/deploy.sh",
                    "docs/diagnostics.md", "editors/vscode/syntaxes/triggerlang.tmLanguage.json"):
@@ -68,6 +69,7 @@ def test_wheel_carries_the_grammar_and_declares_its_licence(dists) -> None:
         names = set(z.namelist())
         meta = Parser().parsestr(z.read(f"triggerlang-{__version__}.dist-info/METADATA").decode())
     assert "triggerlang/grammar/triggerlang.lark" in names
+    assert "triggerlang/grammar/triggerlang.tables.json" in names  # parsing needs no Lark at start-up
     assert "triggerlang/dashboard/templates/index.html" in names
     assert f"triggerlang-{__version__}.dist-info/licenses/LICENSE" in names
     assert not [n for n in names if n.startswith(("tests/", "examples/", "docs/"))]

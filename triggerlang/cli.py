@@ -85,6 +85,15 @@ def _unknown_event_warner():
     return warn
 
 
+def _no_gc() -> None:
+    """For a command that compiles and exits: no cyclic garbage collection. A compiled
+    10,000-rule file is a million objects, none in a cycle (nothing for the collector to
+    free), which every collection after the compile would scan again."""
+    import gc
+
+    gc.disable()
+
+
 def _compile(path: str):
     from .api import SourceFileError, compile_file
 
@@ -137,6 +146,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color_mode: str) -> No
     A folder stands for the .trg files in it and in its subfolders. Exit 0 when clean
     (warnings allowed unless --strict), 1 on problems.
     """
+    _no_gc()
     all_diags: list[Diagnostic] = []
     sources: dict[str, str] = {}
     for f in _expand(files):
@@ -212,6 +222,7 @@ def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
     """Write the JSON listener manifest of FILE."""
     from .compile.manifest import dumps
 
+    _no_gc()
     c = _compile(file)
     _report_and_exit_if_errors(c, color_mode)
     text = dumps(c.manifest)

@@ -38,7 +38,6 @@ from ..diagnostics import Diagnostics, Span, did_you_mean
 from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
 from . import catalogue as C
-from .tests import check_tests
 from .program import HTTP_METHODS, CheckedRule, Program  # (also their names here, as before)
 from .values import SKIP, TYPE_WORDS, Dur, Regex, conjuncts, literal_value, plain, type_of
 
@@ -151,8 +150,11 @@ class Checker:
                 h(decl)
         self.check_routes()
 
-        if self.with_tests:
-            self.p.tests = check_tests(self, self.base_dir)
+        if self.with_tests:  # test blocks (SPEC §10); a file without any does not load their checker
+            if any(d.__class__ is A.TestBlock for d in self.m.decls):
+                from .tests import check_tests
+
+                self.p.tests = check_tests(self, self.base_dir)
         else:  # their lets still count as used, so the warnings match `check`'s
             self.used_lets.update(_refs_in_tests(self.m))
         self.lint_identical()
@@ -875,21 +877,37 @@ class Checker:
                      "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
 
     def lint_identical(self) -> None:
-        seen: dict[Any, CheckedRule] = {}
+        """TRG502: a rule whose trigger, filter, call and policies equal an earlier rule's
+        (spans and labels aside). Rules are first grouped by a cheap sketch that equal rules
+        share (the trigger, the action, and each top-level condition's field, operator and
+        string); only rules that share a sketch are compared in full, so 10,000 distinct
+        rules cost one sketch each, not a walk of every tree."""
+        groups: dict[Any, list[CheckedRule]] = {}
         for cr in self.p.rules:
-            a = cr.ast
-            key = (a.trigger, a.filter, a.action, a.args, a.policies)
-            try:
-                hash(key)
-            except TypeError:  # pragma: no cover
+            groups.setdefault(_sketch(cr.ast), []).append(cr)
+        dupes: dict[int, CheckedRule] = {}  # id(rule) -> the earlier rule it repeats
+        for group in groups.values():
+            if len(group) < 2:
                 continue
-            if key in seen:
-                first = seen[key]
+            seen: dict[Any, CheckedRule] = {}
+            for cr in group:
+                a = cr.ast
+                key = (a.trigger, a.filter, a.action, a.args, a.policies)
+                try:
+                    hash(key)
+                except TypeError:  # pragma: no cover
+                    continue
+                if key in seen:
+                    dupes[id(cr)] = seen[key]
+                else:
+                    seen[key] = cr
+        for cr in self.p.rules if dupes else ():
+            first = dupes.get(id(cr))
+            if first is not None:
+                a = cr.ast
                 self.d.warning("TRG502", f"rule '{cr.name}' is identical to rule '{first.name}' (line {first.ast.span.start.line}): "
                                "every event runs the action twice", a.label.span if a.label else a.trigger.span,
                                "remove one of them")
-            else:
-                seen[key] = cr
 
     def lint_loops(self) -> None:
         """``run.*`` chains that can come back to a rule they started from (TRG503).
@@ -907,11 +925,10 @@ class Checker:
         warning, at the trigger of its first rule in the file, with the cycle written from
         there: ``b → c → b`` (a self-loop: ``a → a``).
         """
-        from ..compile.matcher import compile_predicate
-
         consumers = [r for r in self.p.rules if r.source == "run" and r.name not in self.never_matching]
         if not consumers:
             return
+        from ..compile.matcher import compile_predicate
 
         def may(node: dict | None):
             """``known -> (the filter may hold, it may fail)`` for an event whose ``known``
@@ -1047,6 +1064,21 @@ def _shortest_cycle(start: str, edges: dict[str, list[str]]) -> list[str] | None
                 came_from[nxt] = node
                 queue.append(nxt)
     return None
+
+
+def _sketch(r: A.Rule) -> tuple:
+    """Something equal rules have in common (only what rule equality compares), and distinct
+    rules rarely do: the buckets of :meth:`Checker.lint_identical`."""
+    t = r.trigger
+    conds = []
+    for c in conjuncts(r.filter):
+        if c.__class__ is A.Compare:
+            v = c.value
+            conds.append((c.field.parts, c.op, v.value if v.__class__ is A.Str else v.__class__))
+        else:
+            conds.append(c.__class__)
+    return (t.text if t.__class__ is A.EventTrigger else t.__class__, r.action.value, len(r.args),
+            len(r.policies), tuple(conds))
 
 
 def _sp(s: Span) -> list[int]:

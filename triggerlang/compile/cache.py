@@ -13,6 +13,7 @@ Decisions
 - **Key**: sha256 over the cache format, the triggerlang version, the Python version, the
   versions of lark and croniter, a fingerprint of the compiler itself (the grammar and the
   sources of ``syntax/``, ``check/``, ``compile/manifest.py``, ``compile/patterns.py``,
+  the parse tables beside the grammar,
   ``api.py``, ``diagnostics.py``, so an edited checker never reads an old entry), the
   rules text, the display name, the absolute folder (both are in the manifest), and the
   text of the companion ``X.trg`` of an ``X_test.trg``. Any change makes a new key.
@@ -89,17 +90,10 @@ def compiler_fingerprint() -> str:
                     pkg / "compile" / "manifest.py", pkg / "compile" / "patterns.py",
                     pkg / "correlation" / "clock.py",
                     pkg / "api.py", pkg / "diagnostics.py", pkg / "spec.py", pkg / "defaults.py"])
-    grammar = [pkg.parent / "grammar" / "triggerlang.lark", pkg / "grammar" / "triggerlang.lark"]
-    try:
-        from importlib import resources
+    from ..syntax.tables import GRAMMAR_NAME, TABLES_NAME, grammar_dir
 
-        grammar.insert(0, Path(str(resources.files("triggerlang.grammar").joinpath("triggerlang.lark"))))
-    except Exception:  # pragma: no cover - no grammar package: the paths below are tried
-        pass
-    for g in grammar:
-        if g.is_file():
-            files.append(g)
-            break
+    for name in (GRAMMAR_NAME, TABLES_NAME):  # the grammar, and the parse tables made from it
+        files.append(grammar_dir() / name)
     for f in files:
         try:
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")

@@ -95,11 +95,13 @@ def watch_roots(globs: list[str]) -> list[str]:
         roots.add(d)
     if "." in roots:
         return ["."]
+    # the roots no other root contains: sorted by path segments, a folder's subfolders come
+    # right after it, so each root needs comparing with the last one kept only
     out: list[str] = []
-    for r in sorted(roots):
-        if not any(r.startswith(o + "/") for o in out):
+    for r in sorted(roots, key=lambda x: x.split("/")):
+        if not (out and r.startswith(out[-1] + "/")):
             out.append(r)
-    return out
+    return sorted(out)
 
 
 def _file_section(inp: SectionInput) -> dict | None:

@@ -9,12 +9,22 @@ How it works
    while counting brackets. A column-1 line that starts with a declaration keyword while
    a bracket is still open is taken as a new declaration (the unclosed bracket is then
    reported in the one above), so one missing ``]`` does not swallow the file.
-2. **Parse.** Each declaration is parsed alone by one cached Lark LALR parser (start
-   symbol ``start``), with positions shifted back to the file's own line/column. This is
-   the error recovery: a syntax error costs one declaration, and the file's other errors
-   are still found. Three broken rules give three diagnostics.
-3. **Build.** A Lark ``Transformer`` turns each tree into frozen AST nodes with spans.
-   String escapes are resolved here (an invalid escape is a diagnostic at its position).
+2. **Parse.** The whole file goes through the grammar's LALR tables in one pass
+   (:class:`_Machine`: Lark's parse table and contextual lexer, compiled ahead of time by
+   :mod:`triggerlang.syntax.tables`), one declaration after the other, each node built as
+   its rule is reduced: no parse tree, positions straight from the tokens. A declaration
+   the tables reject is parsed again alone by Lark itself (:func:`lark_parser`, the same
+   grammar), which reports the syntax error: this per-declaration fallback is the error
+   recovery, so a syntax error costs one declaration and the file's other errors are still
+   found (three broken rules give three diagnostics), with the messages and positions Lark
+   gives. Lark is imported only then: a file without syntax errors never loads it.
+3. **Build.** :class:`_Builder` turns each rule's children into frozen AST nodes with
+   spans, the same code on both paths. String escapes are resolved here (an invalid escape
+   is a diagnostic at its position).
+
+Both paths give the same tree and the same spans (a node spans its first child to its last,
+the tokens Lark filters out of the tree included, as Lark's ``propagate_positions`` does);
+``tests/test_parser.py`` checks it on every example, test case and fuzzed text.
 
 Lark stays inside this package: nothing else sees a ``Tree`` or a ``Token``.
 """
@@ -23,14 +33,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
-
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..diagnostics import Diagnostics, Pos, Span
 from . import ast as A
+from . import tables as T
+
+if TYPE_CHECKING:  # (Lark is imported only where a declaration does not parse)
+    from lark.exceptions import UnexpectedInput
 
 RESERVED = frozenset("on run with and or not in has true false".split())
 DECL_KEYWORDS = ("let", "secret", "source", "action", "on", "test")
@@ -39,21 +49,14 @@ _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_4
 
 
 def _grammar_text() -> str:
-    try:
-        return resources.files("triggerlang.grammar").joinpath("triggerlang.lark").read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - running from a bare checkout
-        return (Path(__file__).resolve().parents[2] / "grammar" / "triggerlang.lark").read_text("utf-8")
+    return T.read_grammar()
 
 
 @lru_cache(maxsize=1)
-def lark_parser() -> Lark:
-    """The one LALR parser (built once per process; Lark caches its tables on disk)."""
-    try:
-        return Lark(_grammar_text(), parser="lalr", lexer="contextual", propagate_positions=True,
-                    maybe_placeholders=True, cache=True)
-    except OSError:  # pragma: no cover - unwritable temp dir for the cache
-        return Lark(_grammar_text(), parser="lalr", lexer="contextual", propagate_positions=True,
-                    maybe_placeholders=True)
+def lark_parser():
+    """The Lark LALR parser of the grammar (built once per process): the slow path, for the
+    declarations the tables reject, and what the tables are made from."""
+    return T.make_lark(_grammar_text())
 
 
 # --------------------------------------------------------------------------- splitting
@@ -114,10 +117,17 @@ def split_comment(line: str) -> tuple[str, str | None]:
 
 def split_declarations(text: str) -> list[tuple[int, int, int]]:
     """``(first_line_index, last_line_index, start_offset)`` of each declaration (0-based lines)."""
+    return [(a, b, c) for a, b, c, _ in _declarations(text)]
+
+
+def _declarations(text: str, lines: list[str] | None = None) -> list[list[int]]:
+    """``[first_line_index, last_line_index, start_offset, end_offset]`` of each declaration:
+    its text is ``text[start_offset:end_offset]``, from the start of its first line to the
+    end of its last (``lines`` is ``text.split("\n")`` when the caller has it)."""
     chunks: list[list[int]] = []
     depth = 0
     offset = 0
-    for idx, line in enumerate(text.split("\n")):
+    for idx, line in enumerate(text.split("\n") if lines is None else lines):
         stripped = line.strip()
         line_start = offset
         offset += len(line) + 1
@@ -125,14 +135,15 @@ def split_declarations(text: str) -> list[tuple[int, int, int]]:
             continue
         starts_col1 = not line[0].isspace()
         if starts_col1 and (depth <= 0 or _DECL_START.match(line)):
-            chunks.append([idx, idx, line_start])
+            chunks.append([idx, idx, line_start, line_start + len(line)])
             depth = 0
         elif chunks:
             chunks[-1][1] = idx
+            chunks[-1][3] = line_start + len(line)
         else:
-            chunks.append([idx, idx, line_start])
+            chunks.append([idx, idx, line_start, line_start + len(line)])
         depth = max(0, depth + _bracket_delta(line))
-    return [(a, b, c) for a, b, c in chunks]
+    return chunks
 
 
 # --------------------------------------------------------------------------- errors
@@ -162,7 +173,7 @@ def _describe_expected(expected: set[str]) -> str:
     return "expected " + ", ".join(words)
 
 
-def _token_text(tok: Token) -> str:
+def _token_text(tok) -> str:
     if tok.type == "$END":
         return "end of declaration"
     s = str(tok)
@@ -172,6 +183,8 @@ def _token_text(tok: Token) -> str:
 # --------------------------------------------------------------------------- AST builder
 
 def _unescape(body: str, span_start: Pos, diags: Diagnostics) -> str:
+    if "\\" not in body:
+        return body  # (most strings: nothing to resolve)
     out, i, n = [], 0, len(body)
     simple = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
     while i < n:
@@ -209,29 +222,43 @@ def _unescape(body: str, span_start: Pos, diags: Diagnostics) -> str:
     return "".join(out)
 
 
-class _Builder(Transformer):
-    """Lark tree -> AST, shifting positions by the declaration's place in the file.
+class Tok(NamedTuple):
+    """A token: its terminal's name (``type``), its text and its span in the file. What
+    Lark's ``Token`` holds, without Lark: the tables' lexer makes these (a tuple: the
+    cheapest object Python makes, and a large file has hundreds of thousands), and Lark's
+    tokens become these before the builder sees them, so the builder has one kind."""
 
-    Every handler is called as ``handler(meta, children)``: dispatching here directly
-    (rather than through ``v_args``, which builds a wrapper per call) halves the cost of
-    this pass on large files.
+    type: str
+    value: str
+    span: Span
+
+    @classmethod
+    def of(cls, t, line_off: int = 0, pos_off: int = 0) -> "Tok":
+        """A Lark ``Token`` of a declaration parsed alone, moved to its place in the file."""
+        return cls(t.type, str(t), Span(Pos(t.line + line_off, t.column, t.start_pos + pos_off),
+                                        Pos(t.end_line + line_off, t.end_column, t.end_pos + pos_off)))
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class _Builder:
+    """Children of a grammar rule -> AST node, shifting positions by ``line_off`` lines and
+    ``pos_off`` characters (the declaration's place in the file, when it was parsed alone).
+
+    A handler per rule (or alias) of the grammar, called as ``handler(span, children)`` with
+    the children Lark would put in the rule's tree (tokens as :class:`Tok`, ``None`` for an
+    absent ``[optional]``) and the span of the rule's text. The tables' driver calls them as
+    it reduces (:class:`_Machine`), Lark's path on its finished tree (:func:`_lark_chunk`).
     """
 
     def __init__(self, line_off: int, pos_off: int, diags: Diagnostics):
-        super().__init__(visit_tokens=False)
         self.lo, self.po, self.diags = line_off, pos_off, diags
 
-    def _call_userfunc(self, tree, new_children=None):
-        children = new_children if new_children is not None else tree.children
-        f = getattr(self, tree.data, None)
-        if f is None or tree.data.startswith("_"):  # pragma: no cover - every rule has a handler
-            raise VisitError(tree.data, tree, TypeError(f"no handler for rule {tree.data!r}"))
-        return f(tree.meta, children)
-
     # spans
-    def ts(self, t: Token) -> Span:
-        return Span(Pos(t.line + self.lo, t.column, t.start_pos + self.po),
-                    Pos(t.end_line + self.lo, t.end_column, t.end_pos + self.po))
+    @staticmethod
+    def ts(t: Tok) -> Span:
+        return t.span
 
     def ms(self, meta) -> Span:
         if getattr(meta, "empty", True):
@@ -239,52 +266,52 @@ class _Builder(Transformer):
         return Span(Pos(meta.line + self.lo, meta.column, meta.start_pos + self.po),
                     Pos(meta.end_line + self.lo, meta.end_column, meta.end_pos + self.po))
 
-    def name(self, t: Token, declared: bool = False) -> A.Name:
-        n = A.Name(str(t), self.ts(t))
+    def name(self, t: Tok, declared: bool = False) -> A.Name:
+        n = A.Name(t.value, t.span)
         if declared and n.value in RESERVED:
             self.diags.error("TRG001", f"'{n.value}' is a reserved word and cannot be a name", n.span,
                              "pick another name")
         return n
 
     # ---------------------------------------------------------------- values
-    def string(self, meta, children):
+    def string(self, span, children):
         t = children[0]
-        span = self.ts(t)
+        span = t.span
         if t.type == "RAW_STRING":
-            return A.Str(str(t)[2:-1], True, span)
-        return A.Str(_unescape(str(t)[1:-1], span.start, self.diags), False, span)
+            return A.Str(t.value[2:-1], True, span)
+        return A.Str(_unescape(t.value[1:-1], span.start, self.diags), False, span)
 
-    def regex(self, meta, children):
+    def regex(self, span, children):
         t = str(children[0])
         end = t.rfind("/")
         return A.Regex(t[1:end].replace("\\/", "/"), t[end + 1:], self.ts(children[0]))
 
-    def number(self, meta, children):
+    def number(self, span, children):
         t = str(children[0])
         v = float(t) if "." in t else int(t)
         return A.Num(v, t, self.ts(children[0]))
 
-    def duration(self, meta, children):
+    def duration(self, span, children):
         t = str(children[0])
         m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)", t)
         return A.Duration(float(m.group(1)) * _DURATION_UNITS_MS[m.group(2)], t, self.ts(children[0]))
 
-    def true(self, meta, children):
+    def true(self, span, children):
         return A.Bool(True, self.ts(children[0]))
 
-    def false(self, meta, children):
+    def false(self, span, children):
         return A.Bool(False, self.ts(children[0]))
 
-    def list(self, meta, children):
-        return A.ListLit(tuple(c for c in children if c is not None), self.ms(meta))
+    def list(self, span, children):
+        return A.ListLit(tuple(c for c in children if c is not None), span)
 
-    def ref(self, meta, children):
+    def ref(self, span, children):
         return A.Ref(str(children[0]), self.ts(children[0]))
 
-    def field(self, meta, children):
-        return A.FieldPath(tuple(str(c) for c in children), self.ms(meta))
+    def field(self, span, children):
+        return A.FieldPath(tuple([c.value for c in children]), span)
 
-    def placeholder(self, meta, children):
+    def placeholder(self, span, children):
         t = children[0]
         span = self.ts(t)
         inner = Span(Pos(span.start.line, span.start.column + 1, span.start.offset + 1),
@@ -292,95 +319,95 @@ class _Builder(Transformer):
         return A.Placeholder(A.FieldPath(tuple(str(t)[1:-1].split(".")), inner), span)
 
     # ---------------------------------------------------------------- filters
-    def compare(self, meta, children):
+    def compare(self, span, children):
         f, op, v = children
-        return A.Compare(f, str(op), v, self.ms(meta), self.ts(op))
+        return A.Compare(f, op.value, v, span, op.span)
 
-    def compare_not_in(self, meta, children):
+    def compare_not_in(self, span, children):
         f, n, i, v = children
-        return A.Compare(f, "not in", v, self.ms(meta), self.ts(n).join(self.ts(i)))
+        return A.Compare(f, "not in", v, span, self.ts(n).join(self.ts(i)))
 
-    def has(self, meta, children):
-        return A.Has(children[0], self.ms(meta))
+    def has(self, span, children):
+        return A.Has(children[0], span)
 
-    def not_expr(self, meta, children):
-        return A.Not(children[-1], self.ms(meta))
+    def not_expr(self, span, children):
+        return A.Not(children[-1], span)
 
-    def and_expr(self, meta, children):
+    def and_expr(self, span, children):
         items = []
         for c in children:
             items.extend(c.items if isinstance(c, A.And) else (c,))
-        return A.And(tuple(items), self.ms(meta))
+        return A.And(tuple(items), span)
 
-    def or_expr(self, meta, children):
+    def or_expr(self, span, children):
         items = []
         for c in children:
             items.extend(c.items if isinstance(c, A.Or) else (c,))
-        return A.Or(tuple(items), self.ms(meta))
+        return A.Or(tuple(items), span)
 
     # ---------------------------------------------------------------- triggers
-    def event_trigger(self, meta, children):
-        return A.EventTrigger(self.name(children[0]), self.name(children[-1]), self.ms(meta))
+    def event_trigger(self, span, children):
+        return A.EventTrigger(self.name(children[0]), self.name(children[-1]), span)
 
-    def every_trigger(self, meta, children):
-        return A.EveryTrigger(children[0], self.ms(meta))
+    def every_trigger(self, span, children):
+        return A.EveryTrigger(children[0], span)
 
-    def cron_trigger(self, meta, children):
+    def cron_trigger(self, span, children):
         expr = self.string(None, [children[0]])
         tz = self.string(None, [children[1]]) if children[1] is not None else None
-        return A.CronTrigger(expr, tz, self.ms(meta))
+        return A.CronTrigger(expr, tz, span)
 
     # ---------------------------------------------------------------- rules
-    def with_args(self, meta, children):
+    def with_args(self, span, children):
         return tuple(c if isinstance(c, A.Arg) else A.Arg(None, c, c.span) for c in children)
 
-    def named_arg(self, meta, children):
-        return A.Arg(self.name(children[0]), children[1], self.ms(meta))
+    def named_arg(self, span, children):
+        return A.Arg(self.name(children[0]), children[1], span)
 
-    def p_debounce(self, meta, c):
-        return A.Policy("debounce", c[0], span=self.ms(meta))
+    def p_debounce(self, span, c):
+        return A.Policy("debounce", c[0], span=span)
 
-    def p_busy(self, meta, c):
-        return A.Policy("busy", self.name(c[0]), span=self.ms(meta))
+    def p_busy(self, span, c):
+        return A.Policy("busy", self.name(c[0]), span=span)
 
-    def p_timeout(self, meta, c):
-        return A.Policy("timeout", c[0], span=self.ms(meta))
+    def p_timeout(self, span, c):
+        return A.Policy("timeout", c[0], span=span)
 
-    def p_retry(self, meta, c):
-        return A.Policy("retry", c[0], c[1], span=self.ms(meta))
+    def p_retry(self, span, c):
+        return A.Policy("retry", c[0], c[1], span=span)
 
-    def p_dedupe(self, meta, c):
-        return A.Policy("dedupe", None, c[1], key=c[0], span=self.ms(meta))
+    def p_dedupe(self, span, c):
+        return A.Policy("dedupe", None, c[1], key=c[0], span=span)
 
-    def rule(self, meta, c):
+    def rule(self, span, c):
         label, trigger, filt, _run, action, args, *policies = c
         return A.Rule(self.name(label, True) if label is not None else None, trigger, filt,
-                      self.name(action), args or (), tuple(policies), self.ms(meta))
+                      self.name(action), args or (), tuple(policies), span)
 
-    def corr_rule(self, meta, c):
+    def corr_rule(self, span, c):
         label, trigger, _run, action, args, *policies = c
         return A.Rule(self.name(label, True) if label is not None else None, trigger, None,
-                      self.name(action), args or (), tuple(policies), self.ms(meta))
+                      self.name(action), args or (), tuple(policies), span)
 
     # ---------------------------------------------------------------- correlation triggers
     # Optional clauses arrive as None placeholders or as the tagged tuples below, in the
     # order the grammar allows them; _clauses sorts them out by tag.
-    def corr_same(self, meta, c):
+    def corr_same(self, span, c):
         return ("same", tuple(c))
 
-    def nested_same(self, meta, c):
+    def nested_same(self, span, c):
         return ("same", tuple(c))
 
-    def corr_within(self, meta, c):
+    def corr_within(self, span, c):
         return ("within", c[0])
 
-    def corr_max(self, meta, c):
+    def corr_max(self, span, c):
         return ("max", c[0])
 
-    def corr_tail(self, meta, c):
+    def corr_tail(self, span, c):
         return ("tail", [x for x in c if x is not None])
 
-    def absence_tail(self, meta, c):
+    def absence_tail(self, span, c):
         return ("tail", [x for x in c if x is not None])
 
     @staticmethod
@@ -389,11 +416,11 @@ class _Builder(Transformer):
         for x in items:
             if x is None:
                 continue
-            if isinstance(x, tuple) and x and x[0] == "tail":
+            if x.__class__ is tuple and x and x[0] == "tail":
                 out.update(_Builder._clauses(x[1]))
-            elif isinstance(x, tuple) and x and x[0] in ("same", "within", "max"):
+            elif x.__class__ is tuple and x and x[0] in ("same", "within", "max"):
                 out[x[0]] = x[1]
-            elif isinstance(x, Token) and x.type == "IN":
+            elif isinstance(x, Tok) and x.type == "IN":
                 out["in"] = True
             elif isinstance(x, A.AbsentWindow):
                 out["window"] = x
@@ -403,116 +430,116 @@ class _Builder(Transformer):
                 out["trailing"] = x      # a filter after the whole trigger (TRG709)
         return out
 
-    def member(self, meta, c):
+    def member(self, span, c):
         trig, filt, alias, keys = c
-        return A.Member(trig, filt, self.name(alias) if alias is not None else None, keys or (), self.ms(meta))
+        return A.Member(trig, filt, self.name(alias) if alias is not None else None, keys or (), span)
 
-    def member_key(self, meta, c):
+    def member_key(self, span, c):
         return tuple(x for x in c if isinstance(x, A.Placeholder))
 
-    def items(self, meta, c):
-        trailing = c[-1] is not None and isinstance(c[-1], Token)
-        return tuple(x for x in c if x is not None and not isinstance(x, Token)), trailing
+    def items(self, span, c):
+        trailing = c[-1] is not None and isinstance(c[-1], Tok)
+        return tuple(x for x in c if x is not None and not isinstance(x, Tok)), trailing
 
-    def _group(self, kind, meta, items, n=None):
+    def _group(self, kind, span, items, n=None):
         its, comma = items
-        return A.Group(kind, its, n, trailing_comma=comma, span=self.ms(meta))
+        return A.Group(kind, its, n, trailing_comma=comma, span=span)
 
-    def g_all(self, meta, c):
-        return self._group("all", meta, c[0])
+    def g_all(self, span, c):
+        return self._group("all", span, c[0])
 
-    def g_any(self, meta, c):
-        return self._group("any", meta, c[0])
+    def g_any(self, span, c):
+        return self._group("any", span, c[0])
 
-    def g_seq(self, meta, c):
-        return self._group("seq", meta, c[0])
+    def g_seq(self, span, c):
+        return self._group("seq", span, c[0])
 
-    def g_n_of(self, meta, c):
-        return self._group("n_of", meta, c[1], self.number(None, [c[0]]))
+    def g_n_of(self, span, c):
+        return self._group("n_of", span, c[1], self.number(None, [c[0]]))
 
-    def _with(self, g: A.Group, cl: dict, meta) -> A.Group:
+    def _with(self, g: A.Group, cl: dict, span) -> A.Group:
         return A.Group(g.kind, g.items, g.n, cl.get("same", ()), cl.get("within"), cl.get("max"),
-                       cl.get("trailing"), g.trailing_comma, self.ms(meta))
+                       cl.get("trailing"), g.trailing_comma, span)
 
-    def correlation(self, meta, c):
-        return self._with(c[0], self._clauses(c[1:]), meta)
+    def correlation(self, span, c):
+        return self._with(c[0], self._clauses(c[1:]), span)
 
-    def nested(self, meta, c):
-        return self._with(c[0], self._clauses(c[1:]), meta)
+    def nested(self, span, c):
+        return self._with(c[0], self._clauses(c[1:]), span)
 
-    def count_correlation(self, meta, c):
+    def count_correlation(self, span, c):
         n, member, *rest = c
         g = A.Group("count", (member,), self.number(None, [n]))
-        return self._with(g, self._clauses(rest), meta)
+        return self._with(g, self._clauses(rest), span)
 
-    def nested_count(self, meta, c):
-        return self.count_correlation(meta, c)
+    def nested_count(self, span, c):
+        return self.count_correlation(span, c)
 
-    def absence(self, meta, c):
+    def absence(self, span, c):
         member, after, *rest = c
         cl = self._clauses(rest)
         same_in = cl.get("in")
         return A.Absence(member, after, cl.get("same", ()), None if same_in is True else same_in,
-                         cl.get("window"), cl.get("max"), cl.get("trailing"), self.ms(meta))
+                         cl.get("window"), cl.get("max"), cl.get("trailing"), span)
 
-    def nested_absent(self, meta, c):
-        return A.Absence(c[0], span=self.ms(meta))
+    def nested_absent(self, span, c):
+        return A.Absence(c[0], span=span)
 
-    def aw_within(self, meta, c):
-        return A.AbsentWindow("within", c[0], span=self.ms(meta))
+    def aw_within(self, span, c):
+        return A.AbsentWindow("within", c[0], span=span)
 
-    def aw_for(self, meta, c):
-        return A.AbsentWindow("for", c[0], span=self.ms(meta))
+    def aw_for(self, span, c):
+        return A.AbsentWindow("for", c[0], span=span)
 
-    def aw_between(self, meta, c):
+    def aw_between(self, span, c):
         start, end, tz = c
         return A.AbsentWindow("between", None, self.string(None, [start]), self.string(None, [end]),
-                              self.string(None, [tz]) if tz is not None else None, self.ms(meta))
+                              self.string(None, [tz]) if tz is not None else None, span)
 
     # ---------------------------------------------------------------- declarations
-    def let_decl(self, meta, c):
-        return A.Let(self.name(c[0], True), c[1], self.ms(meta))
+    def let_decl(self, span, c):
+        return A.Let(self.name(c[0], True), c[1], span)
 
-    def secret_decl(self, meta, c):
-        return A.Secret(self.name(c[0], True), str(c[1]), self.string(None, [c[2]]), self.ms(meta))
+    def secret_decl(self, span, c):
+        return A.Secret(self.name(c[0], True), str(c[1]), self.string(None, [c[2]]), span)
 
-    def option(self, meta, c):
-        return A.Option(self.name(c[0]), c[1], self.ms(meta))
+    def option(self, span, c):
+        return A.Option(self.name(c[0]), c[1], span)
 
-    def source_decl(self, meta, c):
-        return A.SourceDecl(self.name(c[0]), tuple(c[1:]), self.ms(meta))
+    def source_decl(self, span, c):
+        return A.SourceDecl(self.name(c[0]), tuple(c[1:]), span)
 
-    def param(self, meta, c):
-        return A.Param(self.name(c[0], True), c[1], self.ms(meta))
+    def param(self, span, c):
+        return A.Param(self.name(c[0], True), c[1], span)
 
-    def params(self, meta, c):
+    def params(self, span, c):
         return tuple(p for p in c[1:] if p is not None)
 
-    def argv_ref(self, meta, c):
+    def argv_ref(self, span, c):
         return A.Ref(str(c[0]), self.ts(c[0]))
 
-    def argv_str(self, meta, c):
+    def argv_str(self, span, c):
         return self.string(None, c)
 
-    def exec_assign(self, meta, c):
-        return ("assign", self.name(c[0]), self.string(None, [c[2]]), self.ms(meta))
+    def exec_assign(self, span, c):
+        return ("assign", self.name(c[0]), self.string(None, [c[2]]), span)
 
-    def exec_body(self, meta, c):
+    def exec_body(self, span, c):
         """Split exec words into argv and options: ``env NAME="v"`` arrives as Ref(env), assign."""
         argv: list = []
         opts: list = []
         words = list(c)
         for i, w in enumerate(words):
             nxt = words[i + 1] if i + 1 < len(words) else None
-            if isinstance(w, A.Ref) and w.name == "env" and isinstance(nxt, tuple):
+            if isinstance(w, A.Ref) and w.name == "env" and nxt.__class__ is tuple:
                 continue  # the option's keyword: taken with the assignment that follows
-            if isinstance(w, tuple):
-                _, name, val, span = w
+            if w.__class__ is tuple:
+                _, name, val, where = w
                 prev = words[i - 1] if i else None
                 if isinstance(prev, A.Ref) and prev.name == "env":
-                    opts.append(A.ActionOption("env", name, val, prev.span.join(span)))
+                    opts.append(A.ActionOption("env", name, val, prev.span.join(where)))
                 else:
-                    self.diags.error("TRG001", "unexpected '=' in an exec argv", span,
+                    self.diags.error("TRG001", "unexpected '=' in an exec argv", where,
                                      'an environment variable is written: env NAME="value"')
             elif isinstance(w, A.ActionOption):
                 opts.append(w)
@@ -521,84 +548,84 @@ class _Builder(Transformer):
                                  "move this argument before cwd/env")
             else:
                 argv.append(w)
-        end = argv[-1].span if argv else self.ms(meta)
-        return A.ExecBody(tuple(argv), self.ms(meta).__class__(self.ms(meta).start, end.end)), tuple(opts)
+        end = argv[-1].span if argv else span
+        return A.ExecBody(tuple(argv), Span(span.start, end.end)), tuple(opts)
 
-    def shell_body(self, meta, c):
-        return A.ShellBody(self.string(None, [c[0]]), self.ms(meta))
+    def shell_body(self, span, c):
+        return A.ShellBody(self.string(None, [c[0]]), span)
 
-    def http_body(self, meta, c):
-        return A.HttpBody(self.name(c[0]), self.string(None, [c[1]]), tuple(c[2:]), self.ms(meta))
+    def http_body(self, span, c):
+        return A.HttpBody(self.name(c[0]), self.string(None, [c[1]]), tuple(c[2:]), span)
 
-    def opt_cwd(self, meta, c):
-        return A.ActionOption("cwd", None, self.string(None, [c[0]]), self.ms(meta))
+    def opt_cwd(self, span, c):
+        return A.ActionOption("cwd", None, self.string(None, [c[0]]), span)
 
-    def opt_env(self, meta, c):
-        return A.ActionOption("env", self.name(c[0]), self.string(None, [c[1]]), self.ms(meta))
+    def opt_env(self, span, c):
+        return A.ActionOption("env", self.name(c[0]), self.string(None, [c[1]]), span)
 
-    def action_decl(self, meta, c):
+    def action_decl(self, span, c):
         name = self.name(c[0], True)
         rest = c[1:]
         params: tuple = ()
         has_parens = False
-        if isinstance(rest[0], tuple):
+        if rest[0].__class__ is tuple:
             params, has_parens = rest[0], True
         rest = rest[1:]
         body, *opts = rest
-        if isinstance(body, tuple):  # exec: its options came with it
+        if body.__class__ is tuple:  # exec: its options came with it
             body, opts = body
-        return A.ActionDecl(name, params, body, tuple(opts), has_parens, self.ms(meta))
+        return A.ActionDecl(name, params, body, tuple(opts), has_parens, span)
 
     # ---------------------------------------------------------------- tests
-    def given_field(self, meta, c):
-        return A.GivenField(c[0], c[1], self.ms(meta))
+    def given_field(self, span, c):
+        return A.GivenField(c[0], c[1], span)
 
-    def given(self, meta, c):
+    def given(self, span, c):
         trig, *fields, _from, from_file = c
         ff = self.string(None, [from_file]) if from_file is not None else None
         fields = tuple(fields)
-        return A.Given(trig, fields, ff, self.ms(meta))
+        return A.Given(trig, fields, ff, span)
 
-    def expect_match(self, meta, c):
-        return A.Expect("match", (self.name(c[0]),), c[1] or (), c[1] is not None, span=self.ms(meta))
+    def expect_match(self, span, c):
+        return A.Expect("match", (self.name(c[0]),), c[1] or (), c[1] is not None, span=span)
 
-    def expect_not(self, meta, c):
-        return A.Expect("not", (self.name(c[1]),), span=self.ms(meta))
+    def expect_not(self, span, c):
+        return A.Expect("not", (self.name(c[1]),), span=span)
 
-    def expect_only(self, meta, c):
-        return A.Expect("only", tuple(self.name(t) for t in c), span=self.ms(meta))
+    def expect_only(self, span, c):
+        return A.Expect("only", tuple(self.name(t) for t in c), span=span)
 
-    def expect_none(self, meta, c):
-        return A.Expect("none", span=self.ms(meta))
+    def expect_none(self, span, c):
+        return A.Expect("none", span=span)
 
-    def _expect_group(self, kind, meta, c):
+    def _expect_group(self, kind, span, c):
         name, key, missing = c
         return A.Expect(kind, (self.name(name),), key=key or (), missing=missing or (),
-                        has_missing=missing is not None, span=self.ms(meta))
+                        has_missing=missing is not None, span=span)
 
-    def expect_open(self, meta, c):
-        return self._expect_group("open", meta, c)
+    def expect_open(self, span, c):
+        return self._expect_group("open", span, c)
 
-    def expect_expired(self, meta, c):
-        return self._expect_group("expired", meta, c)
+    def expect_expired(self, span, c):
+        return self._expect_group("expired", span, c)
 
-    def expect_key(self, meta, c):
+    def expect_key(self, span, c):
         return tuple(x for x in c if x is not None)
 
-    def expect_missing(self, meta, c):
+    def expect_missing(self, span, c):
         return tuple(self.name(t) for t in c)
 
-    def wait_step(self, meta, c):
-        return A.Wait(c[0], self.ms(meta))
+    def wait_step(self, span, c):
+        return A.Wait(c[0], span)
 
-    def at_step(self, meta, c):
-        return A.At(self.string(None, [c[0]]), self.ms(meta))
+    def at_step(self, span, c):
+        return A.At(self.string(None, [c[0]]), span)
 
-    def test_decl(self, meta, c):
+    def test_decl(self, span, c):
         name, *steps = c
-        return A.TestBlock(self.string(None, [name]), tuple(steps), self.ms(meta))
+        return A.TestBlock(self.string(None, [name]), tuple(steps), span)
 
-    def start(self, meta, c):
+    def start(self, span, c):
         return c[0]
 
 
@@ -633,18 +660,270 @@ class ParseCache:
         self.entries[chunk] = value
 
 
-def _parse_chunk(chunk: str, first: int, start_off: int, diags: Diagnostics) -> A.Decl | None:
-    """Parse one declaration whose first line is line ``first`` (0-based) of the file."""
+# --------------------------------------------------------------------------- the tables' driver
+
+class _Fallback(Exception):
+    """The tables cannot parse this declaration: Lark parses it, and says why not."""
+
+
+class _Machine:
+    """The grammar's LALR tables (:mod:`~triggerlang.syntax.tables`) and a driver for them.
+
+    :meth:`run` parses one declaration, ``text[pos:end]``: it lexes as Lark's contextual
+    lexer does (in each parser state, the scanner of the terminals that state accepts: the
+    same patterns, in the same order, the same keyword checks), shifts and reduces as Lark's
+    LALR parser does, and at each reduction filters the children as Lark's tree builder
+    would (anonymous tokens out, ``_rule`` children spliced in, ``None`` for an absent
+    ``[optional]``, a ``?rule``'s single child passed through) and calls the builder. Node
+    spans follow Lark's ``propagate_positions``: from the start of a rule's first child to
+    the end of its last one, filtered tokens included; a child passed through a ``?rule``
+    keeps its own span, but its extent in its parent grows to the whole ``?rule`` (the
+    parentheses around a condition). Any surprise raises :class:`_Fallback`.
+    """
+
+    def __init__(self, data: dict):
+        self.start, self.end = data["start"], data["end"]
+        self.states: list[dict[str, int]] = data["states"]
+        self.state_lexer: list[int] = data["state_lexer"]
+        self.lexer_rows: list[dict] = data["lexers"]
+        self.by_lexer: list = [None] * len(self.lexer_rows)
+        self.scanners: list = [None] * len(self.states)   # per state: its lexer's scanner, once made
+        self.rules = [(r["size"], r["name"], _reducer(r)) for r in data["rules"]]
+
+    def _scanner(self, state: int):
+        """``(match, keywords, skipped types, types that may hold a newline)`` of a state's
+        lexer, its patterns compiled on first use (as Lark does)."""
+        i = self.state_lexer[state]
+        sc = self.by_lexer[i]
+        if sc is None:
+            row = self.lexer_rows[i]
+            mres = [re.compile(p).match for p in row["patterns"]]
+            if len(mres) == 1:
+                match = mres[0]
+            else:  # pragma: no cover - Python's 100-group limit split a scanner in parts
+                def match(text, pos, end, _mres=mres):
+                    for m in _mres:
+                        found = m(text, pos, end)
+                        if found is not None:
+                            return found
+                    return None
+            sc = self.by_lexer[i] = (match, row["unless"], frozenset(row["ignore"]), frozenset(row["newline"]))
+        self.scanners[state] = sc
+        return sc
+
+    def run(self, text: str, pos: int, end: int, line: int, offset: int, b: "_Builder"):
+        """The node of the declaration in ``text[pos:end]``, whose first line is line ``line``
+        of the file and which starts ``offset`` characters further in the file than in
+        ``text`` (0 when ``text`` is the file). Raises :class:`_Fallback`."""
+        states, rules, scanners = self.states, self.rules, self.scanners
+        end_state = self.end
+        stack = [self.start]
+        values: list = []
+        extents: list = []   # per value: the span of its text (None: it has none)
+        empty = Span(Pos(line, 1, pos + offset), Pos(line, 1, pos + offset))
+        line_start = pos
+        new = tuple.__new__
+        while True:
+            # ---- the next token, by the scanner of the current state
+            match, unless, skip, newline = scanners[stack[-1]] or self._scanner(stack[-1])
+            while True:
+                if pos >= end:
+                    tok = None
+                    typ = "$END"
+                    break
+                m = match(text, pos, end)
+                if m is None:
+                    raise _Fallback
+                typ = m.lastgroup
+                value = m.group()
+                nxt = pos + len(value)
+                if typ in skip:
+                    if typ in newline and "\n" in value:
+                        line += value.count("\n")
+                        line_start = pos + value.rindex("\n") + 1
+                    pos = nxt
+                    continue
+                if typ in unless:
+                    typ = unless[typ].get(value, typ)
+                start = new(Pos, (line, pos - line_start + 1, pos + offset))
+                if typ in newline and "\n" in value:
+                    line += value.count("\n")
+                    line_start = pos + value.rindex("\n") + 1
+                tok = new(Tok, (typ, value, new(Span, (start, new(Pos, (line, nxt - line_start + 1, nxt + offset))))))
+                pos = nxt
+                break
+            # ---- shift it, after the reductions it completes
+            while True:
+                code = states[stack[-1]].get(typ)
+                if code is None:
+                    raise _Fallback
+                if code >= 0:
+                    if tok is None:  # pragma: no cover - the end is never shifted
+                        raise _Fallback
+                    stack.append(code)
+                    values.append(tok)
+                    extents.append(tok.span)
+                    break
+                size, name, reduce = rules[-code - 1]
+                if reduce is None:  # a ?rule passing its one child through: only the state changes
+                    goto = states[stack[-2]].get(name)
+                    if goto is None:  # pragma: no cover - a reduction always has a goto
+                        raise _Fallback
+                    stack[-1] = goto
+                else:
+                    if size:
+                        kids = values[-size:]
+                        spans = extents[-size:]
+                        del values[-size:], extents[-size:], stack[-size:]
+                    else:
+                        kids, spans = [], []
+                    value, extent = reduce(kids, spans, b, empty)
+                    goto = states[stack[-1]].get(name)
+                    if goto is None:  # pragma: no cover
+                        raise _Fallback
+                    stack.append(goto)
+                    values.append(value)
+                    extents.append(extent)
+                if tok is None and goto == end_state:
+                    return values[-1]
+
+
+def _reducer(row: dict):
+    """``reduce(children, their spans, builder, empty span) -> (value, span)`` for one rule
+    of the tables: Lark's child filter and ``?rule`` pass-through, then the builder. None
+    for a ``?rule`` that only passes its one child through (the driver does that itself)."""
+    handler_name = row["handler"]
+    inline = row["name"].startswith("_")   # a `_rule` (Lark's helpers for `x*`): spliced into its parent
+    pass_one = row["pass_one"]
+    keep = [tuple(k) for k in row["keep"]] if row["keep"] is not None else None
+    if pass_one and row["size"] == 1 and keep is None and not inline:
+        return None
+    trailing = [None] * row["trailing"]
+    handler = None if inline else getattr(_Builder, handler_name, None)
+    if handler is not None and (handler_name.startswith("_") or handler_name in _NOT_HANDLERS):
+        handler = None  # pragma: no cover - a rule named like a helper of the builder
+    new = tuple.__new__
+    picks = None  # the kept children's indices, when nothing is spliced in and no None added
+    if keep is not None and not trailing and not any(splice or nones for _, splice, nones in keep):
+        picks = tuple(i for i, _, _ in keep)
+
+    def where(spans: list, empty: Span) -> Span:
+        """From the start of the first child with a span to the end of the last."""
+        first = next((x for x in spans if x is not None), None)
+        if first is None:
+            return empty
+        last = next(x for x in reversed(spans) if x is not None)
+        return new(Span, (first[0], last[1]))
+
+    def reduce(kids: list, spans: list, b: _Builder, empty: Span):
+        if spans and spans[0] is not None and spans[-1] is not None:
+            span = new(Span, (spans[0][0], spans[-1][1])) if len(spans) > 1 else spans[0]
+        else:
+            span = where(spans, empty)
+        if keep is None:
+            out = kids
+        elif picks is not None:
+            out = [kids[i] for i in picks]
+        else:
+            out = []
+            for i, splice, nones in keep:
+                if nones:
+                    out.extend([None] * nones)
+                if splice:
+                    out.extend(kids[i])
+                else:
+                    out.append(kids[i])
+            if trailing:
+                out.extend(trailing)
+        if inline:
+            return out, span
+        if pass_one and len(out) == 1:
+            v = out[0]
+            if v is None:
+                return None, None
+            if v.__class__ is Tok:
+                return v, v.span
+            return v, span
+        if handler is None:
+            raise _Fallback
+        return handler(b, span, out), span
+    return reduce
+
+
+_NOT_HANDLERS = frozenset({"ts", "ms", "name"})
+
+
+@lru_cache(maxsize=1)
+def _machine() -> _Machine | None:
+    """The tables' driver: from the shipped tables when they are the grammar's; else built
+    from Lark now (a grammar edited without regenerating them: slower, same result); None
+    when neither works (then Lark parses everything)."""
+    grammar = _grammar_text()
+    data = T.load_shipped(grammar)
+    if data is None:
+        try:
+            data = T.build(lark_parser(), grammar)
+        except Exception:  # pragma: no cover - a Lark whose insides moved: Lark alone, slower
+            return None
+    return _Machine(data)
+
+
+# --------------------------------------------------------------------------- one declaration
+
+def _lark_chunk(chunk: str, first: int, start_off: int, diags: Diagnostics) -> A.Decl | None:
+    """Parse one declaration with Lark: the reference path, and the one that reports syntax
+    errors. ``first`` is its first line's index (0-based) in the file, ``start_off`` its offset."""
+    from lark.exceptions import UnexpectedInput
+
     builder = _Builder(first, start_off, diags)
     try:
         tree = lark_parser().parse(chunk)
-        return builder.transform(tree)
     except UnexpectedInput as e:
         _syntax_error(e, chunk, first, start_off, diags)
-    except VisitError as e:  # pragma: no cover - a bug in the builder, reported, not raised
-        diags.error("TRG000", f"internal error while reading this declaration: {e.orig_exc}",
+        return None
+    try:
+        return _lark_build(tree, builder)
+    except _BuildError as e:  # pragma: no cover - a bug in the builder, reported, not raised
+        diags.error("TRG000", f"internal error while reading this declaration: {e.__cause__ or e}",
                     Span(Pos(first + 1, 1, start_off), Pos(first + 1, len(chunk.split("\n", 1)[0]) + 1, start_off)))
     return None
+
+
+class _BuildError(Exception):
+    pass
+
+
+def _lark_build(tree, b: _Builder):
+    """Lark's tree through the builder, bottom-up, as the tables' driver calls it."""
+    from lark import Token, Tree
+
+    def walk(t):
+        kids = [walk(c) if isinstance(c, Tree) else Tok.of(c, b.lo, b.po) if isinstance(c, Token) else c
+                for c in t.children]
+        handler = None if t.data.startswith("_") or t.data in _NOT_HANDLERS else getattr(b, t.data, None)
+        if handler is None:  # pragma: no cover - every rule has a handler
+            raise _BuildError(f"no handler for rule {t.data!r}")
+        try:
+            return handler(b.ms(t.meta), kids)
+        except _BuildError:
+            raise
+        except Exception as e:  # pragma: no cover - a bug in the builder
+            raise _BuildError(str(e)) from e
+    return walk(tree)
+
+
+def _parse_chunk(chunk: str, first: int, start_off: int, diags: Diagnostics) -> A.Decl | None:
+    """Parse one declaration whose first line is line ``first`` (0-based) of the file."""
+    machine = _machine()
+    if machine is not None:
+        mark = len(diags.items)
+        try:
+            return machine.run(chunk, 0, len(chunk), first + 1, start_off, _Builder(0, 0, diags))
+        except _Fallback:
+            del diags.items[mark:]
+        except RecursionError:  # pragma: no cover - nesting deeper than the builder's stack
+            del diags.items[mark:]
+    return _lark_chunk(chunk, first, start_off, diags)
 
 
 def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> tuple[A.Module, Diagnostics]:
@@ -659,11 +938,20 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     decls: list[A.Decl] = []
-    for first, last, start_off in split_declarations(text):
-        chunk = "\n".join(lines[first:last + 1])
-        if cache is None:
-            decl = _parse_chunk(chunk, first, start_off, diags)
+    machine = _machine() if cache is None else None
+    builder = _Builder(0, 0, diags)
+    for first, last, start_off, end_off in _declarations(text, lines):
+        if machine is not None:  # the whole file in one pass; Lark only for what fails
+            mark = len(diags.items)
+            try:
+                decl = machine.run(text, start_off, end_off, first + 1, 0, builder)
+            except (_Fallback, RecursionError):
+                del diags.items[mark:]
+                decl = _lark_chunk(text[start_off:end_off], first, start_off, diags)
+        elif cache is None:
+            decl = _lark_chunk(text[start_off:end_off], first, start_off, diags)
         else:
+            chunk = text[start_off:end_off]
             hit = cache.get(chunk)
             if hit is None:
                 cache.misses += 1
@@ -703,6 +991,8 @@ _NUMBER_BEFORE = re.compile(r"(?<![A-Za-z0-9_.\-])(\d+(?:\.\d+)?)[ \t]+$")
 
 def _error_offset(e: UnexpectedInput, chunk: str) -> int:
     """Where in the chunk the parser stopped (the end for an early end of input)."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
     if isinstance(e, UnexpectedToken):
         return len(chunk) if e.token.type == "$END" else e.token.start_pos
     if isinstance(e, UnexpectedCharacters):
@@ -713,6 +1003,8 @@ def _error_offset(e: UnexpectedInput, chunk: str) -> int:
 def _bad_duration(e: UnexpectedInput, chunk: str) -> tuple[int, int, str, str] | None:
     """(start, end, text, hint) when the parser wanted a duration and found a number with a
     time unit it does not know (``10mins``, ``2 hours``, ``1w``) or none (``timeout 10``)."""
+    from lark.exceptions import UnexpectedInput
+
     wanted = getattr(e, "expected", None) or getattr(e, "allowed", None) or ()
     at = _error_offset(e, chunk)
     if "DURATION" not in wanted:
@@ -758,6 +1050,8 @@ def _keyword_fix(e: UnexpectedInput, chunk: str) -> tuple[int, int, str] | None:
     (``wiht``), or the word just before it, which the parser took for a name (``rnu`` in
     ``branch="main" rnu deploy``). A keyword close to the word by edit distance is
     suggested only if the declaration, with it, parses, or fails later than before."""
+    from lark.exceptions import UnexpectedInput
+
     from ..diagnostics import edit_distance
 
     at = _error_offset(e, chunk)
@@ -788,7 +1082,10 @@ def _keyword_fix(e: UnexpectedInput, chunk: str) -> tuple[int, int, str] | None:
     return None
 
 
-def _syntax_error(e: UnexpectedInput, chunk: str, line_off: int, pos_off: int, diags: Diagnostics) -> None:
+def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics) -> None:
+    """A Lark ``UnexpectedInput`` as a TRG001/TRG002 diagnostic."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedToken
+
     chunk_lines = chunk.split("\n")
 
     def span_of(start: int, end: int) -> Span:
