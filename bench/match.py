@@ -15,13 +15,16 @@ payload.service="svcI" run notify``. Events: the same mix, 90% aimed at an exist
 What is measured, side by side in one run:
 
 - **end to end**: ``triggerc match rules.trg events.jsonl > /dev/null`` (read each line,
-  parse its JSON, match, write one result line), as a subprocess; per-event cost is
+  parse its JSON, match, write one result line), and the same with ``--format json``
+  (each match's rule, action, inputs and argv), as a subprocess; per-event cost is
   (CPU time with the events - CPU time with an empty file) / events, best of three.
   CPU time (user+sys of the child, from ``wait4``), not wall time, so that other work
   on the machine disturbs the numbers less.
 - **compile + load**: the same command on an empty events file, cold (empty compiled-program
-  cache: parse, check, manifest, index) and warm (the cache is hit: read the manifest,
-  build the index). Peak memory is the child's maximum RSS.
+  cache: parse, check, manifest, index, cache write), warm (the cache is hit: read the
+  manifest, build the index) and with the cache off (``TRIGGERLANG_CACHE_DIR=off``: parse,
+  check, manifest, index); and ``triggerc check rules.trg`` (cache off: it never reads it).
+  Peak memory is the child's maximum RSS.
 - **matching alone**, in a separate process per engine, on already-parsed events: the
   indexed matcher, the linear scan (the reference ``LinearMatcher``), and the Python peers
   ``rule-engine`` and ``durable_rules`` (installed by this script only, into the venv
@@ -163,17 +166,26 @@ def end_to_end(n: int, rules: Path, events: Path, empty: Path, repeat: int) -> d
     cache = WORK / str(n) / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     env = triggerc_env(cache)
+    off = {**env, "TRIGGERLANG_CACHE_DIR": "off"}
+
+    def best(argv: list[str], environ: dict) -> dict:
+        return min((run_child(argv, environ) for _ in range(repeat)), key=lambda r: r["cpu"])
     cold = run_child([exe, "match", str(rules), str(empty)], env)
     if cold["rc"] != 0:
         raise SystemExit(f"triggerc failed on {rules}: {cold['stderr']}")
-    warm = min((run_child([exe, "match", str(rules), str(empty)], env) for _ in range(repeat)), key=lambda r: r["cpu"])
-    full = min((run_child([exe, "match", str(rules), str(events)], env) for _ in range(repeat)),
-               key=lambda r: r["cpu"])
+    warm = best([exe, "match", str(rules), str(empty)], env)
+    full = best([exe, "match", str(rules), str(events)], env)
+    full_json = best([exe, "match", str(rules), str(events), "--format", "json"], env)
+    warm_json = best([exe, "match", str(rules), str(empty), "--format", "json"], env)
+    nocache = best([exe, "match", str(rules), str(empty)], off)        # parse, check, manifest, index
+    check = best([exe, "check", str(rules)], off)
     count = sum(1 for _ in events.open())
     return {"cold_cpu": cold["cpu"], "cold_wall": cold["wall"], "cold_rss": cold["rss_mb"],
             "warm_cpu": warm["cpu"], "warm_wall": warm["wall"], "warm_rss": warm["rss_mb"],
             "run_rss": full["rss_mb"], "events": count,
-            "us_per_event": (full["cpu"] - warm["cpu"]) / count * 1e6}
+            "nocache_cpu": nocache["cpu"], "check_cpu": check["cpu"],
+            "us_per_event": (full["cpu"] - warm["cpu"]) / count * 1e6,
+            "us_per_event_json": (full_json["cpu"] - warm_json["cpu"]) / count * 1e6}
 
 
 def engine_child(engine: str, n: int, events: Path, budget: float) -> dict:
@@ -270,7 +282,7 @@ def engine_run(engine: str, d: Path, events_file: Path, events: list, logical: l
         out = {"build": build, "us_per_event": per * 1e6, "events": k, "matches": results[:k],
                "mem_mb": _mem_since(base)}
         if engine == "indexed":
-            out["breakdown"] = breakdown(m, events_file)
+            out["breakdown"] = breakdown(m, events_file, c.manifest.get("actions", {}))
             out["stats"] = {"buckets": len(m.stats()),
                             "always": sum(b["always"] for b in m.stats().values())}
         return out
@@ -281,11 +293,11 @@ def engine_run(engine: str, d: Path, events_file: Path, events: list, logical: l
     raise SystemExit(f"unknown engine {engine}")
 
 
-def breakdown(m, events_file: Path) -> dict:
+def breakdown(m, events_file: Path, actions: dict) -> dict:
     """Where one event's time goes in the batch loop (µs): a profile by subtraction."""
     import io
 
-    from triggerlang.dryrun import _dry_event, batch_names
+    from triggerlang.dryrun import DryRun, _dry_event, batch_json, batch_names
 
     lines = events_file.read_text().splitlines(keepends=True)
     n = len(lines)
@@ -325,9 +337,16 @@ def breakdown(m, events_file: Path) -> dict:
         sink.truncate()
         batch_names(str(events_file), None, m, sink.write)
 
+    dry = DryRun({"actions": actions, "rules": []}, m)
+
+    def loop_all_json():
+        sink.seek(0)
+        sink.truncate()
+        batch_json(str(events_file), None, dry, sink.write)
+
     return {"read_lines": best(loop_read), "json_loads": best(loop_parse), "index_lookup": best(loop_candidates),
             "match_incl_lookup": best(loop_names),
-            "batch_loop_total": best(loop_all)}
+            "batch_loop_total": best(loop_all), "batch_loop_json": best(loop_all_json)}
 
 
 def rule_engine_main(logical: list[dict], events: list[dict], budget: float) -> dict:
@@ -502,14 +521,15 @@ def report(results: dict, sizes: list[int], engines: list[str]) -> str:
     out = []
     rows = results["sizes"]
     out.append("End to end, `triggerc match rules.trg events.jsonl` (CPU time, best of runs):\n")
-    out.append("| rules | µs/event | × cost at 10 | compile+load cold | compile+load warm | peak RSS cold "
-               "| peak RSS warm run |")
-    out.append("|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| rules | µs/event | µs/event `--format json` | × cost at 10 | compile+load cold | compile+load "
+               "warm | compile+load, no cache | `check`, no cache | peak RSS cold | peak RSS warm run |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     base = rows.get(str(sizes[0]), {}).get("e2e", {}).get("us_per_event")
     for n in sizes:
         e = rows[str(n)]["e2e"]
         ratio = f"{e['us_per_event'] / base:.2f}" if base else "-"
-        out.append(f"| {n:,} | {e['us_per_event']:.2f} | {ratio} | {fmt_s(e['cold_cpu'])} | {fmt_s(e['warm_cpu'])} "
+        out.append(f"| {n:,} | {e['us_per_event']:.2f} | {e['us_per_event_json']:.2f} | {ratio} | {fmt_s(e['cold_cpu'])} "
+                   f"| {fmt_s(e['warm_cpu'])} | {fmt_s(e['nocache_cpu'])} | {fmt_s(e['check_cpu'])} "
                    f"| {e['cold_rss']:.0f} MiB | {e['run_rss']:.0f} MiB |")
     out.append("\nMatching alone (already-parsed events): per event / build / memory (peak RSS growth over the "
                "parsed events: the rules, the manifest or the peer's rule objects, and the matcher):\n")
@@ -534,10 +554,10 @@ def report(results: dict, sizes: list[int], engines: list[str]) -> str:
         if b and n == 10000 or (b and n == sizes[-1] and 10000 not in sizes):
             out.append(f"\nWhere an event's time goes at {n:,} rules (µs, in-process batch loop):\n")
             out.append("| read line | json.loads | index look-up | look-up + residuals + names "
-                       "| whole loop (incl. write) |")
-            out.append("|---:|---:|---:|---:|---:|")
+                       "| whole loop (incl. write) | whole loop, `--format json` |")
+            out.append("|---:|---:|---:|---:|---:|---:|")
             out.append(f"| {b['read_lines']:.2f} | {b['json_loads']:.2f} | {b['index_lookup']:.2f} "
-                       f"| {b['match_incl_lookup']:.2f} | {b['batch_loop_total']:.2f} |")
+                       f"| {b['match_incl_lookup']:.2f} | {b['batch_loop_total']:.2f} | {b['batch_loop_json']:.2f} |")
     return "\n".join(out)
 
 

@@ -677,6 +677,96 @@ def test_cli_batch_output_is_the_reference_output(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "no such file" in r.output
 
 
+BATCH_JSON_RULES = """\
+action d(x="", y="def") = exec "./run" x "--y" y
+action e(w) = exec w "tail"
+action s(a=[1, "two"]) = shell "echo \\"$TRG_INPUT_A\\""
+action h = http post "http://127.0.0.1:9/x"
+action n(v="") = exec "./n" v
+a: on git.push branch="main" run d with <sha>
+b: on git.push files ~ "src/**" run d with <message>, <author>
+c: on git.push branch="main" run e with <author>
+f: on git.push branch="main" run s
+g: on git.push branch="main" run h
+k: on git.push branch="main" run d with y=<files>
+m: on git.push branch="main" run n with "const"
+u: on http.request path="/h" run d with x=<headers.x-a>
+v: on http.request path="/h" run d with <payload.x.y>, <payload.z>
+"""
+
+
+def _reference_json(dry, events: Path) -> str:
+    from triggerlang.dryrun import EventInputError, read_events
+
+    out = ""
+    for item in read_events(str(events), None, True):
+        out += (json.dumps({"error": str(item)}) if isinstance(item, EventInputError)
+                else json.dumps(dry.run(item), ensure_ascii=False, separators=(",", ":"))) + "\n"
+    return out
+
+
+def test_cli_batch_json_output_is_the_reference_output(tmp_path: Path) -> None:
+    """``--format json`` on a .jsonl file prints what DryRun.run + json.dumps print, line for
+    line: inputs from fields, literals and defaults, list inputs spread over argv, a missing
+    field's null, an empty first word (no argv), shell and http actions, errors."""
+    from triggerlang.dryrun import DryRun
+
+    rules = tmp_path / "rules.trg"
+    rules.write_text(BATCH_JSON_RULES)
+    docs = [{"source": "git", "type": "push", "data": {"branch": "main", "sha": "é\u2028\"\\\x01", "author": ""}},
+            {"source": "git", "type": "push", "data": {"branch": "main", "sha": 3.5, "author": "x",
+                                                       "files": ["src/a", 2, None, {"k": [1]}]}},
+            {"source": "git", "type": "push", "data": {"branch": "main", "files": [], "author": ["p", "q"]}},
+            {"source": "git", "type": "push", "data": {"branch": "dev", "files": ["src/z"], "message": "m"}},
+            {"source": "http", "type": "post", "data": {"path": "/h", "headers": {"x-a": "1"},
+                                                        "payload": {"x": {"y": {"deep": True}}, "z": "zz"}}},
+            {"source": "http", "type": "get", "data": {"path": "/h"}}]
+    lines = [json.dumps(d) for d in docs] + ["", "{bad", '{"source": "git", "type": "push", "data": null}',
+                                             '{"source": "git", "type": "push", "data": {"branch": "main", '
+                                             '"sha": "\\ud800", "author": 1e400}}']
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    c = compile_file(rules)
+    expected = _reference_json(DryRun(c.manifest, LinearMatcher(c.manifest["rules"])), events)
+    expected = expected.encode("utf-8", "backslashreplace").decode()  # (how the CLI prints a lone surrogate)
+    for _ in range(2):  # cold, then from the cache
+        r = _cli(["match", str(rules), str(events), "--format", "json"], tmp_path / "cache")
+        assert r.exit_code == 1 and r.output == expected
+    first, _, third = (json.loads(line)["matches"] for line in expected.split("\n")[:3])
+    assert [m["rule"] for m in first] == ["a", "c", "f", "g", "k", "m"]
+    assert first[1]["argv"] is None                      # c: the first word is the empty author
+    assert first[4]["argv"] == ["./run", "", "--y", ""]  # k: no files: null, an empty word
+    assert third[4]["argv"] == ["./run", "", "--y"]      # k: an empty list of files: no word
+    assert third[1]["argv"] == ["p", "q", "tail"]        # c: a list spreads over the argv
+
+
+JSON_VALUE = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(),
+                                    st.text(max_size=6)),
+                          lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=3), kids,
+                                                                                     max_size=3), max_leaves=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(
+    st.fixed_dictionaries({"source": st.just("git"), "type": st.just("push"), "data": st.fixed_dictionaries(
+        {"branch": st.sampled_from(["main", "dev"]), "sha": JSON_VALUE, "author": JSON_VALUE, "files": JSON_VALUE},
+        optional={"message": JSON_VALUE})}),
+    st.fixed_dictionaries({"source": st.just("http"), "type": st.just("post"), "data": st.fixed_dictionaries(
+        {"path": st.just("/h"), "headers": st.dictionaries(st.sampled_from(["x-a", "x-b"]), JSON_VALUE),
+         "payload": JSON_VALUE})})), min_size=1, max_size=6))
+def test_batch_json_is_the_reference_on_any_field_values(tmp_path: Path, docs: list[dict]) -> None:
+    from triggerlang.dryrun import DryRun, batch_json
+
+    c = compile_text(BATCH_JSON_RULES, str(tmp_path / "r.trg"))
+    manifest = c.manifest
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    expected = _reference_json(DryRun(manifest, LinearMatcher(manifest["rules"])), events)
+    got: list[str] = []
+    batch_json(str(events), None, DryRun(manifest, build_matcher(manifest["rules"])), got.append)
+    assert "".join(got) == expected
+
+
 def test_cli_json_and_explain_unchanged(tmp_path: Path) -> None:
     rules = tmp_path / "rules.trg"
     rules.write_text('action d(x="") = exec "./run" x\na: on git.push branch="main" run d with <sha>\n'

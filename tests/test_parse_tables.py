@@ -160,3 +160,27 @@ def test_making_the_tables_twice_gives_the_same_file() -> None:
     made = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
     assert len(made) == 1
+
+
+def test_lark_parser_is_kept_in_the_private_cache_and_only_ours_is_loaded(tmp_path: Path, monkeypatch) -> None:
+    """The slow path's Lark parser is saved once (a pickle) and loaded after; a file that
+    this user's triggerc did not write (no valid MAC) is never unpickled."""
+    cache = tmp_path / "cache"
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("TRIGGERLANG_CACHE_DIR", str(cache))
+    P.lark_parser.cache_clear()
+    try:
+        P.lark_parser().parse("let a = 1")
+        [saved] = cache.glob("lark-*.pickle")
+        assert oct(saved.stat().st_mode & 0o777) == "0o600"
+        P.lark_parser.cache_clear()
+        P.lark_parser().parse("let a = 1")                       # loaded, verified
+        head, _ = saved.read_bytes().split(b"\n", 1)
+        evil = b"cbuiltins\nexec\n(S'open(%r, \"w\").write(\"x\")'\ntR." % str(marker).encode()
+        saved.write_bytes(head + b"\n" + evil)                    # someone else's pickle, our header
+        P.lark_parser.cache_clear()
+        assert P.lark_parser().parse("let a = 1")
+        assert not marker.exists()
+        assert saved.read_bytes() != head + b"\n" + evil           # made again and saved over it
+    finally:
+        P.lark_parser.cache_clear()

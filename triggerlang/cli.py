@@ -280,7 +280,7 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
 
     from .compile.cache import default_cache_dir, load_or_compile
     from .compile.index import build_matcher
-    from .dryrun import DryRun, EventInputError, batch_names, read_events
+    from .dryrun import DryRun, EventInputError, batch_json, batch_names, read_events
 
     warn_unknown = _unknown_event_warner()
     chosen = [(k[len("provider_"):], v) for k, v in shorthands.items() if v is not None]
@@ -324,9 +324,12 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
             fail(str(e))
         out.flush()
         raise SystemExit(1 if any_bad else 0)
-    if batch and fmt == "text" and not explain:
+    if batch and not explain:  # the batch loops: no Event, nothing the line does not show
         try:
-            any_bad = batch_names(event_file, provider, dry.matcher, write, None if provider else warn_unknown)
+            if fmt == "text":
+                any_bad = batch_names(event_file, provider, dry.matcher, write, None if provider else warn_unknown)
+            else:
+                any_bad = batch_json(event_file, provider, dry, write, None if provider else warn_unknown)
         except EventInputError as e:
             fail(str(e))
         out.flush()

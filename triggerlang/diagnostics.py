@@ -16,7 +16,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, NamedTuple
-from urllib.parse import quote
 
 ERROR = "error"
 WARNING = "warning"
@@ -298,6 +297,8 @@ def source_root(start: Path | None = None) -> Path:
 def _artifact_location(file: str, root: Path) -> dict:
     """``{"uri", "uriBaseId"}`` relative to ``root``; an absolute ``file:`` URI for a
     file outside it (or one with no path, like ``<input>``: its name, as a relative URI)."""
+    from urllib.parse import quote
+
     if file.startswith("<"):
         return {"uri": quote(file)}
     path = Path(file)

@@ -14,7 +14,9 @@ from typing import Any, Iterator
 
 from .actions import ActionError, bind_inputs, display_argv
 from .compile.matcher import reason_text
+from .events import MISSING as _MISSING
 from .events import Event
+from .events import get_path as _get_path
 
 
 class EventInputError(Exception):
@@ -66,14 +68,9 @@ def batch_names(path: str, provider: tuple[str, str] | None, matcher, write, see
     """Batch mode with text output and no ``--explain``: one line of rule names per event line.
 
     The same output as ``read_events`` + :meth:`DryRun.run` + :meth:`DryRun.text` (and the
-    CLI's error lines), in one loop that computes nothing the line does not show (no inputs,
-    no argv): this is the path ``triggerc match rules.trg events.jsonl`` takes, and the one
-    the benchmark measures. Returns True when some line was bad. Raises EventInputError
-    when the file cannot be opened. ``seen_type(source, type)`` is called once for each
-    distinct event type read (the CLI warns about a type the catalogue does not know).
+    CLI's error lines), computing nothing the line does not show (no inputs, no argv): this
+    is the path ``triggerc match rules.trg events.jsonl`` takes. See :func:`_batch`.
     """
-    fh = _open(path)
-    name = "<stdin>" if path == "-" else path
     names_of = getattr(matcher, "names", None)
     if names_of is None:
         def names_of(ev: Event) -> list[str]:
@@ -82,14 +79,76 @@ def batch_names(path: str, provider: tuple[str, str] | None, matcher, write, see
     if names_for is None:
         def names_for(source: str, typ: str, data: dict) -> list[str]:
             return names_of(Event(source, typ, data, "", ""))
+
+    def one(src: str, typ: str, data: dict) -> str:
+        names = names_for(src, typ, data)
+        return ", ".join(names) + "\n" if names else "(no match)\n"
+
+    def many(evs: list[Event]) -> str:
+        names = [n for ev in evs for n in names_of(ev)]
+        return ", ".join(names) + "\n" if names else "(no match)\n"
+    return _batch(path, provider, write, seen_type, one, many)
+
+
+def batch_json(path: str, provider: tuple[str, str] | None, dry: "DryRun", write, seen_type=None) -> bool:
+    """Batch mode with ``--format json`` and no ``--explain``: one compact JSON line per event
+    line, ``{"matches": [{"rule", "action", "inputs", "argv"}]}``.
+
+    The same bytes as ``read_events`` + :meth:`DryRun.run` + ``json.dumps`` (and the CLI's
+    error lines): each rule's matches are written by a function made for that rule on its
+    first match (:func:`_match_json`), the rest by one JSON encoder made once. See :func:`_batch`.
+    """
+    matcher = dry.matcher
+    matching = getattr(matcher, "matching_indexes", None)
+    if matching is None:
+        def matching(source: str, typ: str, data: dict) -> list[int]:
+            return [r.index for r in matcher.matching_rules(Event(source, typ, data, "", ""))]
+    rules = matcher.rules
+    entries: list = [None] * len(rules)   # per rule index: (the JSON maker of its matches, their fixed start)
+    shapes: dict = {}                      # makers, shared by rules that bind the same action the same way
+    encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    no_match = encode({"matches": []}) + "\n"
+
+    def one(src: str, typ: str, data: dict) -> str:
+        found = matching(src, typ, data)
+        if not found:
+            return no_match
+        out = []
+        for i in found:
+            entry = entries[i]
+            if entry is None:
+                entry = entries[i] = _match_json(rules[i], dry.actions, shapes, encode)
+            out.append(entry[1] + entry[0](data))
+        return '{"matches":[' + ",".join(out) + "]}\n"
+
+    def many(evs: list[Event]) -> str:
+        return encode(dry.run(evs)) + "\n"
+    return _batch(path, provider, write, seen_type, one, many)
+
+
+def _batch(path: str, provider: tuple[str, str] | None, write, seen_type, one, many) -> bool:
+    """The loop of the batch modes: for each line of a ``.jsonl`` file, the result line
+    ``one(source, type, data)`` for an event in the plain form (the well-formed case of
+    :meth:`Event.from_json`, with no :class:`Event` made, nor an id and a time minted for
+    it, which a dry run shows neither of), else ``many(events)`` for what
+    :func:`_events_from_obj` makes of the line (a provider's payload: one or two events);
+    an error line ``{"error": ...}`` for a line that is none of these, as the CLI's general
+    loop writes them. Returns True when some line was bad; raises EventInputError when the
+    file cannot be opened. ``seen_type(source, type)`` is called once per distinct event
+    type (the CLI warns of a type the catalogue does not know)."""
+    fh = _open(path)
+    name = "<stdin>" if path == "-" else path
     loads, dumps, JSONDecodeError = json.loads, json.dumps, json.JSONDecodeError
     any_bad = False
     lineno = 0
     types: set[tuple[str, str]] = set()
+    write, pending, flush = _lines_out(write, path)
     try:
         try:
             for line in fh:
                 lineno += 1
+                if len(pending) >= _BATCH_OUT:
+                    flush()
                 try:
                     obj = loads(line)
                 except JSONDecodeError as e:
@@ -98,34 +157,217 @@ def batch_names(path: str, provider: tuple[str, str] | None, matcher, write, see
                     any_bad = True
                     write(dumps({"error": f"{name}:{lineno}: not valid JSON ({e.msg})"}) + "\n")
                     continue
-                # the well-formed case of Event.from_json, without making an Event (nor
-                # minting an id and a time, which a dry run shows neither of)
                 if provider is None and obj.__class__ is dict:
                     src, typ, data = obj.get("source"), obj.get("type"), obj.get("data", {})
-                    ok = src.__class__ is str and src and typ.__class__ is str and typ and data.__class__ is dict
-                else:
-                    ok = False
-                if ok:
-                    if seen_type is not None and (src, typ) not in types:
-                        types.add((src, typ))
-                        seen_type(src, typ)
-                    names = names_for(src, typ, data)
-                else:
-                    try:
-                        evs = _events_from_obj(obj, provider, f"{name}:{lineno}")
-                    except EventInputError as e:
-                        any_bad = True
-                        write(dumps({"error": str(e)}) + "\n")
+                    if src.__class__ is str and src and typ.__class__ is str and typ and data.__class__ is dict:
+                        if seen_type is not None and (src, typ) not in types:
+                            types.add((src, typ))
+                            seen_type(src, typ)
+                        write(one(src, typ, data))
                         continue
-                    names = [n for ev in evs for n in names_of(ev)]
-                write(", ".join(names) + "\n" if names else "(no match)\n")
+                try:
+                    evs = _events_from_obj(obj, provider, f"{name}:{lineno}")
+                except EventInputError as e:
+                    any_bad = True
+                    write(dumps({"error": str(e)}) + "\n")
+                    continue
+                if provider is None and seen_type is not None:
+                    for ev in evs:
+                        if (ev.source, ev.type) not in types:
+                            types.add((ev.source, ev.type))
+                            seen_type(ev.source, ev.type)
+                write(many(evs))
         except UnicodeDecodeError:
             any_bad = True
             write(dumps({"error": f"{name}:{lineno + 1}: not UTF-8 text"}) + "\n")
     finally:
+        flush()
         if fh is not sys.stdin:
             fh.close()
     return any_bad
+
+
+_BATCH_OUT = 256
+"""Result lines written at once by the batch loops (reading a file: a write per line costs
+a system call each when Python's output is unbuffered, ``PYTHONUNBUFFERED`` or ``-u``)."""
+
+
+def _lines_out(write, path: str):
+    """``(write a line, the lines not written yet, flush)`` for a batch loop: lines are gathered and written
+    :data:`_BATCH_OUT` at a time (the loop flushes), except when reading stdin, where each
+    result is written as soon as its line is read (a live feed)."""
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            write("".join(pending))
+            pending.clear()
+    return (write if path == "-" else pending.append), pending, flush
+
+
+def _match_json(rule, actions: dict, shapes: dict, encode) -> tuple:
+    """``(maker, start)``: one match of ``rule`` as compact JSON, ``start + maker(data)``: the
+    text ``json.dumps`` gives of what :meth:`DryRun.run` makes of it,
+    ``{"rule","action","inputs","argv"}``, the inputs as ``rule.inputs`` then
+    :func:`~triggerlang.actions.bind_inputs` make them and the argv as
+    :func:`~triggerlang.actions.display_argv` does. ``start`` holds the rule's and the
+    action's names; the maker, shared by every rule that binds the same action the same
+    way (10,000 generated rules are a handful of shapes), works out once which input comes
+    from which field or default, in which order, and the argv's fixed words, and at each
+    event encodes only what comes from the event."""
+    from json.encoder import encode_basestring as quote
+
+    start = '{"rule":' + quote(rule.name) + ',"action":' + quote(rule.action) + ',"inputs":{'
+    key = (rule.action, tuple((k, b["field"]) if "field" in b else (k, None, repr(b.get("value")))
+                              for k, b in rule.args.items()))
+    make = shapes.get(key)
+    if make is None:
+        make = shapes[key] = _json_maker(actions.get(rule.action, {}), rule.args, encode, quote)
+    return make, start
+
+
+def _json_maker(action: dict, args: dict, encode, quote):
+    from .actions import arg_text
+    from .events import MISSING, get_path
+
+    given = []   # (input, dotted path or None, literal value)
+    for param, b in args.items():
+        given.append((param, tuple(b["field"].split(".")) if "field" in b else None, b.get("value")))
+    bound = {g[0] for g in given}
+    order = []   # the inputs in bind_inputs' order: (input, from the rule's arguments?, default)
+    for prm in action.get("params") or []:
+        if isinstance(prm, dict) and isinstance(prm.get("name"), str):
+            if prm["name"] in bound:
+                order.append((prm["name"], True, None))
+            elif "default" in prm:
+                order.append((prm["name"], False, prm["default"]))
+    named = {o[0] for o in order}
+    order.extend((g[0], True, None) for g in given if g[0] not in named)
+    named = {o[0] for o in order}   # the inputs' names
+    keys = [quote(k) + ":" for k, _, _ in order]
+    words = None     # exec: (True, fixed text) | (False, input name); None: the argv is not exec's
+    argv_text = "null"
+    kind = action.get("kind")
+    if kind == "exec":
+        words = []
+        for item in action.get("argv") or []:
+            if "value" in item:
+                words.append((True, arg_text(item["value"])))
+            elif "param" in item and item["param"] in named:
+                words.append((False, item["param"]))
+            else:
+                words = None  # an item display_argv refuses: no argv
+                break
+    elif kind == "shell":
+        argv_text = encode(["/bin/sh", "-c", action.get("script", "")])
+
+    def general(data: dict) -> str:
+        got = {}
+        for param, path, literal in given:
+            if path is None:
+                got[param] = literal
+            else:
+                v = data.get(path[0], MISSING) if len(path) == 1 else get_path(data, path)
+                got[param] = None if v is MISSING else v
+        inputs = {}
+        parts = []
+        for (param, from_rule, default), k in zip(order, keys):
+            v = inputs[param] = got[param] if from_rule else default
+            parts.append(k + (quote(v) if v.__class__ is str else encode(v)))
+        if words is None:
+            return ",".join(parts) + '},"argv":' + argv_text + "}"
+        argv = []
+        for fixed, w in words:
+            if fixed:
+                argv.append(w)
+            else:
+                v = inputs[w]
+                if v.__class__ is list:
+                    argv.extend(arg_text(x) for x in v)
+                else:
+                    argv.append(arg_text(v))
+        if not argv or not argv[0]:
+            return ",".join(parts) + '},"argv":null}'
+        return ",".join(parts) + '},"argv":[' + ",".join([quote(w) for w in argv]) + "]}"
+
+    return _json_fast(given, order, words, argv_text, encode, quote, general) or general
+
+
+def _json_fast(given, order, words, argv_text, encode, quote, general):
+    """The maker of :func:`_json_maker` for the usual event, compiled for its shape: when
+    every input taken from the event is a string (the argv's first word, if one, not
+    empty), each is quoted once and set between the fixed parts of the text, worked out
+    here; any other event goes to ``general``, which does all :func:`display_argv` does.
+    None when the shape has nothing to gain (an argv that is never there)."""
+    from .actions import arg_text
+
+    env: dict = {"M": _MISSING, "get_path": _get_path, "quote": quote, "general": general}
+    code = ["def make(data):"]
+    var = {}        # input taken from the event -> its variable
+    for j, (param, path, literal) in enumerate(given):
+        if path is None:
+            continue
+        var[param] = f"g{j}"
+        if len(path) == 1:
+            code.append(f"    g{j} = data.get({path[0]!r}, M)")
+        else:
+            env[f"p{j}"] = path
+            code.append(f"    g{j} = get_path(data, p{j})")
+    literal_of = {param: literal for param, path, literal in given if path is None}
+    value_of = {}   # input -> its fixed value (a literal or a default), for the others
+    pieces = []     # the inputs' text: fixed strings and ("q", variable)
+    for k, (param, from_rule, default) in enumerate(order):
+        pieces.append(("," if k else "") + quote(param) + ":")
+        if from_rule and param in var:
+            pieces.append(("q", var[param]))
+        else:
+            value = literal_of[param] if from_rule else default
+            value_of[param] = value
+            pieces.append(quote(value) if value.__class__ is str else encode(value))
+    pieces.append('},"argv":')
+    first = None    # the variable of the argv's first word, when it comes from the event
+    if words is None:
+        pieces.append(argv_text + "}")
+    else:
+        argv: list = []   # fixed words (str) and ("q", variable)
+        for fixed, w in words:
+            if fixed:
+                argv.append(w)
+            elif w in var:
+                argv.append(("q", var[w]))
+            else:
+                v = value_of[w]
+                argv.extend(arg_text(x) for x in v) if v.__class__ is list else argv.append(arg_text(v))
+        if not argv or argv[0] == "":
+            return None  # never an argv: the general maker says so
+        if argv[0].__class__ is tuple:
+            first = argv[0][1]
+        pieces.append("[")
+        for k, w in enumerate(argv):
+            pieces.append(w if w.__class__ is tuple else quote(w))
+            pieces.append("," if k < len(argv) - 1 else "]}")
+    guard = [f"{v}.__class__ is str" for v in var.values()]
+    if first is not None:
+        guard.append(first)   # (a first word that is empty: no argv)
+    if guard:
+        code.append(f"    if not ({' and '.join(guard)}):")
+        code.append("        return general(data)")
+    for v in var.values():
+        code.append(f"    q{v} = quote({v})")
+    parts, fixed = [], ""
+    for piece in pieces:
+        if piece.__class__ is tuple:
+            if fixed:
+                parts.append(repr(fixed))
+                fixed = ""
+            parts.append(f"q{piece[1]}")
+        else:
+            fixed += piece
+    if fixed:
+        parts.append(repr(fixed))
+    code.append("    return " + " + ".join(parts))
+    exec("\n".join(code), env)  # noqa: S102 - our own names and repr()'d constants
+    return env["make"]
 
 
 def _iter(fh, path, provider, batch):

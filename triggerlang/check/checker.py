@@ -149,10 +149,10 @@ class Checker:
             if h:
                 h(decl)
         self.check_routes()
-
-        if self.with_tests:  # test blocks (SPEC §10); a file without any does not load their checker
+        # test blocks (SPEC §10); before the lints: a let a test uses is used
+        if self.with_tests:
             if any(d.__class__ is A.TestBlock for d in self.m.decls):
-                from .tests import check_tests
+                from .tests import check_tests  # (a file without tests does not load them)
 
                 self.p.tests = check_tests(self, self.base_dir)
         else:  # their lets still count as used, so the warnings match `check`'s

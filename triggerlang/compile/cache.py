@@ -22,19 +22,11 @@ Decisions
   upgraded plug-in must never meet a manifest its old version produced. A compile that
   used only built-ins cannot depend on a plug-in (a plug-in only adds names), so those
   entries stay valid whatever gets installed.
-- **Where**: the user's cache directory, ``$XDG_CACHE_HOME/triggerlang/compiled`` (default
-  ``~/.cache/triggerlang/compiled``), not the state directory: ``match`` must not create
-  files in a checkout (read-only CI workspaces), and the state directory belongs to
-  ``serve``. The CLI passes the directory explicitly (``TRIGGERLANG_CACHE_DIR`` overrides
-  it; ``TRIGGERLANG_CACHE_DIR=off`` turns the cache off).
-- **Safety**: never load an entry we did not write. The directory is created ``0700``
-  and used only if it belongs to the current user and nobody else can write to it. Each
-  entry is one file named by its key, holding a header line ``{"key", "mac"}`` and the
-  manifest; ``mac`` is an HMAC-SHA256 of the body under a random per-user secret kept in
-  the directory (``0600``). An entry is used only when its key matches and its MAC
-  verifies, and even then it is read with ``json``, never ``pickle`` or ``marshal``, so
-  a forged file could at worst give a wrong manifest, and it cannot be forged without
-  the secret. Writes go to a temporary file and are renamed into place (atomic); at most
+- **Where and how safely**: in the user's private cache folder, each entry MAC'd with a
+  per-user secret (:mod:`triggerlang.usercache`: ``$XDG_CACHE_HOME/triggerlang/compiled``,
+  ``TRIGGERLANG_CACHE_DIR`` to move it, ``=off`` to turn it off). An entry is read with
+  ``json``, never ``pickle`` or ``marshal``, so even a forged file could at worst give a
+  wrong manifest, and it cannot be forged without the secret. At most
   :data:`MAX_ENTRIES` entries are kept, the least recently written are removed.
 - Any problem with the cache (unwritable, corrupt, foreign) silently falls back to
   compiling: the cache can make ``match`` faster, never make it fail.
@@ -44,33 +36,21 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import hmac
 import json
 import os
 import secrets
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import usercache
+from ..usercache import default_cache_dir
+
 CACHE_FORMAT = 1
 MAX_ENTRIES = 64
-_SECRET_NAME = "secret.key"
 
 _fingerprint: str | None = None
-
-
-def default_cache_dir(env: dict[str, str] | None = None) -> Path | None:
-    """The cache directory from the environment; None when the cache is turned off."""
-    env = os.environ if env is None else env
-    explicit = env.get("TRIGGERLANG_CACHE_DIR")
-    if explicit is not None:
-        if explicit.strip().lower() in ("", "off", "0", "no", "false"):
-            return None
-        return Path(explicit)
-    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "triggerlang" / "compiled"
 
 
 def compiler_fingerprint() -> str:
@@ -134,77 +114,15 @@ def cache_key(text: bytes, display_name: str, base_dir: str, companion: bytes | 
     return h.hexdigest()
 
 
-def _private_dir(d: Path, create: bool) -> bool:
-    """True when ``d`` exists (or was made), belongs to us and only we can write to it."""
-    try:
-        if create:
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = d.stat()
-    except OSError:
-        return False
-    if hasattr(os, "getuid"):
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            return False
-    return True
-
-
-def _secret(d: Path, create: bool) -> bytes | None:
-    p = d / _SECRET_NAME
-    try:
-        st = p.stat()
-        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o077):
-            return None
-        key = p.read_bytes()
-        return key if len(key) == 32 else None
-    except FileNotFoundError:
-        if not create:
-            return None
-    except OSError:
-        return None
-    key = secrets.token_bytes(32)
-    try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return _secret(d, create=False)
-    except OSError:
-        return None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
-
-
 def load(cache_dir: Path, key: str) -> dict | None:
     """The manifest cached under ``key``, or None (missing, foreign, corrupt)."""
-    if not _private_dir(cache_dir, create=False):
-        return None
-    secret = _secret(cache_dir, create=False)
-    if secret is None:
-        return None
-    p = cache_dir / f"{key}.json"
-    try:
-        st = p.stat()
-        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
-            return None
-        raw = p.read_bytes()
-    except OSError:
-        return None
-    nl = raw.find(b"\n")
-    if nl < 0:
-        return None
-    try:
-        head = json.loads(raw[:nl])
-    except ValueError:
-        return None
-    body = memoryview(raw)[nl + 1:]
-    if not isinstance(head, dict) or head.get("key") != key:
-        return None
-    mac = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    if not isinstance(head.get("mac"), str) or not hmac.compare_digest(mac, head["mac"]):
+    body = usercache.read(cache_dir, f"{key}.json", key)
+    if body is None:
         return None
     enabled = gc.isenabled()
     gc.disable()  # tens of thousands of small dicts: the collector would run for nothing
     try:
-        manifest = json.loads(bytes(body))
+        manifest = json.loads(body)
     except ValueError:
         return None
     finally:
@@ -217,44 +135,11 @@ def load(cache_dir: Path, key: str) -> dict | None:
 
 def store(cache_dir: Path, key: str, manifest: dict) -> bool:
     """Write an entry (atomically); False when the cache cannot be used."""
-    if not _private_dir(cache_dir, create=True):
-        return False
-    secret = _secret(cache_dir, create=True)
-    if secret is None:
-        return False
     body = json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    head = json.dumps({"key": key, "mac": hmac.new(secret, body, hashlib.sha256).hexdigest()}).encode()
-    try:
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(head + b"\n" + body)
-            os.replace(tmp, cache_dir / f"{key}.json")
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    except OSError:
+    if not usercache.write(cache_dir, f"{key}.json", key, body):
         return False
-    _prune(cache_dir)
+    usercache.prune(cache_dir, "*.json", MAX_ENTRIES)
     return True
-
-
-def _prune(cache_dir: Path) -> None:
-    try:
-        entries = [(e.stat().st_mtime, e) for e in cache_dir.glob("*.json")]
-    except OSError:  # pragma: no cover
-        return
-    if len(entries) <= MAX_ENTRIES:
-        return
-    entries.sort(key=lambda x: x[0])
-    for _, e in entries[: len(entries) - MAX_ENTRIES]:
-        try:
-            e.unlink()
-        except OSError:  # pragma: no cover
-            pass
 
 
 @dataclass

@@ -678,6 +678,10 @@ class IndexedMatcher(LinearMatcher):
         """The names of the matching rules, in order (what ``triggerc match`` prints)."""
         return self.names_for(event.source, event.type, event.data)
 
+    def matching_indexes(self, source: str, typ: str, data: dict) -> list[int]:
+        """The indexes of the matching rules, in order, of an event given by its parts."""
+        return [rec[0] for rec in self._matching(source, typ, data)]
+
     def names_for(self, source: str, typ: str, data: dict) -> list[str]:
         """:meth:`names` of an event given by its parts (the batch loop makes no Event)."""
         out = []

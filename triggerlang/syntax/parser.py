@@ -54,9 +54,45 @@ def _grammar_text() -> str:
 
 @lru_cache(maxsize=1)
 def lark_parser():
-    """The Lark LALR parser of the grammar (built once per process): the slow path, for the
-    declarations the tables reject, and what the tables are made from."""
-    return T.make_lark(_grammar_text())
+    """The Lark LALR parser of the grammar (made once per process): the slow path, for the
+    declarations the tables reject, and what the tables are made from.
+
+    Making it takes Lark 0.13 s; loading it saved takes 0.015 s, so it is kept in the
+    user's cache folder (:mod:`triggerlang.usercache`: private, each entry MAC'd, so only a
+    parser this user's triggerc saved is ever unpickled), keyed by the grammar, Lark's
+    version and Python's. Not Lark's own ``cache=True``: that loads whatever pickle sits
+    under a predictable name in the shared temporary folder.
+    """
+    import io
+    import sys
+
+    import lark
+
+    from .. import usercache
+
+    grammar = _grammar_text()
+    d = usercache.default_cache_dir()
+    if d is None:
+        return T.make_lark(grammar)
+    import hashlib
+
+    key = hashlib.sha256(f"{lark.__version__}\0{sys.version}\0{T.LARK_OPTIONS!r}\0{grammar}".encode()).hexdigest()
+    name = f"lark-{key[:32]}.pickle"
+    body = usercache.read(d, name, key)
+    if body is not None:
+        try:
+            return lark.Lark.load(io.BytesIO(body))
+        except Exception:  # pragma: no cover - a pickle of another Lark: make it again
+            pass
+    parser = T.make_lark(grammar)
+    buf = io.BytesIO()
+    try:
+        parser.save(buf)
+    except Exception:  # pragma: no cover - nothing to keep
+        return parser
+    if usercache.write(d, name, key, buf.getvalue()):
+        usercache.prune(d, "lark-*.pickle", 1)
+    return parser
 
 
 # --------------------------------------------------------------------------- splitting
@@ -686,28 +722,50 @@ class _Machine:
         self.states: list[dict[str, int]] = data["states"]
         self.state_lexer: list[int] = data["state_lexer"]
         self.lexer_rows: list[dict] = data["lexers"]
+        self.terminals: dict[str, dict] = data["terminals"]
+        self.matchers: dict[str, tuple] = {}
         self.by_lexer: list = [None] * len(self.lexer_rows)
         self.scanners: list = [None] * len(self.states)   # per state: its lexer's scanner, once made
-        self.rules = [(r["size"], r["name"], _reducer(r)) for r in data["rules"]]
+        self.rules = [(r["size"], r["name"], None if _passes_through(r) else self._later(i, r))
+                      for i, r in enumerate(data["rules"])]
+
+    def _later(self, i: int, row: dict):
+        """A reducer that makes rule ``i``'s real one on its first call (most rules of the
+        grammar never occur in a given file) and puts it in its place."""
+        def first(kids: list, spans: list, b: _Builder, empty: Span):
+            reduce = _reducer(row)
+            self.rules[i] = (row["size"], row["name"], reduce)
+            return reduce(kids, spans, b, empty)
+        return first
+
+    def _matcher(self, name: str) -> tuple:
+        """``(type, text, None)`` for a keyword or sign, ``(type, None, pattern.match)``."""
+        m = self.matchers.get(name)
+        if m is None:
+            row = self.terminals[name]
+            m = self.matchers[name] = (name, row["str"], None) if "str" in row else (name, None, re.compile(row["re"]).match)
+        return m
 
     def _scanner(self, state: int):
-        """``(match, keywords, skipped types, types that may hold a newline)`` of a state's
-        lexer, its patterns compiled on first use (as Lark does)."""
+        """``(by first character, the terminals that may start with any, keywords, skipped
+        types, types that may hold a newline)`` of a state's lexer: for each character, the
+        terminals that can start with it, in Lark's order (made on first use)."""
         i = self.state_lexer[state]
         sc = self.by_lexer[i]
         if sc is None:
             row = self.lexer_rows[i]
-            mres = [re.compile(p).match for p in row["patterns"]]
-            if len(mres) == 1:
-                match = mres[0]
-            else:  # pragma: no cover - Python's 100-group limit split a scanner in parts
-                def match(text, pos, end, _mres=mres):
-                    for m in _mres:
-                        found = m(text, pos, end)
-                        if found is not None:
-                            return found
-                    return None
-            sc = self.by_lexer[i] = (match, row["unless"], frozenset(row["ignore"]), frozenset(row["newline"]))
+            firsts = [self.terminals[n]["first"] for n in row["order"]]
+            chars = {c for f in firsts if f is not None for c in f}
+            lists: dict[str, list] = {c: [] for c in chars}
+            others = []
+            for name, f in zip(row["order"], firsts):
+                m = self._matcher(name)
+                if f is None:
+                    others.append(m)
+                for c in chars if f is None else f:
+                    lists[c].append(m)
+            sc = self.by_lexer[i] = ({c: tuple(v) for c, v in lists.items()}, tuple(others), row["unless"],
+                                     frozenset(row["ignore"]), frozenset(row["newline"]))
         self.scanners[state] = sc
         return sc
 
@@ -725,17 +783,23 @@ class _Machine:
         new = tuple.__new__
         while True:
             # ---- the next token, by the scanner of the current state
-            match, unless, skip, newline = scanners[stack[-1]] or self._scanner(stack[-1])
+            by_char, others, unless, skip, newline = scanners[stack[-1]] or self._scanner(stack[-1])
             while True:
                 if pos >= end:
                     tok = None
                     typ = "$END"
                     break
-                m = match(text, pos, end)
-                if m is None:
+                for typ, lit, rx in by_char.get(text[pos], others):
+                    if lit is None:
+                        m = rx(text, pos, end)
+                        if m is not None:
+                            value = m.group()
+                            break
+                    elif text.startswith(lit, pos, end):
+                        value = lit
+                        break
+                else:
                     raise _Fallback
-                typ = m.lastgroup
-                value = m.group()
                 nxt = pos + len(value)
                 if typ in skip:
                     if typ in newline and "\n" in value:
@@ -743,12 +807,12 @@ class _Machine:
                         line_start = pos + value.rindex("\n") + 1
                     pos = nxt
                     continue
-                if typ in unless:
-                    typ = unless[typ].get(value, typ)
                 start = new(Pos, (line, pos - line_start + 1, pos + offset))
                 if typ in newline and "\n" in value:
                     line += value.count("\n")
                     line_start = pos + value.rindex("\n") + 1
+                if typ in unless:
+                    typ = unless[typ].get(value, typ)
                 tok = new(Tok, (typ, value, new(Span, (start, new(Pos, (line, nxt - line_start + 1, nxt + offset))))))
                 pos = nxt
                 break
@@ -788,16 +852,21 @@ class _Machine:
                     return values[-1]
 
 
+def _passes_through(row: dict) -> bool:
+    """A ``?rule`` of one child that it passes through as it is (no filter)."""
+    return row["pass_one"] and row["size"] == 1 and row["keep"] is None and not row["name"].startswith("_")
+
+
 def _reducer(row: dict):
     """``reduce(children, their spans, builder, empty span) -> (value, span)`` for one rule
     of the tables: Lark's child filter and ``?rule`` pass-through, then the builder. None
     for a ``?rule`` that only passes its one child through (the driver does that itself)."""
+    if _passes_through(row):
+        return None
     handler_name = row["handler"]
     inline = row["name"].startswith("_")   # a `_rule` (Lark's helpers for `x*`): spliced into its parent
     pass_one = row["pass_one"]
     keep = [tuple(k) for k in row["keep"]] if row["keep"] is not None else None
-    if pass_one and row["size"] == 1 and keep is None and not inline:
-        return None
     trailing = [None] * row["trailing"]
     handler = None if inline else getattr(_Builder, handler_name, None)
     if handler is not None and (handler_name.startswith("_") or handler_name in _NOT_HANDLERS):
