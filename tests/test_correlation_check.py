@@ -103,6 +103,9 @@ on all(github.pull_request action="closed" merged=true as pr,
     assert (code, line, col) == ("TRG704", 15, 51)
     assert msg == "correlation key 1 is str in `ticket` but int in `pr`"
     assert hint == "query.pr is str; `pr` (14:8) keys on <number> (15:68), an int"
+    (d,) = [x for x in compiled(text).diagnostics if x.code == "TRG704"]   # related locations (SARIF, LSP)
+    assert [(sp.start.line, sp.start.column, note) for sp, note in d.related] == [
+        (14, 8, "`pr`"), (15, 68, "<number> is an int in `pr`")]
 
 
 def test_key_types_match_across_sources() -> None:

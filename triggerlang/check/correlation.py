@@ -208,13 +208,14 @@ class _Check:
                            f"{len(others) + 1} members are '{ev}' events")
                     self.d.error("TRG702", f"this member needs an alias: {why}", m.trigger.span,
                                  f"write: {m.trigger.text} ... as NAME" +
-                                 (f" (the other is {other.name} {at(other.member.span)})" if other else ""))
+                                 (f" (the other is {other.name} {at(other.member.span)})" if other else ""),
+                                 related=[(x.member.span, f"another '{ev}' member") for x in others])
                     continue
                 name, span = ev, m.trigger.span
             first = self.aliases.get(name)
             if first is not None:
                 self.d.error("TRG702", f"alias '{name}' is used twice (first at {at(first.member.span)[1:-1]})", span,
-                             "give each member its own alias")
+                             "give each member its own alias", related=[(first.member.span, f"'{name}' is this member")])
                 continue
             leaf.alias = name
             self.aliases[name] = leaf
@@ -233,7 +234,8 @@ class _Check:
                 span = leaf.member.keys[0].span if leaf.member.keys else leaf.member.trigger.span
                 self.d.error("TRG703", f"correlation key of {leaf.name} has {len(leaf.keys)} part(s), "
                              f"{arity_leaf.name} {at(arity_leaf.member.span)} has {arity}", span,
-                             "every member keys on as many fields: same <a>, <b> or key (<a>, <b>)")
+                             "every member keys on as many fields: same <a>, <b> or key (<a>, <b>)",
+                             related=[(arity_leaf.member.span, f"{arity_leaf.name} keys on {arity} field(s)")])
                 return []
         reported_untyped: set[Span] = set()
         for leaf in self.leaves:
@@ -258,7 +260,9 @@ class _Check:
                 self.d.error("TRG704", f"correlation key {i + 1} is {got} in `{leaf.name}` but {want} in `{ref.name}`",
                              ph.span if own else leaf.member.trigger.span,
                              f"{ph.path.dotted} is {got}; `{ref.name}` {at(ref.member.span)} keys on "
-                             f"<{rph.path.dotted}> {at(rph.span)}, {_A.get(want, want)}")
+                             f"<{rph.path.dotted}> {at(rph.span)}, {_A.get(want, want)}",
+                             related=[(ref.member.span, f"`{ref.name}`"),
+                                      (rph.span, f"<{rph.path.dotted}> is {_A.get(want, want)} in `{ref.name}`")])
         return types
 
     def key_type(self, leaf: Leaf, ph: A.Placeholder, own: bool, reported: set) -> str | None:
@@ -274,7 +278,8 @@ class _Check:
             via = "" if own else f"; the key is same <{ph.path.dotted}> {at(ph.span)}"
             self.d.error("TRG703", f"{trig} has no field '{ph.path.dotted}'", where,
                          (did_you_mean(parts[0], names) or "fields: " + ", ".join(names)) + via
-                         + ("" if own else f"; give this member its own: key <FIELD>"))
+                         + ("" if own else f"; give this member its own: key <FIELD>"),
+                         related=[] if own else [(ph.span, f"the key <{ph.path.dotted}>")])
             return None
         if typ in (C.LIST_STR, C.MAP):
             if ph.span not in reported:
@@ -477,7 +482,8 @@ class _Check:
                 self.d.warning("TRG710", f"one event can match both `{a.name}` and `{b.name}`: it fills the first "
                                "empty one, in written order", b.member.span,
                                f"`{a.name}` is at {at(a.member.span)}; make their filters exclusive "
-                               "(e.g. workflow=\"build\" / workflow=\"test\")")
+                               "(e.g. workflow=\"build\" / workflow=\"test\")",
+                               related=[(a.member.span, f"`{a.name}`, written first")])
 
 
 def _fits(v: Any, t: str) -> bool:
