@@ -47,7 +47,7 @@ from triggerlang.runtime.engine import Engine  # noqa: E402
 from triggerlang.runtime.journal import Journal  # noqa: E402
 
 ACTION = 'action note(k) = exec "true"\n'
-PAIR = ('gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <query.k> within 1d\n'
+PAIR = ('gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <query.k> within 1d max 1000000\n'
         '    run note with <query.k>\n')
 NONE = 'other: on http.post path="/never" run note with "x"\n'
 

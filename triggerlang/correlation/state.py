@@ -101,7 +101,7 @@ class MemoryState:
     groups and their history (for ``expect expired``, timelines and ``--explain``), and the
     events admitted (a group's events are read back when it fires)."""
 
-    def __init__(self, keep_closed: int = 100_000):
+    def __init__(self, keep_closed: int = 100_000, track: bool = True):
         self._live: dict[str, dict[tuple, Group]] = {}
         self._total = 0
         self._heap: list[tuple[float, int, int, Group]] = []
@@ -114,6 +114,7 @@ class MemoryState:
         self._meta: dict[str, dict] = {}
         self._closed_by_key: dict[tuple[str, tuple], Group] = {}
         self.keep_closed = keep_closed
+        self.track = track   # keep every group by id, and the last closed one per key (match, tests)
 
     def new_id(self) -> str:
         return f"g{next(self._ids)}"
@@ -146,8 +147,8 @@ class MemoryState:
         assert g.key not in by_key, f"two live groups for one key: {g.rule} {g.key}"
         by_key[g.key] = g
         self._total += 1
-        self.groups[g.id] = g
-        self.history.setdefault(g.id, [])
+        if self.track:
+            self.groups[g.id] = g
         self._push(g)
 
     def update(self, g: Group) -> None:
@@ -158,6 +159,8 @@ class MemoryState:
         if by_key is not None and by_key.get(g.key) is g:
             del by_key[g.key]
             self._total -= 1
+        if not self.track:
+            return
         self._closed_by_key[(g.rule, g.key)] = g
         while len(self.groups) > self.keep_closed:
             old_id, old = next(iter(self.groups.items()))

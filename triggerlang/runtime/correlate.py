@@ -270,7 +270,7 @@ class SqliteCorrelationState(MemoryState):
     and a buffer of writes, flushed on the open transaction's connection."""
 
     def __init__(self, journal: Any):
-        super().__init__(keep_closed=0)
+        super().__init__(keep_closed=0, track=False)   # the rows keep closed groups and history
         self.journal = journal
         self.conn: sqlite3.Connection | None = None
         self.aliases: dict[str, list[str]] = {}
@@ -341,7 +341,6 @@ class SqliteCorrelationState(MemoryState):
                 continue
             live.setdefault(g.rule, {})[g.key] = g
             total += 1
-            self.groups[g.id] = g
             if g.deadline is not None:
                 g.pushed = g.deadline
                 heap.append((g.deadline, g.seq, next(self._pushes), g))
@@ -542,9 +541,7 @@ class Correlations:
                 self._apply(conn, self.corr.submit(ev, now, processing=now), now, depth + 1)
 
     def _set_run(self, conn: sqlite3.Connection, o: Outcome, run_id: int | None, event_id: str) -> None:
-        g = self.state.groups.get(o.group)
-        if g is None:   # closed at once (a fire): it is still in the write buffer
-            g = self.state._dirty.get(o.group)
+        g = self.state._dirty.get(o.group)   # (a group the transaction changed: in its write buffer)
         if g is not None:
             g.run = (run_id, event_id)
             self.state._dirty[g.id] = g
