@@ -113,8 +113,22 @@ STATUS_STATES = {"open": ("open", "armed"), "fired": ("fired",), "expired": ("ex
 # --------------------------------------------------------------------------- rows
 
 def slots_json(aliases: list[str], slots: list) -> str:
-    return dumps({a: (list(s) if isinstance(s, tuple) else ([list(x) for x in s] if isinstance(s, list) else None))
-                  for a, s in zip(aliases, slots)})
+    """The slots as stored: ``{"alias": null | ["evt_…", time] | [["evt_…", time], ...]}``
+    (ASCII JSON, written by hand: this runs on every admission)."""
+    enc = _ENCODE
+    parts = []
+    for a, s in zip(aliases, slots):
+        if s is None:
+            v = "null"
+        elif s.__class__ is tuple:
+            v = f"[{enc(s[0])},{float(s[1])!r}]"
+        else:
+            v = "[" + ",".join(f"[{enc(x[0])},{float(x[1])!r}]" for x in s) + "]"
+        parts.append(f"{enc(a)}:{v}")
+    return "{" + ",".join(parts) + "}"
+
+
+_ENCODE = json.encoder.encode_basestring_ascii
 
 
 def slots_list(aliases: list[str], text: str) -> list:
