@@ -116,51 +116,132 @@ def test_pages_send_security_headers(world) -> None:
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "default-src 'none'" in csp and "unsafe-inline" not in csp
     assert r.headers["x-content-type-options"] == "nosniff"
-    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["referrer-policy"] == "same-origin"  # a form POST carries its Origin; no token leaves the site
     assert r.headers["cache-control"] == "no-store"
     # no inline script or style on the page: the CSP would block them
     assert "<script>" not in r.text and "style=" not in r.text
 
 
-@pytest.mark.parametrize("query, runs, events", [
-    ("rule=build_branch", [3, 1], [3, 0]),
-    ("status=failed", [2], [3, 2, 1, 0]),
-    ("rule=check_branch&status=succeeded", [], [1]),
-    ("unmatched=1", [3, 2, 1], [2]),
-    ("source=github", [3, 2, 1], []),
-    ("rule=build_branch&unmatched=1", [3, 1], []),
+@pytest.mark.parametrize("query, runs", [
+    ("rule=build_branch", [3, 1]),
+    ("status=failed", [2]),
+    ("rule=check_branch&status=succeeded", []),
+    ("q=3", [3]),                          # a run id
+    ("q=%233", [3]),                       # "#3"
+    ("q=refs/heads/main", [2, 1]),         # an input value
+    ("q=ONERROR", [3]),                    # case-insensitive, inside the JSON text
+    ("since=1h", [3, 2, 1]),
+    ("until=2000-01-01", []),
+    ("since=2000-01-01%2000:00&until=2999-01-01", [3, 2, 1]),
 ])
-def test_filters(world, query: str, runs: list[int], events: list[int]) -> None:
-    html = client(world).get(f"/dashboard/?{query}").text
-    assert run_ids(html) == runs
-    assert event_ids(html) == [world["events"][i].id for i in events]
+def test_run_filters(world, query: str, runs: list[int]) -> None:
+    c = client(world)
+    assert run_ids(c.get(f"/dashboard/runs?{query}").text) == runs
+    assert [r["id"] for r in c.get(f"/api/runs?{query}").json()["runs"]] == runs
 
 
-def test_filter_form_keeps_its_values(world) -> None:
-    html = client(world).get("/dashboard/?rule=check_branch&status=failed&unmatched=1").text
+def test_runs_are_found_by_their_event_and_its_delivery_id(world, tmp_path: Path) -> None:
+    j = Journal(world["state"])
+    e = http_event("/hooks/build", "refs/heads/dlv")
+    rid = j.record_event(e, [PlannedRun("build_branch", "build", {"ref": "refs/heads/dlv"})],
+                         delivery_key="github:72d3162e-cc78-11e3-81ab-4c9367dc0958").run_ids[0]
+    j.close()
+    c = client(world)
+    for q in (e.id, "72d3162e-cc78", "github:72d3162e-cc78-11e3-81ab-4c9367dc0958"):
+        assert [r["id"] for r in c.get("/api/runs", params={"q": q}).json()["runs"]] == [rid], q
+        assert [x["id"] for x in c.get("/api/events", params={"q": q}).json()["events"]] == [e.id], q
+    # an event's data is searched too (a sha that is no input of any run)
+    assert [x["id"] for x in c.get("/api/events", params={"q": "v1.2"}).json()["events"]] == [world["events"][2].id]
+
+
+@pytest.mark.parametrize("query, events", [
+    ("unmatched=1", [2]),
+    ("source=github", []),
+    ("source=http&type=post", [3, 2, 1, 0]),
+    ("type=push", []),
+    ("q=v1.2.0", [2]),
+    ("q=%3Cscript%3E", [2]),  # found in the JSON text, as the payload wrote it
+    ("since=1h&unmatched=1", [2]),
+    ("until=2000-01-01", []),
+])
+def test_event_filters(world, query: str, events: list[int]) -> None:
+    c = client(world)
+    want = [world["events"][i].id for i in events]
+    assert event_ids(c.get(f"/dashboard/events?{query}").text) == want
+    assert [e["id"] for e in c.get(f"/api/events?{query}").json()["events"]] == want
+
+
+def test_each_table_has_its_own_filters(world) -> None:
+    c = client(world)
+    runs = c.get("/dashboard/runs").text
+    assert 'name="status"' in runs and 'name="rule"' in runs and 'name="q"' in runs and 'name="since"' in runs
+    assert 'name="source"' not in runs and 'name="unmatched"' not in runs
+    events = c.get("/dashboard/events").text
+    assert 'name="source"' in events and 'name="unmatched"' in events and 'name="q"' in events
+    assert 'name="status"' not in events
+    # the overview's old filters go to the table they filter
+    r = c.get("/dashboard/?status=failed&rule=x")
+    assert r.status_code == 307 and r.headers["location"] == "/dashboard/runs?status=failed&rule=x"
+    r = c.get("/dashboard/?source=git")
+    assert r.status_code == 307 and r.headers["location"] == "/dashboard/events?source=git"
+
+
+def test_filter_forms_keep_their_values(world) -> None:
+    html = client(world).get("/dashboard/runs?rule=check_branch&status=failed&q=abc&since=7d").text
     assert "<option selected>check_branch</option>" in html
     assert '<option value="failed" selected>' in html
-    assert 'name="unmatched" value="1" checked' in html
-    assert 'href="/dashboard/">clear</a>' in html
+    assert 'name="q" value="abc"' in html and 'name="since" value="7d"' in html
+    assert 'href="/dashboard/runs">clear</a>' in html
+    html = client(world).get("/dashboard/events?unmatched=1&source=http").text
+    assert 'name="unmatched" value="1" checked' in html and "<option selected>http</option>" in html
 
 
 def test_paging_runs(world) -> None:
     c = client(world)
-    html = c.get("/dashboard/?limit=2").text
+    html = c.get("/dashboard/runs?limit=2").text
     assert run_ids(html) == [3, 2]
-    m = re.search(r'href="(/dashboard/\?[^"]*before=2[^"]*)">older runs', html)
+    m = re.search(r'href="(/dashboard/runs\?[^"]*before=2[^"]*)">older runs', html)
     assert m, html
     older = c.get(m.group(1).replace("&amp;", "&")).text
     assert run_ids(older) == [1]
     assert "data-stream" not in older  # an older page is not live
+    assert "older runs" not in older and "newest" in older
 
 
-@pytest.mark.parametrize("query", ["status=bogus", "limit=0", "limit=9999", "limit=x", "before=z"])
-def test_bad_filters_are_400(world, query: str) -> None:
+def test_paging_events_by_cursor(world) -> None:
     c = client(world)
-    assert c.get(f"/dashboard/?{query}").status_code == 400
+    ids = [e.id for e in reversed(world["events"])]
+    html = c.get("/dashboard/events?limit=3").text
+    assert event_ids(html) == ids[:3]
+    m = re.search(r'href="(/dashboard/events\?[^"]*before=[^"]*)">older events', html)
+    assert m, html
+    older = c.get(m.group(1).replace("&amp;", "&")).text
+    assert event_ids(older) == ids[3:] and "data-stream" not in older
+    page = c.get("/api/events?limit=3").json()
+    assert [e["id"] for e in page["events"]] == ids[:3] and page["next_before"] == ids[2]
+    rest = c.get(f"/api/events?limit=3&before={page['next_before']}").json()
+    assert [e["id"] for e in rest["events"]] == ids[3:] and rest["next_before"] is None
+    # the cursor keeps the filters: unmatched events before the newest one
+    assert [e["id"] for e in c.get(f"/api/events?unmatched=1&before={ids[0]}").json()["events"]] == [ids[1]]
+
+
+@pytest.mark.parametrize("query", ["status=bogus", "limit=0", "limit=9999", "limit=x", "before=z", "since=yesterday",
+                                   "until=2026-13-45"])
+def test_bad_run_filters_are_400(world, query: str) -> None:
+    c = client(world)
+    assert c.get(f"/dashboard/runs?{query}").status_code == 400
     r = c.get(f"/api/runs?{query}")
     assert r.status_code == 400 and "error" in r.json()
+
+
+@pytest.mark.parametrize("query", ["before=evt_nope", "limit=0", "since=soon"])
+def test_bad_event_filters_and_cursors_are_400(world, query: str) -> None:
+    c = client(world)
+    assert c.get(f"/dashboard/events?{query}").status_code == 400
+    r = c.get(f"/api/events?{query}")
+    assert r.status_code == 400 and "error" in r.json()
+    if "before" in query:
+        assert "there is no event 'evt_nope'" in r.json()["error"]
 
 
 def test_run_page_shows_the_log_without_terminal_escapes(world) -> None:
@@ -172,10 +253,11 @@ def test_run_page_shows_the_log_without_terminal_escapes(world) -> None:
     assert f'href="/dashboard/events/{world["events"][0].id}"' in r.text
 
 
-def test_page_of_a_run_still_going_reloads_itself(world) -> None:
+def test_page_of_a_run_still_going_follows_its_log(world) -> None:
     r = client(world).get("/dashboard/runs/3")
     assert r.status_code == 200
-    assert '<meta http-equiv="refresh" content="2">' in r.text
+    assert 'http-equiv="refresh"' not in r.text  # no more reloads: the log is streamed
+    assert 'data-stream="/dashboard/runs/3/stream?offset=0&amp;shown=queued"' in r.text and "/dashboard/static/run.js" in r.text
     assert "No output yet" in r.text
 
 
@@ -237,8 +319,8 @@ def test_redirects_to_the_page(world) -> None:
 
 
 RUN_KEYS = {"id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
-            "finished_at", "not_before", "attempt", "duration", "wait", "dedupe_key", "error"}
-EVENT_KEYS = {"id", "source", "type", "time", "received_at", "delivery_key", "matched"}
+            "finished_at", "not_before", "attempt", "duration", "wait", "dedupe_key", "error", "rerun_of"}
+EVENT_KEYS = {"id", "source", "type", "time", "received_at", "delivery_key", "matched", "depth"}
 
 
 def test_api_runs(world) -> None:
@@ -262,18 +344,18 @@ def test_api_runs(world) -> None:
 
 def test_api_run(world) -> None:
     body = client(world).get("/api/runs/1").json()
-    assert set(body) == RUN_KEYS | {"log", "log_truncated", "event"}
+    assert set(body) == RUN_KEYS | {"log", "log_truncated", "event", "audit"}
     assert "building refs/heads/main" in body["log"] and "\x1b" not in body["log"]
     assert body["log_truncated"] is False
     assert body["event"] == {"id": world["events"][0].id, "source": "http", "type": "post",
                              "time": world["events"][0].time, "received_at": body["event"]["received_at"],
-                             "delivery_key": None, "matched": ["build_branch"]}
+                             "delivery_key": None, "matched": ["build_branch"], "depth": 0}
 
 
 def test_api_events(world) -> None:
     c = client(world)
     body = c.get("/api/events").json()
-    assert set(body) == {"events"}
+    assert set(body) == {"events", "next_before"}
     ids = [e.id for e in reversed(world["events"])]
     assert [e["id"] for e in body["events"]] == ids
     for e in body["events"]:
@@ -359,8 +441,8 @@ def test_a_token_from_the_query_is_carried_on_in_links(world) -> None:
     c = client(world, token="s3cret-token")
     html = c.get("/dashboard/?token=s3cret-token").text
     assert 'href="/dashboard/runs/1?token=s3cret-token"' in html
-    assert 'data-stream="/dashboard/stream?token=s3cret-token"' in html
-    assert '<input type="hidden" name="token" value="s3cret-token">' in html
+    assert 'data-stream="/dashboard/stream?view=overview&amp;token=s3cret-token"' in html
+    assert '<input type="hidden" name="token" value="s3cret-token">' in c.get("/dashboard/runs?token=s3cret-token").text
     # with the header instead, the links stay clean
     html = c.get("/dashboard/", headers={"Authorization": "Bearer s3cret-token"}).text
     assert "token=" not in html
@@ -473,7 +555,7 @@ def test_the_stream_sends_new_runs_events_and_status_changes(world, live_server:
 
 
 def test_the_stream_follows_the_filters(world, live_server: str) -> None:
-    url = f"{live_server}/dashboard/stream?since_run=3&since_event={world['events'][-1].id}&rule=check_branch"
+    url = f"{live_server}/dashboard/stream?view=runs&since_run=3&rule=check_branch"
     with httpx.Client(timeout=20) as http, http.stream("GET", url) as r:
         msgs = sse_messages(r.iter_lines())
         j = Journal(world["state"])
@@ -482,10 +564,24 @@ def test_the_stream_follows_the_filters(world, live_server: str) -> None:
                            [PlannedRun("build_branch", "build", {"ref": "a"})])  # filtered out
             e = http_event("/hooks/check", "refs/heads/b")
             rid = j.record_event(e, [PlannedRun("check_branch", "check", {"ref": "b"})]).run_ids[0]
-            first = [next(msgs), next(msgs)]
+            first = next(msgs)
         finally:
             j.close()
-    assert {(k, m["id"]) for k, m in first} == {("run", rid), ("event", e.id)}
+    assert (first[0], first[1]["id"]) == ("run", rid)  # the runs page gets runs only
+    # the events page of unmatched events shows the one unmatched event so far
+    url = f"{live_server}/dashboard/stream?view=events&since_event={world['events'][2].id}&unmatched=1"
+    with httpx.Client(timeout=20) as http, http.stream("GET", url) as r:
+        msgs = sse_messages(r.iter_lines())
+        j = Journal(world["state"])
+        try:
+            j.record_event(http_event("/hooks/build", "refs/heads/c"),
+                           [PlannedRun("build_branch", "build", {"ref": "c"})])  # matched: filtered out
+            e2 = http_event("/hooks/nothing", "x")
+            j.record_event(e2, [])
+            first = next(msgs)
+        finally:
+            j.close()
+    assert (first[0], first[1]["id"]) == ("event", e2.id)
 
 
 def test_a_fresh_stream_sends_what_the_page_does_not_show(world, live_server: str) -> None:
@@ -527,9 +623,9 @@ HOOK_TOKEN = "hook-token-value"
 class Serve:
     """``triggerc serve RULES --dashboard`` as a subprocess on a free loopback port."""
 
-    def __init__(self, tmp: Path, *args: str, dashboard_token: str | None = None) -> None:
+    def __init__(self, tmp: Path, *args: str, dashboard_token: str | None = None, rules: str = RULES) -> None:
         self.rules = tmp / "rules.trg"
-        self.rules.write_text(RULES, encoding="utf-8")
+        self.rules.write_text(rules, encoding="utf-8")
         self.state = tmp / "state"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -609,7 +705,7 @@ def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
         assert s.http.post("/api/runs").status_code == 405
         assert s.http.post("/dashboard/").status_code == 405
         assert s.http.get("/hooks/nope").status_code == 404
-        assert "dashboard at /dashboard/ (loopback clients only)" in s.log.read_text()
+        assert "dashboard at /dashboard/ (loopback clients only, read-only)" in s.log.read_text()
     finally:
         s.stop_cleanly()
 
@@ -657,7 +753,7 @@ def test_dashboard_command_serves_until_interrupted(world) -> None:
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()
-        m = re.search(r"dashboard: (http://127\.0\.0\.1:\d+)/dashboard/ \(loopback clients only\)", line)
+        m = re.search(r"dashboard: (http://127\.0\.0\.1:\d+)/dashboard/ \(loopback clients only, read-only\)", line)
         assert m, line
         with httpx.Client(base_url=m.group(1), timeout=10) as http:
             assert http.get("/").status_code == 307
@@ -796,3 +892,177 @@ def test_follow_keeps_the_filters(world) -> None:
     finally:
         if f.proc.poll() is None:
             f.proc.kill()
+
+
+# --------------------------------------------------------------------------- issue 14: logs, times, sources, writes
+
+from triggerlang.dashboard.app import ago  # noqa: E402
+from triggerlang.runtime.store import clean_log, log_lines, strip_log_markers  # noqa: E402
+
+MARKED = b"\x01# run 1 started\nout one\n\x02err one\nout partial\x02err two\n\x01# run 1 succeeded\n"
+
+
+def test_log_lines_tell_the_streams_apart() -> None:
+    assert log_lines(MARKED) == [("meta", "# run 1 started"), ("out", "out one"), ("err", "err one"),
+                                 ("out", "out partial"), ("err", "err two"), ("meta", "# run 1 succeeded")]
+    # every other reader sees plain text: no marker, a marker inside a line starts a new one
+    assert clean_log(MARKED, False) == "# run 1 started\nout one\nerr one\nout partial\nerr two\n# run 1 succeeded\n"
+    assert strip_log_markers(MARKED) == clean_log(MARKED, False).encode()
+    assert strip_log_markers(b"\x02b\n", at_line_start=False) == b"\nb\n"
+    assert log_lines(b"no newline at the end") == [("out", "no newline at the end")]
+    assert log_lines(b"") == []
+
+
+def test_relative_times_with_the_utc_time_on_hover(world) -> None:
+    now = 1_800_000_000.0
+    iso = "2027-01-15T08:00:00.000Z"
+    t = 1_800_000_000.0 - 180
+    from triggerlang.runtime.store import iso_utc
+    assert ago(iso_utc(t), now) == "3 min ago"
+    assert ago(iso_utc(now - 5), now) == "just now"
+    assert ago(iso_utc(now - 7200), now) == "2 h ago"
+    assert ago(iso_utc(now + 120), now) == "in 2 min"
+    assert ago(iso_utc(now - 40 * 86400), now) == iso_utc(now - 40 * 86400)[:10]
+    assert ago(iso, now + 86400) == "1 day ago" and ago("not a time") == "not a time"
+    html = client(world).get("/dashboard/runs").text
+    assert re.search(r'<time datetime="[^"]+Z" title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC" data-rel>(just now|\d+ s ago)'
+                     r'</time>', html), html
+    page = client(world).get("/dashboard/runs/1").text  # a detail page names the zone on the time itself
+    assert re.search(r"<dd>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC <span class=\"muted\">\(<time", page)
+
+
+def test_the_run_page_shows_stderr_apart_with_line_numbers(world) -> None:
+    j = Journal(world["state"])
+    j.run_log_path(1).write_bytes(MARKED)
+    j.close()
+    html = client(world).get("/dashboard/runs/1").text
+    assert '<div class="l meta"># run 1 started</div><div class="l">out one</div><div class="l err">err one</div>' in html
+    assert 'href="/dashboard/runs/1/log" download' in html
+    assert "data-stream" not in html.split('id="log"')[1].split(">")[0]  # a finished run is not followed
+
+
+def test_the_log_download_is_the_plain_log(world) -> None:
+    j = Journal(world["state"])
+    j.run_log_path(1).write_bytes(MARKED + b"\x1b[31mred\x1b[0m\n")
+    j.close()
+    r = client(world).get("/dashboard/runs/1/log")
+    assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["content-disposition"] == 'attachment; filename="run-1.log"'
+    assert r.content == strip_log_markers(MARKED) + b"\x1b[31mred\x1b[0m\n"  # escapes kept, for less -R
+    assert client(world).get("/dashboard/runs/2/log").status_code == 404  # run 2 wrote no log
+
+
+def test_api_run_log_by_offset(world) -> None:
+    j = Journal(world["state"])
+    j.mark_running(3)
+    j.run_log_path(3).write_bytes(b"\x01# run 3\nfirst\n\x02oops\nhalf a li")
+    j.close()
+    c = client(world)
+    body = c.get("/api/runs/3/log").json()
+    assert body["lines"] == [{"stream": "meta", "text": "# run 3"}, {"stream": "out", "text": "first"},
+                             {"stream": "err", "text": "oops"}]  # complete lines only while it runs
+    assert body["offset"] == 0 and body["next_offset"] == len(b"\x01# run 3\nfirst\n\x02oops\n")
+    assert body["final"] is False and body["status"] == "running"
+    again = c.get(f"/api/runs/3/log?offset={body['next_offset']}").json()
+    assert again["lines"] == [] and again["next_offset"] == body["next_offset"]
+    assert c.get("/api/runs/3/log?offset=-1").status_code == 400
+    assert c.get("/api/runs/99/log").status_code == 404
+
+
+def test_the_run_stream_sends_lines_as_they_come_then_the_end(world, live_server: str) -> None:
+    j = Journal(world["state"])
+    j.mark_running(3)
+    path = j.run_log_path(3)
+    path.write_bytes(b"\x01# run 3 started\n")
+    page = client(world).get("/dashboard/runs/3").text
+    m = re.search(r'data-stream="(/dashboard/runs/3/stream\?offset=(\d+)&amp;shown=running)"', page)
+    assert m and int(m.group(2)) == len(b"\x01# run 3 started\n"), page
+    got: list[tuple[str, dict]] = []
+    try:
+        with httpx.Client(timeout=20) as http, http.stream("GET", live_server + m.group(1).replace("&amp;", "&")) as r:
+            msgs = sse_messages(r.iter_lines())
+            with open(path, "ab") as f:
+                f.write(b"compiling\n\x02warning: x\nno newline yet")
+            got.append(next(msgs))
+            with open(path, "ab") as f:
+                f.write(b", now\n")
+            got.append(next(msgs))
+            j.mark_finished(3, "failed", 2, error="exited with code 2")
+            got += [next(msgs), next(msgs)]
+    finally:
+        j.close()
+    (k1, m1), (k2, m2), (k3, m3), (k4, m4) = got
+    assert (k1, m1["lines"]) == ("lines", [["out", "compiling"], ["err", "warning: x"]])
+    assert (k2, m2["lines"]) == ("lines", [["out", "no newline yet, now"]])
+    assert k3 == "status" and m3["status"] == "failed" and "exited with code 2" in m3["html"]
+    assert (k4, m4) == ("end", {"status": "failed"})
+
+
+def test_the_sources_page_lists_routes_and_rules(world) -> None:
+    c = client(world)
+    html = c.get("/dashboard/sources").text
+    assert 'data-route="/hooks/build"' in html and 'data-route="/hooks/check"' in html
+    assert "Verification: shared token" not in html and "bearer token (bearer) in authorization, secret hook" in html
+    assert 'data-rule="build_branch"' in html and 'data-rule="check_branch"' in html
+    body = c.get("/api/sources").json()
+    rules = {r["name"]: r for r in body["rules"]}
+    assert rules["build_branch"]["success_rate"] == 1.0 and rules["build_branch"]["queued"] == 1
+    assert rules["check_branch"]["success_rate"] == 0.0 and rules["check_branch"]["finished"] == 1
+    assert [x["status"] for x in rules["build_branch"]["runs"]] == ["succeeded", "queued"]
+    assert body["queued"] == 1 and body["running"] == 0
+    assert body["routes"][0]["verification"].startswith("bearer token") and body["routes"][0]["deliveries"] == []
+
+
+def test_without_a_token_the_dashboard_is_read_only(world) -> None:
+    c = client(world)
+    html = c.get("/dashboard/runs/1").text
+    assert 'id="rerun"' not in html and 'id="cancel"' not in html
+    assert "Re-run and cancel need the dashboard token" in html
+    for path in ("/dashboard/runs/1/rerun", "/dashboard/runs/3/cancel", "/api/runs/1/rerun", "/api/runs/3/cancel",
+                 "/api/rules/build_branch/resume"):
+        r = c.post(path)
+        assert r.status_code == 403, path
+    standalone = client(world, token="s3cret-token")  # a standalone SQLite dashboard cannot reach the engine
+    html = standalone.get("/dashboard/runs/1?token=s3cret-token").text
+    assert 'id="rerun"' not in html and "Re-run and cancel need the running engine" in html
+    r = standalone.post("/api/runs/1/rerun", headers={"Authorization": "Bearer s3cret-token"})
+    assert r.status_code == 503 and "serve --dashboard" in r.json()["error"]
+
+
+def test_buttons_need_the_token_a_csrf_token_and_the_origin(tmp_path: Path) -> None:
+    s = Serve(tmp_path, dashboard_token="t0ken")
+    try:
+        run = s.hook("/hooks/build", "refs/heads/main")["runs"][0]
+        s.wait_final(run)
+        page = s.http.get(f"/dashboard/runs/{run}?token=t0ken")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page.text).group(1)
+        form = re.search(r'<form method="post" action="([^"]+)">', page.text).group(1).replace("&amp;", "&")
+        assert form == f"/dashboard/runs/{run}/rerun?token=t0ken"
+        cookie = page.cookies.get("trg_dashboard")
+        assert cookie and cookie != "t0ken"  # an HMAC of the token, never the token
+        assert "httponly" in page.headers["set-cookie"].lower() and "samesite=strict" in page.headers["set-cookie"].lower()
+        origin = s.url
+        before = len(s.api("/api/runs")["runs"])
+        with httpx.Client(base_url=s.url, timeout=10) as http:  # no cookie jar shared with the page load
+            # no token at all: 401; the token but no CSRF token: 403; a CSRF token but another site's Origin: 403
+            assert http.post(f"/dashboard/runs/{run}/rerun", data={"csrf": csrf}, headers={"Origin": origin}).status_code == 401
+            assert http.post(form, headers={"Origin": origin}).status_code == 403
+            assert http.post(form, data={"csrf": "0" * 64}, headers={"Origin": origin}).status_code == 403
+            r = http.post(form, data={"csrf": csrf}, headers={"Origin": "https://evil.example"})
+            assert r.status_code == 403 and "did not come from this dashboard" in r.text
+            assert http.post(form, data={"csrf": csrf}).status_code == 403  # no Origin, no Referer
+            assert len(s.api("/api/runs")["runs"]) == before  # nothing was written
+            # the real form: the session cookie (or the URL's token), its CSRF token, this origin
+            http.cookies.set("trg_dashboard", cookie)
+            r = http.post(f"/dashboard/runs/{run}/rerun", data={"csrf": csrf}, headers={"Origin": origin})
+            assert r.status_code == 303, r.text
+            new = int(re.search(r"/dashboard/runs/(\d+)$", r.headers["location"]).group(1))
+            r = http.post(form, data={"csrf": csrf}, headers={"Referer": f"{origin}/dashboard/runs/{run}"})
+            assert r.status_code == 303
+        assert s.wait_final(new)["status"] == "succeeded"
+        audit = s.api(f"/api/runs/{run}")["audit"]
+        assert [(a["action"], a["actor"]) for a in audit] == [("rerun", "dashboard from 127.0.0.1")] * 2
+        assert s.api(f"/api/runs/{new}")["rerun_of"] == run
+        assert "re-run as run" in s.log.read_text()
+    finally:
+        s.stop_cleanly()

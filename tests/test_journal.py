@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from triggerlang.events import Event
+from triggerlang.runtime.store import iso_utc
 from triggerlang.runtime.journal import (
     SCHEMA_VERSION,
     Journal,
@@ -382,3 +383,68 @@ def test_throughput_over_1000_events_per_second(journal: Journal):
         journal.record_event(ev(i), [PlannedRun("r", "a", {"i": i})], delivery_key=f"k{i}")
     elapsed = time.perf_counter() - start
     assert n / elapsed > 1000, f"{n / elapsed:.0f} events/s"
+
+
+def test_a_journal_of_schema_1_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A journal written before issue 14 gains the event depth, re-run links, the audit
+    trail and the delivery history when a newer triggerlang opens it; its rows stay."""
+    import sqlite3
+
+    from triggerlang.runtime import journal as journal_module
+
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    conn = sqlite3.connect(state / "journal.sqlite3")
+    for stmt in journal_module._SCHEMA.split(";"):  # the schema 1 tables, as an old serve made them
+        if stmt.strip():
+            conn.execute(stmt)
+    conn.execute("INSERT INTO events (id, source, type, time, data, matched, received_at) "
+                 "VALUES ('evt_old', 'git', 'push', 't', '{\"sha\":\"abc\"}', '[\"d\"]', 1.0)")
+    conn.execute("INSERT INTO runs (rule, action, status, inputs, event_id, queued_at, finished_at) "
+                 "VALUES ('d', 'deploy', 'succeeded', '{}', 'evt_old', 1.0, 2.0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Journal(state) as j:
+        assert j.get_event("evt_old")["depth"] == 0
+        assert j.get_run(1)["rerun_of"] is None and j.get_run(1)["status"] == "succeeded"
+        new = j.rerun(1, "tester")
+        assert new.rerun_of == 1 and j.list_audit(run_id=1)[0]["action"] == "rerun"
+        j.record_deliveries([{"at": 3.0, "route": "/github", "method": "POST", "status": 401, "verify": "failed"}], 10)
+        assert j.list_deliveries("/github")[0]["status"] == 401
+    assert raw(state / "journal.sqlite3", "PRAGMA user_version")[0][0] == SCHEMA_VERSION
+
+
+def test_deliveries_keep_the_newest_of_each_route(tmp_path: Path) -> None:
+    with Journal(tmp_path / "s") as j:
+        rows = [{"at": float(i), "route": "/a" if i % 2 else "/b", "method": "POST", "status": 202, "verify": "ok",
+                 "latency": 0.001 * i} for i in range(10)]
+        j.record_deliveries(rows, keep=3)
+        assert [d["at"] for d in j.list_deliveries("/a")] == [iso_utc(9.0), iso_utc(7.0), iso_utc(5.0)]
+        assert len(j.list_deliveries("/b")) == 3 and len(j.list_deliveries()) == 6
+        j.record_deliveries([{"at": 10.0, "route": "/b", "method": "POST", "status": 413, "verify": "skipped",
+                              "reason": "body of 20 bytes is over the limit"}], keep=3)
+        newest = j.list_deliveries("/b")
+        assert len(newest) == 3 and newest[0]["status"] == 413 and newest[0]["reason"].startswith("body of")
+
+
+def test_cancel_and_rerun_are_journaled(tmp_path: Path) -> None:
+    with Journal(tmp_path / "s") as j:
+        rec = j.record_event(Event("http", "post", {}), [PlannedRun("r", "a", {"x": 1}), PlannedRun("r", "a", {})])
+        first, second = rec.run_ids
+        with pytest.raises(ValueError, match="only a run that has ended"):
+            j.rerun(first, "me")
+        assert j.cancel(first, "me", "cancelled by me") == "queued"
+        assert j.get_run(first)["status"] == "cancelled" and j.get_run(first)["error"] == "cancelled by me"
+        j.mark_running(second)
+        assert j.cancel(second, "me", "why") == "running"  # the engine stops it and records the end
+        assert j.get_run(second)["status"] == "running"
+        with pytest.raises(ValueError, match="already ended"):
+            j.cancel(first, "me", "again")
+        with pytest.raises(KeyError):
+            j.cancel(99, "me", "x")
+        again = j.rerun(first, "you")
+        assert again.status == "queued" and again.inputs == {"x": 1} and again.attempt == 1
+        assert [(a["action"], a["actor"], a["new_run_id"]) for a in j.list_audit(run_id=first)] == [
+            ("cancel", "me", None), ("rerun", "you", again.id)]
+        assert j.run_counts() == {"r": {"queued": 1, "running": 1}}

@@ -199,3 +199,45 @@ def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: st
         assert api["event"]["id"] == rec.event_id
         assert c.get("/dashboard/").status_code == 200
         assert "deployed abc" in c.get(f"/dashboard/runs/{row.id}").text
+
+
+def test_a_store_of_schema_1_is_migrated_with_its_rows(pg_url: str, monkeypatch) -> None:
+    """Migration 2 (issue 14) adds event depth, re-run links, log sizes, the audit trail and
+    the delivery history to a store made before it; the rows stay."""
+    monkeypatch.setattr(pgstore, "MIGRATIONS", pgstore.MIGRATIONS[:1])
+    monkeypatch.setattr(pgstore, "SCHEMA_VERSION", 1)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        PgStore(pg_url).close()
+        conn.execute("INSERT INTO trg_events (id, source, type, time, data, received_at) "
+                     "VALUES ('evt_old', 'git', 'push', 't', '{}', 1)")
+        conn.execute("INSERT INTO trg_runs (rule, action, status, inputs, event_id, queued_at, finished_at) "
+                     "VALUES ('d', 'deploy', 'failed', '{}', 'evt_old', 1, 2)")
+        conn.execute("INSERT INTO trg_logs (run_id, body) VALUES (1, %s)", (b"old log\n",))
+    monkeypatch.undo()
+    with pytest.raises(StoreError, match="store migrate"):
+        PgStore(pg_url)
+    st = PgStore(pg_url, migrate=True)
+    try:
+        assert st.get_event("evt_old")["depth"] == 0
+        chunk = st.read_log_chunk(1)
+        assert (chunk.data, chunk.start, chunk.end) == (b"old log\n", 0, 8)
+        new = st.rerun(1, "tester")
+        assert new.rerun_of == 1 and new.status == "queued"
+        assert [a["action"] for a in st.list_audit(run_id=1)] == ["rerun"]
+        st.record_deliveries([{"at": 1.0, "route": "/gh", "method": "POST", "status": 401, "verify": "failed"}], 5)
+        assert st.list_deliveries("/gh")[0]["verify"] == "failed"
+    finally:
+        st.close()
+
+
+def test_a_log_is_read_by_byte_offset(pg_url: str) -> None:
+    st = PgStore(pg_url)
+    try:
+        st.store_log(7, b"b" * 10, truncated=True, size=110)  # the last 10 of 110 bytes
+        c = st.read_log_chunk(7)
+        assert (c.start, c.end, c.data, c.truncated) == (100, 110, b"b" * 10, True)
+        assert st.read_log_chunk(7, offset=105).data == b"b" * 5
+        assert st.read_log_chunk(7, offset=20).start == 100  # behind what the store holds: skips ahead
+        assert st.read_log_chunk(8).exists is False
+    finally:
+        st.close()

@@ -10,6 +10,7 @@ of SPEC §12.5 ("everything §9 promises holds in store mode").
 from __future__ import annotations
 
 import signal
+import time
 import threading
 from pathlib import Path
 
@@ -238,3 +239,168 @@ ingest: on http.post path="/ingest" payload.never="x" run nap with <payload.n>
     plain = by_rule(runs, "plain")
     assert len(plain) == 3 and sorted(r["status"] for r in plain) == ["interrupted", "succeeded", "succeeded"]
     stop_ok(s2)
+
+
+# --------------------------------------------------------------------------- the operator's day (issue 14)
+
+TOKEN = "conformance-dashboard-token"
+
+
+def api(s: StoreServer, method: str, path: str, token: str | None = TOKEN, **kw) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}", "X-Triggerlang-Actor": "tester@box"} if token else {}
+    return httpx.request(method, s.url + path, headers=headers, timeout=DEADLINE, **kw)
+
+
+def test_a_run_chain_stops_at_the_max_chain_depth(serve) -> None:
+    s = serve("""
+action ok = exec "true"
+start: on http.post path="/go" run ok
+again: on run.completed run ok
+""", "--max-chain-depth", "3")
+    post(s, "/go", {})
+    runs = s.wait_runs(lambda rs: len(rs) >= 5 and done(rs, 5), "the chain and the skipped run")
+    assert [r["rule"] for r in runs] == ["start", "again", "again", "again", "again"]
+    assert [r["status"] for r in runs] == ["succeeded"] * 4 + ["skipped"]
+    assert "the event is 4 runs deep in a chain, over --max-chain-depth 3" in runs[-1]["error"]
+    events = s.events()
+    assert [e["depth"] for e in events] == [0, 1, 2, 3, 4]  # the webhook, then each run.completed
+    s.wait_log("over --max-chain-depth 3: journaled, no run started")
+    stop_ok(s)
+    assert len(s.runs()) == 5  # nothing ran after the limit
+
+
+def test_a_file_rule_that_retriggers_itself_is_paused_then_resumed(tmp_path: Path, serve) -> None:
+    s = serve(r"""
+action touch = shell "echo x >> out/made-by-run.txt"
+loop: on file.changed path ~ "out/**" run touch debounce 50ms
+""", "--max-retriggers", "3", "--dashboard", "--token", TOKEN)
+    out = s.rules.parent / "out"
+    out.mkdir(exist_ok=True)
+    (out / "seed.txt").write_text("go\n")
+    runs = s.wait_runs(lambda rs: any(r["status"] == "skipped" for r in rs), "the rule to be paused", timeout=30)
+    s.wait_log("rule loop paused")
+    succeeded = [r for r in runs if r["status"] == "succeeded"]
+    assert len(succeeded) == 3, runs  # three runs in a row re-triggered it: paused before a fourth
+    skipped = [r for r in runs if r["status"] == "skipped"]
+    assert all("rule loop is paused: its own runs kept re-triggering it" in r["error"] for r in skipped), skipped
+    assert "loop" in api(s, "GET", "/api/sources").json()["rules"][0]["name"]
+    assert api(s, "GET", "/api/sources").json()["rules"][0]["paused"]["reason"].startswith("its own runs")
+    time.sleep(1.5)  # the watcher reports nothing more: the loop is stopped
+    n = len(s.runs())
+    assert all(r["status"] in ("succeeded", "skipped", "cancelled") for r in s.runs())
+    r = api(s, "POST", "/api/rules/loop/resume")
+    assert r.status_code == 200 and r.json() == {"rule": "loop", "resumed": True}, r.text
+    (out / "seed.txt").write_text("again\n")
+    s.wait_runs(lambda rs: len(rs) > n and any(x["status"] == "succeeded" and x["id"] > n for x in rs),
+                "a run after the resume", timeout=30)
+    assert api(s, "POST", "/api/rules/nope/resume").status_code == 404
+    stop_ok(s)
+
+
+def test_rerun_and_cancel_through_the_api(serve) -> None:
+    s = serve(r"""
+action nap(s) = shell "sleep \"$TRG_INPUT_S\"; echo slept"
+q: on http.post path="/q" run nap with <payload.s> busy queue
+""", "--dashboard", "--token", TOKEN)
+    first = post(s, "/q", {"s": "0"}).json()["runs"][0]
+    s.wait_runs(lambda rs: done(rs, 1), "the first run")
+    # without the token, or with it in the URL instead of the header: refused, nothing written
+    assert api(s, "POST", f"/api/runs/{first}/rerun", token=None).status_code == 401
+    assert httpx.post(f"{s.url}/api/runs/{first}/rerun?token={TOKEN}").status_code == 403
+    assert len(s.runs()) == 1
+    r = api(s, "POST", f"/api/runs/{first}/rerun")
+    assert r.status_code == 200, r.text
+    again = r.json()["rerun"]
+    runs = s.wait_runs(lambda rs: done(rs, 2), "the re-run")
+    rerun = next(x for x in runs if x["id"] == again)
+    assert rerun["status"] == "succeeded" and rerun["rerun_of"] == first and rerun["inputs"] == {"s": "0"}
+    assert rerun["event_id"] == runs[0]["event_id"] and rerun["attempt"] == 1
+    audit = api(s, "GET", f"/api/runs/{first}").json()["audit"]
+    assert [(a["action"], a["new_run_id"], a["actor"]) for a in audit] == [
+        ("rerun", again, "tester@box (cli) from 127.0.0.1")]
+
+    # cancel: a running run (its process group stopped) and the queued one behind it
+    slow = post(s, "/q", {"s": "60"}).json()["runs"][0]
+    behind = post(s, "/q", {"s": "0"}).json()["runs"][0]
+    s.wait_runs(lambda rs: any(x["id"] == slow and x["status"] == "running" for x in rs), "the slow run to start")
+    assert api(s, "POST", f"/api/runs/{slow}/rerun").status_code == 409  # not ended yet
+    r = api(s, "POST", f"/api/runs/{behind}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = api(s, "POST", f"/api/runs/{slow}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelling"
+    runs = s.wait_runs(lambda rs: done(rs, 4), "both cancelled", timeout=15)
+    by_id = {x["id"]: x for x in runs}
+    assert by_id[slow]["status"] == "cancelled" and by_id[slow]["error"] == "cancelled by tester@box (cli) from 127.0.0.1"
+    assert by_id[slow]["finished_at"] - by_id[slow]["started_at"] < 10  # SIGTERM stopped the sleep
+    assert by_id[behind]["status"] == "cancelled" and by_id[behind]["started_at"] is None
+    assert api(s, "POST", f"/api/runs/{slow}/cancel").status_code == 409  # already ended
+    assert api(s, "POST", "/api/runs/999/cancel").status_code == 404
+    assert api(s, "POST", "/api/runs/999/rerun").status_code == 404
+    stop_ok(s)
+
+
+def test_metrics_are_scraped_in_the_prometheus_format(serve) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    s = serve(r"""
+action ok = exec "true"
+action bad = shell "exit 2"
+good: on http.post path="/good" run ok
+broken: on http.post path="/bad" run bad
+""", "--dashboard", "--token", TOKEN)
+    post(s, "/good", {})
+    post(s, "/good", {})
+    post(s, "/bad", {})
+    s.wait_runs(lambda rs: done(rs, 3), "three runs")
+    assert httpx.get(s.url + "/metrics").status_code == 401  # the dashboard's token, like the dashboard
+
+    def scrape() -> dict:
+        r = api(s, "GET", "/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.text
+        out: dict = {}
+        for fam in text_string_to_metric_families(r.text):
+            for sample in fam.samples:
+                out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return out
+
+    def ran() -> dict | None:
+        m = scrape()
+        return m if m.get(("triggerlang_runs_total", (("rule", "broken"), ("status", "failed"))), 0) == 1 else None
+
+    m = wait_for(ran, "the runs counted")
+    assert m[("triggerlang_events_total", (("source", "http"), ("type", "post")))] == 3
+    assert m[("triggerlang_runs_total", (("rule", "good"), ("status", "succeeded")))] == 2
+    assert m[("triggerlang_run_duration_seconds_count", (("rule", "good"),))] == 2
+    assert m[("triggerlang_run_queue_wait_seconds_count", (("rule", "good"),))] == 2
+    assert m[("triggerlang_journal_commit_seconds_count", ())] == 3
+    assert ("triggerlang_chain_depth_exceeded_total", ()) in m
+    stop_ok(s)
+
+
+def test_a_correlation_event_is_one_deeper_than_its_cause(serve) -> None:
+    s = serve("""
+action ok = exec "true"
+gate: on all(http.post path="/a" as a, http.post path="/b" as b) within 1m run ok
+""")
+    post(s, "/a", {})
+    post(s, "/b", {})
+    s.wait_runs(lambda rs: done(rs, 1), "the fire's run")
+    assert [(e["source"], e["depth"]) for e in s.events()] == [("http", 0), ("http", 0), ("correlation", 1)]
+    stop_ok(s)
+
+
+def test_metrics_count_open_correlation_groups(serve) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    s = serve("""
+action ok = exec "true"
+gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <payload.k> within 1h run ok
+""")
+    for k in ("x", "y"):
+        post(s, "/a", {"k": k})
+    r = httpx.get(s.url + "/metrics")  # loopback, no token: allowed
+    assert r.status_code == 200
+    samples = {(x.name, tuple(sorted(x.labels.items()))): x.value
+               for fam in text_string_to_metric_families(r.text) for x in fam.samples}
+    assert samples[("triggerlang_correlation_open_groups", (("rule", "gate"),))] == 2
+    stop_ok(s)

@@ -511,8 +511,15 @@ EXAMPLES_SERVE = examples(
 @click.option("--max-open-groups", type=click.IntRange(1, 100_000_000), default=100_000, show_default=True,
               help="Correlation groups open at once, all rules together; past it new groups are refused "
                    "(SPEC §11.3.9).")
+@click.option("--max-chain-depth", type=click.IntRange(0, 10000), default=10, show_default=True,
+              help="A run.* event more runs deep than this in a chain is journaled but starts no run "
+                   "(stops a run.* loop).")
+@click.option("--max-retriggers", type=click.IntRange(0, 100000), default=20, show_default=True,
+              help="Pause a file rule whose runs re-trigger it this many times in a row (its own writes "
+                   "match it); 0: never. `triggerc resume RULE` or a reload un-pauses it.")
 def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose,
-          store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups) -> None:
+          store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups, max_chain_depth,
+          max_retriggers) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
 
     Logs check's warnings for the rules when it starts and on each reload. Stops cleanly on
@@ -529,7 +536,8 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
     setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,
                         reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
-                        dashboard_token=dashboard_token, max_open_groups=max_open_groups)
+                        dashboard_token=dashboard_token, max_open_groups=max_open_groups,
+                        max_chain_depth=max_chain_depth, max_retriggers=max_retriggers)
     if store_url:
         _check_store_url(store_url)
         opts.store_url, opts.workers, opts.migrate = store_url, workers, migrate
@@ -583,7 +591,15 @@ EXAMPLES_WORKER = examples(
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line, as serve --log-format json.")
-def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, verbose, log_format) -> None:
+@click.option("--max-chain-depth", type=click.IntRange(0, 10000), default=10, show_default=True,
+              help="A run.* event this worker journals more runs deep than this starts no run.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of --metrics-port.")
+@click.option("--token", envvar="TRIGGERLANG_DASHBOARD_TOKEN",
+              help="Token /metrics requires (else loopback clients only). Also TRIGGERLANG_DASHBOARD_TOKEN.")
+def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, verbose, log_format, max_chain_depth,
+           metrics_port, metrics_host, token) -> None:
     """Claim runs from a shared store and run them (SPEC §12.1).
 
     Runs each with the action of the manifest it was created under, heartbeats its lease,
@@ -600,8 +616,10 @@ def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, 
     setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = WorkerOptions(slots=slots, pools=tuple(pools) or ("default",),
                          base_dir=Path(base_dir).resolve() if base_dir else None, lease=lease, heartbeat=heartbeat,
-                         grace=grace)
-    raise SystemExit(run_worker(store_url, opts, migrate=migrate, reap_interval=heartbeat))
+                         grace=grace, max_chain_depth=max_chain_depth)
+    metrics_at = (metrics_host, metrics_port) if metrics_port is not None else None
+    raise SystemExit(run_worker(store_url, opts, migrate=migrate, reap_interval=heartbeat, metrics_at=metrics_at,
+                                token=token or None))
 
 
 # --------------------------------------------------------------------------- store
@@ -762,6 +780,128 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
         fail(f"cannot reach {url}: {reason} (is `triggerc serve --http` running?)")
     runs = answer.get("runs", [])
     click.echo(f"accepted {answer.get('event_id')}: {len(runs)} run(s) {runs if runs else ''}".rstrip())
+
+
+# --------------------------------------------------------------------------- rerun, cancel, resume
+#
+# These talk to the running serve's API (POST /api/runs/ID/rerun ...) with the dashboard
+# token, for both stores: with SQLite only the running engine can start a re-run now or
+# stop a running run's process group, and in store mode the same API writes the shared
+# store. See triggerlang/runtime/operations.py.
+
+_OPERATOR_OPTS = [
+    click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="TRIGGERLANG_URL",
+                 help="The running `triggerc serve --dashboard --token T` (or a dashboard --store)."),
+    click.option("--token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="The dashboard token "
+                 "(or TRIGGERLANG_DASHBOARD_TOKEN): re-run, cancel and resume need it."),
+    click.option("--timeout", type=float, default=10.0, show_default=True),
+]
+
+
+def _operator_options(f):
+    for opt in reversed(_OPERATOR_OPTS):
+        f = opt(f)
+    return f
+
+
+def _operate(url: str, token: str | None, path: str, timeout: float) -> dict:
+    """POST to the running server's API as the CLI; the JSON answer, or exit 1 with why."""
+    import getpass
+    import socket
+    import urllib.error
+    import urllib.request
+
+    if not token:
+        usage_error("the dashboard token is needed: give --token or set TRIGGERLANG_DASHBOARD_TOKEN "
+                    "(serve must run with --dashboard --token)")
+    try:
+        who = f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # no user name in this environment
+        who = socket.gethostname()
+    req = urllib.request.Request(url.rstrip("/") + path, data=b"", method="POST",
+                                 headers={"Authorization": f"Bearer {token}", "X-Triggerlang-Actor": who,
+                                          "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        raw = e.read().decode("utf-8", "replace")
+        try:
+            detail = json.loads(raw).get("error") or raw
+        except ValueError:
+            detail = raw
+        hint = ""
+        if e.code == 404 and "no route" in detail:
+            hint = " (is the dashboard on? start serve with --dashboard --token)"
+        fail(f"{detail[:300]}{hint}" if e.code in (401, 403, 404, 409, 503) else
+             f"the server answered {e.code}: {detail[:300]}")
+    except (urllib.error.URLError, OSError) as e:
+        fail(f"cannot reach {url}: {getattr(e, 'reason', e)} (is `triggerc serve --dashboard` running?)")
+    return {}
+
+
+EXAMPLES_RERUN = examples(
+    "triggerc rerun 42",
+    "TRIGGERLANG_DASHBOARD_TOKEN=$T triggerc rerun 42 --url http://build-box:8080",
+)
+
+
+@main.command(epilog=EXAMPLES_RERUN)
+@click.argument("run_id", type=click.IntRange(1))
+@_operator_options
+def rerun(run_id: int, url: str, token: str | None, timeout: float) -> None:
+    """Run an ended run again: a new run with the same inputs, linked to the original.
+
+    Asks the running serve (its dashboard API, with the dashboard token); the re-run is
+    journaled with your user@host. Prints the new run's id.
+    """
+    answer = _operate(url, token, f"/api/runs/{run_id}/rerun", timeout)
+    click.echo(f"run {run_id} re-run as run {answer.get('rerun')}")
+
+
+EXAMPLES_CANCEL = examples(
+    "triggerc cancel 42",
+    "triggerc runs --status running && triggerc cancel 57",
+)
+
+
+@main.command(epilog=EXAMPLES_CANCEL)
+@click.argument("run_id", type=click.IntRange(1))
+@_operator_options
+def cancel(run_id: int, url: str, token: str | None, timeout: float) -> None:
+    """Cancel a queued or running run.
+
+    A queued run is marked cancelled; a running run's process group gets SIGTERM, then
+    SIGKILL 5 s later, and the run ends cancelled. Journaled with your user@host.
+    """
+    answer = _operate(url, token, f"/api/runs/{run_id}/cancel", timeout)
+    if answer.get("status") == "cancelled":
+        click.echo(f"run {run_id} cancelled")
+    else:
+        click.echo(f"run {run_id} is being stopped (SIGTERM, then SIGKILL after 5 s)")
+
+
+EXAMPLES_RESUME = examples(
+    "triggerc resume build_docs",
+)
+
+
+@main.command(epilog=EXAMPLES_RESUME)
+@click.argument("rule")
+@_operator_options
+def resume(rule: str, url: str, token: str | None, timeout: float) -> None:
+    """Un-pause a file rule that loop protection paused (its own runs kept re-triggering it).
+
+    A reload of the rules un-pauses every rule too.
+    """
+    answer = _operate(url, token, f"/api/rules/{urllib_quote(rule)}/resume", timeout)
+    click.echo(f"rule {rule} resumed" if answer.get("resumed") else f"rule {rule} was not paused")
+
+
+def urllib_quote(text: str) -> str:
+    import urllib.parse
+
+    return urllib.parse.quote(text, safe="")
 
 
 # --------------------------------------------------------------------------- history

@@ -40,6 +40,9 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=new_event_id)
     time: str = field(default_factory=utc_now_iso)
+    # causation depth: 0 for what a source saw (a webhook, a file change, a tick); a
+    # run.* event is its run's event's depth + 1 (serve --max-chain-depth stops a loop)
+    depth: int = 0
 
     @property
     def trigger(self) -> str:
@@ -68,6 +71,8 @@ class Event:
             kw["id"] = obj["id"]
         if isinstance(obj.get("time"), str) and obj["time"]:
             kw["time"] = obj["time"]
+        if isinstance(obj.get("depth"), int) and not isinstance(obj["depth"], bool) and obj["depth"] > 0:
+            kw["depth"] = obj["depth"]
         return cls(source=src, type=typ, data=data, **kw)
 
 

@@ -47,6 +47,8 @@ from ..events import Event
 from ..sources.base import Submitted
 from .engine import Rules, StartError, dedupe_key_of, paths_params, resolve_secrets
 from .executor import RunningAction, RunRequest, start_action, stop_actions, stop_on_signals
+from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, SETTLE, LoopGuard, depth_reason,
+                    paused_skip_reason, resume as resume_rule)
 from .store import Intent, RunRow, StoreError
 
 log = logging.getLogger("triggerlang")
@@ -60,14 +62,25 @@ def node_pool(hostname: str | None = None) -> str:
     return f"node:{hostname or socket.gethostname()}"
 
 
-def intents_of(rules: Rules, event: Event, pool_of_files: str) -> list[Intent]:
-    """The matches of ``event`` as intents for :meth:`PgStore.ingest`, in rule order."""
+def intents_of(rules: Rules, event: Event, pool_of_files: str, *, max_depth: int | None = None,
+               paused: Any = None) -> list[Intent]:
+    """The matches of ``event`` as intents for :meth:`PgStore.ingest`, in rule order.
+
+    Loop protection (runtime/loops.py): an event deeper than ``max_depth`` gets intents
+    that are recorded ``skipped`` with the reason, and so does a match of a rule that
+    ``paused(rule)`` says is paused (it returns ``{"reason": ...}`` or None)."""
     out = []
+    too_deep = max_depth is not None and event.depth > max_depth
     for m in rules.matcher.match(event):
         name = m.rule.name
         pol = rules.policies(name)
         dedupe = pol.get("dedupe") or None
         debounce = float(pol["debounce"]) if pol.get("debounce") else None
+        skip = None
+        if too_deep:
+            skip = depth_reason(event.depth, max_depth)  # type: ignore[arg-type]
+        elif paused is not None and paused(name) is not None:
+            skip = paused_skip_reason(name, paused(name)["reason"])
         out.append(Intent(
             rule=name, action=m.rule.action, inputs=bind_inputs(rules.actions.get(m.rule.action, {}), m.inputs),
             busy=str(pol.get("busy") or "queue"), debounce=debounce, dedupe_key=dedupe_key_of(pol, event.data),
@@ -76,16 +89,17 @@ def intents_of(rules: Rules, event: Event, pool_of_files: str) -> list[Intent]:
             timeout=float(pol["timeout"]) if pol.get("timeout") is not None else None,
             retry=int(pol.get("retry") or 0), backoff=float(pol.get("backoff") or 5.0),
             paths_params=paths_params(rules.rules[name]) if debounce else (),
-            pool=pool_of_files if event.source == "file" else "default"))
+            pool=pool_of_files if event.source == "file" else "default", skip=skip))
     return out
 
 
-def run_event(row: RunRow) -> Event:
-    """The ``run.completed`` / ``run.failed`` event of a finished run (SPEC §4)."""
+def run_event(row: RunRow, depth: int = 0) -> Event:
+    """The ``run.completed`` / ``run.failed`` event of a finished run (SPEC §4), one deeper
+    than ``depth``, the depth of the run's own event."""
     typ = "completed" if row.status == "succeeded" else "failed"
     return Event("run", typ, {"rule": row.rule, "action": row.action, "status": row.status,
                               "exit_code": row.exit_code, "duration": row.duration, "inputs": row.inputs,
-                              "run_id": row.id, "event_id": row.event_id, "attempt": row.attempt})
+                              "run_id": row.id, "event_id": row.event_id, "attempt": row.attempt}, depth=depth + 1)
 
 
 class IngestEngine:
@@ -95,11 +109,15 @@ class IngestEngine:
     """Transactions in flight at once (each holds a pooled connection while it commits)."""
 
     def __init__(self, manifest: dict, store: Any, *, hostname: str | None = None,
-                 max_open_groups: int | None = None) -> None:
+                 max_open_groups: int | None = None, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+                 max_retriggers: int = DEFAULT_MAX_RETRIGGERS, metrics: Any = None) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.store = store
         self.pool = node_pool(hostname)
+        self.max_chain_depth = max_chain_depth
+        self.loops = LoopGuard(max_retriggers)
+        self.metrics = metrics
         self.correlations: Any = None     # correlation rules (SPEC §11): runtime/pgcorrelate.py
         self.max_open_groups = max_open_groups
         # not the loop's default executor (cpu + 4 threads, shared with everything else):
@@ -111,7 +129,10 @@ class IngestEngine:
         self._executor.shutdown(wait=True)
 
     def load(self, manifest: dict) -> None:
-        """Use a (new) manifest: publish it, match with it from now on."""
+        """Use a (new) manifest: publish it, match with it from now on; paused rules are
+        un-paused."""
+        for rule in self.loops.reset():
+            log.info("rule %s un-paused by the reload", rule, extra={"rule": rule})
         sha = self.store.publish_manifest(manifest)
         self.current = Rules(manifest, sha)
         # what the dashboard's explain reasons read
@@ -133,21 +154,67 @@ class IngestEngine:
 
 
     def intents(self, event: Event, pool: str) -> list[Intent]:
-        """The current rules' intents for an event (a correlation's events are made here too)."""
-        return intents_of(self.current, event, pool)
+        """The current rules' intents for an event (a correlation's events are made here too):
+        an event too deep in a chain gets skipped intents (loop protection)."""
+        return intents_of(self.current, event, pool, max_depth=self.max_chain_depth, paused=self.loops.is_paused)
+
 
     async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
         """Journal one event with the runs its matches get; returns once committed."""
         if event.source == "file" and "paths" not in event.data and isinstance(event.data.get("path"), str):
             event.data["paths"] = [event.data["path"]]
         rules = self.current
-        intents = intents_of(rules, event, self.pool)
+        loop = asyncio.get_running_loop()
+        if event.source == "file":  # loop protection: a change while the rule's own run goes
+            for m in rules.matcher.match(event):
+                if self.loops.is_paused(m.rule.name) is None:
+                    await loop.run_in_executor(self._executor, self._note_change, m.rule.name)
+        intents = intents_of(rules, event, self.pool, max_depth=self.max_chain_depth, paused=self.loops.is_paused)
+        if intents and event.depth > self.max_chain_depth:
+            log.warning("event %s (%s) is %d runs deep in a chain, over --max-chain-depth %d: journaled, no run "
+                        "started", event.id, event.trigger, event.depth, self.max_chain_depth,
+                        extra={"event_id": event.id, "depth": event.depth})
         corr = self.correlations
         fired: list[int] = []
         in_tx = corr.in_tx(event, fired) if corr is not None and corr.active and corr.touches(event) else None
-        rec = await asyncio.get_running_loop().run_in_executor(
+        t0 = time.perf_counter()
+        rec = await loop.run_in_executor(
             self._executor, lambda: self.store.ingest(event, intents, delivery_key, manifest=rules.sha, in_tx=in_tx))
+        if self.metrics is not None and not rec.duplicate:
+            self.metrics.committed(time.perf_counter() - t0)
+            self.metrics.event(event.source, event.type)
+            self.metrics.runs_decided((it.rule, "skipped") for it in intents if it.skip is not None)
+            if intents and event.depth > self.max_chain_depth:
+                self.metrics.too_deep.inc()
         return Submitted(rec.event_id, rec.run_ids + ([] if rec.duplicate else fired), duplicate=rec.duplicate)
+
+    def _note_change(self, rule: str) -> None:
+        """(In a thread.) A file change matched ``rule``: count it against the run going now,
+        from the store's rows (runtime/loops.py); pause the rule when that is enough."""
+        try:
+            runs, now = self.store.recent_runs(rule, 2)
+        except StoreError as e:
+            log.warning("loop protection: %s", e)
+            return
+        if not runs:
+            return
+        run_id, status, finished_at = runs[0]
+        if not (status == "running" or (finished_at is not None and now - finished_at <= SETTLE)):
+            return
+        previous = runs[1][0] if len(runs) > 1 else None
+        reason = self.loops.retriggered(rule, run_id, previous)
+        if reason is not None:
+            log.warning("rule %s paused: %s", rule, reason, extra={"rule": rule})
+            try:
+                self.store.pause_rule(rule, paused_skip_reason(rule, reason), LOOP_ACTOR)
+            except StoreError as e:
+                log.error("loop protection: %s", e)
+            if self.metrics is not None:
+                self.metrics.paused(rule, True)
+
+    def resume(self, rule: str, actor: str) -> bool:
+        """Un-pause a rule paused by loop protection on this node; whether it was paused."""
+        return resume_rule(self.loops, rule, actor, known=rule in self.current.rules, add_audit=self.store.add_audit, metrics=self.metrics)
 
 
 @dataclass
@@ -161,6 +228,7 @@ class WorkerOptions:
     notify_gap: float = 0.05            # at most one claim per this many seconds on notifications
     grace: float = 10.0                 # a graceful stop gives running runs this long
     restart_grace: float = 5.0          # busy restart: SIGTERM, then SIGKILL after this long
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH  # a run.* event deeper than this starts no run
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
 
@@ -176,9 +244,10 @@ class _Active:
 class Worker:
     """Claims and runs the runs of its pools (see the module docstring)."""
 
-    def __init__(self, store: Any, opts: WorkerOptions, *, name: str | None = None) -> None:
+    def __init__(self, store: Any, opts: WorkerOptions, *, name: str | None = None, metrics: Any = None) -> None:
         self.store = store
         self.opts = opts
+        self.metrics = metrics
         self.id = name or f"{socket.gethostname()}:{os.getpid()}:{_secrets.token_hex(3)}"
         self.active: dict[int, _Active] = {}
         self.fenced: set[int] = set()
@@ -286,7 +355,7 @@ class Worker:
             log.warning("worker %s: %s", self.id, e)
             return
         for rid in wanted:
-            self._cancel(rid, self.opts.restart_grace, "busy restart: a newer run replaced it")
+            self._cancel(rid, self.opts.restart_grace, "a cancel was asked for (busy restart or an operator)")
 
     def _cancel(self, rid: int, grace: float, why: str) -> None:
         a = self.active.get(rid)
@@ -321,6 +390,8 @@ class Worker:
                                                    self.opts.lease)
                     for row in rows:
                         self.active[row.id] = _Active(row, self.tmp / f"{row.id}.log")
+                        if self.metrics is not None:
+                            self.metrics.run_started(row.rule, row.wait)
                         self._spawn(self._execute(row))
                     if rows and len(rows) == free:
                         continue
@@ -409,19 +480,25 @@ class Worker:
                       error: str | None) -> None:
         from .pgstore import log_tail
 
-        body, truncated = log_tail(self.active[row.id].log_path) if row.id in self.active else (b"", False)
+        body, truncated, size = log_tail(self.active[row.id].log_path) if row.id in self.active else (b"", False, 0)
         chain = None
         if rules is not None and rules.run_rules and status in ("succeeded", "failed", "timed_out"):
+            depth = int((row.event or {}).get("depth") or 0)
+
             def chain(done: RunRow, rules: Rules = rules) -> Any:
-                ev = run_event(done)
-                intents = intents_of(rules, ev, node_pool())
+                ev = run_event(done, depth)
+                intents = intents_of(rules, ev, node_pool(), max_depth=self.opts.max_chain_depth)
+                if intents and ev.depth > self.opts.max_chain_depth:
+                    log.warning("event %s (%s) is %d runs deep in a chain, over --max-chain-depth %d: journaled, "
+                                "no run started", ev.id, ev.trigger, ev.depth, self.opts.max_chain_depth,
+                                extra={"event_id": ev.id, "depth": ev.depth})
                 return (ev, intents, rules.sha) if intents else None
         retry_on = ("failed", "timed_out", "interrupted") if status == "interrupted" else ("failed", "timed_out")
         delay = FINISH_RETRY
         while True:
             try:
                 done = await asyncio.to_thread(self.store.finish, row.id, self.id, status, exit_code, error,
-                                               log=body, log_truncated=truncated, chain=chain,
+                                               log=body, log_truncated=truncated, log_size=size, chain=chain,
                                                retry_statuses=retry_on)
                 break
             except StoreError as e:
@@ -437,6 +514,8 @@ class Worker:
             return
         log.info("run %s of %s: %s%s", row.id, row.rule, status,
                  f" (exit {exit_code})" if exit_code is not None else "")
+        if self.metrics is not None:
+            self.metrics.run_ended(row.rule, done.status, done.duration)
 
     # ------------------------------------------------------------------ leases
     async def _heartbeat_loop(self) -> None:
@@ -467,7 +546,7 @@ class Worker:
                 if a.ra is not None:
                     self._spawn(a.ra.cancel(grace=0.0))
             for rid in cancel:
-                self._cancel(rid, self.opts.restart_grace, "busy restart: a newer run replaced it")
+                self._cancel(rid, self.opts.restart_grace, "a cancel was asked for (busy restart or an operator)")
             # the live end of each running run's log, for the dashboard
             for rid in ids:
                 a = self.active.get(rid)
@@ -477,9 +556,9 @@ class Worker:
                     size = a.log_path.stat().st_size
                     if size != a.log_size:
                         a.log_size = size
-                        body, truncated = log_tail(a.log_path)
+                        body, truncated, size = log_tail(a.log_path)
                         with contextlib.suppress(StoreError):
-                            await asyncio.to_thread(self.store.store_log, rid, body, truncated)
+                            await asyncio.to_thread(self.store.store_log, rid, body, truncated, size)
 
 
 class Reaper:
@@ -513,7 +592,8 @@ class Reaper:
             await asyncio.sleep(self.interval)
 
 
-async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_interval: float) -> int:
+async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_interval: float,
+                       metrics_at: tuple[str, int] | None = None, token: str | None = None) -> int:
     from .store import open_store
 
     stop, now = asyncio.Event(), asyncio.Event()
@@ -523,7 +603,20 @@ async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_
     except StoreError as e:
         log.error("%s", e)
         return 1
-    worker = Worker(store, opts)
+    metrics = server = None
+    if metrics_at is not None:
+        from .metrics import Metrics, serve_metrics
+
+        metrics = Metrics(store=store)
+        try:
+            server, _ = await serve_metrics(metrics, metrics_at[0], metrics_at[1], token)
+        except OSError as e:
+            log.error("cannot serve /metrics on %s:%d: %s", metrics_at[0], metrics_at[1], e.strerror or e)
+            store.close()
+            return 1
+        log.info("metrics at http://%s:%d/metrics (%s)", metrics_at[0], server.port,
+                 "token required" if token else "loopback clients only")
+    worker = Worker(store, opts, metrics=metrics)
     reaper = Reaper(store, reap_interval)
     try:
         await worker.start()
@@ -534,20 +627,23 @@ async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_
     finally:
         await worker.drain(opts.grace, now)
         await reaper.stop()
+        if server is not None:
+            server.should_exit = True
         store.close()
     log.info("stopped cleanly")
     return 0
 
 
-def run_worker(store_url: str, opts: WorkerOptions, *, migrate: bool = False, reap_interval: float = 2.0) -> int:
+def run_worker(store_url: str, opts: WorkerOptions, *, migrate: bool = False, reap_interval: float = 2.0,
+               metrics_at: tuple[str, int] | None = None, token: str | None = None) -> int:
     """``triggerc worker``: claim and run until SIGINT/SIGTERM; the exit code (0 clean
-    stop, 1 could not start)."""
+    stop, 1 could not start). ``metrics_at`` (host, port) serves ``/metrics`` there."""
     from .executor import pidfd_child_watcher, restore_child_watcher
 
     with asyncio.Runner() as runner:
         watcher = pidfd_child_watcher(runner.get_loop())
         try:
-            return runner.run(_worker_main(store_url, opts, migrate, reap_interval))
+            return runner.run(_worker_main(store_url, opts, migrate, reap_interval, metrics_at, token))
         finally:
             runner.close()
             restore_child_watcher(watcher)

@@ -192,9 +192,10 @@ class SqliteGroups:
     @staticmethod
     def insert_event_tx(conn: sqlite3.Connection, event: Event, matched: list[str], received_at: float) -> str:
         data_json = dumps(event.data)
-        conn.execute("INSERT INTO events (id, source, type, time, data, delivery_key, matched, received_at) "
-                     "VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
-                     (event.id, event.source, event.type, event.time, data_json, dumps(matched), received_at))
+        conn.execute("INSERT INTO events (id, source, type, time, data, delivery_key, matched, received_at, depth) "
+                     "VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                     (event.id, event.source, event.type, event.time, data_json, dumps(matched), received_at,
+                      int(event.depth)))
         return data_json
 
     def insert_run_tx(self, conn: sqlite3.Connection, planned: Any, event_id: str, now: float) -> int:
@@ -495,7 +496,7 @@ class Correlations:
             now = self.journal.received_at(conn, event.id)
             self.state.bind(conn)
             outs = self.corr.submit(event, now, processing=now)
-            self._apply(conn, outs, now, 0)
+            self._apply(conn, outs, now, 0, event.depth)
             self.state.flush(conn)
         return run
 
@@ -505,7 +506,7 @@ class Correlations:
             now = time.time()
             self.state.bind(conn)
             outs = fn(conn, now)
-            self._apply(conn, outs, now, 0)
+            self._apply(conn, outs, now, 0, 0)
             self.state.flush(conn)
         try:
             self.journal.transaction(run)
@@ -530,7 +531,10 @@ class Correlations:
         self.schedule()
         return ids
 
-    def _apply(self, conn: sqlite3.Connection, outs: list[Outcome], now: float, depth: int) -> None:
+    def _apply(self, conn: sqlite3.Connection, outs: list[Outcome], now: float, depth: int, cause: int) -> None:
+        """Journal what the outcomes emit; a ``correlation.*`` event is one deeper than the
+        event that caused it (``cause``: 0 for a deadline), as a ``run.*`` event is
+        (runtime/loops.py): past ``--max-chain-depth`` its runs are ``skipped``."""
         for o in outs:
             if o.action == "refuse":
                 self.state.refusal(o.rule, o.time, o.member, o.event_id, o.reason or "refused")
@@ -540,6 +544,7 @@ class Correlations:
             if o.emitted is None:
                 continue
             ev = o.emitted
+            ev.depth = cause + 1
             matches = self.engine.matcher.match(ev)
             last = lambda rule, key: self.journal.last_run_with_key_tx(conn, rule, key)  # noqa: E731
             planned, debounced = self.engine.plan(ev, matches, now, last)
@@ -552,7 +557,7 @@ class Correlations:
                 self._set_run(conn, o, ids[0] if (o.run is not None and ids) else None, ev.id)
             self.done.append((ev, planned, debounced, ids, data_json))
             if depth < MAX_CHAIN:
-                self._apply(conn, self.corr.submit(ev, now, processing=now), now, depth + 1)
+                self._apply(conn, self.corr.submit(ev, now, processing=now), now, depth + 1, ev.depth)
 
     def _set_run(self, conn: sqlite3.Connection, o: Outcome, run_id: int | None, event_id: str) -> None:
         g = self.state._dirty.get(o.group)   # (a group the transaction changed: in its write buffer)

@@ -46,8 +46,11 @@ from ..actions import bind_inputs
 from ..compile.index import build_matcher
 from ..events import MISSING, Event, get_path
 from ..sources.base import Submitted
-from .executor import RunningAction, RunRequest, start_action, stop_actions
+from .executor import KILL_GRACE, RunningAction, RunRequest, start_action, stop_actions
 from .journal import Journal, JournalError, PlannedRun, RunRow
+from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, LoopGuard, depth_reason,
+                    paused_skip_reason, recent, resume as resume_rule)
+from .operations import OperationError, cancel_reason
 
 log = logging.getLogger("triggerlang")
 
@@ -101,6 +104,8 @@ class _Lane:
     debounce_run: int | None = None
     debounce_paths: list[str] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
+    started: list[int] = field(default_factory=list)  # the last few runs started, in order (loop protection)
+    last_finished: tuple[int, float] | None = None    # (run id, epoch seconds) of the last run that ended
 
     @property
     def busy(self) -> bool:
@@ -111,17 +116,23 @@ class Engine:
     """Owns the matcher, the journal and the running actions of one ``serve``."""
 
     def __init__(self, manifest: dict, journal: Journal, secrets: Mapping[str, str],
-                 base_dir: Path, *, max_parallel: int = 16, max_open_groups: int | None = None) -> None:
+                 base_dir: Path, *, max_parallel: int = 16, max_open_groups: int | None = None,
+                 max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH, max_retriggers: int = DEFAULT_MAX_RETRIGGERS,
+                 metrics: Any = None) -> None:
         self.journal = journal
+        self.max_chain_depth = max_chain_depth
+        self.loops = LoopGuard(max_retriggers)
+        self.metrics = metrics
+        self._cancelling: dict[int, str] = {}  # run id -> why an operator cancels it (stopping its process)
         self.secrets = dict(secrets)
         self.base_dir = Path(base_dir)
         self.lanes: dict[str, _Lane] = {}
         self.tasks: set[asyncio.Task] = set()
         self.slots = asyncio.Semaphore(max_parallel)
         self.closing = False
-        # run id -> (event id, source, type, time, data JSON) of the event it was queued
-        # for, so that starting the run needs no journal read (a cache: a miss reads it)
-        self._carried: dict[int, tuple[str, str, str, str, str]] = {}
+        # run id -> (event id, source, type, time, data JSON, depth) of the event it was
+        # queued for, so that starting the run needs no journal read (a cache: a miss reads it)
+        self._carried: dict[int, tuple[str, str, str, str, str, int]] = {}
         self.idle = asyncio.Event()
         self.idle.set()
         self.correlations: Any = None   # the correlation rules (SPEC §11): runtime/correlate.py
@@ -130,7 +141,10 @@ class Engine:
 
     # ------------------------------------------------------------------ rules
     def load(self, manifest: dict) -> None:
-        """Use a (new) manifest: rules, actions and the matcher. Running runs go on."""
+        """Use a (new) manifest: rules, actions and the matcher. Running runs go on; rules
+        paused by loop protection are un-paused."""
+        for rule in self.loops.reset():
+            log.info("rule %s un-paused by the reload", rule, extra={"rule": rule})
         rules = Rules(manifest)
         self.manifest, self.matcher, self.rules, self.actions = rules.manifest, rules.matcher, rules.rules, rules.actions
         self.run_rules = rules.run_rules
@@ -161,6 +175,7 @@ class Engine:
         now = time.time()
         planned, debounced = self.plan(event, matches, now, self.journal.last_run_with_key)
         corr = self.correlations
+        t0 = time.perf_counter()
         try:
             rec = self.journal.record_event(event, planned, delivery_key, matched=[d[0].rule.name for d in debounced],
                                             in_tx=corr.in_tx(event) if corr is not None and corr.active else None)
@@ -170,6 +185,12 @@ class Engine:
             raise
         if rec.duplicate:   # (in_tx did not run: nothing was admitted)
             return Submitted(rec.event_id, rec.run_ids, duplicate=True)
+        if self.metrics is not None:
+            self.metrics.committed(time.perf_counter() - t0)
+            self.metrics.event(event.source, event.type)
+            self.metrics.runs_decided((p.rule, p.status) for p in planned)
+            if matches and event.depth > self.max_chain_depth:
+                self.metrics.too_deep.inc()
         self.committed(event, planned, debounced, rec.run_ids, rec.data_json)
         fired = corr.committed() if corr is not None else []   # runs of the fires this event caused
         return Submitted(rec.event_id, rec.run_ids + fired)
@@ -179,6 +200,12 @@ class Engine:
         ``(planned runs, debounced matches whose window is open)``."""
         planned: list[PlannedRun] = []
         debounced: list[tuple[Any, dict, float]] = []
+        too_deep = event.depth > self.max_chain_depth
+        if too_deep and matches:
+            log.warning("event %s (%s) is %d runs deep in a chain, over --max-chain-depth %d: journaled, "
+                        "no run started (%s)", event.id, event.trigger, event.depth, self.max_chain_depth,
+                        ", ".join(m.rule.name for m in matches),
+                        extra={"event_id": event.id, "depth": event.depth})
         for m in matches:
             name = m.rule.name
             pol = self.policies(name)
@@ -186,6 +213,17 @@ class Engine:
             inputs = bind_inputs(action, m.inputs)
             key = dedupe_key_of(pol, event.data)
             ln = self.lane(name)
+            if too_deep:
+                planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
+                                          error=depth_reason(event.depth, self.max_chain_depth)))
+                continue
+            if event.source == "file":
+                self._note_change(name, ln)
+            paused = self.loops.is_paused(name)
+            if paused is not None:
+                planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
+                                          error=paused_skip_reason(name, paused["reason"])))
+                continue
             if pol.get("debounce") and ln.debounce_run is not None:
                 # the window is open: this event moves the pending run (dedupe was decided when it opened)
                 debounced.append((m, inputs, now + float(pol["debounce"])))
@@ -216,6 +254,9 @@ class Engine:
         action = self.actions.get(fired.action, {})
         inputs = bind_inputs(action, fired.inputs)
         key = fired.dedupe_key
+        if fired.event.depth > self.max_chain_depth:  # a correlation in a run.* loop (runtime/loops.py)
+            return PlannedRun(name, fired.action, inputs, key, status="skipped",
+                              error=depth_reason(fired.event.depth, self.max_chain_depth))
         if key is not None and (pol.get("dedupe") or {}).get("for"):
             last = last_run_with_key(name, key)
             if last is not None and now - last < float(pol["dedupe"]["for"]):
@@ -234,13 +275,102 @@ class Engine:
             if p.status != "queued":
                 continue
             if data_json is not None:
-                self._carried[run_id] = (event.id, event.source, event.type, event.time, data_json)
+                self._carried[run_id] = (event.id, event.source, event.type, event.time, data_json, event.depth)
             if p.not_before is not None:
                 ln = self.lane(p.rule)
                 ln.debounce_run = run_id
             self._enqueue(p.rule, run_id, p.not_before)
         for m, inputs, deadline in debounced:
             self._extend_debounce(m, event, inputs, deadline)
+
+    # ------------------------------------------------------------------ loop protection
+    def _note_change(self, rule: str, ln: _Lane) -> None:
+        """A file change matched ``rule``: if a run of it is going (or just ended), that run
+        re-triggered it; enough in a row pause the rule (runtime/loops.py)."""
+        going = max(list(ln.active) + list(ln.starting), default=None)
+        if going is None and ln.last_finished is not None and recent(ln.last_finished[1]):
+            going = ln.last_finished[0]
+        if going is None:
+            return
+        previous = None
+        if going in ln.started:
+            i = ln.started.index(going)
+            previous = ln.started[i - 1] if i > 0 else None
+        reason = self.loops.retriggered(rule, going, previous)
+        if reason is not None:
+            self._pause(rule, ln, reason)
+
+    def _counted(self, rule: str, status: str, duration: float | None = None) -> None:
+        if self.metrics is not None:
+            self.metrics.run_ended(rule, status, duration)
+
+    def _pause(self, rule: str, ln: _Lane, reason: str) -> None:
+        log.warning("rule %s paused: %s", rule, reason, extra={"rule": rule})
+        for rid, _ in ln.waiting:
+            self.journal.set_status(rid, "cancelled", paused_skip_reason(rule, reason))
+            self._carried.pop(rid, None)
+            self._counted(rule, "cancelled")
+        ln.waiting = []
+        ln.debounce_run = None
+        ln.debounce_paths = []
+        self.journal.add_audit(LOOP_ACTOR, "pause", rule=rule, detail=reason)
+        if self.metrics is not None:
+            self.metrics.paused(rule, True)
+        self._check_idle()
+
+    def resume(self, rule: str, actor: str) -> bool:
+        """Un-pause a rule paused by loop protection; whether it was paused."""
+        return resume_rule(self.loops, rule, actor, known=rule in self.rules, add_audit=self.journal.add_audit, metrics=self.metrics)
+
+    # ------------------------------------------------------------------ operators
+    def rerun(self, run_id: int, actor: str) -> int:
+        """A new run with the same inputs as run ``run_id`` (ended), queued in its rule's
+        lane now; its id (runtime/operations.py)."""
+        old = self.journal.run_row(run_id)
+        if old is None:
+            raise OperationError(404, f"there is no run {run_id}")
+        if old.rule not in self.rules:
+            raise OperationError(409, f"the rule {old.rule} of run {run_id} is no longer in the rules")
+        try:
+            row = self.journal.rerun(run_id, actor)
+        except KeyError:
+            raise OperationError(404, f"there is no run {run_id}") from None
+        except ValueError as e:
+            raise OperationError(409, str(e)) from None
+        log.info("run %s of %s re-run as run %s by %s", run_id, row.rule, row.id, actor,
+                 extra={"run_id": row.id, "rule": row.rule, "rerun_of": run_id})
+        self._enqueue(row.rule, row.id, None)
+        return row.id
+
+    def cancel(self, run_id: int, actor: str) -> str:
+        """Cancel run ``run_id``: ``cancelled`` (it was queued) or ``cancelling`` (it was
+        running: its process group gets SIGTERM, SIGKILL after 5 s, and it ends
+        ``cancelled``)."""
+        reason = cancel_reason(actor)
+        try:
+            before = self.journal.cancel(run_id, actor, reason)
+        except KeyError:
+            raise OperationError(404, f"there is no run {run_id}") from None
+        except ValueError as e:
+            raise OperationError(409, str(e)) from None
+        row = self.journal.run_row(run_id)
+        rule = row.rule if row is not None else ""
+        ln = self.lane(rule)
+        log.info("run %s of %s cancelled by %s", run_id, rule, actor, extra={"run_id": run_id, "rule": rule})
+        if before == "queued":
+            self._counted(rule, "cancelled")
+            ln.waiting = [(rid, nb) for rid, nb in ln.waiting if rid != run_id]
+            if ln.debounce_run == run_id:
+                ln.debounce_run = None
+                ln.debounce_paths = []
+            self._carried.pop(run_id, None)
+            self._check_idle()
+            return "cancelled"
+        self._cancelling[run_id] = reason
+        ra = ln.active.get(run_id)
+        if ra is not None and not ra.done():
+            self._spawn(ra.cancel(grace=KILL_GRACE))
+        return "cancelling"
 
     def _with_paths(self, m, inputs: dict, ln: _Lane) -> dict:
         """Inputs bound to ``<paths>`` get every path seen in the debounce window."""
@@ -280,6 +410,7 @@ class Engine:
                 if rid != ln.debounce_run:
                     self.journal.set_status(rid, "cancelled", "busy restart: a newer run replaced it")
                     self._carried.pop(rid, None)
+                    self._counted(rule, "cancelled")
             ln.waiting = [(rid, nb) for rid, nb in ln.waiting if rid == ln.debounce_run]
         ln.waiting.append((run_id, not_before))
         self.idle.clear()
@@ -350,6 +481,8 @@ class Engine:
                     self.idle.clear()
                     return
                 carried = self._carried.pop(run_id, None)
+                if self.metrics is not None:
+                    self.metrics.run_started(rule, row.wait)
                 action = self.actions.get(row.action)
                 if action is None:
                     self.journal.mark_finished(run_id, "failed", None,
@@ -357,11 +490,12 @@ class Engine:
                     return
                 if carried is not None and carried[0] == row.event_id:
                     # the event as the journal holds it (its data round-tripped through JSON)
-                    eid, source, typ, etime, data_json = carried
+                    eid, source, typ, etime, data_json, depth = carried
                     event = {"id": eid, "source": source, "type": typ, "time": etime, "data": json.loads(data_json)}
                 else:  # a recovered run, a retry, a debounced run moved to a later event
                     ev = self.journal.get_event(row.event_id) or {}
                     event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
+                    depth = int(ev.get("depth") or 0)
                 if event.get("source") == "correlation" and self.correlations is not None:
                     corr = self.correlations.stdin_for(event)   # SPEC §11.4: {"correlation": ...}
                     if corr is not None:
@@ -374,6 +508,9 @@ class Engine:
                 ra = await start_action(req)
                 ln.active[run_id] = ra
                 ln.starting.discard(run_id)
+                ln.started = ln.started[-7:] + [run_id]
+                if run_id in self._cancelling and not ra.done():  # cancelled while it was starting
+                    self._spawn(ra.cancel(grace=KILL_GRACE))
                 if pol.get("busy") == "restart" and ln.waiting:
                     # a newer run arrived while this one was starting (not yet cancellable):
                     # the newest wins, so stop this one now
@@ -382,12 +519,16 @@ class Engine:
                     res = await ra.wait()
                 finally:
                     ln.active.pop(run_id, None)
-                if self.closing and res.status == "cancelled":
+                    ln.last_finished = (run_id, time.time())
+                operator_reason = self._cancelling.pop(run_id, None)
+                if self.closing and res.status == "cancelled" and operator_reason is None:
                     self.journal.mark_finished(run_id, "interrupted", res.exit_code,
                                                "the runtime stopped while the run was going")
                     return
-                if not await self._record_end(run_id, res.status, res.exit_code, res.error):
+                error = operator_reason if res.status == "cancelled" and operator_reason else res.error
+                if not await self._record_end(run_id, res.status, res.exit_code, error):
                     return
+                self._counted(rule, res.status, time.time() - row.started_at if row.started_at else None)
                 log.info("run %s of %s: %s%s", run_id, rule, res.status,
                          f" (exit {res.exit_code})" if res.exit_code is not None else "",
                          extra={"run_id": run_id, "rule": rule, "status": res.status, "exit_code": res.exit_code})
@@ -402,7 +543,7 @@ class Engine:
                              extra={"run_id": run_id, "rule": rule, "retry_run_id": rid})
                     self._enqueue(rule, rid, time.time() + delay)
                 if done is not None and res.status in ("succeeded", "failed", "timed_out") and not self.closing:
-                    await self._emit_run_event(done)
+                    await self._emit_run_event(done, depth)
         except Exception:  # a bug must not take the runtime down: record and go on
             log.exception("run %s of %s crashed in the engine", run_id, rule, extra={"run_id": run_id, "rule": rule})
             try:
@@ -433,12 +574,13 @@ class Engine:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
-    async def _emit_run_event(self, row: RunRow) -> None:
+    async def _emit_run_event(self, row: RunRow, depth: int) -> None:
+        """The ``run.*`` event of a finished run, one deeper than the run's own event."""
         typ = "completed" if row.status == "succeeded" else "failed"
         data = {"rule": row.rule, "action": row.action, "status": row.status, "exit_code": row.exit_code,
                 "duration": row.duration, "inputs": row.inputs, "run_id": row.id, "event_id": row.event_id,
                 "attempt": row.attempt}
-        ev = Event("run", typ, data)
+        ev = Event("run", typ, data, depth=depth + 1)
         if not self.matcher.match(ev):
             return  # only journal run events some rule listens to
         await self.submit(ev)

@@ -80,14 +80,17 @@ from typing import Any, Callable, Iterator
 
 from ..events import Event
 from .correlate import SQLITE_SCHEMA as _CORRELATION_SCHEMA, SqliteGroups
-from .store import (FINAL_STATUSES, STATUSES, PlannedRun, Recorded, Recovery, RunRow, StoreError, dumps as _dumps,
-                    iso_utc, read_log_file, LOG_TAIL)
+from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, STATUSES, BadQuery, LogChunk,
+                    PlannedRun, Recorded, Recovery, RunRow, StoreError, audit_dict, delivery_dict, delivery_sql,
+                    dumps as _dumps, equal_conditions, event_conditions, iso_utc, newest_first, read_log_chunk,
+                    read_log_file, run_conditions, LOG_TAIL)
 
 JournalError = StoreError
 """The journal cannot be opened or written (the SQLite name of :class:`StoreError`)."""
 
-SCHEMA_VERSION = 2
-"""``PRAGMA user_version`` of the schema this module writes (2: correlation groups, §11)."""
+SCHEMA_VERSION = 3
+"""``PRAGMA user_version`` of the schema this module writes (2: correlation groups, §11; 3:
+the operator's tables, issue 14: event depth, re-runs, the audit trail, the delivery history)."""
 
 DB_NAME = "journal.sqlite3"
 LOGS_DIR = "logs"
@@ -130,8 +133,49 @@ CREATE INDEX IF NOT EXISTS runs_by_dedupe ON runs(rule, dedupe_key, queued_at)
 """ + _CORRELATION_SCHEMA
 
 
+# Each version's changes to a journal of the version before (a new journal gets _SCHEMA,
+# then every upgrade in order): columns added to existing tables, new tables.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    # 2: correlation groups: new tables only, in _SCHEMA
+    3: (
+        # causation depth (a webhook is 0, a run.* event its run's event's depth + 1)
+        "ALTER TABLE events ADD COLUMN depth INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN rerun_of INTEGER",
+        # who re-ran, cancelled, paused or resumed what, and when
+        """CREATE TABLE IF NOT EXISTS audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          REAL NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,               -- rerun, cancel, pause, resume
+    run_id      INTEGER,
+    new_run_id  INTEGER,
+    rule        TEXT,
+    detail      TEXT
+)""",
+        "CREATE INDEX IF NOT EXISTS audit_by_run ON audit(run_id)",
+        # every webhook delivery a route answered, the refused ones too (never a body or a secret)
+        """CREATE TABLE IF NOT EXISTS deliveries (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          REAL NOT NULL,
+    route       TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    verify      TEXT NOT NULL,               -- ok, failed, none, skipped
+    reason      TEXT,
+    latency     REAL,
+    remote      TEXT,
+    delivery_id TEXT,
+    event_id    TEXT,
+    trigger     TEXT,
+    duplicate   INTEGER NOT NULL DEFAULT 0
+)""",
+        "CREATE INDEX IF NOT EXISTS deliveries_by_route ON deliveries(route, id)",
+    ),
+}
+
 _RUN_COLUMNS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
-                "started_at, finished_at, not_before, exit_code, error, log_path")
+                "started_at, finished_at, not_before, exit_code, error, log_path, rerun_of")
+_EVENT_COLUMNS = "id, source, type, time, matched, data, delivery_key, received_at, depth"
 
 
 class SqliteStore(SqliteGroups):
@@ -168,7 +212,7 @@ class SqliteStore(SqliteGroups):
             if version < SCHEMA_VERSION:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._create_schema(conn)
+                    self._create_schema(conn, version)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     conn.execute("COMMIT")
                 except BaseException:
@@ -211,11 +255,17 @@ class SqliteStore(SqliteGroups):
             raise JournalError(f"cannot create the log directory {d / LOGS_DIR}: {e.strerror or e}") from None
 
     @staticmethod
-    def _create_schema(conn: sqlite3.Connection) -> None:
+    def _create_schema(conn: sqlite3.Connection, version: int) -> None:
+        """Bring a journal of ``version`` (0: a new one) to :data:`SCHEMA_VERSION`: the
+        tables of :data:`_SCHEMA` that are missing (``IF NOT EXISTS``), then the changes of
+        :data:`_UPGRADES` past ``version``."""
         # executescript() would COMMIT our open transaction; run the statements one by one
         # (no ';' inside the statements or their comments).
         for stmt in _SCHEMA.split(";"):
             if stmt.strip():
+                conn.execute(stmt)
+        for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+            for stmt in _UPGRADES.get(v, ()):
                 conn.execute(stmt)
 
     def _error(self, e: sqlite3.Error) -> JournalError:
@@ -307,10 +357,10 @@ class SqliteStore(SqliteGroups):
             if conn.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone() is not None:
                 return Recorded(event.id, self._run_ids_of(conn, event.id), duplicate=True)
             conn.execute(
-                "INSERT INTO events (id, source, type, time, data, delivery_key, matched, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (id, source, type, time, data, delivery_key, matched, received_at, depth) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (event.id, event.source, event.type, event.time, data_json, delivery_key,
-                 _dumps(names), now))
+                 _dumps(names), now, int(event.depth)))
             if in_tx is not None:
                 in_tx(conn)
             ids = [self._insert_run(conn, p, event.id, p.status, 1, p.not_before, now, p.error) for p in runs]
@@ -330,16 +380,107 @@ class SqliteStore(SqliteGroups):
 
     @staticmethod
     def _insert_run(conn: sqlite3.Connection, p: PlannedRun, event_id: str, status: str,
-                    attempt: int, not_before: float | None, now: float, error: str | None) -> int:
+                    attempt: int, not_before: float | None, now: float, error: str | None,
+                    rerun_of: int | None = None) -> int:
         final = now if status in FINAL_STATUSES else None
         cur = conn.execute(
             "INSERT INTO runs (rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
-            "finished_at, not_before, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "finished_at, not_before, error, rerun_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (p.rule, p.action, status, _dumps(p.inputs), event_id, int(attempt), p.dedupe_key, now,
-             final, not_before, error))
+             final, not_before, error, rerun_of))
         run_id = int(cur.lastrowid)  # type: ignore[arg-type]
         conn.execute("UPDATE runs SET log_path = ? WHERE id = ?", (f"{LOGS_DIR}/{run_id}.log", run_id))
         return run_id
+
+    # -- the operator's writes (issue 14) ----------------------------------------------
+
+    def rerun(self, run_id: int, actor: str) -> RunRow:
+        """A new ``queued`` run with the same rule, action, inputs and event as run
+        ``run_id`` (which must be over), ``rerun_of`` pointing at it, and the audit entry,
+        in one transaction. KeyError: no such run; ValueError: it has not ended."""
+        now = time.time()
+        with self._cursor(write=True) as conn:
+            r = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if r is None:
+                raise KeyError(run_id)
+            old = _row(self.state_dir, r)
+            if old.status not in FINAL_STATUSES:
+                raise ValueError(f"run {run_id} is {old.status}: only a run that has ended can be re-run")
+            new_id = self._insert_run(conn, old.planned(), old.event_id, "queued", 1, None, now, None,
+                                      rerun_of=old.id)
+            self._audit(conn, now, actor, "rerun", run_id=old.id, new_run_id=new_id, rule=old.rule)
+            r = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (new_id,)).fetchone()
+        return _row(self.state_dir, r)
+
+    def cancel(self, run_id: int, actor: str, reason: str) -> str:
+        """Cancel run ``run_id`` for an operator: a queued run becomes ``cancelled`` (with
+        ``reason`` as its error), a running one is only journaled here (its engine stops
+        its process group and records ``cancelled``). The run's status before, after the
+        audit entry is written. KeyError: no such run; ValueError: it has already ended."""
+        now = time.time()
+        with self._cursor(write=True) as conn:
+            r = conn.execute("SELECT status, rule FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if r is None:
+                raise KeyError(run_id)
+            status, rule = r
+            if status in FINAL_STATUSES:
+                raise ValueError(f"run {run_id} has already ended ({status})")
+            if status == "queued":
+                conn.execute("UPDATE runs SET status = 'cancelled', error = ?, finished_at = ? WHERE id = ?",
+                             (reason, now, run_id))
+            self._audit(conn, now, actor, "cancel", run_id=run_id, rule=rule)
+        return status
+
+    def add_audit(self, actor: str, action: str, *, run_id: int | None = None, new_run_id: int | None = None,
+                  rule: str | None = None, detail: str | None = None) -> None:
+        """Journal who did what, when (a pause or a resume of a rule, say)."""
+        with self._cursor(write=True) as conn:
+            self._audit(conn, time.time(), actor, action, run_id=run_id, new_run_id=new_run_id, rule=rule,
+                        detail=detail)
+
+    @staticmethod
+    def _audit(conn: sqlite3.Connection, at: float, actor: str, action: str, *, run_id: int | None = None,
+               new_run_id: int | None = None, rule: str | None = None, detail: str | None = None) -> None:
+        conn.execute("INSERT INTO audit (at, actor, action, run_id, new_run_id, rule, detail) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", (at, actor, action, run_id, new_run_id, rule, detail))
+
+    def list_audit(self, run_id: int | None = None, rule: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Audit entries, oldest first: ``{id, at, actor, action, run_id, new_run_id, rule, detail}``."""
+        where, args = equal_conditions("?", run_id=run_id, rule=rule)
+        args.append(max(0, int(limit)))
+        with self._cursor(write=False) as conn:
+            rows = conn.execute(newest_first(f"SELECT {AUDIT_COLUMNS} FROM audit", where, "?"), args).fetchall()
+        return [audit_dict(r) for r in reversed(rows)]
+
+    def run_counts(self) -> dict[str, dict[str, int]]:
+        """Runs waiting or going, by rule: ``{rule: {"queued": n, "running": m}}``."""
+        with self._cursor(write=False) as conn:
+            rows = conn.execute("SELECT rule, status, COUNT(*) FROM runs WHERE status IN ('queued', 'running') "
+                                "GROUP BY rule, status").fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for rule, status, n in rows:
+            out.setdefault(rule, {})[status] = n
+        return out
+
+    def record_deliveries(self, rows: list[dict[str, Any]], keep: int) -> None:
+        """Add webhook deliveries (dicts with the columns of ``deliveries``) and keep only
+        the newest ``keep`` of each route they touched, in one transaction."""
+        if not rows:
+            return
+        insert, prune = delivery_sql("deliveries", lambda f: f":{f}", "?")
+        with self._cursor(write=True) as conn:
+            conn.executemany(insert, [{**DELIVERY_DEFAULTS, **r} for r in rows])
+            for route in sorted({r["route"] for r in rows}):
+                conn.execute(prune, (route, route, int(keep)))
+
+    def list_deliveries(self, route: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recorded deliveries, newest first (``at`` as ISO 8601 UTC, ``latency`` in seconds)."""
+        where, args = equal_conditions("?", route=route)
+        args.append(max(0, int(limit)))
+        with self._cursor(write=False) as conn:
+            rows = conn.execute(newest_first(f"SELECT id, {', '.join(DELIVERY_FIELDS)} FROM deliveries", where, "?"),
+                                args).fetchall()
+        return [delivery_dict(r) for r in rows]
 
     def update_pending(self, run_id: int, inputs: dict[str, Any], event_id: str,
                        not_before: float | None) -> bool:
@@ -454,24 +595,17 @@ class SqliteStore(SqliteGroups):
         return None if row is None else row[0]
 
     def list_runs(self, limit: int = 50, rule: str | None = None, status: str | None = None,
-                  before_id: int | None = None, event_id: str | None = None) -> list[dict[str, Any]]:
+                  before_id: int | None = None, event_id: str | None = None, *, q: str | None = None,
+                  since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         """Runs newest first, as :meth:`RunRow.to_dict` dicts.
 
-        Filters: ``rule``, ``status``, ``event_id``; ``before_id`` pages back (runs with a
-        smaller id).
+        Filters: ``rule``, ``status``, ``event_id``, ``q`` (search), ``since``/``until``
+        (queued, epoch seconds) of :func:`~.store.run_conditions`; ``before_id`` pages
+        back (runs with a smaller id).
         """
-        where, args = [], []
-        for col, val in (("rule", rule), ("status", status), ("event_id", event_id)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        if before_id is not None:
-            where.append("id < ?")
-            args.append(int(before_id))
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
+        where, args = run_conditions("?", "LIKE", events="events", rule=rule, status=status, event_id=event_id,
+                                     before_id=before_id, q=q, since=since, until=until)
+        sql = newest_first(f"SELECT {_RUN_COLUMNS} FROM runs", where, "?")
         args.append(max(0, int(limit)))
         with self._cursor(write=False) as conn:
             rows = conn.execute(sql, args).fetchall()
@@ -482,23 +616,27 @@ class SqliteStore(SqliteGroups):
         row = self.run_row(run_id)
         return None if row is None else row.to_dict()
 
-    def list_events(self, limit: int = 50, source: str | None = None,
-                    type: str | None = None) -> list[dict[str, Any]]:
+    def list_events(self, limit: int = 50, source: str | None = None, type: str | None = None, *,
+                    before: str | None = None, unmatched: bool = False, rule: str | None = None,
+                    q: str | None = None, since: float | None = None,
+                    until: float | None = None) -> list[dict[str, Any]]:
         """Events newest first (in the order they were received).
 
         Dicts with ``id, source, type, time, matched, data, delivery_key, received_at``.
+        Filters of :func:`~.store.event_conditions`; ``before`` (an event id) pages back:
+        the events received before that one (BadQuery when there is no such event).
         """
-        where, args = [], []
-        for col, val in (("source", source), ("type", type)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        sql = "SELECT id, source, type, time, matched, data, delivery_key, received_at FROM events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY rowid DESC LIMIT ?"
-        args.append(max(0, int(limit)))
+        where, args = event_conditions("?", "LIKE", source=source, type=type, unmatched=unmatched, rule=rule,
+                                       q=q, since=since, until=until)
         with self._cursor(write=False) as conn:
+            if before is not None:
+                row = conn.execute("SELECT rowid FROM events WHERE id = ?", (before,)).fetchone()
+                if row is None:
+                    raise BadQuery(f"there is no event {before!r} to page back from")
+                where.append("rowid < ?")
+                args.append(row[0])
+            sql = newest_first(f"SELECT {_EVENT_COLUMNS} FROM events", where, "?", order="rowid")
+            args.append(max(0, int(limit)))
             rows = conn.execute(sql, args).fetchall()
         return [_event_dict(r) for r in rows]
 
@@ -506,8 +644,7 @@ class SqliteStore(SqliteGroups):
         """One event as a dict (the :meth:`list_events` shape plus ``runs``: its run ids), or
         None. ``Event.from_json(d)`` rebuilds the :class:`Event`."""
         with self._cursor(write=False) as conn:
-            r = conn.execute("SELECT id, source, type, time, matched, data, delivery_key, received_at "
-                             "FROM events WHERE id = ?", (event_id,)).fetchone()
+            r = conn.execute(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
             if r is None:
                 return None
             d = _event_dict(r)
@@ -517,6 +654,10 @@ class SqliteStore(SqliteGroups):
     def read_log(self, run_id: int, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
         """(text, truncated, exists): the end of run ``run_id``'s log file."""
         return read_log_file(self.run_log_path(run_id), limit)
+
+    def read_log_chunk(self, run_id: int, offset: int | None = None, limit: int = LOG_TAIL) -> LogChunk:
+        """Run ``run_id``'s log file as raw bytes from ``offset`` (see :class:`~.store.LogChunk`)."""
+        return read_log_chunk(self.run_log_path(run_id), offset, limit)
 
     def run_log_path(self, run_id: int) -> Path:
         """Where the output of run ``run_id`` goes: ``<state_dir>/logs/<run_id>.log``."""
@@ -545,15 +686,16 @@ def _check_status(status: str) -> None:
 
 def _row(state_dir: Path, r: tuple) -> RunRow:
     (id_, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, started_at,
-     finished_at, not_before, exit_code, error, log_path) = r
+     finished_at, not_before, exit_code, error, log_path, rerun_of) = r
     return RunRow(
         id=id_, rule=rule, action=action, status=status, inputs=json.loads(inputs), event_id=event_id,
         attempt=attempt, dedupe_key=dedupe_key, queued_at=queued_at, started_at=started_at,
         finished_at=finished_at, not_before=not_before, exit_code=exit_code, error=error,
-        log_path=state_dir / (log_path or f"{LOGS_DIR}/{id_}.log"))
+        log_path=state_dir / (log_path or f"{LOGS_DIR}/{id_}.log"), rerun_of=rerun_of)
 
 
 def _event_dict(r: tuple) -> dict[str, Any]:
-    id_, source, type_, time_, matched, data, delivery_key, received_at = r
+    id_, source, type_, time_, matched, data, delivery_key, received_at, depth = r
     return {"id": id_, "source": source, "type": type_, "time": time_, "matched": json.loads(matched),
-            "data": json.loads(data), "delivery_key": delivery_key, "received_at": iso_utc(received_at)}
+            "data": json.loads(data), "delivery_key": delivery_key, "received_at": iso_utc(received_at),
+            "depth": depth}

@@ -119,10 +119,11 @@ class PgGroups:
         """Journal an event made inside a transaction (a ``correlation.*`` event) and decide
         its intents' runs there, under their rules' locks (as :meth:`PgStore.ingest` does)."""
         names = list(dict.fromkeys(it.rule for it in intents))
-        cur.execute("INSERT INTO trg_events (id, source, type, time, data, delivery_key, matched, received_at) "
-                    "VALUES (%s, %s, %s, %s, %s, NULL, %s, %s)",
-                    (event.id, event.source, event.type, event.time, dumps(event.data), dumps(names), received_at))
-        for rule in sorted({it.rule for it in intents if it.busy != "parallel" or it.debounce}):
+        cur.execute("INSERT INTO trg_events (id, source, type, time, data, delivery_key, matched, received_at, depth) "
+                    "VALUES (%s, %s, %s, %s, %s, NULL, %s, %s, %s)",
+                    (event.id, event.source, event.type, event.time, dumps(event.data), dumps(names), received_at,
+                     int(event.depth)))
+        for rule in sorted({it.rule for it in intents if (it.busy != "parallel" or it.debounce) and it.skip is None}):
             self.lock_rule(cur, rule)  # type: ignore[attr-defined]
         ids: list[int] = []
         pools: set[str] = set()
@@ -395,17 +396,22 @@ class ClusterCorrelations:
         def run(cur: Any) -> None:
             cur.execute("SELECT received_at FROM trg_events WHERE id = %s", (event.id,))
             now = float(cur.fetchone()[0])
-            self._run(cur, now, lambda: self.corr.submit(event, now, processing=now), run_ids)
+            self._run(cur, now, lambda: self.corr.submit(event, now, processing=now), run_ids, event.depth)
         return run
 
-    def _run(self, cur: Any, now: float, step: Callable[[], list[Outcome]], run_ids: list[int]) -> None:
+    def _run(self, cur: Any, now: float, step: Callable[[], list[Outcome]], run_ids: list[int],
+             cause: int = 0) -> None:
         self.state.bind(cur)
         try:
-            self._apply(cur, step(), now, 0, run_ids)
+            self._apply(cur, step(), now, 0, run_ids, cause)
         finally:
             self.state.unbind()
 
-    def _apply(self, cur: Any, outs: list[Outcome], now: float, depth: int, run_ids: list[int]) -> None:
+    def _apply(self, cur: Any, outs: list[Outcome], now: float, depth: int, run_ids: list[int],
+               cause: int = 0) -> None:
+        """Journal what the outcomes emit; a ``correlation.*`` event is one deeper than the
+        event that caused it (``cause``; 0 for a deadline), and past ``--max-chain-depth``
+        its runs are ``skipped`` (runtime/loops.py)."""
         rules = self.engine.current
         for o in outs:
             if o.action == "refuse":
@@ -414,21 +420,24 @@ class ClusterCorrelations:
             if o.emitted is None:
                 continue
             ev = o.emitted
+            ev.depth = cause + 1
             intents = self.engine.intents(ev, "default")
             if o.run is not None:
-                intents.insert(0, self._fire_intent(rules, o))
+                intents.insert(0, self._fire_intent(rules, o, getattr(self.engine, "max_chain_depth", None)))
             ids = self.store.ingest_in_tx(cur, ev, intents, rules.sha, now)
             run_ids.extend(ids)
             cur.execute("UPDATE trg_corr_groups SET run_id = %s, event_id = %s WHERE id = %s",
                         (ids[0] if (o.run is not None and ids) else None, ev.id, o.group))
             if depth < MAX_CHAIN:
-                self._apply(cur, self.corr.submit(ev, now, processing=now), now, depth + 1, run_ids)
+                self._apply(cur, self.corr.submit(ev, now, processing=now), now, depth + 1, run_ids, ev.depth)
 
     @staticmethod
-    def _fire_intent(rules: Any, o: Outcome) -> Intent:
+    def _fire_intent(rules: Any, o: Outcome, max_depth: int | None = None) -> Intent:
         from ..actions import bind_inputs
+        from .loops import depth_reason
 
         fired = o.run
+        too_deep = max_depth is not None and fired.event.depth > max_depth
         pol = rules.policies(fired.rule)
         dedupe = pol.get("dedupe") or None
         return Intent(rule=fired.rule, action=fired.action,
@@ -437,7 +446,8 @@ class ClusterCorrelations:
                       dedupe_field=dedupe["field"] if dedupe else None,
                       dedupe_for=float(dedupe["for"]) if dedupe and dedupe.get("for") else None,
                       timeout=float(pol["timeout"]) if pol.get("timeout") is not None else None,
-                      retry=int(pol.get("retry") or 0), backoff=float(pol.get("backoff") or 5.0))
+                      retry=int(pol.get("retry") or 0), backoff=float(pol.get("backoff") or 5.0),
+                      skip=depth_reason(fired.event.depth, max_depth) if too_deep else None)
 
     def _log_refusal(self, o: Outcome, now: float) -> None:
         with self._lock:

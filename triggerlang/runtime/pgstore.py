@@ -58,8 +58,10 @@ from psycopg import errors as pg_errors
 
 from ..events import Event
 from .pgcorrelate import PG_SCHEMA as _CORRELATION_SCHEMA, PgGroups
-from .store import (FINAL_STATUSES, LOG_TAIL, STATUSES, Intent, Recorded, RunRow, StoreError, clean_log, dumps,
-                    iso_utc, redact_url, scrub)
+from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery,
+                    Intent, LogChunk, Recorded, RunRow, StoreError, audit_dict, clean_log, delivery_dict, delivery_sql,
+                    dumps, equal_conditions, event_conditions, iso_utc, newest_first, redact_url, run_conditions,
+                    scrub)
 
 LOG_CAP = 1024 * 1024
 """Bytes of a run's output kept in the store (the end of it)."""
@@ -137,28 +139,64 @@ CREATE TABLE IF NOT EXISTS trg_logs (
 );
 """),
     (2, _CORRELATION_SCHEMA),   # correlation groups (SPEC §11): runtime/pgcorrelate.py
+    # the operator's tables (issue 14): event depth, re-runs, log sizes, the audit trail,
+    # the delivery history
+    (3, """
+ALTER TABLE trg_events ADD COLUMN IF NOT EXISTS depth integer NOT NULL DEFAULT 0;
+ALTER TABLE trg_runs ADD COLUMN IF NOT EXISTS rerun_of bigint;
+ALTER TABLE trg_logs ADD COLUMN IF NOT EXISTS size bigint;
+CREATE TABLE IF NOT EXISTS trg_audit (
+    id          bigserial PRIMARY KEY,
+    at          double precision NOT NULL,
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    run_id      bigint,
+    new_run_id  bigint,
+    rule        text,
+    detail      text
+);
+CREATE INDEX IF NOT EXISTS trg_audit_by_run ON trg_audit (run_id);
+CREATE TABLE IF NOT EXISTS trg_deliveries (
+    id          bigserial PRIMARY KEY,
+    at          double precision NOT NULL,
+    route       text NOT NULL,
+    method      text NOT NULL,
+    status      integer NOT NULL,
+    verify      text NOT NULL,
+    reason      text,
+    latency     double precision,
+    remote      text,
+    delivery_id text,
+    event_id    text,
+    trigger     text,
+    duplicate   boolean NOT NULL DEFAULT false
+);
+CREATE INDEX IF NOT EXISTS trg_deliveries_by_route ON trg_deliveries (route, id);
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x7472675f736368  # 'trg_sch': one migrator at a time
 
 _RUN_COLS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, started_at, finished_at, "
-             "not_before, exit_code, error, pool, worker, manifest, timeout, retry, backoff")
-_EVENT_COLS = "id, source, type, time, matched, data, delivery_key, received_at"
+             "not_before, exit_code, error, pool, worker, manifest, timeout, retry, backoff, rerun_of")
+_EVENT_COLS = "id, source, type, time, matched, data, delivery_key, received_at, depth"
 
 
 def _run(r: tuple) -> RunRow:
     (id_, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, started_at, finished_at,
-     not_before, exit_code, error, pool, worker, manifest, timeout, retry, backoff) = r
+     not_before, exit_code, error, pool, worker, manifest, timeout, retry, backoff, rerun_of) = r
     return RunRow(id=id_, rule=rule, action=action, status=status, inputs=json.loads(inputs), event_id=event_id,
                   attempt=attempt, dedupe_key=dedupe_key, queued_at=queued_at, started_at=started_at,
                   finished_at=finished_at, not_before=not_before, exit_code=exit_code, error=error, log_path=None,
-                  pool=pool, worker=worker, manifest=manifest, timeout=timeout, retry=retry, backoff=backoff)
+                  pool=pool, worker=worker, manifest=manifest, timeout=timeout, retry=retry, backoff=backoff,
+                  rerun_of=rerun_of)
 
 
 def _event(r: tuple) -> dict[str, Any]:
-    id_, source, type_, time_, matched, data, delivery_key, received_at = r
+    id_, source, type_, time_, matched, data, delivery_key, received_at, depth = r
     return {"id": id_, "source": source, "type": type_, "time": time_, "matched": json.loads(matched),
-            "data": json.loads(data), "delivery_key": delivery_key, "received_at": iso_utc(received_at)}
+            "data": json.loads(data), "delivery_key": delivery_key, "received_at": iso_utc(received_at),
+            "depth": depth}
 
 
 def manifest_sha(manifest: dict) -> tuple[str, str]:
@@ -339,7 +377,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         """Journal ``event``, decide each intent's run (SPEC §12.3) and create the runs, in
         ONE transaction committed on return. A known ``delivery_key`` (or event id) writes
         nothing and returns the earlier event with ``duplicate=True`` and its run ids."""
-        if in_tx is None and all(it.busy in ("queue", "parallel") and not it.debounce
+        if in_tx is None and all(it.busy in ("queue", "parallel") and not it.debounce and it.skip is None
                                  and not (it.dedupe_key is not None and it.dedupe_for) for it in intents):
             with self._conn() as conn:
                 rec = self._ingest_fast(conn, event, intents, delivery_key, manifest)
@@ -365,9 +403,10 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
             if it.rule not in names:
                 names.append(it.rule)
         data_json = dumps(event.data)
-        args: list[Any] = [event.id, event.source, event.type, event.time, data_json, delivery_key, dumps(names)]
-        sql = ("WITH e AS (INSERT INTO trg_events (id, source, type, time, data, delivery_key, matched, received_at) "
-               f"VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}) ON CONFLICT DO NOTHING RETURNING received_at)")
+        args: list[Any] = [event.id, event.source, event.type, event.time, data_json, delivery_key, dumps(names),
+                           int(event.depth)]
+        sql = ("WITH e AS (INSERT INTO trg_events (id, source, type, time, data, delivery_key, matched, received_at, "
+               f"depth) VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}, %s) ON CONFLICT DO NOTHING RETURNING received_at)")
         if intents:
             rows = ", ".join(["(%s::int, %s::text, %s::text, %s::text, %s::text, %s::text, %s::boolean, "
                               "%s::float8, %s::int, %s::float8)"] * len(intents))
@@ -400,9 +439,10 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                 names.append(it.rule)
         data_json = dumps(event.data)
         cur.execute(
-            "INSERT INTO trg_events (id, source, type, time, data, delivery_key, matched, received_at) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}) ON CONFLICT DO NOTHING RETURNING received_at",
-            (event.id, event.source, event.type, event.time, data_json, delivery_key, dumps(names)))
+            "INSERT INTO trg_events (id, source, type, time, data, delivery_key, matched, received_at, depth) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, {_NOW}, %s) ON CONFLICT DO NOTHING RETURNING received_at",
+            (event.id, event.source, event.type, event.time, data_json, delivery_key, dumps(names),
+             int(event.depth)))
         row = cur.fetchone()
         if row is None:
             cur.execute("SELECT id FROM trg_events WHERE delivery_key = %s OR id = %s LIMIT 1",
@@ -414,7 +454,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         now = row[0]
         if in_tx is not None:
             in_tx(cur)
-        for rule in sorted({it.rule for it in intents if it.busy != "parallel" or it.debounce}):
+        for rule in sorted({it.rule for it in intents if (it.busy != "parallel" or it.debounce) and it.skip is None}):
             self.lock_rule(cur, rule)
         ids: list[int] = []
         pools: set[str] = set()
@@ -431,6 +471,14 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
     def _decide(self, cur: psycopg.Cursor, event: Event, it: Intent, now: float,
                 manifest: str | None) -> tuple[int, str] | None:
         paths = list(event.data.get("paths") or []) if event.source == "file" else []
+        if it.skip is not None:  # loop protection: recorded, not run, no policy decided
+            cur.execute(
+                "INSERT INTO trg_runs (rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
+                "finished_at, error, pool, serial, manifest, timeout, retry, backoff) "
+                "VALUES (%s, %s, 'skipped', %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (it.rule, it.action, dumps(it.inputs), event.id, it.dedupe_key, now, now, it.skip, it.pool,
+                 it.busy != "parallel", manifest, it.timeout, int(it.retry), float(it.backoff)))
+            return cur.fetchone()[0], "skipped"
         if it.debounce:
             cur.execute("SELECT id, inputs FROM trg_runs WHERE rule = %s AND status = 'queued' "
                         "AND debounce IS NOT NULL AND not_before > %s ORDER BY id DESC LIMIT 1 FOR UPDATE",
@@ -510,7 +558,8 @@ cand AS (
 UPDATE trg_runs SET status = 'running', started_at = now_.t, worker = %(worker)s,
        lease_until = now_.t + %(lease)s
 FROM cand, now_, trg_events e WHERE trg_runs.id = cand.id AND e.id = trg_runs.event_id
-RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.source, e.type, e.time, e.data"""
+RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.source, e.type, e.time, e.data,
+          e.depth"""
         args = {"pools": list(pools), "limit": int(limit), "worker": worker, "lease": float(lease)}
         for attempt in range(4):
             try:
@@ -518,9 +567,9 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
                     rows = conn.execute(sql, args).fetchall()
                 out = []
                 for r in rows:
-                    run = _run(r[:-4])
-                    run.event = {"id": run.event_id, "source": r[-4], "type": r[-3], "time": r[-2],
-                                 "data": json.loads(r[-1])}
+                    run = _run(r[:-5])
+                    run.event = {"id": run.event_id, "source": r[-5], "type": r[-4], "time": r[-3],
+                                 "data": json.loads(r[-2]), "depth": r[-1]}
                     out.append(run)
                 return sorted(out, key=lambda r: r.id)
             except pg_errors.UniqueViolation:
@@ -567,20 +616,24 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
                                 (list(run_ids),)).fetchall()
         return {r[0] for r in rows}
 
-    def store_log(self, run_id: int, body: bytes, truncated: bool = False) -> None:
-        """Keep the end of a run's output (at most :data:`LOG_CAP` bytes)."""
+    def store_log(self, run_id: int, body: bytes, truncated: bool = False, size: int | None = None) -> None:
+        """Keep the end of a run's output (at most :data:`LOG_CAP` bytes); ``size`` is the
+        length of the whole log (so that a reader can follow it by byte offset)."""
         with self._conn() as conn:
-            self._put_log(conn, run_id, body, truncated)
+            self._put_log(conn, run_id, body, truncated, size)
 
     @staticmethod
-    def _put_log(conn: Any, run_id: int, body: bytes, truncated: bool) -> None:
+    def _put_log(conn: Any, run_id: int, body: bytes, truncated: bool, size: int | None = None) -> None:
+        if size is None and not truncated:
+            size = len(body)
         if len(body) > LOG_CAP:
             body, truncated = body[-LOG_CAP:], True
-        conn.execute("INSERT INTO trg_logs (run_id, body, truncated) VALUES (%s, %s, %s) ON CONFLICT (run_id) "
-                     "DO UPDATE SET body = EXCLUDED.body, truncated = EXCLUDED.truncated", (run_id, body, truncated))
+        conn.execute("INSERT INTO trg_logs (run_id, body, truncated, size) VALUES (%s, %s, %s, %s) "
+                     "ON CONFLICT (run_id) DO UPDATE SET body = EXCLUDED.body, truncated = EXCLUDED.truncated, "
+                     "size = EXCLUDED.size", (run_id, body, truncated, size))
 
     def finish(self, run_id: int, worker: str, status: str, exit_code: int | None, error: str | None, *,
-               log: bytes | None = None, log_truncated: bool = False,
+               log: bytes | None = None, log_truncated: bool = False, log_size: int | None = None,
                chain: Callable[[RunRow], tuple[Event, list[Intent], str | None] | None] | None = None,
                retry_statuses: tuple[str, ...] = ("failed", "timed_out")) -> RunRow | None:
         """Record the end of a leased run, in ONE transaction: its final status, its log,
@@ -596,23 +649,26 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
         for _ in range(5):
             try:
                 return self._finish(run_id, worker, status, exit_code, error, log, log_truncated, chain,
-                                    retry_statuses)
+                                    retry_statuses, log_size)
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 continue  # a run.* chain that locks the rule of a concurrent ingest: try again
         raise StoreError(f"store {self.describe()}: could not record the end of run {run_id} (repeated deadlocks)")
 
     def _finish(self, run_id: int, worker: str, status: str, exit_code: int | None, error: str | None,
-                log: bytes | None, log_truncated: bool, chain: Any, retry_statuses: tuple[str, ...]) -> RunRow | None:
+                log: bytes | None, log_truncated: bool, chain: Any, retry_statuses: tuple[str, ...],
+                log_size: int | None = None) -> RunRow | None:
         with self._tx() as cur:
-            cur.execute(f"UPDATE trg_runs SET status = %s, exit_code = %s, error = %s, finished_at = {_NOW}, "
-                        "lease_until = NULL WHERE id = %s AND worker = %s AND status = 'running' "
-                        f"RETURNING {_RUN_COLS}", (status, exit_code, error, run_id, worker))
+            # a cancel asked for (an operator's, busy restart's) keeps the reason it was asked with
+            cur.execute(f"UPDATE trg_runs SET status = %s, exit_code = %s, finished_at = {_NOW}, lease_until = NULL, "
+                        "error = CASE WHEN %s = 'cancelled' AND cancel_requested AND error IS NOT NULL THEN error "
+                        "ELSE %s END WHERE id = %s AND worker = %s AND status = 'running' "
+                        f"RETURNING {_RUN_COLS}", (status, exit_code, status, error, run_id, worker))
             r = cur.fetchone()
             if r is None:
                 return None
             row = _run(r)
             if log is not None:
-                self._put_log(cur, run_id, log, log_truncated)
+                self._put_log(cur, run_id, log, log_truncated, log_size)
             if status in retry_statuses and row.attempt <= int(row.retry or 0):
                 delay = float(row.backoff or 0.0) * 2 ** (row.attempt - 1)
                 cur.execute(
@@ -628,6 +684,118 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
                     event, intents, sha = made
                     self._ingest(cur, event, intents, None, sha, None)
         return row
+
+    # -- the operator's writes (issue 14) ------------------------------------------------------
+
+    def rerun(self, run_id: int, actor: str) -> RunRow:
+        """A new ``queued`` run copying run ``run_id`` (which must be over): its rule, action,
+        inputs, event, pool and policies, and the manifest it ran under; ``rerun_of`` points
+        at it; the audit entry and the NOTIFY in the same transaction. KeyError: no such
+        run; ValueError: it has not ended."""
+        with self._tx() as cur:
+            cur.execute("SELECT status FROM trg_runs WHERE id = %s", (int(run_id),))
+            r = cur.fetchone()
+            if r is None:
+                raise KeyError(run_id)
+            if r[0] not in FINAL_STATUSES:
+                raise ValueError(f"run {run_id} is {r[0]}: only a run that has ended can be re-run")
+            cur.execute(
+                "INSERT INTO trg_runs (rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, pool, "
+                "serial, manifest, timeout, retry, backoff, rerun_of) "
+                f"SELECT rule, action, 'queued', inputs, event_id, 1, dedupe_key, {_NOW}, pool, serial, manifest, "
+                f"timeout, retry, backoff, id FROM trg_runs WHERE id = %s RETURNING {_RUN_COLS}", (int(run_id),))
+            row = _run(cur.fetchone())
+            self._audit(cur, actor, "rerun", run_id=int(run_id), new_run_id=row.id, rule=row.rule)
+            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_RUNS, row.pool))
+        return row
+
+    def cancel(self, run_id: int, actor: str, reason: str) -> str:
+        """Cancel run ``run_id`` for an operator: a queued run becomes ``cancelled``; a running
+        one gets ``cancel_requested`` (its worker is notified at once and stops its process
+        group: SIGTERM, SIGKILL after 5 s, ``cancelled`` with ``reason``). Its status before;
+        the audit entry in the same transaction. KeyError / ValueError as ``rerun``."""
+        with self._tx() as cur:
+            cur.execute("SELECT status, rule FROM trg_runs WHERE id = %s FOR UPDATE", (int(run_id),))
+            r = cur.fetchone()
+            if r is None:
+                raise KeyError(run_id)
+            status, rule = r
+            if status in FINAL_STATUSES:
+                raise ValueError(f"run {run_id} has already ended ({status})")
+            if status == "queued":
+                cur.execute(f"UPDATE trg_runs SET status = 'cancelled', error = %s, finished_at = {_NOW} "
+                            "WHERE id = %s", (reason, int(run_id)))
+            else:
+                cur.execute("UPDATE trg_runs SET cancel_requested = true, error = %s WHERE id = %s",
+                            (reason, int(run_id)))
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CANCEL, str(int(run_id))))
+            self._audit(cur, actor, "cancel", run_id=int(run_id), rule=rule)
+        return status
+
+    def add_audit(self, actor: str, action: str, *, run_id: int | None = None, new_run_id: int | None = None,
+                  rule: str | None = None, detail: str | None = None) -> None:
+        with self._tx() as cur:
+            self._audit(cur, actor, action, run_id=run_id, new_run_id=new_run_id, rule=rule, detail=detail)
+
+    @staticmethod
+    def _audit(cur: Any, actor: str, action: str, *, run_id: int | None = None, new_run_id: int | None = None,
+               rule: str | None = None, detail: str | None = None) -> None:
+        cur.execute(f"INSERT INTO trg_audit (at, actor, action, run_id, new_run_id, rule, detail) "
+                    f"VALUES ({_NOW}, %s, %s, %s, %s, %s, %s)", (actor, action, run_id, new_run_id, rule, detail))
+
+    def list_audit(self, run_id: int | None = None, rule: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        where, args = equal_conditions("%s", run_id=run_id, rule=rule)
+        args.append(max(0, int(limit)))
+        with self._conn() as conn:
+            rows = conn.execute(newest_first(f"SELECT {AUDIT_COLUMNS} FROM trg_audit", where, "%s"), args).fetchall()
+        return [audit_dict(r) for r in reversed(rows)]
+
+    def run_counts(self) -> dict[str, dict[str, int]]:
+        """Runs waiting or going, by rule: ``{rule: {"queued": n, "running": m}}``."""
+        with self._conn() as conn:
+            rows = conn.execute("SELECT rule, status, COUNT(*) FROM trg_runs WHERE status IN ('queued', 'running') "
+                                "GROUP BY rule, status").fetchall()
+        out: dict[str, dict[str, int]] = {}
+        for rule, status, n in rows:
+            out.setdefault(rule, {})[status] = int(n)
+        return out
+
+    def record_deliveries(self, rows: list[dict[str, Any]], keep: int) -> None:
+        """Add webhook deliveries and keep the newest ``keep`` of each route they touched."""
+        if not rows:
+            return
+        insert, prune = delivery_sql("trg_deliveries", lambda f: f"%({f})s", "%s")
+        with self._tx() as cur:
+            cur.executemany(insert, [{**DELIVERY_DEFAULTS, **r, "duplicate": bool(r.get("duplicate"))} for r in rows])
+            for route in sorted({r["route"] for r in rows}):
+                cur.execute(prune, (route, route, int(keep)))
+
+    def list_deliveries(self, route: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        where, args = equal_conditions("%s", route=route)
+        args.append(max(0, int(limit)))
+        with self._conn() as conn:
+            rows = conn.execute(newest_first(f"SELECT id, {', '.join(DELIVERY_FIELDS)} FROM trg_deliveries", where,
+                                             "%s"), args).fetchall()
+        return [delivery_dict(r) for r in rows]
+
+    def recent_runs(self, rule: str, limit: int = 2) -> tuple[list[tuple[int, str, float | None]], float]:
+        """The newest runs of ``rule`` that started (``[(id, status, finished_at)]``, newest
+        first) and the database's clock now: what loop protection looks at."""
+        with self._conn() as conn:
+            rows = conn.execute("SELECT id, status, finished_at FROM trg_runs WHERE rule = %s AND started_at IS NOT "
+                                "NULL ORDER BY id DESC LIMIT %s", (rule, int(limit))).fetchall()
+            now = conn.execute(f"SELECT {_NOW}").fetchone()[0]
+        return [(r[0], r[1], r[2]) for r in rows], float(now)
+
+    def pause_rule(self, rule: str, reason: str, actor: str) -> int:
+        """Loop protection paused ``rule``: its queued runs are cancelled with ``reason``, and
+        the pause is journaled; how many were cancelled."""
+        with self._tx() as cur:
+            cur.execute(f"UPDATE trg_runs SET status = 'cancelled', error = %s, finished_at = {_NOW} "
+                        "WHERE rule = %s AND status = 'queued'", (reason, rule))
+            n = cur.rowcount
+            self._audit(cur, actor, "pause", rule=rule, detail=reason)
+        return n
 
     def reap(self) -> list[RunRow]:
         """Mark every running run whose lease expired ``interrupted`` and insert its retry
@@ -668,6 +836,7 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
                         "AND NOT (e.id = ANY(%s))", (older_than, keep))
             events = cur.rowcount
             cur.execute(f"DELETE FROM trg_dedupe WHERE last_at < {_NOW} - %s", (older_than,))
+            cur.execute(f"DELETE FROM trg_audit WHERE at < {_NOW} - %s", (older_than,))
             cur.execute(f"DELETE FROM trg_manifests m WHERE created_at < {_NOW} - %s "
                         "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.manifest = m.sha256)", (older_than,))
             manifests = cur.rowcount
@@ -676,22 +845,13 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
     # -- reading -------------------------------------------------------------------------------
 
     def list_runs(self, limit: int = 50, rule: str | None = None, status: str | None = None,
-                  before_id: int | None = None, event_id: str | None = None) -> list[dict[str, Any]]:
-        where, args = [], []
-        for col, val in (("rule", rule), ("status", status), ("event_id", event_id)):
-            if val is not None:
-                where.append(f"{col} = %s")
-                args.append(val)
-        if before_id is not None:
-            where.append("id < %s")
-            args.append(int(before_id))
-        sql = f"SELECT {_RUN_COLS} FROM trg_runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT %s"
+                  before_id: int | None = None, event_id: str | None = None, *, q: str | None = None,
+                  since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        where, args = run_conditions("%s", "ILIKE", events="trg_events", rule=rule, status=status,
+                                     event_id=event_id, before_id=before_id, q=q, since=since, until=until)
         args.append(max(0, int(limit)))
         with self._conn() as conn:
-            rows = conn.execute(sql, args).fetchall()
+            rows = conn.execute(newest_first(f"SELECT {_RUN_COLS} FROM trg_runs", where, "%s"), args).fetchall()
         return [_run(r).to_dict() for r in rows]
 
     def run_row(self, run_id: int) -> RunRow | None:
@@ -703,19 +863,21 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
         row = self.run_row(run_id)
         return None if row is None else row.to_dict()
 
-    def list_events(self, limit: int = 50, source: str | None = None,
-                    type: str | None = None) -> list[dict[str, Any]]:
-        where, args = [], []
-        for col, val in (("source", source), ("type", type)):
-            if val is not None:
-                where.append(f"{col} = %s")
-                args.append(val)
-        sql = f"SELECT {_EVENT_COLS} FROM trg_events"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT %s"
-        args.append(max(0, int(limit)))
+    def list_events(self, limit: int = 50, source: str | None = None, type: str | None = None, *,
+                    before: str | None = None, unmatched: bool = False, rule: str | None = None,
+                    q: str | None = None, since: float | None = None,
+                    until: float | None = None) -> list[dict[str, Any]]:
+        where, args = event_conditions("%s", "ILIKE", source=source, type=type, unmatched=unmatched, rule=rule,
+                                       q=q, since=since, until=until)
         with self._conn() as conn:
+            if before is not None:
+                row = conn.execute("SELECT seq FROM trg_events WHERE id = %s", (before,)).fetchone()
+                if row is None:
+                    raise BadQuery(f"there is no event {before!r} to page back from")
+                where.append("seq < %s")
+                args.append(row[0])
+            sql = newest_first(f"SELECT {_EVENT_COLS} FROM trg_events", where, "%s", order="seq")
+            args.append(max(0, int(limit)))
             rows = conn.execute(sql, args).fetchall()
         return [_event(r) for r in rows]
 
@@ -729,6 +891,19 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
                                                     (event_id,)).fetchall()]
         return d
 
+    def read_log_chunk(self, run_id: int, offset: int | None = None, limit: int = LOG_TAIL) -> LogChunk:
+        """The stored end of a run's log from byte ``offset`` (see :class:`~.store.LogChunk`);
+        a reader behind what the store still holds skips to its start."""
+        with self._conn() as conn:
+            r = conn.execute("SELECT body, size FROM trg_logs WHERE run_id = %s", (int(run_id),)).fetchone()
+        if r is None:
+            return LogChunk(b"", 0, 0, False)
+        body, size = bytes(r[0]), r[1]
+        end = int(size) if size is not None else len(body)
+        base = end - len(body)  # where the stored part starts in the whole log
+        start = max(base, end - limit) if offset is None else max(min(offset, end), base, end - limit)
+        return LogChunk(body[start - base:], start, end)
+
     def read_log(self, run_id: int, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
         with self._conn() as conn:
             r = conn.execute("SELECT body, truncated FROM trg_logs WHERE run_id = %s", (int(run_id),)).fetchone()
@@ -740,16 +915,16 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
         return clean_log(body, truncated), truncated, True
 
 
-def log_tail(path: Path, cap: int = LOG_CAP) -> tuple[bytes, bool]:
-    """(the last ``cap`` bytes of a log file, whether it was longer); empty if missing."""
+def log_tail(path: Path, cap: int = LOG_CAP) -> tuple[bytes, bool, int]:
+    """(the last ``cap`` bytes of a log file, whether it was longer, its size); empty if missing."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
             size = f.tell()
             f.seek(max(0, size - cap))
-            return f.read(cap), size > cap
+            return f.read(cap), size > cap, size
     except OSError:
-        return b"", False
+        return b"", False, 0
 
 
 __all__ = ["PgStore", "MIGRATIONS", "SCHEMA_VERSION", "LOG_CAP", "manifest_sha", "log_tail"]

@@ -39,6 +39,7 @@ from ..sources.base import Source, SourceContext, load_source_class
 from .engine import Engine, StartError, resolve_secrets
 from .executor import pidfd_child_watcher, restore_child_watcher, stop_on_signals
 from .journal import Journal
+from .loops import DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS
 from .store import StoreError as JournalError
 
 log = logging.getLogger("triggerlang")
@@ -64,6 +65,9 @@ class ServeOptions:
     heartbeat: float = 2.0
     reap_interval: float = 2.0
     max_open_groups: int = 100_000     # correlation groups open at once (SPEC §11.3.9)
+    # loop protection (runtime/loops.py)
+    max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
+    max_retriggers: int = DEFAULT_MAX_RETRIGGERS
 
 
 def log_warnings(diagnostics: list) -> None:
@@ -99,6 +103,8 @@ class Runtime:
         self.store: Any = None             # store mode: the PostgreSQL store
         self.worker: Any = None            # store mode: the embedded worker
         self.reaper: Any = None
+        self.metrics: Any = None           # GET /metrics (runtime/metrics.py)
+        self.operator: Any = None          # the dashboard's re-run / cancel / resume (runtime/operations.py)
 
     def source_configs(self, manifest: dict) -> dict[str, Any]:
         cfgs = dict(manifest.get("sources") or {})
@@ -121,7 +127,14 @@ class Runtime:
         except StartError:
             journal.close()
             raise
-        self.engine = Engine(manifest, journal, secrets, self.base_dir, max_open_groups=self.opts.max_open_groups)
+        from .metrics import Metrics
+        from .operations import EngineOperator
+
+        self.metrics = Metrics(store=journal)
+        self.engine = Engine(manifest, journal, secrets, self.base_dir, max_open_groups=self.opts.max_open_groups,
+                             max_chain_depth=self.opts.max_chain_depth, max_retriggers=self.opts.max_retriggers,
+                             metrics=self.metrics)
+        self.operator = EngineOperator(self.engine)
         interrupted, queued = self.engine.recover()
         if interrupted or queued:
             log.info("recovered: %d run(s) interrupted by the last stop, %d queued run(s) restarted",
@@ -139,18 +152,26 @@ class Runtime:
         from .cluster import IngestEngine, Reaper, Worker, WorkerOptions, node_pool
         from .store import open_store
 
+        from .metrics import Metrics
+        from .operations import StoreOperator
+
         self.store = await asyncio.to_thread(open_store, self.opts.store_url, migrate=self.opts.migrate)
-        self.engine = IngestEngine(manifest, self.store, max_open_groups=self.opts.max_open_groups)
+        self.metrics = Metrics(store=self.store)
+        self.engine = IngestEngine(manifest, self.store, max_open_groups=self.opts.max_open_groups,
+                                   max_chain_depth=self.opts.max_chain_depth,
+                                   max_retriggers=self.opts.max_retriggers, metrics=self.metrics)
         self.engine._started = True
         if self.engine.correlations is not None:   # past deadlines, before any source (SPEC §11.3.7)
             await asyncio.to_thread(self.engine.correlations.start)
             self.engine.correlations.start_timers()
+        self.operator = StoreOperator(self.store, engine=self.engine)
         self.reaper = Reaper(self.store, self.opts.reap_interval)
         self.reaper.start()
         if self.opts.workers > 0:
             self.worker = Worker(self.store, WorkerOptions(
                 slots=self.opts.workers, pools=("default", node_pool()), base_dir=self.base_dir,
-                lease=self.opts.lease, heartbeat=self.opts.heartbeat, grace=self.opts.grace))
+                lease=self.opts.lease, heartbeat=self.opts.heartbeat, grace=self.opts.grace,
+                max_chain_depth=self.opts.max_chain_depth), metrics=self.metrics)
             await self.worker.start()
         self.fingerprint = _fingerprint(self.rules_path)
         await self.apply_sources(manifest)
@@ -170,12 +191,17 @@ class Runtime:
                              secrets=self.secrets, log=log, options=opts)
 
     def extra_routes(self) -> list:
+        """Routes beside the webhooks: ``/metrics`` always, the dashboard when asked."""
+        from .metrics import metrics_route
+
+        routes = [metrics_route(self.metrics, self.opts.dashboard_token)] if self.metrics is not None else []
         if not self.opts.dashboard:
-            return []
+            return routes
         from ..dashboard.app import dashboard_routes
 
-        return dashboard_routes(None if self.store is not None else self.state_dir, token=self.opts.dashboard_token,
-                                engine=self.engine, store_url=self.opts.store_url if self.store is not None else None)
+        return routes + dashboard_routes(
+            None if self.store is not None else self.state_dir, token=self.opts.dashboard_token, engine=self.engine,
+            store_url=self.opts.store_url if self.store is not None else None, operator=self.operator)
 
     async def apply_sources(self, manifest: dict) -> None:
         wanted = self.source_configs(manifest)

@@ -132,6 +132,7 @@ class Intent:
     backoff: float = 5.0
     paths_params: tuple[str, ...] = ()
     pool: str = "default"
+    skip: str | None = None  # record the run ``skipped`` with this reason (loop protection), decide nothing
 
 
 @dataclass
@@ -175,7 +176,8 @@ class RunRow:
     timeout: float | None = None
     retry: int | None = None
     backoff: float | None = None
-    # a claim hands the worker the run's event with it ({id, source, type, time, data}): no second read
+    rerun_of: int | None = None  # the run this one re-runs (triggerc rerun, the dashboard's button)
+    # a claim hands the worker the run's event with it ({id, source, type, time, data, depth}): no second read
     event: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -216,6 +218,7 @@ class RunRow:
             "dedupe_key": self.dedupe_key,
             "log_path": None if self.log_path is None else str(self.log_path),
             "error": self.error,
+            "rerun_of": self.rerun_of,
         }
         if self.pool is not None:
             d["pool"] = self.pool
@@ -248,13 +251,91 @@ def dumps(obj: Any) -> str:
 # CSI and OSC sequences, other escapes, and control characters but tab and newline
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
 
+# Run logs: which stream a line came from
+# ----------------------------------------
+# A run's log is one file (one ``trg_logs`` row in store mode) in the order the lines
+# arrived. A line the action wrote to stdout is stored as it is; a line it wrote to
+# stderr starts with the byte 0x02 (STX), and a line triggerlang itself wrote (the header
+# with the argv, the closing "succeeded after 0.2s") with 0x01 (SOH). Both are control
+# characters that every reader already drops (:data:`_ANSI`), so ``triggerc``, the MCP
+# ``run_log`` tool, the API's ``log`` and the download show the plain text; the run page
+# reads them (:func:`log_lines`) to tell stderr apart. A marker in the middle of a line
+# (stdout had written a partial line when a stderr line came) starts a new line.
+LOG_META = b"\x01"
+LOG_STDERR = b"\x02"
+_MIDLINE_MARK = re.compile(r"(?<=[^\n])(?=[\x01\x02])")
+STREAMS = {"\x01": "meta", "\x02": "err"}
 
-def clean_log(raw: bytes, truncated: bool) -> str:
-    """Log bytes as text for a reader: a cut first line dropped, terminal escapes removed."""
+
+def _drop_cut_line(raw: bytes, truncated: bool) -> bytes:
     if truncated:
         nl = raw.find(b"\n")
         raw = raw[nl + 1:] if 0 <= nl < 4096 else raw
-    return _ANSI.sub("", raw.decode("utf-8", errors="replace"))
+    return raw
+
+
+def clean_log(raw: bytes, truncated: bool) -> str:
+    """Log bytes as text for a reader: a cut first line dropped, stream markers and
+    terminal escapes removed."""
+    text = _drop_cut_line(raw, truncated).decode("utf-8", errors="replace")
+    return _ANSI.sub("", _MIDLINE_MARK.sub("\n", text))
+
+
+def log_lines(raw: bytes, truncated: bool = False) -> list[tuple[str, str]]:
+    """Log bytes as ``[(stream, text)]``, one per line: stream ``out``, ``err`` (the
+    action's stderr) or ``meta`` (a line of triggerlang's own); text without its newline,
+    markers or terminal escapes. A last line without a newline is included."""
+    text = _MIDLINE_MARK.sub("\n", _drop_cut_line(raw, truncated).decode("utf-8", errors="replace"))
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [(STREAMS.get(line[:1], "out"), _ANSI.sub("", line)) for line in lines]
+
+
+def strip_log_markers(raw: bytes, at_line_start: bool = True) -> bytes:
+    """Log bytes with the stream markers taken out (a download of the log): a marker at the
+    start of a line goes, one in the middle of a line becomes a newline. ``at_line_start``
+    says whether ``raw`` follows a newline (for a file read in chunks)."""
+    if not at_line_start and raw[:1] in (LOG_META, LOG_STDERR):
+        raw = b"\n" + raw
+    return _MIDLINE_MARK_BYTES.sub(b"\n", raw).replace(LOG_META, b"").replace(LOG_STDERR, b"")
+
+
+_MIDLINE_MARK_BYTES = re.compile(rb"(?<=[^\n])(?=[\x01\x02])")
+
+
+@dataclass
+class LogChunk:
+    """Raw bytes of a run's log (stream markers kept): ``data`` is the log from byte
+    ``start`` to byte ``end`` (the end of what is written so far). ``exists`` is False
+    when there is no log (yet)."""
+
+    data: bytes
+    start: int
+    end: int
+    exists: bool = True
+
+    @property
+    def truncated(self) -> bool:
+        """The chunk does not start at the beginning of the log."""
+        return self.start > 0
+
+
+def read_log_chunk(path: Path, offset: int | None = None, limit: int = LOG_TAIL) -> LogChunk:
+    """The log file from byte ``offset`` (None: its last ``limit`` bytes), at most ``limit``
+    bytes: a reader that fell further behind skips ahead to the last ``limit`` bytes."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            start = max(0, size - limit) if offset is None else max(min(offset, size), size - limit)
+            f.seek(start)
+            data = f.read(size - start)
+    except FileNotFoundError:
+        return LogChunk(b"", 0, 0, False)
+    return LogChunk(data, start, start + len(data))
 
 
 def read_log_file(path: Path, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
@@ -273,6 +354,160 @@ def read_log_file(path: Path, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
     return clean_log(raw, truncated), truncated, True
 
 
+# --------------------------------------------------------------------------- queries
+
+class BadQuery(ValueError):
+    """A filter or a paging cursor that does not parse, or names nothing (a 400)."""
+
+
+def like_pattern(q: str) -> str:
+    """``%q%`` for a LIKE/ILIKE with ``ESCAPE '\\'`` over JSON as :func:`dumps` writes it
+    (so a quote or a non-ASCII character in ``q`` matches its escaped form)."""
+    return _like_escape(json.dumps(q, ensure_ascii=True)[1:-1])
+
+
+def _like_escape(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def newest_first(select: str, where: list[str], ph: str, order: str = "id") -> str:
+    """``select`` with the ``where`` conditions, newest first, ending in a LIMIT placeholder
+    (the shape of every list query of both stores)."""
+    return select + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order} DESC LIMIT {ph}"
+
+
+def equal_conditions(ph: str, **columns: Any) -> tuple[list[str], list[Any]]:
+    """``column = value`` for each column whose value is not None."""
+    where = [f"{col} = {ph}" for col, val in columns.items() if val is not None]
+    return where, [val for val in columns.values() if val is not None]
+
+
+def _time_bounds(ph: str, column: str, since: float | None, until: float | None) -> tuple[list[str], list[Any]]:
+    where, args = [], []
+    if since is not None:
+        where.append(f"{column} >= {ph}")
+        args.append(float(since))
+    if until is not None:
+        where.append(f"{column} < {ph}")
+        args.append(float(until))
+    return where, args
+
+
+DELIVERY_FIELDS = ("at", "route", "method", "status", "verify", "reason", "latency", "remote", "delivery_id",
+                   "event_id", "trigger", "duplicate")
+"""A recorded webhook delivery (the ``deliveries`` table of both stores, beside its ``id``)."""
+
+DELIVERY_DEFAULTS = {"reason": None, "latency": None, "remote": None, "delivery_id": None, "event_id": None,
+                     "trigger": None, "duplicate": False}
+
+
+def delivery_sql(table: str, param: Callable[[str], str], ph: str) -> tuple[str, str]:
+    """(insert, prune) statements of a store's delivery history: the INSERT of one delivery
+    (named parameters written by ``param``), and the DELETE that keeps the newest N of a
+    route (parameters: route, route, N)."""
+    insert = (f"INSERT INTO {table} ({', '.join(DELIVERY_FIELDS)}) "
+              f"VALUES ({', '.join(param(f) for f in DELIVERY_FIELDS)})")
+    prune = (f"DELETE FROM {table} WHERE route = {ph} AND id <= (SELECT id FROM {table} WHERE route = {ph} "
+             f"ORDER BY id DESC LIMIT 1 OFFSET {ph})")
+    return insert, prune
+
+
+def delivery_dict(r: tuple) -> dict[str, Any]:
+    """A row ``(id, *DELIVERY_FIELDS)`` as the API shows it (``at`` ISO 8601 UTC)."""
+    d = dict(zip(("id",) + DELIVERY_FIELDS, r))
+    d["at"] = iso_utc(d["at"])
+    d["duplicate"] = bool(d["duplicate"])
+    return d
+
+
+AUDIT_COLUMNS = "id, at, actor, action, run_id, new_run_id, rule, detail"
+
+
+def audit_dict(r: tuple) -> dict[str, Any]:
+    d = dict(zip([c.strip() for c in AUDIT_COLUMNS.split(",")], r))
+    d["at"] = iso_utc(d["at"])
+    return d
+
+
+def run_conditions(ph: str, like: str, *, events: str, rule: str | None = None, status: str | None = None,
+                   event_id: str | None = None, before_id: int | None = None, q: str | None = None,
+                   since: float | None = None, until: float | None = None) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions (and their arguments) of a run list, for both stores: ``ph`` is
+    the placeholder (``?`` or ``%s``), ``like`` the case-insensitive LIKE (``LIKE`` in
+    SQLite, ``ILIKE`` in PostgreSQL), ``events`` the events table.
+
+    ``q`` finds a run by its id (``12`` or ``#12``), its event's id, a value of its inputs
+    (a sha, a branch, a path: any part of the JSON text) or its event's delivery id
+    (``X-GitHub-Delivery``...); ``since``/``until`` bound ``queued_at`` (epoch seconds)."""
+    where, args = equal_conditions(ph, rule=rule, status=status, event_id=event_id)
+    if before_id is not None:
+        where.append(f"id < {ph}")
+        args.append(int(before_id))
+    w, a = _time_bounds(ph, "queued_at", since, until)
+    where += w
+    args += a
+    if q:
+        pat = like_pattern(q)
+        alts = [f"event_id = {ph}", f"inputs {like} {ph} ESCAPE '\\'",
+                f"EXISTS (SELECT 1 FROM {events} e WHERE e.id = event_id AND e.delivery_key {like} {ph} ESCAPE '\\')"]
+        args += [q, pat, pat]
+        digits = q.lstrip("#")
+        if digits.isdigit() and len(digits) < 19:
+            alts.insert(0, f"id = {ph}")
+            args.insert(len(args) - 3, int(digits))
+        where.append("(" + " OR ".join(alts) + ")")
+    return where, args
+
+
+def event_conditions(ph: str, like: str, *, source: str | None = None, type: str | None = None,
+                     unmatched: bool = False, rule: str | None = None, q: str | None = None,
+                     since: float | None = None, until: float | None = None) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of an event list, for both stores (see :func:`run_conditions`).
+
+    ``unmatched``: events no rule matched; ``rule``: events that rule matched; ``q``
+    finds an event by its id, its delivery id, or any value of its data (a sha, a branch,
+    a path, a workflow name); ``since``/``until`` bound ``received_at``."""
+    where, args = equal_conditions(ph, source=source, type=type)
+    if unmatched:
+        where.append("matched = '[]'")
+    if rule is not None:
+        where.append(f"matched {like} {ph} ESCAPE '\\'")
+        args.append(_like_escape(dumps(rule)))
+    w, a = _time_bounds(ph, "received_at", since, until)
+    where += w
+    args += a
+    if q:
+        pat = like_pattern(q)
+        where.append(f"(id = {ph} OR delivery_key {like} {ph} ESCAPE '\\' OR data {like} {ph} ESCAPE '\\')")
+        args += [q, pat, pat]
+    return where, args
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$", re.I)
+_DURATION_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(text: str, now: float) -> float:
+    """A time bound of a filter, as epoch seconds: a length of time back from ``now``
+    (``15m``, ``1h``, ``7d``, ``2w``), or an ISO 8601 date or time (``2026-11-24``,
+    ``2026-11-24 19:00``, ``2026-11-24T19:00:00+01:00``; UTC when it names no zone).
+    BadQuery when it is neither."""
+    m = _DURATION.match(text)
+    if m:
+        return now - float(m.group(1)) * _DURATION_SECONDS[m.group(2).lower()]
+    raw = text.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if raw.upper().endswith(" UTC"):
+        raw = raw[:-4].strip()
+    try:
+        t = _dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadQuery(f"{text!r} is not a time: give a length of time back (15m, 1h, 7d) "
+                       f"or a date and time in UTC (2026-11-24 19:00)") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return t.timestamp()
+
+
 @runtime_checkable
 class Store(Protocol):
     """What every store offers its readers (``runs``, ``events``, the dashboard, MCP).
@@ -288,19 +523,32 @@ class Store(Protocol):
         ...
 
     def list_runs(self, limit: int = 50, rule: str | None = None, status: str | None = None,
-                  before_id: int | None = None, event_id: str | None = None) -> list[dict[str, Any]]: ...
+                  before_id: int | None = None, event_id: str | None = None, *, q: str | None = None,
+                  since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        """Runs newest first; the filters of :func:`run_conditions`."""
+        ...
 
     def get_run(self, run_id: int) -> dict[str, Any] | None: ...
 
     def run_row(self, run_id: int) -> RunRow | None: ...
 
-    def list_events(self, limit: int = 50, source: str | None = None,
-                    type: str | None = None) -> list[dict[str, Any]]: ...
+    def list_events(self, limit: int = 50, source: str | None = None, type: str | None = None, *,
+                    before: str | None = None, unmatched: bool = False, rule: str | None = None,
+                    q: str | None = None, since: float | None = None,
+                    until: float | None = None) -> list[dict[str, Any]]:
+        """Events newest first (journal order); the filters of :func:`event_conditions`;
+        ``before``: the events journaled before this event id (BadQuery if unknown)."""
+        ...
 
     def get_event(self, event_id: str) -> dict[str, Any] | None: ...
 
     def read_log(self, run_id: int, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
         """(text, truncated, exists): the end of run ``run_id``'s output."""
+        ...
+
+    def read_log_chunk(self, run_id: int, offset: int | None = None, limit: int = LOG_TAIL) -> LogChunk:
+        """Run ``run_id``'s log as raw bytes from ``offset`` (None: its end); see :class:`LogChunk`.
+        OSError when the log cannot be read."""
         ...
 
     def close(self) -> None: ...

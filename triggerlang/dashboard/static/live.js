@@ -1,9 +1,34 @@
-// triggerlang dashboard: live updates over server-sent events (no build step).
-// The page works without this script; with it, new runs and events appear, and run
-// statuses change, without a reload. The stream sends table rows rendered by the server
-// (already escaped), so this only inserts or replaces them.
+// triggerlang dashboard: live updates over server-sent events, and relative times (no
+// build step). The pages work without this script; with it, new runs and events appear,
+// and run statuses change, without a reload. The stream sends table rows rendered by the
+// server (already escaped), so this only inserts or replaces them.
 (function () {
   "use strict";
+
+  // "3 min ago", kept current; the exact UTC time is the element's title.
+  function ago(iso) {
+    var t = Date.parse(iso);
+    if (isNaN(t)) return null;
+    var d = (Date.now() - t) / 1000, future = d < 0, text;
+    d = Math.abs(d);
+    if (d < 10) return future ? "in a moment" : "just now";
+    if (d < 60) text = Math.floor(d) + " s";
+    else if (d < 3600) text = Math.floor(d / 60) + " min";
+    else if (d < 86400) text = Math.floor(d / 3600) + " h";
+    else if (d < 30 * 86400) { var n = Math.floor(d / 86400); text = n + (n === 1 ? " day" : " days"); }
+    else return new Date(t).toISOString().slice(0, 10);
+    return future ? "in " + text : text + " ago";
+  }
+  function refreshTimes(root) {
+    (root || document).querySelectorAll("time[data-rel]").forEach(function (el) {
+      var text = ago(el.getAttribute("datetime"));
+      if (text !== null && el.textContent !== text) el.textContent = text;
+    });
+  }
+  window.triggerlangTimes = refreshTimes;
+  refreshTimes();
+  window.setInterval(refreshTimes, 15000);
+
   var board = document.getElementById("board");
   var badge = document.getElementById("live");
   if (!board || !board.hasAttribute("data-stream") || !window.EventSource) return;

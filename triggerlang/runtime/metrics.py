@@ -1,0 +1,243 @@
+"""Prometheus metrics of a running ``serve`` or ``worker`` (issue 14), with prometheus-client.
+
+``GET /metrics`` on ``serve``'s HTTP listener (any rules with an ``http`` source, or
+``--http``/``--dashboard``), and on ``triggerc worker --metrics-port PORT``, answers the
+Prometheus text format. Access is the dashboard's: without a token loopback clients only
+(403 for others), with ``--token`` (``TRIGGERLANG_DASHBOARD_TOKEN``) the token, as
+``Authorization: Bearer`` or ``?token=``, compared in constant time (401 without it).
+
+Every process has its own registry (no module-level state), so two runtimes in one
+process (the tests) never mix their counts. What each process counts:
+
+=========================================  ===========================================  =======================
+metric                                     what                                         counted by
+=========================================  ===========================================  =======================
+``triggerlang_events_total``               events journaled, by ``source``, ``type``    serve / ingest node
+``triggerlang_deliveries_total``           webhook deliveries answered, by ``route``,   serve / ingest node
+                                           ``status`` (the HTTP code)
+``triggerlang_deliveries_rejected_total``  refused deliveries by ``route`` and           serve / ingest node
+                                           ``reason`` (``signature``, ``bad_request``,
+                                           ``too_large``, ``forbidden``, ``unavailable``)
+``triggerlang_runs_total``                 runs that reached a final status, by         the process that
+                                           ``rule``, ``status`` (``skipped`` too)        ran or decided them
+``triggerlang_run_duration_seconds``       histogram of run times, by ``rule``          idem
+``triggerlang_run_queue_wait_seconds``     histogram of queued -> started, by ``rule``  idem
+``triggerlang_journal_commit_seconds``     histogram of the commit of an event and      serve / ingest node
+                                           its runs (the ``202`` waits for it)
+``triggerlang_chain_depth_exceeded_total`` events too deep in a ``run.*`` chain         idem
+``triggerlang_rule_paused``                1 while loop protection pauses a rule        idem
+``triggerlang_runs_queued``,               runs waiting / going now, by ``rule``, read  serve / ingest node
+``triggerlang_runs_running``               from the store at each scrape
+``triggerlang_correlation_open_groups``    open correlation groups, by ``rule``, read    serve / ingest node
+                                           from the store at each scrape
+=========================================  ===========================================  =======================
+
+In store mode an ingest node counts the events, deliveries and commits it handled and the
+runs of its embedded worker; the queue gauges come from the shared store, so every node
+shows the same. ``triggerc worker --metrics-port`` serves a worker's own run counters and
+histograms (and its store's queue gauges); without it a worker exposes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any, Callable, Iterable
+
+log = logging.getLogger("triggerlang")
+
+REJECT_REASONS = {400: "bad_request", 401: "signature", 403: "forbidden", 413: "too_large", 500: "unavailable",
+                  503: "unavailable"}
+"""The ``reason`` label of a refused delivery, by its status."""
+
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+_COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+
+
+class Metrics:
+    """One process's metrics (see the module docstring). ``store`` (or a function giving
+    it) feeds the gauges read at scrape time; ``None`` leaves them out."""
+
+    def __init__(self, store: Any = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self._store = store
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter("triggerlang_events", "Events journaled, by source and type", ["source", "type"],
+                              registry=r)
+        self.deliveries = Counter("triggerlang_deliveries", "Webhook deliveries answered, by route and HTTP status",
+                                  ["route", "status"], registry=r)
+        self.rejected = Counter("triggerlang_deliveries_rejected", "Webhook deliveries refused, by route and reason",
+                                ["route", "reason"], registry=r)
+        self.runs = Counter("triggerlang_runs", "Runs that reached a final status, by rule and status",
+                            ["rule", "status"], registry=r)
+        self.duration = Histogram("triggerlang_run_duration_seconds", "How long runs ran, by rule", ["rule"],
+                                  buckets=_DURATION_BUCKETS, registry=r)
+        self.wait = Histogram("triggerlang_run_queue_wait_seconds",
+                              "How long runs waited in their queue before they started, by rule", ["rule"],
+                              buckets=_WAIT_BUCKETS, registry=r)
+        self.commit = Histogram("triggerlang_journal_commit_seconds",
+                                "Time to commit an event and its runs to the journal", buckets=_COMMIT_BUCKETS,
+                                registry=r)
+        self.too_deep = Counter("triggerlang_chain_depth_exceeded",
+                                "Events journaled without runs: too deep in a run.* chain", registry=r)
+        self.paused_rules = Gauge("triggerlang_rule_paused", "1 while loop protection pauses the rule", ["rule"],
+                                  registry=r)
+        self.correlation_groups: Callable[[], dict[str, int]] | None = None
+        """The open correlation groups by rule, read at each scrape (from the store's
+        ``correlation_stats``, when it keeps correlation groups)."""
+        if store is not None:
+            if hasattr(self.store(), "correlation_stats"):
+                self.correlation_groups = lambda: {rule: st.get("open", 0) for rule, st in
+                                                   self.store().correlation_stats()["rules"].items()}
+            r.register(_StoreGauges(self))
+
+    def store(self) -> Any:
+        return self._store() if callable(self._store) else self._store
+
+    # -- what the runtime reports
+
+    def event(self, source: str, typ: str) -> None:
+        self.events.labels(source, typ).inc()
+
+    def delivery(self, route: str, status: int) -> None:
+        self.deliveries.labels(route, str(status)).inc()
+        if status >= 400:
+            self.rejected.labels(route, REJECT_REASONS.get(status, f"http_{status}")).inc()
+
+    def committed(self, seconds: float) -> None:
+        self.commit.observe(seconds)
+
+    def run_started(self, rule: str, wait: float | None) -> None:
+        if wait is not None:
+            self.wait.labels(rule).observe(max(0.0, wait))
+
+    def run_ended(self, rule: str, status: str, duration: float | None = None) -> None:
+        self.runs.labels(rule, status).inc()
+        if duration is not None:
+            self.duration.labels(rule).observe(max(0.0, duration))
+
+    def runs_decided(self, runs: Iterable[tuple[str, str]]) -> None:
+        """Runs recorded final when their event was (``skipped``): (rule, status) pairs."""
+        for rule, status in runs:
+            if status != "queued":
+                self.runs.labels(rule, status).inc()
+
+    def paused(self, rule: str, on: bool) -> None:
+        self.paused_rules.labels(rule).set(1 if on else 0)
+
+    # -- the text format
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+class _StoreGauges:
+    """Gauges read from the store at each scrape: the queue, open correlation groups."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list:
+        return []  # read at scrape time: nothing to describe ahead
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        queued = GaugeMetricFamily("triggerlang_runs_queued", "Runs waiting in their queue now, by rule",
+                                   labels=["rule"])
+        running = GaugeMetricFamily("triggerlang_runs_running", "Runs going now, by rule", labels=["rule"])
+        try:
+            store = self.metrics.store()
+            counts = store.run_counts() if store is not None and hasattr(store, "run_counts") else {}
+        except Exception as e:  # a scrape must not fail for it: the gauges are left out
+            log.warning("metrics: cannot read the queue: %s", e)
+            return
+        for rule, c in sorted(counts.items()):
+            queued.add_metric([rule], c.get("queued", 0))
+            running.add_metric([rule], c.get("running", 0))
+        yield queued
+        yield running
+        groups = self.metrics.correlation_groups
+        if groups is not None:
+            fam = GaugeMetricFamily("triggerlang_correlation_open_groups", "Open correlation groups, by rule",
+                                    labels=["rule"])
+            try:
+                for rule, n in sorted(groups().items()):
+                    fam.add_metric([rule], n)
+            except Exception as e:
+                log.warning("metrics: cannot read the correlation groups: %s", e)
+                return
+            yield fam
+
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def metrics_route(metrics: Metrics, token: str | None) -> Any:
+    """``GET /metrics`` as a Starlette route: loopback clients only without a token, the
+    token (Bearer header or ``?token=``) with one."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from ..sources.http import is_loopback
+
+    secret = (token or "").strip().encode("utf-8") or None
+
+    async def endpoint(request: Request) -> Response:
+        if secret is None:
+            if not is_loopback(request.client.host if request.client else None):
+                return JSONResponse({"error": "/metrics answers loopback clients only; start with --token to "
+                                              "open it to others"}, status_code=403)
+        else:
+            given = request.query_params.get("token")
+            auth = request.headers.get("authorization", "")
+            if auth[:7].lower() == "bearer ":
+                given = auth[7:].strip()
+            if given is None or not hmac.compare_digest(given.encode("utf-8"), secret):
+                return JSONResponse({"error": "/metrics needs the token: send Authorization: Bearer <token>"},
+                                    status_code=401, headers={"WWW-Authenticate": 'Bearer realm="triggerlang"'})
+        body = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+    return Route("/metrics", endpoint, methods=["GET"])
+
+
+async def serve_metrics(metrics: Metrics, host: str, port: int, token: str | None) -> Any:
+    """A small HTTP server for ``/metrics`` alone (``triggerc worker --metrics-port``):
+    the started uvicorn server (``should_exit = True`` stops it) and its task."""
+    import asyncio
+    import contextlib
+
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from ..sources.http import _bind
+
+    app = Starlette(routes=[metrics_route(metrics, token)])
+    socks = _bind(host, port)
+    config = uvicorn.Config(app, host=host, port=socks[0].getsockname()[1], log_level="warning", log_config=None,
+                            access_log=False, lifespan="off", server_header=False, timeout_graceful_shutdown=1)
+
+    class _Server(uvicorn.Server):
+        def capture_signals(self):  # type: ignore[no-untyped-def,override]
+            return contextlib.nullcontext()  # signals belong to the worker
+
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(sockets=socks), name="triggerlang-metrics")
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("the metrics server stopped while starting")
+        await asyncio.sleep(0.01)
+    server.port = socks[0].getsockname()[1]  # type: ignore[attr-defined]
+    return server, task
+
+
+__all__ = ["Metrics", "metrics_route", "serve_metrics", "REJECT_REASONS", "CONTENT_TYPE"]
