@@ -463,6 +463,42 @@ def test_front_end_commands_import_no_server_watcher_or_journal(tmp_path: Path, 
     assert result["heavy"] == [], f"`triggerc {' '.join(command)}` imported {result['heavy']}"
 
 
+@pytest.mark.parametrize("broken", [False, True])
+def test_check_loads_lark_only_for_a_syntax_error(tmp_path: Path, broken: bool) -> None:
+    """The parser runs the grammar's tables (shipped beside it): Lark itself is loaded only
+    to report a declaration that does not parse."""
+    import subprocess
+    import sys
+
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES + ("on github.push branch= run deploy\n" if broken else ""))
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTHON")}
+    r = subprocess.run([sys.executable, "-c", PROBE, "check", rules], input=json.dumps(["lark"]),
+                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert (result["exit"], result["heavy"]) == ((1, ["lark"]) if broken else (0, []))
+
+
+def test_the_program_ends_at_once_with_its_output_whole(tmp_path: Path) -> None:
+    """``triggerc check``/``compile``... end with ``os._exit`` once their output is flushed
+    (no interpreter teardown): every byte is there, and the exit code is the command's."""
+    import subprocess
+    import sys
+
+    bad = write(tmp_path, "bad.trg", "".join(f"on git.push brnch=\"{i}\" run nope\n" for i in range(1500)))
+    r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "check", bad, "--format", "json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and len(json.loads(r.stdout)) == 3000
+    out = tmp_path / "m.json"
+    r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "compile", write(tmp_path, "ok.trg", CLEAN),
+                        "-o", str(out)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and json.loads(out.read_text())["rules"][0]["action"] == "deploy"
+    r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "check", "--strict", write(tmp_path, "w.trg", WARNS)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "TRG105" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "triggerc" in r.stdout
+
+
 # --------------------------------------------------------------------------- runs / events: times
 
 def _journal_with_one_run(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,14 +13,16 @@ from __future__ import annotations
 import gc
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .check.checker import Program, check
 from .compile.manifest import build_manifest
 from .diagnostics import Diagnostic, Diagnostics, Pos, Span
 from .syntax import ast as A
 from .syntax.parser import parse
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class SourceFileError(Exception):
@@ -48,12 +50,12 @@ def read_source(path: str | os.PathLike) -> tuple[str | None, Diagnostics]:
 
     Raises SourceFileError when the file cannot be opened.
     """
-    p = Path(path)
     diags = Diagnostics(str(path))
     try:
-        if p.is_dir():
+        if os.path.isdir(path):
             raise SourceFileError(f"{path} is a folder, not a rules file")
-        data = p.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise SourceFileError(f"{path}: no such file") from None
     except PermissionError:
@@ -71,12 +73,13 @@ def read_source(path: str | os.PathLike) -> tuple[str | None, Diagnostics]:
         return None, diags
 
 
-def companion_of(path: Path) -> Path | None:
-    """For ``x_test.trg``, the ``x.trg`` beside it (if it exists)."""
-    if path.name.endswith("_test.trg"):
-        main = path.with_name(path.name[: -len("_test.trg")] + ".trg")
-        if main.is_file():
-            return main
+def companion_of(path: str | os.PathLike) -> str | os.PathLike | None:
+    """For ``x_test.trg``, the ``x.trg`` beside it (if it exists), of the type given."""
+    name = os.fspath(path)
+    if name.endswith("_test.trg"):
+        main = name[: -len("_test.trg")] + ".trg"
+        if os.path.isfile(main):
+            return main if isinstance(path, str) else type(path)(main)
     return None
 
 
@@ -97,7 +100,7 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
         program = check(module, diags, imported, base_dir, tests)
         manifest = None
         if not diags.has_errors:
-            manifest = build_manifest(program, base_dir, Path(file).name)
+            manifest = build_manifest(program, base_dir, os.path.basename(os.path.normpath(file)))
         return Compiled(file, text, module, program, manifest, diags.sorted(), {file: text})
     finally:
         if paused:
@@ -106,7 +109,7 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
 
 def compile_file(path: str | os.PathLike, display_name: str | None = None, tests: bool = True) -> Compiled:
     """Read, parse, check and compile one file (raises SourceFileError if unreadable)."""
-    p = Path(path)
+    p = os.fspath(path)
     name = display_name or str(path)
     text, diags = read_source(p)
     if text is None:
@@ -118,7 +121,7 @@ def compile_file(path: str | os.PathLike, display_name: str | None = None, tests
             main = compile_file(main_file, tests=tests)
         except SourceFileError:  # pragma: no cover - vanished between is_file() and open()
             main = None
-    c = compile_text(text, name, str(p.resolve().parent), main.program if main else None, tests)
+    c = compile_text(text, name, os.path.dirname(os.path.realpath(p)), main.program if main else None, tests)
     c.main = main
     return c
 

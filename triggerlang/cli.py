@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -184,8 +183,10 @@ def _expand(files) -> list[str]:
     ``__pycache__`` are skipped, and symlinked folders are not followed."""
     out = []
     for f in files:
-        p = Path(f)
-        if p.is_dir():
+        if os.path.isdir(f):
+            from pathlib import Path
+
+            p = Path(f)
             found = []
             for folder, subfolders, names in os.walk(p):
                 subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in SKIPPED_FOLDERS
@@ -220,6 +221,8 @@ EXAMPLES_COMPILE = examples(
 @color_option
 def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
     """Write the JSON listener manifest of FILE."""
+    from pathlib import Path
+
     from .compile.manifest import dumps
 
     _no_gc()
@@ -375,6 +378,7 @@ EXAMPLES_FMT = examples(
 def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, color_mode: str) -> None:
     """Rewrite FILES in the canonical layout (or --check that they are)."""
     import difflib
+    from pathlib import Path
 
     from .api import SourceFileError, read_source
     from .fmt import format_text
@@ -460,6 +464,8 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, color_mode: str) -
 
 def _with_companions(files: list[str]) -> list[str]:
     """The files, each followed by its X_test.trg companion when it has one (no repeats)."""
+    from pathlib import Path
+
     out: list[str] = []
     seen: set[Path] = set()
     for f in files:
@@ -527,6 +533,7 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
     them at once (they are marked interrupted). Exits 1 when it cannot start.
     """
     import logging
+    from pathlib import Path
 
     from .runtime.serve import ServeOptions, serve as run_serve, setup_logging
 
@@ -606,6 +613,7 @@ def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, 
     stores its log, retries and chains like serve. Stops cleanly on SIGINT/SIGTERM.
     """
     import logging
+    from pathlib import Path
 
     from .runtime.serve import setup_logging
 
@@ -908,6 +916,8 @@ def urllib_quote(text: str) -> str:
 
 def _open_journal(state_dir: str, store_url: str | None = None):
     """The store ``runs``/``events`` read: ``--store URL``, else the SQLite journal of ``state_dir``."""
+    from pathlib import Path
+
     from .runtime.store import StoreError, open_store
 
     if store_url:
@@ -1315,6 +1325,8 @@ def dashboard(state_dir, rules_path, host, port, token, store_url) -> None:
     The page is at /dashboard/ and the JSON API at /api/runs, /api/runs/ID, /api/events
     and /api/events/ID. `triggerc serve --dashboard` mounts the same on its listener.
     """
+    from pathlib import Path
+
     from .dashboard.app import run_standalone
     from .sources.http import is_loopback
 
@@ -1385,6 +1397,8 @@ EXAMPLES_MCP = examples(
 def mcp_cmd(state_dir: str | None, store_url: str | None, url: str) -> None:
     """Model Context Protocol server over stdio, for coding agents: check, explain, catalogue,
     emit, runs, run_log, events, groups. Read-only except emit (to a loopback server)."""
+    from pathlib import Path
+
     mod = _editor_extra("mcp")
     if store_url:
         _check_store_url(store_url)
@@ -1395,5 +1409,35 @@ def mcp_cmd(state_dir: str | None, store_url: str | None, url: str) -> None:
     server.run("stdio")
 
 
+# --------------------------------------------------------------------------- the program
+
+QUICK_EXIT = frozenset({"check", "compile", "fmt", "match", "test"})
+"""Commands that read files and print, and leave no thread, server or open file behind."""
+
+
+def entry() -> None:
+    """The ``triggerc`` program: :func:`main`, then, for the commands in :data:`QUICK_EXIT`,
+    a quick end: the output flushed and the process ended at once (``os._exit``), without
+    the interpreter tearing down every module and object first, which costs a short
+    command like ``check`` a tenth of its run. Every other command ends the usual way."""
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+        if (code is None or isinstance(code, int)) and _command(sys.argv[1:]) in QUICK_EXIT:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except Exception:  # (a closed pipe...: the usual end reports it)
+                raise e from None
+            os._exit(code or 0)
+        raise
+
+
+def _command(args: list[str]) -> str | None:
+    """The command named on a command line (the group takes no option with a value)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    entry()

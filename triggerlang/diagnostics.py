@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ERROR = "error"
 WARNING = "warning"
@@ -287,6 +289,8 @@ def source_root(start: Path | None = None) -> Path:
     """The root SARIF paths are relative to: the git work tree holding ``start`` (default
     the working directory), else ``start`` itself. Code scanning resolves ``%SRCROOT%``
     to the root of the repository it analyses, so the paths line up with its files."""
+    from pathlib import Path
+
     start = (start or Path.cwd()).resolve()
     for folder in (start, *start.parents):
         if (folder / ".git").exists():
@@ -297,6 +301,7 @@ def source_root(start: Path | None = None) -> Path:
 def _artifact_location(file: str, root: Path) -> dict:
     """``{"uri", "uriBaseId"}`` relative to ``root``; an absolute ``file:`` URI for a
     file outside it (or one with no path, like ``<input>``: its name, as a relative URI)."""
+    from pathlib import Path
     from urllib.parse import quote
 
     if file.startswith("<"):

@@ -41,9 +41,12 @@ parse; ``tests/test_parser.py`` fails until it is regenerated:
 from __future__ import annotations
 
 import json
+import os
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FORMAT = 2
 TABLES_NAME = "triggerlang.tables.json"
@@ -60,14 +63,21 @@ class TablesError(Exception):
 
 def grammar_dir() -> Path:
     """The folder of the grammar and its tables (``grammar/``, the package ``triggerlang.grammar``)."""
+    from pathlib import Path
+
+    return Path(_grammar_folder())
+
+
+def _grammar_folder() -> str:
     from .. import grammar
 
-    return Path(grammar.__file__).resolve().parent
+    return os.path.dirname(os.path.realpath(grammar.__file__))
 
 
 def read_grammar() -> str:
     try:
-        return grammar_dir().joinpath(GRAMMAR_NAME).read_text("utf-8")
+        with open(os.path.join(_grammar_folder(), GRAMMAR_NAME), encoding="utf-8") as fh:
+            return fh.read()
     except OSError:  # pragma: no cover - a zipped install: go through importlib.resources
         from importlib import resources
 
@@ -77,7 +87,8 @@ def read_grammar() -> str:
 def load_shipped(grammar: str) -> dict | None:
     """The shipped tables, if they were built from ``grammar`` (else None)."""
     try:
-        raw = grammar_dir().joinpath(TABLES_NAME).read_bytes()
+        with open(os.path.join(_grammar_folder(), TABLES_NAME), "rb") as fh:
+            raw = fh.read()
     except OSError:
         return None
     try:
