@@ -115,6 +115,11 @@ def _either(names: tuple[str, ...]) -> str:
     """``a``, ``a or b``, ``a, b or c``: the options any one of which would protect a route."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
+_WANT = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("number",),
+         C.BOOL: ("bool",), C.DURATION: ("duration", "number")}
+"""The value types a comparison with a field of each catalogue type takes."""
+
+
 class Checker:
     def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None,
                  base_dir: str | None = None, tests: bool = True):
@@ -131,6 +136,8 @@ class Checker:
         self._resolving: set[str] = set()
         self._let_cache: dict[str, Any] = {}
         self.never_matching: set[str] = set()  # rules with TRG501 (the loop lint leaves them out)
+        self._ftypes: dict[tuple, str | None] = {}
+        self._triggers: dict[tuple[str, str], Any] = {}
         if imported is not None:
             self.p.lets.update(imported.lets)
             self.p.secrets.update(imported.secrets)
@@ -457,7 +464,10 @@ class Checker:
 
     def check_trigger(self, t: A.EventTrigger) -> tuple[str | None, str | None, list[str] | None]:
         src, ev = t.source.value, t.event.value
-        problem = trigger_problem(src, ev)
+        try:
+            problem = self._triggers[(src, ev)]
+        except KeyError:  # (asked once per distinct trigger of the file)
+            problem = self._triggers[(src, ev)] = trigger_problem(src, ev)
         if problem is not None:
             code, message, hint = problem
             if code == "TRG201":
@@ -504,12 +514,22 @@ class Checker:
         return {"cron": expr, "tz": tz or "UTC"} if ok else None
 
     # ---- filters
+    def ftype(self, src: str, ev: str, parts: tuple[str, ...]) -> str | None:
+        """:func:`~.catalogue.field_type`, remembered for this check (10,000 rules ask for
+        the same few fields of the same few events)."""
+        key = (src, ev, parts)
+        try:
+            return self._ftypes[key]
+        except KeyError:
+            t = self._ftypes[key] = C.field_type(src, ev, parts)
+            return t
+
     def field_type(self, ctx, f: A.FieldPath) -> str | None:
         """The catalogue type of a field, reporting TRG203; None when unknown or unchecked."""
         if ctx is None:
             return None
         src, ev = ctx
-        typ = C.field_type(src, ev, f.parts)
+        typ = self.ftype(src, ev, f.parts)
         if typ is None:
             spec = C.get_source(src)
             head = f.parts[0]
@@ -530,6 +550,8 @@ class Checker:
         return typ
 
     def lower(self, e: A.Expr, ctx) -> dict | None:
+        if e.__class__ is A.Compare:
+            return self.lower_compare(e, ctx)
         if isinstance(e, A.And):
             return {"op": "and", "args": [self.lower(x, ctx) for x in e.items]}
         if isinstance(e, A.Or):
@@ -566,18 +588,17 @@ class Checker:
         return node
 
     def type_check(self, c: A.Compare, typ: str, val: Any) -> None:
-        op, f = c.op, c.field.dotted
+        op = c.op
         if typ == C.ANY:
             return
         if typ == C.MAP:
+            f = c.field.dotted
             self.d.error("TRG205", f"'{f}' is a map: compare one of its keys", c.field.span,
                          f"write {f}.NAME, or use: has {f}.NAME")
             return
         elem = C.STR if typ == C.LIST_STR else typ
         vt = type_of(val)
-        want = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("number",),
-                C.BOOL: ("bool",), C.DURATION: ("duration", "number")}.get(elem, ("str",))
-        tw = TYPE_WORDS.get(typ, typ)
+        want = _WANT.get(elem, ("str",))
 
         def mismatch(got: Any, hint: str | None = None):
             gw = TYPE_WORDS.get(type_of(got), "this")
@@ -587,12 +608,13 @@ class Checker:
                 hint = f"write {got} without quotes"
             if hint is None and elem == C.BOOL:
                 hint = "write true or false"
-            self.d.error("TRG204", f"'{f}' is {tw}, compared with {gw}", c.value.span, hint)
+            self.d.error("TRG204", f"'{c.field.dotted}' is {TYPE_WORDS.get(typ, typ)}, compared with {gw}",
+                         c.value.span, hint)
 
-        if op in ("=", "!="):
+        if op == "=" or op == "!=":
             if vt == "list":
                 self.d.error("TRG204", f"'{op}' compares one value, not a list", c.value.span,
-                             f"use 'in' to test membership: {f} {'not in' if op == '!=' else 'in'} [...]")
+                             f"use 'in' to test membership: {c.field.dotted} {'not in' if op == '!=' else 'in'} [...]")
             elif vt not in want:
                 mismatch(val)
         elif op in ("in", "not in"):
@@ -606,12 +628,12 @@ class Checker:
                         break
         elif op in ("~", "!~"):
             if elem not in (C.STR, C.TIME):
-                self.d.error("TRG205", f"'{op}' matches strings, and '{f}' is {tw}", c.op_span,
-                             "use = != < <= > >= or in" if elem != C.BOOL else "use = or !=")
+                self.d.error("TRG205", f"'{op}' matches strings, and '{c.field.dotted}' is {TYPE_WORDS.get(typ, typ)}",
+                             c.op_span, "use = != < <= > >= or in" if elem != C.BOOL else "use = or !=")
         else:  # < <= > >=
             if elem not in (C.INT, C.NUMBER, C.DURATION, C.TIME):
-                self.d.error("TRG205", f"'{op}' compares numbers, durations and times, and '{f}' is {tw}",
-                             c.op_span, "use = != ~ or in")
+                self.d.error("TRG205", f"'{op}' compares numbers, durations and times, and '{c.field.dotted}' is "
+                             f"{TYPE_WORDS.get(typ, typ)}", c.op_span, "use = != ~ or in")
             elif vt not in want:
                 mismatch(val)
 
@@ -659,7 +681,7 @@ class Checker:
         if ctx is None:
             return
         src, ev = ctx
-        if C.field_type(src, ev, ph.path.parts) is None:
+        if self.ftype(src, ev, ph.path.parts) is None:
             trig = f"{src}.{ev}"
             names = C.field_names(src, ev)
             self.d.error("TRG403", f"{trig} events have no field '{ph.path.dotted}'", ph.span,
@@ -841,12 +863,12 @@ class Checker:
             if not isinstance(c, A.Compare):
                 continue
             if ctx is not None:
-                t = C.field_type(ctx[0], ctx[1], c.field.parts)
+                t = self.ftype(ctx[0], ctx[1], c.field.parts)
                 if t in (C.LIST_STR, C.ANY, None):
                     continue  # any-element semantics (an untyped payload value may be a list too)
             f = c.field.dotted
             v = self.quiet_value(c.value)
-            key = lambda x: (type(x).__name__, x) if not isinstance(x, list) else None  # noqa: E731
+            key = _eq_key
             if c.op == "=" and not isinstance(v, list) and v is not None:
                 if f in eq and key(eq[f][0]) != key(v):
                     self.never(r, c, f"'{f}' cannot be both {eq[f][0]!r} and {v!r}", what)
@@ -1068,21 +1090,27 @@ def _shortest_cycle(start: str, edges: dict[str, list[str]]) -> list[str] | None
 
 def _sketch(r: A.Rule) -> tuple:
     """Something equal rules have in common (only what rule equality compares), and distinct
-    rules rarely do: the buckets of :meth:`Checker.lint_identical`."""
-    t = r.trigger
-    conds = []
-    for c in conjuncts(r.filter):
-        if c.__class__ is A.Compare:
-            v = c.value
-            conds.append((c.field.parts, c.op, v.value if v.__class__ is A.Str else v.__class__))
-        else:
-            conds.append(c.__class__)
-    return (t.text if t.__class__ is A.EventTrigger else t.__class__, r.action.value, len(r.args),
-            len(r.policies), tuple(conds))
+    rules rarely do: the buckets of :meth:`Checker.lint_identical`. The trigger, the action,
+    and the strings the top-level conditions compare with."""
+    t, f = r.trigger, r.filter
+    if f.__class__ is A.And:
+        strings = tuple([c.value.value for c in f.items if c.__class__ is A.Compare and c.value.__class__ is A.Str])
+    elif f.__class__ is A.Compare and f.value.__class__ is A.Str:
+        strings = (f.value.value,)
+    else:
+        strings = f.__class__
+    trigger = (t.source.value, t.event.value) if t.__class__ is A.EventTrigger else t.__class__
+    return trigger, r.action.value, strings
 
 
 def _sp(s: Span) -> list[int]:
-    return [s.start.line, s.start.column, s.end.line, s.end.column]
+    (line, column, _), (end_line, end_column, _) = s
+    return [line, column, end_line, end_column]
+
+
+def _eq_key(x: Any) -> Any:
+    """What :meth:`Checker.lint_never` compares values by: type and value (``1`` is not ``true``)."""
+    return (type(x).__name__, x) if not isinstance(x, list) else None
 
 
 def _refs_in_tests(module: A.Module) -> set[str]:

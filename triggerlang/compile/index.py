@@ -403,9 +403,14 @@ def plan_rule(node: dict | None, popularity: Callable[[Entry], int] | None = Non
     whole filter. None means nothing is left: a candidate matches.
     """
     parts = conjuncts(node)
+    return _plan(node, parts, [access_path(c) for c in parts], popularity)
+
+
+def _plan(node: dict | None, parts: list[dict], paths: list, popularity: Callable[[Entry], int] | None
+          ) -> tuple[list[Entry] | None, dict | None, bool]:
+    """:func:`plan_rule`, given the filter's top-level conditions and their access paths."""
     best, best_i, best_score = None, -1, 0.0
-    for i, c in enumerate(parts):
-        p = access_path(c)
+    for i, p in enumerate(paths):
         if p is None:
             continue
         if popularity is None:
@@ -577,10 +582,13 @@ class IndexedMatcher(LinearMatcher):
         untyped: dict[str, list[tuple[int, list[Entry] | None]]] = {}
         # how many rules of each source could be keyed on each key (for plan_rule)
         popular: dict[tuple[str, str, str, Any], int] = {}
+        paths = []  # per rule: its top-level conditions and their access paths (for plan_rule too)
         for spec in rules:
             seen = set()
-            for c in conjuncts(spec.get("filter")):
-                p = access_path(c)
+            parts = conjuncts(spec.get("filter"))
+            found = [access_path(c) for c in parts]
+            paths.append((parts, found))
+            for p in found:
                 if p is not None:
                     seen.update((spec["source"],) + e for e in p[1] if _hashable_key(e))
             for k in seen:
@@ -593,7 +601,8 @@ class IndexedMatcher(LinearMatcher):
             self.rules.append(r)
             self.by_source.setdefault(r.source, []).append(r)
             src = spec["source"]
-            entries, residual, _ = plan_rule(filt, lambda e: popular.get((src,) + e, 1) if _hashable_key(e) else 1)
+            entries, residual, _ = _plan(filt, *paths[i],
+                                         lambda e: popular.get((src,) + e, 1) if _hashable_key(e) else 1)
             self._residual.append(residual)
             rec = [i, None if residual is None else _UNSET, spec["name"]]
             self._recs.append(rec)
