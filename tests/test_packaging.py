@@ -107,3 +107,15 @@ def test_pre_commit_hooks_run_triggerc_on_trg_files(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "warning[TRG105]" in r.output  # a warning fails the hook
     r = run("triggerc-fmt")
     assert r.exit_code == 0 and rules.read_text().startswith('action a = shell "true"\non git.push run a\n')
+
+
+def test_grammar_found_from_a_source_tree_without_the_mapped_package(monkeypatch):
+    """`python -m pytest` in a checkout puts the source tree first on sys.path, where
+    `triggerlang.grammar` (a wheel-only mapping of grammar/) does not exist: the grammar
+    and its tables are still found, in ../grammar."""
+    from triggerlang.syntax import tables
+
+    monkeypatch.setitem(sys.modules, "triggerlang.grammar", None)  # import raises ImportError
+    folder = tables._grammar_folder()
+    assert os.path.isfile(os.path.join(folder, tables.GRAMMAR_NAME))
+    assert os.path.isfile(os.path.join(folder, tables.TABLES_NAME))

@@ -69,8 +69,14 @@ def grammar_dir() -> Path:
 
 
 def _grammar_folder() -> str:
-    from .. import grammar
-
+    """``triggerlang.grammar`` when installed (the wheel maps ``grammar/`` into the package);
+    from a source tree on ``sys.path`` (``python -m pytest`` in a checkout beside a
+    non-editable install) that package does not exist, and the folder is ``../grammar``."""
+    try:
+        from .. import grammar
+    except ImportError:
+        here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+        return os.path.join(os.path.dirname(here), "grammar")
     return os.path.dirname(os.path.realpath(grammar.__file__))
 
 
