@@ -183,6 +183,13 @@ def test_never_match_with_a_number_and_a_string_of_it() -> None:
     assert codes(text) == [("TRG501", 2)]
 
 
+def test_never_match_with_an_empty_list_alone() -> None:
+    """One condition is enough when its list is empty (the lint's quick exit for rules that
+    constrain each field once must not skip it)."""
+    assert codes(DEPLOY + 'on git.push branch in [] run deploy with <sha>') == [("TRG501", 2)]
+    assert codes(DEPLOY + 'on git.push branch="a" tag in [] run deploy with <sha>') == [("TRG501", 2)]
+
+
 def test_identical_rules_are_reported_once_per_copy() -> None:
     text = (DEPLOY +
             'a: on git.push branch="main" run deploy with <sha>\n'

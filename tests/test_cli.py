@@ -499,6 +499,24 @@ def test_the_program_ends_at_once_with_its_output_whole(tmp_path: Path) -> None:
     assert r.returncode == 0 and "triggerc" in r.stdout
 
 
+def test_compile_and_match_show_every_diagnostic_check_shows_when_there_is_an_error(tmp_path: Path) -> None:
+    """``compile`` and ``match`` print diagnostics only when the file has errors (and skip
+    the lints that can only warn otherwise): then the warnings are all there, as ``check``
+    prints them."""
+    rules = write(tmp_path, "r.trg", WARNS + 'x: on git.push branch="a" run deploy with <sha>\n'
+                                            'y: on git.push branch="a" run deploy with <sha>\n'
+                                            'on git.push brnch="m" run deploy with <sha>\n')
+    event = write(tmp_path, "e.json", json.dumps({"source": "git", "type": "push", "data": {}}))
+    checked = run("check", rules, "--color", "never")
+    assert checked.exit_code == 1 and "TRG105" in checked.stdout and "TRG502" in checked.stdout
+    for args in (["compile", rules], ["match", rules, event]):
+        r = run(*args, "--color", "never")
+        assert r.exit_code == 1 and r.stderr == checked.stdout, args
+    ok = write(tmp_path, "ok.trg", WARNS)  # warnings only: nothing is printed, the manifest is written
+    r = run("compile", ok)
+    assert r.exit_code == 0 and r.stderr == "" and json.loads(r.stdout)["rules"]
+
+
 # --------------------------------------------------------------------------- runs / events: times
 
 def _journal_with_one_run(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,8 +84,10 @@ def companion_of(path: str | os.PathLike) -> str | os.PathLike | None:
 
 
 def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
-                 imported: Program | None = None, tests: bool = True) -> Compiled:
+                 imported: Program | None = None, tests: bool = True, warnings: bool = True) -> Compiled:
     """``tests=False`` leaves test blocks unchecked (``serve`` ignores them, SPEC §10).
+    ``warnings=False``: the warnings may be left out when there is no error
+    (:func:`~triggerlang.check.checker.check`).
 
     The cyclic garbage collector is paused meanwhile: the phases make a few objects per
     character of the file (a million for 10,000 rules), none of them in a cycle, and the
@@ -97,7 +99,7 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
     try:
         module, diags = parse(text, file)
         base_dir = base_dir or os.getcwd()
-        program = check(module, diags, imported, base_dir, tests)
+        program = check(module, diags, imported, base_dir, tests, warnings)
         manifest = None
         if not diags.has_errors:
             manifest = build_manifest(program, base_dir, os.path.basename(os.path.normpath(file)))
@@ -107,7 +109,8 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
             gc.enable()
 
 
-def compile_file(path: str | os.PathLike, display_name: str | None = None, tests: bool = True) -> Compiled:
+def compile_file(path: str | os.PathLike, display_name: str | None = None, tests: bool = True,
+                 warnings: bool = True) -> Compiled:
     """Read, parse, check and compile one file (raises SourceFileError if unreadable)."""
     p = os.fspath(path)
     name = display_name or str(path)
@@ -118,10 +121,11 @@ def compile_file(path: str | os.PathLike, display_name: str | None = None, tests
     main = None
     if main_file is not None:
         try:
-            main = compile_file(main_file, tests=tests)
+            main = compile_file(main_file, tests=tests, warnings=warnings)
         except SourceFileError:  # pragma: no cover - vanished between is_file() and open()
             main = None
-    c = compile_text(text, name, os.path.dirname(os.path.realpath(p)), main.program if main else None, tests)
+    c = compile_text(text, name, os.path.dirname(os.path.realpath(p)), main.program if main else None, tests,
+                     warnings)
     c.main = main
     return c
 

@@ -93,11 +93,13 @@ def _no_gc() -> None:
     gc.disable()
 
 
-def _compile(path: str):
+def _compile(path: str, warnings: bool = True):
+    """Compile a rules file (a missing or unreadable one is a usage error). ``warnings=False``
+    for a command that shows diagnostics only when there are errors (they are then complete)."""
     from .api import SourceFileError, compile_file
 
     try:
-        return compile_file(path)
+        return compile_file(path, warnings=warnings)
     except SourceFileError as e:
         usage_error(str(e))
 
@@ -226,7 +228,7 @@ def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
     from .compile.manifest import dumps
 
     _no_gc()
-    c = _compile(file)
+    c = _compile(file, warnings=False)  # (diagnostics are shown only when there are errors)
     _report_and_exit_if_errors(c, color_mode)
     text = dumps(c.manifest)
     if output:
@@ -304,7 +306,7 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
     # then they are frozen out of its way for the event loop
     gc.disable()
     try:
-        c = load_or_compile(file, default_cache_dir())
+        c = load_or_compile(file, default_cache_dir(), warnings=False)  # (shown only with an error)
     except Exception as e:  # the parser is imported only when the cache misses
         from .api import SourceFileError
 

@@ -115,6 +115,9 @@ def _either(names: tuple[str, ...]) -> str:
     """``a``, ``a or b``, ``a, b or c``: the options any one of which would protect a route."""
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
+_POLICIES = dict(defaults.POLICIES)
+"""The default policies, as a dict to copy (a copy of the read-only mapping per rule is slower)."""
+
 _WANT = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("number",),
          C.BOOL: ("bool",), C.DURATION: ("duration", "number")}
 """The value types a comparison with a field of each catalogue type takes."""
@@ -122,9 +125,10 @@ _WANT = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("numb
 
 class Checker:
     def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None,
-                 base_dir: str | None = None, tests: bool = True):
+                 base_dir: str | None = None, tests: bool = True, warnings: bool = True):
         self.m = module
         self.with_tests = tests  # serve ignores test blocks (SPEC §10): it checks without them
+        self.warnings = warnings
         self.d = diags
         self.p = Program(file=module.file)
         self.imported = imported
@@ -164,9 +168,10 @@ class Checker:
                 self.p.tests = check_tests(self, self.base_dir)
         else:  # their lets still count as used, so the warnings match `check`'s
             self.used_lets.update(_refs_in_tests(self.m))
-        self.lint_identical()
-        self.lint_loops()
-        self.lint_unused()
+        if self.warnings or self.d.has_errors:  # (lints that only warn: see check())
+            self.lint_identical()
+            self.lint_loops()
+            self.lint_unused()
         return self.p
 
     # ------------------------------------------------------------------ 1. declare
@@ -748,7 +753,7 @@ class Checker:
 
     # ---- policies
     def check_policies(self, r: A.Rule, ctx, source: str | None) -> dict:
-        pol: dict[str, Any] = dict(defaults.POLICIES)
+        pol: dict[str, Any] = _POLICIES.copy()
         if source == "file":
             pol["debounce"] = defaults.FILE_DEBOUNCE_S
         seen: dict[str, Span] = {}
@@ -856,6 +861,9 @@ class Checker:
     # ------------------------------------------------------------------ 6. lints
     def lint_never(self, r: A.Rule, ctx, what: str | None = None) -> None:
         """Contradictory equality constraints on one scalar field in the top-level conjunction."""
+        compares = [c for c in conjuncts(r.filter) if c.__class__ is A.Compare]
+        if len({c.field.parts for c in compares}) == len(compares) and all(c.op != "in" for c in compares):
+            return  # (no field constrained twice, and no `in` list that could be empty: nothing to find)
         eq: dict[str, tuple[Any, A.Compare]] = {}
         allowed: dict[str, set] = {}
         ne: dict[str, list[tuple[Any, A.Compare]]] = {}
@@ -1141,10 +1149,15 @@ def _refs_in_tests(module: A.Module) -> set[str]:
 
 
 def check(module: A.Module, diags: Diagnostics, imported: Program | None = None,
-          base_dir: str | None = None, tests: bool = True) -> Program:
+          base_dir: str | None = None, tests: bool = True, warnings: bool = True) -> Program:
     """Check a parsed module; problems go to ``diags``. Never raises for bad input.
 
     ``base_dir`` is the rules file's folder (default: the working directory), against which
     the payload files of test blocks are read. ``tests=False`` skips test blocks (serve).
+    ``warnings=False`` is for a caller that shows diagnostics only when there are errors
+    (``match``, ``compile``): the lints that can only warn (TRG105-108 unused names, TRG502
+    identical rules, TRG503 ``run.*`` loops) then run only when an error was found, so the
+    diagnostics are complete whenever they are shown, and nobody waits for warnings that
+    are never printed. The program is the same either way.
     """
-    return Checker(module, diags, imported, base_dir, tests).run()
+    return Checker(module, diags, imported, base_dir, tests, warnings).run()

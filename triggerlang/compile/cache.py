@@ -169,31 +169,32 @@ def _companion(p: Path) -> Path | None:
     return None
 
 
-def load_or_compile(path: str | os.PathLike, cache_dir: Path | None, display_name: str | None = None) -> Any:
+def load_or_compile(path: str | os.PathLike, cache_dir: Path | None, display_name: str | None = None,
+                    warnings: bool = True) -> Any:
     """Like :func:`~triggerlang.api.compile_file`, answered from the cache when it can be.
 
     Returns a ``Compiled``, or on a cache hit a :class:`CachedProgram` (only error-free
     compiles are cached). Raises ``SourceFileError`` as ``compile_file`` does.
     """
     if cache_dir is None:
-        return _compile(path, display_name)
+        return _compile(path, display_name, warnings)
     p = Path(path)
     name = display_name or str(path)
     try:
         if p.is_dir():
-            return _compile(path, display_name)  # the usual error
+            return _compile(path, display_name, warnings)  # the usual error
         raw = p.read_bytes()
         text = raw.decode("utf-8")
         main = _companion(p)
         companion = main.read_bytes() if main is not None else None
         base_dir = str(p.resolve().parent)
     except (OSError, UnicodeDecodeError):
-        return _compile(path, display_name)  # let it report the problem
+        return _compile(path, display_name, warnings)  # let it report the problem
     key = cache_key(raw, name, base_dir, companion)
     manifest = load(cache_dir, key)
     if manifest is not None:
         return CachedProgram(name, text, manifest, sources={name: text})
-    c = _compile(path, display_name)
+    c = _compile(path, display_name, warnings)
     if c.ok and c.manifest is not None and c.text == text and not _plugins_in_use():
         store(cache_dir, key, c.manifest)
     return c
@@ -210,10 +211,10 @@ def _plugins_in_use() -> bool:
     return False
 
 
-def _compile(path: str | os.PathLike, display_name: str | None) -> Any:
+def _compile(path: str | os.PathLike, display_name: str | None, warnings: bool = True) -> Any:
     from ..api import compile_file
 
-    return compile_file(path, display_name)
+    return compile_file(path, display_name, warnings=warnings)
 
 
 __all__ = ["CachedProgram", "load_or_compile", "default_cache_dir", "cache_key", "compiler_fingerprint", "load",

@@ -593,25 +593,36 @@ class IndexedMatcher(LinearMatcher):
                     seen.update((spec["source"],) + e for e in p[1] if _hashable_key(e))
             for k in seen:
                 popular[k] = popular.get(k, 0) + 1
+        type_sets: dict[tuple, tuple[frozenset, list]] = {}  # the few distinct type lists, made once
         for i, spec in enumerate(rules):
-            types = frozenset(spec["types"]) if spec.get("types") is not None else None
+            src = spec["source"]
+            listed = spec.get("types")
+            if listed is None:
+                types, in_order = None, None
+            else:
+                key = tuple(listed)
+                made = type_sets.get(key)
+                if made is None:
+                    made = type_sets[key] = (frozenset(listed), sorted(set(listed)))
+                types, in_order = made
             filt = spec.get("filter")
-            r = CompiledRule(i, spec["name"], spec["source"], types, spec["action"], spec.get("args", {}),
+            r = CompiledRule(i, spec["name"], src, types, spec["action"], spec.get("args", {}),
                              spec.get("policies", {}), filt, spec, self._lazy_full(i))
             self.rules.append(r)
-            self.by_source.setdefault(r.source, []).append(r)
-            src = spec["source"]
-            entries, residual, _ = _plan(filt, *paths[i],
-                                         lambda e: popular.get((src,) + e, 1) if _hashable_key(e) else 1)
+            self.by_source.setdefault(src, []).append(r)
+
+            def weight(e, src=src):
+                return popular.get((src,) + e, 1) if _hashable_key(e) else 1
+            entries, residual, _ = _plan(filt, *paths[i], weight)
             self._residual.append(residual)
             rec = [i, None if residual is None else _UNSET, spec["name"]]
             self._recs.append(rec)
             member = (rec, entries)
             if types is None:
-                untyped.setdefault(r.source, []).append(member)
+                untyped.setdefault(src, []).append(member)
             else:
-                for t in sorted(types):
-                    typed.setdefault((r.source, t), []).append(member)
+                for t in in_order:
+                    typed.setdefault((src, t), []).append(member)
         typed_b = {k: Bucket(v) for k, v in typed.items()}
         untyped_b = {k: Bucket(v) for k, v in untyped.items()}
         self._typed, self._untyped = typed_b, untyped_b

@@ -788,9 +788,10 @@ class _Machine:
         empty = Span(Pos(line, 1, pos + offset), Pos(line, 1, pos + offset))
         line_start = pos
         new = tuple.__new__
+        state = stack[0]
         while True:
             # ---- the next token, by the scanner of the current state
-            by_char, others, unless, skip, newline, space = scanners[stack[-1]] or self._scanner(stack[-1])
+            by_char, others, unless, skip, newline, space = scanners[state] or self._scanner(state)
             while True:
                 if pos >= end:
                     tok = None
@@ -824,12 +825,13 @@ class _Machine:
                     line_start = pos + value.rindex("\n") + 1
                 if typ in unless:
                     typ = unless[typ].get(value, typ)
-                tok = new(Tok, (typ, value, new(Span, (start, new(Pos, (line, nxt - line_start + 1, nxt + offset))))))
+                sp = new(Span, (start, new(Pos, (line, nxt - line_start + 1, nxt + offset))))
+                tok = new(Tok, (typ, value, sp))
                 pos = nxt
                 break
             # ---- shift it, after the reductions it completes
             while True:
-                code = states[stack[-1]].get(typ)
+                code = states[state].get(typ)
                 if code is None:
                     raise _Fallback
                 if code >= 0:
@@ -837,14 +839,15 @@ class _Machine:
                         raise _Fallback
                     stack.append(code)
                     values.append(tok)
-                    extents.append(tok.span)
+                    extents.append(sp)
+                    state = code
                     break
                 size, name, reduce = rules[-code - 1]
                 if reduce is None:  # a ?rule passing its one child through: only the state changes
                     goto = states[stack[-2]].get(name)
                     if goto is None:  # pragma: no cover - a reduction always has a goto
                         raise _Fallback
-                    stack[-1] = goto
+                    stack[-1] = state = goto
                 else:
                     if size:
                         kids = values[-size:]
@@ -859,6 +862,7 @@ class _Machine:
                     stack.append(goto)
                     values.append(value)
                     extents.append(extent)
+                    state = goto
                 if tok is None and goto == end_state:
                     return values[-1]
 
