@@ -241,3 +241,52 @@ def test_a_log_is_read_by_byte_offset(pg_url: str) -> None:
         assert st.read_log_chunk(8).exists is False
     finally:
         st.close()
+
+
+def test_a_standalone_dashboard_on_the_store_reruns_and_cancels(pg_url: str) -> None:
+    """``triggerc dashboard --store URL --token T`` writes the shared store: a re-run is a
+    queued row a worker claims, a cancel of a running run asks its worker (cancel_requested
+    and a NOTIFY on trg_cancel), both journaled with who."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    st = PgStore(pg_url)
+    try:
+        st.ingest(Event("git", "push", {}), [Intent("deploy", "d", {"sha": "abc"}, pool="default")])
+        st.ingest(Event("git", "push", {}), [Intent("slow", "s", {}, busy="parallel")])
+        first, running = st.claim("w", ["default"], 2, 60)
+        st.finish(first.id, "w", "succeeded", 0, None, log=b"\x01# started\nok\n\x02warning\n")
+        proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "dashboard", "--store", pg_url, "--port", "0",
+                                 "--token", "t0k"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stderr.readline()
+            assert "re-run and cancel on" in line, line
+            url = line.split()[1]
+            base = url[: url.index("/dashboard/")]
+            auth = {"Authorization": "Bearer t0k", "X-Triggerlang-Actor": "ops@desk"}
+            with psycopg.connect(pg_url, autocommit=True) as listener:
+                listener.execute("LISTEN trg_cancel")
+                r = httpx.post(f"{base}/api/runs/{running.id}/cancel", headers=auth, timeout=10)
+                assert r.status_code == 200 and r.json()["status"] == "cancelling", r.text
+                note = next(listener.notifies(timeout=5))
+                assert (note.channel, note.payload) == ("trg_cancel", str(running.id))
+            assert st.cancel_requested([running.id]) == {running.id}
+            r = httpx.post(f"{base}/api/runs/{first.id}/rerun", headers=auth, timeout=10)
+            assert r.status_code == 200, r.text
+            again = st.run_row(r.json()["rerun"])
+            assert (again.status, again.rerun_of, again.inputs) == ("queued", first.id, {"sha": "abc"})
+            assert [(a["action"], a["actor"].split(" ")[0]) for a in st.list_audit()] == [("cancel", "ops@desk"),
+                                                                                       ("rerun", "ops@desk")]
+            # the run page reads the stored log's streams
+            page = httpx.get(f"{base}/dashboard/runs/{first.id}?token=t0k", timeout=10).text
+            assert '<div class="l meta"># started</div><div class="l">ok</div><div class="l err">warning</div>' in page
+            # the worker's finish keeps the reason the cancel was asked with
+            st.finish(running.id, "w", "cancelled", 143, "cancelled")
+            assert st.run_row(running.id).error == "cancelled by ops@desk (cli) from 127.0.0.1"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    finally:
+        st.close()
