@@ -58,6 +58,13 @@ class World:
         return asyncio.get_event_loop().run_until_complete(self.engine.submit(ev))
 
     def rows(self, sql: str) -> list[tuple]:
+        """Rows of the tables (the correlation log applied first, as readers do)."""
+        if self.journal._conn is not None:
+            self.journal.materialize_groups()
+        return self.raw(sql)
+
+    def raw(self, sql: str) -> list[tuple]:
+        """Rows of the tables as they are on disk."""
         conn = sqlite3.connect(self.tmp / "state" / "journal.sqlite3")
         try:
             return conn.execute(sql).fetchall()
@@ -117,6 +124,75 @@ def test_a_transaction_that_fails_leaves_the_mirror_as_the_rows(world: World, mo
     assert len(rec.runs) == 1
 
 
+def test_an_admission_is_one_log_entry_applied_later_or_by_a_reader(world: World) -> None:
+    world.submit(post("/hooks/build", k="a"))
+    world.submit(post("/hooks/build", k="a"))           # replaces the build slot
+    assert world.raw("SELECT COUNT(*) FROM corr_log") == [(2,)]
+    assert world.raw("SELECT COUNT(*) FROM corr_groups") == [(0,)]     # not applied yet
+    other = Journal(world.tmp / "state")                 # a reader elsewhere (triggerc groups, MCP)
+    try:
+        (g,) = other.list_groups()
+        assert g["state"] == "open" and g["missing"] == ["test"]
+        assert [h["action"] for h in other.get_group(g["id"])["history"]] == ["open", "replace"]
+    finally:
+        other.close()
+    assert world.raw("SELECT COUNT(*) FROM corr_log") == [(0,)]     # the reader applied it
+    world.submit(post("/hooks/test", k="a"))             # fires (its run's stdin is read from the rows)
+    (g,) = world.journal.list_groups(rule="gate")
+    assert g["state"] == "fired" and g["run_id"] is not None
+    assert world.raw("SELECT COUNT(*) FROM corr_log") == [(0,)]
+
+
+def test_serve_applies_the_log_in_batches_and_at_stop(world: World, monkeypatch) -> None:
+    from triggerlang.runtime import correlate
+
+    monkeypatch.setattr(correlate, "MATERIALIZE_BATCH", 3)
+    for k in "abcd":
+        world.submit(post("/hooks/build", k=k))
+    assert world.raw("SELECT COUNT(*) FROM corr_groups") == [(3,)]   # applied at the third entry
+    assert world.raw("SELECT COUNT(*) FROM corr_log") == [(1,)]
+    asyncio.get_event_loop().run_until_complete(world.engine.correlations.stop())
+    assert world.raw("SELECT COUNT(*) FROM corr_groups") == [(4,)] and world.raw("SELECT COUNT(*) FROM corr_log") == [(0,)]
+
+
+def test_a_crash_with_log_entries_not_applied_loses_nothing(tmp_path: Path) -> None:
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        w = World(tmp_path)
+        w.submit(post("/hooks/build", k="a"))
+        w.submit(post("/hooks/test", k="a"))              # fires, closes the group
+        loop.run_until_complete(w.engine.wait_idle(5))     # (its run read the group: the log is applied)
+        w.submit(post("/hooks/build", k="a"))              # a new group for the same key
+        w.submit(post("/hooks/hb", k="h"))
+        assert w.raw("SELECT COUNT(*) FROM corr_log") == [(2,)]
+        assert sorted(w.raw("SELECT rule, state FROM corr_groups")) == [("gate", "fired")]
+        corr = w.engine.correlations                       # "kill -9": nothing applied, nothing stopped
+        corr.closing = True
+        for t in (corr._timer, corr._materialize_timer):
+            if t is not None:
+                t.cancel()
+        corr._alive_task.cancel()
+        w.journal._conn.close()
+        w.journal._conn = None
+        w2 = World(tmp_path)                               # the restart applies the log before loading
+        try:
+            assert w2.raw("SELECT COUNT(*) FROM corr_log") == [(0,)]
+            assert sorted(w2.raw("SELECT rule, state FROM corr_groups")) == [
+                ("gate", "fired"), ("gate", "open"), ("quiet", "armed")]
+            (g,) = w2.engine.correlations.state.live_groups("gate")
+            assert g.slots[0] is not None and g.slots[1] is None
+            rec = w2.submit(post("/hooks/test", k="a"))
+            assert len(rec.runs) == 1                      # the second group fires once
+            assert sorted(r[0] for r in w2.rows("SELECT state FROM corr_groups WHERE rule = 'gate'")) == [
+                "fired", "fired"]
+        finally:
+            w2.close()
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 def test_reload_keeps_unchanged_rules_groups_and_discards_the_others(world: World) -> None:
     world.submit(post("/hooks/build", k="a"))
     world.submit(post("/hooks/hb", k="h"))
@@ -155,7 +231,7 @@ def test_a_version_1_journal_is_upgraded_with_its_rows(tmp_path: Path) -> None:
         assert j.get_event("evt_old")["source"] == "git"
         assert j.list_groups() == [] and j.correlation_stats() == {"rules": {}, "alive_at": None}
     conn = sqlite3.connect(state / "journal.sqlite3")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 4
     conn.close()
 
 

@@ -261,10 +261,12 @@ class Correlator:
             outs.extend(self._deadline(g, gd, processing))
 
     # ------------------------------------------------------------------ events
-    def submit(self, event: Event, now: float, processing: float | None = None) -> list[Outcome]:
-        """Process deadlines up to ``now``, then admit ``event`` (arrived at ``now``)."""
+    def submit(self, event: Event, now: float, processing: float | None = None,
+               matches: list | None = None) -> list[Outcome]:
+        """Process deadlines up to ``now``, then admit ``event`` (arrived at ``now``);
+        ``matches``: ``index.matches(event)`` if the caller has it already."""
         outs = self.advance(now, processing)
-        for mm in self.index.matches(event):
+        for mm in self.index.matches(event) if matches is None else matches:
             r = mm.rule
             if r.kind == "absent":
                 out = self._absence(r, mm.members, event, now)

@@ -10,8 +10,18 @@ module gives it a durable state and runs it inside the journal's transactions:
   time], "test": null}``), so readers need no rules.
 - **The mirror.** :class:`SqliteCorrelationState` keeps the *live* groups in memory (key,
   slots, deadline: a few hundred bytes each, measured in ``bench/``) and buffers every
-  write; :meth:`~SqliteCorrelationState.flush` writes them on the transaction's
-  connection. If the transaction fails, the mirror is reloaded from the rows.
+  write of a transaction; if the transaction fails, the mirror is reloaded.
+- **The log.** A transaction's correlation writes (the new image of every group it changed,
+  its history rows, rule states) are ONE row of ``corr_log``, appended in that transaction:
+  an admission costs one small append, not a row updated in place and indexed history rows
+  (random pages of the database, tens of µs each). The log is *materialized* into
+  ``corr_groups``/``corr_history``/``corr_meta`` (:func:`materialize`) in batches, by
+  ``serve`` (:data:`MATERIALIZE_BATCH` entries, or :data:`MATERIALIZE_DELAY` seconds after
+  the first; in the transaction of every deadline, start and reload; at stop), and by any
+  reader before it reads (:class:`SqliteGroups`' readers, in any process). Loading the
+  mirror reads the rows and the log without writing (:func:`live_with_log`). A crash
+  loses nothing that committed, and readers never see a group older than the last
+  committed admission. Events of no rule's member skip all this (no ``in_tx``).
 - **Transactions.** An event's admission runs in the transaction that journals the event
   (``record_event``'s ``in_tx``), so the ``202`` means the admission is durable. A fire
   writes, in that same transaction, the ``correlation.fired`` event, the fire's run (with
@@ -54,6 +64,12 @@ LIVENESS_INTERVAL = 5.0
 REFUSAL_LOG_INTERVAL = 60.0
 """A rule's refusals are logged at most once per this many seconds."""
 
+MATERIALIZE_BATCH = 256
+"""``serve`` materializes the correlation log once it holds this many entries..."""
+
+MATERIALIZE_DELAY = 1.0
+"""... or this many seconds after its first entry (readers materialize before reading)."""
+
 MAX_CHAIN = 8
 """How deep correlation events may chain into other correlation rules in one transaction."""
 
@@ -92,6 +108,10 @@ CREATE TABLE IF NOT EXISTS corr_history (
 CREATE INDEX IF NOT EXISTS corr_history_by_group ON corr_history(group_id, id);
 CREATE INDEX IF NOT EXISTS corr_history_by_event ON corr_history(event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS corr_history_refusals ON corr_history(rule) WHERE group_id IS NULL;
+CREATE TABLE IF NOT EXISTS corr_log (
+    id    INTEGER PRIMARY KEY,
+    entry TEXT NOT NULL                      -- JSON: {"g": [group rows], "h": [history rows], "m": [[rule, meta]]}
+);
 CREATE TABLE IF NOT EXISTS corr_meta (
     rule TEXT PRIMARY KEY,
     meta TEXT NOT NULL                       -- JSON: fingerprint, started, next_open, the rule's entry
@@ -129,6 +149,8 @@ def slots_json(aliases: list[str], slots: list) -> str:
 
 
 _ENCODE = json.encoder.encode_basestring_ascii
+_LOG_JSON = json.JSONEncoder(separators=(",", ":"), default=str).encode   # (as store.dumps: ASCII)
+_KEY_JSON = _LOG_JSON
 
 
 def slots_list(aliases: list[str], text: str) -> list:
@@ -174,6 +196,76 @@ def history_dict(r: tuple) -> dict[str, Any]:
     return {"time": iso(time_), "action": action, "member": member, "event_id": event_id, "note": note}
 
 
+_UPSERT_GROUP = (f"INSERT INTO corr_groups ({_GROUP_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT(id) DO UPDATE SET fingerprint = excluded.fingerprint, state = excluded.state, "
+                 "opened_at = excluded.opened_at, deadline = excluded.deadline, slots = excluded.slots, "
+                 "fired_at = excluded.fired_at, closed_at = excluded.closed_at, reason = excluded.reason, "
+                 "unobserved = excluded.unobserved, late = excluded.late, run_id = excluded.run_id, "
+                 "event_id = excluded.event_id")
+
+
+def live_with_log(conn: sqlite3.Connection) -> tuple[list[tuple], dict[str, Any], int, list[tuple], int]:
+    """What the rows and the log not applied yet say, without writing: the live group rows
+    (by ``seq``), the rule states, the highest ``seq``, the groups the log closed, and the
+    number of log entries (the mirror is loaded from this: a reader elsewhere may apply the
+    log at any time, and loading must work on a journal that cannot be written)."""
+    rows = conn.execute(f"SELECT {_GROUP_COLS} FROM corr_groups WHERE closed_at IS NULL").fetchall()
+    metas: dict[str, Any] = {r: json.loads(m) for r, m in conn.execute("SELECT rule, meta FROM corr_meta")}
+    top = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM corr_groups").fetchone()[0])
+    entries = conn.execute("SELECT entry FROM corr_log ORDER BY id").fetchall()
+    live = {r[0]: r for r in rows}
+    closed: dict[str, tuple] = {}
+    for (text,) in entries:
+        e = json.loads(text)
+        for g in e.get("g", ()):
+            g = tuple(g)
+            top = max(top, int(g[13]))
+            if g[9] is None:
+                live[g[0]] = g
+                closed.pop(g[0], None)
+            else:
+                live.pop(g[0], None)
+                closed[g[0]] = g
+        for rule, meta in e.get("m", ()):
+            if meta is None:
+                metas.pop(rule, None)
+            else:
+                metas[rule] = meta
+    return sorted(live.values(), key=lambda r: r[13]), metas, top, list(closed.values()), len(entries)
+
+
+def materialize(conn: sqlite3.Connection) -> int:
+    """Apply the correlation log to the rows, in its order, and empty it (inside the
+    caller's write transaction); how many entries it applied. A group's rows get its last
+    image; images are applied in the order of their last change, so that a group closed
+    and another opened for its key are written closed-first (the live key is unique)."""
+    entries = conn.execute("SELECT id, entry FROM corr_log ORDER BY id").fetchall()
+    if not entries:
+        return 0
+    groups: dict[str, list] = {}
+    history: list[list] = []
+    metas: dict[str, Any] = {}
+    for _, text in entries:
+        e = json.loads(text)
+        for g in e.get("g", ()):
+            groups.pop(g[0], None)
+            groups[g[0]] = g
+        history.extend(e.get("h", ()))
+        for rule, meta in e.get("m", ()):
+            metas.pop(rule, None)
+            metas[rule] = meta
+    conn.executemany(_UPSERT_GROUP, groups.values())
+    conn.executemany("INSERT INTO corr_history (group_id, rule, time, action, member, event_id, note) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", history)
+    for rule, meta in metas.items():
+        if meta is None:
+            conn.execute("DELETE FROM corr_meta WHERE rule = ?", (rule,))
+        else:
+            conn.execute("INSERT OR REPLACE INTO corr_meta (rule, meta) VALUES (?, ?)", (rule, dumps(meta)))
+    conn.execute("DELETE FROM corr_log WHERE id <= ?", (entries[-1][0],))
+    return len(entries)
+
+
 class SqliteGroups:
     """Correlation readers and transaction helpers of the SQLite journal (mixed into
     :class:`~triggerlang.runtime.journal.SqliteStore`)."""
@@ -184,10 +276,13 @@ class SqliteGroups:
         with self._cursor(write=True) as conn:  # type: ignore[attr-defined]
             return fn(conn)
 
-    @staticmethod
-    def received_at(conn: sqlite3.Connection, event_id: str) -> float:
-        row = conn.execute("SELECT received_at FROM events WHERE id = ?", (event_id,)).fetchone()
-        return float(row[0]) if row else time.time()
+    def materialize_groups(self) -> int:
+        """Apply the correlation log to the rows (:func:`materialize`), if it has entries."""
+        with self._cursor(write=False) as conn:  # type: ignore[attr-defined]
+            if conn.execute("SELECT 1 FROM corr_log LIMIT 1").fetchone() is None:
+                return 0
+        with self._cursor(write=True) as conn:  # type: ignore[attr-defined]
+            return materialize(conn)
 
     @staticmethod
     def insert_event_tx(conn: sqlite3.Connection, event: Event, matched: list[str], received_at: float) -> str:
@@ -214,6 +309,7 @@ class SqliteGroups:
         """Groups newest first (the API shape). ``status``: open (open groups and armed
         windows), fired, expired, discarded, satisfied, rearmed; ``key``: a key value (as
         text: ``3f1d``, ``42``) that one of the group's keys has."""
+        self.materialize_groups()
         where, args = [], []
         if rule is not None:
             where.append("rule = ?")
@@ -240,6 +336,7 @@ class SqliteGroups:
 
     def get_group(self, group_id: str) -> dict[str, Any] | None:
         """One group with its full history (admitted, replaced, absorbed...), or None."""
+        self.materialize_groups()
         with self._cursor(write=False) as conn:  # type: ignore[attr-defined]
             r = conn.execute(f"SELECT {_GROUP_COLS} FROM corr_groups WHERE id = ?", (group_id,)).fetchone()
             if r is None:
@@ -251,6 +348,7 @@ class SqliteGroups:
 
     def groups_of_event(self, event_id: str) -> list[dict[str, Any]]:
         """What the correlations did with one event: ``{group, rule, action, member, note}``."""
+        self.materialize_groups()
         with self._cursor(write=False) as conn:  # type: ignore[attr-defined]
             rows = conn.execute("SELECT group_id, rule, action, member, note FROM corr_history WHERE event_id = ? "
                                 "ORDER BY id", (event_id,)).fetchall()
@@ -258,6 +356,7 @@ class SqliteGroups:
 
     def correlation_stats(self) -> dict[str, Any]:
         """Per rule: open groups, refusals, the rule's stored entry (for ``--explain``)."""
+        self.materialize_groups()
         with self._cursor(write=False) as conn:  # type: ignore[attr-defined]
             opened = dict(conn.execute("SELECT rule, COUNT(*) FROM corr_groups WHERE closed_at IS NULL "
                                        "GROUP BY rule").fetchall())
@@ -291,46 +390,49 @@ class SqliteCorrelationState(MemoryState):
         self.aliases: dict[str, list[str]] = {}
         self._writes: list[tuple] = []
         self._dirty: dict[str, Group] = {}
-        self._new: set[str] = set()      # groups of this transaction that have no row yet
         self._seq_base = 0
+        self.pending = 0                 # entries this process appended to the log since it last applied it
+        self._closed: dict[tuple[str, tuple], Group] = {}   # closed in an entry not applied yet
 
     # -- binding to a transaction -------------------------------------------------------------
     def bind(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
     def flush(self, conn: sqlite3.Connection) -> None:
-        for g in self._dirty.values():
-            aliases = self.aliases.get(g.rule) or [f"m{i}" for i in range(len(g.slots))]
-            run_id, event_id = g.run if g.run else (None, None)
-            if g.id in self._new:
-                conn.execute(f"INSERT INTO corr_groups ({_GROUP_COLS}) VALUES "
-                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (g.id, g.rule, g.fingerprint, dumps(list(g.key)), g.state, g.opened_at, g.deadline,
-                              slots_json(aliases, g.slots), g.fired_at, g.closed_at, g.reason, g.unobserved, g.late,
-                              g.seq, run_id, event_id))
-            else:   # (an UPDATE leaves the indexes alone unless closed_at changes: fewer pages to write)
-                conn.execute("UPDATE corr_groups SET state = ?, opened_at = ?, deadline = ?, slots = ?, fired_at = ?, "
-                             "closed_at = ?, reason = ?, unobserved = ?, late = ?, run_id = ?, event_id = ? WHERE id = ?",
-                             (g.state, g.opened_at, g.deadline, slots_json(aliases, g.slots), g.fired_at, g.closed_at,
-                              g.reason, g.unobserved, g.late, run_id, event_id, g.id))
-        for w in self._writes:
-            if w[0] == "history":
-                conn.execute("INSERT INTO corr_history (group_id, rule, time, action, member, event_id, note) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)", w[1:])
-            elif w[0] == "meta":
-                if w[2] is None:
-                    conn.execute("DELETE FROM corr_meta WHERE rule = ?", (w[1],))
-                else:
-                    conn.execute("INSERT OR REPLACE INTO corr_meta (rule, meta) VALUES (?, ?)", (w[1], dumps(w[2])))
+        """The transaction's writes as one entry of the correlation log (see the module doc)."""
+        if self._dirty or self._writes:
+            images = []
+            for g in self._dirty.values():
+                aliases = self.aliases.get(g.rule) or [f"m{i}" for i in range(len(g.slots))]
+                run_id, event_id = g.run if g.run else (None, None)
+                images.append((g.id, g.rule, g.fingerprint, _KEY_JSON(list(g.key)), g.state, g.opened_at,
+                               g.deadline, slots_json(aliases, g.slots), g.fired_at, g.closed_at, g.reason,
+                               g.unobserved, g.late, g.seq, run_id, event_id))
+                if g.closed_at is not None:
+                    self._closed[(g.rule, g.key)] = g
+            entry: dict[str, Any] = {"g": images}
+            history = [w[1:] for w in self._writes if w[0] == "history"]
+            if history:
+                entry["h"] = history
+            metas = [w[1:] for w in self._writes if w[0] == "meta"]
+            if metas:
+                entry["m"] = metas
+            conn.execute("INSERT INTO corr_log (entry) VALUES (?)", (_LOG_JSON(entry),))
+            self.pending += 1
         self._writes.clear()
         self._dirty.clear()
-        self._new.clear()
         self.conn = None
+
+    def materialize(self, conn: sqlite3.Connection) -> int:
+        """Apply the log to the rows (in the caller's transaction)."""
+        n = materialize(conn)
+        self.pending = 0
+        self._closed.clear()
+        return n
 
     def discard_buffer(self) -> None:
         self._writes.clear()
         self._dirty.clear()
-        self._new.clear()
         self.conn = None
 
     # -- loading ------------------------------------------------------------------------------
@@ -341,10 +443,8 @@ class SqliteCorrelationState(MemoryState):
         total = 0
         heap: list = []
         with self.journal._cursor(write=False) as conn:
-            rows = conn.execute(f"SELECT {_GROUP_COLS} FROM corr_groups WHERE closed_at IS NULL ORDER BY seq").fetchall()
-            metas = {r: json.loads(m) for r, m in conn.execute("SELECT rule, meta FROM corr_meta")}
-            top = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM corr_groups").fetchone()[0]
-        self._seq_base = int(top)
+            rows, metas, top, closed, self.pending = live_with_log(conn)
+        self._seq_base = top
         import itertools
 
         self._seq = itertools.count(self._seq_base + 1)
@@ -365,6 +465,11 @@ class SqliteCorrelationState(MemoryState):
         self._live, self._total, self._heap = live, total, heap
         self._meta = metas
         self._closed_by_key.clear()
+        self._closed.clear()
+        for r in closed:
+            g = self._group(r)
+            if g is not None:
+                self._closed[(g.rule, g.key)] = g
 
     def _group(self, r: tuple) -> Group | None:
         (id_, rule, fingerprint, key, state, opened_at, deadline, slots, fired_at, closed_at, reason, unobserved,
@@ -385,7 +490,6 @@ class SqliteCorrelationState(MemoryState):
     def add(self, g: Group) -> None:
         super().add(g)
         self._dirty[g.id] = g
-        self._new.add(g.id)
 
     def update(self, g: Group) -> None:
         super().update(g)
@@ -423,6 +527,8 @@ class SqliteCorrelationState(MemoryState):
         conn = self.conn
         if conn is None:
             return None
+        if (rule, key) in self._closed:
+            return self._closed[(rule, key)]
         r = conn.execute(f"SELECT {_GROUP_COLS} FROM corr_groups WHERE rule = ? AND key = ? AND closed_at IS NOT NULL "
                          "ORDER BY closed_at DESC LIMIT 1", (rule, dumps(list(key)))).fetchone()
         return None if r is None else self._group(r)
@@ -482,6 +588,7 @@ class Correlations:
         self._refusal_logged: dict[str, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._materialize_timer: asyncio.TimerHandle | None = None
         self._alive_task: asyncio.Task | None = None
         self.closing = False
 
@@ -490,12 +597,17 @@ class Correlations:
         return bool(self.corr.rules)
 
     # ------------------------------------------------------------------ transactions
-    def in_tx(self, event: Event) -> Callable[[sqlite3.Connection], None]:
-        """The ``in_tx`` of the event's ``record_event``: admit it, and journal what fires."""
+    def in_tx(self, event: Event) -> Callable[[sqlite3.Connection], None] | None:
+        """The ``in_tx`` of the event's ``record_event``: admit it, and journal what fires;
+        None if the event is no rule's member (deadlines are the timer's: nothing to do)."""
+        matches = self.corr.index.matches(event)
+        if not matches:
+            return None
+
         def run(conn: sqlite3.Connection) -> None:
-            now = self.journal.received_at(conn, event.id)
+            now = time.time()   # (the admission's time: within µs of the event row's received_at)
             self.state.bind(conn)
-            outs = self.corr.submit(event, now, processing=now)
+            outs = self.corr.submit(event, now, processing=now, matches=matches)
             self._apply(conn, outs, now, 0, event.depth)
             self.state.flush(conn)
         return run
@@ -508,6 +620,7 @@ class Correlations:
             outs = fn(conn, now)
             self._apply(conn, outs, now, 0, 0)
             self.state.flush(conn)
+            self.state.materialize(conn)   # (not the hot path: the rows are brought up to date at once)
         try:
             self.journal.transaction(run)
         except BaseException:
@@ -529,7 +642,32 @@ class Correlations:
             self.engine.committed(*item)
             ids.extend(item[3])
         self.schedule()
+        self._schedule_materialize()
         return ids
+
+    def _schedule_materialize(self) -> None:
+        """Apply the log now if it is long, else soon (once) — see the module doc."""
+        pending = self.state.pending
+        if not pending or self.closing:
+            return
+        if pending >= MATERIALIZE_BATCH:
+            self.materialize()
+            return
+        if self._materialize_timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._materialize_timer = loop.call_later(MATERIALIZE_DELAY, self.materialize)
+
+    def materialize(self) -> None:
+        if self._materialize_timer is not None:
+            self._materialize_timer.cancel()
+            self._materialize_timer = None
+        try:
+            self.journal.transaction(self.state.materialize)
+        except Exception as e:   # a full disk...: the log stays, and is applied later (or by a reader)
+            log.error("correlations: cannot apply the correlation log yet: %s", e)
 
     def _apply(self, conn: sqlite3.Connection, outs: list[Outcome], now: float, depth: int, cause: int) -> None:
         """Journal what the outcomes emit; a ``correlation.*`` event is one deeper than the
@@ -565,6 +703,7 @@ class Correlations:
             g.run = (run_id, event_id)
             self.state._dirty[g.id] = g
         elif o.group:   # pragma: no cover - a group not in this transaction's buffer
+            self.state.materialize(conn)
             conn.execute("UPDATE corr_groups SET run_id = ?, event_id = ? WHERE id = ?", (run_id, event_id, o.group))
 
     def _log_refusal(self, o: Outcome, now: float) -> None:
@@ -580,7 +719,7 @@ class Correlations:
         it was stopped, process past deadlines in order, arm, then run the timers."""
         with self.journal._cursor(write=False) as conn:
             row = conn.execute("SELECT at FROM corr_alive WHERE id = 1").fetchone()
-            rows = conn.execute(f"SELECT {_GROUP_COLS} FROM corr_groups WHERE closed_at IS NULL ORDER BY seq").fetchall()
+            rows = live_with_log(conn)[0]
         alive = row[0] if row else None
         now = time.time()
         # groups of rules that are gone are not in the mirror: give them a rule-less shape
@@ -674,6 +813,9 @@ class Correlations:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._materialize_timer is not None:
+            self._materialize_timer.cancel()
+            self._materialize_timer = None
         if self._alive_task is not None:
             self._alive_task.cancel()
             try:
@@ -682,6 +824,7 @@ class Correlations:
                 pass
             self._alive_task = None
         try:
+            self.journal.transaction(self.state.materialize)
             self.mark_alive()
         except Exception:  # pragma: no cover - the journal may already be closed
             pass

@@ -88,9 +88,10 @@ from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STA
 JournalError = StoreError
 """The journal cannot be opened or written (the SQLite name of :class:`StoreError`)."""
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """``PRAGMA user_version`` of the schema this module writes (2: correlation groups, §11; 3:
-the operator's tables, issue 14: event depth, re-runs, the audit trail, the delivery history)."""
+the operator's tables, issue 14: event depth, re-runs, the audit trail, the delivery history;
+4: the correlation log)."""
 
 DB_NAME = "journal.sqlite3"
 LOGS_DIR = "logs"
@@ -171,6 +172,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
 )""",
         "CREATE INDEX IF NOT EXISTS deliveries_by_route ON deliveries(route, id)",
     ),
+    # 4: the correlation log (runtime/correlate.py): a new table only, in _SCHEMA
 }
 
 _RUN_COLUMNS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
