@@ -1,38 +1,54 @@
 #!/usr/bin/env python3
-"""Webhook ingest: requests/s and p50/p99 latency of ``202`` answers from ``triggerc serve``.
+"""Webhook -> run at the machine's limit: ``triggerc serve`` side by side with adnanh/webhook.
 
-What it does, for each concurrency level (a fresh server and state folder each time):
+For each concurrency level (``--connections``, default 1,16,64) and each server, in one
+interleaved run (every server once per round, ``--rounds`` rounds, medians reported):
 
-1. starts ``triggerc serve`` on a loopback port with one token-protected generic HTTP
-   route and a trivial action (``exec "true"``, ``busy parallel``);
-2. drives it with wrk (Debian's ``wrk``; installed with ``apt-get install -y wrk`` when
-   missing, else a Python asyncio load generator is used and the report says so) for a
-   fixed duration, POSTing a small JSON body with the bearer token;
-3. stops the load, waits for every queued run to finish (how long the backlog takes is
-   reported as runs/s), stops the server, and checks the journal: it must hold every
-   event that was answered ``202`` (wrk cannot count the requests still in flight when
-   it stops, at most one per connection, which the server may have journaled: the check
-   is ``answered_202 <= journaled <= answered_202 + connections``; the Python generator
-   counts exactly, so there the check is equality).
+1. a fresh server (fresh state folder or database) with one bearer-token route;
+2. ``wrk`` (Debian's ``wrk``) POSTs a 25-byte JSON body for ``--duration`` seconds;
+3. the runs executed *during* the load are counted at the moment it stops, then the
+   server drains its backlog and stops, and the journal is checked: it must hold every
+   event answered ``202`` (wrk cannot count the answers in flight when it stops, at most
+   one per connection: ``202s <= journaled <= 202s + connections``) and every run must
+   have ended ``succeeded``.
 
-If Debian's ``webhook`` package (adnanh/webhook) is installed or installs, the same load
-runs against it in the same run, with a hooks.json that runs the same ``true`` on the same
-bearer token and answers 202, and both are reported side by side. It journals nothing:
-it answers once it has started the command in a goroutine.
+The servers:
+
+- ``triggerlang``: ``triggerc serve`` (SQLite journal), every request starts a run;
+- ``triggerlang (journal only)``: the same with a rule filter that never matches (the
+  ingest path alone: verify, parse, match, commit, ``202``);
+- ``triggerlang (PostgreSQL)`` (``--postgres``): ``triggerc serve --store URL --workers
+  16`` on a throwaway PostgreSQL with fsync and ``synchronous_commit`` on
+  (``tests/pgserver.py``), every request a run;
+- ``adnanh/webhook`` 2.8 (Debian's ``webhook``), the same bearer check, the same action;
+- ``baseline`` (``--baseline REV``): ``triggerc serve`` of an earlier commit (a ``git
+  worktree`` of it in a temporary folder, run with this interpreter), e.g. the code
+  before issue 12; ``--baseline-h11`` hides httptools from it so uvicorn picks h11, as
+  that code ran before httptools became a dependency.
+
+The action is the same small C program for every server (compiled here with ``cc``; it
+adds one to a counter in a shared file and exits, about what ``true`` costs), so the runs
+each server executed during the load are counted the same way for all, webhook included
+(which answers ``202`` before it runs anything, and keeps no record). Without ``cc``,
+``/bin/true`` and the journals' counts (webhook's runs are then not counted).
+
+The machine's spawn ceiling: a plain C loop that ``posix_spawn``s the same program,
+keeping 16 in flight, for 3 s, alone (``--ceiling-seconds``); runs/s of each server are
+also given as a fraction of it. The load average is printed with every measurement: the
+machine is shared, so compare ratios taken in one run.
 
 Usage::
 
-    .venv/bin/python bench/ingest.py [--duration 10] [--connections 1,16,64] [--no-webhook]
-        [--journal-only] [--json results.json]
+    .venv/bin/python bench/ingest.py [--duration 10] [--connections 1,16,64] [--rounds 3]
+        [--journal-only] [--postgres] [--baseline REV [--baseline-h11]] [--no-webhook]
+        [--json results.json]
 
-Prints a markdown table (paste it into bench/README.md) and, with ``--json``, the raw
-figures. Not part of the test suite.
+Prints markdown tables (paste them into bench/README.md). Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as _dt
 import json
 import os
@@ -49,16 +65,18 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token-0123456789"
 BODY = '{"repo": "bench", "n": 1}'
-START_DEADLINE = 30.0
+START_DEADLINE = 60.0
+DRAIN_DEADLINE = 900.0
 
 RULES = """\
 secret tok = env "BENCH_TOKEN"
 source http path="/hook" token=tok
-action noop = exec "true"
+action noop = exec {program}
 ingest: on http.post path="/hook" {filter}run noop busy parallel
 """
 
@@ -80,8 +98,51 @@ function done(summary, latency, requests)
 end
 """
 
+COUNTER_C = r"""
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+/* add one to the 8-byte counter in the file argv[1] (a run executed), then exit */
+int main(int argc, char **argv) {
+    if (argc < 2) return 0;
+    int fd = open(argv[1], O_RDWR);
+    if (fd < 0) return 1;
+    long *n = mmap(0, sizeof(long), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (n == MAP_FAILED) return 1;
+    __atomic_fetch_add(n, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+"""
 
-# --------------------------------------------------------------------------- tools
+CEILING_C = r"""
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+extern char **environ;
+/* ceiling SECONDS INFLIGHT PROGRAM ARG...: posix_spawn PROGRAM as fast as it goes, keeping
+   INFLIGHT children, each in a session of its own (as the servers do); prints spawns/s */
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+int main(int argc, char **argv) {
+    double secs = atof(argv[1]); int k = atoi(argv[2]); long n = 0; int live = 0;
+    posix_spawnattr_t attr; posix_spawnattr_init(&attr);
+#ifdef POSIX_SPAWN_SETSID
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+#endif
+    double t0 = now(), end = t0 + secs;
+    while (now() < end) {
+        while (live < k) { pid_t pid; if (posix_spawn(&pid, argv[3], NULL, &attr, argv + 3, environ) != 0) break; live++; }
+        if (wait(NULL) > 0) { live--; n++; }
+    }
+    while (live > 0 && wait(NULL) > 0) { live--; n++; }
+    printf("%.1f\n", n / (now() - t0));
+    return 0;
+}
+"""
+
+
+# --------------------------------------------------------------------------- helpers
 
 def ensure_tool(name: str) -> str | None:
     """The path of ``name``, installing the Debian package of that name if missing."""
@@ -117,65 +178,121 @@ def wait_port(port: int, proc: subprocess.Popen, deadline: float = START_DEADLIN
     raise RuntimeError(f"nothing listens on port {port} after {deadline:.0f}s")
 
 
+def loadavg() -> float:
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
+def compile_c(source: str, out: Path) -> Path | None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    src = out.with_suffix(".c")
+    src.write_text(source)
+    r = subprocess.run([cc, "-O2", "-o", str(out), str(src)], capture_output=True, text=True)
+    return out if r.returncode == 0 else None
+
+
+class Counter:
+    """The 8-byte file the counting action adds one to."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.write_bytes(b"\0" * 8)
+
+    def read(self) -> int:
+        return int.from_bytes(self.path.read_bytes()[:8], sys.byteorder)
+
+
 # --------------------------------------------------------------------------- servers
 
 class TriggerServer:
-    name = "triggerc serve"
+    """``triggerc serve`` (this checkout, or ``code`` for a baseline) on SQLite or a store URL."""
 
-    def __init__(self, work: Path, journal_only: bool = False) -> None:
-        self.dir = work / "triggerlang"
+    def __init__(self, name: str, work: Path, action: list[str], *, journal_only: bool = False,
+                 code: Path | None = None, hide_httptools: Path | None = None, store_url: str | None = None,
+                 workers: int = 16) -> None:
+        self.name = name
+        self.dir = work
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state = self.dir / "state"
-        self.journal_only = journal_only
-        (self.dir / "rules.trg").write_text(RULES.format(filter='payload.never="x" ' if journal_only else ""))
+        self.code = code or ROOT
+        self.hide = hide_httptools
+        self.store_url = store_url
+        self.workers = workers
+        program = " ".join(json.dumps(a) for a in action)
+        (self.dir / "rules.trg").write_text(RULES.format(program=program,
+                                                         filter='payload.never="x" ' if journal_only else ""))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hook"
 
     def start(self) -> None:
         self.log = open(self.dir / "serve.log", "ab")
         env = {**os.environ, "BENCH_TOKEN": TOKEN}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "triggerlang.cli", "serve", str(self.dir / "rules.trg"), "--state", str(self.state),
-             "--port", str(self.port), "--no-reload", "--grace", "60"],
-            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+        env["PYTHONPATH"] = os.pathsep.join([*([str(self.hide)] if self.hide else []), str(self.code)])
+        argv = [sys.executable, "-m", "triggerlang.cli", "serve", str(self.dir / "rules.trg"), "--port",
+                str(self.port), "--no-reload", "--grace", "120"]
+        if self.store_url:
+            argv += ["--store", self.store_url, "--workers", str(self.workers)]
+        else:
+            argv += ["--state", str(self.state)]
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, env=env,
+                                     cwd=self.code)
         wait_port(self.port, self.proc)
 
-    def drain(self, deadline: float = 600.0) -> tuple[int, float]:
-        """Wait until no run is queued or running: (runs, seconds it took)."""
-        t0 = time.monotonic()
-        while True:
+    def _runs(self) -> tuple[int, int, dict[str, int]]:
+        """(events, runs not yet ended, runs by status)."""
+        if self.store_url:
+            import psycopg
+
+            with psycopg.connect(self.store_url, autocommit=True) as db:
+                events = db.execute("SELECT COUNT(*) FROM trg_events").fetchone()[0]
+                by = dict(db.execute("SELECT status, COUNT(*) FROM trg_runs GROUP BY status").fetchall())
+        else:
             with sqlite3.connect(f"file:{self.state / 'journal.sqlite3'}?mode=ro", uri=True, timeout=30) as db:
-                total, pending = db.execute(
-                    "SELECT COUNT(*), SUM(status IN ('queued', 'running')) FROM runs").fetchone()
-            if not pending or time.monotonic() - t0 > deadline:
-                return total, time.monotonic() - t0
-            time.sleep(0.2)
+                events = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+                by = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
+        return events, by.get("queued", 0) + by.get("running", 0), by
+
+    def drain(self, deadline: float = DRAIN_DEADLINE) -> float:
+        """Seconds until no run is queued or running."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < deadline:
+            if self._runs()[1] == 0:
+                break
+            time.sleep(0.25)
+        return time.monotonic() - t0
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(120)
+        try:
+            rc = self.proc.wait(180)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
         self.log.close()
         return rc
 
-    def journal_counts(self) -> dict[str, int]:
-        with sqlite3.connect(f"file:{self.state / 'journal.sqlite3'}?mode=ro", uri=True) as db:
-            events = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-            runs = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
-        return {"events": events, **{f"runs_{k}": v for k, v in runs.items()}}
+    def journal(self) -> dict[str, Any]:
+        events, _, by = self._runs()
+        return {"events": events, "runs": by}
 
 
 class WebhookServer:
     name = "adnanh/webhook"
 
-    def __init__(self, work: Path, binary: str) -> None:
-        self.dir = work / "webhook"
+    def __init__(self, work: Path, binary: str, action: list[str]) -> None:
+        self.dir = work
         self.dir.mkdir(parents=True, exist_ok=True)
         self.binary = binary
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks/hook"
         hooks = [{
             "id": "hook",
-            "execute-command": shutil.which("true") or "/bin/true",
+            "execute-command": action[0],
+            "pass-arguments-to-command": [{"source": "string", "name": a} for a in action[1:]],
             "command-working-directory": str(self.dir),
             "http-methods": ["POST"],
             "success-http-response-code": 202,
@@ -196,8 +313,9 @@ class WebhookServer:
             stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
         wait_port(self.port, self.proc)
 
-    def drain(self) -> tuple[int, float]:
-        return 0, 0.0
+    def drain(self) -> float:
+        time.sleep(1.0)  # its goroutines finish on their own; nothing to wait on
+        return 0.0
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -210,11 +328,10 @@ class WebhookServer:
         return rc
 
 
-# --------------------------------------------------------------------------- load generators
+# --------------------------------------------------------------------------- load
 
 @dataclass
 class Load:
-    generator: str
     connections: int
     duration: float
     rps: float
@@ -223,7 +340,6 @@ class Load:
     answered_202: int
     other: int
     errors: int
-    exact_count: bool
     extra: dict = field(default_factory=dict)
 
 
@@ -248,62 +364,19 @@ def run_wrk(wrk: str, url: str, connections: int, duration: float, work: Path) -
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     m = re.search(r"COUNT202 (\d+) OTHER (\d+)", out)
-    n202, other = int(m.group(1)), int(m.group(2))
     err = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = sum(int(x) for x in err.groups()) if err else 0
-    return Load("wrk", connections, duration, rps, p50, p99, n202, other, errors, exact_count=False,
-                extra={"wrk_output": out})
+    return Load(connections, duration, rps, p50, p99, int(m.group(1)), int(m.group(2)), errors)
 
 
-async def _python_load(url: str, connections: int, duration: float) -> Load:
-    """A small closed-loop generator: ``connections`` keep-alive HTTP/1.1 connections, each
-    sending the next request when the previous answer is in. Every answer is counted."""
-    import urllib.parse
-
-    u = urllib.parse.urlsplit(url)
-    request = (f"POST {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nContent-Type: application/json\r\n"
-               f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(BODY)}\r\n\r\n{BODY}").encode()
-    lat: list[float] = []
-    counts = {"202": 0, "other": 0, "errors": 0}
-    end = time.monotonic() + duration
-
-    async def worker() -> None:
-        reader, writer = await asyncio.open_connection(u.hostname, u.port)
-        try:
-            while time.monotonic() < end:
-                t0 = time.perf_counter()
-                writer.write(request)
-                status_line = await reader.readline()
-                length = 0
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b""):
-                        break
-                    k, _, v = line.decode("latin-1").partition(":")
-                    if k.lower() == "content-length":
-                        length = int(v)
-                await reader.readexactly(length)
-                status = int(status_line.split()[1])
-                if status == 202:
-                    counts["202"] += 1
-                    lat.append((time.perf_counter() - t0) * 1000)
-                else:
-                    counts["other"] += 1
-        except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
-            counts["errors"] += 1
-        finally:
-            writer.close()
-
-    t0 = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    elapsed = time.monotonic() - t0
-    q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [float("nan")] * 99
-    return Load("python-asyncio", connections, duration, counts["202"] / elapsed, q[49], q[98], counts["202"],
-                counts["other"], counts["errors"], exact_count=True)
-
-
-def run_python(url: str, connections: int, duration: float) -> Load:
-    return asyncio.run(_python_load(url, connections, duration))
+def spawn_ceiling(ceiling: Path | None, action: list[str], seconds: float) -> float | None:
+    if ceiling is None or seconds <= 0:
+        return None
+    out = subprocess.run([str(ceiling), str(seconds), "16", *action], capture_output=True, text=True)
+    try:
+        return float(out.stdout.strip())
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- main
@@ -317,101 +390,194 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    mem = ""
-    try:
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
-    except (OSError, AttributeError):
-        pass
-    return f"{os.cpu_count()} x {cpu}{mem}; {platform.platform()}; Python {platform.python_version()}"
+    return f"{os.cpu_count()} x {cpu}; {platform.platform()}; Python {platform.python_version()}"
+
+
+def baseline_checkout(rev: str, tmp: Path) -> Path:
+    where = tmp / "baseline"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), rev], check=True,
+                   capture_output=True)
+    return where
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per level")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of load per measurement")
     ap.add_argument("--connections", default="1,16,64", help="comma-separated concurrency levels")
+    ap.add_argument("--rounds", type=int, default=1, help="rounds (medians are reported)")
+    ap.add_argument("--journal-only", action="store_true", help="also the ingest path alone (no rule matches)")
+    ap.add_argument("--postgres", action="store_true", help="also serve --store on a throwaway PostgreSQL")
+    ap.add_argument("--baseline", metavar="REV", help="also triggerc serve of this git revision")
+    ap.add_argument("--baseline-h11", action="store_true", help="the baseline without httptools (uvicorn's h11)")
     ap.add_argument("--no-webhook", action="store_true", help="do not measure adnanh/webhook")
-    ap.add_argument("--journal-only", action="store_true",
-                    help="also measure triggerlang with a rule that matches nothing (journal, no run)")
-    ap.add_argument("--python-load", action="store_true", help="use the Python generator even if wrk is there")
+    ap.add_argument("--only", help="comma-separated servers to run: triggerlang, journal, postgres, webhook, "
+                                   "baseline, baseline-journal")
+    ap.add_argument("--ceiling-seconds", type=float, default=3.0, help="seconds of the spawn-ceiling loop (0: skip)")
     ap.add_argument("--json", type=Path, help="write the raw figures here")
     args = ap.parse_args()
     levels = [int(x) for x in args.connections.split(",") if x.strip()]
-
-    wrk = None if args.python_load else ensure_tool("wrk")
-    gen = "wrk" if wrk else "python-asyncio"
-    if not wrk:
-        print("# wrk is not available: using the Python asyncio load generator (slower; it shares the "
-              "CPU with the server)", file=sys.stderr)
+    wrk = ensure_tool("wrk")
+    if wrk is None:
+        print("wrk is needed (apt-get install wrk)", file=sys.stderr)
+        return 2
     webhook = None if args.no_webhook else ensure_tool("webhook")
-    print(f"# machine: {machine()}", file=sys.stderr)
-    print(f"# load generator: {gen}", file=sys.stderr)
-    if webhook:
-        print(f"# webhook: {webhook}", file=sys.stderr)
-    elif not args.no_webhook:
-        print("# adnanh/webhook is not available (apt-get install -y webhook failed): triggerlang only",
-              file=sys.stderr)
+    print(f"# machine: {machine()}; load average {loadavg():.2f}", file=sys.stderr)
 
     results: list[dict] = []
     failures = 0
-    with tempfile.TemporaryDirectory(prefix="trg-bench-") as tmp:
-        for c in levels:
-            kinds: list[tuple[str, object]] = [("triggerlang", lambda w: TriggerServer(w))]
-            if args.journal_only:
-                kinds.append(("triggerlang (journal only)", lambda w: TriggerServer(w, journal_only=True)))
-            if webhook:
-                kinds.append(("adnanh/webhook", lambda w: WebhookServer(w, webhook)))
-            for label, make in kinds:
-                work = Path(tmp) / f"{label.split()[0].replace('/', '_')}-{'j' if 'journal' in label else 'r'}-c{c}"
-                work.mkdir(parents=True)
-                server = make(work)  # type: ignore[operator]
-                server.start()
-                try:
-                    load = run_wrk(wrk, server.url, c, args.duration, work) if wrk \
-                        else run_python(server.url, c, args.duration)
-                    runs, drain_s = server.drain()
-                finally:
-                    rc = server.stop()
-                row = {"server": label, **{k: v for k, v in asdict(load).items() if k != "extra"},
-                       "exit_code": rc}
-                if isinstance(server, TriggerServer):
-                    counts = server.journal_counts()
-                    row.update(counts)
-                    row["drain_s"] = round(drain_s, 2)
-                    row["runs"] = runs
-                    slack = 0 if load.exact_count else c
-                    ok = load.answered_202 <= counts["events"] <= load.answered_202 + slack
-                    row["journal_check"] = "ok" if ok else "MISMATCH"
-                    failures += not ok
-                    row["journal_extra"] = counts["events"] - load.answered_202
-                results.append(row)
-                print(f"# {label:28s} c={c:<3d} {load.rps:9.0f} req/s  p50 {load.p50_ms:7.2f} ms  "
-                      f"p99 {load.p99_ms:7.2f} ms  202s {load.answered_202}  other {load.other}  "
-                      f"errors {load.errors}" + (f"  journal {row['events']} ({row['journal_check']}), "
-                                                 f"{row['runs']} runs drained in {row['drain_s']}s"
-                                                 if 'events' in row else ""), file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="trg-bench-") as tmpname:
+        tmp = Path(tmpname)
+        counter_bin = compile_c(COUNTER_C, tmp / "trg-count")
+        ceiling_bin = compile_c(CEILING_C, tmp / "spawn-ceiling")
+        counter = Counter(tmp / "counter") if counter_bin else None
+        action = [str(counter_bin), str(counter.path)] if counter_bin and counter else ["/bin/true"]
+        print(f"# action: {' '.join(action)}", file=sys.stderr)
+        ceilings = []
+        if counter:
+            base = counter.read()
+        c1 = spawn_ceiling(ceiling_bin, action, args.ceiling_seconds)
+        if c1:
+            ceilings.append(c1)
+            print(f"# spawn ceiling (C posix_spawn loop, 16 in flight): {c1:.0f}/s  load {loadavg():.2f}",
+                  file=sys.stderr)
+        pg = None
+        if args.postgres:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from pgserver import PgServer
 
-    print(f"\nMachine: {machine()}  \nDate: {_dt.date.today().isoformat()}  \n"
-          f"Load: {gen}, {args.duration:.0f} s per level, POST of {len(BODY)} bytes with a bearer token\n")
-    print("| server | connections | req/s | p50 | p99 | 202 answers | journaled events | runs (drain) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for r in results:
-        journal = f"{r['events']} ({r['journal_check']}, +{r['journal_extra']})" if "events" in r else "n/a"
-        runs = f"{r['runs']} ({r['drain_s']} s after the load)" if "runs" in r else "run during the load"
-        print(f"| {r['server']} | {r['connections']} | {r['rps']:.0f} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms "
-              f"| {r['answered_202']} | {journal} | {runs} |")
-    if webhook:
-        print("\n| connections | triggerlang / webhook req/s | p50 ratio | p99 ratio |")
-        print("|---:|---:|---:|---:|")
-        for c in levels:
-            t = next(r for r in results if r["server"] == "triggerlang" and r["connections"] == c)
-            w = next(r for r in results if r["server"] == "adnanh/webhook" and r["connections"] == c)
-            print(f"| {c} | {t['rps'] / w['rps']:.2f} | {t['p50_ms'] / w['p50_ms']:.1f}x "
-                  f"| {t['p99_ms'] / w['p99_ms']:.1f}x |")
+            pg = PgServer(durable=True)
+        code = baseline_checkout(args.baseline, tmp) if args.baseline else None
+        hide = None
+        if code is not None and args.baseline_h11:
+            hide = tmp / "hide-httptools"
+            (hide / "httptools").mkdir(parents=True)
+            (hide / "httptools" / "__init__.py").write_text("raise ImportError('hidden by bench/ingest.py')\n")
+        try:
+            for rnd in range(args.rounds):
+                for c in levels:
+                    kinds: list[tuple[str, Any]] = [("triggerlang", lambda w: TriggerServer("triggerlang", w, action))]
+                    if args.journal_only:
+                        kinds.append(("triggerlang (journal only)",
+                                      lambda w: TriggerServer("triggerlang (journal only)", w, action,
+                                                              journal_only=True)))
+                    if pg is not None:
+                        kinds.append(("triggerlang (PostgreSQL)",
+                                      lambda w: TriggerServer("triggerlang (PostgreSQL)", w, action,
+                                                              store_url=pg.new_database())))
+                    if code is not None:
+                        label = f"baseline {args.baseline}" + (" (h11)" if hide else "")
+                        kinds.append((label, lambda w, label=label: TriggerServer(label, w, action, code=code,
+                                                                                   hide_httptools=hide)))
+                        if args.journal_only:
+                            jl = label + " (journal only)"
+                            kinds.append((jl, lambda w, jl=jl: TriggerServer(jl, w, action, code=code,
+                                                                              hide_httptools=hide, journal_only=True)))
+                    if webhook:
+                        kinds.append(("adnanh/webhook", lambda w: WebhookServer(w, webhook, action)))
+                    if args.only:
+                        want = {x.strip() for x in args.only.split(",")}
+                        kinds = [(n, m) for n, m in kinds if _kind(n) in want]
+                    for label, make in kinds:
+                        work = tmp / f"r{rnd}-c{c}-{re.sub(r'[^a-z0-9]+', '-', label.lower())}"
+                        server = make(work)
+                        server.start()
+                        before = counter.read() if counter else 0
+                        la0 = loadavg()
+                        try:
+                            load = run_wrk(wrk, server.url, c, args.duration, work)
+                            during = (counter.read() - before) if counter else None
+                            drain = server.drain()
+                            after = (counter.read() - before) if counter else None
+                        finally:
+                            rc = server.stop()
+                        row: dict[str, Any] = {"server": label, "round": rnd, **asdict(load), "exit_code": rc,
+                                               "load_before": la0, "load_after": loadavg(),
+                                               "runs_during": during, "runs_total": after,
+                                               "drain_s": round(drain, 2)}
+                        if isinstance(server, TriggerServer):
+                            j = server.journal()
+                            row.update(events=j["events"], runs_by_status=j["runs"])
+                            ok = load.answered_202 <= j["events"] <= load.answered_202 + c
+                            if "journal only" not in label:
+                                ok = ok and sum(j["runs"].values()) == j["events"] == j["runs"].get("succeeded", 0)
+                            row["journal_check"] = "ok" if ok else "MISMATCH"
+                            failures += not ok
+                        results.append(row)
+                        runs = "" if during is None else f"  runs during {during} ({during / load.duration:.0f}/s)"
+                        jc = f"  journal {row['events']} ({row['journal_check']})" if "events" in row else ""
+                        print(f"# r{rnd} {label:34s} c={c:<3d} {load.rps:8.0f} req/s  p50 {load.p50_ms:7.2f} ms  "
+                              f"p99 {load.p99_ms:8.2f} ms  202s {load.answered_202}  other {load.other}  "
+                              f"errors {load.errors}{runs}{jc}  drain {drain:.1f}s  load {la0:.1f}",
+                              file=sys.stderr)
+                c2 = spawn_ceiling(ceiling_bin, action, args.ceiling_seconds)
+                if c2:
+                    ceilings.append(c2)
+                    print(f"# spawn ceiling: {c2:.0f}/s  load {loadavg():.2f}", file=sys.stderr)
+        finally:
+            if pg is not None:
+                pg.stop()
+            if code is not None:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(code)],
+                               capture_output=True)
+    ceiling = statistics.median(ceilings) if ceilings else None
+    print_tables(results, levels, ceiling, args.duration)
     if args.json:
         args.json.write_text(json.dumps({"machine": machine(), "date": _dt.date.today().isoformat(),
-                                         "generator": gen, "results": results}, indent=2))
+                                         "ceiling": ceilings, "results": results}, indent=2))
     return 1 if failures else 0
+
+
+def _kind(label: str) -> str:
+    """The ``--only`` name of a server."""
+    if label == "adnanh/webhook":
+        return "webhook"
+    if label.startswith("baseline"):
+        return "baseline-journal" if "journal only" in label else "baseline"
+    if "journal only" in label:
+        return "journal"
+    if "PostgreSQL" in label:
+        return "postgres"
+    return "triggerlang"
+
+
+def print_tables(results: list[dict], levels: list[int], ceiling: float | None, duration: float) -> None:
+    def med(server: str, c: int, key: str) -> float | None:
+        xs = [r[key] for r in results if r["server"] == server and r["connections"] == c and r.get(key) is not None]
+        return statistics.median(xs) if xs else None
+
+    servers = list(dict.fromkeys(r["server"] for r in results))
+    loads = [r["load_before"] for r in results] + [r["load_after"] for r in results]
+    print(f"\nMachine: {machine()}  \nDate: {_dt.date.today().isoformat()}  \n"
+          f"Load average during the run: {min(loads):.1f}-{max(loads):.1f}  \n"
+          f"wrk, {duration:.0f} s per measurement, POST of {len(BODY)} bytes with a bearer token; "
+          f"medians of {max(r['round'] for r in results) + 1} round(s)"
+          + (f"; spawn ceiling {ceiling:.0f}/s" if ceiling else "") + "\n")
+    print("| server | connections | req/s | p50 | p99 | runs during the load (/s) | of the ceiling | journal |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for c in levels:
+        for s in servers:
+            rps = med(s, c, "rps")
+            if rps is None:
+                continue
+            during = med(s, c, "runs_during")
+            per_s = during / duration if during is not None else None
+            checks = {r.get("journal_check") for r in results if r["server"] == s and r["connections"] == c}
+            print(f"| {s} | {c} | {rps:,.0f} | {med(s, c, 'p50_ms'):.2f} ms | {med(s, c, 'p99_ms'):.1f} ms | "
+                  + (f"{during:,.0f} ({per_s:,.0f}/s)" if per_s is not None else "n/a") + " | "
+                  + (f"{per_s / ceiling:.2f}" if per_s is not None and ceiling else "") + " | "
+                  + (", ".join(sorted(x for x in checks if x)) or "n/a") + " |")
+    if any(r["server"] == "adnanh/webhook" for r in results):
+        print("\n| server | connections | req/s ÷ webhook | runs during the load ÷ webhook |")
+        print("|---|---:|---:|---:|")
+        for c in levels:
+            w = med("adnanh/webhook", c, "rps")
+            wr = med("adnanh/webhook", c, "runs_during")
+            for s in servers:
+                if s == "adnanh/webhook" or med(s, c, "rps") is None or w is None:
+                    continue
+                r = med(s, c, "runs_during")
+                ratio = f"{r / wr:.2f}" if r is not None and wr else "n/a"
+                print(f"| {s} | {c} | {med(s, c, 'rps') / w:.2f} | {ratio} |")
 
 
 if __name__ == "__main__":

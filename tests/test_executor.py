@@ -222,6 +222,40 @@ def test_exec_program_that_ignores_a_large_stdin(base: Path):
     assert run(request(base, action, ev=big)).status == "succeeded"
 
 
+@pytest.mark.parametrize("size", [10, 40_000, 2_000_000])
+def test_stdin_is_no_error_when_the_child_exits_first_and_whole_when_it_reads(base: Path, size: int):
+    """The event reaches stdin through a memfd (inline or passed to the spawner): nothing to
+    feed, so a child that exits without reading is no error, and a reader gets every byte."""
+    ev = event(blob="é" * size)
+    quick = {"kind": "shell", "script": "exit 0"}
+    result = run(request(base, quick, ev=ev))
+    assert result == RunResult("succeeded", 0)
+    log = (base.parent / "state" / "logs" / "1.log").read_text()
+    assert "error" not in log.lower() and "broken pipe" not in log.lower()
+    reader = {"kind": "shell", "script": f'cat > {base / "in.json"}; wc -c < {base / "in.json"} > {base / "n"}'}
+    assert run(request(base, reader, ev=ev, run_id=2)).status == "succeeded"
+    assert json.loads((base / "in.json").read_text(encoding="utf-8")) == ev
+
+
+def test_launch_calls_back_once_and_a_cancel_before_the_start_stops_the_run(base: Path):
+    from triggerlang.runtime.executor import launch
+
+    async def main() -> tuple[list[RunResult], list[RunResult], RunResult]:
+        done: list[RunResult] = []
+        ra = launch(request(base, {"kind": "exec", "argv": [{"value": "true"}]}), done.append)
+        assert await ra.wait() == RunResult("succeeded", 0)
+        await asyncio.sleep(0)
+        stopped: list[RunResult] = []
+        slow = launch(request(base, {"kind": "exec", "argv": [{"value": "sleep"}, {"value": "30"}]}, run_id=2),
+                      stopped.append)
+        result = await slow.cancel(grace=1.0)  # at once: it may not have started yet
+        return done, stopped, result
+
+    done, stopped, result = asyncio.run(main())
+    assert done == [RunResult("succeeded", 0)]
+    assert result.status == "cancelled" and stopped == [result]
+
+
 def test_killed_by_signal_reports_128_plus_n(base: Path):
     result = run(request(base, {"kind": "shell", "script": "kill -KILL $$"}))
     assert result == RunResult("failed", 137, "killed by SIGKILL")

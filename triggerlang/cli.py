@@ -525,9 +525,12 @@ EXAMPLES_SERVE = examples(
 @click.option("--max-retriggers", type=click.IntRange(0, 100000), default=20, show_default=True,
               help="Pause a file rule whose runs re-trigger it this many times in a row (its own writes "
                    "match it); 0: never. `triggerc resume RULE` or a reload un-pauses it.")
+@click.option("--max-backlog", type=click.IntRange(1), default=None, metavar="N",
+              help="Queued runs past which new deliveries get 503 with Retry-After, before anything is "
+                   "journaled (default 100000).")
 def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose,
           store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups, max_chain_depth,
-          max_retriggers) -> None:
+          max_retriggers, max_backlog) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
 
     Logs check's warnings for the rules when it starts and on each reload. Stops cleanly on
@@ -547,6 +550,8 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
                         reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
                         dashboard_token=dashboard_token, max_open_groups=max_open_groups,
                         max_chain_depth=max_chain_depth, max_retriggers=max_retriggers)
+    if max_backlog is not None:
+        opts.max_backlog = max_backlog
     if store_url:
         _check_store_url(store_url)
         opts.store_url, opts.workers, opts.migrate = store_url, workers, migrate

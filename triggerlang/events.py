@@ -10,8 +10,8 @@ dry-run explainer, argument binding and dedupe keys all need the one same defini
 
 from __future__ import annotations
 
-import datetime as _dt
 import os as _os
+import time as _time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,18 @@ def new_event_id() -> str:
 
 
 def utc_now_iso() -> str:
-    """The current time as an RFC 3339 UTC timestamp with milliseconds."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current time as an RFC 3339 UTC timestamp with milliseconds
+    (``2026-05-01T12:00:00.123Z``)."""
+    now = _time.time()
+    sec = int(now)
+    cached = _SECOND
+    if cached[0] != sec:  # the date and time of day are formatted once a second
+        cached = _SECOND[:] = [sec, _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(sec))]
+    return f"{cached[1]}.{int((now - sec) * 1000):03d}Z"
+
+
+_SECOND: list = [None, ""]
+"""The last second :func:`utc_now_iso` formatted (a cache, not a setting)."""
 
 
 @dataclass

@@ -626,6 +626,9 @@ class Correlations:
         except BaseException:
             self.failed()
             raise
+        # with serve's group commit the transaction is the loop pass's batch: if that rolls
+        # back, the mirror is reloaded (the runs it queued start only once it commits)
+        self.journal.on_rollback(self.failed)
         self.committed()
 
     def failed(self) -> None:

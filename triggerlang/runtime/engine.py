@@ -9,11 +9,32 @@ How an event flows
 2. decide each match's run: ``dedupe`` (a key already run within D: ``skipped``),
    ``busy skip`` (a run of the rule is going or waiting: ``skipped``), ``debounce`` (the
    rule's pending run, if any, moves to this event: no new run), else a ``queued`` run;
-3. journal the event and all its new runs in ONE transaction (committed on return:
-   nothing accepted is lost);
+3. journal the event and all its new runs in ONE transaction; with the journal's group
+   commit (``serve``) that transaction is the batch of the current loop pass, shared with
+   the other events, run starts and run ends of that pass, and ``submit`` returns once it
+   has committed: nothing accepted is lost;
 4. hand the queued runs to their rule's lane, which starts them when the rule's ``busy``
    policy allows: ``queue`` one at a time in order, ``parallel`` at once, ``restart``
    cancels the running one (and any older waiting one) first.
+
+Decisions are made on the loop, in memory, in the order events arrive, and they see the
+runs of events whose batch has not committed yet (so two deliveries in one batch cannot
+both pass a ``busy skip``); a run starts only once the batch that created it has
+committed. If a batch rolls back (a full disk), its events are answered ``500`` and the
+lanes forget its runs (:meth:`Engine._forget`).
+
+Lanes and slots
+---------------
+At most ``max_parallel`` runs go at once. A lane keeps its waiting runs as ids (ready ones
+in a deque, in id order; timed ones, a debounce window or a retry's backoff, in a heap);
+only a running run has a task. When the slots are full, a lane waits in a FIFO of lanes
+for the next free slot, so a backlog of 100,000 queued runs costs a few MB, not 100,000
+tasks. ``backlog`` counts the waiting runs: past ``max_backlog`` the HTTP source answers
+``503`` with ``Retry-After`` before it journals anything (:meth:`Engine.overloaded`).
+
+A run: ``start_run`` (queued -> running, in the batch), wait for that commit, spawn
+(:func:`~.executor.start_action`), wait for the process; its slot is free as soon as the
+process is reaped; the end is written in the batch of that pass.
 
 A run ends ``succeeded``, ``failed``, ``timed_out`` or ``cancelled``; a failed or timed-out
 run of a rule with ``retry N`` gets a new attempt after ``backoff * 2**(attempt-1)``. Every
@@ -34,19 +55,24 @@ on the next ``serve``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import json
 import logging
+import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .. import defaults
 from ..actions import bind_inputs
 from ..compile.index import build_matcher
 from ..events import MISSING, Event, get_path
 from ..sources.base import Submitted
-from .executor import KILL_GRACE, RunningAction, RunRequest, start_action, stop_actions
+from .executor import KILL_GRACE, RunningAction, RunRequest, RunResult, launch, stop_actions
 from .journal import Journal, JournalError, PlannedRun, RunRow
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, LoopGuard, depth_reason,
                     paused_skip_reason, recent, resume as resume_rule)
@@ -56,6 +82,20 @@ log = logging.getLogger("triggerlang")
 
 JOURNAL_RETRY = 1.0
 """Seconds before a run whose start or end could not be journaled (a full disk) tries again."""
+
+MAX_PARALLEL = 16
+"""Runs that go at once in one ``serve``."""
+
+MAX_BACKLOG = 100_000
+"""Default ``serve --max-backlog``: queued runs past which deliveries get ``503``. A queued
+run costs ~100 bytes in memory (an id in its lane) and no file descriptor (only running
+runs hold any, at most :data:`MAX_PARALLEL`), so the default bounds memory at ~10 MB plus
+the carried events below; it is high enough that a burst at the machine's ingest rate
+(~5,000 webhooks/s against ~1,500 runs/s of ``true``) runs for ~25 s before it is reached."""
+
+CARRY_LIMIT = 64 * 1024 * 1024
+"""Bytes of event JSON kept in memory for queued runs (their stdin without a journal read);
+past it a run reads its event back from the journal when it starts."""
 
 DEFAULT_POLICIES = dict(defaults.POLICIES)  # a rule that writes none (a hand-written manifest)
 
@@ -88,17 +128,23 @@ class Rules:
         self.run_rules = any(r.get("source") == "run" for r in manifest["rules"]) or any(
             m.get("source") == "run" for r in manifest["rules"] if isinstance(r.get("trigger"), dict)
             for m in r["trigger"].get("members", []))
+        self._policies = {name: {**DEFAULT_POLICIES, **(r.get("policies") or {})} for name, r in self.rules.items()}
 
     def policies(self, rule: str) -> dict:
-        r = self.rules.get(rule)
-        return {**DEFAULT_POLICIES, **((r or {}).get("policies") or {})}
+        """The rule's policies with the defaults filled in (shared: read, do not change)."""
+        pol = self._policies.get(rule)
+        return pol if pol is not None else dict(DEFAULT_POLICIES)
 
 
 @dataclass
 class _Lane:
-    """The runs of one rule: those waiting (run id, not_before) and those running."""
+    """The runs of one rule: those waiting and those running.
 
-    waiting: list[tuple[int, float | None]] = field(default_factory=list)
+    ``ready``: run ids that may start now, in id order; ``timed``: a heap of
+    ``(not_before, run id)`` (a debounce window, a retry's backoff)."""
+
+    ready: deque[int] = field(default_factory=deque)
+    timed: list[tuple[float, int]] = field(default_factory=list)
     active: dict[int, RunningAction] = field(default_factory=dict)
     starting: set[int] = field(default_factory=set)
     debounce_run: int | None = None
@@ -111,14 +157,47 @@ class _Lane:
     def busy(self) -> bool:
         return bool(self.active or self.starting)
 
+    @property
+    def waiting(self) -> bool:
+        return bool(self.ready or self.timed)
+
+    def add_ready(self, run_id: int) -> None:
+        if not self.ready or self.ready[-1] < run_id:
+            self.ready.append(run_id)
+            return
+        i = len(self.ready)
+        while i > 0 and self.ready[i - 1] > run_id:
+            i -= 1
+        self.ready.insert(i, run_id)
+
+    def due(self, now: float) -> None:
+        """Move the timed runs whose time has come to ``ready``."""
+        while self.timed and self.timed[0][0] <= now:
+            self.add_ready(heapq.heappop(self.timed)[1])
+
+    def waiting_ids(self) -> list[int]:
+        return [*self.ready, *(rid for _, rid in self.timed)]
+
+    def discard(self, run_id: int) -> bool:
+        """Forget a waiting run; True if it was waiting."""
+        if run_id in self.ready:
+            self.ready.remove(run_id)
+            return True
+        for i, (_, rid) in enumerate(self.timed):
+            if rid == run_id:
+                self.timed.pop(i)
+                heapq.heapify(self.timed)
+                return True
+        return False
+
 
 class Engine:
     """Owns the matcher, the journal and the running actions of one ``serve``."""
 
     def __init__(self, manifest: dict, journal: Journal, secrets: Mapping[str, str],
-                 base_dir: Path, *, max_parallel: int = 16, max_open_groups: int | None = None,
+                 base_dir: Path, *, max_parallel: int = MAX_PARALLEL, max_open_groups: int | None = None,
                  max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH, max_retriggers: int = DEFAULT_MAX_RETRIGGERS,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, max_backlog: int = MAX_BACKLOG) -> None:
         self.journal = journal
         self.max_chain_depth = max_chain_depth
         self.loops = LoopGuard(max_retriggers)
@@ -128,11 +207,20 @@ class Engine:
         self.base_dir = Path(base_dir)
         self.lanes: dict[str, _Lane] = {}
         self.tasks: set[asyncio.Task] = set()
-        self.slots = asyncio.Semaphore(max_parallel)
+        self.max_parallel = max_parallel
+        self.running = 0                   # slots taken (runs between their start and their reaping)
+        self._slot_wait: deque[str] = deque()   # lanes with ready runs, waiting for a slot (FIFO)
+        self._slot_waiting: set[str] = set()
+        self.max_backlog = max_backlog
+        self.backlog = 0                   # runs waiting in the lanes
+        self.ended = 0                     # runs that ended (their rate makes Retry-After)
+        self._pending_ends = 0             # run ends waiting to be written again (a full disk)
+        self._rate = (time.monotonic(), 0, 0.0)  # (when, ended then, runs/s)
         self.closing = False
         # run id -> (event id, source, type, time, data JSON, depth) of the event it was
         # queued for, so that starting the run needs no journal read (a cache: a miss reads it)
         self._carried: dict[int, tuple[str, str, str, str, str, int]] = {}
+        self._carried_bytes = 0
         self.idle = asyncio.Event()
         self.idle.set()
         self.correlations: Any = None   # the correlation rules (SPEC §11): runtime/correlate.py
@@ -166,9 +254,43 @@ class Engine:
             ln = self.lanes[rule] = _Lane()
         return ln
 
+    # ------------------------------------------------------------------ back-pressure
+    def overloaded(self) -> float | None:
+        """None while the backlog is under ``max_backlog``; past it, the seconds a sender
+        should wait (``Retry-After``): until the backlog is back to 90 % of the bound at
+        the rate runs have been ending, 1 to 60."""
+        if self.backlog < self.max_backlog:
+            return None
+        now = time.monotonic()
+        when, ended, rate = self._rate
+        if now - when >= 1.0:
+            rate = (self.ended - ended) / (now - when)
+            self._rate = (now, self.ended, rate)
+        excess = self.backlog - 0.9 * self.max_backlog
+        return float(min(60, max(1, math.ceil(excess / max(rate, 1.0)))))
+
     # ------------------------------------------------------------------ events
     async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
         """Journal one event with its runs, then start what may start. See the module doc."""
+        sub = self.record(event, delivery_key)
+        await self.journal.flush()
+        return sub
+
+    def submit_then(self, event: Event, delivery_key: str | None,
+                    done: "Callable[[Submitted | None, BaseException | None], None]") -> None:
+        """:meth:`submit` without a task (the HTTP source's fast path): ``done(submitted,
+        None)`` right after the commit that makes the event durable (in that loop pass), or
+        ``done(None, error)``."""
+        try:
+            sub = self.record(event, delivery_key)
+        except Exception as e:
+            done(None, e)
+            return
+        self.journal.after_commit(partial(done, sub, None), partial(done, None))
+
+    def record(self, event: Event, delivery_key: str | None = None) -> Submitted:
+        """Match, decide, journal (in the open batch) and queue: the synchronous part of
+        :meth:`submit`. Durable once the journal's batch commits."""
         if event.source == "file" and "paths" not in event.data and isinstance(event.data.get("path"), str):
             event.data["paths"] = [event.data["path"]]
         matches = self.matcher.match(event)
@@ -185,6 +307,8 @@ class Engine:
             raise
         if rec.duplicate:   # (in_tx did not run: nothing was admitted)
             return Submitted(rec.event_id, rec.run_ids, duplicate=True)
+        if corr is not None and corr.active:  # its mirror follows the batch if that rolls back
+            self.journal.on_rollback(corr.failed)
         if self.metrics is not None:
             self.metrics.committed(time.perf_counter() - t0)
             self.metrics.event(event.source, event.type)
@@ -270,12 +394,17 @@ class Engine:
 
     def committed(self, event: Event, planned: list[PlannedRun], debounced: list, run_ids: list[int],
                   data_json: str | None) -> None:
-        """After the commit of an event and its runs: hand the queued runs to their lanes."""
+        """Once an event and its runs are written (in the open batch): hand the queued runs
+        to their lanes (a run starts once that batch has committed)."""
+        queued = [run_id for run_id, p in zip(run_ids, planned) if p.status == "queued"]
+        if queued:
+            self.journal.on_rollback(partial(self._forget, queued))
         for run_id, p in zip(run_ids, planned):
             if p.status != "queued":
                 continue
-            if data_json is not None:
+            if data_json is not None and self._carried_bytes < CARRY_LIMIT:
                 self._carried[run_id] = (event.id, event.source, event.type, event.time, data_json, event.depth)
+                self._carried_bytes += len(data_json)
             if p.not_before is not None:
                 ln = self.lane(p.rule)
                 ln.debounce_run = run_id
@@ -306,11 +435,12 @@ class Engine:
 
     def _pause(self, rule: str, ln: _Lane, reason: str) -> None:
         log.warning("rule %s paused: %s", rule, reason, extra={"rule": rule})
-        for rid, _ in ln.waiting:
+        for rid in ln.waiting_ids():
             self.journal.set_status(rid, "cancelled", paused_skip_reason(rule, reason))
-            self._carried.pop(rid, None)
+            self._uncarry(rid)
             self._counted(rule, "cancelled")
-        ln.waiting = []
+            ln.discard(rid)
+            self.backlog -= 1
         ln.debounce_run = None
         ln.debounce_paths = []
         self.journal.add_audit(LOOP_ACTOR, "pause", rule=rule, detail=reason)
@@ -359,11 +489,12 @@ class Engine:
         log.info("run %s of %s cancelled by %s", run_id, rule, actor, extra={"run_id": run_id, "rule": rule})
         if before == "queued":
             self._counted(rule, "cancelled")
-            ln.waiting = [(rid, nb) for rid, nb in ln.waiting if rid != run_id]
+            if ln.discard(run_id):
+                self.backlog -= 1
             if ln.debounce_run == run_id:
                 ln.debounce_run = None
                 ln.debounce_paths = []
-            self._carried.pop(run_id, None)
+            self._uncarry(run_id)
             self._check_idle()
             return "cancelled"
         self._cancelling[run_id] = reason
@@ -371,6 +502,24 @@ class Engine:
         if ra is not None and not ra.done():
             self._spawn(ra.cancel(grace=KILL_GRACE))
         return "cancelling"
+
+    def _forget(self, run_ids: list[int]) -> None:
+        """The batch that wrote these runs rolled back: they do not exist."""
+        for rid in run_ids:
+            self._uncarry(rid)
+            for ln in self.lanes.values():
+                if ln.discard(rid):
+                    self.backlog -= 1
+                if ln.debounce_run == rid:
+                    ln.debounce_run = None
+                    ln.debounce_paths = []
+        self._check_idle()
+
+    def _uncarry(self, run_id: int) -> tuple[str, str, str, str, str, int] | None:
+        carried = self._carried.pop(run_id, None)
+        if carried is not None:
+            self._carried_bytes -= len(carried[4])
+        return carried
 
     def _with_paths(self, m, inputs: dict, ln: _Lane) -> dict:
         """Inputs bound to ``<paths>`` get every path seen in the debounce window."""
@@ -389,7 +538,8 @@ class Engine:
                     ln.debounce_paths.append(p)
         inputs = self._with_paths(m, inputs, ln)
         if run_id is not None and self.journal.update_pending(run_id, inputs, event.id, deadline):
-            ln.waiting = [(rid, deadline if rid == run_id else nb) for rid, nb in ln.waiting]
+            ln.timed = [(deadline if rid == run_id else nb, rid) for nb, rid in ln.timed]
+            heapq.heapify(ln.timed)
             self._arm(name)
             return
         # the pending run already started: this event opens a new window
@@ -397,6 +547,7 @@ class Engine:
         ln.debounce_paths = list(event.data.get("paths") or []) if event.source == "file" else []
         rid = self.journal.add_run(PlannedRun(name, self.rules[name]["action"], inputs), event.id,
                                    not_before=deadline)
+        self.journal.on_rollback(partial(self._forget, [rid]))
         ln.debounce_run = rid
         self._enqueue(name, rid, deadline)
 
@@ -406,13 +557,18 @@ class Engine:
         pol = self.policies(rule)
         if pol.get("busy") == "restart":
             # the newest wins: older waiting runs are dropped, the running one stopped
-            for rid, _ in ln.waiting:
+            for rid in [*ln.ready, *(r for _, r in ln.timed)]:
                 if rid != ln.debounce_run:
                     self.journal.set_status(rid, "cancelled", "busy restart: a newer run replaced it")
-                    self._carried.pop(rid, None)
+                    self._uncarry(rid)
                     self._counted(rule, "cancelled")
-            ln.waiting = [(rid, nb) for rid, nb in ln.waiting if rid == ln.debounce_run]
-        ln.waiting.append((run_id, not_before))
+                    ln.discard(rid)
+                    self.backlog -= 1
+        if not_before is not None and not_before > time.time():
+            heapq.heappush(ln.timed, (not_before, run_id))
+        else:
+            ln.add_ready(run_id)
+        self.backlog += 1
         self.idle.clear()
         self._kick(rule)
 
@@ -421,9 +577,8 @@ class Engine:
         if ln.timer is not None:
             ln.timer.cancel()
             ln.timer = None
-        future = [nb for _, nb in ln.waiting if nb is not None and nb > time.time()]
-        if future:
-            delay = max(0.0, min(future) - time.time())
+        if ln.timed:
+            delay = max(0.0, ln.timed[0][0] - time.time())
             ln.timer = asyncio.get_running_loop().call_later(delay + 0.001, self._kick, rule)
 
     def _kick(self, rule: str) -> None:
@@ -431,26 +586,42 @@ class Engine:
             return
         ln = self.lane(rule)
         pol = self.policies(rule)
-        now = time.time()
-        ready = [(rid, nb) for rid, nb in ln.waiting if nb is None or nb <= now]
-        if ready and pol.get("busy") == "restart" and ln.busy:
+        if ln.timed:
+            ln.due(time.time())
+        if ln.ready and pol.get("busy") == "restart" and ln.busy:
             for ra in list(ln.active.values()):
                 if not ra.done():
                     self._spawn(ra.cancel())
             self._arm(rule)
             return
-        while ready:
-            if pol.get("busy") != "parallel" and ln.busy:
+        parallel = pol.get("busy") == "parallel"
+        while ln.ready:
+            if not parallel and ln.busy:
                 break
-            rid, nb = ready.pop(0)
-            ln.waiting.remove((rid, nb))
+            if self.running >= self.max_parallel:
+                if rule not in self._slot_waiting:
+                    self._slot_waiting.add(rule)
+                    self._slot_wait.append(rule)
+                break
+            rid = ln.ready.popleft()
+            self.backlog -= 1
             if rid == ln.debounce_run:
                 ln.debounce_run = None
                 ln.debounce_paths = []
             ln.starting.add(rid)
-            self._spawn(self._run(rule, rid))
-        self._arm(rule)
+            self.running += 1
+            self._start(rule, rid)
+        if ln.timer is not None or ln.timed:
+            self._arm(rule)
         self._check_idle()
+
+    def _release_slot(self) -> None:
+        """A run's process was reaped: its slot goes to the lane that waited longest."""
+        self.running -= 1
+        while self.running < self.max_parallel and self._slot_wait and not self.closing:
+            rule = self._slot_wait.popleft()
+            self._slot_waiting.discard(rule)
+            self._kick(rule)
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -459,122 +630,176 @@ class Engine:
         return t
 
     def _check_idle(self) -> None:
-        if all(not ln.waiting and not ln.busy for ln in self.lanes.values()):
+        if self.backlog <= 0 and self.running <= 0 and self._pending_ends <= 0 and all(
+                not ln.starting and not ln.active for ln in self.lanes.values()):
             self.idle.set()
 
     # ------------------------------------------------------------------ runs
-    async def _run(self, rule: str, run_id: int) -> None:
+    def _start(self, rule: str, run_id: int) -> None:
+        """A slot is taken for the run: ``queued`` -> ``running`` in the open batch; its
+        process starts right after that batch commits (:meth:`_launch`), in the same loop
+        pass. No task: a run is callbacks from its start to its end."""
+        try:
+            row = self.journal.start_run(run_id)  # queued -> running, and the row
+        except JournalError as e:  # disk full...: the run is still queued; try again soon
+            self._start_later(rule, run_id, e)
+            return
+        if row is None:  # unknown, or no longer queued (cancelled, skipped...)
+            self._uncarry(run_id)
+            self._free(rule, run_id)
+            return
+        self.journal.after_commit(partial(self._launch, rule, run_id, row),
+                                  partial(self._start_later, rule, run_id))
+
+    def _start_later(self, rule: str, run_id: int, e: Exception | str, free: bool = True) -> None:
+        """The run could not start (the journal or its log cannot be written): it is still
+        queued; try again in a moment."""
+        log.error("run %s of %s cannot start yet: %s; trying again in %.0fs", run_id, rule, e, JOURNAL_RETRY)
+        ln = self.lane(rule)
+        heapq.heappush(ln.timed, (time.time() + JOURNAL_RETRY, run_id))
+        self.backlog += 1
+        self.idle.clear()
+        if free:
+            self._free(rule, run_id)
+        else:
+            self._arm(rule)
+
+    def _free(self, rule: str, run_id: int) -> None:
+        """The run gave its slot back without running."""
+        self.lane(rule).starting.discard(run_id)
+        self._release_slot()
+        if not self.closing:
+            self._kick(rule)
+        self._check_idle()
+
+    def _launch(self, rule: str, run_id: int, row: RunRow) -> None:
+        """The start is committed: spawn the run's process (its end comes to :meth:`_ended`)."""
         ln = self.lane(rule)
         try:
-            async with self.slots:
-                if self.closing:  # stopping: a run that only now got its slot stays queued for the next start
-                    return
-                try:
-                    row = self.journal.start_run(run_id)  # queued -> running, and the row
-                    if row is None:  # unknown, or no longer queued (cancelled, skipped...)
-                        self._carried.pop(run_id, None)
-                        return
-                except JournalError as e:  # disk full...: the run is still queued; try again soon
-                    log.error("run %s of %s cannot start yet: %s; trying again in %.0fs", run_id, rule, e,
-                              JOURNAL_RETRY)
-                    ln.waiting.append((run_id, time.time() + JOURNAL_RETRY))
-                    self.idle.clear()
-                    return
-                carried = self._carried.pop(run_id, None)
-                if self.metrics is not None:
-                    self.metrics.run_started(rule, row.wait)
-                action = self.actions.get(row.action)
-                if action is None:
-                    self.journal.mark_finished(run_id, "failed", None,
-                                               f"the action {row.action!r} is not in the current rules")
-                    return
-                if carried is not None and carried[0] == row.event_id:
-                    # the event as the journal holds it (its data round-tripped through JSON)
-                    eid, source, typ, etime, data_json, depth = carried
-                    event = {"id": eid, "source": source, "type": typ, "time": etime, "data": json.loads(data_json)}
-                else:  # a recovered run, a retry, a debounced run moved to a later event
-                    ev = self.journal.get_event(row.event_id) or {}
-                    event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
-                    depth = int(ev.get("depth") or 0)
-                if event.get("source") == "correlation" and self.correlations is not None:
-                    corr = self.correlations.stdin_for(event)   # SPEC §11.4: {"correlation": ...}
-                    if corr is not None:
-                        event = {**event, "correlation": corr}
-                pol = self.policies(rule)
-                req = RunRequest(run_id=run_id, rule=rule, action_name=row.action, action=action,
-                                 inputs=row.inputs, event=event, base_dir=self.base_dir,
-                                 log_path=self.journal.run_log_path(run_id), timeout=float(pol["timeout"]),
-                                 secrets=self.secrets, attempt=row.attempt)
-                ra = await start_action(req)
-                ln.active[run_id] = ra
-                ln.starting.discard(run_id)
-                ln.started = ln.started[-7:] + [run_id]
-                if run_id in self._cancelling and not ra.done():  # cancelled while it was starting
-                    self._spawn(ra.cancel(grace=KILL_GRACE))
-                if pol.get("busy") == "restart" and ln.waiting:
-                    # a newer run arrived while this one was starting (not yet cancellable):
-                    # the newest wins, so stop this one now
-                    self._kick(rule)
-                try:
-                    res = await ra.wait()
-                finally:
-                    ln.active.pop(run_id, None)
-                    ln.last_finished = (run_id, time.time())
-                operator_reason = self._cancelling.pop(run_id, None)
-                if self.closing and res.status == "cancelled" and operator_reason is None:
-                    self.journal.mark_finished(run_id, "interrupted", res.exit_code,
-                                               "the runtime stopped while the run was going")
-                    return
-                error = operator_reason if res.status == "cancelled" and operator_reason else res.error
-                if not await self._record_end(run_id, res.status, res.exit_code, error):
-                    return
-                self._counted(rule, res.status, time.time() - row.started_at if row.started_at else None)
-                log.info("run %s of %s: %s%s", run_id, rule, res.status,
-                         f" (exit {res.exit_code})" if res.exit_code is not None else "",
-                         extra={"run_id": run_id, "rule": rule, "status": res.status, "exit_code": res.exit_code})
-                # re-read for run.* events only (the journal's times make the duration)
-                emit = self.run_rules and res.status in ("succeeded", "failed", "timed_out") and not self.closing
-                done = self.journal.run_row(run_id) if emit else None
-                if res.status in ("failed", "timed_out") and row.attempt <= int(pol.get("retry") or 0):
-                    delay = float(pol.get("backoff") or 5.0) * 2 ** (row.attempt - 1)
-                    rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1,
-                                               not_before=time.time() + delay)
-                    log.info("run %s of %s will be retried as run %s in %.1fs", run_id, rule, rid, delay,
-                             extra={"run_id": run_id, "rule": rule, "retry_run_id": rid})
-                    self._enqueue(rule, rid, time.time() + delay)
-                if done is not None and res.status in ("succeeded", "failed", "timed_out") and not self.closing:
-                    await self._emit_run_event(done, depth)
+            if self.closing:  # stopping: a run that was not spawned yet stays queued for the next start
+                self.journal.requeue(run_id)
+                self._free(rule, run_id)
+                return
+            carried = self._uncarry(run_id)
+            if self.metrics is not None:
+                self.metrics.run_started(rule, row.wait)
+            action = self.actions.get(row.action)
+            if action is None:
+                self.journal.mark_finished(run_id, "failed", None,
+                                           f"the action {row.action!r} is not in the current rules")
+                self._free(rule, run_id)
+                return
+            if carried is not None and carried[0] == row.event_id:
+                # the event as the journal holds it (its data round-tripped through JSON)
+                eid, source, typ, etime, data_json, depth = carried
+                event = {"id": eid, "source": source, "type": typ, "time": etime, "data": json.loads(data_json)}
+            else:  # a recovered run, a retry, a debounced run moved to a later event
+                ev = self.journal.get_event(row.event_id) or {}
+                event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
+                depth = int(ev.get("depth") or 0)
+            if event.get("source") == "correlation" and self.correlations is not None:
+                corr = self.correlations.stdin_for(event)   # SPEC §11.4: {"correlation": ...}
+                if corr is not None:
+                    event = {**event, "correlation": corr}
+            pol = self.policies(rule)
+            req = RunRequest(run_id=run_id, rule=rule, action_name=row.action, action=action,
+                             inputs=row.inputs, event=event, base_dir=self.base_dir,
+                             log_path=self.journal.run_log_path(run_id), timeout=float(pol["timeout"]),
+                             secrets=self.secrets, attempt=row.attempt)
+            ra = ln.active[run_id] = launch(req, partial(self._ended, rule, run_id, row, depth))
+            ln.starting.discard(run_id)
+            ln.started = ln.started[-7:] + [run_id]
+            if run_id in self._cancelling and not ra.done():  # cancelled while it was starting
+                self._spawn(ra.cancel(grace=KILL_GRACE))
         except Exception:  # a bug must not take the runtime down: record and go on
             log.exception("run %s of %s crashed in the engine", run_id, rule, extra={"run_id": run_id, "rule": rule})
-            try:
+            with contextlib.suppress(Exception):
                 self.journal.mark_finished(run_id, "failed", None, "internal error in the engine")
-            except Exception:  # pragma: no cover
-                pass
+            ln.active.pop(run_id, None)
+            self._free(rule, run_id)
+            return
+        if pol.get("busy") == "restart" and ln.ready:
+            # a newer run arrived while this one was starting (not yet cancellable):
+            # the newest wins, so stop this one now
+            self._kick(rule)
+
+    def _ended(self, rule: str, run_id: int, row: RunRow, depth: int, res: RunResult) -> None:
+        """The run's process ended (or it could not start): free its slot, record the end."""
+        ln = self.lane(rule)
+        ln.active.pop(run_id, None)
+        ln.last_finished = (run_id, time.time())
+        self.ended += 1
+        self._release_slot()
+        try:
+            operator_reason = self._cancelling.pop(run_id, None)
+            if res.start_again and not self.closing and operator_reason is None:  # its log could not be written
+                self.ended -= 1
+                self.journal.requeue(run_id)
+                self._start_later(rule, run_id, res.error or "its log file cannot be written", free=False)
+                return
+            if self.closing and res.status == "cancelled" and operator_reason is None:
+                self._write_end(run_id, "interrupted", res.exit_code, "the runtime stopped while the run was going")
+                return
+            error = operator_reason if res.status == "cancelled" and operator_reason else res.error
+            self._write_end(run_id, res.status, res.exit_code, error)
+            self._counted(rule, res.status, time.time() - row.started_at if row.started_at else None)
+            log.info("run %s of %s: %s%s", run_id, rule, res.status,
+                     f" (exit {res.exit_code})" if res.exit_code is not None else "",
+                     extra={"run_id": run_id, "rule": rule, "status": res.status, "exit_code": res.exit_code})
+            pol = self.policies(rule)
+            if res.status in ("failed", "timed_out") and row.attempt <= int(pol.get("retry") or 0):
+                delay = float(pol.get("backoff") or 5.0) * 2 ** (row.attempt - 1)
+                rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1,
+                                           not_before=time.time() + delay)
+                self.journal.on_rollback(partial(self._forget, [rid]))
+                log.info("run %s of %s will be retried as run %s in %.1fs", run_id, rule, rid, delay,
+                         extra={"run_id": run_id, "rule": rule, "retry_run_id": rid})
+                self._enqueue(rule, rid, time.time() + delay)
+            if self.run_rules and res.status in ("succeeded", "failed", "timed_out") and not self.closing:
+                done = self.journal.run_row(run_id)  # the journal's times make the duration
+                if done is not None:
+                    self._emit_run_event(done, depth)
+        except JournalError as e:  # the end is retried by _write_end; what follows it waits for nothing
+            log.error("run %s of %s: %s", run_id, rule, e)
+        except Exception:  # a bug must not take the runtime down: record and go on
+            log.exception("run %s of %s crashed in the engine", run_id, rule, extra={"run_id": run_id, "rule": rule})
+            with contextlib.suppress(Exception):
+                self.journal.mark_finished(run_id, "failed", None, "internal error in the engine")
         finally:
-            ln.starting.discard(run_id)
             if not self.closing:
                 self._kick(rule)
             self._check_idle()
 
-    async def _record_end(self, run_id: int, status: str, exit_code: int | None, error: str | None) -> bool:
-        """Journal how a run ended; while the journal cannot be written (a full disk), try again
-        with a growing delay instead of losing the outcome. False if the runtime stops first:
-        the run then stays ``running`` and the next start marks it ``interrupted``."""
-        delay = JOURNAL_RETRY
-        while True:
-            try:
-                self.journal.mark_finished(run_id, status, exit_code, error)
-                return True
-            except JournalError as e:
-                if self.closing:
-                    log.error("run %s ended %s but the journal cannot record it: %s", run_id, status, e)
-                    return False
-                log.error("run %s ended %s; cannot record it yet (%s), trying again in %.0fs",
-                          run_id, status, e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+    def _write_end(self, run_id: int, status: str, exit_code: int | None, error: str | None,
+                   delay: float = JOURNAL_RETRY) -> None:
+        """Journal how a run ended (in the batch); while the journal cannot be written (a full
+        disk), try again with a growing delay instead of losing the outcome, until the
+        runtime stops (the run then stays ``running`` and the next start marks it
+        ``interrupted``)."""
+        def retry(e: Exception) -> None:
+            if self.closing:
+                log.error("run %s ended %s but the journal cannot record it: %s", run_id, status, e)
+                return
+            log.error("run %s ended %s; cannot record it yet (%s), trying again in %.0fs", run_id, status, e, delay)
+            self._pending_ends += 1
+            self.idle.clear()
+            asyncio.get_running_loop().call_later(delay, self._write_end_again, run_id, status, exit_code, error,
+                                                  min(delay * 2, 30.0))
 
-    async def _emit_run_event(self, row: RunRow, depth: int) -> None:
+        try:
+            self.journal.mark_finished(run_id, status, exit_code, error)
+        except JournalError as e:
+            retry(e)
+            return
+        self.journal.after_commit(_nothing, retry)
+
+    def _write_end_again(self, run_id: int, status: str, exit_code: int | None, error: str | None,
+                         delay: float) -> None:
+        self._pending_ends -= 1
+        self._write_end(run_id, status, exit_code, error, delay)
+        self._check_idle()
+
+    def _emit_run_event(self, row: RunRow, depth: int) -> None:
         """The ``run.*`` event of a finished run, one deeper than the run's own event."""
         typ = "completed" if row.status == "succeeded" else "failed"
         data = {"rule": row.rule, "action": row.action, "status": row.status, "exit_code": row.exit_code,
@@ -583,7 +808,7 @@ class Engine:
         ev = Event("run", typ, data, depth=depth + 1)
         if not self.matcher.match(ev):
             return  # only journal run events some rule listens to
-        await self.submit(ev)
+        self.record(ev)  # in the batch of the run's end: durable with it
 
     # ------------------------------------------------------------------ start and stop
     def start_correlations(self) -> None:
@@ -622,6 +847,10 @@ class Engine:
         await stop_actions([ra for ln in self.lanes.values() for ra in ln.active.values()], grace, now, log)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=10)
+        try:
+            await self.journal.flush()
+        except JournalError as e:
+            log.error("the journal could not record the last changes: %s", e)
 
     async def wait_idle(self, timeout: float) -> bool:
         try:
@@ -629,6 +858,10 @@ class Engine:
             return True
         except asyncio.TimeoutError:
             return False
+
+
+def _nothing() -> None:
+    pass
 
 
 def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:

@@ -48,6 +48,19 @@ anything else as JSON text). The event JSON is written to its stdin, which is th
 closed. stdout and stderr go to ``log_path`` (parents created), after a header line that
 shows the argv (inputs are never secrets, and secret values are never written).
 
+How a process is started (Linux, Python 3.11-3.13): by the spawner, a small process of
+its own (:mod:`triggerlang.runtime.spawn`, one per event loop, started with the first
+run), never on the event loop: ``serve`` sends it one message per run and hears back
+when the run started and when it ended. The spawner opens the run's log file, writes its
+header, puts the event JSON in a memfd that becomes the child's stdin (nothing has to be
+fed to a pipe, and a child that exits without reading it is no error), and calls
+``_posixsubprocess.fork_exec`` (vfork + exec, the call ``subprocess`` makes). The
+program is looked up on ``PATH`` once (then cached) instead of trying each entry. A
+``die_with_parent`` run (a worker's) goes through ``setpriv --pdeathsig KILL``: it dies
+with the spawner's thread that started it, and the spawner exits with its worker.
+Elsewhere (and for ``die_with_parent`` runs without ``setpriv``), asyncio's subprocess
+support does the same in the worker or ``serve``.
+
 The run gets its own session and process group (``start_new_session``). On timeout or
 cancel the whole group gets SIGTERM, then SIGKILL after the grace period (5 s for a
 timeout, SPEC §3); the process is always reaped. A process that dies of signal N reports
@@ -65,24 +78,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import hmac
 import json
 import logging
+import marshal
 import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import weakref
+from collections import deque
+from functools import partial
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..actions import ACTION_KINDS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv, input_env_name
 
@@ -117,11 +136,16 @@ class RunRequest:
 
 @dataclass
 class RunResult:
-    """How a run ended: ``succeeded``, ``failed``, ``timed_out`` or ``cancelled``."""
+    """How a run ended: ``succeeded``, ``failed``, ``timed_out`` or ``cancelled``.
+
+    ``start_again``: it never started because its log file could not be written (a full
+    disk): the caller should start it again later, as it does when the journal cannot be
+    written, rather than record it failed."""
 
     status: str
     exit_code: int | None
     error: str | None = None
+    start_again: bool = False
 
 
 class RunningAction:
@@ -239,8 +263,7 @@ async def start_action(req: RunRequest) -> RunningAction:
         inputs = _bind_inputs(req.action, req.inputs)
         return await _STARTERS[kind](req, inputs)
     except ActionError as e:
-        _log_line(req.log_path, f"# run {req.run_id} could not start: {e}")
-        return RunningAction.finished(req, RunResult("failed", None, str(e)))
+        return RunningAction.finished(req, _could_not_start(req, e))
 
 
 # -- the child watcher --------------------------------------------------------------------
@@ -329,11 +352,28 @@ def _open_append(path: Path, buffering: int = -1):
         return open(path, "ab", buffering=buffering)
 
 
+class _LogUnwritable(ActionError):
+    """The run's log file cannot be written: on a full disk (``no_space``) the run is
+    started again later."""
+
+    def __init__(self, message: str, no_space: bool) -> None:
+        super().__init__(message)
+        self.no_space = no_space
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
 def _open_log(path: Path):
     try:
         return _open_append(path, buffering=0)
     except OSError as e:
-        raise ActionError(f"cannot open the log file {path}: {e.strerror or e}") from None
+        raise _LogUnwritable(f"cannot open the log file {path}: {e.strerror or e}", e.errno in _NO_SPACE) from None
+
+
+def _could_not_start(req: RunRequest, e: ActionError) -> RunResult:
+    _log_line(req.log_path, f"# run {req.run_id} could not start: {e}")
+    return RunResult("failed", None, str(e), start_again=isinstance(e, _LogUnwritable) and e.no_space)
 
 
 def _log_line(path: Path, line: str) -> None:
@@ -346,12 +386,27 @@ def _log_line(path: Path, line: str) -> None:
 
 async def _start_process(req: RunRequest, argv: list[str], inputs: Mapping[str, Any],
                          what: str) -> RunningAction:
+    spawner = _fast_spawner() if not req.die_with_parent or _setpriv() is not None else None
+    if spawner is not None:
+        ra = await _start_fast(spawner, req, argv, inputs, what)
+        if ra is not None:
+            return ra
+    return await _start_asyncio(req, argv, inputs, what)
+
+
+async def _start_asyncio(req: RunRequest, argv: list[str], inputs: Mapping[str, Any],
+                         what: str) -> RunningAction:
+    """The portable path: asyncio's subprocess support (a pipe for stdin, fed by a task)."""
     env = _run_env(req, inputs)
     cwd = _cwd(req)
     log = _open_log(req.log_path)
     try:
-        log.write(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
-                  f"{what}\n".encode("utf-8", "replace"))
+        try:
+            log.write(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
+                      f"{what}\n".encode("utf-8", "replace"))
+        except OSError as e:
+            raise _LogUnwritable(f"cannot write the log file {req.log_path}: {e.strerror or e}",
+                                 e.errno in _NO_SPACE) from None
         spawn: dict[str, Any] = {}
         try:
             if req.die_with_parent:
@@ -420,6 +475,554 @@ def _setpriv() -> str | None:
         _SETPRIV.append(path)
     return _SETPRIV[0]
 
+# -- the fast path: the spawner process (runtime/spawn.py) ---------------------------------
+
+class _Fast:
+    """Whether the fast path works here, decided once (a process-wide fact), and the
+    spawner of each event loop (a cache: one spawner process per loop that runs actions)."""
+
+    broken = False
+    spawners: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Spawner]" = weakref.WeakKeyDictionary()
+
+
+def _fast_spawner() -> "Spawner | None":
+    if _Fast.broken:
+        return None
+    loop = asyncio.get_running_loop()
+    sp = _Fast.spawners.get(loop)
+    if sp is None:
+        if not (sys.platform.startswith("linux") and hasattr(os, "memfd_create") and hasattr(os, "pidfd_open")
+                and hasattr(socket, "SOCK_SEQPACKET") and (3, 11) <= sys.version_info[:2] <= (3, 13)):
+            _Fast.broken = True
+            return None
+        sp = _Fast.spawners[loop] = Spawner(loop)
+    return sp
+
+
+def close_spawner(loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Stop the spawner process of ``loop`` (the running one by default), if it has one:
+    ``serve`` and workers call it once their runs are over."""
+    loop = loop or asyncio.get_running_loop()
+    sp = _Fast.spawners.pop(loop, None)
+    if sp is not None:
+        sp.close()
+
+
+class Spawner:
+    """``serve``'s side of the spawner process (see :mod:`triggerlang.runtime.spawn`): sends
+    a message per run to start, hears back when it started and when it ended."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sock: socket.socket | None = None
+        self.starting: dict[int, asyncio.Future[tuple[int, int]]] = {}  # run -> (pid, log fd), once started
+        self.running: dict[int, "_FastAction"] = {}  # run -> its action, until it ended
+        self.ended: dict[int, int] = {}  # run -> wait status, when it ended before its start was seen
+        self._out: deque[tuple[bytes, list[int]]] = deque()  # messages the socket did not take yet
+        self._batch: list[tuple] = []  # this pass's commands
+        self._batch_fds: list[int] = []
+        self._flush_soon = False
+        self._writer = False
+        self._base: dict[bytes, bytes] | None = None  # the environment the spawner has
+        self._which: dict[tuple[str, bytes], str] = {}
+
+    # -- the process
+
+    def _ensure(self) -> None:
+        if self.sock is not None:
+            return
+        import subprocess
+
+        from . import spawn
+
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            for sk in (mine, theirs):
+                sk.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * spawn.MAX_MESSAGE)
+                sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * spawn.MAX_MESSAGE)
+            first = subprocess.Popen([sys.executable, "-I", "-S", spawn.__file__, str(theirs.fileno())],
+                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
+        finally:
+            theirs.close()
+        # it forks the spawner and exits at once (the spawner is no child of ours): reap it
+        threading.Thread(target=first.wait, name="triggerlang-spawner-start", daemon=True).start()
+        mine.setblocking(False)
+        self.sock = mine
+        self._base = None
+        self._writer = False
+        self.loop.add_reader(mine.fileno(), self._readable)
+
+    def close(self) -> None:
+        """Ask the spawner to exit once its children ended (it also exits with us)."""
+        if self.sock is None:
+            return
+        self._flush()  # the last lines of the runs' logs
+        sock, self.sock = self.sock, None
+        with contextlib.suppress(OSError, RuntimeError):
+            self.loop.remove_reader(sock.fileno())
+            self.loop.remove_writer(sock.fileno())
+        with contextlib.suppress(OSError):
+            sock.send(marshal.dumps([("q",)]))
+        sock.close()
+        self._lost("the spawner stopped")
+
+    def _lost(self, why: str) -> None:
+        """The spawner is gone: runs waiting to start fail; running ones end unknown."""
+        if self.sock is not None:
+            sock, self.sock = self.sock, None
+            with contextlib.suppress(OSError, RuntimeError):
+                self.loop.remove_reader(sock.fileno())
+                self.loop.remove_writer(sock.fileno())
+            sock.close()
+        self._out.clear()
+        for fd in self._batch_fds:
+            os.close(fd)
+        self._batch, self._batch_fds = [], []
+        starting, self.starting = self.starting, {}
+        for fut in starting.values():
+            if not fut.done():
+                fut.set_exception(_SpawnFailed("other", 0, why))
+        running, self.running = self.running, {}
+        self.ended.clear()
+        for ra in running.values():
+            ra._ended(None, why)
+
+    # -- messages
+
+    def _send(self, msg: tuple, fd: int | None = None) -> None:
+        """Queue a command; the commands of one loop pass leave together (:meth:`_flush`)."""
+        self._ensure()
+        self._batch.append(msg)
+        if fd is not None:
+            self._batch_fds.append(fd)
+        if not self._flush_soon:
+            self._flush_soon = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        from .spawn import MESSAGE
+
+        self._flush_soon = False
+        batch, fds, self._batch, self._batch_fds = self._batch, self._batch_fds, [], []
+        if not batch or self.sock is None:
+            for fd in fds:
+                os.close(fd)
+            return
+        base = getattr(os.environ, "_data", None)
+        if not isinstance(base, dict):
+            base = dict(os.environb)
+        if base != self._base:  # the environment runs start from changed
+            self._base = dict(base)
+            batch.insert(0, ("e", self._base))
+        part: list[tuple] = []
+        part_fds: list[int] = []
+        size = 0
+        for msg in batch:
+            if msg[0] == "s" and msg[8] is None:
+                part_fds.append(fds.pop(0))
+            part.append(msg)
+            size += sum(len(x) for x in msg if isinstance(x, (bytes, str))) + 64 * len(msg)
+            if size > MESSAGE or len(part_fds) >= 32:
+                self._out.append((marshal.dumps(part), part_fds))
+                part, part_fds, size = [], [], 0
+        if part:
+            self._out.append((marshal.dumps(part), part_fds))
+        self._writable()
+
+    def _sendmsg(self, data: bytes, fds: list[int]) -> None:
+        assert self.sock is not None
+        if fds:
+            socket.send_fds(self.sock, [data], fds)
+            for fd in fds:
+                os.close(fd)
+        else:
+            self.sock.send(data)
+
+    def _writable(self) -> None:
+        while self._out and self.sock is not None:
+            data, fds = self._out[0]
+            try:
+                self._sendmsg(data, fds)
+            except BlockingIOError:
+                if not self._writer:
+                    self._writer = True
+                    self.loop.add_writer(self.sock.fileno(), self._writable)
+                return
+            except OSError as e:
+                self._lost(f"the spawner stopped ({e.strerror or e})")
+                return
+            self._out.popleft()
+        if self._writer and self.sock is not None:
+            self._writer = False
+            self.loop.remove_writer(self.sock.fileno())
+
+    def _readable(self) -> None:
+        sock = self.sock
+        while sock is not None:
+            try:
+                data, fds, _, _ = socket.recv_fds(sock, 65536, 8)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self._lost(f"the spawner stopped ({e.strerror or e})")
+                return
+            if not data:
+                self._lost("the spawner process stopped")
+                return
+            for msg in marshal.loads(data):
+                kind, run = msg[0], msg[1]
+                if kind == "x":
+                    ra = self.running.pop(run, None)
+                    if ra is not None:
+                        ra._ended(msg[2], None)
+                    else:  # it ended before the run's task saw it start (same read): it collects it
+                        self.ended[run] = msg[2]
+                elif kind == "p":  # with the run's log file, open
+                    fut = self.starting.pop(run, None)
+                    log_fd = fds.pop(0) if fds else -1
+                    if fut is not None and not fut.done():
+                        fut.set_result((msg[2], log_fd))
+                    elif log_fd >= 0:
+                        os.close(log_fd)
+                elif kind == "f":
+                    fut = self.starting.pop(run, None)
+                    if fut is not None and not fut.done():
+                        fut.set_exception(_SpawnFailed(msg[2], msg[3], msg[4]))
+            for fd in fds:  # pragma: no cover - the spawner sends one with each start
+                os.close(fd)
+            sock = self.sock
+
+    # -- runs
+
+    def which(self, prog: str, path: bytes) -> str | None:
+        """``prog`` looked up on ``path`` (a ``PATH`` value), cached while it is found."""
+        key = (prog, path)
+        found = self._which.get(key)
+        if found is None:
+            found = shutil.which(prog, path=os.fsdecode(path))
+            if found is not None:
+                self._which[key] = found = os.path.abspath(found)
+        return found
+
+    def forget(self, prog: str, path: bytes) -> None:
+        self._which.pop((prog, path), None)
+
+    def start(self, key: int, argv: list[str], program: str, cwd: str, env: dict[bytes, bytes], log: str,
+              header: bytes, stdin: bytes) -> "asyncio.Future[tuple[int, int]]":
+        """Start a process with ``serve``'s environment updated with ``env``; a future of its
+        pid and its log file, open (``_SpawnFailed`` if it could not start)."""
+        from .spawn import INLINE_STDIN
+
+        fut: asyncio.Future[tuple[int, int]] = self.loop.create_future()
+        if key in self.starting or key in self.running:
+            raise _SpawnFailed("other", 0, f"run {key} is already started")
+        memfd = None
+        if len(stdin) > INLINE_STDIN:
+            memfd = os.memfd_create("trg-event", os.MFD_CLOEXEC)
+            view = memoryview(stdin)
+            while view:
+                view = view[os.write(memfd, view):]
+            os.lseek(memfd, 0, os.SEEK_SET)
+            stdin = None  # type: ignore[assignment]
+        self.starting[key] = fut
+        try:
+            self._send(("s", key, argv, program, cwd, env, log, header, stdin), memfd)
+        except BaseException:
+            self.starting.pop(key, None)
+            if memfd is not None:
+                os.close(memfd)
+            raise
+        return fut
+
+class _SpawnFailed(Exception):
+    """The spawner could not start a process: ``where`` it failed, ``errno``, a message."""
+
+    def __init__(self, where: str, errno: int, message: str) -> None:
+        super().__init__(message)
+        self.where, self.errno, self.message = where, errno, message
+
+
+def _env_changes(req: RunRequest, inputs: Mapping[str, Any]) -> dict[bytes, bytes]:
+    """What :func:`_run_env` adds to ``os.environ``, as bytes (the spawner has the rest)."""
+    enc = os.fsencode
+    env: dict[bytes, bytes] = {}
+    for k, v in (req.action.get("env") or {}).items():
+        env[enc(str(k))] = enc(_env_text(v))
+    ev = req.event or {}
+    env[b"TRG_RUN_ID"] = str(req.run_id).encode()
+    env[b"TRG_RULE"] = enc(req.rule)
+    env[b"TRG_EVENT_ID"] = enc(str(ev.get("id", "")))
+    env[b"TRG_EVENT_SOURCE"] = enc(str(ev.get("source", "")))
+    env[b"TRG_EVENT_TYPE"] = enc(str(ev.get("type", "")))
+    for name, v in inputs.items():
+        env[enc(input_env_name(name))] = enc(_env_text(v))
+    return env
+
+
+def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Mapping[str, Any],
+                  what: str) -> tuple[tuple, Callable[[_SpawnFailed], ActionError | None]]:
+    """(the arguments of :meth:`Spawner.start`, how to tell its failure); ActionError when
+    the run cannot start at all (a missing program, a NUL byte)."""
+    env = _env_changes(req, inputs)
+    for k, v in env.items():
+        if b"=" in k or b"\0" in k or b"\0" in v:
+            raise ActionError(f"cannot start {argv[0]}: an environment variable holds a NUL byte or '='")
+    if any("\0" in a for a in argv):
+        raise ActionError(f"cannot start {argv[0]}: embedded null byte")
+    cwd = _cwd(req)
+    prog = argv[0]
+    path = env.get(b"PATH") or os.environb.get(b"PATH", os.defpath.encode())
+    if "/" in prog:
+        program = prog
+    else:
+        found = spawner.which(prog, path)
+        if found is None:
+            raise ActionError(f"program not found: {prog}")
+        program = found
+    header = (f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
+              f"{what}\n").encode("utf-8", "replace")
+    if req.die_with_parent:  # setpriv, between the spawner's thread and the program (see _dying_with_parent)
+        setpriv = _setpriv()
+        assert setpriv is not None
+        argv, program = [setpriv, "--pdeathsig", "KILL", "--", *argv], setpriv
+
+    def failure(e: _SpawnFailed) -> ActionError | None:
+        """The run's error, or None: this Python's fork_exec differs (the portable path from now on)."""
+        if e.where == "python":
+            _Fast.broken = True
+            return None
+        if e.where == "log":
+            return _LogUnwritable(f"cannot open the log file {req.log_path}: {e.message}", e.errno in _NO_SPACE)
+        if e.where == "cwd":
+            if e.errno == 20:  # ENOTDIR
+                return ActionError(f"the working directory {cwd} is not a directory")
+            if not cwd.is_dir():
+                return ActionError(f"the working directory {cwd} does not exist")
+            return ActionError(f"cannot enter the working directory {cwd}: {e.message}")
+        if e.where == "exec" and e.errno == 2:  # ENOENT
+            spawner.forget(prog, path)
+            return ActionError(f"program not found: {prog}")
+        if e.where == "exec" and e.errno in (13, 21):  # EACCES, EISDIR
+            return ActionError(f"cannot execute {prog}: permission denied")
+        return ActionError(f"cannot start {prog}: {e.message}")
+
+    return (req.run_id, argv, program, str(cwd), env, str(req.log_path), header, _event_bytes(req.event)), failure
+
+
+async def _start_fast(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Mapping[str, Any],
+                      what: str) -> RunningAction | None:
+    """Start through ``spawner``; None if the fast path turns out not to work here."""
+    args, failure = _fast_request(spawner, req, argv, inputs, what)
+    ra = _FastAction(req, spawner)
+    try:
+        pid, log_fd = await spawner.start(*args)
+    except _SpawnFailed as e:
+        err = failure(e)
+        if err is None:
+            return None
+        raise err from None
+    ra._started(pid, log_fd)
+    return ra
+
+
+def launch(req: RunRequest, on_done: Callable[[RunResult], None]) -> RunningAction:
+    """Start the action of ``req`` without waiting for it: the :class:`RunningAction` comes
+    back at once (it may still be starting; :meth:`~RunningAction.cancel` works meanwhile)
+    and ``on_done(result)`` is called on the loop when it ended, however it ended (a run
+    that could not start has ended ``failed``). :func:`start_action` and ``wait`` do the
+    same with a task; ``serve``'s engine uses this: no task per run."""
+    loop = asyncio.get_running_loop()
+    kind = req.action.get("kind")
+    spawner = _fast_spawner() if kind in ("exec", "shell") and (not req.die_with_parent or _setpriv() is not None) \
+        else None
+    if spawner is not None:
+        try:
+            inputs = _bind_inputs(req.action, req.inputs)
+            if kind == "exec":
+                argv = _exec_argv(req, inputs)
+                what = f"exec {shlex.join(argv)}"
+            else:
+                script = req.action.get("script")
+                if not isinstance(script, str):
+                    raise ActionError("the shell action has no script")
+                argv, what = ["/bin/sh", "-c", script], f"shell {script!r}"
+            args, failure = _fast_request(spawner, req, argv, inputs, what)
+            ra = _FastAction(req, spawner, on_done)
+            fut = spawner.start(*args)
+        except ActionError as e:
+            done = RunningAction.finished(req, _could_not_start(req, e))
+            loop.call_soon(on_done, done._result)
+            return done
+        except _SpawnFailed as e:  # the spawner could not be reached
+            _log_line(req.log_path, f"# run {req.run_id} could not start: {e.message}")
+            done = RunningAction.finished(req, RunResult("failed", None, f"cannot start: {e.message}"))
+            loop.call_soon(on_done, done._result)
+            return done
+        fut.add_done_callback(partial(ra._spawned, failure))
+        return ra
+    return _TaskAction(req, on_done)
+
+
+class _TaskAction(RunningAction):
+    """:func:`launch` through :func:`start_action` in a task (http actions, the portable path)."""
+
+    def __init__(self, req: RunRequest, on_done: Callable[[RunResult], None]) -> None:
+        super().__init__(req)
+        self._inner: RunningAction | None = None
+        self._cancelled: float | None = None
+        self._on_done = on_done
+        self._task = asyncio.get_running_loop().create_task(self._go(), name=f"triggerlang-run-{req.run_id}")
+
+    async def _go(self) -> RunResult:
+        try:
+            inner = self._inner = await start_action(self.req)
+            self.pid, self.pgid = inner.pid, inner.pgid
+            if self._cancelled is not None:
+                result = await inner.cancel(self._cancelled)
+            else:
+                result = await inner.wait()
+        except Exception as e:  # pragma: no cover - start_action reports a run's own problems as results
+            result = RunResult("failed", None, f"internal error: {e}")
+        self._result = result
+        self._on_done(result)
+        return result
+
+    async def cancel(self, grace: float = KILL_GRACE) -> RunResult:
+        if self._inner is not None:
+            await self._inner.cancel(grace)
+        else:
+            self._cancelled = grace
+        return await self.wait()
+
+
+class _FastChild:
+    """The process of a fast run as :func:`_stop_group` sees it (``pid``, ``returncode``, ``wait``)."""
+
+    def __init__(self, pid: int, exited: "asyncio.Future[int]") -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+        self._exited = exited
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+
+class _FastAction(RunningAction):
+    """A process run started by the spawner: no task while it runs; the spawner says when
+    it started and when it ended, a timer when it took too long. ``on_done`` (if given) is
+    called with the result."""
+
+    def __init__(self, req: RunRequest, spawner: Spawner,
+                 on_done: Callable[[RunResult], None] | None = None) -> None:
+        super().__init__(req)
+        loop = spawner.loop
+        self._loop = loop
+        self._spawner = spawner
+        self._on_done = on_done
+        self._log_fd = -1
+        self._exited: asyncio.Future[int] = loop.create_future()
+        self._done: asyncio.Future[RunResult] = loop.create_future()
+        self._child: _FastChild | None = None
+        self._reason: str | None = None
+        self._lost: str | None = None
+        self._stopper: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._cancel_pending: float | None = None
+
+    def _spawned(self, failure: Callable[[_SpawnFailed], ActionError | None], fut: asyncio.Future) -> None:
+        """The spawner answered (:func:`launch`): started, or could not start."""
+        exc = fut.exception()
+        if exc is None:
+            self._started(*fut.result())
+            return
+        if isinstance(exc, _SpawnFailed):
+            err = failure(exc) or ActionError(f"cannot start: {exc.message}")
+        else:  # pragma: no cover
+            err = ActionError(f"cannot start: {exc}")
+        self._complete(_could_not_start(self.req, err))
+
+    def _started(self, pid: int, log_fd: int) -> None:
+        self.pid = self.pgid = pid
+        self._log_fd = log_fd
+        self._child = _FastChild(pid, self._exited)
+        req = self.req
+        timeout = req.timeout if req.timeout is not None and req.timeout > 0 else None
+        if timeout:
+            self._timer = self._loop.call_later(timeout, self._stop, "timed_out", req.kill_grace)
+        status = self._spawner.ended.pop(req.run_id, None)
+        if status is not None:  # it ended in the same read as its start
+            self._ended(status, None)
+        else:
+            self._spawner.running[req.run_id] = self
+            if self._cancel_pending is not None:
+                self._stop("cancelled", self._cancel_pending)
+
+    def _ended(self, status: int | None, lost: str | None) -> None:
+        """The spawner reaped the process (its wait status), or is gone (``lost``)."""
+        if self._exited.done() or self._child is None:
+            return
+        rc = os.waitstatus_to_exitcode(status) if status is not None else -signal.SIGKILL
+        self._lost = lost
+        self._child.returncode = rc
+        self._exited.set_result(rc)
+        if self._stopper is None:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._child is not None and self._child.returncode is not None
+        result, trailer = _outcome(self.req, self._reason, self._child.returncode, time.monotonic() - self.started)
+        if self._lost is not None:
+            result = RunResult("failed", None, f"{self._lost}: how the run ended is not known")
+            trailer = f"# run {self.req.run_id} failed: {self._lost}"
+        if self._log_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self._log_fd, (trailer + "\n").encode("utf-8", "replace"))
+            os.close(self._log_fd)
+            self._log_fd = -1
+        else:
+            _log_line(self.req.log_path, trailer)
+        self._complete(result)
+
+    def _complete(self, result: RunResult) -> None:
+        self._result = result
+        if not self._done.done():
+            self._done.set_result(result)
+        if self._on_done is not None:
+            on_done, self._on_done = self._on_done, None
+            on_done(result)
+
+    def _stop(self, reason: str, grace: float) -> None:
+        """Stop the process group (a timeout, a cancel): SIGTERM, SIGKILL after ``grace``."""
+        if self._done.done():
+            return
+        if self._child is None:  # not started yet: stop it once it is
+            self._cancel_pending = grace
+            return
+        if self._stopper is not None or self._child.returncode is not None:
+            return
+        self._reason = reason
+        self._stopper = self._loop.create_task(self._stop_and_finish(grace))
+
+    async def _stop_and_finish(self, grace: float) -> None:
+        assert self._child is not None
+        try:
+            await _stop_group(self._child, grace)
+        finally:
+            await self._child.wait()
+            self._finish()
+
+    def done(self) -> bool:
+        return self._done.done()
+
+    async def wait(self) -> RunResult:
+        return await asyncio.shield(self._done)
+
+    async def cancel(self, grace: float = KILL_GRACE) -> RunResult:
+        self._stop("cancelled", grace)
+        return await self.wait()
+
 
 def _die_with_parent() -> Any:
     """A ``preexec_fn`` that makes the child get SIGKILL when this process dies (Linux's
@@ -480,7 +1083,14 @@ async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process) -> Run
             await feeder
         with contextlib.suppress(asyncio.CancelledError):
             await cancel
-    elapsed = time.monotonic() - ra.started
+    result, trailer = _outcome(req, reason, rc, time.monotonic() - ra.started)
+    _log_line(req.log_path, trailer)
+    return result
+
+
+def _outcome(req: RunRequest, reason: str | None, rc: int, elapsed: float) -> tuple[RunResult, str]:
+    """How a process run ended (``reason``: we stopped it, ``timed_out`` or ``cancelled``),
+    and the last line of its log."""
     code, sig = _exit_code(rc)
     if reason == "timed_out":
         result = RunResult("timed_out", code, f"timed out after {_secs(req.timeout or 0)}")
@@ -492,9 +1102,8 @@ async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process) -> Run
         result = RunResult("failed", code, f"killed by {sig}")
     else:
         result = RunResult("failed", code, f"exited with code {code}")
-    _log_line(req.log_path, f"# run {req.run_id} {result.status}"
-              f"{'' if code is None else f' (exit code {code})'} after {elapsed:.3f}s")
-    return result
+    return result, (f"# run {req.run_id} {result.status}"
+                    f"{'' if code is None else f' (exit code {code})'} after {elapsed:.3f}s")
 
 
 def _exit_code(rc: int) -> tuple[int, str | None]:

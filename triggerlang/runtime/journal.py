@@ -33,7 +33,8 @@ Statuses: ``queued`` ``running`` ``succeeded`` ``failed`` ``timed_out`` ``cancel
 
 Durability
 ----------
-Every method that writes commits before it returns. The connection runs with
+Every method that writes commits before it returns (in group commit mode, below: once
+its batch commits, one loop pass later). The connection runs with
 ``journal_mode=WAL`` and ``synchronous=NORMAL``: a committed transaction survives a crash
 or ``kill -9`` of the process (the promise of SPEC §9); only an OS crash or power loss can
 roll back the last few transactions, and never corrupts the file. Pass
@@ -44,6 +45,32 @@ Threads
 One connection (``check_same_thread=False``) guarded by a :class:`threading.Lock`: the
 methods may be called from any thread, or directly from the event loop (they are short;
 a write is tens of microseconds, well over 1000 events/s).
+
+Group commit (``serve``)
+------------------------
+:meth:`SqliteStore.start_group_commit` hands the connection to the event loop's thread:
+from then on every write made on that thread joins ONE open transaction (a *batch*,
+``BEGIN IMMEDIATE`` at its first write) that is committed by a callback the loop runs at
+its next pass, so the writes of every request, run start and run end handled in one loop
+pass share one commit. A write returns at once with its result (new run ids...) and is
+visible to every later read on that thread; it is durable once the batch commits:
+``await store.flush()`` (or a callback on :meth:`commit_future`) waits for that, and the
+HTTP source answers ``202`` only then. If the commit fails (a full disk), the whole batch
+rolls back, every waiter gets the :class:`JournalError`, and the hooks registered with
+:meth:`on_rollback` run first (the engine forgets the runs that were never written). Run
+ids are handed out from memory in this mode and never reused, so an id that a rolled-back
+batch gave out can never name another run.
+
+Other threads get a connection of their own (WAL: readers see the last commit). The WAL
+is checkpointed by a thread with its own connection (``PRAGMA wal_checkpoint(PASSIVE)``,
+which copies committed pages and syncs the file without taking the write lock), never in
+a commit on the request path: the loop's connection runs with ``wal_autocheckpoint=0``.
+
+Extending a batch (correlation groups, delivery history): a write that must be durable
+with an event goes in ``record_event``'s ``in_tx`` callback, which runs on the loop's
+thread inside the batch under a savepoint of its own (if it raises, only that event's
+writes are undone). Writes nobody waits for (a rejected delivery's history row) can be
+made with :meth:`write_soon`: they join the open batch, or open one.
 
 Errors
 ------
@@ -69,6 +96,8 @@ event's own ``time`` is kept as the string the source gave.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import os
 import sqlite3
@@ -123,7 +152,7 @@ CREATE TABLE IF NOT EXISTS runs (
     started_at  REAL,
     finished_at REAL,
     not_before  REAL,
-    log_path    TEXT,                        -- relative to the state directory
+    log_path    TEXT,                        -- relative to the state directory (NULL: logs/<id>.log)
     error       TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs(status, id);
@@ -175,6 +204,99 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     # 4: the correlation log (runtime/correlate.py): a new table only, in _SCHEMA
 }
 
+CHECKPOINT_INTERVAL = 0.25
+"""Seconds between two looks of the checkpoint thread at the WAL (group commit mode)."""
+CHECKPOINT_EVERY_COMMITS = 64
+"""...and it is woken after this many commits, whichever comes first."""
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Bytes the WAL file is cut back to when SQLite rewinds it (``journal_size_limit``)."""
+
+
+class _Batch:
+    """The writes of one loop pass: one transaction, committed by a callback."""
+
+    __slots__ = ("future", "rollback_hooks", "after")
+
+    def __init__(self, future: "asyncio.Future[None]") -> None:
+        self.future = future
+        self.rollback_hooks: list[Callable[[], None]] = []
+        # (called once committed, called with the error if it rolled back)
+        self.after: list[tuple[Callable[[], None], Callable[[JournalError], None] | None]] = []
+
+
+class _Checkpointer:
+    """Checkpoints the WAL from a connection and a thread of its own (PASSIVE: it never
+    takes the write lock, so commits go on meanwhile), every ``interval`` seconds or when
+    woken; its fsyncs never delay a commit."""
+
+    def __init__(self, path: Path, interval: float, busy_timeout: float) -> None:
+        self.path, self.interval, self.busy_timeout = path, interval, busy_timeout
+        self.checkpoints = 0
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="triggerlang-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def _loop(self) -> None:
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+        except sqlite3.Error:  # pragma: no cover - the loop's connection reports it
+            return
+        try:
+            while not self._stop:
+                self._wake.wait(self.interval)
+                self._wake.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoints += 1
+                except sqlite3.Error:  # a full disk...: the next round tries again
+                    pass
+        finally:
+            conn.close()
+
+
+class _GroupCommit:
+    """The group commit state of one store (see the module docstring)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread: int, ids: "itertools.count[int]",
+                 checkpointer: _Checkpointer) -> None:
+        self.loop, self.thread, self.ids, self.checkpointer = loop, thread, ids, checkpointer
+        self.batch: _Batch | None = None
+        self.commits = 0
+        self.writes = 0
+        self.last_ms = 0.0
+        self.max_ms = 0.0
+
+    def stop(self, store: "SqliteStore") -> None:
+        """Commit what is open (close() on the loop's thread), stop the checkpointer."""
+        batch = self.batch
+        if batch is not None:
+            store._gc = self  # _commit_batch looks the batch up on the store
+            try:
+                store._commit_batch(batch)
+            finally:
+                store._gc = None
+        self.checkpointer.stop()
+        conn = store._conn
+        if conn is not None:
+            try:
+                conn.execute("PRAGMA wal_autocheckpoint = 1000")
+            except sqlite3.Error:  # pragma: no cover
+                pass
+
+
 _RUN_COLUMNS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
                 "started_at, finished_at, not_before, exit_code, error, log_path, rerun_of")
 _EVENT_COLUMNS = "id, source, type, time, matched, data, delivery_key, received_at, depth"
@@ -192,6 +314,10 @@ class SqliteStore(SqliteGroups):
         self.path = self.state_dir / DB_NAME
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._gc: _GroupCommit | None = None
+        self._busy_timeout = busy_timeout
+        self._side = threading.local()
+        self._side_conns: list[sqlite3.Connection] = []
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self._prepare_dir()
@@ -288,33 +414,246 @@ class SqliteStore(SqliteGroups):
 
     @contextmanager
     def _cursor(self, write: bool) -> Iterator[sqlite3.Connection]:
-        """The connection under the lock; for writes, inside one committed transaction."""
+        """The connection to use; for writes, inside a transaction committed on return
+        (or, on the loop's thread in group commit mode, inside the open batch)."""
+        if self._gc is not None:
+            if threading.get_ident() == self._gc.thread:
+                conn = self._conn
+                if conn is None:
+                    raise JournalError(f"the journal {self.path} is closed")
+                if not write:
+                    try:
+                        yield conn
+                    except sqlite3.Error as e:
+                        raise self._error(e) from None
+                    return
+                with self._batched(conn) as c:
+                    yield c
+                return
+            with self._side_cursor(write) as c:
+                yield c
+            return
         with self._lock:
             conn = self._conn
             if conn is None:
                 raise JournalError(f"the journal {self.path} is closed")
+            with self._transaction(conn, write) as c:
+                yield c
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection, write: bool) -> Iterator[sqlite3.Connection]:
+        try:
+            if write:
+                conn.execute("BEGIN IMMEDIATE")
             try:
+                yield conn
                 if write:
-                    conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                    if write:
-                        conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as e:
-                raise self._error(e) from None
+                    conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            raise self._error(e) from None
 
     def close(self) -> None:
-        """Close the database (idempotent). Later calls raise JournalError."""
+        """Close the database (idempotent); an open batch is committed first. Later calls
+        raise JournalError."""
+        gc, self._gc = self._gc, None
+        if gc is not None:
+            gc.stop(self)
         with self._lock:
+            for side in self._side_conns:
+                try:
+                    side.close()
+                except sqlite3.Error:  # pragma: no cover
+                    pass
+            self._side_conns.clear()
             if self._conn is not None:
                 try:
                     self._conn.close()
                 finally:
                     self._conn = None
+
+    # -- group commit -------------------------------------------------------------------
+
+    def start_group_commit(self, loop: asyncio.AbstractEventLoop | None = None, *,
+                           checkpoint_interval: float = CHECKPOINT_INTERVAL) -> None:
+        """Group commit from now on (see the module docstring): call it on the thread that
+        runs ``loop`` (the running loop by default); :meth:`close` ends it. The WAL is then
+        checkpointed by a background thread, never in a commit."""
+        loop = loop or asyncio.get_running_loop()
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise JournalError(f"the journal {self.path} is closed")
+            if self._gc is not None:
+                raise RuntimeError("group commit is already on")
+            try:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
+                conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+                top = conn.execute("SELECT MAX(id) FROM runs").fetchone()[0] or 0
+                seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+            except sqlite3.Error as e:
+                raise self._error(e) from None
+            first = max(int(top), int(seq[0]) if seq else 0) + 1
+            self._gc = _GroupCommit(loop, threading.get_ident(), itertools.count(first),
+                                    _Checkpointer(self.path, checkpoint_interval, self._busy_timeout))
+            self._gc.checkpointer.start()
+
+    @property
+    def group_commit(self) -> bool:
+        return self._gc is not None
+
+    def commit_future(self) -> "asyncio.Future[None] | None":
+        """The future of the open batch (done when it commits; JournalError if it rolls
+        back), or None when nothing waits to be committed. Loop thread only."""
+        gc = self._gc
+        return None if gc is None or gc.batch is None else gc.batch.future
+
+    async def flush(self) -> None:
+        """Wait until every write made so far on the loop's thread is committed (at once
+        without group commit). JournalError if its batch rolled back."""
+        gc = self._gc
+        if gc is not None and gc.batch is not None:
+            await gc.batch.future
+
+    def after_commit(self, ok: Callable[[], None], failed: Callable[[JournalError], None] | None = None) -> None:
+        """``ok()`` once everything written so far is committed: right after that commit, in
+        the same loop pass (at once when nothing waits to be committed); ``failed(error)``
+        instead if its batch rolls back. Loop thread only."""
+        gc = self._gc
+        if gc is None or gc.batch is None:
+            ok()
+        else:
+            gc.batch.after.append((ok, failed))
+
+    def on_rollback(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` (on the loop's thread) if the open batch rolls back."""
+        gc = self._gc
+        if gc is not None and gc.batch is not None:
+            gc.batch.rollback_hooks.append(hook)
+
+    def write_soon(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        """``fn(conn)`` in the open batch (or a new one); nobody waits for its commit.
+        Without group commit, in a transaction of its own at once."""
+        with self._cursor(write=True) as conn:
+            fn(conn)
+
+    def commit_stats(self) -> dict[str, float]:
+        """Group commit counters: commits, writes, the last and the largest commit in ms
+        (for a ``/metrics`` page); empty without group commit."""
+        gc = self._gc
+        if gc is None:
+            return {}
+        return {"commits": gc.commits, "writes": gc.writes, "last_commit_ms": gc.last_ms,
+                "max_commit_ms": gc.max_ms, "checkpoints": gc.checkpointer.checkpoints}
+
+    def _batch_conn(self, gc: "_GroupCommit") -> sqlite3.Connection:
+        """The loop's connection inside the open batch (opened here if none is)."""
+        conn = self._conn
+        if conn is None:
+            raise JournalError(f"the journal {self.path} is closed")
+        if gc.batch is None:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise self._error(e) from None
+            gc.batch = _Batch(gc.loop.create_future())
+            gc.loop.call_soon(self._commit_batch, gc.batch)
+        gc.writes += 1
+        return conn
+
+    @contextmanager
+    def _batched(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        gc = self._gc
+        assert gc is not None
+        conn = self._batch_conn(gc)
+        try:
+            yield conn
+        except sqlite3.Error as e:
+            err = self._error(e)
+            self._abort_batch(err)
+            raise err from None
+
+    def _commit_batch(self, batch: "_Batch") -> None:
+        gc = self._gc
+        if gc is None or gc.batch is not batch:
+            return  # committed already (close), or rolled back
+        gc.batch = None
+        conn = self._conn
+        t0 = time.perf_counter()
+        try:
+            if conn is None:
+                raise sqlite3.OperationalError("the journal is closed")
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            gc.batch = batch
+            self._abort_batch(self._error(e))
+            return
+        ms = (time.perf_counter() - t0) * 1000
+        gc.commits += 1
+        gc.last_ms = ms
+        gc.max_ms = max(gc.max_ms, ms)
+        if not batch.future.done():
+            batch.future.set_result(None)
+        if gc.commits % CHECKPOINT_EVERY_COMMITS == 0:
+            gc.checkpointer.wake()
+        for ok, _ in batch.after:
+            try:
+                ok()
+            except Exception:  # pragma: no cover - a callback must not stop the others
+                import logging
+
+                logging.getLogger("triggerlang").exception("a journal commit callback failed")
+
+    def _abort_batch(self, err: JournalError) -> None:
+        """Roll the open batch back: hooks first, then every waiter gets ``err``."""
+        gc = self._gc
+        if gc is None or gc.batch is None:
+            return
+        batch, gc.batch = gc.batch, None
+        conn = self._conn
+        if conn is not None and conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # pragma: no cover - nothing more to undo
+                pass
+        for hook in batch.rollback_hooks:
+            try:
+                hook()
+            except Exception:  # pragma: no cover - a hook must not stop the others
+                import logging
+
+                logging.getLogger("triggerlang").exception("journal rollback hook failed")
+        if not batch.future.done():
+            batch.future.set_exception(err)
+            batch.future.exception()  # retrieved: a batch nobody awaited must not log a warning
+        for _, failed in batch.after:
+            if failed is not None:
+                try:
+                    failed(err)
+                except Exception:  # pragma: no cover
+                    import logging
+
+                    logging.getLogger("triggerlang").exception("a journal rollback callback failed")
+
+    @contextmanager
+    def _side_cursor(self, write: bool) -> Iterator[sqlite3.Connection]:
+        """A thread other than the loop's, in group commit mode: a connection of its own."""
+        conn = getattr(self._side, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            except sqlite3.Error as e:
+                raise self._error(e) from None
+            with self._lock:
+                self._side_conns.append(conn)
+            self._side.conn = conn
+        with self._transaction(conn, write) as c:
+            yield c
 
     def describe(self) -> str:
         return str(self.state_dir)
@@ -330,7 +669,8 @@ class SqliteStore(SqliteGroups):
     def record_event(self, event: Event, runs: list[PlannedRun], delivery_key: str | None = None,
                      *, matched: list[str] | None = None,
                      in_tx: Callable[[sqlite3.Connection], None] | None = None) -> Recorded:
-        """Journal one event and its runs in ONE transaction, committed on return.
+        """Journal one event and its runs in ONE transaction, committed on return (in group
+        commit mode: written in the open batch, see :meth:`flush`).
 
         The event's ``matched`` list is the rule names of ``runs`` (in order, without
         repeats) followed by any names in ``matched`` that have no run yet (a debounced
@@ -351,21 +691,49 @@ class SqliteStore(SqliteGroups):
                 names.append(name)
         now = time.time()
         data_json = _dumps(event.data)
+        gc = self._gc
+        if gc is not None and in_tx is None and threading.get_ident() == gc.thread:
+            conn = self._batch_conn(gc)  # the hot path of serve: no context manager
+            try:
+                return self._record(conn, event, runs, delivery_key, names, data_json, now, None)
+            except sqlite3.Error as e:
+                err = self._error(e)
+                self._abort_batch(err)
+                raise err from None
         with self._cursor(write=True) as conn:
+            if in_tx is None:
+                return self._record(conn, event, runs, delivery_key, names, data_json, now, None)
+            # the extension's writes and the event's are undone together if it raises (a batch
+            # holds other events: they stay)
+            conn.execute("SAVEPOINT record_event")
+            try:
+                rec = self._record(conn, event, runs, delivery_key, names, data_json, now, in_tx)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK TO record_event")
+                    conn.execute("RELEASE record_event")
+                raise
+            conn.execute("RELEASE record_event")
+            return rec
+
+    def _record(self, conn: sqlite3.Connection, event: Event, runs: list[PlannedRun], delivery_key: str | None,
+                names: list[str], data_json: str, now: float,
+                in_tx: Callable[[sqlite3.Connection], None] | None) -> Recorded:
+        # one statement finds a redelivery (delivery_key) or a replayed event id: both are UNIQUE
+        cur = conn.execute(
+            "INSERT INTO events (id, source, type, time, data, delivery_key, matched, received_at, depth) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (event.id, event.source, event.type, event.time, data_json, delivery_key,
+             _dumps(names) if names else "[]", now, int(event.depth)))
+        if cur.rowcount == 0:
+            row = None
             if delivery_key is not None:
                 row = conn.execute("SELECT id FROM events WHERE delivery_key = ?", (delivery_key,)).fetchone()
-                if row is not None:
-                    return Recorded(row[0], self._run_ids_of(conn, row[0]), duplicate=True)
-            if conn.execute("SELECT 1 FROM events WHERE id = ?", (event.id,)).fetchone() is not None:
-                return Recorded(event.id, self._run_ids_of(conn, event.id), duplicate=True)
-            conn.execute(
-                "INSERT INTO events (id, source, type, time, data, delivery_key, matched, received_at, depth) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (event.id, event.source, event.type, event.time, data_json, delivery_key,
-                 _dumps(names), now, int(event.depth)))
-            if in_tx is not None:
-                in_tx(conn)
-            ids = [self._insert_run(conn, p, event.id, p.status, 1, p.not_before, now, p.error) for p in runs]
+            eid = row[0] if row is not None else event.id
+            return Recorded(eid, self._run_ids_of(conn, eid), duplicate=True)
+        if in_tx is not None:
+            in_tx(conn)
+        ids = [self._insert_run(conn, p, event.id, p.status, 1, p.not_before, now, p.error) for p in runs]
         return Recorded(event.id, ids, data_json=data_json)
 
     def add_run(self, planned: PlannedRun, event_id: str, status: str = "queued", attempt: int = 1,
@@ -380,19 +748,20 @@ class SqliteStore(SqliteGroups):
             return self._insert_run(conn, planned, event_id, status, attempt, not_before, time.time(),
                                     error if error is not None else planned.error)
 
-    @staticmethod
-    def _insert_run(conn: sqlite3.Connection, p: PlannedRun, event_id: str, status: str,
+    def _insert_run(self, conn: sqlite3.Connection, p: PlannedRun, event_id: str, status: str,
                     attempt: int, not_before: float | None, now: float, error: str | None,
                     rerun_of: int | None = None) -> int:
         final = now if status in FINAL_STATUSES else None
+        gc = self._gc
+        # group commit: ids from memory, never reused after a rollback (see the module docstring);
+        # log_path stays NULL for the default <state>/logs/<id>.log
+        run_id = next(gc.ids) if gc is not None else None
         cur = conn.execute(
-            "INSERT INTO runs (rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
-            "finished_at, not_before, error, rerun_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (p.rule, p.action, status, _dumps(p.inputs), event_id, int(attempt), p.dedupe_key, now,
+            "INSERT INTO runs (id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
+            "finished_at, not_before, error, rerun_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, p.rule, p.action, status, _dumps(p.inputs), event_id, int(attempt), p.dedupe_key, now,
              final, not_before, error, rerun_of))
-        run_id = int(cur.lastrowid)  # type: ignore[arg-type]
-        conn.execute("UPDATE runs SET log_path = ? WHERE id = ?", (f"{LOGS_DIR}/{run_id}.log", run_id))
-        return run_id
+        return int(cur.lastrowid) if run_id is None else run_id  # type: ignore[arg-type]
 
     # -- the operator's writes (issue 14) ----------------------------------------------
 
@@ -521,6 +890,14 @@ class SqliteStore(SqliteGroups):
                 return None
             r = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _row(self.state_dir, r)
+
+    def requeue(self, run_id: int) -> None:
+        """``running`` -> ``queued`` for a run that was claimed but never started (the
+        runtime began to stop in between, or its log could not be written): the next
+        start runs it."""
+        with self._cursor(write=True) as conn:
+            conn.execute("UPDATE runs SET status = 'queued', started_at = NULL WHERE id = ? AND status = 'running'",
+                         (run_id,))
 
     def mark_finished(self, run_id: int, status: str, exit_code: int | None,
                       error: str | None = None) -> None:

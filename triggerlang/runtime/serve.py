@@ -36,8 +36,8 @@ from typing import Any
 from .. import defaults
 from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
 from ..sources.base import Source, SourceContext, load_source_class
-from .engine import Engine, StartError, resolve_secrets
-from .executor import pidfd_child_watcher, restore_child_watcher, stop_on_signals
+from .engine import MAX_BACKLOG, Engine, StartError, resolve_secrets
+from .executor import close_spawner, pidfd_child_watcher, restore_child_watcher, stop_on_signals
 from .journal import Journal
 from .loops import DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS
 from .store import StoreError as JournalError
@@ -68,6 +68,7 @@ class ServeOptions:
     # loop protection (runtime/loops.py)
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
     max_retriggers: int = DEFAULT_MAX_RETRIGGERS
+    max_backlog: int = MAX_BACKLOG     # queued runs past which deliveries get 503 (back-pressure)
 
 
 def log_warnings(diagnostics: list) -> None:
@@ -130,10 +131,12 @@ class Runtime:
         from .metrics import Metrics
         from .operations import EngineOperator
 
+        # one commit per loop pass for every event, run start and run end; checkpoints in a thread
+        journal.start_group_commit()
         self.metrics = Metrics(store=journal)
         self.engine = Engine(manifest, journal, secrets, self.base_dir, max_open_groups=self.opts.max_open_groups,
                              max_chain_depth=self.opts.max_chain_depth, max_retriggers=self.opts.max_retriggers,
-                             metrics=self.metrics)
+                             metrics=self.metrics, max_backlog=self.opts.max_backlog)
         self.operator = EngineOperator(self.engine)
         interrupted, queued = self.engine.recover()
         if interrupted or queued:
@@ -188,7 +191,9 @@ class Runtime:
         if self.opts.port is not None:
             opts["port"] = self.opts.port
         return SourceContext(base_dir=self.base_dir, state_dir=self.state_dir, submit=self.engine.submit,
-                             secrets=self.secrets, log=log, options=opts)
+                             secrets=self.secrets, log=log, options=opts,
+                             submit_then=getattr(self.engine, "submit_then", None),
+                             overloaded=getattr(self.engine, "overloaded", None))
 
     def extra_routes(self) -> list:
         """Routes beside the webhooks: ``/metrics`` always, the dashboard when asked."""
@@ -305,7 +310,12 @@ class Runtime:
             self.store.close()
         elif self.engine is not None:
             await self.engine.drain(self.opts.grace, self.stop_now)
+            stats = self.engine.journal.commit_stats()
+            if stats.get("commits"):
+                log.info("journal: %d writes in %d commits (the longest %.1f ms), %d checkpoints", stats["writes"],
+                         stats["commits"], stats["max_commit_ms"], stats["checkpoints"])
             self.engine.journal.close()
+        close_spawner(asyncio.get_running_loop())  # the runs are over: the spawner process exits
         if self.lock_fd is not None:
             os.close(self.lock_fd)  # releases the lock
             self.lock_fd = None

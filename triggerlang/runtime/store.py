@@ -242,10 +242,13 @@ def iso_utc(ts: float | None) -> str | None:
     return d.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+
+
 def dumps(obj: Any) -> str:
     """Compact ASCII-only JSON: lone surrogates from parsed payloads cannot break a UTF-8
     binding (SQLite's or PostgreSQL's)."""
-    return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=str)
+    return _ENCODER.encode(obj)
 
 
 # CSI and OSC sequences, other escapes, and control characters but tab and newline

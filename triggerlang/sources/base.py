@@ -45,6 +45,14 @@ class SourceContext:
     secrets: Mapping[str, str] = field(default_factory=dict)  # resolved secret values by name
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("triggerlang"))
     options: Mapping[str, Any] = field(default_factory=dict)  # CLI overrides (host, port, ...)
+    # ``submit`` without a task: ``submit_then(event, delivery_key, done)`` calls
+    # ``done(submitted, None)`` once the event is committed, or ``done(None, error)``;
+    # None: the source awaits ``submit``
+    submit_then: Callable[[Event, "str | None", Callable[["Submitted | None", "BaseException | None"], None]],
+                          None] | None = None
+    # back-pressure: None while new deliveries are welcome, else the seconds to ask a
+    # sender to wait (``503`` + ``Retry-After``, before anything is journaled)
+    overloaded: Callable[[], float | None] | None = None
 
 
 class Source(ABC):

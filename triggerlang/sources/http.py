@@ -120,7 +120,9 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from functools import cached_property, partial
+from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -137,6 +139,7 @@ from ..providers.base import CREDENTIAL_HEADERS
 from ..providers.verify import SCHEMES
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
+from .http_lean import Incoming, Reply, lean_protocol
 
 RESERVED_PATHS = ("/healthz", "/events")
 START_DEADLINE = 15.0  # seconds to wait for uvicorn to be serving
@@ -165,7 +168,7 @@ class HttpRoute:
     def allows(self, method: str) -> bool:
         return self.methods is None or method in self.methods
 
-    @property
+    @cached_property
     def redacted_headers(self) -> frozenset[str]:
         """Headers whose values never reach event data: credentials, and what we verified."""
         if self.scheme is None:
@@ -297,24 +300,36 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_NOT_UTF8_START = (b"\0", b"\xef", b"\xfe", b"\xff")  # a NUL or the first byte of a BOM
+
+
 def parse_json(body: bytes) -> Any:
-    """Strict JSON (no NaN/Infinity, no number that overflows to it); ValueError if not JSON."""
+    """Strict JSON (no NaN/Infinity, no number that overflows to it); ValueError if not JSON.
+    UTF-8, -16 or -32, as ``json.loads`` reads bytes."""
     if not body.strip():
         raise ValueError("the body is empty")
     try:
-        return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        if not isinstance(body, (bytes, bytearray)):
+            text = body
+        elif body[:1] not in _NOT_UTF8_START and body[1:2] != b"\0":  # what detect_encoding says then
+            text = body.decode("utf-8", "surrogatepass")
+        else:
+            text = body.decode(json.detect_encoding(body), "surrogatepass")
+        return _STRICT.decode(text)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
 
 
-def _redacted_headers(request: Request, names: frozenset[str]) -> Headers:
-    raw = [(k, REDACTED.encode() if k.decode("latin-1") in names else v) for k, v in request.headers.raw]
+def _redact(headers: Headers, names: frozenset[str]) -> Headers:
+    raw = [(k, REDACTED.encode() if k.decode("latin-1") in names else v) for k, v in headers.raw]
     return Headers(raw=raw)
 
 
 def _header_dict(headers: Headers) -> dict[str, str]:
     out: dict[str, str] = {}
-    for k, v in headers.items():  # keys are lower case; repeated headers are joined
+    for kb, vb in headers.raw:  # keys are lower case; repeated headers are joined
+        k, v = kb.decode("latin-1"), vb.decode("latin-1")
         out[k] = f"{out[k]}, {v}" if k in out else v
     return out
 
@@ -403,8 +418,18 @@ class _AnyMethod:
         await response(scope, receive, send)
 
 
+def _problem(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, {"error": message}, headers)
+
+
 class _Handlers:
-    """The endpoints, bound to one config and context (no module-level state)."""
+    """The endpoints, bound to one config and context (no module-level state).
+
+    The webhook path is written once, as steps that both front ends call in the same
+    order: :meth:`route` (404, 405), :meth:`refuse_early` (413 on ``Content-Length``, 503
+    back-pressure), the body read with the size limit, then :meth:`handle` (401, 400, the
+    events, ``submit``) which answers at once or with a future of the answer.
+    """
 
     def __init__(self, config: Mapping[str, Any], ctx: SourceContext, extra_routes: Sequence[BaseRoute]) -> None:
         self.ctx = ctx
@@ -412,6 +437,20 @@ class _Handlers:
         self.max_body = int(config.get("max_body") or defaults.HTTP_MAX_BODY)
         self.table = RouteTable(parse_routes(config, ctx.secrets))
         self.extra_routes = list(extra_routes)
+        self._busy_log = (0.0, 0)  # (when the last back-pressure line was logged, refusals since)
+        self._fast: dict[str, bool] = {}
+
+    def fast_path(self, path: str) -> bool:
+        """Whether the fast front end answers requests for ``path``: a path of the route
+        table that neither a built-in route nor an extra route (the dashboard) claims."""
+        fast = self._fast.get(path)
+        if fast is None:
+            fast = bool(self.table.candidates(path)) and path not in RESERVED_PATHS and not any(
+                r.matches({"type": "http", "path": path, "method": "GET"})[0] != Match.NONE for r in self.extra_routes)
+            if len(self._fast) > 4096:
+                self._fast.clear()
+            self._fast[path] = fast
+        return fast
 
     # -- built-in routes
 
@@ -423,102 +462,161 @@ class _Handlers:
     async def events(self, request: Request) -> Response:
         if request.method != "POST":
             return _error(405, f"{request.method} is not allowed on /events", {"Allow": "POST"})
-        host = request.client.host if request.client else None
-        if not is_loopback(host):
-            return self._reject(request, "/events", 403, "POST /events is accepted from loopback clients only")
+        inc = _incoming(request)
+        if not is_loopback(inc.client):
+            return self.reject(inc, "/events", 403, "POST /events is accepted from loopback clients only").response()
+        busy = self.backpressure(inc, "/events")
+        if busy is not None:
+            return busy.response()
         try:
-            body = await read_body(request, self.max_body)
+            inc.body = await read_body(request, self.max_body)
         except BodyTooLarge as e:
-            return self._reject(request, "/events", 413, str(e))
+            return self.reject(inc, "/events", 413, str(e)).response()
         except ClientDisconnect:
             return Response(status_code=400)
         try:
-            obj = parse_json(body)
+            obj = parse_json(inc.body)
             event = Event.from_json(obj)
         except Exception as e:  # ValueError from either; anything else is bad input too
-            return self._reject(request, "/events", 400, f"invalid event: {e}")
+            return self.reject(inc, "/events", 400, f"invalid event: {e}").response()
         key = f"emit:{obj['id']}" if isinstance(obj.get("id"), str) and obj["id"] else None
-        return await self._submit([event], key)
+        return await _answer(partial(self.accept, [event], key, inc=inc, route="/events"))
 
-    # -- webhook and generic routes
+    # -- webhook and generic routes (the Starlette front end)
 
     async def dispatch(self, request: Request) -> Response:
-        path, method = request.scope["path"], request.method
-        found = self.table.candidates(path)
-        route = next((r for r in found if r.allows(method)), None)
-        if route is None:
-            if found:
-                allow = sorted(set().union(*(r.methods or () for r in found)))
-                return _error(405, f"{method} is not allowed on {path}", {"Allow": ", ".join(allow)})
-            if any(r.matches(request.scope)[0] == Match.PARTIAL for r in self.extra_routes):
-                return _error(405, f"{method} is not allowed on {path}")
-            return _error(404, f"no route for {path}")
+        inc = _incoming(request)
+        route = self.route(inc, request.scope)
+        if isinstance(route, Reply):
+            return route.response()
+        early = self.refuse_early(route, inc)
+        if early is not None:
+            return early.response()
         try:
-            body = await read_body(request, self.max_body)
+            inc.body = await read_body(request, self.max_body)
         except BodyTooLarge as e:
-            return self._reject(request, route.path, 413, str(e))
+            return self.reject(inc, route.path, 413, str(e)).response()
         except ClientDisconnect:
             return Response(status_code=400)
-        why = verify_request(route, request.headers, body)
+        return await _answer(partial(self.handle, route, inc))
+
+    # -- the steps, shared with the fast front end
+
+    def route(self, inc: Incoming, scope: Any = None) -> "HttpRoute | Reply":
+        """The route for the request, or its 404/405 answer."""
+        path, method = inc.path, inc.method
+        found = self.table.candidates(path)
+        route = next((r for r in found if r.allows(method)), None)
+        if route is not None:
+            return route
+        if found:
+            allow = sorted(set().union(*(r.methods or () for r in found)))
+            return _problem(405, f"{method} is not allowed on {path}", {"Allow": ", ".join(allow)})
+        scope = scope if scope is not None else {"type": "http", "path": path, "method": method}
+        if any(r.matches(scope)[0] == Match.PARTIAL for r in self.extra_routes):
+            return _problem(405, f"{method} is not allowed on {path}")
+        return _problem(404, f"no route for {path}")
+
+    def refuse_early(self, route: HttpRoute, inc: Incoming) -> Reply | None:
+        """Before the body is read: 413 for a ``Content-Length`` over the limit, 503 when
+        the runs' backlog is over its bound. None: go on."""
+        length = inc.headers.get("content-length")
+        if length is not None and length.strip().isdigit() and int(length) > self.max_body:
+            return self.reject(inc, route.path, 413,
+                               f"body of {int(length)} bytes is over the limit of {self.max_body} bytes")
+        return self.backpressure(inc, route.path)
+
+    def backpressure(self, inc: Incoming | None, route: str) -> Reply | None:
+        """``503`` with ``Retry-After`` while the engine's backlog of queued runs is over its
+        bound (``serve --max-backlog``): nothing of the delivery is journaled, the sender
+        delivers it again later. Logged once a second at most, with the count."""
+        overloaded = self.ctx.overloaded
+        wait = overloaded() if overloaded is not None else None
+        if wait is None:
+            return None
+        last, count = self._busy_log
+        now = time.monotonic()
+        if now - last >= 1.0:
+            self.log.warning("refused %d deliveries with 503 in the last %.0fs: too many runs are waiting "
+                             "(--max-backlog); senders are asked to retry after %.0fs", count + 1,
+                             min(now - last, 999), wait,
+                             extra={"route": route, "status": 503, "remote": (inc.client if inc else None) or "-"})
+            self._busy_log = (now, 0)
+        else:
+            self._busy_log = (last, count + 1)
+        return _problem(503, "too many runs are waiting: not accepted, try again later",
+                        {"Retry-After": str(int(wait))})
+
+    def handle(self, route: HttpRoute, inc: Incoming, answer: "Callable[[Reply], None]") -> None:
+        """Verify (401), read (400) and submit the delivery; ``answer(reply)`` is called once,
+        at once or when the events are committed."""
+        why = verify_request(route, inc.headers, inc.body)
         if why is not None:
-            return self._reject(request, route.path, 401, why)
-        headers = _redacted_headers(request, route.redacted_headers)
+            answer(self.reject(inc, route.path, 401, why))
+            return
+        headers = _redact(inc.headers, route.redacted_headers)
         if route.kind == "http":
             key = None
             if route.scheme == "standard":  # verified above: webhook-id is there
-                key = f"standard:{route.path}:{request.headers['webhook-id'].strip()}"
-            return await self._submit([self._http_event(request, headers, body)], key)
-        return await self._webhook(route, request, headers, body)
+                key = f"standard:{route.path}:{inc.headers['webhook-id'].strip()}"
+            self.accept([self._http_event(inc, headers)], key, answer, inc=inc, route=route.path)
+            return
+        self._webhook(route, inc, headers, answer)
 
-    def _reject(self, request: Request, route: str, status: int, reason: str) -> JSONResponse:
+    def reject(self, inc: Incoming, route: str, status: int, reason: str) -> Reply:
         """Answer a refused delivery (400, 401, 403, 413) and log it at INFO: the route, the
         status, the reason and the remote address, with the same as structured fields. The
         reason says what was wrong, never with a secret, a signature or the body (a value
         quoted from a payload is at most a short JSON literal: it is cut at 200
         characters). The path is the route's, never the query string."""
-        remote = request.client.host if request.client else "-"
+        remote = inc.client or "-"
         said = reason if len(reason) <= 200 else reason[:200] + "..."
         said = said.encode("unicode_escape").decode("ascii")  # one log line, whatever it holds
         self.log.info("rejected a delivery to %s from %s: %d %s", route, remote, status, said,
                       extra={"route": route, "status": status, "reason": said, "remote": remote,
-                             "method": request.method})
-        return _error(status, reason)
+                             "method": inc.method})
+        return _problem(status, reason)
 
-    def _http_event(self, request: Request, headers: Headers, body: bytes) -> Event:
+    def _http_event(self, inc: Incoming, headers: Headers) -> Event:
         try:
-            payload = parse_json(body)
+            payload = parse_json(inc.body)
         except ValueError:
             payload = None
         query: dict[str, str] = {}
-        for k, v in request.query_params.multi_items():
-            query[k] = v  # a repeated key keeps its last value
+        if inc.query:
+            for k, v in parse_qsl(inc.query.decode("latin-1"), keep_blank_values=True):
+                query[k] = v  # a repeated key keeps its last value
         data = {
-            "method": request.method.upper(),
-            "path": request.scope["path"],
+            "method": inc.method.upper(),
+            "path": inc.path,
             "headers": _header_dict(headers),
             "query": query,
             "payload": payload,
-            "text": body.decode("utf-8", errors="replace"),
-            "remote": request.client.host if request.client else None,
+            "text": inc.body.decode("utf-8", errors="replace"),
+            "remote": inc.client,
         }
-        return Event(source="http", type=request.method.lower(), data=data)
+        return Event(source="http", type=inc.method.lower(), data=data)
 
-    async def _webhook(self, route: HttpRoute, request: Request, headers: Headers, body: bytes) -> Response:
+    def _webhook(self, route: HttpRoute, inc: Incoming, headers: Headers, answer: "Callable[[Reply], None]") -> None:
         kind = route.kind
         provider = get_provider(kind)
         try:
-            payload, event_name = self._read_webhook(provider, headers, body)
+            payload, event_name = self._read_webhook(provider, headers, inc.body)
             events = provider.normalise(event_name, payload, headers)
             key = provider.delivery_key(headers)
         except ValueError as e:  # ProviderError is a ValueError
-            return self._reject(request, route.path, 400, str(e))
+            answer(self.reject(inc, route.path, 400, str(e)))
+            return
         except Exception:
             self.log.warning("could not read a %s delivery", kind, exc_info=True)
-            return self._reject(request, route.path, 400, f"could not read this {kind} payload")
+            answer(self.reject(inc, route.path, 400, f"could not read this {kind} payload"))
+            return
         if not events:
-            return JSONResponse({"ok": True, "event_id": None, "runs": []}, status_code=200)
+            answer(Reply(200, {"ok": True, "event_id": None, "runs": []}))
+            return
         ping = provider.ping_event is not None and event_name == provider.ping_event
-        return await self._submit(events, key, ping=ping, zen=payload.get("zen") if ping else None)
+        self.accept(events, key, answer, ping=ping, zen=payload.get("zen") if ping else None, inc=inc,
+                    route=route.path)
 
     @staticmethod
     def _read_webhook(provider: Any, headers: Headers, body: bytes) -> tuple[dict[str, Any], str]:
@@ -533,27 +631,81 @@ class _Handlers:
             raise ValueError("the body must be a JSON object")
         return payload, event_name
 
-    async def _submit(self, events: Sequence[Event], key: str | None, *, ping: bool = False, zen: Any = None) -> Response:
-        results: list[Submitted] = []
-        try:
-            for event, k in zip(events, _event_keys(events, key)):
-                results.append(await self.ctx.submit(event, delivery_key=k))
-        except Exception as e:
-            from ..runtime.journal import JournalError
+    def accept(self, events: Sequence[Event], key: str | None, answer: "Callable[[Reply], None]", *,
+               ping: bool = False, zen: Any = None, inc: Incoming | None = None, route: str = "-") -> None:
+        """Submit the events of one delivery (the provider's, then the derived ones, with the
+        delivery keys of :func:`_event_keys`); ``answer`` gets the reply once every one is
+        committed: ``202 {event_id, runs}``, ``200`` for a redelivery or a ping,
+        ``500`` if the journal refused."""
+        if self.ctx.overloaded is not None and self.ctx.overloaded() is not None:
+            # checked again now that the body is in: the deliveries whose headers came together
+            # passed the first check together, but each run journaled counts against the bound
+            answer(self.backpressure(inc, route))  # type: ignore[arg-type]
+            return
+        then = self.ctx.submit_then
+        if then is None:  # a context that only has the coroutine: a task
+            task = asyncio.get_running_loop().create_task(self._accept_awaiting(events, key, ping, zen))
+            task.add_done_callback(lambda t: answer(t.result()))
+            return
+        results: list[Any] = [None] * len(events)
+        left = [len(events)]
 
-            trigger = events[len(results)].trigger
-            if isinstance(e, JournalError):  # disk full, locked...: the message says it all
-                self.log.error("could not accept event %s: %s", trigger, e)
-            else:
-                self.log.exception("could not submit event %s", trigger)
-            return _error(500, "internal error: the event was not accepted, try again")
+        def one(i: int, sub: Submitted | None, error: BaseException | None) -> None:
+            results[i] = error if error is not None else sub
+            left[0] -= 1
+            if left[0] == 0:
+                answer(self._accepted(events, results, ping, zen))
+
+        for i, (event, k) in enumerate(zip(events, _event_keys(events, key))):
+            then(event, k, partial(one, i))
+
+    async def _accept_awaiting(self, events: Sequence[Event], key: str | None, ping: bool, zen: Any) -> Reply:
+        results: list[Any] = []
+        for event, k in zip(events, _event_keys(events, key)):
+            try:
+                results.append(await self.ctx.submit(event, delivery_key=k))
+            except Exception as e:
+                results.append(e)
+                break
+        return self._accepted(events, results, ping, zen)
+
+    def _accepted(self, events: Sequence[Event], results: Sequence[Any], ping: bool, zen: Any) -> Reply:
+        for event, r in zip(events, results):
+            if isinstance(r, BaseException):
+                from ..runtime.store import StoreError
+
+                if isinstance(r, StoreError):  # disk full, locked...: the message says it all
+                    self.log.error("could not accept event %s: %s", event.trigger, r)
+                else:
+                    self.log.error("could not submit event %s", event.trigger, exc_info=r)
+                return _problem(500, "internal error: the event was not accepted, try again")
         body: dict[str, Any] = {"event_id": results[0].event_id, "runs": _union(r.runs for r in results)}
         duplicate = all(r.duplicate for r in results)
         if duplicate:
             body["duplicate"] = True
         if ping:
-            return JSONResponse({"ok": True, "zen": zen, **body}, status_code=200)
-        return JSONResponse(body, status_code=200 if duplicate else 202)
+            return Reply(200, {"ok": True, "zen": zen, **body})
+        return Reply(200 if duplicate else 202, body)
+
+
+async def _answer(step: "Callable[[Callable[[Reply], None]], None]") -> Response:
+    """Run a step that answers through a callback; the Starlette response of its reply."""
+    fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+
+    def answer(reply: Reply) -> None:
+        if not fut.done():
+            fut.set_result(reply)
+
+    step(answer)
+    return (await fut).response()
+
+
+def _incoming(request: Request) -> Incoming:
+    scope = request.scope
+    raw = scope.get("raw_path")
+    raw_path = raw.split(b"?", 1)[0] if isinstance(raw, bytes) else scope["path"].encode("utf-8", "replace")
+    return Incoming(request.method, scope["path"], raw_path, scope.get("query_string") or b"", request.headers,
+                    request.client.host if request.client else None)
 
 
 def build_app(config: Mapping[str, Any], ctx: SourceContext, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
@@ -562,10 +714,15 @@ def build_app(config: Mapping[str, Any], ctx: SourceContext, extra_routes: Seque
     ``extra_routes`` (the dashboard, say) are tried after ``/healthz`` and ``/events`` and
     before the webhook routes. Raises ValueError on a malformed config or a missing secret.
     """
+    return _build(config, ctx, extra_routes)[0]
+
+
+def _build(config: Mapping[str, Any], ctx: SourceContext,
+           extra_routes: Sequence[BaseRoute] = ()) -> tuple[Starlette, _Handlers]:
     h = _Handlers(config, ctx, extra_routes)
     # Every method reaches the built-in endpoints and the catch-all, which answer 405
     # themselves: Starlette's own 405 would lose to the catch-all's full match.
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/healthz", _AnyMethod(h.healthz)),
             Route("/events", _AnyMethod(h.events)),
@@ -574,6 +731,7 @@ def build_app(config: Mapping[str, Any], ctx: SourceContext, extra_routes: Seque
         ],
         middleware=[Middleware(_RequestLog, log=h.log)],
     )
+    return app, h
 
 
 # --------------------------------------------------------------------------- the source
@@ -581,9 +739,11 @@ def build_app(config: Mapping[str, Any], ctx: SourceContext, extra_routes: Seque
 
 class _Swappable:
     """The ASGI app uvicorn serves: forwards to ``self.app``, which a reload replaces, so
-    new routes take effect without closing the listening socket (no refused deliveries)."""
+    new routes take effect without closing the listening socket (no refused deliveries).
+    ``lean`` is the same config's handlers, which the fast protocol calls."""
 
     app: Any = None
+    lean: Any = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
@@ -651,9 +811,9 @@ class HttpSource(Source):
         """
         if self._task is None or self._task.done() or self._address(config) != self._wanted:
             return False
-        app = build_app(config, self.ctx, self.extra_routes)
+        app, handlers = _build(config, self.ctx, self.extra_routes)
         self.config, self.app = config, app
-        self._entry.app = app
+        self._entry.app, self._entry.lean = app, handlers
         return True
 
     def describe(self) -> str:
@@ -671,8 +831,8 @@ class HttpSource(Source):
 
         if self._task is not None:
             raise RuntimeError("the http source is already started")
-        self.app = build_app(self.config, self.ctx, self.extra_routes)
-        self._entry.app = self.app
+        self.app, handlers = _build(self.config, self.ctx, self.extra_routes)
+        self._entry.app, self._entry.lean = self.app, handlers
         try:
             socks = _bind(self.host, self.port)
         except OSError as e:
@@ -683,6 +843,7 @@ class HttpSource(Source):
             ) from None
         config = uvicorn.Config(
             self._entry,
+            http=lean_protocol(self._entry) or "auto",  # webhook routes without an ASGI round trip
             host=self.host,
             port=self.port,
             log_level="warning",

@@ -1,0 +1,268 @@
+"""The webhook -> run path at its limit (issue 12): group commit, back-pressure, the fast
+HTTP front end, the spawner process. Real ``triggerc serve`` processes on loopback ports,
+real runs, the journal read from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+
+from runtime_helpers import DEADLINE, Server, alive, done, wait_for
+
+TOKEN = "ingest-test-token"
+HOOK_RULES = """\
+secret tok = env "INGEST_TOKEN"
+source http path="/hook" token=tok
+action {action}
+r: on http.post path="/hook" run act {policy}
+"""
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Any]:
+    started: list[Server] = []
+
+    def make(rules: str, *args: str, state: Path | None = None) -> Server:
+        folder = tmp_path / "proj"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "rules.trg").write_text(rules)
+        s = Server(folder / "rules.trg", state or tmp_path / "state", *args, env={"INGEST_TOKEN": TOKEN},
+                   log=tmp_path / "serve.log")
+        started.append(s)
+        return s.start()
+
+    yield make
+    for s in started:
+        s.ensure_dead()
+
+
+def hook_rules(action: str = 'act = exec "true"', policy: str = "busy parallel") -> str:
+    return HOOK_RULES.format(action=action, policy=policy)
+
+
+async def burst(url: str, n: int, concurrency: int, body: dict | None = None) -> list[httpx.Response]:
+    """``n`` POSTs to ``url``, ``concurrency`` at a time, each on a connection of its own."""
+    sem = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def one(i: int) -> httpx.Response:
+        async with sem:
+            async with httpx.AsyncClient(timeout=DEADLINE) as c:
+                return await c.post(url, json=body or {"n": i}, headers=headers)
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+# --------------------------------------------------------------------------- back-pressure
+
+def test_past_the_backlog_bound_deliveries_get_503_and_nothing_accepted_is_dropped(serve) -> None:
+    """A slow serial action and a burst: past --max-backlog queued runs, 503 + Retry-After
+    before anything is journaled; every 202 is journaled and runs; later deliveries are
+    accepted again."""
+    srv = serve(hook_rules('act = exec "sleep" "1"', "busy queue"), "--max-backlog", "3")
+    answers = asyncio.run(burst(srv.url + "/hook", 24, 12))
+    codes = [r.status_code for r in answers]
+    assert set(codes) <= {202, 503}, codes
+    accepted = [r.json()["event_id"] for r in answers if r.status_code == 202]
+    refused = [r for r in answers if r.status_code == 503]
+    assert refused, f"no 503 in {codes}"
+    for r in refused:
+        assert r.headers["Retry-After"].isdigit() and 1 <= int(r.headers["Retry-After"]) <= 60
+        assert "try again" in r.json()["error"]
+    events = srv.events()
+    assert sorted(e["id"] for e in events) == sorted(accepted)  # the refused were never journaled
+    runs = srv.wait_runs(lambda rs: done(rs, len(accepted)), "every accepted run to end")
+    # one run going and at most 3 waiting: 4 accepted, plus one more for every run that
+    # ended while the burst went on
+    last = max(e["received_at"] for e in events)
+    ended_meanwhile = sum(1 for r in runs if r["finished_at"] < last)
+    assert 1 <= len(accepted) <= 4 + ended_meanwhile, (codes, ended_meanwhile)
+    assert [r["status"] for r in runs] == ["succeeded"] * len(accepted)
+    assert "refused" in srv.log() and "503" in srv.log()
+    # the backlog drained: a delivery is accepted again
+    again = httpx.post(srv.url + "/hook", json={"n": "again"}, headers={"Authorization": f"Bearer {TOKEN}"},
+                       timeout=DEADLINE)
+    assert again.status_code == 202
+    srv.wait_runs(lambda rs: done(rs, len(accepted) + 1), "the last run")
+    assert srv.stop() == 0
+
+
+def test_the_emit_endpoint_gets_the_same_back_pressure(serve) -> None:
+    srv = serve('action slow = exec "sleep" "0.5"\nr: on git.push run slow busy queue\n', "--http",
+                "--max-backlog", "1")
+    codes = []
+    for i in range(6):
+        codes.append(httpx.post(srv.url + "/events", json={"source": "git", "type": "push", "data": {"i": i}},
+                                timeout=DEADLINE).status_code)
+    assert 503 in codes and codes[0] == 202, codes
+    assert len(srv.events()) == codes.count(202)
+    assert srv.stop() == 0
+
+
+# --------------------------------------------------------------------------- group commit
+
+def test_every_202_survives_a_kill_9_right_after_it(serve, tmp_path: Path) -> None:
+    """Group commit: deliveries answered in batches; a kill -9 as soon as 150 answers are in
+    loses none of the events they name (the answers come after the batch's commit)."""
+    srv = serve(hook_rules(), "--max-backlog", "100000")
+
+    async def until_killed() -> list[str]:
+        got: list[str] = []
+        sem = asyncio.Semaphore(32)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        killed = asyncio.Event()
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+
+        async with httpx.AsyncClient(timeout=DEADLINE, limits=limits) as c:
+            async def one(i: int) -> None:
+                async with sem:
+                    if killed.is_set():
+                        return
+                    try:
+                        r = await c.post(srv.url + "/hook", json={"i": i}, headers=headers)
+                    except httpx.HTTPError:
+                        return  # no answer: not accepted
+                    if r.status_code == 202:
+                        got.append(r.json()["event_id"])
+                        if len(got) >= 150 and not killed.is_set():
+                            killed.set()
+                            srv.proc.send_signal(signal.SIGKILL)
+
+            await asyncio.gather(*(one(i) for i in range(2000)))
+        return got
+
+    accepted = asyncio.run(until_killed())
+    srv.proc.wait(DEADLINE)
+    assert len(accepted) >= 150
+    journaled = {e["id"] for e in srv.events()}
+    missing = [e for e in accepted if e not in journaled]
+    assert not missing, f"{len(missing)} answered events are not in the journal"
+
+
+# --------------------------------------------------------------------------- the fast front end
+
+def _exchange(port: int, data: bytes, timeout: float = DEADLINE) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+
+
+def _post(body: bytes, extra: bytes = b"", path: bytes = b"/hook") -> bytes:
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+            b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n" +
+            extra + b"\r\n" + body)
+
+
+def test_pipelined_requests_are_answered_in_order_and_a_half_closed_client_gets_its_answers(serve) -> None:
+    srv = serve(hook_rules(), "--dashboard")
+    reqs = [_post(json.dumps({"i": i}).encode()) for i in range(5)]
+    reqs.insert(2, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")  # Starlette's, between two fast ones
+    reqs.insert(4, _post(b"{}", path=b"/hook/nope"))  # a 404 from the fast front end's neighbour
+    out = _exchange(srv.port, b"".join(reqs))
+    statuses = [int(x) for x in re.findall(rb"HTTP/1\.1 (\d{3}) ", out)]
+    assert statuses == [202, 202, 200, 202, 404, 202, 202], out[:2000]
+    ids = [m.decode() for m in re.findall(rb'"event_id":"(evt_[0-9a-f]+)"', out)]
+    journal = [e["id"] for e in srv.events()]
+    assert ids == journal  # answered in the order they were sent, which is the order journaled
+    assert srv.stop() == 0
+
+
+def test_expect_100_continue_head_405_and_413_on_the_fast_front_end(serve) -> None:
+    srv = serve(hook_rules(), "--max-backlog", "1000")
+    body = b'{"a": 1}'
+    # Expect: 100-continue gets its 100 before the 202
+    out = _exchange(srv.port, _post(body, b"Expect: 100-continue\r\n"))
+    assert out.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202"), out[:300]
+    # a webhook path with another method: 405 with Allow
+    out = _exchange(srv.port, b"GET /hook HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 405") and b"allow: post" in out.lower(), out[:300]
+    # a Content-Length over the limit: 413 at once, the body never read
+    big = (b"POST /hook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+           b"\r\nContent-Length: 20000000\r\nConnection: close\r\n\r\n")
+    out = _exchange(srv.port, big)
+    assert out.startswith(b"HTTP/1.1 413"), out[:300]
+    # a chunked body that grows past the limit: 413 while streaming
+    chunk = b"x" * 1_000_000
+    chunked = (b"POST /hook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + TOKEN.encode() +
+               b"\r\nTransfer-Encoding: chunked\r\n\r\n" +
+               b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(12)) + b"0\r\n\r\n")
+    out = _exchange(srv.port, chunked)
+    assert out.startswith(b"HTTP/1.1 413"), out[:300]
+    assert len(srv.events()) == 1
+    assert srv.stop() == 0
+
+
+def test_head_on_a_generic_route_answers_without_a_body(serve) -> None:
+    srv = serve('action act = exec "true"\nsource http path="/any"\nr: on http.request path="/any" run act\n')
+    out = _exchange(srv.port, b"HEAD /any HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, rest = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 202") and rest == b"", out[:300]
+    assert [e["type"] for e in srv.events()] == ["head"]
+    assert srv.stop() == 0
+
+
+# --------------------------------------------------------------------------- the spawner
+
+def _spawners() -> dict[int, int]:
+    """pid -> parent pid of every spawner process on the machine."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if b"triggerlang/runtime/spawn.py" in cmd:
+                out[int(d.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the spawner process is Linux's fast path")
+def test_the_spawner_is_no_child_of_serve_and_exits_when_serve_is_killed(serve) -> None:
+    before = set(_spawners())
+    srv = serve(hook_rules())
+    r = httpx.post(srv.url + "/hook", json={}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=DEADLINE)
+    assert r.status_code == 202
+    srv.wait_runs(lambda rs: done(rs, 1), "the run")
+    mine = set(_spawners()) - before
+    assert len(mine) == 1, _spawners()
+    spawner = mine.pop()
+    assert _spawners()[spawner] != srv.proc.pid
+    srv.kill9()
+    wait_for(lambda: not alive(spawner), "the spawner to exit after its serve was killed")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the spawner process is Linux's fast path")
+def test_a_spawner_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(serve) -> None:
+    before = set(_spawners())
+    srv = serve(hook_rules('act = exec "sleep" "5"'), "--grace", "1")
+    h = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.post(srv.url + "/hook", json={}, headers=h, timeout=DEADLINE).status_code == 202
+    srv.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
+    spawner = (set(_spawners()) - before).pop()
+    os.kill(spawner, signal.SIGKILL)
+    runs = srv.wait_runs(lambda rs: done(rs, 1), "the run to be failed")
+    assert runs[0]["status"] == "failed" and "spawner" in runs[0]["error"]
+    srv2 = httpx.post(srv.url + "/hook", json={"x": 1}, headers=h, timeout=DEADLINE)
+    assert srv2.status_code == 202
+    srv.wait_runs(lambda rs: len(rs) == 2 and rs[1]["status"] == "running", "the next run to start")
+    assert srv.stop() == 0

@@ -1,0 +1,333 @@
+"""The fast front end of the HTTP source: webhook routes answered by the connection itself.
+
+uvicorn serves the listening socket with its httptools protocol (llhttp parses the
+request in C). For a request whose path is a webhook or generic route of the manifest,
+the protocol below does what the ASGI application would, without the application: no
+ASGI scope, no task, no Starlette request, one ``write`` for the whole answer. It calls
+the SAME steps as the Starlette endpoint (:class:`~triggerlang.sources.http._Handlers`:
+routing, the size limit, back-pressure, the provider registry's verification and
+normaliser, ``submit``), in the same order, so both front ends give the same answers;
+every other request (``/healthz``, ``/events``, the dashboard and its API, unknown paths)
+goes to the Starlette application as before.
+
+How a fast request goes through the connection:
+
+- **headers** (``on_headers_complete``): route (404/405 come from the handlers), then a
+  ``Content-Length`` over the limit is answered ``413`` at once, and so is ``503`` when
+  the runs' backlog is over its bound; ``Expect: 100-continue`` gets its ``100`` only
+  when the body is wanted;
+- **body**: gathered up to the limit (``413`` as soon as it passes it; the rest is read
+  and dropped, as the Starlette path does);
+- **complete**: ``handle`` verifies and submits; the answer is written when the events
+  are committed (a callback on the commit's future, not a task);
+- **pipelining and keep-alive** stay uvicorn's: a fast request stands in the connection's
+  pipeline where a request-response cycle would, answers go out in order, the keep-alive
+  timer, flow control and graceful shutdown are uvicorn's own;
+- **a client that half-closes** after its request (``shutdown(SHUT_WR)``) still gets its
+  answer, then the connection closes (uvicorn alone closes on end-of-file at once, and an
+  answer that waits for the journal's commit would be lost).
+
+``X-Forwarded-For`` is applied exactly as uvicorn's proxy middleware applies it for the
+application (from the peers it trusts: loopback), so ``remote`` is the same on both paths.
+
+The subclass relies on a few names of uvicorn's ``HttpToolsProtocol`` (checked when the
+class is made: if one is missing, :func:`lean_protocol` returns None and every request
+takes the Starlette path, slower but the same).
+"""
+
+from __future__ import annotations
+
+import http
+import json
+import logging
+import time
+import urllib.parse
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Mapping
+
+from starlette.datastructures import Headers
+from starlette.responses import Response
+
+_NEEDED = ("on_message_begin", "on_headers_complete", "on_body", "on_message_complete", "on_response_complete",
+           "_start_asgi_task", "connection_made", "connection_lost", "_unset_keepalive_if_required",
+           "timeout_keep_alive_handler")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # Starlette's JSONResponse
+
+
+@dataclass
+class Incoming:
+    """One request as the handlers see it, from either front end (Starlette's, or the
+    fast protocol of :mod:`triggerlang.sources.http_lean`)."""
+
+    method: str
+    path: str  # percent-decoded
+    raw_path: bytes  # as sent (the log's), without the query string
+    query: bytes  # the raw query string
+    headers: Headers  # lower-case names
+    client: str | None  # the peer (X-Forwarded-For applied for loopback peers)
+    body: bytes = b""
+
+
+@dataclass
+class Reply:
+    """An answer: a JSON body, a status, extra headers."""
+
+    status: int
+    content: Any
+    headers: Mapping[str, str] | None = None
+
+    def body(self) -> bytes:
+        return _ENCODER.encode(self.content).encode("utf-8")
+
+    def response(self) -> Response:
+        return Response(self.body(), status_code=self.status, headers=dict(self.headers or {}),
+                        media_type="application/json")
+
+
+def _status_line(status: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    return f"HTTP/1.1 {status} {phrase}\r\n".encode("ascii")
+
+
+_STATUS = {s: _status_line(s) for s in (200, 202, 400, 401, 403, 404, 405, 413, 500, 503)}
+
+
+class _NoEvent:
+    """uvicorn sets a cycle's ``message_event`` when the connection drops; nothing waits here."""
+
+    def set(self) -> None:
+        pass
+
+
+_NO_EVENT = _NoEvent()
+
+
+class _LeanRequest:
+    """A fast request. In the connection's pipeline it stands where uvicorn's
+    ``RequestResponseCycle`` would: ``response_complete``, ``keep_alive``,
+    ``disconnected`` and ``message_event`` are what uvicorn reads of a cycle."""
+
+    __slots__ = ("handlers", "route", "inc", "keep_alive", "expect_100", "body", "reply", "started", "complete",
+                 "response_complete", "disconnected", "message_event", "t0")
+
+    def __init__(self, handlers: Any, inc: Incoming, keep_alive: bool, expect_100: bool) -> None:
+        self.handlers = handlers
+        self.route: Any = None  # the HttpRoute
+        self.inc = inc
+        self.keep_alive = keep_alive
+        self.expect_100 = expect_100
+        self.body = bytearray()
+        self.reply: Reply | None = None  # answered before the body (405, 413, 503)
+        self.started = False  # at the head of the pipeline: it may answer
+        self.complete = False  # the whole body is in
+        self.response_complete = False
+        self.disconnected = False
+        self.message_event = _NO_EVENT
+        self.t0 = time.monotonic()
+
+
+def lean_protocol(entry: Any) -> type | None:
+    """An ``HttpToolsProtocol`` subclass that answers the routes of ``entry.lean`` (the
+    current ``http._Handlers``, swapped by a reload) itself; None when httptools or the
+    uvicorn names it needs are missing."""
+    try:
+        import httptools
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    except ImportError:
+        return None
+    if not all(hasattr(HttpToolsProtocol, name) for name in _NEEDED):
+        return None
+
+    class LeanProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+        _lean: _LeanRequest | None = None
+        _idle_since: float | None = None
+        _peer: str | None = None
+        _trusted_peer = False
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._peer = self.client[0] if self.client else None
+            trusted = getattr(self.app, "trusted_hosts", None)  # ProxyHeadersMiddleware, when on
+            self._trusted_peer = trusted is not None and self._peer in trusted
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            if self.timeout_keep_alive_task is not None:
+                self.timeout_keep_alive_task.cancel()
+                self.timeout_keep_alive_task = None
+
+        # The keep-alive timeout, without a timer per answer: uvicorn arms one after every
+        # answer and cancels it when the next request comes; here one timer per idle
+        # period checks when the connection last went idle.
+
+        def _unset_keepalive_if_required(self) -> None:
+            self._idle_since = None
+
+        def on_response_complete(self) -> None:
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self._idle_since = None
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+                return
+            self._idle_since = self.loop.time()
+            if self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_check)
+
+        def _keep_alive_check(self) -> None:
+            self.timeout_keep_alive_task = None
+            if self._idle_since is None:  # busy: the next answer arms it again
+                return
+            left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+            if left > 0:
+                self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_check)
+            else:
+                self.timeout_keep_alive_handler()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._lean = None
+
+        def on_headers_complete(self) -> None:
+            handlers = entry.lean  # http._Handlers
+            if handlers is None or self.parser.should_upgrade():
+                return super().on_headers_complete()
+            try:
+                raw_path = httptools.parse_url(self.url).path
+                path = raw_path.decode("ascii")
+            except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
+                return super().on_headers_complete()
+            if "%" in path:
+                path = urllib.parse.unquote(path)
+            if not handlers.fast_path(path):
+                return super().on_headers_complete()
+            method = self.parser.get_method().decode("ascii")
+            query = self.url.partition(b"?")[2].partition(b"#")[0]
+            headers = Headers(raw=self.headers)
+            inc = Incoming(method, path, raw_path, query, headers, self._client_host(headers))
+            version = self.parser.get_http_version()
+            req = _LeanRequest(handlers, inc, version != "1.0" and self.parser.should_keep_alive(),
+                               self.expect_100_continue)
+            route = handlers.route(inc)
+            if isinstance(route, Reply):
+                req.reply = route
+            else:
+                req.route = route
+                req.reply = handlers.refuse_early(route, inc)
+            existing = self.cycle
+            self.cycle = req  # type: ignore[assignment]
+            self._lean = req
+            if existing is None or existing.response_complete:
+                self._lean_start(req)
+            else:  # pipelined behind an unanswered request: uvicorn starts it in turn
+                self.flow.pause_reading()
+                self.pipeline.appendleft((req, None))
+
+        def on_body(self, body: bytes) -> None:
+            req = self._lean
+            if req is None:
+                return super().on_body(body)
+            if req.reply is not None or req.response_complete:
+                return  # answered already (413...): the rest is read and dropped
+            if len(req.body) + len(body) > req.handlers.max_body:
+                assert req.route is not None
+                req.reply = req.handlers.reject(req.inc, req.route.path, 413,
+                                                f"body is over the limit of {req.handlers.max_body} bytes")
+                if req.started:
+                    self._lean_send(req, req.reply)
+                return
+            req.body += body
+
+        def on_message_complete(self) -> None:
+            req = self._lean
+            if req is None:
+                return super().on_message_complete()
+            self._lean = None
+            req.complete = True
+            if req.started and req.reply is None and not req.response_complete:
+                self._lean_handle(req)
+
+        def eof_received(self) -> bool | None:
+            """The client closed its side (``shutdown(SHUT_WR)`` after its request): answer
+            what it sent, then close; uvicorn would close at once, losing an answer that
+            waits for the journal's commit."""
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete:
+                cycle.keep_alive = False
+                return True  # half-open: the answer can still be written
+            return None
+
+        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+            if isinstance(cycle, _LeanRequest):  # the next of a pipeline: in a callback, not deeper in the stack
+                self.loop.call_soon(self._lean_start, cycle)
+            else:
+                super()._start_asgi_task(cycle, app)
+
+        # -- the fast request's life
+
+        def _lean_start(self, req: _LeanRequest) -> None:
+            req.started = True
+            if req.reply is not None:
+                self._lean_send(req, req.reply)
+            elif req.complete:
+                self._lean_handle(req)
+            elif req.expect_100 and not self.transport.is_closing():
+                self.transport.write(_CONTINUE)
+
+        def _lean_handle(self, req: _LeanRequest) -> None:
+            assert req.route is not None
+            req.inc.body = bytes(req.body)
+            req.body = bytearray()
+            try:
+                req.handlers.handle(req.route, req.inc, partial(self._lean_send, req))
+            except Exception:  # a bug: the one 5xx, with the traceback in the log
+                req.handlers.log.exception("the %s delivery could not be handled", req.route.path)
+                self._lean_send(req, Reply(500, {"error": "internal error: the event was not accepted, try again"}))
+
+        def _lean_send(self, req: _LeanRequest, reply: Reply) -> None:
+            if req.response_complete:
+                return
+            req.response_complete = True
+            handlers = req.handlers
+            if handlers.log.isEnabledFor(logging.DEBUG):
+                handlers.log.debug("%s %s -> %s (%.1f ms)", req.inc.method, req.inc.raw_path.decode("latin-1"),
+                                   reply.status, (time.monotonic() - req.t0) * 1000)
+            if req.disconnected or self.transport.is_closing():
+                return
+            body = reply.body()
+            out = [_STATUS.get(reply.status) or _status_line(reply.status)]
+            for name, value in self.server_state.default_headers:
+                out += [name, b": ", value, b"\r\n"]
+            out.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+            for name, value in (reply.headers or {}).items():
+                out += [name.lower().encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
+            if not req.keep_alive:
+                out.append(b"connection: close\r\n")
+            out.append(b"\r\n")
+            if req.inc.method != "HEAD":
+                out.append(body)
+            self.transport.write(b"".join(out))
+            if not req.keep_alive:
+                self.transport.close()
+            self.on_response_complete()
+
+        def _client_host(self, headers: Headers) -> str | None:
+            """The client as uvicorn's proxy middleware would make it (X-Forwarded-For from a
+            trusted peer)."""
+            if not self._trusted_peer:
+                return self._peer
+            forwarded = headers.getlist("x-forwarded-for")
+            if not forwarded:
+                return self._peer
+            found, _ = self.app.trusted_hosts.get_trusted_client_address(", ".join(forwarded))
+            return found or self._peer
+
+    return LeanProtocol
