@@ -308,8 +308,9 @@ def _exec_argv(req: RunRequest, inputs: Mapping[str, Any]) -> list[str]:
     return argv
 
 
-def _run_env(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
-    env = dict(os.environ)
+def _env_additions(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
+    """What a run's environment adds to ``serve``'s: the action's ``env``, ``TRG_*``."""
+    env: dict[str, str] = {}
     for k, v in (req.action.get("env") or {}).items():
         env[str(k)] = _env_text(v)
     ev = req.event or {}
@@ -325,6 +326,12 @@ def _run_env(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
         env["TRG_GROUP_ID"] = str(corr["group"])
     for name, v in inputs.items():
         env[input_env_name(name)] = _env_text(v)
+    return env
+
+
+def _run_env(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(_env_additions(req, inputs))
     return env
 
 
@@ -743,20 +750,9 @@ class _SpawnFailed(Exception):
 
 
 def _env_changes(req: RunRequest, inputs: Mapping[str, Any]) -> dict[bytes, bytes]:
-    """What :func:`_run_env` adds to ``os.environ``, as bytes (the spawner has the rest)."""
+    """:func:`_env_additions` as bytes (the spawner has ``serve``'s environment)."""
     enc = os.fsencode
-    env: dict[bytes, bytes] = {}
-    for k, v in (req.action.get("env") or {}).items():
-        env[enc(str(k))] = enc(_env_text(v))
-    ev = req.event or {}
-    env[b"TRG_RUN_ID"] = str(req.run_id).encode()
-    env[b"TRG_RULE"] = enc(req.rule)
-    env[b"TRG_EVENT_ID"] = enc(str(ev.get("id", "")))
-    env[b"TRG_EVENT_SOURCE"] = enc(str(ev.get("source", "")))
-    env[b"TRG_EVENT_TYPE"] = enc(str(ev.get("type", "")))
-    for name, v in inputs.items():
-        env[enc(input_env_name(name))] = enc(_env_text(v))
-    return env
+    return {enc(k): enc(v) for k, v in _env_additions(req, inputs).items()}
 
 
 def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Mapping[str, Any],

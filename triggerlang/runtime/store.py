@@ -54,6 +54,14 @@ ingest transaction, on both backends:
 3. add the readers to :class:`Store` and both implementations, and a conformance test to
    ``tests/test_store_conformance.py``, which runs against both stores.
 
+In ``serve`` the SQLite journal commits in groups (:mod:`.journal`, "Group commit"): the
+``in_tx`` callback runs on the event loop's thread inside the loop pass's batch, under a
+savepoint of its own, and that batch may still roll back after ``record_event`` returned
+(a full disk). In-memory state the callback changes must follow: register
+``journal.on_rollback(hook)`` (correlation groups reload their mirror there), and do what
+must wait for durability in ``journal.after_commit(callback)``. Writes nobody waits for (a
+delivery's history row) go in ``journal.write_soon(fn)``.
+
 Secrets
 -------
 A store URL is a secret (it holds the database password). :func:`redact_url` is the only
