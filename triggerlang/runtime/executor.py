@@ -549,6 +549,10 @@ class Spawner:
                 sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * spawn.MAX_MESSAGE)
             first = subprocess.Popen([sys.executable, "-I", "-S", spawn.__file__, str(theirs.fileno())],
                                      pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
+        except OSError as e:  # no interpreter or no spawn.py file here: the portable path from now on
+            mine.close()
+            _Fast.broken = True
+            raise _SpawnFailed("python", e.errno or 0, f"cannot start the spawner: {e.strerror or e}") from None
         finally:
             theirs.close()
         # it forks the spawner and exits at once (the spawner is no child of ours): reap it
@@ -850,6 +854,8 @@ def launch(req: RunRequest, on_done: Callable[[RunResult], None]) -> RunningActi
             loop.call_soon(on_done, done._result)
             return done
         except _SpawnFailed as e:  # the spawner could not be reached
+            if e.where == "python":
+                return _TaskAction(req, on_done)
             _log_line(req.log_path, f"# run {req.run_id} could not start: {e.message}")
             done = RunningAction.finished(req, RunResult("failed", None, f"cannot start: {e.message}"))
             loop.call_soon(on_done, done._result)

@@ -669,6 +669,10 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             row = _run(r)
             if log is not None:
                 self._put_log(cur, run_id, log, log_truncated, log_size)
+            # the next run of a serial rule may start now: every worker of the pool hears it
+            # (not only this one, which would otherwise take every run of a busy lane)
+            cur.execute("SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM trg_runs WHERE rule = %s "
+                        "AND status = 'queued' AND serial)", (NOTIFY_RUNS, row.pool, row.rule))
             if status in retry_statuses and row.attempt <= int(row.retry or 0):
                 delay = float(row.backoff or 0.0) * 2 ** (row.attempt - 1)
                 cur.execute(
