@@ -36,6 +36,7 @@ from typing import Any
 from .. import defaults
 from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
 from ..sources.base import Source, SourceContext, load_source_class
+from .deliveries import DeliveryRecorder
 from .engine import MAX_BACKLOG, Engine, StartError, resolve_secrets
 from .executor import close_spawner, pidfd_child_watcher, restore_child_watcher, stop_on_signals
 from .journal import Journal
@@ -106,6 +107,7 @@ class Runtime:
         self.reaper: Any = None
         self.metrics: Any = None           # GET /metrics (runtime/metrics.py)
         self.operator: Any = None          # the dashboard's re-run / cancel / resume (runtime/operations.py)
+        self.deliveries: Any = None        # the webhook routes' delivery history (runtime/deliveries.py)
 
     def source_configs(self, manifest: dict) -> dict[str, Any]:
         cfgs = dict(manifest.get("sources") or {})
@@ -134,6 +136,7 @@ class Runtime:
         # one commit per loop pass for every event, run start and run end; checkpoints in a thread
         journal.start_group_commit()
         self.metrics = Metrics(store=journal)
+        self.deliveries = DeliveryRecorder(journal, metrics=self.metrics)  # joins the loop's group commit
         self.engine = Engine(manifest, journal, secrets, self.base_dir, max_open_groups=self.opts.max_open_groups,
                              max_chain_depth=self.opts.max_chain_depth, max_retriggers=self.opts.max_retriggers,
                              metrics=self.metrics, max_backlog=self.opts.max_backlog)
@@ -160,6 +163,7 @@ class Runtime:
 
         self.store = await asyncio.to_thread(open_store, self.opts.store_url, migrate=self.opts.migrate)
         self.metrics = Metrics(store=self.store)
+        self.deliveries = DeliveryRecorder(self.store, metrics=self.metrics, in_thread=True)
         self.engine = IngestEngine(manifest, self.store, max_open_groups=self.opts.max_open_groups,
                                    max_chain_depth=self.opts.max_chain_depth,
                                    max_retriggers=self.opts.max_retriggers, metrics=self.metrics)
@@ -193,7 +197,8 @@ class Runtime:
         return SourceContext(base_dir=self.base_dir, state_dir=self.state_dir, submit=self.engine.submit,
                              secrets=self.secrets, log=log, options=opts,
                              submit_then=getattr(self.engine, "submit_then", None),
-                             overloaded=getattr(self.engine, "overloaded", None))
+                             overloaded=getattr(self.engine, "overloaded", None),
+                             record_delivery=self.deliveries)
 
     def extra_routes(self) -> list:
         """Routes beside the webhooks: ``/metrics`` always, the dashboard when asked."""
@@ -296,6 +301,8 @@ class Runtime:
             except Exception:  # pragma: no cover - a source failing to stop must not block the rest
                 log.exception("stopping source %s", kind)
         self.sources.clear()
+        if self.deliveries is not None:
+            await self.deliveries.close()
         if self.worker is not None:
             await self.worker.drain(self.opts.grace, self.stop_now)
             self.worker = None

@@ -53,6 +53,9 @@ class SourceContext:
     # back-pressure: None while new deliveries are welcome, else the seconds to ask a
     # sender to wait (``503`` + ``Retry-After``, before anything is journaled)
     overloaded: Callable[[], float | None] | None = None
+    # the delivery history and its metrics (runtime/deliveries.py): called with one row per
+    # delivery a webhook route answered; None: not recorded
+    record_delivery: Callable[[dict[str, Any]], None] | None = None
 
 
 class Source(ABC):

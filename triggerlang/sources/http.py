@@ -485,20 +485,23 @@ class _Handlers:
     # -- webhook and generic routes (the Starlette front end)
 
     async def dispatch(self, request: Request) -> Response:
+        t0 = time.monotonic()
         inc = _incoming(request)
         route = self.route(inc, request.scope)
         if isinstance(route, Reply):
             return route.response()
-        early = self.refuse_early(route, inc)
-        if early is not None:
-            return early.response()
-        try:
-            inc.body = await read_body(request, self.max_body)
-        except BodyTooLarge as e:
-            return self.reject(inc, route.path, 413, str(e)).response()
-        except ClientDisconnect:
-            return Response(status_code=400)
-        return await _answer(partial(self.handle, route, inc))
+        reply = self.refuse_early(route, inc)
+        if reply is None:
+            try:
+                inc.body = await read_body(request, self.max_body)
+            except BodyTooLarge as e:
+                reply = self.reject(inc, route.path, 413, str(e))
+            except ClientDisconnect:
+                reply = Reply(400, {"error": "the client disconnected before its body was in"})
+            else:
+                reply = await _reply(partial(self.handle, route, inc))
+        self.delivered(route, inc, reply, t0)
+        return reply.response()
 
     # -- the steps, shared with the fast front end
 
@@ -552,8 +555,10 @@ class _Handlers:
         at once or when the events are committed."""
         why = verify_request(route, inc.headers, inc.body)
         if why is not None:
+            inc.verify = "failed"
             answer(self.reject(inc, route.path, 401, why))
             return
+        inc.verify = "ok" if route.scheme is not None else "none"
         headers = _redact(inc.headers, route.redacted_headers)
         if route.kind == "http":
             key = None
@@ -562,6 +567,23 @@ class _Handlers:
             self.accept([self._http_event(inc, headers)], key, answer, inc=inc, route=route.path)
             return
         self._webhook(route, inc, headers, answer)
+
+    def delivered(self, route: HttpRoute, inc: Incoming, reply: Reply, t0: float) -> None:
+        """A route answered a delivery: hand it to the delivery history and the metrics
+        (``SourceContext.record_delivery``, :mod:`triggerlang.runtime.deliveries`). Called
+        once per request by either front end, whatever the answer; never the body."""
+        record = self.ctx.record_delivery
+        if record is None:
+            return
+        status = reply.status
+        content = reply.content if isinstance(reply.content, dict) else {}
+        reason = content.get("error") if status >= 400 else None
+        if isinstance(reason, str) and len(reason) > 200:
+            reason = reason[:200] + "..."
+        record({"at": time.time(), "route": route.path, "method": inc.method, "status": status,
+                "verify": inc.verify, "reason": reason, "latency": time.monotonic() - t0, "remote": inc.client,
+                "delivery_id": _delivery_id(route, inc.headers), "event_id": content.get("event_id"),
+                "trigger": inc.trigger, "duplicate": bool(content.get("duplicate"))})
 
     def reject(self, inc: Incoming, route: str, status: int, reason: str) -> Reply:
         """Answer a refused delivery (400, 401, 403, 413) and log it at INFO: the route, the
@@ -642,6 +664,8 @@ class _Handlers:
             # passed the first check together, but each run journaled counts against the bound
             answer(self.backpressure(inc, route))  # type: ignore[arg-type]
             return
+        if inc is not None:
+            inc.trigger = events[0].trigger
         then = self.ctx.submit_then
         if then is None:  # a context that only has the coroutine: a task
             task = asyncio.get_running_loop().create_task(self._accept_awaiting(events, key, ping, zen))
@@ -688,8 +712,8 @@ class _Handlers:
         return Reply(200 if duplicate else 202, body)
 
 
-async def _answer(step: "Callable[[Callable[[Reply], None]], None]") -> Response:
-    """Run a step that answers through a callback; the Starlette response of its reply."""
+async def _reply(step: "Callable[[Callable[[Reply], None]], None]") -> Reply:
+    """Run a step that answers through a callback; its reply."""
     fut: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
 
     def answer(reply: Reply) -> None:
@@ -697,7 +721,28 @@ async def _answer(step: "Callable[[Callable[[Reply], None]], None]") -> Response
             fut.set_result(reply)
 
     step(answer)
-    return (await fut).response()
+    return await fut
+
+
+async def _answer(step: "Callable[[Callable[[Reply], None]], None]") -> Response:
+    """Run a step that answers through a callback; the Starlette response of its reply."""
+    return (await _reply(step)).response()
+
+
+def _delivery_id(route: HttpRoute, headers: Headers) -> str | None:
+    """The sender's id of a delivery, as its provider's delivery header gives it (GitHub's
+    ``X-GitHub-Delivery``...), or a Standard Webhooks route's ``webhook-id``; None."""
+    provider = get_provider(route.kind) if route.kind != "http" else None
+    if provider is not None:
+        for name in provider.delivery_headers:
+            value = headers.get(name.lower())
+            if value:
+                return value[:200]
+        return None
+    if route.scheme == "standard":
+        value = headers.get("webhook-id")
+        return value[:200] if value else None
+    return None
 
 
 def _incoming(request: Request) -> Incoming:

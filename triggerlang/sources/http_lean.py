@@ -68,6 +68,8 @@ class Incoming:
     headers: Headers  # lower-case names
     client: str | None  # the peer (X-Forwarded-For applied for loopback peers)
     body: bytes = b""
+    verify: str = "skipped"  # the signature's result: ok, failed, none (no verification), skipped
+    trigger: str | None = None  # the delivery's (first) event, once it is read
 
 
 @dataclass
@@ -297,6 +299,8 @@ def lean_protocol(entry: Any) -> type | None:
                 return
             req.response_complete = True
             handlers = req.handlers
+            if req.route is not None:
+                handlers.delivered(req.route, req.inc, reply, req.t0)
             if handlers.log.isEnabledFor(logging.DEBUG):
                 handlers.log.debug("%s %s -> %s (%.1f ms)", req.inc.method, req.inc.raw_path.decode("latin-1"),
                                    reply.status, (time.monotonic() - req.t0) * 1000)

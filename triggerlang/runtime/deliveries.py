@@ -1,0 +1,133 @@
+"""The delivery history of ``serve``'s webhook routes (the dashboard's sources page).
+
+Like GitHub's "Recent deliveries", every request a route of the manifest answered is
+recorded, the refused ones too: when, the route and method, the HTTP status, the
+signature's result (``ok``, ``failed``, ``none`` for a route without verification,
+``skipped`` when the request was refused before it was checked: 413, 503), the reason of
+a refusal, the latency from the request's headers to its answer, the sender's address,
+the provider's delivery id, the event and its trigger, and whether it was a redelivery.
+Never a body, a header's value other than the delivery id, or a secret.
+
+Decisions:
+
+- The history is a view for operators, not the journal: rows are buffered and written
+  in one statement about twice a second (:data:`FLUSH_INTERVAL`), off the request's path,
+  so recording costs a webhook a dict and a list append. A crash loses at most the last
+  half-second of *history*; the events themselves were committed before their ``202``.
+- Each route keeps its newest :data:`KEPT_PER_ROUTE` deliveries (the store prunes older
+  ones in the same transaction), so the table stays small whatever the traffic.
+- If the store is slow or failing, at most :data:`MAX_BUFFERED` rows wait; past it the
+  oldest are dropped and counted in the log (history must never hold memory hostage).
+- On the SQLite journal in group-commit mode the write joins the loop's open batch (one
+  more statement in a commit that happens anyway); on PostgreSQL it runs in a thread.
+
+Requests that match no route (404), and ``405`` answers, are not deliveries of a route
+and are not recorded (they are logged at DEBUG and counted by ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+KEPT_PER_ROUTE = 200
+"""Deliveries kept per route (the newest)."""
+
+FLUSH_INTERVAL = 0.5
+"""Seconds between two writes of the buffered history."""
+
+MAX_BUFFERED = 10_000
+"""Rows that may wait for the store; past it the oldest are dropped."""
+
+log = logging.getLogger("triggerlang")
+
+
+class DeliveryRecorder:
+    """Buffers delivery rows (dicts of :data:`~triggerlang.runtime.store.DELIVERY_FIELDS`)
+    and writes them to ``store.record_deliveries`` in batches. ``metrics`` (a
+    :class:`~triggerlang.runtime.metrics.Metrics`) counts each delivery at once.
+
+    ``in_thread``: the store's writes block (PostgreSQL): run them in a worker thread.
+    Call :meth:`close` when the sources have stopped, before the store closes."""
+
+    def __init__(self, store: Any, *, metrics: Any = None, in_thread: bool = False,
+                 keep: int = KEPT_PER_ROUTE, interval: float = FLUSH_INTERVAL) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.in_thread = in_thread
+        self.keep = keep
+        self.interval = interval
+        self._rows: list[dict[str, Any]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._writing: asyncio.Future | None = None
+        self._dropped = 0
+        self._failed_logged = 0.0
+        self.closed = False
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        """Record one delivery (called on the event loop, by the HTTP source)."""
+        if self.metrics is not None:
+            self.metrics.delivery(row["route"], row["status"])
+        if self.closed or self.store is None:
+            return
+        rows = self._rows
+        rows.append(row)
+        if len(rows) > MAX_BUFFERED:
+            del rows[: len(rows) - MAX_BUFFERED]
+            self._dropped += 1
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a test calling the handlers directly): write now
+                self.flush()
+                return
+            self._timer = loop.call_later(self.interval, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        if self._writing is not None and not self._writing.done():
+            # the previous write is still going (a slow store): try again later
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._due)
+            return
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered (in a thread when ``in_thread``)."""
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        if self._dropped:
+            log.warning("the delivery history dropped %d row(s): the store did not keep up", self._dropped)
+            self._dropped = 0
+        if self.in_thread:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._write(rows)
+                return
+            self._writing = loop.run_in_executor(None, self._write, rows)
+        else:
+            self._write(rows)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            self.store.record_deliveries(rows, self.keep)
+        except Exception as e:  # the history is best-effort: log (at most once a minute) and go on
+            now = time.monotonic()
+            if now - self._failed_logged >= 60:
+                self._failed_logged = now
+                log.warning("could not record %d webhook deliveries in the history: %s", len(rows), e)
+
+    async def close(self) -> None:
+        """Write the rest and stop recording."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._writing is not None:
+            await asyncio.wait([self._writing])
+        self.flush()
+        if self._writing is not None:
+            await asyncio.wait([self._writing])
+        self.closed = True
