@@ -17,9 +17,17 @@ started. The journal's own timestamps split the latency in three:
 - **start**: ``not_before`` -> ``runs.started_at`` (timer, lane, journal write; the process
   is spawned right after ``started_at`` is written).
 
-total = ``runs.started_at`` - write time. Usage::
+total = ``runs.started_at`` - write time.
 
-    .venv/bin/python bench/latency.py [--writes 100] [--debounce 10ms,100ms]
+**git push -> run start** (``--pushes N``, default 30): a bare repository ``origin.git``
+beside the rules, a clone of it, and the rule
+``on git.push repo="origin.git" branch="main" run noop with <sha>``; each time, a commit
+in the clone and ``git push`` (the wall time noted when ``git push`` returns), then the
+run of that sha awaited. Split: **detect** = push returned -> event journaled (the git
+source polls the refs' stat signature every 0.25 s, then runs ``git`` to describe the
+change), **start** = journaled -> run started. Usage::
+
+    .venv/bin/python bench/latency.py [--writes 100] [--debounce 10ms,100ms] [--pushes 30]
 
 Prints a markdown table. Not part of the test suite.
 """
@@ -62,8 +70,11 @@ def measure(debounce: str, writes: int, gap: float) -> dict[str, list[float]]:
         policy = f" debounce {debounce}" if debounce != "default" else ""
         (d / "rules.trg").write_text(RULES.format(policy=policy))
         log = open(d / "serve.log", "ab")
+        # --max-retriggers 0: a write every ~50 ms, each right after a run, is what a rule
+        # re-triggering itself looks like to loop protection (runtime/loops.py), which would
+        # pause the rule after 20 of them
         proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "serve", str(d / "rules.trg"),
-                                 "--state", str(d / "state"), "--no-reload"],
+                                 "--state", str(d / "state"), "--no-reload", "--max-retriggers", "0"],
                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
         try:
             end = time.monotonic() + DEADLINE
@@ -104,11 +115,80 @@ def measure(debounce: str, writes: int, gap: float) -> dict[str, list[float]]:
     return out
 
 
+GIT_RULES = """\
+action noop(p) = exec "true"
+p: on git.push repo="origin.git" branch="main" run noop with <sha>
+"""
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
+           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.org", "GIT_TERMINAL_PROMPT": "0"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def measure_git(pushes: int, gap: float) -> dict[str, list[float]]:
+    """git push -> run start, ``pushes`` times (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="trg-latency-git-") as tmp:
+        d = Path(tmp)
+        _git(d, "init", "-q", "--bare", "-b", "main", "origin.git")
+        _git(d, "clone", "-q", "origin.git", "work")
+        work = d / "work"
+        _git(work, "checkout", "-q", "-b", "main")
+        (work / "f.txt").write_text("0\n")
+        _git(work, "add", "f.txt")
+        _git(work, "commit", "-q", "-m", "first")
+        _git(work, "push", "-q", "origin", "main")
+        (d / "rules.trg").write_text(GIT_RULES)
+        log = open(d / "serve.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "serve", str(d / "rules.trg"),
+                                 "--state", str(d / "state"), "--no-reload"],
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
+        try:
+            end = time.monotonic() + DEADLINE
+            while "INFO serving " not in (d / "serve.log").read_text():
+                if proc.poll() is not None or time.monotonic() > end:
+                    raise RuntimeError("serve did not start:\n" + (d / "serve.log").read_text())
+                time.sleep(0.02)
+            time.sleep(1.0)  # the git source's first snapshot (the baseline, no event) is taken
+            db = sqlite3.connect(f"file:{d / 'state' / 'journal.sqlite3'}?mode=ro", uri=True, timeout=30)
+            out: dict[str, list[float]] = {"total": [], "detect": [], "start": []}
+            for i in range(pushes):
+                (work / "f.txt").write_text(f"{i + 1}\n")
+                _git(work, "commit", "-q", "-am", f"change {i + 1}")
+                sha = _git(work, "rev-parse", "HEAD")
+                _git(work, "push", "-q", "origin", "main")
+                t_push = time.time()
+                end = time.monotonic() + DEADLINE
+                while True:
+                    row = db.execute(
+                        "SELECT r.started_at, e.received_at FROM runs r JOIN events e ON e.id = r.event_id "
+                        "WHERE r.inputs = ? AND r.started_at IS NOT NULL",
+                        (json.dumps({"p": sha}, separators=(",", ":")),)).fetchone()
+                    if row is not None:
+                        break
+                    if time.monotonic() > end:
+                        raise RuntimeError(f"no run for {sha} after {DEADLINE:.0f}s:\n" + (d / "serve.log").read_text())
+                    time.sleep(0.002)
+                started, received = row
+                out["total"].append((started - t_push) * 1000)
+                out["detect"].append((received - t_push) * 1000)
+                out["start"].append((started - received) * 1000)
+                time.sleep(gap)
+            db.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+            log.close()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--writes", type=int, default=100)
     ap.add_argument("--debounce", default="10ms,default", help="comma-separated; 'default' is the file rules' 100ms")
     ap.add_argument("--gap", type=float, default=0.05, help="seconds between a run's start and the next write")
+    ap.add_argument("--pushes", type=int, default=30, help="git pushes to time (0: none)")
     args = ap.parse_args()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -124,6 +204,14 @@ def main() -> int:
         print(f"| {deb} | {pct(r['total'], 50):.1f} ms | {pct(r['total'], 99):.1f} ms "
               f"| {pct(r['watch'], 50):.1f} ms | {pct(r['watch'], 99):.1f} ms "
               f"| {pct(r['debounce'], 50):.1f} ms | {pct(r['start'], 50):.1f} ms | {pct(r['start'], 99):.1f} ms |",
+              flush=True)
+    if args.pushes > 0:
+        r = measure_git(args.pushes, args.gap)
+        print(f"\ngit push -> run start, {args.pushes} pushes to a watched bare repository:\n")
+        print("| total p50 | total p99 | detect p50 | detect p99 | start p50 | start p99 |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        print(f"| {pct(r['total'], 50):.1f} ms | {pct(r['total'], 99):.1f} ms | {pct(r['detect'], 50):.1f} ms "
+              f"| {pct(r['detect'], 99):.1f} ms | {pct(r['start'], 50):.1f} ms | {pct(r['start'], 99):.1f} ms |",
               flush=True)
     return 0
 

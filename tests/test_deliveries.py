@@ -76,10 +76,14 @@ def test_the_recorder_batches_prunes_per_route_and_survives_a_failing_store(tmp_
                 rec({"at": 1.8e9 + i, "route": "/a", "method": "POST", "status": 202, "verify": "ok",
                      "delivery_id": f"a{i}"})
             rec({"at": 1.8e9, "route": "/b", "method": "POST", "status": 401, "verify": "failed", "reason": "no"})
+            written: list[int] = []
+            real = journal.record_deliveries
+            journal.record_deliveries = lambda rows, keep: (written.append(len(rows)), real(rows, keep))  # type: ignore[method-assign]
             assert journal.list_deliveries() == []  # buffered, not yet written
             await asyncio.sleep(0.2)
             assert [d["delivery_id"] for d in journal.list_deliveries(route="/a")] == ["a4", "a3", "a2"]
             assert [d["status"] for d in journal.list_deliveries(route="/b")] == [401]
+            assert written == [4]  # a busy route's older rows were never written: 3 of /a, 1 of /b
             await rec.close()
 
         run(main())

@@ -44,6 +44,19 @@ MAX_BUFFERED = 10_000
 log = logging.getLogger("triggerlang")
 
 
+def _newest_per_route(rows: list[dict[str, Any]], keep: int) -> list[dict[str, Any]]:
+    """The newest ``keep`` rows of each route, in their order (rows come oldest first)."""
+    seen: dict[str, int] = {}
+    out = []
+    for row in reversed(rows):
+        n = seen.get(row["route"], 0)
+        if n < keep:
+            seen[row["route"]] = n + 1
+            out.append(row)
+    out.reverse()
+    return out
+
+
 class DeliveryRecorder:
     """Buffers delivery rows (dicts of :data:`~triggerlang.runtime.store.DELIVERY_FIELDS`)
     and writes them to ``store.record_deliveries`` in batches. ``metrics`` (a
@@ -98,6 +111,8 @@ class DeliveryRecorder:
         rows, self._rows = self._rows, []
         if not rows:
             return
+        if len(rows) > self.keep:  # a busy route: only its newest `keep` can stay, write no more
+            rows = _newest_per_route(rows, self.keep)
         if self._dropped:
             log.warning("the delivery history dropped %d row(s): the store did not keep up", self._dropped)
             self._dropped = 0
