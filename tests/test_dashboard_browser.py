@@ -331,11 +331,23 @@ def test_the_sources_page(serve: Serve, browser) -> None:
     for ref in ("refs/heads/a", "refs/heads/b"):
         serve.wait_final(serve.hook("/hooks/build", ref)["runs"][0])
     serve.wait_final(serve.hook("/hooks/check", "refs/heads/a")["runs"][0])
+    refused = serve.http.post("/hooks/build", json={"ref": "refs/heads/x"}, headers={"Authorization": "Bearer wrong"})
+    assert refused.status_code == 401
+
+    def recorded() -> list[dict]:
+        return [d for r in serve.api("/api/sources")["routes"] for d in r["deliveries"]]
+
+    wait_for(lambda: len(recorded()) == 4, "the four deliveries in the history")
     w = new_page(browser)
     page = w.page
     page.goto(f"{serve.url}/dashboard/sources?token={DASH_TOKEN}")
     route = page.locator('section.route[data-route="/hooks/build"]')
     assert "bearer token (bearer) in authorization, secret hook" in route.inner_text()
+    rows = page.locator("table.deliveries tbody tr")
+    assert rows.count() == 4  # newest first: the refused one
+    assert "401" in rows.nth(0).inner_text() and "invalid" in rows.nth(0).inner_text()
+    assert "202" in rows.nth(1).inner_text() and "valid" in rows.nth(1).inner_text()
+    assert "http.post" in rows.nth(1).inner_text()  # the event it made, linked
     build = page.locator('tr[data-rule="build_branch"]')
     assert "100%" in build.inner_text() and build.locator("a.dot").count() == 2
     check = page.locator('tr[data-rule="check_branch"]')
