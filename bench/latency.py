@@ -11,7 +11,7 @@ time once it is closed, and waits (polling the journal) for the run of that path
 started. The journal's own timestamps split the latency in three:
 
 - **watch**: write -> the event is journaled (``events.received_at``): the OS notification
-  plus the file source's batching (watchfiles waits for ``step`` = 10 ms of quiet, or
+  plus the file source's batching (watchfiles waits for ``step`` = 5 ms of quiet, or
   ``debounce`` = 50 ms at most, before it hands over a batch);
 - **debounce**: the rule's own quiet period (``runs.not_before - runs.queued_at``);
 - **start**: ``not_before`` -> ``runs.started_at`` (timer, lane, journal write; the process
