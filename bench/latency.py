@@ -35,6 +35,7 @@ Prints a markdown table. Not part of the test suite.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -47,6 +48,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE = 30.0
@@ -63,55 +65,68 @@ def pct(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
+@contextlib.contextmanager
+def serving(d: Path) -> Iterator[sqlite3.Connection]:
+    """``triggerc serve d/rules.trg`` until the block ends; a read-only connection to its
+    journal. ``--max-retriggers 0``: a write every ~50 ms, each right after a run, is what a
+    rule re-triggering itself looks like to loop protection (runtime/loops.py), which would
+    pause the rule after 20 of them."""
+    log = open(d / "serve.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "serve", str(d / "rules.trg"),
+                             "--state", str(d / "state"), "--no-reload", "--max-retriggers", "0"],
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        end = time.monotonic() + DEADLINE
+        while "INFO serving " not in (d / "serve.log").read_text():
+            if proc.poll() is not None or time.monotonic() > end:
+                raise RuntimeError("serve did not start:\n" + (d / "serve.log").read_text())
+            time.sleep(0.02)
+        db = sqlite3.connect(f"file:{d / 'state' / 'journal.sqlite3'}?mode=ro", uri=True, timeout=30)
+        try:
+            yield db
+        finally:
+            db.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log.close()
+
+
+def started_run(db: sqlite3.Connection, columns: str, inputs: dict[str, str]) -> tuple:
+    """``columns`` of the run with these inputs (``r``: runs, ``e``: its event), once started."""
+    key = json.dumps(inputs, separators=(",", ":"))
+    end = time.monotonic() + DEADLINE
+    while True:
+        row = db.execute(f"SELECT {columns} FROM runs r JOIN events e ON e.id = r.event_id "
+                         "WHERE r.inputs = ? AND r.started_at IS NOT NULL", (key,)).fetchone()
+        if row is not None:
+            return row
+        if time.monotonic() > end:
+            raise RuntimeError(f"no run for {inputs} after {DEADLINE:.0f}s")
+        time.sleep(0.002)
+
+
 def measure(debounce: str, writes: int, gap: float) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix="trg-latency-") as tmp:
         d = Path(tmp)
         (d / "src").mkdir()
         policy = f" debounce {debounce}" if debounce != "default" else ""
         (d / "rules.trg").write_text(RULES.format(policy=policy))
-        log = open(d / "serve.log", "ab")
-        # --max-retriggers 0: a write every ~50 ms, each right after a run, is what a rule
-        # re-triggering itself looks like to loop protection (runtime/loops.py), which would
-        # pause the rule after 20 of them
-        proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "serve", str(d / "rules.trg"),
-                                 "--state", str(d / "state"), "--no-reload", "--max-retriggers", "0"],
-                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
-        try:
-            end = time.monotonic() + DEADLINE
-            while "INFO serving " not in (d / "serve.log").read_text():
-                if proc.poll() is not None or time.monotonic() > end:
-                    raise RuntimeError("serve did not start:\n" + (d / "serve.log").read_text())
-                time.sleep(0.02)
-            db = sqlite3.connect(f"file:{d / 'state' / 'journal.sqlite3'}?mode=ro", uri=True, timeout=30)
-            out: dict[str, list[float]] = {"total": [], "watch": [], "debounce": [], "start": []}
+        out: dict[str, list[float]] = {"total": [], "watch": [], "debounce": [], "start": []}
+        with serving(d) as db:
             for i in range(writes):
                 rel = f"src/f{i:04d}.txt"
                 with open(d / rel, "w") as f:
                     f.write("x" * 100)
                 t_write = time.time()
-                end = time.monotonic() + DEADLINE
-                while True:
-                    row = db.execute(
-                        "SELECT r.queued_at, r.not_before, r.started_at, e.received_at FROM runs r "
-                        "JOIN events e ON e.id = r.event_id WHERE r.inputs = ? AND r.started_at IS NOT NULL",
-                        (json.dumps({"p": rel}, separators=(",", ":")),)).fetchone()
-                    if row is not None:
-                        break
-                    if time.monotonic() > end:
-                        raise RuntimeError(f"no run for {rel} after {DEADLINE:.0f}s")
-                    time.sleep(0.002)
-                queued, not_before, started, received = row
+                queued, not_before, started, received = started_run(
+                    db, "r.queued_at, r.not_before, r.started_at, e.received_at", {"p": rel})
                 not_before = not_before if not_before is not None else queued
                 out["total"].append((started - t_write) * 1000)
                 out["watch"].append((received - t_write) * 1000)
                 out["debounce"].append((not_before - queued) * 1000)
                 out["start"].append((started - not_before) * 1000)
                 time.sleep(gap)  # let the previous run finish: one run per write, no overlap
-            db.close()
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-            log.close()
     return out
 
 
@@ -140,46 +155,20 @@ def measure_git(pushes: int, gap: float) -> dict[str, list[float]]:
         _git(work, "commit", "-q", "-m", "first")
         _git(work, "push", "-q", "origin", "main")
         (d / "rules.trg").write_text(GIT_RULES)
-        log = open(d / "serve.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "serve", str(d / "rules.trg"),
-                                 "--state", str(d / "state"), "--no-reload"],
-                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
-        try:
-            end = time.monotonic() + DEADLINE
-            while "INFO serving " not in (d / "serve.log").read_text():
-                if proc.poll() is not None or time.monotonic() > end:
-                    raise RuntimeError("serve did not start:\n" + (d / "serve.log").read_text())
-                time.sleep(0.02)
+        out: dict[str, list[float]] = {"total": [], "detect": [], "start": []}
+        with serving(d) as db:
             time.sleep(1.0)  # the git source's first snapshot (the baseline, no event) is taken
-            db = sqlite3.connect(f"file:{d / 'state' / 'journal.sqlite3'}?mode=ro", uri=True, timeout=30)
-            out: dict[str, list[float]] = {"total": [], "detect": [], "start": []}
             for i in range(pushes):
                 (work / "f.txt").write_text(f"{i + 1}\n")
                 _git(work, "commit", "-q", "-am", f"change {i + 1}")
                 sha = _git(work, "rev-parse", "HEAD")
                 _git(work, "push", "-q", "origin", "main")
                 t_push = time.time()
-                end = time.monotonic() + DEADLINE
-                while True:
-                    row = db.execute(
-                        "SELECT r.started_at, e.received_at FROM runs r JOIN events e ON e.id = r.event_id "
-                        "WHERE r.inputs = ? AND r.started_at IS NOT NULL",
-                        (json.dumps({"p": sha}, separators=(",", ":")),)).fetchone()
-                    if row is not None:
-                        break
-                    if time.monotonic() > end:
-                        raise RuntimeError(f"no run for {sha} after {DEADLINE:.0f}s:\n" + (d / "serve.log").read_text())
-                    time.sleep(0.002)
-                started, received = row
+                started, received = started_run(db, "r.started_at, e.received_at", {"p": sha})
                 out["total"].append((started - t_push) * 1000)
                 out["detect"].append((received - t_push) * 1000)
                 out["start"].append((started - received) * 1000)
                 time.sleep(gap)
-            db.close()
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
-            log.close()
     return out
 
 
