@@ -185,11 +185,12 @@ def test_exec_writes_output_and_header_to_the_log(base: Path):
     req_log = base.parent / "state" / "logs" / "1.log"
     result, _ = run_probe(base, action)
     assert result.status == "failed" and result.exit_code == 4
-    log = req_log.read_text()
-    assert log.splitlines()[0].startswith("# run 1 rule r1 action act attempt 1: exec ")
-    assert "hello" in log.splitlines()[0]
-    assert "probe stdout" in log and "probe stderr" in log
-    assert "failed (exit code 4)" in log
+    lines = req_log.read_bytes().splitlines()
+    # triggerlang's own lines start with 0x01, the action's stderr lines with 0x02
+    assert lines[0].startswith(b"\x01# run 1 rule r1 action act attempt 1: exec ")
+    assert b"hello" in lines[0]
+    assert b"probe stdout" in lines and b"\x02probe stderr" in lines
+    assert lines[-1].startswith(b"\x01# run 1 failed (exit code 4)"), lines
 
 
 @pytest.mark.parametrize("argv0, message", [

@@ -103,6 +103,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .store import LOG_META, LOG_STDERR
 from ..actions import ACTION_KINDS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv, input_env_name
 
 KILL_GRACE = 5.0
@@ -383,10 +384,19 @@ def _could_not_start(req: RunRequest, e: ActionError) -> RunResult:
     return RunResult("failed", None, str(e), start_again=isinstance(e, _LogUnwritable) and e.no_space)
 
 
-def _log_line(path: Path, line: str) -> None:
+def _meta(text: str) -> bytes:
+    """``text`` as lines of triggerlang's own in a run's log: each starts with ``LOG_META``
+    (see :mod:`triggerlang.runtime.store`, "Run logs")."""
+    lines = text.rstrip("\n").split("\n")
+    return b"".join(LOG_META + line.encode("utf-8", "replace") + b"\n" for line in lines)
+
+
+def _log_line(path: Path, line: str, meta: bool = True) -> None:
+    """Append ``line`` to the log at ``path``: a line of triggerlang's own, or (``meta``
+    False) the action's output (an http action's response body)."""
     with contextlib.suppress(OSError):
         with _open_append(path) as f:
-            f.write((line.rstrip("\n") + "\n").encode("utf-8", "replace"))
+            f.write(_meta(line) if meta else (line.rstrip("\n") + "\n").encode("utf-8", "replace"))
 
 
 # -- exec and shell -----------------------------------------------------------------------
@@ -403,14 +413,15 @@ async def _start_process(req: RunRequest, argv: list[str], inputs: Mapping[str, 
 
 async def _start_asyncio(req: RunRequest, argv: list[str], inputs: Mapping[str, Any],
                          what: str) -> RunningAction:
-    """The portable path: asyncio's subprocess support (a pipe for stdin, fed by a task)."""
+    """The portable path: asyncio's subprocess support (a pipe for stdin, fed by a task;
+    stdout straight into the log, stderr through a pipe copied by :func:`_copy_stderr`)."""
     env = _run_env(req, inputs)
     cwd = _cwd(req)
     log = _open_log(req.log_path)
     try:
         try:
-            log.write(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
-                      f"{what}\n".encode("utf-8", "replace"))
+            log.write(_meta(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
+                            f"{what}"))
         except OSError as e:
             raise _LogUnwritable(f"cannot write the log file {req.log_path}: {e.strerror or e}",
                                  e.errno in _NO_SPACE) from None
@@ -418,9 +429,17 @@ async def _start_asyncio(req: RunRequest, argv: list[str], inputs: Mapping[str, 
         try:
             if req.die_with_parent:
                 argv, spawn = _dying_with_parent(argv, env, cwd)
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=asyncio.subprocess.STDOUT,
-                cwd=str(cwd), env=env, start_new_session=True, close_fds=True, **spawn)
+            # stderr: a pipe of our own, not asyncio's (whose wait() would wait for it to close)
+            err_r, err_w = os.pipe()
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=err_w,
+                    cwd=str(cwd), env=env, start_new_session=True, close_fds=True, **spawn)
+            except BaseException:
+                os.close(err_r)
+                raise
+            finally:
+                os.close(err_w)
         except FileNotFoundError as e:
             missing = e.filename if e.filename else argv[0]
             if not cwd.is_dir():
@@ -434,11 +453,19 @@ async def _start_asyncio(req: RunRequest, argv: list[str], inputs: Mapping[str, 
             raise ActionError(f"cannot start {argv[0]}: {e}") from None
         except OSError as e:
             raise ActionError(f"cannot start {argv[0]}: {e.strerror or e}") from None
-    finally:
+    except BaseException:
         log.close()
+        raise
+    stderr = asyncio.StreamReader()
+    pipe = open(err_r, "rb", buffering=0)
+    try:
+        await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), pipe)
+    except BaseException:  # pragma: no cover - a loop without pipes: read nothing, lose nothing else
+        pipe.close()
+        stderr.feed_eof()
     ra = RunningAction(req)
     ra.pid = ra.pgid = proc.pid
-    ra._task = asyncio.create_task(_supervise(ra, proc), name=f"triggerlang-run-{req.run_id}")
+    ra._task = asyncio.create_task(_supervise(ra, proc, log, stderr), name=f"triggerlang-run-{req.run_id}")
     return ra
 
 
@@ -547,7 +574,7 @@ class Spawner:
             for sk in (mine, theirs):
                 sk.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * spawn.MAX_MESSAGE)
                 sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * spawn.MAX_MESSAGE)
-            first = subprocess.Popen([sys.executable, "-I", "-S", spawn.__file__, str(theirs.fileno())],
+            first = subprocess.Popen([sys.executable, "-I", "-S", spawn.__file__, str(theirs.fileno()), LOG_STDERR.hex()],
                                      pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
         except OSError as e:  # no interpreter or no spawn.py file here: the portable path from now on
             mine.close()
@@ -779,8 +806,7 @@ def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Ma
         if found is None:
             raise ActionError(f"program not found: {prog}")
         program = found
-    header = (f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
-              f"{what}\n").encode("utf-8", "replace")
+    header = _meta(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: {what}")
     if req.die_with_parent:  # setpriv, between the spawner's thread and the program (see _dying_with_parent)
         setpriv = _setpriv()
         assert setpriv is not None
@@ -980,7 +1006,7 @@ class _FastAction(RunningAction):
             trailer = f"# run {self.req.run_id} failed: {self._lost}"
         if self._log_fd >= 0:
             with contextlib.suppress(OSError):
-                os.write(self._log_fd, (trailer + "\n").encode("utf-8", "replace"))
+                os.write(self._log_fd, _meta(trailer))
             os.close(self._log_fd)
             self._log_fd = -1
         else:
@@ -1060,8 +1086,63 @@ async def _feed_stdin(proc: asyncio.subprocess.Process, data: bytes) -> None:
         proc.stdin.close()
 
 
-async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process) -> RunResult:
+_COPIES: set[asyncio.Task] = set()
+"""Copies of a stderr that outlived their run's end (:func:`_copy_stderr`): kept referenced."""
+
+
+async def _copy_stderr(stream: asyncio.StreamReader, lines: Any, log: Any) -> None:
+    """Copy a run's stderr into its log (``log``, an unbuffered append-only file, closed at
+    the end), each line marked (:class:`~triggerlang.runtime.spawn.StderrLines`), until
+    end-of-file. The same rules as the spawner's copy (see :mod:`triggerlang.runtime.spawn`)."""
+    from .spawn import HOLD_LINE, READ
+
+    try:
+        while True:
+            try:
+                if lines.line:
+                    data = await asyncio.wait_for(stream.read(READ), max(0.0, lines.held + HOLD_LINE - time.monotonic()))
+                else:
+                    data = await stream.read(READ)
+            except asyncio.TimeoutError:
+                log.write(lines.flush())
+                continue
+            if not data:
+                log.write(lines.flush())
+                return
+            out = lines.take(data, time.monotonic())
+            if out:
+                log.write(out)
+    except OSError:  # a full disk: stop copying; the run goes on
+        pass
+    finally:
+        log.close()
+
+
+async def _stderr_done(proc: asyncio.subprocess.Process, copy: asyncio.Task, lines: Any, log: Any) -> None:
+    """Wait, after the run's process exited, for its stderr copy to reach end-of-file: at most
+    ``spawn.STDERR_LINGER`` while its process group lives, a moment when the group is gone
+    (a process of another session holds the pipe); past that the copy goes on by itself."""
+    from .spawn import STDERR_LINGER
+
+    deadline = time.monotonic() + STDERR_LINGER
+    while not copy.done():
+        await asyncio.wait({copy}, timeout=_POLL)
+        if copy.done() or time.monotonic() >= deadline or not group_alive(proc.pid):
+            break
+    if not copy.done():
+        with contextlib.suppress(OSError):
+            log.write(lines.flush())
+        _COPIES.add(copy)
+        copy.add_done_callback(_COPIES.discard)
+
+
+async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process, log: Any,
+                     stderr: asyncio.StreamReader) -> RunResult:
+    from .spawn import StderrLines
+
     req = ra.req
+    lines = StderrLines(LOG_STDERR)
+    copy = asyncio.create_task(_copy_stderr(stderr, lines, log))
     feeder = asyncio.create_task(_feed_stdin(proc, _event_bytes(req.event)))
     exited = asyncio.create_task(proc.wait())
     cancel = asyncio.create_task(ra._cancel_requested.wait())
@@ -1085,6 +1166,7 @@ async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process) -> Run
             await feeder
         with contextlib.suppress(asyncio.CancelledError):
             await cancel
+        await _stderr_done(proc, copy, lines, log)
     result, trailer = _outcome(req, reason, rc, time.monotonic() - ra.started)
     _log_line(req.log_path, trailer)
     return result
@@ -1282,7 +1364,9 @@ async def _supervise_http(ra: RunningAction, method: str, url: str, headers: dic
             text = data.decode("utf-8", "replace")
             _log_line(req.log_path, f"# HTTP {status} {reason}")
             if text:
-                _log_line(req.log_path, text + ("\n# (response body truncated at 64 KiB)" if truncated else ""))
+                _log_line(req.log_path, text, meta=False)
+                if truncated:
+                    _log_line(req.log_path, "# (response body truncated at 64 KiB)")
             if 200 <= status < 300:
                 result = RunResult("succeeded", status)
             else:

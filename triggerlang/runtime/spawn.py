@@ -23,7 +23,22 @@ pass together: one system call and one wake-up for many runs):
   attached (``serve`` writes the last line and closes it); ``("f", run, where, errno, message)``
   could not start (``where``: ``log`` the log file, ``cwd`` the working directory,
   ``exec`` the program, ``args`` a NUL byte in an argument); ``("x", run, status)``
-  ended, with its wait status.
+  ended, with its wait status, once its stderr is in the log (see below).
+
+stdout and stderr: the child's stdout is the log file itself (appended to directly, no
+copy); its stderr is a pipe that the reaper thread copies into the same file with the
+marker byte (0x02, given on the command line: ``store.LOG_STDERR``) at the start of each
+line (:class:`StderrLines`). A run that writes nothing to stderr costs a pipe and its
+end-of-file. The order of stdout and stderr lines is the order in which they reach the
+file: a stderr line arrives one pipe hop later than a stdout line written at the same
+moment, so lines the child wrote within the same instant to both streams may swap (a
+shared append-only file cannot do better without a second copy of stdout); lines written
+further apart keep their order. The end message of a run is sent once its stderr pipe
+reached end-of-file, so ``serve`` writes the closing line after the last stderr line; a
+process whose stderr is still held open after it exited (a background child of the run)
+delays its end at most :data:`STDERR_LINGER`, and not at all when no process of its
+process group is left (the holder escaped into a session of its own). The copy goes on
+until end-of-file, after the closing line, as the stdout of such a process does.
 
 The spawner is ``python -I -S`` on this file (the standard library only, so it starts in
 ~20 ms). It forks once more and its first process exits, so it is no child of ``serve``
@@ -45,6 +60,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 SPAWN_THREADS = 4
 INLINE_STDIN = 32 * 1024
@@ -55,11 +71,84 @@ MAX_MESSAGE = 256 * 1024
 """The largest message read."""
 MAX_FDS = 64
 """At most this many memfds with one message."""
+STDERR_LINGER = 0.5
+"""Seconds a run's end waits, after its process exited, for its stderr to reach end-of-file
+while other processes of its process group still hold it (a ``cmd &`` left running)."""
+HOLD_LINE = 0.2
+"""Seconds a stderr line without its newline yet is held back before it goes to the log
+(a progress line): held, it reaches the file whole, in one write."""
+MAX_LINE = 64 * 1024
+"""A stderr line held back this long goes to the log unfinished."""
+READ = 64 * 1024
+
+
+class StderrLines:
+    """Marks the lines of one run's stderr with ``mark`` for its log. :meth:`take` gets the
+    bytes as they are read and returns what to append now: whole lines, each with the mark
+    at its start; a line not ended yet is held (:attr:`line`) until its newline comes, it
+    is :data:`MAX_LINE` long, :meth:`flush` is called (after :data:`HOLD_LINE`, at
+    end-of-file) . A line written in several pieces gets one mark."""
+
+    __slots__ = ("mark", "line", "at_start", "held")
+
+    def __init__(self, mark: bytes) -> None:
+        self.mark = mark
+        self.line = b""        # the begun line, held back
+        self.at_start = True   # the next byte written starts a line
+        self.held = 0.0        # since when (time.monotonic) ``line`` is held
+
+    def take(self, data: bytes, now: float) -> bytes:
+        was_held = bool(self.line)
+        if was_held:
+            data = self.line + data
+        cut = data.rfind(b"\n") + 1
+        out = b""
+        if cut:
+            out = data[:cut - 1].replace(b"\n", b"\n" + self.mark) + b"\n"
+            if self.at_start:
+                out = self.mark + out
+            self.at_start = True
+        self.line = data[cut:]
+        if self.line and (cut or not was_held):
+            self.held = now
+        if len(self.line) >= MAX_LINE:
+            out += self.flush()
+        return out
+
+    def flush(self) -> bytes:
+        """The held line, unfinished (its rest follows without a mark)."""
+        if not self.line:
+            return b""
+        out = self.mark + self.line if self.at_start else self.line
+        self.line, self.at_start = b"", False
+        return out
+
+
+class _Run:
+    """A started run as the reaper sees it."""
+
+    __slots__ = ("run", "pid", "pidfd", "log_fd", "pipe", "lines", "status", "linger", "sent")
+
+    def __init__(self, run: int, pid: int, pidfd: int, log_fd: int, pipe: int, mark: bytes) -> None:
+        self.run, self.pid, self.pidfd, self.log_fd, self.pipe = run, pid, pidfd, log_fd, pipe
+        self.lines = StderrLines(mark)
+        self.status: int | None = None  # the wait status, once reaped
+        self.linger = 0.0               # until when the end waits for stderr's end-of-file
+        self.sent = False               # the end message went out
 
 
 # --------------------------------------------------------------------------- the spawner's side
 
-def _serve(sock: socket.socket) -> None:  # pragma: no cover - runs in the spawner process (tests drive it)
+def _write(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError:  # a full disk: the run goes on, as it does when its own writes fail
+        pass
+
+
+def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs in the spawner process (tests drive it)
     import queue
     import select
     import signal
@@ -70,7 +159,8 @@ def _serve(sock: socket.socket) -> None:  # pragma: no cover - runs in the spawn
     signal.signal(signal.SIGTERM, lambda *a: None)
     send_lock = threading.Lock()
     lock = threading.Lock()
-    pidfds: dict[int, tuple[int, int]] = {}  # pidfd -> (pid, run)
+    watched: dict[int, _Run] = {}  # pidfd or stderr pipe -> its run
+    live: set[_Run] = set()  # runs whose end message is not sent yet
     jobs: queue.SimpleQueue = queue.SimpleQueue()
     ep = select.epoll()
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC)
@@ -123,16 +213,25 @@ def _serve(sock: socket.socket) -> None:  # pragma: no cover - runs in the spawn
                 while view:
                     view = view[os.write(in_fd, view):]
                 os.lseek(in_fd, 0, os.SEEK_SET)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
         except OSError as e:
             return fail(run, "exec", e.errno or 0, e.strerror or str(e), log_fd, memfd)
         try:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)  # the child's stderr
+            os.set_blocking(out_r, False)
+        except OSError as e:
+            return fail(run, "exec", e.errno or 0, e.strerror or str(e), log_fd, in_fd)
+        try:
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        except OSError as e:
+            return fail(run, "exec", e.errno or 0, e.strerror or str(e), log_fd, in_fd, out_r, out_w)
+        try:
             try:
                 pid = _posixsubprocess.fork_exec(
-                    argv, [os.fsencode(program)], True, (err_w,), cwd, env, in_fd, -1, -1, log_fd, -1, log_fd, err_r, err_w,
+                    argv, [os.fsencode(program)], True, (err_w,), cwd, env, in_fd, -1, -1, log_fd, -1, out_w, err_r, err_w,
                     True, True, -1, None, None, None, -1, None, True)
             finally:
                 os.close(err_w)
+                os.close(out_w)
                 os.close(in_fd)
             failure = b""
             while True:
@@ -141,11 +240,12 @@ def _serve(sock: socket.socket) -> None:  # pragma: no cover - runs in the spawn
                     break
                 failure += part
         except OSError as e:
-            return fail(run, "exec", e.errno or 0, e.strerror or str(e), log_fd, err_r)
+            return fail(run, "exec", e.errno or 0, e.strerror or str(e), log_fd, err_r, out_r)
         except (TypeError, ValueError) as e:  # a NUL byte in an argument; another Python's fork_exec
-            return fail(run, "args" if isinstance(e, ValueError) else "python", 0, str(e), log_fd, err_r)
+            return fail(run, "args" if isinstance(e, ValueError) else "python", 0, str(e), log_fd, err_r, out_r)
         os.close(err_r)
         if failure:
+            os.close(out_r)
             os.waitpid(pid, 0)
             try:
                 _, hex_errno, what = failure.split(b":", 2)
@@ -155,11 +255,13 @@ def _serve(sock: socket.socket) -> None:  # pragma: no cover - runs in the spawn
             return fail(run, "cwd" if what.startswith(b"noexec") else "exec", err,
                         os.strerror(err) if err else what.decode("utf-8", "replace"), log_fd)
         pidfd = os.pidfd_open(pid)
+        r = _Run(run, pid, pidfd, log_fd, out_r, mark)
         with lock:
-            pidfds[pidfd] = (pid, run)
-        send_all([("p", run, pid)], [log_fd])
-        os.close(log_fd)
+            watched[pidfd] = watched[out_r] = r
+            live.add(r)
+        send_all([("p", run, pid)], [log_fd])  # the log fd stays open here until stderr's end-of-file
         ep.register(pidfd, select.EPOLLIN)
+        ep.register(out_r, select.EPOLLIN)
 
     def spawner() -> None:
         while True:
@@ -168,25 +270,108 @@ def _serve(sock: socket.socket) -> None:  # pragma: no cover - runs in the spawn
                 return
             spawn(*item)
 
-    def reaper() -> None:
-        ended: list[tuple] = []
+    def copy(r: _Run, now: float) -> None:
+        """Copy what ``r``'s stderr pipe holds into its log; at end-of-file, stop watching it."""
         while True:
-            for fd, _ in ep.poll():
+            try:
+                data = os.read(r.pipe, READ)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                _write(r.log_fd, r.lines.flush())
+                ep.unregister(r.pipe)
+                with lock:
+                    del watched[r.pipe]
+                closing.extend((r.pipe, r.log_fd))
+                r.pipe = r.log_fd = -1
+                return
+            out = r.lines.take(data, now)
+            if out:
+                _write(r.log_fd, out)
+            if r.lines.line:
+                waiting.add(r)
+
+    def end(r: _Run) -> None:
+        """Tell ``serve`` that ``r`` ended (its log holds its stderr so far)."""
+        if r.pipe >= 0:
+            _write(r.log_fd, r.lines.flush())
+        r.sent = True
+        ended.append(("x", r.run, r.status))
+        with lock:
+            live.discard(r)
+
+    def due_at(r: _Run) -> float:
+        """When the reaper has something to do for ``r`` without an event."""
+        at = r.lines.held + HOLD_LINE if r.lines.line else float("inf")
+        return min(at, r.linger) if r.status is not None and not r.sent else at
+
+    def group_gone(pgid: int) -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    ended: list[tuple] = []
+    closing: list[int] = []  # closed after a poll's events are handled: no fd number is reused meanwhile
+    waiting: set[_Run] = set()  # runs with a held stderr line or an end that waits for stderr
+
+    def reaper() -> None:
+        while True:
+            timeout = -1.0
+            if waiting:
+                due = min(due_at(r) for r in waiting)
+                timeout = max(0.0, due - time.monotonic()) if due < float("inf") else -1.0
+            events = ep.poll(timeout)
+            now = time.monotonic()
+            for fd, _ in events:
                 if fd == wake_r:
                     os.read(wake_r, 64)
                     continue
                 with lock:
-                    pid, run = pidfds.pop(fd)
+                    r = watched.get(fd)
+                if r is None:
+                    continue
+                if fd == r.pipe:
+                    copy(r, now)
+                    if r.pipe < 0 and r.status is not None and not r.sent:
+                        end(r)
+                    continue
+                pid, status = os.waitpid(r.pid, os.WNOHANG)
+                if pid == 0:  # pragma: no cover - a pidfd is readable once its process ended
+                    continue
                 ep.unregister(fd)
-                os.close(fd)
-                _, status = os.waitpid(pid, 0)
-                ended.append(("x", run, status))
+                with lock:
+                    del watched[fd]
+                closing.append(fd)
+                r.status = status
+                if r.pipe >= 0:
+                    copy(r, now)
+                if r.pipe < 0 or group_gone(r.pid):
+                    end(r)
+                else:
+                    r.linger = now + STDERR_LINGER
+                    waiting.add(r)
+            for r in list(waiting):
+                if r.lines.line and now >= r.lines.held + HOLD_LINE and r.pipe >= 0:
+                    _write(r.log_fd, r.lines.flush())
+                if r.status is not None and not r.sent and now >= r.linger:
+                    end(r)
+                if not r.lines.line and (r.sent or r.status is None):
+                    waiting.discard(r)
             if ended:
                 send_all(ended)
                 ended.clear()
+            for fd in closing:
+                os.close(fd)
+            closing.clear()
             if quitting.is_set():
                 with lock:
-                    if not pidfds:
+                    if not live:
                         return
 
     workers = [threading.Thread(target=spawner, daemon=True) for _ in range(SPAWN_THREADS)]
@@ -220,11 +405,11 @@ def _serve(sock: socket.socket) -> None:  # pragma: no cover - runs in the spawn
     reap.join()
 
 
-if __name__ == "__main__":  # python -I -S spawn.py FD
+if __name__ == "__main__":  # python -I -S spawn.py FD MARK (MARK: the stderr line marker, in hex)
     # Not a child of serve (serve's children are its runs, and its tests say so): the first
     # process exits at once and serve reaps it; the spawner lives on until its socket
     # closes, which the kernel does when serve exits, kill -9 included.
     if os.fork() != 0:
         os._exit(0)
-    _serve(socket.socket(fileno=int(sys.argv[1])))
+    _serve(socket.socket(fileno=int(sys.argv[1])), bytes.fromhex(sys.argv[2]))
     os._exit(0)
