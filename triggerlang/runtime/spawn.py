@@ -260,8 +260,9 @@ def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs
             watched[pidfd] = watched[out_r] = r
             live.add(r)
         send_all([("p", run, pid)], [log_fd])  # the log fd stays open here until stderr's end-of-file
-        ep.register(pidfd, select.EPOLLIN)
+        # the pipe first: the reaper, woken by the pidfd, reads (and may close) the pipe
         ep.register(out_r, select.EPOLLIN)
+        ep.register(pidfd, select.EPOLLIN)
 
     def spawner() -> None:
         while True:
