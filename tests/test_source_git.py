@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -212,13 +213,20 @@ def test_tags_lightweight_and_annotated_are_peeled(tmp_path: Path) -> None:
     run_source(repo, CFG, body)
 
 
-def test_bare_repository_sees_pushes_and_forced_pushes(tmp_path: Path) -> None:
+def bare_with_clone(tmp_path: Path) -> Path:
+    """``tmp_path/server.git`` (bare) with one commit on main, pushed from ``tmp_path/clone``
+    (returned)."""
     bare = tmp_path / "server.git"
     git(tmp_path, "init", "-q", "--bare", str(bare))
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(bare), str(clone))
     commit(clone, {"a.txt": "1\n"}, "first")
     git(clone, "push", "-q", "origin", "main")
+    return clone
+
+
+def test_bare_repository_sees_pushes_and_forced_pushes(tmp_path: Path) -> None:
+    clone = bare_with_clone(tmp_path)
     first = git(clone, "rev-parse", "HEAD")
     cfg = {"repos": [{"path": "server.git", "repo": "server.git"}], "poll": 0.05}
 
@@ -381,3 +389,22 @@ def test_in_store_mode_two_watchers_key_each_update_alike(tmp_path: Path) -> Non
         ("merge", f"git:.:refs/heads/main:{head}/git.merge"),
         ("branch_deleted", f"git:.:refs/heads/feature:deleted:{feature}"),
     ])
+
+
+def test_a_change_under_refs_wakes_the_watcher_long_before_the_poll(tmp_path: Path) -> None:
+    """With a poll of ten minutes, a push to a bare repository is still seen at once: the
+    OS reports the change under refs/ and the source polls then (and stops promptly)."""
+    clone = bare_with_clone(tmp_path)
+    cfg = {"repos": [{"path": "server.git", "repo": "server.git"}], "poll": 600}
+
+    async def body(h: Harness, src: GitSource) -> None:
+        for i in range(2, 4):  # twice: the watch goes on after a change
+            sha = commit(clone, {"a.txt": f"{i}\n"}, f"change {i}")
+            await h.wait_for(src._flag.live.is_set, "the refs watcher to be in place")
+            git(clone, "push", "-q", "origin", "main")
+            push = await h.wait_event("push", "refs/heads/main", n=i - 1)
+            assert push.data["after"] == sha
+
+    t0 = time.monotonic()
+    run_source(tmp_path, cfg, body)
+    assert time.monotonic() - t0 < 60  # far under one poll: the watcher woke it, and it stopped

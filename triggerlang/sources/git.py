@@ -13,7 +13,10 @@ For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], 
    An existing folder inside a working tree finds the enclosing repository, as git does.
    A path that does not exist (yet) is logged once and looked for again at every poll.
 
-2. **Snapshot the refs without a subprocess.** Every ``poll`` seconds (default 0.25 s) the
+2. **Snapshot the refs without a subprocess.** Every ``poll`` seconds (default 0.25 s),
+   and at once when the OS reports a change under the repository's ``refs/`` (watchfiles
+   on that folder: a push is seen in ~10 ms instead of up to ``poll``; an update that only
+   rewrites ``packed-refs``, such as deleting a packed ref, waits for the poll), the
    source lists the loose refs under ``refs/heads`` and ``refs/tags`` and stats them and
    ``packed-refs``. Only when that stat signature changes (or every couple of seconds as a
    safety net against a same-size, same-mtime rewrite that reused an inode) does it read
@@ -56,15 +59,18 @@ For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], 
    rather than dropping the event, and nothing here ever raises into the runtime.
 
 Limits: only the ``files`` ref backend is read (not ``reftable``); updates that come and
-go between two polls (a branch created and deleted within 250 ms) are not seen; a
+go between two snapshots (a branch created and deleted within ~10 ms, or within a poll
+when the OS watch is unavailable) are not seen; a
 repository that appears while the source runs takes its first snapshot as the baseline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import string
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,6 +206,22 @@ class _Repo:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
+class _Flag:
+    """The stop event the native watchers poll (``is_set``, from their threads, once their
+    OS watches are in place and then every step: ``live`` tells that one is watching)."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        self.live = threading.Event()
+
+    def is_set(self) -> bool:
+        self.live.set()
+        return self.stopped
+
+    def set(self) -> None:
+        self.stopped = True
+
+
 class GitSource(Source):
     """Watches the refs of one or more repositories and emits ``git.*`` events.
 
@@ -223,6 +245,7 @@ class GitSource(Source):
         self._env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
         self._env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
         self._stopping = False
+        self._flag = _Flag()
 
     def describe(self) -> str:
         return "git: watching refs of " + ", ".join(str(r.path) for r in self.repos)
@@ -231,12 +254,14 @@ class GitSource(Source):
 
     async def start(self) -> None:
         self._stopping = False
+        self._flag = _Flag()
         for r in self.repos:
             self._baseline(r)
             r.task = asyncio.create_task(self._watch(r), name=f"git-source:{r.repo}")
 
     async def stop(self) -> None:
         self._stopping = True
+        self._flag.set()  # the native watchers return within a step
         tasks = [r.task for r in self.repos if r.task is not None]
         for t in tasks:
             t.cancel()
@@ -279,14 +304,49 @@ class GitSource(Source):
             self.ctx.log.exception("git: could not read the refs of %s", r.path)
 
     async def _watch(self, r: _Repo) -> None:
+        wake = asyncio.Event()
+        notifier = asyncio.create_task(self._notify(r, wake), name=f"git-notify:{r.repo}")
+        try:
+            while not self._stopping:
+                wake.clear()  # before the poll: a change reported during it polls again at once
+                try:
+                    await self._poll_once(r)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    self.ctx.log.exception("git: error while watching %s", r.path)
+                if not wake.is_set():
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.poll)
+        finally:
+            notifier.cancel()
+            await asyncio.gather(notifier, return_exceptions=True)
+
+    async def _notify(self, r: _Repo, wake: asyncio.Event) -> None:
+        """Set ``wake`` whenever the OS reports a change under the repository's ``refs/``
+        (git renames a lock file over a ref). Best effort: while the repository is missing,
+        or if the OS watch fails (no inotify watches left), the poll alone finds changes."""
+        from watchfiles import awatch  # imported here: `triggerc check` must not load it
+
         while not self._stopping:
+            refs = r.common / "refs" if r.common is not None else None
+            if refs is None or not refs.is_dir():
+                await asyncio.sleep(max(self.poll, 1.0))
+                continue
             try:
-                await self._poll_once(r)
+                async for _ in awatch(refs, watch_filter=None, step=5, debounce=50, stop_event=self._flag,
+                                      recursive=True, ignore_permission_denied=True):
+                    wake.set()
+                    if r.common is None or r.common / "refs" != refs:
+                        break  # the repository moved or went away: watch where it is now
+                else:
+                    return  # stopped
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self.ctx.log.exception("git: error while watching %s", r.path)
-            await asyncio.sleep(self.poll)
+            except Exception as exc:
+                self.ctx.log.debug("git: cannot watch %s for changes (%s); polling every %.2fs", refs, exc,
+                                   self.poll)
+                await asyncio.sleep(max(self.poll, 5.0))
 
     async def _poll_once(self, r: _Repo) -> None:
         if not self._locate(r):
