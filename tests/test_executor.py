@@ -175,6 +175,23 @@ def test_exec_relative_program_and_cwd(base: Path):
     assert seen["cwd"] == str(base / "work")  # ./scripts/probe.py still found from base_dir
 
 
+def test_the_spawner_of_a_closed_event_loop_is_stopped_by_the_next_loop(base: Path):
+    """A program (or a test) that runs actions under ``asyncio.run`` and never calls
+    ``close_spawner`` leaves a spawner per loop: the next loop that starts a run stops it
+    (its socket closed, so its process exits), instead of one process per forgotten loop."""
+    from triggerlang.runtime.executor import _Fast
+
+    if _Fast.broken:
+        pytest.skip("no spawner on this platform: runs start in process")
+    action = {"kind": "exec", "params": [], "argv": [{"value": "true"}]}
+    assert run(request(base, action, run_id=1)) == RunResult("succeeded", 0)
+    left = [sp for lp, sp in _Fast.spawners.items() if lp.is_closed()]
+    assert left and all(sp.sock is not None for sp in left)  # the first loop's, still open
+    assert run(request(base, action, run_id=2)) == RunResult("succeeded", 0)
+    assert all(sp.sock is None for sp in left)
+    assert not any(sp in _Fast.spawners.values() for sp in left)
+
+
 def test_exec_bare_name_uses_path_and_reports_exit_code(base: Path):
     action = {"kind": "exec", "params": [], "argv": [{"value": "sh"}, {"value": "-c"}, {"value": "exit 3"}]}
     assert run(request(base, action)) == RunResult("failed", 3, "exited with code 3")

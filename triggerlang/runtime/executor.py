@@ -525,12 +525,25 @@ def _fast_spawner() -> "Spawner | None":
     loop = asyncio.get_running_loop()
     sp = _Fast.spawners.get(loop)
     if sp is None:
+        _close_forgotten_spawners()
         if not (sys.platform.startswith("linux") and hasattr(os, "memfd_create") and hasattr(os, "pidfd_open")
                 and hasattr(socket, "SOCK_SEQPACKET") and (3, 11) <= sys.version_info[:2] <= (3, 13)):
             _Fast.broken = True
             return None
         sp = _Fast.spawners[loop] = Spawner(loop)
     return sp
+
+
+def _close_forgotten_spawners() -> None:
+    """Stop the spawners of event loops that closed without :func:`close_spawner` (a
+    program or a test that ran the engine under ``asyncio.run``): nothing can hear their
+    runs any more, and each would keep a process and a socket until this one exits. (The
+    registry cannot drop them by itself: a spawner refers to its loop.)"""
+    for old_loop, old in list(_Fast.spawners.items()):
+        if old_loop.is_closed():
+            _Fast.spawners.pop(old_loop, None)
+            with contextlib.suppress(Exception):  # its runs' callbacks cannot reach a closed loop
+                old.close()
 
 
 def close_spawner(loop: asyncio.AbstractEventLoop | None = None) -> None:
