@@ -69,13 +69,16 @@ def ev(path: str, **query: str) -> Event:
 
 
 class Bench:
-    def __init__(self, text: str):
+    def __init__(self, text: str, group: int = 0):
         self.dir = tempfile.mkdtemp(prefix="trg-corr-bench-")
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         self.journal = Journal(Path(self.dir) / "state")
+        self.group = group  # > 0: serve's group commit, this many events submitted together
 
         async def start() -> Engine:
+            if group:
+                self.journal.start_group_commit()
             e = Engine(manifest(text), self.journal, {}, Path(self.dir))
             e.recover()
             e.start_correlations()
@@ -88,8 +91,12 @@ class Bench:
         with ``--cpu``: on a shared machine, what the other jobs do changes it less)."""
         async def go() -> float:
             t = CLOCK()
-            for e in events:
-                await self.engine.submit(e)
+            if self.group:  # as `serve` under load: the events of a loop pass share one commit
+                for i in range(0, len(events), self.group):
+                    await asyncio.gather(*(self.engine.submit(e) for e in events[i:i + self.group]))
+            else:
+                for e in events:
+                    await self.engine.submit(e)
             return (CLOCK() - t) / len(events)
         return self.loop.run_until_complete(go())
 
@@ -150,6 +157,20 @@ def admission(n_groups: int, n_events: int, rounds: int) -> dict:
     t["open"] = with_corr.submit_all([ev(*x[0], **x[1]) for x in fresh])            # the count grows a little
     t["fire"] = with_corr.submit_all([ev("/b", k=f"new{i}") for i in range(n_events)])  # ... and shrinks
     t["plain_b"] = plain.submit_all([ev("/b", k=f"new{i}") for i in range(n_events)])
+    with_corr.close()
+    plain.close()
+    return t
+
+
+def admission_grouped(n_groups: int, n_events: int, rounds: int, group: int) -> dict:
+    """Durable admission as ``serve`` does it under load: group commit, ``group`` events
+    submitted together (one commit for them all), paired with the same on a plain journal."""
+    keys = [f"k{i}" for i in range(n_groups)]
+    with_corr, plain = Bench(PAIR, group), Bench(NONE, group)
+    for b in (with_corr, plain):
+        b.submit_all([ev("/a", k=k) for k in keys])
+    stream = [(("/a",), {"k": keys[(i * 7919) % n_groups]}) for i in range(n_events)]
+    t = paired({"replace": with_corr, "plain": plain}, {"replace": stream, "plain": stream}, rounds)
     with_corr.close()
     plain.close()
     return t
@@ -259,6 +280,11 @@ def main() -> None:
               f"applying the log {a['apply'] * 1e6:5.1f} in one batch), open {a['open'] * 1e6:6.1f}, "
               f"fire {a['fire'] * 1e6:6.1f} (vs {a['plain_b'] * 1e6:.1f}); "
               f"an event of no member: added {(a['corr_other'] - a['plain_other']) * 1e6:4.1f}")
+    print(f"\n2b. the same in serve's group commit, 16 events a commit as at 16 connections (µs per event)")
+    for n in (100, args.groups):
+        a = admission_grouped(n, args.events, args.repeat, 16)
+        print(f"   {n:>7,} open groups: journal only {a['plain'] * 1e6:6.1f}, replace {a['replace'] * 1e6:6.1f} "
+              f"(added {(a['replace'] - a['plain']) * 1e6:5.1f})")
     one = many_rules(1, args.events, args.repeat)
     many = many_rules(args.rules, args.events, args.repeat)
     print(f"\n3. durable admission (replace) with 1 and {args.rules:,} correlation rules (µs per event)")
