@@ -286,7 +286,7 @@ class Engine:
         except Exception as e:
             done(None, e)
             return
-        self.journal.after_commit(partial(done, sub, None), partial(done, None))
+        self.journal.after_commit(partial(done, sub, None), partial(done, None), first=True)
 
     def record(self, event: Event, delivery_key: str | None = None) -> Submitted:
         """Match, decide, journal (in the open batch) and queue: the synchronous part of

@@ -215,12 +215,15 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 class _Batch:
     """The writes of one loop pass: one transaction, committed by a callback."""
 
-    __slots__ = ("future", "rollback_hooks", "after")
+    __slots__ = ("future", "rollback_hooks", "first", "after")
 
     def __init__(self, future: "asyncio.Future[None]") -> None:
         self.future = future
         self.rollback_hooks: list[Callable[[], None]] = []
-        # (called once committed, called with the error if it rolled back)
+        # (called once committed, called with the error if it rolled back); ``first`` before
+        # ``after``: the answers to the requests whose events the batch holds go out before
+        # the runs those events start are spawned
+        self.first: list[tuple[Callable[[], None], Callable[[JournalError], None] | None]] = []
         self.after: list[tuple[Callable[[], None], Callable[[JournalError], None] | None]] = []
 
 
@@ -518,15 +521,18 @@ class SqliteStore(SqliteGroups):
         if gc is not None and gc.batch is not None:
             await gc.batch.future
 
-    def after_commit(self, ok: Callable[[], None], failed: Callable[[JournalError], None] | None = None) -> None:
+    def after_commit(self, ok: Callable[[], None], failed: Callable[[JournalError], None] | None = None, *,
+                     first: bool = False) -> None:
         """``ok()`` once everything written so far is committed: right after that commit, in
         the same loop pass (at once when nothing waits to be committed); ``failed(error)``
-        instead if its batch rolls back. Loop thread only."""
+        instead if its batch rolls back. ``first``: before the callbacks without it (an
+        answer to a request, which should not wait for the spawning of runs). Loop thread
+        only."""
         gc = self._gc
         if gc is None or gc.batch is None:
             ok()
         else:
-            gc.batch.after.append((ok, failed))
+            (gc.batch.first if first else gc.batch.after).append((ok, failed))
 
     def on_rollback(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` (on the loop's thread) if the open batch rolls back."""
@@ -599,7 +605,7 @@ class SqliteStore(SqliteGroups):
             batch.future.set_result(None)
         if gc.commits % CHECKPOINT_EVERY_COMMITS == 0:
             gc.checkpointer.wake()
-        for ok, _ in batch.after:
+        for ok, _ in batch.first + batch.after:
             try:
                 ok()
             except Exception:  # pragma: no cover - a callback must not stop the others
@@ -629,7 +635,7 @@ class SqliteStore(SqliteGroups):
         if not batch.future.done():
             batch.future.set_exception(err)
             batch.future.exception()  # retrieved: a batch nobody awaited must not log a warning
-        for _, failed in batch.after:
+        for _, failed in batch.first + batch.after:
             if failed is not None:
                 try:
                     failed(err)
