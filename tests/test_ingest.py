@@ -222,7 +222,9 @@ def test_head_on_a_generic_route_answers_without_a_body(serve) -> None:
 # --------------------------------------------------------------------------- the spawner
 
 def _spawners() -> dict[int, int]:
-    """pid -> parent pid of every spawner process on the machine."""
+    """pid -> parent pid of every spawner process started by this interpreter (the servers
+    of these tests run it; another suite on the machine runs another)."""
+    python = os.fsencode(sys.executable)
     out = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -231,7 +233,7 @@ def _spawners() -> dict[int, int]:
                 stat = (d / "stat").read_text()
             except OSError:
                 continue
-            if b"triggerlang/runtime/spawn.py" in cmd:
+            if cmd.split(b"\0")[0] == python and b"triggerlang/runtime/spawn.py" in cmd:
                 out[int(d.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
     return out
 
@@ -258,7 +260,9 @@ def test_a_spawner_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(serv
     h = {"Authorization": f"Bearer {TOKEN}"}
     assert httpx.post(srv.url + "/hook", json={}, headers=h, timeout=DEADLINE).status_code == 202
     srv.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
-    spawner = (set(_spawners()) - before).pop()
+    # a run is journaled running before its process is spawned (the spawner is started
+    # with the first run, right after the commit): wait for it to show up
+    spawner = wait_for(lambda: next(iter(set(_spawners()) - before), None), "serve's spawner process")
     os.kill(spawner, signal.SIGKILL)
     runs = srv.wait_runs(lambda rs: done(rs, 1), "the run to be failed")
     assert runs[0]["status"] == "failed" and "spawner" in runs[0]["error"]
