@@ -656,6 +656,7 @@ EXAMPLES_STORE = examples(
     "triggerc store init --store postgresql://trg@db/trg",
     "TRIGGERLANG_STORE=postgresql://trg@db/trg triggerc store migrate",
     "triggerc store prune --older-than 30d",
+    "triggerc store import .triggerlang --store postgresql://trg@db/trg",
 )
 
 
@@ -724,6 +725,36 @@ def store_prune(store_url, older_than) -> None:
         st.close()
     click.echo(f"pruned {n['runs']} run(s), {n['events']} event(s), {n['manifests']} manifest(s), "
                f"{n.get('groups', 0)} closed correlation group(s)")
+
+
+@store_group.command("import")
+@click.argument("state_dir", type=click.Path(file_okay=False))
+@_STORE_OPT
+def store_import(state_dir, store_url) -> None:
+    """Copy a SQLite journal's history (STATE_DIR, e.g. .triggerlang) into an empty store.
+
+    Events with their delivery keys, runs with their ids and logs, dedupe keys, the audit
+    trail and the delivery history, in one transaction; runs still queued or running are
+    imported interrupted, and open correlation groups are not imported (they start over).
+    Stop the serve that uses the journal first.
+    """
+    from pathlib import Path
+
+    from .runtime.store import StoreError
+    from .runtime.storeimport import import_journal
+
+    st = _open_pg(store_url, create=True, migrate=True)
+    try:
+        n = import_journal(Path(state_dir), st)
+    except StoreError as e:
+        fail(str(e))
+    finally:
+        st.close()
+    click.echo(f"imported {n['events']} event(s), {n['runs']} run(s) ({n['interrupted']} unfinished, now "
+               f"interrupted), {n['logs']} log(s), {n['dedupe']} dedupe key(s), {n['audit']} audit entr"
+               f"{'y' if n['audit'] == 1 else 'ies'} and {n['deliveries']} delivery record(s) into {st.describe()}")
+    if n["open_groups"]:
+        click.echo(f"not imported: {n['open_groups']} open correlation group(s); they start over in the store")
 
 
 # --------------------------------------------------------------------------- emit
