@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, Server, alive, done, wait_for
+from runtime_helpers import DEADLINE, Server, alive, cli, done, wait_for
 
 TOKEN = "ingest-test-token"
 HOOK_RULES = """\
@@ -270,3 +270,36 @@ def test_a_spawner_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(serv
     assert srv2.status_code == 202
     srv.wait_runs(lambda rs: len(rs) == 2 and rs[1]["status"] == "running", "the next run to start")
     assert srv.stop() == 0
+
+
+HOLD_RULES = """\
+secret tok = env "INGEST_TOKEN"
+source http path="/hook" token=tok
+action hold(name) = exec "sh" "-c" "touch $1.started; while [ ! -e release ]; do sleep 0.02; done" "hold" name
+a: on http.post path="/hook" run hold with "a" busy parallel
+b: on http.post path="/hook" run hold with "b" busy parallel
+"""
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_max_parallel_bounds_the_runs_that_go_at_once(serve, tmp_path: Path, parallel: int) -> None:
+    srv = serve(HOLD_RULES, "--max-parallel", str(parallel))
+    folder = tmp_path / "proj"
+    r = httpx.post(srv.url + "/hook", json={}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=DEADLINE)
+    assert r.status_code == 202 and len(r.json()["runs"]) == 2
+    runs = srv.wait_runs(lambda rs: sum(x["status"] == "running" for x in rs) == parallel, f"{parallel} running")
+    wait_for(lambda: len(list(folder.glob("*.started"))) == parallel, f"{parallel} action(s) started")
+    if parallel == 1:  # the one slot is held until `release` exists: the other run cannot have started
+        assert sorted(x["status"] for x in srv.runs()) == ["queued", "running"]
+    (folder / "release").touch()
+    runs = srv.wait_runs(lambda rs: done(rs, 2), "both runs")
+    assert [x["status"] for x in runs] == ["succeeded", "succeeded"]
+    assert sorted(p.name for p in folder.glob("*.started")) == ["a.started", "b.started"]
+    assert srv.stop() == 0
+
+
+def test_max_parallel_is_refused_with_store(tmp_path: Path) -> None:
+    (tmp_path / "rules.trg").write_text(hook_rules())
+    r = cli("serve", str(tmp_path / "rules.trg"), "--store", "postgresql://nobody@127.0.0.1:1/x",
+            "--max-parallel", "4")
+    assert r.returncode == 2 and "--workers" in r.stderr and "Traceback" not in r.stderr

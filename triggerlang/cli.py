@@ -528,9 +528,12 @@ EXAMPLES_SERVE = examples(
 @click.option("--max-backlog", type=click.IntRange(1), default=None, metavar="N",
               help="Queued runs past which new deliveries get 503 with Retry-After, before anything is "
                    "journaled (default 100000).")
+@click.option("--max-parallel", type=click.IntRange(1, 4096), default=None, metavar="N",
+              help="Runs that go at once, all rules together (default 16); the others wait in their rule's "
+                   "queue. With --store, --workers sets it.")
 def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose,
           store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups, max_chain_depth,
-          max_retriggers, max_backlog) -> None:
+          max_retriggers, max_backlog, max_parallel) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
 
     Logs check's warnings for the rules when it starts and on each reload. Stops cleanly on
@@ -552,6 +555,10 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
                         max_chain_depth=max_chain_depth, max_retriggers=max_retriggers)
     if max_backlog is not None:
         opts.max_backlog = max_backlog
+    if max_parallel is not None:
+        if store_url:
+            usage_error("--max-parallel is for the SQLite journal; with --store, --workers N sets the runs at once")
+        opts.max_parallel = max_parallel
     if store_url:
         _check_store_url(store_url)
         opts.store_url, opts.workers, opts.migrate = store_url, workers, migrate

@@ -37,7 +37,7 @@ from .. import defaults
 from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
 from ..sources.base import Source, SourceContext, load_source_class
 from .deliveries import DeliveryRecorder
-from .engine import MAX_BACKLOG, Engine, StartError, resolve_secrets
+from .engine import MAX_BACKLOG, MAX_PARALLEL, Engine, StartError, resolve_secrets
 from .executor import close_spawner, pidfd_child_watcher, restore_child_watcher, stop_on_signals
 from .journal import Journal
 from .loops import DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS
@@ -70,6 +70,7 @@ class ServeOptions:
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH
     max_retriggers: int = DEFAULT_MAX_RETRIGGERS
     max_backlog: int = MAX_BACKLOG     # queued runs past which deliveries get 503 (back-pressure)
+    max_parallel: int = MAX_PARALLEL   # runs at once, all rules together (SQLite mode; store mode: workers)
 
 
 def log_warnings(diagnostics: list) -> None:
@@ -139,7 +140,8 @@ class Runtime:
         self.deliveries = DeliveryRecorder(journal, metrics=self.metrics)  # joins the loop's group commit
         self.engine = Engine(manifest, journal, secrets, self.base_dir, max_open_groups=self.opts.max_open_groups,
                              max_chain_depth=self.opts.max_chain_depth, max_retriggers=self.opts.max_retriggers,
-                             metrics=self.metrics, max_backlog=self.opts.max_backlog)
+                             metrics=self.metrics, max_backlog=self.opts.max_backlog,
+                             max_parallel=self.opts.max_parallel)
         self.operator = EngineOperator(self.engine)
         interrupted, queued = self.engine.recover()
         if interrupted or queued:
