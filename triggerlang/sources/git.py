@@ -463,8 +463,9 @@ class GitSource(Source):
             return None
 
     async def _range(self, r: _Repo, before: str, after: str) -> tuple[list[str], int]:
-        files = await self._names(r, "diff", "--name-only", "--no-renames", "-z", before, after, "--")
-        commits = await self._count(r, f"{before}..{after}")
+        files, commits = await asyncio.gather(
+            self._names(r, "diff", "--name-only", "--no-renames", "-z", before, after, "--"),
+            self._count(r, f"{before}..{after}"))
         if files is None:  # before is gone (gc after a forced push): the head commit alone
             files = await self._head_files(r, after) or []
         return files, commits if commits is not None else 0
@@ -503,14 +504,13 @@ class GitSource(Source):
             zero = "0" * len(before)
             data.update(before=before, after=zero, sha=zero, forced=False, files=[], commits=0)
             return [Event("git", "branch_deleted", data)]
-        info = await self._commit_info(r, after)
-        data.update(_author_fields(info))
         if before is None:
             zero = "0" * len(after)
             others = sorted({s for m in (old, new) for k, s in m.items()
                              if k.startswith("refs/heads/") and k != ref})
             rest = [after, "--not", *others] if others else [after]
-            commits = await self._count(r, *rest)
+            info, commits = await asyncio.gather(self._commit_info(r, after), self._count(r, *rest))
+            data.update(_author_fields(info))
             files: list[str] | None
             if commits:
                 files = await self._names(r, "log", "-z", "--format=", "--name-only", "--no-renames", *rest, "--")
@@ -519,9 +519,12 @@ class GitSource(Source):
                 files = await self._head_files(r, after)
             data.update(before=zero, after=after, sha=after, forced=False, files=files or [], commits=commits)
             return [Event("git", "branch_created", dict(data)), Event("git", "push", data)]
-        rc, _ = await self._git(r, "merge-base", "--is-ancestor", before, after)
+        # the git calls that describe a move, at once (each is a process: ~25 ms in all, not ~75)
+        info, (rc, _), (files, commits) = await asyncio.gather(
+            self._commit_info(r, after), self._git(r, "merge-base", "--is-ancestor", before, after),
+            self._range(r, before, after))
+        data.update(_author_fields(info))
         forced = rc != 0
-        files, commits = await self._range(r, before, after)
         data.update(before=before, after=after, sha=after, forced=forced, files=files, commits=commits)
         events = [Event("git", "push", data)]
         if info is not None and len(info["parents"]) >= 2:
