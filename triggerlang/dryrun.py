@@ -373,42 +373,12 @@ def _json_fast(given, order, words, argv_text, encode, quote, general):
 def _iter(fh, path, provider, batch):
     name = "<stdin>" if path == "-" else path
     try:
-        if not batch:
-            try:
-                text = fh.read()
-            except UnicodeDecodeError:
-                yield EventInputError(f"{name}: not UTF-8 text")
-                return
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                yield EventInputError(f"{name}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})")
-                return
-            try:
-                yield _events_from_obj(obj, provider, name)
-            except EventInputError as e:
-                yield e
-            return
-        loads = json.loads
-        lineno = 0
-        while True:
-            try:
-                line = fh.readline()
-            except UnicodeDecodeError:
-                yield EventInputError(f"{name}:{lineno + 1}: not UTF-8 text")
-                return
-            if not line:
-                return
-            lineno += 1
-            if not line.strip():
+        for _, where, obj in _objects(fh, name, batch):
+            if isinstance(obj, EventInputError):
+                yield obj
                 continue
             try:
-                obj = loads(line)
-            except json.JSONDecodeError as e:
-                yield EventInputError(f"{name}:{lineno}: not valid JSON ({e.msg})")
-                continue
-            try:
-                yield _events_from_obj(obj, provider, f"{name}:{lineno}")
+                yield _events_from_obj(obj, provider, where)
             except EventInputError as e:
                 yield e
     finally:
@@ -425,24 +395,10 @@ def read_timed(path: str, provider: tuple[str, str] | None, batch: bool) -> Iter
     fh = _open(path)
     name = "<stdin>" if path == "-" else path
     try:
-        if not batch:
-            try:
-                text = fh.read()
-            except UnicodeDecodeError:
-                yield EventInputError(f"{name}: not UTF-8 text")
-                return
-            try:
-                lines = [(1, json.loads(text))]
-            except json.JSONDecodeError as e:
-                yield EventInputError(f"{name}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})")
-                return
-        else:
-            lines = _numbered(fh, name)
-        for lineno, obj in lines:
+        for lineno, where, obj in _objects(fh, name, batch):
             if isinstance(obj, EventInputError):
                 yield obj
                 continue
-            where = f"{name}:{lineno}" if batch else name
             if isinstance(obj, dict) and "wait" in obj and "source" not in obj:
                 secs = parse_duration(obj["wait"]) if isinstance(obj["wait"], str) else None
                 if secs is None or secs <= 0 or not batch:
@@ -468,23 +424,41 @@ def read_timed(path: str, provider: tuple[str, str] | None, batch: bool) -> Iter
             fh.close()
 
 
-def _numbered(fh, name: str):
+def _objects(fh, name: str, batch: bool):
+    """``(line, where, JSON value)`` of an event file: the whole file (``batch`` False, at
+    ``name``), or each non-blank line of a ``.jsonl`` (at ``name:line``). A value that cannot
+    be read is an :class:`EventInputError` instead; text that is not UTF-8 ends the file,
+    as does invalid JSON in a whole-file read."""
+    if not batch:
+        try:
+            text = fh.read()
+        except UnicodeDecodeError:
+            yield 1, name, EventInputError(f"{name}: not UTF-8 text")
+            return
+        try:
+            obj: Any = json.loads(text)
+        except json.JSONDecodeError as e:
+            obj = EventInputError(f"{name}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})")
+        yield 1, name, obj
+        return
+    loads = json.loads
     lineno = 0
     while True:
         try:
             line = fh.readline()
         except UnicodeDecodeError:
-            yield lineno + 1, EventInputError(f"{name}:{lineno + 1}: not UTF-8 text")
+            yield lineno + 1, name, EventInputError(f"{name}:{lineno + 1}: not UTF-8 text")
             return
         if not line:
             return
         lineno += 1
         if not line.strip():
             continue
+        where = f"{name}:{lineno}"
         try:
-            yield lineno, json.loads(line)
+            yield lineno, where, loads(line)
         except json.JSONDecodeError as e:
-            yield lineno, EventInputError(f"{name}:{lineno}: not valid JSON ({e.msg})")
+            yield lineno, where, EventInputError(f"{where}: not valid JSON ({e.msg})")
 
 
 class DryRun:

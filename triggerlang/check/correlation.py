@@ -321,11 +321,15 @@ class _Check:
                              g.span if g.kind != "count" else g.items[0].trigger.span,
                              "add within D after it: events further apart do not correlate")
             return None
-        secs = self.duration(g.within, "within")
+        return self.window(g.within, "groups", "most correlations complete in hours; a long window keeps stale groups")
+
+    def window(self, d: Any, holds: str, hint: str) -> float | None:
+        """The seconds of ``within D`` (TRG707 unless longer than zero), with a TRG707
+        warning past 7 days: a long window keeps its ``holds`` open."""
+        secs = self.duration(d, "within")
         if secs is not None and secs > LONG_WINDOW_S:
-            self.d.warning("TRG707", f"a window of {getattr(g.within, 'text', '') or g.within.name} holds groups "
-                           "open for over 7 days",
-                           g.within.span, "most correlations complete in hours; a long window keeps stale groups")
+            self.d.warning("TRG707", f"a window of {getattr(d, 'text', '') or d.name} holds {holds} open for over "
+                           "7 days", d.span, hint)
         return secs
 
     def absence_window(self, a: A.Absence) -> dict | None:
@@ -343,11 +347,7 @@ class _Check:
                 self.d.error("TRG707", "within D counts from an event: write after EVENT before it", w.span,
                              "or use for D (no event for D) or between cron ... and cron ...")
                 return None
-            secs = self.duration(w.duration, "within")
-            if secs is not None and secs > LONG_WINDOW_S:
-                self.d.warning("TRG707", f"a window of {getattr(w.duration, 'text', '') or w.duration.name} holds "
-                               "windows open for over 7 days",
-                               w.duration.span, "a long window keeps stale state")
+            secs = self.window(w.duration, "windows", "a long window keeps stale state")
             return {"kind": "within", "seconds": secs} if secs is not None else None
         if a.after is not None:
             self.d.error("TRG711", f"after ... arms a window that within D closes, not {w.kind}", w.span,

@@ -386,13 +386,18 @@ class Provider:
             return ""
         raise ValueError(f"missing {self.event_headers[0]} header")
 
-    def delivery_key(self, headers: Mapping[str, str] | None) -> str | None:
-        """``"<provider>:<id>"`` from the first delivery header present, or None."""
+    def delivery_id(self, headers: Mapping[str, str] | None) -> str | None:
+        """The sender's id of a delivery: the first delivery header present, or None."""
         for name in self.delivery_headers:
             value = header(headers, name)
             if value:
-                return f"{self.name}:{value}"
+                return value
         return None
+
+    def delivery_key(self, headers: Mapping[str, str] | None) -> str | None:
+        """``"<provider>:<id>"`` from the first delivery header present, or None."""
+        value = self.delivery_id(headers)
+        return f"{self.name}:{value}" if value else None
 
     def normalise(self, event_name: str, body: Any, headers: Mapping[str, str] | None = None) -> list[Event]:
         """Events for one delivery; ``body`` may be parsed JSON or raw bytes / text."""

@@ -54,7 +54,11 @@ def import_journal(state_dir: Path, store: Any) -> dict[str, int]:
     except StartError as e:
         raise StoreError(str(e)) from None
     try:
-        Journal(state_dir).close()  # the schema upgraded in place, the correlation log applied
+        journal = Journal(state_dir)  # the schema upgraded in place
+        try:
+            journal.materialize_groups()  # the correlation log applied: the open groups counted are all
+        finally:
+            journal.close()
         src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
             return _copy(src, state_dir, store)

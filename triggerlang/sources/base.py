@@ -15,6 +15,7 @@ protocol.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -56,6 +57,39 @@ class SourceContext:
     # the delivery history and its metrics (runtime/deliveries.py): called with one row per
     # delivery a webhook route answered; None: not recorded
     record_delivery: Callable[[dict[str, Any]], None] | None = None
+
+
+class StopFlag:
+    """The stop event of a native watcher (``watchfiles.awatch(stop_event=...)``): ``set()``
+    stops it within a step; the first ``is_set()`` call (made by the native watch loop, from
+    its thread, once the OS watches are in place) marks the watcher live (``live``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._set = False
+        self._signalled = False
+        self.live = asyncio.Event()
+
+    def is_set(self) -> bool:
+        if not self._signalled:
+            self._signalled = True
+            try:
+                self._loop.call_soon_threadsafe(self.live.set)
+            except RuntimeError:  # loop closed
+                pass
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+    def rearm(self) -> None:
+        """Before a new watcher starts: the next ``is_set()`` marks that one live."""
+        self.live = asyncio.Event()
+        self._signalled = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._set
 
 
 class Source(ABC):

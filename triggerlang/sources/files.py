@@ -66,7 +66,7 @@ from typing import Any, Iterable, Mapping
 
 from ..compile.patterns import PatternError, compile_glob
 from ..events import Event
-from .base import Source, SourceContext
+from .base import Source, SourceContext, StopFlag
 
 __all__ = ["FileSource", "IgnoreRules"]
 
@@ -118,38 +118,6 @@ def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-class _StopFlag:
-    """The watcher's stop event; the first ``is_set()`` call (made by the native watch loop,
-    from its thread, after the OS watches are in place) marks the watcher live."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._set = False
-        self._signalled = False
-        self.live = asyncio.Event()
-
-    def is_set(self) -> bool:
-        if not self._signalled:
-            self._signalled = True
-            try:
-                self._loop.call_soon_threadsafe(self.live.set)
-            except RuntimeError:  # loop closed
-                pass
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-
-    def rearm(self) -> None:
-        """Before a new watcher starts: the next ``is_set()`` marks that one live."""
-        self.live = asyncio.Event()
-        self._signalled = False
-
-    @property
-    def stopped(self) -> bool:
-        return self._set
-
-
 class FileSource(Source):
     """Watches folders with watchfiles and emits ``file.created|modified|deleted``.
 
@@ -172,7 +140,7 @@ class FileSource(Source):
             states.add(os.path.realpath(sd if sd.is_absolute() else base / sd))
         self.state_dirs = sorted(states)
         self.roots = self._resolve_roots()
-        self._stop: _StopFlag | None = None
+        self._stop: StopFlag | None = None
         self._task: asyncio.Task[None] | None = None
         self._recent: dict[str, float] = {}  # rel path -> when its creation was reported
 
@@ -241,7 +209,7 @@ class FileSource(Source):
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._stop = _StopFlag(loop)
+        self._stop = StopFlag(loop)
         self._task = asyncio.create_task(self._run(self._stop), name="file-source")
         if not await self.ready(10):
             if self._task.done():
@@ -283,7 +251,7 @@ class FileSource(Source):
         except Exception:
             pass
 
-    async def _run(self, flag: _StopFlag) -> None:
+    async def _run(self, flag: StopFlag) -> None:
         from watchfiles import awatch  # imported here: `triggerc check` must not load it
 
         first = True

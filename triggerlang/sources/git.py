@@ -70,14 +70,13 @@ import asyncio
 import contextlib
 import os
 import string
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..events import Event
-from .base import Source, SourceContext
+from .base import Source, SourceContext, StopFlag
 
 __all__ = ["GitSource", "read_refs", "find_git_dir"]
 
@@ -206,22 +205,6 @@ class _Repo:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
-class _Flag:
-    """The stop event the native watchers poll (``is_set``, from their threads, once their
-    OS watches are in place and then every step: ``live`` tells that one is watching)."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self.live = threading.Event()
-
-    def is_set(self) -> bool:
-        self.live.set()
-        return self.stopped
-
-    def set(self) -> None:
-        self.stopped = True
-
-
 class GitSource(Source):
     """Watches the refs of one or more repositories and emits ``git.*`` events.
 
@@ -245,7 +228,7 @@ class GitSource(Source):
         self._env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV_DROP}
         self._env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
         self._stopping = False
-        self._flag = _Flag()
+        self._flag: StopFlag | None = None  # the refs watchers' (start makes it)
 
     def describe(self) -> str:
         return "git: watching refs of " + ", ".join(str(r.path) for r in self.repos)
@@ -254,14 +237,15 @@ class GitSource(Source):
 
     async def start(self) -> None:
         self._stopping = False
-        self._flag = _Flag()
+        self._flag = StopFlag(asyncio.get_running_loop())
         for r in self.repos:
             self._baseline(r)
             r.task = asyncio.create_task(self._watch(r), name=f"git-source:{r.repo}")
 
     async def stop(self) -> None:
         self._stopping = True
-        self._flag.set()  # the native watchers return within a step
+        if self._flag is not None:
+            self._flag.set()  # the native watchers return within a step
         tasks = [r.task for r in self.repos if r.task is not None]
         for t in tasks:
             t.cancel()

@@ -734,11 +734,8 @@ def _delivery_id(route: HttpRoute, headers: Headers) -> str | None:
     ``X-GitHub-Delivery``...), or a Standard Webhooks route's ``webhook-id``; None."""
     provider = get_provider(route.kind) if route.kind != "http" else None
     if provider is not None:
-        for name in provider.delivery_headers:
-            value = headers.get(name.lower())
-            if value:
-                return value[:200]
-        return None
+        value = provider.delivery_id(headers)
+        return value[:200] if value else None
     if route.scheme == "standard":
         value = headers.get("webhook-id")
         return value[:200] if value else None
