@@ -37,6 +37,11 @@ keeping 16 in flight, for 3 s, alone (``--ceiling-seconds``); runs/s of each ser
 also given as a fraction of it. The load average is printed with every measurement: the
 machine is shared, so compare ratios taken in one run.
 
+Where the CPU went (Linux): during each load, the machine's busy time (``/proc/stat``, all
+cores), the server process's (user + system, all its threads), triggerlang's spawner's,
+wrk's (this script's child), and the rest: the runs' own processes, the kernel's work
+for them, anything else running. It shows what a run costs the machine beside the server.
+
 Usage::
 
     .venv/bin/python bench/ingest.py [--duration 10] [--connections 1,16,64] [--rounds 3]
@@ -328,6 +333,76 @@ class WebhookServer:
         return rc
 
 
+# --------------------------------------------------------------------------- CPU
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of a live process; 0 when it is gone."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(f[11]) + int(f[12])) / _TICK
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (every core, everything but idle and iowait)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f) - f[3] - f[4]) / _TICK
+
+
+def _spawners() -> list[int]:
+    """triggerlang spawner processes (``python -I -S .../runtime/spawn.py``) alive now."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmd = Path(f"/proc/{d}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"runtime/spawn.py" in cmd and b"-I\0" in cmd:
+                out.append(int(d))
+    return out
+
+
+class CpuWatch:
+    """Where the CPU went during one load: the machine (all cores), the server process,
+    triggerlang's spawner, wrk (this script's child), and the rest, which is the runs'
+    own processes, the kernel's work for them, and whatever else ran (``load`` shows it).
+    Only on Linux (``/proc``); ``None`` figures elsewhere."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.pid = server_pid
+        self.ok = Path("/proc/stat").exists()
+
+    def start(self) -> None:
+        if not self.ok:
+            return
+        import resource
+
+        self.t0 = time.monotonic()
+        self.m0 = _machine_busy()
+        self.s0 = _proc_cpu(self.pid)
+        self.sp0 = {p: _proc_cpu(p) for p in _spawners()}
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.w0 = ru.ru_utime + ru.ru_stime
+
+    def stop(self) -> dict[str, float]:
+        if not self.ok:
+            return {}
+        import resource
+
+        wall = time.monotonic() - self.t0
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        spawner = sum(_proc_cpu(p) - self.sp0.get(p, 0.0) for p in _spawners())
+        cpu = {"machine": _machine_busy() - self.m0, "server": _proc_cpu(self.pid) - self.s0, "spawner": spawner,
+               "wrk": ru.ru_utime + ru.ru_stime - self.w0}
+        cpu["rest"] = max(0.0, cpu["machine"] - cpu["server"] - cpu["spawner"] - cpu["wrk"])
+        return {k: round(v / wall, 3) for k, v in cpu.items()}  # cores
+
+
 # --------------------------------------------------------------------------- load
 
 @dataclass
@@ -483,9 +558,12 @@ def main() -> int:
                         server.start()
                         before = counter.read() if counter else 0
                         la0 = loadavg()
+                        watch = CpuWatch(server.proc.pid)
                         try:
+                            watch.start()
                             load = run_wrk(wrk, server.url, c, args.duration, work)
                             during = (counter.read() - before) if counter else None
+                            cores = watch.stop()
                             drain = server.drain()
                             after = (counter.read() - before) if counter else None
                         finally:
@@ -493,7 +571,7 @@ def main() -> int:
                         row: dict[str, Any] = {"server": label, "round": rnd, **asdict(load), "exit_code": rc,
                                                "load_before": la0, "load_after": loadavg(),
                                                "runs_during": during, "runs_total": after,
-                                               "drain_s": round(drain, 2)}
+                                               "drain_s": round(drain, 2), "cores": cores}
                         if isinstance(server, TriggerServer):
                             j = server.journal()
                             row.update(events=j["events"], runs_by_status=j["runs"])
@@ -509,6 +587,9 @@ def main() -> int:
                               f"p99 {load.p99_ms:8.2f} ms  202s {load.answered_202}  other {load.other}  "
                               f"errors {load.errors}{runs}{jc}  drain {drain:.1f}s  load {la0:.1f}",
                               file=sys.stderr)
+                        if cores:
+                            print("#     cores busy: " + "  ".join(f"{k} {v:.2f}" for k, v in cores.items()),
+                                  file=sys.stderr)
                 c2 = spawn_ceiling(ceiling_bin, action, args.ceiling_seconds)
                 if c2:
                     ceilings.append(c2)
@@ -566,6 +647,28 @@ def print_tables(results: list[dict], levels: list[int], ceiling: float | None, 
                   + (f"{during:,.0f} ({per_s:,.0f}/s)" if per_s is not None else "n/a") + " | "
                   + (f"{per_s / ceiling:.2f}" if per_s is not None and ceiling else "") + " | "
                   + (", ".join(sorted(x for x in checks if x)) or "n/a") + " |")
+    if any(r.get("cores") for r in results):
+        print("\nWhere the CPU went during the load, in cores (of the machine's "
+              f"{os.cpu_count()}): the server process, triggerlang's spawner, wrk, and the rest "
+              "(the runs' processes, the kernel's work for them, anything else); then the server's "
+              "CPU per answered request, and the spawner's and the rest's per run executed during the load.\n")
+        print("| server | connections | machine | server | spawner | wrk | rest | server µs / request "
+              "| spawner µs / run | rest µs / run |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for c in levels:
+            for s in servers:
+                rows = [r for r in results if r["server"] == s and r["connections"] == c and r.get("cores")]
+                if not rows:
+                    continue
+                core = {k: statistics.median(r["cores"][k] for r in rows) for k in rows[0]["cores"]}
+                rps = med(s, c, "rps") or 0
+                during = med(s, c, "runs_during")
+                per_req = f"{core['server'] / rps * 1e6:,.0f}" if rps else ""
+                runs_s = during / duration if during else None
+                sp_run = f"{core['spawner'] / runs_s * 1e6:,.0f}" if runs_s and core["spawner"] else ""
+                rest_run = f"{core['rest'] / runs_s * 1e6:,.0f}" if runs_s else ""
+                print(f"| {s} | {c} | {core['machine']:.2f} | {core['server']:.2f} | {core['spawner']:.2f} | "
+                      f"{core['wrk']:.2f} | {core['rest']:.2f} | {per_req} | {sp_run} | {rest_run} |")
     if any(r["server"] == "adnanh/webhook" for r in results):
         print("\n| server | connections | req/s ÷ webhook | runs during the load ÷ webhook |")
         print("|---|---:|---:|---:|")

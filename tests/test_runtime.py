@@ -866,3 +866,59 @@ def test_log_format_json_has_one_object_per_line_with_fields(tmp_path: Path, ser
         "route": "/github", "status": 401, "reason": "signature does not match", "remote": "127.0.0.1"}
     (warning,) = [r for r in recs if r.get("code")]  # check's warning: /x has no token
     assert (warning["level"], warning["code"], warning["line"]) == ("warning", "TRG209", 7)
+
+
+def test_loop_log_writer_writes_a_pass_of_lines_at_once_in_order() -> None:
+    """serve's stderr handler: the loop thread's INFO lines leave together at the end of
+    the pass that logged them, a warning (or another thread's line) at once after what
+    waits, and nothing is left behind when the loop ends."""
+    import asyncio
+    import io
+    import logging
+
+    from triggerlang.runtime.serve import LoopLogWriter
+
+    class Stream(io.StringIO):
+        writes: list[str]
+
+        def write(self, s: str) -> int:
+            self.writes.append(s)
+            return super().write(s)
+
+    stream = Stream()
+    stream.writes = []
+    handler = LoopLogWriter(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    logger = logging.getLogger("triggerlang")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    seen_in_pass: list[list[str]] = []
+
+    async def main() -> None:
+        with LoopLogWriter.bound():
+            logger.info("one")
+            logger.info("two")
+            seen_in_pass.append(list(stream.writes))  # nothing written yet in this pass
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            seen_in_pass.append(list(stream.writes))
+            logger.info("three")
+            logger.warning("four")  # at once, after "three"
+            seen_in_pass.append(list(stream.writes))
+            await asyncio.to_thread(logger.info, "five")  # another thread: at once
+            logger.info("six")  # still waiting when the loop's work ends: flushed by unbinding
+
+    try:
+        asyncio.run(main())
+        logger.info("seven")  # unbound: at once
+    finally:
+        logger.handlers[:], level, logger.propagate = saved[0], saved[1], saved[2]
+        logger.setLevel(level)
+    assert seen_in_pass[0] == []
+    assert seen_in_pass[1] == ["INFO one\nINFO two\n"]
+    assert seen_in_pass[2][-1] == "INFO three\nWARNING four\n"
+    assert stream.getvalue() == "".join(f"{lv} {m}\n" for lv, m in [
+        ("INFO", "one"), ("INFO", "two"), ("INFO", "three"), ("WARNING", "four"), ("INFO", "five"),
+        ("INFO", "six"), ("INFO", "seven")])

@@ -72,7 +72,7 @@ from ..actions import bind_inputs
 from ..compile.index import build_matcher
 from ..events import MISSING, Event, get_path
 from ..sources.base import Submitted
-from .executor import KILL_GRACE, RunningAction, RunRequest, RunResult, launch, stop_actions
+from .executor import KILL_GRACE, RunningAction, RunRequest, RunResult, event_json, launch, stop_actions
 from .journal import Journal, JournalError, PlannedRun, RunRow
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, LoopGuard, depth_reason,
                     paused_skip_reason, recent, resume as resume_rule)
@@ -689,10 +689,15 @@ class Engine:
                                            f"the action {row.action!r} is not in the current rules")
                 self._free(rule, run_id)
                 return
+            stdin = None
             if carried is not None and carried[0] == row.event_id:
                 # the event as the journal holds it (its data round-tripped through JSON)
                 eid, source, typ, etime, data_json, depth = carried
-                event = {"id": eid, "source": source, "type": typ, "time": etime, "data": json.loads(data_json)}
+                event = {"id": eid, "source": source, "type": typ, "time": etime}
+                if action.get("kind") in ("exec", "shell") and source != "correlation":
+                    stdin = event_json(eid, source, typ, etime, data_json)  # no decoding and encoding again
+                else:
+                    event["data"] = json.loads(data_json)
             else:  # a recovered run, a retry, a debounced run moved to a later event
                 ev = self.journal.get_event(row.event_id) or {}
                 event = {k: ev.get(k) for k in ("id", "source", "type", "time", "data")}
@@ -705,7 +710,7 @@ class Engine:
             req = RunRequest(run_id=run_id, rule=rule, action_name=row.action, action=action,
                              inputs=row.inputs, event=event, base_dir=self.base_dir,
                              log_path=self.journal.run_log_path(run_id), timeout=float(pol["timeout"]),
-                             secrets=self.secrets, attempt=row.attempt)
+                             secrets=self.secrets, attempt=row.attempt, event_json=stdin)
             ra = ln.active[run_id] = launch(req, partial(self._ended, rule, run_id, row, depth))
             ln.starting.discard(run_id)
             ln.started = ln.started[-7:] + [run_id]

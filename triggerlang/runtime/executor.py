@@ -133,6 +133,10 @@ class RunRequest:
     attempt: int = 1
     kill_grace: float = KILL_GRACE
     die_with_parent: bool = False  # PR_SET_PDEATHSIG: the action is killed if its worker dies (Linux)
+    # the event as its stdin, already encoded: serve passes the journal's JSON of the data
+    # through rather than decoding it and encoding it again (``event`` then has no ``data``
+    # for exec and shell actions, which only read its id, source and type)
+    event_json: bytes | None = None
 
 
 @dataclass
@@ -339,6 +343,19 @@ def _run_env(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
 def _cwd(req: RunRequest) -> Path:
     cwd = req.action.get("cwd")
     return Path(req.base_dir) / cwd if cwd else Path(req.base_dir)
+
+
+def _stdin_of(req: RunRequest) -> bytes:
+    """What a process run reads on stdin: the event as JSON."""
+    return req.event_json if req.event_json is not None else _event_bytes(req.event)
+
+
+def event_json(eid: str, source: str, typ: str, time: str, data_json: str) -> bytes:
+    """The event's JSON for stdin from its parts, ``data_json`` already encoded (compact,
+    ASCII, as the journal holds it): the same object :func:`_event_bytes` makes."""
+    head = json.dumps({"id": eid, "source": source, "type": typ, "time": time}, ensure_ascii=True,
+                      separators=(",", ":"))
+    return f'{head[:-1]},"data":{data_json}}}'.encode("ascii")
 
 
 def _event_bytes(event: Mapping[str, Any]) -> bytes:
@@ -845,7 +862,7 @@ def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Ma
             return ActionError(f"cannot execute {prog}: permission denied")
         return ActionError(f"cannot start {prog}: {e.message}")
 
-    return (req.run_id, argv, program, str(cwd), env, str(req.log_path), header, _event_bytes(req.event)), failure
+    return (req.run_id, argv, program, str(cwd), env, str(req.log_path), header, _stdin_of(req)), failure
 
 
 async def _start_fast(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Mapping[str, Any],
@@ -1156,7 +1173,7 @@ async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process, log: A
     req = ra.req
     lines = StderrLines(LOG_STDERR)
     copy = asyncio.create_task(_copy_stderr(stderr, lines, log))
-    feeder = asyncio.create_task(_feed_stdin(proc, _event_bytes(req.event)))
+    feeder = asyncio.create_task(_feed_stdin(proc, _stdin_of(req)))
     exited = asyncio.create_task(proc.wait())
     cancel = asyncio.create_task(ra._cancel_requested.wait())
     reason: str | None = None

@@ -85,6 +85,7 @@ class Metrics:
                                 "Events journaled without runs: too deep in a run.* chain", registry=r)
         self.paused_rules = Gauge("triggerlang_rule_paused", "1 while loop protection pauses the rule", ["rule"],
                                   registry=r)
+        self._children: dict[tuple, Any] = {}
         self.correlation_groups: Callable[[], dict[str, int]] | None = None
         """The open correlation groups by rule, read at each scrape (from the store's
         ``correlation_stats``, when it keeps correlation groups)."""
@@ -97,33 +98,43 @@ class Metrics:
     def store(self) -> Any:
         return self._store() if callable(self._store) else self._store
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: prometheus_client takes a lock and builds the
+        key on every ``labels`` call, and serve reports several times per run (no metric
+        here ever removes a child, so a kept one stays the registered one)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     # -- what the runtime reports
 
     def event(self, source: str, typ: str) -> None:
-        self.events.labels(source, typ).inc()
+        self._child(self.events, source, typ).inc()
 
     def delivery(self, route: str, status: int) -> None:
-        self.deliveries.labels(route, str(status)).inc()
+        self._child(self.deliveries, route, str(status)).inc()
         if status >= 400:
-            self.rejected.labels(route, REJECT_REASONS.get(status, f"http_{status}")).inc()
+            self._child(self.rejected, route, REJECT_REASONS.get(status, f"http_{status}")).inc()
 
     def committed(self, seconds: float) -> None:
         self.commit.observe(seconds)
 
     def run_started(self, rule: str, wait: float | None) -> None:
         if wait is not None:
-            self.wait.labels(rule).observe(max(0.0, wait))
+            self._child(self.wait, rule).observe(max(0.0, wait))
 
     def run_ended(self, rule: str, status: str, duration: float | None = None) -> None:
-        self.runs.labels(rule, status).inc()
+        self._child(self.runs, rule, status).inc()
         if duration is not None:
-            self.duration.labels(rule).observe(max(0.0, duration))
+            self._child(self.duration, rule).observe(max(0.0, duration))
 
     def runs_decided(self, runs: Iterable[tuple[str, str]]) -> None:
         """Runs recorded final when their event was (``skipped``): (rule, status) pairs."""
         for rule, status in runs:
             if status != "queued":
-                self.runs.labels(rule, status).inc()
+                self._child(self.runs, rule, status).inc()
 
     def paused(self, rule: str, on: bool) -> None:
         self.paused_rules.labels(rule).set(1 if on else 0)

@@ -24,14 +24,16 @@ are logged when ``serve`` starts and after each reload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .. import defaults
 from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
@@ -364,6 +366,11 @@ def lock_state_dir(state_dir: Path) -> int:
 
 
 async def _main(rules_path: Path, opts: ServeOptions) -> int:
+    with LoopLogWriter.bound():
+        return await _run(rules_path, opts)
+
+
+async def _run(rules_path: Path, opts: ServeOptions) -> int:
     rt = Runtime(rules_path, opts)
     # the first SIGINT/SIGTERM stops gracefully (runs get --grace seconds); a second one,
     # while that is going on, stops the running runs at once
@@ -413,10 +420,90 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class LoopLogWriter(logging.StreamHandler):
+    """stderr, written once per pass of the event loop rather than once per line.
+
+    ``serve`` logs a line per finished run: under load that is a thousand ``write`` calls
+    a second on the loop's thread. While it is bound to the running loop
+    (:meth:`bound`), the lines that thread logs at INFO and DEBUG wait in memory until the
+    end of the loop's current pass (a ``call_soon``) and leave in one write, in order;
+    a WARNING or worse, a line from another thread, or any line while no loop is bound
+    is written at once, after the lines waiting before it. Nothing waits longer than the
+    pass that logged it, and :meth:`flush` (``logging.shutdown`` calls it) writes what
+    waits."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def bound(cls) -> Iterator[None]:
+        """Bind the ``triggerlang`` logger's writer (if :func:`setup_logging` installed
+        one) to the running loop for the duration; unbound and flushed after."""
+        found = [h for h in logging.getLogger("triggerlang").handlers if isinstance(h, cls)]
+        for h in found:
+            h._loop, h._thread = asyncio.get_running_loop(), threading.get_ident()
+        try:
+            yield
+        finally:
+            for h in found:
+                h._loop = h._thread = None
+                h.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        loop = self._loop
+        if loop is not None and record.levelno < logging.WARNING and threading.get_ident() == self._thread:
+            self._pending.append(line)
+            if len(self._pending) == 1:
+                try:
+                    loop.call_soon(self._write_pending)
+                except RuntimeError:  # the loop is closed
+                    self._write_pending()
+            return
+        self._write(line)
+
+    def _write_pending(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write("")
+
+    def _write(self, line: str) -> None:
+        """What waits, then ``line``, in one write (the handler's lock is held)."""
+        text = "".join(self._pending) + line if self._pending else line
+        self._pending.clear()
+        if not text:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except RecursionError:  # pragma: no cover - as logging.StreamHandler does
+            raise
+        except Exception:  # pragma: no cover - a closed stderr: nothing to write to
+            pass
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._pending:
+                self._write("")
+        super().flush()
+
+
 def setup_logging(level: int = logging.INFO, fmt: str = "text") -> None:
     """Log to stderr: ``text`` (``time LEVEL message``, local time) or ``json`` (one object a
     line, :class:`JsonLogFormatter`). uvicorn's own warnings and errors go the same way."""
-    h = logging.StreamHandler(sys.stderr)
+    # Neither format shows where a call was made, nor the thread or process: the logging
+    # HOWTO's "Optimization" switches skip collecting them (a frame walk and three look-ups
+    # per record; serve logs a line per finished run, a thousand a second under load).
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    h = LoopLogWriter(sys.stderr)
     if fmt == "json":
         h.setFormatter(JsonLogFormatter())
     else:
