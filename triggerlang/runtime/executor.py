@@ -342,7 +342,8 @@ def _run_env(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
 
 def _cwd(req: RunRequest) -> Path:
     cwd = req.action.get("cwd")
-    return Path(req.base_dir) / cwd if cwd else Path(req.base_dir)
+    base = req.base_dir if isinstance(req.base_dir, Path) else Path(req.base_dir)
+    return base / cwd if cwd else base
 
 
 def _stdin_of(req: RunRequest) -> bytes:
@@ -353,9 +354,12 @@ def _stdin_of(req: RunRequest) -> bytes:
 def event_json(eid: str, source: str, typ: str, time: str, data_json: str) -> bytes:
     """The event's JSON for stdin from its parts, ``data_json`` already encoded (compact,
     ASCII, as the journal holds it): the same object :func:`_event_bytes` makes."""
-    head = json.dumps({"id": eid, "source": source, "type": typ, "time": time}, ensure_ascii=True,
-                      separators=(",", ":"))
-    return f'{head[:-1]},"data":{data_json}}}'.encode("ascii")
+    q = _json_string
+    return f'{{"id":{q(eid)},"source":{q(source)},"type":{q(typ)},"time":{q(time)},"data":{data_json}}}'.encode("ascii")
+
+
+_json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+"""A str as a JSON string literal, ASCII only (the json module's own C function)."""
 
 
 def _event_bytes(event: Mapping[str, Any]) -> bytes:

@@ -97,6 +97,7 @@ event's own ``time`` is kept as the string the source gave.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import os
@@ -1052,7 +1053,7 @@ class SqliteStore(SqliteGroups):
 
     def run_log_path(self, run_id: int) -> Path:
         """Where the output of run ``run_id`` goes: ``<state_dir>/logs/<run_id>.log``."""
-        return self.state_dir / LOGS_DIR / f"{int(run_id)}.log"
+        return _logs_dir(self.state_dir) / f"{int(run_id)}.log"
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -1082,7 +1083,13 @@ def _row(state_dir: Path, r: tuple) -> RunRow:
         id=id_, rule=rule, action=action, status=status, inputs=json.loads(inputs), event_id=event_id,
         attempt=attempt, dedupe_key=dedupe_key, queued_at=queued_at, started_at=started_at,
         finished_at=finished_at, not_before=not_before, exit_code=exit_code, error=error,
-        log_path=state_dir / (log_path or f"{LOGS_DIR}/{id_}.log"), rerun_of=rerun_of)
+        log_path=state_dir / log_path if log_path else _logs_dir(state_dir) / f"{id_}.log", rerun_of=rerun_of)
+
+
+@functools.lru_cache(maxsize=16)
+def _logs_dir(state_dir: Path) -> Path:
+    """``<state_dir>/logs`` (made once: a run's log path is built per run)."""
+    return state_dir / LOGS_DIR
 
 
 def _event_dict(r: tuple) -> dict[str, Any]:
