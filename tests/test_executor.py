@@ -505,3 +505,22 @@ def test_http_timeout_and_cancel(base: Path, hook: Hook):
         return await running.cancel()
 
     assert asyncio.run(main()).status == "cancelled"
+
+
+def test_stdin_is_the_same_line_whether_made_from_the_journal_or_from_the_event() -> None:
+    """serve's live runs get stdin made from the journal's JSON of the event (no decoding);
+    recovered runs and the portable path encode the event: both give the same bytes, one
+    line of ASCII JSON that decodes to the event, for a real payload and for text a JSON
+    encoder can trip on."""
+    from triggerlang.runtime.executor import _event_bytes, event_json
+    from triggerlang.runtime.store import dumps
+
+    payload = json.loads((Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks" / "github"
+                          / "pull_request-labeled.json").read_text())
+    for data in (payload, {"text": "caf\u00e9 \u2603 \U0001f600", "broken": "\ud800", "nl": "a\nb", "n": [1.5, None]}):
+        event = {"id": "evt_0123456789abcdef", "source": "github", "type": "push", "time": "2026-12-06T09:00:00.000Z",
+                 "data": data}
+        made = event_json(event["id"], event["source"], event["type"], event["time"], dumps(data))
+        assert made == _event_bytes(event)
+        assert made.isascii() and b"\n" not in made
+        assert json.loads(made) == event

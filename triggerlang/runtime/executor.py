@@ -363,10 +363,13 @@ _json_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined
 
 
 def _event_bytes(event: Mapping[str, Any]) -> bytes:
-    try:
-        return json.dumps(event, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: fall back to \u escapes
-        return json.dumps(event, ensure_ascii=True).encode("ascii")
+    """The event as a run reads it on stdin: one line of compact JSON, ASCII only (other
+    characters, lone surrogates of a broken payload included, as ``\\u`` escapes), the
+    form :func:`event_json` makes from the journal's JSON, so every run reads the same."""
+    return _STDIN_ENCODER.encode(event).encode("ascii")
+
+
+_STDIN_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
 
 
 # -- the log ------------------------------------------------------------------------------
