@@ -53,17 +53,20 @@ def private_dir(d: Path, create: bool) -> bool:
         st = d.stat()
     except OSError:
         return False
-    if hasattr(os, "getuid"):
-        if st.st_uid != os.getuid() or st.st_mode & 0o022:
-            return False
-    return True
+    return _ours(st, 0o022)
+
+
+def _ours(st: os.stat_result, forbidden: int) -> bool:
+    """``st`` belongs to us and has none of the ``forbidden`` mode bits (where there are
+    users: always true elsewhere)."""
+    return not hasattr(os, "getuid") or (st.st_uid == os.getuid() and not st.st_mode & forbidden)
 
 
 def _secret(d: Path, create: bool) -> bytes | None:
     p = d / SECRET_NAME
     try:
         st = p.stat()
-        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o077):
+        if not _ours(st, 0o077):
             return None
         key = p.read_bytes()
         return key if len(key) == 32 else None
@@ -94,7 +97,7 @@ def read(d: Path, name: str, key: str) -> bytes | None:
     p = d / name
     try:
         st = p.stat()
-        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+        if not _ours(st, 0o022):
             return None
         raw = p.read_bytes()
     except OSError:

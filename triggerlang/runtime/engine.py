@@ -72,7 +72,8 @@ from ..actions import bind_inputs
 from ..compile.index import build_matcher
 from ..events import MISSING, Event, get_path
 from ..sources.base import Submitted
-from .executor import KILL_GRACE, RunningAction, RunRequest, RunResult, event_json, launch, stop_actions
+from .executor import (KILL_GRACE, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json, launch,
+                       stop_actions)
 from .journal import Journal, JournalError, PlannedRun, RunRow
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, LoopGuard, depth_reason,
                     paused_skip_reason, recent, resume as resume_rule)
@@ -694,7 +695,7 @@ class Engine:
                 # the event as the journal holds it (its data round-tripped through JSON)
                 eid, source, typ, etime, data_json, depth = carried
                 event = {"id": eid, "source": source, "type": typ, "time": etime}
-                if action.get("kind") in ("exec", "shell") and source != "correlation":
+                if action.get("kind") in PROCESS_KINDS and source != "correlation":
                     stdin = event_json(eid, source, typ, etime, data_json)  # no decoding and encoding again
                 else:
                     event["data"] = json.loads(data_json)

@@ -103,7 +103,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .store import LOG_META, LOG_STDERR
+from .store import LOG_META, LOG_STDERR, dumps
 from ..actions import ACTION_KINDS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv, input_env_name
 
 KILL_GRACE = 5.0
@@ -346,6 +346,10 @@ def _cwd(req: RunRequest) -> Path:
     return base / cwd if cwd else base
 
 
+PROCESS_KINDS = ("exec", "shell")
+"""The action kinds run as a process, with the event on stdin (:func:`launch`'s fast path)."""
+
+
 def _stdin_of(req: RunRequest) -> bytes:
     """What a process run reads on stdin: the event as JSON."""
     return req.event_json if req.event_json is not None else _event_bytes(req.event)
@@ -366,10 +370,7 @@ def _event_bytes(event: Mapping[str, Any]) -> bytes:
     """The event as a run reads it on stdin: one line of compact JSON, ASCII only (other
     characters, lone surrogates of a broken payload included, as ``\\u`` escapes), the
     form :func:`event_json` makes from the journal's JSON, so every run reads the same."""
-    return _STDIN_ENCODER.encode(event).encode("ascii")
-
-
-_STDIN_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str)
+    return dumps(event).encode("ascii")
 
 
 # -- the log ------------------------------------------------------------------------------
@@ -896,7 +897,7 @@ def launch(req: RunRequest, on_done: Callable[[RunResult], None]) -> RunningActi
     same with a task; ``serve``'s engine uses this: no task per run."""
     loop = asyncio.get_running_loop()
     kind = req.action.get("kind")
-    spawner = _fast_spawner() if kind in ("exec", "shell") and (not req.die_with_parent or _setpriv() is not None) \
+    spawner = _fast_spawner() if kind in PROCESS_KINDS and (not req.die_with_parent or _setpriv() is not None) \
         else None
     if spawner is not None:
         try:

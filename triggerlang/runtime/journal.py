@@ -304,7 +304,6 @@ class _GroupCommit:
 _RUN_COLUMNS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
                 "started_at, finished_at, not_before, exit_code, error, log_path, rerun_of")
 _EVENT_COLUMNS = "id, source, type, time, matched, data, delivery_key, received_at, depth"
-_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 
 
 class SqliteStore(SqliteGroups):
@@ -892,11 +891,6 @@ class SqliteStore(SqliteGroups):
         """:meth:`mark_running` and :meth:`run_row` in one transaction: the run, now
         ``running``, or None (and nothing changed) when it is unknown or no longer queued."""
         with self._cursor(write=True) as conn:
-            if _RETURNING:  # one statement instead of two (SQLite 3.35+)
-                rows = conn.execute("UPDATE runs SET status = 'running', started_at = ? "
-                                    f"WHERE id = ? AND status = 'queued' RETURNING {_RUN_COLUMNS}",
-                                    (time.time(), run_id)).fetchall()
-                return _row(self.state_dir, rows[0]) if rows else None
             cur = conn.execute("UPDATE runs SET status = 'running', started_at = ? "
                                "WHERE id = ? AND status = 'queued'", (time.time(), run_id))
             if cur.rowcount == 0:
