@@ -240,23 +240,27 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
     await asyncio.gather(*(ra.cancel(grace=0.0 if hurry else 2.0) for ra in running if not ra.done()))
 
 
-async def _start_exec(req: RunRequest, inputs: dict) -> RunningAction:
-    argv = _exec_argv(req, inputs)
-    return await _start_process(req, argv, inputs, f"exec {shlex.join(argv)}")
-
-
-async def _start_shell(req: RunRequest, inputs: dict) -> RunningAction:
+def _process_argv(req: RunRequest, inputs: Mapping[str, Any]) -> tuple[list[str], str]:
+    """The argv of an exec or shell action, and how its log's first line shows it."""
+    if req.action.get("kind") == "exec":
+        argv = _exec_argv(req, inputs)
+        return argv, f"exec {shlex.join(argv)}"
     script = req.action.get("script")
     if not isinstance(script, str):
         raise ActionError("the shell action has no script")
-    return await _start_process(req, ["/bin/sh", "-c", script], inputs, f"shell {script!r}")
+    return ["/bin/sh", "-c", script], f"shell {script!r}"
+
+
+async def _start_program(req: RunRequest, inputs: dict) -> RunningAction:
+    """An exec or a shell action (:func:`_process_argv` tells them apart)."""
+    return await _start_process(req, *_process_argv(req, inputs), inputs)
 
 
 async def _start_post(req: RunRequest, inputs: dict) -> RunningAction:
     return _start_http(req, inputs)
 
 
-_STARTERS = {"exec": _start_exec, "shell": _start_shell, "http": _start_post}
+_STARTERS = {"exec": _start_program, "shell": _start_program, "http": _start_post}
 """How each of :data:`~triggerlang.actions.ACTION_KINDS` starts (a closed table)."""
 assert set(_STARTERS) == set(ACTION_KINDS)
 
@@ -426,9 +430,8 @@ def _log_line(path: Path, line: str, meta: bool = True) -> None:
 
 # -- exec and shell -----------------------------------------------------------------------
 
-async def _start_process(req: RunRequest, argv: list[str], inputs: Mapping[str, Any],
-                         what: str) -> RunningAction:
-    spawner = _fast_spawner() if not req.die_with_parent or _setpriv() is not None else None
+async def _start_process(req: RunRequest, argv: list[str], what: str, inputs: Mapping[str, Any]) -> RunningAction:
+    spawner = _spawner_for(req)
     if spawner is not None:
         ra = await _start_fast(spawner, req, argv, inputs, what)
         if ra is not None:
@@ -542,6 +545,11 @@ class _Fast:
 
     broken = False
     spawners: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Spawner]" = weakref.WeakKeyDictionary()
+
+
+def _spawner_for(req: RunRequest) -> "Spawner | None":
+    """The spawner that can start ``req``'s process (None: the asyncio path)."""
+    return _fast_spawner() if not req.die_with_parent or _setpriv() is not None else None
 
 
 def _fast_spawner() -> "Spawner | None":
@@ -897,19 +905,11 @@ def launch(req: RunRequest, on_done: Callable[[RunResult], None]) -> RunningActi
     same with a task; ``serve``'s engine uses this: no task per run."""
     loop = asyncio.get_running_loop()
     kind = req.action.get("kind")
-    spawner = _fast_spawner() if kind in PROCESS_KINDS and (not req.die_with_parent or _setpriv() is not None) \
-        else None
+    spawner = _spawner_for(req) if kind in PROCESS_KINDS else None
     if spawner is not None:
         try:
             inputs = _bind_inputs(req.action, req.inputs)
-            if kind == "exec":
-                argv = _exec_argv(req, inputs)
-                what = f"exec {shlex.join(argv)}"
-            else:
-                script = req.action.get("script")
-                if not isinstance(script, str):
-                    raise ActionError("the shell action has no script")
-                argv, what = ["/bin/sh", "-c", script], f"shell {script!r}"
+            argv, what = _process_argv(req, inputs)
             args, failure = _fast_request(spawner, req, argv, inputs, what)
             ra = _FastAction(req, spawner, on_done)
             fut = spawner.start(*args)
