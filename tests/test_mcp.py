@@ -163,13 +163,48 @@ def test_emit_history_and_no_secret_value_in_any_result(rules: Path, tmp_path: P
     assert res[4][0] and "no run 999" in res[4][1]
     assert res[5][1]["matches"][0]["inputs"]["sha"] == "[secret gh]"
     groups = res[7][1]
-    assert groups["groups"] == [] and groups["supported"] is True   # (these rules have no correlation)
+    assert groups == {"groups": []}   # (these rules have no correlation)
     assert res[8][0] and "loopback" in res[8][1]
     assert res[9][0] and "loopback" in res[9][1]
     assert res[10][0]  # the trigger's pattern is part of the input schema
     everything = json.dumps(mcp.results)
     assert SECRET not in everything
     assert everything.count("[secret gh]") >= 4
+
+
+GATE_RULES = f'''action deploy(sha) = exec "{sys.executable}" "-c" "pass" sha
+gate: on all(git.push branch="main" as push, ci.completed status="success" as ci) same <sha> within 1h
+    run deploy with <sha>
+'''
+
+
+def test_groups_lists_a_served_rules_correlation_groups_with_filters(tmp_path: Path) -> None:
+    """A push opens a group keyed by its sha (waiting for the CI member); a push and a green CI
+    for another sha fire one. The tool filters by state and key as `triggerc groups` does."""
+    rules = tmp_path / "gate.trg"
+    rules.write_text(GATE_RULES)
+    state = tmp_path / ".triggerlang"
+    server = Server(rules, state, "--http").start()
+    try:
+        mcp = Mcp("--state", str(state), "--url", server.url, cwd=tmp_path)
+        sent = mcp.calls(("emit", {"trigger": "git.push", "data": {"branch": "main", "sha": "aaa111"}}),
+                         ("emit", {"trigger": "git.push", "data": {"branch": "main", "sha": "bbb222"}}),
+                         ("emit", {"trigger": "ci.completed", "data": {"status": "success", "sha": "bbb222"}}))
+        assert all(not err and res["status"] == 202 for err, res in sent), sent
+        server.wait_runs(lambda rs: rs and rs[0]["status"] == "succeeded", "the gate's run to succeed")
+        res = mcp.calls(("groups", {}), ("groups", {"status": "open"}), ("groups", {"status": "fired"}),
+                        ("groups", {"key": "aaa111"}), ("groups", {"rule": "nope"}), ("groups", {"status": "bogus"}))
+    finally:
+        server.stop()
+    every = res[0][1]["groups"]
+    assert sorted((g["keys"], g["state"]) for g in every) == [(["aaa111"], "open"), (["bbb222"], "fired")]
+    [opened] = res[1][1]["groups"]
+    assert opened["keys"] == ["aaa111"] and opened["missing"] == ["ci"] and [m["alias"] for m in opened["members"]] == ["push"]
+    [fired] = res[2][1]["groups"]
+    assert fired["keys"] == ["bbb222"] and fired["run_id"] is not None and fired["missing"] == []
+    assert [g["keys"] for g in res[3][1]["groups"]] == [["aaa111"]]
+    assert res[4][1]["groups"] == []
+    assert res[5][0]  # not one of the states: an input error
 
 
 def test_history_tools_without_a_journal_say_where_they_looked(tmp_path: Path) -> None:

@@ -374,21 +374,21 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
         return done({"events": [{k: e.get(k) for k in keys} for e in items]})
 
     @server.tool(description="Correlation groups (SPEC §11): open, fired and expired groups of correlation "
-                             "rules, with their members.")
+                             "rules, with their members, newest first.")
     def groups(
         state: Annotated[str | None, Field(description="The state folder (default .triggerlang)")] = None,
         rule: Annotated[str | None, Field(description="Only this rule's groups")] = None,
+        status: Annotated[Literal["open", "fired", "expired", "discarded", "satisfied", "rearmed"] | None,
+                          Field(description="Only groups in this state (open: open groups and armed absence "
+                                            "windows; satisfied: windows the awaited event came in)")] = None,
+        key: Annotated[str | None, Field(description="Only groups with this key value (e.g. a sha)")] = None,
         limit: Annotated[int, Field(ge=1, le=1000)] = 20,
     ) -> dict[str, Any]:
         j = journal(state)
         try:
-            lister = getattr(j, "list_groups", None)
-            if lister is None:
-                return done({"groups": [], "supported": False,
-                             "note": "this journal has no correlation groups: this version of triggerlang has no "
-                                     "correlation triggers (SPEC §11)"})
-            return done({"groups": lister(limit=limit, rule=rule), "supported": True})
+            items = j.list_groups(limit=limit, rule=rule, status=status, key=key)
         finally:
             j.close()
+        return done({"groups": items})
 
     return server
