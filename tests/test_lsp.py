@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_client import LspClient, LspError, edit, pos
+from lsp_client import LspClient, LspError, edit, pos, uri
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "cases"
@@ -134,6 +134,70 @@ def test_hover_completion_definition_references_symbols(client: LspClient, tmp_p
     syms = client.request("textDocument/documentSymbol", {"textDocument": doc})
     assert [(s["name"], s["kind"]) for s in syms] == [("bots", 14), ("deploy", 12), ("go", 24), ("after", 24)]
     assert [c["name"] for c in syms[1]["children"]] == ["sha", "stage"]
+
+
+def _apply(text: str, edits: list[dict]) -> str:
+    """A WorkspaceEdit's TextEdits for one document, applied as an editor does (ASCII text:
+    UTF-16 units are characters)."""
+    lines = text.split("\n")
+    for e in sorted(edits, key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]),
+                    reverse=True):
+        (sl, sc), (el, ec) = ((e["range"][k]["line"], e["range"][k]["character"]) for k in ("start", "end"))
+        assert sl == el
+        lines[sl] = lines[sl][:sc] + e["newText"] + lines[sl][ec:]
+    return "\n".join(lines)
+
+
+def test_rename_changes_every_use_in_the_file_and_its_companion_or_says_why_not(client: LspClient,
+                                                                                tmp_path: Path) -> None:
+    main = tmp_path / "deploy.trg"
+    text = ('let bots = ["bot"]\n'
+            'secret gh = env "GH_SECRET"\n'
+            'source github path="/gh" secret=gh\n'
+            'action deploy(sha, stage="staging") = exec "./d.sh" sha stage\n'
+            'action note(text) = shell "echo $TRG_INPUT_TEXT"\n'
+            'go: on git.push branch="main" author not in bots run deploy with sha=<sha>\n'
+            'after: on run.completed rule="go" run note with "done"\n')
+    main.write_text(text)
+    tests = tmp_path / "deploy_test.trg"
+    tests.write_text('test "push":\n    given git.push branch="main" sha="a"\n    expect go with sha="a"\n')
+    assert client.capabilities.get("renameProvider")
+    u = client.open(main)
+    client.wait_diagnostics(u)
+    doc = {"uri": u}
+
+    def rename(line: int, col: int, new: str) -> dict:
+        return client.request("textDocument/rename", {"textDocument": doc, "position": pos(line, col), "newName": new})
+
+    assert client.request("textDocument/prepareRename", {"textDocument": doc, "position": pos(6, 31)}) == \
+        {"start": pos(6, 30), "end": pos(6, 32)}  # inside rule="go": the name, without the quotes
+    changes = rename(5, 1, "ship")["changes"]  # the rule label: its uses in run.* filters and in tests
+    assert sorted(changes) == sorted([u, uri(tests)])
+    renamed, renamed_tests = _apply(text, changes[u]), _apply(tests.read_text(), changes[uri(tests)])
+    assert "ship: on git.push" in renamed and 'rule="ship"' in renamed and "expect ship with" in renamed_tests
+    main.write_text(renamed)
+    client.change(u, 2, [{"text": renamed}])  # the editor applies the edit to the open document
+    tests.write_text(renamed_tests)           # and saves the other file (not open: read from disk again)
+    r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "check", str(main), str(tests)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "0 errors, 1 warning" in r.stderr, r.stdout + r.stderr  # (TRG108: no github rule)
+
+    changes = rename(3, 15, "commit")["changes"]  # an exec action's parameter: argv, `with sha=`, the test's
+    assert sorted((e["range"]["start"]["line"], e["range"]["start"]["character"]) for e in changes[u]) == \
+        [(3, 14), (3, 52), (5, 67)]
+    assert [(e["range"]["start"]["line"], e["range"]["start"]["character"]) for e in changes[uri(tests)]] == [(2, 21)]
+    assert len(rename(0, 5, "robots")["changes"][u]) == 2  # a let: its declaration and the filter's use
+
+    for (line, col, new), why in [((0, 5, "gh"), "already declared"), ((3, 8, "note"), "already declared"),
+                                  ((0, 5, "on"), "not a valid name"), ((0, 5, "9lives"), "not a valid name"),
+                                  ((4, 13, "body"), "shell action"), ((5, 10, "x"), "source of the catalogue")]:
+        with pytest.raises(LspError) as err:
+            rename(line, col, new)
+        assert err.value.code == -32803 and why in err.value.message, (new, err.value.message)
+    with pytest.raises(LspError) as err:
+        client.request("textDocument/prepareRename", {"textDocument": doc, "position": pos(5, 10)})
+    assert err.value.code == -32803 and "catalogue" in err.value.message
+    assert client.request("textDocument/prepareRename", {"textDocument": doc, "position": pos(5, 20)}) is None
 
 
 def test_formatting_and_quick_fixes(client: LspClient, tmp_path: Path) -> None:

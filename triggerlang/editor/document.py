@@ -31,7 +31,7 @@ import re
 import threading
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..check import catalogue as C
 from ..check.checker import Program, check
@@ -467,6 +467,63 @@ def occurrence_at(occs: list[Occurrence], file: str, line: int, col: int) -> Occ
 
 def same_symbol(a: Occurrence, b: Occurrence) -> bool:
     return a.kind == b.kind and a.name == b.name and (a.kind != "param" or a.scope == b.scope)
+
+
+# --------------------------------------------------------------------------- rename
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
+RESERVED = frozenset("on run with and or not in has true false".split())
+"""The words the grammar's NAME can never be (``grammar/triggerlang.lark``)."""
+
+
+def rename(occs: list[Occurrence], at: Occurrence, new: str, names: Names,
+           text_of: Callable[[str], str | None]) -> list[Occurrence] | str:
+    """The occurrences to replace with ``new`` to rename ``at``'s symbol everywhere (the
+    document and its companion files), or why the rename is refused.
+
+    Refused: a source kind (a catalogue name, not the file's); a parameter of a ``shell`` or
+    ``http`` action (its script or receiver knows it as ``TRG_INPUT_<NAME>``, which the
+    editor cannot see); a new name that is no NAME or a reserved word; a name another
+    declaration of the same kind already has (lets and secrets share one namespace); and,
+    as a safety net, an occurrence whose text in its file is not the old name (a string
+    spelled with escapes). An ``exec`` action's parameter may be renamed: its program's
+    ``TRG_INPUT_<NAME>`` variable is renamed with it, which the README says."""
+    if at.kind not in ("action", "let", "secret", "rule", "param"):
+        return f"`{at.name}` is a source of the catalogue, not a name this file declares: it cannot be renamed"
+    if at.kind == "param":
+        action = names.actions.get(at.scope or "")
+        if action is not None and not isinstance(action.body, A.ExecBody):
+            return (f"`{at.name}` is a parameter of a {_body_kind(action.body)} action, which sees it as "
+                    f"TRG_INPUT_{at.name.upper()}: rename it by hand, with the {_body_kind(action.body)} that reads it")
+    if new == at.name:
+        return f"`{new}` is already the name"
+    if not NAME.match(new) or new in RESERVED:
+        return f"`{new}` is not a valid name (a letter or `_`, then letters, digits, `_` or `-`; not a reserved word)"
+    if at.kind == "param":
+        taken = {o.name for o in occs if o.kind == "param" and o.is_def and o.scope == at.scope}
+    else:
+        space = {"action": (names.actions,), "rule": (names.rules,),
+                 "let": (names.lets, names.secrets), "secret": (names.lets, names.secrets)}[at.kind]
+        taken = {n for d in space for n in d}
+    if new in taken:
+        return f"`{new}` is already declared: renaming `{at.name}` to it would make two of one name"
+    edits = [o for o in occs if same_symbol(o, at)]
+    texts: dict[str, list[str] | None] = {}
+    for o in edits:
+        if o.file not in texts:
+            t = text_of(o.file)
+            texts[o.file] = split_lines(t) if t is not None else None
+        lines = texts[o.file]
+        line = lines[o.span.start.line - 1] if lines and o.span.start.line <= len(lines) else ""
+        if o.span.start.line != o.span.end.line or \
+                line[o.span.start.column - 1:o.span.end.column - 1] != at.name:
+            return (f"`{at.name}` is written differently at {o.file}:{o.span.start.line}:{o.span.start.column}: "
+                    "rename it by hand")
+    return edits
+
+
+def _body_kind(body: Any) -> str:
+    return "shell" if isinstance(body, A.ShellBody) else "http" if isinstance(body, A.HttpBody) else "non-exec"
 
 
 # --------------------------------------------------------------------------- symbols

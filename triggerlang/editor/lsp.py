@@ -3,7 +3,7 @@
 Features: diagnostics on open and change (the compiler's own, as ``triggerc check`` gives
 them; a ``X_test.trg`` is checked with ``X.trg``'s declarations, and a change to ``X.trg``
 re-checks an open ``X_test.trg``), hover, completion, go to definition, find references,
-document symbols, formatting (``triggerc fmt``) and quick fixes that apply a "did you mean"
+rename (:func:`document.rename` says what is refused), document symbols, formatting (``triggerc fmt``) and quick fixes that apply a "did you mean"
 hint. Documents sync incrementally.
 
 How it stays responsive on a large file
@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +90,14 @@ class _Protocol(LanguageServerProtocol):
                     "code": code, "message": f"invalid params for {data.get('method')}: {detail}"}})
                 exc.answered = True  # type: ignore[attr-defined]
             raise
+
+
+class RequestFailed(JsonRpcException):
+    """LSP's RequestFailed (-32803): a well-formed request the server declines, with the reason
+    the editor shows (a rename that cannot be done). An answer, not a server error: not logged."""
+
+    CODE = -32803
+    answered = True
 
 
 def _cause(exc: BaseException) -> str:
@@ -246,10 +255,9 @@ class TriggerLanguageServer(LanguageServer):
         path = self.path_of(uri)
         main = D.companion_path(path)
         tests = D.tests_path(path)
-        # the versions of the document and of its open companion make the key (a file on
-        # disk is read again each time the key changes)
-        key = (uri, *((self.text_of(u) or (None, None))[1] for u in
-                      (uri, *(self.uri_of(p) for p in (main, tests) if p is not None))))
+        # the versions of the document and of its open companions, and the others' files on
+        # disk, make the key: a companion is read again once it is edited or its file changes
+        key = (uri, *(_version_or_file(self, p) for p in (path, main, tests) if p is not None))
         if key in self._occ:
             return self._occ[key]
         modules = [(module, path)]
@@ -276,6 +284,19 @@ class TriggerLanguageServer(LanguageServer):
         except (OSError, UnicodeDecodeError):
             return None
         return self.analyzer.parse(path, text)
+
+
+def _version_or_file(ls: TriggerLanguageServer, path: str) -> tuple:
+    """What identifies a document's text: its version when it is open, else its file's
+    modification time and size (None when there is no such file)."""
+    snap = ls.text_of(ls.uri_of(path))
+    if snap is not None:
+        return ("open", snap[1])
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("file", None)
+    return ("file", st.st_mtime_ns, st.st_size)
 
 
 # --------------------------------------------------------------------------- positions
@@ -471,6 +492,44 @@ def build_server() -> TriggerLanguageServer:
         refs = [o for o in occs if D.same_symbol(o, at) and (include or not o.is_def)]
         return [_location(ls, o) for o in refs]
 
+    @server.feature(T.TEXT_DOCUMENT_PREPARE_RENAME)
+    def prepare_rename(ls: TriggerLanguageServer, params: T.PrepareRenameParams) -> T.Range | None:
+        """The name under the cursor, if it is one this file declares (else the client says
+        nothing can be renamed there); a source kind is refused with the reason."""
+        occs, at = _at(ls, params.text_document.uri, params.position)
+        if at is None:
+            return None
+        if at.kind == "source":
+            raise RequestFailed(f"`{at.name}` is a source of the catalogue: it cannot be renamed")
+        return _location(ls, at).range
+
+    @server.feature(T.TEXT_DOCUMENT_RENAME)
+    def rename(ls: TriggerLanguageServer, params: T.RenameParams) -> T.WorkspaceEdit | None:
+        """Every declaration and use of the name, in the document and its companion files
+        (``X.trg`` / ``X_test.trg``), or an error that says why not (:func:`document.rename`)."""
+        uri = params.text_document.uri
+        occs, at = _at(ls, uri, params.position)
+        if at is None:
+            return None
+
+        def text_of(path: str) -> str | None:
+            snap = ls.text_of(ls.uri_of(path))
+            if snap is not None:
+                return snap[0]
+            try:
+                return Path(path).read_text("utf-8")
+            except (OSError, UnicodeDecodeError):
+                return None
+
+        edits = D.rename(occs, at, params.new_name, ls.names(uri), text_of)
+        if isinstance(edits, str):
+            raise RequestFailed(edits)
+        changes: dict[str, list[T.TextEdit]] = {}
+        for o in edits:
+            loc = _location(ls, o)
+            changes.setdefault(loc.uri, []).append(T.TextEdit(range=loc.range, new_text=params.new_name))
+        return T.WorkspaceEdit(changes=changes)
+
     @server.feature(T.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     def document_symbols(ls: TriggerLanguageServer, params: T.DocumentSymbolParams) -> list[T.DocumentSymbol]:
         uri = params.text_document.uri
@@ -536,6 +595,8 @@ class _OneLine(logging.Filter):
     JSON-RPC error for it, so one line on stderr says enough."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], RequestFailed):
+            return False  # a declined request: the client has the reason
         if str(record.msg).startswith(("Unable to handle message", "Unable to deserialize message",
                                        "Exception occurred for message")):
             if record.exc_info and record.exc_info[1] is not None:
