@@ -169,6 +169,10 @@ def test_rename_changes_every_use_in_the_file_and_its_companion_or_says_why_not(
     def rename(line: int, col: int, new: str) -> dict:
         return client.request("textDocument/rename", {"textDocument": doc, "position": pos(line, col), "newName": new})
 
+    marks = client.request("textDocument/documentHighlight", {"textDocument": doc, "position": pos(6, 31)})
+    assert [(m["range"]["start"]["line"], m["range"]["start"]["character"], m["kind"]) for m in marks] == \
+        [(5, 0, 3), (6, 30, 2)]  # this file's only (the test file's use is not highlighted here); 3 write, 2 read
+    assert client.request("textDocument/documentHighlight", {"textDocument": doc, "position": pos(5, 20)}) is None
     assert client.request("textDocument/prepareRename", {"textDocument": doc, "position": pos(6, 31)}) == \
         {"start": pos(6, 30), "end": pos(6, 32)}  # inside rule="go": the name, without the quotes
     changes = rename(5, 1, "ship")["changes"]  # the rule label: its uses in run.* filters and in tests

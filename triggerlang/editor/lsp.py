@@ -3,7 +3,7 @@
 Features: diagnostics on open and change (the compiler's own, as ``triggerc check`` gives
 them; a ``X_test.trg`` is checked with ``X.trg``'s declarations, and a change to ``X.trg``
 re-checks an open ``X_test.trg``), hover, completion, go to definition, find references,
-rename (:func:`document.rename` says what is refused), document symbols, formatting (``triggerc fmt``) and quick fixes that apply a "did you mean"
+the occurrences under the cursor highlighted, rename (:func:`document.rename` says what is refused), document symbols, formatting (``triggerc fmt``) and quick fixes that apply a "did you mean"
 hint. Documents sync incrementally.
 
 How it stays responsive on a large file
@@ -491,6 +491,19 @@ def build_server() -> TriggerLanguageServer:
         include = params.context.include_declaration if params.context else True
         refs = [o for o in occs if D.same_symbol(o, at) and (include or not o.is_def)]
         return [_location(ls, o) for o in refs]
+
+    @server.feature(T.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
+    def highlight(ls: TriggerLanguageServer, params: T.DocumentHighlightParams) -> list[T.DocumentHighlight] | None:
+        """The name under the cursor and its other uses in this document (declarations as
+        writes, uses as reads), as an editor marks them while the cursor rests on one."""
+        uri = params.text_document.uri
+        occs, at = _at(ls, uri, params.position)
+        if at is None:
+            return None
+        path = ls.path_of(uri)
+        return [T.DocumentHighlight(range=_location(ls, o).range,
+                                    kind=T.DocumentHighlightKind.Write if o.is_def else T.DocumentHighlightKind.Read)
+                for o in occs if o.file == path and D.same_symbol(o, at)]
 
     @server.feature(T.TEXT_DOCUMENT_PREPARE_RENAME)
     def prepare_rename(ls: TriggerLanguageServer, params: T.PrepareRenameParams) -> T.Range | None:
