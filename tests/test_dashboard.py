@@ -308,6 +308,29 @@ def test_unknown_api_objects_are_404_json(world, path: str) -> None:
     assert set(r.json()) == {"error"}
 
 
+def test_a_run_id_past_what_the_store_holds_is_a_4xx_not_a_500(tmp_path: Path) -> None:
+    """A number past 2**63 - 1 in a run's URL or a run cursor is no run (SQLite and
+    PostgreSQL cannot even look it up): a 404 or 400 with a message, never a 500 and a
+    traceback in serve's log."""
+    huge = "9" * 23
+    s = Serve(tmp_path, dashboard_token="t0ken")
+    try:
+        auth = {"Authorization": "Bearer t0ken"}
+        for path in (f"/api/runs/{huge}", f"/api/runs/{huge}/log", f"/dashboard/runs/{huge}",
+                     f"/dashboard/runs/{huge}/log", f"/dashboard/runs/{huge}/stream"):
+            r = s.http.get(path, headers=auth)
+            assert r.status_code == 404 and f"there is no run {huge}" in r.text, (path, r.status_code, r.text)
+        for path in (f"/api/runs/{huge}/rerun", f"/api/runs/{huge}/cancel"):
+            r = s.http.post(path, headers=auth)
+            assert r.status_code == 404 and r.json() == {"error": f"there is no run {huge}"}, (path, r.text)
+        for path in (f"/api/runs?before={huge}", f"/dashboard/runs?before={huge}", f"/api/runs/1/log?offset={huge}"):
+            r = s.http.get(path, headers=auth)
+            assert r.status_code == 400 and "out of range" in r.text, (path, r.status_code, r.text)
+        assert s.http.get(f"/api/runs?before={2**63 - 1}", headers=auth).json() == {"runs": [], "next_before": None}
+    finally:
+        s.stop_cleanly()
+
+
 def test_redirects_to_the_page(world) -> None:
     c = client(world)
     for path in ("/", "/dashboard"):

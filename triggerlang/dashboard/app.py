@@ -177,6 +177,7 @@ PAGE_LIMIT = 25  # rows of each table on a page
 OVERVIEW_LIMIT = 15  # rows of each table on the overview
 API_LIMIT = 50
 MAX_LIMIT = 500
+MAX_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL (bigint) store: no run id or offset is larger
 STREAM_WINDOW = 100  # newest runs / events a stream compares on every poll
 GROUP_STATES = ("open", "fired", "expired", "discarded", "satisfied", "rearmed")
 RULE_HISTORY = 20  # runs of each rule the sources page looks at
@@ -284,9 +285,22 @@ def _int(value: str | None, name: str, default: int | None) -> Any:
     if value is None or value.strip() == "":
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
         raise BadRequest(f"{name} must be a whole number, not {value!r}") from None
+    if abs(number) > MAX_ID:  # the store could not even compare it
+        raise BadRequest(f"{name} is out of range: {value.strip()[:40]}")
+    return number
+
+
+def _run_number(value: Any) -> int | None:
+    """A run id from a URL's path, or None when it cannot name a run (not a number, or
+    past :data:`MAX_ID`, which the store would refuse to look up): a 404, not a 500."""
+    try:
+        number = int(value)
+    except ValueError:
+        return None
+    return number if 0 <= number <= MAX_ID else None
 
 
 def _limit(q: Mapping[str, str], default: int) -> int:
@@ -861,11 +875,11 @@ class Dashboard:
                 "live": run["status"] not in FINAL_STATUSES, "paused": self._paused()}
 
     def run_page(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
+        run_id = self._run_id(request)
         with self.journal() as j:
-            run = j.get_run(run_id)
+            run = j.get_run(run_id) if run_id is not None else None
             if run is None:
-                return self._error(request, 404, f"there is no run {run_id}", api=False)
+                return self._error(request, 404, f"there is no run {request.path_params['run_id']}", api=False)
             ctx = self._run_context(j, run)
             chunk = j.read_log_chunk(run_id)
         live = ctx["live"]
@@ -884,11 +898,11 @@ class Dashboard:
     def run_log_download(self, request: Request) -> Response:
         """The whole log (its last 1 MiB in store mode), stream markers taken out: the text
         the action wrote, terminal escapes kept (``less -R`` shows them)."""
-        run_id = request.path_params["run_id"]
+        run_id = self._run_id(request)
         with self.journal() as j:
-            run = j.get_run(run_id)
+            run = j.get_run(run_id) if run_id is not None else None
             if run is None:
-                return self._error(request, 404, f"there is no run {run_id}", api=False)
+                return self._error(request, 404, f"there is no run {request.path_params['run_id']}", api=False)
             path = j.run_log_path(run_id) if hasattr(j, "run_log_path") else None
             chunk = None if path is not None else j.read_log_chunk(run_id, limit=1 << 30)
         headers = {**_SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="run-{run_id}.log"'}
@@ -1041,10 +1055,7 @@ class Dashboard:
                            "next_before": runs[-1]["id"] if len(runs) == f.limit else None})
 
     def _run_id(self, request: Request) -> int | None:
-        try:
-            return int(request.path_params["run_id"])
-        except ValueError:
-            return None
+        return _run_number(request.path_params["run_id"])
 
     def api_run(self, request: Request) -> Response:
         run_id = self._run_id(request)
@@ -1173,6 +1184,8 @@ class Dashboard:
                     return self._error(request, 403, "this form did not come from this dashboard "
                                                      "(its Origin or CSRF token is wrong): reload the page", api=False)
             target = request.path_params.get("run_id", request.path_params.get("rule"))
+            if action != "resume" and self._run_id(request) is None:
+                return self._error(request, 404, f"there is no run {target}", api=False)
             try:
                 done = await self._operate(action, target, self._actor(request, "dashboard"))
             except OperationError as e:
@@ -1199,10 +1212,9 @@ class Dashboard:
                                                  "Authorization header (Bearer), not in the URL or a cookie", True)
             target = request.path_params.get("run_id", request.path_params.get("rule"))
             if action != "resume":
-                try:
-                    target = int(target)
-                except ValueError:
-                    return self._error(request, 404, f"there is no run {target}", api=True)
+                target = self._run_id(request)
+                if target is None:
+                    return self._error(request, 404, f"there is no run {request.path_params['run_id']}", api=True)
             try:
                 done = await self._operate(action, target, self._actor(request, "cli"))
             except OperationError as e:
@@ -1342,7 +1354,9 @@ class Dashboard:
         return out
 
     async def run_stream(self, request: Request) -> Response:
-        run_id = request.path_params["run_id"]
+        run_id = self._run_id(request)
+        if run_id is None:
+            return self._error(request, 404, f"there is no run {request.path_params['run_id']}", api=True)
         try:
             offset = _int(request.query_params.get("offset"), "offset", 0)
         except BadRequest as e:
