@@ -1,7 +1,8 @@
 # GitLab: deploy when a pipeline on main succeeds, tag images on tag pushes.
 #
 # GitLab sends the webhook's secret token in X-Gitlab-Token; triggerc compares it in
-# constant time. A redelivery with the same X-Gitlab-Event-UUID creates no second run.
+# constant time. A redelivery with the same Idempotency-Key (else X-Gitlab-Event-UUID)
+# creates no second run.
 
 secret gitlab_token = env "GITLAB_WEBHOOK_TOKEN"
 source gitlab path="/gitlab" token=gitlab_token

@@ -359,7 +359,7 @@ def test_gitlab_push():
     [ev] = normalise_gitlab("Push Hook", body, GL_HEADERS)
     assert (ev.source, ev.type) == ("gitlab", "push")
     assert fields(ev) == {
-        "delivery": "13792a34-cac6-4fda-95a8-c58e00a3954e",
+        "delivery": "f5e5f430-f57b-4e6e-9fac-d9128cd7232f",  # Idempotency-Key: the same on a resend
         "repo": "mike/diaspora",
         "sender": "jsmith",
         "ref": "refs/heads/master",
@@ -621,9 +621,10 @@ def test_normalise_unknown_provider():
         ("github", {"X-GitHub-Delivery": ""}, None),
         ("github", {}, None),
         ("github", None, None),
-        ("gitlab", GL_HEADERS, "gitlab:13792a34-cac6-4fda-95a8-c58e00a3954e"),
+        ("gitlab", GL_HEADERS, "gitlab:f5e5f430-f57b-4e6e-9fac-d9128cd7232f"),  # the key stays across retries
         ("gitlab", {"Idempotency-Key": "f5e5"}, "gitlab:f5e5"),
-        ("gitlab", {"x-gitlab-event-uuid": "u", "idempotency-key": "i"}, "gitlab:u"),
+        ("gitlab", {"x-gitlab-event-uuid": "u", "idempotency-key": "i"}, "gitlab:i"),
+        ("gitlab", {"X-Gitlab-Event-UUID": "13792a34"}, "gitlab:13792a34"),  # GitLab before 17.4
         ("gitlab", {"X-GitHub-Delivery": "g"}, None),
         ("ci", {"Idempotency-Key": "run-7"}, "ci:run-7"),
         ("ci", {}, None),

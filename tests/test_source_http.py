@@ -305,7 +305,7 @@ def test_gitlab_push_fixture_with_token(tmp_path: Path) -> None:
     assert (wrong.status_code, missing.status_code) == (401, 401)
     assert dup.status_code == 200 and dup.json()["duplicate"] is True
     (event, key), = journal.events
-    assert event.trigger == "gitlab.push" and key == "gitlab:gl-uuid-1"
+    assert event.trigger == "gitlab.push" and key == f"gitlab:{headers['Idempotency-Key']}"
     assert event.data["headers"]["x-gitlab-token"] == "<redacted>"
     assert SECRETS["gl"] not in json.dumps(event.data)
 

@@ -119,6 +119,42 @@ def test_bitbucket_deliveries(tmp_path: Path) -> None:
         assert srv.stop() == 0
 
 
+GITLAB_RULES = '''secret gl = env "GL_TOKEN"
+source gitlab token=gl
+action note(x) = exec "echo" x
+pushed: on gitlab.push branch="master" run note with <sha>
+'''
+
+
+def test_gitlab_resend_is_a_duplicate(tmp_path: Path) -> None:
+    """GitLab's "Resend request" (and a retry) keeps ``Idempotency-Key`` but sends a new
+    ``X-Gitlab-Event-UUID`` (GitLab's docs, Delivery headers: the key "remains consistent
+    across webhook retries"; the event UUID is per request, and shared by recursive
+    webhooks): the key is the delivery id, so a resend runs nothing again, while two
+    deliveries that share an event UUID but not a key are two events."""
+    body = (FIXTURES / "gitlab" / "push.json").read_bytes()
+    srv = Server(rules(tmp_path, GITLAB_RULES), tmp_path / "state", env={"GL_TOKEN": SECRET}).start()
+    try:
+        url = f"{srv.url}/gitlab"
+        headers = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": SECRET, "X-Gitlab-Event-UUID": "ev-1",
+                   "X-Gitlab-Webhook-UUID": "hook-1", "Idempotency-Key": "key-1", "User-Agent": "GitLab/17.5.0"}
+        status, answer = post(url, body, headers)
+        assert status == 202 and len(answer["runs"]) == 1, answer
+        resend = post(url, body, {**headers, "X-Gitlab-Event-UUID": "ev-2"})
+        assert resend[0] == 200 and resend[1]["duplicate"] is True and resend[1]["runs"] == answer["runs"], resend
+        recursive = post(url, body, {**headers, "Idempotency-Key": "key-2"})  # same event UUID, another delivery
+        assert recursive[0] == 202 and recursive[1]["runs"] != answer["runs"], recursive
+        old = {k: v for k, v in headers.items() if k != "Idempotency-Key"} | {"X-Gitlab-Event-UUID": "ev-3"}
+        assert post(url, body, old)[0] == 202  # a GitLab before 17.4: the event UUID is the delivery id
+        assert post(url, body, old)[0] == 200
+        srv.wait_runs(lambda runs: succeeded(srv, "pushed") == 3, "three runs")
+        assert len(srv.runs()) == 3
+        assert [e["delivery_key"] for e in srv.events()] == ["gitlab:key-1", "gitlab:key-2", "gitlab:ev-3"]
+        assert [e["data"]["delivery"] for e in srv.events()] == ["key-1", "key-2", "ev-3"]
+    finally:
+        assert srv.stop() == 0
+
+
 STANDARD_RULES = '''secret sw = env "SW_SECRET"
 source http path="/hooks/*" standard=sw
 action note(x) = exec "echo" x

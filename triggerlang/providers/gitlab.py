@@ -1,7 +1,12 @@
 """GitLab (SPEC §4, §13): the body's ``object_kind`` (else its ``event_name``, else the
-``X-Gitlab-Event`` header) names the event, ``X-Gitlab-Event-UUID`` (else
-``Idempotency-Key``) the delivery, ``token=`` checks ``X-Gitlab-Token`` (a plain shared
+``X-Gitlab-Event`` header) names the event, ``Idempotency-Key`` (else
+``X-Gitlab-Event-UUID``) the delivery, ``token=`` checks ``X-Gitlab-Token`` (a plain shared
 token, not an HMAC).
+
+Why the key before the UUID: GitLab documents ``Idempotency-Key`` (sent since 17.4) as the
+id that "remains consistent across webhook retries" (a "Resend request" keeps it), while
+``X-Gitlab-Event-UUID`` is new on every request and the same for recursive webhooks; a
+resend keyed on the UUID would run again. GitLab before 17.4 sends only the UUID.
 
 * System Hook deliveries have no ``object_kind`` for pushes: their ``event_name``
   (``push``, ``tag_push``, ``repository_update``, ``project_create``...) names them, so a
@@ -38,7 +43,6 @@ from .base import (
     dig,
     event_pair,
     first_text,
-    header,
     label_names,
     need_body,
     need_object,
@@ -242,7 +246,7 @@ def normalise(event_name: str, body: dict, headers: Mapping[str, str] | None = N
 
     ``event_name`` is the X-Gitlab-Event value (``"Push Hook"``) or a short name
     (``push``); the body's ``object_kind`` takes precedence (see :func:`event_type`).
-    Every event gets ``delivery`` (X-Gitlab-Event-UUID, else Idempotency-Key), ``action``
+    Every event gets ``delivery`` (Idempotency-Key, else X-Gitlab-Event-UUID), ``action``
     (``object_attributes.action``, else the top-level ``action``), ``repo``
     (``project.path_with_namespace``, else the top-level one of a System Hook's project
     event), ``sender``, ``payload`` and ``headers``.
@@ -251,7 +255,7 @@ def normalise(event_name: str, body: dict, headers: Mapping[str, str] | None = N
     name = event_type(event_name, body)
     handler = HANDLERS.get(name)
     primary = webhook_event("gitlab", name, body, headers, {
-        "delivery": header(headers, "X-Gitlab-Event-UUID") or header(headers, "Idempotency-Key"),
+        "delivery": PROVIDER.delivery_id(headers),
         "action": first_text(dig(body, "object_attributes", "action"), body.get("action")),
         "repo": first_text(dig(body, "project", "path_with_namespace"), body.get("path_with_namespace")),
         "sender": first_text(body.get("user_username"), dig(body, "user", "username")),
@@ -333,7 +337,7 @@ PROVIDER = Provider(
     verifications=(Verification("token", "token", "X-Gitlab-Token"),),
     event_headers=("X-Gitlab-Event",),
     event_from_body=True,
-    delivery_headers=("X-Gitlab-Event-UUID", "Idempotency-Key"),
+    delivery_headers=("Idempotency-Key", "X-Gitlab-Event-UUID"),
     known_events=KNOWN_EVENTS,
     ci_events=frozenset(CI),
     ref_events=frozenset({"push", "tag_push"}),

@@ -53,7 +53,7 @@ How a request is handled, in this order (each step answers before the next one r
 Decisions worth knowing:
 
 - **Delivery keys.** The provider event is submitted with the provider's delivery key
-  (``github:<X-GitHub-Delivery>``, ``gitlab:<X-Gitlab-Event-UUID>``: its
+  (``github:<X-GitHub-Delivery>``, ``gitlab:<Idempotency-Key>``: its
   ``delivery_headers``); an event derived
   from the same delivery (the ``ci.completed`` of a ``workflow_run``) gets that key
   suffixed with ``/<source.type>`` (and ``#<n>`` for the n-th event of one trigger: a
