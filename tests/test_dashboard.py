@@ -761,6 +761,26 @@ def cli(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
                           timeout=60, **kw)
 
 
+def test_the_cli_names_a_user_whatever_the_script_of_their_name(tmp_path: Path) -> None:
+    """``triggerc rerun`` sends ``user@host``: a user name outside Latin-1 (Cyrillic here)
+    is sent as UTF-8, not a traceback, and journaled as written; a Latin-1 one too."""
+    s = Serve(tmp_path, dashboard_token="t0ken")
+    try:
+        run = s.hook("/hooks/build", "refs/heads/main")["runs"][0]
+        s.wait_final(run)
+        host = socket.gethostname()
+        for user in ("иван", "andré"):
+            env = {**os.environ, "LOGNAME": user, "TRIGGERLANG_DASHBOARD_TOKEN": "t0ken"}
+            p = subprocess.run([sys.executable, "-m", "triggerlang.cli", "rerun", str(run), "--url", s.url],
+                               capture_output=True, text=True, env=env, timeout=60)
+            assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+            assert f"run {run} re-run as run" in p.stdout, p.stdout
+        actors = [a["actor"] for a in s.api(f"/api/runs/{run}")["audit"]]
+        assert actors == [f"иван@{host} (cli) from 127.0.0.1", f"andré@{host} (cli) from 127.0.0.1"]
+    finally:
+        s.stop_cleanly()
+
+
 def test_dashboard_command_usage_errors(tmp_path: Path, world) -> None:
     r = cli("dashboard", "--state", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "no journal in" in r.stderr

@@ -872,8 +872,9 @@ def _operate(url: str, token: str | None, path: str, timeout: float) -> dict:
     except Exception:  # no user name in this environment
         who = socket.gethostname()
     req = urllib.request.Request(url.rstrip("/") + path, data=b"", method="POST",
-                                 headers={"Authorization": f"Bearer {token}", "X-Triggerlang-Actor": who,
-                                          "Accept": "application/json"})
+                                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
+                                          # UTF-8 bytes: a str header must be Latin-1, a user name need not be
+                                          "X-Triggerlang-Actor": who.encode("utf-8", "replace")})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return json.loads(resp.read() or b"{}")

@@ -589,9 +589,15 @@ _ACTOR_CHARS = re.compile(r"[^\w.@+:/ -]")
 
 
 def _clean_actor(name: str | None) -> str | None:
-    """A name the CLI sends (``user@host``) as it is journaled: printable, short."""
+    """A name the CLI sends (``user@host``) as it is journaled: printable, short. The CLI
+    sends it as UTF-8 bytes (a user name may be any text); the header arrives decoded as
+    Latin-1, so it is read back as UTF-8 when it is that, else kept as Latin-1."""
     if not name:
         return None
+    try:
+        name = name.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
     name = _ACTOR_CHARS.sub("", name).strip()[:80]
     return name or None
 
