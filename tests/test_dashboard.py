@@ -489,6 +489,7 @@ def test_read_only(world, method: str, path: str) -> None:
     before.close()
     r = client(world).request(method, path)
     assert r.status_code == 405
+    assert r.headers["allow"] == "GET, HEAD"  # RFC 9110: a 405 names what the path takes
     after = Journal(world["state"])
     assert after.list_runs() == runs and after.list_events() == events
     after.close()
@@ -725,8 +726,9 @@ def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
         assert page.status_code == 200 and 'data-run="1"' in page.text and "no rule matched" in page.text
         assert [e["id"] for e in s.api("/api/events")["events"]] == [nothing["event_id"], ran["event_id"]]
         # read-only, and the webhook routes and built-ins are untouched
-        assert s.http.post("/api/runs").status_code == 405
-        assert s.http.post("/dashboard/").status_code == 405
+        for path in ("/api/runs", "/dashboard/", "/metrics", "/dashboard/runs/1"):
+            r = s.http.post(path)
+            assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (path, r.headers)  # RFC 9110
         assert s.http.get("/hooks/nope").status_code == 404
         assert "dashboard at /dashboard/ (loopback clients only, read-only)" in s.log.read_text()
     finally:

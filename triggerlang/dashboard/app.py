@@ -163,7 +163,7 @@ from ..events import Event
 from ..runtime.operations import OperationError
 from ..runtime.store import (FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery, Store, StoreError as JournalError, log_lines,
                              open_store, parse_when, read_log_file, strip_log_markers)
-from ..sources.http import is_loopback
+from ..sources.http import allowed_methods, is_loopback
 
 log = logging.getLogger("triggerlang")
 
@@ -1494,13 +1494,16 @@ def create_app(state_dir: Path | str | None, *, token: str | None = None, rules_
     def not_found(request: Request) -> Response:
         api = request.url.path.startswith("/api/")
         if request.method not in ("GET", "HEAD"):
-            return d._error(request, 405, f"{request.method} is not allowed here (the dashboard takes POST only "
+            resp = d._error(request, 405, f"{request.method} is not allowed here (the dashboard takes POST only "
                                           f"to re-run, cancel and resume)", api)
+            resp.headers["Allow"] = allowed_methods(routes, request.scope) or "GET, HEAD"
+            return resp
         return d._error(request, 404, f"nothing at {request.url.path}", api)
 
+    routes = [Route("/", home, methods=["GET"]), *d.routes()]
+
     app = Starlette(routes=[
-        Route("/", home, methods=["GET"]),
-        *d.routes(),
+        *routes,
         Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ])
     app.state.dashboard = d

@@ -516,8 +516,9 @@ class _Handlers:
             allow = sorted(set().union(*(r.methods or () for r in found)))
             return _problem(405, f"{method} is not allowed on {path}", {"Allow": ", ".join(allow)})
         scope = scope if scope is not None else {"type": "http", "path": path, "method": method}
-        if any(r.matches(scope)[0] == Match.PARTIAL for r in self.extra_routes):
-            return _problem(405, f"{method} is not allowed on {path}")
+        allow = allowed_methods(self.extra_routes, scope)
+        if allow is not None:  # the dashboard's path with another method
+            return _problem(405, f"{method} is not allowed on {path}", {"Allow": allow})
         return _problem(404, f"no route for {path}")
 
     def refuse_early(self, route: HttpRoute, inc: Incoming) -> Reply | None:
@@ -740,6 +741,15 @@ def _delivery_id(route: HttpRoute, headers: Headers) -> str | None:
         value = headers.get("webhook-id")
         return value[:200] if value else None
     return None
+
+
+def allowed_methods(routes: Sequence[BaseRoute], scope: Any) -> str | None:
+    """The ``Allow`` header of a 405 (RFC 9110 requires one): the methods of the routes
+    whose path matches the request's but not its method; None when no path matches."""
+    partial = [r for r in routes if r.matches(scope)[0] == Match.PARTIAL]
+    if not partial:
+        return None
+    return ", ".join(sorted(set().union(*(getattr(r, "methods", None) or () for r in partial))))
 
 
 def _incoming(request: Request) -> Incoming:
