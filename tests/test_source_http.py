@@ -386,11 +386,20 @@ def test_400_malformed_bodies(tmp_path: Path) -> None:
             form = signed("push", b"nopayload=1")
             form["Content-Type"] = "application/x-www-form-urlencoded"
             out["form without payload"] = await c.post("/github", content=b"nopayload=1", headers=form)
+            # curl -d without -H 'Content-Type: application/json': the answer says what to send
+            body = json.dumps({"ref": "refs/heads/main", "after": "a" * 40}).encode()
+            curl = signed("push", body) | {"Content-Type": "application/x-www-form-urlencoded"}
+            out["json sent as a form"] = await c.post("/github", content=body, headers=curl)
+            out["ci form"] = await c.post("/ci", content=b"pipeline=build&status=success",
+                                          headers={"Content-Type": "application/x-www-form-urlencoded"})
             return out
 
-    for name, r in run(main()).items():
+    answers = run(main())
+    for name, r in answers.items():
         assert r.status_code == 400, (name, r.status_code, r.text)
         assert isinstance(r.json()["error"], str) and r.json()["error"], name
+    for name in ("json sent as a form", "ci form"):
+        assert "Content-Type: application/json" in answers[name].json()["error"], answers[name].text
     assert journal.events == []
 
 

@@ -288,7 +288,8 @@ def read_body(headers: Mapping[str, str], body: bytes) -> bytes:
         return body
     form = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=1000)
     if not form.get("payload"):
-        raise ValueError("form-encoded delivery has no 'payload' field")
+        raise ValueError("form-encoded delivery has no 'payload' field (a JSON body needs "
+                         "Content-Type: application/json; curl -d sends application/x-www-form-urlencoded)")
     return form["payload"][-1].encode("utf-8")
 
 

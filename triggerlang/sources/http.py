@@ -142,6 +142,7 @@ from .base import Source, SourceContext, Submitted
 from .http_lean import Incoming, Reply, lean_protocol
 
 RESERVED_PATHS = ("/healthz", "/events")
+FORM = "application/x-www-form-urlencoded"
 START_DEADLINE = 15.0  # seconds to wait for uvicorn to be serving
 GRACEFUL_SHUTDOWN = 5.0  # seconds uvicorn waits for in-flight requests on stop()
 
@@ -649,7 +650,10 @@ class _Handlers:
         try:
             payload = parse_json(body)
         except ValueError as e:
-            raise ValueError(f"invalid JSON body: {e}") from None
+            hint = ""
+            if (headers.get("content-type") or "").split(";", 1)[0].strip().lower() == FORM:  # curl -d's default
+                hint = f" (it was sent as {FORM}: send JSON, with Content-Type: application/json)"
+            raise ValueError(f"invalid JSON body: {e}{hint}") from None
         if not isinstance(payload, dict):
             raise ValueError("the body must be a JSON object")
         return payload, event_name
