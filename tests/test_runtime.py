@@ -323,6 +323,16 @@ deploy: on git.push repo="hooked.git" branch="main" run rec with <sha>
     assert "Traceback" not in dead.stderr and len(dead.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("url", ["localhost:8080", "nonsense", "http://[::1", "ftp://127.0.0.1:8080", "http://"])
+def test_emit_rerun_and_cancel_refuse_a_url_that_is_not_http(url: str) -> None:
+    """--url (or TRIGGERLANG_URL) without http:// is a usage error (exit 2) that says what
+    to write, not a traceback nor a 'cannot reach ... is serve running?'."""
+    for args in (["emit", "git.push", "branch=main"], ["rerun", "1", "--token", "t"], ["cancel", "1", "--token", "t"]):
+        r = cli(*args, "--url", url)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert f"--url {url!r} is not an http:// or https:// URL" in r.stderr, (args, r.stderr)
+
+
 # =========================================================================== actions
 
 DUMP = """#!{python}

@@ -30,6 +30,22 @@ def fail(msg: str, code: int = 1) -> None:
     raise SystemExit(code)
 
 
+def _server_url(url: str) -> str:
+    """``--url`` as given, without its trailing slash; a usage error unless it is an
+    http:// or https:// URL with a host (``localhost:8080`` alone would be read as a
+    scheme, and urllib raises on some others)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unclosed [
+        ok = False
+    if not ok:
+        usage_error(f"--url {url!r} is not an http:// or https:// URL (write http://HOST:PORT)")
+    return url.rstrip("/")
+
+
 COLOR_MODES = ("auto", "always", "never")
 
 
@@ -820,7 +836,7 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
     body = {"source": source, "type": typ, "data": data}
     if event_id:
         body["id"] = event_id
-    req = urllib.request.Request(url.rstrip("/") + "/events", data=json.dumps(body).encode(),
+    req = urllib.request.Request(_server_url(url) + "/events", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -871,7 +887,7 @@ def _operate(url: str, token: str | None, path: str, timeout: float) -> dict:
         who = f"{getpass.getuser()}@{socket.gethostname()}"
     except Exception:  # no user name in this environment
         who = socket.gethostname()
-    req = urllib.request.Request(url.rstrip("/") + path, data=b"", method="POST",
+    req = urllib.request.Request(_server_url(url) + path, data=b"", method="POST",
                                  headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
                                           # UTF-8 bytes: a str header must be Latin-1, a user name need not be
                                           "X-Triggerlang-Actor": who.encode("utf-8", "replace")})
