@@ -12,6 +12,7 @@ Short sleeps happen inside the *actions* (``sleep 0.3``), never in the tests.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -287,6 +288,39 @@ def test_http_status_codes_and_healthz(tmp_path: Path, serve) -> None:
     r = httpx.post(s.url + "/github", content=b"{not json", headers=github_headers("push", b"{not json"))
     assert r.status_code == 400
     assert s.events() == [] and s.runs() == []
+    stop_ok(s)
+
+
+def test_headers_that_never_end_get_431_not_unbounded_memory(tmp_path: Path, serve) -> None:
+    """httptools gathers a request's headers without a bound, before any signature can be
+    checked: serve stops a client past 1 MiB of them with 431 and closes the connection,
+    and a large but bounded head (64 KiB of headers, sent in pieces) is still served."""
+    s = serve(GITHUB_RULES, env={"TRG_TEST_GH_SECRET": GH_SECRET})
+    with socket.create_connection(("127.0.0.1", s.port), timeout=DEADLINE) as sock:
+        sock.sendall(b"POST /github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n")
+        answer = b""
+        try:
+            for _ in range(64):  # up to 16 MiB, one 256 KiB header line after another
+                sock.sendall(b"X-Padding: " + b"a" * (256 * 1024) + b"\r\n")
+        except OSError:  # the server closed its side: its answer is waiting
+            pass
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"connection: close" in answer and b"over the limit of 1048576 bytes" in answer, answer
+    body = b'{"ref":"refs/heads/x","after":"' + b"1" * 40 + b'"}'
+    head = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"b" * 1000) for i in range(64))
+    with socket.create_connection(("127.0.0.1", s.port), timeout=DEADLINE) as sock:
+        sock.sendall(b"POST /github HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        for i in range(0, len(head), 4096):
+            sock.sendall(head[i:i + 4096])
+        signed = github_headers("push", body)
+        sock.sendall(b"".join(f"{k}: {v}\r\n".encode() for k, v in signed.items() if k != "Content-Type")
+                     + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        reply = sock.makefile("rb").read()
+    assert reply.startswith(b"HTTP/1.1 202 "), reply[:200]
+    assert "431 its headers are over 1048576 bytes" in s.log()
     stop_ok(s)
 
 

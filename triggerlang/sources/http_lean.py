@@ -23,6 +23,9 @@ How a fast request goes through the connection:
 - **pipelining and keep-alive** stay uvicorn's: a fast request stands in the connection's
   pipeline where a request-response cycle would, answers go out in order, the keep-alive
   timer, flow control and graceful shutdown are uvicorn's own;
+- **headers** are bounded (:data:`MAX_HEAD`, ``431``): httptools gathers a request's
+  line and headers without a limit, so a client that never ends them would grow the
+  process's memory without bound (the body has its own limit, ``413``);
 - **a client that half-closes** after its request (``shutdown(SHUT_WR)``) still gets its
   answer, then the connection closes (uvicorn alone closes on end-of-file at once, and an
   answer that waits for the journal's commit would be lost).
@@ -51,8 +54,12 @@ from starlette.responses import Response
 
 _NEEDED = ("on_message_begin", "on_headers_complete", "on_body", "on_message_complete", "on_response_complete",
            "_start_asgi_task", "connection_made", "connection_lost", "_unset_keepalive_if_required",
-           "timeout_keep_alive_handler")
+           "timeout_keep_alive_handler", "data_received")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+MAX_HEAD = 1024 * 1024
+"""Bytes a request line and its headers may take (reads that end inside them, counted
+whole): past it, ``431`` and the connection is closed. httptools sets no bound, and the
+headers arrive before any signature can be checked."""
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # Starlette's JSONResponse
 
 
@@ -150,6 +157,34 @@ def lean_protocol(entry: Any) -> type | None:
         _idle_since: float | None = None
         _peer: str | None = None
         _trusted_peer = False
+        _in_head = False  # inside a request's line and headers
+        _head_bytes = 0  # bytes of the reads that arrived while _in_head
+
+        def data_received(self, data: bytes) -> None:  # type: ignore[override]
+            if self._in_head:  # the last read ended inside a request's headers: this one is more of them
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD:
+                    self._refuse_head()
+                    return
+            super().data_received(data)
+
+        def _refuse_head(self) -> None:
+            self._in_head = False
+            handlers = entry.lean
+            if handlers is not None:
+                handlers.log.info("rejected a request from %s: 431 its headers are over %d bytes",
+                                  self._peer or "-", MAX_HEAD,
+                                  extra={"status": 431, "remote": self._peer or "-", "reason": "headers too large"})
+            if not self.transport.is_closing():
+                body = _ENCODER.encode({"error": f"the request's headers are over the limit of {MAX_HEAD} bytes"}
+                                       ).encode("utf-8")
+                out = [_status_line(431)]
+                for name, value in self.server_state.default_headers:
+                    out += [name, b": ", value, b"\r\n"]
+                out.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+                           % len(body))
+                self.transport.write(b"".join(out) + body)
+                self.transport.close()
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -197,8 +232,10 @@ def lean_protocol(entry: Any) -> type | None:
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._lean = None
+            self._in_head, self._head_bytes = True, 0
 
         def on_headers_complete(self) -> None:
+            self._in_head = False
             handlers = entry.lean  # http._Handlers
             if handlers is None or self.parser.should_upgrade():
                 return super().on_headers_complete()
