@@ -231,3 +231,22 @@ def test_a_watched_root_that_is_removed_and_recreated_is_watched_again(tmp_path:
         await h.wait_seen("src/new.txt", "created")
 
     run_source(tmp_path, {"root": ".", "roots": ["src"]}, body)
+
+
+def test_an_atomic_save_right_after_a_creation_is_reported(tmp_path: Path) -> None:
+    # An editor saves a file it has just created by writing a temporary file and renaming
+    # it over the original: a new file at the path, to be reported even within the few
+    # seconds in which a repeated creation of the same file is not.
+    (tmp_path / "src").mkdir()
+
+    async def body(h: Harness, src: FileSource) -> None:
+        target = tmp_path / "src" / "new.py"
+        target.write_text("one\n")
+        await h.wait_seen("src/new.py", "created")
+        tmp = tmp_path / "src" / ".new.py.part"
+        tmp.write_text("two\n")
+        os.replace(tmp, target)
+        await h.wait_for(lambda: len(h.seen("src/new.py")) >= 2, "a second event for src/new.py")
+        assert [e.type for e in h.seen("src/new.py")] == ["created", "created"]
+
+    run_source(tmp_path, {"root": ".", "roots": ["src"]}, body)

@@ -44,7 +44,9 @@ Algorithm
    ``git checkout``) raise no event. After reporting a created folder, the source walks it
    and reports ``created`` for what it holds (filtered as above, at most 10 000 entries);
    a path whose creation was reported in the last 5 s (and not deleted since) is not
-   reported again, whichever of the walk and the watcher saw it first.
+   reported again, whichever of the walk and the watcher saw it first, while it is still
+   the same file (device and inode): a file renamed over it since (an editor's atomic
+   save of a file it has just created) is a new change and is reported.
 6. **Lost folders.** When a watched folder itself disappears, its OS watch dies with it:
    the watcher is restarted on the nearest existing parents, as at start.
 
@@ -142,7 +144,8 @@ class FileSource(Source):
         self.roots = self._resolve_roots()
         self._stop: StopFlag | None = None
         self._task: asyncio.Task[None] | None = None
-        self._recent: dict[str, float] = {}  # rel path -> when its creation was reported
+        # rel path -> when its creation was reported, and the file's (st_dev, st_ino) then
+        self._recent: dict[str, tuple[float, tuple[int, int] | None]] = {}
 
     def describe(self) -> str:
         return f"file: watching {', '.join(self.roots_text)} under {self.root}"
@@ -338,24 +341,36 @@ class FileSource(Source):
 
     async def _emit(self, changes: Iterable[tuple[Any, str]]) -> None:
         now = time.monotonic()
-        for p, t in list(self._recent.items()):
+        for p, (t, _) in list(self._recent.items()):
             if now - t > _RECENT_WINDOW:
                 del self._recent[p]
         for path, rel, change in self._fold(changes):
             if change == "created":
-                if rel in self._recent:
+                if not self._first_report(rel, path, now):
                     continue  # already reported by the scan of its new parent folder
-                self._recent[rel] = now
             elif change == "deleted":
                 self._recent.pop(rel, None)
             await self._submit(rel, change)
             if change == "created" and os.path.isdir(path) and not os.path.islink(path):
                 # The OS watch on a new folder is added only after it was created: what
                 # was written in it meanwhile raises no event, so report what is there now.
-                for _sub, sub_rel in self._scan_new_folder(path):
-                    if sub_rel not in self._recent:
-                        self._recent[sub_rel] = now
+                for sub, sub_rel in self._scan_new_folder(path):
+                    if self._first_report(sub_rel, sub, now):
                         await self._submit(sub_rel, "created")
+
+    def _first_report(self, rel: str, path: str, now: float) -> bool:
+        """Whether the creation of ``path`` is news (and remember it): not when it was
+        reported in the last few seconds and ``path`` is still the same file."""
+        try:
+            st = os.lstat(path)
+            ident: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            ident = None
+        seen = self._recent.get(rel)
+        if seen is not None and seen[1] == ident:
+            return False
+        self._recent[rel] = (now, ident)
+        return True
 
     async def _submit(self, rel: str, change: str) -> None:
         name = rel.rsplit("/", 1)[-1]
