@@ -749,6 +749,7 @@ def test_start_error_port_in_use(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         err = _serve_fails(tmp_path, POLICY_RULES, "--state", str(tmp_path / "state"), "--port", str(port))
     assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err, err
+    assert "[Errno" not in err, err  # the message, not Python's rendering of the exception
 
 
 def test_start_error_state_dir_is_a_file(tmp_path: Path) -> None:

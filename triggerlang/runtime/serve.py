@@ -86,6 +86,14 @@ def log_warnings(diagnostics: list) -> None:
                                                      "column": d.span.start.column})
 
 
+def _reason(e: Exception) -> str:
+    """Why a source could not start, in one line: an ``OSError(errno, message)`` (the http
+    source's 'cannot listen on ...') is its message, without Python's ``[Errno N]``."""
+    if isinstance(e, OSError) and e.strerror and e.filename is None:
+        return e.strerror
+    return str(e)
+
+
 def _fingerprint(path: Path) -> str | None:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -235,7 +243,7 @@ class Runtime:
                     try:
                         done = await reconfigure(cfg)
                     except (OSError, ValueError) as e:
-                        raise StartError(str(e)) from None
+                        raise StartError(_reason(e)) from None
                     if done:
                         self.sources[kind] = (old, cfg)
                         log.info("reconfigured %s", old.describe())
@@ -253,7 +261,7 @@ class Runtime:
             try:
                 await src.start()
             except (OSError, ValueError) as e:
-                raise StartError(str(e)) from None
+                raise StartError(_reason(e)) from None
             self.sources[kind] = (src, cfg)
             log.info("started %s", src.describe())
 
