@@ -343,6 +343,31 @@ def test_timeout_escalates_to_sigkill(base: Path):
     wait_for(lambda: group_gone(pgid), what="the process group to end")
 
 
+@pytest.mark.parametrize("path", ["spawner", "asyncio"])
+def test_a_cancel_without_grace_hurries_a_timeouts_kill(base: Path, path: str, monkeypatch: pytest.MonkeyPatch):
+    # serve's second Ctrl-C cancels with no grace: a run whose timeout has sent SIGTERM
+    # (and would wait kill_grace before SIGKILL) is killed at once, on either start path.
+    if path == "asyncio":
+        from triggerlang.runtime import executor
+
+        monkeypatch.setattr(executor, "_spawner_for", lambda req: None)
+    termed = base / "termed"
+    action = {"kind": "shell", "script": f"trap 'touch {termed}' TERM; while :; do sleep 1; done"}
+    req = request(base, action, timeout=1, kill_grace=60)
+
+    async def main():
+        running = await start_action(req)
+        await async_wait_for(termed.exists, what="the timeout's SIGTERM")
+        t0 = time.monotonic()
+        result = await running.cancel(grace=0)
+        return result, running.pgid, time.monotonic() - t0
+
+    result, pgid, elapsed = asyncio.run(main())
+    assert result.status == "timed_out" and result.exit_code == 128 + signal.SIGKILL
+    assert elapsed < 20  # not the 60 s kill grace
+    wait_for(lambda: group_gone(pgid), what="the process group to end")
+
+
 def test_cancel_stops_a_running_action(base: Path):
     ready = base / "ready"
     action = {"kind": "shell", "script": f"touch {ready}; sleep 100 & sleep 100"}

@@ -885,6 +885,28 @@ def test_a_second_ctrl_c_stops_running_runs_at_once(tmp_path: Path, serve) -> No
     assert "Traceback" not in s.log()
 
 
+STUBBORN = """
+action stubborn = shell "trap 'touch termed' TERM; while :; do sleep 1; done"
+stubborn: on http.post path="/go" run stubborn timeout 1s
+"""
+
+
+def test_a_second_ctrl_c_does_not_wait_out_a_timeouts_kill_grace(tmp_path: Path, serve) -> None:
+    # The run ignores SIGTERM: its timeout (1 s) sends SIGTERM and would SIGKILL it 5 s
+    # later. A second Ctrl-C in those 5 s stops it at once, as it does any running run.
+    s = serve(STUBBORN, "--grace", "120")
+    assert httpx.post(s.url + "/go", json={}).status_code == 202
+    wait_for(lambda: (tmp_path / "proj" / "termed").exists(), "the timeout's SIGTERM", on_fail=s.tail)
+    s.proc.send_signal(signal.SIGINT)
+    wait_for(lambda: "press Ctrl-C again to stop now" in s.log(), "the first Ctrl-C's notice", on_fail=s.tail)
+    t0 = time.monotonic()
+    s.proc.send_signal(signal.SIGINT)
+    assert s.proc.wait(DEADLINE) == 0, s.tail()
+    assert time.monotonic() - t0 < 3.5, s.tail()  # not the rest of the timeout's 5 s before SIGKILL
+    s._fh.close()
+    assert "Traceback" not in s.log()
+
+
 def test_log_format_json_has_one_object_per_line_with_fields(tmp_path: Path, serve) -> None:
     s = serve(GITHUB_RULES + 'source http path="/x"\non http.post path="/x" run rec with "y"\n',
               "--log-format", "json", env={"TRG_TEST_GH_SECRET": GH_SECRET}, start=False)

@@ -994,6 +994,7 @@ class _FastAction(RunningAction):
         self._stopper: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._cancel_pending: float | None = None
+        self._hurry = False  # a stop without grace came while another one waited
 
     def _spawned(self, failure: Callable[[_SpawnFailed], ActionError | None], fut: asyncio.Future) -> None:
         """The spawner answered (:func:`launch`): started, or could not start."""
@@ -1067,6 +1068,8 @@ class _FastAction(RunningAction):
             self._cancel_pending = grace
             return
         if self._stopper is not None or self._child.returncode is not None:
+            if grace <= 0:  # already being stopped (a timeout, a cancel): do not wait out its grace
+                self._hurry = True
             return
         self._reason = reason
         self._stopper = self._loop.create_task(self._stop_and_finish(grace))
@@ -1074,7 +1077,7 @@ class _FastAction(RunningAction):
     async def _stop_and_finish(self, grace: float) -> None:
         assert self._child is not None
         try:
-            await _stop_group(self._child, grace)
+            await _stop_group(self._child, grace, lambda: self._hurry)
         finally:
             await self._child.wait()
             self._finish()
@@ -1193,7 +1196,7 @@ async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process, log: A
                 reason, grace = "cancelled", ra._cancel_grace
             else:
                 reason, grace = "timed_out", req.kill_grace
-            await _stop_group(proc, grace)
+            await _stop_group(proc, grace, lambda: ra._cancel_requested.is_set() and ra._cancel_grace <= 0)
         rc = await exited
     finally:
         for t in (cancel, feeder):
@@ -1267,12 +1270,14 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-async def _stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the run's process group, SIGKILL it after ``grace``, reap the leader."""
+async def _stop_group(proc: asyncio.subprocess.Process, grace: float,
+                      hurried: Callable[[], bool] | None = None) -> None:
+    """SIGTERM the run's process group, SIGKILL it after ``grace`` (or as soon as
+    ``hurried()`` says so: a second Ctrl-C while a timeout or a cancel waits), reap the leader."""
     pgid = proc.pid
     _killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + max(0.0, grace)
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (hurried is not None and hurried()):
         if proc.returncode is not None and not group_alive(pgid):
             return
         await asyncio.sleep(_POLL)
