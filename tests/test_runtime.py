@@ -723,6 +723,34 @@ f: on file.changed path ~ "src/**" run rec with <path>
     stop_ok(s)
 
 
+def test_a_listener_a_reload_cannot_start_is_started_once_its_port_is_free(tmp_path: Path, serve) -> None:
+    # A reload adds a webhook rule while another program holds the port: the error is
+    # logged, and the listener starts by itself once the port is free (no second edit).
+    v1 = """
+action rec(p) = exec "true"
+f: on file.changed path ~ "src/**" run rec with <path>
+"""
+    (tmp_path / "proj" / "src").mkdir(parents=True)
+    busy = socket.socket()
+    busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        s = serve(v1, "--port", str(port))
+        s.rules.write_text(v1 + 'h: on http.post path="/hook" run rec with <payload.p>\n')
+        s.wait_log(f"cannot listen on 127.0.0.1:{port}")
+    finally:
+        busy.close()
+    s.wait_log(f"http: listening on http://127.0.0.1:{port}")
+    s.port = port
+    assert post(s, "/hook", {"p": "x"}).status_code == 202
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the run of the new http rule")
+    assert runs[0]["rule"] == "h" and runs[0]["inputs"] == {"p": "x"}
+    assert s.log().count("cannot listen") == 1, s.tail()  # said once, not at every try
+    stop_ok(s)
+
+
 # =========================================================================== start errors
 
 def _serve_fails(tmp_path: Path, rules: str, *args: str, env: dict[str, str] | None = None) -> str:

@@ -12,6 +12,8 @@ While running: when the rules file changes (checked every second, by content has
 is recompiled; if that fails, the old rules keep running and the diagnostics are logged;
 otherwise the engine takes the new rules and each source whose settings changed is
 stopped and started again (a source no rule needs any more is stopped, a new one started).
+A source that cannot start then (the new HTTP listener's port is taken) is logged once
+and tried again every second until it starts or the next reload says otherwise.
 
 SIGINT / SIGTERM: stop accepting (sources stop first), give running runs ``grace`` seconds,
 then stop them and mark them ``interrupted``; exit 0. A second SIGINT / SIGTERM during the
@@ -119,6 +121,7 @@ class Runtime:
         self.metrics: Any = None           # GET /metrics (runtime/metrics.py)
         self.operator: Any = None          # the dashboard's re-run / cancel / resume (runtime/operations.py)
         self.deliveries: Any = None        # the webhook routes' delivery history (runtime/deliveries.py)
+        self.unstarted: dict | None = None # a reload's manifest whose sources did not all start yet
 
     def source_configs(self, manifest: dict) -> dict[str, Any]:
         cfgs = dict(manifest.get("sources") or {})
@@ -277,6 +280,10 @@ class Runtime:
                 return
             except asyncio.TimeoutError:
                 pass
+            if self.unstarted is not None:  # a source a reload could not start: try again
+                with contextlib.suppress(StartError):  # said once, by the reload
+                    await self.apply_sources(self.unstarted)
+                    self.unstarted = None
             fp = _fingerprint(self.rules_path)
             if fp is None or fp == self.fingerprint:
                 continue
@@ -299,10 +306,13 @@ class Runtime:
             self.secrets.clear()
             self.secrets.update(secrets)
             self.engine.load(c.manifest)
+            self.unstarted = None
             try:
                 await self.apply_sources(c.manifest)
             except StartError as e:
-                log.error("reload: %s", e)
+                self.unstarted = c.manifest
+                log.error("reload: %s; the new rules are loaded, and what they need is started as soon as "
+                          "it can be (tried every %gs)", e, self.opts.reload_interval)
             log.info("reloaded %s: %d rule(s)", self.rules_path, len(c.manifest["rules"]))
 
     async def stop(self) -> None:
