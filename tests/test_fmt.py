@@ -3,10 +3,13 @@ generated rule files), plus the layout rules (comments, blank lines, wrapping)."
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from triggerlang.fmt import WIDTH, format_text
+from triggerlang.syntax.ast import Name, Rule
 from triggerlang.syntax.parser import _bracket_delta, parse
 
 # --------------------------------------------------------------------------- generators
@@ -353,6 +356,13 @@ def files(draw) -> str:
     return "\n".join(out) + draw(st.sampled_from(["", "\n", "\n\n", "\n# end\n"]))
 
 
+def named(module):
+    """The module with every rule labelled by its name (``L<line>`` for a rule without a
+    label): the formatter may move a rule to another line, and then writes that label."""
+    return replace(module, decls=tuple(replace(d, label=Name(d.name)) if isinstance(d, Rule) else d
+                                       for d in module.decls))
+
+
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                             HealthCheck.data_too_large])
 
@@ -366,7 +376,7 @@ def test_format_keeps_meaning_and_is_idempotent(text: str) -> None:
     assert once is not None, d1.items
     again, d2 = parse(once)
     assert not d2.items, (once, [(d.code, d.span.start.line, d.message) for d in d2])
-    assert again == module
+    assert named(again) == named(module)
     twice, _ = format_text(once)
     assert twice == once
     assert once.endswith("\n") and "\n\n\n" not in once
@@ -430,7 +440,7 @@ def test_comments_are_preserved() -> None:
                          'let a = 1  # trailing\n'
                          '# about the rule\n'
                          '# inner\n'
-                         'on git.push branch="main"\n'
+                         'L4: on git.push branch="main"\n'
                          '    run d\n'
                          'let s = "# not a comment"  # a comment\n'
                          '# footer\n')
@@ -441,7 +451,8 @@ def test_comments_inside_a_wrapped_declaration_move_above_it() -> None:
             '    branch="main"  # two\n'
             '    run d\n')
     # the author split the rule: it stays split (run on its own line), comments above it
-    assert fmt(text) == '# one\n# two\non git.push branch="main"\n    run d\n'
+    # (and it keeps its name, L1, now that it starts on line 3)
+    assert fmt(text) == '# one\n# two\nL1: on git.push branch="main"\n    run d\n'
 
 
 def test_a_rule_on_one_line_stays_on_one_line_and_a_split_one_stays_split() -> None:
@@ -500,6 +511,27 @@ def test_a_file_with_syntax_errors_is_not_formatted() -> None:
     out, diags = format_text('let a = 1\non git.push branch= run d\nlet b   = 2\n')
     assert out is None
     assert [(d.code, d.span.start.line) for d in diags] == [("TRG001", 2)]
+
+
+def test_a_rule_without_a_label_keeps_its_name_when_it_moves() -> None:
+    # L<line> is the name of a rule without a label (SPEC §2): tests, run.* filters and the
+    # journal know it by that name, so a rule the layout moves gets it as its label
+    text = ('action a = exec "echo"\n\n\n\n'
+            'on git.push branch="main" run a\n'
+            'on git.push branch="dev" run a\n\n'
+            'test "t":\n    given git.push branch="main"\n    expect L5\n')
+    out = fmt(text)
+    assert out == ('action a = exec "echo"\n\n'
+                   'L5: on git.push branch="main" run a\n'
+                   'L6: on git.push branch="dev" run a\n\n'
+                   'test "t":\n    given git.push branch="main"\n    expect L5\n')
+    assert fmt(out) == out
+    assert [d.name for d in parse(out)[0].decls[1:3]] == ["L5", "L6"]
+    # a rule that stays on its line stays as it was written
+    same = 'action a = exec "echo"\n\non git.push branch = "main"  run a\n'
+    assert fmt(same) == 'action a = exec "echo"\n\non git.push branch="main" run a\n'
+    # a trailing comment that has to move above a split rule moves the rule too
+    assert fmt('on git.push  # why\n    run a\n') == '# why\nL1: on git.push\n    run a\n'
 
 
 def test_crlf_and_bom_are_normalised() -> None:

@@ -12,15 +12,19 @@ The layout:
 - test blocks on indented lines, one ``given`` / ``expect`` per line;
 - comments kept: whole-line comments where they stand, a trailing comment after its
   declaration when that stays on one line (else on its own line above it); runs of
-  blank lines become one; the file ends with one newline.
+  blank lines become one; the file ends with one newline;
+- a rule without a label is named after the line it starts on (``L7``, SPEC §2): when the
+  layout would move it to another line, it is given that name as its label (``L7: on ...``),
+  so that tests, ``run.*`` filters and the journal still know it by the same name.
 
-Formatting never changes meaning: ``parse(format(x)) == parse(x)`` (spans aside) is a
-property test, and formatting is idempotent. A file with syntax errors is not formatted.
+Formatting never changes meaning: ``parse(format(x)) == parse(x)`` (spans aside, and
+rules compared by name) is a property test, and formatting is idempotent. A file with syntax errors is not formatted.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from .diagnostics import Diagnostics
 from .syntax import ast as A
@@ -422,7 +426,15 @@ def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnosti
             if comment is None:
                 continue
             (trailing if code.strip() else inner_comments).append(comment.rstrip())
-        formatted = fmt_decl(decl, multiline=_code_lines(lines[first:last + 1]) > 1)
+        multiline = _code_lines(lines[first:last + 1]) > 1
+        formatted = fmt_decl(decl, multiline)
+        if isinstance(decl, A.Rule) and decl.label is None:
+            above = 0 if len(trailing) == 1 and len(formatted) == 1 and not inner_comments \
+                else len(inner_comments) + len(trailing)
+            if len(out) + (pending_blank and bool(out)) + above + 1 != decl.span.start.line:
+                # it would start on another line, and so be another rule (L<line>): keep its name
+                decl = replace(decl, label=A.Name(decl.name))
+                formatted = fmt_decl(decl, multiline)
         if len(trailing) == 1 and len(formatted) == 1 and not inner_comments:
             emit(formatted[0] + "  " + trailing[0])
         else:
