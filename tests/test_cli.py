@@ -336,6 +336,14 @@ def test_match_jsonl_batch_gives_one_result_a_line_in_order(tmp_path: Path) -> N
     assert lines[3]["matches"][0]["inputs"]["sha"] == "3"
     r = run("match", rules, batch)
     assert r.stdout.splitlines() == ["gp", "(no match)", "dev", "gp"]
+    # --explain: each event's line, then why the other rules did not match, indented below it
+    r = run("match", rules, batch, "--explain")
+    assert r.stdout.splitlines()[:4] == [
+        "gp",
+        '  dev: no match: branch="dev" (line 5:21) failed: branch was "master"',
+        '  pr: no match: trigger github.pull_request (line 6:1) failed: type was "push"; the event is github.push',
+        "(no match)"]
+    assert [x for x in r.stdout.splitlines() if not x.startswith("  ")] == ["gp", "(no match)", "dev", "gp"]
 
 
 def test_match_jsonl_with_a_bad_line(tmp_path: Path) -> None:

@@ -125,8 +125,9 @@ def test_explain_gives_the_correlation_reasons(tmp_path: Path) -> None:
     out = [json.loads(x) for x in r.output.splitlines()]
     why = [{(e["rule"], e["member"]): e["text"] for e in o.get("correlation_explain", [])} for o in out]
     assert why[0][("deploy_gate", "ci")] == "not admitted: key <sha> missing"
-    assert why[0][("deploy_gate", "review")].startswith("no match: trigger github.workflow_run failed")
-    assert why[3][("docs", "built")].startswith("no match: condition pipeline=\"docs\"")
+    assert why[0][("deploy_gate", "review")].startswith(
+        'no match: trigger github.workflow_run (line 10:9) failed: type was "check_suite"')
+    assert why[3][("docs", "built")].startswith("no match: pipeline=\"docs\"")
     assert why[1][("docs", "published")] == "not admitted: out of order: seq waits for built"
     assert why[3][("once", "mirror")] == "absorbed: the group already fired and absorbs the rest of its window"
     assert why[5][("limited", "a")] == "not admitted: refused: rule has 1 open groups (max)"
@@ -140,7 +141,7 @@ def test_explain_text_names_rule_and_member(tmp_path: Path) -> None:
               "--explain")
     assert "  docs [published]: not admitted: out of order: seq waits for built\n" in r.output
     assert "  docs: ignores published: out of order: seq waits for built\n" in r.output
-    assert '  stale [rc]: no match: condition pipeline="rc" (line 19:81) failed; pipeline was "publish"\n' in r.output
+    assert '  stale [rc]: no match: pipeline="rc" (line 19:81) failed: pipeline was "publish"\n' in r.output
 
 
 def test_time_going_backwards_is_an_error_line_and_exit_1(tmp_path: Path) -> None:
@@ -244,7 +245,7 @@ TIMELINE = (
     "             opens group sha=3f1d as ci (1/2, missing review, closes in 2h)\n"
     "    +10m   wait 10m\n"
     '    +10m   given github.workflow_run workflow="reveiw" conclusion="success" sha="3f1d"\n'
-    '             review: no match: condition workflow="review" (line 10:29) failed; workflow was "reveiw"\n')
+    '             review: no match: workflow="review" (line 10:29) failed: workflow was "reveiw"\n')
 
 
 def test_a_failure_prints_the_groups_timeline() -> None:

@@ -253,7 +253,7 @@ def test_groups_command_text_json_and_explain(world: World) -> None:
     out = r.output.splitlines()
     assert out[2] == "  test (http.post): its latest events:"
     why = "\n".join(out[3:])
-    assert 'condition path="/hooks/test" failed; path was "/hooks/tests"' in why
+    assert 'condition path="/hooks/test" failed: path was "/hooks/tests"' in why
     assert 'key k=9999 is another group\'s (this one is k=3f1d)' in why
     r = CliRunner().invoke(cli, ["groups", "--state", state, "--status", "fired", "--format", "json"])
     assert (r.exit_code, json.loads(r.output)) == (0, [])

@@ -292,7 +292,8 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
     """Dry run: which rules of FILE an event matches, and the runs they would create.
 
     EVENT.json is {"source", "type", "data"} ("-" reads stdin). A .jsonl file holds one
-    event per line and gets one result line per event, in order. With --github EVENT,
+    event per line and gets one result line per event, in order (with --explain, the
+    reasons follow each line, indented). With --github EVENT,
     --gitlab EVENT... (or --provider NAME --event EVENT) it is that provider's raw payload.
     With correlation rules, the lines share one state: an event's "time" is its arrival,
     and a {"wait": "10m"} line moves the clock (reporting what expires or fires).

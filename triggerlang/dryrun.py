@@ -575,9 +575,10 @@ class DryRun:
     def text(self, result: dict, batch: bool) -> str:
         if "correlations" in result:
             return self._corr_text(result, batch)
-        if batch:
+        if batch:  # a line per event; with --explain, its reasons indented below it (as with correlations)
             names = [m["rule"] for m in result["matches"]]
-            return (", ".join(names) if names else "(no match)") + "\n"
+            return "".join([(", ".join(names) if names else "(no match)") + "\n",
+                            *(f"  {r['rule']}: no match: {reason_text(r)}\n" for r in result.get("not_matched", []))])
         lines = []
         if not result["matches"]:
             lines.append("no rule matches this event")
@@ -619,11 +620,7 @@ class DryRun:
         for m in chained:
             lines.extend(self._match_lines([m], pad, f" (on {m['event']})"))
         for r in result.get("not_matched", []):
-            span = r.get("span")
-            where = f" (line {span[0]}:{span[1]})" if span else ""
-            note = f"; {r['note']}" if r.get("note") else ""
-            lines.append(f"{pad}{r['rule']}: no match: {r['condition']}{where} failed; "
-                         f"{r.get('field')} was {json.dumps(r.get('value'), ensure_ascii=False)}{note}")
+            lines.append(f"{pad}{r['rule']}: no match: {reason_text(r)}")
         for r in result.get("correlation_explain", []):
             lines.append(f"{pad}{r['rule']} [{r['member']}]: {r['text']}")
         return "\n".join(lines) + "\n"

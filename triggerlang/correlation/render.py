@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from ..compile.matcher import explain_failure
+from ..compile.matcher import explain_failure, reason_text
 from ..events import Event
 from .clock import human
 from .engine import Correlator, Outcome
@@ -90,14 +90,10 @@ def explain_members(engine: Correlator, event: Event, outcomes: list[Outcome]) -
             if not m.accepts_type(event.type):
                 entry.update({"condition": f"trigger {m.trigger}", "span": _span(m.span), "field": "type",
                               "value": event.type, "note": f"the event is {event.source}.{event.type}"})
-                entry["text"] = f"no match: trigger {m.trigger} failed; the event is {event.source}.{event.type}"
+                entry["text"] = "no match: " + reason_text(entry)
             elif (why := explain_failure(m.filter, data)) is not None:
                 entry.update(why)
-                span = why.get("span")
-                where = f" (line {span[0]}:{span[1]})" if span else ""
-                note = f"; {why['note']}" if why.get("note") else ""
-                entry["text"] = (f"no match: condition {why['condition']}{where} failed; "
-                                 f"{why.get('field')} was {_show(why.get('value'))}{note}")
+                entry["text"] = "no match: " + reason_text(why)
             elif chosen is not None and chosen.member == m.alias:
                 entry["action"] = chosen.action
                 entry["reason"] = chosen.reason
@@ -120,12 +116,6 @@ def _span(s: dict | None) -> list[int] | None:
     if not s:
         return None
     return [s["line"], s["column"], s["end_line"], s["end_column"]]
-
-
-def _show(v: Any) -> str:
-    import json
-
-    return json.dumps(v, ensure_ascii=False)
 
 
 def explain_group(group: dict, entry: dict | None, recent: dict[str, list[dict]],
@@ -157,7 +147,7 @@ def explain_group(group: dict, entry: dict | None, recent: dict[str, list[dict]]
             why = explain_failure(m.filter, data) if m.accepts_type(ev.get("type", "")) else {
                 "condition": f"trigger {m.trigger}", "field": "type", "value": ev.get("type")}
             if why is not None:
-                text = f"condition {why['condition']} failed; {why.get('field')} was {_show(why.get('value'))}"
+                text = "condition " + reason_text(why, where="")
             else:
                 k = rule.key(m.index, data)
                 if isinstance(k, str):
