@@ -162,6 +162,62 @@ def test_check_folder_recurses_and_skips_hidden_state_and_venv_folders(tmp_path:
     r = run("test", str(root))
     assert r.exit_code == 1 and all(f"{f}: tests not run" in r.stderr for f in found)
 
+def test_check_each_file_once_and_quoted_patterns(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    f = write(tmp_path, "sub/rules.trg", BROKEN)
+    write(tmp_path, "sub/other.trg", CLEAN)
+    r = run("check", "--format", "json", f, str(tmp_path), f"{tmp_path}/sub/../sub/rules.trg")
+    assert [d["file"] for d in json.loads(r.stdout)] == [f]
+    r = run("check", "--format", "json", f"{tmp_path}/**/rules.trg")
+    assert [d["file"] for d in json.loads(r.stdout)] == [f]
+    r = run("check", f"{tmp_path}/*.nope")
+    assert r.exit_code == 2 and r.stderr == f"triggerc: error: {tmp_path}/*.nope: no file matches this pattern\n"
+
+
+def test_check_exit_zero_quiet_and_output_format(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", BROKEN)
+    r = run("check", "--exit-zero", f)
+    assert r.exit_code == 0 and "error[TRG203]" in r.stdout and r.stderr == "1 error, 0 warnings\n"
+    r = run("check", "--strict", "--exit-zero", write(tmp_path, "warns.trg", WARNS))
+    assert r.exit_code == 0 and "warning[TRG105]" in r.stdout
+    assert run("check", "--exit-zero", str(tmp_path / "nope.trg")).exit_code == 2   # usage is still usage
+    r = run("check", "-q", f)
+    assert r.exit_code == 1 and "error[TRG203]" in r.stdout and r.stderr == ""
+    r = run("check", "--output-format", "github", f)
+    assert r.exit_code == 1 and r.stdout.startswith("::error file=")
+
+
+def test_check_statistics(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", BROKEN + 'on git.push brnch="x" run deploy with <sha>\nlet unused = 1\n')
+    r = run("check", "--statistics", f)
+    assert r.exit_code == 1
+    assert r.stdout == "2  TRG203  error    unknown field\n1  TRG105  warning  unused let\n"
+    r = run("check", "--statistics", "--format", "json", f)
+    assert json.loads(r.stdout) == [{"code": "TRG203", "severity": "error", "count": 2, "title": "unknown field"},
+                                    {"code": "TRG105", "severity": "warning", "count": 1, "title": "unused let"}]
+    r = run("check", "--statistics", "--format", "sarif", f)
+    assert r.exit_code == 2 and "--statistics prints text or json" in r.stderr
+    assert run("check", "--statistics", write(tmp_path, "clean.trg", CLEAN)).stdout == ""
+
+
+def test_check_and_compile_stdin(tmp_path: Path) -> None:
+    r = run("check", "-", input=BROKEN)
+    assert r.exit_code == 1 and r.stdout.startswith("<stdin>:3:13: error[TRG203]")
+    # named: diagnostics say that name, and an X_test.trg sees its X.trg
+    write(tmp_path, "rules.trg", 'action deploy(sha) = exec "./deploy.sh" sha\n'
+                                 'dm: on git.push branch="main" run deploy with <sha>\n')
+    name = str(tmp_path / "rules_test.trg")
+    tests = 'test "t":\n    given git.push branch="main" sha="1"\n    expect dm\n    expect nope\n'
+    r = run("check", "-", "--stdin-filename", name, "--format", "json", input=tests)
+    assert [(d["file"], d["line"], d["code"]) for d in json.loads(r.stdout)] == [(name, 4, "TRG601")]
+    r = run("check", f"{tmp_path}/rules.trg", "--stdin-filename", name)
+    assert r.exit_code == 2 and "--stdin-filename goes with '-'" in r.stderr
+    assert run("check", "-", input=b"\xff\n").exit_code == 1
+    r = run("compile", "-", input=CLEAN)
+    assert r.exit_code == 0 and json.loads(r.stdout)["rules"][0]["action"] == "deploy"
+    assert run("test", "-", input=CLEAN).exit_code == 2
+
+
 def test_check_several_files(tmp_path: Path) -> None:
     a, b = write(tmp_path, "a.trg", BROKEN), write(tmp_path, "b.trg", BROKEN)
     r = run("check", "--format", "json", a, b)
@@ -425,8 +481,29 @@ def test_fmt_empty_non_utf8_and_missing(tmp_path: Path) -> None:
     p.write_bytes(b'let a = "caf\xe9"\n')
     r = run("fmt", "--check", str(p))
     assert r.exit_code == 1 and "TRG004" in r.stderr
+    # the closing line says why it failed (it said "all files formatted")
+    assert r.stderr.endswith("\n1 file could not be formatted (syntax errors)\n")
     assert p.read_bytes() == b'let a = "caf\xe9"\n'
     assert run("fmt", str(tmp_path / "nope.trg")).exit_code == 2
+
+
+def test_fmt_stdin_quiet_and_each_file_once(tmp_path: Path) -> None:
+    messy = 'action   d = shell "x"\non git.push   branch = "main"  run d\n'
+    tidy = 'action d = shell "x"\non git.push branch="main" run d\n'
+    r = run("fmt", "-", input=messy)
+    assert (r.exit_code, r.stdout) == (0, tidy)
+    r = run("fmt", "-", input=tidy)
+    assert (r.exit_code, r.stdout) == (0, tidy)      # a filter: the text out, changed or not
+    r = run("fmt", "--check", "-", "--stdin-filename", "rules.trg", input=messy)
+    assert (r.exit_code, r.stdout) == (1, "would reformat rules.trg\n")
+    r = run("fmt", "-", input="on git.push branch= run d\n")
+    assert r.exit_code == 1 and r.stdout == "" and "<stdin>:1:" in r.stderr
+    bad = write(tmp_path, "messy.trg", messy)
+    r = run("fmt", "--check", "-q", bad, str(tmp_path), f"{tmp_path}/./messy.trg")
+    assert (r.exit_code, r.stdout, r.stderr) == (1, "", "")
+    r = run("fmt", "--check", bad, str(tmp_path))
+    assert r.stdout == f"would reformat {bad}\n" and r.stderr == "1 file would be reformatted\n"
+    assert run("fmt", "-q", bad).stdout == "" and Path(bad).read_text() == tidy
 
 
 # --------------------------------------------------------------------------- start-up

@@ -62,6 +62,12 @@ def read_source(path: str | os.PathLike) -> tuple[str | None, Diagnostics]:
         raise SourceFileError(f"{path}: permission denied") from None
     except OSError as e:
         raise SourceFileError(f"{path}: {e.strerror or e}") from None
+    return decode_source(data, diags)
+
+
+def decode_source(data: bytes, diags: Diagnostics) -> tuple[str | None, Diagnostics]:
+    """The text of a rules file's bytes, or None with a TRG004 diagnostic in ``diags`` if
+    they are not UTF-8."""
     try:
         return data.decode("utf-8"), diags
     except UnicodeDecodeError as e:
@@ -113,8 +119,21 @@ def compile_file(path: str | os.PathLike, display_name: str | None = None, tests
                  warnings: bool = True) -> Compiled:
     """Read, parse, check and compile one file (raises SourceFileError if unreadable)."""
     p = os.fspath(path)
-    name = display_name or str(path)
     text, diags = read_source(p)
+    return _compile_read(text, diags, p, display_name or str(path), tests, warnings)
+
+
+def compile_bytes(data: bytes, path: str | None = None, tests: bool = True, warnings: bool = True) -> Compiled:
+    """Parse, check and compile the bytes of a rules file that is not read from disk (what
+    ``triggerc check -`` reads from stdin). ``path`` is the file they stand for: its name is
+    the one diagnostics give, relative paths start in its folder and an ``X_test.trg`` sees
+    its ``X.trg`` (without one: ``<stdin>``, from the working folder)."""
+    name = path or "<stdin>"
+    text, diags = decode_source(data, Diagnostics(name))
+    return _compile_read(text, diags, path or os.path.join(os.getcwd(), name), name, tests, warnings)
+
+
+def _compile_read(text: str | None, diags: Diagnostics, p: str, name: str, tests: bool, warnings: bool) -> Compiled:
     if text is None:
         return Compiled(name, "", None, None, None, diags.sorted(), {})
     main_file = companion_of(p)

@@ -147,38 +147,50 @@ EXAMPLES_CHECK = examples(
     "triggerc check rules.trg",
     "triggerc check --strict .                 # every .trg under the folder",
     "triggerc check --format github rules/      # annotations in a GitHub Actions job",
-    "triggerc check --format sarif . > triggerc.sarif",
+    "triggerc check --format sarif --exit-zero . > triggerc.sarif",
+    "triggerc check --statistics 'rules/**/*.trg'",
+    "git show HEAD:rules.trg | triggerc check - --stdin-filename rules.trg",
 )
 
 
 @main.command(epilog=EXAMPLES_CHECK)
 @click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]), default="text",
-              show_default=True, help="Output format for diagnostics.")
+@click.option("--format", "--output-format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]),
+              default="text", show_default=True, help="Output format for diagnostics.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1 on any diagnostic).")
+@click.option("--exit-zero", is_flag=True,
+              help="Exit 0 even when there are problems (a usage error still exits 2): to report, not gate.")
+@click.option("-q", "--quiet", is_flag=True, help="Print the diagnostics only, without the closing count.")
+@click.option("--statistics", is_flag=True,
+              help="Instead of the diagnostics, how many there are of each code (text or json).")
+@click.option("--stdin-filename", metavar="PATH",
+              help="With FILE '-': the file the text on stdin stands for (its name in diagnostics; relative "
+                   "paths start in its folder).")
 @color_option
-def check(files: tuple[str, ...], fmt: str, strict: bool, color_mode: str) -> None:
+def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet: bool, statistics: bool,
+          stdin_filename: str | None, color_mode: str) -> None:
     """Report every problem in FILES: syntax, names, types, lints.
 
-    A folder stands for the .trg files in it and in its subfolders. Exit 0 when clean
-    (warnings allowed unless --strict), 1 on problems.
+    A folder stands for the .trg files in it and in its subfolders; a quoted pattern
+    ('rules/**/*.trg') for the files it matches; "-" for the text on stdin. Exit 0 when
+    clean (warnings allowed unless --strict), 1 on problems, 2 on a usage error.
     """
+    if statistics and fmt not in ("text", "json"):
+        usage_error(f"--statistics prints text or json, not {fmt}")
     _no_gc()
     all_diags: list[Diagnostic] = []
     sources: dict[str, str] = {}
-    for f in _expand(files):
-        c = _compile(f)
+    for f in _expand(files, stdin_filename):
+        c = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
         all_diags.extend(c.diagnostics)
         sources.update(c.sources)
-    if fmt == "text":
+    if statistics:
+        _print_statistics(all_diags, fmt)
+    elif fmt == "text":
         color = _color(mode=color_mode)
         out = render_text(all_diags, sources, color=color)
         if out:
             click.echo(out, nl=False, color=color)
-        errors = sum(d.is_error for d in all_diags)
-        warnings = len(all_diags) - errors
-        if all_diags:
-            click.echo(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}", err=True)
     elif fmt == "json":
         click.echo(render_json(all_diags), nl=False)
     elif fmt == "github":
@@ -187,34 +199,94 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, color_mode: str) -> No
         from .check.codedocs import rule_metadata
 
         click.echo(render_sarif(all_diags, {c: rule_metadata(c) for c in {d.code for d in all_diags}}), nl=False)
+    if fmt == "text" and all_diags and not quiet:
+        errors = sum(d.is_error for d in all_diags)
+        warnings = len(all_diags) - errors
+        click.echo(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}", err=True)
     bad = any(d.is_error for d in all_diags) or (strict and all_diags)
-    raise SystemExit(1 if bad else 0)
+    raise SystemExit(1 if bad and not exit_zero else 0)
+
+
+def _print_statistics(diags: list[Diagnostic], fmt: str) -> None:
+    """``check --statistics``: a line per code, the most frequent first (ruff's layout):
+    count, code, severity and what the code is about."""
+    from collections import Counter
+
+    from .check.checker import CODES
+
+    counts = Counter((d.code, d.severity) for d in diags)
+    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if fmt == "json":
+        click.echo(json.dumps([{"code": code, "severity": sev, "count": n, "title": CODES.get(code, "")}
+                               for (code, sev), n in rows], indent=2))
+        return
+    width = max((len(str(n)) for n in counts.values()), default=1)
+    for (code, sev), n in rows:
+        click.echo(f"{n:>{width}}  {code}  {sev:<7}  {CODES.get(code, '')}")
+
+
+def _compile_stdin(name: str | None):
+    """The text on stdin, compiled as the file ``name`` (``--stdin-filename``) stands for."""
+    from .api import compile_bytes
+
+    return compile_bytes(_read_stdin(), name)
+
+
+def _read_stdin() -> bytes:
+    stream = getattr(sys.stdin, "buffer", None)
+    return stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
 
 
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__"})
+GLOB_CHARS = frozenset("*?[")
 
 
-def _expand(files) -> list[str]:
-    """Files as given; a folder stands for the .trg files in it and in its subfolders
-    (sorted), like ruff or black: hidden folders (``.git``, the ``.triggerlang`` state
-    folder), virtualenvs (a folder with a ``pyvenv.cfg``), ``node_modules`` and
-    ``__pycache__`` are skipped, and symlinked folders are not followed."""
-    out = []
+def _expand(files, stdin_filename: str | None = None, stdin: bool = True) -> list[str]:
+    """Files as given, each once (``a.trg ./a.trg`` or a folder and a file in it check it
+    once); a folder stands for the .trg files in it and in its subfolders (sorted), like
+    ruff or black: hidden folders (``.git``, the ``.triggerlang`` state folder),
+    virtualenvs (a folder with a ``pyvenv.cfg``), ``node_modules`` and ``__pycache__``
+    are skipped, and symlinked folders are not followed. A path that does not exist but
+    holds ``*``, ``?`` or ``[`` is a pattern (``**`` crosses folders), for when no shell
+    expands it (a quoted argument, a CI step). ``-`` is stdin, at most once."""
+    from pathlib import Path
+
+    if stdin_filename is not None and "-" not in files:
+        usage_error("--stdin-filename goes with '-' (the text on stdin) among the files")
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def add(f: str) -> None:
+        key = os.path.realpath(f) if f != "-" else "-"
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+
     for f in files:
-        if os.path.isdir(f):
-            from pathlib import Path
-
-            p = Path(f)
+        if f == "-":
+            if not stdin:
+                usage_error("'-' (stdin) is not read by this command: give the files")
+            add(f)
+        elif os.path.isdir(f):
             found = []
-            for folder, subfolders, names in os.walk(p):
+            for folder, subfolders, names in os.walk(Path(f)):
                 subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in SKIPPED_FOLDERS
                                  and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))]
                 found.extend(Path(folder, n) for n in names if n.endswith(".trg") and not n.startswith("."))
             if not found:
                 usage_error(f"{f}: no .trg files in this folder or its subfolders")
-            out.extend(str(x) for x in sorted(found, key=lambda x: x.parts))
+            for x in sorted(found, key=lambda x: x.parts):
+                add(str(x))
+        elif not os.path.lexists(f) and GLOB_CHARS & set(f):
+            import glob
+
+            matched = sorted(m for m in glob.glob(f, recursive=True) if os.path.isfile(m))
+            if not matched:
+                usage_error(f"{f}: no file matches this pattern")
+            for m in matched:
+                add(m)
         else:
-            out.append(f)
+            add(f)
     return out
 
 
@@ -229,6 +301,7 @@ def _report_and_exit_if_errors(c, color_mode: str = "auto") -> None:
 
 EXAMPLES_COMPILE = examples(
     "triggerc compile rules.trg -o manifest.json",
+    "generate-rules | triggerc compile - > manifest.json",
     "triggerc serve manifest.json",
 )
 
@@ -238,13 +311,19 @@ EXAMPLES_COMPILE = examples(
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the manifest here (default stdout).")
 @color_option
 def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
-    """Write the JSON listener manifest of FILE."""
+    """Write the JSON listener manifest of FILE ("-": the text on stdin, with relative paths
+    from the working folder)."""
     from pathlib import Path
 
     from .compile.manifest import dumps
 
     _no_gc()
-    c = _compile(file, warnings=False)  # (diagnostics are shown only when there are errors)
+    if file == "-":
+        from .api import compile_bytes
+
+        c = compile_bytes(_read_stdin(), warnings=False)
+    else:
+        c = _compile(file, warnings=False)  # (diagnostics are shown only when there are errors)
     _report_and_exit_if_errors(c, color_mode)
     text = dumps(c.manifest)
     if output:
@@ -386,6 +465,7 @@ EXAMPLES_FMT = examples(
     "triggerc fmt rules.trg",
     "triggerc fmt --check .   # in CI",
     "triggerc fmt --diff rules.trg",
+    "triggerc fmt - < rules.trg   # the formatted text on stdout",
 )
 
 
@@ -393,45 +473,66 @@ EXAMPLES_FMT = examples(
 @click.argument("files", nargs=-1, required=True)
 @click.option("--check", "check_only", is_flag=True, help="Do not write; exit 1 if any file would change.")
 @click.option("--diff", is_flag=True, help="Print a unified diff of the changes instead of writing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but problems (and --diff's diff).")
+@click.option("--stdin-filename", metavar="PATH", help="With FILE '-': the file the text on stdin stands for.")
 @color_option
-def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, color_mode: str) -> None:
-    """Rewrite FILES in the canonical layout (or --check that they are)."""
+def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, quiet: bool, stdin_filename: str | None,
+            color_mode: str) -> None:
+    """Rewrite FILES in the canonical layout (or --check that they are).
+
+    "-" formats the text on stdin and prints it on stdout. Exit 1 when a file would change
+    (--check, --diff) or has syntax errors (it is then left as it is), 2 on a usage error.
+    """
     import difflib
     from pathlib import Path
 
-    from .api import SourceFileError, read_source
+    from .api import SourceFileError, decode_source, read_source
+    from .diagnostics import Diagnostics
     from .fmt import format_text
 
-    changed, broken = [], False
-    for f in _expand(files):
-        try:
-            text, diags = read_source(f)
-        except SourceFileError as e:
-            usage_error(str(e))
+    def say(msg: str, err: bool = False) -> None:
+        if not quiet:
+            click.echo(msg, err=err)
+
+    changed, broken = [], 0
+    for f in _expand(files, stdin_filename):
+        name = (stdin_filename or "<stdin>") if f == "-" else f
+        if f == "-":
+            text, diags = decode_source(_read_stdin(), Diagnostics(name))
+        else:
+            try:
+                text, diags = read_source(f)
+            except SourceFileError as e:
+                usage_error(str(e))
         if text is None:
             click.echo(render_text(diags.sorted()), err=True, nl=False)
-            broken = True
+            broken += 1
             continue
-        new, diags = format_text(text, f)
+        new, diags = format_text(text, name)
         if new is None:
             color = _color(sys.stderr, color_mode)
-            click.echo(render_text(diags.sorted(), {f: text}, color=color), err=True, nl=False, color=color)
-            click.echo(f"{f}: not formatted: fix the syntax errors first", err=True)
-            broken = True
+            click.echo(render_text(diags.sorted(), {name: text}, color=color), err=True, nl=False, color=color)
+            click.echo(f"{name}: not formatted: fix the syntax errors first", err=True)
+            broken += 1
             continue
+        if f == "-" and not (check_only or diff):
+            click.echo(new, nl=False)  # a filter: the text out, changed or not
         if new == text:
             continue
-        changed.append(f)
+        changed.append(name)
         if diff:
-            click.echo("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True), f, f)), nl=False)
+            click.echo("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True), name, name)),
+                       nl=False)
         elif check_only:
-            click.echo(f"would reformat {f}")
-        else:
+            say(f"would reformat {name}")
+        elif f != "-":
             Path(f).write_text(new, encoding="utf-8")
-            click.echo(f"reformatted {f}")
+            say(f"reformatted {name}")
     if check_only or diff:
         n = len(changed)
-        click.echo(f"{n} file{'s' * (n != 1)} would be reformatted" if n else "all files formatted", err=True)
+        summary = ([f"{n} file{'s' * (n != 1)} would be reformatted"] if n else []) + \
+            ([f"{broken} file{'s' * (broken != 1)} could not be formatted (syntax errors)"] if broken else [])
+        say(", ".join(summary) or "all files formatted", err=True)
         raise SystemExit(1 if (changed or broken) else 0)
     raise SystemExit(1 if broken else 0)
 
@@ -459,7 +560,7 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, color_mode: str) -
     from .testing import render_json as tests_json, render_text as tests_text, run_file
 
     reports = []
-    for f in _with_companions(_expand(files)):
+    for f in _with_companions(_expand(files, stdin=False)):
         try:
             reports.append(run_file(f))
         except SourceFileError as e:
