@@ -91,6 +91,23 @@ def test_check_caret_line_is_the_right_source_line(tmp_path: Path, prefix: str, 
     assert out[i + 2] == "    |                        ^^^^^ did you mean 'branch'?"
 
 
+def test_check_carets_stand_under_the_span_on_a_terminal(tmp_path: Path) -> None:
+    # a wide character takes two columns, a combining mark none: the carets still line up
+    f = write(tmp_path, "rules.trg", 'action d = exec "x"\non git.push author="日本語" message="e\u0301" brnch="x" run d\n')
+    out = run("check", f).stdout.splitlines()
+    assert out[1:3] == ['  2 | on git.push author="日本語" message="e\u0301" brnch="x" run d',
+                        "    | " + " " * 40 + "^^^^^ did you mean 'branch'?"]   # 6 columns for 日本語, 1 for é
+
+
+def test_check_cuts_a_very_long_line_around_the_span(tmp_path: Path) -> None:
+    text = 'action d(x) = exec "echo" x\non git.push branch="' + "a" * 100_000 + '" brnch="x" run d with "' + \
+        "b" * 100_000 + '"\n'
+    out = run("check", write(tmp_path, "rules.trg", text)).stdout.splitlines()
+    assert out[0].endswith(":2:100023: error[TRG203]: git.push has no field 'brnch'")
+    assert out[1] == "  2 | ..." + "a" * 38 + '" brnch="x" run d with "' + "b" * 23 + "..."
+    assert out[2] == "    | " + " " * 43 + "^^^^^ did you mean 'branch'?"
+
+
 def test_check_warnings_pass_unless_strict(tmp_path: Path) -> None:
     f = write(tmp_path, "rules.trg", WARNS)
     r = run("check", f)

@@ -3,13 +3,10 @@ generated rule files), plus the layout rules (comments, blank lines, wrapping)."
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from triggerlang.fmt import WIDTH, format_text
-from triggerlang.syntax.ast import Name, Rule
+from triggerlang.fmt import WIDTH, by_name, format_text
 from triggerlang.syntax.parser import _bracket_delta, parse
 
 # --------------------------------------------------------------------------- generators
@@ -356,13 +353,6 @@ def files(draw) -> str:
     return "\n".join(out) + draw(st.sampled_from(["", "\n", "\n\n", "\n# end\n"]))
 
 
-def named(module):
-    """The module with every rule labelled by its name (``L<line>`` for a rule without a
-    label): the formatter may move a rule to another line, and then writes that label."""
-    return replace(module, decls=tuple(replace(d, label=Name(d.name)) if isinstance(d, Rule) else d
-                                       for d in module.decls))
-
-
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                             HealthCheck.data_too_large])
 
@@ -376,7 +366,7 @@ def test_format_keeps_meaning_and_is_idempotent(text: str) -> None:
     assert once is not None, d1.items
     again, d2 = parse(once)
     assert not d2.items, (once, [(d.code, d.span.start.line, d.message) for d in d2])
-    assert named(again) == named(module)
+    assert by_name(again) == by_name(module)
     twice, _ = format_text(once)
     assert twice == once
     assert once.endswith("\n") and "\n\n\n" not in once

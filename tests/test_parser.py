@@ -344,10 +344,18 @@ def test_unexpected_end_points_at_the_end_of_the_code_not_the_comment() -> None:
 
 
 def test_error_messages() -> None:
-    _, diags = parse('on git.push branch="x run deploy\n')
-    assert diags.items[0].hint == "this string is not closed on its line"
+    _, diags = parse('on git.push branch="x run deploy  \nlet a = 1\n')
+    (d,) = diags
+    assert (d.message, d.hint) == ("unterminated string", 'close it with " on the same line (write \\n for a line break in it)')
+    assert (d.span.start.column, d.span.end.column) == (20, 33)   # to the end of its line, spaces aside
     _, diags = parse('on git.push message ~ /x run deploy\n')
-    assert diags.items[0].hint == "this regex is not closed: write /pattern/flags"
+    assert diags.items[0].message == "unterminated regex"
+    assert diags.items[0].hint.startswith("close it with / on the same line: /pattern/flags")
+    _, diags = parse('on git.push message ~ // run deploy\n')
+    assert diags.items[0].message == "empty regex"
+    _, diags = parse('règle: on git.push run deploy\n')
+    assert diags.items[0].message == "unexpected character 'è'"
+    assert diags.items[0].hint.startswith("names are ASCII letters, digits, '_' and '-'")
     _, diags = parse('on git.push sha=<sha> run deploy\n')
     assert diags.items[0].message == "unexpected '<sha>'"
 

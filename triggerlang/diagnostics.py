@@ -243,7 +243,8 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str] | None = No
                     end = max(d.span.end.column, start + 1)
                 else:
                     end = max(len(src) + 1, start + 1)
-                carets = " " * (start - 1) + "^" * (end - start)
+                src, before, under = _excerpt(src, start - 1, end - 1)
+                carets = " " * before + "^" * under
                 hint = f" {d.hint}" if d.hint else ""
                 out.append(f"  {gutter} | {src}")
                 out.append(f"  {pad} | {paint(carets, '1;31' if d.is_error else '1;33')}{hint}")
@@ -253,6 +254,45 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str] | None = No
             out.append(f"  = hint: {d.hint}")
         out.extend(_related_lines(d))
     return "\n".join(out) + ("\n" if out else "")
+
+
+EXCERPT_WIDTH = 120
+"""Columns of a source line shown under a diagnostic; a longer line is cut around the span."""
+EXCERPT_CONTEXT = 40
+"""Columns shown before the span on a line that is cut."""
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes on a terminal: East Asian wide and fullwidth characters two,
+    combining marks and zero-width characters none, others one (what wcwidth says of
+    them), so that the carets stand under the span."""
+    import unicodedata
+
+    n = 0
+    for ch in text:
+        if ch.isascii():
+            n += ch.isprintable() or ch == " "
+        elif unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        else:
+            n += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return n
+
+
+def _excerpt(line: str, start: int, end: int) -> tuple[str, int, int]:
+    """``(text shown, columns before the carets, carets)`` for the span ``[start, end)``
+    (character indexes) of a source line: the whole line when it fits in
+    :data:`EXCERPT_WIDTH` columns, else a window around the span with ``...`` where the
+    line goes on (a 200,000-character line is not printed whole, nor are 200,000 spaces
+    before its carets)."""
+    lo, hi = 0, len(line)
+    if _width(line) > EXCERPT_WIDTH:
+        lo = max(0, start - EXCERPT_CONTEXT)
+        hi = min(len(line), max(end, start + 1) + EXCERPT_CONTEXT, lo + EXCERPT_WIDTH)
+    shown = ("..." if lo else "") + line[lo:hi] + ("..." if hi < len(line) else "")
+    before = (3 if lo else 0) + _width(line[lo:start])
+    under = max(1, _width(line[start:min(end, hi)]) + (end > len(line)))
+    return shown, before, under
 
 
 def _related_lines(d: Diagnostic) -> list[str]:

@@ -17,8 +17,8 @@ The layout:
   layout would move it to another line, it is given that name as its label (``L7: on ...``),
   so that tests, ``run.*`` filters and the journal still know it by the same name.
 
-Formatting never changes meaning: ``parse(format(x)) == parse(x)`` (spans aside, and
-rules compared by name) is a property test, and formatting is idempotent. A file with syntax errors is not formatted.
+Formatting never changes meaning: ``by_name(parse(format(x))) == by_name(parse(x))``
+(spans aside, rules compared by name) is a property test, and formatting is idempotent. A file with syntax errors is not formatted.
 """
 
 from __future__ import annotations
@@ -379,6 +379,14 @@ def fmt_decl(d, multiline: bool = False) -> list[str]:
     if isinstance(d, A.TestBlock):
         return fmt_test(d)
     raise TypeError(f"not a declaration: {d!r}")  # pragma: no cover
+
+
+def by_name(module: A.Module) -> A.Module:
+    """``module`` with every rule labelled by its name (``L<line>`` for a rule without a
+    label): what formatting keeps, ``by_name(parse(format(x))) == by_name(parse(x))``, as it
+    may move a rule without a label to another line and then writes its name as its label."""
+    return replace(module, decls=tuple(replace(d, label=A.Name(d.name)) if isinstance(d, A.Rule) else d
+                                       for d in module.decls))
 
 
 # --------------------------------------------------------------------------- comments

@@ -1246,15 +1246,29 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
         return
     if isinstance(e, UnexpectedCharacters):
         line, col = e.line + line_off, e.column
-        ch = chunk[e.pos_in_stream] if e.pos_in_stream < len(chunk) else ""
-        span = Span(Pos(line, col, e.pos_in_stream + pos_off), Pos(line, col + 1, e.pos_in_stream + pos_off + 1))
+        at = e.pos_in_stream
+        ch = chunk[at] if at < len(chunk) else ""
+        span = Span(Pos(line, col, at + pos_off), Pos(line, col + 1, at + pos_off + 1))
+        if ch in ('"', "/"):  # a string or regex that runs to the end of its line: all of it
+            stop = chunk.find("\n", at)
+            stop = len(chunk) if stop == -1 else stop
+            stop = at + len(chunk[at:stop].rstrip()) if chunk[at:stop].strip() else at + 1
+            span = Span(span.start, Pos(line, col + stop - at, stop + pos_off))
+            if ch == '"':
+                diags.error("TRG001", "unterminated string", span,
+                            'close it with " on the same line (write \\n for a line break in it)')
+            elif chunk.startswith("//", at):
+                diags.error("TRG001", "empty regex", Span(span.start, Pos(line, col + 2, at + 2 + pos_off)),
+                            "write the pattern between the slashes: /pattern/flags")
+            else:
+                diags.error("TRG001", "unterminated regex", span,
+                            'close it with / on the same line: /pattern/flags (a path is a string: "/hooks/x")')
+            return
         hint = None
-        if ch == '"':
-            hint = "this string is not closed on its line"
-        elif ch == "/":
-            hint = "this regex is not closed: write /pattern/flags"
-        elif ch == "<":
+        if ch == "<":
             hint = "a placeholder is <field>, and goes in 'with' arguments"
+        elif ch.isalpha() and not ch.isascii():
+            hint = "names are ASCII letters, digits, '_' and '-'; other text goes in a \"string\""
         elif e.allowed:
             hint = _describe_expected(set(e.allowed))
         diags.error("TRG001", f"unexpected character {ch!r}", span, hint)
