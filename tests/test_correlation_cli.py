@@ -162,6 +162,24 @@ def test_time_going_backwards_is_an_error_line_and_exit_1(tmp_path: Path) -> Non
                                       "closes in 1h: runs deploy -> ./deploy.sh d prod"]
 
 
+def test_the_clock_stops_at_the_year_9000(tmp_path: Path) -> None:
+    # past it, deadlines would not be dates any more: each such line is an error, not a traceback
+    r = match(tmp_path, lines(
+        ev("github", "push", "8999-12-31T22:00:00Z", branch="main", sha="a"),
+        {"wait": "36500d"},
+        {"wait": "36501d"},
+        ev("github", "push", "9999-12-31T00:00:00Z", branch="main", sha="b"),
+        {"wait": "1h"},
+    ))
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    errors = [json.loads(x)["error"].replace(str(tmp_path) + "/", "") for x in r.output.splitlines()
+              if x.startswith("{")]
+    assert errors == ["events.jsonl:2: this wait takes the clock past the year 9000",
+                      "events.jsonl:3: a wait is at most 36500d (100 years)",
+                      "events.jsonl:4: 'time' is past the year 9000: \"9999-12-31T00:00:00Z\""]
+    assert "(wait 1h: 8999-12-31T23:00:00.000Z)" in r.output.splitlines()
+
+
 def test_a_single_event_file_runs_against_empty_state(tmp_path: Path) -> None:
     r = match(tmp_path, json.dumps(ev("github", "check_suite", None, conclusion="success", app="github-actions",
                                       sha="abc")), name="event.json")

@@ -360,6 +360,29 @@ def test_error_messages() -> None:
     assert diags.items[0].message == "unexpected '<sha>'"
 
 
+def test_an_indented_declaration_is_said_to_continue_the_one_above() -> None:
+    for text in ('action d = exec "x"\n  on git.push run d\n', 'action d = exec "x"\n\tlbl: on git.push run d\n',
+                 'let a = 1\n    let b = 2\n'):
+        _, diags = parse(text)
+        (d,) = diags
+        assert (d.code, d.span.start.line) == ("TRG001", 2)
+        assert d.hint == "an indented line continues the declaration above: start a new one in column 1", text
+    # a continuation line that merely goes wrong is not that mistake
+    _, diags = parse('action d = exec "x"\non git.push branch="main"\n    test run d\n')
+    assert "indented" not in diags.items[0].hint
+
+
+def test_unknown_regex_flags() -> None:
+    _, diags = parse('on git.push message ~ /fix/g run d\n')
+    (d,) = diags
+    assert (d.code, d.message, d.span.start.column, d.span.end.column) == ("TRG301", "unknown regex flag 'g'", 28, 29)
+    assert d.hint.endswith("; no g: a condition asks whether the regex matches at all")
+    _, diags = parse('on git.push message ~ "/a/b" branch ~ /x/mux run d  # /c/zz\n')
+    (d,) = diags
+    assert (d.message, d.hint) == ("unknown regex flags 'ux'",
+                                   "the flags are i (ignore case), m (multi-line) and s (dot matches a newline)")
+
+
 def test_empty_and_comment_only_files() -> None:
     assert ok("").decls == ()
     assert ok("# nothing\n\n   # here\n").decls == ()
@@ -438,7 +461,7 @@ def test_regex_literals() -> None:
     assert r == A.Regex(r"^release/v\d+", "im")
     assert one(r'let r = /a\\/').value == A.Regex("a\\\\", "")
     assert one(r'let r = /a#b/').value == A.Regex("a#b")  # '#' in a regex is not a comment
-    assert errors('let r = /abc/x') == [("TRG001", 1, 14)]
+    assert errors('let r = /abc/x') == [("TRG301", 1, 14)]   # an unknown flag, at the flag
     assert errors('let r = //') != []
 
 

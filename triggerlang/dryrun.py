@@ -390,7 +390,8 @@ def read_timed(path: str, provider: tuple[str, str] | None, batch: bool) -> Iter
     """The inputs of a dry run with correlation rules (SPEC §11.5): ``("events", [Event],
     arrival time or None, line)``, ``("wait", seconds, text, line)`` for a ``{"wait": "10m"}``
     line, or an :class:`EventInputError`. An event's ``time``, if present, is its arrival."""
-    from .correlation.clock import parse_duration, parse_time
+    from .check.values import MAX_DURATION_S, MAX_DURATION_TEXT
+    from .correlation.clock import LATEST, parse_duration, parse_time
 
     fh = _open(path)
     name = "<stdin>" if path == "-" else path
@@ -405,6 +406,9 @@ def read_timed(path: str, provider: tuple[str, str] | None, batch: bool) -> Iter
                     yield EventInputError(f"{where}: a wait line is {{\"wait\": \"10m\"}} with a duration "
                                           "longer than zero, in a .jsonl file")
                     continue
+                if secs > MAX_DURATION_S:
+                    yield EventInputError(f"{where}: a wait is at most {MAX_DURATION_TEXT} (100 years)")
+                    continue
                 yield ("wait", secs, obj["wait"], lineno)
                 continue
             try:
@@ -417,6 +421,9 @@ def read_timed(path: str, provider: tuple[str, str] | None, batch: bool) -> Iter
                 at = parse_time(obj["time"]) if isinstance(obj["time"], str) else None
                 if at is None:
                     yield EventInputError(f"{where}: 'time' is not an ISO 8601 time: {json.dumps(obj['time'])}")
+                    continue
+                if at > LATEST:
+                    yield EventInputError(f"{where}: 'time' is past the year 9000: {json.dumps(obj['time'])}")
                     continue
             yield ("events", events, at, lineno)
     finally:
@@ -653,7 +660,9 @@ def run_correlated(dry: DryRun, path: str, provider: tuple[str, str] | None, bat
     and one clock (a line's ``time`` is its arrival and may not go back; ``{"wait": "10m"}``
     moves the clock). Writes one result per line; returns True when some line was bad.
     Raises EventInputError when the file cannot be opened, or (single mode) read."""
-    from .correlation.clock import iso
+    import time
+
+    from .correlation.clock import LATEST, iso
 
     any_bad = False
     for item in read_timed(path, provider, batch):
@@ -664,6 +673,13 @@ def run_correlated(dry: DryRun, path: str, provider: tuple[str, str] | None, bat
             write(json.dumps({"error": str(item)}) + "\n")
             continue
         if item[0] == "wait":
+            if (dry.sim.now if dry.sim is not None else time.time()) + item[1] > LATEST:
+                any_bad = True
+                msg = f"{path}:{item[3]}: this wait takes the clock past the year 9000"
+                if not batch:  # pragma: no cover - a wait line is refused outside a .jsonl file
+                    raise EventInputError(msg)
+                write(json.dumps({"error": msg}) + "\n")
+                continue
             result = dry.wait(item[1], item[2])
         else:
             _, events, at, lineno = item

@@ -14,3 +14,10 @@ test "timing":
     at "2024-01-01T00:10:00Z"
     expect open plain  # expect: TRG714@17
     expect open gate key "a" missing t
+
+test "the clock stops at the year 9000":
+    at "9000-01-02T00:00:00Z"  # expect: TRG714
+    at "8999-12-31T00:00:00Z"
+    wait 2d  # expect: TRG714@10
+    wait 1d
+    expect none

@@ -191,8 +191,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
         month, day of week).""",
                  'action report = shell "./report.sh"\n'
                  'on cron "0 3 * *" run report\n'),
-    "TRG304": _e("""A duration that is zero, or written in a form triggerlang does not read
-        (`10mins`, `5 m`, `2w`, a bare `10` where a duration goes). A duration is a number
+    "TRG304": _e("""A duration that is zero, longer than 100 years (`36500d`), or written in a
+        form triggerlang does not read (`10mins`, `5 m`, `2w`, a bare `10` where a duration
+        goes). A duration is a number
         and a unit with no space between them: `250ms`, `30s`, `5m`, `1.5h`, `1d`; the hint
         gives the spelling that works.""",
                  'action deploy = shell "./deploy.sh"\n'
@@ -315,7 +316,7 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'on all(http.post path="/hooks/a" as a, http.post path="/hooks/b" as b) same <payload.tag>\n'
                  '    within 1h run release\n'),
     "TRG707": _ew("""A correlation window that is missing (`all`, `seq`, `N of` and `any ... same`
-        need `within D`), not longer than zero, on a nested group (the outermost group's
+        need `within D`), not longer than zero, longer than 100 years, on a nested group (the outermost group's
         window bounds it all), or a `between` pair of crons whose windows would not close
         before the next one opens (checked over the next 366 days).""",
                   'action deploy = shell "./deploy.sh"\n'
@@ -351,7 +352,8 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'action deploy = shell "./deploy.sh"\n'
                  'on all(git.push, git.tag) within 1h max 0 run deploy\n'),
     "TRG714": _e("""A test's timing is wrong: `wait` of zero, `at` going back in time (a test's
-        clock starts at Monday 2024-01-01T00:00:00Z and only moves forward), `at` with a
+        clock starts at Monday 2024-01-01T00:00:00Z and only moves forward), `at` or `wait`
+        taking it past the year 9000, `at` with a
         value that is not an ISO 8601 time, or `expect open`/`expect expired` on a rule that
         is not a correlation.""",
                  'action deploy = shell "./deploy.sh"\n'

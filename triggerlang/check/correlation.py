@@ -51,7 +51,7 @@ from ..diagnostics import Span, did_you_mean
 from ..syntax import ast as A
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule
-from .values import TYPE_WORDS, Dur, conjuncts, plain as _plain, type_of
+from .values import MAX_DURATION_S, MAX_DURATION_TEXT, TYPE_WORDS, Dur, conjuncts, plain as _plain, type_of
 
 DEFAULT_MAX_GROUPS = 10_000
 MAX_GROUPS_LIMIT = 1_000_000
@@ -307,7 +307,10 @@ class _Check:
                          v.span, "write a duration like 30s, 5m, 2h or 1d")
             return None
         if not val > 0 or val == float("inf"):
-            self.d.error(code, f"{what} must be longer than zero", v.span, None)
+            self.d.error(code, f"{what} must be longer than zero", v.span, "write a duration like 30s, 5m or 2h")
+            return None
+        if val > MAX_DURATION_S:
+            self.d.error(code, f"{what} is longer than 100 years", v.span, f"write at most {MAX_DURATION_TEXT}")
             return None
         return float(val)
 

@@ -172,7 +172,7 @@ def check_tests(ck: Any, base_dir: str | None) -> list[CheckedTest]:
 def _steps(ck: Any, tc: "_TestChecker", t: A.TestBlock) -> list[CheckedStep]:
     """The steps of a test, with the virtual clock checked (TRG714): a test starts at
     Monday 2024-01-01T00:00:00Z, ``wait`` moves it forward, ``at`` sets it, never back."""
-    from ..correlation.clock import TEST_EPOCH, iso, parse_time
+    from ..correlation.clock import LATEST, TEST_EPOCH, iso, parse_time
     from ..fmt import fmt_step
 
     clock = TEST_EPOCH
@@ -189,6 +189,9 @@ def _steps(ck: Any, tc: "_TestChecker", t: A.TestBlock) -> list[CheckedStep]:
                 ck.d.error("TRG204", "wait takes a duration", s.duration.span, "write: wait 10m")
             elif not v > 0:
                 ck.d.error("TRG714", "wait must move the clock forward", s.duration.span, "write a duration above zero")
+            elif clock + v > LATEST:
+                ck.d.error("TRG714", "wait takes the test's clock past the year 9000", s.duration.span,
+                           "wait less: tests start at 2024-01-01T00:00:00Z")
             else:
                 clock += float(v)
                 out.append(CheckedStep("wait", s.span, text, seconds=float(v)))
@@ -197,6 +200,8 @@ def _steps(ck: Any, tc: "_TestChecker", t: A.TestBlock) -> list[CheckedStep]:
             if at is None:
                 ck.d.error("TRG714", f"{json.dumps(s.time.value)} is not an ISO 8601 time", s.time.span,
                            'write: at "2024-03-04T02:30:00+01:00"')
+            elif at > LATEST:
+                ck.d.error("TRG714", "at is past the year 9000", s.time.span, 'write a time like "2024-03-04T02:30:00Z"')
             elif at < clock:
                 ck.d.error("TRG714", f"at goes back in time: the test's clock is already at {iso(clock)}",
                            s.time.span, "tests start at 2024-01-01T00:00:00Z and only move forward")

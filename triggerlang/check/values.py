@@ -41,6 +41,12 @@ class Dur(float):
     """A resolved duration (seconds), distinguishable from a plain number."""
 
 
+MAX_DURATION_S = 36500 * 86400.0
+"""The longest duration a rule or a test may give (100 years, ``36500d``): a longer one
+would take a deadline or a schedule past the dates a computer's clock can name."""
+MAX_DURATION_TEXT = "36500d"
+
+
 TYPE_WORDS = {STR: "a string", INT: "an integer", NUMBER: "a number", BOOL: "a boolean",
                DURATION: "a duration", TIME: "a time", LIST_STR: "a list of strings",
                MAP: "a map", "str": "a string", "number": "a number", "bool": "a boolean",

@@ -16,6 +16,11 @@ _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\s*")
 TEST_EPOCH = _dt.datetime(2024, 1, 1, tzinfo=_dt.timezone.utc).timestamp()
 """Where a rule test's virtual clock starts: Monday 2024-01-01T00:00:00Z (SPEC §11.6)."""
 
+LATEST = _dt.datetime(9000, 1, 1, tzinfo=_dt.timezone.utc).timestamp()
+"""The latest time a test's ``at``/``wait`` or a ``triggerc match`` line may set the clock to:
+with windows of at most 100 years (check/values.py), every deadline is then a date
+(datetime ends with the year 9999)."""
+
 
 def parse_duration(text: str) -> float | None:
     """``"10m"`` -> 600.0; a sum like ``"1h30m"`` is allowed; None when not a duration."""

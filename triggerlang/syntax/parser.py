@@ -247,13 +247,14 @@ def _unescape(body: str, span_start: Pos, diags: Diagnostics) -> str:
                             Span(Pos(span_start.line, col, span_start.offset + 1 + i),
                                  Pos(span_start.line, span_start.column + 1 + end, span_start.offset + 1 + end)),
                             "write \\u{XXXX} with 1 to 6 hex digits naming a character (not D800-DFFF)")
+                out.append(body[i:end])  # as written: two strings with different bad escapes stay different
                 i = end
         else:
             diags.error("TRG003", f"invalid escape '\\{nxt}'",
                         Span(Pos(span_start.line, col, span_start.offset + 1 + i),
                              Pos(span_start.line, col + 2, span_start.offset + 3 + i)),
                         "valid escapes are \\\" \\\\ \\n \\t \\u{XXXX}; use r\"...\" for a raw string")
-            out.append(nxt)
+            out.append(body[i:i + 2])
             i += 2
     return "".join(out)
 
@@ -1118,6 +1119,31 @@ _DURATION_UNITS = {"ms": "ms", "msec": "ms", "msecs": "ms", "millisecond": "ms",
 _NUMBER_AND_WORD = re.compile(r"(\d+(?:\.\d+)?)([ \t]*)([A-Za-z]*)(?![A-Za-z0-9_])")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
+_REGEX_FLAGS = re.compile(r'r"[^"\n]*"|"(?:\\.|[^"\\\n])*"|#[^\n]*|/(?:\\.|[^/\\\n])+/([A-Za-z]+)')
+"""Strings and comments (skipped), and a regex literal with the letters written after it."""
+REGEX_FLAGS = "ims"
+_DECLARATION_START = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
+                                r'|(?:source|action)\s+[A-Za-z_]|test\s+"')
+"""What begins a declaration: a keyword, or a rule's label."""
+
+
+def _bad_regex_flags(chunk: str, at: int) -> tuple[int, int, str] | None:
+    """(start, end, letters) for a regex before the error offset ``at`` followed by letters
+    that are not all flags (``/fix/g``: the lexer reads ``/fix/`` and then a name ``g``)."""
+    for m in _REGEX_FLAGS.finditer(chunk, 0, at + 1):
+        letters = m.group(1)
+        if letters and set(letters) - set(REGEX_FLAGS):
+            return m.start(1), m.end(1), letters
+    return None
+
+
+def _indented_declaration(chunk: str, start: int) -> bool:
+    """Whether the token at ``start`` begins a declaration (``on``, ``action``, ``label: on``...)
+    on an indented line that is not the chunk's first: the author meant a new declaration,
+    but the indentation continues the one above."""
+    line_start = chunk.rfind("\n", 0, start) + 1
+    return (line_start > 0 and start > line_start and not chunk[line_start:start].strip()
+            and _DECLARATION_START.match(chunk, start) is not None)
 _NUMBER_BEFORE = re.compile(r"(?<![A-Za-z0-9_.\-])(\d+(?:\.\d+)?)[ \t]+$")
 
 
@@ -1230,6 +1256,14 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
         start, end, text, hint = bad
         diags.error("TRG304", f"invalid duration '{text}'", span_of(start, end), hint)
         return
+    flags = _bad_regex_flags(chunk, _error_offset(e, chunk))
+    if flags is not None:
+        start, end, letters = flags
+        bad = "".join(sorted(set(letters) - set(REGEX_FLAGS)))
+        diags.error("TRG301", f"unknown regex flag{'s' * (len(bad) > 1)} '{bad}'", span_of(start, end),
+                    "the flags are i (ignore case), m (multi-line) and s (dot matches a newline)"
+                    + ("; no g: a condition asks whether the regex matches at all" if "g" in bad else ""))
+        return
     fix = _keyword_fix(e, chunk)
     if fix is not None:
         start, end, keyword = fix
@@ -1242,7 +1276,12 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
         msg = f"unexpected {_token_text(t)}"
         if str(t) in RESERVED and "NAME" in e.expected:
             msg = f"'{t}' is a reserved word and cannot be used here"
-        diags.error("TRG001", msg, span, _describe_expected(set(e.expected)))
+        hint = _describe_expected(set(e.expected))
+        before = _WORD_BEFORE.search(chunk, 0, t.start_pos)  # (a label: `lbl` read as a name, then `:`)
+        if _indented_declaration(chunk, t.start_pos) or \
+                (before is not None and _indented_declaration(chunk, before.start(1))):
+            hint = "an indented line continues the declaration above: start a new one in column 1"
+        diags.error("TRG001", msg, span, hint)
         return
     if isinstance(e, UnexpectedCharacters):
         line, col = e.line + line_off, e.column
