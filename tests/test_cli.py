@@ -465,6 +465,25 @@ def test_match_provider_payload_errors(tmp_path: Path) -> None:
     ev = write(tmp_path, "ev.json", "[]")
     r = run("match", rules, ev, "--github", "push")
     assert r.exit_code == 1 and r.stderr.startswith("triggerc: error: ")
+    # a raw payload without --github: the error says how to give one
+    r = run("match", rules, str(FIXTURES / "github" / "push-plain.json"))
+    assert r.exit_code == 1 and r.stderr.endswith(
+        "the event has no 'source' string; for a webhook's body as the provider sent it, say whose and which "
+        "event: --github EVENT (or --gitlab, --gitea, --bitbucket, --ci)\n")
+
+
+def test_match_json_nested_too_deeply_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    deep = "[" * 100_000 + "]" * 100_000
+    r = run("match", rules, write(tmp_path, "deep.json", deep))
+    assert r.exit_code == 1 and r.stderr.endswith(": the JSON is nested too deeply to read "
+                                                  "(Python's json stops near 1,000 levels)\n")
+    good = json.dumps({"source": "github", "type": "push", "data": {"branch": "dev"}})
+    for opts in ([], ["--format", "json"], ["--explain"]):
+        r = run("match", rules, write(tmp_path, "deep.jsonl", f"{deep}\n{good}\n"), *opts)
+        lines = r.stdout.splitlines()
+        assert r.exit_code == 1 and "deep.jsonl:1: the JSON is nested too deeply" in json.loads(lines[0])["error"]
+        assert "dev" in lines[1]
 
 
 # --------------------------------------------------------------------------- fmt

@@ -270,6 +270,10 @@ def test_unknown_rules_get_a_did_you_mean() -> None:
         ("TRG601", 10, 16, "no rule named 'relase'", "did you mean 'release'?"),
         ("TRG601", 11, 30, "no rule named 'xyz'", "rules: deploy_main, release"),
     ]
+    # a test file with no rules of its own and no companion to test
+    c = compile_text(block("t", 'given git.push branch="main"', "expect deploy_main"), "rules/deploy_test.trg")
+    assert [(d.code, d.hint) for d in c.diagnostics] == [
+        ("TRG601", "this file has no rules, and no deploy.trg beside it to test")]
 
 
 def test_given_fields_are_checked_like_filters() -> None:
@@ -308,12 +312,14 @@ def test_payload_files_that_cannot_be_used(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "empty.json").write_text('{"ref": 3}')
     (tmp_path / "dir.json").mkdir()
+    (tmp_path / "deep.json").write_text('{"ref": ' + "[" * 100_000 + "]" * 100_000 + "}")
     text = ('secret gh = env "G"\nsource github secret=gh\naction d(sha) = exec "d" sha\n'
             'r: on github.push run d with <sha>\n')
     for name, message in [("missing.json", "payload file 'missing.json' does not exist"),
                           ("bad.json", "payload file 'bad.json' is not valid JSON (Expecting property name "
                                        "enclosed in double quotes at line 1 column 2)"),
                           ("dir.json", "payload file 'dir.json' is a folder"),
+                          ("deep.json", "payload file 'deep.json' is JSON nested too deeply to read"),
                           ("empty.json", "payload file 'empty.json' is not a github push payload: ")]:
         got = diags(text + block("t", f'given github.push from "{name}"', "expect r"), str(tmp_path))
         assert len(got) == 1 and got[0][:3] == ("TRG602", 7, 28), got

@@ -23,6 +23,9 @@ class EventInputError(Exception):
     """An event that cannot be read: message for the user, exit 1."""
 
 
+TOO_DEEP = "the JSON is nested too deeply to read (Python's json stops near 1,000 levels)"
+
+
 def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> list[Event]:
     if provider is not None:
         from .providers import ProviderError, normalise
@@ -34,7 +37,13 @@ def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> 
     try:
         return [Event.from_json(obj)]
     except ValueError as e:
-        raise EventInputError(f"{where}: {e}") from None
+        hint = ""
+        if isinstance(obj, dict) and "source" not in obj and "type" not in obj and obj:
+            from .providers import BUILTIN
+
+            hint = (f"; for a webhook's body as the provider sent it, say whose and which event: --{BUILTIN[0]} "
+                    f"EVENT (or {', '.join(f'--{p}' for p in BUILTIN[1:])})")
+        raise EventInputError(f"{where}: {e}{hint}") from None
 
 
 def _open(path: str):
@@ -156,6 +165,10 @@ def _batch(path: str, provider: tuple[str, str] | None, write, seen_type, one, m
                         continue
                     any_bad = True
                     write(dumps({"error": f"{name}:{lineno}: not valid JSON ({e.msg})"}) + "\n")
+                    continue
+                except RecursionError:
+                    any_bad = True
+                    write(dumps({"error": f"{name}:{lineno}: {TOO_DEEP}"}) + "\n")
                     continue
                 if provider is None and obj.__class__ is dict:
                     src, typ, data = obj.get("source"), obj.get("type"), obj.get("data", {})
@@ -446,6 +459,8 @@ def _objects(fh, name: str, batch: bool):
             obj: Any = json.loads(text)
         except json.JSONDecodeError as e:
             obj = EventInputError(f"{name}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})")
+        except RecursionError:
+            obj = EventInputError(f"{name}: {TOO_DEEP}")
         yield 1, name, obj
         return
     loads = json.loads
@@ -463,9 +478,12 @@ def _objects(fh, name: str, batch: bool):
             continue
         where = f"{name}:{lineno}"
         try:
-            yield lineno, where, loads(line)
+            obj = loads(line)
         except json.JSONDecodeError as e:
-            yield lineno, where, EventInputError(f"{where}: not valid JSON ({e.msg})")
+            obj = EventInputError(f"{where}: not valid JSON ({e.msg})")
+        except RecursionError:
+            obj = EventInputError(f"{where}: {TOO_DEEP}")
+        yield lineno, where, obj
 
 
 class DryRun:

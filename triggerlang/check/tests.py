@@ -412,6 +412,9 @@ class _TestChecker:
         except json.JSONDecodeError as e:
             return self._unreadable(s, f"payload file '{shown}' is not valid JSON ({e.msg} at line {e.lineno} "
                                        f"column {e.colno})", "a payload file holds the webhook's JSON body as sent")
+        except RecursionError:
+            return self._unreadable(s, f"payload file '{shown}' is JSON nested too deeply to read",
+                                    "a payload file holds the webhook's JSON body as sent")
 
     def from_payload(self, g: A.Given, src: str, ev: str, data: dict, body: Any) -> list[Event]:
         from ..providers import ProviderError, normalise
@@ -449,8 +452,14 @@ def _expect(ck: Any, e: A.Expect) -> ExpectSpec:
     names = sorted(ck.p.rule_asts)
     for n in e.rules:
         if n.value not in ck.p.rule_asts:
-            ck.d.error("TRG601", f"no rule named '{n.value}'", n.span,
-                       did_you_mean(n.value, names) or ("rules: " + ", ".join(names) if names else "this file has no rules"))
+            if names:
+                hint = did_you_mean(n.value, names) or "rules: " + ", ".join(names)
+            elif ck.d.file.endswith("_test.trg"):
+                hint = (f"this file has no rules, and no {os.path.basename(ck.d.file)[:-len('_test.trg')]}.trg "
+                        "beside it to test")
+            else:
+                hint = "this file has no rules"
+            ck.d.error("TRG601", f"no rule named '{n.value}'", n.span, hint)
     inputs: dict[str, Any] = {}
     if e.kind in ("open", "expired"):
         return _expect_group(ck, e)
