@@ -383,6 +383,21 @@ def test_unknown_regex_flags() -> None:
                                    "the flags are i (ignore case), m (multi-line) and s (dot matches a newline)")
 
 
+@pytest.mark.parametrize("make", [
+    lambda n: "let x = " + "[" * n + "]" * n,
+    lambda n: "on git.push " + "not " * n + 'branch="a" run d',
+    lambda n: "on git.push " + '(branch="a" and (branch="b" or ' * n + 'branch="c"' + "))" * n + " run d",
+])
+def test_nesting_deeper_than_the_phases_can_walk_is_one_error(make) -> None:
+    # the phases after the parser walk the tree recursively: 5,000 levels were a RecursionError
+    module, diags = parse('action d = shell "x"\n' + make(5000) + "\nlet after = 1\n")
+    (d,) = diags
+    assert (d.code, d.message, d.span.start.line) == ("TRG001", "nested too deeply (more than 100 levels)", 2)
+    assert [type(x).__name__ for x in module.decls] == ["ActionDecl", "Let"]
+    module, diags = parse(make(40))
+    assert not diags.items and len(module.decls) == 1
+
+
 def test_empty_and_comment_only_files() -> None:
     assert ok("").decls == ()
     assert ok("# nothing\n\n   # here\n").decls == ()

@@ -1081,15 +1081,18 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
             except (_Fallback, RecursionError):
                 del diags.items[mark:]
                 decl = _lark_chunk(text[start_off:end_off], first, start_off, diags)
+            decl = _not_too_deep(decl, text, start_off, end_off, diags)
         elif cache is None:
-            decl = _lark_chunk(text[start_off:end_off], first, start_off, diags)
+            decl = _not_too_deep(_lark_chunk(text[start_off:end_off], first, start_off, diags), text, start_off,
+                                 end_off, diags)
         else:
             chunk = text[start_off:end_off]
             hit = cache.get(chunk)
             if hit is None:
                 cache.misses += 1
                 local = Diagnostics(file)
-                hit = [_parse_chunk(chunk, 0, 0, local), local.items, None, None, None]
+                node = _not_too_deep(_parse_chunk(chunk, 0, 0, local), chunk, 0, len(chunk), local)
+                hit = [node, local.items, None, None, None]
                 cache.put(chunk, hit)
             else:
                 cache.hits += 1
@@ -1103,6 +1106,37 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
             decls.append(decl)
     end_line = len(lines)
     return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text)))), diags
+
+
+MAX_NESTING = 100
+"""How deep a declaration's syntax tree may go (lists in lists, ``not not ...``, groups in
+groups, parentheses around ``and``/``or``): the phases after the parser walk the tree
+recursively, and Python's stack ends near 1,000 calls. Real rules stay under 20."""
+
+
+def _not_too_deep(decl, text: str, start: int, end: int, diags: Diagnostics):
+    """``decl``, or None with a TRG001 at the first node past :data:`MAX_NESTING` levels.
+    Only a declaration with that many brackets or ``not``s can be that deep, so the tree
+    of any other is not walked."""
+    if decl is None or text.count("[", start, end) + text.count("(", start, end) + \
+            text.count("not", start, end) < MAX_NESTING // 2:
+        return decl
+    from dataclasses import fields, is_dataclass
+
+    stack = [(decl, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if node.__class__ is tuple:
+            stack.extend((x, depth) for x in node)
+            continue
+        if not is_dataclass(node):
+            continue
+        if depth > MAX_NESTING:
+            diags.error("TRG001", f"nested too deeply (more than {MAX_NESTING} levels)", node.span,
+                        "name the inner parts with let, or write the condition flatter")
+            return None
+        stack.extend((getattr(node, f.name), depth + 1) for f in fields(node) if f.name != "span")
+    return decl
 
 
 # --------------------------------------------------------------------------- better errors
