@@ -176,6 +176,26 @@ def test_the_password_of_the_store_url_is_never_shown(tmp_path: Path, pg_url: st
     assert scrub("bad p@ss and p2", "postgresql://u:p%40ss@h/db?password=p2") == "bad *** and ***"
 
 
+def test_a_malformed_store_url_is_one_line_without_its_password(tmp_path: Path) -> None:
+    secret = "Hunter2-s3cret"
+    (tmp_path / "r.trg").write_text('action a = exec "true"\nr: on http.post path="/x" run a\n')
+    bad = [f"postgresql://alice:{secret}@[::1/db",            # urlsplit: Invalid IPv6 URL
+           f"host=db user=alice password={secret}",            # a libpq key=value string, not a URL
+           f"host=db password='{secret} x' user=alice"]
+    for url in bad:
+        for argv in (["runs", "--store", url], ["store", "init", "--store", url], ["worker", "--store", url],
+                     ["serve", str(tmp_path / "r.trg"), "--store", url], ["dashboard", "--store", url]):
+            r = cli(*argv, timeout=60)
+            assert r.returncode == 2, (argv, r.stdout, r.stderr)
+            assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, (argv, r.stderr)
+            assert secret not in r.stdout + r.stderr, (argv, r.stderr)
+    with pytest.raises(StoreError) as e:
+        open_store(bad[0])
+    assert secret not in str(e.value)
+    assert redact_url(bad[1]) == "host=db user=alice password=***"
+    assert redact_url(bad[2]) == "host=db password=*** user=alice"
+
+
 def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: str) -> None:
     st = PgStore(pg_url)
     rec = st.ingest(Event("git", "push", {"branch": "main"}), [Intent("deploy", "d", {"sha": "abc"})], "k")

@@ -689,6 +689,8 @@ def _check_store_url(url: str) -> None:
     from .runtime.store import is_store_url, redact_url
 
     if not is_store_url(url):
+        if url.lower().startswith(("postgresql://", "postgres://")):
+            usage_error("--store is not a valid URL: its host is malformed (an IPv6 address goes in [brackets])")
         usage_error(f"--store {redact_url(url)!r} is not a postgresql:// URL")
     try:
         import psycopg  # noqa: F401

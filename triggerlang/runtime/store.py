@@ -586,15 +586,22 @@ class QueueStore(Store, Protocol):
 # --------------------------------------------------------------------------- opening
 
 def is_store_url(text: str | None) -> bool:
-    return bool(text) and urllib.parse.urlsplit(str(text)).scheme in ("postgresql", "postgres")
+    """A ``postgresql://`` (or ``postgres://``) URL that parses (a malformed one is not)."""
+    try:
+        return bool(text) and urllib.parse.urlsplit(str(text)).scheme in ("postgresql", "postgres")
+    except ValueError:  # "Invalid IPv6 URL", a bad port...
+        return False
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (also a ``password=`` query parameter)."""
+    """``url`` with its password replaced by ``***`` (also a ``password=`` query parameter,
+    and the ``password=`` of a libpq ``key=value`` string given where a URL belongs)."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return "<store URL>"
+    if "://" not in url:
+        return re.sub(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", r"\1***", url)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
