@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from runtime_helpers import cli
-from store_harness import Backend, StoreServer
+from runtime_helpers import cli, wait_for
+from store_harness import Backend, StoreServer, WorkerProc
 from triggerlang.events import Event
 from triggerlang.runtime import pgstore
 from triggerlang.runtime.pgstore import LOG_CAP, SCHEMA_VERSION, PgStore
@@ -142,6 +142,51 @@ def test_prune_deletes_old_history_but_keeps_waiting_runs(pg_url: str) -> None:
     assert len(st.list_events()) == 1
     st.close()
     assert cli("store", "prune", "--store", pg_url, "--older-than", "soon").returncode == 2
+
+
+def test_prune_keeps_the_manifest_a_running_node_uses(tmp_path: Path, pg_url: str) -> None:
+    # a node whose rules last ran longer ago than --older-than (a monthly cron) still runs
+    # them after a prune: its manifest is not pruned, and a manifest gone anyway is put back
+    import httpx
+
+    rules = tmp_path / "r.trg"
+    rules.write_text('action a = exec "true"\nr: on http.post path="/x" run a\n')
+    s = StoreServer(Backend("postgresql", pg_url), rules, tmp_path / "state", workers=0,
+                    log=tmp_path / "serve.log").start()
+
+    def manifests() -> list[str]:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            return [r[0] for r in conn.execute("SELECT sha256 FROM trg_manifests")]
+
+    try:
+        (sha,) = manifests()
+        r = cli("store", "prune", "--store", pg_url, "--older-than", "0s")
+        assert r.returncode == 0 and "0 manifest(s)" in r.stdout, (r.stdout, r.stderr)
+        with psycopg.connect(pg_url, autocommit=True) as conn:   # gone anyway (an older triggerlang's prune)
+            conn.execute("DELETE FROM trg_manifests")
+        assert wait_for(lambda: manifests() == [sha], "the node to publish its manifest again")
+        w = WorkerProc(pg_url, tmp_path / "worker.log", "--base", str(tmp_path))
+        try:
+            assert httpx.post(s.url + "/x", json={}).status_code == 202
+            s.wait_runs(lambda rs: rs and rs[-1]["status"] not in ("queued", "running"), "the run")
+        finally:
+            w.stop()
+        assert [x["status"] for x in s.runs()] == ["succeeded"], (s.runs(), w.log())
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_worker_looks_again_for_a_manifest_it_did_not_find(pg_url: str) -> None:
+    from triggerlang.runtime.cluster import Worker, WorkerOptions
+
+    st = PgStore(pg_url)
+    manifest = {"rules": [], "actions": {}, "sources": {}}
+    sha = pgstore.manifest_sha(manifest)[0]
+    w = Worker(st, WorkerOptions())
+    assert w._rules_for(sha) is None
+    assert st.publish_manifest(manifest) == sha
+    assert w._rules_for(sha) is not None and w._rules_for(sha).sha == sha
+    st.close()
 
 
 def test_the_password_of_the_store_url_is_never_shown(tmp_path: Path, pg_url: str) -> None:

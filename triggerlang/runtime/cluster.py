@@ -40,7 +40,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..actions import bind_inputs
 from ..events import Event
@@ -408,7 +408,9 @@ class Worker:
             return None
         if sha not in self._rules:
             m = self.store.manifest(sha)
-            self._rules[sha] = None if m is None else Rules(m, sha)
+            if m is None:   # not cached: its node publishes it again (PgStore.keep_manifest)
+                return None
+            self._rules[sha] = Rules(m, sha)
         return self._rules[sha]
 
     def _secrets_for(self, rules: Rules, base: Path) -> dict[str, str] | str:
@@ -427,8 +429,9 @@ class Worker:
                 await asyncio.to_thread(self._rules_for, row.manifest)
             action = rules.actions.get(row.action) if rules is not None else None
             if rules is None or action is None:
-                await self._finish(row, rules, "failed", None,
-                                   f"the action {row.action!r} is not in the manifest of this run")
+                why = (f"the manifest {str(row.manifest)[:12]} of this run is not in the store" if rules is None
+                       else f"the action {row.action!r} is not in the manifest of this run")
+                await self._finish(row, rules, "failed", None, why)
                 return
             base = self.opts.base_dir or Path(rules.manifest.get("base_dir") or ".")
             secrets = self._secrets.get(rules.sha) if rules.sha in self._secrets else \
@@ -562,11 +565,13 @@ class Worker:
 
 
 class Reaper:
-    """Every node's reaper: runs whose lease expired become ``interrupted`` (and retried)."""
+    """Every node's reaper: runs whose lease expired become ``interrupted`` (and retried).
+    An ingest node's also calls ``keep`` each round (its manifest stays in the store)."""
 
-    def __init__(self, store: Any, interval: float = 2.0) -> None:
+    def __init__(self, store: Any, interval: float = 2.0, keep: Callable[[], Any] | None = None) -> None:
         self.store = store
         self.interval = interval
+        self.keep = keep
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -585,6 +590,8 @@ class Reaper:
                     again = row.attempt <= int(row.retry or 0)
                     log.warning("run %s of %s: the lease of worker %s expired: interrupted%s", row.id, row.rule,
                                 row.worker, ", retried" if again else "")
+                if self.keep is not None:
+                    await asyncio.to_thread(self.keep)
             except StoreError as e:
                 log.error("reaper: %s", e)
             except Exception:

@@ -199,6 +199,12 @@ def _event(r: tuple) -> dict[str, Any]:
             "depth": depth}
 
 
+MANIFEST_REFRESH = 60.0
+"""Seconds after which a running ingest node refreshes its manifest's ``created_at``
+(:meth:`PgStore.keep_manifest`); ``prune`` never deletes a manifest refreshed within ten
+times that, whatever ``--older-than`` says."""
+
+
 def manifest_sha(manifest: dict) -> tuple[str, str]:
     """(sha256, canonical JSON text) of a manifest."""
     body = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -359,6 +365,18 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
             conn.execute(f"INSERT INTO trg_manifests (sha256, body, created_at) VALUES (%s, %s, {_NOW}) "
                          "ON CONFLICT (sha256) DO NOTHING", (sha, body))
         return sha
+
+    def keep_manifest(self, manifest: dict) -> None:
+        """A running node's manifest stays in the store: its ``created_at`` is refreshed once
+        it is a minute old (so ``prune`` spares it), and it is published again if it is gone."""
+        sha, _ = manifest_sha(manifest)
+        with self._conn() as conn:
+            r = conn.execute(f"SELECT created_at < {_NOW} - %s FROM trg_manifests WHERE sha256 = %s",
+                             (MANIFEST_REFRESH, sha)).fetchone()
+            if r is not None and r[0]:
+                conn.execute(f"UPDATE trg_manifests SET created_at = {_NOW} WHERE sha256 = %s", (sha,))
+        if r is None:
+            self.publish_manifest(manifest)
 
     def manifest(self, sha: str) -> dict | None:
         with self._conn() as conn:
@@ -841,8 +859,10 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
             events = cur.rowcount
             cur.execute(f"DELETE FROM trg_dedupe WHERE last_at < {_NOW} - %s", (older_than,))
             cur.execute(f"DELETE FROM trg_audit WHERE at < {_NOW} - %s", (older_than,))
-            cur.execute(f"DELETE FROM trg_manifests m WHERE created_at < {_NOW} - %s "
-                        "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.manifest = m.sha256)", (older_than,))
+            # a running node refreshes its manifest every MANIFEST_REFRESH s (keep_manifest)
+            cur.execute(f"DELETE FROM trg_manifests m WHERE created_at < {_NOW} - GREATEST(%s, %s) "
+                        "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.manifest = m.sha256)",
+                        (older_than, 10 * MANIFEST_REFRESH))
             manifests = cur.rowcount
         return {"runs": len(runs), "events": events, "manifests": manifests, "groups": groups}
 

@@ -187,7 +187,8 @@ class Runtime:
             await asyncio.to_thread(self.engine.correlations.start)
             self.engine.correlations.start_timers()
         self.operator = StoreOperator(self.store, engine=self.engine)
-        self.reaper = Reaper(self.store, self.opts.reap_interval)
+        self.reaper = Reaper(self.store, self.opts.reap_interval,
+                             keep=lambda: self.store.keep_manifest(self.engine.manifest))
         self.reaper.start()
         if self.opts.workers > 0:
             self.worker = Worker(self.store, WorkerOptions(
