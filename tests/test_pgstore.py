@@ -241,6 +241,20 @@ def test_a_malformed_store_url_is_one_line_without_its_password(tmp_path: Path) 
     assert redact_url(bad[2]) == "host=db password=*** user=alice"
 
 
+def test_serve_refuses_a_flag_its_store_does_not_use(tmp_path: Path) -> None:
+    # silently ignored before: --workers 8 on the SQLite journal ran 16 at once, and
+    # --max-backlog on a store never answered 503
+    (tmp_path / "r.trg").write_text('action a = exec "true"\nr: on http.post path="/x" run a\n')
+    rules = str(tmp_path / "r.trg")
+    for flags, says in ((["--workers", "8"], "--max-parallel"), (["--migrate"], "--store"),
+                        (["--lease", "30"], "--store"), (["--heartbeat", "1"], "--store"),
+                        (["--store", "postgresql://nobody@127.0.0.1:1/x", "--max-backlog", "10"], "SQLite")):
+        r = cli("serve", rules, "--port", "0", "--state", str(tmp_path / "state"), *flags, timeout=30)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (flags, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, (flags, r.stderr)
+    assert not (tmp_path / "state").exists()
+
+
 def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: str) -> None:
     st = PgStore(pg_url)
     rec = st.ingest(Event("git", "push", {"branch": "main"}), [Intent("deploy", "d", {"sha": "abc"})], "k")

@@ -677,6 +677,16 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
         if store_url:
             usage_error("--max-parallel is for the SQLite journal; with --store, --workers N sets the runs at once")
         opts.max_parallel = max_parallel
+    given = click.get_current_context().get_parameter_source
+    if store_url and max_backlog is not None:
+        usage_error("--max-backlog bounds the SQLite journal's in-memory queue; with --store, runs wait in the "
+                    "database")
+    if not store_url:
+        for name in ("workers", "migrate", "lease", "heartbeat"):
+            if given(name) is click.core.ParameterSource.COMMANDLINE:
+                usage_error(f"--{name} is for a shared store: give --store URL (or TRIGGERLANG_STORE)"
+                            + ("; on the SQLite journal, --max-parallel N sets the runs at once"
+                               if name == "workers" else ""))
     if store_url:
         _check_store_url(store_url)
         opts.store_url, opts.workers, opts.migrate = store_url, workers, migrate
