@@ -255,6 +255,43 @@ def test_serve_refuses_a_flag_its_store_does_not_use(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
+@pytest.mark.parametrize("what", ["runs", "events"])
+def test_follow_on_a_store_goes_on_when_the_database_drops_its_connections(pg_url: str, what: str) -> None:
+    # a database restart ("terminating connection due to administrator command") under
+    # `triggerc runs -f --store`: a warning, then the rows written after it; no traceback
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    st = PgStore(pg_url)
+    st.ingest(Event("http", "post", {}), [Intent("first", "a", {})])
+    proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", what, "--store", pg_url, "-f"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NO_COLOR": "1"})
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(ln.rstrip("\n") for ln in proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: len(lines) >= 2, "the header and the first row")
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        time.sleep(1.5)   # the follower polls every 0.5 s: it meets the dropped connection first
+        st.close()
+        st = PgStore(pg_url)
+        st.ingest(Event("http", "post", {}), [Intent("second", "a", {})])
+        wait_for(lambda: len(lines) >= 3 or proc.poll() is not None, "the row written after the drop")
+        assert proc.poll() is None, proc.stderr.read()
+        assert "second" in lines[2] or "http.post" in lines[2], lines
+    finally:
+        st.close()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(20)
+    err = proc.stderr.read()
+    assert code == 0 and "Traceback" not in err and "still following" in err, err
+
+
 def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: str) -> None:
     st = PgStore(pg_url)
     rec = st.ingest(Event("git", "push", {"branch": "main"}), [Intent("deploy", "d", {"sha": "abc"})], "k")

@@ -1386,19 +1386,33 @@ def _follow_widths(header: list[str], rows: list[list[str]], minimum: list[int])
 def _follow_loop(poll) -> None:
     """Poll until Ctrl-C or SIGTERM (exit 0). Both handlers are installed here: a process
     started with SIGINT ignored (a background job of a non-interactive shell, some CI
-    runners) would otherwise never stop on the SIGINT a user or script sends it."""
+    runners) would otherwise never stop on the SIGINT a user or script sends it. A shared
+    store that cannot be read (the database restarting) is said once on stderr, and the
+    follow goes on when it is back."""
     import signal
     import time
+
+    from .runtime.store import StoreError
 
     def _stop(signum, frame):  # noqa: ARG001 - signal handler signature
         raise KeyboardInterrupt
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _stop)
+    down = False
     try:
         while True:
             time.sleep(FOLLOW_INTERVAL)
-            poll()
+            try:
+                poll()
+            except StoreError as e:
+                if not down:
+                    click.echo(f"triggerc: warning: {e}; still following", err=True)
+                down = True
+                continue
+            if down:
+                click.echo("triggerc: the store answers again", err=True)
+            down = False
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # `triggerc runs -f | head`: the reader is gone
