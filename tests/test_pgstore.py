@@ -8,6 +8,7 @@ a store, and the store URL's password: never in a log or an error.
 from __future__ import annotations
 
 import json
+import select
 import threading
 import time
 from pathlib import Path
@@ -255,10 +256,28 @@ def test_serve_refuses_a_flag_its_store_does_not_use(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
+def test_pooled_connections_the_database_dropped_are_not_used(pg_url: str) -> None:
+    # a database restarted while a node was idle: the first deliveries after it got 500
+    # ("terminating connection due to administrator command") from the stale pooled connections
+    st = PgStore(pg_url)
+    with st._conn(), st._conn(), st._conn():   # three connections in the pool
+        pass
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+    assert killed == 3
+    wait_for(lambda: all(select.select([c], [], [], 0)[0] for c in list(st._pool.queue)),
+             "the dropped connections to hear of it")
+    for i in range(4):
+        st.ingest(Event("http", "post", {}), [Intent("r", "a", {}, busy="parallel")], delivery_key=f"d{i}")
+    assert [r["rule"] for r in st.list_runs()] == ["r"] * 4
+    st.close()
+
+
 @pytest.mark.parametrize("what", ["runs", "events"])
-def test_follow_on_a_store_goes_on_when_the_database_drops_its_connections(pg_url: str, what: str) -> None:
-    # a database restart ("terminating connection due to administrator command") under
-    # `triggerc runs -f --store`: a warning, then the rows written after it; no traceback
+def test_follow_on_a_store_goes_on_through_a_database_outage(pg_url: str, what: str) -> None:
+    # the database going away under `triggerc runs -f --store` (its connections dropped, new
+    # ones refused, as in a restart): a warning, then the rows written after it; no traceback
     import os
     import signal
     import subprocess
@@ -274,11 +293,14 @@ def test_follow_on_a_store_goes_on_when_the_database_drops_its_connections(pg_ur
     reader.start()
     try:
         wait_for(lambda: len(lines) >= 2, "the header and the first row")
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        time.sleep(1.5)   # the follower polls every 0.5 s: it meets the dropped connection first
+        db = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+        admin = pg_url.replace(f"/{db}?", "/postgres?")
         st.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false')
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+            time.sleep(1.5)   # the follower polls every 0.5 s: it meets the outage
+            conn.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
         st = PgStore(pg_url)
         st.ingest(Event("http", "post", {}), [Intent("second", "a", {})])
         wait_for(lambda: len(lines) >= 3 or proc.poll() is not None, "the row written after the drop")

@@ -49,6 +49,7 @@ import contextlib
 import hashlib
 import json
 import queue
+import select
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -216,6 +217,16 @@ def _lock_key(rule: str) -> int:
     return int.from_bytes(hashlib.sha256(b"trg-rule:" + rule.encode("utf-8")).digest()[:8], "big", signed=True)
 
 
+def _dropped(conn: psycopg.Connection) -> bool:
+    """An idle pooled connection the server has written to is one it dropped: its
+    termination notice (a restart, ``pg_terminate_backend``) or EOF waits on the socket. A
+    poll, no round trip: used, it would fail the request that borrowed it."""
+    try:
+        return bool(select.select([conn.fileno()], [], [], 0)[0])
+    except (OSError, ValueError, psycopg.Error):
+        return True
+
+
 class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
     """The PostgreSQL store. Thread-safe: every call borrows a connection of a small pool.
 
@@ -272,10 +283,16 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
     def _conn(self) -> Iterator[psycopg.Connection]:
         if self._closed:
             raise StoreError(f"the store {self.describe()} is closed")
-        try:
-            conn = self._pool.get_nowait()
-        except queue.Empty:
-            conn = self._connect()
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+                break
+            if not _dropped(conn):
+                break
+            with contextlib.suppress(Exception):
+                conn.close()
         ok = False
         try:
             yield conn
