@@ -314,6 +314,30 @@ def test_follow_on_a_store_goes_on_through_a_database_outage(pg_url: str, what: 
     assert code == 0 and "Traceback" not in err and "still following" in err, err
 
 
+def test_the_readme_compose_walkthrough_holds_together() -> None:
+    # README, "Running on several machines": the postgres image makes the user POSTGRES_USER
+    # (default "postgres"), so the store URL's user must be it; every triggerc service starts
+    # before the database answers, so it needs a restart policy; each command parses
+    import shlex
+    import urllib.parse
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## Running on several machines", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    services = yaml.safe_load(block)["services"]
+    db = services["db"]["environment"]
+    user = db.get("POSTGRES_USER", "postgres")
+    ours = {name: s for name, s in services.items() if str(s.get("command", "")).startswith("triggerc ")}
+    assert len(ours) >= 3
+    for name, s in ours.items():
+        url = urllib.parse.urlsplit(s["environment"]["TRIGGERLANG_STORE"])
+        assert (url.username, url.path.lstrip("/")) == (user, db.get("POSTGRES_DB", user)), name
+        assert s.get("restart") in ("always", "unless-stopped", "on-failure"), name
+        r = cli(*shlex.split(s["command"])[1:], "--help")
+        assert r.returncode == 0, (name, r.stderr)
+
+
 def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: str) -> None:
     st = PgStore(pg_url)
     rec = st.ingest(Event("git", "push", {"branch": "main"}), [Intent("deploy", "d", {"sha": "abc"})], "k")
