@@ -145,6 +145,20 @@ def test_prune_deletes_old_history_but_keeps_waiting_runs(pg_url: str) -> None:
     assert cli("store", "prune", "--store", pg_url, "--older-than", "soon").returncode == 2
 
 
+def test_the_client_key_passphrase_of_the_store_url_is_never_shown(tmp_path: Path) -> None:
+    # libpq's sslpassword= (the passphrase of the sslkey) is as secret as password=
+    secret = "KeyPass-phrase9"
+    dead = f"postgresql://alice@127.0.0.1:1/db?sslpassword={secret}&connect_timeout=2"
+    (tmp_path / "r.trg").write_text('action a = exec "true"\nr: on http.post path="/x" run a\n')
+    for argv in (["runs", "--store", dead], ["store", "init", "--store", dead], ["worker", "--store", dead],
+                 ["serve", str(tmp_path / "r.trg"), "--store", dead],
+                 ["runs", "--store", f"host=db sslpassword={secret}"]):
+        r = cli(*argv, timeout=60)
+        assert r.returncode in (1, 2) and "Traceback" not in r.stderr, (argv, r.stderr)
+        assert secret not in r.stdout + r.stderr and "sslpassword=***" in r.stderr, (argv, r.stderr)
+    assert scrub(f"bad {secret}", dead) == "bad ***"
+
+
 def test_prune_keeps_the_manifest_a_running_node_uses(tmp_path: Path, pg_url: str) -> None:
     # a node whose rules last ran longer ago than --older-than (a monthly cron) still runs
     # them after a prune: its manifest is not pruned, and a manifest gone anyway is put back

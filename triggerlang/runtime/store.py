@@ -593,15 +593,20 @@ def is_store_url(text: str | None) -> bool:
         return False
 
 
+SECRET_URL_PARAMS = ("password", "sslpassword")
+"""libpq parameters whose value is a secret: the password, the passphrase of the client key."""
+
+
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (also a ``password=`` query parameter,
-    and the ``password=`` of a libpq ``key=value`` string given where a URL belongs)."""
+    """``url`` with its password replaced by ``***`` (also a ``password=`` or
+    ``sslpassword=`` query parameter, and those of a libpq ``key=value`` string given where
+    a URL belongs)."""
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
         return "<store URL>"
     if "://" not in url:
-        return re.sub(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)", r"\1***", url)
+        return re.sub(r"(?i)(\b(?:%s)\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)" % "|".join(SECRET_URL_PARAMS), r"\1***", url)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -611,19 +616,20 @@ def redact_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        query = "&".join(f"{k}={'***' if k.lower() == 'password' else v}" for k, v in pairs)
+        query = "&".join(f"{k}={'***' if k.lower() in SECRET_URL_PARAMS else v}" for k, v in pairs)
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def url_secrets(url: str) -> list[str]:
-    """The secret parts of a store URL (its password, raw and decoded), to scrub from messages."""
+    """The secret parts of a store URL (its password, raw and decoded, and an
+    ``sslpassword``), to scrub from messages."""
     out: list[str] = []
     try:
         parts = urllib.parse.urlsplit(url)
         if parts.password:
             out += [parts.password, urllib.parse.unquote(parts.password)]
         for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-            if k.lower() == "password" and v:
+            if k.lower() in SECRET_URL_PARAMS and v:
                 out.append(v)
     except ValueError:
         pass
