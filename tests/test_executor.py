@@ -368,6 +368,35 @@ def test_a_cancel_without_grace_hurries_a_timeouts_kill(base: Path, path: str, m
     wait_for(lambda: group_gone(pgid), what="the process group to end")
 
 
+def test_a_second_ctrl_c_during_the_stops_sigterm_wait_kills_at_once(base: Path, monkeypatch: pytest.MonkeyPatch):
+    # Past its grace a graceful stop sends SIGTERM and waits before SIGKILL; a second
+    # Ctrl-C (``now``) during that wait kills at once.
+    import logging
+
+    from triggerlang.runtime import executor
+
+    monkeypatch.setattr(executor, "STOP_KILL_GRACE", 60.0)
+    ready, termed = base / "ready", base / "termed"
+    action = {"kind": "shell", "script": f"trap 'touch {termed}' TERM; touch {ready}; while :; do sleep 1; done"}
+    req = request(base, action, timeout=None)
+
+    async def main():
+        running = await start_action(req)
+        await async_wait_for(ready.exists, what="the run to start")
+        now = asyncio.Event()
+        stop = asyncio.ensure_future(executor.stop_actions([running], 0, now, logging.getLogger("test")))
+        await async_wait_for(termed.exists, what="the stop's SIGTERM")
+        t0 = time.monotonic()
+        now.set()
+        await asyncio.wait_for(stop, 30)
+        return await running.wait(), running.pgid, time.monotonic() - t0
+
+    result, pgid, elapsed = asyncio.run(main())
+    assert result.status == "cancelled" and result.exit_code == 128 + signal.SIGKILL
+    assert elapsed < 20  # not the 60 s before SIGKILL
+    wait_for(lambda: group_gone(pgid), what="the process group to end")
+
+
 def test_cancel_stops_a_running_action(base: Path):
     ready = base / "ready"
     action = {"kind": "shell", "script": f"touch {ready}; sleep 100 & sleep 100"}

@@ -109,6 +109,9 @@ from ..actions import ACTION_KINDS, ActionError, action_kind, bind_inputs as _bi
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when a run times out (SPEC §3 ``timeout``)."""
 
+STOP_KILL_GRACE = 2.0
+"""Seconds between SIGTERM and SIGKILL for the runs a graceful stop's grace left running."""
+
 HTTP_LOG_BODY_LIMIT = 64 * 1024
 """How much of an HTTP action's response body goes to the log."""
 
@@ -223,8 +226,8 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
                        log: logging.Logger, who: str = "") -> None:
     """A graceful stop of running actions (``serve``, a worker): wait up to ``grace``
     seconds for them to end, then stop the rest (SIGTERM, SIGKILL 2 s later). ``now``, once
-    set (a second Ctrl-C), ends the wait at once and kills without the 2 s. The caller
-    records the stopped runs ``interrupted``."""
+    set (a second Ctrl-C), ends the wait at once and kills without the 2 s, also when it
+    comes during those 2 s. The caller records the stopped runs ``interrupted``."""
     if not running:
         return
     log.info("%sstopping: waiting up to %.0fs for %d running run(s)%s", who, grace, len(running),
@@ -237,7 +240,17 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
             break
         await asyncio.sleep(0.05)
     hurry = now is not None and now.is_set()
-    await asyncio.gather(*(ra.cancel(grace=0.0 if hurry else 2.0) for ra in running if not ra.done()))
+    stopping = asyncio.gather(*(ra.cancel(grace=0.0 if hurry else STOP_KILL_GRACE)
+                                for ra in running if not ra.done()))
+    if not hurry and now is not None:
+        second = asyncio.ensure_future(now.wait())
+        await asyncio.wait({stopping, second}, return_when=asyncio.FIRST_COMPLETED)
+        second.cancel()
+        if now.is_set() and not stopping.done():  # Ctrl-C again during the SIGTERM's wait
+            log.info("%sstopping now: %d run(s) stopped and marked interrupted", who,
+                     sum(not ra.done() for ra in running))
+            await asyncio.gather(*(ra.cancel(grace=0.0) for ra in running if not ra.done()))
+    await stopping
 
 
 def _process_argv(req: RunRequest, inputs: Mapping[str, Any]) -> tuple[list[str], str]:
