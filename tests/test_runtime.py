@@ -644,6 +644,17 @@ deb: on http.post path="/deb" run rec with <payload.n> debounce 3s
     stop_ok(s2)
 
 
+def test_the_log_of_a_run_a_stop_interrupted_says_interrupted(serve) -> None:
+    # its status is `interrupted`: its log's last line says the same, not `cancelled`
+    s = serve(POLICY_RULES, "--grace", "0.5")
+    rid = post(s, "/queue", {"n": 1, "s": "30"}).json()["runs"][0]
+    s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
+    stop_ok(s)
+    assert [r["status"] for r in journal_runs(s.state)] == ["interrupted"]
+    last = (s.state / "logs" / f"{rid}.log").read_text().splitlines()[-1].lstrip("\x01")  # a line of its own
+    assert last.startswith(f"# run {rid} interrupted (exit code "), last
+
+
 def test_sigterm_interrupts_the_running_run_and_keeps_the_queue(serve) -> None:
     s = serve(POLICY_RULES, "--grace", "0.5")
     ids = [post(s, "/queue", {"n": n, "s": sec}).json()["runs"][0] for n, sec in ((1, "30"), (2, "0.1"), (3, "0.1"))]

@@ -288,7 +288,8 @@ class Worker:
                            f"worker {self.id}: ")
         # a run that was starting when the drain began is stopped too
         late = [a.ra for a in self.active.values() if a.ra is not None and not a.ra.done()]
-        await asyncio.gather(*(ra.cancel(grace=0.0 if now is not None and now.is_set() else 2.0) for ra in late))
+        await asyncio.gather(*(ra.cancel(grace=0.0 if now is not None and now.is_set() else 2.0, status="interrupted")
+                               for ra in late))
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=30)
         for t in self._loops:

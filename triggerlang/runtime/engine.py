@@ -72,8 +72,8 @@ from ..actions import bind_inputs
 from ..compile.index import build_matcher
 from ..events import MISSING, Event, get_path
 from ..sources.base import Submitted
-from .executor import (KILL_GRACE, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json, launch,
-                       stop_actions)
+from .executor import (INTERRUPTED, KILL_GRACE, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json,
+                       launch, stop_actions)
 from .journal import Journal, JournalError, PlannedRun, RunRow
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, LoopGuard, depth_reason,
                     paused_skip_reason, recent, resume as resume_rule)
@@ -743,8 +743,8 @@ class Engine:
                 self.journal.requeue(run_id)
                 self._start_later(rule, run_id, res.error or "its log file cannot be written", free=False)
                 return
-            if self.closing and res.status == "cancelled" and operator_reason is None:
-                self._write_end(run_id, "interrupted", res.exit_code, "the runtime stopped while the run was going")
+            if self.closing and res.status in ("cancelled", "interrupted") and operator_reason is None:
+                self._write_end(run_id, "interrupted", res.exit_code, INTERRUPTED)
                 return
             error = operator_reason if res.status == "cancelled" and operator_reason else res.error
             self._write_end(run_id, res.status, res.exit_code, error)

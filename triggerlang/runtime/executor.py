@@ -112,6 +112,9 @@ KILL_GRACE = 5.0
 STOP_KILL_GRACE = 2.0
 """Seconds between SIGTERM and SIGKILL for the runs a graceful stop's grace left running."""
 
+INTERRUPTED = "the runtime stopped while the run was going"
+"""The error of a run that a graceful stop stopped (status ``interrupted``)."""
+
 HTTP_LOG_BODY_LIMIT = 64 * 1024
 """How much of an HTTP action's response body goes to the log."""
 
@@ -173,6 +176,7 @@ class RunningAction:
         self._result: RunResult | None = None
         self._cancel_requested = asyncio.Event()
         self._cancel_grace = KILL_GRACE
+        self._cancel_status = "cancelled"  # or "interrupted": the runtime is stopping
 
     @classmethod
     def finished(cls, req: RunRequest, result: RunResult) -> "RunningAction":
@@ -196,13 +200,16 @@ class RunningAction:
         self._result = await asyncio.shield(self._task)
         return self._result
 
-    async def cancel(self, grace: float = KILL_GRACE) -> RunResult:
+    async def cancel(self, grace: float = KILL_GRACE, status: str = "cancelled") -> RunResult:
         """Stop the run: SIGTERM to its process group, SIGKILL after ``grace`` seconds.
 
-        Returns the result, status ``cancelled`` unless the run had already ended.
+        Returns the result, status ``status`` (``cancelled``, or ``interrupted`` when the
+        runtime stops it) unless the run had already ended.
         """
         if self._result is None and self._task is not None and not self._task.done():
             self._cancel_grace = grace
+            if not self._cancel_requested.is_set():
+                self._cancel_status = status
             self._cancel_requested.set()
         return await self.wait()
 
@@ -240,7 +247,7 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
             break
         await asyncio.sleep(0.05)
     hurry = now is not None and now.is_set()
-    stopping = asyncio.gather(*(ra.cancel(grace=0.0 if hurry else STOP_KILL_GRACE)
+    stopping = asyncio.gather(*(ra.cancel(grace=0.0 if hurry else STOP_KILL_GRACE, status="interrupted")
                                 for ra in running if not ra.done()))
     if not hurry and now is not None:
         second = asyncio.ensure_future(now.wait())
@@ -249,7 +256,7 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
         if now.is_set() and not stopping.done():  # Ctrl-C again during the SIGTERM's wait
             log.info("%sstopping now: %d run(s) stopped and marked interrupted", who,
                      sum(not ra.done() for ra in running))
-            await asyncio.gather(*(ra.cancel(grace=0.0) for ra in running if not ra.done()))
+            await asyncio.gather(*(ra.cancel(grace=0.0, status="interrupted") for ra in running if not ra.done()))
     await stopping
 
 
@@ -957,7 +964,7 @@ class _TaskAction(RunningAction):
             inner = self._inner = await start_action(self.req)
             self.pid, self.pgid = inner.pid, inner.pgid
             if self._cancelled is not None:
-                result = await inner.cancel(self._cancelled)
+                result = await inner.cancel(self._cancelled, self._cancel_status)
             else:
                 result = await inner.wait()
         except Exception as e:  # pragma: no cover - start_action reports a run's own problems as results
@@ -966,10 +973,12 @@ class _TaskAction(RunningAction):
         self._on_done(result)
         return result
 
-    async def cancel(self, grace: float = KILL_GRACE) -> RunResult:
+    async def cancel(self, grace: float = KILL_GRACE, status: str = "cancelled") -> RunResult:
         if self._inner is not None:
-            await self._inner.cancel(grace)
+            await self._inner.cancel(grace, status)
         else:
+            if self._cancelled is None:
+                self._cancel_status = status
             self._cancelled = grace
         return await self.wait()
 
@@ -1035,7 +1044,7 @@ class _FastAction(RunningAction):
         else:
             self._spawner.running[req.run_id] = self
             if self._cancel_pending is not None:
-                self._stop("cancelled", self._cancel_pending)
+                self._stop(self._cancel_status, self._cancel_pending)
 
     def _ended(self, status: int | None, lost: str | None) -> None:
         """The spawner reaped the process (its wait status), or is gone (``lost``)."""
@@ -1078,6 +1087,8 @@ class _FastAction(RunningAction):
         if self._done.done():
             return
         if self._child is None:  # not started yet: stop it once it is
+            if self._cancel_pending is None:
+                self._cancel_status = reason
             self._cancel_pending = grace
             return
         if self._stopper is not None or self._child.returncode is not None:
@@ -1101,8 +1112,8 @@ class _FastAction(RunningAction):
     async def wait(self) -> RunResult:
         return await asyncio.shield(self._done)
 
-    async def cancel(self, grace: float = KILL_GRACE) -> RunResult:
-        self._stop("cancelled", grace)
+    async def cancel(self, grace: float = KILL_GRACE, status: str = "cancelled") -> RunResult:
+        self._stop(status, grace)
         return await self.wait()
 
 
@@ -1206,7 +1217,7 @@ async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process, log: A
         done, _ = await asyncio.wait({exited, cancel}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if exited not in done:
             if cancel in done:
-                reason, grace = "cancelled", ra._cancel_grace
+                reason, grace = ra._cancel_status, ra._cancel_grace
             else:
                 reason, grace = "timed_out", req.kill_grace
             await _stop_group(proc, grace, lambda: ra._cancel_requested.is_set() and ra._cancel_grace <= 0)
@@ -1232,6 +1243,8 @@ def _outcome(req: RunRequest, reason: str | None, rc: int, elapsed: float) -> tu
     code, sig = _exit_code(rc)
     if reason == "timed_out":
         result = RunResult("timed_out", code, f"timed out after {_secs(req.timeout or 0)}")
+    elif reason == "interrupted":
+        result = RunResult("interrupted", code, INTERRUPTED)
     elif reason == "cancelled":
         result = RunResult("cancelled", code, "cancelled")
     elif rc == 0:
@@ -1431,7 +1444,8 @@ async def _supervise_http(ra: RunningAction, method: str, url: str, headers: dic
         # The daemon thread finishes on its own (its socket has the same timeout).
         call.cancel()
         if cancel.done() and not cancel.cancelled():
-            result = RunResult("cancelled", None, "cancelled")
+            interrupted = ra._cancel_status == "interrupted"
+            result = RunResult(ra._cancel_status, None, INTERRUPTED if interrupted else "cancelled")
         else:
             result = RunResult("timed_out", None, f"timed out after {_secs(timeout or 0)}")
         _log_line(req.log_path, f"# {result.error}")
