@@ -734,6 +734,33 @@ f: on file.changed path ~ "src/**" run rec with <path>
     stop_ok(s)
 
 
+def test_a_served_manifest_is_reloaded_when_it_changes(tmp_path: Path, serve) -> None:
+    # `triggerc compile -o manifest.json` again while `serve manifest.json` runs: the new
+    # rules are taken; a manifest that is not valid keeps the previous rules running
+    v1 = """
+action rec(n) = exec "true"
+a: on http.post path="/a" run rec with <payload.n>
+"""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "rules.trg").write_text(v1)
+    manifest = proj / "manifest.json"
+    assert cli("compile", str(proj / "rules.trg"), "-o", str(manifest)).returncode == 0
+    s = serve(None, folder=proj, name="manifest.json")
+    assert post(s, "/b", {"n": 0}).status_code == 404
+    (proj / "rules.trg").write_text(v1 + 'b: on http.post path="/b" run rec with <payload.n>\n')
+    assert cli("compile", str(proj / "rules.trg"), "-o", str(manifest)).returncode == 0
+    s.wait_log("reloaded ")
+    assert post(s, "/b", {"n": 1}).status_code == 202
+    manifest.write_text('{"triggerlang": 1, "rules": [')
+    log = s.wait_log("the previous rules keep running")
+    assert "manifest.json: not valid JSON" in log, s.tail()
+    assert post(s, "/a", {"n": 2}).status_code == 202
+    runs = s.wait_runs(lambda rs: done(rs, 2), "the runs of both rules")
+    assert [(r["rule"], r["inputs"]["n"]) for r in runs] == [("b", 1), ("a", 2)]
+    stop_ok(s)
+
+
 def test_a_listener_a_reload_cannot_start_is_started_once_its_port_is_free(tmp_path: Path, serve) -> None:
     # A reload adds a webhook rule while another program holds the port: the error is
     # logged, and the listener starts by itself once the port is free (no second edit).

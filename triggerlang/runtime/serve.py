@@ -9,7 +9,7 @@ pid); recover what a crash left (interrupted and queued runs);
 start the sources the manifest lists and only those, logging one line each.
 
 While running: when the rules file changes (checked every second, by content hash), it
-is recompiled; if that fails, the old rules keep running and the diagnostics are logged;
+is recompiled (a manifest is read again); if that fails, the old rules keep running and the diagnostics are logged;
 otherwise the engine takes the new rules and each source whose settings changed is
 stopped and started again (a source no rule needs any more is stopped, a new one started).
 A source that cannot start then (the new HTTP listener's port is taken) is logged once
@@ -270,8 +270,6 @@ class Runtime:
             log.info("started %s", src.describe())
 
     async def reload_loop(self) -> None:
-        if self.rules_path.suffix == ".json":
-            return
         from ..api import SourceFileError, compile_file
         from ..diagnostics import render_text
 
@@ -289,32 +287,40 @@ class Runtime:
             if fp is None or fp == self.fingerprint:
                 continue
             self.fingerprint = fp
+            if self.rules_path.suffix == ".json":  # a manifest (`triggerc compile -o`): read, not compiled
+                try:
+                    manifest, _ = load_rules(self.rules_path)
+                except StartError as e:
+                    log.error("reload: %s; the previous rules keep running", e)
+                    continue
+            else:
+                try:
+                    c = compile_file(self.rules_path, tests=False)
+                except SourceFileError as e:
+                    log.error("reload: %s; the previous rules keep running", e)
+                    continue
+                if not c.ok:
+                    log.error("reload: %s has errors; the previous rules keep running:\n%s",
+                              self.rules_path, render_text(c.diagnostics, c.sources).rstrip())
+                    continue
+                log_warnings(c.diagnostics)
+                manifest = c.manifest
             try:
-                c = compile_file(self.rules_path, tests=False)
-            except SourceFileError as e:
-                log.error("reload: %s; the previous rules keep running", e)
-                continue
-            if not c.ok:
-                log.error("reload: %s has errors; the previous rules keep running:\n%s",
-                          self.rules_path, render_text(c.diagnostics, c.sources).rstrip())
-                continue
-            log_warnings(c.diagnostics)
-            try:
-                secrets = resolve_secrets(c.manifest, self.base_dir, os.environ)
+                secrets = resolve_secrets(manifest, self.base_dir, os.environ)
             except StartError as e:
                 log.error("reload: %s; the previous rules keep running", e)
                 continue
             self.secrets.clear()
             self.secrets.update(secrets)
-            self.engine.load(c.manifest)
+            self.engine.load(manifest)
             self.unstarted = None
             try:
-                await self.apply_sources(c.manifest)
+                await self.apply_sources(manifest)
             except StartError as e:
-                self.unstarted = c.manifest
+                self.unstarted = manifest
                 log.error("reload: %s; the new rules are loaded, and what they need is started as soon as "
                           "it can be (tried every %gs)", e, self.opts.reload_interval)
-            log.info("reloaded %s: %d rule(s)", self.rules_path, len(c.manifest["rules"]))
+            log.info("reloaded %s: %d rule(s)", self.rules_path, len(manifest["rules"]))
 
     async def stop(self) -> None:
         for kind in sorted(self.sources):
