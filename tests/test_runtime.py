@@ -644,6 +644,24 @@ deb: on http.post path="/deb" run rec with <payload.n> debounce 3s
     stop_ok(s2)
 
 
+def test_sighup_stops_gracefully_like_sigterm(tmp_path: Path, serve) -> None:
+    # the terminal serve runs in closes: its runs are stopped and recorded, not left behind
+    s = serve("""
+action hang = shell "echo $$ > run.pid; exec sleep 60"
+h: on http.post path="/hang" run hang
+""", "--grace", "0.5")
+    post(s, "/hang", {})
+    s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
+    wait_for(lambda: (tmp_path / "proj" / "run.pid").exists(), "the run's pid file", on_fail=s.tail)
+    pid = int((tmp_path / "proj" / "run.pid").read_text())
+    s.proc.send_signal(signal.SIGHUP)
+    assert s.proc.wait(DEADLINE) == 0, s.tail()
+    s._fh.close()
+    assert "INFO stopped cleanly" in s.log() and "Traceback" not in s.log()
+    assert [r["status"] for r in journal_runs(s.state)] == ["interrupted"]
+    wait_for(lambda: not alive(pid), f"the run's process {pid} to be gone")
+
+
 def test_the_log_of_a_run_a_stop_interrupted_says_interrupted(serve) -> None:
     # its status is `interrupted`: its log's last line says the same, not `cancelled`
     s = serve(POLICY_RULES, "--grace", "0.5")

@@ -216,7 +216,9 @@ class RunningAction:
 
 def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: asyncio.Event) -> None:
     """SIGINT/SIGTERM set ``stop`` (a graceful stop); a second one, while that goes on,
-    also sets ``now`` (stop the running actions at once: :func:`stop_actions`)."""
+    also sets ``now`` (stop the running actions at once: :func:`stop_actions`). SIGHUP
+    (the terminal closed) stops the same way: its default would end the process with no
+    stop at all, leaving the runs going and the journal saying ``running``."""
     import signal as _signal
 
     def on_signal() -> None:
@@ -224,7 +226,7 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: a
             now.set()
         stop.set()
 
-    for sig in (_signal.SIGINT, _signal.SIGTERM):
+    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
 

@@ -15,9 +15,10 @@ stopped and started again (a source no rule needs any more is stopped, a new one
 A source that cannot start then (the new HTTP listener's port is taken) is logged once
 and tried again every second until it starts or the next reload says otherwise.
 
-SIGINT / SIGTERM: stop accepting (sources stop first), give running runs ``grace`` seconds,
-then stop them and mark them ``interrupted``; exit 0. A second SIGINT / SIGTERM during the
-grace period (Ctrl-C again) stops the running runs at once (marked ``interrupted`` too).
+SIGINT / SIGTERM (and SIGHUP, a closed terminal): stop accepting (sources stop first),
+give running runs ``grace`` seconds, then stop them and mark them ``interrupted``; exit 0.
+A second SIGINT / SIGTERM during the grace period (Ctrl-C again) stops the running runs at
+once (marked ``interrupted`` too).
 
 The warnings ``check`` gives for the rules (an unauthenticated webhook route, a run.* loop)
 are logged when ``serve`` starts and after each reload.
