@@ -662,6 +662,25 @@ h: on http.post path="/hang" run hang
     wait_for(lambda: not alive(pid), f"the run's process {pid} to be gone")
 
 
+def test_a_run_a_graceful_stop_interrupted_is_retried_at_the_next_start_if_its_rule_retries(serve) -> None:
+    # as a run a crash interrupted is: a new attempt, started by the next serve
+    rules = """
+action nap(s) = exec "sleep" s
+n: on http.post path="/n" run nap with <payload.s> retry 1 backoff 1s
+"""
+    s = serve(rules, "--grace", "0.5")
+    first = post(s, "/n", {"s": "30"}).json()["runs"][0]
+    s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
+    stop_ok(s)
+    runs = journal_runs(s.state)
+    assert [(r["id"] == first, r["status"], r["attempt"]) for r in runs] == [(True, "interrupted", 1),
+                                                                           (False, "queued", 2)], runs
+    s2 = serve(None, "--grace", "0.5")
+    s2.wait_log("1 queued run(s) restarted")
+    s2.wait_runs(lambda rs: rs[-1]["status"] == "running" and rs[-1]["attempt"] == 2, "the second attempt to run")
+    stop_ok(s2)
+
+
 def test_the_log_of_a_run_a_stop_interrupted_says_interrupted(serve) -> None:
     # its status is `interrupted`: its log's last line says the same, not `cancelled`
     s = serve(POLICY_RULES, "--grace", "0.5")

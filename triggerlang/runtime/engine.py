@@ -48,8 +48,9 @@ were ``running`` as ``interrupted`` (and retries them when the rule has ``retry`
 restarts every ``queued`` run, honouring ``not_before``.
 
 Graceful stop (:meth:`Engine.drain`): running runs get a grace period to finish, then are
-stopped and marked ``interrupted``; waiting runs stay ``queued`` in the journal and start
-on the next ``serve``.
+stopped and marked ``interrupted`` (and, when the rule has ``retry``, their next attempt is
+journaled ``queued``, as after a crash); waiting runs stay ``queued`` in the journal and
+start on the next ``serve``.
 """
 
 from __future__ import annotations
@@ -745,6 +746,11 @@ class Engine:
                 return
             if self.closing and res.status in ("cancelled", "interrupted") and operator_reason is None:
                 self._write_end(run_id, "interrupted", res.exit_code, INTERRUPTED)
+                if row.attempt <= int(self.policies(rule).get("retry") or 0):
+                    # as after a crash (recover): run again, as a new attempt, at the next start
+                    rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1)
+                    log.info("run %s of %s will be retried as run %s at the next start", run_id, rule, rid,
+                             extra={"run_id": run_id, "rule": rule, "retry_run_id": rid})
                 return
             error = operator_reason if res.status == "cancelled" and operator_reason else res.error
             self._write_end(run_id, res.status, res.exit_code, error)
