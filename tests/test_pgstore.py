@@ -191,6 +191,23 @@ def test_prune_keeps_the_manifest_a_running_node_uses(tmp_path: Path, pg_url: st
         assert s.stop() == 0
 
 
+def test_an_ingest_only_node_watching_files_says_which_worker_runs_them(tmp_path: Path, pg_url: str) -> None:
+    # file runs are node-local (pool node:<host>): with --workers 0 and no worker of that
+    # pool they wait for ever, so the node says so when it starts (not with an embedded worker)
+    import socket
+
+    (tmp_path / "src").mkdir()
+    rules = tmp_path / "r.trg"
+    rules.write_text('action a = exec "true"\nr: on file.changed path ~ "src/*.py" run a\n')
+    for workers, said in ((0, True), (1, False)):
+        s = StoreServer(Backend("postgresql", pg_url), rules, tmp_path / "state", workers=workers,
+                        log=tmp_path / f"serve-{workers}.log").start()
+        try:
+            assert (f"--pool node:{socket.gethostname()}" in s.log()) is said, s.log()
+        finally:
+            assert s.stop() == 0
+
+
 def test_a_worker_looks_again_for_a_manifest_it_did_not_find(pg_url: str) -> None:
     from triggerlang.runtime.cluster import Worker, WorkerOptions
 

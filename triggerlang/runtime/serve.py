@@ -204,6 +204,9 @@ class Runtime:
         log.info("serving %d rule(s) from %s; store %s (%s)", len(manifest["rules"]), self.rules_path,
                  self.store.describe(),
                  f"embedded worker with {self.opts.workers} slot(s)" if self.worker else "ingest only")
+        if self.worker is None and "file" in self.sources:
+            log.warning("the runs of file rules wait in the pool %s: only a worker on this host runs them "
+                        "(triggerc worker --pool %s, or serve --workers N)", node_pool(), node_pool())
 
     def context(self) -> SourceContext:
         opts: dict[str, Any] = {"shared_store": True} if self.store is not None else {}
