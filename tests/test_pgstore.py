@@ -7,11 +7,13 @@ a store, and the store URL's password: never in a log or an error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import pytest
@@ -305,6 +307,51 @@ def test_pooled_connections_the_database_dropped_are_not_used(pg_url: str) -> No
     st.close()
 
 
+@contextlib.contextmanager
+def _outage(pg_url: str) -> Iterator[None]:
+    """The test's database away as in a restart: its connections dropped, new ones refused."""
+    db = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+    admin = pg_url.replace(f"/{db}?", "/postgres?")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false')
+        try:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+            yield
+        finally:
+            conn.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
+
+
+def test_a_dashboard_stream_on_a_store_ends_cleanly_in_a_database_outage(tmp_path: Path, pg_url: str) -> None:
+    # the live page's event stream polls the store: in an outage it ends (the page's script
+    # reconnects) with a warning in the log, not an "Exception in ASGI application" traceback
+    import subprocess
+    import sys
+
+    import httpx
+
+    with PgStore(pg_url) as st:
+        st.ingest(Event("http", "post", {}), [Intent("r", "a", {})])
+    log = tmp_path / "dashboard.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "dashboard", "--store", pg_url,
+                                 "--port", "0"], stdin=subprocess.DEVNULL, stderr=fh)
+    try:
+        line = wait_for(lambda: "dashboard: http" in log.read_text() and log.read_text(), "the dashboard")
+        base = line.split()[1].split("/dashboard/")[0]
+        with httpx.stream("GET", f"{base}/dashboard/stream", timeout=20) as r:
+            chunks, seen = r.iter_text(), ""
+            while "event: run" not in seen:   # the store is open and polled
+                seen += next(chunks)
+            with _outage(pg_url):
+                rest = "".join(chunks)   # the stream ends in the outage
+        assert "cannot read the journal" in rest, rest
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    text = log.read_text()
+    assert "Traceback" not in text and "dashboard: store" in text, text
+
+
 @pytest.mark.parametrize("what", ["runs", "events"])
 def test_follow_on_a_store_goes_on_through_a_database_outage(pg_url: str, what: str) -> None:
     # the database going away under `triggerc runs -f --store` (its connections dropped, new
@@ -324,14 +371,9 @@ def test_follow_on_a_store_goes_on_through_a_database_outage(pg_url: str, what: 
     reader.start()
     try:
         wait_for(lambda: len(lines) >= 2, "the header and the first row")
-        db = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
-        admin = pg_url.replace(f"/{db}?", "/postgres?")
         st.close()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false')
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+        with _outage(pg_url):
             time.sleep(1.5)   # the follower polls every 0.5 s: it meets the outage
-            conn.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
         st = PgStore(pg_url)
         st.ingest(Event("http", "post", {}), [Intent("second", "a", {})])
         wait_for(lambda: len(lines) >= 3 or proc.poll() is not None, "the row written after the drop")

@@ -1268,7 +1268,12 @@ class Dashboard:
                 end = time.monotonic() + self.stream_lifetime
                 quiet = 0.0
                 while True:
-                    out, finished = await run_in_threadpool(poll, j)
+                    try:
+                        out, finished = await run_in_threadpool(poll, j)
+                    except JournalError as e:   # the database restarting under a --store dashboard
+                        log.warning("dashboard: %s", e)
+                        yield ": cannot read the journal\n\n"  # the page's script tries again
+                        return
                     if out:
                         quiet = 0.0
                         yield "".join(out)
