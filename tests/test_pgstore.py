@@ -59,6 +59,16 @@ def test_a_newer_schema_is_refused_and_an_older_one_migrated_only_when_asked(pg_
     st.close()
 
 
+def test_every_store_command_without_a_store_says_how_to_give_one() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "TRIGGERLANG_STORE"}
+    for argv in (["init"], ["migrate"], ["prune", "--older-than", "1d"]):
+        r = cli("store", *argv, env=env)
+        assert r.returncode == 2 and r.stderr.strip() == \
+            "triggerc: error: give the store with --store URL or TRIGGERLANG_STORE", (argv, r.stderr)
+
+
 def test_store_migrate_is_idempotent_on_the_command_line(pg_url: str) -> None:
     for _ in range(2):
         r = cli("store", "migrate", "--store", pg_url)

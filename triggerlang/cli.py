@@ -833,14 +833,9 @@ def store_init(store_url) -> None:
 @_STORE_OPT
 def store_migrate(store_url) -> None:
     """Apply the migrations the schema lacks (idempotent)."""
-    from .runtime.pgstore import SCHEMA_VERSION, PgStore
-    from .runtime.store import StoreError
+    from .runtime.pgstore import SCHEMA_VERSION
 
-    _check_store_url(store_url or "")
-    try:
-        st = PgStore(store_url, create=True, migrate=True)
-    except StoreError as e:
-        fail(str(e))
+    st = _open_pg(store_url, create=True, migrate=True)
     st.close()
     click.echo(f"store {st.describe()}: schema {SCHEMA_VERSION}")
 
