@@ -221,6 +221,8 @@ def test_an_ingest_only_node_watching_files_says_which_worker_runs_them(tmp_path
 
 
 def test_a_worker_looks_again_for_a_manifest_it_did_not_find(pg_url: str) -> None:
+    import shutil
+
     from triggerlang.runtime.cluster import Worker, WorkerOptions
 
     st = PgStore(pg_url)
@@ -230,7 +232,40 @@ def test_a_worker_looks_again_for_a_manifest_it_did_not_find(pg_url: str) -> Non
     assert w._rules_for(sha) is None
     assert st.publish_manifest(manifest) == sha
     assert w._rules_for(sha) is not None and w._rules_for(sha).sha == sha
+    shutil.rmtree(w.tmp)
     st.close()
+
+
+def test_a_worker_removes_the_log_folders_of_killed_workers(tmp_path: Path, pg_url: str, monkeypatch) -> None:
+    # a worker keeps its running runs' logs in a temporary folder it removes when it stops;
+    # killed with -9 it cannot, so the next worker on the host removes those of dead workers
+    import os
+    import signal
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    PgStore(pg_url).close()
+
+    def folders() -> list[Path]:
+        return sorted(tmp.glob("triggerlang-worker-*"))
+
+    first = WorkerProc(pg_url, tmp_path / "w1.log")
+    (mine,) = folders()
+    (mine / "9.log").write_text("output of a run\n")
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(20)
+    first._fh.close()
+    assert folders() == [mine]
+    # a folder of a live process (this one) of the same shape is left alone
+    live = tmp / mine.name.replace(f"-{first.pid}-", f"-{os.getpid()}-")
+    live.mkdir()
+    second = WorkerProc(pg_url, tmp_path / "w2.log")
+    try:
+        assert mine not in folders() and live in folders() and len(folders()) == 2, folders()
+    finally:
+        assert second.stop() == 0
+    assert folders() == [live]
 
 
 def test_the_password_of_the_store_url_is_never_shown(tmp_path: Path, pg_url: str) -> None:

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import logging
 import os
 import secrets as _secrets
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -232,6 +234,25 @@ class WorkerOptions:
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
 
+def _log_folder() -> Path:
+    """A new folder for a worker's running runs' logs (it removes it when it stops):
+    ``triggerlang-worker-<host>-<pid>-*`` in the temporary folder. Those of this host's
+    workers that died without removing theirs (kill -9), and this user's, are removed first."""
+    prefix = f"triggerlang-worker-{socket.gethostname()}-"
+    for d in Path(tempfile.gettempdir()).glob(glob.escape(prefix) + "*"):
+        pid = d.name[len(prefix):].split("-", 1)[0]
+        try:
+            st = d.lstat()
+            if not (pid.isdigit() and stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()):
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:   # its worker is gone
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, OverflowError, ValueError):  # alive (another user's), or unreadable
+            continue
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+
+
 @dataclass
 class _Active:
     row: RunRow
@@ -262,7 +283,7 @@ class Worker:
         self._last_claim = 0.0             # the last claim a notification made (for notify_gap)
         self._notified_since = False
         self._last_beat_ok = time.monotonic()
-        self.tmp = Path(tempfile.mkdtemp(prefix="triggerlang-worker-"))
+        self.tmp = _log_folder()
 
     # ------------------------------------------------------------------ start and stop
     async def start(self) -> None:
