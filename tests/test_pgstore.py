@@ -300,6 +300,23 @@ def test_the_password_of_the_store_url_is_never_shown(tmp_path: Path, pg_url: st
     assert scrub("bad p@ss and p2", "postgresql://u:p%40ss@h/db?password=p2") == "bad *** and ***"
 
 
+def test_a_store_url_is_read_as_libpq_reads_it(pg_url: str) -> None:
+    # a URL kept in a secret file ends with a newline: it named a database "t1\n" that did
+    # not exist (the message showed "t1 "); so white space around the URL is dropped. A
+    # scheme libpq does not take (upper case) got libpq's 'missing "=" after ... in
+    # connection info string'
+    import os
+
+    PgStore(pg_url).close()
+    env = {**os.environ, "TRIGGERLANG_STORE": pg_url + "\n"}
+    for argv in (["runs"], ["events"], ["store", "migrate"]):
+        r = cli(*argv, env=env)
+        assert r.returncode == 0, (argv, r.stderr)
+    for url in ("POSTGRESQL://alice:pw@db/x", "Postgres://alice:pw@db/x"):
+        r = cli("runs", "--store", url)
+        assert r.returncode == 2 and "is not a postgresql:// URL" in r.stderr and "pw" not in r.stderr, r.stderr
+
+
 def test_a_malformed_store_url_is_one_line_without_its_password(tmp_path: Path) -> None:
     secret = "Hunter2-s3cret"
     (tmp_path / "r.trg").write_text('action a = exec "true"\nr: on http.post path="/x" run a\n')

@@ -600,6 +600,12 @@ def _with_companions(files: list[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- serve
 
+def _store_url_given(ctx, param, value: str | None) -> str | None:  # noqa: ARG001 - click callback
+    """``--store``/``TRIGGERLANG_STORE`` without the white space around it (a URL kept in a
+    secret file ends with a newline, which libpq would read as part of the database name)."""
+    return value.strip() if value else value
+
+
 EXAMPLES_SERVE = examples(
     "triggerc serve rules.trg",
     "triggerc serve rules.trg --port 9000 --dashboard",
@@ -621,7 +627,7 @@ EXAMPLES_SERVE = examples(
 @click.option("--dashboard", is_flag=True, help="Serve the dashboard at /dashboard on the HTTP listener.")
 @click.option("--token", "dashboard_token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="Bearer token the dashboard requires.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request and event.")
-@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL",
+@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", callback=_store_url_given,
               help="A postgresql:// store shared by several nodes (SPEC §12): this serve is an ingest node. "
                    "Also read from TRIGGERLANG_STORE.")
 @click.option("--workers", type=click.IntRange(0, 1024), default=4, show_default=True,
@@ -699,7 +705,7 @@ def _check_store_url(url: str) -> None:
     from .runtime.store import is_store_url, redact_url
 
     if not is_store_url(url):
-        if url.lower().startswith(("postgresql://", "postgres://")):
+        if url.startswith(("postgresql://", "postgres://")):
             usage_error("--store is not a valid URL: its host is malformed (an IPv6 address goes in [brackets])")
         usage_error(f"--store {redact_url(url)!r} is not a postgresql:// URL")
     try:
@@ -724,6 +730,7 @@ EXAMPLES_WORKER = examples(
 
 @main.command(epilog=EXAMPLES_WORKER)
 @click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", required=True,
+              callback=_store_url_given,
               help="The postgresql:// store to claim runs from (or TRIGGERLANG_STORE).")
 @click.option("--slots", type=click.IntRange(1, 1024), default=4, show_default=True, help="Runs at once.")
 @click.option("--pool", "pools", multiple=True, metavar="NAME",
@@ -814,7 +821,7 @@ def _open_pg(store_url: str | None, **kw):
         fail(str(e))
 
 
-_STORE_OPT = click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL",
+_STORE_OPT = click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", callback=_store_url_given,
                           help="The postgresql:// store (or TRIGGERLANG_STORE).")
 
 
@@ -1575,7 +1582,7 @@ EXAMPLES_MCP = examples(
 @main.command("mcp", epilog=EXAMPLES_MCP)
 @click.option("--state", "state_dir", type=click.Path(file_okay=False),
               help="State folder the history tools read (default .triggerlang/ in the working folder).")
-@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL",
+@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", callback=_store_url_given,
               help="Read history from this postgresql:// store instead (or TRIGGERLANG_STORE).")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="TRIGGERLANG_URL",
               help="The running server `emit` sends to (loopback only).")

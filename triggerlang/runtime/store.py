@@ -586,9 +586,11 @@ class QueueStore(Store, Protocol):
 # --------------------------------------------------------------------------- opening
 
 def is_store_url(text: str | None) -> bool:
-    """A ``postgresql://`` (or ``postgres://``) URL that parses (a malformed one is not)."""
+    """A ``postgresql://`` (or ``postgres://``) URL that parses (a malformed one is not),
+    the scheme written as libpq takes it: lower case, first."""
     try:
-        return bool(text) and urllib.parse.urlsplit(str(text)).scheme in ("postgresql", "postgres")
+        return bool(text) and str(text).startswith(("postgresql://", "postgres://")) and \
+            urllib.parse.urlsplit(str(text)).scheme in ("postgresql", "postgres")
     except ValueError:  # "Invalid IPv6 URL", a bad port...
         return False
 
