@@ -300,6 +300,15 @@ def test_the_password_of_the_store_url_is_never_shown(tmp_path: Path, pg_url: st
     assert scrub("bad p@ss and p2", "postgresql://u:p%40ss@h/db?password=p2") == "bad *** and ***"
 
 
+def test_a_store_url_on_a_local_socket_is_shown_as_written() -> None:
+    # postgresql:///db (the local socket, peer authentication) was shown as postgresql:/db
+    assert redact_url("postgresql:///trg") == "postgresql:///trg"
+    assert redact_url("postgresql:///trg?host=/run/pg&password=x") == "postgresql:///trg?host=/run/pg&password=***"
+    assert redact_url("postgresql://") == "postgresql://"
+    r = cli("runs", "--store", "postgresql:///trg?host=/nonexistent&password=s3cr3t-X")
+    assert r.returncode == 1 and "store postgresql:///trg?host=/nonexistent&password=***:" in r.stderr, r.stderr
+
+
 def test_a_store_url_is_read_as_libpq_reads_it(pg_url: str) -> None:
     # a URL kept in a secret file ends with a newline: it named a database "t1\n" that did
     # not exist (the message showed "t1 "); so white space around the URL is dropped. A

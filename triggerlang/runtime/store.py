@@ -619,7 +619,9 @@ def redact_url(url: str) -> str:
     if query:
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
         query = "&".join(f"{k}={'***' if k.lower() in SECRET_URL_PARAMS else v}" for k, v in pairs)
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    # not urlunsplit: it drops the // of an empty host (postgresql:///db, the local socket)
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + \
+        (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def url_secrets(url: str) -> list[str]:
