@@ -220,6 +220,39 @@ def test_an_ingest_only_node_watching_files_says_which_worker_runs_them(tmp_path
             assert s.stop() == 0
 
 
+def test_a_worker_needs_only_the_secrets_of_the_actions_it_runs(tmp_path: Path, pg_url: str, monkeypatch) -> None:
+    # README's compose walkthrough: the webhook secret is in the ingest nodes' environment,
+    # not the workers'. Every run failed "this worker cannot run it: secret gh: ...", since a
+    # worker read every secret of the manifest, the sources' too
+    import httpx
+
+    monkeypatch.delenv("TRG_T_GH", raising=False)
+    monkeypatch.delenv("TRG_T_HOOK", raising=False)
+    rules = tmp_path / "r.trg"
+    rules.write_text('secret gh = env "TRG_T_GH"\nsecret hook = env "TRG_T_HOOK"\n'
+                     'source http path="/x" token=gh\n'
+                     'action a = exec "true"\naction notify = http post "http://127.0.0.1:9/n" secret=hook\n'
+                     'r: on http.post path="/x" run a\nn: on http.post path="/x" run notify\n')
+    s = StoreServer(Backend("postgresql", pg_url), rules, tmp_path / "state", workers=0,
+                    env={"TRG_T_GH": "gh-value", "TRG_T_HOOK": "hook-value"}, log=tmp_path / "serve.log").start()
+    try:
+        w = WorkerProc(pg_url, tmp_path / "worker.log")
+        try:
+            r = httpx.post(s.url + "/x", json={}, headers={"Authorization": "Bearer gh-value"})
+            assert r.status_code == 202, r.text
+            runs = s.wait_runs(lambda rs: len(rs) == 2 and all(x["status"] not in ("queued", "running") for x in rs),
+                               "both runs")
+        finally:
+            w.stop()
+    finally:
+        assert s.stop() == 0
+    by_rule = {x["rule"]: x for x in runs}
+    assert by_rule["r"]["status"] == "succeeded", (by_rule["r"], w.log())
+    assert by_rule["n"]["status"] == "failed"
+    assert by_rule["n"]["error"] == "this worker cannot run it: secret hook: the environment variable TRG_T_HOOK " \
+                                    "is not set", by_rule["n"]
+
+
 def test_a_worker_looks_again_for_a_manifest_it_did_not_find(pg_url: str) -> None:
     import shutil
 

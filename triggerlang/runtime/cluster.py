@@ -275,7 +275,7 @@ class Worker:
         self.closing = False
         self.tasks: set[asyncio.Task] = set()
         self._rules: dict[str, Rules | None] = {}
-        self._secrets: dict[str, dict[str, str] | str] = {}
+        self._secrets: dict[tuple, dict[str, str] | str] = {}   # by (manifest, secret name)
         self._wake: asyncio.Event | None = None
         self._stop_listen = threading.Event()
         self._listener: threading.Thread | None = None
@@ -435,13 +435,18 @@ class Worker:
             self._rules[sha] = Rules(m, sha)
         return self._rules[sha]
 
-    def _secrets_for(self, rules: Rules, base: Path) -> dict[str, str] | str:
-        if rules.sha not in self._secrets:
+    def _secrets_for(self, rules: Rules, base: Path, name: str | None) -> dict[str, str] | str:
+        """The secret an action reads (an http action's ``secret=``: ``name``), from this
+        worker's environment; not the sources' (a webhook's secret lives on the ingest nodes)."""
+        key = (rules.sha, name)
+        if key not in self._secrets:
+            refs = rules.manifest.get("secrets") or {}
             try:
-                self._secrets[rules.sha] = resolve_secrets(rules.manifest, base, self.opts.environ)
+                self._secrets[key] = resolve_secrets({"secrets": {name: refs[name]} if name in refs else {}}, base,
+                                                     self.opts.environ)
             except StartError as e:
-                self._secrets[rules.sha] = str(e)
-        return self._secrets[rules.sha]
+                self._secrets[key] = str(e)
+        return self._secrets[key]
 
     # ------------------------------------------------------------------ running
     async def _execute(self, row: RunRow) -> None:
@@ -456,8 +461,9 @@ class Worker:
                 await self._finish(row, rules, "failed", None, why)
                 return
             base = self.opts.base_dir or Path(rules.manifest.get("base_dir") or ".")
-            secrets = self._secrets.get(rules.sha) if rules.sha in self._secrets else \
-                await asyncio.to_thread(self._secrets_for, rules, base)
+            key = (rules.sha, action.get("secret"))
+            secrets = self._secrets[key] if key in self._secrets else \
+                await asyncio.to_thread(self._secrets_for, rules, base, key[1])
             if isinstance(secrets, str):
                 await self._finish(row, rules, "failed", None, f"this worker cannot run it: {secrets}")
                 return
