@@ -523,6 +523,23 @@ def test_fmt_empty_non_utf8_and_missing(tmp_path: Path) -> None:
     assert run("fmt", str(tmp_path / "nope.trg")).exit_code == 2
 
 
+def test_fmt_a_file_it_cannot_write_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+
+    messy = 'action   d = shell "x"\n'
+    locked, other = write(tmp_path, "locked.trg", messy), write(tmp_path, "other.trg", messy)
+    # immutable: even root cannot write it (the tests run as root in CI)
+    if subprocess.run(["chattr", "+i", locked], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available on this file system")
+    try:
+        r = run("fmt", locked, other)
+    finally:
+        subprocess.run(["chattr", "-i", locked], check=True)
+    assert r.exit_code == 2
+    assert r.stderr.startswith(f"triggerc: error: cannot write {locked}: Operation not permitted\n")
+    assert Path(other).read_text() == 'action d = shell "x"\n'   # the others are still formatted
+
+
 def test_fmt_stdin_quiet_and_each_file_once(tmp_path: Path) -> None:
     messy = 'action   d = shell "x"\non git.push   branch = "main"  run d\n'
     tidy = 'action d = shell "x"\non git.push branch="main" run d\n'

@@ -481,7 +481,8 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, quiet: bool, s
     """Rewrite FILES in the canonical layout (or --check that they are).
 
     "-" formats the text on stdin and prints it on stdout. Exit 1 when a file would change
-    (--check, --diff) or has syntax errors (it is then left as it is), 2 on a usage error.
+    (--check, --diff) or has syntax errors (it is then left as it is), 2 on a usage error
+    or a file that cannot be written.
     """
     import difflib
     from pathlib import Path
@@ -494,7 +495,7 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, quiet: bool, s
         if not quiet:
             click.echo(msg, err=err)
 
-    changed, broken = [], 0
+    changed, broken, unwritable = [], 0, False
     for f in _expand(files, stdin_filename):
         name = (stdin_filename or "<stdin>") if f == "-" else f
         if f == "-":
@@ -526,7 +527,12 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, quiet: bool, s
         elif check_only:
             say(f"would reformat {name}")
         elif f != "-":
-            Path(f).write_text(new, encoding="utf-8")
+            try:
+                Path(f).write_text(new, encoding="utf-8")
+            except OSError as e:  # a read-only file or file system: said, and the other files go on
+                click.echo(f"triggerc: error: cannot write {name}: {e.strerror or e}", err=True)
+                unwritable = True
+                continue
             say(f"reformatted {name}")
     if check_only or diff:
         n = len(changed)
@@ -534,7 +540,7 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, quiet: bool, s
             ([f"{broken} file{'s' * (broken != 1)} could not be formatted (syntax errors)"] if broken else [])
         say(", ".join(summary) or "all files formatted", err=True)
         raise SystemExit(1 if (changed or broken) else 0)
-    raise SystemExit(1 if broken else 0)
+    raise SystemExit(2 if unwritable else 1 if broken else 0)
 
 
 # --------------------------------------------------------------------------- test
