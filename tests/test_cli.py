@@ -189,6 +189,9 @@ def test_check_each_file_once_and_quoted_patterns(tmp_path: Path) -> None:
     assert [d["file"] for d in json.loads(r.stdout)] == [f]
     r = run("check", f"{tmp_path}/*.nope")
     assert r.exit_code == 2 and r.stderr == f"triggerc: error: {tmp_path}/*.nope: no file matches this pattern\n"
+    for command in ("check", "fmt", "test"):  # test "" was a ValueError traceback
+        r = run(command, f, "")
+        assert (r.exit_code, r.stderr) == (2, "triggerc: error: an empty file name\n")
 
 
 def test_check_exit_zero_quiet_and_output_format(tmp_path: Path) -> None:

@@ -263,6 +263,8 @@ def _expand(files, stdin_filename: str | None = None, stdin: bool = True) -> lis
             out.append(f)
 
     for f in files:
+        if not f:
+            usage_error("an empty file name")
         if f == "-":
             if not stdin:
                 usage_error("'-' (stdin) is not read by this command: give the files")
