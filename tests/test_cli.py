@@ -475,17 +475,36 @@ def test_match_provider_payload_errors(tmp_path: Path) -> None:
         "event: --github EVENT (or --gitlab, --gitea, --bitbucket, --ci)\n")
 
 
+def test_match_reads_standard_json_only(tmp_path: Path) -> None:
+    # NaN and Infinity are not JSON (--format json printed them back, which JSON readers refuse);
+    # a number past a float's range, or an integer over 4,300 digits, was a traceback
+    rules = write(tmp_path, "rules.trg", 'action d(n) = exec "echo" n\nr: on git.push run d with <commits>\n')
+    bad = {"NaN": "not valid JSON (NaN is not a JSON value)",
+           "-Infinity": "not valid JSON (-Infinity is not a JSON value)",
+           "1e400": "JSON with a number too large to read (1e400)",
+           "1" * 5000: "JSON with an integer too long to read (over 4,300 digits)"}
+    for number, message in bad.items():
+        text = '{"source": "git", "type": "push", "data": {"commits": %s}}' % number
+        r = run("match", rules, write(tmp_path, "ev.json", text), "--format", "json")
+        assert (r.exit_code, r.stdout) == (1, "") and r.stderr.endswith(f"ev.json: {message}\n"), r.stderr
+        r = run("match", rules, write(tmp_path, "ev.jsonl", text + "\n"), "--format", "json")
+        assert r.exit_code == 1 and json.loads(r.stdout)["error"].endswith(f"ev.jsonl:1: {message}")
+    r = run("match", rules, write(tmp_path, "ok.json", '{"source": "git", "type": "push", "data": {"commits": 1e300}}'),
+            "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["matches"][0]["inputs"] == {"n": 1e300}
+
+
 def test_match_json_nested_too_deeply_is_an_error_not_a_crash(tmp_path: Path) -> None:
     rules = write(tmp_path, "rules.trg", GITHUB_RULES)
     deep = "[" * 100_000 + "]" * 100_000
     r = run("match", rules, write(tmp_path, "deep.json", deep))
-    assert r.exit_code == 1 and r.stderr.endswith(": the JSON is nested too deeply to read "
+    assert r.exit_code == 1 and r.stderr.endswith(": JSON nested too deeply to read "
                                                   "(Python's json stops near 1,000 levels)\n")
     good = json.dumps({"source": "github", "type": "push", "data": {"branch": "dev"}})
     for opts in ([], ["--format", "json"], ["--explain"]):
         r = run("match", rules, write(tmp_path, "deep.jsonl", f"{deep}\n{good}\n"), *opts)
         lines = r.stdout.splitlines()
-        assert r.exit_code == 1 and "deep.jsonl:1: the JSON is nested too deeply" in json.loads(lines[0])["error"]
+        assert r.exit_code == 1 and "deep.jsonl:1: JSON nested too deeply" in json.loads(lines[0])["error"]
         assert "dev" in lines[1]
 
 

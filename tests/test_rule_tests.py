@@ -313,6 +313,7 @@ def test_payload_files_that_cannot_be_used(tmp_path: Path) -> None:
     (tmp_path / "empty.json").write_text('{"ref": 3}')
     (tmp_path / "dir.json").mkdir()
     (tmp_path / "deep.json").write_text('{"ref": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    (tmp_path / "nan.json").write_text('{"ref": NaN}')
     text = ('secret gh = env "G"\nsource github secret=gh\naction d(sha) = exec "d" sha\n'
             'r: on github.push run d with <sha>\n')
     for name, message in [("missing.json", "payload file 'missing.json' does not exist"),
@@ -320,6 +321,7 @@ def test_payload_files_that_cannot_be_used(tmp_path: Path) -> None:
                                        "enclosed in double quotes at line 1 column 2)"),
                           ("dir.json", "payload file 'dir.json' is a folder"),
                           ("deep.json", "payload file 'deep.json' is JSON nested too deeply to read"),
+                          ("nan.json", "payload file 'nan.json' is not valid JSON (NaN is not a JSON value)"),
                           ("empty.json", "payload file 'empty.json' is not a github push payload: ")]:
         got = diags(text + block("t", f'given github.push from "{name}"', "expect r"), str(tmp_path))
         assert len(got) == 1 and got[0][:3] == ("TRG602", 7, 28), got

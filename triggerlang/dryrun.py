@@ -15,15 +15,12 @@ from typing import Any, Iterator
 from .actions import ActionError, bind_inputs, display_argv
 from .compile.matcher import reason_text
 from .events import MISSING as _MISSING
-from .events import Event
+from .events import Event, JSONError, read_json
 from .events import get_path as _get_path
 
 
 class EventInputError(Exception):
     """An event that cannot be read: message for the user, exit 1."""
-
-
-TOO_DEEP = "the JSON is nested too deeply to read (Python's json stops near 1,000 levels)"
 
 
 def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> list[Event]:
@@ -147,7 +144,7 @@ def _batch(path: str, provider: tuple[str, str] | None, write, seen_type, one, m
     type (the CLI warns of a type the catalogue does not know)."""
     fh = _open(path)
     name = "<stdin>" if path == "-" else path
-    loads, dumps, JSONDecodeError = json.loads, json.dumps, json.JSONDecodeError
+    loads, dumps = read_json, json.dumps
     any_bad = False
     lineno = 0
     types: set[tuple[str, str]] = set()
@@ -159,16 +156,12 @@ def _batch(path: str, provider: tuple[str, str] | None, write, seen_type, one, m
                 if len(pending) >= _BATCH_OUT:
                     flush()
                 try:
-                    obj = loads(line)
-                except JSONDecodeError as e:
+                    obj = loads(line, False)
+                except JSONError as e:
                     if not line.strip():
                         continue
                     any_bad = True
-                    write(dumps({"error": f"{name}:{lineno}: not valid JSON ({e.msg})"}) + "\n")
-                    continue
-                except RecursionError:
-                    any_bad = True
-                    write(dumps({"error": f"{name}:{lineno}: {TOO_DEEP}"}) + "\n")
+                    write(dumps({"error": f"{name}:{lineno}: {e}"}) + "\n")
                     continue
                 if provider is None and obj.__class__ is dict:
                     src, typ, data = obj.get("source"), obj.get("type"), obj.get("data", {})
@@ -456,14 +449,11 @@ def _objects(fh, name: str, batch: bool):
             yield 1, name, EventInputError(f"{name}: not UTF-8 text")
             return
         try:
-            obj: Any = json.loads(text)
-        except json.JSONDecodeError as e:
-            obj = EventInputError(f"{name}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})")
-        except RecursionError:
-            obj = EventInputError(f"{name}: {TOO_DEEP}")
+            obj: Any = read_json(text)
+        except JSONError as e:
+            obj = EventInputError(f"{name}: {e}")
         yield 1, name, obj
         return
-    loads = json.loads
     lineno = 0
     while True:
         try:
@@ -478,11 +468,9 @@ def _objects(fh, name: str, batch: bool):
             continue
         where = f"{name}:{lineno}"
         try:
-            obj = loads(line)
-        except json.JSONDecodeError as e:
-            obj = EventInputError(f"{where}: not valid JSON ({e.msg})")
-        except RecursionError:
-            obj = EventInputError(f"{where}: {TOO_DEEP}")
+            obj = read_json(line, False)
+        except JSONError as e:
+            obj = EventInputError(f"{where}: {e}")
         yield lineno, where, obj
 
 

@@ -19,6 +19,43 @@ MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>", "__boo
 """Sentinel for a field the event does not have (distinct from JSON ``null``)."""
 
 
+class JSONError(ValueError):
+    """Text that :func:`read_json` cannot take, with the reason for the user."""
+
+
+def read_json(text: str | bytes, position: bool = True) -> Any:
+    """An event's or a payload file's JSON (``triggerc match``, a test's ``given ... from``):
+    standard JSON only, so that what comes out as JSON is JSON again. Raises
+    :class:`JSONError` (``not valid JSON (...)``, with the line and column when
+    ``position``) for invalid JSON, ``NaN``/``Infinity`` (Python reads them, JSON has
+    none), a number too large to be one (past a float's range, or an integer of more
+    than 4,300 digits) or nesting too deep to read."""
+    import json
+
+    try:
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+    except json.JSONDecodeError as e:
+        raise JSONError(f"not valid JSON ({e.msg}" + (f" at line {e.lineno} column {e.colno})" if position else ")")
+                        ) from None
+    except RecursionError:
+        raise JSONError("JSON nested too deeply to read (Python's json stops near 1,000 levels)") from None
+    except JSONError:
+        raise
+    except ValueError:  # an integer of more than 4,300 digits (sys.get_int_max_str_digits)
+        raise JSONError("JSON with an integer too long to read (over 4,300 digits)") from None
+
+
+def _not_json(name: str) -> Any:
+    raise JSONError(f"not valid JSON ({name} is not a JSON value)")
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if v - v != 0:  # inf
+        raise JSONError(f"JSON with a number too large to read ({text[:20]}{'...' * (len(text) > 20)})")
+    return v
+
+
 def new_event_id() -> str:
     """A fresh event id: ``evt_`` followed by 16 hex digits (64 random bits, from the
     system's CSPRNG as ``secrets.token_hex`` takes them, without importing ``secrets``,

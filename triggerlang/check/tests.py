@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Span, did_you_mean
-from ..events import Event
+from ..events import Event, JSONError, read_json
 from ..providers import provider_names
 from ..sources.kinds import provider_of
 from ..syntax import ast as A
@@ -406,15 +406,11 @@ class _TestChecker:
         except OSError as e:
             return self._unreadable(s, f"payload file '{shown}' cannot be read: {e.strerror or e}")
         try:
-            return json.loads(raw.decode("utf-8"))
+            return read_json(raw.decode("utf-8"))
         except UnicodeDecodeError:
             return self._unreadable(s, f"payload file '{shown}' is not UTF-8 text", "save it as UTF-8 JSON")
-        except json.JSONDecodeError as e:
-            return self._unreadable(s, f"payload file '{shown}' is not valid JSON ({e.msg} at line {e.lineno} "
-                                       f"column {e.colno})", "a payload file holds the webhook's JSON body as sent")
-        except RecursionError:
-            return self._unreadable(s, f"payload file '{shown}' is JSON nested too deeply to read",
-                                    "a payload file holds the webhook's JSON body as sent")
+        except JSONError as e:
+            return self._unreadable(s, f"payload file '{shown}' is {e}", "a payload file holds the webhook's JSON body as sent")
 
     def from_payload(self, g: A.Given, src: str, ev: str, data: dict, body: Any) -> list[Event]:
         from ..providers import ProviderError, normalise
