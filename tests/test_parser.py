@@ -398,6 +398,17 @@ def test_nesting_deeper_than_the_phases_can_walk_is_one_error(make) -> None:
     assert not diags.items and len(module.decls) == 1
 
 
+def test_a_number_too_large_for_json_is_an_error() -> None:
+    # 5,000 digits was a ValueError traceback (int()'s digit limit); 400 became Infinity in the manifest
+    for digits in ("1" * 5000, "1" + "0" * 400 + ".5"):
+        _, diags = parse(f"let n = {digits}\nlet m = 2\n")
+        (d,) = diags
+        assert (d.code, d.message, d.span.start.column, d.span.end.column) == (
+            "TRG001", "number too large", 9, 9 + len(digits))
+    module, diags = parse("let n = " + "9" * 300 + "\n")
+    assert not diags.items and module.decls[0].value.value == int("9" * 300)
+
+
 def test_empty_and_comment_only_files() -> None:
     assert ok("").decls == ()
     assert ok("# nothing\n\n   # here\n").decls == ()

@@ -9,6 +9,7 @@ on git.push branch="c" run deploy retry 2 backoff 0m  # expect: TRG304@51
 on git.push branch="d" run deploy dedupe <sha> for 0h  # expect: TRG304@52
 on git.push branch="i" run deploy dedupe <sha> for 36500d timeout 36501d  # expect: TRG304@67
 on every 99999999999999999999999d run deploy  # expect: TRG304@10
+on every 99999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999s run deploy  # expect: TRG304@10
 # a duration the lexer cannot read is TRG304 at the duration, not a syntax error at its first digit
 on git.push branch="e" run deploy timeout 10mins  # expect: TRG304@43
 on git.push branch="f" run deploy debounce 5 m  # expect: TRG304@44

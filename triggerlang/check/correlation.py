@@ -306,7 +306,7 @@ class _Check:
             self.d.error("TRG204", f"{what} takes a duration, not {TYPE_WORDS.get(type_of(val), 'this')}",
                          v.span, "write a duration like 30s, 5m, 2h or 1d")
             return None
-        if not val > 0 or val == float("inf"):
+        if not val > 0:
             self.d.error(code, f"{what} must be longer than zero", v.span, "write a duration like 30s, 5m or 2h")
             return None
         if val > MAX_DURATION_S:

@@ -325,6 +325,9 @@ class _Builder:
 
     def number(self, span, children):
         t = str(children[0])
+        if float(t) - float(t) != 0:  # past a float's range (some 309 digits): no JSON number is that
+            self.diags.error("TRG001", "number too large", self.ts(children[0]), "write at most 308 digits")
+            return A.Num(0, t, self.ts(children[0]))
         v = float(t) if "." in t else int(t)
         return A.Num(v, t, self.ts(children[0]))
 
