@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from triggerlang.fmt import WIDTH, by_name, format_text
-from triggerlang.syntax.parser import _bracket_delta, parse
+from triggerlang.syntax.parser import _bracket_delta, parse, split_comment
 
 # --------------------------------------------------------------------------- generators
 #
@@ -353,6 +353,10 @@ def files(draw) -> str:
     return "\n".join(out) + draw(st.sampled_from(["", "\n", "\n\n", "\n# end\n"]))
 
 
+def comments(text: str) -> list[str]:
+    return [c.rstrip() for c in (split_comment(line)[1] for line in text.replace("\r\n", "\n").split("\n")) if c]
+
+
 PROPERTY = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                             HealthCheck.data_too_large])
 
@@ -367,6 +371,7 @@ def test_format_keeps_meaning_and_is_idempotent(text: str) -> None:
     again, d2 = parse(once)
     assert not d2.items, (once, [(d.code, d.span.start.line, d.message) for d in d2])
     assert by_name(again) == by_name(module)
+    assert comments(once) == comments(text)   # every comment kept, in the order written
     twice, _ = format_text(once)
     assert twice == once
     assert once.endswith("\n") and "\n\n\n" not in once
@@ -434,6 +439,15 @@ def test_comments_are_preserved() -> None:
                          '    run d\n'
                          'let s = "# not a comment"  # a comment\n'
                          '# footer\n')
+
+
+def test_comments_that_move_above_a_declaration_keep_their_order() -> None:
+    text = ('on all(\n'
+            '    git.push as p,  # the push\n'
+            '    # and then\n'
+            '    git.tag as t,  # the tag\n'
+            ') same <sha> within 1h run d\n')
+    assert fmt(text).split("\n")[:3] == ["# the push", "# and then", "# the tag"]   # (it gave and then, the push, the tag)
 
 
 def test_comments_inside_a_wrapped_declaration_move_above_it() -> None:

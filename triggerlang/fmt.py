@@ -428,12 +428,13 @@ def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnosti
     prev_end = 0
     for (first, last, _), decl in zip(chunks, module.decls):
         between(prev_end, first)
-        inner_comments, trailing = [], []
+        inner_comments, trailing, in_order = [], [], []
         for idx in range(first, last + 1):
             code, comment = split_comment(lines[idx])
             if comment is None:
                 continue
             (trailing if code.strip() else inner_comments).append(comment.rstrip())
+            in_order.append(comment.rstrip())
         multiline = _code_lines(lines[first:last + 1]) > 1
         formatted = fmt_decl(decl, multiline)
         if isinstance(decl, A.Rule) and decl.label is None:
@@ -446,7 +447,7 @@ def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnosti
         if len(trailing) == 1 and len(formatted) == 1 and not inner_comments:
             emit(formatted[0] + "  " + trailing[0])
         else:
-            for c in inner_comments + trailing:
+            for c in in_order:  # above the declaration, in the order they were written
                 emit(c)
             for f in formatted:
                 emit(f)
