@@ -99,6 +99,17 @@ def test_check_carets_stand_under_the_span_on_a_terminal(tmp_path: Path) -> None
                         "    | " + " " * 40 + "^^^^^ did you mean 'branch'?"]   # 6 columns for 日本語, 1 for é
 
 
+def test_check_shows_control_characters_under_the_caret(tmp_path: Path) -> None:
+    # a NUL or a form feed printed as itself is invisible: the caret pointed at nothing
+    out = run("check", write(tmp_path, "nul.trg", 'action d = exec "x"\x00\n')).stdout
+    assert out.splitlines()[1:3] == ['  1 | action d = exec "x"\ufffd', "    |                    ^ expected a name, "
+                                     "a raw string, a string"]
+    out = run("check", write(tmp_path, "ff.trg", 'action d = exec "x"\n\x0con git.push run d\n')).stdout
+    assert out.splitlines()[1:3] == ["  2 | \ufffdon git.push run d",
+                                     "    |  ^^ an indented line continues the declaration above: start a new "
+                                     "one in column 1"]
+
+
 def test_check_cuts_a_very_long_line_around_the_span(tmp_path: Path) -> None:
     text = 'action d(x) = exec "echo" x\non git.push branch="' + "a" * 100_000 + '" brnch="x" run d with "' + \
         "b" * 100_000 + '"\n'

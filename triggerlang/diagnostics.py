@@ -235,7 +235,7 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str] | None = No
                                                .replace("\r", "\n").split("\n"))
             ln = d.span.start.line
             if 1 <= ln <= len(lines):
-                src = lines[ln - 1].replace("\t", " ")
+                src = lines[ln - 1].replace("\t", " ").translate(_SHOWN_CONTROLS)
                 gutter = str(ln)
                 pad = " " * len(gutter)
                 start = d.span.start.column
@@ -255,6 +255,10 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str] | None = No
         out.extend(_related_lines(d))
     return "\n".join(out) + ("\n" if out else "")
 
+
+_SHOWN_CONTROLS = {c: "\ufffd" for c in (*range(0x20), 0x7f)}
+"""Control characters in a source line shown under a diagnostic: each as U+FFFD, one
+column wide, so that a NUL or a form feed the caret points at can be seen (a tab is a space)."""
 
 EXCERPT_WIDTH = 120
 """Columns of a source line shown under a diagnostic; a longer line is cut around the span."""
