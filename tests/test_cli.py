@@ -505,6 +505,22 @@ def test_match_reads_standard_json_only(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["matches"][0]["inputs"] == {"n": 1e300}
 
 
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_an_endless_file_is_refused_not_read_until_memory_runs_out(tmp_path: Path) -> None:
+    # /dev/zero is valid UTF-8 (NULs) with no line end: check and match read it to a MemoryError
+    for command in (["check"], ["fmt", "--check"], ["compile"]):
+        r = run(*command, "/dev/zero")
+        assert (r.exit_code, r.stderr) == (2, "triggerc: error: /dev/zero: over 64 MiB, too large for a rules file\n")
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    r = run("match", rules, "/dev/zero")
+    assert r.exit_code == 1 and r.stderr.endswith("/dev/zero: over 64 MiB, too large for an event; the rest is not read\n")
+    (tmp_path / "zero.jsonl").symlink_to("/dev/zero")
+    for opts in ([], ["--explain"]):
+        r = run("match", rules, str(tmp_path / "zero.jsonl"), *opts)
+        assert r.exit_code == 1 and json.loads(r.stdout)["error"].endswith(
+            "zero.jsonl:1: over 64 MiB, too large for an event; the rest is not read")
+
+
 def test_match_json_nested_too_deeply_is_an_error_not_a_crash(tmp_path: Path) -> None:
     rules = write(tmp_path, "rules.trg", GITHUB_RULES)
     deep = "[" * 100_000 + "]" * 100_000

@@ -45,17 +45,24 @@ class Compiled:
         return not any(d.is_error for d in self.diagnostics)
 
 
+MAX_SOURCE_BYTES = 64 * 2**20
+"""The largest rules file read (64 MiB; 10,000 rules take about 0.6 MiB): past it, a file is
+not a rules file (``/dev/zero`` would be read until memory runs out)."""
+
+
 def read_source(path: str | os.PathLike) -> tuple[str | None, Diagnostics]:
     """The text of a rules file, or None with a TRG004 diagnostic if it is not UTF-8.
 
-    Raises SourceFileError when the file cannot be opened.
+    Raises SourceFileError when the file cannot be opened, or is over :data:`MAX_SOURCE_BYTES`.
     """
     diags = Diagnostics(str(path))
     try:
         if os.path.isdir(path):
             raise SourceFileError(f"{path} is a folder, not a rules file")
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read(MAX_SOURCE_BYTES + 1)
+        if len(data) > MAX_SOURCE_BYTES:
+            raise SourceFileError(f"{path}: over {MAX_SOURCE_BYTES // 2**20} MiB, too large for a rules file")
     except FileNotFoundError:
         raise SourceFileError(f"{path}: no such file") from None
     except PermissionError:

@@ -233,8 +233,13 @@ def _compile_stdin(name: str | None):
 
 
 def _read_stdin() -> bytes:
+    from .api import MAX_SOURCE_BYTES
+
     stream = getattr(sys.stdin, "buffer", None)
-    return stream.read() if stream is not None else sys.stdin.read().encode("utf-8")
+    data = stream.read(MAX_SOURCE_BYTES + 1) if stream is not None else sys.stdin.read().encode("utf-8")
+    if len(data) > MAX_SOURCE_BYTES:
+        usage_error(f"stdin: over {MAX_SOURCE_BYTES // 2**20} MiB, too large for a rules file")
+    return data
 
 
 SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__"})

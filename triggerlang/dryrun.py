@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from typing import Any, Iterator
 
 from .actions import ActionError, bind_inputs, display_argv
@@ -41,6 +42,28 @@ def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> 
             hint = (f"; for a webhook's body as the provider sent it, say whose and which event: --{BUILTIN[0]} "
                     f"EVENT (or {', '.join(f'--{p}' for p in BUILTIN[1:])})")
         raise EventInputError(f"{where}: {e}{hint}") from None
+
+
+MAX_EVENT_CHARS = 64 * 2**20
+"""The longest event (a whole EVENT.json, or a line of a .jsonl file) read: past it, the
+file ends there with an error (``/dev/zero`` would be read until memory runs out)."""
+
+
+def _finite_file(fh) -> bool:
+    """Whether ``fh`` is a regular file (its lines end with it), not a device or a pipe whose
+    line may never end: those are read a bounded line at a time (the batch loops read a
+    regular file's lines the faster way)."""
+    import os
+    import stat
+
+    try:
+        return stat.S_ISREG(os.fstat(fh.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):  # (no file descriptor: a test's stream)
+        return False
+
+
+def _too_long(where: str) -> EventInputError:
+    return EventInputError(f"{where}: over {MAX_EVENT_CHARS // 2**20} MiB, too large for an event; the rest is not read")
 
 
 def _open(path: str):
@@ -151,8 +174,12 @@ def _batch(path: str, provider: tuple[str, str] | None, write, seen_type, one, m
     write, pending, flush = _lines_out(write, path)
     try:
         try:
-            for line in fh:
+            for line in fh if _finite_file(fh) else iter(partial(fh.readline, MAX_EVENT_CHARS + 1), ""):
                 lineno += 1
+                if len(line) > MAX_EVENT_CHARS:
+                    any_bad = True
+                    write(dumps({"error": str(_too_long(f"{name}:{lineno}"))}) + "\n")
+                    break
                 if len(pending) >= _BATCH_OUT:
                     flush()
                 try:
@@ -444,9 +471,12 @@ def _objects(fh, name: str, batch: bool):
     as does invalid JSON in a whole-file read."""
     if not batch:
         try:
-            text = fh.read()
+            text = fh.read(MAX_EVENT_CHARS + 1)
         except UnicodeDecodeError:
             yield 1, name, EventInputError(f"{name}: not UTF-8 text")
+            return
+        if len(text) > MAX_EVENT_CHARS:
+            yield 1, name, _too_long(name)
             return
         try:
             obj: Any = read_json(text)
@@ -457,13 +487,16 @@ def _objects(fh, name: str, batch: bool):
     lineno = 0
     while True:
         try:
-            line = fh.readline()
+            line = fh.readline(MAX_EVENT_CHARS + 1)
         except UnicodeDecodeError:
             yield lineno + 1, name, EventInputError(f"{name}:{lineno + 1}: not UTF-8 text")
             return
         if not line:
             return
         lineno += 1
+        if len(line) > MAX_EVENT_CHARS:
+            yield lineno, name, _too_long(f"{name}:{lineno}")
+            return
         if not line.strip():
             continue
         where = f"{name}:{lineno}"
