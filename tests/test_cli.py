@@ -363,6 +363,14 @@ def test_compile_missing_file(tmp_path: Path) -> None:
     assert r.exit_code == 2 and r.stderr.startswith("triggerc: error:") and "no such file" in r.stderr
 
 
+def test_compile_does_not_write_the_manifest_over_its_rules_file(tmp_path: Path) -> None:
+    f = write(tmp_path, "rules.trg", CLEAN)
+    for out in (f, f"{tmp_path}/./rules.trg"):
+        r = run("compile", f, "-o", out)
+        assert r.exit_code == 2 and "is the rules file itself" in r.stderr
+    assert Path(f).read_text() == CLEAN
+
+
 def test_compile_unwritable_output(tmp_path: Path) -> None:
     r = run("compile", write(tmp_path, "rules.trg", CLEAN), "-o", str(tmp_path / "no" / "such" / "dir" / "m.json"))
     assert r.exit_code in (1, 2) and r.stderr.startswith("triggerc: error:")

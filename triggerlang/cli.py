@@ -325,6 +325,8 @@ def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
     from .compile.manifest import dumps
 
     _no_gc()
+    if output and file != "-" and os.path.exists(output) and os.path.samefile(output, file):
+        usage_error(f"-o {output} is the rules file itself: the manifest would overwrite it")
     if file == "-":
         from .api import compile_bytes
 
