@@ -372,6 +372,22 @@ def test_an_indented_declaration_is_said_to_continue_the_one_above() -> None:
     assert "indented" not in diags.items[0].hint
 
 
+def test_a_test_step_in_column_1_is_said_to_be_outside_its_test_block() -> None:
+    # it ends the test block above, and was 'unexpected git' with a did-you-mean 'at'
+    for line, word in (("given git.push", "given"), ("expect deploy", "expect"), ("wait 1m", "wait"),
+                       ('at "2024-01-01T00:00:00Z"', "at")):
+        _, diags = parse('test "t":\n    given git.push\n' + line + "\n")
+        (d,) = [x for x in diags if x.span.start.line == 3]
+        assert (d.code, d.message, d.span.start.column, d.span.end.column) == (
+            "TRG001", f"'{word}' outside a test block", 1, 1 + len(word))
+        assert d.hint == 'indent it under its test "NAME": line (the steps of a test are indented)'
+    # names that are only keywords in a test block stay names elsewhere
+    _, diags = parse('at: on git.push run d\ngiven: on git.push run d\n')
+    assert not diags.items
+    _, diags = parse("wait = 1\n")
+    assert "outside a test block" not in diags.items[0].message
+
+
 def test_unknown_regex_flags() -> None:
     _, diags = parse('on git.push message ~ /fix/g run d\n')
     (d,) = diags

@@ -1159,6 +1159,8 @@ _WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
 _REGEX_FLAGS = re.compile(r'r"[^"\n]*"|"(?:\\.|[^"\\\n])*"|#[^\n]*|/(?:\\.|[^/\\\n])+/([A-Za-z]+)')
 """Strings and comments (skipped), and a regex literal with the letters written after it."""
 REGEX_FLAGS = "ims"
+_TEST_STEP = re.compile(r"(given|expect|wait|at)\s+(?![\s=:])")
+"""A test's step at the start of a declaration (in column 1): not a declaration of its own."""
 _DECLARATION_START = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
                                 r'|(?:source|action)\s+[A-Za-z_]|test\s+"')
 """What begins a declaration: a keyword, or a rule's label."""
@@ -1292,6 +1294,11 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
     if bad is not None:
         start, end, text, hint = bad
         diags.error("TRG304", f"invalid duration '{text}'", span_of(start, end), hint)
+        return
+    step = _TEST_STEP.match(chunk)
+    if step is not None:  # a test's step in column 1: it ended the test block it belonged to
+        diags.error("TRG001", f"'{step.group(1)}' outside a test block", span_of(0, step.end(1)),
+                    'indent it under its test "NAME": line (the steps of a test are indented)')
         return
     flags = _bad_regex_flags(chunk, _error_offset(e, chunk))
     if flags is not None:
