@@ -494,6 +494,27 @@ def test_match_provider_payload_errors(tmp_path: Path) -> None:
         "event: --github EVENT (or --gitlab, --gitea, --bitbucket, --ci)\n")
 
 
+def test_json_output_is_utf8_in_an_ascii_locale(tmp_path: Path) -> None:
+    # in an ASCII locale a non-ASCII character came out as Python's \xe9 escape, which is not JSON
+    import os
+    import subprocess
+    import sys
+
+    rules = write(tmp_path, "rules.trg", 'action d(b) = exec "echo" b\nr: on git.push run d with <branch>\n'
+                                         "on git.push brnch=1 run d\n")
+    ev = write(tmp_path, "ev.json", '{"source": "git", "type": "push", "data": {"branch": "caf\\u00e9 \\ud83d\\ude00"}}')
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    env.pop("PYTHONIOENCODING", None)
+    good = write(tmp_path, "good.trg", 'action d(b) = exec "echo" b\nr: on git.push run d with <branch>\n')
+    for args in (["match", good, ev, "--format", "json"], ["check", rules, "--format", "json"],
+                 ["check", rules, "--format", "sarif"]):
+        out = subprocess.run([sys.executable, "-m", "triggerlang.cli", *args], env=env, capture_output=True)
+        json.loads(out.stdout.decode("utf-8"))  # UTF-8 JSON, whatever the locale
+    out = subprocess.run([sys.executable, "-m", "triggerlang.cli", "match", good, ev, "--format", "json"], env=env,
+                         capture_output=True)
+    assert json.loads(out.stdout)["matches"][0]["inputs"]["b"] == "café 😀"
+
+
 def test_match_reads_standard_json_only(tmp_path: Path) -> None:
     # NaN and Infinity are not JSON (--format json printed them back, which JSON readers refuse);
     # a number past a float's range, or an integer over 4,300 digits, was a traceback

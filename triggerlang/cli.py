@@ -141,6 +141,18 @@ def _tolerant_output() -> None:
                 pass
 
 
+def _utf8_stdout() -> None:
+    """Machine-read output (json, sarif, github) in UTF-8 whatever the locale says: JSON is
+    UTF-8 (RFC 8259), and in an ASCII or Latin-1 locale a character it cannot encode came
+    out as Python's ``\xe9`` escape, which is not JSON."""
+    enc = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    if enc != "utf8" and hasattr(sys.stdout, "reconfigure"):
+        try:
+            sys.stdout.reconfigure(encoding="utf-8")
+        except (ValueError, OSError):  # pragma: no cover - a detached or odd stream
+            pass
+
+
 # --------------------------------------------------------------------------- check
 
 EXAMPLES_CHECK = examples(
@@ -177,6 +189,8 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
     """
     if statistics and fmt not in ("text", "json"):
         usage_error(f"--statistics prints text or json, not {fmt}")
+    if fmt != "text":
+        _utf8_stdout()
     _no_gc()
     all_diags: list[Diagnostic] = []
     sources: dict[str, str] = {}
@@ -392,6 +406,8 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
     from .compile.index import build_matcher
     from .dryrun import DryRun, EventInputError, batch_json, batch_names, read_events
 
+    if fmt == "json":
+        _utf8_stdout()
     warn_unknown = _unknown_event_warner()
     chosen = [(k[len("provider_"):], v) for k, v in shorthands.items() if v is not None]
     if provider_name is not None:
@@ -574,6 +590,8 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, color_mode: str) -
     from .api import SourceFileError
     from .testing import render_json as tests_json, render_text as tests_text, run_file
 
+    if fmt == "json":
+        _utf8_stdout()
     reports = []
     for f in _with_companions(_expand(files, stdin=False)):
         try:
