@@ -322,6 +322,7 @@ def test_payload_files_that_cannot_be_used(tmp_path: Path) -> None:
                           ("dir.json", "payload file 'dir.json' is a folder"),
                           ("deep.json", "payload file 'deep.json' is JSON nested too deeply to read"),
                           ("nan.json", "payload file 'nan.json' is not valid JSON (NaN is not a JSON value)"),
+                          ("/dev/zero", "payload file '/dev/zero' is over 64 MiB"),   # (was a MemoryError)
                           ("empty.json", "payload file 'empty.json' is not a github push payload: ")]:
         got = diags(text + block("t", f'given github.push from "{name}"', "expect r"), str(tmp_path))
         assert len(got) == 1 and got[0][:3] == ("TRG602", 7, 28), got

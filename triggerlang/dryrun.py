@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from .actions import ActionError, bind_inputs, display_argv
 from .compile.matcher import reason_text
 from .events import MISSING as _MISSING
-from .events import Event, JSONError, read_json
+from .events import MAX_EVENT_CHARS, Event, JSONError, read_json
 from .events import get_path as _get_path
 
 
@@ -42,11 +42,6 @@ def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> 
             hint = (f"; for a webhook's body as the provider sent it, say whose and which event: --{BUILTIN[0]} "
                     f"EVENT (or {', '.join(f'--{p}' for p in BUILTIN[1:])})")
         raise EventInputError(f"{where}: {e}{hint}") from None
-
-
-MAX_EVENT_CHARS = 64 * 2**20
-"""The longest event (a whole EVENT.json, or a line of a .jsonl file) read: past it, the
-file ends there with an error (``/dev/zero`` would be read until memory runs out)."""
 
 
 def _finite_file(fh) -> bool:

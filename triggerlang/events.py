@@ -19,6 +19,12 @@ MISSING: Any = type("Missing", (), {"__repr__": lambda self: "<missing>", "__boo
 """Sentinel for a field the event does not have (distinct from JSON ``null``)."""
 
 
+MAX_EVENT_CHARS = 64 * 2**20
+"""The longest event read by ``triggerc match`` (a whole EVENT.json, a line of a .jsonl file)
+or a test's ``given ... from`` (a payload file): past it, reading stops with an error
+(``/dev/zero`` would be read until memory runs out)."""
+
+
 class JSONError(ValueError):
     """Text that :func:`read_json` cannot take, with the reason for the user."""
 

@@ -77,7 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Span, did_you_mean
-from ..events import Event, JSONError, read_json
+from ..events import MAX_EVENT_CHARS, Event, JSONError, read_json
 from ..providers import provider_names
 from ..sources.kinds import provider_of
 from ..syntax import ast as A
@@ -398,13 +398,17 @@ class _TestChecker:
         path = self.payload_path(s)
         shown = s.value
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as fh:
+                raw = fh.read(MAX_EVENT_CHARS + 1)
         except FileNotFoundError:
             return self._unreadable(s, f"payload file '{shown}' does not exist")
         except IsADirectoryError:
             return self._unreadable(s, f"payload file '{shown}' is a folder")
         except OSError as e:
             return self._unreadable(s, f"payload file '{shown}' cannot be read: {e.strerror or e}")
+        if len(raw) > MAX_EVENT_CHARS:
+            return self._unreadable(s, f"payload file '{shown}' is over {MAX_EVENT_CHARS // 2**20} MiB",
+                                    "a payload file holds the webhook's JSON body as sent")
         try:
             return read_json(raw.decode("utf-8"))
         except UnicodeDecodeError:
