@@ -450,6 +450,22 @@ def test_comments_that_move_above_a_declaration_keep_their_order() -> None:
     assert fmt(text).split("\n")[:3] == ["# the push", "# and then", "# the tag"]   # (it gave and then, the push, the tag)
 
 
+def test_comments_in_a_test_block_stay_among_its_steps() -> None:
+    # they went above the test "NAME": line, away from the steps they explain
+    text = ('test "t":  # the name\n'
+            '    # a push first\n'
+            '    given git.push branch="main"\n'
+            '\n'
+            '    # then the rule runs\n'
+            '    expect deploy  #   yes\n'
+            '    expect not release  # one\n')
+    out = fmt(text)
+    assert out == text.replace("\n\n", "\n")   # (blank lines inside a test block go)
+    assert fmt(out) == out
+    many = 'test "t":\n    given git.push files=[  # a\n        "x",  # b\n    ]\n    expect none\n'
+    assert fmt(many) == 'test "t":\n    # a\n    # b\n    given git.push files=["x"]\n    expect none\n'
+
+
 def test_comments_inside_a_wrapped_declaration_move_above_it() -> None:
     text = ('on git.push  # one\n'
             '    branch="main"  # two\n'

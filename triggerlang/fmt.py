@@ -9,7 +9,8 @@ The layout:
   side (no ``and``) at the top of a filter, explicit ``and`` / ``or`` / ``not`` inside
   parentheses, and only the parentheses precedence needs;
 - strings re-escaped the one canonical way; numbers and durations kept as written;
-- test blocks on indented lines, one ``given`` / ``expect`` per line;
+- test blocks on indented lines, one ``given`` / ``expect`` per line, their comments among
+  the steps (one after a step stays at the end of its line);
 - comments kept: whole-line comments where they stand, a trailing comment after its
   declaration when that stays on one line (else on its own line above it); runs of
   blank lines become one; the file ends with one newline;
@@ -396,6 +397,36 @@ def _code_lines(lines: list[str]) -> int:
     return sum(1 for ln in lines if split_comment(ln)[0].strip())
 
 
+def _test_with_comments(t: A.TestBlock, lines: list[str], first: int, last: int) -> list[str]:
+    """A test block whose lines hold comments, each comment kept where it was: one on a line
+    of its own before the step it precedes (indented as the steps are), one after a step at
+    the end of that step's line (several on one step: above it), one after ``test "NAME":``
+    on that line."""
+    comments: list[tuple[int, str, bool]] = []   # (line index, comment, on a line of its own)
+    for idx in range(first, last + 1):
+        code, comment = split_comment(lines[idx])
+        if comment is not None:
+            comments.append((idx, comment.rstrip(), not code.strip()))
+    head = f"test {fmt_string(t.name)}:"
+    at_head = [c for idx, c, own in comments if idx == first and not own]
+    out = [head + "  " + at_head[0] if len(at_head) == 1 else head]
+    rest = [x for x in comments if not (x[0] == first and not x[2] and len(at_head) == 1)]
+    for step in t.steps:
+        s_first, s_last = step.span.start.line - 1, step.span.end.line - 1
+        before = [x for x in rest if x[0] < s_first or (x[0] <= s_last and x[2])]
+        on_step = [x for x in rest if s_first <= x[0] <= s_last and not x[2]]
+        text = INDENT + fmt_step(step)
+        if len(on_step) == 1:
+            text += "  " + on_step[0][1]
+        else:
+            before += on_step
+        out.extend(INDENT + c for _, c, _ in sorted(before))
+        out.append(text)
+        rest = [x for x in rest if x not in before and x not in on_step]
+    out.extend(INDENT + c for _, c, _ in rest)
+    return out
+
+
 def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnostics]:
     """The canonical text, or None with diagnostics when the file has syntax errors."""
     if text.startswith("\ufeff"):
@@ -435,6 +466,11 @@ def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnosti
                 continue
             (trailing if code.strip() else inner_comments).append(comment.rstrip())
             in_order.append(comment.rstrip())
+        if isinstance(decl, A.TestBlock) and in_order:  # comments stay among the steps they sit with
+            for line in _test_with_comments(decl, lines, first, last):
+                emit(line)
+            prev_end = last + 1
+            continue
         multiline = _code_lines(lines[first:last + 1]) > 1
         formatted = fmt_decl(decl, multiline)
         if isinstance(decl, A.Rule) and decl.label is None:
