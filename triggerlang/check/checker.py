@@ -81,6 +81,7 @@ CODES: dict[str, str] = {
     "TRG406": "duplicate policy",
     "TRG407": "invalid policy",
     "TRG408": "invalid action declaration",
+    "TRG409": "the event chooses the program an exec action runs",
     "TRG501": "rule can never match",
     "TRG502": "rule identical to an earlier rule",
     "TRG503": "run.* rules can trigger each other in a loop",
@@ -459,6 +460,7 @@ class Checker:
         else:
             self.used_actions.add(action)
             args = self.bind_args(r.args, decl, ctx, r.action.span, f"action '{action}'")
+            self.lint_event_program(r, decl, args)
 
         policies = self.check_policies(r, ctx, source)
         cr = CheckedRule(name=name, ast=r, source=source or "", event=event or "", types=types,
@@ -714,6 +716,28 @@ class Checker:
                 else:
                     bound[n] = {"value": plain(self.quiet_default(p.default))}
         return {k: bound[k] for k in params if k in bound}
+
+    def lint_event_program(self, r: A.Rule, decl: A.ActionDecl, bound: dict) -> None:
+        """TRG409: the rule fills the parameter an ``exec`` action runs as its program with a
+        field of the event, and its filter does not pin that field to values it lists
+        (``=``, ``in``): whoever sends the event chooses what runs. Correlation rules are
+        not looked at (their placeholders name members)."""
+        body = decl.body
+        if not isinstance(body, A.ExecBody) or not body.argv or not isinstance(body.argv[0], A.Ref):
+            return
+        param = body.argv[0].name
+        field = (bound.get(param) or {}).get("field")
+        if field is None or self.literal_values(r.filter, tuple(field.split("."))):
+            return
+        params = [p.name.value for p in decl.params]
+        for i, a in enumerate(r.args):
+            name = a.name.value if a.name is not None else params[i] if i < len(params) else None
+            if name == param:
+                self.d.warning("TRG409", f"the event chooses the program: action '{decl.name.value}' runs its "
+                               f"parameter '{param}', filled here with <{field}>", a.value.span,
+                               f"run a fixed program and pass <{field}> as an argument, or pin it in the "
+                               f"filter: {field} in [\"...\"]")
+                return
 
     def match_args(self, args, params: list[str], what: str, value_of, too_many_hint,
                    dup_at_name: bool = False, related: tuple = ()) -> dict:

@@ -235,6 +235,16 @@ CODE_DOCS: dict[str, CodeDoc] = {
         or an invalid environment variable name.""",
                  'action notify = http get "https://ci.example.com/hook"\n'
                  'on git.push run notify\n'),
+    "TRG409": _w("""The program of an `exec` action is one of its parameters, and the rule fills
+        that parameter with a field of the event (`<payload.tool>`): whoever can send the event
+        chooses what runs, with the arguments it also chooses. Run a fixed program that
+        receives the value as an argument (it decides what the value may mean), or pin the
+        field in the rule's filter to the programs you allow (`payload.tool in ["./a", "./b"]`),
+        which silences this warning.""",
+                 'secret hook = env "HOOK_TOKEN"\n'
+                 'source http token=hook\n'
+                 'action tool(program, arg) = exec program arg\n'
+                 'on http.post path="/run" run tool with <payload.program>, <payload.arg>\n'),
     "TRG501": _e("""The rule's conditions contradict each other, so it can never match (two
         different values for one field, a value excluded by a list). Conditions side by side
         must all hold: write alternatives with `or` or `in [...]`.""",
