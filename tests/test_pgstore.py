@@ -253,6 +253,36 @@ def test_a_worker_needs_only_the_secrets_of_the_actions_it_runs(tmp_path: Path, 
                                     "is not set", by_rule["n"]
 
 
+def test_an_ingest_only_node_reads_only_the_secrets_its_routes_verify_with(tmp_path: Path, pg_url: str,
+                                                                           monkeypatch) -> None:
+    # an ingest node (--workers 0) runs no action: the http action's secret is the workers'
+    # (it refused to start without TRG_T_HOOK); a node that runs actions still reads them all
+    import httpx
+
+    monkeypatch.delenv("TRG_T_GH", raising=False)
+    monkeypatch.delenv("TRG_T_HOOK", raising=False)
+    rules = tmp_path / "r.trg"
+    rules.write_text('secret gh = env "TRG_T_GH"\nsecret hook = env "TRG_T_HOOK"\n'
+                     'source http path="/x" token=gh\n'
+                     'action notify = http post "http://127.0.0.1:9/n" secret=hook\n'
+                     'n: on http.post path="/x" run notify\n')
+    backend = Backend("postgresql", pg_url)
+    s = StoreServer(backend, rules, tmp_path / "state", workers=0, env={"TRG_T_GH": "gh-value"},
+                    log=tmp_path / "ingest.log").start()
+    try:
+        r = httpx.post(s.url + "/x", json={}, headers={"Authorization": "Bearer gh-value"})
+        assert r.status_code == 202, r.text
+        assert httpx.post(s.url + "/x", json={}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    finally:
+        assert s.stop() == 0
+    assert [x["rule"] for x in s.runs()] == ["n"]  # queued for a worker that has the hook secret
+    for workers, env, missing in ((0, {"TRG_T_HOOK": "h"}, "TRG_T_GH"), (1, {"TRG_T_GH": "g"}, "TRG_T_HOOK")):
+        bad = StoreServer(backend, rules, tmp_path / f"state{workers}", workers=workers, env=env,
+                          log=tmp_path / f"bad-{workers}.log").start(wait=False)
+        assert bad.proc.wait(60) == 1, bad.log()
+        assert f"the environment variable {missing} is not set" in bad.log(), bad.log()
+
+
 def test_a_worker_looks_again_for_a_manifest_it_did_not_find(pg_url: str) -> None:
     import shutil
 
