@@ -441,6 +441,36 @@ def test_match_jsonl_batch_gives_one_result_a_line_in_order(tmp_path: Path) -> N
     assert [x for x in r.stdout.splitlines() if not x.startswith("  ")] == ["gp", "(no match)", "dev", "gp"]
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_match_stdin_jsonl_answers_each_event_as_it_comes(tmp_path: Path, fmt: str) -> None:
+    """`tail -f events.jsonl | triggerc match rules.trg - --jsonl`: a real process, each
+    line's answer read before the next line is written (stdin stays open)."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    p = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "match", str(rules), "-", "--jsonl",
+                          "--format", fmt], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in p.stdout], daemon=True).start()
+    try:
+        for branch, want in (("master", "gp"), ("dev", "dev"), ("x", None)):
+            p.stdin.write(json.dumps({"source": "github", "type": "push", "data": {"branch": branch}}) + "\n")
+            p.stdin.flush()
+            got = lines.get(timeout=60).rstrip("\n")  # answered while stdin is still open
+            names = [m["rule"] for m in json.loads(got)["matches"]] if fmt == "json" else \
+                ([] if got == "(no match)" else [got])
+            assert names == ([want] if want else []), got
+        p.stdin.write("not json\n")
+        p.stdin.close()
+        assert "<stdin>:4: not valid JSON" in lines.get(timeout=60)
+        assert p.wait(60) == 1
+    finally:
+        p.kill()
+
+
 def test_match_jsonl_with_a_bad_line(tmp_path: Path) -> None:
     rules = write(tmp_path, "rules.trg", GITHUB_RULES)
     good = json.dumps({"source": "github", "type": "push", "data": {"branch": "dev"}})

@@ -363,6 +363,7 @@ def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
 EXAMPLES_MATCH = examples(
     "triggerc match rules.trg event.json --explain",
     "triggerc match rules.trg events.jsonl     # one result line per event",
+    "tail -f events.jsonl | triggerc match rules.trg - --jsonl",
     "triggerc match rules.trg delivery.json --github push",
 )
 
@@ -387,15 +388,17 @@ def _provider_options(command):
 @click.argument("event_file", metavar="EVENT.json")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--explain", is_flag=True, help="Also say why each other rule of the event's source did not match.")
+@click.option("--jsonl", is_flag=True, help="EVENT.json holds one event a line (implied by a .jsonl name): "
+                                            "with -, a stream of events on stdin, each answered as it comes.")
 @_provider_options
 @color_option
-def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: str | None,
+def match(file: str, event_file: str, fmt: str, explain: bool, jsonl: bool, provider_name: str | None,
           provider_event: str | None, color_mode: str, **shorthands: str | None) -> None:
     """Dry run: which rules of FILE an event matches, and the runs they would create.
 
-    EVENT.json is {"source", "type", "data"} ("-" reads stdin). A .jsonl file holds one
-    event per line and gets one result line per event, in order (with --explain, the
-    reasons follow each line, indented). With --github EVENT,
+    EVENT.json is {"source", "type", "data"} ("-" reads stdin). A .jsonl file (or any, with
+    --jsonl; "- --jsonl" for stdin) holds one event per line and gets one result line per
+    event, in order (with --explain, the reasons follow each line, indented). With --github EVENT,
     --gitlab EVENT... (or --provider NAME --event EVENT) it is that provider's raw payload.
     With correlation rules, the lines share one state: an event's "time" is its arrival,
     and a {"wait": "10m"} line moves the clock (reporting what expires or fires).
@@ -438,7 +441,7 @@ def match(file: str, event_file: str, fmt: str, explain: bool, provider_name: st
     dry = DryRun(c.manifest, build_matcher(c.manifest["rules"]))
     gc.freeze()
     gc.enable()
-    batch = event_file.endswith(".jsonl")
+    batch = jsonl or event_file.endswith(".jsonl")
     out = sys.stdout
     write = out.write
     if dry.correlating:  # correlation rules (SPEC §11.5): one state and one clock for every line
