@@ -521,6 +521,39 @@ def test_generic_http_post_event(tmp_path: Path) -> None:
     assert d["remote"] == "127.0.0.1"
 
 
+SIGNATURES = {"X-Hub-Signature-256": "sha256=" + "ab" * 32, "X-Hub-Signature": "sha1=" + "cd" * 20,
+              "X-Gitea-Signature": "ef" * 32, "X-Forgejo-Signature": "ef" * 32, "X-Gogs-Signature": "ef" * 32,
+              "X-Signature-256": "sha256=" + "01" * 32, "webhook-signature": "v1,c2lnbmF0dXJl"}
+
+
+def test_signatures_are_redacted_on_routes_that_do_not_check_them(tmp_path: Path) -> None:
+    """README: signatures are redacted before an event is journaled. A sender's signature
+    is an HMAC of the body keyed with its secret (guessable offline from the pair if the
+    secret is weak): it is redacted on a route without verification (GitHub has a secret
+    that the rules forgot) and on one that verifies another way, not only the header the
+    route checks."""
+    journal = FakeJournal()
+    body = json.dumps({"pipeline": "build", "status": "success"}).encode()
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [
+                await c.post("/ci", content=body, headers=SIGNATURES),  # a provider route with no verification
+                await c.post("/open/x", content=body, headers=SIGNATURES),  # a generic one
+                await c.post("/hooks/a", content=body,  # verified by a bearer token
+                             headers={**SIGNATURES, "Authorization": f"Bearer {SECRETS['tok']}"}),
+            ]
+
+    for r in run(main()):
+        assert r.status_code == 202, r.text
+    assert len(journal.events) == 3
+    for event, _ in journal.events:
+        headers = event.data["headers"]
+        assert {k: headers[k.lower()] for k in SIGNATURES} == {k: "<redacted>" for k in SIGNATURES}, headers
+        for value in SIGNATURES.values():
+            assert value not in json.dumps(event.data)
+
+
 def test_generic_http_get_and_hmac(tmp_path: Path) -> None:
     journal = FakeJournal()
     body = b"not json \xff"

@@ -179,6 +179,11 @@ SCHEMES: dict[str, Scheme] = {
 }
 """Every verification scheme by name; an unknown scheme in a manifest is an error."""
 
+VERIFY_HEADERS = frozenset(name for scheme in SCHEMES.values() for name in scheme.headers)
+"""Every header a scheme reads (a token or a signature): redacted from event data on every
+route, not only on the routes that check it (a sender may sign for a secret the rules do
+not declare, and a signature is an HMAC of the body keyed with that secret)."""
+
 
 def check(scheme: str, secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None = None,
           now: float | None = None) -> str | None:

@@ -35,8 +35,9 @@ How a request is handled, in this order (each step answers before the next one r
    :data:`triggerlang.providers.verify.SCHEMES` (``github``, ``gitea``, ``hmac``,
    ``token``, ``bearer``, ``standard``; the table there says what each reads). A route's
    ``verify["header"]`` names another header for the schemes that allow it (``hmac``,
-   ``token``, ``bearer``). The headers a route verifies, and
-   ``Authorization``/``Cookie``/``X-Gitlab-Token`` on every route, are then replaced by
+   ``token``, ``bearer``). The headers a route verifies, every signature or token header
+   a scheme reads (:data:`~triggerlang.providers.verify.VERIFY_HEADERS`, verified on this
+   route or not) and ``Authorization``/``Cookie`` on every route, are then replaced by
    ``<redacted>`` in everything passed on (event ``headers``, the provider normaliser):
    the journal, runs and the dashboard never see a token, and never a signature either.
 4. **Parsing** (400). Invalid JSON (``NaN``/``Infinity`` included, since they would make
@@ -136,7 +137,7 @@ from ..compile.patterns import PatternError, compile_glob, is_literal, literal_p
 from ..events import Event
 from ..providers import REDACTED, get_provider, provider_names
 from ..providers.base import CREDENTIAL_HEADERS
-from ..providers.verify import SCHEMES
+from ..providers.verify import SCHEMES, VERIFY_HEADERS
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
 from .http_lean import Incoming, Reply, lean_protocol
@@ -171,10 +172,11 @@ class HttpRoute:
 
     @cached_property
     def redacted_headers(self) -> frozenset[str]:
-        """Headers whose values never reach event data: credentials, and what we verified."""
+        """Headers whose values never reach event data: credentials, every signature header
+        a scheme knows (verified here or not), and the route's own header."""
         if self.scheme is None:
-            return CREDENTIAL_HEADERS
-        return CREDENTIAL_HEADERS | SCHEMES[self.scheme].reads(self.header)
+            return CREDENTIAL_HEADERS | VERIFY_HEADERS
+        return CREDENTIAL_HEADERS | VERIFY_HEADERS | SCHEMES[self.scheme].reads(self.header)
 
 
 def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[HttpRoute]:
