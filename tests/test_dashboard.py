@@ -327,6 +327,8 @@ def test_a_run_id_past_what_the_store_holds_is_a_4xx_not_a_500(tmp_path: Path) -
             r = s.http.get(path, headers=auth)
             assert r.status_code == 400 and "out of range" in r.text, (path, r.status_code, r.text)
         assert s.http.get(f"/api/runs?before={2**63 - 1}", headers=auth).json() == {"runs": [], "next_before": None}
+        r = s.http.get(f"/api/runs?limit={huge}", headers=auth)  # still says the range
+        assert r.status_code == 400 and r.json() == {"error": "limit must be between 1 and 500"}, r.text
     finally:
         s.stop_cleanly()
 

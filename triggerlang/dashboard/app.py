@@ -289,8 +289,12 @@ def _int(value: str | None, name: str, default: int | None) -> Any:
     except ValueError:
         raise BadRequest(f"{name} must be a whole number, not {value!r}") from None
     if abs(number) > MAX_ID:  # the store could not even compare it
-        raise BadRequest(f"{name} is out of range: {value.strip()[:40]}")
+        raise OutOfRange(f"{name} is out of range: {value.strip()[:40]}")
     return number
+
+
+class OutOfRange(BadRequest):
+    """A whole number past :data:`MAX_ID`: 400 with this message (or the caller's own)."""
 
 
 def _run_number(value: Any) -> int | None:
@@ -304,7 +308,10 @@ def _run_number(value: Any) -> int | None:
 
 
 def _limit(q: Mapping[str, str], default: int) -> int:
-    limit = _int(q.get("limit"), "limit", default)
+    try:
+        limit = _int(q.get("limit"), "limit", default)
+    except OutOfRange:
+        limit = 0  # the message below says the range
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
     return limit
