@@ -820,6 +820,45 @@ def test_dashboard_command_serves_until_interrupted(world) -> None:
             proc.wait()
 
 
+def _answers(http: httpx.Client) -> bool:
+    try:
+        return http.get("/").status_code == 307
+    except httpx.TransportError:
+        return False
+
+
+def test_dashboard_command_bounds_a_request_s_headers(world) -> None:
+    """``triggerc dashboard --host ... --token`` may face the network: a client that sends
+    headers without end gets 431 and is cut off (httptools alone would keep them all)."""
+    proc = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "dashboard", "--state", str(world["state"]),
+                             "--port", "0", "--token", "t0ken"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        m = re.search(r"dashboard: http://127\.0\.0\.1:(\d+)/dashboard/", proc.stderr.readline())
+        assert m
+        with httpx.Client(base_url=f"http://127.0.0.1:{m.group(1)}", timeout=10) as http:
+            wait_for(lambda: _answers(http), "the dashboard to listen")
+        answer = b""
+        with socket.create_connection(("127.0.0.1", int(m.group(1))), timeout=20) as sock:
+            sock.sendall(b"GET /dashboard/ HTTP/1.1\r\nHost: x\r\n")
+            with contextlib.suppress(OSError):  # the server closes its side once it has answered
+                for _ in range(64):
+                    sock.sendall(b"X-Padding: " + b"a" * (256 * 1024) + b"\r\n")
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65536):
+                    answer += chunk
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        with httpx.Client(base_url=f"http://127.0.0.1:{m.group(1)}", timeout=10) as http:
+            assert http.get("/dashboard/", headers={"Authorization": "Bearer t0ken"}).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+        assert "Traceback" not in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_dashboard_command_reports_a_busy_port(world) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))

@@ -1555,8 +1555,10 @@ def run_standalone(state_dir: Path | None, *, host: str, port: int, token: str |
 
     where = redact_url(store_url) if store_url else state_dir
     echo(f"dashboard: http://{shown}:{bound}/dashboard/ ({access}); journal in {where}")
+    from ..sources.http_lean import bounded_protocol
+
     config = uvicorn.Config(app, host=host, port=bound, log_level="warning", log_config=None, access_log=False,
-                            lifespan="off", server_header=False, proxy_headers=True,
+                            lifespan="off", server_header=False, proxy_headers=True, http=bounded_protocol(),
                             forwarded_allow_ips="127.0.0.1,::1", timeout_graceful_shutdown=1)
     dashboard: Dashboard = app.state.dashboard
 

@@ -230,11 +230,13 @@ async def serve_metrics(metrics: Metrics, host: str, port: int, token: str | Non
     from starlette.applications import Starlette
 
     from ..sources.http import _bind
+    from ..sources.http_lean import bounded_protocol
 
     app = Starlette(routes=[metrics_route(metrics, token)])
     socks = _bind(host, port)
     config = uvicorn.Config(app, host=host, port=socks[0].getsockname()[1], log_level="warning", log_config=None,
-                            access_log=False, lifespan="off", server_header=False, timeout_graceful_shutdown=1)
+                            access_log=False, lifespan="off", server_header=False, timeout_graceful_shutdown=1,
+                            http=bounded_protocol())
 
     class _Server(uvicorn.Server):
         def capture_signals(self):  # type: ignore[no-untyped-def,override]

@@ -140,6 +140,17 @@ class _LeanRequest:
         self.t0 = time.monotonic()
 
 
+class _NoRoutes:
+    lean = None  # every request goes to the ASGI application
+
+
+def bounded_protocol() -> Any:
+    """uvicorn's ``http`` setting for a server without webhook routes (the standalone
+    dashboard, a worker's ``/metrics``): the protocol below with no fast routes, for its
+    bound on a request's headers (:data:`MAX_HEAD`); ``"auto"`` when it cannot be made."""
+    return lean_protocol(_NoRoutes) or "auto"
+
+
 def lean_protocol(entry: Any) -> type | None:
     """An ``HttpToolsProtocol`` subclass that answers the routes of ``entry.lean`` (the
     current ``http._Handlers``, swapped by a reload) itself; None when httptools or the
