@@ -1544,6 +1544,8 @@ def run_standalone(state_dir: Path | None, *, host: str, port: int, token: str |
         echo(f"triggerc: error: cannot listen on {host}:{port}: {e.strerror or e}{hint}")
         return 1
     bound = socks[0].getsockname()[1]
+    for sock in socks:  # listening before the line that gives the URL: a script may connect at once
+        sock.listen(2048)  # uvicorn's backlog; it listens again when it starts
     shown = f"[{host}]" if ":" in host else host
     if not token:
         access = "loopback clients only, read-only"
