@@ -333,6 +333,16 @@ def test_a_run_id_past_what_the_store_holds_is_a_4xx_not_a_500(tmp_path: Path) -
         s.stop_cleanly()
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_an_unknown_path_is_404_whatever_the_method(world, method: str) -> None:
+    """405 says the path exists with other methods (and its Allow lists them): a path no
+    route has is 404 for every method, as under serve."""
+    c = client(world)
+    for path in ("/nope", "/dashboard/nope", "/api/nope"):
+        r = c.request(method, path)
+        assert r.status_code == 404 and "allow" not in r.headers, (path, r.status_code, r.headers)
+
+
 def test_redirects_to_the_page(world) -> None:
     c = client(world)
     for path in ("/", "/dashboard"):

@@ -1505,10 +1505,11 @@ def create_app(state_dir: Path | str | None, *, token: str | None = None, rules_
 
     def not_found(request: Request) -> Response:
         api = request.url.path.startswith("/api/")
-        if request.method not in ("GET", "HEAD"):
+        allow = allowed_methods(routes, request.scope)  # None: no route has this path, whatever the method
+        if allow is not None:
             resp = d._error(request, 405, f"{request.method} is not allowed here (the dashboard takes POST only "
                                           f"to re-run, cancel and resume)", api)
-            resp.headers["Allow"] = allowed_methods(routes, request.scope) or "GET, HEAD"
+            resp.headers["Allow"] = allow
             return resp
         return d._error(request, 404, f"nothing at {request.url.path}", api)
 
