@@ -294,6 +294,24 @@ def test_secret_in_a_value_option_and_a_value_in_a_secret_option() -> None:
     assert ("TRG109", 37, "secret 's' cannot be used as a value") in found
 
 
+@pytest.mark.parametrize("decl, col, first, second", [
+    ('source ci token=a hmac=b', 19, "token", "hmac"),
+    ('source http path="/hooks/*" standard=a hmac=b', 29, "hmac", "standard"),
+    ('source http path="/hooks/*" token=a standard=b hmac=a', 37, "token", "standard"),
+    ('source gitea token=a secret=b', 14, "secret", "token"),
+])
+def test_two_ways_to_verify_one_route_is_an_error(decl, col, first, second) -> None:
+    """The manifest checks the first verification option a source sets; a second one would
+    be ignored without a word (a route believed to check an HMAC that checks a token)."""
+    text = ('secret a = env "A"\nsecret b = env "B"\n' + decl + "\n" + DEPLOY
+            + 'on ci.completed run deploy with <sha>\non http.post path="/hooks/x" run deploy with <payload.sha>\n'
+            + 'on gitea.push run deploy with <sha>\n')
+    found = [d for d in diags(text) if d[0] == "TRG208"]
+    assert found and (found[0][1], found[0][2]) == (3, col), found
+    assert found[0][3] == f"source {decl.split()[1]} checks a delivery one way: {first}= or {second}=, not both"
+    assert found[0][4] == f"keep one; with both, only {first}= would be checked"
+
+
 def test_secret_env_var_name_is_checked() -> None:
     code, _, col, msg, _ = only('secret s = env "A B"\nsource github secret=s\n' + DEPLOY + 'on github.push run deploy with <sha>')
     assert (code, col, msg) == ("TRG208", 16, "'A B' is not a valid environment variable name")

@@ -390,6 +390,20 @@ class Checker:
             elif name == "ignore":
                 for g in val:
                     self.glob_ok(g, opt.value.span)
+        self.one_verification(s, spec.name)
+
+    def one_verification(self, s: A.SourceDecl, kind: str) -> None:
+        """A route checks deliveries one way: the manifest takes the first verification
+        option the declaration sets, so a second one would be ignored without a word (a
+        route thought to check an HMAC that checks only a token)."""
+        prov = provider_of(kind)
+        ways = HTTP_VERIFICATIONS if kind == "http" else (prov.verifications if prov is not None else ())
+        options = [v.option for v in ways]
+        given = sorted((o for o in s.options if o.name.value in options), key=lambda o: options.index(o.name.value))
+        for extra in given[1:]:
+            self.d.error("TRG208", f"source {kind} checks a delivery one way: {given[0].name.value}= or "
+                                   f"{extra.name.value}=, not both", extra.name.span,
+                         f"keep one; with both, only {given[0].name.value}= would be checked")
 
     def source_option(self, kind: str, name: str) -> list[tuple[A.SourceDecl, Any]]:
         out = []

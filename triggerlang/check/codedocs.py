@@ -162,7 +162,8 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'on github.pushh run deploy\n'),
     "TRG208": _e("""An invalid option in a `source` declaration: an option the source does not
         take, a value of the wrong type, a port out of range, a route path without a leading
-        `/`, or an environment variable name that is not valid.""",
+        `/`, an environment variable name that is not valid, or two ways to verify one
+        route (`token=` and `hmac=`: only the first would be checked).""",
                  'action deploy = shell "./deploy.sh"\n'
                  'source file rot="."\n'
                  'on file.changed path ~ "src/**" run deploy\n'),
