@@ -795,6 +795,32 @@ def test_the_cli_names_a_user_whatever_the_script_of_their_name(tmp_path: Path) 
         s.stop_cleanly()
 
 
+def test_a_token_outside_ascii_works_in_the_header_the_url_and_the_cli(tmp_path: Path) -> None:
+    """The token is compared as the UTF-8 bytes it is: sent in ``Authorization`` (as a
+    client sends UTF-8 bytes), in ``?token=`` (percent-encoded UTF-8), and by ``triggerc
+    rerun`` (which crashed encoding it as Latin-1); a wrong one is still 401."""
+    token = "пароль-t0ken"
+    s = Serve(tmp_path, dashboard_token=token)
+    try:
+        run = s.hook("/hooks/build", "refs/heads/main")["runs"][0]
+        header = {"Authorization": b"Bearer " + token.encode("utf-8")}
+        assert s.http.get("/api/runs", headers=header).status_code == 200
+        assert s.http.get("/metrics", headers=header).status_code == 200
+        assert s.http.get("/api/runs", params={"token": token}).status_code == 200
+        assert s.http.get("/metrics", params={"token": token}).status_code == 200
+        wrong = {"Authorization": b"Bearer " + "пароль-t0keN".encode("utf-8")}
+        assert s.http.get("/api/runs", headers=wrong).status_code == 401
+        assert s.http.get("/metrics", headers=wrong).status_code == 401
+        wait_for(lambda: s.http.get(f"/api/runs/{run}", headers=header).json()["status"] == "succeeded", "the run")
+        env = {**os.environ, "TRIGGERLANG_DASHBOARD_TOKEN": token}
+        p = subprocess.run([sys.executable, "-m", "triggerlang.cli", "rerun", str(run), "--url", s.url],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+        assert f"run {run} re-run as run" in p.stdout, p.stdout
+    finally:
+        s.stop_cleanly()
+
+
 def test_dashboard_command_usage_errors(tmp_path: Path, world) -> None:
     r = cli("dashboard", "--state", str(tmp_path / "nothing"))
     assert r.returncode == 2 and "no journal in" in r.stderr

@@ -1040,8 +1040,9 @@ def _operate(url: str, token: str | None, path: str, timeout: float) -> dict:
     except Exception:  # no user name in this environment
         who = socket.gethostname()
     req = urllib.request.Request(_server_url(url) + path, data=b"", method="POST",
-                                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json",
-                                          # UTF-8 bytes: a str header must be Latin-1, a user name need not be
+                                 headers={"Authorization": f"Bearer {token}".encode("utf-8", "replace"),
+                                          "Accept": "application/json",
+                                          # UTF-8 bytes: a str header must be Latin-1, a token or user name need not be
                                           "X-Triggerlang-Actor": who.encode("utf-8", "replace")})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

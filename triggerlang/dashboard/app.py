@@ -683,8 +683,8 @@ class Dashboard:
         if self._token is None:
             return None
         auth = request.headers.get("authorization", "")
-        if auth[:7].lower() == "bearer ":
-            return "header" if hmac.compare_digest(auth[7:].strip().encode("utf-8"), self._token) else None
+        if auth[:7].lower() == "bearer ":  # the header's bytes as sent (read as Latin-1): a UTF-8 token compares
+            return "header" if hmac.compare_digest(auth[7:].strip().encode("latin-1"), self._token) else None
         if self._token_in_query(request) is not None:
             return "query"
         cookie = request.cookies.get(SESSION_COOKIE)

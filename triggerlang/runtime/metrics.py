@@ -207,11 +207,12 @@ def metrics_route(metrics: Metrics, token: str | None) -> Any:
                 return JSONResponse({"error": "/metrics answers loopback clients only; start with --token to "
                                               "open it to others"}, status_code=403)
         else:
-            given = request.query_params.get("token")
+            query = request.query_params.get("token")
+            given = query.encode("utf-8") if query is not None else None
             auth = request.headers.get("authorization", "")
-            if auth[:7].lower() == "bearer ":
-                given = auth[7:].strip()
-            if given is None or not hmac.compare_digest(given.encode("utf-8"), secret):
+            if auth[:7].lower() == "bearer ":  # the header's bytes as sent (read as Latin-1)
+                given = auth[7:].strip().encode("latin-1")
+            if given is None or not hmac.compare_digest(given, secret):
                 return JSONResponse({"error": "/metrics needs the token: send Authorization: Bearer <token>"},
                                     status_code=401, headers={"WWW-Authenticate": 'Bearer realm="triggerlang"'})
         body = await run_in_threadpool(metrics.render)
