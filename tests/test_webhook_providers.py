@@ -155,6 +155,33 @@ def test_gitlab_resend_is_a_duplicate(tmp_path: Path) -> None:
         assert srv.stop() == 0
 
 
+CI_ROUTES_RULES = '''secret ci = env "CI_TOKEN"
+source ci path="/ci/build" token=ci
+source ci path="/ci/deploy" token=ci
+action note(x) = exec "echo" x
+done: on ci.completed run note with <pipeline>
+'''
+
+
+def test_ci_idempotency_keys_are_per_route(tmp_path: Path) -> None:
+    """A CI job's ``Idempotency-Key`` is its own (``build-42``): a resend to the same route is
+    a duplicate, the same key from another sender on another route is another delivery."""
+    srv = Server(rules(tmp_path, CI_ROUTES_RULES), tmp_path / "state", env={"CI_TOKEN": SECRET}).start()
+    try:
+        headers = {"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json",
+                   "Idempotency-Key": "build-42"}
+        for path in ("build", "deploy"):
+            body = json.dumps({"pipeline": path, "status": "success"}).encode()
+            status, answer = post(f"{srv.url}/ci/{path}", body, headers)
+            assert status == 202 and len(answer["runs"]) == 1, answer
+        again = post(f"{srv.url}/ci/build", json.dumps({"pipeline": "build", "status": "success"}).encode(), headers)
+        assert again[0] == 200 and again[1]["duplicate"] is True, again
+        srv.wait_runs(lambda runs: succeeded(srv, "done") == 2, "two runs")
+        assert sorted(e["delivery_key"] for e in srv.events()) == ["ci:/ci/build:build-42", "ci:/ci/deploy:build-42"]
+    finally:
+        assert srv.stop() == 0
+
+
 STANDARD_RULES = '''secret sw = env "SW_SECRET"
 source http path="/hooks/*" standard=sw
 action note(x) = exec "echo" x

@@ -64,11 +64,12 @@ def normalise(provider: str, event_name: str, body: Any, headers: Mapping[str, s
     return p.normalise(event_name, body, headers)
 
 
-def delivery_key(provider: str, headers: Mapping[str, str] | None) -> str | None:
-    """The redelivery key of a webhook, ``"<provider>:<id>"``, or None (see each provider's
-    ``delivery_headers``; names are matched case-insensitively)."""
+def delivery_key(provider: str, headers: Mapping[str, str] | None, route: str | None = None) -> str | None:
+    """The redelivery key of a webhook to ``route``, ``"<provider>:<id>"``, or None (see each
+    provider's ``delivery_headers`` and ``delivery_per_route``; names are matched
+    case-insensitively)."""
     p = get_provider(provider)
-    return p.delivery_key(headers) if p is not None else None
+    return p.delivery_key(headers, route) if p is not None else None
 
 
 __all__ = [

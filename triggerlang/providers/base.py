@@ -320,7 +320,11 @@ class Provider:
     ``event_headers``: the headers naming the event, first present wins; with
     ``event_from_body`` a delivery without one is still read (the normaliser names the
     event from the body); ``fixed_event``: the provider has one event and no header.
-    ``delivery_headers``: the headers whose value is the redelivery key, first present wins.
+    ``delivery_headers``: the headers whose value is the redelivery key, first present wins;
+    ``delivery_per_route``: that value is the sender's own (an ``Idempotency-Key`` a CI job
+    makes up, ``build-42``), unique only among its deliveries, so the key holds the route
+    too: two routes' ``build-42`` are two deliveries (a provider's delivery GUID is unique
+    across its routes).
     ``ci_events``: events that may derive ``ci.completed``; ``ci_route`` says when a rule
     on ``ci.completed`` starts this provider's route: ``"declared"`` (only when a
     ``source NAME`` declaration is present) or ``"always"``.
@@ -343,6 +347,7 @@ class Provider:
     event_from_body: bool = False
     fixed_event: str | None = None
     delivery_headers: tuple[str, ...] = ()
+    delivery_per_route: bool = False
     common: Mapping[str, str] = field(default_factory=lambda: WEBHOOK_COMMON)
     known_events: frozenset[str] = frozenset()
     open_events: bool = True
@@ -394,10 +399,13 @@ class Provider:
                 return value
         return None
 
-    def delivery_key(self, headers: Mapping[str, str] | None) -> str | None:
-        """``"<provider>:<id>"`` from the first delivery header present, or None."""
+    def delivery_key(self, headers: Mapping[str, str] | None, route: str | None = None) -> str | None:
+        """``"<provider>:<id>"`` from the first delivery header present (``"<provider>:<route>:<id>"``
+        when ``delivery_per_route`` and the route is given), or None."""
         value = self.delivery_id(headers)
-        return f"{self.name}:{value}" if value else None
+        if not value:
+            return None
+        return f"{self.name}:{route}:{value}" if self.delivery_per_route and route else f"{self.name}:{value}"
 
     def normalise(self, event_name: str, body: Any, headers: Mapping[str, str] | None = None) -> list[Event]:
         """Events for one delivery; ``body`` may be parsed JSON or raw bytes / text."""

@@ -93,6 +93,7 @@ PROVIDER = Provider(
     ),
     fixed_event="completed",
     delivery_headers=("Idempotency-Key",),
+    delivery_per_route=True,
     common=None,
     open_events=False,
     ci_route="always",

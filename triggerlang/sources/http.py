@@ -629,7 +629,7 @@ class _Handlers:
         try:
             payload, event_name = self._read_webhook(provider, headers, inc.body)
             events = provider.normalise(event_name, payload, headers)
-            key = provider.delivery_key(headers)
+            key = provider.delivery_key(headers, route.path)
         except ValueError as e:  # ProviderError is a ValueError
             answer(self.reject(inc, route.path, 400, str(e)))
             return
