@@ -376,6 +376,7 @@ def test_400_malformed_bodies(tmp_path: Path) -> None:
         "missing event header": (fixture("github/push-plain.json"), None),
         "deep nesting": (b"[" * 100_000 + b"]" * 100_000, "push"),
         "bad utf-8": (b'{"ref": "\xff\xfe"}', "push"),
+        "huge integer": (b'{"ref": "refs/heads/main", "n": ' + b"9" * 5000 + b"}", "push"),
     }
 
     async def main() -> dict[str, httpx.Response]:
@@ -400,6 +401,8 @@ def test_400_malformed_bodies(tmp_path: Path) -> None:
         assert isinstance(r.json()["error"], str) and r.json()["error"], name
     for name in ("json sent as a form", "ci form"):
         assert "Content-Type: application/json" in answers[name].json()["error"], answers[name].text
+    assert answers["huge integer"].json()["error"] == \
+        "invalid JSON body: an integer of more than 4,300 digits, too long to read"  # (not Python's words)
     assert journal.events == []
 
 
