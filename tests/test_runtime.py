@@ -342,6 +342,7 @@ deploy: on git.push repo="hooked.git" branch="main" run rec with <sha>
     # the same --id again (a retrying hook) creates nothing new
     r = cli("emit", "git.push", "repo=hooked.git", "branch=main", "sha=abc123", "--id", "hook-1", "--url", s.url)
     assert r.returncode == 0, r.stderr
+    assert r.stdout == "already accepted hook-1: nothing new, its run(s) [1]\n", r.stdout
     assert len(s.events()) == 1 and len(s.runs()) == 1
     assert r.stderr == ""  # a type the catalogue knows: no warning
     # a type the catalogue does not know: a warning with a suggestion, and it is still sent

@@ -1000,6 +1000,9 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
         reason = getattr(e, "reason", e)
         fail(f"cannot reach {url}: {reason} (is `triggerc serve --http` running?)")
     runs = answer.get("runs", [])
+    if answer.get("duplicate"):  # a retried --id: nothing new (exit 0: the event is in, as the retry wanted)
+        click.echo(f"already accepted {answer.get('event_id')}: nothing new, its run(s) {runs if runs else '[]'}")
+        return
     click.echo(f"accepted {answer.get('event_id')}: {len(runs)} run(s) {runs if runs else ''}".rstrip())
 
 
