@@ -471,6 +471,21 @@ def test_match_stdin_jsonl_answers_each_event_as_it_comes(tmp_path: Path, fmt: s
         p.kill()
 
 
+def test_match_explain_says_when_no_rule_listens_to_the_events_source(tmp_path: Path) -> None:
+    rules = write(tmp_path, "rules.trg", GITHUB_RULES)
+    gitlab = json.dumps({"source": "gitlab", "type": "push", "data": {"branch": "master"}})
+    r = run("match", rules, "-", "--explain", input=gitlab)
+    assert (r.exit_code, r.stdout) == (0, "no rule matches this event\nno rule listens to this event's source; "
+                                          "the rules listen to github.pull_request, github.push\n"), r.stdout
+    r = run("match", rules, "-", "--explain", "--format", "json", input=gitlab)
+    assert json.loads(r.stdout) == {"matches": [], "not_matched": [],
+                                    "listened": ["github.pull_request", "github.push"]}
+    # a rule of the source that did not match says why instead; without --explain, nothing more
+    github = json.dumps({"source": "github", "type": "issues", "data": {}})
+    assert "listened" not in json.loads(run("match", rules, "-", "--explain", "--format", "json", input=github).stdout)
+    assert run("match", rules, "-", input=gitlab).stdout == "no rule matches this event\n"
+
+
 def test_match_jsonl_with_a_bad_line(tmp_path: Path) -> None:
     rules = write(tmp_path, "rules.trg", GITHUB_RULES)
     good = json.dumps({"source": "github", "type": "push", "data": {"branch": "dev"}})

@@ -502,6 +502,13 @@ def _objects(fh, name: str, batch: bool):
         yield lineno, where, obj
 
 
+def _listened_text(listened: list[str]) -> str:
+    """--explain's line for an event no rule of its source could have matched."""
+    if not listened:
+        return "no rule listens to any event (the file has no rules)"
+    return "no rule listens to this event's source; the rules listen to " + ", ".join(listened)
+
+
 class DryRun:
     """Matches events and describes the runs they would create.
 
@@ -553,6 +560,9 @@ class DryRun:
         out: dict[str, Any] = {"matches": matches}
         if explain:
             out["not_matched"] = reasons
+            if not matches and not reasons:  # no rule of the event's source to say anything about
+                out["listened"] = sorted({r["trigger"] for r in self.manifest["rules"]
+                                          if r.get("source") and r.get("trigger")})
         return out
 
     # ------------------------------------------------------------------ correlations
@@ -619,10 +629,13 @@ class DryRun:
         if batch:  # a line per event; with --explain, its reasons indented below it (as with correlations)
             names = [m["rule"] for m in result["matches"]]
             return "".join([(", ".join(names) if names else "(no match)") + "\n",
-                            *(f"  {r['rule']}: no match: {reason_text(r)}\n" for r in result.get("not_matched", []))])
+                            *(f"  {r['rule']}: no match: {reason_text(r)}\n" for r in result.get("not_matched", [])),
+                            *([f"  {_listened_text(result['listened'])}\n"] if "listened" in result else [])])
         lines = []
         if not result["matches"]:
             lines.append("no rule matches this event")
+        if "listened" in result:
+            lines.append(_listened_text(result["listened"]))
         for m in result["matches"]:
             call = " ".join(_shell_quote(a) for a in m["argv"]) if m["argv"] else self._describe(m["action"])
             lines.append(f"{m['rule']}: runs {m['action']} -> {call}")
