@@ -663,6 +663,22 @@ h: on http.post path="/hang" run hang
     wait_for(lambda: not alive(pid), f"the run's process {pid} to be gone")
 
 
+def test_under_nohup_sighup_does_not_stop_serve(tmp_path: Path, serve) -> None:
+    # `nohup triggerc serve rules.trg &` asks to outlive the terminal: SIGHUP stays ignored
+    s = serve("""
+action rec = exec "true"
+r: on http.post path="/r" run rec
+""", start=False)
+    s.argv = lambda: ["nohup", *Server.argv(s)]  # type: ignore[method-assign]
+    s.start()
+    s.proc.send_signal(signal.SIGHUP)
+    post(s, "/r", {})  # answered after the signal was delivered: still serving
+    s.wait_runs(lambda rs: rs and rs[0]["status"] == "succeeded", "the run after the SIGHUP")
+    assert s.proc.poll() is None and "stopping" not in s.log(), s.tail()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(DEADLINE) == 0, s.tail()
+
+
 def test_a_run_a_graceful_stop_interrupted_is_retried_at_the_next_start_if_its_rule_retries(serve) -> None:
     # as a run a crash interrupted is: a new attempt, started by the next serve
     rules = """

@@ -218,7 +218,9 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: a
     """SIGINT/SIGTERM set ``stop`` (a graceful stop); a second one, while that goes on,
     also sets ``now`` (stop the running actions at once: :func:`stop_actions`). SIGHUP
     (the terminal closed) stops the same way: its default would end the process with no
-    stop at all, leaving the runs going and the journal saying ``running``."""
+    stop at all, leaving the runs going and the journal saying ``running`` — unless the
+    process started with SIGHUP ignored (``nohup triggerc serve``: asked to outlive its
+    terminal), which stays so."""
     import signal as _signal
 
     def on_signal() -> None:
@@ -226,7 +228,10 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: a
             now.set()
         stop.set()
 
-    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+    sigs = [_signal.SIGINT, _signal.SIGTERM]
+    if _signal.getsignal(_signal.SIGHUP) is not _signal.SIG_IGN:
+        sigs.append(_signal.SIGHUP)
+    for sig in sigs:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, on_signal)
 
