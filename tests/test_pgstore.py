@@ -220,19 +220,26 @@ def test_an_ingest_only_node_watching_files_says_which_worker_runs_them(tmp_path
             assert s.stop() == 0
 
 
+def _webhook_and_action_secrets(tmp_path: Path, monkeypatch, rules_text: str) -> Path:
+    """rules.trg with a webhook route's secret (gh, TRG_T_GH) and an http action's (hook,
+    TRG_T_HOOK), neither in this process's environment, and ``rules_text`` after them."""
+    monkeypatch.delenv("TRG_T_GH", raising=False)
+    monkeypatch.delenv("TRG_T_HOOK", raising=False)
+    rules = tmp_path / "r.trg"
+    rules.write_text('secret gh = env "TRG_T_GH"\nsecret hook = env "TRG_T_HOOK"\n'
+                     'source http path="/x" token=gh\n'
+                     'action notify = http post "http://127.0.0.1:9/n" secret=hook\n' + rules_text)
+    return rules
+
+
 def test_a_worker_needs_only_the_secrets_of_the_actions_it_runs(tmp_path: Path, pg_url: str, monkeypatch) -> None:
     # README's compose walkthrough: the webhook secret is in the ingest nodes' environment,
     # not the workers'. Every run failed "this worker cannot run it: secret gh: ...", since a
     # worker read every secret of the manifest, the sources' too
     import httpx
 
-    monkeypatch.delenv("TRG_T_GH", raising=False)
-    monkeypatch.delenv("TRG_T_HOOK", raising=False)
-    rules = tmp_path / "r.trg"
-    rules.write_text('secret gh = env "TRG_T_GH"\nsecret hook = env "TRG_T_HOOK"\n'
-                     'source http path="/x" token=gh\n'
-                     'action a = exec "true"\naction notify = http post "http://127.0.0.1:9/n" secret=hook\n'
-                     'r: on http.post path="/x" run a\nn: on http.post path="/x" run notify\n')
+    rules = _webhook_and_action_secrets(tmp_path, monkeypatch, 'action a = exec "true"\n'
+                                        'r: on http.post path="/x" run a\nn: on http.post path="/x" run notify\n')
     s = StoreServer(Backend("postgresql", pg_url), rules, tmp_path / "state", workers=0,
                     env={"TRG_T_GH": "gh-value", "TRG_T_HOOK": "hook-value"}, log=tmp_path / "serve.log").start()
     try:
@@ -259,13 +266,7 @@ def test_an_ingest_only_node_reads_only_the_secrets_its_routes_verify_with(tmp_p
     # (it refused to start without TRG_T_HOOK); a node that runs actions still reads them all
     import httpx
 
-    monkeypatch.delenv("TRG_T_GH", raising=False)
-    monkeypatch.delenv("TRG_T_HOOK", raising=False)
-    rules = tmp_path / "r.trg"
-    rules.write_text('secret gh = env "TRG_T_GH"\nsecret hook = env "TRG_T_HOOK"\n'
-                     'source http path="/x" token=gh\n'
-                     'action notify = http post "http://127.0.0.1:9/n" secret=hook\n'
-                     'n: on http.post path="/x" run notify\n')
+    rules = _webhook_and_action_secrets(tmp_path, monkeypatch, 'n: on http.post path="/x" run notify\n')
     backend = Backend("postgresql", pg_url)
     s = StoreServer(backend, rules, tmp_path / "state", workers=0, env={"TRG_T_GH": "gh-value"},
                     log=tmp_path / "ingest.log").start()

@@ -239,11 +239,11 @@ def _print_statistics(diags: list[Diagnostic], fmt: str) -> None:
         click.echo(f"{n:>{width}}  {code}  {sev:<7}  {CODES.get(code, '')}")
 
 
-def _compile_stdin(name: str | None):
+def _compile_stdin(name: str | None, **kw):
     """The text on stdin, compiled as the file ``name`` (``--stdin-filename``) stands for."""
     from .api import compile_bytes
 
-    return compile_bytes(_read_stdin(), name)
+    return compile_bytes(_read_stdin(), name, **kw)
 
 
 def _read_stdin() -> bytes:
@@ -341,12 +341,8 @@ def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
     _no_gc()
     if output and file != "-" and os.path.exists(output) and os.path.samefile(output, file):
         usage_error(f"-o {output} is the rules file itself: the manifest would overwrite it")
-    if file == "-":
-        from .api import compile_bytes
-
-        c = compile_bytes(_read_stdin(), warnings=False)
-    else:
-        c = _compile(file, warnings=False)  # (diagnostics are shown only when there are errors)
+    # (diagnostics are shown only when there are errors)
+    c = _compile_stdin(None, warnings=False) if file == "-" else _compile(file, warnings=False)
     _report_and_exit_if_errors(c, color_mode)
     text = dumps(c.manifest)
     if output:
@@ -642,6 +638,12 @@ def _store_url_given(ctx, param, value: str | None) -> str | None:  # noqa: ARG0
     return value.strip() if value else value
 
 
+def _store_option(help: str, **kw):  # noqa: A002 - click's own word
+    """``--store URL`` (or ``TRIGGERLANG_STORE``), as every command that reads a shared store takes it."""
+    return click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL",
+                        callback=_store_url_given, help=help, **kw)
+
+
 EXAMPLES_SERVE = examples(
     "triggerc serve rules.trg",
     "triggerc serve rules.trg --port 9000 --dashboard",
@@ -663,9 +665,8 @@ EXAMPLES_SERVE = examples(
 @click.option("--dashboard", is_flag=True, help="Serve the dashboard at /dashboard on the HTTP listener.")
 @click.option("--token", "dashboard_token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="Bearer token the dashboard requires.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request and event.")
-@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", callback=_store_url_given,
-              help="A postgresql:// store shared by several nodes (SPEC §12): this serve is an ingest node. "
-                   "Also read from TRIGGERLANG_STORE.")
+@_store_option("A postgresql:// store shared by several nodes (SPEC §12): this serve is an ingest node. "
+               "Also read from TRIGGERLANG_STORE.")
 @click.option("--workers", type=click.IntRange(0, 1024), default=4, show_default=True,
               help="With --store: slots of the embedded worker; 0 makes this node ingest only.")
 @click.option("--migrate", is_flag=True, help="With --store: bring an older store schema up to date first.")
@@ -765,9 +766,7 @@ EXAMPLES_WORKER = examples(
 
 
 @main.command(epilog=EXAMPLES_WORKER)
-@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", required=True,
-              callback=_store_url_given,
-              help="The postgresql:// store to claim runs from (or TRIGGERLANG_STORE).")
+@_store_option("The postgresql:// store to claim runs from (or TRIGGERLANG_STORE).", required=True)
 @click.option("--slots", type=click.IntRange(1, 1024), default=4, show_default=True, help="Runs at once.")
 @click.option("--pool", "pools", multiple=True, metavar="NAME",
               help="Claim the runs of this pool (repeatable; default: 'default'). File-watching runs are in "
@@ -857,8 +856,7 @@ def _open_pg(store_url: str | None, **kw):
         fail(str(e))
 
 
-_STORE_OPT = click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", callback=_store_url_given,
-                          help="The postgresql:// store (or TRIGGERLANG_STORE).")
+_STORE_OPT = _store_option("The postgresql:// store (or TRIGGERLANG_STORE).")
 
 
 @store_group.command("init")
@@ -1622,8 +1620,7 @@ EXAMPLES_MCP = examples(
 @main.command("mcp", epilog=EXAMPLES_MCP)
 @click.option("--state", "state_dir", type=click.Path(file_okay=False),
               help="State folder the history tools read (default .triggerlang/ in the working folder).")
-@click.option("--store", "store_url", envvar="TRIGGERLANG_STORE", metavar="URL", callback=_store_url_given,
-              help="Read history from this postgresql:// store instead (or TRIGGERLANG_STORE).")
+@_store_option("Read history from this postgresql:// store instead (or TRIGGERLANG_STORE).")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="TRIGGERLANG_URL",
               help="The running server `emit` sends to (loopback only).")
 def mcp_cmd(state_dir: str | None, store_url: str | None, url: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import partial
+from functools import cached_property, partial
 from typing import Any, Iterator
 
 from .actions import ActionError, bind_inputs, display_argv
@@ -525,6 +525,11 @@ class DryRun:
         self.correlating = any(isinstance(r.get("trigger"), dict) for r in manifest.get("rules", []))
         self.sim = None
 
+    @cached_property
+    def listened(self) -> list[str]:
+        """The triggers the rules listen to (``--explain``'s answer when none is the event's)."""
+        return sorted({r["trigger"] for r in self.manifest["rules"] if r.get("source") and r.get("trigger")})
+
     def _sim(self, at: float | None):
         if self.sim is None:
             import time
@@ -561,8 +566,7 @@ class DryRun:
         if explain:
             out["not_matched"] = reasons
             if not matches and not reasons:  # no rule of the event's source to say anything about
-                out["listened"] = sorted({r["trigger"] for r in self.manifest["rules"]
-                                          if r.get("source") and r.get("trigger")})
+                out["listened"] = self.listened
         return out
 
     # ------------------------------------------------------------------ correlations

@@ -397,16 +397,11 @@ def _code_lines(lines: list[str]) -> int:
     return sum(1 for ln in lines if split_comment(ln)[0].strip())
 
 
-def _test_with_comments(t: A.TestBlock, lines: list[str], first: int, last: int) -> list[str]:
-    """A test block whose lines hold comments, each comment kept where it was: one on a line
-    of its own before the step it precedes (indented as the steps are), one after a step at
-    the end of that step's line (several on one step: above it), one after ``test "NAME":``
-    on that line."""
-    comments: list[tuple[int, str, bool]] = []   # (line index, comment, on a line of its own)
-    for idx in range(first, last + 1):
-        code, comment = split_comment(lines[idx])
-        if comment is not None:
-            comments.append((idx, comment.rstrip(), not code.strip()))
+def _test_with_comments(t: A.TestBlock, comments: list[tuple[int, str, bool]], first: int) -> list[str]:
+    """A test block (its first line index ``first``) whose lines hold ``comments`` (line
+    index, comment, on a line of its own), each kept where it was: one on a line of its own
+    before the step it precedes (indented as the steps are), one after a step at the end of
+    that step's line (several on one step: above it), one after ``test "NAME":`` on that line."""
     head = f"test {fmt_string(t.name)}:"
     at_head = [c for idx, c, own in comments if idx == first and not own]
     out = [head + "  " + at_head[0] if len(at_head) == 1 else head]
@@ -459,15 +454,16 @@ def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnosti
     prev_end = 0
     for (first, last, _), decl in zip(chunks, module.decls):
         between(prev_end, first)
-        inner_comments, trailing, in_order = [], [], []
+        comments = []   # (line index, comment, on a line of its own)
         for idx in range(first, last + 1):
             code, comment = split_comment(lines[idx])
-            if comment is None:
-                continue
-            (trailing if code.strip() else inner_comments).append(comment.rstrip())
-            in_order.append(comment.rstrip())
-        if isinstance(decl, A.TestBlock) and in_order:  # comments stay among the steps they sit with
-            for line in _test_with_comments(decl, lines, first, last):
+            if comment is not None:
+                comments.append((idx, comment.rstrip(), not code.strip()))
+        in_order = [c for _, c, _ in comments]
+        inner_comments = [c for _, c, own in comments if own]
+        trailing = [c for _, c, own in comments if not own]
+        if isinstance(decl, A.TestBlock) and comments:  # comments stay among the steps they sit with
+            for line in _test_with_comments(decl, comments, first):
                 emit(line)
             prev_end = last + 1
             continue

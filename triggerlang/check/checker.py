@@ -38,7 +38,7 @@ from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_cove
 from ..syntax import ast as A
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule, Program  # (also their names here, as before)
-from .values import (MAX_DURATION_S, MAX_DURATION_TEXT, SKIP, TYPE_WORDS, Dur, Regex, conjuncts, literal_value,
+from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, literal_value,
                      plain, type_of)
 
 BUSY_MODES = defaults.BUSY_MODES
@@ -300,11 +300,9 @@ class Checker:
             self.d.error("TRG204", f"{what} takes a duration, not {TYPE_WORDS.get(type_of(val), 'this')}",
                          v.span, "write a duration like 250ms, 30s, 5m, 2h or 1d")
             return None
-        if not val > 0:
-            self.d.error("TRG304", f"{what} must be longer than zero", v.span, "write a duration like 30s, 5m or 2h")
-            return None
-        if val > MAX_DURATION_S:
-            self.d.error("TRG304", f"{what} is longer than 100 years", v.span, f"write at most {MAX_DURATION_TEXT}")
+        problem = duration_problem(val, what)
+        if problem is not None:
+            self.d.error("TRG304", problem[0], v.span, problem[1])
             return None
         return float(val)
 

@@ -51,7 +51,7 @@ from ..diagnostics import Span, did_you_mean
 from ..syntax import ast as A
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule
-from .values import MAX_DURATION_S, MAX_DURATION_TEXT, TYPE_WORDS, Dur, conjuncts, plain as _plain, type_of
+from .values import TYPE_WORDS, Dur, conjuncts, duration_problem, plain as _plain, type_of
 
 DEFAULT_MAX_GROUPS = 10_000
 MAX_GROUPS_LIMIT = 1_000_000
@@ -306,11 +306,9 @@ class _Check:
             self.d.error("TRG204", f"{what} takes a duration, not {TYPE_WORDS.get(type_of(val), 'this')}",
                          v.span, "write a duration like 30s, 5m, 2h or 1d")
             return None
-        if not val > 0:
-            self.d.error(code, f"{what} must be longer than zero", v.span, "write a duration like 30s, 5m or 2h")
-            return None
-        if val > MAX_DURATION_S:
-            self.d.error(code, f"{what} is longer than 100 years", v.span, f"write at most {MAX_DURATION_TEXT}")
+        problem = duration_problem(val, what)
+        if problem is not None:
+            self.d.error(code, problem[0], v.span, problem[1])
             return None
         return float(val)
 

@@ -47,6 +47,16 @@ would take a deadline or a schedule past the dates a computer's clock can name."
 MAX_DURATION_TEXT = "36500d"
 
 
+def duration_problem(seconds: float, what: str) -> tuple[str, str] | None:
+    """Why a duration cannot be used, ``(message, hint)``, or None: it must be longer than
+    zero and at most :data:`MAX_DURATION_S`."""
+    if not seconds > 0:
+        return f"{what} must be longer than zero", "write a duration like 30s, 5m or 2h"
+    if seconds > MAX_DURATION_S:
+        return f"{what} is longer than 100 years", f"write at most {MAX_DURATION_TEXT}"
+    return None
+
+
 TYPE_WORDS = {STR: "a string", INT: "an integer", NUMBER: "a number", BOOL: "a boolean",
                DURATION: "a duration", TIME: "a time", LIST_STR: "a list of strings",
                MAP: "a map", "str": "a string", "number": "a number", "bool": "a boolean",

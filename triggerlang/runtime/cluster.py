@@ -48,7 +48,7 @@ from ..actions import bind_inputs
 from ..events import Event
 from ..sources.base import Submitted
 from .engine import Rules, StartError, dedupe_key_of, paths_params, resolve_secrets
-from .executor import RunningAction, RunRequest, start_action, stop_actions, stop_on_signals
+from .executor import STOP_KILL_GRACE, RunningAction, RunRequest, start_action, stop_actions, stop_on_signals
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, SETTLE, LoopGuard, depth_reason,
                     paused_skip_reason, resume as resume_rule)
 from .store import Intent, RunRow, StoreError
@@ -309,7 +309,8 @@ class Worker:
                            f"worker {self.id}: ")
         # a run that was starting when the drain began is stopped too
         late = [a.ra for a in self.active.values() if a.ra is not None and not a.ra.done()]
-        await asyncio.gather(*(ra.cancel(grace=0.0 if now is not None and now.is_set() else 2.0, status="interrupted")
+        await asyncio.gather(*(ra.cancel(grace=0.0 if now is not None and now.is_set() else STOP_KILL_GRACE,
+                                         status="interrupted")
                                for ra in late))
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=30)
@@ -440,10 +441,8 @@ class Worker:
         worker's environment; not the sources' (a webhook's secret lives on the ingest nodes)."""
         key = (rules.sha, name)
         if key not in self._secrets:
-            refs = rules.manifest.get("secrets") or {}
             try:
-                self._secrets[key] = resolve_secrets({"secrets": {name: refs[name]} if name in refs else {}}, base,
-                                                     self.opts.environ)
+                self._secrets[key] = resolve_secrets(rules.manifest, base, self.opts.environ, only=(name,))
             except StartError as e:
                 self._secrets[key] = str(e)
         return self._secrets[key]

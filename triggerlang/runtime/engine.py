@@ -66,7 +66,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from .. import defaults
 from ..actions import bind_inputs
@@ -876,13 +876,17 @@ def _nothing() -> None:
     pass
 
 
-def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str],
+                    only: Collection[str | None] | None = None) -> dict[str, str]:
     """Secret values by name, read when ``serve`` starts; a missing one is a clear error.
+    ``only``: just these of the manifest's secrets (None: all of them).
 
     The message names the environment variable or file, never a value.
     """
     out: dict[str, str] = {}
     for name, ref in sorted((manifest.get("secrets") or {}).items()):
+        if only is not None and name not in only:
+            continue
         if "env" in ref:
             var = ref["env"]
             val = environ.get(var)

@@ -1250,10 +1250,8 @@ def _outcome(req: RunRequest, reason: str | None, rc: int, elapsed: float) -> tu
     code, sig = _exit_code(rc)
     if reason == "timed_out":
         result = RunResult("timed_out", code, f"timed out after {_secs(req.timeout or 0)}")
-    elif reason == "interrupted":
-        result = RunResult("interrupted", code, INTERRUPTED)
-    elif reason == "cancelled":
-        result = RunResult("cancelled", code, "cancelled")
+    elif reason in ("cancelled", "interrupted"):
+        result = _stopped(reason, code)
     elif rc == 0:
         result = RunResult("succeeded", 0)
     elif sig:
@@ -1262,6 +1260,12 @@ def _outcome(req: RunRequest, reason: str | None, rc: int, elapsed: float) -> tu
         result = RunResult("failed", code, f"exited with code {code}")
     return result, (f"# run {req.run_id} {result.status}"
                     f"{'' if code is None else f' (exit code {code})'} after {elapsed:.3f}s")
+
+
+def _stopped(status: str, code: int | None) -> RunResult:
+    """The result of a run that was stopped: ``cancelled`` (a cancel, a busy restart) or
+    ``interrupted`` (the runtime stopping)."""
+    return RunResult(status, code, INTERRUPTED if status == "interrupted" else "cancelled")
 
 
 def _exit_code(rc: int) -> tuple[int, str | None]:
@@ -1451,8 +1455,7 @@ async def _supervise_http(ra: RunningAction, method: str, url: str, headers: dic
         # The daemon thread finishes on its own (its socket has the same timeout).
         call.cancel()
         if cancel.done() and not cancel.cancelled():
-            interrupted = ra._cancel_status == "interrupted"
-            result = RunResult(ra._cancel_status, None, INTERRUPTED if interrupted else "cancelled")
+            result = _stopped(ra._cancel_status, None)
         else:
             result = RunResult("timed_out", None, f"timed out after {_secs(timeout or 0)}")
         _log_line(req.log_path, f"# {result.error}")

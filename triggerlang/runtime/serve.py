@@ -130,22 +130,21 @@ class Runtime:
             cfgs["http"] = defaults.http_section()
         return cfgs
 
-    def secrets_needed(self, manifest: dict) -> dict:
-        """The manifest's secrets this process reads: all of them, except on an ingest-only
-        node (``--store`` with ``--workers 0``), which runs no action and reads only the
-        secrets its webhook routes verify with (an ``http`` action's secret is the workers'
-        business: they read it when they run it)."""
+    def secrets_needed(self, manifest: dict) -> set[str] | None:
+        """The names of the manifest's secrets this process reads (None: all of them): on an
+        ingest-only node (``--store`` with ``--workers 0``), which runs no action, those its
+        webhook routes verify with (an ``http`` action's secret is the workers' business:
+        they read it when they run it)."""
         if not (self.opts.store_url and self.opts.workers == 0):
-            return manifest
+            return None
         routes = ((manifest.get("sources") or {}).get("http") or {}).get("routes") or []
-        names = {r["verify"]["secret"] for r in routes if (r.get("verify") or {}).get("secret")}
-        return {"secrets": {n: ref for n, ref in (manifest.get("secrets") or {}).items() if n in names}}
+        return {r["verify"]["secret"] for r in routes if (r.get("verify") or {}).get("secret")}
 
     async def start(self) -> None:
         manifest, _ = load_rules(self.rules_path, log_warnings)
         self.base_dir = Path(manifest.get("base_dir") or self.rules_path.resolve().parent)
         self.state_dir = (self.opts.state_dir or (self.rules_path.resolve().parent / ".triggerlang")).resolve()
-        secrets = resolve_secrets(self.secrets_needed(manifest), self.base_dir, os.environ)
+        secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
         self.secrets = secrets
         if self.opts.store_url:
             await self._start_store_mode(manifest)
@@ -321,7 +320,7 @@ class Runtime:
                 log_warnings(c.diagnostics)
                 manifest = c.manifest
             try:
-                secrets = resolve_secrets(self.secrets_needed(manifest), self.base_dir, os.environ)
+                secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
             except StartError as e:
                 log.error("reload: %s; the previous rules keep running", e)
                 continue

@@ -189,13 +189,24 @@ def lean_protocol(entry: Any) -> type | None:
             if not self.transport.is_closing():
                 body = _ENCODER.encode({"error": f"the request's headers are over the limit of {MAX_HEAD} bytes"}
                                        ).encode("utf-8")
-                out = [_status_line(431)]
-                for name, value in self.server_state.default_headers:
-                    out += [name, b": ", value, b"\r\n"]
-                out.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-                           % len(body))
-                self.transport.write(b"".join(out) + body)
+                self.transport.write(self._response(431, body, None, close=True))
                 self.transport.close()
+
+        def _response(self, status: int, body: bytes, headers: Mapping[str, str] | None, close: bool,
+                      with_body: bool = True) -> bytes:
+            """A JSON answer as sent: the status line, uvicorn's default headers, ours."""
+            out = [_STATUS.get(status) or _status_line(status)]
+            for name, value in self.server_state.default_headers:
+                out += [name, b": ", value, b"\r\n"]
+            out.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+            for name, value in (headers or {}).items():
+                out += [name.lower().encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
+            if close:
+                out.append(b"connection: close\r\n")
+            out.append(b"\r\n")
+            if with_body:
+                out.append(body)
+            return b"".join(out)
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -354,19 +365,8 @@ def lean_protocol(entry: Any) -> type | None:
                                    reply.status, (time.monotonic() - req.t0) * 1000)
             if req.disconnected or self.transport.is_closing():
                 return
-            body = reply.body()
-            out = [_STATUS.get(reply.status) or _status_line(reply.status)]
-            for name, value in self.server_state.default_headers:
-                out += [name, b": ", value, b"\r\n"]
-            out.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
-            for name, value in (reply.headers or {}).items():
-                out += [name.lower().encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
-            if not req.keep_alive:
-                out.append(b"connection: close\r\n")
-            out.append(b"\r\n")
-            if req.inc.method != "HEAD":
-                out.append(body)
-            self.transport.write(b"".join(out))
+            self.transport.write(self._response(reply.status, reply.body(), reply.headers, not req.keep_alive,
+                                                req.inc.method != "HEAD"))
             if not req.keep_alive:
                 self.transport.close()
             self.on_response_complete()
