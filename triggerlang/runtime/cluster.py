@@ -137,6 +137,8 @@ class IngestEngine:
             log.info("rule %s un-paused by the reload", rule, extra={"rule": rule})
         sha = self.store.publish_manifest(manifest)
         self.current = Rules(manifest, sha)
+        if self.metrics is not None:
+            self.metrics.load(manifest)
         # what the dashboard's explain reasons read
         self.manifest = manifest
         self.matcher = self.current.matcher

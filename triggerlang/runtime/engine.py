@@ -237,6 +237,8 @@ class Engine:
             log.info("rule %s un-paused by the reload", rule, extra={"rule": rule})
         rules = Rules(manifest)
         self.manifest, self.matcher, self.rules, self.actions = rules.manifest, rules.matcher, rules.rules, rules.actions
+        if self.metrics is not None:
+            self.metrics.load(manifest)
         self.run_rules = rules.run_rules
         self.policies = rules.policies
         from .correlate import Correlations, has_correlations

@@ -36,6 +36,21 @@ In store mode an ingest node counts the events, deliveries and commits it handle
 runs of its embedded worker; the queue gauges come from the shared store, so every node
 shows the same. ``triggerc worker --metrics-port`` serves a worker's own run counters and
 histograms (and its store's queue gauges); without it a worker exposes nothing.
+
+Two Prometheus conventions shape the labels (https://prometheus.io/docs/practices/):
+
+* **Series exist from the start.** ``increase(triggerlang_runs_total{status="failed"}[5m])``
+  cannot see a rule's first failure if the series is born with the value 1, and a gauge
+  that vanishes when it falls to 0 leaves a gap instead of a 0. So :meth:`Metrics.load`
+  (called with every manifest, at start and on each reload) creates, for every rule, its
+  ``triggerlang_runs_total`` series of each final status, its two histograms and its
+  ``triggerlang_rule_paused`` at 0; the queue gauges give 0 for a rule with nothing
+  queued or running. A rule a reload removed keeps its counters (they never go down).
+* **No label value comes from a sender.** ``type`` is the event's type only when the
+  catalogue knows it for its source, or a rule listens to it (``github.my_event``); any
+  other is counted as ``other``, and an unknown source as ``other`` too. Without it, an
+  unsigned GitHub route would make a new series of every ``X-GitHub-Event`` header it is
+  sent. ``route`` is the declared route (``/hooks/*``), never the request's path.
 """
 
 from __future__ import annotations
@@ -86,6 +101,8 @@ class Metrics:
         self.paused_rules = Gauge("triggerlang_rule_paused", "1 while loop protection pauses the rule", ["rule"],
                                   registry=r)
         self._children: dict[tuple, Any] = {}
+        self._rules: tuple[str, ...] = ()
+        self._listened: frozenset[tuple[str, str]] = frozenset()
         self.correlation_groups: Callable[[], dict[str, int]] | None = None
         """The open correlation groups by rule, read at each scrape (from the store's
         ``correlation_stats``, when it keeps correlation groups)."""
@@ -108,10 +125,49 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def load(self, manifest: dict) -> None:
+        """A (new) manifest is in use: its rules' series are created at 0, every rule is
+        un-paused (a reload un-pauses them all), and the event types its rules name are
+        label values from now on (see the module docstring)."""
+        from .store import FINAL_STATUSES
+
+        names = tuple(r["name"] for r in manifest.get("rules", []))
+        listened: set[tuple[str, str]] = set()
+        for r in manifest.get("rules", []):
+            trigger = r.get("trigger")
+            members = trigger.get("members", []) if isinstance(trigger, dict) else [r]
+            for m in members:
+                for t in m.get("types") or []:
+                    listened.add((m.get("source", ""), t))
+        self._listened = frozenset(listened)
+        for rule in names:
+            for status in sorted(FINAL_STATUSES):
+                self._child(self.runs, rule, status)
+            self._child(self.duration, rule)
+            self._child(self.wait, rule)
+        for rule in sorted({*names, *self._rules}):
+            self.paused_rules.labels(rule).set(0)
+        self._rules = tuple(dict.fromkeys((*self._rules, *names)))
+
+    def rule_names(self) -> tuple[str, ...]:
+        """Every rule of the manifests loaded so far (the queue gauges give each a 0)."""
+        return self._rules
+
+    def type_label(self, source: str, typ: str) -> tuple[str, str]:
+        """The ``source`` and ``type`` labels of an event: names a sender cannot invent."""
+        from ..check.catalogue import get_source
+
+        spec = get_source(source)
+        if spec is None:
+            return "other", "other"
+        if typ in spec.events or typ in spec.known_events or (source, typ) in self._listened:
+            return source, typ
+        return source, "other"
+
     # -- what the runtime reports
 
     def event(self, source: str, typ: str) -> None:
-        self._child(self.events, source, typ).inc()
+        self._child(self.events, *self.type_label(source, typ)).inc()
 
     def delivery(self, route: str, status: int) -> None:
         self._child(self.deliveries, route, str(status)).inc()
@@ -168,6 +224,8 @@ class _StoreGauges:
         except Exception as e:  # a scrape must not fail for it: the gauges are left out
             log.warning("metrics: cannot read the queue: %s", e)
             return
+        for rule in self.metrics.rule_names():
+            counts.setdefault(rule, {})
         for rule, c in sorted(counts.items()):
             queued.add_metric([rule], c.get("queued", 0))
             running.add_metric([rule], c.get("running", 0))

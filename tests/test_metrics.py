@@ -1,0 +1,139 @@
+"""``GET /metrics`` of a real ``triggerc serve`` (SQLite journal) against a scripted scenario.
+
+The values must say what happened (so many events, runs of each status, so many
+deliveries refused) and the series must follow Prometheus' conventions: every rule's
+series exist from the start at 0 (``increase()`` sees a rule's first failure; a queue
+gauge that empties says 0 rather than vanishing), and no label value comes from what a
+sender puts in a request (an unsigned GitHub route sent made-up ``X-GitHub-Event``
+names). The store-independent checks live in tests/test_store_conformance.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runtime_helpers import Server, done, post, stop_ok, wait_for
+
+RULES = r"""
+action ok = exec "true"
+action bad = shell "exit 2"
+action nap = shell "sleep 30"
+good: on http.post path="/good" run ok
+broken: on http.post path="/bad" run bad
+slow: on http.post path="/slow" run nap
+gh: on github.push run ok
+custom: on github.acme_deploy run ok
+hooks: on http.post path ~ "/hooks/*" run ok
+"""
+
+
+def scrape(s: Server) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(s.url + "/metrics", timeout=10)
+    assert r.status_code == 200, r.text
+    return {(x.name, tuple(sorted(x.labels.items()))): x.value
+            for fam in text_string_to_metric_families(r.text) for x in fam.samples}
+
+
+def labels(m: dict, name: str, label: str) -> set[str]:
+    return {dict(k[1])[label] for k in m if k[0] == name}
+
+
+@pytest.fixture
+def serve(tmp_path: Path):
+    rules = tmp_path / "rules.trg"
+    rules.write_text(RULES)
+    s = Server(rules, tmp_path / "state").start()
+    try:
+        yield s
+    finally:
+        s.ensure_dead()
+
+
+def test_every_rule_has_its_series_at_zero_before_anything_happens(serve: Server) -> None:
+    m = scrape(serve)
+    for rule in ("good", "broken", "slow", "gh", "custom", "hooks"):
+        for status in ("succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped"):
+            assert m[("triggerlang_runs_total", (("rule", rule), ("status", status)))] == 0, (rule, status)
+        assert m[("triggerlang_run_duration_seconds_count", (("rule", rule),))] == 0
+        assert m[("triggerlang_run_queue_wait_seconds_count", (("rule", rule),))] == 0
+        assert m[("triggerlang_runs_queued", (("rule", rule),))] == 0
+        assert m[("triggerlang_runs_running", (("rule", rule),))] == 0
+        assert m[("triggerlang_rule_paused", (("rule", rule),))] == 0
+    stop_ok(serve)
+
+
+def test_the_values_say_what_happened(serve: Server) -> None:
+    s = serve
+    for _ in range(3):
+        assert post(s, "/good", {}).status_code == 202
+    assert post(s, "/bad", {}).status_code == 202
+    assert post(s, "/hooks/a", {}).status_code == 202
+    assert post(s, "/hooks/b", {}).status_code == 202
+    assert httpx.post(s.url + "/github", content=b"{not json", headers={"X-GitHub-Event": "push"}
+                      ).status_code == 400
+    assert post(s, "/nowhere", {}).status_code == 404
+    slow = post(s, "/slow", {}).json()["runs"][0]
+    s.wait_runs(lambda rs: done([r for r in rs if r["id"] != slow], 6)
+                and any(r["id"] == slow and r["status"] == "running" for r in rs), "six runs done, one going")
+
+    def counted() -> dict | None:
+        m = scrape(s)
+        return m if m[("triggerlang_runs_total", (("rule", "hooks"), ("status", "succeeded")))] == 2 \
+            and m.get(("triggerlang_deliveries_total", (("route", "/github"), ("status", "400")))) == 1 else None
+
+    m = wait_for(counted, "the runs and deliveries counted")
+    assert m[("triggerlang_runs_total", (("rule", "good"), ("status", "succeeded")))] == 3
+    assert m[("triggerlang_runs_total", (("rule", "good"), ("status", "failed")))] == 0
+    assert m[("triggerlang_runs_total", (("rule", "broken"), ("status", "failed")))] == 1
+    assert m[("triggerlang_run_duration_seconds_count", (("rule", "good"),))] == 3
+    assert m[("triggerlang_events_total", (("source", "http"), ("type", "post")))] == 7
+    assert m[("triggerlang_deliveries_total", (("route", "/good"), ("status", "202")))] == 3
+    assert m[("triggerlang_deliveries_rejected_total", (("reason", "bad_request"), ("route", "/github")))] == 1
+    # the declared route, not the request's path; a 404 names no route
+    assert labels(m, "triggerlang_deliveries_total", "route") == {"/good", "/bad", "/hooks/*", "/slow",
+                                                                         "/github"}
+    assert m[("triggerlang_runs_running", (("rule", "slow"),))] == 1
+    assert m[("triggerlang_runs_queued", (("rule", "good"),))] == 0
+    assert m[("triggerlang_journal_commit_seconds_count", ())] == 7
+    stop_ok(s)
+
+
+def test_a_sender_cannot_make_label_values(serve: Server) -> None:
+    """An unsigned GitHub route (TRG209) takes any X-GitHub-Event: the event is journaled,
+    but its type is counted as 'other' unless the catalogue or a rule knows it."""
+    s = serve
+    for name in ("evil-1", "evil-2", "<script>", "push", "acme_deploy", "star"):
+        r = post(s, "/github", {"ref": "refs/heads/main"}, headers={"X-GitHub-Event": name})
+        assert r.status_code == 202, (name, r.text)
+    m = wait_for(lambda: (lambda m: m if sum(v for k, v in m.items() if k[0] == "triggerlang_events_total") == 6
+                          else None)(scrape(s)), "six events counted")
+    assert labels(m, "triggerlang_events_total", "type") == {"push", "acme_deploy", "star",
+                                                             "other"}
+    assert m[("triggerlang_events_total", (("source", "github"), ("type", "other")))] == 3
+    # emit (loopback) of a source nobody declared: journaled, counted under source="other"
+    r = post(s, "/events", {"source": "madeup", "type": "thing", "data": {}})
+    assert r.status_code == 202, r.text
+    m = wait_for(lambda: (lambda m: m if m.get(("triggerlang_events_total", (("source", "other"),
+                                                                              ("type", "other")))) == 1 else None)
+                 (scrape(s)), "the made-up source counted")
+    assert "madeup" not in labels(m, "triggerlang_events_total", "source")
+    stop_ok(s)
+
+
+def test_a_reload_unpauses_the_rule_paused_gauge_too() -> None:
+    """A reload un-pauses every rule loop protection paused; the gauge said 1 until then."""
+    from triggerlang.runtime.metrics import Metrics
+
+    m = Metrics()
+    manifest = {"rules": [{"name": "loop", "source": "file", "types": ["changed"]}]}
+    m.load(manifest)
+    m.paused("loop", True)
+    assert m.registry.get_sample_value("triggerlang_rule_paused", {"rule": "loop"}) == 1
+    m.load({"rules": []})  # the rule removed by the reload: 0, not a pause that never ends
+    assert m.registry.get_sample_value("triggerlang_rule_paused", {"rule": "loop"}) == 0
+    assert m.registry.get_sample_value("triggerlang_runs_total", {"rule": "loop", "status": "failed"}) == 0
