@@ -125,6 +125,26 @@ def test_a_sender_cannot_make_label_values(serve: Server) -> None:
     stop_ok(s)
 
 
+def test_a_rerun_of_a_run_whose_action_left_the_rules_is_refused(tmp_path: Path) -> None:
+    """Before: the re-run was accepted (run N re-run as run M) and ended 'failed' at once,
+    "the action 'say' is not in the current rules". Now: 409 and why, nothing queued."""
+    rules = tmp_path / "rules.trg"
+    rules.write_text('action say = exec "true"\nhook: on http.post path="/say" run say\n')
+    s = Server(rules, tmp_path / "state", "--dashboard", "--token", "tok").start()
+    try:
+        first = post(s, "/say", {}).json()["runs"][0]
+        s.wait_runs(lambda rs: done(rs, 1), "the first run")
+        rules.write_text('action say2 = exec "true"\nhook: on http.post path="/say" run say2\n')
+        s.wait_log("reloaded")
+        r = httpx.post(f"{s.url}/api/runs/{first}/rerun", headers={"Authorization": "Bearer tok"}, timeout=10)
+        assert r.status_code == 409, r.text
+        assert r.json()["error"] == f"the action say of run {first} is no longer in the rules (rule hook now runs say2)"
+        assert len(s.runs()) == 1
+        stop_ok(s)
+    finally:
+        s.ensure_dead()
+
+
 def test_a_reload_unpauses_the_rule_paused_gauge_too() -> None:
     """A reload un-pauses every rule loop protection paused; the gauge said 1 until then."""
     from triggerlang.runtime.metrics import Metrics

@@ -465,6 +465,11 @@ class Engine:
             raise OperationError(404, f"there is no run {run_id}")
         if old.rule not in self.rules:
             raise OperationError(409, f"the rule {old.rule} of run {run_id} is no longer in the rules")
+        if old.action not in self.actions:
+            # a re-run repeats the run's action; accepted, it would only end "failed" at once
+            now = self.rules[old.rule].get("action")
+            raise OperationError(409, f"the action {old.action} of run {run_id} is no longer in the rules"
+                                      + (f" (rule {old.rule} now runs {now})" if now and now != old.action else ""))
         try:
             row = self.journal.rerun(run_id, actor)
         except KeyError:
