@@ -250,3 +250,135 @@ def test_an_atomic_save_right_after_a_creation_is_reported(tmp_path: Path) -> No
         assert [e.type for e in h.seen("src/new.py")] == ["created", "created"]
 
     run_source(tmp_path, {"root": ".", "roots": ["src"]}, body)
+
+
+def _tree(base: Path, files: list[str]) -> None:
+    for rel in files:
+        (base / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / rel).write_text(rel)
+
+
+def _deleted(h: Harness) -> list[str]:
+    return sorted(e.data["path"] for e in h.events if e.type == "deleted")
+
+
+def test_a_folder_moved_out_of_the_tree_reports_each_file_it_held(tmp_path: Path) -> None:
+    # inotify reports only the folder when it is moved out of a watched tree (its files
+    # were not deleted, just taken away): the source knows what the folder held and
+    # reports a deletion for each of them, as `rm -rf` would.
+    proj, away = tmp_path / "proj", tmp_path / "away"
+    away.mkdir()
+    _tree(proj, ["src/pkg/a.py", "src/pkg/sub/b.py", "src/pkg/debug.log", "src/pkg/gone.py", "src/keep.py"])
+
+    async def body(h: Harness, src: FileSource) -> None:
+        await asyncio.wait_for(src.seeded.wait(), DEADLINE)
+        (proj / "src" / "pkg" / "sub" / "late.py").write_text("x")      # known from its event
+        await h.wait_seen("src/pkg/sub/late.py", "created")
+        (proj / "src" / "pkg" / "gone.py").unlink()                       # forgotten
+        await h.wait_seen("src/pkg/gone.py", "deleted")
+        os.rename(proj / "src" / "pkg", away / "pkg")
+        await h.wait_seen("src/pkg/sub/late.py", "deleted")
+        (proj / "src" / "sentinel").write_text("s")
+        await h.wait_seen("src/sentinel")
+        assert _deleted(h) == ["src/pkg", "src/pkg/a.py", "src/pkg/gone.py", "src/pkg/sub", "src/pkg/sub/b.py",
+                               "src/pkg/sub/late.py"]
+        assert [e.type for e in h.seen("src/pkg/gone.py")] == ["deleted"]   # once
+        assert not h.seen("src/keep.py") and not h.seen("src/pkg/debug.log")
+
+    run_source(proj, {"root": ".", "roots": ["src"], "ignore": ["*.log"]}, body)
+
+
+def test_a_folder_moved_in_renamed_and_moved_out_reports_its_files_each_time(tmp_path: Path) -> None:
+    proj, away = tmp_path / "proj", tmp_path / "away"
+    (proj / "src").mkdir(parents=True)
+    _tree(away, ["pkg/a.py", "pkg/sub/b.py"])
+
+    async def body(h: Harness, src: FileSource) -> None:
+        os.rename(away / "pkg", proj / "src" / "pkg")                    # in: created, each
+        await h.wait_seen("src/pkg/sub/b.py", "created")
+        os.rename(proj / "src" / "pkg", proj / "src" / "lib")            # renamed: gone + new
+        await h.wait_seen("src/lib/sub/b.py", "created")
+        await h.wait_seen("src/pkg/sub/b.py", "deleted")
+        os.rename(proj / "src" / "lib", away / "lib")                    # out: deleted, each
+        await h.wait_seen("src/lib/sub/b.py", "deleted")
+        (proj / "src" / "sentinel").write_text("s")
+        await h.wait_seen("src/sentinel")
+        for folder in ("src/pkg", "src/lib"):
+            for rel in ("", "/a.py", "/sub", "/sub/b.py"):
+                assert [e.type for e in h.seen(folder + rel)] == ["created", "deleted"], folder + rel
+
+    run_source(proj, {"root": ".", "roots": ["src"]}, body)
+
+
+def test_a_removed_folder_reports_each_file_once(tmp_path: Path) -> None:
+    # rm -rf: the watcher reports the files itself; the folder's known content adds nothing
+    import shutil
+
+    _tree(tmp_path, ["pkg/a.py", "pkg/sub/b.py", "pkg/sub/c.py"])
+
+    async def body(h: Harness, src: FileSource) -> None:
+        await asyncio.wait_for(src.seeded.wait(), DEADLINE)
+        shutil.rmtree(tmp_path / "pkg")
+        await h.wait_seen("pkg", "deleted")
+        (tmp_path / "sentinel").write_text("s")
+        await h.wait_seen("sentinel")
+        assert _deleted(h) == ["pkg", "pkg/a.py", "pkg/sub", "pkg/sub/b.py", "pkg/sub/c.py"]
+
+    run_source(tmp_path, {"root": "."}, body)
+
+
+def test_past_the_known_paths_cap_a_moved_folder_is_reported_alone(tmp_path: Path) -> None:
+    proj, away = tmp_path / "proj", tmp_path / "away"
+    away.mkdir()
+    _tree(proj, [f"pkg/f{i}.txt" for i in range(8)])
+
+    class Small(FileSource):
+        known_cap = 5
+
+    async def body(h: Harness, src: FileSource) -> None:
+        await asyncio.wait_for(src.seeded.wait(), DEADLINE)
+        assert any("more than 5 paths" in m for m in h.messages), h.messages
+        os.rename(proj / "pkg", away / "pkg")
+        await h.wait_seen("pkg", "deleted")
+        (proj / "sentinel").write_text("s")
+        await h.wait_seen("sentinel")
+        assert _deleted(h) == ["pkg"]
+
+    _run(Harness(proj), Small, {"root": "."}, body)
+
+
+def test_known_paths() -> None:
+    from triggerlang.sources.files import KnownPaths
+
+    known = KnownPaths()
+    for rel, is_dir in (("a/b/c.py", False), ("a/d", True), ("e.txt", False), ("a/b/c.py", False)):
+        known.add(rel, is_dir)
+    assert known.count == 5 and "a/b" in known and "a/x" not in known and "e.txt/x" not in known
+    assert known.descendants("a") == ["a/b", "a/b/c.py", "a/d"] and known.descendants("e.txt") == []
+    known.add("a/b", False)                       # a folder became a file: what it held is gone
+    assert known.count == 4 and known.descendants("a") == ["a/b", "a/d"]
+    known.add("e.txt", True)                      # and the reverse
+    known.add("e.txt/f", False)
+    assert known.descendants("e.txt") == ["e.txt/f"]
+    known.remove("a")
+    known.remove("nothing/there")
+    assert known.count == 2 and "a" not in known and known.descendants("a") == []
+
+
+def test_a_folder_replaced_within_one_batch_reports_what_went_and_what_came(tmp_path: Path) -> None:
+    # moved away and another put in its place before the watcher's batch closed: the
+    # watcher says the folder was deleted and created; what differs is reported
+    _tree(tmp_path, ["pkg/a.py", "pkg/sub/b.py"])
+    h = Harness(tmp_path)
+    src = FileSource({"root": "."}, h.ctx)
+
+    async def main() -> None:
+        await src._seed()
+        os.rename(tmp_path / "pkg", tmp_path / "old")
+        _tree(tmp_path, ["pkg/a.py", "pkg/c.py"])
+        base = str(tmp_path.resolve())
+        await src._emit({(3, f"{base}/pkg"), (1, f"{base}/pkg")})
+
+    asyncio.run(main())
+    assert h.describe_events() == [("modified", "pkg"), ("deleted", "pkg/sub"), ("deleted", "pkg/sub/b.py"),
+                                   ("created", "pkg/c.py")]
