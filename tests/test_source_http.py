@@ -406,6 +406,122 @@ def test_400_malformed_bodies(tmp_path: Path) -> None:
     assert journal.events == []
 
 
+def test_400_an_event_or_delivery_header_sent_twice_with_different_values(tmp_path: Path) -> None:
+    # Which event, or which delivery, is ambiguous: refused with the header's name, never
+    # guessed (Starlette keeps the first value; a proxy that appends would make it the last).
+    journal = FakeJournal()
+    gh_body, gl_body = fixture("github/push-plain.json"), fixture("gitlab/push.json")
+    ci_body = json.dumps({"pipeline": "build", "status": "success"}).encode()
+
+    def twice(headers: dict[str, str], name: str, other: str, drop: str = "") -> list[tuple[str, str]]:
+        return [(k, v) for k, v in headers.items() if k != drop] + [(name, other)]
+
+    async def main() -> tuple[dict[str, httpx.Response], list[httpx.Response]]:
+        async with serving(tmp_path, journal) as c:
+            gh, gl = github_headers("push", gh_body), gitlab_headers("Push Hook")
+            refused = {
+                "X-GitHub-Event": await c.post("/github", content=gh_body, headers=twice(gh, "X-GitHub-Event", "issues")),
+                "X-GitHub-Delivery": await c.post("/github", content=gh_body,
+                                                  headers=twice(gh, "X-GitHub-Delivery", str(uuid.uuid4()))),
+                "X-Gitlab-Event": await c.post("/gitlab", content=gl_body,
+                                               headers=twice(gl, "X-Gitlab-Event", "Tag Push Hook")),
+                "Idempotency-Key": await c.post("/gitlab", content=gl_body,
+                                                headers=twice(gl, "Idempotency-Key", str(uuid.uuid4()))),
+                "X-Gitlab-Event-UUID": await c.post("/gitlab", content=gl_body, headers=twice(
+                    gl, "X-Gitlab-Event-UUID", str(uuid.uuid4()), drop="Idempotency-Key")),
+            }
+            ci = await c.post("/ci", content=ci_body, headers=[("Content-Type", "application/json"),
+                                                                 ("Idempotency-Key", "b-1"), ("Idempotency-Key", "b-2")])
+            refused["Idempotency-Key (ci)"] = ci
+            taken = [  # the same value twice is not ambiguous; nor are two different headers
+                await c.post("/github", content=gh_body,
+                             headers=twice(github_headers("push", gh_body), "X-GitHub-Event", "push")),
+                await c.post("/ci", content=ci_body, headers=[("Content-Type", "application/json"),
+                                                              ("Idempotency-Key", "b-3"), ("idempotency-key", "b-3")]),
+            ]
+            return refused, taken
+
+    refused, taken = run(main())
+    for name, r in refused.items():
+        assert r.status_code == 400, (name, r.status_code, r.text)
+        header = name.split(" ")[0]
+        assert r.json()["error"].startswith(f"the {header} header is sent 2 times with different values ("), r.text
+        assert "ambiguous" in r.json()["error"]
+    assert "'push', 'issues'" in refused["X-GitHub-Event"].json()["error"]
+    assert [r.status_code for r in taken] == [202, 202]
+    assert journal.triggers() == ["github.push", "ci.completed"]
+    assert journal.events[1][1] == "ci:/ci:b-3"
+
+
+def test_400_a_standard_webhook_id_sent_twice_with_different_values(tmp_path: Path) -> None:
+    # the signature covers the first id, but which message this is stays ambiguous
+    import base64
+    import http.client
+    import time
+
+    from triggerlang.providers.verify import standard_key, standard_signature
+
+    whsec = "whsec_" + base64.b64encode(b"standard-webhooks-key").decode()
+    config = {"host": "127.0.0.1", "port": 8080, "max_body": 1 << 20,
+              "routes": [{"path": "/sw", "kind": "http", "methods": ["POST"], "verify": {"scheme": "standard", "secret": "sw"}}]}
+    journal = FakeJournal()
+    ctx = make_ctx(tmp_path, journal)
+    ctx.secrets = {"sw": whsec}
+    body = b'{"type": "invoice.paid"}'
+
+    def send(port: int, ids: list[str]) -> tuple[int, dict[str, Any]]:
+        stamp = str(int(time.time()))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.putrequest("POST", "/sw")
+            for name, value in [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                ("webhook-timestamp", stamp),
+                                ("webhook-signature", standard_signature(standard_key(whsec), ids[0], stamp, body))]:
+                conn.putheader(name, value)
+            for i in ids:
+                conn.putheader("webhook-id", i)
+            conn.endheaders(body)
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    async def main() -> list[tuple[int, dict[str, Any]]]:
+        source = HttpSource(config, ctx)
+        await source.start()
+        try:
+            return [await asyncio.to_thread(send, source.port, ids) for ids in (["msg_1", "msg_2"], ["msg_3", "msg_3"])]
+        finally:
+            await source.stop()
+
+    (two, one) = run(main())
+    assert two == (400, {"error": "the webhook-id header is sent 2 times with different values ('msg_1', 'msg_2'): "
+                                  "ambiguous, send it once"})
+    assert one[0] == 202 and [k for _, k in journal.events] == ["standard:/sw:msg_3"]
+
+
+def test_provider_event_and_delivery_headers_must_say_one_thing() -> None:
+    # every provider of the registry, every header that names the event or the delivery
+    from starlette.datastructures import Headers
+
+    from triggerlang.providers import get_provider, provider_names
+    from triggerlang.providers.base import single_header
+
+    checked = 0
+    for name in provider_names():
+        provider = get_provider(name)
+        for header in provider.event_headers + provider.delivery_headers:
+            raw = [(header.lower().encode(), b"one"), (b"x-other", b"z"), (header.lower().encode(), b"two")]
+            read = provider.event_name if header in provider.event_headers else provider.delivery_id
+            with pytest.raises(ValueError, match=f"^the {header} header is sent 2 times with different values"):
+                read(Headers(raw=raw))
+            assert read(Headers(raw=[(header.lower().encode(), b" one"), (header.lower().encode(), b"one ")])) == "one"
+            checked += 1
+    assert checked >= 12  # github 2, gitlab 3, gitea 8, bitbucket 3, ci 1
+    assert single_header({"X-A": "v"}, "x-a") == "v" and single_header(None, "x-a") is None
+    assert single_header(Headers(raw=[(b"x-a", b"")]), "X-A") is None
+
+
 def test_401_bad_signatures_and_tokens(tmp_path: Path) -> None:
     journal = FakeJournal()
     body = fixture("github/push-plain.json")

@@ -174,6 +174,30 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
+def single_header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """The value of a header that must say one thing (which event, which delivery), as
+    :func:`header` reads it; ``ValueError`` naming the header when it comes more than once
+    with different values (Starlette's ``Headers`` keep repeats).
+
+    Decision: an ambiguous event type or delivery id is refused (400), never guessed. The
+    first value is what most servers would keep, the last what a proxy that appends
+    would, and a guess either way runs the wrong rules or defeats redelivery dedupe.
+    Repeats with one value are not ambiguous and are taken.
+    """
+    if not headers:
+        return None
+    wanted = name.lower()
+    values = [str(value).strip() for key, value in headers.items() if isinstance(key, str) and key.lower() == wanted]
+    distinct = list(dict.fromkeys(values))
+    if len(distinct) > 1:
+        shown = ", ".join(repr(v[:60] + ("..." if len(v) > 60 else "")) for v in distinct[:3])
+        raise ValueError(f"the {name} header is sent {len(values)} times with different values ({shown}): "
+                         f"ambiguous, send it once")
+    if not distinct or not distinct[0]:
+        return None
+    return distinct[0]
+
+
 def headers_data(headers: Mapping[str, str] | None) -> dict[str, str] | None:
     """Headers as stored in event data: lower-case names, credentials redacted."""
     if headers is None:
@@ -317,7 +341,8 @@ class Provider:
     ``events``: event name -> (own typed fields, doc); every event also has ``common``.
     ``known_events``: the names the checker accepts without a warning (TRG207) when
     ``open_events`` (any name the provider may send is a legal trigger).
-    ``event_headers``: the headers naming the event, first present wins; with
+    ``event_headers``: the headers naming the event, first present wins (a header sent
+    twice with different values is refused: :func:`single_header`); with
     ``event_from_body`` a delivery without one is still read (the normaliser names the
     event from the body); ``fixed_event``: the provider has one event and no header.
     ``delivery_headers``: the headers whose value is the redelivery key, first present wins;
@@ -380,11 +405,12 @@ class Provider:
         )
 
     def event_name(self, headers: Mapping[str, str] | None) -> str:
-        """The event a delivery names; ValueError when a required header is missing."""
+        """The event a delivery names; ValueError when a required header is missing, or
+        repeated with different values (:func:`single_header`)."""
         if self.fixed_event is not None:
             return self.fixed_event
         for name in self.event_headers:
-            value = header(headers, name)
+            value = single_header(headers, name)
             if value:
                 return value
         if self.event_from_body or not self.event_headers:
@@ -392,9 +418,10 @@ class Provider:
         raise ValueError(f"missing {self.event_headers[0]} header")
 
     def delivery_id(self, headers: Mapping[str, str] | None) -> str | None:
-        """The sender's id of a delivery: the first delivery header present, or None."""
+        """The sender's id of a delivery: the first delivery header present, or None;
+        ValueError when it is repeated with different values (:func:`single_header`)."""
         for name in self.delivery_headers:
-            value = header(headers, name)
+            value = single_header(headers, name)
             if value:
                 return value
         return None

@@ -42,7 +42,10 @@ How a request is handled, in this order (each step answers before the next one r
    the journal, runs and the dashboard never see a token, and never a signature either.
 4. **Parsing** (400). Invalid JSON (``NaN``/``Infinity`` included, since they would make
    the journal write non-standard JSON), a body that is not a JSON object, a missing
-   event header (the provider's ``event_headers``), or a
+   event header (the provider's ``event_headers``), an event-type or delivery-id header
+   sent twice with different values (``X-GitHub-Event: push`` and ``X-GitHub-Event:
+   issues``; :func:`~triggerlang.providers.base.single_header`: ambiguous, so refused
+   rather than guessed; Standard Webhooks' ``webhook-id`` too), or a
    :class:`~triggerlang.providers.ProviderError`. Anything raised
    while parsing is a 400: bad input never gets a 5xx.
 5. **Submit** (202). Every event the normaliser returns is handed to ``ctx.submit``;
@@ -136,7 +139,7 @@ from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
 from ..events import Event
 from ..providers import REDACTED, get_provider, provider_names
-from ..providers.base import CREDENTIAL_HEADERS
+from ..providers.base import CREDENTIAL_HEADERS, single_header
 from ..providers.verify import SCHEMES, VERIFY_HEADERS
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
@@ -571,7 +574,11 @@ class _Handlers:
         if route.kind == "http":
             key = None
             if route.scheme == "standard":  # verified above: webhook-id is there
-                key = f"standard:{route.path}:{inc.headers['webhook-id'].strip()}"
+                try:
+                    key = f"standard:{route.path}:{single_header(inc.headers, 'webhook-id')}"
+                except ValueError as e:  # sent twice with different values: which message?
+                    answer(self.reject(inc, route.path, 400, str(e)))
+                    return
             self.accept([self._http_event(inc, headers)], key, answer, inc=inc, route=route.path)
             return
         self._webhook(route, inc, headers, answer)
@@ -632,8 +639,8 @@ class _Handlers:
         provider = get_provider(kind)
         try:
             payload, event_name = self._read_webhook(provider, headers, inc.body)
+            key = provider.delivery_key(headers, route.path)  # ValueError: an ambiguous delivery id
             events = provider.normalise(event_name, payload, headers)
-            key = provider.delivery_key(headers, route.path)
         except ValueError as e:  # ProviderError is a ValueError
             answer(self.reject(inc, route.path, 400, str(e)))
             return
@@ -744,13 +751,16 @@ def _delivery_id(route: HttpRoute, headers: Headers) -> str | None:
     """The sender's id of a delivery, as its provider's delivery header gives it (GitHub's
     ``X-GitHub-Delivery``...), or a Standard Webhooks route's ``webhook-id``; None."""
     provider = get_provider(route.kind) if route.kind != "http" else None
-    if provider is not None:
-        value = provider.delivery_id(headers)
-        return value[:200] if value else None
-    if route.scheme == "standard":
-        value = headers.get("webhook-id")
-        return value[:200] if value else None
-    return None
+    try:
+        if provider is not None:
+            value = provider.delivery_id(headers)
+        elif route.scheme == "standard":
+            value = single_header(headers, "webhook-id")
+        else:
+            return None
+    except ValueError:  # sent twice with different values: the delivery was refused for it
+        return None
+    return value[:200] if value else None
 
 
 def allowed_methods(routes: Sequence[BaseRoute], scope: Any) -> str | None:
