@@ -17,7 +17,8 @@ follows no redirect). **No result carries a secret's value**: the server never r
 secrets for itself, and as a safety net every result is scrubbed of the values of the
 secrets declared by the rules files it has seen (the ``check``/``explain`` files and the
 ``.trg`` files beside the state folder), read from this process's environment and files —
-an action that prints its token to its log shows ``[secret NAME]`` here.
+an action that prints its token to its log shows ``[secret NAME]`` here (wherever the value
+stands as a token of its own, whatever its length: :mod:`triggerlang.masking`).
 
 Imported only by ``triggerc mcp``.
 """
@@ -39,6 +40,7 @@ from pydantic import Field
 
 from .. import __version__
 from ..check import catalogue as C
+from ..masking import Masker
 
 MAX_LOG_BYTES = 256 * 1024
 
@@ -50,13 +52,13 @@ and `events` read what a running `triggerc serve` did; `emit` sends it a test ev
 
 
 class _Redactor:
-    """Replaces the values of known secrets in results (see the module docstring)."""
-
-    MIN_LEN = 4  # shorter values would blank out ordinary words
+    """Replaces the values of known secrets in results (see the module docstring), where
+    they stand as tokens of their own (:mod:`triggerlang.masking`), whatever their length."""
 
     def __init__(self) -> None:
         self.values: dict[str, str] = {}   # value -> secret name
         self.seen: set[Path] = set()
+        self._masker: tuple[dict[str, str], Masker] | None = None  # for which values
 
     def learn_file(self, path: Path) -> None:
         try:
@@ -83,7 +85,7 @@ class _Redactor:
                         value = (p.parent / d.ref.value).read_text("utf-8").strip()
                     except (OSError, UnicodeDecodeError):
                         value = None
-                if value and len(value) >= self.MIN_LEN:
+                if value:
                     self.values[value] = d.name.value
 
     def learn_folder(self, folder: Path) -> None:
@@ -96,15 +98,17 @@ class _Redactor:
     def scrub(self, obj: Any) -> Any:
         if not self.values:
             return obj
+        if self._masker is None or self._masker[0] != self.values:
+            self._masker = (dict(self.values), Masker({v: f"[secret {n}]" for v, n in self.values.items()}))
+        return self._scrub(obj, self._masker[1])
+
+    def _scrub(self, obj: Any, masker: Masker) -> Any:
         if isinstance(obj, str):
-            for value, name in sorted(self.values.items(), key=lambda kv: -len(kv[0])):
-                if value in obj:
-                    obj = obj.replace(value, f"[secret {name}]")
-            return obj
+            return masker.mask(obj)
         if isinstance(obj, dict):
-            return {self.scrub(k): self.scrub(v) for k, v in obj.items()}
+            return {self._scrub(k, masker): self._scrub(v, masker) for k, v in obj.items()}
         if isinstance(obj, list):
-            return [self.scrub(x) for x in obj]
+            return [self._scrub(x, masker) for x in obj]
         return obj
 
 

@@ -79,6 +79,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from ..masking import Masker
+
 STATUSES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped")
 FINAL_STATUSES = frozenset(STATUSES) - {"queued", "running"}
 
@@ -641,10 +643,10 @@ def url_secrets(url: str) -> list[str]:
 
 
 def scrub(text: str, url: str) -> str:
-    """``text`` with every secret part of ``url`` replaced by ``***``."""
-    for s in url_secrets(url):
-        text = text.replace(s, "***")
-    return text
+    """``text`` (a driver's message) with every secret part of ``url`` replaced by ``***``
+    where it stands as a token of its own (:mod:`triggerlang.masking`): a one-letter
+    password does not turn ``failed`` into ``f***iled``."""
+    return Masker({s: "***" for s in url_secrets(url)}).mask(text)
 
 
 def open_store(url: str | None = None, state_dir: Path | str | None = None, *, migrate: bool = False,

@@ -1,0 +1,73 @@
+"""Masking secret values in free text (triggerlang/masking.py): a short secret is masked
+where it stands alone, never inside the words of an unrelated message, and never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime_helpers import cli
+from triggerlang.masking import Masker
+from triggerlang.runtime.store import scrub
+
+REFUSED = ('connection to server at "127.0.0.1", port 1 failed: Connection refused '
+           'Is the server running on that host and accepting TCP/IP connections?')
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("password=a", "password=***"),
+    ("'a' is not the password", "'***' is not the password"),
+    ("a", "***"),
+    ("at a cafe: a-b, (a)", "at *** cafe: ***-b, (***)"),
+    ("data failed at atlas", "data failed at atlas"),
+    ("a_b a1 1a", "a_b a1 1a"),      # inside a word (\w): letters, digits, underscore
+    ("é a ä", "é *** ä"),
+])
+def test_a_one_letter_secret_is_masked_only_where_it_stands_alone(text: str, masked: str) -> None:
+    assert Masker({"a": "***"}).mask(text) == masked
+
+
+def test_masking_rules() -> None:
+    m = Masker({"postgres": "***", "p@ss": "***", "!x": "[x]", "ab": "[ab]", "abcd": "[abcd]", "": "never"})
+    assert m.mask("postgresql://postgres:postgres@h") == "postgresql://***:***@h"
+    assert m.mask("bad p@ss.") == "bad ***."
+    # a value that starts (or ends) with punctuation has its boundary there already
+    assert m.mask("a!x !xy") == "a[x] !xy"
+    assert m.mask("abcd ab abc") == "[abcd] [ab] abc"   # the longer value whole; abc is another word
+    assert Masker({}).mask("text") == "text" and not Masker({"": "x"}) and Masker({"a": "x"})
+
+
+def test_store_errors_keep_their_words_with_a_one_letter_password() -> None:
+    url = "postgresql://alice:a@127.0.0.1:1/db"
+    assert scrub(REFUSED, url) == REFUSED
+    assert scrub('invalid password "a" for user "alice"', url) == 'invalid password "***" for user "alice"'
+    # the percent-encoded and the decoded form, and a query parameter, at any length
+    assert scrub("x%40 x@ b", "postgresql://u:x%40@h/db?sslpassword=b") == "*** *** ***"
+
+
+def test_a_store_url_with_a_short_password_gives_a_readable_error(tmp_path: Path) -> None:
+    # before: "connection f***iled: connection to server ***t ... th***t host ***nd ***ccepting"
+    for password, said in (("a", 'connection to server at "127.0.0.1", port 1 failed: Connection refused'),
+                           ("postgres", 'connection to server at "127.0.0.1", port 1 failed: Connection refused'),
+                           # a word of the message, where it stands alone: masked, never printed
+                           ("at", 'connection to server *** "127.0.0.1", port 1 failed: Connection refused')):
+        r = cli("runs", "--store", f"postgresql://postgres:{password}@127.0.0.1:1/db?connect_timeout=2", timeout=60)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert f"store postgresql://postgres:***@127.0.0.1:1/db?connect_timeout=2: " in r.stderr, r.stderr
+        assert said in r.stderr and "accepting TCP/IP connections" in r.stderr, (password, r.stderr)
+        assert f":{password}@" not in r.stderr
+
+
+def test_the_mcp_results_mask_a_short_secret_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # it skipped values under 4 characters, so a 3-letter token printed by an action came back
+    from triggerlang.editor.mcp_server import _Redactor
+
+    (tmp_path / "r.trg").write_text('secret k = env "TRG_TEST_SHORT"\nsecret f = file "key.txt"\n')
+    (tmp_path / "key.txt").write_text("Q\n")
+    monkeypatch.setenv("TRG_TEST_SHORT", "ab1")
+    redactor = _Redactor()
+    redactor.learn_folder(tmp_path)
+    result = {"log": "token ab1\nlabel ab12 fab1 Q-tip QA", "ab1": ["ab1"], "n": 3}
+    assert redactor.scrub(result) == {"log": "token [secret k]\nlabel ab12 fab1 [secret f]-tip QA",
+                                      "[secret k]": ["[secret k]"], "n": 3}
