@@ -853,3 +853,77 @@ def test_route_globs_are_the_rule_globs() -> None:
     assert [r.path for r in table.candidates("/lit/[x")] == ["/lit/\\[x"]
     with pytest.raises(ValueError, match=r"unclosed '\['"):
         parse_routes({"routes": [{"path": "/h/[ab", "kind": "http"}]}, {})
+
+
+def test_a_stop_closes_stalled_and_idle_connections_at_once_and_lets_an_answer_in_flight_finish(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvicorn kept a connection whose request was half sent until its graceful-shutdown
+    # time ran out, then logged an ERROR ("Cancel 0 running task(s)"); the grace is made
+    # long here, so a connection that is not closed at once fails the deadline below.
+    import triggerlang.sources.http as http_module
+
+    monkeypatch.setattr(http_module, "GRACEFUL_SHUTDOWN", 60.0)
+    uvicorn_errors: list[str] = []
+
+    class Errors(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                uvicorn_errors.append(record.getMessage())
+
+    class HeldJournal(FakeJournal):
+        """Commits only when the test says so: an answer in flight while the stop begins."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+        async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
+            self.entered.set()
+            await self.release.wait()
+            return await super().submit(event, delivery_key)
+
+    body = fixture("github/push-plain.json")
+    delivery = "".join(f"{k}: {v}\r\n" for k, v in github_headers("push", body).items())
+    complete = f"POST /github HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{delivery}\r\n".encode() + body
+    stalled = {
+        "idle": b"",
+        "half the headers": b"POST /github HTTP/1.1\r\nHost: x\r\nX-GitHub-Ev",
+        "half the body (webhook)": complete[: len(complete) - len(body) // 2],
+        "half the body (/events)": b'POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"source": ',
+    }
+    log = logging.getLogger("uvicorn.error")
+    handler = Errors()
+    log.addHandler(handler)
+
+    async def main() -> tuple[bytes, list[Any]]:
+        journal = HeldJournal()
+        source = HttpSource(CONFIG, make_ctx(tmp_path, journal))
+        await source.start()
+        clients = {}
+        for name, data in stalled.items():
+            reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
+            writer.write(data)
+            await writer.drain()
+            clients[name] = (reader, writer)
+        reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
+        writer.write(complete)
+        await asyncio.wait_for(journal.entered.wait(), 15)   # in flight: waiting for its commit
+        stop = asyncio.create_task(source.stop())
+        for name, (r, w) in clients.items():                  # closed at once, with no answer
+            assert await asyncio.wait_for(r.read(), 15) == b"", name
+            w.close()
+        assert not stop.done() and journal.events == []       # the answer in flight is waited for
+        journal.release.set()
+        answer = await asyncio.wait_for(reader.read(), 15)    # then the connection closes
+        writer.close()
+        await asyncio.wait_for(stop, 15)
+        return answer, journal.events
+
+    try:
+        answer, journaled = run(main())
+    finally:
+        log.removeHandler(handler)
+    head, _, content = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 202") and b"connection: close" in head.lower(), answer
+    assert json.loads(content)["runs"] == [1] and [e.trigger for e, _ in journaled] == ["github.push"]
+    assert uvicorn_errors == []

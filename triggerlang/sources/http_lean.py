@@ -26,6 +26,9 @@ How a fast request goes through the connection:
 - **headers** are bounded (:data:`MAX_HEAD`, ``431``): httptools gathers a request's
   line and headers without a limit, so a client that never ends them would grow the
   process's memory without bound (the body has its own limit, ``413``);
+- **stopping**: a request being answered finishes; an idle connection, and one whose
+  request is still coming in, is closed at once (:meth:`LeanProtocol.shutdown`), so a
+  stalled client does not hold the stop for uvicorn's graceful-shutdown time;
 - **a client that half-closes** after its request (``shutdown(SHUT_WR)``) still gets its
   answer, then the connection closes (uvicorn alone closes on end-of-file at once, and an
   answer that waits for the journal's commit would be lost).
@@ -53,7 +56,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 _NEEDED = ("on_message_begin", "on_headers_complete", "on_body", "on_message_complete", "on_response_complete",
-           "_start_asgi_task", "connection_made", "connection_lost", "_unset_keepalive_if_required",
+           "_start_asgi_task", "connection_made", "connection_lost", "_unset_keepalive_if_required", "shutdown",
            "timeout_keep_alive_handler", "data_received")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 MAX_HEAD = 1024 * 1024
@@ -138,6 +141,14 @@ class _LeanRequest:
         self.disconnected = False
         self.message_event = _NO_EVENT
         self.t0 = time.monotonic()
+
+
+def _received(cycle: Any) -> bool:
+    """Whether the whole request of ``cycle`` is in: a fast request's body, or that of
+    uvicorn's ``RequestResponseCycle`` (``more_body`` until its last byte)."""
+    if isinstance(cycle, _LeanRequest):
+        return cycle.complete
+    return not getattr(cycle, "more_body", False)
 
 
 class _NoRoutes:
@@ -315,6 +326,22 @@ def lean_protocol(entry: Any) -> type | None:
             req.complete = True
             if req.started and req.reply is None and not req.response_complete:
                 self._lean_handle(req)
+
+        def shutdown(self) -> None:
+            """The server is stopping (uvicorn calls this on every connection). A request
+            that is all in and being answered (its event waiting for the journal's commit,
+            a dashboard page being made) gets its answer, then the connection closes, as
+            uvicorn does it. A connection with nothing being answered is closed now: an
+            idle one, and one whose request is still coming in (headers or body not all
+            sent): nothing of that request was journaled, so the sender retries as after
+            any dropped connection. uvicorn kept the latter open and waited its whole
+            graceful-shutdown time for a client that had stalled mid-request, then logged
+            an ERROR ("Cancel 0 running task(s)")."""
+            cycle = self.cycle
+            if cycle is not None and not cycle.response_complete and _received(cycle):
+                super().shutdown()
+            else:
+                self.transport.close()
 
         def eof_received(self) -> bool | None:
             """The client closed its side (``shutdown(SHUT_WR)`` after its request): answer
