@@ -457,6 +457,48 @@ def test_cli_no_tests(tmp_path: Path) -> None:
     assert "no tests found" in result.stderr
 
 
+def _selection_files(tmp_path: Path) -> Path:
+    (tmp_path / "d.trg").write_text(
+        DEPLOY + block("a push to main deploys", 'given git.push branch="main" sha="a"', "expect deploy_main")
+        + block("a push to main by the bots", 'given git.push branch="main" author="dependabot[bot]"',
+                "expect deploy_main")  # fails: the bots are left out
+        + block("build and test", 'given git.push branch="dev"', "expect none"))
+    (tmp_path / "d_test.trg").write_text(block("A Release Branch", 'given git.push branch="release/1"',
+                                               "expect release"))
+    return tmp_path / "d.trg"
+
+
+def test_cli_k_selects_tests_by_name_as_pytest_does(tmp_path: Path) -> None:
+    f = _selection_files(tmp_path)
+    result = _cli("test", str(f), "-k", "push to main and not bots", "-v")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f'{f}:7:1: ok   test "a push to main deploys"',
+                                          "1 passed, 0 failed, 3 deselected"]
+    result = _cli("test", str(f), "-k", "bots or release")  # any case; the companion file too
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[-1] == "1 passed, 1 failed, 2 deselected"
+    assert 'FAIL test "a push to main by the bots"' in result.stdout
+    result = _cli("test", str(f), "-k", '"build and test" or (release and not push)', "--format", "json")
+    doc = json.loads(result.stdout)
+    assert (result.exit_code, doc["passed"], doc["failed"], doc["deselected"]) == (0, 2, 0, 2)
+    assert [t["name"] for t in doc["tests"]] == ["build and test", "A Release Branch"]
+    # without -k nothing is deselected, and the last line is as before
+    assert _cli("test", str(f)).stdout.splitlines()[-1] == "3 passed, 1 failed"
+
+
+def test_cli_k_that_selects_nothing_fails_and_a_bad_one_is_a_usage_error(tmp_path: Path) -> None:
+    f = _selection_files(tmp_path)
+    result = _cli("test", str(f), "-k", "no such test")  # a typo must not pass CI
+    assert result.exit_code == 1
+    assert result.stdout == "0 passed, 0 failed, 4 deselected\n"
+    assert "no test matches -k 'no such test' (4 deselected)" in result.stderr
+    for expr, says in (("push and", "expected a name, found the end"), ("(push", "a '(' is not closed"),
+                       ("push)", "unexpected ')'"), ('"push', 'an unclosed "'), ("", "-k needs an expression")):
+        result = _cli("test", str(f), "-k", expr)
+        assert result.exit_code == 2 and says in result.stderr, (expr, result.output)
+        assert "Traceback" not in result.output
+
+
 # --------------------------------------------------------------------------- fmt
 
 def test_fmt_round_trips_test_blocks() -> None:

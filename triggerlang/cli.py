@@ -572,6 +572,7 @@ def fmt_cmd(files: tuple[str, ...], check_only: bool, diff: bool, quiet: bool, s
 EXAMPLES_TEST = examples(
     "triggerc test rules.trg          # also runs rules_test.trg beside it",
     "triggerc test examples/ -v",
+    "triggerc test . -k 'push to main and not bots'",
 )
 
 
@@ -579,22 +580,32 @@ EXAMPLES_TEST = examples(
 @click.argument("files", nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Also list the tests that pass.")
+@click.option("-k", "keyword", metavar="EXPR",
+              help="Only the tests whose name EXPR selects, as pytest's -k: words (a part of the name, any "
+                   "case) with and, or, not, parentheses; a phrase in double quotes may hold a keyword.")
 @color_option
-def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, color_mode: str) -> None:
+def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | None, color_mode: str) -> None:
     """Run the test blocks of FILES (a folder: every .trg file in it).
 
     A rules file X.trg brings its companion X_test.trg along. Prints each failure with its
-    place and reason, then "N passed, M failed". Exit 0 when all pass, 1 otherwise.
+    place and reason, then "N passed, M failed". Exit 0 when all pass, 1 otherwise (and
+    when -k selects no test), 2 on usage errors.
     """
     from .api import SourceFileError
-    from .testing import render_json as tests_json, render_text as tests_text, run_file
+    from .testing import Selection, render_json as tests_json, render_text as tests_text, run_file
 
+    select = None
+    if keyword is not None:
+        try:
+            select = Selection(keyword)
+        except ValueError as e:
+            usage_error(str(e))
     if fmt == "json":
         _utf8_stdout()
     reports = []
     for f in _with_companions(_expand(files, stdin=False)):
         try:
-            reports.append(run_file(f))
+            reports.append(run_file(f, select=select))
         except SourceFileError as e:
             usage_error(str(e))
     errors, sources = [], {}
@@ -608,7 +619,13 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, color_mode: str) -
             if rep.errors:
                 click.echo(f"{rep.file}: tests not run: fix the errors first", err=True)
     click.echo(tests_json(reports) if fmt == "json" else tests_text(reports, verbose), nl=False)
-    if fmt == "text" and not any(rep.results for rep in reports) and not errors:
+    ran = any(rep.results for rep in reports)
+    if select is not None and not ran and not errors:
+        # a -k that selects nothing fails (pytest's "no tests ran"): a typo must not pass CI
+        click.echo(f"no test matches -k {keyword!r} ({sum(rep.deselected for rep in reports)} deselected)",
+                   err=True)
+        raise SystemExit(1)
+    if fmt == "text" and not ran and not errors:
         click.echo("no tests found: write test blocks (SPEC §10) in these files or in X_test.trg beside them",
                    err=True)
     raise SystemExit(0 if all(rep.ok for rep in reports) else 1)

@@ -25,15 +25,20 @@ found no error. The steps for one file:
    event had (``condition branch="main" (line 12:24) failed: branch was "dev"``), or that
    the rule listens to another trigger than the test's event.
 
+Selection: ``triggerc test -k EXPR`` runs only the tests whose name EXPR selects, as
+pytest's ``-k`` does (:class:`Selection`); the others are counted as deselected.
+
 Rendering: :func:`render_text` prints one line per failure, ``FILE:LINE:COL: FAIL test
 "NAME": MESSAGE`` at the expectation that failed, its explanation on indented lines, and
-at the end the plain line ``N passed, M failed`` (CI parses it). :func:`render_json` is
-``{"tests": [{file, name, line, passed, failures}], "passed", "failed", "errors"}``.
+at the end the plain line ``N passed, M failed`` (CI parses it; ``, K deselected`` is
+added after a ``-k`` left tests out). :func:`render_json` is ``{"tests": [{file, name,
+line, passed, failures}], "passed", "failed", "deselected", "errors"}``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,12 +88,14 @@ class TestResult:
 
 @dataclass
 class FileReport:
-    """The tests of one file, or the errors that kept them from running."""
+    """The tests of one file, or the errors that kept them from running; ``deselected``:
+    how many tests a ``-k`` left out."""
 
     file: str
     results: list[TestResult] = field(default_factory=list)
     errors: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
+    deselected: int = 0
 
     @property
     def ok(self) -> bool:
@@ -115,8 +122,109 @@ class _RuleSet:
         self.correlations = {r["name"] for r in rules if isinstance(r.get("trigger"), dict)}
 
 
-def run_compiled(c: Compiled) -> FileReport:
-    """Run the tests of a compiled file (see the module docstring)."""
+class Selection:
+    """``-k EXPR``: which tests run, by name, as pytest's ``-k``.
+
+    EXPR is words combined with ``and``, ``or``, ``not`` and parentheses (``not`` binds
+    tighter than ``and``, ``and`` than ``or``). A run of words with no keyword between them
+    is one phrase, since test names are sentences: ``-k "push to main and not bots"``
+    selects the tests whose name contains "push to main" and not "bots". A phrase in
+    double quotes may hold a keyword: ``-k '"build and test" or lint'``. A phrase holds
+    when it is a part of the test's name, ignoring case. Only names count, not file names
+    as pytest's module names do: every companion file is called ``*_test.trg``, so ``-k
+    test`` would select everything (give the files to run instead). A malformed EXPR is a
+    ValueError that says what is wrong.
+    """
+
+    _TOKEN = re.compile(r'\s*(?:(\()|(\))|"([^"]*)"|([^\s()"]+)|(\S))')
+    _KEYWORDS = ("and", "or", "not")
+
+    def __init__(self, expr: str) -> None:
+        self.expr = expr
+        self._tokens = self._tokenize(expr)
+        self._pos = 0
+        if not self._tokens:
+            raise ValueError("-k needs an expression: words, and, or, not, parentheses")
+        self._tree = self._or()
+        if self._pos < len(self._tokens):
+            raise ValueError(f"-k: unexpected {self._tokens[self._pos][1]!r} in {expr!r}")
+
+    @classmethod
+    def _tokenize(cls, expr: str) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for m in cls._TOKEN.finditer(expr):
+            lp, rp, quoted, word, other = m.groups()
+            if lp or rp:
+                out.append(("(" if lp else ")", lp or rp))
+            elif quoted is not None:
+                out.append(("phrase", quoted))
+            elif word is not None:
+                out.append((word, word) if word in cls._KEYWORDS else ("word", word))
+            elif other is not None:
+                raise ValueError(f'-k: an unclosed " in {expr!r}')
+        return out
+
+    def _peek(self) -> str | None:
+        return self._tokens[self._pos][0] if self._pos < len(self._tokens) else None
+
+    def _or(self) -> tuple:
+        return self._chain("or", self._and)
+
+    def _and(self) -> tuple:
+        return self._chain("and", self._not)
+
+    def _chain(self, op: str, operand) -> tuple:
+        """``operand (op operand)*``, left to right."""
+        node = operand()
+        while self._peek() == op:
+            self._pos += 1
+            node = (op, node, operand())
+        return node
+
+    def _not(self) -> tuple:
+        if self._peek() == "not":
+            self._pos += 1
+            return ("not", self._not())
+        return self._atom()
+
+    def _atom(self) -> tuple:
+        kind = self._peek()
+        if kind == "(":
+            self._pos += 1
+            node = self._or()
+            if self._peek() != ")":
+                raise ValueError(f"-k: a '(' is not closed in {self.expr!r}")
+            self._pos += 1
+            return node
+        if kind == "phrase":
+            self._pos += 1
+            return ("has", self._tokens[self._pos - 1][1].lower())
+        words = []
+        while self._peek() == "word":
+            words.append(self._tokens[self._pos][1])
+            self._pos += 1
+        if not words:
+            got = "the end" if kind is None else repr(self._tokens[self._pos][1])
+            raise ValueError(f"-k: expected a name, found {got} in {self.expr!r}")
+        return ("has", " ".join(words).lower())
+
+    def __call__(self, name: str) -> bool:
+        text = name.lower()
+
+        def holds(node: tuple) -> bool:
+            op = node[0]
+            if op == "has":
+                return node[1] in text
+            if op == "not":
+                return not holds(node[1])
+            return (holds(node[1]) and holds(node[2])) if op == "and" else (holds(node[1]) or holds(node[2]))
+
+        return holds(self._tree)
+
+
+def run_compiled(c: Compiled, select: Selection | None = None) -> FileReport:
+    """Run the tests of a compiled file (see the module docstring); with ``select``, only
+    the tests it selects."""
     report = FileReport(c.file, sources=dict(c.sources))
     parts: list[tuple[str, dict]] = []
     if c.main is not None:
@@ -131,15 +239,18 @@ def run_compiled(c: Compiled) -> FileReport:
     parts.append((c.file, c.manifest))
     rules = _RuleSet(parts)
     for t in c.program.tests:
+        if select is not None and not select(t.name):
+            report.deselected += 1
+            continue
         report.results.append(_run_test(c.file, t, rules))
     return report
 
 
-def run_file(path, display_name: str | None = None) -> FileReport:
+def run_file(path, display_name: str | None = None, select: Selection | None = None) -> FileReport:
     """Compile one file and run its tests (raises SourceFileError if it cannot be read)."""
     from .api import compile_file
 
-    return run_compiled(compile_file(path, display_name))
+    return run_compiled(compile_file(path, display_name), select)
 
 
 def _run_test(file: str, t, rules: _RuleSet) -> TestResult:
@@ -423,12 +534,14 @@ def render_text(reports: list[FileReport], verbose: bool = False) -> str:
                            f"{f.message}")
                 out.extend("  " + e["text"] for e in f.explain)
     passed, failed = counts(reports)
-    out.append(f"{passed} passed, {failed} failed")
+    deselected = sum(rep.deselected for rep in reports)
+    out.append(f"{passed} passed, {failed} failed" + (f", {deselected} deselected" if deselected else ""))
     return "\n".join(out) + "\n"
 
 
 def render_json(reports: list[FileReport]) -> str:
     passed, failed = counts(reports)
     doc = {"tests": [r.to_json() for rep in reports for r in rep.results], "passed": passed, "failed": failed,
+           "deselected": sum(rep.deselected for rep in reports),
            "errors": [d.to_json() for rep in reports for d in rep.errors]}
     return json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
