@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import click
@@ -1331,7 +1332,7 @@ def groups(state_dir, rule, status, key_value, explain, fmt, limit, color_mode, 
         for m in g["members"]:
             counts[m["alias"]] = counts.get(m["alias"], 0) + 1
         members = ", ".join(a if n == 1 else f"{a}×{n}" for a, n in counts.items()) or "-"
-        key = " ".join(k if isinstance(k, str) else json.dumps(k) for k in g["keys"]) or "-"
+        key = " ".join(_cell(k) for k in g["keys"]) or "-"
         rows.append([g["id"], g["rule"], g["state"], key, _short_time(g["opened_at"]), when, members,
                      ", ".join(g["missing"]) or "-", str(g["run_id"]) if g["run_id"] else "-"])
         colors.append(GROUP_COLORS.get(g["state"]))
@@ -1402,17 +1403,30 @@ def _run_json(r: dict) -> dict:
     return {k: r.get(k) for k in RUN_KEYS}
 
 
+# C0 and C1 control characters, and the Unicode line separators and bidirectional overrides
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _cell(v: object) -> str:
+    """A value from an event (an input, a key) as a table cell: a string as it is, unless it
+    holds a control character, which would reach the terminal as it is (a newline forges a
+    row; an escape sequence recolours, moves the cursor over earlier rows, retitles the
+    window): then JSON-quoted with escapes, as any other value is shown."""
+    if isinstance(v, str) and not _UNSAFE.search(v):
+        return v
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(v, ensure_ascii=False))
+
+
 def _run_cells(r: dict) -> list[str]:
     """One run as the cells of the ``runs`` table."""
     code = "-" if r.get("exit_code") is None else str(r["exit_code"])
-    inputs = " ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
-                      for k, v in (r.get("inputs") or {}).items())
+    inputs = " ".join(f"{k}={_cell(v)}" for k, v in (r.get("inputs") or {}).items())
     return [str(r["id"]), r["rule"], r["action"], r["status"], code, _seconds(r.get("wait")),
             _seconds(r.get("duration")), _short_time(r.get("queued_at")), inputs[:60]]
 
 
 def _event_cells(e: dict) -> list[str]:
-    return [e["id"], f"{e['source']}.{e['type']}", _short_time(e.get("time")),
+    return [e["id"], _cell(f"{e['source']}.{e['type']}"), _short_time(e.get("time")),
             ", ".join(e.get("matched") or []) or "(none)"]
 
 
