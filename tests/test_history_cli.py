@@ -1,18 +1,22 @@
 """The run history from a terminal, against a real ``triggerc serve`` (SQLite journal).
 
-``runs``, ``events`` and ``groups`` print values that come from senders (inputs,
-correlation keys): a control character among them must not reach the terminal as it is,
-where a newline forges a row and an escape sequence rewrites what the user sees.
+``triggerc logs RUN_ID [-f]`` prints a run's whole log as its action wrote it (what the
+dashboard's "download" gives), and follows a running run to its end. ``runs``, ``events``
+and ``groups`` print values that come from senders (inputs, correlation keys): a control
+character among them must not reach the terminal as it is, where a newline forges a row
+and an escape sequence rewrites what the user sees.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from runtime_helpers import Server, cli, done, post, stop_ok
+from runtime_helpers import DEADLINE, Server, cli, done, post, stop_ok
 
 RULES = r"""
 action talk = shell "echo out-1; echo err-1 >&2; printf 'bin \\377\\376 \\033[31mred\\033[0m\\n'; echo out-2"
@@ -39,6 +43,66 @@ def serve(tmp_path: Path):
         yield s
     finally:
         s.ensure_dead()
+
+
+def logs(s: Server, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "triggerlang.cli", "logs", *args, "--state", str(s.state)],
+                          capture_output=True, timeout=60)
+
+
+def test_logs_prints_the_whole_log_as_the_action_wrote_it(serve: Server) -> None:
+    s = serve
+    talk = post(s, "/talk", {}).json()["runs"][0]
+    flood = post(s, "/flood", {}).json()["runs"][0]
+    s.wait_runs(lambda rs: done(rs, 2), "both runs")
+    r = logs(s, str(talk))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split(b"\n")
+    assert lines[0].startswith(b"# run %d rule talk action talk attempt 1: shell " % talk)
+    # bytes that are not UTF-8 and terminal escapes as written; stdout in order, and stderr
+    # (copied through a pipe: it may land a line later than written, README)
+    assert [ln for ln in lines[1:5] if ln != b"err-1"] == [b"out-1", b"bin \xff\xfe \x1b[31mred\x1b[0m", b"out-2"]
+    assert b"err-1" in lines[1:5]
+    assert lines[5].startswith(b"# run %d succeeded (exit code 0)" % talk) and lines[6:] == [b""]
+    assert b"\x01" not in r.stdout and b"\x02" not in r.stdout  # the stream markers are the readers' business
+    # the whole log, not the dashboard's last 256 KiB
+    r = logs(s, str(flood))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split(b"\n")
+    assert len(r.stdout) > 1_000_000
+    assert out[1] == b"line-0-" + b"x" * 46 and out[20000] == b"line-19999-" + b"x" * 46
+    assert out[20001].startswith(b"# run %d succeeded" % flood)
+    stop_ok(s)
+
+
+def test_logs_follows_a_running_run_to_its_end(serve: Server) -> None:
+    s = serve
+    tick = post(s, "/tick", {}).json()["runs"][0]
+    s.wait_runs(lambda rs: any(r["id"] == tick and r["status"] == "running" for r in rs), "the run to start")
+    r = logs(s, str(tick), "-f")  # returns by itself when the run ends
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode()
+    assert [ln for ln in text.splitlines() if ln.startswith(("tick", "warn"))] == [
+        f"{w} {i}" for i in range(1, 7) for w in ("tick", "warn")]
+    assert text.splitlines()[-1].startswith(f"# run {tick} succeeded")
+    stop_ok(s)
+
+
+def test_logs_of_no_run_and_of_a_run_with_no_output_yet(serve: Server) -> None:
+    s = serve
+    r = logs(s, "999")
+    assert (r.returncode, r.stdout) == (1, b"") and b"there is no run 999" in r.stderr
+    first = post(s, "/hold", {}).json()["runs"][0]
+    second = post(s, "/hold", {}).json()["runs"][0]  # busy queue: waits behind the first
+    s.wait_runs(lambda rs: any(r["id"] == first and r["status"] == "running" for r in rs), "the first to run")
+    r = logs(s, str(second))
+    assert (r.returncode, r.stdout) == (0, b""), r.stderr
+    assert r.stderr.decode().strip() == f"run {second} has no log: it is queued, no output yet (-f waits for it)"
+    r = logs(s, str(first))
+    assert r.returncode == 0 and r.stdout.startswith(b"# run %d rule hold" % first)
+    assert cli("logs", "0", "--state", str(s.state)).returncode == 2
+    assert cli("logs", "1", "--state", str(s.state.parent / "nowhere")).returncode == 2
+    stop_ok(s)
 
 
 HOSTILE = "a\x1b[2J\x1b]0;pwned\x07\n99  say  say  succeeded  0  forged\u202e"
@@ -69,3 +133,21 @@ def test_runs_events_and_groups_do_not_pass_control_characters_to_the_terminal(s
                                                                    "--format", "json").stdout
     stop_ok(s)
 
+
+def test_logs_follow_stops_at_ctrl_c(serve: Server) -> None:
+    s = serve
+    hold = post(s, "/hold", {}).json()["runs"][0]
+    s.wait_runs(lambda rs: any(r["id"] == hold and r["status"] == "running" for r in rs), "the run to start")
+    p = subprocess.Popen([sys.executable, "-m", "triggerlang.cli", "logs", str(hold), "-f", "--state", str(s.state)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = p.stdout.readline()  # the header: it is following
+        assert first.startswith(b"# run %d rule hold" % hold)
+        p.send_signal(2)
+        assert p.wait(DEADLINE) == 0
+        assert b"Traceback" not in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    stop_ok(s)

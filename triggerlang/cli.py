@@ -1392,6 +1392,100 @@ def events(state_dir, fmt, limit, source, follow, color_mode, store_url) -> None
     click.echo(_table(rows, EVENT_HEADER, colors, color, "matched"), nl=False, color=color)
 
 
+EXAMPLES_LOGS = examples(
+    "triggerc logs 42",
+    "triggerc logs 42 -f                     # a running run, to its end",
+    "triggerc logs 42 2>/dev/null | grep -i error",
+)
+
+
+@main.command(epilog=EXAMPLES_LOGS)
+@click.argument("run_id", type=click.IntRange(1))
+@click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
+@click.option("-f", "--follow", is_flag=True,
+              help="A run still queued or running: print its output as it is written, until it ends (Ctrl-C "
+                   "stops sooner).")
+@_STORE_OPT
+def logs(run_id: int, state_dir: str, follow: bool, store_url: str | None) -> None:
+    """The whole log of run RUN_ID: what its action wrote, stdout and stderr in the order
+    they came, between triggerlang's own lines (the command; how it ended).
+
+    The bytes as the action wrote them (the dashboard's "download"): terminal escapes are
+    kept, output that is not UTF-8 is not re-encoded. With the shared store, the part the
+    store keeps (its last 1 MiB). Exit 0, 1 when there is no such run; a run that has no
+    output (yet) says so on stderr.
+    """
+    from .runtime.store import FINAL_STATUSES
+
+    j = _open_journal(state_dir, store_url)
+    log = _LogReader(j, run_id, sys.stdout.buffer)
+
+    def step() -> bool:
+        run = j.get_run(run_id)  # the status first: once it is final, the log read next is whole
+        if run is None:
+            fail(f"there is no run {run_id}")
+        final = run["status"] in FINAL_STATUSES
+        log.write_new()
+        if final or not follow:
+            if not log.exists:
+                why = f"it ended {run['status']} without starting" + (f": {run['error']}" if run.get("error")
+                                                                       else "")
+                click.echo(f"run {run_id} has no log: " + (why if final else f"it is {run['status']}, "
+                                                           "no output yet (-f waits for it)"), err=True)
+            return True
+        return False
+
+    if follow:
+        _follow_loop(step, at_once=True)
+    else:
+        step()
+
+
+class _LogReader:
+    """Writes a run's log to ``out`` from where it stopped last time, stream markers taken
+    out (the SQLite journal's log file read in blocks; the store's stored part)."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, j, run_id: int, out) -> None:
+        self.j, self.run_id, self.out = j, run_id, out
+        self.path = j.run_log_path(run_id) if hasattr(j, "run_log_path") else None
+        self.offset, self.at_start, self.exists = 0, True, False
+
+    def _emit(self, data: bytes) -> None:
+        from .runtime.store import strip_log_markers
+
+        if data:
+            self.out.write(strip_log_markers(data, self.at_start))
+            self.at_start = data.endswith(b"\n")
+            self.offset += len(data)
+
+    def write_new(self) -> None:
+        try:
+            if self.path is None:
+                chunk = self.j.read_log_chunk(self.run_id, self.offset, limit=1 << 30)
+                self.exists = self.exists or chunk.exists
+                if chunk.start > self.offset:
+                    click.echo(f"(the store keeps the last part of a log: its first {chunk.start} bytes "
+                               "are not shown)", err=True)
+                    self.offset, self.at_start = chunk.start, False
+                self._emit(chunk.data)
+            else:
+                try:
+                    f = open(self.path, "rb")  # noqa: SIM115 - closed below
+                except FileNotFoundError:
+                    return
+                self.exists = True
+                with f:
+                    f.seek(self.offset)
+                    while block := f.read(self.BLOCK):
+                        self._emit(block)
+            self.out.flush()
+        except BrokenPipeError:  # `triggerc logs 5 | head`: the reader is gone
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+            raise SystemExit(0) from None
+
+
 RUN_HEADER = ["id", "rule", "action", "status", "exit", "wait", "duration", "queued", "inputs"]
 RUN_KEYS = ("id", "rule", "action", "status", "exit_code", "inputs", "event_id", "queued_at", "started_at",
             "finished_at", "attempt", "duration", "wait", "error")
@@ -1454,8 +1548,9 @@ def _follow_widths(header: list[str], rows: list[list[str]], minimum: list[int])
     return [max([len(h), m] + [len(r[i]) for r in rows]) for i, (h, m) in enumerate(zip(header, minimum))]
 
 
-def _follow_loop(poll) -> None:
-    """Poll until Ctrl-C or SIGTERM (exit 0). Both handlers are installed here: a process
+def _follow_loop(poll, at_once: bool = False) -> None:
+    """Poll until Ctrl-C or SIGTERM (exit 0), or until ``poll`` returns True (``at_once``:
+    the first poll before the first pause, under the handlers already). Both handlers are installed here: a process
     started with SIGINT ignored (a background job of a non-interactive shell, some CI
     runners) would otherwise never stop on the SIGINT a user or script sends it. A shared
     store that cannot be read (the database restarting) is said once on stderr, and the
@@ -1473,9 +1568,12 @@ def _follow_loop(poll) -> None:
     down = False
     try:
         while True:
-            time.sleep(FOLLOW_INTERVAL)
+            if not at_once:
+                time.sleep(FOLLOW_INTERVAL)
+            at_once = False
             try:
-                poll()
+                if poll():
+                    return
             except StoreError as e:
                 if not down:
                     click.echo(f"triggerc: warning: {e}; still following", err=True)
