@@ -157,7 +157,7 @@ def test_a_suspend_fires_one_catch_up_tick_without_replay(tmp_path: Path) -> Non
         finally:
             await src.stop()
         first, second = (dt.datetime.fromisoformat(e.data["scheduled"]) for e in h.events[:2])
-        assert abs((first - start).total_seconds() - 0.2) < 0.05  # the slot it was waiting for
+        assert 0 < (first - start).total_seconds() <= 0.2 and _on_epoch_grid(first, 0.2)  # the slot it waited for
         assert (second - start).total_seconds() > 3600  # the 18,000 slots in between are dropped
         assert dt.datetime.fromisoformat(h.events[0].data["time"]) - first > dt.timedelta(minutes=59)
 
@@ -206,5 +206,44 @@ def test_every_minute_cron_fires_with_zone_offset(tmp_path: Path) -> None:
         assert data["rule"] == "m"
         assert data["scheduled"] == target.astimezone(ZoneInfo("Asia/Kolkata")).isoformat(timespec="milliseconds")
         assert data["scheduled"].endswith(":00.000+05:30") and data["time"].endswith("+05:30")
+
+    asyncio.run(main())
+
+
+def _on_epoch_grid(t: dt.datetime, period: float) -> bool:
+    """``t`` is a multiple of ``period`` seconds from the Unix epoch (to the millisecond of the ISO text)."""
+    ms = round(t.timestamp() * 1000)
+    step = round(period * 1000)
+    return min(ms % step, step - ms % step) <= 1
+
+
+def test_every_keeps_its_phase_across_a_restart(tmp_path: Path) -> None:
+    """``every D`` ticks on multiples of D from the Unix epoch, not from the start: a
+    restart of serve (or a reload that restarts the schedules) does not move the ticks, so
+    `every 1d` on a serve restarted every night still ticks. Each start is put 0.3 s into a
+    1 s period; a start-anchored plan would tick at .3 past the second."""
+    h = Harness(tmp_path)
+    period = 1.0
+
+    async def one_run() -> list[dt.datetime]:
+        before = len(h.events)
+        src = ScheduleSource({"schedules": [{"rule": "r", "every": period}]}, h.ctx)
+        real = dt.datetime.now(UTC)
+        into = real.timestamp() % period
+        shift = dt.timedelta(seconds=(0.3 - into) % period)  # the source's clock now reads k + 0.3 s
+        src.clock = lambda: dt.datetime.now(UTC) + shift
+        start = src.clock()
+        await src.start()
+        try:
+            await h.wait_for(lambda: len(h.events) >= before + 2, "two ticks")
+        finally:
+            await src.stop()
+        planned = [dt.datetime.fromisoformat(e.data["scheduled"]) for e in h.events[before:before + 2]]
+        assert start < planned[0] <= start + dt.timedelta(seconds=period)
+        return planned
+
+    async def main() -> None:
+        for planned in (await one_run(), await one_run()):  # a start, then a restart
+            assert all(_on_epoch_grid(t, period) for t in planned), [t.isoformat() for t in planned]
 
     asyncio.run(main())

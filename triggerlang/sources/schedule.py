@@ -8,9 +8,13 @@ schedule's zone for cron, UTC for ``every``).
 
 Timing
 ------
-* ``every D``: ticks at ``start + k*D`` for k = 1, 2, ... Each planned time is computed
-  from the start instant, never by adding D to the previous fire, so lateness does not
-  accumulate.
+* ``every D``: ticks at the multiples of D from the Unix epoch (UTC): ``every 15m`` at
+  :00, :15, :30 and :45, ``every 1d`` at 00:00 UTC, and the first tick comes at most D
+  after the start. Anchoring on the epoch rather than on the start keeps the phase across a
+  restart of serve and a reload that restarts the schedules (anchored on the start, an
+  ``every 1d`` on a serve restarted every night would never tick), and makes every ingest
+  node of a store agree. Each planned time is computed from the anchor, never by adding D
+  to the previous fire, so lateness does not accumulate. For a time of day, use ``cron``.
 * ``cron``: the next planned time comes from :func:`next_fire`, which is pure (no clock,
   no sleeping) so it can be tested directly.
 * Each schedule has one task that sleeps until its planned time in chunks of at most 30 s,
@@ -18,13 +22,16 @@ Timing
   while the machine is suspended; the wall clock does not, so after a resume the tick that
   came due fires within 30 s. It fires **once**, with ``scheduled`` = the planned time it
   was waiting for and ``time`` = now; the slots that also passed meanwhile are dropped, and
-  the next planned time is the first one after now. Ticks missed while the runtime was not
-  running are not replayed either (a fresh start plans from its start time).
+  the next planned time is the first one after now.
+* Ticks that fell while serve was not running are not replayed: a start plans the first
+  tick after the start. This is cron's behaviour and systemd's default
+  (``Persistent=false``): a job that must catch up after a downtime can say so itself (a
+  rule on ``schedule.tick`` sees ``scheduled``), and a machine that was off for a week does
+  not start a week of backups at boot.
 * ``stop()`` cancels the tasks: it is immediate.
-* In store mode (``serve --store``, SPEC §12.2) every ingest node ticks: ``every D`` is then
-  planned at multiples of D from the Unix epoch (not from the start), and each tick is
-  submitted with the delivery key ``schedule:<rule>:<planned time>``, so the nodes' ticks
-  are one event.
+* In store mode (``serve --store``, SPEC §12.2) every ingest node ticks, and each tick is
+  submitted with the delivery key ``schedule:<rule>:<planned time>``: the nodes plan the
+  same times, so their ticks are one event.
 
 Cron and daylight-saving time
 -----------------------------
@@ -221,11 +228,10 @@ class ScheduleSource(Source):
 
     async def start(self) -> None:
         start = self.clock()
-        # In store mode every ingest node ticks (SPEC §12.2): `every D` is planned at
-        # multiples of D from the Unix epoch so that the nodes agree on the planned times,
-        # and the delivery key schedule:<rule>:<planned> makes their ticks one event.
-        anchor = _EPOCH if self.shared else start
-        self._tasks = [asyncio.create_task(self._run(s, start, anchor), name=f"schedule:{s.rule}")
+        # `every D` is planned at multiples of D from the Unix epoch (module docstring): a
+        # restart keeps the phase, and in store mode (SPEC §12.2) the nodes agree, so the
+        # delivery key schedule:<rule>:<planned> makes their ticks one event.
+        self._tasks = [asyncio.create_task(self._run(s, start, _EPOCH), name=f"schedule:{s.rule}")
                        for s in self.schedules]
 
     async def stop(self) -> None:
