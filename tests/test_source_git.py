@@ -408,3 +408,69 @@ def test_a_change_under_refs_wakes_the_watcher_long_before_the_poll(tmp_path: Pa
     t0 = time.monotonic()
     run_source(tmp_path, cfg, body)
     assert time.monotonic() - t0 < 60  # far under one poll: the watcher woke it, and it stopped
+
+
+def count_git_calls(src: GitSource) -> list[str]:
+    """Record the subcommand of every git call the source makes from now on."""
+    calls: list[str] = []
+    orig = src._git
+
+    async def counted(r: Any, *args: str) -> tuple[int, bytes]:
+        calls.append(args[0])
+        return await orig(r, *args)
+
+    src._git = counted  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_branch_move_costs_three_git_calls(tmp_path: Path) -> None:
+    """A push is described by the head commit (log), the diff and one `rev-list
+    --left-right --count before...after` that gives both `commits` and `forced` (a separate
+    `merge-base --is-ancestor` made it four); both kinds of move keep their fields."""
+    repo = make_repo(tmp_path / "work")
+    base = git(repo, "rev-parse", "HEAD")
+
+    async def body(h: Harness, src: GitSource) -> None:
+        calls = count_git_calls(src)
+        commit(repo, {"a.txt": "a\n"}, "one")
+        tip = commit(repo, {"b.txt": "b\n"}, "two")
+        ev = await h.wait_for(lambda: [e for e in h.of("push", "refs/heads/main") if e.data["after"] == tip],
+                              "the push of two")
+        moves = len(h.of("push", "refs/heads/main"))
+        assert len(calls) == 3 * moves, calls
+        assert ev[-1].data["forced"] is False and ev[-1].data["files"] in (["a.txt", "b.txt"], ["b.txt"])
+        calls.clear()
+        git(repo, "reset", "-q", "--hard", base)  # backwards: forced, no new commits
+        back = await h.wait_event("push", "refs/heads/main", n=moves + 1)
+        assert sorted(calls) == ["diff", "log", "rev-list"]
+        assert back.data["forced"] is True and back.data["commits"] == 0
+        assert back.data["files"] == ["a.txt", "b.txt"]
+
+    run_source(repo, CFG, body)
+
+
+def test_a_move_from_a_pruned_head_is_forced_with_the_head_commits_files(tmp_path: Path) -> None:
+    """A forced push, then a gc that pruned the old head before the source described the
+    move: `before` is unknown to git. The push is still reported: forced, no commit count,
+    and the new head commit's own files."""
+    clone = bare_with_clone(tmp_path)
+    bare = tmp_path / "server.git"
+    first = git(clone, "rev-parse", "HEAD")
+    cfg = {"repos": [{"path": "server.git", "repo": "server.git"}], "poll": 0.05}
+
+    async def body(h: Harness, src: GitSource) -> None:
+        gone = commit(clone, {"gone.txt": "g\n"}, "will be pruned")
+        git(clone, "push", "-q", "origin", "main")
+        await h.wait_event("push", "refs/heads/main")
+        git(clone, "reset", "-q", "--hard", first)
+        new = commit(clone, {"new.txt": "n\n"}, "rewritten")
+        git(clone, "push", "-q", "origin", "main:refs/heads/other")  # the new objects, on another ref
+        await h.wait_event("branch_created", "refs/heads/other")
+        (bare / "objects" / gone[:2] / gone[2:]).unlink()  # what a prune does to the old head
+        git(bare, "update-ref", "refs/heads/main", new)
+        ev = await h.wait_event("push", "refs/heads/main", n=2)
+        assert ev.data["before"] == gone and ev.data["after"] == new
+        assert ev.data["forced"] is True and ev.data["commits"] == 0
+        assert ev.data["files"] == ["new.txt"] and ev.data["message"] == "rewritten"
+
+    run_source(tmp_path, cfg, body)

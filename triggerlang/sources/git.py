@@ -31,7 +31,7 @@ For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], 
    ``GIT_OPTIONAL_LOCKS=0``) to describe each change:
 
    * a branch that moved → ``git.push``; ``forced`` when ``before`` is not an ancestor of
-     ``after`` (``git merge-base --is-ancestor``, an unknown ``before`` counts as forced);
+     ``after`` (an unknown ``before`` counts as forced);
      if the new head has two or more parents, ``git.merge`` too, with the same fields;
    * a new branch → ``git.branch_created`` and, like GitHub, ``git.push`` with ``before``
      = forty zeros;
@@ -46,8 +46,10 @@ For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], 
    (the new head's full message, stripped), ``files`` and ``commits``:
 
    * moved branch or tag: ``files`` = ``git diff --name-only --no-renames before after``
-     (sorted; a rename lists both the old and the new path), ``commits`` =
-     ``git rev-list --count before..after``;
+     (sorted; a rename lists both the old and the new path), ``commits`` = the number of
+     commits in ``before..after``; ``git rev-list --left-right --count before...after``
+     gives that and ``forced`` in one call, so a move costs three git calls, run at once
+     (the head commit's ``git log -1``, that, and the diff);
    * new branch: the commits reachable from it and from no other branch head (old or new
      snapshot), i.e. what the branch brought; ``files`` = every path those commits touched.
      When that set is empty (``git branch topic`` on an existing commit), the head commit
@@ -409,7 +411,7 @@ class GitSource(Source):
             await proc.wait()
             raise
         rc = proc.returncode if proc.returncode is not None else -1
-        if rc >= 128 and args[0] != "merge-base":  # fatal: worth a line (merge-base: unknown before)
+        if rc >= 128:  # fatal: worth a line
             first = err.decode("utf-8", "replace").strip().splitlines()[:1]
             self.ctx.log.warning("git: `git %s` failed in %s: %s", args[0], r.path, first[0] if first else rc)
         return rc, out
@@ -446,13 +448,21 @@ class GitSource(Source):
         except ValueError:
             return None
 
-    async def _range(self, r: _Repo, before: str, after: str) -> tuple[list[str], int]:
-        files, commits = await asyncio.gather(
+    async def _range(self, r: _Repo, before: str, after: str) -> tuple[list[str], int, bool]:
+        """``(files, commits, forced)`` of a move from ``before`` to ``after``, in two git calls
+        run at once: the diff, and ``rev-list --left-right --count before...after``, whose left
+        count (commits of ``before`` that ``after`` lacks) is 0 exactly when ``before`` is an
+        ancestor of ``after`` and whose right count is ``before..after``. An unknown ``before``
+        (gc after a forced push) is forced, with 0 commits and the head commit's files."""
+        files, (rc, out) = await asyncio.gather(
             self._names(r, "diff", "--name-only", "--no-renames", "-z", before, after, "--"),
-            self._count(r, f"{before}..{after}"))
+            self._git(r, "rev-list", "--left-right", "--count", f"{before}...{after}"))
         if files is None:  # before is gone (gc after a forced push): the head commit alone
             files = await self._head_files(r, after) or []
-        return files, commits if commits is not None else 0
+        counts = out.split() if rc == 0 else []
+        if len(counts) != 2 or not all(c.isdigit() for c in counts):
+            return files, 0, True
+        return files, int(counts[1]), int(counts[0]) > 0
 
     async def _head_files(self, r: _Repo, sha: str) -> list[str] | None:
         return await self._names(r, "diff-tree", "-r", "-z", "--no-commit-id", "--name-only", "--no-renames",
@@ -503,12 +513,10 @@ class GitSource(Source):
                 files = await self._head_files(r, after)
             data.update(before=zero, after=after, sha=after, forced=False, files=files or [], commits=commits)
             return [Event("git", "branch_created", dict(data)), Event("git", "push", data)]
-        # the git calls that describe a move, at once (each is a process: ~25 ms in all, not ~75)
-        info, (rc, _), (files, commits) = await asyncio.gather(
-            self._commit_info(r, after), self._git(r, "merge-base", "--is-ancestor", before, after),
-            self._range(r, before, after))
+        # the three git calls that describe a move, at once (each is a process)
+        info, (files, commits, forced) = await asyncio.gather(
+            self._commit_info(r, after), self._range(r, before, after))
         data.update(_author_fields(info))
-        forced = rc != 0
         data.update(before=before, after=after, sha=after, forced=forced, files=files, commits=commits)
         events = [Event("git", "push", data)]
         if info is not None and len(info["parents"]) >= 2:
@@ -527,7 +535,7 @@ class GitSource(Source):
         else:
             binfo = await self._commit_info(r, before)
             b = binfo["sha"] if binfo else before
-            files, commits = await self._range(r, b, peeled) if b != peeled else ([], 0)
+            files, commits, _ = await self._range(r, b, peeled) if b != peeled else ([], 0, False)
             data.update(before=b, after=peeled, sha=peeled, forced=True, files=files, commits=commits)
         return Event("git", "tag", data)
 
