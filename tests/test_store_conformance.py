@@ -404,3 +404,20 @@ gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <payload.k
                for fam in text_string_to_metric_families(r.text) for x in fam.samples}
     assert samples[("triggerlang_correlation_open_groups", (("rule", "gate"),))] == 2
     stop_ok(s)
+
+
+def test_schedule_ticks_do_not_pile_up_behind_a_slow_run(serve) -> None:
+    """A scheduled action slower than its period, under the default `busy queue`: one tick
+    waits behind the running run, the ones after it are recorded `skipped` (a systemd timer
+    does not start a unit that is still active; cron would overlap them). Queued, they
+    would grow without bound: five ticks a second behind a run of 1.5 s."""
+    s = serve('action nap = shell "sleep 1.5"\ntick: on every 200ms run nap\n')
+    runs = s.wait_runs(lambda rs: sum(r["status"] == "skipped" for r in rs) >= 4
+                       and any(r["status"] == "succeeded" for r in rs), "ticks skipped behind a slow run")
+    assert sum(r["status"] == "queued" for r in runs) <= 1, runs
+    skipped = [r for r in runs if r["status"] == "skipped"]
+    assert all("tick" in r["error"] and "waiting" in r["error"] for r in skipped), skipped
+    ran = sorted((r for r in runs if r["started_at"] is not None), key=lambda r: r["started_at"])
+    for prev, nxt in zip(ran, ran[1:]):  # still one at a time (queue)
+        assert prev["finished_at"] is not None and nxt["started_at"] >= prev["finished_at"], (prev, nxt)
+    stop_ok(s)

@@ -31,6 +31,12 @@ BACKOFF_S = 5.0
 POLICIES = MappingProxyType({"debounce": None, "busy": "queue", "timeout": TIMEOUT_S, "retry": 0,
                              "backoff": BACKOFF_S, "dedupe": None})
 """A rule's policies when it writes none (a file rule's debounce is :data:`FILE_DEBOUNCE_S`)."""
+TICK_ALREADY_WAITING = ("busy queue: a tick of this rule is already waiting for the running run "
+                        "(schedule ticks do not pile up)")
+"""Why a ``schedule.tick`` run is recorded ``skipped`` under ``busy queue``: at most one tick
+waits behind a running run of its rule, as a systemd timer that elapses while its unit is
+still active starts nothing more. Queued, a scheduled action slower than its period would
+grow a backlog without bound (and run stale ticks long after a restart). Both stores."""
 
 
 def http_section(routes: list | None = None, host: str = HTTP_HOST, port: int = HTTP_PORT) -> dict:

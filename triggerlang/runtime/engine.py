@@ -372,6 +372,10 @@ class Engine:
                 planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
                                           error="busy skip: a run of this rule was still going"))
                 continue
+            if event.source == "schedule" and pol.get("busy") == "queue" and ln.waiting:
+                planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
+                                          error=defaults.TICK_ALREADY_WAITING))
+                continue
             planned.append(PlannedRun(name, m.rule.action, inputs, key))
         return planned, debounced
 

@@ -57,6 +57,7 @@ from typing import Any, Callable, Iterator
 import psycopg
 from psycopg import errors as pg_errors
 
+from .. import defaults
 from ..events import Event
 from .pgcorrelate import PG_SCHEMA as _CORRELATION_SCHEMA, PgGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery,
@@ -412,8 +413,9 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         """Journal ``event``, decide each intent's run (SPEC §12.3) and create the runs, in
         ONE transaction committed on return. A known ``delivery_key`` (or event id) writes
         nothing and returns the earlier event with ``duplicate=True`` and its run ids."""
-        if in_tx is None and all(it.busy in ("queue", "parallel") and not it.debounce and it.skip is None
-                                 and not (it.dedupe_key is not None and it.dedupe_for) for it in intents):
+        if in_tx is None and event.source != "schedule" and all(
+                it.busy in ("queue", "parallel") and not it.debounce and it.skip is None
+                and not (it.dedupe_key is not None and it.dedupe_for) for it in intents):
             with self._conn() as conn:
                 rec = self._ingest_fast(conn, event, intents, delivery_key, manifest)
             if rec is not None:
@@ -431,7 +433,8 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                      delivery_key: str | None, manifest: str | None) -> Recorded | None:
         """The common case, ONE statement (its own transaction, one round trip): the event,
         its runs and the NOTIFY, when no intent needs a decision under the rule's lock
-        (``busy queue|parallel``, no debounce, no dedupe window). None for a duplicate
+        (``busy queue|parallel``, no debounce, no dedupe window, not a schedule tick, which
+        ``busy queue`` does not let pile up: defaults.TICK_ALREADY_WAITING). None for a duplicate
         (the caller looks the earlier delivery up)."""
         names: list[str] = []
         for it in intents:
@@ -550,6 +553,10 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                         (it.rule,))
             if cur.fetchone() is not None:
                 status, error = "skipped", "busy skip: a run of this rule was still going"
+        elif status == "queued" and it.busy == "queue" and event.source == "schedule":
+            cur.execute("SELECT 1 FROM trg_runs WHERE rule = %s AND status = 'queued' LIMIT 1", (it.rule,))
+            if cur.fetchone() is not None:
+                status, error = "skipped", defaults.TICK_ALREADY_WAITING
         if status == "queued" and it.busy == "restart":
             # the newest wins: older waiting runs are dropped (not a pending debounced one), the running one stopped
             cur.execute(f"UPDATE trg_runs SET status = 'cancelled', finished_at = {_NOW}, "
