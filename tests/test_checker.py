@@ -494,3 +494,13 @@ def test_bitbucket_files_says_why_there_are_none() -> None:
     found = {(d.code, d.span.start.line): d for d in compile_text(text).diagnostics}
     assert "Bitbucket sends no list of changed files" in found[("TRG203", 4)].hint
     assert "Bitbucket sends no list of changed files" in found[("TRG403", 5)].hint
+
+
+def test_a_cron_diagnostic_names_the_bad_field_and_a_cron_that_never_fires() -> None:
+    code, _, col, msg, hint = only(DEPLOY + 'on cron "0 25 * * 1-5" run deploy with "x"')
+    assert (code, col) == ("TRG303", 9) and "hour field '25'" in msg and "0-23" in hint
+    code, _, _, msg, hint = only(DEPLOY + 'on cron "0 9 31 11 *" run deploy with "x"')
+    assert code == "TRG303" and "never fires" in msg and "November 30" in hint
+    # the aliases the schedule source runs are accepted, and written to the manifest as written
+    c = compile_text(DEPLOY + 'nightly: on cron "@daily" tz "Europe/Paris" run deploy with "x"', "rules.trg")
+    assert c.ok and c.manifest["sources"]["schedule"]["schedules"][0]["cron"] == "@daily"

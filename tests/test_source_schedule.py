@@ -247,3 +247,35 @@ def test_every_keeps_its_phase_across_a_restart(tmp_path: Path) -> None:
             assert all(_on_epoch_grid(t, period) for t in planned), [t.isoformat() for t in planned]
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("expr, tz, start", [
+    ("0 * * * *", "Europe/Paris", "2024-10-26T22:00:00+00:00"),     # fall back: both 02:00 passes
+    ("30 2 * * *", "Europe/Paris", "2024-03-30T12:00:00+00:00"),    # spring forward: at the jump
+    ("30 2 * * *", "Europe/Paris", "2024-10-26T12:00:00+00:00"),    # fall back: the first pass only
+    ("30 1 * * *", "America/New_York", "2024-11-02T12:00:00+00:00"),
+    ("*/20 * * * *", "Australia/Lord_Howe", "2024-04-06T14:00:00+00:00"),  # a 30-minute DST change
+    ("@daily", "UTC", "2024-02-28T12:00:00+00:00"),
+])
+def test_correlation_windows_read_cron_as_schedules_do(expr: str, tz: str, start: str) -> None:
+    """`between cron A and cron B` opens and closes its windows at the instants `on cron A`
+    ticks at: one definition (triggerlang/cron.py). The windows skipped the second pass of
+    an hourly cron when the clocks went back, where a schedule ticks in both (cronie)."""
+    from itertools import islice
+
+    from triggerlang.correlation.clock import cron_instants
+
+    t = dt.datetime.fromisoformat(start)
+    ticks = []
+    for _ in range(8):
+        t = next_fire({"cron": expr, "tz": tz}, t)
+        ticks.append(t.timestamp())
+    assert list(islice(cron_instants(expr, tz, dt.datetime.fromisoformat(start).timestamp()), 8)) == ticks
+
+
+def test_an_hourly_window_opens_in_both_passes_of_the_repeated_hour() -> None:
+    from triggerlang.correlation.clock import cron_next
+
+    after = dt.datetime(2024, 10, 27, 0, 30, tzinfo=UTC).timestamp()  # 02:30 CEST, the first pass
+    first = cron_next("0 * * * *", "Europe/Paris", after)
+    assert dt.datetime.fromtimestamp(first, UTC) == dt.datetime(2024, 10, 27, 1, 0, tzinfo=UTC)  # 02:00 CET

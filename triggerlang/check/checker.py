@@ -509,20 +509,14 @@ class Checker:
         return src, ev, [ev]
 
     def check_cron(self, t: A.CronTrigger) -> dict | None:
+        from .. import cron  # croniter is imported only by rules with cron
+
         expr = t.expr.value
         ok = True
-        fields = expr.split()
-        if len(fields) != 5:
-            self.d.error("TRG303", f"a cron expression has 5 fields, this one has {len(fields)}", t.expr.span,
-                         'minute hour day-of-month month day-of-week, e.g. "0 3 * * 1-5"')
+        bad = cron.problem(expr)
+        if bad is not None:
+            self.d.error("TRG303", bad[0], t.expr.span, bad[1])
             ok = False
-        else:
-            from croniter import croniter  # only rules with cron pay for the import
-
-            if not croniter.is_valid(expr):
-                self.d.error("TRG303", f"invalid cron expression {expr!r}", t.expr.span,
-                             'minute hour day-of-month month day-of-week, e.g. "0 3 * * 1-5"')
-                ok = False
         tz = t.tz.value if t.tz else None
         if tz is not None:
             import zoneinfo

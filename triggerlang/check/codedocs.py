@@ -189,7 +189,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'action deploy = shell "./deploy.sh"\n'
                  'on file.changed path ~ "src/[abc" run deploy\n'),
     "TRG303": _e("""The cron expression does not have five valid fields (minute, hour, day of month,
-        month, day of week).""",
+        month, day of week; the message names the field that is not valid), or it never fires
+        (`0 0 30 2 *`: no February has a 30th). The aliases `@hourly`, `@daily`, `@weekly`,
+        `@monthly` and `@yearly` are accepted; `@reboot` is not (there is no start-up trigger).""",
                  'action report = shell "./report.sh"\n'
                  'on cron "0 3 * *" run report\n'),
     "TRG304": _e("""A duration that is zero, longer than 100 years (`36500d`), or written in a

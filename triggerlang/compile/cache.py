@@ -68,7 +68,7 @@ def compiler_fingerprint() -> str:
     files = sorted([*pkg.joinpath("syntax").glob("*.py"), *pkg.joinpath("check").glob("*.py"),
                     *pkg.joinpath("providers").glob("*.py"), pkg / "sources" / "kinds.py",
                     pkg / "compile" / "manifest.py", pkg / "compile" / "patterns.py",
-                    pkg / "correlation" / "clock.py",
+                    pkg / "correlation" / "clock.py", pkg / "cron.py",
                     pkg / "api.py", pkg / "diagnostics.py", pkg / "spec.py", pkg / "defaults.py"])
     from ..syntax.tables import GRAMMAR_NAME, TABLES_NAME, grammar_dir
 

@@ -71,31 +71,16 @@ def human(seconds: float) -> str:
 
 
 def cron_instants(expr: str, tz: str, after: float):
-    """The instants of ``expr`` strictly after ``after``, in order (see :func:`cron_next`)."""
-    import zoneinfo
+    """The instants of ``expr`` in zone ``tz`` strictly after ``after``, in order, as epoch
+    seconds: :func:`triggerlang.cron.instants`, the schedule source's cron (so a daily
+    02:30 opens one window a day, and an hourly one follows real time across a DST change)."""
+    from .. import cron
 
-    from croniter import croniter
-
-    it = croniter(expr, _dt.datetime.fromtimestamp(after, zoneinfo.ZoneInfo(tz)))
-    while True:
-        nxt = it.get_next(_dt.datetime)
-        if not getattr(nxt, "fold", 0):
-            yield nxt.timestamp()
+    for t in cron.instants(expr, tz, _dt.datetime.fromtimestamp(after, _dt.timezone.utc)):
+        yield t.timestamp()
 
 
 def cron_next(expr: str, tz: str, after: float) -> float:
     """The first instant of the 5-field cron ``expr`` in time zone ``tz`` strictly after
-    ``after``. Like cron(8), an instant that repeats a wall-clock time in the hour a
-    daylight-saving change gives twice is skipped (a daily 02:30 opens one window a day)."""
-    import zoneinfo
-
-    from croniter import croniter
-
-    zone = zoneinfo.ZoneInfo(tz)
-    start = _dt.datetime.fromtimestamp(after, zone)
-    it = croniter(expr, start)
-    for _ in range(10_000):
-        nxt = it.get_next(_dt.datetime)
-        if not getattr(nxt, "fold", 0):
-            return nxt.timestamp()
-    return it.get_next(_dt.datetime).timestamp()  # pragma: no cover - a cron that only hits folds
+    ``after`` (epoch seconds): see :func:`cron_instants`."""
+    return next(cron_instants(expr, tz, after))

@@ -33,18 +33,11 @@ Timing
   submitted with the delivery key ``schedule:<rule>:<planned time>``: the nodes plan the
   same times, so their ticks are one event.
 
-Cron and daylight-saving time
------------------------------
-Expressions are 5-field cron (``@hourly``, ``@daily``, ``@weekly``, ``@monthly``,
-``@yearly`` are accepted too), evaluated by croniter on *naive wall-clock time* in the
-schedule's zone, then placed on the time line with :mod:`zoneinfo`. This follows cronie:
-
-* a job whose hour field is a wildcard (``*``, ``*/2``) follows real time: in the hour
-  repeated when clocks go back it fires in both passes, and the wall times skipped when
-  clocks go forward simply do not occur;
-* a fixed-hour job (``30 2 * * *``) fires once a day whatever happens: in a repeated
-  hour only the first pass counts, and a wall time that does not exist (02:30 on the
-  spring-forward night in Europe) fires at the instant the clocks jump (03:00 local).
+Cron
+----
+Expressions, their aliases (``@hourly``, ``@daily``...) and their meaning across
+daylight-saving changes (Vixie cron and cronie's) are defined once, in :mod:`triggerlang.cron`,
+which correlation windows (``between cron A and cron B``) read too.
 """
 
 from __future__ import annotations
@@ -54,8 +47,8 @@ import datetime as _dt
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
+from .. import cron
 from ..events import Event
 from .base import Source, SourceContext
 
@@ -64,65 +57,10 @@ __all__ = ["ScheduleSource", "next_fire", "CHUNK"]
 UTC = _dt.timezone.utc
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 30.0  # longest single sleep, in seconds
-_MARGIN = _dt.timedelta(hours=3)  # larger than any DST or zone shift
-_ALIASES = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-
-
-def _zone(name: str | None) -> _dt.tzinfo:
-    if not name or name.upper() == "UTC":
-        return UTC
-    return ZoneInfo(name)
-
-
-def _cron_expr(expr: str) -> str:
-    expr = " ".join(str(expr).split())
-    expr = _ALIASES.get(expr.lower(), expr)
-    if len(expr.split()) != 5:
-        raise ValueError(f"cron expression {expr!r} must have 5 fields")
-    from croniter import croniter
-
-    try:
-        croniter(expr)
-    except Exception as exc:  # croniter's errors are not all ValueErrors
-        raise ValueError(f"invalid cron expression {expr!r}: {exc}") from None
-    return expr
 
 
 def _as_utc(t: _dt.datetime) -> _dt.datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def _instants(wall: _dt.datetime, tz: _dt.tzinfo, realtime: bool) -> list[_dt.datetime]:
-    """The UTC instants at which a naive wall time of ``tz`` fires (see the module docstring)."""
-    a = wall.replace(tzinfo=tz, fold=0)
-    b = wall.replace(tzinfo=tz, fold=1)
-    if a.utcoffset() == b.utcoffset():
-        return [a.astimezone(UTC)]
-    if a.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall:  # it occurs twice
-        return [a.astimezone(UTC), b.astimezone(UTC)] if realtime else [a.astimezone(UTC)]
-    if realtime:  # it does not occur
-        return []
-    # it does not occur: fire when the clocks jump, the first instant with the new offset
-    new_off = b.utcoffset()
-    lo, hi = b.astimezone(UTC), a.astimezone(UTC)  # offset before the jump at lo, after it at hi
-    while (hi - lo) > _dt.timedelta(seconds=1):
-        mid = lo + (hi - lo) / 2
-        mid = mid.replace(microsecond=0)
-        if mid <= lo:
-            break
-        if mid.astimezone(tz).utcoffset() == new_off:
-            hi = mid
-        else:
-            lo = mid
-    return [hi]
 
 
 def next_fire(spec: Mapping[str, Any] | str, after: _dt.datetime, *,
@@ -152,29 +90,7 @@ def next_fire(spec: Mapping[str, Any] | str, after: _dt.datetime, *,
         return t
     if not spec.get("cron"):
         raise ValueError("a schedule needs 'every' or 'cron'")
-    expr = _cron_expr(spec["cron"])
-    tz = _zone(spec.get("tz"))
-    realtime = expr.split()[1].startswith("*")
-    from croniter import croniter
-
-    start = after_u.astimezone(tz).replace(tzinfo=None) - _MARGIN
-    it = croniter(expr, start, ret_type=_dt.datetime)
-    best: _dt.datetime | None = None
-    best_wall: _dt.datetime | None = None
-    for _ in range(100_000):
-        try:
-            wall = it.get_next(_dt.datetime)
-        except Exception as exc:  # CroniterBadDateError: e.g. "0 0 30 2 *"
-            raise ValueError(f"cron expression {expr!r} never fires: {exc}") from None
-        if best_wall is not None and wall > best_wall + _MARGIN:
-            break
-        for u in _instants(wall, tz, realtime):
-            if u > after_u and (best is None or u < best):
-                best = u
-                best_wall = u.astimezone(tz).replace(tzinfo=None)
-    if best is None:
-        raise ValueError(f"cron expression {expr!r} never fires")
-    return best.astimezone(tz)
+    return cron.next_instant(spec["cron"], spec.get("tz"), after_u)
 
 
 def _iso(t: _dt.datetime) -> str:
@@ -212,8 +128,11 @@ class ScheduleSource(Source):
                 if spec.get("every") is not None:
                     next_fire(spec, _dt.datetime.now(UTC))  # validates
                 else:
-                    spec["cron"] = _cron_expr(spec.get("cron") or "")
-                    _zone(spec.get("tz"))  # validates
+                    bad = cron.problem(spec.get("cron") or "")
+                    if bad is not None:
+                        raise ValueError(bad[0])
+                    spec["cron"] = cron.normalise(spec["cron"])
+                    next_fire(spec, _dt.datetime.now(UTC))  # validates the zone
             except Exception as exc:
                 ctx.log.error("schedule: rule %s has an unusable schedule and will never tick: %s", rule, exc)
                 continue
