@@ -474,3 +474,30 @@ def test_a_move_from_a_pruned_head_is_forced_with_the_head_commits_files(tmp_pat
         assert ev.data["files"] == ["new.txt"] and ev.data["message"] == "rewritten"
 
     run_source(tmp_path, cfg, body)
+
+
+def test_a_nested_repository_that_is_recloned_is_not_mistaken_for_its_parent(tmp_path: Path) -> None:
+    """`repo="vendor/lib"`, a clone inside the project's own repository. While it is
+    re-cloned (its .git gone for a moment) the source looked for a repository at or above
+    the folder, found the project's, and from then on reported the project's commits as
+    vendor/lib's. A repository that was found once is looked for where it was found."""
+    outer = make_repo(tmp_path / "proj")
+    inner = make_repo(outer / "vendor" / "lib")
+    cfg = {"repos": [{"path": "vendor/lib", "repo": "vendor/lib"}], "poll": 0.05}
+
+    async def body(h: Harness, src: GitSource) -> None:
+        import shutil
+
+        shutil.rmtree(inner / ".git")
+        await h.wait_for(lambda: any("no repository" in m for m in h.messages), "the repository to be missed")
+        await asyncio.sleep(0.3)  # several polls while only the outer repository is there
+        commit(outer, {"outer.txt": "o\n"}, "a commit of the outer repository")
+        git(inner, "init", "-q")
+        await h.wait_for(lambda: any("appeared" in m for m in h.messages), "the new clone to be found")
+        mine = commit(inner, {"lib.txt": "l\n"}, "the library's first commit")
+        ev = await h.wait_event("branch_created", "refs/heads/main")
+        assert ev.data["repo"] == "vendor/lib" and ev.data["sha"] == mine
+        assert not [e for e in h.events if e.data.get("message") == "a commit of the outer repository"], \
+            h.describe_events()
+
+    run_source(outer, cfg, body)

@@ -10,8 +10,11 @@ For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], 
 1. **Locate the git dir.** ``path`` is resolved against the rules file's folder. A working
    tree has ``.git/`` (or a ``.git`` file ``gitdir: ...``, as in linked worktrees and
    submodules; its ``commondir`` holds the shared refs); a bare repository *is* its git dir.
-   An existing folder inside a working tree finds the enclosing repository, as git does.
-   A path that does not exist (yet) is logged once and looked for again at every poll.
+   An existing folder inside a working tree finds the enclosing repository, as git does
+   (at start only: afterwards a repository is looked for where it was found, see
+   ``GitSource._locate``). A path that does not exist (yet), or a repository that went away,
+   is logged once and looked for again at every poll; when it is back, its refs then are
+   the new baseline (no events for what changed meanwhile).
 
 2. **Snapshot the refs without a subprocess.** Every ``poll`` seconds (default 0.25 s),
    and at once when the OS reports a change under the repository's ``refs/`` (watchfiles
@@ -99,9 +102,16 @@ def find_git_dir(path: Path) -> tuple[Path, Path] | None:
     ``path`` must exist: a missing path is never looked for in its parents (that could find
     an unrelated enclosing repository).
     """
+    found = _find_repo(path, parents=True)
+    return None if found is None else found[1:]
+
+
+def _find_repo(path: Path, parents: bool) -> tuple[Path, Path, Path] | None:
+    """``(root, git_dir, common_dir)``: the folder the repository was found at (``path`` or,
+    with ``parents``, the nearest parent with one), its git dir and its common dir."""
     if not path.is_dir():
         return None
-    for p in (path, *path.parents):
+    for p in (path, *path.parents) if parents else (path,):
         dot = p / ".git"
         gd: Path | None = None
         if dot.is_dir():
@@ -125,7 +135,7 @@ def find_git_dir(path: Path) -> tuple[Path, Path] | None:
                     common = Path(os.path.realpath(gd / rel))
             except OSError:
                 pass
-            return gd, common
+            return p, gd, common
     return None
 
 
@@ -198,6 +208,7 @@ class _Repo:
 
     repo: str                       # as the rules wrote it
     path: Path                      # resolved
+    root: Path | None = None        # where the repository was first found (path, or a parent of it)
     git_dir: Path | None = None
     common: Path | None = None
     sig: tuple[Any, ...] | None = None
@@ -241,7 +252,7 @@ class GitSource(Source):
         self._stopping = False
         self._flag = StopFlag(asyncio.get_running_loop())
         for r in self.repos:
-            self._baseline(r)
+            self._baseline(r, walk_up=True)
             r.task = asyncio.create_task(self._watch(r), name=f"git-source:{r.repo}")
 
     async def stop(self) -> None:
@@ -258,11 +269,18 @@ class GitSource(Source):
 
     # ---- snapshots -------------------------------------------------------------------
 
-    def _locate(self, r: _Repo) -> bool:
-        """Find (or re-check) the repository's git dir; log once while it is missing."""
+    def _locate(self, r: _Repo, walk_up: bool = False) -> bool:
+        """Find (or re-check) the repository's git dir; log once while it is missing.
+
+        Only the first look, at start, may find the repository in a parent of ``path`` (a
+        folder inside a working tree, as git does). Afterwards the repository is looked for
+        where it was found, or at ``path`` itself: while a nested clone is re-cloned (its
+        ``.git`` gone for a moment), or a repository that was missing at start is being
+        created, a look up the tree would find the enclosing project's repository and
+        report its commits under this ``repo``."""
         if r.common is not None and (r.common / "refs").is_dir():
             return True
-        found = find_git_dir(r.path)
+        found = _find_repo(r.root or r.path, parents=walk_up and r.root is None)
         if found is None:
             r.git_dir = r.common = None
             r.refs = r.sig = None
@@ -270,7 +288,7 @@ class GitSource(Source):
                 self.ctx.log.error("git: no repository at %s (repo=%r); waiting for it to appear", r.path, r.repo)
                 r.missing_logged = True
             return False
-        r.git_dir, r.common = found
+        r.root, r.git_dir, r.common = found
         if r.missing_logged:
             self.ctx.log.info("git: repository %s appeared; watching its refs", r.path)
             r.missing_logged = False
@@ -281,9 +299,9 @@ class GitSource(Source):
         sig = _stat_signature(r.common)
         return sig, read_refs(r.common, sig[1])
 
-    def _baseline(self, r: _Repo) -> None:
+    def _baseline(self, r: _Repo, walk_up: bool = False) -> None:
         try:
-            if self._locate(r):
+            if self._locate(r, walk_up):
                 r.sig, r.refs = self._read(r)
                 r.last_full = time.monotonic()
         except Exception:  # never let a strange repository break start-up
