@@ -153,7 +153,7 @@ class _Lane:
     debounce_paths: list[str] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     started: list[int] = field(default_factory=list)  # the last few runs started, in order (loop protection)
-    last_finished: tuple[int, float] | None = None    # (run id, epoch seconds) of the last run that ended
+    last_finished: tuple[int, float] | None = None    # (run id, time.monotonic()) of the last run that ended
 
     @property
     def busy(self) -> bool:
@@ -745,7 +745,7 @@ class Engine:
         """The run's process ended (or it could not start): free its slot, record the end."""
         ln = self.lane(rule)
         ln.active.pop(run_id, None)
-        ln.last_finished = (run_id, time.time())
+        ln.last_finished = (run_id, time.monotonic())  # not the wall clock, which NTP may step
         self.ended += 1
         self._release_slot()
         try:

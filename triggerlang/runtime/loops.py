@@ -24,6 +24,16 @@ waiting runs are cancelled, and its matches are recorded ``skipped`` with the re
 un-pauses it. A run that ends without a matching change during it breaks the streak. The
 pause is journaled (audit, actor ``loop protection``) and logged. It lives in the memory
 of the process that watches the files (file watching is node-local in store mode too).
+
+What it cannot tell: who made a change. A change made by someone else while a run goes,
+or within the settle after it, counts as the run's own: a program that rewrites a watched
+file more often than the rule's runs take plus 1 s (a log appended every half second), or
+a person saving again and again while a long ``busy restart`` run goes, 20 runs in a row,
+pauses the rule as a loop would. The pause says so and ``triggerc resume`` (or a larger
+``--max-retriggers``, 0 for off) is the way out; telling the writers apart would take the
+writing process's id, which only Linux's fanotify gives, and only to root. The settle is
+timed on the monotonic clock in the one-process engine, and on the database's clock in
+store mode (both ends of the interval are its ``now()``).
 """
 
 from __future__ import annotations
@@ -35,7 +45,16 @@ from typing import Any
 DEFAULT_MAX_CHAIN_DEPTH = 10
 DEFAULT_MAX_RETRIGGERS = 20
 SETTLE = 1.0
-"""Seconds after a run ends during which a matching file change still counts as its own."""
+"""Seconds after a run ends during which a matching file change still counts as its own.
+
+Why 1 s: it must cover the time from a run's last write to the engine seeing the change
+(the watcher batches for up to 50 ms, then the event is journaled); measured on the 2-core
+machine with the test suite running beside it, a run that writes its watched file just
+before it exits had that change matched 5 ms after its end (median of 92 runs), 33 ms at
+the most. A window shorter than a loaded machine's worst case would break the streak and
+let a real loop run forever, the costly mistake; a longer one counts more changes made by
+someone else right after a run (see the module docstring). 1 s is 30 times the worst
+measured, and still shorter than a person's next save."""
 
 LOOP_ACTOR = "loop protection"
 
@@ -130,5 +149,7 @@ def resume(guard: LoopGuard, rule: str, actor: str, *, known: bool, add_audit: A
 
 
 def recent(finished_at: float | None, now: float | None = None) -> bool:
-    """Whether a run that ended at ``finished_at`` (epoch seconds) ended within :data:`SETTLE`."""
-    return finished_at is not None and (time.time() if now is None else now) - finished_at <= SETTLE
+    """Whether a run that ended at ``finished_at`` (``time.monotonic()``) ended within
+    :data:`SETTLE`. Not the wall clock: set back an hour by NTP, it made every change of
+    the next hour look as if it came right after the run (and set forward, none)."""
+    return finished_at is not None and (time.monotonic() if now is None else now) - finished_at <= SETTLE
