@@ -22,3 +22,26 @@ test "a failed nightly build is run again in quick mode":
 test "a failed report is not rebuilt":
     given run.failed rule="report" action="report" status="failed" exit_code=1
     expect none
+
+# The test's clock starts on Monday 2024-01-01 at 00:00 UTC, and wait/at tick the
+# schedules it passes, in their own time zones: the calendar itself can be tested.
+
+test "02:30 in Paris is 01:30 UTC in winter":
+    at "2024-01-01T01:29:00Z"
+    expect not nightly
+    at "2024-01-01T01:30:00Z"
+    expect nightly
+
+test "the report runs on weekdays only":
+    at "2024-01-06T06:00:00Z"
+    expect report
+    at "2024-01-08T06:59:00Z"
+    expect not report
+    wait 1m
+    expect report
+
+test "the health check runs every five minutes":
+    wait 4m
+    expect none
+    wait 1m
+    expect only health

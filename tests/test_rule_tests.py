@@ -404,6 +404,49 @@ def test_a_companion_of_a_broken_file_does_not_run(tmp_path: Path) -> None:
     assert result.stdout == "0 passed, 0 failed\n"
 
 
+SCHEDULES = '''\
+action a = exec "true"
+nightly: on cron "0 3 * * 1-5" tz "Europe/Paris" run a
+hourly: on every 1h run a
+fast: on every 1s run a
+'''
+
+
+def test_the_clock_ticks_every_and_cron_rules_as_serve_does() -> None:
+    """Before: `wait`/`at` moved the clock past a schedule's time and nothing ticked; the
+    failure said "the test's event is no event". The clock starts Monday 2024-01-01 00:00Z."""
+    text = SCHEDULES.replace("fast: on every 1s run a\n", "") + (
+        block("an hour passes", "wait 59m", "expect none", "wait 1m", "expect only hourly")
+        + block("03:00 in Paris is 02:00 UTC in winter", 'at "2024-01-01T01:59:00Z"', "expect not nightly",
+                'at "2024-01-01T02:00:00Z"', "expect nightly", 'at "2024-01-01T02:30:00Z"', "expect none")
+        + block("not at the weekend", 'at "2024-01-06T00:00:00Z"', "expect nightly", "expect hourly",
+                'at "2024-01-08T01:00:00Z"', "expect not nightly", "wait 1h", "expect nightly")
+        + block("a tick names its rule", "wait 90m", "expect hourly", "expect not nightly"))
+    rep = run(text)
+    assert [(r.name, [f.message for f in r.failures]) for r in rep.results] == [
+        ("an hour passes", []), ("03:00 in Paris is 02:00 UTC in winter", []), ("not at the weekend", []),
+        ("a tick names its rule", [])]
+
+
+def test_a_schedule_rule_expected_without_a_tick_says_how_to_tick_it() -> None:
+    text = SCHEDULES.replace("fast: on every 1s run a\n", "") + block("too soon", "wait 30m", "expect hourly")
+    ((name, message, explain),) = failures(text)
+    assert message == "expected rule hourly to match"
+    assert explain == ["rule hourly listens to schedule.tick (line 3:1); the steps before this expect gave no "
+                       "event (a schedule rule ticks when the clock passes its time: wait or at)"]
+    # other rules' ticks, 1,800 of them: one line that counts them
+    text = SCHEDULES + block("too soon", "wait 30m", "expect hourly")
+    assert failures(text) == [("too soon", "expected rule hourly to match", [
+        'condition rule="hourly" failed: the ticks were of "fast" ×1800; a schedule rule matches only its own '
+        "ticks (it ticks when the clock passes its time: wait or at)"])]
+
+
+def test_a_step_that_would_tick_without_end_fails_instead_of_hanging() -> None:
+    text = SCHEDULES + block("a month of seconds", "wait 30d", "expect fast")
+    ((name, message, explain),) = failures(text)
+    assert message == "the schedules tick more than 10,000 times in this step: move the clock less far"
+
+
 # --------------------------------------------------------------------------- the CLI
 
 def _cli(*args: str):

@@ -111,11 +111,13 @@ class _RuleSet:
         rules: list[dict] = []
         self.actions: dict[str, dict] = {}
         self.file_of: dict[str, str] = {}
+        self.schedules: list[dict] = []   # every/cron rules: the clock of a test ticks them
         for file, manifest in parts:
             for r in manifest["rules"]:
                 rules.append(r)
                 self.file_of[r["name"]] = file
             self.actions.update(manifest.get("actions", {}))
+            self.schedules.extend(((manifest.get("sources") or {}).get("schedule") or {}).get("schedules") or [])
         self.rules = rules
         self.matcher = build_matcher(rules)
         self.by_name = {r["name"]: CompiledRule.from_manifest(i, r) for i, r in enumerate(rules)}
@@ -257,9 +259,9 @@ def _run_test(file: str, t, rules: _RuleSet) -> TestResult:
     """Run a test's steps on a simulation (virtual clock at 2024-01-01T00:00:00Z); each block
     of consecutive expects judges what happened since the previous block (§11.6)."""
     from .correlation.clock import TEST_EPOCH
-    from .correlation.sim import Simulation
+    from .correlation.sim import ClockError, Simulation
 
-    sim = Simulation(rules.rules, rules.actions, TEST_EPOCH, matcher=rules.matcher)
+    sim = Simulation(rules.rules, rules.actions, TEST_EPOCH, matcher=rules.matcher, schedules=rules.schedules)
     timeline = _Timeline(sim, rules)
     timeline.add("start", sim.first, [])
     everything: list[str] = []
@@ -280,12 +282,16 @@ def _run_test(file: str, t, rules: _RuleSet) -> TestResult:
         if in_block:
             acc = _Since()
             in_block = False
-        if st.kind == "given":
-            step = sim.deliver(st.events)
-        elif st.kind == "wait":
-            step = sim.advance(sim.now + st.seconds)
-        else:
-            step = sim.advance(max(st.time, sim.now))
+        try:
+            if st.kind == "given":
+                step = sim.deliver(st.events)
+            elif st.kind == "wait":
+                step = sim.advance(sim.now + st.seconds)
+            else:
+                step = sim.advance(max(st.time, sim.now))
+        except ClockError as e:   # too many schedule ticks in one step
+            res.failures.append(Failure(st.span, st.text, str(e)))
+            break
         acc.take(step)
         timeline.add(st.text, step, st.events)
         everything.extend(r.rule for r in step.runs if r.rule not in everything)
@@ -489,9 +495,21 @@ class _Explainer:
         events = [e for e in self.events if e.source == r.source]
         rule_at = self.at(name, r.spec.get("span"))
         if not events:
-            got = ", ".join(e.trigger for e in self.events) or "no event"
+            got = (f"the test's event is {', '.join(e.trigger for e in self.events)}" if self.events else
+                   "the steps before this expect gave no event" + (" (a schedule rule ticks when the clock "
+                                                                    "passes its time: wait or at)"
+                                                                    if r.source == "schedule" else ""))
             return [{"rule": name, "condition": f"trigger {trigger}", "at": rule_at,
-                     "text": f"rule {name} listens to {trigger}{self.where(rule_at)}; the test's event is {got}"}]
+                     "text": f"rule {name} listens to {trigger}{self.where(rule_at)}; {got}"}]
+        if r.source == "schedule" and len(events) > 1 and not any(e.data.get("rule") == name for e in events):
+            # the clock ticked other rules (maybe thousands of times): one line, not one a tick
+            ticks: dict[str, int] = {}
+            for e in events:
+                ticks[str(e.data.get("rule"))] = ticks.get(str(e.data.get("rule")), 0) + 1
+            seen = ", ".join(_show(k) + (f" ×{n}" if n > 1 else "") for k, n in ticks.items())
+            return [{"rule": name, "condition": f"rule={_show(name)}", "at": None, "field": "rule", "value": None,
+                     "text": f"condition rule={_show(name)} failed: the ticks were of {seen}; a schedule rule "
+                             "matches only its own ticks (it ticks when the clock passes its time: wait or at)"}]
         out = []
         for ev in events:
             if not r.accepts_type(ev.type):

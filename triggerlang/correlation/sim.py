@@ -7,6 +7,12 @@ its own instant; the events delivered, each with the ordinary rules it matched; 
 correlation outcomes. The ``correlation.fired`` / ``correlation.expired`` events a step
 makes are delivered too, as the runtime journals them, so that rules chained on them
 match (up to :data:`MAX_CHAIN` deep; a correlation rule never sees its own events).
+
+Given ``schedules`` (the manifest's ``sources.schedule.schedules``), the clock ticks them
+as ``serve`` does: a ``schedule.tick`` of each ``every``/``cron`` rule at each planned
+time the clock passes (``every`` counted from ``start``, as from serve's start), at its
+own instant among the deadlines. A step may tick at most :data:`MAX_TICKS` times (a
+``wait 30d`` over ``every 1s`` is a ClockError that says so, not a hang).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from .spec import is_correlation
 from .state import MemoryState
 
 MAX_CHAIN = 8
+MAX_TICKS = 10_000
 
 
 @dataclass
@@ -67,8 +74,11 @@ class Simulation:
     """Ordinary and correlation rules over one state, with a clock that starts at ``start``."""
 
     def __init__(self, rules: list[dict], actions: dict, start: float, *,
-                 max_open_groups: int = DEFAULT_MAX_OPEN_GROUPS, matcher=None):
+                 max_open_groups: int = DEFAULT_MAX_OPEN_GROUPS, matcher=None,
+                 schedules: list[dict] | None = None):
         self.actions = actions
+        self._start = start
+        self._ticks = [[spec, self._plan(spec, start)] for spec in schedules or ()]
         self.matcher = matcher or build_matcher([r for r in rules if not is_correlation(r)])
         self.state = MemoryState()
         corr = [r for r in rules if is_correlation(r)]
@@ -94,15 +104,48 @@ class Simulation:
         if until < self.now:
             raise ClockError(f"time goes backwards: {until} < {self.now}")
         step = Step(until)
-        if self.engine is not None:
-            # one deadline at a time, so that what a fire chains happens at its own instant
-            while True:
-                nxt = self.engine.next_deadline()
-                if nxt is None or nxt > until:
-                    break
-                step.extend(self._chain(self.engine.advance(nxt), nxt))
+        ticked = 0
+        # one deadline or tick at a time, so that what each makes happens at its own instant
+        while True:
+            deadline = self.engine.next_deadline() if self.engine is not None else None
+            tick = min((t for t in self._ticks if t[1] is not None), key=lambda t: t[1], default=None)
+            if tick is not None and tick[1] <= until \
+                    and (deadline is None or tick[1] <= deadline):
+                ticked += 1
+                if ticked > MAX_TICKS:
+                    raise ClockError(f"the schedules tick more than {MAX_TICKS:,} times in this step: "
+                                     "move the clock less far")
+                spec, at = tick
+                planned = self._iso(at)
+                self.now = max(self.now, at)
+                step.extend(self._deliver(Event("schedule", "tick", {"rule": spec["rule"], "scheduled": planned,
+                                                                     "time": planned}), at, False, 0))
+                tick[1] = self._plan(spec, at)
+                continue
+            if deadline is None or deadline > until:
+                break
+            step.extend(self._chain(self.engine.advance(deadline), deadline))
         self.now = until
         return step
+
+    def _plan(self, spec: dict, after: float) -> float | None:
+        """The schedule's first planned time after ``after`` (epoch seconds), None: never."""
+        import datetime as _dt
+
+        from ..sources.schedule import next_fire
+
+        utc = _dt.timezone.utc
+        try:
+            return next_fire(spec, _dt.datetime.fromtimestamp(after, utc),
+                             anchor=_dt.datetime.fromtimestamp(self._start, utc)).timestamp()
+        except ValueError:   # a cron expression that never fires (the checker warns of it)
+            return None
+
+    @staticmethod
+    def _iso(t: float) -> str:
+        import datetime as _dt
+
+        return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds")
 
     # ------------------------------------------------------------------ internals
     def _deliver(self, ev: Event, t: float, chained: bool, depth: int) -> Step:
