@@ -151,3 +151,35 @@ def test_logs_follow_stops_at_ctrl_c(serve: Server) -> None:
             p.kill()
             p.wait()
     stop_ok(s)
+
+
+def test_runs_and_events_filter_as_the_dashboard_does(serve: Server) -> None:
+    """Before: `runs` filtered by --rule and --status only, `events` by --source only; the
+    dashboard's other filters (type, rule, matched nothing, since/until, search, an
+    event's runs) had no CLI, and an empty filtered table said "no runs yet"."""
+    import json
+
+    s = serve
+    a = post(s, "/say", {"msg": "alpha-7"}).json()
+    post(s, "/say", {"msg": "beta"})
+    lost = post(s, "/events", {"source": "http", "type": "put", "data": {"path": "/nowhere"}}).json()
+    s.wait_runs(lambda rs: done(rs, 2), "two runs")
+
+    def ids(*args: str) -> list:
+        r = cli(*args, "--state", str(s.state), "--format", "json")
+        assert r.returncode == 0, r.stderr
+        return [x["id"] for x in json.loads(r.stdout)]
+
+    assert ids("events", "--unmatched") == [lost["event_id"]]
+    assert ids("events", "--type", "put") == [lost["event_id"]]
+    assert len(ids("events", "--rule", "say")) == 2 and lost["event_id"] not in ids("events", "--rule", "say")
+    assert ids("events", "--search", "alpha-7") == [a["event_id"]]
+    assert ids("runs", "--search", "alpha") == a["runs"]
+    assert ids("runs", "--event", a["event_id"]) == a["runs"]
+    assert len(ids("runs", "--since", "1h")) == 2 and ids("runs", "--until", "1h") == []
+    assert len(ids("events", "--since", "2000-01-01 00:00")) == 3
+    r = cli("runs", "--state", str(s.state), "--rule", "talk")
+    assert (r.returncode, r.stdout) == (0, "no runs match\n")
+    r = cli("events", "--state", str(s.state), "--since", "yesterday")
+    assert r.returncode == 2 and "--since: 'yesterday' is not a time" in r.stderr
+    stop_ok(s)

@@ -1228,24 +1228,33 @@ EXAMPLES_RUNS = examples(
 @click.option("--rule", help="Only runs of this rule.")
 @click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "timed_out",
                                             "cancelled", "interrupted", "skipped"]), help="Only runs with this status.")
+@click.option("--event", "event_id", metavar="ID", help="Only the runs of this event.")
+@click.option("--since", metavar="WHEN", help="Only runs queued since WHEN: a length of time back (15m, 1h, 7d) or "
+                                              "a date and time (2026-11-24 19:00, local time unless it names a zone).")
+@click.option("--until", metavar="WHEN", help="Only runs queued before WHEN (as --since).")
+@click.option("-q", "--search", metavar="TEXT",
+              help="Only runs whose id, event id, an input's value or the event's delivery id holds TEXT.")
 @click.option("-f", "--follow", is_flag=True,
               help="Keep going: print each new run, and a run again when its status changes (oldest first; "
                    "JSON Lines with --format json). Stop with Ctrl-C.")
 @color_option
 @_STORE_OPT
-def runs(state_dir, fmt, limit, rule, status, follow, color_mode, store_url) -> None:
+def runs(state_dir, fmt, limit, rule, status, event_id, since, until, search, follow, color_mode,
+         store_url) -> None:
     """Run history from the journal, newest first.
 
     WAIT is the time a run spent queued before it started (started - queued: a debounce or
     a retry's backoff counts), DURATION its run time. Times are in the local time zone,
     named on each time; --format json gives ISO 8601 UTC and wait/duration in seconds.
     """
+    filters = {"rule": rule, "status": status, "event_id": event_id, "q": search,
+               "since": _when(since, "--since"), "until": _when(until, "--until")}
     j = _open_journal(state_dir, store_url)
     color = _color(mode=color_mode) and fmt == "text"
     if follow:
-        _follow_runs(j, fmt, limit, rule, status, color)
+        _follow_runs(j, fmt, limit, filters, color)
         return
-    items = j.list_runs(limit=limit, rule=rule, status=status)
+    items = j.list_runs(limit=limit, **filters)
     if fmt == "json":
         click.echo(json.dumps([_run_json(r) for r in items], indent=2))
         return
@@ -1254,7 +1263,7 @@ def runs(state_dir, fmt, limit, rule, status, follow, color_mode, store_url) -> 
         rows.append(_run_cells(r))
         colors.append(STATUS_COLORS.get(r["status"]))
     if not rows:
-        click.echo("no runs yet")
+        click.echo("no runs match" if any(v is not None for v in filters.values()) else "no runs yet")
         return
     click.echo(_table(rows, RUN_HEADER, colors, color), nl=False, color=color)
 
@@ -1364,32 +1373,69 @@ EXAMPLES_EVENTS = examples(
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
 @click.option("--source", help="Only events of this source.")
+@click.option("--type", "type_", metavar="TYPE", help="Only events of this type (push, post, modified...).")
+@click.option("--rule", help="Only events this rule matched.")
+@click.option("--unmatched", is_flag=True, help="Only events no rule matched (why: triggerc match --explain).")
+@click.option("--since", metavar="WHEN", help="Only events received since WHEN: a length of time back (15m, 1h, 7d) "
+                                              "or a date and time (2026-11-24 19:00, local time unless it names "
+                                              "a zone).")
+@click.option("--until", metavar="WHEN", help="Only events received before WHEN (as --since).")
+@click.option("-q", "--search", metavar="TEXT",
+              help="Only events whose id, delivery id or a value of their data holds TEXT.")
 @click.option("-f", "--follow", is_flag=True,
               help="Keep going: print each new event as it is journaled (oldest first; JSON Lines with "
                    "--format json). Stop with Ctrl-C.")
 @color_option
 @_STORE_OPT
-def events(state_dir, fmt, limit, source, follow, color_mode, store_url) -> None:
+def events(state_dir, fmt, limit, source, type_, rule, unmatched, since, until, search, follow, color_mode,
+           store_url) -> None:
     """Events received, newest first, with the rules they matched.
 
     Times are in the local time zone, named on each time; --format json gives ISO 8601 UTC.
     """
+    filters = {"source": source, "type": type_, "rule": rule, "unmatched": unmatched, "q": search,
+               "since": _when(since, "--since"), "until": _when(until, "--until")}
     j = _open_journal(state_dir, store_url)
     color = _color(mode=color_mode) and fmt == "text"
     if follow:
-        _follow_events(j, fmt, limit, source, color)
+        _follow_events(j, fmt, limit, filters, color)
         return
-    items = j.list_events(limit=limit, source=source)
+    items = j.list_events(limit=limit, **filters)
     if fmt == "json":
         click.echo(json.dumps([{k: e.get(k) for k in EVENT_KEYS} for e in items], indent=2))
         return
     if not items:
-        click.echo("no events yet")
+        click.echo("no events match" if any(v for v in filters.values()) else "no events yet")
         return
     rows = [_event_cells(e) for e in items]
     # an event no rule matched stands out (yellow), as under --follow
     colors = ["33" if not e.get("matched") else None for e in items]
     click.echo(_table(rows, EVENT_HEADER, colors, color, "matched"), nl=False, color=color)
+
+
+def _when(text: str | None, option: str) -> float | None:
+    """A ``--since``/``--until`` bound as epoch seconds: a length of time back, or a date and
+    time, in the local time zone unless it names one (``runs`` and ``events`` print local
+    times); a usage error when it is neither."""
+    import datetime as _dt
+    import time
+
+    from .runtime.store import BadQuery, parse_when
+
+    if text is None:
+        return None
+    try:
+        naive = _dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        naive = None
+    if naive is not None and naive.tzinfo is None:
+        return naive.astimezone().timestamp()
+    try:
+        return parse_when(text, time.time())
+    except BadQuery:
+        usage_error(f"{option}: {text!r} is not a time: give a length of time back (15m, 1h, 7d) or a date "
+                    "and time (2026-11-24 19:00, local time unless it names a zone)")
+    return None  # pragma: no cover - usage_error exits
 
 
 EXAMPLES_LOGS = examples(
@@ -1588,13 +1634,13 @@ def _follow_loop(poll, at_once: bool = False) -> None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
 
 
-def _follow_runs(j, fmt: str, limit: int, rule: str | None, status: str | None, color: bool) -> None:
+def _follow_runs(j, fmt: str, limit: int, filters: dict, color: bool) -> None:
     header = RUN_HEADER
 
     def state(r: dict) -> tuple:
         return r["status"], r["exit_code"], r["started_at"], r["finished_at"]
 
-    window = j.list_runs(limit=max(limit, FOLLOW_WINDOW), rule=rule, status=status)
+    window = j.list_runs(limit=max(limit, FOLLOW_WINDOW), **filters)
     seen = {r["id"]: state(r) for r in window}
     first = list(reversed(window[:limit]))
     widths = _follow_widths(header, [_run_cells(r) for r in first], [4, 12, 8, 11, 4, 6, 8, 23, 0])
@@ -1613,7 +1659,7 @@ def _follow_runs(j, fmt: str, limit: int, rule: str | None, status: str | None, 
 
     def poll() -> None:
         nonlocal seen
-        window = j.list_runs(limit=FOLLOW_WINDOW, rule=rule, status=status)
+        window = j.list_runs(limit=FOLLOW_WINDOW, **filters)
         for r in reversed(window):
             if seen.get(r["id"]) != state(r):
                 show(r)
@@ -1622,9 +1668,9 @@ def _follow_runs(j, fmt: str, limit: int, rule: str | None, status: str | None, 
     _follow_loop(poll)
 
 
-def _follow_events(j, fmt: str, limit: int, source: str | None, color: bool) -> None:
+def _follow_events(j, fmt: str, limit: int, filters: dict, color: bool) -> None:
     header = EVENT_HEADER
-    first = list(reversed(j.list_events(limit=limit, source=source)))
+    first = list(reversed(j.list_events(limit=limit, **filters)))
     widths = _follow_widths(header, [_event_cells(e) for e in first], [20, 14, 23, 0])
 
     def show(e: dict) -> None:
@@ -1643,11 +1689,11 @@ def _follow_events(j, fmt: str, limit: int, source: str | None, color: bool) -> 
 
     def poll() -> None:
         nonlocal last
-        top = j.list_events(limit=1, source=source)
+        top = j.list_events(limit=1, **filters)
         if not top or top[0]["id"] == last:
             return
         new = []
-        for e in j.list_events(limit=FOLLOW_WINDOW, source=source):
+        for e in j.list_events(limit=FOLLOW_WINDOW, **filters):
             if e["id"] == last:
                 break
             new.append(e)
