@@ -323,3 +323,25 @@ def test_correlating_front_end_commands_stay_lean(tmp_path: Path, command: list)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["exit"] in (0, 1) and result["heavy"] == [], result
+
+
+def test_a_window_armed_during_a_wait_counts_from_when_it_opened(tmp_path: Path) -> None:
+    """A `between` window opened at 02:30 Paris during a 20 h wait fires in 3h30m, at 06:00:
+    the text counted from the end of the wait, so it said 'fires in 1h' for a window that
+    had already fired (and 'closes in' for a slide-out from the wait's end)."""
+    rules = write(tmp_path, "rules.trg", '''\
+action page(text) = exec "./page.sh" text
+nightly_missing: on absent(ci.completed pipeline="nightly" status="success")
+    between cron "30 2 * * *" and cron "0 6 * * *" tz "Europe/Paris"
+    run page with "no nightly"
+''')
+    events = write(tmp_path, "e.jsonl", lines(
+        ev("ci", "completed", "2024-01-01T12:00:00+01:00", pipeline="other"),
+        {"wait": "20h"},
+    ))
+    r = CliRunner().invoke(cli, ["match", rules, events])
+    assert r.exit_code == 0, r.output
+    assert "nightly_missing: arms the window (fires in 3h30m unless completed comes)" in r.output, r.output
+    r = CliRunner().invoke(cli, ["match", rules, events, "--format", "json"])
+    texts = [c["text"] for c in json.loads(r.output.splitlines()[-1])["correlations"]]
+    assert any("fires in 3h30m" in t for t in texts), texts

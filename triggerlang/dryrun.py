@@ -612,7 +612,7 @@ class DryRun:
                 inputs = bind_inputs(self.actions.get(o.run.action, {}), o.run.inputs)
                 entry["run"] = {"action": o.run.action, "inputs": inputs, "argv": self._argv(o.run.action, inputs),
                                 "event_id": o.run.event.id}
-            entry["text"] = o.rule + ": " + self._outcome_text(o, step.time)
+            entry["text"] = o.rule + ": " + self._outcome_text(o, o.time)  # "in 2h" from when it happened
             corr.append(entry)
         return {"time": iso(step.time), "matches": matches, "correlations": corr}
 
