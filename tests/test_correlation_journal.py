@@ -304,3 +304,16 @@ def test_the_groups_stream_sends_changed_rows(world: World) -> None:
     (msg,), _ = d._poll(j, st, u)
     assert '"update":true' in msg and '"live":false' in msg
     d.release(j)
+
+
+def test_groups_status_armed_lists_the_absence_windows_the_state_column_shows(world: World) -> None:
+    """STATE says `armed` for an absence window; `--status armed` was a usage error (only
+    `open`, which lists open groups and armed windows together, took them)."""
+    world.submit(post("/hooks/hb", k="web-1"))        # arms quiet's window for web-1
+    world.submit(post("/hooks/build", k="3f1d"))      # opens a gate group
+    state = str(world.tmp / "state")
+    r = CliRunner().invoke(cli, ["groups", "--state", state, "--status", "armed", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert [(g["rule"], g["state"]) for g in json.loads(r.output)] == [("quiet", "armed")]
+    r = CliRunner().invoke(cli, ["groups", "--state", state, "--status", "open", "--format", "json"])
+    assert sorted(g["state"] for g in json.loads(r.output)) == ["armed", "open"]

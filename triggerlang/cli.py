@@ -1283,8 +1283,10 @@ GROUP_COLORS = {"fired": "32", "expired": "31", "discarded": "33", "open": "34",
 @main.command(epilog=EXAMPLES_GROUPS)
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
 @click.option("--rule", help="Only groups of this rule.")
-@click.option("--status", type=click.Choice(["open", "fired", "expired", "discarded", "satisfied", "rearmed"]),
-              help="open: open groups and armed absence windows; satisfied: windows the event came in.")
+@click.option("--status", type=click.Choice(["open", "armed", "fired", "expired", "discarded", "satisfied",
+                                             "rearmed"]),
+              help="open: open groups and armed absence windows; armed: the windows alone; "
+                   "satisfied: windows the event came in.")
 @click.option("--key", "key_value", metavar="V", help="Only groups with this key value (e.g. a sha).")
 @click.option("--explain", is_flag=True, help="For each missing member, its trigger's latest events and why "
                                               "each was not admitted.")

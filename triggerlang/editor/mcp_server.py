@@ -382,9 +382,10 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
     def groups(
         state: Annotated[str | None, Field(description="The state folder (default .triggerlang)")] = None,
         rule: Annotated[str | None, Field(description="Only this rule's groups")] = None,
-        status: Annotated[Literal["open", "fired", "expired", "discarded", "satisfied", "rearmed"] | None,
+        status: Annotated[Literal["open", "armed", "fired", "expired", "discarded", "satisfied", "rearmed"] | None,
                           Field(description="Only groups in this state (open: open groups and armed absence "
-                                            "windows; satisfied: windows the awaited event came in)")] = None,
+                                            "windows; armed: the windows alone; satisfied: windows the awaited "
+                                            "event came in)")] = None,
         key: Annotated[str | None, Field(description="Only groups with this key value (e.g. a sha)")] = None,
         limit: Annotated[int, Field(ge=1, le=1000)] = 20,
     ) -> dict[str, Any]:

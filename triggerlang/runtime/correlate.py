@@ -125,7 +125,7 @@ CREATE TABLE IF NOT EXISTS corr_alive (
 _GROUP_COLS = ("id, rule, fingerprint, key, state, opened_at, deadline, slots, fired_at, closed_at, reason, "
                "unobserved, late, seq, run_id, event_id")
 
-STATUS_STATES = {"open": ("open", "armed"), "fired": ("fired",), "expired": ("expired",),
+STATUS_STATES = {"open": ("open", "armed"), "armed": ("armed",), "fired": ("fired",), "expired": ("expired",),
                  "discarded": ("discarded",), "satisfied": ("satisfied",), "rearmed": ("rearmed",)}
 """``--status`` of ``triggerc groups`` / ``?state=`` of the API -> the stored states."""
 
