@@ -501,3 +501,35 @@ def test_a_nested_repository_that_is_recloned_is_not_mistaken_for_its_parent(tmp
             h.describe_events()
 
     run_source(outer, cfg, body)
+
+
+def test_deleting_a_watched_repository_reports_no_deleted_branches(tmp_path: Path) -> None:
+    """`rm -rf .git` empties refs/heads before it removes refs/ (seen with a few thousand
+    loose tags: refs/tags took the rm long enough): a poll in between read "every branch
+    deleted" and fired git.branch_deleted for each, which rules that tear things down act
+    on. A deletion is now reported only once the repository is still there a moment later.
+    Here the rm is played in two steps, 0.3 s apart, on the source's own event loop."""
+    repo = make_repo(tmp_path / "work")
+    for i in range(5):
+        git(repo, "branch", f"b{i}")
+
+    async def body(h: Harness, src: GitSource) -> None:
+        import shutil
+
+        for ref in (repo / ".git" / "refs" / "heads").iterdir():
+            ref.unlink()  # rm -rf on its way through refs/
+        await asyncio.sleep(0.3)
+        shutil.rmtree(repo / ".git")  # ... and done
+        await h.wait_for(lambda: any("no repository" in m for m in h.messages), "the repository to be missed")
+        assert h.events == [], h.describe_events()
+
+        git(repo, "init", "-q")  # back (a re-clone): its refs are the new baseline
+        await h.wait_for(lambda: any("appeared" in m for m in h.messages), "the repository to be found again")
+        commit(repo, {"n.txt": "n\n"}, "after the re-clone")
+        git(repo, "branch", "topic")
+        await h.wait_event("branch_created", "refs/heads/topic")
+        git(repo, "branch", "-D", "topic")  # a real deletion is still reported
+        await h.wait_event("branch_deleted", "refs/heads/topic")
+        assert all(e.type != "branch_deleted" or e.data["branch"] == "topic" for e in h.events)
+
+    run_source(repo, CFG, body)

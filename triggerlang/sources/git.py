@@ -63,6 +63,11 @@ For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], 
    A failing git call degrades the event's fields (empty ``files``, missing author...)
    rather than dropping the event, and nothing here ever raises into the runtime.
 
+A snapshot in which a ref disappeared is held for half a second and read again, and taken
+only if the repository is still there: ``rm -rf`` of a watched repository empties
+``refs/heads`` before it removes ``refs/``, and must not read as every branch deleted. So a
+``git.branch_deleted`` comes about half a second after the deletion.
+
 Limits: only the ``files`` ref backend is read (not ``reftable``); updates that come and
 go between two snapshots (a branch created and deleted within ~10 ms, or within a poll
 when the OS watch is unavailable) are not seen; a
@@ -89,6 +94,7 @@ _HEX = frozenset(string.hexdigits.lower())
 _WATCHED = ("refs/heads", "refs/tags")
 _GIT_TIMEOUT = 60.0        # seconds for one git call
 _FULL_READ_EVERY = 2.0     # seconds between reads that ignore the stat signature
+_DELETE_SETTLE = 0.5       # seconds a snapshot with a deleted ref is held before it is believed
 _GIT_ENV_DROP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_NAMESPACE")
 
 
@@ -377,6 +383,15 @@ class GitSource(Source):
                 sig = sig2
                 break
             sig, refs = sig2, refs2
+        if set(r.refs) - set(refs):
+            # A ref went away. `rm -rf` of the repository empties refs/heads before it removes
+            # refs/ (for as long as the rest of refs/ takes): believe a deletion only if the
+            # repository is still there a moment later, else every branch would be reported
+            # deleted. The deletion events come _DELETE_SETTLE later; nothing else waits.
+            await asyncio.sleep(_DELETE_SETTLE)
+            if not self._locate(r):
+                return
+            sig, refs = self._read(r)
         old = r.refs
         r.sig, r.refs = sig, refs
         keys: set[str] = set()
