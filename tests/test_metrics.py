@@ -157,3 +157,40 @@ def test_a_reload_unpauses_the_rule_paused_gauge_too() -> None:
     m.load({"rules": []})  # the rule removed by the reload: 0, not a pause that never ends
     assert m.registry.get_sample_value("triggerlang_rule_paused", {"rule": "loop"}) == 0
     assert m.registry.get_sample_value("triggerlang_runs_total", {"rule": "loop", "status": "failed"}) == 0
+
+
+def test_runs_a_crash_or_a_reload_ended_are_counted(tmp_path: Path) -> None:
+    """Before: a run found running after a kill -9 (marked 'interrupted' at the next
+    start), and a queued run whose action a reload removed (it ends 'failed' when its
+    turn comes), were journaled final but never counted in triggerlang_runs_total."""
+    rules = tmp_path / "rules.trg"
+    gate = tmp_path / "go"
+    rules.write_text(f'action hold = shell "sleep 30"\naction wait_go = shell "while [ ! -e {gate} ]; do sleep 0.05; done"\n'
+                     'hold: on http.post path="/hold" run hold\n'
+                     'q: on http.post path="/q" run wait_go busy queue\n')
+    s = Server(rules, tmp_path / "state").start()
+    try:
+        held = post(s, "/hold", {}).json()["runs"][0]
+        s.wait_runs(lambda rs: any(r["id"] == held and r["status"] == "running" for r in rs), "the run to start")
+        s.kill9()
+        s.start()
+        m = scrape(s)
+        assert m[("triggerlang_runs_total", (("rule", "hold"), ("status", "interrupted")))] == 1
+
+        first = post(s, "/q", {}).json()["runs"][0]
+        second = post(s, "/q", {}).json()["runs"][0]
+        s.wait_runs(lambda rs: any(r["id"] == first and r["status"] == "running" for r in rs), "the first q run")
+        rules.write_text('action hold = shell "sleep 30"\naction other = exec "true"\n'
+                         'hold: on http.post path="/hold" run hold\n'
+                         'q: on http.post path="/q" run other busy queue\n')
+        s.wait_log("reloaded")
+        assert {r["id"]: r["status"] for r in s.runs()}[second] == "queued"
+        gate.write_text("")
+        runs = s.wait_runs(lambda rs: done(rs, 3), "both q runs ended")
+        assert {r["id"]: r["status"] for r in runs}[second] == "failed"
+        m = wait_for(lambda: (lambda m: m if m[("triggerlang_runs_total", (("rule", "q"), ("status", "failed")))] == 1
+                              else None)(scrape(s)), "the failed run counted")
+        assert m[("triggerlang_runs_total", (("rule", "q"), ("status", "succeeded")))] == 1
+        stop_ok(s)
+    finally:
+        s.ensure_dead()

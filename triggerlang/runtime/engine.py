@@ -700,6 +700,7 @@ class Engine:
             if action is None:
                 self.journal.mark_finished(run_id, "failed", None,
                                            f"the action {row.action!r} is not in the current rules")
+                self._counted(rule, "failed")
                 self._free(rule, run_id)
                 return
             stdin = None
@@ -733,6 +734,7 @@ class Engine:
             log.exception("run %s of %s crashed in the engine", run_id, rule, extra={"run_id": run_id, "rule": rule})
             with contextlib.suppress(Exception):
                 self.journal.mark_finished(run_id, "failed", None, "internal error in the engine")
+                self._counted(rule, "failed")
             ln.active.pop(run_id, None)
             self._free(rule, run_id)
             return
@@ -844,7 +846,8 @@ class Engine:
     def recover(self) -> tuple[int, int]:
         """Restart what a crash left: (interrupted runs, queued runs restarted)."""
         rec = self.journal.recover()
-        for row in rec.interrupted:
+        for row in rec.interrupted:   # final now: counted by this process, which found them
+            self._counted(row.rule, "interrupted")
             pol = self.policies(row.rule)
             if row.attempt <= int(pol.get("retry") or 0) and row.rule in self.rules:
                 rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1)
@@ -852,6 +855,7 @@ class Engine:
         for row in rec.queued:
             if row.rule not in self.rules:
                 self.journal.set_status(row.id, "cancelled", "its rule is no longer in the rules file")
+                self._counted(row.rule, "cancelled")
                 continue
             if row.not_before is not None and self.policies(row.rule).get("debounce"):
                 self.lane(row.rule).debounce_run = row.id
