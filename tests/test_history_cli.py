@@ -183,3 +183,39 @@ def test_runs_and_events_filter_as_the_dashboard_does(serve: Server) -> None:
     r = cli("events", "--state", str(s.state), "--since", "yesterday")
     assert r.returncode == 2 and "--since: 'yesterday' is not a time" in r.stderr
     stop_ok(s)
+
+
+def test_store_prune_keeps_a_sqlite_journal_to_a_retention_period(serve: Server) -> None:
+    """Before: `store prune` needed a PostgreSQL store, so a serve on its SQLite journal
+    kept every event, run and log file for ever. Now it prunes the journal of --state,
+    beside the running serve, and keeps what is still needed."""
+    import json
+
+    s = serve
+    done_run = post(s, "/talk", {}).json()
+    lost = post(s, "/events", {"source": "http", "type": "put", "data": {"path": "/nowhere"}}).json()
+    member = post(s, "/a", {"k": "g1"}).json()  # opens a correlation group: its event is needed
+    held = post(s, "/hold", {}).json()
+    s.wait_runs(lambda rs: done([r for r in rs if r["id"] != held["runs"][0]], 1)
+                and any(r["id"] == held["runs"][0] and r["status"] == "running" for r in rs), "one done, one going")
+    logs_dir = s.state / "logs"
+    assert (logs_dir / f"{done_run['runs'][0]}.log").exists()
+    r = cli("store", "prune", "--older-than", "0s", "--state", str(s.state))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "pruned 1 run(s), 2 event(s), 0 closed correlation group(s)"
+    assert [x["id"] for x in s.runs()] == held["runs"]  # the running run stays, with its log
+    assert not (logs_dir / f"{done_run['runs'][0]}.log").exists()
+    assert (logs_dir / f"{held['runs'][0]}.log").exists()
+    kept = {e["id"] for e in s.events()}
+    assert kept == {held["event_id"], member["event_id"]}, kept
+    assert lost["event_id"] not in kept and done_run["event_id"] not in kept
+    # serve goes on: the group it holds still fires, and a new run gets a new id
+    fired = post(s, "/b", {"k": "g1"}).json()
+    runs = s.wait_runs(lambda rs: any(x["rule"] == "gate" and x["status"] == "succeeded" for x in rs), "the fire")
+    assert min(x["id"] for x in runs if x["rule"] == "gate") > held["runs"][0]
+    groups = json.loads(cli("groups", "--state", str(s.state), "--format", "json").stdout)
+    assert [(g["state"], [m["event_id"] for m in g["members"]]) for g in groups] == [
+        ("fired", [member["event_id"], fired["event_id"]])]
+    r = cli("store", "prune", "--older-than", "soon", "--state", str(s.state))
+    assert r.returncode == 2 and "not a duration" in r.stderr
+    stop_ok(s)

@@ -63,10 +63,15 @@ def test_every_store_command_without_a_store_says_how_to_give_one() -> None:
     import os
 
     env = {k: v for k, v in os.environ.items() if k != "TRIGGERLANG_STORE"}
-    for argv in (["init"], ["migrate"], ["prune", "--older-than", "1d"]):
+    for argv in (["init"], ["migrate"]):
         r = cli("store", *argv, env=env)
         assert r.returncode == 2 and r.stderr.strip() == \
             "triggerc: error: give the store with --store URL or TRIGGERLANG_STORE", (argv, r.stderr)
+    # prune works on a SQLite journal too (--state, default .triggerlang)
+    r = cli("store", "prune", "--older-than", "1d", "--state", "/nonexistent/.triggerlang", env=env)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "triggerc: error: no journal in /nonexistent/.triggerlang: give the state folder with --state, or the "
+        "store with --store URL or TRIGGERLANG_STORE"), r.stderr
 
 
 def test_store_migrate_is_idempotent_on_the_command_line(pg_url: str) -> None:

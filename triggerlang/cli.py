@@ -900,21 +900,33 @@ def store_migrate(store_url) -> None:
 
 
 @store_group.command("prune")
-@_STORE_OPT
+@_store_option("The postgresql:// store (or TRIGGERLANG_STORE); without it, the SQLite journal of --state.")
+@click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False),
+              help="The state folder of a serve on the SQLite journal (when no --store is given).")
 @click.option("--older-than", "older_than", type=_Duration(), required=True,
               help="Delete finished runs, their logs and events older than this (30d, 12h...).")
-def store_prune(store_url, older_than) -> None:
-    """Delete history older than a duration; waiting and running runs are kept."""
+def store_prune(store_url, state_dir, older_than) -> None:
+    """Delete history older than a duration; waiting and running runs are kept.
+
+    Works on the shared store (--store) and on a SQLite journal (--state), beside a
+    running serve; run it from cron or a schedule rule to keep a retention period.
+    """
+    from pathlib import Path
+
     from .runtime.store import StoreError
 
-    st = _open_pg(store_url, create=False)
+    if not store_url and not (Path(state_dir) / "journal.sqlite3").exists():
+        usage_error(f"no journal in {state_dir}: give the state folder with --state, or the store with "
+                    "--store URL or TRIGGERLANG_STORE")
+    st = _open_pg(store_url, create=False) if store_url else _open_journal(state_dir)
     try:
         n = st.prune(older_than)
     except StoreError as e:
         fail(str(e))
     finally:
         st.close()
-    click.echo(f"pruned {n['runs']} run(s), {n['events']} event(s), {n['manifests']} manifest(s), "
+    manifests = f"{n['manifests']} manifest(s), " if store_url else ""
+    click.echo(f"pruned {n['runs']} run(s), {n['events']} event(s), {manifests}"
                f"{n.get('groups', 0)} closed correlation group(s)")
 
 

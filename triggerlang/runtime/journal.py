@@ -830,6 +830,45 @@ class SqliteStore(SqliteGroups):
             rows = conn.execute(newest_first(f"SELECT {AUDIT_COLUMNS} FROM audit", where, "?"), args).fetchall()
         return [audit_dict(r) for r in reversed(rows)]
 
+    def prune(self, older_than: float) -> dict[str, int]:
+        """``triggerc store prune --older-than D`` on this journal: delete the runs that ended
+        more than ``older_than`` seconds ago and their log files, the events received before
+        then that no kept run and no correlation group still names, the audit lines, and the
+        correlation groups closed before then with their history. Waiting and running runs
+        stay. Safe beside a running ``serve`` (a second writer of the WAL journal, within the
+        busy timeout); a dedupe window longer than D forgets the keys of the runs deleted."""
+        import re
+
+        cutoff = time.time() - older_than
+        with self._cursor(write=True) as conn:
+            runs = conn.execute("SELECT id, log_path FROM runs WHERE status NOT IN ('queued', 'running') "
+                                "AND COALESCE(finished_at, queued_at) < ?", (cutoff,)).fetchall()
+            conn.executemany("DELETE FROM runs WHERE id = ?", [(r[0],) for r in runs])
+            conn.execute("DELETE FROM audit WHERE at < ?", (cutoff,))
+            gone = [r[0] for r in conn.execute("SELECT id FROM corr_groups WHERE closed_at IS NOT NULL "
+                                               "AND closed_at < ?", (cutoff,))]
+            conn.executemany("DELETE FROM corr_groups WHERE id = ?", [(g,) for g in gone])
+            conn.executemany("DELETE FROM corr_history WHERE group_id = ?", [(g,) for g in gone])
+            conn.execute("DELETE FROM corr_history WHERE group_id IS NULL AND time < ?", (cutoff,))
+            # every string the kept groups and the correlation log hold may be an event id they
+            # need (a slot's event): kept, whatever the structure of those JSON texts
+            keep: set[str] = set()
+            for (text,) in conn.execute("SELECT slots || ' ' || COALESCE(event_id, '') FROM corr_groups "
+                                        "UNION ALL SELECT COALESCE(event_id, '') FROM corr_history "
+                                        "UNION ALL SELECT entry FROM corr_log"):
+                keep.update(re.findall(r'[A-Za-z0-9_.:-]+', text))
+            old = [r[0] for r in conn.execute("SELECT id FROM events e WHERE received_at < ? AND NOT EXISTS "
+                                              "(SELECT 1 FROM runs r WHERE r.event_id = e.id)", (cutoff,))]
+            events = [e for e in old if e not in keep]
+            conn.executemany("DELETE FROM events WHERE id = ?", [(e,) for e in events])
+        for run_id, log_path in runs:   # after the commit: a log is never gone before its run
+            path = self.state_dir / log_path if log_path else _logs_dir(self.state_dir) / f"{int(run_id)}.log"
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        return {"runs": len(runs), "events": len(events), "manifests": 0, "groups": len(gone)}
+
     def run_counts(self) -> dict[str, dict[str, int]]:
         """Runs waiting or going, by rule: ``{rule: {"queued": n, "running": m}}``."""
         with self._cursor(write=False) as conn:
