@@ -317,3 +317,7 @@ def test_groups_status_armed_lists_the_absence_windows_the_state_column_shows(wo
     assert [(g["rule"], g["state"]) for g in json.loads(r.output)] == [("quiet", "armed")]
     r = CliRunner().invoke(cli, ["groups", "--state", state, "--status", "open", "--format", "json"])
     assert sorted(g["state"] for g in json.loads(r.output)) == ["armed", "open"]
+    api = TestClient(create_app(world.tmp / "state"), client=("127.0.0.1", 40000))  # the API takes the same
+    r = api.get("/api/groups?state=armed")
+    assert r.status_code == 200, r.text
+    assert [(g["rule"], g["state"]) for g in r.json()["groups"]] == [("quiet", "armed")]

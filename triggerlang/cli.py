@@ -17,6 +17,7 @@ import sys
 import click
 
 from . import __version__, defaults
+from .correlation.state import GROUP_FILTERS
 from .diagnostics import Diagnostic, render_github, render_json, render_sarif, render_text
 
 
@@ -1295,8 +1296,7 @@ GROUP_COLORS = {"fired": "32", "expired": "31", "discarded": "33", "open": "34",
 @main.command(epilog=EXAMPLES_GROUPS)
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
 @click.option("--rule", help="Only groups of this rule.")
-@click.option("--status", type=click.Choice(["open", "armed", "fired", "expired", "discarded", "satisfied",
-                                             "rearmed"]),
+@click.option("--status", type=click.Choice(list(GROUP_FILTERS)),
               help="open: open groups and armed absence windows; armed: the windows alone; "
                    "satisfied: windows the event came in.")
 @click.option("--key", "key_value", metavar="V", help="Only groups with this key value (e.g. a sha).")

@@ -28,6 +28,11 @@ from typing import Any, Iterator, Protocol
 from ..events import Event
 
 LIVE = ("open", "armed")
+GROUP_FILTERS = {"open": ("open", "armed"), "armed": ("armed",), "fired": ("fired",), "expired": ("expired",),
+                 "discarded": ("discarded",), "satisfied": ("satisfied",), "rearmed": ("rearmed",)}
+"""The one list of group filters: ``--status`` of ``triggerc groups``, ``?state=`` of the
+dashboard API and the MCP tool's ``status`` -> the stored states (``open`` takes the armed
+absence windows too)."""
 """States of a live group (plus ``fired`` while ``closed_at`` is None: an absorbing ``any``)."""
 
 

@@ -159,6 +159,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..check.catalogue import source_names
 from ..compile.matcher import reason_text as why_not_text
+from ..correlation.state import GROUP_FILTERS
 from ..events import Event
 from ..runtime.operations import OperationError
 from ..runtime.store import (FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery, Store, StoreError as JournalError, log_lines,
@@ -179,7 +180,7 @@ API_LIMIT = 50
 MAX_LIMIT = 500
 MAX_ID = 2**63 - 1  # the largest integer SQLite and PostgreSQL (bigint) store: no run id or offset is larger
 STREAM_WINDOW = 100  # newest runs / events a stream compares on every poll
-GROUP_STATES = ("open", "fired", "expired", "discarded", "satisfied", "rearmed")
+GROUP_STATES = tuple(GROUP_FILTERS)
 RULE_HISTORY = 20  # runs of each rule the sources page looks at
 DELIVERIES_SHOWN = 20  # deliveries of each route the sources page shows
 FORM_LIMIT = 4096  # bytes of a POSTed form

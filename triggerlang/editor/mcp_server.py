@@ -40,6 +40,7 @@ from pydantic import Field
 
 from .. import __version__
 from ..check import catalogue as C
+from ..correlation.state import GROUP_FILTERS
 from ..masking import Masker
 
 MAX_LOG_BYTES = 256 * 1024
@@ -382,7 +383,7 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
     def groups(
         state: Annotated[str | None, Field(description="The state folder (default .triggerlang)")] = None,
         rule: Annotated[str | None, Field(description="Only this rule's groups")] = None,
-        status: Annotated[Literal["open", "armed", "fired", "expired", "discarded", "satisfied", "rearmed"] | None,
+        status: Annotated[Literal[tuple(GROUP_FILTERS)] | None,  # type: ignore[valid-type]
                           Field(description="Only groups in this state (open: open groups and armed absence "
                                             "windows; armed: the windows alone; satisfied: windows the awaited "
                                             "event came in)")] = None,

@@ -52,7 +52,7 @@ from typing import Any, Callable
 from ..correlation.clock import iso
 from ..correlation.engine import DEFAULT_MAX_OPEN_GROUPS, Correlator, Outcome
 from ..correlation.spec import CorrRule, is_correlation
-from ..correlation.state import Group, MemoryState
+from ..correlation.state import GROUP_FILTERS, Group, MemoryState
 from ..events import Event
 from .store import dumps
 
@@ -125,8 +125,7 @@ CREATE TABLE IF NOT EXISTS corr_alive (
 _GROUP_COLS = ("id, rule, fingerprint, key, state, opened_at, deadline, slots, fired_at, closed_at, reason, "
                "unobserved, late, seq, run_id, event_id")
 
-STATUS_STATES = {"open": ("open", "armed"), "armed": ("armed",), "fired": ("fired",), "expired": ("expired",),
-                 "discarded": ("discarded",), "satisfied": ("satisfied",), "rearmed": ("rearmed",)}
+STATUS_STATES = GROUP_FILTERS
 """``--status`` of ``triggerc groups`` / ``?state=`` of the API -> the stored states."""
 
 
