@@ -279,3 +279,22 @@ def test_an_hourly_window_opens_in_both_passes_of_the_repeated_hour() -> None:
     after = dt.datetime(2024, 10, 27, 0, 30, tzinfo=UTC).timestamp()  # 02:30 CEST, the first pass
     first = cron_next("0 * * * *", "Europe/Paris", after)
     assert dt.datetime.fromtimestamp(first, UTC) == dt.datetime(2024, 10, 27, 1, 0, tzinfo=UTC)  # 02:00 CET
+
+
+def test_a_wildcard_minute_follows_real_time_like_a_wildcard_hour() -> None:
+    """Vixie cron and cronie treat a job as "wildcard" (scheduled on real time, no catch-up,
+    no de-duplication) when its minute *or* its hour field begins with `*` (entry.c sets
+    MIN_STAR/HR_STAR from the field's first character; cron.c tests both). `*/30 2 * * *`
+    therefore does not fire on the spring-forward night (02:xx does not exist; it fired
+    once at the jump) and fires in both passes of the repeated 02:xx in autumn (it fired in
+    the first only)."""
+    spec = {"cron": "*/30 2 * * *", "tz": "Europe/Paris"}
+    spring = next_fire(spec, at(2024, 3, 30, 12, 0))
+    assert spring == at(2024, 4, 1, 2, 0)  # nothing on the night of 31 March
+    t, autumn = at(2024, 10, 26, 12, 0), []
+    for _ in range(5):
+        t = next_fire(spec, t)
+        autumn.append(utc(t))
+    assert autumn == [dt.datetime(2024, 10, 27, 0, 0, tzinfo=UTC), dt.datetime(2024, 10, 27, 0, 30, tzinfo=UTC),
+                      dt.datetime(2024, 10, 27, 1, 0, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, 30, tzinfo=UTC),
+                      dt.datetime(2024, 10, 28, 1, 0, tzinfo=UTC)]

@@ -14,13 +14,14 @@ that is well formed but never fires (``0 0 30 2 *``: no February has a 30th) is 
 Daylight-saving time
 --------------------
 Expressions are evaluated on *naive wall-clock time* in the zone, then placed on the time
-line with :mod:`zoneinfo`. This follows Vixie cron and cronie (``cron.c``: "wildcard jobs"
-follow real time, "fixed-time jobs" run once):
+line with :mod:`zoneinfo`. This follows Vixie cron and cronie, whose ``entry.c`` marks a job
+"wildcard" when its minute or its hour field begins with ``*`` (``MIN_STAR``/``HR_STAR``)
+and whose ``cron.c`` runs wildcard jobs on real time and the others ("fixed-time") once:
 
-* an expression whose hour field is a wildcard (``*``, ``*/2``) follows real time: in the
-  hour repeated when clocks go back it fires in both passes, and the wall times skipped when
-  clocks go forward simply do not occur;
-* a fixed-hour expression (``30 2 * * *``) fires once a day whatever happens: in a repeated
+* an expression whose minute or hour field begins with ``*`` (``0 * * * *``, ``*/15 2 * * *``)
+  follows real time: in the hour repeated when clocks go back it fires in both passes, and
+  the wall times skipped when clocks go forward simply do not occur;
+* a fixed-time expression (``30 2 * * *``) fires once a day whatever happens: in a repeated
   hour only the first pass counts, and a wall time that does not exist (02:30 on the
   spring-forward night in Europe) fires at the instant the clocks jump (03:00 local).
 """
@@ -130,7 +131,7 @@ def instants(expr: str, tz: str | None, after: _dt.datetime) -> Iterator[_dt.dat
         raise ValueError(f"cron expression {expr!r} must have 5 fields")
     zone = _zone(tz)
     after_u = after.replace(tzinfo=UTC) if after.tzinfo is None else after.astimezone(UTC)
-    realtime = norm.split()[1].startswith("*")
+    realtime = norm.split()[0].startswith("*") or norm.split()[1].startswith("*")  # MIN_STAR | HR_STAR
     try:
         it = croniter(norm, after_u.astimezone(zone).replace(tzinfo=None) - _MARGIN, ret_type=_dt.datetime)
     except Exception as exc:  # croniter's errors are not all ValueErrors
