@@ -222,18 +222,23 @@ def test_head_on_a_generic_route_answers_without_a_body(serve) -> None:
 # --------------------------------------------------------------------------- the spawner
 
 def _spawners() -> dict[int, int]:
-    """pid -> parent pid of every spawner process started by this interpreter (the servers
-    of these tests run it; another suite on the machine runs another)."""
+    """pid -> parent pid of every spawner process started by this test session: by this
+    interpreter (another worktree's suite runs another), under this session's
+    TRIGGERLANG_CACHE_DIR (conftest.py; inherited by serve and its spawner), so a second
+    pytest run with the same interpreter (one test file run beside the suite) is not
+    taken for ours, nor its spawner killed."""
     python = os.fsencode(sys.executable)
+    session = b"TRIGGERLANG_CACHE_DIR=" + os.fsencode(os.environ["TRIGGERLANG_CACHE_DIR"])
     out = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 cmd = (d / "cmdline").read_bytes()
                 stat = (d / "stat").read_text()
+                environ = (d / "environ").read_bytes().split(b"\0") if b"runtime/spawn.py" in cmd else []
             except OSError:
                 continue
-            if cmd.split(b"\0")[0] == python and b"triggerlang/runtime/spawn.py" in cmd:
+            if cmd.split(b"\0")[0] == python and b"triggerlang/runtime/spawn.py" in cmd and session in environ:
                 out[int(d.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
     return out
 
@@ -262,7 +267,11 @@ def test_a_spawner_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(serv
     srv.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
     # a run is journaled running before its process is spawned (the spawner is started
     # with the first run, right after the commit): wait for it to show up
-    spawner = wait_for(lambda: next(iter(set(_spawners()) - before), None), "serve's spawner process")
+    # not the process serve starts it with, which forks it and exits at once (killing that
+    # one killed nothing: the run then succeeded, or os.kill found no such process)
+    spawner = wait_for(lambda: next((pid for pid, parent in _spawners().items()
+                                     if pid not in before and parent != srv.proc.pid), None),
+                       "serve's spawner process")
     os.kill(spawner, signal.SIGKILL)
     runs = srv.wait_runs(lambda rs: done(rs, 1), "the run to be failed")
     assert runs[0]["status"] == "failed" and "spawner" in runs[0]["error"]
