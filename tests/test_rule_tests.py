@@ -542,6 +542,52 @@ def test_cli_k_that_selects_nothing_fails_and_a_bad_one_is_a_usage_error(tmp_pat
         assert "Traceback" not in result.output
 
 
+def test_cli_github_format_annotates_each_failed_expect(tmp_path: Path) -> None:
+    f = _selection_files(tmp_path)
+    result = _cli("test", str(f), "--format", "github")
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    (ann,) = [ln for ln in lines if ln.startswith("::")]
+    assert ann.startswith(f"::error file={f},line=13,col=5,endLine=13,endColumn=23,"
+                          'title=test "a push to main by the bots" failed::expected rule deploy_main to match%0A'
+                          '  condition author not in ["dependabot[bot]"] (line 4:40) failed'), ann
+    assert lines[-1] == "3 passed, 1 failed"
+    # a file's errors as check --format github gives them; its tests did not run
+    (tmp_path / "d_test.trg").write_text(block("t", 'given git.push branch="main"', "expect nosuch"))
+    result = _cli("test", str(tmp_path / "d_test.trg"), "--format", "github")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0].startswith(f"::error file={tmp_path / 'd_test.trg'},line=4,col=12,")
+    assert "title=TRG601::no rule named 'nosuch'" in result.stdout
+
+
+def test_cli_junit_format_is_the_report_ci_systems_read(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    f = _selection_files(tmp_path)
+    result = _cli("test", str(f), "--format", "junit", "-k", "not release")
+    assert result.exit_code == 1
+    root = ET.fromstring(result.stdout)
+    assert root.tag == "testsuites"
+    assert [s.get("name") for s in root.iter("testsuite")] == [str(f), str(tmp_path / "d_test.trg")]
+    assert [s.get("tests") for s in root.iter("testsuite")] == ["3", "0"]
+    assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "3", "failures": "1", "errors": "0", "skipped": "1"}
+    cases = [(c.get("classname"), c.get("name"), c.get("line"), c.find("failure") is not None)
+             for c in root.iter("testcase")]
+    assert cases == [(str(f), "a push to main deploys", "7", False), (str(f), "a push to main by the bots", "11", True),
+                     (str(f), "build and test", "15", False)]
+    failure = next(root.iter("failure"))
+    assert failure.get("message") == "expected rule deploy_main to match"
+    assert failure.text.startswith(f"{f}:13:5: expected rule deploy_main to match\n"
+                                   '  condition author not in ["dependabot[bot]"]')
+    # a file with errors: one error case, the tests not run
+    (tmp_path / "d_test.trg").write_text(block("t", 'given git.push branch="main"', "expect nosuch"))
+    root = ET.fromstring(_cli("test", str(tmp_path / "d_test.trg"), "--format", "junit").stdout)
+    assert root.get("errors") == "1" and root.get("tests") == "1"
+    (err,) = root.iter("error")
+    assert "TRG601: no rule named 'nosuch'" in err.text
+
+
 # --------------------------------------------------------------------------- fmt
 
 def test_fmt_round_trips_test_blocks() -> None:

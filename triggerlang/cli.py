@@ -580,7 +580,9 @@ EXAMPLES_TEST = examples(
 
 @main.command("test", epilog=EXAMPLES_TEST)
 @click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "junit"]), default="text",
+              show_default=True, help="text; json; github: annotations on the failed expects' lines of a pull "
+                                      "request; junit: JUnit XML, the test report CI systems read.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list the tests that pass.")
 @click.option("-k", "keyword", metavar="EXPR",
               help="Only the tests whose name EXPR selects, as pytest's -k: words (a part of the name, any "
@@ -594,7 +596,8 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | Non
     when -k selects no test), 2 on usage errors.
     """
     from .api import SourceFileError
-    from .testing import Selection, render_json as tests_json, render_text as tests_text, run_file
+    from .testing import Selection, render_github as tests_github, render_json as tests_json, \
+        render_junit as tests_junit, render_text as tests_text, run_file
 
     select = None
     if keyword is not None:
@@ -602,7 +605,7 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | Non
             select = Selection(keyword)
         except ValueError as e:
             usage_error(str(e))
-    if fmt == "json":
+    if fmt != "text":
         _utf8_stdout()
     reports = []
     for f in _with_companions(_expand(files, stdin=False)):
@@ -620,7 +623,8 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | Non
         for rep in reports:
             if rep.errors:
                 click.echo(f"{rep.file}: tests not run: fix the errors first", err=True)
-    click.echo(tests_json(reports) if fmt == "json" else tests_text(reports, verbose), nl=False)
+    render = {"json": tests_json, "github": tests_github, "junit": tests_junit}.get(fmt)
+    click.echo(render(reports) if render is not None else tests_text(reports, verbose), nl=False)
     ran = any(rep.results for rep in reports)
     if select is not None and not ran and not errors:
         # a -k that selects nothing fails (pytest's "no tests ran"): a typo must not pass CI

@@ -307,7 +307,8 @@ def render_json(diags: Iterable[Diagnostic]) -> str:
     return json.dumps([d.to_json() for d in diags], indent=2) + "\n"
 
 
-def _gh_escape(s: str, prop: bool = False) -> str:
+def gh_escape(s: str, prop: bool = False) -> str:
+    """Text for a GitHub Actions workflow command: its message, or (``prop``) a property."""
     s = s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if prop:
         s = s.replace(":", "%3A").replace(",", "%2C")
@@ -319,10 +320,10 @@ def render_github(diags: Iterable[Diagnostic]) -> str:
     out = []
     for d in diags:
         kind = "error" if d.is_error else "warning"
-        props = (f"file={_gh_escape(d.file, True)},line={d.span.start.line},col={d.span.start.column},"
-                 f"endLine={d.span.end.line},endColumn={d.span.end.column},title={_gh_escape(d.code, True)}")
+        props = (f"file={gh_escape(d.file, True)},line={d.span.start.line},col={d.span.start.column},"
+                 f"endLine={d.span.end.line},endColumn={d.span.end.column},title={gh_escape(d.code, True)}")
         msg = d.message + (f" ({d.hint})" if d.hint else "")
-        out.append(f"::{kind} {props}::{_gh_escape(msg)}")
+        out.append(f"::{kind} {props}::{gh_escape(msg)}")
     return "\n".join(out) + ("\n" if out else "")
 
 

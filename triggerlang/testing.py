@@ -32,7 +32,8 @@ Rendering: :func:`render_text` prints one line per failure, ``FILE:LINE:COL: FAI
 "NAME": MESSAGE`` at the expectation that failed, its explanation on indented lines, and
 at the end the plain line ``N passed, M failed`` (CI parses it; ``, K deselected`` is
 added after a ``-k`` left tests out). :func:`render_json` is ``{"tests": [{file, name,
-line, passed, failures}], "passed", "failed", "deselected", "errors"}``.
+line, passed, failures}], "passed", "failed", "deselected", "errors"}``; :func:`render_github`
+annotations for a pull request and :func:`render_junit` the JUnit XML report CI reads.
 """
 
 from __future__ import annotations
@@ -555,6 +556,75 @@ def render_text(reports: list[FileReport], verbose: bool = False) -> str:
     deselected = sum(rep.deselected for rep in reports)
     out.append(f"{passed} passed, {failed} failed" + (f", {deselected} deselected" if deselected else ""))
     return "\n".join(out) + "\n"
+
+
+def render_github(reports: list[FileReport]) -> str:
+    """GitHub Actions workflow commands: an ``::error`` at each expectation that failed (an
+    annotation on that line of the pull request's diff), titled with the test's name, its
+    explanation in the message; a file's errors as ``check --format github`` gives them;
+    then the plain line ``N passed, M failed``."""
+    from .diagnostics import gh_escape, render_github as diagnostics_github
+
+    out: list[str] = []
+    errors = [d for rep in reports for d in rep.errors]
+    if errors:
+        out.append(diagnostics_github(list(dict.fromkeys(errors))).rstrip("\n"))
+    for rep in reports:
+        for r in rep.results:
+            for f in r.failures:
+                props = (f"file={gh_escape(r.file, True)},line={f.span.start.line},col={f.span.start.column},"
+                         f"endLine={f.span.end.line},endColumn={f.span.end.column},"
+                         f"title={gh_escape(f'test {_show(r.name)} failed', True)}")
+                text = "\n".join([f.message, *("  " + e["text"] for e in f.explain)])
+                out.append(f"::error {props}::{gh_escape(text)}")
+    out.append(render_text(reports).rstrip("\n").rsplit("\n", 1)[-1])
+    return "\n".join(out) + "\n"
+
+
+_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def render_junit(reports: list[FileReport]) -> str:
+    """JUnit XML, as CI systems read test reports (GitLab's ``artifacts:reports:junit``,
+    Jenkins, GitHub's test-report actions): a ``<testsuite>`` per file, a ``<testcase>``
+    per test (``classname`` the file, ``file`` and ``line`` where the test is written),
+    with a ``<failure>`` that holds every failed expectation and its explanation as the
+    text output gives them. A file whose errors kept its tests from running is a suite
+    with one ``<error>`` case listing them; a file without tests has no suite. Characters
+    XML 1.0 cannot hold are replaced."""
+    import xml.etree.ElementTree as ET
+
+    def clean(text: str) -> str:
+        return _XML_UNSAFE.sub("\ufffd", text)
+
+    root = ET.Element("testsuites", name="triggerc test")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for rep in reports:
+        if not rep.results and not rep.errors and not rep.deselected:
+            continue  # a rules file whose tests are in its companion
+        counts_ = {"tests": len(rep.results) + bool(rep.errors), "failures": sum(not r.passed for r in rep.results),
+                   "errors": int(bool(rep.errors)), "skipped": rep.deselected}
+        suite = ET.SubElement(root, "testsuite", name=clean(rep.file), **{k: str(v) for k, v in counts_.items()})
+        for k, v in counts_.items():
+            totals[k] += v
+        if rep.errors:
+            case = ET.SubElement(suite, "testcase", classname=clean(rep.file), name="(the file's errors)",
+                                 file=clean(rep.file))
+            err = ET.SubElement(case, "error", message=clean(f"{len(rep.errors)} error(s): the tests did not run"))
+            err.text = clean("\n".join(f"{d.file}:{d.span.start.line}:{d.span.start.column}: {d.code}: {d.message}"
+                                        for d in rep.errors))
+        for r in rep.results:
+            case = ET.SubElement(suite, "testcase", classname=clean(r.file), name=clean(r.name), file=clean(r.file),
+                                 line=str(r.span.start.line))
+            if r.failures:
+                fail = ET.SubElement(case, "failure", message=clean(r.failures[0].message))
+                fail.text = clean("\n".join(
+                    f"{r.file}:{f.span.start.line}:{f.span.start.column}: {f.message}"
+                    + "".join("\n  " + e["text"] for e in f.explain) for f in r.failures))
+    for k, v in totals.items():
+        root.set(k, str(v))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def render_json(reports: list[FileReport]) -> str:
