@@ -345,3 +345,31 @@ nightly_missing: on absent(ci.completed pipeline="nightly" status="success")
     r = CliRunner().invoke(cli, ["match", rules, events, "--format", "json"])
     texts = [c["text"] for c in json.loads(r.output.splitlines()[-1])["correlations"]]
     assert any("fires in 3h30m" in t for t in texts), texts
+
+
+def test_an_unexpected_fire_prints_the_timeline_too() -> None:
+    """`expect not RULE` / `expect none` on a correlation rule that fired: the failure
+    showed only the run, not why the absence fired (here the awaited event's typo)."""
+    text = '''\
+action page(text) = exec "./page.sh" text
+nightly_missing: on absent(ci.completed pipeline="nightly" status="success")
+    between cron "30 2 * * *" and cron "0 6 * * *" tz "Europe/Paris"
+    run page with "no nightly"
+
+test "a success inside the window disarms it":
+    at "2024-01-01T04:00:00+01:00"
+    given ci.completed pipeline="nightly" status="succes"
+    at "2024-01-01T06:30:00+01:00"
+    expect not nightly_missing
+
+test "nothing runs":
+    at "2024-01-01T04:00:00+01:00"
+    given ci.completed pipeline="nightly" status="succes"
+    at "2024-01-01T06:30:00+01:00"
+    expect none
+'''
+    c = compile_text(text, "rules.trg", "/tmp")
+    assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+    out = render_text([run_compiled(c)])
+    assert out.count("timeline of nightly_missing:") == 2, out
+    assert out.count('completed: no match: status="success" (line 2:60) failed: status was "succes"') == 2, out

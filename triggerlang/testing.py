@@ -387,7 +387,7 @@ def _judge(x, matched: dict[str, list[dict]], order: list[str], ctx: "_Explainer
         if r not in matched:
             return None
         return Failure(x.span, x.text, f"expected rule {r} not to match, but it did",
-                       [_ran(r, matched[r][0], rules)])
+                       [_ran(r, matched[r][0], rules)] + ctx.how(r))
     if x.kind == "only":
         want = list(dict.fromkeys(x.rules))
         if set(want) == set(order):
@@ -406,8 +406,9 @@ def _judge(x, matched: dict[str, list[dict]], order: list[str], ctx: "_Explainer
     if not order:
         return None
     return Failure(x.span, x.text, f"expected no rule to match; matched {', '.join(order)}",
-                   [{**_ran(r, matched[r][0], rules), "text": f"{r}: " + _ran(r, matched[r][0], rules)["text"]}
-                    for r in order])
+                   [line for r in order for line in
+                    [{**_ran(r, matched[r][0], rules), "text": f"{r}: " + _ran(r, matched[r][0], rules)["text"]},
+                     *ctx.how(r)]])
 
 
 def _judge_group(x, ctx: "_Explainer", sim, acc: _Since) -> Failure | None:
@@ -487,6 +488,13 @@ class _Explainer:
         if at["file"] == self.file:
             return f" (line {at['line']}:{at['column']})"
         return f" ({at['file']}:{at['line']}:{at['column']})"
+
+    def how(self, name: str) -> list[dict]:
+        """How a rule came to match: a correlation rule's timeline (what each step did to its
+        groups, or why an event was not admitted); nothing for an ordinary rule."""
+        if name in self.rules.correlations and self.timeline is not None:
+            return self.timeline.of(name)
+        return []
 
     def why_not(self, name: str) -> list[dict]:
         if name in self.rules.correlations and self.timeline is not None:
