@@ -669,3 +669,14 @@ def test_a_test_file_diagnostic_points_into_its_companion(tmp_path: Path) -> Non
     assert related[0]["message"]["text"] == "action 'deploy' is declared here"
     assert related[0]["physicalLocation"]["artifactLocation"]["uri"].endswith("rules.trg")
     assert related[0]["physicalLocation"]["region"]["startLine"] == 1
+
+
+def test_every_ticks_on_the_epoch_grid_in_tests_as_in_serve() -> None:
+    """`serve` ticks `every D` at multiples of D from the Unix epoch (sources/schedule.py);
+    the test clock ticked it D after the test's start. 2024-01-01T00:00Z is 60 s before a
+    multiple of 7 minutes, so `every 7m` ticks at +1m, then every 7 minutes."""
+    text = 'action a = exec "true"\nodd: on every 7m run a\n' + block(
+        "the grid", "wait 59s", "expect none", "wait 1s", "expect odd", "wait 419s", "expect none",
+        "wait 1s", "expect odd")
+    rep = run(text)
+    assert [(r.name, [f.message for f in r.failures]) for r in rep.results] == [("the grid", [])]

@@ -10,7 +10,7 @@ match (up to :data:`MAX_CHAIN` deep; a correlation rule never sees its own event
 
 Given ``schedules`` (the manifest's ``sources.schedule.schedules``), the clock ticks them
 as ``serve`` does: a ``schedule.tick`` of each ``every``/``cron`` rule at each planned
-time the clock passes (``every`` counted from ``start``, as from serve's start), at its
+time the clock passes (``every D`` at multiples of D from the Unix epoch, as serve), at its
 own instant among the deadlines. A step may tick at most :data:`MAX_TICKS` times (a
 ``wait 30d`` over ``every 1s`` is a ClockError that says so, not a hang).
 """
@@ -77,7 +77,6 @@ class Simulation:
                  max_open_groups: int = DEFAULT_MAX_OPEN_GROUPS, matcher=None,
                  schedules: list[dict] | None = None):
         self.actions = actions
-        self._start = start
         self._ticks = [[spec, self._plan(spec, start)] for spec in schedules or ()]
         self.matcher = matcher or build_matcher([r for r in rules if not is_correlation(r)])
         self.state = MemoryState()
@@ -137,7 +136,7 @@ class Simulation:
         utc = _dt.timezone.utc
         try:
             return next_fire(spec, _dt.datetime.fromtimestamp(after, utc),
-                             anchor=_dt.datetime.fromtimestamp(self._start, utc)).timestamp()
+                             anchor=_dt.datetime.fromtimestamp(0, utc)).timestamp()
         except ValueError:   # a cron expression that never fires (the checker warns of it)
             return None
 
