@@ -296,6 +296,24 @@ def test_shell_inputs_only_through_the_environment(base: Path):
     assert files_named(base.parent, "pwned", "x") == []
 
 
+@pytest.mark.parametrize("journaled", [False, True], ids=["event", "event_json"])
+def test_stdin_is_one_line_a_strict_script_can_read(base: Path, journaled: bool):
+    """The event on stdin ends with a newline: ``read -r`` under ``set -e`` (exit 1 at a
+    last line without one) reads it whole, whether serve passes the journal's JSON or not."""
+    from triggerlang.runtime.executor import event_json
+    out = base / "read.json"
+    action = {"kind": "shell", "params": [], "cwd": None, "env": {},
+              "script": f'set -e; read -r ev; printf "%s" "$ev" > {out}; if read -r more; then exit 3; fi'}
+    ev = event(sha="abc", note="naïve")
+    extra = {}
+    if journaled:
+        data = json.dumps(ev["data"], separators=(",", ":"), ensure_ascii=True)
+        extra["event_json"] = event_json(ev["id"], ev["source"], ev["type"], ev["time"], data)
+    result = run(request(base, action, ev=ev, **extra))
+    assert result == RunResult("succeeded", 0)
+    assert json.loads(out.read_text()) == ev
+
+
 def test_shell_gets_trg_variables_and_action_env(base: Path):
     out = base / "env.txt"
     action = {"kind": "shell", "script": f'echo "$TRG_RUN_ID $TRG_RULE $TRG_EVENT_SOURCE.$TRG_EVENT_TYPE $GREETING" > {out}',

@@ -382,8 +382,10 @@ PROCESS_KINDS = ("exec", "shell")
 
 
 def _stdin_of(req: RunRequest) -> bytes:
-    """What a process run reads on stdin: the event as JSON."""
-    return req.event_json if req.event_json is not None else _event_bytes(req.event)
+    """What a process run reads on stdin: the event as JSON, one line ended by a newline
+    (a line, as POSIX tools read it: ``read -r ev`` in a script under ``set -e`` fails at a
+    last line without one)."""
+    return (req.event_json if req.event_json is not None else _event_bytes(req.event)) + b"\n"
 
 
 def event_json(eid: str, source: str, typ: str, time: str, data_json: str) -> bytes:
