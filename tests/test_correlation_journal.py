@@ -280,6 +280,9 @@ def test_dashboard_groups_page_api_and_event_page(world: World) -> None:
                       "run_id"}
     full = c.get(f"/api/groups/{g['id']}").json()
     assert [h["action"] for h in full["history"]] == ["open", "admit", "fire"]
+    # slots: each alias's event id and time, ISO 8601 like every time of the API
+    assert full["slots"] == {m["alias"]: [m["event_id"], m["admitted_at"]] for m in full["members"]}
+    assert all(m["admitted_at"].endswith("Z") for m in full["members"])
     assert c.get("/api/groups?rule=gate&state=open").json()["groups"][0]["keys"] == ["a"]
     assert c.get("/api/groups?key=h").json()["groups"][0]["rule"] == "quiet"
     assert c.get("/api/groups?state=bogus").status_code == 400

@@ -173,20 +173,24 @@ def group_dict(r: tuple, history: list[dict] | None = None) -> dict[str, Any]:
     (id_, rule, fingerprint, key, state, opened_at, deadline, slots, fired_at, closed_at, reason, unobserved,
      late, seq, run_id, event_id) = r
     members, missing = [], []
+    by_alias: dict[str, Any] = {}      # the slots with ISO times, as every time of the API
     for alias, s in json.loads(slots).items():
         if not s:
             missing.append(alias)
+            by_alias[alias] = s
         elif isinstance(s[0], list):
             members.extend({"alias": alias, "event_id": x[0], "admitted_at": iso(x[1])} for x in s)
+            by_alias[alias] = [[x[0], iso(x[1])] for x in s]
         else:
             members.append({"alias": alias, "event_id": s[0], "admitted_at": iso(s[1])})
+            by_alias[alias] = [s[0], iso(s[1])]
     out = {"id": id_, "rule": rule, "keys": [json.loads(k) for k in json.loads(key)], "state": state,
            "live": closed_at is None, "opened_at": iso(opened_at), "deadline": iso(deadline),
            "closed_at": iso(closed_at), "fired_at": iso(fired_at), "members": members, "missing": missing,
            "run_id": run_id, "event_id": event_id, "reason": reason, "unobserved": unobserved, "late": late}
     if history is not None:
         out["history"] = history
-        out["slots"] = json.loads(slots)
+        out["slots"] = by_alias
     return out
 
 
