@@ -188,7 +188,13 @@ def lean_protocol(entry: Any) -> type | None:
                 if self._head_bytes > MAX_HEAD:
                     self._refuse_head()
                     return
+                super().data_received(data)
+                return
             super().data_received(data)
+            if self._in_head:  # this read began a request and ended inside its headers: it counts too
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD:
+                    self._refuse_head()
 
         def _refuse_head(self) -> None:
             self._in_head = False
