@@ -17,6 +17,7 @@ deploy_main: on gitlab.pipeline status="success" branch="main" source != "schedu
 # Tag pushes of release versions (not deletions: GitLab sends all zeros as the sha).
 tag_image: on gitlab.tag_push tag ~ "v*" sha !~ /^0+$/ run tag_image with <tag>, <sha>
 
-# Merge requests into main that change the API trigger the contract tests.
+# A merge request opened against main runs the contract tests (GitLab sends no list of
+# changed files with it, so every one does).
 contracts: on gitlab.merge_request action="open" base="main"
     run deploy with <sha>, "contract-tests"

@@ -896,10 +896,15 @@ def test_color_on_a_terminal_unless_term_is_dumb(tmp_path: Path) -> None:
 
 
 def test_every_command_has_an_example_in_its_help() -> None:
-    for name, command in main.commands.items():
+    """The README: every command's --help ends with examples (a group's subcommands too)."""
+    commands = [((name,), c) for name, c in main.commands.items()]
+    commands += [((name, sub), s) for name, c in main.commands.items()
+                 for sub, s in getattr(c, "commands", {}).items()]
+    for names, command in commands:
+        name = " ".join(names)
         assert command.epilog and "Examples:" in command.epilog, \
             f"`triggerc {name} --help` has no example: give the command an epilog (cli.examples)"
-        r = run(name, "--help")
+        r = run(*names, "--help")
         assert r.exit_code == 0
         examples = r.stdout.split("Examples:\n", 1)[1].splitlines()
         assert examples and all(line.startswith(f"    triggerc {name}") or "triggerc" in line for line in examples)

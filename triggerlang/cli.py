@@ -686,7 +686,7 @@ EXAMPLES_SERVE = examples(
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds running runs get to finish on SIGINT/SIGTERM.")
 @click.option("--http", "force_http", is_flag=True, help="Start the HTTP listener even if no rule needs it (for triggerc emit).")
 @click.option("--dashboard", is_flag=True, help="Serve the dashboard at /dashboard on the HTTP listener.")
-@click.option("--token", "dashboard_token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="Bearer token the dashboard requires.")
+@click.option("--token", "dashboard_token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="Bearer token the dashboard requires (or TRIGGERLANG_DASHBOARD_TOKEN).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request and event.")
 @_store_option("A postgresql:// store shared by several nodes (SPEC §12): this serve is an ingest node. "
                "Also read from TRIGGERLANG_STORE.")
@@ -882,7 +882,9 @@ def _open_pg(store_url: str | None, **kw):
 _STORE_OPT = _store_option("The postgresql:// store (or TRIGGERLANG_STORE).")
 
 
-@store_group.command("init")
+@store_group.command("init", epilog=examples(
+    "triggerc store init --store postgresql://trg@db/trg",
+    "TRIGGERLANG_STORE=postgresql://trg@db/trg triggerc store init"))
 @_STORE_OPT
 def store_init(store_url) -> None:
     """Create the schema in an empty database (nothing to do if it is there)."""
@@ -893,7 +895,8 @@ def store_init(store_url) -> None:
     click.echo(f"store {st.describe()}: schema {SCHEMA_VERSION}")
 
 
-@store_group.command("migrate")
+@store_group.command("migrate", epilog=examples(
+    "TRIGGERLANG_STORE=postgresql://trg@db/trg triggerc store migrate"))
 @_STORE_OPT
 def store_migrate(store_url) -> None:
     """Apply the migrations the schema lacks (idempotent)."""
@@ -904,7 +907,9 @@ def store_migrate(store_url) -> None:
     click.echo(f"store {st.describe()}: schema {SCHEMA_VERSION}")
 
 
-@store_group.command("prune")
+@store_group.command("prune", epilog=examples(
+    "triggerc store prune --older-than 30d --store postgresql://trg@db/trg",
+    "triggerc store prune --older-than 90d --state /srv/app/.triggerlang"))
 @_store_option("The postgresql:// store (or TRIGGERLANG_STORE); without it, the SQLite journal of --state.")
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False),
               help="The state folder of a serve on the SQLite journal (when no --store is given).")
@@ -935,7 +940,8 @@ def store_prune(store_url, state_dir, older_than) -> None:
                f"{n.get('groups', 0)} closed correlation group(s)")
 
 
-@store_group.command("import")
+@store_group.command("import", epilog=examples(
+    "triggerc store import .triggerlang --store postgresql://trg@db/trg"))
 @click.argument("state_dir", type=click.Path(file_okay=False))
 @_STORE_OPT
 def store_import(state_dir, store_url) -> None:
@@ -989,7 +995,7 @@ EXAMPLES_EMIT = examples(
 @click.argument("fields", nargs=-1, metavar="[FIELD=VALUE]...")
 @click.option("--data", "data_json", help="The event's data as a JSON object (fields are merged into it).")
 @click.option("--url", default=f"http://{defaults.HTTP_HOST}:{defaults.HTTP_PORT}", show_default=True, envvar="TRIGGERLANG_URL",
-              help="The running server.")
+              help="The running server (or TRIGGERLANG_URL).")
 @click.option("--id", "event_id", help="An event id; re-sending the same id creates nothing new.")
 @click.option("--timeout", type=float, default=10.0, show_default=True)
 def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
@@ -1315,7 +1321,8 @@ def groups(state_dir, rule, status, key_value, explain, fmt, limit, color_mode, 
 
     A group is one key's progress towards a correlation: STATE is open (waiting for
     MISSING), armed (an absence window), fired (RUN is its run), expired (its window
-    closed first), satisfied (the awaited event came), or discarded (the rule changed).
+    closed first), satisfied (the awaited event came), rearmed (a new after-event
+    replaced the window) or discarded (the rule changed).
     """
     import time as _time
 
@@ -1815,7 +1822,7 @@ EXAMPLES_MCP = examples(
               help="State folder the history tools read (default .triggerlang/ in the working folder).")
 @_store_option("Read history from this postgresql:// store instead (or TRIGGERLANG_STORE).")
 @click.option("--url", default="http://127.0.0.1:8080", show_default=True, envvar="TRIGGERLANG_URL",
-              help="The running server `emit` sends to (loopback only).")
+              help="The running server `emit` sends to (loopback only; or TRIGGERLANG_URL).")
 def mcp_cmd(state_dir: str | None, store_url: str | None, url: str) -> None:
     """Model Context Protocol server over stdio, for coding agents: check, explain, catalogue,
     emit, runs, run_log, events, groups. Read-only except emit (to a loopback server)."""
