@@ -929,3 +929,16 @@ def test_match_warns_about_an_event_type_the_catalogue_does_not_know(tmp_path: P
     known = write(tmp_path, "known.json", json.dumps({"source": "git", "type": "push", "data": {"branch": "main"}}))
     r = run("match", rules, known)
     assert (r.stdout.splitlines()[0], r.stderr) == ("L2: runs deploy -> ./deploy.sh ''", "")
+
+
+def test_emit_refuses_fields_it_cannot_place_instead_of_dropping_them() -> None:
+    """`a=1 a.b=2`: a is not an object, so a.b has nowhere to go; it was dropped without a
+    word and the event sent without it. Now a usage error, before anything is sent."""
+    dead = "http://127.0.0.1:1"  # nothing is sent: were it, the answer would be exit 1
+    r = run("emit", "git.push", "branch=main", "branch.name=x", "--url", dead)
+    assert r.exit_code == 2 and "'branch.name=x': branch is \"main\", which has no fields" in r.stderr
+    r = run("emit", "git.push", "--data", '{"meta": [1]}', "meta.k=v", "--url", dead)
+    assert r.exit_code == 2 and "meta is [1], which has no fields" in r.stderr
+    for bad in ("=x", "a..b=1", "a.=1"):
+        r = run("emit", "git.push", bad, "--url", dead)
+        assert r.exit_code == 2 and "write field=value" in r.stderr, (bad, r.stderr)

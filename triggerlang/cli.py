@@ -977,6 +977,8 @@ def _parse_field(item: str) -> tuple[list[str], object]:
     if "=" not in item:
         usage_error(f"{item!r}: write field=value")
     k, v = item.split("=", 1)
+    if not all(k.split(".")):
+        usage_error(f"{item!r}: write field=value (a field of a field as parent.field)")
     try:
         val = json.loads(v)
     except ValueError:
@@ -1021,8 +1023,10 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
     for item in fields:
         path, val = _parse_field(item)
         cur = data
-        for part in path[:-1]:
-            cur = cur.setdefault(part, {}) if isinstance(cur.get(part, {}), dict) else {}
+        for i, part in enumerate(path[:-1]):
+            cur = cur.setdefault(part, {})
+            if not isinstance(cur, dict):  # a.b=2 after a=1: say so, never drop it
+                usage_error(f"{item!r}: {'.'.join(path[:i + 1])} is {json.dumps(cur)}, which has no fields")
         cur[path[-1]] = val
     body = {"source": source, "type": typ, "data": data}
     if event_id:
