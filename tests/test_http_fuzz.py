@@ -21,6 +21,7 @@ handed to ``submit`` is strict JSON (no NaN/Infinity) whose headers hold no secr
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -301,6 +302,33 @@ def test_every_route_answers_without_5xx_and_runs_nothing_unverified(req: dict[s
         assert status == 403
     if len(req["body"]) > MAX_BODY and req["path"] in GUARD and req["method"] == "POST" and not req["disconnect"]:
         assert status == 413
+
+
+@pytest.mark.parametrize("length", ["\u00b9", "\u00b2\u00b3"])
+def test_a_content_length_of_non_ascii_digits_is_no_5xx(length: str) -> None:
+    """str.isdigit says yes to "¹" (a header's byte 0xB9, as HTTP reads it: latin-1), and
+    int() refuses it: such a Content-Length is no number (hypothesis found it, a 500 on /gitlab)."""
+    rec = Recorder()
+    app = make_app(rec)
+    for path in GUARDED_PATHS:
+        headers = [(b"content-type", b"application/json"), (b"content-length", length.encode("latin-1"))]
+        assert asyncio.run(asgi_call(app, "POST", path, headers, [b"{}"])) < 500, path
+    assert rec.count() == 0
+
+
+def test_a_standard_webhook_timestamp_of_non_ascii_digits_is_refused() -> None:
+    from triggerlang.providers.verify import check, standard_key, standard_signature
+
+    key = standard_key("whsec_" + base64.b64encode(b"standard-webhooks-key").decode())
+    body = b"{}"
+    now = 1_700_000_000
+    for stamp in ("\u00b9\u2077\u2070\u2070", "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660"):
+        headers = {"webhook-id": "msg_1", "webhook-timestamp": stamp,
+                   "webhook-signature": standard_signature(key, "msg_1", stamp, body)}
+        assert check("standard", key, headers, body, now=now) == "webhook-timestamp is not a number of seconds"
+    good = {"webhook-id": "msg_1", "webhook-timestamp": str(now),
+            "webhook-signature": standard_signature(key, "msg_1", str(now), body)}
+    assert check("standard", key, good, body, now=now) is None
 
 
 @pytest.mark.parametrize("path", GUARDED_PATHS)

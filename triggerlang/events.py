@@ -25,6 +25,14 @@ or a test's ``given ... from`` (a payload file): past it, reading stops with an 
 (``/dev/zero`` would be read until memory runs out)."""
 
 
+def whole_number(text: str) -> int | None:
+    """``text`` (spaces around it allowed) as a whole number when it is ASCII digits only,
+    else None. ``str.isdigit`` also says yes to ``¹`` or ``٣``, which ``int`` refuses or
+    reads, so a header, a query parameter or a search written so is never a number here."""
+    s = text.strip()
+    return int(s) if s.isascii() and s.isdigit() else None
+
+
 class JSONError(ValueError):
     """Text that :func:`read_json` cannot take, with the reason for the user."""
 
@@ -142,7 +150,7 @@ def get_path(data: Any, path: tuple[str, ...] | list[str]) -> Any:
                 cur = cur[part]
             else:
                 return MISSING
-        elif isinstance(cur, list) and part.isdigit():
+        elif isinstance(cur, list) and part.isascii() and part.isdigit():
             i = int(part)
             if i < len(cur):
                 cur = cur[i]

@@ -160,7 +160,7 @@ from starlette.routing import BaseRoute, Route
 from ..check.catalogue import source_names
 from ..compile.matcher import reason_text as why_not_text
 from ..correlation.state import GROUP_FILTERS
-from ..events import Event
+from ..events import Event, whole_number
 from ..runtime.operations import OperationError
 from ..runtime.store import (FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery, Store, StoreError as JournalError, log_lines,
                              open_store, parse_when, read_log_file, strip_log_markers)
@@ -1250,8 +1250,8 @@ class Dashboard:
             open_runs: dict[int, str] = {}
             for item in (q.get("open") or "").split(","):
                 rid, _, status = item.partition(":")
-                if rid.strip().isdigit():
-                    open_runs[int(rid)] = status
+                if (run_id := whole_number(rid)) is not None:
+                    open_runs[run_id] = status
         except BadRequest as e:
             return self._error(request, 400, str(e), api=True)
         since_event = request.query_params.get("since_event") or None

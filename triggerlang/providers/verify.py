@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
+from ..events import whole_number
+
 STANDARD_TOLERANCE = 300.0
 """Seconds a Standard Webhooks timestamp may be off the server clock (replay window)."""
 
@@ -158,9 +160,10 @@ def _standard(secret: bytes, headers: Mapping[str, str], body: bytes, header: st
         if not value or not value.strip():
             return f"missing {name} header"
     stamp = stamp.strip()
-    if not stamp.isdigit() or len(stamp) > 12:
+    seconds = whole_number(stamp) if len(stamp) <= 12 else None
+    if seconds is None:
         return "webhook-timestamp is not a number of seconds"
-    if abs(now - int(stamp)) > STANDARD_TOLERANCE:
+    if abs(now - seconds) > STANDARD_TOLERANCE:
         return "webhook-timestamp is more than 5 minutes off (a replay, or a wrong clock)"
     expected = standard_signature(secret, msg_id.strip(), stamp, body).encode("ascii")
     ok = False

@@ -79,6 +79,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
+from ..events import whole_number
 from ..masking import Masker
 
 STATUSES = ("queued", "running", "succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped")
@@ -464,10 +465,10 @@ def run_conditions(ph: str, like: str, *, events: str, rule: str | None = None, 
         alts = [f"event_id = {ph}", f"inputs {like} {ph} ESCAPE '\\'",
                 f"EXISTS (SELECT 1 FROM {events} e WHERE e.id = event_id AND e.delivery_key {like} {ph} ESCAPE '\\')"]
         args += [q, pat, pat]
-        digits = q.lstrip("#")
-        if digits.isdigit() and len(digits) < 19:
+        run_id = whole_number(q.lstrip("#")) if len(q.lstrip("#")) < 19 else None
+        if run_id is not None:
             alts.insert(0, f"id = {ph}")
-            args.insert(len(args) - 3, int(digits))
+            args.insert(len(args) - 3, run_id)
         where.append("(" + " OR ".join(alts) + ")")
     return where, args
 

@@ -137,7 +137,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
-from ..events import Event
+from ..events import Event, whole_number
 from ..providers import REDACTED, get_provider, provider_names
 from ..providers.base import CREDENTIAL_HEADERS, single_header
 from ..providers.verify import SCHEMES, VERIFY_HEADERS
@@ -284,9 +284,9 @@ def _error(status: int, message: str, headers: Mapping[str, str] | None = None) 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, read chunk by chunk; BodyTooLarge as soon as it passes ``limit``."""
-    length = request.headers.get("content-length")
-    if length is not None and length.strip().isdigit() and int(length) > limit:
-        raise BodyTooLarge(f"body of {int(length)} bytes is over the limit of {limit} bytes")
+    length = whole_number(request.headers.get("content-length") or "")
+    if length is not None and length > limit:
+        raise BodyTooLarge(f"body of {length} bytes is over the limit of {limit} bytes")
     buf = bytearray()
     async for chunk in request.stream():
         if len(buf) + len(chunk) > limit:
@@ -534,10 +534,10 @@ class _Handlers:
     def refuse_early(self, route: HttpRoute, inc: Incoming) -> Reply | None:
         """Before the body is read: 413 for a ``Content-Length`` over the limit, 503 when
         the runs' backlog is over its bound. None: go on."""
-        length = inc.headers.get("content-length")
-        if length is not None and length.strip().isdigit() and int(length) > self.max_body:
+        length = whole_number(inc.headers.get("content-length") or "")
+        if length is not None and length > self.max_body:
             return self.reject(inc, route.path, 413,
-                               f"body of {int(length)} bytes is over the limit of {self.max_body} bytes")
+                               f"body of {length} bytes is over the limit of {self.max_body} bytes")
         return self.backpressure(inc, route.path)
 
     def backpressure(self, inc: Incoming | None, route: str) -> Reply | None:
