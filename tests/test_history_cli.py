@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from runtime_helpers import DEADLINE, Server, cli, done, post, stop_ok
+from store_harness import Backend, StoreServer
 
 RULES = r"""
 action talk = shell "echo out-1; echo err-1 >&2; printf 'bin \\377\\376 \\033[31mred\\033[0m\\n'; echo out-2"
@@ -219,3 +220,36 @@ def test_store_prune_keeps_a_sqlite_journal_to_a_retention_period(serve: Server)
     r = cli("store", "prune", "--older-than", "soon", "--state", str(s.state))
     assert r.returncode == 2 and "not a duration" in r.stderr
     stop_ok(s)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite")
+    return Backend("postgresql", request.getfixturevalue("pg_url"))
+
+
+def test_logs_reads_either_store_and_follows_to_the_end(tmp_path: Path, backend: Backend) -> None:
+    rules = tmp_path / "rules.trg"
+    rules.write_text(RULES)
+    s = StoreServer(backend, rules, tmp_path / "state", "--grace", "0.5").start()
+    try:
+        where = ["--store", backend.url] if backend.url else ["--state", str(s.state)]
+        talk = post(s, "/talk", {}).json()["runs"][0]
+        s.wait_runs(lambda rs: done(rs, 1), "the run")
+        r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "logs", str(talk), *where],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split(b"\n")
+        assert sorted(lines[1:5]) == sorted([b"out-1", b"err-1", b"bin \xff\xfe \x1b[31mred\x1b[0m", b"out-2"])
+        assert lines[5].startswith(b"# run %d succeeded" % talk)
+        tick = post(s, "/tick", {}).json()["runs"][0]
+        r = subprocess.run([sys.executable, "-m", "triggerlang.cli", "logs", str(tick), "-f", *where],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        text = r.stdout.decode()
+        assert sum(ln.startswith("tick ") for ln in text.splitlines()) == 6
+        assert text.splitlines()[-1].startswith(f"# run {tick} succeeded")
+        stop_ok(s)
+    finally:
+        s.ensure_dead()
