@@ -254,6 +254,22 @@ def test_run_page_shows_the_log_without_terminal_escapes(world) -> None:
     assert f'href="/dashboard/events/{world["events"][0].id}"' in r.text
 
 
+def test_page_of_a_run_that_never_started_says_why_it_has_no_log(world) -> None:
+    """Before: "No output yet (this run wrote no log)" on a run that had ended, as if
+    output might still come."""
+    j = Journal(world["state"])
+    skipped = j.record_event(http_event("/hooks/build", "refs/heads/y"), [PlannedRun(
+        "build_branch", "build", {"ref": "refs/heads/y"}, status="skipped",
+        error="busy skip: run 1 of this rule is still going")]).run_ids[0]
+    j.close()
+    r = client(world).get(f"/dashboard/runs/{skipped}")
+    assert r.status_code == 200
+    assert "No log: this run ended without starting (busy skip: run 1 of this rule is still going)." in r.text
+    assert "No output yet" not in r.text
+    r = client(world).get(f"/dashboard/runs/{world['runs'][1]}")  # started, and its file is not there
+    assert "No log: its log file is gone." in r.text
+
+
 def test_page_of_a_run_still_going_follows_its_log(world) -> None:
     r = client(world).get("/dashboard/runs/3")
     assert r.status_code == 200
