@@ -504,3 +504,18 @@ def test_a_cron_diagnostic_names_the_bad_field_and_a_cron_that_never_fires() -> 
     # the aliases the schedule source runs are accepted, and written to the manifest as written
     c = compile_text(DEPLOY + 'nightly: on cron "@daily" tz "Europe/Paris" run deploy with "x"', "rules.trg")
     assert c.ok and c.manifest["sources"]["schedule"]["schedules"][0]["cron"] == "@daily"
+
+
+def test_every_with_a_time_zone_says_to_use_cron() -> None:
+    """`every 1d tz "Europe/Paris"` (someone who wants local midnight) was TRG001 "unexpected
+    '"Europe/Paris"'" with a list of tokens; `every` ticks on the UTC epoch grid and has no
+    zone: the hint says to write the time of day with cron."""
+    found = diags(DEPLOY + 'on every 1d tz "Europe/Paris" run deploy with "x"')
+    ((code, line, col, msg, hint),) = [d for d in found if d[0] == "TRG001"]
+    assert (code, line, col) == ("TRG001", 2, 13)
+    assert msg == "every has no time zone: it ticks at multiples of its period from the Unix epoch (UTC)"
+    assert hint == 'for a time of day in a zone, use cron: on cron "0 0 * * *" tz "Europe/Paris"'
+
+    # a filter on a field called tz, or an error further on, keeps its own message
+    found = diags(DEPLOY + 'on every 1d tz="x" rnu deploy with "x"')
+    assert [d[3] for d in found if d[0] == "TRG001"] == ["unexpected 'rnu'"]

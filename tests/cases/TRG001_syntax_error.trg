@@ -14,3 +14,4 @@ on git.push message ~ /unclosed run deploy  # expect: TRG001@23
 on git.push branch="f"
     run deploy deploy  # expect: TRG001@16
 on git.push branch="g" run deploy
+on every 1d tz "Europe/Paris" run deploy  # expect: TRG001@13

@@ -1160,6 +1160,7 @@ _REGEX_FLAGS = re.compile(r'r"[^"\n]*"|"(?:\\.|[^"\\\n])*"|#[^\n]*|/(?:\\.|[^/\\
 """Strings and comments (skipped), and a regex literal with the letters written after it."""
 REGEX_FLAGS = "ims"
 _TEST_STEP = re.compile(r"(given|expect|wait|at)\s+(?![\s=:])")
+_EVERY_TZ = re.compile(r"\bevery\s+[0-9][0-9.]*[a-z]*\s+(tz\s+(\"[^\"\n]*\"))")
 """A test's step at the start of a declaration (in column 1): not a declaration of its own."""
 _DECLARATION_START = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
                                 r'|(?:source|action)\s+[A-Za-z_]|test\s+"')
@@ -1307,6 +1308,13 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
         diags.error("TRG301", f"unknown regex flag{'s' * (len(bad) > 1)} '{bad}'", span_of(start, end),
                     "the flags are i (ignore case), m (multi-line) and s (dot matches a newline)"
                     + ("; no g: a condition asks whether the regex matches at all" if "g" in bad else ""))
+        return
+    every_tz = _EVERY_TZ.search(chunk)
+    if every_tz is not None and isinstance(e, UnexpectedToken) and e.token.start_pos == every_tz.start(2):
+        zone = every_tz.group(2)
+        diags.error("TRG001", "every has no time zone: it ticks at multiples of its period from the Unix epoch (UTC)",
+                    span_of(every_tz.start(1), every_tz.end(1)),
+                    f'for a time of day in a zone, use cron: on cron "0 0 * * *" tz {zone}')
         return
     fix = _keyword_fix(e, chunk)
     if fix is not None:
