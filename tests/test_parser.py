@@ -498,6 +498,26 @@ def test_raw_strings_have_no_escapes() -> None:
     assert one(r'let s = r"x"').value != one('let s = "x"').value
 
 
+@pytest.mark.parametrize("text, where", [
+    (r'secret s = env r"A\B"', lambda d: d.ref),
+    (r'action a = shell r"grep -E \d+ f"', lambda d: d.body.script),
+    (r'action a = http POST r"https://x/\y"', lambda d: d.body.url),
+    (r'action a = exec "cp" cwd r"C:\tmp"', lambda d: d.options[0].value),
+    (r'action a = shell "x" cwd r"C:\tmp"', lambda d: d.options[0].value),
+    (r'action a = exec "cp" env X=r"a\b"', lambda d: d.options[0].value),
+    (r'action a = shell "x" env X=r"a\b"', lambda d: d.options[0].value),
+    (r'on cron r"0 3 * * *" tz r"UTC" run a', lambda d: (d.trigger.expr, d.trigger.tz)),
+    ('test r"a\\b":\n    given git.push from r"f\\x.json"\n    expect none', lambda d: (d.name, d.steps[0].from_file)),
+    ('test r"a\\b":\n    at r"2024-01-01T00:00:00Z"\n    expect none', lambda d: d.steps[0].time),
+])
+def test_a_raw_string_goes_wherever_a_string_does(text: str, where) -> None:
+    """SPEC §1: raw strings are strings. The shell body, an http action's URL, cwd, env,
+    cron, tz, secrets, test names and given ... from each took only "..." (TRG001)."""
+    found = where(one(text))
+    for value in found if isinstance(found, tuple) else (found,):
+        assert isinstance(value, A.Str) and value.raw, value
+
+
 def test_regex_literals() -> None:
     r = one(r'let r = /^release\/v\d+/im').value
     assert r == A.Regex(r"^release/v\d+", "im")
