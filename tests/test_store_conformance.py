@@ -284,7 +284,9 @@ loop: on file.changed path ~ "out/**" run touch debounce 50ms
     skipped = [r for r in runs if r["status"] == "skipped"]
     assert all("rule loop is paused: its own runs kept re-triggering it" in r["error"] for r in skipped), skipped
     assert "loop" in api(s, "GET", "/api/sources").json()["rules"][0]["name"]
-    assert api(s, "GET", "/api/sources").json()["rules"][0]["paused"]["reason"].startswith("its own runs")
+    reason = api(s, "GET", "/api/sources").json()["rules"][0]["paused"]["reason"]
+    # how to un-pause it, with what `triggerc resume` needs (without a token it cannot)
+    assert reason.startswith("its own runs") and "`triggerc resume loop` (to a serve --dashboard --token T)" in reason
     time.sleep(1.5)  # the watcher reports nothing more: the loop is stopped
     n = len(s.runs())
     assert all(r["status"] in ("succeeded", "skipped", "cancelled") for r in s.runs())

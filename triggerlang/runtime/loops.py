@@ -67,7 +67,7 @@ def depth_reason(depth: int, limit: int) -> str:
 
 def pause_reason(rule: str, count: int) -> str:
     return (f"its own runs kept re-triggering it ({count} runs in a row were followed by a matching file change); "
-            f"`triggerc resume {rule}` or a reload un-pauses it")
+            f"`triggerc resume {rule}` (to a serve --dashboard --token T) or a reload un-pauses it")
 
 
 def paused_skip_reason(rule: str, reason: str) -> str:
