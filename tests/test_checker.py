@@ -155,6 +155,20 @@ def test_errors_do_not_cascade() -> None:
     assert codes('on git.push run nope with <sah>') == [("TRG104", 1), ("TRG403", 1)]
 
 
+
+def test_a_declaration_dropped_for_a_syntax_error_makes_no_never_used_warnings() -> None:
+    # the rule's typo'd duration drops it: its action, let, secret and source are not also
+    # "never used"; a name it does not mention still is
+    text = """source github path="/gh" secret=gs
+secret gs = env "GS"
+let bots = ["x"]
+action a = exec "x"
+action idle = exec "y"
+r: on github.push sender not in bots run a timeout 10mins
+"""
+    assert codes(text) == [("TRG107", 5), ("TRG304", 6)]
+    assert codes(text.replace("10mins", "10m")) == [("TRG107", 5)]
+
 # --------------------------------------------------------------------------- lints
 
 def test_never_match() -> None:

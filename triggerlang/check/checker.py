@@ -1066,10 +1066,14 @@ class Checker:
                                "change their rule= filters so that one of them does not follow the other's runs")
 
     def lint_unused(self) -> None:
+        # a declaration dropped for a syntax error may be what uses a name: no second report
+        unparsed = self.m.unparsed
         for name, decl in self.let_decls.items():
-            if name not in self.used_lets:
+            if name not in self.used_lets and name not in unparsed:
                 self.d.warning("TRG105", f"let '{name}' is never used", decl.name.span, "remove it, or use it in a rule")
         for decl in self.m.decls:
+            if decl.__class__ not in (A.Secret, A.ActionDecl) or decl.name.value in unparsed:
+                continue
             if isinstance(decl, A.Secret) and decl.name.value not in self.used_secrets and self.p.secrets.get(decl.name.value) is decl:
                 self.d.warning("TRG106", f"secret '{decl.name.value}' is never used", decl.name.span,
                                "use it in a source (secret=, token=, hmac=) or an http action, or remove it")
@@ -1082,7 +1086,7 @@ class Checker:
             k = s.kind.value
             if C.get_source(k) is None:
                 continue
-            used = k in used_sources or k in serving
+            used = k in used_sources or k in serving or k in unparsed
             if not used:
                 self.d.warning("TRG108", f"source {k} is declared but no rule listens to it", s.kind.span,
                                f"add a rule on {k}.EVENT, or remove the declaration")

@@ -528,10 +528,13 @@ Decl = Union[Let, Secret, SourceDecl, ActionDecl, Rule, TestBlock]
 
 @node
 class Module(Node):
-    """A parsed file: its declarations in order (those that parsed)."""
+    """A parsed file: its declarations in order (those that parsed). ``unparsed``: the
+    words of the declarations that did not (a syntax error drops one), so that a name
+    only such a declaration uses is not also reported as never used."""
     decls: tuple[Decl, ...]
     file: str = field(default="<input>", compare=False)
     span: Span = _span()
+    unparsed: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- moving a tree

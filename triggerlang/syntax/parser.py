@@ -1074,6 +1074,7 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     decls: list[A.Decl] = []
+    unparsed: set[str] = set()  # the words of declarations that did not parse (A.Module)
     machine = _machine() if cache is None else None
     builder = _Builder(0, 0, diags)
     for first, last, start_off, end_off in _declarations(text, lines):
@@ -1107,8 +1108,11 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
             diags.items.extend(hit[4])
         if decl is not None:
             decls.append(decl)
+        else:
+            unparsed.update(_WORD.findall(text, start_off, end_off))
     end_line = len(lines)
-    return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text)))), diags
+    return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text))),
+                    frozenset(unparsed)), diags
 
 
 MAX_NESTING = 100
