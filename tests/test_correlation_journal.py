@@ -292,6 +292,28 @@ def test_dashboard_groups_page_api_and_event_page(world: World) -> None:
     assert "Correlation groups" in ev and "open as <code>build</code>" in ev and g["id"] in ev
 
 
+def test_the_event_page_says_why_no_correlation_member_took_an_event(world: World) -> None:
+    """An event only correlation rules listen to: the page said "No rule listens to http
+    events" and the API's not_matched was []; each member now says why it did not take the
+    event (the condition that failed), or that it did."""
+    (world.tmp / "rules.trg").write_text(RULES)
+    stray = world.submit(post("/hooks/deploy", k="a"))
+    taken = world.submit(post("/hooks/build", k="a"))
+    c = TestClient(create_app(world.tmp / "state", rules_path=world.tmp / "rules.trg"), client=("127.0.0.1", 40000))
+    why = c.get(f"/api/events/{stray.event_id}").json()["not_matched"]
+    assert [(x["rule"], x["member"], x["field"], x["value"]) for x in why] == [
+        ("gate", "build", "path", "/hooks/deploy"), ("gate", "test", "path", "/hooks/deploy"),
+        ("quiet", "hb", "path", "/hooks/deploy")]
+    assert why[0]["condition"] == 'path="/hooks/build"' and why[0]["line"] == 2
+    page = c.get(f"/dashboard/events/{stray.event_id}").text
+    assert "No rule listens" not in page and '<span class="muted">member</span> <code>build</code>' in page
+    assert "<code>path=&#34;/hooks/build&#34;</code> (line 2) failed" in page
+    why = c.get(f"/api/events/{taken.event_id}").json()["not_matched"]
+    assert [(x["member"], x["condition"] is None) for x in why] == [("build", True), ("test", False), ("hb", False)]
+    assert "matches member build" in why[0]["text"]
+    assert "matches member build" in c.get(f"/dashboard/events/{taken.event_id}").text
+
+
 def test_the_groups_stream_sends_changed_rows(world: World) -> None:
     from triggerlang.dashboard.app import Dashboard, EventFilters, RunFilters, _StreamState
 

@@ -17,6 +17,7 @@ from ..compile.matcher import explain_failure, reason_text
 from ..events import Event
 from .clock import human
 from .engine import Correlator, Outcome
+from .spec import CorrRule, MemberSpec
 
 
 def _group(o: Outcome) -> str:
@@ -78,7 +79,6 @@ def explain_members(engine: Correlator, event: Event, outcomes: list[Outcome]) -
     """For each member, of each correlation rule, that listens to the event's source: the
     first condition that failed, or what the correlation did with the event and why."""
     out: list[dict] = []
-    data = event.data
     for r in engine.rules:
         members = [m for m in r.members if m.source == event.source]
         if not members:
@@ -87,11 +87,7 @@ def explain_members(engine: Correlator, event: Event, outcomes: list[Outcome]) -
         chosen = mine[0] if mine else None
         for m in members:
             entry: dict[str, Any] = {"rule": r.name, "member": m.alias}
-            if not m.accepts_type(event.type):
-                entry.update({"condition": f"trigger {m.trigger}", "span": _span(m.span), "field": "type",
-                              "value": event.type, "note": f"the event is {event.source}.{event.type}"})
-                entry["text"] = "no match: " + reason_text(entry)
-            elif (why := explain_failure(m.filter, data)) is not None:
+            if (why := member_mismatch(m, event)) is not None:
                 entry.update(why)
                 entry["text"] = "no match: " + reason_text(why)
             elif chosen is not None and chosen.member == m.alias:
@@ -108,6 +104,34 @@ def explain_members(engine: Correlator, event: Event, outcomes: list[Outcome]) -
                 entry["text"] = f"matched, but the event went to `{chosen.member}` (one event fills one slot per rule)"
             else:  # pragma: no cover - a matching member always gives an outcome
                 entry["text"] = "matched"
+            out.append(entry)
+    return out
+
+
+def member_mismatch(m: MemberSpec, event: Event) -> dict | None:
+    """Why member ``m`` does not take ``event``: its trigger's type, or the first condition
+    of its filter that failed (as ``--explain`` says it); None when it takes it."""
+    if not m.accepts_type(event.type):
+        return {"condition": f"trigger {m.trigger}", "span": _span(m.span), "field": "type",
+                "value": event.type, "note": f"the event is {event.source}.{event.type}"}
+    return explain_failure(m.filter, event.data)
+
+
+def member_reasons(rules: list[CorrRule], event: Event) -> list[dict]:
+    """For the dashboard's event page, which has no correlation engine at hand: for each
+    member of ``rules`` that listens to the event's source, why it does not take the event,
+    or (``condition`` None) that it does: what the correlation did with it is journaled."""
+    out: list[dict] = []
+    for r in rules:
+        for m in r.members:
+            if m.source != event.source:
+                continue
+            entry = {"rule": r.name, "member": m.alias, "condition": None, "span": _span(m.span), "field": None,
+                     "value": None, "note": f"the event matches member {m.alias}: what the correlation did "
+                                            f"with it is under Correlation groups"}
+            why = member_mismatch(m, event)
+            if why is not None:
+                entry.update(note=None, **why)
             out.append(entry)
     return out
 

@@ -226,6 +226,8 @@ class RulesView:
         self._manifest: dict | None = None
         self._matcher: Any = None
         self._matcher_for: dict | None = None
+        self._corr: list = []
+        self._corr_for: dict | None = None
 
     def manifest(self) -> dict | None:
         if self.engine is not None:
@@ -268,6 +270,19 @@ class RulesView:
 
                 self._matcher, self._matcher_for = LinearMatcher(manifest["rules"]), manifest
             return self._matcher
+
+    def correlation_rules(self) -> list:
+        """The correlation rules of the current rules (``CorrRule``), for the reasons."""
+        manifest = self.manifest()
+        if manifest is None:
+            return []
+        with self._lock:
+            if self._corr_for is not manifest:
+                from ..correlation.spec import CorrRule, is_correlation
+
+                self._corr = [CorrRule(r) for r in manifest.get("rules", []) if is_correlation(r)]
+                self._corr_for = manifest
+            return self._corr
 
     def names(self) -> list[str]:
         manifest = self.manifest()
@@ -822,6 +837,14 @@ class Dashboard:
             out.append({"rule": r.get("rule"), "condition": r.get("condition"), "line": span[0] if span else None,
                         "span": span, "field": r.get("field"), "value": r.get("value"), "note": r.get("note"),
                         "text": reason_text(r)})
+        corr = self.rules.correlation_rules()
+        if corr:  # the members of correlation rules listening to the source (SPEC §11.5)
+            from ..correlation.render import member_reasons
+
+            for r in member_reasons(corr, event):
+                span = r["span"]
+                out.append({**r, "line": span[0] if span else None,
+                            "text": reason_text(r) if r["condition"] is not None else r["note"]})
         return out
 
     def _event_row(self, j: Store, e: dict) -> dict:
