@@ -1016,6 +1016,23 @@ def test_a_second_ctrl_c_stops_running_runs_at_once(tmp_path: Path, serve) -> No
     assert "Traceback" not in s.log()
 
 
+def test_a_single_ctrl_c_says_which_runs_it_interrupted_when_the_grace_is_over(tmp_path: Path, serve) -> None:
+    # as the second Ctrl-C does: the count, and each run, marked interrupted
+    s = serve(SLOW.format(py=PY), "--grace", "0.5", env={"TRG_TEST_TOKEN": "t"})
+    assert httpx.post(s.url + "/go", json={}, headers={"Authorization": "Bearer t"}).status_code == 202
+    wait_for(lambda: [r["status"] for r in s.runs()] == ["running"], "the running run", on_fail=s.tail)
+    (rid,) = [r["id"] for r in s.runs()]
+    s.proc.send_signal(signal.SIGINT)
+    assert s.proc.wait(DEADLINE) == 0, s.tail()
+    s._fh.close()
+    log = s.log()
+    assert "INFO stopping now: 1 run(s) stopped and marked interrupted" in log, log
+    assert f"INFO run {rid} of slow: interrupted" in log, log
+    assert log.index("stopping now") < log.index(f"run {rid} of slow: interrupted") < log.index("stopped cleanly")
+    assert [r["status"] for r in s.runs()] == ["interrupted"]
+    assert "Traceback" not in log
+
+
 STUBBORN = """
 action stubborn = shell "trap 'touch termed' TERM; while :; do sleep 1; done"
 stubborn: on http.post path="/go" run stubborn timeout 1s

@@ -759,6 +759,8 @@ class Engine:
                 return
             if self.closing and res.status in ("cancelled", "interrupted") and operator_reason is None:
                 self._write_end(run_id, "interrupted", res.exit_code, INTERRUPTED)
+                log.info("run %s of %s: interrupted", run_id, rule,
+                         extra={"run_id": run_id, "rule": rule, "status": "interrupted"})
                 if row.attempt <= int(self.policies(rule).get("retry") or 0):
                     # as after a crash (recover): run again, as a new attempt, at the next start
                     rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1)

@@ -241,7 +241,10 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
     """A graceful stop of running actions (``serve``, a worker): wait up to ``grace``
     seconds for them to end, then stop the rest (SIGTERM, SIGKILL 2 s later). ``now``, once
     set (a second Ctrl-C), ends the wait at once and kills without the 2 s, also when it
-    comes during those 2 s. The caller records the stopped runs ``interrupted``."""
+    comes during those 2 s. The caller records the stopped runs ``interrupted``.
+
+    Whichever way the wait ends with runs still going (the grace is over, or Ctrl-C
+    again), this one line says how many are stopped and marked interrupted."""
     if not running:
         return
     log.info("%sstopping: waiting up to %.0fs for %d running run(s)%s", who, grace, len(running),
@@ -249,11 +252,12 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(not ra.done() for ra in running):
         if now is not None and now.is_set():
-            left = sum(not ra.done() for ra in running)
-            log.info("%sstopping now: %d run(s) stopped and marked interrupted", who, left)
             break
         await asyncio.sleep(0.05)
     hurry = now is not None and now.is_set()
+    left = sum(not ra.done() for ra in running)
+    if left:
+        log.info("%sstopping now: %d run(s) stopped and marked interrupted", who, left)
     stopping = asyncio.gather(*(ra.cancel(grace=0.0 if hurry else STOP_KILL_GRACE, status="interrupted")
                                 for ra in running if not ra.done()))
     if not hurry and now is not None:
@@ -261,8 +265,6 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
         await asyncio.wait({stopping, second}, return_when=asyncio.FIRST_COMPLETED)
         second.cancel()
         if now.is_set() and not stopping.done():  # Ctrl-C again during the SIGTERM's wait
-            log.info("%sstopping now: %d run(s) stopped and marked interrupted", who,
-                     sum(not ra.done() for ra in running))
             await asyncio.gather(*(ra.cancel(grace=0.0, status="interrupted") for ra in running if not ra.done()))
     await stopping
 
