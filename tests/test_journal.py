@@ -448,3 +448,35 @@ def test_cancel_and_rerun_are_journaled(tmp_path: Path) -> None:
         assert [(a["action"], a["actor"], a["new_run_id"]) for a in j.list_audit(run_id=first)] == [
             ("cancel", "me", None), ("rerun", "you", again.id)]
         assert j.run_counts() == {"r": {"queued": 1, "running": 1}}
+
+
+def test_the_checkpoint_count_is_of_checkpoints_that_copied_something(tmp_path: Path) -> None:
+    # serve's stop line said "33 writes in 29 commits ..., 393 checkpoints": the checkpoint
+    # thread counted its looks at the WAL (4 a second), idle or not
+    import asyncio
+
+    from runtime_helpers import wait_for
+
+    async def scenario() -> tuple[int, int, int]:
+        j = Journal(tmp_path / "state")
+        j.start_group_commit(checkpoint_interval=0.01)
+        cp = j._gc.checkpointer
+        try:
+            wait_for(lambda: cp.looks >= 20, "twenty looks at an idle WAL")
+            idle = cp.checkpoints
+            for i in range(3):   # three commits, each checkpointed before the next
+                j.record_event(ev(i), [PlannedRun("r", "a", {})])
+                await j.flush()
+                seen = cp.looks
+                wait_for(lambda: cp.looks >= seen + 2, "the checkpointer to look at the commit")
+            busy = cp.checkpoints
+            seen = cp.looks
+            wait_for(lambda: cp.looks >= seen + 20, "twenty more looks, idle")
+            return idle, busy, cp.checkpoints
+        finally:
+            j.close()
+
+    idle, busy, after = asyncio.run(scenario())
+    assert idle == 0
+    assert busy == 3
+    assert after == 3

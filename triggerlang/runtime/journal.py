@@ -231,11 +231,20 @@ class _Batch:
 class _Checkpointer:
     """Checkpoints the WAL from a connection and a thread of its own (PASSIVE: it never
     takes the write lock, so commits go on meanwhile), every ``interval`` seconds or when
-    woken; its fsyncs never delay a commit."""
+    woken; its fsyncs never delay a commit.
 
-    def __init__(self, path: Path, interval: float, busy_timeout: float) -> None:
-        self.path, self.interval, self.busy_timeout = path, interval, busy_timeout
+    ``checkpoints`` counts the checkpoints that brought the database up to date with new
+    commits, not the looks (4 a second, idle or not): a look runs no checkpoint while the
+    loop has not committed (``commits``, the loop's commit counter) since the last one
+    that copied the whole WAL, and a checkpoint a reader kept from copying everything is
+    tried again at the next look and counted once it completes. So serve's stop line
+    ("N writes in M commits ..., K checkpoints") has K <= M, and an idle serve K = 0
+    however long it ran."""
+
+    def __init__(self, path: Path, interval: float, busy_timeout: float, commits: Callable[[], int]) -> None:
+        self.path, self.interval, self.busy_timeout, self.commits = path, interval, busy_timeout, commits
         self.checkpoints = 0
+        self.looks = 0         # times it looked at the WAL (every interval, or woken)
         self._wake = threading.Event()
         self._stop = False
         self._thread = threading.Thread(target=self._loop, name="triggerlang-checkpoint", daemon=True)
@@ -258,15 +267,22 @@ class _Checkpointer:
                                    check_same_thread=False)
         except sqlite3.Error:  # pragma: no cover - the loop's connection reports it
             return
+        done_at = 0            # the loop's commits the WAL held when it was last copied whole
         try:
             while not self._stop:
                 self._wake.wait(self.interval)
                 self._wake.clear()
+                self.looks += 1
+                commits = self.commits()
+                if commits == done_at:
+                    continue   # nothing committed since: nothing to copy
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.checkpoints += 1
+                    _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:  # a full disk...: the next round tries again
-                    pass
+                    continue
+                if copied >= frames:   # the database is up to date with those commits
+                    done_at = commits
+                    self.checkpoints += 1
         finally:
             conn.close()
 
@@ -275,7 +291,7 @@ class _GroupCommit:
     """The group commit state of one store (see the module docstring)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, thread: int, ids: "itertools.count[int]",
-                 checkpointer: _Checkpointer) -> None:
+                 checkpointer: "_Checkpointer | None") -> None:
         self.loop, self.thread, self.ids, self.checkpointer = loop, thread, ids, checkpointer
         self.batch: _Batch | None = None
         self.commits = 0
@@ -501,8 +517,9 @@ class SqliteStore(SqliteGroups):
             except sqlite3.Error as e:
                 raise self._error(e) from None
             first = max(int(top), int(seq[0]) if seq else 0) + 1
-            self._gc = _GroupCommit(loop, threading.get_ident(), itertools.count(first),
-                                    _Checkpointer(self.path, checkpoint_interval, self._busy_timeout))
+            gc = self._gc = _GroupCommit(loop, threading.get_ident(), itertools.count(first), None)
+            gc.checkpointer = _Checkpointer(self.path, checkpoint_interval, self._busy_timeout,
+                                            lambda: gc.commits)
             self._gc.checkpointer.start()
 
     @property
