@@ -990,6 +990,48 @@ def test_serve_logs_checks_warnings_at_start_and_on_reload(tmp_path: Path, serve
     stop_ok(s)
 
 
+UNSECURED_CI = """
+source ci
+action rec = exec "true"
+built: on ci.completed run rec
+"""
+
+
+def _since_each_load(log: str) -> list[str]:
+    """The log cut after each 'serving' or 'reloaded' line: what led to each load."""
+    return re.split(r"INFO (?:serving|reloaded) [^\n]*\n", log)[:-1]
+
+
+def test_every_reload_logs_the_warnings_of_its_rules_and_an_empty_file_is_not_loaded(serve) -> None:
+    # An editor truncates the file, then writes it: a look in between reloaded no rules at
+    # all (no TRG209 then, and every source stopped), then the written rules (TRG209 again)
+    s = serve(UNSECURED_CI, "-v")
+    with open(s.rules, "w"):
+        pass
+    s.wait_log("rules.trg is empty: not reloaded")
+    s.rules.write_text(UNSECURED_CI + "again: on ci.completed run rec\n")
+    s.wait_log("INFO reloaded ")
+    s.rules.write_text(UNSECURED_CI + "again: on ci.completed run rec\nthird: on ci.completed run rec\n")
+    log = s.wait_log(re.compile(r"INFO reloaded .*rules\.trg: 3 rule"))
+    assert re.findall(r"INFO reloaded \S*rules\.trg: (\d+) rule\(s\)", log) == ["2", "3"], log
+    for part in _since_each_load(log):  # start, then each reload: the TRG209, once
+        assert part.count("warning[TRG209]: source ci has no token or hmac") == 1, log
+    stop_ok(s)
+
+
+def test_a_change_that_leaves_the_rules_as_they_are_is_not_a_reload(serve) -> None:
+    # an appended comment (or the second piece of a write the first look had whole)
+    s = serve(UNSECURED_CI, "-v")
+    with open(s.rules, "a") as f:
+        f.write("# built by CI\n")
+    s.wait_log("rules.trg changed, its rules did not: nothing to reload")
+    with open(s.rules, "a") as f:
+        f.write("again: on ci.completed run rec\n")
+    log = s.wait_log("INFO reloaded ")
+    assert log.count("INFO reloaded ") == 1 and log.count("TRG209") == 2, log
+    stop_ok(s)
+
+
 SLOW = """
 secret tok = env "TRG_TEST_TOKEN"
 source http path="/go" token=tok

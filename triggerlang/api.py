@@ -156,11 +156,14 @@ def _compile_read(text: str | None, diags: Diagnostics, p: str, name: str, tests
     return c
 
 
-def load_rules(path: Path, warn: Callable[[list], None] | None = None) -> tuple[dict, str | None]:
+def load_rules(path: Path, warn: Callable[[list], None] | None = None,
+               data: bytes | None = None) -> tuple[dict, str | None]:
     """(manifest, rules text or None) from a .trg file or a manifest JSON, as ``serve`` and
     the dashboard load them (test blocks unchecked); StartError (runtime/engine.py) if bad.
 
-    ``warn`` gets the warnings ``check`` would print for a .trg file (a manifest has none)."""
+    ``warn`` gets the warnings ``check`` would print for a .trg file (a manifest has none).
+    ``data``: the file's bytes, already read (``serve`` compiles the very bytes it
+    fingerprinted); None: read ``path``."""
     import json
 
     from .compile.manifest import ManifestError, validate_manifest
@@ -169,7 +172,7 @@ def load_rules(path: Path, warn: Callable[[list], None] | None = None) -> tuple[
 
     if path.suffix == ".json":
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
+            obj = json.loads(path.read_text(encoding="utf-8") if data is None else data.decode("utf-8"))
             return validate_manifest(obj), None
         except FileNotFoundError:
             raise StartError(f"{path}: no such file") from None
@@ -180,7 +183,7 @@ def load_rules(path: Path, warn: Callable[[list], None] | None = None) -> tuple[
         except ManifestError as e:
             raise StartError(f"{path}: {e}") from None
     try:
-        c = compile_file(path, tests=False)
+        c = compile_file(path, tests=False) if data is None else compile_bytes(data, str(path), tests=False)
     except SourceFileError as e:
         raise StartError(str(e)) from None
     if not c.ok:

@@ -8,9 +8,10 @@ directory would start the same queued runs again: it is refused, naming the firs
 pid); recover what a crash left (interrupted and queued runs);
 start the sources the manifest lists and only those, logging one line each.
 
-While running: when the rules file changes (checked every second, by content hash), it
-is recompiled (a manifest is read again); if that fails, the old rules keep running and the diagnostics are logged;
-otherwise the engine takes the new rules and each source whose settings changed is
+While running: when the rules file changes (checked every second, by content hash) and
+has settled, it is recompiled (a manifest is read again); if that fails, the old rules keep
+running and the diagnostics are logged; if the result is the running rules (a comment
+changed), nothing happens (:meth:`Runtime.reload_loop` says why); otherwise the engine takes the new rules and each source whose settings changed is
 stopped and started again (a source no rule needs any more is stopped, a new one started).
 A source that cannot start then (the new HTTP listener's port is taken) is logged once
 and tried again every second until it starts or the next reload says otherwise.
@@ -97,11 +98,22 @@ def _reason(e: Exception) -> str:
     return str(e)
 
 
-def _fingerprint(path: Path) -> str | None:
+RELOAD_SETTLE = 0.2
+"""Seconds a changed rules file must stay the same before it is read as the new rules."""
+RELOAD_SETTLE_TRIES = 10
+"""...looks at most; then the last bytes read are taken."""
+
+
+def _read(path: Path) -> bytes | None:
+    """The rules file's bytes (None when it cannot be read: the compile says why)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return path.read_bytes()
     except OSError:
         return None
+
+
+def _fingerprint(data: bytes | None) -> str | None:
+    return None if data is None else hashlib.sha256(data).hexdigest()
 
 
 class Runtime:
@@ -141,7 +153,9 @@ class Runtime:
         return {r["verify"]["secret"] for r in routes if (r.get("verify") or {}).get("secret")}
 
     async def start(self) -> None:
-        manifest, _ = load_rules(self.rules_path, log_warnings)
+        data = _read(self.rules_path)  # compiled as read: the fingerprint is of the rules loaded
+        manifest, _ = load_rules(self.rules_path, log_warnings, data)
+        self.fingerprint = _fingerprint(data)
         self.base_dir = Path(manifest.get("base_dir") or self.rules_path.resolve().parent)
         self.state_dir = (self.opts.state_dir or (self.rules_path.resolve().parent / ".triggerlang")).resolve()
         secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
@@ -172,7 +186,6 @@ class Runtime:
             log.info("recovered: %d run(s) interrupted by the last stop, %d queued run(s) restarted",
                      interrupted, queued)
         self.engine.start_correlations()   # past deadlines, before any source starts (SPEC §11.3.7)
-        self.fingerprint = _fingerprint(self.rules_path)
         await self.apply_sources(manifest)
         if not self.sources:
             log.info("no source to start: the rules need none (rules on run.* only?)")
@@ -207,7 +220,6 @@ class Runtime:
                 lease=self.opts.lease, heartbeat=self.opts.heartbeat, grace=self.opts.grace,
                 max_chain_depth=self.opts.max_chain_depth), metrics=self.metrics)
             await self.worker.start()
-        self.fingerprint = _fingerprint(self.rules_path)
         await self.apply_sources(manifest)
         if not self.sources:
             log.info("no source to start: the rules need none (rules on run.* only?)")
@@ -283,8 +295,43 @@ class Runtime:
             self.sources[kind] = (src, cfg)
             log.info("started %s", src.describe())
 
+    async def _settled(self, data: bytes) -> bytes | None:
+        """The rules file's bytes once two reads ``RELOAD_SETTLE`` seconds apart agree (at
+        most ``RELOAD_SETTLE_TRIES`` looks, then the last read), so that a writer's bursts
+        (an editor truncating then writing, ``cat >> rules.trg`` in pieces) make one reload of
+        what it wrote rather than one per piece; None when serve stops meanwhile."""
+        for _ in range(RELOAD_SETTLE_TRIES):
+            try:
+                await asyncio.wait_for(self.stop_event.wait(), RELOAD_SETTLE)
+                return None
+            except asyncio.TimeoutError:
+                pass
+            again = _read(self.rules_path)
+            if again == data or again is None:
+                return data
+            data = again
+        return data
+
     async def reload_loop(self) -> None:
-        from ..api import SourceFileError, compile_file
+        """Every ``reload_interval`` seconds: has the rules file's content changed (sha256)?
+
+        Then, once it has settled (:meth:`_settled`), its bytes are compiled (a manifest is
+        read) and, if the result differs from the running rules, loaded: the new rules'
+        warnings are logged (each one, as at start, where they come before the ``serving``
+        line), then ``reloaded FILE: N rule(s)``. Two changes give no reload and no
+        ``reloaded`` line, only a line at debug level (``-v``): a ``reloaded`` line means
+        the running rules changed.
+
+        - the compiled rules are identical to the running ones (a comment or blank line
+          after the last rule, since the manifest keeps each rule's line; the second piece
+          of a write the first look already had whole): there is nothing to reload, and
+          their warnings have been said (a paused rule stays paused: ``triggerc resume``,
+          or a change to the rules, un-pauses it);
+        - the file is empty: what an editor or ``cat > rules.trg`` leaves between truncating
+          the file and writing it, which would stop every source for a moment. A file
+          meant to hold no rules can say so with a comment.
+        """
+        from ..api import compile_bytes
         from ..diagnostics import render_text
 
         while not self.stop_event.is_set():
@@ -297,28 +344,38 @@ class Runtime:
                 with contextlib.suppress(StartError):  # said once, by the reload
                     await self.apply_sources(self.unstarted)
                     self.unstarted = None
-            fp = _fingerprint(self.rules_path)
-            if fp is None or fp == self.fingerprint:
+            data = _read(self.rules_path)
+            if data is None or _fingerprint(data) == self.fingerprint:
+                continue
+            data = await self._settled(data)
+            if data is None:
+                return
+            fp = _fingerprint(data)
+            if fp == self.fingerprint:  # changed, then changed back
                 continue
             self.fingerprint = fp
+            if not data:
+                log.debug("%s is empty: not reloaded (being written?); the previous rules keep running",
+                          self.rules_path)
+                continue
             if self.rules_path.suffix == ".json":  # a manifest (`triggerc compile -o`): read, not compiled
                 try:
-                    manifest, _ = load_rules(self.rules_path)
+                    manifest, _ = load_rules(self.rules_path, data=data)
                 except StartError as e:
                     log.error("reload: %s; the previous rules keep running", e)
                     continue
+                diagnostics: list = []
             else:
-                try:
-                    c = compile_file(self.rules_path, tests=False)
-                except SourceFileError as e:
-                    log.error("reload: %s; the previous rules keep running", e)
-                    continue
+                c = compile_bytes(data, str(self.rules_path), tests=False)
                 if not c.ok:
                     log.error("reload: %s has errors; the previous rules keep running:\n%s",
                               self.rules_path, render_text(c.diagnostics, c.sources).rstrip())
                     continue
-                log_warnings(c.diagnostics)
-                manifest = c.manifest
+                manifest, diagnostics = c.manifest, c.diagnostics
+            if manifest == self.engine.manifest:
+                log.debug("%s changed, its rules did not: nothing to reload", self.rules_path)
+                continue
+            log_warnings(diagnostics)
             try:
                 secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
             except StartError as e:
