@@ -373,3 +373,24 @@ test "nothing runs":
     out = render_text([run_compiled(c)])
     assert out.count("timeline of nightly_missing:") == 2, out
     assert out.count('completed: no match: status="success" (line 2:60) failed: status was "succes"') == 2, out
+
+
+def test_keys_of_different_types_print_apart(tmp_path: Path) -> None:
+    """Before: the number 1 and the string "1" (two groups: an untyped key is compared as
+    JSON, TRG706) both printed ``k=1``. A string that reads as another value is quoted."""
+    rules = write(tmp_path, "rules.trg", 'action d = exec "true"\n'
+                  'gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <payload.k> within 1h run d\n')
+    path = write(tmp_path, "e.jsonl", lines(
+        ev("http", "post", "2024-01-01T00:00:00Z", path="/a", payload={"k": 1}),
+        ev("http", "post", None, path="/a", payload={"k": "1"}),
+        ev("http", "post", None, path="/a", payload={"k": "true"}),
+        ev("http", "post", None, path="/a", payload={"k": "main"}),
+        ev("http", "post", None, path="/b", payload={"k": "1"}),
+    ))
+    r = CliRunner().invoke(cli, ["match", rules, path, "--explain"])
+    assert r.exit_code == 0, r.output
+    assert "  gate: opens group k=1 as a (1/2, missing b, closes in 1h)\n" in r.output
+    assert '  gate: opens group k="1" as a (1/2, missing b, closes in 1h)\n' in r.output
+    assert '  gate: opens group k="true" as a' in r.output
+    assert "  gate: opens group k=main as a" in r.output
+    assert '  gate [b]: admitted: group k="1" complete with b (2/2)\n' in r.output

@@ -254,11 +254,43 @@ def test_groups_command_text_json_and_explain(world: World) -> None:
     assert out[2] == "  test (http.post): its latest events:"
     why = "\n".join(out[3:])
     assert 'condition path="/hooks/test" failed: path was "/hooks/tests"' in why
-    assert 'key k=9999 is another group\'s (this one is k=3f1d)' in why
+    assert 'key k="9999" is another group\'s (this one is k=3f1d)' in why
     r = CliRunner().invoke(cli, ["groups", "--state", state, "--status", "fired", "--format", "json"])
     assert (r.exit_code, json.loads(r.output)) == (0, [])
     r = CliRunner().invoke(cli, ["groups", "--state", str(world.tmp / "nope")])
     assert r.exit_code == 2 and "no journal" in r.output
+
+
+TYPED = '''\
+action d = exec "true"
+gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <payload.k> within 1h run d
+'''
+
+
+def test_keys_of_different_types_print_apart_in_groups_and_the_dashboard(tmp_path: Path) -> None:
+    """Before: the groups of the number 1 and of the string "1" both showed the key ``1``."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    w = World(tmp_path, TYPED)
+    try:
+        for k in (1, "1", "main"):
+            w.submit(Event("http", "post", {"method": "POST", "path": "/a", "query": {}, "headers": {},
+                                            "payload": {"k": k}}))
+        w.submit(Event("http", "post", {"method": "POST", "path": "/b", "query": {}, "headers": {},
+                                        "payload": {"k": 2}}))
+        state = str(tmp_path / "state")
+        r = CliRunner().invoke(cli, ["groups", "--state", state])
+        assert r.exit_code == 0, r.output
+        assert sorted(x.split()[3] for x in r.output.splitlines()[1:]) == ['"1"', "1", "2", "main"]
+        r = CliRunner().invoke(cli, ["groups", "--state", state, "--key", "main", "--explain"])
+        assert r.exit_code == 0, r.output
+        assert "key k=2 is another group's (this one is k=main)" in r.output
+        html = TestClient(create_app(tmp_path / "state"), client=("127.0.0.1", 40000)).get("/dashboard/groups").text
+        assert "<code>1</code>" in html and "<code>&#34;1&#34;</code>" in html and "<code>main</code>" in html
+    finally:
+        w.close()
+        loop.close()
+        asyncio.set_event_loop(None)
 
 
 def test_dashboard_groups_page_api_and_event_page(world: World) -> None:

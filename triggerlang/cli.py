@@ -1370,7 +1370,7 @@ def groups(state_dir, rule, status, key_value, explain, fmt, limit, color_mode, 
         for m in g["members"]:
             counts[m["alias"]] = counts.get(m["alias"], 0) + 1
         members = ", ".join(a if n == 1 else f"{a}×{n}" for a, n in counts.items()) or "-"
-        key = " ".join(_cell(k) for k in g["keys"]) or "-"
+        key = " ".join(_key_cell(k) for k in g["keys"]) or "-"
         rows.append([g["id"], g["rule"], g["state"], key, _short_time(g["opened_at"]), when, members,
                      ", ".join(g["missing"]) or "-", str(g["run_id"]) if g["run_id"] else "-"])
         colors.append(GROUP_COLORS.get(g["state"]))
@@ -1584,6 +1584,14 @@ def _cell(v: object) -> str:
     if isinstance(v, str) and not _UNSAFE.search(v):
         return v
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(v, ensure_ascii=False))
+
+
+def _key_cell(v: object) -> str:
+    """A correlation key value as a table cell: as ``match`` and ``--explain`` show it (the
+    string "1" quoted, the number 1 not), with what would reach the terminal escaped."""
+    from .correlation.spec import key_shown
+
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", key_shown(v))
 
 
 def _run_cells(r: dict) -> list[str]:

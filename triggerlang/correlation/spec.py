@@ -46,6 +46,28 @@ def key_text(v: Any) -> str:
 _encode_string = json.encoder.encode_basestring   # (json.dumps of a str, without the encoder set-up)
 
 
+def key_shown(v: Any) -> str:
+    """One key value as people read it (``match``, ``groups``, ``--explain``, the dashboard).
+
+    A string is shown as it is (``sha=3f1d``, ``branch=main``), unless it could be read as
+    another value, which it would then print like: the number 1 and the string "1" are
+    different keys (TRG706: no coercion), so a string that reads as JSON (``1``, ``true``,
+    ``null``, ``"x"``, ``[1]``), or is empty, or holds whitespace or a character that does not
+    print, is JSON-quoted (``k="1"``, ``k=""``, ``k="a b"``). Any other value is its JSON text.
+    Quoting only the ambiguous strings keeps the common keys (shas, branches, ids) bare, as
+    the best tools of the kind (jq's raw output, kubectl labels) show them; two distinct keys
+    never print alike."""
+    if v.__class__ is not str:
+        return key_text(v)
+    if not v or not v.isprintable() or any(c.isspace() for c in v):
+        return _encode_string(v)
+    try:
+        json.loads(v)
+    except ValueError:
+        return v
+    return _encode_string(v)
+
+
 @dataclass
 class Node:
     """A group of the tree: ``kind`` all/any/seq/n_of/count, ``items`` leaves (ints) and nodes."""
@@ -136,7 +158,7 @@ class CorrRule:
         out = []
         for i, v in enumerate(values):
             name = names[i] if i < len(names) else f"key{i + 1}"
-            s = v if isinstance(v, str) else key_text(v)
+            s = key_shown(v)
             if len(s) > 12:
                 s = s[:8] + "…"
             out.append(f"{name}={s}")

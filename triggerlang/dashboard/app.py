@@ -159,6 +159,7 @@ from starlette.routing import BaseRoute, Route
 
 from ..check.catalogue import source_names
 from ..compile.matcher import reason_text as why_not_text
+from ..correlation.spec import key_shown
 from ..correlation.state import GROUP_FILTERS
 from ..events import Event, whole_number
 from ..runtime.operations import OperationError
@@ -540,6 +541,14 @@ def _duration(seconds: float | None) -> str:
     return f"{h} h {m} m"
 
 
+def _key(v: Any, width: int | None = None) -> str:
+    """A correlation key value, shown as everywhere else (:func:`key_shown`: "1" is not 1)."""
+    text = key_shown(v)
+    if width is not None and len(text) > width:
+        text = text[: width - 1] + "\u2026"
+    return text
+
+
 def _value(v: Any, width: int | None = None) -> str:
     text = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
     if width is not None and len(text) > width:
@@ -588,7 +597,7 @@ def _size(n: int | None) -> str:
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("triggerlang.dashboard", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(when=_when, ago=ago, duration=_duration, value=_value, pretty=_pretty, summary=_summary,
+    env.filters.update(when=_when, ago=ago, duration=_duration, value=_value, key=_key, pretty=_pretty, summary=_summary,
                        percent=_percent, size=_size)
     env.globals.update(statuses=STATUSES, final_statuses=FINAL_STATUSES, sources=source_names(), prefix=PREFIX)
     return env
