@@ -453,6 +453,38 @@ def test_400_an_event_or_delivery_header_sent_twice_with_different_values(tmp_pa
     assert journal.events[1][1] == "ci:/ci:b-3"
 
 
+def test_400_an_event_header_that_a_proxy_joined_from_two(tmp_path: Path) -> None:
+    # Before: `X-GitHub-Event: push, issues` (two headers joined by a proxy) was journaled
+    # as the event `github.push, issues`, which no rule can match, and answered 202.
+    journal = FakeJournal()
+    gh_body, gl_body = fixture("github/push-plain.json"), fixture("gitlab/push.json")
+
+    async def main() -> tuple[dict[str, httpx.Response], list[httpx.Response]]:
+        async with serving(tmp_path, journal) as c:
+            refused = {value: await c.post("/github", content=gh_body, headers=github_headers(value, gh_body))
+                       for value in ("push, issues", "push,issues,push", "push issues", "push\tissues")}
+            refused["Push Hook, Tag Push Hook"] = await c.post(
+                "/gitlab", content=gl_body, headers=gitlab_headers("Push Hook, Tag Push Hook"))
+            taken = [  # one event said twice, and GitLab's spaced names, are not ambiguous
+                await c.post("/github", content=gh_body, headers=github_headers("push, push", gh_body)),
+                await c.post("/gitlab", content=gl_body, headers=gitlab_headers("Push Hook")),
+            ]
+            return refused, taken
+
+    refused, taken = run(main())
+    for value, r in refused.items():
+        assert r.status_code == 400, (value, r.status_code, r.text)
+    err = {value: r.json()["error"] for value, r in refused.items()}
+    assert err["push, issues"] == ("the X-GitHub-Event header names 2 events ('push', 'issues'), as a proxy makes "
+                                   "of two headers: ambiguous, send one event per delivery")
+    assert err["push,issues,push"].startswith("the X-GitHub-Event header names 2 events ('push', 'issues')")
+    assert err["push issues"] == "the X-GitHub-Event header 'push issues' is not an event name (it holds whitespace)"
+    assert err["push\tissues"].startswith("the X-GitHub-Event header 'push\\tissues' is not an event name")
+    assert err["Push Hook, Tag Push Hook"].startswith("the X-Gitlab-Event header names 2 events ('Push Hook', ")
+    assert [r.status_code for r in taken] == [202, 202]
+    assert journal.triggers() == ["github.push", "gitlab.push"]
+
+
 def test_400_a_standard_webhook_id_sent_twice_with_different_values(tmp_path: Path) -> None:
     # the signature covers the first id, but which message this is stays ambiguous
     import base64
@@ -515,6 +547,9 @@ def test_provider_event_and_delivery_headers_must_say_one_thing() -> None:
             read = provider.event_name if header in provider.event_headers else provider.delivery_id
             with pytest.raises(ValueError, match=f"^the {header} header is sent 2 times with different values"):
                 read(Headers(raw=raw))
+            if header in provider.event_headers:
+                with pytest.raises(ValueError, match=f"^the {header} header names 2 events \\('one', 'two'\\)"):
+                    read(Headers(raw=[(header.lower().encode(), b"one, two")]))
             assert read(Headers(raw=[(header.lower().encode(), b" one"), (header.lower().encode(), b"one ")])) == "one"
             checked += 1
     assert checked >= 12  # github 2, gitlab 3, gitea 8, bitbucket 3, ci 1

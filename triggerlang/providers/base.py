@@ -174,7 +174,8 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     return None
 
 
-def single_header(headers: Mapping[str, str] | None, name: str) -> str | None:
+def single_header(headers: Mapping[str, str] | None, name: str, *, event: bool = False,
+                  spaced: bool = False) -> str | None:
     """The value of a header that must say one thing (which event, which delivery), as
     :func:`header` reads it; ``ValueError`` naming the header when it comes more than once
     with different values (Starlette's ``Headers`` keep repeats).
@@ -183,6 +184,14 @@ def single_header(headers: Mapping[str, str] | None, name: str) -> str | None:
     first value is what most servers would keep, the last what a proxy that appends
     would, and a guess either way runs the wrong rules or defeats redelivery dedupe.
     Repeats with one value are not ambiguous and are taken.
+
+    ``event``: the header names an event. A comma-joined value (``push, issues``: what a
+    proxy makes of two headers, RFC 9110 §5.3) is refused the same way when its items
+    differ (``push, push`` is ``push``), and a value with whitespace inside is refused
+    unless ``spaced`` (GitLab's ``Push Hook``): no provider's event name holds a comma,
+    and only GitLab's hold spaces, so such a value would be journaled as an event no rule
+    can match. Delivery ids are opaque (a sender's own ``Idempotency-Key`` may hold a
+    comma) and are taken as they are.
     """
     if not headers:
         return None
@@ -190,12 +199,24 @@ def single_header(headers: Mapping[str, str] | None, name: str) -> str | None:
     values = [str(value).strip() for key, value in headers.items() if isinstance(key, str) and key.lower() == wanted]
     distinct = list(dict.fromkeys(values))
     if len(distinct) > 1:
-        shown = ", ".join(repr(v[:60] + ("..." if len(v) > 60 else "")) for v in distinct[:3])
-        raise ValueError(f"the {name} header is sent {len(values)} times with different values ({shown}): "
-                         f"ambiguous, send it once")
-    if not distinct or not distinct[0]:
+        raise ValueError(f"the {name} header is sent {len(values)} times with different values "
+                         f"({_shown(distinct)}): ambiguous, send it once")
+    value = distinct[0] if distinct else ""
+    if event and "," in value:
+        items = [x for x in dict.fromkeys(part.strip() for part in value.split(",")) if x]
+        if len(items) > 1:
+            raise ValueError(f"the {name} header names {len(items)} events ({_shown(items)}), as a proxy makes "
+                             f"of two headers: ambiguous, send one event per delivery")
+        value = items[0] if items else ""
+    if not value:
         return None
-    return distinct[0]
+    if event and not spaced and any(c.isspace() for c in value):
+        raise ValueError(f"the {name} header {value[:60]!r} is not an event name (it holds whitespace)")
+    return value
+
+
+def _shown(values: list[str]) -> str:
+    return ", ".join(repr(v[:60] + ("..." if len(v) > 60 else "")) for v in values[:3])
 
 
 def headers_data(headers: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -342,7 +363,8 @@ class Provider:
     ``known_events``: the names the checker accepts without a warning (TRG207) when
     ``open_events`` (any name the provider may send is a legal trigger).
     ``event_headers``: the headers naming the event, first present wins (a header sent
-    twice with different values is refused: :func:`single_header`); with
+    twice with different values, or naming two events joined by a comma, is refused:
+    :func:`single_header`); ``event_names_spaced``: its values may hold spaces; with
     ``event_from_body`` a delivery without one is still read (the normaliser names the
     event from the body); ``fixed_event``: the provider has one event and no header.
     ``delivery_headers``: the headers whose value is the redelivery key, first present wins;
@@ -371,6 +393,7 @@ class Provider:
     event_headers: tuple[str, ...] = ()
     event_from_body: bool = False
     fixed_event: str | None = None
+    event_names_spaced: bool = False
     delivery_headers: tuple[str, ...] = ()
     delivery_per_route: bool = False
     common: Mapping[str, str] = field(default_factory=lambda: WEBHOOK_COMMON)
@@ -410,7 +433,7 @@ class Provider:
         if self.fixed_event is not None:
             return self.fixed_event
         for name in self.event_headers:
-            value = single_header(headers, name)
+            value = single_header(headers, name, event=True, spaced=self.event_names_spaced)
             if value:
                 return value
         if self.event_from_body or not self.event_headers:

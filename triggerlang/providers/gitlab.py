@@ -336,6 +336,7 @@ PROVIDER = Provider(
     normaliser=normalise,
     verifications=(Verification("token", "token", "X-Gitlab-Token"),),
     event_headers=("X-Gitlab-Event",),
+    event_names_spaced=True,
     event_from_body=True,
     delivery_headers=("Idempotency-Key", "X-Gitlab-Event-UUID"),
     known_events=KNOWN_EVENTS,

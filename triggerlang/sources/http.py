@@ -45,7 +45,9 @@ How a request is handled, in this order (each step answers before the next one r
    event header (the provider's ``event_headers``), an event-type or delivery-id header
    sent twice with different values (``X-GitHub-Event: push`` and ``X-GitHub-Event:
    issues``; :func:`~triggerlang.providers.base.single_header`: ambiguous, so refused
-   rather than guessed; Standard Webhooks' ``webhook-id`` too), or a
+   rather than guessed; Standard Webhooks' ``webhook-id`` too), an event header naming
+   two events joined by a comma (``X-GitHub-Event: push, issues``, what a proxy makes of
+   two headers) or holding whitespace (GitLab's ``Push Hook`` excepted), or a
    :class:`~triggerlang.providers.ProviderError`. Anything raised
    while parsing is a 400: bad input never gets a 5xx.
 5. **Submit** (202). Every event the normaliser returns is handed to ``ctx.submit``;
