@@ -253,3 +253,27 @@ def test_logs_reads_either_store_and_follows_to_the_end(tmp_path: Path, backend:
         stop_ok(s)
     finally:
         s.ensure_dead()
+
+
+def test_groups_explain_names_the_group_a_reload_discarded(serve: Server) -> None:
+    """Before: after a reload that changed the rule (its groups discarded), the event that
+    had opened the discarded group was described, for the new group of its key, as
+    "arrived before the group opened"; it now says which group it was in and what became
+    of it."""
+    import json
+
+    s = serve
+    first = post(s, "/a", {"k": "r1"}).json()  # opens a group (committed before the 202)
+    s.rules.write_text(RULES.replace("within 1h run ok", "within 90m run ok"))
+    s.wait_log("reloaded ")
+    post(s, "/b", {"k": "r1"})                    # opens the new group: a is missing
+    groups = json.loads(cli("groups", "--state", str(s.state), "--format", "json").stdout)
+    new, old = groups
+    assert (new["state"], new["missing"], old["state"], old["reason"]) == ("open", ["a"], "discarded", "rule changed")
+    r = cli("groups", "--state", str(s.state), "--status", "open", "--explain")
+    assert r.returncode == 0, r.stderr
+    assert f"    {first['event_id']} " in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.startswith(f"    {first['event_id']} "))
+    assert line.endswith(f": belonged to group {old['id']}, which the reload of {old['closed_at']} discarded "
+                         "(rule changed)"), r.stdout
+    stop_ok(s)

@@ -1350,7 +1350,8 @@ def groups(state_dir, rule, status, key_value, explain, fmt, limit, color_mode, 
                 if m["alias"] in g["missing"]:
                     typ = m["types"][0] if m.get("types") and len(m["types"]) == 1 else None
                     recent[m["alias"]] = j.list_events(limit=5, source=m["source"], type=typ)
-            explained[g["id"]] = explain_group(g, entry, recent, getattr(j, "groups_of_event", None))
+            explained[g["id"]] = explain_group(g, entry, recent, getattr(j, "groups_of_event", None),
+                                           getattr(j, "get_group", None))
     if fmt == "json":
         if explain:
             items = [{**g, "explain": explained.get(g["id"], [])} for g in items]

@@ -136,6 +136,27 @@ def member_reasons(rules: list[CorrRule], event: Event) -> list[dict]:
     return out
 
 
+def _earlier_group(group: dict, event_id: str, admitted: Callable[[str], list[dict]] | None,
+                   group_of: Callable[[str], dict | None] | None) -> str | None:
+    """What became of the earlier group of ``group``'s rule that an event went to, if any."""
+    if admitted is None:
+        return None
+    for w in reversed(admitted(event_id)):
+        gid = w.get("group")
+        if not gid or gid == group["id"] or w.get("rule") != group["rule"]:
+            continue
+        g = group_of(gid) if group_of is not None else None
+        if g is None or not g.get("closed_at"):
+            return f"went to group {gid} ({w.get('action')}), before this group opened"
+        at, reason = g["closed_at"], g.get("reason") or ""
+        if g["state"] == "discarded" and reason.endswith("while serve was stopped"):
+            return f"belonged to group {gid}, which serve discarded when it started at {at} ({reason})"
+        if g["state"] == "discarded":
+            return f"belonged to group {gid}, which the reload of {at} discarded ({reason})"
+        return f"belonged to group {gid}, {g['state']} at {at}, before this group opened"
+    return None
+
+
 def _span(s: dict | None) -> list[int] | None:
     if not s:
         return None
@@ -143,10 +164,17 @@ def _span(s: dict | None) -> list[int] | None:
 
 
 def explain_group(group: dict, entry: dict | None, recent: dict[str, list[dict]],
-                  admitted: Callable[[str], list[dict]] | None = None) -> list[str]:
+                  admitted: Callable[[str], list[dict]] | None = None,
+                  group_of: Callable[[str], dict | None] | None = None) -> list[str]:
     """For each missing member of a group: its trigger's latest events (``recent`` by alias,
     newest first, as the store lists them) and why each was not admitted (``triggerc groups
-    --explain``). ``entry`` is the rule's manifest entry (stored with the rule's state)."""
+    --explain``). ``entry`` is the rule's manifest entry (stored with the rule's state);
+    ``admitted`` gives what the correlations did with an event, ``group_of`` a group by id.
+
+    An event of the group's key from before the group opened is said to belong to the
+    earlier group of the rule it went to, when it went to one: a reload that changed the
+    rule discards its groups, so the event that opened the discarded group is not this
+    group's, and "arrived before the group opened" alone would hide why."""
     from .clock import parse_time
     from .spec import CorrRule
 
@@ -179,7 +207,7 @@ def explain_group(group: dict, entry: dict | None, recent: dict[str, list[dict]]
                 elif k[0] != want:
                     text = f"key {rule.key_label(k[1])} is another group's (this one is {rule.key_label(group['keys'])})"
                 elif opened is not None and at < opened:
-                    text = "arrived before the group opened"
+                    text = _earlier_group(group, ev["id"], admitted, group_of) or "arrived before the group opened"
                 elif deadline is not None and at >= deadline:
                     text = "arrived after the window closed"
                 else:
