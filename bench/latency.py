@@ -27,7 +27,10 @@ run of that sha awaited. Split: **detect** = push returned -> event journaled (t
 source polls the refs' stat signature every 0.25 s, then runs ``git`` to describe the
 change), **start** = journaled -> run started. Usage::
 
-    .venv/bin/python bench/latency.py [--writes 100] [--debounce 10ms,100ms] [--pushes 30]
+    .venv/bin/python bench/latency.py [--writes 100] [--debounce 10ms,100ms] [--pushes 30] [--tags 300]
+
+``--tags N``: ``git push --tags`` of N new tags (half annotated, on ten commits) to the
+watched bare repository; the time from the push's return to the last tag event journaled.
 
 Prints a markdown table. Not part of the test suite.
 """
@@ -142,14 +145,20 @@ def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def _origin(d: Path) -> Path:
+    """A bare ``d/origin.git`` and its clone ``d/work`` (returned) on branch main."""
+    _git(d, "init", "-q", "--bare", "-b", "main", "origin.git")
+    _git(d, "clone", "-q", "origin.git", "work")
+    work = d / "work"
+    _git(work, "checkout", "-q", "-b", "main")
+    return work
+
+
 def measure_git(pushes: int, gap: float) -> dict[str, list[float]]:
     """git push -> run start, ``pushes`` times (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="trg-latency-git-") as tmp:
         d = Path(tmp)
-        _git(d, "init", "-q", "--bare", "-b", "main", "origin.git")
-        _git(d, "clone", "-q", "origin.git", "work")
-        work = d / "work"
-        _git(work, "checkout", "-q", "-b", "main")
+        work = _origin(d)
         (work / "f.txt").write_text("0\n")
         _git(work, "add", "f.txt")
         _git(work, "commit", "-q", "-m", "first")
@@ -172,12 +181,47 @@ def measure_git(pushes: int, gap: float) -> dict[str, list[float]]:
     return out
 
 
+TAG_RULES = """\
+action noop(p) = exec "true"
+t: on git.tag repo="origin.git" tag ~ "never/*" run noop with <sha>
+"""
+
+
+def measure_tags(tags: int) -> float:
+    """``git push --tags`` of ``tags`` new tags (half annotated) -> the last of their events
+    journaled, in ms (the describing, one event per tag, is what is timed)."""
+    with tempfile.TemporaryDirectory(prefix="trg-latency-tags-") as tmp:
+        d = Path(tmp)
+        work = _origin(d)
+        for i in range(10):
+            (work / "f.txt").write_text(f"{i}\n")
+            _git(work, "add", "f.txt")
+            _git(work, "commit", "-q", "-m", f"c{i}")
+            for j in range(i * tags // 10, (i + 1) * tags // 10):
+                _git(work, "tag", *(["-a", "-m", f"t{j}"] if j % 2 else []), f"v{j}")
+        _git(work, "push", "-q", "origin", "main")
+        (d / "rules.trg").write_text(TAG_RULES)
+        with serving(d) as db:
+            time.sleep(1.0)  # the git source's first snapshot (the baseline, no event) is taken
+            _git(work, "push", "-q", "origin", "--tags")
+            t_push = time.time()
+            end = time.monotonic() + 120
+            while True:
+                n, last = db.execute("SELECT COUNT(*), MAX(received_at) FROM events WHERE type = 'tag'").fetchone()
+                if n >= tags:
+                    return (last - t_push) * 1000
+                if time.monotonic() > end:
+                    raise RuntimeError(f"{n} tag events of {tags} after 120 s")
+                time.sleep(0.01)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--writes", type=int, default=100)
     ap.add_argument("--debounce", default="10ms,default", help="comma-separated; 'default' is the file rules' 100ms")
     ap.add_argument("--gap", type=float, default=0.05, help="seconds between a run's start and the next write")
     ap.add_argument("--pushes", type=int, default=30, help="git pushes to time (0: none)")
+    ap.add_argument("--tags", type=int, default=0, help="time one `git push --tags` of this many tags (0: none)")
     args = ap.parse_args()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -202,6 +246,9 @@ def main() -> int:
         print(f"| {pct(r['total'], 50):.1f} ms | {pct(r['total'], 99):.1f} ms | {pct(r['detect'], 50):.1f} ms "
               f"| {pct(r['detect'], 99):.1f} ms | {pct(r['start'], 50):.1f} ms | {pct(r['start'], 99):.1f} ms |",
               flush=True)
+    if args.tags > 0:
+        print(f"\ngit push --tags of {args.tags} tags -> the last tag event journaled: "
+              f"{measure_tags(args.tags):.0f} ms", flush=True)
     return 0
 
 

@@ -225,6 +225,63 @@ def bare_with_clone(tmp_path: Path) -> Path:
     return clone
 
 
+def test_a_push_of_many_tags_is_described_in_one_git_call(tmp_path: Path) -> None:
+    """Before: each new tag cost one `git log` process, one after another (a `git push
+    --tags` of 300 tags: 300 processes before the first event). Now the new tags of one
+    update are described by one `git cat-file --batch`, with the fields `git log` gave:
+    a merge's parents, a latin-1 commit's message, a tag of a tree (no commit: its own sha)."""
+    clone = bare_with_clone(tmp_path)
+    bare = tmp_path / "server.git"
+    first = git(clone, "rev-parse", "HEAD")
+    git(clone, "checkout", "-q", "-b", "side")
+    side = commit(clone, {"s.txt": "s\n"}, "side work")
+    git(clone, "checkout", "-q", "main")
+    commit(clone, {"m.txt": "m\n"}, "main work")
+    git(clone, "merge", "-q", "--no-ff", "-m", "Merge side", "side")
+    merge = git(clone, "rev-parse", "HEAD")
+    (clone / "l.txt").write_text("l\n")
+    git(clone, "add", "l.txt")
+    subprocess.run(["git", "-c", "i18n.commitEncoding=ISO-8859-1", "commit", "-q", "-F", "-"], cwd=clone,
+                   env=GIT_ENV, input="Caf\xe9 cr\xe8me\n\nA body.  \n".encode("latin-1"), check=True)
+    latin = git(clone, "rev-parse", "HEAD")
+    tags = {}
+    for i, sha in enumerate([first, side, merge, latin] * 5):
+        name = f"v{i}"
+        git(clone, "tag", *(["-a", "-m", f"tag {i}"] if i % 2 else []), name, sha)
+        tags[name] = sha
+    git(clone, "tag", "tree", "HEAD^{tree}")
+    tree = git(clone, "rev-parse", "HEAD^{tree}")
+    calls: list[str] = []
+
+    async def body(h: Harness, src: GitSource) -> None:
+        real = src._git
+
+        async def counted(r: Any, *args: str) -> tuple[int, bytes]:
+            calls.append(args[0])
+            return await real(r, *args)
+
+        src._git = counted  # type: ignore[method-assign]
+        git(clone, "push", "-q", "origin", "--tags")
+        await h.wait_for(lambda: len(h.of("tag")) == len(tags) + 1, "every tag's event")
+        src._git = real  # type: ignore[method-assign]
+        r = src.repos[0]
+        for ev in h.of("tag"):
+            if ev.data["tag"] == "tree":
+                assert ev.data["sha"] == tree and ev.data["author"] is None
+                continue
+            assert ev.data["sha"] == tags[ev.data["tag"]]
+            one = await src._commit_info(r, ev.data["tag"])   # what `git log` says of it
+            assert one is not None
+            assert (ev.data["author"], ev.data["author_email"], ev.data["message"]) == (
+                one["author"], one["author_email"], one["message"])
+        by_tag = {e.data["tag"]: e.data for e in h.of("tag")}
+        assert by_tag["v3"]["message"] == "Café crème\n\nA body." and by_tag["v2"]["message"] == "Merge side"
+        assert by_tag["v1"]["author"] == "Alice Example" and by_tag["v1"]["author_email"] == "alice@example.com"
+
+    run_source(bare, {"repos": [{"path": str(bare), "repo": "server"}], "poll": 0.05}, body)
+    assert calls.count("log") <= 1, calls   # (the tree: `git log` of it, which finds no commit)
+
+
 def test_bare_repository_sees_pushes_and_forced_pushes(tmp_path: Path) -> None:
     clone = bare_with_clone(tmp_path)
     first = git(clone, "rev-parse", "HEAD")

@@ -42,7 +42,8 @@ For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], 
      ``commits`` 0, ``files`` empty, no author or message);
    * a new or moved tag → ``git.tag``; annotated tags are peeled to their commit, and
      ``before``/``after``/``sha`` are commits. A deleted tag yields no event (the catalogue
-     has none).
+     has none). The new tags of one update are described by one ``git cat-file --batch``
+     (a ``git push --tags`` of 300 tags was 300 ``git log`` processes in a row).
 
    Fields: ``repo`` (as the rules wrote it), ``ref``, ``branch`` or ``tag``, ``before``,
    ``after``, ``sha`` (= ``after``), ``forced``, ``author``, ``author_email``, ``message``
@@ -466,6 +467,50 @@ class GitSource(Source):
             "message": parts[4].strip(),
         }
 
+    async def _commit_infos(self, r: _Repo, objs: list[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`_commit_info` of many objects in one git call (a push of 300 tags was 300
+        ``git log`` processes, one after another): ``git cat-file --batch`` answers each
+        input line ``<obj>^{commit}`` in order, with the peeled commit's raw text or
+        ``missing``; an object it cannot describe is left out (the caller falls back to
+        :meth:`_commit_info`). The fields are those of ``log --format=%H%x00%P%x00%an%x00%ae%x00%B``:
+        the author's name and email as written, the message after the headers (a signature
+        is a header), decoded from the commit's ``encoding`` header, else UTF-8."""
+        if not objs:
+            return {}
+        assert r.git_dir is not None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "git", f"--git-dir={r.git_dir}", "cat-file", "--batch",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=self._env)
+        except OSError as exc:
+            self.ctx.log.error("git: cannot run git: %s", exc)
+            return {}
+        request = "".join(f"{o}^{{commit}}\n" for o in objs).encode()
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(request), _GIT_TIMEOUT)
+        except (asyncio.CancelledError, asyncio.TimeoutError):
+            if proc.returncode is None:
+                proc.kill()
+            await proc.wait()
+            raise
+        infos: dict[str, dict[str, Any]] = {}
+        pos = 0
+        for obj in objs:
+            end = out.find(b"\n", pos)
+            if end < 0:
+                break
+            head = out[pos:end].split()
+            pos = end + 1
+            if len(head) != 3 or head[1] != b"commit" or not head[2].isdigit():
+                continue   # "<obj>^{commit} missing" (or ambiguous): nothing follows
+            size = int(head[2])
+            body, pos = out[pos:pos + size], pos + size + 1   # (each object ends with a newline)
+            info = _parse_commit(head[0].decode("ascii", "replace"), body)
+            if info is not None:
+                infos[obj] = info
+        return infos
+
     async def _names(self, r: _Repo, *args: str) -> list[str] | None:
         rc, out = await self._git(r, *args)
         if rc != 0:
@@ -503,6 +548,8 @@ class GitSource(Source):
 
     async def _events(self, r: _Repo, old: dict[str, str], new: dict[str, str]) -> list[Event]:
         events: list[Event] = []
+        tags = sorted({a for ref, a in new.items() if ref.startswith("refs/tags/") and old.get(ref) != a})
+        described = await self._commit_infos(r, tags) if len(tags) > 1 else {}
         for ref in sorted(set(old) | set(new)):
             b, a = old.get(ref), new.get(ref)
             if b == a:
@@ -511,7 +558,7 @@ class GitSource(Source):
                 if ref.startswith("refs/heads/"):
                     events.extend(await self._branch_events(r, ref, b, a, old, new))
                 elif ref.startswith("refs/tags/") and a is not None:
-                    events.append(await self._tag_event(r, ref, b, a))
+                    events.append(await self._tag_event(r, ref, b, a, described.get(a)))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -556,10 +603,14 @@ class GitSource(Source):
             events.append(Event("git", "merge", dict(data)))
         return events
 
-    async def _tag_event(self, r: _Repo, ref: str, before: str | None, after: str) -> Event:
+    async def _tag_event(self, r: _Repo, ref: str, before: str | None, after: str,
+                         info: dict[str, Any] | None = None) -> Event:
+        """The ``tag`` event of a tag set or moved to ``after``; ``info``: ``after`` already
+        described (:meth:`_commit_infos`, for a push of many tags)."""
         data = self._base(r, ref)
         data["tag"] = ref[len("refs/tags/"):]
-        info = await self._commit_info(r, after)
+        if info is None:
+            info = await self._commit_info(r, after)
         peeled = info["sha"] if info else after
         data.update(_author_fields(info))
         if before is None:
@@ -571,6 +622,42 @@ class GitSource(Source):
             files, commits, _ = await self._range(r, b, peeled) if b != peeled else ([], 0, False)
             data.update(before=b, after=peeled, sha=peeled, forced=True, files=files, commits=commits)
         return Event("git", "tag", data)
+
+
+def _parse_commit(sha: str, raw: bytes) -> dict[str, Any] | None:
+    """The fields of :meth:`GitSource._commit_info` from a commit object's raw text; None if
+    it has no author line."""
+    header, _, message = raw.partition(b"\n\n")
+    parents: list[str] = []
+    author: bytes | None = None
+    encoding = "utf-8"
+    for line in header.split(b"\n"):
+        if line.startswith(b" "):
+            continue   # the continuation of a multi-line header (gpgsig, mergetag)
+        name, _, value = line.partition(b" ")
+        if name == b"parent":
+            parents.append(value.decode("ascii", "replace"))
+        elif name == b"author" and author is None:
+            author = value
+        elif name == b"encoding":
+            encoding = value.decode("ascii", "replace").strip() or "utf-8"
+    if author is None:
+        return None
+
+    def text(b: bytes) -> str:
+        try:
+            return b.decode(encoding, "replace")
+        except LookupError:   # an encoding Python does not know
+            return b.decode("utf-8", "replace")
+
+    # "Name <email> 1700000000 +0100": the name is what precedes the last " <"
+    lt, gt = author.rfind(b"<"), author.rfind(b">")
+    if lt < 0 or gt < lt:
+        name_b, email_b = author, b""
+    else:
+        name_b, email_b = author[:lt].rstrip(b" "), author[lt + 1:gt]
+    return {"sha": sha, "parents": parents, "author": text(name_b), "author_email": text(email_b),
+            "message": text(message).strip()}
 
 
 def _author_fields(info: dict[str, Any] | None) -> dict[str, Any]:
