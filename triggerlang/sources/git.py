@@ -505,6 +505,8 @@ class GitSource(Source):
             if len(head) != 3 or head[1] != b"commit" or not head[2].isdigit():
                 continue   # "<obj>^{commit} missing" (or ambiguous): nothing follows
             size = int(head[2])
+            if pos + size > len(out):
+                break   # cut short (git died): the rest falls back to one call each
             body, pos = out[pos:pos + size], pos + size + 1   # (each object ends with a newline)
             info = _parse_commit(head[0].decode("ascii", "replace"), body)
             if info is not None:
