@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..events import Event
 from ..spec import ANY, EMPTY, MAP, SECRET, STR, SourceSpec, make_source
@@ -162,16 +162,17 @@ def json_kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _header_values(headers: Mapping[str, str], name: str) -> Iterator[str]:
+    """Each value of header ``name`` (case-insensitive, repeats kept), stripped."""
+    wanted = name.lower()
+    return (str(value).strip() for key, value in headers.items() if isinstance(key, str) and key.lower() == wanted)
+
+
 def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     """The value of header ``name`` (case-insensitive), stripped; None if absent or empty."""
     if not headers:
         return None
-    wanted = name.lower()
-    for key, value in headers.items():
-        if isinstance(key, str) and key.lower() == wanted:
-            text = str(value).strip()
-            return text or None
-    return None
+    return next(_header_values(headers, name), None) or None
 
 
 def single_header(headers: Mapping[str, str] | None, name: str, *, event: bool = False,
@@ -195,8 +196,7 @@ def single_header(headers: Mapping[str, str] | None, name: str, *, event: bool =
     """
     if not headers:
         return None
-    wanted = name.lower()
-    values = [str(value).strip() for key, value in headers.items() if isinstance(key, str) and key.lower() == wanted]
+    values = list(_header_values(headers, name))
     distinct = list(dict.fromkeys(values))
     if len(distinct) > 1:
         raise ValueError(f"the {name} header is sent {len(values)} times with different values "

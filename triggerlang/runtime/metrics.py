@@ -102,7 +102,9 @@ class Metrics:
                                   registry=r)
         self._children: dict[tuple, Any] = {}
         self._rules: tuple[str, ...] = ()
-        self._listened: frozenset[tuple[str, str]] = frozenset()
+        # (source, type) pairs that are label values, and the sources (see load, type_label)
+        self._labelled: frozenset[tuple[str, str]] = frozenset()
+        self._sources: frozenset[str] = frozenset()
         self.correlation_groups: Callable[[], dict[str, int]] | None = None
         """The open correlation groups by rule, read at each scrape (from the store's
         ``correlation_stats``, when it keeps correlation groups)."""
@@ -129,17 +131,24 @@ class Metrics:
         """A (new) manifest is in use: its rules' series are created at 0, every rule is
         un-paused (a reload un-pauses them all), and the event types its rules name are
         label values from now on (see the module docstring)."""
+        from ..check.catalogue import get_source, source_names
         from .store import FINAL_STATUSES
 
         names = tuple(r["name"] for r in manifest.get("rules", []))
-        listened: set[tuple[str, str]] = set()
+        # the catalogue's types and the rules' own, once per manifest, not per event
+        labelled: set[tuple[str, str]] = set()
+        sources = frozenset(source_names())
+        for source in sources:
+            spec = get_source(source)
+            if spec is not None:
+                labelled.update((source, t) for t in (*spec.events, *spec.known_events))
         for r in manifest.get("rules", []):
             trigger = r.get("trigger")
             members = trigger.get("members", []) if isinstance(trigger, dict) else [r]
             for m in members:
-                for t in m.get("types") or []:
-                    listened.add((m.get("source", ""), t))
-        self._listened = frozenset(listened)
+                if m.get("source", "") in sources:
+                    labelled.update((m["source"], t) for t in m.get("types") or [])
+        self._labelled, self._sources = frozenset(labelled), sources
         for rule in names:
             for status in sorted(FINAL_STATUSES):
                 self._child(self.runs, rule, status)
@@ -154,15 +163,11 @@ class Metrics:
         return self._rules
 
     def type_label(self, source: str, typ: str) -> tuple[str, str]:
-        """The ``source`` and ``type`` labels of an event: names a sender cannot invent."""
-        from ..check.catalogue import get_source
-
-        spec = get_source(source)
-        if spec is None:
-            return "other", "other"
-        if typ in spec.events or typ in spec.known_events or (source, typ) in self._listened:
+        """The ``source`` and ``type`` labels of an event: names a sender cannot invent
+        (the pairs :meth:`load` derived from the catalogue and the rules)."""
+        if (source, typ) in self._labelled:
             return source, typ
-        return source, "other"
+        return (source, "other") if source in self._sources else ("other", "other")
 
     # -- what the runtime reports
 
