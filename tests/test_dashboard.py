@@ -1024,6 +1024,63 @@ def test_follow_keeps_the_filters(world) -> None:
             f.proc.kill()
 
 
+def test_follow_prints_a_burst_of_more_events_than_one_look_reads(world) -> None:
+    """The follower paused (SIGSTOP) while 450 events arrive: all 450 are printed on the
+    next look, in order, not only the newest 200 (one look's window)."""
+    f = Follow("events", "--state", str(world["state"]), "--format", "json", "--limit", "1")
+    try:
+        f.wait_lines(1)
+        f.proc.send_signal(signal.SIGSTOP)
+        j = Journal(world["state"])
+        try:
+            burst = [Event("git", "push", {"branch": f"b{i}"}) for i in range(450)]
+            for e in burst:
+                j.record_event(e, [])
+        finally:
+            j.close()
+        f.proc.send_signal(signal.SIGCONT)
+        lines = f.wait_lines(451)
+        assert [json.loads(ln)["id"] for ln in lines[1:]] == [e.id for e in burst]
+        assert f.stop() == 0
+    finally:
+        if f.proc.poll() is None:
+            f.proc.kill()
+
+
+def test_follow_prints_a_burst_of_runs_and_the_end_of_a_run_it_pushed_out(world) -> None:
+    """250 runs queued between two looks are all printed, and a run that was running
+    before them, now past the newest 200, is printed again when it finishes."""
+    f = Follow("runs", "--state", str(world["state"]), "--format", "json", "--limit", "1")
+    try:
+        f.wait_lines(1)
+        j = Journal(world["state"])
+        try:
+            early = j.record_event(http_event("/hooks/build", "refs/heads/e"),
+                                   [PlannedRun("build_branch", "build", {"ref": "refs/heads/e"})]).run_ids[0]
+            j.mark_running(early)
+            wait_for(lambda: any(json.loads(ln)["id"] == early and json.loads(ln)["status"] == "running"
+                                 for ln in f.lines[1:]), "the early run running")
+            f.proc.send_signal(signal.SIGSTOP)
+            ids = [j.record_event(http_event("/hooks/build", f"refs/heads/x{i}"),
+                                  [PlannedRun("build_branch", "build", {"ref": f"x{i}"})]).run_ids[0]
+                   for i in range(250)]
+            f.proc.send_signal(signal.SIGCONT)
+            wait_for(lambda: any(json.loads(ln)["id"] == ids[-1] for ln in f.lines), "the burst printed")
+            rows = [json.loads(ln) for ln in f.lines]
+            n = next(i for i, r in enumerate(rows) if r["id"] == ids[0])
+            assert [r["id"] for r in rows[n:]] == ids
+            j.mark_finished(early, "succeeded", 0)
+            lines = f.wait_lines(n + 251)
+        finally:
+            j.close()
+        last = json.loads(lines[n + 250])
+        assert (last["id"], last["status"]) == (early, "succeeded")
+        assert f.stop() == 0
+    finally:
+        if f.proc.poll() is None:
+            f.proc.kill()
+
+
 # --------------------------------------------------------------------------- issue 14: logs, times, sources, writes
 
 from triggerlang.dashboard.app import ago  # noqa: E402

@@ -1618,7 +1618,8 @@ def _event_cells(e: dict) -> list[str]:
 # With --format json each row is one JSON object per line (JSON Lines).
 
 FOLLOW_INTERVAL = 0.5  # seconds between two looks at the journal
-FOLLOW_WINDOW = 200  # newest rows compared on every look
+FOLLOW_WINDOW = 200  # newest rows read on every look (more are paged in when they are all new)
+FOLLOW_MAX = 10_000  # new rows printed at most per look
 
 
 def _follow_line(cells: list[str], widths: list[int], color: str | None = None, col: int | None = None) -> str:
@@ -1673,6 +1674,8 @@ def _follow_loop(poll, at_once: bool = False) -> None:
 
 
 def _follow_runs(j, fmt: str, limit: int, filters: dict, color: bool) -> None:
+    from .runtime.store import FINAL_STATUSES
+
     header = RUN_HEADER
 
     def state(r: dict) -> tuple:
@@ -1680,6 +1683,7 @@ def _follow_runs(j, fmt: str, limit: int, filters: dict, color: bool) -> None:
 
     window = j.list_runs(limit=max(limit, FOLLOW_WINDOW), **filters)
     seen = {r["id"]: state(r) for r in window}
+    top = max(seen, default=0)
     first = list(reversed(window[:limit]))
     widths = _follow_widths(header, [_run_cells(r) for r in first], [4, 12, 8, 11, 4, 6, 8, 23, 0])
 
@@ -1696,14 +1700,53 @@ def _follow_runs(j, fmt: str, limit: int, filters: dict, color: bool) -> None:
         show(r)
 
     def poll() -> None:
-        nonlocal seen
-        window = j.list_runs(limit=FOLLOW_WINDOW, **filters)
-        for r in reversed(window):
+        nonlocal seen, top
+        rows = _newer_pages(lambda before: j.list_runs(limit=FOLLOW_WINDOW, before_id=before, **filters),
+                            lambda r: r["id"] <= top, lambda r: r["id"])
+        # a run seen before and not finished yet, gone past the window (many runs queued
+        # since): looked up by id, so its end is printed too. Not under --status, where a
+        # run that changes status leaves the selection.
+        fetched = {r["id"] for r in rows}
+        if filters.get("status") is None:
+            for rid, st in sorted(seen.items()):
+                if rid not in fetched and st[0] not in FINAL_STATUSES:
+                    r = j.get_run(rid)
+                    if r is not None:
+                        rows.append(r)
+        rows.sort(key=lambda r: r["id"])
+        for r in rows:
             if seen.get(r["id"]) != state(r):
                 show(r)
-        seen = {r["id"]: state(r) for r in window}
+        # keep what may still change (unfinished runs) and the newest window
+        now = {r["id"]: state(r) for r in rows}
+        seen = {rid: st for rid, st in {**seen, **now}.items()
+                if st[0] not in FINAL_STATUSES or rid in now}
+        top = max([top, *now])
 
     _follow_loop(poll)
+
+
+def _newer_pages(page, reached, cursor) -> list[dict]:
+    """The rows newer than the last look, newest first, paging back (``page(before)``, the
+    ``FOLLOW_WINDOW`` rows before a cursor, ``None``: the newest) until a row ``reached``
+    says was seen already, so a burst of more rows than one window between two looks is
+    printed whole; at most ``FOLLOW_MAX`` rows, and a line on stderr says how many more
+    there were not printed."""
+    rows: list[dict] = []
+    before = None
+    while True:
+        batch = page(before)
+        for r in batch:
+            if reached(r):
+                return rows
+            if len(rows) == FOLLOW_MAX:
+                click.echo(f"triggerc: more than {FOLLOW_MAX} new rows since the last look; "
+                           f"printing the newest {FOLLOW_MAX}", err=True)
+                return rows
+            rows.append(r)
+        if len(batch) < FOLLOW_WINDOW:
+            return rows
+        before = cursor(batch[-1])
 
 
 def _follow_events(j, fmt: str, limit: int, filters: dict, color: bool) -> None:
@@ -1723,21 +1766,22 @@ def _follow_events(j, fmt: str, limit: int, filters: dict, color: bool) -> None:
         click.echo("  ".join(h.upper().ljust(w) for h, w in zip(header, widths)).rstrip())
     for e in first:
         show(e)
-    last = first[-1]["id"] if first else None
+    last = first[-1] if first else None
 
     def poll() -> None:
         nonlocal last
         top = j.list_events(limit=1, **filters)
-        if not top or top[0]["id"] == last:
+        if not top or (last is not None and top[0]["id"] == last["id"]):
             return
-        new = []
-        for e in j.list_events(limit=FOLLOW_WINDOW, **filters):
-            if e["id"] == last:
-                break
-            new.append(e)
+        # newer than the last one printed: received after it (it may have been pruned)
+        def reached(e: dict) -> bool:
+            return last is not None and (e["id"] == last["id"] or e["received_at"] < last["received_at"])
+
+        new = _newer_pages(lambda before: j.list_events(limit=FOLLOW_WINDOW, before=before, **filters),
+                           reached, lambda e: e["id"])
         for e in reversed(new):
             show(e)
-        last = top[0]["id"]
+        last = new[0] if new else top[0]
 
     _follow_loop(poll)
 
