@@ -542,6 +542,44 @@ def test_cli_k_that_selects_nothing_fails_and_a_bad_one_is_a_usage_error(tmp_pat
         assert "Traceback" not in result.output
 
 
+def test_cli_file_colon_colon_name_runs_one_test_as_pytest_node_ids_do(tmp_path: Path) -> None:
+    f = _selection_files(tmp_path)
+    companion = tmp_path / "d_test.trg"
+    # the exact name; the rules file's companion is searched too
+    result = _cli("test", f"{f}::a push to main deploys", "-v")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [f'{f}:7:1: ok   test "a push to main deploys"',
+                                          "1 passed, 0 failed, 3 deselected"]
+    result = _cli("test", f"{f}::A Release Branch", "--format", "json")
+    assert [t["name"] for t in json.loads(result.stdout)["tests"]] == ["A Release Branch"]
+    # two names of one file; a folder stands for its files
+    result = _cli("test", f"{f}::build and test", f"{companion}::A Release Branch", "--format", "json")
+    assert [t["name"] for t in json.loads(result.stdout)["tests"]] == ["build and test", "A Release Branch"]
+    result = _cli("test", f"{tmp_path}::build and test", "--format", "json")
+    assert [t["name"] for t in json.loads(result.stdout)["tests"]] == ["build and test"]
+    # exact, not a part of the name (that is -k); the file given whole as well runs whole
+    assert _cli("test", f"{f}::build").exit_code == 2
+    assert _cli("test", str(f), f"{f}::build and test").stdout.splitlines()[-1] == "3 passed, 1 failed"
+    # with -k both must hold
+    result = _cli("test", f"{f}::a push to main deploys", "-k", "bots")
+    assert result.exit_code == 1 and "no test matches -k 'bots'" in result.stderr
+
+
+def test_cli_file_colon_colon_a_name_no_test_has_is_a_usage_error(tmp_path: Path) -> None:
+    f = _selection_files(tmp_path)
+    result = _cli("test", f"{f}::a push to main deploy")  # a typo must not pass CI
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (f"triggerc: error: {f}: no test named 'a push to main deploy' in it or its companion "
+                             "(its tests: 'A Release Branch', 'a push to main by the bots', "
+                             "'a push to main deploys', 'build and test')\n")
+    assert _cli("test", f"{f}::").exit_code == 2
+    assert "no such file" in _cli("test", f"{tmp_path / 'nope.trg'}::x").stderr
+    # a file with errors ran no test: its errors are shown, not a 'no test named'
+    (tmp_path / "bad.trg").write_text('test "t":\n    given nope.push\n')
+    result = _cli("test", f"{tmp_path / 'bad.trg'}::t")
+    assert result.exit_code == 1 and "no test named" not in result.stderr and "TRG" in result.stderr
+
+
 def test_cli_github_format_annotates_each_failed_expect(tmp_path: Path) -> None:
     f = _selection_files(tmp_path)
     result = _cli("test", str(f), "--format", "github")

@@ -575,6 +575,7 @@ EXAMPLES_TEST = examples(
     "triggerc test rules.trg          # also runs rules_test.trg beside it",
     "triggerc test examples/ -v",
     "triggerc test . -k 'push to main and not bots'",
+    "triggerc test 'deploy.trg::a push to main deploys'   # one test, by its name",
 )
 
 
@@ -591,9 +592,10 @@ EXAMPLES_TEST = examples(
 def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | None, color_mode: str) -> None:
     """Run the test blocks of FILES (a folder: every .trg file in it).
 
-    A rules file X.trg brings its companion X_test.trg along. Prints each failure with its
-    place and reason, then "N passed, M failed". Exit 0 when all pass, 1 otherwise (and
-    when -k selects no test), 2 on usage errors.
+    A rules file X.trg brings its companion X_test.trg along; FILE::NAME runs only the test
+    of FILE (or its companion) named NAME. Prints each failure with its place and reason,
+    then "N passed, M failed". Exit 0 when all pass, 1 otherwise (and when -k selects no
+    test), 2 on usage errors (and a NAME no test has).
     """
     from .api import SourceFileError
     from .testing import Selection, render_github as tests_github, render_json as tests_json, \
@@ -608,11 +610,17 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | Non
     if fmt != "text":
         _utf8_stdout()
     reports = []
-    for f in _with_companions(_expand(files, stdin=False)):
+    named: list = []
+    for f, chosen, sels in _test_targets(files, select):
         try:
-            reports.append(run_file(f, select=select))
+            reports.append(run_file(f, select=chosen))
         except SourceFileError as e:
             usage_error(str(e))
+        for sel in sels:
+            sel.broken = sel.broken or bool(reports[-1].errors)
+            if sel not in named:
+                named.append(sel)
+    _no_such_tests(named)
     errors, sources = [], {}
     for rep in reports:
         sources.update(rep.sources)
@@ -635,6 +643,75 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | Non
         click.echo("no tests found: write test blocks (SPEC §10) in these files or in X_test.trg beside them",
                    err=True)
     raise SystemExit(0 if all(rep.ok for rep in reports) else 1)
+
+
+class _NamedTests:
+    """One ``FILE::NAME`` of ``triggerc test``'s command line: the test named exactly so
+    (and selected by -k too, when given). It notes every name it was asked about in the
+    files the argument stands for, so a name no test has is reported
+    (:func:`_no_such_tests`)."""
+
+    def __init__(self, arg: str, name: str, keyword) -> None:
+        self.arg, self.name, self.keyword = arg, name, keyword
+        self.asked: set[str] = set()
+        self.broken = False  # a file of the argument had errors: its tests did not run
+
+    def __call__(self, name: str) -> bool:
+        self.asked.add(name)
+        return name == self.name and (self.keyword is None or self.keyword(name))
+
+
+def _test_targets(args, keyword) -> list[tuple[str, object, list[_NamedTests]]]:
+    """The files ``triggerc test`` runs, each with its selection (a callable on a test's
+    name; ``keyword``, the -k selection, or None: every test) and the ``FILE::NAME``
+    arguments that chose it. ``FILE::NAME`` names one test, as pytest's node ids do (the
+    name exactly as written after ``test``; quote the argument, names have spaces); the
+    file's companion runs with the same name, so ``rules.trg::NAME`` finds a test kept in
+    rules_test.trg, and a folder stands for its files. An argument that exists as a path is
+    a path, even with ``::`` in it. A file also given whole runs whole (under -k)."""
+    order: list[str] = []
+    whole: set[str] = set()
+    named: dict[str, list[_NamedTests]] = {}
+    for arg in args:
+        sel = None
+        if "::" in arg and not os.path.lexists(arg):
+            arg, name = arg.split("::", 1)
+            if not name:
+                usage_error(f"{arg}::: a test name goes after '::'")
+            sel = _NamedTests(arg, name, keyword)
+        for f in _with_companions(_expand((arg,), stdin=False)):
+            key = os.path.realpath(f)
+            if key not in named:
+                order.append(f)
+                named[key] = []
+            if sel is None:
+                whole.add(key)
+            else:
+                named[key].append(sel)
+    out = []
+    for f in order:
+        key = os.path.realpath(f)
+        sels = named[key]
+        if not sels:
+            out.append((f, keyword, sels))
+            continue
+
+        def chosen(name: str, sels=sels, all_=key in whole) -> bool:
+            hits = [sel(name) for sel in sels]  # every one notes the name
+            return (keyword is None or keyword(name)) if all_ else any(hits)
+
+        out.append((f, chosen, sels))
+    return out
+
+
+def _no_such_tests(named: list[_NamedTests]) -> None:
+    """A ``FILE::NAME`` whose NAME no test of FILE (or its companion) has is a usage error
+    (exit 2), as pytest's "not found": a typo must not pass CI. A file with errors ran no
+    test, so its names are not judged."""
+    for sel in named:
+        if sel.name not in sel.asked and not sel.broken:
+            have = ", ".join(repr(n) for n in sorted(sel.asked)) or "none"
+            usage_error(f"{sel.arg}: no test named {sel.name!r} in it or its companion (its tests: {have})")
 
 
 def _with_companions(files: list[str]) -> list[str]:
