@@ -298,3 +298,41 @@ def test_a_wildcard_minute_follows_real_time_like_a_wildcard_hour() -> None:
     assert autumn == [dt.datetime(2024, 10, 27, 0, 0, tzinfo=UTC), dt.datetime(2024, 10, 27, 0, 30, tzinfo=UTC),
                       dt.datetime(2024, 10, 27, 1, 0, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, 30, tzinfo=UTC),
                       dt.datetime(2024, 10, 28, 1, 0, tzinfo=UTC)]
+
+
+@pytest.mark.parametrize(("expr", "days"), [
+    # both day fields restricted: either matches (the 1st, and every Monday)
+    ("0 0 1 * mon", ["2026-12-07", "2026-12-14", "2026-12-21", "2026-12-28", "2027-01-01", "2027-01-04"]),
+    # a day-of-month field beginning with '*' counts as unrestricted: both must match
+    ("0 0 */2 * mon", ["2026-12-07", "2026-12-21", "2027-01-11", "2027-01-25", "2027-02-01", "2027-02-15"]),
+    ("0 0 1 * */3", ["2027-05-01", "2027-08-01", "2027-09-01", "2027-12-01", "2028-01-01", "2028-03-01"]),
+    ("0 0 * * mon", ["2026-12-07", "2026-12-14", "2026-12-21", "2026-12-28", "2027-01-04", "2027-01-11"]),
+    # N-0 in the day-of-week field: Sunday is also 7 (cronie), so Friday to Sunday
+    ("0 0 * * 5-0", ["2026-12-04", "2026-12-05", "2026-12-06", "2026-12-11", "2026-12-12", "2026-12-13"]),
+])
+def test_day_of_month_and_day_of_week_combine_as_in_cronie(expr: str, days: list[str]) -> None:
+    """cronie ORs the two day fields only when neither begins with `*` (cron.c tests
+    DOM_STAR|DOW_STAR, which entry.c sets from the field's first character); croniter read
+    `*/2` as restricted and fired `0 0 */2 * mon` on every odd date and every Monday."""
+    t, got = dt.datetime(2026, 12, 1, 0, 0, tzinfo=UTC), []
+    for _ in range(len(days)):
+        t = next_fire({"cron": expr}, t)
+        got.append(t.date().isoformat())
+    assert got == days
+
+
+@pytest.mark.parametrize(("expr", "spelled"), [
+    ("0 0 * * 5-1", "5-6,0-1"), ("0 0 * * fri-mon", "5-6,0-1"), ("0 22-2 * * *", "22-23,0-2"),
+    ("50-10 * * * *", "50-59,0-10"), ("0 0 25-5 * *", "25-31,1-5"), ("0 0 * nov-feb *", "11-12,1-2"),
+    ("0 23-0 * * *", "23,0"), ("0 0 * * 1,5-1/2", "5-6,0-1"),
+])
+def test_a_range_that_runs_backwards_is_refused_with_its_wrap_round(expr: str, spelled: str) -> None:
+    """cronie sets no value for `5-1` (the job silently never runs on those days) where
+    croniter wraps it round (Friday to Monday): `check` accepted it, and what it meant
+    depended on the cron. It is refused now, and the hint spells the wrap-round out."""
+    from triggerlang import cron
+
+    bad = cron.problem(expr)
+    assert bad is not None and "runs backwards" in bad[0]
+    assert bad[1].endswith(f"write {spelled}") or f"write {spelled} (" in bad[1]
+    assert cron.problem("0 0 * * 1-5") is None and cron.problem("0 0 * * sat-sun") is None

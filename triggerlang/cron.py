@@ -11,6 +11,20 @@ Five fields, ``minute hour day-of-month month day-of-week``, as croniter reads t
 five-field forms (:func:`normalise`); ``@reboot`` has no time and is refused. An expression
 that is well formed but never fires (``0 0 30 2 *``: no February has a 30th) is refused too.
 
+A range that runs backwards (``5-1``, ``fri-mon``, ``22-2``) is refused: cronie sets no value
+for it (the job never runs on those days, silently) while croniter wraps it round (Friday to
+Monday), so its meaning depends on the cron that reads it; the hint spells the wrap-round out
+(``5-6,0-1``). ``N-0`` in the day-of-week field is the exception cronie makes too: Sunday is
+also 7, so ``5-0`` is Friday to Sunday.
+
+Day of month and day of week
+----------------------------
+As in cronie (``cron.c``: ``DOM_STAR``/``DOW_STAR``, set when the field *begins* with ``*``),
+when both fields are restricted a day matches if **either** does (``0 0 1 * mon``: the 1st and
+every Monday); when either begins with ``*`` a day must match **both** (``0 0 */2 * mon``:
+Mondays that fall on an odd date). croniter would read ``*/2`` as restricted and fire on every
+odd date and every Monday, so :func:`instants` tells it which (``day_or``).
+
 Daylight-saving time
 --------------------
 Expressions are evaluated on *naive wall-clock time* in the zone, then placed on the time
@@ -48,6 +62,10 @@ ALIASES = {
 FIELDS = (("minute", "0-59"), ("hour", "0-23"), ("day-of-month", "1-31"), ("month", "1-12 or jan-dec"),
           ("day-of-week", "0-7 or sun-sat"))
 HINT = 'minute hour day-of-month month day-of-week, e.g. "0 3 * * 1-5"'
+_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))
+_NAMES = ({}, {}, {},
+          {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
+          {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())})
 
 
 def normalise(expr: str) -> str:
@@ -76,6 +94,9 @@ def problem(expr: str) -> tuple[str, str] | None:
                 return (f"invalid cron expression {expr!r}: the {name} field {fields[i]!r} is not valid",
                         f"the {name} field takes {allowed}, with ranges a-b, steps */n and lists a,b")
         return f"invalid cron expression {expr!r}", HINT
+    backwards = _backwards_range(fields)
+    if backwards is not None:
+        return backwards
     try:
         next_instant(norm, "UTC", _dt.datetime(2000, 1, 1, tzinfo=UTC))
     except ValueError:
@@ -83,6 +104,33 @@ def problem(expr: str) -> tuple[str, str] | None:
                 "check the day-of-month and month fields (February has 28 or 29 days, April, June, "
                 "September and November 30)")
     return None
+
+
+def _backwards_range(fields: list[str]) -> tuple[str, str] | None:
+    """``(message, hint)`` for the first range ``a-b`` with ``a > b`` (see the module
+    docstring), or None. The fields are already known to be valid."""
+    for i, field in enumerate(fields):
+        for item in field.split(","):
+            rng, _, step = item.partition("/")
+            lo_text, dash, hi_text = rng.partition("-")
+            if not dash:
+                continue
+            lo, hi = (_NAMES[i].get(t.lower(), None) if not t.isdigit() else int(t) for t in (lo_text, hi_text))
+            if lo is None or hi is None or lo <= hi or (i == 4 and hi == 0):
+                continue
+            first, last = _BOUNDS[i]
+            head = f"{lo}-{last}" if lo < last else f"{last}"
+            tail = f"{first}-{hi}" if hi > first else f"{first}"
+            spelled = f"{head},{tail}" + (f" (with the step on each part)" if step else "")
+            return (f"the {FIELDS[i][0]} range {rng!r} runs backwards",
+                    f"cronie reads it as no value, croniter as a wrap-round; for the wrap-round write {spelled}")
+    return None
+
+
+def _day_or(fields: list[str]) -> bool:
+    """cronie's rule for day of month and day of week: either matches (True) when both are
+    restricted, both must (False) when either begins with ``*`` (see the module docstring)."""
+    return not (fields[2].startswith("*") or fields[4].startswith("*"))
 
 
 def _zone(name: str | None) -> _dt.tzinfo:
@@ -133,7 +181,8 @@ def instants(expr: str, tz: str | None, after: _dt.datetime) -> Iterator[_dt.dat
     after_u = after.replace(tzinfo=UTC) if after.tzinfo is None else after.astimezone(UTC)
     realtime = norm.split()[0].startswith("*") or norm.split()[1].startswith("*")  # MIN_STAR | HR_STAR
     try:
-        it = croniter(norm, after_u.astimezone(zone).replace(tzinfo=None) - _MARGIN, ret_type=_dt.datetime)
+        it = croniter(norm, after_u.astimezone(zone).replace(tzinfo=None) - _MARGIN, ret_type=_dt.datetime,
+                      day_or=_day_or(norm.split()))
     except Exception as exc:  # croniter's errors are not all ValueErrors
         raise ValueError(f"invalid cron expression {expr!r}: {exc}") from None
     pending: list[_dt.datetime] = []  # instants found, not yet safe to yield (a later wall may come first)

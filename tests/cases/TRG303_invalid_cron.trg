@@ -12,3 +12,7 @@ on cron "@daily" run report
 on cron "@Hourly" tz "Europe/Paris" run report
 on cron "@reboot" run report  # expect: TRG303@9
 on absent(git.push) between cron "0 0 30 2 *" and cron "0 6 * * *" run report  # expect: TRG303@34
+on cron "0 0 * * 5-1" run report  # expect: TRG303@9
+on cron "0 22-2 * * *" run report  # expect: TRG303@9
+on cron "0 0 * * 5-0" run report
+on cron "0 0 */2 * mon" run report

@@ -190,7 +190,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'on file.changed path ~ "src/[abc" run deploy\n'),
     "TRG303": _e("""The cron expression does not have five valid fields (minute, hour, day of month,
         month, day of week; the message names the field that is not valid), or it never fires
-        (`0 0 30 2 *`: no February has a 30th). The aliases `@hourly`, `@daily`, `@weekly`,
+        (`0 0 30 2 *`: no February has a 30th), or a range runs backwards (`5-1`, `22-2`:
+        cronie reads it as no value, croniter as a wrap-round; write `5-6,0-1`; `5-0` in the
+        day-of-week field is Friday to Sunday). The aliases `@hourly`, `@daily`, `@weekly`,
         `@monthly` and `@yearly` are accepted; `@reboot` is not (there is no start-up trigger).""",
                  'action report = shell "./report.sh"\n'
                  'on cron "0 3 * *" run report\n'),
