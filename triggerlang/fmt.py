@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from .compile.patterns import regex_literal
 from .diagnostics import Diagnostics
 from .syntax import ast as A
 from .syntax.parser import parse, split_comment, split_declarations
@@ -69,7 +70,7 @@ def fmt_value(v) -> str:
     if isinstance(v, A.Bool):
         return "true" if v.value else "false"
     if isinstance(v, A.Regex):
-        return "/" + v.pattern.replace("/", "\\/") + "/" + v.flags
+        return regex_literal(v.pattern, v.flags)
     if isinstance(v, A.ListLit):
         return "[" + ", ".join(fmt_value(x) for x in v.items) + "]"
     if isinstance(v, A.Ref):

@@ -32,7 +32,7 @@ import re
 from typing import Any
 
 from .. import defaults
-from ..compile.patterns import PatternError, compile_glob, compile_regex
+from ..compile.patterns import PatternError, compile_glob, compile_regex, github_filter_regex, github_syntax
 from ..diagnostics import Diagnostics, Span, did_you_mean
 from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
@@ -73,6 +73,7 @@ CODES: dict[str, str] = {
     "TRG303": "invalid cron expression",
     "TRG304": "invalid duration",
     "TRG305": "unknown time zone",
+    "TRG306": "glob written in GitHub Actions' filter syntax",
     "TRG401": "too many arguments",
     "TRG402": "unknown named parameter",
     "TRG403": "placeholder for a field the trigger does not have",
@@ -422,6 +423,23 @@ class Checker:
             self.d.error("TRG302", f"{e}: {g!r}", span, "close the character class with ']', or escape '[' as \\[")
             return False
 
+    def github_glob_lint(self, g: str, c: A.Compare) -> None:
+        """TRG306: a filter glob in GitHub Actions' syntax, which means something else here
+        (see :func:`github_syntax`): a rule moved from an ``on:`` block would silently
+        match the wrong events, or none."""
+        what = github_syntax(g)
+        if what is None:
+            return
+        field = c.field.dotted
+        if what == "!":
+            rest = g[1:]
+            self.d.warning("TRG306", f"'!' at the start of {g!r} is a literal '!' here, not GitHub's negation",
+                           c.value.span, f'to leave out what matches, add the condition {field} !~ "{rest}" '
+                                         f'(for a literal \'!\', write \\\\!)')
+        else:
+            self.d.warning("TRG306", f"'+' in {g!r} is a literal '+' in a glob, not GitHub's 'one or more'",
+                           c.value.span, f"for GitHub's meaning, write the regex {github_filter_regex(g)}")
+
     # ------------------------------------------------------------------ 5. rules
     def check_rule(self, r: A.Rule) -> None:
         name = r.name
@@ -588,7 +606,8 @@ class Checker:
             lowered = []
             for p in pats:
                 if isinstance(p, str):
-                    self.glob_ok(p, c.value.span)
+                    if self.glob_ok(p, c.value.span):
+                        self.github_glob_lint(p, c)
                     lowered.append({"glob": p})
                 elif isinstance(p, Regex):
                     lowered.append({"regex": p["regex"], "flags": p["flags"]})

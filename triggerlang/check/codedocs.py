@@ -207,6 +207,14 @@ CODE_DOCS: dict[str, CodeDoc] = {
         `America/New_York`).""",
                  'action report = shell "./report.sh"\n'
                  'on cron "0 3 * * *" tz "Mars/Olympus" run report\n'),
+    "TRG306": _w("""A filter glob written in GitHub Actions' filter syntax (`on.push.branches`,
+        `tags`, `paths`), where it means something else. A leading `!` is GitHub's negation
+        but a literal `!` here: add a condition with `!~` instead (`branch ~ "releases/**"
+        branch !~ "releases/**-alpha"`; write `\\\\!` for a literal `!`). A `+` after a character
+        class is GitHub's "one or more" but a literal `+` in a glob, so `v[0-9]+.[0-9]+` never
+        matches `v1.2`: the hint gives the regex that does (`/^v[0-9]+\\.[0-9]+$/`).""",
+                 'action release(tag) = exec "./release.sh" tag\n'
+                 'on git.tag tag ~ "v[0-9]+.[0-9]+" run release with <tag>\n'),
     "TRG401": _e("""More arguments than the action has parameters, a positional argument after a
         named one, or a parameter given twice.""",
                  'action lint = shell "ruff check ."\n'

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..events import MISSING, Event, get_path
-from .patterns import compile_glob, compile_regex
+from .patterns import compile_glob, compile_regex, regex_literal
 
 Pred = Callable[[dict], bool]
 
@@ -154,7 +154,7 @@ def condition_text(node: dict) -> str:
         return f"not {condition_text(node['arg'])}"
     v = node["value"]
     if op in ("~", "!~"):
-        pats = ["/" + p["regex"] + "/" + p.get("flags", "") if "regex" in p else json.dumps(p["glob"]) for p in v]
+        pats = [regex_literal(p["regex"], p.get("flags", "")) if "regex" in p else json.dumps(p["glob"]) for p in v]
         vt = pats[0] if len(pats) == 1 else "[" + ", ".join(pats) + "]"
     else:
         vt = json.dumps(v, ensure_ascii=False)

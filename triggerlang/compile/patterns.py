@@ -110,6 +110,54 @@ def compile_regex(pattern: str, flags: str = "") -> re.Pattern:
         raise PatternError(f"invalid regex: {e.msg}", e.pos) from None
 
 
+def regex_literal(pattern: str, flags: str = "") -> str:
+    """``pattern`` written as a regex literal of the language (``/.../flags``, a ``/`` in it
+    escaped), as ``fmt`` writes it and ``--explain`` shows it: it can be pasted into a rule."""
+    return "/" + pattern.replace("/", "\\/") + "/" + flags
+
+
+def github_filter_regex(pattern: str) -> str:
+    """A regex literal (``/^...$/``, ready to paste into a rule) that matches what ``pattern``
+    matches as a GitHub Actions filter pattern (``on.push.branches``, ``tags``, ``paths``):
+    ``*`` any run without ``/``, ``**`` any run, ``?`` zero or one and ``+`` one or more of
+    what precedes, ``[...]`` one listed character, ``\\`` escapes. A leading ``!`` (GitHub's
+    negation) is not part of the pattern: the caller says how to exclude. Used by the
+    checker's hint when a glob is written in GitHub's syntax (TRG306)."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "*":
+            double = pattern.startswith("**", i)
+            out.append(".*" if double else "[^/]*")
+            i += 2 if double else 1
+            continue
+        if c in "?+" and out:
+            out.append(c)
+        elif c == "[" and "]" in pattern[i + 1:]:
+            j = pattern.index("]", i + 2 if pattern.startswith("[]", i) else i + 1)
+            out.append(pattern[i:j + 1])
+            i = j
+        elif c == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return regex_literal("^" + "".join(out) + "$")
+
+
+def github_syntax(glob: str) -> str | None:
+    """What in ``glob`` only makes sense in GitHub Actions' filter syntax, where it means
+    something else than in a triggerlang glob, or None: a leading ``!`` (GitHub's negation;
+    here a literal ``!``) or a ``+`` after a character class (GitHub's "one or more", as in
+    ``v[0-9]+.[0-9]+``; here a literal ``+``, so the glob silently never matches)."""
+    if glob.startswith("!"):
+        return "!"
+    if "]+" in glob:
+        return "+"
+    return None
+
+
 def literal_prefix(glob: str) -> str:
     """The part of a glob before its first wildcard (used for watch roots and indexes)."""
     for i, c in enumerate(glob):
