@@ -251,3 +251,15 @@ def test_signed_github_deliveries_run_what_github_actions_would(tmp_path: Path, 
     finally:
         srv.stop()
         srv.ensure_dead()
+
+
+def test_the_readme_section_example_checks_clean_and_its_tests_pass(tmp_path: Path) -> None:
+    """The worked example of README's "Coming from GitHub Actions triggers and cron"."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Coming from GitHub Actions triggers and cron", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```trg\n(.*?)```", section, re.S).group(1)
+    f = tmp_path / "rules.trg"
+    f.write_text(block)
+    assert invoke("check", "--strict", str(f)).exit_code == 0
+    result = invoke("test", str(f))
+    assert result.exit_code == 0 and result.output.strip().endswith("3 passed, 0 failed"), result.output
