@@ -962,3 +962,41 @@ def test_a_stop_closes_stalled_and_idle_connections_at_once_and_lets_an_answer_i
     assert head.startswith(b"HTTP/1.1 202") and b"connection: close" in head.lower(), answer
     assert json.loads(content)["runs"] == [1] and [e.trigger for e, _ in journaled] == ["github.push"]
     assert uvicorn_errors == []
+
+
+def test_form_and_multipart_bodies_are_read_into_payload(tmp_path: Path) -> None:
+    """adnanh/webhook reads a form body (Slack's slash commands) and a multipart one (Plex)
+    into its payload; so does a generic route: ``payload.token``, ``payload.text``. A JSON
+    body sent as a form (``curl -d``) is still JSON; a file part is described, not copied."""
+    journal = FakeJournal()
+    multipart = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="payload"\r\n\r\n{"event":"media.play"}\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="meta"\r\nContent-Type: application/json\r\n\r\n'
+        b'{"n":1}\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="thumb"; filename="t.jpg"\r\n'
+        b'Content-Type: image/jpeg\r\n\r\n\xff\xd8\xff\x00\r\n--XyZ--\r\n'
+    )
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [
+                await c.post("/open/slack", content=b"token=xyz&command=%2Fdeploy&text=prod+now+%C3%A9&x=1&x=2&e=",
+                             headers=form),
+                await c.post("/open/plex", content=multipart,
+                             headers={"Content-Type": "multipart/form-data; boundary=XyZ"}),
+                await c.post("/open/json", content=b'{"a": "b=c"}', headers=form),
+                await c.post("/open/other", content=b"a=b", headers={"Content-Type": "text/plain"}),
+                await c.post("/open/bad", content=multipart,
+                             headers={"Content-Type": "multipart/form-data; boundary=nope"}),
+            ]
+
+    for r in run(main()):
+        assert r.status_code == 202, r.text
+    slack, plex, as_json, other, bad = (e.data["payload"] for e, _ in journal.events)
+    assert slack == {"token": "xyz", "command": "/deploy", "text": "prod now é", "x": "2", "e": ""}
+    assert plex == {"payload": '{"event":"media.play"}', "meta": {"n": 1},
+                    "thumb": {"filename": "t.jpg", "content_type": "image/jpeg", "size": 4}}
+    assert as_json == {"a": "b=c"}
+    assert other is None and bad is None
+    assert journal.events[0][0].data["text"].startswith("token=xyz&")

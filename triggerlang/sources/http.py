@@ -82,7 +82,8 @@ Decisions worth knowing:
   is no second ``request`` event to journal. ``data``: ``method`` (upper case), ``path``,
   ``headers`` (lower-case names; repeated headers joined with ``", "``), ``query`` (a
   repeated key keeps its last value), ``payload`` (the parsed JSON body whatever the
-  ``Content-Type``, since ``curl -d`` says form; ``null`` if the body is not JSON),
+  ``Content-Type``, since ``curl -d`` says form; else the fields of a form or multipart
+  body, :mod:`triggerlang.sources.forms`; else ``null``),
   ``text`` (the body as UTF-8, ``errors="replace"``) and ``remote`` (the client host).
   No delivery key (a generic sender has no standard delivery id), except on a route
   verified by ``standard=`` (Standard Webhooks): its ``webhook-id`` is the delivery key, so
@@ -128,7 +129,6 @@ import time
 from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
-from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -145,10 +145,10 @@ from ..providers.base import CREDENTIAL_HEADERS, single_header
 from ..providers.verify import SCHEMES, VERIFY_HEADERS
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
+from .forms import FORM, fields, form_payload, media_type
 from .http_lean import Incoming, Reply, lean_protocol
 
 RESERVED_PATHS = ("/healthz", "/events")
-FORM = "application/x-www-form-urlencoded"
 START_DEADLINE = 15.0  # seconds to wait for uvicorn to be serving
 GRACEFUL_SHUTDOWN = 5.0  # seconds uvicorn waits for in-flight requests on stop()
 
@@ -619,12 +619,9 @@ class _Handlers:
     def _http_event(self, inc: Incoming, headers: Headers) -> Event:
         try:
             payload = parse_json(inc.body)
-        except ValueError:
-            payload = None
-        query: dict[str, str] = {}
-        if inc.query:
-            for k, v in parse_qsl(inc.query.decode("latin-1"), keep_blank_values=True):
-                query[k] = v  # a repeated key keeps its last value
+        except ValueError:  # a form's fields (Slack's slash commands), else null
+            payload = form_payload(inc.headers, inc.body, parse_json)
+        query = fields(inc.query.decode("latin-1")) if inc.query else {}
         data = {
             "method": inc.method.upper(),
             "path": inc.path,
@@ -666,7 +663,7 @@ class _Handlers:
             payload = parse_json(body)
         except ValueError as e:
             hint = ""
-            if (headers.get("content-type") or "").split(";", 1)[0].strip().lower() == FORM:  # curl -d's default
+            if media_type(headers) == FORM:  # curl -d's default
                 hint = f" (it was sent as {FORM}: send JSON, with Content-Type: application/json)"
             raise ValueError(f"invalid JSON body: {e}{hint}") from None
         if not isinstance(payload, dict):
