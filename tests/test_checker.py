@@ -281,7 +281,7 @@ def test_http_route_outside_the_protected_prefix_warns() -> None:
     text = 'secret s = env "S"\nsource http path="/hooks/*" token=s\n' + DEPLOY + \
         'on http.post path="/hooks/a" run deploy with "x"\non http.post path="/open" run deploy with "y"\n'
     code, line, col, msg, _ = only(text)
-    assert (code, line, col, msg) == ("TRG209", 5, 4, "route /open has no token, hmac or standard: anyone who can reach it can trigger runs")
+    assert (code, line, col, msg) == ("TRG209", 5, 4, "route /open has no token, hmac, hmac_sha1, hmac_sha512 or standard: anyone who can reach it can trigger runs")
 
 
 def test_ci_rule_warns_about_the_ci_route() -> None:

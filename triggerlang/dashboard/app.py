@@ -646,10 +646,7 @@ def verification_text(route: Mapping[str, Any]) -> str:
     if scheme is None:
         return f"{v.get('scheme')} with secret {v.get('secret')}"
     reads = ", ".join(sorted(scheme.reads(header)))
-    what = {"github": "HMAC-SHA256 signature", "gitea": "HMAC-SHA256 signature", "hmac": "HMAC-SHA256 signature",
-            "token": "shared token", "bearer": "bearer token",
-            "standard": "Standard Webhooks signature"}.get(scheme.name, scheme.name)
-    return f"{what} ({scheme.name}) in {reads}, secret {v.get('secret')}"
+    return f"{scheme.what or scheme.name} ({scheme.name}) in {reads}, secret {v.get('secret')}"
 
 
 # --------------------------------------------------------------------------- the views

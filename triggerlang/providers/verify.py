@@ -9,7 +9,8 @@ the manifest carries ``{"scheme", "secret", "header"?}`` per route; the HTTP sou
 |---|---|---|
 | ``github`` | ``X-Hub-Signature-256`` | ``sha256=<hex HMAC-SHA256 of the body>`` |
 | ``gitea`` | ``X-Gitea-Signature`` / ``X-Forgejo-Signature`` / ``X-Gogs-Signature`` (bare hex), else ``X-Hub-Signature-256`` (``sha256=<hex>``) | the first of those headers present holds the body's HMAC |
-| ``hmac`` | ``X-Signature-256`` or the route's ``header`` | ``sha256=<hex>`` or the bare hex |
+| ``hmac`` | ``X-Signature-256`` or the route's ``header`` | ``sha256=<hex>`` or the bare hex (several joined by commas: one matches) |
+| ``hmac-sha1``, ``hmac-sha512`` | ``X-Signature`` or the route's ``header`` | the same with SHA-1 (``sha1=<hex>``), SHA-512 (``sha512=<hex>``): adnanh/webhook's ``payload-hmac-sha1``/``-sha512`` |
 | ``token`` | ``X-Gitlab-Token`` or the route's ``header`` | the header is the secret |
 | ``bearer`` | ``Authorization`` or the route's ``header`` | ``Bearer <secret>`` |
 | ``standard`` | ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` | one ``v1,<base64>`` of the space-separated list is the HMAC of ``id.timestamp.body`` keyed with the base64 key after ``whsec_``, and the timestamp is within :data:`STANDARD_TOLERANCE` of now |
@@ -48,6 +49,7 @@ class Scheme:
     check: Check
     custom_header: bool = False  # the route's ``header`` replaces headers[0]
     key: Callable[[str], bytes] = lambda secret: secret.encode("utf-8")
+    what: str = ""  # what it checks, for people (the dashboard): "HMAC-SHA1 signature"
 
     def reads(self, header: str | None) -> frozenset[str]:
         """The headers this scheme reads on a route (redacted from event data after it)."""
@@ -58,8 +60,8 @@ class Scheme:
         return frozenset(names)
 
 
-def hex_hmac(secret: bytes, body: bytes) -> bytes:
-    return hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
+def hex_hmac(secret: bytes, body: bytes, algorithm: str = "sha256") -> bytes:
+    return hmac.new(secret, body, algorithm).hexdigest().encode("ascii")
 
 
 def _eq(expected: bytes, given: str) -> bool:
@@ -101,15 +103,34 @@ def _gitea(secret: bytes, headers: Mapping[str, str], body: bytes, header: str |
     return "missing x-gitea-signature header (or x-forgejo-signature, x-gogs-signature, x-hub-signature-256)"
 
 
-def _hmac(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
-    name = (header or "x-signature-256").lower()
-    value = headers.get(name)
-    if value is None:
-        return f"missing {name} header"
-    v = value.strip().lower()
-    if v.startswith("sha256="):
-        v = v[7:]
-    return None if _eq(hex_hmac(secret, body), v) else "signature does not match"
+MAX_SIGNATURES = 10
+"""Comma-separated signatures an ``hmac`` header may hold (adnanh/webhook tries each: a
+sender rotating its secret signs with both); a header with more is refused."""
+
+
+def _hmac_scheme(algorithm: str, default_header: str) -> Check:
+    """The check of an ``hmac`` scheme: the route's header (else ``default_header``) holds
+    ``<algorithm>=<hex>`` or the bare hex of the body's HMAC, or several of those joined by
+    commas, one of which must match. The algorithm is the route's, never the sender's:
+    a ``sha1=`` value on a SHA-256 route does not match."""
+    prefix = algorithm + "="
+
+    def check(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
+        name = (header or default_header).lower()
+        value = headers.get(name)
+        if value is None:
+            return f"missing {name} header"
+        given = value.split(",")
+        if len(given) > MAX_SIGNATURES:
+            return f"more than {MAX_SIGNATURES} signatures in {name}"
+        expected = hex_hmac(secret, body, algorithm)
+        ok = False
+        for sig in given:
+            v = sig.strip().lower()
+            ok |= _eq(expected, v[len(prefix):] if v.startswith(prefix) else v)  # each compared: constant work
+        return None if ok else "signature does not match"
+
+    return check
 
 
 def _token(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
@@ -173,12 +194,18 @@ def _standard(secret: bytes, headers: Mapping[str, str], body: bytes, header: st
 
 
 SCHEMES: dict[str, Scheme] = {
-    "github": Scheme("github", ("x-hub-signature-256", "x-hub-signature"), _github),
-    "gitea": Scheme("gitea", (*_GITEA_HEADERS, "x-hub-signature"), _gitea),
-    "hmac": Scheme("hmac", ("x-signature-256",), _hmac, custom_header=True),
-    "token": Scheme("token", ("x-gitlab-token",), _token, custom_header=True),
-    "bearer": Scheme("bearer", ("authorization",), _bearer, custom_header=True),
-    "standard": Scheme("standard", ("webhook-signature",), _standard, key=standard_key),
+    "github": Scheme("github", ("x-hub-signature-256", "x-hub-signature"), _github, what="HMAC-SHA256 signature"),
+    "gitea": Scheme("gitea", (*_GITEA_HEADERS, "x-hub-signature"), _gitea, what="HMAC-SHA256 signature"),
+    "hmac": Scheme("hmac", ("x-signature-256",), _hmac_scheme("sha256", "x-signature-256"), custom_header=True,
+                   what="HMAC-SHA256 signature"),
+    "hmac-sha1": Scheme("hmac-sha1", ("x-signature",), _hmac_scheme("sha1", "x-signature"), custom_header=True,
+                        what="HMAC-SHA1 signature"),
+    "hmac-sha512": Scheme("hmac-sha512", ("x-signature",), _hmac_scheme("sha512", "x-signature"),
+                          custom_header=True, what="HMAC-SHA512 signature"),
+    "token": Scheme("token", ("x-gitlab-token",), _token, custom_header=True, what="shared token"),
+    "bearer": Scheme("bearer", ("authorization",), _bearer, custom_header=True, what="bearer token"),
+    "standard": Scheme("standard", ("webhook-signature",), _standard, key=standard_key,
+                       what="Standard Webhooks signature"),
 }
 """Every verification scheme by name; an unknown scheme in a manifest is an error."""
 

@@ -292,6 +292,8 @@ def _http_section(inp: SectionInput) -> dict | None:
 HTTP_VERIFICATIONS = (
     Verification("token", "bearer", "Authorization"),
     Verification("hmac", "hmac", "X-Signature-256", custom_header=True),
+    Verification("hmac_sha1", "hmac-sha1", "X-Signature", custom_header=True),
+    Verification("hmac_sha512", "hmac-sha512", "X-Signature", custom_header=True),
     Verification("standard", "standard"),
 )
 """How ``source http path=...`` protects the routes it covers (first option set wins)."""
@@ -308,7 +310,8 @@ HTTP = SourceKind(
             "delete": (_HTTP_FIELDS, "a DELETE request"),
         },
         raw=("payload", "headers", "query"),
-        options={"path": STR, "token": SECRET, "hmac": SECRET, "standard": SECRET, "header": STR, "host": STR,
+        options={"path": STR, "token": SECRET, "hmac": SECRET, "hmac_sha1": SECRET, "hmac_sha512": SECRET,
+                 "standard": SECRET, "header": STR, "host": STR,
                  "port": INT},
         listener="http",
         doc="plain HTTP requests; a rule pins its route with `path`",

@@ -1,0 +1,95 @@
+"""A team coming from adnanh/webhook: its documented hooks, written as rules, against a
+real ``triggerc serve`` (README "Coming from adnanh/webhook")."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from runtime_helpers import Server, by_rule, done, stop_ok
+
+from triggerlang.providers.verify import MAX_SIGNATURES, check
+
+SECRET = "mysecret"
+
+# webhook's "Incoming Github webhook" (payload-hmac-sha1 on X-Hub-Signature, a value rule on
+# the ref, three payload values as arguments) and "Slack slash command" (a form body whose
+# token field is checked); each hook of hooks.json is one rule.
+RULES = """\
+secret hook = env "HOOK_SECRET"
+source http path="/hooks/webhook" hmac_sha1=hook header="X-Hub-Signature"
+source http path="/hooks/sha512" hmac_sha512=hook header="X-Signature"
+action redeploy(sha, name, email) = exec "echo" sha name email
+webhook: on http.post path="/hooks/webhook" payload.ref="refs/heads/master"
+    run redeploy with <payload.head_commit.id>, <payload.pusher.name>, <payload.pusher.email>
+sha512: on http.post path="/hooks/sha512" run redeploy with <payload.id>, "-", "-"
+slack: on http.post path="/hooks/slack" payload.token="slack-token" payload.command="/redeploy"
+    run redeploy with <payload.text>, <payload.user_name>, "-"
+"""
+
+
+def sign(algorithm: str, body: bytes, secret: str = SECRET) -> str:
+    return f"{algorithm}=" + hmac.new(secret.encode(), body, algorithm).hexdigest()
+
+
+def test_github_sha1_sha512_and_slack_hooks_of_adnanh_webhook(tmp_path: Path) -> None:
+    (tmp_path / "rules.trg").write_text(RULES)
+    s = Server(tmp_path / "rules.trg", tmp_path / "state", env={"HOOK_SECRET": SECRET}, log=tmp_path / "serve.log")
+    s.start()
+    try:
+        push = json.dumps({"ref": "refs/heads/master", "head_commit": {"id": "1d2e3f"},
+                           "pusher": {"name": "alice", "email": "alice@example.com"}}).encode()
+        url = s.url + "/hooks/webhook"
+        assert httpx.post(url, content=push, headers={"X-Hub-Signature": sign("sha1", push, "wrong")}).status_code == 401
+        # a SHA-256 signature on a SHA-1 route is refused: the route, not the sender, picks the algorithm
+        assert httpx.post(url, content=push, headers={"X-Hub-Signature": sign("sha256", push)}).status_code == 401
+        r = httpx.post(url, content=push, headers={"X-Hub-Signature": sign("sha1", push),
+                                                   "Content-Type": "application/json"})
+        assert r.status_code == 202, r.text
+        # a sender rotating its secret sends both signatures, comma-separated: one must match
+        other = push.replace(b"1d2e3f", b"4a5b6c")
+        both = f"{sign('sha1', other, 'old-secret')},{sign('sha1', other)}"
+        assert httpx.post(url, content=other, headers={"X-Hub-Signature": both}).status_code == 202
+
+        body = b'{"id": "x512"}'
+        r = httpx.post(s.url + "/hooks/sha512", content=body, headers={"X-Signature": sign("sha512", body)})
+        assert r.status_code == 202, r.text
+
+        slack = b"token=slack-token&team_id=T0001&command=%2Fredeploy&text=prod+now&user_name=steve"
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        r = httpx.post(s.url + "/hooks/slack", content=slack, headers=form)
+        assert r.status_code == 202 and len(r.json()["runs"]) == 1, r.text
+        r = httpx.post(s.url + "/hooks/slack", content=slack.replace(b"slack-token", b"forged"), headers=form)
+        assert r.status_code == 202 and r.json()["runs"] == [], r.text
+
+        runs = s.wait_runs(lambda rs: done(rs, 4), "four runs")
+        inputs = sorted(json.dumps(r["inputs"], sort_keys=True) for r in runs)
+        assert [json.loads(i) for i in inputs] == sorted((
+            {"sha": "1d2e3f", "name": "alice", "email": "alice@example.com"},
+            {"sha": "4a5b6c", "name": "alice", "email": "alice@example.com"},
+            {"sha": "x512", "name": "-", "email": "-"},
+            {"sha": "prod now", "name": "steve", "email": "-"},
+        ), key=lambda d: json.dumps(d, sort_keys=True))
+        assert {r["status"] for r in runs} == {"succeeded"} and len(by_rule(runs, "slack")) == 1
+    finally:
+        stop_ok(s)
+
+
+@pytest.mark.parametrize("scheme, algorithm", [("hmac", "sha256"), ("hmac-sha1", "sha1"), ("hmac-sha512", "sha512")])
+def test_hmac_schemes_take_their_prefix_bare_hex_and_several_signatures(scheme: str, algorithm: str) -> None:
+    body, key = b'{"a": 1}', SECRET.encode()
+    good = hmac.new(key, body, algorithm).hexdigest()
+    bad = hmac.new(b"other", body, algorithm).hexdigest()
+    h = "x-sig"
+    assert check(scheme, key, {h: f"{algorithm}={good}"}, body, h) is None
+    assert check(scheme, key, {h: good.upper()}, body, h) is None
+    assert check(scheme, key, {h: f"{algorithm}={bad}, {algorithm}={good}"}, body, h) is None
+    assert check(scheme, key, {h: f"{algorithm}={bad}"}, body, h) == "signature does not match"
+    other = "sha1" if algorithm != "sha1" else "sha256"
+    assert check(scheme, key, {h: f"{other}={hmac.new(key, body, other).hexdigest()}"}, body, h) is not None
+    many = ",".join([bad] * MAX_SIGNATURES + [good])
+    assert check(scheme, key, {h: many}, body, h) == f"more than {MAX_SIGNATURES} signatures in {h}"
+    assert check(scheme, key, {}, body, h) == f"missing {h} header"
