@@ -533,3 +533,18 @@ def test_every_with_a_time_zone_says_to_use_cron() -> None:
     # a filter on a field called tz, or an error further on, keeps its own message
     found = diags(DEPLOY + 'on every 1d tz="x" rnu deploy with "x"')
     assert [d[3] for d in found if d[0] == "TRG001"] == ["unexpected 'rnu'"]
+
+
+def test_http_allow_takes_addresses_and_cidr_ranges() -> None:
+    head = 'secret s = env "S"\n' + DEPLOY + 'on http.post path="/hooks/a" run deploy with "x"\n'
+    c = compile_text(head + 'source http path="/hooks/*" token=s allow=["104.192.136.0/21", "10.0.0.7", "::1"]\n'
+                     'source http path="/hooks/a" allow=["1.2.3.4"]\n', "rules.trg")
+    assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+    route, = c.manifest["sources"]["http"]["routes"]
+    assert route["allow"] == ["104.192.136.0/21", "10.0.0.7", "::1"]  # the first declaration covering it
+    assert route["verify"] == {"scheme": "bearer", "secret": "s", "header": "Authorization"}
+    assert only(head + 'source http token=s allow=["10.0.0.0/33"]\n') == (
+        "TRG208", 4, 28, "'10.0.0.0/33' is not an IP address or a CIDR range",
+        'write an address ("10.0.0.7") or a range ("10.0.0.0/8")')
+    code, line, _, msg, _ = only(head + 'source http token=s allow=[]\n')
+    assert (code, line, msg) == ("TRG208", 4, "allow=[] refuses every request")

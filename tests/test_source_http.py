@@ -1000,3 +1000,30 @@ def test_form_and_multipart_bodies_are_read_into_payload(tmp_path: Path) -> None
     assert as_json == {"a": "b=c"}
     assert other is None and bad is None
     assert journal.events[0][0].data["text"].startswith("token=xyz&")
+
+
+def test_allow_refuses_clients_outside_the_ranges_before_the_body(tmp_path: Path) -> None:
+    """``allow`` (adnanh/webhook's ip-whitelist): a client outside the ranges gets 403 and
+    nothing is journaled; one inside (or behind a loopback proxy that forwards for an
+    address inside) goes on to the usual checks."""
+    journal = FakeJournal()
+    config = {**CONFIG, "routes": [
+        {"path": "/in", "kind": "http", "verify": None, "allow": ["10.0.0.0/8", "127.0.0.1"]},
+        {"path": "/out", "kind": "http", "verify": None, "allow": ["192.168.0.1/24", "::2"]},
+    ]}
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal, config) as c:
+            return [
+                await c.post("/in", json={"n": 1}),
+                await c.post("/out", json={"n": 2}),
+                await c.post("/out", json={"n": 3}, headers={"X-Forwarded-For": "192.168.0.77"}),
+                await c.post("/in", json={"n": 4}, headers={"X-Forwarded-For": "203.0.113.9"}),
+            ]
+
+    statuses = [r.status_code for r in run(main())]
+    assert statuses == [202, 403, 202, 403]
+    assert [e.data["payload"]["n"] for e, _ in journal.events] == [1, 3]
+    for bad in (["10.0.0.0/33"], "10.0.0.0/8", [7]):
+        with pytest.raises(ValueError, match="allow"):
+            parse_routes({"routes": [{"path": "/x", "kind": "http", "allow": bad}]}, {})

@@ -17,7 +17,8 @@ SECRET = "mysecret"
 
 # webhook's "Incoming Github webhook" (payload-hmac-sha1 on X-Hub-Signature, a value rule on
 # the ref, three payload values as arguments) and "Slack slash command" (a form body whose
-# token field is checked); each hook of hooks.json is one rule.
+# token field is checked) and "Incoming Bitbucket webhook" (ip-whitelist ranges: this test's
+# client, 127.0.0.1, is not in them); each hook of hooks.json is one rule.
 RULES = """\
 secret hook = env "HOOK_SECRET"
 source http path="/hooks/webhook" hmac_sha1=hook header="X-Hub-Signature"
@@ -26,6 +27,8 @@ action redeploy(sha, name, email) = exec "echo" sha name email
 webhook: on http.post path="/hooks/webhook" payload.ref="refs/heads/master"
     run redeploy with <payload.head_commit.id>, <payload.pusher.name>, <payload.pusher.email>
 sha512: on http.post path="/hooks/sha512" run redeploy with <payload.id>, "-", "-"
+source http path="/hooks/bitbucket" allow=["104.192.136.0/21", "185.166.140.0/22"] hmac=hook
+bitbucket: on http.post path="/hooks/bitbucket" run redeploy with <payload.id>, "-", "-"
 slack: on http.post path="/hooks/slack" payload.token="slack-token" payload.command="/redeploy"
     run redeploy with <payload.text>, <payload.user_name>, "-"
 """
@@ -57,6 +60,9 @@ def test_github_sha1_sha512_and_slack_hooks_of_adnanh_webhook(tmp_path: Path) ->
         body = b'{"id": "x512"}'
         r = httpx.post(s.url + "/hooks/sha512", content=body, headers={"X-Signature": sign("sha512", body)})
         assert r.status_code == 202, r.text
+
+        r = httpx.post(s.url + "/hooks/bitbucket", content=body, headers={"X-Signature-256": sign("sha256", body)})
+        assert r.status_code == 403 and r.json() == {"error": "127.0.0.1 is not allowed on /hooks/bitbucket"}
 
         slack = b"token=slack-token&team_id=T0001&command=%2Fredeploy&text=prod+now&user_name=steve"
         form = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -34,6 +34,7 @@ from typing import Any
 from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, compile_regex, github_filter_regex, github_syntax
 from ..diagnostics import Diagnostics, Span, did_you_mean
+from ..providers.verify import ip_range
 from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
 from . import catalogue as C
@@ -389,7 +390,23 @@ class Checker:
             elif name == "ignore":
                 for g in val:
                     self.glob_ok(g, opt.value.span)
+            elif name == "allow":
+                self.allow_ok(val, opt.value)
         self.one_verification(s, spec.name)
+
+    def allow_ok(self, ranges: list[str], node: Any) -> None:
+        """``allow=[...]``: addresses or CIDR ranges, at least one (an empty list would
+        refuse every request); a bad entry is pointed at where the list is written out."""
+        if not ranges:
+            self.d.error("TRG208", "allow=[] refuses every request", node.span,
+                         'list the addresses or ranges to let in (allow=["192.168.0.0/24"]), or remove the option')
+        items = node.items if isinstance(node, A.ListLit) and len(node.items) == len(ranges) else None
+        for i, r in enumerate(ranges):
+            try:
+                ip_range(r)
+            except ValueError as e:
+                self.d.error("TRG208", str(e), items[i].span if items else node.span,
+                             'write an address ("10.0.0.7") or a range ("10.0.0.0/8")')
 
     def one_verification(self, s: A.SourceDecl, kind: str) -> None:
         """A route checks deliveries one way: the manifest takes the first verification

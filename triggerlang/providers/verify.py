@@ -27,6 +27,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -35,6 +36,36 @@ from ..events import whole_number
 
 STANDARD_TOLERANCE = 300.0
 """Seconds a Standard Webhooks timestamp may be off the server clock (replay window)."""
+
+def ip_range(text: str) -> "ipaddress.IPv4Network | ipaddress.IPv6Network":
+    """One entry of a route's ``allow`` list: an address (``10.1.2.3``, ``::1``) or a CIDR
+    range (``192.168.0.0/24``; host bits may be set, ``192.168.0.1/24`` is that /24, as
+    adnanh/webhook's ``ip-whitelist`` reads it). ValueError with a plain message if not."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or a CIDR range") from None
+
+
+def client_address(host: str | None) -> "ipaddress.IPv4Address | ipaddress.IPv6Address | None":
+    """A client's address as the server saw it (an IPv4-mapped IPv6 address as its IPv4
+    address); None for no address (a Unix socket) or one that is not an IP address."""
+    if not host:
+        return None
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def address_allowed(host: str | None, ranges: "tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]") -> bool:
+    """Whether a client address is in one of ``ranges`` (a client with no address is in none)."""
+    addr = client_address(host)
+    return addr is not None and any(addr in r for r in ranges)
+
 
 Check = Callable[[bytes, Mapping[str, str], bytes, "str | None", float], "str | None"]
 """(secret, lower-case headers, raw body, the route's header, now) -> None if it passes, else why."""

@@ -26,7 +26,11 @@ How a request is handled, in this order (each step answers before the next one r
    :mod:`triggerlang.providers`) take POST only; an http route
    takes its ``methods`` (all methods when absent). A trailing slash is forgiven
    (``/github/`` reaches ``/github``) because webhook senders do not follow redirects.
-2. **Size** (413). A ``Content-Length`` over ``max_body`` is refused before one byte of
+2. **Client** (403). A route with ``allow`` (``source http allow=["10.0.0.0/8"]``,
+   adnanh/webhook's ``ip-whitelist``) refuses a client outside its addresses and ranges,
+   before one byte of the body is read. The client is the peer, or the ``X-Forwarded-For``
+   address when the peer is a loopback proxy (below).
+   **Size** (413). A ``Content-Length`` over ``max_body`` is refused before one byte of
    the body is read; otherwise the body is read chunk by chunk from ``request.stream()``
    and refused as soon as the running total passes the limit, so a huge (or chunked,
    length-less) body is never held in memory.
@@ -120,7 +124,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import ipaddress
 import json
 import logging
 import re
@@ -142,7 +145,7 @@ from ..compile.patterns import PatternError, compile_glob, is_literal, literal_p
 from ..events import Event, whole_number
 from ..providers import REDACTED, get_provider, provider_names
 from ..providers.base import CREDENTIAL_HEADERS, single_header
-from ..providers.verify import SCHEMES, VERIFY_HEADERS
+from ..providers.verify import SCHEMES, VERIFY_HEADERS, address_allowed, client_address, ip_range
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
 from .forms import FORM, fields, form_payload, media_type
@@ -168,6 +171,7 @@ class HttpRoute:
     header: str | None  # lower-case header the scheme reads instead of its own (verify["header"])
     secret: bytes = b""
     regex: re.Pattern[str] | None = None  # None: an exact path
+    allow: tuple[Any, ...] | None = None  # ip networks a client must be in (allow=[...]); None: any client
 
     def __repr__(self) -> str:  # the secret stays out of every log and traceback
         return f"HttpRoute({self.path!r}, {self.kind}, verify={self.scheme})"
@@ -229,13 +233,22 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
                 secret = SCHEMES[scheme].key(value)
             except ValueError as e:
                 raise ValueError(f"http route {path}: secret {name!r}: {e}") from None
+        allow = None
+        if r.get("allow") is not None:
+            given = r["allow"]
+            if isinstance(given, str) or not all(isinstance(a, str) for a in given):
+                raise ValueError(f"http route {path}: allow must be a list of addresses or CIDR ranges")
+            try:
+                allow = tuple(ip_range(a) for a in given)
+            except ValueError as e:
+                raise ValueError(f"http route {path}: allow: {e}") from None
         regex = None
         if not is_literal(path):
             try:
                 regex = compile_glob(path)
             except PatternError as e:
                 raise ValueError(f"http route {path}: {e}") from None
-        routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex))
+        routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex, allow))
     return routes
 
 
@@ -347,15 +360,8 @@ def _header_dict(headers: Headers) -> dict[str, str]:
 
 
 def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return addr.is_loopback
+    addr = client_address(host)
+    return addr is not None and addr.is_loopback
 
 
 def _union(lists: Iterable[Sequence[int]]) -> list[int]:
@@ -534,8 +540,11 @@ class _Handlers:
         return _problem(404, f"no route for {path}")
 
     def refuse_early(self, route: HttpRoute, inc: Incoming) -> Reply | None:
-        """Before the body is read: 413 for a ``Content-Length`` over the limit, 503 when
-        the runs' backlog is over its bound. None: go on."""
+        """Before the body is read: 403 for a client outside the route's ``allow`` ranges,
+        413 for a ``Content-Length`` over the limit, 503 when the runs' backlog is over its
+        bound. None: go on."""
+        if route.allow is not None and not address_allowed(inc.client, route.allow):
+            return self.reject(inc, route.path, 403, f"{inc.client or 'this client'} is not allowed on {route.path}")
         length = whole_number(inc.headers.get("content-length") or "")
         if length is not None and length > self.max_body:
             return self.reject(inc, route.path, 413,

@@ -263,15 +263,16 @@ def _http_section(inp: SectionInput) -> dict | None:
     for r in inp.rules_of("http"):
         if not r.route:
             continue
-        verify = None
+        verify = allow = None
         for d in http_decls:
             if http_decl_covers(inp.option(d, "path"), r.route):
-                verify = webhook_verify(HTTP_VERIFICATIONS, d, inp.option)
-                if verify:
-                    break
+                verify = verify or webhook_verify(HTTP_VERIFICATIONS, d, inp.option)
+                allow = allow if allow is not None else inp.option(d, "allow")
         entry = routes.setdefault(r.route, {"path": r.route, "kind": "http", "methods": [], "verify": verify})
         if entry["kind"] != "http":
             continue
+        if allow is not None and "allow" not in entry:  # the first declaration covering the route that sets it
+            entry["allow"] = list(allow)
         if r.methods is None or entry["methods"] is None:
             entry["methods"] = None
         else:
@@ -311,7 +312,7 @@ HTTP = SourceKind(
         },
         raw=("payload", "headers", "query"),
         options={"path": STR, "token": SECRET, "hmac": SECRET, "hmac_sha1": SECRET, "hmac_sha512": SECRET,
-                 "standard": SECRET, "header": STR, "host": STR,
+                 "standard": SECRET, "header": STR, "allow": LIST_STR, "host": STR,
                  "port": INT},
         listener="http",
         doc="plain HTTP requests; a rule pins its route with `path`",
