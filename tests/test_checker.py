@@ -339,7 +339,7 @@ def test_http_rules_pin_their_route() -> None:
                 'on http.get path ~ "/status/*" run deploy with "y"\n'
                 'on http.request path="/any" method="PUT" run deploy with "z"\n')
     assert [(r.route, r.methods, r.types) for r in p.rules] == [
-        ("/deploy", ["POST"], ["post"]), ("/status/*", ["GET"], ["get"]), ("/any", None, None)]
+        ("/deploy", ["POST"], ["post"]), ("/status/*", ["GET"], ["get"]), ("/any", ["PUT"], None)]
 
 
 @pytest.mark.parametrize("filt, col, msg", [
@@ -548,3 +548,20 @@ def test_http_allow_takes_addresses_and_cidr_ranges() -> None:
         'write an address ("10.0.0.7") or a range ("10.0.0.0/8")')
     code, line, _, msg, _ = only(head + 'source http token=s allow=[]\n')
     assert (code, line, msg) == ("TRG208", 4, "allow=[] refuses every request")
+
+
+def test_an_http_request_rule_pinned_to_methods_opens_only_those() -> None:
+    """adnanh/webhook's http-methods: a route answers 405 to the other methods. A rule on
+    http.request whose conjunction pins ``method`` opens its route to those methods only;
+    another rule on the same route without a pin opens it to every method."""
+    def routes(rules: str) -> dict:
+        c = compile_text(DEPLOY + rules, "rules.trg")
+        return {r["path"]: r["methods"] for r in c.manifest["sources"]["http"]["routes"]}
+
+    assert routes('on http.request path="/a" method in ["get", "PUT"] run deploy with "x"\n'
+                  'on http.request path="/b" method="DELETE" has query.x run deploy with "x"\n'
+                  'on http.post path="/b" run deploy with "x"\n'
+                  'on http.request path="/c" (method="GET" or has query.x) run deploy with "x"\n') == {
+        "/a": ["GET", "PUT"], "/b": ["DELETE", "POST"], "/c": None}
+    assert routes('on http.request path="/a" method="GET" run deploy with "x"\n'
+                  'on http.request path="/a" run deploy with "y"\n') == {"/a": None}

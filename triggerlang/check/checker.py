@@ -492,6 +492,8 @@ class Checker:
             route = self.http_route(r)
             if event in HTTP_METHODS:
                 methods = [event.upper()]
+            else:  # http.request: a rule pinned to methods (method in ["GET", "POST"]) opens only those
+                methods = sorted({m.upper() for m in self.literal_values(r.filter, ("method",))}) or None
         if source == "schedule":
             impl = {"op": "=", "field": "rule", "value": name}
             filt = impl if filt is None else {"op": "and", "args": [impl, filt]}
