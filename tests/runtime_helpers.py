@@ -26,7 +26,7 @@ POLL = 0.05
 
 T = TypeVar("T")
 
-_PORT_LINE = re.compile(r"http: listening on http://[^\s]*:(\d+)")
+_PORT_LINE = re.compile(r"http: listening on https?://[^\s]*:(\d+)")
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0,

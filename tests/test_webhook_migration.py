@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import shutil
+import ssl
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -99,3 +102,50 @@ def test_hmac_schemes_take_their_prefix_bare_hex_and_several_signatures(scheme: 
     many = ",".join([bad] * MAX_SIGNATURES + [good])
     assert check(scheme, key, {h: many}, body, h) == f"more than {MAX_SIGNATURES} signatures in {h}"
     assert check(scheme, key, {}, body, h) == f"missing {h} header"
+
+
+def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = folder / f"{name}.pem", folder / f"{name}.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_serve_over_tls_as_webhook_secure_does(tmp_path: Path) -> None:
+    """webhook -secure -cert -key: serve --tls-cert --tls-key answers HTTPS on the same
+    routes (the fast front end included); a certificate it cannot use stops the start
+    with one line, exit 1."""
+    cert, key = _certificate(tmp_path, "server")
+    other_cert, other_key = _certificate(tmp_path, "other")
+    (tmp_path / "rules.trg").write_text(RULES)
+    env = {"HOOK_SECRET": SECRET}
+    for c, k, why in ((cert, other_key, "the key is not the certificate's"),
+                      (tmp_path / "rules.trg", key, "not a PEM certificate chain"),
+                      (tmp_path / "none.pem", key, "No such file or directory")):
+        bad = Server(tmp_path / "rules.trg", tmp_path / "state", "--tls-cert", str(c), "--tls-key", str(k),
+                     env=env, log=tmp_path / "bad.log")
+        bad.start(wait=False)
+        assert bad.proc.wait(60) == 1
+        assert why in bad.log() and "Traceback" not in bad.log(), bad.log()
+    s = Server(tmp_path / "rules.trg", tmp_path / "state", "--tls-cert", str(cert), "--tls-key", str(key),
+               env=env, log=tmp_path / "serve.log")
+    s.start()
+    try:
+        assert f"listening on https://127.0.0.1:{s.port}" in s.log()
+        base = f"https://127.0.0.1:{s.port}"
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(cert)), timeout=30) as client:
+            assert client.get(base + "/healthz").json() == {"ok": True}
+            body = b'{"id": "over-tls"}'
+            r = client.post(base + "/hooks/sha512", content=body, headers={"X-Signature": sign("sha512", body)})
+            assert r.status_code == 202, r.text
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the TLS port gets no answer
+            httpx.post(s.url + "/hooks/sha512", content=body, timeout=10)
+        runs = s.wait_runs(lambda rs: done(rs, 1), "the run")
+        assert runs[0]["inputs"]["sha"] == "over-tls" and runs[0]["status"] == "succeeded"
+    finally:
+        stop_ok(s)

@@ -747,6 +747,7 @@ def _store_option(help: str, **kw):  # noqa: A002 - click's own word
 EXAMPLES_SERVE = examples(
     "triggerc serve rules.trg",
     "triggerc serve rules.trg --port 9000 --dashboard",
+    "triggerc serve rules.trg --host 0.0.0.0 --port 8443 --tls-cert fullchain.pem --tls-key privkey.pem",
     "triggerc serve rules.trg --log-format json --grace 30",
     "TRIGGERLANG_STORE=postgresql://trg@db/trg triggerc serve rules.trg --workers 0   # an ingest node",
 )
@@ -760,6 +761,8 @@ EXAMPLES_SERVE = examples(
 # from the journal), like a port in use, not a usage error.
 @click.option("--state", "state_dir", type=click.Path(), help="State folder (default .triggerlang/ beside the rules).")
 @click.option("--no-reload", is_flag=True, help="Do not reload the rules when the file changes.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS: PEM certificate chain (with --tls-key).")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="Serve HTTPS: PEM private key (with --tls-cert).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds running runs get to finish on SIGINT/SIGTERM.")
 @click.option("--http", "force_http", is_flag=True, help="Start the HTTP listener even if no rule needs it (for triggerc emit).")
 @click.option("--dashboard", is_flag=True, help="Serve the dashboard at /dashboard on the HTTP listener.")
@@ -792,7 +795,7 @@ EXAMPLES_SERVE = examples(
 @click.option("--max-parallel", type=click.IntRange(1, 4096), default=None, metavar="N",
               help="Runs that go at once, all rules together (default 16); the others wait in their rule's "
                    "queue. With --store, --workers sets it.")
-def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashboard, dashboard_token, verbose,
+def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace, force_http, dashboard, dashboard_token, verbose,
           store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups, max_chain_depth,
           max_retriggers, max_backlog, max_parallel) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
@@ -816,6 +819,10 @@ def serve(rules: str, host, port, state_dir, no_reload, grace, force_http, dashb
                         max_chain_depth=max_chain_depth, max_retriggers=max_retriggers)
     if max_backlog is not None:
         opts.max_backlog = max_backlog
+    if (tls_cert is None) != (tls_key is None):
+        usage_error("--tls-cert and --tls-key go together: the certificate chain and its private key")
+    if tls_cert is not None:
+        opts.tls = (str(Path(tls_cert).resolve()), str(Path(tls_key).resolve()))
     if max_parallel is not None:
         if store_url:
             usage_error("--max-parallel is for the SQLite journal; with --store, --workers N sets the runs at once")

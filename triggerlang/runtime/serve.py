@@ -62,6 +62,7 @@ class ServeOptions:
     force_http: bool = False           # start the HTTP listener even if no rule needs it (emit, dashboard)
     dashboard: bool = False
     dashboard_token: str | None = None
+    tls: tuple[str, str] | None = None  # (certificate chain, private key) PEM files: HTTPS
     reload_interval: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
     # store mode (SPEC §12): a postgresql:// URL makes this an ingest node
@@ -236,6 +237,8 @@ class Runtime:
             opts["host"] = self.opts.host
         if self.opts.port is not None:
             opts["port"] = self.opts.port
+        if self.opts.tls is not None:
+            opts["tls"] = self.opts.tls
         return SourceContext(base_dir=self.base_dir, state_dir=self.state_dir, submit=self.engine.submit,
                              secrets=self.secrets, log=log, options=opts,
                              submit_then=getattr(self.engine, "submit_then", None),

@@ -128,6 +128,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -829,6 +830,24 @@ class _Swappable:
         await self.app(scope, receive, send)
 
 
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """The server's TLS context (``serve --tls-cert --tls-key``): Python's defaults for a
+    server (TLS 1.2 or later, its cipher choice), the PEM chain and key loaded. OSError
+    with the file and the reason when they cannot be used (missing, unreadable, not PEM,
+    a key that is not the certificate's): serve then does not start."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as e:
+        why = {"KEY_VALUES_MISMATCH": "the key is not the certificate's"}.get(
+            e.reason or "", "they are not a PEM certificate chain and its PEM private key")
+        raise OSError(f"http: cannot use the TLS certificate {cert} with the key {key}: {why}") from None
+    except OSError as e:
+        raise OSError(f"http: cannot read the TLS certificate or key: {e.filename or cert}: "
+                      f"{e.strerror or e}") from None
+    return context
+
+
 def _bind(host: str, port: int) -> list[socket.socket]:
     """Listening sockets for host:port (every address the name resolves to); OSError if busy."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -868,6 +887,8 @@ class HttpSource(Source):
         super().__init__(config, ctx)
         self.host, self.port = self._address(config)
         self._wanted = (self.host, self.port)  # before binding: port may be 0
+        tls = (self.ctx.options or {}).get("tls")
+        self.tls: tuple[str, str] | None = (str(tls[0]), str(tls[1])) if tls else None
         self.extra_routes = list(extra_routes)
         self.app: Starlette | None = None
         self._entry = _Swappable()
@@ -913,6 +934,7 @@ class HttpSource(Source):
             raise RuntimeError("the http source is already started")
         self.app, handlers = _build(self.config, self.ctx, self.extra_routes)
         self._entry.app, self._entry.lean = self.app, handlers
+        tls = tls_context(*self.tls) if self.tls else None  # OSError: a certificate or key it cannot use
         try:
             socks = _bind(self.host, self.port)
         except OSError as e:
@@ -935,6 +957,8 @@ class HttpSource(Source):
             forwarded_allow_ips="127.0.0.1,::1",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         )
+        config.load()
+        config.ssl = tls  # our context (TLS 1.2 or later, Python's defaults), not uvicorn's cipher list
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=socks), name="triggerlang-http")
         deadline = time.monotonic() + START_DEADLINE
@@ -953,15 +977,15 @@ class HttpSource(Source):
             await asyncio.wait({task}, timeout=0.01)
         self._server, self._task = server, task
         self.port = server.servers[0].sockets[0].getsockname()[1]
-        self.ctx.log.info("http: listening on http://%s:%d", self._display_host(), self.port)
+        self.ctx.log.info("http: listening on %s", self.url)
 
     def _display_host(self) -> str:
         return f"[{self.host}]" if ":" in self.host else self.host
 
     @property
     def url(self) -> str:
-        """The base URL of the running server (``http://127.0.0.1:PORT``)."""
-        return f"http://{self._display_host()}:{self.port}"
+        """The base URL of the running server (``http://127.0.0.1:PORT``, ``https://`` with TLS)."""
+        return f"{'https' if self.tls else 'http'}://{self._display_host()}:{self.port}"
 
     async def stop(self) -> None:
         server, task = self._server, self._task
