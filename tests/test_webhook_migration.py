@@ -6,13 +6,15 @@ from __future__ import annotations
 import hmac
 import json
 import shutil
+import signal
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
-from runtime_helpers import Server, by_rule, done, stop_ok
+from runtime_helpers import Server, by_rule, done, stop_ok, wait_for
 
 from triggerlang.providers.verify import MAX_SIGNATURES, check
 
@@ -147,5 +149,36 @@ def test_serve_over_tls_as_webhook_secure_does(tmp_path: Path) -> None:
             httpx.post(s.url + "/hooks/sha512", content=body, timeout=10)
         runs = s.wait_runs(lambda rs: done(rs, 1), "the run")
         assert runs[0]["inputs"]["sha"] == "over-tls" and runs[0]["status"] == "succeeded"
+    finally:
+        stop_ok(s)
+
+
+def test_sigusr1_reloads_the_rules_as_webhook_does_also_with_no_reload(tmp_path: Path) -> None:
+    """webhook reloads its hooks on ``kill -USR1`` (systemd units say ExecReload=kill -USR1);
+    to serve it was a signal with no handler, which ended the process with no stop at all.
+    It now looks at the rules file at once, with --no-reload too (the only way it reloads
+    then), and says so when the file has not changed."""
+    rules = tmp_path / "rules.trg"
+    rules.write_text(RULES)
+    s = Server(rules, tmp_path / "state", "--no-reload", env={"HOOK_SECRET": SECRET}, log=tmp_path / "serve.log")
+    s.start()
+    try:
+        s.proc.send_signal(signal.SIGUSR1)
+        s.wait_log("has not changed: nothing to reload")
+        body = b'{"id": "1"}'
+        headers = {"X-Signature-256": sign("sha256", body)}
+        assert httpx.post(s.url + "/hooks/added", content=body, headers=headers).status_code == 404
+        rules.write_text(RULES + 'added: on http.post path="/hooks/added" run redeploy with "a", "b", "c"\n')
+        time.sleep(1.5)  # what the polling reload would have waited: --no-reload does not poll
+        assert "reloaded" not in s.log()
+        s.proc.send_signal(signal.SIGUSR1)
+        s.wait_log("reloaded ")
+        source = 'source http path="/hooks/added" hmac=hook\n'
+        rules.write_text(RULES + source + 'added: on http.post path="/hooks/added" run redeploy with "a", "b", "c"\n')
+        s.proc.send_signal(signal.SIGUSR1)
+        wait_for(lambda: s.log().count("reloaded ") == 2, "the second reload", on_fail=s.tail)
+        r = httpx.post(s.url + "/hooks/added", content=body, headers=headers)
+        assert r.status_code == 202 and len(r.json()["runs"]) == 1, r.text
+        assert s.proc.poll() is None
     finally:
         stop_ok(s)

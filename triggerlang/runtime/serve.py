@@ -15,6 +15,7 @@ changed), nothing happens (:meth:`Runtime.reload_loop` says why); otherwise the 
 stopped and started again (a source no rule needs any more is stopped, a new one started).
 A source that cannot start then (the new HTTP listener's port is taken) is logged once
 and tried again every second until it starts or the next reload says otherwise.
+SIGUSR1 asks for that look at the rules file at once, with ``--no-reload`` too.
 
 SIGINT / SIGTERM (and SIGHUP, a closed terminal): stop accepting (sources stop first),
 give running runs ``grace`` seconds, then stop them and mark them ``interrupted``; exit 0.
@@ -33,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -126,6 +128,7 @@ class Runtime:
         self.sources: dict[str, tuple[Source, Any]] = {}
         self.stop_event = asyncio.Event()
         self.stop_now = asyncio.Event()  # a second SIGINT/SIGTERM: do not wait for running runs
+        self.reload_now = asyncio.Event()  # SIGUSR1: look at the rules file now (also with --no-reload)
         self.engine: Engine | None = None
         self.http: Source | None = None
         self.lock_fd: int | None = None
@@ -316,7 +319,10 @@ class Runtime:
         return data
 
     async def reload_loop(self) -> None:
-        """Every ``reload_interval`` seconds: has the rules file's content changed (sha256)?
+        """Every ``reload_interval`` seconds (unless ``--no-reload``), and whenever SIGUSR1
+        comes (adnanh/webhook's ``kill -USR1``, systemd's ``ExecReload``; with
+        ``--no-reload`` too): has the rules file's content changed (sha256)? A SIGUSR1 that
+        finds it unchanged says so in the log.
 
         Then, once it has settled (:meth:`_settled`), its bytes are compiled (a manifest is
         read) and, if the result differs from the running rules, loaded: the new rules'
@@ -334,67 +340,81 @@ class Runtime:
           the file and writing it, which would stop every source for a moment. A file
           meant to hold no rules can say so with a comment.
         """
+        stopping = asyncio.ensure_future(self.stop_event.wait())
+        try:
+            while not self.stop_event.is_set():
+                asked = asyncio.ensure_future(self.reload_now.wait())
+                await asyncio.wait({stopping, asked}, timeout=self.opts.reload_interval if self.opts.reload else None,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                asked.cancel()
+                if self.stop_event.is_set():
+                    return
+                signalled = self.reload_now.is_set()
+                self.reload_now.clear()
+                await self._reload_once(signalled)
+        finally:
+            stopping.cancel()
+
+    async def _reload_once(self, signalled: bool) -> None:
+        """One look at the rules file (:meth:`reload_loop`); ``signalled``: asked by SIGUSR1,
+        which says so in the log when the file has not changed."""
         from ..api import compile_bytes
         from ..diagnostics import render_text
 
-        while not self.stop_event.is_set():
+        if self.unstarted is not None:  # a source a reload could not start: try again
+            with contextlib.suppress(StartError):  # said once, by the reload
+                await self.apply_sources(self.unstarted)
+                self.unstarted = None
+        data = _read(self.rules_path)
+        if data is None or _fingerprint(data) == self.fingerprint:
+            if signalled:
+                log.info("SIGUSR1: %s has not changed: nothing to reload", self.rules_path)
+            return
+        data = await self._settled(data)
+        if data is None:
+            return
+        fp = _fingerprint(data)
+        if fp == self.fingerprint:  # changed, then changed back
+            return
+        self.fingerprint = fp
+        if not data:
+            log.debug("%s is empty: not reloaded (being written?); the previous rules keep running",
+                      self.rules_path)
+            return
+        if self.rules_path.suffix == ".json":  # a manifest (`triggerc compile -o`): read, not compiled
             try:
-                await asyncio.wait_for(self.stop_event.wait(), self.opts.reload_interval)
-                return
-            except asyncio.TimeoutError:
-                pass
-            if self.unstarted is not None:  # a source a reload could not start: try again
-                with contextlib.suppress(StartError):  # said once, by the reload
-                    await self.apply_sources(self.unstarted)
-                    self.unstarted = None
-            data = _read(self.rules_path)
-            if data is None or _fingerprint(data) == self.fingerprint:
-                continue
-            data = await self._settled(data)
-            if data is None:
-                return
-            fp = _fingerprint(data)
-            if fp == self.fingerprint:  # changed, then changed back
-                continue
-            self.fingerprint = fp
-            if not data:
-                log.debug("%s is empty: not reloaded (being written?); the previous rules keep running",
-                          self.rules_path)
-                continue
-            if self.rules_path.suffix == ".json":  # a manifest (`triggerc compile -o`): read, not compiled
-                try:
-                    manifest, _ = load_rules(self.rules_path, data=data)
-                except StartError as e:
-                    log.error("reload: %s; the previous rules keep running", e)
-                    continue
-                diagnostics: list = []
-            else:
-                c = compile_bytes(data, str(self.rules_path), tests=False)
-                if not c.ok:
-                    log.error("reload: %s has errors; the previous rules keep running:\n%s",
-                              self.rules_path, render_text(c.diagnostics, c.sources).rstrip())
-                    continue
-                manifest, diagnostics = c.manifest, c.diagnostics
-            if manifest == self.engine.manifest:
-                log.debug("%s changed, its rules did not: nothing to reload", self.rules_path)
-                continue
-            log_warnings(diagnostics)
-            try:
-                secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
+                manifest, _ = load_rules(self.rules_path, data=data)
             except StartError as e:
                 log.error("reload: %s; the previous rules keep running", e)
-                continue
-            self.secrets.clear()
-            self.secrets.update(secrets)
-            self.engine.load(manifest)
-            self.unstarted = None
-            try:
-                await self.apply_sources(manifest)
-            except StartError as e:
-                self.unstarted = manifest
-                log.error("reload: %s; the new rules are loaded, and what they need is started as soon as "
-                          "it can be (tried every %gs)", e, self.opts.reload_interval)
-            log.info("reloaded %s: %d rule(s)", self.rules_path, len(manifest["rules"]))
+                return
+            diagnostics: list = []
+        else:
+            c = compile_bytes(data, str(self.rules_path), tests=False)
+            if not c.ok:
+                log.error("reload: %s has errors; the previous rules keep running:\n%s",
+                          self.rules_path, render_text(c.diagnostics, c.sources).rstrip())
+                return
+            manifest, diagnostics = c.manifest, c.diagnostics
+        if manifest == self.engine.manifest:
+            log.debug("%s changed, its rules did not: nothing to reload", self.rules_path)
+            return
+        log_warnings(diagnostics)
+        try:
+            secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
+        except StartError as e:
+            log.error("reload: %s; the previous rules keep running", e)
+            return
+        self.secrets.clear()
+        self.secrets.update(secrets)
+        self.engine.load(manifest)
+        self.unstarted = None
+        try:
+            await self.apply_sources(manifest)
+        except StartError as e:
+            self.unstarted = manifest
+            log.error("reload: %s; the new rules are loaded, and what they need is started as soon as "
+                      "it can be (tried every %gs)", e, self.opts.reload_interval)
+        log.info("reloaded %s: %d rule(s)", self.rules_path, len(manifest["rules"]))
 
     async def stop(self) -> None:
         for kind in sorted(self.sources):
@@ -480,7 +500,10 @@ async def _run(rules_path: Path, opts: ServeOptions) -> int:
         log.error("%s", e)
         await rt.stop()
         return 1
-    reload_task = asyncio.create_task(rt.reload_loop()) if opts.reload else None
+    # webhook's `kill -USR1` (and systemd's ExecReload): look at the rules file now, also with --no-reload
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, rt.reload_now.set)
+    reload_task = asyncio.create_task(rt.reload_loop())
     await rt.stop_event.wait()
     log.info("stopping: no new events are accepted")
     if reload_task:
