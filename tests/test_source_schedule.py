@@ -336,3 +336,20 @@ def test_a_range_that_runs_backwards_is_refused_with_its_wrap_round(expr: str, s
     assert bad is not None and "runs backwards" in bad[0]
     assert bad[1].endswith(f"write {spelled}") or f"write {spelled} (" in bad[1]
     assert cron.problem("0 0 * * 1-5") is None and cron.problem("0 0 * * sat-sun") is None
+
+
+@pytest.mark.parametrize(("line", "message", "hint"), [
+    ("CRON_TZ=Europe/Paris 30 2 * * *", "CRON_TZ= is a crontab setting",
+     'cron "30 2 * * *" tz "Europe/Paris"'),
+    ("0 3 * * 1-5 /usr/local/bin/backup --full", "this one has 7: the rest is a crontab's command",
+     'on cron "0 3 * * 1-5" run job'),
+    ("@reboot", "no start-up trigger", "ExecStartPre="),
+    ("0 3 * * * 2024", "this one has 6", "minute hour day-of-month"),
+])
+def test_a_line_pasted_from_a_crontab_is_told_where_its_parts_go(line: str, message: str, hint: str) -> None:
+    """A crontab's `CRON_TZ=` line or its command pasted into `on cron "..."` was "5 fields,
+    this one has 6" with the generic hint: the hint now says where the part goes."""
+    from triggerlang import cron
+
+    bad = cron.problem(line)
+    assert bad is not None and message in bad[0] and hint in bad[1], bad

@@ -8,7 +8,10 @@ Syntax
 Five fields, ``minute hour day-of-month month day-of-week``, as croniter reads them (names
 ``jan``/``mon``, ranges, steps, lists, ``L``, ``#``). The aliases ``@yearly`` (``@annually``),
 ``@monthly``, ``@weekly``, ``@daily`` (``@midnight``) and ``@hourly`` stand for their
-five-field forms (:func:`normalise`); ``@reboot`` has no time and is refused. An expression
+five-field forms (:func:`normalise`); ``@reboot`` has no time and is refused. A line pasted
+from a crontab gets a hint that says where its parts go: a ``CRON_TZ=``/``TZ=`` prefix is the
+``tz`` of the rule, and what follows five valid fields is a command, which goes in an action.
+An expression
 that is well formed but never fires (``0 0 30 2 *``: no February has a 30th) is refused too.
 
 A range that runs backwards (``5-1``, ``fri-mon``, ``22-2``) is refused: cronie sets no value
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import heapq
+import re
 from typing import Iterator
 
 __all__ = ["ALIASES", "normalise", "problem", "instants", "next_instant"]
@@ -84,7 +88,17 @@ def problem(expr: str) -> tuple[str, str] | None:
     fields = norm.split()
     if norm.lower() == "@reboot":
         return ("@reboot has no time: triggerlang has no start-up trigger",
-                "write a schedule such as @daily or \"0 3 * * *\"")
+                "start such a job with the service that starts serve (systemd: ExecStartPre=), "
+                "or write a schedule such as @daily or \"0 3 * * *\"")
+    zone = re.fullmatch(r"(?:CRON_)?TZ=(\S+)", fields[0]) if fields else None
+    if zone:
+        rest = " ".join(fields[1:])
+        return (f"{fields[0].split('=')[0]}= is a crontab setting, not a field of the expression",
+                f'give the zone after the expression: cron "{rest}" tz "{zone.group(1)}"')
+    if len(fields) > 5 and croniter.is_valid(" ".join(fields[:5])) and re.search(r"[^0-9*,/?LW#-]", fields[5]):
+        return (f"a cron expression has 5 fields, this one has {len(fields)}: the rest is a crontab's command",
+                f'the command goes in an action (action job = exec "PROGRAM" "ARG"...), and the rule '
+                f'keeps five fields: on cron "{" ".join(fields[:5])}" run job')
     if len(fields) != 5:
         return f"a cron expression has 5 fields, this one has {len(fields)}", HINT
     if not croniter.is_valid(norm):

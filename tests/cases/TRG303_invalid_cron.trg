@@ -16,3 +16,5 @@ on cron "0 0 * * 5-1" run report  # expect: TRG303@9
 on cron "0 22-2 * * *" run report  # expect: TRG303@9
 on cron "0 0 * * 5-0" run report
 on cron "0 0 */2 * mon" run report
+on cron "CRON_TZ=Europe/Paris 0 3 * * *" run report  # expect: TRG303@9
+on cron "0 3 * * * /usr/local/bin/backup --full" run report  # expect: TRG303@9

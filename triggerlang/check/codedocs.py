@@ -193,7 +193,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
         month, day of week; the message names the field that is not valid), or it never fires
         (`0 0 30 2 *`: no February has a 30th), or a range runs backwards (`5-1`, `22-2`:
         cronie reads it as no value, croniter as a wrap-round; write `5-6,0-1`; `5-0` in the
-        day-of-week field is Friday to Sunday). The aliases `@hourly`, `@daily`, `@weekly`,
+        day-of-week field is Friday to Sunday). A crontab line pasted whole gets a hint that
+        says where its parts go (`CRON_TZ=` is the rule's `tz`, the command an action). The
+        aliases `@hourly`, `@daily`, `@weekly`,
         `@monthly` and `@yearly` are accepted; `@reboot` is not (there is no start-up trigger).""",
                  'action report = shell "./report.sh"\n'
                  'on cron "0 3 * *" run report\n'),
