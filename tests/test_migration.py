@@ -56,8 +56,10 @@ rel: on github.release action="published" prerelease=false run release with <tag
 after_ci: on github.workflow_run workflow="test" action="completed" branch="master" conclusion="success"
     run ci with <sha>
 # issue_comment: types: [created], if: github.event.issue.pull_request && startsWith(body, '/deploy')
+#   && contains(fromJSON('["OWNER", "MEMBER", "COLLABORATOR"]'), github.event.comment.author_association)
 chatops: on github.issue_comment action="created" has payload.issue.pull_request
-    payload.comment.body ~ /^\/deploy\b/ run note with <payload.comment.body>
+    payload.comment.body ~ /^\/deploy\b/ payload.comment.author_association in ["OWNER", "MEMBER", "COLLABORATOR"]
+    run note with <payload.comment.body>
 # repository_dispatch: types: [deploy]
 dispatch: on github.repository_dispatch action="deploy" run note with <payload.client_payload.env>
 # schedule: - cron: '30 5 * * 1-5'                  (UTC, as GitHub's)
@@ -104,10 +106,16 @@ test "a branch deletion runs nothing":
     given github.push branch="releases/1.x" sha="0000000000000000000000000000000000000000" deleted=true files=[]
     expect none
 
-test "a /deploy comment on a pull request":
+test "a /deploy comment on a pull request by a member":
     given github.issue_comment action="created" payload.issue.pull_request.url="u" payload.comment.body="/deploy prod"
+        payload.comment.author_association="MEMBER"
     expect only chatops
     expect chatops with text="/deploy prod"
+
+test "a /deploy comment by someone outside the project":
+    given github.issue_comment action="created" payload.issue.pull_request.url="u" payload.comment.body="/deploy prod"
+        payload.comment.author_association="NONE"
+    expect none
 
 test "a /deploy comment on an issue is not ChatOps":
     given github.issue_comment action="created" payload.comment.body="/deploy prod"
@@ -171,7 +179,7 @@ def test_rule_tests_of_the_translations_pass(rules: Path) -> None:
     rules.write_text(RULES + TESTS.replace("{gh}", str(GH)))
     result = invoke("test", str(rules))
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1] == "10 passed, 0 failed"
+    assert result.output.strip().splitlines()[-1] == "11 passed, 0 failed"
 
 
 # --------------------------------------------------------------------------- TRG306
