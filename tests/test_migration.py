@@ -26,6 +26,7 @@ from runtime_helpers import Server, done
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
 GH = FIXTURES / "github"
+PAYLOADS = Path(__file__).resolve().parent / "payloads" / "github"  # written from GitHub's documented shape
 SECRET = "migration-test-secret"
 
 RULES = r'''secret gh = env "GH_SECRET"
@@ -57,9 +58,10 @@ after_ci: on github.workflow_run workflow="test" action="completed" branch="mast
     run ci with <sha>
 # issue_comment: types: [created], if: github.event.issue.pull_request && startsWith(body, '/deploy')
 #   && contains(fromJSON('["OWNER", "MEMBER", "COLLABORATOR"]'), github.event.comment.author_association)
-chatops: on github.issue_comment action="created" has payload.issue.pull_request
-    payload.comment.body ~ /^\/deploy\b/ payload.comment.author_association in ["OWNER", "MEMBER", "COLLABORATOR"]
-    run note with <payload.comment.body>
+chatops: on github.issue_comment action="created" pull_request=true body ~ /^\/deploy\b/
+    author_association in ["OWNER", "MEMBER", "COLLABORATOR"] run note with <body>
+# create: + if: github.event.ref_type == 'tag'
+tag_made: on github.create ref_type="tag" run release with <tag>
 # repository_dispatch: types: [deploy]
 dispatch: on github.repository_dispatch action="deploy" run note with <payload.client_payload.env>
 # schedule: - cron: '30 5 * * 1-5'                  (UTC, as GitHub's)
@@ -107,18 +109,30 @@ test "a branch deletion runs nothing":
     expect none
 
 test "a /deploy comment on a pull request by a member":
-    given github.issue_comment action="created" payload.issue.pull_request.url="u" payload.comment.body="/deploy prod"
-        payload.comment.author_association="MEMBER"
+    given github.issue_comment action="created" pull_request=true body="/deploy prod" author_association="MEMBER"
     expect only chatops
     expect chatops with text="/deploy prod"
 
 test "a /deploy comment by someone outside the project":
-    given github.issue_comment action="created" payload.issue.pull_request.url="u" payload.comment.body="/deploy prod"
-        payload.comment.author_association="NONE"
+    given github.issue_comment action="created" pull_request=true body="/deploy prod" author_association="NONE"
     expect none
 
 test "a /deploy comment on an issue is not ChatOps":
-    given github.issue_comment action="created" payload.comment.body="/deploy prod"
+    given github.issue_comment action="created" pull_request=false body="/deploy prod" author_association="OWNER"
+    expect none
+
+test "the delivery of a member's /deploy comment":
+    given github.issue_comment from "{payloads}/issue_comment.json"
+    expect chatops with text="/deploy staging"
+    expect not dispatch
+
+test "a tag created, as GitHub's create event":
+    given github.create from "{payloads}/create.json"
+    expect only tag_made
+    expect tag_made with tag="v2.1.0"
+
+test "a branch deleted runs nothing":
+    given github.delete from "{payloads}/delete.json"
     expect none
 
 test "the real deleted-tag delivery runs nothing":
@@ -170,16 +184,16 @@ def test_explain_shows_a_regex_as_it_is_written(rules: Path, tmp_path: Path) -> 
     assert r"files ~ /^app\/(?!assets\/)/ (line" in out, out
     event = tmp_path / "comment.json"
     event.write_text(json.dumps({"source": "github", "type": "issue_comment", "data": {
-        "action": "created", "payload": {"issue": {"pull_request": {}}, "comment": {"body": "LGTM"}}}}))
+        "action": "created", "pull_request": True, "body": "LGTM"}}))
     out = invoke("match", str(rules), str(event), "--explain").output
-    assert r'chatops: no match: payload.comment.body ~ /^\/deploy\b/ (line' in out, out
+    assert r'chatops: no match: body ~ /^\/deploy\b/ (line' in out, out
 
 
 def test_rule_tests_of_the_translations_pass(rules: Path) -> None:
-    rules.write_text(RULES + TESTS.replace("{gh}", str(GH)))
+    rules.write_text(RULES + TESTS.replace("{gh}", str(GH)).replace("{payloads}", str(PAYLOADS)))
     result = invoke("test", str(rules))
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1] == "11 passed, 0 failed"
+    assert result.output.strip().splitlines()[-1] == "14 passed, 0 failed"
 
 
 # --------------------------------------------------------------------------- TRG306

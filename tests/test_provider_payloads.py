@@ -114,6 +114,13 @@ def gh_expected(event: str, b: dict) -> dict:
         i = b["issue"]
         own = {"number": i["number"], "title": i["title"], "state": i["state"], "author": i["user"]["login"],
                "url": i["html_url"], "labels": [x["name"] for x in i["labels"]]}
+    elif event == "issue_comment":
+        c, i = b["comment"], b["issue"]
+        own = {"number": i["number"], "title": i["title"], "pull_request": "pull_request" in i, "body": c["body"],
+               "author": c["user"]["login"], "author_association": c["author_association"], "url": c["html_url"]}
+    elif event in ("create", "delete"):
+        kind = b["ref_type"]
+        own = {"ref": f"refs/{'heads' if kind == 'branch' else 'tags'}/{b['ref']}", kind: b["ref"], "ref_type": kind}
     elif event == "pull_request_review":
         r, pr = b["review"], b["pull_request"]
         own = {"number": pr["number"], "state": r["state"], "sha": r["commit_id"], "author": r["user"]["login"],
@@ -298,6 +305,9 @@ HAND = {
     "gitea/issues.json": ("gitea", "issues"),
     "gitea/workflow_run.json": ("gitea", "workflow_run"),
     "github/pull_request_review.json": ("github", "pull_request_review"),
+    "github/issue_comment.json": ("github", "issue_comment"),
+    "github/create.json": ("github", "create"),
+    "github/delete.json": ("github", "delete"),
 }
 
 

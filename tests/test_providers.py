@@ -341,8 +341,8 @@ def test_github_issues():
 
 def test_github_unknown_event_gets_the_common_fields():
     body = load("github/issues-opened.json")
-    [ev] = normalise_github("issue_comment", body, {"X-GitHub-Delivery": "x"})
-    assert ev.trigger == "github.issue_comment"
+    [ev] = normalise_github("star", body, {"X-GitHub-Delivery": "x"})
+    assert ev.trigger == "github.star"
     assert set(ev.data) == {"delivery", "action", "repo", "sender", "payload", "headers"}
 
 

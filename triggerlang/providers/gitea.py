@@ -42,7 +42,7 @@ from .base import (
 )
 from .github import EVENTS as GITHUB_EVENTS
 from .github import HANDLERS as GITHUB_HANDLERS
-from .github import PUSH_FIELDS
+from .github import PUSH_FIELDS, REF_FIELDS, ref_event
 
 EVENT_HEADERS = ("X-Gitea-Event", "X-Forgejo-Event", "X-Gogs-Event", "X-GitHub-Event")
 DELIVERY_HEADERS = ("X-Gitea-Delivery", "X-Forgejo-Delivery", "X-Gogs-Delivery", "X-GitHub-Delivery")
@@ -57,27 +57,10 @@ def _push(body: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _ref_event(body: dict[str, Any], what: str) -> dict[str, Any]:
-    """create / delete: ``ref`` (whole), ``ref_type``, ``branch`` or ``tag``; create's ``sha``."""
-    short = need_text(body, "ref", what)
-    ref_type = as_str(body.get("ref_type"))
-    data: dict[str, Any] = {}
-    if short.startswith("refs/"):
-        data["ref"] = short
-        for prefix, key in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
-            if short.startswith(prefix):
-                data[key] = short[len(prefix):]
-    elif ref_type in ("branch", "tag"):
-        data["ref"] = f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{short}"
-        data[ref_type] = short
-    put(data, ref_type=ref_type, sha=as_str(body.get("sha")))
-    return data
-
-
 HANDLERS = {
     "push": _push,
-    "create": lambda body: _ref_event(body, "Gitea create"),
-    "delete": lambda body: _ref_event(body, "Gitea delete"),
+    "create": lambda body: ref_event(body, "Gitea create"),
+    "delete": lambda body: ref_event(body, "Gitea delete"),
     "pull_request": GITHUB_HANDLERS["pull_request"],
     "release": GITHUB_HANDLERS["release"],
     "issues": GITHUB_HANDLERS["issues"],
@@ -114,13 +97,13 @@ def normalise(event_name: str, body: dict, headers: Mapping[str, str] | None = N
     return event_pair(primary, derive(body, primary.data, headers) if derive else None)
 
 
-_REF = {"ref": STR, "ref_type": STR, "branch": STR, "tag": STR, "sha": STR}
+_REF = {**REF_FIELDS, "sha": STR}
 
 EVENTS = {
     "push": ({k: t for k, t in PUSH_FIELDS.items() if k != "forced"},
              "commits pushed to a branch, or a tag or branch pushed or deleted"),
     "create": (_REF, "a branch or tag was created"),
-    "delete": ({k: t for k, t in _REF.items() if k != "sha"}, "a branch or tag was deleted"),
+    "delete": (REF_FIELDS, "a branch or tag was deleted"),
     "pull_request": GITHUB_EVENTS["pull_request"],
     "release": GITHUB_EVENTS["release"],
     "issues": GITHUB_EVENTS["issues"],

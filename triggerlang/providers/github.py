@@ -32,6 +32,7 @@ from .base import (
     label_names,
     need_body,
     need_object,
+    need_text,
     push_fields,
     put,
     webhook_event,
@@ -54,6 +55,9 @@ PUSH_FIELDS = {
     "commits": INT,
 }
 """A push's typed fields (GitLab and Gitea pushes have the same, less what they lack)."""
+
+REF_FIELDS = {"ref": STR, "ref_type": STR, "branch": STR, "tag": STR}
+"""The typed fields of a ``create`` / ``delete`` (:func:`ref_event`)."""
 
 def _gh_push(body: dict[str, Any]) -> dict[str, Any]:
     """push: ref, branch/tag, sha (= after), before, after, forced, created, deleted,
@@ -200,6 +204,46 @@ def _gh_issues(body: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _gh_issue_comment(body: dict[str, Any]) -> dict[str, Any]:
+    """issue_comment: number, title (the issue's or pull request's), pull_request (true when
+    the comment is on a pull request: its issue has a ``pull_request`` object), body,
+    author (the commenter's login), author_association (the commenter's standing in the
+    repository: OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE...), url (the comment's)."""
+    comment = need_object(body, "comment", "GitHub issue_comment")
+    issue = as_dict(body.get("issue"))
+    data: dict[str, Any] = {}
+    put(
+        data,
+        number=as_int(issue.get("number")),
+        title=as_str(issue.get("title")),
+        pull_request=isinstance(issue.get("pull_request"), dict) if issue else None,
+        body=as_str(comment.get("body")),
+        author=as_str(dig(comment, "user", "login")),
+        author_association=as_str(comment.get("author_association")),
+        url=as_str(comment.get("html_url")),
+    )
+    return data
+
+
+def ref_event(body: dict[str, Any], what: str) -> dict[str, Any]:
+    """create / delete (GitHub's shape, which Gitea copies): a short ``ref`` and its
+    ``ref_type`` (branch or tag) become ``ref`` made whole (``refs/tags/v1``), ``ref_type``
+    and ``branch`` or ``tag``; ``sha`` when the body has one (Gitea's create)."""
+    short = need_text(body, "ref", what)
+    ref_type = as_str(body.get("ref_type"))
+    data: dict[str, Any] = {}
+    if short.startswith("refs/"):
+        data["ref"] = short
+        for prefix, key in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
+            if short.startswith(prefix):
+                data[key] = short[len(prefix):]
+    elif ref_type in ("branch", "tag"):
+        data["ref"] = f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{short}"
+        data[ref_type] = short
+    put(data, ref_type=ref_type, sha=as_str(body.get("sha")))
+    return data
+
+
 def _gh_ping(body: dict[str, Any]) -> dict[str, Any]:
     """ping: zen, hook_id (top-level, else ``hook.id``)."""
     data: dict[str, Any] = {}
@@ -216,6 +260,9 @@ HANDLERS: dict[str, Handler] = {
     "check_suite": _gh_check_suite,
     "release": _gh_release,
     "issues": _gh_issues,
+    "issue_comment": _gh_issue_comment,
+    "create": lambda body: ref_event(body, "GitHub create"),
+    "delete": lambda body: ref_event(body, "GitHub delete"),
     "ping": _gh_ping,
 }
 """Event-specific fields by X-GitHub-Event name; any other event gets the common fields."""
@@ -359,6 +406,13 @@ EVENTS = {
         {"number": INT, "title": STR, "labels": LIST_STR, "state": STR, "author": STR, "url": STR},
         "activity on an issue",
     ),
+    "issue_comment": (
+        {"number": INT, "title": STR, "pull_request": BOOL, "body": STR, "author": STR,
+         "author_association": STR, "url": STR},
+        "a comment on an issue or a pull request was created, edited or deleted",
+    ),
+    "create": (REF_FIELDS, "a branch or tag was created"),
+    "delete": (REF_FIELDS, "a branch or tag was deleted"),
     "ping": ({"zen": STR, "hook_id": INT}, "sent once when a webhook is created"),
 }
 
@@ -374,7 +428,7 @@ PROVIDER = Provider(
     delivery_headers=("X-GitHub-Delivery",),
     known_events=KNOWN_EVENTS,
     ci_events=frozenset(CI),
-    ref_events=frozenset({"push"}),
+    ref_events=frozenset({"push", "create", "delete"}),
     push_events=frozenset({"push"}),
     ping_event="ping",
     read_body=read_body,
