@@ -285,3 +285,16 @@ def test_the_readme_section_example_checks_clean_and_its_tests_pass(tmp_path: Pa
     assert invoke("check", "--strict", str(f)).exit_code == 0
     result = invoke("test", str(f))
     assert result.exit_code == 0 and result.output.strip().endswith("3 passed, 0 failed"), result.output
+
+
+def test_every_listed_file_counts_past_githubs_300(rules: Path, tmp_path: Path) -> None:
+    """GitHub Actions looks at the first 300 files of a push's diff; `files` holds every path
+    of the listed commits, so a push of 300 docs pages and one file under app/ runs the
+    `paths` rule whatever the order of the list (README: "Paths")."""
+    body = json.loads((GH / "push-plain.json").read_text())
+    body["commits"] = [{**body["commits"][0], "added": [f"docs/page{i:03}.md" for i in range(300)],
+                        "modified": ["app/models/user.rb"], "removed": []}]
+    delivery = tmp_path / "push-301.json"
+    delivery.write_text(json.dumps(body))
+    result = invoke("match", str(rules), str(delivery), "--github", "push", "--format", "json")
+    assert "push_paths" in [m["rule"] for m in json.loads(result.output)["matches"]], result.output
