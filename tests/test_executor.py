@@ -596,3 +596,29 @@ def test_stdin_is_the_same_line_whether_made_from_the_journal_or_from_the_event(
         assert made == _event_bytes(event)
         assert made.isascii() and b"\n" not in made
         assert json.loads(made) == event
+
+
+@pytest.mark.parametrize("path", ["spawner", "asyncio"])
+@pytest.mark.parametrize("count", [1800, 12000])
+def test_a_run_with_a_long_argv_starts_and_the_next_run_too(base: Path, count: int, path: str,
+                                                            monkeypatch: pytest.MonkeyPatch):
+    """A run whose argv, environment and log header together are larger than one message
+    to the spawner (1,800 paths from a debounce window: ~0.3 MB) starts with every
+    argument; it used to cut the message at 256 KiB, which killed the spawner ("marshal
+    data too short") and failed the run. 12,000 paths are over what execve takes for the
+    one ``TRG_INPUT_PATHS`` string: a failed run that says why, and the next run starts."""
+    if path == "asyncio":
+        from triggerlang.runtime import executor
+
+        monkeypatch.setattr(executor, "_spawner_for", lambda req: None)
+    paths = [f"src/some/fairly/long/folder/name/module_number_{i}.py" for i in range(count)]
+    action = probe_action([{"param": "paths"}], params=[{"name": "paths"}])
+    result, seen = run_probe(base, action, {"paths": paths})
+    if count == 1800:
+        assert result == RunResult("succeeded", 0)
+        assert seen["argv"] == paths and json.loads(seen["env"]["TRG_INPUT_PATHS"]) == paths
+    else:
+        assert result.status == "failed" and "too long for the system" in (result.error or ""), result
+        assert "the largest, TRG_INPUT_PATHS, " in result.error
+    after = {"kind": "exec", "params": [], "argv": [{"value": "true"}]}
+    assert run(request(base, after, run_id=2)) == RunResult("succeeded", 0)

@@ -367,6 +367,17 @@ def _env_additions(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]
     return env
 
 
+def _too_long(prog: str, argv: list[str], env: Mapping[bytes, bytes]) -> str:
+    """Why execve refused a run's argv and environment (E2BIG), naming the largest part."""
+    parts = [(len(os.fsencode(a)), f"argument {i}") for i, a in enumerate(argv)]
+    parts += [(len(k) + 1 + len(v), os.fsdecode(k)) for k, v in env.items()]
+    size, what = max(parts)
+    total = sum(n for n, _ in parts)
+    return (f"cannot start {prog}: its arguments and environment are too long for the system "
+            f"({total:,} bytes; the largest, {what}, {size:,} bytes; Linux takes at most 128 KiB "
+            f"in one argument or variable and about 2 MiB in all)")
+
+
 def _run_env(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
     env = dict(os.environ)
     env.update(_env_additions(req, inputs))
@@ -511,6 +522,8 @@ async def _start_asyncio(req: RunRequest, argv: list[str], inputs: Mapping[str, 
         except ValueError as e:  # embedded NUL byte in an argument or variable
             raise ActionError(f"cannot start {argv[0]}: {e}") from None
         except OSError as e:
+            if e.errno == errno.E2BIG:
+                raise ActionError(_too_long(argv[0], argv, _env_changes(req, inputs))) from None
             raise ActionError(f"cannot start {argv[0]}: {e.strerror or e}") from None
     except BaseException:
         log.close()
@@ -733,10 +746,18 @@ class Spawner:
         part_fds: list[int] = []
         size = 0
         for msg in batch:
-            if msg[0] == "s" and msg[8] is None:
-                part_fds.append(fds.pop(0))
+            own_fds = [fds.pop(0)] if msg[0] == "s" and msg[8] is None else []
+            data = marshal.dumps(msg)  # its real size: argv and env count (a long <paths>)
+            if len(data) > MESSAGE:
+                # too large for one message: the command travels in a memfd ("m"), alone
+                if part:
+                    self._out.append((marshal.dumps(part), part_fds))
+                    part, part_fds, size = [], [], 0
+                self._out.append((marshal.dumps([("m",)]), [_memfd("trg-command", marshal.dumps([msg])), *own_fds]))
+                continue
             part.append(msg)
-            size += sum(len(x) for x in msg if isinstance(x, (bytes, str))) + 64 * len(msg)
+            part_fds += own_fds
+            size += len(data)
             if size > MESSAGE or len(part_fds) >= 32:
                 self._out.append((marshal.dumps(part), part_fds))
                 part, part_fds, size = [], [], 0
@@ -833,11 +854,7 @@ class Spawner:
             raise _SpawnFailed("other", 0, f"run {key} is already started")
         memfd = None
         if len(stdin) > INLINE_STDIN:
-            memfd = os.memfd_create("trg-event", os.MFD_CLOEXEC)
-            view = memoryview(stdin)
-            while view:
-                view = view[os.write(memfd, view):]
-            os.lseek(memfd, 0, os.SEEK_SET)
+            memfd = _memfd("trg-event", stdin)
             stdin = None  # type: ignore[assignment]
         self.starting[key] = fut
         try:
@@ -848,6 +865,20 @@ class Spawner:
                 os.close(memfd)
             raise
         return fut
+
+def _memfd(name: str, data: bytes) -> int:
+    """A memfd holding ``data``, read from its start (passed to the spawner)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
 
 class _SpawnFailed(Exception):
     """The spawner could not start a process: ``where`` it failed, ``errno``, a message."""
@@ -907,6 +938,8 @@ def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Ma
             return ActionError(f"program not found: {prog}")
         if e.where == "exec" and e.errno in (13, 21):  # EACCES, EISDIR
             return ActionError(f"cannot execute {prog}: permission denied")
+        if e.where == "exec" and e.errno == errno.E2BIG:
+            return ActionError(_too_long(prog, argv, env))
         return ActionError(f"cannot start {prog}: {e.message}")
 
     return (req.run_id, argv, program, str(cwd), env, str(req.log_path), header, _stdin_of(req)), failure

@@ -139,6 +139,17 @@ class _Run:
 
 # --------------------------------------------------------------------------- the spawner's side
 
+def _read_all(fd: int) -> bytes:
+    """What the memfd ``fd`` holds (from its start), and close it."""
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _write(fd: int, data: bytes) -> None:
     try:
         view = memoryview(data)
@@ -389,14 +400,21 @@ def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs
             break
         passed = list(fds)
         stop = False
-        for msg in marshal.loads(data):
+        msgs = list(marshal.loads(data))
+        while msgs:
+            msg = msgs.pop(0)
             kind = msg[0]
             if kind == "s":
                 jobs.put((msg, passed.pop(0) if msg[8] is None and passed else None, base))
+            elif kind == "m":  # a command too large for a message, in the memfd passed with it
+                if passed:
+                    msgs[:0] = marshal.loads(_read_all(passed.pop(0)))
             elif kind == "e":
                 base = msg[1]
             elif kind == "q":
                 stop = True
+        for fd in passed:  # none is left unless serve sent too few commands for its fds
+            os.close(fd)
         if stop:
             break
     quitting.set()
