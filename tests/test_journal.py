@@ -480,3 +480,20 @@ def test_the_checkpoint_count_is_of_checkpoints_that_copied_something(tmp_path: 
     assert idle == 0
     assert busy == 3
     assert after == 3
+
+
+def test_gathered_paths_fold_into_folders_past_the_budget() -> None:
+    from triggerlang.runtime.store import GatheredPaths
+
+    small = GatheredPaths(["a", "a/b.py", "c", "a/b.py"])
+    assert small.list() == ["a", "a/b.py", "c"] and not small.folded    # under the budget: as seen
+    g = GatheredPaths([f"src/pkg{i % 3}/sub/m{i}.py" for i in range(600)] + ["docs/x.md"], budget=200)
+    assert g.folded and g.list() == ["src/pkg0/sub", "src/pkg1/sub", "src/pkg2/sub", "docs/x.md"]
+    g.add(["src/pkg1/sub/new.py", "src/other.py"])                    # covered: not added; new: added
+    assert g.list() == ["src/pkg0/sub", "src/pkg1/sub", "src/pkg2/sub", "docs/x.md", "src/other.py"]
+    assert len(json.dumps(g.list(), ensure_ascii=False).encode()) <= g.size <= 200  # (size: a bound)
+    flat = GatheredPaths([f"f{i}.py" for i in range(100)], budget=50)  # nothing left to fold into but the root
+    assert flat.list() == ["."]
+    flat.add(["x/y.py"])
+    assert flat.list() == ["."]
+    assert GatheredPaths(["é/ü.py"], budget=10).list() == ["é"]      # bytes of UTF-8 count

@@ -220,6 +220,36 @@ files: on file.changed path ~ "**" run collect with <paths> debounce 400ms
     assert len(journal_runs(s.state)) == 2
 
 
+def test_a_burst_of_3000_files_makes_one_run_whose_paths_fit_and_cover_them(tmp_path: Path, serve) -> None:
+    # A git checkout or an npm install writes thousands of files at once. The debounce
+    # window gathered every path into <paths>: 3,000 of ~70 characters made a run whose
+    # argv and TRG_INPUT_PATHS (~0.2 MB) killed the spawner, and would be over the 128 KiB
+    # execve takes in one variable anyway; the run failed. <paths> now stays under 64 KiB:
+    # past it, paths are folded into their folders, which hold every path that changed.
+    proj = tmp_path / "proj"
+    deep = proj / "src" / "some" / "fairly" / "long" / "folder" / "name" / "for" / "files"
+    deep.mkdir(parents=True)
+    (proj / "out").mkdir()
+    s = serve(f"""
+action collect(paths) = exec "{PY}" "-c" "import sys, json; json.dump(sys.argv[1:], open('out/args.json', 'w'))" paths
+burst: on file.changed path ~ "src/**/*.py" run collect with <paths> debounce 1s
+""")
+    for i in range(3000):
+        (deep / f"module_number_{i}.py").write_text(str(i))
+    (proj / "src" / "lone.py").write_text("x")
+    wait_for(lambda: len(s.events()) >= 3001, "the 3,001 files' events", 60)
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the runs of the burst", 60)
+    assert all(r["status"] == "succeeded" for r in runs), [(r["status"], r.get("error")) for r in runs]
+    for run in runs:  # one run, unless the writes paused longer than the debounce
+        assert len(json.dumps(run["inputs"]["paths"], ensure_ascii=False).encode()) <= 64 * 1024
+    assert json.loads((proj / "out" / "args.json").read_text()) == runs[-1]["inputs"]["paths"]
+    folder = "src/some/fairly/long/folder/name/for/files"
+    (folded,) = [r["inputs"]["paths"] for r in runs if {folder, "src/some", "src"} & set(r["inputs"]["paths"])]
+    assert not [p for p in folded if p.startswith(folder + "/")], "a path under a listed folder"
+    assert "src/lone.py" in [p for r in runs for p in r["inputs"]["paths"]]
+    stop_ok(s)
+
+
 # =========================================================================== http
 
 GITHUB_RULES = """

@@ -76,6 +76,7 @@ from ..sources.base import Submitted
 from .executor import (INTERRUPTED, KILL_GRACE, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json,
                        launch, stop_actions)
 from .journal import Journal, JournalError, PlannedRun, RunRow
+from .store import GatheredPaths
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, LoopGuard, depth_reason,
                     paused_skip_reason, recent, resume as resume_rule)
 from .operations import OperationError, cancel_reason
@@ -150,7 +151,7 @@ class _Lane:
     active: dict[int, RunningAction] = field(default_factory=dict)
     starting: set[int] = field(default_factory=set)
     debounce_run: int | None = None
-    debounce_paths: list[str] = field(default_factory=list)
+    debounce_paths: GatheredPaths = field(default_factory=GatheredPaths)  # <paths> of the open window
     timer: asyncio.TimerHandle | None = None
     started: list[int] = field(default_factory=list)  # the last few runs started, in order (loop protection)
     last_finished: tuple[int, float] | None = None    # (run id, time.monotonic()) of the last run that ended
@@ -364,7 +365,7 @@ class Engine:
                                                     f"{now - last:.0f}s ago"))
                     continue
             if pol.get("debounce"):
-                ln.debounce_paths = list(event.data.get("paths") or []) if event.source == "file" else []
+                ln.debounce_paths = GatheredPaths(event.data.get("paths") or [] if event.source == "file" else [])
                 planned.append(PlannedRun(name, m.rule.action, self._with_paths(m, inputs, ln), key,
                                           not_before=now + float(pol["debounce"])))
                 continue
@@ -450,7 +451,7 @@ class Engine:
             ln.discard(rid)
             self.backlog -= 1
         ln.debounce_run = None
-        ln.debounce_paths = []
+        ln.debounce_paths = GatheredPaths()
         self.journal.add_audit(LOOP_ACTOR, "pause", rule=rule, detail=reason)
         if self.metrics is not None:
             self.metrics.paused(rule, True)
@@ -506,7 +507,7 @@ class Engine:
                 self.backlog -= 1
             if ln.debounce_run == run_id:
                 ln.debounce_run = None
-                ln.debounce_paths = []
+                ln.debounce_paths = GatheredPaths()
             self._uncarry(run_id)
             self._check_idle()
             return "cancelled"
@@ -525,7 +526,7 @@ class Engine:
                     self.backlog -= 1
                 if ln.debounce_run == rid:
                     ln.debounce_run = None
-                    ln.debounce_paths = []
+                    ln.debounce_paths = GatheredPaths()
         self._check_idle()
 
     def _uncarry(self, run_id: int) -> tuple[str, str, str, str, str, int] | None:
@@ -538,7 +539,7 @@ class Engine:
         """Inputs bound to ``<paths>`` get every path seen in the debounce window."""
         out = dict(inputs)
         for pname in paths_params(self.rules.get(m.rule.name) or {}):
-            out[pname] = list(ln.debounce_paths)
+            out[pname] = ln.debounce_paths.list()
         return out
 
     def _extend_debounce(self, m, event: Event, inputs: dict, deadline: float) -> None:
@@ -546,9 +547,7 @@ class Engine:
         ln = self.lane(name)
         run_id = ln.debounce_run
         if event.source == "file":
-            for p in event.data.get("paths") or []:
-                if p not in ln.debounce_paths:
-                    ln.debounce_paths.append(p)
+            ln.debounce_paths.add(event.data.get("paths") or [])
         inputs = self._with_paths(m, inputs, ln)
         if run_id is not None and self.journal.update_pending(run_id, inputs, event.id, deadline):
             ln.timed = [(deadline if rid == run_id else nb, rid) for nb, rid in ln.timed]
@@ -557,7 +556,7 @@ class Engine:
             return
         # the pending run already started: this event opens a new window
         ln.debounce_run = None
-        ln.debounce_paths = list(event.data.get("paths") or []) if event.source == "file" else []
+        ln.debounce_paths = GatheredPaths(event.data.get("paths") or [] if event.source == "file" else [])
         rid = self.journal.add_run(PlannedRun(name, self.rules[name]["action"], inputs), event.id,
                                    not_before=deadline)
         self.journal.on_rollback(partial(self._forget, [rid]))
@@ -620,7 +619,7 @@ class Engine:
             self.backlog -= 1
             if rid == ln.debounce_run:
                 ln.debounce_run = None
-                ln.debounce_paths = []
+                ln.debounce_paths = GatheredPaths()
             ln.starting.add(rid)
             self.running += 1
             self._start(rule, rid)

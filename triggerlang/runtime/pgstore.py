@@ -61,7 +61,7 @@ from .. import defaults
 from ..events import Event
 from .pgcorrelate import PG_SCHEMA as _CORRELATION_SCHEMA, PgGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery,
-                    Intent, LogChunk, Recorded, RunRow, StoreError, audit_dict, clean_log, delivery_dict, delivery_sql,
+                    GatheredPaths, Intent, LogChunk, Recorded, RunRow, StoreError, audit_dict, clean_log, delivery_dict, delivery_sql,
                     dumps, equal_conditions, event_conditions, iso_utc, newest_first, redact_url, run_conditions,
                     scrub)
 
@@ -526,8 +526,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                 inputs = dict(it.inputs)
                 old = json.loads(pending[1])
                 for p in it.paths_params:
-                    seen = [x for x in (old.get(p) or []) if isinstance(x, str)]
-                    inputs[p] = seen + [x for x in paths if x not in seen]
+                    inputs[p] = GatheredPaths([*(old.get(p) or []), *paths]).list()
                 cur.execute("UPDATE trg_runs SET inputs = %s, event_id = %s, not_before = %s WHERE id = %s",
                             (dumps(inputs), event.id, now + float(it.debounce), pending[0]))
                 return None
@@ -546,7 +545,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         inputs = dict(it.inputs)
         if status == "queued" and it.debounce:
             for p in it.paths_params:
-                inputs[p] = list(paths)
+                inputs[p] = GatheredPaths(paths).list()
             not_before = now + float(it.debounce)
         elif status == "queued" and it.busy == "skip":
             cur.execute("SELECT 1 FROM trg_runs WHERE rule = %s AND status IN ('queued', 'running') LIMIT 1",

@@ -682,3 +682,74 @@ def env_store_url(environ: Any = None) -> str | None:
     """``TRIGGERLANG_STORE`` if set and not empty."""
     v = (environ if environ is not None else os.environ).get(STORE_ENV)
     return v or None
+
+
+# --------------------------------------------------------------------------- <paths>
+
+PATHS_BUDGET = 64 * 1024
+"""Bytes of JSON that the ``<paths>`` of one debounce window may take (``TRG_INPUT_PATHS``
+holds them, and Linux refuses a variable over 128 KiB); past it they are folded into their
+folders (:class:`GatheredPaths`)."""
+
+
+class GatheredPaths:
+    """The paths a debounce window gathers for ``<paths>``: each once, in the order first
+    seen, while their JSON (``TRG_INPUT_PATHS``) fits in ``budget`` bytes. Past it (a
+    ``git checkout`` of thousands of files, an ``npm install`` into a watched tree) the
+    deepest paths are replaced by their folders, level by level, and a path under a listed
+    folder is dropped, until it fits again: the list then names folders that hold every
+    path that changed (at worst ``.``, the root), so the run still covers them all, and
+    the memory and the journal's copy stay bounded; from then on a path under a listed
+    folder is not added. Both stores use it (the shared store rebuilds it from the pending
+    run's list on each event, which may then hold such a path until the next fold)."""
+
+    __slots__ = ("_paths", "size", "budget", "folded")
+
+    def __init__(self, paths: Any = (), budget: int = PATHS_BUDGET) -> None:
+        self._paths: dict[str, None] = {}
+        self.size = 2  # "[]"
+        self.budget = budget
+        self.folded = False  # some paths were replaced by their folders
+        self.add(paths)
+
+    @staticmethod
+    def _cost(path: str) -> int:
+        return len(json.dumps(path, ensure_ascii=False).encode()) + 2  # the string and ", "
+
+    def add(self, paths: Any) -> None:
+        for p in paths:
+            if isinstance(p, str) and p not in self._paths and not (self.folded and self._covered(p)):
+                self._paths[p] = None
+                self.size += self._cost(p)
+        if self.size > self.budget:
+            self._fold()
+
+    def _covered(self, path: str) -> bool:
+        """A folder that holds ``path`` is listed (or the root, ``.``)."""
+        if "." in self._paths:
+            return True
+        cut = path.find("/")
+        while cut > 0:
+            if path[:cut] in self._paths:
+                return True
+            cut = path.find("/", cut + 1)
+        return False
+
+    def _fold(self) -> None:
+        paths = list(self._paths)
+        while self.size > self.budget:
+            depth = max(p.count("/") for p in paths)
+            if depth == 0:
+                paths = ["."]
+            else:
+                self._paths = dict.fromkeys(p.rsplit("/", 1)[0] if p.count("/") == depth else p for p in paths)
+                paths = [p for p in self._paths if not self._covered(p)]
+            self.size = 2 + sum(self._cost(p) for p in paths)
+        self._paths = dict.fromkeys(paths)
+        self.folded = True
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def list(self) -> list[str]:
+        return list(self._paths)
