@@ -73,8 +73,14 @@ def test_always_ignored_and_configured_ignores(tmp_path: Path) -> None:
         (tmp_path / "state" / "journal.db").write_text("db")
         (tmp_path / ".triggerlang").mkdir()                        # the manifest's state_dir
         (tmp_path / ".triggerlang" / "x").write_text("x")
-        for name in (".app.py.swp", ".app.py.swx", "app.py~", ".#app.py", "4913", "a.tmp", ".DS_Store"):
+        for name in (".app.py.swp", ".app.py.swx", "app.py~", ".#app.py", "4913", "a.tmp", ".DS_Store",
+                     "#app.py#", "app.py___jb_tmp___", "app.py___jb_old___"):
             (tmp_path / "src" / name).write_text("t")
+        for vcs in (".hg", ".svn", ".bzr", "_darcs", ".pijul", ".jj", ".fossil-settings"):  # as .git
+            (tmp_path / vcs / "store").mkdir(parents=True)
+            (tmp_path / vcs / "store" / "data").write_text("v")
+            (tmp_path / "src" / vcs).mkdir()
+            (tmp_path / "src" / vcs / "x").write_text("v")
         (tmp_path / "src" / "__pycache__" / "app.cpython-311.pyc").write_text("c")
         (tmp_path / "src" / "debug.log").write_text("l")           # ignore "*.log"
         (tmp_path / "build" / "out" / "bin").write_text("b")       # ignore "build/**"
