@@ -198,6 +198,9 @@ def test_file_source_options_and_ignores() -> None:
     assert f["root"] == "web" and f["roots"] == ["static"]
     assert f["ignore"] == ["node_modules/**", "*.map"]
     assert ".git/**" in f["always_ignored"] and "*.swp" in f["always_ignored"]
+    assert "gitignore" not in f  # written only when set: manifests from before stay the same bytes
+    on = sources_of('source file gitignore=true\n' + ACTION + 'on file.created run d')["file"]
+    assert on["gitignore"] is True
 
 
 def test_a_path_glob_under_or_does_not_narrow_the_roots() -> None:

@@ -388,3 +388,70 @@ def test_a_folder_replaced_within_one_batch_reports_what_went_and_what_came(tmp_
     asyncio.run(main())
     assert h.describe_events() == [("modified", "pkg"), ("deleted", "pkg/sub"), ("deleted", "pkg/sub/b.py"),
                                    ("created", "pkg/c.py")]
+
+
+def test_gitignore_true_drops_what_the_repositorys_ignore_files_ignore(tmp_path: Path) -> None:
+    # watchexec's default: a build writing into dist/ or node_modules/ raises nothing. Here
+    # with `source file gitignore=true`; a changed .gitignore applies from the next change.
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("build/\n*.log\n!keep.log\nnode_modules\n/dist\n")
+    (tmp_path / ".git" / "info").mkdir(parents=True, exist_ok=True)
+    (tmp_path / ".git" / "info" / "exclude").write_text("*.bak\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / ".gitignore").write_text("*.gen.py\n")
+    (tmp_path / "src" / "dist").mkdir()
+    (tmp_path / "web" / "node_modules" / "pkg").mkdir(parents=True)
+
+    async def body(h: Harness, src: FileSource) -> None:
+        for rel in ("build/out.o", "debug.log", "web/node_modules/pkg/index.js", "dist/app.js", "a.bak",
+                    "src/m.gen.py"):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text("ignored")
+        for rel in ("keep.log", "src/dist/app.js", "src/app.py"):
+            (tmp_path / rel).write_text("reported")
+        await h.wait_seen("src/app.py")
+        await h.wait_seen("keep.log")
+        await h.wait_seen("src/dist/app.js")
+        (tmp_path / "src" / ".gitignore").write_text("*.gen.py\n*.txt\n")   # read anew
+        await h.wait_seen("src/.gitignore", "modified")
+        (tmp_path / "src" / "notes.txt").write_text("now ignored")
+        (tmp_path / "src" / "m.gen.py").write_text("still ignored")
+        (tmp_path / "sentinel").write_text("s")
+        await h.wait_seen("sentinel")
+        assert h.paths() == {"keep.log", "src/dist/app.js", "src/app.py", "src/.gitignore", "sentinel"}, h.paths()
+
+    run_source(tmp_path, {"root": ".", "gitignore": True}, body)
+
+
+def test_gitignore_patterns_agree_with_git_check_ignore(tmp_path: Path) -> None:
+    import subprocess
+
+    from triggerlang.sources.gitignore import GitIgnore
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text(
+        "build/\n*.log\n!keep.log\n/dist\ndocs/**/gen\n**/tmp-*\nsecret?.txt\n[Tt]humbs.db\n\\#lit\n"
+        "node_modules\nout/*\n!out/keep\n  \n# a comment\ntrail \nlib/**\n[!a-c]x.c\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / ".gitignore").write_text("*.gen.py\n!important.gen.py\n/local.py\n")
+    paths = ["build/x.o", "src/build/y.o", "a.log", "keep.log", "sub/keep.log", "dist/app.js", "src/dist/app.js",
+             "docs/a/b/gen/x.md", "docs/gen", "x/tmp-1/y", "secret1.txt", "secret12.txt", "Thumbs.db", "thumbs.db",
+             "#lit", "web/node_modules/a/index.js", "out/a", "out/keep", "src/m.gen.py", "src/important.gen.py",
+             "src/local.py", "src/sub/local.py", "src/app.py", "trail", "README.md", "lib/a/b.c", "dx.c", "ax.c",
+             "build", "naïve file.log", "src/data.json"]
+    for rel in paths:
+        if rel != "build":
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text("x")
+    res = subprocess.run(["git", "-C", str(tmp_path), "-c", "core.quotePath=false", "check-ignore", "--no-index",
+                          "--stdin"], input="\n".join(paths), capture_output=True, text=True)
+    by_git = set(res.stdout.splitlines())
+    gi = GitIgnore(str(tmp_path.resolve()))
+    ours = {p for p in paths if gi.ignored(p, (tmp_path / p).is_dir())}
+    assert ours == by_git
+    assert "build/x.o" in ours and "out/keep" not in ours and "src/important.gen.py" not in ours
+    # a root below the repository's top reads the .gitignore files above it
+    sub = GitIgnore(str((tmp_path / "src").resolve()))
+    assert sub.ignored("m.gen.py", False) and sub.ignored("build/y.o", False) and not sub.ignored("app.py", False)

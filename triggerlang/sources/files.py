@@ -30,6 +30,8 @@ Algorithm
    segments, ``[abc]``); a glob without ``/`` is tried against every segment (``*.log``
    anywhere, ``node_modules`` and all below it), one with ``/`` is anchored at ``root``
    and also covers everything below what it matches (``docs/gen`` ignores its content).
+   With ``gitignore: true`` (``source file gitignore=true``), a path the repository's
+   ``.gitignore`` / ``.ignore`` files ignore is dropped too (:mod:`.gitignore`).
 4. **One event per path.** watchfiles reports a *set* of ``(change, path)`` per batch; the
    changes of one path are folded into one event: ``added`` → ``created``, ``modified`` →
    ``modified``, ``deleted`` → ``deleted``; ``added`` with ``modified`` → ``created``;
@@ -90,6 +92,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from ..compile.patterns import PatternError, compile_glob
 from ..events import Event
 from .base import Source, SourceContext, StopFlag
+from .gitignore import IGNORE_FILES, GitIgnore
 
 __all__ = ["FileSource", "IgnoreRules", "KnownPaths"]
 
@@ -234,6 +237,8 @@ class FileSource(Source):
         self.root = os.path.realpath(root if root.is_absolute() else base / root)
         self.roots_text = [str(r) for r in (config.get("roots") or ["."])]
         self.ignore = IgnoreRules(config.get("ignore") or [], ctx.log)
+        # ``gitignore=true``: the .gitignore / .ignore files too (sources/gitignore.py)
+        self.gitignore = GitIgnore(self.root, ctx.log) if config.get("gitignore") is True else None
         states = {os.path.realpath(ctx.state_dir)}
         if config.get("state_dir"):
             sd = Path(str(config["state_dir"]))
@@ -310,6 +315,8 @@ class FileSource(Source):
         if _TEMP_NAMES.match(parts[-1]):
             return None
         if self.ignore.match(rel):
+            return None
+        if self.gitignore is not None and self.gitignore.ignored(rel, os.path.isdir(path)):
             return None
         return rel
 
@@ -404,6 +411,10 @@ class FileSource(Source):
             kind = _CHANGE.get(int(change))
             if kind is not None:
                 by_path.setdefault(path, set()).add(kind)
+        if self.gitignore is not None:  # an ignore file changed: read it anew before filtering
+            for path in by_path:
+                if os.path.basename(path) in IGNORE_FILES:
+                    self.gitignore.forget(path)
         out: list[tuple[str, str, str]] = []
         for path, kinds in by_path.items():
             rel = self.relative(path)

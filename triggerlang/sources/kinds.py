@@ -115,9 +115,12 @@ def _file_section(inp: SectionInput) -> dict | None:
             globs.extend(r.path_globs)
         else:
             any_path = True
-    return {"root": inp.first_option("file", "root") or ".", "roots": ["."] if any_path else watch_roots(globs),
-            "ignore": list(inp.first_option("file", "ignore") or []),
-            "always_ignored": list(defaults.ALWAYS_IGNORED), "state_dir": defaults.STATE_DIR}
+    section = {"root": inp.first_option("file", "root") or ".", "roots": ["."] if any_path else watch_roots(globs),
+               "ignore": list(inp.first_option("file", "ignore") or []),
+               "always_ignored": list(defaults.ALWAYS_IGNORED), "state_dir": defaults.STATE_DIR}
+    if inp.first_option("file", "gitignore") is True:  # only when set: older manifests stay byte for byte
+        section["gitignore"] = True
+    return section
 
 
 FILE = SourceKind(
@@ -129,7 +132,7 @@ FILE = SourceKind(
             "deleted": (_FILE_FIELDS, "a file was deleted"),
             "changed": (_FILE_FIELDS, "any of created, modified, deleted (see `change`)"),
         },
-        options={"root": STR, "ignore": LIST_STR},
+        options={"root": STR, "ignore": LIST_STR, "gitignore": BOOL},
         listener="file",
         doc="file-system changes; `path` is relative to the root with `/` separators",
     ),
