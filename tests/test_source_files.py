@@ -455,3 +455,40 @@ def test_gitignore_patterns_agree_with_git_check_ignore(tmp_path: Path) -> None:
     # a root below the repository's top reads the .gitignore files above it
     sub = GitIgnore(str((tmp_path / "src").resolve()))
     assert sub.ignored("m.gen.py", False) and sub.ignored("build/y.o", False) and not sub.ignored("app.py", False)
+
+
+def _inotify_instances() -> int:
+    fd_dir = Path("/proc/self/fd")
+    count = 0
+    for fd in fd_dir.iterdir():
+        try:
+            count += os.readlink(fd) == "anon_inode:inotify"
+        except OSError:
+            continue
+    return count
+
+
+def test_poll_scans_instead_of_the_kernels_notifications(tmp_path: Path) -> None:
+    # `source file poll=D` is watchexec's --poll: for a network share or a container mount
+    # where inotify hears nothing. It is the polling watcher that runs: no inotify instance.
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        import pytest
+
+        pytest.skip("counts inotify instances through /proc")
+    (tmp_path / "src").mkdir()
+    before = _inotify_instances()
+    live: list[int] = []
+
+    def body_of(poll: bool):
+        async def body(h: Harness, src: FileSource) -> None:
+            assert src.describe().endswith(", polling every 0.1s") == poll
+            (tmp_path / "src" / f"a{int(poll)}.py").write_text("x")
+            await h.wait_seen(f"src/a{int(poll)}.py", "created")
+            live.append(_inotify_instances() - before)
+        return body
+
+    run_source(tmp_path, {"root": ".", "poll": 0.1}, body_of(True))
+    run_source(tmp_path, {"root": "."}, body_of(False))
+    assert live[0] == 0 and live[1] >= 1, live

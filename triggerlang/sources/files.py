@@ -18,7 +18,10 @@ Algorithm
    more of a core while idle (the native watcher wakes every step). watchfiles' own default filter is
    off; this module filters. ``start()`` returns once the native watcher is live (the
    first time it polls the stop flag), so a change made right after ``start()`` is seen.
-   ``stop()`` sets the stop flag, which the watcher checks every step.
+   ``stop()`` sets the stop flag, which the watcher checks every step. With ``poll``
+   (seconds, ``source file poll=2s``) the watcher scans the folders that often instead
+   (watchfiles' ``force_polling``): for file systems whose changes the kernel does not
+   report (NFS, SMB, some container bind mounts), as ``watchexec --poll``.
 3. **Filtering.** A change is dropped when its path is outside ``root`` once symlinks are
    resolved (``os.path.realpath``), is not under one of the configured roots, has a
    version control folder's segment (``.git`` ``.hg`` ``.svn`` ``.bzr`` ``_darcs``
@@ -239,6 +242,9 @@ class FileSource(Source):
         self.ignore = IgnoreRules(config.get("ignore") or [], ctx.log)
         # ``gitignore=true``: the .gitignore / .ignore files too (sources/gitignore.py)
         self.gitignore = GitIgnore(self.root, ctx.log) if config.get("gitignore") is True else None
+        # ``poll=D``: scan every D instead of the kernel's notifications (network shares,
+        # some container mounts, where inotify hears nothing)
+        self.poll = float(config["poll"]) if isinstance(config.get("poll"), (int, float)) and config["poll"] > 0 else None
         states = {os.path.realpath(ctx.state_dir)}
         if config.get("state_dir"):
             sd = Path(str(config["state_dir"]))
@@ -257,7 +263,8 @@ class FileSource(Source):
         self.seeded = asyncio.Event()  # set once the first scan is over (done or given up)
 
     def describe(self) -> str:
-        return f"file: watching {', '.join(self.roots_text)} under {self.root}"
+        polling = f", polling every {self.poll:g}s" if self.poll is not None else ""
+        return f"file: watching {', '.join(self.roots_text)} under {self.root}{polling}"
 
     # ---- watch set -------------------------------------------------------------------
 
@@ -380,8 +387,10 @@ class FileSource(Source):
             first = False
             paths = self.watch_paths()
             try:
+                polling = {} if self.poll is None else {"force_polling": True,
+                                                          "poll_delay_ms": max(1, round(self.poll * 1000))}
                 gen = awatch(*paths, watch_filter=None, step=5, debounce=50, stop_event=flag,
-                             recursive=True, ignore_permission_denied=True)
+                             recursive=True, ignore_permission_denied=True, **polling)
                 async with contextlib.aclosing(gen):
                     async for changes in gen:
                         await self._emit(changes)

@@ -120,6 +120,8 @@ def _file_section(inp: SectionInput) -> dict | None:
                "always_ignored": list(defaults.ALWAYS_IGNORED), "state_dir": defaults.STATE_DIR}
     if inp.first_option("file", "gitignore") is True:  # only when set: older manifests stay byte for byte
         section["gitignore"] = True
+    if inp.first_option("file", "poll"):  # seconds between two scans, instead of inotify/FSEvents
+        section["poll"] = inp.first_option("file", "poll")
     return section
 
 
@@ -132,7 +134,7 @@ FILE = SourceKind(
             "deleted": (_FILE_FIELDS, "a file was deleted"),
             "changed": (_FILE_FIELDS, "any of created, modified, deleted (see `change`)"),
         },
-        options={"root": STR, "ignore": LIST_STR, "gitignore": BOOL},
+        options={"root": STR, "ignore": LIST_STR, "gitignore": BOOL, "poll": DURATION},
         listener="file",
         doc="file-system changes; `path` is relative to the root with `/` separators",
     ),
