@@ -399,6 +399,21 @@ deploy: on git.push repo="hooked.git" branch="main" run rec with <sha>
     assert "Traceback" not in dead.stderr and len(dead.stderr.strip().splitlines()) == 1
 
 
+def test_an_emitted_file_event_that_names_its_path_matches_as_a_real_change(tmp_path: Path, serve) -> None:
+    # `triggerc emit file.modified path=app.py` (to start a dev server's rule at once, as
+    # watchexec runs its command at start) gave the event no name, ext or change: a rule
+    # on `ext in ["py"]` never matched it. They follow from the path, as the watcher's do.
+    s = serve("""
+action app(paths, name, change) = exec "true"
+app: on file.changed ext in ["py", "toml"] change != "deleted" run app with <paths>, <name>, <change> busy restart
+""", "--http")
+    r = cli("emit", "file.modified", "path=src/app.py", "--url", s.url)
+    assert r.returncode == 0 and r.stdout.endswith("1 run(s) [1]\n"), (r.stdout, r.stderr)
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the emitted run")
+    assert runs[0]["inputs"] == {"paths": ["src/app.py"], "name": "app.py", "change": "modified"}, runs
+    stop_ok(s)
+
+
 @pytest.mark.parametrize("url", ["localhost:8080", "nonsense", "http://[::1", "ftp://127.0.0.1:8080", "http://"])
 def test_emit_rerun_and_cancel_refuse_a_url_that_is_not_http(url: str) -> None:
     """--url (or TRIGGERLANG_URL) without http:// is a usage error (exit 2) that says what

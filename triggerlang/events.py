@@ -137,6 +137,30 @@ class Event:
         return cls(source=src, type=typ, data=data, **kw)
 
 
+FILE_CHANGES = ("created", "modified", "deleted")
+
+
+def complete_file_data(data: dict[str, Any], change: str | None, paths: bool = True) -> dict[str, Any]:
+    """Fill in the fields of a ``file.*`` event's data that follow from its ``path`` (the one
+    definition): ``name`` (the last segment), ``ext`` (after the last dot, ``""`` for
+    ``Makefile`` or ``.bashrc``), ``paths`` (``[path]``, unless ``paths`` is False; a
+    debounce window gathers more) and ``change`` (``change``, when it is one of
+    :data:`FILE_CHANGES`). Fields already there
+    are kept: the file source sets them all, ``triggerc emit file.modified path=app.py`` or
+    a rule test's ``given`` only ``path``, and must match the same rules."""
+    path = data.get("path")
+    if isinstance(path, str):
+        name = path.rsplit("/", 1)[-1]
+        stem, dot, ext = name.rpartition(".")
+        data.setdefault("name", name)
+        data.setdefault("ext", ext if dot and stem else "")
+        if paths:
+            data.setdefault("paths", [path])
+    if change in FILE_CHANGES:
+        data.setdefault("change", change)
+    return data
+
+
 def get_path(data: Any, path: tuple[str, ...] | list[str]) -> Any:
     """The value at a dotted path in ``data``, or MISSING.
 

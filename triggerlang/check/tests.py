@@ -77,14 +77,12 @@ from pathlib import Path
 from typing import Any
 
 from ..diagnostics import Span, did_you_mean
-from ..events import MAX_EVENT_CHARS, Event, JSONError, read_json
+from ..events import FILE_CHANGES, MAX_EVENT_CHARS, Event, JSONError, complete_file_data, read_json
 from ..providers import provider_names
 from ..sources.kinds import provider_of
 from ..syntax import ast as A
 from . import catalogue as C
 from .values import SKIP, TYPE_WORDS, Dur, Regex, plain, type_of
-
-_FILE_CHANGES = ("created", "modified", "deleted")
 
 
 # --------------------------------------------------------------------------- results
@@ -314,14 +312,7 @@ class _TestChecker:
             typ = self.file_type(g, ev, data)
             if typ is None:
                 return []
-            path = data.get("path")
-            if isinstance(path, str):
-                name = path.rsplit("/", 1)[-1]
-                stem, dot, ext = name.rpartition(".")
-                data.setdefault("name", name)
-                data.setdefault("ext", ext if dot and stem else "")
-                data.setdefault("paths", [path])
-            data.setdefault("change", typ)
+            complete_file_data(data, typ)
         elif src == "http":
             typ = self.http_type(g, ev, data)
             if typ is None:
@@ -337,7 +328,7 @@ class _TestChecker:
         if change is None:
             return "modified" if ev == "changed" else ev
         at = _field_span(g, "change")
-        if change not in _FILE_CHANGES:
+        if change not in FILE_CHANGES:
             self.d.error("TRG603", f"change is created, modified or deleted, not {json.dumps(change)}", at,
                          "write change=\"created\", \"modified\" or \"deleted\"")
             return None

@@ -93,7 +93,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..compile.patterns import PatternError, compile_glob
-from ..events import Event
+from ..events import Event, complete_file_data
 from .base import Source, SourceContext, StopFlag
 from .gitignore import IGNORE_FILES, GitIgnore
 
@@ -611,9 +611,7 @@ class FileSource(Source):
         return True
 
     async def _submit(self, rel: str, change: str) -> None:
-        name = rel.rsplit("/", 1)[-1]
-        stem, dot, ext = name.rpartition(".")
-        data = {"path": rel, "name": name, "ext": ext if dot and stem else "", "change": change}
+        data = complete_file_data({"path": rel}, change, paths=False)  # (the engine adds paths)
         try:
             await self.ctx.submit(Event("file", change, data))
         except asyncio.CancelledError:
