@@ -51,12 +51,14 @@ POLICY_RULES = r"""
 action nap(n, s) = shell "sleep \"$TRG_INPUT_S\""
 action rec(n) = exec "true"
 action paths(files) = exec "true" files
+action naps(files) = exec "sleep" "1.5"
 q: on http.post path="/queue" run nap with <payload.n>, <payload.s> busy queue
 sk: on http.post path="/skip" run nap with <payload.n>, <payload.s> busy skip
 rs: on http.post path="/restart" run nap with <payload.n>, <payload.s> busy restart
 par: on http.post path="/parallel" run nap with <payload.n>, <payload.s> busy parallel
 dd: on http.post path="/dedupe" run rec with <payload.k> dedupe <payload.k> for 1h
 db: on file.changed path ~ "src/**" run paths with <paths> debounce 600ms
+dsk: on file.changed path ~ "lib/**" run naps with <paths> debounce 100ms busy skip
 """
 
 
@@ -80,6 +82,27 @@ def test_skip_records_the_second_as_skipped(serve) -> None:
     status = {r["id"]: r for r in runs}
     assert status[first]["status"] == "succeeded"
     assert status[second]["status"] == "skipped" and "busy skip" in status[second]["error"]
+    stop_ok(s)
+
+
+def test_skip_drops_the_changes_made_while_a_debounced_run_goes(serve) -> None:
+    # watchexec's --on-busy-update do-nothing: a file rule has a debounce (100ms by
+    # default), and the changes made while its run went opened a new window and ran
+    # after it, as busy queue does; they are recorded skipped.
+    s = serve(POLICY_RULES, "--http")
+
+    def change(path: str) -> list[int]:
+        r = post(s, "/events", {"source": "file", "type": "modified", "data": {"path": path}})
+        assert r.status_code == 202, r.text
+        return r.json()["runs"]
+
+    (first,) = change("lib/a.py")
+    s.wait_runs(lambda rs: any(r["id"] == first and r["status"] == "running" for r in rs), "the first run to go")
+    later = change("lib/b.py") + change("lib/c.py")
+    runs = s.wait_runs(lambda rs: done(rs, 3), "the run and the two skipped")
+    status = {r["id"]: r for r in runs}
+    assert status[first]["status"] == "succeeded" and len(runs) == 3, runs
+    assert all(status[i]["status"] == "skipped" and "busy skip" in status[i]["error"] for i in later), runs
     stop_ok(s)
 
 

@@ -364,14 +364,17 @@ class Engine:
                                               error=f"dedupe: {pol['dedupe']['field']}={key!r} already ran "
                                                     f"{now - last:.0f}s ago"))
                     continue
+            # (before a debounce window opens: a file rule has one by default, and a change
+            # made while its run goes must be dropped, as watchexec's --on-busy-update
+            # do-nothing does, not run after it)
+            if pol.get("busy") == "skip" and (ln.busy or ln.waiting):
+                planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
+                                          error="busy skip: a run of this rule was still going"))
+                continue
             if pol.get("debounce"):
                 ln.debounce_paths = GatheredPaths(event.data.get("paths") or [] if event.source == "file" else [])
                 planned.append(PlannedRun(name, m.rule.action, self._with_paths(m, inputs, ln), key,
                                           not_before=now + float(pol["debounce"])))
-                continue
-            if pol.get("busy") == "skip" and (ln.busy or ln.waiting):
-                planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",
-                                          error="busy skip: a run of this rule was still going"))
                 continue
             if event.source == "schedule" and pol.get("busy") == "queue" and ln.waiting:
                 planned.append(PlannedRun(name, m.rule.action, inputs, key, status="skipped",

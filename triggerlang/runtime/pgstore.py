@@ -543,15 +543,15 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                 status = "skipped"
                 error = f"dedupe: {it.dedupe_field}={it.dedupe_key!r} already ran {ago:.0f}s ago"
         inputs = dict(it.inputs)
-        if status == "queued" and it.debounce:
-            for p in it.paths_params:
-                inputs[p] = GatheredPaths(paths).list()
-            not_before = now + float(it.debounce)
-        elif status == "queued" and it.busy == "skip":
+        if status == "queued" and it.busy == "skip":  # (before a debounce window opens, as in engine.py)
             cur.execute("SELECT 1 FROM trg_runs WHERE rule = %s AND status IN ('queued', 'running') LIMIT 1",
                         (it.rule,))
             if cur.fetchone() is not None:
                 status, error = "skipped", "busy skip: a run of this rule was still going"
+        if status == "queued" and it.debounce:
+            for p in it.paths_params:
+                inputs[p] = GatheredPaths(paths).list()
+            not_before = now + float(it.debounce)
         elif status == "queued" and it.busy == "queue" and event.source == "schedule":
             cur.execute("SELECT 1 FROM trg_runs WHERE rule = %s AND status = 'queued' LIMIT 1", (it.rule,))
             if cur.fetchone() is not None:
