@@ -1027,3 +1027,42 @@ def test_allow_refuses_clients_outside_the_ranges_before_the_body(tmp_path: Path
     for bad in (["10.0.0.0/33"], "10.0.0.0/8", [7]):
         with pytest.raises(ValueError, match="allow"):
             parse_routes({"routes": [{"path": "/x", "kind": "http", "allow": bad}]}, {})
+
+
+def test_reply_text_answers_a_delivery_that_started_a_run_on_both_front_ends(tmp_path: Path) -> None:
+    """``reply=`` (adnanh/webhook's response-message; Slack shows the answer to whoever
+    typed the slash command): 200 text/plain once journaled, the event id in a header; a
+    delivery that started no run, or was refused, keeps its usual answer."""
+    config = {**CONFIG, "routes": [
+        {"path": "/slack", "kind": "http", "verify": None, "reply": "Deploying… ✓"},
+        {"path": "/slack-locked", "kind": "http", "verify": {"scheme": "bearer", "secret": "tok"}, "reply": "no"},
+    ]}
+
+    class Picky(FakeJournal):  # one run for a payload that asks for one, none otherwise
+        async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
+            sub = await super().submit(event, delivery_key)
+            return sub if event.data["payload"].get("go") == "1" else Submitted(sub.event_id, [])
+
+    async def ask(c: httpx.AsyncClient) -> list[httpx.Response]:
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        return [await c.post("/slack", content=b"go=1", headers=form),
+                await c.post("/slack", content=b"go=0", headers=form),
+                await c.post("/slack-locked", content=b"go=1", headers=form)]
+
+    async def lean() -> list[httpx.Response]:
+        async with serving(tmp_path, journal_lean, config) as c:
+            return await ask(c)
+
+    async def starlette() -> list[httpx.Response]:
+        app = build_app(config, make_ctx(tmp_path, journal_asgi))
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            return await ask(c)
+
+    journal_lean, journal_asgi = Picky(), Picky()
+    for journal, (ran, idle, locked) in ((journal_lean, run(lean())), (journal_asgi, run(starlette()))):
+        assert (ran.status_code, ran.text) == (200, "Deploying… ✓")
+        assert ran.headers["content-type"] == "text/plain; charset=utf-8"
+        assert ran.headers["x-triggerlang-event"] == journal.events[0][0].id
+        assert idle.status_code == 202 and idle.json()["runs"] == []
+        assert locked.status_code == 401 and "error" in locked.json()

@@ -105,6 +105,10 @@ Decisions worth knowing:
   to the internet by a proxy that says who it forwards for. A tunnel on loopback that does
   not send that header looks local: don't expose ``/events`` through one.
 - **Errors** are JSON ``{"error": "..."}`` for every route this module owns.
+- **``reply="text"``** on ``source http`` (adnanh/webhook's ``response-message``; a Slack
+  slash command shows the answer to its user): a delivery that started a run is answered
+  ``200`` with that text as ``text/plain`` (still only once journaled), the event id in
+  ``X-Triggerlang-Event``; one that started none gets the usual ``202`` JSON.
 - **Logging.** One debug line per request: method, path (never the query string), status
   and duration. Secret values and signatures are never logged; uvicorn's access log is
   off and uvicorn is not allowed to reconfigure logging (``log_config=None``).
@@ -153,6 +157,7 @@ from .forms import FORM, fields, form_payload, media_type
 from .http_lean import Incoming, Reply, lean_protocol
 
 RESERVED_PATHS = ("/healthz", "/events")
+MAX_REPLY = 64 * 1024  # characters of a route's reply= text
 START_DEADLINE = 15.0  # seconds to wait for uvicorn to be serving
 GRACEFUL_SHUTDOWN = 5.0  # seconds uvicorn waits for in-flight requests on stop()
 
@@ -173,6 +178,7 @@ class HttpRoute:
     secret: bytes = b""
     regex: re.Pattern[str] | None = None  # None: an exact path
     allow: tuple[Any, ...] | None = None  # ip networks a client must be in (allow=[...]); None: any client
+    reply: str | None = None  # the text/plain answer to a delivery that started a run (reply="...")
 
     def __repr__(self) -> str:  # the secret stays out of every log and traceback
         return f"HttpRoute({self.path!r}, {self.kind}, verify={self.scheme})"
@@ -243,13 +249,16 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
                 allow = tuple(ip_range(a) for a in given)
             except ValueError as e:
                 raise ValueError(f"http route {path}: allow: {e}") from None
+        reply = r.get("reply")
+        if reply is not None and (not isinstance(reply, str) or len(reply) > MAX_REPLY):
+            raise ValueError(f"http route {path}: reply must be a text of at most {MAX_REPLY} characters")
         regex = None
         if not is_literal(path):
             try:
                 regex = compile_glob(path)
             except PatternError as e:
                 raise ValueError(f"http route {path}: {e}") from None
-        routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex, allow))
+        routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex, allow, reply))
     return routes
 
 
@@ -591,6 +600,8 @@ class _Handlers:
                 except ValueError as e:  # sent twice with different values: which message?
                     answer(self.reject(inc, route.path, 400, str(e)))
                     return
+            if route.reply is not None:
+                answer = partial(_replied, route.reply, answer)
             self.accept([self._http_event(inc, headers)], key, answer, inc=inc, route=route.path)
             return
         self._webhook(route, inc, headers, answer)
@@ -754,6 +765,18 @@ async def _reply(step: "Callable[[Callable[[Reply], None]], None]") -> Reply:
 async def _answer(step: "Callable[[Callable[[Reply], None]], None]") -> Response:
     """Run a step that answers through a callback; the Starlette response of its reply."""
     return (await _reply(step)).response()
+
+
+def _replied(text: str, answer: "Callable[[Reply], None]", reply: Reply) -> None:
+    """A route's ``reply=`` text as the answer to a delivery that started a run (or a
+    redelivery of one): ``200 text/plain``, the event id in ``X-Triggerlang-Event``. Other
+    answers (no run, a refusal, an error) stay as they are: the text says the work was
+    started, so it is not sent when nothing was."""
+    content = reply.content if isinstance(reply.content, dict) else {}
+    if reply.status in (200, 202) and content.get("runs"):
+        reply = Reply(200, content, {**(reply.headers or {}), "X-Triggerlang-Event": str(content["event_id"])},
+                      text=text)
+    answer(reply)
 
 
 def _delivery_id(route: HttpRoute, headers: Headers) -> str | None:

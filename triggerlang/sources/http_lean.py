@@ -84,18 +84,27 @@ class Incoming:
 
 @dataclass
 class Reply:
-    """An answer: a JSON body, a status, extra headers."""
+    """An answer: a JSON body, a status, extra headers. With ``text`` (a route's
+    ``reply=``), the body sent is that text as ``text/plain``; ``content`` stays what the
+    delivery history reads."""
 
     status: int
     content: Any
     headers: Mapping[str, str] | None = None
+    text: str | None = None
 
     def body(self) -> bytes:
+        if self.text is not None:
+            return self.text.encode("utf-8")
         return _ENCODER.encode(self.content).encode("utf-8")
+
+    @property
+    def media_type(self) -> str:
+        return "application/json" if self.text is None else "text/plain; charset=utf-8"
 
     def response(self) -> Response:
         return Response(self.body(), status_code=self.status, headers=dict(self.headers or {}),
-                        media_type="application/json")
+                        media_type=self.media_type)
 
 
 def _status_line(status: int) -> bytes:
@@ -210,12 +219,12 @@ def lean_protocol(entry: Any) -> type | None:
                 self.transport.close()
 
         def _response(self, status: int, body: bytes, headers: Mapping[str, str] | None, close: bool,
-                      with_body: bool = True) -> bytes:
-            """A JSON answer as sent: the status line, uvicorn's default headers, ours."""
+                      with_body: bool = True, media_type: str = "application/json") -> bytes:
+            """An answer as sent: the status line, uvicorn's default headers, ours."""
             out = [_STATUS.get(status) or _status_line(status)]
             for name, value in self.server_state.default_headers:
                 out += [name, b": ", value, b"\r\n"]
-            out.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
+            out.append(b"content-type: %s\r\ncontent-length: %d\r\n" % (media_type.encode("ascii"), len(body)))
             for name, value in (headers or {}).items():
                 out += [name.lower().encode("latin-1"), b": ", value.encode("latin-1"), b"\r\n"]
             if close:
@@ -399,7 +408,7 @@ def lean_protocol(entry: Any) -> type | None:
             if req.disconnected or self.transport.is_closing():
                 return
             self.transport.write(self._response(reply.status, reply.body(), reply.headers, not req.keep_alive,
-                                                req.inc.method != "HEAD"))
+                                                req.inc.method != "HEAD", reply.media_type))
             if not req.keep_alive:
                 self.transport.close()
             self.on_response_complete()

@@ -268,16 +268,19 @@ def _http_section(inp: SectionInput) -> dict | None:
     for r in inp.rules_of("http"):
         if not r.route:
             continue
-        verify = allow = None
+        verify = None
+        settings: dict[str, Any] = {}
         for d in http_decls:
             if http_decl_covers(inp.option(d, "path"), r.route):
                 verify = verify or webhook_verify(HTTP_VERIFICATIONS, d, inp.option)
-                allow = allow if allow is not None else inp.option(d, "allow")
+                for name in HTTP_ROUTE_OPTIONS:  # the first declaration covering the route that sets it
+                    if name not in settings and inp.option(d, name) is not None:
+                        settings[name] = inp.option(d, name)
         entry = routes.setdefault(r.route, {"path": r.route, "kind": "http", "methods": [], "verify": verify})
         if entry["kind"] != "http":
             continue
-        if allow is not None and "allow" not in entry:  # the first declaration covering the route that sets it
-            entry["allow"] = list(allow)
+        for name, value in settings.items():
+            entry.setdefault(name, list(value) if isinstance(value, list) else value)
         if r.methods is None or entry["methods"] is None:
             entry["methods"] = None
         else:
@@ -294,6 +297,11 @@ def _http_section(inp: SectionInput) -> dict | None:
             port = pt if pt is not None else port
     return defaults.http_section([routes[k] for k in sorted(routes)], host, port)
 
+
+HTTP_ROUTE_OPTIONS = ("allow", "reply")
+"""Options of ``source http`` copied onto each route it covers: the client ranges let in,
+and the text a delivery that started a run is answered with (adnanh/webhook's
+``response-message``)."""
 
 HTTP_VERIFICATIONS = (
     Verification("token", "bearer", "Authorization"),
@@ -317,7 +325,7 @@ HTTP = SourceKind(
         },
         raw=("payload", "headers", "query"),
         options={"path": STR, "token": SECRET, "hmac": SECRET, "hmac_sha1": SECRET, "hmac_sha512": SECRET,
-                 "standard": SECRET, "header": STR, "allow": LIST_STR, "host": STR,
+                 "standard": SECRET, "header": STR, "allow": LIST_STR, "reply": STR, "host": STR,
                  "port": INT},
         listener="http",
         doc="plain HTTP requests; a rule pins its route with `path`",
