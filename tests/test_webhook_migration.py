@@ -123,7 +123,7 @@ def _certificate(folder: Path, name: str) -> tuple[Path, Path]:
 def test_serve_over_tls_as_webhook_secure_does(tmp_path: Path) -> None:
     """webhook -secure -cert -key: serve --tls-cert --tls-key answers HTTPS on the same
     routes (the fast front end included); a certificate it cannot use stops the start
-    with one line, exit 1."""
+    with one line, exit 1; kill -USR1 reads a renewed one."""
     cert, key = _certificate(tmp_path, "server")
     other_cert, other_key = _certificate(tmp_path, "other")
     (tmp_path / "rules.trg").write_text(RULES)
@@ -151,6 +151,28 @@ def test_serve_over_tls_as_webhook_secure_does(tmp_path: Path) -> None:
             httpx.post(s.url + "/hooks/sha512", content=body, timeout=10)
         runs = s.wait_runs(lambda rs: done(rs, 1), "the run")
         assert runs[0]["inputs"]["sha"] == "over-tls" and runs[0]["status"] == "succeeded"
+
+        # a renewal (certbot's deploy hook sends kill -USR1): new connections get the new
+        # certificate; files it cannot use (the new certificate, the old key) change nothing
+        def healthz(trusted: Path) -> int:
+            with httpx.Client(verify=ssl.create_default_context(cafile=str(trusted)), timeout=30) as client:
+                return client.get(base + "/healthz").status_code
+
+        old_cert, old_key = cert.read_bytes(), key.read_bytes()
+        cert.write_bytes(other_cert.read_bytes())
+        s.proc.send_signal(signal.SIGUSR1)
+        s.wait_log("the current certificate stays")
+        cert.write_bytes(old_cert)
+        assert healthz(cert) == 200
+        cert.write_bytes(other_cert.read_bytes())
+        key.write_bytes(other_key.read_bytes())
+        s.proc.send_signal(signal.SIGUSR1)
+        s.wait_log("TLS certificate read again")
+        assert healthz(other_cert) == 200
+        with pytest.raises(httpx.ConnectError):
+            (tmp_path / "old.pem").write_bytes(old_cert)
+            healthz(tmp_path / "old.pem")
+        assert old_key != key.read_bytes()
     finally:
         stop_ok(s)
 

@@ -15,7 +15,8 @@ changed), nothing happens (:meth:`Runtime.reload_loop` says why); otherwise the 
 stopped and started again (a source no rule needs any more is stopped, a new one started).
 A source that cannot start then (the new HTTP listener's port is taken) is logged once
 and tried again every second until it starts or the next reload says otherwise.
-SIGUSR1 asks for that look at the rules file at once, with ``--no-reload`` too.
+SIGUSR1 asks for that look at the rules file at once, with ``--no-reload`` too, and reads
+the HTTPS certificate and key files again.
 
 SIGINT / SIGTERM (and SIGHUP, a closed terminal): stop accepting (sources stop first),
 give running runs ``grace`` seconds, then stop them and mark them ``interrupted``; exit 0.
@@ -351,9 +352,24 @@ class Runtime:
                     return
                 signalled = self.reload_now.is_set()
                 self.reload_now.clear()
+                if signalled:
+                    self._reload_certificates()
                 await self._reload_once(signalled)
         finally:
             stopping.cancel()
+
+    def _reload_certificates(self) -> None:
+        """SIGUSR1 also reads the HTTPS certificate and key again (a renewal); files it
+        cannot use are logged and the current certificate stays."""
+        for kind, (src, _) in sorted(self.sources.items()):
+            reload_certificate = getattr(src, "reload_certificate", None)
+            if reload_certificate is None:
+                continue
+            try:
+                if reload_certificate():
+                    log.info("SIGUSR1: %s: TLS certificate read again; new connections get it", kind)
+            except OSError as e:
+                log.error("SIGUSR1: %s; the current certificate stays", _reason(e))
 
     async def _reload_once(self, signalled: bool) -> None:
         """One look at the rules file (:meth:`reload_loop`); ``signalled``: asked by SIGUSR1,

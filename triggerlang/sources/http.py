@@ -912,6 +912,7 @@ class HttpSource(Source):
         self._wanted = (self.host, self.port)  # before binding: port may be 0
         tls = (self.ctx.options or {}).get("tls")
         self.tls: tuple[str, str] | None = (str(tls[0]), str(tls[1])) if tls else None
+        self._tls_context: ssl.SSLContext | None = None
         self.extra_routes = list(extra_routes)
         self.app: Starlette | None = None
         self._entry = _Swappable()
@@ -958,6 +959,7 @@ class HttpSource(Source):
         self.app, handlers = _build(self.config, self.ctx, self.extra_routes)
         self._entry.app, self._entry.lean = self.app, handlers
         tls = tls_context(*self.tls) if self.tls else None  # OSError: a certificate or key it cannot use
+        self._tls_context = tls
         try:
             socks = _bind(self.host, self.port)
         except OSError as e:
@@ -1001,6 +1003,18 @@ class HttpSource(Source):
         self._server, self._task = server, task
         self.port = server.servers[0].sockets[0].getsockname()[1]
         self.ctx.log.info("http: listening on %s", self.url)
+
+    def reload_certificate(self) -> bool:
+        """Read the TLS certificate and key files again (``kill -USR1``: a renewed
+        certificate, certbot's deploy hook): new connections get the new certificate, those
+        open keep theirs. They are tried on a fresh context first, so files that cannot be
+        used (half-written, a key of another certificate) leave the serving one as it was:
+        OSError saying why. False when not serving TLS."""
+        if self._tls_context is None or self.tls is None:
+            return False
+        tls_context(*self.tls)  # OSError: keep the current certificate
+        self._tls_context.load_cert_chain(*self.tls)
+        return True
 
     def _display_host(self) -> str:
         return f"[{self.host}]" if ":" in self.host else self.host
