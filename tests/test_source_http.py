@@ -16,6 +16,7 @@ import logging
 import socket
 import uuid
 from pathlib import Path
+from urllib.parse import urlencode
 from typing import Any, AsyncIterator
 
 import httpx
@@ -1066,3 +1067,31 @@ def test_reply_text_answers_a_delivery_that_started_a_run_on_both_front_ends(tmp
         assert ran.headers["x-triggerlang-event"] == journal.events[0][0].id
         assert idle.status_code == 202 and idle.json()["runs"] == []
         assert locked.status_code == 401 and "error" in locked.json()
+
+
+def test_json_fields_read_a_json_document_sent_in_a_form_field(tmp_path: Path) -> None:
+    """adnanh/webhook's parse-parameters-as-json: Travis CI posts ``payload=<JSON>``, Plex a
+    multipart ``payload`` part without a JSON type. A route's ``json_fields`` names them;
+    a value that is not JSON, and a field not named, stay strings."""
+    journal = FakeJournal()
+    config = {**CONFIG, "routes": [{"path": "/travis", "kind": "http", "verify": None,
+                                    "json_fields": ["payload", "broken"]}]}
+    travis = urlencode({"payload": json.dumps({"state": "passed", "branch": "master"}), "broken": "{nope",
+                        "other": '{"a": 1}'}).encode()
+    plex = (b'--B\r\nContent-Disposition: form-data; name="payload"\r\n\r\n{"event": "media.play"}\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="thumb"; filename="t.jpg"\r\n'
+            b'Content-Type: image/jpeg\r\n\r\n\xff\xd8\r\n--B--\r\n')
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal, config) as c:
+            return [await c.post("/travis", content=travis,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"}),
+                    await c.post("/travis", content=plex, headers={"Content-Type": "multipart/form-data; boundary=B"})]
+
+    assert [r.status_code for r in run(main())] == [202, 202]
+    (t, _), (p, _) = journal.events
+    assert t.data["payload"] == {"payload": {"state": "passed", "branch": "master"}, "broken": "{nope",
+                                 "other": '{"a": 1}'}
+    assert p.data["payload"]["payload"] == {"event": "media.play"}
+    with pytest.raises(ValueError, match="json_fields"):
+        parse_routes({"routes": [{"path": "/x", "kind": "http", "json_fields": "payload"}]}, {})

@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -22,7 +23,8 @@ SECRET = "mysecret"
 
 # webhook's "Incoming Github webhook" (payload-hmac-sha1 on X-Hub-Signature, a value rule on
 # the ref, three payload values as arguments), "Slack slash command" (a form body whose
-# token field is checked, answered with its response-message) and "Incoming Bitbucket webhook" (ip-whitelist ranges: this test's
+# token field is checked, answered with its response-message), "Travis CI webhook"
+# (parse-parameters-as-json) and "Incoming Bitbucket webhook" (ip-whitelist ranges: this test's
 # client, 127.0.0.1, is not in them); each hook of hooks.json is one rule.
 RULES = """\
 secret hook = env "HOOK_SECRET"
@@ -34,6 +36,9 @@ webhook: on http.post path="/hooks/webhook" payload.ref="refs/heads/master"
 sha512: on http.post path="/hooks/sha512" run redeploy with <payload.id>, "-", "-"
 source http path="/hooks/bitbucket" allow=["104.192.136.0/21", "185.166.140.0/22"] hmac=hook
 bitbucket: on http.post path="/hooks/bitbucket" run redeploy with <payload.id>, "-", "-"
+source http path="/hooks/travis" json_fields=["payload"] allow=["127.0.0.1"]
+travis: on http.post path="/hooks/travis" payload.payload.state="passed" payload.payload.branch="master"
+    run redeploy with <payload.payload.commit>, "travis", "-"
 source http path="/hooks/slack" reply="Executing redeploy script"
 slack: on http.post path="/hooks/slack" payload.token="slack-token" payload.command="/redeploy"
     run redeploy with <payload.text>, <payload.user_name>, "-"
@@ -78,13 +83,20 @@ def test_github_sha1_sha512_and_slack_hooks_of_adnanh_webhook(tmp_path: Path) ->
         r = httpx.post(s.url + "/hooks/slack", content=slack.replace(b"slack-token", b"forged"), headers=form)
         assert r.status_code == 202 and r.json()["runs"] == [], r.text
 
-        runs = s.wait_runs(lambda rs: done(rs, 4), "four runs")
+        travis = {"state": "passed", "branch": "master", "commit": "9e8d7c"}
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for state in ("failed", "passed"):  # Travis posts payload=<JSON> (parse-parameters-as-json)
+            data = urlencode({"payload": json.dumps({**travis, "state": state})})
+            assert httpx.post(s.url + "/hooks/travis", content=data, headers=form).status_code == 202
+
+        runs = s.wait_runs(lambda rs: done(rs, 5), "five runs")
         inputs = sorted(json.dumps(r["inputs"], sort_keys=True) for r in runs)
         assert [json.loads(i) for i in inputs] == sorted((
             {"sha": "1d2e3f", "name": "alice", "email": "alice@example.com"},
             {"sha": "4a5b6c", "name": "alice", "email": "alice@example.com"},
             {"sha": "x512", "name": "-", "email": "-"},
             {"sha": "prod now", "name": "steve", "email": "-"},
+            {"sha": "9e8d7c", "name": "travis", "email": "-"},
         ), key=lambda d: json.dumps(d, sort_keys=True))
         assert {r["status"] for r in runs} == {"succeeded"} and len(by_rule(runs, "slack")) == 1
     finally:

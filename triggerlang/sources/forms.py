@@ -14,7 +14,9 @@ Decisions:
 - **At most** :data:`MAX_FIELDS` fields (a form body with more, or multipart parts, has no
   ``payload``).
 - **Field values are strings.** A form carries no types: ``payload.count="3"``, not
-  ``payload.count=3``.
+  ``payload.count=3``. A field that holds a JSON document (Travis CI's ``payload=<JSON>``,
+  Plex's ``payload`` part) is read as JSON when the route names it in ``json_fields``
+  (adnanh/webhook's ``parse-parameters-as-json``); a value that is not JSON stays a string.
 - **Multipart**: a part without a file name is a string field; a part sent as
   ``application/json`` (a file or not) is parsed as JSON, as adnanh/webhook does (a Plex
   event's ``payload`` part, when Plex types it); any other file part becomes
@@ -25,9 +27,10 @@ Decisions:
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl
 
 FORM = "application/x-www-form-urlencoded"
@@ -52,17 +55,28 @@ def fields(text: str, max_fields: int | None = None) -> dict[str, str]:
     return out
 
 
-def form_payload(headers: Mapping[str, str], body: bytes, parse_json: Callable[[bytes], Any]) -> Any:
-    """The payload of a non-JSON body sent as a form: its fields; None for any other type."""
+def form_payload(headers: Mapping[str, str], body: bytes, parse_json: Callable[[bytes], Any],
+                 json_fields: Iterable[str] = ()) -> Any:
+    """The payload of a non-JSON body sent as a form: its fields, each of ``json_fields``
+    that holds JSON read as JSON (one that does not stays a string); None for any other
+    type."""
     kind = media_type(headers)
+    out: dict[str, Any] | None
     if kind == FORM:
         try:
-            return fields(body.decode("utf-8", errors="replace"), MAX_FIELDS)
+            out = dict(fields(body.decode("utf-8", errors="replace"), MAX_FIELDS))
         except ValueError:  # more fields than any form has: not read into memory as a dict
             return None
-    if kind == MULTIPART:
-        return _multipart(headers.get("content-type") or "", body, parse_json)
-    return None
+    elif kind == MULTIPART:
+        out = _multipart(headers.get("content-type") or "", body, parse_json)
+    else:
+        return None
+    for name in json_fields if out is not None else ():
+        value = out.get(name)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                out[name] = parse_json(value.encode("utf-8"))
+    return out
 
 
 def _multipart(content_type: str, body: bytes, parse_json: Callable[[bytes], Any]) -> dict[str, Any] | None:

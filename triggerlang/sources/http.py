@@ -179,6 +179,7 @@ class HttpRoute:
     regex: re.Pattern[str] | None = None  # None: an exact path
     allow: tuple[Any, ...] | None = None  # ip networks a client must be in (allow=[...]); None: any client
     reply: str | None = None  # the text/plain answer to a delivery that started a run (reply="...")
+    json_fields: tuple[str, ...] = ()  # form fields that hold a JSON document (json_fields=[...])
 
     def __repr__(self) -> str:  # the secret stays out of every log and traceback
         return f"HttpRoute({self.path!r}, {self.kind}, verify={self.scheme})"
@@ -252,13 +253,17 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
         reply = r.get("reply")
         if reply is not None and (not isinstance(reply, str) or len(reply) > MAX_REPLY):
             raise ValueError(f"http route {path}: reply must be a text of at most {MAX_REPLY} characters")
+        json_fields = r.get("json_fields") or ()
+        if isinstance(json_fields, str) or not all(isinstance(f, str) for f in json_fields):
+            raise ValueError(f"http route {path}: json_fields must be a list of field names")
         regex = None
         if not is_literal(path):
             try:
                 regex = compile_glob(path)
             except PatternError as e:
                 raise ValueError(f"http route {path}: {e}") from None
-        routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex, allow, reply))
+        routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex, allow, reply,
+                                tuple(json_fields)))
     return routes
 
 
@@ -602,7 +607,7 @@ class _Handlers:
                     return
             if route.reply is not None:
                 answer = partial(_replied, route.reply, answer)
-            self.accept([self._http_event(inc, headers)], key, answer, inc=inc, route=route.path)
+            self.accept([self._http_event(inc, headers, route.json_fields)], key, answer, inc=inc, route=route.path)
             return
         self._webhook(route, inc, headers, answer)
 
@@ -637,11 +642,11 @@ class _Handlers:
                              "method": inc.method})
         return _problem(status, reason)
 
-    def _http_event(self, inc: Incoming, headers: Headers) -> Event:
+    def _http_event(self, inc: Incoming, headers: Headers, json_fields: tuple[str, ...] = ()) -> Event:
         try:
             payload = parse_json(inc.body)
         except ValueError:  # a form's fields (Slack's slash commands), else null
-            payload = form_payload(inc.headers, inc.body, parse_json)
+            payload = form_payload(inc.headers, inc.body, parse_json, json_fields)
         query = fields(inc.query.decode("latin-1")) if inc.query else {}
         data = {
             "method": inc.method.upper(),

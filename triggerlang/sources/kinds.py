@@ -298,10 +298,10 @@ def _http_section(inp: SectionInput) -> dict | None:
     return defaults.http_section([routes[k] for k in sorted(routes)], host, port)
 
 
-HTTP_ROUTE_OPTIONS = ("allow", "reply")
+HTTP_ROUTE_OPTIONS = ("allow", "reply", "json_fields")
 """Options of ``source http`` copied onto each route it covers: the client ranges let in,
-and the text a delivery that started a run is answered with (adnanh/webhook's
-``response-message``)."""
+the text a delivery that started a run is answered with (adnanh/webhook's
+``response-message``), and the form fields that hold JSON (its ``parse-parameters-as-json``)."""
 
 HTTP_VERIFICATIONS = (
     Verification("token", "bearer", "Authorization"),
@@ -325,7 +325,8 @@ HTTP = SourceKind(
         },
         raw=("payload", "headers", "query"),
         options={"path": STR, "token": SECRET, "hmac": SECRET, "hmac_sha1": SECRET, "hmac_sha512": SECRET,
-                 "standard": SECRET, "header": STR, "allow": LIST_STR, "reply": STR, "host": STR,
+                 "standard": SECRET, "header": STR, "allow": LIST_STR, "reply": STR,
+                 "json_fields": LIST_STR, "host": STR,
                  "port": INT},
         listener="http",
         doc="plain HTTP requests; a rule pins its route with `path`",
