@@ -414,6 +414,35 @@ app: on file.changed ext in ["py", "toml"] change != "deleted" run app with <pat
     stop_ok(s)
 
 
+def test_start_runs_a_rule_at_once_and_a_change_restarts_it(tmp_path: Path, serve) -> None:
+    # watchexec -r (and nodemon) start the server at once and restart it on a change;
+    # `serve --start app` runs the rule when serve starts, with its event serve.started.
+    s = serve(f"""
+action app(paths) = exec "{PY}" "-c" "import time; time.sleep(60)" paths
+app: on file.changed ext="py" run app with <paths> busy restart
+""", "--start", "app")
+    runs = s.wait_runs(lambda rs: len(rs) == 1 and rs[0]["status"] == "running", "the run started with serve")
+    assert runs[0]["inputs"] == {"paths": []}
+    (started,) = s.events()
+    assert (started["source"], started["type"], started["data"]) == ("serve", "started", {"rule": "app", "paths": []})
+    (tmp_path / "proj" / "app.py").write_text("x = 1\n")
+    runs = s.wait_runs(lambda rs: len(rs) == 2 and rs[0]["status"] == "cancelled" and rs[1]["status"] == "running",
+                       "the first run cancelled, the second going")
+    assert runs[1]["inputs"] == {"paths": ["app.py"]}
+    assert "run 1 of app: started with serve (--start)" in s.log()
+    stop_ok(s)
+
+
+def test_start_names_a_rule_that_is_not_there_or_comes_with_a_store(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.trg"
+    rules.write_text('action a = exec "true"\napp: on file.changed run a\n')
+    r = cli("serve", str(rules), "--start", "apq", "--state", str(tmp_path / "state"))
+    assert r.returncode == 1 and f"--start apq: {rules} has no rule apq (rules: app)" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    r = cli("serve", str(rules), "--start", "app", "--store", "postgresql://u@127.0.0.1/db")
+    assert r.returncode == 2 and "--start is for the SQLite journal" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("url", ["localhost:8080", "nonsense", "http://[::1", "ftp://127.0.0.1:8080", "http://"])
 def test_emit_rerun_and_cancel_refuse_a_url_that_is_not_http(url: str) -> None:
     """--url (or TRIGGERLANG_URL) without http:// is a usage error (exit 2) that says what

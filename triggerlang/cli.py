@@ -765,6 +765,9 @@ EXAMPLES_SERVE = examples(
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="Serve HTTPS: PEM private key (with --tls-cert).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds running runs get to finish on SIGINT/SIGTERM.")
 @click.option("--http", "force_http", is_flag=True, help="Start the HTTP listener even if no rule needs it (for triggerc emit).")
+@click.option("--start", "start_rules", multiple=True, metavar="RULE",
+              help="Run RULE once at start, as if its trigger had fired (watchexec's run at start: a dev "
+                   "server under busy restart); repeatable. Not with --store.")
 @click.option("--dashboard", is_flag=True, help="Serve the dashboard at /dashboard on the HTTP listener.")
 @click.option("--token", "dashboard_token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="Bearer token the dashboard requires (or TRIGGERLANG_DASHBOARD_TOKEN).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request and event.")
@@ -795,8 +798,8 @@ EXAMPLES_SERVE = examples(
 @click.option("--max-parallel", type=click.IntRange(1, 4096), default=None, metavar="N",
               help="Runs that go at once, all rules together (default 16); the others wait in their rule's "
                    "queue. With --store, --workers sets it.")
-def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace, force_http, dashboard, dashboard_token, verbose,
-          store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups, max_chain_depth,
+def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace, force_http, start_rules, dashboard,
+          dashboard_token, verbose, store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups, max_chain_depth,
           max_retriggers, max_backlog, max_parallel) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
 
@@ -819,6 +822,10 @@ def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace
                         max_chain_depth=max_chain_depth, max_retriggers=max_retriggers)
     if max_backlog is not None:
         opts.max_backlog = max_backlog
+    if start_rules:
+        if store_url:
+            usage_error("--start is for the SQLite journal: with --store, every ingest node would start the run")
+        opts.start_rules = tuple(dict.fromkeys(start_rules))
     if (tls_cert is None) != (tls_key is None):
         usage_error("--tls-cert and --tls-key go together: the certificate chain and its private key")
     if tls_cert is not None:

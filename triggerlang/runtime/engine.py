@@ -383,6 +383,27 @@ class Engine:
             planned.append(PlannedRun(name, m.rule.action, inputs, key))
         return planned, debounced
 
+    def start_now(self, rule: str) -> int:
+        """``serve --start RULE``: one run of ``rule`` at once, as if its trigger had fired
+        (watchexec and nodemon run their command when they start). Its event is
+        ``serve.started`` ``{"rule", "paths": []}``, journaled with the run: the trigger's
+        fields are missing (``""`` in argv), ``<paths>`` is empty (a ``pytest <paths>``
+        tests everything). The rule's policies apply as to any run: under ``busy restart``
+        the first change restarts it. Raises KeyError for a rule that has no trigger of
+        its own to stand for (unknown, or a correlation rule)."""
+        compiled = next((r for r in self.matcher.rules if r.name == rule), None)
+        if compiled is None:
+            raise KeyError(rule)
+        event = Event("serve", "started", {"rule": rule, "paths": []})
+        inputs = bind_inputs(self.actions.get(compiled.action, {}), compiled.inputs(event.data))
+        planned = [PlannedRun(rule, compiled.action, inputs)]
+        rec = self.journal.record_event(event, planned)
+        if self.metrics is not None:
+            self.metrics.event(event.source, event.type)
+            self.metrics.runs_decided((p.rule, p.status) for p in planned)
+        self.committed(event, planned, [], rec.run_ids, rec.data_json)
+        return rec.run_ids[0]
+
     def plan_fire(self, fired: Any, now: float, last_run_with_key) -> PlannedRun:
         """The run of a correlation fire (its dedupe key comes with it; no debounce: TRG712)."""
         name = fired.rule

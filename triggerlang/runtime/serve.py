@@ -81,6 +81,7 @@ class ServeOptions:
     max_retriggers: int = DEFAULT_MAX_RETRIGGERS
     max_backlog: int = MAX_BACKLOG     # queued runs past which deliveries get 503 (back-pressure)
     max_parallel: int = MAX_PARALLEL   # runs at once, all rules together (SQLite mode; store mode: workers)
+    start_rules: tuple[str, ...] = ()  # --start: rules that run once at start (Engine.start_now)
 
 
 def log_warnings(diagnostics: list) -> None:
@@ -191,9 +192,21 @@ class Runtime:
             log.info("recovered: %d run(s) interrupted by the last stop, %d queued run(s) restarted",
                      interrupted, queued)
         self.engine.start_correlations()   # past deadlines, before any source starts (SPEC §11.3.7)
+        startable = {r.name for r in self.engine.matcher.rules}
+        for rule in self.opts.start_rules:
+            if rule in self.engine.rules and rule not in startable:
+                raise StartError(f"--start {rule}: a correlation rule has no trigger of its own to fire")
+            if rule not in startable:
+                known = ", ".join(r["name"] for r in manifest["rules"] if r["name"] in startable) or "none"
+                raise StartError(f"--start {rule}: {self.rules_path} has no rule {rule} (rules: {known})")
         await self.apply_sources(manifest)
         if not self.sources:
             log.info("no source to start: the rules need none (rules on run.* only?)")
+        for rule in self.opts.start_rules:
+            run_id = self.engine.start_now(rule)
+            log.info("run %d of %s: started with serve (--start)", run_id, rule, extra={"run_id": run_id, "rule": rule})
+        if self.opts.start_rules:
+            await self.engine.journal.flush()
         log.info("serving %d rule(s) from %s; journal in %s", len(manifest["rules"]), self.rules_path, self.state_dir)
 
     async def _start_store_mode(self, manifest: dict) -> None:
