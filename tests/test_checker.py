@@ -541,7 +541,7 @@ def test_http_allow_takes_addresses_and_cidr_ranges() -> None:
                      'source http path="/hooks/a" allow=["1.2.3.4"]\n', "rules.trg")
     assert c.ok, [(d.code, d.message) for d in c.diagnostics]
     route, = c.manifest["sources"]["http"]["routes"]
-    assert route["allow"] == ["104.192.136.0/21", "10.0.0.7", "::1"]  # the first declaration covering it
+    assert route["allow"] == ["1.2.3.4"]  # the most specific declaration covering it
     assert route["verify"] == {"scheme": "bearer", "secret": "s", "header": "Authorization"}
     assert only(head + 'source http token=s allow=["10.0.0.0/33"]\n') == (
         "TRG208", 4, 28, "'10.0.0.0/33' is not an IP address or a CIDR range",
@@ -565,3 +565,21 @@ def test_an_http_request_rule_pinned_to_methods_opens_only_those() -> None:
         "/a": ["GET", "PUT"], "/b": ["DELETE", "POST"], "/c": None}
     assert routes('on http.request path="/a" method="GET" run deploy with "x"\n'
                   'on http.request path="/a" run deploy with "y"\n') == {"/a": None}
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
+def test_the_most_specific_http_declaration_protects_a_route_wherever_it_is_written(order) -> None:
+    """Hooks with a secret each under one prefix: ``path="/hooks/special" token=t`` beside
+    ``path="/hooks/*" hmac=s`` protected /hooks/special with hmac=s when the glob came
+    first (the first covering declaration won, the exact one was ignored without a word)."""
+    decls = ['source http path="/hooks/special" token=t reply="special"\n',
+             'source http path="/hooks/*" hmac=s reply="hooks"\n',
+             'source http token=u allow=["10.0.0.0/8"]\n']
+    text = 'secret s = env "S"\nsecret t = env "T"\nsecret u = env "U"\n' + "".join(decls[i] for i in order) + \
+        DEPLOY + 'on http.post path="/hooks/special" run deploy with "x"\n' \
+                 'on http.post path="/hooks/other" run deploy with "y"\non http.post path="/top" run deploy with "z"\n'
+    c = compile_text(text, "rules.trg")
+    assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+    got = {r["path"]: (r["verify"]["secret"], r.get("reply"), r.get("allow")) for r in c.manifest["sources"]["http"]["routes"]}
+    assert got == {"/hooks/special": ("t", "special", ["10.0.0.0/8"]), "/hooks/other": ("s", "hooks", ["10.0.0.0/8"]),
+                   "/top": ("u", None, ["10.0.0.0/8"])}

@@ -256,6 +256,19 @@ def http_decl_covers(path: str | None, route: str) -> bool:
         return False
 
 
+def decl_specificity(path: str | None, route: str) -> tuple[int, int]:
+    """How closely a ``source http path=P`` covering ``route`` names it, smallest first:
+    the route itself, then globs by longest literal prefix (the order the server picks a
+    route in), then a declaration without a path; equal ones keep the file's order. So
+    ``path="/hooks/special" token=t`` wins over ``path="/hooks/*" hmac=s`` for
+    /hooks/special wherever the two are written."""
+    if path == route:
+        return (0, 0)
+    if path is None:
+        return (2, 0)
+    return (1, -len(literal_prefix(path)))
+
+
 def _http_section(inp: SectionInput) -> dict | None:
     routes: dict[str, dict] = {}
     used = {r.source for r in inp.rules}
@@ -270,12 +283,12 @@ def _http_section(inp: SectionInput) -> dict | None:
             continue
         verify = None
         settings: dict[str, Any] = {}
-        for d in http_decls:
-            if http_decl_covers(inp.option(d, "path"), r.route):
-                verify = verify or webhook_verify(HTTP_VERIFICATIONS, d, inp.option)
-                for name in HTTP_ROUTE_OPTIONS:  # the first declaration covering the route that sets it
-                    if name not in settings and inp.option(d, name) is not None:
-                        settings[name] = inp.option(d, name)
+        covering = [d for d in http_decls if http_decl_covers(inp.option(d, "path"), r.route)]
+        for d in sorted(covering, key=lambda d: decl_specificity(inp.option(d, "path"), r.route)):
+            verify = verify or webhook_verify(HTTP_VERIFICATIONS, d, inp.option)
+            for name in HTTP_ROUTE_OPTIONS:  # the most specific declaration covering the route that sets it
+                if name not in settings and inp.option(d, name) is not None:
+                    settings[name] = inp.option(d, name)
         entry = routes.setdefault(r.route, {"path": r.route, "kind": "http", "methods": [], "verify": verify})
         if entry["kind"] != "http":
             continue
