@@ -523,15 +523,16 @@ async def _run(rules_path: Path, opts: ServeOptions) -> int:
     # the first SIGINT/SIGTERM stops gracefully (runs get --grace seconds); a second one,
     # while that is going on, stops the running runs at once
     stop_on_signals(asyncio.get_running_loop(), rt.stop_event, rt.stop_now)
+    # webhook's `kill -USR1` (and systemd's ExecReload): look at the rules file now, also with
+    # --no-reload; handled from the start (its default would end the process), acted on once started
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, rt.reload_now.set)
     try:
         await rt.start()
     except (StartError, JournalError) as e:
         log.error("%s", e)
         await rt.stop()
         return 1
-    # webhook's `kill -USR1` (and systemd's ExecReload): look at the rules file now, also with --no-reload
-    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, rt.reload_now.set)
     reload_task = asyncio.create_task(rt.reload_loop())
     await rt.stop_event.wait()
     log.info("stopping: no new events are accepted")
