@@ -197,7 +197,7 @@ def test_file_source_options_and_ignores() -> None:
                    'on file.created path ~ "static/**" run d')["file"]
     assert f["root"] == "web" and f["roots"] == ["static"]
     assert f["ignore"] == ["node_modules/**", "*.map"]
-    assert ".git/**" in f["always_ignored"] and "*.swp" in f["always_ignored"]
+    assert "**/.git/**" in f["always_ignored"] and "*.sw[a-p]" in f["always_ignored"] and "#*#" in f["always_ignored"]
     assert "gitignore" not in f  # written only when set: manifests from before stay the same bytes
     on = sources_of('source file gitignore=true poll=2s\n' + ACTION + 'on file.created run d')["file"]
     assert on["gitignore"] is True and on["poll"] == 2.0 and "poll" not in f

@@ -19,8 +19,15 @@ HTTP_MAX_BODY = 10 * 1024 * 1024
 # --- watchers ----------------------------------------------------------------------------
 GIT_POLL = 0.25
 """Seconds between two looks at a watched repository's refs."""
-ALWAYS_IGNORED = (".git/**", "**/.git/**", "*.swp", "*.swx", "*~", ".#*", "4913", "*.tmp")
-"""Paths the file watcher never reports (git internals, editor temp files)."""
+IGNORED_FOLDERS = (".git", ".hg", ".svn", ".bzr", "_darcs", ".pijul", ".jj", ".fossil-settings", "__pycache__")
+"""Folders the file watcher never reports, nor anything in them, at any depth: version
+control (watchexec's default ignores, and Jujutsu's) and Python's byte code."""
+EDITOR_TEMP_FILES = ("*.sw[a-p]", "*.swx", "*~", ".#*", "#*#", "4913", "*.tmp", ".DS_Store", "*___jb_tmp___",
+                     "*___jb_old___", "*___jb_bak___", ".goutputstream-*", "*.kate-swp")
+"""Names of files the file watcher never reports (globs): editors' swap, backup, lock and
+temporary files (vim, emacs, JetBrains, GNOME, Kate) and macOS's .DS_Store."""
+ALWAYS_IGNORED = (*(f"**/{d}/**" for d in IGNORED_FOLDERS), *EDITOR_TEMP_FILES)
+"""Both, as the manifest lists them (the file section's ``always_ignored``)."""
 STATE_DIR = ".triggerlang"
 
 # --- policies (SPEC §3) ------------------------------------------------------------------

@@ -24,11 +24,11 @@ Algorithm
    report (NFS, SMB, some container bind mounts), as ``watchexec --poll``.
 3. **Filtering.** A change is dropped when its path is outside ``root`` once symlinks are
    resolved (``os.path.realpath``), is not under one of the configured roots, has a
-   version control folder's segment (``.git`` ``.hg`` ``.svn`` ``.bzr`` ``_darcs``
-   ``.pijul`` ``.jj`` ``.fossil-settings``), is (or is under) the state directory (the
-   context's and the manifest's), is an editor or OS temporary file (``*.swp`` ``*.swo``
-   ``*.swx`` ``*~`` ``.#*`` ``#*#`` ``4913`` ``*.tmp`` ``.DS_Store``, JetBrains'
-   ``*___jb_tmp___``, anything under ``__pycache__/``), or matches an ``ignore`` glob. Globs are the language's own
+   segment that is a version control folder or ``__pycache__``
+   (:data:`~triggerlang.defaults.IGNORED_FOLDERS`), is (or is under) the state directory
+   (the context's and the manifest's), is named as an editor or OS temporary file
+   (:data:`~triggerlang.defaults.EDITOR_TEMP_FILES`: ``*.swp`` ``*~`` ``.#*`` ``#*#``
+   ``4913`` ``*___jb_tmp___``...), or matches an ``ignore`` glob. Globs are the language's own
    (:mod:`triggerlang.compile.patterns`: ``*`` and ``?`` within a segment, ``**`` across
    segments, ``[abc]``); a glob without ``/`` is tried against every segment (``*.log``
    anywhere, ``node_modules`` and all below it), one with ``/`` is anchored at ``root``
@@ -92,6 +92,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from .. import defaults
 from ..compile.patterns import PatternError, compile_glob
 from ..events import Event, complete_file_data
 from .base import Source, SourceContext, StopFlag
@@ -99,15 +100,8 @@ from .gitignore import IGNORE_FILES, GitIgnore
 
 __all__ = ["FileSource", "IgnoreRules", "KnownPaths"]
 
-_TEMP_NAMES = re.compile(
-    r"""^(?:
-        .*\.sw[a-p]$ | .*\.swx$ | .*~$ | \.\#.* | \#.*\# | 4913 | .*\.tmp$ | \.DS_Store$
-      | .*___jb_(?:tmp|old|bak)___$ | \.goutputstream-.* | .*\.kate-swp$
-    )$""",
-    re.X,
-)
-_ALWAYS_SKIP_DIRS = frozenset({".git", "__pycache__",  # and the other version controls' folders, as watchexec:
-                               ".hg", ".svn", ".bzr", "_darcs", ".pijul", ".jj", ".fossil-settings"})
+_TEMP_NAMES = re.compile("|".join(compile_glob(g).pattern for g in defaults.EDITOR_TEMP_FILES))
+_ALWAYS_SKIP_DIRS = frozenset(defaults.IGNORED_FOLDERS)
 _CHANGE = {1: "created", 2: "modified", 3: "deleted"}  # watchfiles.Change values
 _SCAN_CAP = 10_000        # entries reported from one newly created folder
 _RECENT_WINDOW = 5.0      # seconds during which a reported creation is not reported again
