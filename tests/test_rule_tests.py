@@ -718,3 +718,23 @@ def test_every_ticks_on_the_epoch_grid_in_tests_as_in_serve() -> None:
         "wait 1s", "expect odd")
     rep = run(text)
     assert [(r.name, [f.message for f in r.failures]) for r in rep.results] == [("the grid", [])]
+
+
+def test_an_http_rule_is_tested_with_a_saved_body(tmp_path: Path) -> None:
+    """adnanh/webhook's users keep a delivery's JSON body to replay it with curl -d @body.json;
+    ``given http.post path=... from "body.json"`` makes it the event's payload (it was TRG603:
+    http events "do not come from one"). Fields given beside from win."""
+    (tmp_path / "push.json").write_text(json.dumps(
+        {"ref": "refs/heads/master", "head_commit": {"id": "7c1f0e2"}, "pusher": {"name": "alice"}}))
+    text = ('action redeploy(sha, who, event) = exec "./redeploy.sh" sha who event\n'
+            'hook: on http.post path="/hooks/redeploy" payload.ref="refs/heads/master"\n'
+            '    run redeploy with <payload.head_commit.id>, <payload.pusher.name>, <headers.x-github-event>\n'
+            'raw: on http.post path="/hooks/raw" text ~ /"ref": "refs\\/heads\\/master"/ run redeploy with "r", "r", "r"\n')
+    text += block("master", 'given http.post path="/hooks/redeploy" headers.X-GitHub-Event="push" from "push.json"',
+                  'expect only hook', 'expect hook with sha="7c1f0e2", who="alice", event="push"') \
+        + block("dev", 'given http.post path="/hooks/redeploy" payload.ref="refs/heads/dev" from "push.json"',
+                "expect none") \
+        + block("text", 'given http.post path="/hooks/raw" from "push.json"', "expect only raw")
+    assert failures(text, str(tmp_path)) == []
+    missing = codes(text.replace('from "push.json"', 'from "nope.json"', 1), str(tmp_path))
+    assert [c for c in missing if c[0] != "TRG209"] == [("TRG602", 7)]  # (TRG209: the routes have no secret)

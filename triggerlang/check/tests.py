@@ -26,7 +26,9 @@ does, and only for a file whose check is clean. What checking a test does, in or
    are lower-cased, as the server stores them.
 4. **Payload.** ``from "file.json"`` is for the triggers a webhook feeds: those of every
    provider of :mod:`triggerlang.providers` (``github.*``, ``gitlab.*``..., and
-   ``ci.completed`` from a generic CI body); anything else is TRG603. The path
+   ``ci.completed`` from a generic CI body), and ``http.*``, whose ``payload`` is the
+   file's JSON (``text`` its compact JSON; ``path``, ``headers.NAME``... given beside it,
+   as adnanh/webhook's users keep a delivery's body to replay it); anything else is TRG603. The path
    is relative to the ``.trg`` file. A file that cannot be read, is not JSON, or that the
    provider normaliser refuses is TRG602 at the string. The payload goes through
    :func:`triggerlang.providers.normalise`, the server's own normaliser, with no headers.
@@ -229,11 +231,18 @@ class _TestChecker:
             src = None
         ctx = (src, ev) if src is not None else None
         data, ok = self.fields(g.fields, ctx)
+        if g.from_file is not None and src == "http":  # a generic route's JSON body: the event's payload
+            body = self.read_payload(g.from_file)
+            if body is None or not ok:
+                return []
+            payload = {"payload": copy.deepcopy(body), "text": json.dumps(body, ensure_ascii=False)}
+            _merge(payload, data)  # fields given beside from win, as for a provider's body
+            return self.build(g, src, ev, payload)
         if g.from_file is not None:
             if src is not None and provider_of(src) is None:
                 self.d.error("TRG603", f"from reads a raw webhook payload, and {src}.{ev} events do not come "
                              "from one", g.from_file.span, f"give the fields instead: given {src}.{ev} field=value "
-                             f"... (from is for {', '.join(provider_names())} triggers)")
+                             f"... (from is for {', '.join(provider_names())} and http triggers)")
                 return []
             body = self.read_payload(g.from_file)
             if body is None or src is None or not ok:
