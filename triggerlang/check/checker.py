@@ -493,7 +493,8 @@ class Checker:
             if event in HTTP_METHODS:
                 methods = [event.upper()]
             else:  # http.request: a rule pinned to methods (method in ["GET", "POST"]) opens only those
-                methods = sorted({m.upper() for m in self.literal_values(r.filter, ("method",))}) or None
+                methods = sorted(m for m in self.literal_values(r.filter, ("method",)) if m == m.upper()) or None
+            self.lint_methods(r)
         if source == "schedule":
             impl = {"op": "=", "field": "rule", "value": name}
             filt = impl if filt is None else {"op": "and", "args": [impl, filt]}
@@ -971,11 +972,27 @@ class Checker:
                     self.never(r, nc, f"'{f}' cannot be both = and != {v!r}", what)
                     return
 
-    def never(self, r: A.Rule, c: A.Compare, why: str, what: str | None = None) -> None:
+    def never(self, r: A.Rule, c: A.Compare, why: str, what: str | None = None, hint: str | None = None) -> None:
         if what is None:   # (a correlation member that can never match does not make its rule so)
             self.never_matching.add(r.name)
         self.d.error("TRG501", (what or f"rule '{r.name}'") + f" can never match: {why}", c.span,
-                     "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
+                     hint or "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
+
+    def lint_methods(self, r: A.Rule) -> None:
+        """TRG501: an http rule pinned to a method written in lower case (``method="post"``,
+        adnanh/webhook's ``http-methods`` are not case-sensitive): an event's method is
+        upper case, so the rule never matches, and its requests were answered 202 with no run."""
+        for c in conjuncts(r.filter):
+            if not (isinstance(c, A.Compare) and c.field.parts == ("method",) and c.op in ("=", "in")):
+                continue
+            v = self.quiet_value(c.value)
+            values = [x for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]
+            if values and all(x != x.upper() for x in values):
+                fixed = f'method="{values[0].upper()}"' if c.op == "=" else \
+                    "method in [" + ", ".join(f'"{x.upper()}"' for x in values) + "]"
+                self.never(r, c, f"an HTTP method is upper case, never {', '.join(repr(x) for x in values)}",
+                           hint=f"write {fixed}")
+                return
 
     def lint_identical(self) -> None:
         """TRG502: a rule whose trigger, filter, call and policies equal an earlier rule's

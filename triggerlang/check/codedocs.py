@@ -262,7 +262,8 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'action tool(program, arg) = exec program arg\n'
                  'on http.post path="/run" run tool with <payload.program>, <payload.arg>\n'),
     "TRG501": _e("""The rule's conditions contradict each other, so it can never match (two
-        different values for one field, a value excluded by a list). Conditions side by side
+        different values for one field, a value excluded by a list, an HTTP method written in
+        lower case: `method="post"`, where an event's is `POST`). Conditions side by side
         must all hold: write alternatives with `or` or `in [...]`.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch="main" branch="dev" run deploy\n'),
