@@ -224,6 +224,33 @@ def test_formatting_and_quick_fixes(client: LspClient, tmp_path: Path) -> None:
                                                       "options": {"tabSize": 4, "insertSpaces": True}}) is None
 
 
+def test_a_github_glob_gets_its_regex_as_a_quick_fix(client: LspClient, tmp_path: Path) -> None:
+    # TRG306: a tag filter copied from an on: block ('+' is literal in a glob); the quick fix
+    # writes the regex of GitHub's meaning in place of the string, and check is then clean
+    p = tmp_path / "rules.trg"
+    p.write_text('action release(tag) = exec "./r.sh" tag\n'
+                 'on git.tag tag ~ "v[0-9]+.[0-9]+" run release with <tag>\n')
+    u = client.open(p)
+    diags = client.wait_diagnostics(u)
+    assert [d["code"] for d in diags] == ["TRG306"]
+    actions = client.request("textDocument/codeAction", {"textDocument": {"uri": u}, "range": diags[0]["range"],
+                                                         "context": {"diagnostics": diags}})
+    assert [a["title"] for a in actions] == ["Replace with '/^v[0-9]+\\.[0-9]+$/'"]
+    [e] = actions[0]["edit"]["changes"][u]
+    assert e["range"] == {"start": pos(1, 17), "end": pos(1, 33)}  # the string, quotes included
+    client.change(u, 2, [edit(1, 17, 1, 33, e["newText"])])
+    assert client.wait_diagnostics(u, version=2) == []
+    # in a list, the string is one of several: no quick fix replaces the list
+    p2 = tmp_path / "list.trg"
+    p2.write_text('action release(tag) = exec "./r.sh" tag\n'
+                  'on git.tag tag ~ ["v[0-9]+", "x"] run release with <tag>\n')
+    u2 = client.open(p2)
+    diags = client.wait_diagnostics(u2)
+    assert [d["code"] for d in diags] == ["TRG306"]
+    assert client.request("textDocument/codeAction", {"textDocument": {"uri": u2}, "range": diags[0]["range"],
+                                                      "context": {"diagnostics": diags}}) == []
+
+
 def test_positions_are_utf16_on_lines_with_wide_characters(client: LspClient, tmp_path: Path) -> None:
     p = tmp_path / "rules.trg"
     p.write_text('action deploy = shell "true"\non git.push message="🚀 x" brnch="a" run deploy\n')

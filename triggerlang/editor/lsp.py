@@ -56,6 +56,7 @@ log = logging.getLogger("triggerlang.lsp")
 DEFAULT_DEBOUNCE_MS = 250
 UNUSED_CODES = {"TRG105", "TRG106", "TRG107", "TRG108"}
 _DID_YOU_MEAN = re.compile(r"did you mean '([^']+)'\?")
+_WRITE_REGEX = re.compile(r"write the regex (/.+/)$")  # TRG306's hint: the glob's GitHub meaning
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 
 _ITEM_KINDS = {
@@ -341,12 +342,25 @@ def diagnostic_json(d: Diagnostic, lines: list[str], enc: str) -> dict:
         fix = _fix_range(d.span, lines)
         if fix is not None:
             data["fix"] = {"range": _range_json(to_range(fix, lines, enc)), "newText": m.group(1)}
+    m = _WRITE_REGEX.search(d.hint or "")
+    if m and _is_one_string(d.span, lines):  # the glob as the regex the hint spells out
+        data["fix"] = {"range": _range_json(to_range(d.span, lines, enc)), "newText": m.group(1)}
     out = {"range": _range_json(to_range(d.span, lines, enc)),
            "message": d.message + (f"\n{d.hint}" if d.hint else ""),
            "severity": 1 if d.is_error else 2, "code": d.code, "source": "triggerc", "data": data}
     if d.code in UNUSED_CODES:
         out["tags"] = [1]  # Unnecessary: editors grey the unused declaration out
     return out
+
+
+def _is_one_string(span: Span, lines: list[str]) -> bool:
+    """Whether the span is one string literal on one line (``"v[0-9]+"``, not a list of
+    them), so a quick fix may replace it whole."""
+    i = span.start.line - 1
+    if span.end.line != span.start.line or not 0 <= i < len(lines):
+        return False
+    text = lines[i][span.start.column - 1:span.end.column - 1]
+    return len(text) >= 2 and text[0] == text[-1] == '"'
 
 
 def _fix_range(span: Span, lines: list[str]) -> Span | None:
