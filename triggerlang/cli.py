@@ -356,6 +356,65 @@ def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
         click.echo(text, nl=False)
 
 
+# --------------------------------------------------------------------------- convert
+
+EXAMPLES_CONVERT = examples(
+    "triggerc convert webhook hooks.json -o hooks.trg",
+    "triggerc convert webhook hooks.json | less",
+    "yq -o json hooks.yaml | triggerc convert webhook - -o hooks.trg",
+)
+
+
+@main.group("convert", epilog=EXAMPLES_CONVERT)
+def convert_group() -> None:
+    """Turn another tool's configuration into a rules file."""
+
+
+@convert_group.command("webhook", epilog=EXAMPLES_CONVERT)
+@click.argument("hooks_file", metavar="HOOKS.json")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the rules here (default stdout).")
+def convert_webhook_cmd(hooks_file: str, output: str | None) -> None:
+    """Convert an adnanh/webhook hooks file (JSON; "-": stdin) into rules, one per hook.
+
+    Secrets become `secret NAME = env "VAR"` (stderr names the variables to set, never a
+    value); what cannot be carried over gets a `# TODO(convert):` comment at its hook and a
+    warning on stderr. Exit 0 when everything converted, 1 when something was not carried
+    over, 2 on a usage error (a file that is not JSON, or not a list of hooks).
+    """
+    from pathlib import Path
+
+    from .convert import convert_webhook
+
+    if hooks_file == "-":
+        data, name = _read_stdin(), "<stdin>"
+    else:
+        try:
+            data, name = Path(hooks_file).read_bytes(), hooks_file
+        except OSError as e:
+            usage_error(f"cannot read {hooks_file}: {e.strerror or e}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        usage_error(f"{name}: not UTF-8 text (byte {e.start})")
+    result = convert_webhook(text, name)
+    if result.error:
+        usage_error(result.error)
+    if output:
+        try:
+            Path(output).write_text(result.text, encoding="utf-8")
+        except OSError as e:
+            usage_error(f"cannot write {output}: {e.strerror or e}")
+    else:
+        click.echo(result.text, nl=False)
+    for var, hooks in result.secrets.items():
+        click.echo(f"triggerc: set {var} to the secret of hook{'s' * (len(hooks) > 1)} {', '.join(hooks)}", err=True)
+    for note in result.notes:
+        click.echo(f"triggerc: note: {note}", err=True)
+    for p in result.problems:
+        click.echo(f"triggerc: warning: {p.line(name)}", err=True)
+    raise SystemExit(1 if result.problems else 0)
+
+
 # --------------------------------------------------------------------------- match
 
 EXAMPLES_MATCH = examples(
