@@ -314,3 +314,32 @@ def test_converted_hooks_run_under_a_real_serve(tmp_path: Path) -> None:
         ])
     finally:
         stop_ok(s)
+
+
+def test_malformed_hook_properties_are_todos_never_a_traceback(tmp_path: Path) -> None:
+    hooks = [
+        {"id": "1 odd.id", "execute-command": "x", "trigger-rule": "str", "pass-arguments-to-command": "abc",
+         "http-methods": "POST", "command-working-directory": 7, "parse-parameters-as-json": "p"},
+        {"id": "on", "execute-command": "{{ .cmd }}", "trigger-rule": {"and": []}, "http-methods": ["head"],
+         "pass-arguments-to-command": [5, {"source": "payload", "name": "a b"}, {"source": "nowhere", "name": "x"}],
+         "pass-environment-to-command": {"a": 1}, "misspelt-property": 1},
+        {"id": "n", "execute-command": "x",
+         "trigger-rule": {"not": {"match": {"type": "ip-whitelist", "ip-range": "10.0.0.0/8"}}}},
+        {"id": "m", "execute-command": "x", "trigger-rule": {"and": [
+            {"match": {"type": "payload-hmac-sha256", "secret": SECRET,
+                       "parameter": {"source": "payload", "name": "s"}}},
+            regex_match("payload", "a", "(?<x>a"), value_match("payload", "n", 5)]}},
+    ]
+    r, out = convert(tmp_path, hooks)
+    assert r.exit_code == 1 and "Traceback" not in r.output and SECRET not in r.output + out.read_text()
+    warned = {tuple(line.split(": ")[3:5]) for line in r.stderr.splitlines()}
+    assert warned == {
+        ("hook 1 odd.id", "trigger-rule"), ("hook 1 odd.id", "http-methods"),
+        ("hook 1 odd.id", "pass-arguments-to-command"), ("hook 1 odd.id", "command-working-directory"),
+        ("hook 1 odd.id", "parse-parameters-as-json"), ("hook on", "execute-command"),
+        ("hook on", "pass-arguments-to-command"), ("hook on", "pass-environment-to-command"),
+        ("hook on", "misspelt-property"), ("hook n", "trigger-rule"), ("hook m", "trigger-rule")}
+    text = out.read_text()
+    assert 'hook_on: on http.request path="/hooks/on" method="HEAD"' in text  # an empty and holds
+    assert '\n# m: on http.request path="/hooks/m" TODO TODO payload.n="5" run m\n' in text
+    assert_checks_clean(out)

@@ -221,7 +221,7 @@ def _condition(kind: str, body) -> str:
         raise Unwritable(f"an empty {kind!r}" if kind in ("and", "or") else f"a rule of kind {kind!r}")
     mtype = body.get("type")
     if mtype in SIGNATURES or mtype == "ip-whitelist":
-        raise Unwritable(f"a {mtype} match inside or/not (a route's check holds for every delivery)")
+        raise Unwritable(f"a match of type {mtype} inside or/not (a route's check holds for every delivery)")
     if mtype not in ("value", "regex"):
         raise Unwritable(f"match type {mtype!r} is not carried over")
     fld = _field(body.get("parameter"), f"the {mtype} match")
@@ -276,6 +276,16 @@ class _Converter:
         self.result.secrets.setdefault(var, []).append(hid)
         return name
 
+    def items(self, h: _Hook, hid: str, hook: dict, prop: str) -> list:
+        """The list a property holds (a TODO, and nothing, when it holds something else)."""
+        value = hook.get(prop)
+        if value in (None, []):
+            return []
+        if not isinstance(value, list):
+            self.todo(h, hid, prop, f"a JSON {_kind(value)}, not a list: left out")
+            return []
+        return value
+
     def hook(self, hook: dict) -> list[str]:
         hid = hook["id"]
         h = _Hook(_name(hid, self.labels, "hook"), f"/{URL_PREFIX}/{hid}")
@@ -295,7 +305,7 @@ class _Converter:
             except Unwritable as e:
                 self.todo(h, hid, "response-message", str(e))
         fields = []
-        for arg in hook.get("parse-parameters-as-json") or []:
+        for arg in self.items(h, hid, hook, "parse-parameters-as-json"):
             if isinstance(arg, dict) and arg.get("source") == "payload" and isinstance(arg.get("name"), str) \
                     and SEGMENT_RE.fullmatch(arg["name"]):
                 fields.append(fmt_string(arg["name"]))
@@ -323,6 +333,7 @@ class _Converter:
         for part in _conjuncts(rule):
             m = _match(part)
             ors = part.get("or") if isinstance(part, dict) and set(part) == {"or"} else None
+            written = len(h.conditions)
             try:
                 if m is not None and m.get("type") in SIGNATURES:
                     self.signature(h, hid, m)
@@ -337,6 +348,8 @@ class _Converter:
                     if holes:
                         raise Unwritable("; ".join(dict.fromkeys(holes)))
             except Unwritable as e:
+                if len(h.conditions) == written:  # a route check: its place in the filter is shown
+                    h.conditions.append("TODO")
                 h.disabled = True
                 self.todo(h, hid, "trigger-rule", f"{e}: the rule is commented out until its TODO is written by hand")
 
@@ -408,10 +421,10 @@ class _Converter:
             return name
 
         with_args: list[str] = []
-        for i, arg in enumerate(hook.get("pass-arguments-to-command") or [], 1):
+        for i, arg in enumerate(self.items(h, hid, hook, "pass-arguments-to-command"), 1):
             argv.append(param(arg, i, "pass-arguments-to-command", False))
         renamed = []
-        for i, arg in enumerate(hook.get("pass-environment-to-command") or [], len(argv) + 1):
+        for i, arg in enumerate(self.items(h, hid, hook, "pass-environment-to-command"), len(argv) + 1):
             name = param(arg, i, "pass-environment-to-command", True)
             if isinstance(arg, dict):
                 old = arg.get("envname") or f"HOOK_{arg.get('name', '')}"
@@ -421,8 +434,13 @@ class _Converter:
             self.result.notes.append(f"{self.file}: hook {hid}: the command's environment: " + ", ".join(renamed))
         body = f"exec {fmt_string(hook['execute-command'])}" + "".join(f" {a}" for a in argv)
         cwd = hook.get("command-working-directory")
-        if isinstance(cwd, str) and cwd:
+        if cwd not in (None, "") and not isinstance(cwd, str):
+            self.todo(h, hid, "command-working-directory", f"a JSON {_kind(cwd)}, not a folder: left out")
+        elif cwd:
             body += f" cwd {fmt_string(cwd)}"
+        for prop in ("execute-command", "command-working-directory"):
+            if isinstance(hook.get(prop), str) and "{{" in hook[prop]:
+                self.todo(h, hid, prop, "a template ({{ ... }}), which is not evaluated: write the value it gives")
         head = f"action {h.label}" + (f"({', '.join(params)})" if params else "")
         return f"{head} = {body}", with_args
 
@@ -436,7 +454,8 @@ def convert_webhook(text: str, file: str = "hooks.json") -> Conversion:
         return Conversion(error=error)
     conv = _Converter(file)
     blocks = [conv.hook(h) for h in hooks]
-    head = [f"# Converted from {file.replace(chr(92), '/').rpartition('/')[2]} by `triggerc convert webhook` (README: Coming from adnanh/webhook).",
+    base = file.replace("\\", "/").rpartition("/")[2]  # the file's name, not where it was: same bytes anywhere
+    head = [f"# Converted from {base} by `triggerc convert webhook` (README: Coming from adnanh/webhook).",
             "# One rule per hook; a delivery is answered 202 once journaled, and the command runs after."]
     if conv.secret_lines:
         head += ["", *conv.secret_lines]
