@@ -341,5 +341,25 @@ def test_malformed_hook_properties_are_todos_never_a_traceback(tmp_path: Path) -
         ("hook on", "misspelt-property"), ("hook n", "trigger-rule"), ("hook m", "trigger-rule")}
     text = out.read_text()
     assert 'hook_on: on http.request path="/hooks/on" method="HEAD"' in text  # an empty and holds
-    assert '\n# m: on http.request path="/hooks/m" TODO TODO payload.n="5" run m\n' in text
+    assert '\n# m: on http.request path="/hooks/m" TODO TODO payload.n in ["5", 5] run m\n' in text
     assert_checks_clean(out)
+
+
+def test_a_value_that_reads_as_a_number_or_boolean_matches_it_as_webhook_does(tmp_path: Path) -> None:
+    # webhook compares the text of the value: "value": "5" matches a payload's 5, "true" its true
+    hook = {"id": "typed", "execute-command": "/bin/true", "trigger-rule": {"and": [
+        value_match("payload", "build.number", "5"), value_match("payload", "ok", "true"),
+        value_match("payload", "version", "1.10"), value_match("header", "X-Count", "5")]}}
+    r, out = convert(tmp_path, [hook])
+    assert r.exit_code == 0, r.output
+    assert ('payload.build.number in ["5", 5] payload.ok in ["true", true] payload.version="1.10" '
+            'headers.x-count="5"') in " ".join(out.read_text().split())
+    assert_checks_clean(out)
+    for payload, matched in (({"build": {"number": 5}, "ok": True, "version": "1.10"}, True),
+                             ({"build": {"number": "5"}, "ok": "true", "version": "1.10"}, True),
+                             ({"build": {"number": 6}, "ok": True, "version": "1.10"}, False)):
+        event = tmp_path / "event.json"
+        event.write_text(json.dumps({"source": "http", "type": "request", "data": {
+            "path": "/hooks/typed", "method": "POST", "payload": payload, "headers": {"x-count": "5"}, "query": {}}}))
+        r = run_cli("match", str(out), str(event))
+        assert ("typed: runs typed" in r.stdout) is matched, r.output

@@ -215,6 +215,15 @@ def _expr(rule, holes: list[str], top: bool = False) -> str:
         return "TODO"
 
 
+def _typed(value: str) -> str | None:
+    """The JSON number or boolean whose text (as webhook writes it: Go's ``%v``) is ``value``."""
+    if value in ("true", "false"):
+        return value
+    if re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]*[1-9])?", value):
+        return value
+    return None
+
+
 def _condition(kind: str, body) -> str:
     """One ``match`` as a condition."""
     if kind != "match" or not isinstance(body, dict):
@@ -229,6 +238,9 @@ def _condition(kind: str, body) -> str:
         value = _untemplated(body.get("value", ""), "the match value")
         if fld == "method":
             value = value.upper()
+        typed = _typed(value) if fld.startswith("payload.") else None
+        if typed is not None:  # webhook compares the value's text: "5" matches 5, "true" true
+            return f"{fld} in [{fmt_string(value)}, {typed}]"
         return f"{fld}={fmt_string(value)}"
     pattern = _untemplated(body.get("regex", ""), "the match regex")
     try:
