@@ -363,3 +363,71 @@ def test_a_value_that_reads_as_a_number_or_boolean_matches_it_as_webhook_does(tm
             "path": "/hooks/typed", "method": "POST", "payload": payload, "headers": {"x-count": "5"}, "query": {}}}))
         r = run_cli("match", str(out), str(event))
         assert ("typed: runs typed" in r.stdout) is matched, r.output
+
+
+def test_convert_imports_no_server_watcher_or_journal(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from test_cli import HEAVY, PROBE
+
+    (tmp_path / "hooks.json").write_text(json.dumps([GITHUB, SLACK, LOGIC]))
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTHON")}
+    r = subprocess.run([sys.executable, "-c", PROBE, "convert", "webhook", "hooks.json"], input=json.dumps(HEAVY),
+                       capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    result = json.loads(r.stdout.splitlines()[-1])
+    assert result == {"exit": 0, "heavy": []}, r.stderr
+
+
+def _fuzz_hooks():
+    """Hooks files drawn from webhook's documented vocabulary, with wrong types and odd
+    text (line breaks, quotes, templates) where values go."""
+    from hypothesis import strategies as st
+
+    def mostly(usual, odd):  # three draws in four from usual (one_of would draw each as often)
+        return st.integers(0, 3).flatmap(lambda i: odd if i == 0 else usual)
+
+    text = st.sampled_from(["", "x", "a\nb", '"q"', "{{ x }}", "é", "on", "5", "true", "\\", "a.b", "root.0.x",
+                            "a/b", "\\/", "(", "^v[0-9]+", "X-Hub-Signature", "method", "remote-addr"])
+    atom = st.one_of(text, st.integers(-1, 600), st.booleans(), st.none(), st.just([]), st.just({}))
+    param = st.fixed_dictionaries({"source": st.sampled_from(
+        ["payload", "header", "url", "query", "request", "string", "entire-payload", "entire-headers",
+         "entire-query", "raw-request-body", "nowhere"]), "name": atom}, optional={"envname": text})
+    match = st.fixed_dictionaries({"type": st.sampled_from(  # mostly what converts, so that rules are written
+        ["value", "regex"] * 4 + ["payload-hmac-sha1", "payload-hmac-sha256", "payload-hash-sha512", "ip-whitelist",
+                                  "scalr-signature", "other"]),
+        "value": atom, "regex": text, "parameter": mostly(param, atom)},
+        optional={"ip-range": atom, "secret": st.just(SECRET)})
+    rule = st.recursive(mostly(st.builds(lambda m: {"match": m}, match), atom), lambda inner: st.one_of(
+        st.builds(lambda xs: {"and": xs}, st.lists(inner, max_size=3)),
+        st.builds(lambda xs: {"or": xs}, st.lists(inner, max_size=3)),
+        st.builds(lambda x: {"not": x}, inner)), max_leaves=6)
+    values = {"trigger-rule": rule, "http-methods": st.one_of(st.lists(text, max_size=3), atom),
+              "pass-arguments-to-command": st.one_of(st.lists(st.one_of(param, atom), max_size=3), atom),
+              "pass-environment-to-command": st.one_of(st.lists(st.one_of(param, atom), max_size=3), atom),
+              "parse-parameters-as-json": st.one_of(st.lists(st.one_of(param, atom), max_size=2), atom),
+              **{k: atom for k in ("command-working-directory", "response-message", "response-headers",
+                                   "success-http-response-code", "include-command-output-in-response",
+                                   "pass-file-to-command", "misspelt\nkey")}}
+    hook = st.fixed_dictionaries({"id": st.sampled_from(["a", "on", "1 b\n", "é", "a-secret"]),
+                                  "execute-command": text.filter(bool)}, optional=values)
+    return st.lists(hook, min_size=1, max_size=4, unique_by=lambda h: h["id"])
+
+
+def test_any_hooks_file_converts_to_rules_that_check_clean_and_keep_its_secrets() -> None:
+    from hypothesis import HealthCheck, given, settings
+
+    from triggerlang.api import compile_text
+
+    @settings(max_examples=500, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(_fuzz_hooks())
+    def prop(hooks: list) -> None:
+        c = convert_webhook(json.dumps(hooks), "hooks.json")
+        assert c.error is None and c.text is not None
+        errors = [d for d in compile_text(c.text, "hooks.trg").diagnostics if d.severity == "error"]
+        assert not errors, (errors, c.text)
+        assert format_text(c.text, "hooks.trg")[0] == c.text
+        said = c.text + "".join(p.line("f") for p in c.problems) + "".join(c.notes) + "".join(c.secrets)
+        assert SECRET not in said
+
+    prop()

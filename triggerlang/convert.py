@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from .actions import input_env_name
 from .compile.patterns import regex_literal
 from .fmt import fmt_string, format_text
+from .providers.verify import ip_range
 
 URL_PREFIX = "hooks"
 
@@ -119,6 +120,11 @@ def load_hooks(text: str, file: str) -> tuple[list[dict] | None, str | None]:
     return data, None
 
 
+def _one_line(text: str) -> str:
+    """``text`` for a comment or a message line: control characters escaped, as JSON would."""
+    return re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", lambda m: json.dumps(m.group())[1:-1], text)
+
+
 def _kind(v) -> str:
     return {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(v), "number")
 
@@ -173,10 +179,12 @@ def _field(param, what: str) -> str:
         raise Unwritable(f"{what}: a {source} parameter without a name")
     if source == "payload":
         return _path("payload", name.removeprefix("root."), what)
+    if source in ("header", "url", "query") and not SEGMENT_RE.fullmatch(name):
+        raise Unwritable(f"{what}: the {source} name {name!r} is not a field name (letters, digits, _ and -)")
     if source == "header":
-        return _path("headers", name.lower(), what)
+        return f"headers.{name.lower()}"
     if source in ("url", "query"):
-        return _path("query", name, what)
+        return f"query.{name}"
     if source == "request" and name.lower() in ("method", "remote-addr"):
         return "method" if name.lower() == "method" else "remote"
     raise Unwritable(f"{what}: source {source!r} name {name!r} has no event field")
@@ -234,6 +242,8 @@ def _condition(kind: str, body) -> str:
     if mtype not in ("value", "regex"):
         raise Unwritable(f"match type {mtype!r} is not carried over")
     fld = _field(body.get("parameter"), f"the {mtype} match")
+    if fld in ("headers", "query"):
+        raise Unwritable(f"a {mtype} match on all the {fld} at once")
     if mtype == "value":
         value = _untemplated(body.get("value", ""), "the match value")
         if fld == "method":
@@ -247,7 +257,23 @@ def _condition(kind: str, body) -> str:
         re.compile(pattern)
     except re.error as e:
         raise Unwritable(f"the regex {pattern!r} is not one Python reads: {e}") from None
-    return f"{fld} ~ {regex_literal(pattern)}"
+    if not pattern or re.search(r"[\x00-\x1f\x7f\u2028\u2029\x85]", pattern):
+        raise Unwritable(f"the regex {pattern!r} is empty or holds a control character (write it with \\n, \\t...)")
+    return f"{fld} ~ {regex_literal(_unslashed(pattern))}"
+
+
+def _unslashed(pattern: str) -> str:
+    """``pattern`` with its ``\\/`` escapes written ``/`` (the same regex): a regex literal
+    escapes every ``/`` itself, and ``\\/`` would become an escaped backslash."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            out.append("/" if pattern[i + 1] == "/" else pattern[i:i + 2])
+            i += 2
+        else:
+            out.append(pattern[i])
+            i += 1
+    return "".join(out)
 
 
 # --------------------------------------------------------------------------- one hook
@@ -273,8 +299,8 @@ class _Converter:
         self.secret_lines: list[str] = []
 
     def todo(self, h: _Hook, hid: str, prop: str, message: str) -> None:
-        self.result.problems.append(Problem(hid, prop, message))
-        h.comments.append(f"# TODO(convert): {prop}: {message}")
+        self.result.problems.append(Problem(_one_line(hid), _one_line(prop), _one_line(message)))
+        h.comments.append(f"# TODO(convert): {_one_line(prop)}: {_one_line(message)}")
 
     def secret(self, h: _Hook, hid: str, value: str) -> str:
         m = GETENV_RE.fullmatch(value.strip())
@@ -285,7 +311,7 @@ class _Converter:
             self.secret_names[key] = name, var
             self.secret_lines.append(f"secret {name} = env {fmt_string(var)}")
         name, var = self.secret_names[key]
-        self.result.secrets.setdefault(var, []).append(hid)
+        self.result.secrets.setdefault(var, []).append(_one_line(hid))
         return name
 
     def items(self, h: _Hook, hid: str, hook: dict, prop: str) -> list:
@@ -329,7 +355,7 @@ class _Converter:
         if h.allow:
             h.route["allow"] = "[" + ", ".join(fmt_string(a) for a in h.allow) + "]"
         action, with_args = self.action(h, hid, hook)
-        lines = [f"# hook {hid}", *h.comments]
+        lines = [f"# hook {_one_line(hid)}", *h.comments]
         if h.route:
             lines.append(f"source http path={fmt_string(h.path)} "
                          + " ".join(f"{k}={v}" for k, v in h.route.items()))
@@ -369,8 +395,8 @@ class _Converter:
         opt = SIGNATURES[m["type"]]
         if any(k.startswith("hmac") for k in h.route):
             raise Unwritable("a second signature check")
-        param = m.get("parameter") or {}
-        if param.get("source") != "header" or not param.get("name"):
+        param = m.get("parameter") if isinstance(m.get("parameter"), dict) else {}
+        if param.get("source") != "header" or not isinstance(param.get("name"), str) or not param["name"]:
             raise Unwritable(f"a {m['type']} signature read from {param.get('source')!r}, not a header")
         secret = m.get("secret")
         if not isinstance(secret, str) or not secret:
@@ -387,6 +413,10 @@ class _Converter:
             r = m.get("ip-range")
             if not isinstance(r, str) or not r:
                 raise Unwritable("an ip-whitelist match without an ip-range")
+            try:
+                ip_range(r)
+            except ValueError as e:
+                raise Unwritable(f"ip-whitelist: {e}") from None
             h.allow.append(r.strip())
 
     def methods(self, h: _Hook, hid: str, methods) -> str:
@@ -403,7 +433,8 @@ class _Converter:
         return "http.request"
 
     def action(self, h: _Hook, hid: str, hook: dict) -> tuple[str, list[str]]:
-        params: list[str] = []
+        params: list[str] = []  # the action's parameters, in order
+        with_args: list[str] = []  # the rule's value for each
         by_value: dict[str, str] = {}
         taken: set[str] = set()
         argv: list[str] = []
@@ -432,7 +463,6 @@ class _Converter:
             with_args.append(value)
             return name
 
-        with_args: list[str] = []
         for i, arg in enumerate(self.items(h, hid, hook, "pass-arguments-to-command"), 1):
             argv.append(param(arg, i, "pass-arguments-to-command", False))
         renamed = []
@@ -440,10 +470,10 @@ class _Converter:
             name = param(arg, i, "pass-environment-to-command", True)
             if isinstance(arg, dict):
                 old = arg.get("envname") or f"HOOK_{arg.get('name', '')}"
-                renamed.append(f"{old} is now {input_env_name(name)}")
+                renamed.append(f"{_one_line(str(old))} is now {input_env_name(name)}")
         if renamed:
             h.comments.append("# pass-environment-to-command: " + ", ".join(renamed) + " (the name is fixed)")
-            self.result.notes.append(f"{self.file}: hook {hid}: the command's environment: " + ", ".join(renamed))
+            self.result.notes.append(f"{self.file}: hook {_one_line(hid)}: the command's environment: " + ", ".join(renamed))
         body = f"exec {fmt_string(hook['execute-command'])}" + "".join(f" {a}" for a in argv)
         cwd = hook.get("command-working-directory")
         if cwd not in (None, "") and not isinstance(cwd, str):
