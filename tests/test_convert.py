@@ -264,6 +264,10 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "cannot read" in r.stderr
     r = run_cli("convert", "webhook")
     assert r.exit_code == 2
+    hooks = tmp_path / "hooks.json"
+    hooks.write_text(json.dumps([GITHUB]))
+    r = run_cli("convert", "webhook", str(hooks), "-o", str(hooks))
+    assert r.exit_code == 2 and "is the hooks file itself" in r.stderr and json.loads(hooks.read_text()) == [GITHUB]
     r = run_cli("convert", "webhook", "--help")
     assert r.exit_code == 0 and "Examples:" in r.stdout and "triggerc convert webhook hooks.json" in r.stdout
 
@@ -431,3 +435,13 @@ def test_any_hooks_file_converts_to_rules_that_check_clean_and_keep_its_secrets(
         assert SECRET not in said
 
     prop()
+
+
+@pytest.mark.parametrize("prefix, path", [("webhooks", "/webhooks/travis"), ("/api/v1/", "/api/v1/travis"),
+                                          ("", "/travis")])
+def test_url_prefix_is_webhooks_urlprefix(tmp_path: Path, prefix: str, path: str) -> None:
+    (tmp_path / "hooks.json").write_text(json.dumps([TRAVIS]))
+    r = run_cli("convert", "webhook", str(tmp_path / "hooks.json"), "--url-prefix", prefix)
+    assert r.exit_code == 0, r.output
+    assert f'source http path="{path}" json_fields=["payload"]\n' in r.stdout
+    assert f'travis: on http.request path="{path}"' in " ".join(r.stdout.split())

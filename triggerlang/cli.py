@@ -373,7 +373,9 @@ def convert_group() -> None:
 @convert_group.command("webhook", epilog=EXAMPLES_CONVERT)
 @click.argument("hooks_file", metavar="HOOKS.json")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the rules here (default stdout).")
-def convert_webhook_cmd(hooks_file: str, output: str | None) -> None:
+@click.option("--url-prefix", default="hooks", show_default=True, metavar="PREFIX",
+              help="webhook's -urlprefix: each hook's route is /PREFIX/ID (\"\" for /ID).")
+def convert_webhook_cmd(hooks_file: str, output: str | None, url_prefix: str) -> None:
     """Convert an adnanh/webhook hooks file (JSON; "-": stdin) into rules, one per hook.
 
     Secrets become `secret NAME = env "VAR"` (stderr names the variables to set, never a
@@ -385,6 +387,8 @@ def convert_webhook_cmd(hooks_file: str, output: str | None) -> None:
 
     from .convert import convert_webhook
 
+    if output and hooks_file != "-" and os.path.exists(output) and os.path.samefile(output, hooks_file):
+        usage_error(f"-o {output} is the hooks file itself: the rules would overwrite it")
     if hooks_file == "-":
         data, name = _read_stdin(), "<stdin>"
     else:
@@ -396,7 +400,7 @@ def convert_webhook_cmd(hooks_file: str, output: str | None) -> None:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         usage_error(f"{name}: not UTF-8 text (byte {e.start})")
-    result = convert_webhook(text, name)
+    result = convert_webhook(text, name, url_prefix)
     if result.error:
         usage_error(result.error)
     if output:

@@ -291,8 +291,9 @@ class _Hook:
 
 
 class _Converter:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, url_prefix: str) -> None:
         self.file = file
+        self.url_prefix = url_prefix
         self.result = Conversion()
         self.labels: set[str] = set()
         self.secret_names: dict[str, tuple[str, str]] = {}  # a secret's value (in memory only) -> NAME, VAR
@@ -326,7 +327,7 @@ class _Converter:
 
     def hook(self, hook: dict) -> list[str]:
         hid = hook["id"]
-        h = _Hook(_name(hid, self.labels, "hook"), f"/{URL_PREFIX}/{hid}")
+        h = _Hook(_name(hid, self.labels, "hook"), "/" + "/".join(p for p in (self.url_prefix, hid) if p))
         for prop in hook:
             if prop in NOT_CARRIED and hook[prop] not in (None, False, [], "", 0):
                 self.todo(h, hid, prop, NOT_CARRIED[prop])
@@ -489,12 +490,13 @@ class _Converter:
 
 # --------------------------------------------------------------------------- the file
 
-def convert_webhook(text: str, file: str = "hooks.json") -> Conversion:
-    """Convert the text of an adnanh/webhook hooks file (JSON) into a rules file's text."""
+def convert_webhook(text: str, file: str = "hooks.json", url_prefix: str = URL_PREFIX) -> Conversion:
+    """Convert the text of an adnanh/webhook hooks file (JSON) into a rules file's text;
+    ``url_prefix`` is webhook's ``-urlprefix`` (a hook's route is ``/PREFIX/ID``)."""
     hooks, error = load_hooks(text, file)
     if hooks is None:
         return Conversion(error=error)
-    conv = _Converter(file)
+    conv = _Converter(file, url_prefix.strip("/"))
     blocks = [conv.hook(h) for h in hooks]
     base = file.replace("\\", "/").rpartition("/")[2]  # the file's name, not where it was: same bytes anywhere
     head = [f"# Converted from {base} by `triggerc convert webhook` (README: Coming from adnanh/webhook).",
