@@ -413,7 +413,7 @@ def _fuzz_hooks():
               **{k: atom for k in ("command-working-directory", "response-message", "response-headers",
                                    "success-http-response-code", "include-command-output-in-response",
                                    "pass-file-to-command", "misspelt\nkey")}}
-    hook = st.fixed_dictionaries({"id": st.sampled_from(["a", "on", "1 b\n", "é", "a-secret"]),
+    hook = st.fixed_dictionaries({"id": st.sampled_from(["a", "on", "1 b\n", "é", "a-secret", "source", "cwd"]),
                                   "execute-command": text.filter(bool)}, optional=values)
     return st.lists(hook, min_size=1, max_size=4, unique_by=lambda h: h["id"])
 
@@ -445,3 +445,20 @@ def test_url_prefix_is_webhooks_urlprefix(tmp_path: Path, prefix: str, path: str
     assert r.exit_code == 0, r.output
     assert f'source http path="{path}" json_fields=["payload"]\n' in r.stdout
     assert f'travis: on http.request path="{path}"' in " ".join(r.stdout.split())
+
+
+WORDS = ["on", "run", "not", "cwd", "env", "exec", "action", "secret", "source", "let", "test", "given", "every",
+         "debounce", "same", "within", "for", "absent", "file", "from", "headers", "payload", "text", "method"]
+
+
+def test_hook_ids_and_value_names_that_are_words_of_the_language(tmp_path: Path) -> None:
+    hooks = [{"id": w, "execute-command": "/bin/x", "http-methods": ["POST", "GET"],
+              "pass-arguments-to-command": [{"source": "payload", "name": w}, {"source": "header", "name": w}],
+              "pass-environment-to-command": [{"source": "url", "name": w, "envname": w}],
+              "trigger-rule": {"and": [value_match("payload", w, "1x"), value_match("url", w, "y")]}} for w in WORDS]
+    r, out = convert(tmp_path, hooks)
+    assert r.exit_code == 0, r.output
+    assert_checks_clean(out)
+    text = out.read_text()
+    assert "\nhook_action: on http.request" in text and "\naction hook_action(" in text
+    assert 'action cwd(cwd_2, cwd_3, cwd_4) = exec "/bin/x" cwd_2 cwd_3\n' in text

@@ -60,6 +60,7 @@ HANDLED = frozenset({
 })
 METHOD_EVENTS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESERVED = frozenset("on run with and or not in has true false".split())
+DECLARATION_WORDS = frozenset("let secret source action test".split())  # not a rule's label: they start a line
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 GETENV_RE = re.compile(r'\{\{\s*getenv\s+"([A-Za-z_][A-Za-z0-9_]*)"\s*(\|\s*js\s*)?\}\}')
@@ -131,11 +132,11 @@ def _kind(v) -> str:
 
 # --------------------------------------------------------------------------- names and values
 
-def _name(raw: str, taken: set[str], fallback: str = "x") -> str:
+def _name(raw: str, taken: set[str], fallback: str = "x", reserved: frozenset[str] = RESERVED) -> str:
     """A NAME of the language for ``raw`` (other characters become ``_``), not a reserved
     word and not in ``taken`` (then ``_2``, ``_3``...); added to ``taken``."""
     base = re.sub(r"[^A-Za-z0-9_\-]", "_", raw).strip("_") or fallback
-    if not NAME_RE.fullmatch(base) or base in RESERVED:
+    if not NAME_RE.fullmatch(base) or base in reserved:
         base = f"{fallback}_{base}"
     name, n = base, 1
     while name in taken:
@@ -327,7 +328,7 @@ class _Converter:
 
     def hook(self, hook: dict) -> list[str]:
         hid = hook["id"]
-        h = _Hook(_name(hid, self.labels, "hook"), "/" + "/".join(p for p in (self.url_prefix, hid) if p))
+        h = _Hook(_name(hid, self.labels, "hook", RESERVED | DECLARATION_WORDS), "/" + "/".join(p for p in (self.url_prefix, hid) if p))
         for prop in hook:
             if prop in NOT_CARRIED and hook[prop] not in (None, False, [], "", 0):
                 self.todo(h, hid, prop, NOT_CARRIED[prop])
@@ -437,7 +438,7 @@ class _Converter:
         params: list[str] = []  # the action's parameters, in order
         with_args: list[str] = []  # the rule's value for each
         by_value: dict[str, str] = {}
-        taken: set[str] = set()
+        taken: set[str] = {"cwd"}  # in an exec body, cwd "dir" is the option
         argv: list[str] = []
 
         def param(arg, i: int, prop: str, env: bool) -> str | None:
