@@ -527,6 +527,21 @@ def test_regex_literals() -> None:
     assert errors('let r = //') != []
 
 
+@pytest.mark.parametrize("pattern", [r"^release/v\d+", r"^refs\/heads\/", "a\\\\", r"a\\/b", r"x\/y/z"])
+def test_a_regex_written_as_a_literal_reads_back_as_the_same_regex(pattern: str) -> None:
+    # fmt and --explain write regexes with regex_literal; one that already escapes its '/'
+    # (a Go or JavaScript regex, as triggerc convert reads them) became '\\' and the end
+    # of the literal, which did not parse
+    import re
+
+    from triggerlang.compile.patterns import regex_literal
+
+    back = one(f"let r = {regex_literal(pattern, 'i')}").value
+    assert isinstance(back, A.Regex) and back.flags == "i"
+    for text in ("release/v12", "refs/heads/main", "a\\", "a\\/b", "x/y/z", "x\\/y/z", "nothing"):
+        assert bool(re.search(back.pattern, text)) == bool(re.search(pattern, text)), (pattern, text)
+
+
 @pytest.mark.parametrize("text, ms", [("250ms", 250), ("30s", 30_000), ("5m", 300_000), ("2h", 7_200_000),
                                       ("1d", 86_400_000), ("1.5s", 1500), ("0s", 0)])
 def test_durations(text: str, ms: float) -> None:

@@ -260,21 +260,7 @@ def _condition(kind: str, body) -> str:
         raise Unwritable(f"the regex {pattern!r} is not one Python reads: {e}") from None
     if not pattern or re.search(r"[\x00-\x1f\x7f\u2028\u2029\x85]", pattern):
         raise Unwritable(f"the regex {pattern!r} is empty or holds a control character (write it with \\n, \\t...)")
-    return f"{fld} ~ {regex_literal(_unslashed(pattern))}"
-
-
-def _unslashed(pattern: str) -> str:
-    """``pattern`` with its ``\\/`` escapes written ``/`` (the same regex): a regex literal
-    escapes every ``/`` itself, and ``\\/`` would become an escaped backslash."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern[i] == "\\" and i + 1 < len(pattern):
-            out.append("/" if pattern[i + 1] == "/" else pattern[i:i + 2])
-            i += 2
-        else:
-            out.append(pattern[i])
-            i += 1
-    return "".join(out)
+    return f"{fld} ~ {regex_literal(pattern)}"
 
 
 # --------------------------------------------------------------------------- one hook

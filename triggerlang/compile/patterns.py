@@ -112,8 +112,20 @@ def compile_regex(pattern: str, flags: str = "") -> re.Pattern:
 
 def regex_literal(pattern: str, flags: str = "") -> str:
     """``pattern`` written as a regex literal of the language (``/.../flags``, a ``/`` in it
-    escaped), as ``fmt`` writes it and ``--explain`` shows it: it can be pasted into a rule."""
-    return "/" + pattern.replace("/", "\\/") + "/" + flags
+    escaped), as ``fmt`` writes it and ``--explain`` shows it: it can be pasted into a rule.
+    An escape pair is copied as it is, so a pattern from elsewhere that already escapes its
+    ``/`` (``^refs\\/heads\\/``, as Go and JavaScript regexes often do) stays one regex
+    literal, not an escaped backslash followed by the literal's end."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        out.append("\\/" if c == "/" else c)
+        i += 1
+    return "/" + "".join(out) + "/" + flags
 
 
 def github_filter_regex(pattern: str) -> str:
