@@ -275,7 +275,9 @@ def test_usage_errors(tmp_path: Path) -> None:
 def test_converted_hooks_run_under_a_real_serve(tmp_path: Path) -> None:
     """convert -> serve -> signed deliveries -> each command's argv, as webhook would have run it."""
     script = tmp_path / "record.sh"
-    script.write_text('#!/bin/sh\n{ printf "%s|" "$@"; printf "user=%s\\n" "$TRG_INPUT_SLACK_USER"; } >> "$0.out"\n')
+    # one file per run: three runs at once appending to one file interleaved their writes
+    script.write_text('#!/bin/sh\n{ printf "%s|" "$@"; printf "user=%s\\n" "$TRG_INPUT_SLACK_USER"; } '
+                      '> "$0.$TRG_RUN_ID.out"\n')
     script.chmod(0o755)
     hooks = [{**h, "execute-command": str(script), "command-working-directory": str(tmp_path)}
              for h in (GITHUB, SLACK, BITBUCKET, TRAVIS)]
@@ -309,8 +311,10 @@ def test_converted_hooks_run_under_a_real_serve(tmp_path: Path) -> None:
         runs = s.wait_runs(lambda rs: done(rs, 3), "three runs")
         assert {r["status"] for r in runs} == {"succeeded"}, runs
         assert len(by_rule(runs, "redeploy-webhook")) == 1
-        lines = wait_for(lambda: (p := Path(f"{script}.out")).exists() and len(p.read_text().splitlines()) == 3
-                         and p.read_text().splitlines(), "three argv lines")
+        def argv_lines() -> list[str]:
+            return [ln for p in sorted(tmp_path.glob(f"{script.name}.*.out")) for ln in p.read_text().splitlines()]
+
+        lines = wait_for(lambda: len(argv_lines()) == 3 and argv_lines(), "three argv lines")
         assert sorted(lines) == sorted([
             "1d2e3f|alice|alice@example.com|user=",
             "prod now|slack|user=steve",
