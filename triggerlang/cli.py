@@ -1857,16 +1857,15 @@ def _follow_runs(j, fmt: str, limit: int, filters: dict, color: bool) -> None:
         nonlocal seen, top
         rows = _newer_pages(lambda before: j.list_runs(limit=FOLLOW_WINDOW, before_id=before, **filters),
                             lambda r: r["id"] <= top, lambda r: r["id"])
-        # a run seen before and not finished yet, gone past the window (many runs queued
-        # since): looked up by id, so its end is printed too. Not under --status, where a
-        # run that changes status leaves the selection.
+        # runs seen before and not finished yet, gone past the window (many runs queued
+        # since): looked up by id, FOLLOW_WINDOW at a time, so their ends are printed too.
+        # Not under --status, where a run that changes status leaves the selection.
         fetched = {r["id"] for r in rows}
         if filters.get("status") is None:
-            for rid, st in sorted(seen.items()):
-                if rid not in fetched and st[0] not in FINAL_STATUSES:
-                    r = j.get_run(rid)
-                    if r is not None:
-                        rows.append(r)
+            pending = sorted(rid for rid, st in seen.items() if rid not in fetched and st[0] not in FINAL_STATUSES)
+            for i in range(0, len(pending), FOLLOW_WINDOW):
+                chunk = pending[i:i + FOLLOW_WINDOW]
+                rows += j.list_runs(limit=len(chunk), ids=chunk, **filters)
         rows.sort(key=lambda r: r["id"])
         for r in rows:
             if seen.get(r["id"]) != state(r):

@@ -33,6 +33,7 @@ from .actions import input_env_name
 from .compile.patterns import regex_literal
 from .fmt import fmt_string, format_text
 from .providers.verify import ip_range
+from .syntax.parser import DECL_KEYWORDS, RESERVED
 
 URL_PREFIX = "hooks"
 
@@ -59,8 +60,6 @@ HANDLED = frozenset({
     "incoming-payload-content-type",
 })
 METHOD_EVENTS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-RESERVED = frozenset("on run with and or not in has true false".split())
-DECLARATION_WORDS = frozenset("let secret source action test".split())  # not a rule's label: they start a line
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 SEGMENT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 GETENV_RE = re.compile(r'\{\{\s*getenv\s+"([A-Za-z_][A-Za-z0-9_]*)"\s*(\|\s*js\s*)?\}\}')
@@ -314,7 +313,7 @@ class _Converter:
 
     def hook(self, hook: dict) -> list[str]:
         hid = hook["id"]
-        h = _Hook(_name(hid, self.labels, "hook", RESERVED | DECLARATION_WORDS), "/" + "/".join(p for p in (self.url_prefix, hid) if p))
+        h = _Hook(_name(hid, self.labels, "hook", RESERVED | frozenset(DECL_KEYWORDS)), "/" + "/".join(p for p in (self.url_prefix, hid) if p))
         for prop in hook:
             if prop in NOT_CARRIED and hook[prop] not in (None, False, [], "", 0):
                 self.todo(h, hid, prop, NOT_CARRIED[prop])

@@ -37,7 +37,7 @@ from ..check import catalogue as C
 from ..check.checker import Program, check
 from ..diagnostics import Diagnostic, Diagnostics, Span
 from ..syntax import ast as A
-from ..syntax.parser import ParseCache, _parse_chunk, parse, split_comment
+from ..syntax.parser import RESERVED, ParseCache, _parse_chunk, parse, split_comment
 
 # --------------------------------------------------------------------------- analysis
 
@@ -472,8 +472,6 @@ def same_symbol(a: Occurrence, b: Occurrence) -> bool:
 # --------------------------------------------------------------------------- rename
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
-RESERVED = frozenset("on run with and or not in has true false".split())
-"""The words the grammar's NAME can never be (``grammar/triggerlang.lark``)."""
 
 
 def rename(occs: list[Occurrence], at: Occurrence, new: str, names: Names,

@@ -164,6 +164,14 @@ class _Lane:
     def waiting(self) -> bool:
         return bool(self.ready or self.timed)
 
+    def new_window(self, event: Event | None = None) -> None:
+        """No debounce window with a pending run: the last one is over (its run started, or
+        was cancelled, forgotten or paused away), or ``event`` opens one, whose ``<paths>``
+        start with a file event's paths."""
+        self.debounce_run = None
+        self.debounce_paths = GatheredPaths(event.data.get("paths") or []
+                                            if event is not None and event.source == "file" else [])
+
     def add_ready(self, run_id: int) -> None:
         if not self.ready or self.ready[-1] < run_id:
             self.ready.append(run_id)
@@ -372,7 +380,7 @@ class Engine:
                                           error="busy skip: a run of this rule was still going"))
                 continue
             if pol.get("debounce"):
-                ln.debounce_paths = GatheredPaths(event.data.get("paths") or [] if event.source == "file" else [])
+                ln.new_window(event)  # (no window was open: debounce_run is None)
                 planned.append(PlannedRun(name, m.rule.action, self._with_paths(m, inputs, ln), key,
                                           not_before=now + float(pol["debounce"])))
                 continue
@@ -474,8 +482,7 @@ class Engine:
             self._counted(rule, "cancelled")
             ln.discard(rid)
             self.backlog -= 1
-        ln.debounce_run = None
-        ln.debounce_paths = GatheredPaths()
+        ln.new_window()
         self.journal.add_audit(LOOP_ACTOR, "pause", rule=rule, detail=reason)
         if self.metrics is not None:
             self.metrics.paused(rule, True)
@@ -530,8 +537,7 @@ class Engine:
             if ln.discard(run_id):
                 self.backlog -= 1
             if ln.debounce_run == run_id:
-                ln.debounce_run = None
-                ln.debounce_paths = GatheredPaths()
+                ln.new_window()
             self._uncarry(run_id)
             self._check_idle()
             return "cancelled"
@@ -549,8 +555,7 @@ class Engine:
                 if ln.discard(rid):
                     self.backlog -= 1
                 if ln.debounce_run == rid:
-                    ln.debounce_run = None
-                    ln.debounce_paths = GatheredPaths()
+                    ln.new_window()
         self._check_idle()
 
     def _uncarry(self, run_id: int) -> tuple[str, str, str, str, str, int] | None:
@@ -579,8 +584,7 @@ class Engine:
             self._arm(name)
             return
         # the pending run already started: this event opens a new window
-        ln.debounce_run = None
-        ln.debounce_paths = GatheredPaths(event.data.get("paths") or [] if event.source == "file" else [])
+        ln.new_window(event)
         rid = self.journal.add_run(PlannedRun(name, self.rules[name]["action"], inputs), event.id,
                                    not_before=deadline)
         self.journal.on_rollback(partial(self._forget, [rid]))
@@ -642,8 +646,7 @@ class Engine:
             rid = ln.ready.popleft()
             self.backlog -= 1
             if rid == ln.debounce_run:
-                ln.debounce_run = None
-                ln.debounce_paths = GatheredPaths()
+                ln.new_window()
             ln.starting.add(rid)
             self.running += 1
             self._start(rule, rid)

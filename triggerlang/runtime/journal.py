@@ -106,7 +106,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from ..events import Event
 from .correlate import SQLITE_SCHEMA as _CORRELATION_SCHEMA, SqliteGroups
@@ -1038,15 +1038,16 @@ class SqliteStore(SqliteGroups):
 
     def list_runs(self, limit: int = 50, rule: str | None = None, status: str | None = None,
                   before_id: int | None = None, event_id: str | None = None, *, q: str | None = None,
-                  since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+                  since: float | None = None, until: float | None = None,
+                  ids: Collection[int] | None = None) -> list[dict[str, Any]]:
         """Runs newest first, as :meth:`RunRow.to_dict` dicts.
 
         Filters: ``rule``, ``status``, ``event_id``, ``q`` (search), ``since``/``until``
-        (queued, epoch seconds) of :func:`~.store.run_conditions`; ``before_id`` pages
-        back (runs with a smaller id).
+        (queued, epoch seconds), ``ids`` (only these) of :func:`~.store.run_conditions`;
+        ``before_id`` pages back (runs with a smaller id).
         """
         where, args = run_conditions("?", "LIKE", events="events", rule=rule, status=status, event_id=event_id,
-                                     before_id=before_id, q=q, since=since, until=until)
+                                     before_id=before_id, q=q, since=since, until=until, ids=ids)
         sql = newest_first(f"SELECT {_RUN_COLUMNS} FROM runs", where, "?")
         args.append(max(0, int(limit)))
         with self._cursor(write=False) as conn:

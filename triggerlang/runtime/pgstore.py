@@ -52,7 +52,7 @@ import queue
 import select
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -893,9 +893,11 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
 
     def list_runs(self, limit: int = 50, rule: str | None = None, status: str | None = None,
                   before_id: int | None = None, event_id: str | None = None, *, q: str | None = None,
-                  since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+                  since: float | None = None, until: float | None = None,
+                  ids: Collection[int] | None = None) -> list[dict[str, Any]]:
         where, args = run_conditions("%s", "ILIKE", events="trg_events", rule=rule, status=status,
-                                     event_id=event_id, before_id=before_id, q=q, since=since, until=until)
+                                     event_id=event_id, before_id=before_id, q=q, since=since, until=until,
+                                     ids=ids)
         args.append(max(0, int(limit)))
         with self._conn() as conn:
             rows = conn.execute(newest_first(f"SELECT {_RUN_COLS} FROM trg_runs", where, "%s"), args).fetchall()

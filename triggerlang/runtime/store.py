@@ -77,7 +77,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Collection, Protocol, runtime_checkable
 
 from ..events import whole_number
 from ..masking import Masker
@@ -445,18 +445,24 @@ def audit_dict(r: tuple) -> dict[str, Any]:
 
 def run_conditions(ph: str, like: str, *, events: str, rule: str | None = None, status: str | None = None,
                    event_id: str | None = None, before_id: int | None = None, q: str | None = None,
-                   since: float | None = None, until: float | None = None) -> tuple[list[str], list[Any]]:
+                   since: float | None = None, until: float | None = None,
+                   ids: Collection[int] | None = None) -> tuple[list[str], list[Any]]:
     """The WHERE conditions (and their arguments) of a run list, for both stores: ``ph`` is
     the placeholder (``?`` or ``%s``), ``like`` the case-insensitive LIKE (``LIKE`` in
     SQLite, ``ILIKE`` in PostgreSQL), ``events`` the events table.
 
     ``q`` finds a run by its id (``12`` or ``#12``), its event's id, a value of its inputs
     (a sha, a branch, a path: any part of the JSON text) or its event's delivery id
-    (``X-GitHub-Delivery``...); ``since``/``until`` bound ``queued_at`` (epoch seconds)."""
+    (``X-GitHub-Delivery``...); ``since``/``until`` bound ``queued_at`` (epoch seconds);
+    ``ids``: only these runs (one query for many, as ``runs --follow`` looks them up)."""
     where, args = equal_conditions(ph, rule=rule, status=status, event_id=event_id)
     if before_id is not None:
         where.append(f"id < {ph}")
         args.append(int(before_id))
+    if ids is not None:
+        wanted = [int(i) for i in ids]
+        where.append(f"id IN ({', '.join([ph] * len(wanted))})" if wanted else "1 = 0")
+        args += wanted
     w, a = _time_bounds(ph, "queued_at", since, until)
     where += w
     args += a
@@ -538,7 +544,8 @@ class Store(Protocol):
 
     def list_runs(self, limit: int = 50, rule: str | None = None, status: str | None = None,
                   before_id: int | None = None, event_id: str | None = None, *, q: str | None = None,
-                  since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+                  since: float | None = None, until: float | None = None,
+                  ids: Collection[int] | None = None) -> list[dict[str, Any]]:
         """Runs newest first; the filters of :func:`run_conditions`."""
         ...
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # (Lark is imported only where a declaration does not parse)
     from lark.exceptions import UnexpectedInput
 
 RESERVED = frozenset("on run with and or not in has true false".split())
+"""The words the grammar's NAME can never be (``grammar/triggerlang.lark``)."""
 DECL_KEYWORDS = ("let", "secret", "source", "action", "on", "test")
 
 _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
