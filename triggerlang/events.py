@@ -166,9 +166,19 @@ def get_path(data: Any, path: tuple[str, ...] | list[str]) -> Any:
 
     Maps are entered by key; lists by a decimal index (``payload.commits.0.id``).
     ``headers`` keys are stored lower-case by the sources, so look-ups are exact.
+
+    A ``*`` segment stands for every element of a list, or every value of a map, there:
+    the rest of the path is read in each, and the result is the list of what was found,
+    in order, missing values left out and lists spliced in (``payload.commits.*.modified``
+    is every modified path of every commit, one list), so a condition on it holds if it
+    holds for any of them, as on any list field. A ``*`` that finds nothing (an empty
+    list, no element with the rest of the path) is a missing field: ``has`` does not
+    hold, and a label nobody set is not ``=`` but is ``!=``, as on any missing field.
     """
     cur = data
-    for part in path:
+    for i, part in enumerate(path):
+        if part == "*":
+            return _every(cur, path[i + 1:])
         if isinstance(cur, dict):
             if part in cur:
                 cur = cur[part]
@@ -183,3 +193,23 @@ def get_path(data: Any, path: tuple[str, ...] | list[str]) -> Any:
         else:
             return MISSING
     return cur
+
+
+def _every(cur: Any, rest: tuple[str, ...] | list[str]) -> Any:
+    """``get_path``'s ``*``: ``rest`` read in every element of ``cur``, as one flat list."""
+    if isinstance(cur, dict):
+        items = list(cur.values())
+    elif isinstance(cur, list):
+        items = cur
+    else:
+        return MISSING
+    found: list = []
+    for item in items:
+        v = get_path(item, rest) if rest else item
+        if v is MISSING or v is None:
+            continue
+        if isinstance(v, list):
+            found.extend(x for x in v if x is not None)
+        else:
+            found.append(v)
+    return found if found else MISSING

@@ -590,6 +590,9 @@ class Checker:
             if len(f.parts) > 1 and head in spec.raw:
                 self.d.error("TRG203", f"'{f.dotted}' goes too deep: {head}.NAME is a string",
                              f.span, f"write {head}.{f.parts[1]}")
+            elif len(f.parts) > 1 and C.field_type(src, ev, (head,)) == C.LIST_STR and f.parts[1] == "*":
+                self.d.error("TRG203", f"'{head}' is a list of strings: it has no members to read with '*'", f.span,
+                             f"compare '{head}' itself: a condition on a list holds if it holds for any element")
             elif len(f.parts) > 1 and C.field_type(src, ev, (head,)) is not None:
                 self.d.error("TRG203", f"field '{head}' has no members", f.span, f"compare '{head}' itself")
             else:

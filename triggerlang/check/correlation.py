@@ -281,6 +281,12 @@ class _Check:
                          + ("" if own else f"; give this member its own: key <FIELD>"),
                          related=[] if own else [(ph.span, f"the key <{ph.path.dotted}>")])
             return None
+        if "*" in parts:
+            if ph.span not in reported:
+                reported.add(ph.span)
+                self.d.error("TRG705", f"'{ph.path.dotted}' reads every element ('*'): a correlation key is one value",
+                             ph.span, "key on a single field, like <sha>, or on one element: <payload.commits.0.id>")
+            return None
         if typ in (C.LIST_STR, C.MAP):
             if ph.span not in reported:
                 reported.add(ph.span)

@@ -262,6 +262,11 @@ class _TestChecker:
             parts = gf.field.parts
             if parts[0] == "headers" and len(parts) == 2:
                 parts = (parts[0], parts[1].lower())
+            if "*" in parts:
+                self.d.error("TRG603", f"'{gf.field.dotted}': a given field is one value, and '*' stands for every element",
+                             gf.field.span, "give the whole list or object from a file: given ... from \"body.json\"")
+                ok = False
+                continue
             n_errors = len(self.d)
             typ = self.ck.field_type(ctx, gf.field) if ctx is not None else None
             val = self.ck.value(gf.value)
