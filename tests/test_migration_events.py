@@ -8,6 +8,7 @@ language and served end to end with signed deliveries.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,80 @@ def test_fmt_keeps_a_star_path(tmp_path: Path) -> None:
     assert 'payload.pull_request.labels.*.name="bug"' in text and "<payload.commits.*.modified>" in text
     assert invoke("fmt", "--check", str(f)).exit_code == 0
     assert invoke("check", "--strict", str(f)).exit_code == 0
+
+
+# --------------------------------------------------------------------------- other languages' spellings
+#
+# A rule copied from a CEL filter, a JSONPath, a Tekton binding or an Argo template stopped
+# at its first foreign character with "unexpected '='" and a list of tokens. Check now
+# names the construct, and its hint is the text to write: pasted over the underlined
+# span, the rule checks clean (or, for `==`, the hint says what to type).
+
+HINT_CASES = [
+    # (the condition or arguments as a migrating user types them, the message, the repaired rule's text)
+    ("payload.action == \"opened\"", "'==' is written '='", None),
+    ("payload.ref =~ /^refs\\/tags\\//", "'=~' is written '~'", None),
+    ("payload.ref = 'refs/heads/main'", "strings are in double quotes", 'payload.ref = "refs/heads/main"'),
+    ("payload.action = \"opened\" && payload.ref = \"x\"", "'&&' is written 'and'", None),
+    ("body.ref.startsWith('refs/tags/')", "no method calls in a condition: 'startsWith(...)'",
+     "payload.ref ~ /^refs\\/tags\\//"),
+    ("payload.ref.endsWith(\"/main\")", "no method calls in a condition: 'endsWith(...)'", "payload.ref ~ /\\/main$/"),
+    ("body.pull_request.labels.exists(l, l.name == 'ok-to-test')", "no macros in a condition: 'exists(...)'",
+     'payload.pull_request.labels.*.name = "ok-to-test"'),
+    ("body.pull_request.labels.all(l, l.name != 'wip')", "no macros in a condition: 'all(...)'",
+     'not payload.pull_request.labels.*.name = "wip"'),
+    ("header.match('X-GitHub-Event', 'pull_request')", "no method calls in a condition: 'match(...)'",
+     'headers.x-github-event = "pull_request"'),
+    ("payload.action in ('opened', 'synchronize')", "a list is written in [ ]",
+     'payload.action in ["opened", "synchronize"]'),
+    ("payload.commits[*].modified ~ \"src/**\"", "'[*]' is written '.*'", None),
+    ("$.ref = \"refs/heads/main\"", "a JSONPath is a field path here: '$.ref'", 'payload.ref = "refs/heads/main"'),
+    ("payload.ref = \"x\" run note with $(body.head_commit.id)", "a Tekton binding is written <field.path> here",
+     'payload.ref = "x" run note with <payload.head_commit.id>'),
+    ("payload.ref = \"x\" run note with {{ .Input.body.ref }}", "a template is written <field.path> here",
+     'payload.ref = "x" run note with <payload.ref>'),
+    ("payload.ref = \"x\" run note with <payload.commits[0].id>", "a placeholder is written <field.path> here",
+     'payload.ref = "x" run note with <payload.commits.0.id>'),
+]
+
+
+@pytest.mark.parametrize(("written", "message", "repaired"), HINT_CASES)
+def test_another_languages_spelling_gets_the_condition_to_write(tmp_path: Path, written: str, message: str,
+                                                                  repaired: str | None) -> None:
+    head = 'secret s = env "S"\nsource http path="/hooks/*" token=s\naction note(text="") = exec "echo" text\n'
+    tail = "" if " run note" in written else " run note"
+    line = f'r: on http.post path="/hooks/ci" {written}{tail}'
+    got = diagnostics(tmp_path, head + line + "\n")
+    assert len(got) == 1 and got[0][0] == "TRG001" and got[0][2].startswith(message), got
+    if repaired is None:
+        return
+    f = tmp_path / "d.trg"
+    f.write_text(head + line + "\n")
+    d = json.loads(invoke("check", "--format", "json", str(f)).output)[0]
+    assert d["line"] == d["end_line"] == 4
+    replacement = re.match(r"write (.*?)(?:: |$)", d["hint"]).group(1)
+    fixed = line[:d["column"] - 1] + replacement + line[d["end_column"] - 1:]
+    assert fixed == f'r: on http.post path="/hooks/ci" {repaired}{tail}'
+    assert diagnostics(tmp_path, head + fixed + "\n") == []
+
+
+def test_a_hint_only_where_the_foreign_spelling_is() -> None:
+    """A placeholder written right, in the wrong place, keeps the usual error."""
+    from triggerlang.syntax.parser import parse
+
+    _, diags = parse('action a = exec "true"\nr: on git.push branch = <sha> run a\n')
+    assert [d.message for d in diags] == ["unexpected '<sha>'"]
+
+
+@pytest.mark.parametrize(("written", "hint"), [
+    ("body.ref = \"refs/heads/main\" run note with <body.head_commit.id>", "write payload.ref"),
+    ("payload.ref = \"x\" run note with <body.head_commit.id>", "write <payload.head_commit.id>"),
+    ("header.X-GitHub-Event = \"push\" run note", "write headers.x-github-event"),
+])
+def test_tekton_and_argo_names_of_the_request_get_ours(tmp_path: Path, written: str, hint: str) -> None:
+    """`body.ref` and `header.X-Name` (Tekton's CEL and bindings, Argo's dataKey) were told
+    "fields: headers, method, ..."; the hint now gives the path to write."""
+    got = diagnostics(tmp_path, 'secret s = env "S"\nsource http path="/hooks/*" token=s\n'
+                      'action note(text="") = exec "echo" text\n'
+                      f'r: on http.post path="/hooks/ci" {written}\n')
+    assert got[0][0] in ("TRG203", "TRG403") and hint in got[0][3], got

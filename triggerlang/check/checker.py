@@ -107,6 +107,25 @@ CODES: dict[str, str] = {
 }
 
 
+# --------------------------------------------------------------------------- other tools' names
+
+_RAW_SPELLINGS = {"body": "payload", "header": "headers", "params": "query", "querystring": "query"}
+"""The names Tekton's CEL and bindings (``body.ref``, ``header.X-Name``), Argo Events'
+dataKey and others give the parts of a request, and what they are called here."""
+
+
+def raw_spelling_hint(parts: tuple[str, ...], raw, placeholder: bool = False) -> str | None:
+    """TRG203/TRG403's hint for a path written with another tool's name for the body,
+    headers or query of a request (``body.head_commit.id``): the path to write instead."""
+    ours = _RAW_SPELLINGS.get(parts[0])
+    if ours is None or ours not in raw:
+        return None
+    rest = [p.lower() for p in parts[1:2]] if ours == "headers" else list(parts[1:])
+    path = ".".join([ours, *rest])
+    path = f"<{path}>" if placeholder else path
+    return f"the request's {parts[0]} is '{ours}' here: write {path}"
+
+
 # --------------------------------------------------------------------------- results
 
 # --------------------------------------------------------------------------- values
@@ -598,7 +617,7 @@ class Checker:
             else:
                 names = C.field_names(src, ev)
                 trig = f"{src}.{ev}" if ev != "*" else f"{src}.*"
-                hint = spec.field_hints.get(head) or did_you_mean(head, names)
+                hint = spec.field_hints.get(head) or raw_spelling_hint(f.parts, spec.raw) or did_you_mean(head, names)
                 if hint is None and head in ("payload", "headers", "query"):
                     hint = f"{trig} events carry no raw body; fields: " + ", ".join(names)
                 self.d.error("TRG203", f"{trig} has no field '{head}'", f.span,
@@ -744,6 +763,7 @@ class Checker:
             names = C.field_names(src, ev)
             self.d.error("TRG403", f"{trig} events have no field '{ph.path.dotted}'", ph.span,
                          C.get_source(src).field_hints.get(ph.path.parts[0])
+                         or raw_spelling_hint(ph.path.parts, C.get_source(src).raw, placeholder=True)
                          or did_you_mean(ph.path.parts[0], names) or "fields: " + ", ".join(names))
 
     def bind_args(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, ctx, at: Span, what: str,

@@ -1285,6 +1285,178 @@ def _keyword_fix(e: UnexpectedInput, chunk: str) -> tuple[int, int, str] | None:
     return None
 
 
+# Rules copied from another tool's filters: CEL (Tekton's interceptors, Argo's exprs),
+# JSONPath (Jenkins' Generic Webhook Trigger), JavaScript and Go templates. The parser
+# stops at the first sign of them; the diagnostic names the construct and gives the
+# condition to write.
+
+_PATH_BEFORE = re.compile(r"([A-Za-z_$][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*$")
+_CALL = re.compile(r"\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\($")
+_QUOTED = r"""(?:'((?:\\.|[^'\\\n])*)'|"((?:\\.|[^"\\\n])*)")"""
+_ONE_ARG = re.compile(r"\(\s*" + _QUOTED + r"\s*\)")
+_EXISTS = re.compile(r"\(\s*([A-Za-z_]\w*)\s*,\s*\1\.([A-Za-z0-9_.\-]+)\s*(==|!=|=)\s*" + _QUOTED + r"\s*\)")
+_HEADER_MATCH = re.compile(r"\(\s*" + _QUOTED + r"\s*,\s*" + _QUOTED + r"\s*\)")
+_BRACKET = re.compile(r"\[\s*(\*|\d+|'[^'\n]*'|\"[^\"\n]*\")\s*\]")
+_SINGLE_QUOTED = re.compile(r"'((?:\\.|[^'\\\n])*)'")
+
+
+def _re_literal(text: str) -> str:
+    """``text`` as a regex literal's body matching it exactly (``/`` escaped)."""
+    return re.escape(text).replace("/", "\\/")
+
+
+def _str_literal(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _closing(chunk: str, at: int) -> int:
+    """The offset just past the ``)`` closing the ``(`` at ``at`` (strings skipped), or the
+    end of its line."""
+    depth, i, quote = 0, at, None
+    while i < len(chunk) and chunk[i] != "\n":
+        c = chunk[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return i
+
+
+def _raw_path(path: str) -> str:
+    """A path written with another tool's names (``$.a``, ``body.a``, ``header.X``) in ours."""
+    if path.startswith("$."):
+        path = "payload." + path[2:]
+    head, _, rest = path.partition(".")
+    if head in ("body", "$"):
+        return "payload" + ("." + rest if rest else "")
+    if head in ("header", "headers"):
+        return "headers" + ("." + rest.lower() if rest else "")
+    return path
+
+
+def _call_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """``FIELD.method(...)`` (CEL, JavaScript): the condition that says the same."""
+    call = _CALL.search(chunk, 0, at + 1)
+    if call is None:
+        return None
+    before = _PATH_BEFORE.search(chunk, 0, call.start())
+    if before is None:
+        return None
+    field, method = _raw_path(before.group(1)), call.group(1)
+    start, end = before.start(1), _closing(chunk, at)
+    args = chunk[at:end]
+    one = _ONE_ARG.fullmatch(args)
+    arg = None if one is None else (one.group(1) if one.group(1) is not None else one.group(2))
+    what = f"'{method}(...)'"
+    lower = method.lower()
+    if lower in ("startswith", "hasprefix") and arg is not None:
+        return start, end, f"no method calls in a condition: {what}", f"write {field} ~ /^{_re_literal(arg)}/"
+    if lower in ("endswith", "hassuffix") and arg is not None:
+        return start, end, f"no method calls in a condition: {what}", f"write {field} ~ /{_re_literal(arg)}$/"
+    if lower == "contains" and arg is not None:
+        return start, end, f"no method calls in a condition: {what}", \
+            f"write {field} ~ /{_re_literal(arg)}/ (a string), or {field} = {_str_literal(arg)} (a list: any element)"
+    if lower == "matches" and arg is not None:
+        return start, end, f"no method calls in a condition: {what}", f"write {field} ~ /{arg.replace('/', chr(92) + '/')}/"
+    if lower == "match" and field.split(".")[0] == "headers":
+        m = _HEADER_MATCH.fullmatch(args)
+        if m is not None:
+            name = m.group(1) if m.group(1) is not None else m.group(2)
+            value = m.group(3) if m.group(3) is not None else m.group(4)
+            return start, end, f"no method calls in a condition: {what}", f"write headers.{name.lower()} = {_str_literal(value)}"
+    if lower in ("exists", "exists_one", "all", "filter", "map"):
+        m = _EXISTS.fullmatch(args)
+        if m is not None and lower in ("exists", "exists_one"):
+            value = m.group(4) if m.group(4) is not None else m.group(5)
+            op = "!=" if m.group(3) == "!=" else "="
+            return start, end, f"no macros in a condition: {what}", \
+                f"write {field}.*.{m.group(2)} {op} {_str_literal(value)}: a '*' reads every element, " \
+                "and a condition holds if it holds for any"
+        if m is not None and lower == "all":
+            value = m.group(4) if m.group(4) is not None else m.group(5)
+            neg = "=" if m.group(3) == "!=" else "!="
+            return start, end, f"no macros in a condition: {what}", \
+                f"write not {field}.*.{m.group(2)} {neg} {_str_literal(value)}: no element fails the test"
+        return start, end, f"no macros in a condition: {what}", \
+            f"a '*' reads every element: {field}.*.NAME = VALUE holds if it holds for any element"
+    if lower in ("size", "length", "len"):
+        return start, end, f"no method calls in a condition: {what}", f"'has {field}.0' holds when the list has an element"
+    return start, end, f"no method calls in a condition: {what}", \
+        "conditions compare a field's value as it is (FIELD OP VALUE): test a part of a string with ~ /regex/"
+
+
+def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
+    """(start, end, message, hint) when the parser stopped at another language's spelling:
+    ``==``, ``=~``, ``&&``, ``||``, ``!``, a 'single-quoted' string, ``FIELD.startsWith(...)``
+    and other calls, ``[*]``/``[0]`` after a path, a JSONPath ``$.x``, ``in (...)``."""
+    at = _error_offset(e, chunk)
+    if at >= len(chunk):
+        return None
+    two = chunk[at:at + 2]
+    if chunk.startswith("==", max(0, at - 1)) and (two == "==" or chunk[at - 1:at + 1] == "=="):
+        start = at if two == "==" else at - 1
+        return start, start + 2, "'==' is written '='", "a condition is FIELD = VALUE (one sign; != is not equal)"
+    if at > 0 and chunk[at - 1:at + 1] == "=~":
+        return at - 1, at + 1, "'=~' is written '~'", "FIELD ~ /regex/ searches, FIELD ~ \"glob*\" matches a glob"
+    if two in ("&&", "||"):
+        word = "and" if two == "&&" else "or"
+        return at, at + 2, f"'{two}' is written '{word}'", "combine conditions with and, or, not (conditions side by side must all hold)"
+    if chunk[at] == "!" and two not in ("!=", "!~"):
+        return at, at + 1, "'!' is written 'not'", "not CONDITION, or FIELD != VALUE, FIELD !~ PATTERN"
+    if chunk[at] == "'":
+        m = _SINGLE_QUOTED.match(chunk, at)
+        if m is not None:
+            return at, m.end(), "strings are in double quotes", f"write {_str_literal(m.group(1))}"
+    if chunk.startswith("$(", at) or chunk.startswith("{{", at) or chunk[at] == "<":
+        close = {"$": ")", "{": "}}", "<": ">"}[chunk[at]]
+        end = chunk.find(close, at, chunk.find("\n", at) % (len(chunk) + 1))
+        if end != -1:
+            end += len(close)
+            inner = chunk[at + (1 if chunk[at] == "<" else 2):end - len(close)].strip()
+            if chunk[at] == "{":   # Argo Events' dataTemplate, Go templates: {{ .Input.body.ref }}
+                inner = re.sub(r"^\.(?:Input\.)?", "", inner)
+            path = _BRACKET.sub(lambda b: "." + b.group(1).strip("'\""), _raw_path(inner))
+            if _PATH_BEFORE.fullmatch(path) and not path.startswith("$") and chunk[at:end] != f"<{path}>":
+                what = {"$": "a Tekton binding", "{": "a template", "<": "a placeholder"}[chunk[at]]
+                return at, end, f"{what} is written <field.path> here: '{chunk[at:end]}'", f"write <{path}>"
+    if chunk[at] == "$":
+        m = re.compile(r"\$\.?([A-Za-z0-9_.\-\[\]*]*)").match(chunk, at)
+        text = m.group() if m else "$"
+        path = _raw_path(text)
+        path = _BRACKET.sub(lambda b: "." + b.group(1).strip("'\""), path)
+        if text.startswith("$.") or text == "$":
+            return at, at + len(text), f"a JSONPath is a field path here: '{text}'", \
+                f"write {path}: the body is payload, a header headers.NAME, a query parameter query.NAME"
+        return at, at + len(text), f"'{text}' is not a field", \
+            "a field is written bare: payload.ref, headers.x-name, query.name; in an action's arguments, <payload.ref>"
+    if chunk[at] == "[":
+        b = _BRACKET.match(chunk, at)
+        before = _PATH_BEFORE.search(chunk, 0, at)
+        if b is not None and before is not None and before.end(1) == at:
+            seg = b.group(1).strip("'\"")
+            return at, b.end(), f"'{b.group()}' is written '.{seg}'", \
+                f"write {_raw_path(before.group(1))}.{seg}" + (": a '*' reads every element" if seg == "*" else "")
+    if chunk[at] == "(":
+        word = _WORD_BEFORE.search(chunk, 0, at)
+        if word is not None and word.group(1) == "in":
+            end = _closing(chunk, at)
+            items = chunk[at + 1:end - 1] if chunk[end - 1:end] == ")" else chunk[at + 1:end]
+            items = _SINGLE_QUOTED.sub(lambda q: _str_literal(q.group(1)), items)
+            return at, end, "a list is written in [ ]", f"write [{items.strip()}]"
+        return _call_hint(chunk, at)
+    return None
+
+
 def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics) -> None:
     """A Lark ``UnexpectedInput`` as a TRG001/TRG002 diagnostic."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
@@ -1320,6 +1492,11 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
         diags.error("TRG001", "every has no time zone: it ticks at multiples of its period from the Unix epoch (UTC)",
                     span_of(every_tz.start(1), every_tz.end(1)),
                     f'for a time of day in a zone, use cron: on cron "0 0 * * *" tz {zone}')
+        return
+    foreign = _foreign_syntax(e, chunk)
+    if foreign is not None:
+        start, end, message, hint = foreign
+        diags.error("TRG001", message, span_of(start, end), hint)
         return
     fix = _keyword_fix(e, chunk)
     if fix is not None:
