@@ -230,6 +230,19 @@ def post(server: Server, path: str, payload: Any = None, **kw: Any) -> Any:
     return httpx.post(server.url + path, json=payload, timeout=DEADLINE, **kw)
 
 
+def post_bytes(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    """POST a raw body (a webhook delivery, signed over these bytes): (status, JSON answer)."""
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=DEADLINE) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
 def by_rule(runs: list[dict[str, Any]], rule: str) -> list[dict[str, Any]]:
     return [r for r in runs if r["rule"] == rule]
 

@@ -7,6 +7,8 @@ language and served end to end with signed deliveries.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from pathlib import Path
@@ -19,6 +21,8 @@ from triggerlang.cli import main
 from triggerlang.compile.index import IndexedMatcher
 from triggerlang.compile.matcher import LinearMatcher
 from triggerlang.events import Event
+
+from runtime_helpers import Server, done, post_bytes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
 GH = FIXTURES / "github"
@@ -234,3 +238,221 @@ def test_tekton_and_argo_names_of_the_request_get_ours(tmp_path: Path, written: 
                       'action note(text="") = exec "echo" text\n'
                       f'r: on http.post path="/hooks/ci" {written}\n')
     assert got[0][0] in ("TRG203", "TRG403") and hint in got[0][3], got
+
+
+# --------------------------------------------------------------------------- the README's worked examples
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SECRET = "events-migration-secret"
+SCRIPTS = ("deploy.sh", "preview.sh", "run-pipeline.sh", "release.sh", "build.sh")
+
+
+def readme_example(tool: str) -> str:
+    """The ```trg block of README's section after the mapping table of ``tool``."""
+    section = README.read_text().split("## Coming from Argo Events, Tekton Triggers and Jenkins", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    table = section.index(f"| {tool} | triggerlang |")
+    return re.search(r"```trg\n(.*?)```", section[table:], re.S).group(1)
+
+
+@pytest.fixture(params=["Argo Events", "Tekton Triggers", "Jenkins Generic Webhook Trigger"])
+def example(request, tmp_path: Path) -> Path:
+    f = tmp_path / "rules.trg"
+    f.write_text(readme_example(request.param))
+    for name in SCRIPTS:  # the actions' programs: each prints its argv
+        script = tmp_path / name
+        script.write_text('#!/bin/sh\necho "$0" "$@"\n')
+        script.chmod(0o755)
+    return f
+
+
+def test_each_worked_example_checks_clean_under_strict_and_its_tests_pass(example: Path) -> None:
+    result = invoke("check", "--strict", str(example))
+    assert result.exit_code == 0 and result.output == "", result.output
+    result = invoke("test", str(example))
+    assert result.exit_code == 0 and result.output.strip().endswith(" passed, 0 failed"), result.output
+    assert not result.output.strip().startswith("0 passed")
+
+
+def _rules(tmp_path: Path, tool: str) -> Path:
+    f = tmp_path / f"{tool.split()[0].lower()}.trg"
+    f.write_text(readme_example(tool))
+    return f
+
+
+def _event_file(tmp_path: Path, name: str, body: dict) -> Path:
+    f = tmp_path / name
+    f.write_text(json.dumps(body))
+    return f
+
+
+def _changed(fixture: Path, **changes) -> dict:
+    """A real delivery with some values changed: ``a__b=v`` sets ``body[a][b]``."""
+    body = json.loads(fixture.read_text())
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node = body
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return body
+
+
+def test_the_argo_example_on_real_deliveries(tmp_path: Path) -> None:
+    """The plain push is to master (push_main wants main: no run; the same delivery to main
+    deploys its head commit); the real pull requests carry the label `bug`, not `preview`."""
+    rules = _rules(tmp_path, "Argo Events")
+    assert matched(rules, GH / "push-plain.json", "--github", "push") == []
+    to_main = _event_file(tmp_path, "main.json", _changed(GH / "push-plain.json", ref="refs/heads/main"))
+    assert inputs_of(rules, to_main, "--github", "push") == {
+        "push_main": {"sha": "fd489864e7642b48eaad6e3f155c10e46810ec72", "ref": "refs/heads/main"}}
+    for fixture in ("pull_request-opened.json", "pull_request-labeled.json"):
+        assert matched(rules, GH / fixture, "--github", "pull_request") == []
+    assert matched(rules, GH / "push-tag-deleted.json", "--github", "push") == []
+
+
+def test_the_argo_condition_build_and_test_or_e2e_on_real_deliveries(tmp_path: Path) -> None:
+    """`build && (test || e2e)`: the completed workflow_run delivery as "build", then as
+    "e2e", for its commit: the gate fires once, with that commit."""
+    rules = _rules(tmp_path, "Argo Events")
+    sha = "3484a3fb816e0859fd6e1cea078d76385ff50625"
+    lines = [{"source": "github", "type": "workflow_run", "time": "2024-01-01T00:00:00Z",
+              "data": {"workflow": name, "conclusion": "success", "sha": sha}} for name in ("build", "e2e", "test")]
+    jsonl = tmp_path / "events.jsonl"
+    jsonl.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = invoke("match", str(rules), str(jsonl), "--format", "json")
+    assert result.exit_code == 0, result.output
+    fired = [c for line in result.output.splitlines() for c in json.loads(line).get("correlations", [])
+             if c.get("run")]
+    assert [(c["rule"], c["member"]) for c in fired] == [("gate", "e2e")], result.output
+
+
+def test_the_tekton_example_on_real_deliveries(tmp_path: Path) -> None:
+    rules = _rules(tmp_path, "Tekton Triggers")
+    assert matched(rules, GH / "pull_request-opened.json", "--github", "pull_request") == []  # labelled bug only
+    body = _changed(GH / "pull_request-opened.json")
+    body["pull_request"]["labels"].append({"name": "ok-to-test"})
+    ok = _event_file(tmp_path, "ok.json", body)
+    assert inputs_of(rules, ok, "--github", "pull_request") == {"pr": {
+        "revision": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "url": "https://github.com/Codertocat/Hello-World.git"}}
+    assert matched(rules, GH / "push-tag-deleted.json", "--github", "push") == []  # deleted=false
+    assert inputs_of(rules, GL / "push.json", "--gitlab", "Push Hook") == {"gl_push": {
+        "revision": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
+        "url": json.loads((GL / "push.json").read_text())["project"]["git_http_url"]}}
+    assert matched(rules, GL / "tag_push.json", "--gitlab", "Tag Push Hook") == []
+
+
+def _jenkins_event(tmp_path: Path, body: dict, event: str = "push", job: str = "app") -> Path:
+    return _event_file(tmp_path, "jenkins.json", {"source": "http", "type": "post", "data": {
+        "method": "POST", "path": "/generic-webhook-trigger/invoke", "headers": {"x-github-event": event},
+        "query": {"job": job}, "payload": body}})
+
+
+def test_the_jenkins_example_on_real_deliveries(tmp_path: Path) -> None:
+    rules = _rules(tmp_path, "Jenkins Generic Webhook Trigger")
+    assert matched(rules, _jenkins_event(tmp_path, json.loads((GH / "push-plain.json").read_text()))) == []  # master
+    body = _changed(GH / "push-plain.json", ref="refs/heads/develop")
+    assert inputs_of(rules, _jenkins_event(tmp_path, body)) == {"jenkins": {
+        "ref": "refs/heads/develop", "changed": ["app/controllers/application_controller.rb"],
+        "event": "push", "job": "app"}}
+    assert matched(rules, _jenkins_event(tmp_path, body, event="ping")) == []
+
+
+# --------------------------------------------------------------------------- end to end, signed
+
+def _github(srv: Server, body: dict, event: str, delivery: str, secret: str = SECRET) -> tuple[int, dict]:
+    raw = json.dumps(body).encode()
+    sig = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return post_bytes(srv.url + "/github", raw, {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+                                            "X-Hub-Signature-256": sig})
+
+
+def _serve(tool: str, tmp_path: Path, env: dict[str, str]) -> Server:
+    rules = tmp_path / "rules.trg"
+    rules.write_text(readme_example(tool))
+    for name in SCRIPTS:
+        script = tmp_path / name
+        script.write_text('#!/bin/sh\necho "$0" "$@"\n')
+        script.chmod(0o755)
+    return Server(rules, tmp_path / "state", env=env).start()
+
+
+def _summary(runs: list[dict]) -> list[tuple[str, str, str]]:
+    return sorted((r["rule"], r["status"], json.dumps(r["inputs"], sort_keys=True)) for r in runs)
+
+
+def test_the_argo_example_served_with_signed_github_deliveries(tmp_path: Path) -> None:
+    """A push to main deploys; `build` then `e2e` green for one commit open and complete
+    the gate (the 202 of the second names the gate's run); a wrongly signed delivery is
+    401 and journals nothing."""
+    srv = _serve("Argo Events", tmp_path, {"GITHUB_WEBHOOK_SECRET": SECRET})
+    try:
+        assert _github(srv, _changed(GH / "push-plain.json", ref="refs/heads/main"), "push", "d-1", secret="x")[0] == 401
+        code, answer = _github(srv, _changed(GH / "push-plain.json", ref="refs/heads/main"), "push", "d-1")
+        assert code == 202 and len(answer["runs"]) == 1, answer
+        build = _changed(GH / "workflow_run-completed.json", workflow_run__name="build")
+        e2e = _changed(GH / "workflow_run-completed.json", workflow_run__name="e2e")
+        code, answer = _github(srv, build, "workflow_run", "d-2")
+        assert code == 202 and answer["runs"] == [], answer
+        assert _github(srv, build, "workflow_run", "d-2")[1]["duplicate"] is True  # a redelivery: admitted once
+        code, answer = _github(srv, e2e, "workflow_run", "d-3")
+        assert code == 202 and len(answer["runs"]) == 1, answer
+        assert _github(srv, json.loads((GH / "pull_request-labeled.json").read_text()), "pull_request", "d-4")[1][
+            "runs"] == []
+        runs = srv.wait_runs(lambda rs: done(rs, 2), "the deploy and the gate's run to end")
+        assert _summary(runs) == [
+            ("gate", "succeeded", '{"ref": "refs/heads/main", "sha": "3484a3fb816e0859fd6e1cea078d76385ff50625"}'),
+            ("push_main", "succeeded", '{"ref": "refs/heads/main", "sha": "fd489864e7642b48eaad6e3f155c10e46810ec72"}')]
+        pushes = [e for e in srv.events() if (e["source"], e["type"]) == ("github", "push")]
+        assert len(pushes) == 1  # the wrongly signed one was not journaled
+    finally:
+        srv.stop()
+        srv.ensure_dead()
+
+
+def test_the_tekton_example_served_with_signed_deliveries(tmp_path: Path) -> None:
+    """The pull request labelled ok-to-test runs the pipeline at its head; the real one
+    (labelled bug) runs nothing; GitLab's push with its token runs gl_push, without it 401."""
+    srv = _serve("Tekton Triggers", tmp_path, {"GITHUB_WEBHOOK_SECRET": SECRET, "GITLAB_TOKEN": "gl-" + SECRET})
+    try:
+        body = _changed(GH / "pull_request-opened.json")
+        assert _github(srv, body, "pull_request", "t-1")[1]["runs"] == []
+        body["pull_request"]["labels"].append({"name": "ok-to-test"})
+        assert len(_github(srv, body, "pull_request", "t-2")[1]["runs"]) == 1
+        gl = (GL / "push.json").read_bytes()
+        assert post_bytes(srv.url + "/gitlab", gl, {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "wrong"})[0] == 401
+        code, answer = post_bytes(srv.url + "/gitlab", gl, {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "gl-" + SECRET})
+        assert code == 202 and len(answer["runs"]) == 1, answer
+        runs = srv.wait_runs(lambda rs: done(rs, 2), "two pipelines to end")
+        url = json.loads(gl)["project"]["git_http_url"]
+        assert _summary(runs) == sorted([
+            ("pr", "succeeded", json.dumps({"revision": "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+                                            "url": "https://github.com/Codertocat/Hello-World.git"}, sort_keys=True)),
+            ("gl_push", "succeeded", json.dumps({"revision": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", "url": url},
+                                                sort_keys=True))])
+    finally:
+        srv.stop()
+        srv.ensure_dead()
+
+
+def test_the_jenkins_example_served_with_its_token(tmp_path: Path) -> None:
+    """GitHub's push, sent to the plugin's URL with `?job=app` and the token as a bearer:
+    a push to develop builds with every modified path; to master, nothing; no token, 401."""
+    srv = _serve("Jenkins Generic Webhook Trigger", tmp_path, {"JENKINS_HOOK_TOKEN": "jt-" + SECRET})
+    try:
+        url = srv.url + "/generic-webhook-trigger/invoke?job=app"
+        develop = json.dumps(_changed(GH / "push-plain.json", ref="refs/heads/develop")).encode()
+        assert post_bytes(url, develop, {"X-GitHub-Event": "push"})[0] == 401
+        auth = {"X-GitHub-Event": "push", "Authorization": "Bearer jt-" + SECRET}
+        assert post_bytes(url, (GH / "push-plain.json").read_bytes(), auth)[1]["runs"] == []
+        code, answer = post_bytes(url, develop, auth)
+        assert code == 202 and len(answer["runs"]) == 1, answer
+        runs = srv.wait_runs(lambda rs: done(rs, 1), "the build to end")
+        assert _summary(runs) == [("jenkins", "succeeded", json.dumps({
+            "changed": ["app/controllers/application_controller.rb"], "event": "push", "job": "app",
+            "ref": "refs/heads/develop"}, sort_keys=True))]
+        assert "build.sh refs/heads/develop app/controllers/application_controller.rb push app" in \
+            invoke("logs", str(runs[0]["id"]), "--state", str(srv.state)).output
+    finally:
+        srv.stop()
+        srv.ensure_dead()

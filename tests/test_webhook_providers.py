@@ -12,25 +12,15 @@ import hashlib
 import hmac
 import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from runtime_helpers import Server
+from runtime_helpers import post_bytes as post
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
 SECRET = "s3cret-for-tests"
 WHSEC = "whsec_" + base64.b64encode(b"standard-webhooks-test-key!").decode()
-
-
-def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json", **headers})
-    try:
-        with urllib.request.urlopen(req, timeout=15) as resp:
-            return resp.status, json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
 
 
 def hexmac(body: bytes, secret: str = SECRET) -> str:
