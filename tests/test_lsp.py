@@ -251,6 +251,32 @@ def test_a_github_glob_gets_its_regex_as_a_quick_fix(client: LspClient, tmp_path
                                                       "context": {"diagnostics": diags}}) == []
 
 
+def test_a_wildcard_in_an_exact_comparison_gets_the_glob_match_as_a_quick_fix(client: LspClient,
+                                                                             tmp_path: Path) -> None:
+    # TRG307: branch="release/*" compares exactly; the quick fix writes the condition with ~,
+    # and for not in, not ... ~ [...]; check is then clean
+    p = tmp_path / "rules.trg"
+    p.write_text('action build(sha) = exec "./b.sh" sha\n'
+                 'on git.push branch="release/*" files not in ["docs/**", "*.md"] run build with <sha>\n')
+    u = client.open(p)
+    diags = client.wait_diagnostics(u)
+    assert [d["code"] for d in diags] == ["TRG307", "TRG307"]
+    fixes = []
+    for d in diags:
+        [a] = client.request("textDocument/codeAction", {"textDocument": {"uri": u}, "range": d["range"],
+                                                         "context": {"diagnostics": [d]}})
+        [e] = a["edit"]["changes"][u]
+        fixes.append((e["range"], e["newText"]))
+    assert fixes == [({"start": pos(1, 12), "end": pos(1, 30)}, 'branch ~ "release/*"'),
+                     ({"start": pos(1, 31), "end": pos(1, 63)}, 'not files ~ ["docs/**", "*.md"]')]
+    (r2, t2), (r1, t1) = fixes[1], fixes[0]  # the later edit first, so the earlier range still holds
+    client.change(u, 2, [edit(r2["start"]["line"], r2["start"]["character"], r2["end"]["line"],
+                              r2["end"]["character"], t2)])
+    client.change(u, 3, [edit(r1["start"]["line"], r1["start"]["character"], r1["end"]["line"],
+                              r1["end"]["character"], t1)])
+    assert client.wait_diagnostics(u, version=3) == []
+
+
 def test_positions_are_utf16_on_lines_with_wide_characters(client: LspClient, tmp_path: Path) -> None:
     p = tmp_path / "rules.trg"
     p.write_text('action deploy = shell "true"\non git.push message="🚀 x" brnch="a" run deploy\n')

@@ -29,6 +29,7 @@ unknown source, say) only silences the checks that would cascade from it.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 from .. import defaults
@@ -75,6 +76,7 @@ CODES: dict[str, str] = {
     "TRG304": "invalid duration",
     "TRG305": "unknown time zone",
     "TRG306": "glob written in GitHub Actions' filter syntax",
+    "TRG307": "wildcard in an exact comparison",
     "TRG401": "too many arguments",
     "TRG402": "unknown named parameter",
     "TRG403": "placeholder for a field the trigger does not have",
@@ -662,7 +664,26 @@ class Checker:
             node["value"] = plain(val)
         if typ not in (None, "?") and val is not None:
             self.type_check(c, typ, val)
+            self.wildcard_lint(c, typ, val)
         return node
+
+    def wildcard_lint(self, c: A.Compare, typ: str, val: Any) -> None:
+        """TRG307: a ``*`` in a string compared with ``= != in`` (``branch="release/*"``), where
+        it is a literal ``*``: a user used to GitHub's ``branches:`` or a shell meant a glob,
+        and the rule silently never matches (git forbids ``*`` in a ref name). A lone ``"*"``
+        on an untyped payload field is left alone: some APIs send it as a value."""
+        if c.op not in ("=", "!=", "in", "not in") or typ not in (C.STR, C.LIST_STR, C.ANY):
+            return
+        values = val if isinstance(val, list) else [val]
+        globs = [v for v in values if isinstance(v, str) and "*" in v and not (typ == C.ANY and v == "*")]
+        if not globs or not all(isinstance(v, str) for v in values):
+            return  # (a string without a wildcard is a glob matching itself; a number is not a glob)
+        from ..fmt import fmt_expr  # (only when a rule has one)
+
+        match = replace(c, op="!~" if c.op == "!=" else "~")
+        fixed = fmt_expr(A.Not(match) if c.op == "not in" else match)
+        self.d.warning("TRG307", f"'{c.op}' compares exactly: '*' in {globs[0]!r} is a literal '*', not a wildcard",
+                       c.span, f"to match the glob, write {fixed}")
 
     def type_check(self, c: A.Compare, typ: str, val: Any) -> None:
         op = c.op

@@ -218,6 +218,14 @@ CODE_DOCS: dict[str, CodeDoc] = {
         matches `v1.2`: the hint gives the regex that does (`/^v[0-9]+\\.[0-9]+$/`).""",
                  'action release(tag) = exec "./release.sh" tag\n'
                  'on git.tag tag ~ "v[0-9]+.[0-9]+" run release with <tag>\n'),
+    "TRG307": _w("""A string with a `*` compared with `=`, `!=`, `in` or `not in`: those compare
+        exactly, so the `*` is a literal `*` and `branch="release/*"` matches only a branch named
+        `release/*`, which git does not allow: the rule silently never runs. Globs and regexes
+        take `~` and `!~` (`branch ~ "release/*"`; `not in [...]` becomes `not branch ~ [...]`),
+        and the hint gives the condition to write. A lone `"*"` compared with an untyped
+        `payload.` field is left alone: some senders use it as a value.""",
+                 'action build(sha) = exec "./build.sh" sha\n'
+                 'on git.push branch="release/*" run build with <sha>\n'),
     "TRG401": _e("""More arguments than the action has parameters, a positional argument after a
         named one, or a parameter given twice.""",
                  'action lint = shell "ruff check ."\n'

@@ -57,6 +57,7 @@ DEFAULT_DEBOUNCE_MS = 250
 UNUSED_CODES = {"TRG105", "TRG106", "TRG107", "TRG108"}
 _DID_YOU_MEAN = re.compile(r"did you mean '([^']+)'\?")
 _WRITE_REGEX = re.compile(r"write the regex (/.+/)$")  # TRG306's hint: the glob's GitHub meaning
+_WRITE_GLOB = re.compile(r"to match the glob, write (.+)$")  # TRG307's hint: the condition with ~
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
 
 _ITEM_KINDS = {
@@ -344,6 +345,9 @@ def diagnostic_json(d: Diagnostic, lines: list[str], enc: str) -> dict:
             data["fix"] = {"range": _range_json(to_range(fix, lines, enc)), "newText": m.group(1)}
     m = _WRITE_REGEX.search(d.hint or "")
     if m and _is_one_string(d.span, lines):  # the glob as the regex the hint spells out
+        data["fix"] = {"range": _range_json(to_range(d.span, lines, enc)), "newText": m.group(1)}
+    m = _WRITE_GLOB.search(d.hint or "")
+    if m:  # the whole condition, its exact comparison made a glob match
         data["fix"] = {"range": _range_json(to_range(d.span, lines, enc)), "newText": m.group(1)}
     out = {"range": _range_json(to_range(d.span, lines, enc)),
            "message": d.message + (f"\n{d.hint}" if d.hint else ""),
