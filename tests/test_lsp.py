@@ -277,6 +277,15 @@ def test_a_wildcard_in_an_exact_comparison_gets_the_glob_match_as_a_quick_fix(cl
     assert client.wait_diagnostics(u, version=3) == []
 
 
+def test_a_noqa_comment_leaves_the_warning_out_of_the_editor(client: LspClient, tmp_path: Path) -> None:
+    p = tmp_path / "rules.trg"
+    p.write_text('action build(sha) = exec "./b.sh" sha\n'
+                 'on git.push branch="a/*" run build with <sha>  # noqa: TRG307\n'
+                 'on git.push branch="b/*" run build with <sha>\n')
+    u = client.open(p)
+    assert [(d["code"], d["range"]["start"]["line"]) for d in client.wait_diagnostics(u)] == [("TRG307", 2)]
+
+
 def test_positions_are_utf16_on_lines_with_wide_characters(client: LspClient, tmp_path: Path) -> None:
     p = tmp_path / "rules.trg"
     p.write_text('action deploy = shell "true"\non git.push message="🚀 x" brnch="a" run deploy\n')

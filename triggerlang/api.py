@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from .check.checker import Program, check
+from .check.noqa import suppress
 from .compile.manifest import build_manifest
 from .diagnostics import Diagnostic, Diagnostics, Pos, Span
 from .syntax import ast as A
@@ -116,7 +117,7 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
         manifest = None
         if not diags.has_errors:
             manifest = build_manifest(program, base_dir, os.path.basename(os.path.normpath(file)))
-        return Compiled(file, text, module, program, manifest, diags.sorted(), {file: text})
+        return Compiled(file, text, module, program, manifest, suppress(diags.sorted(), {file: text}), {file: text})
     finally:
         if paused:
             gc.enable()

@@ -163,6 +163,7 @@ EXAMPLES_CHECK = examples(
     "triggerc check --format github rules/      # annotations in a GitHub Actions job",
     "triggerc check --format sarif --exit-zero . > triggerc.sarif",
     "triggerc check --statistics 'rules/**/*.trg'",
+    "triggerc check --strict --ignore TRG209 rules/  # routes whose proxy checks the sender",
     "git show HEAD:rules.trg | triggerc check - --stdin-filename rules.trg",
 )
 
@@ -180,9 +181,12 @@ EXAMPLES_CHECK = examples(
 @click.option("--stdin-filename", metavar="PATH",
               help="With FILE '-': the file the text on stdin stands for (its name in diagnostics; relative "
                    "paths start in its folder).")
+@click.option("--ignore", "ignore", multiple=True, metavar="CODES",
+              help="Leave out these warnings: codes or prefixes, comma-separated or repeated (--ignore TRG209 "
+                   "--ignore TRG1). Errors cannot be left out. A line's '# noqa: CODE' does it for that line.")
 @color_option
 def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet: bool, statistics: bool,
-          stdin_filename: str | None, color_mode: str) -> None:
+          stdin_filename: str | None, ignore: tuple[str, ...], color_mode: str) -> None:
     """Report every problem in FILES: syntax, names, types, lints.
 
     A folder stands for the .trg files in it and in its subfolders; a quoted pattern
@@ -191,6 +195,17 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
     """
     if statistics and fmt not in ("text", "json"):
         usage_error(f"--statistics prints text or json, not {fmt}")
+    ignored: frozenset[str] = frozenset()
+    if ignore:
+        from .check.checker import CODES
+        from .check.codedocs import CODE_DOCS
+        from .check.noqa import parse_ignore
+
+        ignored, problem = parse_ignore(ignore, CODES, lambda c: "error" if c in CODE_DOCS and
+                                        CODE_DOCS[c].severity == "error" and not CODE_DOCS[c].warning_cases
+                                        else "warning")
+        if problem:
+            usage_error(problem)
     if fmt != "text":
         _utf8_stdout()
     _no_gc()
@@ -198,7 +213,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
     sources: dict[str, str] = {}
     for f in _expand(files, stdin_filename):
         c = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
-        all_diags.extend(c.diagnostics)
+        all_diags.extend(d for d in c.diagnostics if d.is_error or d.code not in ignored)
         sources.update(c.sources)
     if statistics:
         _print_statistics(all_diags, fmt)

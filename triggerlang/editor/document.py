@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 
 from ..check import catalogue as C
 from ..check.checker import Program, check
+from ..check.noqa import suppress
 from ..diagnostics import Diagnostic, Diagnostics, Span
 from ..syntax import ast as A
 from ..syntax.parser import RESERVED, ParseCache, _parse_chunk, parse, split_comment
@@ -90,7 +91,8 @@ class Analyzer:
                 module, diags = parse(text, file, cache)
                 program = check(module, diags, companion.program if companion else None,
                                 base_dir or _base_dir(file), True)
-                result = Analysis(file, version, text, module, diags.sorted(), program, companion)
+                result = Analysis(file, version, text, module, suppress(diags.sorted(), {file: text}), program,
+                                  companion)
             finally:
                 if enabled:
                     gc.enable()
