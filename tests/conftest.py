@@ -8,6 +8,7 @@ subprocess they start), so running the suite leaves nothing behind in ~/.cache.
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,30 @@ def pytest_sessionfinish(session, exitstatus):
     server = _PG.pop("server", None)
     if server is not None:
         server.stop()
+
+
+@pytest.fixture
+def serve(tmp_path: Path):
+    """``serve(rules_text, *args, env=...)``: write rules.trg in tmp_path/proj, start a server.
+
+    Every server still running at the end of the test is killed (a test that passes
+    stops its servers itself, with SIGTERM, and checks the exit code).
+    """
+    from runtime_helpers import Server
+
+    started: list[Server] = []
+
+    def make(rules: str | None, *args: str, env: dict[str, str] | None = None, state: Path | None = None,
+             folder: Path | None = None, start: bool = True, name: str = "rules.trg") -> Server:
+        folder = folder or tmp_path / "proj"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        if rules is not None:
+            path.write_text(rules)
+        s = Server(path, state or tmp_path / "state", *args, env=env, log=tmp_path / "serve.log")
+        started.append(s)
+        return s.start() if start else s
+
+    yield make
+    for s in started:
+        s.ensure_dead()

@@ -126,10 +126,10 @@ class Server:
             argv += ["--port", str(self.port_arg)]
         return argv + self.args
 
-    def start(self, wait: bool = True) -> "Server":
+    def start(self, wait: bool = True, stdin: int = subprocess.DEVNULL) -> "Server":
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._fh = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=self._fh, stderr=self._fh,
+        self.proc = subprocess.Popen(self.argv(), stdin=stdin, stdout=self._fh, stderr=self._fh,
                                      env=self.env, cwd=str(self.rules.parent))
         if wait:
             wait_for(lambda: "INFO serving " in self.log() or self.proc.poll() is not None,

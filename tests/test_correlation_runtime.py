@@ -18,7 +18,7 @@ import pytest
 from runtime_helpers import DEADLINE, cli, done, wait_for
 from triggerlang.correlation.clock import iso
 from triggerlang.runtime.journal import Journal
-from test_runtime import FIXTURES, GH_SECRET, by_rule, github_headers, serve, stop_ok  # noqa: F401 (a fixture)
+from test_runtime import FIXTURES, GH_SECRET, by_rule, github_headers, stop_ok  # the serve fixture: conftest.py
 
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared webhook fixtures not present")
 
