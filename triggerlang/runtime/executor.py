@@ -421,14 +421,21 @@ def _event_bytes(event: Mapping[str, Any]) -> bytes:
 
 # -- the log ------------------------------------------------------------------------------
 
+def _private(path: str, flags: int) -> int:
+    """``open``'s opener for the files of the state folder: readable by the owner only
+    (a run's log holds what the action printed of the payload), whatever the umask."""
+    return os.open(path, flags, 0o600)
+
+
 def _open_append(path: Path, buffering: int = -1):
-    """``open(path, "ab")``, creating the parent folders only when they are missing (the
-    usual case, the journal's log folder, costs no ``mkdir`` per run)."""
+    """``open(path, "ab")`` (mode 0600 when created), creating the parent folders (0700)
+    only when they are missing (the usual case, the journal's log folder, costs no
+    ``mkdir`` per run)."""
     try:
-        return open(path, "ab", buffering=buffering)
+        return open(path, "ab", buffering=buffering, opener=_private)
     except FileNotFoundError:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "ab", buffering=buffering)
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return open(path, "ab", buffering=buffering, opener=_private)
 
 
 class _LogUnwritable(ActionError):

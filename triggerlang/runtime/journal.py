@@ -386,7 +386,9 @@ class SqliteStore(SqliteGroups):
         if d.exists() and not d.is_dir():
             raise JournalError(f"the state directory {d} is not a directory")
         try:
-            d.mkdir(parents=True, exist_ok=True)
+            # owner only: the journal and the logs hold the events' payloads (an existing
+            # folder keeps its mode: serve warns when others can read it)
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
             raise JournalError(f"cannot create the state directory {d}: {e.strerror or e}") from None
         if not os.access(d, os.W_OK | os.X_OK):
@@ -398,9 +400,13 @@ class SqliteStore(SqliteGroups):
         if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
             raise JournalError(f"the journal {self.path} is not readable and writable")
         try:
-            (d / LOGS_DIR).mkdir(exist_ok=True)
+            (d / LOGS_DIR).mkdir(mode=0o700, exist_ok=True)
         except OSError as e:
             raise JournalError(f"cannot create the log directory {d / LOGS_DIR}: {e.strerror or e}") from None
+        try:  # SQLite would create it 0644 (its WAL and shared-memory files take its mode)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError as e:
+            raise JournalError(f"cannot create the journal {self.path}: {e.strerror or e}") from None
 
     @staticmethod
     def _create_schema(conn: sqlite3.Connection, version: int) -> None:

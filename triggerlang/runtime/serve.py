@@ -182,6 +182,7 @@ class Runtime:
         journal.start_group_commit()
         self.metrics = Metrics(store=journal)
         self.deliveries = DeliveryRecorder(journal, metrics=self.metrics)  # joins the loop's group commit
+        warn_if_open_to_others(self.state_dir)
         self.engine = Engine(manifest, journal, secrets, self.base_dir, max_open_groups=self.opts.max_open_groups,
                              max_chain_depth=self.opts.max_chain_depth, max_retriggers=self.opts.max_retriggers,
                              metrics=self.metrics, max_backlog=self.opts.max_backlog,
@@ -544,6 +545,20 @@ async def _run(rules_path: Path, opts: ServeOptions) -> int:
 
 
 LOG_FORMATS = ("text", "json")
+def warn_if_open_to_others(state_dir: Path) -> None:
+    """A warning when users other than the owner (and its group) may enter the state folder:
+    it holds the events' payloads and the runs' logs. ``serve`` creates it 0700; one that
+    existed keeps its mode (a group may be given it on purpose), as does systemd's
+    ``StateDirectory=`` unless ``StateDirectoryMode=0700`` says otherwise."""
+    try:
+        mode = state_dir.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o007:
+        log.warning("the state directory %s is open to other users (mode %04o), and it holds the events' "
+                    "payloads and the runs' logs: chmod 700 it (systemd: StateDirectoryMode=0700)", state_dir, mode)
+
+
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -208,10 +208,10 @@ def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         try:
             try:
-                log_fd = os.open(log, flags, 0o644)
+                log_fd = os.open(log, flags, 0o600)  # payloads: the journal's own mode
             except FileNotFoundError:
-                os.makedirs(os.path.dirname(log), exist_ok=True)
-                log_fd = os.open(log, flags, 0o644)
+                os.makedirs(os.path.dirname(log), 0o700, exist_ok=True)
+                log_fd = os.open(log, flags, 0o600)  # payloads: the journal's own mode
             os.write(log_fd, header)
         except OSError as e:
             return fail(run, "log", e.errno or 0, e.strerror or str(e), memfd)
