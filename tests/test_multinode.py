@@ -292,3 +292,23 @@ def test_a_second_ctrl_c_stops_a_workers_running_runs_at_once(cluster: Cluster) 
     assert time.monotonic() - t0 < 15, w.log()  # not the 120 s grace
     assert "stopping now: 1 run(s) stopped and marked interrupted" in w.log()
     c.wait_runs(lambda rs: [r["status"] for r in rs] == ["interrupted"], "the run interrupted")
+
+
+def test_sighup_leaves_a_worker_and_its_running_run_alone(cluster: Cluster) -> None:
+    # ExecReload=/bin/kill -HUP $MAINPID in a unit shared with serve: a worker has nothing to
+    # reload, and its default would have ended it with the run left behind
+    c = cluster.start('action slow = shell "echo $$ > started; exec sleep 120"\n'
+                      'slow: on http.post path="/slow" run slow\n', nodes=1, workers=1)
+    w = c.workers[0]
+    assert post(c.nodes[0], "/slow", {}).status_code == 202
+    wait_for(lambda: (c.proj / "started").exists() and (c.proj / "started").read_text().strip(),
+             "the action to start", on_fail=w.log)
+    w.signal(signal.SIGHUP)
+    wait_for(lambda: "SIGHUP: worker has nothing to reload" in w.log(), "the SIGHUP's line", on_fail=w.log)
+    pid = int((c.proj / "started").read_text())
+    assert w.proc.poll() is None and alive(pid), w.log()
+    assert [r["status"] for r in c.runs()] == ["running"]
+    w.signal(signal.SIGINT)
+    w.signal(signal.SIGINT)  # Ctrl-C twice: stops the run at once
+    assert w.proc.wait(DEADLINE) == 0, w.log()
+    c.wait_runs(lambda rs: [r["status"] for r in rs] == ["interrupted"], "the run interrupted")

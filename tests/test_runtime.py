@@ -708,38 +708,7 @@ deb: on http.post path="/deb" run rec with <payload.n> debounce 3s
     stop_ok(s2)
 
 
-def test_sighup_stops_gracefully_like_sigterm(tmp_path: Path, serve) -> None:
-    # the terminal serve runs in closes: its runs are stopped and recorded, not left behind
-    s = serve("""
-action hang = shell "echo $$ > run.pid; exec sleep 60"
-h: on http.post path="/hang" run hang
-""", "--grace", "0.5")
-    post(s, "/hang", {})
-    s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
-    wait_for(lambda: (tmp_path / "proj" / "run.pid").exists(), "the run's pid file", on_fail=s.tail)
-    pid = int((tmp_path / "proj" / "run.pid").read_text())
-    s.proc.send_signal(signal.SIGHUP)
-    assert s.proc.wait(DEADLINE) == 0, s.tail()
-    s._fh.close()
-    assert "INFO stopped cleanly" in s.log() and "Traceback" not in s.log()
-    assert [r["status"] for r in journal_runs(s.state)] == ["interrupted"]
-    wait_for(lambda: not alive(pid), f"the run's process {pid} to be gone")
-
-
-def test_under_nohup_sighup_does_not_stop_serve(tmp_path: Path, serve) -> None:
-    # `nohup triggerc serve rules.trg &` asks to outlive the terminal: SIGHUP stays ignored
-    s = serve("""
-action rec = exec "true"
-r: on http.post path="/r" run rec
-""", start=False)
-    s.argv = lambda: ["nohup", *Server.argv(s)]  # type: ignore[method-assign]
-    s.start()
-    s.proc.send_signal(signal.SIGHUP)
-    post(s, "/r", {})  # answered after the signal was delivered: still serving
-    s.wait_runs(lambda rs: rs and rs[0]["status"] == "succeeded", "the run after the SIGHUP")
-    assert s.proc.poll() is None and "stopping" not in s.log(), s.tail()
-    s.proc.send_signal(signal.SIGTERM)
-    assert s.proc.wait(DEADLINE) == 0, s.tail()
+# SIGHUP (a reload, or a stop when it is the terminal closing): tests/test_service.py
 
 
 def test_a_run_a_graceful_stop_interrupted_is_retried_at_the_next_start_if_its_rule_retries(serve) -> None:

@@ -80,6 +80,140 @@ def notify_socket(request) -> Iterator[NotifySocket]:
     ns.close()
 
 
+# =========================================================================== sd_notify
+
+@pytest.mark.parametrize("notify_socket", [False, True], ids=["path", "abstract"], indirect=True)
+def test_type_notify_ready_once_listening_reloading_then_ready_and_stopping(
+        tmp_path: Path, serve, notify_socket: NotifySocket) -> None:
+    s = serve(RULES, "--no-reload", env={"NOTIFY_SOCKET": notify_socket.name}, start=False)
+    s.start(wait=False)
+    ready = notify_socket.next("READY")
+    # ready means listening: the port is bound before READY=1 is sent
+    port = int(re.search(r"http on http://127\.0\.0\.1:(\d+)", ready["STATUS"]).group(1))
+    assert ready["STATUS"].startswith(f"serving 1 rule(s) from {s.rules}"), ready
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=DEADLINE).status_code == 200
+    s.port = port
+    # the runs' processes do not inherit the service manager's variables
+    assert post(s, "/d", {}).status_code == 202
+    s.wait_runs(lambda rs: rs and rs[0]["status"] == "succeeded", "the run")
+    env = (s.rules.parent / "env.out").read_text()
+    assert "PATH=" in env and "NOTIFY_SOCKET=" not in env and "WATCHDOG_USEC=" not in env, env
+    # SIGHUP (ExecReload=kill -HUP, Type=notify-reload): RELOADING=1 with the monotonic time,
+    # then READY=1, also when nothing changed
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    s.proc.send_signal(signal.SIGHUP)
+    reloading = notify_socket.next("RELOADING")
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    assert before <= int(reloading["MONOTONIC_USEC"]) <= after, (before, reloading, after)
+    assert notify_socket.next("READY")["STATUS"].startswith("serving 1 rule(s)")
+    # a SIGHUP that finds new rules loads them
+    s.rules.write_text(RULES + 'e: on http.post path="/e" run dump\n')
+    s.proc.send_signal(signal.SIGHUP)
+    notify_socket.next("RELOADING")
+    assert notify_socket.next("READY")["STATUS"].startswith("serving 2 rule(s)")
+    s.wait_log("reloaded ")
+    assert post(s, "/e", {}).status_code == 202
+    s.proc.send_signal(signal.SIGTERM)
+    assert notify_socket.next("STOPPING")["STOPPING"] == "1"
+    assert s.proc.wait(DEADLINE) == 0, s.tail()
+    s._fh.close()
+
+
+def test_a_reload_of_a_changed_rules_file_is_told_as_a_reload(tmp_path: Path, serve,
+                                                              notify_socket: NotifySocket) -> None:
+    s = serve(RULES, env={"NOTIFY_SOCKET": notify_socket.name})
+    notify_socket.next("READY")
+    s.rules.write_text(RULES + 'e: on http.post path="/e" run dump\n')
+    notify_socket.next("RELOADING")
+    assert notify_socket.next("READY")["STATUS"].startswith("serving 2 rule(s)")
+    stop_ok(s)
+
+
+def test_watchdog_pings_at_half_its_interval_and_not_for_another_pid(tmp_path: Path, serve,
+                                                                     notify_socket: NotifySocket) -> None:
+    s = serve(RULES, env={"NOTIFY_SOCKET": notify_socket.name, "WATCHDOG_USEC": "400000"})
+    notify_socket.next("READY")
+    t0 = time.monotonic()
+    for _ in range(5):
+        notify_socket.next("WATCHDOG")
+    assert time.monotonic() - t0 < 5 * 0.2 + 3, "pings every 0.2 s"
+    stop_ok(s)
+    # WATCHDOG_PID names another process (serve was started by a wrapper): not ours to ping
+    other = NotifySocket(abstract=True)  # (the first one may still hold the first serve's last pings)
+    try:
+        s2 = serve(None, env={"NOTIFY_SOCKET": other.name, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"})
+        other.next("READY")
+        time.sleep(0.5)  # long enough for two pings, were there any (the assertion is on their absence)
+        s2.proc.send_signal(signal.SIGTERM)
+        other.next("STOPPING")
+        assert s2.proc.wait(DEADLINE) == 0
+        s2._fh.close()
+        assert not [m for m in other.got if "WATCHDOG" in m], other.got
+    finally:
+        other.close()
+
+
+def test_a_notify_socket_that_is_gone_does_not_fail_serve(tmp_path: Path, serve) -> None:
+    s = serve(RULES, env={"NOTIFY_SOCKET": str(tmp_path / "gone.sock"), "WATCHDOG_USEC": "100000"})
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log("SIGHUP: ")
+    assert post(s, "/d", {}).status_code == 202
+    stop_ok(s)
+
+
+# =========================================================================== SIGHUP
+
+def test_sighup_reloads_the_rules_as_sigusr1_does(tmp_path: Path, serve) -> None:
+    # systemd's ExecReload=/bin/kill -HUP $MAINPID, nginx's and adnanh/webhook's reload
+    s = serve(RULES, "--no-reload")
+    s.rules.write_text(RULES + 'e: on http.post path="/e" run dump\n')
+    assert post(s, "/e", {}).status_code == 404
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log(f"reloaded {s.rules}: 2 rule(s)")
+    assert s.proc.poll() is None and "stopping" not in s.log(), s.tail()
+    assert post(s, "/e", {}).status_code == 202
+    stop_ok(s)
+
+
+@pytest.mark.parametrize("nohup", [False, True], ids=["terminal", "nohup"])
+def test_the_sighup_of_a_closed_terminal_stops_serve_and_a_kill_hup_reloads_it(
+        tmp_path: Path, serve, nohup: bool) -> None:
+    # serve in a terminal of its own (a session with the pty as its controlling terminal)
+    s = serve("""
+action hang = shell "echo $$ > run.pid; exec sleep 60"
+h: on http.post path="/hang" run hang
+""", "--grace", "0.5", start=False)
+    wrap = ["setsid", "--ctty"] + (["nohup"] if nohup else [])
+    s.argv = lambda: [*wrap, *Server.argv(s)]  # type: ignore[method-assign]
+    master, slave = pty.openpty()
+    try:
+        s.start(stdin=slave)
+    finally:
+        os.close(slave)
+    try:
+        post(s, "/hang", {})
+        s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
+        # a kill -HUP while the terminal is there: a reload, not a stop
+        s.proc.send_signal(signal.SIGHUP)
+        s.wait_log("SIGHUP: ")
+        assert "nothing to reload" in s.log() and s.proc.poll() is None, s.tail()
+        wait_for(lambda: (tmp_path / "proj" / "run.pid").exists(), "the run's pid file", on_fail=s.tail)
+        pid = int((tmp_path / "proj" / "run.pid").read_text())
+    finally:
+        os.close(master)  # the terminal closes: the kernel hangs it up and sends SIGHUP
+    if nohup:
+        s.wait_log("SIGHUP: the terminal closed; serve keeps running")
+        assert s.proc.poll() is None and alive(pid), s.tail()
+        stop_ok(s)
+        return
+    assert s.proc.wait(DEADLINE) == 0, s.tail()
+    s._fh.close()
+    assert "SIGHUP: the terminal closed; serve stops" in s.log() and "INFO stopped cleanly" in s.log()
+    assert "Traceback" not in s.log()
+    assert [r["status"] for r in journal_runs(s.state)] == ["interrupted"]
+    wait_for(lambda: not alive(pid), f"the run's process {pid} to be gone")
+
+
 # =========================================================================== the state folder
 
 def test_the_state_folder_is_created_for_its_owner_only(tmp_path: Path, serve) -> None:
@@ -105,3 +239,49 @@ def test_a_state_folder_open_to_others_is_warned_about(tmp_path: Path, serve) ->
     s = serve(RULES, state=state)
     assert f"WARNING the state directory {state} is open to other users (mode 0755)" in s.log(), s.tail()
     stop_ok(s)
+
+
+# =========================================================================== the README's unit file
+
+def _readme_block(lang: str, first_line: str) -> str:
+    """The README's fenced ``lang`` block that starts with ``first_line``."""
+    for m in re.finditer(rf"```{lang}\n(.*?)```", README.read_text(), re.S):
+        if m.group(1).startswith(first_line):
+            return m.group(1)
+    raise AssertionError(f"no ```{lang} block starting {first_line!r} in the README")
+
+
+def _unit_exec_start(unit: str) -> list[str]:
+    (line,) = [ln for ln in unit.splitlines() if ln.startswith("ExecStart=")]
+    return shlex.split(line.removeprefix("ExecStart="))
+
+
+def test_the_readme_unit_file_verifies_and_its_exec_start_serves(tmp_path: Path, serve,
+                                                                  notify_socket: NotifySocket) -> None:
+    unit = _readme_block("ini", "[Unit]")
+    assert "Type=notify" in unit and "ExecReload=/bin/kill -HUP $MAINPID" in unit and "StateDirectoryMode=0700" in unit
+    argv = _unit_exec_start(unit)
+    assert argv[:2] == ["/usr/local/bin/triggerc", "serve"], argv
+    # the ExecStart line as it is, but for the paths of this machine
+    state = Path(argv[argv.index("--state") + 1])
+    s = serve(RULES, start=False)
+    args = [a if a != str(state) else str(s.state) for a in argv[3:]]
+    s.argv = lambda: [*Server.argv(s)[:3], "serve", str(s.rules), *args, "--port", "0"]  # type: ignore[method-assign]
+    s.env["NOTIFY_SOCKET"] = notify_socket.name
+    s.start(wait=False)  # its log is JSON: the notification says when it is ready
+    ready = notify_socket.next("READY")
+    assert ready["STATUS"].startswith(f"serving 1 rule(s) from {s.rules}; http on"), ready
+    stop_ok(s)
+    assert '"message": "stopped cleanly"' in s.log(), s.tail()
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        if IN_CI:
+            pytest.fail("systemd-analyze is not installed: .ci/run installs systemd")
+        pytest.skip("no systemd-analyze here: the unit's ExecStart ran, the unit itself is not verified")
+    # verify wants the program to exist: the test's own triggerc stands at its place
+    triggerc = Path(shutil.which("triggerc") or Path(sys.executable).parent / "triggerc")
+    path = tmp_path / "triggerlang.service"
+    path.write_text(unit.replace("/usr/local/bin/triggerc", str(triggerc)))
+    r = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    problems = [ln for ln in (r.stdout + r.stderr).splitlines() if str(path) in ln or "triggerlang.service" in ln]
+    assert r.returncode == 0 and not problems, r.stdout + r.stderr

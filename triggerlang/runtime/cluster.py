@@ -633,7 +633,7 @@ async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_
     from .store import open_store
 
     stop, now = asyncio.Event(), asyncio.Event()
-    stop_on_signals(asyncio.get_running_loop(), stop, now)  # Ctrl-C twice: stop the runs at once
+    stop_on_signals(asyncio.get_running_loop(), stop, now, who="worker")  # Ctrl-C twice: stop the runs at once
     try:
         store = await asyncio.to_thread(open_store, store_url, migrate=migrate)
     except StoreError as e:

@@ -214,26 +214,54 @@ class RunningAction:
         return await self.wait()
 
 
-def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: asyncio.Event) -> None:
+def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: asyncio.Event,
+                    reload: Callable[[str], None] | None = None, who: str = "triggerc") -> None:
     """SIGINT/SIGTERM set ``stop`` (a graceful stop); a second one, while that goes on,
-    also sets ``now`` (stop the running actions at once: :func:`stop_actions`). SIGHUP
-    (the terminal closed) stops the same way: its default would end the process with no
-    stop at all, leaving the runs going and the journal saying ``running`` — unless the
-    process started with SIGHUP ignored (``nohup triggerc serve``: asked to outlive its
-    terminal), which stays so."""
-    import signal as _signal
+    also sets ``now`` (stop the running actions at once: :func:`stop_actions`).
+
+    SIGHUP asks for a reload (``reload("SIGHUP")``; without one, ``who`` logs that it has
+    nothing to reload), as nginx and adnanh/webhook do and as ``ExecReload=/bin/kill -HUP
+    $MAINPID`` expects, with one exception: the SIGHUP of a terminal that closed (the
+    process had a controlling terminal when it started and has none any more: the kernel
+    takes it away from every process of the session before it sends the SIGHUP) stops the
+    process as SIGTERM does, since its default would end the process with no stop at all,
+    leaving the runs going and the journal saying ``running``. A process started with
+    SIGHUP ignored (``nohup triggerc serve``: asked to outlive its terminal) keeps running
+    when its terminal closes; a ``kill -HUP`` still reloads it."""
+    log = logging.getLogger("triggerlang")
+    had_terminal = _has_terminal()
+    outlive_terminal = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
 
     def on_signal() -> None:
         if stop.is_set():
             now.set()
         stop.set()
 
-    sigs = [_signal.SIGINT, _signal.SIGTERM]
-    if _signal.getsignal(_signal.SIGHUP) is not _signal.SIG_IGN:
-        sigs.append(_signal.SIGHUP)
-    for sig in sigs:
+    def on_hangup() -> None:
+        if had_terminal and not _has_terminal():
+            if outlive_terminal:
+                log.info("SIGHUP: the terminal closed; %s keeps running (started with SIGHUP ignored: nohup)", who)
+                return
+            log.info("SIGHUP: the terminal closed; %s stops", who)
+            on_signal()
+        elif reload is not None:
+            reload("SIGHUP")
+        else:
+            log.info("SIGHUP: %s has nothing to reload (SIGINT or SIGTERM stops it)", who)
+
+    for sig, handler in ((signal.SIGINT, on_signal), (signal.SIGTERM, on_signal), (signal.SIGHUP, on_hangup)):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal)
+            loop.add_signal_handler(sig, handler)
+
+
+def _has_terminal() -> bool:
+    """Whether this process has a controlling terminal (``/dev/tty`` opens)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.Event | None,

@@ -15,10 +15,14 @@ changed), nothing happens (:meth:`Runtime.reload_loop` says why); otherwise the 
 stopped and started again (a source no rule needs any more is stopped, a new one started).
 A source that cannot start then (the new HTTP listener's port is taken) is logged once
 and tried again every second until it starts or the next reload says otherwise.
-SIGUSR1 asks for that look at the rules file at once, with ``--no-reload`` too, and reads
-the HTTPS certificate and key files again.
+SIGHUP and SIGUSR1 ask for that look at the rules file at once, with ``--no-reload`` too,
+and read the HTTPS certificate and key files again (the SIGHUP of a terminal that closed
+stops instead: :func:`executor.stop_on_signals`).
 
-SIGINT / SIGTERM (and SIGHUP, a closed terminal): stop accepting (sources stop first),
+Under systemd (``NOTIFY_SOCKET``), the service manager is told when ``serve`` is ready,
+reloading and stopping, and is pinged for its watchdog (runtime/notify.py).
+
+SIGINT / SIGTERM: stop accepting (sources stop first),
 give running runs ``grace`` seconds, then stop them and mark them ``interrupted``; exit 0.
 A second SIGINT / SIGTERM during the grace period (Ctrl-C again) stops the running runs at
 once (marked ``interrupted`` too).
@@ -50,6 +54,7 @@ from .engine import MAX_BACKLOG, MAX_PARALLEL, Engine, StartError, resolve_secre
 from .executor import close_spawner, pidfd_child_watcher, restore_child_watcher, stop_on_signals
 from .journal import Journal
 from .loops import DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS
+from .notify import Notifier
 from .store import StoreError as JournalError
 
 log = logging.getLogger("triggerlang")
@@ -124,13 +129,15 @@ def _fingerprint(data: bytes | None) -> str | None:
 class Runtime:
     """One running ``serve``: the engine plus its sources."""
 
-    def __init__(self, rules_path: Path, opts: ServeOptions):
+    def __init__(self, rules_path: Path, opts: ServeOptions, notify: Notifier | None = None):
         self.rules_path = rules_path
         self.opts = opts
+        self.notify = notify or Notifier(None)  # systemd's Type=notify (runtime/notify.py)
         self.sources: dict[str, tuple[Source, Any]] = {}
         self.stop_event = asyncio.Event()
         self.stop_now = asyncio.Event()  # a second SIGINT/SIGTERM: do not wait for running runs
-        self.reload_now = asyncio.Event()  # SIGUSR1: look at the rules file now (also with --no-reload)
+        self.reload_now = asyncio.Event()  # SIGHUP/SIGUSR1: look at the rules file now (also with --no-reload)
+        self.reload_signal = "SIGUSR1"     # which of the two asked, for the log
         self.engine: Engine | None = None
         self.http: Source | None = None
         self.lock_fd: int | None = None
@@ -175,6 +182,7 @@ class Runtime:
         except StartError:
             journal.close()
             raise
+        warn_if_open_to_others(self.state_dir)
         from .metrics import Metrics
         from .operations import EngineOperator
 
@@ -182,7 +190,6 @@ class Runtime:
         journal.start_group_commit()
         self.metrics = Metrics(store=journal)
         self.deliveries = DeliveryRecorder(journal, metrics=self.metrics)  # joins the loop's group commit
-        warn_if_open_to_others(self.state_dir)
         self.engine = Engine(manifest, journal, secrets, self.base_dir, max_open_groups=self.opts.max_open_groups,
                              max_chain_depth=self.opts.max_chain_depth, max_retriggers=self.opts.max_retriggers,
                              metrics=self.metrics, max_backlog=self.opts.max_backlog,
@@ -248,6 +255,17 @@ class Runtime:
         if self.worker is None and "file" in self.sources:
             log.warning("the runs of file rules wait in the pool %s: only a worker on this host runs them "
                         "(triggerc worker --pool %s, or serve --workers N)", node_pool(), node_pool())
+
+    def ask_reload(self, signal_name: str) -> None:
+        """SIGHUP or SIGUSR1: a look at the rules file (and the certificate) now."""
+        self.reload_signal = signal_name
+        self.reload_now.set()
+
+    def status(self) -> str:
+        """What ``systemctl status`` shows (``STATUS=``): the rules and where they listen."""
+        rules = len(self.engine.manifest["rules"]) if self.engine is not None else 0
+        where = [f"http on {src.url}" if hasattr(src, "url") else kind for kind, (src, _) in sorted(self.sources.items())]
+        return f"serving {rules} rule(s) from {self.rules_path}" + (f"; {', '.join(where)}" if where else "")
 
     def context(self) -> SourceContext:
         opts: dict[str, Any] = {"shared_store": True} if self.store is not None else {}
@@ -366,28 +384,37 @@ class Runtime:
                     return
                 signalled = self.reload_now.is_set()
                 self.reload_now.clear()
-                if signalled:
+                if not signalled:
+                    await self._reload_once(False)
+                    continue
+                # every SIGHUP is a reload for the service manager (Type=notify-reload waits for
+                # READY=1 after each one), also when nothing changed
+                self.notify.reloading()
+                try:
                     self._reload_certificates()
-                await self._reload_once(signalled)
+                    await self._reload_once(True)
+                finally:
+                    self.notify.ready(self.status())
         finally:
             stopping.cancel()
 
     def _reload_certificates(self) -> None:
-        """SIGUSR1 also reads the HTTPS certificate and key again (a renewal); files it
-        cannot use are logged and the current certificate stays."""
+        """SIGHUP and SIGUSR1 also read the HTTPS certificate and key again (a renewal);
+        files it cannot use are logged and the current certificate stays."""
         for kind, (src, _) in sorted(self.sources.items()):
             reload_certificate = getattr(src, "reload_certificate", None)
             if reload_certificate is None:
                 continue
             try:
                 if reload_certificate():
-                    log.info("SIGUSR1: %s: TLS certificate read again; new connections get it", kind)
+                    log.info("%s: %s: TLS certificate read again; new connections get it", self.reload_signal, kind)
             except OSError as e:
-                log.error("SIGUSR1: %s; the current certificate stays", _reason(e))
+                log.error("%s: %s; the current certificate stays", self.reload_signal, _reason(e))
 
     async def _reload_once(self, signalled: bool) -> None:
-        """One look at the rules file (:meth:`reload_loop`); ``signalled``: asked by SIGUSR1,
-        which says so in the log when the file has not changed."""
+        """One look at the rules file (:meth:`reload_loop`); ``signalled``: asked by SIGHUP or
+        SIGUSR1, which says so in the log when the file has not changed (and tells the
+        service manager itself)."""
         from ..api import compile_bytes
         from ..diagnostics import render_text
 
@@ -398,7 +425,7 @@ class Runtime:
         data = _read(self.rules_path)
         if data is None or _fingerprint(data) == self.fingerprint:
             if signalled:
-                log.info("SIGUSR1: %s has not changed: nothing to reload", self.rules_path)
+                log.info("%s: %s has not changed: nothing to reload", self.reload_signal, self.rules_path)
             return
         data = await self._settled(data)
         if data is None:
@@ -434,6 +461,8 @@ class Runtime:
         except StartError as e:
             log.error("reload: %s; the previous rules keep running", e)
             return
+        if not signalled:
+            self.notify.reloading()
         self.secrets.clear()
         self.secrets.update(secrets)
         self.engine.load(manifest)
@@ -445,6 +474,8 @@ class Runtime:
             log.error("reload: %s; the new rules are loaded, and what they need is started as soon as "
                       "it can be (tried every %gs)", e, self.opts.reload_interval)
         log.info("reloaded %s: %d rule(s)", self.rules_path, len(manifest["rules"]))
+        if not signalled:
+            self.notify.ready(self.status())
 
     async def stop(self) -> None:
         for kind in sorted(self.sources):
@@ -514,37 +545,6 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
-async def _main(rules_path: Path, opts: ServeOptions) -> int:
-    with LoopLogWriter.bound():
-        return await _run(rules_path, opts)
-
-
-async def _run(rules_path: Path, opts: ServeOptions) -> int:
-    rt = Runtime(rules_path, opts)
-    # the first SIGINT/SIGTERM stops gracefully (runs get --grace seconds); a second one,
-    # while that is going on, stops the running runs at once
-    stop_on_signals(asyncio.get_running_loop(), rt.stop_event, rt.stop_now)
-    # webhook's `kill -USR1` (and systemd's ExecReload): look at the rules file now, also with
-    # --no-reload; handled from the start (its default would end the process), acted on once started
-    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, rt.reload_now.set)
-    try:
-        await rt.start()
-    except (StartError, JournalError) as e:
-        log.error("%s", e)
-        await rt.stop()
-        return 1
-    reload_task = asyncio.create_task(rt.reload_loop())
-    await rt.stop_event.wait()
-    log.info("stopping: no new events are accepted")
-    if reload_task:
-        reload_task.cancel()
-    await rt.stop()
-    log.info("stopped cleanly")
-    return 0
-
-
-LOG_FORMATS = ("text", "json")
 def warn_if_open_to_others(state_dir: Path) -> None:
     """A warning when users other than the owner (and its group) may enter the state folder:
     it holds the events' payloads and the runs' logs. ``serve`` creates it 0700; one that
@@ -559,6 +559,46 @@ def warn_if_open_to_others(state_dir: Path) -> None:
                     "payloads and the runs' logs: chmod 700 it (systemd: StateDirectoryMode=0700)", state_dir, mode)
 
 
+async def _main(rules_path: Path, opts: ServeOptions) -> int:
+    with LoopLogWriter.bound():
+        return await _run(rules_path, opts)
+
+
+async def _run(rules_path: Path, opts: ServeOptions) -> int:
+    notify = Notifier.from_environ(os.environ)  # before any run's process inherits the variables
+    rt = Runtime(rules_path, opts, notify)
+    # the first SIGINT/SIGTERM stops gracefully (runs get --grace seconds); a second one,
+    # while that is going on, stops the running runs at once; SIGHUP reloads (or stops, when
+    # it is the terminal closing)
+    stop_on_signals(asyncio.get_running_loop(), rt.stop_event, rt.stop_now, reload=rt.ask_reload, who="serve")
+    # webhook's `kill -USR1` (and systemd's ExecReload): look at the rules file now, also with
+    # --no-reload; handled from the start (its default would end the process), acted on once started
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, rt.ask_reload, "SIGUSR1")
+    watchdog = asyncio.create_task(notify.watchdog())  # from the loop: a stuck loop stops pinging
+    try:
+        try:
+            await rt.start()
+        except (StartError, JournalError) as e:
+            log.error("%s", e)
+            notify.stopping(f"could not start: {e}")
+            await rt.stop()
+            return 1
+        notify.ready(rt.status())
+        reload_task = asyncio.create_task(rt.reload_loop())
+        await rt.stop_event.wait()
+        log.info("stopping: no new events are accepted")
+        notify.stopping()
+        reload_task.cancel()
+        await rt.stop()
+        log.info("stopped cleanly")
+        return 0
+    finally:
+        watchdog.cancel()
+        notify.close()
+
+
+LOG_FORMATS = ("text", "json")
 
 
 class JsonLogFormatter(logging.Formatter):
