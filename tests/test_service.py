@@ -214,6 +214,63 @@ h: on http.post path="/hang" run hang
     wait_for(lambda: not alive(pid), f"the run's process {pid} to be gone")
 
 
+# =========================================================================== PID 1
+
+def _pid_namespace_or_skip(tmp_path: Path) -> None:
+    """``unshare --pid`` works here (root, and a kernel that lets us), or the test is
+    skipped, except under CI, where it must work."""
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True) \
+        if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        why = "no unshare" if probe is None else probe.stderr.strip()
+        if IN_CI:
+            pytest.fail(f"a PID namespace is needed for this test under CI: {why}")
+        pytest.skip(f"cannot make a PID namespace here: {why}")
+
+
+def _namespace_processes(pid1: int) -> list[tuple[int, str, str]]:
+    """(pid, state, comm) of every process in the PID namespace of host pid ``pid1``."""
+    ns = os.readlink(f"/proc/{pid1}/ns/pid")
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
+                continue
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        out.append((int(entry), stat[stat.rindex(")") + 2:].split()[0], comm))
+    return out
+
+
+def test_as_pid_1_of_a_container_serve_reaps_orphans_and_stops_on_sigterm(tmp_path: Path, serve) -> None:
+    # docker run IMAGE triggerc serve rules.trg: serve is PID 1 of its PID namespace
+    _pid_namespace_or_skip(tmp_path)
+    s = serve("""
+action orphan = shell "sleep 0.3 & echo left a child behind"
+o: on http.post path="/o" run orphan
+""", start=False)
+    s.argv = lambda: ["unshare", "--pid", "--fork", "--mount-proc", *Server.argv(s)]  # type: ignore[method-assign]
+    s.start()
+    children = wait_for(lambda: Path(f"/proc/{s.proc.pid}/task/{s.proc.pid}/children").read_text().split(),
+                        "unshare's child", on_fail=s.tail)
+    pid1 = int(children[0])  # PID 1 inside, as the host sees it
+    for _ in range(3):
+        assert post(s, "/o", {}).status_code == 202
+    s.wait_runs(lambda rs: len(rs) == 3 and all(r["status"] == "succeeded" for r in rs), "the three runs")
+    # the orphaned sleeps end, re-parented to PID 1: reaped, not left as zombies
+    wait_for(lambda: not [p for p in _namespace_processes(pid1) if p[2] == "sleep"],
+             "the orphans to be reaped", on_fail=lambda: f"{_namespace_processes(pid1)}\n{s.tail()}")
+    # docker stop: SIGTERM to PID 1 only; a graceful stop, and its exit code is the container's
+    os.kill(pid1, signal.SIGTERM)
+    assert s.proc.wait(DEADLINE) == 0, s.tail()
+    s._fh.close()
+    assert "INFO stopped cleanly" in s.log() and "Traceback" not in s.log(), s.log()
+
+
 # =========================================================================== the state folder
 
 def test_the_state_folder_is_created_for_its_owner_only(tmp_path: Path, serve) -> None:
@@ -285,3 +342,23 @@ def test_the_readme_unit_file_verifies_and_its_exec_start_serves(tmp_path: Path,
     r = subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
     problems = [ln for ln in (r.stdout + r.stderr).splitlines() if str(path) in ln or "triggerlang.service" in ln]
     assert r.returncode == 0 and not problems, r.stdout + r.stderr
+
+
+def test_the_readme_dockerfile_runs_serve_in_exec_form_with_flags_it_takes(tmp_path: Path, serve,
+                                                                            notify_socket: NotifySocket) -> None:
+    # the exec form (a JSON list) makes serve PID 1, where docker stop's SIGTERM reaches it
+    import json
+
+    dockerfile = _readme_block("dockerfile", "FROM ")
+    (cmd,) = [ln.removeprefix("CMD ") for ln in dockerfile.splitlines() if ln.startswith("CMD ")]
+    argv = json.loads(cmd)
+    assert argv[:2] == ["triggerc", "serve"] and "--host" in argv and "--state" in argv, argv
+    # as the container would run it, but on loopback and this machine's paths
+    swap = {argv[2]: None, argv[argv.index("--state") + 1]: None, argv[argv.index("--host") + 1]: "127.0.0.1"}
+    s = serve(RULES, start=False)
+    swap[argv[2]], swap[argv[argv.index("--state") + 1]] = str(s.rules), str(s.state)
+    s.argv = lambda: [*Server.argv(s)[:3], *(swap.get(a, a) for a in argv[1:]), "--port", "0"]  # type: ignore[method-assign]
+    s.env["NOTIFY_SOCKET"] = notify_socket.name
+    s.start(wait=False)
+    assert notify_socket.next("READY")["STATUS"].startswith(f"serving 1 rule(s) from {s.rules}; http on http://127.0.0.1:")
+    stop_ok(s)

@@ -888,11 +888,13 @@ def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace
     import logging
     from pathlib import Path
 
+    from .runtime.pid1 import become_init_if_pid_1
     from .runtime.serve import ServeOptions, serve as run_serve, setup_logging
 
     path = Path(rules)
     if not path.exists():
         usage_error(f"{rules}: no such file")
+    become_init_if_pid_1()  # docker run ... triggerc serve: reap the orphans (runtime/pid1.py)
     setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,
                         reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
@@ -998,6 +1000,9 @@ def worker(store_url, slots, pools, base_dir, grace, migrate, lease, heartbeat, 
     _check_store_url(store_url)
     _check_lease(lease, heartbeat)
     from .runtime.cluster import WorkerOptions, run_worker
+    from .runtime.pid1 import become_init_if_pid_1
+
+    become_init_if_pid_1()  # docker run ... triggerc worker: reap the orphans (runtime/pid1.py)
 
     setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = WorkerOptions(slots=slots, pools=tuple(pools) or ("default",),
