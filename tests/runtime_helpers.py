@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -219,6 +221,44 @@ class Server:
 def done(runs: list[dict[str, Any]], n: int) -> bool:
     """At least ``n`` runs, all in a final status."""
     return len(runs) >= n and all(r["status"] in FINAL for r in runs)
+
+
+# --------------------------------------------------------------------------- a service manager
+
+class NotifySocket:
+    """A datagram socket bound where ``NOTIFY_SOCKET`` points: what systemd listens on."""
+
+    def __init__(self, abstract: bool) -> None:
+        self.folder = tempfile.mkdtemp(prefix="trg-notify-", dir="/tmp")  # a short path: sun_path is 108 bytes
+        if abstract:
+            self.name = f"@trg-test-{os.getpid()}-{time.monotonic_ns()}"
+            address = "\0" + self.name[1:]
+        else:
+            self.name = address = os.path.join(self.folder, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address)
+        self.got: list[dict[str, str]] = []
+
+    def next(self, key: str, timeout: float = DEADLINE) -> dict[str, str]:
+        """The next message that sets ``key`` (messages before it are kept in ``got``)."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {key} message within {timeout:.0f}s; got {self.got}")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                continue
+            msg = dict(line.split("=", 1) for line in data.split("\n") if line)
+            self.got.append(msg)
+            if key in msg:
+                return msg
+
+    def close(self) -> None:
+        self.sock.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- shared by the runtime tests

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, alive, done, wait_for
+from runtime_helpers import DEADLINE, NotifySocket, alive, done, wait_for
 from store_harness import Backend, StoreServer, WorkerProc
 
 
@@ -312,3 +312,22 @@ def test_sighup_leaves_a_worker_and_its_running_run_alone(cluster: Cluster) -> N
     w.signal(signal.SIGINT)  # Ctrl-C twice: stops the run at once
     assert w.proc.wait(DEADLINE) == 0, w.log()
     c.wait_runs(lambda rs: [r["status"] for r in rs] == ["interrupted"], "the run interrupted")
+
+
+def test_a_worker_under_systemd_says_ready_and_stopping(cluster: Cluster, monkeypatch) -> None:
+    # Type=notify for a worker's unit too: READY=1 once it claims runs, STOPPING=1, watchdog pings
+    c = cluster.start('action a = exec "true"\na: on http.post path="/a" run a\n', nodes=1, workers=0)
+    ns = NotifySocket(abstract=True)
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", ns.name)
+        monkeypatch.setenv("WATCHDOG_USEC", "200000")
+        w = WorkerProc(c.url, c.tmp / "worker.log", cwd=c.proj)
+        c.workers.append(w)
+        ready = ns.next("READY")
+        assert ready["STATUS"].startswith("worker ") and "claiming runs from" in ready["STATUS"], ready
+        ns.next("WATCHDOG")
+        w.signal(signal.SIGTERM)
+        assert ns.next("STOPPING")["STOPPING"] == "1"
+        assert w.proc.wait(DEADLINE) == 0, w.log()
+    finally:
+        ns.close()

@@ -15,10 +15,8 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +24,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, Server, alive, journal_runs, post, stop_ok, wait_for
+from runtime_helpers import DEADLINE, NotifySocket, Server, alive, journal_runs, post, stop_ok, wait_for
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 IN_CI = os.environ.get("CI") == "true"
@@ -35,42 +33,6 @@ RULES = """
 action dump = shell "env > env.out"
 d: on http.post path="/d" run dump
 """
-
-
-class NotifySocket:
-    """A datagram socket bound where ``NOTIFY_SOCKET`` points: what systemd listens on."""
-
-    def __init__(self, abstract: bool) -> None:
-        self.folder = tempfile.mkdtemp(prefix="trg-notify-", dir="/tmp")  # a short path: sun_path is 108 bytes
-        if abstract:
-            self.name = f"@trg-test-{os.getpid()}-{time.monotonic_ns()}"
-            address = "\0" + self.name[1:]
-        else:
-            self.name = address = os.path.join(self.folder, "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(address)
-        self.got: list[dict[str, str]] = []
-
-    def next(self, key: str, timeout: float = DEADLINE) -> dict[str, str]:
-        """The next message that sets ``key`` (messages before it are kept in ``got``)."""
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {key} message within {timeout:.0f}s; got {self.got}")
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(4096).decode()
-            except socket.timeout:
-                continue
-            msg = dict(line.split("=", 1) for line in data.split("\n") if line)
-            self.got.append(msg)
-            if key in msg:
-                return msg
-
-    def close(self) -> None:
-        self.sock.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ from .engine import Rules, StartError, dedupe_key_of, paths_params, resolve_secr
 from .executor import STOP_KILL_GRACE, RunningAction, RunRequest, start_action, stop_actions, stop_on_signals
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, SETTLE, LoopGuard, depth_reason,
                     paused_skip_reason, resume as resume_rule)
+from .notify import Notifier
 from .store import Intent, RunRow, StoreError
 
 log = logging.getLogger("triggerlang")
@@ -630,6 +631,15 @@ class Reaper:
 
 async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_interval: float,
                        metrics_at: tuple[str, int] | None = None, token: str | None = None) -> int:
+    notify = Notifier.from_environ(os.environ)  # systemd's Type=notify, as serve (runtime/notify.py)
+    try:
+        return await _work(store_url, opts, migrate, reap_interval, metrics_at, token, notify)
+    finally:
+        notify.close()
+
+
+async def _work(store_url: str, opts: WorkerOptions, migrate: bool, reap_interval: float,
+                metrics_at: tuple[str, int] | None, token: str | None, notify: Notifier) -> int:
     from .store import open_store
 
     stop, now = asyncio.Event(), asyncio.Event()
@@ -654,14 +664,20 @@ async def _worker_main(store_url: str, opts: WorkerOptions, migrate: bool, reap_
                  "token required" if token else "loopback clients only")
     worker = Worker(store, opts, metrics=metrics)
     reaper = Reaper(store, reap_interval)
+    watchdog: asyncio.Task | None = None
     try:
         await worker.start()
         reaper.start()
         log.info("worker %s: claiming runs from %s", worker.id, store.describe())
+        notify.ready(f"worker {worker.id}: {opts.slots} slot(s), claiming runs from {store.describe()}")
+        watchdog = asyncio.create_task(notify.watchdog())  # from the loop: a stuck loop stops pinging
         await stop.wait()
         log.info("stopping: no new runs are claimed")
+        notify.stopping()
     finally:
         await worker.drain(opts.grace, now)
+        if watchdog is not None:
+            watchdog.cancel()
         await reaper.stop()
         if server is not None:
             server.should_exit = True
