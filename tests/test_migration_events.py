@@ -240,6 +240,105 @@ def test_tekton_and_argo_names_of_the_request_get_ours(tmp_path: Path, written: 
     assert got[0][0] in ("TRG203", "TRG403") and hint in got[0][3], got
 
 
+# --------------------------------------------------------------------------- <field ~ /re/>: a part of a value
+#
+# Tekton's overlays (`body.ref.split('/')[2]`, `body.pull_request.head.sha.truncate(7)`),
+# Jenkins' regexpFilter and Argo's dataTemplate hand the run a part of a value; an input
+# could only be a whole field, so a raw payload's branch or a short sha reached an exec
+# action only through a shell. `<field ~ /re/>` is the part the regex finds.
+
+PART_RULES = r'''secret s = env "S"
+source github secret=s
+source http path="/hooks/*" token=s
+action note(text="") = exec "echo" text
+branch: on http.post path="/hooks/ci" run note with <payload.ref ~ /^refs\/heads\/(.+)$/>
+short: on github.push run note with <sha ~ /^.{7}/>
+areas: on github.pull_request run note with <payload.pull_request.labels.*.name ~ /^(?:area\/)?(b.*)$/i>
+pair: on all(github.push as p, github.pull_request as q) same <sha> within 1h run note with <p.ref ~ /[^\/]+$/>
+'''
+
+
+@pytest.fixture
+def part_rules(tmp_path: Path) -> Path:
+    f = tmp_path / "part.trg"
+    f.write_text(PART_RULES)
+    return f
+
+
+def test_a_part_of_a_value_on_real_deliveries(part_rules: Path, tmp_path: Path) -> None:
+    assert invoke("check", "--strict", str(part_rules)).exit_code == 0
+    assert inputs_of(part_rules, GH / "push-plain.json", "--github", "push") == {"short": {"text": "fd48986"}}
+    assert inputs_of(part_rules, GH / "pull_request-labeled.json", "--github", "pull_request") == {
+        "areas": {"text": ["bug"]}}
+    for ref, want in [("refs/heads/release/2.x", "release/2.x"), ("refs/tags/v1", None)]:
+        ev = _event_file(tmp_path, "ci.json", {"source": "http", "type": "post", "data": {
+            "path": "/hooks/ci", "payload": {"ref": ref}}})
+        assert inputs_of(part_rules, ev) == {"branch": {"text": want}}  # no match: a missing field
+
+
+def test_a_part_of_a_member_of_a_correlation(part_rules: Path, tmp_path: Path) -> None:
+    jsonl = tmp_path / "e.jsonl"
+    jsonl.write_text(json.dumps({"source": "github", "type": "push", "data": {"sha": "abc", "ref": "refs/heads/dev"}})
+                     + "\n" + json.dumps({"source": "github", "type": "pull_request", "data": {"sha": "abc"}}) + "\n")
+    out = invoke("match", str(part_rules), str(jsonl)).output
+    assert "pair: group sha=abc complete with q (2/2): runs note -> echo dev" in out, out
+
+
+def test_a_part_in_rule_tests_and_fmt(part_rules: Path) -> None:
+    part_rules.write_text(PART_RULES + '''
+test "the short sha":
+    given github.push sha="0123456789abcdef"
+    expect short with text="0123456"
+
+test "a branch with a slash":
+    given http.post path="/hooks/ci" payload.ref="refs/heads/fix/login"
+    expect branch with text="fix/login"
+''')
+    result = invoke("test", str(part_rules))
+    assert result.exit_code == 0 and "2 passed, 0 failed" in result.output, result.output
+    assert invoke("fmt", str(part_rules)).exit_code == 0
+    text = part_rules.read_text()
+    assert r"<payload.ref ~ /^refs\/heads\/(.+)$/>" in text and "<sha ~ /^.{7}/>" in text
+    assert r"<payload.pull_request.labels.*.name ~ /^(?:area\/)?(b.*)$/i>" in text
+    assert invoke("check", "--strict", str(part_rules)).exit_code == 0
+
+
+def test_a_part_is_refused_where_it_cannot_work(tmp_path: Path) -> None:
+    got = diagnostics(tmp_path, '''secret s = env "S"
+source github secret=s
+action note(text="") = exec "echo" text
+a: on github.push run note with <sha ~ /(a)(b)/>
+b: on github.push run note with <forced ~ /t/>
+c: on github.push run note with <sha ~ /(/>
+d: on github.push run note with <sha> dedupe <sha ~ /^.{7}/> for 1h
+e: on all(github.push as p, github.pull_request as q) same <sha ~ /x/> within 1h run note with <p.sha>
+''')
+    assert [(code, line) for code, line, _, _ in got] == [
+        ("TRG301", 4), ("TRG205", 5), ("TRG301", 6), ("TRG204", 7), ("TRG204", 8)]
+    assert "(?:...)" in got[0][3] and "<forced>" in got[1][3] and "write <sha>" in got[3][3]
+
+
+def test_a_part_in_a_served_run(tmp_path: Path) -> None:
+    """A real serve: the http route's run gets the branch of the ref, in argv and env."""
+    rules = tmp_path / "rules.trg"
+    rules.write_text('''secret s = env "S"
+source http path="/hooks/*" token=s
+action note(branch) = shell "echo branch=$TRG_INPUT_BRANCH"
+r: on http.post path="/hooks/ci" run note with <payload.ref ~ /^refs\\/heads\\/(.+)$/>
+''')
+    srv = Server(rules, tmp_path / "state", env={"S": SECRET}).start()
+    try:
+        code, answer = post_bytes(srv.url + "/hooks/ci", json.dumps({"ref": "refs/heads/feature/x"}).encode(),
+                                  {"Authorization": "Bearer " + SECRET})
+        assert code == 202 and len(answer["runs"]) == 1, answer
+        runs = srv.wait_runs(lambda rs: done(rs, 1), "the run to end")
+        assert [(r["status"], r["inputs"]) for r in runs] == [("succeeded", {"branch": "feature/x"})]
+        assert "branch=feature/x" in invoke("logs", str(runs[0]["id"]), "--state", str(srv.state)).output
+    finally:
+        srv.stop()
+        srv.ensure_dead()
+
+
 # --------------------------------------------------------------------------- the README's worked examples
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -334,11 +433,12 @@ def test_the_tekton_example_on_real_deliveries(tmp_path: Path) -> None:
     body["pull_request"]["labels"].append({"name": "ok-to-test"})
     ok = _event_file(tmp_path, "ok.json", body)
     assert inputs_of(rules, ok, "--github", "pull_request") == {"pr": {
-        "revision": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "url": "https://github.com/Codertocat/Hello-World.git"}}
+        "revision": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "url": "https://github.com/Codertocat/Hello-World.git",
+        "short": "ec26c3e"}}
     assert matched(rules, GH / "push-tag-deleted.json", "--github", "push") == []  # deleted=false
     assert inputs_of(rules, GL / "push.json", "--gitlab", "Push Hook") == {"gl_push": {
         "revision": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7",
-        "url": json.loads((GL / "push.json").read_text())["project"]["git_http_url"]}}
+        "url": json.loads((GL / "push.json").read_text())["project"]["git_http_url"], "short": ""}}
     assert matched(rules, GL / "tag_push.json", "--gitlab", "Tag Push Hook") == []
 
 
@@ -426,10 +526,10 @@ def test_the_tekton_example_served_with_signed_deliveries(tmp_path: Path) -> Non
         runs = srv.wait_runs(lambda rs: done(rs, 2), "two pipelines to end")
         url = json.loads(gl)["project"]["git_http_url"]
         assert _summary(runs) == sorted([
-            ("pr", "succeeded", json.dumps({"revision": "ec26c3e57ca3a959ca5aad62de7213c562f8c821",
+            ("pr", "succeeded", json.dumps({"revision": "ec26c3e57ca3a959ca5aad62de7213c562f8c821", "short": "ec26c3e",
                                             "url": "https://github.com/Codertocat/Hello-World.git"}, sort_keys=True)),
-            ("gl_push", "succeeded", json.dumps({"revision": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", "url": url},
-                                                sort_keys=True))])
+            ("gl_push", "succeeded", json.dumps({"revision": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", "short": "",
+                                                 "url": url}, sort_keys=True))])
     finally:
         srv.stop()
         srv.ensure_dead()

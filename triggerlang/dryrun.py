@@ -246,7 +246,7 @@ def _match_json(rule, actions: dict, shapes: dict, encode) -> tuple:
     from json.encoder import encode_basestring as quote
 
     start = '{"rule":' + quote(rule.name) + ',"action":' + quote(rule.action) + ',"inputs":{'
-    key = (rule.action, tuple((k, b["field"]) if "field" in b else (k, None, repr(b.get("value")))
+    key = (rule.action, tuple((k, b["field"], b.get("regex"), b.get("flags")) if "field" in b else (k, None, repr(b.get("value")))
                               for k, b in rule.args.items()))
     make = shapes.get(key)
     if make is None:
@@ -256,11 +256,15 @@ def _match_json(rule, actions: dict, shapes: dict, encode) -> tuple:
 
 def _json_maker(action: dict, args: dict, encode, quote):
     from .actions import arg_text
+    from .compile.patterns import bound_value
     from .events import MISSING, get_path
 
     given = []   # (input, dotted path or None, literal value)
+    captures = {}   # input -> its binding, for <field ~ /re/>
     for param, b in args.items():
         given.append((param, tuple(b["field"].split(".")) if "field" in b else None, b.get("value")))
+        if "regex" in b:
+            captures[param] = b
     bound = {g[0] for g in given}
     order = []   # the inputs in bind_inputs' order: (input, from the rule's arguments?, default)
     for prm in action.get("params") or []:
@@ -295,7 +299,10 @@ def _json_maker(action: dict, args: dict, encode, quote):
             if path is None:
                 got[param] = literal
             else:
-                v = data.get(path[0], MISSING) if len(path) == 1 else get_path(data, path)
+                if param in captures:
+                    v = bound_value(data, captures[param])
+                else:
+                    v = data.get(path[0], MISSING) if len(path) == 1 else get_path(data, path)
                 got[param] = None if v is MISSING else v
         inputs = {}
         parts = []
@@ -318,6 +325,8 @@ def _json_maker(action: dict, args: dict, encode, quote):
             return ",".join(parts) + '},"argv":null}'
         return ",".join(parts) + '},"argv":[' + ",".join([quote(w) for w in argv]) + "]}"
 
+    if captures:
+        return general
     return _json_fast(given, order, words, argv_text, encode, quote, general) or general
 
 

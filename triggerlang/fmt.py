@@ -76,6 +76,8 @@ def fmt_value(v) -> str:
     if isinstance(v, A.Ref):
         return v.name
     if isinstance(v, A.Placeholder):
+        if v.pattern is not None:
+            return f"<{v.path.dotted} ~ {regex_literal(v.pattern.pattern, v.pattern.flags)}>"
         return f"<{v.path.dotted}>"
     if isinstance(v, A.Name):
         return v.value

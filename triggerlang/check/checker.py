@@ -772,8 +772,36 @@ class Checker:
     def arg_value(self, v: Any, ctx) -> dict:
         if isinstance(v, A.Placeholder):
             self.check_placeholder(v, ctx)
-            return {"field": v.path.dotted}
+            return self.captured({"field": v.path.dotted}, v, ctx)
         return {"value": plain(self.value(v))}
+
+    def captured(self, binding: dict, ph: A.Placeholder, ctx=None) -> dict:
+        """``binding`` with the regex of ``<field ~ /re/>`` (checked: valid, at most one
+        group, on a field that holds strings), if the placeholder has one."""
+        rx = ph.pattern
+        if rx is None:
+            return binding
+        try:
+            groups = compile_regex(rx.pattern, rx.flags).groups
+        except PatternError as e:
+            self.d.error("TRG301", str(e), rx.span, "regexes use Python's re syntax")
+            return binding
+        if groups > 1:
+            self.d.error("TRG301", f"the regex of <{ph.path.dotted} ~ ...> has {groups} groups: the input is one of them",
+                         rx.span, "keep one group, the part to pass, and make the others (?:...)")
+            return binding
+        typ = self.ftype(*ctx, ph.path.parts) if ctx is not None else None
+        if typ in (C.INT, C.NUMBER, C.BOOL, C.DURATION, C.MAP):
+            self.d.error("TRG205", f"'~' in a placeholder reads strings, and '{ph.path.dotted}' is "
+                         f"{TYPE_WORDS.get(typ, typ)}", rx.span, f"pass the value itself: <{ph.path.dotted}>")
+            return binding
+        return {**binding, "regex": rx.pattern, **({"flags": rx.flags} if rx.flags else {})}
+
+    def no_pattern(self, ph: A.Placeholder, where: str) -> None:
+        """TRG204: ``<field ~ /re/>`` outside a with argument (a dedupe or correlation key)."""
+        if ph.pattern is not None:
+            self.d.error("TRG204", f"{where} reads a field as it is: '~ /regex/' goes only in a with argument",
+                         ph.pattern.span, f"write <{ph.path.dotted}>")
 
     def check_placeholder(self, ph: A.Placeholder, ctx) -> None:
         if ctx is None:
@@ -906,6 +934,7 @@ class Checker:
                         pol["backoff"] = b
             elif p.kind == "dedupe":
                 self.check_placeholder(p.key, ctx)
+                self.no_pattern(p.key, "dedupe")
                 d = self.positive_duration(p.extra, "dedupe ... for")
                 pol["dedupe"] = {"field": p.key.path.dotted, "for": d}
         return pol

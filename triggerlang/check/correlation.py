@@ -281,6 +281,9 @@ class _Check:
                          + ("" if own else f"; give this member its own: key <FIELD>"),
                          related=[] if own else [(ph.span, f"the key <{ph.path.dotted}>")])
             return None
+        if ph.pattern is not None and ph.span not in reported:
+            reported.add(ph.span)
+            self.ck.no_pattern(ph, "a correlation key")
         if "*" in parts:
             if ph.span not in reported:
                 reported.add(ph.span)
@@ -656,7 +659,7 @@ def check_correlation(ck: Any, r: A.Rule) -> "CheckedRule":
     def value_of(v: Any) -> Any:
         if isinstance(v, A.Placeholder):
             b = c.binding(v, same)   # (a bad one was reported: bound anyway, so no TRG404 follows)
-            return {"invalid": v.path.dotted} if b is None else b
+            return {"invalid": v.path.dotted} if b is None else ck.captured(b, v)
         return {"value": _plain(ck.value(v))}
 
     if decl is None:

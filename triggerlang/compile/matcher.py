@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..events import MISSING, Event, get_path
-from .patterns import compile_glob, compile_regex, regex_literal
+from .patterns import bound_value, compile_glob, compile_regex, regex_literal
 
 Pred = Callable[[dict], bool]
 
@@ -266,7 +266,7 @@ class CompiledRule:
         out = {}
         for name, b in self.args.items():
             if "field" in b:
-                v = get_path(data, b["field"].split("."))
+                v = bound_value(data, b)
                 out[name] = None if v is MISSING else v
             else:
                 out[name] = b.get("value")

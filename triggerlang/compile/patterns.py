@@ -23,6 +23,9 @@ from __future__ import annotations
 import re
 import warnings
 from functools import lru_cache
+from typing import Any
+
+from ..events import MISSING, get_path
 
 
 class PatternError(ValueError):
@@ -108,6 +111,36 @@ def compile_regex(pattern: str, flags: str = "") -> re.Pattern:
         return _quiet_compile(pattern, f)
     except re.error as e:
         raise PatternError(f"invalid regex: {e.msg}", e.pos) from None
+
+
+def captured(value: Any, pattern: str, flags: str = "") -> Any:
+    """``<field ~ /re/>``'s value: what ``re`` finds in the string ``value`` (a search), its
+    first group when it has groups; for a list, that of each string element that matches.
+    ``MISSING`` when nothing matches (or the group took no part), as for a missing field."""
+    rx = compile_regex(pattern, flags)
+    if isinstance(value, list):
+        found = [c for c in (_capture(rx, x) for x in value) if c is not MISSING]
+        return found if found else MISSING
+    return _capture(rx, value)
+
+
+def _capture(rx: re.Pattern, value: Any) -> Any:
+    if not isinstance(value, str):
+        return MISSING
+    m = rx.search(value)
+    if m is None:
+        return MISSING
+    found = m.group(1) if rx.groups else m.group(0)
+    return MISSING if found is None else found
+
+
+def bound_value(data: dict, binding: dict) -> Any:
+    """An input taken from an event: the field of ``binding`` (``{"field": "a.b"}``) read in
+    ``data``, through its ``regex`` when it has one; ``MISSING`` when there is none."""
+    v = get_path(data, binding["field"].split("."))
+    if "regex" in binding and v is not MISSING:
+        return captured(v, binding["regex"], binding.get("flags", ""))
+    return v
 
 
 def regex_literal(pattern: str, flags: str = "") -> str:

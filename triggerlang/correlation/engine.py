@@ -44,6 +44,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..compile.patterns import captured
 from ..events import MISSING, Event, get_path, new_event_id
 from .clock import cron_next, iso
 from .spec import CorrRule, MemberIndex, is_correlation, key_text
@@ -667,8 +668,16 @@ def _binding(r: CorrRule, g: Group, events: dict[int, list[dict]], t: float, b: 
 
 
 def bind_inputs(r: CorrRule, g: Group, events: dict[int, list[dict]], t: float) -> dict:
-    """The run's inputs: each argument's binding (§11.4) over the group's events."""
-    return {name: _binding(r, g, events, t, b) for name, b in r.args.items()}
+    """The run's inputs: each argument's binding (§11.4) over the group's events, through
+    its regex for ``<alias.field ~ /re/>``."""
+    out = {}
+    for name, b in r.args.items():
+        v = _binding(r, g, events, t, b)
+        if "regex" in b and v is not None:
+            v = captured(v, b["regex"], b.get("flags", ""))
+            v = None if v is MISSING else v
+        out[name] = v
+    return out
 
 
 def _dedupe(r: CorrRule, g: Group, events: dict[int, list[dict]], t: float) -> str | None:

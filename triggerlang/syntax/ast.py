@@ -173,9 +173,11 @@ class FieldPath(Node):
 
 @node
 class Placeholder(Node):
-    """``<path>``: the value of an event field, bound when the rule runs."""
+    """``<path>``: the value of an event field, bound when the rule runs. ``<path ~ /re/>``
+    (``pattern``): the part of it the regex finds, its first group if it has one."""
     path: FieldPath
     span: Span = _span()
+    pattern: "Regex | None" = None
 
 
 Value = Union[Str, Num, Duration, Bool, Regex, ListLit, Ref]

@@ -357,8 +357,19 @@ class _Builder:
         span = t.span
         (line, col, off), (end_line, end_col, end_off) = span
         new = tuple.__new__
-        inner = new(Span, (new(Pos, (line, col + 1, off + 1)), new(Pos, (end_line, end_col - 1, end_off - 1))))
-        return A.Placeholder(A.FieldPath(tuple(t.value[1:-1].split(".")), inner), span)
+        text = t.value[1:-1]
+        if "~" not in text:
+            inner = new(Span, (new(Pos, (line, col + 1, off + 1)), new(Pos, (end_line, end_col - 1, end_off - 1))))
+            return A.Placeholder(A.FieldPath(tuple(text.split(".")), inner), span)
+        path, _, rest = text.partition("~")   # <path ~ /re/flags>: one line (no newline in the token)
+        n = len(path.rstrip())
+        inner = Span(Pos(line, col + 1, off + 1), Pos(line, col + 1 + n, off + 1 + n))
+        at = len(text) - len(rest.lstrip())   # where the regex starts, in text
+        body = rest.strip()
+        end = body.rfind("/")
+        where = Span(Pos(line, col + 1 + at, off + 1 + at), Pos(line, end_col - 1, end_off - 1))
+        pattern = A.Regex(body[1:end].replace("\\/", "/"), body[end + 1:], where)
+        return A.Placeholder(A.FieldPath(tuple(path.strip().split(".")), inner), span, pattern)
 
     # ---------------------------------------------------------------- filters
     def compare(self, span, children):
@@ -1392,7 +1403,8 @@ def _call_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     if lower in ("size", "length", "len"):
         return start, end, f"no method calls in a condition: {what}", f"'has {field}.0' holds when the list has an element"
     return start, end, f"no method calls in a condition: {what}", \
-        "conditions compare a field's value as it is (FIELD OP VALUE): test a part of a string with ~ /regex/"
+        "conditions compare a field's value as it is (FIELD OP VALUE): test a part of a string with ~ /regex/; " \
+        "an action's argument takes a part as <FIELD ~ /prefix(part)/>"
 
 
 def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
