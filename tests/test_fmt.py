@@ -556,3 +556,10 @@ def test_a_rule_without_a_label_keeps_its_name_when_it_moves() -> None:
 
 def test_crlf_and_bom_are_normalised() -> None:
     assert fmt('\ufefflet a = 1\r\nlet b = 2\r\n') == "let a = 1\nlet b = 2\n"
+
+
+def test_two_boms_are_dropped_and_fmt_is_idempotent() -> None:
+    """Hypothesis found '\\ufeff\\ufeff ': fmt wrote '\\ufeff\\n', which formatted again to ''."""
+    once = fmt("\ufeff\ufeff ")
+    assert fmt(once) == once == fmt("")
+    assert fmt("\ufeff\ufefflet a = 1\n") == "let a = 1\n"

@@ -426,9 +426,12 @@ def _test_with_comments(t: A.TestBlock, comments: list[tuple[int, str, bool]], f
 
 
 def format_text(text: str, file: str = "<input>") -> tuple[str | None, Diagnostics]:
-    """The canonical text, or None with diagnostics when the file has syntax errors."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    """The canonical text, or None with diagnostics when the file has syntax errors.
+
+    Every byte-order mark at the start goes (a file saved twice by a BOM-adding editor has
+    two): fmt kept the second, which the next run took for the BOM and dropped, so
+    formatting the output again changed it."""
+    text = text.lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     module, diags = parse(text, file)
     if diags.has_errors:
