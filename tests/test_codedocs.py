@@ -144,3 +144,33 @@ def test_sarif_of_every_case_file_is_valid(monkeypatch: pytest.MonkeyPatch, sari
     sarif_validator.validate(doc)
     rules = doc["runs"][0]["tool"]["driver"]["rules"]
     assert len(rules) >= 40 and all(r["helpUri"].startswith(DOCS_URL + "#trg") for r in rules)
+
+
+# --------------------------------------------------------------------------- triggerc explain
+
+def test_explain_prints_the_docs_page_entry_of_each_code() -> None:
+    page = (ROOT / DOCS_PAGE).read_text(encoding="utf-8")
+    r = CliRunner().invoke(main, ["explain", "trg307", "209"])
+    assert r.exit_code == 0, r.output
+    entries = r.stdout.split("\n\n# ")
+    assert entries[0].startswith("# TRG307\n") and entries[1].startswith("TRG209\n")
+    # the same text as the page (prose re-wrapped for a terminal), the example's output included
+    section = page.split("\n## TRG307\n", 1)[1].split("\n## ", 1)[0]
+    assert " ".join(entries[0].split("\n", 1)[1].split()) == " ".join(section.split())
+    assert "warning[TRG307]: '=' compares exactly" in entries[0]
+    assert max(len(line) for line in entries[0].splitlines() if not line.startswith(("rules.trg", " "))) <= 88
+
+
+def test_explain_json_and_usage_errors() -> None:
+    r = CliRunner().invoke(main, ["explain", "--all", "--format", "json"])
+    assert r.exit_code == 0
+    got = json.loads(r.stdout)
+    assert [e["code"] for e in got] == list(CODES)
+    e = next(x for x in got if x["code"] == "TRG707")
+    assert e["severity"] == "error" and e["warning_cases"] and e["url"] == f"{DOCS_URL}#trg707"
+    assert "error[TRG707]" in e["output"] or "warning[TRG707]" in e["output"]
+    r = CliRunner().invoke(main, ["explain", "TRG3O7"])
+    assert r.exit_code == 2 and "TRG3O7: no such code (did you mean TRG307?)" in r.stderr
+    for args in ([], ["--all", "TRG101"]):
+        r = CliRunner().invoke(main, ["explain", *args])
+        assert r.exit_code == 2 and "give one or more codes" in r.stderr

@@ -256,6 +256,60 @@ def _print_statistics(diags: list[Diagnostic], fmt: str) -> None:
         click.echo(f"{n:>{width}}  {code}  {sev:<7}  {CODES.get(code, '')}")
 
 
+EXAMPLES_EXPLAIN = examples(
+    "triggerc explain TRG307",
+    "triggerc explain trg209 TRG105",
+    "triggerc explain --all --format json | jq '.[] | select(.severity == \"warning\") | .code'",
+)
+
+
+@main.command(epilog=EXAMPLES_EXPLAIN)
+@click.argument("codes", nargs=-1)
+@click.option("--all", "all_codes", is_flag=True, help="Every code.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: each code's entry of docs/diagnostics.md (Markdown); json: a list of objects.")
+def explain(codes: tuple[str, ...], all_codes: bool, fmt: str) -> None:
+    """What a diagnostic code means, how to fix it, an example and what check says about
+    it (as rustc --explain and ruff rule do). Exit 0, 2 for a code that is not one."""
+    from .check.checker import CODES
+    from .check.codedocs import CODE_DOCS, DOCS_URL, code_section, example_output
+    from .diagnostics import suggest
+
+    if all_codes == bool(codes):
+        usage_error("give one or more codes (TRG307), or --all")
+    wanted = list(CODES) if all_codes else []
+    for given in codes:
+        code = given.strip().upper()
+        if code.isdigit():
+            code = f"TRG{int(code):03d}"
+        if code not in CODES:
+            guess = suggest(code, list(CODES))
+            usage_error(f"{given}: no such code" + (f" (did you mean {guess}?)" if guess else "") +
+                        "; triggerc explain --all lists them")
+        wanted.append(code)
+    if fmt == "json":
+        _utf8_stdout()
+        click.echo(json.dumps([{"code": c, "title": CODES[c], "severity": CODE_DOCS[c].severity,
+                                "warning_cases": CODE_DOCS[c].warning_cases or None,
+                                "explanation": CODE_DOCS[c].explanation, "example": CODE_DOCS[c].example,
+                                "output": example_output(c), "url": f"{DOCS_URL}#{c.lower()}"}
+                               for c in wanted], indent=2, ensure_ascii=False))
+        return
+    click.echo("\n\n".join("\n".join([f"# {c}", ""] + _wrapped(code_section(c))) for c in wanted))
+
+
+def _wrapped(lines: list[str], width: int = 88) -> list[str]:
+    """Markdown lines with the prose wrapped for a terminal; code blocks as they are."""
+    import textwrap
+
+    out, code = [], False
+    for line in lines:
+        code ^= line.startswith("```")
+        out.extend([line] if code or line.startswith("```") or len(line) <= width else
+                   textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False))
+    return out
+
+
 def _compile_stdin(name: str | None, **kw):
     """The text on stdin, compiled as the file ``name`` (``--stdin-filename``) stands for."""
     from .api import compile_bytes
