@@ -174,3 +174,39 @@ def test_explain_json_and_usage_errors() -> None:
     for args in ([], ["--all", "TRG101"]):
         r = CliRunner().invoke(main, ["explain", *args])
         assert r.exit_code == 2 and "give one or more codes" in r.stderr
+
+
+# --------------------------------------------------------------------------- GitLab Code Quality
+
+def gitlab(*args: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> list:
+    monkeypatch.chdir(cwd)
+    r = CliRunner().invoke(main, ["check", "--format", "gitlab", *args])
+    assert r.exit_code in (0, 1), r.output
+    return json.loads(r.stdout)
+
+
+def test_gitlab_code_quality_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = git_repo(tmp_path / "repo")
+    (repo / "ci" / "rules dir").mkdir(parents=True)
+    a = repo / "ci" / "rules dir" / "a.trg"
+    a.write_text(BROKEN + 'on git.push branch="x/*" run deploy with <sha>\n'
+                 'on git.push branch="x/*" forced=true run deploy with <sha>\n')
+    report = gitlab("rules dir/a.trg", cwd=repo / "ci", monkeypatch=monkeypatch)
+    # what GitLab requires of each finding, paths relative to the repository's root
+    for f in report:
+        assert set(f) >= {"description", "check_name", "fingerprint", "severity", "location"}
+        assert f["location"]["path"] == "ci/rules dir/a.trg"
+        assert f["severity"] in ("major", "minor") and len(f["fingerprint"]) == 64
+    assert [(f["check_name"], f["severity"], f["location"]["lines"]["begin"]) for f in report] == [
+        ("TRG203", "major", 2), ("TRG105", "minor", 3), ("TRG307", "minor", 4), ("TRG307", "minor", 5)]
+    assert "did you mean 'branch'?" in report[0]["description"]
+    # two identical findings get two fingerprints; moving the lines keeps them all
+    prints = [f["fingerprint"] for f in report]
+    assert len(set(prints)) == 4
+    a.write_text("# a comment\n\n" + a.read_text())
+    moved = gitlab("rules dir/a.trg", cwd=repo / "ci", monkeypatch=monkeypatch)
+    assert [f["fingerprint"] for f in moved] == prints
+    assert [f["location"]["lines"]["begin"] for f in moved] == [4, 5, 6, 7]
+    # a clean file: an empty report, which GitLab reads as no findings
+    (repo / "ok.trg").write_text('action a = exec "true"\non git.push run a\n')
+    assert gitlab("ok.trg", cwd=repo, monkeypatch=monkeypatch) == []

@@ -162,6 +162,7 @@ EXAMPLES_CHECK = examples(
     "triggerc check --strict .                 # every .trg under the folder",
     "triggerc check --format github rules/      # annotations in a GitHub Actions job",
     "triggerc check --format sarif --exit-zero . > triggerc.sarif",
+    "triggerc check --format gitlab --exit-zero . > gl-code-quality.json",
     "triggerc check --statistics 'rules/**/*.trg'",
     "triggerc check --strict --ignore TRG209 rules/  # routes whose proxy checks the sender",
     "git show HEAD:rules.trg | triggerc check - --stdin-filename rules.trg",
@@ -170,8 +171,9 @@ EXAMPLES_CHECK = examples(
 
 @main.command(epilog=EXAMPLES_CHECK)
 @click.argument("files", nargs=-1, required=True)
-@click.option("--format", "--output-format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]),
-              default="text", show_default=True, help="Output format for diagnostics.")
+@click.option("--format", "--output-format", "fmt",
+              type=click.Choice(["text", "json", "github", "gitlab", "sarif"]), default="text", show_default=True,
+              help="Output format for diagnostics (gitlab: a Code Quality report).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1 on any diagnostic).")
 @click.option("--exit-zero", is_flag=True,
               help="Exit 0 even when there are problems (a usage error still exits 2): to report, not gate.")
@@ -226,6 +228,10 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
         click.echo(render_json(all_diags), nl=False)
     elif fmt == "github":
         click.echo(render_github(all_diags), nl=False)
+    elif fmt == "gitlab":
+        from .diagnostics import render_gitlab
+
+        click.echo(render_gitlab(all_diags), nl=False)
     else:
         from .check.codedocs import rule_metadata
 

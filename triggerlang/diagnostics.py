@@ -361,6 +361,38 @@ def _artifact_location(file: str, root: Path) -> dict:
     return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
 
 
+def render_gitlab(diags: Iterable[Diagnostic], root: Path | None = None) -> str:
+    """GitLab's Code Quality report (a Code Climate subset: ``artifacts:reports:codequality``),
+    which the merge request shows as new and resolved findings.
+
+    Paths are relative to ``root`` (default :func:`source_root`, the git work tree) as GitLab
+    wants them. An error is ``major``, a warning ``minor``. The fingerprint, by which GitLab
+    tells a finding of the merge request from the same one on the target branch, hashes the
+    path, the code, the message and how many identical findings came before it in the file:
+    not the line, so a finding does not show as fixed and new again when lines above it move.
+    """
+    import hashlib
+    from urllib.parse import unquote
+
+    root = root or source_root()
+    seen: dict[tuple[str, str, str], int] = {}
+    out = []
+    for d in diags:
+        loc = _artifact_location(d.file, root)
+        path = unquote(loc["uri"]) if loc.get("uriBaseId") else d.file
+        key = (path, d.code, d.message)
+        n = seen[key] = seen.get(key, -1) + 1
+        out.append({
+            "type": "issue",
+            "check_name": d.code,
+            "description": d.message + (f" ({d.hint})" if d.hint else ""),
+            "severity": "major" if d.is_error else "minor",
+            "fingerprint": hashlib.sha256("\0".join((*key, str(n))).encode("utf-8")).hexdigest(),
+            "location": {"path": path, "lines": {"begin": d.span.start.line, "end": d.span.end.line}},
+        })
+    return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
+
+
 def _sarif_location(file: str, span: Span, root: Path) -> dict:
     return {"physicalLocation": {
         "artifactLocation": _artifact_location(file, root),
