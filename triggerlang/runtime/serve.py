@@ -548,7 +548,7 @@ def lock_state_dir(state_dir: Path) -> int:
 def warn_if_open_to_others(state_dir: Path) -> None:
     """A warning when users other than the owner (and its group) may enter the state folder:
     it holds the events' payloads and the runs' logs. ``serve`` creates it 0700; one that
-    existed keeps its mode (a group may be given it on purpose), as does systemd's
+    existed keeps its mode (serve changes no mode it did not set), as does systemd's
     ``StateDirectory=`` unless ``StateDirectoryMode=0700`` says otherwise."""
     try:
         mode = state_dir.stat().st_mode & 0o777
