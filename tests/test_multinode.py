@@ -327,7 +327,8 @@ def test_a_worker_under_systemd_says_ready_and_stopping(cluster: Cluster, monkey
         assert ready["STATUS"].startswith("worker ") and "claiming runs from" in ready["STATUS"], ready
         ns.next("WATCHDOG")
         w.signal(signal.SIGTERM)
-        assert ns.next("STOPPING")["STOPPING"] == "1"
+        stopping = ns.next("STOPPING")
+        assert stopping["EXTEND_TIMEOUT_USEC"] == str((10 + 10) * 1_000_000), stopping  # --grace and a margin
         assert w.proc.wait(DEADLINE) == 0, w.log()
     finally:
         ns.close()

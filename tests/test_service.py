@@ -76,7 +76,8 @@ def test_type_notify_ready_once_listening_reloading_then_ready_and_stopping(
     s.wait_log("reloaded ")
     assert post(s, "/e", {}).status_code == 202
     s.proc.send_signal(signal.SIGTERM)
-    assert notify_socket.next("STOPPING")["STOPPING"] == "1"
+    stopping = notify_socket.next("STOPPING")
+    assert stopping["EXTEND_TIMEOUT_USEC"] == str((10 + 10) * 1_000_000), stopping  # --grace (10 s) and a margin
     assert s.proc.wait(DEADLINE) == 0, s.tail()
     s._fh.close()
 

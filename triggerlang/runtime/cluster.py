@@ -51,7 +51,7 @@ from .engine import Rules, StartError, dedupe_key_of, paths_params, resolve_secr
 from .executor import STOP_KILL_GRACE, RunningAction, RunRequest, start_action, stop_actions, stop_on_signals
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, SETTLE, LoopGuard, depth_reason,
                     paused_skip_reason, resume as resume_rule)
-from .notify import Notifier
+from .notify import STOP_MARGIN, Notifier
 from .store import Intent, RunRow, StoreError
 
 log = logging.getLogger("triggerlang")
@@ -673,7 +673,7 @@ async def _work(store_url: str, opts: WorkerOptions, migrate: bool, reap_interva
         watchdog = asyncio.create_task(notify.watchdog())  # from the loop: a stuck loop stops pinging
         await stop.wait()
         log.info("stopping: no new runs are claimed")
-        notify.stopping()
+        notify.stopping(needs=opts.grace + STOP_MARGIN)
     finally:
         await worker.drain(opts.grace, now)
         if watchdog is not None:

@@ -9,7 +9,9 @@ that starts with ``@`` is in the abstract namespace); the service sends it newli
 - ``RELOADING=1`` with ``MONOTONIC_USEC=`` (``CLOCK_MONOTONIC``, as ``Type=notify-reload``
   requires) when a reload begins: every SIGHUP/SIGUSR1, and a change of the rules file
   that is loaded;
-- ``STOPPING=1`` when a stop begins;
+- ``STOPPING=1`` when a stop begins, with ``EXTEND_TIMEOUT_USEC`` for ``--grace`` and the
+  time it takes to stop the runs after it (:data:`STOP_MARGIN`), so that a ``--grace``
+  longer than ``TimeoutStopSec=`` is not cut short by systemd's SIGKILL;
 - ``WATCHDOG=1`` every half of ``WATCHDOG_USEC`` (when it is set, and ``WATCHDOG_PID``,
   if set, is this process), from the event loop: a loop that is stuck stops pinging and
   the service manager restarts the service.
@@ -34,7 +36,8 @@ from typing import MutableMapping
 
 log = logging.getLogger("triggerlang")
 
-ENV_NAMES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+STOP_MARGIN = 10.0
+"""Seconds a stop may take past ``--grace``: the runs' SIGTERM, SIGKILL 2 s later, the journal closed."""
 
 
 class Notifier:
@@ -91,8 +94,14 @@ class Notifier:
         self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
                   "STATUS=reloading the rules")
 
-    def stopping(self, status: str = "stopping") -> None:
-        self.send("STOPPING=1", f"STATUS={status}")
+    def stopping(self, status: str = "stopping", needs: float | None = None) -> None:
+        """``STOPPING=1``; with ``needs`` (seconds), also ``EXTEND_TIMEOUT_USEC``: the stop may
+        take that long (a ``--grace`` longer than ``TimeoutStopSec=``; systemd only ever
+        lengthens its timeout with it)."""
+        lines = ["STOPPING=1", f"STATUS={status}"]
+        if needs is not None:
+            lines.append(f"EXTEND_TIMEOUT_USEC={int(needs * 1_000_000)}")
+        self.send(*lines)
 
     def status(self, status: str) -> None:
         self.send(f"STATUS={status}")

@@ -54,7 +54,7 @@ from .engine import MAX_BACKLOG, MAX_PARALLEL, Engine, StartError, resolve_secre
 from .executor import close_spawner, pidfd_child_watcher, restore_child_watcher, stop_on_signals
 from .journal import Journal
 from .loops import DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS
-from .notify import Notifier
+from .notify import STOP_MARGIN, Notifier
 from .store import StoreError as JournalError
 
 log = logging.getLogger("triggerlang")
@@ -588,7 +588,7 @@ async def _run(rules_path: Path, opts: ServeOptions) -> int:
         reload_task = asyncio.create_task(rt.reload_loop())
         await rt.stop_event.wait()
         log.info("stopping: no new events are accepted")
-        notify.stopping()
+        notify.stopping(needs=opts.grace + STOP_MARGIN)
         reload_task.cancel()
         await rt.stop()
         log.info("stopped cleanly")
