@@ -234,6 +234,38 @@ o: on http.post path="/o" run orphan
     assert "INFO stopped cleanly" in s.log() and "Traceback" not in s.log(), s.log()
 
 
+def test_as_pid_1_with_a_terminal_one_ctrl_c_is_one_graceful_stop(tmp_path: Path, serve) -> None:
+    # docker run -it: a Ctrl-C reaches serve once (not also forwarded by PID 1, which would
+    # make it the "second Ctrl-C" that kills the runs); docker stop's SIGTERM then is the second
+    _pid_namespace_or_skip(tmp_path)
+    s = serve("""
+action hang = shell "exec sleep 60"
+h: on http.post path="/hang" run hang
+""", "--grace", "60", start=False)
+    s.argv = lambda: ["unshare", "--pid", "--fork", "--mount-proc", "setsid", "--ctty",  # type: ignore[method-assign]
+                      *Server.argv(s)]
+    master, slave = pty.openpty()
+    try:
+        s.start(stdin=slave)
+    finally:
+        os.close(slave)
+    try:
+        post(s, "/hang", {})
+        s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
+        os.write(master, b"\x03")  # Ctrl-C on the container's terminal
+        s.wait_log("press Ctrl-C again to stop now")
+        time.sleep(1.0)  # a second SIGINT would have come at once (the assertion is on its absence)
+        assert "stopping now" not in s.log() and s.proc.poll() is None, s.tail()
+        pid1 = int(Path(f"/proc/{s.proc.pid}/task/{s.proc.pid}/children").read_text().split()[0])
+        os.kill(pid1, signal.SIGTERM)  # forwarded: the second one
+        assert s.proc.wait(DEADLINE) == 0, s.tail()
+    finally:
+        os.close(master)
+    s._fh.close()
+    assert "stopping now: 1 run(s) stopped and marked interrupted" in s.log(), s.log()
+    assert [r["status"] for r in journal_runs(s.state)] == ["interrupted"]
+
+
 # =========================================================================== the state folder
 
 def test_the_state_folder_is_created_for_its_owner_only(tmp_path: Path, serve) -> None:
