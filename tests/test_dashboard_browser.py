@@ -239,6 +239,8 @@ def test_events_are_paged_and_each_table_filters_its_own(serve: Serve, browser) 
     assert shown == newest_first  # three pages, no event twice, none missing
     assert f"token={DASH_TOKEN}" in page.url and "before=" in page.url
     page.click("text=newest")
+    page.wait_for_url(lambda url: "before=" not in url)  # the click only starts the navigation
+    page.wait_for_load_state()
     assert page.eval_on_selector_all("#events tr[data-event]", "rows => rows.map(r => r.dataset.event)") == \
         newest_first[:3]
 
