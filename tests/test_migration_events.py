@@ -185,6 +185,8 @@ HINT_CASES = [
      'not payload.pull_request.labels.*.name = "wip"'),
     ("header.match('X-GitHub-Event', 'pull_request')", "no method calls in a condition: 'match(...)'",
      'headers.x-github-event = "pull_request"'),
+    ("payload.action in ['opened','synchronize', \"reopened\"]", "strings are in double quotes",
+     'payload.action in ["opened", "synchronize", "reopened"]'),
     ("payload.action in ('opened', 'synchronize')", "a list is written in [ ]",
      'payload.action in ["opened", "synchronize"]'),
     ("payload.commits[*].modified ~ \"src/**\"", "'[*]' is written '.*'", None),

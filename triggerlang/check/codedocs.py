@@ -60,7 +60,11 @@ CODE_DOCS: dict[str, CodeDoc] = {
         reserved word used as a name, or a value where none is allowed. Only that declaration
         is lost; the rest of the file is still read. The hint lists what was expected
         there, or, for a misspelled keyword (`rnu`, `wiht`, `debounse`), the keyword that
-        makes the declaration read.""",
+        makes the declaration read. A condition or argument written in another tool's
+        language gets the text to write in its place: CEL's `==`, `&&`, `'quotes'`,
+        `body.ref.startsWith('refs/tags/')` and `labels.exists(l, l.name == 'x')`,
+        JSONPath's `$.ref` and `commits[*]`, a Tekton binding `$(body.x)`, an Argo
+        template `{{ .Input.body.x }}`.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch= run deploy\n'
                  'on git.push branch="main" run deploy\n'),

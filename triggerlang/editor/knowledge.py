@@ -40,7 +40,8 @@ KEYWORD_DOCS: dict[str, str] = {
     "on": "`[LABEL:] on TRIGGER [FILTER] run ACTION [with ARGS] [POLICIES]`: a rule",
     "test": '`test "name":` then `given ...` and `expect ...` lines: a rule test (SPEC §10)',
     "run": "`run ACTION [with ARGS]`: the action the rule runs",
-    "with": "`with ARGS`: the action's arguments, positional or `name=value`; `<field>` is an event field",
+    "with": "`with ARGS`: the action's arguments, positional or `name=value`; `<field>` is an event field, "
+            "`<field ~ /re/>` the part of it the regex finds (its group, if it has one)",
     "has": "`has FIELD`: the field is present and not null",
     "not": "`not CONDITION`",
     "and": "both conditions hold (conditions side by side are joined by `and`)",

@@ -1309,6 +1309,8 @@ _EXISTS = re.compile(r"\(\s*([A-Za-z_]\w*)\s*,\s*\1\.([A-Za-z0-9_.\-]+)\s*(==|!=
 _HEADER_MATCH = re.compile(r"\(\s*" + _QUOTED + r"\s*,\s*" + _QUOTED + r"\s*\)")
 _BRACKET = re.compile(r"\[\s*(\*|\d+|'[^'\n]*'|\"[^\"\n]*\")\s*\]")
 _SINGLE_QUOTED = re.compile(r"'((?:\\.|[^'\\\n])*)'")
+_QUOTED_LIST = re.compile(r"""\[((?:\s*(?:'[^'\\\n,]*'|"[^"\\\n,]*")\s*,)*\s*(?:'[^'\\\n,]*'|"[^"\\\n,]*")\s*,?\s*)\]""")
+"""A list of quoted strings without commas or escapes in them, some in single quotes."""
 
 
 def _re_literal(text: str) -> str:
@@ -1428,6 +1430,11 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     if chunk[at] == "'":
         m = _SINGLE_QUOTED.match(chunk, at)
         if m is not None:
+            whole = _QUOTED_LIST.match(chunk, chunk.rfind("[", 0, at)) if "[" in chunk[:at] else None
+            if whole is not None and whole.start() < at < whole.end():   # ['opened', 'synchronize']: the whole list
+                items = _SINGLE_QUOTED.sub(lambda q: _str_literal(q.group(1)), whole.group(1))
+                items = ", ".join(x.strip() for x in items.split(","))
+                return whole.start(), whole.end(), "strings are in double quotes", f"write [{items}]"
             return at, m.end(), "strings are in double quotes", f"write {_str_literal(m.group(1))}"
     if chunk.startswith("$(", at) or chunk.startswith("{{", at) or chunk[at] == "<":
         close = {"$": ")", "{": "}}", "<": ">"}[chunk[at]]
