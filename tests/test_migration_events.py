@@ -558,3 +558,24 @@ def test_the_jenkins_example_served_with_its_token(tmp_path: Path) -> None:
     finally:
         srv.stop()
         srv.ensure_dead()
+
+
+def test_a_header_written_as_the_sender_documents_it(tmp_path: Path) -> None:
+    """Jenkins' genericHeaderVariables name `X-GitHub-Event`; `headers.X-GitHub-Event` in a
+    rule checked clean and never matched (events carry header names in lower case), and
+    `<headers.X-Request-Id>` was always "". Header names are case-insensitive now."""
+    rules = tmp_path / "h.trg"
+    rules.write_text('secret s = env "S"\nsource http path="/hooks/*" token=s\n'
+                     'action note(text="") = exec "echo" text\n'
+                     'r: on http.post path="/hooks/x" headers.X-GitHub-Event="push" run note with <headers.X-Request-Id>\n'
+                     'test "the sender\'s spelling":\n'
+                     '    given http.post path="/hooks/x" headers.X-GitHub-Event="push" headers.X-Request-Id="r1"\n'
+                     '    expect r with text="r1"\n')
+    assert invoke("check", "--strict", str(rules)).exit_code == 0
+    ev = _event_file(tmp_path, "e.json", {"source": "http", "type": "post", "data": {
+        "path": "/hooks/x", "headers": {"x-github-event": "push", "x-request-id": "r1"}}})
+    assert inputs_of(rules, ev) == {"r": {"text": "r1"}}
+    result = invoke("test", str(rules))
+    assert result.exit_code == 0 and "1 passed, 0 failed" in result.output, result.output
+    assert invoke("fmt", str(rules)).exit_code == 0
+    assert 'headers.x-github-event="push" run note with <headers.x-request-id>' in rules.read_text()

@@ -280,6 +280,15 @@ class Tok(NamedTuple):
         return self.value
 
 
+def _header_case(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """``headers.X-GitHub-Event`` read as ``headers.x-github-event``: header names are
+    case-insensitive (RFC 9110), and events carry them in lower case, so a name written as
+    the sender's documentation writes it matched nothing."""
+    if len(parts) > 1 and parts[0] == "headers" and not parts[1].islower():
+        return (parts[0], parts[1].lower(), *parts[2:])
+    return parts
+
+
 class _Builder:
     """Children of a grammar rule -> AST node, shifting positions by ``line_off`` lines and
     ``pos_off`` characters (the declaration's place in the file, when it was parsed alone).
@@ -350,7 +359,7 @@ class _Builder:
         return A.Ref(str(children[0]), self.ts(children[0]))
 
     def field(self, span, children):
-        return A.FieldPath(tuple([c.value for c in children]), span)
+        return A.FieldPath(_header_case(tuple([c.value for c in children])), span)
 
     def placeholder(self, span, children):
         t = children[0]
@@ -360,7 +369,7 @@ class _Builder:
         text = t.value[1:-1]
         if "~" not in text:
             inner = new(Span, (new(Pos, (line, col + 1, off + 1)), new(Pos, (end_line, end_col - 1, end_off - 1))))
-            return A.Placeholder(A.FieldPath(tuple(text.split(".")), inner), span)
+            return A.Placeholder(A.FieldPath(_header_case(tuple(text.split("."))), inner), span)
         path, _, rest = text.partition("~")   # <path ~ /re/flags>: one line (no newline in the token)
         n = len(path.rstrip())
         inner = Span(Pos(line, col + 1, off + 1), Pos(line, col + 1 + n, off + 1 + n))
@@ -369,7 +378,7 @@ class _Builder:
         end = body.rfind("/")
         where = Span(Pos(line, col + 1 + at, off + 1 + at), Pos(line, end_col - 1, end_off - 1))
         pattern = A.Regex(body[1:end].replace("\\/", "/"), body[end + 1:], where)
-        return A.Placeholder(A.FieldPath(tuple(path.strip().split(".")), inner), span, pattern)
+        return A.Placeholder(A.FieldPath(_header_case(tuple(path.strip().split("."))), inner), span, pattern)
 
     # ---------------------------------------------------------------- filters
     def compare(self, span, children):
