@@ -5,6 +5,8 @@ source github secret=gh path="github"  # expect: TRG208@30
 source http port=99999  # expect: TRG208
 source http host=1 token="plain"  # expect: TRG208 TRG208
 source file rot="."  # expect: TRG208@13
+source http path="/x" query="token"  # expect: TRG208@23
+source http path="/y" token=gh query=""  # expect: TRG208@38
 source file ignore=["[a"] root="." root="x"  # expect: TRG208 TRG210 TRG302
 action deploy = shell "./deploy.sh"
 

@@ -413,7 +413,20 @@ class Checker:
                     self.glob_ok(g, opt.value.span)
             elif name == "allow":
                 self.allow_ok(val, opt.value)
+            elif name == "query":
+                self.query_ok(s, val, opt)
         self.one_verification(s, spec.name)
+
+    def query_ok(self, s: A.SourceDecl, param: str, opt: Any) -> None:
+        """``query="NAME"``: the query parameter a ``token=`` comes in (senders that can
+        only be given a URL); alone it would protect nothing, so it needs ``token=``."""
+        if not param:
+            self.d.error("TRG208", "query= names the query parameter the token comes in, not an empty one",
+                         opt.value.span, 'write query="token" (for ?token=...)')
+        elif not any(o.name.value == "token" for o in s.options):
+            self.d.error("TRG208", "query= names the query parameter a token= comes in: it needs token=",
+                         opt.name.span, f'add token=NAME (with secret NAME = env "VAR"): the sender calls '
+                                        f'...?{param}=<the secret>')
 
     def allow_ok(self, ranges: list[str], node: Any) -> None:
         """``allow=[...]``: addresses or CIDR ranges, at least one (an empty list would

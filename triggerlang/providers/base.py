@@ -346,13 +346,15 @@ class Verification:
     ``option`` is the ``source`` option that turns it on (``secret=``, ``token=``...);
     ``scheme`` a scheme of :data:`triggerlang.providers.verify.SCHEMES`; ``header`` the
     header written to the manifest (None: the scheme's own); ``custom_header``: the
-    ``header=`` option of the source declaration replaces it.
+    ``header=`` option of the source declaration replaces it; ``query_option``: the
+    declaration's ``query=NAME`` moves the secret to that query parameter (scheme ``query``).
     """
 
     option: str
     scheme: str
     header: str | None = None
     custom_header: bool = False
+    query_option: bool = False
 
 
 @dataclass(frozen=True, eq=False)

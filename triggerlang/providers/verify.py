@@ -13,6 +13,7 @@ the manifest carries ``{"scheme", "secret", "header"?}`` per route; the HTTP sou
 | ``hmac-sha1``, ``hmac-sha512`` | ``X-Signature`` or the route's ``header`` | the same with SHA-1 (``sha1=<hex>``), SHA-512 (``sha512=<hex>``): adnanh/webhook's ``payload-hmac-sha1``/``-sha512`` |
 | ``token`` | ``X-Gitlab-Token`` or the route's ``header`` | the header is the secret |
 | ``bearer`` | ``Authorization`` or the route's ``header`` | ``Bearer <secret>`` |
+| ``query`` | the query parameter the route names (``param``, ``token`` by default) | the parameter is the secret (adnanh/webhook's ``?token=``, Jenkins' Generic Webhook Trigger); the HTTP source drops it from the event |
 | ``standard`` | ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` | one ``v1,<base64>`` of the space-separated list is the HMAC of ``id.timestamp.body`` keyed with the base64 key after ``whsec_``, and the timestamp is within :data:`STANDARD_TOLERANCE` of now |
 
 Decision (gitea): when several signature headers are present, the first of the list is
@@ -182,6 +183,18 @@ def _bearer(secret: bytes, headers: Mapping[str, str], body: bytes, header: str 
     return None if ok and scheme.lower() == "bearer" else "bearer token does not match"
 
 
+def _in_query(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
+    return "the token is in the query string: the HTTP source checks it with query_token()"  # never by headers
+
+
+def query_token(secret: bytes, value: str | None, param: str) -> str | None:
+    """None if a query parameter's value (already percent-decoded, as UTF-8) is the secret,
+    else why not; constant-time, as every check here."""
+    if value is None:
+        return f"missing ?{param}= in the query string"
+    return None if hmac.compare_digest(secret, value.strip().encode("utf-8")) else "token does not match"
+
+
 def standard_key(secret: str) -> bytes:
     """The HMAC key of a Standard Webhooks secret: the base64 after ``whsec_``.
 
@@ -235,6 +248,7 @@ SCHEMES: dict[str, Scheme] = {
                           custom_header=True, what="HMAC-SHA512 signature"),
     "token": Scheme("token", ("x-gitlab-token",), _token, custom_header=True, what="shared token"),
     "bearer": Scheme("bearer", ("authorization",), _bearer, custom_header=True, what="bearer token"),
+    "query": Scheme("query", (), _in_query, what="token in the query string"),
     "standard": Scheme("standard", ("webhook-signature",), _standard, key=standard_key,
                        what="Standard Webhooks signature"),
 }

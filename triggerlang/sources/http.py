@@ -44,6 +44,8 @@ How a request is handled, in this order (each step answers before the next one r
    route or not) and ``Authorization``/``Cookie`` on every route, are then replaced by
    ``<redacted>`` in everything passed on (event ``headers``, the provider normaliser):
    the journal, runs and the dashboard never see a token, and never a signature either.
+   A route whose token comes as a query parameter (scheme ``query``: ``source http
+   token=S query="token"``) has that parameter left out of the event's ``query``.
 4. **Parsing** (400). Invalid JSON (``NaN``/``Infinity`` included, since they would make
    the journal write non-standard JSON), a body that is not a JSON object, a missing
    event header (the provider's ``event_headers``), an event-type or delivery-id header
@@ -152,6 +154,7 @@ from ..providers import REDACTED, get_provider, provider_names
 from ..providers.base import CREDENTIAL_HEADERS, single_header
 from ..providers.verify import SCHEMES, VERIFY_HEADERS, address_allowed, client_address, ip_range
 from ..providers.verify import check as verify_check
+from ..providers.verify import query_token
 from .base import Source, SourceContext, Submitted
 from .forms import FORM, fields, form_payload, media_type
 from .http_lean import Incoming, Reply, lean_protocol
@@ -180,6 +183,7 @@ class HttpRoute:
     allow: tuple[Any, ...] | None = None  # ip networks a client must be in (allow=[...]); None: any client
     reply: str | None = None  # the text/plain answer to a delivery that started a run (reply="...")
     json_fields: tuple[str, ...] = ()  # form fields that hold a JSON document (json_fields=[...])
+    param: str | None = None  # the query parameter holding the token (scheme "query"), dropped from the event
 
     def __repr__(self) -> str:  # the secret stays out of every log and traceback
         return f"HttpRoute({self.path!r}, {self.kind}, verify={self.scheme})"
@@ -220,7 +224,7 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
             if isinstance(ms, str) or not all(isinstance(m, str) and m for m in ms):
                 raise ValueError(f"http route {path}: methods must be a list of method names")
             methods = frozenset(m.upper() for m in ms)
-        scheme = header = None
+        scheme = header = param = None
         secret = b""
         verify = r.get("verify")
         if verify is not None:
@@ -233,6 +237,10 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
                 )
             if SCHEMES[scheme].custom_header and verify.get("header"):
                 header = str(verify["header"]).lower()
+            if scheme == "query":
+                param = verify.get("param") or "token"
+                if not isinstance(param, str):
+                    raise ValueError(f"http route {path}: verify param must be a query parameter's name")
             name = verify.get("secret")
             value = secrets.get(name) if isinstance(name, str) else None
             if not value:
@@ -263,7 +271,7 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
             except PatternError as e:
                 raise ValueError(f"http route {path}: {e}") from None
         routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex, allow, reply,
-                                tuple(json_fields)))
+                                tuple(json_fields), param))
     return routes
 
 
@@ -293,11 +301,15 @@ class RouteTable:
 # --------------------------------------------------------------------------- verification
 
 
-def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes) -> str | None:
+def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes, query: bytes = b"") -> str | None:
     """None if the request passes the route's check, else why not (no secret in the text).
-    ``headers`` must answer ``get`` for lower-case names (Starlette's Headers do)."""
+    ``headers`` must answer ``get`` for lower-case names (Starlette's Headers do);
+    ``query`` is the raw query string (a route whose token comes as ``?token=``)."""
     if route.scheme is None:
         return None
+    if route.param is not None:
+        value = fields(query.decode("latin-1")).get(route.param) if query else None
+        return query_token(route.secret, value, route.param)
     return verify_check(route.scheme, route.secret, headers, body, route.header)
 
 
@@ -590,7 +602,7 @@ class _Handlers:
     def handle(self, route: HttpRoute, inc: Incoming, answer: "Callable[[Reply], None]") -> None:
         """Verify (401), read (400) and submit the delivery; ``answer(reply)`` is called once,
         at once or when the events are committed."""
-        why = verify_request(route, inc.headers, inc.body)
+        why = verify_request(route, inc.headers, inc.body, inc.query)
         if why is not None:
             inc.verify = "failed"
             answer(self.reject(inc, route.path, 401, why))
@@ -607,7 +619,8 @@ class _Handlers:
                     return
             if route.reply is not None:
                 answer = partial(_replied, route.reply, answer)
-            self.accept([self._http_event(inc, headers, route.json_fields)], key, answer, inc=inc, route=route.path)
+            self.accept([self._http_event(inc, headers, route.json_fields, route.param)], key, answer, inc=inc,
+                        route=route.path)
             return
         self._webhook(route, inc, headers, answer)
 
@@ -642,12 +655,17 @@ class _Handlers:
                              "method": inc.method})
         return _problem(status, reason)
 
-    def _http_event(self, inc: Incoming, headers: Headers, json_fields: tuple[str, ...] = ()) -> Event:
+    def _http_event(self, inc: Incoming, headers: Headers, json_fields: tuple[str, ...] = (),
+                    token_param: str | None = None) -> Event:
+        """The event of a request on an http route; ``token_param``, the query parameter that
+        held the route's token, is left out (a secret is never journaled)."""
         try:
             payload = parse_json(inc.body)
         except ValueError:  # a form's fields (Slack's slash commands), else null
             payload = form_payload(inc.headers, inc.body, parse_json, json_fields)
         query = fields(inc.query.decode("latin-1")) if inc.query else {}
+        if token_param is not None:
+            query.pop(token_param, None)
         data = {
             "method": inc.method.upper(),
             "path": inc.path,

@@ -228,11 +228,14 @@ def active_providers(used: set[str], declared: set[str]) -> list[Provider]:
 
 def webhook_verify(verifications: tuple[Verification, ...], decl: Any, option: Callable[[Any, str], Any]) -> dict | None:
     """The manifest ``verify`` of a route: the first of ``verifications`` whose option the
-    declaration sets (``{"scheme", "secret"[, "header"]}``), or None."""
+    declaration sets (``{"scheme", "secret"[, "header"]}``, or ``{"scheme": "query",
+    "secret", "param"}`` for a token sent as a query parameter), or None."""
     if decl is None:
         return None
     for v in verifications:
         secret = option(decl, v.option)
+        if secret and v.query_option and option(decl, "query"):
+            return {"scheme": "query", "secret": secret, "param": option(decl, "query")}
         if secret:
             verify = {"scheme": v.scheme, "secret": secret}
             if v.header:
@@ -317,7 +320,7 @@ the text a delivery that started a run is answered with (adnanh/webhook's
 ``response-message``), and the form fields that hold JSON (its ``parse-parameters-as-json``)."""
 
 HTTP_VERIFICATIONS = (
-    Verification("token", "bearer", "Authorization"),
+    Verification("token", "bearer", "Authorization", query_option=True),
     Verification("hmac", "hmac", "X-Signature-256", custom_header=True),
     Verification("hmac_sha1", "hmac-sha1", "X-Signature", custom_header=True),
     Verification("hmac_sha512", "hmac-sha512", "X-Signature", custom_header=True),
@@ -338,7 +341,7 @@ HTTP = SourceKind(
         },
         raw=("payload", "headers", "query"),
         options={"path": STR, "token": SECRET, "hmac": SECRET, "hmac_sha1": SECRET, "hmac_sha512": SECRET,
-                 "standard": SECRET, "header": STR, "allow": LIST_STR, "reply": STR,
+                 "standard": SECRET, "header": STR, "query": STR, "allow": LIST_STR, "reply": STR,
                  "json_fields": LIST_STR, "host": STR,
                  "port": INT},
         listener="http",
