@@ -139,6 +139,30 @@ redeploy-webhook: on http.post path="/hooks/redeploy-webhook" payload.ref="refs/
     assert_checks_clean(out)
 
 
+def test_a_url_token_becomes_the_routes_secret_and_another_url_value_a_condition(tmp_path: Path) -> None:
+    # webhook's "?token=42" (a value match on a url parameter named like a secret): the route
+    # checks it (token= query=), so it is neither in the rules file nor journaled; ?env=prod is
+    # an ordinary condition; with a signature as well, the route checks the signature and the
+    # token match stays a condition (a route checks one way)
+    token = value_match("url", "token", SECRET)
+    hooks = [{"id": "deploy", "execute-command": "/srv/deploy.sh",
+              "trigger-rule": {"and": [token, value_match("url", "env", "prod")]}},
+             {"id": "signed", "execute-command": "/srv/deploy.sh",
+              "trigger-rule": {"and": [value_match("url", "key", OTHER_SECRET),
+                                       hmac_match("payload-hmac-sha256", "X-Signature", "h-m-a-c-0")]}}]
+    r, out = convert(tmp_path, hooks)
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert 'source http path="/hooks/deploy" token=deploy-secret query="token"\n' in text
+    assert 'deploy: on http.request path="/hooks/deploy" query.env="prod" run deploy\n' in text
+    assert SECRET not in text and SECRET not in r.output
+    assert r.stderr == ("triggerc: set DEPLOY_SECRET to the secret of hook deploy\n"
+                        "triggerc: set SIGNED_SECRET to the secret of hook signed\n")
+    assert 'source http path="/hooks/signed" hmac=signed-secret header="X-Signature"\n' in text
+    assert f'query.key="{OTHER_SECRET}"' in text
+    assert_checks_clean(out)
+
+
 def test_slack_form_hook_with_reply_and_environment(tmp_path: Path) -> None:
     r, out = convert(tmp_path, [SLACK])
     assert r.exit_code == 0 and r.stderr == (

@@ -223,6 +223,21 @@ def _expr(rule, holes: list[str], top: bool = False) -> str:
         return "TODO"
 
 
+URL_TOKEN_NAMES = frozenset({"token", "secret", "key", "apikey", "api_key", "api-key", "access_token", "auth",
+                             "password", "pass", "passwd", "hook_token", "webhook_token"})
+"""URL parameters whose ``value`` match is taken for a secret (``?token=42``): the route
+checks them (``token=S query="token"``) and never journals them. A value match on another
+parameter (``?env=prod``) stays a condition of the rule."""
+
+
+def _url_token(m: dict) -> bool:
+    param = m.get("parameter") if isinstance(m.get("parameter"), dict) else {}
+    return (m.get("type") == "value" and param.get("source") == "url" and isinstance(m.get("value"), str)
+            and bool(m["value"]) and isinstance(param.get("name"), str)
+            and param["name"].lower() in URL_TOKEN_NAMES and SEGMENT_RE.fullmatch(param["name"]) is not None
+            and ("{{" not in m["value"] or GETENV_RE.fullmatch(m["value"].strip()) is not None))
+
+
 def _typed(value: str) -> str | None:
     """The JSON number or boolean whose text (as webhook writes it: Go's ``%v``) is ``value``."""
     if value in ("true", "false"):
@@ -355,13 +370,19 @@ class _Converter:
     def trigger_rule(self, h: _Hook, hid: str, rule) -> None:
         if rule is None:
             return
-        for part in _conjuncts(rule):
+        parts = _conjuncts(rule)
+        signed = any((_match(p) or {}).get("type") in SIGNATURES for p in parts)
+        for part in parts:
             m = _match(part)
             ors = part.get("or") if isinstance(part, dict) and set(part) == {"or"} else None
             written = len(h.conditions)
             try:
                 if m is not None and m.get("type") in SIGNATURES:
                     self.signature(h, hid, m)
+                elif m is not None and not signed and "token" not in h.route and _url_token(m):
+                    # webhook's ?token=42: the route's secret, out of the rules file and the journal
+                    h.route["token"] = self.secret(h, hid, m["value"])
+                    h.route["query"] = fmt_string(m["parameter"]["name"])
                 elif m is not None and m.get("type") == "ip-whitelist":
                     self.allow(h, [m])
                 elif isinstance(ors, list) and ors and all((_match(o) or {}).get("type") == "ip-whitelist"
