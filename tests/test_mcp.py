@@ -84,7 +84,7 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
     calls = [
         ("check", {"path": str(rules)}),
         ("check", {"path": str(rules), "text": RULES + 'on git.push brnch="x" run deplo\n'}),
-        ("check", {"path": str(rules), "text": "let unused = 1\n", "strict": True}),
+        ("check", {"path": str(rules), "text": 'action a = exec "true"\non git.push run a\nlet unused = 1\n', "strict": True}),
         ("catalogue", {}),
         ("catalogue", {"source": "git", "event": "push"}),
         ("catalogue", {"source": "gti"}),

@@ -40,6 +40,7 @@ GRAMMAR_CASES: dict[str, tuple[str, str]] = {
     "start": ('let a = 1', 'let a = 1 2'),
     "decl": ('source git poll=1s', 'sauce git poll=1s'),
     "let_decl": ('let main = "main"', 'let main "main"'),
+    "include_decl": ('include "common.trg"', 'include common.trg'),
     "secret_decl": ('secret gh = env "GH_SECRET"', 'secret gh = vault "GH_SECRET"'),
     "source_decl": ('source github path="/gh" secret=gh', 'source github path'),
     "option": ('source http port=9000', 'source http port=9000 token'),

@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING, Callable
 from .check.checker import Program, check
 from .check.noqa import suppress
 from .compile.manifest import build_manifest
-from .diagnostics import Diagnostic, Diagnostics, Pos, Span
+from .diagnostics import Diagnostic, Diagnostics
+from .sourcefile import MAX_SOURCE_BYTES, SourceFileError, decode_source, read_source  # (the API's names too)
 from .syntax import ast as A
+from .syntax.includes import expand_includes, has_includes
 from .syntax.parser import parse
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-class SourceFileError(Exception):
-    """A rules file that cannot be read at all (missing, a folder, no permission)."""
 
 
 @dataclass
@@ -46,47 +44,6 @@ class Compiled:
         return not any(d.is_error for d in self.diagnostics)
 
 
-MAX_SOURCE_BYTES = 64 * 2**20
-"""The largest rules file read (64 MiB; 10,000 rules take about 0.6 MiB): past it, a file is
-not a rules file (``/dev/zero`` would be read until memory runs out)."""
-
-
-def read_source(path: str | os.PathLike) -> tuple[str | None, Diagnostics]:
-    """The text of a rules file, or None with a TRG004 diagnostic if it is not UTF-8.
-
-    Raises SourceFileError when the file cannot be opened, or is over :data:`MAX_SOURCE_BYTES`.
-    """
-    diags = Diagnostics(str(path))
-    try:
-        if os.path.isdir(path):
-            raise SourceFileError(f"{path} is a folder, not a rules file")
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_SOURCE_BYTES + 1)
-        if len(data) > MAX_SOURCE_BYTES:
-            raise SourceFileError(f"{path}: over {MAX_SOURCE_BYTES // 2**20} MiB, too large for a rules file")
-    except FileNotFoundError:
-        raise SourceFileError(f"{path}: no such file") from None
-    except PermissionError:
-        raise SourceFileError(f"{path}: permission denied") from None
-    except OSError as e:
-        raise SourceFileError(f"{path}: {e.strerror or e}") from None
-    return decode_source(data, diags)
-
-
-def decode_source(data: bytes, diags: Diagnostics) -> tuple[str | None, Diagnostics]:
-    """The text of a rules file's bytes, or None with a TRG004 diagnostic in ``diags`` if
-    they are not UTF-8."""
-    try:
-        return data.decode("utf-8"), diags
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        diags.error("TRG004", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
-                    Span(Pos(line, col, e.start), Pos(line, col + 1, e.start + 1)),
-                    "save the file as UTF-8")
-        return None, diags
-
-
 def companion_of(path: str | os.PathLike) -> str | os.PathLike | None:
     """For ``x_test.trg``, the ``x.trg`` beside it (if it exists), of the type given."""
     name = os.fspath(path)
@@ -98,8 +55,11 @@ def companion_of(path: str | os.PathLike) -> str | os.PathLike | None:
 
 
 def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
-                 imported: Program | None = None, tests: bool = True, warnings: bool = True) -> Compiled:
+                 imported: Program | None = None, tests: bool = True, warnings: bool = True,
+                 path: str | None = None) -> Compiled:
     """``tests=False`` leaves test blocks unchecked (``serve`` ignores them, SPEC §10).
+    ``path``: the file the text was read from, where its includes start (default: ``file``'s
+    name in ``base_dir``); the files they read are in ``Compiled.sources`` and the program.
     ``warnings=False``: the warnings may be left out when there is no error
     (:func:`~triggerlang.check.checker.check`).
 
@@ -113,11 +73,16 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
     try:
         module, diags = parse(text, file)
         base_dir = base_dir or os.getcwd()
+        if has_includes(module):
+            module = expand_includes(module, diags, path or os.path.join(base_dir, os.path.basename(file)))
         program = check(module, diags, imported, base_dir, tests, warnings)
         manifest = None
         if not diags.has_errors:
             manifest = build_manifest(program, base_dir, os.path.basename(os.path.normpath(file)))
-        return Compiled(file, text, module, program, manifest, suppress(diags.sorted(), {file: text}), {file: text})
+        sources = {file: text}
+        sources.update((f.name, f.text) for f in module.included)
+        # (a noqa comment in an included file leaves out that file's warnings)
+        return Compiled(file, text, module, program, manifest, suppress(diags.sorted(), sources), sources)
     finally:
         if paused:
             gc.enable()
@@ -152,7 +117,7 @@ def _compile_read(text: str | None, diags: Diagnostics, p: str, name: str, tests
         except SourceFileError:  # pragma: no cover - vanished between is_file() and open()
             main = None
     c = compile_text(text, name, os.path.dirname(os.path.realpath(p)), main.program if main else None, tests,
-                     warnings)
+                     warnings, p)
     c.main = main
     return c
 

@@ -217,6 +217,8 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
         c = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
         all_diags.extend(d for d in c.diagnostics if d.is_error or d.code not in ignored)
         sources.update(c.sources)
+    # a file two of FILES include (or one of FILES, included by another): its problems once
+    all_diags = list(dict.fromkeys(all_diags))
     if statistics:
         _print_statistics(all_diags, fmt)
     elif fmt == "text":
@@ -954,6 +956,9 @@ def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace
     path = Path(rules)
     if not path.exists():
         usage_error(f"{rules}: no such file")
+    if path.is_dir():  # (one program per serve: a file that includes the folder's files is that program)
+        usage_error(f"{rules} is a folder: serve runs one rules file; to run the files in it, serve a file "
+                    f"that includes them: include \"{rules.rstrip('/')}/*.trg\" (README: Rules in several files)")
     become_init_if_pid_1()  # docker run ... triggerc serve: reap the orphans (runtime/pid1.py)
     setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,

@@ -374,6 +374,8 @@ def fmt_decl(d, multiline: bool = False) -> list[str]:
         return fmt_rule(d, multiline)
     if isinstance(d, A.Let):
         return [f"let {d.name.value} = {fmt_value(d.value)}"]
+    if isinstance(d, A.Include):  # (formatted as written: fmt never reads the files it names)
+        return [f"include {fmt_string(d.path)}"]
     if isinstance(d, A.Secret):
         return [f"secret {d.name.value} = {d.kind} {fmt_string(d.ref)}"]
     if isinstance(d, A.SourceDecl):

@@ -51,6 +51,7 @@ CODES: dict[str, str] = {
     "TRG002": "unexpected end of a declaration",
     "TRG003": "invalid string escape",
     "TRG004": "file is not valid UTF-8 text",
+    "TRG005": "include names no rules file",
     "TRG101": "duplicate name",
     "TRG102": "unknown name",
     "TRG103": "unknown secret",
@@ -154,7 +155,7 @@ class Checker:
         self.with_tests = tests  # serve ignores test blocks (SPEC §10): it checks without them
         self.warnings = warnings
         self.d = diags
-        self.p = Program(file=module.file)
+        self.p = Program(file=module.file, included=module.included, include_globs=module.include_globs)
         self.imported = imported
         self.base_dir = base_dir  # the rules file's folder: test payload paths are relative to it
         self.let_decls: dict[str, A.Let] = {}
@@ -191,7 +192,9 @@ class Checker:
 
                 self.p.tests = check_tests(self, self.base_dir)
         else:  # their lets still count as used, so the warnings match `check`'s
-            self.used_lets.update(_refs_in_tests(self.m))
+            self.used_lets.update(_refs_in_tests(self.m.decls))
+        # (an included file's tests are its own, checked with it; what they use is used)
+        self.used_lets.update(_refs_in_tests(self.m.included_tests))
         if self.warnings or self.d.has_errors:  # (lints that only warn: see check())
             self.lint_identical()
             self.lint_loops()
@@ -215,10 +218,11 @@ class Checker:
             key = f"{kind}:{name}"
             if key in seen or (self.imported and self._imported_has(kind, name)):
                 first = seen.get(key)
-                where = f" (first declared on line {first[1].start.line})" if first else " (in the file under test)"
+                where = f" (first declared {_where(first[1], span, self.m.file, 'on')})" if first else " (in the file under test)"
                 there = first[1] if first else self.imported_span(kind, name)
                 self.d.error("TRG101", f"duplicate {kind} name '{name}'{where}", span,
-                             f"rename one of them: {kind} names are unique in a file",
+                             f"rename one of them: {kind} names are unique in a file"
+                             + (" and the files it includes" if self.m.included else ""),
                              [(there, f"{kind} '{name}' is first declared here")] if there else ())
                 continue
             seen[key] = (kind, span)
@@ -243,7 +247,7 @@ class Checker:
             return None
         span = decl.label.span if isinstance(decl, A.Rule) and decl.label else (
             decl.trigger.span if isinstance(decl, A.Rule) else decl.name.span)
-        return span.in_file(imp.file)
+        return span if span.file else span.in_file(imp.file)
 
     def _imported_has(self, kind: str, name: str) -> bool:
         imp = self.imported
@@ -1109,7 +1113,7 @@ class Checker:
             first = dupes.get(id(cr))
             if first is not None:
                 a = cr.ast
-                self.d.warning("TRG502", f"rule '{cr.name}' is identical to rule '{first.name}' (line {first.ast.span.start.line}): "
+                self.d.warning("TRG502", f"rule '{cr.name}' is identical to rule '{first.name}' ({_where(first.ast.span, a.span, self.m.file)}): "
                                "every event runs the action twice", a.label.span if a.label else a.trigger.span,
                                "remove one of them")
 
@@ -1207,13 +1211,22 @@ class Checker:
                                "change their rule= filters so that one of them does not follow the other's runs")
 
     def lint_unused(self) -> None:
+        """TRG105-108, for the declarations of the file being checked only: those an include
+        read are the included file's business (C warns of no unused declaration in a
+        header), and a file without rules of its own (nor a declaration lost to a syntax
+        error, which may have been one) is such a file, a library of declarations for the
+        files that include it (``common.trg``), checked alone."""
+        if not self.m.unparsed and not any(d.__class__ is A.Rule and d.span.file is None for d in self.m.decls):
+            return
         # a declaration dropped for a syntax error may be what uses a name: no second report
         unparsed = self.m.unparsed
         for name, decl in self.let_decls.items():
+            if decl.name.span.file is not None:
+                continue
             if name not in self.used_lets and name not in unparsed:
                 self.d.warning("TRG105", f"let '{name}' is never used", decl.name.span, "remove it, or use it in a rule")
         for decl in self.m.decls:
-            if decl.__class__ not in (A.Secret, A.ActionDecl) or decl.name.value in unparsed:
+            if decl.__class__ not in (A.Secret, A.ActionDecl) or decl.name.value in unparsed or decl.span.file:
                 continue
             if isinstance(decl, A.Secret) and decl.name.value not in self.used_secrets and self.p.secrets.get(decl.name.value) is decl:
                 self.d.warning("TRG106", f"secret '{decl.name.value}' is never used", decl.name.span,
@@ -1225,7 +1238,7 @@ class Checker:
         serving = {p.name for p in active_providers(used_sources, {s.kind.value for s in self.p.sources})}
         for s in self.p.sources:
             k = s.kind.value
-            if C.get_source(k) is None:
+            if C.get_source(k) is None or s.span.file is not None:
                 continue
             used = k in used_sources or k in serving or k in unparsed
             if not used:
@@ -1299,7 +1312,16 @@ def _eq_key(x: Any) -> Any:
     return (type(x).__name__, x) if not isinstance(x, list) else None
 
 
-def _refs_in_tests(module: A.Module) -> set[str]:
+def _where(span: Span, here: Span, main: str, on: str = "") -> str:
+    """``line N`` (``on line N`` with ``on``), or ``FILE:N`` (``in FILE:N``) when ``span``
+    is in another file than ``here`` (a declaration read by an include); ``span.file`` is
+    None in the file being checked, ``main``."""
+    if span.file == here.file:
+        return f"{on} line {span.start.line}".lstrip()
+    return f"{'in ' if on else ''}{span.file or main}:{span.start.line}"
+
+
+def _refs_in_tests(decls) -> set[str]:
     """Names referenced by values inside test blocks (a let used only by tests is used)."""
     out: set[str] = set()
 
@@ -1310,7 +1332,7 @@ def _refs_in_tests(module: A.Module) -> set[str]:
             for x in v.items:
                 walk(x)
 
-    for d in module.decls:
+    for d in decls:
         if isinstance(d, A.TestBlock):
             for g in d.givens:
                 for f in g.fields:

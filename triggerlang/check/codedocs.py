@@ -81,8 +81,15 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'on git.push branch="a\\qb" run deploy with "prod"\n'),
     "TRG004": _e("""The rules file is not valid UTF-8 (the diagnostic points at the first bad byte).
         Save it as UTF-8.""", None),
+    "TRG005": _e("""An `include` names no rules file: the file does not exist (the path is read
+        from the folder of the file that includes it), it is a folder (include its files
+        with a glob, `include "rules.d/*.trg"`), it is not a `.trg` file or it is a
+        `_test.trg` file, or a glob matches no file (an error, so that a typo does not leave
+        rules out unseen). See "Rules in several files" in the README.""",
+                 'include "comon.trg"\n'),
     "TRG101": _e("""Two lets, secrets, actions, rule labels or tests have the same name. Names are
-        unique in a file (and a `_test.trg` file shares the names of the file it tests).
+        unique in a file, and in the files it includes (and a `_test.trg` file shares the names
+        of the file it tests).
         Rename one of them.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'action deploy = shell "./deploy-v2.sh"\n'

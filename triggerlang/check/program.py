@@ -50,6 +50,8 @@ class Program:
     rules: list[CheckedRule] = field(default_factory=list)
     tests: list = field(default_factory=list)  # CheckedTest (check/tests.py), one per test block
     rule_asts: dict[str, A.Rule] = field(default_factory=dict)
+    included: tuple[A.IncludedFile, ...] = ()  # the files its includes read (A.Module)
+    include_globs: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def listeners(self) -> list[CheckedRule]:
         """What listens to events: every ordinary rule with a source, and every member of a

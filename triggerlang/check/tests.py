@@ -535,7 +535,7 @@ def _bind_expected(ck: Any, e: A.Expect, decl: A.ActionDecl) -> dict[str, Any]:
         return _to_json(ck.value(v))
 
     imported = ck.imported is not None and ck.imported.actions.get(decl.name.value) is decl
-    at = decl.name.span.in_file(ck.imported.file) if imported else decl.name.span
+    at = decl.name.span.in_file(ck.imported.file) if imported and not decl.name.span.file else decl.name.span
     return ck.match_args(e.args, params, what, value_of,
                          lambda: f"its parameters are ({', '.join(params)})" if params else "it takes no arguments",
                          related=((at, f"action '{decl.name.value}' is declared here"),))

@@ -17,6 +17,10 @@ Decisions
   ``api.py``, ``diagnostics.py``, so an edited checker never reads an old entry), the
   rules text, the display name, the absolute folder (both are in the manifest), and the
   text of the companion ``X.trg`` of an ``X_test.trg``. Any change makes a new key.
+- **Included files**: which files a file's ``include`` lines read is known only once it
+  is parsed, so they are not in the key: the entry records them (and each glob with the
+  files it matched) with a digest of their contents as compiled, and a hit whose files
+  differ on disk now (edited, gone, or a glob matching another set) is a miss.
 - **Plug-ins**: a compile that used a third-party provider or source kind (an entry
   point, or one registered at run time) is not cached: its code is not in the key, and an
   upgraded plug-in must never meet a manifest its old version produced. A compile that
@@ -47,7 +51,7 @@ from typing import Any
 from .. import usercache
 from ..usercache import default_cache_dir
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 MAX_ENTRIES = 64
 
 _fingerprint: str | None = None
@@ -115,7 +119,8 @@ def cache_key(text: bytes, display_name: str, base_dir: str, companion: bytes | 
 
 
 def load(cache_dir: Path, key: str) -> dict | None:
-    """The manifest cached under ``key``, or None (missing, foreign, corrupt)."""
+    """The manifest cached under ``key``, or None (missing, foreign, corrupt, or compiled
+    from included files that have changed since)."""
     body = usercache.read(cache_dir, f"{key}.json", key)
     if body is None:
         return None
@@ -128,14 +133,28 @@ def load(cache_dir: Path, key: str) -> dict | None:
     finally:
         if enabled:
             gc.enable()
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("rules"), list):
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("manifest"), dict):
+        return None
+    inputs = manifest.get("inputs")
+    if inputs is not None:
+        from ..sourcefile import current_inputs
+
+        try:
+            if current_inputs(inputs["files"], inputs["globs"]) != inputs["digest"]:
+                return None
+        except (KeyError, TypeError):
+            return None
+    manifest = manifest["manifest"]
+    if not isinstance(manifest.get("rules"), list):
         return None
     return manifest
 
 
-def store(cache_dir: Path, key: str, manifest: dict) -> bool:
-    """Write an entry (atomically); False when the cache cannot be used."""
-    body = json.dumps(manifest, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def store(cache_dir: Path, key: str, manifest: dict, inputs: dict | None = None) -> bool:
+    """Write an entry (atomically); False when the cache cannot be used. ``inputs``: the
+    included files the manifest was compiled from (:func:`included_inputs`)."""
+    body = json.dumps({"manifest": manifest, "inputs": inputs}, ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
     if not usercache.write(cache_dir, f"{key}.json", key, body):
         return False
     usercache.prune(cache_dir, "*.json", MAX_ENTRIES)
@@ -196,8 +215,21 @@ def load_or_compile(path: str | os.PathLike, cache_dir: Path | None, display_nam
         return CachedProgram(name, text, manifest, sources={name: text})
     c = _compile(path, display_name, warnings)
     if c.ok and c.manifest is not None and c.text == text and not _plugins_in_use():
-        store(cache_dir, key, c.manifest)
+        store(cache_dir, key, c.manifest, included_inputs(c))
     return c
+
+
+def included_inputs(c: Any) -> dict | None:
+    """The files the includes of a compile (and of its companion's) read, as compiled:
+    ``{"files": [...], "globs": [...], "digest": ...}``; None when there were none."""
+    from ..syntax.includes import included_digest
+
+    modules = [m for m in (c.module, c.main.module if c.main is not None else None) if m is not None]
+    files = [f.path for m in modules for f in m.included]
+    globs = [g for m in modules for g, _ in m.include_globs]
+    if not files and not globs:
+        return None
+    return {"files": files, "globs": globs, "digest": included_digest(modules)}
 
 
 def _plugins_in_use() -> bool:

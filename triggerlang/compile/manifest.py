@@ -24,6 +24,7 @@ Decisions:
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from ..actions import ActionError, action_kind
@@ -64,7 +65,7 @@ _BODIES = {A.ExecBody: _exec_body, A.ShellBody: _shell_body, A.HttpBody: _http_b
 """The manifest entry of each action body: a closed table over the AST's body types."""
 
 
-def _action_spec(a: A.ActionDecl, program: Program) -> dict:
+def _action_spec(a: A.ActionDecl, program: Program, files: dict[str, str]) -> dict:
     params = []
     for p in a.params:
         entry: dict[str, Any] = {"name": p.name.value}
@@ -74,7 +75,7 @@ def _action_spec(a: A.ActionDecl, program: Program) -> dict:
     write = _BODIES.get(type(a.body))
     if write is None:  # a new body type in the grammar without its entry here: a bug, say so
         raise TypeError(f"no manifest entry for an action body of type {type(a.body).__name__}")
-    spec: dict[str, Any] = {"params": params, "cwd": None, "env": {}, "span": _span(a.span), **write(a.body)}
+    spec: dict[str, Any] = {"params": params, "cwd": None, "env": {}, "span": _span(a.span, files), **write(a.body)}
     for o in a.options:
         if o.kind == "cwd":
             spec["cwd"] = o.value.value
@@ -83,8 +84,13 @@ def _action_spec(a: A.ActionDecl, program: Program) -> dict:
     return spec
 
 
-def _span(s) -> dict:
-    return {"line": s.start.line, "column": s.start.column, "end_line": s.end.line, "end_column": s.end.column}
+def _span(s, files: dict[str, str]) -> dict:
+    """A span as the manifest writes it; one in a file an include read also names that file
+    (``files``: from the name diagnostics give it to its path from ``base_dir``)."""
+    out = {"line": s.start.line, "column": s.start.column, "end_line": s.end.line, "end_column": s.end.column}
+    if s.file is not None:
+        out["file"] = files.get(s.file, s.file)
+    return out
 
 
 def build_manifest(program: Program, base_dir: str, file_name: str) -> dict:
@@ -97,27 +103,45 @@ def build_manifest(program: Program, base_dir: str, file_name: str) -> dict:
 
     written = [r for r in program.rules if r.source or r.correlation is not None]
     used_actions = {r.action for r in written}
-    actions = {n: _action_spec(a, program) for n, a in sorted(program.actions.items()) if n in used_actions}
+    files = {f.name: _relative(f.path, base_dir) for f in program.included}
+    actions = {n: _action_spec(a, program, files) for n, a in sorted(program.actions.items()) if n in used_actions}
     secrets = {n: {s.kind: s.ref.value} for n, s in sorted(program.secrets.items())}
 
-    return {
+    manifest = {
         "triggerlang": FORMAT_VERSION,
         "file": file_name,
         "base_dir": base_dir,
         "sources": sources,
         "secrets": secrets,
         "actions": actions,
-        "rules": [_rule_entry(r) for r in written],
+        "rules": [_rule_entry(r, files) for r in written],
     }
+    if program.included:  # (only then: a manifest without includes is as it always was)
+        manifest["includes"] = [_relative(f.path, base_dir) for f in program.included]
+        if program.include_globs:
+            manifest["include_globs"] = [_relative(g, base_dir) for g, _ in program.include_globs]
+    return manifest
 
 
-def _rule_entry(r) -> dict:
+def _relative(path: str, base_dir: str) -> str:
+    """``path`` from ``base_dir``, with '/' (the same manifest on every machine)."""
+    return os.path.relpath(path, base_dir).replace(os.sep, "/")
+
+
+def included_paths(manifest: dict) -> tuple[list[str], list[str]]:
+    """The absolute paths of the files a manifest's includes read, and of its globs."""
+    base = manifest.get("base_dir") or "."
+    return ([os.path.normpath(os.path.join(base, f)) for f in manifest.get("includes") or ()],
+            [os.path.normpath(os.path.join(base, g)) for g in manifest.get("include_globs") or ()])
+
+
+def _rule_entry(r, files: dict[str, str]) -> dict:
     if r.correlation is not None:
         # a correlation rule (§11.5): the ordinary matcher never selects it (no source, no
         # type); its members are matched by the correlation engine through their own index
         return {"name": r.name, "trigger": r.correlation, "source": None,
                 "sources": sorted({m.source for m in r.members if m.source}), "types": [], "filter": None,
-                "action": r.action, "args": r.args, "policies": r.policies, "span": _span(r.ast.span)}
+                "action": r.action, "args": r.args, "policies": r.policies, "span": _span(r.ast.span, files)}
     return {
         "name": r.name,
         "trigger": f"{r.source}.{r.event}",
@@ -127,7 +151,7 @@ def _rule_entry(r) -> dict:
         "action": r.action,
         "args": r.args,
         "policies": r.policies,
-        "span": _span(r.ast.span),
+        "span": _span(r.ast.span, files),
     }
 
 

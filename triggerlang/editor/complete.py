@@ -173,7 +173,7 @@ def _items(toks: list[_Tok], names: Names, line_before: str, line_is_first: bool
 
 
 def _top_level() -> list[Item]:
-    return [_kw(k) for k in ("on", "let", "secret", "source", "action", "test")]
+    return [_kw(k) for k in ("on", "let", "include", "secret", "source", "action", "test")]
 
 
 def _kw(word: str, insert: str | None = None) -> Item:

@@ -38,6 +38,7 @@ from ..check.checker import Program, check
 from ..check.noqa import suppress
 from ..diagnostics import Diagnostic, Diagnostics, Span
 from ..syntax import ast as A
+from ..syntax.includes import expand_includes, has_includes
 from ..syntax.parser import RESERVED, ParseCache, _parse_chunk, parse, split_comment
 
 # --------------------------------------------------------------------------- analysis
@@ -89,10 +90,13 @@ class Analyzer:
             try:
                 cache = self._caches.setdefault(file, ParseCache())
                 module, diags = parse(text, file, cache)
-                program = check(module, diags, companion.program if companion else None,
-                                base_dir or _base_dir(file), True)
-                result = Analysis(file, version, text, module, suppress(diags.sorted(), {file: text}), program,
-                                  companion)
+                base_dir = base_dir or _base_dir(file)
+                checked = module
+                if has_includes(module):  # (the document's own problems only: see _own)
+                    checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)))
+                program = check(checked, diags, companion.program if companion else None, base_dir, True)
+                result = Analysis(file, version, text, module, suppress(_own(diags.sorted(), file), {file: text}),
+                                  program, companion)
             finally:
                 if enabled:
                     gc.enable()
@@ -112,6 +116,12 @@ class Analyzer:
     def forget(self, file: str) -> None:
         with self._lock:
             self._caches.pop(file, None)
+
+
+def _own(diagnostics: list[Diagnostic], file: str) -> list[Diagnostic]:
+    """The diagnostics in the document: those of the files it includes are theirs, shown
+    when they are opened (the editor shows a document's problems in that document)."""
+    return [d for d in diagnostics if d.file == file]
 
 
 def _base_dir(file: str) -> str:

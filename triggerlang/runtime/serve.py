@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import defaults
+from ..compile.manifest import included_paths
 from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
 from ..sources.base import Source, SourceContext, load_source_class
 from .deliveries import DeliveryRecorder
@@ -122,8 +123,18 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def _fingerprint(data: bytes | None) -> str | None:
-    return None if data is None else hashlib.sha256(data).hexdigest()
+def _fingerprint(data: bytes | None, included: tuple[list[str], list[str]] = ([], []),
+                 digest: str | None = None) -> str | None:
+    """The rules file's content hash, and with its includes (``included``: the files they
+    read and their globs) a hash of those files and of the files the globs match now
+    (``digest``: that hash of the texts a compile read, when there is one)."""
+    if data is None:
+        return None
+    if not included[0] and not included[1]:
+        return hashlib.sha256(data).hexdigest()
+    from ..sourcefile import current_inputs
+
+    return hashlib.sha256(data).hexdigest() + ":" + (digest or current_inputs(*included))
 
 
 class Runtime:
@@ -148,6 +159,7 @@ class Runtime:
         self.operator: Any = None          # the dashboard's re-run / cancel / resume (runtime/operations.py)
         self.deliveries: Any = None        # the webhook routes' delivery history (runtime/deliveries.py)
         self.unstarted: dict | None = None # a reload's manifest whose sources did not all start yet
+        self.included: tuple[list[str], list[str]] = ([], [])  # the files and globs the last compile's includes read
 
     def source_configs(self, manifest: dict) -> dict[str, Any]:
         cfgs = dict(manifest.get("sources") or {})
@@ -168,7 +180,8 @@ class Runtime:
     async def start(self) -> None:
         data = _read(self.rules_path)  # compiled as read: the fingerprint is of the rules loaded
         manifest, _ = load_rules(self.rules_path, log_warnings, data)
-        self.fingerprint = _fingerprint(data)
+        self.included = included_paths(manifest)
+        self.fingerprint = _fingerprint(data, self.included)
         self.base_dir = Path(manifest.get("base_dir") or self.rules_path.resolve().parent)
         self.state_dir = (self.opts.state_dir or (self.rules_path.resolve().parent / ".triggerlang")).resolve()
         secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
@@ -334,11 +347,12 @@ class Runtime:
             self.sources[kind] = (src, cfg)
             log.info("started %s", src.describe())
 
-    async def _settled(self, data: bytes) -> bytes | None:
+    async def _settled(self, data: bytes, fingerprint: str | None) -> bytes | None:
         """The rules file's bytes once two reads ``RELOAD_SETTLE`` seconds apart agree (at
         most ``RELOAD_SETTLE_TRIES`` looks, then the last read), so that a writer's bursts
         (an editor truncating then writing, ``cat >> rules.trg`` in pieces) make one reload of
-        what it wrote rather than one per piece; None when serve stops meanwhile."""
+        what it wrote rather than one per piece (the files its includes read too, whose
+        state ``fingerprint`` had with ``data``); None when serve stops meanwhile."""
         for _ in range(RELOAD_SETTLE_TRIES):
             try:
                 await asyncio.wait_for(self.stop_event.wait(), RELOAD_SETTLE)
@@ -346,9 +360,9 @@ class Runtime:
             except asyncio.TimeoutError:
                 pass
             again = _read(self.rules_path)
-            if again == data or again is None:
+            if again is None or (again == data and _fingerprint(again, self.included) == fingerprint):
                 return data
-            data = again
+            data, fingerprint = again, _fingerprint(again, self.included)
         return data
 
     async def reload_loop(self) -> None:
@@ -423,14 +437,15 @@ class Runtime:
                 await self.apply_sources(self.unstarted)
                 self.unstarted = None
         data = _read(self.rules_path)
-        if data is None or _fingerprint(data) == self.fingerprint:
+        fp = _fingerprint(data, self.included)
+        if data is None or fp == self.fingerprint:
             if signalled:
                 log.info("%s: %s has not changed: nothing to reload", self.reload_signal, self.rules_path)
             return
-        data = await self._settled(data)
+        data = await self._settled(data, fp)
         if data is None:
             return
-        fp = _fingerprint(data)
+        fp = _fingerprint(data, self.included)
         if fp == self.fingerprint:  # changed, then changed back
             return
         self.fingerprint = fp
@@ -447,6 +462,11 @@ class Runtime:
             diagnostics: list = []
         else:
             c = compile_bytes(data, str(self.rules_path), tests=False)
+            if c.module is not None:  # what its includes read: watched from now on
+                from ..syntax.includes import included_digest
+
+                self.included = ([f.path for f in c.module.included], [g for g, _ in c.module.include_globs])
+                self.fingerprint = _fingerprint(data, self.included, included_digest([c.module]))
             if not c.ok:
                 log.error("reload: %s has errors; the previous rules keep running:\n%s",
                           self.rules_path, render_text(c.diagnostics, c.sources).rstrip())

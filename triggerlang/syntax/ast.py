@@ -16,11 +16,13 @@ the node kinds it builds), writing the fields straight into the instance diction
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields, is_dataclass, replace
 from operator import attrgetter
-from typing import Union
+from typing import NamedTuple, Union
 
-from ..diagnostics import NO_SPAN, Diagnostic, Pos, Span
+from ..diagnostics import NO_SPAN, Diagnostic, FileSpan, Pos, Span
 
 
 def _span() -> Span:
@@ -361,10 +363,30 @@ class Rule(Node):
 
     @property
     def name(self) -> str:
-        return self.label.value if self.label else f"L{self.span.start.line}"
+        """The label, or ``L<line>`` for a rule without one; in an included file (a span
+        that carries its file) ``<stem>-L<line>``, so that two files' unlabelled rules on
+        the same line are two rules (``common-L3``)."""
+        if self.label:
+            return self.label.value
+        file = self.span.file
+        return f"L{self.span.start.line}" if file is None else f"{file_stem(file)}-L{self.span.start.line}"
+
+
+def file_stem(file: str) -> str:
+    """A file's name without its folder and ``.trg``, as a name's characters allow."""
+    stem = os.path.basename(file).removesuffix(".trg")
+    return re.sub(r"[^A-Za-z0-9_\-]", "_", stem) or "_"
 
 
 # --------------------------------------------------------------------------- declarations
+
+@node
+class Include(Node):
+    """``include "PATH"``: a file, or a glob of files, whose declarations join this file's
+    (read by :mod:`triggerlang.syntax.includes`)."""
+    path: Str
+    span: Span = _span()
+
 
 @node
 class Let(Node):
@@ -525,18 +547,36 @@ class TestBlock(Node):
         return tuple(s for s in self.steps if isinstance(s, Expect))
 
 
-Decl = Union[Let, Secret, SourceDecl, ActionDecl, Rule, TestBlock]
+Decl = Union[Include, Let, Secret, SourceDecl, ActionDecl, Rule, TestBlock]
+
+
+class IncludedFile(NamedTuple):
+    """A file an ``include`` read: its absolute real ``path``, the ``name`` diagnostics give
+    it (relative to the working folder when the including file's was) and its ``text``."""
+
+    path: str
+    name: str
+    text: str
 
 
 @node
 class Module(Node):
     """A parsed file: its declarations in order (those that parsed). ``unparsed``: the
     words of the declarations that did not (a syntax error drops one), so that a name
-    only such a declaration uses is not also reported as never used."""
+    only such a declaration uses is not also reported as never used.
+
+    After :func:`~triggerlang.syntax.includes.expand_includes`, ``decls`` also hold the
+    included files' declarations (spans that carry their file), each after the ``include``
+    that read it; ``included`` lists those files, ``include_globs`` each glob with the
+    files it matched (absolute), and ``included_tests`` the test blocks of the included
+    files, which are not this file's tests (they run when their own file is tested)."""
     decls: tuple[Decl, ...]
     file: str = field(default="<input>", compare=False)
     span: Span = _span()
     unparsed: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    included: tuple[IncludedFile, ...] = field(default=(), compare=False, repr=False)
+    include_globs: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), compare=False, repr=False)
+    included_tests: tuple[TestBlock, ...] = field(default=(), compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- moving a tree
@@ -554,18 +594,30 @@ def shifted(node, lines: int, offset: int):
     """
     if lines == 0 and offset == 0:
         return node
-    return _shift(node, lines, offset)
 
-
-def _shift(v, dl: int, do: int, _new=tuple.__new__, _obj_new=object.__new__):
-    cls = v.__class__
-    if cls is Span:
+    def move(v: Span, _new=tuple.__new__) -> Span:
         if v is NO_SPAN:
             return v
         s, e = v
-        return _new(Span, (_new(Pos, (s[0] + dl, s[1], s[2] + do)), _new(Pos, (e[0] + dl, e[1], e[2] + do))))
+        return _new(Span, (_new(Pos, (s[0] + lines, s[1], s[2] + offset)),
+                           _new(Pos, (e[0] + lines, e[1], e[2] + offset))))
+
+    return _map_spans(node, move)
+
+
+def in_file(node, file: str):
+    """``node`` with every span (that does not carry a file yet) in ``file``: the
+    declarations of an included file, whose diagnostics name that file."""
+    return _map_spans(node, lambda v: FileSpan.of(v, file))
+
+
+def _map_spans(v, change, _obj_new=object.__new__):
+    """``v`` rebuilt with ``change(span)`` for each plain :class:`Span` in it."""
+    cls = v.__class__
+    if cls is Span:
+        return change(v)
     if cls is tuple:
-        return tuple([_shift(x, dl, do) for x in v])
+        return tuple([_map_spans(x, change) for x in v])
     try:
         names = _FIELDS[cls]
     except KeyError:
@@ -577,7 +629,7 @@ def _shift(v, dl: int, do: int, _new=tuple.__new__, _obj_new=object.__new__):
     old = v.__dict__
     for n in names:
         x = old[n]
-        d[n] = x if _FIELDS.get(x.__class__, 0) is None else _shift(x, dl, do)
+        d[n] = x if _FIELDS.get(x.__class__, 0) is None else _map_spans(x, change)
     return new
 
 
@@ -585,4 +637,4 @@ def shifted_diagnostic(d: Diagnostic, lines: int, offset: int) -> Diagnostic:
     """A diagnostic of a cached declaration, moved with it (see :func:`shifted`)."""
     if lines == 0 and offset == 0:
         return d
-    return replace(d, span=_shift(d.span, lines, offset))
+    return replace(d, span=shifted(d.span, lines, offset))

@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # (Lark is imported only where a declaration does not parse)
 
 RESERVED = frozenset("on run with and or not in has true false".split())
 """The words the grammar's NAME can never be (``grammar/triggerlang.lark``)."""
-DECL_KEYWORDS = ("let", "secret", "source", "action", "on", "test")
+DECL_KEYWORDS = ("let", "include", "secret", "source", "action", "on", "test")
 
 _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -99,7 +99,7 @@ def lark_parser():
 # --------------------------------------------------------------------------- splitting
 
 # (a keyword ends where a name would: `on-call` or `test-x` is a name, '-' being a name character)
-_DECL_START = re.compile(r"(let|secret|source|action|on|test)(?![A-Za-z0-9_\-])"
+_DECL_START = re.compile(r"(let|include|secret|source|action|on|test)(?![A-Za-z0-9_\-])"
                          r"|[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*on(?![A-Za-z0-9_\-])")
 
 
@@ -561,6 +561,9 @@ class _Builder:
     # ---------------------------------------------------------------- declarations
     def let_decl(self, span, c):
         return A.Let(self.name(c[0], True), c[1], span)
+
+    def include_decl(self, span, c):
+        return A.Include(self.string(None, [c[0]]), span)
 
     def secret_decl(self, span, c):
         return A.Secret(self.name(c[0], True), str(c[1]), self.string(None, [c[2]]), span)
@@ -1188,7 +1191,7 @@ _TEST_STEP = re.compile(r"(given|expect|wait|at)\s+(?![\s=:])")
 _EVERY_TZ = re.compile(r"\bevery\s+[0-9][0-9.]*[a-z]*\s+(tz\s+(\"[^\"\n]*\"))")
 """A test's step at the start of a declaration (in column 1): not a declaration of its own."""
 _DECLARATION_START = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
-                                r'|(?:source|action)\s+[A-Za-z_]|test\s+"')
+                                r'|(?:source|action)\s+[A-Za-z_]|(?:test|include)\s+r?"')
 """What begins a declaration: a keyword, or a rule's label."""
 
 

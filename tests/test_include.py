@@ -1,0 +1,306 @@
+"""``include``: rules split over several files (triggerlang/syntax/includes.py).
+
+Real files in tmp_path throughout: the checker and the CLI on a tree of files, the compile
+cache on an edited included file, a real ``triggerc serve`` that runs a webhook rule of an
+included file and reloads when an included file changes or a glob matches a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from runtime_helpers import Server, by_rule, done, post, wait_for
+from triggerlang.api import compile_file, compile_text
+from triggerlang.cli import main as cli
+from triggerlang.compile.cache import load_or_compile
+from triggerlang.editor.document import Analyzer
+from triggerlang.fmt import format_text
+
+COMMON = '''action notify(msg) = exec "true" msg
+let main_branch = "main"
+'''
+DEPLOY = '''include "common.trg"
+action deploy(sha) = exec "true" sha
+ship: on git.push branch=main_branch run deploy with <sha>
+'''
+CI = '''include "../common.trg"
+secret ci_token = env "CI_TOKEN"
+source ci token=ci_token
+ci_done: on ci.completed status="success" run notify with "ci"
+'''
+MAIN = '''include "deploy.trg"
+include "rules.d/*.trg"
+'''
+
+
+def tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return root
+
+
+@pytest.fixture
+def team(tmp_path: Path) -> Path:
+    """main.trg includes deploy.trg and rules.d/*.trg; both include common.trg."""
+    return tree(tmp_path / "rules", {"common.trg": COMMON, "deploy.trg": DEPLOY, "rules.d/ci.trg": CI,
+                                     "main.trg": MAIN})
+
+
+def run(*args: str, cwd: Path) -> tuple[int, str]:
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        r = CliRunner().invoke(cli, list(args))
+    finally:
+        os.chdir(old)
+    return r.exit_code, r.output
+
+
+def codes(c) -> list[tuple[str, str, int]]:
+    return [(d.code, d.file, d.span.start.line) for d in c.diagnostics]
+
+
+# --------------------------------------------------------------------------- the program
+
+def test_included_declarations_join_one_program_each_file_read_once(team: Path) -> None:
+    c = compile_file(team / "main.trg")
+    assert c.diagnostics == [] and c.ok
+    # common.trg is included by deploy.trg and by rules.d/ci.trg: read once, no TRG101
+    assert [Path(f.path).relative_to(team.resolve()).as_posix() for f in c.module.included] == \
+        ["deploy.trg", "common.trg", "rules.d/ci.trg"]
+    assert sorted(c.program.actions) == ["deploy", "notify"]
+    assert [r.name for r in c.program.rules] == ["ship", "ci_done"]
+    m = c.manifest
+    assert m["includes"] == ["deploy.trg", "common.trg", "rules.d/ci.trg"]
+    assert m["include_globs"] == ["rules.d/*.trg"]
+    assert [r["span"]["file"] for r in m["rules"]] == ["deploy.trg", "rules.d/ci.trg"]
+    assert m["actions"]["notify"]["span"]["file"] == "common.trg"
+    assert "secret" not in json.dumps(m["includes"])
+    # each file is checkable on its own: it includes what it uses
+    for name in ("deploy.trg", "rules.d/ci.trg"):
+        assert compile_file(team / name).ok, name
+    assert compile_file(team / "deploy.trg").diagnostics == []  # (common.trg's unused notify is not its business)
+    assert compile_file(team / "common.trg").diagnostics == []  # a library of declarations: no unused warnings
+    # and a file without includes gives the manifest it always gave (no new keys)
+    assert "includes" not in compile_file(team / "common.trg").manifest
+
+
+def test_a_cycle_is_harmless(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"a.trg": 'include "b.trg"\naction x = exec "true"\non git.push run y\n',
+                           "b.trg": 'include "a.trg"\naction y = exec "true"\non git.tag run x\n',
+                           "self.trg": 'include "self.trg"\ninclude "*.trg"\n'})
+    for name in ("a.trg", "b.trg", "self.trg"):
+        c = compile_file(root / name)
+        assert c.diagnostics == [], (name, codes(c))
+        assert sorted(c.program.actions) == ["x", "y"]
+
+
+def test_include_problems_are_errors_at_the_string(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"common.trg": COMMON, "sub/x.trg": "", "notes.txt": "",
+                           "x_test.trg": 'test "t":\n  given git.push\n  expect none\n',
+                           "main.trg": 'include "comon.trg"\ninclude "nothing/*.trg"\ninclude "sub"\n'
+                                       'include "notes.txt"\ninclude "x_test.trg"\ninclude "*.txt"\n'})
+    c = compile_file(root / "main.trg")
+    got = [(d.code, d.span.start.line, d.span.start.column, d.message, d.hint) for d in c.diagnostics]
+    assert [g[:3] for g in got] == [("TRG005", n, 9) for n in range(1, 7)]
+    assert got[0][3] == "no such file: 'comon.trg'" and got[0][4].startswith("did you mean 'common.trg'?")
+    assert got[1][3] == "no file matches 'nothing/*.trg'" and "matches nothing is an error" in got[1][4]
+    assert got[2][3] == "'sub' is a folder, not a rules file" and 'include "sub/*.trg"' in got[2][4]
+    assert got[3][3] == "'notes.txt' is not a .trg file"
+    assert "triggerc test" in got[4][4]
+    assert got[5][3] == "an include's glob must match .trg files"
+
+
+def test_a_glob_reads_sorted_files_across_folders_without_test_files(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"r/b.trg": 'b: on git.tag run n\n', "r/a.trg": 'a: on git.push run n\n',
+                           "r/deep/c.trg": 'c: on git.merge run n\n', "r/a_test.trg": "this is not read\n",
+                           "r/.hidden.trg": "nor this\n",
+                           "main.trg": 'include "r/**/*.trg"\naction n = exec "true"\n'})
+    c = compile_file(root / "main.trg")
+    assert c.diagnostics == []
+    assert [r.name for r in c.program.rules] == ["a", "b", "c"]
+
+
+def test_diagnostics_name_the_included_file_in_every_format(team: Path) -> None:
+    (team / "rules.d" / "ci.trg").write_text(CI + 'on git.push brnch="x" run notify with "y"\n')
+    (team / "deploy.trg").write_text(DEPLOY + "on git.push run nothing\n")
+    want = [("rules.d/ci.trg", 5, 13, "TRG203"), ("deploy.trg", 4, 17, "TRG104")]
+    rc, out = run("check", "--format", "json", "main.trg", cwd=team)
+    assert rc == 1
+    got = sorted((d["file"], d["line"], d["column"], d["code"]) for d in json.loads(out))
+    assert got == sorted(want)
+    rc, out = run("check", "main.trg", cwd=team)
+    assert "rules.d/ci.trg:5:13: error[TRG203]: git.push has no field 'brnch'" in out, out
+    assert '  5 | on git.push brnch="x" run notify with "y"' in out  # the included file's line, shown
+    assert "deploy.trg:4:17: error[TRG104]" in out
+    rc, out = run("check", "--format", "github", "main.trg", cwd=team)
+    assert "::error file=rules.d/ci.trg,line=5,col=13," in out and "::error file=deploy.trg,line=4,col=17," in out
+    rc, out = run("check", "--format", "sarif", "main.trg", cwd=team)
+    results = json.loads(out)["runs"][0]["results"]
+    where = sorted((r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                    r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in results)
+    assert where == [("deploy.trg", 4), ("rules.d/ci.trg", 5)]  # (relative to the working folder here)
+    # checked from another folder, the names start there
+    rc, out = run("check", "rules/main.trg", cwd=team.parent)
+    assert "rules/rules.d/ci.trg:5:13: error[TRG203]" in out
+    # a folder: each file alone, and the problems of a file several of them read once
+    rc, out = run("check", "--format", "json", ".", cwd=team)
+    got = [(d["file"], d["line"], d["code"]) for d in json.loads(out) if d["severity"] == "error"]
+    assert sorted(got) == [("deploy.trg", 4, "TRG104"), ("rules.d/ci.trg", 5, "TRG203")]
+
+
+def test_a_syntax_error_and_bad_utf8_in_an_included_file_are_reported_there(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"bad.trg": 'on git.push run\naction a = exec "true"\n',
+                           "main.trg": 'include "bad.trg"\ninclude "latin.trg"\non git.tag run a\n'})
+    (root / "latin.trg").write_bytes(b'let x = "caf\xe9"\n')
+    c = compile_file(root / "main.trg")
+    assert [(d.code, Path(d.file).name, d.span.start.line) for d in c.diagnostics] == \
+        [("TRG002", "bad.trg", 1), ("TRG004", "latin.trg", 1)]
+
+
+def test_duplicates_across_files_point_at_both_places(team: Path) -> None:
+    (team / "rules.d" / "ci.trg").write_text(CI + 'action deploy = exec "true"\nship: on git.tag run deploy\n')
+    rc, out = run("check", "--format", "json", "main.trg", cwd=team)
+    dupes = [d for d in json.loads(out) if d["code"] == "TRG101"]
+    assert [(d["file"], d["line"]) for d in dupes] == [("rules.d/ci.trg", 5), ("rules.d/ci.trg", 6)]
+    assert dupes[0]["message"] == "duplicate action name 'deploy' (first declared in deploy.trg:2)"
+    assert [(r["file"], r["line"]) for d in dupes for r in d["related"]] == [("deploy.trg", 2), ("deploy.trg", 3)]
+    rc, out = run("check", "main.trg", cwd=team)
+    assert "= note: deploy.trg:2:8: action 'deploy' is first declared here" in out
+
+
+def test_unlabelled_rules_of_two_files_on_the_same_line_are_two_rules(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"a.trg": 'on git.push run n\n', "b-c.trg": 'on git.tag run n\n',
+                           "main.trg": 'on git.push branch="x" run n\ninclude "a.trg"\ninclude "b-c.trg"\n'
+                                       'action n = exec "true"\n'})
+    c = compile_file(root / "main.trg")
+    assert c.diagnostics == []
+    assert [r.name for r in c.program.rules] == ["L1", "a-L1", "b-c-L1"]
+
+
+def test_tests_of_an_included_file_run_with_that_file(team: Path) -> None:
+    (team / "deploy.trg").write_text(DEPLOY + 'test "deploy alone":\n  given git.push branch="main" sha="a"\n'
+                                              '  expect ship with sha="a"\n')
+    (team / "main.trg").write_text(MAIN + 'test "the whole program":\n  given ci.completed status="success"\n'
+                                          '  expect only ci_done\n')
+    rc, out = run("test", "-v", "main.trg", cwd=team)
+    assert rc == 0, out
+    assert 'ok   test "the whole program"' in out and "deploy alone" not in out and "1 passed" in out
+    rc, out = run("test", "-v", "deploy.trg", cwd=team)
+    assert rc == 0 and 'ok   test "deploy alone"' in out, out
+
+
+def test_a_companion_test_file_sees_what_its_file_includes(team: Path) -> None:
+    (team / "main_test.trg").write_text('test "ci":\n  given ci.completed status="success"\n'
+                                        '  expect ci_done with msg="ci"\n')
+    rc, out = run("test", "-v", "main.trg", cwd=team)
+    assert rc == 0 and 'main_test.trg:1:1: ok   test "ci"' in out, out
+
+
+def test_stdin_includes_start_from_its_stated_file(team: Path) -> None:
+    os.chdir(team)  # (CliRunner's input is stdin)
+    try:
+        r = CliRunner().invoke(cli, ["check", "-", "--stdin-filename", "main.trg"], input=MAIN + "on git.push run nope\n")
+    finally:
+        os.chdir(Path(__file__).parent)
+    assert r.exit_code == 1 and "main.trg:3:" in r.output and "TRG104" in r.output and "TRG005" not in r.output
+
+
+def test_fmt_formats_the_include_line_and_never_follows_it(tmp_path: Path) -> None:
+    assert format_text('include   r"rules.d/*.trg"   # all of them\ninclude "x.trg"\n')[0] == \
+        'include r"rules.d/*.trg"  # all of them\ninclude "x.trg"\n'
+    root = tree(tmp_path, {"main.trg": 'include  "gone.trg"\n'})
+    rc, out = run("fmt", "main.trg", cwd=root)
+    assert rc == 0 and (root / "main.trg").read_text() == 'include "gone.trg"\n'
+
+
+def test_compile_text_without_a_file_reads_includes_from_base_dir(team: Path) -> None:
+    c = compile_text(MAIN, "main.trg", base_dir=str(team))
+    assert c.ok and sorted(c.program.actions) == ["deploy", "notify"]
+    assert set(c.sources) == {"main.trg", "deploy.trg", "common.trg", "rules.d/ci.trg"}
+
+
+def test_serve_of_a_folder_says_how_to_include_its_files(team: Path) -> None:
+    rc, out = run("serve", "rules.d", cwd=team)
+    assert rc == 2 and 'serve a file that includes them: include "rules.d/*.trg"' in out, out
+
+
+# --------------------------------------------------------------------------- the compile cache
+
+def test_the_compile_cache_keys_on_every_file_read(team: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    main = team / "main.trg"
+
+    def load():
+        c = load_or_compile(main, cache)
+        return type(c).__name__, [r["filter"] for r in c.manifest["rules"] if r["name"] == "ship"], \
+            [r["name"] for r in c.manifest["rules"]]
+
+    first = load()
+    assert first[0] == "Compiled"
+    assert load() == ("CachedProgram", first[1], first[2])  # a hit
+    (team / "common.trg").write_text(COMMON.replace('"main"', '"trunk"'))  # an included file changes
+    again = load()
+    assert again[0] == "Compiled" and "trunk" in json.dumps(again[1]) and "trunk" not in json.dumps(first[1])
+    assert load()[0] == "CachedProgram"
+    (team / "rules.d" / "more.trg").write_text('more: on git.tag run notify with "t"\n')  # a glob matches more
+    grown = load()
+    assert grown[0] == "Compiled" and grown[2] == ["ship", "ci_done", "more"]
+    (team / "rules.d" / "more.trg").unlink()
+    assert load()[2] == ["ship", "ci_done"]
+
+
+# --------------------------------------------------------------------------- the editor
+
+def test_the_editor_shows_a_documents_own_problems_with_its_includes_resolved(team: Path) -> None:
+    (team / "common.trg").write_text(COMMON + "on git.push run nowhere\n")
+    main = str((team / "deploy.trg").resolve())
+    a = Analyzer().analyse(main, DEPLOY + 'on git.tag run notify with "x"\non git.tag run nope\n')
+    assert [(d.code, d.span.start.line) for d in a.diagnostics] == [("TRG104", 5)]  # not common.trg's TRG104
+    assert [type(d).__name__ for d in a.module.decls][:2] == ["Include", "ActionDecl"]  # its own declarations
+
+
+# --------------------------------------------------------------------------- serve
+
+def test_serve_runs_a_rule_of_an_included_file_and_reloads_on_their_changes(tmp_path: Path) -> None:
+    root = tree(tmp_path / "proj", {
+        "common.trg": 'action rec(n) = exec "true" n\n',
+        "hooks.d/a.trg": 'include "../common.trg"\na: on http.post path="/a" run rec with <payload.n>\n',
+        "main.trg": 'include "hooks.d/*.trg"\n',
+    })
+    s = Server(root / "main.trg", tmp_path / "state", log=tmp_path / "serve.log")
+    try:
+        s.start()
+        assert post(s, "/a", {"n": 1}).status_code == 202
+        s.wait_runs(lambda rs: done(rs, 1) and rs[0]["status"] == "succeeded", "the included rule's run")
+
+        # an included file is edited: a reload, with its new rule
+        (root / "hooks.d" / "a.trg").write_text('include "../common.trg"\n'
+                                                'a: on http.post path="/a" run rec with <payload.n>\n'
+                                                'b: on http.post path="/b" run rec with <payload.n>\n')
+        s.wait_log("reloaded ")
+        assert post(s, "/b", {"n": 2}).status_code == 202
+
+        # a new file the glob matches: read at the next look
+        (root / "hooks.d" / "c.trg").write_text('c: on http.post path="/c" run rec with <payload.n>\n')
+        wait_for(lambda: s.log().count("reloaded ") >= 2, "a reload for the new file", on_fail=s.tail)
+        assert post(s, "/c", {"n": 3}).status_code == 202
+
+        # an error in a file read through two includes: the previous rules keep running
+        (root / "common.trg").write_text('action rec(n) = exec "true" nn\n')
+        log = s.wait_log("the previous rules keep running")
+        assert "common.trg:1:29: error[TRG405]" in log, log
+        assert post(s, "/a", {"n": 4}).status_code == 202
+        runs = s.wait_runs(lambda rs: done(rs, 4), "the four runs")
+        assert [(r["rule"], r["inputs"]["n"]) for r in runs] == [("a", 1), ("b", 2), ("c", 3), ("a", 4)]
+        assert len(by_rule(runs, "a")) == 2
+        assert s.stop() == 0, s.tail()
+    finally:
+        s.ensure_dead()
