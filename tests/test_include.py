@@ -176,6 +176,14 @@ def test_duplicates_across_files_point_at_both_places(team: Path) -> None:
     assert "= note: deploy.trg:2:8: action 'deploy' is first declared here" in out
 
 
+def test_a_noqa_comment_in_an_included_file_leaves_out_its_warning_there(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"hooks.trg": 'action n = exec "true"\n'
+                                        'a: on http.post path="/a" run n  # noqa: TRG209\nb: on http.post path="/b" run n\n',
+                           "main.trg": 'include "hooks.trg"\n'})
+    c = compile_file(root / "main.trg")
+    assert [(d.code, Path(d.file).name, d.span.start.line) for d in c.diagnostics] == [("TRG209", "hooks.trg", 3)]
+
+
 def test_unlabelled_rules_of_two_files_on_the_same_line_are_two_rules(tmp_path: Path) -> None:
     root = tree(tmp_path, {"a.trg": 'on git.push run n\n', "b-c.trg": 'on git.tag run n\n',
                            "main.trg": 'on git.push branch="x" run n\ninclude "a.trg"\ninclude "b-c.trg"\n'
