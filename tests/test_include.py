@@ -147,6 +147,9 @@ def test_diagnostics_name_the_included_file_in_every_format(team: Path) -> None:
     where = sorted((r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
                     r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in results)
     assert where == [("deploy.trg", 4), ("rules.d/ci.trg", 5)]  # (relative to the working folder here)
+    rc, out = run("check", "--format", "gitlab", "main.trg", cwd=team)
+    assert sorted((i["location"]["path"], i["location"]["lines"]["begin"]) for i in json.loads(out)) == \
+        [("deploy.trg", 4), ("rules.d/ci.trg", 5)]
     # checked from another folder, the names start there
     rc, out = run("check", "rules/main.trg", cwd=team.parent)
     assert "rules/rules.d/ci.trg:5:13: error[TRG203]" in out
