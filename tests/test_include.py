@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -278,6 +279,36 @@ def test_the_editor_shows_a_documents_own_problems_with_its_includes_resolved(te
     assert [type(d).__name__ for d in a.module.decls][:2] == ["Include", "ActionDecl"]  # its own declarations
 
 
+def test_go_to_definition_reaches_into_an_included_file(team: Path) -> None:
+    from lsp_client import LspClient, pos
+
+    client = LspClient(cwd=team, init_options={"debounce_ms": 50})
+    try:
+        u = client.open(team / "deploy.trg")
+        client.wait_diagnostics(u)
+        line = DEPLOY.split("\n")[2]  # ship: on git.push branch=main_branch run deploy with <sha>
+        defs = client.request("textDocument/definition",
+                              {"textDocument": {"uri": u}, "position": pos(2, line.index("main_branch") + 2)})
+        assert defs == [{"uri": u.replace("deploy.trg", "common.trg"),
+                         "range": {"start": pos(1, 4), "end": pos(1, 15)}}]  # let main_branch = "main"
+        defs = client.request("textDocument/definition",
+                              {"textDocument": {"uri": u}, "position": pos(2, line.index("deploy") + 1)})
+        assert defs == [{"uri": u, "range": {"start": pos(1, 7), "end": pos(1, 13)}}]  # its own, as before
+        cu = client.open(team / "rules.d" / "ci.trg")
+        client.wait_diagnostics(cu)
+        line = CI.split("\n")[3]
+        defs = client.request("textDocument/definition",
+                              {"textDocument": {"uri": cu}, "position": pos(3, line.index("notify"))})
+        assert defs == [{"uri": cu.replace("rules.d/ci.trg", "common.trg"),
+                         "range": {"start": pos(0, 7), "end": pos(0, 13)}}]
+        secret = CI.split("\n")[2].index("ci_token")  # source ci token=ci_token: its own secret, as before
+        defs = client.request("textDocument/definition", {"textDocument": {"uri": cu}, "position": pos(2, secret)})
+        assert defs == [{"uri": cu, "range": {"start": pos(1, 7), "end": pos(1, 15)}}]
+    finally:
+        assert client.close() == 0, client.stderr
+    assert "Traceback" not in client.stderr, client.stderr
+
+
 # --------------------------------------------------------------------------- serve
 
 def test_serve_runs_a_rule_of_an_included_file_and_reloads_on_their_changes(tmp_path: Path) -> None:
@@ -312,6 +343,21 @@ def test_serve_runs_a_rule_of_an_included_file_and_reloads_on_their_changes(tmp_
         runs = s.wait_runs(lambda rs: done(rs, 4), "the four runs")
         assert [(r["rule"], r["inputs"]["n"]) for r in runs] == [("a", 1), ("b", 2), ("c", 3), ("a", 4)]
         assert len(by_rule(runs, "a")) == 2
+        assert s.stop() == 0, s.tail()
+    finally:
+        s.ensure_dead()
+
+
+def test_a_served_manifest_does_not_watch_the_files_it_was_compiled_from(team: Path, tmp_path: Path) -> None:
+    manifest = team / "manifest.json"
+    rc, out = run("compile", "main.trg", "-o", str(manifest), cwd=team)
+    assert rc == 0, out
+    s = Server(manifest, tmp_path / "state", env={"CI_TOKEN": "t"}, log=tmp_path / "serve.log")
+    try:
+        s.start()
+        (team / "common.trg").write_text(COMMON + 'let more = 1\n')
+        s.proc.send_signal(signal.SIGUSR1)  # a look now: the manifest, not its sources, is what runs
+        s.wait_log("manifest.json has not changed: nothing to reload")
         assert s.stop() == 0, s.tail()
     finally:
         s.ensure_dead()

@@ -55,6 +55,7 @@ class Analysis:
     diagnostics: list[Diagnostic]  # sorted, as `triggerc check` prints them
     program: Program | None
     companion: "Analysis | None" = None   # for X_test.trg: X.trg's analysis
+    included: tuple["Occurrence", ...] = ()  # the declarations its includes read (go to definition)
 
     @property
     def names(self) -> "Names":
@@ -96,7 +97,7 @@ class Analyzer:
                     checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)))
                 program = check(checked, diags, companion.program if companion else None, base_dir, True)
                 result = Analysis(file, version, text, module, suppress(_own(diags.sorted(), file), {file: text}),
-                                  program, companion)
+                                  program, companion, included_declarations(checked))
             finally:
                 if enabled:
                     gc.enable()
@@ -116,6 +117,18 @@ class Analyzer:
     def forget(self, file: str) -> None:
         with self._lock:
             self._caches.pop(file, None)
+
+
+def included_declarations(module: A.Module) -> tuple["Occurrence", ...]:
+    """Where the names a module's includes read are declared (each in its own file): what
+    go to definition finds for a name the document uses and an included file declares."""
+    out = []
+    for d in module.decls:
+        name = d.label if d.__class__ is A.Rule else getattr(d, "name", None)
+        kind = {A.ActionDecl: "action", A.Let: "let", A.Secret: "secret", A.Rule: "rule"}.get(d.__class__)
+        if kind is not None and name is not None and name.span.file is not None:
+            out.append(Occurrence(kind, name.value, name.span.in_file(None), name.span.file, True))
+    return tuple(out)
 
 
 def _own(diagnostics: list[Diagnostic], file: str) -> list[Diagnostic]:

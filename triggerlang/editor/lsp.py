@@ -499,6 +499,10 @@ def build_server() -> TriggerLanguageServer:
         if at is None:
             return None
         defs = [o for o in occs if o.is_def and D.same_symbol(o, at)]
+        if not defs:  # a name a file it includes declares: there
+            a = ls.analyses.get(params.text_document.uri)
+            defs = [o for o in (a.included if a is not None else ()) if o.name == at.name and
+                    (o.kind == at.kind or {o.kind, at.kind} == {"let", "secret"})]
         return [_location(ls, o) for o in defs] or None
 
     @server.feature(T.TEXT_DOCUMENT_REFERENCES)

@@ -180,7 +180,8 @@ class Runtime:
     async def start(self) -> None:
         data = _read(self.rules_path)  # compiled as read: the fingerprint is of the rules loaded
         manifest, _ = load_rules(self.rules_path, log_warnings, data)
-        self.included = included_paths(manifest)
+        # (a manifest is what runs: the rules files it was compiled from are not watched)
+        self.included = included_paths(manifest) if self.rules_path.suffix != ".json" else ([], [])
         self.fingerprint = _fingerprint(data, self.included)
         self.base_dir = Path(manifest.get("base_dir") or self.rules_path.resolve().parent)
         self.state_dir = (self.opts.state_dir or (self.rules_path.resolve().parent / ".triggerlang")).resolve()
