@@ -261,6 +261,47 @@ class NotifySocket:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+# --------------------------------------------------------------------------- a container (a PID namespace)
+
+def pid_namespace_or_skip() -> None:
+    """``unshare --pid`` works here (root, and a kernel that lets us), or the test is
+    skipped, except under CI, where it must work."""
+    import pytest
+
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True) \
+        if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        why = "no unshare" if probe is None else probe.stderr.strip()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"a PID namespace is needed for this test under CI: {why}")
+        pytest.skip(f"cannot make a PID namespace here: {why}")
+
+
+def namespace_pid1(unshare_pid: int) -> int:
+    """The host pid of PID 1 of the namespace ``unshare --pid --fork`` (``unshare_pid``) made."""
+    children = wait_for(lambda: Path(f"/proc/{unshare_pid}/task/{unshare_pid}/children").read_text().split(),
+                        "unshare's child")
+    return int(children[0])
+
+
+def namespace_processes(pid1: int) -> list[tuple[int, str, str]]:
+    """(pid, state, comm) of every process in the PID namespace of host pid ``pid1``."""
+    ns = os.readlink(f"/proc/{pid1}/ns/pid")
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
+                continue
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        out.append((int(entry), stat[stat.rindex(")") + 2:].split()[0], comm))
+    return out
+
+
 # --------------------------------------------------------------------------- shared by the runtime tests
 
 def post(server: Server, path: str, payload: Any = None, **kw: Any) -> Any:

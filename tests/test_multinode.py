@@ -10,8 +10,11 @@ per schedule tick, and a dead or stalled worker's run re-run elsewhere, its own 
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -20,7 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, NotifySocket, alive, done, wait_for
+from runtime_helpers import (DEADLINE, NotifySocket, alive, done, namespace_pid1, namespace_processes,
+                             pid_namespace_or_skip, wait_for)
 from store_harness import Backend, StoreServer, WorkerProc
 
 
@@ -332,3 +336,30 @@ def test_a_worker_under_systemd_says_ready_and_stopping(cluster: Cluster, monkey
         assert w.proc.wait(DEADLINE) == 0, w.log()
     finally:
         ns.close()
+
+
+def test_a_worker_as_pid_1_of_a_container_reaps_orphans_and_stops_on_sigterm(cluster: Cluster) -> None:
+    # docker run IMAGE triggerc worker: the worker is PID 1 of its PID namespace (runtime/pid1.py)
+    pid_namespace_or_skip()
+    c = cluster.start('action orphan = shell "sleep 0.3 & echo left a child behind"\n'
+                      'o: on http.post path="/o" run orphan\n', nodes=1, workers=0)
+    log = c.tmp / "worker.log"
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-m", "triggerlang.cli",
+                                 "worker", "--store", c.url, "--lease", "2", "--heartbeat", "0.5"],
+                                stdin=subprocess.DEVNULL, stdout=fh, stderr=fh, cwd=str(c.proj))
+    try:
+        wait_for(lambda: "claiming runs from" in log.read_text(), "the worker to start", on_fail=log.read_text)
+        pid1 = namespace_pid1(proc.pid)
+        for _ in range(3):
+            assert post(c.nodes[0], "/o", {}).status_code == 202
+        c.wait_runs(lambda rs: len(rs) == 3 and all(r["status"] == "succeeded" for r in rs), "the three runs")
+        wait_for(lambda: not [p for p in namespace_processes(pid1) if p[2] == "sleep"], "the orphans to be reaped",
+                 on_fail=lambda: f"{namespace_processes(pid1)}\n{log.read_text()}")
+        os.kill(pid1, signal.SIGTERM)
+        assert proc.wait(DEADLINE) == 0, log.read_text()
+        assert "stopped cleanly" in log.read_text() and "Traceback" not in log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -24,7 +24,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, NotifySocket, Server, alive, journal_runs, post, stop_ok, wait_for
+from runtime_helpers import (DEADLINE, NotifySocket, Server, alive, journal_runs, namespace_pid1,
+                             namespace_processes, pid_namespace_or_skip, post, stop_ok, wait_for)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 IN_CI = os.environ.get("CI") == "true"
@@ -179,54 +180,22 @@ h: on http.post path="/hang" run hang
 
 # =========================================================================== PID 1
 
-def _pid_namespace_or_skip(tmp_path: Path) -> None:
-    """``unshare --pid`` works here (root, and a kernel that lets us), or the test is
-    skipped, except under CI, where it must work."""
-    probe = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"], capture_output=True, text=True) \
-        if shutil.which("unshare") else None
-    if probe is None or probe.returncode != 0:
-        why = "no unshare" if probe is None else probe.stderr.strip()
-        if IN_CI:
-            pytest.fail(f"a PID namespace is needed for this test under CI: {why}")
-        pytest.skip(f"cannot make a PID namespace here: {why}")
-
-
-def _namespace_processes(pid1: int) -> list[tuple[int, str, str]]:
-    """(pid, state, comm) of every process in the PID namespace of host pid ``pid1``."""
-    ns = os.readlink(f"/proc/{pid1}/ns/pid")
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
-                continue
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        out.append((int(entry), stat[stat.rindex(")") + 2:].split()[0], comm))
-    return out
-
-
 def test_as_pid_1_of_a_container_serve_reaps_orphans_and_stops_on_sigterm(tmp_path: Path, serve) -> None:
     # docker run IMAGE triggerc serve rules.trg: serve is PID 1 of its PID namespace
-    _pid_namespace_or_skip(tmp_path)
+    pid_namespace_or_skip()
     s = serve("""
 action orphan = shell "sleep 0.3 & echo left a child behind"
 o: on http.post path="/o" run orphan
 """, start=False)
     s.argv = lambda: ["unshare", "--pid", "--fork", "--mount-proc", *Server.argv(s)]  # type: ignore[method-assign]
     s.start()
-    children = wait_for(lambda: Path(f"/proc/{s.proc.pid}/task/{s.proc.pid}/children").read_text().split(),
-                        "unshare's child", on_fail=s.tail)
-    pid1 = int(children[0])  # PID 1 inside, as the host sees it
+    pid1 = namespace_pid1(s.proc.pid)  # PID 1 inside, as the host sees it
     for _ in range(3):
         assert post(s, "/o", {}).status_code == 202
     s.wait_runs(lambda rs: len(rs) == 3 and all(r["status"] == "succeeded" for r in rs), "the three runs")
     # the orphaned sleeps end, re-parented to PID 1: reaped, not left as zombies
-    wait_for(lambda: not [p for p in _namespace_processes(pid1) if p[2] == "sleep"],
-             "the orphans to be reaped", on_fail=lambda: f"{_namespace_processes(pid1)}\n{s.tail()}")
+    wait_for(lambda: not [p for p in namespace_processes(pid1) if p[2] == "sleep"],
+             "the orphans to be reaped", on_fail=lambda: f"{namespace_processes(pid1)}\n{s.tail()}")
     # docker stop: SIGTERM to PID 1 only; a graceful stop, and its exit code is the container's
     os.kill(pid1, signal.SIGTERM)
     assert s.proc.wait(DEADLINE) == 0, s.tail()
@@ -237,7 +206,7 @@ o: on http.post path="/o" run orphan
 def test_as_pid_1_with_a_terminal_one_ctrl_c_is_one_graceful_stop(tmp_path: Path, serve) -> None:
     # docker run -it: a Ctrl-C reaches serve once (not also forwarded by PID 1, which would
     # make it the "second Ctrl-C" that kills the runs); docker stop's SIGTERM then is the second
-    _pid_namespace_or_skip(tmp_path)
+    pid_namespace_or_skip()
     s = serve("""
 action hang = shell "exec sleep 60"
 h: on http.post path="/hang" run hang
@@ -256,8 +225,7 @@ h: on http.post path="/hang" run hang
         s.wait_log("press Ctrl-C again to stop now")
         time.sleep(1.0)  # a second SIGINT would have come at once (the assertion is on its absence)
         assert "stopping now" not in s.log() and s.proc.poll() is None, s.tail()
-        pid1 = int(Path(f"/proc/{s.proc.pid}/task/{s.proc.pid}/children").read_text().split()[0])
-        os.kill(pid1, signal.SIGTERM)  # forwarded: the second one
+        os.kill(namespace_pid1(s.proc.pid), signal.SIGTERM)  # forwarded: the second one
         assert s.proc.wait(DEADLINE) == 0, s.tail()
     finally:
         os.close(master)
