@@ -234,6 +234,42 @@ h: on http.post path="/hang" run hang
     assert [r["status"] for r in journal_runs(s.state)] == ["interrupted"]
 
 
+# =========================================================================== the journal
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_logs_to_the_journal_carry_their_priority(tmp_path: Path, serve, fmt: str) -> None:
+    # StandardError=journal: systemd names the stream in JOURNAL_STREAM (device:inode); here
+    # the stream is the log file, as the test names it
+    log = tmp_path / "serve.log"
+    log.touch()
+    st = log.stat()
+    s = serve(RULES, "--log-format", fmt, env={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}, start=False)
+    s.start(wait=False)
+    s.wait_log("serving 1 rule(s)")
+    stop_ok(s)
+    lines = s.log().splitlines()
+    assert lines and all(re.match(r"<[2-7]>", ln) for ln in lines), lines
+    warning = next(ln for ln in lines if "TRG209" in ln)
+    assert warning.startswith("<4>"), warning
+    assert any(ln.startswith("<6>") and "stopped cleanly" in ln for ln in lines), lines
+    if fmt == "json":
+        import json
+
+        assert [json.loads(ln[3:])["level"] for ln in lines][0] == "warning"
+    else:  # the journal stamps each entry itself
+        assert warning.startswith("<4>WARNING "), warning
+
+
+def test_a_journal_stream_that_is_not_stderr_changes_nothing(tmp_path: Path, serve) -> None:
+    # inherited from a service that redirected serve's stderr elsewhere
+    (tmp_path / "other").touch()
+    other = (tmp_path / "other").stat()
+    s = serve(RULES, env={"JOURNAL_STREAM": f"{other.st_dev}:{other.st_ino}"})
+    stop_ok(s)
+    assert not any(ln.startswith("<") for ln in s.log().splitlines()), s.log()
+    assert re.match(r"\d{4}-\d\d-\d\dT", s.log()), s.log()
+
+
 # =========================================================================== the state folder
 
 def test_the_state_folder_is_created_for_its_owner_only(tmp_path: Path, serve) -> None:

@@ -723,19 +723,60 @@ class LoopLogWriter(logging.StreamHandler):
         super().flush()
 
 
-def setup_logging(level: int = logging.INFO, fmt: str = "text") -> None:
+class JournalPrefix(logging.Formatter):
+    """For a stderr that is systemd's journal: every line of a record starts with its
+    syslog priority (``<3>`` an error, ``<4>`` a warning, ``<6>`` info, ``<7>`` debug), the
+    ``sd-daemon(3)`` prefix journald reads and strips, so that ``journalctl -p warning``
+    finds the warnings (without it, every line is recorded at the unit's
+    ``SyslogLevel=``, info); a JSON line stays one JSON object in the entry's message."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelno
+        prefix = "<2>" if level >= logging.CRITICAL else "<3>" if level >= logging.ERROR else \
+            "<4>" if level >= logging.WARNING else "<6>" if level >= logging.INFO else "<7>"
+        return "\n".join(prefix + line for line in self.inner.format(record).split("\n"))
+
+
+def is_journal(stream: Any, environ: Any) -> bool:
+    """Whether ``stream`` is the journal's stream that systemd gave the service: its device
+    and inode are ``JOURNAL_STREAM``'s (``systemd.exec(5)``; a stream a child redirected
+    elsewhere, or inherited the variable with, is not)."""
+    value = environ.get("JOURNAL_STREAM", "")
+    dev, _, ino = value.partition(":")
+    if not (dev.isdigit() and ino.isdigit()):
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+def setup_logging(level: int = logging.INFO, fmt: str = "text", environ: Any = None) -> None:
     """Log to stderr: ``text`` (``time LEVEL message``, local time) or ``json`` (one object a
-    line, :class:`JsonLogFormatter`). uvicorn's own warnings and errors go the same way."""
+    line, :class:`JsonLogFormatter`). uvicorn's own warnings and errors go the same way.
+    When stderr is systemd's journal (:func:`is_journal`), each line starts with its
+    priority (:class:`JournalPrefix`), and ``text`` leaves out the time, which the journal
+    records itself."""
     # Neither format shows where a call was made, nor the thread or process: the logging
     # HOWTO's "Optimization" switches skip collecting them (a frame walk and three look-ups
     # per record; serve logs a line per finished run, a thousand a second under load).
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     h = LoopLogWriter(sys.stderr)
+    journal = is_journal(sys.stderr, os.environ if environ is None else environ)
+    formatter: logging.Formatter
     if fmt == "json":
-        h.setFormatter(JsonLogFormatter())
+        formatter = JsonLogFormatter()
+    elif journal:
+        formatter = logging.Formatter("%(levelname)s %(message)s")
     else:
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    h.setFormatter(JournalPrefix(formatter) if journal else formatter)
     root = logging.getLogger("triggerlang")
     root.handlers[:] = [h]
     root.setLevel(level)
