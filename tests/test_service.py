@@ -139,6 +139,20 @@ def test_sighup_reloads_the_rules_as_sigusr1_does(tmp_path: Path, serve) -> None
     stop_ok(s)
 
 
+def hang_in_a_terminal(s: Server, before: list[str] = (), after: list[str] = ()) -> int:
+    """Start ``s`` in a session of its own whose controlling terminal is a new pty (``before``
+    and ``after`` wrap ``setsid --ctty``), start its /hang run; the pty's master end."""
+    s.argv = lambda: [*before, "setsid", "--ctty", *after, *Server.argv(s)]  # type: ignore[method-assign]
+    master, slave = pty.openpty()
+    try:
+        s.start(stdin=slave)
+    finally:
+        os.close(slave)
+    post(s, "/hang", {})
+    s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
+    return master
+
+
 @pytest.mark.parametrize("nohup", [False, True], ids=["terminal", "nohup"])
 def test_the_sighup_of_a_closed_terminal_stops_serve_and_a_kill_hup_reloads_it(
         tmp_path: Path, serve, nohup: bool) -> None:
@@ -147,16 +161,8 @@ def test_the_sighup_of_a_closed_terminal_stops_serve_and_a_kill_hup_reloads_it(
 action hang = shell "echo $$ > run.pid; exec sleep 60"
 h: on http.post path="/hang" run hang
 """, "--grace", "0.5", start=False)
-    wrap = ["setsid", "--ctty"] + (["nohup"] if nohup else [])
-    s.argv = lambda: [*wrap, *Server.argv(s)]  # type: ignore[method-assign]
-    master, slave = pty.openpty()
+    master = hang_in_a_terminal(s, after=["nohup"] if nohup else [])
     try:
-        s.start(stdin=slave)
-    finally:
-        os.close(slave)
-    try:
-        post(s, "/hang", {})
-        s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
         # a kill -HUP while the terminal is there: a reload, not a stop
         s.proc.send_signal(signal.SIGHUP)
         s.wait_log("SIGHUP: ")
@@ -211,16 +217,8 @@ def test_as_pid_1_with_a_terminal_one_ctrl_c_is_one_graceful_stop(tmp_path: Path
 action hang = shell "exec sleep 60"
 h: on http.post path="/hang" run hang
 """, "--grace", "60", start=False)
-    s.argv = lambda: ["unshare", "--pid", "--fork", "--mount-proc", "setsid", "--ctty",  # type: ignore[method-assign]
-                      *Server.argv(s)]
-    master, slave = pty.openpty()
+    master = hang_in_a_terminal(s, before=["unshare", "--pid", "--fork", "--mount-proc"])
     try:
-        s.start(stdin=slave)
-    finally:
-        os.close(slave)
-    try:
-        post(s, "/hang", {})
-        s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
         os.write(master, b"\x03")  # Ctrl-C on the container's terminal
         s.wait_log("press Ctrl-C again to stop now")
         time.sleep(1.0)  # a second SIGINT would have come at once (the assertion is on its absence)
