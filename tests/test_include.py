@@ -280,7 +280,7 @@ def test_the_editor_shows_a_documents_own_problems_with_its_includes_resolved(te
 
 
 def test_go_to_definition_reaches_into_an_included_file(team: Path) -> None:
-    from lsp_client import LspClient, pos
+    from lsp_client import LspClient, LspError, pos
 
     client = LspClient(cwd=team, init_options={"debounce_ms": 50})
     try:
@@ -301,6 +301,10 @@ def test_go_to_definition_reaches_into_an_included_file(team: Path) -> None:
                               {"textDocument": {"uri": cu}, "position": pos(3, line.index("notify"))})
         assert defs == [{"uri": cu.replace("rules.d/ci.trg", "common.trg"),
                          "range": {"start": pos(0, 7), "end": pos(0, 13)}}]
+        for method in ("textDocument/prepareRename", "textDocument/rename"):  # its uses here alone: refused
+            with pytest.raises(LspError, match=r"`notify` is declared in .*common\.trg:1 \(an included file\)"):
+                client.request(method, {"textDocument": {"uri": cu}, "position": pos(3, line.index("notify")),
+                                        "newName": "tell"})
         secret = CI.split("\n")[2].index("ci_token")  # source ci token=ci_token: its own secret, as before
         defs = client.request("textDocument/definition", {"textDocument": {"uri": cu}, "position": pos(2, secret)})
         assert defs == [{"uri": cu, "range": {"start": pos(1, 7), "end": pos(1, 15)}}]

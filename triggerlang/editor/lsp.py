@@ -500,10 +500,27 @@ def build_server() -> TriggerLanguageServer:
             return None
         defs = [o for o in occs if o.is_def and D.same_symbol(o, at)]
         if not defs:  # a name a file it includes declares: there
-            a = ls.analyses.get(params.text_document.uri)
-            defs = [o for o in (a.included if a is not None else ()) if o.name == at.name and
-                    (o.kind == at.kind or {o.kind, at.kind} == {"let", "secret"})]
+            defs = _included_declarations(ls, params.text_document.uri, at)
         return [_location(ls, o) for o in defs] or None
+
+    def _included_declarations(ls: TriggerLanguageServer, uri: str, at: D.Occurrence) -> list[D.Occurrence]:
+        """Where the files the document includes declare ``at``'s name (a use of a let
+        or a secret is either)."""
+        a = ls.analyses.get(uri)
+        return [o for o in (a.included if a is not None else ()) if o.name == at.name and
+                (o.kind == at.kind or {o.kind, at.kind} == {"let", "secret"})]
+
+    def _not_declared_here(ls: TriggerLanguageServer, uri: str, occs: list[D.Occurrence], at: D.Occurrence) -> None:
+        """A name that an included file declares, and the document and its companions do
+        not, is renamed in that file: renaming its uses here alone would break the program
+        (every other file that uses it), so it is refused, naming the file."""
+        if any(o.is_def and D.same_symbol(o, at) for o in occs):
+            return
+        there = _included_declarations(ls, uri, at)
+        if there:
+            o = there[0]
+            raise RequestFailed(f"`{at.name}` is declared in {o.file}:{o.span.start.line} (an included file): "
+                                "rename it there, and in the files that use it")
 
     @server.feature(T.TEXT_DOCUMENT_REFERENCES)
     def references(ls: TriggerLanguageServer, params: T.ReferenceParams) -> list[T.Location] | None:
@@ -536,6 +553,7 @@ def build_server() -> TriggerLanguageServer:
             return None
         if at.kind == "source":
             raise RequestFailed(f"`{at.name}` is a source of the catalogue: it cannot be renamed")
+        _not_declared_here(ls, params.text_document.uri, occs, at)
         return _location(ls, at).range
 
     @server.feature(T.TEXT_DOCUMENT_RENAME)
@@ -556,6 +574,7 @@ def build_server() -> TriggerLanguageServer:
             except (OSError, UnicodeDecodeError):
                 return None
 
+        _not_declared_here(ls, uri, occs, at)
         edits = D.rename(occs, at, params.new_name, ls.names(uri), text_of)
         if isinstance(edits, str):
             raise RequestFailed(edits)
