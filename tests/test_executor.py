@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -190,6 +191,47 @@ def test_the_spawner_of_a_closed_event_loop_is_stopped_by_the_next_loop(base: Pa
     assert run(request(base, action, run_id=2)) == RunResult("succeeded", 0)
     assert all(sp.sock is None for sp in left)
     assert not any(sp in _Fast.spawners.values() for sp in left)
+
+
+def test_a_ctrl_c_while_the_spawner_starts_does_not_kill_it(base: Path):
+    """serve in a terminal's foreground group catches SIGINT (a graceful stop); a Ctrl-C
+    reaches the whole group. The spawner starts at the first run: a Ctrl-C right after its
+    process starts, before its interpreter is up, must not kill it (the run would fail with
+    "the spawner stopped"). Here the group gets SIGINT the moment the spawner's process exists."""
+    from triggerlang.runtime.executor import _Fast
+
+    if _Fast.broken:
+        pytest.skip("no spawner on this platform: runs start in process")
+    script = """
+import asyncio, os, signal, subprocess, sys
+from pathlib import Path
+from triggerlang.runtime.executor import RunRequest, close_spawner, start_action
+
+os.setpgid(0, 0)                                    # a group of our own, as a terminal's foreground
+signal.signal(signal.SIGINT, lambda *a: None)       # serve catches it (a handler: reset in children)
+real = subprocess.Popen
+
+def popen(*a, **kw):                                # the spawner's process exists: Ctrl-C at once
+    p = real(*a, **kw)
+    os.killpg(0, signal.SIGINT)
+    return p
+
+subprocess.Popen = popen
+base = Path(sys.argv[1])
+
+async def main():
+    req = RunRequest(run_id=1, rule="r", action_name="a", action={"kind": "exec", "params": [],
+                     "argv": [{"value": "true"}]}, inputs={}, event={"id": "e", "source": "git", "type": "push",
+                     "data": {}}, base_dir=base, log_path=base / "1.log", timeout=30, secrets={})
+    res = await (await start_action(req)).wait()
+    close_spawner()
+    print(res.status, res.error)
+
+asyncio.run(main())
+"""
+    r = subprocess.run([sys.executable, "-c", script, str(base)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "succeeded None", r.stdout + r.stderr
 
 
 def test_exec_bare_name_uses_path_and_reports_exit_code(base: Path):

@@ -699,8 +699,13 @@ class Spawner:
             for sk in (mine, theirs):
                 sk.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * spawn.MAX_MESSAGE)
                 sk.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * spawn.MAX_MESSAGE)
+            # In a session of its own: a Ctrl-C at the terminal reaches serve's foreground process
+            # group, and the spawner is started at the first run; in that group, a Ctrl-C during
+            # its ~20 ms of interpreter start-up (before spawn._serve catches SIGINT) killed it,
+            # and the run being started failed ("the spawner stopped") instead of getting --grace.
             first = subprocess.Popen([sys.executable, "-I", "-S", spawn.__file__, str(theirs.fileno()), LOG_STDERR.hex()],
-                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True)
+                                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True,
+                                     start_new_session=True)
         except OSError as e:  # no interpreter or no spawn.py file here: the portable path from now on
             mine.close()
             _Fast.broken = True
