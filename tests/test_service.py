@@ -214,11 +214,13 @@ def test_as_pid_1_with_a_terminal_one_ctrl_c_is_one_graceful_stop(tmp_path: Path
     # make it the "second Ctrl-C" that kills the runs); docker stop's SIGTERM then is the second
     pid_namespace_or_skip()
     s = serve("""
-action hang = shell "exec sleep 60"
+action hang = shell "echo $$ > run.pid; exec sleep 60"
 h: on http.post path="/hang" run hang
 """, "--grace", "60", start=False)
     master = hang_in_a_terminal(s, before=["unshare", "--pid", "--fork", "--mount-proc"])
     try:
+        # the run's own process is there (not only its start asked for): the Ctrl-C is about it
+        wait_for(lambda: (tmp_path / "proj" / "run.pid").exists(), "the run's pid file", on_fail=s.tail)
         os.write(master, b"\x03")  # Ctrl-C on the container's terminal
         s.wait_log("press Ctrl-C again to stop now")
         time.sleep(1.0)  # a second SIGINT would have come at once (the assertion is on its absence)
