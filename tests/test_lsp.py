@@ -204,14 +204,19 @@ def test_rename_changes_every_use_in_the_file_and_its_companion_or_says_why_not(
     assert client.request("textDocument/prepareRename", {"textDocument": doc, "position": pos(5, 20)}) is None
 
 
+def quick_fixes(client: LspClient, uri: str, diags: list[dict]) -> list[dict]:
+    """The code actions the server offers for ``diags`` (at the first one's range)."""
+    return client.request("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": diags[0]["range"],
+                                                      "context": {"diagnostics": diags}})
+
+
 def test_formatting_and_quick_fixes(client: LspClient, tmp_path: Path) -> None:
     p = tmp_path / "rules.trg"
     p.write_text('action deploy(sha) = exec "./d.sh" sha\non   git.push   brnch = "main" run deploy with <sha>\n')
     u = client.open(p)
     diags = client.wait_diagnostics(u)
     assert [d["code"] for d in diags] == ["TRG203"]
-    actions = client.request("textDocument/codeAction", {"textDocument": {"uri": u}, "range": diags[0]["range"],
-                                                         "context": {"diagnostics": diags}})
+    actions = quick_fixes(client, u, diags)
     assert [a["title"] for a in actions] == ["Replace with 'branch'"]
     assert actions[0]["edit"]["changes"][u] == [{"range": {"start": pos(1, 16), "end": pos(1, 21)},
                                                  "newText": "branch"}]
@@ -233,8 +238,7 @@ def test_a_github_glob_gets_its_regex_as_a_quick_fix(client: LspClient, tmp_path
     u = client.open(p)
     diags = client.wait_diagnostics(u)
     assert [d["code"] for d in diags] == ["TRG306"]
-    actions = client.request("textDocument/codeAction", {"textDocument": {"uri": u}, "range": diags[0]["range"],
-                                                         "context": {"diagnostics": diags}})
+    actions = quick_fixes(client, u, diags)
     assert [a["title"] for a in actions] == ["Replace with '/^v[0-9]+\\.[0-9]+$/'"]
     [e] = actions[0]["edit"]["changes"][u]
     assert e["range"] == {"start": pos(1, 17), "end": pos(1, 33)}  # the string, quotes included
@@ -247,8 +251,7 @@ def test_a_github_glob_gets_its_regex_as_a_quick_fix(client: LspClient, tmp_path
     u2 = client.open(p2)
     diags = client.wait_diagnostics(u2)
     assert [d["code"] for d in diags] == ["TRG306"]
-    assert client.request("textDocument/codeAction", {"textDocument": {"uri": u2}, "range": diags[0]["range"],
-                                                      "context": {"diagnostics": diags}}) == []
+    assert quick_fixes(client, u2, diags) == []
 
 
 def test_a_wildcard_in_an_exact_comparison_gets_the_glob_match_as_a_quick_fix(client: LspClient,
@@ -263,8 +266,7 @@ def test_a_wildcard_in_an_exact_comparison_gets_the_glob_match_as_a_quick_fix(cl
     assert [d["code"] for d in diags] == ["TRG307", "TRG307"]
     fixes = []
     for d in diags:
-        [a] = client.request("textDocument/codeAction", {"textDocument": {"uri": u}, "range": d["range"],
-                                                         "context": {"diagnostics": [d]}})
+        [a] = quick_fixes(client, u, [d])
         [e] = a["edit"]["changes"][u]
         fixes.append((e["range"], e["newText"]))
     assert fixes == [({"start": pos(1, 12), "end": pos(1, 30)}, 'branch ~ "release/*"'),

@@ -223,7 +223,7 @@ def test_sigusr1_reloads_the_rules_as_webhook_does_also_with_no_reload(tmp_path:
 def test_a_token_in_the_query_string_is_checked_and_never_journaled(tmp_path: Path) -> None:
     # webhook's "?token=42" and Jenkins' Generic Webhook Trigger (.../invoke?token=...): senders
     # that can only be given a URL; the parameter is the secret, checked in constant time
-    # (providers.verify.query_token) and left out of the event
+    # (scheme "query" of providers.verify) and left out of the event
     token = "s3cr3t-t0ken-for-the-url"
     (tmp_path / "rules.trg").write_text(
         'secret jt = env "JOB_TOKEN"\n'

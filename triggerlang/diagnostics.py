@@ -343,22 +343,32 @@ def source_root(start: Path | None = None) -> Path:
     return start
 
 
+def _under_root(file: str, root: Path) -> "tuple[Path | None, str | None]":
+    """``(absolute path, path relative to root in posix form)`` of a diagnostic's file; the
+    second None for a file outside ``root``, both None for one with no path (``<input>``)."""
+    from pathlib import Path
+
+    if file.startswith("<"):
+        return None, None
+    path = Path(file)
+    path = Path(os.path.normpath(path if path.is_absolute() else Path.cwd() / path))
+    try:
+        return path, path.relative_to(root).as_posix()
+    except ValueError:
+        return path, None
+
+
 def _artifact_location(file: str, root: Path) -> dict:
     """``{"uri", "uriBaseId"}`` relative to ``root``; an absolute ``file:`` URI for a
     file outside it (or one with no path, like ``<input>``: its name, as a relative URI)."""
-    from pathlib import Path
     from urllib.parse import quote
 
-    if file.startswith("<"):
+    path, rel = _under_root(file, root)
+    if path is None:
         return {"uri": quote(file)}
-    path = Path(file)
-    path = path if path.is_absolute() else Path.cwd() / path
-    path = Path(os.path.normpath(path))
-    try:
-        rel = path.relative_to(root)
-    except ValueError:
+    if rel is None:
         return {"uri": path.as_uri()}
-    return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
+    return {"uri": quote(rel), "uriBaseId": SRCROOT}
 
 
 def render_gitlab(diags: Iterable[Diagnostic], root: Path | None = None) -> str:
@@ -372,14 +382,12 @@ def render_gitlab(diags: Iterable[Diagnostic], root: Path | None = None) -> str:
     not the line, so a finding does not show as fixed and new again when lines above it move.
     """
     import hashlib
-    from urllib.parse import unquote
 
     root = root or source_root()
     seen: dict[tuple[str, str, str], int] = {}
     out = []
     for d in diags:
-        loc = _artifact_location(d.file, root)
-        path = unquote(loc["uri"]) if loc.get("uriBaseId") else d.file
+        path = _under_root(d.file, root)[1] or d.file
         key = (path, d.code, d.message)
         n = seen[key] = seen.get(key, -1) + 1
         out.append({

@@ -69,7 +69,9 @@ def address_allowed(host: str | None, ranges: "tuple[ipaddress.IPv4Network | ipa
 
 
 Check = Callable[[bytes, Mapping[str, str], bytes, "str | None", float], "str | None"]
-"""(secret, lower-case headers, raw body, the route's header, now) -> None if it passes, else why."""
+"""(secret, lower-case headers, raw body, the route's header, now) -> None if it passes, else why.
+A scheme that ``reads_query`` gets the query parameters and the route's parameter name instead
+of the headers and a header name."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Scheme:
     custom_header: bool = False  # the route's ``header`` replaces headers[0]
     key: Callable[[str], bytes] = lambda secret: secret.encode("utf-8")
     what: str = ""  # what it checks, for people (the dashboard): "HMAC-SHA1 signature"
+    reads_query: bool = False  # its check is given the query parameters in place of the headers
 
     def reads(self, header: str | None) -> frozenset[str]:
         """The headers this scheme reads on a route (redacted from event data after it)."""
@@ -183,15 +186,13 @@ def _bearer(secret: bytes, headers: Mapping[str, str], body: bytes, header: str 
     return None if ok and scheme.lower() == "bearer" else "bearer token does not match"
 
 
-def _in_query(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
-    return "the token is in the query string: the HTTP source checks it with query_token()"  # never by headers
-
-
-def query_token(secret: bytes, value: str | None, param: str) -> str | None:
-    """None if a query parameter's value (already percent-decoded, as UTF-8) is the secret,
-    else why not; constant-time, as every check here."""
+def _query_token(secret: bytes, params: Mapping[str, str], body: bytes, param: str | None, now: float) -> str | None:
+    """Scheme ``query``: it reads the request's query parameters (percent-decoded, UTF-8)
+    where the other schemes read its headers, and ``param`` is the route's parameter."""
+    name = param or "token"
+    value = params.get(name)
     if value is None:
-        return f"missing ?{param}= in the query string"
+        return f"missing ?{name}= in the query string"
     return None if hmac.compare_digest(secret, value.strip().encode("utf-8")) else "token does not match"
 
 
@@ -248,7 +249,7 @@ SCHEMES: dict[str, Scheme] = {
                           custom_header=True, what="HMAC-SHA512 signature"),
     "token": Scheme("token", ("x-gitlab-token",), _token, custom_header=True, what="shared token"),
     "bearer": Scheme("bearer", ("authorization",), _bearer, custom_header=True, what="bearer token"),
-    "query": Scheme("query", (), _in_query, what="token in the query string"),
+    "query": Scheme("query", (), _query_token, what="token in the query string", reads_query=True),
     "standard": Scheme("standard", ("webhook-signature",), _standard, key=standard_key,
                        what="Standard Webhooks signature"),
 }

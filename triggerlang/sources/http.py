@@ -154,7 +154,6 @@ from ..providers import REDACTED, get_provider, provider_names
 from ..providers.base import CREDENTIAL_HEADERS, single_header
 from ..providers.verify import SCHEMES, VERIFY_HEADERS, address_allowed, client_address, ip_range
 from ..providers.verify import check as verify_check
-from ..providers.verify import query_token
 from .base import Source, SourceContext, Submitted
 from .forms import FORM, fields, form_payload, media_type
 from .http_lean import Incoming, Reply, lean_protocol
@@ -307,9 +306,9 @@ def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes, qu
     ``query`` is the raw query string (a route whose token comes as ``?token=``)."""
     if route.scheme is None:
         return None
-    if route.param is not None:
-        value = fields(query.decode("latin-1")).get(route.param) if query else None
-        return query_token(route.secret, value, route.param)
+    if SCHEMES[route.scheme].reads_query:
+        return verify_check(route.scheme, route.secret, fields(query.decode("latin-1")) if query else {}, body,
+                            route.param)
     return verify_check(route.scheme, route.secret, headers, body, route.header)
 
 
