@@ -113,7 +113,7 @@ SPEC_FIELDS = [
                             "url": STR, "source": STR}),
     ("ci", "completed", {"provider": STR, "pipeline": STR, "status": STR, "branch": STR, "tag": STR,
                          "ref": STR, "sha": STR, "url": STR}),
-    ("schedule", "tick", {"time": TIME, "scheduled": TIME, "rule": STR}),
+    ("schedule", "tick", {"time": TIME, "scheduled": TIME, "rule": STR, "catch_up": BOOL, "missed": INT}),
     ("run", "completed", {"rule": STR, "action": STR, "status": STR, "exit_code": INT,
                           "duration": DURATION, "inputs": MAP, "run_id": INT, "event_id": STR}),
     ("run", "failed", {"exit_code": INT, "inputs": MAP}),

@@ -117,7 +117,7 @@ source github path="/hooks/github" secret=gh
 action deploy(sha, stage="staging") = exec "./deploy.sh" "--sha" sha env TOKEN_NAME="x"
 deploy_main: on git.push branch="main" author not in bots message !~ /^wip\//i run deploy with <sha>, "prod" timeout 10m retry 2 backoff 30s
 pr: on github.pull_request payload.on=true env="x" labels ~ r"deploy\d" run deploy with <pull_request.head.sha> busy restart
-nightly: on cron "30 2 * * *" tz "Europe/Paris" run deploy with sha="n\u{41}\"q" debounce 1.5s
+nightly: on cron "30 2 * * *" tz "Europe/Paris" catch up run deploy with sha="n\u{41}\"q" debounce 1.5s
 gate: on all(github.workflow_run conclusion="success" as build, ci.completed status="success" as ci) same <sha> within 2h run deploy with <sha>
 test "a push deploys":
     given git.push branch="main" sha="abc" commits=3
@@ -164,6 +164,8 @@ def _scopes() -> dict[str, set[str]]:
     ("timeout", "keyword.other.triggerlang"),
     ("busy", "keyword.other.triggerlang"),
     ("tz", "keyword.other.triggerlang"),
+    ("catch", "keyword.other.triggerlang"),
+    ("up", "keyword.other.triggerlang"),
     ("all", "keyword.other.triggerlang"),
     ("same", "keyword.other.triggerlang"),
     ("within", "keyword.other.triggerlang"),

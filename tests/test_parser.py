@@ -64,6 +64,7 @@ GRAMMAR_CASES: dict[str, tuple[str, str]] = {
     "event_trigger": ('on github.* run d', 'on github.push.x run d'),
     "every_trigger": ('on every 15m run d', 'on every 15 run d'),
     "cron_trigger": ('on cron "0 3 * * 1-5" tz "Europe/Paris" run d', 'on cron 0 3 run d'),
+    "catch_up": ('on cron "0 3 * * *" tz "Europe/Paris" catch up run d', 'on every 6h catch run d'),
     "filter": ('on git.push branch="a" run d', 'on git.push branch run d'),
     "or_expr": ('on git.push branch="a" or branch="b" run d', 'on git.push branch="a" or run d'),
     "and_expr": ('on git.push branch="a" and tag="b" run d', 'on git.push branch="a" and and tag="b" run d'),
@@ -249,6 +250,10 @@ def test_triggers() -> None:
     cron = one('on cron "0 3 * * 1-5" tz "Europe/Paris" run d').trigger
     assert cron == A.CronTrigger(A.Str("0 3 * * 1-5"), A.Str("Europe/Paris"))
     assert one('on cron "0 3 * * *" run d').trigger.tz is None
+    assert one('on every 6h catch up run d').trigger == A.EveryTrigger(A.Duration(21_600_000), catch_up=True)
+    assert one('on cron "0 3 * * *" catch up run d').trigger.catch_up
+    # a field whose name starts like the keyword is still a field
+    assert one('on every 6h catch_up=true run d').filter == A.Compare(A.FieldPath(("catch_up",)), "=", A.Bool(True))
 
 
 def test_policies() -> None:

@@ -121,11 +121,11 @@ def fmt_trigger(t) -> str:
     if isinstance(t, A.EventTrigger):
         return t.text
     if isinstance(t, A.EveryTrigger):
-        return f"every {fmt_value(t.interval)}"
+        return f"every {fmt_value(t.interval)}" + (" catch up" if t.catch_up else "")
     if isinstance(t, (A.Group, A.Absence)):
         return " ".join(_corr_lines(t, "", WIDTH * 10)).strip()
     s = f"cron {fmt_string(t.expr)}"
-    return s + (f" tz {fmt_string(t.tz)}" if t.tz else "")
+    return s + (f" tz {fmt_string(t.tz)}" if t.tz else "") + (" catch up" if t.catch_up else "")
 
 
 # --------------------------------------------------------------------------- correlation triggers

@@ -520,6 +520,8 @@ class Checker:
         elif isinstance(trig, A.CronTrigger):
             source, event, types = "schedule", "tick", ["tick"]
             schedule = self.check_cron(trig)
+        if schedule is not None and trig.catch_up:  # (only when set: other manifests stay as they were)
+            schedule["catch_up"] = True
 
         ctx = (source, event) if source else None
         filt = self.lower(r.filter, ctx) if r.filter is not None else None

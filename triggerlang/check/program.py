@@ -29,7 +29,7 @@ class CheckedRule:
     action: str
     args: dict[str, dict]         # param -> {"field": "a.b"} | {"value": v}
     policies: dict[str, Any]
-    schedule: dict | None = None  # {"every": s} | {"cron": "...", "tz": "..."}
+    schedule: dict | None = None  # {"every": s} | {"cron": "...", "tz": "..."}, and "catch_up": True if set
     route: str | None = None      # http: the pinned path (literal or glob)
     methods: list[str] | None = None
     repos: list[str] = field(default_factory=list)

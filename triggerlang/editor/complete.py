@@ -268,9 +268,13 @@ def _rule(toks: list[_Tok], names: Names) -> tuple[list[Item], str]:
         if len(toks) == 2 and toks[0].kind == "name" and toks[1].text == ".":
             return _events(toks[0].text), "event"
         if toks[0].is_("cron") and len(toks) == 2 and toks[1].kind == "string":
-            return [_kw("tz"), _kw("run")], "filter"
+            return [_kw("tz"), _kw("catch up"), _kw("run")], "filter"
         if toks[0].is_("every", "cron") and len(toks) == 1:
             return [], "schedule"
+        if toks[-1].is_("catch"):
+            return [_kw("up")], "schedule"
+        if (toks[0].is_("every") and len(toks) == 2) or (toks[0].is_("cron") and len(toks) == 4 and toks[2].is_("tz")):
+            return [_kw("catch up"), _kw("run")] + _fields(ctx), "filter"
         last = toks[-1]
         if last.text in _OPS or last.is_("in"):
             fld = _field_before(toks)

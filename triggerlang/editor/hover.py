@@ -76,10 +76,11 @@ def hover(decl: Any, line: int, col: int, names: Names) -> HoverResult | None:
         return HoverResult(K.POLICY_DOCS.get(node.kind, ""), span)
     if isinstance(node, A.EventTrigger):
         return HoverResult(_event_md(node.source.value, node.event.value), span)
-    if isinstance(node, A.EveryTrigger):
-        return HoverResult(K.KEYWORD_DOCS["every"] + "\n\n" + _event_md("schedule", "tick"), span)
-    if isinstance(node, A.CronTrigger):
-        return HoverResult(K.KEYWORD_DOCS["cron"] + "\n\n" + _event_md("schedule", "tick"), span)
+    if isinstance(node, (A.EveryTrigger, A.CronTrigger)):
+        doc = K.KEYWORD_DOCS["every" if isinstance(node, A.EveryTrigger) else "cron"]
+        if node.catch_up:
+            doc += "\n\n" + K.KEYWORD_DOCS["catch up"]
+        return HoverResult(doc + "\n\n" + _event_md("schedule", "tick"), span)
     # a keyword of the declaration itself (the cursor on `let`, `on`, `run`...)
     if node is decl or isinstance(node, (A.Rule, A.Let, A.Secret, A.SourceDecl, A.ActionDecl, A.TestBlock)):
         return None

@@ -48,6 +48,8 @@ KEYWORD_DOCS: dict[str, str] = {
     "or": "either condition holds",
     "every": "`every D`: a schedule (`every 15m`)",
     "cron": '`cron "m h dom mon dow" [tz "Area/City"]`: a 5-field cron schedule',
+    "catch up": "`every D catch up`, `cron \"...\" catch up`: a tick missed while serve was down is made up "
+                "once at its start (systemd's `Persistent=true`); it carries `catch_up=true` and `missed`",
     "given": "`given SOURCE.EVENT field=value ... [from \"payload.json\"]`: the test's event",
     "expect": "`expect RULE [with ARGS]`, `expect not RULE`, `expect only RULE, ...`, `expect none`",
     "exec": "`exec PROGRAM ARG...`: runs PROGRAM with that argv, never through a shell; a bare name is a parameter",
@@ -106,6 +108,8 @@ _FIELD_DOCS: dict[str, str] = {
     "pipeline_id": "the pipeline's id",
     "time": "when it fired (ISO 8601)",
     "scheduled": "when it was planned to fire (ISO 8601)",
+    "catch_up": "true on the tick a `catch up` schedule made up at serve's start (absent on the others)",
+    "missed": "on a catch-up tick: how many planned times passed while serve was down",
     "rule": "the rule's name",
     "exit_code": "the run's exit code",
     "duration": "how long the run took",

@@ -362,7 +362,9 @@ def _schedule_section(inp: SectionInput) -> dict | None:
 SCHEDULE = SourceKind(
     make_source(
         "schedule",
-        {"tick": ({"time": TIME, "scheduled": TIME, "rule": STR}, "an `every` or `cron` schedule fired")},
+        # catch_up and missed: only on the tick a `catch up` schedule makes up at serve's start
+        {"tick": ({"time": TIME, "scheduled": TIME, "rule": STR, "catch_up": BOOL, "missed": INT},
+                  "an `every` or `cron` schedule fired")},
         listener="schedule",
         doc="time-based triggers",
     ),

@@ -244,17 +244,19 @@ class EventTrigger(Node):
 
 @node
 class EveryTrigger(Node):
-    """``every DURATION``."""
+    """``every DURATION [catch up]``."""
     interval: Union[Duration, Ref]
     span: Span = _span()
+    catch_up: bool = False  # a tick missed while serve was down is made up at its start
 
 
 @node
 class CronTrigger(Node):
-    """``cron "m h dom mon dow" [tz "Area/City"]``."""
+    """``cron "m h dom mon dow" [tz "Area/City"] [catch up]``."""
     expr: Str
     tz: Str | None = None
     span: Span = _span()
+    catch_up: bool = False  # as EveryTrigger's
 
 
 # --------------------------------------------------------------------------- correlation triggers (§11)

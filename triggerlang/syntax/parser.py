@@ -412,12 +412,15 @@ class _Builder:
         return A.EventTrigger(self.name(children[0]), self.name(children[-1]), span)
 
     def every_trigger(self, span, children):
-        return A.EveryTrigger(children[0], span)
+        return A.EveryTrigger(children[0], span, catch_up=children[1] is not None)
 
     def cron_trigger(self, span, children):
         expr = self.string(None, [children[0]])
         tz = self.string(None, [children[1]]) if children[1] is not None else None
-        return A.CronTrigger(expr, tz, span)
+        return A.CronTrigger(expr, tz, span, catch_up=children[2] is not None)
+
+    def catch_up(self, span, children):
+        return True
 
     # ---------------------------------------------------------------- rules
     def with_args(self, span, children):
