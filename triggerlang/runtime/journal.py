@@ -118,7 +118,7 @@ from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STA
 JournalError = StoreError
 """The journal cannot be opened or written (the SQLite name of :class:`StoreError`)."""
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """``PRAGMA user_version`` of the schema this module writes (2: correlation groups, §11; 3:
 the operator's tables, issue 14: event depth, re-runs, the audit trail, the delivery history;
 4: the correlation log)."""
@@ -138,6 +138,9 @@ CREATE TABLE IF NOT EXISTS events (
     received_at  REAL NOT NULL               -- epoch seconds
 );
 CREATE INDEX IF NOT EXISTS events_by_source ON events(source);
+-- Journal.last_tick: the newest tick of a rule (a catch-up schedule's look-up at start)
+CREATE INDEX IF NOT EXISTS events_ticks_by_rule ON events(json_extract(data, '$.rule'))
+    WHERE source = 'schedule' AND type = 'tick';
 
 CREATE TABLE IF NOT EXISTS runs (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -203,6 +206,7 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS deliveries_by_route ON deliveries(route, id)",
     ),
     # 4: the correlation log (runtime/correlate.py): a new table only, in _SCHEMA
+    # 5: the index events_ticks_by_rule (Journal.last_tick): in _SCHEMA
 }
 
 CHECKPOINT_INTERVAL = 0.25
@@ -1099,6 +1103,16 @@ class SqliteStore(SqliteGroups):
             d = _event_dict(r)
             d["runs"] = self._run_ids_of(conn, event_id)
         return d
+
+    def last_tick(self, rule: str) -> str | None:
+        """The ``scheduled`` time of the newest ``schedule.tick`` of ``rule``, or None (see
+        :meth:`~.store.Store.last_tick`). On the loop's thread in group commit mode it sees
+        the open batch too: a tick submitted just before a reload counts."""
+        with self._cursor(write=False) as conn:
+            r = conn.execute("SELECT json_extract(data, '$.scheduled') FROM events WHERE source = 'schedule' "
+                             "AND type = 'tick' AND json_extract(data, '$.rule') = ? ORDER BY rowid DESC LIMIT 1",
+                             (rule,)).fetchone()
+        return None if r is None else r[0]
 
     def read_log(self, run_id: int, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
         """(text, truncated, exists): the end of run ``run_id``'s log file."""

@@ -175,6 +175,11 @@ CREATE TABLE IF NOT EXISTS trg_deliveries (
 );
 CREATE INDEX IF NOT EXISTS trg_deliveries_by_route ON trg_deliveries (route, id);
 """),
+    # PgStore.last_tick: the newest tick of a rule (a catch-up schedule's look-up at start)
+    (4, """
+CREATE INDEX IF NOT EXISTS trg_events_ticks_by_rule ON trg_events (((data::jsonb) ->> 'rule'), seq)
+    WHERE source = 'schedule' AND type = 'tick';
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x7472675f736368  # 'trg_sch': one migrator at a time
@@ -939,6 +944,13 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
             d["runs"] = [x[0] for x in conn.execute("SELECT id FROM trg_runs WHERE event_id = %s ORDER BY id",
                                                     (event_id,)).fetchall()]
         return d
+
+    def last_tick(self, rule: str) -> str | None:
+        with self._conn() as conn:
+            r = conn.execute("SELECT (data::jsonb) ->> 'scheduled' FROM trg_events WHERE source = 'schedule' "
+                             "AND type = 'tick' AND (data::jsonb) ->> 'rule' = %s ORDER BY seq DESC LIMIT 1",
+                             (rule,)).fetchone()
+        return None if r is None else r[0]
 
     def read_log_chunk(self, run_id: int, offset: int | None = None, limit: int = LOG_TAIL) -> LogChunk:
         """The stored end of a run's log from byte ``offset`` (see :class:`~.store.LogChunk`);

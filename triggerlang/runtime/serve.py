@@ -293,7 +293,15 @@ class Runtime:
                              secrets=self.secrets, log=log, options=opts,
                              submit_then=getattr(self.engine, "submit_then", None),
                              overloaded=getattr(self.engine, "overloaded", None),
-                             record_delivery=self.deliveries)
+                             record_delivery=self.deliveries, last_tick=self.last_tick)
+
+    async def last_tick(self, rule: str) -> str | None:
+        """:meth:`Store.last_tick <.store.Store.last_tick>` for a ``catch up`` schedule: the
+        shared store in a thread; the journal on the loop's thread, where it sees the open
+        group-commit batch (a tick submitted just before a reload)."""
+        if self.store is not None:
+            return await asyncio.to_thread(self.store.last_tick, rule)
+        return self.engine.journal.last_tick(rule)
 
     def extra_routes(self) -> list:
         """Routes beside the webhooks: ``/metrics`` always, the dashboard when asked."""

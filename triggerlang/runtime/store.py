@@ -22,7 +22,8 @@ The boundary, by who uses it:
 ============================  ===============================================================
 every store (:class:`Store`)   ``list_runs``, ``get_run``, ``list_events``, ``get_event``,
                                ``read_log``, ``close``: the history that ``triggerc
-                               runs|events``, the dashboard and the MCP tools read
+                               runs|events``, the dashboard and the MCP tools read;
+                               ``last_tick``: what a ``catch up`` schedule reads
 the one-process engine         ``record_event``, ``add_run``, ``update_pending``,
                                ``start_run``, ``mark_finished``, ``set_status``,
                                ``last_run_with_key``, ``recover`` (SqliteStore)
@@ -562,6 +563,12 @@ class Store(Protocol):
         ...
 
     def get_event(self, event_id: str) -> dict[str, Any] | None: ...
+
+    def last_tick(self, rule: str) -> str | None:
+        """The ``scheduled`` time (ISO 8601, as journaled) of the newest ``schedule.tick`` of
+        ``rule``, or None when there is none: what a ``catch up`` schedule reads at serve's
+        start (sources/schedule.py). An index makes it one look-up, however many events."""
+        ...
 
     def read_log(self, run_id: int, limit: int = LOG_TAIL) -> tuple[str, bool, bool]:
         """(text, truncated, exists): the end of run ``run_id``'s output."""

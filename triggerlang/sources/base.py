@@ -57,6 +57,9 @@ class SourceContext:
     # the delivery history and its metrics (runtime/deliveries.py): called with one row per
     # delivery a webhook route answered; None: not recorded
     record_delivery: Callable[[dict[str, Any]], None] | None = None
+    # the ``scheduled`` time of a rule's newest journaled ``schedule.tick`` (Store.last_tick),
+    # read by a ``catch up`` schedule at its start; None: no store to ask, no catch-up
+    last_tick: Callable[[str], Awaitable["str | None"]] | None = None
 
 
 class StopFlag:

@@ -1,10 +1,11 @@
 """The schedule source: ``every`` and ``cron`` triggers become ``schedule.tick`` events (SPEC §4).
 
 Manifest section: ``{"schedules": [{"rule": "nightly", "every": 900.0},
-{"rule": "weekday", "cron": "0 3 * * 1-5", "tz": "Europe/Paris"}]}`` (``every`` in seconds,
-``tz`` an IANA zone, default UTC). Each tick carries ``{"rule", "scheduled", "time"}``:
-the planned and the actual fire time, ISO 8601 with milliseconds and an offset (the
-schedule's zone for cron, UTC for ``every``).
+{"rule": "weekday", "cron": "0 3 * * 1-5", "tz": "Europe/Paris", "catch_up": true}]}``
+(``every`` in seconds, ``tz`` an IANA zone, default UTC, ``catch_up`` only when the rule
+says ``catch up``). Each tick carries ``{"rule", "scheduled", "time"}``: the planned and
+the actual fire time, ISO 8601 with milliseconds and an offset (the schedule's zone for
+cron, UTC for ``every``); a catch-up tick also ``"catch_up": true, "missed": N``.
 
 Timing
 ------
@@ -25,13 +26,26 @@ Timing
   the next planned time is the first one after now.
 * Ticks that fell while serve was not running are not replayed: a start plans the first
   tick after the start. This is cron's behaviour and systemd's default
-  (``Persistent=false``): a job that must catch up after a downtime can say so itself (a
-  rule on ``schedule.tick`` sees ``scheduled``), and a machine that was off for a week does
-  not start a week of backups at boot.
+  (``Persistent=false``), and a machine that was off for a week does not start a week of
+  backups at boot.
+* ``catch up`` (``"catch_up": true``) is systemd's ``Persistent=true``: at the start of
+  the source (serve's start, a reload that restarts the schedules) the schedule asks the
+  store for the ``scheduled`` time of its rule's newest journaled tick
+  (``SourceContext.last_tick``, ``Store.last_tick``, one indexed look-up). If planned times
+  fell after it and at or before the start (:func:`missed_ticks`, pure), it submits ONE
+  tick at once, for the latest of them, marked ``catch_up: true`` and ``missed: N`` (how
+  many; exact for ``every``, counted up to :data:`MISSED_LIMIT` for cron), then plans as
+  above (strictly after the start, so the two never overlap). One tick, not N, as systemd
+  runs the unit once: a job that needs every missed period reads ``missed``. No tick
+  journaled for the rule (a new rule, a fresh state folder, pruned history): no catch-up,
+  as systemd without its stamp file. Only catch-up ticks carry the two fields, so the
+  ticks of every other schedule, and their journal rows, are as they were.
 * ``stop()`` cancels the tasks: it is immediate.
 * In store mode (``serve --store``, SPEC §12.2) every ingest node ticks, and each tick is
   submitted with the delivery key ``schedule:<rule>:<planned time>``: the nodes plan the
-  same times, so their ticks are one event.
+  same times, so their ticks are one event. A catch-up tick's planned time is one of
+  those times and it gets the same key: nodes that start together make one catch-up
+  event, and one that starts later finds it and makes none.
 
 Cron
 ----
@@ -52,11 +66,15 @@ from .. import cron
 from ..events import Event
 from .base import Source, SourceContext
 
-__all__ = ["ScheduleSource", "next_fire", "CHUNK"]
+__all__ = ["ScheduleSource", "next_fire", "missed_ticks", "CHUNK", "MISSED_LIMIT"]
 
 UTC = _dt.timezone.utc
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 30.0  # longest single sleep, in seconds
+MISSED_LIMIT = 10_000
+"""A cron schedule's ``missed`` stops counting here (each count is a step of croniter's)."""
+# how far back from now :func:`missed_ticks` looks for the latest cron time once it stopped counting
+_LOOK_BACK = tuple(_dt.timedelta(days=d) for d in (0.1, 2, 40, 400, 3000))
 
 
 def _as_utc(t: _dt.datetime) -> _dt.datetime:
@@ -93,6 +111,62 @@ def next_fire(spec: Mapping[str, Any] | str, after: _dt.datetime, *,
     return cron.next_instant(spec["cron"], spec.get("tz"), after_u)
 
 
+def _slot(t: _dt.datetime, period: float) -> int:
+    """The k of the last ``every`` time ``epoch + k*period`` at or before ``t`` (UTC), by
+    the formula :func:`next_fire` plans with, so the two agree to the millisecond."""
+    k = math.floor((t - _EPOCH).total_seconds() / period)
+    while _EPOCH + _dt.timedelta(seconds=(k + 1) * period) <= t:  # float rounding
+        k += 1
+    while _EPOCH + _dt.timedelta(seconds=k * period) > t:
+        k -= 1
+    return k
+
+
+def missed_ticks(spec: Mapping[str, Any], last: _dt.datetime,
+                 now: _dt.datetime) -> tuple[_dt.datetime | None, int]:
+    """The planned times of ``spec`` (a manifest schedule) after ``last`` and at or before
+    ``now``: ``(the latest of them, how many)``, or ``(None, 0)`` when none fell there.
+
+    What a ``catch up`` schedule owes at serve's start, ``last`` being the ``scheduled``
+    time of its newest journaled tick. ``every`` times are the multiples of the period
+    from the Unix epoch (in UTC), counted exactly; cron times come from
+    :func:`triggerlang.cron.instants` (in the schedule's zone, across DST changes as the
+    running schedule fires them), counted up to :data:`MISSED_LIMIT`. Pure: no clock.
+    """
+    last_u, now_u = _as_utc(last), _as_utc(now)
+    if now_u <= last_u:
+        return None, 0
+    if spec.get("every") is not None:
+        period = float(spec["every"])
+        k_now, k_last = _slot(now_u, period), _slot(last_u, period)
+        if k_now <= k_last:
+            return None, 0
+        return _EPOCH + _dt.timedelta(seconds=k_now * period), k_now - k_last
+    latest, count = None, 0
+    for t in _cron_until(spec, last_u, now_u):
+        latest, count = t, count + 1
+        if count == MISSED_LIMIT:
+            for back in _LOOK_BACK:  # the latest time: from a little before now, not from last
+                found = None
+                for found in _cron_until(spec, max(last_u, now_u - back), now_u):
+                    pass
+                if found is not None:
+                    return found, count
+            break
+    return latest, count
+
+
+def _cron_until(spec: Mapping[str, Any], after: _dt.datetime, until: _dt.datetime):
+    """The cron times of ``spec`` after ``after`` and at or before ``until``."""
+    try:
+        for t in cron.instants(spec["cron"], spec.get("tz"), after):
+            if t > until:
+                return
+            yield t
+    except ValueError:  # no further time (the end of croniter's calendar)
+        return
+
+
 def _iso(t: _dt.datetime) -> str:
     return t.isoformat(timespec="milliseconds")
 
@@ -103,17 +177,19 @@ class _Schedule:
     spec: dict[str, Any]
 
     def describe(self) -> str:
+        more = " catch up" if self.spec.get("catch_up") else ""
         if self.spec.get("every") is not None:
-            return f"{self.rule} every {float(self.spec['every']):g}s"
+            return f"{self.rule} every {float(self.spec['every']):g}s{more}"
         tz = self.spec.get("tz") or "UTC"
-        return f"{self.rule} cron {self.spec['cron']!r} ({tz})"
+        return f"{self.rule} cron {self.spec['cron']!r} ({tz}){more}"
 
 
 class ScheduleSource(Source):
     """Emits ``schedule.tick`` for each manifest schedule; one sleeping task per schedule.
 
     See the module docstring for the timing rules (no drift, 30 s sleep chunks, one
-    catch-up tick after a suspend, no replay) and for cron across DST changes.
+    catch-up tick after a suspend, no replay unless ``catch up``) and for cron across DST
+    changes.
     """
 
     kind = "schedule"
@@ -169,6 +245,8 @@ class ScheduleSource(Source):
         except ValueError as exc:
             self.ctx.log.error("schedule: rule %s will never tick: %s", s.rule, exc)
             return
+        if s.spec.get("catch_up"):
+            await self._catch_up(s, start)
         while True:
             while True:
                 remaining = (planned - self.clock()).total_seconds()
@@ -176,16 +254,44 @@ class ScheduleSource(Source):
                     break
                 await asyncio.sleep(min(remaining, CHUNK))
             now = self.clock()
-            data = {"rule": s.rule, "scheduled": _iso(planned), "time": _iso(now.astimezone(planned.tzinfo))}
-            try:
-                key = f"schedule:{s.rule}:{data['scheduled']}" if self.shared else None
-                await self.ctx.submit(Event("schedule", "tick", data), delivery_key=key)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                self.ctx.log.exception("schedule: could not submit the tick of %s", s.rule)
+            await self._submit(s, planned, now)
             try:
                 planned = self._plan(s, max(now, self.clock()), anchor)
             except ValueError as exc:
                 self.ctx.log.error("schedule: rule %s has no further ticks: %s", s.rule, exc)
                 return
+
+    async def _submit(self, s: _Schedule, planned: _dt.datetime, now: _dt.datetime, **extra: Any) -> None:
+        data = {"rule": s.rule, "scheduled": _iso(planned), "time": _iso(now.astimezone(planned.tzinfo)), **extra}
+        try:
+            key = f"schedule:{s.rule}:{data['scheduled']}" if self.shared else None
+            await self.ctx.submit(Event("schedule", "tick", data), delivery_key=key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.ctx.log.exception("schedule: could not submit the tick of %s", s.rule)
+
+    async def _catch_up(self, s: _Schedule, start: _dt.datetime) -> None:
+        """A ``catch up`` schedule's start (systemd's ``Persistent=true``): one tick for the
+        latest planned time between the rule's newest journaled tick and ``start``, if any
+        fell there. No tick journaled yet (a new rule, a fresh state folder): none."""
+        if self.ctx.last_tick is None:
+            return
+        try:
+            last = await self.ctx.last_tick(s.rule)
+            if last is None:
+                self.ctx.log.info("schedule: %s has no tick journaled yet: nothing to catch up", s.rule)
+                return
+            planned, missed = await asyncio.to_thread(missed_ticks, s.spec, _dt.datetime.fromisoformat(last), start)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.ctx.log.error("schedule: %s cannot catch up (its last tick is unreadable): %s", s.rule, exc)
+            return
+        if planned is None:
+            self.ctx.log.info("schedule: %s missed no tick: nothing to catch up (its last one was for %s)",
+                              s.rule, last)
+            return
+        self.ctx.log.info("schedule: %s missed %d tick(s) since %s; catching up once, for %s",
+                          s.rule, missed, last, _iso(planned), extra={"rule": s.rule})
+        await self._submit(s, planned, self.clock(), catch_up=True, missed=missed)
