@@ -261,10 +261,13 @@ def test_check_json_format(tmp_path: Path) -> None:
     assert r.exit_code == 1
     data = json.loads(r.stdout)
     assert isinstance(data, list) and len(data) == 2
-    assert all(set(d) == DIAG_KEYS for d in data)
+    assert all(set(d) == DIAG_KEYS | {"fix"} for d in data)  # (fix: only where there is one; both have)
     assert data[0] == {"file": f, "line": 3, "column": 13, "end_line": 3, "end_column": 18,
                        "severity": "error", "code": "TRG203", "message": "git.push has no field 'brnch'",
-                       "hint": "did you mean 'branch'?"}
+                       "hint": "did you mean 'branch'?",
+                       "fix": {"title": "Replace `brnch` with `branch`", "applicability": "safe",
+                               "edits": [{"line": 3, "column": 13, "end_line": 3, "end_column": 18,
+                                          "text": "branch"}]}}
     assert (data[1]["severity"], data[1]["code"], data[1]["line"]) == ("warning", "TRG105", 4)
     clean = run("check", "--format", "json", write(tmp_path, "clean.trg", CLEAN))
     assert (clean.exit_code, json.loads(clean.stdout)) == (0, [])

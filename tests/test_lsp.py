@@ -204,10 +204,12 @@ def test_rename_changes_every_use_in_the_file_and_its_companion_or_says_why_not(
     assert client.request("textDocument/prepareRename", {"textDocument": doc, "position": pos(5, 20)}) is None
 
 
-def quick_fixes(client: LspClient, uri: str, diags: list[dict]) -> list[dict]:
-    """The code actions the server offers for ``diags`` (at the first one's range)."""
+def quick_fixes(client: LspClient, uri: str, diags: list[dict], only: list[str] | None = None) -> list[dict]:
+    """The code actions the server offers for ``diags`` (at the first one's range; ``only``
+    those kinds, as the request's ``context.only``)."""
     return client.request("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": diags[0]["range"],
-                                                      "context": {"diagnostics": diags}})
+                                                      "context": {"diagnostics": diags,
+                                                                  **({"only": only} if only else {})}})
 
 
 def test_formatting_and_quick_fixes(client: LspClient, tmp_path: Path) -> None:
@@ -217,7 +219,7 @@ def test_formatting_and_quick_fixes(client: LspClient, tmp_path: Path) -> None:
     diags = client.wait_diagnostics(u)
     assert [d["code"] for d in diags] == ["TRG203"]
     actions = quick_fixes(client, u, diags)
-    assert [a["title"] for a in actions] == ["Replace with 'branch'"]
+    assert [a["title"] for a in actions] == ["Replace `brnch` with `branch`"]
     assert actions[0]["edit"]["changes"][u] == [{"range": {"start": pos(1, 16), "end": pos(1, 21)},
                                                  "newText": "branch"}]
     edits = client.request("textDocument/formatting", {"textDocument": {"uri": u},
@@ -239,7 +241,7 @@ def test_a_github_glob_gets_its_regex_as_a_quick_fix(client: LspClient, tmp_path
     diags = client.wait_diagnostics(u)
     assert [d["code"] for d in diags] == ["TRG306"]
     actions = quick_fixes(client, u, diags)
-    assert [a["title"] for a in actions] == ["Replace with '/^v[0-9]+\\.[0-9]+$/'"]
+    assert [a["title"] for a in actions] == ["Replace the glob with the regex `/^v[0-9]+\\.[0-9]+$/`"]
     [e] = actions[0]["edit"]["changes"][u]
     assert e["range"] == {"start": pos(1, 17), "end": pos(1, 33)}  # the string, quotes included
     client.change(u, 2, [edit(1, 17, 1, 33, e["newText"])])
@@ -277,6 +279,25 @@ def test_a_wildcard_in_an_exact_comparison_gets_the_glob_match_as_a_quick_fix(cl
     client.change(u, 3, [edit(r1["start"]["line"], r1["start"]["character"], r1["end"]["line"],
                               r1["end"]["character"], t1)])
     assert client.wait_diagnostics(u, version=3) == []
+
+
+def test_fix_all_applies_every_safe_fix(client: LspClient, tmp_path: Path) -> None:
+    # source.fixAll.triggerc (asked for on save): the safe fixes, until stable, as one edit;
+    # the unsafe TRG307 stays; a quick-fix request without 'only' does not get it
+    p = tmp_path / "rules.trg"
+    p.write_text('action deploy(sha) = exec "./d.sh" sha\n'
+                 'on git.psh brnch="main" run deploy with <sha> busy skp\n'
+                 'on git.push branch="a/*" run deploy with <sha>\n')
+    u = client.open(p)
+    diags = client.wait_diagnostics(u)
+    assert [d["code"] for d in diags] == ["TRG202", "TRG407", "TRG307"]
+    assert [a["kind"] for a in quick_fixes(client, u, diags)] == ["quickfix"] * 3
+    [a] = quick_fixes(client, u, diags, only=["source.fixAll"])
+    assert a["kind"] == "source.fixAll.triggerc"
+    [e] = a["edit"]["changes"][u]
+    assert e["newText"] == ('action deploy(sha) = exec "./d.sh" sha\n'
+                            'on git.push branch="main" run deploy with <sha> busy skip\n'
+                            'on git.push branch="a/*" run deploy with <sha>\n')
 
 
 def test_a_noqa_comment_leaves_the_warning_out_of_the_editor(client: LspClient, tmp_path: Path) -> None:

@@ -100,6 +100,8 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
     assert not bad["ok"] and [(d["code"], d["line"], d["column"]) for d in bad["diagnostics"]] == \
         [("TRG203", 7, 13), ("TRG104", 7, 27)]
     assert bad["diagnostics"][0]["hint"] == "did you mean 'branch'?"
+    assert bad["diagnostics"][0]["fix"]["edits"] == [{"line": 7, "column": 13, "end_line": 7, "end_column": 18,
+                                                      "text": "branch"}]  # (the fix check --fix applies)
     assert res[2][1]["ok"] is False and res[2][1]["warnings"] == 1  # --strict: a warning fails
     assert {s["name"] for s in res[3][1]["sources"]} >= {"git", "github", "gitlab", "http", "file", "ci"}
     fields = {f["name"]: f["type"] for f in res[4][1]["fields"]}

@@ -96,7 +96,7 @@ def _unknown_event_warner():
         seen.add((source, typ))
         problem = trigger_problem(source, typ)
         if problem is not None:
-            _, message, hint = problem
+            _, message, hint, _ = problem
             click.echo(f"triggerc: warning: {source}.{typ}: {message}" + (f" ({hint})" if hint else ""), err=True)
 
     return warn
@@ -166,6 +166,8 @@ EXAMPLES_CHECK = examples(
     "triggerc check --statistics 'rules/**/*.trg'",
     "triggerc check --strict --ignore TRG209 rules/  # routes whose proxy checks the sender",
     "git show HEAD:rules.trg | triggerc check - --stdin-filename rules.trg",
+    "triggerc check --fix rules/                # apply the safe fixes in place",
+    "triggerc check --diff --unsafe-fixes rules.trg  # what --fix --unsafe-fixes would change",
 )
 
 
@@ -186,17 +188,28 @@ EXAMPLES_CHECK = examples(
 @click.option("--ignore", "ignore", multiple=True, metavar="CODES",
               help="Leave out these warnings: codes or prefixes, comma-separated or repeated (--ignore TRG209 "
                    "--ignore TRG1). Errors cannot be left out. A line's '# noqa: CODE' does it for that line.")
+@click.option("--fix", is_flag=True,
+              help="Apply the safe fixes in place (for '-': print the fixed text), then report what remains.")
+@click.option("--unsafe-fixes", is_flag=True,
+              help="With --fix or --diff, apply the unsafe fixes too (they change what a rule matches, or "
+                   "remove a declaration).")
+@click.option("--diff", is_flag=True,
+              help="Print a unified diff of what --fix would change and write nothing (exit 1 if it would).")
 @color_option
 def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet: bool, statistics: bool,
-          stdin_filename: str | None, ignore: tuple[str, ...], color_mode: str) -> None:
+          stdin_filename: str | None, ignore: tuple[str, ...], fix: bool, unsafe_fixes: bool, diff: bool,
+          color_mode: str) -> None:
     """Report every problem in FILES: syntax, names, types, lints.
 
     A folder stands for the .trg files in it and in its subfolders; a quoted pattern
     ('rules/**/*.trg') for the files it matches; "-" for the text on stdin. Exit 0 when
     clean (warnings allowed unless --strict), 1 on problems, 2 on a usage error.
+    --fix applies the fixes the diagnostics carry (see README, "Fixing what check finds").
     """
     if statistics and fmt not in ("text", "json"):
         usage_error(f"--statistics prints text or json, not {fmt}")
+    if unsafe_fixes and not (fix or diff):
+        usage_error("--unsafe-fixes goes with --fix or --diff")
     ignored: frozenset[str] = frozenset()
     if ignore:
         from .check.checker import CODES
@@ -213,40 +226,121 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
     _no_gc()
     all_diags: list[Diagnostic] = []
     sources: dict[str, str] = {}
+    fixed = hidden = 0
+    changes: list[tuple[str, str, str]] = []  # (file, before, after) for --diff
+    stdin_fixed: str | None = None
     for f in _expand(files, stdin_filename):
-        c = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
+        if fix or diff:
+            c, before, n, more = _fix(f, stdin_filename, unsafe_fixes, ignored)
+            fixed, hidden = fixed + n, hidden + more
+            if c.text != before:
+                changes.append((c.file, before, c.text))
+                if fix and f != "-":
+                    _write_fixed(f, c.text)
+            if f == "-":
+                stdin_fixed = c.text
+        else:
+            c = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
         all_diags.extend(d for d in c.diagnostics if d.is_error or d.code not in ignored)
         sources.update(c.sources)
-    # a file two of FILES include (or one of FILES, included by another): its problems once
-    all_diags = list(dict.fromkeys(all_diags))
-    if statistics:
-        _print_statistics(all_diags, fmt)
-    elif fmt == "text":
-        color = _color(mode=color_mode)
-        out = render_text(all_diags, sources, color=color)
-        if out:
-            click.echo(out, nl=False, color=color)
-    elif fmt == "json":
-        click.echo(render_json(all_diags), nl=False)
-    elif fmt == "github":
-        click.echo(render_github(all_diags), nl=False)
-    elif fmt == "gitlab":
-        from .diagnostics import render_gitlab
-
-        click.echo(render_gitlab(all_diags), nl=False)
+    if diff:
+        _print_diff(changes, fixed, hidden)
+        raise SystemExit(1 if changes else 0)
+    if stdin_fixed is not None and fix:  # ruff's way: the fixed text on stdout, the rest on stderr
+        click.echo(stdin_fixed, nl=False)
+        _report_check(all_diags, sources, fmt, quiet, statistics, color_mode, err=True)
     else:
-        from .check.codedocs import rule_metadata
-
-        click.echo(render_sarif(all_diags, {c: rule_metadata(c) for c in {d.code for d in all_diags}}), nl=False)
-    if fmt == "text" and all_diags and not quiet:
-        errors = sum(d.is_error for d in all_diags)
-        warnings = len(all_diags) - errors
-        click.echo(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}", err=True)
+        _report_check(all_diags, sources, fmt, quiet, statistics, color_mode)
+    if fix and not quiet and (fixed or hidden):
+        click.echo(_fixed_line("Fixed", fixed, hidden), err=True)
     bad = any(d.is_error for d in all_diags) or (strict and all_diags)
     raise SystemExit(1 if bad and not exit_zero else 0)
 
 
-def _print_statistics(diags: list[Diagnostic], fmt: str) -> None:
+def _report_check(all_diags: list[Diagnostic], sources: dict[str, str], fmt: str, quiet: bool, statistics: bool,
+                  color_mode: str, err: bool = False) -> None:
+    """check's diagnostics in ``fmt`` (``err``: on stderr, where stdout has the fixed text)."""
+    # a file two of FILES include (or one of FILES, included by another): its problems once
+    all_diags = list(dict.fromkeys(all_diags))
+    if statistics:
+        _print_statistics(all_diags, fmt, err)
+    elif fmt == "text":
+        color = _color(mode=color_mode)
+        out = render_text(all_diags, sources, color=color)
+        if out:
+            click.echo(out, nl=False, color=color, err=err)
+    elif fmt == "json":
+        click.echo(render_json(all_diags), nl=False, err=err)
+    elif fmt == "github":
+        click.echo(render_github(all_diags), nl=False, err=err)
+    elif fmt == "gitlab":
+        from .diagnostics import render_gitlab
+
+        click.echo(render_gitlab(all_diags), nl=False, err=err)
+    else:
+        from .check.codedocs import rule_metadata
+
+        click.echo(render_sarif(all_diags, {c: rule_metadata(c) for c in {d.code for d in all_diags}}), nl=False,
+                   err=err)
+    if fmt == "text" and all_diags and not quiet:
+        errors = sum(d.is_error for d in all_diags)
+        warnings = len(all_diags) - errors
+        click.echo(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}", err=True)
+
+
+def _fix(f: str, stdin_filename: str | None, unsafe: bool, ignored: frozenset[str]):
+    """``(compiled after the fixes, text before, fixes applied, unsafe fixes left)`` for
+    one of check's FILES (``-``: stdin), fixed until stable (check/fixes.py); the
+    warnings --ignore leaves out are not fixed either."""
+    from .api import compile_bytes
+    from .check.fixes import fix_until_stable, fixes_of, has_syntax_errors
+
+    first = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
+    if first.module is None:  # not UTF-8: nothing to fix
+        return first, first.text, 0, 0
+    path = stdin_filename if f == "-" else f
+    last = [first]
+
+    def recheck(text: str) -> list[Diagnostic]:
+        if text != last[0].text:
+            last[0] = compile_bytes(text.encode("utf-8"), path)
+        return [d for d in last[0].diagnostics if d.is_error or d.code not in ignored]
+
+    text, n, diags = fix_until_stable(first.text, recheck, first.file, unsafe)
+    if has_syntax_errors(diags, first.file):
+        click.echo(f"triggerc: {first.file}: not fixed: it has syntax errors", err=True)
+    more = 0 if unsafe else len(fixes_of(diags, first.file, unsafe=True)) - len(fixes_of(diags, first.file))
+    return last[0], first.text, n, more
+
+
+def _write_fixed(path: str, text: str) -> None:
+    try:
+        with open(path, "wb") as fh:  # (bytes: the file's line ends as they were)
+            fh.write(text.encode("utf-8"))
+    except OSError as e:
+        usage_error(f"{path}: cannot write the fixes: {e.strerror or e}")
+
+
+def _print_diff(changes: list[tuple[str, str, str]], fixed: int, hidden: int) -> None:
+    """``check --diff``: a unified diff per file --fix would change, and a count on stderr."""
+    import difflib  # (only here: check's start stays light)
+
+    for file, before, after in changes:
+        click.echo("".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
+                                                f"a/{file}", f"b/{file}")), nl=False)
+    click.echo(_fixed_line("Would fix", fixed, hidden), err=True)
+
+
+def _fixed_line(verb: str, fixed: int, hidden: int) -> str:
+    """``Fixed 2 problems (1 more fix with --unsafe-fixes).``, check --fix's closing line."""
+    fixes = f"fix{'es' * (hidden != 1)}"
+    if not fixed and verb == "Fixed":
+        return f"No problem fixed ({hidden} unsafe {fixes} available with --unsafe-fixes)."
+    more = f" ({hidden} more {fixes} with --unsafe-fixes)" if hidden else ""
+    return f"{verb} {fixed} problem{'s' * (fixed != 1)}{more}."
+
+
+def _print_statistics(diags: list[Diagnostic], fmt: str, err: bool = False) -> None:
     """``check --statistics``: a line per code, the most frequent first (ruff's layout):
     count, code, severity and what the code is about."""
     from collections import Counter
@@ -257,11 +351,11 @@ def _print_statistics(diags: list[Diagnostic], fmt: str) -> None:
     rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     if fmt == "json":
         click.echo(json.dumps([{"code": code, "severity": sev, "count": n, "title": CODES.get(code, "")}
-                               for (code, sev), n in rows], indent=2))
+                               for (code, sev), n in rows], indent=2), err=err)
         return
     width = max((len(str(n)) for n in counts.values()), default=1)
     for (code, sev), n in rows:
-        click.echo(f"{n:>{width}}  {code}  {sev:<7}  {CODES.get(code, '')}")
+        click.echo(f"{n:>{width}}  {code}  {sev:<7}  {CODES.get(code, '')}", err=err)
 
 
 EXAMPLES_EXPLAIN = examples(

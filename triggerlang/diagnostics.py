@@ -89,6 +89,53 @@ class FileSpan(Span):
 
 NO_SPAN = Span(Pos(1, 1, 0), Pos(1, 1, 0))
 
+SAFE = "safe"
+UNSAFE = "unsafe"
+
+
+class Edit(NamedTuple):
+    """Replace the text of ``span`` (a :class:`FileSpan` when it is in another file than the
+    diagnostic's) with ``text``; an empty span inserts, an empty text deletes."""
+
+    span: Span
+    text: str
+
+    def to_json(self) -> dict:
+        return {**self.span.to_json(), "text": self.text}
+
+
+class Fix(NamedTuple):
+    """What a diagnostic's hint says to write, as edits (ruff's ``Fix``): ``title`` says it
+    in a few words; ``applicability`` is :data:`SAFE` when applying it cannot change what a
+    file that checks clean today would run and there is one candidate (a did-you-mean on an
+    error: the file cannot run as it is), :data:`UNSAFE` when it changes what matches or
+    deletes what the user wrote (``check --fix`` applies those only with ``--unsafe-fixes``)."""
+
+    title: str
+    edits: tuple[Edit, ...]
+    applicability: str = SAFE
+
+    @property
+    def safe(self) -> bool:
+        return self.applicability == SAFE
+
+    def to_json(self) -> dict:
+        return {"title": self.title, "applicability": self.applicability,
+                "edits": [e.to_json() for e in self.edits]}
+
+
+def replace_fix(span: Span, old: str, new: str, applicability: str = SAFE) -> Fix:
+    """The fix that writes ``new`` over ``old``, which is the text of ``span``."""
+    return Fix(f"Replace `{old}` with `{new}`", (Edit(span, new),), applicability)
+
+
+def name_span(span: Span, name: str, skip: int = 0) -> Span:
+    """The span of ``name`` written ``skip`` characters after the start of ``span`` (a
+    name is on one line), in ``span``'s file: where a dotted path's first part is."""
+    s = span.start
+    start = Pos(s.line, s.column + skip, s.offset + skip)
+    return Span(start, Pos(s.line, start.column + len(name), start.offset + len(name))).in_file(span.file)
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -105,6 +152,9 @@ class Diagnostic:
     """Other places that explain this one (``(span, message)``): where the clashing name
     was first declared, the action a test's ``expect ... with`` binds, ... A span without a
     file is in ``file``."""
+    fix: Fix | None = None
+    """The edits that do what the hint says, where the checker knows them (an edit's span
+    without a file is in ``file``)."""
 
     def related_file(self, span: Span) -> str:
         return span.file or self.file
@@ -124,6 +174,8 @@ class Diagnostic:
         if self.related:  # only when there are some: the documented shape stays as it was
             out["related"] = [{"file": self.related_file(sp), **sp.to_json(), "message": msg}
                               for sp, msg in self.related]
+        if self.fix is not None:  # (likewise)
+            out["fix"] = self.fix.to_json()
         return out
 
 
@@ -135,20 +187,23 @@ class Diagnostics:
     items: list[Diagnostic] = field(default_factory=list)
 
     def error(self, code: str, message: str, span: Span, hint: str | None = None,
-              related: Iterable[tuple[Span, str]] = ()) -> None:
-        self.add(ERROR, code, message, span, hint, related)
+              related: Iterable[tuple[Span, str]] = (), fix: Fix | None = None) -> None:
+        self.add(ERROR, code, message, span, hint, related, fix)
 
     def warning(self, code: str, message: str, span: Span, hint: str | None = None,
-                related: Iterable[tuple[Span, str]] = ()) -> None:
-        self.add(WARNING, code, message, span, hint, related)
+                related: Iterable[tuple[Span, str]] = (), fix: Fix | None = None) -> None:
+        self.add(WARNING, code, message, span, hint, related, fix)
 
     def add(self, severity: str, code: str, message: str, span: Span, hint: str | None = None,
-            related: Iterable[tuple[Span, str]] = ()) -> None:
+            related: Iterable[tuple[Span, str]] = (), fix: Fix | None = None) -> None:
         """A diagnostic in ``span.file`` when the span carries one, else in this list's file."""
         file = span.file or self.file
+        if fix is not None:  # its edits' spans as the related ones: a file only if another one
+            fix = fix._replace(edits=tuple(e if e.span.file != file else e._replace(span=e.span.in_file(None))
+                                           for e in fix.edits))
         self.items.append(Diagnostic(severity, code, message, span.in_file(None), hint, file,
                                      tuple((sp if sp.file != file else sp.in_file(None), msg)
-                                           for sp, msg in related)))
+                                           for sp, msg in related), fix))
 
     def extend(self, other: Iterable[Diagnostic]) -> None:
         self.items.extend(other)
@@ -206,8 +261,23 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    return meant(suggest(name, candidates))
+
+
+def meant(guess: str | None) -> str | None:
+    """The hint that offers ``guess`` (:func:`suggest`'s answer), if there is one."""
+    return f"did you mean '{guess}'?" if guess else None
+
+
+def typo(name: str, candidates: Iterable[str], span: Span | None,
+         applicability: str = SAFE) -> tuple[str | None, Fix | None]:
+    """``(hint, fix)`` for a name that is not one of ``candidates``: "did you mean 'X'?" and
+    the fix that writes X over the name (``span``: where the name is written, None when
+    no edit can say it), or ``(None, None)`` when no candidate is close."""
     s = suggest(name, candidates)
-    return f"did you mean '{s}'?" if s else None
+    if s is None:
+        return None, None
+    return meant(s), (replace_fix(span, name, s, applicability) if span is not None else None)
 
 
 # --------------------------------------------------------------------------- renderers
@@ -401,12 +471,24 @@ def render_gitlab(diags: Iterable[Diagnostic], root: Path | None = None) -> str:
     return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
 
 
+def _sarif_region(span: Span) -> dict:
+    return {"startLine": span.start.line, "startColumn": span.start.column,
+            "endLine": span.end.line, "endColumn": span.end.column}
+
+
 def _sarif_location(file: str, span: Span, root: Path) -> dict:
-    return {"physicalLocation": {
-        "artifactLocation": _artifact_location(file, root),
-        "region": {"startLine": span.start.line, "startColumn": span.start.column,
-                   "endLine": span.end.line, "endColumn": span.end.column},
-    }}
+    return {"physicalLocation": {"artifactLocation": _artifact_location(file, root), "region": _sarif_region(span)}}
+
+
+def _sarif_fix(d: Diagnostic, root: Path) -> dict:
+    """A diagnostic's fix as a SARIF ``fix``: its edits as replacements, by file."""
+    by_file: dict[str, list[dict]] = {}
+    for e in d.fix.edits:
+        by_file.setdefault(d.related_file(e.span), []).append(
+            {"deletedRegion": _sarif_region(e.span), "insertedContent": {"text": e.text}})
+    return {"description": {"text": f"{d.fix.title} ({d.fix.applicability})"},
+            "artifactChanges": [{"artifactLocation": _artifact_location(f, root), "replacements": r}
+                                for f, r in by_file.items()]}
 
 
 def render_sarif(diags: Iterable[Diagnostic], rules: Mapping[str, dict] | None = None,
@@ -446,6 +528,7 @@ def render_sarif(diags: Iterable[Diagnostic], rules: Mapping[str, dict] | None =
                 **({"relatedLocations": [{"id": i, "message": {"text": msg},
                                           **_sarif_location(d.related_file(sp), sp, root)}
                                          for i, (sp, msg) in enumerate(d.related, 1)]} if d.related else {}),
+                **({"fixes": [_sarif_fix(d, root)]} if d.fix is not None else {}),
             } for d in diags],
         }],
     }

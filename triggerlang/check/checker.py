@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, compile_regex, github_filter_regex, github_syntax
-from ..diagnostics import Diagnostics, Span, did_you_mean
+from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
 from ..providers.verify import ip_range
 from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
@@ -303,8 +303,9 @@ class Checker:
             self.d.error("TRG109", f"secret '{r.name}' cannot be used as a value", r.span,
                          "secrets only go where a secret is expected (secret=, token=, hmac=)")
             return None
-        self.d.error("TRG102", f"unknown name '{r.name}'", r.span,
-                     did_you_mean(r.name, self.let_decls) or "declare it with: let NAME = VALUE")
+        hint, fix = typo(r.name, self.let_decls, r.span)
+        self.d.error("TRG102", f"unknown name '{r.name}'", r.span, hint or "declare it with: let NAME = VALUE",
+                     fix=fix)
         return None
 
     def secret_ref(self, v: Any, where: str) -> str | None:
@@ -315,8 +316,9 @@ class Checker:
         if v.name in self.p.secrets:
             self.used_secrets.add(v.name)
             return v.name
+        hint, fix = typo(v.name, self.p.secrets, v.span)
         self.d.error("TRG103", f"unknown secret '{v.name}'", v.span,
-                     did_you_mean(v.name, self.p.secrets) or f'declare it: secret {v.name} = env "VAR"')
+                     hint or f'declare it: secret {v.name} = env "VAR"', fix=fix)
         return None
 
     def positive_duration(self, v: Any, what: str) -> float | None:
@@ -346,11 +348,12 @@ class Checker:
         if isinstance(body, A.ExecBody):
             for item in body.argv:
                 if isinstance(item, A.Ref) and item.name not in params:
-                    hint = did_you_mean(item.name, params) or (
+                    hint, fix = typo(item.name, params, item.span)
+                    hint = hint or (
                         f"declare it: action {a.name.value}({', '.join([*params, item.name])})"
                         if item.name not in self.let_decls else "lets are not expanded in argv; pass it as a parameter")
                     self.d.error("TRG405", f"'{item.name}' is not a parameter of action '{a.name.value}'",
-                                 item.span, hint)
+                                 item.span, hint, fix=fix)
         elif isinstance(body, A.HttpBody):
             if body.method.value.lower() != "post":
                 self.d.error("TRG408", f"http actions send POST, not '{body.method.value}'", body.method.span,
@@ -362,8 +365,9 @@ class Checker:
                 if opt.name.value == "secret":
                     self.secret_ref(opt.value, "secret=")
                 else:
+                    hint, fix = typo(opt.name.value, ["secret"], opt.name.span)
                     self.d.error("TRG408", f"unknown http action option '{opt.name.value}'", opt.name.span,
-                                 did_you_mean(opt.name.value, ["secret"]) or "the only option is secret=NAME")
+                                 hint or "the only option is secret=NAME", fix=fix)
         seen_cwd = False
         for opt in a.options:
             if opt.kind == "cwd":
@@ -378,9 +382,10 @@ class Checker:
     def check_source(self, s: A.SourceDecl) -> None:
         spec = C.get_source(s.kind.value)
         if spec is None or not spec.listener:
+            listeners = [k for k, v in C.CATALOGUE.items() if v.listener]
+            hint, fix = typo(s.kind.value, listeners, s.kind.span)
             self.d.error("TRG201", f"unknown source '{s.kind.value}'", s.kind.span,
-                         did_you_mean(s.kind.value, [k for k, v in C.CATALOGUE.items() if v.listener])
-                         or "sources: " + ", ".join(sorted(k for k, v in C.CATALOGUE.items() if v.listener)))
+                         hint or "sources: " + ", ".join(sorted(listeners)), fix=fix)
             return
         seen: set[str] = set()
         for opt in s.options:
@@ -390,9 +395,10 @@ class Checker:
                 self.d.error("TRG208", f"option '{name}' is given twice", opt.name.span, None)
             seen.add(name)
             if typ is None:
+                hint, fix = typo(name, spec.options, opt.name.span)
                 self.d.error("TRG208", f"source {spec.name} has no option '{name}'", opt.name.span,
-                             did_you_mean(name, spec.options) or
-                             ("options: " + ", ".join(sorted(spec.options)) if spec.options else "it takes no options"))
+                             hint or ("options: " + ", ".join(sorted(spec.options)) if spec.options
+                                      else "it takes no options"), fix=fix)
                 continue
             if typ == C.SECRET:
                 self.secret_ref(opt.value, f"{name}=")
@@ -492,8 +498,12 @@ class Checker:
                            c.value.span, f'to leave out what matches, add the condition {field} !~ "{rest}" '
                                          f'(for a literal \'!\', write \\\\!)')
         else:
+            regex = github_filter_regex(g)
+            # a fix only where the glob is the whole value: in a list, the regex would replace them all
+            fix = (Fix(f"Replace the glob with the regex `{regex}`", (Edit(c.value.span, regex),), UNSAFE)
+                   if isinstance(c.value, A.Str) else None)
             self.d.warning("TRG306", f"'+' in {g!r} is a literal '+' in a glob, not GitHub's 'one or more'",
-                           c.value.span, f"for GitHub's meaning, write the regex {github_filter_regex(g)}")
+                           c.value.span, f"for GitHub's meaning, write the regex {regex}", fix=fix)
 
     # ------------------------------------------------------------------ 5. rules
     def check_rule(self, r: A.Rule) -> None:
@@ -543,8 +553,9 @@ class Checker:
         args: dict[str, dict] = {}
         decl = self.p.actions.get(action)
         if decl is None:
+            hint, fix = typo(action, self.p.actions, r.action.span)
             self.d.error("TRG104", f"unknown action '{action}'", r.action.span,
-                         did_you_mean(action, self.p.actions) or f"declare it: action {action} = exec \"...\"")
+                         hint or f"declare it: action {action} = exec \"...\"", fix=fix)
             for a in r.args:
                 self.arg_value(a.value, ctx)
         else:
@@ -569,14 +580,17 @@ class Checker:
         except KeyError:  # (asked once per distinct trigger of the file)
             problem = self._triggers[(src, ev)] = trigger_problem(src, ev)
         if problem is not None:
-            code, message, hint = problem
+            code, message, hint, guess = problem
             if code == "TRG201":
-                self.d.error(code, message, t.source.span, hint)
+                self.d.error(code, message, t.source.span, hint,
+                             fix=guess and replace_fix(t.source.span, src, guess))
                 return None, None, None
-            if code == "TRG207":  # open sources: a warning, the rule still listens to that name
-                self.d.warning(code, message, t.event.span, hint)
+            if code == "TRG207":  # open sources: a warning, the rule still listens to that name (so
+                # the rename changes what the rule matches: unsafe)
+                self.d.warning(code, message, t.event.span, hint,
+                               fix=guess and replace_fix(t.event.span, ev, guess, UNSAFE))
                 return src, ev, [ev]
-            self.d.error(code, message, t.event.span, hint)
+            self.d.error(code, message, t.event.span, hint, fix=guess and replace_fix(t.event.span, ev, guess))
             return None, None, None
         if ev == "*":
             return src, "*", None
@@ -638,11 +652,13 @@ class Checker:
             else:
                 names = C.field_names(src, ev)
                 trig = f"{src}.{ev}" if ev != "*" else f"{src}.*"
-                hint = spec.field_hints.get(head) or raw_spelling_hint(f.parts, spec.raw) or did_you_mean(head, names)
+                hint, fix = spec.field_hints.get(head) or raw_spelling_hint(f.parts, spec.raw), None
+                if hint is None:
+                    hint, fix = typo(head, names, name_span(f.span, head))
                 if hint is None and head in ("payload", "headers", "query"):
                     hint = f"{trig} events carry no raw body; fields: " + ", ".join(names)
                 self.d.error("TRG203", f"{trig} has no field '{head}'", f.span,
-                             hint or ("fields: " + ", ".join(names)))
+                             hint or ("fields: " + ", ".join(names)), fix=fix)
             return "?"
         return typ
 
@@ -702,7 +718,8 @@ class Checker:
         match = replace(c, op="!~" if c.op == "!=" else "~")
         fixed = fmt_expr(A.Not(match) if c.op == "not in" else match)
         self.d.warning("TRG307", f"'{c.op}' compares exactly: '*' in {globs[0]!r} is a literal '*', not a wildcard",
-                       c.span, f"to match the glob, write {fixed}")
+                       c.span, f"to match the glob, write {fixed}",
+                       fix=Fix(f"Match the glob: write `{fixed}`", (Edit(c.span, fixed),), UNSAFE))
 
     def type_check(self, c: A.Compare, typ: str, val: Any) -> None:
         op = c.op
@@ -829,10 +846,13 @@ class Checker:
         if self.ftype(src, ev, ph.path.parts) is None:
             trig = f"{src}.{ev}"
             names = C.field_names(src, ev)
+            head = ph.path.parts[0]
+            hint, fix = (C.get_source(src).field_hints.get(head)
+                         or raw_spelling_hint(ph.path.parts, C.get_source(src).raw, placeholder=True)), None
+            if hint is None:
+                hint, fix = typo(head, names, name_span(ph.path.span, head))
             self.d.error("TRG403", f"{trig} events have no field '{ph.path.dotted}'", ph.span,
-                         C.get_source(src).field_hints.get(ph.path.parts[0])
-                         or raw_spelling_hint(ph.path.parts, C.get_source(src).raw, placeholder=True)
-                         or did_you_mean(ph.path.parts[0], names) or "fields: " + ", ".join(names))
+                         hint or "fields: " + ", ".join(names), fix=fix)
 
     def bind_args(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, ctx, at: Span, what: str,
                   value_of=None) -> dict:
@@ -900,9 +920,10 @@ class Checker:
                 named_seen = True
                 name = a.name.value
                 if name not in params:
+                    hint, fix = typo(name, params, a.name.span)
                     self.d.error("TRG402", f"{what} has no parameter '{name}'", a.name.span,
-                                 did_you_mean(name, params) or ("parameters: " + ", ".join(params) if params
-                                                                else "it takes no arguments"), related)
+                                 hint or ("parameters: " + ", ".join(params) if params else "it takes no arguments"),
+                                 related, fix)
                     continue
             if name in bound and a.name is not None:  # (positional names repeat only if params do: TRG408)
                 self.d.error("TRG401", f"parameter '{name}' is given twice", a.name.span if dup_at_name else a.span,
@@ -935,8 +956,9 @@ class Checker:
             elif p.kind == "busy":
                 mode = p.value.value
                 if mode not in BUSY_MODES:
+                    hint, fix = typo(mode, BUSY_MODES, p.value.span)
                     self.d.error("TRG407", f"busy takes queue, skip, restart or parallel, not '{mode}'",
-                                 p.value.span, did_you_mean(mode, BUSY_MODES))
+                                 p.value.span, hint, fix=fix)
                 else:
                     pol["busy"] = mode
             elif p.kind == "retry":
@@ -1226,16 +1248,18 @@ class Checker:
             if decl.name.span.file is not None:
                 continue
             if name not in self.used_lets and name not in unparsed:
-                self.d.warning("TRG105", f"let '{name}' is never used", decl.name.span, "remove it, or use it in a rule")
+                self.d.warning("TRG105", f"let '{name}' is never used", decl.name.span, "remove it, or use it in a rule",
+                               fix=_removal(f"let '{name}'", decl.span))
         for decl in self.m.decls:
             if decl.__class__ not in (A.Secret, A.ActionDecl) or decl.name.value in unparsed or decl.span.file:
                 continue
             if isinstance(decl, A.Secret) and decl.name.value not in self.used_secrets and self.p.secrets.get(decl.name.value) is decl:
                 self.d.warning("TRG106", f"secret '{decl.name.value}' is never used", decl.name.span,
-                               "use it in a source (secret=, token=, hmac=) or an http action, or remove it")
+                               "use it in a source (secret=, token=, hmac=) or an http action, or remove it",
+                               fix=_removal(f"secret '{decl.name.value}'", decl.span))
             if isinstance(decl, A.ActionDecl) and decl.name.value not in self.used_actions and self.p.actions.get(decl.name.value) is decl:
                 self.d.warning("TRG107", f"action '{decl.name.value}' is never run", decl.name.span,
-                               "run it from a rule, or remove it")
+                               "run it from a rule, or remove it", fix=_removal(f"action '{decl.name.value}'", decl.span))
         used_sources = {r.source for r in self.p.listeners()}
         serving = {p.name for p in active_providers(used_sources, {s.kind.value for s in self.p.sources})}
         for s in self.p.sources:
@@ -1245,28 +1269,42 @@ class Checker:
             used = k in used_sources or k in serving or k in unparsed
             if not used:
                 self.d.warning("TRG108", f"source {k} is declared but no rule listens to it", s.kind.span,
-                               f"add a rule on {k}.EVENT, or remove the declaration")
+                               f"add a rule on {k}.EVENT, or remove the declaration",
+                               fix=_removal(f"the declaration of source {k}", s.span))
 
 
-def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None] | None:
-    """``(code, message, hint)`` when ``SRC.EV`` is not an event the catalogue knows, else
-    None (``SRC.*`` included): TRG201 an unknown source, TRG202 an event a closed source
-    does not have, TRG207 a name an open source (a webhook provider) is not known to send.
-    The checker reports these on triggers; ``emit`` and ``match`` warn with them."""
+def _removal(what: str, span: Span) -> Fix:
+    """TRG105-108's fix: the declaration's lines removed (unsafe: it deletes what the user
+    wrote, and a source declared for no rule may be meant for rules to come)."""
+    lines = Span(span.start._replace(column=1), span.end._replace(line=span.end.line + 1, column=1))
+    return Fix(f"Remove {what}", (Edit(lines.in_file(span.file), ""),), UNSAFE)
+
+
+def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None, str | None] | None:
+    """``(code, message, hint, guess)`` when ``SRC.EV`` is not an event the catalogue knows,
+    else None (``SRC.*`` included): TRG201 an unknown source, TRG202 an event a closed source
+    does not have, TRG207 a name an open source (a webhook provider) is not known to send;
+    ``guess`` is the name the hint's "did you mean" offers (the source's for TRG201, else the
+    event's), if it does. The checker reports these on triggers; ``emit`` and ``match`` warn
+    with them."""
     spec = C.get_source(src)
     if spec is None:
+        guess = suggest(src, C.CATALOGUE)
         return ("TRG201", f"unknown source '{src}'",
-                did_you_mean(src, C.CATALOGUE) or "sources: " + ", ".join(sorted(C.CATALOGUE)))
+                meant(guess) or "sources: " + ", ".join(sorted(C.CATALOGUE)), guess)
     if ev == "*" or ev in spec.events:
         return None
     if spec.open_events:
         known = spec.known_events
         if ev in known:
             return None
+        guess = suggest(ev, known)
         return ("TRG207", f"'{ev}' is not a known {src} event",
-                did_you_mean(ev, known) or f"check the {src} webhook documentation for the name")
+                meant(guess) or f"check the {src} webhook documentation for the name",
+                guess)
+    guess = suggest(ev, spec.events)
     return ("TRG202", f"{src} has no event '{ev}'",
-            did_you_mean(ev, spec.events) or f"{src} events: " + ", ".join(sorted(spec.events)))
+            meant(guess) or f"{src} events: " + ", ".join(sorted(spec.events)), guess)
 
 
 def _shortest_cycle(start: str, edges: dict[str, list[str]]) -> list[str] | None:

@@ -47,7 +47,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..diagnostics import Span, did_you_mean
+from ..diagnostics import Span, name_span, typo
 from ..syntax import ast as A
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule
@@ -276,10 +276,11 @@ class _Check:
             names = C.field_names(src, ev)
             trig = f"{src}.{ev}"
             via = "" if own else f"; the key is same <{ph.path.dotted}> {at(ph.span)}"
+            hint, fix = typo(parts[0], names, name_span(ph.path.span, parts[0]))
             self.d.error("TRG703", f"{trig} has no field '{ph.path.dotted}'", where,
-                         (did_you_mean(parts[0], names) or "fields: " + ", ".join(names)) + via
+                         (hint or "fields: " + ", ".join(names)) + via
                          + ("" if own else f"; give this member its own: key <FIELD>"),
-                         related=[] if own else [(ph.span, f"the key <{ph.path.dotted}>")])
+                         related=[] if own else [(ph.span, f"the key <{ph.path.dotted}>")], fix=fix)
             return None
         if ph.pattern is not None and ph.span not in reported:
             reported.add(ph.span)
@@ -466,8 +467,9 @@ class _Check:
             f = parts[1:]
             if leaf.ctx is not None and C.field_type(leaf.source, leaf.event, f) is None:
                 names = C.field_names(leaf.source, leaf.event)
+                hint, fix = typo(f[0], names, name_span(ph.path.span, f[0], len(head) + 1))
                 self.d.error("TRG403", f"{leaf.source}.{leaf.event} events (`{head}`) have no field '{'.'.join(f)}'",
-                             ph.span, did_you_mean(f[0], names) or "fields: " + ", ".join(names))
+                             ph.span, hint or "fields: " + ", ".join(names), fix=fix)
                 return None
             if not leaf.certain and allow_missing:
                 self.d.warning("TRG708", f"`{head}` may have no event when the rule fires: <{ph.path.dotted}> "
@@ -663,8 +665,9 @@ def check_correlation(ck: Any, r: A.Rule) -> "CheckedRule":
         return {"value": _plain(ck.value(v))}
 
     if decl is None:
+        hint, fix = typo(action, ck.p.actions, r.action.span)
         ck.d.error("TRG104", f"unknown action '{action}'", r.action.span,
-                   did_you_mean(action, ck.p.actions) or f"declare it: action {action} = exec \"...\"")
+                   hint or f"declare it: action {action} = exec \"...\"", fix=fix)
         for a in r.args:
             value_of(a.value)
     else:

@@ -78,7 +78,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import Span, did_you_mean
+from ..diagnostics import Span, meant, replace_fix, suggest, typo
 from ..events import FILE_CHANGES, MAX_EVENT_CHARS, Event, JSONError, complete_file_data, read_json
 from ..providers import provider_names
 from ..sources.kinds import provider_of
@@ -381,9 +381,14 @@ class _TestChecker:
         at = _field_span(g, "rule")
         r = self.ck.p.rule_asts.get(rule)
         if r is None:
+            guess = suggest(rule, schedules)
+            value = next((f.value for f in g.fields if f.field.parts == ("rule",)), None)
+            fix = (replace_fix(value.span, json.dumps(rule), json.dumps(guess))
+                   if guess and isinstance(value, A.Str) else None)
             self.d.error("TRG601", f"no rule named {json.dumps(rule)}", at,
-                         did_you_mean(rule, schedules) or (f"schedule rules: {', '.join(schedules)}" if schedules
-                                                          else "this file has no every/cron rule"))
+                         meant(guess) or (
+                             f"schedule rules: {', '.join(schedules)}" if schedules
+                             else "this file has no every/cron rule"), fix=fix)
             return False
         if not isinstance(r.trigger, (A.EveryTrigger, A.CronTrigger)):
             self.d.error("TRG603", f"rule '{rule}' is not a schedule (every/cron) rule, so it has no ticks", at,
@@ -457,14 +462,16 @@ def _expect(ck: Any, e: A.Expect) -> ExpectSpec:
     names = sorted(ck.p.rule_asts)
     for n in e.rules:
         if n.value not in ck.p.rule_asts:
+            fix = None
             if names:
-                hint = did_you_mean(n.value, names) or "rules: " + ", ".join(names)
+                hint, fix = typo(n.value, names, n.span)
+                hint = hint or "rules: " + ", ".join(names)
             elif ck.d.file.endswith("_test.trg"):
                 hint = (f"this file has no rules, and no {os.path.basename(ck.d.file)[:-len('_test.trg')]}.trg "
                         "beside it to test")
             else:
                 hint = "this file has no rules"
-            ck.d.error("TRG601", f"no rule named '{n.value}'", n.span, hint)
+            ck.d.error("TRG601", f"no rule named '{n.value}'", n.span, hint, fix=fix)
     inputs: dict[str, Any] = {}
     if e.kind in ("open", "expired"):
         return _expect_group(ck, e)
@@ -517,8 +524,9 @@ def _expect_group(ck: Any, e: A.Expect) -> ExpectSpec:
     aliases = [m["alias"] for m in corr.get("members") or []]
     for n in e.missing:
         if n.value not in aliases:
-            ck.d.error("TRG603", f"'{name}' has no member '{n.value}'", n.span,
-                       did_you_mean(n.value, aliases) or "members: " + ", ".join(aliases))
+            hint, fix = typo(n.value, aliases, n.span)
+            ck.d.error("TRG603", f"'{name}' has no member '{n.value}'", n.span, hint or "members: " + ", ".join(aliases),
+                       fix=fix)
     return spec
 
 

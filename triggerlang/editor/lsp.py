@@ -3,8 +3,10 @@
 Features: diagnostics on open and change (the compiler's own, as ``triggerc check`` gives
 them; a ``X_test.trg`` is checked with ``X.trg``'s declarations, and a change to ``X.trg``
 re-checks an open ``X_test.trg``), hover, completion, go to definition, find references,
-the occurrences under the cursor highlighted, rename (:func:`document.rename` says what is refused), document symbols, formatting (``triggerc fmt``) and quick fixes that apply a "did you mean"
-hint. Documents sync incrementally.
+the occurrences under the cursor highlighted, rename (:func:`document.rename` says what is refused), document symbols, formatting (``triggerc fmt``), quick fixes (the fixes the
+diagnostics carry, as ``check --fix`` applies them) and the ``source.fixAll.triggerc`` code
+action, which applies every safe one (ruff-lsp's ``source.fixAll.ruff``; offered when the
+editor asks for that kind, as on save). Documents sync incrementally.
 
 How it stays responsive on a large file
 ---------------------------------------
@@ -32,7 +34,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,10 +56,7 @@ log = logging.getLogger("triggerlang.lsp")
 
 DEFAULT_DEBOUNCE_MS = 250
 UNUSED_CODES = {"TRG105", "TRG106", "TRG107", "TRG108"}
-_DID_YOU_MEAN = re.compile(r"did you mean '([^']+)'\?")
-_WRITE_REGEX = re.compile(r"write the regex (/.+/)$")  # TRG306's hint: the glob's GitHub meaning
-_WRITE_GLOB = re.compile(r"to match the glob, write (.+)$")  # TRG307's hint: the condition with ~
-_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_\-]*")
+FIX_ALL = "source.fixAll.triggerc"
 
 _ITEM_KINDS = {
     "keyword": T.CompletionItemKind.Keyword, "source": T.CompletionItemKind.Module,
@@ -141,6 +139,29 @@ class TriggerLanguageServer(LanguageServer):
                                            "\"jsonrpc\": \"2.0\" and a method or a result"}})
             return
         log.error("server error: %s", error)
+
+    async def fix_all(self, uri: str) -> T.CodeAction | None:
+        """``source.fixAll.triggerc``: the document with every safe fix applied, fixed and
+        re-checked until stable as ``check --fix`` does (on the analysis thread), as one
+        edit of the whole document; None when there is nothing to fix."""
+        from ..check.fixes import fix_until_stable
+
+        snap = self.text_of(uri)
+        if snap is None:
+            return None
+        text, version = snap
+        path = self.path_of(uri)
+        done = self.analyses.get(uri)
+        companion = done.companion if done is not None else None
+        loop = asyncio.get_running_loop()
+        new, n, _ = await loop.run_in_executor(self._worker, lambda: fix_until_stable(
+            text, lambda t: self.analyzer.analyse(path, t, version, companion).diagnostics, path))
+        if n == 0 or new == text or self.text_of(uri) != snap:
+            return None
+        lines = D.split_lines(text)
+        end = T.Position(line=len(lines) - 1, character=_units(lines[-1], len(lines[-1]), self.encoding()))
+        return T.CodeAction(title=f"Fix all safely fixable problems ({n})", kind=FIX_ALL, edit=T.WorkspaceEdit(
+            changes={uri: [T.TextEdit(range=T.Range(start=T.Position(line=0, character=0), end=end), new_text=new)]}))
 
     # ---------------------------------------------------------------- documents
     def path_of(self, uri: str) -> str:
@@ -335,20 +356,14 @@ def to_range(span: Span, lines: list[str], enc: str) -> T.Range:
 
 def diagnostic_json(d: Diagnostic, lines: list[str], enc: str) -> dict:
     """A compiler diagnostic as an LSP Diagnostic (JSON). The message is check's message,
-    then the hint on a second line; ``data`` holds the hint and, for a "did you mean",
-    the edit its quick fix makes."""
+    then the hint on a second line; ``data`` holds the hint and the diagnostic's fix, if
+    it has one in this document: ``{title, safe, edits: [{range, newText}]}``, what its
+    quick fix does."""
     data: dict[str, Any] = {"hint": d.hint}
-    m = _DID_YOU_MEAN.search(d.hint or "")
-    if m:
-        fix = _fix_range(d.span, lines)
-        if fix is not None:
-            data["fix"] = {"range": _range_json(to_range(fix, lines, enc)), "newText": m.group(1)}
-    m = _WRITE_REGEX.search(d.hint or "")
-    if m and _is_one_string(d.span, lines):  # the glob as the regex the hint spells out
-        data["fix"] = {"range": _range_json(to_range(d.span, lines, enc)), "newText": m.group(1)}
-    m = _WRITE_GLOB.search(d.hint or "")
-    if m:  # the whole condition, its exact comparison made a glob match
-        data["fix"] = {"range": _range_json(to_range(d.span, lines, enc)), "newText": m.group(1)}
+    if d.fix is not None and all(e.span.file is None for e in d.fix.edits):
+        data["fix"] = {"title": d.fix.title, "safe": d.fix.safe,
+                       "edits": [{"range": _range_json(to_range(e.span, lines, enc)), "newText": e.text}
+                                 for e in d.fix.edits]}
     out = {"range": _range_json(to_range(d.span, lines, enc)),
            "message": d.message + (f"\n{d.hint}" if d.hint else ""),
            "severity": 1 if d.is_error else 2, "code": d.code, "source": "triggerc", "data": data}
@@ -357,30 +372,10 @@ def diagnostic_json(d: Diagnostic, lines: list[str], enc: str) -> dict:
     return out
 
 
-def _is_one_string(span: Span, lines: list[str]) -> bool:
-    """Whether the span is one string literal on one line (``"v[0-9]+"``, not a list of
-    them), so a quick fix may replace it whole."""
-    i = span.start.line - 1
-    if span.end.line != span.start.line or not 0 <= i < len(lines):
-        return False
-    text = lines[i][span.start.column - 1:span.end.column - 1]
-    return len(text) >= 2 and text[0] == text[-1] == '"'
-
-
-def _fix_range(span: Span, lines: list[str]) -> Span | None:
-    """The word a did-you-mean replaces: the first name in the diagnostic's span."""
-    i = span.start.line - 1
-    if not 0 <= i < len(lines):
-        return None
-    text = lines[i]
-    c = span.start.column - 1
-    while c < len(text) and text[c] in '<"':
-        c += 1
-    m = _WORD.match(text, c)
-    if m is None:
-        return None
-    s = span.start
-    return Span(s._replace(column=m.start() + 1), s._replace(column=m.end() + 1))
+def _asked(only: list[str], kind: str) -> bool:
+    """Whether a code action request's ``only`` asks for ``kind`` (a kind asks for the
+    kinds below it: ``source`` for ``source.fixAll.triggerc``)."""
+    return any(kind == k or kind.startswith(k + ".") for k in only)
 
 
 def _range_json(r: T.Range) -> dict:
@@ -622,23 +617,29 @@ def build_server() -> TriggerLanguageServer:
         return [T.TextEdit(range=T.Range(start=T.Position(line=0, character=0), end=end), new_text=new)]
 
     @server.feature(T.TEXT_DOCUMENT_CODE_ACTION,
-                    T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.QuickFix]))
-    def code_actions(ls: TriggerLanguageServer, params: T.CodeActionParams) -> list[T.CodeAction]:
+                    T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.QuickFix, FIX_ALL]))
+    async def code_actions(ls: TriggerLanguageServer, params: T.CodeActionParams) -> list[T.CodeAction]:
+        uri = params.text_document.uri
+        only = params.context.only
         out = []
-        for d in params.context.diagnostics:
+        for d in params.context.diagnostics if only is None or _asked(only, T.CodeActionKind.QuickFix) else ():
             fix = d.data.get("fix") if isinstance(d.data, dict) else None
             if not isinstance(fix, dict) or d.source != "triggerc":
                 continue
             try:
-                r = fix["range"]
-                rng = T.Range(start=T.Position(**r["start"]), end=T.Position(**r["end"]))
-                new_text = str(fix["newText"])
+                edits = [T.TextEdit(range=T.Range(start=T.Position(**e["range"]["start"]),
+                                                  end=T.Position(**e["range"]["end"])), new_text=str(e["newText"]))
+                         for e in fix["edits"]]
+                title = str(fix["title"])
             except (KeyError, TypeError):
                 continue
-            out.append(T.CodeAction(title=f"Replace with '{new_text}'", kind=T.CodeActionKind.QuickFix,
-                                    diagnostics=[d], is_preferred=True,
-                                    edit=T.WorkspaceEdit(changes={params.text_document.uri: [
-                                        T.TextEdit(range=rng, new_text=new_text)]})))
+            out.append(T.CodeAction(title=title, kind=T.CodeActionKind.QuickFix, diagnostics=[d],
+                                    is_preferred=bool(fix.get("safe")),
+                                    edit=T.WorkspaceEdit(changes={uri: edits})))
+        if only is not None and _asked(only, FIX_ALL):
+            action = await ls.fix_all(uri)
+            if action is not None:
+                out.append(action)
         return out
 
     return server
