@@ -244,3 +244,42 @@ def test_an_included_file_is_not_fixed(tmp_path: Path) -> None:
                                   "common.trg")
     assert n == 1 and text == DEPLOY
 
+
+def test_an_unused_noqa_is_reported_and_fixed() -> None:
+    text = (DEPLOY + 'on git.push branch="a/*" run deploy with <sha>  # noqa: TRG307, TRG209\n'
+            'on git.push branch="main" run deploy with <sha>  # noqa\n'
+            '# noqa: TRG307\non git.push branch="b" run deploy with <sha>\n'
+            'on git.push branch="c/*" run deploy with <sha>  # noqa: TRG307\n')
+    p = write(text)
+    diags = json.loads(run("check", "--format", "json", str(p)).stdout)
+    assert [(d["code"], d["line"], d["message"]) for d in diags] == [
+        ("TRG110", 2, "TRG209 in '# noqa' leaves out no warning here"),
+        ("TRG110", 3, "'# noqa' leaves out no warning here"),
+        ("TRG110", 4, "TRG307 in '# noqa' leaves out no warning here")]
+    assert all(d["fix"]["applicability"] == "safe" for d in diags)
+    r = run("check", "--fix", str(p))
+    assert r.exit_code == 0 and "Fixed 3 problems." in r.stderr, r.output
+    assert p.read_text() == (DEPLOY + 'on git.push branch="a/*" run deploy with <sha>  # noqa: TRG307\n'
+                             'on git.push branch="main" run deploy with <sha>\n'
+                             'on git.push branch="b" run deploy with <sha>\n'
+                             'on git.push branch="c/*" run deploy with <sha>  # noqa: TRG307\n')
+    assert run("check", "--strict", str(p)).exit_code == 0
+
+
+def test_no_unused_noqa_in_a_file_with_an_error_or_when_ignored() -> None:
+    # an error can stop the checks whose warnings the comment is for (an unknown event: no
+    # field is checked), so the comment is not called unused there
+    p = write(DEPLOY + 'on git.psh branch="a/*" run deploy with <sha>  # noqa: TRG307\n')
+    assert [d["code"] for d in json.loads(run("check", "--format", "json", str(p)).stdout)] == ["TRG202"]
+    q = write(DEPLOY + 'on git.push run deploy with <sha>  # noqa: TRG307\n', "q.trg")
+    assert run("check", "--strict", "--ignore", "TRG110", str(q)).exit_code == 0
+    w = write("# triggerc: noqa: TRG110\n" + DEPLOY + 'on git.push run deploy with <sha>  # noqa: TRG307\n', "w.trg")
+    assert run("check", "--strict", str(w)).exit_code == 0
+
+
+def test_an_unused_noqa_on_the_first_line_after_a_bom() -> None:
+    p = Path("rules.trg")
+    p.write_bytes(("\ufeff" + DEPLOY.rstrip("\n") + "  # noqa\non git.push run deploy with <sha>\n").encode())
+    r = run("check", "--fix", str(p))
+    assert r.exit_code == 0 and "Fixed 1 problem." in r.stderr, r.output
+    assert p.read_bytes() == ("\ufeff" + DEPLOY + "on git.push run deploy with <sha>\n").encode()

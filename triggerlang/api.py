@@ -82,7 +82,7 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
         sources = {file: text}
         sources.update((f.name, f.text) for f in module.included)
         # (a noqa comment in an included file leaves out that file's warnings)
-        return Compiled(file, text, module, program, manifest, suppress(diags.sorted(), sources), sources)
+        return Compiled(file, text, module, program, manifest, suppress(diags.sorted(), sources, file if warnings else None), sources)
     finally:
         if paused:
             gc.enable()

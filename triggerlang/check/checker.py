@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "TRG107": "unused action",
     "TRG108": "unused source declaration",
     "TRG109": "secret used as a value",
+    "TRG110": "unused noqa comment",
     "TRG201": "unknown source",
     "TRG202": "unknown event",
     "TRG203": "unknown field",

@@ -134,6 +134,14 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'secret token = env "API_TOKEN"\n'
                  'action deploy(key) = exec "./deploy.sh" key\n'
                  'on git.push run deploy with token\n'),
+    "TRG110": _w("""A `# noqa` comment that leaves out no warning: a code it names that the
+        declaration has no warning of (any more), or a bare `# noqa` on a declaration without
+        warnings. A stale comment would hide the next warning of that code without anyone
+        noticing. `triggerc check --fix` removes the comment, or the unused codes from it.
+        Reported only for a file without errors (an error can stop the checks a comment is
+        for).""",
+                 'action deploy = shell "./deploy.sh"\n'
+                 'on git.push run deploy  # noqa: TRG307\n'),
     "TRG201": _e("""The trigger's source (before the dot), or a `source` declaration's kind, is not
         in the catalogue. The hint suggests the closest one; the README lists the
         sources.""",

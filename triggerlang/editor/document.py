@@ -96,7 +96,7 @@ class Analyzer:
                 if has_includes(module):  # (the document's own problems only: see _own)
                     checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)))
                 program = check(checked, diags, companion.program if companion else None, base_dir, True)
-                result = Analysis(file, version, text, module, suppress(_own(diags.sorted(), file), {file: text}),
+                result = Analysis(file, version, text, module, suppress(_own(diags.sorted(), file), {file: text}, file),
                                   program, companion, included_declarations(checked))
             finally:
                 if enabled:

@@ -55,7 +55,7 @@ from .hover import hover
 log = logging.getLogger("triggerlang.lsp")
 
 DEFAULT_DEBOUNCE_MS = 250
-UNUSED_CODES = {"TRG105", "TRG106", "TRG107", "TRG108"}
+UNUSED_CODES = {"TRG105", "TRG106", "TRG107", "TRG108", "TRG110"}
 FIX_ALL = "source.fixAll.triggerc"
 
 _ITEM_KINDS = {
