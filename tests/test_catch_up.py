@@ -83,6 +83,55 @@ def test_a_long_downtime_of_a_frequent_cron_stops_counting_but_owes_the_latest()
     assert missed == MISSED_LIMIT and iso(planned) == "2026-12-06T20:17:00.000+00:00"
 
 
+# ---- the source, in process: what it asks, what it submits ---------------------------------
+
+
+def test_the_source_submits_one_marked_tick_and_only_for_catch_up_schedules_that_ticked(tmp_path: Path) -> None:
+    import asyncio
+    import dataclasses
+
+    from triggerlang.sources.schedule import ScheduleSource
+    from source_harness import SourceHarness
+
+    h = SourceHarness(tmp_path)
+    submitted: list[tuple[dict, str | None]] = []
+    asked: list[str] = []
+    journaled = {"late": "2026-12-05T00:00:00.000+00:00", "plain": "2026-12-05T00:00:00.000+00:00",
+                 "broken": "not a time"}  # "new" has never ticked
+
+    async def submit(event: Event, delivery_key: str | None = None):
+        submitted.append((event.data, delivery_key))
+
+    async def last_tick(rule: str) -> str | None:
+        asked.append(rule)
+        return journaled.get(rule)
+
+    ctx = dataclasses.replace(h.ctx, submit=submit, last_tick=last_tick, options={"shared_store": True})
+    now = dt.datetime(2026, 12, 6, 20, 30, tzinfo=UTC)
+    config = {"schedules": [{"rule": "late", "every": 21600.0, "catch_up": True},
+                            {"rule": "new", "every": 21600.0, "catch_up": True},
+                            {"rule": "broken", "every": 21600.0, "catch_up": True},
+                            {"rule": "plain", "every": 21600.0}]}
+
+    async def main() -> None:
+        src = ScheduleSource(config, ctx)
+        src.clock = lambda: now  # the regular ticks never come due
+        assert "late every 21600s catch up" in src.describe()
+        await src.start()
+        try:
+            await h.wait_for(lambda: len(asked) == 3 and len(h.messages) >= 3, "the three look-ups")
+        finally:
+            await src.stop()
+
+    asyncio.run(main())
+    assert sorted(asked) == ["broken", "late", "new"]  # a plain schedule asks nothing
+    assert submitted == [({"rule": "late", "scheduled": "2026-12-06T18:00:00.000+00:00",
+                           "time": "2026-12-06T20:30:00.000+00:00", "catch_up": True, "missed": 7},
+                          "schedule:late:2026-12-06T18:00:00.000+00:00")]
+    assert any("new has no tick journaled yet" in m for m in h.messages), h.messages
+    assert any("broken cannot catch up" in m for m in h.messages), h.messages
+
+
 # ---- the store look-up, both stores ------------------------------------------------------
 
 
