@@ -340,3 +340,19 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2:].split()[0] not in ("Z", "X")
+
+
+STOPPABLE = """
+import signal, sys, time
+def stop(n, f):
+    time.sleep(0.2)
+    open(sys.argv[1], "w").write(signal.Signals(n).name)
+    sys.exit(4)
+for s in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(s, stop)
+open(sys.argv[2], "w").close()
+while True:
+    time.sleep(0.05)
+"""
+"""A program that stops on SIGINT or SIGTERM, writing which one it got (argv[1]) after
+0.2 s of shutting down, once its handlers are in place (argv[2])."""

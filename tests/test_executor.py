@@ -21,6 +21,7 @@ import pytest
 
 from triggerlang.events import Event
 from triggerlang.runtime.executor import RunRequest, RunResult, sign, start_action
+from runtime_helpers import STOPPABLE
 
 PROBE = f"""#!{sys.executable}
 import json, os, sys
@@ -664,3 +665,93 @@ def test_a_run_with_a_long_argv_starts_and_the_next_run_too(base: Path, count: i
         assert "the largest, TRG_INPUT_PATHS, " in result.error
     after = {"kind": "exec", "params": [], "argv": [{"value": "true"}]}
     assert run(request(base, after, run_id=2)) == RunResult("succeeded", 0)
+
+
+@pytest.mark.parametrize("path", ["spawner", "asyncio"])
+def test_an_actions_stop_signal_and_grace_are_what_a_cancel_sends(base: Path, path: str,
+                                                                   monkeypatch: pytest.MonkeyPatch):
+    # `action app = exec ... stop SIGINT grace 60s` (watchexec's --stop-signal and
+    # --stop-timeout): a cancel sends SIGINT, not SIGTERM, and the run's grace before SIGKILL
+    # is the action's 60 s instead of 5 s
+    if path == "asyncio":
+        from triggerlang.runtime import executor
+
+        monkeypatch.setattr(executor, "_spawner_for", lambda req: None)
+    ready, got = base / "ready", base / "got"
+    argv = [{"value": v} for v in (sys.executable, "-c", STOPPABLE, str(got), str(ready))]
+    req = request(base, {"kind": "exec", "params": [], "argv": argv, "stop_signal": "SIGINT", "stop_grace": 60.0})
+    assert req.kill_grace == 60.0 and req.stop_signal == signal.SIGINT
+
+    async def main():
+        running = await start_action(req)
+        await async_wait_for(ready.exists, what="the run's handlers")
+        return await running.cancel()
+
+    result = asyncio.run(main())
+    assert got.exists() and got.read_text() == "SIGINT", (result, req.log_path.read_text())
+    assert result.status == "cancelled" and result.exit_code == 4
+
+
+def test_an_actions_stop_grace_bounds_the_wait_before_sigkill(base: Path):
+    # a program that ignores its stop signal is killed after the action's grace (0.3 s
+    # here), not after the 5 s default: measured generously, well under the default
+    action = {"kind": "shell", "script": "trap '' HUP; sleep 100 & sleep 100", "stop_signal": "SIGHUP",
+              "stop_grace": 0.3}
+    req = request(base, action)
+
+    async def main():
+        running = await start_action(req)
+        await asyncio.sleep(0.2)  # (not a race: a cancel before the start is held until it)
+        t0 = time.monotonic()
+        result = await running.cancel()
+        return result, running.pgid, time.monotonic() - t0
+
+    result, pgid, elapsed = asyncio.run(main())
+    assert result.status == "cancelled" and result.exit_code == 128 + signal.SIGKILL
+    assert elapsed < 4.5, elapsed
+    wait_for(lambda: group_gone(pgid), what="the process group to end")
+
+
+@pytest.mark.parametrize("path", ["spawner", "asyncio"])
+def test_a_run_never_inherits_an_ignored_stop_signal(base: Path, path: str):
+    """``triggerc serve &`` in a script starts serve with SIGINT and SIGQUIT ignored, and an
+    ignored signal stays ignored across exec: `stop SIGQUIT` (nginx's graceful stop) would
+    then do nothing. The spawner (and serve, through stop_on_signals, for runs it starts
+    itself) hand their runs the default of every stop signal."""
+    script = """
+import asyncio, signal, sys
+from pathlib import Path
+from triggerlang.runtime import executor
+from triggerlang.runtime.executor import RunRequest, close_spawner, start_action, stop_on_signals
+
+for s in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGINT):
+    signal.signal(s, signal.SIG_IGN)
+base, path = Path(sys.argv[1]), sys.argv[2]
+probe = ("import signal; print('ignored:', *(signal.getsignal(s) is signal.SIG_IGN "
+         "for s in (signal.SIGQUIT, signal.SIGUSR1, signal.SIGINT)))")
+
+async def main():
+    if path == "asyncio":
+        executor._spawner_for = lambda req: None
+        stop_on_signals(asyncio.get_running_loop(), asyncio.Event(), asyncio.Event())  # what serve does
+    req = RunRequest(run_id=1, rule="r", action_name="a", action={"kind": "exec", "params": [],
+                     "argv": [{"value": sys.executable}, {"value": "-c"}, {"value": probe}]}, inputs={},
+                     event={"id": "e", "source": "git", "type": "push", "data": {}}, base_dir=base,
+                     log_path=base / "1.log", timeout=30, secrets={})
+    res = await (await start_action(req)).wait()
+    close_spawner()
+    print(res.status)
+    assert signal.getsignal(signal.SIGQUIT) is not signal.SIG_DFL  # this process still ignores it
+
+asyncio.run(main())
+"""
+    r = subprocess.run([sys.executable, "-c", script, str(base), path], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "succeeded", r.stdout + r.stderr
+    assert "ignored: False False False" in (base / "1.log").read_text()
+
+
+def test_the_spawner_knows_the_stop_signals() -> None:
+    from triggerlang import actions
+    from triggerlang.runtime import spawn
+
+    assert spawn.STOP_SIGNALS == actions.STOP_SIGNALS

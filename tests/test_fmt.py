@@ -15,7 +15,7 @@ from triggerlang.syntax.parser import _bracket_delta, parse, split_comment
 # random whitespace, continuation lines and comments), so one meaning is written in many
 # ways: escapes spelt differently, optional parentheses, juxtaposed or explicit `and`.
 
-KEYWORDS = set("""let secret source action exec shell http cwd env on run with and or not in has true
+KEYWORDS = set("""let secret source action exec shell http cwd env stop grace on run with and or not in has true
 false every cron tz debounce busy timeout retry backoff dedupe for test given from expect only none
 file all any of seq absent same within between after as key max wait at open expired missing""".split())
 
@@ -233,6 +233,8 @@ def actions(draw) -> str:
     kind = draw(st.sampled_from(["exec", "shell", "http"]))
     opts = [f"cwd {draw(plain_strings)}"] if draw(st.booleans()) else []
     opts += [f"env {draw(names).upper().replace('-', '_')}={draw(plain_strings)}" for _ in range(draw(st.integers(0, 2)))]
+    if kind != "http" and draw(st.booleans()):
+        opts.append(draw(st.sampled_from(["stop SIGINT", "stop SIGHUP grace 30s", "stop grace 1m", "stop SIGTERM grace 5m"])))
     if kind == "exec":
         argv = draw(st.lists(st.one_of(strings, names), min_size=1, max_size=4))
         body = "exec " + " ".join(argv)
@@ -563,3 +565,10 @@ def test_two_boms_are_dropped_and_fmt_is_idempotent() -> None:
     once = fmt("\ufeff\ufeff ")
     assert fmt(once) == once == fmt("")
     assert fmt("\ufeff\ufefflet a = 1\n") == "let a = 1\n"
+
+
+def test_a_stop_signal_is_written_by_its_full_name() -> None:
+    # watchexec's --stop-signal takes INT, SIGINT or sigint; fmt writes the one spelling
+    text = 'action app = exec "python3" "app.py" stop int grace 30s\naction b = shell "x" stop   grace 2s\n'
+    assert fmt(text) == 'action app = exec "python3" "app.py" stop SIGINT grace 30s\naction b = shell "x" stop grace 2s\n'
+    assert fmt(fmt(text)) == fmt(text)

@@ -247,6 +247,16 @@ def test_schedules() -> None:
                                {"rule": "c", "cron": "*/5 * * * *", "tz": "UTC"}]}
 
 
+def test_an_actions_stop_option_is_in_its_entry_only_when_written() -> None:
+    c = compile_text('action a = exec "./app" stop int grace 45s\naction b = shell "x" stop grace 1m\n'
+                     'action c = exec "./c"\n'
+                     'on every 1h run a\non every 2h run b\non every 3h run c\n', "rules.trg", base_dir="/base")
+    acts = c.manifest["actions"]
+    assert (acts["a"]["stop_signal"], acts["a"]["stop_grace"]) == ("SIGINT", 45.0)
+    assert "stop_signal" not in acts["b"] and acts["b"]["stop_grace"] == 60.0
+    assert not {"stop_signal", "stop_grace"} & set(acts["c"])
+
+
 def test_actions_and_rules_serialise() -> None:
     c = compile_text('action deploy(sha, stage="s", n=3) = exec "./d" "--sha" sha cwd "ops" env A="1"\n'
                      'action sh = shell "echo hi"\n'

@@ -59,6 +59,8 @@ GRAMMAR_CASES: dict[str, tuple[str, str]] = {
     "action_opt": ('action d = shell "make" cwd "build" env CC="cc"', 'action d = shell "make" cwd'),
     "opt_cwd": ('action d = shell "make" cwd "build"', 'action d = shell "make" cwd build'),
     "opt_env": ('action d = shell "make" env CC="cc"', 'action d = shell "make" env CC'),
+    "opt_stop": ('action d = exec "app" stop SIGINT grace 30s env env="1"', 'action d = exec "app" stop "SIGINT"'),
+    "opt_stop_grace": ('action d = shell "app" cwd "x" stop grace 1m env A="1"', 'action d = shell "app" stop grace g'),
     "rule": ('deploy_main: on git.push run deploy', 'deploy_main: git.push run deploy'),
     "trigger": ('on git.push run d', 'on git run d'),
     "event_trigger": ('on github.* run d', 'on github.push.x run d'),

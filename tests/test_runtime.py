@@ -32,7 +32,7 @@ import httpx
 import pytest
 
 from runtime_helpers import (DEADLINE, FINAL, Server, alive, by_rule, cli, done, free_port, journal_events,
-                             journal_runs, post, stop_ok, wait_for)
+                             STOPPABLE, journal_runs, post, stop_ok, wait_for)
 
 PY = sys.executable
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
@@ -551,6 +551,27 @@ def test_busy_restart_cancels_the_running_one(serve) -> None:
     runs = s.wait_runs(lambda rs: done(rs, fourth), "the last two runs final", timeout=15)
     status = {r["id"]: r["status"] for r in runs}
     assert status[third] == "cancelled" and status[fourth] == "succeeded", runs
+    stop_ok(s)
+
+
+def test_busy_restart_stops_with_the_actions_stop_signal(serve, tmp_path: Path) -> None:
+    # `stop SIGINT grace 30s` (watchexec -r --stop-signal SIGINT --stop-timeout 30s): the
+    # restart sends the running app SIGINT, on which it shuts down (0.2 s here, under the
+    # 30 s grace) writing the signal's name; without the option it got SIGTERM
+    prog = tmp_path / "app.py"
+    prog.write_text(STOPPABLE)
+    s = serve(f"""
+action app(got, ready) = exec {json.dumps(sys.executable)} {json.dumps(str(prog))} got ready stop SIGINT grace 30s
+app: on http.post path="/app" run app with <payload.got>, <payload.ready> busy restart
+""", "--grace", "0.1")
+    got, ready = tmp_path / "got1", tmp_path / "ready1"
+    first = post(s, "/app", {"got": str(got), "ready": str(ready)}).json()["runs"][0]
+    wait_for(ready.exists, "the app's handlers")
+    second = post(s, "/app", {"got": str(tmp_path / "got2"), "ready": str(tmp_path / "ready2")}).json()["runs"][0]
+    runs = s.wait_runs(lambda rs: any(r["id"] == first and r["status"] == "cancelled" for r in rs),
+                       "the first app stopped")
+    assert got.exists() and got.read_text() == "SIGINT", runs
+    assert any(r["id"] == second for r in runs)
     stop_ok(s)
 
 

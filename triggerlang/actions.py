@@ -13,6 +13,7 @@ Pure functions shared by the executor (which runs the action) and ``triggerc mat
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any, Mapping
 
 
@@ -97,3 +98,52 @@ def display_argv(action: Mapping[str, Any], inputs: Mapping[str, Any], action_na
     """The command line a run would get, for dry runs: exec argv, the shell's argv, or None
     (http). ActionError for an unknown kind."""
     return _DISPLAY[action_kind(action, action_name)](action, inputs, action_name)
+
+
+# -- how a run's processes are stopped -------------------------------------------------
+
+STOP_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGABRT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM")
+"""The signals ``stop SIGNAL`` may name: those that end a process by default or that a
+program traps to shut down (nginx SIGQUIT, a dev server SIGINT, a reload-and-exit SIGHUP).
+SIGSTOP, SIGTSTP and SIGCONT would leave the group suspended or running, SIGCHLD and
+SIGWINCH are ignored by default: none of them stops anything."""
+
+DEFAULT_STOP_SIGNAL = "SIGTERM"
+
+
+def stop_signal_name(text: str) -> str | None:
+    """``SIGINT`` for ``SIGINT``, ``INT`` or ``sigint`` (as watchexec's ``--stop-signal``
+    reads them); None when it names no signal of :data:`STOP_SIGNALS`."""
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    return name if name in STOP_SIGNALS else None
+
+
+def stop_of(action: Mapping[str, Any], default_grace: float) -> tuple[str, float]:
+    """The signal that stops an action's process group, and the seconds it gets after it
+    before SIGKILL: the action's ``stop`` option (manifest ``stop_signal``,
+    ``stop_grace``), else SIGTERM and ``default_grace``."""
+    sig = action.get("stop_signal")
+    grace = action.get("stop_grace")
+    return (sig if isinstance(sig, str) and sig in STOP_SIGNALS else DEFAULT_STOP_SIGNAL,
+            float(grace) if isinstance(grace, (int, float)) and grace >= 0 else default_grace)
+
+
+def _ignore(signum: int, frame: Any) -> None:  # noqa: ARG001 - signal handler signature
+    """A handler that does nothing (see :func:`unignore_stop_signals`)."""
+
+
+def unignore_stop_signals() -> None:
+    """Let the runs this process starts be stopped by every signal ``stop SIGNAL`` may name.
+
+    An ignored signal stays ignored across exec: ``triggerc serve &`` in a script starts
+    serve with SIGINT and SIGQUIT ignored, so its runs would ignore them too, and an
+    ``action web = shell "nginx ..." stop SIGQUIT`` would wait out its grace and be killed.
+    A signal with a handler is reset to its default at exec: each ignored one gets a handler
+    that does nothing, so this process still ignores it and its children do not. Call it
+    from the main thread, before the first run starts (serve, a worker, the spawner)."""
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name)
+        if sig != signal.SIGKILL and signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, _ignore)

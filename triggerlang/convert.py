@@ -444,7 +444,7 @@ class _Converter:
         params: list[str] = []  # the action's parameters, in order
         with_args: list[str] = []  # the rule's value for each
         by_value: dict[str, str] = {}
-        taken: set[str] = {"cwd"}  # in an exec body, cwd "dir" is the option
+        taken: set[str] = {"cwd", "stop"}  # in an exec body, cwd "dir" and stop SIGNAL are options
         argv: list[str] = []
 
         def param(arg, i: int, prop: str, env: bool) -> str | None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+from .actions import stop_signal_name
 from .compile.patterns import regex_literal
 from .diagnostics import Diagnostics
 from .syntax import ast as A
@@ -307,6 +308,19 @@ def _fmt_corr_rule(r: A.Rule, run: str, pols: list[str], multiline: bool) -> lis
     return [*trig, INDENT + run, *(INDENT + p for p in pols)]
 
 
+def _fmt_action_option(o) -> str:
+    if o.kind == "cwd":
+        return f"cwd {fmt_string(o.value)}"
+    if o.kind == "env":
+        return f"env {o.name.value}={fmt_string(o.value)}"
+    words = ["stop"]
+    if o.signal is not None:  # as written: a name that is no signal stays for check to report
+        words.append(stop_signal_name(o.signal.value) or o.signal.value)
+    if o.grace is not None:
+        words += ["grace", fmt_value(o.grace)]
+    return " ".join(words)
+
+
 def fmt_action(a: A.ActionDecl) -> list[str]:
     params = ""
     if a.params or a.has_parens:
@@ -320,8 +334,7 @@ def fmt_action(a: A.ActionDecl) -> list[str]:
     else:
         body = f"http {b.method.value} {fmt_string(b.url)}" + "".join(
             f" {o.name.value}={fmt_value(o.value)}" for o in b.options)
-    opts = [f"cwd {fmt_string(o.value)}" if o.kind == "cwd" else f"env {o.name.value}={fmt_string(o.value)}"
-            for o in a.options]
+    opts = [_fmt_action_option(o) for o in a.options]
     one = " ".join([f"action {a.name.value}{params} = {body}", *opts])
     if len(one) <= WIDTH or not opts:
         return [one]

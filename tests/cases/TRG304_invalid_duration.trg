@@ -1,7 +1,10 @@
 # TRG304: a duration that must be longer than zero, and at most 100 years.
 let zero = 0s
 action deploy = shell "./deploy.sh"
+action stopper = exec "./app" stop SIGINT grace 0s  # expect: TRG304@49
+action stopper2 = exec "./app" stop grace 10mins  # expect: TRG304@43
 
+on git.push branch="s" run stopper
 on git.push branch="a" run deploy timeout 0s  # expect: TRG304@43
 on git.push branch="b" run deploy debounce zero  # expect: TRG304@44
 on every 0ms run deploy  # expect: TRG304@10

@@ -29,10 +29,12 @@ unknown source, say) only silences the checks that would cascade from it.
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import replace
 from typing import Any
 
 from .. import defaults
+from ..actions import STOP_SIGNALS, stop_signal_name
 from ..compile.patterns import PatternError, compile_glob, compile_regex, github_filter_regex, github_syntax
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
 from ..providers.verify import ip_range
@@ -369,9 +371,24 @@ class Checker:
                     hint, fix = typo(opt.name.value, ["secret"], opt.name.span)
                     self.d.error("TRG408", f"unknown http action option '{opt.name.value}'", opt.name.span,
                                  hint or "the only option is secret=NAME", fix=fix)
-        seen_cwd = False
+        seen_cwd = seen_stop = False
         for opt in a.options:
-            if opt.kind == "cwd":
+            if opt.kind == "stop":
+                if seen_stop:
+                    self.d.error("TRG408", "stop is given twice", opt.span, "say it once: stop SIGNAL grace DURATION")
+                seen_stop = True
+                if isinstance(body, A.HttpBody):
+                    self.d.error("TRG408", "stop is for exec and shell actions: an http action has no process",
+                                 opt.span, "leave it out; the rule's timeout bounds the request")
+                if opt.signal is not None and stop_signal_name(opt.signal.value) is None:
+                    word = opt.signal.value.upper()
+                    real = (word if word.startswith("SIG") else "SIG" + word) in signal.Signals.__members__
+                    hint, fix = (None, None) if real else typo(opt.signal.value, STOP_SIGNALS, opt.signal.span)
+                    self.d.error("TRG408", f"'{opt.signal.value}' is not a signal that stops a process",
+                                 opt.signal.span, hint or "one of " + ", ".join(STOP_SIGNALS), fix=fix)
+                if opt.grace is not None:
+                    self.positive_duration(opt.grace, "stop grace")
+            elif opt.kind == "cwd":
                 if seen_cwd:
                     self.d.error("TRG408", "cwd is given twice", opt.span, None)
                 seen_cwd = True

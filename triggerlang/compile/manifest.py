@@ -27,7 +27,7 @@ import json
 import os
 from typing import Any
 
-from ..actions import ActionError, action_kind
+from ..actions import ActionError, action_kind, stop_signal_name
 from ..check.checker import Program
 from ..check.values import literal_value
 from ..sources.kinds import SectionInput, build_sections
@@ -81,6 +81,11 @@ def _action_spec(a: A.ActionDecl, program: Program, files: dict[str, str]) -> di
             spec["cwd"] = o.value.value
         elif o.kind == "env" and o.name:
             spec["env"][o.name.value] = o.value.value
+        elif o.kind == "stop":  # only when written: other manifests stay as they were
+            if o.signal is not None:
+                spec["stop_signal"] = stop_signal_name(o.signal.value)
+            if o.grace is not None:
+                spec["stop_grace"] = float(literal_value(o.grace, program.lets))
     return spec
 
 

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..actions import STOP_SIGNALS
 from ..check import catalogue as C
 from ..check.checker import BUSY_MODES
 from ..syntax.parser import split_comment
@@ -392,6 +393,10 @@ def _action_decl(toks: list[_Tok], names: Names) -> list[Item]:
     body = toks[eq + 1:]
     if not body:
         return [_kw("exec"), _kw("shell"), _kw("http")]
+    if body[-1].is_("stop") and not body[0].is_("http"):  # `stop SIGNAL grace D`
+        return [Item(sig, "keyword", "signal", K.KEYWORD_DOCS["stop"]) for sig in STOP_SIGNALS] + [_kw("grace")]
+    if len(body) > 2 and body[-2].is_("stop") and not body[-1].is_("grace"):
+        return [_kw("grace")]
     params = []
     if len(toks) > 2 and toks[2].text == "(":
         close = next((i for i, t in enumerate(toks) if t.text == ")"), len(toks))
@@ -400,14 +405,14 @@ def _action_decl(toks: list[_Tok], names: Names) -> list[Item]:
     if body[0].is_("exec"):
         if body[-1].text == "=":
             return []
-        return [Item(p, "param", "parameter", "") for p in params] + [_kw("cwd"), _kw("env")]
+        return [Item(p, "param", "parameter", "") for p in params] + [_kw("cwd"), _kw("env"), _kw("stop")]
     if body[0].is_("http"):
         if len(body) == 1:
             return [_kw("post")]
         if body[-1].text == "=" and body[-2].is_("secret"):
             return [Item(n, "secret", f'{d.kind} "{d.ref.value}"') for n, d in sorted(names.secrets.items())]
         return [Item("secret=", "option", "secret", "sign the request with this secret"), _kw("cwd"), _kw("env")]
-    return [_kw("cwd"), _kw("env")]
+    return [_kw("cwd"), _kw("env"), _kw("stop")]
 
 
 def _test(toks: list[_Tok], names: Names, line_before: str) -> list[Item]:

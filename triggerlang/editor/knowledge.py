@@ -57,6 +57,9 @@ KEYWORD_DOCS: dict[str, str] = {
     "http": '`http post "URL" [secret=NAME]`: POSTs the run as JSON, signed when a secret is given',
     "cwd": '`cwd "dir"`: the working folder of the action (relative to the rules file)',
     "env": '`env NAME="value"`: an environment variable for the action',
+    "stop": "`stop SIGNAL [grace D]`: how a busy restart, a cancel or a timeout stops the action's processes: "
+            "SIGNAL (default SIGTERM), then SIGKILL after D (default 5s)",
+    "grace": "`stop SIGNAL grace D`: how long the processes get after the stop signal before SIGKILL",
 }
 
 _FIELD_DOCS: dict[str, str] = {

@@ -232,7 +232,7 @@ class WorkerOptions:
     poll: float = 2.0                   # fallback poll when no notification comes
     notify_gap: float = 0.05            # at most one claim per this many seconds on notifications
     grace: float = 10.0                 # a graceful stop gives running runs this long
-    restart_grace: float = 5.0          # busy restart: SIGTERM, then SIGKILL after this long
+    restart_grace: float | None = None  # busy restart: the stop signal, SIGKILL after this long (None: the action's grace)
     max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH  # a run.* event deeper than this starts no run
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
 
@@ -383,7 +383,7 @@ class Worker:
         for rid in wanted:
             self._cancel(rid, self.opts.restart_grace, "a cancel was asked for (busy restart or an operator)")
 
-    def _cancel(self, rid: int, grace: float, why: str) -> None:
+    def _cancel(self, rid: int, grace: float | None, why: str) -> None:
         a = self.active.get(rid)
         if a is None or a.ra is None or a.cancelling or a.ra.done():
             return

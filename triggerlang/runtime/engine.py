@@ -73,7 +73,7 @@ from ..actions import bind_inputs
 from ..compile.index import build_matcher
 from ..events import MISSING, Event, complete_file_data, get_path
 from ..sources.base import Submitted
-from .executor import (INTERRUPTED, KILL_GRACE, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json,
+from .executor import (INTERRUPTED, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json,
                        launch, stop_actions)
 from .journal import Journal, JournalError, PlannedRun, RunRow
 from .store import GatheredPaths
@@ -519,7 +519,8 @@ class Engine:
 
     def cancel(self, run_id: int, actor: str) -> str:
         """Cancel run ``run_id``: ``cancelled`` (it was queued) or ``cancelling`` (it was
-        running: its process group gets SIGTERM, SIGKILL after 5 s, and it ends
+        running: its process group gets its stop signal (SIGTERM unless the action says
+        `stop SIGNAL`), SIGKILL after its grace (5 s unless `stop ... grace D`), and it ends
         ``cancelled``)."""
         reason = cancel_reason(actor)
         try:
@@ -544,7 +545,7 @@ class Engine:
         self._cancelling[run_id] = reason
         ra = ln.active.get(run_id)
         if ra is not None and not ra.done():
-            self._spawn(ra.cancel(grace=KILL_GRACE))
+            self._spawn(ra.cancel())  # the action's stop signal and grace
         return "cancelling"
 
     def _forget(self, run_ids: list[int]) -> None:
@@ -755,7 +756,7 @@ class Engine:
             ln.starting.discard(run_id)
             ln.started = ln.started[-7:] + [run_id]
             if run_id in self._cancelling and not ra.done():  # cancelled while it was starting
-                self._spawn(ra.cancel(grace=KILL_GRACE))
+                self._spawn(ra.cancel())  # the action's stop signal and grace
         except Exception:  # a bug must not take the runtime down: record and go on
             log.exception("run %s of %s crashed in the engine", run_id, rule, extra={"run_id": run_id, "rule": rule})
             with contextlib.suppress(Exception):

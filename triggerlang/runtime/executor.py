@@ -104,7 +104,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .store import LOG_META, LOG_STDERR, dumps
-from ..actions import ACTION_KINDS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv, input_env_name
+from ..actions import (ACTION_KINDS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv,
+                       input_env_name, stop_of, unignore_stop_signals)
 
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when a run times out (SPEC §3 ``timeout``)."""
@@ -137,12 +138,22 @@ class RunRequest:
     timeout: float | None
     secrets: Mapping[str, str] = field(default_factory=dict)
     attempt: int = 1
-    kill_grace: float = KILL_GRACE
+    kill_grace: float | None = None  # None: the action's ``stop ... grace`` (default KILL_GRACE)
     die_with_parent: bool = False  # PR_SET_PDEATHSIG: the action is killed if its worker dies (Linux)
     # the event as its stdin, already encoded: serve passes the journal's JSON of the data
     # through rather than decoding it and encoding it again (``event`` then has no ``data``
     # for exec and shell actions, which only read its id, source and type)
     event_json: bytes | None = None
+    stop_signal: int = field(init=False, default=signal.SIGTERM)
+
+    def __post_init__(self) -> None:
+        # the action's `stop SIGNAL grace D` (watchexec's --stop-signal/--stop-timeout):
+        # every stop of the run's process group (busy restart, a cancel, a timeout, a
+        # graceful stop's leftovers) sends that signal, and SIGKILL after the grace
+        name, grace = stop_of(self.action, KILL_GRACE)
+        self.stop_signal = getattr(signal, name)
+        if self.kill_grace is None:
+            self.kill_grace = grace
 
 
 @dataclass
@@ -175,7 +186,7 @@ class RunningAction:
         self._task: asyncio.Task[RunResult] | None = None
         self._result: RunResult | None = None
         self._cancel_requested = asyncio.Event()
-        self._cancel_grace = KILL_GRACE
+        self._cancel_grace = req.kill_grace
         self._cancel_status = "cancelled"  # or "interrupted": the runtime is stopping
 
     @classmethod
@@ -200,12 +211,16 @@ class RunningAction:
         self._result = await asyncio.shield(self._task)
         return self._result
 
-    async def cancel(self, grace: float = KILL_GRACE, status: str = "cancelled") -> RunResult:
-        """Stop the run: SIGTERM to its process group, SIGKILL after ``grace`` seconds.
+    async def cancel(self, grace: float | None = None, status: str = "cancelled") -> RunResult:
+        """Stop the run: its stop signal (SIGTERM unless the action says ``stop SIGNAL``)
+        to its process group, SIGKILL after ``grace`` seconds (None: the action's own,
+        ``stop ... grace D``, else :data:`KILL_GRACE`).
 
         Returns the result, status ``status`` (``cancelled``, or ``interrupted`` when the
         runtime stops it) unless the run had already ended.
         """
+        if grace is None:
+            grace = self.req.kill_grace
         if self._result is None and self._task is not None and not self._task.done():
             self._cancel_grace = grace
             if not self._cancel_requested.is_set():
@@ -231,6 +246,7 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: a
     log = logging.getLogger("triggerlang")
     had_terminal = _has_terminal()
     outlive_terminal = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    unignore_stop_signals()
 
     def on_signal() -> None:
         if stop.is_set():
@@ -1057,7 +1073,9 @@ class _TaskAction(RunningAction):
         self._on_done(result)
         return result
 
-    async def cancel(self, grace: float = KILL_GRACE, status: str = "cancelled") -> RunResult:
+    async def cancel(self, grace: float | None = None, status: str = "cancelled") -> RunResult:
+        if grace is None:
+            grace = self.req.kill_grace
         if self._inner is not None:
             await self._inner.cancel(grace, status)
         else:
@@ -1185,7 +1203,7 @@ class _FastAction(RunningAction):
     async def _stop_and_finish(self, grace: float) -> None:
         assert self._child is not None
         try:
-            await _stop_group(self._child, grace, lambda: self._hurry)
+            await _stop_group(self._child, grace, lambda: self._hurry, self.req.stop_signal)
         finally:
             await self._child.wait()
             self._finish()
@@ -1196,8 +1214,8 @@ class _FastAction(RunningAction):
     async def wait(self) -> RunResult:
         return await asyncio.shield(self._done)
 
-    async def cancel(self, grace: float = KILL_GRACE, status: str = "cancelled") -> RunResult:
-        self._stop(status, grace)
+    async def cancel(self, grace: float | None = None, status: str = "cancelled") -> RunResult:
+        self._stop(status, self.req.kill_grace if grace is None else grace)
         return await self.wait()
 
 
@@ -1304,7 +1322,8 @@ async def _supervise(ra: RunningAction, proc: asyncio.subprocess.Process, log: A
                 reason, grace = ra._cancel_status, ra._cancel_grace
             else:
                 reason, grace = "timed_out", req.kill_grace
-            await _stop_group(proc, grace, lambda: ra._cancel_requested.is_set() and ra._cancel_grace <= 0)
+            await _stop_group(proc, grace, lambda: ra._cancel_requested.is_set() and ra._cancel_grace <= 0,
+                              req.stop_signal)
         rc = await exited
     finally:
         for t in (cancel, feeder):
@@ -1385,11 +1404,12 @@ def group_alive(pgid: int) -> bool:
 
 
 async def _stop_group(proc: asyncio.subprocess.Process, grace: float,
-                      hurried: Callable[[], bool] | None = None) -> None:
-    """SIGTERM the run's process group, SIGKILL it after ``grace`` (or as soon as
-    ``hurried()`` says so: a second Ctrl-C while a timeout or a cancel waits), reap the leader."""
+                      hurried: Callable[[], bool] | None = None, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` (SIGTERM, or the action's ``stop SIGNAL``) to the run's process group,
+    SIGKILL it after ``grace`` (or as soon as ``hurried()`` says so: a second Ctrl-C while a
+    timeout or a cancel waits), reap the leader."""
     pgid = proc.pid
-    _killpg(pgid, signal.SIGTERM)
+    _killpg(pgid, sig)
     deadline = time.monotonic() + max(0.0, grace)
     while time.monotonic() < deadline and not (hurried is not None and hurried()):
         if proc.returncode is not None and not group_alive(pgid):

@@ -159,6 +159,10 @@ def _write(fd: int, data: bytes) -> None:
         pass
 
 
+STOP_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGABRT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM")
+"""triggerlang.actions.STOP_SIGNALS (a test keeps the two equal)."""
+
+
 def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs in the spawner process (tests drive it)
     import queue
     import select
@@ -168,6 +172,12 @@ def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs
 
     signal.signal(signal.SIGINT, lambda *a: None)
     signal.signal(signal.SIGTERM, lambda *a: None)
+    # no run inherits an ignored stop signal (actions.unignore_stop_signals, which this
+    # script, run without its package, cannot import: the names are its STOP_SIGNALS)
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name)
+        if sig != signal.SIGKILL and signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, lambda *a: None)
     send_lock = threading.Lock()
     lock = threading.Lock()
     watched: dict[int, _Run] = {}  # pidfd or stderr pipe -> its run

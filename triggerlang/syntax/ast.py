@@ -20,7 +20,7 @@ import os
 import re
 from dataclasses import MISSING, FrozenInstanceError, dataclass, field, fields, is_dataclass, replace
 from operator import attrgetter
-from typing import NamedTuple, Union
+from typing import ClassVar, NamedTuple, Union
 
 from ..diagnostics import NO_SPAN, Diagnostic, FileSpan, Pos, Span
 
@@ -464,12 +464,23 @@ class ActionOption(Node):
 
 
 @node
+class StopOption(Node):
+    """``stop SIGNAL [grace DURATION]`` or ``stop grace DURATION``: how the runtime stops
+    the action's process group (a busy restart, a cancel, a timeout)."""
+    signal: Name | None
+    grace: Union[Duration, Ref, None]
+    span: Span = _span()
+
+    kind: ClassVar[str] = "stop"
+
+
+@node
 class ActionDecl(Node):
     """``action NAME[(PARAMS)] = BODY [OPTIONS]``."""
     name: Name
     params: tuple[Param, ...]
     body: Union[ExecBody, ShellBody, HttpBody]
-    options: tuple[ActionOption, ...] = ()
+    options: tuple[Union[ActionOption, StopOption], ...] = ()
     has_parens: bool = field(default=False, compare=False)
     span: Span = _span()
 

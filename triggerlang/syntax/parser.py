@@ -609,11 +609,11 @@ class _Builder:
                 else:
                     self.diags.error("TRG001", "unexpected '=' in an exec argv", where,
                                      'an environment variable is written: env NAME="value"')
-            elif isinstance(w, A.ActionOption):
+            elif isinstance(w, (A.ActionOption, A.StopOption)):
                 opts.append(w)
             elif opts:
-                self.diags.error("TRG001", "argv items must come before the options (cwd, env)", w.span,
-                                 "move this argument before cwd/env")
+                self.diags.error("TRG001", "argv items must come before the options (cwd, env, stop)", w.span,
+                                 "move this argument before cwd/env/stop")
             else:
                 argv.append(w)
         end = argv[-1].span if argv else span
@@ -630,6 +630,12 @@ class _Builder:
 
     def opt_env(self, span, c):
         return A.ActionOption("env", self.name(c[0]), self.string(None, [c[1]]), span)
+
+    def opt_stop(self, span, c):
+        return A.StopOption(self.name(c[0]), self.duration(None, [c[1]]) if c[1] is not None else None, span)
+
+    def opt_stop_grace(self, span, c):
+        return A.StopOption(None, self.duration(None, [c[0]]), span)
 
     def action_decl(self, span, c):
         name = self.name(c[0], True)
