@@ -59,11 +59,20 @@ SAFE = [
      DEPLOY + "on git.push run deploy with <sha> busy skip\n"),
     ('secret s = env "S"\naction post = http post "http://127.0.0.1/x" secrt=s\non git.push run post\n', "TRG408",
      'secret s = env "S"\naction post = http post "http://127.0.0.1/x" secret=s\non git.push run post\n'),
+    (DEPLOY + 'on cron "0 3 * * *" tz "Europe/Pari" run deploy with "x"\n', "TRG305",
+     DEPLOY + 'on cron "0 3 * * *" tz "Europe/Paris" run deploy with "x"\n'),
+    ('include "comon.trg"\non git.push run deploy with <sha>\n', "TRG005",
+     'include "common.trg"\non git.push run deploy with <sha>\n'),
+    (DEPLOY + 'fan: on all(git.push branch="a" as a, git.tag as b) same <sah> within 1h run deploy with <a.sha>\n',
+     "TRG703", DEPLOY + 'fan: on all(git.push branch="a" as a, git.tag as b) same <sha> within 1h run deploy with <a.sha>\n'),
+    (DEPLOY + 'fan: on all(git.push branch="a" as a, git.tag as b) same <sha> within 1h run deploy with <a.sah>\n',
+     "TRG403", DEPLOY + 'fan: on all(git.push branch="a" as a, git.tag as b) same <sha> within 1h run deploy with <a.sha>\n'),
 ]
 
 
-@pytest.mark.parametrize("text,code,fixed", SAFE, ids=[c for _, c, _ in SAFE])
+@pytest.mark.parametrize("text,code,fixed", SAFE, ids=[f"{c}-{i}" for i, (_, c, _) in enumerate(SAFE)])
 def test_a_safe_fix_is_applied_and_the_file_then_checks_clean(text: str, code: str, fixed: str) -> None:
+    write(DEPLOY, "common.trg")  # (what TRG005's include means)
     p = write(text)
     before = run("check", "--format", "json", str(p))
     assert code in [d["code"] for d in json.loads(before.output)]
@@ -85,6 +94,11 @@ def test_a_typo_in_a_test_file_is_fixed(tmp_path: Path) -> None:
     r = run("check", "--fix", str(t))
     assert r.exit_code == 0, r.output
     assert "expect deploy_main with" in t.read_text()
+    # a schedule tick names its rule in a string: the fix writes the string
+    write(DEPLOY + 'nightly: on cron "30 2 * * *" run deploy with "x"\n', "jobs.trg")
+    t = write('test "t":\n    given schedule.tick rule="nightli"\n    expect only nightly\n', "jobs_test.trg")
+    assert run("check", "--fix", str(t)).exit_code == 0
+    assert 'given schedule.tick rule="nightly"\n' in t.read_text()
 
 
 UNSAFE = [

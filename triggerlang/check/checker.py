@@ -28,6 +28,7 @@ unknown source, say) only silences the checks that would cascade from it.
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 from dataclasses import replace
@@ -634,8 +635,10 @@ class Checker:
             try:
                 zoneinfo.ZoneInfo(tz)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                guess = suggest(tz, zoneinfo.available_timezones())  # (only on this error: ~600 names)
                 self.d.error("TRG305", f"unknown time zone '{tz}'", t.tz.span,
-                             'use an IANA name such as "Europe/Paris" or "UTC"')
+                             meant(guess) or 'use an IANA name such as "Europe/Paris" or "UTC"',
+                             fix=guess and replace_fix(t.tz.span, json.dumps(tz), json.dumps(guess)))
                 ok = False
         return {"cron": expr, "tz": tz or "UTC"} if ok else None
 

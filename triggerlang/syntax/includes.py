@@ -34,11 +34,12 @@ Decisions
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import replace
 from typing import Callable, Iterable
 
-from ..diagnostics import Diagnostics, did_you_mean
+from ..diagnostics import Diagnostics, meant, replace_fix, suggest
 from ..sourcefile import SourceFileError, glob_files, inputs_digest, read_source
 from . import ast as A
 from .parser import parse
@@ -134,9 +135,14 @@ class _Expansion:
                 near = [n for n in os.listdir(here) if n.endswith(".trg")]
             except OSError:
                 near = []
-            hint = did_you_mean(os.path.basename(written), near)
+            guess = suggest(os.path.basename(written), near)
+            hint = meant(guess)
+            # the fix writes the path with the file's name the hint offers (a string as fmt writes one)
+            fix = (replace_fix(at, json.dumps(written, ensure_ascii=False),
+                               json.dumps(os.path.join(os.path.dirname(written), guess), ensure_ascii=False))
+                   if guess and not inc.path.raw else None)
             self.diags.error("TRG005", f"no such file: '{written}'", at,
-                             (hint + " " if hint else "") + f"(the path is read from {folder or '.'})")
+                             (hint + " " if hint else "") + f"(the path is read from {folder or '.'})", fix=fix)
             return []
         return [(os.path.realpath(full), shown)]
 
