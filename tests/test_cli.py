@@ -67,7 +67,7 @@ def test_check_text_output_has_the_caret_line(tmp_path: Path) -> None:
     assert r.stdout == (f"{f}:3:13: error[TRG203]: git.push has no field 'brnch'\n"
                         "  3 | on git.push brnch=\"main\" run deploy with <sha>\n"
                         "    |             ^^^^^ did you mean 'branch'?\n")
-    assert r.stderr == "1 error, 0 warnings\n"
+    assert r.stderr == "1 error, 0 warnings\n1 fixable with --fix.\n"
 
 
 def test_check_reports_every_problem_in_one_pass(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_check_warnings_pass_unless_strict(tmp_path: Path) -> None:
     r = run("check", f)
     assert r.exit_code == 0
     assert "warning[TRG105]: let 'unused' is never used" in r.stdout
-    assert r.stderr == "0 errors, 1 warning\n"
+    assert r.stderr == "0 errors, 1 warning\n1 fixable with --fix --unsafe-fixes.\n"
     assert run("check", "--strict", f).exit_code == 1
     assert run("check", "--strict", write(tmp_path, "clean.trg", CLEAN)).exit_code == 0
 
@@ -208,7 +208,7 @@ def test_check_each_file_once_and_quoted_patterns(tmp_path: Path) -> None:
 def test_check_exit_zero_quiet_and_output_format(tmp_path: Path) -> None:
     f = write(tmp_path, "rules.trg", BROKEN)
     r = run("check", "--exit-zero", f)
-    assert r.exit_code == 0 and "error[TRG203]" in r.stdout and r.stderr == "1 error, 0 warnings\n"
+    assert r.exit_code == 0 and "error[TRG203]" in r.stdout and r.stderr == "1 error, 0 warnings\n1 fixable with --fix.\n"
     r = run("check", "--strict", "--exit-zero", write(tmp_path, "warns.trg", WARNS))
     assert r.exit_code == 0 and "warning[TRG105]" in r.stdout
     assert run("check", "--exit-zero", str(tmp_path / "nope.trg")).exit_code == 2   # usage is still usage

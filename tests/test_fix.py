@@ -127,6 +127,7 @@ def test_an_unsafe_fix_waits_for_unsafe_fixes(text: str, code: str, fixed: str) 
     r = run("check", "--fix", str(p))
     assert p.read_text() == text  # not without the flag, which the closing line names
     assert code in r.output and "unsafe fix" in r.stderr and "available with --unsafe-fixes)." in r.stderr
+    assert run("check", str(p)).stderr.endswith(" fixable with --fix --unsafe-fixes.\n")
     r = run("check", "--fix", "--unsafe-fixes", str(p))
     assert r.exit_code == 0, r.output
     assert p.read_text() == fixed
@@ -136,11 +137,13 @@ def test_an_unsafe_fix_waits_for_unsafe_fixes(text: str, code: str, fixed: str) 
 def test_fixes_repeat_until_nothing_changes() -> None:
     # the event's typo hides the field's (a trigger that is not known has no fields to check):
     # the second pass, on the re-checked text, fixes the field
-    p = write(DEPLOY + 'on git.psh brnch="main" run deploy with <sha>\n')
+    p = write(DEPLOY + 'on git.psh brnch="main" run deploy with <sha>\non git.push branch="a/*" run deploy with <sha>\n')
+    # the count before fixing is of what one pass sees (ruff's too)
+    assert run("check", str(p)).stderr == "1 error, 1 warning\n1 fixable with --fix (1 more with --unsafe-fixes).\n"
     r = run("check", "--fix", str(p))
     assert r.exit_code == 0, r.output
-    assert p.read_text() == DEPLOY + 'on git.push branch="main" run deploy with <sha>\n'
-    assert "Fixed 2 problems." in r.stderr
+    assert p.read_text() == DEPLOY + 'on git.push branch="main" run deploy with <sha>\non git.push branch="a/*" run deploy with <sha>\n'
+    assert "Fixed 2 problems (1 more fix with --unsafe-fixes)." in r.stderr
 
 
 def test_diff_prints_the_change_and_writes_nothing() -> None:

@@ -253,6 +253,8 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
         _report_check(all_diags, sources, fmt, quiet, statistics, color_mode)
     if fix and not quiet and (fixed or hidden):
         click.echo(_fixed_line("Fixed", fixed, hidden), err=True)
+    elif not fix and fmt == "text" and not quiet and not statistics and any(d.fix for d in all_diags):
+        _print_fixable(all_diags)
     bad = any(d.is_error for d in all_diags) or (strict and all_diags)
     raise SystemExit(1 if bad and not exit_zero else 0)
 
@@ -286,6 +288,20 @@ def _report_check(all_diags: list[Diagnostic], sources: dict[str, str], fmt: str
         errors = sum(d.is_error for d in all_diags)
         warnings = len(all_diags) - errors
         click.echo(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}", err=True)
+
+
+def _print_fixable(diags: list[Diagnostic]) -> None:
+    """ruff's ``[*] 2 fixable with the --fix option``: how many of the problems --fix would fix."""
+    from .check.fixes import fixes_of
+
+    files = dict.fromkeys(d.file for d in diags if d.fix)
+    safe = sum(len(fixes_of(diags, f)) for f in files)
+    unsafe = sum(len(fixes_of(diags, f, unsafe=True)) for f in files) - safe
+    if safe:
+        click.echo(f"{safe} fixable with --fix" + (f" ({unsafe} more with --unsafe-fixes)." if unsafe else "."),
+                   err=True)
+    elif unsafe:
+        click.echo(f"{unsafe} fixable with --fix --unsafe-fixes.", err=True)
 
 
 def _fix(f: str, stdin_filename: str | None, unsafe: bool, ignored: frozenset[str]):
