@@ -114,7 +114,7 @@ SAMPLE = r'''# deploy on every push to main
 let bots = ["dependabot[bot]", "renovate[bot]"]
 secret gh = env "GITHUB_WEBHOOK_SECRET"
 source github path="/hooks/github" secret=gh
-action deploy(sha, stage="staging") = exec "./deploy.sh" "--sha" sha env TOKEN_NAME="x"
+action deploy(sha, stage="staging") = exec "./deploy.sh" "--sha" sha env TOKEN_NAME="x" stop SIGINT grace 30s
 deploy_main: on git.push branch="main" author not in bots message !~ /^wip\//i run deploy with <sha>, "prod" timeout 10m retry 2 backoff 30s
 pr: on github.pull_request payload.on=true env="x" labels ~ r"deploy\d" run deploy with <pull_request.head.sha> busy restart
 nightly: on cron "30 2 * * *" tz "Europe/Paris" catch up run deploy with sha="n\u{41}\"q" debounce 1.5s
@@ -165,6 +165,9 @@ def _scopes() -> dict[str, set[str]]:
     ("busy", "keyword.other.triggerlang"),
     ("tz", "keyword.other.triggerlang"),
     ("catch", "keyword.other.triggerlang"),
+    ("stop", "keyword.other.triggerlang"),
+    ("grace", "keyword.other.triggerlang"),
+    ("30s", "constant.numeric.duration.triggerlang"),
     ("up", "keyword.other.triggerlang"),
     ("all", "keyword.other.triggerlang"),
     ("same", "keyword.other.triggerlang"),
