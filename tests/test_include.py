@@ -160,6 +160,58 @@ def test_diagnostics_name_the_included_file_in_every_format(team: Path) -> None:
     assert sorted(got) == [("deploy.trg", 4, "TRG104"), ("rules.d/ci.trg", 5, "TRG203")]
 
 
+def test_every_checker_phase_names_the_included_file_in_check_and_the_editor(tmp_path: Path) -> None:
+    """An error of each phase inside an included file (field, type, correlation key, a
+    test's binding, a duplicate and a server option across files): check's text and json
+    name that file and line, and so do the related notes; the editor shows them in that
+    file, and sums them up on the include line of the file that reads it."""
+    root = tree(tmp_path, {
+        "common.trg": 'action notify(msg) = exec "true" msg\n'
+                      'source http port=8080\n'
+                      'on git.push brnch="x" run notify with "a"\n'
+                      'on git.push branch=1 run notify with "b"\n'
+                      'g: on all(git.push as p, git.tag as t) same <nope> within 1h run notify with "c"\n'
+                      'dup: on git.tag run notify with "d"\n'
+                      'web: on http.post path="/w" run notify with "w"\n',
+        "main.trg": 'include "common.trg"\n'
+                    'source http port=9090\n'
+                    'dup: on git.tag run notify with "e"\n'
+                    'test "t":\n  given git.tag tag="v1"\n  expect dup with mesg="d"\n'})
+    rc, out = run("check", "--format", "json", "main.trg", cwd=root)
+    got = [(d["file"], d["line"], d["code"], [(r["file"], r["line"]) for r in d.get("related", [])])
+           for d in json.loads(out) if d["severity"] == "error"]
+    assert got == [("common.trg", 3, "TRG203", []), ("common.trg", 4, "TRG204", []),
+                   ("common.trg", 5, "TRG703", [("common.trg", 5)]), ("common.trg", 5, "TRG703", [("common.trg", 5)]),
+                   ("main.trg", 2, "TRG210", [("common.trg", 2)]), ("main.trg", 3, "TRG101", [("common.trg", 6)]),
+                   ("main.trg", 6, "TRG402", [("common.trg", 1)])], got
+    rc, out = run("check", "main.trg", cwd=root)
+    assert "the HTTP server listens on one port: first set in common.trg:2" in out, out  # (was "on line 2": main's)
+    assert "= note: common.trg:2:13: port is first set here" in out
+    assert "common.trg:5:11: error[TRG703]" in out and "= note: common.trg:5:45: the key <nope>" in out
+
+    a = Analyzer()
+    main = str(root.resolve() / "main.trg")
+    shown = a.analyse(main, (root / "main.trg").read_text()).diagnostics
+    assert [(d.code, d.file, d.span.start.line) for d in shown] == \
+        [("TRG203", main, 1), ("TRG210", main, 2), ("TRG101", main, 3), ("TRG402", main, 6)]
+    assert shown[0].message == "in common.trg:3:13: git.push has no field 'brnch' (and 3 more errors in the files it reads)"
+    assert shown[2].message == "duplicate rule name 'dup' (first declared in common.trg:6)"  # relative, as check says
+    common = str(root.resolve() / "common.trg")
+    assert [(d.code, d.file, d.span.start.line) for d in a.analyse(common, (root / "common.trg").read_text()).diagnostics
+            if d.is_error] == [("TRG203", common, 3), ("TRG204", common, 4), ("TRG703", common, 5), ("TRG703", common, 5)]
+
+
+def test_include_hints_name_the_folder_as_written(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"rules/sub/in.trg": 'include "../nope.trg"\ninclude "../x/*.trg"\n',
+                           "rules/main.trg": 'include "sub/in.trg"\n'})
+    rc, out = run("check", "--format", "json", "rules/main.trg", cwd=tmp_path)
+    assert [d["hint"] for d in json.loads(out)] == [
+        "(the path is relative to rules/sub/, the folder of in.trg)",
+        "the pattern is relative to rules/sub/, the folder of in.trg; a glob that matches nothing is an error "
+        "(a typo would leave the rules out)"]
+    assert str(tmp_path) not in out  # never the absolute folder it resolves to
+
+
 def test_a_syntax_error_and_bad_utf8_in_an_included_file_are_reported_there(tmp_path: Path) -> None:
     root = tree(tmp_path, {"bad.trg": 'on git.push run\naction a = exec "true"\n',
                            "main.trg": 'include "bad.trg"\ninclude "latin.trg"\non git.tag run a\n'})
@@ -275,42 +327,101 @@ def test_the_editor_shows_a_documents_own_problems_with_its_includes_resolved(te
     (team / "common.trg").write_text(COMMON + "on git.push run nowhere\n")
     main = str((team / "deploy.trg").resolve())
     a = Analyzer().analyse(main, DEPLOY + 'on git.tag run notify with "x"\non git.tag run nope\n')
-    assert [(d.code, d.span.start.line) for d in a.diagnostics] == [("TRG104", 5)]  # not common.trg's TRG104
+    # its own TRG104, and common.trg's summed up on the include line that reads it (as clangd does)
+    assert [(d.code, d.file, d.span.start.line, d.span.start.column) for d in a.diagnostics] == \
+        [("TRG104", main, 1, 9), ("TRG104", main, 5, 16)]
+    assert a.diagnostics[0].message == "in common.trg:3:17: unknown action 'nowhere'"
+    assert a.diagnostics[0].related[0][0].file == str(team.resolve() / "common.trg")
     assert [type(d).__name__ for d in a.module.decls][:2] == ["Include", "ActionDecl"]  # its own declarations
 
 
-def test_go_to_definition_reaches_into_an_included_file(team: Path) -> None:
-    from lsp_client import LspClient, LspError, pos
+def test_the_editor_knows_the_names_of_included_files_both_ways(team: Path) -> None:
+    """Completion, hover, definition, references and rename across the files of a program;
+    no unused warning for what another file uses; an included file's errors on its include
+    line."""
+    from lsp_client import LspClient, pos
 
+    (team / "broken.trg").write_text('on git.push brnch="x" run notify\non git.tag run nowhere\n')
     client = LspClient(cwd=team, init_options={"debounce_ms": 50})
     try:
         u = client.open(team / "deploy.trg")
-        client.wait_diagnostics(u)
+        assert client.wait_diagnostics(u) == []  # (common.trg's notify is not its to use)
         line = DEPLOY.split("\n")[2]  # ship: on git.push branch=main_branch run deploy with <sha>
         defs = client.request("textDocument/definition",
                               {"textDocument": {"uri": u}, "position": pos(2, line.index("main_branch") + 2)})
-        assert defs == [{"uri": u.replace("deploy.trg", "common.trg"),
-                         "range": {"start": pos(1, 4), "end": pos(1, 15)}}]  # let main_branch = "main"
+        common = u.replace("deploy.trg", "common.trg")
+        assert defs == [{"uri": common, "range": {"start": pos(1, 4), "end": pos(1, 15)}}]  # let main_branch
         defs = client.request("textDocument/definition",
                               {"textDocument": {"uri": u}, "position": pos(2, line.index("deploy") + 1)})
         assert defs == [{"uri": u, "range": {"start": pos(1, 7), "end": pos(1, 13)}}]  # its own, as before
         cu = client.open(team / "rules.d" / "ci.trg")
-        client.wait_diagnostics(cu)
-        line = CI.split("\n")[3]
-        defs = client.request("textDocument/definition",
-                              {"textDocument": {"uri": cu}, "position": pos(3, line.index("notify"))})
-        assert defs == [{"uri": cu.replace("rules.d/ci.trg", "common.trg"),
-                         "range": {"start": pos(0, 7), "end": pos(0, 13)}}]
-        for method in ("textDocument/prepareRename", "textDocument/rename"):  # its uses here alone: refused
-            with pytest.raises(LspError, match=r"`notify` is declared in .*common\.trg:1 \(an included file\)"):
-                client.request(method, {"textDocument": {"uri": cu}, "position": pos(3, line.index("notify")),
-                                        "newName": "tell"})
-        secret = CI.split("\n")[2].index("ci_token")  # source ci token=ci_token: its own secret, as before
-        defs = client.request("textDocument/definition", {"textDocument": {"uri": cu}, "position": pos(2, secret)})
-        assert defs == [{"uri": cu, "range": {"start": pos(1, 7), "end": pos(1, 15)}}]
+        assert client.wait_diagnostics(cu) == []
+        line = CI.split("\n")[3]  # ci_done: on ci.completed status="success" run notify with "ci"
+        at_notify = {"textDocument": {"uri": cu}, "position": pos(3, line.index("notify"))}
+        assert client.request("textDocument/definition", at_notify) == \
+            [{"uri": common, "range": {"start": pos(0, 7), "end": pos(0, 13)}}]
+        h = client.request("textDocument/hover", at_notify)["contents"]["value"]
+        assert "action notify(msg)" in h and "declared in `../common.trg:1`" in h, h
+
+        # main.trg: a rule being written is offered what the files it includes declare
+        text = MAIN + "on git.push branch=main_b run dep"
+        mu = client.open(team / "main.trg", text)
+        diags = client.wait_diagnostics(mu)
+        assert [(d["code"], d["range"]["start"]["line"]) for d in diags] == [("TRG102", 2), ("TRG104", 2)]
+
+        def labels(line: int, col: int) -> list[str]:
+            got = client.request("textDocument/completion", {"textDocument": {"uri": mu}, "position": pos(line, col)})
+            return [i["label"] for i in got["items"]]
+        assert "deploy" in labels(2, len(text.split("\n")[2]))  # (deploy.trg's)
+        assert "main_branch" in labels(2, text.split("\n")[2].index(" run"))
+        h = client.request("textDocument/hover", {"textDocument": {"uri": mu}, "position": pos(0, 0)})
+        assert h is None  # (an include line: nothing to say)
+
+        # from the declaring file: the uses in the open files that include it (or that
+        # include a file that does) and in the files those read
+        cmu = client.open(team / "common.trg")
+        assert client.wait_diagnostics(cmu) == []  # rule-less: no unused warning, as check gives none
+        refs = client.request("textDocument/references", {"textDocument": {"uri": cmu}, "position": pos(0, 8),
+                                                          "context": {"includeDeclaration": True}})
+        assert sorted((r["uri"].rsplit("/rules/", 1)[1], r["range"]["start"]["line"]) for r in refs) == \
+            [("common.trg", 0), ("rules.d/ci.trg", 3)]
+        refs = client.request("textDocument/references", {"textDocument": {"uri": cmu}, "position": pos(1, 6),
+                                                          "context": {"includeDeclaration": False}})
+        assert [(r["uri"], r["range"]["start"]["line"]) for r in refs] == [(u, 2)]  # deploy.trg's use
+
+        # rename from either side: one WorkspaceEdit over the declaration and every use seen
+        changes = client.request("textDocument/rename", {"textDocument": {"uri": cmu}, "position": pos(0, 8),
+                                                         "newName": "tell"})["changes"]
+        assert sorted(changes) == sorted([cmu, cu])
+        assert _apply(COMMON, changes[cmu]).startswith("action tell(msg)")
+        assert 'run tell with "ci"' in _apply(CI, changes[cu])
+        changes = client.request("textDocument/rename", {**at_notify, "newName": "tell"})["changes"]
+        assert sorted(changes) == sorted([cmu, cu])  # from the file that uses it: the same edit
+        with pytest.raises(Exception, match="already declared"):  # a name another file of the program has
+            client.request("textDocument/rename", {**at_notify, "newName": "deploy"})
+
+        # an included file's errors: summed up on the include line, the full list in that file
+        text = 'include "broken.trg"\ninclude "common.trg"\n'
+        bu = client.open(team / "top.trg", text)
+        diags = client.wait_diagnostics(bu)
+        assert [(d["code"], d["range"], d["severity"]) for d in diags] == \
+            [("TRG203", {"start": pos(0, 8), "end": pos(0, 20)}, 1)]
+        assert diags[0]["message"].startswith("in broken.trg:1:13: git.push has no field 'brnch' "
+                                              "(and 2 more errors in the files it reads)\n")
+        assert "fix" not in diags[0]["data"]  # (the did-you-mean is broken.trg's, not this line's)
+        assert not [p for p in client.notifications if p["method"] == "textDocument/publishDiagnostics"
+                    and p["params"]["uri"].endswith("broken.trg")]  # nothing published to a file not open
     finally:
         assert client.close() == 0, client.stderr
     assert "Traceback" not in client.stderr, client.stderr
+
+
+def _apply(text: str, edits: list[dict]) -> str:
+    lines = text.split("\n")
+    for e in sorted(edits, key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]), reverse=True):
+        (sl, sc), (el, ec) = ((e["range"][k]["line"], e["range"][k]["character"]) for k in ("start", "end"))
+        lines[sl] = lines[sl][:sc] + e["newText"] + lines[sl][ec:]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- serve

@@ -1026,9 +1026,12 @@ class Checker:
                 if o.name.value in ("host", "port"):
                     v = self.quiet_value(o.value)
                     if o.name.value in ports and ports[o.name.value][0] != v:
+                        first = ports[o.name.value][1]
                         self.d.error("TRG210", f"{o.name.value} is set to two different values", o.value.span,
-                                     f"the HTTP server listens on one {o.name.value}: first set on line {ports[o.name.value][1]}")
-                    ports.setdefault(o.name.value, (v, o.span.start.line))
+                                     f"the HTTP server listens on one {o.name.value}: first set "
+                                     f"{_where(first, o.value.span, self.m.file, 'on')}",
+                                     [(first, f"{o.name.value} is first set here")])
+                    ports.setdefault(o.name.value, (v, o.span))
         # unprotected webhook routes
         active = active_providers(used_kinds, set(by_kind))
         for prov in active:

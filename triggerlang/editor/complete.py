@@ -7,7 +7,8 @@ person would: after ``on`` come sources, after ``on git.`` git's events, in a fi
 trigger's typed fields, after an operator values, after ``run`` actions, after ``with``
 the action's parameters and ``<placeholders>``, then policies; in a test, after ``given``
 triggers and fields, after ``expect`` rule names. Names come from the latest analysis
-(:class:`~triggerlang.editor.document.Names`); no check runs, so the cost is that of
+(:class:`~triggerlang.editor.document.Names`: the document's, its companion's and those
+of the files they include); no check runs, so the cost is that of
 the current declaration, whatever the size of the file.
 
 A trigger written in a form this module does not know (a correlation, ``all(...)``) is

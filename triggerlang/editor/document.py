@@ -29,7 +29,7 @@ import gc
 import os
 import re
 import threading
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -55,7 +55,8 @@ class Analysis:
     diagnostics: list[Diagnostic]  # sorted, as `triggerc check` prints them
     program: Program | None
     companion: "Analysis | None" = None   # for X_test.trg: X.trg's analysis
-    included: tuple["Occurrence", ...] = ()  # the declarations its includes read (go to definition)
+    reads: tuple[A.IncludedFile, ...] = ()  # the files its includes read, directly or not
+    imported: tuple[A.Decl, ...] = ()       # their declarations (spans that carry their file)
 
     @property
     def names(self) -> "Names":
@@ -96,8 +97,9 @@ class Analyzer:
                 if has_includes(module):  # (the document's own problems only: see _own)
                     checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)))
                 program = check(checked, diags, companion.program if companion else None, base_dir, True)
-                result = Analysis(file, version, text, module, suppress(_own(diags.sorted(), file), {file: text}, file),
-                                  program, companion, included_declarations(checked))
+                shown = _own(diags.sorted(), file, checked.included, module)
+                result = Analysis(file, version, text, module, suppress(shown, {file: text}, file), program,
+                                  companion, checked.included, tuple(d for d in checked.decls if d.span.file is not None))
             finally:
                 if enabled:
                     gc.enable()
@@ -119,22 +121,37 @@ class Analyzer:
             self._caches.pop(file, None)
 
 
-def included_declarations(module: A.Module) -> tuple["Occurrence", ...]:
-    """Where the names a module's includes read are declared (each in its own file): what
-    go to definition finds for a name the document uses and an included file declares."""
-    out = []
-    for d in module.decls:
-        name = d.label if d.__class__ is A.Rule else getattr(d, "name", None)
-        kind = {A.ActionDecl: "action", A.Let: "let", A.Secret: "secret", A.Rule: "rule"}.get(d.__class__)
-        if kind is not None and name is not None and name.span.file is not None:
-            out.append(Occurrence(kind, name.value, name.span.in_file(None), name.span.file, True))
-    return tuple(out)
-
-
-def _own(diagnostics: list[Diagnostic], file: str) -> list[Diagnostic]:
-    """The diagnostics in the document: those of the files it includes are theirs, shown
-    when they are opened (the editor shows a document's problems in that document)."""
-    return [d for d in diagnostics if d.file == file]
+def _own(diagnostics: list[Diagnostic], file: str, reads: tuple[A.IncludedFile, ...],
+         module: A.Module) -> list[Diagnostic]:
+    """The diagnostics to show in the document: its own, and the errors of the files its
+    includes read summed up on the ``include`` line that reads them, as clangd does for a
+    header ("in common.trg:3:13: ...", the first error and how many more): an editor shows a
+    document's problems in that document, and the full list shows when the included file
+    is opened. Paths in messages are relative to the document's folder, as the user wrote
+    them (the analysis names included files by absolute path, to open them)."""
+    folder = os.path.dirname(file) + os.sep
+    via = {f.name: f.via for f in reads}
+    own, others = [], {}
+    for d in diagnostics:
+        if d.file == file:
+            own.append(d if not reads or folder not in d.message + (d.hint or "") else
+                       replace(d, message=d.message.replace(folder, ""),
+                               hint=d.hint.replace(folder, "") if d.hint else d.hint))
+        elif d.is_error:  # (a file unread, not UTF-8 say: on the first include line)
+            at = via.get(d.file) or next((i.path.span for i in module.decls if i.__class__ is A.Include), None)
+            if at is not None:
+                others.setdefault((at.start.offset, at.end.offset), (at, []))[1].append(d)
+    for at, errors in others.values():
+        first = errors[0]
+        name = os.path.relpath(first.file, os.path.dirname(file))
+        more = f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''} in the files it reads)" \
+            if len(errors) > 1 else ""
+        own.append(Diagnostic(first.severity, first.code,
+                              f"in {name}:{first.span.start.line}:{first.span.start.column}: "
+                              f"{first.message.replace(folder, '')}{more}", at,
+                              f"an error in an included file: open {name} to see it", file,
+                              ((first.span.in_file(first.file), first.message),)))
+    return sorted(own, key=Diagnostic.sort_key) if others else own
 
 
 def _base_dir(file: str) -> str:
@@ -312,18 +329,25 @@ class Names:
     rules: dict[str, A.Rule] = field(default_factory=dict)
     sources: dict[str, list[A.SourceDecl]] = field(default_factory=dict)
     files: dict[int, str] = field(default_factory=dict)  # id(decl) -> file it is in
+    home: str = ""  # the document's file
 
     @classmethod
     def of(cls, analysis: Analysis) -> "Names":
-        n = cls()
-        if analysis.companion is not None:
-            n._add(analysis.companion.module, analysis.companion.file)
+        """The document's names, its companion's, then those the files they include declare."""
+        n = cls(home=analysis.file)
+        comp = analysis.companion
+        if comp is not None:
+            n._add(comp.module, comp.file)
         n._add(analysis.module, analysis.file)
+        for a in (comp, analysis):
+            if a is not None:
+                n._add(A.Module(a.imported), None)
         return n
 
-    def _add(self, module: A.Module, file: str) -> None:
+    def _add(self, module: A.Module, file: str | None) -> None:
+        """``module``'s declarations, in ``file`` (None: each in its span's file)."""
         for d in module.decls:
-            self.files[id(d)] = file
+            self.files[id(d)] = file or d.span.file
             if isinstance(d, A.ActionDecl):
                 self.actions.setdefault(d.name.value, d)
             elif isinstance(d, A.Let):
@@ -337,6 +361,15 @@ class Names:
 
     def file_of(self, decl: Any, default: str) -> str:
         return self.files.get(id(decl), default)
+
+    def where(self, decl: Any) -> str:
+        """Where ``decl`` is declared, when not in the document: a line for a hover
+        (``declared in common.trg:2``, relative to the document's folder)."""
+        file = self.files.get(id(decl))
+        if file is None or file == self.home:
+            return ""
+        shown = os.path.relpath(file, os.path.dirname(self.home)) if self.home and os.path.isabs(file) else file
+        return f"\n\ndeclared in `{shown}:{decl.span.start.line}`"
 
 
 # --------------------------------------------------------------------------- occurrences
@@ -527,7 +560,8 @@ def rename(occs: list[Occurrence], at: Occurrence, new: str, names: Names,
     else:
         space = {"action": (names.actions,), "rule": (names.rules,),
                  "let": (names.lets, names.secrets), "secret": (names.lets, names.secrets)}[at.kind]
-        taken = {n for d in space for n in d}
+        kinds = {"let", "secret"} if at.kind in ("let", "secret") else {at.kind}
+        taken = {n for d in space for n in d} | {o.name for o in occs if o.is_def and o.kind in kinds}
     if new in taken:
         return f"`{new}` is already declared: renaming `{at.name}` to it would make two of one name"
     edits = [o for o in occs if same_symbol(o, at)]

@@ -45,7 +45,8 @@ def hover(decl: Any, line: int, col: int, names: Names) -> HoverResult | None:
             return HoverResult(_rule_md(parent), span)
         if isinstance(parent, A.Expect):
             rule = names.rules.get(node.value)
-            return HoverResult(_rule_md(rule) if rule else f"rule `{node.value}` (not declared)", span)
+            return HoverResult(_rule_md(rule, names) if rule else f"rule `{node.value}` (not declared)",
+                               span)
         if isinstance(parent, A.Arg) and fld == "name":
             return _param_hover(chain, node.value, names, span)
         if isinstance(parent, A.ActionDecl):
@@ -71,7 +72,7 @@ def hover(decl: Any, line: int, col: int, names: Names) -> HoverResult | None:
         return _ref_hover(chain, node, names, span)
     if isinstance(node, A.Str) and isinstance(parent, A.Compare) and ctx and ctx[0] == "run" \
             and parent.field.parts == ("rule",) and node.value in names.rules:
-        return HoverResult(_rule_md(names.rules[node.value]), span)
+        return HoverResult(_rule_md(names.rules[node.value], names), span)
     if isinstance(node, A.Policy):
         return HoverResult(K.POLICY_DOCS.get(node.kind, ""), span)
     if isinstance(node, A.EventTrigger):
@@ -140,15 +141,16 @@ def _field_md(ctx: tuple[str, str], path: A.FieldPath) -> str:
     return f"`{path.dotted}`: **{typ}**, field of `{trig}`" + (f"\n\n{doc}" if doc else "")
 
 
-def _rule_md(r: A.Rule) -> str:
-    return f"rule `{r.name}` (line {r.span.start.line})\n```trg\n{_fmt(r)}\n```"
+def _rule_md(r: A.Rule, names: Names | None = None) -> str:
+    where = names.where(r) if names is not None else ""  # (another file's: its name and line)
+    return f"rule `{r.name}`" + ("" if where else f" (line {r.span.start.line})") + f"\n```trg\n{_fmt(r)}\n```{where}"
 
 
 def _action_hover(name: str, names: Names, span: Span) -> HoverResult:
     a = names.actions.get(name)
     if a is None:
         return HoverResult(f"action `{name}` is not declared", span)
-    return HoverResult(f"```trg\naction {signature(a)}\n```", span)
+    return HoverResult(f"```trg\naction {signature(a)}\n```" + names.where(a), span)
 
 
 def _param_hover(chain, name: str, names: Names, span: Span) -> HoverResult | None:
@@ -168,7 +170,7 @@ def _param_hover(chain, name: str, names: Names, span: Span) -> HoverResult | No
     if p is None:
         return HoverResult(f"action `{action}` has no parameter `{name}`", span)
     default = f" (default `{_fmt_value(p.default)}`)" if p.default is not None else " (required)"
-    return HoverResult(f"parameter `{name}` of `action {signature(decl)}`{default}", span)
+    return HoverResult(f"parameter `{name}` of `action {signature(decl)}`{default}" + names.where(decl), span)
 
 
 def _option_hover(chain, name: str, span: Span) -> HoverResult | None:
@@ -190,9 +192,9 @@ def _ref_hover(chain, ref: A.Ref, names: Names, span: Span) -> HoverResult | Non
         if p is not None:
             return HoverResult(f"parameter `{ref.name}` of `action {signature(action)}`", span)
     if ref.name in names.lets:
-        return HoverResult(f"```trg\n{_fmt(names.lets[ref.name])}\n```", span)
+        return HoverResult(f"```trg\n{_fmt(names.lets[ref.name])}\n```" + names.where(names.lets[ref.name]), span)
     if ref.name in names.secrets:
         s = names.secrets[ref.name]
         return HoverResult(f'secret `{ref.name}`: read from {s.kind} "{s.ref.value}" when serve starts '
-                           "(its value is never shown)", span)
+                           "(its value is never shown)" + names.where(s), span)
     return HoverResult(f"`{ref.name}`: not a let or secret of this file", span)

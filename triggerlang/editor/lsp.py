@@ -125,6 +125,7 @@ class TriggerLanguageServer(LanguageServer):
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="trg-analysis")
         self._occ: dict[tuple, list[D.Occurrence]] = {}
+        self.reads: dict[str, tuple[A.IncludedFile, ...]] = {}  # document seen open -> what its includes read
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if getattr(error, "answered", False):
@@ -207,6 +208,7 @@ class TriggerLanguageServer(LanguageServer):
         if result is None:
             return
         self.analyses[uri] = result
+        self.note_reads(path, result)
         if current():
             self.publish(uri, result)
             tests = D.tests_path(path)
@@ -232,7 +234,16 @@ class TriggerLanguageServer(LanguageServer):
             return have
         result = self.analyzer.analyse(main_path, text)
         self.analyses[muri] = result
+        self.note_reads(main_path, result)
         return result
+
+    def note_reads(self, path: str, a: D.Analysis) -> None:
+        """Remember the files the document ``path`` reads through its includes (kept once it
+        is closed: the server has seen it include them, see :meth:`scope`)."""
+        if a.reads:
+            self.reads[path] = a.reads
+        else:
+            self.reads.pop(path, None)
 
     def publish(self, uri: str, a: D.Analysis) -> None:
         # plain JSON, not lsprotocol objects: a 10,000-rule file may carry a thousand warnings,
@@ -271,22 +282,19 @@ class TriggerLanguageServer(LanguageServer):
         return comp.names if comp is not None else D.Names()
 
     def occurrences(self, uri: str) -> list[D.Occurrence]:
-        """Every name's declarations and uses in the document and its companion file(s)."""
+        """Every name's declarations and uses in the files that share the document's names
+        (:meth:`scope`)."""
         a, module = self.module_now(uri)
         if module is None:
             return []
-        path = self.path_of(uri)
-        main = D.companion_path(path)
-        tests = D.tests_path(path)
-        # the versions of the document and of its open companions, and the others' files on
-        # disk, make the key: a companion is read again once it is edited or its file changes
-        key = (uri, *(_version_or_file(self, p) for p in (path, main, tests) if p is not None))
+        paths = self.scope(uri)
+        # the versions of the open documents and the others' files on disk make the key: a
+        # file is read again once it is edited or changes on disk
+        key = (uri, *((p, _version_or_file(self, p)) for p in paths))
         if key in self._occ:
             return self._occ[key]
-        modules = [(module, path)]
-        for other in (main, tests):
-            if other is None:
-                continue
+        modules = [(module, paths[0])]
+        for other in paths[1:]:
             m = self._module_of_path(other)
             if m is not None:
                 modules.append((m, other))
@@ -297,6 +305,32 @@ class TriggerLanguageServer(LanguageServer):
         self._occ = {k: v for k, v in self._occ.items() if k[0] != uri}
         self._occ[key] = occs
         return occs
+
+    def scope(self, uri: str) -> list[str]:
+        """The files whose names find references, go to definition and rename see from the
+        document (itself first): its companion files (``X.trg`` / ``X_test.trg``), the files
+        its includes read (directly or not), and the documents seen open whose includes read
+        it, with the files those read: every program the document is part of, as far as the
+        editor knows. A file that includes it and was never opened is not seen."""
+        path = self.path_of(uri)
+        out = [path]
+        seen = {os.path.realpath(path)}
+
+        def add(p: str | None) -> None:
+            if p is not None and os.path.realpath(p) not in seen:
+                seen.add(os.path.realpath(p))
+                out.append(p)
+
+        main, tests = D.companion_path(path), D.tests_path(path)
+        add(main)
+        add(tests)
+        real = os.path.realpath(path)
+        readers = sorted(p for p, files in self.reads.items() if any(f.path == real for f in files))
+        for top in (path, main, *readers):
+            add(top)
+            for f in self.reads.get(top or "", ()):
+                add(f.name)
+        return out
 
     def _module_of_path(self, path: str) -> A.Module | None:
         uri = self.uri_of(path)
@@ -494,28 +528,7 @@ def build_server() -> TriggerLanguageServer:
         if at is None:
             return None
         defs = [o for o in occs if o.is_def and D.same_symbol(o, at)]
-        if not defs:  # a name a file it includes declares: there
-            defs = _included_declarations(ls, params.text_document.uri, at)
         return [_location(ls, o) for o in defs] or None
-
-    def _included_declarations(ls: TriggerLanguageServer, uri: str, at: D.Occurrence) -> list[D.Occurrence]:
-        """Where the files the document includes declare ``at``'s name (a use of a let
-        or a secret is either)."""
-        a = ls.analyses.get(uri)
-        return [o for o in (a.included if a is not None else ()) if o.name == at.name and
-                (o.kind == at.kind or {o.kind, at.kind} == {"let", "secret"})]
-
-    def _not_declared_here(ls: TriggerLanguageServer, uri: str, occs: list[D.Occurrence], at: D.Occurrence) -> None:
-        """A name that an included file declares, and the document and its companions do
-        not, is renamed in that file: renaming its uses here alone would break the program
-        (every other file that uses it), so it is refused, naming the file."""
-        if any(o.is_def and D.same_symbol(o, at) for o in occs):
-            return
-        there = _included_declarations(ls, uri, at)
-        if there:
-            o = there[0]
-            raise RequestFailed(f"`{at.name}` is declared in {o.file}:{o.span.start.line} (an included file): "
-                                "rename it there, and in the files that use it")
 
     @server.feature(T.TEXT_DOCUMENT_REFERENCES)
     def references(ls: TriggerLanguageServer, params: T.ReferenceParams) -> list[T.Location] | None:
@@ -541,20 +554,21 @@ def build_server() -> TriggerLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_PREPARE_RENAME)
     def prepare_rename(ls: TriggerLanguageServer, params: T.PrepareRenameParams) -> T.Range | None:
-        """The name under the cursor, if it is one this file declares (else the client says
-        nothing can be renamed there); a source kind is refused with the reason."""
+        """The name under the cursor, if it is a name (else the client says nothing can be
+        renamed there); a source kind is refused with the reason."""
         occs, at = _at(ls, params.text_document.uri, params.position)
         if at is None:
             return None
         if at.kind == "source":
             raise RequestFailed(f"`{at.name}` is a source of the catalogue: it cannot be renamed")
-        _not_declared_here(ls, params.text_document.uri, occs, at)
         return _location(ls, at).range
 
     @server.feature(T.TEXT_DOCUMENT_RENAME)
     def rename(ls: TriggerLanguageServer, params: T.RenameParams) -> T.WorkspaceEdit | None:
-        """Every declaration and use of the name, in the document and its companion files
-        (``X.trg`` / ``X_test.trg``), or an error that says why not (:func:`document.rename`)."""
+        """Every declaration and use of the name in the files that share the document's names
+        (:meth:`TriggerLanguageServer.scope`: its companions, the files it includes and the
+        open files that include it), one WorkspaceEdit over them all, from whichever file
+        the rename starts; or an error that says why not (:func:`document.rename`)."""
         uri = params.text_document.uri
         occs, at = _at(ls, uri, params.position)
         if at is None:
@@ -569,7 +583,6 @@ def build_server() -> TriggerLanguageServer:
             except (OSError, UnicodeDecodeError):
                 return None
 
-        _not_declared_here(ls, uri, occs, at)
         edits = D.rename(occs, at, params.new_name, ls.names(uri), text_of)
         if isinstance(edits, str):
             raise RequestFailed(edits)

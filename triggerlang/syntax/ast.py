@@ -565,11 +565,14 @@ Decl = Union[Include, Let, Secret, SourceDecl, ActionDecl, Rule, TestBlock]
 
 class IncludedFile(NamedTuple):
     """A file an ``include`` read: its absolute real ``path``, the ``name`` diagnostics give
-    it (relative to the working folder when the including file's was) and its ``text``."""
+    it (relative to the working folder when the including file's was) and its ``text``;
+    ``via``: the string of the ``include`` in the file given to the front end that read
+    it, directly or through other includes (where the editor reports its errors)."""
 
     path: str
     name: str
     text: str
+    via: "Span | None" = None
 
 
 @node

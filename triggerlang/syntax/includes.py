@@ -61,7 +61,7 @@ def expand_includes(module: A.Module, diags: Diagnostics, path: str, read: Reade
         return module
     state = _Expansion(diags, read)
     state.seen.add(os.path.realpath(path))
-    decls = state.expand(module.decls, os.path.dirname(os.path.realpath(path)), _folder(module.file))
+    decls = state.expand(module.decls, os.path.dirname(os.path.realpath(path)), _folder(module.file), module.file)
     return A.Module(tuple(decls), module.file, module.span, module.unparsed | frozenset(state.unparsed),
                     tuple(state.files), tuple(state.globs), tuple(state.tests))
 
@@ -81,22 +81,28 @@ class _Expansion:
         self.globs: list[tuple[str, tuple[str, ...]]] = []
         self.tests: list[A.TestBlock] = []
         self.unparsed: set[str] = set()
+        self.via: dict[str, A.Span] = {}  # included file name -> the top file's include that read it
 
-    def expand(self, decls: Iterable[A.Decl], folder: str, shown_folder: str) -> list[A.Decl]:
-        """``decls`` of a file in ``folder`` (named from ``shown_folder``), each include
-        followed by what it reads."""
+    def expand(self, decls: Iterable[A.Decl], folder: str, shown_folder: str, file: str) -> list[A.Decl]:
+        """``decls`` of the file called ``file`` in ``folder`` (named from ``shown_folder``),
+        each include followed by what it reads."""
         out: list[A.Decl] = []
         for decl in decls:
             out.append(decl)
             if decl.__class__ is A.Include:
-                for real, name in self.targets(decl, folder, shown_folder):
+                for real, name in self.targets(decl, folder, shown_folder, file):
                     out.extend(self.read_file(real, name, decl))
         return out
 
-    def targets(self, inc: A.Include, folder: str, shown_folder: str) -> list[tuple[str, str]]:
-        """``(real path, name)`` of each file ``inc`` names, or none after a TRG005."""
+    def targets(self, inc: A.Include, folder: str, shown_folder: str, file: str) -> list[tuple[str, str]]:
+        """``(real path, name)`` of each file ``inc`` (in the file called ``file``) names, or
+        none after a TRG005. A hint names the folder as the user wrote it: the including
+        file's (never the absolute path it resolves to)."""
         written = inc.path.value
         at = inc.path.span
+        read_from = "the working folder" if file.startswith("<") else \
+            (f"{shown_folder}/, " if shown_folder and not os.path.isabs(shown_folder) else "") + \
+            f"the folder of {os.path.basename(file)}"
         if not written:
             self.diags.error("TRG005", "include of an empty path", at, 'name a file: include "common.trg"')
             return []
@@ -112,7 +118,7 @@ class _Expansion:
             self.globs.append((full, tuple(matched)))
             if not matched:
                 self.diags.error("TRG005", f"no file matches '{written}'", at,
-                                 f"the pattern is read from {folder or '.'}; a glob that matches nothing is an "
+                                 f"the pattern is relative to {read_from}; a glob that matches nothing is an "
                                  "error (a typo would leave the rules out)")
                 return []
             return [(os.path.realpath(m), os.path.normpath(os.path.join(shown_folder, os.path.relpath(m, folder))))
@@ -142,7 +148,7 @@ class _Expansion:
                                json.dumps(os.path.join(os.path.dirname(written), guess), ensure_ascii=False))
                    if guess and not inc.path.raw else None)
             self.diags.error("TRG005", f"no such file: '{written}'", at,
-                             (hint + " " if hint else "") + f"(the path is read from {folder or '.'})", fix=fix)
+                             (hint + " " if hint else "") + f"(the path is relative to {read_from})", fix=fix)
             return []
         return [(os.path.realpath(full), shown)]
 
@@ -151,6 +157,8 @@ class _Expansion:
         if real in self.seen:
             return []
         self.seen.add(real)
+        self.via[name] = inc.path.span if inc.path.span.file is None else \
+            self.via.get(inc.path.span.file, inc.path.span)
         try:
             text, read_diags = self.read(real)
         except SourceFileError as e:
@@ -160,7 +168,7 @@ class _Expansion:
         self.diags.extend(replace(d, file=name) for d in read_diags)
         if text is None:
             return []
-        self.files.append(A.IncludedFile(real, name, text))
+        self.files.append(A.IncludedFile(real, name, text, self.via[name]))
         module, parsed = parse(text, name)
         self.diags.extend(parsed.items)
         self.unparsed.update(module.unparsed)
@@ -170,7 +178,7 @@ class _Expansion:
                 self.tests.append(decl)
             else:
                 own.append(decl)
-        return self.expand(own, os.path.dirname(real), _folder(name))
+        return self.expand(own, os.path.dirname(real), _folder(name), name)
 
 
 def included_digest(modules: Iterable[A.Module]) -> str:
