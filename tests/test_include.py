@@ -411,6 +411,11 @@ def test_the_editor_knows_the_names_of_included_files_both_ways(team: Path) -> N
         assert "fix" not in diags[0]["data"]  # (the did-you-mean is broken.trg's, not this line's)
         assert not [p for p in client.notifications if p["method"] == "textDocument/publishDiagnostics"
                     and p["params"]["uri"].endswith("broken.trg")]  # nothing published to a file not open
+        bru = client.open(team / "broken.trg")
+        assert len(client.wait_diagnostics(bru)) == 3  # opened: its own problems, in full
+        (team / "broken.trg").write_text('on git.push run notify with "x"\n')  # fixed and saved:
+        client.notify("textDocument/didSave", {"textDocument": {"uri": bru}})
+        assert client.wait_diagnostics(bu, after=1) == []  # the file that includes it is checked again
     finally:
         assert client.close() == 0, client.stderr
     assert "Traceback" not in client.stderr, client.stderr

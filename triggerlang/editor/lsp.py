@@ -439,9 +439,16 @@ def build_server() -> TriggerLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: TriggerLanguageServer, params: T.DidSaveTextDocumentParams) -> None:
-        tests = D.tests_path(ls.path_of(params.text_document.uri))
+        """Re-check the open files that read the saved one: its tests, and the files whose
+        includes read it (they read included files from disk)."""
+        path = ls.path_of(params.text_document.uri)
+        tests = D.tests_path(path)
         if tests is not None and ls.uri_of(tests) in ls.workspace.text_documents:
             ls.schedule(ls.uri_of(tests), 0)
+        real = os.path.realpath(path)
+        for other, files in list(ls.reads.items()):
+            if ls.uri_of(other) in ls.workspace.text_documents and any(f.path == real for f in files):
+                ls.schedule(ls.uri_of(other), 0)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TriggerLanguageServer, params: T.DidCloseTextDocumentParams) -> None:
