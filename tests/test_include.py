@@ -291,6 +291,28 @@ def test_compile_text_without_a_file_reads_includes_from_base_dir(team: Path) ->
     assert set(c.sources) == {"main.trg", "deploy.trg", "common.trg", "rules.d/ci.trg"}
 
 
+def test_several_files_given_to_compile_or_serve_are_one_program(tmp_path: Path) -> None:
+    root = tree(tmp_path, {"a.trg": 'action rec(n) = exec "true" n\na: on git.push run rec with <sha>\n',
+                           "more/b.trg": 'b: on git.tag run rec with <tag>\nlet unused = 1\n',
+                           "c.trg": 'action rec = exec "true"\n', "m.json": "{}"})
+    rc, out = run("compile", "a.trg", "more/b.trg", cwd=root)
+    assert rc == 0, out
+    m = json.loads(out)
+    assert [r["name"] for r in m["rules"]] == ["a", "b"] and m["includes"] == ["more/b.trg"]
+    assert m["rules"][1]["span"]["file"] == "more/b.trg"
+    # a name in two of them: the TRG101 of two files, its note in the first one
+    rc, out = run("compile", "a.trg", "more/b.trg", "c.trg", cwd=root)
+    assert rc == 1 and "c.trg:1:8: error[TRG101]: duplicate action name 'rec' (first declared in a.trg:1)" in out, out
+    assert "= note: a.trg:1:8: action 'rec' is first declared here" in out, out  # (was c.trg:1:8, itself)
+    for args, why in [(("a.trg", "nope.trg"), "nope.trg: no such file"),
+                      (("a.trg", "m.json"), "m.json is not a rules file: several files are one program"),
+                      (("a.trg", "more"), 'more is a folder: include its files from a rules file: include "more/*.trg"'),
+                      (("a.trg", "-"), "- (stdin) is a whole program")]:
+        for command in ("compile", "serve"):
+            rc, out = run(command, *args, cwd=root)
+            assert rc == 2 and why in out, (command, args, out)
+
+
 def test_serve_of_a_folder_says_how_to_include_its_files(team: Path) -> None:
     rc, out = run("serve", "rules.d", cwd=team)
     assert rc == 2 and 'serve a file that includes them: include "rules.d/*.trg"' in out, out
@@ -432,12 +454,14 @@ def _apply(text: str, edits: list[dict]) -> str:
 # --------------------------------------------------------------------------- serve
 
 def test_serve_runs_a_rule_of_an_included_file_and_reloads_on_their_changes(tmp_path: Path) -> None:
+    """(and of a second file given to serve: `serve main.trg more/extra.trg`, one program)"""
     root = tree(tmp_path / "proj", {
         "common.trg": 'action rec(n) = exec "true" n\n',
         "hooks.d/a.trg": 'include "../common.trg"\na: on http.post path="/a" run rec with <payload.n>\n',
         "main.trg": 'include "hooks.d/*.trg"\n',
+        "more/extra.trg": 'x: on http.post path="/x" run rec with <payload.n>\n',
     })
-    s = Server(root / "main.trg", tmp_path / "state", log=tmp_path / "serve.log")
+    s = Server(root / "main.trg", tmp_path / "state", "more/extra.trg", log=tmp_path / "serve.log")
     try:
         s.start()
         assert post(s, "/a", {"n": 1}).status_code == 202
@@ -463,6 +487,21 @@ def test_serve_runs_a_rule_of_an_included_file_and_reloads_on_their_changes(tmp_
         runs = s.wait_runs(lambda rs: done(rs, 4), "the four runs")
         assert [(r["rule"], r["inputs"]["n"]) for r in runs] == [("a", 1), ("b", 2), ("c", 3), ("a", 4)]
         assert len(by_rule(runs, "a")) == 2
+
+        # the second file given: its rule runs, and a change to it reloads (its name is in the log)
+        assert "INFO serving 2 rule(s) from " in s.log() and "main.trg + more/extra.trg; journal" in s.log()
+        assert post(s, "/x", {"n": 5}).status_code == 202
+        (root / "common.trg").write_text('action rec(n) = exec "true" n\n')  # mended: the rules running again
+        (root / "more" / "extra.trg").write_text('x: on http.post path="/x" run rec with <payload.n>\n'
+                                                 'y: on http.post path="/y" run rec with nn\n')
+        log = s.wait_log("more/extra.trg:2:40: error[TRG102]: unknown name 'nn'")  # an error in it, by its name
+        assert log.count("the previous rules keep running") == 2, log  # (common.trg's, then this one)
+        (root / "more" / "extra.trg").write_text('x: on http.post path="/x" run rec with <payload.n>\n'
+                                                 'y: on http.post path="/y" run rec with <payload.n>\n')
+        wait_for(lambda: s.log().count("reloaded ") >= 3, "a reload for the second file", on_fail=s.tail)
+        assert post(s, "/y", {"n": 6}).status_code == 202
+        runs = s.wait_runs(lambda rs: done(rs, 6), "the six runs")
+        assert [(r["rule"], r["inputs"]["n"]) for r in runs][4:] == [("x", 5), ("y", 6)]
         assert s.stop() == 0, s.tail()
     finally:
         s.ensure_dead()

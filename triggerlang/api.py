@@ -56,12 +56,13 @@ def companion_of(path: str | os.PathLike) -> str | os.PathLike | None:
 
 def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
                  imported: Program | None = None, tests: bool = True, warnings: bool = True,
-                 path: str | None = None) -> Compiled:
+                 path: str | None = None, also: tuple[str, ...] = ()) -> Compiled:
     """``tests=False`` leaves test blocks unchecked (``serve`` ignores them, SPEC §10).
     ``path``: the file the text was read from, where its includes start (default: ``file``'s
     name in ``base_dir``); the files they read are in ``Compiled.sources`` and the program.
     ``warnings=False``: the warnings may be left out when there is no error
-    (:func:`~triggerlang.check.checker.check`).
+    (:func:`~triggerlang.check.checker.check`). ``also``: more rules files, read as if the
+    text included them at its end (``serve a.trg b.trg``: one program).
 
     The cyclic garbage collector is paused meanwhile: the phases make a few objects per
     character of the file (a million for 10,000 rules), none of them in a cycle, and the
@@ -73,8 +74,9 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
     try:
         module, diags = parse(text, file)
         base_dir = base_dir or os.getcwd()
-        if has_includes(module):
-            module = expand_includes(module, diags, path or os.path.join(base_dir, os.path.basename(file)))
+        if has_includes(module) or also:
+            module = expand_includes(module, diags, path or os.path.join(base_dir, os.path.basename(file)),
+                                     also=also)
         program = check(module, diags, imported, base_dir, tests, warnings)
         manifest = None
         if not diags.has_errors:
@@ -89,24 +91,27 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
 
 
 def compile_file(path: str | os.PathLike, display_name: str | None = None, tests: bool = True,
-                 warnings: bool = True) -> Compiled:
-    """Read, parse, check and compile one file (raises SourceFileError if unreadable)."""
+                 warnings: bool = True, also: tuple[str, ...] = ()) -> Compiled:
+    """Read, parse, check and compile one file (raises SourceFileError if unreadable), with
+    the files ``also`` names as if it included them (:func:`compile_text`)."""
     p = os.fspath(path)
     text, diags = read_source(p)
-    return _compile_read(text, diags, p, display_name or str(path), tests, warnings)
+    return _compile_read(text, diags, p, display_name or str(path), tests, warnings, also)
 
 
-def compile_bytes(data: bytes, path: str | None = None, tests: bool = True, warnings: bool = True) -> Compiled:
+def compile_bytes(data: bytes, path: str | None = None, tests: bool = True, warnings: bool = True,
+                  also: tuple[str, ...] = ()) -> Compiled:
     """Parse, check and compile the bytes of a rules file that is not read from disk (what
     ``triggerc check -`` reads from stdin). ``path`` is the file they stand for: its name is
     the one diagnostics give, relative paths start in its folder and an ``X_test.trg`` sees
     its ``X.trg`` (without one: ``<stdin>``, from the working folder)."""
     name = path or "<stdin>"
     text, diags = decode_source(data, Diagnostics(name))
-    return _compile_read(text, diags, path or os.path.join(os.getcwd(), name), name, tests, warnings)
+    return _compile_read(text, diags, path or os.path.join(os.getcwd(), name), name, tests, warnings, also)
 
 
-def _compile_read(text: str | None, diags: Diagnostics, p: str, name: str, tests: bool, warnings: bool) -> Compiled:
+def _compile_read(text: str | None, diags: Diagnostics, p: str, name: str, tests: bool, warnings: bool,
+                  also: tuple[str, ...] = ()) -> Compiled:
     if text is None:
         return Compiled(name, "", None, None, None, diags.sorted(), {})
     main_file = companion_of(p)
@@ -117,19 +122,20 @@ def _compile_read(text: str | None, diags: Diagnostics, p: str, name: str, tests
         except SourceFileError:  # pragma: no cover - vanished between is_file() and open()
             main = None
     c = compile_text(text, name, os.path.dirname(os.path.realpath(p)), main.program if main else None, tests,
-                     warnings, p)
+                     warnings, p, also)
     c.main = main
     return c
 
 
 def load_rules(path: Path, warn: Callable[[list], None] | None = None,
-               data: bytes | None = None) -> tuple[dict, str | None]:
+               data: bytes | None = None, also: tuple[str, ...] = ()) -> tuple[dict, str | None]:
     """(manifest, rules text or None) from a .trg file or a manifest JSON, as ``serve`` and
     the dashboard load them (test blocks unchecked); StartError (runtime/engine.py) if bad.
 
     ``warn`` gets the warnings ``check`` would print for a .trg file (a manifest has none).
     ``data``: the file's bytes, already read (``serve`` compiles the very bytes it
-    fingerprinted); None: read ``path``."""
+    fingerprinted); None: read ``path``. ``also``: more rules files of the program
+    (:func:`compile_text`)."""
     import json
 
     from .compile.manifest import ManifestError, validate_manifest
@@ -149,7 +155,8 @@ def load_rules(path: Path, warn: Callable[[list], None] | None = None,
         except ManifestError as e:
             raise StartError(f"{path}: {e}") from None
     try:
-        c = compile_file(path, tests=False) if data is None else compile_bytes(data, str(path), tests=False)
+        c = compile_file(path, tests=False, also=also) if data is None else \
+            compile_bytes(data, str(path), tests=False, also=also)
     except SourceFileError as e:
         raise StartError(str(e)) from None
     if not c.ok:

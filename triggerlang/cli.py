@@ -111,15 +111,37 @@ def _no_gc() -> None:
     gc.disable()
 
 
-def _compile(path: str, warnings: bool = True):
-    """Compile a rules file (a missing or unreadable one is a usage error). ``warnings=False``
-    for a command that shows diagnostics only when there are errors (they are then complete)."""
+def _compile(path: str, warnings: bool = True, also: tuple[str, ...] = ()):
+    """Compile a rules file (a missing or unreadable one is a usage error), with the files
+    ``also`` names as if it included them. ``warnings=False`` for a command that shows
+    diagnostics only when there are errors (they are then complete)."""
     from .api import SourceFileError, compile_file
 
     try:
-        return compile_file(path, warnings=warnings)
+        return compile_file(path, warnings=warnings, also=also)
     except SourceFileError as e:
         usage_error(str(e))
+
+
+def _program_files(files: tuple[str, ...], command: str) -> tuple[str, tuple[str, ...]]:
+    """``(first, others)`` of the rules files given to a command that runs one program
+    (``serve``, ``compile``): the others are read as if the first included them, as
+    adnanh/webhook takes ``-hooks`` several times. Each must be a rules file (a ``.trg``
+    file that exists; a manifest or ``-`` only alone)."""
+    if len(files) == 1:
+        return files[0], ()
+    for f in files:
+        if f == "-":
+            usage_error(f"{command}: - (stdin) is a whole program: give it alone")
+        if os.path.isdir(f):
+            usage_error(f"{command}: {f} is a folder: include its files from a rules file: "
+                        f"include \"{f.rstrip('/')}/*.trg\"")
+        if not f.endswith(".trg") or f.endswith("_test.trg"):
+            usage_error(f"{command}: {f} is not a rules file: several files are one program of .trg files"
+                        + (" (a manifest is served alone)" if f.endswith(".json") else ""))
+        if not os.path.isfile(f):
+            usage_error(f"{f}: no such file")
+    return files[0], files[1:]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -511,27 +533,32 @@ def _report_and_exit_if_errors(c, color_mode: str = "auto") -> None:
 
 EXAMPLES_COMPILE = examples(
     "triggerc compile rules.trg -o manifest.json",
+    "triggerc compile main.trg hooks.trg -o manifest.json   # one program of two files",
     "generate-rules | triggerc compile - > manifest.json",
     "triggerc serve manifest.json",
 )
 
 
 @main.command("compile", epilog=EXAMPLES_COMPILE)
-@click.argument("file")
+@click.argument("files", metavar="FILE...", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the manifest here (default stdout).")
 @color_option
-def compile_cmd(file: str, output: str | None, color_mode: str) -> None:
+def compile_cmd(files: tuple[str, ...], output: str | None, color_mode: str) -> None:
     """Write the JSON listener manifest of FILE ("-": the text on stdin, with relative paths
-    from the working folder)."""
+    from the working folder). Several files are one program, as if the first included the
+    others (as serve runs them)."""
     from pathlib import Path
 
     from .compile.manifest import dumps
 
     _no_gc()
-    if output and file != "-" and os.path.exists(output) and os.path.samefile(output, file):
-        usage_error(f"-o {output} is the rules file itself: the manifest would overwrite it")
+    file, also = _program_files(files, "compile")
+    for f in files:
+        if output and f != "-" and os.path.exists(output) and os.path.samefile(output, f):
+            usage_error(f"-o {output} is the rules file itself{f' ({f})' if len(files) > 1 else ''}: "
+                        "the manifest would overwrite it")
     # (diagnostics are shown only when there are errors)
-    c = _compile_stdin(None, warnings=False) if file == "-" else _compile(file, warnings=False)
+    c = _compile_stdin(None, warnings=False) if file == "-" else _compile(file, warnings=False, also=also)
     _report_and_exit_if_errors(c, color_mode)
     text = dumps(c.manifest)
     if output:
@@ -996,6 +1023,7 @@ def _store_option(help: str, **kw):  # noqa: A002 - click's own word
 
 EXAMPLES_SERVE = examples(
     "triggerc serve rules.trg",
+    "triggerc serve main.trg hooks.trg   # one program of two files",
     "triggerc serve rules.trg --port 9000 --dashboard",
     "triggerc serve rules.trg --host 0.0.0.0 --port 8443 --tls-cert fullchain.pem --tls-key privkey.pem",
     "triggerc serve rules.trg --log-format json --grace 30",
@@ -1004,7 +1032,7 @@ EXAMPLES_SERVE = examples(
 
 
 @main.command(epilog=EXAMPLES_SERVE)
-@click.argument("rules", metavar="FILE|MANIFEST")
+@click.argument("rules", metavar="FILE...|MANIFEST", nargs=-1, required=True)
 @click.option("--host", help="Address the HTTP listener binds (default 127.0.0.1, loopback only).")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port of the HTTP listener (default 8080).")
 # No file_okay=False here: a state path that is a file is a start error (exit 1, one line
@@ -1048,7 +1076,7 @@ EXAMPLES_SERVE = examples(
 @click.option("--max-parallel", type=click.IntRange(1, 4096), default=None, metavar="N",
               help="Runs that go at once, all rules together (default 16); the others wait in their rule's "
                    "queue. With --store, --workers sets it.")
-def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace, force_http, start_rules, dashboard,
+def serve(rules: tuple[str, ...], host, port, state_dir, no_reload, tls_cert, tls_key, grace, force_http, start_rules, dashboard,
           dashboard_token, verbose, store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups, max_chain_depth,
           max_retriggers, max_backlog, max_parallel) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
@@ -1056,6 +1084,9 @@ def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace
     Logs check's warnings for the rules when it starts and on each reload. Stops cleanly on
     SIGINT/SIGTERM (exit 0): running runs get --grace seconds, and a second Ctrl-C stops
     them at once (they are marked interrupted). Exits 1 when it cannot start.
+
+    Several FILEs are one program, as if the first included the others: its folder is the
+    program's (state, relative paths), and a change to any of them reloads.
     """
     import logging
     from pathlib import Path
@@ -1063,6 +1094,7 @@ def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace
     from .runtime.pid1 import become_init_if_pid_1
     from .runtime.serve import ServeOptions, serve as run_serve, setup_logging
 
+    rules, also = _program_files(rules, "serve")
     path = Path(rules)
     if not path.exists():
         usage_error(f"{rules}: no such file")
@@ -1074,7 +1106,7 @@ def serve(rules: str, host, port, state_dir, no_reload, tls_cert, tls_key, grace
     opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,
                         reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
                         dashboard_token=dashboard_token, max_open_groups=max_open_groups,
-                        max_chain_depth=max_chain_depth, max_retriggers=max_retriggers)
+                        max_chain_depth=max_chain_depth, max_retriggers=max_retriggers, also=also)
     if max_backlog is not None:
         opts.max_backlog = max_backlog
     if start_rules:

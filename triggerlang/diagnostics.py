@@ -196,14 +196,20 @@ class Diagnostics:
 
     def add(self, severity: str, code: str, message: str, span: Span, hint: str | None = None,
             related: Iterable[tuple[Span, str]] = (), fix: Fix | None = None) -> None:
-        """A diagnostic in ``span.file`` when the span carries one, else in this list's file."""
+        """A diagnostic in ``span.file`` when the span carries one, else in this list's file;
+        its related spans and its fix's edits name their file only when it is another (a
+        span without a file is in this list's file: named so in an included file's
+        diagnostic)."""
         file = span.file or self.file
-        if fix is not None:  # its edits' spans as the related ones: a file only if another one
-            fix = fix._replace(edits=tuple(e if e.span.file != file else e._replace(span=e.span.in_file(None))
-                                           for e in fix.edits))
+
+        def there(sp: Span) -> Span:
+            where = sp.file or self.file
+            return sp.in_file(None) if where == file else sp.in_file(where)
+
+        if fix is not None:
+            fix = fix._replace(edits=tuple(e._replace(span=there(e.span)) for e in fix.edits))
         self.items.append(Diagnostic(severity, code, message, span.in_file(None), hint, file,
-                                     tuple((sp if sp.file != file else sp.in_file(None), msg)
-                                           for sp, msg in related), fix))
+                                     tuple((there(sp), msg) for sp, msg in related), fix))
 
     def extend(self, other: Iterable[Diagnostic]) -> None:
         self.items.extend(other)

@@ -88,6 +88,7 @@ class ServeOptions:
     max_backlog: int = MAX_BACKLOG     # queued runs past which deliveries get 503 (back-pressure)
     max_parallel: int = MAX_PARALLEL   # runs at once, all rules together (SQLite mode; store mode: workers)
     start_rules: tuple[str, ...] = ()  # --start: rules that run once at start (Engine.start_now)
+    also: tuple[str, ...] = ()         # `serve a.trg b.trg`: the files after the first, read as if it included them
 
 
 def log_warnings(diagnostics: list) -> None:
@@ -161,6 +162,11 @@ class Runtime:
         self.unstarted: dict | None = None # a reload's manifest whose sources did not all start yet
         self.included: tuple[list[str], list[str]] = ([], [])  # the files and globs the last compile's includes read
 
+    @property
+    def shown(self) -> str:
+        """The rules file, and the other files given with it (``main.trg + hooks.trg``)."""
+        return " + ".join((str(self.rules_path), *self.opts.also))
+
     def source_configs(self, manifest: dict) -> dict[str, Any]:
         cfgs = dict(manifest.get("sources") or {})
         if "http" not in cfgs and (self.opts.force_http or self.opts.dashboard):
@@ -179,7 +185,7 @@ class Runtime:
 
     async def start(self) -> None:
         data = _read(self.rules_path)  # compiled as read: the fingerprint is of the rules loaded
-        manifest, _ = load_rules(self.rules_path, log_warnings, data)
+        manifest, _ = load_rules(self.rules_path, log_warnings, data, self.opts.also)
         # (a manifest is what runs: the rules files it was compiled from are not watched)
         self.included = included_paths(manifest) if self.rules_path.suffix != ".json" else ([], [])
         self.fingerprint = _fingerprint(data, self.included)
@@ -229,7 +235,7 @@ class Runtime:
             log.info("run %d of %s: started with serve (--start)", run_id, rule, extra={"run_id": run_id, "rule": rule})
         if self.opts.start_rules:
             await self.engine.journal.flush()
-        log.info("serving %d rule(s) from %s; journal in %s", len(manifest["rules"]), self.rules_path, self.state_dir)
+        log.info("serving %d rule(s) from %s; journal in %s", len(manifest["rules"]), self.shown, self.state_dir)
 
     async def _start_store_mode(self, manifest: dict) -> None:
         """An ingest node (SPEC §12.1): no journal file, no state lock, nothing to recover
@@ -263,7 +269,7 @@ class Runtime:
         await self.apply_sources(manifest)
         if not self.sources:
             log.info("no source to start: the rules need none (rules on run.* only?)")
-        log.info("serving %d rule(s) from %s; store %s (%s)", len(manifest["rules"]), self.rules_path,
+        log.info("serving %d rule(s) from %s; store %s (%s)", len(manifest["rules"]), self.shown,
                  self.store.describe(),
                  f"embedded worker with {self.opts.workers} slot(s)" if self.worker else "ingest only")
         if self.worker is None and "file" in self.sources:
@@ -279,7 +285,7 @@ class Runtime:
         """What ``systemctl status`` shows (``STATUS=``): the rules and where they listen."""
         rules = len(self.engine.manifest["rules"]) if self.engine is not None else 0
         where = [f"http on {src.url}" if hasattr(src, "url") else kind for kind, (src, _) in sorted(self.sources.items())]
-        return f"serving {rules} rule(s) from {self.rules_path}" + (f"; {', '.join(where)}" if where else "")
+        return f"serving {rules} rule(s) from {self.shown}" + (f"; {', '.join(where)}" if where else "")
 
     def context(self) -> SourceContext:
         opts: dict[str, Any] = {"shared_store": True} if self.store is not None else {}
@@ -470,7 +476,7 @@ class Runtime:
                 return
             diagnostics: list = []
         else:
-            c = compile_bytes(data, str(self.rules_path), tests=False)
+            c = compile_bytes(data, str(self.rules_path), tests=False, also=self.opts.also)
             if c.module is not None:  # what its includes read: watched from now on
                 from ..syntax.includes import included_digest
 

@@ -53,15 +53,23 @@ def has_includes(module: A.Module) -> bool:
     return any(d.__class__ is A.Include for d in module.decls)
 
 
-def expand_includes(module: A.Module, diags: Diagnostics, path: str, read: Reader = read_source) -> A.Module:
+def expand_includes(module: A.Module, diags: Diagnostics, path: str, read: Reader = read_source,
+                    also: Iterable[str] = ()) -> A.Module:
     """``module`` (the file at ``path``; its name is ``module.file``) with the declarations
     of the files it includes, and they include, in it; problems go to ``diags``.
-    ``read(path)`` gives a file's text (:func:`~triggerlang.sourcefile.read_source`)."""
-    if not has_includes(module):
+    ``read(path)`` gives a file's text (:func:`~triggerlang.sourcefile.read_source`).
+    ``also``: more files (as named on the command line: ``serve a.trg b.trg``) read as if
+    the file included them after its own declarations."""
+    also = tuple(also)
+    if not has_includes(module) and not also:
         return module
     state = _Expansion(diags, read)
     state.seen.add(os.path.realpath(path))
     decls = state.expand(module.decls, os.path.dirname(os.path.realpath(path)), _folder(module.file), module.file)
+    for name in also:
+        name = os.path.normpath(name)
+        given = A.Include(A.Str(name, span=A.NO_SPAN), span=A.NO_SPAN)  # (no line of the file says it)
+        decls.extend(state.read_file(os.path.realpath(name), name, given))
     return A.Module(tuple(decls), module.file, module.span, module.unparsed | frozenset(state.unparsed),
                     tuple(state.files), tuple(state.globs), tuple(state.tests))
 
