@@ -431,6 +431,9 @@ def test_the_editor_knows_the_names_of_included_files_both_ways(team: Path) -> N
         assert diags[0]["message"].startswith("in broken.trg:1:13: git.push has no field 'brnch' "
                                               "(and 2 more errors in the files it reads)\n")
         assert "fix" not in diags[0]["data"]  # (the did-you-mean is broken.trg's, not this line's)
+        assert diags[0]["relatedInformation"] == [{  # the editor's link to the error itself
+            "location": {"uri": bu.replace("top.trg", "broken.trg"), "range": {"start": pos(0, 12), "end": pos(0, 17)}},
+            "message": "git.push has no field 'brnch'"}]
         assert not [p for p in client.notifications if p["method"] == "textDocument/publishDiagnostics"
                     and p["params"]["uri"].endswith("broken.trg")]  # nothing published to a file not open
         bru = client.open(team / "broken.trg")

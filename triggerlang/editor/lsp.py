@@ -250,11 +250,31 @@ class TriggerLanguageServer(LanguageServer):
         # and this runs on the event loop, where completion requests wait
         lines = D.split_lines(a.text)
         enc = self.encoding()
-        diags = [diagnostic_json(d, lines, enc) for d in a.diagnostics if d.file == a.file]
+        diags = []
+        texts: dict[str, list[str]] = {a.file: lines}
+        for d in a.diagnostics:
+            if d.file != a.file:
+                continue
+            out = diagnostic_json(d, lines, enc)
+            if d.related:  # where the clashing name was first declared, the error an include line sums up
+                out["relatedInformation"] = [self._related(d.related_file(sp), sp, msg, texts, enc)
+                                             for sp, msg in d.related]
+            diags.append(out)
         params = {"uri": uri, "diagnostics": diags}
         if a.version is not None:
             params["version"] = a.version
         self.protocol._send_data({"jsonrpc": "2.0", "method": T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, "params": params})
+
+    def _related(self, file: str, span: Span, message: str, texts: dict[str, list[str]], enc: str) -> dict:
+        """An LSP DiagnosticRelatedInformation: ``span`` in ``file`` (its lines read once)."""
+        if file not in texts:
+            snap = self.text_of(self.uri_of(file))
+            try:
+                texts[file] = D.split_lines(snap[0] if snap is not None else Path(file).read_text("utf-8"))
+            except (OSError, UnicodeDecodeError):
+                texts[file] = []
+        return {"location": {"uri": self.uri_of(file), "range": _range_json(to_range(span, texts[file], enc))},
+                "message": message}
 
     def encoding(self) -> str:
         try:
