@@ -132,6 +132,40 @@ def test_the_source_submits_one_marked_tick_and_only_for_catch_up_schedules_that
     assert any("broken cannot catch up" in m for m in h.messages), h.messages
 
 
+
+def test_an_ordinary_tick_carries_catch_up_false_and_missed_0(tmp_path: Path) -> None:
+    """So `catch_up=false` picks the ordinary ticks, as a user would write it (with the
+    fields on catch-up ticks only, it matched nothing: a missing field fails `=`)."""
+    import asyncio
+    import dataclasses
+    import time
+
+    from triggerlang.sources.schedule import ScheduleSource
+    from source_harness import SourceHarness
+
+    h = SourceHarness(tmp_path)
+    submitted: list[dict] = []
+
+    async def submit(event: Event, delivery_key: str | None = None):
+        submitted.append(event.data)
+
+    ctx = dataclasses.replace(h.ctx, submit=submit)
+    due = dt.datetime(2026, 12, 7, 0, 0, tzinfo=UTC)
+    t0 = time.monotonic()
+
+    async def main() -> None:
+        src = ScheduleSource({"schedules": [{"rule": "plain", "every": 21600.0}]}, ctx)
+        src.clock = lambda: due - dt.timedelta(seconds=0.2) + dt.timedelta(seconds=time.monotonic() - t0)
+        await src.start()
+        try:
+            await h.wait_for(lambda: submitted, "the 00:00 tick")
+        finally:
+            await src.stop()
+
+    asyncio.run(main())
+    assert (submitted[0]["scheduled"], submitted[0]["catch_up"], submitted[0]["missed"]) == \
+        ("2026-12-07T00:00:00.000+00:00", False, 0)
+
 # ---- the store look-up, both stores ------------------------------------------------------
 
 
@@ -186,7 +220,7 @@ def test_the_pg_store_finds_a_rules_newest_tick_through_its_index(pg_url: str) -
 RULES = '''action backup(when) = exec "true" when
 nightly: on cron "0 3 * * *" tz "Europe/Paris" catch up run backup with <scheduled>
 report: on every 6h catch up catch_up=true run backup with <scheduled>
-plain: on every 1h run backup with <scheduled>
+plain: on every 1h catch_up=false missed=0 run backup with <scheduled>
 
 test "a catch-up tick is a tick with its fields":
     given schedule.tick rule="report" catch_up=true missed=3 scheduled="2026-12-06T06:00:00.000+00:00"
@@ -195,6 +229,10 @@ test "a catch-up tick is a tick with its fields":
 test "an ordinary tick of report matches nothing (its filter wants a catch-up)":
     given schedule.tick rule="report" scheduled="2026-12-06T06:00:00.000+00:00"
     expect none
+
+test "the clock's ticks are ordinary ones: catch_up=false missed=0 picks them":
+    wait 1h
+    expect plain
 '''
 
 
@@ -210,7 +248,7 @@ def test_check_compile_fmt_and_rule_tests_know_catch_up(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["fmt", "--check", str(f)])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["test", str(f)])
-    assert r.exit_code == 0 and "2 passed" in r.output, r.output
+    assert r.exit_code == 0 and "3 passed" in r.output, r.output
     f.write_text('action a = exec "true"\nr: on every 1h catch up missed="many" run a\n')
     r = CliRunner().invoke(main, ["check", str(f)])
     assert r.exit_code == 1 and "missed" in r.output, r.output  # typed: an int, not a string

@@ -213,3 +213,10 @@ def _every(cur: Any, rest: tuple[str, ...] | list[str]) -> Any:
         else:
             found.append(v)
     return found if found else MISSING
+
+
+def tick_data(rule: str, scheduled: str, time: str, catch_up: bool = False, missed: int = 0) -> dict[str, Any]:
+    """A ``schedule.tick``'s data, as serve's schedules and the rule tests' clock
+    (:mod:`triggerlang.correlation.sim`) both make it; here, not in the schedule
+    source, so the rule tests need not import asyncio."""
+    return {"rule": rule, "scheduled": scheduled, "time": time, "catch_up": catch_up, "missed": missed}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..actions import bind_inputs
 from ..compile.index import build_matcher
 from ..compile.matcher import Match
-from ..events import Event
+from ..events import Event, tick_data
 from .engine import DEFAULT_MAX_OPEN_GROUPS, Correlator, Outcome
 from .spec import is_correlation
 from .state import MemoryState
@@ -117,8 +117,8 @@ class Simulation:
                 spec, at = tick
                 planned = self._iso(at)
                 self.now = max(self.now, at)
-                step.extend(self._deliver(Event("schedule", "tick", {"rule": spec["rule"], "scheduled": planned,
-                                                                     "time": planned}), at, False, 0))
+                step.extend(self._deliver(Event("schedule", "tick", tick_data(spec["rule"], planned, planned)),
+                                          at, False, 0))
                 tick[1] = self._plan(spec, at)
                 continue
             if deadline is None or deadline > until:

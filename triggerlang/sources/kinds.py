@@ -362,7 +362,8 @@ def _schedule_section(inp: SectionInput) -> dict | None:
 SCHEDULE = SourceKind(
     make_source(
         "schedule",
-        # catch_up and missed: only on the tick a `catch up` schedule makes up at serve's start
+        # catch_up and missed: true and N on the tick a `catch up` schedule makes up at serve's
+        # start, false and 0 on every other
         {"tick": ({"time": TIME, "scheduled": TIME, "rule": STR, "catch_up": BOOL, "missed": INT},
                   "an `every` or `cron` schedule fired")},
         listener="schedule",

@@ -5,7 +5,8 @@ Manifest section: ``{"schedules": [{"rule": "nightly", "every": 900.0},
 (``every`` in seconds, ``tz`` an IANA zone, default UTC, ``catch_up`` only when the rule
 says ``catch up``). Each tick carries ``{"rule", "scheduled", "time"}``: the planned and
 the actual fire time, ISO 8601 with milliseconds and an offset (the schedule's zone for
-cron, UTC for ``every``); a catch-up tick also ``"catch_up": true, "missed": N``.
+cron, UTC for ``every``), and ``"catch_up", "missed"``: false and 0, except on the tick a
+``catch up`` schedule makes up (:func:`tick_data`).
 
 Timing
 ------
@@ -38,8 +39,10 @@ Timing
   above (strictly after the start, so the two never overlap). One tick, not N, as systemd
   runs the unit once: a job that needs every missed period reads ``missed``. No tick
   journaled for the rule (a new rule, a fresh state folder, pruned history): no catch-up,
-  as systemd without its stamp file. Only catch-up ticks carry the two fields, so the
-  ticks of every other schedule, and their journal rows, are as they were.
+  as systemd without its stamp file. Every tick carries the two fields (false and 0 on
+  an ordinary one), so ``catch_up=false`` picks the ordinary ticks as a user would write
+  it (with the fields on catch-up ticks only, it matched nothing: a missing field fails
+  ``=``).
 * ``stop()`` cancels the tasks: it is immediate.
 * In store mode (``serve --store``, SPEC §12.2) every ingest node ticks, and each tick is
   submitted with the delivery key ``schedule:<rule>:<planned time>``: the nodes plan the
@@ -63,7 +66,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .. import cron
-from ..events import Event
+from ..events import Event, tick_data
 from .base import Source, SourceContext
 
 __all__ = ["ScheduleSource", "next_fire", "missed_ticks", "CHUNK", "MISSED_LIMIT"]
@@ -262,7 +265,7 @@ class ScheduleSource(Source):
                 return
 
     async def _submit(self, s: _Schedule, planned: _dt.datetime, now: _dt.datetime, **extra: Any) -> None:
-        data = {"rule": s.rule, "scheduled": _iso(planned), "time": _iso(now.astimezone(planned.tzinfo)), **extra}
+        data = tick_data(s.rule, _iso(planned), _iso(now.astimezone(planned.tzinfo)), **extra)
         try:
             key = f"schedule:{s.rule}:{data['scheduled']}" if self.shared else None
             await self.ctx.submit(Event("schedule", "tick", data), delivery_key=key)
