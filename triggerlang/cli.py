@@ -190,6 +190,8 @@ EXAMPLES_CHECK = examples(
     "git show HEAD:rules.trg | triggerc check - --stdin-filename rules.trg",
     "triggerc check --fix rules/                # apply the safe fixes in place",
     "triggerc check --diff --unsafe-fixes rules.trg  # what --fix --unsafe-fixes would change",
+    "triggerc check --config ci/triggerc.toml rules/  # one config file for every file",
+    "triggerc check --isolated rules.trg          # no config file: the flags alone",
 )
 
 
@@ -217,16 +219,23 @@ EXAMPLES_CHECK = examples(
                    "remove a declaration).")
 @click.option("--diff", is_flag=True,
               help="Print a unified diff of what --fix would change and write nothing (exit 1 if it would).")
+@click.option("--config", "config_path", metavar="PATH",
+              help="Use this config file (triggerc.toml, or a pyproject.toml with [tool.triggerc]) for every "
+                   "file, instead of each file's nearest one.")
+@click.option("--isolated", is_flag=True, help="Ignore all config files: the flags alone decide.")
 @color_option
 def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet: bool, statistics: bool,
           stdin_filename: str | None, ignore: tuple[str, ...], fix: bool, unsafe_fixes: bool, diff: bool,
-          color_mode: str) -> None:
+          config_path: str | None, isolated: bool, color_mode: str) -> None:
     """Report every problem in FILES: syntax, names, types, lints.
 
     A folder stands for the .trg files in it and in its subfolders; a quoted pattern
     ('rules/**/*.trg') for the files it matches; "-" for the text on stdin. Exit 0 when
     clean (warnings allowed unless --strict), 1 on problems, 2 on a usage error.
     --fix applies the fixes the diagnostics carry (see README, "Fixing what check finds").
+    Each file's nearest triggerc.toml, .triggerc.toml or pyproject.toml [tool.triggerc]
+    sets ignore, per-file-ignores, exclude and strict; the flags add to it (README,
+    "Configuration").
     """
     if statistics and fmt not in ("text", "json"):
         usage_error(f"--statistics prints text or json, not {fmt}")
@@ -234,15 +243,23 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
         usage_error("--unsafe-fixes goes with --fix or --diff")
     ignored: frozenset[str] = frozenset()
     if ignore:
-        from .check.checker import CODES
-        from .check.codedocs import CODE_DOCS
-        from .check.noqa import parse_ignore
+        from .config import parse_codes
 
-        ignored, problem = parse_ignore(ignore, CODES, lambda c: "error" if c in CODE_DOCS and
-                                        CODE_DOCS[c].severity == "error" and not CODE_DOCS[c].warning_cases
-                                        else "warning")
+        ignored, problem = parse_codes(ignore)
         if problem:
             usage_error(problem)
+    configs = _configs(config_path, isolated)
+    left_out: dict[tuple[str, str], frozenset[str]] = {}
+
+    def keep(d: Diagnostic, cfg) -> bool:
+        """Errors always; a warning unless --ignore, the config's ignore or a per-file-ignores
+        glob matching the file it is in leaves it out."""
+        if d.is_error:
+            return True
+        key = (cfg.root, d.file)
+        if key not in left_out:
+            left_out[key] = ignored | cfg.ignored_for(d.file)
+        return d.code not in left_out[key]
     if fmt != "text":
         _utf8_stdout()
     _no_gc()
@@ -251,9 +268,11 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
     fixed = hidden = 0
     changes: list[tuple[str, str, str]] = []  # (file, before, after) for --diff
     stdin_fixed: str | None = None
-    for f in _expand(files, stdin_filename):
+    strict_bad = False
+    for f in _expand(files, stdin_filename, configs=configs):
+        cfg = configs.for_file(f if f != "-" else stdin_filename or "-")
         if fix or diff:
-            c, before, n, more = _fix(f, stdin_filename, unsafe_fixes, ignored)
+            c, before, n, more = _fix(f, stdin_filename, unsafe_fixes, lambda d: keep(d, cfg))
             fixed, hidden = fixed + n, hidden + more
             if c.text != before:
                 changes.append((c.file, before, c.text))
@@ -263,7 +282,9 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
                 stdin_fixed = c.text
         else:
             c = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
-        all_diags.extend(d for d in c.diagnostics if d.is_error or d.code not in ignored)
+        kept = [d for d in c.diagnostics if keep(d, cfg)]
+        strict_bad = strict_bad or bool((strict or cfg.strict) and kept)
+        all_diags.extend(kept)
         sources.update(c.sources)
     if diff:
         _print_diff(changes, fixed, hidden)
@@ -277,8 +298,43 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
         click.echo(_fixed_line("Fixed", fixed, hidden), err=True)
     elif not fix and fmt == "text" and not quiet and not statistics and any(d.fix for d in all_diags):
         _print_fixable(all_diags)
-    bad = any(d.is_error for d in all_diags) or (strict and all_diags)
+    bad = any(d.is_error for d in all_diags) or strict_bad
     raise SystemExit(1 if bad and not exit_zero else 0)
+
+
+def _configs(config_path: str | None, isolated: bool):
+    """check's config files (triggerlang/config.py): each file's nearest, the one --config
+    names, or none (--isolated); a config that cannot be used is a usage error (exit 2)."""
+    from .config import ConfigError, Configs
+
+    if config_path is not None and isolated:
+        usage_error("--config and --isolated go against each other: give one")
+    try:
+        return _ConfigsOrExit(Configs(config_path, isolated))
+    except ConfigError as e:
+        usage_error(str(e))
+
+
+class _ConfigsOrExit:
+    """``Configs`` whose config errors, found as files are looked up, exit 2 with the message."""
+
+    def __init__(self, configs):
+        self.configs = configs
+
+    def for_file(self, path: str):
+        return self._or_exit(self.configs.for_file, path)
+
+    def for_folder(self, folder: str):
+        return self._or_exit(self.configs.for_folder, folder)
+
+    @staticmethod
+    def _or_exit(find, arg):
+        from .config import ConfigError
+
+        try:
+            return find(arg)
+        except ConfigError as e:
+            usage_error(str(e))
 
 
 def _report_check(all_diags: list[Diagnostic], sources: dict[str, str], fmt: str, quiet: bool, statistics: bool,
@@ -326,10 +382,10 @@ def _print_fixable(diags: list[Diagnostic]) -> None:
         click.echo(f"{unsafe} fixable with --fix --unsafe-fixes.", err=True)
 
 
-def _fix(f: str, stdin_filename: str | None, unsafe: bool, ignored: frozenset[str]):
+def _fix(f: str, stdin_filename: str | None, unsafe: bool, keep):
     """``(compiled after the fixes, text before, fixes applied, unsafe fixes left)`` for
     one of check's FILES (``-``: stdin), fixed until stable (check/fixes.py); the
-    warnings --ignore leaves out are not fixed either."""
+    warnings ``keep`` leaves out (--ignore, the config) are not fixed either."""
     from .api import compile_bytes
     from .check.fixes import fix_until_stable, fixes_of, has_syntax_errors
 
@@ -342,7 +398,7 @@ def _fix(f: str, stdin_filename: str | None, unsafe: bool, ignored: frozenset[st
     def recheck(text: str) -> list[Diagnostic]:
         if text != last[0].text:
             last[0] = compile_bytes(text.encode("utf-8"), path)
-        return [d for d in last[0].diagnostics if d.is_error or d.code not in ignored]
+        return [d for d in last[0].diagnostics if keep(d)]
 
     text, n, diags = fix_until_stable(first.text, recheck, first.file, unsafe)
     if has_syntax_errors(diags, first.file):
@@ -471,15 +527,23 @@ SKIPPED_FOLDERS = frozenset({"node_modules", "__pycache__"})
 GLOB_CHARS = frozenset("*?[")
 
 
-def _expand(files, stdin_filename: str | None = None, stdin: bool = True) -> list[str]:
+def _expand(files, stdin_filename: str | None = None, stdin: bool = True, configs=None) -> list[str]:
     """Files as given, each once (``a.trg ./a.trg`` or a folder and a file in it check it
     once); a folder stands for the .trg files in it and in its subfolders (sorted), like
     ruff or black: hidden folders (``.git``, the ``.triggerlang`` state folder),
     virtualenvs (a folder with a ``pyvenv.cfg``), ``node_modules`` and ``__pycache__``
     are skipped, and symlinked folders are not followed. A path that does not exist but
     holds ``*``, ``?`` or ``[`` is a pattern (``**`` crosses folders), for when no shell
-    expands it (a quoted argument, a CI step). ``-`` is stdin, at most once."""
+    expands it (a quoted argument, a CI step). ``-`` is stdin, at most once.
+    ``configs`` (check's config files): what a folder or a pattern finds leaves out what
+    the config's ``exclude`` matches; a file named as itself is kept, as in ruff."""
     from pathlib import Path
+
+    if configs is None:
+        configs = _configs(None, False)
+
+    def excluded(path: str, folder: str) -> bool:
+        return configs.for_folder(folder).excludes(path)
 
     if stdin_filename is not None and "-" not in files:
         usage_error("--stdin-filename goes with '-' (the text on stdin) among the files")
@@ -500,12 +564,17 @@ def _expand(files, stdin_filename: str | None = None, stdin: bool = True) -> lis
                 usage_error("'-' (stdin) is not read by this command: give the files")
             add(f)
         elif os.path.isdir(f):
-            found = []
+            found, skipped = [], 0
             for folder, subfolders, names in os.walk(Path(f)):
                 subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in SKIPPED_FOLDERS
                                  and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))]
-                found.extend(Path(folder, n) for n in names if n.endswith(".trg") and not n.startswith("."))
-            if not found:
+                kept = [d for d in subfolders if not excluded(os.path.join(folder, d), folder)]
+                trg = [n for n in names if n.endswith(".trg") and not n.startswith(".")]
+                here = [n for n in trg if not excluded(os.path.join(folder, n), folder)]
+                skipped += len(subfolders) - len(kept) + len(trg) - len(here)
+                subfolders[:] = kept
+                found.extend(Path(folder, n) for n in here)
+            if not found and not skipped:
                 usage_error(f"{f}: no .trg files in this folder or its subfolders")
             for x in sorted(found, key=lambda x: x.parts):
                 add(str(x))
@@ -516,10 +585,23 @@ def _expand(files, stdin_filename: str | None = None, stdin: bool = True) -> lis
             if not matched:
                 usage_error(f"{f}: no file matches this pattern")
             for m in matched:
-                add(m)
+                if not _excluded_on_the_way(m, configs):
+                    add(m)
         else:
             add(f)
     return out
+
+
+def _excluded_on_the_way(path: str, configs) -> bool:
+    """Whether ``exclude`` leaves out a file a pattern found, or a folder on its way down
+    from the config's folder (``vendor`` or ``vendor/**`` leave out vendor/a/b.trg)."""
+    here = os.path.abspath(path)
+    cfg = configs.for_file(here)
+    while cfg.exclude and here != cfg.root and os.path.dirname(here) != here:
+        if cfg.excludes(here):
+            return True
+        here = os.path.dirname(here)
+    return False
 
 
 def _report_and_exit_if_errors(c, color_mode: str = "auto") -> None:

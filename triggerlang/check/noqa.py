@@ -184,10 +184,12 @@ def suppress(diagnostics: list[Diagnostic], texts: Mapping[str, str], checked: s
     return out
 
 
-def parse_ignore(values: Iterable[str], codes: Mapping[str, str], severity_of) -> tuple[frozenset[str], str | None]:
+def parse_ignore(values: Iterable[str], codes: Mapping[str, str], severity_of,
+                 label: str = "--ignore") -> tuple[frozenset[str], str | None]:
     """``(codes, None)`` for ``--ignore`` values (``TRG209``, ``TRG2``, comma-separated or
     repeated), or ``(…, problem)``: a value that names no code, or names an error code only
-    (``severity_of(code)`` is ``"error"`` when every case of a code is an error)."""
+    (``severity_of(code)`` is ``"error"`` when every case of a code is an error). ``label``
+    names the setting in the problem (a config file's ``ignore``)."""
     out: set[str] = set()
     for value in values:
         for item in (v.strip().upper() for v in value.split(",")):
@@ -195,9 +197,9 @@ def parse_ignore(values: Iterable[str], codes: Mapping[str, str], severity_of) -
                 continue
             hit = [c for c in codes if c.startswith(item)]
             if not hit:
-                return frozenset(out), f"--ignore {item}: no diagnostic code is or begins with {item}"
+                return frozenset(out), f"{label} {item}: no diagnostic code is or begins with {item}"
             if item in codes and severity_of(item) == "error":
-                return frozenset(out), (f"--ignore {item}: {item} is an error, and errors cannot be ignored "
+                return frozenset(out), (f"{label} {item}: {item} is an error, and errors cannot be ignored "
                                         f"(a rules file with one does not run)")
             out.update(hit)
     return frozenset(out), None

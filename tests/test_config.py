@@ -1,0 +1,248 @@
+"""Project configuration for ``triggerc check`` (triggerlang/config.py): ``triggerc.toml``,
+``.triggerc.toml`` or ``[tool.triggerc]`` in ``pyproject.toml``, the nearest one winning,
+as ruff reads ``[tool.ruff]``. In process, through click's CliRunner in tmp_path folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from triggerlang.cli import main
+
+DEPLOY = 'action deploy(sha) = exec "./d.sh" sha\n'
+# one TRG307 warning (a '*' compared exactly), with an unsafe fix
+WILDCARD = DEPLOY + 'on git.push branch="a/*" run deploy with <sha>\n'
+CLEAN = DEPLOY + 'on git.push branch="main" run deploy with <sha>\n'
+
+
+@pytest.fixture(autouse=True)
+def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def run(*args: str, input: str | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def write(path: str, text: str) -> Path:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def warned(result: Result, code: str = "TRG307") -> bool:
+    return code in result.output
+
+
+# ---------------------------------------------------------------- discovery
+
+
+def test_triggerc_toml_ignore_leaves_the_warning_out() -> None:
+    write("rules.trg", WILDCARD)
+    assert warned(run("check", "rules.trg"))
+    write("triggerc.toml", 'ignore = ["TRG307"]\n')
+    r = run("check", "rules.trg")
+    assert r.exit_code == 0, r.output
+    assert not warned(r)
+
+
+def test_a_prefix_ignores_the_family() -> None:
+    write("rules.trg", WILDCARD)
+    write(".triggerc.toml", 'ignore = ["TRG3"]\n')
+    assert not warned(run("check", "rules.trg"))
+
+
+def test_the_nearest_config_wins_and_levels_do_not_merge() -> None:
+    write("triggerc.toml", 'ignore = ["TRG307"]\n')
+    write("team/triggerc.toml", "strict = true\n")
+    write("team/rules.trg", WILDCARD)
+    write("other/rules.trg", WILDCARD)
+    r = run("check", "team/rules.trg")
+    assert warned(r) and r.exit_code == 1  # team's own config: strict, and no ignore from above
+    r = run("check", "other/rules.trg")
+    assert not warned(r) and r.exit_code == 0  # the top one
+
+
+def test_pyproject_without_the_table_is_passed_over() -> None:
+    write("triggerc.toml", 'ignore = ["TRG307"]\n')
+    write("app/pyproject.toml", '[project]\nname = "app-triggerc-rules"\n\n[tool.ruff]\nline-length = 100\n')
+    write("app/rules.trg", WILDCARD)
+    r = run("check", "app/rules.trg")
+    assert r.exit_code == 0 and not warned(r), r.output
+    write("app/pyproject.toml", '[project]\nname = "app"\n\n[tool.triggerc]\nstrict = true\n')
+    r = run("check", "app/rules.trg")
+    assert warned(r) and r.exit_code == 1
+
+
+def test_strict_in_the_config_fails_on_a_warning() -> None:
+    write("rules.trg", WILDCARD)
+    assert run("check", "rules.trg").exit_code == 0
+    write("triggerc.toml", "strict = true\n")
+    assert run("check", "rules.trg").exit_code == 1
+    assert run("check", "--exit-zero", "rules.trg").exit_code == 0
+
+
+# ---------------------------------------------------------------- per-file-ignores, exclude
+
+
+def test_per_file_ignores_globs_start_at_the_config_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    write("proj/triggerc.toml", 'per-file-ignores = {"legacy/*.trg" = ["TRG307"]}\n')
+    write("proj/legacy/old.trg", WILDCARD)
+    write("proj/new/legacy/x.trg", WILDCARD)  # legacy/ below another folder: not the glob's
+    write("proj/legacy/deeper/y.trg", WILDCARD)  # '*' stays in one folder
+    r = run("check", "proj")
+    assert "old.trg" not in r.output
+    assert "x.trg" in r.output and "y.trg" in r.output
+    monkeypatch.chdir("proj/new")  # the current folder does not change what the glob means
+    r = run("check", "../legacy/old.trg", "legacy/x.trg")
+    assert "old.trg" not in r.output and "x.trg" in r.output
+
+
+def test_per_file_ignores_name_without_a_slash_matches_at_any_depth() -> None:
+    write("triggerc.toml", '[per-file-ignores]\n"*_legacy.trg" = ["TRG307"]\n')
+    write("a/b/one_legacy.trg", WILDCARD)
+    write("a/b/two.trg", WILDCARD)
+    r = run("check", ".")
+    assert "one_legacy.trg" not in r.output and "two.trg" in r.output
+
+
+def test_exclude_skips_files_found_in_a_folder_but_not_a_file_named() -> None:
+    write("triggerc.toml", 'exclude = ["vendor/**", "generated/*.trg"]\n')
+    write("rules.trg", CLEAN)
+    write("vendor/x/bad.trg", "on nonsense\n")
+    write("generated/gen.trg", "on nonsense\n")
+    r = run("check", ".")
+    assert r.exit_code == 0, r.output
+    r = run("check", "**/*.trg")  # a pattern check expands itself
+    assert r.exit_code == 0, r.output
+    r = run("check", "vendor/x/bad.trg")  # named: checked, as ruff without --force-exclude
+    assert r.exit_code == 1 and "bad.trg" in r.output
+
+
+def test_exclude_a_folder_by_name() -> None:
+    write("triggerc.toml", 'exclude = ["vendor"]\n')
+    write("rules.trg", CLEAN)
+    write("lib/vendor/bad.trg", "on nonsense\n")
+    assert run("check", ".").exit_code == 0
+
+
+def test_a_folder_whose_files_are_all_excluded_is_not_an_error() -> None:
+    write("triggerc.toml", 'exclude = ["gen"]\n')
+    write("gen/a.trg", "on nonsense\n")
+    r = run("check", ".")
+    assert r.exit_code == 0, r.output
+    Path("triggerc.toml").unlink()
+    Path("gen/a.trg").unlink()
+    assert run("check", ".").exit_code == 2  # truly empty: still a usage error
+
+
+def test_fmt_and_test_honour_exclude() -> None:
+    write("triggerc.toml", 'exclude = ["vendor/**"]\n')
+    write("rules.trg", CLEAN)
+    write("vendor/ugly.trg", 'on   git.push   run deploy with <sha>\n' + DEPLOY)
+    r = run("fmt", "--check", ".")
+    assert r.exit_code == 0, r.output
+    write("vendor/t_test.trg", 'include "../rules.trg"\ntest "fails" {\n  on git.push branch="x"\n'
+          '  expect nothing\n}\n')
+    r = run("test", ".")
+    assert "t_test" not in r.output, r.output
+
+
+# ---------------------------------------------------------------- flags and precedence
+
+
+def test_ignore_flag_adds_to_the_config() -> None:
+    write("triggerc.toml", 'ignore = ["TRG209"]\n')
+    write("rules.trg", WILDCARD + 'source http path="/h"\non http.post path="/h" run deploy with "x"\n')
+    r = run("check", "rules.trg")
+    assert "TRG209" not in r.output and "TRG307" in r.output
+    r = run("check", "--ignore", "TRG307", "rules.trg")
+    assert "TRG209" not in r.output and "TRG307" not in r.output
+
+
+def test_strict_flag_forces_strict_over_the_config() -> None:
+    write("triggerc.toml", "strict = false\n")
+    write("rules.trg", WILDCARD)
+    assert run("check", "rules.trg").exit_code == 0
+    assert run("check", "--strict", "rules.trg").exit_code == 1
+
+
+def test_config_flag_uses_that_file_for_every_file(tmp_path: Path) -> None:
+    write("triggerc.toml", "strict = true\n")
+    write("ci/check.toml", 'ignore = ["TRG307"]\n')
+    write("rules.trg", WILDCARD)
+    assert run("check", "rules.trg").exit_code == 1
+    r = run("check", "--config", "ci/check.toml", "rules.trg")
+    assert r.exit_code == 0 and not warned(r), r.output
+    write("ci/pyproject.toml", '[tool.triggerc]\nignore = ["TRG307"]\n')
+    assert run("check", "--config", "ci/pyproject.toml", "rules.trg").exit_code == 0
+
+
+def test_isolated_ignores_every_config() -> None:
+    write("triggerc.toml", 'ignore = ["TRG307"]\nexclude = ["vendor"]\n')
+    write("rules.trg", WILDCARD)
+    write("vendor/bad.trg", "on nonsense\n")
+    r = run("check", "--isolated", ".")
+    assert warned(r) and "bad.trg" in r.output and r.exit_code == 1
+    r = run("check", "--isolated", "--config", "triggerc.toml", ".")
+    assert r.exit_code == 2 and "--isolated" in r.output
+
+
+def test_stdin_finds_the_config_of_its_filename() -> None:
+    write("legacy/triggerc.toml", 'ignore = ["TRG307"]\n')
+    assert warned(run("check", "-", "--stdin-filename", "rules.trg", input=WILDCARD))
+    assert not warned(run("check", "-", "--stdin-filename", "legacy/rules.trg", input=WILDCARD))
+
+
+def test_fix_does_not_fix_what_the_config_ignores() -> None:
+    write("triggerc.toml", 'per-file-ignores = {"rules.trg" = ["TRG307"]}\n')
+    p = write("rules.trg", WILDCARD)
+    run("check", "--fix", "--unsafe-fixes", "rules.trg")
+    assert p.read_text() == WILDCARD
+    q = write("other.trg", WILDCARD)
+    run("check", "--fix", "--unsafe-fixes", "other.trg")
+    assert q.read_text() != WILDCARD
+
+
+# ---------------------------------------------------------------- errors: exit 2, the file named
+
+
+@pytest.mark.parametrize("text,says", [
+    ('ignore = ["TRG307"]\nstrict = \n', "triggerc.toml:2:10: not valid TOML: Invalid value"),
+    ('ignore = ["TRG307"\n', "triggerc.toml: not valid TOML: Unclosed array at the end of the file"),
+    ('ignores = ["TRG307"]\n', "triggerc.toml:1: unknown key 'ignores'"),
+    ('ignore = "TRG307"\n', "triggerc.toml:1: ignore must be a list of strings"),
+    ('strict = "yes"\n', "triggerc.toml:1: strict must be true or false"),
+    ('exclude = [1]\n', "triggerc.toml:1: exclude must be a list of strings"),
+    ('\nignore = ["TRG999"]\n', "triggerc.toml:2: ignore TRG999: no diagnostic code"),
+    ('ignore = ["TRG001"]\n', "TRG001 is an error, and errors cannot be ignored"),
+    ('per-file-ignores = ["x"]\n', "per-file-ignores must be a table"),
+    ('per-file-ignores = {"a/*.trg" = ["TRG99"]}\n', "triggerc.toml:1: per-file-ignores 'a/*.trg': TRG99: no diagnostic code"),
+])
+def test_a_bad_config_is_a_clear_usage_error(text: str, says: str) -> None:
+    write("triggerc.toml", text)
+    write("rules.trg", CLEAN)
+    r = run("check", "rules.trg")
+    assert r.exit_code == 2, r.output
+    assert says in r.output and "Traceback" not in r.output
+    assert r.output.startswith("triggerc: error: ")
+
+
+def test_a_bad_pyproject_table_names_its_line() -> None:
+    write("pyproject.toml", '[project]\nname = "x"\n\n[tool.triggerc]\nstrict = 1\n')
+    write("rules.trg", CLEAN)
+    r = run("check", "rules.trg")
+    assert r.exit_code == 2 and "pyproject.toml:5: strict must be true or false" in r.output
+
+
+def test_config_flag_errors() -> None:
+    write("rules.trg", CLEAN)
+    r = run("check", "--config", "nope.toml", "rules.trg")
+    assert r.exit_code == 2 and "nope.toml: cannot read the config" in r.output
+    write("pyproject.toml", '[tool.ruff]\n')
+    r = run("check", "--config", "pyproject.toml", "rules.trg")
+    assert r.exit_code == 2 and "no [tool.triggerc] table" in r.output

@@ -1,0 +1,280 @@
+"""Project configuration for ``triggerc check`` (ruff's ``[tool.ruff]``).
+
+A team writes the decisions it made about its rules once, in the repository, so that CI,
+a developer's terminal, ``serve``'s start-up warnings and the editor agree without
+repeating flags::
+
+    # triggerc.toml (or .triggerc.toml), or [tool.triggerc] in pyproject.toml
+    ignore = ["TRG209", "TRG1"]                       # codes or prefixes, as --ignore
+    per-file-ignores = {"legacy/*.trg" = ["TRG307"]}  # globs from the config's folder
+    exclude = ["vendor/**", "generated/*.trg"]        # not rules: skipped in folders
+    strict = true                                     # as --strict
+
+Discovery, ruff's rule: for each file, the nearest folder, from the file's own folder up
+to the filesystem root, that holds ``triggerc.toml``, ``.triggerc.toml`` or a
+``pyproject.toml`` with a ``[tool.triggerc]`` table (in that order when one folder holds
+several) gives the file's whole configuration. Levels are not merged: a closer file
+replaces a farther one, so what applies to a file is always one file to read. A
+``pyproject.toml`` without the table is passed over (it is some other tool's).
+
+Globs (``per-file-ignores``, ``exclude``) are matched against a path relative to the
+config's folder, written with ``/``: ``*`` and ``?`` stay inside one folder, ``**``
+crosses folders (``vendor/**``, ``**/generated/*.trg``), as in check's own patterns and
+``.gitignore``. A glob without a ``/`` also matches a file or folder of that name at any
+depth (``"*_legacy.trg"``, ``"vendor"``), as ruff and ``.gitignore`` do. Unlike ruff,
+which resolves a ``--config`` file's globs from the current folder, they are always
+resolved from the config's own folder: the same file means the same thing however it is
+found.
+
+A problem in a config file (TOML syntax, an unknown key, a wrong type, a code that does
+not exist or is an error) is a :class:`ConfigError` whose message names the file (and its
+line where it can): the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+CONFIG_FILES = ("triggerc.toml", ".triggerc.toml", "pyproject.toml")
+KEYS = ("exclude", "ignore", "per-file-ignores", "strict")
+TABLE = "[tool.triggerc]"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``str()`` is the whole message, naming the file."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """One config file's settings (``path`` None: no file, the defaults). ``root`` is the
+    folder its globs start from."""
+
+    root: str
+    path: str | None = None
+    ignore: frozenset[str] = frozenset()
+    per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
+    exclude: tuple[str, ...] = ()
+    strict: bool = False
+    _globs: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def ignored_for(self, file: str) -> frozenset[str]:
+        """The codes left out in ``file``: ``ignore`` and each matching ``per-file-ignores``."""
+        out = self.ignore
+        for pattern, codes in self.per_file_ignores:
+            if self._matches(pattern, file):
+                out = out | codes
+        return out
+
+    def excludes(self, path: str) -> bool:
+        """Whether ``exclude`` leaves out ``path`` (a file or a folder)."""
+        return any(self._matches(p, path) for p in self.exclude)
+
+    def _matches(self, pattern: str, path: str) -> bool:
+        rx = self._globs.get(pattern)
+        if rx is None:
+            rx = self._globs[pattern] = re.compile(glob_regex(pattern))
+        full = os.path.abspath(path)
+        rel = os.path.relpath(full, self.root).replace(os.sep, "/")
+        if "/" not in pattern.strip("/"):
+            return bool(rx.fullmatch(os.path.basename(full)))
+        return not rel.startswith("../") and bool(rx.fullmatch(rel))
+
+
+def glob_regex(pattern: str) -> str:
+    """A regular expression for a config glob: ``*``/``?`` within a folder, ``**`` across."""
+    p = pattern.replace("\\", "/").removeprefix("./").strip("/")
+    out, i = [], 0
+    while i < len(p):
+        if p.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif p.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif p[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif p[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif p[i] == "[" and "]" in p[i + 2:]:
+            end = p.index("]", i + 2)
+            body = p[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body[:1] in "!^" else body).replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(p[i]))
+            i += 1
+    return "".join(out)
+
+
+def parse_codes(values, label: str = "--ignore") -> tuple[frozenset[str], str | None]:
+    """``(codes, problem)`` for ``--ignore``-style values; the one rule for what can be left
+    out (a code or prefix that exists, never an error code)."""
+    from .check.checker import CODES
+    from .check.codedocs import CODE_DOCS
+    from .check.noqa import parse_ignore
+
+    def severity(code: str) -> str:
+        doc = CODE_DOCS.get(code)
+        return "error" if doc is not None and doc.severity == "error" and not doc.warning_cases else "warning"
+
+    return parse_ignore(values, CODES, severity, label)
+
+
+def load(path: str) -> Config:
+    """The config in ``path`` (a ``pyproject.toml``: its ``[tool.triggerc]`` table, which
+    must be there); :class:`ConfigError` when it cannot be used."""
+    text = _read(path)
+    data = _toml(path, text)
+    if os.path.basename(path) == "pyproject.toml":
+        table = data.get("tool", {}).get("triggerc") if isinstance(data.get("tool"), dict) else None
+        if table is None:
+            raise ConfigError(f"{path}: no {TABLE} table in this pyproject.toml")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{_at(path, text, 'triggerc')}: tool.triggerc must be a table")
+        return _settings(path, text, table)
+    return _settings(path, text, data)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config: {e.strerror or e}") from None
+
+
+def _toml(path: str, text: str) -> dict:
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = re.search(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$", msg)
+        where = f"{path}:{m[1]}:{m[2]}" if m and m[1] else path
+        end = " at the end of the file" if m and not m[1] else ""
+        return _raise(f"{where}: not valid TOML: {msg[:m.start()] if m else msg}{end}")
+
+
+def _raise(msg: str):
+    raise ConfigError(msg)
+
+
+def _at(path: str, text: str, key: str) -> str:
+    """``path:LINE`` for the first line that sets ``key`` (after ``[tool.triggerc]`` in a
+    pyproject.toml), or ``path`` when none does: tomllib gives no lines for values."""
+    start = 0
+    if os.path.basename(path) == "pyproject.toml":
+        start = max(text.find(TABLE), 0)
+    rx = re.compile(r'^[ \t]*(?:[\w.-]*\.)?["\']?' + re.escape(key) + r'["\']?[ \t]*=', re.M)
+    m = rx.search(text, start) or re.search(r'["\']' + re.escape(key) + r'["\'][ \t]*=', text[start:])
+    if m is None:
+        return path
+    at = m.start() if m.re is rx else start + m.start()
+    return f"{path}:{text.count(chr(10), 0, at) + 1}"
+
+
+def _settings(path: str, text: str, table: dict) -> Config:
+    from .diagnostics import did_you_mean
+
+    where = "[tool.triggerc]" if os.path.basename(path) == "pyproject.toml" else "the config"
+    for key in table:
+        if key not in KEYS:
+            hint = did_you_mean(key, KEYS)
+            raise ConfigError(f"{_at(path, text, key)}: unknown key {key!r} in {where}"
+                              + (f" ({hint})" if hint else "") + f"; the keys are {', '.join(KEYS)}")
+
+    def strings(key: str, value) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{_at(path, text, key)}: {key} must be a list of strings, "
+                              f'like {key} = ["{"TRG209" if key != "exclude" else "vendor/**"}"]')
+        return value
+
+    def codes(key: str, value, label: str = "ignore") -> frozenset[str]:
+        out, problem = parse_codes(strings(key, value), label)
+        if problem:
+            raise ConfigError(f"{_at(path, text, key)}: {problem}")
+        return out
+
+    ignore = codes("ignore", table.get("ignore", []))
+    per_file = table.get("per-file-ignores", {})
+    if not isinstance(per_file, dict):
+        raise ConfigError(f'{_at(path, text, "per-file-ignores")}: per-file-ignores must be a table of globs '
+                          f'to codes, like per-file-ignores = {{"legacy/*.trg" = ["TRG307"]}}')
+    pairs = tuple((g, codes(g, v, f"per-file-ignores {g!r}:")) for g, v in per_file.items())
+    exclude = tuple(strings("exclude", table.get("exclude", [])))
+    strict = table.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{_at(path, text, 'strict')}: strict must be true or false")
+    return Config(root=os.path.dirname(os.path.abspath(path)), path=path, ignore=ignore,
+                  per_file_ignores=pairs, exclude=exclude, strict=strict)
+
+
+class Configs:
+    """Each file's config: the nearest one (cached per folder), or the one ``--config``
+    names (``fixed``), or none at all (``isolated``, ``--isolated``)."""
+
+    def __init__(self, fixed: str | None = None, isolated: bool = False):
+        self.isolated = isolated
+        self.fixed = load(fixed) if fixed is not None else None
+        self._by_folder: dict[str, Config] = {}
+
+    def for_file(self, path: str) -> Config:
+        """The config of the file at ``path`` (which need not exist: stdin's name)."""
+        return self.for_folder(os.path.dirname(os.path.abspath(path)))
+
+    def for_folder(self, folder: str) -> Config:
+        """The config of the files in ``folder``."""
+        if self.fixed is not None:
+            return self.fixed
+        folder = os.path.abspath(folder)
+        if self.isolated:
+            return Config(root=folder)
+        seen: list[str] = []
+        found: Config | None = None
+        here = folder
+        while True:
+            if here in self._by_folder:
+                found = self._by_folder[here]
+                break
+            seen.append(here)
+            found = self._in(here)
+            if found is not None:
+                break
+            parent = os.path.dirname(here)
+            if parent == here:
+                found = Config(root=folder)
+                break
+            here = parent
+        for f in seen:
+            self._by_folder[f] = found
+        return found
+
+    @staticmethod
+    def _in(folder: str) -> Config | None:
+        for name in CONFIG_FILES:
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                continue
+            if name == "pyproject.toml":
+                text = _read(path)
+                if "triggerc" not in text:  # cheap: most pyproject.toml are some other tool's
+                    continue
+                data = _toml(path, text)
+                tool = data.get("tool")
+                if not isinstance(tool, dict) or "triggerc" not in tool:
+                    continue
+            return load(_display(path))
+        return None
+
+
+def _display(path: str) -> str:
+    """``path`` relative to the current folder when under it (how messages name files)."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
