@@ -246,3 +246,39 @@ def test_config_flag_errors() -> None:
     write("pyproject.toml", '[tool.ruff]\n')
     r = run("check", "--config", "pyproject.toml", "rules.trg")
     assert r.exit_code == 2 and "no [tool.triggerc] table" in r.output
+
+
+# ---------------------------------------------------------------- serve's warnings, the editor
+
+
+def test_serve_start_up_warnings_leave_out_what_the_config_ignores(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from triggerlang.api import load_rules
+    from triggerlang.runtime.serve import log_warnings
+
+    write("legacy/triggerc.toml", 'per-file-ignores = {"old.trg" = ["TRG307"]}\n')
+    for name in ("legacy/old.trg", "legacy/new.trg"):
+        p = Path(name).resolve()
+        with caplog.at_level(logging.WARNING, logger="triggerlang"):
+            caplog.clear()
+            write(name, WILDCARD)
+            load_rules(p, lambda ds: log_warnings(ds, p))
+        assert ("TRG307" in caplog.text) == (name == "legacy/new.trg"), caplog.text
+    write("legacy/triggerc.toml", 'ignore = ["TRG999"]\n')  # refused by check: said, and the rules still warn
+    with caplog.at_level(logging.WARNING, logger="triggerlang"):
+        caplog.clear()
+        load_rules(Path("legacy/old.trg").resolve(), lambda ds: log_warnings(ds, Path("legacy/old.trg")))
+    assert "TRG999" in caplog.text and "its ignores are not applied" in caplog.text and "TRG307" in caplog.text
+
+
+def test_the_language_server_leaves_out_what_the_config_ignores(tmp_path: Path) -> None:
+    from triggerlang.editor import document as D
+
+    write("triggerc.toml", 'ignore = ["TRG307"]\n')
+    write("sub/rules.trg", WILDCARD)
+    a = D.Analyzer().analyse(str(tmp_path / "sub" / "rules.trg"), WILDCARD)
+    assert a.diagnostics == []
+    Path("triggerc.toml").write_text('ignore = ["TRG209"]\n')
+    a = D.Analyzer().analyse(str(tmp_path / "sub" / "rules.trg"), WILDCARD)
+    assert [d.code for d in a.diagnostics] == ["TRG307"]

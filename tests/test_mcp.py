@@ -92,7 +92,12 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
                                                     "data": {"branch": "release/2", "sha": "abc"}}}),
         ("explain", {"path": str(rules), "event": {"source": "git", "type": "push", "data": "nope"}}),
         ("explain", {"path": str(rules), "payload": payload, "provider": "github", "provider_event": "push"}),
+        # the file's triggerc.toml, as `triggerc check` reads it: TRG307 left out, strict
+        ("check", {"path": str(tmp_path / "cfg" / "r.trg"), "text": RULES + 'x: on git.push branch="a/*" run deploy with <sha>\n'
+                   'on http.post path="/h" run deploy with "x"\n'}),
     ]
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "triggerc.toml").write_text('ignore = ["TRG307"]\nstrict = true\n')
     res = Mcp(cwd=tmp_path).calls(*calls)
     ok, clean = res[0]
     assert not ok and clean["ok"] and clean["diagnostics"] == []
@@ -117,6 +122,8 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
     ex = res[8][1]
     assert ex["events"][0]["source"] == "github" and ex["events"][0]["type"] == "push"
     assert ex["events"][0]["data"]["sha"] == payload["after"]
+    configured = res[9][1]
+    assert [d["code"] for d in configured["diagnostics"]] == ["TRG209"] and configured["ok"] is False, configured
 
 
 def test_explain_a_rules_file_with_errors_returns_its_diagnostics(tmp_path: Path) -> None:

@@ -1029,6 +1029,11 @@ def test_serve_logs_checks_warnings_at_start_and_on_reload(tmp_path: Path, serve
     log = s.log()
     assert log.count("TRG209") == 2  # said again: the operator sees the rules' warnings after each change
     assert re.search(r"warning\[TRG503\]: rule 'after' can trigger itself", log), log
+    (s.rules.parent / "triggerc.toml").write_text('ignore = ["TRG209"]\n')  # check's config, read at each load
+    s.rules.write_text(LOOPY + "after: on run.completed run t\nagain: on run.completed run t\n")
+    wait_for(lambda: s.log().count("reloaded") == 2, "the second reload", on_fail=s.tail)
+    log = s.log()
+    assert log.count("TRG209") == 2 and re.search(r"warning\[TRG503\]: rule 'again'", log), log
     stop_ok(s)
 
 

@@ -249,17 +249,6 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
         if problem:
             usage_error(problem)
     configs = _configs(config_path, isolated)
-    left_out: dict[tuple[str, str], frozenset[str]] = {}
-
-    def keep(d: Diagnostic, cfg) -> bool:
-        """Errors always; a warning unless --ignore, the config's ignore or a per-file-ignores
-        glob matching the file it is in leaves it out."""
-        if d.is_error:
-            return True
-        key = (cfg.root, d.file)
-        if key not in left_out:
-            left_out[key] = ignored | cfg.ignored_for(d.file)
-        return d.code not in left_out[key]
     if fmt != "text":
         _utf8_stdout()
     _no_gc()
@@ -272,7 +261,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
     for f in _expand(files, stdin_filename, configs=configs):
         cfg = configs.for_file(f if f != "-" else stdin_filename or "-")
         if fix or diff:
-            c, before, n, more = _fix(f, stdin_filename, unsafe_fixes, lambda d: keep(d, cfg))
+            c, before, n, more = _fix(f, stdin_filename, unsafe_fixes, lambda d: cfg.keeps(d, ignored))
             fixed, hidden = fixed + n, hidden + more
             if c.text != before:
                 changes.append((c.file, before, c.text))
@@ -282,7 +271,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
                 stdin_fixed = c.text
         else:
             c = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
-        kept = [d for d in c.diagnostics if keep(d, cfg)]
+        kept = [d for d in c.diagnostics if cfg.keeps(d, ignored)]
         strict_bad = strict_bad or bool((strict or cfg.strict) and kept)
         all_diags.extend(kept)
         sources.update(c.sources)

@@ -58,14 +58,24 @@ class Config:
     exclude: tuple[str, ...] = ()
     strict: bool = False
     _globs: dict = field(default_factory=dict, compare=False, repr=False)
+    _left_out: dict = field(default_factory=dict, compare=False, repr=False)
 
     def ignored_for(self, file: str) -> frozenset[str]:
         """The codes left out in ``file``: ``ignore`` and each matching ``per-file-ignores``."""
-        out = self.ignore
-        for pattern, codes in self.per_file_ignores:
-            if self._matches(pattern, file):
-                out = out | codes
+        out = self._left_out.get(file)
+        if out is None:
+            out = self.ignore
+            for pattern, codes in self.per_file_ignores:
+                if self._matches(pattern, file):
+                    out = out | codes
+            self._left_out[file] = out
         return out
+
+    def keeps(self, d, also: frozenset[str] = frozenset()) -> bool:
+        """Whether diagnostic ``d`` is shown: an error always; a warning unless this config
+        (``ignore``, a ``per-file-ignores`` glob matching the file it is in) or ``also``
+        (``--ignore``) leaves its code out."""
+        return d.is_error or (d.code not in also and d.code not in self.ignored_for(d.file))
 
     def excludes(self, path: str) -> bool:
         """Whether ``exclude`` leaves out ``path`` (a file or a folder)."""
@@ -214,6 +224,13 @@ def _settings(path: str, text: str, table: dict) -> Config:
         raise ConfigError(f"{_at(path, text, 'strict')}: strict must be true or false")
     return Config(root=os.path.dirname(os.path.abspath(path)), path=path, ignore=ignore,
                   per_file_ignores=pairs, exclude=exclude, strict=strict)
+
+
+def config_of(checked: str) -> Config:
+    """The nearest config of the rules file ``checked``, read now (serve's start-up and
+    reload warnings, the language server, the MCP server: what ``check`` would leave out of
+    that file, they leave out too); :class:`ConfigError` when it cannot be used."""
+    return Configs().for_file(checked)
 
 
 class Configs:

@@ -97,7 +97,7 @@ class Analyzer:
                 if has_includes(module):  # (the document's own problems only: see _own)
                     checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)))
                 program = check(checked, diags, companion.program if companion else None, base_dir, True)
-                shown = _own(diags.sorted(), file, checked.included, module)
+                shown = _configured(_own(diags.sorted(), file, checked.included, module), file)
                 result = Analysis(file, version, text, module, suppress(shown, {file: text}, file), program,
                                   companion, checked.included, tuple(d for d in checked.decls if d.span.file is not None))
             finally:
@@ -152,6 +152,21 @@ def _own(diagnostics: list[Diagnostic], file: str, reads: tuple[A.IncludedFile, 
                               f"an error in an included file: open {name} to see it", file,
                               ((first.span.in_file(first.file), first.message),)))
     return sorted(own, key=Diagnostic.sort_key) if others else own
+
+
+def _configured(diagnostics: list[Diagnostic], file: str) -> list[Diagnostic]:
+    """What the document's config (its nearest ``triggerc.toml``, triggerlang/config.py)
+    keeps, as ``check`` would show; all of them when there is no config or a config
+    ``check`` refuses (``check`` says why: the editor keeps showing the rules' problems)."""
+    from ..config import ConfigError, config_of
+
+    if not diagnostics or not os.path.isabs(file):
+        return diagnostics
+    try:
+        cfg = config_of(file)
+    except ConfigError:
+        return diagnostics
+    return [d for d in diagnostics if cfg.keeps(d)]
 
 
 def _base_dir(file: str) -> str:

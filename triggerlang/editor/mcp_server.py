@@ -213,10 +213,16 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
                 except SourceFileError:
                     main = None
             c = compile_text(text, str(path), str(p.resolve().parent), main.program if main else None)
-        diags = [d.to_json() for d in c.diagnostics]
+        from ..config import ConfigError, config_of
+
+        try:  # the file's triggerc.toml, as `triggerc check` reads it
+            cfg = config_of(str(p))
+        except ConfigError as e:
+            raise ToolError(str(e)) from None
+        diags = [d.to_json() for d in c.diagnostics if cfg.keeps(d)]
         errors = sum(d["severity"] == "error" for d in diags)
         warnings = len(diags) - errors
-        return done({"file": str(path), "ok": errors == 0 and not (strict and warnings),
+        return done({"file": str(path), "ok": errors == 0 and not ((strict or cfg.strict) and warnings),
                      "errors": errors, "warnings": warnings, "diagnostics": diags})
 
     # ------------------------------------------------------------------ explain

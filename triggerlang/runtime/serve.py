@@ -91,10 +91,21 @@ class ServeOptions:
     also: tuple[str, ...] = ()         # `serve a.trg b.trg`: the files after the first, read as if it included them
 
 
-def log_warnings(diagnostics: list) -> None:
+def log_warnings(diagnostics: list, rules_path: Path | None = None) -> None:
     """``check``'s warnings, one log line each (``file:line:col: warning[CODE]: message
     (hint)``, and the same as fields in --log-format json): an unauthenticated webhook
-    route (TRG209) or a run.* loop (TRG503) is said where the operator looks."""
+    route (TRG209) or a run.* loop (TRG503) is said where the operator looks. Those the
+    rules file's config (``triggerc.toml``, triggerlang/config.py) leaves out are not; a
+    config ``check`` would refuse is said once, and every warning then logged: the rules
+    still run, as with no config."""
+    if rules_path is not None and diagnostics:
+        from ..config import ConfigError, config_of
+
+        try:
+            cfg = config_of(str(rules_path))
+            diagnostics = [d for d in diagnostics if cfg.keeps(d)]
+        except ConfigError as e:
+            log.warning("%s: its ignores are not applied", e)
     for d in diagnostics:
         hint = f" ({d.hint})" if d.hint else ""
         log.warning("%s:%d:%d: %s[%s]: %s%s", d.file, d.span.start.line, d.span.start.column, d.severity,
@@ -185,7 +196,8 @@ class Runtime:
 
     async def start(self) -> None:
         data = _read(self.rules_path)  # compiled as read: the fingerprint is of the rules loaded
-        manifest, _ = load_rules(self.rules_path, log_warnings, data, self.opts.also)
+        manifest, _ = load_rules(self.rules_path, lambda ds: log_warnings(ds, self.rules_path), data,
+                                 self.opts.also)
         # (a manifest is what runs: the rules files it was compiled from are not watched)
         self.included = included_paths(manifest) if self.rules_path.suffix != ".json" else ([], [])
         self.fingerprint = _fingerprint(data, self.included)
@@ -490,7 +502,7 @@ class Runtime:
         if manifest == self.engine.manifest:
             log.debug("%s changed, its rules did not: nothing to reload", self.rules_path)
             return
-        log_warnings(diagnostics)
+        log_warnings(diagnostics, self.rules_path)
         try:
             secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
         except StartError as e:
