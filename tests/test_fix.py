@@ -154,7 +154,7 @@ def test_diff_prints_the_change_and_writes_nothing() -> None:
     assert p.read_text() == text
     assert '-on git.push brnch="main" run deploy with <sha>\n+on git.push branch="main" run deploy with <sha>\n' \
         in r.stdout
-    assert r.stdout.startswith("--- a/rules.trg\n+++ b/rules.trg\n")
+    assert r.stdout.startswith("--- rules.trg\n+++ rules.trg\n")
     assert "Would fix 1 problem." in r.stderr
     clean = write(DEPLOY + "on git.push run deploy with <sha>\n", "clean.trg")
     r = run("check", "--diff", str(clean))

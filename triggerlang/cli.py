@@ -408,9 +408,9 @@ def _print_diff(changes: list[tuple[str, str, str]], fixed: int, hidden: int) ->
     """``check --diff``: a unified diff per file --fix would change, and a count on stderr."""
     import difflib  # (only here: check's start stays light)
 
-    for file, before, after in changes:
+    for file, before, after in changes:  # (named as fmt --diff names them: `--- /tmp/x.trg`, never `a//tmp/x.trg`)
         click.echo("".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
-                                                f"a/{file}", f"b/{file}")), nl=False)
+                                                file, file)), nl=False)
     click.echo(_fixed_line("Would fix", fixed, hidden), err=True)
 
 
