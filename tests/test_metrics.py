@@ -47,7 +47,7 @@ def labels(m: dict, name: str, label: str) -> set[str]:
 def serve(tmp_path: Path):
     rules = tmp_path / "rules.trg"
     rules.write_text(RULES)
-    s = Server(rules, tmp_path / "state").start()
+    s = Server(rules, tmp_path / "state", "--grace", "0.5").start()  # (a `slow` run is going at the stop)
     try:
         yield s
     finally:

@@ -398,7 +398,7 @@ def test_start_runs_a_rule_at_once_and_a_change_restarts_it(tmp_path: Path, serv
     s = serve(f"""
 action app(paths) = exec "{PY}" "-c" "import time; time.sleep(60)" paths
 app: on file.changed ext="py" run app with <paths> busy restart
-""", "--start", "app")
+""", "--start", "app", "--grace", "0.5")  # (the second app is going at the stop)
     runs = s.wait_runs(lambda rs: len(rs) == 1 and rs[0]["status"] == "running", "the run started with serve")
     assert runs[0]["inputs"] == {"paths": []}
     (started,) = s.events()

@@ -1095,3 +1095,43 @@ def test_json_fields_read_a_json_document_sent_in_a_form_field(tmp_path: Path) -
     assert p.data["payload"]["payload"] == {"event": "media.play"}
     with pytest.raises(ValueError, match="json_fields"):
         parse_routes({"routes": [{"path": "/x", "kind": "http", "json_fields": "payload"}]}, {})
+
+
+def test_a_client_that_stops_sending_mid_request_is_closed_at_once(tmp_path: Path) -> None:
+    """Half a body (or an `Expect: 100-continue` with none), then the client's EOF: the
+    request can never be complete, so the connection closes at once with nothing
+    journaled; it was kept half-open, answerless, for as long as the client held it."""
+    body = fixture("github/push-plain.json")
+    delivery = "".join(f"{k}: {v}\r\n" for k, v in github_headers("push", body).items())
+    complete = f"POST /github HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n{delivery}\r\n".encode() + body
+    halves = {
+        "half the body (webhook)": complete[: len(complete) - len(body) // 2],
+        "half a chunked body": b'POST /github HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":',
+        "100-continue, no body (/events)": b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                           b"Expect: 100-continue\r\n\r\n",
+    }
+
+    async def main() -> list[Any]:
+        journal = FakeJournal()
+        source = HttpSource(CONFIG, make_ctx(tmp_path, journal))
+        await source.start()
+        try:
+            for name, data in halves.items():
+                reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
+                writer.write(data)
+                writer.write_eof()
+                answer = await asyncio.wait_for(reader.read(), 10)  # held open before: the deadline fails
+                assert all(not line.startswith(b"HTTP/1.1 2") for line in answer.split(b"\r\n")), (name, answer)
+                writer.close()
+            # and a whole request, half-closed after it, still gets its answer
+            reader, writer = await asyncio.open_connection("127.0.0.1", source.port)
+            writer.write(complete)
+            writer.write_eof()
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 202"), answer
+        finally:
+            await source.stop()
+        return journal.events
+
+    assert len(run(main())) == 1

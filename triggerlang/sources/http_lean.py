@@ -361,9 +361,12 @@ def lean_protocol(entry: Any) -> type | None:
         def eof_received(self) -> bool | None:
             """The client closed its side (``shutdown(SHUT_WR)`` after its request): answer
             what it sent, then close; uvicorn would close at once, losing an answer that
-            waits for the journal's commit."""
+            waits for the journal's commit. A request that is not all in when its sender
+            stops sending (half its body, then EOF) never will be: the connection closes
+            now, as a stop closes it (nothing of it was journaled). Kept half-open, it
+            waited, answerless, for as long as the client cared to hold it."""
             cycle = self.cycle
-            if cycle is not None and not cycle.response_complete:
+            if cycle is not None and not cycle.response_complete and _received(cycle):
                 cycle.keep_alive = False
                 return True  # half-open: the answer can still be written
             return None
