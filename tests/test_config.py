@@ -7,24 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from triggerlang.cli import main
+from cli_helpers import in_tmp_folder, invoke as run  # noqa: F401 - a fixture, used below
+
+pytestmark = pytest.mark.usefixtures("in_tmp_folder")
+
 
 DEPLOY = 'action deploy(sha) = exec "./d.sh" sha\n'
 # one TRG307 warning (a '*' compared exactly), with an unsafe fix
 WILDCARD = DEPLOY + 'on git.push branch="a/*" run deploy with <sha>\n'
 CLEAN = DEPLOY + 'on git.push branch="main" run deploy with <sha>\n'
-
-
-@pytest.fixture(autouse=True)
-def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NO_COLOR", "1")
-
-
-def run(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), input=input)
 
 
 def write(path: str, text: str) -> Path:

@@ -748,10 +748,3 @@ asyncio.run(main())
     r = subprocess.run([sys.executable, "-c", script, str(base), path], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "succeeded", r.stdout + r.stderr
     assert "ignored: False False False" in (base / "1.log").read_text()
-
-
-def test_the_spawner_knows_the_stop_signals() -> None:
-    from triggerlang import actions
-    from triggerlang.runtime import spawn
-
-    assert spawn.STOP_SIGNALS == actions.STOP_SIGNALS

@@ -6,25 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from triggerlang.api import compile_text
 from triggerlang.check.fixes import apply_fixes, fix_until_stable
-from triggerlang.cli import main
 from triggerlang.diagnostics import Edit, Fix, Pos, Span
 from triggerlang.fmt import format_text
 
+from cli_helpers import in_tmp_folder, invoke as run  # noqa: F401 - a fixture, used below
+
+pytestmark = pytest.mark.usefixtures("in_tmp_folder")
+
 DEPLOY = 'action deploy(sha) = exec "./d.sh" sha\n'
-
-
-@pytest.fixture(autouse=True)
-def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NO_COLOR", "1")
-
-
-def run(*args: str, input: str | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), input=input)
 
 
 def write(text: str, name: str = "rules.trg") -> Path:

@@ -111,12 +111,16 @@ SIGWINCH are ignored by default: none of them stops anything."""
 DEFAULT_STOP_SIGNAL = "SIGTERM"
 
 
-def stop_signal_name(text: str) -> str | None:
-    """``SIGINT`` for ``SIGINT``, ``INT`` or ``sigint`` (as watchexec's ``--stop-signal``
-    reads them); None when it names no signal of :data:`STOP_SIGNALS`."""
+def signal_name(text: str) -> str:
+    """``SIGINT`` for ``SIGINT``, ``INT`` or ``sigint``, as watchexec's ``--stop-signal``
+    reads them (whether or not that names a signal)."""
     name = text.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
+    return name if name.startswith("SIG") else "SIG" + name
+
+
+def stop_signal_name(text: str) -> str | None:
+    """:func:`signal_name` when it is one of :data:`STOP_SIGNALS`, else None."""
+    name = signal_name(text)
     return name if name in STOP_SIGNALS else None
 
 

@@ -21,7 +21,7 @@ from .compile.manifest import build_manifest
 from .diagnostics import Diagnostic, Diagnostics
 from .sourcefile import MAX_SOURCE_BYTES, SourceFileError, decode_source, read_source  # (the API's names too)
 from .syntax import ast as A
-from .syntax.includes import expand_includes, has_includes
+from .syntax.includes import expand_includes
 from .syntax.parser import parse
 
 if TYPE_CHECKING:
@@ -74,9 +74,7 @@ def compile_text(text: str, file: str = "<input>", base_dir: str | None = None,
     try:
         module, diags = parse(text, file)
         base_dir = base_dir or os.getcwd()
-        if has_includes(module) or also:
-            module = expand_includes(module, diags, path or os.path.join(base_dir, os.path.basename(file)),
-                                     also=also)
+        module = expand_includes(module, diags, path or os.path.join(base_dir, os.path.basename(file)), also=also)
         program = check(module, diags, imported, base_dir, tests, warnings)
         manifest = None
         if not diags.has_errors:

@@ -361,9 +361,12 @@ def _print_fixable(diags: list[Diagnostic]) -> None:
     """ruff's ``[*] 2 fixable with the --fix option``: how many of the problems --fix would fix."""
     from .check.fixes import fixes_of
 
-    files = dict.fromkeys(d.file for d in diags if d.fix)
-    safe = sum(len(fixes_of(diags, f)) for f in files)
-    unsafe = sum(len(fixes_of(diags, f, unsafe=True)) for f in files) - safe
+    by_file: dict[str, list[Diagnostic]] = {}
+    for d in diags:
+        by_file.setdefault(d.file, []).append(d)
+    fixable = [fixes_of(ds, f, unsafe=True) for f, ds in by_file.items() if any(d.fix for d in ds)]
+    safe = sum(fix.safe for fixes in fixable for fix in fixes)
+    unsafe = sum(len(fixes) for fixes in fixable) - safe
     if safe:
         click.echo(f"{safe} fixable with --fix" + (f" ({unsafe} more with --unsafe-fixes)." if unsafe else "."),
                    err=True)

@@ -37,6 +37,8 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from .compile.patterns import PatternError, compile_glob
+
 CONFIG_FILES = ("triggerc.toml", ".triggerc.toml", "pyproject.toml")
 KEYS = ("exclude", "ignore", "per-file-ignores", "strict")
 TABLE = "[tool.triggerc]"
@@ -57,7 +59,6 @@ class Config:
     per_file_ignores: tuple[tuple[str, frozenset[str]], ...] = ()
     exclude: tuple[str, ...] = ()
     strict: bool = False
-    _globs: dict = field(default_factory=dict, compare=False, repr=False)
     _left_out: dict = field(default_factory=dict, compare=False, repr=False)
 
     def ignored_for(self, file: str) -> frozenset[str]:
@@ -82,9 +83,7 @@ class Config:
         return any(self._matches(p, path) for p in self.exclude)
 
     def _matches(self, pattern: str, path: str) -> bool:
-        rx = self._globs.get(pattern)
-        if rx is None:
-            rx = self._globs[pattern] = re.compile(glob_regex(pattern))
+        rx = compile_glob(config_glob(pattern))  # (cached there)
         full = os.path.abspath(path)
         rel = os.path.relpath(full, self.root).replace(os.sep, "/")
         if "/" not in pattern.strip("/"):
@@ -92,32 +91,11 @@ class Config:
         return not rel.startswith("../") and bool(rx.fullmatch(rel))
 
 
-def glob_regex(pattern: str) -> str:
-    """A regular expression for a config glob: ``*``/``?`` within a folder, ``**`` across."""
-    p = pattern.replace("\\", "/").removeprefix("./").strip("/")
-    out, i = [], 0
-    while i < len(p):
-        if p.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif p.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif p[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif p[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif p[i] == "[" and "]" in p[i + 2:]:
-            end = p.index("]", i + 2)
-            body = p[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body[:1] in "!^" else body).replace("\\", "\\\\") + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(p[i]))
-            i += 1
-    return "".join(out)
+def config_glob(pattern: str) -> str:
+    """A config glob as the rules' glob translator (:func:`~triggerlang.compile.patterns.compile_glob`,
+    the one translator: ``*``/``?`` within a folder, ``**`` across) reads it: ``/``
+    separators, no leading ``./``, no leading or trailing ``/``."""
+    return pattern.replace("\\", "/").removeprefix("./").strip("/")
 
 
 def parse_codes(values, label: str = "--ignore") -> tuple[frozenset[str], str | None]:
@@ -134,11 +112,14 @@ def parse_codes(values, label: str = "--ignore") -> tuple[frozenset[str], str | 
     return parse_ignore(values, CODES, severity, label)
 
 
-def load(path: str) -> Config:
+def load(path: str, text: str | None = None, data: dict | None = None) -> Config:
     """The config in ``path`` (a ``pyproject.toml``: its ``[tool.triggerc]`` table, which
-    must be there); :class:`ConfigError` when it cannot be used."""
-    text = _read(path)
-    data = _toml(path, text)
+    must be there); :class:`ConfigError` when it cannot be used. ``text`` and ``data``:
+    the file's text and TOML, when the caller has read them already."""
+    if text is None:
+        text = _read(path)
+    if data is None:
+        data = _toml(path, text)
     if os.path.basename(path) == "pyproject.toml":
         table = data.get("tool", {}).get("triggerc") if isinstance(data.get("tool"), dict) else None
         if table is None:
@@ -219,6 +200,11 @@ def _settings(path: str, text: str, table: dict) -> Config:
                           f'to codes, like per-file-ignores = {{"legacy/*.trg" = ["TRG307"]}}')
     pairs = tuple((g, codes(g, v, f"per-file-ignores {g!r}:")) for g, v in per_file.items())
     exclude = tuple(strings("exclude", table.get("exclude", [])))
+    for key, glob in [*(("per-file-ignores", g) for g, _ in pairs), *(("exclude", g) for g in exclude)]:
+        try:
+            compile_glob(config_glob(glob))
+        except PatternError as e:  # as check reports such a glob in rules (TRG302)
+            raise ConfigError(f"{_at(path, text, key)}: {key} {glob!r} is not a glob: {e}") from None
     strict = table.get("strict", False)
     if not isinstance(strict, bool):
         raise ConfigError(f"{_at(path, text, 'strict')}: strict must be true or false")
@@ -279,6 +265,7 @@ class Configs:
             path = os.path.join(folder, name)
             if not os.path.isfile(path):
                 continue
+            text = data = None
             if name == "pyproject.toml":
                 text = _read(path)
                 if "triggerc" not in text:  # cheap: most pyproject.toml are some other tool's
@@ -287,7 +274,7 @@ class Configs:
                 tool = data.get("tool")
                 if not isinstance(tool, dict) or "triggerc" not in tool:
                     continue
-            return load(_display(path))
+            return load(_display(path), text, data)
         return None
 
 

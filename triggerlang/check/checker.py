@@ -35,7 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 from .. import defaults
-from ..actions import STOP_SIGNALS, stop_signal_name
+from ..actions import STOP_SIGNALS, signal_name, stop_signal_name
 from ..compile.patterns import PatternError, compile_glob, compile_regex, github_filter_regex, github_syntax
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
 from ..providers.verify import ip_range
@@ -382,8 +382,7 @@ class Checker:
                     self.d.error("TRG408", "stop is for exec and shell actions: an http action has no process",
                                  opt.span, "leave it out; the rule's timeout bounds the request")
                 if opt.signal is not None and stop_signal_name(opt.signal.value) is None:
-                    word = opt.signal.value.upper()
-                    real = (word if word.startswith("SIG") else "SIG" + word) in signal.Signals.__members__
+                    real = signal_name(opt.signal.value) in signal.Signals.__members__
                     hint, fix = (None, None) if real else typo(opt.signal.value, STOP_SIGNALS, opt.signal.span)
                     self.d.error("TRG408", f"'{opt.signal.value}' is not a signal that stops a process",
                                  opt.signal.span, hint or "one of " + ", ".join(STOP_SIGNALS), fix=fix)

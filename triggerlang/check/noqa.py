@@ -88,12 +88,13 @@ def directives(text: str) -> list[Directive]:
     return found
 
 
-def noqa_comments(text: str) -> tuple[list[tuple[int, int, frozenset[str]]], frozenset[str]]:
+def noqa_comments(text: str, found: list[Directive] | None = None
+                  ) -> tuple[list[tuple[int, int, frozenset[str]]], frozenset[str]]:
     """``([(first_line, last_line, codes)], file_codes)``: for each declaration with a
-    ``noqa`` comment (:func:`directives`), the lines it covers (1-based, inclusive) and the
-    codes named (:data:`ALL` where none is)."""
+    ``noqa`` comment (:func:`directives`; ``found``: what it gave for ``text`` already), the
+    lines it covers (1-based, inclusive) and the codes named (:data:`ALL` where none is)."""
     by_decl: dict[tuple[int, int], set[str]] = {}
-    for d in directives(text):
+    for d in directives(text) if found is None else found:
         by_decl.setdefault((d.first, d.last), set()).update(d.codes)
     found = [(a, b, frozenset(codes)) for (a, b), codes in by_decl.items()]
     whole: set[str] = set()
@@ -116,16 +117,18 @@ def _named(code: str, codes: frozenset[str]) -> bool:
 UNUSED = "TRG110"
 
 
-def unused(diagnostics: list[Diagnostic], file: str, text: str) -> list[Diagnostic]:
-    """TRG110 for each ``# noqa`` of ``file`` (its ``text``) that leaves out none of
-    ``diagnostics`` (before :func:`suppress`), or names codes that none has: with a fix
-    that removes the comment, or those codes from it."""
+def unused(diagnostics: list[Diagnostic], file: str, text: str,
+           found: list[Directive] | None = None) -> list[Diagnostic]:
+    """TRG110 for each ``# noqa`` of ``file`` (its ``text``; ``found``: its
+    :func:`directives`, if read already) that leaves out none of ``diagnostics`` (before
+    :func:`suppress`), or names codes that none has: with a fix that removes the comment,
+    or those codes from it."""
     if "noqa" not in text.lower() or any(d.is_error and d.file == file for d in diagnostics):
         return []
     warned = [(d.span.start.line, d.code) for d in diagnostics if not d.is_error and d.file == file]
     bom = 1 if text.startswith("\ufeff") else 0  # (columns count from after it)
     out = []
-    for n in directives(text):
+    for n in directives(text) if found is None else found:
         here = {code for line, code in warned if n.first <= line <= n.last}
         if "*" in n.codes:
             left = [] if here else ["*"]
@@ -163,13 +166,20 @@ def suppress(diagnostics: list[Diagnostic], texts: Mapping[str, str], checked: s
     """``diagnostics`` without the warnings their file's ``noqa`` comments leave out
     (``texts``: each file's text, by the name its diagnostics give); with ``checked`` (the
     file checked, its warnings complete), and the TRG110 of its unused ``noqa`` comments."""
+    parsed: dict[str, list[Directive]] = {}  # each file's comments, read once for both uses
+
+    def directives_of(f: str) -> list[Directive]:
+        if f not in parsed:
+            parsed[f] = directives(texts[f])
+        return parsed[f]
+
     if checked is not None and checked in texts:
-        extra = unused(diagnostics, checked, texts[checked])
+        extra = unused(diagnostics, checked, texts[checked], directives_of(checked))
         if extra:
             diagnostics = sorted([*diagnostics, *extra], key=Diagnostic.sort_key)
     if all(d.is_error for d in diagnostics):
         return diagnostics
-    found = {f: noqa_comments(t) for f, t in texts.items() if "noqa" in t.lower()}
+    found = {f: noqa_comments(t, directives_of(f)) for f, t in texts.items() if "noqa" in t.lower()}
     if not found:
         return diagnostics
     out = []

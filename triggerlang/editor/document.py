@@ -38,7 +38,7 @@ from ..check.checker import Program, check
 from ..check.noqa import suppress
 from ..diagnostics import Diagnostic, Diagnostics, Span
 from ..syntax import ast as A
-from ..syntax.includes import expand_includes, has_includes
+from ..syntax.includes import expand_includes
 from ..syntax.parser import RESERVED, ParseCache, _parse_chunk, parse, split_comment
 
 # --------------------------------------------------------------------------- analysis
@@ -93,9 +93,8 @@ class Analyzer:
                 cache = self._caches.setdefault(file, ParseCache())
                 module, diags = parse(text, file, cache)
                 base_dir = base_dir or _base_dir(file)
-                checked = module
-                if has_includes(module):  # (the document's own problems only: see _own)
-                    checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)))
+                # (the document itself when it includes nothing; its own problems only: see _own)
+                checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)))
                 program = check(checked, diags, companion.program if companion else None, base_dir, True)
                 shown = _configured(_own(diags.sorted(), file, checked.included, module), file)
                 result = Analysis(file, version, text, module, suppress(shown, {file: text}, file), program,

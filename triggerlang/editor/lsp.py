@@ -252,12 +252,13 @@ class TriggerLanguageServer(LanguageServer):
         enc = self.encoding()
         diags = []
         texts: dict[str, list[str]] = {a.file: lines}
+        read = {f.name: f.text for f in a.reads}  # the texts the analysis's spans were made from
         for d in a.diagnostics:
             if d.file != a.file:
                 continue
             out = diagnostic_json(d, lines, enc)
             if d.related:  # where the clashing name was first declared, the error an include line sums up
-                out["relatedInformation"] = [self._related(d.related_file(sp), sp, msg, texts, enc)
+                out["relatedInformation"] = [self._related(d.related_file(sp), sp, msg, texts, read, enc)
                                              for sp, msg in d.related]
             diags.append(out)
         params = {"uri": uri, "diagnostics": diags}
@@ -265,12 +266,16 @@ class TriggerLanguageServer(LanguageServer):
             params["version"] = a.version
         self.protocol._send_data({"jsonrpc": "2.0", "method": T.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, "params": params})
 
-    def _related(self, file: str, span: Span, message: str, texts: dict[str, list[str]], enc: str) -> dict:
-        """An LSP DiagnosticRelatedInformation: ``span`` in ``file`` (its lines read once)."""
+    def _related(self, file: str, span: Span, message: str, texts: dict[str, list[str]], read: dict[str, str],
+                 enc: str) -> dict:
+        """An LSP DiagnosticRelatedInformation: ``span`` in ``file``, whose lines are split
+        once, from the text the analysis read (``read``: its included files), else from the
+        editor or the disk."""
         if file not in texts:
-            snap = self.text_of(self.uri_of(file))
+            snap = self.text_of(self.uri_of(file)) if file not in read else None
             try:
-                texts[file] = D.split_lines(snap[0] if snap is not None else Path(file).read_text("utf-8"))
+                texts[file] = D.split_lines(read[file] if file in read else
+                                            snap[0] if snap is not None else Path(file).read_text("utf-8"))
             except (OSError, UnicodeDecodeError):
                 texts[file] = []
         return {"location": {"uri": self.uri_of(file), "range": _range_json(to_range(span, texts[file], enc))},

@@ -104,8 +104,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .store import LOG_META, LOG_STDERR, dumps
-from ..actions import (ACTION_KINDS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text, exec_argv,
-                       input_env_name, stop_of, unignore_stop_signals)
+from ..actions import (ACTION_KINDS, STOP_SIGNALS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text,
+                       exec_argv, input_env_name, stop_of, unignore_stop_signals)
 
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when a run times out (SPEC §3 ``timeout``)."""
@@ -719,7 +719,8 @@ class Spawner:
             # group, and the spawner is started at the first run; in that group, a Ctrl-C during
             # its ~20 ms of interpreter start-up (before spawn._serve catches SIGINT) killed it,
             # and the run being started failed ("the spawner stopped") instead of getting --grace.
-            first = subprocess.Popen([sys.executable, "-I", "-S", spawn.__file__, str(theirs.fileno()), LOG_STDERR.hex()],
+            first = subprocess.Popen([sys.executable, "-I", "-S", spawn.__file__, str(theirs.fileno()), LOG_STDERR.hex(),
+                                      ",".join(STOP_SIGNALS)],
                                      pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, close_fds=True,
                                      start_new_session=True)
         except OSError as e:  # no interpreter or no spawn.py file here: the portable path from now on

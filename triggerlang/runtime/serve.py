@@ -374,12 +374,13 @@ class Runtime:
             self.sources[kind] = (src, cfg)
             log.info("started %s", src.describe())
 
-    async def _settled(self, data: bytes, fingerprint: str | None) -> bytes | None:
-        """The rules file's bytes once two reads ``RELOAD_SETTLE`` seconds apart agree (at
-        most ``RELOAD_SETTLE_TRIES`` looks, then the last read), so that a writer's bursts
-        (an editor truncating then writing, ``cat >> rules.trg`` in pieces) make one reload of
-        what it wrote rather than one per piece (the files its includes read too, whose
-        state ``fingerprint`` had with ``data``); None when serve stops meanwhile."""
+    async def _settled(self, data: bytes, fingerprint: str | None) -> tuple[bytes, str | None] | None:
+        """The rules file's bytes, and their fingerprint, once two reads ``RELOAD_SETTLE``
+        seconds apart agree (at most ``RELOAD_SETTLE_TRIES`` looks, then the last read), so
+        that a writer's bursts (an editor truncating then writing, ``cat >> rules.trg`` in
+        pieces) make one reload of what it wrote rather than one per piece (the files its
+        includes read too: the fingerprint covers them with ``data``); None when serve stops
+        meanwhile."""
         for _ in range(RELOAD_SETTLE_TRIES):
             try:
                 await asyncio.wait_for(self.stop_event.wait(), RELOAD_SETTLE)
@@ -387,10 +388,13 @@ class Runtime:
             except asyncio.TimeoutError:
                 pass
             again = _read(self.rules_path)
-            if again is None or (again == data and _fingerprint(again, self.included) == fingerprint):
-                return data
-            data, fingerprint = again, _fingerprint(again, self.included)
-        return data
+            if again is None:
+                return data, fingerprint
+            fp = _fingerprint(again, self.included)
+            if fp == fingerprint:  # (it hashes the bytes too)
+                return data, fingerprint
+            data, fingerprint = again, fp
+        return data, fingerprint
 
     async def reload_loop(self) -> None:
         """Every ``reload_interval`` seconds (unless ``--no-reload``), and whenever SIGUSR1
@@ -469,10 +473,10 @@ class Runtime:
             if signalled:
                 log.info("%s: %s has not changed: nothing to reload", self.reload_signal, self.rules_path)
             return
-        data = await self._settled(data, fp)
-        if data is None:
+        settled = await self._settled(data, fp)
+        if settled is None:
             return
-        fp = _fingerprint(data, self.included)
+        data, fp = settled
         if fp == self.fingerprint:  # changed, then changed back
             return
         self.fingerprint = fp

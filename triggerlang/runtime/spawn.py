@@ -159,11 +159,7 @@ def _write(fd: int, data: bytes) -> None:
         pass
 
 
-STOP_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGABRT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGTERM")
-"""triggerlang.actions.STOP_SIGNALS (a test keeps the two equal)."""
-
-
-def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs in the spawner process (tests drive it)
+def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  # pragma: no cover - runs in the spawner process (tests drive it)
     import queue
     import select
     import signal
@@ -173,8 +169,8 @@ def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs
     signal.signal(signal.SIGINT, lambda *a: None)
     signal.signal(signal.SIGTERM, lambda *a: None)
     # no run inherits an ignored stop signal (actions.unignore_stop_signals, which this
-    # script, run without its package, cannot import: the names are its STOP_SIGNALS)
-    for name in STOP_SIGNALS:
+    # script, run without its package, cannot import: serve passes actions.STOP_SIGNALS)
+    for name in stop_signals:
         sig = getattr(signal, name)
         if sig != signal.SIGKILL and signal.getsignal(sig) is signal.SIG_IGN:
             signal.signal(sig, lambda *a: None)
@@ -434,11 +430,12 @@ def _serve(sock: socket.socket, mark: bytes) -> None:  # pragma: no cover - runs
     reap.join()
 
 
-if __name__ == "__main__":  # python -I -S spawn.py FD MARK (MARK: the stderr line marker, in hex)
+if __name__ == "__main__":  # python -I -S spawn.py FD MARK SIGNALS (MARK: the stderr line marker, in hex;
+    # SIGNALS: the stop signals no run may inherit ignored, comma-separated)
     # Not a child of serve (serve's children are its runs, and its tests say so): the first
     # process exits at once and serve reaps it; the spawner lives on until its socket
     # closes, which the kernel does when serve exits, kill -9 included.
     if os.fork() != 0:
         os._exit(0)
-    _serve(socket.socket(fileno=int(sys.argv[1])), bytes.fromhex(sys.argv[2]))
+    _serve(socket.socket(fileno=int(sys.argv[1])), bytes.fromhex(sys.argv[2]), sys.argv[3].split(","))
     os._exit(0)
