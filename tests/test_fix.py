@@ -171,6 +171,16 @@ def test_a_file_with_a_syntax_error_gets_no_fix() -> None:
     assert "not fixed: it has syntax errors" in r.stderr
 
 
+def test_a_keyword_typo_carries_its_fix_for_the_editor_but_check_fix_leaves_it() -> None:
+    text = 'actoin deploy(sha) = exec "./d.sh" sha\non git.push run deploy with <sha>\n'
+    p = write(text)
+    d = json.loads(run("check", "--format", "json", str(p)).stdout)[0]
+    assert d["code"] == "TRG001" and d["fix"]["edits"] == [{"line": 1, "column": 1, "end_line": 1, "end_column": 7,
+                                                             "text": "action"}]
+    r = run("check", "--fix", str(p))
+    assert r.exit_code == 1 and p.read_text() == text and "fixable" not in r.stderr
+
+
 def test_an_ignored_warning_is_not_fixed() -> None:
     text = DEPLOY + 'on git.push branch="a/*" run deploy with <sha>\n'
     p = write(text)

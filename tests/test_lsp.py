@@ -230,6 +230,16 @@ def test_formatting_and_quick_fixes(client: LspClient, tmp_path: Path) -> None:
     assert client.request("textDocument/formatting", {"textDocument": {"uri": u},
                                                       "options": {"tabSize": 4, "insertSpaces": True}}) is None
 
+    # a keyword typo is a syntax error (TRG001) with a quick fix too; fix-all leaves a file
+    # with a syntax error as it is, as check --fix does
+    client.change(u, 3, [edit(1, 0, 1, 4, ""), edit(0, 0, 0, 6, "actoin")])
+    diags = client.wait_diagnostics(u, version=3)
+    syntax = [d for d in diags if d["code"] == "TRG001"]
+    assert len(syntax) == 1  # (and what the unparsed declaration leaves undefined)
+    [a] = quick_fixes(client, u, syntax)
+    assert a["edit"]["changes"][u] == [{"range": {"start": pos(0, 0), "end": pos(0, 6)}, "newText": "action"}]
+    assert quick_fixes(client, u, diags, only=["source.fixAll"]) == []
+
 
 def test_a_github_glob_gets_its_regex_as_a_quick_fix(client: LspClient, tmp_path: Path) -> None:
     # TRG306: a tag filter copied from an on: block ('+' is literal in a glob); the quick fix

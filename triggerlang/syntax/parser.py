@@ -35,7 +35,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..diagnostics import Diagnostics, Pos, Span
+from ..diagnostics import Diagnostics, Pos, Span, replace_fix
 from . import ast as A
 from . import tables as T
 
@@ -1541,7 +1541,10 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
     fix = _keyword_fix(e, chunk)
     if fix is not None:
         start, end, keyword = fix
-        diags.error("TRG001", f"unexpected '{chunk[start:end]}'", span_of(start, end), f"did you mean '{keyword}'?")
+        span = span_of(start, end)
+        # the editor's quick fix; check --fix leaves a file with a syntax error as it is
+        diags.error("TRG001", f"unexpected '{chunk[start:end]}'", span, f"did you mean '{keyword}'?",
+                    fix=replace_fix(span, chunk[start:end], keyword))
         return
     if isinstance(e, UnexpectedToken) and e.token.type != "$END":
         t = e.token
