@@ -704,6 +704,14 @@ heavy = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.stdin
 sys.stdout.write("\n" + json.dumps({"exit": code, "heavy": heavy}) + "\n")
 """
 
+PROBE_OURS = PROBE + r"""
+sys.stdout.write(json.dumps(sorted(m for m in sys.modules if m.startswith("triggerlang."))) + "\n")
+"""
+"""PROBE, then a last line: the triggerlang modules the command imported."""
+
+OWN_MODULE = {"check": "check", "compile": "build", "fmt": "build", "match": "build", "test": "build"}
+"""The module of triggerlang/cli/ each front-end command lives in (besides common.py)."""
+
 
 @pytest.mark.parametrize("command", [["check"], ["check", "--format", "sarif"], ["compile"], ["fmt", "--check"],
                                      ["match"], ["test"]])
@@ -719,12 +727,19 @@ def test_front_end_commands_import_no_server_watcher_or_journal(tmp_path: Path, 
     if command == ["match"]:  # match RULES EVENT.json
         args.append(write(tmp_path, "event.json", json.dumps({"source": "git", "type": "push",
                                                                 "data": {"branch": "main"}})))
-    r = subprocess.run([sys.executable, "-c", PROBE, *args], input=json.dumps(HEAVY),
+    r = subprocess.run([sys.executable, "-c", PROBE_OURS, *args], input=json.dumps(HEAVY),
                        capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    result = json.loads(r.stdout.strip().splitlines()[-1])
+    *_, last, ours = r.stdout.strip().splitlines()
+    result = json.loads(last)
     assert result["exit"] in (0, 1)
     assert result["heavy"] == [], f"`triggerc {' '.join(command)}` imported {result['heavy']}"
+    # the group is lazy: a command imports its own module of triggerlang/cli/ and common.py, no other
+    ours = json.loads(ours)
+    cli = [m for m in ours if m.startswith("triggerlang.cli.")]
+    assert cli == sorted(["triggerlang.cli.common", f"triggerlang.cli.{OWN_MODULE[command[0]]}"]), cli
+    if command[0] == "check":  # (correlation.state: groups' --status choices, match's and serve's work)
+        assert "triggerlang.correlation.state" not in ours
 
 
 @pytest.mark.parametrize("broken", [False, True])
@@ -911,6 +926,28 @@ def test_every_command_has_an_example_in_its_help() -> None:
         assert r.exit_code == 0
         examples = r.stdout.split("Examples:\n", 1)[1].splitlines()
         assert examples and all(line.startswith(f"    triggerc {name}") or "triggerc" in line for line in examples)
+
+
+def test_the_lazy_group_has_every_command_under_its_name() -> None:
+    """triggerlang/cli/__init__.py's COMMANDS: each name lists in --help (sorted, with its
+    short help), loads the command of that name, and counts for an unknown command's
+    "Did you mean" whether it is loaded or not."""
+    import click
+
+    from triggerlang.cli import COMMANDS, LazyGroup
+
+    ctx = click.Context(main)
+    assert main.list_commands(ctx) == sorted(COMMANDS)
+    assert [main.get_command(ctx, name).name for name in sorted(COMMANDS)] == sorted(COMMANDS)
+    assert main.get_command(ctx, "nope") is None
+    listed = run("--help").stdout.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == sorted(COMMANDS)
+    assert listed[sorted(COMMANDS).index("check")].split(None, 1)[1].startswith("Report every problem")
+    r = run("chek")
+    assert (r.exit_code, r.stderr.splitlines()[-1]) == (2, "Error: No such command 'chek'. Did you mean 'check'?")
+    fresh = LazyGroup(lazy_subcommands=COMMANDS)  # nothing loaded yet: the names alone
+    r = CliRunner().invoke(fresh, ["wroker"])
+    assert "Did you mean 'worker'?" in r.output and "worker" not in fresh.commands._loaded
 
 
 def test_match_warns_about_an_event_type_the_catalogue_does_not_know(tmp_path: Path) -> None:
