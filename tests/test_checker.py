@@ -51,7 +51,7 @@ def program(text: str):
     (DEPLOY + 'on git.push run deploy with sha=<sha>, stag="x"',
      "TRG402", 40, "action 'deploy' has no parameter 'stag'", "did you mean 'stage'?"),
     (DEPLOY + 'on git.push run deploy with <sha> busy skp',
-     "TRG407", 40, "busy takes queue, skip, restart or parallel, not 'skp'", "did you mean 'skip'?"),
+     "TRG407", 40, "busy takes queue, skip, restart, parallel or signal, not 'skp'", "did you mean 'skip'?"),
     ('secret gh_secret = env "GH"\nsource github secret=gh_secrt\n' + DEPLOY + 'on github.push run deploy with <sha>',
      "TRG103", 22, "unknown secret 'gh_secrt'", "did you mean 'gh_secret'?"),
     ('source file rot="."\n' + DEPLOY + 'on file.changed run deploy with <path>',
@@ -388,6 +388,44 @@ def test_defaults() -> None:
     assert f.args["stage"] == {"value": "staging"}
     assert f.path_globs == ["src/**"] and g.repos == ["."]
     assert f.types == ["created"]
+
+
+APP = 'action app = exec "python3" "app.py"\naction hook = http post "http://127.0.0.1:9/x"\n'
+
+
+def test_busy_signal_names_its_signal_in_the_policies() -> None:
+    # watchexec's --signal spellings (HUP, hup, SIGHUP) are one signal; the manifest names it in full
+    p = program(APP + 'a: on file.modified run app busy signal hup\nb: on git.push run app busy signal SIGUSR2')
+    assert [(r.policies["busy"], r.policies["busy_signal"]) for r in p.rules] == [("signal", "SIGHUP"),
+                                                                                  ("signal", "SIGUSR2")]
+    assert "busy_signal" not in program(APP + 'on git.push run app busy restart').rules[0].policies
+
+
+@pytest.mark.parametrize("policy, col, message, hint, fixed", [
+    ("busy signal HUPP", 38, "'HUPP' is not a signal busy signal sends", "did you mean 'SIGHUP'?", "SIGHUP"),
+    ("busy signal sigusr", 38, "'sigusr' is not a signal busy signal sends", "did you mean 'SIGUSR1'?", "SIGUSR1"),
+    ("busy signal SIGSEGV", 38, "'SIGSEGV' is not a signal busy signal sends",
+     "one of SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT, SIGTERM, SIGWINCH, SIGALRM", None),
+    ("busy signal KILL", 38, "SIGKILL cannot be trapped: it would kill the running run, not signal it",
+     "to stop the running run and start a new one, write busy restart", None),
+    ("busy signal SIGSTOP", 38, "SIGSTOP cannot be trapped: it would freeze the running run, not signal it",
+     "to stop the running run and start a new one, write busy restart", None),
+    ("busy signal", 31, "busy signal needs the signal to send", "name it: busy signal SIGHUP (or SIGUSR1, SIGUSR2...)",
+     None),
+    ("busy restart SIGHUP", 39, "busy restart takes no signal", "to signal the running run instead: busy signal SIGHUP",
+     None),
+])
+def test_busy_signal_refuses_what_cannot_be_meant(policy, col, message, hint, fixed) -> None:
+    c = compile_text(APP + f"on file.modified run app {policy} timeout 1m", "rules.trg")
+    (d,) = [d for d in c.diagnostics if d.is_error]  # (beside the warning: hook is not used)
+    assert (d.code, d.span.start.line, d.span.start.column, d.message, d.hint) == ("TRG407", 3, col, message, hint)
+    assert (d.fix.edits[0].text if d.fix else None) == fixed
+
+
+def test_busy_signal_on_an_http_action_is_refused() -> None:
+    assert only('action hook = http post "http://127.0.0.1:9/x"\non git.push run hook busy signal SIGHUP') == (
+        "TRG407", 2, 22, "busy signal is for exec and shell actions: an http action has no process",
+        "write busy queue, skip, restart or parallel")
 
 
 def test_file_changed_is_any_change() -> None:

@@ -70,7 +70,7 @@ source github path="/github" secret=gh
 action deploy(sha, stage="staging") = exec "./deploy.sh" sha stage
 action notify = shell "true"
 deploy_main: on git.push branch="main" author not in bots run deploy with <sha>, "prod" debounce quiet
-pr: on github.pull_request action="opened" run notify
+pr: on github.pull_request action="opened" run notify busy signal SIGHUP
 after: on run.completed rule="deploy_main" status="failed" run notify
 tick: on every 15m run notify
 test "a push deploys":
@@ -107,7 +107,9 @@ def _complete(analysis: D.Analysis, typed: str):
     ("on git.push run deploy with sha=", "argument value", {"<sha>", "bots"}, set()),
     ("on git.push run deploy with <sha> ", "policy", {"debounce", "busy", "timeout", "retry", "dedupe"}, set()),
     ("on git.push run deploy with <sha> busy restart ", "policy", {"debounce", "timeout"}, {"busy"}),
-    ("on git.push run deploy with <sha> busy ", "policy", {"queue", "skip", "restart", "parallel"}, set()),
+    ("on git.push run deploy with <sha> busy ", "policy", {"queue", "skip", "restart", "parallel", "signal"}, set()),
+    ("on git.push run deploy with <sha> busy signal ", "policy", {"SIGHUP", "SIGUSR1", "SIGUSR2"},
+     {"SIGKILL", "SIGSTOP", "queue"}),
     ("on git.push run deploy with <sha> dedupe ", "policy", {"<sha>", "<branch>"}, set()),
     ("on every 1h run notify timeout ", "policy", {"quiet"}, set()),
     ("on every 1h ", "filter", {"time", "scheduled", "run"}, {"branch"}),
@@ -172,6 +174,7 @@ def _hover_at(analysis: D.Analysis, needle: str, line_text: str, offset: int = 0
     ("bots", "deploy_main:", 'let bots = ["dependabot[bot]"]'),
     ("<sha>", "deploy_main:", "`sha`: **str**"),
     ("debounce", "deploy_main:", "wait until the rule has seen no matching event"),
+    ("signal", "pr:", "`signal`: `busy signal SIGHUP`: send the running run's process group SIGNAL"),
     ("quiet", "deploy_main:", "let quiet = 2m"),
     ("deploy_main", "deploy_main:", "rule `deploy_main`"),
     ("gh", "source github", "secret `gh`: read from env"),

@@ -118,6 +118,7 @@ action deploy(sha, stage="staging") = exec "./deploy.sh" "--sha" sha env TOKEN_N
 deploy_main: on git.push branch="main" author not in bots message !~ /^wip\//i run deploy with <sha>, "prod" timeout 10m retry 2 backoff 30s
 pr: on github.pull_request payload.on=true env="x" labels ~ r"deploy\d" run deploy with <pull_request.head.sha> busy restart
 nightly: on cron "30 2 * * *" tz "Europe/Paris" catch up run deploy with sha="n\u{41}\"q" debounce 1.5s
+reload: on file.modified path ~ "conf/**" run deploy busy signal SIGHUP
 gate: on all(github.workflow_run conclusion="success" as build, ci.completed status="success" as ci) same <sha> within 2h run deploy with <sha>
 test "a push deploys":
     given git.push branch="main" sha="abc" commits=3
@@ -163,6 +164,8 @@ def _scopes() -> dict[str, set[str]]:
     ("<pull_request.head.sha>", "variable.parameter.placeholder.triggerlang"),
     ("timeout", "keyword.other.triggerlang"),
     ("busy", "keyword.other.triggerlang"),
+    ("signal", "keyword.other.triggerlang"),
+    ("SIGHUP", "constant.other.signal.triggerlang"),
     ("tz", "keyword.other.triggerlang"),
     ("catch", "keyword.other.triggerlang"),
     ("stop", "keyword.other.triggerlang"),

@@ -119,8 +119,9 @@ policies = st.lists(st.sampled_from(["debounce", "busy", "timeout", "retry", "de
 
 @st.composite
 def policy_text(draw, kind: str) -> str:
-    if kind == "busy":
-        return f"busy {draw(names)}"
+    if kind == "busy":  # (`busy signal SIGHUP`: a name after the mode)
+        sig = draw(st.sampled_from([None, "SIGHUP", "SIGUSR2"]))  # (fmt spells `hup` SIGHUP: not the same tree)
+        return f"busy {draw(names)}" + (f" {sig}" if sig else "")
     if kind == "retry":
         n = draw(st.one_of(st.integers(0, 9).map(str), names))
         return f"retry {n}" + (f" backoff {draw(dur_or_ref)}" if draw(st.booleans()) else "")
@@ -565,6 +566,14 @@ def test_two_boms_are_dropped_and_fmt_is_idempotent() -> None:
     once = fmt("\ufeff\ufeff ")
     assert fmt(once) == once == fmt("")
     assert fmt("\ufeff\ufefflet a = 1\n") == "let a = 1\n"
+
+
+def test_a_busy_signal_is_written_by_its_full_name() -> None:
+    # as stop's: watchexec's --signal takes HUP, SIGHUP or hup; a name that is no signal stays
+    text = "action app = exec \"app\"\non file.modified run app busy   signal hup\non git.push run app busy signal HUPP\n"
+    assert fmt(text) == ("action app = exec \"app\"\non file.modified run app busy signal SIGHUP\n"
+                         "on git.push run app busy signal HUPP\n")
+    assert fmt(fmt(text)) == fmt(text)
 
 
 def test_a_stop_signal_is_written_by_its_full_name() -> None:

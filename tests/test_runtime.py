@@ -575,6 +575,58 @@ app: on http.post path="/app" run app with <payload.got>, <payload.ready> busy r
     stop_ok(s)
 
 
+SIGNALLED = """
+import signal, sys, time
+def got(n, f):
+    with open(sys.argv[1], "a") as out:
+        out.write(signal.Signals(n).name + "\\n")
+signal.signal(signal.SIGHUP, got)
+open(sys.argv[2], "w").close()
+while True:
+    time.sleep(0.05)
+"""
+"""A server that reloads on SIGHUP: writes a line per signal it got (argv[1]), once its
+handler is in place (argv[2])."""
+
+
+def test_busy_signal_sends_the_running_run_its_signal_instead_of_starting_another(serve, tmp_path: Path) -> None:
+    # watchexec -s SIGHUP (--on-busy-update=signal): the app started with serve (none was
+    # going, so it starts as busy queue would); three files written back to back are one
+    # debounce window, so one event gets one SIGHUP to the app, which goes on; the run of
+    # that window is recorded skipped, naming the run signalled and the signal
+    prog, got, ready = tmp_path / "app.py", tmp_path / "got", tmp_path / "ready"
+    prog.write_text(SIGNALLED)
+    (tmp_path / "proj" / "conf").mkdir(parents=True)
+    s = serve(f"""
+action app = exec {json.dumps(PY)} {json.dumps(str(prog))} {json.dumps(str(got))} {json.dumps(str(ready))}
+app: on file.changed path ~ "conf/**" run app busy signal hup debounce 300ms
+""", "--start", "app", "--grace", "0.1")
+    wait_for(ready.exists, "the app's handler")
+    for name in ("a.conf", "b.conf", "c.conf"):
+        (tmp_path / "proj" / "conf" / name).write_text("x\n")
+    runs = s.wait_runs(lambda rs: len(rs) == 2 and rs[1]["status"] == "skipped", "the window's run skipped")
+    wait_for(lambda: got.exists() and got.read_text() == "SIGHUP\n", "the app to get SIGHUP")
+    first, second = runs
+    assert first["status"] == "running" and second["error"] == f"busy signal: sent SIGHUP to run {first['id']}, still going"
+    assert f"run {first['id']} of app: sent SIGHUP (busy signal) instead of run {second['id']}" in s.log()
+    log = (s.state / "logs" / f"{first['id']}.log").read_text()
+    assert f"run {first['id']} sent SIGHUP (busy signal), instead of starting run {second['id']}" in log
+    # every change is journaled, as always
+    assert {e["data"]["path"] for e in s.events() if e["source"] == "file"} == {"conf/a.conf", "conf/b.conf",
+                                                                                 "conf/c.conf"}
+    stop_ok(s)
+    assert got.read_text() == "SIGHUP\n"  # (the stop's SIGTERM is not counted: the app does not trap it)
+
+
+def test_busy_signal_is_refused_in_store_mode_before_the_store_is_opened(tmp_path: Path) -> None:
+    # the running run may be on another machine's worker, which an ingest node cannot signal
+    rules = tmp_path / "rules.trg"
+    rules.write_text('action a = exec "true"\napp: on file.changed run a busy signal SIGHUP\n')
+    r = cli("serve", str(rules), "--store", "postgresql://u@127.0.0.1:1/db")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "busy signal (rule app) does not work with --store" in r.stderr, r.stderr
+
+
 def test_busy_parallel_runs_overlap(serve) -> None:
     s = serve(POLICY_RULES)
     for n in range(3):

@@ -124,6 +124,31 @@ def stop_signal_name(text: str) -> str | None:
     return name if name in STOP_SIGNALS else None
 
 
+BUSY_SIGNALS = ("SIGHUP", "SIGUSR1", "SIGUSR2", "SIGINT", "SIGQUIT", "SIGTERM", "SIGWINCH", "SIGALRM")
+"""The signals ``busy signal SIGNAL`` may send a running run (watchexec's
+``--on-busy-update=signal``): those programs trap to reload (nginx, gunicorn and haproxy
+SIGHUP or SIGUSR2, a dev server SIGUSR1), reopen their logs, shed workers (nginx and
+Apache SIGWINCH) or shut down on their own terms. SIGKILL and SIGSTOP cannot be trapped
+(they would kill or freeze the run, which ``busy restart`` does properly); SIGSEGV and the
+other fault signals, SIGCHLD and SIGCONT, are not a message a program listens for."""
+
+BUSY_UNTRAPPABLE = ("SIGKILL", "SIGSTOP")
+"""Signals ``busy signal`` refuses with a pointer to ``busy restart``."""
+
+
+def busy_signal_name(text: str) -> str | None:
+    """:func:`signal_name` when it is one of :data:`BUSY_SIGNALS`, else None."""
+    name = signal_name(text)
+    return name if name in BUSY_SIGNALS else None
+
+
+def busy_signal_of(policies: Mapping[str, Any]) -> str:
+    """The signal a ``busy signal`` rule sends (manifest policy ``busy_signal``); SIGHUP for
+    a hand-written manifest that names none or another."""
+    sig = policies.get("busy_signal")
+    return sig if isinstance(sig, str) and sig in BUSY_SIGNALS else "SIGHUP"
+
+
 def stop_of(action: Mapping[str, Any], default_grace: float) -> tuple[str, float]:
     """The signal that stops an action's process group, and the seconds it gets after it
     before SIGKILL: the action's ``stop`` option (manifest ``stop_signal``,

@@ -31,7 +31,7 @@ ALWAYS_IGNORED = (*(f"**/{d}/**" for d in IGNORED_FOLDERS), *EDITOR_TEMP_FILES)
 STATE_DIR = ".triggerlang"
 
 # --- policies (SPEC §3) ------------------------------------------------------------------
-BUSY_MODES = ("queue", "skip", "restart", "parallel")
+BUSY_MODES = ("queue", "skip", "restart", "parallel", "signal")
 TIMEOUT_S = 3600.0
 FILE_DEBOUNCE_S = 0.1
 BACKOFF_S = 5.0

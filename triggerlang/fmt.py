@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from .actions import stop_signal_name
+from .actions import busy_signal_name, stop_signal_name
 from .compile.patterns import regex_literal
 from .diagnostics import Diagnostics
 from .syntax import ast as A
@@ -259,6 +259,8 @@ def fmt_policy(p: A.Policy) -> str:
         return s + (f" backoff {fmt_value(p.extra)}" if p.extra is not None else "")
     if p.kind == "dedupe":
         return f"dedupe {fmt_value(p.key)} for {fmt_value(p.extra)}"
+    if p.signal is not None:  # busy signal HUP -> SIGHUP; a name that is no signal stays for check
+        return f"{p.kind} {fmt_value(p.value)} {busy_signal_name(p.signal.value) or p.signal.value}"
     return f"{p.kind} {fmt_value(p.value)}"
 
 

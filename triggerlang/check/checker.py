@@ -35,7 +35,8 @@ from dataclasses import replace
 from typing import Any
 
 from .. import defaults
-from ..actions import STOP_SIGNALS, signal_name, stop_signal_name
+from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal_name, signal_name,
+                       stop_signal_name)
 from ..compile.patterns import PatternError, compile_glob, compile_regex, github_filter_regex, github_syntax
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
 from ..providers.verify import ip_range
@@ -977,8 +978,15 @@ class Checker:
                 mode = p.value.value
                 if mode not in BUSY_MODES:
                     hint, fix = typo(mode, BUSY_MODES, p.value.span)
-                    self.d.error("TRG407", f"busy takes queue, skip, restart or parallel, not '{mode}'",
+                    self.d.error("TRG407", f"busy takes queue, skip, restart, parallel or signal, not '{mode}'",
                                  p.value.span, hint, fix=fix)
+                elif mode == "signal":
+                    sig = self.busy_signal(r, p)
+                    if sig is not None:
+                        pol["busy"], pol["busy_signal"] = mode, sig
+                elif p.signal is not None:
+                    self.d.error("TRG407", f"busy {mode} takes no signal", p.signal.span,
+                                 f"to signal the running run instead: busy signal {p.signal.value}")
                 else:
                     pol["busy"] = mode
             elif p.kind == "retry":
@@ -999,6 +1007,35 @@ class Checker:
                 d = self.positive_duration(p.extra, "dedupe ... for")
                 pol["dedupe"] = {"field": p.key.path.dotted, "for": d}
         return pol
+
+    def busy_signal(self, r: A.Rule, p: A.Policy) -> str | None:
+        """The signal of ``busy signal SIGNAL`` (TRG407 when there is none, when it is no
+        signal a program can trap, or when the rule's action has no process to send it to)."""
+        decl = self.p.actions.get(r.action.value)
+        if decl is not None and isinstance(decl.body, A.HttpBody):
+            self.d.error("TRG407", "busy signal is for exec and shell actions: an http action has no process",
+                         p.span, "write busy queue, skip, restart or parallel")
+            return None
+        if p.signal is None:
+            self.d.error("TRG407", "busy signal needs the signal to send", p.value.span,
+                         "name it: busy signal SIGHUP (or SIGUSR1, SIGUSR2...)")
+            return None
+        text = p.signal.value
+        sig = busy_signal_name(text)
+        if sig is not None:
+            return sig
+        name = signal_name(text)
+        if name in BUSY_UNTRAPPABLE:
+            self.d.error("TRG407", f"{name} cannot be trapped: it would {'kill' if name == 'SIGKILL' else 'freeze'} "
+                         "the running run, not signal it", p.signal.span,
+                         "to stop the running run and start a new one, write busy restart")
+            return None
+        # a misspelling is matched as spelled out (`hupp` is SIGHUPP, one letter from SIGHUP)
+        guess = None if name in signal.Signals.__members__ else suggest(name, BUSY_SIGNALS)
+        self.d.error("TRG407", f"'{text}' is not a signal busy signal sends", p.signal.span,
+                     meant(guess) or "one of " + ", ".join(BUSY_SIGNALS),
+                     fix=guess and replace_fix(p.signal.span, text, guess))
+        return None
 
     # ------------------------------------------------------------------ routes and sources
     def check_routes(self) -> None:

@@ -269,8 +269,11 @@ CODE_DOCS: dict[str, CodeDoc] = {
         `retry` and `dedupe` appears at most once.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push run deploy timeout 1m timeout 2m\n'),
-    "TRG407": _e("""An invalid policy value: `busy` takes `queue`, `skip`, `restart` or `parallel`;
-        `retry` takes a whole number from 0 to 100.""",
+    "TRG407": _e("""An invalid policy value: `busy` takes `queue`, `skip`, `restart`, `parallel` or
+        `signal SIGNAL`; `busy signal` needs a signal a program can trap (SIGHUP, SIGUSR1,
+        SIGUSR2, SIGINT, SIGQUIT, SIGTERM, SIGWINCH or SIGALRM; not SIGKILL or SIGSTOP, which
+        `busy restart` does properly) and an exec or shell action (an `http` action has no
+        process); `retry` takes a whole number from 0 to 100.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push run deploy busy wait\n'),
     "TRG408": _e("""An invalid action declaration: a parameter declared twice, an `http` action

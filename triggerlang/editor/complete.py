@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..actions import STOP_SIGNALS
+from ..actions import BUSY_SIGNALS, STOP_SIGNALS
 from ..check import catalogue as C
 from ..check.checker import BUSY_MODES
 from ..syntax.parser import split_comment
@@ -328,6 +328,8 @@ def _policy_items(pol: list[_Tok], ctx, names: Names) -> list[Item]:
     last = pol[-1]
     if last.is_("busy"):
         return [Item(m, "value", "busy mode", K.BUSY_MODE_DOCS.get(m, "")) for m in BUSY_MODES]
+    if last.is_("signal") and len(pol) >= 2 and pol[-2].is_("busy"):
+        return [Item(sig, "value", "signal", K.BUSY_MODE_DOCS["signal"]) for sig in BUSY_SIGNALS]
     if last.is_("dedupe"):
         return _placeholders_ctx(ctx)
     if last.kind == "placeholder" and len(pol) >= 2 and pol[-2].is_("dedupe"):

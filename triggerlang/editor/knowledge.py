@@ -14,9 +14,10 @@ from ..check import catalogue as C
 POLICY_DOCS: dict[str, str] = {
     "debounce": "`debounce D`: wait until the rule has seen no matching event for D, then run once with "
                 "the last event; `<paths>` then lists every path seen. Default: none (file rules: 100ms).",
-    "busy": "`busy queue|skip|restart|parallel`: when a run of this rule is still going, run after it "
-            "(queue, the default), drop the new one (skip), stop the old one and start the new one "
-            "(restart: SIGTERM, then SIGKILL after 5s), or run side by side (parallel).",
+    "busy": "`busy queue|skip|restart|parallel|signal SIGNAL`: when a run of this rule is still going, run "
+            "after it (queue, the default), drop the new one (skip), stop the old one and start the new one "
+            "(restart: SIGTERM, then SIGKILL after 5s), run side by side (parallel), or send the running one "
+            "SIGNAL instead of starting another (signal: `busy signal SIGHUP` for a server that reloads on it).",
     "timeout": "`timeout D`: stop the run's whole process group after D; the run ends `timed_out`. "
                "Default: 1h.",
     "retry": "`retry N [backoff D]`: re-run a failed run up to N times, waiting D, 2D, 4D... "
@@ -29,6 +30,8 @@ BUSY_MODE_DOCS: dict[str, str] = {
     "skip": "drop the new run",
     "restart": "stop the running one (SIGTERM, then SIGKILL after 5s) and start the new one",
     "parallel": "run side by side",
+    "signal": "`busy signal SIGHUP`: send the running run's process group SIGNAL and start no new run "
+              "(recorded skipped, naming the run signalled); with no run going, start one",
 }
 
 KEYWORD_DOCS: dict[str, str] = {

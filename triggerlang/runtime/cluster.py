@@ -17,7 +17,7 @@
   else has reaped them by then). Actions get ``PR_SET_PDEATHSIG``: they die with a
   killed worker. ``busy restart`` reaches a running run as ``cancel_requested``
   (notified at once, and seen at the next heartbeat otherwise): SIGTERM, SIGKILL 5 s
-  later, ``cancelled``.
+  later, ``cancelled``. ``busy signal`` is refused (:func:`unsupported`).
 * :class:`Reaper` runs on every node (ingest or worker) every 2 s:
   :meth:`PgStore.reap`.
 
@@ -96,6 +96,23 @@ def intents_of(rules: Rules, event: Event, pool_of_files: str, *, max_depth: int
     return out
 
 
+def unsupported(manifest: Mapping[str, Any]) -> str | None:
+    """Why store mode cannot run these rules, or None.
+
+    ``busy signal`` (a running run gets a signal instead of a new run starting) is refused
+    at start and by a reload: the running run may be on another machine's worker, and the
+    store has no way to carry a signal to it (``busy restart`` rides ``cancel_requested``);
+    queued there instead, it would be silently what it does not say. Its rule runs on one
+    machine with ``triggerc serve`` without ``--store``."""
+    names = [r["name"] for r in manifest.get("rules") or []
+             if isinstance(r, Mapping) and (r.get("policies") or {}).get("busy") == "signal"]
+    if not names:
+        return None
+    return (f"busy signal ({'rules' if len(names) > 1 else 'rule'} {', '.join(names)}) does not work with --store: "
+            f"the running run may be on another machine's worker, which this node cannot signal; use busy "
+            f"restart or queue, or serve those rules without --store")
+
+
 def run_event(row: RunRow, depth: int = 0) -> Event:
     """The ``run.completed`` / ``run.failed`` event of a finished run (SPEC §4), one deeper
     than ``depth``, the depth of the run's own event."""
@@ -134,6 +151,9 @@ class IngestEngine:
     def load(self, manifest: dict) -> None:
         """Use a (new) manifest: publish it, match with it from now on; paused rules are
         un-paused."""
+        problem = unsupported(manifest)
+        if problem is not None:
+            raise StartError(problem)
         for rule in self.loops.reset():
             log.info("rule %s un-paused by the reload", rule, extra={"rule": rule})
         sha = self.store.publish_manifest(manifest)

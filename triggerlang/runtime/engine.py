@@ -15,7 +15,9 @@ How an event flows
    has committed: nothing accepted is lost;
 4. hand the queued runs to their rule's lane, which starts them when the rule's ``busy``
    policy allows: ``queue`` one at a time in order, ``parallel`` at once, ``restart``
-   cancels the running one (and any older waiting one) first.
+   cancels the running one (and any older waiting one) first, ``signal`` starts none
+   while one goes but sends it the rule's signal, recording the new one ``skipped``
+   (:meth:`Engine._signal_instead`).
 
 Decisions are made on the loop, in memory, in the order events arrive, and they see the
 runs of events whose batch has not committed yet (so two deliveries in one batch cannot
@@ -61,6 +63,7 @@ import heapq
 import json
 import logging
 import math
+import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -69,7 +72,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Mapping
 
 from .. import defaults
-from ..actions import bind_inputs
+from ..actions import bind_inputs, busy_signal_of
 from ..compile.index import build_matcher
 from ..events import MISSING, Event, complete_file_data, get_path
 from ..sources.base import Submitted
@@ -635,6 +638,8 @@ class Engine:
                     self._spawn(ra.cancel())
             self._arm(rule)
             return
+        if ln.ready and pol.get("busy") == "signal" and ln.busy:
+            self._signal_instead(rule, ln, pol)
         parallel = pol.get("busy") == "parallel"
         while ln.ready:
             if not parallel and ln.busy:
@@ -654,6 +659,42 @@ class Engine:
         if ln.timer is not None or ln.timed:
             self._arm(rule)
         self._check_idle()
+
+    def _signal_instead(self, rule: str, ln: _Lane, pol: Mapping[str, Any]) -> None:
+        """``busy signal SIG`` (watchexec's ``--on-busy-update=signal``) while a run of the
+        rule goes: the runs ready to start (one per event, or one per debounce window) do
+        not start; each is recorded ``skipped``, its reason naming the runs it signalled,
+        and the rule's running runs get SIG in their process group once that is committed.
+        A run whose process is not running yet (starting) is not signalled: it starts after
+        this event, so it sees what changed, and the reason says that instead."""
+        sig = busy_signal_of(pol)
+        going = sorted(rid for rid, ra in ln.active.items() if not ra.done() and ra.pgid is not None)
+        if going:
+            reason = f"busy signal: sent {sig} to run {', '.join(map(str, going))}, still going"
+        else:
+            starting = sorted({*ln.starting, *(rid for rid, ra in ln.active.items() if not ra.done())})
+            reason = (f"busy signal: run {', '.join(map(str, starting))} was still starting (it starts after "
+                      f"this event); no signal sent")
+        skipped = list(ln.ready)
+        for rid in skipped:
+            self.journal.set_status(rid, "skipped", reason)
+            self._uncarry(rid)
+            self._counted(rule, "skipped")
+            if rid == ln.debounce_run:
+                ln.new_window()
+        ln.ready.clear()
+        self.backlog -= len(skipped)
+        if going:
+            targets = [ln.active[rid] for rid in going]
+            self.journal.after_commit(partial(self._send_busy_signal, rule, targets, sig, skipped), None)
+
+    @staticmethod
+    def _send_busy_signal(rule: str, targets: list[RunningAction], sig: str, instead_of: list[int]) -> None:
+        for ra in targets:
+            if ra.send_signal(getattr(signal, sig), f"# run {ra.run_id} sent {sig} (busy signal), instead of "
+                                                    f"starting run {', '.join(map(str, instead_of))}"):
+                log.info("run %s of %s: sent %s (busy signal) instead of run %s", ra.run_id, rule, sig,
+                         ", ".join(map(str, instead_of)), extra={"run_id": ra.run_id, "rule": rule})
 
     def _release_slot(self) -> None:
         """A run's process was reaped: its slot goes to the lane that waited longest."""

@@ -211,6 +211,16 @@ class RunningAction:
         self._result = await asyncio.shield(self._task)
         return self._result
 
+    def send_signal(self, sig: int, note: str) -> bool:
+        """Send ``sig`` to the run's process group and let it go on (``busy signal``), with
+        ``note`` as a line of the run's log; False, sending nothing, when no process of it
+        is running (not started yet, ended, or an http run)."""
+        if self.pgid is None or self.done():
+            return False
+        _killpg(self.pgid, sig)
+        _log_line(self.req.log_path, note)
+        return True
+
     async def cancel(self, grace: float | None = None, status: str = "cancelled") -> RunResult:
         """Stop the run: its stop signal (SIGTERM unless the action says ``stop SIGNAL``)
         to its process group, SIGKILL after ``grace`` seconds (None: the action's own,

@@ -252,8 +252,12 @@ class Runtime:
     async def _start_store_mode(self, manifest: dict) -> None:
         """An ingest node (SPEC §12.1): no journal file, no state lock, nothing to recover
         (every node's reaper does that); an embedded worker unless ``--workers 0``."""
-        from .cluster import IngestEngine, Reaper, Worker, WorkerOptions, node_pool
+        from .cluster import IngestEngine, Reaper, Worker, WorkerOptions, node_pool, unsupported
         from .store import open_store
+
+        problem = unsupported(manifest)   # (before the store is opened: said without a database)
+        if problem is not None:
+            raise StartError(problem)
 
         from .metrics import Metrics
         from .operations import StoreOperator
@@ -507,6 +511,13 @@ class Runtime:
             log.debug("%s changed, its rules did not: nothing to reload", self.rules_path)
             return
         log_warnings(diagnostics, self.rules_path)
+        if self.store is not None:
+            from .cluster import unsupported
+
+            problem = unsupported(manifest)
+            if problem is not None:
+                log.error("reload: %s; the previous rules keep running", problem)
+                return
         try:
             secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
         except StartError as e:

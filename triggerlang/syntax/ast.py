@@ -343,13 +343,15 @@ class Policy(Node):
     """One policy after the action: ``kind`` is debounce, busy, timeout, retry or dedupe.
 
     ``value`` is the duration / mode / count; ``extra`` the ``backoff`` duration of retry,
-    or the ``for`` duration of dedupe; ``key`` the placeholder of dedupe.
+    or the ``for`` duration of dedupe; ``key`` the placeholder of dedupe; ``signal`` the
+    signal of ``busy signal SIGHUP`` (a name after any other mode is for check to refuse).
     """
     kind: str
     value: Union[Value, Name, None] = None
     extra: Union[Value, None] = None
     key: Placeholder | None = None
     span: Span = _span()
+    signal: Name | None = None
 
 
 @node

@@ -433,7 +433,8 @@ class _Builder:
         return A.Policy("debounce", c[0], span=span)
 
     def p_busy(self, span, c):
-        return A.Policy("busy", self.name(c[0]), span=span)
+        # `busy signal SIGHUP`: the mode's signal (check says whether the mode takes one)
+        return A.Policy("busy", self.name(c[0]), signal=self.name(c[1]) if c[1] is not None else None, span=span)
 
     def p_timeout(self, span, c):
         return A.Policy("timeout", c[0], span=span)
