@@ -363,3 +363,15 @@ def test_a_worker_as_pid_1_of_a_container_reaps_orphans_and_stops_on_sigterm(clu
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_reload_that_adds_busy_signal_keeps_the_previous_rules(cluster: Cluster) -> None:
+    # an ingest node cannot signal a run on another machine's worker: `busy signal` is refused
+    # at start (tests/test_runtime.py) and by a reload, which says so and keeps what ran
+    c = cluster.start('action a = exec "true"\napp: on http.post path="/a" run a\n', nodes=1, workers=0)
+    node = c.nodes[0]
+    (c.proj / "rules.trg").write_text('action a = exec "true"\napp: on http.post path="/a" run a busy signal SIGHUP\n')
+    node.proc.send_signal(signal.SIGHUP)
+    node.wait_log("reload: busy signal (rule app) does not work with --store")
+    assert "the previous rules keep running" in node.log() and "reloaded" not in node.log(), node.tail()
+    assert node.stop() == 0
