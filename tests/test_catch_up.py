@@ -215,6 +215,46 @@ def test_the_pg_store_finds_a_rules_newest_tick_through_its_index(pg_url: str) -
         st.close()
 
 
+OCT, NOV = "2026-10-01T00:00:00.000+00:00", "2026-11-01T00:00:00.000+00:00"
+
+
+def prune_and_look(record, prune, last_tick) -> None:
+    """Before: `store prune --older-than 7d` deleted a monthly rule's last tick with the
+    rest, and its `catch up` then found it had never ticked. Each rule's newest tick stays."""
+    for ev in (tick("monthly", OCT), tick("monthly", NOV), tick("hourly", OCT), tick("hourly", NOV),
+               Event("schedule", "tick", {"scheduled": OCT}),   # no rule: not what last_tick reads
+               Event("http", "post", {"rule": "monthly", "scheduled": NOV})):
+        record(ev)
+    assert prune() == 4   # the two older ticks, the ruleless one, the request: what was deleted
+    assert (last_tick("monthly"), last_tick("hourly")) == (NOV, NOV)
+    assert prune() == 0   # (the ticks kept are not counted again)
+
+
+def test_prune_keeps_each_rules_newest_tick_in_the_journal(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    j = Journal(state)
+
+    def prune() -> int:
+        r = CliRunner().invoke(main, ["store", "prune", "--older-than", "0s", "--state", str(state)])
+        assert r.exit_code == 0, r.output
+        return int(re.fullmatch(r"pruned 0 run\(s\), (\d+) event\(s\), .*\n", r.output)[1])
+
+    try:
+        prune_and_look(lambda ev: j.record_event(ev, []), prune, j.last_tick)
+    finally:
+        j.close()
+
+
+def test_prune_keeps_each_rules_newest_tick_in_the_pg_store(pg_url: str) -> None:
+    from triggerlang.runtime.pgstore import PgStore
+
+    st = PgStore(pg_url)
+    try:
+        prune_and_look(lambda ev: st.ingest(ev, []), lambda: st.prune(0)["events"], st.last_tick)
+    finally:
+        st.close()
+
+
 # ---- the language: check, fmt, manifest, rule tests --------------------------------------
 
 RULES = '''action backup(when) = exec "true" when

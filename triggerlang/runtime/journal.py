@@ -113,7 +113,7 @@ from .correlate import SQLITE_SCHEMA as _CORRELATION_SCHEMA, SqliteGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, STATUSES, BadQuery, LogChunk,
                     PlannedRun, Recorded, Recovery, RunRow, StoreError, audit_dict, delivery_dict, delivery_sql,
                     dumps as _dumps, equal_conditions, event_conditions, iso_utc, newest_first, read_log_chunk,
-                    read_log_file, run_conditions, LOG_TAIL)
+                    read_log_file, run_conditions, newest_tick_sql, LOG_TAIL)
 
 JournalError = StoreError
 """The journal cannot be opened or written (the SQLite name of :class:`StoreError`)."""
@@ -208,6 +208,9 @@ _UPGRADES: dict[int, tuple[str, ...]] = {
     # 4: the correlation log (runtime/correlate.py): a new table only, in _SCHEMA
     # 5: the index events_ticks_by_rule (Journal.last_tick): in _SCHEMA
 }
+
+_NEWEST_TICK = newest_tick_sql("events", lambda e: f"json_extract({e}.data, '$.rule')", "rowid")
+"""An event that is its rule's newest tick (:meth:`Journal.last_tick`): ``prune`` keeps it."""
 
 CHECKPOINT_INTERVAL = 0.25
 """Seconds between two looks of the checkpoint thread at the WAL (group commit mode)."""
@@ -862,7 +865,8 @@ class SqliteStore(SqliteGroups):
         more than ``older_than`` seconds ago and their log files, the events received before
         then that no kept run and no correlation group still names, the audit lines, and the
         correlation groups closed before then with their history. Waiting and running runs
-        stay. Safe beside a running ``serve`` (a second writer of the WAL journal, within the
+        stay, and so does each rule's newest tick (what :meth:`last_tick` reads: a ``catch
+        up`` schedule rarer than the retention still knows when it last ticked). Safe beside a running ``serve`` (a second writer of the WAL journal, within the
         busy timeout); a dedupe window longer than D forgets the keys of the runs deleted."""
         import re
 
@@ -885,7 +889,8 @@ class SqliteStore(SqliteGroups):
                                         "UNION ALL SELECT entry FROM corr_log"):
                 keep.update(re.findall(r'[A-Za-z0-9_.:-]+', text))
             old = [r[0] for r in conn.execute("SELECT id FROM events e WHERE received_at < ? AND NOT EXISTS "
-                                              "(SELECT 1 FROM runs r WHERE r.event_id = e.id)", (cutoff,))]
+                                              "(SELECT 1 FROM runs r WHERE r.event_id = e.id) AND NOT "
+                                              + _NEWEST_TICK, (cutoff,))]
             events = [e for e in old if e not in keep]
             conn.executemany("DELETE FROM events WHERE id = ?", [(e,) for e in events])
         for run_id, log_path in runs:   # after the commit: a log is never gone before its run

@@ -63,7 +63,7 @@ from .pgcorrelate import PG_SCHEMA as _CORRELATION_SCHEMA, PgGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery,
                     GatheredPaths, Intent, LogChunk, Recorded, RunRow, StoreError, audit_dict, clean_log, delivery_dict, delivery_sql,
                     dumps, equal_conditions, event_conditions, iso_utc, newest_first, redact_url, run_conditions,
-                    scrub)
+                    newest_tick_sql, scrub)
 
 LOG_CAP = 1024 * 1024
 """Bytes of a run's output kept in the store (the end of it)."""
@@ -205,6 +205,9 @@ def _event(r: tuple) -> dict[str, Any]:
             "data": json.loads(data), "delivery_key": delivery_key, "received_at": iso_utc(received_at),
             "depth": depth}
 
+
+_NEWEST_TICK = newest_tick_sql("trg_events", lambda e: f"({e}.data::jsonb) ->> 'rule'", "seq")
+"""An event that is its rule's newest tick (:meth:`PgStore.last_tick`): ``prune`` keeps it."""
 
 MANIFEST_REFRESH = 60.0
 """Seconds after which a running ingest node refreshes its manifest's ``created_at``
@@ -874,7 +877,8 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
 
     def prune(self, older_than: float) -> dict[str, int]:
         """Delete finished runs (and their logs) and events older than ``older_than`` seconds
-        that no waiting or running run still needs; dedupe keys and manifests no longer used."""
+        that no waiting or running run still needs, but each rule's newest tick (what
+        :meth:`last_tick` reads); dedupe keys and manifests no longer used."""
         with self._tx() as cur:
             cur.execute(f"DELETE FROM trg_runs WHERE status NOT IN ('queued', 'running') "
                         f"AND COALESCE(finished_at, queued_at) < {_NOW} - %s RETURNING id", (older_than,))
@@ -883,7 +887,7 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
             groups, keep = self.prune_groups(cur, older_than)   # open groups keep their events
             cur.execute(f"DELETE FROM trg_events e WHERE received_at < {_NOW} - %s "
                         "AND NOT EXISTS (SELECT 1 FROM trg_runs r WHERE r.event_id = e.id) "
-                        "AND NOT (e.id = ANY(%s))", (older_than, keep))
+                        "AND NOT (e.id = ANY(%s)) AND NOT " + _NEWEST_TICK, (older_than, keep))
             events = cur.rowcount
             cur.execute(f"DELETE FROM trg_dedupe WHERE last_at < {_NOW} - %s", (older_than,))
             cur.execute(f"DELETE FROM trg_audit WHERE at < {_NOW} - %s", (older_than,))

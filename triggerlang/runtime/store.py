@@ -427,6 +427,18 @@ def delivery_sql(table: str, param: Callable[[str], str], ph: str) -> tuple[str,
     return insert, prune
 
 
+def newest_tick_sql(table: str, rule_of: Callable[[str], str], order: str) -> str:
+    """The condition, on an event aliased ``e``, that it is the newest ``schedule.tick`` of its
+    rule (``rule_of(alias)``: the SQL of an event's ``data.rule``; ``order``: the column
+    ``last_tick`` orders by): the event :meth:`Store.last_tick` reads, which ``prune`` keeps
+    whatever its age, or a ``catch up`` schedule rarer than the retention (a monthly job
+    pruned at 7 days) would find it never ticked and catch nothing up. Each old tick is one
+    probe of the ticks' partial index (rule, then ``order``) for a newer tick of its rule."""
+    return (f"(e.source = 'schedule' AND e.type = 'tick' AND {rule_of('e')} IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {table} n WHERE n.source = 'schedule' AND n.type = 'tick' "
+            f"AND {rule_of('n')} = {rule_of('e')} AND n.{order} > e.{order}))")
+
+
 def delivery_dict(r: tuple) -> dict[str, Any]:
     """A row ``(id, *DELIVERY_FIELDS)`` as the API shows it (``at`` ISO 8601 UTC)."""
     d = dict(zip(("id",) + DELIVERY_FIELDS, r))

@@ -38,9 +38,10 @@ Timing
   many; exact for ``every``, counted up to :data:`MISSED_LIMIT` for cron), then plans as
   above (strictly after the start, so the two never overlap). One tick, not N, as systemd
   runs the unit once: a job that needs every missed period reads ``missed``. No tick
-  journaled for the rule (a new rule, a fresh state folder, pruned history): no catch-up,
-  as systemd without its stamp file. Every tick carries the two fields (false and 0 on
-  an ordinary one), so ``catch_up=false`` picks the ordinary ticks as a user would write
+  journaled for the rule (a new rule, a fresh state folder): no catch-up, as systemd
+  without its stamp file (``store prune`` keeps each rule's newest tick, whatever its age:
+  :func:`~triggerlang.runtime.store.newest_tick_sql`). Every tick carries the two fields
+  (false and 0 on an ordinary one), so ``catch_up=false`` picks the ordinary ticks as a user would write
   it (with the fields on catch-up ticks only, it matched nothing: a missing field fails
   ``=``).
 * ``stop()`` cancels the tasks: it is immediate.
