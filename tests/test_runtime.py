@@ -580,6 +580,7 @@ import signal, sys, time
 def got(n, f):
     with open(sys.argv[1], "a") as out:
         out.write(signal.Signals(n).name + "\\n")
+    print("reloading on", signal.Signals(n).name, flush=True)
 signal.signal(signal.SIGHUP, got)
 open(sys.argv[2], "w").close()
 while True:
@@ -609,8 +610,11 @@ app: on file.changed path ~ "conf/**" run app busy signal hup debounce 300ms
     first, second = runs
     assert first["status"] == "running" and second["error"] == f"busy signal: sent SIGHUP to run {first['id']}, still going"
     assert f"run {first['id']} of app: sent SIGHUP (busy signal) instead of run {second['id']}" in s.log()
-    log = (s.state / "logs" / f"{first['id']}.log").read_text()
-    assert f"run {first['id']} sent SIGHUP (busy signal), instead of starting run {second['id']}" in log
+    # the note comes before what the app wrote on getting the signal, each on its own line
+    note = f"# run {first['id']} sent SIGHUP (busy signal), instead of starting run {second['id']}"
+    wait_for(lambda: "reloading on SIGHUP" in (s.state / "logs" / f"{first['id']}.log").read_text(), "the app's line")
+    log = [line.lstrip("\x01") for line in (s.state / "logs" / f"{first['id']}.log").read_text().splitlines()]
+    assert log.index(note) < log.index("reloading on SIGHUP"), log  # (\x01 marks triggerlang's own lines)
     # every change is journaled, as always
     assert {e["data"]["path"] for e in s.events() if e["source"] == "file"} == {"conf/a.conf", "conf/b.conf",
                                                                                  "conf/c.conf"}

@@ -217,8 +217,10 @@ class RunningAction:
         is running (not started yet, ended, or an http run)."""
         if self.pgid is None or self.done():
             return False
-        _killpg(self.pgid, sig)
+        # the note first: what the program writes when it gets the signal comes after it
+        # in the log, not in the middle of a line it was writing
         _log_line(self.req.log_path, note)
+        _killpg(self.pgid, sig)
         return True
 
     async def cancel(self, grace: float | None = None, status: str = "cancelled") -> RunResult:
