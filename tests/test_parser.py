@@ -711,6 +711,25 @@ def test_a_bad_duration_is_trg304_at_the_duration(text: str, bad: str, hint: str
     assert text[d.span.start.offset:d.span.end.offset] == bad
 
 
+@pytest.mark.parametrize(("text", "word"), [
+    ('on file.modified path ~ "conf/**" busy signal SIGHUP run nginx', "busy"),  # (stopped at busy)
+    ("x: on file.modified busy signal SIGHUP run nginx", "busy"),              # (busy read as a field)
+    ("on git.push debounce 1s run deploy", "debounce"),
+])
+def test_a_policy_before_run_says_where_policies_go(text: str, word: str) -> None:
+    _, diags = parse(text)
+    (d,) = diags.items
+    assert (d.code, d.message) == ("TRG001", f"'{word}' is a policy: it goes after run ACTION")
+    assert d.hint == f"write on TRIGGER [FILTER] run ACTION [with ARGS] {word} ... (the policies come last)"
+    assert text[d.span.start.offset:d.span.end.offset] == word
+
+
+def test_a_field_named_like_a_policy_is_not_taken_for_one() -> None:
+    for text in ('on http.post path="/a" payload.busy run x', 'on git.push run deploy busy signal 3'):
+        _, diags = parse(text)
+        assert "is a policy" not in diags.items[0].message, text
+
+
 def test_a_number_where_a_number_goes_is_not_a_duration_error() -> None:
     _, diags = parse("on git.push run deploy retry 3 m")  # a count, not a duration: 3m would not help
     assert [d.code for d in diags.items] == ["TRG001"]

@@ -1198,6 +1198,9 @@ _REGEX_FLAGS = re.compile(r'r"[^"\n]*"|"(?:\\.|[^"\\\n])*"|#[^\n]*|/(?:\\.|[^/\\
 """Strings and comments (skipped), and a regex literal with the letters written after it."""
 REGEX_FLAGS = "ims"
 _TEST_STEP = re.compile(r"(given|expect|wait|at)\s+(?![\s=:])")
+_RULE_START = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on(?![A-Za-z0-9_\-])")
+_RUN_WORD = re.compile(r"(?<![A-Za-z0-9_\-.])run(?![A-Za-z0-9_\-])")
+POLICY_WORDS = ("debounce", "busy", "timeout", "retry", "dedupe")
 _EVERY_TZ = re.compile(r"\bevery\s+[0-9][0-9.]*[a-z]*\s+(tz\s+(\"[^\"\n]*\"))")
 """A test's step at the start of a declaration (in column 1): not a declaration of its own."""
 _DECLARATION_START = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
@@ -1431,6 +1434,26 @@ def _call_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         "an action's argument takes a part as <FIELD ~ /prefix(part)/>"
 
 
+def _policy_before_run(e, chunk: str) -> tuple[int, str] | None:
+    """(start, word) when a rule's parse stopped at a policy written before ``run``
+    (``on file.modified busy signal SIGHUP run app``): the policy word is the token the
+    parser stopped at, or the word before it (read as a filter's field name)."""
+    from lark.exceptions import UnexpectedToken
+
+    if not isinstance(e, UnexpectedToken) or e.token.type == "$END" or not _RULE_START.match(chunk):
+        return None
+    at = e.token.start_pos
+    word, start = str(e.token), at
+    if word not in POLICY_WORDS:
+        before = _WORD_BEFORE.search(chunk, 0, at)
+        if before is None or before.group(1) not in POLICY_WORDS:
+            return None
+        word, start = before.group(1), before.start(1)
+    if chunk[start - 1:start] == "." or _RUN_WORD.search(chunk, 0, start):  # (payload.busy: a field)
+        return None
+    return start, word
+
+
 def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     """(start, end, message, hint) when the parser stopped at another language's spelling:
     ``==``, ``=~``, ``&&``, ``||``, ``!``, a 'single-quoted' string, ``FIELD.startsWith(...)``
@@ -1533,6 +1556,12 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
         diags.error("TRG001", "every has no time zone: it ticks at multiples of its period from the Unix epoch (UTC)",
                     span_of(every_tz.start(1), every_tz.end(1)),
                     f'for a time of day in a zone, use cron: on cron "0 0 * * *" tz {zone}')
+        return
+    early = _policy_before_run(e, chunk)
+    if early is not None:
+        start, word = early
+        diags.error("TRG001", f"'{word}' is a policy: it goes after run ACTION", span_of(start, start + len(word)),
+                    f"write on TRIGGER [FILTER] run ACTION [with ARGS] {word} ... (the policies come last)")
         return
     foreign = _foreign_syntax(e, chunk)
     if foreign is not None:
