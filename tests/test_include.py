@@ -510,6 +510,33 @@ def test_serve_runs_a_rule_of_an_included_file_and_reloads_on_their_changes(tmp_
         s.ensure_dead()
 
 
+def test_serve_watches_the_included_texts_it_compiled_not_a_second_read(tmp_path: Path, monkeypatch) -> None:
+    """Before: serve's start compiled the rules (reading the included files), then read those
+    files again to fingerprint them for reload; an edit landing between the two reads was in
+    the fingerprint but not in the rules, so no look ever saw it and the old rules ran on.
+    The start's fingerprint is now of the texts compiled, as a reload's is."""
+    from triggerlang import api
+    from triggerlang.runtime.serve import Runtime, ServeOptions, _fingerprint, _read
+
+    root = tree(tmp_path / "proj", {"common.trg": 'action a = exec "true"\n',
+                                    "main.trg": 'include "common.trg"\nr: on every 1h run a\n'})
+    at_rest = Runtime(root / "main.trg", ServeOptions())
+    at_rest.load()  # nothing changed since: the next look finds nothing to reload
+    assert _fingerprint(_read(at_rest.rules_path), at_rest.included) == at_rest.fingerprint
+
+    compile_bytes = api.compile_bytes
+
+    def compile_then_edit(*args, **kwargs):
+        c = compile_bytes(*args, **kwargs)
+        (root / "common.trg").write_text('action a = exec "false"\n')  # saved just after the compile
+        return c
+
+    monkeypatch.setattr(api, "compile_bytes", compile_then_edit)
+    rt = Runtime(root / "main.trg", ServeOptions())
+    assert rt.load()["actions"]["a"]["argv"] == [{"value": "true"}]  # the rules compiled are the older ones...
+    assert _fingerprint(_read(rt.rules_path), rt.included) != rt.fingerprint  # ...so the next look reloads
+
+
 def test_a_served_manifest_does_not_watch_the_files_it_was_compiled_from(team: Path, tmp_path: Path) -> None:
     manifest = team / "manifest.json"
     rc, out = run("compile", "main.trg", "-o", str(manifest), cwd=team)

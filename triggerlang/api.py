@@ -134,6 +134,14 @@ def load_rules(path: Path, warn: Callable[[list], None] | None = None,
     ``data``: the file's bytes, already read (``serve`` compiles the very bytes it
     fingerprinted); None: read ``path``. ``also``: more rules files of the program
     (:func:`compile_text`)."""
+    manifest, c = load_compiled(path, warn, data, also)
+    return manifest, None if c is None else c.text
+
+
+def load_compiled(path: Path, warn: Callable[[list], None] | None = None,
+                  data: bytes | None = None, also: tuple[str, ...] = ()) -> tuple[dict, Compiled | None]:
+    """:func:`load_rules` with the :class:`Compiled` of a .trg file (None for a manifest):
+    ``serve`` fingerprints the texts its includes read as they were compiled, not read again."""
     import json
 
     from .compile.manifest import ManifestError, validate_manifest
@@ -161,4 +169,4 @@ def load_rules(path: Path, warn: Callable[[list], None] | None = None,
         raise StartError("the rules have errors:\n" + render_text(c.diagnostics, c.sources).rstrip())
     if warn is not None and c.diagnostics:
         warn(c.diagnostics)
-    return c.manifest, c.text
+    return c.manifest, c

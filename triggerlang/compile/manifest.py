@@ -133,13 +133,6 @@ def _relative(path: str, base_dir: str) -> str:
     return os.path.relpath(path, base_dir).replace(os.sep, "/")
 
 
-def included_paths(manifest: dict) -> tuple[list[str], list[str]]:
-    """The absolute paths of the files a manifest's includes read, and of its globs."""
-    base = manifest.get("base_dir") or "."
-    return ([os.path.normpath(os.path.join(base, f)) for f in manifest.get("includes") or ()],
-            [os.path.normpath(os.path.join(base, g)) for g in manifest.get("include_globs") or ()])
-
-
 def _rule_entry(r, files: dict[str, str]) -> dict:
     if r.correlation is not None:
         # a correlation rule (§11.5): the ordinary matcher never selects it (no source, no

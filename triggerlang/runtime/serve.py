@@ -47,8 +47,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import defaults
-from ..compile.manifest import included_paths
-from ..api import load_rules  # re-exported: serve.load_rules is the name others knew
+from ..api import load_compiled, load_rules  # (load_rules re-exported: serve.load_rules is the name others knew)
 from ..sources.base import Source, SourceContext, load_source_class
 from .deliveries import DeliveryRecorder
 from .engine import MAX_BACKLOG, MAX_PARALLEL, Engine, StartError, resolve_secrets
@@ -194,13 +193,34 @@ class Runtime:
         routes = ((manifest.get("sources") or {}).get("http") or {}).get("routes") or []
         return {r["verify"]["secret"] for r in routes if (r.get("verify") or {}).get("secret")}
 
-    async def start(self) -> None:
+    def load(self) -> dict:
+        """The rules at start: the manifest compiled from the rules file's bytes (or read from
+        a manifest JSON), with :attr:`fingerprint` and :attr:`included` set from what was
+        compiled; StartError when the rules cannot run."""
         data = _read(self.rules_path)  # compiled as read: the fingerprint is of the rules loaded
-        manifest, _ = load_rules(self.rules_path, lambda ds: log_warnings(ds, self.rules_path), data,
-                                 self.opts.also)
+        manifest, c = load_compiled(self.rules_path, lambda ds: log_warnings(ds, self.rules_path), data,
+                                    self.opts.also)
         # (a manifest is what runs: the rules files it was compiled from are not watched)
-        self.included = included_paths(manifest) if self.rules_path.suffix != ".json" else ([], [])
-        self.fingerprint = _fingerprint(data, self.included)
+        self._watch(data, c)
+        return manifest
+
+    def _watch(self, data: bytes | None, c: Any) -> None:
+        """What the next look at the files compares with (:meth:`reload_loop`): the bytes
+        compiled and the texts their includes read as the compile read them (``c``, a
+        :class:`~triggerlang.api.Compiled`, None for a manifest), each file read once. A hash
+        of the included files read again after the compile would take in an edit made in
+        between, and the look would never see it: the rules compiled before it would run on."""
+        from ..syntax.includes import included_digest
+
+        if c is None or c.module is None:
+            self.included = ([], [])
+            self.fingerprint = _fingerprint(data)
+            return
+        self.included = ([f.path for f in c.module.included], [g for g, _ in c.module.include_globs])
+        self.fingerprint = _fingerprint(data, self.included, included_digest([c.module]))
+
+    async def start(self) -> None:
+        manifest = self.load()
         self.base_dir = Path(manifest.get("base_dir") or self.rules_path.resolve().parent)
         self.state_dir = (self.opts.state_dir or (self.rules_path.resolve().parent / ".triggerlang")).resolve()
         secrets = resolve_secrets(manifest, self.base_dir, os.environ, self.secrets_needed(manifest))
@@ -498,10 +518,7 @@ class Runtime:
         else:
             c = compile_bytes(data, str(self.rules_path), tests=False, also=self.opts.also)
             if c.module is not None:  # what its includes read: watched from now on
-                from ..syntax.includes import included_digest
-
-                self.included = ([f.path for f in c.module.included], [g for g, _ in c.module.include_globs])
-                self.fingerprint = _fingerprint(data, self.included, included_digest([c.module]))
+                self._watch(data, c)
             if not c.ok:
                 log.error("reload: %s has errors; the previous rules keep running:\n%s",
                           self.rules_path, render_text(c.diagnostics, c.sources).rstrip())
