@@ -274,3 +274,44 @@ def test_the_language_server_leaves_out_what_the_config_ignores(tmp_path: Path) 
     Path("triggerc.toml").write_text('ignore = ["TRG209"]\n')
     a = D.Analyzer().analyse(str(tmp_path / "sub" / "rules.trg"), WILDCARD)
     assert [d.code for d in a.diagnostics] == ["TRG307"]
+
+
+def test_the_language_server_reads_the_config_again_only_when_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: every analysis (each keystroke) looked up, read and parsed the config. Now a
+    folder's config is read once, and again when a file of its look-up changes."""
+    import os
+    import time
+
+    from triggerlang import config
+    from triggerlang.editor import document as D
+
+    reads: list[str] = []
+    read = config._read
+    monkeypatch.setattr(config, "_read", lambda path: reads.append(path) or read(path))
+
+    def saved(p: Path, ago: float) -> None:  # (out of the 2 s in which a config is read at every look)
+        t = time.time_ns() - int(ago * 1e9)
+        os.utime(p, ns=(t, t))
+
+    rules = str(write("sub/rules.trg", WILDCARD).resolve())
+    analyser = D.Analyzer()
+
+    def codes() -> list[str]:
+        return [d.code for d in analyser.analyse(rules, WILDCARD).diagnostics]
+
+    top = write("triggerc.toml", 'ignore = ["TRG307"]\n')
+    saved(top, 60)
+    assert (codes(), codes(), codes(), len(reads)) == ([], [], [], 1)  # three keystrokes, one read
+    top.write_text('ignore = ["TRG209"]\n')  # edited, the same size
+    saved(top, 30)
+    assert (codes(), codes(), len(reads)) == (["TRG307"], ["TRG307"], 2)
+    nearer = write("sub/.triggerc.toml", 'ignore = ["TRG307"]\n')  # created nearer the file
+    assert codes() == []
+    nearer.unlink()
+    assert codes() == ["TRG307"]
+    top.write_text('ignore = ["TRG307"]\n')  # saved twice within one timestamp tick, the same size:
+    tick = top.stat().st_mtime_ns
+    assert codes() == []
+    top.write_text('ignore = ["TRG209"]\n')
+    os.utime(top, ns=(tick, tick))
+    assert codes() == ["TRG307"]  # (a file saved in the last 2 s is read at every look)

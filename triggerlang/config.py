@@ -212,11 +212,74 @@ def _settings(path: str, text: str, table: dict) -> Config:
                   per_file_ignores=pairs, exclude=exclude, strict=strict)
 
 
+RECENT_NS = 2_000_000_000
+"""A config file modified less than this many nanoseconds ago is read again at every look
+(:func:`config_of`): an edit that keeps its size within the file system's timestamp
+granularity (up to 2 s) would not change its key."""
+
+_SEEN: dict[str, tuple[tuple, "Config | str"]] = {}
+""":func:`config_of`'s cache: folder -> (key, its config or the ConfigError's message)."""
+
+
 def config_of(checked: str) -> Config:
-    """The nearest config of the rules file ``checked``, read now (serve's start-up and
-    reload warnings, the language server, the MCP server: what ``check`` would leave out of
-    that file, they leave out too); :class:`ConfigError` when it cannot be used."""
-    return Configs().for_file(checked)
+    """The nearest config of the rules file ``checked`` (serve's start-up and reload
+    warnings, the language server at every analysis, the MCP server: what ``check`` would
+    leave out of that file, they leave out too); :class:`ConfigError` when it cannot be used.
+
+    The editor asks at every keystroke, so a folder's config is read and parsed once, then
+    kept under a key of the look-up's folder chain (:func:`_chain`): the (path, mtime_ns,
+    size) of each config file found from the folder up to the one that decides. A look is a
+    few ``stat`` calls; a config edited, created nearer or deleted changes the key and is
+    read at that look, as a build tool's cache keys on its inputs' stat. A file modified
+    in the last :data:`RECENT_NS` is read at every look (git's racy-clean rule), so an edit
+    that keeps the size within one timestamp tick is never missed."""
+    folder = os.path.dirname(os.path.abspath(checked))
+    key = _chain(folder)
+    seen = _SEEN.get(folder)
+    if seen is None or key is None or seen[0] != key:
+        try:
+            found: Config | str = Configs().for_folder(folder)
+        except ConfigError as e:
+            found = str(e)
+        seen = (key, found)
+        if key is None:
+            _SEEN.pop(folder, None)
+        else:
+            _SEEN[folder] = seen
+    if isinstance(seen[1], str):
+        raise ConfigError(seen[1])
+    return seen[1]
+
+
+def _chain(folder: str) -> tuple | None:
+    """:func:`config_of`'s key for ``folder``: ``(path, mtime_ns, size)`` of every config
+    file :meth:`Configs.for_folder` may read, up to the first ``triggerc.toml`` or
+    ``.triggerc.toml`` (a ``pyproject.toml`` may be passed over: the look goes on); None
+    when one of them was modified in the last :data:`RECENT_NS`."""
+    import stat
+    import time
+
+    recent = time.time_ns() - RECENT_NS
+    key = []
+    here = folder
+    while True:
+        for name in CONFIG_FILES:
+            path = os.path.join(here, name)
+            try:
+                st = os.stat(path)
+            except (OSError, ValueError):
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if st.st_mtime_ns > recent:
+                return None
+            key.append((path, st.st_mtime_ns, st.st_size))
+            if name != "pyproject.toml":
+                return tuple(key)
+        parent = os.path.dirname(here)
+        if parent == here:
+            return tuple(key)
+        here = parent
 
 
 class Configs:
