@@ -24,8 +24,9 @@ At start-up, :meth:`Journal.recover` turns the runs a crash left ``running`` int
 ``queued`` runs to start again, oldest first. Runs created later than their event (the
 run of a debounced rule, a retry) are added with :meth:`Journal.add_run`; a run whose
 start must wait (retry backoff, debounce) carries ``not_before`` (epoch seconds) and the
-engine honours it. Runs dropped by ``busy skip`` or ``dedupe`` are recorded with status
-``skipped`` and the reason in ``error``, so users can see why nothing ran.
+engine honours it. Runs dropped by ``busy skip``, ``busy signal`` (the running run got the
+signal instead) or ``dedupe`` are recorded with status ``skipped`` and the reason in
+``error``, so users can see why nothing ran.
 
 Statuses: ``queued`` ``running`` ``succeeded`` ``failed`` ``timed_out`` ``cancelled``
 ``interrupted`` ``skipped`` (:data:`STATUSES`; all but the first two are final,
