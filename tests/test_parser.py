@@ -688,6 +688,43 @@ def test_a_misspelled_keyword_gets_a_did_you_mean(text: str, word: str, keyword:
     assert text[d.span.start.offset:d.span.end.offset] == word
 
 
+@pytest.mark.parametrize(("text", "word", "fixed"), [
+    ('on file.changed path ~ "src/**" debounce 2s run lint', "debounce",
+     'on file.changed path ~ "src/**" run lint debounce 2s'),
+    ("on file.changed busy skip run lint", "busy", "on file.changed run lint busy skip"),
+    ("on git.push timeout 5m run deploy with <sha>", "timeout", "on git.push run deploy with <sha> timeout 5m"),
+    ('x: on git.push branch="main" debounce 1s busy signal HUP run d', "debounce",
+     'x: on git.push branch="main" run d debounce 1s busy signal HUP'),
+    ("on run.failed retry 2 backoff 5s run d  # again", "retry", "on run.failed run d retry 2 backoff 5s  # again"),
+    ("on git.push dedupe <sha> for 1h run d", "dedupe", "on git.push run d dedupe <sha> for 1h"),
+    ('on file.modified path ~ "conf/**" busy signal SIGHUP run nginx', "busy",  # (stopped at busy)
+     'on file.modified path ~ "conf/**" run nginx busy signal SIGHUP'),
+    ("x: on file.modified busy signal SIGHUP run nginx", "busy",  # (busy read as a field)
+     "x: on file.modified run nginx busy signal SIGHUP"),
+    ('on cron "0 3 * * *" timeout 5m\n    run d', "timeout", 'on cron "0 3 * * *" run d timeout 5m'),
+])
+def test_a_policy_before_run_is_moved_after_it(text: str, word: str, fixed: str) -> None:
+    # as watchexec's flags come before the command; here the policies follow the run
+    # clause: the error says so, its hint gives the rule's end, and its fix moves them
+    from triggerlang.check.fixes import apply_fixes
+
+    _, diags = parse(text)
+    (d,) = diags.items
+    assert (d.code, d.message) == ("TRG001", f"'{word}' is a policy: it goes after run ACTION")
+    assert d.hint == "the policies come last: write " + " ".join(fixed[fixed.index(" run ") + 1:].split("#")[0].split())
+    assert text[d.span.start.offset:d.span.end.offset] == word
+    assert apply_fixes(text, [d.fix]) == (fixed, 1)
+    assert parse(fixed)[1].items == []
+
+
+def test_no_move_is_offered_when_the_moved_rule_would_not_parse() -> None:
+    for text in ("on git.push debounce run d",      # no duration: moving it cannot help
+                 "on git.push busy skip deploy"):   # no run clause at all
+        (d,) = parse(text)[1].items
+        assert d.message.endswith("is a policy: it goes after run ACTION") and d.fix is None, text
+        assert d.hint.startswith("write on TRIGGER [FILTER] run ACTION")
+
+
 def test_no_keyword_is_suggested_when_it_would_not_help() -> None:
     _, diags = parse('on git.push branch @ "d" run deploy')
     (d,) = diags.items
@@ -709,19 +746,6 @@ def test_a_bad_duration_is_trg304_at_the_duration(text: str, bad: str, hint: str
     (d,) = diags.items
     assert (d.code, d.message, d.hint) == ("TRG304", f"invalid duration '{bad}'", hint)
     assert text[d.span.start.offset:d.span.end.offset] == bad
-
-
-@pytest.mark.parametrize(("text", "word"), [
-    ('on file.modified path ~ "conf/**" busy signal SIGHUP run nginx', "busy"),  # (stopped at busy)
-    ("x: on file.modified busy signal SIGHUP run nginx", "busy"),              # (busy read as a field)
-    ("on git.push debounce 1s run deploy", "debounce"),
-])
-def test_a_policy_before_run_says_where_policies_go(text: str, word: str) -> None:
-    _, diags = parse(text)
-    (d,) = diags.items
-    assert (d.code, d.message) == ("TRG001", f"'{word}' is a policy: it goes after run ACTION")
-    assert d.hint == f"write on TRIGGER [FILTER] run ACTION [with ARGS] {word} ... (the policies come last)"
-    assert text[d.span.start.offset:d.span.end.offset] == word
 
 
 def test_a_field_named_like_a_policy_is_not_taken_for_one() -> None:

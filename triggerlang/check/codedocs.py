@@ -60,7 +60,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
         reserved word used as a name, or a value where none is allowed. Only that declaration
         is lost; the rest of the file is still read. The hint lists what was expected
         there, or, for a misspelled keyword (`rnu`, `wiht`, `debounse`), the keyword that
-        makes the declaration read. A condition or argument written in another tool's
+        makes the declaration read; for a policy written before `run`
+        (`on file.changed debounce 2s run lint`), the rule with the policies after the run clause
+        (both come with the fix the editor offers). A condition or argument written in another tool's
         language gets the text to write in its place: CEL's `==`, `&&`, `'quotes'`,
         `body.ref.startsWith('refs/tags/')` and `labels.exists(l, l.name == 'x')`,
         JSONPath's `$.ref` and `commits[*]`, a Tekton binding `$(body.x)`, an Argo

@@ -35,7 +35,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..diagnostics import Diagnostics, Pos, Span, replace_fix
+from ..diagnostics import Diagnostics, Edit, Fix, Pos, Span, replace_fix
 from . import ast as A
 from . import tables as T
 
@@ -1199,8 +1199,10 @@ _REGEX_FLAGS = re.compile(r'r"[^"\n]*"|"(?:\\.|[^"\\\n])*"|#[^\n]*|/(?:\\.|[^/\\
 REGEX_FLAGS = "ims"
 _TEST_STEP = re.compile(r"(given|expect|wait|at)\s+(?![\s=:])")
 _RULE_START = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on(?![A-Za-z0-9_\-])")
-_RUN_WORD = re.compile(r"(?<![A-Za-z0-9_\-.])run(?![A-Za-z0-9_\-])")
-POLICY_WORDS = ("debounce", "busy", "timeout", "retry", "dedupe")
+_POLICY_WORD = re.compile(r"(?<![A-Za-z0-9_\-.<])(debounce|busy|timeout|retry|dedupe)(?![A-Za-z0-9_\-])")
+"""A policy's word, not as part of a field (``payload.busy``) or of a longer name."""
+_RUN_CLAUSE = re.compile(r"(?<![A-Za-z0-9_\-.<])run(?=[ \t\r\n])")
+"""``run`` followed by its action (not ``run.failed``, not a field ``x.run``)."""
 _EVERY_TZ = re.compile(r"\bevery\s+[0-9][0-9.]*[a-z]*\s+(tz\s+(\"[^\"\n]*\"))")
 """A test's step at the start of a declaration (in column 1): not a declaration of its own."""
 _DECLARATION_START = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
@@ -1435,23 +1437,21 @@ def _call_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
 
 
 def _policy_before_run(e, chunk: str) -> tuple[int, str] | None:
-    """(start, word) when a rule's parse stopped at a policy written before ``run``
-    (``on file.modified busy signal SIGHUP run app``): the policy word is the token the
-    parser stopped at, or the word before it (read as a filter's field name)."""
-    from lark.exceptions import UnexpectedToken
-
-    if not isinstance(e, UnexpectedToken) or e.token.type == "$END" or not _RULE_START.match(chunk):
+    """(start, word) when a rule's parse stopped at or after a policy written before
+    ``run`` (``on file.modified busy signal SIGHUP run app``): the first policy word, at
+    or before where the parser stopped, that is not a field's part (``payload.busy``), not
+    in a string, and has no run clause before it (a policy after ``run`` is in its place:
+    ``run.failed`` is an event, not the clause)."""
+    if not _RULE_START.match(chunk):
         return None
-    at = e.token.start_pos
-    word, start = str(e.token), at
-    if word not in POLICY_WORDS:
-        before = _WORD_BEFORE.search(chunk, 0, at)
-        if before is None or before.group(1) not in POLICY_WORDS:
+    at = _error_offset(e, chunk)
+    for m in _POLICY_WORD.finditer(chunk, 0, len(chunk)):
+        start = m.start()
+        if start > at or _RUN_CLAUSE.search(chunk, 0, start):
             return None
-        word, start = before.group(1), before.start(1)
-    if chunk[start - 1:start] == "." or _RUN_WORD.search(chunk, 0, start):  # (payload.busy: a field)
-        return None
-    return start, word
+        if chunk.count('"', 0, start) % 2 == 0:
+            return start, m.group(1)
+    return None
 
 
 def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
@@ -1521,6 +1521,31 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     return None
 
 
+def _policy_moved(chunk: str, start: int) -> tuple[int, str, str] | None:
+    """(end, policies, replacement) for a rule whose policies start at ``start``, before
+    its ``run``: ``policies`` is their text up to ``run``, ``replacement`` the rule's text
+    from ``start`` to its end (before a comment), with the run clause first and the
+    policies after it. None unless the rule, so rewritten, parses."""
+    from lark.exceptions import UnexpectedInput
+
+    run = _RUN_CLAUSE.search(chunk, start)
+    if run is None:
+        return None
+    end = len(chunk)
+    for i in range(run.end(), len(chunk)):  # a comment: the first '#' outside a string
+        if chunk[i] == "#" and chunk.count('"', 0, i) % 2 == 0:
+            end = i
+            break
+    end = len(chunk[:end].rstrip())
+    policies = " ".join(chunk[start:run.start()].split())
+    replacement = chunk[run.start():end] + " " + policies
+    try:
+        lark_parser().parse(chunk[:start] + replacement + chunk[end:])
+    except UnexpectedInput:
+        return None
+    return end, policies, replacement
+
+
 def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics) -> None:
     """A Lark ``UnexpectedInput`` as a TRG001/TRG002 diagnostic."""
     from lark.exceptions import UnexpectedCharacters, UnexpectedToken
@@ -1560,8 +1585,14 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
     early = _policy_before_run(e, chunk)
     if early is not None:
         start, word = early
-        diags.error("TRG001", f"'{word}' is a policy: it goes after run ACTION", span_of(start, start + len(word)),
-                    f"write on TRIGGER [FILTER] run ACTION [with ARGS] {word} ... (the policies come last)")
+        span = span_of(start, start + len(word))
+        hint, fix = f"write on TRIGGER [FILTER] run ACTION [with ARGS] {word} ... (the policies come last)", None
+        moved = _policy_moved(chunk, start)
+        if moved is not None:  # the rule with its policies moved: the hint, and a fix (the editor's quick fix)
+            end, policies, replacement = moved
+            hint = f"the policies come last: write {' '.join(replacement.split())}"
+            fix = Fix(f"Move `{policies}` after the run clause", (Edit(span_of(start, end), replacement),))
+        diags.error("TRG001", f"'{word}' is a policy: it goes after run ACTION", span, hint, fix=fix)
         return
     foreign = _foreign_syntax(e, chunk)
     if foreign is not None:
