@@ -438,9 +438,38 @@ def test_the_editor_knows_the_names_of_included_files_both_ways(team: Path) -> N
                     and p["params"]["uri"].endswith("broken.trg")]  # nothing published to a file not open
         bru = client.open(team / "broken.trg")
         assert len(client.wait_diagnostics(bru)) == 3  # opened: its own problems, in full
-        (team / "broken.trg").write_text('on git.push run notify with "x"\n')  # fixed and saved:
-        client.notify("textDocument/didSave", {"textDocument": {"uri": bru}})
-        assert client.wait_diagnostics(bu, after=1) == []  # the file that includes it is checked again
+        client.change(bru, 2, [{"text": 'on git.push run notify with "x"\n'}])  # fixed, not saved:
+        assert client.wait_diagnostics(bu, after=1) == []  # the file that includes it reads the edited text
+    finally:
+        assert client.close() == 0, client.stderr
+    assert "Traceback" not in client.stderr, client.stderr
+
+
+def test_the_editor_reads_an_open_included_files_unsaved_text(team: Path) -> None:
+    """An included file open with unsaved edits: the open files that include it (two, one
+    of them through another file) are checked with its text at each change, and with the
+    file's again once it is closed unsaved; the file on disk is never written."""
+    from lsp_client import LspClient
+
+    client = LspClient(cwd=team, init_options={"debounce_ms": 50})
+    try:
+        du = client.open(team / "deploy.trg", DEPLOY + 'on git.tag run alert with "x"\n')
+        mu = client.open(team / "main.trg", MAIN + 'on git.tag run alert with "y"\n')  # (via deploy.trg)
+        unknown = {du: ["TRG104"], mu: ["TRG104", "TRG104"]}  # unknown action 'alert' (main.trg: and in
+        for u in (du, mu):                                     # deploy.trg's open text, on its include line)
+            assert [d["code"] for d in client.wait_diagnostics(u)] == unknown[u]
+        cu = client.open(team / "common.trg")
+        assert client.wait_diagnostics(cu) == []
+        seen = {u: len(client.diagnostics(u)) for u in (du, mu)}
+        client.change(cu, 2, [{"range": {"start": {"line": 2, "character": 0}, "end": {"line": 2, "character": 0}},
+                               "text": 'action alert(msg) = exec "true" msg\n'}])
+        for u in (du, mu):
+            assert client.wait_diagnostics(u, after=seen[u]) == []  # the unsaved `alert` is declared
+        assert (team / "common.trg").read_text() == COMMON
+        seen = {u: len(client.diagnostics(u)) for u in (du, mu)}
+        client.notify("textDocument/didClose", {"textDocument": {"uri": cu}})  # closed without saving:
+        for u in (du, mu):
+            assert [d["code"] for d in client.wait_diagnostics(u, after=seen[u])] == unknown[u]  # the disk's text
     finally:
         assert client.close() == 0, client.stderr
     assert "Traceback" not in client.stderr, client.stderr

@@ -31,12 +31,13 @@ import re
 import threading
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from ..check import catalogue as C
 from ..check.checker import Program, check
 from ..check.noqa import suppress
 from ..diagnostics import Diagnostic, Diagnostics, Span
+from ..sourcefile import read_source
 from ..syntax import ast as A
 from ..syntax.includes import expand_includes
 from ..syntax.parser import RESERVED, ParseCache, _parse_chunk, parse, split_comment
@@ -85,7 +86,11 @@ class Analyzer:
         self._count = 0
 
     def analyse(self, file: str, text: str, version: int | None = None,
-                companion: Analysis | None = None, base_dir: str | None = None) -> Analysis:
+                companion: Analysis | None = None, base_dir: str | None = None,
+                overlay: Mapping[str, str] | None = None) -> Analysis:
+        """``overlay``: the texts of the documents open in the editor, by real path; an
+        include that reads one of them reads that text, not the file (unsaved edits count,
+        as in clangd or pyright). ``triggerc check`` has no overlay: it reads the disk."""
         with self._lock:
             enabled = gc.isenabled()
             gc.disable()
@@ -94,7 +99,8 @@ class Analyzer:
                 module, diags = parse(text, file, cache)
                 base_dir = base_dir or _base_dir(file)
                 # (the document itself when it includes nothing; its own problems only: see _own)
-                checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)))
+                checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)),
+                                          _overlaid(overlay) if overlay else read_source)
                 program = check(checked, diags, companion.program if companion else None, base_dir, True)
                 shown = _configured(_own(diags.sorted(), file, checked.included, module), file)
                 result = Analysis(file, version, text, module, suppress(shown, {file: text}, file), program,
@@ -118,6 +124,15 @@ class Analyzer:
     def forget(self, file: str) -> None:
         with self._lock:
             self._caches.pop(file, None)
+
+
+def _overlaid(overlay: Mapping[str, str]) -> Callable[[str], tuple[str | None, Diagnostics]]:
+    """An include reader (:func:`~triggerlang.sourcefile.read_source`'s shape) that gives
+    an open document's text, else the file's."""
+    def read(real: str) -> tuple[str | None, Diagnostics]:
+        text = overlay.get(real)
+        return read_source(real) if text is None else (text, Diagnostics(real))
+    return read
 
 
 def _own(diagnostics: list[Diagnostic], file: str, reads: tuple[A.IncludedFile, ...],

@@ -126,6 +126,7 @@ class TriggerLanguageServer(LanguageServer):
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="trg-analysis")
         self._occ: dict[tuple, list[D.Occurrence]] = {}
         self.reads: dict[str, tuple[A.IncludedFile, ...]] = {}  # document seen open -> what its includes read
+        self.real: dict[str, str] = {}  # open document's uri -> its file's real path (the overlay's key)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if getattr(error, "answered", False):
@@ -154,9 +155,10 @@ class TriggerLanguageServer(LanguageServer):
         path = self.path_of(uri)
         done = self.analyses.get(uri)
         companion = done.companion if done is not None else None
+        overlay = self.overlay()
         loop = asyncio.get_running_loop()
         new, n, _ = await loop.run_in_executor(self._worker, lambda: fix_until_stable(
-            text, lambda t: self.analyzer.analyse(path, t, version, companion).diagnostics, path))
+            text, lambda t: self.analyzer.analyse(path, t, version, companion, overlay=overlay).diagnostics, path))
         if n == 0 or new == text or self.text_of(uri) != snap:
             return None
         lines = D.split_lines(text)
@@ -177,6 +179,23 @@ class TriggerLanguageServer(LanguageServer):
             return None
         return doc.source, doc.version
 
+    def overlay(self) -> dict[str, str]:
+        """The open documents' texts by real path, what the includes of an analysis read
+        instead of the files (:meth:`Analyzer.analyse <triggerlang.editor.document.Analyzer.analyse>`);
+        taken on the event loop when the analysis starts."""
+        docs = self.workspace.text_documents
+        return {real: docs[uri].source for uri, real in self.real.items() if uri in docs}
+
+    def includers(self, uri: str, text: str | None = None) -> list[str]:
+        """The open documents whose includes read ``uri``'s file, directly or not, as their
+        latest analyses read it; with ``text``: only those that read another text of it
+        (the ones a check would now tell something new)."""
+        real = self.real.get(uri) or os.path.realpath(self.path_of(uri))
+        docs = self.workspace.text_documents
+        return [self.uri_of(other) for other, files in list(self.reads.items())
+                if self.uri_of(other) in docs and self.uri_of(other) != uri
+                and any(f.path == real and (text is None or f.text != text) for f in files)]
+
     def schedule(self, uri: str, delay: float) -> None:
         old = self._timers.pop(uri, None)
         if old is not None:
@@ -192,16 +211,18 @@ class TriggerLanguageServer(LanguageServer):
         text, version = snap
         path = self.path_of(uri)
         loop = asyncio.get_running_loop()
+        overlay = self.overlay()
         companion = None
         main_path = D.companion_path(path)
         if main_path is not None:
-            companion = await loop.run_in_executor(self._worker, self._companion, main_path)
+            companion = await loop.run_in_executor(self._worker, self._companion, main_path, overlay)
         current = lambda: (self.text_of(uri) or (None, None))[1] == version  # noqa: E731
         if not current():
             return  # edited meanwhile: the newer analysis is scheduled
         try:
             result = await loop.run_in_executor(
-                self._worker, lambda: self.analyzer.analyse(path, text, version, companion) if current() else None)
+                self._worker, lambda: self.analyzer.analyse(path, text, version, companion, overlay=overlay)
+                if current() else None)
         except Exception:  # pragma: no cover - a compiler bug: log it, keep serving
             log.exception("analysis of %s failed", uri)
             return
@@ -217,7 +238,7 @@ class TriggerLanguageServer(LanguageServer):
                 if turi in self.workspace.text_documents:
                     self.schedule(turi, 0)
 
-    def _companion(self, main_path: str) -> D.Analysis | None:
+    def _companion(self, main_path: str, overlay: dict[str, str]) -> D.Analysis | None:
         """X.trg's analysis for X_test.trg: the open document's text, else the file's."""
         muri = self.uri_of(main_path)
         snap = self.text_of(muri)
@@ -225,14 +246,14 @@ class TriggerLanguageServer(LanguageServer):
         if snap is not None:
             if have is not None and have.version == snap[1] and have.text == snap[0]:
                 return have
-            return self.analyzer.analyse(main_path, snap[0], snap[1])
+            return self.analyzer.analyse(main_path, snap[0], snap[1], overlay=overlay)
         try:
             text = Path(main_path).read_text("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
         if have is not None and have.text == text:
             return have
-        result = self.analyzer.analyse(main_path, text)
+        result = self.analyzer.analyse(main_path, text, overlay=overlay)
         self.analyses[muri] = result
         self.note_reads(main_path, result)
         return result
@@ -456,34 +477,51 @@ def build_server() -> TriggerLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: TriggerLanguageServer, params: T.DidOpenTextDocumentParams) -> None:
-        ls.schedule(params.text_document.uri, 0)
+        uri = params.text_document.uri
+        ls.real[uri] = os.path.realpath(ls.path_of(uri))
+        ls.schedule(uri, 0)
+        for other in ls.includers(uri, params.text_document.text):  # (its text now stands for the file's)
+            ls.schedule(other, ls.debounce)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TriggerLanguageServer, params: T.DidChangeTextDocumentParams) -> None:
-        ls.schedule(params.text_document.uri, ls.debounce)
+        """Re-check the document and, as debounced, the open documents whose includes read
+        it: they read its unsaved text (:meth:`TriggerLanguageServer.overlay`)."""
+        uri = params.text_document.uri
+        ls.schedule(uri, ls.debounce)
+        for other in ls.includers(uri):
+            ls.schedule(other, ls.debounce)
 
     @server.feature(T.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: TriggerLanguageServer, params: T.DidSaveTextDocumentParams) -> None:
         """Re-check the open files that read the saved one: its tests, and the files whose
-        includes read it (they read included files from disk)."""
-        path = ls.path_of(params.text_document.uri)
-        tests = D.tests_path(path)
+        includes read another text of it (they read its text at each change already)."""
+        uri = params.text_document.uri
+        tests = D.tests_path(ls.path_of(uri))
         if tests is not None and ls.uri_of(tests) in ls.workspace.text_documents:
             ls.schedule(ls.uri_of(tests), 0)
-        real = os.path.realpath(path)
-        for other, files in list(ls.reads.items()):
-            if ls.uri_of(other) in ls.workspace.text_documents and any(f.path == real for f in files):
-                ls.schedule(ls.uri_of(other), 0)
+        snap = ls.text_of(uri)
+        for other in ls.includers(uri, snap[0] if snap is not None else None):
+            ls.schedule(other, 0)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TriggerLanguageServer, params: T.DidCloseTextDocumentParams) -> None:
+        """Forget the document; the open documents whose includes read it are checked again
+        with the file's text (its unsaved edits are gone with it)."""
         uri = params.text_document.uri
         timer = ls._timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
         ls.analyses.pop(uri, None)
+        ls.real.pop(uri, None)
         ls.analyzer.forget(ls.path_of(uri))
         ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+        try:
+            disk: str | None = Path(ls.path_of(uri)).read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            disk = None
+        for other in ls.includers(uri, disk):
+            ls.schedule(other, 0)
 
     @server.feature(T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[".", "<", "="]))
     def completion(ls: TriggerLanguageServer, params: T.CompletionParams) -> T.CompletionList:
