@@ -138,6 +138,9 @@ def test_a_running_serve_shows_its_deliveries_and_counts_them(tmp_path: Path, ba
             return next(r for r in routes if r["path"] == "/hooks/github")["deliveries"]
 
         wait_for(lambda: len(deliveries()) == 2, "two deliveries in the history")
+        # the address serve listens on (--port 0 here), not the rules' default 8080
+        assert httpx.get(server.url + "/api/sources").json()["http"] == {
+            "host": "127.0.0.1", "port": server.port, "max_body": 10 * 2**20}
         newest, oldest = deliveries()
         assert (newest["status"], newest["verify"], newest["delivery_id"]) == (401, "failed", "d-bad")
         assert (oldest["status"], oldest["verify"], oldest["delivery_id"], oldest["trigger"]) == \

@@ -659,12 +659,15 @@ class Dashboard:
     :mod:`triggerlang.runtime.operations`): the engine inside ``serve``, the shared store
     standalone with ``--store``, None for a standalone SQLite dashboard (which cannot reach
     the running engine's queue). ``stats`` supplies the metrics the overview shows (the
-    runtime's :class:`~triggerlang.runtime.metrics.Metrics`, or None).
+    runtime's :class:`~triggerlang.runtime.metrics.Metrics`, or None). ``listener`` (inside
+    ``serve``) gives the HTTP listener's bound ``(host, port)``, or None when none is up: the
+    address ``/api/sources`` shows, where the rules' own ``source http host= port=`` are
+    overridden by ``--host``/``--port`` (or port 0).
     """
 
     def __init__(self, state_dir: Path | str | None, *, token: str | None = None, rules: RulesView | None = None,
                  stream_lifetime: float = SERVE_STREAM_LIFETIME, store_url: str | None = None,
-                 operator: Any = None) -> None:
+                 operator: Any = None, listener: Callable[[], tuple[str, int] | None] | None = None) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.store_url = store_url
         self._shared: Store | None = None  # a PostgreSQL store: one pool of connections for every request
@@ -679,6 +682,7 @@ class Dashboard:
             if self._token else None
         self.rules = rules or RulesView()
         self.operator = operator
+        self.listener = listener
         self.env = _environment()
         self.static = _static_files()
 
@@ -1068,11 +1072,13 @@ class Dashboard:
                 "queued": c.get("queued", 0), "running": c.get("running", 0),
                 "paused": paused.get(name)})
         others = {k: v for k, v in sorted(sources.items()) if k != "http"}
+        bound = self.listener() if self.listener is not None else None
+        host, port = bound if bound is not None else (http.get("host"), http.get("port"))
         return {"routes": routes, "rules": rules, "others": others,
                 "queued": sum(c.get("queued", 0) for c in counts.values()),
                 "running": sum(c.get("running", 0) for c in counts.values()),
                 "deliveries_recorded": deliveries is not None,
-                "http": {"host": http.get("host"), "port": http.get("port"), "max_body": http.get("max_body")}
+                "http": {"host": host, "port": port, "max_body": http.get("max_body")}
                 if http else None}
 
     def sources_page(self, request: Request) -> Response:
@@ -1505,15 +1511,16 @@ def _run_module(env: Environment) -> Any:
 
 def dashboard_routes(state_dir: Path | str | None, *, token: str | None = None, engine: Any = None,
                      rules_path: Path | None = None, store_url: str | None = None,
-                     operator: Any = None) -> list[BaseRoute]:
+                     operator: Any = None,
+                     listener: Callable[[], tuple[str, int] | None] | None = None) -> list[BaseRoute]:
     """The dashboard's routes, to mount on an HTTP listener (``serve --dashboard``).
 
     ``engine`` (inside ``serve``) supplies the current rules for the explain reasons;
-    ``rules_path`` does the same from a file; ``operator`` does re-run, cancel and resume.
-    An empty token means no token.
+    ``rules_path`` does the same from a file; ``operator`` does re-run, cancel and resume;
+    ``listener`` the address bound (:class:`Dashboard`). An empty token means no token.
     """
     d = Dashboard(state_dir, token=token, rules=RulesView(engine=engine, rules_path=rules_path), store_url=store_url,
-                  operator=operator)
+                  operator=operator, listener=listener)
     if engine is not None:
         log.info("dashboard at /dashboard/ (%s)", "token required; re-run and cancel on" if d.requires_token
                  else "loopback clients only, read-only")

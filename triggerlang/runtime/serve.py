@@ -356,7 +356,13 @@ class Runtime:
 
         return routes + dashboard_routes(
             None if self.store is not None else self.state_dir, token=self.opts.dashboard_token, engine=self.engine,
-            store_url=self.opts.store_url if self.store is not None else None, operator=self.operator)
+            store_url=self.opts.store_url if self.store is not None else None, operator=self.operator,
+            listener=self._listener)
+
+    def _listener(self) -> tuple[str, int] | None:
+        """The HTTP listener's bound (host, port), or None while there is none."""
+        src = self.sources.get("http", (None, None))[0]
+        return (src.host, src.port) if src is not None else None
 
     async def apply_sources(self, manifest: dict) -> None:
         wanted = self.source_configs(manifest)
