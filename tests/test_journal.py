@@ -56,6 +56,26 @@ def test_creates_state_dir_database_and_logs_in_wal_mode(tmp_path: Path):
     assert raw(db, "PRAGMA user_version")[0][0] == SCHEMA_VERSION
 
 
+def test_a_second_store_opened_in_the_process_keeps_the_first_ones_locks(tmp_path: Path):
+    """serve's dashboard opens the journal per request in serve's own process. POSIX locks
+    belong to the process and go with any close of the file: opening the existing database
+    file outside SQLite (to set its mode) dropped serve's locks, so the next `triggerc runs`
+    to close took the file as unused and deleted the WAL under serve, whose later commits
+    no other process saw (`logs -f` never ended, `runs -f` printed no new run)."""
+    state = tmp_path / "state"
+    with Journal(state) as serve:
+        serve.record_event(ev(1), [PlannedRun("r", "a", {})])
+        Journal(state).close()  # a dashboard request
+        reader = [sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                  "print(c.execute('SELECT count(*) FROM events').fetchone()[0]); c.close()",
+                  str(state / "journal.sqlite3")]
+        assert subprocess.run(reader, capture_output=True, text=True, check=True).stdout == "1\n"  # a CLI
+        assert (state / "journal.sqlite3-wal").exists()
+        serve.record_event(ev(2), [PlannedRun("r", "a", {})])
+        assert subprocess.run(reader, capture_output=True, text=True, check=True).stdout == "2\n"
+    assert os.stat(state / "journal.sqlite3").st_mode & 0o777 == 0o600
+
+
 def test_record_event_writes_event_and_runs_together(journal: Journal):
     e = ev()
     rec = journal.record_event(e, [PlannedRun("deploy_main", "deploy", {"sha": "abc"}),

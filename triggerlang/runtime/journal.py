@@ -411,8 +411,15 @@ class SqliteStore(SqliteGroups):
             (d / LOGS_DIR).mkdir(mode=0o700, exist_ok=True)
         except OSError as e:
             raise JournalError(f"cannot create the log directory {d / LOGS_DIR}: {e.strerror or e}") from None
-        try:  # SQLite would create it 0644 (its WAL and shared-memory files take its mode)
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        # SQLite would create it 0644 (its WAL and shared-memory files take its mode). Only
+        # a missing file is opened here: closing any descriptor of the file drops every
+        # POSIX lock this process holds on it, so opening an existing journal beside a
+        # connection of this process (serve's dashboard, per request) would let another
+        # process's last close take it as unused and delete the WAL under that connection.
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        except FileExistsError:
+            pass
         except OSError as e:
             raise JournalError(f"cannot create the journal {self.path}: {e.strerror or e}") from None
 
