@@ -475,6 +475,34 @@ def test_the_editor_reads_an_open_included_files_unsaved_text(team: Path) -> Non
     assert "Traceback" not in client.stderr, client.stderr
 
 
+def test_rename_and_references_reach_the_workspaces_files_that_include_the_document(team: Path) -> None:
+    """From common.trg, the only file open: the workspace's files whose includes read it
+    (ci.trg, and other/uses.trg, never opened), not those check would skip (an excluded
+    folder, node_modules, a hidden folder); a new name one of them declares is refused."""
+    from lsp_client import LspClient, LspError
+
+    uses = 'include "../common.trg"\non git.tag run notify with "x"\n'
+    tree(team, {"other/uses.trg": uses, "vendor/old.trg": uses, "node_modules/p/x.trg": uses,
+                ".triggerlang/x.trg": uses, "triggerc.toml": 'exclude = ["vendor"]\n',
+                "other/tell.trg": 'include "../deploy.trg"\naction tell(m) = exec "true" m\n'})
+    client = LspClient(cwd=team, init_options={"debounce_ms": 50})
+    try:
+        cu = client.open(team / "common.trg")
+        client.wait_diagnostics(cu)
+        at = {"textDocument": {"uri": cu}, "position": {"line": 0, "character": 8}}
+        refs = client.request("textDocument/references", {**at, "context": {"includeDeclaration": True}})
+        assert sorted((r["uri"].rsplit("/rules/", 1)[1], r["range"]["start"]["line"]) for r in refs) == \
+            [("common.trg", 0), ("other/uses.trg", 1), ("rules.d/ci.trg", 3)]
+        with pytest.raises(LspError, match="already declared"):  # other/tell.trg's, through deploy.trg
+            client.request("textDocument/rename", {**at, "newName": "tell"})
+        changes = client.request("textDocument/rename", {**at, "newName": "inform"})["changes"]
+        assert sorted(u.rsplit("/rules/", 1)[1] for u in changes) == ["common.trg", "other/uses.trg", "rules.d/ci.trg"]
+        assert _apply(uses, changes[cu.replace("common.trg", "other/uses.trg")]) == uses.replace("notify", "inform")
+    finally:
+        assert client.close() == 0, client.stderr
+    assert "Traceback" not in client.stderr, client.stderr
+
+
 def _apply(text: str, edits: list[dict]) -> str:
     lines = text.split("\n")
     for e in sorted(edits, key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]), reverse=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 
 import click
 
@@ -205,10 +206,6 @@ def _expand(files, stdin_filename: str | None = None, stdin: bool = True, config
 
     if configs is None:
         configs = _configs(None, False)
-
-    def excluded(path: str, folder: str) -> bool:
-        return configs.for_folder(folder).excludes(path)
-
     if stdin_filename is not None and "-" not in files:
         usage_error("--stdin-filename goes with '-' (the text on stdin) among the files")
     out: list[str] = []
@@ -229,15 +226,11 @@ def _expand(files, stdin_filename: str | None = None, stdin: bool = True, config
             add(f)
         elif os.path.isdir(f):
             found, skipped = [], 0
-            for folder, subfolders, names in os.walk(Path(f)):
-                subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in SKIPPED_FOLDERS
-                                 and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))]
-                kept = [d for d in subfolders if not excluded(os.path.join(folder, d), folder)]
-                trg = [n for n in names if n.endswith(".trg") and not n.startswith(".")]
-                here = [n for n in trg if not excluded(os.path.join(folder, n), folder)]
-                skipped += len(subfolders) - len(kept) + len(trg) - len(here)
-                subfolders[:] = kept
-                found.extend(Path(folder, n) for n in here)
+            for p in walk_rules(f, configs):
+                if p is None:
+                    skipped += 1
+                else:
+                    found.append(Path(p))
             if not found and not skipped:
                 usage_error(f"{f}: no .trg files in this folder or its subfolders")
             for x in sorted(found, key=lambda x: x.parts):
@@ -254,6 +247,24 @@ def _expand(files, stdin_filename: str | None = None, stdin: bool = True, config
         else:
             add(f)
     return out
+
+
+def walk_rules(top: str, configs) -> Iterator[str | None]:
+    """The .trg files in the folder ``top`` and its subfolders, as a folder given to
+    ``check`` stands for them (:func:`_expand`; the language server looks for the files
+    that include a document the same way), in ``os.walk``'s order; None for each folder
+    or file the config's ``exclude`` leaves out."""
+    for folder, subfolders, names in os.walk(top):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in SKIPPED_FOLDERS
+                         and not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))]
+        cfg = configs.for_folder(folder)
+        kept = [d for d in subfolders if not cfg.excludes(os.path.join(folder, d))]
+        yield from (None for _ in range(len(subfolders) - len(kept)))
+        subfolders[:] = kept
+        for n in names:
+            if n.endswith(".trg") and not n.startswith("."):
+                p = os.path.join(folder, n)
+                yield None if cfg.excludes(p) else p
 
 
 def _excluded_on_the_way(path: str, configs) -> bool:

@@ -115,10 +115,12 @@ class Analyzer:
             gc.freeze()
             return result
 
-    def parse(self, file: str, text: str) -> A.Module:
-        """The module of ``text`` (no check), through the document's cache."""
+    def parse(self, file: str, text: str, keep: bool = True) -> A.Module:
+        """The module of ``text`` (no check), through the document's cache (``keep=False``:
+        none is made, for a file on disk read once: a workspace's thousands of files would
+        each keep one)."""
         with self._lock:
-            cache = self._caches.setdefault(file, ParseCache())
+            cache = self._caches.get(file) if not keep else self._caches.setdefault(file, ParseCache())
             return parse(text, file, cache)[0]
 
     def forget(self, file: str) -> None:

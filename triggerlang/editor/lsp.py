@@ -34,8 +34,11 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,10 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
 from ..diagnostics import Diagnostic, Span
+from ..sourcefile import MAX_SOURCE_BYTES
 from ..syntax import ast as A
+from ..syntax.includes import include_targets
+from ..syntax.parser import parse
 from . import document as D
 from .complete import complete
 from .hover import hover
@@ -55,6 +61,10 @@ from .hover import hover
 log = logging.getLogger("triggerlang.lsp")
 
 DEFAULT_DEBOUNCE_MS = 250
+MAX_WORKSPACE_FILES = 5000
+"""How many of the workspace's .trg files find references and rename look through for the
+files that include a document (:meth:`TriggerLanguageServer.workspace_includers`)."""
+_INCLUDE_LINE = re.compile(r'include\s*r?"')
 UNUSED_CODES = {"TRG105", "TRG106", "TRG107", "TRG108", "TRG110"}
 FIX_ALL = "source.fixAll.triggerc"
 
@@ -127,6 +137,8 @@ class TriggerLanguageServer(LanguageServer):
         self._occ: dict[tuple, list[D.Occurrence]] = {}
         self.reads: dict[str, tuple[A.IncludedFile, ...]] = {}  # document seen open -> what its includes read
         self.real: dict[str, str] = {}  # open document's uri -> its file's real path (the overlay's key)
+        self._include_lines: dict[str, tuple[tuple, A.Module | None]] = {}  # file -> (its stat, its includes)
+        self._warned_bound = False
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         if getattr(error, "answered", False):
@@ -327,13 +339,13 @@ class TriggerLanguageServer(LanguageServer):
         comp = self.analyses.get(self.uri_of(main)) if main else None
         return comp.names if comp is not None else D.Names()
 
-    def occurrences(self, uri: str) -> list[D.Occurrence]:
+    def occurrences(self, uri: str, workspace: bool = False) -> list[D.Occurrence]:
         """Every name's declarations and uses in the files that share the document's names
-        (:meth:`scope`)."""
+        (:meth:`scope`; ``workspace``: with the workspace's files that include it)."""
         a, module = self.module_now(uri)
         if module is None:
             return []
-        paths = self.scope(uri)
+        paths = self.scope(uri, workspace)
         # the versions of the open documents and the others' files on disk make the key: a
         # file is read again once it is edited or changes on disk
         key = (uri, *((p, _version_or_file(self, p)) for p in paths))
@@ -352,12 +364,14 @@ class TriggerLanguageServer(LanguageServer):
         self._occ[key] = occs
         return occs
 
-    def scope(self, uri: str) -> list[str]:
+    def scope(self, uri: str, workspace: bool = False) -> list[str]:
         """The files whose names find references, go to definition and rename see from the
         document (itself first): its companion files (``X.trg`` / ``X_test.trg``), the files
         its includes read (directly or not), and the documents seen open whose includes read
         it, with the files those read: every program the document is part of, as far as the
-        editor knows. A file that includes it and was never opened is not seen."""
+        editor knows. ``workspace`` (find references, rename): also the workspace's files
+        whose includes read it, open or not (:meth:`workspace_includers`), with the files
+        those read."""
         path = self.path_of(uri)
         out = [path]
         seen = {os.path.realpath(path)}
@@ -376,7 +390,103 @@ class TriggerLanguageServer(LanguageServer):
             add(top)
             for f in self.reads.get(top or "", ()):
                 add(f.name)
+        if workspace:
+            for top in self.workspace_includers(path):
+                add(top)
+                for f in self._reads_on_disk(top):
+                    add(f)
         return out
+
+    def roots(self) -> list[str]:
+        """The workspace's folders, as the client gave them at initialize (its
+        workspaceFolders, else its rootUri; none: no workspace to look through)."""
+        try:
+            ws = self.workspace
+        except RuntimeError:  # before initialize
+            return []
+        out = [self.path_of(f.uri) for f in ws.folders.values()] or ([ws.root_path] if ws.root_path else [])
+        return [p for p in out if os.path.isdir(p)]
+
+    def workspace_includers(self, path: str) -> list[str]:
+        """The workspace's .trg files whose includes read ``path``, directly or not: what a
+        rename of a name ``path`` declares must reach, open or not. The files are found as
+        ``triggerc check FOLDER`` finds them (hidden folders such as ``.git``, ``.venv`` and
+        ``.triggerlang``, virtualenvs, ``node_modules`` and ``__pycache__`` skipped, the
+        project config's ``exclude`` honoured), at most :data:`MAX_WORKSPACE_FILES` of them
+        (past that, a warning says the rest was not looked at); only the ``include`` lines
+        of a file that mentions ``include`` are parsed, and kept until the file changes."""
+        from ..cli.common import walk_rules
+        from ..config import ConfigError, Configs
+
+        files: list[str] = []
+        for root in self.roots():
+            room = MAX_WORKSPACE_FILES - len(files)
+            try:  # (one more than there is room for: whether some were left out)
+                found = list(islice((p for p in walk_rules(root, Configs()) if p is not None), room + 1))
+            except ConfigError:  # a config check refuses: every file (check says why)
+                found = list(islice((p for p in walk_rules(root, Configs(isolated=True)) if p is not None), room + 1))
+            files.extend(found[:room])
+            if len(found) > room and not self._warned_bound:
+                self._warned_bound = True
+                self.window_show_message(T.ShowMessageParams(type=T.MessageType.Warning, message=(
+                    f"triggerc: the workspace has over {MAX_WORKSPACE_FILES} .trg files: find references and rename "
+                    f"looked for includes in the first {MAX_WORKSPACE_FILES} only")))
+        readers: dict[str, list[str]] = {}
+        for p in files:
+            for target in self._includes_of(p):
+                readers.setdefault(target, []).append(p)
+        start = os.path.realpath(path)
+        seen, todo, out = {start}, [start], []
+        while todo:
+            for p in readers.get(todo.pop(), ()):
+                real = os.path.realpath(p)
+                if real not in seen:
+                    seen.add(real)
+                    out.append(p)
+                    todo.append(real)
+        return sorted(out)
+
+    def _reads_on_disk(self, top: str) -> list[str]:
+        """The files the includes of ``top`` read, directly or not (real paths), from their
+        include lines (the open documents' texts for those open)."""
+        seen, todo, out = {os.path.realpath(top)}, [top], []
+        while todo:
+            for real in self._includes_of(todo.pop()):
+                if real not in seen:
+                    seen.add(real)
+                    out.append(real)
+                    todo.append(real)
+        return out
+
+    def _includes_of(self, path: str) -> list[str]:
+        """The real paths the includes of the file ``path`` name (the open document's text
+        if it is open). Its include lines are parsed once per version or (mtime, size); a
+        file modified in the last 2 s is read each time (a same-size save in one tick)."""
+        snap = self.text_of(self.uri_of(path))
+        text = None
+        if snap is not None:
+            key: tuple | None = ("open", snap[1])
+            text = snap[0]
+        else:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return []
+            key = (st.st_mtime_ns, st.st_size) if time.time_ns() - st.st_mtime_ns > 2_000_000_000 else None
+        have = self._include_lines.get(path)
+        if have is None or key is None or have[0] != key:
+            if text is None:
+                try:
+                    with open(path, "rb") as fh:
+                        data = fh.read(MAX_SOURCE_BYTES + 1)
+                except OSError:
+                    return []
+                text = data.decode("utf-8", "replace") if b"include" in data else ""
+            lines = [ln for ln in D.split_lines(text) if _INCLUDE_LINE.match(ln)] if "include" in text else []
+            have = (key, parse("\n".join(lines), path)[0] if lines else None)
+            if key is not None:
+                self._include_lines[path] = have
+        return include_targets(have[1], path) if have[1] is not None else []
 
     def _module_of_path(self, path: str) -> A.Module | None:
         uri = self.uri_of(path)
@@ -386,7 +496,7 @@ class TriggerLanguageServer(LanguageServer):
             text = Path(path).read_text("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
-        return self.analyzer.parse(path, text)
+        return self.analyzer.parse(path, text, keep=False)
 
 
 def _version_or_file(ls: TriggerLanguageServer, path: str) -> tuple:
@@ -569,7 +679,8 @@ def build_server() -> TriggerLanguageServer:
         return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=h.markdown),
                        range=to_range(h.span, lines, enc) if h.span is not None else None)
 
-    def _at(ls: TriggerLanguageServer, uri: str, position: T.Position) -> tuple[list[D.Occurrence], D.Occurrence | None]:
+    def _at(ls: TriggerLanguageServer, uri: str, position: T.Position,
+            workspace: bool = False) -> tuple[list[D.Occurrence], D.Occurrence | None]:
         snap = ls.text_of(uri)
         if snap is None:
             return [], None
@@ -577,7 +688,7 @@ def build_server() -> TriggerLanguageServer:
         ln = position.line
         text = lines[ln] if 0 <= ln < len(lines) else ""
         col = _chars(text, position.character, ls.encoding())
-        occs = ls.occurrences(uri)
+        occs = ls.occurrences(uri, workspace)
         return occs, D.occurrence_at(occs, ls.path_of(uri), ln, col)
 
     def _location(ls: TriggerLanguageServer, o: D.Occurrence) -> T.Location:
@@ -602,7 +713,7 @@ def build_server() -> TriggerLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_REFERENCES)
     def references(ls: TriggerLanguageServer, params: T.ReferenceParams) -> list[T.Location] | None:
-        occs, at = _at(ls, params.text_document.uri, params.position)
+        occs, at = _at(ls, params.text_document.uri, params.position, workspace=True)
         if at is None:
             return None
         include = params.context.include_declaration if params.context else True
@@ -637,10 +748,11 @@ def build_server() -> TriggerLanguageServer:
     def rename(ls: TriggerLanguageServer, params: T.RenameParams) -> T.WorkspaceEdit | None:
         """Every declaration and use of the name in the files that share the document's names
         (:meth:`TriggerLanguageServer.scope`: its companions, the files it includes and the
-        open files that include it), one WorkspaceEdit over them all, from whichever file
-        the rename starts; or an error that says why not (:func:`document.rename`)."""
+        files that include it, open or only in the workspace), one WorkspaceEdit over them
+        all, from whichever file the rename starts; or an error that says why not
+        (:func:`document.rename`: a new name any of those files declares, say)."""
         uri = params.text_document.uri
-        occs, at = _at(ls, uri, params.position)
+        occs, at = _at(ls, uri, params.position, workspace=True)
         if at is None:
             return None
 

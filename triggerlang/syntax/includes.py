@@ -74,6 +74,17 @@ def expand_includes(module: A.Module, diags: Diagnostics, path: str, read: Reade
                     tuple(state.files), tuple(state.globs), tuple(state.tests))
 
 
+def include_targets(module: A.Module, path: str) -> list[str]:
+    """The real paths of the files the includes of ``module`` (the file at ``path``) name,
+    directly, as :func:`expand_includes` would read them (globs matched now); none for an
+    include it would refuse. Nothing is read: the language server builds its graph of
+    who includes whom from these."""
+    state = _Expansion(Diagnostics(module.file), read_source)
+    folder, shown = os.path.dirname(os.path.realpath(path)), _folder(module.file)
+    return [real for d in module.decls if d.__class__ is A.Include
+            for real, _ in state.targets(d, folder, shown, module.file)]
+
+
 def _folder(name: str) -> str:
     """The folder names of files included by the file called ``name`` start from (none for
     ``<stdin>``: its includes are named relative to the working folder)."""
