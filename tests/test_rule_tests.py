@@ -607,13 +607,16 @@ def test_cli_junit_format_is_the_report_ci_systems_read(tmp_path: Path) -> None:
     root = ET.fromstring(result.stdout)
     assert root.tag == "testsuites"
     assert [s.get("name") for s in root.iter("testsuite")] == [str(f), str(tmp_path / "d_test.trg")]
-    assert [s.get("tests") for s in root.iter("testsuite")] == ["3", "0"]
+    # a deselected test is a <skipped> case, and tests counts it (passed = tests - failures - errors - skipped)
+    assert [(s.get("tests"), s.get("skipped")) for s in root.iter("testsuite")] == [("3", "0"), ("1", "1")]
     assert {k: root.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "3", "failures": "1", "errors": "0", "skipped": "1"}
-    cases = [(c.get("classname"), c.get("name"), c.get("line"), c.find("failure") is not None)
-             for c in root.iter("testcase")]
-    assert cases == [(str(f), "a push to main deploys", "7", False), (str(f), "a push to main by the bots", "11", True),
-                     (str(f), "build and test", "15", False)]
+        "tests": "4", "failures": "1", "errors": "0", "skipped": "1"}
+    cases = [(c.get("classname"), c.get("name"), c.get("line"), c.find("failure") is not None,
+              c.find("skipped") is not None) for c in root.iter("testcase")]
+    assert cases == [(str(f), "a push to main deploys", "7", False, False),
+                     (str(f), "a push to main by the bots", "11", True, False),
+                     (str(f), "build and test", "15", False, False),
+                     (str(tmp_path / "d_test.trg"), "A Release Branch", "2", False, True)]
     failure = next(root.iter("failure"))
     assert failure.get("message") == "expected rule deploy_main to match"
     assert failure.text.startswith(f"{f}:13:5: expected rule deploy_main to match\n"

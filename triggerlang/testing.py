@@ -90,13 +90,14 @@ class TestResult:
 @dataclass
 class FileReport:
     """The tests of one file, or the errors that kept them from running; ``deselected``:
-    how many tests a ``-k`` left out."""
+    how many tests a ``-k`` left out, ``left_out`` which (file, name, line)."""
 
     file: str
     results: list[TestResult] = field(default_factory=list)
     errors: list[Diagnostic] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
     deselected: int = 0
+    left_out: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -244,6 +245,7 @@ def run_compiled(c: Compiled, select: Selection | None = None) -> FileReport:
     for t in c.program.tests:
         if select is not None and not select(t.name):
             report.deselected += 1
+            report.left_out.append((c.file, t.name, t.span.start.line))
             continue
         report.results.append(_run_test(c.file, t, rules))
     return report
@@ -597,7 +599,9 @@ def render_junit(reports: list[FileReport]) -> str:
     Jenkins, GitHub's test-report actions): a ``<testsuite>`` per file, a ``<testcase>``
     per test (``classname`` the file, ``file`` and ``line`` where the test is written),
     with a ``<failure>`` that holds every failed expectation and its explanation as the
-    text output gives them. A file whose errors kept its tests from running is a suite
+    text output gives them; a test ``-k`` or ``FILE::NAME`` left out is a case with ``<skipped>``, counted in
+    ``tests`` as JUnit's readers expect (surefire, pytest: passed = tests - failures -
+    errors - skipped; GitLab and Jenkins count the cases). A file whose errors kept its tests from running is a suite
     with one ``<error>`` case listing them; a file without tests has no suite. Characters
     XML 1.0 cannot hold are replaced."""
     import xml.etree.ElementTree as ET
@@ -610,7 +614,8 @@ def render_junit(reports: list[FileReport]) -> str:
     for rep in reports:
         if not rep.results and not rep.errors and not rep.deselected:
             continue  # a rules file whose tests are in its companion
-        counts_ = {"tests": len(rep.results) + bool(rep.errors), "failures": sum(not r.passed for r in rep.results),
+        counts_ = {"tests": len(rep.results) + bool(rep.errors) + rep.deselected,
+                   "failures": sum(not r.passed for r in rep.results),
                    "errors": int(bool(rep.errors)), "skipped": rep.deselected}
         suite = ET.SubElement(root, "testsuite", name=clean(rep.file), **{k: str(v) for k, v in counts_.items()})
         for k, v in counts_.items():
@@ -621,10 +626,14 @@ def render_junit(reports: list[FileReport]) -> str:
             err = ET.SubElement(case, "error", message=clean(f"{len(rep.errors)} error(s): the tests did not run"))
             err.text = clean("\n".join(f"{d.file}:{d.span.start.line}:{d.span.start.column}: {d.code}: {d.message}"
                                         for d in rep.errors))
-        for r in rep.results:
-            case = ET.SubElement(suite, "testcase", classname=clean(r.file), name=clean(r.name), file=clean(r.file),
-                                 line=str(r.span.start.line))
-            if r.failures:
+        cases = [(r.span.start.line, r.file, r.name, r) for r in rep.results]
+        cases += [(line, file, name, None) for file, name, line in rep.left_out]
+        for line, file, name, r in sorted(cases, key=lambda c: c[0]):  # in the file's order
+            case = ET.SubElement(suite, "testcase", classname=clean(file), name=clean(name), file=clean(file),
+                                 line=str(line))
+            if r is None:
+                ET.SubElement(case, "skipped", message="deselected (-k or FILE::NAME)")
+            elif r.failures:
                 fail = ET.SubElement(case, "failure", message=clean(r.failures[0].message))
                 fail.text = clean("\n".join(
                     f"{r.file}:{f.span.start.line}:{f.span.start.column}: {f.message}"
