@@ -728,7 +728,12 @@ class Dashboard:
                                              "start it with --token to open it to others", api)
         if self._proof(request) is not None:
             return None
-        resp = self._error(request, 401, "this dashboard needs its token: send Authorization: Bearer <token> "
+        offered = request.headers.get("authorization", "")[:7].lower() == "bearer " \
+            or "token" in request.query_params
+        # a wrong token (a stale TRIGGERLANG_DASHBOARD_TOKEN) is told apart from none
+        resp = self._error(request, 401, "the token does not match this dashboard's (its --token or "
+                                         "TRIGGERLANG_DASHBOARD_TOKEN)" if offered else
+                                         "this dashboard needs its token: send Authorization: Bearer <token> "
                                          "or add ?token=<token> to the URL", api)
         resp.headers["WWW-Authenticate"] = 'Bearer realm="triggerlang dashboard"'
         return resp
