@@ -422,6 +422,23 @@ def test_match_event_file_and_stdin(tmp_path: Path) -> None:
     assert (r.exit_code, r.stdout) == (0, "no rule matches this event\n")
 
 
+def test_match_completes_a_file_event_that_names_only_its_path_as_serve_does(tmp_path: Path) -> None:
+    # serve fills name, ext, paths and change in from an emitted file event's path; match must
+    # find the same rules (it found none: "the event has no ext"), one event or a .jsonl of them
+    rules = write(tmp_path, "rules.trg", 'action b(p) = exec "echo" p\n'
+                  'r: on file.changed ext="py" change="modified" run b with <name>\n')
+    line = '{"source": "file", "type": "modified", "data": {"path": "src/app.py"}}'
+    r = run("match", rules, write(tmp_path, "event.json", line), "--format", "json")
+    assert json.loads(r.stdout)["matches"][0]["inputs"] == {"p": "app.py"}
+    for fmt in ("text", "json"):
+        r = run("match", rules, write(tmp_path, "events.jsonl", line + "\n" + line + "\n"), "--format", fmt)
+        assert r.exit_code == 0 and "no match" not in r.stdout and len(r.stdout.splitlines()) == 2
+    # file.changed is a rule's trigger, never an event's type: --explain says so
+    r = run("match", rules, "-", "--explain", input='{"source": "file", "type": "changed", "data": {"path": "a.py"}}')
+    assert "file.changed is a trigger, not an event's type: a file event is file.created" in r.stdout
+    assert "the event is file.changed" not in r.stdout
+
+
 def test_match_jsonl_batch_gives_one_result_a_line_in_order(tmp_path: Path) -> None:
     rules = write(tmp_path, "rules.trg", GITHUB_RULES)
     events = [{"source": "github", "type": "push", "data": {"branch": b, "sha": str(i)}}

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from .actions import ActionError, bind_inputs, display_argv
 from .compile.matcher import reason_text
 from .events import MISSING as _MISSING
-from .events import MAX_EVENT_CHARS, Event, JSONError, read_json
+from .events import MAX_EVENT_CHARS, Event, JSONError, complete_file_data, read_json
 from .events import get_path as _get_path
 
 
@@ -33,7 +33,7 @@ def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> 
         except ProviderError as e:
             raise EventInputError(f"{where}: {e}") from None
     try:
-        return [Event.from_json(obj)]
+        ev = Event.from_json(obj)
     except ValueError as e:
         hint = ""
         if isinstance(obj, dict) and "source" not in obj and "type" not in obj and obj:
@@ -42,6 +42,9 @@ def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> 
             hint = (f"; for a webhook's body as the provider sent it, say whose and which event: --{BUILTIN[0]} "
                     f"EVENT (or {', '.join(f'--{p}' for p in BUILTIN[1:])})")
         raise EventInputError(f"{where}: {e}{hint}") from None
+    if ev.source == "file":  # as serve completes an emitted one that names only its path
+        complete_file_data(ev.data, ev.type)
+    return [ev]
 
 
 def _finite_file(fh) -> bool:
@@ -191,6 +194,8 @@ def _batch(path: str, provider: tuple[str, str] | None, write, seen_type, one, m
                         if seen_type is not None and (src, typ) not in types:
                             types.add((src, typ))
                             seen_type(src, typ)
+                        if src == "file":
+                            complete_file_data(data, typ)
                         write(one(src, typ, data))
                         continue
                 try:

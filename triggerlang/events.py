@@ -140,6 +140,16 @@ class Event:
 FILE_CHANGES = ("created", "modified", "deleted")
 
 
+def type_note(event: Event) -> str:
+    """``--explain``'s note when a rule's trigger does not take the event's type. An event
+    typed ``file.changed`` (as a rule's trigger reads) gets the three types an event has:
+    ``file.changed`` is a trigger for any of them, never an event's own type."""
+    if event.source == "file" and event.type == "changed":
+        return ("file.changed is a trigger, not an event's type: a file event is file.created, "
+                "file.modified or file.deleted")
+    return f"the event is {event.source}.{event.type}"
+
+
 def complete_file_data(data: dict[str, Any], change: str | None, paths: bool = True) -> dict[str, Any]:
     """Fill in the fields of a ``file.*`` event's data that follow from its ``path`` (the one
     definition): ``name`` (the last segment), ``ext`` (after the last dot, ``""`` for

@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..events import MISSING, Event, get_path
+from ..events import MISSING, Event, get_path, type_note
 from .patterns import bound_value, compile_glob, compile_regex, regex_literal
 
 Pred = Callable[[dict], bool]
@@ -309,7 +309,7 @@ class LinearMatcher:
             if not r.accepts_type(event.type):
                 out.append({"rule": r.name, "condition": f"trigger {r.spec.get('trigger')}",
                             "span": _span_list(r.spec.get("span")), "field": "type", "value": event.type,
-                            "note": f"the event is {event.source}.{event.type}"})
+                            "note": type_note(event)})
                 continue
             why = explain_failure(r.filter, event.data)
             if why is not None:

@@ -14,7 +14,7 @@ import json
 from typing import Any, Callable
 
 from ..compile.matcher import explain_failure, reason_text
-from ..events import Event
+from ..events import Event, type_note
 from .clock import human
 from .engine import Correlator, Outcome
 from .spec import CorrRule, MemberSpec
@@ -113,7 +113,7 @@ def member_mismatch(m: MemberSpec, event: Event) -> dict | None:
     of its filter that failed (as ``--explain`` says it); None when it takes it."""
     if not m.accepts_type(event.type):
         return {"condition": f"trigger {m.trigger}", "span": _span(m.span), "field": "type",
-                "value": event.type, "note": f"the event is {event.source}.{event.type}"}
+                "value": event.type, "note": type_note(event)}
     return explain_failure(m.filter, event.data)
 
 
