@@ -389,6 +389,15 @@ app: on file.changed ext in ["py", "toml"] change != "deleted" run app with <pat
     assert r.returncode == 0 and r.stdout.endswith("1 run(s) [1]\n"), (r.stdout, r.stderr)
     runs = s.wait_runs(lambda rs: done(rs, 1), "the emitted run")
     assert runs[0]["inputs"] == {"paths": ["src/app.py"], "name": "app.py", "change": "modified"}, runs
+    # file.changed is the rules' trigger, no event's type: such an event was journaled and
+    # matched nothing (a rule test's given reads it as modified); emit and POST /events
+    # now refuse it, saying what to send, and journal nothing
+    r = cli("emit", "file.changed", "path=src/app.py", "--url", s.url)
+    assert r.returncode == 2 and "file.changed is a trigger, not an event's type" in r.stderr, r.stderr
+    answer = httpx.post(s.url + "/events", json={"source": "file", "type": "changed", "data": {"path": "a.py"}},
+                        timeout=DEADLINE)
+    assert answer.status_code == 400 and "file.created, file.modified or file.deleted" in answer.json()["error"]
+    assert len(s.events()) == 1
     stop_ok(s)
 
 

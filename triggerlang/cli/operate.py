@@ -67,6 +67,10 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
     if "." not in trigger:
         usage_error(f"{trigger!r}: write SOURCE.EVENT, e.g. git.push")
     source, typ = trigger.split(".", 1)
+    if (source, typ) == ("file", "changed"):  # serve would refuse it (400): say it here, offline
+        from ..events import Event, type_note
+
+        usage_error(type_note(Event(source, typ, {})) + " (emit file.modified path=...)")
     _unknown_event_warner()(source, typ)
     data: dict = {}
     if data_json:
