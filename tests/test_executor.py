@@ -194,6 +194,43 @@ def test_the_spawner_of_a_closed_event_loop_is_stopped_by_the_next_loop(base: Pa
     assert not any(sp in _Fast.spawners.values() for sp in left)
 
 
+def test_a_spawner_that_dies_in_the_read_that_says_its_run_started_fails_the_run(base: Path):
+    """The spawner's last words: "run 1 started" and then its end (kill -9), read in one pass
+    of the loop. The start resolved the run's future, whose callback runs after the pass; the
+    loss, in the pass, found the run neither starting nor running, and the run then joined a
+    spawner that would never say it ended: `running` for ever (seen once in the suite, under
+    load: test_ingest's spawner test timed out). Here the spawner is a socket we hold: its
+    messages are what a spawner sends, so the order is certain."""
+    import marshal
+    from functools import partial
+
+    from triggerlang.runtime.executor import Spawner, _FastAction
+
+    sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)  # (the run's process: its pid)
+
+    async def main() -> RunResult:
+        loop = asyncio.get_running_loop()
+        spawner = Spawner(loop)
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        mine.setblocking(False)
+        spawner.sock = mine
+        loop.add_reader(mine.fileno(), spawner._readable)
+        req = request(base, {"kind": "exec", "params": [], "argv": [{"value": "sleep"}]})
+        ra = _FastAction(req, spawner)
+        started = spawner.starting[req.run_id] = loop.create_future()  # (what Spawner.start makes)
+        started.add_done_callback(partial(ra._spawned, lambda e: None))
+        theirs.send(marshal.dumps([("p", req.run_id, sleeper.pid)]))
+        theirs.close()
+        return await asyncio.wait_for(ra.wait(), 10)
+
+    try:
+        result = asyncio.run(main())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert result.status == "failed" and "how the run ended is not known" in result.error, result
+
+
 def test_a_ctrl_c_while_the_spawner_starts_does_not_kill_it(base: Path):
     """serve in a terminal's foreground group catches SIGINT (a graceful stop); a Ctrl-C
     reaches the whole group. The spawner starts at the first run: a Ctrl-C right after its

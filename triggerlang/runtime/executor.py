@@ -712,6 +712,11 @@ class Spawner:
         self._writer = False
         self._base: dict[bytes, bytes] | None = None  # the environment the spawner has
         self._which: dict[tuple[str, bytes], str] = {}
+        # how many spawner processes were lost, and why the last one was: a run whose start
+        # was read in the same pass as its spawner's end (its future resolved, its callback
+        # not run yet) sees it changed when it gets to _FastAction._started
+        self.losses = 0
+        self.lost_why = ""
 
     # -- the process
 
@@ -764,7 +769,10 @@ class Spawner:
         self._lost("the spawner stopped")
 
     def _lost(self, why: str) -> None:
-        """The spawner is gone: runs waiting to start fail; running ones end unknown."""
+        """The spawner is gone: runs waiting to start fail; running ones end unknown (and
+        so does one whose start it reported just before, :meth:`_FastAction._started`)."""
+        self.losses += 1
+        self.lost_why = why
         if self.sock is not None:
             sock, self.sock = self.sock, None
             with contextlib.suppress(OSError, RuntimeError):
@@ -1128,6 +1136,7 @@ class _FastAction(RunningAction):
         self._child: _FastChild | None = None
         self._reason: str | None = None
         self._lost: str | None = None
+        self._losses = spawner.losses  # the spawner that starts it is the one of now
         self._stopper: asyncio.Task | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._cancel_pending: float | None = None
@@ -1156,6 +1165,8 @@ class _FastAction(RunningAction):
         status = self._spawner.ended.pop(req.run_id, None)
         if status is not None:  # it ended in the same read as its start
             self._ended(status, None)
+        elif self._spawner.losses != self._losses:  # its spawner died in the read that said it started
+            self._ended(None, self._spawner.lost_why)
         else:
             self._spawner.running[req.run_id] = self
             if self._cancel_pending is not None:
