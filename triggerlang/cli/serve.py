@@ -231,9 +231,15 @@ def store_group() -> None:
 @_STORE_OPT
 def store_init(store_url) -> None:
     """Create the schema in an empty database (nothing to do if it is there)."""
+    _open_and_say(store_url, migrate=False)
+
+
+def _open_and_say(store_url: str, migrate: bool) -> None:
+    """Open the store (creating its schema; ``migrate``: bringing it up to date), close it,
+    and say which store it is and its schema version."""
     from ..runtime.pgstore import SCHEMA_VERSION
 
-    st = _open_pg(store_url, create=True, migrate=False)
+    st = _open_pg(store_url, create=True, migrate=migrate)
     st.close()
     click.echo(f"store {st.describe()}: schema {SCHEMA_VERSION}")
 
@@ -243,11 +249,7 @@ def store_init(store_url) -> None:
 @_STORE_OPT
 def store_migrate(store_url) -> None:
     """Apply the migrations the schema lacks (idempotent)."""
-    from ..runtime.pgstore import SCHEMA_VERSION
-
-    st = _open_pg(store_url, create=True, migrate=True)
-    st.close()
-    click.echo(f"store {st.describe()}: schema {SCHEMA_VERSION}")
+    _open_and_say(store_url, migrate=True)
 
 
 @store_group.command("prune", epilog=examples(
