@@ -475,6 +475,30 @@ def test_the_editor_reads_an_open_included_files_unsaved_text(team: Path) -> Non
     assert "Traceback" not in client.stderr, client.stderr
 
 
+def test_the_editor_includes_an_open_file_never_saved(team: Path) -> None:
+    """A file created in the editor and not yet saved can be included: its declarations
+    are seen (no 'no such file'); closed unsaved, it is missing again. check reads the disk."""
+    from lsp_client import LspClient
+
+    client = LspClient(cwd=team, init_options={"debounce_ms": 50})
+    try:
+        mu = client.open(team / "main.trg", 'include "fresh.trg"\non git.tag run alert with "y"\n')
+        missing = ["TRG005", "TRG104"]  # no such file; unknown action 'alert'
+        assert sorted(d["code"] for d in client.wait_diagnostics(mu)) == missing
+        seen = len(client.diagnostics(mu))
+        fu = client.open(team / "fresh.trg", 'action alert(msg) = exec "true" msg\n')  # never saved
+        assert client.wait_diagnostics(mu, after=seen) == []  # included, and `alert` is declared
+        assert not (team / "fresh.trg").exists()
+        seen = len(client.diagnostics(mu))
+        client.notify("textDocument/didClose", {"textDocument": {"uri": fu}})  # closed unsaved:
+        assert sorted(d["code"] for d in client.wait_diagnostics(mu, after=seen)) == missing
+    finally:
+        assert client.close() == 0, client.stderr
+    assert "Traceback" not in client.stderr, client.stderr
+    (team / "main.trg").write_text('include "fresh.trg"\n')
+    assert "no such file: 'fresh.trg'" in run("check", "main.trg", cwd=team)[1]
+
+
 def test_rename_and_references_reach_the_workspaces_files_that_include_the_document(team: Path) -> None:
     """From common.trg, the only file open: the workspace's files whose includes read it
     (ci.trg, and other/uses.trg, never opened), not those check would skip (an excluded

@@ -100,7 +100,7 @@ class Analyzer:
                 base_dir = base_dir or _base_dir(file)
                 # (the document itself when it includes nothing; its own problems only: see _own)
                 checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)),
-                                          _overlaid(overlay) if overlay else read_source)
+                                          _overlaid(overlay) if overlay else read_source, unsaved=overlay or ())
                 program = check(checked, diags, companion.program if companion else None, base_dir, True)
                 shown = _configured(_own(diags.sorted(), file, checked.included, module), file)
                 result = Analysis(file, version, text, module, suppress(shown, {file: text}, file), program,

@@ -486,7 +486,7 @@ class TriggerLanguageServer(LanguageServer):
             have = (key, parse("\n".join(lines), path)[0] if lines else None)
             if key is not None:
                 self._include_lines[path] = have
-        return include_targets(have[1], path) if have[1] is not None else []
+        return include_targets(have[1], path, set(self.real.values())) if have[1] is not None else []
 
     def _module_of_path(self, path: str) -> A.Module | None:
         uri = self.uri_of(path)
@@ -592,6 +592,11 @@ def build_server() -> TriggerLanguageServer:
         ls.schedule(uri, 0)
         for other in ls.includers(uri, params.text_document.text):  # (its text now stands for the file's)
             ls.schedule(other, ls.debounce)
+        if not os.path.exists(ls.real[uri]):  # never saved: an include that missed it may now read it
+            for other, a in list(ls.analyses.items()):
+                if other != uri and other in ls.workspace.text_documents and \
+                        any(d.code == "TRG005" for d in a.diagnostics):
+                    ls.schedule(other, ls.debounce)
 
     @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TriggerLanguageServer, params: T.DidChangeTextDocumentParams) -> None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
-from typing import Callable, Iterable
+from typing import Callable, Container, Iterable
 
 from ..diagnostics import Diagnostics, meant, replace_fix, suggest
 from ..sourcefile import SourceFileError, glob_files, inputs_digest, read_source
@@ -54,16 +54,18 @@ def has_includes(module: A.Module) -> bool:
 
 
 def expand_includes(module: A.Module, diags: Diagnostics, path: str, read: Reader = read_source,
-                    also: Iterable[str] = ()) -> A.Module:
+                    also: Iterable[str] = (), unsaved: Container[str] = ()) -> A.Module:
     """``module`` (the file at ``path``; its name is ``module.file``) with the declarations
     of the files it includes, and they include, in it; problems go to ``diags``.
     ``read(path)`` gives a file's text (:func:`~triggerlang.sourcefile.read_source`).
     ``also``: more files (as named on the command line: ``serve a.trg b.trg``) read as if
-    the file included them after its own declarations."""
+    the file included them after its own declarations. ``unsaved``: real paths that an
+    include may name though no file is there (the language server's open documents, which
+    ``read`` gives; a glob matches files on disk only); ``check`` has none."""
     also = tuple(also)
     if not has_includes(module) and not also:
         return module
-    state = _Expansion(diags, read)
+    state = _Expansion(diags, read, unsaved)
     state.seen.add(os.path.realpath(path))
     decls = state.expand(module.decls, os.path.dirname(os.path.realpath(path)), _folder(module.file), module.file)
     for name in also:
@@ -74,12 +76,12 @@ def expand_includes(module: A.Module, diags: Diagnostics, path: str, read: Reade
                     tuple(state.files), tuple(state.globs), tuple(state.tests))
 
 
-def include_targets(module: A.Module, path: str) -> list[str]:
+def include_targets(module: A.Module, path: str, unsaved: Container[str] = ()) -> list[str]:
     """The real paths of the files the includes of ``module`` (the file at ``path``) name,
-    directly, as :func:`expand_includes` would read them (globs matched now); none for an
-    include it would refuse. Nothing is read: the language server builds its graph of
-    who includes whom from these."""
-    state = _Expansion(Diagnostics(module.file), read_source)
+    directly, as :func:`expand_includes` would read them (globs matched now; ``unsaved``
+    as there); none for an include it would refuse. Nothing is read: the language server
+    builds its graph of who includes whom from these."""
+    state = _Expansion(Diagnostics(module.file), read_source, unsaved)
     folder, shown = os.path.dirname(os.path.realpath(path)), _folder(module.file)
     return [real for d in module.decls if d.__class__ is A.Include
             for real, _ in state.targets(d, folder, shown, module.file)]
@@ -92,9 +94,10 @@ def _folder(name: str) -> str:
 
 
 class _Expansion:
-    def __init__(self, diags: Diagnostics, read: Reader):
+    def __init__(self, diags: Diagnostics, read: Reader, unsaved: Container[str] = ()):
         self.diags = diags
         self.read = read
+        self.unsaved = unsaved
         self.seen: set[str] = set()
         self.files: list[A.IncludedFile] = []
         self.globs: list[tuple[str, tuple[str, ...]]] = []
@@ -154,7 +157,7 @@ class _Expansion:
             self.diags.error("TRG005", f"'{written}' is a test file: it is not included", at,
                              f"its tests run with: triggerc test {shown}")
             return []
-        if not os.path.isfile(full):
+        if not os.path.isfile(full) and os.path.realpath(full) not in self.unsaved:
             here = os.path.dirname(full)
             try:
                 near = [n for n in os.listdir(here) if n.endswith(".trg")]
