@@ -357,6 +357,34 @@ def test_the_editor_shows_a_documents_own_problems_with_its_includes_resolved(te
     assert [type(d).__name__ for d in a.module.decls][:2] == ["Include", "ActionDecl"]  # its own declarations
 
 
+def test_the_editor_parses_an_included_file_again_only_when_its_text_changes(
+        team: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: every analysis (each keystroke in deploy.trg) parsed common.trg afresh. Now an
+    included file's parse is kept by its text: a change on disk or in the editor is seen."""
+    from triggerlang.editor import document
+    from triggerlang.syntax import includes
+
+    parsed: list[str] = []
+    real_parse = document.parse
+    for module in (document, includes):  # (every parse, wherever it is called from)
+        monkeypatch.setattr(module, "parse", lambda text, file, cache=None: parsed.append(file) or
+                            real_parse(text, file, cache))
+    deploy, common = str((team / "deploy.trg").resolve()), str((team / "common.trg").resolve())
+    analyser = Analyzer()
+
+    def check(text: str = DEPLOY + 'on git.tag run notify with "x"\n', overlay=None) -> list[str]:
+        parsed.clear()
+        a = analyser.analyse(deploy, text, overlay=overlay)
+        return [d.code for d in a.diagnostics]
+
+    assert (check(), parsed) == ([], [deploy, common])
+    assert (check(DEPLOY + 'on git.tag run notify with "y"\n'), parsed) == ([], [deploy])  # common.trg kept
+    (team / "common.trg").write_text(COMMON.replace("notify", "tell"))  # changed on disk: parsed again
+    assert (check(), parsed) == (["TRG104"], [deploy, common])
+    assert (check(overlay={common: COMMON}), parsed) == ([], [deploy, common])  # an unsaved text
+    assert (check(overlay={common: COMMON}), parsed) == ([], [deploy])
+
+
 def test_the_editor_knows_the_names_of_included_files_both_ways(team: Path) -> None:
     """Completion, hover, definition, references and rename across the files of a program;
     no unused warning for what another file uses; an included file's errors on its include

@@ -79,9 +79,13 @@ class Analyzer:
     """
 
     REFREEZE = 50
+    MAX_INCLUDED = 1000
+    """How many included files' parses are kept (the oldest used go first)."""
 
     def __init__(self) -> None:
         self._caches: dict[str, ParseCache] = {}
+        # included file (real path, name) -> [its text, module, diagnostics, its ParseCache]
+        self._included: dict[tuple[str, str], list] = {}
         self._lock = threading.Lock()
         self._count = 0
 
@@ -100,7 +104,8 @@ class Analyzer:
                 base_dir = base_dir or _base_dir(file)
                 # (the document itself when it includes nothing; its own problems only: see _own)
                 checked = expand_includes(module, diags, os.path.join(base_dir, os.path.basename(file)),
-                                          _overlaid(overlay) if overlay else read_source, unsaved=overlay or ())
+                                          _overlaid(overlay) if overlay else read_source, unsaved=overlay or (),
+                                          parse_file=self._parse_included)
                 program = check(checked, diags, companion.program if companion else None, base_dir, True)
                 shown = _configured(_own(diags.sorted(), file, checked.included, module), file)
                 result = Analysis(file, version, text, module, suppress(shown, {file: text}, file), program,
@@ -114,6 +119,20 @@ class Analyzer:
                 gc.collect()
             gc.freeze()
             return result
+
+    def _parse_included(self, real: str, name: str, text: str) -> tuple[A.Module, Diagnostics]:
+        """An included file's parse (:data:`~triggerlang.syntax.includes.Parser`), kept per
+        file and keyed by its text: the same text (unchanged on disk or in the editor) is
+        not parsed again at the next analysis (each keystroke's, in the including
+        document), a changed one is, through that file's own :class:`ParseCache`."""
+        have = self._included.pop((real, name), None)
+        if have is None or have[0] != text:
+            cache = have[3] if have is not None else ParseCache()
+            have = [text, *parse(text, name, cache), cache]
+        self._included[(real, name)] = have  # (last: the most recently used)
+        while len(self._included) > self.MAX_INCLUDED:
+            del self._included[next(iter(self._included))]
+        return have[1], have[2]
 
     def parse(self, file: str, text: str, keep: bool = True) -> A.Module:
         """The module of ``text`` (no check), through the document's cache (``keep=False``:

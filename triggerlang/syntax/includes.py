@@ -47,6 +47,10 @@ from .parser import parse
 GLOB_CHARS = frozenset("*?[")
 
 Reader = Callable[[str], "tuple[str | None, Diagnostics]"]
+Parser = Callable[[str, str, str], "tuple[A.Module, Diagnostics]"]
+"""``parse_file(real path, name, text)``: an included file's module and diagnostics, as
+:func:`~triggerlang.syntax.parser.parse` ``(text, name)`` gives them (the language
+server's keeps them per file: :class:`~triggerlang.editor.document.Analyzer`)."""
 
 
 def has_includes(module: A.Module) -> bool:
@@ -54,18 +58,20 @@ def has_includes(module: A.Module) -> bool:
 
 
 def expand_includes(module: A.Module, diags: Diagnostics, path: str, read: Reader = read_source,
-                    also: Iterable[str] = (), unsaved: Container[str] = ()) -> A.Module:
+                    also: Iterable[str] = (), unsaved: Container[str] = (),
+                    parse_file: Parser | None = None) -> A.Module:
     """``module`` (the file at ``path``; its name is ``module.file``) with the declarations
     of the files it includes, and they include, in it; problems go to ``diags``.
     ``read(path)`` gives a file's text (:func:`~triggerlang.sourcefile.read_source`).
     ``also``: more files (as named on the command line: ``serve a.trg b.trg``) read as if
     the file included them after its own declarations. ``unsaved``: real paths that an
     include may name though no file is there (the language server's open documents, which
-    ``read`` gives; a glob matches files on disk only); ``check`` has none."""
+    ``read`` gives; a glob matches files on disk only); ``check`` has none.
+    ``parse_file``: how an included file is parsed (:data:`Parser`; default: afresh)."""
     also = tuple(also)
     if not has_includes(module) and not also:
         return module
-    state = _Expansion(diags, read, unsaved)
+    state = _Expansion(diags, read, unsaved, parse_file)
     state.seen.add(os.path.realpath(path))
     decls = state.expand(module.decls, os.path.dirname(os.path.realpath(path)), _folder(module.file), module.file)
     for name in also:
@@ -94,10 +100,12 @@ def _folder(name: str) -> str:
 
 
 class _Expansion:
-    def __init__(self, diags: Diagnostics, read: Reader, unsaved: Container[str] = ()):
+    def __init__(self, diags: Diagnostics, read: Reader, unsaved: Container[str] = (),
+                 parse_file: Parser | None = None):
         self.diags = diags
         self.read = read
         self.unsaved = unsaved
+        self.parse_file = parse_file or (lambda real, name, text: parse(text, name))
         self.seen: set[str] = set()
         self.files: list[A.IncludedFile] = []
         self.globs: list[tuple[str, tuple[str, ...]]] = []
@@ -191,7 +199,7 @@ class _Expansion:
         if text is None:
             return []
         self.files.append(A.IncludedFile(real, name, text, self.via[name]))
-        module, parsed = parse(text, name)
+        module, parsed = self.parse_file(real, name, text)
         self.diags.extend(parsed.items)
         self.unparsed.update(module.unparsed)
         own = []
