@@ -40,7 +40,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from lsprotocol import types as T
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -339,9 +339,10 @@ class TriggerLanguageServer(LanguageServer):
         comp = self.analyses.get(self.uri_of(main)) if main else None
         return comp.names if comp is not None else D.Names()
 
-    def occurrences(self, uri: str, workspace: bool = False) -> list[D.Occurrence]:
+    def occurrences(self, uri: str, workspace: Sequence[str] = ()) -> list[D.Occurrence]:
         """Every name's declarations and uses in the files that share the document's names
-        (:meth:`scope`; ``workspace``: with the workspace's files that include it)."""
+        (:meth:`scope`; ``workspace``: with the workspace's files that include it, as
+        :meth:`workspace_files` found them)."""
         a, module = self.module_now(uri)
         if module is None:
             return []
@@ -364,14 +365,14 @@ class TriggerLanguageServer(LanguageServer):
         self._occ[key] = occs
         return occs
 
-    def scope(self, uri: str, workspace: bool = False) -> list[str]:
+    def scope(self, uri: str, workspace: Sequence[str] = ()) -> list[str]:
         """The files whose names find references, go to definition and rename see from the
         document (itself first): its companion files (``X.trg`` / ``X_test.trg``), the files
         its includes read (directly or not), and the documents seen open whose includes read
         it, with the files those read: every program the document is part of, as far as the
         editor knows. ``workspace`` (find references, rename): also the workspace's files
-        whose includes read it, open or not (:meth:`workspace_includers`), with the files
-        those read."""
+        whose includes read it, open or not, with the files those read
+        (:meth:`workspace_files`, found on the analysis worker)."""
         path = self.path_of(uri)
         out = [path]
         seen = {os.path.realpath(path)}
@@ -390,11 +391,20 @@ class TriggerLanguageServer(LanguageServer):
             add(top)
             for f in self.reads.get(top or "", ()):
                 add(f.name)
-        if workspace:
-            for top in self.workspace_includers(path):
-                add(top)
-                for f in self._reads_on_disk(top):
-                    add(f)
+        for p in workspace:
+            add(p)
+        return out
+
+    def workspace_files(self, path: str, tell: Callable[[T.ShowMessageParams], None] | None = None) -> list[str]:
+        """The workspace's files whose includes read ``path`` (:meth:`workspace_includers`),
+        each followed by the files its includes read: what :meth:`scope` adds for find
+        references and rename. It walks up to :data:`MAX_WORKSPACE_FILES` files, so those
+        requests run it on the analysis worker, not on the event loop (other requests are
+        answered meanwhile); ``tell`` sends its warning (from there: through the loop)."""
+        out = []
+        for top in self.workspace_includers(path, tell):
+            out.append(top)
+            out.extend(self._reads_on_disk(top))
         return out
 
     def roots(self) -> list[str]:
@@ -407,7 +417,8 @@ class TriggerLanguageServer(LanguageServer):
         out = [self.path_of(f.uri) for f in ws.folders.values()] or ([ws.root_path] if ws.root_path else [])
         return [p for p in out if os.path.isdir(p)]
 
-    def workspace_includers(self, path: str) -> list[str]:
+    def workspace_includers(self, path: str,
+                            tell: Callable[[T.ShowMessageParams], None] | None = None) -> list[str]:
         """The workspace's .trg files whose includes read ``path``, directly or not: what a
         rename of a name ``path`` declares must reach, open or not. The files are found as
         ``triggerc check FOLDER`` finds them (hidden folders such as ``.git``, ``.venv`` and
@@ -428,7 +439,7 @@ class TriggerLanguageServer(LanguageServer):
             files.extend(found[:room])
             if len(found) > room and not self._warned_bound:
                 self._warned_bound = True
-                self.window_show_message(T.ShowMessageParams(type=T.MessageType.Warning, message=(
+                (tell or self.window_show_message)(T.ShowMessageParams(type=T.MessageType.Warning, message=(
                     f"triggerc: the workspace has over {MAX_WORKSPACE_FILES} .trg files: find references and rename "
                     f"looked for includes in the first {MAX_WORKSPACE_FILES} only")))
         readers: dict[str, list[str]] = {}
@@ -685,7 +696,7 @@ def build_server() -> TriggerLanguageServer:
                        range=to_range(h.span, lines, enc) if h.span is not None else None)
 
     def _at(ls: TriggerLanguageServer, uri: str, position: T.Position,
-            workspace: bool = False) -> tuple[list[D.Occurrence], D.Occurrence | None]:
+            workspace: Sequence[str] = ()) -> tuple[list[D.Occurrence], D.Occurrence | None]:
         snap = ls.text_of(uri)
         if snap is None:
             return [], None
@@ -695,6 +706,15 @@ def build_server() -> TriggerLanguageServer:
         col = _chars(text, position.character, ls.encoding())
         occs = ls.occurrences(uri, workspace)
         return occs, D.occurrence_at(occs, ls.path_of(uri), ln, col)
+
+    async def _workspace_at(ls: TriggerLanguageServer, uri: str,
+                            position: T.Position) -> tuple[list[D.Occurrence], D.Occurrence | None]:
+        """:func:`_at` with the workspace's files that include the document, looked for on
+        the analysis worker (:meth:`TriggerLanguageServer.workspace_files`)."""
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(ls._worker, ls.workspace_files, ls.path_of(uri),
+                                           lambda m: loop.call_soon_threadsafe(ls.window_show_message, m))
+        return _at(ls, uri, position, found)
 
     def _location(ls: TriggerLanguageServer, o: D.Occurrence) -> T.Location:
         uri = ls.uri_of(o.file)
@@ -717,8 +737,8 @@ def build_server() -> TriggerLanguageServer:
         return [_location(ls, o) for o in defs] or None
 
     @server.feature(T.TEXT_DOCUMENT_REFERENCES)
-    def references(ls: TriggerLanguageServer, params: T.ReferenceParams) -> list[T.Location] | None:
-        occs, at = _at(ls, params.text_document.uri, params.position, workspace=True)
+    async def references(ls: TriggerLanguageServer, params: T.ReferenceParams) -> list[T.Location] | None:
+        occs, at = await _workspace_at(ls, params.text_document.uri, params.position)
         if at is None:
             return None
         include = params.context.include_declaration if params.context else True
@@ -750,14 +770,14 @@ def build_server() -> TriggerLanguageServer:
         return _location(ls, at).range
 
     @server.feature(T.TEXT_DOCUMENT_RENAME)
-    def rename(ls: TriggerLanguageServer, params: T.RenameParams) -> T.WorkspaceEdit | None:
+    async def rename(ls: TriggerLanguageServer, params: T.RenameParams) -> T.WorkspaceEdit | None:
         """Every declaration and use of the name in the files that share the document's names
         (:meth:`TriggerLanguageServer.scope`: its companions, the files it includes and the
         files that include it, open or only in the workspace), one WorkspaceEdit over them
         all, from whichever file the rename starts; or an error that says why not
         (:func:`document.rename`: a new name any of those files declares, say)."""
         uri = params.text_document.uri
-        occs, at = _at(ls, uri, params.position, workspace=True)
+        occs, at = await _workspace_at(ls, uri, params.position)
         if at is None:
             return None
 
