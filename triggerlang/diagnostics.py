@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, NamedTuple
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -123,6 +123,11 @@ class Fix(NamedTuple):
         return {"title": self.title, "applicability": self.applicability,
                 "edits": [e.to_json() for e in self.edits]}
 
+    def moved(self, where: Callable[[Span], Span]) -> "Fix":
+        """The fix with ``where(span)`` for each edit's span (another file's naming, a
+        cached declaration moved down the file)."""
+        return self._replace(edits=tuple(e._replace(span=where(e.span)) for e in self.edits))
+
 
 def replace_fix(span: Span, old: str, new: str, applicability: str = SAFE) -> Fix:
     """The fix that writes ``new`` over ``old``, which is the text of ``span``."""
@@ -207,7 +212,7 @@ class Diagnostics:
             return sp.in_file(None) if where == file else sp.in_file(where)
 
         if fix is not None:
-            fix = fix._replace(edits=tuple(e._replace(span=there(e.span)) for e in fix.edits))
+            fix = fix.moved(there)
         self.items.append(Diagnostic(severity, code, message, span.in_file(None), hint, file,
                                      tuple((there(sp), msg) for sp, msg in related), fix))
 

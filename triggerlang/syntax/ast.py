@@ -655,8 +655,8 @@ def shifted_diagnostic(d: Diagnostic, lines: int, offset: int) -> Diagnostic:
     """A diagnostic of a cached declaration, moved with it (see :func:`shifted`)."""
     if lines == 0 and offset == 0:
         return d
-    fix = d.fix
-    if fix is not None:  # (a keyword typo's: its edit is where the diagnostic is)
-        fix = fix._replace(edits=tuple(e._replace(span=shifted(e.span, lines, offset)) for e in fix.edits))
-    return replace(d, span=shifted(d.span, lines, offset), fix=fix,
-                   related=tuple((shifted(s, lines, offset), m) for s, m in d.related))
+    def move(sp: Span) -> Span:
+        return shifted(sp, lines, offset)
+
+    return replace(d, span=move(d.span), fix=d.fix.moved(move) if d.fix is not None else None,
+                   related=tuple((move(sp), m) for sp, m in d.related))

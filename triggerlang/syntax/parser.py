@@ -1531,12 +1531,16 @@ def _policy_moved(chunk: str, start: int) -> tuple[int, str, str] | None:
     run = _RUN_CLAUSE.search(chunk, start)
     if run is None:
         return None
-    end = len(chunk)
-    for i in range(run.end(), len(chunk)):  # a comment: the first '#' outside a string
-        if chunk[i] == "#" and chunk.count('"', 0, i) % 2 == 0:
-            end = i
+    end = len(chunk.rstrip())
+    at = chunk.rfind("\n", 0, run.start()) + 1  # the run line's start, then each later line's
+    for line in chunk[at:].split("\n"):  # the rule's code ends at the first comment after run
+        code, comment = split_comment(line)
+        if comment is not None:
+            end = at + len(code.rstrip())
             break
-    end = len(chunk[:end].rstrip())
+        at += len(line) + 1
+    if end < run.end():
+        return None
     policies = " ".join(chunk[start:run.start()].split())
     replacement = chunk[run.start():end] + " " + policies
     try:
