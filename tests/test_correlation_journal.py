@@ -261,6 +261,51 @@ def test_groups_command_text_json_and_explain(world: World) -> None:
     assert r.exit_code == 2 and "no journal" in r.output
 
 
+@pytest.mark.parametrize("seconds, elapsed, left", [
+    (7200.0, "2h", "2h"),
+    (7200.0000002, "2h", "2h"),      # now + 7200 - now, in floats: not 2h1m
+    (7199.4, "1h59m", "2h"),
+    (7170.0, "1h59m", "2h"),         # a 2h window opened 30 s ago
+    (7140.0004, "1h59m", "1h59m"),   # (taken to the millisecond first)
+    (7140.1, "1h59m", "2h"),
+    (7139.4, "1h58m", "1h59m"),
+    (3599.2, "59m59s", "1h"),
+    (86399.0, "23h59m", "1d"),
+    (90061.0, "1d1h", "1d2h"),
+    (59.2, "59s", "1m"),
+    (61.0, "1m1s", "1m1s"),
+    (0.9996, "1s", "1s"),
+    (0.2501, "250ms", "251ms"),
+    (0.0, "0ms", "0ms"),
+])
+def test_a_time_left_is_rounded_up_and_a_time_elapsed_down(seconds: float, elapsed: str, left: str) -> None:
+    from triggerlang.correlation.clock import human
+
+    assert (human(seconds), human(seconds, left=True)) == (elapsed, left)
+
+
+def test_groups_says_a_2h_window_opened_seconds_ago_closes_in_2h(tmp_path: Path, monkeypatch) -> None:
+    """Before: CLOSES read "in 1h59m" for the group of a `within 2h` rule opened 30 s ago."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    w = World(tmp_path, RULES.replace("within 1h", "within 2h"))
+    try:
+        w.submit(post("/hooks/build", k="a"))
+        (g,) = w.engine.correlations.state.live_groups("gate")
+        monkeypatch.setattr(time, "time", lambda: g.opened_at + 30)
+        r = CliRunner().invoke(cli, ["groups", "--state", str(tmp_path / "state")])
+        assert r.exit_code == 0, r.output
+        (line,) = r.output.splitlines()[1:]
+        assert " in 2h " in line, line
+        monkeypatch.setattr(time, "time", lambda: g.opened_at + 60.5)
+        r = CliRunner().invoke(cli, ["groups", "--state", str(tmp_path / "state")])
+        assert " in 1h59m " in r.output, r.output
+    finally:
+        w.close()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 TYPED = '''\
 action d = exec "true"
 gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <payload.k> within 1h run d

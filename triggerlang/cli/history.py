@@ -187,7 +187,7 @@ def groups(state_dir, rule, status, key_value, explain, fmt, limit, color_mode, 
     for g in items:
         deadline = parse_time(g["deadline"] or "") if g["deadline"] else None
         if g["live"] and deadline is not None:
-            when = f"in {human(deadline - now)}" if deadline > now else "due"
+            when = f"in {human(deadline - now, left=True)}" if deadline > now else "due"
         else:
             when = _short_time(g["closed_at"]) if g["closed_at"] else "-"
         counts: dict[str, int] = {}

@@ -8,6 +8,7 @@ openings), ``triggerc match`` (``{"wait": "10m"}`` lines, ``time`` attributes) a
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -56,14 +57,38 @@ def iso(t: float | None) -> str | None:
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def human(seconds: float) -> str:
-    """A duration for people: ``2h``, ``1h40m``, ``45s``, ``250ms``, ``1d2h``."""
+_HUMAN_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def human(seconds: float, *, left: bool = False) -> str:
+    """A duration for people, in its two largest units: ``2h``, ``1h40m``, ``45s``, ``250ms``,
+    ``1d2h``.
+
+    A time elapsed (``window closed 5m ago``, a rule test's ``+1h40m``) is cut at the last
+    unit shown, as a clock shows the time: 1h59m50s reads ``1h59m``. A time left
+    (``left=True``: ``closes in``, ``fires in``, ``the next opens in``, the CLOSES column of
+    ``triggerc groups``) is rounded *up* at the last unit shown, as a countdown is: a
+    ``within 2h`` window opened seconds ago reads ``2h`` (what the user wrote), not
+    ``1h59m``, and what is shown is never less than what is left (``due`` is the first thing
+    that reads less). Instants are floats, so ``deadline - now`` for a deadline of ``now +
+    7200`` may be 7200.0000002: the time is taken to the millisecond first, and that reads
+    ``2h``, not ``2h1m``."""
     s = abs(seconds)
-    if s < 1:
+    if left:
+        ms = math.ceil(round(s * 1000, 3))
+        if ms < 1000:
+            return f"{ms}ms"
+        s = math.ceil(round(s, 3))
+    elif round(s * 1000) < 1000:
         return f"{round(s * 1000)}ms"
-    s = round(s)
+    else:
+        s = round(s)   # (0.9996 reads 1s, not 1000ms)
+    if left:  # up to a multiple of the last unit shown: 1h59m30s -> 2h (a carry leaves one unit)
+        top = next(i for i, (_, size) in enumerate(_HUMAN_UNITS) if s >= size)
+        last = _HUMAN_UNITS[min(top + 1, len(_HUMAN_UNITS) - 1)][1]
+        s = -(-s // last) * last
     parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in _HUMAN_UNITS:
         if s >= size:
             parts.append(f"{s // size}{unit}")
             s %= size

@@ -427,7 +427,7 @@ class Correlator:
                         why = f"window closed {_ago(now - last.closed_at)} ago"
                     elif kind == "between":
                         nxt = (st.meta(r.name) or {}).get("next_open")
-                        why = "no window open" + (f"; the next opens in {_ago(nxt - now)}" if nxt else "")
+                        why = "no window open" + (f"; the next opens in {_ago(nxt - now, left=True)}" if nxt else "")
                     else:
                         why = f"no window armed for {r.key_label(values)}"
                     return [Outcome(r.name, "ignore", now, keys=list(values), key_label=r.key_label(values),
@@ -626,10 +626,10 @@ def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     return max(0.0, min(a1, b1) - max(a0, b0))
 
 
-def _ago(seconds: float) -> str:
+def _ago(seconds: float, left: bool = False) -> str:
     from .clock import human
 
-    return human(max(0.0, seconds))
+    return human(max(0.0, seconds), left=left)
 
 
 def _field(ev: dict | None, path: str) -> Any:

@@ -31,7 +31,7 @@ def _window(o: Outcome) -> str:
 def outcome_text(o: Outcome, now: float) -> str:
     """What one outcome did, as a sentence (without the rule's name)."""
     miss = f", missing {', '.join(o.missing)}" if o.missing else ""
-    closes = f", closes in {human(o.deadline - now)}" if o.deadline is not None and o.deadline > now else ""
+    closes = f", closes in {human(o.deadline - now, left=True)}" if o.deadline is not None and o.deadline > now else ""
     prog = o.progress
     inner = lambda: ", ".join(x for x in (prog, miss.lstrip(", "), closes.lstrip(", ")) if x)  # noqa: E731
     a = o.action
@@ -56,7 +56,7 @@ def outcome_text(o: Outcome, now: float) -> str:
         why = f"; {o.reason}" if o.reason else ""
         by = f" by {o.member}" if o.member else ""
         unless = f" unless {', '.join(o.missing)} comes" if o.missing else ""
-        fires = f" (fires in {human(o.deadline - now)}{unless})" if o.deadline is not None else ""
+        fires = f" (fires in {human(o.deadline - now, left=True)}{unless})" if o.deadline is not None else ""
         return f"arms {_window(o)}{by}{fires}{why}"
     if a == "disarm":
         return f"{o.member} came: {_window(o)} is disarmed"
