@@ -1216,6 +1216,23 @@ def test_without_a_token_the_dashboard_is_read_only(world) -> None:
     assert r.status_code == 503 and "serve --dashboard" in r.json()["error"]
 
 
+def test_the_cli_says_a_standalone_dashboard_cannot_rerun_in_one_sentence(world) -> None:
+    """Before: ``triggerc rerun`` printed the footer note, capitalised after "error:" and
+    ending in a full stop; it is a clause, as the CLI's other errors. The note is unchanged."""
+    from click.testing import CliRunner
+
+    from triggerlang.cli import main as triggerc
+
+    where = "use the dashboard of `triggerc serve --dashboard` (or `triggerc dashboard --store URL` in store mode)"
+    with uvicorn_serving(create_app(world["state"], token="s3cret-token", rules_path=world["rules"])) as url:
+        for args in (["rerun", "1"], ["cancel", "3"], ["resume", "build_branch"]):
+            r = CliRunner().invoke(triggerc, [*args, "--url", url, "--token", "s3cret-token"])
+            assert (r.exit_code, r.stdout) == (1, ""), r.output
+            assert r.stderr == f"triggerc: error: re-run, cancel and resume need the running engine: {where}\n"
+        html = httpx.get(f"{url}/dashboard/runs/1?token=s3cret-token").text
+    assert f"Re-run and cancel need the running engine: {where}." in html
+
+
 def test_buttons_need_the_token_a_csrf_token_and_the_origin(tmp_path: Path) -> None:
     s = Serve(tmp_path, dashboard_token="t0ken")
     try:

@@ -527,6 +527,11 @@ def ago(iso: str | None, now: float | None = None) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
+_ENGINE_DASHBOARD = "use the dashboard of `triggerc serve --dashboard` (or `triggerc dashboard --store URL` in store mode)"
+"""Where re-run, cancel and resume work when this dashboard cannot reach the engine: said in
+the footer note (a sentence) and in the API's 503 (a clause, printed by ``triggerc rerun``)."""
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -788,8 +793,7 @@ class Dashboard:
         if self._token is None:
             return "Re-run and cancel need the dashboard token (start it with --token)."
         if self.operator is None:
-            return ("Re-run and cancel need the running engine: use the dashboard of `triggerc serve --dashboard` "
-                    "(or `triggerc dashboard --store URL` in store mode).")
+            return f"Re-run and cancel need the running engine: {_ENGINE_DASHBOARD}."
         return None
 
     def _json(self, obj: Any, status: int = 200) -> JSONResponse:
@@ -1211,8 +1215,9 @@ class Dashboard:
         if self._token is None:
             return self._error(request, 403, "re-run, cancel and resume need the dashboard token: "
                                              "start the dashboard with --token", api)
-        if self.operator is None:
-            return self._error(request, 503, self._write_note() or "", api)
+        if self.operator is None:  # a clause, as the API's other errors (the CLI says "error: " before it)
+            return self._error(request, 503, f"re-run, cancel and resume need the running engine: "
+                                             f"{_ENGINE_DASHBOARD}", api)
         return None
 
     async def _read_form(self, request: Request) -> dict[str, str]:
