@@ -19,6 +19,24 @@ document has not changed since (otherwise the newer analysis publishes). Complet
 hover read the declaration under the cursor and the names of the latest analysis: their
 cost does not grow with the file. ``bench/lsp.py`` measures both on 10,000 rules.
 
+Two workers, so that neither waits for the other: the analyses (and the re-checks of
+``source.fixAll``) run one at a time, in the order they were asked for, on
+``trg-analysis``; find references' and rename's search of the workspace for the files that
+include the document (up to :data:`MAX_WORKSPACE_FILES` files,
+:meth:`~TriggerLanguageServer.workspace_files`) runs on ``trg-search``. A first search in
+a large workspace so never holds up a diagnostic, nor an analysis of a large file a search.
+What the two threads could share is kept apart rather than locked:
+
+* the open documents (their texts, versions and real paths) and the workspace's folders,
+  which the event loop changes as messages come in: an analysis reads the overlay taken
+  on the loop when it starts, a search the :class:`WorkspaceNow` taken there when it starts;
+* the search's include-line cache (``_include_lines``): only the search worker reads or
+  writes it (one thread: no lock needed), analyses never look at it;
+* the Analyzer's caches (each document's parses, the included files' parses): only
+  analyses and the loop use them, under the Analyzer's lock; the search never does;
+* the parser itself, which both call: a parse keeps its state in its own frame, and the
+  tables' scanners made on first use are the same whichever thread makes them.
+
 Malformed messages get a JSON-RPC error and the server keeps going: a body that is not
 JSON gets ``-32700`` (parse error, ``id: null``), a request whose params do not fit the
 method ``-32602`` naming the bad field, an unknown method ``-32601``. pygls logs the first
@@ -40,7 +58,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from lsprotocol import types as T
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -125,6 +143,14 @@ def _cause(exc: BaseException) -> str:
 
 # --------------------------------------------------------------------------- the server
 
+class WorkspaceNow(NamedTuple):
+    """The workspace as the event loop saw it when a workspace search started."""
+
+    roots: tuple[str, ...]                    # its folders (:meth:`TriggerLanguageServer.roots`)
+    texts: dict[str, tuple[str, int | None]]  # open document's uri -> (text, version)
+    reals: frozenset[str]                     # the open documents' real paths
+
+
 class TriggerLanguageServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("triggerc", __version__, text_document_sync_kind=T.TextDocumentSyncKind.Incremental,
@@ -134,10 +160,12 @@ class TriggerLanguageServer(LanguageServer):
         self.debounce = DEFAULT_DEBOUNCE_MS / 1000
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="trg-analysis")
+        self._search = ThreadPoolExecutor(1, thread_name_prefix="trg-search")  # the workspace's includers
         self._occ: dict[tuple, list[D.Occurrence]] = {}
         self.reads: dict[str, tuple[A.IncludedFile, ...]] = {}  # document seen open -> what its includes read
         self.real: dict[str, str] = {}  # open document's uri -> its file's real path (the overlay's key)
-        self._include_lines: dict[str, tuple[tuple, A.Module | None]] = {}  # file -> (its stat, its includes)
+        # file -> (its stat, its includes): the search worker's alone (see the module's docstring)
+        self._include_lines: dict[str, tuple[tuple, A.Module | None]] = {}
         self._warned_bound = False
 
     def report_server_error(self, error: Exception, source: Any) -> None:
@@ -197,6 +225,14 @@ class TriggerLanguageServer(LanguageServer):
         taken on the event loop when the analysis starts."""
         docs = self.workspace.text_documents
         return {real: docs[uri].source for uri, real in self.real.items() if uri in docs}
+
+    def workspace_now(self) -> WorkspaceNow:
+        """What the workspace search reads of the workspace and its open documents, taken
+        on the event loop when it starts: the search runs on its own worker while the loop
+        applies edits."""
+        docs = self.workspace.text_documents
+        return WorkspaceNow(tuple(self.roots()), {uri: (doc.source, doc.version) for uri, doc in docs.items()},
+                            frozenset(self.real.values()))
 
     def includers(self, uri: str, text: str | None = None) -> list[str]:
         """The open documents whose includes read ``uri``'s file, directly or not, as their
@@ -395,16 +431,19 @@ class TriggerLanguageServer(LanguageServer):
             add(p)
         return out
 
-    def workspace_files(self, path: str, tell: Callable[[T.ShowMessageParams], None] | None = None) -> list[str]:
+    def workspace_files(self, path: str, now: WorkspaceNow,
+                        tell: Callable[[T.ShowMessageParams], None] | None = None) -> list[str]:
         """The workspace's files whose includes read ``path`` (:meth:`workspace_includers`),
         each followed by the files its includes read: what :meth:`scope` adds for find
         references and rename. It walks up to :data:`MAX_WORKSPACE_FILES` files, so those
-        requests run it on the analysis worker, not on the event loop (other requests are
-        answered meanwhile); ``tell`` sends its warning (from there: through the loop)."""
+        requests run it on the search worker, neither on the event loop nor behind the
+        analyses (see the module's docstring); ``now``: the workspace and its open
+        documents as :meth:`workspace_now` took them on the loop; ``tell`` sends its
+        warning (from there: through the loop)."""
         out = []
-        for top in self.workspace_includers(path, tell):
+        for top in self.workspace_includers(path, now, tell):
             out.append(top)
-            out.extend(self._reads_on_disk(top))
+            out.extend(self._reads_on_disk(top, now))
         return out
 
     def roots(self) -> list[str]:
@@ -417,7 +456,7 @@ class TriggerLanguageServer(LanguageServer):
         out = [self.path_of(f.uri) for f in ws.folders.values()] or ([ws.root_path] if ws.root_path else [])
         return [p for p in out if os.path.isdir(p)]
 
-    def workspace_includers(self, path: str,
+    def workspace_includers(self, path: str, now: WorkspaceNow,
                             tell: Callable[[T.ShowMessageParams], None] | None = None) -> list[str]:
         """The workspace's .trg files whose includes read ``path``, directly or not: what a
         rename of a name ``path`` declares must reach, open or not. The files are found as
@@ -430,7 +469,7 @@ class TriggerLanguageServer(LanguageServer):
         from ..config import ConfigError, Configs
 
         files: list[str] = []
-        for root in self.roots():
+        for root in now.roots:
             room = MAX_WORKSPACE_FILES - len(files)
             try:  # (one more than there is room for: whether some were left out)
                 found = list(islice((p for p in walk_rules(root, Configs()) if p is not None), room + 1))
@@ -444,7 +483,7 @@ class TriggerLanguageServer(LanguageServer):
                     f"looked for includes in the first {MAX_WORKSPACE_FILES} only")))
         readers: dict[str, list[str]] = {}
         for p in files:
-            for target in self._includes_of(p):
+            for target in self._includes_of(p, now):
                 readers.setdefault(target, []).append(p)
         start = os.path.realpath(path)
         seen, todo, out = {start}, [start], []
@@ -457,23 +496,23 @@ class TriggerLanguageServer(LanguageServer):
                     todo.append(real)
         return sorted(out)
 
-    def _reads_on_disk(self, top: str) -> list[str]:
+    def _reads_on_disk(self, top: str, now: WorkspaceNow) -> list[str]:
         """The files the includes of ``top`` read, directly or not (real paths), from their
         include lines (the open documents' texts for those open)."""
         seen, todo, out = {os.path.realpath(top)}, [top], []
         while todo:
-            for real in self._includes_of(todo.pop()):
+            for real in self._includes_of(todo.pop(), now):
                 if real not in seen:
                     seen.add(real)
                     out.append(real)
                     todo.append(real)
         return out
 
-    def _includes_of(self, path: str) -> list[str]:
+    def _includes_of(self, path: str, now: WorkspaceNow) -> list[str]:
         """The real paths the includes of the file ``path`` name (the open document's text
         if it is open). Its include lines are parsed once per version or (mtime, size); a
         file modified in the last 2 s is read each time (a same-size save in one tick)."""
-        snap = self.text_of(self.uri_of(path))
+        snap = now.texts.get(self.uri_of(path))
         text = None
         if snap is not None:
             key: tuple | None = ("open", snap[1])
@@ -497,7 +536,7 @@ class TriggerLanguageServer(LanguageServer):
             have = (key, parse("\n".join(lines), path)[0] if lines else None)
             if key is not None:
                 self._include_lines[path] = have
-        return include_targets(have[1], path, set(self.real.values())) if have[1] is not None else []
+        return include_targets(have[1], path, now.reals) if have[1] is not None else []
 
     def _module_of_path(self, path: str) -> A.Module | None:
         uri = self.uri_of(path)
@@ -710,9 +749,9 @@ def build_server() -> TriggerLanguageServer:
     async def _workspace_at(ls: TriggerLanguageServer, uri: str,
                             position: T.Position) -> tuple[list[D.Occurrence], D.Occurrence | None]:
         """:func:`_at` with the workspace's files that include the document, looked for on
-        the analysis worker (:meth:`TriggerLanguageServer.workspace_files`)."""
+        the search worker (:meth:`TriggerLanguageServer.workspace_files`)."""
         loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(ls._worker, ls.workspace_files, ls.path_of(uri),
+        found = await loop.run_in_executor(ls._search, ls.workspace_files, ls.path_of(uri), ls.workspace_now(),
                                            lambda m: loop.call_soon_threadsafe(ls.window_show_message, m))
         return _at(ls, uri, position, found)
 
