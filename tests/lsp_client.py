@@ -103,10 +103,18 @@ class LspClient:
             self._next += 1
             return self._next
 
-    def request(self, method: str, params: Any, timeout: float = 30.0) -> Any:
+    def send_request(self, method: str, params: Any) -> int:
+        """Send a request without waiting for its answer: its id (:meth:`wait_response`)."""
         rid = self.request_id()
         self._send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-        msg = self.wait_response(rid, timeout)
+        return rid
+
+    def answered(self, rid: Any) -> bool:
+        with self._cond:
+            return rid in self._responses
+
+    def request(self, method: str, params: Any, timeout: float = 30.0) -> Any:
+        msg = self.wait_response(self.send_request(method, params), timeout)
         if "error" in msg:
             raise LspError(msg["error"])
         return msg.get("result")
