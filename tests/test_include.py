@@ -119,6 +119,20 @@ def test_include_problems_are_errors_at_the_string(tmp_path: Path) -> None:
     assert got[5][3] == "an include's glob must match .trg files"
 
 
+def test_a_missing_include_is_offered_only_a_name_close_to_it(tmp_path: Path) -> None:
+    """The names are compared without their common .trg: 'nope.trg' is not offered 'tour.trg'
+    (nor fixed to it by check --fix), and an include is not offered the including file
+    itself or a test file."""
+    root = tree(tmp_path, {"tour.trg": "", "deploy_test.trg": "", "rules.d/ci.trg": 'include "cj.trg"\n',
+                           "main.trg": 'include "nope.trg"\ninclude "deploy_tst.trg"\n'})
+    for name, count in (("main.trg", 2), ("rules.d/ci.trg", 1)):
+        got = compile_file(root / name).diagnostics
+        assert [(d.code, d.fix) for d in got] == [("TRG005", None)] * count, name
+        assert not any("did you mean" in d.hint for d in got), [d.hint for d in got]
+    code, out = run("check", "--fix", "main.trg", cwd=root)
+    assert code == 1 and (root / "main.trg").read_text().startswith('include "nope.trg"\n'), out
+
+
 def test_a_glob_reads_sorted_files_across_folders_without_test_files(tmp_path: Path) -> None:
     root = tree(tmp_path, {"r/b.trg": 'b: on git.tag run n\n', "r/a.trg": 'a: on git.push run n\n',
                            "r/deep/c.trg": 'c: on git.merge run n\n', "r/a_test.trg": "this is not read\n",

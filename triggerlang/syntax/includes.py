@@ -167,11 +167,15 @@ class _Expansion:
             return []
         if not os.path.isfile(full) and os.path.realpath(full) not in self.unsaved:
             here = os.path.dirname(full)
-            try:
-                near = [n for n in os.listdir(here) if n.endswith(".trg")]
+            itself = os.path.realpath(os.path.join(folder, os.path.basename(file)))
+            try:  # what an include may name: not a test file, not the including file itself
+                near = {n.removesuffix(".trg"): n for n in os.listdir(here) if n.endswith(".trg")
+                        and not n.endswith("_test.trg") and os.path.realpath(os.path.join(here, n)) != itself}
             except OSError:
-                near = []
-            guess = suggest(os.path.basename(written), near)
+                near = {}
+            # names compared without their common .trg, which would make 'nope.trg' close to 'tour.trg'
+            stem = suggest(os.path.basename(written).removesuffix(".trg"), near)
+            guess = near[stem] if stem is not None else None
             hint = meant(guess)
             # the fix writes the path with the file's name the hint offers (a string as fmt writes one)
             fix = (replace_fix(at, json.dumps(written, ensure_ascii=False),
