@@ -192,8 +192,9 @@ def test_grammar_rule_rejects(rule: str) -> None:
     _, bad = GRAMMAR_CASES[rule]
     module, diags = parse(bad)
     codes = [d.code for d in diags]
-    # a duration the lexer cannot read (5min, 250 without a unit) is TRG304 at the duration
-    syntax = ("TRG001", "TRG002", "TRG304") if rule in ("duration", "p_debounce") else ("TRG001", "TRG002")
+    # a duration the lexer cannot read (5min, 250 or `every 15` without a unit) is TRG304 at the duration
+    syntax = ("TRG001", "TRG002", "TRG304") if rule in ("duration", "p_debounce", "every_trigger") \
+        else ("TRG001", "TRG002")
     assert len(codes) == 1 and codes[0] in syntax, (bad, [(d.code, d.message) for d in diags])
     assert diags.items[0].span.start.line <= bad.count("\n") + 1
     assert module.decls == ()  # the broken declaration is dropped, not half-read
@@ -738,6 +739,9 @@ def test_no_keyword_is_suggested_when_it_would_not_help() -> None:
     ("on git.push run deploy debounce 5 m", "5 m", "write 5m (no space between the number and its unit)"),
     ("on git.push run deploy timeout 2hours", "2hours", "write 2h (the units are ms, s, m, h and d)"),
     ("on git.push run deploy timeout 10", "10", "a duration needs a unit: 10s, 10m, 10h or 10d"),
+    ("on git.push run deploy timeout 10 retry 2", "10", "a duration needs a unit: 10s, 10m, 10h or 10d"),
+    ("on git.push run deploy timeout 10  # ten", "10", "a duration needs a unit: 10s, 10m, 10h or 10d"),
+    ("on git.push run deploy timeout 1x", "1x", "a duration is a number and a unit (ms, s, m, h or d): 1s, 1m"),
     ("on git.push run deploy dedupe <sha> for 1w", "1w", "weeks are written in days: 7d"),
     ("let later = 1.5 hours", "1.5 hours", "write 1.5h (no space between the number and its unit)"),
 ])

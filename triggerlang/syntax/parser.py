@@ -1265,13 +1265,14 @@ def _bad_duration(e: UnexpectedInput, chunk: str) -> tuple[int, int, str, str] |
     if m is None:
         return None
     number, space, word = m.groups()
-    if not word:
-        if "NUMBER" in wanted:  # a number is fine here (`retry 3`): not this mistake
-            return None
-        return at, m.end(), m.group(), f"a duration needs a unit: {number}s, {number}m, {number}h or {number}d"
     unit = _DURATION_UNITS.get(word.lower())
     if unit is None:
-        return None
+        if "NUMBER" in wanted:  # a number is fine here (`retry 3`, `commits > 3abc`): not this mistake
+            return None
+        if word and not space:  # `1x`: letters that are no unit
+            return at, m.end(), m.group(), f"a duration is a number and a unit (ms, s, m, h or d): {number}s, {number}m"
+        # none (`timeout 10`, `timeout 10 retry 2`: the word after it is the next one)
+        return at, at + len(number), number, f"a duration needs a unit: {number}s, {number}m, {number}h or {number}d"
     if unit == "w":
         days = float(number) * 7
         return at, m.end(), m.group(), f"weeks are written in days: {days:g}d"
