@@ -237,6 +237,27 @@ def test_a_github_negation_warns_and_its_hint_is_the_condition_to_add(tmp_path: 
     assert 'add the condition branch !~ "releases/**-alpha"' in diags[0]["hint"]
 
 
+def test_a_github_negation_in_a_files_list_hints_one_regex_that_one_file_must_pass(tmp_path: Path) -> None:
+    """`paths: ['app/**', '!app/assets/**']` copied as a list: the hint said to add
+    `files !~ "app/assets/**"`, which holds when *some* file is outside app/assets, so a
+    push of app/assets/x.png and README.md would run, where GitHub runs nothing. On a list
+    field the hint is now one regex, and with it that push runs nothing and app/a.py runs."""
+    f = tmp_path / "r.trg"
+    f.write_text('action a = exec "true"\n'
+                 'r: on git.push files ~ ["app/**", "!app/assets/**"] run a\n')
+    diags = json.loads(invoke("check", "--format", "json", str(f)).output)
+    assert [(d["code"], d["line"]) for d in diags] == [("TRG306", 2)]
+    regex = re.search(r"write one regex, files ~ (/.*/)$", diags[0]["hint"]).group(1)
+    f.write_text(f'action a = exec "true"\nr: on git.push files ~ {regex} run a\n')
+    assert invoke("check", "--strict", str(f)).exit_code == 0
+    for files, runs in ((["app/assets/x.png", "README.md"], []), (["app/assets/x.png", "app/a.py"], ["r"]),
+                        (["docs/a.md"], [])):
+        event = tmp_path / "e.json"
+        event.write_text(json.dumps({"source": "git", "type": "push", "data": {"files": files}}))
+        out = json.loads(invoke("match", str(f), str(event), "--format", "json").output)
+        assert [m["rule"] for m in out["matches"]] == runs, files
+
+
 # --------------------------------------------------------------------------- end to end
 
 

@@ -37,7 +37,8 @@ from typing import Any
 from .. import defaults
 from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal_name, signal_name,
                        stop_signal_name)
-from ..compile.patterns import PatternError, compile_glob, compile_regex, github_filter_regex, github_syntax
+from ..compile.patterns import (PatternError, compile_glob, compile_regex, github_filter_list_regex,
+                                github_filter_regex, github_syntax)
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
 from ..providers.verify import ip_range
 from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
@@ -503,14 +504,28 @@ class Checker:
             self.d.error("TRG302", f"{e}: {g!r}", span, "close the character class with ']', or escape '[' as \\[")
             return False
 
-    def github_glob_lint(self, g: str, c: A.Compare) -> None:
+    def github_glob_lint(self, g: str, c: A.Compare, typ: str | None = None, pats: list[Any] = ()) -> None:
         """TRG306: a filter glob in GitHub Actions' syntax, which means something else here
         (see :func:`github_syntax`): a rule moved from an ``on:`` block would silently
-        match the wrong events, or none."""
+        match the wrong events, or none. ``typ`` is the field's type and ``pats`` every
+        pattern of the value: on a list field (``files``) GitHub's ``['app/**',
+        '!app/assets/**']`` asks one entry to pass both, which a second condition (on any
+        entry) would not say, so the hint is one regex (once per list)."""
         what = github_syntax(g)
         if what is None:
             return
         field = c.field.dotted
+        if what == "!" and typ == C.LIST_STR and c.op == "~" and all(isinstance(p, str) for p in pats):
+            regex = github_filter_list_regex(pats)
+            if regex is not None:
+                if next(p for p in pats if p.startswith("!")) is g:
+                    self.d.warning("TRG306", f"'!' at the start of {g!r} is a literal '!' here, not GitHub's "
+                                             f"negation", c.value.span,
+                                   f"one entry of {field} must pass the whole list, as in GitHub's filter: "
+                                   f"write one regex, {field} ~ {regex}",
+                                   fix=Fix(f"Replace the list with the regex `{regex}`",
+                                           (Edit(c.value.span, regex),), UNSAFE))
+                return
         if what == "!":
             rest = g[1:]
             self.d.warning("TRG306", f"'!' at the start of {g!r} is a literal '!' here, not GitHub's negation",
@@ -707,7 +722,7 @@ class Checker:
             for p in pats:
                 if isinstance(p, str):
                     if self.glob_ok(p, c.value.span):
-                        self.github_glob_lint(p, c)
+                        self.github_glob_lint(p, c, typ, pats)
                     lowered.append({"glob": p})
                 elif isinstance(p, Regex):
                     lowered.append({"regex": p["regex"], "flags": p["flags"]})

@@ -234,7 +234,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
     "TRG306": _w("""A filter glob written in GitHub Actions' filter syntax (`on.push.branches`,
         `tags`, `paths`), where it means something else. A leading `!` is GitHub's negation
         but a literal `!` here: add a condition with `!~` instead (`branch ~ "releases/**"
-        branch !~ "releases/**-alpha"`; write `\\\\!` for a literal `!`). A `+` after a character
+        branch !~ "releases/**-alpha"`; write `\\\\!` for a literal `!`); on a list field
+        (`files ~ ["app/**", "!app/assets/**"]`) one file must pass the whole list, so the hint
+        is one regex (`/^(?!app\\/assets\\/.*$)app\\/.*$/`). A `+` after a character
         class is GitHub's "one or more" but a literal `+` in a glob, so `v[0-9]+.[0-9]+` never
         matches `v1.2`: the hint gives the regex that does (`/^v[0-9]+\\.[0-9]+$/`).""",
                  'action release(tag) = exec "./release.sh" tag\n'

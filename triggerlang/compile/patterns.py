@@ -168,6 +168,34 @@ def github_filter_regex(pattern: str) -> str:
     what precedes, ``[...]`` one listed character, ``\\`` escapes. A leading ``!`` (GitHub's
     negation) is not part of the pattern: the caller says how to exclude. Used by the
     checker's hint when a glob is written in GitHub's syntax (TRG306)."""
+    return regex_literal("^" + _github_regex_body(pattern) + "$")
+
+
+def github_filter_list_regex(patterns: list[str]) -> str | None:
+    r"""One regex literal for a GitHub filter list with negations, read as GitHub reads it
+    (``paths: ['app/**', '!app/assets/**']``): an entry passes when the last pattern that
+    matches it is not a ``!`` one. For a list field (``files``) one entry must pass the
+    whole list, which two conditions (``files ~ ... files !~ ...``, each on any entry) do
+    not say; a lookahead per positive pattern does: ``/^(?!app\/assets\/.*$)app\/.*$/``.
+    None when no pattern is positive (nothing passes on GitHub either)."""
+    parts = []
+    for k, p in enumerate(patterns):
+        if p.startswith("!"):
+            continue
+        later = [_github_regex_body(q[1:]) for q in patterns[k + 1:] if q.startswith("!")]
+        ahead = f"(?!{_alternatives(later)}$)" if later else ""
+        parts.append(ahead + _github_regex_body(p))
+    if not parts:
+        return None
+    return regex_literal("^" + _alternatives(parts) + "$")
+
+
+def _alternatives(bodies: list[str]) -> str:
+    return bodies[0] if len(bodies) == 1 else "(?:" + "|".join(bodies) + ")"
+
+
+def _github_regex_body(pattern: str) -> str:
+    """The regex (without anchors) of one GitHub filter pattern (:func:`github_filter_regex`)."""
     out, i, n = [], 0, len(pattern)
     while i < n:
         c = pattern[i]
@@ -188,7 +216,7 @@ def github_filter_regex(pattern: str) -> str:
         else:
             out.append(re.escape(c))
         i += 1
-    return regex_literal("^" + "".join(out) + "$")
+    return "".join(out)
 
 
 def github_syntax(glob: str) -> str | None:
