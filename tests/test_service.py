@@ -174,6 +174,10 @@ h: on http.post path="/hang" run hang
     if nohup:
         s.wait_log("SIGHUP: the terminal closed; serve keeps running")
         assert s.proc.poll() is None and alive(pid), s.tail()
+        # the terminal's SIGHUP came once; a kill -HUP after it reloads again
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: s.log().count("nothing to reload") == 2, "a second reload", on_fail=s.tail)
+        assert s.log().count("the terminal closed") == 1, s.tail()
         stop_ok(s)
         return
     assert s.proc.wait(DEADLINE) == 0, s.tail()

@@ -254,7 +254,9 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: a
     process as SIGTERM does, since its default would end the process with no stop at all,
     leaving the runs going and the journal saying ``running``. A process started with
     SIGHUP ignored (``nohup triggerc serve``: asked to outlive its terminal) keeps running
-    when its terminal closes; a ``kill -HUP`` still reloads it."""
+    when its terminal closes; a ``kill -HUP`` still reloads it, also after the terminal
+    closed: only the first SIGHUP without the terminal is the terminal's (a terminal closes
+    once), the ones after it are reloads, as before it closed."""
     log = logging.getLogger("triggerlang")
     had_terminal = _has_terminal()
     outlive_terminal = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
@@ -266,8 +268,10 @@ def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, now: a
         stop.set()
 
     def on_hangup() -> None:
+        nonlocal had_terminal
         if had_terminal and not _has_terminal():
             if outlive_terminal:
+                had_terminal = False  # the terminal's SIGHUP came: a later one is a kill -HUP
                 log.info("SIGHUP: the terminal closed; %s keeps running (started with SIGHUP ignored: nohup)", who)
                 return
             log.info("SIGHUP: the terminal closed; %s stops", who)
