@@ -481,7 +481,8 @@ class _Handlers:
         self.max_body = int(config.get("max_body") or defaults.HTTP_MAX_BODY)
         self.table = RouteTable(parse_routes(config, ctx.secrets))
         self.extra_routes = list(extra_routes)
-        self._busy_log = (0.0, 0)  # (when the last back-pressure line was logged, refusals since)
+        self._busy_log: tuple[float | None, int] = (None, 0)  # (when the last back-pressure line was logged, refusals not logged)
+        self._busy_flush: asyncio.TimerHandle | None = None  # logs those refusals once their second is over
         self._fast: dict[str, bool] = {}
 
     def fast_path(self, path: str) -> bool:
@@ -582,23 +583,42 @@ class _Handlers:
     def backpressure(self, inc: Incoming | None, route: str) -> Reply | None:
         """``503`` with ``Retry-After`` while the engine's backlog of queued runs is over its
         bound (``serve --max-backlog``): nothing of the delivery is journaled, the sender
-        delivers it again later. Logged once a second at most, with the count."""
+        delivers it again later. Logged once a second at most, with the count: the first
+        refusal at once, those of the following second in one line when it is over (also
+        when no refusal comes after them, so that every refusal is counted in the log)."""
         overloaded = self.ctx.overloaded
         wait = overloaded() if overloaded is not None else None
         if wait is None:
             return None
         last, count = self._busy_log
         now = time.monotonic()
-        if now - last >= 1.0:
-            self.log.warning("refused %d deliveries with 503 in the last %.0fs: too many runs are waiting "
-                             "(--max-backlog); senders are asked to retry after %.0fs", count + 1,
-                             min(now - last, 999), wait,
-                             extra={"route": route, "status": 503, "remote": (inc.client if inc else None) or "-"})
-            self._busy_log = (now, 0)
+        remote = (inc.client if inc else None) or "-"
+        if last is None or now - last >= 1.0:
+            self._log_refused(count + 1, now, wait, route, remote)
         else:
             self._busy_log = (last, count + 1)
+            if self._busy_flush is None:
+                self._busy_flush = asyncio.get_running_loop().call_later(
+                    last + 1.0 - now, self._flush_refused, wait, route, remote)
         return _problem(503, "too many runs are waiting: not accepted, try again later",
                         {"Retry-After": str(int(wait))})
+
+    def _log_refused(self, count: int, now: float, wait: float, route: str, remote: str) -> None:
+        """The back-pressure line: ``count`` refusals since the last one (at ``now``)."""
+        last = self._busy_log[0]
+        since = "" if last is None else f" in the last {min(now - last, 999):.0f}s"
+        self.log.warning("refused %d %s with 503%s: too many runs are waiting (--max-backlog); "
+                         "senders are asked to retry after %.0fs", count,
+                         "delivery" if count == 1 else "deliveries", since, wait,
+                         extra={"route": route, "status": 503, "remote": remote})
+        self._busy_log = (now, 0)
+
+    def _flush_refused(self, wait: float, route: str, remote: str) -> None:
+        """The refusals counted since the last line, once their second is over."""
+        self._busy_flush = None
+        count = self._busy_log[1]
+        if count:
+            self._log_refused(count, time.monotonic(), wait, route, remote)
 
     def handle(self, route: HttpRoute, inc: Incoming, answer: "Callable[[Reply], None]") -> None:
         """Verify (401), read (400) and submit the delivery; ``answer(reply)`` is called once,
