@@ -527,8 +527,12 @@ def test_disk_full_refuses_with_500_loses_nothing_accepted_and_recovers(tmp_path
         wait_for(lambda: run_counts(state).get("succeeded", 0) >= len(accepted), 60, "the accepted runs")
         assert run_counts(state) == {"succeeded": len(accepted)}
         assert srv.stop() == 0
+        journaled_runs = {rid for (rid,) in q(state, "SELECT id FROM runs")}
     out = srv.output()
     assert "the disk is full" in out and "Traceback" not in out, out[-3000:]
+    # the runs of refused events never existed: the log does not promise to start them
+    promised = {int(n) for n in re.findall(r"run (\d+) of hook cannot start yet", out)}
+    assert promised <= journaled_runs, out[-3000:]
 
 
 # --------------------------------------------------------------------------- secrets never leak

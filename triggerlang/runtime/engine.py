@@ -217,6 +217,7 @@ class Engine:
         self.loops = LoopGuard(max_retriggers)
         self.metrics = metrics
         self._cancelling: dict[int, str] = {}  # run id -> why an operator cancels it (stopping its process)
+        self._unwritten: set[int] = set()  # runs being started whose insert a rollback undid (see _forget)
         self.secrets = dict(secrets)
         self.base_dir = Path(base_dir)
         self.lanes: dict[str, _Lane] = {}
@@ -552,12 +553,16 @@ class Engine:
         return "cancelling"
 
     def _forget(self, run_ids: list[int]) -> None:
-        """The batch that wrote these runs rolled back: they do not exist."""
+        """The batch that wrote these runs rolled back: they do not exist. A run that was
+        starting in that batch is noted, so that the failed start (:meth:`_start_later`,
+        called after this) frees its slot without saying the run will start later."""
         for rid in run_ids:
             self._uncarry(rid)
             for ln in self.lanes.values():
                 if ln.discard(rid):
                     self.backlog -= 1
+                if rid in ln.starting:
+                    self._unwritten.add(rid)
                 if ln.debounce_run == rid:
                     ln.new_window()
         self._check_idle()
@@ -734,7 +739,13 @@ class Engine:
 
     def _start_later(self, rule: str, run_id: int, e: Exception | str, free: bool = True) -> None:
         """The run could not start (the journal or its log cannot be written): it is still
-        queued; try again in a moment."""
+        queued; try again in a moment. A run whose insert was rolled back with its start
+        never existed (its event got a 500): nothing to start, nothing to say."""
+        if run_id in self._unwritten:
+            self._unwritten.discard(run_id)
+            if free:
+                self._free(rule, run_id)
+            return
         log.error("run %s of %s cannot start yet: %s; trying again in %.0fs", run_id, rule, e, JOURNAL_RETRY)
         ln = self.lane(rule)
         heapq.heappush(ln.timed, (time.time() + JOURNAL_RETRY, run_id))
