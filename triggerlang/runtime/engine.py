@@ -643,8 +643,11 @@ class Engine:
                     self._spawn(ra.cancel())
             self._arm(rule)
             return
-        if ln.ready and pol.get("busy") == "signal" and ln.busy:
-            self._signal_instead(rule, ln, pol)
+        if ln.ready and pol.get("busy") == "signal":
+            if ln.busy:
+                self._signal_instead(rule, ln, pol)
+            elif ln.timed:
+                self._retries_replaced(rule, ln)
         parallel = pol.get("busy") == "parallel"
         while ln.ready:
             if not parallel and ln.busy:
@@ -692,6 +695,26 @@ class Engine:
         if going:
             targets = [ln.active[rid] for rid in going]
             self.journal.after_commit(partial(self._send_busy_signal, rule, targets, sig, skipped), None)
+
+    def _retries_replaced(self, rule: str, ln: _Lane) -> None:
+        """``busy signal`` with no run going, a run ready to start (a newer event's), and a
+        failed run's retry waiting out its backoff (``retry N backoff D``): there is no
+        process to signal, so the ready run starts now, as ``busy queue`` would start it (a
+        change starts the crashed server at once, with the change, as under watchexec), and
+        the retry is recorded ``skipped``: kept, it would start a second server beside the
+        new one, or, once due, signal the new one for no change (README: Signalling the
+        running run)."""
+        instead = ln.ready[0]
+        retries = [rid for _, rid in ln.timed
+                   if rid != ln.debounce_run and (row := self.journal.run_row(rid)) is not None and row.attempt > 1]
+        for rid in retries:
+            self.journal.set_status(rid, "skipped", f"busy signal: run {instead}, of a newer event, starts instead "
+                                                    f"(it came while this retry waited out its backoff, with no "
+                                                    f"process to signal)")
+            self._uncarry(rid)
+            self._counted(rule, "skipped")
+            ln.discard(rid)
+            self.backlog -= 1
 
     @staticmethod
     def _send_busy_signal(rule: str, targets: list[RunningAction], sig: str, instead_of: list[int]) -> None:

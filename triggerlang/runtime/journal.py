@@ -25,8 +25,9 @@ At start-up, :meth:`Journal.recover` turns the runs a crash left ``running`` int
 run of a debounced rule, a retry) are added with :meth:`Journal.add_run`; a run whose
 start must wait (retry backoff, debounce) carries ``not_before`` (epoch seconds) and the
 engine honours it. Runs dropped by ``busy skip``, ``busy signal`` (the running run got the
-signal instead) or ``dedupe`` are recorded with status ``skipped`` and the reason in
-``error``, so users can see why nothing ran.
+signal instead, or a newer event's run replaced a retry waiting out its backoff) or
+``dedupe`` are recorded with status ``skipped`` and the reason in ``error``, so users can
+see why nothing ran.
 
 Statuses: ``queued`` ``running`` ``succeeded`` ``failed`` ``timed_out`` ``cancelled``
 ``interrupted`` ``skipped`` (:data:`STATUSES`; all but the first two are final,
