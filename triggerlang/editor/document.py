@@ -31,7 +31,7 @@ import re
 import threading
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 from ..check import catalogue as C
 from ..check.checker import Program, check
@@ -67,6 +67,15 @@ class Analysis:
         return n
 
 
+class IncludedParse(NamedTuple):
+    """An included file's parse, as :meth:`Analyzer._parse_included` keeps it."""
+
+    text: str                 # the text parsed (another text is parsed again)
+    module: A.Module
+    diagnostics: Diagnostics
+    cache: ParseCache         # that file's declarations, for its next text
+
+
 class Analyzer:
     """Runs the front end on documents, reusing each one's parsed declarations.
 
@@ -84,8 +93,7 @@ class Analyzer:
 
     def __init__(self) -> None:
         self._caches: dict[str, ParseCache] = {}
-        # included file (real path, name) -> [its text, module, diagnostics, its ParseCache]
-        self._included: dict[tuple[str, str], list] = {}
+        self._included: dict[tuple[str, str], IncludedParse] = {}  # by included file (real path, name)
         self._lock = threading.Lock()
         self._count = 0
 
@@ -126,13 +134,13 @@ class Analyzer:
         not parsed again at the next analysis (each keystroke's, in the including
         document), a changed one is, through that file's own :class:`ParseCache`."""
         have = self._included.pop((real, name), None)
-        if have is None or have[0] != text:
-            cache = have[3] if have is not None else ParseCache()
-            have = [text, *parse(text, name, cache), cache]
+        if have is None or have.text != text:
+            cache = have.cache if have is not None else ParseCache()
+            have = IncludedParse(text, *parse(text, name, cache), cache)
         self._included[(real, name)] = have  # (last: the most recently used)
         while len(self._included) > self.MAX_INCLUDED:
             del self._included[next(iter(self._included))]
-        return have[1], have[2]
+        return have.module, have.diagnostics
 
     def parse(self, file: str, text: str, keep: bool = True) -> A.Module:
         """The module of ``text`` (no check), through the document's cache (``keep=False``:
