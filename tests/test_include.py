@@ -622,6 +622,48 @@ def test_diagnostics_and_hover_are_answered_while_a_workspace_search_runs(team: 
     assert "Traceback" not in client.stderr, client.stderr
 
 
+PARSES_SEEN = """
+from triggerlang.editor import lsp
+build = lsp.build_server
+def build_server():  # a request that says which included files' parses the server keeps
+    server = build()
+    @server.feature("test/includedParses")
+    def included(ls, params):
+        with ls.analyzer._lock:
+            return sorted({real.rsplit("/rules/", 1)[1] for real, _ in ls.analyzer._included})
+    return server
+lsp.build_server = build_server
+from triggerlang.cli import main
+main(["lsp"])
+"""
+
+
+def test_the_editor_drops_an_included_files_parse_once_no_open_document_reads_it(team: Path) -> None:
+    """Before: the included files' parses were kept (up to 1,000) after every document
+    that includes them was closed. Now closing a document drops those no open document
+    reads, directly, through another file, or through its companion (deploy_test.trg's
+    checks read deploy.trg's includes)."""
+    import sys
+
+    from lsp_client import LspClient
+
+    (team / "deploy_test.trg").write_text('test "ship":\n    given git.push branch="main" sha="a"\n'
+                                          '    expect ship with sha="a"\n')
+    client = LspClient([sys.executable, "-c", PARSES_SEEN], cwd=team, init_options={"debounce_ms": 50})
+    try:
+        opened = [client.open(team / name) for name in ("main.trg", "rules.d/ci.trg", "deploy_test.trg")]
+        for u in opened:
+            assert client.wait_diagnostics(u) == []
+        kept = lambda: client.request("test/includedParses", None)  # noqa: E731
+        assert kept() == ["common.trg", "deploy.trg", "rules.d/ci.trg"]
+        for u, left in zip(opened, (["common.trg"], ["common.trg"], [])):  # (ci.trg's; deploy_test.trg's)
+            client.notify("textDocument/didClose", {"textDocument": {"uri": u}})
+            assert kept() == left
+    finally:
+        assert client.close() == 0, client.stderr
+    assert "Traceback" not in client.stderr, client.stderr
+
+
 def _apply(text: str, edits: list[dict]) -> str:
     lines = text.split("\n")
     for e in sorted(edits, key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]), reverse=True):

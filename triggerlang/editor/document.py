@@ -31,7 +31,7 @@ import re
 import threading
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, Callable, Collection, Iterator, Mapping, NamedTuple
 
 from ..check import catalogue as C
 from ..check.checker import Program, check
@@ -89,7 +89,8 @@ class Analyzer:
 
     REFREEZE = 50
     MAX_INCLUDED = 1000
-    """How many included files' parses are kept (the oldest used go first)."""
+    """How many included files' parses are kept (the oldest used go first); those no open
+    document reads any more go when a document is closed (:meth:`forget`)."""
 
     def __init__(self) -> None:
         self._caches: dict[str, ParseCache] = {}
@@ -150,9 +151,20 @@ class Analyzer:
             cache = self._caches.get(file) if not keep else self._caches.setdefault(file, ParseCache())
             return parse(text, file, cache)[0]
 
-    def forget(self, file: str) -> None:
+    def forget(self, file: str, still_read: Collection[str] | None = None) -> None:
+        """Drop the parses of the document ``file`` (it was closed); with ``still_read``,
+        the real paths of the files the open documents' includes still read, also the
+        parses of the included files not among them: an editor session that opens and
+        closes many files keeps only what the files open now read (the next include of a
+        dropped file parses it once more), as clangd drops a closed file's preamble.
+        Dropped when a document closes, not at each analysis: an edit that deletes an
+        include line leaves its file's parse until then (or the :data:`MAX_INCLUDED` bound).
+        Under the lock: the analysis worker fills these caches, the event loop empties them."""
         with self._lock:
             self._caches.pop(file, None)
+            if still_read is not None:
+                for key in [key for key in self._included if key[0] not in still_read]:
+                    del self._included[key]
 
 
 def _overlaid(overlay: Mapping[str, str]) -> Callable[[str], tuple[str | None, Diagnostics]]:

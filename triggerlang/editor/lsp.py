@@ -234,6 +234,17 @@ class TriggerLanguageServer(LanguageServer):
         return WorkspaceNow(tuple(self.roots()), {uri: (doc.source, doc.version) for uri, doc in docs.items()},
                             frozenset(self.real.values()))
 
+    def still_read(self) -> set[str]:
+        """The real paths of the files the open documents' includes read, directly or not,
+        as their latest analyses read them (and, for an open ``X_test.trg``, those of
+        ``X.trg``'s, which its analyses read with it)."""
+        out = set()
+        for uri in self.real:
+            path = self.path_of(uri)
+            for p in (path, D.companion_path(path)):
+                out.update(f.path for f in self.reads.get(p or "", ()))
+        return out
+
     def includers(self, uri: str, text: str | None = None) -> list[str]:
         """The open documents whose includes read ``uri``'s file, directly or not, as their
         latest analyses read it; with ``text``: only those that read another text of it
@@ -671,15 +682,17 @@ def build_server() -> TriggerLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TriggerLanguageServer, params: T.DidCloseTextDocumentParams) -> None:
-        """Forget the document; the open documents whose includes read it are checked again
-        with the file's text (its unsaved edits are gone with it)."""
+        """Forget the document (and the parses of the included files no open document reads
+        any more: :meth:`Analyzer.forget <triggerlang.editor.document.Analyzer.forget>`);
+        the open documents whose includes read it are checked again with the file's text
+        (its unsaved edits are gone with it)."""
         uri = params.text_document.uri
         timer = ls._timers.pop(uri, None)
         if timer is not None:
             timer.cancel()
         ls.analyses.pop(uri, None)
         ls.real.pop(uri, None)
-        ls.analyzer.forget(ls.path_of(uri))
+        ls.analyzer.forget(ls.path_of(uri), ls.still_read())
         ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
         try:
             disk: str | None = Path(ls.path_of(uri)).read_text("utf-8")
