@@ -109,6 +109,25 @@ def test_symlink_out_of_root_is_ignored(tmp_path: Path) -> None:
     run_source(tmp_path, {"root": "root", "roots": ["."]}, body)
 
 
+def test_a_change_in_a_folder_a_link_inside_the_root_points_at_is_reported_at_its_own_path(tmp_path: Path) -> None:
+    # README (Coming from watchexec): "a change through a link inside the root is reported at
+    # its target's path". The kernel names a folder by whichever of its paths was watched
+    # last, so a write to real/direct.txt was reported as linkin/direct.txt, and a rule on
+    # real/** never heard it.
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "linkin").symlink_to("real", target_is_directory=True)
+
+    async def body(h: Harness, src: FileSource) -> None:
+        (root / "real" / "direct.txt").write_text("x")
+        (root / "linkin" / "through.txt").write_text("y")
+        await h.wait_seen("real/direct.txt", "created")
+        await h.wait_seen("real/through.txt", "created")
+        assert h.paths() == {"real/direct.txt", "real/through.txt"}
+
+    run_source(tmp_path, {"root": "root", "roots": ["."]}, body)
+
+
 def test_missing_root_is_watched_through_its_parent(tmp_path: Path) -> None:
     async def body(h: Harness, src: FileSource) -> None:
         assert src.watch_paths() == [str(tmp_path.resolve())]

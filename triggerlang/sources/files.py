@@ -34,7 +34,11 @@ Algorithm
    anywhere, ``node_modules`` and all below it), one with ``/`` is anchored at ``root``
    and also covers everything below what it matches (``docs/gen`` ignores its content).
    With ``gitignore: true`` (``source file gitignore=true``), a path the repository's
-   ``.gitignore`` / ``.ignore`` files ignore is dropped too (:mod:`.gitignore`).
+   ``.gitignore`` / ``.ignore`` files ignore is dropped too (:mod:`.gitignore`). A path is
+   reported where it is, its folders' links resolved (a link itself is reported as
+   itself): inotify names a folder by whichever of its paths it watched last, so a change
+   in ``real/`` with a ``linkin -> real`` beside it would otherwise come as ``linkin/...``
+   or ``real/...`` by chance; the target's path is the one a rule can rely on.
 4. **One event per path.** watchfiles reports a *set* of ``(change, path)`` per batch; the
    changes of one path are folded into one event: ``added`` → ``created``, ``modified`` →
    ``modified``, ``deleted`` → ``deleted``; ``added`` with ``modified`` → ``created``;
@@ -306,7 +310,16 @@ class FileSource(Source):
         for sd in self.state_dirs:
             if _under(real, sd) or _under(path, sd):
                 return None
-        rel = os.path.relpath(path, self.root) if _under(path, self.root) else os.path.relpath(real, self.root)
+        # where the entry really is: its folders' links resolved, not the entry's own (a link
+        # is reported as itself). A change seen through a link inside the root (the kernel
+        # names a folder by whichever of its paths was watched last) is reported at its
+        # target's path, so a rule on that path hears it.
+        loc = path if real == path else os.path.join(os.path.realpath(os.path.dirname(path)),
+                                                      os.path.basename(path))
+        if _under(loc, self.root):
+            rel = os.path.relpath(loc, self.root)
+        else:
+            rel = os.path.relpath(path, self.root) if _under(path, self.root) else os.path.relpath(real, self.root)
         if rel == ".":
             return None
         rel = rel.replace(os.sep, "/")
@@ -418,11 +431,15 @@ class FileSource(Source):
             for path in by_path:
                 if os.path.basename(path) in IGNORE_FILES:
                     self.gitignore.forget(path)
-        out: list[tuple[str, str, str]] = []
+        # one entry per reported path: a file seen through a link inside the root and at its
+        # own path (the polling watcher names both) is one change
+        by_rel: dict[str, tuple[str, set[str]]] = {}
         for path, kinds in by_path.items():
             rel = self.relative(path)
-            if rel is None:
-                continue
+            if rel is not None:
+                by_rel.setdefault(rel, (path, set()))[1].update(kinds)
+        out: list[tuple[str, str, str]] = []
+        for rel, (path, kinds) in by_rel.items():
             if "deleted" in kinds:
                 if os.path.lexists(path):
                     change = "modified"  # deleted and there again: replaced
