@@ -511,3 +511,21 @@ def test_poll_scans_instead_of_the_kernels_notifications(tmp_path: Path) -> None
     run_source(tmp_path, {"root": ".", "poll": 0.1}, body_of(True))
     run_source(tmp_path, {"root": "."}, body_of(False))
     assert live[0] == 0 and live[1] >= 1, live
+
+
+def test_a_dangling_link_under_a_polled_root_is_not_reported_at_every_scan(tmp_path: Path) -> None:
+    # The polling watcher cannot read a dangling link's target and reports the link deleted
+    # at every scan: under `source file poll=...`, a broken link made a file.modified at
+    # every poll, forever. Now an unchanged one is quiet, and one made later is reported once
+    # (the scans that find `later` and then a.py would each have reported `broken` again).
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "broken").symlink_to("nowhere")
+
+    async def body(h: Harness, src: FileSource) -> None:
+        (tmp_path / "src" / "later").symlink_to("nowhere-either")
+        await h.wait_seen("src/later")
+        (tmp_path / "src" / "a.py").write_text("x")
+        await h.wait_seen("src/a.py", "created")
+        assert [e.data["path"] for e in h.events] == ["src/later", "src/a.py"], h.describe_events()
+
+    run_source(tmp_path, {"root": ".", "poll": 0.1}, body)

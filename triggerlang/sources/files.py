@@ -21,7 +21,9 @@ Algorithm
    ``stop()`` sets the stop flag, which the watcher checks every step. With ``poll``
    (seconds, ``source file poll=2s``) the watcher scans the folders that often instead
    (watchfiles' ``force_polling``): for file systems whose changes the kernel does not
-   report (NFS, SMB, some container bind mounts), as ``watchexec --poll``.
+   report (NFS, SMB, some container bind mounts), as ``watchexec --poll``. The polling
+   watcher reports a link to nothing deleted at every scan; such a report of a link that
+   has not changed is dropped (:meth:`FileSource._dangling_link_unchanged`).
 3. **Filtering.** A change is dropped when its path is outside ``root`` once symlinks are
    resolved (``os.path.realpath``), is not under one of the configured roots, has a
    segment that is a version control folder or ``__pycache__``
@@ -253,6 +255,9 @@ class FileSource(Source):
         self._task: asyncio.Task[None] | None = None
         # rel path -> when its creation was reported, and the file's (st_dev, st_ino) then
         self._recent: dict[str, tuple[float, tuple[int, int] | None]] = {}
+        # poll=: rel path of a link to nothing -> its (inode, change time), as last seen
+        self._dangling: dict[str, tuple[int, int]] = {}
+        self._started_ns = time.time_ns()  # (set again by start())
         # what the roots hold (step 7); None before the first scan and once given up
         self._known: KnownPaths | None = None
         # while the first scan runs: the updates seen meanwhile, (rel, is_dir) or (rel, None)
@@ -338,6 +343,7 @@ class FileSource(Source):
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._started_ns = time.time_ns()
         self._stop = StopFlag(loop)
         self._task = asyncio.create_task(self._run(self._stop), name="file-source")
         if not await self.ready(10):
@@ -441,6 +447,8 @@ class FileSource(Source):
         out: list[tuple[str, str, str]] = []
         for rel, (path, kinds) in by_rel.items():
             if "deleted" in kinds:
+                if kinds == {"deleted"} and self.poll is not None and self._dangling_link_unchanged(rel, path):
+                    continue
                 if os.path.lexists(path):
                     change = "modified"  # deleted and there again: replaced
                 elif "created" in kinds:
@@ -456,6 +464,28 @@ class FileSource(Source):
             out.append((path, rel, change))
         out.sort(key=lambda t: t[1])
         return out
+
+    def _dangling_link_unchanged(self, rel: str, path: str) -> bool:
+        """Polling only: whether ``path``, reported deleted, is a link to nothing that has
+        not changed. The polling watcher cannot read a dangling link's target, so it
+        reports the link deleted at every scan; without this, a broken link under a
+        ``poll=`` root made a ``file.modified`` every poll, forever. A link is told apart by
+        its own ``lstat`` (inode, change time); one not seen before is news only if it
+        changed after the source started (else it was there before)."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            self._dangling.pop(rel, None)
+            return False
+        if not os.path.islink(path) or os.path.exists(path):
+            self._dangling.pop(rel, None)
+            return False
+        sig = (st.st_ino, st.st_ctime_ns)
+        before = self._dangling.get(rel)
+        self._dangling[rel] = sig
+        if before is not None:
+            return before == sig
+        return st.st_ctime_ns < self._started_ns
 
     # ---- what the roots hold (step 7) ------------------------------------------------
 
