@@ -197,6 +197,8 @@ HINT_CASES = [
      'payload.ref = "x" run note with <payload.ref>'),
     ("payload.ref = \"x\" run note with <payload.commits[0].id>", "a placeholder is written <field.path> here",
      'payload.ref = "x" run note with <payload.commits.0.id>'),
+    ("has(body.pull_request)", "'has' takes no parentheses", "has payload.pull_request"),
+    ("size(body.commits) > 0", "no function calls in a condition: 'size(...)'", "has payload.commits.0"),
 ]
 
 

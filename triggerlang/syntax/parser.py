@@ -1437,6 +1437,32 @@ def _call_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         "an action's argument takes a part as <FIELD ~ /prefix(part)/>"
 
 
+_FUNC_ARG = re.compile(r"\(\s*([A-Za-z_$][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*\)")
+_NOT_EMPTY = re.compile(r"\s*(?:>\s*0|!=\s*0|>=\s*1)(?![0-9.])")
+
+
+def _function_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """CEL's functions on a field, ``has(body.x)`` and ``size(body.list) > 0`` (Tekton
+    filters), written as the condition that says the same: ``has payload.x``, ``has
+    payload.list.0``."""
+    word = _WORD_BEFORE.search(chunk, 0, at)
+    if word is None or word.group(1) not in ("has", "size"):
+        return None
+    end = _closing(chunk, at)
+    arg = _FUNC_ARG.fullmatch(chunk, at, end)
+    if arg is None:
+        return None
+    field = _raw_path(arg.group(1))
+    if word.group(1) == "has":
+        return word.start(1), end, "'has' takes no parentheses", f"write has {field}"
+    more = _NOT_EMPTY.match(chunk, end)
+    if more is not None:
+        return word.start(1), more.end(), "no function calls in a condition: 'size(...)'", \
+            f"write has {field}.0: it holds when the list has an element"
+    return word.start(1), end, "no function calls in a condition: 'size(...)'", \
+        f"'has {field}.0' holds when the list has an element ('has {field}.N': more than N)"
+
+
 def _policy_before_run(e, chunk: str) -> tuple[int, str] | None:
     """(start, word) when a rule's parse stopped at or after a policy written before
     ``run`` (``on file.modified busy signal SIGHUP run app``): the first policy word, at
@@ -1518,7 +1544,7 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
             items = chunk[at + 1:end - 1] if chunk[end - 1:end] == ")" else chunk[at + 1:end]
             items = _SINGLE_QUOTED.sub(lambda q: _str_literal(q.group(1)), items)
             return at, end, "a list is written in [ ]", f"write [{items.strip()}]"
-        return _call_hint(chunk, at)
+        return _call_hint(chunk, at) or _function_hint(chunk, at)
     return None
 
 
