@@ -338,6 +338,20 @@ def test_a_range_that_runs_backwards_is_refused_with_its_wrap_round(expr: str, s
     assert cron.problem("0 0 * * 1-5") is None and cron.problem("0 0 * * sat-sun") is None
 
 
+@pytest.mark.parametrize(("expr", "hint"), [
+    ("@hourli", "did you mean '@hourly'? (the aliases are @hourly, @daily, @weekly, @monthly and @yearly)"),
+    ("@fortnightly", "the aliases are @hourly, @daily, @weekly, @monthly and @yearly; or write five fields"),
+])
+def test_an_unknown_cron_alias_is_named_as_one(expr: str, hint: str) -> None:
+    """`@hourli` was "a cron expression has 5 fields, this one has 1": the alias is named,
+    with the one it is close to."""
+    from triggerlang import cron
+
+    message, got = cron.problem(expr)
+    assert message == f"unknown cron alias {expr!r}" and got.startswith(hint), got
+    assert cron.problem("@Hourly") is None
+
+
 @pytest.mark.parametrize(("line", "message", "hint"), [
     ("CRON_TZ=Europe/Paris 30 2 * * *", "CRON_TZ= is a crontab setting",
      'cron "30 2 * * *" tz "Europe/Paris"'),

@@ -99,6 +99,14 @@ def problem(expr: str) -> tuple[str, str] | None:
         return (f"a cron expression has 5 fields, this one has {len(fields)}: the rest is a crontab's command",
                 f'the command goes in an action (action job = exec "PROGRAM" "ARG"...), and the rule '
                 f'keeps five fields: on cron "{" ".join(fields[:5])}" run job')
+    if len(fields) == 1 and fields[0].startswith("@"):  # `@hourli`: not a line of 1 field
+        from .diagnostics import suggest
+
+        near = suggest(fields[0].lower(), ALIASES)
+        known = "@hourly, @daily, @weekly, @monthly and @yearly"
+        return (f"unknown cron alias {fields[0]!r}",
+                f"did you mean {near!r}? (the aliases are {known})" if near
+                else f"the aliases are {known}; or write five fields: {HINT}")
     if len(fields) != 5:
         return f"a cron expression has 5 fields, this one has {len(fields)}", HINT
     if not croniter.is_valid(norm):
