@@ -141,6 +141,14 @@ def test_unknown_field_in_a_nested_expression_and_has() -> None:
     assert [d[2] for d in diags(text)] == [32, 51]
 
 
+def test_an_unknown_name_is_told_both_ways_to_write_it() -> None:
+    """branch=main is most often "main" without its quotes: the hint said only
+    'declare it with: let NAME = VALUE'; it gives the quoted text too, and the let with its name."""
+    (d,) = compile_text(DEPLOY + 'on git.push branch=main run deploy with <sha>', "rules.trg").diagnostics
+    assert (d.code, d.message) == ("TRG102", "unknown name 'main'")
+    assert d.hint == 'text goes in quotes: "main"; a name is declared first: let main = VALUE'
+
+
 def test_a_let_is_typed_like_its_value() -> None:
     assert codes('let n = 3\n' + DEPLOY + 'on git.push branch=n run deploy with <sha>') == [("TRG204", 3)]
     assert diags('let b = ["a", "b"]\n' + DEPLOY + 'on git.push branch in b run deploy with <sha>') == []

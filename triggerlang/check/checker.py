@@ -310,7 +310,9 @@ class Checker:
                          "secrets only go where a secret is expected (secret=, token=, hmac=)")
             return None
         hint, fix = typo(r.name, self.let_decls, r.span)
-        self.d.error("TRG102", f"unknown name '{r.name}'", r.span, hint or "declare it with: let NAME = VALUE",
+        # most often text without its quotes (branch=main): say both ways to write it
+        self.d.error("TRG102", f"unknown name '{r.name}'", r.span,
+                     hint or f'text goes in quotes: "{r.name}"; a name is declared first: let {r.name} = VALUE',
                      fix=fix)
         return None
 
