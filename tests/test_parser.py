@@ -332,7 +332,10 @@ def test_unclosed_bracket_does_not_swallow_the_next_declarations() -> None:
             'named: on git.push branch="d" run deploy\n')  # 5
     module, diags = parse(text)
     assert [(d.code, d.span.start.line) for d in diags] == [("TRG002", 2)]
-    assert "unclosed" in diags.items[0].message
+    (d,) = diags
+    assert (d.message, d.hint) == ("unclosed '[' at the end of this declaration",
+                                   "close it with ']' before the next declaration")
+    assert [(sp.start.line, sp.start.column, note) for sp, note in d.related] == [(2, 23, "the '[' opened here")]
     kinds = [type(d).__name__ for d in module.decls]
     assert kinds == ["ActionDecl", "Rule", "Let", "Rule"]
     assert module.decls[1].filter == A.Compare(A.FieldPath(("branch",)), "=", A.Str("c"))
@@ -343,6 +346,13 @@ def test_unclosed_paren_inside_a_rule() -> None:
     module, diags = parse(text)
     assert [(d.code, d.span.start.line) for d in diags] == [("TRG001", 1)]
     assert len(module.decls) == 1
+    # the hint names the bracket left open (it listed ')', ',', ']'... before)
+    assert diags.items[0].hint == "the '(' is not closed: write ')' before 'run'"
+    assert [(sp.start.line, sp.start.column, note) for sp, note in diags.items[0].related] == [
+        (1, 13, "the '(' opened here")]
+    _, diags = parse('on git.push branch in ["a", "b"\n    run deploy\n')
+    assert [(d.code, d.message, d.hint, d.related[0][0].start.column) for d in diags] == [
+        ("TRG001", "unexpected 'run'", "the '[' is not closed: write ']' before 'run'", 23)]
 
 
 def test_unexpected_end_points_at_the_end_of_the_code_not_the_comment() -> None:

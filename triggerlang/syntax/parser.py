@@ -144,6 +144,20 @@ def _bracket_delta(line: str) -> int:
     return depth
 
 
+def _open_bracket(chunk: str, end: int) -> int | None:
+    """The offset of the innermost ``(`` or ``[`` still open at ``end`` of the chunk, or None."""
+    opened: list[int] = []
+    start = 0
+    for line in chunk[:end].split("\n"):
+        for i, c in _code_chars(line):
+            if c in "([":
+                opened.append(start + i)
+            elif c in ")]" and opened:
+                opened.pop()
+        start += len(line) + 1
+    return opened[-1] if opened else None
+
+
 def split_comment(line: str) -> tuple[str, str | None]:
     """``(code, comment)`` of one line; ``#`` inside strings and regexes is not a comment."""
     for i, c in _code_chars(line):
@@ -1650,7 +1664,14 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
         if _indented_declaration(chunk, t.start_pos) or \
                 (before is not None and _indented_declaration(chunk, before.start(1))):
             hint = "an indented line continues the declaration above: start a new one in column 1"
-        diags.error("TRG001", msg, span, hint)
+        related = ()
+        opened = _open_bracket(chunk, t.start_pos)
+        closer = {"(": ")", "[": "]"}.get(chunk[opened]) if opened is not None else None
+        if closer is not None and {")": "RPAR", "]": "RSQB"}[closer] in e.expected:  # `["a", "b" run x`
+            # where it opened is a related span, not text: the parse cache moves spans only
+            hint = f"the '{chunk[opened]}' is not closed: write '{closer}' before {_token_text(t)}"
+            related = ((span_of(opened, opened + 1), f"the '{chunk[opened]}' opened here"),)
+        diags.error("TRG001", msg, span, hint, related)
         return
     if isinstance(e, UnexpectedCharacters):
         line, col = e.line + line_off, e.column
@@ -1690,10 +1711,11 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
     line_start = pos_off + sum(len(ln) + 1 for ln in chunk_lines[:last_idx])
     span = Span(Pos(last_idx + 1 + line_off, max(1, col - 1), line_start + max(0, col - 2)),
                 Pos(last_idx + 1 + line_off, col, line_start + col - 1))
-    depth = sum(_bracket_delta(ln) for ln in chunk_lines)
-    if depth > 0:
-        diags.error("TRG002", "unclosed '(' or '[' at the end of this declaration", span,
-                    "close the bracket before the next declaration")
+    opened = _open_bracket(chunk, len(chunk))
+    if opened is not None:
+        diags.error("TRG002", f"unclosed '{chunk[opened]}' at the end of this declaration", span,
+                    f"close it with '{')' if chunk[opened] == '(' else ']'}' before the next declaration",
+                    ((span_of(opened, opened + 1), f"the '{chunk[opened]}' opened here"),))
     elif "RUN" in expected:
         diags.error("TRG002", "this rule has no 'run ACTION'", span, "end the rule with: run ACTION [with ARGS]")
     else:
