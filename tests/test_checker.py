@@ -540,6 +540,15 @@ def test_conditions_on_action_decide_and_other_conditions_might_hold() -> None:
     assert loops('a: on run.completed has rule run t\n') != []
 
 
+def test_an_unknown_name_in_a_rule_or_action_condition_is_an_error_not_a_crash() -> None:
+    """`rule in NAME` with NAME not declared raised a TypeError out of check (the lint read
+    the unresolved value as a list): it is TRG102, and the condition counts as undecided."""
+    for cond in ("rule in nope", "not rule in nope", "action in nope", "rule = nope"):
+        got = [d[0] for d in diags('action t = shell "true"\nb: on run.completed rule="c" run t\n'
+                                   f'c: on run.completed {cond} run t\n')]
+        assert "TRG102" in got and set(got) <= {"TRG102", "TRG503"}, (cond, got)
+
+
 def test_a_loop_is_a_warning_the_rules_still_compile() -> None:
     c = compile_text('action t = shell "true"\na: on run.completed run t\n', "rules.trg")
     assert c.ok and c.manifest is not None

@@ -1260,7 +1260,8 @@ class Checker:
             if op == "not":
                 inner = may(node["arg"])
                 return lambda known: inner(known)[::-1]
-            if node["field"] in ("rule", "action"):
+            if node["field"] in ("rule", "action") and (node["op"] == "has" or node.get("value") is not None):
+                # (a value that is None is an unknown name, TRG102: undecided, as other fields)
                 pred = compile_predicate(node)
                 return lambda known: (True, False) if pred(known) else (False, True)
             return lambda known: (True, True)
@@ -1271,6 +1272,8 @@ class Checker:
             for c in (node["args"] if node and node["op"] == "and" else [node] if node else []):
                 if c.get("field") == "rule" and c["op"] in ("=", "in"):
                     values = c["value"] if c["op"] == "in" else [c["value"]]
+                    if not isinstance(values, list):  # `rule in NAME` with an unknown NAME (TRG102)
+                        return None
                     return {v for v in values if isinstance(v, str)}
             return None
 
