@@ -149,6 +149,19 @@ def test_an_unknown_name_is_told_both_ways_to_write_it() -> None:
     assert d.hint == 'text goes in quotes: "main"; a name is declared first: let main = VALUE'
 
 
+def test_a_field_written_without_its_brackets_is_offered_the_placeholder() -> None:
+    """with sha (for <sha>) was 'unknown name' with the hint to quote it or declare a let;
+    a name that is a field of the rule's event is offered the placeholder, as a fix."""
+    from triggerlang.check.fixes import apply_fixes
+
+    text = DEPLOY + 'on git.push run deploy with sha\n'
+    (d,) = compile_text(text, "rules.trg").diagnostics
+    assert (d.code, d.message, d.hint) == ("TRG102", "unknown name 'sha'",
+                                           "did you mean '<sha>'? a field of the event is written in < >")
+    assert apply_fixes(text, [d.fix]) == (DEPLOY + 'on git.push run deploy with <sha>\n', 1)
+    assert compile_text('let sha = "x"\n' + text, "rules.trg").diagnostics == []  # a let is meant as written
+
+
 def test_a_let_is_typed_like_its_value() -> None:
     assert codes('let n = 3\n' + DEPLOY + 'on git.push branch=n run deploy with <sha>') == [("TRG204", 3)]
     assert diags('let b = ["a", "b"]\n' + DEPLOY + 'on git.push branch in b run deploy with <sha>') == []

@@ -847,6 +847,13 @@ class Checker:
         if isinstance(v, A.Placeholder):
             self.check_placeholder(v, ctx)
             return self.captured({"field": v.path.dotted}, v, ctx)
+        if (isinstance(v, A.Ref) and ctx is not None and v.name not in self.let_decls and v.name not in self.p.lets
+                and v.name not in self.p.secrets and self.ftype(*ctx, (v.name,)) is not None):
+            # `with sha`: the event's field without its < > (a let of that name would be meant as written)
+            self.d.error("TRG102", f"unknown name '{v.name}'", v.span,
+                         f"did you mean '<{v.name}>'? a field of the event is written in < >",
+                         fix=replace_fix(v.span, v.name, f"<{v.name}>"))
+            return {"value": None}
         return {"value": plain(self.value(v))}
 
     def captured(self, binding: dict, ph: A.Placeholder, ctx=None) -> dict:
