@@ -683,6 +683,25 @@ def test_split_declarations() -> None:
 
 # --------------------------------------------------------------------------- did you mean, durations
 
+@pytest.mark.parametrize(("text", "bad", "message", "hint"), [
+    ('on git.push if branch="main" run deploy', "if", "'if' is not needed before a filter",
+     "the conditions follow the trigger: on git.push CONDITIONS run ACTION"),
+    ('ship: on github.* where action="opened" run deploy', "where", "'where' is not needed before a filter",
+     "the conditions follow the trigger: on github.* CONDITIONS run ACTION"),
+    ('on git.push run deploy(<sha>, "prod") timeout 1m', 'deploy(<sha>, "prod")',
+     "an action's arguments follow 'with', not parentheses", 'write run deploy with <sha>, "prod"'),
+    ('on git.push run deploy()', "deploy()", "an action's arguments follow 'with', not parentheses",
+     "write run deploy"),
+])
+def test_a_filter_word_or_a_call_gets_the_rule_to_write(text: str, bad: str, message: str, hint: str) -> None:
+    """`if branch=...` was "unexpected 'branch'" with did you mean 'catch'?, and `run deploy(<sha>)`
+    a list of the policies expected: each now says what to write."""
+    _, diags = parse(text)
+    (d,) = diags.items
+    assert (d.code, d.message, d.hint) == ("TRG001", message, hint)
+    assert text[d.span.start.offset:d.span.end.offset] == bad
+
+
 @pytest.mark.parametrize(("text", "word", "keyword"), [
     ('on git.push branch="main" rnu deploy', "rnu", "run"),    # read as a field name: the word before the error
     ('on git.push run deploy wiht "x"', "wiht", "with"),

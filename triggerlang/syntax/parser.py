@@ -1345,6 +1345,12 @@ def _keyword_fix(e: UnexpectedInput, chunk: str) -> tuple[int, int, str] | None:
 
 _PATH_BEFORE = re.compile(r"([A-Za-z_$][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*$")
 _CALL = re.compile(r"\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\($")
+_RUN_CALL = re.compile(r"(?<![A-Za-z0-9_\-.<])run\s+([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
+"""``run ACTION`` just before a ``(``."""
+_GUARD_WORD = re.compile(r"(?:^|[\s:])on\s+([A-Za-z_][A-Za-z0-9_\-]*\.(?:[A-Za-z_][A-Za-z0-9_\-]*|\*))"
+                         r"\s+(if|where|when)\s+$")
+"""``on SOURCE.EVENT if``/``where``/``when`` just before the parser's stop: SQL's or a
+shell's word for the filter."""
 _QUOTED = r"""(?:'((?:\\.|[^'\\\n])*)'|"((?:\\.|[^"\\\n])*)")"""
 _ONE_ARG = re.compile(r"\(\s*" + _QUOTED + r"\s*\)")
 _EXISTS = re.compile(r"\(\s*([A-Za-z_]\w*)\s*,\s*\1\.([A-Za-z0-9_.\-]+)\s*(==|!=|=)\s*" + _QUOTED + r"\s*\)")
@@ -1502,6 +1508,10 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     at = _error_offset(e, chunk)
     if at >= len(chunk):
         return None
+    guard = _GUARD_WORD.search(chunk, 0, at)
+    if guard is not None:  # `on git.push if branch="main"`: read as a field named if
+        return guard.start(2), guard.end(2), f"'{guard.group(2)}' is not needed before a filter", \
+            f"the conditions follow the trigger: on {guard.group(1)} CONDITIONS run ACTION"
     two = chunk[at:at + 2]
     if chunk.startswith("==", max(0, at - 1)) and (two == "==" or chunk[at - 1:at + 1] == "=="):
         start = at if two == "==" else at - 1
@@ -1553,6 +1563,12 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
                 f"write {_raw_path(before.group(1))}.{seg}" + (": a '*' reads every element" if seg == "*" else "")
     if chunk[at] == "(":
         word = _WORD_BEFORE.search(chunk, 0, at)
+        call = _RUN_CALL.search(chunk, 0, at)
+        if call is not None:  # `run deploy(<sha>, "prod")`: a function call's spelling
+            end = _closing(chunk, at)
+            args = (chunk[at + 1:end - 1] if chunk[end - 1:end] == ")" else chunk[at + 1:end]).strip()
+            return call.start(1), end, "an action's arguments follow 'with', not parentheses", \
+                f"write run {call.group(1)} with {args}" if args else f"write run {call.group(1)}"
         if word is not None and word.group(1) == "in":
             end = _closing(chunk, at)
             items = chunk[at + 1:end - 1] if chunk[end - 1:end] == ")" else chunk[at + 1:end]
