@@ -258,6 +258,10 @@ def test_an_included_file_is_not_fixed(tmp_path: Path) -> None:
     before = common.read_text()
     r = run("check", "--fix", str(p))
     assert "TRG405" in r.output and common.read_text() == before and p.read_text() == main_text
+    # so its fix is not counted as one --fix would apply, and a file two include is counted once
+    write('include "common.trg"\non git.tag run deploy with <sha>\n', "other.trg")
+    assert run("check", str(p), "other.trg").stderr == "1 error, 0 warnings\n"
+    assert run("check", str(p), "other.trg", "common.trg").stderr == "1 error, 0 warnings\n1 fixable with --fix.\n"
     # checked itself, it is
     text, n, _ = fix_until_stable(common.read_text(), lambda t: compile_text(t, "common.trg").diagnostics,
                                   "common.trg")

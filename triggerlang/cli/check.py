@@ -92,6 +92,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
     changes: list[tuple[str, str, str]] = []  # (file, before, after) for --diff
     stdin_fixed: str | None = None
     strict_bad = False
+    checked: set[str] = set()  # the files --fix would write (not those only an include read)
     for f in _expand(files, stdin_filename, configs=configs):
         cfg = configs.for_file(f if f != "-" else stdin_filename or "-")
         if fix or diff:
@@ -105,6 +106,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
                 stdin_fixed = c.text
         else:
             c = _compile_stdin(stdin_filename) if f == "-" else _compile(f)
+        checked.add(c.file)
         kept = [d for d in c.diagnostics if cfg.keeps(d, ignored)]
         strict_bad = strict_bad or bool((strict or cfg.strict) and kept)
         all_diags.extend(kept)
@@ -120,7 +122,7 @@ def check(files: tuple[str, ...], fmt: str, strict: bool, exit_zero: bool, quiet
     if fix and not quiet and (fixed or hidden):
         click.echo(_fixed_line("Fixed", fixed, hidden), err=True)
     elif not fix and fmt == "text" and not quiet and not statistics and any(d.fix for d in all_diags):
-        _print_fixable(all_diags)
+        _print_fixable(all_diags, checked)
     bad = any(d.is_error for d in all_diags) or strict_bad
     raise SystemExit(1 if bad and not exit_zero else 0)
 
@@ -156,13 +158,16 @@ def _report_check(all_diags: list[Diagnostic], sources: dict[str, str], fmt: str
         click.echo(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}", err=True)
 
 
-def _print_fixable(diags: list[Diagnostic]) -> None:
-    """ruff's ``[*] 2 fixable with the --fix option``: how many of the problems --fix would fix."""
+def _print_fixable(diags: list[Diagnostic], checked: set[str]) -> None:
+    """ruff's ``[*] 2 fixable with the --fix option``: how many of the problems --fix would fix:
+    each once (a file several of FILES include is reported once), and only in the ``checked``
+    files, which --fix writes (a fix in an included file is not applied from the including one)."""
     from ..check.fixes import fixes_of
 
     by_file: dict[str, list[Diagnostic]] = {}
-    for d in diags:
-        by_file.setdefault(d.file, []).append(d)
+    for d in dict.fromkeys(diags):
+        if d.file in checked:
+            by_file.setdefault(d.file, []).append(d)
     fixable = [fixes_of(ds, f, unsafe=True) for f, ds in by_file.items() if any(d.fix for d in ds)]
     safe = sum(fix.safe for fixes in fixable for fix in fixes)
     unsafe = sum(len(fixes) for fixes in fixable) - safe
