@@ -844,6 +844,21 @@ def test_sigterm_interrupts_the_running_run_and_keeps_the_queue(serve) -> None:
     stop_ok(s2)
 
 
+def test_a_queued_run_whose_rule_is_gone_at_the_next_start_is_cancelled_and_the_log_says_so(serve) -> None:
+    s = serve(POLICY_RULES, "--grace", "0.5")
+    ids = [post(s, "/queue", {"n": n, "s": sec}).json()["runs"][0] for n, sec in ((1, "30"), (2, "0.1"))]
+    s.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the first run to start")
+    stop_ok(s)
+    # the rules change while serve is down: q is gone
+    s2 = serve(POLICY_RULES.replace('q: on http.post path="/queue"', '# q: on http.post path="/queue"'),
+               "--grace", "0.5")
+    s2.wait_log("recovered: 0 run(s) interrupted by the last stop, 0 queued run(s) restarted, 1 cancelled: "
+                "their rule is no longer in the rules file (q)")
+    status = {r["id"]: (r["status"], r["error"]) for r in journal_runs(s2.state)}
+    assert status[ids[1]] == ("cancelled", "its rule is no longer in the rules file"), status
+    stop_ok(s2)
+
+
 # =========================================================================== reload
 
 def test_reload_picks_up_a_new_rule_and_survives_a_broken_file(tmp_path: Path, serve) -> None:

@@ -947,9 +947,14 @@ class Engine:
             self.correlations.start()
             self.correlations.start_timers()
 
-    def recover(self) -> tuple[int, int]:
-        """Restart what a crash left: (interrupted runs, queued runs restarted)."""
+    def recover(self) -> tuple[int, int, list[str]]:
+        """Restart what a crash left: (interrupted runs, queued runs restarted, the rules of
+        the queued runs cancelled since their rule is no longer in the rules file, one name
+        per run). Such a run is not started: its rule's policies are gone with it, and the
+        file says that rule is not wanted any more (systemd cancels the queued job of a unit
+        that is gone); it is recorded ``cancelled`` with the reason."""
         rec = self.journal.recover()
+        cancelled: list[str] = []
         for row in rec.interrupted:   # final now: counted by this process, which found them
             self._counted(row.rule, "interrupted")
             pol = self.policies(row.rule)
@@ -960,11 +965,12 @@ class Engine:
             if row.rule not in self.rules:
                 self.journal.set_status(row.id, "cancelled", "its rule is no longer in the rules file")
                 self._counted(row.rule, "cancelled")
+                cancelled.append(row.rule)
                 continue
             if row.not_before is not None and self.policies(row.rule).get("debounce"):
                 self.lane(row.rule).debounce_run = row.id
             self._enqueue(row.rule, row.id, row.not_before)
-        return len(rec.interrupted), len(rec.queued)
+        return len(rec.interrupted), len(rec.queued) - len(cancelled), cancelled
 
     async def drain(self, grace: float, now: asyncio.Event | None = None) -> None:
         """Stop: let running runs finish for ``grace`` seconds, then stop them and mark them
