@@ -303,6 +303,27 @@ def test_exec_spawn_failure_is_a_failed_run(base: Path, argv0: str, message: str
     assert message in req.log_path.read_text()
 
 
+def test_a_program_moved_to_another_folder_of_path_is_found_again(base: Path, tmp_path: Path):
+    # the spawner remembers where a program is; one that moved is looked up again, not 'not found'
+    first, second = tmp_path / "bin1", tmp_path / "bin2"
+    first.mkdir()
+    second.mkdir()
+    tool = first / "trg-moving-tool"
+    tool.write_text("#!/bin/sh\necho ran\n")
+    tool.chmod(0o755)
+    action = {"kind": "exec", "argv": [{"value": "trg-moving-tool"}],
+              "env": {"PATH": f"{first}:{second}:{os.environ.get('PATH', os.defpath)}"}}
+
+    async def main() -> list[RunResult]:
+        results = [await (await start_action(request(base, action, run_id=1))).wait()]
+        tool.rename(second / tool.name)
+        results.append(await (await start_action(request(base, action, run_id=2))).wait())
+        return results
+
+    results = asyncio.run(main())
+    assert [r.status for r in results] == ["succeeded", "succeeded"], [r.error for r in results]
+
+
 def test_missing_cwd_and_missing_input_and_nul_byte(base: Path):
     req = request(base, {"kind": "exec", "argv": [{"value": "true"}], "cwd": "nowhere"})
     result = run(req)

@@ -55,7 +55,8 @@ when the run started and when it ended. The spawner opens the run's log file, wr
 header, puts the event JSON in a memfd that becomes the child's stdin (nothing has to be
 fed to a pipe, and a child that exits without reading it is no error), and calls
 ``_posixsubprocess.fork_exec`` (vfork + exec, the call ``subprocess`` makes). The
-program is looked up on ``PATH`` once (then cached) instead of trying each entry. A
+program is looked up on ``PATH`` once (then cached while it is there) instead of trying
+each entry. A
 ``die_with_parent`` run (a worker's) goes through ``setpriv --pdeathsig KILL``: it dies
 with the spawner's thread that started it, and the spawner exits with its worker.
 Elsewhere (and for ``die_with_parent`` runs without ``setpriv``), asyncio's subprocess
@@ -912,9 +913,13 @@ class Spawner:
     # -- runs
 
     def which(self, prog: str, path: bytes) -> str | None:
-        """``prog`` looked up on ``path`` (a ``PATH`` value), cached while it is found."""
+        """``prog`` looked up on ``path`` (a ``PATH`` value), cached while it is there: a
+        cached program that is gone (moved to another folder of ``PATH``, removed) is looked
+        up again, as a shell does with its hashed commands, at the cost of one ``access``."""
         key = (prog, path)
         found = self._which.get(key)
+        if found is not None and not os.access(found, os.X_OK):
+            found = None
         if found is None:
             found = shutil.which(prog, path=os.fsdecode(path))
             if found is not None:
