@@ -367,3 +367,19 @@ def test_a_line_pasted_from_a_crontab_is_told_where_its_parts_go(line: str, mess
 
     bad = cron.problem(line)
     assert bad is not None and message in bad[0] and hint in bad[1], bad
+
+
+@pytest.mark.parametrize("expr", ["0 2 r * *", "R * * * *", "0 R(1-5) * * *", "0 0 R/2 * *", "0 0 * * R"])
+def test_croniter_s_random_field_is_refused(expr: str) -> None:
+    """croniter reads `R` as a value drawn afresh by each croniter made: `check` passed
+    `0 2 r * *` (a fuzzed `"0 2 * * *"`), and the schedule fired on another day of the month
+    after each firing, its `between` window closing at a different date at each check. It is
+    TRG303 now, naming the field; `fri` and `mar` (names with an r) are still days and months."""
+    from triggerlang import cron
+    from triggerlang.api import compile_text
+
+    bad = cron.problem(expr)
+    assert bad is not None and "random value" in bad[0] and "the value itself" in bad[1], bad
+    assert cron.problem("0 0 * mar fri") is None
+    c = compile_text(f'action d = shell "true"\nx: on cron "{expr}" run d\n', "r.trg")
+    assert [d.code for d in c.diagnostics] == ["TRG303"]

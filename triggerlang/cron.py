@@ -12,7 +12,9 @@ five-field forms (:func:`normalise`); ``@reboot`` has no time and is refused. A 
 from a crontab gets a hint that says where its parts go: a ``CRON_TZ=``/``TZ=`` prefix is the
 ``tz`` of the rule, and what follows five valid fields is a command, which goes in an action.
 An expression
-that is well formed but never fires (``0 0 30 2 *``: no February has a 30th) is refused too.
+that is well formed but never fires (``0 0 30 2 *``: no February has a 30th) is refused too,
+and so is croniter's random field ``R`` (see :data:`_RANDOM`): a schedule fires at times
+written in the rules, not drawn.
 
 A range that runs backwards (``5-1``, ``fri-mon``, ``22-2``) is refused: cronie sets no value
 for it (the job never runs on those days, silently) while croniter wraps it round (Friday to
@@ -72,6 +74,12 @@ _NAMES = ({}, {}, {},
           {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())})
 
 
+_RANDOM = re.compile(r"[rR](?:\(\d+-\d+\))?(?:/\d+)?")
+"""croniter's random field (``R``, ``R(1-5)``, ``R/10``): a new draw at each croniter made,
+so a rule would fire at a different time after every firing, restart or reload, and
+check's "never fires" test would pass or fail by chance. Refused (TRG303)."""
+
+
 def normalise(expr: str) -> str:
     """``expr`` with its white space folded and an ``@alias`` replaced by its five fields."""
     expr = " ".join(str(expr).split())
@@ -109,6 +117,12 @@ def problem(expr: str) -> tuple[str, str] | None:
                 else f"the aliases are {known}; or write five fields: {HINT}")
     if len(fields) != 5:
         return f"a cron expression has 5 fields, this one has {len(fields)}", HINT
+    for (name, allowed), field in zip(FIELDS, fields):
+        if _RANDOM.fullmatch(field):
+            return (f"invalid cron expression {expr!r}: the {name} field {field!r} is a random value "
+                    "(croniter's R), drawn again each time the next firing is worked out",
+                    f"write the value itself: the {name} field takes {allowed} (to spread the jobs "
+                    "of several machines, give each its own minute)")
     if not croniter.is_valid(norm):
         for i, (name, allowed) in enumerate(FIELDS):
             alone = " ".join(f if j == i else "*" for j, f in enumerate(fields))
