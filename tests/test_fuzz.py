@@ -418,3 +418,26 @@ def test_real_process_prints_lone_surrogates_from_event_json(tmp_path: Path, loc
         p.stdout.decode("utf-8")  # the output itself is valid UTF-8
         if fmt == "json":
             assert json.loads(p.stdout)["matches"][0]["inputs"]["x"] == "a\ud800b\udc80"
+
+
+@pytest.mark.parametrize("extra", [[], ["--format", "json"], ["--explain"], ["-", "--jsonl"]])
+def test_a_jsonl_line_that_is_not_utf8_is_that_line_s_error(tmp_path: Path, extra: list[str]) -> None:
+    """A ``.jsonl`` with a byte that is not UTF-8 on line 2 said ``events.jsonl:1: not UTF-8
+    text`` and nothing else: the strict decoder failed on the whole buffered chunk, so the
+    line named was the chunk's first and the good lines went unanswered (on stdin the bad
+    line was read as lone surrogates instead). Each line is answered now, the bad one with
+    its own number."""
+    rules = tmp_path / "r.trg"
+    rules.write_text('action a(x="") = exec "echo" x\nr: on git.push branch="main" run a with <sha>\n')
+    good = b'{"source": "git", "type": "push", "data": {"branch": "main", "sha": "abc"}}\n'
+    data = good + b'{"source": "git", "type": "push", "data": {"branch": "ma\xffin"}}\n' + good
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(data)
+    args = ["match", str(rules), *(extra if extra[:1] == ["-"] else [str(events), *extra])]
+    result = CliRunner().invoke(cli, args, input=data, env=NO_CACHE)
+    no_traceback(result, allowed=(1,))
+    lines = result.stdout.splitlines()
+    where = "<stdin>" if extra[:1] == ["-"] else str(events)
+    errors = [ln for ln in lines if ln.startswith('{"error"')]
+    assert errors == [json.dumps({"error": f"{where}:2: not UTF-8 text"})], lines
+    assert sum(ln.startswith(("r", '{"matches":[{"rule":"r"', "r:")) for ln in lines) == 2, lines

@@ -8,7 +8,9 @@ same normaliser the server uses. A raw payload can give two events (a GitHub
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import sys
 from functools import cached_property, partial
 from typing import Any, Iterator
@@ -64,9 +66,29 @@ def _too_long(where: str) -> EventInputError:
     return EventInputError(f"{where}: over {MAX_EVENT_CHARS // 2**20} MiB, too large for an event; the rest is not read")
 
 
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _not_utf8(text: str) -> bool:
+    """Whether text read by :func:`_open` held bytes that are not UTF-8 (they are read as
+    lone surrogates, ``surrogateescape``, which UTF-8 text never decodes to; JSON's
+    ``"\\udc80"`` escape is six ASCII characters, not one)."""
+    return not text.isascii() and _UNDECODED.search(text) is not None
+
+
 def _open(path: str):
+    """The event file (or stdin) as text whose bytes that are not UTF-8 are read, not
+    raised at: a strict decoder fails on the whole buffered chunk, so the error named the
+    chunk's first line and the lines before the bad one went unanswered. Each line (or
+    the whole file) is checked with :func:`_not_utf8` instead."""
+    if path == "-":
+        try:
+            sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
+        except (AttributeError, ValueError, io.UnsupportedOperation):  # not a TextIOWrapper, or already read
+            pass
+        return sys.stdin
     try:
-        return sys.stdin if path == "-" else open(path, encoding="utf-8")
+        return open(path, encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         raise EventInputError(f"{path}: no such file") from None
     except OSError as e:
@@ -178,6 +200,10 @@ def _batch(path: str, provider: tuple[str, str] | None, write, seen_type, one, m
                     any_bad = True
                     write(dumps({"error": str(_too_long(f"{name}:{lineno}"))}) + "\n")
                     break
+                if _not_utf8(line):
+                    any_bad = True
+                    write(dumps({"error": f"{name}:{lineno}: not UTF-8 text"}) + "\n")
+                    continue
                 if len(pending) >= _BATCH_OUT:
                     flush()
                 try:
@@ -476,8 +502,8 @@ def read_timed(path: str, provider: tuple[str, str] | None, batch: bool) -> Iter
 def _objects(fh, name: str, batch: bool):
     """``(line, where, JSON value)`` of an event file: the whole file (``batch`` False, at
     ``name``), or each non-blank line of a ``.jsonl`` (at ``name:line``). A value that cannot
-    be read is an :class:`EventInputError` instead; text that is not UTF-8 ends the file,
-    as does invalid JSON in a whole-file read."""
+    be read is an :class:`EventInputError` instead (a line that is not UTF-8 too: the lines
+    after it are still read); a whole-file read ends at its error."""
     if not batch:
         try:
             text = fh.read(MAX_EVENT_CHARS + 1)
@@ -486,6 +512,9 @@ def _objects(fh, name: str, batch: bool):
             return
         if len(text) > MAX_EVENT_CHARS:
             yield 1, name, _too_long(name)
+            return
+        if _not_utf8(text):
+            yield 1, name, EventInputError(f"{name}: not UTF-8 text")
             return
         try:
             obj: Any = read_json(text)
@@ -509,6 +538,9 @@ def _objects(fh, name: str, batch: bool):
         if not line.strip():
             continue
         where = f"{name}:{lineno}"
+        if _not_utf8(line):
+            yield lineno, where, EventInputError(f"{where}: not UTF-8 text")
+            continue
         try:
             obj = read_json(line, False)
         except JSONError as e:
