@@ -999,3 +999,25 @@ def test_emit_refuses_fields_it_cannot_place_instead_of_dropping_them() -> None:
     for bad in ("=x", "a..b=1", "a.=1"):
         r = run("emit", "git.push", bad, "--url", dead)
         assert r.exit_code == 2 and "write field=value" in r.stderr, (bad, r.stderr)
+
+
+def test_emit_on_json_it_cannot_send_and_a_timeout_that_is_not_one_is_a_usage_error() -> None:
+    """Found by fuzzing: `--data` nested 5,000 deep and `--timeout -1`, `nan` or `inf` were
+    tracebacks (RecursionError; socket.settimeout's ValueError and OverflowError), and a
+    NaN in --data or a field went out as `NaN`, which is not JSON. --data is read as
+    `match` reads an event (standard JSON only), a field's value is a string unless it
+    is such JSON, and --timeout is a number of seconds up to an hour."""
+    from triggerlang.cli.operate import _parse_field
+
+    dead = "http://127.0.0.1:1"
+    deep = "[" * 5000 + "]" * 5000
+    for data, says in ((deep, "nested too deeply"), ('{"a": NaN}', "NaN is not a JSON value"),
+                       ('{"a": 1e999}', "number too large")):
+        r = run("emit", "git.push", "--data", data, "--url", dead)
+        assert r.exit_code == 2 and "--data: " in r.stderr and says in r.stderr, r.stderr
+    assert _parse_field("x=NaN") == (["x"], "NaN") and _parse_field(f"x={deep}") == (["x"], deep)
+    assert _parse_field('x={"a": [1, true]}') == (["x"], {"a": [1, True]})
+    for cmd in (["emit", "git.push"], ["rerun", "1", "--token", "t"]):
+        for t in ("-1", "0", "nan", "inf"):
+            r = run(*cmd, "--timeout", t, "--url", dead)
+            assert r.exit_code == 2 and "Invalid value for '--timeout'" in r.stderr, (cmd, t, r.stderr)

@@ -58,6 +58,20 @@ def color_option(f):
                              "FORCE_COLOR forces it), always or never.")(f)
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds in a range, as ``click.FloatRange`` but for ``nan``, which every
+    comparison lets through (``emit --timeout nan`` reached ``socket.settimeout`` and came
+    out as a traceback)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if v != v:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return v
+
+
 def examples(*lines: str) -> str:
     """A command's --help epilog: its examples, kept as written (click's \\b)."""
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)

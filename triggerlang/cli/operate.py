@@ -8,7 +8,7 @@ import json
 import click
 
 from .. import defaults
-from .common import _unknown_event_warner, examples, fail, usage_error
+from .common import Seconds, _unknown_event_warner, examples, fail, usage_error
 
 
 # --------------------------------------------------------------------------- emit
@@ -30,14 +30,16 @@ def _server_url(url: str) -> str:
 
 
 def _parse_field(item: str) -> tuple[list[str], object]:
+    from ..events import JSONError, read_json
+
     if "=" not in item:
         usage_error(f"{item!r}: write field=value")
     k, v = item.split("=", 1)
     if not all(k.split(".")):
         usage_error(f"{item!r}: write field=value (a field of a field as parent.field)")
     try:
-        val = json.loads(v)
-    except ValueError:
+        val = read_json(v, False)
+    except JSONError:  # (NaN, 1e999 and nesting too deep to read are strings too: none is JSON to send)
         val = v
     return k.split("."), val
 
@@ -55,7 +57,7 @@ EXAMPLES_EMIT = examples(
 @click.option("--url", default=f"http://{defaults.HTTP_HOST}:{defaults.HTTP_PORT}", show_default=True, envvar="TRIGGERLANG_URL",
               help="The running server (or TRIGGERLANG_URL).")
 @click.option("--id", "event_id", help="An event id; re-sending the same id creates nothing new.")
-@click.option("--timeout", type=float, default=10.0, show_default=True)
+@click.option("--timeout", type=Seconds(0, 3600, min_open=True), default=10.0, show_default=True)
 def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
     """Send one event to a running `triggerc serve` (for git hooks and CI scripts).
 
@@ -63,6 +65,8 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
     """
     import urllib.error
     import urllib.request
+
+    from ..events import JSONError, read_json
 
     if "." not in trigger:
         usage_error(f"{trigger!r}: write SOURCE.EVENT, e.g. git.push")
@@ -75,9 +79,9 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
     data: dict = {}
     if data_json:
         try:
-            data = json.loads(data_json)
-        except ValueError as e:
-            usage_error(f"--data is not valid JSON: {e}")
+            data = read_json(data_json)
+        except JSONError as e:
+            usage_error(f"--data: {e}")
         if not isinstance(data, dict):
             usage_error("--data must be a JSON object")
     for item in fields:
@@ -121,7 +125,7 @@ _OPERATOR_OPTS = [
                  help="The running `triggerc serve --dashboard --token T` (or a dashboard --store)."),
     click.option("--token", envvar="TRIGGERLANG_DASHBOARD_TOKEN", help="The dashboard token "
                  "(or TRIGGERLANG_DASHBOARD_TOKEN): re-run, cancel and resume need it."),
-    click.option("--timeout", type=float, default=10.0, show_default=True),
+    click.option("--timeout", type=Seconds(0, 3600, min_open=True), default=10.0, show_default=True),
 ]
 
 
