@@ -441,3 +441,23 @@ def test_a_jsonl_line_that_is_not_utf8_is_that_line_s_error(tmp_path: Path, extr
     errors = [ln for ln in lines if ln.startswith('{"error"')]
     assert errors == [json.dumps({"error": f"{where}:2: not UTF-8 text"})], lines
     assert sum(ln.startswith(("r", '{"matches":[{"rule":"r"', "r:")) for ln in lines) == 2, lines
+
+
+@pytest.mark.parametrize(("decl", "code", "says"), [
+    ('include "common\\u{0}.trg"', "TRG005", "holds a NUL character"),
+    ('include "rules.d/\\u{0}*.trg"', "TRG005", "holds a NUL character"),
+    ('test "t":\n    given github.push from "push\\u{0}.json"\n    expect none', "TRG602", "holds a NUL character"),
+])
+def test_a_nul_character_in_a_path_is_a_diagnostic_not_a_traceback(tmp_path: Path, decl: str, code: str,
+                                                                   says: str) -> None:
+    """Found by fuzzing: a NUL (``\\u{0}``, or the byte itself) in an ``include`` path or a
+    test's ``from`` payload path reached os.path.realpath or open, whose ValueError came out
+    of ``check`` as a traceback; and in a ``secret ... = file`` path, of serve's start."""
+    from triggerlang.runtime.engine import StartError, resolve_secrets
+
+    text = f'action a = exec "true"\nr: on github.push run a\n{decl}\n'
+    for t in (text, text.replace("\\u{0}", "\x00")):
+        c = compile_text(t, "rules.trg", str(tmp_path))
+        assert [(d.code, says in d.message) for d in c.diagnostics if d.is_error] == [(code, True)], c.diagnostics
+    with pytest.raises(StartError, match="secret s: cannot read .*holds no NUL character"):
+        resolve_secrets({"secrets": {"s": {"file": "gh\0"}}}, tmp_path, {})

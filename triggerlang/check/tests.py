@@ -407,6 +407,9 @@ class _TestChecker:
         """The parsed JSON of a payload file, or None after a TRG602."""
         path = self.payload_path(s)
         shown = s.value
+        if "\0" in shown:  # (open raises ValueError on it)
+            return self._unreadable(s, "a payload file's path holds a NUL character, which no file name can",
+                                    "remove the \\u{0}")
         try:
             with open(path, "rb") as fh:
                 raw = fh.read(MAX_EVENT_CHARS + 1)

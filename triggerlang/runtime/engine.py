@@ -1027,6 +1027,8 @@ def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str],
                 raise StartError(f"secret {name}: cannot read {p}: {e.strerror or e}") from None
             except UnicodeDecodeError:
                 raise StartError(f"secret {name}: {p} is not UTF-8 text") from None
+            except ValueError:  # (a NUL character in the path: "x\u{0}")
+                raise StartError(f"secret {name}: cannot read {str(p)!r}: a file name holds no NUL character") from None
             if not val:
                 raise StartError(f"secret {name}: {p} is empty")
             out[name] = val

@@ -136,6 +136,10 @@ class _Expansion:
         if not written:
             self.diags.error("TRG005", "include of an empty path", at, 'name a file: include "common.trg"')
             return []
+        if "\0" in written:  # (os.path.realpath and os.listdir raise on it)
+            self.diags.error("TRG005", "an include's path holds a NUL character, which no file name can", at,
+                             'remove the \\u{0}: include "common.trg"')
+            return []
         full = os.path.normpath(os.path.join(folder, written))
         shown = os.path.normpath(os.path.join(shown_folder, written))
         if GLOB_CHARS & set(written):
