@@ -63,6 +63,16 @@ MAX_HEAD = 1024 * 1024
 """Bytes a request line and its headers may take (reads that end inside them, counted
 whole): past it, ``431`` and the connection is closed. httptools sets no bound, and the
 headers arrive before any signature can be checked."""
+REQUEST_TIMEOUT = 30.0
+"""Seconds a request may take to come in whole, from its first byte to its body's last
+(Go's ``http.Server.ReadTimeout``; nginx's ``client_header_timeout`` and
+``client_body_timeout``, 60 s each, count between reads, which a client sending a byte
+now and then never reaches): past it, ``408`` and the connection is closed. uvicorn sets
+no such bound, so a client that stalled mid-request, or sent nothing at all after
+connecting, held its connection (and a file descriptor of ``serve``) for ever: a few
+hundred of them (slowloris) and ``serve`` could open no journal or log file, nor accept
+the next sender. A connection that sends nothing is closed after the keep-alive timeout
+(uvicorn's 5 s), as an idle keep-alive connection is."""
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # Starlette's JSONResponse
 
 
@@ -189,6 +199,8 @@ def lean_protocol(entry: Any) -> type | None:
         _peer: str | None = None
         _trusted_peer = False
         _in_head = False  # inside a request's line and headers
+        _deadline: Any = None  # the timer of the request coming in (REQUEST_TIMEOUT)
+        _before: Any = None  # the cycle before the request coming in (still being answered, maybe)
         _head_bytes = 0  # bytes of the reads that arrived while _in_head
 
         def data_received(self, data: bytes) -> None:  # type: ignore[override]
@@ -239,9 +251,15 @@ def lean_protocol(entry: Any) -> type | None:
             self._peer = self.client[0] if self.client else None
             trusted = getattr(self.app, "trusted_hosts", None)  # ProxyHeadersMiddleware, when on
             self._trusted_peer = trusted is not None and self._peer in trusted
+            # idle until its first byte: closed after the keep-alive timeout, as after an answer
+            self._idle_since = self.loop.time()
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_check)
 
         def connection_lost(self, exc: Exception | None) -> None:
             super().connection_lost(exc)
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
             if self.timeout_keep_alive_task is not None:
                 self.timeout_keep_alive_task.cancel()
                 self.timeout_keep_alive_task = None
@@ -281,6 +299,42 @@ def lean_protocol(entry: Any) -> type | None:
             super().on_message_begin()
             self._lean = None
             self._in_head, self._head_bytes = True, 0
+            self._before = self.cycle
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self.loop.call_later(REQUEST_TIMEOUT, self._request_timed_out)
+
+        def _request_timed_out(self) -> None:
+            """The request that began :data:`REQUEST_TIMEOUT` ago is not all in: ``408``
+            and close (nothing of it was journaled: the sender may retry). Not while an
+            earlier request of the connection is still being answered, nor while uvicorn
+            has paused reading (a pipelined request waits in the socket, not on its
+            sender): the time starts again. One that was answered already (a ``413`` whose
+            rest was being read and dropped) is closed without a second answer."""
+            self._deadline = None
+            if self.transport.is_closing():
+                return
+            before = self._before
+            if self.flow.read_paused or (before is not None and not before.response_complete):
+                self._deadline = self.loop.call_later(REQUEST_TIMEOUT, self._request_timed_out)
+                return
+            current = self.cycle if self.cycle is not before else None  # None: its headers are not all in
+            self._in_head = False
+            if current is not None:
+                current.keep_alive = False
+                if current.response_complete:
+                    self.transport.close()
+                    return
+                current.response_complete = True  # (no answer of its own may follow this one)
+            handlers = entry.lean
+            if handlers is not None:
+                handlers.log.info("rejected a request from %s: 408 not all sent within %.0fs",
+                                  self._peer or "-", REQUEST_TIMEOUT,
+                                  extra={"status": 408, "remote": self._peer or "-", "reason": "request timeout"})
+            body = _ENCODER.encode({"error": f"the request was not all sent within {REQUEST_TIMEOUT:.0f}s"}
+                                   ).encode("utf-8")
+            self.transport.write(self._response(408, body, None, close=True))
+            self.transport.close()
 
         def on_headers_complete(self) -> None:
             self._in_head = False
@@ -334,6 +388,9 @@ def lean_protocol(entry: Any) -> type | None:
             req.body += body
 
         def on_message_complete(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
             req = self._lean
             if req is None:
                 return super().on_message_complete()
