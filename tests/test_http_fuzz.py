@@ -531,6 +531,26 @@ def test_truncated_body_with_valid_signature_is_not_run(live: Live) -> None:
     assert r.status_code == 202 and live.rec.count() == before + 1
 
 
+@pytest.mark.parametrize("member", ["id", "source", "type", "time"])
+def test_an_event_with_a_lone_surrogate_in_its_names_is_400_not_500(live: Live, member: str) -> None:
+    """Found by fuzzing a real serve: ``POST /events`` with ``"id": "\\ud800"`` (valid JSON
+    for a lone surrogate) was a 500 with a traceback in the log, the journal's insert
+    unable to encode it. The event's source, type, id and time must be encodable: 400
+    naming the member; in ``data`` such a string is still accepted (it is journaled as its
+    JSON escape)."""
+    doc = {"source": "git", "type": "push", "data": {"branch": "a\udc80"}, "id": f"sur-{member}", "time": "2026-01-01T00:00:00Z"}
+    doc[member] = "x\ud800"
+    before = live.rec.count()
+    r = httpx.post(live.url + "/events", content=json.dumps(doc).encode(), timeout=20,
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and f"the event's '{member}' is not valid Unicode" in r.json()["error"], r.text
+    assert live.rec.count() == before
+    doc[member] = {"id": "sur-id", "source": "git", "type": "push", "time": "2026-01-01T00:00:00Z"}[member]
+    r = httpx.post(live.url + "/events", content=json.dumps(doc).encode(), timeout=20,
+                   headers={"Content-Type": "application/json"})
+    assert r.status_code == 202 and live.rec.count() == before + 1, r.text
+
+
 STALLED = [
     b"POST /github HT",  # the request line cut short
     b"POST /github HTTP/1.1\r\nHost: x\r\nX-GitHub-Event: push\r\n",  # headers never ended

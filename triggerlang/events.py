@@ -132,9 +132,25 @@ class Event:
             kw["id"] = obj["id"]
         if isinstance(obj.get("time"), str) and obj["time"]:
             kw["time"] = obj["time"]
+        for name, value in (("source", src), ("type", typ), *kw.items()):
+            if not value.isascii():
+                _encodable(name, value)
         if isinstance(obj.get("depth"), int) and not isinstance(obj["depth"], bool) and obj["depth"] > 0:
             kw["depth"] = obj["depth"]
         return cls(source=src, type=typ, data=data, **kw)
+
+
+def _encodable(name: str, value: str) -> None:
+    """ValueError unless ``value`` (an event's source, type, id or time) can be written as
+    UTF-8: JSON's ``"\\ud800"`` escape is valid JSON for a lone surrogate, which no text
+    column or log line can hold (the journal's insert raised, and ``POST /events`` was a 500
+    with a traceback in the log). In ``data`` a lone surrogate is kept: it is written as
+    its JSON escape."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"the event's '{name}' is not valid Unicode: it holds a lone surrogate "
+                         f"(\\u{ord(value[e.start]):04x})") from None
 
 
 FILE_CHANGES = ("created", "modified", "deleted")
