@@ -46,6 +46,12 @@ GENERATED = {
         b'on git.push branch="caf\xe9" run deploy  # expect: TRG004@24\n'
     ),
     "TRG004_not_utf8_first_byte.trg": b"\xff\xfe o  # expect: TRG004@1\n",
+    # the column counts characters, as every other one does: three 'é' before it (six bytes)
+    # put it at 27, found by fuzzing
+    "TRG004_not_utf8_after_accents.trg": (
+        b'action deploy = shell "./deploy.sh"\n'
+        b'on git.push branch="\xc3\xa9\xc3\xa9\xc3\xa9\xff" run deploy  # expect: TRG004@24\n'
+    ),
 }
 
 

@@ -49,10 +49,13 @@ def decode_source(data: bytes, diags: Diagnostics) -> tuple[str | None, Diagnost
     try:
         return data.decode("utf-8"), diags
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        # the bytes before the first bad one are UTF-8: columns and offsets count their
+        # characters, as every other diagnostic's do (they counted bytes: 'é' made two)
+        before = data[: e.start].decode("utf-8")
+        line = before.count("\n") + 1
+        col = len(before) - (before.rfind("\n") + 1) + 1
         diags.error("TRG004", f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})",
-                    Span(Pos(line, col, e.start), Pos(line, col + 1, e.start + 1)),
+                    Span(Pos(line, col, len(before)), Pos(line, col + 1, len(before) + 1)),
                     "save the file as UTF-8")
         return None, diags
 
