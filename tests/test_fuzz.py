@@ -461,3 +461,23 @@ def test_a_nul_character_in_a_path_is_a_diagnostic_not_a_traceback(tmp_path: Pat
         assert [(d.code, says in d.message) for d in c.diagnostics if d.is_error] == [(code, True)], c.diagnostics
     with pytest.raises(StartError, match="secret s: cannot read .*holds no NUL character"):
         resolve_secrets({"secrets": {"s": {"file": "gh\0"}}}, tmp_path, {})
+
+
+def test_two_byte_order_marks_are_read_as_fmt_reads_them(tmp_path: Path) -> None:
+    """Found by fuzzing (fmt's output must re-check with the same diagnostics): a file an
+    editor saved with two BOMs was TRG001 "unexpected character '\\ufeff'" at 1:1 for
+    check, while fmt removed both and formatted it. The parser now reads the text after
+    every leading BOM, so check, fmt and --fix agree, with columns counted after them."""
+    body = 'action a = exec "true"\non git.pushh run a\n'
+    plain = [(d.code, d.span.start.line, d.span.start.column) for d in compile_text(body, "r.trg").diagnostics]
+    assert plain == [("TRG202", 2, 8)]
+    for marks in ("\ufeff", "\ufeff\ufeff", "\ufeff\ufeff\ufeff"):
+        c = compile_text(marks + body, "r.trg")
+        assert [(d.code, d.span.start.line, d.span.start.column) for d in c.diagnostics] == plain, marks
+        new, _ = format_text(marks + body, "r.trg")
+        assert new == body
+        f = tmp_path / "r.trg"
+        f.write_text(marks + 'action a = exec "true"  # noqa: TRG105\non git.pushh run a\n', encoding="utf-8")
+        result = CliRunner().invoke(cli, ["check", "--fix", "--unsafe-fixes", str(f)], env=NO_CACHE)
+        no_traceback(result, allowed=(0, 1))
+        assert f.read_text(encoding="utf-8") == marks + 'action a = exec "true"\non git.push run a\n', marks

@@ -312,7 +312,7 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str] | None = No
             # or U+0085, which str.splitlines() would split on), and a leading BOM is not text
             lines = lines_cache.get(d.file)
             if lines is None:  # (not setdefault: its argument would split the file every time)
-                lines = lines_cache[d.file] = (text.removeprefix("\ufeff").replace("\r\n", "\n")
+                lines = lines_cache[d.file] = (text.lstrip("\ufeff").replace("\r\n", "\n")
                                                .replace("\r", "\n").split("\n"))
             ln = d.span.start.line
             if 1 <= ln <= len(lines):

@@ -59,7 +59,7 @@ def apply_fixes(text: str, fixes: Iterable[Fix]) -> tuple[str, int]:
     """``(text with the fixes applied, how many were)``: in the order of their first
     edit, each fix whole or not at all, leaving out one that overlaps an edit taken before
     (or that edits the same point: two insertions there would have no order)."""
-    base = 1 if text.startswith("\ufeff") else 0  # (not text: columns count from after it)
+    base = len(text) - len(text.lstrip("\ufeff"))  # (not text: columns count from after the marks)
     starts = _line_starts(text, base)
 
     def offset(line: int, column: int) -> int:

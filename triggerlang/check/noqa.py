@@ -126,7 +126,7 @@ def unused(diagnostics: list[Diagnostic], file: str, text: str,
     if "noqa" not in text.lower() or any(d.is_error and d.file == file for d in diagnostics):
         return []
     warned = [(d.span.start.line, d.code) for d in diagnostics if not d.is_error and d.file == file]
-    bom = 1 if text.startswith("\ufeff") else 0  # (columns count from after it)
+    bom = len(text) - len(text.lstrip("\ufeff"))  # (columns count from after the marks)
     out = []
     for n in directives(text) if found is None else found:
         here = {code for line, code in warned if n.first <= line <= n.last}

@@ -308,7 +308,7 @@ def parse_declaration(lines: list[str], first: int, last: int, file: str) -> A.D
 
 def split_lines(text: str) -> list[str]:
     """Lines as the parser counts them (only \\n, \\r\\n and \\r end a line)."""
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 # --------------------------------------------------------------------------- walking trees

@@ -1117,8 +1117,10 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
     result is the same module and diagnostics, spans included.
     """
     diags = Diagnostics(file)
-    if text.startswith("\ufeff"):
-        text = text[1:]
+    # every byte-order mark at the start goes, as fmt removes them all (an editor that adds
+    # one at each save can leave two): the second was "unexpected character", and fmt
+    # formatted the file check refused. Columns count from after them.
+    text = text.lstrip("\ufeff")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     decls: list[A.Decl] = []
