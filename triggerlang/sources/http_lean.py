@@ -72,7 +72,12 @@ no such bound, so a client that stalled mid-request, or sent nothing at all afte
 connecting, held its connection (and a file descriptor of ``serve``) for ever: a few
 hundred of them (slowloris) and ``serve`` could open no journal or log file, nor accept
 the next sender. A connection that sends nothing is closed after the keep-alive timeout
-(uvicorn's 5 s), as an idle keep-alive connection is."""
+(uvicorn's 5 s), as an idle keep-alive connection is.
+
+A total rather than nginx's time between reads, because a slowloris client sends a byte
+just often enough to pass the latter; 30 s because the senders give up sooner (GitHub
+closes a delivery after 10 s) and a 10 MiB body, the largest taken, needs only 350 KB/s
+to arrive within it."""
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))  # Starlette's JSONResponse
 
 
