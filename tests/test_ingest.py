@@ -263,6 +263,27 @@ def test_the_spawner_is_no_child_of_serve_and_exits_when_serve_is_killed(serve) 
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the spawner process is Linux's fast path")
+def test_a_kill_9_of_serve_stops_its_running_runs_with_their_stop_signal_then_sigkill(serve, tmp_path: Path) -> None:
+    """Before: after a kill -9 of serve the spawner waited for its runs to end on their own,
+    unwatched and with no timeout, while the next serve marked them interrupted and could
+    start the rule's next run beside them. Now the spawner sends each run's process group
+    the action's stop signal (here SIGINT, which the shell traps) and SIGKILL after its
+    grace to what is left (the background sleep, which a shell starts with SIGINT ignored)."""
+    proj = tmp_path / "proj"
+    script = "trap 'echo INT > got; exit 0' INT; echo $$ > leader; sleep 60 & echo $! > child; wait"
+    srv = serve(hook_rules(f'act = shell "{script}" stop SIGINT grace 1s'))
+    assert httpx.post(srv.url + "/hook", json={}, headers={"Authorization": f"Bearer {TOKEN}"},
+                      timeout=DEADLINE).status_code == 202
+    wait_for(lambda: (proj / "child").exists() and (proj / "child").read_text().strip(), "the run to be going")
+    leader, child = (int((proj / name).read_text()) for name in ("leader", "child"))
+    assert alive(leader) and alive(child)
+    srv.kill9()
+    wait_for(lambda: (proj / "got").exists(), "the run's shell to get its stop signal, SIGINT")
+    wait_for(lambda: not alive(child), "the background sleep, which ignores SIGINT, to be killed after the grace")
+    assert not alive(leader)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the spawner process is Linux's fast path")
 def test_a_spawner_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(serve) -> None:
     before = set(_spawners())
     srv = serve(hook_rules('act = exec "sleep" "5"'), "--grace", "1")

@@ -930,9 +930,12 @@ class Spawner:
         self._which.pop((prog, path), None)
 
     def start(self, key: int, argv: list[str], program: str, cwd: str, env: dict[bytes, bytes], log: str,
-              header: bytes, stdin: bytes) -> "asyncio.Future[tuple[int, int]]":
+              header: bytes, stdin: bytes, stop: int = signal.SIGTERM,
+              grace: float = STOP_KILL_GRACE) -> "asyncio.Future[tuple[int, int]]":
         """Start a process with ``serve``'s environment updated with ``env``; a future of its
-        pid and its log file, open (``_SpawnFailed`` if it could not start)."""
+        pid and its log file, open (``_SpawnFailed`` if it could not start). ``stop`` and
+        ``grace``: how the spawner stops the run's process group if ``serve`` dies first
+        (the signal, and the seconds before SIGKILL)."""
         from .spawn import INLINE_STDIN
 
         fut: asyncio.Future[tuple[int, int]] = self.loop.create_future()
@@ -944,7 +947,7 @@ class Spawner:
             stdin = None  # type: ignore[assignment]
         self.starting[key] = fut
         try:
-            self._send(("s", key, argv, program, cwd, env, log, header, stdin), memfd)
+            self._send(("s", key, argv, program, cwd, env, log, header, stdin, int(stop), float(grace)), memfd)
         except BaseException:
             self.starting.pop(key, None)
             if memfd is not None:
@@ -1028,7 +1031,8 @@ def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Ma
             return ActionError(_too_long(prog, argv, env))
         return ActionError(f"cannot start {prog}: {e.message}")
 
-    return (req.run_id, argv, program, str(cwd), env, str(req.log_path), header, _stdin_of(req)), failure
+    return (req.run_id, argv, program, str(cwd), env, str(req.log_path), header, _stdin_of(req),
+            req.stop_signal, req.kill_grace), failure
 
 
 async def _start_fast(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Mapping[str, Any],

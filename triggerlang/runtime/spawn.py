@@ -15,10 +15,12 @@ pass together: one system call and one wake-up for many runs):
 
 - ``serve`` -> spawner: ``("e", env)``: the environment runs start from (a dict of
   bytes, sent again when ``serve``'s changes); ``("s", run, argv, program, cwd, env, log,
-  header, stdin)``: open the log file (append, created), write ``header``, give the child
+  header, stdin, stop, grace)``: open the log file (append, created), write ``header``, give the child
   ``stdin`` in a memfd (or the next memfd passed with the message when ``stdin`` is None:
   a large event), start ``program`` with ``argv``/``cwd`` and the environment updated
-  with ``env`` in a new session; ``("q",)``: exit once every child ended.
+  with ``env`` in a new session (``stop`` and ``grace``: the signal and the seconds before
+  SIGKILL with which the run's process group is stopped if ``serve`` dies first, below);
+  ``("q",)``: exit once every child ended.
 - spawner -> ``serve``: ``("p", run, pid)`` started, with the run's log file descriptor
   attached (``serve`` writes the last line and closes it); ``("f", run, where, errno, message)``
   could not start (``where``: ``log`` the log file, ``cwd`` the working directory,
@@ -43,8 +45,15 @@ until end-of-file, after the closing line, as the stdout of such a process does.
 The spawner is ``python -I -S`` on this file (the standard library only, so it starts in
 ~20 ms). It forks once more and its first process exits, so it is no child of ``serve``
 (``serve`` has no child process of its own: the runs are the spawner's children, each
-in its own session and process group, which ``serve`` signals by its id, as before). It exits when its socket reaches end-of-file: when ``serve`` closes it, or
-exits, ``kill -9`` included. Four threads spawn (``fork_exec`` releases the GIL while the child
+in its own session and process group, which ``serve`` signals by its id, as before).
+After ``("q",)`` it exits once its runs have ended (``serve`` has stopped them or waits
+for them). At end-of-file without it, ``serve`` is gone (``kill -9``, the OOM killer, a
+crash): it starts nothing more, sends each running run's process group the run's stop
+signal, SIGKILL after the run's grace, and exits once they have ended, as systemd stops a
+unit's processes when its main process dies. Nobody would see those runs end or time
+out, and the next ``serve`` marks them ``interrupted`` and starts the rule's next run:
+left going, a ``busy queue`` rule would have two runs at once, and a restarted dev server
+would find its port taken. Four threads spawn (``fork_exec`` releases the GIL while the child
 execs, so spawns overlap), one thread reaps through pidfds. It catches SIGINT and SIGTERM
 and does nothing with them (a Ctrl-C reaches the whole foreground process group: the
 runs' ``serve`` decides when they stop, and a handler, unlike an ignored signal, is reset
@@ -127,10 +136,12 @@ class StderrLines:
 class _Run:
     """A started run as the reaper sees it."""
 
-    __slots__ = ("run", "pid", "pidfd", "log_fd", "pipe", "lines", "status", "linger", "sent")
+    __slots__ = ("run", "pid", "pidfd", "log_fd", "pipe", "lines", "status", "linger", "sent", "stop", "grace")
 
-    def __init__(self, run: int, pid: int, pidfd: int, log_fd: int, pipe: int, mark: bytes) -> None:
+    def __init__(self, run: int, pid: int, pidfd: int, log_fd: int, pipe: int, mark: bytes,
+                 stop: int = 15, grace: float = 2.0) -> None:
         self.run, self.pid, self.pidfd, self.log_fd, self.pipe = run, pid, pidfd, log_fd, pipe
+        self.stop, self.grace = stop, grace  # how to stop it if serve dies first
         self.lines = StderrLines(mark)
         self.status: int | None = None  # the wait status, once reaped
         self.linger = 0.0               # until when the end waits for stderr's end-of-file
@@ -183,6 +194,7 @@ def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC)
     ep.register(wake_r, select.EPOLLIN)
     quitting = threading.Event()
+    orphaned = threading.Event()  # serve is gone without asking us to quit: start nothing more
 
     base: dict[bytes, bytes] = {}
 
@@ -207,7 +219,11 @@ def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  
         send(("f", run, where, err, message))
 
     def spawn(msg: tuple, memfd: int | None, env_base: dict[bytes, bytes]) -> None:
-        _, run, argv, program, cwd, overrides, log, header, stdin = msg
+        _, run, argv, program, cwd, overrides, log, header, stdin, *how = msg
+        if orphaned.is_set():  # serve is gone: nobody would watch it
+            if memfd is not None:
+                os.close(memfd)
+            return None
         merged = dict(env_base)
         merged.update(overrides)
         env = [k + b"=" + v for k, v in merged.items()]
@@ -272,7 +288,7 @@ def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  
             return fail(run, "cwd" if what.startswith(b"noexec") else "exec", err,
                         os.strerror(err) if err else what.decode("utf-8", "replace"), log_fd)
         pidfd = os.pidfd_open(pid)
-        r = _Run(run, pid, pidfd, log_fd, out_r, mark)
+        r = _Run(run, pid, pidfd, log_fd, out_r, mark, *how)
         with lock:
             watched[pidfd] = watched[out_r] = r
             live.add(r)
@@ -423,18 +439,55 @@ def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  
             os.close(fd)
         if stop:
             break
-    quitting.set()
+    if not stop:
+        orphaned.set()
     for _ in workers:
         jobs.put(None)
+    if not stop:
+        for t in workers:
+            t.join()
+        _stop_orphans(lock, live)
+    quitting.set()
     os.write(wake_w, b"q")
     reap.join()
+
+
+def _stop_orphans(lock: threading.Lock, live: set[_Run]) -> None:  # pragma: no cover - in the spawner process (tests drive it)
+    """``serve`` is gone: send each running run's process group its stop signal, and
+    SIGKILL to each group still there after its run's grace (its leader may have exited
+    while a process it left in the background goes on), as ``serve`` stops a run. The
+    reaper goes on reaping the leaders meanwhile."""
+    import signal
+
+    with lock:
+        runs = list(live)
+    now = time.monotonic()
+    due = {}
+    for r in runs:
+        try:
+            os.killpg(r.pid, r.stop)
+        except OSError:  # the group is gone
+            continue
+        due[r.pid] = now + r.grace
+    while due:
+        time.sleep(0.05)
+        now = time.monotonic()
+        for pgid, at in list(due.items()):
+            try:
+                os.killpg(pgid, signal.SIGKILL if now >= at else 0)
+            except OSError:  # the group is gone
+                del due[pgid]
+                continue
+            if now >= at:
+                del due[pgid]
 
 
 if __name__ == "__main__":  # python -I -S spawn.py FD MARK SIGNALS (MARK: the stderr line marker, in hex;
     # SIGNALS: the stop signals no run may inherit ignored, comma-separated)
     # Not a child of serve (serve's children are its runs, and its tests say so): the first
     # process exits at once and serve reaps it; the spawner lives on until its socket
-    # closes, which the kernel does when serve exits, kill -9 included.
+    # closes, which the kernel does when serve exits, kill -9 included (then it stops the
+    # runs still going: _stop_orphans).
     if os.fork() != 0:
         os._exit(0)
     _serve(socket.socket(fileno=int(sys.argv[1])), bytes.fromhex(sys.argv[2]), sys.argv[3].split(","))
