@@ -1001,6 +1001,21 @@ def test_emit_refuses_fields_it_cannot_place_instead_of_dropping_them() -> None:
         assert r.exit_code == 2 and "write field=value" in r.stderr, (bad, r.stderr)
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_serve_and_worker_refuse_a_grace_or_lease_that_is_not_a_number_of_seconds(tmp_path: Path, value: str) -> None:
+    """`serve --grace nan` (or inf) started, then printed a traceback when it stopped
+    (ValueError: cannot convert float NaN to integer), exit 1; `--lease nan` passed click's FloatRange, which
+    every comparison with nan lets through. A usage error now, before anything starts."""
+    rules = tmp_path / "r.trg"
+    # (a secret never set: were the flag taken, serve would stop at once, exit 1, not run here)
+    rules.write_text('secret s = env "TRG_TEST_NEVER_SET_GRACE"\nsource github secret=s\n'
+                     'action a = exec "true"\nr: on github.push run a\n')
+    for args in (["serve", str(rules), "--grace", value], ["worker", "--store", "postgresql://x@127.0.0.1:1/db", "--grace", value],
+                 ["serve", str(rules), "--lease", value], ["worker", "--store", "postgresql://x@127.0.0.1:1/db", "--heartbeat", value]):
+        r = run(*args)
+        assert r.exit_code == 2 and "Invalid value for '--" in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
 def test_emit_on_json_it_cannot_send_and_a_timeout_that_is_not_one_is_a_usage_error() -> None:
     """Found by fuzzing: `--data` nested 5,000 deep and `--timeout -1`, `nan` or `inf` were
     tracebacks (RecursionError; socket.settimeout's ValueError and OverflowError), and a

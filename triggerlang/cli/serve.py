@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .common import (_STORE_OPT, _check_store_url, _open_journal, _open_pg, _program_files, _store_option, examples,
+from .common import (Seconds, _STORE_OPT, _check_store_url, _open_journal, _open_pg, _program_files, _store_option, examples,
                      fail, usage_error)
 
 
@@ -31,7 +31,7 @@ EXAMPLES_SERVE = examples(
 @click.option("--no-reload", is_flag=True, help="Do not reload the rules when the file changes.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS: PEM certificate chain (with --tls-key).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="Serve HTTPS: PEM private key (with --tls-cert).")
-@click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds running runs get to finish on SIGINT/SIGTERM.")
+@click.option("--grace", type=Seconds(0, 86400), default=10.0, show_default=True, help="Seconds running runs get to finish on SIGINT/SIGTERM.")
 @click.option("--http", "force_http", is_flag=True, help="Start the HTTP listener even if no rule needs it (for triggerc emit).")
 @click.option("--start", "start_rules", multiple=True, metavar="RULE",
               help="Run RULE once at start, as if its trigger had fired (watchexec's run at start: a dev "
@@ -44,9 +44,9 @@ EXAMPLES_SERVE = examples(
 @click.option("--workers", type=click.IntRange(0, 1024), default=4, show_default=True,
               help="With --store: slots of the embedded worker; 0 makes this node ingest only.")
 @click.option("--migrate", is_flag=True, help="With --store: bring an older store schema up to date first.")
-@click.option("--lease", type=click.FloatRange(0.2, 3600), default=10.0, show_default=True,
+@click.option("--lease", type=Seconds(0.2, 3600), default=10.0, show_default=True,
               help="With --store: seconds a worker's claim or heartbeat holds a run.")
-@click.option("--heartbeat", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
+@click.option("--heartbeat", type=Seconds(0.05, 600), default=2.0, show_default=True,
               help="With --store: seconds between a worker's heartbeats (and the reaper's rounds).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (time, level, logger, message and fields such as run_id, "
@@ -152,12 +152,12 @@ EXAMPLES_WORKER = examples(
 @click.option("--base", "base_dir", type=click.Path(file_okay=False),
               help="Folder where actions' relative paths start (default: the rules file's folder on the "
                    "ingest node, as the manifest says).")
-@click.option("--grace", type=float, default=10.0, show_default=True,
+@click.option("--grace", type=Seconds(0, 86400), default=10.0, show_default=True,
               help="Seconds running runs get to finish on SIGINT/SIGTERM.")
 @click.option("--migrate", is_flag=True, help="Bring an older store schema up to date first.")
-@click.option("--lease", type=click.FloatRange(0.2, 3600), default=10.0, show_default=True,
+@click.option("--lease", type=Seconds(0.2, 3600), default=10.0, show_default=True,
               help="Seconds a claim or heartbeat holds a run.")
-@click.option("--heartbeat", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
+@click.option("--heartbeat", type=Seconds(0.05, 600), default=2.0, show_default=True,
               help="Seconds between heartbeats (and the reaper's rounds).")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
