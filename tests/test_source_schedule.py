@@ -383,3 +383,27 @@ def test_croniter_s_random_field_is_refused(expr: str) -> None:
     assert cron.problem("0 0 * mar fri") is None
     c = compile_text(f'action d = shell "true"\nx: on cron "{expr}" run d\n', "r.trg")
     assert [d.code for d in c.diagnostics] == ["TRG303"]
+
+
+@pytest.mark.parametrize(("calendar", "expr"), [
+    ("Mon..Fri 03:00", "0 3 * * mon-fri"),
+    ("OnCalendar=*:0/15", "*/15 * * * *"),
+    ("*:5/15", "5-59/15 * * * *"),
+    ("Sat,Sun 10:30:00", "30 10 * * sat,sun"),
+    ("*-12-25 00:00", "0 0 25 12 *"),
+    ("weekly", "0 0 * * 1"),
+])
+def test_a_systemd_oncalendar_time_gets_its_cron_expression(calendar: str, expr: str) -> None:
+    """README's crontab/systemd table turns `OnCalendar=Mon..Fri 03:00` into `cron "0 3 * *
+    1-5"`; pasted as it is, check said "5 fields, this one has 2" with a generic example.
+    It now says it is an OnCalendar= time and gives its cron expression."""
+    from triggerlang import cron
+
+    bad = cron.problem(calendar)
+    assert bad is not None and "OnCalendar=" in bad[0] and bad[1] == f'its cron expression: "{expr}"', bad
+    assert cron.problem(expr) is None
+    if calendar == "Mon..Fri 03:00":  # the Monday after a Saturday, at 03:00
+        saturday = dt.datetime(2026, 12, 5, 12, tzinfo=dt.timezone.utc)
+        assert cron.next_instant(expr, "UTC", saturday) == dt.datetime(2026, 12, 7, 3, tzinfo=dt.timezone.utc)
+    other = cron.problem("2026-01-01 00:00")  # no cron form: the general hint
+    assert other is not None and "OnCalendar=" in other[0] and '"0 3 * * 1-5"' in other[1]

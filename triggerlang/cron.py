@@ -11,6 +11,8 @@ Five fields, ``minute hour day-of-month month day-of-week``, as croniter reads t
 five-field forms (:func:`normalise`); ``@reboot`` has no time and is refused. A line pasted
 from a crontab gets a hint that says where its parts go: a ``CRON_TZ=``/``TZ=`` prefix is the
 ``tz`` of the rule, and what follows five valid fields is a command, which goes in an action.
+A systemd ``OnCalendar=`` time (``Mon..Fri 03:00``, ``*:0/15``, ``weekly``) gets its cron
+expression when it has a simple one (:func:`_systemd_calendar`).
 An expression
 that is well formed but never fires (``0 0 30 2 *``: no February has a 30th) is refused too,
 and so is croniter's random field ``R`` (see :data:`_RANDOM`): a schedule fires at times
@@ -98,6 +100,12 @@ def problem(expr: str) -> tuple[str, str] | None:
         return ("@reboot has no time: triggerlang has no start-up trigger",
                 "start such a job with the service that starts serve (systemd: ExecStartPre=), "
                 "or write a schedule such as @daily or \"0 3 * * *\"")
+    calendar = _systemd_calendar(norm)
+    if calendar is not None:
+        return ("a systemd OnCalendar= time is not a cron expression",
+                f'its cron expression: "{calendar}"' if calendar else
+                'cron takes minute hour day-of-month month day-of-week: OnCalendar=Mon..Fri 03:00 is '
+                '"0 3 * * 1-5", *:0/15 is "*/15 * * * *", daily is "0 0 * * *"')
     zone = re.fullmatch(r"(?:CRON_)?TZ=(\S+)", fields[0]) if fields else None
     if zone:
         rest = " ".join(fields[1:])
@@ -140,6 +148,55 @@ def problem(expr: str) -> tuple[str, str] | None:
                 "check the day-of-month and month fields (February has 28 or 29 days, April, June, "
                 "September and November 30)")
     return None
+
+
+_CALENDAR_WORDS = {"minutely": "* * * * *", "hourly": "0 * * * *", "daily": "0 0 * * *",
+                   "weekly": "0 0 * * 1", "monthly": "0 0 1 * *", "yearly": "0 0 1 1 *",
+                   "annually": "0 0 1 1 *"}
+_DAY = r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*"
+_CAL_DAYS = re.compile(rf"{_DAY}(?:\.\.{_DAY})?(?:,{_DAY}(?:\.\.{_DAY})?)*", re.I)
+_CAL_DATE = re.compile(r"\*-(\*|\d{1,2})-(\*|\d{1,2})")
+_CAL_TIME = re.compile(r"(\*|\d{1,2}(?:/\d+)?)(?::(\*|\d{1,2}(?:/\d+)?))(?::0?0)?")
+
+
+def _systemd_calendar(expr: str) -> str | None:
+    """For a systemd ``OnCalendar=`` time pasted as a cron expression (README: "Coming from
+    GitHub Actions triggers and cron"): the cron expression that says the same, ``""`` when
+    it is one but has no simple cron form, or None when it is not one. Read: an optional
+    ``OnCalendar=``, a word (``daily``, ``weekly``: systemd's Monday 00:00...), or
+    ``[Mon..Fri[,Sun]] [*-MM-DD] HH:MM[:00]`` whose hour and minute may be ``*`` or
+    ``START/STEP`` (``*:0/15``)."""
+    text = expr.strip()
+    named = text.lower().startswith("oncalendar=")
+    if named:
+        text = text.split("=", 1)[1].strip()
+    if text.lower() in _CALENDAR_WORDS:
+        return _CALENDAR_WORDS[text.lower()]
+    parts = text.split()
+    if not named and not any(".." in p or ":" in p or _CAL_DATE.fullmatch(p) for p in parts):
+        return None
+    dow = dom = month = "*"
+    if parts and _CAL_DAYS.fullmatch(parts[0]):
+        dow = ",".join("-".join(d[:3].lower() for d in item.split("..")) for item in parts.pop(0).split(","))
+    if parts and _CAL_DATE.fullmatch(parts[0]):
+        month, dom = _CAL_DATE.fullmatch(parts.pop(0)).groups()
+    time = _CAL_TIME.fullmatch(parts[0]) if len(parts) == 1 else None
+    if time is None:
+        return ""
+    fields = [_calendar_field(time.group(2), 59), _calendar_field(time.group(1), 23),
+              dom.lstrip("0") or "0", month.lstrip("0") or "0", dow]
+    cron = " ".join(fields)
+    return cron if "" not in fields and problem(cron) is None else ""
+
+
+def _calendar_field(value: str, top: int) -> str:
+    """A systemd hour or minute (``*``, ``7``, ``0/15``, ``5/15``) as a cron field."""
+    if value == "*":
+        return "*"
+    start, _, step = value.partition("/")
+    if not step:
+        return str(int(start))
+    return f"*/{int(step)}" if int(start) == 0 else f"{int(start)}-{top}/{int(step)}"
 
 
 def _backwards_range(fields: list[str]) -> tuple[str, str] | None:

@@ -215,7 +215,8 @@ CODE_DOCS: dict[str, CodeDoc] = {
         (`0 0 30 2 *`: no February has a 30th), or a range runs backwards (`5-1`, `22-2`:
         cronie reads it as no value, croniter as a wrap-round; write `5-6,0-1`; `5-0` in the
         day-of-week field is Friday to Sunday). A crontab line pasted whole gets a hint that
-        says where its parts go (`CRON_TZ=` is the rule's `tz`, the command an action). The
+        says where its parts go (`CRON_TZ=` is the rule's `tz`, the command an action), and a
+        systemd `OnCalendar=` time its cron expression (`Mon..Fri 03:00`: `0 3 * * mon-fri`). The
         aliases `@hourly`, `@daily`, `@weekly`,
         `@monthly` and `@yearly` are accepted; `@reboot` is not (there is no start-up trigger).""",
                  'action report = shell "./report.sh"\n'
