@@ -86,24 +86,12 @@ def pytest_sessionfinish(session, exitstatus):
 def serve(tmp_path: Path):
     """``serve(rules_text, *args, env=...)``: write rules.trg in tmp_path/proj, start a server.
 
-    Every server still running at the end of the test is killed (a test that passes
-    stops its servers itself, with SIGTERM, and checks the exit code).
+    Every server still running at the end of the test is killed, and so are the runs it
+    started, even of a server that died or was killed (runtime_helpers.Servers: a test that
+    passes stops its servers itself, with SIGTERM, and checks the exit code).
     """
-    from runtime_helpers import Server
+    from runtime_helpers import Servers
 
-    started: list[Server] = []
-
-    def make(rules: str | None, *args: str, env: dict[str, str] | None = None, state: Path | None = None,
-             folder: Path | None = None, start: bool = True, name: str = "rules.trg") -> Server:
-        folder = folder or tmp_path / "proj"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / name
-        if rules is not None:
-            path.write_text(rules)
-        s = Server(path, state or tmp_path / "state", *args, env=env, log=tmp_path / "serve.log")
-        started.append(s)
-        return s.start() if start else s
-
-    yield make
-    for s in started:
-        s.ensure_dead()
+    servers = Servers(tmp_path)
+    yield servers
+    servers.close()

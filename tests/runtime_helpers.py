@@ -9,6 +9,7 @@ nothing sleeps a fixed time to synchronise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -102,6 +104,63 @@ def journal_events(state: Path) -> list[dict[str, Any]]:
 FINAL = {"succeeded", "failed", "timed_out", "cancelled", "interrupted", "skipped"}
 
 
+# --------------------------------------------------------------------------- what a serve started
+
+SERVE_TAG = "TRIGGERLANG_TEST_SERVE"
+"""The environment variable a test's ``serve`` (or ``worker``) is started with, a value of
+its own each: every process it starts inherits it (a run gets serve's environment:
+runtime/executor.py), so a teardown finds the runs of a serve that died without stopping
+them (SIGKILL, a crash, a test that failed mid-way) in ``/proc/PID/environ``. No list of
+pids is kept to miss a run started a moment before the kill, and a run's own children
+(``sleep 30 &`` in a shell) carry it too."""
+
+
+def tagged(env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """``env`` with a new :data:`SERVE_TAG`, and the tag."""
+    tag = uuid.uuid4().hex
+    return {**env, SERVE_TAG: tag}, tag
+
+
+def tagged_processes(tag: str) -> list[int]:
+    """Our processes whose environment has ``SERVE_TAG=tag`` (a zombie's environment is empty)."""
+    needle = f"{SERVE_TAG}={tag}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                env = f.read()
+        except OSError:  # gone, or not ours
+            continue
+        if needle in env.split(b"\0"):
+            found.append(int(name))
+    return found
+
+
+def kill_tagged(tag: str, timeout: float = DEADLINE) -> list[int]:
+    """SIGKILL every process tagged ``tag`` and its process group (a run's: its children
+    too), scanning again until none is left (one started meanwhile by the spawner, killed in
+    the same pass, is found by the next scan); the pids killed. The tests' own process group
+    (serve's, which makes none of its own) is spared: only the tagged process in it is killed."""
+    killed: list[int] = []
+    ours = os.getpgrp()
+    end = time.monotonic() + timeout
+    while pids := tagged_processes(tag):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                pgid = os.getpgid(pid)
+                if pgid != ours:
+                    os.killpg(pgid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
+            if pid not in killed:
+                killed.append(pid)
+        if time.monotonic() > end:
+            raise AssertionError(f"processes {pids} of a test's serve outlived SIGKILL for {timeout:.0f}s")
+        time.sleep(POLL / 5)
+    return killed
+
+
 # --------------------------------------------------------------------------- the server
 
 class Server:
@@ -112,7 +171,7 @@ class Server:
         self.rules = rules
         self.state = state
         self.args = list(args)
-        self.env = {**os.environ, **(env or {})}
+        self.env, self.tag = tagged({**os.environ, **(env or {})})  # (ensure_dead finds its runs by it)
         self.env.pop("TRIGGERLANG_URL", None)
         self.port_arg = port
         self.log_path = log or state.parent / f"serve-{state.name}.log"
@@ -176,9 +235,12 @@ class Server:
         self._fh.close()
 
     def ensure_dead(self) -> None:
+        """Teardown: SIGKILL serve if it still runs, then what it started (its runs' process
+        groups, its spawner), which outlive a serve killed or dead: :func:`kill_tagged`."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        kill_tagged(self.tag)
         if getattr(self, "_fh", None) is not None and not self._fh.closed:
             self._fh.close()
 
@@ -216,6 +278,38 @@ class Server:
 
         wait_for(found, f"{text!r} in the log", timeout, on_fail=self.tail)
         return self.log()
+
+
+class Servers:
+    """The ``serve`` fixture (conftest.py): ``serve(rules_text, *args, env=...)`` writes
+    rules.trg in tmp_path/proj and starts a server; :meth:`close`, the teardown, kills every
+    server still running and what each started (:meth:`Server.ensure_dead`). A test that
+    passes stops its servers itself, with SIGTERM, and checks the exit code."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.started: list[Server] = []
+
+    def __call__(self, rules: str | None, *args: str, env: dict[str, str] | None = None, state: Path | None = None,
+                 folder: Path | None = None, start: bool = True, name: str = "rules.trg") -> Server:
+        folder = folder or self.tmp_path / "proj"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        if rules is not None:
+            path.write_text(rules)
+        s = Server(path, state or self.tmp_path / "state", *args, env=env, log=self.tmp_path / "serve.log")
+        self.started.append(s)
+        return s.start() if start else s
+
+    def close(self) -> None:
+        errors = []
+        for s in self.started:  # each, even when one fails
+            try:
+                s.ensure_dead()
+            except AssertionError as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
 
 
 def done(runs: list[dict[str, Any]], n: int) -> bool:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runtime_helpers import DEADLINE, Server, journal_events, journal_runs, wait_for
+from runtime_helpers import DEADLINE, Server, journal_events, journal_runs, kill_tagged, tagged, wait_for
 
 LEASE = "2"
 HEARTBEAT = "0.5"
@@ -80,12 +80,13 @@ class WorkerProc:
 
     def __init__(self, url: str, log: Path, *args: str, cwd: Path | None = None) -> None:
         self.log_path = log
+        self.env, self.tag = tagged({**os.environ})  # (ensure_dead finds its runs by it)
         self._fh = open(log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "triggerlang.cli", "worker", "--store", url, "--lease", LEASE,
              "--heartbeat", HEARTBEAT, *args],
             stdin=subprocess.DEVNULL, stdout=self._fh, stderr=self._fh, cwd=str(cwd) if cwd else None,
-            env={**os.environ})
+            env=self.env)
         wait_for(lambda: "claiming runs from" in self.log() or self.proc.poll() is not None,
                  "the worker to start", on_fail=self.log)
         assert self.proc.poll() is None, self.log()
@@ -124,6 +125,7 @@ class WorkerProc:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait()
+        kill_tagged(self.tag)  # the runs it left, as Server.ensure_dead
         if not self._fh.closed:
             self._fh.close()
 

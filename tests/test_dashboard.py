@@ -26,6 +26,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
+from runtime_helpers import kill_tagged, tagged
 from triggerlang.dashboard.app import LOG_TAIL, create_app, read_log
 from triggerlang.events import Event
 from triggerlang.runtime.journal import Journal, PlannedRun
@@ -684,7 +685,7 @@ class Serve:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "serve.log"
         self.dashboard_token = dashboard_token
-        env = {**os.environ, "HOOK_TOKEN": HOOK_TOKEN}
+        env, self.tag = tagged({**os.environ, "HOOK_TOKEN": HOOK_TOKEN})  # (stop finds its runs by it)
         env.pop("TRIGGERLANG_DASHBOARD_TOKEN", None)
         if dashboard_token:
             env["TRIGGERLANG_DASHBOARD_TOKEN"] = dashboard_token
@@ -730,6 +731,7 @@ class Serve:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            kill_tagged(self.tag)  # the runs of a serve that had to be killed (runtime_helpers.SERVE_TAG)
             self._fh.close()
 
     def stop_cleanly(self) -> None:

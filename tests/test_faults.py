@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
+from runtime_helpers import kill_tagged, tagged
 from triggerlang.runtime.executor import group_alive
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
@@ -92,7 +93,7 @@ class Serve:
         self.log = rules.parent / f"serve-{Serve.count}.log"
         cmd = [sys.executable, "-m", "triggerlang.cli", "serve", str(rules), "--state", str(state), "--no-reload",
                *(["--port", "0"] if port else []), *args]
-        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        full_env, self.tag = tagged({**os.environ, "NO_COLOR": "1", **(env or {})})  # (close finds its runs by it)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          env=full_env, cwd=rules.parent)
@@ -140,6 +141,7 @@ class Serve:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(30)
+        kill_tagged(self.tag)  # the runs a killed serve left (runtime_helpers.SERVE_TAG)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from runtime_helpers import (DEADLINE, FINAL, Server, alive, by_rule, cli, done, free_port, journal_events,
+from runtime_helpers import (DEADLINE, FINAL, Server, Servers, alive, by_rule, cli, done, free_port, journal_events,
                              STOPPABLE, journal_runs, post, stop_ok, wait_for)
 
 PY = sys.executable
@@ -795,6 +795,28 @@ deb: on http.post path="/deb" run rec with <payload.n> debounce 3s
 
 
 # SIGHUP (a reload, or a stop when it is the terminal closing): tests/test_service.py
+
+
+def test_the_serve_fixture_kills_the_runs_of_a_serve_killed_with_sigkill(tmp_path: Path) -> None:
+    """The ``serve`` fixture's teardown (Servers.close) kills what serve started. Before: it
+    killed serve alone, and a run (a process group of its own) outlived a serve killed with
+    SIGKILL and the test: here a shell and its ``sleep 30``, which ignore the action's stop
+    signal, so the spawner's SIGKILL comes only after the 30 s grace."""
+    pids, script = tmp_path / "pids", tmp_path / "hold.sh"
+    script.write_text(f"trap '' INT\nsleep 30 &\necho $$ $! > {pids}.new && mv {pids}.new {pids}\nwait\n")
+    servers = Servers(tmp_path)
+    try:
+        s = servers(f"""
+action hold = exec "sh" "{script}" stop SIGINT grace 30s
+hold: on file.changed ext="py" run hold
+""", "--start", "hold")
+        wait_for(pids.exists, "the run to write its pids", on_fail=s.tail)
+        shell, sleep = map(int, pids.read_text().split())
+        s.kill9()
+        assert alive(shell) and alive(sleep)   # what serve left
+    finally:
+        servers.close()
+    assert not alive(shell) and not alive(sleep)
 
 
 def test_a_run_a_graceful_stop_interrupted_is_retried_at_the_next_start_if_its_rule_retries(serve) -> None:
