@@ -36,6 +36,12 @@ def test_a_run_still_starting_is_not_signalled_and_a_going_one_is(tmp_path: Path
 
     async def scenario() -> None:
         engine = Engine(c.manifest, journal, {}, tmp_path)
+        try:
+            await events(engine)
+        finally:
+            await engine.drain(grace=0)   # (stops the app, when the test fails too)
+
+    async def events(engine: Engine) -> None:
         # two events in one loop pass: the first run's process is not spawned yet when the
         # second comes, so the second is skipped without a signal (the first starts after it)
         engine.record(push())
@@ -48,7 +54,6 @@ def test_a_run_still_starting_is_not_signalled_and_a_going_one_is(tmp_path: Path
         while not (got.exists() and got.read_text()):
             assert time.monotonic() < deadline, journal.list_runs(limit=10)
             await asyncio.sleep(0.02)
-        await engine.drain(grace=0)
 
     asyncio.run(scenario())
     runs = sorted(journal.list_runs(limit=10), key=lambda r: r["id"])
@@ -91,16 +96,18 @@ def test_an_event_during_a_retry_backoff_starts_a_run_which_replaces_the_retry(t
             assert time.monotonic() < deadline, (what, journal.list_runs(limit=10))
             await asyncio.sleep(0.02)
 
-    async def scenario() -> None:
+    async def scenario() -> list:
         engine = Engine(c.manifest, journal, {}, tmp_path)
-        engine.record(Event("git", "push", {"branch": "main"}))
-        await until(lambda: any(r["attempt"] == 2 for r in journal.list_runs(limit=10)), "the retry to be queued")
-        engine.record(Event("git", "push", {"branch": "main"}))   # no process: this run starts now
-        await until(ready.exists, "the newer run to be going")
-        assert engine.lane("app").timed == []                     # nothing left to come due
-        await engine.drain(grace=0)
+        try:
+            engine.record(Event("git", "push", {"branch": "main"}))
+            await until(lambda: any(r["attempt"] == 2 for r in journal.list_runs(limit=10)), "the retry to be queued")
+            engine.record(Event("git", "push", {"branch": "main"}))   # no process: this run starts now
+            await until(ready.exists, "the newer run to be going")
+            return list(engine.lane("app").timed)
+        finally:
+            await engine.drain(grace=0)   # (stops the app, when the test fails too)
 
-    asyncio.run(scenario())
+    assert asyncio.run(scenario()) == []   # nothing left to come due
     runs = sorted(journal.list_runs(limit=10), key=lambda r: r["id"])
     journal.close()
     assert [(r["id"], r["attempt"], r["status"], r["error"]) for r in runs] == [
