@@ -282,7 +282,10 @@ def test_kill_9_mid_burst_then_restart_loses_nothing_answered(tmp_path: Path, da
                                             "hook: on github.push run record busy parallel retry 3 backoff 1s\n")
     state = tmp_path / "state"
     env = {**ENV, "RAN_FILE": str(ran)}
-    srv = start(daemons, rules, state, env)
+    # two runs at once before the crash (40 runs/s at most): the burst's 202s outpace the
+    # runs, so the kill finds runs queued and running however busy the machine is (with the
+    # default 16, a slow machine answered so slowly that every run had ended by the kill)
+    srv = start(daemons, rules, state, env, "--max-parallel", "2")
     n = 400
     body = push_body()
     deliveries = [str(uuid.uuid4()) for _ in range(n)]
