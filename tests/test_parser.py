@@ -692,6 +692,7 @@ def test_split_declarations() -> None:
      "an action's arguments follow 'with', not parentheses", 'write run deploy with <sha>, "prod"'),
     ('on git.push run deploy()', "deploy()", "an action's arguments follow 'with', not parentheses",
      "write run deploy"),
+    ('include common.trg', "common.trg", "an include's path is a string", 'write include "common.trg"'),
 ])
 def test_a_filter_word_or_a_call_gets_the_rule_to_write(text: str, bad: str, message: str, hint: str) -> None:
     """`if branch=...` was "unexpected 'branch'" with did you mean 'catch'?, and `run deploy(<sha>)`
@@ -753,6 +754,18 @@ def test_no_move_is_offered_when_the_moved_rule_would_not_parse() -> None:
         (d,) = parse(text)[1].items
         assert d.message.endswith("is a policy: it goes after run ACTION") and d.fix is None, text
         assert d.hint.startswith("write on TRIGGER [FILTER] run ACTION")
+
+
+def test_no_keyword_is_suggested_for_a_word_a_third_of_it_away() -> None:
+    """'branch' was offered 'catch' (3 edits of 6 letters) after `if`, and a name 'common'
+    'cron': the budget is a third of the word, as rustc's and ruff's."""
+    for word in ("common", "branch", "buster", "events"):  # were offered cron, catch, after, every
+        _, diags = parse(f"on git.push run deploy {word} 1m")
+        assert diags.items and "did you mean" not in (diags.items[0].hint or ""), (word, diags.items)
+    _, diags = parse('on git.push run deploy retire 1m')
+    assert diags.items[0].hint == "did you mean 'retry'?"
+    _, diags = parse('include "a.trg" "b.trg"')
+    assert diags.items[0].hint == "expected end of declaration"
 
 
 def test_no_keyword_is_suggested_when_it_would_not_help() -> None:

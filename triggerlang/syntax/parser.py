@@ -205,7 +205,7 @@ _TERMINAL_WORDS = {
     "FIELD_SEG": "a field name", "EQ": "'='", "CMP_OP": "an operator (= != ~ !~ < <= > >=)",
     "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "DOT": "'.'",
     "COLON": "':'", "EQUAL": "'='", "STAR": "'*'", "SECRET_KIND": "'env' or 'file'",
-    "IN": "'in'", "NOT": "'not'", "TRUE": "'true'", "FALSE": "'false'", "$END": "end of declaration",
+    "IN": "'in'", "NOT": "'not'", "TRUE": "'true'", "FALSE": "'false'", "$END": "end of declaration", "<END-OF-FILE>": "end of declaration",
 }
 
 
@@ -1326,7 +1326,8 @@ def _keyword_fix(e: UnexpectedInput, chunk: str) -> tuple[int, int, str] | None:
         word = chunk[start:end]
         if word in keywords:
             continue
-        limit = max(1, min(3, len(word) // 3 + 1))
+        # a third of the word (rustc's and ruff's budget): 'common' is not offered 'cron', nor 'branch' 'catch'
+        limit = max(1, min(3, len(word) // 3))
         close += [(d, n, k) for k in keywords if (d := edit_distance(word.lower(), k, limit)) <= limit]
     for _, n, keyword in sorted(close):
         start, end = words[n]
@@ -1349,6 +1350,8 @@ _PATH_BEFORE = re.compile(r"([A-Za-z_$][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*
 _CALL = re.compile(r"\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\($")
 _RUN_CALL = re.compile(r"(?<![A-Za-z0-9_\-.<])run\s+([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
 """``run ACTION`` just before a ``(``."""
+_INCLUDE_BARE = re.compile(r'include[ \t]+([^\s"#(\[][^\s#]*)')
+"""``include PATH`` without the quotes."""
 _GUARD_WORD = re.compile(r"(?:^|[\s:])on\s+([A-Za-z_][A-Za-z0-9_\-]*\.(?:[A-Za-z_][A-Za-z0-9_\-]*|\*))"
                          r"\s+(if|where|when)\s+$")
 """``on SOURCE.EVENT if``/``where``/``when`` just before the parser's stop: SQL's or a
@@ -1510,6 +1513,9 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     at = _error_offset(e, chunk)
     if at >= len(chunk):
         return None
+    bare = _INCLUDE_BARE.match(chunk)
+    if bare is not None and bare.start(1) == at:  # include common.trg
+        return at, bare.end(1), "an include's path is a string", f'write include "{bare.group(1)}"'
     guard = _GUARD_WORD.search(chunk, 0, at)
     if guard is not None:  # `on git.push if branch="main"`: read as a field named if
         return guard.start(2), guard.end(2), f"'{guard.group(2)}' is not needed before a filter", \
