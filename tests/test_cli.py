@@ -1036,3 +1036,14 @@ def test_emit_on_json_it_cannot_send_and_a_timeout_that_is_not_one_is_a_usage_er
         for t in ("-1", "0", "nan", "inf"):
             r = run(*cmd, "--timeout", t, "--url", dead)
             assert r.exit_code == 2 and "Invalid value for '--timeout'" in r.stderr, (cmd, t, r.stderr)
+
+
+def test_a_number_option_that_is_no_number_says_so(tmp_path: Path) -> None:
+    """click said "'abc' is not a valid integer range" (triggerc logs abc, runs --limit x),
+    as if a range were to be written: it says integer, and a number out of range still
+    gets the range."""
+    for args, said in [(["logs", "abc"], "Invalid value for 'RUN_ID': 'abc' is not a valid integer."),
+                       (["runs", "--limit", "x"], "Invalid value for '--limit': 'x' is not a valid integer."),
+                       (["runs", "--limit", "0"], "'--limit': 0 is not in the range 1<=x<=100000.")]:
+        r = CliRunner().invoke(main, [*args, "--state", str(tmp_path)])
+        assert r.exit_code == 2 and said in r.output, (args, r.output)

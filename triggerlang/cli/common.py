@@ -17,6 +17,13 @@ import click
 from ..diagnostics import render_text
 
 
+class IntRange(click.IntRange):
+    """click's IntRange named as what it reads: for ``abc`` click says "'abc' is not a valid
+    integer range", as if a range were to be written; this says "is not a valid integer"
+    (the bounds are in --help, and in the message of a number out of them)."""
+    name = "integer"
+
+
 def usage_error(msg: str) -> None:
     """One clear line on stderr and exit 2 (a missing file is a usage error, SPEC §8)."""
     click.echo(f"triggerc: error: {msg}", err=True)

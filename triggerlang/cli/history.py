@@ -11,7 +11,7 @@ import sys
 import click
 
 from ..correlation.state import GROUP_FILTERS
-from .common import _STORE_OPT, _color, _open_journal, color_option, examples, fail, usage_error
+from .common import _STORE_OPT, IntRange, _color, _open_journal, color_option, examples, fail, usage_error
 
 
 # --------------------------------------------------------------------------- history
@@ -74,7 +74,7 @@ EXAMPLES_RUNS = examples(
 @click.command(epilog=EXAMPLES_RUNS)
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@click.option("--limit", type=IntRange(1, 100000), default=20, show_default=True)
 @click.option("--rule", help="Only runs of this rule.")
 @click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "timed_out",
                                             "cancelled", "interrupted", "skipped"]), help="Only runs with this status.")
@@ -140,7 +140,7 @@ GROUP_COLORS = {"fired": "32", "expired": "31", "discarded": "33", "open": "34",
 @click.option("--explain", is_flag=True, help="For each missing member, its trigger's latest events and why "
                                               "each was not admitted.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@click.option("--limit", type=IntRange(1, 100000), default=20, show_default=True)
 @color_option
 @_STORE_OPT
 def groups(state_dir, rule, status, key_value, explain, fmt, limit, color_mode, store_url) -> None:
@@ -224,7 +224,7 @@ EXAMPLES_EVENTS = examples(
 @click.command(epilog=EXAMPLES_EVENTS)
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@click.option("--limit", type=IntRange(1, 100000), default=20, show_default=True)
 @click.option("--source", help="Only events of this source.")
 @click.option("--type", "type_", metavar="TYPE", help="Only events of this type (push, post, modified...).")
 @click.option("--rule", help="Only events this rule matched.")
@@ -299,7 +299,7 @@ EXAMPLES_LOGS = examples(
 
 
 @click.command(epilog=EXAMPLES_LOGS)
-@click.argument("run_id", type=click.IntRange(1))
+@click.argument("run_id", type=IntRange(1))
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
 @click.option("-f", "--follow", is_flag=True,
               help="A run still queued or running: print its output as it is written, until it ends (Ctrl-C "

@@ -8,7 +8,7 @@ import json
 import click
 
 from .. import defaults
-from .common import Seconds, _unknown_event_warner, examples, fail, usage_error
+from .common import IntRange, Seconds, _unknown_event_warner, examples, fail, usage_error
 
 
 # --------------------------------------------------------------------------- emit
@@ -180,7 +180,7 @@ EXAMPLES_RERUN = examples(
 
 
 @click.command(epilog=EXAMPLES_RERUN)
-@click.argument("run_id", type=click.IntRange(1))
+@click.argument("run_id", type=IntRange(1))
 @_operator_options
 def rerun(run_id: int, url: str, token: str | None, timeout: float) -> None:
     """Run an ended run again: a new run with the same inputs, linked to the original.
@@ -199,7 +199,7 @@ EXAMPLES_CANCEL = examples(
 
 
 @click.command(epilog=EXAMPLES_CANCEL)
-@click.argument("run_id", type=click.IntRange(1))
+@click.argument("run_id", type=IntRange(1))
 @_operator_options
 def cancel(run_id: int, url: str, token: str | None, timeout: float) -> None:
     """Cancel a queued or running run.

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from .common import (Seconds, _STORE_OPT, _check_store_url, _open_journal, _open_pg, _program_files, _store_option, examples,
-                     fail, usage_error)
+from .common import (_STORE_OPT, IntRange, Seconds, _check_store_url, _open_journal, _open_pg, _program_files,
+                     _store_option, examples, fail, usage_error)
 
 
 # --------------------------------------------------------------------------- serve
@@ -24,7 +24,7 @@ EXAMPLES_SERVE = examples(
 @click.command(epilog=EXAMPLES_SERVE)
 @click.argument("rules", metavar="FILE...|MANIFEST", nargs=-1, required=True)
 @click.option("--host", help="Address the HTTP listener binds (default 127.0.0.1, loopback only).")
-@click.option("--port", type=click.IntRange(0, 65535), help="Port of the HTTP listener (default 8080).")
+@click.option("--port", type=IntRange(0, 65535), help="Port of the HTTP listener (default 8080).")
 # No file_okay=False here: a state path that is a file is a start error (exit 1, one line
 # from the journal), like a port in use, not a usage error.
 @click.option("--state", "state_dir", type=click.Path(), help="State folder (default .triggerlang/ beside the rules).")
@@ -41,7 +41,7 @@ EXAMPLES_SERVE = examples(
 @click.option("-v", "--verbose", is_flag=True, help="Log every request and event.")
 @_store_option("A postgresql:// store shared by several nodes (SPEC §12): this serve is an ingest node. "
                "Also read from TRIGGERLANG_STORE.")
-@click.option("--workers", type=click.IntRange(0, 1024), default=4, show_default=True,
+@click.option("--workers", type=IntRange(0, 1024), default=4, show_default=True,
               help="With --store: slots of the embedded worker; 0 makes this node ingest only.")
 @click.option("--migrate", is_flag=True, help="With --store: bring an older store schema up to date first.")
 @click.option("--lease", type=Seconds(0.2, 3600), default=10.0, show_default=True,
@@ -51,19 +51,19 @@ EXAMPLES_SERVE = examples(
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (time, level, logger, message and fields such as run_id, "
                    "rule, route, remote).")
-@click.option("--max-open-groups", type=click.IntRange(1, 100_000_000), default=100_000, show_default=True,
+@click.option("--max-open-groups", type=IntRange(1, 100_000_000), default=100_000, show_default=True,
               help="Correlation groups open at once, all rules together; past it new groups are refused "
                    "(SPEC §11.3.9).")
-@click.option("--max-chain-depth", type=click.IntRange(0, 10000), default=10, show_default=True,
+@click.option("--max-chain-depth", type=IntRange(0, 10000), default=10, show_default=True,
               help="A run.* event more runs deep than this in a chain is journaled but starts no run "
                    "(stops a run.* loop).")
-@click.option("--max-retriggers", type=click.IntRange(0, 100000), default=20, show_default=True,
+@click.option("--max-retriggers", type=IntRange(0, 100000), default=20, show_default=True,
               help="Pause a file rule whose runs re-trigger it this many times in a row (its own writes "
                    "match it); 0: never. `triggerc resume RULE` or a reload un-pauses it.")
-@click.option("--max-backlog", type=click.IntRange(1), default=None, metavar="N",
+@click.option("--max-backlog", type=IntRange(1), default=None, metavar="N",
               help="Queued runs past which new deliveries get 503 with Retry-After, before anything is "
                    "journaled (default 100000).")
-@click.option("--max-parallel", type=click.IntRange(1, 4096), default=None, metavar="N",
+@click.option("--max-parallel", type=IntRange(1, 4096), default=None, metavar="N",
               help="Runs that go at once, all rules together (default 16); the others wait in their rule's "
                    "queue. With --store, --workers sets it.")
 def serve(rules: tuple[str, ...], host, port, state_dir, no_reload, tls_cert, tls_key, grace, force_http, start_rules, dashboard,
@@ -145,7 +145,7 @@ EXAMPLES_WORKER = examples(
 
 @click.command(epilog=EXAMPLES_WORKER)
 @_store_option("The postgresql:// store to claim runs from (or TRIGGERLANG_STORE).", required=True)
-@click.option("--slots", type=click.IntRange(1, 1024), default=4, show_default=True, help="Runs at once.")
+@click.option("--slots", type=IntRange(1, 1024), default=4, show_default=True, help="Runs at once.")
 @click.option("--pool", "pools", multiple=True, metavar="NAME",
               help="Claim the runs of this pool (repeatable; default: 'default'). File-watching runs are in "
                    "the pool node:<hostname> of the node that saw the change.")
@@ -162,9 +162,9 @@ EXAMPLES_WORKER = examples(
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line, as serve --log-format json.")
-@click.option("--max-chain-depth", type=click.IntRange(0, 10000), default=10, show_default=True,
+@click.option("--max-chain-depth", type=IntRange(0, 10000), default=10, show_default=True,
               help="A run.* event this worker journals more runs deep than this starts no run.")
-@click.option("--metrics-port", type=click.IntRange(0, 65535),
+@click.option("--metrics-port", type=IntRange(0, 65535),
               help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of --metrics-port.")
 @click.option("--token", envvar="TRIGGERLANG_DASHBOARD_TOKEN",

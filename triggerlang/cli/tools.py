@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from .. import defaults
-from .common import _STORE_OPT, _check_store_url, _open_pg, _store_option, examples, fail, usage_error
+from .common import _STORE_OPT, IntRange, _check_store_url, _open_pg, _store_option, examples, fail, usage_error
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -23,7 +23,7 @@ EXAMPLES_DASHBOARD = examples(
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False),
               help="The rules (.trg or manifest .json), to say why an event matched nothing.")
 @click.option("--host", default=defaults.HTTP_HOST, show_default=True, help="Address to bind.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8081, show_default=True,
+@click.option("--port", type=IntRange(0, 65535), default=8081, show_default=True,
               help="Port (serve's listener defaults to 8080, so both can run).")
 @click.option("--token", envvar="TRIGGERLANG_DASHBOARD_TOKEN",
               help="Require this token (Authorization: Bearer, or ?token=). Without one, only loopback "
