@@ -133,6 +133,17 @@ def test_a_missing_include_is_offered_only_a_name_close_to_it(tmp_path: Path) ->
     assert code == 1 and (root / "main.trg").read_text().startswith('include "nope.trg"\n'), out
 
 
+def test_an_include_without_trg_is_offered_the_file_that_has_it(tmp_path: Path) -> None:
+    """include "common" beside common.trg said only that it is not a .trg file."""
+    root = tree(tmp_path, {"common.trg": COMMON, "notes": "", "main.trg": 'include "common"\ninclude "notes"\n'})
+    got = compile_file(root / "main.trg").diagnostics
+    assert [(d.code, d.hint) for d in got] == [
+        ("TRG005", "did you mean 'common.trg'? (an include reads rules files, whose names end in .trg)"),
+        ("TRG005", "an include reads rules files, whose names end in .trg")]
+    code, _ = run("check", "--fix", "main.trg", cwd=root)
+    assert (root / "main.trg").read_text() == 'include "common.trg"\ninclude "notes"\n'
+
+
 def test_a_glob_reads_sorted_files_across_folders_without_test_files(tmp_path: Path) -> None:
     root = tree(tmp_path, {"r/b.trg": 'b: on git.tag run n\n', "r/a.trg": 'a: on git.push run n\n',
                            "r/deep/c.trg": 'c: on git.merge run n\n', "r/a_test.trg": "this is not read\n",

@@ -162,8 +162,12 @@ class _Expansion:
                              f'include its files with a glob: include "{written.rstrip("/")}/*.trg"')
             return []
         if not written.endswith(".trg"):
-            self.diags.error("TRG005", f"'{written}' is not a .trg file", at,
-                             "an include reads rules files, whose names end in .trg")
+            hint, fix = "an include reads rules files, whose names end in .trg", None
+            if os.path.isfile(full + ".trg") and not inc.path.raw:  # include "common": common.trg is there
+                hint = f"did you mean '{written}.trg'? ({hint})"
+                fix = replace_fix(at, json.dumps(written, ensure_ascii=False),
+                                  json.dumps(written + ".trg", ensure_ascii=False))
+            self.diags.error("TRG005", f"'{written}' is not a .trg file", at, hint, fix=fix)
             return []
         if written.endswith("_test.trg"):
             self.diags.error("TRG005", f"'{written}' is a test file: it is not included", at,
