@@ -618,6 +618,26 @@ def test_a_log_is_read_by_byte_offset(pg_url: str) -> None:
         st.close()
 
 
+def test_a_live_copy_of_a_log_written_after_the_runs_end_does_not_shorten_it(pg_url: str) -> None:
+    """Before: a worker's heartbeat read a running run's log (4 lines) and stored it from a
+    thread; the run ended meanwhile and its end stored the whole log (6 lines); the
+    heartbeat's write, committed last, put the 4 lines back, and ``logs -f`` (which saw the
+    run ended) printed 4 of 6 lines (seen once in a whole-suite run)."""
+    st = PgStore(pg_url)
+    try:
+        st.ingest(Event("http", "post", {}), [Intent("r", "a", {})])
+        (row,) = st.claim("w", ["default"], 1, 10)
+        whole = b"".join(b"tick %d\n" % i for i in range(1, 7))
+        st.finish(row.id, "w", "succeeded", 0, None, log=whole, log_size=len(whole))
+        st.store_log(row.id, whole[:28], False, 28)  # the heartbeat's copy, read before the end
+        assert st.read_log_chunk(row.id).data == whole
+        st.store_log(row.id + 1, b"a\n", False, 2)  # a live copy, then a longer one: it grows
+        st.store_log(row.id + 1, b"a\nb\n", False, 4)
+        assert st.read_log_chunk(row.id + 1).data == b"a\nb\n"
+    finally:
+        st.close()
+
+
 def test_a_standalone_dashboard_on_the_store_reruns_and_cancels(pg_url: str) -> None:
     """``triggerc dashboard --store URL --token T`` writes the shared store: a re-run is a
     queued row a worker claims, a cancel of a running run asks its worker (cancel_requested

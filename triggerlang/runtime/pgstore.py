@@ -673,13 +673,19 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
 
     @staticmethod
     def _put_log(conn: Any, run_id: int, body: bytes, truncated: bool, size: int | None = None) -> None:
+        """Store a run's log as of ``size`` bytes, unless a later one is stored already. A
+        log only grows, and a worker's live copy (its heartbeat's, read before the run
+        ended, written from a thread) may commit after the run's end stored the whole log:
+        it must not put the older, shorter log back (``logs -f`` and the dashboard, which
+        see the run ended, would show it without its last lines)."""
         if size is None and not truncated:
             size = len(body)
         if len(body) > LOG_CAP:
             body, truncated = body[-LOG_CAP:], True
         conn.execute("INSERT INTO trg_logs (run_id, body, truncated, size) VALUES (%s, %s, %s, %s) "
                      "ON CONFLICT (run_id) DO UPDATE SET body = EXCLUDED.body, truncated = EXCLUDED.truncated, "
-                     "size = EXCLUDED.size", (run_id, body, truncated, size))
+                     "size = EXCLUDED.size WHERE trg_logs.size IS NULL OR EXCLUDED.size IS NULL "
+                     "OR EXCLUDED.size >= trg_logs.size", (run_id, body, truncated, size))
 
     def finish(self, run_id: int, worker: str, status: str, exit_code: int | None, error: str | None, *,
                log: bytes | None = None, log_truncated: bool = False, log_size: int | None = None,
