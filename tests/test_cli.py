@@ -1047,3 +1047,8 @@ def test_a_number_option_that_is_no_number_says_so(tmp_path: Path) -> None:
                        (["runs", "--limit", "0"], "'--limit': 0 is not in the range 1<=x<=100000.")]:
         r = CliRunner().invoke(main, [*args, "--state", str(tmp_path)])
         assert r.exit_code == 2 and said in r.output, (args, r.output)
+    # and seconds: click's own text said "'x' is not a valid seconds."
+    for value, said in [("x", "'--timeout': 'x' is not a number of seconds"),
+                        ("-5", "'--timeout': -5.0 is not in the range 0<x<=3600.")]:
+        r = CliRunner().invoke(main, ["emit", "git.push", "--timeout", value, "--url", "http://127.0.0.1:1"])
+        assert r.exit_code == 2 and said in r.output, (value, r.output)

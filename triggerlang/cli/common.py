@@ -73,7 +73,11 @@ class Seconds(click.FloatRange):
     name = "seconds"
 
     def convert(self, value, param, ctx):
-        v = super().convert(value, param, ctx)
+        try:
+            v = float(value)
+        except (TypeError, ValueError):  # (click's own text reads "not a valid seconds")
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        v = super().convert(v, param, ctx)
         if v != v:
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
         return v
