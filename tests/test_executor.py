@@ -225,10 +225,12 @@ def test_a_spawner_that_dies_in_the_read_that_says_its_run_started_fails_the_run
 
     try:
         result = asyncio.run(main())
+        # and its process is not left going, unwatched and with no timeout
+        assert sleeper.wait(10) == -signal.SIGKILL
     finally:
         sleeper.kill()
         sleeper.wait()
-    assert result.status == "failed" and "how the run ended is not known" in result.error, result
+    assert result.status == "failed" and "its process group was killed" in result.error, result
 
 
 def test_a_ctrl_c_while_the_spawner_starts_does_not_kill_it(base: Path):

@@ -284,9 +284,9 @@ def test_a_kill_9_of_serve_stops_its_running_runs_with_their_stop_signal_then_si
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the spawner process is Linux's fast path")
-def test_a_spawner_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(serve) -> None:
+def test_a_spawner_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(serve, tmp_path: Path) -> None:
     before = set(_spawners())
-    srv = serve(hook_rules('act = exec "sleep" "5"'), "--grace", "1")
+    srv = serve(hook_rules('act = shell "echo $$ > pid; exec sleep 30"'), "--grace", "1")
     h = {"Authorization": f"Bearer {TOKEN}"}
     assert httpx.post(srv.url + "/hook", json={}, headers=h, timeout=DEADLINE).status_code == 202
     srv.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the run to start")
@@ -297,9 +297,14 @@ def test_a_spawner_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(serv
     spawner = wait_for(lambda: next((pid for pid, parent in _spawners().items()
                                      if pid not in before and parent != srv.proc.pid), None),
                        "serve's spawner process")
+    pid = int(wait_for(lambda: (tmp_path / "proj" / "pid").exists() and (tmp_path / "proj" / "pid").read_text().strip(),
+                       "the run's process"))
     os.kill(spawner, signal.SIGKILL)
     runs = srv.wait_runs(lambda rs: done(rs, 1), "the run to be failed")
     assert runs[0]["status"] == "failed" and "spawner" in runs[0]["error"]
+    # its process is killed, not left going unwatched with no timeout
+    assert "its process group was killed" in runs[0]["error"]
+    wait_for(lambda: not alive(pid), "the failed run's process to be gone")
     srv2 = httpx.post(srv.url + "/hook", json={"x": 1}, headers=h, timeout=DEADLINE)
     assert srv2.status_code == 202
     srv.wait_runs(lambda rs: len(rs) == 2 and rs[1]["status"] == "running", "the next run to start")

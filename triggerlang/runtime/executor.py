@@ -722,6 +722,7 @@ class Spawner:
         # not run yet) sees it changed when it gets to _FastAction._started
         self.losses = 0
         self.lost_why = ""
+        self.lost_kills = False
 
     # -- the process
 
@@ -771,13 +772,17 @@ class Spawner:
         with contextlib.suppress(OSError):
             sock.send(marshal.dumps([("q",)]))
         sock.close()
-        self._lost("the spawner stopped")
+        self._lost("the spawner stopped", kill=False)
 
-    def _lost(self, why: str) -> None:
-        """The spawner is gone: runs waiting to start fail; running ones end unknown (and
-        so does one whose start it reported just before, :meth:`_FastAction._started`)."""
+    def _lost(self, why: str, kill: bool = True) -> None:
+        """The spawner is gone: runs waiting to start fail; running ones fail (and so does
+        one whose start it reported just before, :meth:`_FastAction._started`). ``kill``:
+        their process groups get SIGKILL, since nothing would see them end or time out
+        any more (the spawner died: the OOM killer, a ``kill``); not when we closed it,
+        having asked it to wait for its runs (:meth:`close`)."""
         self.losses += 1
         self.lost_why = why
+        self.lost_kills = kill
         if self.sock is not None:
             sock, self.sock = self.sock, None
             with contextlib.suppress(OSError, RuntimeError):
@@ -1190,6 +1195,12 @@ class _FastAction(RunningAction):
         if self._exited.done() or self._child is None:
             return
         rc = os.waitstatus_to_exitcode(status) if status is not None else -signal.SIGKILL
+        if lost is not None:
+            if self._spawner.lost_kills:
+                _killpg(self.pgid, signal.SIGKILL)
+                lost += ": its process group was killed"
+            else:
+                lost += ": how the run ended is not known"
         self._lost = lost
         self._child.returncode = rc
         self._exited.set_result(rc)
@@ -1202,7 +1213,7 @@ class _FastAction(RunningAction):
         assert self._child is not None and self._child.returncode is not None
         result, trailer = _outcome(self.req, self._reason, self._child.returncode, time.monotonic() - self.started)
         if self._lost is not None:
-            result = RunResult("failed", None, f"{self._lost}: how the run ended is not known")
+            result = RunResult("failed", None, self._lost)
             trailer = f"# run {self.req.run_id} failed: {self._lost}"
         if self._log_fd >= 0:
             with contextlib.suppress(OSError):

@@ -57,7 +57,8 @@ would find its port taken. Four threads spawn (``fork_exec`` releases the GIL wh
 execs, so spawns overlap), one thread reaps through pidfds. It catches SIGINT and SIGTERM
 and does nothing with them (a Ctrl-C reaches the whole foreground process group: the
 runs' ``serve`` decides when they stop, and a handler, unlike an ignored signal, is reset
-in the children). A run whose spawner died is reported failed; the next run starts a new
+in the children). A run whose spawner died is reported failed and its process group gets
+SIGKILL from ``serve`` (nothing would see it end or time out); the next run starts a new
 spawner.
 """
 
