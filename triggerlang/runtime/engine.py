@@ -967,7 +967,10 @@ class Engine:
                 self._counted(row.rule, "cancelled")
                 cancelled.append(row.rule)
                 continue
-            if row.not_before is not None and self.policies(row.rule).get("debounce"):
+            # the debounce window's run is the first attempt; a retry waiting out its
+            # backoff (attempt > 1) also has a not_before, and taken for the window it
+            # would be the run the next event moves and rebinds (its failed event's retry lost)
+            if row.not_before is not None and row.attempt == 1 and self.policies(row.rule).get("debounce"):
                 self.lane(row.rule).debounce_run = row.id
             self._enqueue(row.rule, row.id, row.not_before)
         return len(rec.interrupted), len(rec.queued) - len(cancelled), cancelled
