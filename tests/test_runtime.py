@@ -1017,6 +1017,23 @@ def test_start_error_secret_env_unset(tmp_path: Path) -> None:
     assert "secret gh: the environment variable TRG_TEST_UNSET_SECRET is not set" in err, err
 
 
+def test_start_error_names_every_missing_secret_at_once(tmp_path: Path) -> None:
+    """Before: serve named only the first missing secret, so a deploy missing three
+    variables learned of them one restart at a time."""
+    from triggerlang.runtime.engine import StartError, resolve_secrets
+
+    (tmp_path / "empty").write_text("\n")
+    manifest = {"secrets": {"a": {"env": "TRG_TEST_UNSET_A"}, "b": {"file": "empty"},
+                            "c": {"env": "TRG_TEST_UNSET_C"}, "d": {"env": "TRG_TEST_SET_D"}}}
+    with pytest.raises(StartError) as e:
+        resolve_secrets(manifest, tmp_path, {"TRG_TEST_SET_D": "x"})
+    assert str(e.value) == (f"secret a: the environment variable TRG_TEST_UNSET_A is not set; "
+                            f"secret b: {tmp_path / 'empty'} is empty; "
+                            f"secret c: the environment variable TRG_TEST_UNSET_C is not set")
+    assert resolve_secrets(manifest, tmp_path, {"TRG_TEST_UNSET_A": "1", "TRG_TEST_UNSET_C": "2", "TRG_TEST_SET_D": "x"},
+                           only={"a", "c", "d"}) == {"a": "1", "c": "2", "d": "x"}
+
+
 def test_start_error_port_in_use(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

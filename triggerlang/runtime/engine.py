@@ -1006,12 +1006,15 @@ def _nothing() -> None:
 
 def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str],
                     only: Collection[str | None] | None = None) -> dict[str, str]:
-    """Secret values by name, read when ``serve`` starts; a missing one is a clear error.
+    """Secret values by name, read when ``serve`` starts; a missing one is a clear error,
+    and every missing one is named in it (one line: a deploy that lacks three variables
+    learns of the three at once, not one per restart).
     ``only``: just these of the manifest's secrets (None: all of them).
 
     The message names the environment variable or file, never a value.
     """
     out: dict[str, str] = {}
+    problems: list[str] = []
     for name, ref in sorted((manifest.get("secrets") or {}).items()):
         if only is not None and name not in only:
             continue
@@ -1019,7 +1022,8 @@ def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str],
             var = ref["env"]
             val = environ.get(var)
             if val is None or val == "":
-                raise StartError(f"secret {name}: the environment variable {var} is not set")
+                problems.append(f"secret {name}: the environment variable {var} is not set")
+                continue
             out[name] = val
         elif "file" in ref:
             p = Path(ref["file"])
@@ -1027,14 +1031,20 @@ def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str],
             try:
                 val = p.read_text(encoding="utf-8").rstrip("\r\n")
             except OSError as e:
-                raise StartError(f"secret {name}: cannot read {p}: {e.strerror or e}") from None
+                problems.append(f"secret {name}: cannot read {p}: {e.strerror or e}")
+                continue
             except UnicodeDecodeError:
-                raise StartError(f"secret {name}: {p} is not UTF-8 text") from None
+                problems.append(f"secret {name}: {p} is not UTF-8 text")
+                continue
             except ValueError:  # (a NUL character in the path: "x\u{0}")
-                raise StartError(f"secret {name}: cannot read {str(p)!r}: a file name holds no NUL character") from None
+                problems.append(f"secret {name}: cannot read {str(p)!r}: a file name holds no NUL character")
+                continue
             if not val:
-                raise StartError(f"secret {name}: {p} is empty")
+                problems.append(f"secret {name}: {p} is empty")
+                continue
             out[name] = val
+    if problems:
+        raise StartError("; ".join(problems))
     return out
 
 
