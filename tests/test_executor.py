@@ -808,3 +808,20 @@ asyncio.run(main())
     r = subprocess.run([sys.executable, "-c", script, str(base), path], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "succeeded", r.stdout + r.stderr
     assert "ignored: False False False" in (base / "1.log").read_text()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the spawner process is Linux's fast path")
+def test_a_spawner_whose_serve_is_gone_before_its_first_message_exits_quietly() -> None:
+    """Before: end-of-file before any message (serve killed, or closed, right after it
+    started the spawner) left the spawner's quit flag unset, and it died of an
+    UnboundLocalError whose traceback went to serve's log (seen in CI)."""
+    from triggerlang.runtime import spawn
+
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    proc = subprocess.Popen([sys.executable, "-I", "-S", spawn.__file__, str(theirs.fileno()), "02", "SIGTERM,SIGINT"],
+                            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    theirs.close()
+    mine.close()  # serve is gone before it sent anything
+    # (the spawner forks and its first process exits: stderr reaches end-of-file when the spawner exits)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and err == b"", err

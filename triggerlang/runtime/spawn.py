@@ -414,6 +414,7 @@ def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  
         t.start()
     reap = threading.Thread(target=reaper, daemon=True)
     reap.start()
+    stop = False  # serve asked us to quit (("q",)); end-of-file before it: serve is gone
     while True:
         try:
             data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
@@ -422,7 +423,6 @@ def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  
         if not data:  # serve is gone, or asked us to quit
             break
         passed = list(fds)
-        stop = False
         msgs = list(marshal.loads(data))
         while msgs:
             msg = msgs.pop(0)
