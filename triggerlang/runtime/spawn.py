@@ -67,6 +67,7 @@ from __future__ import annotations
 import array
 import marshal
 import os
+import signal
 import socket
 import sys
 import threading
@@ -90,6 +91,8 @@ HOLD_LINE = 0.2
 MAX_LINE = 64 * 1024
 """A stderr line held back this long goes to the log unfinished."""
 READ = 64 * 1024
+STOP_GRACE = 2.0
+"""Seconds before SIGKILL when ``serve`` sent no grace (``executor.STOP_KILL_GRACE``)."""
 
 
 class StderrLines:
@@ -140,7 +143,7 @@ class _Run:
     __slots__ = ("run", "pid", "pidfd", "log_fd", "pipe", "lines", "status", "linger", "sent", "stop", "grace")
 
     def __init__(self, run: int, pid: int, pidfd: int, log_fd: int, pipe: int, mark: bytes,
-                 stop: int = 15, grace: float = 2.0) -> None:
+                 stop: int = signal.SIGTERM, grace: float = STOP_GRACE) -> None:
         self.run, self.pid, self.pidfd, self.log_fd, self.pipe = run, pid, pidfd, log_fd, pipe
         self.stop, self.grace = stop, grace  # how to stop it if serve dies first
         self.lines = StderrLines(mark)
@@ -174,7 +177,6 @@ def _write(fd: int, data: bytes) -> None:
 def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  # pragma: no cover - runs in the spawner process (tests drive it)
     import queue
     import select
-    import signal
 
     import _posixsubprocess
 
@@ -444,7 +446,7 @@ def _serve(sock: socket.socket, mark: bytes, stop_signals: list[str]) -> None:  
         orphaned.set()
     for _ in workers:
         jobs.put(None)
-    if not stop:
+    if orphaned.is_set():  # after the spawning threads: a run they were starting is stopped too
         for t in workers:
             t.join()
         _stop_orphans(lock, live)
@@ -458,8 +460,6 @@ def _stop_orphans(lock: threading.Lock, live: set[_Run]) -> None:  # pragma: no 
     SIGKILL to each group still there after its run's grace (its leader may have exited
     while a process it left in the background goes on), as ``serve`` stops a run. The
     reaper goes on reaping the leaders meanwhile."""
-    import signal
-
     with lock:
         runs = list(live)
     now = time.monotonic()
