@@ -522,6 +522,13 @@ def test_a_dangling_link_under_a_polled_root_is_not_reported_at_every_scan(tmp_p
     (tmp_path / "src" / "broken").symlink_to("nowhere")
 
     async def body(h: Harness, src: FileSource) -> None:
+        # A link is news if its ctime is after the start; file times come from the kernel's
+        # coarse clock, a tick (~7 ms here) behind time.time_ns(), so a link made at once
+        # could carry an earlier ctime (this test failed so in CI): first wait for the
+        # file clock to pass the start, as a probe file outside the root shows.
+        probe = tmp_path.parent / f"{tmp_path.name}-clock-probe"
+        await h.wait_for(lambda: probe.write_text("x") is not None and probe.stat().st_ctime_ns > src._started_ns,
+                         "the file clock to pass the source's start")
         (tmp_path / "src" / "later").symlink_to("nowhere-either")
         await h.wait_seen("src/later")
         (tmp_path / "src" / "a.py").write_text("x")
