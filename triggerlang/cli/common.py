@@ -74,13 +74,12 @@ class Seconds(click.FloatRange):
 
     def convert(self, value, param, ctx):
         try:
-            v = float(value)
-        except (TypeError, ValueError):  # (click's own text reads "not a valid seconds")
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        v = super().convert(v, param, ctx)
+            v = float(value)  # (not click's text for text: "not a valid seconds")
+        except (TypeError, ValueError):
+            v = float("nan")
         if v != v:
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        return v
+        return super().convert(v, param, ctx)
 
 
 def examples(*lines: str) -> str:
