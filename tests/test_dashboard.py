@@ -1218,6 +1218,18 @@ def test_without_a_token_the_dashboard_is_read_only(world) -> None:
     assert r.status_code == 503 and "serve --dashboard" in r.json()["error"]
 
 
+def test_the_page_of_the_needs_the_engine_503_is_titled_for_it(world) -> None:
+    """Before: a button's POST to a standalone SQLite dashboard answered a page titled
+    "Journal unavailable" (the title of a journal that cannot be read) above "re-run,
+    cancel and resume need the running engine"."""
+    c = client(world, token="s3cret-token")
+    for path in ("/dashboard/runs/1/rerun", "/dashboard/runs/3/cancel", "/dashboard/rules/build_branch/resume"):
+        r = c.post(f"{path}?token=s3cret-token")
+        assert r.status_code == 503, path
+        assert "<title>Needs the running engine" in r.text and "<h1>Needs the running engine</h1>" in r.text, path
+        assert "Journal unavailable" not in r.text and "need the running engine" in r.text
+
+
 def test_the_cli_says_a_standalone_dashboard_cannot_rerun_in_one_sentence(world) -> None:
     """Before: ``triggerc rerun`` printed the footer note, capitalised after "error:" and
     ending in a full stop; it is a clause, as the CLI's other errors. The note is unchanged."""

@@ -799,12 +799,13 @@ class Dashboard:
     def _json(self, obj: Any, status: int = 200) -> JSONResponse:
         return JSONResponse(obj, status_code=status, headers=_SECURITY_HEADERS)
 
-    def _error(self, request: Request, status: int, message: str, api: bool) -> Response:
+    def _error(self, request: Request, status: int, message: str, api: bool, title: str | None = None) -> Response:
+        """``title``: the HTML page's heading where the status's usual one does not fit the case."""
         if api:
             return self._json({"error": message}, status)
         titles = {400: "Bad request", 401: "Token needed", 403: "Forbidden", 404: "Not found",
                   405: "Not allowed", 409: "Conflict", 503: "Journal unavailable"}
-        return self._html(request, "error.html", status, title=titles.get(status, "Error"), message=message)
+        return self._html(request, "error.html", status, title=title or titles.get(status, "Error"), message=message)
 
     def _urls(self, request: Request) -> Callable[..., str]:
         token = self._token_in_query(request)
@@ -1217,7 +1218,7 @@ class Dashboard:
                                              "start the dashboard with --token", api)
         if self.operator is None:  # a clause, as the API's other errors (the CLI says "error: " before it)
             return self._error(request, 503, f"re-run, cancel and resume need the running engine: "
-                                             f"{_ENGINE_DASHBOARD}", api)
+                                             f"{_ENGINE_DASHBOARD}", api, title="Needs the running engine")
         return None
 
     async def _read_form(self, request: Request) -> dict[str, str]:
