@@ -486,8 +486,10 @@ def test_400_an_event_header_that_a_proxy_joined_from_two(tmp_path: Path) -> Non
     assert journal.triggers() == ["github.push", "gitlab.push"]
 
 
-def test_400_a_standard_webhook_id_sent_twice_with_different_values(tmp_path: Path) -> None:
-    # the signature covers the first id, but which message this is stays ambiguous
+def test_400_a_standard_webhook_header_sent_twice_with_different_values(tmp_path: Path) -> None:
+    # the signature covers one id and one timestamp: a second, different one makes the
+    # delivery ambiguous. Before: two webhook-timestamps (or signatures) were taken, the
+    # first verified, 202, while the event's headers said "fresh, stale".
     import base64
     import http.client
     import time
@@ -501,36 +503,55 @@ def test_400_a_standard_webhook_id_sent_twice_with_different_values(tmp_path: Pa
     ctx = make_ctx(tmp_path, journal)
     ctx.secrets = {"sw": whsec}
     body = b'{"type": "invoice.paid"}'
+    now = str(int(time.time()))
+    stale = str(int(time.time()) - 3600)
 
-    def send(port: int, ids: list[str]) -> tuple[int, dict[str, Any]]:
-        stamp = str(int(time.time()))
+    def signed(msg_id: str, stamp: str) -> str:
+        return standard_signature(standard_key(whsec), msg_id, stamp, body)
+
+    def send(port: int, ids: list[str], stamps: list[str], sigs: list[str] | None = None) -> tuple[int, dict[str, Any]]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
             conn.putrequest("POST", "/sw")
-            for name, value in [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                                ("webhook-timestamp", stamp),
-                                ("webhook-signature", standard_signature(standard_key(whsec), ids[0], stamp, body))]:
-                conn.putheader(name, value)
-            for i in ids:
-                conn.putheader("webhook-id", i)
+            conn.putheader("Content-Type", "application/json")
+            conn.putheader("Content-Length", str(len(body)))
+            for name, values in (("webhook-id", ids), ("webhook-timestamp", stamps),
+                                 ("webhook-signature", sigs or [signed(ids[0], stamps[0])])):
+                for value in values:
+                    conn.putheader(name, value)
             conn.endheaders(body)
             resp = conn.getresponse()
             return resp.status, json.loads(resp.read())
         finally:
             conn.close()
 
-    async def main() -> list[tuple[int, dict[str, Any]]]:
+    cases = {
+        "two ids": (["msg_1", "msg_2"], [now]),
+        "fresh then stale": (["msg_4"], [now, stale]),
+        "stale then fresh": (["msg_5"], [stale, now], [signed("msg_5", now)]),
+        "two signatures": (["msg_6"], [now], [signed("msg_6", now), signed("msg_6", stale)]),
+        "the same id twice": (["msg_3", "msg_3"], [now]),
+        "the same timestamp twice": (["msg_7"], [now, now]),
+    }
+
+    async def main() -> dict[str, tuple[int, dict[str, Any]]]:
         source = HttpSource(config, ctx)
         await source.start()
         try:
-            return [await asyncio.to_thread(send, source.port, ids) for ids in (["msg_1", "msg_2"], ["msg_3", "msg_3"])]
+            return {name: await asyncio.to_thread(send, source.port, *case) for name, case in cases.items()}
         finally:
             await source.stop()
 
-    (two, one) = run(main())
-    assert two == (400, {"error": "the webhook-id header is sent 2 times with different values ('msg_1', 'msg_2'): "
-                                  "ambiguous, send it once"})
-    assert one[0] == 202 and [k for _, k in journal.events] == ["standard:/sw:msg_3"]
+    got = run(main())
+    assert got["two ids"] == (400, {"error": "the webhook-id header is sent 2 times with different values "
+                                             "('msg_1', 'msg_2'): ambiguous, send it once"})
+    assert got["fresh then stale"] == (400, {"error": f"the webhook-timestamp header is sent 2 times with different "
+                                                      f"values ('{now}', '{stale}'): ambiguous, send it once"})
+    assert got["stale then fresh"][0] == 400, got
+    assert got["two signatures"][0] == 400, got
+    assert got["two signatures"][1]["error"].startswith("the webhook-signature header is sent 2 times"), got
+    assert got["the same id twice"][0] == 202 and got["the same timestamp twice"][0] == 202, got
+    assert [k for _, k in journal.events] == ["standard:/sw:msg_3", "standard:/sw:msg_7"]
 
 
 def test_provider_event_and_delivery_headers_must_say_one_thing() -> None:

@@ -14,7 +14,18 @@ the manifest carries ``{"scheme", "secret", "header"?}`` per route; the HTTP sou
 | ``token`` | ``X-Gitlab-Token`` or the route's ``header`` | the header is the secret |
 | ``bearer`` | ``Authorization`` or the route's ``header`` | ``Bearer <secret>`` |
 | ``query`` | the query parameter the route names (``param``, ``token`` by default) | the parameter is the secret (adnanh/webhook's ``?token=``, Jenkins' Generic Webhook Trigger); the HTTP source drops it from the event |
-| ``standard`` | ``webhook-id``, ``webhook-timestamp``, ``webhook-signature`` | one ``v1,<base64>`` of the space-separated list is the HMAC of ``id.timestamp.body`` keyed with the base64 key after ``whsec_``, and the timestamp is within :data:`STANDARD_TOLERANCE` of now |
+| ``standard`` | ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``, each once | one ``v1,<base64>`` of the space-separated list is the HMAC of ``id.timestamp.body`` keyed with the base64 key after ``whsec_``, and the timestamp is within :data:`STANDARD_TOLERANCE` of now |
+
+Decision (standard): ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` are each
+read once (a scheme's ``single``). A request that sends one of them twice with different
+values is refused (400, by the HTTP source, before the signature is computed) rather than
+verified with the first value, as the reference libraries' ``headers.get`` do: the
+signature would vouch for one timestamp or id while the event's ``headers`` (and a rule or
+an action reading them) hold both, and a proxy in front that keeps the last value would
+have judged the other (a stale timestamp after a fresh one passed). No sender of the
+standard sends one twice; the spec puts several signatures in one header, space-separated.
+The same value twice says one thing and is taken, as for every delivery header
+(:func:`~triggerlang.providers.base.single_header`).
 
 Decision (gitea): when several signature headers are present, the first of the list is
 the one checked (Gitea sends ``X-Gitea-Signature`` and ``X-Gogs-Signature`` with the same
@@ -85,6 +96,8 @@ class Scheme:
     key: Callable[[str], bytes] = lambda secret: secret.encode("utf-8")
     what: str = ""  # what it checks, for people (the dashboard): "HMAC-SHA1 signature"
     reads_query: bool = False  # its check is given the query parameters in place of the headers
+    single: tuple[str, ...] = ()  # headers that must say one thing: sent twice with different values, refused
+
 
     def reads(self, header: str | None) -> frozenset[str]:
         """The headers this scheme reads on a route (redacted from event data after it)."""
@@ -220,8 +233,11 @@ def standard_signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> 
     return "v1," + base64.b64encode(mac).decode("ascii")
 
 
+_STANDARD_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
 def _standard(secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None, now: float) -> str | None:
-    msg_id, stamp, sigs = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
+    msg_id, stamp, sigs = (headers.get(h) for h in _STANDARD_HEADERS)
     for name, value in (("webhook-id", msg_id), ("webhook-timestamp", stamp), ("webhook-signature", sigs)):
         if not value or not value.strip():
             return f"missing {name} header"
@@ -251,7 +267,7 @@ SCHEMES: dict[str, Scheme] = {
     "bearer": Scheme("bearer", ("authorization",), _bearer, custom_header=True, what="bearer token"),
     "query": Scheme("query", (), _query_token, what="token in the query string", reads_query=True),
     "standard": Scheme("standard", ("webhook-signature",), _standard, key=standard_key,
-                       what="Standard Webhooks signature"),
+                       what="Standard Webhooks signature", single=_STANDARD_HEADERS),
 }
 """Every verification scheme by name; an unknown scheme in a manifest is an error."""
 

@@ -51,9 +51,10 @@ How a request is handled, in this order (each step answers before the next one r
    event header (the provider's ``event_headers``), an event-type or delivery-id header
    sent twice with different values (``X-GitHub-Event: push`` and ``X-GitHub-Event:
    issues``; :func:`~triggerlang.providers.base.single_header`: ambiguous, so refused
-   rather than guessed; Standard Webhooks' ``webhook-id`` too), an event header naming
-   two events joined by a comma (``X-GitHub-Event: push, issues``, what a proxy makes of
-   two headers) or holding whitespace (GitLab's ``Push Hook`` excepted), or a
+   rather than guessed; Standard Webhooks' ``webhook-id``, ``webhook-timestamp`` and
+   ``webhook-signature`` too, before the signature is checked: a scheme's ``single``),
+   an event header naming two events joined by a comma (``X-GitHub-Event: push,
+   issues``, what a proxy makes of two headers) or holding whitespace (GitLab's ``Push Hook`` excepted), or a
    :class:`~triggerlang.providers.ProviderError`. Anything raised
    while parsing is a 400: bad input never gets a 5xx.
 5. **Submit** (202). Every event the normaliser returns is handed to ``ctx.submit``;
@@ -623,6 +624,12 @@ class _Handlers:
     def handle(self, route: HttpRoute, inc: Incoming, answer: "Callable[[Reply], None]") -> None:
         """Verify (401), read (400) and submit the delivery; ``answer(reply)`` is called once,
         at once or when the events are committed."""
+        for name in SCHEMES[route.scheme].single if route.scheme is not None else ():
+            try:
+                single_header(inc.headers, name)
+            except ValueError as e:  # two timestamps, two ids: which did the sender sign?
+                answer(self.reject(inc, route.path, 400, str(e)))
+                return
         why = verify_request(route, inc.headers, inc.body, inc.query)
         if why is not None:
             inc.verify = "failed"
@@ -632,12 +639,8 @@ class _Handlers:
         headers = _redact(inc.headers, route.redacted_headers)
         if route.kind == "http":
             key = None
-            if route.scheme == "standard":  # verified above: webhook-id is there
-                try:
-                    key = f"standard:{route.path}:{single_header(inc.headers, 'webhook-id')}"
-                except ValueError as e:  # sent twice with different values: which message?
-                    answer(self.reject(inc, route.path, 400, str(e)))
-                    return
+            if route.scheme == "standard":  # verified above: webhook-id is there, and said once
+                key = f"standard:{route.path}:{single_header(inc.headers, 'webhook-id')}"
             if route.reply is not None:
                 answer = partial(_replied, route.reply, answer)
             self.accept([self._http_event(inc, headers, route.json_fields, route.param)], key, answer, inc=inc,
