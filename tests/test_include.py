@@ -642,6 +642,11 @@ def build_server():  # a request that says which included files' parses the serv
     def included(ls, params):
         with ls.analyzer._lock:
             return sorted({real.rsplit("/rules/", 1)[1] for real, _ in ls.analyzer._included})
+    @server.feature("test/documentParses")  # the documents' parse caches and analyses it keeps
+    def documents(ls, params):
+        with ls.analyzer._lock:
+            return [sorted(p.rsplit("/rules/", 1)[1] for p in ls.analyzer._caches),
+                    sorted(u.rsplit("/rules/", 1)[1] for u in ls.analyses)]
     return server
 lsp.build_server = build_server
 from triggerlang.cli import main
@@ -670,6 +675,38 @@ def test_the_editor_drops_an_included_files_parse_once_no_open_document_reads_it
         for u, left in zip(opened, (["common.trg"], ["common.trg"], [])):  # (ci.trg's; deploy_test.trg's)
             client.notify("textDocument/didClose", {"textDocument": {"uri": u}})
             assert kept() == left
+    finally:
+        assert client.close() == 0, client.stderr
+    assert "Traceback" not in client.stderr, client.stderr
+
+
+def test_the_editor_drops_the_checked_files_parse_once_its_tests_file_is_closed(team: Path) -> None:
+    """Before: deploy.trg's analysis and parse cache, made to check an open
+    deploy_test.trg, stayed after deploy_test.trg was closed. Now they go once no open
+    document needs them; deploy.trg's own parses stay while deploy_test.trg is open."""
+    import sys
+
+    from lsp_client import LspClient
+
+    (team / "deploy_test.trg").write_text('test "ship":\n    given git.push branch="main" sha="a"\n'
+                                          '    expect ship with sha="a"\n')
+    client = LspClient([sys.executable, "-c", PARSES_SEEN], cwd=team, init_options={"debounce_ms": 50})
+    try:
+        kept = lambda: client.request("test/documentParses", None)  # noqa: E731
+        tu = client.open(team / "deploy_test.trg")
+        assert client.wait_diagnostics(tu) == []
+        both = ["deploy.trg", "deploy_test.trg"]
+        assert kept() == [both, both]
+        client.notify("textDocument/didClose", {"textDocument": {"uri": tu}})
+        assert kept() == [[], []]
+        du = client.open(team / "deploy.trg")
+        assert client.wait_diagnostics(du) == []
+        client.open(team / "deploy_test.trg")
+        assert client.wait_diagnostics(tu, after=2) == []  # (after its first and the close's)
+        client.notify("textDocument/didClose", {"textDocument": {"uri": du}})
+        assert kept() == [both, ["deploy_test.trg"]]  # (deploy_test.trg's checks read deploy.trg)
+        client.notify("textDocument/didClose", {"textDocument": {"uri": tu}})
+        assert kept() == [[], []]
     finally:
         assert client.close() == 0, client.stderr
     assert "Traceback" not in client.stderr, client.stderr

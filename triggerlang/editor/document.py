@@ -151,8 +151,8 @@ class Analyzer:
             cache = self._caches.get(file) if not keep else self._caches.setdefault(file, ParseCache())
             return parse(text, file, cache)[0]
 
-    def forget(self, file: str, still_read: Collection[str] | None = None) -> None:
-        """Drop the parses of the document ``file`` (it was closed); with ``still_read``,
+    def forget(self, file: str | None, still_read: Collection[str] | None = None) -> None:
+        """Drop the parses of the document ``file`` (it was closed; None: none); with ``still_read``,
         the real paths of the files the open documents' includes still read, also the
         parses of the included files not among them: an editor session that opens and
         closes many files keeps only what the files open now read (the next include of a
@@ -161,7 +161,8 @@ class Analyzer:
         include line leaves its file's parse until then (or the :data:`MAX_INCLUDED` bound).
         Under the lock: the analysis worker fills these caches, the event loop empties them."""
         with self._lock:
-            self._caches.pop(file, None)
+            if file is not None:
+                self._caches.pop(file, None)
             if still_read is not None:
                 for key in [key for key in self._included if key[0] not in still_read]:
                     del self._included[key]

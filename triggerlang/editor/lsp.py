@@ -245,6 +245,15 @@ class TriggerLanguageServer(LanguageServer):
                 out.update(f.path for f in self.reads.get(p or "", ()))
         return out
 
+    def needed(self, path: str) -> bool:
+        """Whether an open document reads the file ``path`` as a document: it is open, or
+        its ``X_test.trg`` is (whose checks analyse ``X.trg`` with it,
+        :meth:`_companion`). What is not needed has its parses and analysis dropped at a
+        close (:func:`did_close`), as the included files' are."""
+        docs = self.workspace.text_documents
+        tests = D.tests_path(path)
+        return self.uri_of(path) in docs or (tests is not None and self.uri_of(tests) in docs)
+
     def includers(self, uri: str, text: str | None = None) -> list[str]:
         """The open documents whose includes read ``uri``'s file, directly or not, as their
         latest analyses read it; with ``text``: only those that read another text of it
@@ -682,8 +691,10 @@ def build_server() -> TriggerLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TriggerLanguageServer, params: T.DidCloseTextDocumentParams) -> None:
-        """Forget the document (and the parses of the included files no open document reads
-        any more: :meth:`Analyzer.forget <triggerlang.editor.document.Analyzer.forget>`);
+        """Forget the document (its parses kept while its ``X_test.trg`` is open; for an
+        ``X_test.trg``, ``X.trg``'s analysis and parses unless ``X.trg`` is open:
+        :meth:`~TriggerLanguageServer.needed`), and the parses of the included files no open
+        document reads any more (:meth:`Analyzer.forget <triggerlang.editor.document.Analyzer.forget>`);
         the open documents whose includes read it are checked again with the file's text
         (its unsaved edits are gone with it)."""
         uri = params.text_document.uri
@@ -692,7 +703,14 @@ def build_server() -> TriggerLanguageServer:
             timer.cancel()
         ls.analyses.pop(uri, None)
         ls.real.pop(uri, None)
-        ls.analyzer.forget(ls.path_of(uri), ls.still_read())
+        path = ls.path_of(uri)
+        if not ls.needed(path):
+            ls.analyzer.forget(path)
+        main = D.companion_path(path)
+        if main is not None and not ls.needed(main):  # X.trg's, made for X_test.trg's checks
+            ls.analyses.pop(ls.uri_of(main), None)
+            ls.analyzer.forget(main)
+        ls.analyzer.forget(None, ls.still_read())
         ls.text_document_publish_diagnostics(T.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
         try:
             disk: str | None = Path(ls.path_of(uri)).read_text("utf-8")
