@@ -580,49 +580,63 @@ def test_rename_and_references_reach_the_workspaces_files_that_include_the_docum
     assert "Traceback" not in client.stderr, client.stderr
 
 
-HELD_SEARCH = """
+HELD = """
 import sys, time
 from pathlib import Path
 from triggerlang.editor import lsp
-held, search = Path(sys.argv[1]), lsp.TriggerLanguageServer.workspace_includers
-def held_search(*args, **kwargs):  # waits until the test lets it go (30 s at most)
+held, what, S = Path(sys.argv[1]), sys.argv[2], lsp.TriggerLanguageServer
+search, parse = S.workspace_includers, S.module_on_disk
+def hold():  # waits until the test lets it go (30 s at most)
     (held / "entered").touch()
     deadline = time.monotonic() + 30
     while not (held / "released").exists() and time.monotonic() < deadline:
         time.sleep(0.01)
+def held_search(*args, **kwargs):
+    hold()
     return search(*args, **kwargs)
-lsp.TriggerLanguageServer.workspace_includers = held_search
+def held_parse(path):  # the first parse of ci.trg, an includer the search found
+    if path.endswith("ci.trg") and not (held / "entered").exists():
+        hold()
+    return parse(path)
+if what == "search":
+    S.workspace_includers = held_search
+else:
+    S.module_on_disk = staticmethod(held_parse)
 from triggerlang.cli import main
 main(["lsp"])
 """
 
 
-def test_diagnostics_and_hover_are_answered_while_a_workspace_search_runs(team: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("what", ["search", "parse"])
+def test_diagnostics_and_hover_are_answered_while_a_workspace_search_runs(team: Path, tmp_path: Path,
+                                                                          what: str) -> None:
     """Before: find references' search of the workspace for the files that include the
     document (up to 5,000 files) ran on the analysis worker, so a first search in a large
     workspace held up every diagnostic (and, before that, on the event loop: every
-    request). The search is held here, in the server process, until the test lets it go:
-    meanwhile another document's diagnostics and a hover arrive; then the search answers."""
+    request); and the files it found (rules.d/ci.trg, not open) were parsed on the event
+    loop, so a large one held up every request. The search, or ci.trg's parse, is held
+    here, in the server process, until the test lets it go: meanwhile another document's
+    diagnostics and a hover arrive; then the references answer, with ci.trg's."""
     import sys
 
     from lsp_client import LspClient
 
     held = tmp_path / "held"
     held.mkdir()
-    client = LspClient([sys.executable, "-c", HELD_SEARCH, str(held)], cwd=team, init_options={"debounce_ms": 50})
+    client = LspClient([sys.executable, "-c", HELD, str(held), what], cwd=team, init_options={"debounce_ms": 50})
     try:
         cu = client.open(team / "common.trg")
         client.wait_diagnostics(cu)
         rid = client.send_request("textDocument/references", {
             "textDocument": {"uri": cu}, "position": {"line": 0, "character": 8},
             "context": {"includeDeclaration": True}})
-        wait_for(lambda: (held / "entered").exists(), "the search to start", 10)
+        wait_for(lambda: (held / "entered").exists(), f"the {what} to start", 10)
         du = client.open(team / "deploy.trg", DEPLOY + "on git.tag run nowhere\n")
         assert [d["code"] for d in client.wait_diagnostics(du, timeout=10)] == ["TRG104"]
         hover = client.request("textDocument/hover", {"textDocument": {"uri": du},
                                                       "position": {"line": 2, "character": 11}}, timeout=10)
         assert "git.push" in hover["contents"]["value"]
-        assert not client.answered(rid)  # (the search is still held)
+        assert not client.answered(rid)  # (the search or the parse is still held)
         (held / "released").touch()
         refs = client.wait_response(rid)["result"]
         assert sorted((r["uri"].rsplit("/rules/", 1)[1], r["range"]["start"]["line"]) for r in refs) == \

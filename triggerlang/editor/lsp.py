@@ -23,8 +23,11 @@ Two workers, so that neither waits for the other: the analyses (and the re-check
 ``source.fixAll``) run one at a time, in the order they were asked for, on
 ``trg-analysis``; find references' and rename's search of the workspace for the files that
 include the document (up to :data:`MAX_WORKSPACE_FILES` files,
-:meth:`~TriggerLanguageServer.workspace_files`) runs on ``trg-search``. A first search in
-a large workspace so never holds up a diagnostic, nor an analysis of a large file a search.
+:meth:`~TriggerLanguageServer.workspace_files`) runs on ``trg-search``, and so does the
+parse of the files they look through that are not open (the includers found, the files
+they include: :meth:`~TriggerLanguageServer.parse_on_disk`), which the event loop only
+reads. A first search in a large workspace so never holds up a diagnostic or a hover, nor
+an analysis of a large file a search.
 What the two threads could share is kept apart rather than locked:
 
 * the open documents (their texts, versions and real paths) and the workspace's folders,
@@ -395,22 +398,22 @@ class TriggerLanguageServer(LanguageServer):
         comp = self.analyses.get(self.uri_of(main)) if main else None
         return comp.names if comp is not None else D.Names()
 
-    def occurrences(self, uri: str, workspace: Sequence[str] = ()) -> list[D.Occurrence]:
+    def occurrences(self, uri: str, workspace: Sequence[str] = (),
+                    parsed: dict[str, tuple[tuple, A.Module | None]] | None = None) -> list[D.Occurrence]:
         """Every name's declarations and uses in the files that share the document's names
         (:meth:`scope`; ``workspace``: with the workspace's files that include it, as
-        :meth:`workspace_files` found them)."""
+        :meth:`workspace_files` found them; ``parsed``: the modules of files not open, as
+        :meth:`parse_on_disk` parsed them, used while their files are unchanged)."""
         a, module = self.module_now(uri)
         if module is None:
             return []
-        paths = self.scope(uri, workspace)
-        # the versions of the open documents and the others' files on disk make the key: a
-        # file is read again once it is edited or changes on disk
-        key = (uri, *((p, _version_or_file(self, p)) for p in paths))
+        key = self.occurrences_key(uri, workspace)
         if key in self._occ:
             return self._occ[key]
-        modules = [(module, paths[0])]
-        for other in paths[1:]:
-            m = self._module_of_path(other)
+        modules = [(module, key[1][0])]
+        for other, version in key[2:]:
+            have = (parsed or {}).get(other)
+            m = have[1] if have is not None and have[0] == version else self._module_of_path(other)
             if m is not None:
                 modules.append((m, other))
         names = D.Names()
@@ -420,6 +423,12 @@ class TriggerLanguageServer(LanguageServer):
         self._occ = {k: v for k, v in self._occ.items() if k[0] != uri}
         self._occ[key] = occs
         return occs
+
+    def occurrences_key(self, uri: str, workspace: Sequence[str] = ()) -> tuple:
+        """What :meth:`occurrences` are kept by: the document and each file of its
+        :meth:`scope` with its version, when open, else its file's (mtime, size): a file is
+        read again once it is edited or changes on disk."""
+        return (uri, *((p, _version_or_file(self, p)) for p in self.scope(uri, workspace)))
 
     def scope(self, uri: str, workspace: Sequence[str] = ()) -> list[str]:
         """The files whose names find references, go to definition and rename see from the
@@ -562,11 +571,25 @@ class TriggerLanguageServer(LanguageServer):
         uri = self.uri_of(path)
         if uri in self.workspace.text_documents:
             return self.module_now(uri)[1]
+        return self.module_on_disk(path)
+
+    def parse_on_disk(self, files: Sequence[tuple[str, tuple]]) -> dict[str, tuple[tuple, A.Module | None]]:
+        """The modules of files not open, ``(path, its (mtime, size) seen on the loop)``
+        each, by path with that key: what :meth:`occurrences` reads for them while the
+        file stays as it was. Find references and rename run it on the search worker (a
+        workspace's includers, perhaps large, are parsed off the event loop); it reads no
+        state of the loop's."""
+        return {path: (version, self.module_on_disk(path)) for path, version in files}
+
+    @staticmethod
+    def module_on_disk(path: str) -> A.Module | None:
+        """The module of a file as it is on disk (no check, no cache kept: a workspace's
+        thousands of files would each keep one); None if it cannot be read."""
         try:
             text = Path(path).read_text("utf-8")
         except (OSError, UnicodeDecodeError):
             return None
-        return self.analyzer.parse(path, text, keep=False)
+        return parse(text, path)[0]
 
 
 def _version_or_file(ls: TriggerLanguageServer, path: str) -> tuple:
@@ -765,8 +788,9 @@ def build_server() -> TriggerLanguageServer:
         return T.Hover(contents=T.MarkupContent(kind=T.MarkupKind.Markdown, value=h.markdown),
                        range=to_range(h.span, lines, enc) if h.span is not None else None)
 
-    def _at(ls: TriggerLanguageServer, uri: str, position: T.Position,
-            workspace: Sequence[str] = ()) -> tuple[list[D.Occurrence], D.Occurrence | None]:
+    def _at(ls: TriggerLanguageServer, uri: str, position: T.Position, workspace: Sequence[str] = (),
+            parsed: dict[str, tuple[tuple, A.Module | None]] | None = None,
+            ) -> tuple[list[D.Occurrence], D.Occurrence | None]:
         snap = ls.text_of(uri)
         if snap is None:
             return [], None
@@ -774,7 +798,7 @@ def build_server() -> TriggerLanguageServer:
         ln = position.line
         text = lines[ln] if 0 <= ln < len(lines) else ""
         col = _chars(text, position.character, ls.encoding())
-        occs = ls.occurrences(uri, workspace)
+        occs = ls.occurrences(uri, workspace, parsed)
         return occs, D.occurrence_at(occs, ls.path_of(uri), ln, col)
 
     async def _workspace_at(ls: TriggerLanguageServer, uri: str,
@@ -784,7 +808,12 @@ def build_server() -> TriggerLanguageServer:
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(ls._search, ls.workspace_files, ls.path_of(uri), ls.workspace_now(),
                                            lambda m: loop.call_soon_threadsafe(ls.window_show_message, m))
-        return _at(ls, uri, position, found)
+        key = ls.occurrences_key(uri, found)
+        parsed = None
+        if key not in ls._occ:  # the files not open, parsed there too (one may be large)
+            on_disk = [(p, v) for p, v in key[2:] if v[0] == "file" and v[1] is not None]
+            parsed = await loop.run_in_executor(ls._search, ls.parse_on_disk, on_disk) if on_disk else None
+        return _at(ls, uri, position, found, parsed)
 
     def _location(ls: TriggerLanguageServer, o: D.Occurrence) -> T.Location:
         uri = ls.uri_of(o.file)
