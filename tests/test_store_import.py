@@ -47,15 +47,22 @@ def test_a_journal_moves_into_postgresql_and_serve_goes_on_from_it(tmp_path: Pat
         runs = sqlite_serve.wait_runs(lambda rs: done(rs, 2), "the two runs")
         # the import refuses while serve holds the journal
         busy = cli("store", "import", str(state), "--store", pg_url, env=env)
-        assert busy.returncode == 1 and "another triggerc serve" in busy.stderr and "Traceback" not in busy.stderr
+        assert busy.returncode == 1 and "Traceback" not in busy.stderr
+        assert busy.stderr.rstrip().endswith(f"is using the state directory {state}: stop it first"), busy.stderr
     finally:
         assert sqlite_serve.stop() == 0, sqlite_serve.tail()
-    # a run left queued by a crash: imported as interrupted
+    # a run left queued (accepted, never started): the import refuses, and writes nothing,
+    # as the run would never run; --interrupt-unfinished imports it interrupted
     with sqlite3.connect(state / "journal.sqlite3") as db:
         db.execute("INSERT INTO runs (rule, action, status, inputs, event_id, queued_at) "
                    "VALUES ('b', 'build', 'queued', '{}', ?, 1.8e9)", (runs[0]["event_id"],))
+    refused = cli("store", "import", str(state), "--store", pg_url, env=env)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert f"the journal in {state} has 1 unfinished run(s) (1 queued), accepted but not run" in refused.stderr
+    assert "--interrupt-unfinished" in refused.stderr
+    assert Backend("postgresql", pg_url).runs(tmp_path) == []
 
-    r = cli("store", "import", str(state), "--store", pg_url, env=env)
+    r = cli("store", "import", str(state), "--store", pg_url, "--interrupt-unfinished", env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("imported 1 event(s), 3 run(s) (1 unfinished, now interrupted), 2 log(s), "
                                "1 dedupe key(s), 0 audit entries and 1 delivery record(s) into "), r.stdout
@@ -73,7 +80,7 @@ def test_a_journal_moves_into_postgresql_and_serve_goes_on_from_it(tmp_path: Pat
     assert {x["id"]: x["status"] for x in logs} == {1: "succeeded", 2: "failed", 3: "interrupted"}
 
     # a second import into the now-used store is refused, and changes nothing
-    again = cli("store", "import", str(state), "--store", pg_url, env=env)
+    again = cli("store", "import", str(state), "--store", pg_url, "--interrupt-unfinished", env=env)
     assert again.returncode == 1 and "already holds 1 event(s) and 3 run(s)" in again.stderr
     assert len(backend.runs(tmp_path)) == 3
 

@@ -289,12 +289,15 @@ def store_prune(store_url, state_dir, older_than) -> None:
     "triggerc store import .triggerlang --store postgresql://trg@db/trg"))
 @click.argument("state_dir", type=click.Path(file_okay=False))
 @_STORE_OPT
-def store_import(state_dir, store_url) -> None:
+@click.option("--interrupt-unfinished", is_flag=True,
+              help="Import runs still queued or running as interrupted (they never run) instead of refusing.")
+def store_import(state_dir, store_url, interrupt_unfinished) -> None:
     """Copy a SQLite journal's history (STATE_DIR, e.g. .triggerlang) into an empty store.
 
     Events with their delivery keys, runs with their ids and logs, dedupe keys, the audit
-    trail and the delivery history, in one transaction; runs still queued or running are
-    imported interrupted, and open correlation groups are not imported (they start over).
+    trail and the delivery history, in one transaction. A journal with runs still queued
+    or running is refused (let serve run them first), unless --interrupt-unfinished
+    imports them interrupted; open correlation groups are not imported (they start over).
     Stop the serve that uses the journal first.
     """
     from pathlib import Path
@@ -304,13 +307,13 @@ def store_import(state_dir, store_url) -> None:
 
     st = _open_pg(store_url, create=True, migrate=True)
     try:
-        n = import_journal(Path(state_dir), st)
+        n = import_journal(Path(state_dir), st, interrupt_unfinished=interrupt_unfinished)
     except StoreError as e:
         fail(str(e))
     finally:
         st.close()
-    click.echo(f"imported {n['events']} event(s), {n['runs']} run(s) ({n['interrupted']} unfinished, now "
-               f"interrupted), {n['logs']} log(s), {n['dedupe']} dedupe key(s), {n['audit']} audit entr"
+    interrupted = f" ({n['interrupted']} unfinished, now interrupted)" if n["interrupted"] else ""
+    click.echo(f"imported {n['events']} event(s), {n['runs']} run(s){interrupted}, {n['logs']} log(s), {n['dedupe']} dedupe key(s), {n['audit']} audit entr"
                f"{'y' if n['audit'] == 1 else 'ies'} and {n['deliveries']} delivery record(s) into {st.describe()}")
     if n["open_groups"]:
         click.echo(f"not imported: {n['open_groups']} open correlation group(s); they start over in the store")

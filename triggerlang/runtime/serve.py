@@ -602,12 +602,12 @@ class Runtime:
 LOCK_NAME = "serve.lock"
 
 
-def lock_state_dir(state_dir: Path) -> int:
+def lock_state_dir(state_dir: Path, advice: str = "stop it, or give this one another --state") -> int:
     """Take the state directory's exclusive lock for this process; its file descriptor.
 
     ``flock`` on ``<state>/serve.lock``, which holds the pid of the owner. The kernel drops
     the lock when the process dies, ``kill -9`` included, so a crash never leaves a stale
-    lock behind. StartError, naming the owner, when another process holds it.
+    lock behind. StartError, naming the owner and then ``advice``, when another process holds it.
     """
     import fcntl
 
@@ -625,8 +625,7 @@ def lock_state_dir(state_dir: Path) -> int:
             owner = ""
         os.close(fd)
         who = f" (pid {owner})" if owner.isdigit() else ""
-        raise StartError(f"another triggerc serve{who} is using the state directory {state_dir}: "
-                         f"stop it, or give this one another --state") from None
+        raise StartError(f"another triggerc serve{who} is using the state directory {state_dir}: {advice}") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
     return fd

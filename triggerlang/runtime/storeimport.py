@@ -7,10 +7,17 @@ ONE PostgreSQL transaction (all or nothing):
 - every event, in journal order, with its delivery key, so a webhook delivered before the
   move and redelivered after it is still answered ``200 duplicate`` by the new store;
 - every run with its id (the store's id sequence continues after the largest), status,
-  times, inputs, error and re-run link; a run that was still ``queued`` or ``running``
-  (the journal of a ``serve`` that crashed) is imported ``interrupted`` with a note, since
-  its policies (pool, timeout, retry) live in the manifest it was queued under and the
-  workers of the new store would not know them;
+  times, inputs, error and re-run link. A run still ``queued`` (a waiting run, a debounced
+  one, a retry waiting out its backoff) or ``running`` (the journal of a ``serve`` that
+  crashed) cannot go on in the store: its policies (pool, timeout, retry) live in the
+  manifest it was queued under, which the workers of the new store would not know. So the
+  import refuses such a journal, naming the count: each of those runs was accepted, and
+  ``serve`` promises to start it, which one more ``serve`` on the journal does (it runs the
+  queued runs, and marks the running ones ``interrupted`` with their retries queued). With
+  ``interrupt_unfinished`` (``--interrupt-unfinished``) they are imported ``interrupted``
+  with a note instead. Decision: refuse rather than warn, as a move that drops accepted work
+  should be asked for by name (as ``git`` asks for ``--force``); a warning after the
+  fact is read once the history is already in the new store;
 - each run's log file (``<state>/logs/<id>.log``), its last MiB as the store keeps logs;
 - the dedupe keys of ``dedupe`` rules (the latest run per rule and key), the audit trail of
   re-runs, cancels, pauses and resumes, and the delivery history.
@@ -39,9 +46,10 @@ from .store import FINAL_STATUSES, StoreError
 INTERRUPTED_NOTE = "not finished when the journal was imported into PostgreSQL"
 
 
-def import_journal(state_dir: Path, store: Any) -> dict[str, int]:
+def import_journal(state_dir: Path, store: Any, interrupt_unfinished: bool = False) -> dict[str, int]:
     """Copy the journal in ``state_dir`` into ``store`` (a :class:`~.pgstore.PgStore`);
-    the counts of what was copied. StoreError (one line) on anything a user can fix."""
+    the counts of what was copied. StoreError (one line) on anything a user can fix,
+    unfinished runs included unless ``interrupt_unfinished``."""
     from .engine import StartError
     from .journal import DB_NAME, Journal
     from .serve import lock_state_dir
@@ -50,7 +58,7 @@ def import_journal(state_dir: Path, store: Any) -> dict[str, int]:
     if not db.is_file():
         raise StoreError(f"there is no journal in {state_dir} (no {DB_NAME})")
     try:
-        lock = lock_state_dir(state_dir)
+        lock = lock_state_dir(state_dir, "stop it first")
     except StartError as e:
         raise StoreError(str(e)) from None
     try:
@@ -61,11 +69,26 @@ def import_journal(state_dir: Path, store: Any) -> dict[str, int]:
             journal.close()
         src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
         try:
+            if not interrupt_unfinished:
+                _refuse_unfinished(src, state_dir)
             return _copy(src, state_dir, store)
         finally:
             src.close()
     finally:
         os.close(lock)
+
+
+def _refuse_unfinished(src: sqlite3.Connection, state_dir: Path) -> None:
+    counts = dict(src.execute("SELECT status, count(*) FROM runs WHERE status IN ('queued', 'running') "
+                              "GROUP BY status").fetchall())
+    if not counts:
+        return
+    parts = [f"{counts[s]} {s}" for s in ("queued", "running") if counts.get(s)]
+    raise StoreError(
+        f"the journal in {state_dir} has {sum(counts.values())} unfinished run(s) ({', '.join(parts)}), accepted "
+        f"but not run: start triggerc serve on it once more and let it run them (until triggerc runs --state "
+        f"{state_dir} --status queued shows none), stop it, then import; or pass --interrupt-unfinished to "
+        f"import them interrupted, never to run")
 
 
 def _copy(src: sqlite3.Connection, state_dir: Path, store: Any) -> dict[str, int]:
