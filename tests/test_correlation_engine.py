@@ -306,6 +306,23 @@ def test_between_opens_a_window_at_each_a_and_fires_at_b_unless_the_event_came()
     assert o.action == "ignore" and o.reason.startswith("window closed")
 
 
+def test_back_to_back_between_windows_each_fire_when_a_and_b_are_the_same_instant() -> None:
+    # `between cron "0 * * * *" and cron "0 * * * *"`: one window per hour; at each hour the
+    # closing window fires before the next opens (the next used to find it live and not open)
+    text = ('hourly: on absent(ci.completed pipeline="backup" status="success")\n'
+            '    between cron "0 * * * *" and cron "0 * * * *" run d with <group.opened_at>\n')
+    s = sim(text)
+    fired = [r.inputs["a"] for r in s.advance(T0 + 4 * H).runs]
+    assert fired == [iso(T0 + H), iso(T0 + 2 * H), iso(T0 + 3 * H)]
+    assert s.engine.state.live("hourly", ()).opened_at == T0 + 4 * H
+    m = manifest(text)                         # the same after a downtime, processed late at start
+    eng = Correlator(m["rules"], MemoryState())
+    eng.start(T0)
+    outs = eng.start(T0 + 4 * H + 30, downtime=(T0 + 60, T0 + 4 * H + 30))
+    assert [o.action for o in outs] == ["arm", "fire"] * 3 + ["arm"]
+    assert [o.run.inputs["a"] for o in outs if o.run] == [iso(T0 + H), iso(T0 + 2 * H), iso(T0 + 3 * H)]
+
+
 # --------------------------------------------------------------------------- bounds
 
 def test_max_refuses_new_groups_but_existing_ones_keep_admitting() -> None:

@@ -253,7 +253,11 @@ class Correlator:
                 nxt = (self.state.meta(r.name) or {}).get("next_open")
                 if nxt is not None and (ot is None or nxt < ot):
                     opener, ot = r, nxt
-            if ot is not None and ot <= now and (gd is None or ot <= gd):
+            # a deadline at the instant a window opens goes first: the window it closes is
+            # half-open, so with A = B (a window per hour, `cron "0 * * * *"` twice) the
+            # closing one fires and the next opens; the other way round, the next found the
+            # key's window still live and was not opened (every other hour went unwatched)
+            if ot is not None and ot <= now and (gd is None or ot < gd):
                 n = late_openings[opener.name] = late_openings.get(opener.name, 0) + 1
                 outs.extend(self._open_between(opener, ot, processing, skip=n > MAX_LATE_OPENINGS, now=now))
                 continue
