@@ -125,6 +125,31 @@ def test_a_sender_cannot_make_label_values(serve: Server) -> None:
     stop_ok(s)
 
 
+def test_correlation_events_and_their_skipped_runs_are_counted(tmp_path: Path) -> None:
+    """Before: the ``correlation.fired`` event a fire journals, and its run when it was
+    decided ``skipped`` (here: the dedupe of the second fire for the same key), never
+    reached the counters: triggerlang_events_total had no correlation series at all and
+    the rule's skipped counter stayed at 0 while the journal held the skipped run."""
+    rules = tmp_path / "rules.trg"
+    rules.write_text('action ok = exec "true"\n'
+                     'pair: on all(http.post path="/a" as a, http.post path="/b" as b) same <payload.k> within 10m\n'
+                     '    run ok dedupe <payload.k> for 1h\n')
+    s = Server(rules, tmp_path / "state").start()
+    try:
+        for path in ("/a", "/b", "/a", "/b"):
+            assert post(s, path, {"k": "one"}).status_code == 202
+        runs = s.wait_runs(lambda rs: done(rs, 2), "both fires' runs ended")
+        assert sorted(r["status"] for r in runs) == ["skipped", "succeeded"]
+        m = wait_for(lambda: (lambda m: m if m[("triggerlang_runs_total", (("rule", "pair"), ("status", "succeeded")))]
+                              == 1 else None)(scrape(s)), "the fired run counted")
+        assert m[("triggerlang_runs_total", (("rule", "pair"), ("status", "skipped")))] == 1
+        assert m[("triggerlang_events_total", (("source", "correlation"), ("type", "fired")))] == 2
+        assert m[("triggerlang_events_total", (("source", "http"), ("type", "post")))] == 4
+        stop_ok(s)
+    finally:
+        s.ensure_dead()
+
+
 def test_a_rerun_of_a_run_whose_action_left_the_rules_is_refused(tmp_path: Path) -> None:
     """Before: the re-run was accepted (run N re-run as run M) and ended 'failed' at once,
     "the action 'say' is not in the current rules". Now: 409 and why, nothing queued."""

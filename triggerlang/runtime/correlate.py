@@ -645,6 +645,8 @@ class Correlations:
         done, self.done = self.done, []
         ids: list[int] = []
         for item in done:
+            ev, planned, debounced = item[:3]
+            self.engine.count(ev, planned, bool(planned or debounced))
             self.engine.committed(*item)
             ids.extend(item[3])
         self.schedule()

@@ -328,10 +328,7 @@ class Engine:
             self.journal.on_rollback(corr.failed)
         if self.metrics is not None:
             self.metrics.committed(time.perf_counter() - t0)
-            self.metrics.event(event.source, event.type)
-            self.metrics.runs_decided((p.rule, p.status) for p in planned)
-            if matches and event.depth > self.max_chain_depth:
-                self.metrics.too_deep.inc()
+        self.count(event, planned, bool(matches))
         self.committed(event, planned, debounced, rec.run_ids, rec.data_json)
         fired = corr.committed() if corr is not None else []   # runs of the fires this event caused
         return Submitted(rec.event_id, rec.run_ids + fired)
@@ -410,9 +407,7 @@ class Engine:
         inputs = bind_inputs(self.actions.get(compiled.action, {}), compiled.inputs(event.data))
         planned = [PlannedRun(rule, compiled.action, inputs)]
         rec = self.journal.record_event(event, planned)
-        if self.metrics is not None:
-            self.metrics.event(event.source, event.type)
-            self.metrics.runs_decided((p.rule, p.status) for p in planned)
+        self.count(event, planned, True)
         self.committed(event, planned, [], rec.run_ids, rec.data_json)
         return rec.run_ids[0]
 
@@ -436,6 +431,17 @@ class Engine:
             return PlannedRun(name, fired.action, inputs, key, status="skipped",
                               error="busy skip: a run of this rule was still going")
         return PlannedRun(name, fired.action, inputs, key)
+
+    def count(self, event: Event, planned: list[PlannedRun], matched: bool) -> None:
+        """An event journaled and the runs decided final with it (``skipped``), on
+        ``/metrics``: a source's event and a ``run.*`` one (:meth:`record`), and a
+        ``correlation.*`` one with its fire's run (runtime/correlate.py) alike."""
+        if self.metrics is None:
+            return
+        self.metrics.event(event.source, event.type)
+        self.metrics.runs_decided((p.rule, p.status) for p in planned)
+        if matched and event.depth > self.max_chain_depth:
+            self.metrics.too_deep.inc()
 
     def committed(self, event: Event, planned: list[PlannedRun], debounced: list, run_ids: list[int],
                   data_json: str | None) -> None:
