@@ -1202,6 +1202,25 @@ def test_the_sources_page_lists_routes_and_rules(world) -> None:
     assert body["routes"][0]["verification"].startswith("bearer token") and body["routes"][0]["deliveries"] == []
 
 
+def test_the_sources_page_says_a_correlation_rule_s_trigger_as_its_rule_reads(world) -> None:
+    """Before: the rules table showed a correlation rule's trigger as the Python repr of
+    the manifest's object ({'kind': 'all', 'n': None, 'members': [{'alias': ...), filters
+    and spans included, and /api/sources gave that object where other rules give a string."""
+    world["rules"].write_text(RULES + 'action notify(ref) = exec "true" ref\n'
+                              'pair: on all(http.post path="/hooks/build" as b, http.post path="/hooks/check" as c)\n'
+                              '    same <payload.ref> within 1h run notify with <b.payload.ref>\n'
+                              'silent: on absent(http.post path="/hooks/build" as hb) after http.post path="/hooks/check"'
+                              ' as go same <payload.ref> within 5m run notify with "none"\n', encoding="utf-8")
+    c = client(world)
+    rules = {r["name"]: r["trigger"] for r in c.get("/api/sources").json()["rules"]}
+    assert rules == {"build_branch": "http.post", "check_branch": "http.post",
+                     "pair": "all(http.post as b, http.post as c) same <payload.ref>",
+                     "silent": "absent(http.post as hb) after http.post as go same <payload.ref>"}
+    html = c.get("/dashboard/sources").text
+    assert "<code>all(http.post as b, http.post as c) same &lt;payload.ref&gt;</code>" in html
+    assert "{&#39;kind&#39;" not in html and "members" not in html
+
+
 def test_without_a_token_the_dashboard_is_read_only(world) -> None:
     c = client(world)
     html = c.get("/dashboard/runs/1").text

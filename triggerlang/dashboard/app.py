@@ -639,6 +639,41 @@ def _clean_actor(name: str | None) -> str | None:
     return name or None
 
 
+def trigger_text(trigger: Any) -> str:
+    """A rule's trigger as one line, for the sources page and ``/api/sources``: the
+    manifest's ``git.push`` as it is, and a correlation rule's members, which the manifest
+    holds as an object, as its trigger reads (``all(github.push as gh, gitlab.push as gl)
+    same <sha>``, ``3 of ci.completed as fail``, ``absent(http.post as hb) same <query.host>``);
+    their filters and windows are on the rule's line in the rules file."""
+    if not isinstance(trigger, Mapping):
+        return "" if trigger is None else str(trigger)
+    members = trigger.get("members") or []
+
+    def leaf(i: Any) -> str:
+        m = members[i] if isinstance(i, int) and 0 <= i < len(members) else {}
+        return f"{m.get('trigger', '?')} as {m.get('alias', '?')}"
+
+    def node(kind: Any, n: Any, items: list) -> str:
+        parts = [leaf(x) if isinstance(x, int) else node(x.get("kind"), x.get("n"), x.get("items") or [])
+                 for x in items]
+        if kind == "count":
+            return f"{n} of {', '.join(parts)}"
+        if kind == "n_of":
+            return f"{n} of ({', '.join(parts)})"
+        return f"{kind}({', '.join(parts)})"
+
+    kind = trigger.get("kind")
+    if kind == "absent":
+        text = node("absent", None, [i for i, m in enumerate(members) if m.get("role") != "anchor"])
+        anchors = [leaf(i) for i, m in enumerate(members) if m.get("role") == "anchor"]
+        if anchors:
+            text += " after " + ", ".join(anchors)
+    else:
+        text = node(kind, trigger.get("n"), trigger.get("items") or [])
+    same = trigger.get("same") or []
+    return text + (" same " + ", ".join(f"<{k}>" for k in same) if same else "")
+
+
 def verification_text(route: Mapping[str, Any]) -> str:
     """How a route checks its deliveries, in words (the secret's name, never a value)."""
     v = route.get("verify")
@@ -1073,7 +1108,7 @@ class Dashboard:
             durations = [r["duration"] for r in done if r.get("duration") is not None]
             c = counts.get(name, {})
             rules.append({
-                "name": name, "trigger": rule.get("trigger"), "action": rule.get("action"),
+                "name": name, "trigger": trigger_text(rule.get("trigger")), "action": rule.get("action"),
                 "runs": list(reversed(recent[:10])),
                 "success_rate": (sum(r["status"] == "succeeded" for r in done) / len(done)) if done else None,
                 "finished": len(done),
