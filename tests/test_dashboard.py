@@ -236,7 +236,7 @@ def test_bad_run_filters_are_400(world, query: str) -> None:
     assert r.status_code == 400 and "error" in r.json()
 
 
-@pytest.mark.parametrize("query", ["before=evt_nope", "limit=0", "since=soon"])
+@pytest.mark.parametrize("query", ["before=evt_nope", "limit=0", "since=soon", "unmatched=2"])
 def test_bad_event_filters_and_cursors_are_400(world, query: str) -> None:
     c = client(world)
     assert c.get(f"/dashboard/events?{query}").status_code == 400

@@ -345,7 +345,14 @@ def _when_bound(q: Mapping[str, str], name: str, now: float) -> tuple[str | None
 
 
 def _flag(q: Mapping[str, str], name: str) -> bool:
-    return (q.get(name) or "").lower() in ("1", "true", "yes", "on")
+    """A yes/no parameter (the form's checkbox sends 1); another value is a 400 rather than
+    a "no" that would silently show every event."""
+    value = (q.get(name) or "").lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise BadRequest(f"{name} must be 1 or 0, not {q.get(name)!r}")
 
 
 @dataclass(frozen=True)
