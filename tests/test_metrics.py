@@ -170,6 +170,25 @@ def test_a_rerun_of_a_run_whose_action_left_the_rules_is_refused(tmp_path: Path)
         s.ensure_dead()
 
 
+def test_a_wrong_token_is_told_apart_from_none() -> None:
+    """Before: a scrape with a wrong (stale) token was told "/metrics needs the token: send
+    Authorization: Bearer <token>", as if it had sent none, where the dashboard says the
+    token does not match; and ``?token=``, which works, was not named."""
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from triggerlang.runtime.metrics import Metrics, metrics_route
+
+    c = TestClient(Starlette(routes=[metrics_route(Metrics(), "t0ken")]))
+    r = c.get("/metrics")
+    assert r.status_code == 401 and r.json()["error"] == \
+        "/metrics needs the token: send Authorization: Bearer <token> or add ?token=<token>"
+    for wrong in ({"headers": {"Authorization": "Bearer stale"}}, {"params": {"token": "stale"}}):
+        r = c.get("/metrics", **wrong)
+        assert r.status_code == 401 and r.json()["error"].startswith("the token does not match"), wrong
+    assert c.get("/metrics", params={"token": "t0ken"}).status_code == 200
+
+
 def test_a_reload_unpauses_the_rule_paused_gauge_too() -> None:
     """A reload un-pauses every rule loop protection paused; the gauge said 1 until then."""
     from triggerlang.runtime.metrics import Metrics

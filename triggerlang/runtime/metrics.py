@@ -276,8 +276,12 @@ def metrics_route(metrics: Metrics, token: str | None) -> Any:
             if auth[:7].lower() == "bearer ":  # the header's bytes as sent (read as Latin-1)
                 given = auth[7:].strip().encode("latin-1")
             if given is None or not hmac.compare_digest(given, secret):
-                return JSONResponse({"error": "/metrics needs the token: send Authorization: Bearer <token>"},
-                                    status_code=401, headers={"WWW-Authenticate": 'Bearer realm="triggerlang"'})
+                # a wrong token (a stale one in the scrape config) is told apart from none
+                why = ("the token does not match this server's (its --token or TRIGGERLANG_DASHBOARD_TOKEN)"
+                       if given is not None else
+                       "/metrics needs the token: send Authorization: Bearer <token> or add ?token=<token>")
+                return JSONResponse({"error": why}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Bearer realm="triggerlang"'})
         body = await run_in_threadpool(metrics.render)
         return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
