@@ -11,7 +11,8 @@ property becomes, and its "Not carried over" list what cannot. The converter fol
 - the ``trigger-rule``'s top-level ``and`` is split: signature matches go to the route
   (secrets become ``secret NAME = env "VAR"``: a secret's value is never written out; hooks
   with the same secret share one variable), ``ip-whitelist`` matches (alone, or an ``or``
-  of them) become ``allow=``, the rest is the rule's filter;
+  of them) become ``allow=``, a value match on a URL parameter or a header named like a
+  secret the route's ``token=`` (``query=``, ``header=``), the rest is the rule's filter;
 - what cannot be carried over gets a ``# TODO(convert): ...`` comment at its hook and a
   :class:`Problem`. A condition that cannot be written (a signature inside ``or``/``not``,
   an unknown match type, a template) would leave the rule looser than the hook was: such
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from .actions import input_env_name
 from .compile.patterns import regex_literal
 from .fmt import fmt_string, format_text
-from .providers.verify import ip_range
+from .providers.verify import ALWAYS_REDACTED, ip_range
 from .syntax.parser import DECL_KEYWORDS, RESERVED
 
 URL_PREFIX = "hooks"
@@ -238,6 +239,36 @@ def _url_token(m: dict) -> bool:
             and ("{{" not in m["value"] or GETENV_RE.fullmatch(m["value"].strip()) is not None))
 
 
+HEADER_TOKEN_ENDINGS = ("-token", "_token", "-secret", "_secret", "-api-key", "_api_key", "-apikey", "_apikey",
+                        "-password", "_password")
+"""Header names (``X-`` left aside) whose ``value`` match is taken for a secret, as the URL
+parameters of :data:`URL_TOKEN_NAMES` are, with those names: ``X-Gitlab-Token`` (webhook's
+GitLab example), ``X-Static-Token`` (its Azure one), ``api_key`` (its Synology one),
+``X-Api-Key``. The route checks them (``token=S header="X-Gitlab-Token"``: the header's
+value is the secret) and redacts them. ``X-Event-Key`` (Bitbucket's event) is no secret."""
+
+
+def _header_token(m: dict) -> str | None:
+    """The secret a ``value`` match on a header named like one compares with (after
+    ``Bearer`` for ``Authorization``), else None: the match stays a condition."""
+    param = m.get("parameter") if isinstance(m.get("parameter"), dict) else {}
+    name, value = param.get("name"), m.get("value")
+    if m.get("type") != "value" or param.get("source") != "header" or not isinstance(value, str) \
+            or not isinstance(name, str) or SEGMENT_RE.fullmatch(name) is None:
+        return None
+    low = name.lower()
+    if low == "authorization":
+        scheme, _, value = value.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+    elif low.removeprefix("x-") not in URL_TOKEN_NAMES and not low.endswith(HEADER_TOKEN_ENDINGS):
+        return None
+    value = value.strip()
+    if not value or ("{{" in value and GETENV_RE.fullmatch(value) is None):
+        return None
+    return value
+
+
 def _typed(value: str) -> str | None:
     """The JSON number or boolean whose text (as webhook writes it: Go's ``%v``) is ``value``."""
     if value in ("true", "false"):
@@ -259,6 +290,10 @@ def _condition(kind: str, body) -> str:
     fld = _field(body.get("parameter"), f"the {mtype} match")
     if fld in ("headers", "query"):
         raise Unwritable(f"a {mtype} match on all the {fld} at once")
+    if fld.startswith("headers.") and fld[len("headers."):] in ALWAYS_REDACTED:
+        raise Unwritable(f"a {mtype} match on the {body['parameter']['name']} header, which is redacted before "
+                         f"rules see it (a credential): check it on the route (token=NAME, for Authorization: "
+                         f"Bearer)")
     if mtype == "value":
         value = _untemplated(body.get("value", ""), "the match value")
         if fld == "method":
@@ -383,6 +418,11 @@ class _Converter:
                     # webhook's ?token=42: the route's secret, out of the rules file and the journal
                     h.route["token"] = self.secret(h, hid, m["value"])
                     h.route["query"] = fmt_string(m["parameter"]["name"])
+                elif m is not None and not signed and "token" not in h.route and _header_token(m) is not None:
+                    # webhook's GitLab hook (X-Gitlab-Token): the route's secret, as a URL token is
+                    h.route["token"] = self.secret(h, hid, _header_token(m))
+                    if m["parameter"]["name"].lower() != "authorization":
+                        h.route["header"] = fmt_string(m["parameter"]["name"])
                 elif m is not None and m.get("type") == "ip-whitelist":
                     self.allow(h, [m])
                 elif isinstance(ors, list) and ors and all((_match(o) or {}).get("type") == "ip-whitelist"

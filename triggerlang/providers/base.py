@@ -347,7 +347,11 @@ class Verification:
     ``scheme`` a scheme of :data:`triggerlang.providers.verify.SCHEMES`; ``header`` the
     header written to the manifest (None: the scheme's own); ``custom_header``: the
     ``header=`` option of the source declaration replaces it; ``query_option``: the
-    declaration's ``query=NAME`` moves the secret to that query parameter (scheme ``query``).
+    declaration's ``query=NAME`` moves the secret to that query parameter (scheme ``query``);
+    ``header_scheme``: the declaration's ``header=NAME``, when it names another header than
+    ``header``, makes it that scheme on that header (``source http token=S header="X-Token"``:
+    the header's value is the secret, scheme ``token``, where ``Authorization`` would carry
+    ``Bearer <secret>``).
     """
 
     option: str
@@ -355,6 +359,7 @@ class Verification:
     header: str | None = None
     custom_header: bool = False
     query_option: bool = False
+    header_scheme: str | None = None
 
 
 @dataclass(frozen=True, eq=False)

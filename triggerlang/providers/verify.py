@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from ..events import whole_number
+from .base import CREDENTIAL_HEADERS
 
 STANDARD_TOLERANCE = 300.0
 """Seconds a Standard Webhooks timestamp may be off the server clock (replay window)."""
@@ -275,6 +276,10 @@ VERIFY_HEADERS = frozenset(name for scheme in SCHEMES.values() for name in schem
 """Every header a scheme reads (a token or a signature): redacted from event data on every
 route, not only on the routes that check it (a sender may sign for a secret the rules do
 not declare, and a signature is an HMAC of the body keyed with that secret)."""
+
+ALWAYS_REDACTED = CREDENTIAL_HEADERS | VERIFY_HEADERS
+"""The headers no rule ever sees the value of, on any route (a route's own ``header=`` too):
+a condition on one never holds (``check``: TRG501; ``convert webhook``: a TODO)."""
 
 
 def check(scheme: str, secret: bytes, headers: Mapping[str, str], body: bytes, header: str | None = None,

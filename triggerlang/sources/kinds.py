@@ -236,6 +236,9 @@ def webhook_verify(verifications: tuple[Verification, ...], decl: Any, option: C
         secret = option(decl, v.option)
         if secret and v.query_option and option(decl, "query"):
             return {"scheme": "query", "secret": secret, "param": option(decl, "query")}
+        header = option(decl, "header") if secret and v.header_scheme else None
+        if header and header.lower() != (v.header or "").lower():
+            return {"scheme": v.header_scheme, "secret": secret, "header": header}
         if secret:
             verify = {"scheme": v.scheme, "secret": secret}
             if v.header:
@@ -320,7 +323,7 @@ the text a delivery that started a run is answered with (adnanh/webhook's
 ``response-message``), and the form fields that hold JSON (its ``parse-parameters-as-json``)."""
 
 HTTP_VERIFICATIONS = (
-    Verification("token", "bearer", "Authorization", query_option=True),
+    Verification("token", "bearer", "Authorization", query_option=True, header_scheme="token"),
     Verification("hmac", "hmac", "X-Signature-256", custom_header=True),
     Verification("hmac_sha1", "hmac-sha1", "X-Signature", custom_header=True),
     Verification("hmac_sha512", "hmac-sha512", "X-Signature", custom_header=True),
