@@ -40,7 +40,8 @@ from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal
 from ..compile.patterns import (PatternError, compile_glob, compile_regex, github_filter_list_regex,
                                 github_filter_regex, github_syntax)
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
-from ..providers.verify import ip_range
+from ..providers.base import REDACTED
+from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
 from . import catalogue as C
@@ -573,6 +574,7 @@ class Checker:
         filt = self.lower(r.filter, ctx) if r.filter is not None else None
         if r.filter is not None:
             self.lint_never(r, ctx)
+            self.lint_redacted(r)
         route, methods = None, None
         if source == "http":
             route = self.http_route(r)
@@ -1175,6 +1177,25 @@ class Checker:
             self.never_matching.add(r.name)
         self.d.error("TRG501", (what or f"rule '{r.name}'") + f" can never match: {why}", c.span,
                      hint or "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
+
+    def lint_redacted(self, r: A.Rule) -> None:
+        """TRG501: a condition that a credential header (``Authorization``, ``Cookie``,
+        ``X-Gitlab-Token``, a signature header) has a value: the HTTP source replaces it by
+        ``<redacted>`` before any rule sees it, so ``headers.x-gitlab-token="..."`` never
+        held, and its deliveries were answered 202 with no run. The route checks it."""
+        for c in conjuncts(r.filter):
+            if not (isinstance(c, A.Compare) and len(c.field.parts) == 2 and c.field.parts[0] == "headers"
+                    and c.field.parts[1].lower() in ALWAYS_REDACTED and c.op in ("=", "in")):
+                continue
+            v = self.quiet_value(c.value)
+            if REDACTED in (v if isinstance(v, list) else [v]):
+                continue
+            name = c.field.parts[1].lower()
+            how = {"authorization": "token=NAME (Authorization: Bearer <token>)",
+                   "x-gitlab-token": 'token=NAME header="X-Gitlab-Token"'}.get(name, "its source's secret, token or hmac")
+            self.never(r, c, f"the {name} header is a credential, redacted before rules see it",
+                       hint=f"check it on the route instead: {how}")
+            return
 
     def lint_methods(self, r: A.Rule) -> None:
         """TRG501: an http rule pinned to a method written in lower case (``method="post"``,

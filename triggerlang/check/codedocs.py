@@ -299,7 +299,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'on http.post path="/run" run tool with <payload.program>, <payload.arg>\n'),
     "TRG501": _e("""The rule's conditions contradict each other, so it can never match (two
         different values for one field, a value excluded by a list, an HTTP method written in
-        lower case: `method="post"`, where an event's is `POST`). Conditions side by side
+        lower case: `method="post"`, where an event's is `POST`, a value of a credential
+        header such as `headers.x-gitlab-token`, which rules only ever see as `<redacted>`:
+        the route checks it, `token=NAME header="X-Gitlab-Token"`). Conditions side by side
         must all hold: write alternatives with `or` or `in [...]`.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch="main" branch="dev" run deploy\n'),
