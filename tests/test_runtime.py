@@ -881,6 +881,36 @@ def test_a_queued_run_whose_rule_is_gone_at_the_next_start_is_cancelled_and_the_
     stop_ok(s2)
 
 
+def test_a_reload_that_removes_a_rule_cancels_its_waiting_runs_as_a_restart_would(tmp_path: Path, serve) -> None:
+    # the removed rule's queued run and debounced run are cancelled, naming the reload; its
+    # running run goes on to its end; a rule the reload keeps keeps its queue
+    go = tmp_path / "go"
+    rules = f"""
+action gate(n) = shell "until [ -e '{go}' ]; do sleep 0.02; done"
+action rec(n) = exec "true"
+q: on http.post path="/q" run gate with <payload.n> busy queue
+db: on http.post path="/db" run rec with <payload.n> debounce 1h
+keep: on http.post path="/keep" run gate with <payload.n> busy queue
+"""
+    s = serve(rules, "--no-reload", "--grace", "0.5")
+    ids = [post(s, path, {"n": n}).json()["runs"][0] for path, n in (("/q", 1), ("/q", 2), ("/db", 3),
+                                                                     ("/keep", 4), ("/keep", 5))]
+    s.wait_runs(lambda rs: [r["status"] for r in rs] == ["running", "queued", "queued", "running", "queued"],
+                "the first run of q and of keep to start")
+    s.rules.write_text(rules.replace("q: on", "# q: on").replace("db: on", "# db: on"))
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_log("reloaded ")
+    assert "reload: 1 waiting run(s) of q cancelled: its rule was removed from the rules file by a reload" in s.log()
+    go.touch()
+    runs = s.wait_runs(lambda rs: done(rs, 5), "the running runs to end")
+    assert [(r["id"], r["status"], r["error"]) for r in runs] == [
+        (ids[0], "succeeded", None),
+        (ids[1], "cancelled", "its rule was removed from the rules file by a reload"),
+        (ids[2], "cancelled", "its rule was removed from the rules file by a reload"),
+        (ids[3], "succeeded", None), (ids[4], "succeeded", None)], runs
+    stop_ok(s)
+
+
 # =========================================================================== reload
 
 def test_reload_picks_up_a_new_rule_and_survives_a_broken_file(tmp_path: Path, serve) -> None:

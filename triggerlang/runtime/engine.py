@@ -86,6 +86,10 @@ from .operations import OperationError, cancel_reason
 
 log = logging.getLogger("triggerlang")
 
+RELOAD_REMOVED = "its rule was removed from the rules file by a reload"
+"""The error of a waiting run cancelled because a reload removed its rule (the next start
+cancels one left queued with "its rule is no longer in the rules file": :meth:`Engine.recover`)."""
+
 JOURNAL_RETRY = 1.0
 """Seconds before a run whose start or end could not be journaled (a full disk) tries again."""
 
@@ -245,10 +249,20 @@ class Engine:
     # ------------------------------------------------------------------ rules
     def load(self, manifest: dict) -> None:
         """Use a (new) manifest: rules, actions and the matcher. Running runs go on; rules
-        paused by loop protection are un-paused."""
+        paused by loop protection are un-paused. The waiting runs (queued, debounced,
+        waiting out a retry's backoff) of a rule the new manifest no longer has are
+        cancelled, as the next start would cancel them (:meth:`recover`): a reload and a
+        restart with the same file do the same; a run of that rule already going is left
+        to finish."""
         for rule in self.loops.reset():
             log.info("rule %s un-paused by the reload", rule, extra={"rule": rule})
         rules = Rules(manifest)
+        for rule, ln in self.lanes.items():
+            if rule not in rules.rules and ln.waiting:
+                n = self._cancel_waiting(rule, ln, RELOAD_REMOVED)
+                log.info("reload: %d waiting run(s) of %s cancelled: %s", n, rule, RELOAD_REMOVED,
+                         extra={"rule": rule})
+                self._check_idle()
         self.manifest, self.matcher, self.rules, self.actions = rules.manifest, rules.matcher, rules.rules, rules.actions
         if self.metrics is not None:
             self.metrics.load(manifest)
@@ -484,15 +498,22 @@ class Engine:
         if self.metrics is not None:
             self.metrics.run_ended(rule, status, duration)
 
-    def _pause(self, rule: str, ln: _Lane, reason: str) -> None:
-        log.warning("rule %s paused: %s", rule, reason, extra={"rule": rule})
-        for rid in ln.waiting_ids():
-            self.journal.set_status(rid, "cancelled", paused_skip_reason(rule, reason))
+    def _cancel_waiting(self, rule: str, ln: _Lane, reason: str) -> int:
+        """Record every waiting run of ``rule`` ``cancelled`` with ``reason`` and forget it
+        (its debounce window too); how many."""
+        ids = ln.waiting_ids()
+        for rid in ids:
+            self.journal.set_status(rid, "cancelled", reason)
             self._uncarry(rid)
             self._counted(rule, "cancelled")
             ln.discard(rid)
             self.backlog -= 1
         ln.new_window()
+        return len(ids)
+
+    def _pause(self, rule: str, ln: _Lane, reason: str) -> None:
+        log.warning("rule %s paused: %s", rule, reason, extra={"rule": rule})
+        self._cancel_waiting(rule, ln, paused_skip_reason(rule, reason))
         self.journal.add_audit(LOOP_ACTOR, "pause", rule=rule, detail=reason)
         if self.metrics is not None:
             self.metrics.paused(rule, True)
