@@ -422,6 +422,50 @@ def test_match_event_file_and_stdin(tmp_path: Path) -> None:
     assert (r.exit_code, r.stdout) == (0, "no rule matches this event\n")
 
 
+DEFAULTED = ('action a(x, stage="dev") = exec "echo" x stage\n'
+             'r: on http.post path="/h" run a with <payload.x>, <payload.stage>\n')
+
+
+def test_a_parameter_default_stands_in_for_a_missing_field_in_test_match_and_serve(tmp_path: Path) -> None:
+    # `with <payload.x>, <payload.stage>` on an event without stage: stage is the default
+    # (it was null, "" in argv); a stage of "" is the event's value; x, with no default, stays null
+    rules = write(tmp_path, "rules.trg", DEFAULTED + 'test "defaults":\n    given http.post path="/h" payload.x="1"\n'
+                  '    expect r with x="1", stage="dev"\n')
+    r = run("test", rules)
+    assert r.exit_code == 0, r.output
+    events = [{"source": "http", "type": "post", "data": {"path": "/h", "payload": p}}
+              for p in ({"x": "1"}, {"x": "1", "stage": None}, {"x": "1", "stage": ""}, {})]
+    want = [({"x": "1", "stage": "dev"}, ["echo", "1", "dev"]), ({"x": "1", "stage": "dev"}, ["echo", "1", "dev"]),
+            ({"x": "1", "stage": ""}, ["echo", "1", ""]), ({"x": None, "stage": "dev"}, ["echo", "", "dev"])]
+    single = [json.loads(run("match", rules, write(tmp_path, "e.json", json.dumps(e)), "--format", "json").stdout)
+              for e in events]
+    batch = run("match", rules, write(tmp_path, "e.jsonl", "".join(json.dumps(e) + "\n" for e in events)),
+                "--format", "json").stdout.splitlines()
+    for got in (single, [json.loads(x) for x in batch]):
+        assert [(m["matches"][0]["inputs"], m["matches"][0]["argv"]) for m in got] == want
+
+    import asyncio
+
+    from triggerlang.api import compile_text
+    from triggerlang.events import Event
+    from triggerlang.runtime.engine import Engine
+    from triggerlang.runtime.journal import Journal
+
+    c = compile_text(DEFAULTED, "rules.trg", str(tmp_path))
+    journal = Journal(tmp_path / "state")
+
+    async def serve() -> None:
+        engine = Engine(c.manifest, journal, {}, tmp_path)
+        for e in events:
+            await engine.submit(Event(e["source"], e["type"], e["data"]))
+        await engine.drain(grace=5)
+
+    asyncio.run(serve())
+    runs = sorted(journal.list_runs(limit=10), key=lambda r: r["id"])
+    journal.close()
+    assert [r["inputs"] for r in runs] == [w[0] for w in want]
+
+
 def test_match_completes_a_file_event_that_names_only_its_path_as_serve_does(tmp_path: Path) -> None:
     # serve fills name, ext, paths and change in from an emitted file event's path; match must
     # find the same rules (it found none: "the event has no ext"), one event or a .jsonl of them

@@ -133,7 +133,7 @@ def test_explain_gives_the_correlation_reasons(tmp_path: Path) -> None:
     assert why[5][("limited", "a")] == "not admitted: refused: rule has 1 open groups (max)"
     assert why[8][("stale", "release")] == "not admitted: window closed 4m ago"
     stale = [c for c in out[7]["correlations"] if c["rule"] == "stale"]
-    assert stale[0]["action"] == "fire" and stale[0]["run"]["inputs"] == {"text": "no release", "url": None}
+    assert stale[0]["action"] == "fire" and stale[0]["run"]["inputs"] == {"text": "no release", "url": ""}  # (url's default: rc has no url)
 
 
 def test_explain_text_names_rule_and_member(tmp_path: Path) -> None:

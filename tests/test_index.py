@@ -708,7 +708,7 @@ def _reference_json(dry, events: Path) -> str:
 def test_cli_batch_json_output_is_the_reference_output(tmp_path: Path) -> None:
     """``--format json`` on a .jsonl file prints what DryRun.run + json.dumps print, line for
     line: inputs from fields, literals and defaults, list inputs spread over argv, a missing
-    field's null, an empty first word (no argv), shell and http actions, errors."""
+    field's default, an empty first word (no argv), shell and http actions, errors."""
     from triggerlang.dryrun import DryRun
 
     rules = tmp_path / "rules.trg"
@@ -735,7 +735,7 @@ def test_cli_batch_json_output_is_the_reference_output(tmp_path: Path) -> None:
     first, _, third = (json.loads(line)["matches"] for line in expected.split("\n")[:3])
     assert [m["rule"] for m in first] == ["a", "c", "f", "g", "k", "m"]
     assert first[1]["argv"] is None                      # c: the first word is the empty author
-    assert first[4]["argv"] == ["./run", "", "--y", ""]  # k: no files: null, an empty word
+    assert first[4]["argv"] == ["./run", "", "--y", "def"]  # k: no files: y's default, as for a null
     assert third[4]["argv"] == ["./run", "", "--y"]      # k: an empty list of files: no word
     assert third[1]["argv"] == ["p", "q", "tail"]        # c: a list spreads over the argv
 

@@ -22,11 +22,18 @@ class ActionError(Exception):
 
 
 def bind_inputs(action: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameter defaults overlaid with the values the rule bound."""
+    """Parameter defaults overlaid with the values the rule bound.
+
+    A parameter bound to a field the event does not have (``None``: missing, or JSON
+    ``null``) gets its default when it has one: ``action a(x, stage="dev")`` run ``with
+    <sha>, <payload.stage>`` runs with ``stage="dev"`` for an event without a stage, as
+    GitHub Actions fills an input the caller left out; no default, and it stays ``None``
+    (``""`` in argv). Unlike shell's ``${stage:-dev}``, an empty string is a value the
+    event carries and is kept: ``has``/``!=`` also tell a missing field from ``""``."""
     inputs: dict[str, Any] = {}
     for p in action.get("params") or []:
         if isinstance(p, Mapping) and isinstance(p.get("name"), str):
-            if p["name"] in given:
+            if p["name"] in given and not (given[p["name"]] is None and "default" in p):
                 inputs[p["name"]] = given[p["name"]]
             elif "default" in p:
                 inputs[p["name"]] = p["default"]

@@ -300,8 +300,8 @@ def _json_maker(action: dict, args: dict, encode, quote):
     order = []   # the inputs in bind_inputs' order: (input, from the rule's arguments?, default)
     for prm in action.get("params") or []:
         if isinstance(prm, dict) and isinstance(prm.get("name"), str):
-            if prm["name"] in bound:
-                order.append((prm["name"], True, None))
+            if prm["name"] in bound:   # (its default, if any, stands in for a missing field)
+                order.append((prm["name"], True, prm.get("default")))
             elif "default" in prm:
                 order.append((prm["name"], False, prm["default"]))
     named = {o[0] for o in order}
@@ -338,7 +338,7 @@ def _json_maker(action: dict, args: dict, encode, quote):
         inputs = {}
         parts = []
         for (param, from_rule, default), k in zip(order, keys):
-            v = inputs[param] = got[param] if from_rule else default
+            v = inputs[param] = got[param] if from_rule and got[param] is not None else default
             parts.append(k + (quote(v) if v.__class__ is str else encode(v)))
         if words is None:
             return ",".join(parts) + '},"argv":' + argv_text + "}"
