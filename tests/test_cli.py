@@ -1045,6 +1045,22 @@ def test_emit_refuses_fields_it_cannot_place_instead_of_dropping_them() -> None:
         assert r.exit_code == 2 and "write field=value" in r.stderr, (bad, r.stderr)
 
 
+def test_emit_refuses_a_change_field_that_contradicts_the_file_events_name() -> None:
+    """`emit file.modified path=x change=created` was sent, and journaled a file.modified
+    whose change was created. A usage error now, saying what to send (a rule test's given
+    refuses the same); a change that agrees, or none, is sent."""
+    dead = "http://127.0.0.1:1"  # nothing is sent: were it, the answer would be exit 1
+    r = run("emit", "file.modified", "path=x", "change=created", "--url", dead)
+    assert r.exit_code == 2, r.output
+    assert r.stderr == ('triggerc: error: a file.modified event has change="modified", not "created": '
+                        'emit file.created, or drop change=\n'), r.stderr
+    r = run("emit", "file.deleted", "path=x", "--data", '{"change": "gone"}', "--url", dead)
+    assert r.exit_code == 2 and 'not "gone" (change follows from the event\'s name: drop it)' in r.stderr, r.stderr
+    for ok in (["change=modified"], []):
+        r = run("emit", "file.modified", "path=x", *ok, "--url", dead, "--timeout", "5")
+        assert r.exit_code == 1 and "cannot reach" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_serve_and_worker_refuse_a_grace_or_lease_that_is_not_a_number_of_seconds(tmp_path: Path, value: str) -> None:
     """`serve --grace nan` (or inf) started, then printed a traceback when it stopped

@@ -397,6 +397,11 @@ app: on file.changed ext in ["py", "toml"] change != "deleted" run app with <pat
     answer = httpx.post(s.url + "/events", json={"source": "file", "type": "changed", "data": {"path": "a.py"}},
                         timeout=DEADLINE)
     assert answer.status_code == 400 and "file.created, file.modified or file.deleted" in answer.json()["error"]
+    # nor does it journal a file.modified whose change says created (emit refuses it too)
+    answer = httpx.post(s.url + "/events", json={"source": "file", "type": "modified",
+                                                 "data": {"path": "a.py", "change": "created"}}, timeout=DEADLINE)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == 'invalid event: a file.modified event has change="modified", not "created"'
     assert len(s.events()) == 1
     stop_ok(s)
 

@@ -166,6 +166,20 @@ def type_note(event: Event) -> str:
     return f"the event is {event.source}.{event.type}"
 
 
+def change_conflict(event: Event) -> str | None:
+    """What is wrong with a ``file.created``, ``file.modified`` or ``file.deleted`` event whose
+    ``change`` field says another change (``emit file.modified change=created``), or None.
+    Refused, not overridden nor ignored: the type and the field would disagree in the
+    journal, and rules on ``change`` and on the type would see two events (a rule test's
+    ``given`` refuses the same, TRG603)."""
+    change = event.data.get("change", event.type)
+    if event.source != "file" or event.type not in FILE_CHANGES or change == event.type:
+        return None
+    import json
+
+    return f'a file.{event.type} event has change="{event.type}", not {json.dumps(change)}'
+
+
 def complete_file_data(data: dict[str, Any], change: str | None, paths: bool = True) -> dict[str, Any]:
     """Fill in the fields of a ``file.*`` event's data that follow from its ``path`` (the one
     definition): ``name`` (the last segment), ``ext`` (after the last dot, ``""`` for
