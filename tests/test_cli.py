@@ -576,6 +576,26 @@ def test_match_bad_event_file(tmp_path: Path, content: str, message: str) -> Non
     assert r.stderr.count("\n") == 1
 
 
+def test_match_given_two_rules_files_says_what_it_takes_and_what_to_do(tmp_path: Path) -> None:
+    # click said "Got unexpected extra argument (e.json)", and `match a.trg b.trg` that
+    # b.trg was not valid JSON
+    a, b, c = (write(tmp_path, n, CLEAN) for n in ("a.trg", "b.trg", "c.trg"))
+    e = write(tmp_path, "e.json", '{"source": "git", "type": "push", "data": {"branch": "main"}}')
+    takes = "triggerc: error: match takes one rules file, then one event file (EVENT.json, or a .jsonl of events)"
+    for args, says in [((a, b, e), f'{b} is a second rules file. To match with several, include them from {a} '
+                                    f'(include "{b}"), or run match once per file: triggerc match {a} {e}'),
+                       ((a, b), f"{b} is a second rules file. To match with several, include them from {a} "
+                                f'(include "{b}"), or run match once per file: triggerc match {a} EVENT.json'),
+                       ((a, b, c, e), f"{b} {c} are more rules files."),
+                       ((a, e, e), f"not 3 files ({a} {e} {e}): put the events in one .jsonl file, one a line"),
+                       ((e, a), f"the rules file goes first: triggerc match {a} {e}")]:
+        r = run("match", *args, "--format", "json")
+        assert r.exit_code == 2 and r.stdout == "" and r.stderr.startswith(takes), (args, r.output)
+        assert says in r.stderr and len(r.stderr.splitlines()) == 1, (args, r.stderr)
+    r = run("match", a, e)
+    assert r.exit_code == 0 and r.stdout.startswith("L2: runs deploy"), r.output  # (two files: as before)
+
+
 def test_match_missing_event_file_and_bad_rules(tmp_path: Path) -> None:
     rules = write(tmp_path, "rules.trg", GITHUB_RULES)
     r = run("match", rules, str(tmp_path / "nope.json"))

@@ -144,7 +144,34 @@ def _provider_options(command):
                         help="EVENT.json is a raw payload of this webhook provider (a plug-in's too).")(command)
 
 
-@click.command(epilog=EXAMPLES_MATCH)
+class _MatchCommand(click.Command):
+    """``match``: a rules file and an event file, and nothing more. Given more (``match
+    a.trg b.trg event.json``), or a rules file where the event goes (``match a.trg b.trg``),
+    it says what it takes and what to do, rather than click's "Got unexpected extra
+    argument" or "b.trg: not valid JSON"."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)   # (extra arguments allowed: they land in ctx.args)
+        if ctx.resilient_parsing:
+            return rest
+        given = [ctx.params["file"], ctx.params["event_file"], *ctx.args]
+        if len(given) == 2 and not given[1].endswith(".trg"):
+            return rest
+        takes = "match takes one rules file, then one event file (EVENT.json, or a .jsonl of events)"
+        if len(given) == 2 and not given[0].endswith(".trg"):  # the two the other way round
+            usage_error(f"{takes}: the rules file goes first: triggerc match {given[1]} {given[0]}")
+        event = None if given[-1].endswith(".trg") else given[-1]
+        others = given[1:-1] if event is not None else given[1:]
+        if any(not o.endswith(".trg") for o in others):  # several events: one .jsonl holds them
+            usage_error(f"{takes}, not {len(given)} files ({' '.join(given)}): put the events in one "
+                        f".jsonl file, one a line")
+        usage_error(f"{takes}: {' '.join(others)} {'is a second rules file' if len(others) == 1 else 'are more rules files'}. "
+                    f"To match with several, include them from {given[0]} (include \"{others[0]}\"), or run "
+                    f"match once per file: triggerc match {given[0]} {event or 'EVENT.json'}")
+        return rest
+
+
+@click.command(cls=_MatchCommand, epilog=EXAMPLES_MATCH, context_settings={"allow_extra_args": True})
 @click.argument("file")
 @click.argument("event_file", metavar="EVENT.json")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
