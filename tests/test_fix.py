@@ -150,7 +150,13 @@ def test_diff_prints_the_change_and_writes_nothing() -> None:
     assert "Would fix 1 problem." in r.stderr
     clean = write(DEPLOY + "on git.push run deploy with <sha>\n", "clean.trg")
     r = run("check", "--diff", str(clean))
-    assert r.exit_code == 0 and r.stdout == ""
+    # nothing to fix: nothing said (it said "Would fix 0 problems."), as ruff check --diff
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", "")
+    # only an unsafe fix: no diff, and ruff's line for it
+    unsafe = write(DEPLOY + 'on git.push branch="a/*" run deploy with <sha>\n', "unsafe.trg")
+    r = run("check", "--diff", str(unsafe))
+    assert (r.exit_code, r.stdout) == (0, ""), r.output
+    assert r.stderr == "No problem would be fixed (1 unsafe fix available with --unsafe-fixes).\n"
 
 
 def test_stdin_with_fix_prints_the_fixed_text() -> None:

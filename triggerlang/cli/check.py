@@ -218,14 +218,18 @@ def _print_diff(changes: list[tuple[str, str, str]], fixed: int, hidden: int) ->
     for file, before, after in changes:  # (named as fmt --diff names them: `--- /tmp/x.trg`, never `a//tmp/x.trg`)
         click.echo("".join(difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                                 file, file)), nl=False)
-    click.echo(_fixed_line("Would fix", fixed, hidden), err=True)
+    if fixed or hidden:  # nothing to fix: nothing said, as ruff check --diff says nothing
+        click.echo(_fixed_line("Would fix", fixed, hidden), err=True)
 
 
 def _fixed_line(verb: str, fixed: int, hidden: int) -> str:
-    """``Fixed 2 problems (1 more fix with --unsafe-fixes).``, check --fix's closing line."""
+    """``Fixed 2 problems (1 more fix with --unsafe-fixes).``, check --fix's closing line
+    (``Would fix``: --diff's); with only unsafe fixes, ruff's ``No problem fixed`` (``No
+    problem would be fixed``) and how many ``--unsafe-fixes`` would apply."""
     fixes = f"fix{'es' * (hidden != 1)}"
-    if not fixed and verb == "Fixed":
-        return f"No problem fixed ({hidden} unsafe {fixes} available with --unsafe-fixes)."
+    if not fixed:
+        done = "No problem fixed" if verb == "Fixed" else "No problem would be fixed"
+        return f"{done} ({hidden} unsafe {fixes} available with --unsafe-fixes)."
     more = f" ({hidden} more {fixes} with --unsafe-fixes)" if hidden else ""
     return f"{verb} {fixed} problem{'s' * (fixed != 1)}{more}."
 
