@@ -70,6 +70,19 @@ def test_check_text_output_has_the_caret_line(tmp_path: Path) -> None:
     assert r.stderr == "1 error, 0 warnings\n1 fixable with --fix.\n"
 
 
+def test_check_given_an_event_file_hints_at_match(tmp_path: Path) -> None:
+    # `check event.json` (an event where rules go) said only "expected 'on', a name"
+    hint = ("rules are declarations, not JSON; if this is an event, see which rules it matches with: "
+            "triggerc match RULES.trg EVENT.json (a .jsonl too)")
+    event = {"source": "git", "type": "push", "data": {"branch": "main"}}
+    for name, text in (("event.json", json.dumps(event, indent=2)), ("events.jsonl", json.dumps(event) + "\n")):
+        r = run("check", "--format", "json", write(tmp_path, name, text))
+        first = json.loads(r.stdout)[0]
+        assert r.exit_code == 1 and (first["line"], first["column"], first["hint"]) == (1, 1, hint), r.stdout
+    r = run("check", write(tmp_path, "rules.trg", CLEAN + "on git.push run deploy with {sha}\n"))
+    assert r.exit_code == 1 and "triggerc match" not in r.stdout, r.stdout
+
+
 def test_check_reports_every_problem_in_one_pass(tmp_path: Path) -> None:
     text = BROKEN + 'on git.push run nope\nlet on = 1\non git.push branch=3 run deploy with <sha>\n'
     r = run("check", "--format", "json", write(tmp_path, "rules.trg", text))

@@ -1718,7 +1718,10 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
                             'close it with / on the same line: /pattern/flags (a path is a string: "/hooks/x")')
             return
         hint = None
-        if ch == "<":
+        if ch == "{" and at == 0:  # no declaration starts so: JSON, an event file given to check?
+            hint = ("rules are declarations, not JSON; if this is an event, see which rules it matches "
+                    "with: triggerc match RULES.trg EVENT.json (a .jsonl too)")
+        elif ch == "<":
             hint = "a placeholder is <field>, and goes in 'with' arguments"
         elif ch.isalpha() and not ch.isascii():
             hint = "names are ASCII letters, digits, '_' and '-'; other text goes in a \"string\""
