@@ -1094,6 +1094,17 @@ def test_emit_refuses_a_change_field_that_contradicts_the_file_events_name() -> 
         assert r.exit_code == 1 and "cannot reach" in r.stderr, r.stderr
 
 
+def test_a_url_whose_port_is_no_port_is_a_usage_error() -> None:
+    """`emit --url http://127.0.0.1:99999` said "connection refused", as if a server might be
+    there: a usage error (exit 2) that names the port, for rerun and cancel too."""
+    for url, port in (("http://127.0.0.1:99999", "99999"), ("http://127.0.0.1:0/", "0"),
+                      ("http://localhost:abc", "abc"), ("http://[::1]:70000", "70000")):
+        for args in (["emit", "git.push"], ["rerun", "1", "--token", "t"], ["cancel", "1", "--token", "t"]):
+            r = run(*args, "--url", url)
+            assert r.exit_code == 2, (url, args, r.output)
+            assert r.stderr == f"triggerc: error: --url {url!r}: {port!r} is not a port (a number from 1 to 65535)\n"
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_serve_and_worker_refuse_a_grace_or_lease_that_is_not_a_number_of_seconds(tmp_path: Path, value: str) -> None:
     """`serve --grace nan` (or inf) started, then printed a traceback when it stopped

@@ -16,7 +16,7 @@ from .common import IntRange, Seconds, _unknown_event_warner, examples, fail, us
 def _server_url(url: str) -> str:
     """``--url`` as given, without its trailing slash; a usage error unless it is an
     http:// or https:// URL with a host (``localhost:8080`` alone would be read as a
-    scheme, and urllib raises on some others)."""
+    scheme, and urllib raises on some others) and, if it names one, a port from 1 to 65535."""
     from urllib.parse import urlsplit
 
     try:
@@ -26,6 +26,12 @@ def _server_url(url: str) -> str:
         ok = False
     if not ok:
         usage_error(f"--url {url!r} is not an http:// or https:// URL (write http://HOST:PORT)")
+    try:  # (urlsplit reads the port only when asked: 99999 was "connection refused")
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        usage_error(f"--url {url!r}: {parts.netloc.rsplit(':', 1)[-1]!r} is not a port (a number from 1 to 65535)")
     return url.rstrip("/")
 
 
