@@ -1105,6 +1105,19 @@ def test_a_url_whose_port_is_no_port_is_a_usage_error() -> None:
             assert r.stderr == f"triggerc: error: --url {url!r}: {port!r} is not a port (a number from 1 to 65535)\n"
 
 
+def test_emit_file_changed_exits_2_and_the_readme_says_so() -> None:
+    """`emit file.changed` is a usage error (exit 2: an argument emit cannot send, as click
+    refuses a bad argument) while the README's exit-code column listed it under nothing
+    but "refused" (1). The column names it under 2 now."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `triggerc emit "))
+    exits = row.rstrip(" |").rsplit(" | ", 1)[-1]
+    assert exits.startswith("0 accepted, 1 the server refused the event or cannot be reached, 2 usage (`file.changed`")
+    for args in (["file.changed", "path=a.py"], ["file.modified", "path=a.py", "change=created"]):
+        r = run("emit", *args, "--url", "http://127.0.0.1:1")
+        assert r.exit_code == 2 and "cannot reach" not in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_serve_and_worker_refuse_a_grace_or_lease_that_is_not_a_number_of_seconds(tmp_path: Path, value: str) -> None:
     """`serve --grace nan` (or inf) started, then printed a traceback when it stopped
