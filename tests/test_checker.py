@@ -352,6 +352,23 @@ def test_secret_env_var_name_is_checked() -> None:
     assert (code, col, msg) == ("TRG208", 16, "'A B' is not a valid environment variable name")
 
 
+def test_a_nul_byte_a_process_cannot_be_given_is_an_error() -> None:
+    """An exec argument with a NUL byte passed check, and every run failed to start
+    ("embedded null byte"): TRG408 at the literal, for each thing the process is given."""
+    hint = ("remove the NUL byte (\\u{0}): arguments, environment variables and paths end at a NUL byte, "
+            "so every run would fail to start")
+    text = ('action a(p="d\\u{0}", q="ok") = exec "echo" "x\\u{0000}y" p env A="b\\u{0}" cwd "c\\u{0}"\n'
+            'action b = shell "echo \x00"\n'
+            'r: on git.push run a\ns: on git.push run b\n')
+    assert diags(text) == [
+        ("TRG408", 1, 12, "the default of parameter 'p' holds a NUL byte, which no process can be given", hint),
+        ("TRG408", 1, 44, "an exec argument holds a NUL byte, which no process can be given", hint),
+        ("TRG408", 1, 65, "env A holds a NUL byte, which no process can be given", hint),
+        ("TRG408", 1, 78, "cwd holds a NUL byte, which no process can be given", hint),
+        ("TRG408", 2, 18, "the shell script holds a NUL byte, which no process can be given", hint)]
+    assert diags('action h(u="\\u{0}") = http post "http://127.0.0.1:9/x"\non git.push run h\n') == []
+
+
 # --------------------------------------------------------------------------- http routes
 
 def test_http_rules_pin_their_route() -> None:

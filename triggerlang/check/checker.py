@@ -400,6 +400,30 @@ class Checker:
             elif opt.kind == "env" and opt.name and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", opt.name.value):
                 self.d.error("TRG408", f"'{opt.name.value}' is not a valid environment variable name",
                              opt.name.span, "use letters, digits and '_'")
+        if not isinstance(body, A.HttpBody):
+            self.no_nul_byte(a, params)
+
+    def no_nul_byte(self, a: A.ActionDecl, params: dict[str, A.Param]) -> None:
+        """TRG408: a NUL byte (``\\u{0}``) in what an exec or shell action hands its process (an
+        argument, the script, an ``env`` value, ``cwd``, a parameter's default, which is an
+        argument or a ``TRG_INPUT_*`` value): the operating system ends those strings at
+        a NUL, so every run would fail to start ("embedded null byte")."""
+        body = a.body
+        where: list[tuple[A.Str, str]] = []
+        if isinstance(body, A.ExecBody):
+            where += [(item, "the program" if i == 0 else "an exec argument")
+                      for i, item in enumerate(body.argv) if isinstance(item, A.Str)]
+        elif isinstance(body, A.ShellBody):
+            where.append((body.script, "the shell script"))
+        where += [(o.value, f"env {o.name.value}" if o.kind == "env" and o.name else o.kind)
+                  for o in a.options if isinstance(o, A.ActionOption)]
+        where += [(p.default, f"the default of parameter '{name}'") for name, p in params.items()
+                  if isinstance(p.default, A.Str)]
+        for lit, what in where:
+            if "\0" in lit.value:
+                self.d.error("TRG408", f"{what} holds a NUL byte, which no process can be given", lit.span,
+                             "remove the NUL byte (\\u{0}): arguments, environment variables and paths end at a NUL byte, "
+                             "so every run would fail to start")
 
     # ------------------------------------------------------------------ 4. sources
     def check_source(self, s: A.SourceDecl) -> None:

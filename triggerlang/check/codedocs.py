@@ -284,7 +284,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
     "TRG408": _e("""An invalid action declaration: a parameter declared twice, an `http` action
         that is not `post` or whose URL is not http(s), an unknown option, `cwd` or `stop`
         given twice, an invalid environment variable name, `stop` naming a signal that does not
-        stop a process (SIGSTOP) or written on an `http` action.""",
+        stop a process (SIGSTOP) or written on an `http` action, a NUL byte (`\\u{0}`) in what an
+        `exec` or `shell` action gives its process (an argument, the script, an `env` value,
+        `cwd`, a parameter's default: the run could never start).""",
                  'action notify = http get "https://ci.example.com/hook"\n'
                  'on git.push run notify\n'),
     "TRG409": _w("""The program of an `exec` action is one of its parameters, and the rule fills
