@@ -293,6 +293,32 @@ def test_a_companion_test_file_sees_what_its_file_includes(team: Path) -> None:
     assert rc == 0 and 'main_test.trg:1:1: ok   test "ci"' in out, out
 
 
+def test_a_failing_test_and_match_explain_name_the_included_file_that_holds_the_condition(team: Path) -> None:
+    # before: `condition ... (main.trg:3:27)`, the file given to triggerc and a line of
+    # another file, and `(line 3:27)` in a correlation's timeline
+    (team / "rules.d" / "gate.trg").write_text(
+        'include "../common.trg"\n'
+        'gate: on all(ci.completed pipeline="a" as a, ci.completed pipeline="b" as b) same <sha> within 1h\n'
+        '    run notify with <sha>\n')
+    (team / "main_test.trg").write_text(
+        'test "ship":\n  given git.push branch="dev" sha="a"\n  expect ship\n'
+        'test "gate":\n  given ci.completed pipeline="a" status="success" sha="k"\n'
+        '  given ci.completed pipeline="bb" status="success" sha="k"\n  expect gate\n')
+    rc, out = run("test", "main.trg", cwd=team)
+    assert rc == 1, out
+    assert '  condition branch="main" (deploy.trg:3:19) failed: branch was "dev"\n' in out, out
+    assert '             b: no match: pipeline="b" (rules.d/gate.trg:2:59) failed: pipeline was "bb"\n' in out, out
+    rc, out = run("test", "rules/main.trg", cwd=team.parent)    # shown as the main file is shown
+    assert "(rules/deploy.trg:3:19)" in out and "(rules/rules.d/gate.trg:2:59)" in out, out
+    (team / "e.json").write_text(json.dumps({"source": "ci", "type": "completed",
+                                             "data": {"pipeline": "bb", "status": "success", "sha": "k"}}))
+    rc, out = run("match", "--explain", "rules/main.trg", "rules/e.json", cwd=team.parent)   # match --explain too
+    assert 'gate [b]: no match: pipeline="b" (rules/rules.d/gate.trg:2:59) failed: pipeline was "bb"\n' in out, out
+    rc, out = run("match", "--explain", "--format", "json", "main.trg", "e.json", cwd=team)
+    assert [(x["member"], x["file"]) for x in json.loads(out)["correlation_explain"]] == [
+        ("a", "rules.d/gate.trg"), ("b", "rules.d/gate.trg")], out
+
+
 def test_stdin_includes_start_from_its_stated_file(team: Path) -> None:
     os.chdir(team)  # (CliRunner's input is stdin)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import sys
 from functools import cached_property, partial
@@ -564,9 +565,15 @@ class DryRun:
     ``"correlations"``, and :meth:`wait` moves the clock.
     """
 
-    def __init__(self, manifest: dict, matcher):
+    def __init__(self, manifest: dict, matcher, shown_as: str = ""):
         self.manifest = manifest
         self.matcher = matcher
+        # a rule an include read is written in another file: its reasons name it (relative to
+        # where the main file is shown as, ``shown_as``), as check and test do, not a bare
+        # `(line L:C)` that reads as a line of the main file
+        folder = os.path.dirname(shown_as)
+        self.rule_files = {r["name"]: os.path.normpath(os.path.join(folder, f)) for r in manifest.get("rules", [])
+                           if (f := (r.get("span") or {}).get("file"))}
         self.actions = manifest.get("actions", {})
         self.correlating = any(isinstance(r.get("trigger"), dict) for r in manifest.get("rules", []))
         self.sim = None
@@ -585,6 +592,21 @@ class DryRun:
             self.sim = Simulation(self.manifest["rules"], self.actions, at if at is not None else time.time(),
                                   matcher=self.matcher)
         return self.sim
+
+    def _in_file(self, r: dict) -> dict:
+        """A reason (``{rule, condition, span...}``) with the ``file`` of an included rule, and
+        a ``text`` that names it when the reason had one."""
+        f = self.rule_files.get(r.get("rule"))
+        if f is None or not r.get("span"):
+            return r
+        r = {**r, "file": f}
+        if "text" in r and r.get("condition"):
+            r["text"] = "no match: " + self._reason(r)
+        return r
+
+    def _reason(self, r: dict) -> str:
+        f, span = r.get("file"), r.get("span")
+        return reason_text(r, f" ({f}:{span[0]}:{span[1]})" if f and span else None)
 
     def run(self, events: list[Event], explain: bool = False, at: float | None = None) -> dict:
         if self.correlating:
@@ -607,7 +629,7 @@ class DryRun:
                 for r in self.matcher.explain(ev):
                     if len(events) > 1:
                         r = {**r, "event": f"{ev.source}.{ev.type}"}
-                    reasons.append(r)
+                    reasons.append(self._in_file(r))
         out: dict[str, Any] = {"matches": matches}
         if explain:
             out["not_matched"] = reasons
@@ -626,9 +648,10 @@ class DryRun:
             reasons = []
             for ev in events:
                 for r in self.matcher.explain(ev):
-                    reasons.append({**r, "event": f"{ev.source}.{ev.type}"} if len(events) > 1 else r)
+                    reasons.append(self._in_file({**r, "event": f"{ev.source}.{ev.type}"} if len(events) > 1 else r))
             out["not_matched"] = reasons
-            out["correlation_explain"] = [x for ev in events for x in explain_members(sim.engine, ev, step.outcomes)]
+            out["correlation_explain"] = [self._in_file(x) for ev in events
+                                          for x in explain_members(sim.engine, ev, step.outcomes)]
         return out
 
     def wait(self, seconds: float, text: str) -> dict:
@@ -679,7 +702,7 @@ class DryRun:
         if batch:  # a line per event; with --explain, its reasons indented below it (as with correlations)
             names = [m["rule"] for m in result["matches"]]
             return "".join([(", ".join(names) if names else "(no match)") + "\n",
-                            *(f"  {r['rule']}: no match: {reason_text(r)}\n" for r in result.get("not_matched", [])),
+                            *(f"  {r['rule']}: no match: {self._reason(r)}\n" for r in result.get("not_matched", [])),
                             *([f"  {_listened_text(result['listened'])}\n"] if "listened" in result else [])])
         lines = []
         if not result["matches"]:
@@ -692,7 +715,7 @@ class DryRun:
             for k, v in m["inputs"].items():
                 lines.append(f"    {k} = {json.dumps(v, ensure_ascii=False)}")
         for r in result.get("not_matched", []):
-            lines.append(f"{r['rule']}: no match: {reason_text(r)}")
+            lines.append(f"{r['rule']}: no match: {self._reason(r)}")
         return "\n".join(lines) + "\n"
 
     def _corr_text(self, result: dict, batch: bool) -> str:
@@ -724,7 +747,7 @@ class DryRun:
         for m in chained:
             lines.extend(self._match_lines([m], pad, f" (on {m['event']})"))
         for r in result.get("not_matched", []):
-            lines.append(f"{pad}{r['rule']}: no match: {reason_text(r)}")
+            lines.append(f"{pad}{r['rule']}: no match: {self._reason(r)}")
         for r in result.get("correlation_explain", []):
             lines.append(f"{pad}{r['rule']} [{r['member']}]: {r['text']}")
         return "\n".join(lines) + "\n"

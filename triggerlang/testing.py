@@ -39,6 +39,7 @@ annotations for a pull request and :func:`render_junit` the JUnit XML report CI 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,7 +118,10 @@ class _RuleSet:
         for file, manifest in parts:
             for r in manifest["rules"]:
                 rules.append(r)
-                self.file_of[r["name"]] = file
+                # a rule an include read: its span names its file, relative to the main file's
+                # folder; shown relative to where the main file is shown, as check shows it
+                inc = (r.get("span") or {}).get("file")
+                self.file_of[r["name"]] = os.path.normpath(os.path.join(os.path.dirname(file), inc)) if inc else file
             self.actions.update(manifest.get("actions", {}))
             self.schedules.extend(((manifest.get("sources") or {}).get("schedule") or {}).get("schedules") or [])
         self.rules = rules
@@ -265,7 +269,7 @@ def _run_test(file: str, t, rules: _RuleSet) -> TestResult:
     from .correlation.sim import ClockError, Simulation
 
     sim = Simulation(rules.rules, rules.actions, TEST_EPOCH, matcher=rules.matcher, schedules=rules.schedules)
-    timeline = _Timeline(sim, rules)
+    timeline = _Timeline(sim, rules, file)
     timeline.add("start", sim.first, [])
     everything: list[str] = []
     res = TestResult(file, t.name, t.span)
@@ -327,8 +331,8 @@ class _Since:
 class _Timeline:
     """Each step of a test so far, and what it did to each correlation rule (for failures)."""
 
-    def __init__(self, sim, rules: "_RuleSet"):
-        self.sim, self.rules = sim, rules
+    def __init__(self, sim, rules: "_RuleSet", file: str):
+        self.sim, self.rules, self.file = sim, rules, file
         self.entries: list[tuple[float, str, object, list]] = []
 
     def add(self, text: str, step, events: list[Event]) -> None:
@@ -340,6 +344,11 @@ class _Timeline:
 
         engine = self.sim.engine
         r = engine.by_name.get(rule) if engine is not None else None
+        here = _Explainer(self.file, [], self.rules)
+
+        def where(rule: str, span: Any) -> str:   # the file too when not the test's, as why_not says
+            return here.where(here.at(rule, span))
+
         out = [{"rule": rule, "text": f"timeline of {rule}:"}]
         for t, text, step, events in self.entries:
             if text == "start" and not [o for o in step.outcomes if o.rule == rule]:
@@ -355,7 +364,9 @@ class _Timeline:
                         continue
                     why = [x for x in explain_members(engine, ev, []) if x["rule"] == rule]
                     typed = [x for x in why if not str(x.get("condition", "")).startswith("trigger ")]
-                    lines.extend(f"{x['member']}: {x['text']}" for x in (typed or why))
+                    lines.extend(f"{x['member']}: " + (f"no match: {reason_text(x, where(rule, x['span']))}"
+                                                       if x.get("span") and x.get("condition") else x["text"])
+                                 for x in (typed or why))
             out.append({"rule": rule, "text": f"  {at:<6} {text}"})
             out.extend({"rule": rule, "text": f"  {'':<6}   {ln}"} for ln in lines)
         return out

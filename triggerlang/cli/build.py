@@ -226,7 +226,7 @@ def match(file: str, event_file: str, fmt: str, explain: bool, jsonl: bool, prov
             raise
         usage_error(str(e))
     _report_and_exit_if_errors(c, color_mode)
-    dry = DryRun(c.manifest, build_matcher(c.manifest["rules"]))
+    dry = DryRun(c.manifest, build_matcher(c.manifest["rules"]), shown_as=file)
     gc.freeze()
     gc.enable()
     batch = jsonl or event_file.endswith(".jsonl")
