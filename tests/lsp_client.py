@@ -30,7 +30,7 @@ def uri(path: Path | str) -> str:
 
 class LspClient:
     def __init__(self, cmd: list[str] | None = None, cwd: Path | str | None = None,
-                 init_options: dict | None = None, env: dict | None = None):
+                 init_options: dict | None = None, env: dict | None = None, workspace_caps: dict | None = None):
         cmd = cmd or [sys.executable, "-m", "triggerlang.cli", "lsp"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      cwd=cwd, env=env or dict(os.environ))
@@ -46,7 +46,8 @@ class LspClient:
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         self.capabilities = self.request("initialize", {
             "processId": os.getpid(), "rootUri": uri(cwd) if cwd else None,
-            "capabilities": {"textDocument": {"completion": {"completionItem": {"snippetSupport": False}}}},
+            "capabilities": {"textDocument": {"completion": {"completionItem": {"snippetSupport": False}}},
+                             "workspace": workspace_caps or {}},
             "initializationOptions": init_options or {}})["capabilities"]
         self.notify("initialized", {})
 

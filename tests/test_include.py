@@ -752,6 +752,53 @@ def test_the_editor_drops_the_checked_files_parse_once_its_tests_file_is_closed(
     assert "Traceback" not in client.stderr, client.stderr
 
 
+def test_files_changed_on_disk_recheck_the_open_documents_that_read_them(team: Path) -> None:
+    """Before: a file changed outside the editor (a git checkout, a script) left the open
+    documents that read it with their old diagnostics until they were edited. The server
+    asks the editor to watch the .trg files and configs, and re-checks the open documents
+    that read a changed one: main.trg for rules.d/ci.trg (through its glob), for a new
+    file its glob now matches, and for a config; deploy_test.trg for deploy.trg."""
+    from lsp_client import LspClient, uri
+
+    (team / "deploy_test.trg").write_text('test "ship":\n    given git.push branch="main" sha="a"\n'
+                                          '    expect ship with sha="a"\n')
+    client = LspClient(cwd=team, init_options={"debounce_ms": 50},
+                       workspace_caps={"didChangeWatchedFiles": {"dynamicRegistration": True}})
+
+    def changed(name: str, text: str | None, kind: int) -> None:
+        if text is None:
+            (team / name).unlink()
+        else:
+            (team / name).write_text(text)
+        client.notify("workspace/didChangeWatchedFiles", {"changes": [{"uri": uri(team / name), "type": kind}]})
+
+    try:
+        client.wait_for(lambda: client.server_requests, 10, "the watchers' registration")
+        reg = client.server_requests[0]
+        assert reg["method"] == "client/registerCapability"
+        assert [w["globPattern"] for w in reg["params"]["registrations"][0]["registerOptions"]["watchers"]] == \
+            ["**/*.trg", "**/triggerc.toml"]
+        mu, tu = client.open(team / "main.trg"), client.open(team / "deploy_test.trg")
+        assert client.wait_diagnostics(mu) == [] and client.wait_diagnostics(tu) == []
+        changed("rules.d/ci.trg", CI.replace("run notify", "run nowhere"), 2)
+        assert [(d["code"], d["range"]["start"]["line"]) for d in client.wait_diagnostics(mu, after=1)] == \
+            [("TRG104", 1)]
+        changed("rules.d/ci.trg", None, 3)  # (the glob now matches nothing)
+        assert [d["code"] for d in client.wait_diagnostics(mu, after=2)] == ["TRG005"]
+        changed("rules.d/new.trg", "on git.tag run nowhere\n", 1)
+        assert [d["code"] for d in client.wait_diagnostics(mu, after=3)] == ["TRG104"]
+        changed("deploy.trg", DEPLOY.replace("ship:", "shipped:"), 2)
+        assert "ship" in client.wait_diagnostics(tu, after=1)[0]["message"]
+        assert [d["code"] for d in client.wait_diagnostics(mu, after=4)] == ["TRG104"]  # (it reads deploy.trg)
+        lu = client.open(team / "lone.trg", 'let unused = 1\non git.tag run notify with "x"\ninclude "common.trg"\n')
+        assert [d["code"] for d in client.wait_diagnostics(lu)] == ["TRG105"]
+        changed("triggerc.toml", 'ignore = ["TRG105"]\n', 1)  # a config: every open document
+        assert client.wait_diagnostics(lu, after=1) == []
+    finally:
+        assert client.close() == 0, client.stderr
+    assert "Traceback" not in client.stderr and "Ignoring" not in client.stderr, client.stderr
+
+
 def _apply(text: str, edits: list[dict]) -> str:
     lines = text.split("\n")
     for e in sorted(edits, key=lambda e: (e["range"]["start"]["line"], e["range"]["start"]["character"]), reverse=True):

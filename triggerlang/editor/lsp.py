@@ -6,7 +6,9 @@ re-checks an open ``X_test.trg``), hover, completion, go to definition, find ref
 the occurrences under the cursor highlighted, rename (:func:`document.rename` says what is refused), document symbols, formatting (``triggerc fmt``), quick fixes (the fixes the
 diagnostics carry, as ``check --fix`` applies them) and the ``source.fixAll.triggerc`` code
 action, which applies every safe one (ruff-lsp's ``source.fixAll.ruff``; offered when the
-editor asks for that kind, as on save). Documents sync incrementally.
+editor asks for that kind, as on save). Documents sync incrementally; the open documents
+that read a file changed on disk are checked again (``workspace/didChangeWatchedFiles``,
+for the watchers the server registers: :func:`did_change_watched_files`).
 
 How it stays responsive on a large file
 ---------------------------------------
@@ -85,6 +87,8 @@ DEFAULT_DEBOUNCE_MS = 250
 MAX_WORKSPACE_FILES = 5000
 """How many of the workspace's .trg files find references and rename look through for the
 files that include a document (:meth:`TriggerLanguageServer.workspace_includers`)."""
+WATCHED = ("**/*.trg", "**/triggerc.toml")
+"""What the server asks the editor to watch on disk (:func:`did_change_watched_files`)."""
 _INCLUDE_LINE = re.compile(r'include\s*r?"')
 UNUSED_CODES = {"TRG105", "TRG106", "TRG107", "TRG108", "TRG110"}
 FIX_ALL = "source.fixAll.triggerc"
@@ -241,12 +245,16 @@ class TriggerLanguageServer(LanguageServer):
         """The real paths of the files the open documents' includes read, directly or not,
         as their latest analyses read them (and, for an open ``X_test.trg``, those of
         ``X.trg``'s, which its analyses read with it)."""
-        out = set()
-        for uri in self.real:
-            path = self.path_of(uri)
-            for p in (path, D.companion_path(path)):
-                out.update(f.path for f in self.reads.get(p or "", ()))
-        return out
+        return {f.path for uri in self.real for f in self._read_by(uri)}
+
+    def readers(self, real: str) -> list[str]:
+        """The open documents whose includes read the file ``real`` (a real path), as
+        :meth:`still_read` counts them."""
+        return [uri for uri in self.real if any(f.path == real for f in self._read_by(uri))]
+
+    def _read_by(self, uri: str) -> list[A.IncludedFile]:
+        path = self.path_of(uri)
+        return [f for p in (path, D.companion_path(path)) for f in self.reads.get(p or "", ())]
 
     def needed(self, path: str) -> bool:
         """Whether an open document reads the file ``path`` as a document: it is open, or
@@ -677,6 +685,49 @@ def build_server() -> TriggerLanguageServer:
         if isinstance(opts, dict) and isinstance(opts.get("debounce_ms"), (int, float)) \
                 and 0 <= opts["debounce_ms"] <= 10_000:
             ls.debounce = opts["debounce_ms"] / 1000
+
+    @server.feature(T.INITIALIZED)
+    def initialized(ls: TriggerLanguageServer, params: T.InitializedParams) -> None:
+        """Ask the editor to tell of the ``.trg`` files and configs that change on disk
+        (:func:`did_change_watched_files`), if it can watch them for a server: the protocol
+        has no other way to ask for it, and ``**/*.trg`` is what every editor can match."""
+        caps = ls.client_capabilities.workspace
+        watched = caps.did_change_watched_files if caps is not None else None
+        if watched is None or not watched.dynamic_registration:
+            return
+        ls.client_register_capability(T.RegistrationParams(registrations=[T.Registration(
+            id="triggerc-watched-files", method=T.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=T.DidChangeWatchedFilesRegistrationOptions(watchers=[
+                T.FileSystemWatcher(glob_pattern=g) for g in WATCHED]))]))
+
+    @server.feature(T.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(ls: TriggerLanguageServer, params: T.DidChangeWatchedFilesParams) -> None:
+        """Files changed on disk outside the editor (a ``git checkout``, a script, another
+        editor): re-check, as debounced, the open documents that read them, as a change
+        of an open document re-checks its includers (an open document's own change is the
+        editor's business: its text stands for the file). A ``.trg`` changed: the open
+        documents whose includes read it, and its open ``X_test.trg``; created or deleted:
+        also those with an include (a glob may now match it, a missing include find it);
+        a ``triggerc.toml``: every open document (what check leaves out may have changed)."""
+        docs = ls.workspace.text_documents
+        again: set[str] = set()
+        for change in params.changes:
+            uri = change.uri
+            path = ls.path_of(uri)
+            if os.path.basename(path) == "triggerc.toml":
+                again.update(docs)
+                continue
+            if uri in docs or not path.endswith(".trg"):
+                continue
+            again.update(ls.readers(os.path.realpath(path)))
+            tests = D.tests_path(path)
+            if tests is not None and ls.uri_of(tests) in docs:
+                again.add(ls.uri_of(tests))
+            if change.type != T.FileChangeType.Changed:
+                again.update(u for u, a in ls.analyses.items() if u in docs and
+                             any(d.__class__ is A.Include for d in a.module.decls))
+        for u in sorted(again):
+            ls.schedule(u, ls.debounce)
 
     @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: TriggerLanguageServer, params: T.DidOpenTextDocumentParams) -> None:
