@@ -752,6 +752,26 @@ def test_the_editor_drops_the_checked_files_parse_once_its_tests_file_is_closed(
     assert "Traceback" not in client.stderr, client.stderr
 
 
+def test_go_to_definition_on_an_include_opens_the_files_it_reads(team: Path) -> None:
+    """Before: nothing (no name there). Now the file an include names, or each file its glob
+    matches, an unsaved open document included."""
+    from lsp_client import LspClient, uri
+
+    client = LspClient(cwd=team, init_options={"debounce_ms": 50})
+    try:
+        mu = client.open(team / "main.trg", MAIN + 'include "fresh.trg"\n')
+        client.open(team / "fresh.trg", COMMON.replace("notify", "alert"))  # never saved
+        client.wait_diagnostics(mu)
+        found = [[(d["uri"], d["range"]["start"]) for d in client.request(
+            "textDocument/definition", {"textDocument": {"uri": mu}, "position": {"line": ln, "character": ch}}) or ()]
+            for ln, ch in ((0, 8), (0, 19), (1, 14), (2, 9), (0, 3))]
+    finally:
+        assert client.close() == 0, client.stderr
+    top = {"line": 0, "character": 0}
+    assert found == [[(uri(team / "deploy.trg"), top)], [(uri(team / "deploy.trg"), top)],
+                     [(uri(team / "rules.d/ci.trg"), top)], [(uri(team / "fresh.trg"), top)], []]
+
+
 def test_files_changed_on_disk_recheck_the_open_documents_that_read_them(team: Path) -> None:
     """Before: a file changed outside the editor (a git checkout, a script) left the open
     documents that read it with their old diagnostics until they were edited. The server

@@ -2,7 +2,8 @@
 
 Features: diagnostics on open and change (the compiler's own, as ``triggerc check`` gives
 them; a ``X_test.trg`` is checked with ``X.trg``'s declarations, and a change to ``X.trg``
-re-checks an open ``X_test.trg``), hover, completion, go to definition, find references,
+re-checks an open ``X_test.trg``), hover, completion, go to definition (on an ``include``'s
+string: the files it reads), find references,
 the occurrences under the cursor highlighted, rename (:func:`document.rename` says what is refused), document symbols, formatting (``triggerc fmt``), quick fixes (the fixes the
 diagnostics carry, as ``check --fix`` applies them) and the ``source.fixAll.triggerc`` code
 action, which applies every safe one (ruff-lsp's ``source.fixAll.ruff``; offered when the
@@ -866,6 +867,24 @@ def build_server() -> TriggerLanguageServer:
             parsed = await loop.run_in_executor(ls._search, ls.parse_on_disk, on_disk) if on_disk else None
         return _at(ls, uri, position, found, parsed)
 
+    def _included_at(ls: TriggerLanguageServer, uri: str, position: T.Position) -> list[T.Location] | None:
+        """The files the ``include`` whose string is under the cursor reads, as an analysis
+        would read them now (the open documents never saved included)."""
+        snap = ls.text_of(uri)
+        _, module = ls.module_now(uri)
+        if snap is None or module is None:
+            return None
+        lines = D.split_lines(snap[0])
+        ln = position.line
+        col = _chars(lines[ln], position.character, ls.encoding()) + 1 if 0 <= ln < len(lines) else 0
+        for d in module.decls:
+            sp = d.path.span if d.__class__ is A.Include else None
+            if sp is not None and sp.start.line == sp.end.line == ln + 1 and sp.start.column <= col <= sp.end.column:
+                found = include_targets(A.Module(decls=(d,), file=module.file), ls.path_of(uri), set(ls.real.values()))
+                start = T.Position(line=0, character=0)
+                return [T.Location(uri=ls.uri_of(p), range=T.Range(start=start, end=start)) for p in found] or None
+        return None
+
     def _location(ls: TriggerLanguageServer, o: D.Occurrence) -> T.Location:
         uri = ls.uri_of(o.file)
         snap = ls.text_of(uri)
@@ -880,9 +899,11 @@ def build_server() -> TriggerLanguageServer:
 
     @server.feature(T.TEXT_DOCUMENT_DEFINITION)
     def definition(ls: TriggerLanguageServer, params: T.DefinitionParams) -> list[T.Location] | None:
+        """A name's declarations; on an ``include``'s string, the files it reads (each a
+        glob matches), as an editor opens the header of an ``#include`` or an import's module."""
         occs, at = _at(ls, params.text_document.uri, params.position)
         if at is None:
-            return None
+            return _included_at(ls, params.text_document.uri, params.position)
         defs = [o for o in occs if o.is_def and D.same_symbol(o, at)]
         return [_location(ls, o) for o in defs] or None
 
