@@ -95,6 +95,8 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
         # the file's triggerc.toml, as `triggerc check` reads it: TRG307 left out, strict
         ("check", {"path": str(tmp_path / "cfg" / "r.trg"), "text": RULES + 'x: on git.push branch="a/*" run deploy with <sha>\n'
                    'on http.post path="/h" run deploy with "x"\n'}),
+        ("catalogue", {"event": "push"}),
+        ("explain", {"path": str(rules), "event": payload}),  # a raw body given as the event
     ]
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "triggerc.toml").write_text('ignore = ["TRG307"]\nstrict = true\n')
@@ -124,6 +126,11 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
     assert ex["events"][0]["data"]["sha"] == payload["after"]
     configured = res[9][1]
     assert [d["code"] for d in configured["diagnostics"]] == ["TRG209"] and configured["ok"] is False, configured
+    # an event without its source is refused, not ignored (it listed every source)
+    assert res[10][0] and "`event` 'push' needs its `source`" in res[10][1]
+    # the way to give a raw body is this tool's, not the CLI's (--github EVENT)
+    assert res[11][0] and "give it as `payload`, with `provider` (github or gitlab) and `provider_event`" \
+        in res[11][1] and "--github" not in res[11][1]
 
 
 def test_explain_a_rules_file_with_errors_returns_its_diagnostics(tmp_path: Path) -> None:
@@ -158,6 +165,7 @@ def test_emit_history_and_no_secret_value_in_any_result(rules: Path, tmp_path: P
             ("emit", {"trigger": "git.push", "url": "http://192.0.2.1:8080"}),
             ("emit", {"trigger": "git.push", "url": "http://localhost.example.com:8080"}),
             ("emit", {"trigger": "nodot"}),
+            ("emit", {"trigger": "gti.push", "data": {"branch": "main"}}),  # sent, with triggerc emit's warning
         )
     finally:
         server.stop()
@@ -176,6 +184,9 @@ def test_emit_history_and_no_secret_value_in_any_result(rules: Path, tmp_path: P
     assert res[8][0] and "loopback" in res[8][1]
     assert res[9][0] and "loopback" in res[9][1]
     assert res[10][0]  # the trigger's pattern is part of the input schema
+    assert not res[11][0] and res[11][1]["status"] == 202 and res[11][1]["runs"] == []
+    assert res[11][1]["warning"] == "gti.push: unknown source 'gti' (did you mean 'git'?)"
+    assert "warning" not in sent
     everything = json.dumps(mcp.results)
     assert SECRET not in everything
     assert everything.count("[secret gh]") >= 4

@@ -27,7 +27,11 @@ class EventInputError(Exception):
     """An event that cannot be read: message for the user, exit 1."""
 
 
-def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> list[Event]:
+def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str,
+                     raw_hint: str | None = None) -> list[Event]:
+    """The events of one JSON value: an event ``{source, type, data}``, or with ``provider``
+    (name, event) a webhook's body. ``raw_hint``: how the caller takes a body instead (the
+    CLI's ``--github EVENT`` flags when None), said when ``obj`` looks like one."""
     if provider is not None:
         from .providers import ProviderError, normalise
 
@@ -42,8 +46,8 @@ def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str) -> 
         if isinstance(obj, dict) and "source" not in obj and "type" not in obj and obj:
             from .providers import BUILTIN
 
-            hint = (f"; for a webhook's body as the provider sent it, say whose and which event: --{BUILTIN[0]} "
-                    f"EVENT (or {', '.join(f'--{p}' for p in BUILTIN[1:])})")
+            hint = "; for a webhook's body as the provider sent it, say whose and which event: " + (
+                raw_hint or f"--{BUILTIN[0]} EVENT (or {', '.join(f'--{p}' for p in BUILTIN[1:])})")
         raise EventInputError(f"{where}: {e}{hint}") from None
     if ev.source == "file":  # as serve completes an emitted one that names only its path
         complete_file_data(ev.data, ev.type)

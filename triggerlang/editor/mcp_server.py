@@ -8,7 +8,7 @@ structured JSON):
 | ``check`` | diagnostics of a rules file (or of text given as if it were that file), as ``triggerc check --format json`` |
 | ``explain`` | match one event, or a raw GitHub/GitLab payload, against a rules file: the runs it would start and, for each other rule of the event's source, the first condition that failed and the value the event had |
 | ``catalogue`` | the sources, a source's events, or an event's typed fields |
-| ``emit`` | send one event to a running ``triggerc serve`` — loopback only |
+| ``emit`` | send one event to a running ``triggerc serve`` — loopback only; a trigger the catalogue does not know is sent with a ``warning`` (``triggerc emit``'s) |
 | ``runs``, ``run_log``, ``events`` | history from the store (``--state``, default ``.triggerlang``; or ``--store``) |
 | ``groups`` | correlation groups (SPEC §11): open, fired, expired... with their members |
 
@@ -258,7 +258,9 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
                          "diagnostics": [d.to_json() for d in c.diagnostics if d.is_error]})
         try:
             events = _events_from_obj(event if event is not None else payload,
-                                      (provider, provider_event) if payload is not None else None, "event")
+                                      (provider, provider_event) if payload is not None else None,
+                                      "event" if event is not None else "payload",
+                                      "give it as `payload`, with `provider` (github or gitlab) and `provider_event`")
         except EventInputError as e:
             raise ToolError(str(e)) from None
         dry = DryRun(c.manifest, build_matcher(c.manifest["rules"]))
@@ -277,6 +279,8 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
         from ..diagnostics import did_you_mean
         from .knowledge import field_doc
 
+        if source is None and event is not None:
+            raise ToolError(f"`event` {event!r} needs its `source` (catalogue with no arguments lists them)")
         if source is None:
             return {"sources": [{"name": n, "doc": s.doc, "events": sorted(s.events), "open_events": s.open_events,
                                  "listener": s.listener or None} for n, s in sorted(C.CATALOGUE.items())]}
@@ -301,17 +305,21 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
     # ------------------------------------------------------------------ emit
     @server.tool(description="Send one event to a running `triggerc serve --http` (POST /events), as "
                              "`triggerc emit` does. Only a loopback server is reachable. This is the one tool "
-                             "that changes anything: the server journals the event and starts its runs.")
+                             "that changes anything: the server journals the event and starts its runs. A "
+                             "trigger the catalogue does not know is sent too, with a `warning` (a typo?).")
     def emit(
         trigger: Annotated[str, Field(description="SOURCE.EVENT, e.g. git.push", pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z0-9_\-*]+$")],
         data: Annotated[dict[str, Any] | None, Field(description="The event's fields")] = None,
         url: Annotated[str | None, Field(description="The server (default: the --url of triggerc mcp)")] = None,
         id: Annotated[str | None, Field(description="An event id: re-sending it creates nothing new")] = None,
     ) -> dict[str, Any]:
+        from ..check.checker import trigger_problem
+
         target = url or server_url
         if not _is_loopback_url(target):
             raise ToolError(f"{target}: emit only reaches a server on loopback (127.0.0.1, ::1, localhost)")
         source, typ = trigger.split(".", 1)
+        problem = trigger_problem(source, typ)  # sent all the same, as `triggerc emit` sends it
         body: dict[str, Any] = {"source": source, "type": typ, "data": data or {}}
         if id:
             body["id"] = id
@@ -328,8 +336,11 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise ToolError(f"cannot reach {target}: {getattr(e, 'reason', e)} "
                             "(is `triggerc serve --http` running?)") from None
-        return done({"status": status, "event_id": answer.get("event_id"), "runs": answer.get("runs", []),
-                     "duplicate": bool(answer.get("duplicate"))})
+        out = {"status": status, "event_id": answer.get("event_id"), "runs": answer.get("runs", []),
+               "duplicate": bool(answer.get("duplicate"))}
+        if problem is not None:  # no rule can take it: a typo, most likely
+            out["warning"] = f"{trigger}: {problem[1]}" + (f" ({problem[2]})" if problem[2] else "")
+        return done(out)
 
     # ------------------------------------------------------------------ history
     @server.tool(description="Runs from the journal, newest first: id, rule, action, status, exit code, "
