@@ -273,10 +273,31 @@ def test_a_stopped_worker_past_its_lease_is_reaped_and_fences_itself_after_sigco
     stalled.signal(signal.SIGCONT)
     wait_for(lambda: not alive(pid), "the stalled worker to kill its action once it sees its lease gone",
              on_fail=stalled.log)
-    wait_for(lambda: "the lease is gone" in stalled.log(), "the fencing to be logged", on_fail=stalled.log)
+    wait_for(lambda: "its lease is gone (a reaper took it" in stalled.log(), "the fencing to be logged",
+             on_fail=stalled.log)
     time.sleep(1.0)  # its finish must not overwrite the reaped run
     after = {r["id"]: r for r in c.runs()}
     assert after[rid]["status"] == "interrupted" and len(after) == 2
+    c.stop()
+
+
+def test_a_store_outage_past_the_lease_stops_the_run_and_the_worker_says_why(cluster: Cluster) -> None:
+    # the database refusing connections for longer than the lease (a restart, a failover): the
+    # worker cannot renew its lease, so it stops its run before a reaper retries it elsewhere;
+    # its log says the store did not answer (not that the worker was stalled)
+    from test_pgstore import _outage
+
+    c = cluster.start(SLOW_ONCE, nodes=1, workers=1)
+    assert post(c.nodes[0], "/slow", {}).status_code == 202
+    c.wait_runs(lambda rs: rs and rs[0]["status"] == "running" and (c.proj / "pid1").exists(), "the run to be going")
+    pid, w = int((c.proj / "pid1").read_text()), c.workers[0]
+    with _outage(c.url):
+        wait_for(lambda: not alive(pid), "the worker to stop its run once its lease ran out", on_fail=w.log)
+    runs = c.wait_runs(lambda rs: done(rs, 2), "the reaper and the retry")
+    assert runs[0]["status"] == "interrupted" and (runs[1]["attempt"], runs[1]["status"]) == (2, "succeeded")
+    log = w.log()
+    assert "the store has not answered for" in log and "past its 2s lease" in log, log
+    assert "stalled" not in log, log
     c.stop()
 
 

@@ -56,6 +56,8 @@ from .store import Intent, RunRow, StoreError
 
 log = logging.getLogger("triggerlang")
 
+_RETRIED_IF = " (and retries it if its rule has retry)"
+
 FINISH_RETRY = 1.0
 """Seconds before a run end that could not be written is tried again (growing to 30 s)."""
 
@@ -508,8 +510,8 @@ class Worker:
                 pass  # drain() waits for it
             res = await a.ra.wait()
             if row.id in self.fenced:
-                log.warning("run %s of %s: its lease was lost; it was stopped and not recorded here "
-                            "(the reaper took it)", row.id, row.rule)
+                log.warning("run %s of %s: stopped and not recorded by this worker, as its lease is gone: a reaper "
+                            "records it interrupted%s", row.id, row.rule, _RETRIED_IF)
                 return
             status = res.status
             if status == "cancelled" and self.closing and not a.cancelling:
@@ -556,6 +558,9 @@ class Worker:
                 break
             except StoreError as e:
                 if row.id in self.fenced:
+                    log.warning("run %s of %s ended %s, but the store did not answer before its lease ran out: not "
+                                "recorded by this worker; a reaper records it interrupted%s", row.id, row.rule,
+                                status, _RETRIED_IF)
                     return
                 log.error("run %s ended %s; cannot record it yet (%s), trying again in %.0fs", row.id, status, e,
                           delay)
@@ -580,12 +585,14 @@ class Worker:
             if not ids:
                 self._last_beat_ok = time.monotonic()
                 continue
+            silent = 0.0   # how long the store has not answered, once that is past the lease
             try:
                 lost, cancel = await asyncio.to_thread(self.store.heartbeat, self.id, ids, self.opts.lease)
                 self._last_beat_ok = time.monotonic()
             except StoreError as e:
                 log.error("worker %s: heartbeat failed: %s", self.id, e)
-                if time.monotonic() - self._last_beat_ok > self.opts.lease:
+                silent = time.monotonic() - self._last_beat_ok
+                if silent > self.opts.lease:
                     lost, cancel = set(ids), set()  # our leases have expired by now: stop everything
                 else:
                     continue
@@ -594,9 +601,14 @@ class Worker:
                 if a is None:
                     continue
                 self.fenced.add(rid)
-                log.warning("run %s of %s: the lease is gone (reaped after a stall?): killing its process group",
-                            rid, a.row.rule)
-                if a.ra is not None:
+                going = a.ra is not None and not a.ra.done()
+                if silent:   # an outage (or a network cut): nobody reaped it yet, but a reaper will
+                    why = (f"the store has not answered for {silent:.1f}s, past its {self.opts.lease:g}s lease: a "
+                           f"reaper records it interrupted{_RETRIED_IF}")
+                else:
+                    why = "its lease is gone (a reaper took it: was this worker stalled?)"
+                log.warning("run %s of %s: %s%s", rid, a.row.rule, why, ": killing its process group" if going else "")
+                if going:
                     self._spawn(a.ra.cancel(grace=0.0))
             for rid in cancel:
                 self._cancel(rid, self.opts.restart_grace, "a cancel was asked for (busy restart or an operator)")
