@@ -298,6 +298,10 @@ def test_a_store_outage_past_the_lease_stops_the_run_and_the_worker_says_why(clu
     log = w.log()
     assert "the store has not answered for" in log and "past its 2s lease" in log, log
     assert "stalled" not in log, log
+    # the outage is said once, not by every heartbeat, reaper round and claim (every 0.5 s
+    # here), and its end is said too
+    wait_for(lambda: "the store answers again, after" in w.log(), "the end of the outage to be said", on_fail=w.log)
+    assert w.log().count(" ERROR ") <= 2, w.log()
     c.stop()
 
 

@@ -40,6 +40,7 @@ import stat
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -57,6 +58,52 @@ from .store import Intent, RunRow, StoreError
 log = logging.getLogger("triggerlang")
 
 _RETRIED_IF = " (and retries it if its rule has retry)"
+
+
+class StoreHealth:
+    """Says when the store stops answering, and when it answers again: once each per process.
+
+    In an outage (a restart, a failover) every part of a node fails at once and again at each
+    round: the claim loop each poll, the heartbeat and the reaper every 2 s, the LISTEN thread
+    each second. Logged as they came, a one-minute restart was about 100 ERROR lines from
+    each worker, and no line said that it was over. So the first failure is one ERROR line; the
+    same error again, from any part, is a debug line unless a minute has passed since it was
+    last said (a different error is said at once); and the first success after a failure is
+    one INFO line with how long the store did not answer. Thread-safe (the LISTEN thread)."""
+
+    REPEAT = 60.0   # seconds: an outage that goes on is said again this often
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._said: tuple[str, float] = ("", 0.0)
+
+    def failed(self, who: str, e: BaseException) -> None:
+        now, text = time.monotonic(), str(e)
+        with self._lock:
+            if self._since is None:
+                self._since = now
+            loud = text != self._said[0] or now - self._said[1] >= self.REPEAT
+            if loud:
+                self._said = (text, now)
+        (log.error if loud else log.debug)("%s: %s", who, text)
+
+    def ok(self) -> None:
+        with self._lock:
+            since, self._since, self._said = self._since, None, ("", 0.0)
+        if since is not None:
+            log.info("the store answers again, after %.0fs", time.monotonic() - since)
+
+
+_HEALTH: "weakref.WeakKeyDictionary[Any, StoreHealth]" = weakref.WeakKeyDictionary()
+
+
+def store_health(store: Any) -> StoreHealth:
+    """The one :class:`StoreHealth` of ``store`` in this process (its worker and reaper share it)."""
+    h = _HEALTH.get(store)
+    if h is None:
+        h = _HEALTH[store] = StoreHealth()
+    return h
 
 FINISH_RETRY = 1.0
 """Seconds before a run end that could not be written is tried again (growing to 30 s)."""
@@ -308,6 +355,7 @@ class Worker:
         self._last_claim = 0.0             # the last claim a notification made (for notify_gap)
         self._notified_since = False
         self._last_beat_ok = time.monotonic()
+        self.health = store_health(store)
         self.tmp = _log_folder()
 
     # ------------------------------------------------------------------ start and stop
@@ -366,6 +414,7 @@ class Worker:
                 conn = self.store.listen_connection()
                 conn.execute(f"LISTEN {NOTIFY_RUNS}")
                 conn.execute(f"LISTEN {NOTIFY_CANCEL}")
+                self.health.ok()
                 self.loop.call_soon_threadsafe(self._notified, NOTIFY_RUNS, None)  # catch up on what we missed
                 while not self._stop_listen.is_set():
                     for n in conn.notifies(timeout=0.5):
@@ -373,8 +422,10 @@ class Worker:
             except Exception as e:  # a lost connection: the poll keeps things going, reconnect
                 if self._stop_listen.is_set():
                     break
-                log.warning("worker %s: notifications lost (%s); reconnecting", self.id,
-                            e if isinstance(e, StoreError) else type(e).__name__)
+                if isinstance(e, StoreError):   # cannot connect: the outage, said once (StoreHealth)
+                    self.health.failed(f"worker {self.id}: notifications lost; reconnecting", e)
+                else:
+                    log.warning("worker %s: notifications lost (%s); reconnecting", self.id, type(e).__name__)
                 self._stop_listen.wait(1.0)
             finally:
                 if conn is not None:
@@ -436,6 +487,7 @@ class Worker:
                 if free > 0:
                     rows = await asyncio.to_thread(self.store.claim, self.id, list(self.opts.pools), free,
                                                    self.opts.lease)
+                    self.health.ok()
                     for row in rows:
                         self.active[row.id] = _Active(row, self.tmp / f"{row.id}.log")
                         if self.metrics is not None:
@@ -444,10 +496,11 @@ class Worker:
                     if rows and len(rows) == free:
                         continue
                 nxt = await asyncio.to_thread(self.store.next_ready_at, list(self.opts.pools))
+                self.health.ok()
                 if nxt is not None:
                     timeout = min(timeout, nxt + 0.005)
             except StoreError as e:
-                log.error("worker %s: cannot claim: %s", self.id, e)
+                self.health.failed(f"worker {self.id}: cannot claim", e)
             except Exception:
                 log.exception("worker %s: claiming failed", self.id)
 
@@ -589,8 +642,9 @@ class Worker:
             try:
                 lost, cancel = await asyncio.to_thread(self.store.heartbeat, self.id, ids, self.opts.lease)
                 self._last_beat_ok = time.monotonic()
+                self.health.ok()
             except StoreError as e:
-                log.error("worker %s: heartbeat failed: %s", self.id, e)
+                self.health.failed(f"worker {self.id}: heartbeat failed", e)
                 silent = time.monotonic() - self._last_beat_ok
                 if silent > self.opts.lease:
                     lost, cancel = set(ids), set()  # our leases have expired by now: stop everything
@@ -634,6 +688,7 @@ class Reaper:
         self.store = store
         self.interval = interval
         self.keep = keep
+        self.health = store_health(store)
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -654,8 +709,9 @@ class Reaper:
                                 row.worker, ", retried" if again else "")
                 if self.keep is not None:
                     await asyncio.to_thread(self.keep)
+                self.health.ok()
             except StoreError as e:
-                log.error("reaper: %s", e)
+                self.health.failed("reaper", e)
             except Exception:
                 log.exception("reaper failed")
             await asyncio.sleep(self.interval)
