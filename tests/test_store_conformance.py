@@ -411,6 +411,13 @@ gate: on all(http.post path="/a" as a, http.post path="/b" as b) within 1m run o
     post(s, "/b", {})
     s.wait_runs(lambda rs: done(rs, 1), "the fire's run")
     assert [(e["source"], e["depth"]) for e in s.events()] == [("http", 0), ("http", 0), ("correlation", 1)]
+    # /metrics counts the correlation.fired event too (before: only the two http.post ones)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(s.url + "/metrics")  # loopback, no token: allowed
+    events = {tuple(sorted(x.labels.items())): x.value for fam in text_string_to_metric_families(r.text)
+              for x in fam.samples if x.name == "triggerlang_events_total"}
+    assert events == {(("source", "http"), ("type", "post")): 2, (("source", "correlation"), ("type", "fired")): 1}
     stop_ok(s)
 
 

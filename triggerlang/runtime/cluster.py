@@ -250,17 +250,28 @@ class IngestEngine:
                         extra={"event_id": event.id, "depth": event.depth})
         corr = self.correlations
         fired: list[int] = []
-        in_tx = corr.in_tx(event, fired) if corr is not None and corr.active and corr.touches(event) else None
+        emitted: list = []
+        in_tx = corr.in_tx(event, fired, emitted) if corr is not None and corr.active and corr.touches(event) else None
         t0 = time.perf_counter()
         rec = await loop.run_in_executor(
             self._executor, lambda: self.store.ingest(event, intents, delivery_key, manifest=rules.sha, in_tx=in_tx))
         if self.metrics is not None and not rec.duplicate:
             self.metrics.committed(time.perf_counter() - t0)
-            self.metrics.event(event.source, event.type)
-            self.metrics.runs_decided((it.rule, "skipped") for it in intents if it.skip is not None)
-            if intents and event.depth > self.max_chain_depth:
-                self.metrics.too_deep.inc()
+            self.count(event, intents)
+            for ev, its in emitted:
+                self.count(ev, its)
         return Submitted(rec.event_id, rec.run_ids + ([] if rec.duplicate else fired), duplicate=rec.duplicate)
+
+    def count(self, event: Event, intents: list[Intent]) -> None:
+        """An event this node journaled, and the runs it decided ``skipped`` with it, on
+        ``/metrics``: a source's event (:meth:`submit`) and each ``correlation.*`` event a
+        fire journals (runtime/pgcorrelate.py), after their transaction's commit."""
+        if self.metrics is None:
+            return
+        self.metrics.event(event.source, event.type)
+        self.metrics.runs_decided((it.rule, "skipped") for it in intents if it.skip is not None)
+        if intents and event.depth > self.max_chain_depth:
+            self.metrics.too_deep.inc()
 
     def _note_change(self, rule: str) -> None:
         """(In a thread.) A file change matched ``rule``: count it against the run going now,

@@ -390,25 +390,28 @@ class ClusterCorrelations:
         return bool(self.corr.index.matches(event))
 
     # ------------------------------------------------------------------ transactions
-    def in_tx(self, event: Event, run_ids: list[int]) -> Callable[[Any], None]:
+    def in_tx(self, event: Event, run_ids: list[int], emitted: list | None = None) -> Callable[[Any], None]:
         """The ``in_tx`` of the event's ingest: admit it, journal what fires (the runs made
-        are appended to ``run_ids``)."""
+        are appended to ``run_ids``; each ``correlation.*`` event journaled and its intents
+        to ``emitted``, for the caller to count once the transaction has committed)."""
         def run(cur: Any) -> None:
+            if emitted is not None:
+                del emitted[:]  # (the ingest's transaction may be tried again)
             cur.execute("SELECT received_at FROM trg_events WHERE id = %s", (event.id,))
             now = float(cur.fetchone()[0])
-            self._run(cur, now, lambda: self.corr.submit(event, now, processing=now), run_ids, event.depth)
+            self._run(cur, now, lambda: self.corr.submit(event, now, processing=now), run_ids, event.depth, emitted)
         return run
 
     def _run(self, cur: Any, now: float, step: Callable[[], list[Outcome]], run_ids: list[int],
-             cause: int = 0) -> None:
+             cause: int = 0, emitted: list | None = None) -> None:
         self.state.bind(cur)
         try:
-            self._apply(cur, step(), now, 0, run_ids, cause)
+            self._apply(cur, step(), now, 0, run_ids, cause, emitted)
         finally:
             self.state.unbind()
 
     def _apply(self, cur: Any, outs: list[Outcome], now: float, depth: int, run_ids: list[int],
-               cause: int = 0) -> None:
+               cause: int = 0, emitted: list | None = None) -> None:
         """Journal what the outcomes emit; a ``correlation.*`` event is one deeper than the
         event that caused it (``cause``; 0 for a deadline), and past ``--max-chain-depth``
         its runs are ``skipped`` (runtime/loops.py)."""
@@ -426,10 +429,13 @@ class ClusterCorrelations:
                 intents.insert(0, self._fire_intent(rules, o, getattr(self.engine, "max_chain_depth", None)))
             ids = self.store.ingest_in_tx(cur, ev, intents, rules.sha, now)
             run_ids.extend(ids)
+            if emitted is not None:
+                emitted.append((ev, intents))
             cur.execute("UPDATE trg_corr_groups SET run_id = %s, event_id = %s WHERE id = %s",
                         (ids[0] if (o.run is not None and ids) else None, ev.id, o.group))
             if depth < MAX_CHAIN:
-                self._apply(cur, self.corr.submit(ev, now, processing=now), now, depth + 1, run_ids, ev.depth)
+                self._apply(cur, self.corr.submit(ev, now, processing=now), now, depth + 1, run_ids, ev.depth,
+                            emitted)
 
     @staticmethod
     def _fire_intent(rules: Any, o: Outcome, max_depth: int | None = None) -> Intent:
@@ -461,12 +467,17 @@ class ClusterCorrelations:
     def transaction(self, step: Callable[[float], list[Outcome]]) -> list[int]:
         """``step(now)`` in a transaction of its own (deadlines, start, reload); the runs made."""
         run_ids: list[int] = []
+        emitted: list = []
 
         def run(cur: Any) -> None:
-            del run_ids[:]
+            del run_ids[:], emitted[:]
             now = self.store.db_now(cur)
-            self._run(cur, now, lambda: step(now), run_ids)
+            self._run(cur, now, lambda: step(now), run_ids, emitted=emitted)
         self.store.correlation_tx(run)
+        count = getattr(self.engine, "count", None)
+        if count is not None:
+            for ev, intents in emitted:
+                count(ev, intents)
         return run_ids
 
     # ------------------------------------------------------------------ start, reload, time
