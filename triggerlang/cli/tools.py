@@ -30,10 +30,12 @@ EXAMPLES_DASHBOARD = examples(
                    "clients are answered. Also read from TRIGGERLANG_DASHBOARD_TOKEN.")
 @_STORE_OPT
 def dashboard(state_dir, rules_path, host, port, token, store_url) -> None:
-    """Serve the read-only dashboard over the journal: events, runs, logs, live.
+    """Serve the dashboard over the journal: events, runs, logs, live.
 
-    The page is at /dashboard/ and the JSON API at /api/runs, /api/runs/ID, /api/events
-    and /api/events/ID. `triggerc serve --dashboard` mounts the same on its listener.
+    The page is at /dashboard/ and the JSON API under /api/ (runs, events, sources,
+    groups). Over a SQLite journal it is read-only; with --store URL --token T it can
+    re-run, cancel and resume too. `triggerc serve --dashboard` mounts the same on its
+    listener.
     """
     from pathlib import Path
 
