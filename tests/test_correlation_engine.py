@@ -324,6 +324,26 @@ def test_back_to_back_between_windows_each_fire_when_a_and_b_are_the_same_instan
     assert [o.run.inputs["a"] for o in outs if o.run] == [iso(T0 + H), iso(T0 + 2 * H), iso(T0 + 3 * H)]
 
 
+def test_after_more_than_100_missed_windows_the_window_open_now_is_still_watched() -> None:
+    # a daily 02:30-06:00 Paris window; serve down 150 days, back at 04:00 Paris: the 100
+    # oldest are made up, then tonight's, open now, is watched (the jump to the present
+    # used to start from the next 02:30: tonight's 06:00 page never came)
+    text = ('nightly: on absent(ci.completed pipeline="nightly" status="success")\n'
+            '    between cron "30 2 * * *" and cron "0 6 * * *" tz "Europe/Paris" run d with <group.opened_at>\n')
+    m = manifest(text)
+    for back, armed in (("2024-06-01T04:00:00+02:00", "2024-06-01T00:30:00.000Z"), ("2024-06-01T07:00:00+02:00", None)):
+        eng = Correlator(m["rules"], MemoryState())
+        eng.start(T0)
+        now = parse_time(back)
+        outs = eng.start(now, downtime=(T0 + 60, now))
+        assert len([o for o in outs if o.action == "fire"]) == 100
+        g = eng.state.live("nightly", ())
+        assert (iso(g.opened_at) if g else None) == armed, back
+        if g:
+            assert g.deadline == parse_time("2024-06-01T06:00:00+02:00")
+            assert [o.action for o in eng.advance(g.deadline)] == ["fire"]
+
+
 # --------------------------------------------------------------------------- bounds
 
 def test_max_refuses_new_groups_but_existing_ones_keep_admitting() -> None:

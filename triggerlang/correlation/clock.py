@@ -109,3 +109,18 @@ def cron_next(expr: str, tz: str, after: float) -> float:
     """The first instant of the 5-field cron ``expr`` in time zone ``tz`` strictly after
     ``after`` (epoch seconds): see :func:`cron_instants`."""
     return next(cron_instants(expr, tz, after))
+
+
+def cron_last(expr: str, tz: str, until: float) -> float | None:
+    """The last instant of ``expr`` in ``tz`` at or before ``until`` (None if there is none in
+    the five years before): looks back a minute, an hour, a day, a month, a year, five, and
+    walks forward from the first span that holds one."""
+    for back in (60.0, 3600.0, 86400.0, 32 * 86400.0, 367 * 86400.0, 5 * 367 * 86400.0):
+        last = None
+        for t in cron_instants(expr, tz, until - back):
+            if t > until:
+                break
+            last = t
+        if last is not None:
+            return last
+    return None

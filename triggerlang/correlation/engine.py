@@ -46,7 +46,7 @@ from typing import Any
 
 from ..compile.patterns import captured
 from ..events import MISSING, Event, get_path, new_event_id
-from .clock import cron_next, iso
+from .clock import cron_last, cron_next, iso
 from .spec import CorrRule, MemberIndex, is_correlation, key_text
 from .state import Group, State
 
@@ -260,6 +260,8 @@ class Correlator:
             if ot is not None and ot <= now and (gd is None or ot < gd):
                 n = late_openings[opener.name] = late_openings.get(opener.name, 0) + 1
                 outs.extend(self._open_between(opener, ot, processing, skip=n > MAX_LATE_OPENINGS, now=now))
+                if n > MAX_LATE_OPENINGS:   # jumped to the present: at most its one opening is left
+                    late_openings[opener.name] = 0
                 continue
             if gd is None or gd > now:
                 return outs
@@ -484,8 +486,10 @@ class Correlator:
         outs: list[Outcome] = []
         if meta.get("next_open") != at:   # another process opened these windows meanwhile
             return outs
-        if skip:   # far behind after a long downtime: jump to the present
-            meta["next_open"] = cron_next(w["start"], tz, now)
+        if skip:   # far behind after a long downtime: jump to the present, the window open now included
+            last = cron_last(w["start"], tz, now)
+            still_open = last is not None and last > at and cron_next(w["end"], tz, last) > now
+            meta["next_open"] = last if still_open else cron_next(w["start"], tz, now)
             meta["skipped_at"] = now
             self.state.set_meta(r.name, meta)
             return outs
