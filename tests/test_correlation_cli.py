@@ -347,15 +347,18 @@ nightly_missing: on absent(ci.completed pipeline="nightly" status="success")
     assert any("fires in 3h30m" in t for t in texts), texts
 
 
-def test_an_unexpected_fire_prints_the_timeline_too() -> None:
-    """`expect not RULE` / `expect none` on a correlation rule that fired: the failure
-    showed only the run, not why the absence fired (here the awaited event's typo)."""
-    text = '''\
+NIGHTLY = '''\
 action page(text) = exec "./page.sh" text
 nightly_missing: on absent(ci.completed pipeline="nightly" status="success")
     between cron "30 2 * * *" and cron "0 6 * * *" tz "Europe/Paris"
     run page with "no nightly"
+'''
 
+
+def test_an_unexpected_fire_prints_the_timeline_too() -> None:
+    """`expect not RULE` / `expect none` on a correlation rule that fired: the failure
+    showed only the run, not why the absence fired (here the awaited event's typo)."""
+    text = NIGHTLY + '''
 test "a success inside the window disarms it":
     at "2024-01-01T04:00:00+01:00"
     given ci.completed pipeline="nightly" status="succes"
@@ -373,6 +376,26 @@ test "nothing runs":
     out = render_text([run_compiled(c)])
     assert out.count("timeline of nightly_missing:") == 2, out
     assert out.count('completed: no match: status="success" (line 2:60) failed: status was "succes"') == 2, out
+
+
+def test_a_long_wait_over_many_windows_prints_the_ends_of_its_timeline_and_counts_the_runs() -> None:
+    """A month's wait over a daily window printed its 60 steps under each failure, and
+    `expect none` showed one run of the 30 as if it were the only one."""
+    text = NIGHTLY + '''
+test "a month":
+    wait 30d
+    expect none
+    wait 3d
+    expect not nightly_missing
+'''
+    c = compile_text(text, "rules.trg", "/tmp")
+    assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+    out = render_text([run_compiled(c)])
+    assert "  nightly_missing (30 runs, the first): it runs page with text=\"no nightly\"\n" in out, out
+    assert "             ... 52 more (+2d1h to +27d5h)\n" in out, out
+    assert "the window closed without completed: fires (at +29d5h)\n" in out, out
+    assert "  3 runs, the first: it runs page with" in out, out
+    assert "(at +31d1h)" in out and len(out.splitlines()) < 40, out   # 3 days: 6 lines, all shown
 
 
 def test_keys_of_different_types_print_apart(tmp_path: Path) -> None:

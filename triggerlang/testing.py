@@ -328,6 +328,10 @@ class _Since:
         return [n for n in rules.by_name if n in self.matched]
 
 
+TIMELINE_ENDS = 4
+"""A step of a timeline that did more than 2 x this to a rule shows this many at each end."""
+
+
 class _Timeline:
     """Each step of a test so far, and what it did to each correlation rule (for failures)."""
 
@@ -355,7 +359,13 @@ class _Timeline:
                 continue
             at = "+" + human(t - TEST_EPOCH) if t > TEST_EPOCH else "+0s"
             mine = [o for o in step.outcomes if o.rule == rule]
-            lines = [f"{outcome_text(o, o.time)}" + (f" (at +{human(o.time - TEST_EPOCH)})" if o.time != t else "")
+            if len(mine) > 2 * TIMELINE_ENDS + 1:   # a long wait over a window a day: its ends, and a count
+                cut = len(mine) - 2 * TIMELINE_ENDS
+                first, last = mine[TIMELINE_ENDS], mine[-TIMELINE_ENDS - 1]
+                skipped = f"... {cut} more (+{human(first.time - TEST_EPOCH)} to +{human(last.time - TEST_EPOCH)})"
+                mine = mine[:TIMELINE_ENDS] + [skipped] + mine[-TIMELINE_ENDS:]
+            lines = [o if isinstance(o, str) else
+                     f"{outcome_text(o, o.time)}" + (f" (at +{human(o.time - TEST_EPOCH)})" if o.time != t else "")
                      for o in mine]
             if not lines and events and r is not None:
                 sources = {m.source for m in r.members}
@@ -399,8 +409,10 @@ def _judge(x, matched: dict[str, list[dict]], order: list[str], ctx: "_Explainer
         r = x.rules[0]
         if r not in matched:
             return None
+        ran = _ran(r, matched[r][0], rules)
         return Failure(x.span, x.text, f"expected rule {r} not to match, but it did",
-                       [_ran(r, matched[r][0], rules)] + ctx.how(r))
+                       [{**ran, "text": _runs(matched[r]).strip(" ()") + (": " if len(matched[r]) > 1 else "")
+                         + ran["text"]}] + ctx.how(r))
     if x.kind == "only":
         want = list(dict.fromkeys(x.rules))
         if set(want) == set(order):
@@ -420,7 +432,8 @@ def _judge(x, matched: dict[str, list[dict]], order: list[str], ctx: "_Explainer
         return None
     return Failure(x.span, x.text, f"expected no rule to match; matched {', '.join(order)}",
                    [line for r in order for line in
-                    [{**_ran(r, matched[r][0], rules), "text": f"{r}: " + _ran(r, matched[r][0], rules)["text"]},
+                    [{**_ran(r, matched[r][0], rules), "text": f"{r}{_runs(matched[r])}: "
+                      + _ran(r, matched[r][0], rules)["text"]},
                      *ctx.how(r)]])
 
 
@@ -465,6 +478,11 @@ def _ran(rule: str, inputs: dict, rules: _RuleSet) -> dict:
     action = rules.by_name[rule].action
     args = ", ".join(f"{k}={_show(v)}" for k, v in inputs.items())
     return {"rule": rule, "text": f"it runs {action}" + (f" with {args}" if args else ""), "inputs": inputs}
+
+
+def _runs(runs: list) -> str:
+    """`` (30 runs, the first)`` before the first of several runs shown, else nothing."""
+    return f" ({len(runs)} runs, the first)" if len(runs) > 1 else ""
 
 
 def _same(a: Any, b: Any) -> bool:
