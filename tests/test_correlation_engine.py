@@ -384,6 +384,28 @@ def test_reload_keeps_groups_of_unchanged_rules_and_discards_the_others() -> Non
     assert [(o.rule, o.action, o.reason) for o in outs] == [("gate", "discard", "rule removed")]
 
 
+def test_a_renamed_rule_carries_its_groups_over() -> None:
+    # an unlabelled rule is named by its line: a comment added above it made L2 into L3, and
+    # the reload discarded its open group ("rule removed"), so the build seen before the
+    # edit never met its test: no deploy
+    text = 'on all(git.push as p, git.tag as t) same <sha> within 1h run d with <sha>\n'
+    state = MemoryState()
+    eng = Correlator(manifest(text)["rules"], state)
+    eng.start(T0)
+    eng.submit(push("a"), T0)
+    outs = eng.reload(manifest("# the release gate\n" + text)["rules"], T0 + M)
+    assert [(o.rule, o.action, o.reason) for o in outs] == [("L3", "carry", "renamed from L2")]
+    old = state.last_closed("L2", ('"a"',))
+    assert (old.state, old.reason) == ("discarded", f"rule renamed L3: the group goes on as {outs[0].group}")
+    g = state.live("L3", ('"a"',))
+    assert (g.opened_at, g.deadline, state.live("L2", ('"a"',))) == (T0, T0 + H, None)
+    (fire,) = eng.submit(tag("a"), T0 + 2 * M)
+    assert (fire.rule, fire.action, fire.run.inputs["a"]) == ("L3", "fire", "a")
+    eng.submit(push("b"), T0 + 3 * M)                 # two new rules with its fingerprint: which? none
+    outs = eng.reload(manifest("#\n#\n" + text + "x: " + text)["rules"], T0 + 4 * M)
+    assert [(o.rule, o.action, o.reason) for o in outs] == [("L3", "discard", "rule removed")]
+
+
 def test_start_after_a_downtime_processes_past_deadlines_late_with_the_unobserved_part() -> None:
     m = manifest('silent: on absent(http.post path="/hb" as hb) same <query.host> for 10m\n'
                  '    run d with <query.host>, <group.unobserved>, <group.late>\n' + ALL)

@@ -99,6 +99,27 @@ def test_a_changed_rule_discards_its_groups_at_the_next_start(serve, backend: Ba
     stop_ok(s)
 
 
+def test_a_renamed_rule_keeps_its_open_groups_across_a_reload_and_a_restart(serve, backend: Backend) -> None:  # noqa: F811
+    # a renamed rule (a label changed; an unlabelled one a line added above moved) lost its
+    # open groups, "rule removed", so a build seen before the edit never met its test
+    s = serve(RULES.replace("within 2s", "within 1h"))
+    post(s, "/hooks/build?k=x")
+    post(s, "/hooks/build?k=y")
+    s.rules.write_text(RULES.replace("within 2s", "within 1h").replace("gate:", "release:"))
+    wait_for(lambda: "release: renamed from gate, 2 open group(s) carried over" in s.log(), "the reload")
+    assert len(post(s, "/hooks/test?k=x").json()["runs"]) == 1
+    stop_ok(s)
+    s.rules.write_text("# the gates\n" + RULES.replace("within 2s", "within 1h").replace("gate:", "ship:"))
+    s.start()
+    assert len(post(s, "/hooks/test?k=y").json()["runs"]) == 1
+    runs = s.wait_runs(lambda rs: done(rs, 2), "the two fires")
+    assert sorted((r["rule"], r["inputs"]["k"]) for r in runs) == [("release", "x"), ("ship", "y")]
+    gone = groups(s, backend, "--rule", "gate")
+    assert sorted(g["state"] for g in gone) == ["discarded", "discarded"]
+    assert "ship: renamed from release, 1 open group(s) carried over" in s.log()
+    stop_ok(s)
+
+
 def test_prune_removes_closed_groups_and_keeps_what_open_groups_need(tmp_path: Path, pg_url: str) -> None:
     from store_harness import StoreServer
 

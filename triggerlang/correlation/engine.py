@@ -169,11 +169,16 @@ class Correlator:
         start, or by several nodes, gives the same answer), and the state of gone rules."""
         outs: list[Outcome] = []
         names = set(self.state.live_rules()) | set(old or ())
+        moves = self._renamed(names, old)
         for name in sorted(names):
             new = self.by_name.get(name)
             rule = new or (old or {}).get(name)
+            to = moves.get(name)
             for g in sorted(self.state.live_groups(name), key=lambda g: g.seq):
                 if new is not None and g.fingerprint == new.fingerprint:
+                    continue
+                if to is not None and g.fingerprint == to.fingerprint:
+                    outs.append(self._carry(g, to, now))
                     continue
                 reason = ("rule removed" if new is None else "rule changed") + when
                 g.state, g.closed_at, g.reason = "discarded", now, reason
@@ -184,8 +189,48 @@ class Correlator:
                 else:
                     outs.append(Outcome(name, "discard", now, g.id, _decode(g.key), "", reason=reason))
             if new is None and self.state.meta(name) is not None:
+                meta = self.state.meta(name)
+                if to is not None and meta.get("fingerprint") == to.fingerprint and self.state.meta(to.name) is None:
+                    self.state.set_meta(to.name, {**meta, "entry": to.entry})   # (a between's next opening)
                 self.state.set_meta(name, None)
         return outs
+
+    def _renamed(self, names: set[str], old: dict[str, CorrRule] | None) -> dict[str, CorrRule]:
+        """Rules gone under one name and come under another with the same fingerprint: an
+        unlabelled rule (``L3``) that a line added above it made ``L4``, or a label changed.
+        Each gone rule whose fingerprint exactly one new rule has (one without groups or
+        state yet) is that rule: ``{gone name: new rule}``; an ambiguous pair is not moved."""
+        gone: dict[str, list[str]] = {}
+        for name in names:
+            if name in self.by_name:
+                continue
+            prints = {g.fingerprint for g in self.state.live_groups(name)}
+            if old is not None and name in old:
+                prints.add(old[name].fingerprint)
+            if len(prints) == 1:
+                gone.setdefault(prints.pop(), []).append(name)
+        fresh: dict[str, list[CorrRule]] = {}
+        for r in self.rules:
+            if r.fingerprint in gone and r.name not in names and (old is None or r.name not in old) \
+                    and self.state.meta(r.name) is None and not self.state.live_groups(r.name):
+                fresh.setdefault(r.fingerprint, []).append(r)
+        return {gone[fp][0]: rs[0] for fp, rs in fresh.items() if len(rs) == 1 and len(gone[fp]) == 1}
+
+    def _carry(self, g: Group, to: CorrRule, now: float) -> Outcome:
+        """Move a live group to the rule's new name: the group under the old name closes
+        (``discarded``, its reason says where it went) and one with its key, events, window
+        and times opens under the new name, its history starting with where it came from."""
+        st = self.state
+        moved = Group(st.new_id(), to.name, g.key, g.opened_at, g.deadline, [list(x) if isinstance(x, list) else x
+                                                                             for x in g.slots],
+                      self._seq(), state=g.state, fingerprint=g.fingerprint)
+        moved.fired_at, moved.unobserved, moved.run = g.fired_at, g.unobserved, g.run
+        g.state, g.closed_at, g.reason = "discarded", now, f"rule renamed {to.name}: the group goes on as {moved.id}"
+        st.close(g)
+        st.log(g, now, "discard", None, None, g.reason)
+        st.add(moved)
+        st.log(moved, now, "carry", None, None, f"carried over from {g.id} of {g.rule} (the rule was renamed)")
+        return self._outcome(to, moved, "carry", now, reason=f"renamed from {g.rule}")
 
     # ------------------------------------------------------------------ time
     def start(self, now: float, downtime: tuple[float, float] | None = None) -> list[Outcome]:

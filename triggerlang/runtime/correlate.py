@@ -746,12 +746,18 @@ class Correlations:
     @staticmethod
     def _log_discards(outs: list[Outcome]) -> None:
         counts: dict[str, tuple[int, str]] = {}
+        carried: dict[str, tuple[int, str]] = {}
         for o in outs:
-            if o.action == "discard":
+            if o.action == "discard" and not (o.reason or "").startswith("rule renamed"):
                 n, why = counts.get(o.rule, (0, o.reason or ""))
                 counts[o.rule] = (n + 1, why)
+            elif o.action == "carry":
+                n, why = carried.get(o.rule, (0, o.reason or ""))
+                carried[o.rule] = (n + 1, why)
         for rule, (n, why) in sorted(counts.items()):
             log.info("correlation rule %s: %s, %d open group(s) discarded", rule, why, n)
+        for rule, (n, why) in sorted(carried.items()):
+            log.info("correlation rule %s: %s, %d open group(s) carried over", rule, why, n)
 
     def schedule(self) -> None:
         """(Re)arm the timer for the next deadline or window opening (unless it is armed for it)."""

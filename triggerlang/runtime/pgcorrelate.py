@@ -30,10 +30,11 @@ import threading
 from typing import Any, Callable
 
 from ..correlation.engine import DEFAULT_MAX_OPEN_GROUPS, Correlator, Outcome
+from ..correlation.spec import is_correlation
 from ..correlation.state import Group
 from ..events import Event
-from .correlate import (LIVENESS_INTERVAL, MAX_CHAIN, REFUSAL_LOG_INTERVAL, STATUS_STATES, correlation_stdin,
-                        group_dict, history_dict, key_matches, slots_json, slots_list)
+from .correlate import (LIVENESS_INTERVAL, MAX_CHAIN, REFUSAL_LOG_INTERVAL, STATUS_STATES, Correlations,
+                        correlation_stdin, group_dict, history_dict, key_matches, slots_json, slots_list)
 from .store import Intent, dumps
 
 log = logging.getLogger("triggerlang")
@@ -507,6 +508,9 @@ class ClusterCorrelations:
         outs: list[Outcome] = []
 
         def step(now: float) -> list[Outcome]:
+            for r in manifest["rules"]:   # a renamed rule's groups are written under its new name at once
+                if is_correlation(r) and r["name"] not in self.state.aliases:
+                    self.state.aliases[r["name"]] = [m["alias"] for m in r["trigger"]["members"]]
             got = self.corr.reload(manifest["rules"], now)
             self._set_aliases()
             outs.extend(got)
@@ -581,13 +585,7 @@ class ClusterCorrelations:
 
 
 def _log_discards(outs: list[Outcome]) -> None:
-    counts: dict[str, tuple[int, str]] = {}
-    for o in outs:
-        if o.action == "discard":
-            n, why = counts.get(o.rule, (0, o.reason or ""))
-            counts[o.rule] = (n + 1, why)
-    for rule, (n, why) in sorted(counts.items()):
-        log.info("correlation rule %s: %s, %d open group(s) discarded", rule, why, n)
+    Correlations._log_discards(outs)
 
 
 def fire_stdin(store: Any, event: dict) -> dict | None:
