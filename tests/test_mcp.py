@@ -239,7 +239,9 @@ def test_malformed_calls_get_errors_and_the_server_keeps_serving(rules: Path, tm
         out = []
         for name, args in [("check", {}), ("check", {"path": 3}), ("no_such_tool", {}),
                            ("run_log", {"run_id": "x"}), ("check", {"path": str(tmp_path / "missing.trg")}),
-                           ("explain", {"path": str(rules)}), ("check", {"path": str(rules)})]:
+                           ("explain", {"path": str(rules)}), ("check", {"path": ""}),
+                           ("check", {"path": "", "text": "x"}), ("check", {"path": str(tmp_path)}),
+                           ("check", {"path": str(rules)})]:
             try:
                 r = await s.call_tool(name, args)
                 out.append((r.is_error, r.structured_content, " ".join(getattr(c, "text", "") for c in r.content)))
@@ -251,6 +253,8 @@ def test_malformed_calls_get_errors_and_the_server_keeps_serving(rules: Path, tm
         assert is_error in (True, "raised") and text, res
     assert "missing.trg: no such rules file" in res[4][2]
     assert "exactly one of `event` or `payload`" in res[5][2]
+    assert "at least 1 character" in res[6][2] and "at least 1 character" in res[7][2]  # (was ': no such rules
+    assert f"{tmp_path} is a folder: give one .trg file of it" in res[8][2]  # file', and text checked as '')
     assert res[-1][0] is False and res[-1][1]["ok"] is True  # still serving
 
 

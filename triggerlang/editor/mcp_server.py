@@ -155,6 +155,8 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
 
     def rules_path(path: str) -> Path:
         p = Path(path).expanduser()
+        if p.is_dir():  # (triggerc check FOLDER checks each file; these tools read one)
+            raise ToolError(f"{path} is a folder: give one .trg file of it")
         if not p.is_file():
             raise ToolError(f"{path}: no such rules file")
         redactor.learn_file(p)
@@ -190,7 +192,8 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
                              "with its code, line:column span and a hint, as `triggerc check --format json`. "
                              "Give `text` to check unsaved text as if it were the file at `path`.")
     def check(
-        path: Annotated[str, Field(description="The .trg file (an X_test.trg sees X.trg's declarations)")],
+        path: Annotated[str, Field(description="The .trg file (an X_test.trg sees X.trg's declarations)",
+                                   min_length=1)],
         text: Annotated[str | None, Field(description="Check this text instead of the file's content")] = None,
         strict: Annotated[bool, Field(description="Count warnings as problems (like --strict)")] = False,
     ) -> dict[str, Any]:
@@ -232,7 +235,7 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
                              "written and the value the event had. Give `event` as {source, type, data}, or "
                              "`payload` (a raw webhook body) with `provider` and `provider_event`.")
     def explain(
-        path: Annotated[str, Field(description="The .trg rules file")],
+        path: Annotated[str, Field(description="The .trg rules file", min_length=1)],
         event: Annotated[dict[str, Any] | None, Field(
             description='An event: {"source": "git", "type": "push", "data": {"branch": "main", ...}}')] = None,
         payload: Annotated[dict[str, Any] | None, Field(description="A raw webhook body, as the provider sent it")] = None,
