@@ -319,7 +319,8 @@ def test_unknown_pages_are_404_html(world, path: str) -> None:
     assert r.headers["content-type"].startswith("text/html")
 
 
-@pytest.mark.parametrize("path", ["/api/runs/99", "/api/runs/abc", "/api/events/evt_nope", "/api/nope"])
+@pytest.mark.parametrize("path", ["/api/runs/99", "/api/runs/abc", "/api/events/evt_nope", "/api/nope",
+                                  "/dashboard/runs/99/stream"])
 def test_unknown_api_objects_are_404_json(world, path: str) -> None:
     r = client(world).get(path)
     assert r.status_code == 404

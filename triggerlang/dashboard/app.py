@@ -1468,10 +1468,16 @@ class Dashboard:
             offset = _int(request.query_params.get("offset"), "offset", 0)
         except BadRequest as e:
             return self._error(request, 400, str(e), api=True)
+        if not await run_in_threadpool(self._has_run, run_id):  # as the run's page and the API answer
+            return self._error(request, 404, f"there is no run {run_id}", api=True)
         u = self._urls(request)
         st = _LogState(run_id, max(0, offset), csrf=self._csrf if self._proof(request) else None,
                        seen=request.query_params.get("shown") or None)
         return self._sse_response(request, lambda j: self._poll_log(j, st, u), LOG_POLL_INTERVAL)
+
+    def _has_run(self, run_id: int) -> bool:
+        with self.journal() as j:
+            return j.get_run(run_id) is not None
 
     def _poll_log(self, j: Store, st: "_LogState", u: Callable[..., str]) -> tuple[list[str], bool]:
         """New complete log lines of one run, its status when it changes, ``end`` once over."""
