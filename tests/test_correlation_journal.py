@@ -78,14 +78,20 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path):
+def own_loop():
+    """An event loop of the test's own, the current one while it runs."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    yield loop
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def world(tmp_path: Path, own_loop):
     w = World(tmp_path)
     yield w
     w.close()
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 def test_the_mirror_and_the_rows_agree(world: World) -> None:
@@ -204,6 +210,25 @@ def test_reload_keeps_unchanged_rules_groups_and_discards_the_others(world: Worl
     world.engine.load(manifest('action note(k) = exec "true"\nplain: on http.post path="/x" run note with "x"\n'))
     assert dict(world.rows("SELECT rule, state FROM corr_groups")) == {"gate": "discarded", "quiet": "discarded"}
     assert world.rows("SELECT COUNT(*) FROM corr_meta") == [(0,)]
+
+
+def test_a_renamed_rule_keeps_its_groups_at_a_reload_and_at_the_next_start(tmp_path: Path, own_loop) -> None:
+    # a label changed (or an unlabelled rule's line moved): "rule removed", groups discarded
+    w = World(tmp_path)
+    w.submit(post("/hooks/build", k="a"))
+    w.submit(post("/hooks/build", k="b"))
+    w.engine.load(manifest(RULES.replace("gate:", "release:")))              # a reload
+    assert sorted(w.rows("SELECT rule, state FROM corr_groups WHERE rule != 'quiet'")) == [
+        ("gate", "discarded"), ("gate", "discarded"), ("release", "open"), ("release", "open")]
+    assert len(w.submit(post("/hooks/test", k="a")).runs) == 1
+    w.close()
+    w2 = World(tmp_path, "# the gates\n" + RULES.replace("gate:", "ship:"))     # a restart
+    try:
+        (row,) = w2.rows("SELECT state, key FROM corr_groups WHERE rule = 'ship'")
+        assert (row[0], json.loads(row[1])) == ("open", ['"b"'])
+        assert len(w2.submit(post("/hooks/test", k="b")).runs) == 1
+    finally:
+        w2.close()
 
 
 def test_the_liveness_time_is_written(world: World) -> None:

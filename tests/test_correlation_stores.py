@@ -99,35 +99,39 @@ def test_a_changed_rule_discards_its_groups_at_the_next_start(serve, backend: Ba
     stop_ok(s)
 
 
-def test_a_renamed_rule_keeps_its_open_groups_across_a_reload_and_a_restart(serve, backend: Backend) -> None:  # noqa: F811
-    # a renamed rule (a label changed; an unlabelled one a line added above moved) lost its
-    # open groups, "rule removed", so a build seen before the edit never met its test
-    s = serve(RULES.replace("within 2s", "within 1h"))
-    post(s, "/hooks/build?k=x")
-    post(s, "/hooks/build?k=y")
-    s.rules.write_text(RULES.replace("within 2s", "within 1h").replace("gate:", "release:"))
-    wait_for(lambda: "release: renamed from gate, 2 open group(s) carried over" in s.log(), "the reload")
-    assert len(post(s, "/hooks/test?k=x").json()["runs"]) == 1
-    stop_ok(s)
-    s.rules.write_text("# the gates\n" + RULES.replace("within 2s", "within 1h").replace("gate:", "ship:"))
-    s.start()
-    assert len(post(s, "/hooks/test?k=y").json()["runs"]) == 1
-    runs = s.wait_runs(lambda rs: done(rs, 2), "the two fires")
-    assert sorted((r["rule"], r["inputs"]["k"]) for r in runs) == [("release", "x"), ("ship", "y")]
-    gone = groups(s, backend, "--rule", "gate")
-    assert sorted(g["state"] for g in gone) == ["discarded", "discarded"]
-    assert "ship: renamed from release, 1 open group(s) carried over" in s.log()
-    stop_ok(s)
-
-
-def test_prune_removes_closed_groups_and_keeps_what_open_groups_need(tmp_path: Path, pg_url: str) -> None:
+def pg_serve(tmp_path: Path, pg_url: str):
+    """A serve of RULES (windows of 1h) on the PostgreSQL store, started: (backend, server)."""
     from store_harness import StoreServer
 
     pg = Backend("postgresql", pg_url)
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "rules.trg").write_text(RULES.replace("within 2s", "within 1h"))
-    s = StoreServer(pg, proj / "rules.trg", tmp_path / "state", log=tmp_path / "serve.log").start()
+    return pg, StoreServer(pg, proj / "rules.trg", tmp_path / "state", log=tmp_path / "serve.log").start()
+
+
+def test_a_renamed_rule_keeps_its_open_groups_at_a_reload_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    # a renamed rule (a label changed; an unlabelled one a line added above moved) lost its
+    # open groups, "rule removed"; here the carried group must also have the new rule's
+    # member names (the aliases were known only after the engine wrote it: no run). The
+    # SQLite journal's reload and restart: test_correlation_journal.py
+    pg, s = pg_serve(tmp_path, pg_url)
+    try:
+        post(s, "/hooks/build?k=x")
+        s.rules.write_text(RULES.replace("within 2s", "within 1h").replace("gate:", "release:"))
+        wait_for(lambda: "release: renamed from gate, 1 open group(s) carried over" in s.log(), "the reload")
+        assert len(post(s, "/hooks/test?k=x").json()["runs"]) == 1
+        runs = s.wait_runs(lambda rs: done(rs, 1), "the fire")
+        assert [(r["rule"], r["inputs"]["k"]) for r in runs] == [("release", "x")]
+        (gone,) = groups(s, pg, "--rule", "gate")
+        assert gone["state"] == "discarded" and gone["reason"].startswith("rule renamed release: the group goes on as ")
+        stop_ok(s)
+    finally:
+        s.ensure_dead()
+
+
+def test_prune_removes_closed_groups_and_keeps_what_open_groups_need(tmp_path: Path, pg_url: str) -> None:
+    pg, s = pg_serve(tmp_path, pg_url)
     try:
         post(s, "/hooks/build?k=open")
         post(s, "/hooks/build?k=done")
