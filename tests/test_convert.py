@@ -277,8 +277,9 @@ def test_what_is_not_carried_over_is_a_todo_a_warning_and_exit_1(tmp_path: Path)
     warned = [line for line in r.stderr.splitlines() if "warning" in line]
     assert len(warned) == len(props) + 1
     assert warned[-1] == (f"triggerc: warning: {hooks}: hook scalr: trigger-rule: match type 'scalr-signature' is "
-                          "not carried over; the match value is a template ({{ ... }}), which is not evaluated: write "
-                          "the value it gives: the rule is commented out until its TODO is written by hand")
+                          "not carried over; a value match on the X-Token header, which is redacted before rules see "
+                          "it (a credential): check it on the route (token=NAME, for Authorization: Bearer): the rule "
+                          "is commented out until its TODO is written by hand")
     # the scalr rule would run on any "deploy" without its signature check: it is left out
     assert '\n# scalr: on http.request path="/hooks/scalr" payload.kind="deploy" (TODO or TODO) run scalr\n' in text
     assert "\nlegacy: on http.request" in text and "\nredeploy-webhook: on http.post" in text

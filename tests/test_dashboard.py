@@ -757,6 +757,18 @@ def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
         page = s.http.get("/dashboard/")
         assert page.status_code == 200 and 'data-run="1"' in page.text and "no rule matched" in page.text
         assert [e["id"] for e in s.api("/api/events")["events"]] == [nothing["event_id"], ran["event_id"]]
+        # a sender's own API key (header, URL) on a route that checks a bearer token: journaled
+        # and shown by name, never by value
+        r = s.http.post("/hooks/build?access_token=qs-sekrit-1&env=prod", json={"ref": "v3"},
+                        headers={"Authorization": f"Bearer {HOOK_TOKEN}", "X-Api-Key": "hdr-sekrit-2"})
+        assert r.status_code == 202, r.text
+        event = s.api(f"/api/events/{r.json()['event_id']}")
+        assert event["data"]["query"] == {"access_token": "<redacted>", "env": "prod"}
+        assert event["data"]["headers"]["x-api-key"] == "<redacted>"
+        shown = s.http.get(f"/dashboard/events/{r.json()['event_id']}").text
+        journaled = b"".join(f.read_bytes() for f in s.state.rglob("*") if f.is_file())
+        for secret in ("qs-sekrit-1", "hdr-sekrit-2", HOOK_TOKEN):
+            assert secret not in shown and secret.encode() not in journaled
         # read-only, and the webhook routes and built-ins are untouched
         for path in ("/api/runs", "/dashboard/", "/metrics", "/dashboard/runs/1"):
             r = s.http.post(path)

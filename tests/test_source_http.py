@@ -730,6 +730,37 @@ def test_signatures_are_redacted_on_routes_that_do_not_check_them(tmp_path: Path
             assert value not in json.dumps(event.data)
 
 
+CREDENTIALS = {"X-Api-Key": "key-1a2b", "Api-Key": "key-3c4d", "X-Auth-Token": "tok-5e6f",
+               "X-Access-Token": "tok-7a8b", "Private-Token": "glpat-9c0d"}
+
+
+def test_credential_headers_and_query_parameters_are_redacted_on_every_route(tmp_path: Path) -> None:
+    """An API key or token a sender puts in a header or the URL (X-Api-Key, ?access_token=)
+    on a route that does not check it was journaled as the event's headers and query, and
+    shown on the dashboard. Its name stays (a rule can test that it was sent), its value
+    is <redacted>, on a provider route and a generic one; other names are kept as sent."""
+    journal = FakeJournal()
+    body = json.dumps({"pipeline": "build", "status": "success"}).encode()
+    query = "?access_token=qt-11&API_KEY=qt-22&token=qt-33&sig=qt-44&env=prod&monkey=m"
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [await c.post("/ci" + query, content=body, headers={**CREDENTIALS, "X-Event-Key": "k"}),
+                    await c.post("/open/x" + query, content=body, headers={**CREDENTIALS, "X-Event-Key": "k"})]
+
+    for r in run(main()):
+        assert r.status_code == 202, r.text
+    (ci, _), (post, _) = journal.events
+    for event in (ci, post):
+        headers = event.data["headers"]
+        assert {k: headers[k.lower()] for k in CREDENTIALS} == {k: "<redacted>" for k in CREDENTIALS}, headers
+        assert headers["x-event-key"] == "k"
+    assert post.data["query"] == {"access_token": "<redacted>", "API_KEY": "<redacted>", "token": "<redacted>",
+                                  "sig": "<redacted>", "env": "prod", "monkey": "m"}
+    for value in [*CREDENTIALS.values(), "qt-11", "qt-22", "qt-33", "qt-44"]:
+        assert value not in json.dumps([ci.data, post.data])
+
+
 def test_generic_http_get_and_hmac(tmp_path: Path) -> None:
     journal = FakeJournal()
     body = b"not json \xff"

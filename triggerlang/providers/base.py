@@ -21,8 +21,8 @@ Field conventions (every provider)
     * ``branch`` comes from ``refs/heads/X``, ``tag`` from ``refs/tags/X``.
     * ``payload`` is the whole raw body (the same object, not a copy); ``headers`` is a
       dict with lower-case names, present only when headers were given. Headers that carry
-      credentials (:data:`CREDENTIAL_HEADERS`) keep their name but their value is replaced
-      by ``"<redacted>"``: event data is journaled and shown on the dashboard, and secrets
+      credentials (:data:`CREDENTIAL_HEADERS`; query parameters, :data:`CREDENTIAL_PARAMS`)
+      keep their name but their value is replaced by ``"<redacted>"``: event data is journaled and shown on the dashboard, and secrets
       must never be.
     * ``delivery`` is the provider's delivery header.
     * Only JSON values go into ``data``.
@@ -51,8 +51,29 @@ CI_SOURCE = "ci"
 """The source of the ``ci.completed`` events that CI completions of every provider derive."""
 
 REDACTED = "<redacted>"
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-gitlab-token"})
-"""Headers whose value is a credential sent as plain text, on any route: always redacted."""
+CREDENTIAL_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "x-gitlab-token",
+    # API keys and tokens by the names well-known APIs give them (Sentry's, OpenTelemetry's
+    # and GitHub's log masking go further, by pattern; these are exact names, so a header
+    # like X-Event-Key or X-Request-Id is never hidden from rules)
+    "x-api-key", "api-key", "x-apikey", "apikey", "x-api-token", "x-auth-token", "x-access-token",
+    "x-token", "private-token", "x-vault-token", "x-functions-key", "ocp-apim-subscription-key",
+    "x-goog-api-key", "x-amz-security-token", "x-csrf-token", "x-xsrf-token",
+})
+"""Headers whose value is a credential sent as plain text, on any route: always redacted
+(the name stays in ``headers``, its value is ``<redacted>``), whether the route checks it
+or not: a sender may send a key the rules do not use, and the journal keeps it for ever."""
+
+CREDENTIAL_PARAMS = frozenset({
+    "token", "access_token", "refresh_token", "id_token", "auth", "key", "api_key", "apikey", "api-key",
+    "secret", "client_secret", "password", "passwd", "pass", "hook_token", "webhook_token",
+    # signed URLs (OpenTelemetry's url.query defaults, AWS's and Google's presigned URLs)
+    "sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token", "x-goog-signature",
+    "awsaccesskeyid",
+})
+"""Query parameters whose value is a credential (``?token=``, ``?access_token=``,
+``?api_key=``), compared in lower case: always redacted from an http event's ``query``, the
+name kept. A route's own ``query=`` parameter is left out of it altogether."""
 
 CI_STATUSES = ("success", "failure", "cancelled", "skipped")
 """The four ``ci.completed`` statuses."""

@@ -41,11 +41,15 @@ How a request is handled, in this order (each step answers before the next one r
    ``verify["header"]`` names another header for the schemes that allow it (``hmac``,
    ``token``, ``bearer``). The headers a route verifies, every signature or token header
    a scheme reads (:data:`~triggerlang.providers.verify.VERIFY_HEADERS`, verified on this
-   route or not) and ``Authorization``/``Cookie`` on every route, are then replaced by
+   route or not) and the credential headers of
+   :data:`~triggerlang.providers.base.CREDENTIAL_HEADERS` (``Authorization``, ``Cookie``,
+   ``X-Api-Key``, ``X-Auth-Token``...) on every route, are then replaced by
    ``<redacted>`` in everything passed on (event ``headers``, the provider normaliser):
    the journal, runs and the dashboard never see a token, and never a signature either.
    A route whose token comes as a query parameter (scheme ``query``: ``source http
-   token=S query="token"``) has that parameter left out of the event's ``query``.
+   token=S query="token"``) has that parameter left out of the event's ``query``; the
+   parameters of :data:`~triggerlang.providers.base.CREDENTIAL_PARAMS` (``token``,
+   ``access_token``, ``api_key``...) keep their name with the value ``<redacted>``.
 4. **Parsing** (400). Invalid JSON (``NaN``/``Infinity`` included, since they would make
    the journal write non-standard JSON), a body that is not a JSON object, a missing
    event header (the provider's ``event_headers``), an event-type or delivery-id header
@@ -152,7 +156,7 @@ from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
 from ..events import Event, change_conflict, type_note, whole_number
 from ..providers import REDACTED, get_provider, provider_names
-from ..providers.base import CREDENTIAL_HEADERS, single_header
+from ..providers.base import CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, single_header
 from ..providers.verify import SCHEMES, VERIFY_HEADERS, address_allowed, client_address, ip_range
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
@@ -685,7 +689,9 @@ class _Handlers:
     def _http_event(self, inc: Incoming, headers: Headers, json_fields: tuple[str, ...] = (),
                     token_param: str | None = None) -> Event:
         """The event of a request on an http route; ``token_param``, the query parameter that
-        held the route's token, is left out (a secret is never journaled)."""
+        held the route's token, is left out, and a credential parameter
+        (:data:`~triggerlang.providers.base.CREDENTIAL_PARAMS`) is kept as ``<redacted>``
+        (a secret is never journaled; a rule can still test that it was sent)."""
         try:
             payload = parse_json(inc.body)
         except ValueError:  # a form's fields (Slack's slash commands), else null
@@ -693,6 +699,9 @@ class _Handlers:
         query = fields(inc.query.decode("latin-1")) if inc.query else {}
         if token_param is not None:
             query.pop(token_param, None)
+        for name in query:
+            if name.lower() in CREDENTIAL_PARAMS:
+                query[name] = REDACTED
         data = {
             "method": inc.method.upper(),
             "path": inc.path,
