@@ -694,3 +694,23 @@ def test_a_value_of_a_credential_header_can_never_match(cond: str, name: str, ho
     # another header, a negation, and the value rules do see, are conditions like any
     for fine in ('headers.x-event-key="repo:push"', 'headers.authorization != "x"', 'headers.cookie="<redacted>"'):
         assert diags(text.replace(cond, fine)) == [], fine
+
+
+def test_header_names_the_header_a_token_is_read_from() -> None:
+    """source ci/http token=S header="X-Token": the header's value is the token (scheme
+    token, as GitLab's X-Gitlab-Token); before, header= was left unread beside token= and
+    the route took Authorization: Bearer. Beside standard= (or alone) it is an error."""
+    def verify(decl: str, rule: str) -> dict:
+        c = compile_text('secret s = env "S"\n' + decl + DEPLOY + rule + ' run deploy with "x"\n', "rules.trg")
+        assert c.ok, [(d.code, d.message) for d in c.diagnostics]
+        route, = c.manifest["sources"]["http"]["routes"]
+        return route["verify"]
+
+    assert verify('source ci token=s header="X-Token"\n', "on ci.completed") == \
+        {"scheme": "token", "secret": "s", "header": "X-Token"}
+    assert verify('source http token=s header="X-Token"\n', 'on http.post path="/a"') == \
+        {"scheme": "token", "secret": "s", "header": "X-Token"}
+    for decl in ('source ci token=s\n', 'source ci token=s header="authorization"\n'):
+        assert verify(decl, "on ci.completed") == {"scheme": "bearer", "secret": "s", "header": "Authorization"}
+    assert verify('source ci hmac=s header="X-Sig"\n', "on ci.completed") == \
+        {"scheme": "hmac", "secret": "s", "header": "X-Sig"}

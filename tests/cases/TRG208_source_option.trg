@@ -7,6 +7,7 @@ source http host=1 token="plain"  # expect: TRG208 TRG208
 source file rot="."  # expect: TRG208@13
 source http path="/x" query="token"  # expect: TRG208@23
 source http path="/y" token=gh query=""  # expect: TRG208@38
+source http path="/z" standard=gh header="X-Token"  # expect: TRG208@35
 source file ignore=["[a"] root="." root="x"  # expect: TRG208 TRG210 TRG302
 action deploy = shell "./deploy.sh"
 

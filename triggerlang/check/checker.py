@@ -472,7 +472,23 @@ class Checker:
                 self.allow_ok(val, opt.value)
             elif name == "query":
                 self.query_ok(s, val, opt)
+            elif name == "header":
+                self.header_ok(s, spec.name, opt)
         self.one_verification(s, spec.name)
+
+    def header_ok(self, s: A.SourceDecl, kind: str, opt: Any) -> None:
+        """``header="NAME"``: the header a ``token=`` or an ``hmac*=`` reads; beside
+        ``standard=`` or alone it was never read, and the route checked its default header
+        (or nothing) without a word."""
+        prov = provider_of(kind)
+        ways = HTTP_VERIFICATIONS if kind == "http" else (prov.verifications if prov is not None else ())
+        given = {o.name.value for o in s.options}
+        reads = [v.option for v in ways if v.custom_header or v.header_scheme]
+        if not any(o in given for o in reads):
+            self.d.error("TRG208", f"header= names the header that {', '.join(o + '=' for o in reads)} read: "
+                                   f"without one of them it is never read", opt.name.span,
+                         "add token=NAME (the header's value is the token) or hmac=NAME (it holds the signature), "
+                         "or remove header=")
 
     def query_ok(self, s: A.SourceDecl, param: str, opt: Any) -> None:
         """``query="NAME"``: the query parameter a ``token=`` comes in (senders that can

@@ -184,8 +184,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
     "TRG208": _e("""An invalid option in a `source` declaration: an option the source does not
         take, a value of the wrong type, a port out of range, a route path without a leading
         `/`, an environment variable name that is not valid, an `allow` entry that is not an
-        IP address or CIDR range (or an empty `allow`), or two ways to verify one
-        route (`token=` and `hmac=`: only the first would be checked).""",
+        IP address or CIDR range (or an empty `allow`), a `header=` with no `token=` or
+        `hmac=` to read it, or two ways to verify one route (`token=` and `hmac=`: only the
+        first would be checked).""",
                  'action deploy = shell "./deploy.sh"\n'
                  'source file rot="."\n'
                  'on file.changed path ~ "src/**" run deploy\n'),

@@ -442,7 +442,7 @@ class Provider:
         opts = {"path": STR}
         for v in self.verifications:
             opts[v.option] = SECRET
-            if v.custom_header:
+            if v.custom_header or v.header_scheme:
                 opts["header"] = STR
         return opts
 

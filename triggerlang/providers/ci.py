@@ -88,7 +88,7 @@ PROVIDER = Provider(
     },
     normaliser=_normalise,
     verifications=(
-        Verification("token", "bearer", "Authorization"),
+        Verification("token", "bearer", "Authorization", header_scheme="token"),
         Verification("hmac", "hmac", "X-Signature-256", custom_header=True),
     ),
     fixed_event="completed",
