@@ -343,6 +343,18 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "Examples:" in r.stdout and "triggerc convert webhook hooks.json" in r.stdout
 
 
+def test_output_dash_is_stdout(tmp_path: Path, monkeypatch) -> None:
+    # Before: convert's and compile's -o - wrote a file named "-" in the working folder
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hooks.json").write_text(json.dumps([TRAVIS]))
+    r = run_cli("convert", "webhook", "hooks.json", "-o", "-")
+    assert r.exit_code == 0 and r.stdout.startswith("# Converted from hooks.json"), r.output
+    (tmp_path / "hooks.trg").write_text(r.stdout)
+    r = run_cli("compile", "hooks.trg", "-o", "-")
+    assert r.exit_code == 0 and json.loads(r.stdout)["triggerlang"] == 1, r.output
+    assert not (tmp_path / "-").exists()
+
+
 def test_converted_hooks_run_under_a_real_serve(tmp_path: Path) -> None:
     """convert -> serve -> signed deliveries -> each command's argv, as webhook would have run it."""
     script = tmp_path / "record.sh"

@@ -27,7 +27,8 @@ EXAMPLES_COMPILE = examples(
 
 @click.command("compile", epilog=EXAMPLES_COMPILE)
 @click.argument("files", metavar="FILE...", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the manifest here (default stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+              help="Write the manifest here (default, and -: stdout).")
 @color_option
 def compile_cmd(files: tuple[str, ...], output: str | None, color_mode: str) -> None:
     """Write the JSON listener manifest of FILE ("-": the text on stdin, with relative paths
@@ -38,6 +39,7 @@ def compile_cmd(files: tuple[str, ...], output: str | None, color_mode: str) -> 
     from ..compile.manifest import dumps
 
     _no_gc()
+    output = None if output == "-" else output  # -o -: stdout, as for most tools (it wrote a file named -)
     file, also = _program_files(files, "compile")
     for f in files:
         if output and f != "-" and os.path.exists(output) and os.path.samefile(output, f):
@@ -72,7 +74,8 @@ def convert_group() -> None:
 
 @convert_group.command("webhook", epilog=EXAMPLES_CONVERT)
 @click.argument("hooks_file", metavar="HOOKS.json")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the rules here (default stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the rules here (default, and -: stdout).")
 @click.option("--url-prefix", default="hooks", show_default=True, metavar="PREFIX",
               help="webhook's -urlprefix: each hook's route is /PREFIX/ID (\"\" for /ID).")
 def convert_webhook_cmd(hooks_file: str, output: str | None, url_prefix: str) -> None:
@@ -87,6 +90,7 @@ def convert_webhook_cmd(hooks_file: str, output: str | None, url_prefix: str) ->
 
     from ..convert import convert_webhook
 
+    output = None if output == "-" else output
     if output and hooks_file != "-" and os.path.exists(output) and os.path.samefile(output, hooks_file):
         usage_error(f"-o {output} is the hooks file itself: the rules would overwrite it")
     if hooks_file == "-":
