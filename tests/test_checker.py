@@ -369,6 +369,28 @@ def test_a_nul_byte_a_process_cannot_be_given_is_an_error() -> None:
     assert diags('action h(u="\\u{0}") = http post "http://127.0.0.1:9/x"\non git.push run h\n') == []
 
 
+def test_a_nul_byte_a_rule_passes_a_process_or_an_http_url_holds_is_an_error() -> None:
+    """A NUL in a rule's literal (or let) for an exec or shell parameter, or in an http
+    action's URL, passed check and every run failed ('embedded null byte', 'URL can't contain
+    control characters'): TRG408 at the literal, a correlation rule's too. A list is JSON text
+    (NUL escaped) where the argv does not name it, and an http action's inputs are JSON."""
+    hint = ("remove the NUL byte (\\u{0}): arguments, environment variables and paths end at a NUL byte, "
+            "so every run would fail to start")
+    text = ('let bad = "z\\u{0}"\n'
+            'action a(p, l, j) = exec "echo" p l\naction s(x) = shell "echo"\n'
+            'action h(u) = http post "http://127.0.0.1:9/x\\u{0}"\n'
+            'r: on git.push run a with "a\\u{0}b", ["ok", "c\\u{0}"], ["c\\u{0}"]\n'
+            't: on git.push run s with x=bad\nu: on git.push run h with "\\u{0}"\n'
+            'v: on all(git.push as p, git.tag as t) same <sha> within 1h run s with "\\u{0}"\n')
+    assert diags(text) == [
+        ("TRG408", 4, 25, "the URL of an http action holds a NUL byte, which no request can be sent to",
+         "remove the NUL byte (\\u{0}): a URL cannot hold one, so every run would fail to send its request"),
+        ("TRG408", 5, 27, "the value passed to parameter 'p' holds a NUL byte, which no process can be given", hint),
+        ("TRG408", 5, 45, "the value passed to parameter 'l' holds a NUL byte, which no process can be given", hint),
+        ("TRG408", 6, 29, "the value passed to parameter 'x' holds a NUL byte, which no process can be given", hint),
+        ("TRG408", 8, 72, "the value passed to parameter 'x' holds a NUL byte, which no process can be given", hint)]
+
+
 # --------------------------------------------------------------------------- http routes
 
 def test_http_rules_pin_their_route() -> None:

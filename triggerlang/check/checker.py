@@ -370,6 +370,10 @@ class Checker:
             if not re.match(r"https?://", body.url.value):
                 self.d.error("TRG408", "the URL of an http action must start with http:// or https://",
                              body.url.span, None)
+            elif "\0" in body.url.value:
+                self.d.error("TRG408", "the URL of an http action holds a NUL byte, which no request can be sent to",
+                             body.url.span, "remove the NUL byte (\\u{0}): a URL cannot hold one, "
+                             "so every run would fail to send its request")
             for opt in body.options:
                 if opt.name.value == "secret":
                     self.secret_ref(opt.value, "secret=")
@@ -421,9 +425,35 @@ class Checker:
                   if isinstance(p.default, A.Str)]
         for lit, what in where:
             if "\0" in lit.value:
-                self.d.error("TRG408", f"{what} holds a NUL byte, which no process can be given", lit.span,
-                             "remove the NUL byte (\\u{0}): arguments, environment variables and paths end at a NUL byte, "
-                             "so every run would fail to start")
+                self.nul_byte(what, lit.span)
+
+    def nul_byte(self, what: str, span: Span) -> None:
+        self.d.error("TRG408", f"{what} holds a NUL byte, which no process can be given", span,
+                     "remove the NUL byte (\\u{0}): arguments, environment variables and paths end at a NUL byte, "
+                     "so every run would fail to start")
+
+    def no_nul_byte_passed(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, bound: dict) -> None:
+        """TRG408: a rule passes an exec or shell action a value with a NUL byte (``with
+        "a\\u{0}b"``, or a let that holds one). Every input is a ``TRG_INPUT_*`` value, and a
+        string input of an exec action may be an argument too, so the run could never start;
+        a list's items are arguments only where the exec argv names the parameter (elsewhere
+        the list is JSON text, where a NUL is ``\\u0000``). Placeholders are the event's,
+        unknown until it comes; an http action sends its inputs as JSON and is left alone."""
+        body = decl.body
+        if isinstance(body, A.HttpBody):
+            return
+        params = [p.name.value for p in decl.params]
+        in_argv = {x.name for x in body.argv if isinstance(x, A.Ref)} if isinstance(body, A.ExecBody) else set()
+        for i, a in enumerate(args):
+            name = a.name.value if a.name is not None else params[i] if i < len(params) else None
+            value = (bound.get(name) or {}).get("value") if name is not None else None
+            what = f"the value passed to parameter '{name}'"
+            if isinstance(value, str) and "\0" in value:
+                self.nul_byte(what, a.value.span)
+            elif isinstance(value, list) and name in in_argv and any(isinstance(x, str) and "\0" in x for x in value):
+                items = a.value.items if isinstance(a.value, A.ListLit) else ()
+                at = next((x.span for x in items if isinstance(x, A.Str) and "\0" in x.value), a.value.span)
+                self.nul_byte(what, at)
 
     # ------------------------------------------------------------------ 4. sources
     def check_source(self, s: A.SourceDecl) -> None:
@@ -958,6 +988,7 @@ class Checker:
                                  f"add: with {n}=<field> (or give the parameter a default)")
                 else:
                     bound[n] = {"value": plain(self.quiet_default(p.default))}
+        self.no_nul_byte_passed(args, decl, bound)
         return {k: bound[k] for k in params if k in bound}
 
     def lint_event_program(self, r: A.Rule, decl: A.ActionDecl, bound: dict) -> None:
