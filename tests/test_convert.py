@@ -148,8 +148,9 @@ redeploy-webhook: on http.post path="/hooks/redeploy-webhook" payload.ref="refs/
 def test_a_url_token_becomes_the_routes_secret_and_another_url_value_a_condition(tmp_path: Path) -> None:
     # webhook's "?token=42" (a value match on a url parameter named like a secret): the route
     # checks it (token= query=), so it is neither in the rules file nor journaled; ?env=prod is
-    # an ordinary condition; with a signature as well, the route checks the signature and the
-    # token match stays a condition (a route checks one way)
+    # an ordinary condition; with a signature as well, the route checks the signature (a route
+    # checks one way) and the token match, which is redacted before rules see it and so could
+    # never hold (it was the condition query.key="..."), is a TODO with the rule commented out
     token = value_match("url", "token", SECRET)
     hooks = [{"id": "deploy", "execute-command": "/srv/deploy.sh",
               "trigger-rule": {"and": [token, value_match("url", "env", "prod")]}},
@@ -157,15 +158,40 @@ def test_a_url_token_becomes_the_routes_secret_and_another_url_value_a_condition
               "trigger-rule": {"and": [value_match("url", "key", OTHER_SECRET),
                                        hmac_match("payload-hmac-sha256", "X-Signature", "h-m-a-c-0")]}}]
     r, out = convert(tmp_path, hooks)
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output
     text = out.read_text()
     assert 'source http path="/hooks/deploy" token=deploy-secret query="token"\n' in text
     assert 'deploy: on http.request path="/hooks/deploy" query.env="prod" run deploy\n' in text
     assert SECRET not in text and SECRET not in r.output
-    assert r.stderr == ("triggerc: set DEPLOY_SECRET to the secret of hook deploy\n"
-                        "triggerc: set SIGNED_SECRET to the secret of hook signed\n")
+    assert r.stderr.startswith("triggerc: set DEPLOY_SECRET to the secret of hook deploy\n"
+                               "triggerc: set SIGNED_SECRET to the secret of hook signed\n")
     assert 'source http path="/hooks/signed" hmac=signed-secret header="X-Signature"\n' in text
-    assert f'query.key="{OTHER_SECRET}"' in text
+    assert '# signed: on http.request path="/hooks/signed" TODO run signed\n' in text and OTHER_SECRET not in text
+    assert ('a value match on the key URL parameter, which is redacted before rules see it (a credential): check '
+            'it on the route (token=NAME query="key")') in r.stderr
+    assert_checks_clean(out)
+
+
+def test_a_second_credential_match_is_a_todo_naming_the_routes_way(tmp_path: Path) -> None:
+    # A route checks one token: a hook matching ?access_token= and X-Api-Key makes the first
+    # the route's; the second, redacted before rules see it, was the condition
+    # headers.x-api-key="..." that never held. It is a TODO naming token=NAME header="X-Api-Key".
+    # One X-Api-Key or ?api_key= alone is the route's token.
+    hooks = [{"id": "both", "execute-command": "/srv/b.sh",
+              "trigger-rule": {"and": [value_match("url", "access_token", SECRET),
+                                       value_match("header", "X-Api-Key", OTHER_SECRET)]}},
+             {"id": "key", "execute-command": "/srv/k.sh", "trigger-rule": value_match("header", "X-Api-Key", SECRET)},
+             {"id": "url", "execute-command": "/srv/u.sh", "trigger-rule": value_match("url", "api_key", SECRET)}]
+    r, out = convert(tmp_path, hooks)
+    assert r.exit_code == 1, r.output
+    text = out.read_text()
+    assert SECRET not in text and OTHER_SECRET not in text and SECRET not in r.output
+    assert 'source http path="/hooks/both" token=both-secret query="access_token"\n' in text
+    assert '# both: on http.request path="/hooks/both" TODO run both\n' in text
+    assert ('a value match on the X-Api-Key header, which is redacted before rules see it (a credential): check it '
+            'on the route (token=NAME header="X-Api-Key")') in r.stderr
+    assert 'source http path="/hooks/key" token=both-secret header="X-Api-Key"\n' in text
+    assert 'source http path="/hooks/url" token=both-secret query="api_key"\n' in text
     assert_checks_clean(out)
 
 
@@ -278,7 +304,7 @@ def test_what_is_not_carried_over_is_a_todo_a_warning_and_exit_1(tmp_path: Path)
     assert len(warned) == len(props) + 1
     assert warned[-1] == (f"triggerc: warning: {hooks}: hook scalr: trigger-rule: match type 'scalr-signature' is "
                           "not carried over; a value match on the X-Token header, which is redacted before rules see "
-                          "it (a credential): check it on the route (token=NAME, for Authorization: Bearer): the rule "
+                          'it (a credential): check it on the route (token=NAME header="X-Token"): the rule '
                           "is commented out until its TODO is written by hand")
     # the scalr rule would run on any "deploy" without its signature check: it is left out
     assert '\n# scalr: on http.request path="/hooks/scalr" payload.kind="deploy" (TODO or TODO) run scalr\n' in text

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from .actions import input_env_name
 from .compile.patterns import regex_literal
 from .fmt import fmt_string, format_text
+from .providers.base import CREDENTIAL_HEADERS, CREDENTIAL_PARAMS
 from .providers.verify import ALWAYS_REDACTED, ip_range
 from .syntax.parser import DECL_KEYWORDS, RESERVED
 
@@ -224,11 +225,11 @@ def _expr(rule, holes: list[str], top: bool = False) -> str:
         return "TODO"
 
 
-URL_TOKEN_NAMES = frozenset({"token", "secret", "key", "apikey", "api_key", "api-key", "access_token", "auth",
-                             "password", "pass", "passwd", "hook_token", "webhook_token"})
-"""URL parameters whose ``value`` match is taken for a secret (``?token=42``): the route
-checks them (``token=S query="token"``) and never journals them. A value match on another
-parameter (``?env=prod``) stays a condition of the rule."""
+URL_TOKEN_NAMES = CREDENTIAL_PARAMS
+"""URL parameters whose ``value`` match is taken for a secret (``?token=42``): the ones the
+HTTP source always redacts, so a condition on one could never hold. The route checks it
+(``token=S query="token"``); a second one, or one beside a signature (a route checks one
+way), is a TODO. A value match on another parameter (``?env=prod``) stays a condition."""
 
 
 def _url_token(m: dict) -> bool:
@@ -290,10 +291,17 @@ def _condition(kind: str, body) -> str:
     fld = _field(body.get("parameter"), f"the {mtype} match")
     if fld in ("headers", "query"):
         raise Unwritable(f"a {mtype} match on all the {fld} at once")
+    name = str(body["parameter"].get("name"))  # (a field: a dict, see _field)
     if fld.startswith("headers.") and fld[len("headers."):] in ALWAYS_REDACTED:
-        raise Unwritable(f"a {mtype} match on the {body['parameter']['name']} header, which is redacted before "
-                         f"rules see it (a credential): check it on the route (token=NAME, for Authorization: "
-                         f"Bearer)")
+        low = name.lower()
+        how = ("token=NAME, for Authorization: Bearer" if low == "authorization" else
+               f'token=NAME header="{name}"' if low in CREDENTIAL_HEADERS - {"proxy-authorization", "cookie"} else
+               "its secret, token or hmac")
+        raise Unwritable(f"a {mtype} match on the {name} header, which is redacted before rules see it (a "
+                         f"credential): check it on the route ({how})")
+    if fld.startswith("query.") and name.lower() in CREDENTIAL_PARAMS:
+        raise Unwritable(f"a {mtype} match on the {name} URL parameter, which is redacted before rules see it (a "
+                         f'credential): check it on the route (token=NAME query="{name}")')
     if mtype == "value":
         value = _untemplated(body.get("value", ""), "the match value")
         if fld == "method":
