@@ -706,15 +706,21 @@ def test_a_method_in_lower_case_can_never_match(cond: str, never: str, hint: str
 @pytest.mark.parametrize("cond, name, how", [
     ('headers.x-gitlab-token="t0k"', "x-gitlab-token", 'token=NAME header="X-Gitlab-Token"'),
     ('headers.Authorization in ["Bearer a", "Bearer b"]', "authorization", "token=NAME (Authorization: Bearer <token>)"),
-    ('headers.x-hub-signature-256="sha256=00"', "x-hub-signature-256", "its source's secret, token or hmac")])
+    ('headers.x-hub-signature-256="sha256=00"', "x-hub-signature-256", "its source's secret, token or hmac"),
+    ('headers.X-Api-Key="k3y"', "x-api-key", 'token=NAME header="X-Api-Key"'),
+    ('headers.x-auth-token in ["a", "b"]', "x-auth-token", 'token=NAME header="X-Auth-Token"'),
+    ('query.access_token="t0k"', "access_token", 'token=NAME query="access_token"'),
+    ('query.api_key="k3y"', "api_key", 'token=NAME query="api_key"')])
 def test_a_value_of_a_credential_header_can_never_match(cond: str, name: str, how: str) -> None:
     """A credential header reaches rules as <redacted>: headers.x-gitlab-token="..." (what
     adnanh/webhook's GitLab hook reads as) never matched, and its deliveries got 202 with no run."""
     text = 'secret s = env "S"\nsource http token=s\n' + DEPLOY + f'on http.request path="/a" {cond} run deploy with "x"\n'
-    assert only(text) == ("TRG501", 4, 27, f"rule 'L4' can never match: the {name} header is a credential, "
+    what = f"the {name} query parameter" if cond.startswith("query.") else f"the {name} header"
+    assert only(text) == ("TRG501", 4, 27, f"rule 'L4' can never match: {what} is a credential, "
                                            f"redacted before rules see it", f"check it on the route instead: {how}")
-    # another header, a negation, and the value rules do see, are conditions like any
-    for fine in ('headers.x-event-key="repo:push"', 'headers.authorization != "x"', 'headers.cookie="<redacted>"'):
+    # another header or parameter, a negation, and the value rules do see, are conditions like any
+    for fine in ('headers.x-event-key="repo:push"', 'headers.authorization != "x"', 'headers.cookie="<redacted>"',
+                 'query.env="prod"', 'query.token="<redacted>"', 'query.api_key != "x"'):
         assert diags(text.replace(cond, fine)) == [], fine
 
 

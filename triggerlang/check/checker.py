@@ -40,7 +40,7 @@ from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal
 from ..compile.patterns import (PatternError, compile_glob, compile_regex, github_filter_list_regex,
                                 github_filter_regex, github_syntax)
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
-from ..providers.base import REDACTED
+from ..providers.base import CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, REDACTED
 from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
@@ -1251,20 +1251,31 @@ class Checker:
 
     def lint_redacted(self, r: A.Rule) -> None:
         """TRG501: a condition that a credential header (``Authorization``, ``Cookie``,
-        ``X-Gitlab-Token``, a signature header) has a value: the HTTP source replaces it by
-        ``<redacted>`` before any rule sees it, so ``headers.x-gitlab-token="..."`` never
-        held, and its deliveries were answered 202 with no run. The route checks it."""
+        ``X-Gitlab-Token``, ``X-Api-Key``, a signature header) or query parameter
+        (``query.access_token``, ``query.api_key``) has a value: the HTTP source replaces it
+        by ``<redacted>`` before any rule sees it, so ``headers.x-api-key="..."`` never held,
+        and its deliveries were answered 202 with no run. The route checks it, in constant
+        time: ``token=NAME header="X-Api-Key"``, ``token=NAME query="api_key"``."""
         for c in conjuncts(r.filter):
-            if not (isinstance(c, A.Compare) and len(c.field.parts) == 2 and c.field.parts[0] == "headers"
-                    and c.field.parts[1].lower() in ALWAYS_REDACTED and c.op in ("=", "in")):
+            if not (isinstance(c, A.Compare) and len(c.field.parts) == 2 and c.op in ("=", "in")):
+                continue
+            where, name = c.field.parts[0], c.field.parts[1].lower()
+            if not (where == "headers" and name in ALWAYS_REDACTED or where == "query" and name in CREDENTIAL_PARAMS):
                 continue
             v = self.quiet_value(c.value)
             if REDACTED in (v if isinstance(v, list) else [v]):
                 continue
-            name = c.field.parts[1].lower()
-            how = {"authorization": "token=NAME (Authorization: Bearer <token>)",
-                   "x-gitlab-token": 'token=NAME header="X-Gitlab-Token"'}.get(name, "its source's secret, token or hmac")
-            self.never(r, c, f"the {name} header is a credential, redacted before rules see it",
+            if where == "query":
+                what, how = f"the {c.field.parts[1]} query parameter", f'token=NAME query="{c.field.parts[1]}"'
+            else:
+                what = f"the {name} header"
+                if name == "authorization":
+                    how = "token=NAME (Authorization: Bearer <token>)"
+                elif name in CREDENTIAL_HEADERS and name not in ("proxy-authorization", "cookie"):
+                    how = 'token=NAME header="{}"'.format("-".join(p.capitalize() for p in name.split("-")))
+                else:
+                    how = "its source's secret, token or hmac"
+            self.never(r, c, f"{what} is a credential, redacted before rules see it",
                        hint=f"check it on the route instead: {how}")
             return
 

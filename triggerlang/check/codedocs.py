@@ -304,8 +304,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
     "TRG501": _e("""The rule's conditions contradict each other, so it can never match (two
         different values for one field, a value excluded by a list, an HTTP method written in
         lower case: `method="post"`, where an event's is `POST`, a value of a credential
-        header such as `headers.x-gitlab-token`, which rules only ever see as `<redacted>`:
-        the route checks it, `token=NAME header="X-Gitlab-Token"`). Conditions side by side
+        header such as `headers.x-gitlab-token` or `headers.x-api-key`, or query parameter
+        such as `query.access_token`, which rules only ever see as `<redacted>`: the route
+        checks it, `token=NAME header="X-Api-Key"`, `token=NAME query="access_token"`). Conditions side by side
         must all hold: write alternatives with `or` or `in [...]`.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch="main" branch="dev" run deploy\n'),
