@@ -611,6 +611,7 @@ import sys, time
 from pathlib import Path
 from triggerlang.editor import lsp
 held, what, S = Path(sys.argv[1]), sys.argv[2], lsp.TriggerLanguageServer
+name = sys.argv[3] if len(sys.argv) > 3 else "ci.trg"
 search, parse = S.workspace_includers, S.module_on_disk
 def hold():  # waits until the test lets it go (30 s at most)
     (held / "entered").touch()
@@ -620,8 +621,8 @@ def hold():  # waits until the test lets it go (30 s at most)
 def held_search(*args, **kwargs):
     hold()
     return search(*args, **kwargs)
-def held_parse(path):  # the first parse of ci.trg, an includer the search found
-    if path.endswith("ci.trg") and not (held / "entered").exists():
+def held_parse(path):  # the first parse of the file named (not open): ci.trg, an includer
+    if path.endswith(name) and not (held / "entered").exists():  # the search found, by default
         hold()
     return parse(path)
 if what == "search":
@@ -633,29 +634,38 @@ main(["lsp"])
 """
 
 
-@pytest.mark.parametrize("what", ["search", "parse"])
+@pytest.mark.parametrize("what", ["search", "parse", "definition"])
 def test_diagnostics_and_hover_are_answered_while_a_workspace_search_runs(team: Path, tmp_path: Path,
                                                                           what: str) -> None:
     """Before: find references' search of the workspace for the files that include the
     document (up to 5,000 files) ran on the analysis worker, so a first search in a large
     workspace held up every diagnostic (and, before that, on the event loop: every
     request); and the files it found (rules.d/ci.trg, not open) were parsed on the event
-    loop, so a large one held up every request. The search, or ci.trg's parse, is held
-    here, in the server process, until the test lets it go: meanwhile another document's
-    diagnostics and a hover arrive; then the references answer, with ci.trg's."""
+    loop, so a large one held up every request, as go to definition's parse of an
+    included file not open (common.trg, from ci.trg) did. The search, or the parse, is
+    held here, in the server process, until the test lets it go: meanwhile another
+    document's diagnostics and a hover arrive; then the request answers, with ci.trg's
+    references or common.trg's declaration."""
     import sys
 
     from lsp_client import LspClient
 
     held = tmp_path / "held"
     held.mkdir()
-    client = LspClient([sys.executable, "-c", HELD, str(held), what], cwd=team, init_options={"debounce_ms": 50})
+    argv = [str(held), "parse", "common.trg"] if what == "definition" else [str(held), what]
+    client = LspClient([sys.executable, "-c", HELD, *argv], cwd=team, init_options={"debounce_ms": 50})
     try:
-        cu = client.open(team / "common.trg")
-        client.wait_diagnostics(cu)
-        rid = client.send_request("textDocument/references", {
-            "textDocument": {"uri": cu}, "position": {"line": 0, "character": 8},
-            "context": {"includeDeclaration": True}})
+        if what == "definition":  # `notify` in ci.trg (open), declared by common.trg (not open)
+            cu = client.open(team / "rules.d" / "ci.trg")
+            client.wait_diagnostics(cu)
+            rid = client.send_request("textDocument/definition", {
+                "textDocument": {"uri": cu}, "position": {"line": 3, "character": 47}})
+        else:
+            cu = client.open(team / "common.trg")
+            client.wait_diagnostics(cu)
+            rid = client.send_request("textDocument/references", {
+                "textDocument": {"uri": cu}, "position": {"line": 0, "character": 8},
+                "context": {"includeDeclaration": True}})
         wait_for(lambda: (held / "entered").exists(), f"the {what} to start", 10)
         du = client.open(team / "deploy.trg", DEPLOY + "on git.tag run nowhere\n")
         assert [d["code"] for d in client.wait_diagnostics(du, timeout=10)] == ["TRG104"]
@@ -666,7 +676,7 @@ def test_diagnostics_and_hover_are_answered_while_a_workspace_search_runs(team: 
         (held / "released").touch()
         refs = client.wait_response(rid)["result"]
         assert sorted((r["uri"].rsplit("/rules/", 1)[1], r["range"]["start"]["line"]) for r in refs) == \
-            [("common.trg", 0), ("rules.d/ci.trg", 3)]
+            ([("common.trg", 0)] if what == "definition" else [("common.trg", 0), ("rules.d/ci.trg", 3)])
     finally:
         (held / "released").touch()
         assert client.close() == 0, client.stderr

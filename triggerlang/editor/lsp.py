@@ -27,9 +27,9 @@ Two workers, so that neither waits for the other: the analyses (and the re-check
 ``trg-analysis``; find references' and rename's search of the workspace for the files that
 include the document (up to :data:`MAX_WORKSPACE_FILES` files,
 :meth:`~TriggerLanguageServer.workspace_files`) runs on ``trg-search``, and so does the
-parse of the files they look through that are not open (the includers found, the files
-they include: :meth:`~TriggerLanguageServer.parse_on_disk`), which the event loop only
-reads. A first search in a large workspace so never holds up a diagnostic or a hover, nor
+parse of the files they and go to definition look through that are not open (the
+includers found, the files they include: :meth:`~TriggerLanguageServer.parse_on_disk`),
+which the event loop only reads. A first search in a large workspace so never holds up a diagnostic or a hover, nor
 an analysis of a large file a search.
 What the two threads could share is kept apart rather than locked:
 
@@ -585,9 +585,9 @@ class TriggerLanguageServer(LanguageServer):
     def parse_on_disk(self, files: Sequence[tuple[str, tuple]]) -> dict[str, tuple[tuple, A.Module | None]]:
         """The modules of files not open, ``(path, its (mtime, size) seen on the loop)``
         each, by path with that key: what :meth:`occurrences` reads for them while the
-        file stays as it was. Find references and rename run it on the search worker (a
-        workspace's includers, perhaps large, are parsed off the event loop); it reads no
-        state of the loop's."""
+        file stays as it was. Find references, rename and go to definition run it on the
+        search worker (a workspace's includers or an included file, perhaps large, are
+        parsed off the event loop); it reads no state of the loop's."""
         return {path: (version, self.module_on_disk(path)) for path, version in files}
 
     @staticmethod
@@ -860,12 +860,20 @@ def build_server() -> TriggerLanguageServer:
         loop = asyncio.get_running_loop()
         found = await loop.run_in_executor(ls._search, ls.workspace_files, ls.path_of(uri), ls.workspace_now(),
                                            lambda m: loop.call_soon_threadsafe(ls.window_show_message, m))
-        key = ls.occurrences_key(uri, found)
-        parsed = None
-        if key not in ls._occ:  # the files not open, parsed there too (one may be large)
-            on_disk = [(p, v) for p, v in key[2:] if v[0] == "file" and v[1] is not None]
-            parsed = await loop.run_in_executor(ls._search, ls.parse_on_disk, on_disk) if on_disk else None
-        return _at(ls, uri, position, found, parsed)
+        return _at(ls, uri, position, found, await _parsed_off_loop(ls, uri, found))
+
+    async def _parsed_off_loop(ls: TriggerLanguageServer, uri: str,
+                               workspace: Sequence[str] = ()) -> dict[str, tuple[tuple, A.Module | None]] | None:
+        """The files of the document's :meth:`~TriggerLanguageServer.scope` that are not
+        open, parsed on the search worker (one may be large: on the event loop, its parse
+        would hold up every diagnostic and hover), unless :meth:`occurrences` has them."""
+        key = ls.occurrences_key(uri, workspace)
+        if key in ls._occ:
+            return None
+        on_disk = [(p, v) for p, v in key[2:] if v[0] == "file" and v[1] is not None]
+        if not on_disk:
+            return None
+        return await asyncio.get_running_loop().run_in_executor(ls._search, ls.parse_on_disk, on_disk)
 
     def _included_at(ls: TriggerLanguageServer, uri: str, position: T.Position) -> list[T.Location] | None:
         """The files the ``include`` whose string is under the cursor reads, as an analysis
@@ -898,12 +906,14 @@ def build_server() -> TriggerLanguageServer:
         return T.Location(uri=uri, range=to_range(o.span, lines, ls.encoding()))
 
     @server.feature(T.TEXT_DOCUMENT_DEFINITION)
-    def definition(ls: TriggerLanguageServer, params: T.DefinitionParams) -> list[T.Location] | None:
+    async def definition(ls: TriggerLanguageServer, params: T.DefinitionParams) -> list[T.Location] | None:
         """A name's declarations; on an ``include``'s string, the files it reads (each a
-        glob matches), as an editor opens the header of an ``#include`` or an import's module."""
-        occs, at = _at(ls, params.text_document.uri, params.position)
+        glob matches), as an editor opens the header of an ``#include`` or an import's module.
+        The included files not open are parsed on the search worker, as for find references."""
+        uri = params.text_document.uri
+        occs, at = _at(ls, uri, params.position, (), await _parsed_off_loop(ls, uri))
         if at is None:
-            return _included_at(ls, params.text_document.uri, params.position)
+            return _included_at(ls, uri, params.position)
         defs = [o for o in occs if o.is_def and D.same_symbol(o, at)]
         return [_location(ls, o) for o in defs] or None
 
