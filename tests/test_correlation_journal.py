@@ -363,6 +363,34 @@ def test_keys_of_different_types_print_apart_in_groups_and_the_dashboard(tmp_pat
         asyncio.set_event_loop(None)
 
 
+ANY = '''\
+action note(k) = exec "true"
+once: on any(http.post path="/hooks/a" as a, http.post path="/hooks/b" as b, http.post path="/hooks/c" as c)
+    same <query.k> within 1h run note with <query.k>
+'''
+
+
+def test_a_fired_any_group_shows_what_came_and_misses_nothing(tmp_path: Path, own_loop) -> None:
+    """Before: a fired any(a, b, c) whose a came, then b (absorbed), listed MEMBERS a and
+    MISSING b, c, in text, JSON and the dashboard's chips (greyed "no event yet")."""
+    w = World(tmp_path, ANY)
+    try:
+        w.submit(post("/hooks/a", k="x"))
+        w.submit(post("/hooks/b", k="x"))
+        state = str(tmp_path / "state")
+        r = CliRunner().invoke(cli, ["groups", "--state", state])
+        assert r.exit_code == 0, r.output
+        (line,) = r.output.splitlines()[1:]
+        assert line.split()[2] == "fired" and line.split()[-4:] == ["a,", "b", "-", "1"]
+        (g,) = json.loads(CliRunner().invoke(cli, ["groups", "--state", state, "--format", "json"]).output)
+        assert [(m["alias"], m.get("absorbed")) for m in g["members"]] == [("a", None), ("b", True)]
+        assert g["missing"] == []
+        html = TestClient(create_app(tmp_path / "state"), client=("127.0.0.1", 40000)).get("/dashboard/groups").text
+        assert 'class="chip empty"' not in html and 'title="absorbed ' in html
+    finally:
+        w.close()
+
+
 def test_dashboard_groups_page_api_and_event_page(world: World) -> None:
     world.submit(post("/hooks/build", k="a"))
     fired = world.submit(post("/hooks/build", k="b"))

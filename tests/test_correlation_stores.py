@@ -58,7 +58,10 @@ def test_groups_fire_expire_absorb_and_refuse_on_both_stores(serve, backend: Bac
     gate_run = next(r for r in runs if r["rule"] == "gate")
     assert gate_run["inputs"]["n"] == 2 and gate_run["id"] == gate[("a",)]["run_id"]
     (q,) = groups(s, backend, "--rule", "quiet")
-    assert q["state"] == "fired" and q["missing"] == ["hb"]
+    assert q["state"] == "fired" and q["missing"] == ["hb"]     # an absence window: why it fired
+    (o,) = groups(s, backend, "--rule", "once")                  # any: what came, nothing missing
+    assert [(m["alias"], m.get("absorbed", False)) for m in o["members"]] == [("gh", False), ("gl", True)]
+    assert (o["state"], o["missing"]) == ("fired", [])
     (small,) = groups(s, backend, "--rule", "small", "--status", "open")
     assert small["keys"] == ["1"]
     events = s.events()

@@ -168,10 +168,23 @@ def slots_list(aliases: list[str], text: str) -> list:
     return out
 
 
-def group_dict(r: tuple, history: list[dict] | None = None) -> dict[str, Any]:
-    """A group row as the API shape (§11.7): keys decoded, members by alias, times ISO."""
+NOTE_ACTIONS = ("absorb", "arm")
+"""The history entries a listed group needs (:func:`group_dict`'s ``notes``)."""
+
+
+def group_dict(r: tuple, history: list[dict] | None = None, notes: list[dict] | None = None) -> dict[str, Any]:
+    """A group row as the API shape (§11.7): keys decoded, members by alias, times ISO.
+
+    ``history``: the group's whole history (one group's page); ``notes``: its entries of
+    :data:`NOTE_ACTIONS` alone (a list). A fired group needed none of the members it has no
+    event for, so ``missing`` is empty, and the events an ``any`` group absorbed after it
+    fired are among its ``members`` (``"absorbed": true``): a fired ``any(a, b)`` whose ``a``
+    came and then ``b`` reads "members a, b", not "missing b". A fired absence window keeps
+    its absent member as missing: that it did not come is why the window fired (its history
+    starts with ``arm``)."""
     (id_, rule, fingerprint, key, state, opened_at, deadline, slots, fired_at, closed_at, reason, unobserved,
      late, seq, run_id, event_id) = r
+    hist = history if history is not None else (notes or [])
     members, missing = [], []
     by_alias: dict[str, Any] = {}      # the slots with ISO times, as every time of the API
     for alias, s in json.loads(slots).items():
@@ -184,6 +197,10 @@ def group_dict(r: tuple, history: list[dict] | None = None) -> dict[str, Any]:
         else:
             members.append({"alias": alias, "event_id": s[0], "admitted_at": iso(s[1])})
             by_alias[alias] = [s[0], iso(s[1])]
+    members.extend({"alias": h["member"], "event_id": h["event_id"], "admitted_at": h["time"], "absorbed": True}
+                   for h in hist if h["action"] == "absorb")
+    if state == "fired" and not any(h["action"] == "arm" for h in hist):
+        missing = []
     out = {"id": id_, "rule": rule, "keys": [json.loads(k) for k in json.loads(key)], "state": state,
            "live": closed_at is None, "opened_at": iso(opened_at), "deadline": iso(deadline),
            "closed_at": iso(closed_at), "fired_at": iso(fired_at), "members": members, "missing": missing,
@@ -332,7 +349,15 @@ class SqliteGroups:
             args.append(max(0, int(limit)))
         with self._cursor(write=False) as conn:  # type: ignore[attr-defined]
             rows = conn.execute(sql, args).fetchall()
-        out = [group_dict(r) for r in rows]
+            fired = [r[0] for r in rows if r[4] == "fired"]
+            notes: dict[str, list[dict]] = {}
+            for i in range(0, len(fired), 500):
+                part = fired[i:i + 500]
+                for h in conn.execute(
+                        "SELECT group_id, time, action, member, event_id, note FROM corr_history WHERE group_id IN "
+                        f"({', '.join('?' * len(part))}) AND action IN {NOTE_ACTIONS} ORDER BY id", part):
+                    notes.setdefault(h[0], []).append(history_dict(h[1:]))
+        out = [group_dict(r, notes=notes.get(r[0])) for r in rows]
         if key is not None:
             out = [g for g in out if key_matches(g["keys"], key)][:max(0, int(limit))]
         return out

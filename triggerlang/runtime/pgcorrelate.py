@@ -33,8 +33,8 @@ from ..correlation.engine import DEFAULT_MAX_OPEN_GROUPS, Correlator, Outcome
 from ..correlation.spec import is_correlation
 from ..correlation.state import Group
 from ..events import Event
-from .correlate import (LIVENESS_INTERVAL, MAX_CHAIN, REFUSAL_LOG_INTERVAL, STATUS_STATES, Correlations,
-                        correlation_stdin, group_dict, history_dict, key_matches, slots_json, slots_list)
+from .correlate import (LIVENESS_INTERVAL, MAX_CHAIN, NOTE_ACTIONS, REFUSAL_LOG_INTERVAL, STATUS_STATES,
+                        Correlations, correlation_stdin, group_dict, history_dict, key_matches, slots_json, slots_list)
 from .store import Intent, dumps
 
 log = logging.getLogger("triggerlang")
@@ -179,7 +179,14 @@ class PgGroups:
             args.append(max(0, int(limit)))
         with self._conn() as conn:  # type: ignore[attr-defined]
             rows = conn.execute(sql, args).fetchall()
-        out = [group_dict(r) for r in rows]
+            fired = [r[0] for r in rows if r[4] == "fired"]
+            notes: dict[str, list[dict]] = {}
+            if fired:
+                for h in conn.execute("SELECT group_id, time, action, member, event_id, note FROM trg_corr_history "
+                                      "WHERE group_id = ANY(%s) AND action = ANY(%s) ORDER BY id",
+                                      (fired, list(NOTE_ACTIONS))).fetchall():
+                    notes.setdefault(h[0], []).append(history_dict(h[1:]))
+        out = [group_dict(r, notes=notes.get(r[0])) for r in rows]
         if key is not None:
             out = [g for g in out if key_matches(g["keys"], key)][:max(0, int(limit))]
         return out
