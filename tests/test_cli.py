@@ -1094,6 +1094,23 @@ def test_emit_refuses_a_change_field_that_contradicts_the_file_events_name() -> 
         assert r.exit_code == 1 and "cannot reach" in r.stderr, r.stderr
 
 
+def test_emit_refuses_a_method_that_contradicts_the_http_events_name() -> None:
+    """`emit http.post method=GET` was sent, and journaled an http.post whose method was
+    GET (a rule test's given refuses it, TRG603). A usage error now, saying what to send; a
+    method in lower case is no request's either; one that agrees, or none, is sent."""
+    dead = "http://127.0.0.1:1"  # nothing is sent: were it, the answer would be exit 1
+    r = run("emit", "http.post", "method=GET", "path=/x", "--url", dead)
+    assert r.exit_code == 2, r.output
+    assert r.stderr == ('triggerc: error: an http.post event has method="POST", not "GET": '
+                        'emit http.get, or drop method=\n'), r.stderr
+    for bad in ("post", "HEAD", "5"):
+        r = run("emit", "http.post", f"method={bad}", "--url", dead)
+        assert r.exit_code == 2 and "(method follows from the event's name: drop it)" in r.stderr, r.stderr
+    for ok in (["method=POST"], []):
+        r = run("emit", "http.post", "path=/x", *ok, "--url", dead, "--timeout", "5")
+        assert r.exit_code == 1 and "cannot reach" in r.stderr, r.stderr
+
+
 def test_a_url_whose_port_is_no_port_is_a_usage_error() -> None:
     """`emit --url http://127.0.0.1:99999` said "connection refused", as if a server might be
     there: a usage error (exit 2) that names the port, for rerun and cancel too."""

@@ -402,6 +402,11 @@ app: on file.changed ext in ["py", "toml"] change != "deleted" run app with <pat
                                                  "data": {"path": "a.py", "change": "created"}}, timeout=DEADLINE)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == 'invalid event: a file.modified event has change="modified", not "created"'
+    # nor an http.post whose method says GET
+    answer = httpx.post(s.url + "/events", json={"source": "http", "type": "post", "data": {"method": "GET"}},
+                        timeout=DEADLINE)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == 'invalid event: an http.post event has method="POST", not "GET"'
     assert len(s.events()) == 1
     stop_ok(s)
 

@@ -155,6 +155,9 @@ def _encodable(name: str, value: str) -> None:
 
 FILE_CHANGES = ("created", "modified", "deleted")
 
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+"""The ``http.METHOD`` events (``http.request`` is any of them)."""
+
 
 def type_note(event: Event) -> str:
     """``--explain``'s note when a rule's trigger does not take the event's type. An event
@@ -166,18 +169,33 @@ def type_note(event: Event) -> str:
     return f"the event is {event.source}.{event.type}"
 
 
-def change_conflict(event: Event) -> str | None:
-    """What is wrong with a ``file.created``, ``file.modified`` or ``file.deleted`` event whose
-    ``change`` field says another change (``emit file.modified change=created``), or None.
+_NAMED_BY_TYPE = {"file": ("a", "change", FILE_CHANGES, lambda v: v, lambda t: t),
+                  "http": ("an", "method", HTTP_METHODS, str.lower, str.upper)}
+"""The field a source's event type names, as its sources write it: a file event's ``change``
+(``file.created`` has ``change="created"``), an http event's ``method`` (``http.post`` has
+``method="POST"``): (article, field, the types, a value's type, the type's value)."""
+
+
+def name_conflict(event: Event) -> tuple[str, str, str | None] | None:
+    """``(what is wrong, the field, the type its value names or None)`` for an event whose
+    field contradicts its type (``emit file.modified change=created``, ``emit http.post
+    method=GET``, ``method=post`` too: a real http event's method is upper case), else None.
     Refused, not overridden nor ignored: the type and the field would disagree in the
-    journal, and rules on ``change`` and on the type would see two events (a rule test's
+    journal, and rules on the field and on the type would see two events (a rule test's
     ``given`` refuses the same, TRG603)."""
-    change = event.data.get("change", event.type)
-    if event.source != "file" or event.type not in FILE_CHANGES or change == event.type:
+    named = _NAMED_BY_TYPE.get(event.source)
+    if named is None or event.type not in named[2]:
+        return None
+    article, name, types, type_of, value_of = named
+    own = value_of(event.type)
+    value = event.data.get(name, own)
+    if value == own:
         return None
     import json
 
-    return f'a file.{event.type} event has change="{event.type}", not {json.dumps(change)}'
+    other = type_of(value) if isinstance(value, str) else None
+    return (f'{article} {event.source}.{event.type} event has {name}="{own}", not {json.dumps(value)}', name,
+            other if other in types and other != event.type else None)
 
 
 def complete_file_data(data: dict[str, Any], change: str | None, paths: bool = True) -> dict[str, Any]:

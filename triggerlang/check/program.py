@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..events import HTTP_METHODS  # (also its name here, as before)
 from ..syntax import ast as A
-
-HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-"""The ``http.METHOD`` events (``http.request`` is any of them)."""
 
 
 @dataclass

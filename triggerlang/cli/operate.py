@@ -98,13 +98,13 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
             if not isinstance(cur, dict):  # a.b=2 after a=1: say so, never drop it
                 usage_error(f"{item!r}: {'.'.join(path[:i + 1])} is {json.dumps(cur)}, which has no fields")
         cur[path[-1]] = val
-    from ..events import FILE_CHANGES, Event, change_conflict
+    from ..events import Event, name_conflict
 
-    conflict = change_conflict(Event(source, typ, data))
+    conflict = name_conflict(Event(source, typ, data))
     if conflict is not None:
-        change = data.get("change")
-        usage_error(conflict + (f": emit file.{change}, or drop change=" if change in FILE_CHANGES
-                                else " (change follows from the event's name: drop it)"))
+        what, name, other = conflict
+        usage_error(what + (f": emit {source}.{other}, or drop {name}=" if other
+                            else f" ({name} follows from the event's name: drop it)"))
     body = {"source": source, "type": typ, "data": data}
     if event_id:
         body["id"] = event_id

@@ -154,7 +154,7 @@ from starlette.routing import BaseRoute, Match, Route
 
 from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
-from ..events import Event, change_conflict, type_note, whole_number
+from ..events import Event, name_conflict, type_note, whole_number
 from ..providers import REDACTED, get_provider, provider_names
 from ..providers.base import CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, single_header
 from ..providers.verify import SCHEMES, VERIFY_HEADERS, address_allowed, client_address, ip_range
@@ -531,9 +531,9 @@ class _Handlers:
             return self.reject(inc, "/events", 400, f"invalid event: {e}").response()
         if event.source == "file" and event.type == "changed":  # it would be journaled and match nothing
             return self.reject(inc, "/events", 400, f"invalid event: {type_note(event)}").response()
-        conflict = change_conflict(event)   # (as emit refuses it)
+        conflict = name_conflict(event)   # (as emit refuses it)
         if conflict is not None:
-            return self.reject(inc, "/events", 400, f"invalid event: {conflict}").response()
+            return self.reject(inc, "/events", 400, f"invalid event: {conflict[0]}").response()
         key = f"emit:{obj['id']}" if isinstance(obj.get("id"), str) and obj["id"] else None
         return await _answer(partial(self.accept, [event], key, inc=inc, route="/events"))
 
