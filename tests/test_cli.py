@@ -1094,6 +1094,25 @@ def test_emit_refuses_a_change_field_that_contradicts_the_file_events_name() -> 
         assert r.exit_code == 1 and "cannot reach" in r.stderr, r.stderr
 
 
+def test_emit_refuses_an_event_its_closed_source_does_not_have_and_warns_on_a_providers() -> None:
+    """`emit git.pushh` warned and sent an event no rule can listen to (check refuses a rule
+    on it, TRG202): a usage error now, with the did-you-mean, as is `git.*`. A webhook
+    provider's event the catalogue does not know, or a source it does not know, is a
+    warning and is sent (providers add events; the server may have a plug-in)."""
+    dead = "http://127.0.0.1:1"  # exit 1 (cannot reach) means it was sent
+    for trigger, error in [("git.pushh", "git has no event 'pushh' (did you mean 'push'?)"),
+                           ("file.zzz", "file has no event 'zzz' (file events: changed, created, deleted, modified)"),
+                           ("git.*", "a trigger for any git event, not an event's type (name the event)")]:
+        r = run("emit", trigger, "branch=main", "--url", dead)
+        assert (r.exit_code, r.stderr) == (2, f"triggerc: error: {trigger}: {error}\n"), r.stderr
+    for trigger, warning in [("github.pushh", "'pushh' is not a known github event (did you mean 'push'?)"),
+                             ("gti.push", "unknown source 'gti' (did you mean 'git'?)")]:
+        r = run("emit", trigger, "--url", dead, "--timeout", "5")
+        assert r.exit_code == 1, r.stderr
+        assert r.stderr.splitlines()[0] == f"triggerc: warning: {trigger}: {warning}", r.stderr
+        assert "cannot reach" in r.stderr
+
+
 def test_emit_refuses_a_method_that_contradicts_the_http_events_name() -> None:
     """`emit http.post method=GET` was sent, and journaled an http.post whose method was
     GET (a rule test's given refuses it, TRG603). A usage error now, saying what to send; a

@@ -364,11 +364,12 @@ deploy: on git.push repo="hooked.git" branch="main" run rec with <sha>
     assert r.stdout == "already accepted hook-1: nothing new, its run(s) [1]\n", r.stdout
     assert len(s.events()) == 1 and len(s.runs()) == 1
     assert r.stderr == ""  # a type the catalogue knows: no warning
-    # a type the catalogue does not know: a warning with a suggestion, and it is still sent
+    # an event git does not have: no rule can listen to it, so a usage error with a
+    # suggestion, and nothing is sent (a provider's unknown event is still sent: test_cli)
     r = cli("emit", "git.pushh", "branch=main", "--url", s.url)
-    assert r.returncode == 0 and r.stdout.startswith("accepted "), r.stderr
-    assert r.stderr == "triggerc: warning: git.pushh: git has no event 'pushh' (did you mean 'push'?)\n"
-    assert [(e["source"], e["type"]) for e in s.events()][-1] == ("git", "pushh")
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr == "triggerc: error: git.pushh: git has no event 'pushh' (did you mean 'push'?)\n"
+    assert len(s.events()) == 1
     stop_ok(s)
 
     dead = cli("emit", "git.push", "branch=main", "--url", f"http://127.0.0.1:{free_port()}", "--timeout", "5")

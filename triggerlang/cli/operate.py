@@ -50,6 +50,25 @@ def _parse_field(item: str) -> tuple[list[str], object]:
     return k.split("."), val
 
 
+def _no_such_event(source: str, typ: str) -> None:
+    """A usage error for an event no rule can name, else on to the warner. An event a
+    source with a closed set of events does not have (``emit git.pushh``: file, git, http,
+    schedule, run, correlation, ci) is a typo: ``check`` refuses a rule on it (TRG202):
+    no rule can name it (only a ``git.*`` rule would see it); ``git.*`` is a trigger, no
+    event's type. A webhook provider's event the catalogue does not know (``github.pushh``) is a
+    warning and is sent, as ``check`` only warns on it (TRG207: providers add events), and
+    so is a source it does not know (the server may have a plug-in this machine lacks)."""
+    from ..check.checker import trigger_problem
+
+    if typ == "*":
+        usage_error(f"{source}.*: a trigger for any {source} event, not an event's type (name the event)")
+    problem = trigger_problem(source, typ)
+    if problem is not None and problem[0] == "TRG202":
+        _, message, hint, _ = problem
+        usage_error(f"{source}.{typ}: {message} ({hint})")
+    _unknown_event_warner()(source, typ)
+
+
 EXAMPLES_EMIT = examples(
     "triggerc emit git.push branch=main sha=$(git rev-parse HEAD)",
     "triggerc emit ci.completed pipeline=build status=success --id build-$CI_JOB_ID",
@@ -81,7 +100,7 @@ def emit(trigger: str, fields, data_json, url, event_id, timeout) -> None:
         from ..events import Event, type_note
 
         usage_error(type_note(Event(source, typ, {})) + " (emit file.modified path=...)")
-    _unknown_event_warner()(source, typ)
+    _no_such_event(source, typ)
     data: dict = {}
     if data_json:
         try:
