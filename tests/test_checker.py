@@ -408,11 +408,21 @@ def test_http_rules_pin_their_route() -> None:
     ('path="/a" or path="/b"', 4, "an HTTP rule must pin its route"),
     ('not path="/a"', 4, "an HTTP rule must pin its route"),
     ('path="hook"', 19, "a route path must start with '/'"),
+    ('path="/readyz"', 19, "/readyz is built in: serve answers it (liveness, readiness, emit), so no route can take it"),
 ])
 def test_unpinned_http_routes(filt: str, col: int, msg: str) -> None:
     text = 'secret s = env "S"\nsource http token=s\n' + DEPLOY + f'on http.post {filt} run deploy with "x"'
     code, line, column, message, _ = only(text)
     assert (code, line, column, message) == ("TRG206", 4, col, msg)
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/events"])
+def test_a_source_route_on_a_built_in_path(path: str) -> None:
+    # serve refused to start on it ("is built in"); check said nothing
+    text = f'secret s = env "S"\nsource github path="{path}" secret=s\non github.push run a\naction a = exec "true"\n'
+    code, line, column, message, hint = only(text)
+    assert (code, line, column) == ("TRG208", 2, 20) and message.startswith(f"{path} is built in"), message
+    assert hint == f'choose another path, e.g. "/hooks{path}"'
 
 
 def test_http_route_from_a_let() -> None:

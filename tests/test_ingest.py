@@ -115,6 +115,24 @@ def test_the_emit_endpoint_gets_the_same_back_pressure(serve) -> None:
     assert srv.stop() == 0
 
 
+def test_readyz_is_503_while_deliveries_would_be_refused_and_healthz_stays_200(serve) -> None:
+    srv = serve('action slow = exec "sleep" "30"\nr: on git.push run slow busy queue\n', "--http",
+                "--max-backlog", "1")
+    r = httpx.get(srv.url + "/readyz", timeout=DEADLINE)
+    assert (r.status_code, r.json()) == (200, {"ok": True})
+    r = httpx.post(srv.url + "/readyz", timeout=DEADLINE)
+    assert (r.status_code, r.headers["Allow"]) == (405, "GET, HEAD")
+    emit = {"source": "git", "type": "push", "data": {}}
+    assert httpx.post(srv.url + "/events", json=emit, timeout=DEADLINE).status_code == 202
+    srv.wait_runs(lambda rs: rs and rs[0]["status"] == "running", "the first run to start")
+    assert httpx.post(srv.url + "/events", json=emit, timeout=DEADLINE).status_code == 202  # waits: the bound
+    r = httpx.get(srv.url + "/readyz", timeout=DEADLINE)
+    assert r.status_code == 503 and r.json() == {"ok": False, "error": "too many runs are waiting (--max-backlog)"}
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert httpx.post(srv.url + "/events", json=emit, timeout=DEADLINE).status_code == 503  # as /readyz said
+    assert httpx.get(srv.url + "/healthz", timeout=DEADLINE).status_code == 200  # up, all the same
+
+
 # --------------------------------------------------------------------------- group commit
 
 def test_every_202_survives_a_kill_9_right_after_it(serve, tmp_path: Path) -> None:

@@ -291,8 +291,15 @@ def test_a_store_outage_past_the_lease_stops_the_run_and_the_worker_says_why(clu
     assert post(c.nodes[0], "/slow", {}).status_code == 202
     c.wait_runs(lambda rs: rs and rs[0]["status"] == "running" and (c.proj / "pid1").exists(), "the run to be going")
     pid, w = int((c.proj / "pid1").read_text()), c.workers[0]
+    ready = lambda: httpx.get(c.nodes[0].url + "/readyz", timeout=DEADLINE)  # noqa: E731
+    assert (ready().status_code, ready().json()) == (200, {"ok": True})
     with _outage(c.url):
+        # the node leaves a load balancer's rotation (it would answer 500), while /healthz says it is up
+        r = wait_for(lambda: (r := ready()).status_code == 503 and r, "/readyz to say the store is away")
+        assert r.json()["ok"] is False and r.json()["error"].startswith("store "), r.json()
+        assert httpx.get(c.nodes[0].url + "/healthz", timeout=DEADLINE).status_code == 200
         wait_for(lambda: not alive(pid), "the worker to stop its run once its lease ran out", on_fail=w.log)
+    wait_for(lambda: ready().status_code == 200, "/readyz to say the store is back")
     runs = c.wait_runs(lambda rs: done(rs, 2), "the reaper and the retry")
     assert runs[0]["status"] == "interrupted" and (runs[1]["attempt"], runs[1]["status"]) == (2, "succeeded")
     log = w.log()

@@ -155,6 +155,11 @@ _WANT = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("numb
 """The value types a comparison with a field of each catalogue type takes."""
 
 
+
+def _built_in_path(path: str) -> str:
+    """The message for a route on a path ``serve`` answers itself."""
+    return f"{path} is built in: serve answers it (liveness, readiness, emit), so no route can take it"
+
 class Checker:
     def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None,
                  base_dir: str | None = None, tests: bool = True, warnings: bool = True):
@@ -493,6 +498,8 @@ class Checker:
                 self.d.error("TRG208", f"port {val} is out of range", opt.value.span, "use 0-65535")
             elif name in ("path",) and isinstance(val, str) and not val.startswith("/"):
                 self.d.error("TRG208", "a route path must start with '/'", opt.value.span, f'write "/{val}"')
+            elif name == "path" and val in defaults.BUILT_IN_PATHS:
+                self.d.error("TRG208", _built_in_path(val), opt.value.span, f'choose another path, e.g. "/hooks{val}"')
             elif name == "path":
                 self.glob_ok(val, opt.value.span)
             elif name == "ignore":
@@ -908,6 +915,9 @@ class Checker:
                 if isinstance(v, str):
                     if not v.startswith("/"):
                         self.d.error("TRG206", "a route path must start with '/'", c.value.span, f'write "/{v}"')
+                        return None
+                    if c.op == "=" and v in defaults.BUILT_IN_PATHS:
+                        self.d.error("TRG206", _built_in_path(v), c.value.span, f'choose another path, e.g. "/hooks{v}"')
                         return None
                     return v
         self.d.error("TRG206", "an HTTP rule must pin its route", r.trigger.span,

@@ -955,6 +955,12 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
                                                     (event_id,)).fetchall()]
         return d
 
+    def ping(self) -> None:
+        """One round trip (``SELECT 1``) on a pooled connection; StoreError if the store
+        does not answer (``GET /readyz`` of a node in store mode)."""
+        with self._conn() as conn:
+            conn.execute("SELECT 1")
+
     def last_tick(self, rule: str) -> str | None:
         with self._conn() as conn:
             r = conn.execute("SELECT (data::jsonb) ->> 'scheduled' FROM trg_events WHERE source = 'schedule' "

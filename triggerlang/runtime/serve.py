@@ -169,6 +169,7 @@ class Runtime:
         self.metrics: Any = None           # GET /metrics (runtime/metrics.py)
         self.operator: Any = None          # the dashboard's re-run / cancel / resume (runtime/operations.py)
         self.deliveries: Any = None        # the webhook routes' delivery history (runtime/deliveries.py)
+        self._ping: asyncio.Future | None = None  # store mode: the /readyz round trip under way
         self.unstarted: dict | None = None # a reload's manifest whose sources did not all start yet
         self.included: tuple[list[str], list[str]] = ([], [])  # the files and globs the last compile's includes read
 
@@ -337,7 +338,26 @@ class Runtime:
                              secrets=self.secrets, log=log, options=opts,
                              submit_then=getattr(self.engine, "submit_then", None),
                              overloaded=getattr(self.engine, "overloaded", None),
-                             record_delivery=self.deliveries, last_tick=self.last_tick)
+                             record_delivery=self.deliveries, last_tick=self.last_tick,
+                             not_ready=self.not_ready if self.store is not None else None)
+
+    async def not_ready(self) -> str | None:
+        """Store mode, for ``GET /readyz``: why this node cannot journal a delivery now (the
+        store did not answer a ``SELECT 1`` within :data:`~triggerlang.defaults.READY_TIMEOUT`,
+        or answered an error), or None. One round trip at a time: the probes of a load
+        balancer that come while one is under way wait for it, and one that hangs (a
+        network cut) is not started again until it ends. (With the SQLite journal there is
+        no such question to ask before a write: only back-pressure makes ``/readyz`` 503.)"""
+        ping = self._ping
+        if ping is None or ping.done():
+            ping = self._ping = asyncio.ensure_future(asyncio.to_thread(self.store.ping))
+        try:
+            await asyncio.wait_for(asyncio.shield(ping), defaults.READY_TIMEOUT)
+        except asyncio.TimeoutError:
+            return f"the store {self.store.describe()} has not answered in {defaults.READY_TIMEOUT:g}s"
+        except JournalError as e:
+            return str(e)
+        return None
 
     async def last_tick(self, rule: str) -> str | None:
         """:meth:`Store.last_tick <.store.Store.last_tick>` for a ``catch up`` schedule: the

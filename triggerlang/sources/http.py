@@ -163,7 +163,7 @@ from .base import Source, SourceContext, Submitted
 from .forms import FORM, fields, form_payload, media_type
 from .http_lean import Incoming, Reply, lean_protocol
 
-RESERVED_PATHS = ("/healthz", "/events")
+RESERVED_PATHS = defaults.BUILT_IN_PATHS
 MAX_REPLY = 64 * 1024  # characters of a route's reply= text
 START_DEADLINE = 15.0  # seconds to wait for uvicorn to be serving
 GRACEFUL_SHUTDOWN = 5.0  # seconds uvicorn waits for in-flight requests on stop()
@@ -214,7 +214,7 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"http route #{i + 1}: path must be a string starting with '/', not {path!r}")
         if path in RESERVED_PATHS:
-            raise ValueError(f"http route {path}: {path} is built in (health check / emit)")
+            raise ValueError(f"http route {path}: {path} is built in (health and readiness checks, emit)")
         if kind != "http" and (not isinstance(kind, str) or get_provider(kind) is None):
             raise ValueError(f"http route {path}: unknown kind {kind!r} "
                              f"(expected one of {', '.join([*provider_names(), 'http'])})")
@@ -507,6 +507,26 @@ class _Handlers:
     async def healthz(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return _error(405, f"{request.method} is not allowed on /healthz", {"Allow": "GET, HEAD"})
+        return JSONResponse({"ok": True})
+
+    async def readyz(self, request: Request) -> Response:
+        """``200 {"ok": true}`` while a delivery would be accepted; ``503 {"ok": false,
+        "error": why}`` while it would be refused: back-pressure (with ``Retry-After``), or
+        the store not answering (``ctx.not_ready``). ``/healthz`` says that ``serve`` is up;
+        this says whether it is worth sending it work, for a load balancer's health check
+        or a Kubernetes readiness probe (a node cut off from the database leaves the
+        rotation instead of answering ``500`` to its share of the deliveries)."""
+        if request.method not in ("GET", "HEAD"):
+            return _error(405, f"{request.method} is not allowed on /readyz", {"Allow": "GET, HEAD"})
+        overloaded = self.ctx.overloaded
+        wait = overloaded() if overloaded is not None else None
+        if wait is not None:
+            return JSONResponse({"ok": False, "error": "too many runs are waiting (--max-backlog)"}, status_code=503,
+                                headers={"Retry-After": str(int(wait))})
+        not_ready = self.ctx.not_ready
+        why = await not_ready() if not_ready is not None else None
+        if why is not None:
+            return JSONResponse({"ok": False, "error": why}, status_code=503)
         return JSONResponse({"ok": True})
 
     async def events(self, request: Request) -> Response:
@@ -888,6 +908,7 @@ def _build(config: Mapping[str, Any], ctx: SourceContext,
     app = Starlette(
         routes=[
             Route("/healthz", _AnyMethod(h.healthz)),
+            Route("/readyz", _AnyMethod(h.readyz)),
             Route("/events", _AnyMethod(h.events)),
             *extra_routes,
             Route("/{path:path}", _AnyMethod(h.dispatch)),
@@ -1002,7 +1023,7 @@ class HttpSource(Source):
 
     def describe(self) -> str:
         routes = ", ".join(f"{r.get('path')} ({r.get('kind', 'http')})" for r in self.config.get("routes") or ())
-        return f"http on {self.host}:{self.port}: {routes or 'no routes'}, /healthz, /events"
+        return f"http on {self.host}:{self.port}: {routes or 'no routes'}, /healthz, /readyz, /events"
 
     async def start(self) -> None:
         import uvicorn

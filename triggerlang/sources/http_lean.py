@@ -7,7 +7,7 @@ ASGI scope, no task, no Starlette request, one ``write`` for the whole answer. I
 the SAME steps as the Starlette endpoint (:class:`~triggerlang.sources.http._Handlers`:
 routing, the size limit, back-pressure, the provider registry's verification and
 normaliser, ``submit``), in the same order, so both front ends give the same answers;
-every other request (``/healthz``, ``/events``, the dashboard and its API, unknown paths)
+every other request (``/healthz``, ``/readyz``, ``/events``, the dashboard and its API, unknown paths)
 goes to the Starlette application as before.
 
 How a fast request goes through the connection:
