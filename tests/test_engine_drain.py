@@ -81,3 +81,45 @@ def test_a_retry_waiting_at_a_crash_is_not_taken_for_the_debounce_window(tmp_pat
     journal.close()
     assert runs[retry]["event_id"] == first.event_id and runs[retry]["status"] == "queued"
     assert len(runs) == 3  # the failed run, its retry, and the new event's debounced run
+
+
+def test_a_run_whose_log_could_not_be_opened_starts_again_though_its_requeue_was_rolled_back(
+        tmp_path: Path, monkeypatch) -> None:
+    """On a full disk, a run whose log file could not be opened (ENOSPC) is put back
+    (``running`` -> ``queued``) and started again a second later. That requeue is written in
+    the open batch, which the same full disk may roll back: the run was then still
+    ``running`` in the journal, its next start found it "no longer queued", and it was
+    dropped, never run, ``running`` until the next serve (the disk-full fault test caught
+    it: 8 of 9 accepted runs ended). It starts again either way."""
+    import errno
+
+    from triggerlang.runtime import executor
+
+    c = compile_text('action ok = exec "true"\nr: on git.push run ok\n', "rules.trg", str(tmp_path))
+    assert c.ok, c.diagnostics
+    journal = Journal(tmp_path / "state")
+    monkeypatch.setattr(journal, "requeue", lambda run_id: None)  # the batch holding it rolled back
+    real_open, refused = executor._open_append, []
+
+    def open_append(path, *a, **kw):
+        if not refused:
+            refused.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(executor, "_open_append", open_append)
+    monkeypatch.setattr(executor, "_spawner_for", lambda req: None)  # the log opened here, not in the spawner
+
+    async def scenario() -> int:
+        engine = Engine(c.manifest, journal, {}, tmp_path)
+        (rid,) = (await engine.submit(Event("git", "push", {"branch": "main", "sha": "a"}))).runs
+        deadline = time.monotonic() + 20
+        while journal.get_run(rid)["status"] != "succeeded" and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await engine.drain(grace=0.1)
+        return rid
+
+    rid = asyncio.run(scenario())
+    run = journal.get_run(rid)
+    journal.close()
+    assert refused and run["status"] == "succeeded", (refused, run)

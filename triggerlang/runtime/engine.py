@@ -222,6 +222,7 @@ class Engine:
         self.metrics = metrics
         self._cancelling: dict[int, str] = {}  # run id -> why an operator cancels it (stopping its process)
         self._unwritten: set[int] = set()  # runs being started whose insert a rollback undid (see _forget)
+        self._requeued: set[int] = set()   # runs put back to start again (their log could not be opened)
         self.secrets = dict(secrets)
         self.base_dir = Path(base_dir)
         self.lanes: dict[str, _Lane] = {}
@@ -776,10 +777,11 @@ class Engine:
         process starts right after that batch commits (:meth:`_launch`), in the same loop
         pass. No task: a run is callbacks from its start to its end."""
         try:
-            row = self.journal.start_run(run_id)  # queued -> running, and the row
+            row = self.journal.start_run(run_id, requeued=run_id in self._requeued)  # queued -> running, and the row
         except JournalError as e:  # disk full...: the run is still queued; try again soon
             self._start_later(rule, run_id, e)
             return
+        self._requeued.discard(run_id)
         if row is None:  # unknown, or no longer queued (cancelled, skipped...)
             self._uncarry(run_id)
             self._free(rule, run_id)
@@ -883,7 +885,8 @@ class Engine:
             operator_reason = self._cancelling.pop(run_id, None)
             if res.start_again and not self.closing and operator_reason is None:  # its log could not be written
                 self.ended -= 1
-                self.journal.requeue(run_id)
+                self.journal.requeue(run_id)  # in the batch, which the full disk may roll back:
+                self._requeued.add(run_id)    # then the run is still 'running' when it starts again
                 self._start_later(rule, run_id, res.error or "its log file cannot be written", free=False)
                 return
             if self.closing and res.status in ("cancelled", "interrupted") and operator_reason is None:

@@ -967,12 +967,15 @@ class SqliteStore(SqliteGroups):
                 return False
             return True
 
-    def start_run(self, run_id: int) -> RunRow | None:
+    def start_run(self, run_id: int, requeued: bool = False) -> RunRow | None:
         """:meth:`mark_running` and :meth:`run_row` in one transaction: the run, now
-        ``running``, or None (and nothing changed) when it is unknown or no longer queued."""
+        ``running``, or None (and nothing changed) when it is unknown or no longer queued.
+        ``requeued``: the run was put back with :meth:`requeue`, whose write may have been
+        rolled back with its batch (a full disk), so ``running`` is taken for ``queued``."""
         with self._cursor(write=True) as conn:
+            startable = "('queued', 'running')" if requeued else "('queued')"
             cur = conn.execute("UPDATE runs SET status = 'running', started_at = ? "
-                               "WHERE id = ? AND status = 'queued'", (time.time(), run_id))
+                               f"WHERE id = ? AND status IN {startable}", (time.time(), run_id))
             if cur.rowcount == 0:
                 return None
             r = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
