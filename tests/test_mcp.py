@@ -97,6 +97,9 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
                    'on http.post path="/h" run deploy with "x"\n'}),
         ("catalogue", {"event": "push"}),
         ("explain", {"path": str(rules), "event": payload}),  # a raw body given as the event
+        ("catalogue", {"source": "github", "event": "nope_evt"}),
+        ("catalogue", {"source": "github", "event": "pull_reqest"}),
+        ("catalogue", {"source": "github", "event": "star"}),  # known to GitHub, no typed fields
     ]
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "triggerc.toml").write_text('ignore = ["TRG307"]\nstrict = true\n')
@@ -131,6 +134,16 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
     # the way to give a raw body is this tool's, not the CLI's (--github EVENT)
     assert res[11][0] and "give it as `payload`, with `provider` (github or gitlab) and `provider_event`" \
         in res[11][1] and "--github" not in res[11][1]
+    # an event the provider is not known to send: its common fields, with check's TRG207
+    unknown = res[12][1]
+    assert unknown["trigger"] == "github.nope_evt" and {f["name"] for f in unknown["fields"]} >= {"action", "repo"}
+    assert unknown["warning"] == ("TRG207: 'nope_evt' is not a known github event "
+                                  "(check the github webhook documentation for the name)")
+    assert len(unknown["closest"]) == 5
+    typo = res[13][1]
+    assert typo["warning"] == "TRG207: 'pull_reqest' is not a known github event (did you mean 'pull_request'?)"
+    assert typo["closest"][:2] == ["pull_request", "pull_request_review"]
+    assert "warning" not in res[14][1] and "closest" not in res[14][1]
 
 
 def test_explain_a_rules_file_with_errors_returns_its_diagnostics(tmp_path: Path) -> None:

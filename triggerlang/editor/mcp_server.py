@@ -7,7 +7,7 @@ structured JSON):
 |---|---|
 | ``check`` | diagnostics of a rules file (or of text given as if it were that file), as ``triggerc check --format json`` |
 | ``explain`` | match one event, or a raw GitHub/GitLab payload, against a rules file: the runs it would start and, for each other rule of the event's source, the first condition that failed and the value the event had |
-| ``catalogue`` | the sources, a source's events, or an event's typed fields |
+| ``catalogue`` | the sources, a source's events, or an event's typed fields; an event a webhook provider is not known to send gets its common fields with a ``warning`` (``check``'s TRG207) and the ``closest`` known names |
 | ``emit`` | send one event to a running ``triggerc serve`` — loopback only; a trigger the catalogue does not know is sent with a ``warning`` (``triggerc emit``'s) |
 | ``runs``, ``run_log``, ``events`` | history from the store (``--state``, default ``.triggerlang``; or ``--store``) |
 | ``groups`` | correlation groups (SPEC §11): open, fired, expired... with their members |
@@ -111,6 +111,17 @@ class _Redactor:
         if isinstance(obj, list):
             return [self._scrub(x, masker) for x in obj]
         return obj
+
+
+def _closest(name: str, known: Any, guess: str | None, n: int = 5) -> list[str]:
+    """The ``n`` known names nearest to ``name``, nearest first (``guess``, the checker's
+    did-you-mean, leads when it has one; then difflib's ratio). Always ``n`` when there
+    are as many, even if none is close: an agent that wrote a name the provider does not
+    send gets names to look at rather than nothing, as TRG207's hint gives it."""
+    import difflib
+
+    ranked = difflib.get_close_matches(name, sorted(known), n + 1, 0.0)
+    return ([guess] if guess else []) + [k for k in ranked if k != guess][:n - (1 if guess else 0)]
 
 
 def _is_loopback_url(url: str) -> bool:
@@ -274,11 +285,13 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
     # ------------------------------------------------------------------ catalogue
     @server.tool(description="The event catalogue: without arguments, every source; with `source`, its "
                              "events, options and raw prefixes; with `source` and `event`, that trigger's "
-                             "typed fields.")
+                             "typed fields (and, for an event the webhook provider is not known to send, a "
+                             "`warning` and the `closest` known event names).")
     def catalogue(
         source: Annotated[str | None, Field(description="A source: file, git, http, github, gitlab, ci, run...")] = None,
         event: Annotated[str | None, Field(description="An event of the source (push, pull_request, *...)")] = None,
     ) -> dict[str, Any]:
+        from ..check.checker import trigger_problem
         from ..diagnostics import did_you_mean
         from .knowledge import field_doc
 
@@ -300,10 +313,15 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
         if spec is None:
             hint = did_you_mean(event, src.events)
             raise ToolError(f"{source} has no event {event!r}" + (f" ({hint})" if hint else ""))
-        return {"trigger": f"{source}.{event}", "doc": spec.doc,
-                "fields": [{"name": k, "type": t, "doc": field_doc(source, event, k)}
-                           for k, t in sorted(spec.fields.items())],
-                "raw": {r: ("any (JSON)" if r == "payload" else "map of str") for r in sorted(src.raw)}}
+        out: dict[str, Any] = {
+            "trigger": f"{source}.{event}", "doc": spec.doc,
+            "fields": [{"name": k, "type": t, "doc": field_doc(source, event, k)} for k, t in sorted(spec.fields.items())],
+            "raw": {r: ("any (JSON)" if r == "payload" else "map of str") for r in sorted(src.raw)}}
+        problem = trigger_problem(source, event)
+        if problem is not None:  # a webhook event the provider is not known to send: check's TRG207
+            out["warning"] = f"{problem[0]}: {problem[1]}" + (f" ({problem[2]})" if problem[2] else "")
+            out["closest"] = _closest(event, src.known_events, problem[3])
+        return out
 
     # ------------------------------------------------------------------ emit
     @server.tool(description="Send one event to a running `triggerc serve --http` (POST /events), as "
