@@ -99,6 +99,7 @@ def _complete(analysis: D.Analysis, typed: str):
     ("on git.push has ", "field", {"branch", "sha"}, {"run"}),
     ("on ci.completed status=", "value", {'"success"', '"failure"', "bots", "quiet"}, set()),
     ("on github.pull_request draft=", "value", {"true", "false"}, set()),
+    ("on github.issues action=", "value", {'"opened"', '"transferred"', "bots"}, {'"synchronize"', '"published"'}),
     ("x: on run.completed rule=", "value", {'"deploy_main"', '"pr"'}, set()),
     ("on git.push run ", "action", {"deploy", "notify"}, {"with"}),
     ("on git.push run deploy ", "after action", {"with", "debounce", "busy", "retry"}, set()),

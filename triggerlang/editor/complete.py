@@ -225,7 +225,7 @@ def _fields(ctx: tuple[str, str] | None, insert_eq: bool = False) -> list[Item]:
 def _values(names: Names, ctx: tuple[str, str] | None = None, fld: str | None = None) -> list[Item]:
     out = []
     if ctx is not None and fld is not None:
-        for v in K.FIELD_VALUES.get((ctx[0], fld), ()):
+        for v in K.EVENT_FIELD_VALUES.get((ctx[0], ctx[1], fld), K.FIELD_VALUES.get((ctx[0], fld), ())):
             out.append(Item(f'"{v}"', "value", fld, ""))
         if C.field_type(ctx[0], ctx[1], (fld,)) == C.BOOL:
             out += [Item("true", "value", "bool"), Item("false", "value", "bool")]

@@ -135,6 +135,30 @@ FIELD_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 """Values a field commonly takes, offered after ``field =`` (never enforced)."""
 
+EVENT_FIELD_VALUES: dict[tuple[str, str, str], tuple[str, ...]] = {
+    # GitHub's documented `action` values per webhook event ("Webhook events and payloads"),
+    # the ones rules filter on most first (as a workflow's `on: pull_request: types:` lists them)
+    ("github", "pull_request", "action"): (
+        "opened", "synchronize", "reopened", "closed", "edited", "ready_for_review", "converted_to_draft",
+        "labeled", "unlabeled", "assigned", "unassigned", "review_requested", "review_request_removed",
+        "auto_merge_enabled", "auto_merge_disabled", "enqueued", "dequeued", "milestoned", "demilestoned",
+        "locked", "unlocked"),
+    ("github", "pull_request_review", "action"): ("submitted", "edited", "dismissed"),
+    ("github", "issues", "action"): (
+        "opened", "closed", "reopened", "edited", "labeled", "unlabeled", "assigned", "unassigned", "deleted",
+        "transferred", "pinned", "unpinned", "milestoned", "demilestoned", "locked", "unlocked"),
+    ("github", "issue_comment", "action"): ("created", "edited", "deleted"),
+    ("github", "release", "action"): ("published", "released", "prereleased", "created", "edited", "unpublished",
+                                      "deleted"),
+    ("github", "workflow_run", "action"): ("completed", "requested", "in_progress"),
+    ("github", "check_suite", "action"): ("completed", "requested", "rerequested"),
+    ("github", "check_run", "action"): ("completed", "created", "rerequested", "requested_action"),
+    ("github", "workflow_job", "action"): ("completed", "queued", "in_progress", "waiting"),
+}
+"""Values a field commonly takes on one event (``(source, event, field)``), offered after
+``field =`` before :data:`FIELD_VALUES`' for the field (never enforced): a webhook's
+``action`` differs from event to event."""
+
 
 def field_doc(source: str, event: str, name: str) -> str:
     """A line on what a field means: the catalogue's own doc when it has one."""
