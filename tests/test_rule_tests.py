@@ -117,6 +117,17 @@ def test_with_compares_only_the_parameters_written_after_defaults() -> None:
                    ("sha", 'expected rule release to run deploy with sha="abd"', ['sha was "abc", expected "abd"'])]
 
 
+def test_with_holds_for_any_run_and_a_failure_lists_every_run() -> None:
+    """Two pushes, two runs: `expect R with` the second's inputs passes; inputs no run had
+    fail with each run's differences (the message showed the first run's alone)."""
+    two = ('given git.push branch="release/2" sha="abc"', 'given git.push branch="release/3" sha="def"')
+    got = failures(DEPLOY + block("second", *two, 'expect release with sha="def"')
+                   + block("neither", *two, 'expect release with sha="xyz", stage="staging"'))
+    assert got == [("neither", 'expected rule release to run deploy with sha="xyz", stage="staging"; none of '
+                    "its 2 runs had those inputs",
+                    ['run 1 of 2: sha was "abc", expected "xyz"', 'run 2 of 2: sha was "def", expected "xyz"'])]
+
+
 def test_with_does_not_coerce_types() -> None:
     text = ('action n(k) = exec "x" k\nr: on github.pull_request run n with <number>\n'
             'secret gh = env "GH"\nsource github secret=gh\n')

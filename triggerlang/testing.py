@@ -15,7 +15,10 @@ found no error. The steps for one file:
    ``ci.completed``), a rule matched by either counts, and ``expect only`` / ``expect
    none`` look at the union.
 3. **Expect.** ``expect R`` holds when R matched; ``with`` compares only the parameters
-   written, with the matcher's equality (no coercion: ``1`` is not ``"1"``). ``expect
+   written, with the matcher's equality (no coercion: ``1`` is not ``"1"``), and holds when
+   any run of R had those inputs (two ``given`` pushes make two runs; an expectation is
+   about what ran, not in which order, as ``expect only`` is); when none did, the failure
+   lists each run's differences (``run 2 of 3: sha was ...``). ``expect
    not R`` holds when R did not match; ``expect only R, ...`` when the set of rules that
    matched is exactly those; ``expect none`` when nothing matched. A test passes when all
    its expectations hold; each one that does not is one :class:`Failure`.
@@ -392,19 +395,22 @@ def _judge(x, matched: dict[str, list[dict]], order: list[str], ctx: "_Explainer
             return Failure(x.span, x.text, f"expected rule {r} to match", ctx.why_not(r))
         if not x.inputs:
             return None
-        for inputs in matched[r]:
+        runs = matched[r]
+        for inputs in runs:     # any run of the rule with those inputs (a push of two commits)
             if all(k in inputs and _same(inputs[k], v) for k, v in x.inputs.items()):
                 return None
-        inputs = matched[r][0]
         action = rules.by_name[r].action
         lines = []
-        for k, v in x.inputs.items():
-            if k not in inputs or not _same(inputs[k], v):
-                got = _show(inputs[k]) if k in inputs else "not set"
-                lines.append({"text": f"{k} was {got}, expected {_show(v)}", "param": k,
-                              "value": inputs.get(k), "expected": v})
+        for n, inputs in enumerate(runs, 1):    # every run's differences, each run's own line(s)
+            at = f"run {n} of {len(runs)}: " if len(runs) > 1 else ""
+            for k, v in x.inputs.items():
+                if k not in inputs or not _same(inputs[k], v):
+                    got = _show(inputs[k]) if k in inputs else "not set"
+                    lines.append({"text": f"{at}{k} was {got}, expected {_show(v)}", "param": k,
+                                  "value": inputs.get(k), "expected": v, **({"run": n} if at else {})})
         want = ", ".join(f"{k}={_show(v)}" for k, v in x.inputs.items())
-        return Failure(x.span, x.text, f"expected rule {r} to run {action} with {want}", lines)
+        none = f"; none of its {len(runs)} runs had those inputs" if len(runs) > 1 else ""
+        return Failure(x.span, x.text, f"expected rule {r} to run {action} with {want}{none}", lines)
     if x.kind == "not":
         r = x.rules[0]
         if r not in matched:
