@@ -11,7 +11,10 @@ from typing import Any
 
 import anyio
 import pytest
+from click.testing import CliRunner
 from mcp import ClientSession, StdioServerParameters, stdio_client
+
+from triggerlang.cli import main as cli
 
 from runtime_helpers import Server
 
@@ -79,7 +82,10 @@ def test_tools_and_their_typed_input_schemas(tmp_path: Path) -> None:
     assert all(t.description for t in tools.values())
 
 
-def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
+PUSH_DEV = {"source": "git", "type": "push", "data": {"branch": "dev", "sha": "a"}}
+
+
+def test_check_catalogue_and_explain(rules: Path, tmp_path: Path, monkeypatch) -> None:
     payload = json.loads((FIXTURES / "github" / "push-plain.json").read_text())
     calls = [
         ("check", {"path": str(rules)}),
@@ -100,7 +106,12 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
         ("catalogue", {"source": "github", "event": "nope_evt"}),
         ("catalogue", {"source": "github", "event": "pull_reqest"}),
         ("catalogue", {"source": "github", "event": "star"}),  # known to GitHub, no typed fields
+        ("explain", {"path": "inc/main.trg", "event": PUSH_DEV}),   # a rule an include read
     ]
+    (tmp_path / "inc" / "lib").mkdir(parents=True)
+    (tmp_path / "inc" / "main.trg").write_text('include "lib/deploy.trg"\n')
+    (tmp_path / "inc" / "lib" / "deploy.trg").write_text('action d(sha) = exec "true"\n'
+                                                         'go: on git.push branch="main" run d with <sha>\n')
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "triggerc.toml").write_text('ignore = ["TRG307"]\nstrict = true\n')
     res = Mcp(cwd=tmp_path).calls(*calls)
@@ -144,6 +155,13 @@ def test_check_catalogue_and_explain(rules: Path, tmp_path: Path) -> None:
     assert typo["warning"] == "TRG207: 'pull_reqest' is not a known github event (did you mean 'pull_request'?)"
     assert typo["closest"][:2] == ["pull_request", "pull_request_review"]
     assert "warning" not in res[14][1] and "closest" not in res[14][1]
+    # an included rule's file as `triggerc match` names it from the same folder (it was
+    # lib/deploy.trg, relative to the main file's folder)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "e.json").write_text(json.dumps(PUSH_DEV))
+    r = CliRunner().invoke(cli, ["match", "--explain", "--format", "json", "inc/main.trg", "e.json"])
+    assert [x["file"] for x in json.loads(r.output)["not_matched"]] == ["inc/lib/deploy.trg"], r.output
+    assert [x["file"] for x in res[15][1]["not_matched"]] == ["inc/lib/deploy.trg"], res[15]
 
 
 def test_explain_a_rules_file_with_errors_returns_its_diagnostics(tmp_path: Path) -> None:

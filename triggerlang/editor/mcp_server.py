@@ -277,7 +277,9 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
                                       "give it as `payload`, with `provider` (github or gitlab) and `provider_event`")
         except EventInputError as e:
             raise ToolError(str(e)) from None
-        dry = DryRun(c.manifest, build_matcher(c.manifest["rules"]))
+        # an included rule's reasons name its file as `triggerc match PATH` does: relative to
+        # the folder of `path` as given (absolute for an absolute path), not to the main file's
+        dry = DryRun(c.manifest, build_matcher(c.manifest["rules"]), shown_as=str(p))
         result = dry.run(events, explain=True)
         return done({"ok": True, "events": [{"source": e.source, "type": e.type, "data": e.data} for e in events],
                      **result})
