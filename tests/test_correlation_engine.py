@@ -344,6 +344,17 @@ def test_after_more_than_100_missed_windows_the_window_open_now_is_still_watched
             assert [o.action for o in eng.advance(g.deadline)] == ["fire"]
 
 
+def test_a_first_start_inside_a_between_window_watches_from_the_next_opening() -> None:
+    # the decision (README, In serve): the part of tonight's window before the first start
+    # was seen by nobody, so tonight's is not watched (no page at 06:00); tomorrow's is
+    m = manifest('nightly: on absent(ci.completed pipeline="nightly" status="success")\n'
+                 '    between cron "30 2 * * *" and cron "0 6 * * *" tz "Europe/Paris" run d\n')
+    eng = Correlator(m["rules"], MemoryState())
+    assert eng.start(parse_time("2024-06-01T04:00:00+02:00")) == []
+    assert eng.advance(parse_time("2024-06-01T06:00:00+02:00")) == []
+    assert [o.action for o in eng.advance(parse_time("2024-06-02T06:00:00+02:00"))] == ["arm", "fire"]
+
+
 # --------------------------------------------------------------------------- bounds
 
 def test_max_refuses_new_groups_but_existing_ones_keep_admitting() -> None:

@@ -254,7 +254,12 @@ class Correlator:
 
     def arm(self, now: float) -> list[Outcome]:
         """First start of each rule (per fingerprint): absence windows armed from the start
-        (``for D`` unkeyed or ``same <k> in LIST``) and ``between`` schedules."""
+        (``for D`` unkeyed or ``same <k> in LIST``) and ``between`` schedules.
+
+        A ``between`` rule's first window is the next opening, never the one open now: what
+        came between its A and the first start was seen by nobody, so firing at its B could
+        report an absence that did not happen (a decision; README, "In serve"). A downtime
+        is another matter: :meth:`start` makes those windows up, with ``unobserved``."""
         outs: list[Outcome] = []
         for r in self.rules:
             self.state.lock(r.name)
