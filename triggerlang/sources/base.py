@@ -60,8 +60,8 @@ class SourceContext:
     # the ``scheduled`` time of a rule's newest journaled ``schedule.tick`` (Store.last_tick),
     # read by a ``catch up`` schedule at its start; None: no store to ask, no catch-up
     last_tick: Callable[[str], Awaitable["str | None"]] | None = None
-    # ``GET /readyz``: None while deliveries can be journaled, else why not (the store does
-    # not answer, the journal cannot be written); None: always ready but for back-pressure
+    # ``GET /readyz``: None while deliveries can be journaled, else why not (store mode: the
+    # store does not answer); None (the SQLite journal): ready but for back-pressure
     not_ready: Callable[[], Awaitable["str | None"]] | None = None
 
 
