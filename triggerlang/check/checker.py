@@ -156,10 +156,6 @@ _WANT = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("numb
 
 
 
-def _built_in_path(path: str) -> str:
-    """The message for a route on a path ``serve`` answers itself."""
-    return f"{path} is built in: serve answers it (liveness, readiness, emit), so no route can take it"
-
 class Checker:
     def __init__(self, module: A.Module, diags: Diagnostics, imported: "Program | None" = None,
                  base_dir: str | None = None, tests: bool = True, warnings: bool = True):
@@ -499,7 +495,7 @@ class Checker:
             elif name in ("path",) and isinstance(val, str) and not val.startswith("/"):
                 self.d.error("TRG208", "a route path must start with '/'", opt.value.span, f'write "/{val}"')
             elif name == "path" and val in defaults.BUILT_IN_PATHS:
-                self.d.error("TRG208", _built_in_path(val), opt.value.span, f'choose another path, e.g. "/hooks{val}"')
+                self.built_in_path("TRG208", val, opt.value.span)
             elif name == "path":
                 self.glob_ok(val, opt.value.span)
             elif name == "ignore":
@@ -512,6 +508,12 @@ class Checker:
             elif name == "header":
                 self.header_ok(s, spec.name, opt)
         self.one_verification(s, spec.name)
+
+    def built_in_path(self, code: str, path: str, span: Span) -> None:
+        """A route (a source's ``path=``, TRG208; an http rule's, TRG206) on a path ``serve``
+        answers itself (:data:`~triggerlang.defaults.BUILT_IN_PATHS`)."""
+        self.d.error(code, f"{path} is built in: serve answers it (liveness, readiness, emit), so no route can take it",
+                     span, f'choose another path, e.g. "/hooks{path}"')
 
     def header_ok(self, s: A.SourceDecl, kind: str, opt: Any) -> None:
         """``header="NAME"``: the header a ``token=`` or an ``hmac*=`` reads; beside
@@ -917,7 +919,7 @@ class Checker:
                         self.d.error("TRG206", "a route path must start with '/'", c.value.span, f'write "/{v}"')
                         return None
                     if c.op == "=" and v in defaults.BUILT_IN_PATHS:
-                        self.d.error("TRG206", _built_in_path(v), c.value.span, f'choose another path, e.g. "/hooks{v}"')
+                        self.built_in_path("TRG206", v, c.value.span)
                         return None
                     return v
         self.d.error("TRG206", "an HTTP rule must pin its route", r.trigger.span,

@@ -268,10 +268,8 @@ class IngestEngine:
         fire journals (runtime/pgcorrelate.py), after their transaction's commit."""
         if self.metrics is None:
             return
-        self.metrics.event(event.source, event.type)
-        self.metrics.runs_decided((it.rule, "skipped") for it in intents if it.skip is not None)
-        if intents and event.depth > self.max_chain_depth:
-            self.metrics.too_deep.inc()
+        self.metrics.journaled(event.source, event.type, ((it.rule, "skipped") for it in intents if it.skip is not None),
+                               bool(intents) and event.depth > self.max_chain_depth)
 
     def _note_change(self, rule: str) -> None:
         """(In a thread.) A file change matched ``rule``: count it against the run going now,

@@ -453,10 +453,8 @@ class Engine:
         ``correlation.*`` one with its fire's run (runtime/correlate.py) alike."""
         if self.metrics is None:
             return
-        self.metrics.event(event.source, event.type)
-        self.metrics.runs_decided((p.rule, p.status) for p in planned)
-        if matched and event.depth > self.max_chain_depth:
-            self.metrics.too_deep.inc()
+        self.metrics.journaled(event.source, event.type, ((p.rule, p.status) for p in planned),
+                               matched and event.depth > self.max_chain_depth)
 
     def committed(self, event: Event, planned: list[PlannedRun], debounced: list, run_ids: list[int],
                   data_json: str | None) -> None:

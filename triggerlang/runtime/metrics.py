@@ -174,6 +174,15 @@ class Metrics:
     def event(self, source: str, typ: str) -> None:
         self._child(self.events, *self.type_label(source, typ)).inc()
 
+    def journaled(self, source: str, typ: str, decided: Iterable[tuple[str, str]], too_deep: bool) -> None:
+        """An event journaled (by an engine or an ingest node, a source's event or a
+        ``correlation.*`` one alike), the runs decided final with it (:meth:`runs_decided`),
+        and whether it was matched deeper than ``--max-chain-depth``."""
+        self.event(source, typ)
+        self.runs_decided(decided)
+        if too_deep:
+            self.too_deep.inc()
+
     def delivery(self, route: str, status: int) -> None:
         self._child(self.deliveries, route, str(status)).inc()
         if status >= 400:
