@@ -156,8 +156,8 @@ from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
 from ..events import Event, name_conflict, type_note, whole_number
 from ..providers import REDACTED, get_provider, provider_names
-from ..providers.base import CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, single_header
-from ..providers.verify import SCHEMES, VERIFY_HEADERS, address_allowed, client_address, ip_range
+from ..providers.base import CREDENTIAL_PARAMS, single_header
+from ..providers.verify import ALWAYS_REDACTED, SCHEMES, address_allowed, client_address, ip_range
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
 from .forms import FORM, fields, form_payload, media_type
@@ -200,8 +200,8 @@ class HttpRoute:
         """Headers whose values never reach event data: credentials, every signature header
         a scheme knows (verified here or not), and the route's own header."""
         if self.scheme is None:
-            return CREDENTIAL_HEADERS | VERIFY_HEADERS
-        return CREDENTIAL_HEADERS | VERIFY_HEADERS | SCHEMES[self.scheme].reads(self.header)
+            return ALWAYS_REDACTED
+        return ALWAYS_REDACTED | SCHEMES[self.scheme].reads(self.header)
 
 
 def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[HttpRoute]:
