@@ -752,3 +752,27 @@ def test_header_names_the_header_a_token_is_read_from() -> None:
         assert verify(decl, "on ci.completed") == {"scheme": "bearer", "secret": "s", "header": "Authorization"}
     assert verify('source ci hmac=s header="X-Sig"\n', "on ci.completed") == \
         {"scheme": "hmac", "secret": "s", "header": "X-Sig"}
+
+
+def test_a_placeholder_in_an_actions_body_names_what_to_write_and_its_rules_do_not_cascade() -> None:
+    """`<sha>` in an action's body (a rule's spelling) was "unexpected '<sha>'", and each rule
+    running the action then "unknown action". The hint names the parameter to write bare,
+    or the one to declare and pass; the rules are not also told the action is unknown."""
+    got = diags('action deploy(sha) = exec "./deploy.sh" <sha>\non git.push run deploy with <sha>\n')
+    assert [(d[0], d[1], d[2], d[3]) for d in got] == [("TRG001", 1, 41, "an action's body has no placeholders: '<sha>'")]
+    assert got[0][4] == "a parameter is written bare in the body: sha"
+    got = diags('action note = shell "echo $X" env X=<payload.ref>\non git.push run note\n')
+    assert [d[0] for d in got] == ["TRG001"]
+    assert got[0][4] == ("an action does not read the event: declare a parameter, action note(ref) = ... ref, "
+                         "and pass it from the rule: run note with <payload.ref>")
+    # an action that is really missing is still reported, beside a broken one
+    assert codes('action a = exec "x" <sha>\non git.push run b\n') == [("TRG001", 1), ("TRG104", 2)]
+
+
+def test_a_correlation_key_passed_without_brackets_is_offered_the_placeholder() -> None:
+    text = ('source github secret=g\nsecret g = env "G"\nsource gitlab token=t\nsecret t = env "T"\n' + DEPLOY
+            + 'on any(github.push as a, gitlab.push as b) same <sha> within 1h run deploy with sha\n')
+    got = diags(text)
+    assert [(d[0], d[1], d[2]) for d in got] == [("TRG102", 6, 81)]
+    assert got[0][4].startswith("did you mean '<sha>'?")
+    assert diags(text.replace("with sha", "with <sha>")) == []

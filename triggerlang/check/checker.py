@@ -669,7 +669,10 @@ class Checker:
         action = r.action.value
         args: dict[str, dict] = {}
         decl = self.p.actions.get(action)
-        if decl is None:
+        if decl is None and f"action {action}" in self.m.unparsed:  # its declaration has a syntax error
+            for a in r.args:
+                self.arg_value(a.value, ctx)
+        elif decl is None:
             hint, fix = typo(action, self.p.actions, r.action.span)
             self.d.error("TRG104", f"unknown action '{action}'", r.action.span,
                          hint or f"declare it: action {action} = exec \"...\"", fix=fix)

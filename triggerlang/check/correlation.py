@@ -47,7 +47,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..diagnostics import Span, name_span, typo
+from ..diagnostics import Span, name_span, replace_fix, typo
 from ..syntax import ast as A
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule
@@ -662,9 +662,18 @@ def check_correlation(ck: Any, r: A.Rule) -> "CheckedRule":
         if isinstance(v, A.Placeholder):
             b = c.binding(v, same)   # (a bad one was reported: bound anyway, so no TRG404 follows)
             return {"invalid": v.path.dotted} if b is None else ck.captured(b, v)
+        if (isinstance(v, A.Ref) and v.name in same and v.name not in ck.let_decls and v.name not in ck.p.lets
+                and v.name not in ck.p.secrets):  # `with sha` for the key <sha>, as a plain rule's hint
+            ck.d.error("TRG102", f"unknown name '{v.name}'", v.span,
+                       f"did you mean '<{v.name}>'? the key, like a field of the event, is written in < >",
+                       fix=replace_fix(v.span, v.name, f"<{v.name}>"))
+            return {"value": None}
         return {"value": _plain(ck.value(v))}
 
-    if decl is None:
+    if decl is None and f"action {action}" in ck.m.unparsed:  # its declaration has a syntax error
+        for a in r.args:
+            value_of(a.value)
+    elif decl is None:
         hint, fix = typo(action, ck.p.actions, r.action.span)
         ck.d.error("TRG104", f"unknown action '{action}'", r.action.span,
                    hint or f"declare it: action {action} = exec \"...\"", fix=fix)

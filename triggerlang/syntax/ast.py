@@ -581,7 +581,9 @@ class IncludedFile(NamedTuple):
 class Module(Node):
     """A parsed file: its declarations in order (those that parsed). ``unparsed``: the
     words of the declarations that did not (a syntax error drops one), so that a name
-    only such a declaration uses is not also reported as never used.
+    only such a declaration uses is not also reported as never used; and ``action NAME``
+    for an action declaration that did not parse, so that the rules running it are not
+    also told the action is unknown.
 
     After :func:`~triggerlang.syntax.includes.expand_includes`, ``decls`` also hold the
     included files' declarations (spans that carry their file), each after the ``include``

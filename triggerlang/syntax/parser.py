@@ -1160,6 +1160,9 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
             decls.append(decl)
         else:
             unparsed.update(_WORD.findall(text, start_off, end_off))
+            head = _ACTION_HEAD.match(text, start_off, end_off)
+            if head is not None:  # `action NAME` (a space: no word has one): its rules' TRG104 would cascade
+                unparsed.add(f"action {head.group(1)}")
     end_line = len(lines)
     return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text))),
                     frozenset(unparsed)), diags
@@ -1540,6 +1543,9 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
                 items = ", ".join(x.strip() for x in items.split(","))
                 return whole.start(), whole.end(), "strings are in double quotes", f"write [{items}]"
             return at, m.end(), "strings are in double quotes", f"write {_str_literal(m.group(1))}"
+    placeholder = _action_placeholder(chunk, at)
+    if placeholder is not None:
+        return placeholder
     if chunk.startswith("$(", at) or chunk.startswith("{{", at) or chunk[at] == "<":
         close = {"$": ")", "{": "}}", "<": ">"}[chunk[at]]
         end = chunk.find(close, at, chunk.find("\n", at) % (len(chunk) + 1))
@@ -1584,6 +1590,32 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
             return at, end, "a list is written in [ ]", f"write [{items.strip()}]"
         return _call_hint(chunk, at) or _function_hint(chunk, at)
     return None
+
+
+_ACTION_HEAD = re.compile(r"action[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*(?:\(([^)]*)\))?[ \t]*=")
+_PLACEHOLDER_AT = re.compile(r"<\s*([A-Za-z_][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*>")
+
+
+def _action_placeholder(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A ``<field>`` placeholder in an action's body (``action deploy(sha) = exec "d" <sha>``):
+    an action does not read the event, its rules pass it values. The hint names the
+    parameter to write bare, or the parameter to declare and the rule's ``with``."""
+    head = _ACTION_HEAD.match(chunk)
+    if head is None or at < head.end():
+        return None
+    m = _PLACEHOLDER_AT.match(chunk, at)
+    if m is None:
+        return None
+    field = m.group(1)
+    params = [p.split("=")[0].strip() for p in (head.group(2) or "").split(",") if p.strip()]
+    message = f"an action's body has no placeholders: '{m.group()}'"
+    if field in params:
+        return at, m.end(), message, f"a parameter is written bare in the body: {field}"
+    name = re.sub(r"[^A-Za-z0-9_]", "_", field.rsplit(".", 1)[-1]).strip("_") or "value"
+    declared = ", ".join(params + [name])
+    return at, m.end(), message, \
+        f"an action does not read the event: declare a parameter, action {head.group(1)}({declared}) = ... {name}, " \
+        f"and pass it from the rule: run {head.group(1)} with <{field}>"
 
 
 def _policy_moved(chunk: str, start: int) -> tuple[int, str, str] | None:
