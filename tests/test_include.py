@@ -634,31 +634,38 @@ main(["lsp"])
 """
 
 
-@pytest.mark.parametrize("what", ["search", "parse", "definition"])
+ON_CI_TRG = {  # a request on `notify` in ci.trg (open), declared by common.trg (not open)
+    "definition": "textDocument/definition",
+    "highlight": "textDocument/documentHighlight",
+    "prepare_rename": "textDocument/prepareRename",
+}
+
+
+@pytest.mark.parametrize("what", ["search", "parse", *ON_CI_TRG])
 def test_diagnostics_and_hover_are_answered_while_a_workspace_search_runs(team: Path, tmp_path: Path,
                                                                           what: str) -> None:
     """Before: find references' search of the workspace for the files that include the
     document (up to 5,000 files) ran on the analysis worker, so a first search in a large
     workspace held up every diagnostic (and, before that, on the event loop: every
     request); and the files it found (rules.d/ci.trg, not open) were parsed on the event
-    loop, so a large one held up every request, as go to definition's parse of an
-    included file not open (common.trg, from ci.trg) did. The search, or the parse, is
-    held here, in the server process, until the test lets it go: meanwhile another
-    document's diagnostics and a hover arrive; then the request answers, with ci.trg's
-    references or common.trg's declaration."""
+    loop, so a large one held up every request, as go to definition's, document
+    highlight's and prepare-rename's parse of an included file not open (common.trg, from
+    ci.trg) did. The search, or the parse, is held here, in the server process, until the
+    test lets it go: meanwhile another document's diagnostics and a hover arrive; then the
+    request answers, with ci.trg's references, common.trg's declaration, or ci.trg's use."""
     import sys
 
     from lsp_client import LspClient
 
     held = tmp_path / "held"
     held.mkdir()
-    argv = [str(held), "parse", "common.trg"] if what == "definition" else [str(held), what]
+    argv = [str(held), "parse", "common.trg"] if what in ON_CI_TRG else [str(held), what]
     client = LspClient([sys.executable, "-c", HELD, *argv], cwd=team, init_options={"debounce_ms": 50})
     try:
-        if what == "definition":  # `notify` in ci.trg (open), declared by common.trg (not open)
+        if what in ON_CI_TRG:
             cu = client.open(team / "rules.d" / "ci.trg")
             client.wait_diagnostics(cu)
-            rid = client.send_request("textDocument/definition", {
+            rid = client.send_request(ON_CI_TRG[what], {
                 "textDocument": {"uri": cu}, "position": {"line": 3, "character": 47}})
         else:
             cu = client.open(team / "common.trg")
@@ -674,9 +681,15 @@ def test_diagnostics_and_hover_are_answered_while_a_workspace_search_runs(team: 
         assert "git.push" in hover["contents"]["value"]
         assert not client.answered(rid)  # (the search or the parse is still held)
         (held / "released").touch()
-        refs = client.wait_response(rid)["result"]
-        assert sorted((r["uri"].rsplit("/rules/", 1)[1], r["range"]["start"]["line"]) for r in refs) == \
-            ([("common.trg", 0)] if what == "definition" else [("common.trg", 0), ("rules.d/ci.trg", 3)])
+        result = client.wait_response(rid)["result"]
+        notify = {"start": {"line": 3, "character": 46}, "end": {"line": 3, "character": 52}}
+        if what == "highlight":  # ci.trg's own use of it, a read
+            assert result == [{"range": notify, "kind": 2}]
+        elif what == "prepare_rename":
+            assert result == notify
+        else:
+            assert sorted((r["uri"].rsplit("/rules/", 1)[1], r["range"]["start"]["line"]) for r in result) == \
+                ([("common.trg", 0)] if what == "definition" else [("common.trg", 0), ("rules.d/ci.trg", 3)])
     finally:
         (held / "released").touch()
         assert client.close() == 0, client.stderr

@@ -27,10 +27,11 @@ Two workers, so that neither waits for the other: the analyses (and the re-check
 ``trg-analysis``; find references' and rename's search of the workspace for the files that
 include the document (up to :data:`MAX_WORKSPACE_FILES` files,
 :meth:`~TriggerLanguageServer.workspace_files`) runs on ``trg-search``, and so does the
-parse of the files they and go to definition look through that are not open (the
-includers found, the files they include: :meth:`~TriggerLanguageServer.parse_on_disk`),
-which the event loop only reads. A first search in a large workspace so never holds up a diagnostic or a hover, nor
-an analysis of a large file a search.
+parse of the files they, go to definition, the highlight of a name's uses and
+prepare-rename look through that are not open (the includers found, the files they
+include: :meth:`~TriggerLanguageServer.parse_on_disk`), which the event loop only reads.
+A first search in a large workspace so never holds up a diagnostic or a hover, nor an
+analysis of a large file a search.
 What the two threads could share is kept apart rather than locked:
 
 * the open documents (their texts, versions and real paths) and the workspace's folders,
@@ -585,9 +586,10 @@ class TriggerLanguageServer(LanguageServer):
     def parse_on_disk(self, files: Sequence[tuple[str, tuple]]) -> dict[str, tuple[tuple, A.Module | None]]:
         """The modules of files not open, ``(path, its (mtime, size) seen on the loop)``
         each, by path with that key: what :meth:`occurrences` reads for them while the
-        file stays as it was. Find references, rename and go to definition run it on the
-        search worker (a workspace's includers or an included file, perhaps large, are
-        parsed off the event loop); it reads no state of the loop's."""
+        file stays as it was. Find references, rename, go to definition, document highlight
+        and prepare-rename run it on the search worker (a workspace's includers or an
+        included file, perhaps large, are parsed off the event loop); it reads no state of
+        the loop's."""
         return {path: (version, self.module_on_disk(path)) for path, version in files}
 
     @staticmethod
@@ -927,11 +929,13 @@ def build_server() -> TriggerLanguageServer:
         return [_location(ls, o) for o in refs]
 
     @server.feature(T.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
-    def highlight(ls: TriggerLanguageServer, params: T.DocumentHighlightParams) -> list[T.DocumentHighlight] | None:
+    async def highlight(ls: TriggerLanguageServer,
+                        params: T.DocumentHighlightParams) -> list[T.DocumentHighlight] | None:
         """The name under the cursor and its other uses in this document (declarations as
-        writes, uses as reads), as an editor marks them while the cursor rests on one."""
+        writes, uses as reads), as an editor marks them while the cursor rests on one. The
+        included files not open are parsed on the search worker, as for go to definition."""
         uri = params.text_document.uri
-        occs, at = _at(ls, uri, params.position)
+        occs, at = _at(ls, uri, params.position, (), await _parsed_off_loop(ls, uri))
         if at is None:
             return None
         path = ls.path_of(uri)
@@ -940,10 +944,12 @@ def build_server() -> TriggerLanguageServer:
                 for o in occs if o.file == path and D.same_symbol(o, at)]
 
     @server.feature(T.TEXT_DOCUMENT_PREPARE_RENAME)
-    def prepare_rename(ls: TriggerLanguageServer, params: T.PrepareRenameParams) -> T.Range | None:
+    async def prepare_rename(ls: TriggerLanguageServer, params: T.PrepareRenameParams) -> T.Range | None:
         """The name under the cursor, if it is a name (else the client says nothing can be
-        renamed there); a source kind is refused with the reason."""
-        occs, at = _at(ls, params.text_document.uri, params.position)
+        renamed there); a source kind is refused with the reason. The included files not
+        open are parsed on the search worker, as for go to definition."""
+        uri = params.text_document.uri
+        occs, at = _at(ls, uri, params.position, (), await _parsed_off_loop(ls, uri))
         if at is None:
             return None
         if at.kind == "source":
