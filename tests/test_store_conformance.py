@@ -288,6 +288,19 @@ again: on run.completed run ok
     events = s.events()
     assert [e["depth"] for e in events] == [0, 1, 2, 3, 4]  # the webhook, then each run.completed
     s.wait_log("over --max-chain-depth 3: journaled, no run started")
+    # /metrics counts the run.completed events and the run they skipped, on both stores
+    # (before: store mode's worker, which journals them, counted neither)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def counted() -> dict | None:
+        m = {(x.name, tuple(sorted(x.labels.items()))): x.value for fam in
+             text_string_to_metric_families(httpx.get(s.url + "/metrics", timeout=DEADLINE).text) for x in fam.samples}
+        return m if m.get(("triggerlang_chain_depth_exceeded_total", ())) else None
+
+    m = wait_for(counted, "the too-deep run.completed counted")
+    assert m[("triggerlang_events_total", (("source", "run"), ("type", "completed")))] == 4
+    assert m[("triggerlang_runs_total", (("rule", "again"), ("status", "skipped")))] == 1
+    assert m[("triggerlang_chain_depth_exceeded_total", ())] == 1
     stop_ok(s)
     assert len(s.runs()) == 5  # nothing ran after the limit
 

@@ -171,6 +171,13 @@ def run_event(row: RunRow, depth: int = 0) -> Event:
                               "run_id": row.id, "event_id": row.event_id, "attempt": row.attempt}, depth=depth + 1)
 
 
+def count_journaled(metrics: Any, event: Event, intents: list[Intent], max_depth: int) -> None:
+    """An event journaled in store mode, and the runs decided ``skipped`` with it (loop
+    protection), on ``/metrics`` (after the commit): an ingest node's and a worker's alike."""
+    metrics.journaled(event.source, event.type, ((it.rule, "skipped") for it in intents if it.skip is not None),
+                      bool(intents) and event.depth > max_depth)
+
+
 class IngestEngine:
     """The ingest side of a node in store mode (see the module docstring)."""
 
@@ -265,11 +272,10 @@ class IngestEngine:
     def count(self, event: Event, intents: list[Intent]) -> None:
         """An event this node journaled, and the runs it decided ``skipped`` with it, on
         ``/metrics``: a source's event (:meth:`submit`) and each ``correlation.*`` event a
-        fire journals (runtime/pgcorrelate.py), after their transaction's commit."""
-        if self.metrics is None:
-            return
-        self.metrics.journaled(event.source, event.type, ((it.rule, "skipped") for it in intents if it.skip is not None),
-                               bool(intents) and event.depth > self.max_chain_depth)
+        fire journals (runtime/pgcorrelate.py), after their transaction's commit. (A
+        ``run.*`` event is counted by the worker whose finish journals it: :meth:`Worker._finish`.)"""
+        if self.metrics is not None:
+            count_journaled(self.metrics, event, intents, self.max_chain_depth)
 
     def _note_change(self, rule: str) -> None:
         """(In a thread.) A file change matched ``rule``: count it against the run going now,
@@ -599,6 +605,7 @@ class Worker:
 
         body, truncated, size = log_tail(self.active[row.id].log_path) if row.id in self.active else (b"", False, 0)
         chain = None
+        chained: list[tuple[Event, list]] = []   # the run.* event journaled with the end, to count once committed
         if rules is not None and rules.run_rules and status in ("succeeded", "failed", "timed_out"):
             depth = int((row.event or {}).get("depth") or 0)
 
@@ -609,6 +616,7 @@ class Worker:
                     log.warning("event %s (%s) is %d runs deep in a chain, over --max-chain-depth %d: journaled, "
                                 "no run started", ev.id, ev.trigger, ev.depth, self.opts.max_chain_depth,
                                 extra={"event_id": ev.id, "depth": ev.depth})
+                chained[:] = [(ev, intents)] if intents else []   # (the transaction may be tried again)
                 return (ev, intents, rules.sha) if intents else None
         retry_on = ("failed", "timed_out", "interrupted") if status == "interrupted" else ("failed", "timed_out")
         delay = FINISH_RETRY
@@ -636,6 +644,8 @@ class Worker:
                  f" (exit {exit_code})" if exit_code is not None else "")
         if self.metrics is not None:
             self.metrics.run_ended(row.rule, done.status, done.duration)
+            for ev, intents in chained:   # as the one-process engine counts its run.* events
+                count_journaled(self.metrics, ev, intents, self.opts.max_chain_depth)
 
     # ------------------------------------------------------------------ leases
     async def _heartbeat_loop(self) -> None:
