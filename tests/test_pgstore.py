@@ -685,3 +685,46 @@ def test_a_standalone_dashboard_on_the_store_reruns_and_cancels(pg_url: str) -> 
             proc.wait(10)
     finally:
         st.close()
+
+
+def test_a_reload_that_removes_a_rule_cancels_its_waiting_runs_once_across_nodes(pg_url: str, caplog) -> None:
+    """Before: a rule removed by a reload in store mode still ran its queued runs (the
+    worker runs each with the manifest it was queued under), while serve on the SQLite
+    journal cancels them. The first node that reloads cancels the waiting runs the old
+    rules made, whichever node queued them; the next node finds none; a running run goes on."""
+    from triggerlang.api import compile_text
+    from triggerlang.runtime.cluster import IngestEngine
+    from triggerlang.runtime.engine import RELOAD_REMOVED
+    from triggerlang.runtime.metrics import Metrics
+
+    v1 = ('action a(n) = exec "true"\n'
+          'q: on http.post path="/q" run a with <payload.n> busy queue\n'
+          'db: on http.post path="/db" run a with <payload.n> debounce 1h\n'
+          'keep: on http.post path="/keep" run a with <payload.n> busy queue\n')
+    old, new = (compile_text(t, "rules.trg", "/tmp").manifest
+                for t in (v1, v1.replace("q: on", "# q: on").replace("db: on", "# db: on")))
+    st = PgStore(pg_url)
+    metrics = Metrics()
+    a, b = IngestEngine(old, st, metrics=metrics), IngestEngine(old, st)
+    try:
+        ids = []
+        for node, path, n in ((a, "/q", 1), (b, "/q", 2), (b, "/q", 3), (a, "/db", 4), (b, "/keep", 5)):
+            ev = Event("http", "post", {"path": path, "payload": {"n": n}, "headers": {}, "query": {}})
+            ids += st.ingest(ev, node.intents(ev, "default"), manifest=node.current.sha).run_ids
+        (going,) = st.claim("w1", ["default"], 1, 10)   # q's first run is running
+        assert going.id == ids[0]
+        with caplog.at_level("INFO", logger="triggerlang"):
+            a.load(new)
+            b.load(new)
+        status = {r["id"]: (r["status"], r["error"]) for r in st.list_runs(limit=10)}
+        assert status == {ids[0]: ("running", None), ids[1]: ("cancelled", RELOAD_REMOVED),
+                          ids[2]: ("cancelled", RELOAD_REMOVED), ids[3]: ("cancelled", RELOAD_REMOVED),
+                          ids[4]: ("queued", None)}, status
+        said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reload: ")]
+        assert said == [f"reload: 1 waiting run(s) of db cancelled: {RELOAD_REMOVED}",
+                        f"reload: 2 waiting run(s) of q cancelled: {RELOAD_REMOVED}"], said
+        assert metrics.registry.get_sample_value("triggerlang_runs_total", {"rule": "q", "status": "cancelled"}) == 2
+    finally:
+        a.close()
+        b.close()
+        st.close()

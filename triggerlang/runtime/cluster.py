@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping
 from ..actions import bind_inputs
 from ..events import Event, complete_file_data
 from ..sources.base import Submitted
-from .engine import Rules, StartError, dedupe_key_of, paths_params, resolve_secrets
+from .engine import RELOAD_REMOVED, Rules, StartError, dedupe_key_of, paths_params, resolve_secrets
 from .executor import STOP_KILL_GRACE, RunningAction, RunRequest, start_action, stop_actions, stop_on_signals
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, SETTLE, LoopGuard, depth_reason,
                     paused_skip_reason, resume as resume_rule)
@@ -206,14 +206,21 @@ class IngestEngine:
 
     def load(self, manifest: dict) -> None:
         """Use a (new) manifest: publish it, match with it from now on; paused rules are
-        un-paused."""
+        un-paused. A reload cancels the waiting runs of the rules it removed, as the
+        one-process engine's does (:meth:`Engine.load <.engine.Engine.load>`): those the
+        previous manifest made, on any node, in one statement (:meth:`PgStore.cancel_waiting`),
+        so each is cancelled once, by the first node that reloads; a node still on the old
+        rules may queue more until it reloads too. Runs already going are left to finish."""
         problem = unsupported(manifest)
         if problem is not None:
             raise StartError(problem)
         for rule in self.loops.reset():
             log.info("rule %s un-paused by the reload", rule, extra={"rule": rule})
         sha = self.store.publish_manifest(manifest)
+        before: Rules | None = getattr(self, "current", None)
         self.current = Rules(manifest, sha)
+        if before is not None and before.sha != sha:
+            self._cancel_removed(before, self.current)
         if self.metrics is not None:
             self.metrics.load(manifest)
         # what the dashboard's explain reasons read
@@ -233,6 +240,18 @@ class IngestEngine:
                 self.correlations.start()
                 self.correlations.start_timers()
 
+
+    def _cancel_removed(self, before: Rules, now: Rules) -> None:
+        removed = set(before.rules) - set(now.rules)
+        try:
+            cancelled = self.store.cancel_waiting(removed, before.sha, RELOAD_REMOVED)
+        except StoreError as e:
+            log.error("reload: the waiting runs of %s were not cancelled: %s", ", ".join(sorted(removed)), e)
+            return
+        for rule, n in sorted(cancelled.items()):
+            log.info("reload: %d waiting run(s) of %s cancelled: %s", n, rule, RELOAD_REMOVED, extra={"rule": rule})
+            for _ in range(n if self.metrics is not None else 0):
+                self.metrics.run_ended(rule, "cancelled")
 
     def intents(self, event: Event, pool: str) -> list[Intent]:
         """The current rules' intents for an event (a correlation's events are made here too):

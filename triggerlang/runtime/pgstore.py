@@ -856,6 +856,21 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             self._audit(cur, actor, "pause", rule=rule, detail=reason)
         return n
 
+    def cancel_waiting(self, rules: Collection[str], manifest: str | None, reason: str) -> dict[str, int]:
+        """Record the waiting runs (queued, debounced, waiting out a retry's backoff) of
+        ``rules`` that were made under ``manifest`` ``cancelled`` with ``reason``, in one
+        statement: a run is cancelled once, whichever node asks first. How many, by rule."""
+        if not rules:
+            return {}
+        with self._conn() as conn:
+            rows = conn.execute(f"UPDATE trg_runs SET status = 'cancelled', error = %s, finished_at = {_NOW} "
+                                "WHERE status = 'queued' AND rule = ANY(%s) AND manifest IS NOT DISTINCT FROM %s "
+                                "RETURNING rule", (reason, sorted(rules), manifest)).fetchall()
+        out: dict[str, int] = {}
+        for (rule,) in rows:
+            out[rule] = out.get(rule, 0) + 1
+        return out
+
     def reap(self) -> list[RunRow]:
         """Mark every running run whose lease expired ``interrupted`` and insert its retry
         (when its rule has ``retry`` attempts left) in the same statement; the reaped runs."""
