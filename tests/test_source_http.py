@@ -850,6 +850,25 @@ def test_post_events_from_loopback(tmp_path: Path) -> None:
     assert journal.triggers() == ["git.push", "x.y"]
 
 
+def test_post_events_refuses_an_event_its_closed_source_does_not_have(tmp_path: Path) -> None:
+    """POST /events journaled git.pushh (202), which no rule can name, while `emit
+    git.pushh` is a usage error: the same message as emit's, 400, nothing journaled. A
+    provider's event (open set) and a source not in the catalogue are still accepted."""
+    journal = FakeJournal()
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal) as c:
+            return [await c.post("/events", json={"source": s, "type": t, "data": {}})
+                    for s, t in [("git", "pushh"), ("git", "*"), ("github", "pushh"), ("gti", "push")]]
+
+    typo, star, provider, unknown = run(main())
+    assert typo.status_code == 400, typo.text
+    assert typo.json()["error"] == "invalid event: git.pushh: git has no event 'pushh' (did you mean 'push'?)"
+    assert star.status_code == 400 and "a trigger for any git event, not an event's type" in star.json()["error"]
+    assert (provider.status_code, unknown.status_code) == (202, 202)
+    assert journal.triggers() == ["github.pushh", "gti.push"]
+
+
 def test_post_events_refused_from_a_remote_peer(tmp_path: Path) -> None:
     journal = FakeJournal()
     app = build_app(CONFIG, make_ctx(tmp_path, journal))

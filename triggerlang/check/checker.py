@@ -1512,6 +1512,20 @@ def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None, str | None
             meant(guess) or f"{src} events: " + ", ".join(sorted(spec.events)), guess)
 
 
+def no_such_event(src: str, ev: str) -> str | None:
+    """Why no event ``SRC.EV`` can be sent (``emit``, ``POST /events``), else None: ``SRC.*``
+    is a trigger, no event's type, and an event a source with a closed set of events does
+    not have (``git.pushh``) is one no rule can name (``check`` refuses a rule on it,
+    TRG202), with the did-you-mean. A webhook provider's unknown event, or an unknown
+    source, is not refused here (providers add events; a server may have a plug-in)."""
+    if ev == "*":
+        return f"{src}.*: a trigger for any {src} event, not an event's type (name the event)"
+    problem = trigger_problem(src, ev)
+    if problem is not None and problem[0] == "TRG202":
+        return f"{src}.{ev}: {problem[1]} ({problem[2]})"
+    return None
+
+
 def _shortest_cycle(start: str, edges: dict[str, list[str]]) -> list[str] | None:
     """The shortest path ``start → ... → start`` in ``edges`` (breadth first), or None."""
     from collections import deque

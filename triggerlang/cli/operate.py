@@ -51,21 +51,16 @@ def _parse_field(item: str) -> tuple[list[str], object]:
 
 
 def _no_such_event(source: str, typ: str) -> None:
-    """A usage error for an event no rule can name, else on to the warner. An event a
-    source with a closed set of events does not have (``emit git.pushh``: file, git, http,
-    schedule, run, correlation, ci) is a typo: ``check`` refuses a rule on it (TRG202):
-    no rule can name it (only a ``git.*`` rule would see it); ``git.*`` is a trigger, no
-    event's type. A webhook provider's event the catalogue does not know (``github.pushh``) is a
-    warning and is sent, as ``check`` only warns on it (TRG207: providers add events), and
-    so is a source it does not know (the server may have a plug-in this machine lacks)."""
-    from ..check.checker import trigger_problem
+    """A usage error for an event no rule can name (:func:`~triggerlang.check.checker.no_such_event`:
+    ``git.pushh``, ``git.*``), else on to the warner: a webhook provider's event the
+    catalogue does not know (``github.pushh``) is a warning and is sent, as ``check`` only
+    warns on it (TRG207: providers add events), and so is a source it does not know (the
+    server may have a plug-in this machine lacks)."""
+    from ..check.checker import no_such_event
 
-    if typ == "*":
-        usage_error(f"{source}.*: a trigger for any {source} event, not an event's type (name the event)")
-    problem = trigger_problem(source, typ)
-    if problem is not None and problem[0] == "TRG202":
-        _, message, hint, _ = problem
-        usage_error(f"{source}.{typ}: {message} ({hint})")
+    why = no_such_event(source, typ)
+    if why is not None:
+        usage_error(why)
     _unknown_event_warner()(source, typ)
 
 

@@ -103,7 +103,9 @@ Decisions worth knowing:
   replayed after its key has been forgotten.
 - **``POST /events``** (``triggerc emit``) is accepted from loopback peers only
   (127.0.0.0/8, ``::1``, and IPv4-mapped loopback), else 403. The body is
-  ``{source, type, data}`` checked by :meth:`Event.from_json`. When the body carries its
+  ``{source, type, data}`` checked by :meth:`Event.from_json`, and refused (400) as
+  ``emit`` refuses it: ``file.changed``, a field its name contradicts, an event a closed
+  source does not have (``git.pushh``: no rule can name it) or ``SOURCE.*``. When the body carries its
   own ``id``, ``emit:<id>`` is the delivery key, so a script that retries an emit does
   not run anything twice.
 - **Peers behind a proxy.** ``X-Forwarded-For`` is honoured from loopback peers only (an
@@ -551,6 +553,11 @@ class _Handlers:
             return self.reject(inc, "/events", 400, f"invalid event: {e}").response()
         if event.source == "file" and event.type == "changed":  # it would be journaled and match nothing
             return self.reject(inc, "/events", 400, f"invalid event: {type_note(event)}").response()
+        from ..check.checker import no_such_event
+
+        why = no_such_event(event.source, event.type)  # git.pushh: no rule can name it (as emit refuses it)
+        if why is not None:
+            return self.reject(inc, "/events", 400, f"invalid event: {why}").response()
         conflict = name_conflict(event)   # (as emit refuses it)
         if conflict is not None:
             return self.reject(inc, "/events", 400, f"invalid event: {conflict[0]}").response()
