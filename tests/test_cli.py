@@ -494,6 +494,13 @@ def test_match_completes_a_file_event_that_names_only_its_path_as_serve_does(tmp
     r = run("match", rules, "-", "--explain", input='{"source": "file", "type": "changed", "data": {"path": "a.py"}}')
     assert "file.changed is a trigger, not an event's type: a file event is file.created" in r.stdout
     assert "the event is file.changed" not in r.stdout
+    # so is an http.post with no method (serve's events always name it, upper case)
+    rules = write(tmp_path, "http.trg", 'action b(p) = exec "echo" p\n'
+                  'r: on http.request path="/x" method="POST" run b with <method>\n')
+    line = '{"source": "http", "type": "post", "data": {"path": "/x"}}'
+    for name in ("event.json", "events.jsonl"):
+        r = run("match", rules, write(tmp_path, name, line + "\n"), "--format", "json")
+        assert json.loads(r.stdout)["matches"][0]["inputs"] == {"p": "POST"}, r.stdout
 
 
 def test_match_jsonl_batch_gives_one_result_a_line_in_order(tmp_path: Path) -> None:

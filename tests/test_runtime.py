@@ -385,11 +385,18 @@ def test_an_emitted_file_event_that_names_its_path_matches_as_a_real_change(tmp_
     s = serve("""
 action app(paths, name, change) = exec "true"
 app: on file.changed ext in ["py", "toml"] change != "deleted" run app with <paths>, <name>, <change> busy restart
+hook: on http.request path="/x" method="POST" run app with <path>, <method>, ""
 """, "--http")
     r = cli("emit", "file.modified", "path=src/app.py", "--url", s.url)
     assert r.returncode == 0 and r.stdout.endswith("1 run(s) [1]\n"), (r.stdout, r.stderr)
     runs = s.wait_runs(lambda rs: done(rs, 1), "the emitted run")
     assert runs[0]["inputs"] == {"paths": ["src/app.py"], "name": "app.py", "change": "modified"}, runs
+    # an emitted http.post names its method as the HTTP source's events do (it had none:
+    # a rule on method="POST" did not match it)
+    r = cli("emit", "http.post", "path=/x", "--url", s.url)
+    assert r.returncode == 0 and r.stdout.endswith("1 run(s) [2]\n"), (r.stdout, r.stderr)
+    runs = s.wait_runs(lambda rs: done(rs, 2), "the emitted http run")
+    assert [r["inputs"] for r in runs if r["rule"] == "hook"] == [{"paths": "/x", "name": "POST", "change": ""}]
     # file.changed is the rules' trigger, no event's type: such an event was journaled and
     # matched nothing (a rule test's given reads it as modified); emit and POST /events
     # now refuse it, saying what to send, and journal nothing
@@ -408,7 +415,7 @@ app: on file.changed ext in ["py", "toml"] change != "deleted" run app with <pat
                         timeout=DEADLINE)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == 'invalid event: an http.post event has method="POST", not "GET"'
-    assert len(s.events()) == 1
+    assert len(s.events()) == 2
     stop_ok(s)
 
 

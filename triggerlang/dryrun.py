@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from .actions import ActionError, bind_inputs, display_argv
 from .compile.matcher import reason_text
 from .events import MISSING as _MISSING
-from .events import MAX_EVENT_CHARS, Event, JSONError, complete_file_data, read_json
+from .events import MAX_EVENT_CHARS, Event, JSONError, complete_data, read_json
 from .events import get_path as _get_path
 
 
@@ -49,8 +49,7 @@ def _events_from_obj(obj: Any, provider: tuple[str, str] | None, where: str,
             hint = "; for a webhook's body as the provider sent it, say whose and which event: " + (
                 raw_hint or f"--{BUILTIN[0]} EVENT (or {', '.join(f'--{p}' for p in BUILTIN[1:])})")
         raise EventInputError(f"{where}: {e}{hint}") from None
-    if ev.source == "file":  # as serve completes an emitted one that names only its path
-        complete_file_data(ev.data, ev.type)
+    complete_data(ev.source, ev.type, ev.data)  # as serve completes an emitted one that names only its path
     return [ev]
 
 
@@ -225,8 +224,8 @@ def _batch(path: str, provider: tuple[str, str] | None, write, seen_type, one, m
                         if seen_type is not None and (src, typ) not in types:
                             types.add((src, typ))
                             seen_type(src, typ)
-                        if src == "file":
-                            complete_file_data(data, typ)
+                        if src == "file" or src == "http":
+                            complete_data(src, typ, data)
                         write(one(src, typ, data))
                         continue
                 try:

@@ -219,6 +219,20 @@ def complete_file_data(data: dict[str, Any], change: str | None, paths: bool = T
     return data
 
 
+def complete_data(source: str, typ: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Fill in what an event's name says of its data, as its source would have written it
+    (fields already there are kept; one that contradicts the name is refused before, by
+    :func:`name_conflict`): a ``file.*`` event's fields that follow from its ``path``
+    (:func:`complete_file_data`), an ``http.post`` event's ``method`` (``"POST"``), so
+    that ``triggerc emit file.modified path=app.py`` and ``triggerc emit http.post
+    path=/x`` match the rules the watcher's and the HTTP source's events match."""
+    if source == "file":
+        complete_file_data(data, typ)
+    elif source == "http" and typ in HTTP_METHODS:
+        data.setdefault("method", typ.upper())
+    return data
+
+
 def get_path(data: Any, path: tuple[str, ...] | list[str]) -> Any:
     """The value at a dotted path in ``data``, or MISSING.
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..actions import bind_inputs
-from ..events import Event, complete_file_data
+from ..events import Event, complete_data
 from ..sources.base import Submitted
 from .engine import RELOAD_REMOVED, Rules, StartError, dedupe_key_of, paths_params, resolve_secrets
 from .executor import STOP_KILL_GRACE, RunningAction, RunRequest, start_action, stop_actions, stop_on_signals
@@ -261,8 +261,7 @@ class IngestEngine:
 
     async def submit(self, event: Event, delivery_key: str | None = None) -> Submitted:
         """Journal one event with the runs its matches get; returns once committed."""
-        if event.source == "file":  # (an emitted one may name only its path)
-            complete_file_data(event.data, event.type)
+        complete_data(event.source, event.type, event.data)  # (an emitted one may name only its path)
         rules = self.current
         loop = asyncio.get_running_loop()
         if event.source == "file":  # loop protection: a change while the rule's own run goes

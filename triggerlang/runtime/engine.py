@@ -74,7 +74,7 @@ from typing import Any, Callable, Collection, Mapping
 from .. import defaults
 from ..actions import bind_inputs, busy_signal_of
 from ..compile.index import build_matcher
-from ..events import MISSING, Event, complete_file_data, get_path
+from ..events import MISSING, Event, complete_data, get_path
 from ..sources.base import Submitted
 from .executor import (INTERRUPTED, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json,
                        launch, stop_actions)
@@ -323,8 +323,7 @@ class Engine:
     def record(self, event: Event, delivery_key: str | None = None) -> Submitted:
         """Match, decide, journal (in the open batch) and queue: the synchronous part of
         :meth:`submit`. Durable once the journal's batch commits."""
-        if event.source == "file":  # (an emitted one may name only its path)
-            complete_file_data(event.data, event.type)
+        complete_data(event.source, event.type, event.data)  # (an emitted one may name only its path)
         matches = self.matcher.match(event)
         now = time.time()
         planned, debounced = self.plan(event, matches, now, self.journal.last_run_with_key)
