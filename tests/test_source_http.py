@@ -761,6 +761,29 @@ def test_credential_headers_and_query_parameters_are_redacted_on_every_route(tmp
         assert value not in json.dumps([ci.data, post.data])
 
 
+def test_a_query_token_sent_twice_with_different_values_is_refused(tmp_path: Path) -> None:
+    """`token=S query="token"` read the last ?token=: `?token=WRONG&token=RIGHT` passed, and
+    the other order did not. A credential sent twice is ambiguous (a proxy or a framework
+    in front may keep the other one): 400 in both orders, as a Standard Webhooks header
+    sent twice is, without the values; the same value twice says one thing and passes."""
+    journal = FakeJournal()
+    config = {**CONFIG, "routes": [{"path": "/q", "kind": "http", "verify": {"scheme": "query", "param": "token",
+                                                                             "secret": "tok"}}]}
+    right, wrong = SECRETS["tok"], "wrong-token"
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal, config) as c:
+            return [await c.post(f"/q?token={a}&job=x&token={b}", json={})
+                    for a, b in [(wrong, right), (right, wrong), (right, right)]]
+
+    first_wrong, last_wrong, same = run(main())
+    for r in (first_wrong, last_wrong):
+        assert r.status_code == 400, r.text
+        assert r.json() == {"error": "?token= is sent 2 times with different values: ambiguous, send it once"}
+    assert same.status_code == 202, same.text
+    assert [e.data["query"] for e, _ in journal.events] == [{"job": "x"}]
+
+
 def test_generic_http_get_and_hmac(tmp_path: Path) -> None:
     journal = FakeJournal()
     body = b"not json \xff"

@@ -146,6 +146,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property, partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -663,6 +664,12 @@ class _Handlers:
                 single_header(inc.headers, name)
             except ValueError as e:  # two timestamps, two ids: which did the sender sign?
                 answer(self.reject(inc, route.path, 400, str(e)))
+                return
+        if route.param is not None and inc.query:
+            sent = [v for k, v in parse_qsl(inc.query.decode("latin-1"), keep_blank_values=True) if k == route.param]
+            if len(set(sent)) > 1:  # which one is the token? (its values are never said: credentials)
+                answer(self.reject(inc, route.path, 400, f"?{route.param}= is sent {len(sent)} times with "
+                                                         "different values: ambiguous, send it once"))
                 return
         why = verify_request(route, inc.headers, inc.body, inc.query)
         if why is not None:
