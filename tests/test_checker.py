@@ -776,3 +776,26 @@ def test_a_correlation_key_passed_without_brackets_is_offered_the_placeholder() 
     assert [(d[0], d[1], d[2]) for d in got] == [("TRG102", 6, 81)]
     assert got[0][4].startswith("did you mean '<sha>'?")
     assert diags(text.replace("with sha", "with <sha>")) == []
+
+
+@pytest.mark.parametrize(("text", "code", "col", "message", "hint"), [
+    # watchexec's --debounce counts milliseconds: the bare number is offered as ms first
+    ('on file.changed path ~ "src/**" run build debounce 300', "TRG304", 52,
+     "invalid duration '300'", "a duration needs a unit: 300ms (watchexec's --debounce counts milliseconds) or 300s"),
+    ('on cron "0 3 * * *" tz Europe/Paris run build', "TRG001", 24, "a time zone is a string", 'write tz "Europe/Paris"'),
+    ("on schedule every 5m run build", "TRG001", 4, "'schedule' is not needed: a schedule is the trigger itself",
+     'remove it: on every 15m run ACTION, on cron "0 3 * * *" run ACTION'),
+])
+def test_hints_for_a_watchexec_or_cron_users_first_rule(text: str, code: str, col: int, message: str,
+                                                        hint: str) -> None:
+    assert diags('action build = exec "make"\n' + text + "\n") == [(code, 2, col, message, hint)]
+
+
+@pytest.mark.parametrize("body", ['exec "make" timeout 5m', 'shell "make" retry 2'])
+def test_a_policy_written_on_an_action_is_sent_to_the_rule(body: str) -> None:
+    word = body.split()[2]
+    got = diags(f"action build = {body}\non every 1h run build\n")
+    assert got == [("TRG001", 1, 16 + body.index(word), f"'{word}' is a policy of a rule, not an option of an action",
+                    f"write it after the rule's run clause: on TRIGGER run build {word} ...")]
+    # a parameter of that name is a parameter
+    assert diags('action build(timeout) = exec "make" timeout\non every 1h run build with "5"\n') == []

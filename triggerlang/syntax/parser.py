@@ -1291,6 +1291,10 @@ def _bad_duration(e: UnexpectedInput, chunk: str) -> tuple[int, int, str, str] |
         if word and not space:  # `1x`: letters that are no unit
             return at, m.end(), m.group(), f"a duration is a number and a unit (ms, s, m, h or d): {number}s, {number}m"
         # none (`timeout 10`, `timeout 10 retry 2`: the word after it is the next one)
+        if _WORD_BEFORE.search(chunk, 0, at) and _WORD_BEFORE.search(chunk, 0, at).group(1) == "debounce":
+            # watchexec's --debounce, lodash's and most debouncers count milliseconds
+            return at, at + len(number), number, \
+                f"a duration needs a unit: {number}ms (watchexec's --debounce counts milliseconds) or {number}s"
         return at, at + len(number), number, f"a duration needs a unit: {number}s, {number}m, {number}h or {number}d"
     if unit == "w":
         days = float(number) * 7
@@ -1546,6 +1550,17 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     placeholder = _action_placeholder(chunk, at)
     if placeholder is not None:
         return placeholder
+    misplaced = _action_policy(chunk, at)
+    if misplaced is not None:
+        return misplaced
+    word = _WORD_BEFORE.search(chunk, 0, at)
+    zone = _BARE_ZONE.match(chunk, at)
+    if word is not None and word.group(1) == "tz" and zone is not None:  # tz Europe/Paris
+        return at, zone.end(), "a time zone is a string", f'write tz "{zone.group()}"'
+    scheduled = _SCHEDULE_WORD.match(chunk)
+    if scheduled is not None and scheduled.start(2) == at:  # on schedule every 5m: a schedule is the trigger
+        return scheduled.start(1), scheduled.end(1), "'schedule' is not needed: a schedule is the trigger itself", \
+            'remove it: on every 15m run ACTION, on cron "0 3 * * *" run ACTION'
     if chunk.startswith("$(", at) or chunk.startswith("{{", at) or chunk[at] == "<":
         close = {"$": ")", "{": "}}", "<": ">"}[chunk[at]]
         end = chunk.find(close, at, chunk.find("\n", at) % (len(chunk) + 1))
@@ -1596,6 +1611,33 @@ _ACTION_HEAD = re.compile(r"action[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*(?:\(([^
 _PLACEHOLDER_AT = re.compile(r"<\s*([A-Za-z_][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*>")
 
 
+_BARE_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)+|UTC|GMT")
+_SCHEDULE_WORD = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+(schedule)[ \t]+(every|cron)(?![A-Za-z0-9_\-])")
+
+
+def _action_policy(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A rule's policy written in an action's declaration (``action build = exec "make"
+    timeout 5m``): it belongs to the rules that run the action."""
+    head = _ACTION_HEAD.match(chunk)
+    if head is None or at < head.end():
+        return None
+    word = _POLICY_WORD.match(chunk, at)
+    if word is None:  # in an exec body the word was read as a parameter: the parser stopped after it
+        before = _WORD_BEFORE.search(chunk, 0, at)
+        if before is None or before.start(1) < head.end():
+            return None
+        word = _POLICY_WORD.match(chunk, before.start(1))
+        if word is None or word.group(1) in _action_params(head):
+            return None
+    return word.start(1), word.end(1), f"'{word.group(1)}' is a policy of a rule, not an option of an action", \
+        f"write it after the rule's run clause: on TRIGGER run {head.group(1)} {word.group(1)} ..."
+
+
+def _action_params(head: re.Match) -> list[str]:
+    """The parameter names of an action declaration's head (``_ACTION_HEAD``'s match)."""
+    return [p.split("=")[0].strip() for p in (head.group(2) or "").split(",") if p.strip()]
+
+
 def _action_placeholder(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     """A ``<field>`` placeholder in an action's body (``action deploy(sha) = exec "d" <sha>``):
     an action does not read the event, its rules pass it values. The hint names the
@@ -1607,7 +1649,7 @@ def _action_placeholder(chunk: str, at: int) -> tuple[int, int, str, str] | None
     if m is None:
         return None
     field = m.group(1)
-    params = [p.split("=")[0].strip() for p in (head.group(2) or "").split(",") if p.strip()]
+    params = _action_params(head)
     message = f"an action's body has no placeholders: '{m.group()}'"
     if field in params:
         return at, m.end(), message, f"a parameter is written bare in the body: {field}"
