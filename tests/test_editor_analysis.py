@@ -100,6 +100,9 @@ def _complete(analysis: D.Analysis, typed: str):
     ("on ci.completed status=", "value", {'"success"', '"failure"', "bots", "quiet"}, set()),
     ("on github.pull_request draft=", "value", {"true", "false"}, set()),
     ("on github.issues action=", "value", {'"opened"', '"transferred"', "bots"}, {'"synchronize"', '"published"'}),
+    ("on gitlab.merge_request action=", "value", {'"open"', '"merge"', '"approved"', '"unapproval"', "bots"},
+     {'"opened"', '"create"'}),
+    ("on gitlab.note action=", "value", {'"create"', '"update"'}, {'"open"'}),
     ("x: on run.completed rule=", "value", {'"deploy_main"', '"pr"'}, set()),
     ("on git.push run ", "action", {"deploy", "notify"}, {"with"}),
     ("on git.push run deploy ", "after action", {"with", "debounce", "busy", "retry"}, set()),
@@ -144,6 +147,27 @@ def test_completion_in_context(analysis, typed, context, want, unwanted) -> None
     assert c.context == context, (typed, c.context)
     assert want <= labels, (typed, want - labels)
     assert not (unwanted & labels), (typed, unwanted & labels)
+
+
+def test_completion_offers_the_action_of_each_recorded_webhook_payload(analysis) -> None:
+    """The real payloads in shared/fixtures/webhooks: each GitHub and GitLab delivery that
+    has an ``action`` (a GitLab merge request's ``open``, a GitHub pull request's
+    ``labeled``...) has it offered after ``action=`` on its event."""
+    import json
+
+    from triggerlang.providers import github, gitlab
+
+    fixtures = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
+    seen = set()
+    for provider, module in (("github", github), ("gitlab", gitlab)):
+        for f in sorted((fixtures / provider).glob("*.json")):
+            event = module.normalise(f.stem.split("-")[0], json.loads(f.read_text()))[0]
+            action = event.data.get("action")
+            if action is not None:
+                c = _complete(analysis, f"on {event.trigger} action=")
+                assert f'"{action}"' in {i.label for i in c.items}, (f.name, action)
+                seen.add(f"{event.trigger} {action}")
+    assert "gitlab.merge_request open" in seen and "github.pull_request labeled" in seen, seen
 
 
 def test_completion_replaces_the_word_being_typed_and_filters_by_it(analysis) -> None:

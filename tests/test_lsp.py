@@ -115,14 +115,16 @@ def test_hover_completion_definition_references_symbols(client: LspClient, tmp_p
     labels = [i["label"] for i in items]
     assert "branch" in labels and "sha" in labels and "run" in labels
     assert all(i["textEdit"]["range"]["start"] == pos(2, 16) for i in items)
-    # a GitHub event's documented `action` values, the event's own (a webhook's differ per event)
-    client.change(u, 2, [edit(4, 0, 4, 0, "on github.pull_request action=\non github.release action=\n")])
-    for at, want in ((pos(4, 30), ['"opened"', '"synchronize"', '"reopened"', '"closed"']), (pos(5, 25), ['"published"'])):
+    # a GitHub or GitLab event's documented `action` values, the event's own (a webhook's differ per event)
+    client.change(u, 2, [edit(4, 0, 4, 0, "on github.pull_request action=\non github.release action=\n"
+                                          "on gitlab.merge_request action=\n")])
+    for at, want in ((pos(4, 30), ['"opened"', '"synchronize"', '"reopened"', '"closed"']), (pos(5, 25), ['"published"']),
+                     (pos(6, 31), ['"open"', '"update"', '"merge"', '"close"'])):
         items = client.request("textDocument/completion", {"textDocument": doc, "position": at})["items"]
         labels = [i["label"] for i in sorted(items, key=lambda i: i["sortText"])]
         assert labels[:len(want)] == want and "bots" in labels, labels
     assert '"synchronize"' not in labels
-    client.change(u, 3, [edit(4, 0, 6, 0, "")])
+    client.change(u, 3, [edit(4, 0, 7, 0, "")])
 
     defs = client.request("textDocument/definition", {"textDocument": doc, "position": pos(3, 31)})
     assert defs == [{"uri": u, "range": {"start": pos(2, 0), "end": pos(2, 2)}}]  # rule="go" -> the label
