@@ -728,10 +728,29 @@ def test_a_value_of_a_credential_header_can_never_match(cond: str, name: str, ho
     what = f"the {name} query parameter" if cond.startswith("query.") else f"the {name} header"
     assert only(text) == ("TRG501", 4, 27, f"rule 'L4' can never match: {what} is a credential, "
                                            f"redacted before rules see it", f"check it on the route instead: {how}")
-    # another header or parameter, a negation, and the value rules do see, are conditions like any
-    for fine in ('headers.x-event-key="repo:push"', 'headers.authorization != "x"', 'headers.cookie="<redacted>"',
-                 'query.env="prod"', 'query.token="<redacted>"', 'query.api_key != "x"'):
+    # another header or parameter, and the value rules do see, are conditions like any
+    for fine in ('headers.x-event-key="repo:push"', 'headers.cookie="<redacted>"', 'query.env="prod"',
+                 'query.token="<redacted>"', 'query.api_key != "<redacted>"', 'has headers.authorization',
+                 'headers.x-event-key != "x"'):
         assert diags(text.replace(cond, fine)) == [], fine
+
+
+@pytest.mark.parametrize("cond", ['headers.authorization != "Bearer x"', 'query.api_key != "x"',
+                                  'headers.x-api-key ~ "k*"', 'headers.x-api-key !~ /^k/',
+                                  'query.token not in ["a", "b"]',
+                                  '(headers.x-api-key="k" or query.env="prod")', 'not query.token="t"'])
+def test_any_other_comparison_of_a_credential_is_reported(cond: str) -> None:
+    """TRG501 fired only for = and in side by side: headers.authorization != "Bearer x"
+    passed check and held for every request that sent one (it compares "<redacted>"),
+    a glob or regex held for every value or none. Every comparison of a credential's value
+    is reported, with has as the way to test that one was sent."""
+    text = 'secret s = env "S"\nsource http token=s\n' + DEPLOY + f'on http.request path="/a" {cond} run deploy with "x"\n'
+    code, line, _, message, hint = only(text)
+    field = cond.strip("(").removeprefix("not ").split()[0].split("=")[0]
+    what = field.split(".")[1].lower()
+    assert (code, line) == ("TRG501", 4), message
+    assert f"compares the {what} " in message and 'the condition only ever sees "<redacted>"' in message, message
+    assert hint.startswith("check it on the route instead: ") and hint.endswith(f"(to test that it was sent: has {field})")
 
 
 def test_header_names_the_header_a_token_is_read_from() -> None:

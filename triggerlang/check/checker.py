@@ -1265,14 +1265,21 @@ class Checker:
                      hint or "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
 
     def lint_redacted(self, r: A.Rule) -> None:
-        """TRG501: a condition that a credential header (``Authorization``, ``Cookie``,
-        ``X-Gitlab-Token``, ``X-Api-Key``, a signature header) or query parameter
-        (``query.access_token``, ``query.api_key``) has a value: the HTTP source replaces it
-        by ``<redacted>`` before any rule sees it, so ``headers.x-api-key="..."`` never held,
-        and its deliveries were answered 202 with no run. The route checks it, in constant
-        time: ``token=NAME header="X-Api-Key"``, ``token=NAME query="api_key"``."""
-        for c in conjuncts(r.filter):
-            if not (isinstance(c, A.Compare) and len(c.field.parts) == 2 and c.op in ("=", "in")):
+        """TRG501: a condition on the value of a credential header (``Authorization``,
+        ``Cookie``, ``X-Gitlab-Token``, ``X-Api-Key``, a signature header) or query
+        parameter (``query.access_token``, ``query.api_key``): the HTTP source replaces it
+        by ``<redacted>`` before any rule sees it, so no comparison ever sees the value
+        sent. ``headers.x-api-key="..."`` (or ``in``) side by side with the rest never held,
+        and its deliveries were answered 202 with no run: "can never match". Any other
+        comparison (``!=``, ``~``, ``!~``, ``not in``, ``<``..., or an ``=`` inside ``or``
+        or ``not``) compares ``<redacted>`` too: ``!=`` holds whenever the credential is
+        sent, a glob or regex holds for every value or none, so it is reported as well
+        (compared with ``"<redacted>"`` itself it is a test of what rules see, and is
+        fine; ``has`` tests that one was sent). The route checks it, in constant time:
+        ``token=NAME header="X-Api-Key"``, ``token=NAME query="api_key"``."""
+        top = {id(c) for c in conjuncts(r.filter)}
+        for c in _compares(r.filter):
+            if len(c.field.parts) != 2:
                 continue
             where, name = c.field.parts[0], c.field.parts[1].lower()
             if not (where == "headers" and name in ALWAYS_REDACTED or where == "query" and name in CREDENTIAL_PARAMS):
@@ -1290,8 +1297,13 @@ class Checker:
                     how = 'token=NAME header="{}"'.format("-".join(p.capitalize() for p in name.split("-")))
                 else:
                     how = "its source's secret, token or hmac"
-            self.never(r, c, f"{what} is a credential, redacted before rules see it",
-                       hint=f"check it on the route instead: {how}")
+            hint = f"check it on the route instead: {how}"
+            if c.op in ("=", "in") and id(c) in top:
+                self.never(r, c, f"{what} is a credential, redacted before rules see it", hint=hint)
+            else:
+                self.d.error("TRG501", f"rule '{r.name}' compares {what} with '{c.op}', but it is a credential, "
+                             f"redacted before rules see it: the condition only ever sees \"{REDACTED}\"", c.span,
+                             f"{hint} (to test that it was sent: has {c.field.dotted})")
             return
 
     def lint_methods(self, r: A.Rule) -> None:
@@ -1510,6 +1522,17 @@ def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None, str | None
     guess = suggest(ev, spec.events)
     return ("TRG202", f"{src} has no event '{ev}'",
             meant(guess) or f"{src} events: " + ", ".join(sorted(spec.events)), guess)
+
+
+def _compares(e: A.Expr | None) -> list[A.Compare]:
+    """Every comparison of a filter, inside ``and``, ``or`` and ``not`` too, in order."""
+    if e is None or isinstance(e, A.Has):
+        return []
+    if isinstance(e, A.Not):
+        return _compares(e.expr)
+    if isinstance(e, (A.And, A.Or)):
+        return [c for x in e.items for c in _compares(x)]
+    return [e]
 
 
 def no_such_event(src: str, ev: str) -> str | None:

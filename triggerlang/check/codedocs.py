@@ -307,8 +307,10 @@ CODE_DOCS: dict[str, CodeDoc] = {
         different values for one field, a value excluded by a list, an HTTP method written in
         lower case: `method="post"`, where an event's is `POST`, a value of a credential
         header such as `headers.x-gitlab-token` or `headers.x-api-key`, or query parameter
-        such as `query.access_token`, which rules only ever see as `<redacted>`: the route
-        checks it, `token=NAME header="X-Api-Key"`, `token=NAME query="access_token"`). Conditions side by side
+        such as `query.access_token`, which rules only ever see as `<redacted>`, so no comparison of
+        one (`=`, `!=`, `~`, `!~`, `in`, `not in`, `<`...) sees the value sent, and `!=` holds
+        whenever it is sent: the route checks it, `token=NAME header="X-Api-Key"`, `token=NAME
+        query="access_token"`, and `has headers.x-api-key` tests that one was sent). Conditions side by side
         must all hold: write alternatives with `or` or `in [...]`.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch="main" branch="dev" run deploy\n'),
