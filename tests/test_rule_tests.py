@@ -185,7 +185,7 @@ def test_http_events_take_the_method_of_the_trigger() -> None:
                  'expect only r', 'expect r with m="POST"')
     text += block("get", 'given http.get path="/hook"', "expect only g")
     text += block("request", 'given http.request path="/any"', 'expect any with m="POST"')
-    text += block("put", 'given http.request path="/any" method="put"', 'expect any with m="PUT"')
+    text += block("put", 'given http.request path="/any" method="PUT"', 'expect any with m="PUT"')
     assert failures(text) == []
 
 
@@ -352,6 +352,10 @@ def test_invalid_tests() -> None:
         ('given file.changed path="a" change="renamed"', 'change is created, modified or deleted, not "renamed"'),
         ('given file.created path="a" change="deleted"', 'a file.created event has change="created", not "deleted"'),
         ('given http.get method="POST" path="/"', "an http.get event has method GET, not POST"),
+        # a method in lower case was upper-cased, so a test passed where check reports the
+        # rule's method="post" (TRG501) and emit refuses it: no event has it
+        ('given http.post method="post" path="/"', 'an HTTP method is upper case, never "post": no event has it'),
+        ('given http.request method="put" path="/"', 'an HTTP method is upper case, never "put": no event has it'),
     ]
     for given, message in cases:
         got = diags(text + block("t", given, "expect none"))

@@ -54,7 +54,11 @@ real source would always derive from them, never a guess:
   (``branch="main"`` gives ``ref="refs/heads/main"``); on pushes (``git.*`` and each
   provider's ``push_events``) ``sha`` and ``after`` complete each other.
 * ``http.get`` ... ``http.delete``: the type is the method and ``method`` its upper-case
-  name; ``given http.request`` is a POST unless ``method=`` says otherwise.
+  name; ``given http.request`` is a POST unless ``method=`` says otherwise. A method
+  given in lower case (``method="post"``) is TRG603: an event's method is upper case, as
+  the HTTP source writes it, so ``check`` reports a rule on ``method="post"`` (TRG501)
+  and ``emit`` refuses ``method=post``; the given is checked as that filter would be
+  (it was upper-cased, and the test passed for a rule that never matches).
 * ``schedule.tick``: a schedule rule matches only the ticks of its own schedule (the
   compiler adds ``rule = NAME`` to its filter), so a tick must say whose it is:
   ``given schedule.tick rule="nightly"``. ``rule`` is required (TRG603) and must name a
@@ -366,7 +370,11 @@ class _TestChecker:
             self.d.error("TRG603", f"an http.{ev} event has method {ev.upper()}, not {method}", _field_span(g, "method"),
                          f"use given http.{method.lower()}, or drop method=")
             return None
-        data["method"] = method.upper()
+        if method != method.upper():  # as check says of a rule on it (TRG501) and emit refuses it
+            self.d.error("TRG603", f"an HTTP method is upper case, never {json.dumps(method)}: no event has it",
+                         _field_span(g, "method"), f'write method="{method.upper()}"' +
+                         (" (or drop method=: it follows from the event's name)" if ev != "request" else ""))
+            return None
         return method.lower()
 
     def schedule_rule(self, g: A.Given, data: dict) -> bool:
