@@ -189,6 +189,18 @@ def test_http_events_take_the_method_of_the_trigger() -> None:
     assert failures(text) == []
 
 
+def test_a_given_credential_reaches_the_rules_redacted_as_under_serve() -> None:
+    """given http.post headers.x-api-key="k" gave rules "k", where serve's rules see
+    "<redacted>" (every route redacts it): a test passed for an input no run ever gets."""
+    text = ('secret tok = env "T"\nsource http token=tok\naction t(k, q, e, env) = exec "t" k q e env\n'
+            'r: on http.post path="/hook" run t with <headers.x-api-key>, <query.token>, <headers.x-event-key>, '
+            '<query.env>\n')
+    text += block("as served", 'given http.post path="/hook" headers.X-Api-Key="k" query.token="t" '
+                  'headers.x-event-key="push" query.env="prod"',
+                  'expect r with k="<redacted>", q="<redacted>", e="push", env="prod"')
+    assert failures(text) == []
+
+
 def test_a_schedule_tick_matches_only_its_own_rule() -> None:
     text = ('action b(kind="full") = exec "b" kind\nnightly: on cron "30 2 * * *" run b\n'
             'health: on every 5m run b with "quick"\n')

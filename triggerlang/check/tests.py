@@ -85,6 +85,8 @@ from typing import Any
 from ..diagnostics import Span, meant, replace_fix, suggest, typo
 from ..events import FILE_CHANGES, MAX_EVENT_CHARS, Event, JSONError, complete_file_data, read_json
 from ..providers import provider_names
+from ..providers.base import REDACTED, redact_params
+from ..providers.verify import ALWAYS_REDACTED
 from ..sources.kinds import provider_of
 from ..syntax import ast as A
 from . import catalogue as C
@@ -226,6 +228,10 @@ class _TestChecker:
         self.base_dir = base_dir
 
     def given(self, g: A.Given) -> list[Event]:
+        """The events of a ``given``, their credentials redacted as serve's rules see them."""
+        return [_as_served(e) for e in self._given(g)]
+
+    def _given(self, g: A.Given) -> list[Event]:
         trig = g.trigger
         src, ev, _types = self.ck.check_trigger(trig)
         if src is not None and ev == "*":
@@ -463,6 +469,20 @@ class _TestChecker:
     def _unreadable(self, s: A.Str, msg: str, hint: str | None = None) -> None:
         self.d.error("TRG602", msg, s.span, hint or "the path is relative to this .trg file")
         return None
+
+
+def _as_served(event: Event) -> Event:
+    """``event`` as serve's rules would see it: the value of a credential header (every one
+    the HTTP source redacts on any route, :data:`~triggerlang.providers.verify.ALWAYS_REDACTED`)
+    or query parameter (:func:`~triggerlang.providers.base.redact_params`) is ``<redacted>``
+    (``given http.post headers.x-api-key="k"`` gave rules ``"k"``, so a test passed for a
+    rule that never matches under serve)."""
+    headers, query = event.data.get("headers"), event.data.get("query")
+    if isinstance(headers, dict):
+        event.data["headers"] = {k: REDACTED if k.lower() in ALWAYS_REDACTED else v for k, v in headers.items()}
+    if isinstance(query, dict):
+        redact_params(query)
+    return event
 
 
 # --------------------------------------------------------------------------- expect

@@ -240,6 +240,16 @@ def _shown(values: list[str]) -> str:
     return ", ".join(repr(v[:60] + ("..." if len(v) > 60 else "")) for v in values[:3])
 
 
+def redact_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` (a query string's fields) with the value of each credential of
+    :data:`CREDENTIAL_PARAMS` (any case) replaced by ``<redacted>``, in place; the names
+    stay, so a rule can still test that one was sent."""
+    for name in params:
+        if name.lower() in CREDENTIAL_PARAMS:
+            params[name] = REDACTED
+    return params
+
+
 def headers_data(headers: Mapping[str, str] | None) -> dict[str, str] | None:
     """Headers as stored in event data: lower-case names, credentials redacted."""
     if headers is None:

@@ -159,7 +159,7 @@ from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
 from ..events import Event, name_conflict, type_note, whole_number
 from ..providers import REDACTED, get_provider, provider_names
-from ..providers.base import CREDENTIAL_PARAMS, single_header
+from ..providers.base import redact_params, single_header
 from ..providers.verify import ALWAYS_REDACTED, SCHEMES, address_allowed, client_address, ip_range
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
@@ -733,9 +733,7 @@ class _Handlers:
         query = fields(inc.query.decode("latin-1")) if inc.query else {}
         if token_param is not None:
             query.pop(token_param, None)
-        for name in query:
-            if name.lower() in CREDENTIAL_PARAMS:
-                query[name] = REDACTED
+        redact_params(query)
         data = {
             "method": inc.method.upper(),
             "path": inc.path,
