@@ -331,6 +331,25 @@ def test_a_standard_webhook_timestamp_of_non_ascii_digits_is_refused() -> None:
     assert check("standard", key, good, body, now=now) is None
 
 
+def test_a_standard_webhook_id_with_a_dot_is_verified_and_its_cut_cannot_move() -> None:
+    """Decision (verify.py): a webhook-id holding a '.' is verified, as the reference
+    libraries do (the spec asks senders to keep dots out of user-chosen ids). What refusing
+    it would guard against cannot pass here: moving the cut of id.timestamp.body (the id's
+    tail as the timestamp) gives a timestamp 5 minutes off, or one that is not digits."""
+    from triggerlang.providers.verify import check, standard_key, standard_signature
+
+    key = standard_key("whsec_" + base64.b64encode(b"standard-webhooks-key").decode())
+    now = 1_700_000_000
+    signed = {"webhook-id": "evt.2024.7", "webhook-timestamp": str(now),
+              "webhook-signature": standard_signature(key, "evt.2024.7", str(now), b"{}")}
+    assert check("standard", key, signed, b"{}", now=now) is None
+    moved = {**signed, "webhook-id": "evt", "webhook-timestamp": "2024"}  # the same signed bytes: "evt.2024.7.<now>.{}"
+    assert check("standard", key, moved, f"7.{now}.{{}}".encode(), now=now) == \
+        "webhook-timestamp is more than 5 minutes off (a replay, or a wrong clock)"
+    moved = {**signed, "webhook-id": "evt.2024", "webhook-timestamp": f"7.{now}"}
+    assert check("standard", key, moved, b"{}", now=now) == "webhook-timestamp is not a number of seconds"
+
+
 @pytest.mark.parametrize("path", GUARDED_PATHS)
 def test_a_clean_signed_request_is_accepted_and_the_verified_header_is_redacted(path: str) -> None:
     """The liveness half: the fuzz above must not pass merely because everything is refused."""

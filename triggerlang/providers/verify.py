@@ -27,6 +27,16 @@ standard sends one twice; the spec puts several signatures in one header, space-
 The same value twice says one thing and is taken, as for every delivery header
 (:func:`~triggerlang.providers.base.single_header`).
 
+Decision (standard): a ``webhook-id`` holding a ``.`` is verified like any other, not
+refused. The spec asks the *sender* not to let the id (or the timestamp) be user-chosen,
+"or at the very least not be allowed to include any ``.``", since ``id.timestamp.body``
+could then be cut elsewhere; it sets no rule for receivers, and the reference libraries
+(Python, Go, JavaScript) verify such an id. Here the cut cannot move to forge a delivery:
+the timestamp must be ASCII digits within 5 minutes of now, so only a sender that signed
+an id ending in ``.<a current timestamp>`` could be replayed with its boundaries moved,
+and refusing dots would refuse a sender whose ids have them (dotted ids are ordinary ids)
+for no gain against its own bug.
+
 Decision (gitea): when several signature headers are present, the first of the list is
 the one checked (Gitea sends ``X-Gitea-Signature`` and ``X-Gogs-Signature`` with the same
 value); a sender cannot pass by adding a second header with another value, because only
