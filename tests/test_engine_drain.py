@@ -83,6 +83,26 @@ def test_a_retry_waiting_at_a_crash_is_not_taken_for_the_debounce_window(tmp_pat
     assert len(runs) == 3  # the failed run, its retry, and the new event's debounced run
 
 
+def refuse_log_opens(monkeypatch, times: int | None) -> list:
+    """A run's log file cannot be opened (ENOSPC) the first ``times`` times (None: ever);
+    the paths refused."""
+    import errno
+
+    from triggerlang.runtime import executor
+
+    real_open, refused = executor._open_append, []
+
+    def open_append(path, *a, **kw):
+        if times is None or len(refused) < times:
+            refused.append(path)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(executor, "_open_append", open_append)
+    monkeypatch.setattr(executor, "_spawner_for", lambda req: None)  # the log opened here, not in the spawner
+    return refused
+
+
 def test_a_run_whose_log_could_not_be_opened_starts_again_though_its_requeue_was_rolled_back(
         tmp_path: Path, monkeypatch) -> None:
     """On a full disk, a run whose log file could not be opened (ENOSPC) is put back
@@ -91,24 +111,11 @@ def test_a_run_whose_log_could_not_be_opened_starts_again_though_its_requeue_was
     ``running`` in the journal, its next start found it "no longer queued", and it was
     dropped, never run, ``running`` until the next serve (the disk-full fault test caught
     it: 8 of 9 accepted runs ended). It starts again either way."""
-    import errno
-
-    from triggerlang.runtime import executor
-
     c = compile_text('action ok = exec "true"\nr: on git.push run ok\n', "rules.trg", str(tmp_path))
     assert c.ok, c.diagnostics
     journal = Journal(tmp_path / "state")
     monkeypatch.setattr(journal, "requeue", lambda run_id: None)  # the batch holding it rolled back
-    real_open, refused = executor._open_append, []
-
-    def open_append(path, *a, **kw):
-        if not refused:
-            refused.append(path)
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return real_open(path, *a, **kw)
-
-    monkeypatch.setattr(executor, "_open_append", open_append)
-    monkeypatch.setattr(executor, "_spawner_for", lambda req: None)  # the log opened here, not in the spawner
+    refused = refuse_log_opens(monkeypatch, 1)
 
     async def scenario() -> int:
         engine = Engine(c.manifest, journal, {}, tmp_path)
@@ -123,3 +130,58 @@ def test_a_run_whose_log_could_not_be_opened_starts_again_though_its_requeue_was
     run = journal.get_run(rid)
     journal.close()
     assert refused and run["status"] == "succeeded", (refused, run)
+
+
+def test_an_interrupted_runs_retry_starts_before_the_runs_accepted_after_it(tmp_path: Path) -> None:
+    """Before: at the start after a crash (or a stop) the retry of the interrupted run of a
+    busy queue rule was a new run queued behind the rule's runs accepted after the one it
+    repeats, so they ran first. The retry keeps its place: made by the start (a crash) or
+    by the stop, it starts first, then the others in their order."""
+    from triggerlang.runtime.store import PlannedRun
+
+    c = compile_text('action ok = exec "true"\nr: on git.push run ok busy queue retry 1\n', "rules.trg",
+                     str(tmp_path))
+    assert c.ok, c.diagnostics
+    journal = Journal(tmp_path / "state")
+    ids = [journal.record_event(Event("git", "push", {"branch": "main", "sha": s}), [PlannedRun("r", "ok", {})]
+                                ).run_ids[0] for s in "abc"]
+    journal.mark_running(ids[0])   # serve was killed while run a went; b and c wait
+    by_stop = journal.add_run(PlannedRun("r", "ok", {}), journal.get_run(ids[1])["event_id"], attempt=2)
+    journal.mark_running(ids[1])
+    journal.mark_finished(ids[1], "interrupted", None)   # (a stop interrupted b and queued its retry)
+
+    async def scenario() -> None:
+        engine = Engine(c.manifest, journal, {}, tmp_path)
+        engine.recover()
+        assert await engine.wait_idle(20)
+        await engine.drain(grace=0.1)
+
+    asyncio.run(scenario())
+    runs = journal.list_runs(limit=10)
+    journal.close()
+    started = [(r["event_id"], r["attempt"]) for r in sorted(runs, key=lambda r: r["started_at"] or 0)
+               if r["status"] == "succeeded"]
+    event = {r["id"]: r["event_id"] for r in runs}
+    assert started == [(event[ids[0]], 2), (event[by_stop], 2), (event[ids[2]], 1)], runs
+
+
+def test_a_run_put_back_then_cancelled_is_forgotten(tmp_path: Path, monkeypatch) -> None:
+    """A run put back because its log could not be opened (Engine._requeued), then cancelled
+    before its next start, was kept in _requeued for good."""
+    c = compile_text('action ok = exec "true"\nr: on git.push run ok\n', "rules.trg", str(tmp_path))
+    journal = Journal(tmp_path / "state")
+    refuse_log_opens(monkeypatch, None)
+
+    async def scenario() -> set:
+        engine = Engine(c.manifest, journal, {}, tmp_path)
+        (rid,) = (await engine.submit(Event("git", "push", {"branch": "main", "sha": "a"}))).runs
+        deadline = time.monotonic() + 20
+        while rid not in engine._requeued and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert rid in engine._requeued
+        assert engine.cancel(rid, "tester") == "cancelled"
+        await engine.drain(grace=0.1)
+        return engine._requeued
+
+    assert asyncio.run(scenario()) == set()
+    journal.close()

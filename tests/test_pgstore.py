@@ -728,3 +728,32 @@ def test_a_reload_that_removes_a_rule_cancels_its_waiting_runs_once_across_nodes
         a.close()
         b.close()
         st.close()
+
+
+def test_an_interrupted_runs_retry_is_claimed_before_the_runs_accepted_after_it(pg_url: str) -> None:
+    """Before: the retry of a busy queue run whose worker died (reaped), or stopped (its
+    finish 'interrupted'), was a new run claimed after the rule's runs accepted later. It
+    keeps its place: claimed next, then the others in order."""
+    st = PgStore(pg_url)
+    try:
+        def accept(n: int) -> int:
+            return st.ingest(Event("http", "post", {"n": n}), [Intent("q", "a", {"n": n}, retry=1)]).run_ids[0]
+
+        first = accept(1)
+        (row,) = st.claim("w1", ["default"], 5, lease=0.2)
+        later = [accept(2), accept(3)]
+        wait_for(lambda: st.reap(), "the lease to expire and the run to be reaped")   # w1 died
+        (retry,) = st.claim("w2", ["default"], 5, lease=10)
+        assert (retry.inputs, retry.attempt) == ({"n": 1}, 2), retry
+        st.finish(retry.id, "w2", "succeeded", 0, None)
+        (second,) = st.claim("w2", ["default"], 5, lease=10)   # w2 stops while run 2 goes
+        assert (second.id, first) == (later[0], row.id)
+        st.finish(second.id, "w2", "interrupted", None, "the worker stopped", retry_statuses=("interrupted",))
+        claimed = []
+        for _ in range(2):
+            (r,) = st.claim("w3", ["default"], 5, lease=10)
+            claimed.append((r.inputs["n"], r.attempt))
+            st.finish(r.id, "w3", "succeeded", 0, None)
+        assert claimed == [(2, 2), (3, 1)], claimed
+    finally:
+        st.close()

@@ -47,7 +47,9 @@ Durability: a debounced match is a ``queued`` run with ``not_before`` set to the
 its quiet period, journaled with the first event of the window; later events of the
 window move it (``update_pending``). After a crash, :meth:`Engine.recover` marks runs that
 were ``running`` as ``interrupted`` (and retries them when the rule has ``retry``), then
-restarts every ``queued`` run, honouring ``not_before``.
+restarts every ``queued`` run, honouring ``not_before``. The retry of an interrupted run
+(made by that start, or by a graceful stop) keeps its run's place in its rule's queue: it
+starts before the runs accepted after the one it repeats (as the store's claim does).
 
 Graceful stop (:meth:`Engine.drain`): running runs get a grace period to finish, then are
 stopped and marked ``interrupted`` (and, when the rule has ``retry``, their next attempt is
@@ -150,10 +152,12 @@ class Rules:
 class _Lane:
     """The runs of one rule: those waiting and those running.
 
-    ``ready``: run ids that may start now, in id order; ``timed``: a heap of
-    ``(not_before, run id)`` (a debounce window, a retry's backoff)."""
+    ``ready``: run ids that may start now, in id order, but for those in ``ahead`` (the
+    retries of interrupted runs: :meth:`Engine.recover`), which go first; ``timed``: a heap
+    of ``(not_before, run id)`` (a debounce window, a retry's backoff)."""
 
     ready: deque[int] = field(default_factory=deque)
+    ahead: set[int] = field(default_factory=set)
     timed: list[tuple[float, int]] = field(default_factory=list)
     active: dict[int, RunningAction] = field(default_factory=dict)
     starting: set[int] = field(default_factory=set)
@@ -180,13 +184,29 @@ class _Lane:
                                             if event is not None and event.source == "file" else [])
 
     def add_ready(self, run_id: int) -> None:
-        if not self.ready or self.ready[-1] < run_id:
-            self.ready.append(run_id)
+        if not self.ahead:
+            if not self.ready or self.ready[-1] < run_id:
+                self.ready.append(run_id)
+                return
+            i = len(self.ready)
+            while i > 0 and self.ready[i - 1] > run_id:
+                i -= 1
+            self.ready.insert(i, run_id)
             return
+        key = self._key(run_id)
         i = len(self.ready)
-        while i > 0 and self.ready[i - 1] > run_id:
+        while i > 0 and self._key(self.ready[i - 1]) > key:
             i -= 1
         self.ready.insert(i, run_id)
+
+    def _key(self, run_id: int) -> tuple[bool, int]:
+        return run_id not in self.ahead, run_id
+
+    def take(self) -> int:
+        """The next ready run (removed)."""
+        rid = self.ready.popleft()
+        self.ahead.discard(rid)
+        return rid
 
     def due(self, now: float) -> None:
         """Move the timed runs whose time has come to ``ready``."""
@@ -198,6 +218,7 @@ class _Lane:
 
     def discard(self, run_id: int) -> bool:
         """Forget a waiting run; True if it was waiting."""
+        self.ahead.discard(run_id)
         if run_id in self.ready:
             self.ready.remove(run_id)
             return True
@@ -593,6 +614,9 @@ class Engine:
         self._check_idle()
 
     def _uncarry(self, run_id: int) -> tuple[str, str, str, str, str, int] | None:
+        """Forget what is kept for a waiting run (it starts, or will not: cancelled, skipped,
+        forgotten): its carried event, and its mark of a run put back (:meth:`_start`)."""
+        self._requeued.discard(run_id)
         carried = self._carried.pop(run_id, None)
         if carried is not None:
             self._carried_bytes -= len(carried[4])
@@ -682,7 +706,7 @@ class Engine:
                     self._slot_waiting.add(rule)
                     self._slot_wait.append(rule)
                 break
-            rid = ln.ready.popleft()
+            rid = ln.take()
             self.backlog -= 1
             if rid == ln.debounce_run:
                 ln.new_window()
@@ -716,6 +740,7 @@ class Engine:
             if rid == ln.debounce_run:
                 ln.new_window()
         ln.ready.clear()
+        ln.ahead.difference_update(skipped)
         self.backlog -= len(skipped)
         if going:
             targets = [ln.active[rid] for rid in going]
@@ -987,6 +1012,7 @@ class Engine:
             pol = self.policies(row.rule)
             if row.attempt <= int(pol.get("retry") or 0) and row.rule in self.rules:
                 rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1)
+                self.lane(row.rule).ahead.add(rid)
                 self._enqueue(row.rule, rid, None)
         for row in rec.queued:
             if row.rule not in self.rules:
@@ -994,6 +1020,8 @@ class Engine:
                 self._counted(row.rule, "cancelled")
                 cancelled.append(row.rule)
                 continue
+            if row.attempt > 1 and row.not_before is None:   # an interrupted run's retry, made by a stop
+                self.lane(row.rule).ahead.add(row.id)
             # the debounce window's run is the first attempt; a retry waiting out its
             # backoff (attempt > 1) also has a not_before, and taken for the window it
             # would be the run the next event moves and rebinds (its failed event's retry lost)

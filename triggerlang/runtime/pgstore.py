@@ -189,6 +189,14 @@ _RUN_COLS = ("id, rule, action, status, inputs, event_id, attempt, dedupe_key, q
 _EVENT_COLS = "id, source, type, time, matched, data, delivery_key, received_at, depth"
 
 
+_AHEAD = "({t}.attempt > 1 AND {t}.not_before IS NULL)"
+"""A queued run that is the retry of an interrupted run (the reaper's, a worker's stop's:
+no backoff) keeps its run's place in its rule's queue: it is claimed before the runs
+accepted after the one it repeats (:meth:`PgStore.claim`), as the one-process engine
+starts it (:meth:`Engine.recover <.engine.Engine.recover>`). A failed run's retry has a
+``not_before`` (its backoff), a re-run is attempt 1."""
+
+
 def _run(r: tuple) -> RunRow:
     (id_, rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, started_at, finished_at,
      not_before, exit_code, error, pool, worker, manifest, timeout, retry, backoff, rerun_of) = r
@@ -599,8 +607,9 @@ cand AS (
       AND (NOT r.serial OR (
             NOT EXISTS (SELECT 1 FROM trg_runs x WHERE x.rule = r.rule AND x.status = 'running' AND x.serial)
         AND NOT EXISTS (SELECT 1 FROM trg_runs y WHERE y.rule = r.rule AND y.status = 'queued' AND y.serial
-                        AND y.id < r.id AND (y.not_before IS NULL OR y.not_before <= now_.t))))
-    ORDER BY r.id
+                        AND y.id <> r.id AND (y.not_before IS NULL OR y.not_before <= now_.t)
+                        AND ({_AHEAD.format(t="y")}, r.id) > ({_AHEAD.format(t="r")}, y.id))))
+    ORDER BY {_AHEAD.format(t="r")} DESC, r.id
     LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED
 )
@@ -729,7 +738,9 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             cur.execute("SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM trg_runs WHERE rule = %s "
                         "AND status = 'queued' AND serial)", (NOTIFY_RUNS, row.pool, row.rule))
             if status in retry_statuses and row.attempt <= int(row.retry or 0):
-                delay = float(row.backoff or 0.0) * 2 ** (row.attempt - 1)
+                # an interrupted run (a worker's stop) is retried at once, in its place, as the
+                # reaper retries one (_AHEAD); a failed one after its backoff
+                delay = None if status == "interrupted" else float(row.backoff or 0.0) * 2 ** (row.attempt - 1)
                 cur.execute(
                     "INSERT INTO trg_runs (rule, action, status, inputs, event_id, attempt, dedupe_key, queued_at, "
                     "not_before, pool, serial, manifest, timeout, retry, backoff) "
