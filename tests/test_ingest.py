@@ -71,7 +71,7 @@ def test_past_the_backlog_bound_deliveries_get_503_and_nothing_accepted_is_dropp
     """A slow serial action and a burst: past --max-backlog queued runs, 503 + Retry-After
     before anything is journaled; every 202 is journaled and runs; later deliveries are
     accepted again."""
-    srv = serve(hook_rules('act = exec "sleep" "1"', "busy queue"), "--max-backlog", "3")
+    srv = serve(hook_rules('act = exec "sleep" "0.4"', "busy queue"), "--max-backlog", "3")
     answers = asyncio.run(burst(srv.url + "/hook", 24, 12))
     codes = [r.status_code for r in answers]
     assert set(codes) <= {202, 503}, codes
