@@ -121,6 +121,8 @@ def _complete(analysis: D.Analysis, typed: str):
     ("source ", "source", {"github", "gitlab", "http", "file", "git"}, {"run"}),
     ("source github ", "source", {"path=", "secret="}, set()),
     ("source github secret=", "source", {"gh"}, set()),
+    ("source file ", "source", {"root=", "ignore=", "gitignore=", "poll=", "meta="}, set()),
+    ("source file meta=", "source", {"true", "false", "bots"}, set()),
     ("action x(a, b) = ", "action", {"exec", "shell", "http"}, set()),
     ('action x(a, b) = exec "run" ', "action", {"a", "b", "cwd", "env", "stop"}, set()),
     ('action x = shell "run" stop ', "action", {"SIGINT", "SIGTERM", "grace"}, {"SIGSTOP", "cwd"}),

@@ -198,9 +198,10 @@ def test_file_source_options_and_ignores() -> None:
     assert f["root"] == "web" and f["roots"] == ["static"]
     assert f["ignore"] == ["node_modules/**", "*.map"]
     assert "**/.git/**" in f["always_ignored"] and "*.sw[a-p]" in f["always_ignored"] and "#*#" in f["always_ignored"]
-    assert "gitignore" not in f  # written only when set: manifests from before stay the same bytes
-    on = sources_of('source file gitignore=true poll=2s\n' + ACTION + 'on file.created run d')["file"]
-    assert on["gitignore"] is True and on["poll"] == 2.0 and "poll" not in f
+    assert "gitignore" not in f and "meta" not in f  # written only when set: manifests from before stay the same bytes
+    on = sources_of('source file gitignore=true poll=2s meta=false\n' + ACTION + 'on file.created run d')["file"]
+    assert on["gitignore"] is True and on["poll"] == 2.0 and on["meta"] is False and "poll" not in f
+    assert "meta" not in sources_of('source file meta=true\n' + ACTION + 'on file.created run d')["file"]
 
 
 def test_a_path_glob_under_or_does_not_narrow_the_roots() -> None:

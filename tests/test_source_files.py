@@ -536,3 +536,45 @@ def test_a_dangling_link_under_a_polled_root_is_not_reported_at_every_scan(tmp_p
         assert [e.data["path"] for e in h.events] == ["src/later", "src/a.py"], h.describe_events()
 
     run_source(tmp_path, {"root": ".", "poll": 0.1}, body)
+
+
+def test_meta_false_drops_a_chmod_and_keeps_a_write_and_a_touch(tmp_path: Path) -> None:
+    # watchexec's --no-meta: a chmod (IN_ATTRIB, which watchfiles reports as a modification
+    # like a write) is dropped with `source file meta=false`, and is a file.modified without
+    # it; a write of the same size and a touch (a new modification time) count either way.
+    script = tmp_path / "run.sh"
+    script.write_text("echo one\n")
+    long_ago = time.time_ns() - 3600 * 10**9
+    os.utime(script, ns=(long_ago, long_ago))  # written before serve started
+
+    def clock_past(path: Path) -> Callable[[], bool]:  # the next change gets another time
+        return lambda: time.time_ns() > path.stat().st_mtime_ns + 20_000_000
+
+    async def meta_false(h: Harness, src: FileSource) -> None:
+        assert src.describe().endswith(", ignoring metadata-only changes")
+        await asyncio.wait_for(src.seeded.wait(), DEADLINE)  # the start's scan took the files' stamps
+        os.chmod(script, 0o755)                   # a file not seen changing since the start
+        (tmp_path / "new.sh").write_text("echo new\n")
+        await h.wait_seen("new.sh", "created")
+        await h.wait_for(clock_past(tmp_path / "new.sh"), "a later clock tick")
+        os.chmod(tmp_path / "new.sh", 0o755)      # one seen created
+        (tmp_path / "sentinel").write_text("1")
+        await h.wait_seen("sentinel", "created")
+        script.write_text("echo two\n")           # same size, new content: reported
+        await h.wait_seen("run.sh", "modified")
+        await h.wait_for(clock_past(script), "a later clock tick")
+        os.chmod(script, 0o700)                   # one seen modified
+        (tmp_path / "sentinel").write_text("22")
+        await h.wait_seen("sentinel", "modified")
+        os.utime(script)                          # touch: a new modification time, reported
+        await h.wait_for(lambda: len(h.events) >= 5, "the touch of run.sh")
+        assert h.describe_events() == [("created", "new.sh"), ("created", "sentinel"), ("modified", "run.sh"),
+                                       ("modified", "sentinel"), ("modified", "run.sh")]
+
+    run_source(tmp_path, {"root": ".", "meta": False}, meta_false)
+
+    async def default(h: Harness, src: FileSource) -> None:  # meta=true: a chmod is a change
+        os.chmod(script, 0o755)
+        await h.wait_seen("run.sh", "modified")
+
+    run_source(tmp_path, {"root": "."}, default)

@@ -384,6 +384,8 @@ def _source_decl(toks: list[_Tok], names: Names) -> list[Item]:
     if toks[-1].text == "=":
         if len(toks) >= 2 and spec.options.get(toks[-2].text) == C.SECRET:
             return [Item(n, "secret", f'{d.kind} "{d.ref.value}"') for n, d in sorted(names.secrets.items())]
+        if len(toks) >= 2 and spec.options.get(toks[-2].text) == C.BOOL:  # gitignore=, meta=
+            return [Item("true", "value", "bool"), Item("false", "value", "bool"), *_values(names)]
         return _values(names)
     given = {toks[i].text for i in range(2, len(toks) - 1) if toks[i + 1].text == "="}
     return [Item(o + "=", "option", t, "") for o, t in sorted(spec.options.items()) if o not in given]

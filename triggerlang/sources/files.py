@@ -49,6 +49,16 @@ Algorithm
    of a directory (a metadata change) is dropped; directories are created and deleted
    like files. Events go out sorted by path.
 
+   With ``meta: false`` (``source file meta=false``, watchexec's ``--no-meta``), a file's
+   ``modified`` that changed neither its size nor its modification time (a ``chmod``, a
+   ``chown``, an extended attribute: inotify's ``IN_ATTRIB``, which watchfiles reports as a
+   modification like a write) is dropped too, without reading the file
+   (:meth:`FileSource._meta_only`): the source keeps a stamp (size, modification and
+   change times) of up to 20 000 files, taken by the scan of step 7 and at each change
+   (about 5 MB; the oldest go first), and a file without one counts as changed. A
+   ``touch`` still counts: it sets the modification time, which make, ninja and rsync take
+   for a change, and telling it from a write of the same size would mean reading the file.
+
    Data: ``path`` (relative to ``root``, ``/`` separators), ``name`` (basename), ``ext``
    (without the dot, ``""`` if none; ``.bashrc`` has none), ``change``.
 5. **New folders.** The OS watch on a new folder is only added once its creation has been
@@ -93,8 +103,10 @@ import asyncio
 import contextlib
 import os
 import re
+import stat
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -111,6 +123,7 @@ _ALWAYS_SKIP_DIRS = frozenset(defaults.IGNORED_FOLDERS)
 _CHANGE = {1: "created", 2: "modified", 3: "deleted"}  # watchfiles.Change values
 _SCAN_CAP = 10_000        # entries reported from one newly created folder
 _RECENT_WINDOW = 5.0      # seconds during which a reported creation is not reported again
+_STAMPS_CAP = 20_000      # meta=false: the files whose stamp is kept (the start's scan, then the latest changed)
 
 
 class IgnoreRules:
@@ -245,6 +258,10 @@ class FileSource(Source):
         # ``poll=D``: scan every D instead of the kernel's notifications (network shares,
         # some container mounts, where inotify hears nothing)
         self.poll = float(config["poll"]) if isinstance(config.get("poll"), (int, float)) and config["poll"] > 0 else None
+        # ``meta=false``: a change of a file's mode, owner... alone is dropped (step 4)
+        self.meta = config.get("meta") is not False
+        # meta=false: rel path -> its (size, mtime_ns, ctime_ns) when last seen, oldest first
+        self._stamps: dict[str, tuple[int, int, int]] = {}
         states = {os.path.realpath(ctx.state_dir)}
         if config.get("state_dir"):
             sd = Path(str(config["state_dir"]))
@@ -267,7 +284,8 @@ class FileSource(Source):
 
     def describe(self) -> str:
         polling = f", polling every {self.poll:g}s" if self.poll is not None else ""
-        return f"file: watching {', '.join(self.roots_text)} under {self.root}{polling}"
+        meta = "" if self.meta else ", ignoring metadata-only changes"
+        return f"file: watching {', '.join(self.roots_text)} under {self.root}{polling}{meta}"
 
     # ---- watch set -------------------------------------------------------------------
 
@@ -461,9 +479,36 @@ class FileSource(Source):
                 continue  # a folder's metadata changed: noise
             else:
                 change = "modified"
+            if not self.meta and self._meta_only(rel, path, change, kinds):
+                continue  # meta=false: a chmod, a chown...
             out.append((path, rel, change))
         out.sort(key=lambda t: t[1])
         return out
+
+    def _meta_only(self, rel: str, path: str, change: str, kinds: set[str]) -> bool:
+        """``meta=false``: whether the file ``path``, reported modified (``kinds``: only
+        that), kept its content. It did when its size and modification time are still
+        those of its stamp (taken when it was last seen: by the scan of the start, or at its
+        last change), its change time has moved since the stamp (the change came after it),
+        and its change time is not its modification time. A write sets both times to the
+        same instant (so do a ``touch`` and a ``truncate``); a ``chmod`` or a ``chown`` moves
+        the change time alone. A file without a stamp counts as changed: a run too many,
+        never one too few. Keeps each change's stamp (a deleted file's goes)."""
+        before = self._stamps.pop(rel, None)
+        if change == "deleted":
+            return False
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            return False
+        self._stamps[rel] = now = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if len(self._stamps) > _STAMPS_CAP:  # the oldest goes (a dict keeps its insertion order)
+            del self._stamps[next(iter(self._stamps))]
+        if change != "modified" or kinds != {"modified"} or before is None or now[2] == now[1]:
+            return False  # created, replaced, not known, or written (touched) since its mode changed
+        return now[:2] == before[:2] and now[2] != before[2]
 
     def _dangling_link_unchanged(self, rel: str, path: str) -> bool:
         """Polling only: whether ``path``, reported deleted, is a link to nothing that has
@@ -513,16 +558,21 @@ class FileSource(Source):
                     folders.append(entry.path)
             stack.extend(reversed(folders))
 
-    def _scan_roots(self) -> KnownPaths | None:
-        """What the existing roots hold (run in a thread); None past ``known_cap``."""
+    def _scan_roots(self, stamps: dict[str, tuple[int, int, int]] | None = None) -> KnownPaths | None:
+        """What the existing roots hold (run in a thread); None past ``known_cap``. With
+        ``stamps`` (``meta=false``): the stamps of the first :data:`_STAMPS_CAP` files too."""
         known = KnownPaths()
         tops: list[str] = []
         for r in sorted(self.roots, key=len):
             if os.path.isdir(r) and not any(_under(r, q) for q in tops):
                 tops.append(r)
         for top in tops:
-            for _, rel, is_dir in self._walk(top):
+            for path, rel, is_dir in self._walk(top):
                 known.add(rel, is_dir)
+                if stamps is not None and not is_dir and len(stamps) < _STAMPS_CAP:
+                    with contextlib.suppress(OSError):
+                        st = os.stat(path)
+                        stamps[rel] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
                 if known.count > self.known_cap:
                     return None
                 if self._stop is not None and self._stop.stopped:
@@ -531,11 +581,16 @@ class FileSource(Source):
 
     async def _seed(self) -> None:
         """Fill the known set by a scan of the roots (in a thread: ``start()`` does not wait
-        for it), then apply what events said meanwhile."""
+        for it), then apply what events said meanwhile. With ``meta=false``, the files'
+        stamps too (the ones taken by events meanwhile are newer: they stay)."""
         self._pending = []
         failed = False
+        stamps: dict[str, tuple[int, int, int]] | None = None if self.meta else {}
         try:
-            known = await asyncio.to_thread(self._scan_roots)
+            known = await asyncio.to_thread(self._scan_roots, stamps)
+            if stamps:
+                stamps.update(self._stamps)
+                self._stamps = dict(islice(stamps.items(), max(0, len(stamps) - _STAMPS_CAP), None))
         except Exception as exc:  # an unreadable tree must not stop the source
             self.ctx.log.warning("file: could not list %s (%s); a folder moved out will be reported "
                                  "alone", ", ".join(self.roots_text), exc)

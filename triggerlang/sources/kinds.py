@@ -122,6 +122,8 @@ def _file_section(inp: SectionInput) -> dict | None:
         section["gitignore"] = True
     if inp.first_option("file", "poll"):  # seconds between two scans, instead of inotify/FSEvents
         section["poll"] = inp.first_option("file", "poll")
+    if inp.first_option("file", "meta") is False:  # a chmod alone starts nothing (only when set, as gitignore)
+        section["meta"] = False
     return section
 
 
@@ -134,7 +136,7 @@ FILE = SourceKind(
             "deleted": (_FILE_FIELDS, "a file was deleted"),
             "changed": (_FILE_FIELDS, "any of created, modified, deleted (see `change`)"),
         },
-        options={"root": STR, "ignore": LIST_STR, "gitignore": BOOL, "poll": DURATION},
+        options={"root": STR, "ignore": LIST_STR, "gitignore": BOOL, "poll": DURATION, "meta": BOOL},
         listener="file",
         doc="file-system changes; `path` is relative to the root with `/` separators",
     ),
