@@ -784,6 +784,49 @@ def test_a_query_token_sent_twice_with_different_values_is_refused(tmp_path: Pat
     assert [e.data["query"] for e, _ in journal.events] == [{"job": "x"}]
 
 
+def test_the_credential_fields_of_a_form_body_are_redacted_and_a_query_token_is_read_from_one(tmp_path: Path) -> None:
+    """Slack's slash commands and legacy senders post token=... (password, api_key...) as
+    form fields, and they were journaled as sent. They are redacted as query parameters are
+    (name kept, value <redacted>), in payload and in text, urlencoded or multipart; a JSON
+    body's fields are not (no form). A route's query= token is read from a form field too
+    (Slack's token), left out of the event, and a second value in the URL is a 400."""
+    journal = FakeJournal()
+    config = {**CONFIG, "routes": [{"path": "/open/**", "kind": "http", "verify": None},
+                                   {"path": "/slack", "kind": "http",
+                                    "verify": {"scheme": "query", "param": "token", "secret": "tok"}}]}
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    right = SECRETS["tok"]
+
+    async def main() -> list[httpx.Response]:
+        async with serving(tmp_path, journal, config) as c:
+            return [
+                await c.post("/open/a", content="token=fm-11&Password=fm-22&api_key=fm-33&text=deploy+now&u=steve",
+                             headers=form),
+                await c.post("/open/b", data={"token": "mp-44", "text": "hi"}, files={"f": ("a.txt", b"file")}),
+                await c.post("/open/c", json={"token": "json-token", "text": "kept"}),
+                await c.post("/slack", content=f"token={right}&command=%2Fdeploy&password=fm-55", headers=form),
+                await c.post("/slack", content="token=wrong-token&command=x", headers=form),
+                await c.post("/slack?token=wrong-token", content=f"token={right}", headers=form),
+                await c.post("/slack", json={"token": right}),
+            ]
+
+    *accepted, wrong, twice, json_body = run(main())
+    assert [r.status_code for r in accepted] == [202] * 4, [r.text for r in accepted]
+    assert wrong.status_code == 401 and json_body.status_code == 401, (wrong.text, json_body.text)
+    assert json_body.json() == {"error": "missing ?token= in the query string (or a token field in a form body)"}
+    assert twice.status_code == 400 and "ambiguous" in twice.json()["error"], twice.text
+    (a, _), (b, _), (c, _), (slack, _) = journal.events
+    assert a.data["payload"] == {"token": "<redacted>", "Password": "<redacted>", "api_key": "<redacted>",
+                                 "text": "deploy now", "u": "steve"}
+    assert a.data["text"] == "token=<redacted>&Password=<redacted>&api_key=<redacted>&text=deploy+now&u=steve"
+    assert b.data["payload"]["token"] == "<redacted>" and b.data["payload"]["text"] == "hi"
+    assert c.data["payload"] == {"token": "json-token", "text": "kept"}
+    assert slack.data["payload"] == {"command": "/deploy", "password": "<redacted>"}
+    assert slack.data["text"] == "token=<redacted>&command=%2Fdeploy&password=<redacted>"
+    shown = json.dumps([e.data for e, _ in journal.events])
+    assert not any(v in shown for v in ("fm-11", "fm-22", "fm-33", "mp-44", "fm-55", right)), shown
+
+
 def test_generic_http_get_and_hmac(tmp_path: Path) -> None:
     journal = FakeJournal()
     body = b"not json \xff"
@@ -1061,7 +1104,7 @@ def test_a_stop_closes_stalled_and_idle_connections_at_once_and_lets_an_answer_i
 
 def test_form_and_multipart_bodies_are_read_into_payload(tmp_path: Path) -> None:
     """adnanh/webhook reads a form body (Slack's slash commands) and a multipart one (Plex)
-    into its payload; so does a generic route: ``payload.token``, ``payload.text``. A JSON
+    into its payload; so does a generic route: ``payload.command``, ``payload.text``. A JSON
     body sent as a form (``curl -d``) is still JSON; a file part is described, not copied."""
     journal = FakeJournal()
     multipart = (
@@ -1089,12 +1132,12 @@ def test_form_and_multipart_bodies_are_read_into_payload(tmp_path: Path) -> None
     for r in run(main()):
         assert r.status_code == 202, r.text
     slack, plex, as_json, other, bad = (e.data["payload"] for e, _ in journal.events)
-    assert slack == {"token": "xyz", "command": "/deploy", "text": "prod now é", "x": "2", "e": ""}
+    assert slack == {"token": "<redacted>", "command": "/deploy", "text": "prod now é", "x": "2", "e": ""}
     assert plex == {"payload": '{"event":"media.play"}', "meta": {"n": 1},
                     "thumb": {"filename": "t.jpg", "content_type": "image/jpeg", "size": 4}}
     assert as_json == {"a": "b=c"}
     assert other is None and bad is None
-    assert journal.events[0][0].data["text"].startswith("token=xyz&")
+    assert journal.events[0][0].data["text"].startswith("token=<redacted>&command=%2Fdeploy&")  # (a credential)
 
 
 def test_allow_refuses_clients_outside_the_ranges_before_the_body(tmp_path: Path) -> None:

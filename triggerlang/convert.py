@@ -229,12 +229,17 @@ URL_TOKEN_NAMES = CREDENTIAL_PARAMS
 """URL parameters whose ``value`` match is taken for a secret (``?token=42``): the ones the
 HTTP source always redacts, so a condition on one could never hold. The route checks it
 (``token=S query="token"``); a second one, or one beside a signature (a route checks one
-way), is a TODO. A value match on another parameter (``?env=prod``) stays a condition."""
+way), is a TODO. A value match on another parameter (``?env=prod``) stays a condition.
+So does a top-level ``payload`` field of those names (the Slack hook's ``token``): a form
+body's is redacted too, and ``query=`` reads it from a form body as well; a JSON sender
+that puts its token in the body then gets a 401 (``missing ?token= ... or a token field
+in a form body``), said at once, where a condition would have kept a secret in the rules
+file and matched a form sender never."""
 
 
 def _url_token(m: dict) -> bool:
     param = m.get("parameter") if isinstance(m.get("parameter"), dict) else {}
-    return (m.get("type") == "value" and param.get("source") == "url" and isinstance(m.get("value"), str)
+    return (m.get("type") == "value" and param.get("source") in ("url", "payload") and isinstance(m.get("value"), str)
             and bool(m["value"]) and isinstance(param.get("name"), str)
             and param["name"].lower() in URL_TOKEN_NAMES and SEGMENT_RE.fullmatch(param["name"]) is not None
             and ("{{" not in m["value"] or GETENV_RE.fullmatch(m["value"].strip()) is not None))

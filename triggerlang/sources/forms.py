@@ -9,6 +9,14 @@ Decisions:
 
 - **JSON first.** A body that parses as JSON is JSON whatever its ``Content-Type``
   (``curl -d '{...}'`` says form): the caller tries JSON, then this module.
+- **Credentials.** A field named as a credential of
+  :data:`~triggerlang.providers.base.CREDENTIAL_PARAMS` (Slack's ``token``, ``password``,
+  ``api_key``...) is redacted as a query parameter is: its name stays, its value is
+  ``<redacted>``, in ``payload`` and in ``text`` (the HTTP source does it, with
+  :func:`hide_fields` for an urlencoded body's text; in a multipart body's text each such
+  value is replaced where it stands). A JSON body is not: its ``token`` may be anything,
+  and it is no form the sender filled in. The route's own ``query=`` token is read from a
+  form's field too, and left out like the query parameter.
 - **A repeated field keeps its last value**, as ``query`` does (one rule for both, the
   same function); adnanh/webhook keeps the first.
 - **At most** :data:`MAX_FIELDS` fields (a form body with more, or multipart parts, has no
@@ -31,7 +39,7 @@ import contextlib
 import email.parser
 import email.policy
 from typing import Any, Callable, Iterable, Mapping
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 FORM = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
@@ -53,6 +61,17 @@ def fields(text: str, max_fields: int | None = None) -> dict[str, str]:
     for k, v in parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields):
         out[k] = v
     return out
+
+
+def hide_fields(text: str, hide: Callable[[str], bool], mark: str) -> str:
+    """An urlencoded body's ``text`` with the value of each field whose (decoded) name
+    ``hide`` says replaced by ``mark``; everything else as it was sent."""
+    pieces = text.split("&")
+    for i, piece in enumerate(pieces):
+        name, eq, _ = piece.partition("=")
+        if eq and hide(unquote_plus(name)):
+            pieces[i] = f"{name}={mark}"
+    return "&".join(pieces)
 
 
 def form_payload(headers: Mapping[str, str], body: bytes, parse_json: Callable[[bytes], Any],

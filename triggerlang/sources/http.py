@@ -47,9 +47,11 @@ How a request is handled, in this order (each step answers before the next one r
    ``<redacted>`` in everything passed on (event ``headers``, the provider normaliser):
    the journal, runs and the dashboard never see a token, and never a signature either.
    A route whose token comes as a query parameter (scheme ``query``: ``source http
-   token=S query="token"``) has that parameter left out of the event's ``query``; the
-   parameters of :data:`~triggerlang.providers.base.CREDENTIAL_PARAMS` (``token``,
-   ``access_token``, ``api_key``...) keep their name with the value ``<redacted>``.
+   token=S query="token"``; or as that field of an urlencoded form body, Slack's) has that
+   parameter left out of the event's ``query`` and ``payload``; the parameters, and the
+   fields of a form body, named in :data:`~triggerlang.providers.base.CREDENTIAL_PARAMS`
+   (``token``, ``access_token``, ``api_key``...) keep their name with the value
+   ``<redacted>`` (in ``text`` too).
 4. **Parsing** (400). Invalid JSON (``NaN``/``Infinity`` included, since they would make
    the journal write non-standard JSON), a body that is not a JSON object, a missing
    event header (the provider's ``event_headers``), an event-type or delivery-id header
@@ -159,11 +161,11 @@ from .. import defaults
 from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
 from ..events import Event, name_conflict, type_note, whole_number
 from ..providers import REDACTED, get_provider, provider_names
-from ..providers.base import redact_params, single_header
+from ..providers.base import CREDENTIAL_PARAMS, redact_params, single_header
 from ..providers.verify import ALWAYS_REDACTED, SCHEMES, address_allowed, client_address, ip_range
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
-from .forms import FORM, fields, form_payload, media_type
+from .forms import FORM, MAX_FIELDS, fields, form_payload, hide_fields, media_type
 from .http_lean import Incoming, Reply, lean_protocol
 
 RESERVED_PATHS = defaults.BUILT_IN_PATHS
@@ -315,9 +317,23 @@ def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes, qu
     if route.scheme is None:
         return None
     if SCHEMES[route.scheme].reads_query:
-        return verify_check(route.scheme, route.secret, fields(query.decode("latin-1")) if query else {}, body,
+        sent = _param_values(route.param or "token", headers, body, query)
+        return verify_check(route.scheme, route.secret, {route.param or "token": sent[-1]} if sent else {}, body,
                             route.param)
     return verify_check(route.scheme, route.secret, headers, body, route.header)
+
+
+def _param_values(name: str, headers: Mapping[str, str], body: bytes, query: bytes) -> list[str]:
+    """Every value of the parameter ``name`` a request sends: in its query string, then in
+    an urlencoded form body (Slack's slash commands post their ``token`` so); a route's
+    ``query=`` token is read from either, and sent more than once with different values
+    it is refused (400) rather than guessed."""
+    found = [v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k == name] if query else []
+    if media_type(headers) == FORM:
+        with contextlib.suppress(ValueError):  # more fields than any form has: none read
+            found += [v for k, v in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True,
+                                               max_num_fields=MAX_FIELDS) if k == name]
+    return found
 
 
 # --------------------------------------------------------------------------- helpers
@@ -383,6 +399,25 @@ def parse_json(body: bytes) -> Any:
 def _redact(headers: Headers, names: frozenset[str]) -> Headers:
     raw = [(k, REDACTED.encode() if k.decode("latin-1") in names else v) for k, v in headers.raw]
     return Headers(raw=raw)
+
+
+def _redact_form(payload: dict[str, Any], text: str, token_param: str | None, kind: str) -> str:
+    """A form body's credentials, as a query string's are: the route's own token field
+    (``query=``) left out of ``payload``, each field of :data:`CREDENTIAL_PARAMS` kept with
+    the value ``<redacted>``; ``text`` (the body as sent) with those values replaced by
+    ``<redacted>`` too. The new ``text``."""
+    hidden = {k: v for k, v in payload.items() if k == token_param or k.lower() in CREDENTIAL_PARAMS}
+    if not hidden:
+        return text
+    if token_param is not None:
+        payload.pop(token_param, None)
+    redact_params(payload)
+    if kind == FORM:
+        return hide_fields(text, lambda name: name == token_param or name.lower() in CREDENTIAL_PARAMS, REDACTED)
+    for value in hidden.values():  # multipart: each value where it stands in the parts
+        if isinstance(value, str) and value:
+            text = text.replace(value, REDACTED)
+    return text
 
 
 def _header_dict(headers: Headers) -> dict[str, str]:
@@ -665,8 +700,8 @@ class _Handlers:
             except ValueError as e:  # two timestamps, two ids: which did the sender sign?
                 answer(self.reject(inc, route.path, 400, str(e)))
                 return
-        if route.param is not None and inc.query:
-            sent = [v for k, v in parse_qsl(inc.query.decode("latin-1"), keep_blank_values=True) if k == route.param]
+        if route.param is not None:
+            sent = _param_values(route.param, inc.headers, inc.body, inc.query)
             if len(set(sent)) > 1:  # which one is the token? (its values are never said: credentials)
                 answer(self.reject(inc, route.path, 400, f"?{route.param}= is sent {len(sent)} times with "
                                                          "different values: ambiguous, send it once"))
@@ -726,10 +761,13 @@ class _Handlers:
         held the route's token, is left out, and a credential parameter
         (:data:`~triggerlang.providers.base.CREDENTIAL_PARAMS`) is kept as ``<redacted>``
         (a secret is never journaled; a rule can still test that it was sent)."""
+        text = inc.body.decode("utf-8", errors="replace")
         try:
             payload = parse_json(inc.body)
         except ValueError:  # a form's fields (Slack's slash commands), else null
             payload = form_payload(inc.headers, inc.body, parse_json, json_fields)
+            if isinstance(payload, dict):
+                text = _redact_form(payload, text, token_param, media_type(inc.headers))
         query = fields(inc.query.decode("latin-1")) if inc.query else {}
         if token_param is not None:
             query.pop(token_param, None)
@@ -740,7 +778,7 @@ class _Handlers:
             "headers": _header_dict(headers),
             "query": query,
             "payload": payload,
-            "text": inc.body.decode("utf-8", errors="replace"),
+            "text": text,
             "remote": inc.client,
         }
         return Event(source="http", type=inc.method.lower(), data=data)
