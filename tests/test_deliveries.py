@@ -101,7 +101,7 @@ def test_the_recorder_batches_prunes_per_route_and_survives_a_failing_store(tmp_
 
     with caplog.at_level(logging.WARNING, logger="triggerlang"):
         run(broken())
-    assert "could not record 1 webhook deliveries in the history: disk I/O error" in caplog.text
+    assert "could not record 1 webhook deliveries in the history before stopping: disk I/O error" in caplog.text
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -757,3 +757,46 @@ def test_an_interrupted_runs_retry_is_claimed_before_the_runs_accepted_after_it(
         assert claimed == [(2, 2), (3, 1)], claimed
     finally:
         st.close()
+
+
+def test_deliveries_answered_in_a_database_outage_are_written_when_it_answers_again(pg_url: str, caplog) -> None:
+    """Before: the rows of the deliveries a node answered (500) while its database was down
+    were dropped with the write that failed, and the sources page had no trace of the very
+    deliveries to redeliver by hand. They wait, and are written once it answers."""
+    import asyncio
+
+    from triggerlang.runtime.deliveries import DeliveryRecorder
+
+    st = PgStore(pg_url)
+
+    def row(name: str, status: int) -> dict:
+        return {"at": 1.8e9, "route": "/gh", "method": "POST", "status": status, "verify": "ok", "delivery_id": name}
+
+    async def until(cond, what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not cond():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.02)
+
+    def stored() -> list:
+        return [d["delivery_id"] for d in st.list_deliveries(route="/gh")]
+
+    async def main() -> None:
+        rec = DeliveryRecorder(st, in_thread=True, interval=0.02, retry=0.1)
+        rec(row("before", 202))
+        await until(lambda: stored() == ["before"], "the first row")
+        with _outage(pg_url):
+            rec(row("during-1", 500))
+            rec(row("during-2", 500))
+            await until(lambda: "yet (kept" in caplog.text, "a write to fail")
+        rec(row("after", 202))
+        await until(lambda: len(stored()) == 4, "every row written")
+        await rec.close()
+
+    try:
+        with caplog.at_level("INFO", logger="triggerlang"):
+            asyncio.run(main())
+        assert stored() == ["after", "during-2", "during-1", "before"]
+        assert "the delivery history is written again" in caplog.text
+    finally:
+        st.close()

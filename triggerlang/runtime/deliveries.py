@@ -18,6 +18,12 @@ Decisions:
   ones in the same transaction), so the table stays small whatever the traffic.
 - If the store is slow or failing, at most :data:`MAX_BUFFERED` rows wait; past it the
   oldest are dropped and counted in the log (history must never hold memory hostage).
+- Rows a write could not store (a database outage in store mode, where every delivery is
+  answered ``500``) are kept, not lost: they wait with the newer ones, in their order, and
+  are written when the store answers again (tried every :data:`RETRY_INTERVAL` seconds
+  until then, within the same bound). Those are the rows an operator needs most: they say
+  which deliveries to redeliver by hand (GitHub does not redeliver by itself). Only rows
+  still waiting when ``serve`` stops are lost (said in the log).
 - On the SQLite journal in group-commit mode the write joins the loop's open batch (one
   more statement in a commit that happens anyway); on PostgreSQL it runs in a thread.
 
@@ -28,6 +34,7 @@ and are not recorded (they are logged at DEBUG and counted by ``/metrics``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -40,6 +47,9 @@ FLUSH_INTERVAL = 0.5
 
 MAX_BUFFERED = 10_000
 """Rows that may wait for the store; past it the oldest are dropped."""
+
+RETRY_INTERVAL = 2.0
+"""Seconds between two tries of a write the store refused (its rows are kept meanwhile)."""
 
 log = logging.getLogger("triggerlang")
 
@@ -66,12 +76,15 @@ class DeliveryRecorder:
     Call :meth:`close` when the sources have stopped, before the store closes."""
 
     def __init__(self, store: Any, *, metrics: Any = None, in_thread: bool = False,
-                 keep: int = KEPT_PER_ROUTE, interval: float = FLUSH_INTERVAL) -> None:
+                 keep: int = KEPT_PER_ROUTE, interval: float = FLUSH_INTERVAL,
+                 retry: float = RETRY_INTERVAL) -> None:
         self.store = store
         self.metrics = metrics
         self.in_thread = in_thread
         self.keep = keep
         self.interval = interval
+        self.retry = retry
+        self._closing = False
         self._rows: list[dict[str, Any]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._writing: asyncio.Future | None = None
@@ -85,11 +98,8 @@ class DeliveryRecorder:
             self.metrics.delivery(row["route"], row["status"])
         if self.closed or self.store is None:
             return
-        rows = self._rows
-        rows.append(row)
-        if len(rows) > MAX_BUFFERED:
-            del rows[: len(rows) - MAX_BUFFERED]
-            self._dropped += 1
+        self._rows.append(row)
+        self._bound()
         if self._timer is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -97,6 +107,13 @@ class DeliveryRecorder:
                 self.flush()
                 return
             self._timer = loop.call_later(self.interval, self._due)
+
+    def _bound(self) -> None:
+        """At most :data:`MAX_BUFFERED` rows wait: the oldest go (counted for the log)."""
+        rows = self._rows
+        if len(rows) > MAX_BUFFERED:
+            self._dropped += len(rows) - MAX_BUFFERED
+            del rows[: len(rows) - MAX_BUFFERED]
 
     def _due(self) -> None:
         self._timer = None
@@ -120,28 +137,57 @@ class DeliveryRecorder:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                self._write(rows)
+                self._written(rows, self._write(rows))
                 return
             self._writing = loop.run_in_executor(None, self._write, rows)
+            self._writing.add_done_callback(lambda f: self._written(rows, f.exception() or f.result()))
         else:
-            self._write(rows)
+            self._written(rows, self._write(rows))
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    def _write(self, rows: list[dict[str, Any]]) -> Exception | None:
+        """(In a thread when ``in_thread``.) The store's error, or None once written."""
         try:
             self.store.record_deliveries(rows, self.keep)
-        except Exception as e:  # the history is best-effort: log (at most once a minute) and go on
-            now = time.monotonic()
-            if now - self._failed_logged >= 60:
-                self._failed_logged = now
-                log.warning("could not record %d webhook deliveries in the history: %s", len(rows), e)
+        except Exception as e:
+            return e
+        return None
+
+    def _written(self, rows: list[dict[str, Any]], error: BaseException | None) -> None:
+        """(On the loop.) A write is over: failed, its rows wait again, before the newer
+        ones, and are tried again in :attr:`retry` seconds (see the module docstring)."""
+        if error is None:
+            if self._failed_logged:
+                self._failed_logged = 0.0
+                log.info("the delivery history is written again")
+            return
+        now = time.monotonic()
+        if self._closing:
+            log.warning("could not record %d webhook deliveries in the history before stopping: %s", len(rows),
+                        error)
+            return
+        if now - self._failed_logged >= 60:   # said at most once a minute
+            self._failed_logged = now
+            log.warning("could not record %d webhook deliveries in the history yet (kept, tried again every "
+                        "%gs): %s", len(rows), self.retry, error)
+        self._rows[:0] = rows
+        self._bound()
+        with contextlib.suppress(RuntimeError):   # (no loop: the next delivery's flush tries again)
+            loop = asyncio.get_running_loop()
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_later(self.retry, self._due)
 
     async def close(self) -> None:
-        """Write the rest and stop recording."""
+        """Write the rest and stop recording (what the store refuses then is lost, and said)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._writing is not None:
             await asyncio.wait([self._writing])
+        if self._timer is not None:   # (a retry the last write armed)
+            self._timer.cancel()
+            self._timer = None
+        self._closing = True
         self.flush()
         if self._writing is not None:
             await asyncio.wait([self._writing])
