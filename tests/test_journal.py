@@ -517,3 +517,42 @@ def test_gathered_paths_fold_into_folders_past_the_budget() -> None:
     flat.add(["x/y.py"])
     assert flat.list() == ["."]
     assert GatheredPaths(["é/ü.py"], budget=10).list() == ["é"]      # bytes of UTF-8 count
+
+
+def test_a_run_a_crash_interrupted_ends_when_serve_was_last_seen_not_at_the_next_start(tmp_path: Path) -> None:
+    """Before: a run left 'running' by a kill -9 was marked interrupted with the time the
+    next start found it, so its duration counted the downtime (an hour's downtime: an
+    hour more). It ends when the crashed serve was last seen going (its alive stamp), and a
+    serve stamps it while it runs."""
+    import asyncio
+
+    from runtime_helpers import wait_for
+    from triggerlang.runtime.journal import ALIVE_NAME
+
+    alive = tmp_path / "state" / ALIVE_NAME
+
+    async def serve_for_a_while() -> int:
+        j = Journal(tmp_path / "state")
+        j.start_group_commit()
+        try:
+            (rid,) = j.record_event(ev(1), [PlannedRun("r", "a", {})]).run_ids
+            j.mark_running(rid)
+            await j.flush()
+            wait_for(alive.exists, "the alive stamp")
+            return rid
+        finally:
+            j.close()
+
+    rid = asyncio.run(serve_for_a_while())
+    now = time.time()
+    with sqlite3.connect(tmp_path / "state" / "journal.sqlite3") as db:  # it started an hour ago...
+        db.execute("UPDATE runs SET started_at = ? WHERE id = ?", (now - 3600, rid))
+    os.utime(alive, (now - 3590, now - 3590))   # ...and serve was last seen 10 s later, then died
+    j = Journal(tmp_path / "state")
+    try:
+        (row,) = j.recover().interrupted
+        assert row.duration == pytest.approx(10, abs=0.01)
+        stored = j.get_run(rid)
+        assert stored["status"] == "interrupted" and stored["duration"] == pytest.approx(10, abs=0.01), stored
+    finally:
+        j.close()

@@ -800,3 +800,21 @@ def test_deliveries_answered_in_a_database_outage_are_written_when_it_answers_ag
         assert "the delivery history is written again" in caplog.text
     finally:
         st.close()
+
+
+def test_a_reaped_run_ends_when_its_lease_ran_out_not_when_a_reaper_came(pg_url: str) -> None:
+    """Before: a run whose worker died was marked interrupted at the time a reaper came by:
+    after a downtime of every node (a one-node install restarted an hour later), its
+    duration counted the hour. It ends when its lease ran out."""
+    st = PgStore(pg_url)
+    try:
+        st.ingest(Event("http", "post", {}), [Intent("r", "a", {})])
+        (row,) = st.claim("w1", ["default"], 5, lease=10)
+        with psycopg.connect(pg_url, autocommit=True) as conn:   # claimed an hour ago, last heard of 10 s later
+            conn.execute("UPDATE trg_runs SET started_at = started_at - 3600, lease_until = started_at - 3580 "
+                         "WHERE id = %s", (row.id,))
+        (reaped,) = st.reap()
+        assert reaped.duration == pytest.approx(20, abs=0.01), reaped
+        assert st.get_run(row.id)["duration"] == pytest.approx(20, abs=0.01)
+    finally:
+        st.close()

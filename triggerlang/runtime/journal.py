@@ -21,7 +21,9 @@ The engine owns one :class:`Journal` for the life of ``serve``::
 
 At start-up, :meth:`Journal.recover` turns the runs a crash left ``running`` into
 ``interrupted`` (the engine re-runs them if the rule has ``retry``) and returns the
-``queued`` runs to start again, oldest first. Runs created later than their event (the
+``queued`` runs to start again, oldest first. Such a run ends when the crashed ``serve``
+was last seen going, not when the next one found it: a running ``serve`` touches
+``<state_dir>/alive`` every :data:`ALIVE_EVERY` seconds, and its mtime is that moment. Runs created later than their event (the
 run of a debounced rule, a retry) are added with :meth:`Journal.add_run`; a run whose
 start must wait (retry backoff, debounce) carries ``not_before`` (epoch seconds) and the
 engine honours it. Runs dropped by ``busy skip``, ``busy signal`` (the running run got the
@@ -126,6 +128,14 @@ the operator's tables, issue 14: event depth, re-runs, the audit trail, the deli
 4: the correlation log)."""
 
 DB_NAME = "journal.sqlite3"
+
+ALIVE_NAME = "alive"
+ALIVE_EVERY = 1.0
+"""Seconds between two touches of ``<state_dir>/alive`` by a running ``serve`` (its
+checkpointer thread): after a crash, its mtime is when ``serve`` was last seen going, the
+end of the runs the crash interrupted (:meth:`SqliteStore.recover`). Without it (a
+downtime of an hour), their duration counted the hour: GitHub Actions and systemd
+report an attempt's own time, not the time nobody ran it."""
 LOGS_DIR = "logs"
 
 _SCHEMA = f"""
@@ -252,6 +262,7 @@ class _Checkpointer:
 
     def __init__(self, path: Path, interval: float, busy_timeout: float, commits: Callable[[], int]) -> None:
         self.path, self.interval, self.busy_timeout, self.commits = path, interval, busy_timeout, commits
+        self.alive = path.parent / ALIVE_NAME   # touched every ALIVE_EVERY seconds (see there)
         self.checkpoints = 0
         self.looks = 0         # times it looked at the WAL (every interval, or woken)
         self._wake = threading.Event()
@@ -277,9 +288,13 @@ class _Checkpointer:
         except sqlite3.Error:  # pragma: no cover - the loop's connection reports it
             return
         done_at = 0            # the loop's commits the WAL held when it was last copied whole
+        touched = 0.0
         try:
             while not self._stop:
-                self._wake.wait(self.interval)
+                if time.monotonic() - touched >= ALIVE_EVERY:
+                    touched = time.monotonic()
+                    _touch(self.alive)
+                self._wake.wait(min(self.interval, ALIVE_EVERY))
                 self._wake.clear()
                 self.looks += 1
                 commits = self.commits()
@@ -294,6 +309,25 @@ class _Checkpointer:
                     self.checkpoints += 1
         finally:
             conn.close()
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError:
+            pass
+    except OSError:   # a full disk does not stop the mtime; anything else: the stamp just ages
+        pass
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 class _GroupCommit:
@@ -350,6 +384,7 @@ class SqliteStore(SqliteGroups):
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self._prepare_dir()
+        self._last_alive = _mtime(self.state_dir / ALIVE_NAME)   # the last serve's (ALIVE_EVERY)
         try:
             conn = sqlite3.connect(str(self.path), timeout=busy_timeout, isolation_level=None,
                                    check_same_thread=False)
@@ -1021,20 +1056,24 @@ class SqliteStore(SqliteGroups):
         """Call once at start-up, before any run starts.
 
         Marks every ``running`` run ``interrupted`` (a crash or ``kill -9`` stopped it) and
-        returns those, plus every ``queued`` run to start again, both oldest first.
+        returns those, plus every ``queued`` run to start again, both oldest first. Such a
+        run ended when the last ``serve`` was last seen going (:data:`ALIVE_EVERY`), not now:
+        its duration is its own, without the downtime (never before its start; now when
+        that ``serve`` left no stamp).
         """
         now = time.time()
+        end = now if self._last_alive is None else min(now, self._last_alive)
         with self._cursor(write=True) as conn:
             running = [_row(self.state_dir, r) for r in conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id")]
-            conn.execute("UPDATE runs SET status = 'interrupted', finished_at = ?, "
+            conn.execute("UPDATE runs SET status = 'interrupted', finished_at = MAX(COALESCE(started_at, ?), ?), "
                          "error = COALESCE(error, 'the runtime stopped while the run was going') "
-                         "WHERE status = 'running'", (now,))
+                         "WHERE status = 'running'", (end, end))
             queued = [_row(self.state_dir, r) for r in conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'queued' ORDER BY id")]
         for r in running:
             r.status = "interrupted"
-            r.finished_at = now
+            r.finished_at = max(r.started_at or end, end)
             r.error = r.error or "the runtime stopped while the run was going"
         return Recovery(interrupted=running, queued=queued)
 

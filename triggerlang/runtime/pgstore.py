@@ -884,10 +884,13 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
 
     def reap(self) -> list[RunRow]:
         """Mark every running run whose lease expired ``interrupted`` and insert its retry
-        (when its rule has ``retry`` attempts left) in the same statement; the reaped runs."""
+        (when its rule has ``retry`` attempts left) in the same statement; the reaped runs.
+        A reaped run ends when its lease ran out (at most a lease after its worker was last
+        heard from), not when a reaper came by: after a downtime of every node, its
+        duration is its own, without the downtime."""
         sql = f"""
 WITH dead AS (
-    UPDATE trg_runs SET status = 'interrupted', finished_at = {_NOW}, lease_until = NULL,
+    UPDATE trg_runs SET status = 'interrupted', finished_at = GREATEST(lease_until, started_at), lease_until = NULL,
            error = 'its worker stopped (the lease expired)'
     WHERE status = 'running' AND lease_until < {_NOW}
     RETURNING {_RUN_COLS}, inputs AS inputs2, serial
