@@ -789,7 +789,8 @@ def test_the_credential_fields_of_a_form_body_are_redacted_and_a_query_token_is_
     form fields, and they were journaled as sent. They are redacted as query parameters are
     (name kept, value <redacted>), in payload and in text, urlencoded or multipart; a JSON
     body's fields are not (no form). A route's query= token is read from a form field too
-    (Slack's token), left out of the event, and a second value in the URL is a 400."""
+    (Slack's token), and from a JSON object's top-level field (Rocket.Chat's, Mattermost's),
+    left out of the event (payload and text), and a second value in the URL is a 400."""
     journal = FakeJournal()
     config = {**CONFIG, "routes": [{"path": "/open/**", "kind": "http", "verify": None},
                                    {"path": "/slack", "kind": "http",
@@ -807,15 +808,24 @@ def test_the_credential_fields_of_a_form_body_are_redacted_and_a_query_token_is_
                 await c.post("/slack", content=f"token={right}&command=%2Fdeploy&password=fm-55", headers=form),
                 await c.post("/slack", content="token=wrong-token&command=x", headers=form),
                 await c.post("/slack?token=wrong-token", content=f"token={right}", headers=form),
-                await c.post("/slack", json={"token": right}),
+                await c.post("/slack", json={"user": "x"}),
+                await c.post("/slack", json={"token": "wrong-token"}),
+                await c.post("/slack?token=wrong-token", json={"token": right}),
+                # Rocket.Chat's and Mattermost's outgoing webhooks: the token at the top of a JSON body
+                await c.post("/slack", content=json.dumps({"token": right, "text": "deploy", "auth": {"token": "deeper"}}),
+                             headers={"Content-Type": "application/json"}),
             ]
 
-    *accepted, wrong, twice, json_body = run(main())
-    assert [r.status_code for r in accepted] == [202] * 4, [r.text for r in accepted]
-    assert wrong.status_code == 401 and json_body.status_code == 401, (wrong.text, json_body.text)
-    assert json_body.json() == {"error": "missing ?token= in the query string (or a token field in a form body)"}
+    *accepted, wrong, twice, json_none, json_wrong, json_twice, json_body = run(main())
+    assert [r.status_code for r in [*accepted, json_body]] == [202] * 5, [r.text for r in [*accepted, json_body]]
+    assert wrong.status_code == 401 and json_wrong.status_code == 401, (wrong.text, json_wrong.text)
+    assert json_none.status_code == 401, json_none.text
+    assert json_none.json() == {"error": "missing ?token= in the query string (or a top-level token field in the body)"}
     assert twice.status_code == 400 and "ambiguous" in twice.json()["error"], twice.text
-    (a, _), (b, _), (c, _), (slack, _) = journal.events
+    assert json_twice.status_code == 400 and "ambiguous" in json_twice.json()["error"], json_twice.text
+    (a, _), (b, _), (c, _), (slack, _), (slack_json, _) = journal.events
+    assert slack_json.data["payload"] == {"text": "deploy", "auth": {"token": "deeper"}}
+    assert slack_json.data["text"] == '{"token": "<redacted>", "text": "deploy", "auth": {"token": "deeper"}}'
     assert a.data["payload"] == {"token": "<redacted>", "Password": "<redacted>", "api_key": "<redacted>",
                                  "text": "deploy now", "u": "steve"}
     assert a.data["text"] == "token=<redacted>&Password=<redacted>&api_key=<redacted>&text=deploy+now&u=steve"

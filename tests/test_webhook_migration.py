@@ -239,7 +239,7 @@ def test_a_token_in_the_query_string_is_checked_and_never_journaled(tmp_path: Pa
         url = s.url + "/generic-webhook-trigger/invoke"
         r = httpx.post(url, params={"job": "release"})
         assert r.status_code == 401
-        assert r.json() == {"error": "missing ?token= in the query string (or a token field in a form body)"}
+        assert r.json() == {"error": "missing ?token= in the query string (or a top-level token field in the body)"}
         r = httpx.post(url, params={"job": "release", "token": token + "x"})
         assert r.status_code == 401 and r.json() == {"error": "token does not match"}
         # the Authorization header is not this route's way: a bearer token alone is refused

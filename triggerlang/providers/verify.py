@@ -13,7 +13,7 @@ the manifest carries ``{"scheme", "secret", "header"?}`` per route; the HTTP sou
 | ``hmac-sha1``, ``hmac-sha512`` | ``X-Signature`` or the route's ``header`` | the same with SHA-1 (``sha1=<hex>``), SHA-512 (``sha512=<hex>``): adnanh/webhook's ``payload-hmac-sha1``/``-sha512`` |
 | ``token`` | ``X-Gitlab-Token`` or the route's ``header`` | the header is the secret |
 | ``bearer`` | ``Authorization`` or the route's ``header`` | ``Bearer <secret>`` |
-| ``query`` | the query parameter the route names (``param``, ``token`` by default), or that field of an urlencoded form body | the parameter is the secret (adnanh/webhook's ``?token=``, Jenkins' Generic Webhook Trigger); the HTTP source drops it from the event, and refuses (400) a request that sends it twice with different values |
+| ``query`` | the query parameter the route names (``param``, ``token`` by default), or that top-level field of a JSON object or urlencoded form body | the parameter is the secret (adnanh/webhook's ``?token=``, Jenkins' Generic Webhook Trigger); the HTTP source drops it from the event, and refuses (400) a request that sends it twice with different values |
 | ``standard`` | ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``, each once | one ``v1,<base64>`` of the space-separated list is the HMAC of ``id.timestamp.body`` keyed with the base64 key after ``whsec_``, and the timestamp is within :data:`STANDARD_TOLERANCE` of now |
 
 Decision (standard): ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` are each
@@ -216,7 +216,7 @@ def _query_token(secret: bytes, params: Mapping[str, str], body: bytes, param: s
     name = param or "token"
     value = params.get(name)
     if value is None:
-        return f"missing ?{name}= in the query string (or a {name} field in a form body)"
+        return f"missing ?{name}= in the query string (or a top-level {name} field in the body)"
     return None if hmac.compare_digest(secret, value.strip().encode("utf-8")) else "token does not match"
 
 

@@ -16,7 +16,8 @@ Decisions:
   :func:`hide_fields` for an urlencoded body's text; in a multipart body's text each such
   value is replaced where it stands). A JSON body is not: its ``token`` may be anything,
   and it is no form the sender filled in. The route's own ``query=`` token is read from a
-  form's field too, and left out like the query parameter.
+  form's field too (and from a JSON object's top-level field: the HTTP source's
+  ``_param_values``), and left out like the query parameter.
 - **A repeated field keeps its last value**, as ``query`` does (one rule for both, the
   same function); adnanh/webhook keeps the first.
 - **At most** :data:`MAX_FIELDS` fields (a form body with more, or multipart parts, has no

@@ -47,7 +47,8 @@ How a request is handled, in this order (each step answers before the next one r
    ``<redacted>`` in everything passed on (event ``headers``, the provider normaliser):
    the journal, runs and the dashboard never see a token, and never a signature either.
    A route whose token comes as a query parameter (scheme ``query``: ``source http
-   token=S query="token"``; or as that field of an urlencoded form body, Slack's) has that
+   token=S query="token"``; or as that top-level field of a JSON object body, or of an
+   urlencoded form body, Slack's) has that
    parameter left out of the event's ``query`` and ``payload``; the parameters, and the
    fields of a form body, named in :data:`~triggerlang.providers.base.CREDENTIAL_PARAMS`
    (``token``, ``access_token``, ``api_key``...) keep their name with the value
@@ -325,10 +326,20 @@ def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes, qu
 
 def _param_values(name: str, headers: Mapping[str, str], body: bytes, query: bytes) -> list[str]:
     """Every value of the parameter ``name`` a request sends: in its query string, then in
-    an urlencoded form body (Slack's slash commands post their ``token`` so); a route's
-    ``query=`` token is read from either, and sent more than once with different values
-    it is refused (400) rather than guessed."""
+    the body, as a top-level string field of a JSON object (Rocket.Chat's and Mattermost's
+    outgoing webhooks send their ``token`` so; a body that parses as JSON is JSON, as
+    everywhere) or a field of an urlencoded form (Slack's slash commands, Mattermost's
+    default); a route's ``query=`` token is read from any of them, and sent more than once
+    with different values it is refused (400) rather than guessed."""
     found = [v for k, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if k == name] if query else []
+    try:
+        obj = parse_json(body)
+    except ValueError:
+        obj = None
+    else:
+        if isinstance(obj, dict) and isinstance(obj.get(name), str):
+            found.append(obj[name])
+        return found
     if media_type(headers) == FORM:
         with contextlib.suppress(ValueError):  # more fields than any form has: none read
             found += [v for k, v in parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True,
@@ -415,8 +426,17 @@ def _redact_form(payload: dict[str, Any], text: str, token_param: str | None, ki
     if kind == FORM:
         return hide_fields(text, lambda name: name == token_param or name.lower() in CREDENTIAL_PARAMS, REDACTED)
     for value in hidden.values():  # multipart: each value where it stands in the parts
-        if isinstance(value, str) and value:
-            text = text.replace(value, REDACTED)
+        if isinstance(value, str):
+            text = _hide_value(text, value)
+    return text
+
+
+def _hide_value(text: str, value: str) -> str:
+    """``text`` (a body as sent) with ``value`` replaced by ``<redacted>`` where it stands,
+    as written and as JSON writes it (escaped)."""
+    for form in {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}:
+        if form:
+            text = text.replace(form, REDACTED)
     return text
 
 
@@ -764,6 +784,8 @@ class _Handlers:
         text = inc.body.decode("utf-8", errors="replace")
         try:
             payload = parse_json(inc.body)
+            if token_param is not None and isinstance(payload, dict) and isinstance(payload.get(token_param), str):
+                text = _hide_value(text, payload.pop(token_param))  # the route's token, sent in a JSON body
         except ValueError:  # a form's fields (Slack's slash commands), else null
             payload = form_payload(inc.headers, inc.body, parse_json, json_fields)
             if isinstance(payload, dict):
