@@ -786,7 +786,7 @@ def test_serve_stops_promptly_with_a_stream_open(tmp_path: Path) -> None:
         t0 = time.monotonic()
         s.stop_cleanly()  # exit 0, no traceback
         took = time.monotonic() - t0
-    assert took < 5.5, took
+    assert took < 3.0, took  # serve ends the stream at its stop, not after its 4 s lifetime
     assert "graceful shutdown exceeded" not in s.log.read_text()
 
 

@@ -158,6 +158,7 @@ class Runtime:
         self.sources: dict[str, tuple[Source, Any]] = {}
         self.stop_event = asyncio.Event()
         self.stop_now = asyncio.Event()  # a second SIGINT/SIGTERM: do not wait for running runs
+        self.dashboard_closing = threading.Event()  # set by stop(): the dashboard's open streams end
         self.reload_now = asyncio.Event()  # SIGHUP/SIGUSR1: look at the rules file now (also with --no-reload)
         self.reload_signal = "SIGUSR1"     # which of the two asked, for the log
         self.engine: Engine | None = None
@@ -379,7 +380,7 @@ class Runtime:
         return routes + dashboard_routes(
             None if self.store is not None else self.state_dir, token=self.opts.dashboard_token, engine=self.engine,
             store_url=self.opts.store_url if self.store is not None else None, operator=self.operator,
-            listener=self._listener)
+            listener=self._listener, closing=self.dashboard_closing)
 
     def _listener(self) -> tuple[str, int] | None:
         """The HTTP listener's bound (host, port), or None while there is none."""
@@ -585,6 +586,9 @@ class Runtime:
             self.notify.ready(self.status())
 
     async def stop(self) -> None:
+        # the dashboard's streams end within one poll (a tab left open does not hold the
+        # HTTP listener's stop for the rest of the stream's lifetime)
+        self.dashboard_closing.set()
         for kind in sorted(self.sources):
             src, _ = self.sources[kind]
             try:
