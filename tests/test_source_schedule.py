@@ -220,17 +220,17 @@ def _on_epoch_grid(t: dt.datetime, period: float) -> bool:
 def test_every_keeps_its_phase_across_a_restart(tmp_path: Path) -> None:
     """``every D`` ticks on multiples of D from the Unix epoch, not from the start: a
     restart of serve (or a reload that restarts the schedules) does not move the ticks, so
-    `every 1d` on a serve restarted every night still ticks. Each start is put 0.3 s into a
-    1 s period; a start-anchored plan would tick at .3 past the second."""
+    `every 1d` on a serve restarted every night still ticks. Each start is put 0.15 s into a
+    0.5 s period; a start-anchored plan would tick at .15 past the half second."""
     h = Harness(tmp_path)
-    period = 1.0
+    period = 0.5
 
     async def one_run() -> list[dt.datetime]:
         before = len(h.events)
         src = ScheduleSource({"schedules": [{"rule": "r", "every": period}]}, h.ctx)
         real = dt.datetime.now(UTC)
         into = real.timestamp() % period
-        shift = dt.timedelta(seconds=(0.3 - into) % period)  # the source's clock now reads k + 0.3 s
+        shift = dt.timedelta(seconds=(0.15 - into) % period)  # the source's clock now reads k + 0.15 s
         src.clock = lambda: dt.datetime.now(UTC) + shift
         start = src.clock()
         await src.start()
