@@ -31,7 +31,7 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from runtime_helpers import (DEADLINE, FINAL, Server, Servers, alive, by_rule, cli, done, free_port, journal_events,
+from runtime_helpers import (DEADLINE, FINAL, RELOAD_INTERVAL, Server, Servers, alive, by_rule, cli, done, free_port, journal_events,
                              STOPPABLE, journal_runs, post, stop_ok, wait_for)
 
 PY = sys.executable
@@ -1018,6 +1018,25 @@ a: on http.post path="/a" run rec with <payload.n>
     stop_ok(s)
 
 
+def test_the_rules_are_looked_at_every_second_by_default(tmp_path: Path) -> None:
+    """The tests' servers look every 0.2 s (runtime_helpers.RELOAD_INTERVAL); users get one
+    second unless they say otherwise; --reload-interval takes seconds, and not with --no-reload."""
+    from click.testing import CliRunner
+
+    from triggerlang.cli import main
+    from triggerlang.runtime.serve import ServeOptions
+
+    (option,) = [p for p in main.commands["serve"].params if p.name == "reload_interval"]
+    assert option.default == ServeOptions().reload_interval == 1.0
+    rules = tmp_path / "rules.trg"
+    rules.write_text('action a = exec "true"\nr: on http.post path="/a" run a\n')
+    for args, says in ((["--reload-interval", "0"], "0 is not in the range"),
+                       (["--reload-interval", "soon"], "'soon' is not a number of seconds"),
+                       (["--no-reload", "--reload-interval", "2"], "with --no-reload it does not look")):
+        r = CliRunner().invoke(main, ["serve", str(rules), *args])
+        assert r.exit_code == 2 and says in r.output, (args, r.output)
+
+
 def test_a_listener_a_reload_cannot_start_is_started_once_its_port_is_free(tmp_path: Path, serve) -> None:
     # A reload adds a webhook rule while another program holds the port: the error is
     # logged, and the listener starts by itself once the port is free (no second edit).
@@ -1035,6 +1054,7 @@ f: on file.changed path ~ "src/**" run rec with <path>
         s = serve(v1, "--port", str(port))
         s.rules.write_text(v1 + 'h: on http.post path="/hook" run rec with <payload.p>\n')
         s.wait_log(f"cannot listen on 127.0.0.1:{port}")
+        assert f"(tried every {RELOAD_INTERVAL}s)" in s.log(), s.tail()  # --reload-interval, as given
     finally:
         busy.close()
     s.wait_log(f"http: listening on http://127.0.0.1:{port}")

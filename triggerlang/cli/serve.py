@@ -29,6 +29,8 @@ EXAMPLES_SERVE = examples(
 # from the journal), like a port in use, not a usage error.
 @click.option("--state", "state_dir", type=click.Path(), help="State folder (default .triggerlang/ beside the rules).")
 @click.option("--no-reload", is_flag=True, help="Do not reload the rules when the file changes.")
+@click.option("--reload-interval", type=Seconds(0.05, 3600), default=1.0, show_default=True,
+              help="Seconds between two looks at the rules files for a change (not with --no-reload).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve HTTPS: PEM certificate chain (with --tls-key).")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="Serve HTTPS: PEM private key (with --tls-cert).")
 @click.option("--grace", type=Seconds(0, 86400), default=10.0, show_default=True, help="Seconds running runs get to finish on SIGINT/SIGTERM.")
@@ -66,7 +68,7 @@ EXAMPLES_SERVE = examples(
 @click.option("--max-parallel", type=IntRange(1, 4096), default=None, metavar="N",
               help="Runs that go at once, all rules together (default 16); the others wait in their rule's "
                    "queue. With --store, --workers sets it.")
-def serve(rules: tuple[str, ...], host, port, state_dir, no_reload, tls_cert, tls_key, grace, force_http, start_rules, dashboard,
+def serve(rules: tuple[str, ...], host, port, state_dir, no_reload, reload_interval, tls_cert, tls_key, grace, force_http, start_rules, dashboard,
           dashboard_token, verbose, store_url, workers, migrate, lease, heartbeat, log_format, max_open_groups, max_chain_depth,
           max_retriggers, max_backlog, max_parallel) -> None:
     """Run the rules: start the sources they need, journal events, run actions.
@@ -94,9 +96,12 @@ def serve(rules: tuple[str, ...], host, port, state_dir, no_reload, tls_cert, tl
     become_init_if_pid_1()  # docker run ... triggerc serve: reap the orphans (runtime/pid1.py)
     setup_logging(logging.DEBUG if verbose else logging.INFO, log_format)
     opts = ServeOptions(host=host, port=port, state_dir=Path(state_dir) if state_dir else None,
-                        reload=not no_reload, grace=grace, force_http=force_http, dashboard=dashboard,
+                        reload=not no_reload, reload_interval=reload_interval, grace=grace, force_http=force_http, dashboard=dashboard,
                         dashboard_token=dashboard_token, max_open_groups=max_open_groups,
                         max_chain_depth=max_chain_depth, max_retriggers=max_retriggers, also=also)
+    if no_reload and click.get_current_context().get_parameter_source("reload_interval") \
+            is click.core.ParameterSource.COMMANDLINE:
+        usage_error("--reload-interval is how often serve looks at the rules files; with --no-reload it does not look")
     if max_backlog is not None:
         opts.max_backlog = max_backlog
     if start_rules:
