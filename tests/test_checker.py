@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import re
+
 import pytest
 
 from triggerlang.api import compile_file, compile_text
@@ -818,3 +820,66 @@ def test_a_policy_written_on_an_action_is_sent_to_the_rule(body: str) -> None:
                     f"write it after the rule's run clause: on TRIGGER run build {word} ...")]
     # a parameter of that name is a parameter
     assert diags('action build(timeout) = exec "make" timeout\non every 1h run build with "5"\n') == []
+
+
+# --------------------------------------------------------------------------- first rules from other tools
+#
+# Habits of watchexec, cron, Quartz, GitHub Actions and shell users in a first rule: each
+# gets one diagnostic, and where its hint says "write X", X pasted over the underlined span
+# gives a rule that checks clean (the right spelling itself checks clean).
+
+FIRST = ('secret gh = env "GH"\nsource github secret=gh\n'
+         'action build = exec "make"\naction deploy(sha, stage="dev") = exec "./deploy.sh" sha stage\n')
+UNUSED = ("TRG107", "TRG108")  # (an action or source the rule does not use)
+
+FIRST_RULE_CASES = [
+    # (the rule as written, the message's start, the hint)
+    ('on git.push run deploy with <sha> timeout=10m', "a policy takes no '='", "write timeout 10m"),
+    ('on git.push run build retry=3', "a policy takes no '='", "write retry 3"),
+    ('on file.changed run build debounce: 500ms', "a policy takes no ':'", "write debounce 500ms"),
+    ('on file.changed run build busy="restart"', "a policy takes no '='", "write busy restart"),
+    ('on every "5m" run build', "a duration is not a string", "write 5m"),
+    ('on git.push run build timeout "10m"', "a duration is not a string", "write 10m"),
+    ('on cron 0 3 * * mon-fri tz "Europe/Paris" run build', "a cron expression is a string", 'write "0 3 * * mon-fri"'),
+    ('on git.push branch=\u201cmain\u201d run build', "typographic quotes", 'write "main"'),
+    ('on git.push branch=\u2018main\u2019 run build', "typographic quotes", 'write "main"'),
+    ('on git.push branch="main" run build; deploy', "a rule runs one action",
+     'add a rule for deploy: on git.push branch="main" run deploy (for one after the other, one action that runs both)'),
+    ('on git.push run build and deploy', "a rule runs one action",
+     "add a rule for deploy: on git.push run deploy (for one after the other, one action that runs both)"),
+    ('on git.push run build on git.tag run build', "a second rule on the line of the first",
+     "start each rule on a line of its own (in column 1)"),
+    ('on git.push run deploy with $sha', "an argument from the event is written <field> here: '$sha'", "write <sha>"),
+    ('on git.push run deploy with ${{ github.sha }}', "an argument from the event is written <field> here",
+     "write <sha>"),
+    ('on github.push run deploy with ${{ github.event.head_commit.id }}', "an argument from the event is written",
+     "write <payload.head_commit.id>"),
+    ('on git.push run build busy cancel', "busy takes queue, skip, restart, parallel or signal, not 'cancel'",
+     "write restart (GitHub Actions' cancel-in-progress: the running run is stopped, the new one starts)"),
+    ('on git.push run build busy do-nothing', "busy takes",
+     "write skip (watchexec's do-nothing: the event starts no run while one is going)"),
+    ('on cron "0 0 3 ? * MON-FRI" run build', "a cron expression has 5 fields, this one has 6: seconds first",
+     'a schedule fires on the minute: write "0 3 ? * MON-FRI"'),
+    ('on cron "0 30 2 * * ? *" run build', "a cron expression has 5 fields, this one has 7: seconds first and a year last",
+     'a schedule fires on the minute: write "30 2 * * ?"'),
+    ('on cron "@every 5m" run build', "@every is an interval, not a cron expression",
+     "an interval is a trigger of its own: on every 5m run ACTION"),
+    ('on cron "0 3 * * *" tz "Paris" run build', "unknown time zone 'Paris'", "did you mean 'Europe/Paris'?"),
+    ('on cron "0 3 * * *" tz "New York" run build', "unknown time zone 'New York'", "did you mean 'America/New_York'?"),
+]
+
+
+@pytest.mark.parametrize(("line", "message", "hint"), FIRST_RULE_CASES)
+def test_a_first_rules_habit_from_another_tool_gets_the_text_to_write(line: str, message: str, hint: str) -> None:
+    found = [d for d in compile_text(FIRST + line + "\n", "rules.trg").diagnostics if d.code not in UNUSED]
+    assert len(found) == 1, [(d.code, d.message) for d in found]
+    d = found[0]
+    assert d.message.startswith(message) and d.hint == hint, (d.message, d.hint)
+    written = re.search(r"(?:^|: )write (.*?)(?: \(|$)", hint)
+    if written is None:
+        return
+    assert d.span.start.line == d.span.end.line == 5
+    fixed = line[:d.span.start.column - 1] + written.group(1) + line[d.span.end.column - 1:]
+    assert [x for x in diags(FIRST + fixed + "\n") if x[0] not in UNUSED] == [], fixed
+    if "did you mean" not in hint and d.fix is not None:  # a fix writes what the hint says
+        assert [e.text for e in d.fix.edits] == [written.group(1)]

@@ -88,6 +88,27 @@ def normalise(expr: str) -> str:
     return ALIASES.get(expr.lower(), expr)
 
 
+def _quartz(fields: list[str]) -> tuple[str, str] | None:
+    """The problem of six or seven fields that read as Quartz's and Spring's (seconds first,
+    a year last), with the five-field expression to write when the seconds are 0."""
+    from croniter import croniter
+
+    if len(fields) not in (6, 7) or not re.fullmatch(r"[0-9]+", fields[0]):
+        return None
+    if len(fields) == 7 and fields[6] not in ("*", "?"):  # a year: the schedule would lose it
+        return None
+    five = " ".join(fields[1:6])
+    if not croniter.is_valid(five):
+        return None
+    what = "seconds first" + (" and a year last" if len(fields) == 7 else "") + " (Quartz, Spring)"
+    if int(fields[0]) == 0:
+        return (f"a cron expression has 5 fields, this one has {len(fields)}: {what}",
+                f'a schedule fires on the minute: write "{five}"')
+    return (f"a cron expression has 5 fields, this one has {len(fields)}: {what}",
+            f'a schedule fires on the minute, so there is no seconds field: "{five}" fires at second 0 '
+            f"(for a period in seconds, on every {int(fields[0])}s)")
+
+
 def problem(expr: str) -> tuple[str, str] | None:
     """``(message, hint)`` saying what is wrong with the cron expression, or None when it
     is valid and fires at least once (it is looked for over the next 28 years, croniter's
@@ -111,10 +132,16 @@ def problem(expr: str) -> tuple[str, str] | None:
         rest = " ".join(fields[1:])
         return (f"{fields[0].split('=')[0]}= is a crontab setting, not a field of the expression",
                 f'give the zone after the expression: cron "{rest}" tz "{zone.group(1)}"')
+    seconds = _quartz(fields)
+    if seconds is not None:
+        return seconds
     if len(fields) > 5 and croniter.is_valid(" ".join(fields[:5])) and re.search(r"[^0-9*,/?LW#-]", fields[5]):
         return (f"a cron expression has 5 fields, this one has {len(fields)}: the rest is a crontab's command",
                 f'the command goes in an action (action job = exec "PROGRAM" "ARG"...), and the rule '
                 f'keeps five fields: on cron "{" ".join(fields[:5])}" run job')
+    if len(fields) == 2 and fields[0].lower() == "@every":  # robfig/cron's (Go) interval
+        return ("@every is an interval, not a cron expression",
+                f"an interval is a trigger of its own: on every {fields[1]} run ACTION")
     if len(fields) == 1 and fields[0].startswith("@"):  # `@hourli`: not a line of 1 field
         from .diagnostics import suggest
 

@@ -50,6 +50,19 @@ from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, 
                      plain, type_of)
 
 BUSY_MODES = defaults.BUSY_MODES
+BUSY_WORDS = {
+    # other tools' words for a mode, as users coming from them write it after busy
+    "cancel": ("restart", "GitHub Actions' cancel-in-progress: the running run is stopped, the new one starts"),
+    "cancel-in-progress": ("restart", "the running run is stopped, the new one starts"),
+    "replace": ("restart", "the running run is stopped, the new one starts"),
+    "kill": ("restart", "the running run is stopped, the new one starts"),
+    "do-nothing": ("skip", "watchexec's do-nothing: the event starts no run while one is going"),
+    "ignore": ("skip", "the event starts no run while one is going"),
+    "drop": ("skip", "the event starts no run while one is going"),
+    "forbid": ("skip", "a CronJob's Forbid: the event starts no run while one is going"),
+    "allow": ("parallel", "a CronJob's Allow: runs overlap"),
+    "wait": ("queue", "the run waits for the one going"),
+}
 
 CODES: dict[str, str] = {
     "TRG000": "internal error (a bug in triggerc)",
@@ -736,7 +749,10 @@ class Checker:
             try:
                 zoneinfo.ZoneInfo(tz)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                guess = suggest(tz, zoneinfo.available_timezones())  # (only on this error: ~600 names)
+                zones = zoneinfo.available_timezones()  # (only on this error: ~600 names)
+                # a city alone (`tz "Paris"`, `tz "New York"`): the zone named after it
+                city = [z for z in zones if z.rsplit("/", 1)[-1].lower() == tz.strip().replace(" ", "_").lower()]
+                guess = min(city) if len(city) == 1 else suggest(tz, zones)
                 self.d.error("TRG305", f"unknown time zone '{tz}'", t.tz.span,
                              meant(guess) or 'use an IANA name such as "Europe/Paris" or "UTC"',
                              fix=guess and replace_fix(t.tz.span, json.dumps(tz), json.dumps(guess)))
@@ -1090,6 +1106,10 @@ class Checker:
                 mode = p.value.value
                 if mode not in BUSY_MODES:
                     hint, fix = typo(mode, BUSY_MODES, p.value.span)
+                    other = BUSY_WORDS.get(mode.lower())
+                    if other is not None:  # another tool's word for one of the modes
+                        hint = f"write {other[0]} ({other[1]})"
+                        fix = replace_fix(p.value.span, mode, other[0])
                     self.d.error("TRG407", f"busy takes queue, skip, restart, parallel or signal, not '{mode}'",
                                  p.value.span, hint, fix=fix)
                 elif mode == "signal":

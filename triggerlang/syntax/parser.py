@@ -1513,6 +1513,88 @@ def _policy_before_run(e, chunk: str) -> tuple[int, str] | None:
     return None
 
 
+_POLICY_NAMES = ("debounce", "busy", "timeout", "retry", "backoff", "dedupe")
+_QUOTES = {"\u201c": "\u201d", "\u201d": "\u201d", "\u201e": "\u201c\u201d", "\u00ab": "\u00bb",
+           "\u2018": "\u2019", "\u2019": "\u2019", "\u201a": "\u2018\u2019"}
+"""Typographic opening quotes (a rule pasted from a document) and what closes each."""
+_ANOTHER_ACTION = re.compile(r"[ \t]*(;|,|\+|&&|\band\b|\bthen\b)[ \t]*(?:run[ \t]+)?([A-Za-z_][A-Za-z0-9_\-]*)(?![A-Za-z0-9_\-.(])")
+"""A second action after ``run ACTION``: ``; y``, ``, y``, ``and y``, ``&& y``, ``then run y``."""
+_NEXT_RULE = re.compile(r"on[ \t]+(?:[A-Za-z_][A-Za-z0-9_\-]*\.(?:[A-Za-z_][A-Za-z0-9_\-]*|\*)|every[ \t]|cron[ \t])")
+_DURATION_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d)")
+_CRON_WORDS = re.compile(r"(?:[0-9*@?][^\s#\"]*|[A-Za-z]{3}(?:-[A-Za-z]{3})?(?:,[A-Za-z]{3})*)(?:[ \t]+(?!(?:run|tz|catch)\b)[^\s#\"]+){0,6}")
+_GITHUB_CONTEXT = {"github.sha": "sha", "github.ref": "ref", "github.ref_name": "branch", "github.actor": "sender",
+                   "github.repository": "repo", "github.head_ref": "head", "github.base_ref": "base",
+                   "github.event.after": "after", "github.event.before": "before"}
+"""GitHub Actions' ``${{ github.X }}`` contexts and the field that holds the same value."""
+_DOLLAR_REF = re.compile(r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}|\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}|\$([A-Za-z_][A-Za-z0-9_.\-]*)")
+
+
+def _context_field(path: str) -> str:
+    """A GitHub Actions context (``github.sha``, ``github.event.pull_request.number``) as
+    our field; another path as it is."""
+    if path in _GITHUB_CONTEXT:
+        return _GITHUB_CONTEXT[path]
+    if path.startswith("github.event."):
+        return "payload." + path[len("github.event."):]
+    return path
+
+
+def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """Habits of other tools in a first rule: ``timeout=10m`` and ``debounce: 500ms`` (a
+    policy written as an option), ``every "5m"`` (a duration in quotes), ``cron 0 3 * * *``
+    (an expression without them), typographic quotes pasted from a document, a second
+    action after ``run ACTION`` (``; y``, ``and y``), a second rule on the same line, and a
+    shell's or GitHub Actions' ``$sha``/``${{ github.sha }}`` for an argument."""
+    word = _WORD_BEFORE.search(chunk, 0, at)
+    ruled = _RULE_START.match(chunk) is not None
+    run = _RUN_CLAUSE.search(chunk, 0, at) if ruled else None
+    wanted = set(getattr(e, "expected", None) or getattr(e, "allowed", None) or ())
+    ch = chunk[at]
+    if ch in "=:" and word is not None and word.group(1) in _POLICY_NAMES and run is not None \
+            and word.start(1) > run.start():
+        value = re.compile(r"[=:][ \t]*(\"[^\"\n]*\"|[^\s,#]+)").match(chunk, at)
+        if value is not None:
+            text = value.group(1).strip('"')
+            return word.start(1), value.end(), f"a policy takes no '{ch}'", f"write {word.group(1)} {text}"
+    if ch == '"' and "DURATION" in wanted:
+        m = re.compile(r'"([^"\n]*)"').match(chunk, at)
+        if m is not None and _DURATION_TEXT.fullmatch(m.group(1).strip()):
+            return at, m.end(), "a duration is not a string", f"write {m.group(1).strip()}"
+    if word is not None and word.group(1) == "cron" and word.end(1) < at and wanted & {"STRING", "RAW_STRING"}:
+        m = _CRON_WORDS.match(chunk, at)
+        if m is not None:
+            return at, m.end(), "a cron expression is a string", f'write "{m.group()}"'
+    if ch in _QUOTES:
+        line_end = chunk.find("\n", at)
+        line_end = len(chunk) if line_end == -1 else line_end
+        close = min((i for i in (chunk.find(c, at + 1, line_end) for c in _QUOTES[ch]) if i != -1), default=-1)
+        if close != -1 and '"' not in chunk[at + 1:close]:
+            return at, close + 1, "typographic quotes (pasted from a document?)", \
+                f"write {_str_literal(chunk[at + 1:close])}"
+    if run is not None:
+        call = _RUN_CALL.search(chunk, 0, at)
+        more = _ANOTHER_ACTION.match(chunk, at) if call is not None and call.end() == at else None
+        if more is None and call is not None and chunk[call.end() - 1:at].strip() == "":
+            more = _ANOTHER_ACTION.match(chunk, call.end())
+        if more is not None and more.start(1) >= at - 1 and more.group(2) not in RESERVED | set(_POLICY_NAMES):
+            head = _RULE_START.match(chunk)
+            trigger = " ".join(chunk[head.end() - 2:run.start()].split())
+            return more.start(1), more.end(), "a rule runs one action", \
+                f"add a rule for {more.group(2)}: {trigger} run {more.group(2)} (for one after the other, " \
+                "one action that runs both)"
+        if _NEXT_RULE.match(chunk, at) and chunk.rfind("\n", 0, at) < run.start():
+            return at, at + 2, "a second rule on the line of the first", \
+                "start each rule on a line of its own (in column 1)"
+        with_ = re.compile(r"[ \t]with[ \t]").search(chunk, run.end(), at)
+        ref = _DOLLAR_REF.match(chunk, at) if with_ is not None else None
+        if ref is not None:
+            path = _context_field(next(g for g in ref.groups() if g))
+            if _PATH_BEFORE.fullmatch(path):
+                return at, ref.end(), f"an argument from the event is written <field> here: '{ref.group()}'", \
+                    f"write <{path}>"
+    return None
+
+
 def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     """(start, end, message, hint) when the parser stopped at another language's spelling:
     ``==``, ``=~``, ``&&``, ``||``, ``!``, a 'single-quoted' string, ``FIELD.startsWith(...)``
@@ -1527,6 +1609,9 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     if guard is not None:  # `on git.push if branch="main"`: read as a field named if
         return guard.start(2), guard.end(2), f"'{guard.group(2)}' is not needed before a filter", \
             f"the conditions follow the trigger: on {guard.group(1)} CONDITIONS run ACTION"
+    first = _first_rule_habit(e, chunk, at)
+    if first is not None:
+        return first
     two = chunk[at:at + 2]
     if chunk.startswith("==", max(0, at - 1)) and (two == "==" or chunk[at - 1:at + 1] == "=="):
         start = at if two == "==" else at - 1
