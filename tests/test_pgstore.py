@@ -818,3 +818,31 @@ def test_a_reaped_run_ends_when_its_lease_ran_out_not_when_a_reaper_came(pg_url:
         assert st.get_run(row.id)["duration"] == pytest.approx(20, abs=0.01)
     finally:
         st.close()
+
+
+def test_a_debounced_run_waiting_behind_its_rules_running_run_takes_the_next_changes(pg_url: str) -> None:
+    """Before: a debounced run's window closed when its quiet period ended, though the run
+    still waited behind its rule's running run: each later change made another run behind
+    it (serve's engine keeps the window open until the run starts, and makes one). With a
+    build that writes the folder it watches, those extra runs also moved loop protection's
+    count onto runs that made no change (a 4th run before the pause under load)."""
+    st = PgStore(pg_url)
+    try:
+        def change(path: str) -> list[int]:
+            ev = Event("file", "modified", {"path": path, "paths": [path]})
+            return st.ingest(ev, [Intent("b", "a", {"files": [path]}, debounce=0.001, paths_params=("files",))]).run_ids
+
+        (first,) = change("a.py")
+        wait_for(lambda: st.claim("w1", ["default"], 1, 10), "the first run to be claimed")   # it goes
+        (pending,) = change("b.py")
+        with psycopg.connect(pg_url, autocommit=True) as conn:   # its quiet period is over: it waits for its lane
+            wait_for(lambda: conn.execute("SELECT not_before < EXTRACT(EPOCH FROM clock_timestamp()) FROM trg_runs "
+                                          "WHERE id = %s", (pending,)).fetchone()[0], "the quiet period to end")
+        due = st.run_row(pending).not_before
+        assert change("c.py") == [] and change("d.py") == []   # they join the pending run
+        runs = {r["id"]: r for r in st.list_runs(limit=10)}
+        assert sorted(runs) == [first, pending], runs
+        assert runs[pending]["inputs"]["files"] == ["b.py", "c.py", "d.py"], runs[pending]
+        assert st.run_row(pending).not_before == due   # due already: it waits for its lane only, not again
+    finally:
+        st.close()

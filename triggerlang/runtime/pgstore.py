@@ -534,17 +534,24 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                  it.busy != "parallel", manifest, it.timeout, int(it.retry), float(it.backoff)))
             return cur.fetchone()[0], "skipped"
         if it.debounce:
+            # the window is open until its run is claimed, not only until its quiet period
+            # ends (as the one-process engine's: Engine._kick): a pending run whose quiet
+            # period is over but that waits behind its rule's running run takes the event.
+            # Closed at its not_before, each change made while a run went (a build writing
+            # its folder) made a run of its own behind it, where serve makes one.
             cur.execute("SELECT id, inputs FROM trg_runs WHERE rule = %s AND status = 'queued' "
-                        "AND debounce IS NOT NULL AND not_before > %s ORDER BY id DESC LIMIT 1 FOR UPDATE",
-                        (it.rule, now))
+                        "AND debounce IS NOT NULL ORDER BY id DESC LIMIT 1 FOR UPDATE", (it.rule,))
             pending = cur.fetchone()
             if pending is not None:  # the window is open: this event moves the pending run
                 inputs = dict(it.inputs)
                 old = json.loads(pending[1])
                 for p in it.paths_params:
                     inputs[p] = GatheredPaths([*(old.get(p) or []), *paths]).list()
-                cur.execute("UPDATE trg_runs SET inputs = %s, event_id = %s, not_before = %s WHERE id = %s",
-                            (dumps(inputs), event.id, now + float(it.debounce), pending[0]))
+                # its quiet period starts again while it lasts; one that is over stays over (the
+                # run only waits for its lane), as the engine's timed run vs its ready one
+                cur.execute("UPDATE trg_runs SET inputs = %s, event_id = %s, not_before = CASE WHEN not_before > %s "
+                            "THEN %s ELSE not_before END WHERE id = %s",
+                            (dumps(inputs), event.id, now, now + float(it.debounce), pending[0]))
                 return None
         status, error, not_before = "queued", None, None
         if it.dedupe_key is not None and it.dedupe_for:
