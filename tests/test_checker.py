@@ -866,6 +866,32 @@ FIRST_RULE_CASES = [
      "an interval is a trigger of its own: on every 5m run ACTION"),
     ('on cron "0 3 * * *" tz "Paris" run build', "unknown time zone 'Paris'", "did you mean 'Europe/Paris'?"),
     ('on cron "0 3 * * *" tz "New York" run build', "unknown time zone 'New York'", "did you mean 'America/New_York'?"),
+    # GitHub Actions' on: block
+    ('on push run build', "an event is SOURCE.EVENT, not 'push'",
+     "write github.push (a GitHub webhook) or git.push (a repository on this machine)"),
+    ('on github.push branches: [main, \'releases/**\'] run build', "a condition is FIELD = VALUE, not 'key: value'",
+     'write branch ~ ["main", "releases/**"]'),
+    ('on github.pull_request types: [opened, synchronize] run build', "a condition is FIELD = VALUE",
+     'write action in ["opened", "synchronize"]'),
+    ('on github.push branch: main run build', "a condition is FIELD = VALUE", 'write branch="main"'),
+    ('on github.push if: branch="main" run build', "'if:' is not needed before a filter",
+     "the conditions follow the trigger: on SOURCE.EVENT CONDITIONS run ACTION"),
+    ('on github.pull_request types=["opened"] run build', "github.pull_request has no field 'types'",
+     'write action="opened" (GitHub Actions\' types: filter)'),
+    ('on github.push paths="src/**" run build', "github.push has no field 'paths'",
+     'write files ~ "src/**" (GitHub Actions\' paths: filter)'),
+    ('on git.push branches=["main", "release/*"] run build', "git.push has no field 'branches'",
+     'write branch ~ ["main", "release/*"] (GitHub Actions\' branches: filter)'),
+    ('on github.push run deploy with <github.sha>', "github.push events have no field 'github.sha'", "write <sha>"),
+    ('on github.push run deploy with <github.event.head_commit.id>', "github.push events have no field",
+     "write <payload.head_commit.id>"),
+    # watchexec's -e py and -w ./src
+    ('on file.changed ext in [".py", ".toml"] run build', "rule 'L5' can never match: an event's ext has no dot",
+     'write ext in ["py", "toml"]'),
+    ('on file.changed path ~ "./src/**" run build', "rule 'L5' can never match: an event's path is relative to the root",
+     'write path ~ "src/**"'),
+    ('on file.changed path ~ "/home/me/src/**" run build', "rule 'L5' can never match: an event's path is relative",
+     'paths are relative to the root: source file root="/DIR", then path ~ "src/**"'),
 ]
 
 
@@ -883,3 +909,43 @@ def test_a_first_rules_habit_from_another_tool_gets_the_text_to_write(line: str,
     assert [x for x in diags(FIRST + fixed + "\n") if x[0] not in UNUSED] == [], fixed
     if "did you mean" not in hint and d.fix is not None:  # a fix writes what the hint says
         assert [e.text for e in d.fix.edits] == [written.group(1)]
+
+
+@pytest.mark.parametrize(("text", "message", "hint"), [
+    ('secret gh = "s3cr3t"', "a secret's value is not written in the rules",
+     'write env "GH" (and set GH where serve runs), or file "PATH"'),
+    ("secret gh = env GITHUB_SECRET", "the variable's name is a string", 'write "GITHUB_SECRET"'),
+    ("secret gh = $GITHUB_SECRET", "a secret is read from the environment or a file", 'write env "GITHUB_SECRET"'),
+])
+def test_a_secret_written_as_a_value_is_one_diagnostic_with_the_declaration_to_write(text: str, message: str,
+                                                                                   hint: str) -> None:
+    """The declaration did not parse, and the source naming the secret then got TRG103 too."""
+    rest = 'source github secret=gh\naction build = exec "make"\non github.push run build\n'
+    assert diags(text + "\n" + rest) == [("TRG001", 1, 13 + text[12:].index(text.split()[-1]) if "env " in text
+                                           else 13, message, hint)]
+    fixed = text.replace(text.split(" = ")[1], hint.split("write ")[1].split(" (")[0].split(", or")[0]) \
+        if "env " not in text else text.replace("GITHUB_SECRET", '"GITHUB_SECRET"')
+    assert diags(fixed + "\n" + rest) == [], fixed
+
+
+def test_a_run_line_in_column_1_is_one_diagnostic_saying_to_indent_it() -> None:
+    """`on git.push` and `run build` below it, in column 1 (a YAML or shell layout), was
+    "no 'run ACTION'" and then "'run' is a reserved word" on the next line."""
+    text = 'action build = exec "make"\non git.push branch="main"\nrun build\n'
+    assert diags(text) == [("TRG002", 2, 25, "this rule has no 'run ACTION'",
+                            "its run clause, line 3, starts in column 1, so it begins a declaration of its own: "
+                            "indent it to continue the rule")]
+    assert diags(text.replace("\nrun", "\n    run")) == []
+    # a rule that really has no run clause keeps its hint
+    assert diags('action build = exec "make"\non git.push\n')[-1][4] == "end the rule with: run ACTION [with ARGS]"
+
+
+@pytest.mark.parametrize(("body", "hint"), [
+    ("exec make", 'write "make" (the command\'s words are strings), or declare it: action mk(make)'),
+    ('exec "make" build', 'write "build" (the command\'s words are strings), or declare it: action mk(build)'),
+])
+def test_a_bare_word_in_an_exec_body_is_offered_its_quotes(body: str, hint: str) -> None:
+    word = body.split()[-1]
+    got = diags(f"action mk = {body}\non git.push run mk\n")
+    assert got == [("TRG405", 1, 13 + body.rindex(word), f"'{word}' is not a parameter of action 'mk'", hint)]
+    assert diags(f"action mk = {body.replace(word, chr(34) + word + chr(34))}\non git.push run mk\n") == []

@@ -44,6 +44,7 @@ from ..providers.base import CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, REDACTED
 from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
 from ..syntax import ast as A
+from ..syntax.parser import WORKFLOW_FIELDS, context_field, workflow_condition
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule, Program  # (also their names here, as before)
 from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, literal_value,
@@ -339,6 +340,8 @@ class Checker:
         if v.name in self.p.secrets:
             self.used_secrets.add(v.name)
             return v.name
+        if f"secret {v.name}" in self.m.unparsed:  # its declaration has a syntax error, reported
+            return None
         hint, fix = typo(v.name, self.p.secrets, v.span)
         self.d.error("TRG103", f"unknown secret '{v.name}'", v.span,
                      hint or f'declare it: secret {v.name} = env "VAR"', fix=fix)
@@ -373,7 +376,9 @@ class Checker:
                 if isinstance(item, A.Ref) and item.name not in params:
                     hint, fix = typo(item.name, params, item.span)
                     hint = hint or (
-                        f"declare it: action {a.name.value}({', '.join([*params, item.name])})"
+                        (f'write "{item.name}" (the command\'s words are strings), or declare it: '
+                         if not params or item is body.argv[0] else "declare it: ")
+                        + f"action {a.name.value}({', '.join([*params, item.name])})"
                         if item.name not in self.let_decls else "lets are not expanded in argv; pass it as a parameter")
                     self.d.error("TRG405", f"'{item.name}' is not a parameter of action '{a.name.value}'",
                                  item.span, hint, fix=fix)
@@ -667,6 +672,8 @@ class Checker:
         if r.filter is not None:
             self.lint_never(r, ctx)
             self.lint_redacted(r)
+            if source == "file":
+                self.lint_file_values(r)
         route, methods = None, None
         if source == "http":
             route = self.http_route(r)
@@ -815,9 +822,11 @@ class Checker:
         return self.lower_compare(e, ctx)
 
     def lower_compare(self, c: A.Compare, ctx) -> dict:
+        node = {"op": c.op, "field": c.field.dotted, "span": _sp(c.span)}
+        if self.workflow_filter(c, ctx):
+            return node
         typ = self.field_type(ctx, c.field)
         val = self.value(c.value)
-        node = {"op": c.op, "field": c.field.dotted, "span": _sp(c.span)}
         if c.op in ("~", "!~"):
             pats = val if isinstance(val, list) else [val]
             lowered = []
@@ -997,6 +1006,9 @@ class Checker:
             head = ph.path.parts[0]
             hint, fix = (C.get_source(src).field_hints.get(head)
                          or raw_spelling_hint(ph.path.parts, C.get_source(src).raw, placeholder=True)), None
+            context = context_field(ph.path.dotted)  # GitHub Actions' ${{ github.sha }}
+            if hint is None and context != ph.path.dotted and self.ftype(src, ev, tuple(context.split("."))):
+                hint, fix = f"write <{context}>", replace_fix(ph.span, f"<{ph.path.dotted}>", f"<{context}>")
             if hint is None:
                 hint, fix = typo(head, names, name_span(ph.path.span, head))
             self.d.error("TRG403", f"{trig} events have no field '{ph.path.dotted}'", ph.span,
@@ -1325,6 +1337,59 @@ class Checker:
                              f"redacted before rules see it: the condition only ever sees \"{REDACTED}\"", c.span,
                              f"{hint} (to test that it was sent: has {c.field.dotted})")
             return
+
+    def lint_file_values(self, r: A.Rule) -> None:
+        """TRG501: a file rule whose ``ext`` has its dot (``ext=".py"``: an event's ``ext``
+        is ``py``) or whose ``path`` starts with ``./`` or ``/`` (watchexec's ``-w ./src``:
+        an event's path is relative to the source's root, ``src/a.py``). Either never held,
+        and the rule never ran, without a word."""
+        for c in conjuncts(r.filter):
+            if not (isinstance(c, A.Compare) and c.field.parts in (("ext",), ("path",)) and c.op in ("=", "in", "~")):
+                continue
+            v = self.quiet_value(c.value)
+            values = v if isinstance(v, list) else [v]
+            if not values or not all(isinstance(x, str) for x in values):
+                continue
+            field = c.field.parts[0]
+            if field == "ext" and c.op != "~" and all(x.startswith(".") and len(x) > 1 for x in values):
+                why = f"an event's ext has no dot, never {', '.join(repr(x) for x in values)}"
+                fixed = [x[1:] for x in values]
+            elif field == "path" and all(x.startswith("./") for x in values):
+                why = f"an event's path is relative to the root, without './': never {', '.join(repr(x) for x in values)}"
+                fixed = [x[2:] for x in values]
+            elif field == "path" and all(x.startswith("/") for x in values):
+                self.never(r, c, "an event's path is relative to the source's root, never absolute",
+                           hint='paths are relative to the root: source file root="/DIR", then path ~ "src/**"')
+                return
+            else:
+                continue
+            items = ", ".join(json.dumps(x) for x in fixed)
+            text = f"{field}={items}" if c.op == "=" else f"{field} {c.op} " + (items if c.op == "~" and
+                                                                                  c.value.__class__ is not A.ListLit
+                                                                                  else f"[{items}]")
+            self.never(r, c, why, hint=f"write {text}")
+            return
+
+    def workflow_filter(self, c: A.Compare, ctx) -> bool:
+        """TRG203 for a GitHub Actions filter's name used as a field (``types=["opened"]``,
+        ``paths="src/**"``, ``branches=["main"]``), with the condition that says it; True
+        when it was one."""
+        key = c.field.parts[0]
+        target = WORKFLOW_FIELDS.get(key)
+        if ctx is None or target is None or len(c.field.parts) != 1 or c.op not in ("=", "in", "~"):
+            return False
+        src, ev = ctx
+        if self.ftype(src, ev, (key,)) is not None or self.ftype(src, ev, (target,)) is None:
+            return False
+        v = self.quiet_value(c.value)
+        items = v if isinstance(v, list) else [v]
+        if not items or not all(isinstance(x, str) for x in items):
+            return False
+        text = workflow_condition(key, items)
+        self.d.error("TRG203", f"{src}.{ev} has no field '{key}'", c.span,
+                     f"write {text} (GitHub Actions' {key}: filter)",
+                     fix=Fix(f"Write `{text}`", (Edit(c.span, text),)))
+        return True
 
     def lint_methods(self, r: A.Rule) -> None:
         """TRG501: an http rule pinned to a method written in lower case (``method="post"``,

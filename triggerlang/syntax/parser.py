@@ -31,6 +31,7 @@ Lark stays inside this package: nothing else sees a ``Tree`` or a ``Token``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
@@ -1127,7 +1128,9 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
     unparsed: set[str] = set()  # the words of declarations that did not parse (A.Module)
     machine = _machine() if cache is None else None
     builder = _Builder(0, 0, diags)
+    no_run = None  # the index of the TRG002 of the rule just before, that has no run clause
     for first, last, start_off, end_off in _declarations(text, lines):
+        before = len(diags.items)
         if machine is not None:  # the whole file in one pass; Lark only for what fails
             mark = len(diags.items)
             try:
@@ -1156,6 +1159,16 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
                            [A.shifted_diagnostic(d, first, start_off) for d in found]]
             decl = hit[3]
             diags.items.extend(hit[4])
+        if decl is None and no_run is not None and _RUN_LINE.match(text, start_off, end_off):
+            # `on git.push` then `run build` in column 1 (YAML's, or a shell's, layout): one
+            # mistake, so one diagnostic, the rule's, which says to indent the run line
+            del diags.items[before:]
+            d = diags.items[no_run]
+            diags.items[no_run] = dataclasses.replace(
+                d, hint=f"its run clause, line {first + 1}, starts in column 1, so it begins a declaration of its "
+                        "own: indent it to continue the rule")
+        no_run = len(diags.items) - 1 if decl is None and len(diags.items) == before + 1 \
+            and diags.items[-1].message == _NO_RUN else None
         if decl is not None:
             decls.append(decl)
         else:
@@ -1163,6 +1176,9 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
             head = _ACTION_HEAD.match(text, start_off, end_off)
             if head is not None:  # `action NAME` (a space: no word has one): its rules' TRG104 would cascade
                 unparsed.add(f"action {head.group(1)}")
+            secret = _SECRET_HEAD.match(text, start_off, end_off)
+            if secret is not None:  # and a source's TRG103
+                unparsed.add(f"secret {secret.group(1)}")
     end_line = len(lines)
     return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text))),
                     frozenset(unparsed)), diags
@@ -1513,6 +1529,8 @@ def _policy_before_run(e, chunk: str) -> tuple[int, str] | None:
     return None
 
 
+_NO_RUN = "this rule has no 'run ACTION'"
+_RUN_LINE = re.compile(r"run[ \t]+[A-Za-z_]")
 _POLICY_NAMES = ("debounce", "busy", "timeout", "retry", "backoff", "dedupe")
 _QUOTES = {"\u201c": "\u201d", "\u201d": "\u201d", "\u201e": "\u201c\u201d", "\u00ab": "\u00bb",
            "\u2018": "\u2019", "\u2019": "\u2019", "\u201a": "\u2018\u2019"}
@@ -1529,7 +1547,7 @@ _GITHUB_CONTEXT = {"github.sha": "sha", "github.ref": "ref", "github.ref_name": 
 _DOLLAR_REF = re.compile(r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}|\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}|\$([A-Za-z_][A-Za-z0-9_.\-]*)")
 
 
-def _context_field(path: str) -> str:
+def context_field(path: str) -> str:
     """A GitHub Actions context (``github.sha``, ``github.event.pull_request.number``) as
     our field; another path as it is."""
     if path in _GITHUB_CONTEXT:
@@ -1537,6 +1555,87 @@ def _context_field(path: str) -> str:
     if path.startswith("github.event."):
         return "payload." + path[len("github.event."):]
     return path
+
+
+_SECRET_HEAD = re.compile(r"secret[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*=[ \t]*(?:(env|file)[ \t]+)?")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$?([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_\-]*[ \t]*[\"r])")
+WORKFLOW_FIELDS = {"types": "action", "branches": "branch", "tags": "tag", "paths": "files"}
+"""GitHub Actions' filters of an ``on:`` event and the field each one tests."""
+_YAML_VALUE = re.compile(r":[ \t]*(\[[^\]\n]*\]|\"[^\"\n]*\"|'[^'\n]*'|[^\s\[\]\"',#]+)")
+_BARE_EVENT = re.compile(r"(?:^|[\s:])on[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*$")
+_EVENT_SOURCES = ("github", "git", "file", "http")
+
+
+def workflow_condition(key: str, items: list[str]) -> str:
+    """The condition a ``key: [items]`` filter of a GitHub Actions workflow (``branches:
+    [main]``, ``types: [opened]``, ``paths: ['src/**']``), or a ``key: value`` pair, stands
+    for: an exact comparison, or ``~`` for globs (a path filter is always one)."""
+    field = WORKFLOW_FIELDS.get(key, key)
+    glob = field == "files" or any(c in i for i in items for c in "*?[")
+    if len(items) == 1:
+        return f"{field} ~ {_str_literal(items[0])}" if glob else f"{field}={_str_literal(items[0])}"
+    listed = "[" + ", ".join(_str_literal(i) for i in items) + "]"
+    return f"{field} {'~' if glob else 'in'} {listed}"
+
+
+def _secret_value(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A secret's value written in the rules (``secret gh = "s3cr3t"``), or its variable
+    without quotes (``secret gh = env GITHUB_SECRET``, ``= $GITHUB_SECRET``)."""
+    head = _SECRET_HEAD.match(chunk)
+    if head is None or head.end() != at:
+        return None
+    var = re.sub(r"[^A-Za-z0-9_]", "_", head.group(1)).upper()
+    if head.group(2) is None and chunk[at] in "\"'":
+        end = chunk.find(chunk[at], at + 1)
+        end = len(chunk.split("\n", 1)[0]) if end == -1 else end + 1
+        return at, end, "a secret's value is not written in the rules", \
+            f'write env "{var}" (and set {var} where serve runs), or file "PATH"'
+    m = _VARIABLE.match(chunk, at)
+    if m is None or (head.group(2) is None and m.group(2) in ("env", "file")):
+        return None
+    name = m.group(1) or m.group(2)
+    if head.group(2) is not None:
+        what = "the variable's name" if head.group(2) == "env" else "the file's path"
+        return at, m.end(), f"{what} is a string", f'write "{name}"'
+    return at, m.end(), "a secret is read from the environment or a file", f'write env "{name}"'
+
+
+def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] | None:
+    """A GitHub Actions workflow's spelling in a rule: ``on: push:`` (YAML), ``on push``
+    (an event without its source), ``branches: [main]`` (a YAML filter), ``if:``."""
+    wanted = set(getattr(e, "expected", None) or getattr(e, "allowed", None) or ())
+    if re.match(r"on[ \t]*:", chunk):
+        event = re.match(r"on[ \t]*:\s*([A-Za-z_]+)", chunk)
+        return 0, chunk.index(":") + 1, "a rule is one line of its own, not a workflow's YAML", \
+            f"a rule: on github.{event.group(1) if event else 'push'} [CONDITIONS] run ACTION " \
+            "(README: Coming from GitHub Actions triggers and cron)"
+    bare = _BARE_EVENT.search(chunk, 0, at)
+    if bare is not None and "DOT" in wanted:
+        from ..check import catalogue
+
+        w = bare.group(1)
+        found = [f"{s}.{w}" for s in _EVENT_SOURCES
+                 if w in catalogue.get_source(s).events or w in catalogue.get_source(s).known_events]
+        what = {"github": "a GitHub webhook", "git": "a repository on this machine"}
+        named = " or ".join(f"{x} ({what[x.split('.')[0]]})" if x.split(".")[0] in what else x for x in found[:3])
+        if found:  # (else the usual error: `on schedule every 5m` has its own)
+            return bare.start(1), bare.end(1), f"an event is SOURCE.EVENT, not '{w}'", f"write {named}"
+    if chunk[at] == ":" and word is not None and word.end(1) == at and _RULE_START.match(chunk) \
+            and not _RUN_CLAUSE.search(chunk, 0, at) and chunk[word.start(1) - 1:word.start(1)] != ".":
+        key = word.group(1)
+        if key in ("if", "when", "where"):
+            return word.start(1), at + 1, f"'{key}:' is not needed before a filter", \
+                "the conditions follow the trigger: on SOURCE.EVENT CONDITIONS run ACTION"
+        value = _YAML_VALUE.match(chunk, at)
+        if value is None or key in RESERVED:
+            return None
+        text = value.group(1)
+        items = [i.strip().strip("\"'") for i in (text[1:-1].split(",") if text.startswith("[") else [text])]
+        if not all(items):
+            return None
+        return word.start(1), value.end(), "a condition is FIELD = VALUE, not 'key: value'", \
+            f"write {workflow_condition(key, items)}"
+    return None
 
 
 def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | None:
@@ -1549,6 +1648,9 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
     ruled = _RULE_START.match(chunk) is not None
     run = _RUN_CLAUSE.search(chunk, 0, at) if ruled else None
     wanted = set(getattr(e, "expected", None) or getattr(e, "allowed", None) or ())
+    workflow = _workflow_habit(e, chunk, at, word)
+    if workflow is not None:
+        return workflow
     ch = chunk[at]
     if ch in "=:" and word is not None and word.group(1) in _POLICY_NAMES and run is not None \
             and word.start(1) > run.start():
@@ -1588,7 +1690,7 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
         with_ = re.compile(r"[ \t]with[ \t]").search(chunk, run.end(), at)
         ref = _DOLLAR_REF.match(chunk, at) if with_ is not None else None
         if ref is not None:
-            path = _context_field(next(g for g in ref.groups() if g))
+            path = context_field(next(g for g in ref.groups() if g))
             if _PATH_BEFORE.fullmatch(path):
                 return at, ref.end(), f"an argument from the event is written <field> here: '{ref.group()}'", \
                     f"write <{path}>"
@@ -1609,7 +1711,7 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     if guard is not None:  # `on git.push if branch="main"`: read as a field named if
         return guard.start(2), guard.end(2), f"'{guard.group(2)}' is not needed before a filter", \
             f"the conditions follow the trigger: on {guard.group(1)} CONDITIONS run ACTION"
-    first = _first_rule_habit(e, chunk, at)
+    first = _secret_value(chunk, at) or _first_rule_habit(e, chunk, at)
     if first is not None:
         return first
     two = chunk[at:at + 2]
@@ -1903,6 +2005,6 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
                     f"close it with '{')' if chunk[opened] == '(' else ']'}' before the next declaration",
                     ((span_of(opened, opened + 1), f"the '{chunk[opened]}' opened here"),))
     elif "RUN" in expected:
-        diags.error("TRG002", "this rule has no 'run ACTION'", span, "end the rule with: run ACTION [with ARGS]")
+        diags.error("TRG002", _NO_RUN, span, "end the rule with: run ACTION [with ARGS]")
     else:
         diags.error("TRG002", "unexpected end of declaration", span, _describe_expected(expected))
