@@ -189,7 +189,7 @@ def test_fifty_events_on_a_busy_queue_rule_over_three_workers(cluster: Cluster) 
     Which worker claims the lane's next run is a race (under load one may win every time),
     so the test stops the worker that ran the first runs: the rest must go on elsewhere."""
     c = cluster.start(r"""
-action step(n) = shell "sleep 0.03"
+action step(n) = shell "sleep 0.1"
 q: on http.post path="/q" run step with <payload.n> busy queue
 """)
     ids = []
