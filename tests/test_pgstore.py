@@ -846,3 +846,28 @@ def test_a_debounced_run_waiting_behind_its_rules_running_run_takes_the_next_cha
         assert st.run_row(pending).not_before == due   # due already: it waits for its lane only, not again
     finally:
         st.close()
+
+
+def test_an_ingest_node_counts_the_runs_its_store_decided(pg_url: str) -> None:
+    """Before: an ingest node counted only loop protection's skipped runs; those the store
+    decided in the ingest transaction (busy skip, dedupe, busy restart's cancelled waiting
+    run) were journaled and never counted, as serve's engine counts them."""
+    from triggerlang.runtime.cluster import count_journaled
+    from triggerlang.runtime.metrics import Metrics
+
+    st = PgStore(pg_url)
+    m = Metrics()
+    try:
+        for n in range(3):
+            ev = Event("http", "post", {"n": n})
+            intents = [Intent("sk", "a", {}, busy="skip"), Intent("rs", "a", {}, busy="restart"),
+                       Intent("dd", "a", {}, dedupe_key="k", dedupe_field="k", dedupe_for=3600.0)]
+            st.ingest(ev, intents)
+            count_journaled(m, ev, intents, 10)
+        counted = {(rule, status): m.registry.get_sample_value("triggerlang_runs_total", {"rule": rule, "status": status})
+                   for rule, status in (("sk", "skipped"), ("rs", "cancelled"), ("dd", "skipped"))}
+        assert counted == {("sk", "skipped"): 2, ("rs", "cancelled"): 2, ("dd", "skipped"): 2}, counted
+        stored = [(r["rule"], r["status"]) for r in st.list_runs(limit=20) if r["status"] != "queued"]
+        assert sorted(stored) == sorted([("sk", "skipped")] * 2 + [("rs", "cancelled")] * 2 + [("dd", "skipped")] * 2)
+    finally:
+        st.close()

@@ -47,6 +47,20 @@ def serve(tmp_path: Path, backend: Backend):
         s.ensure_dead()
 
 
+def metrics(s: StoreServer) -> dict:
+    """``/metrics`` of a server without a token (loopback): {(name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = httpx.get(s.url + "/metrics", timeout=DEADLINE)
+    assert r.status_code == 200, r.text
+    return {(x.name, tuple(sorted(x.labels.items()))): x.value for fam in text_string_to_metric_families(r.text)
+            for x in fam.samples}
+
+
+def runs_counted(s: StoreServer, rule: str, status: str) -> float:
+    return metrics(s)[("triggerlang_runs_total", (("rule", rule), ("status", status)))]
+
+
 POLICY_RULES = r"""
 action nap(n, s) = shell "sleep \"$TRG_INPUT_S\""
 action rec(n) = exec "true"
@@ -82,6 +96,8 @@ def test_skip_records_the_second_as_skipped(serve) -> None:
     status = {r["id"]: r for r in runs}
     assert status[first]["status"] == "succeeded"
     assert status[second]["status"] == "skipped" and "busy skip" in status[second]["error"]
+    # counted as serve's engine counts it (before: an ingest node counted only loop protection's skips)
+    assert runs_counted(s, "sk", "skipped") == 1
     stop_ok(s)
 
 
@@ -261,6 +277,8 @@ ingest: on http.post path="/ingest" payload.never="x" run nap with <payload.n>
     assert again[0]["event_id"] == by_id[running["retried"]]["event_id"]
     plain = by_rule(runs, "plain")
     assert len(plain) == 3 and sorted(r["status"] for r in plain) == ["interrupted", "succeeded", "succeeded"]
+    # counted by the start that found them, or the reaper that took them (before: not in store mode)
+    assert (runs_counted(s2, "retried", "interrupted"), runs_counted(s2, "plain", "interrupted")) == (1, 1)
     stop_ok(s2)
 
 
@@ -290,14 +308,8 @@ again: on run.completed run ok
     s.wait_log("over --max-chain-depth 3: journaled, no run started")
     # /metrics counts the run.completed events and the run they skipped, on both stores
     # (before: store mode's worker, which journals them, counted neither)
-    from prometheus_client.parser import text_string_to_metric_families
-
-    def counted() -> dict | None:
-        m = {(x.name, tuple(sorted(x.labels.items()))): x.value for fam in
-             text_string_to_metric_families(httpx.get(s.url + "/metrics", timeout=DEADLINE).text) for x in fam.samples}
-        return m if m.get(("triggerlang_chain_depth_exceeded_total", ())) else None
-
-    m = wait_for(counted, "the too-deep run.completed counted")
+    m = wait_for(lambda: (lambda m: m if m.get(("triggerlang_chain_depth_exceeded_total", ())) else None)(metrics(s)),
+                 "the too-deep run.completed counted")
     assert m[("triggerlang_events_total", (("source", "run"), ("type", "completed")))] == 4
     assert m[("triggerlang_runs_total", (("rule", "again"), ("status", "skipped")))] == 1
     assert m[("triggerlang_chain_depth_exceeded_total", ())] == 1

@@ -172,10 +172,13 @@ def run_event(row: RunRow, depth: int = 0) -> Event:
 
 
 def count_journaled(metrics: Any, event: Event, intents: list[Intent], max_depth: int) -> None:
-    """An event journaled in store mode, and the runs decided ``skipped`` with it (loop
-    protection), on ``/metrics`` (after the commit): an ingest node's and a worker's alike."""
-    metrics.journaled(event.source, event.type, ((it.rule, "skipped") for it in intents if it.skip is not None),
-                      bool(intents) and event.depth > max_depth)
+    """An event journaled in store mode, and the runs decided with it, on ``/metrics`` (after
+    the commit): an ingest node's and a worker's alike. As the one-process engine counts
+    them: a run recorded ``skipped`` (loop protection, ``busy skip``, ``dedupe``, a tick
+    already waiting), and each waiting run a ``busy restart`` cancelled for it."""
+    decided = [(it.rule, it.decided) for it in intents if it.decided is not None]
+    decided += [(it.rule, "cancelled") for it in intents for _ in range(it.replaced)]
+    metrics.journaled(event.source, event.type, decided, bool(intents) and event.depth > max_depth)
 
 
 class IngestEngine:
@@ -721,10 +724,12 @@ class Reaper:
     """Every node's reaper: runs whose lease expired become ``interrupted`` (and retried).
     An ingest node's also calls ``keep`` each round (its manifest stays in the store)."""
 
-    def __init__(self, store: Any, interval: float = 2.0, keep: Callable[[], Any] | None = None) -> None:
+    def __init__(self, store: Any, interval: float = 2.0, keep: Callable[[], Any] | None = None,
+                 metrics: Any = None) -> None:
         self.store = store
         self.interval = interval
         self.keep = keep
+        self.metrics = metrics   # counts the runs it reaped (interrupted), as serve's start counts its own
         self.health = store_health(store)
         self.task: asyncio.Task | None = None
 
@@ -744,6 +749,8 @@ class Reaper:
                     again = row.attempt <= int(row.retry or 0)
                     log.warning("run %s of %s: the lease of worker %s expired: interrupted%s", row.id, row.rule,
                                 row.worker, ", retried" if again else "")
+                    if self.metrics is not None:
+                        self.metrics.run_ended(row.rule, "interrupted")
                 if self.keep is not None:
                     await asyncio.to_thread(self.keep)
                 self.health.ok()
@@ -788,7 +795,7 @@ async def _work(store_url: str, opts: WorkerOptions, migrate: bool, reap_interva
         log.info("metrics at http://%s:%d/metrics (%s)", metrics_at[0], server.port,
                  "token required" if token else "loopback clients only")
     worker = Worker(store, opts, metrics=metrics)
-    reaper = Reaper(store, reap_interval)
+    reaper = Reaper(store, reap_interval, metrics=metrics)
     watchdog: asyncio.Task | None = None
     try:
         await worker.start()

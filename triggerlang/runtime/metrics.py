@@ -32,8 +32,9 @@ metric                                     what                                 
                                            from the store at each scrape
 =========================================  ===========================================  =======================
 
-In store mode an ingest node counts the events, deliveries and commits it handled and the
-runs of its embedded worker; the queue gauges come from the shared store, so every node
+In store mode an ingest node counts the events, deliveries and commits it handled (with
+the runs its store decided with them), the runs its reaper found interrupted, and the
+runs of its embedded worker (with the ``run.*`` events their ends journaled); the queue gauges come from the shared store, so every node
 shows the same. ``triggerc worker --metrics-port`` serves a worker's own run counters and
 histograms (and its store's queue gauges); without it a worker exposes nothing.
 

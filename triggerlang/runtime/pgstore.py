@@ -524,6 +524,9 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
 
     def _decide(self, cur: psycopg.Cursor, event: Event, it: Intent, now: float,
                 manifest: str | None) -> tuple[int, str] | None:
+        """The intent's run (its id and status), or None when it moved the pending run of a
+        debounce window; what it decided is noted on the intent (``decided``, ``replaced``)."""
+        it.decided, it.replaced = None, 0   # (a transaction tried again decides again)
         paths = list(event.data.get("paths") or []) if event.source == "file" else []
         if it.skip is not None:  # loop protection: recorded, not run, no policy decided
             cur.execute(
@@ -532,6 +535,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                 "VALUES (%s, %s, 'skipped', %s, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 (it.rule, it.action, dumps(it.inputs), event.id, it.dedupe_key, now, now, it.skip, it.pool,
                  it.busy != "parallel", manifest, it.timeout, int(it.retry), float(it.backoff)))
+            it.decided = "skipped"
             return cur.fetchone()[0], "skipped"
         if it.debounce:
             # the window is open until its run is claimed, not only until its quiet period
@@ -584,6 +588,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
             cur.execute(f"UPDATE trg_runs SET status = 'cancelled', finished_at = {_NOW}, "
                         "error = 'busy restart: a newer run replaced it' WHERE rule = %s AND status = 'queued' "
                         "AND NOT (debounce IS NOT NULL AND not_before > %s)", (it.rule, now))
+            it.replaced = cur.rowcount
             cur.execute("UPDATE trg_runs SET cancel_requested = true WHERE rule = %s AND status = 'running' "
                         "RETURNING id", (it.rule,))
             for (rid,) in cur.fetchall():
@@ -596,6 +601,8 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
              now if status in FINAL_STATUSES else None, not_before, error, it.pool, it.busy != "parallel",
              manifest, it.timeout, int(it.retry), float(it.backoff), it.debounce,
              dumps(list(it.paths_params)) if it.paths_params else None))
+        if status in FINAL_STATUSES:
+            it.decided = status
         return cur.fetchone()[0], status
 
     # -- the queue -----------------------------------------------------------------------------

@@ -298,7 +298,7 @@ class Runtime:
             self.engine.correlations.start_timers()
         self.operator = StoreOperator(self.store, engine=self.engine)
         self.reaper = Reaper(self.store, self.opts.reap_interval,
-                             keep=lambda: self.store.keep_manifest(self.engine.manifest))
+                             keep=lambda: self.store.keep_manifest(self.engine.manifest), metrics=self.metrics)
         self.reaper.start()
         if self.opts.workers > 0:
             self.worker = Worker(self.store, WorkerOptions(

@@ -145,6 +145,11 @@ class Intent:
     paths_params: tuple[str, ...] = ()
     pool: str = "default"
     skip: str | None = None  # record the run ``skipped`` with this reason (loop protection), decide nothing
+    # what the store decided (set by its ingest, for /metrics after the commit): the run's
+    # status when it was recorded final (``skipped``), and how many waiting runs a ``busy
+    # restart`` cancelled for it
+    decided: str | None = field(default=None, compare=False)
+    replaced: int = field(default=0, compare=False)
 
 
 @dataclass
