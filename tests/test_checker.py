@@ -828,7 +828,7 @@ def test_a_policy_written_on_an_action_is_sent_to_the_rule(body: str) -> None:
 # gets one diagnostic, and where its hint says "write X", X pasted over the underlined span
 # gives a rule that checks clean (the right spelling itself checks clean).
 
-FIRST = ('secret gh = env "GH"\nsource github secret=gh\n'
+FIRST = ('secret gh = env "GH"\nsource github secret=gh\nsource http token=gh\n'
          'action build = exec "make"\naction deploy(sha, stage="dev") = exec "./deploy.sh" sha stage\n')
 UNUSED = ("TRG107", "TRG108")  # (an action or source the rule does not use)
 
@@ -886,12 +886,30 @@ FIRST_RULE_CASES = [
     ('on github.push run deploy with <github.event.head_commit.id>', "github.push events have no field",
      "write <payload.head_commit.id>"),
     # watchexec's -e py and -w ./src
-    ('on file.changed ext in [".py", ".toml"] run build', "rule 'L5' can never match: an event's ext has no dot",
+    ('on file.changed ext in [".py", ".toml"] run build', "rule 'L6' can never match: an event's ext has no dot",
      'write ext in ["py", "toml"]'),
-    ('on file.changed path ~ "./src/**" run build', "rule 'L5' can never match: an event's path is relative to the root",
+    ('on file.changed path ~ "./src/**" run build', "rule 'L6' can never match: an event's path is relative to the root",
      'write path ~ "src/**"'),
-    ('on file.changed path ~ "/home/me/src/**" run build', "rule 'L5' can never match: an event's path is relative",
+    ('on file.changed path ~ "/home/me/src/**" run build', "rule 'L6' can never match: an event's path is relative",
      'paths are relative to the root: source file root="/DIR", then path ~ "src/**"'),
+    # a rule's parts out of place
+    ('deploy main: on git.push run build', "a label is one word", "write deploy-main"),
+    ('deploy-main on git.push run build', "a label ends with ':'", "write deploy-main:"),
+    ('when git.push run build', "a rule starts with 'on'", "write on"),
+    ('on git.push branch="main" then build', "an action is run with 'run', not 'then'", "write run build"),
+    ('on git.push run ./deploy.sh', "run takes the name of an action, not a command",
+     'declare it, action deploy = exec "./deploy.sh", and write deploy'),
+    ('on git.push exec "make build"', "a rule runs a declared action, not a command",
+     'declare action make = exec "make" "build" and write run make'),
+    ('on git.push run deploy <sha>', "an action's arguments follow 'with'", "write with <sha>"),
+    ('on git.push run deploy with <sha> "prod"', "arguments are separated by commas", 'write <sha>, "prod"'),
+    ('on git.push run deploy with sha=<sha> stage="prod"', "arguments are separated by commas",
+     'write sha=<sha>, stage="prod"'),
+    ('on git.push branch="main", tag="v1" run build', "conditions are not separated by commas",
+     "remove the ',': conditions side by side must all hold (for either, write 'or' between them)"),
+    ('on git.push run build retry 3 times', "retry takes the number of re-runs", "write 3"),
+    ('on git.push run build retry 3x', "retry takes the number of re-runs", "write 3"),
+    ('on http.post "/hooks/deploy" run build', "an http rule's path is a condition", 'write path="/hooks/deploy"'),
 ]
 
 
@@ -904,7 +922,7 @@ def test_a_first_rules_habit_from_another_tool_gets_the_text_to_write(line: str,
     written = re.search(r"(?:^|: )write (.*?)(?: \(|$)", hint)
     if written is None:
         return
-    assert d.span.start.line == d.span.end.line == 5
+    assert d.span.start.line == d.span.end.line == 6
     fixed = line[:d.span.start.column - 1] + written.group(1) + line[d.span.end.column - 1:]
     assert [x for x in diags(FIRST + fixed + "\n") if x[0] not in UNUSED] == [], fixed
     if "did you mean" not in hint and d.fix is not None:  # a fix writes what the hint says
@@ -926,6 +944,12 @@ def test_a_secret_written_as_a_value_is_one_diagnostic_with_the_declaration_to_w
     fixed = text.replace(text.split(" = ")[1], hint.split("write ")[1].split(" (")[0].split(", or")[0]) \
         if "env " not in text else text.replace("GITHUB_SECRET", '"GITHUB_SECRET"')
     assert diags(fixed + "\n" + rest) == [], fixed
+
+
+def test_a_backslash_at_a_lines_end_is_told_to_go() -> None:
+    got = diags('action build = exec "make"\non git.push branch="main" \\\n    run build\n')
+    assert got == [("TRG001", 2, 27, "a line does not end with '\\' here",
+                    "remove it: an indented line continues the declaration above")]
 
 
 def test_a_run_line_in_column_1_is_one_diagnostic_saying_to_indent_it() -> None:

@@ -1638,6 +1638,92 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
     return None
 
 
+_LABEL_WORDS = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*(?:[ \t]+[A-Za-z_][A-Za-z0-9_\-]*)+)[ \t]*:[ \t]*on(?![A-Za-z0-9_\-])")
+_LABEL_NO_COLON = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)[ \t]+(on)[ \t]+(?=[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_*]|every[ \t]|cron[ \t])")
+_NOT_ON = re.compile(r"(when|upon|if|trigger)[ \t]+(?=[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_*]|every[ \t]|cron[ \t])")
+_RUN_WORDS = ("then", "do", "exec", "execute", "call", "runs", "start", "trigger", "action")
+_ARG = r'(?:[A-Za-z_][A-Za-z0-9_\-]*=)?(?:<[^<>\n]*>|"(?:\\.|[^"\\\n])*"|[A-Za-z0-9_.\-]+)'
+_ARG_BEFORE = re.compile("(" + _ARG + r")[ \t]+$")
+_ARG_AT = re.compile(_ARG)
+_COMMAND = re.compile(r'"((?:\\.|[^"\\\n])*)"|(\.{0,2}/[^\s#]*)')
+
+
+def _action_for(command: str) -> tuple[str, str]:
+    """(name, declaration's body) for a command written where an action's name goes."""
+    words = command.split() or ["COMMAND"]
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", words[0].rsplit("/", 1)[-1].split(".")[0]).strip("_") or "job"
+    if not name[0].isalpha():
+        name = "job_" + name
+    return name, "exec " + " ".join(_str_literal(w) for w in words)
+
+
+def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | None:
+    """A rule's parts out of place: a label of two words (``deploy main: on``) or without
+    its colon, ``when git.push``, ``then build`` for ``run build``, a command where the
+    action's name goes (``run ./deploy.sh``, ``run "make build"``), arguments without
+    ``with`` or without commas, conditions separated by commas, a shell's backslash at a
+    line's end, ``retry 3 times``, and an http rule's path written alone."""
+    label = _LABEL_WORDS.match(chunk)
+    if label is not None and at <= label.end(1):
+        words = label.group(1).split()
+        fixed = "-".join(words[1:] if words[0] in ("rule", "job", "hook") else words)
+        return 0, label.end(1), "a label is one word", f"write {fixed}"
+    bare = _LABEL_NO_COLON.match(chunk)
+    if bare is not None and at == bare.start(2) and bare.group(1) not in RESERVED and bare.group(1) not in DECL_KEYWORDS:
+        return 0, bare.end(1), "a label ends with ':'", f"write {bare.group(1)}:"
+    other = _NOT_ON.match(chunk)
+    if other is not None and at <= other.end():
+        return 0, other.end(1), "a rule starts with 'on'", "write on"
+    if not _RULE_START.match(chunk):
+        return None
+    if run is None and word is not None and word.group(1) in _RUN_WORDS:
+        m = _COMMAND.match(chunk, at)
+        name = _WORD.match(chunk, at)
+        if m is None and name is not None and name.group() not in RESERVED:
+            return word.start(1), name.end(), f"an action is run with 'run', not '{word.group(1)}'", \
+                f"write run {name.group()}"
+        if m is not None:
+            action, body = _action_for(m.group(1) if m.group(1) is not None else m.group(2))
+            return word.start(1), m.end(), "a rule runs a declared action, not a command", \
+                f"declare action {action} = {body} and write run {action}"
+    if run is not None and run.end() <= at and chunk[run.end():at].strip() == "":
+        m = _COMMAND.match(chunk, at)
+        if m is not None:
+            action, body = _action_for(m.group(1) if m.group(1) is not None else m.group(2))
+            return at, m.end(), "run takes the name of an action, not a command", \
+                f"declare it, action {action} = {body}, and write {action}"
+    if run is not None:
+        call = _RUN_CALL.search(chunk, 0, at)
+        if call is not None and call.end() <= at and chunk[call.end():at].strip() == "" and chunk[at] in '<"':
+            arg = _ARG_AT.match(chunk, at)
+            if arg is not None:
+                return at, arg.end(), "an action's arguments follow 'with'", f"write with {arg.group()}"
+        with_ = re.compile(r"[ \t]with[ \t]").search(chunk, run.end(), at)
+        prev = _ARG_BEFORE.search(chunk, 0, at)
+        arg = _ARG_AT.match(chunk, at)
+        if with_ is not None and prev is not None and arg is not None and prev.start(1) >= with_.end() \
+                and not _POLICY_WORD.match(chunk, at) and not _POLICY_WORD.search(chunk, with_.end(), at) \
+                and (chunk[at] in '<"0123456789' or "=" in arg.group()):  # (a bare word: a misspelt policy?)
+            return prev.start(1), arg.end(), "arguments are separated by commas", \
+                f"write {prev.group(1)}, {arg.group()}"
+        retry = re.compile(r"retry[ \t]+([0-9]+)(?:[ \t]*x|[ \t]+times?)(?![A-Za-z0-9_\-])").search(chunk, run.end())
+        if retry is not None and retry.start() <= at <= retry.end():
+            return retry.start(1), retry.end(), "retry takes the number of re-runs", f"write {retry.group(1)}"
+    if run is None and chunk[at] == "," and chunk[:at].rstrip()[-1:] in "\"]0123456789>" \
+            and _open_bracket(chunk, at) is None:
+        return at, at + 1, "conditions are not separated by commas", \
+            "remove the ',': conditions side by side must all hold (for either, write 'or' between them)"
+    if chunk[at] == "\\" and chunk[at + 1:].lstrip(" \t").startswith("\n"):
+        return at, at + 1, "a line does not end with '\\' here", \
+            "remove it: an indented line continues the declaration above"
+    path = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+http\.[a-z]+[ \t]+$").match(chunk, 0, at)
+    if path is not None and chunk[at] == '"':
+        m = _COMMAND.match(chunk, at)
+        if m is not None and m.group(1) is not None and m.group(1).startswith("/"):
+            return at, m.end(), "an http rule's path is a condition", f"write path={m.group()}"
+    return None
+
+
 def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | None:
     """Habits of other tools in a first rule: ``timeout=10m`` and ``debounce: 500ms`` (a
     policy written as an option), ``every "5m"`` (a duration in quotes), ``cron 0 3 * * *``
@@ -1648,7 +1734,7 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
     ruled = _RULE_START.match(chunk) is not None
     run = _RUN_CLAUSE.search(chunk, 0, at) if ruled else None
     wanted = set(getattr(e, "expected", None) or getattr(e, "allowed", None) or ())
-    workflow = _workflow_habit(e, chunk, at, word)
+    workflow = _workflow_habit(e, chunk, at, word) or _rule_shape(chunk, at, word, run)
     if workflow is not None:
         return workflow
     ch = chunk[at]
