@@ -910,6 +910,10 @@ FIRST_RULE_CASES = [
     ('on git.push run build retry 3 times', "retry takes the number of re-runs", "write 3"),
     ('on git.push run build retry 3x', "retry takes the number of re-runs", "write 3"),
     ('on http.post "/hooks/deploy" run build', "an http rule's path is a condition", 'write path="/hooks/deploy"'),
+    ('on file.changed ext in [py, toml] run build', "unknown names 'py', 'toml'",
+     'text goes in quotes: write ["py", "toml"]'),
+    ('on git.push run build retry 3 backoff exponential', "backoff takes the first wait, not 'exponential'",
+     "write 5s (the wait doubles after each failure: 5s, 10s, 20s...)"),
 ]
 
 

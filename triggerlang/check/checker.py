@@ -51,6 +51,8 @@ from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, 
                      plain, type_of)
 
 BUSY_MODES = defaults.BUSY_MODES
+BACKOFF_KINDS = ("exponential", "exp", "linear", "fixed", "constant", "jitter")
+"""Other tools' backoff strategies, written where the first wait goes (it doubles)."""
 BUSY_WORDS = {
     # other tools' words for a mode, as users coming from them write it after busy
     "cancel": ("restart", "GitHub Actions' cancel-in-progress: the running run is stopped, the new one starts"),
@@ -311,6 +313,14 @@ class Checker:
                 self.d.error("TRG301", str(e), v.span, "regexes use Python's re syntax")
             return Regex(regex=v.pattern, flags=v.flags)
         if isinstance(v, A.ListLit):
+            bare = [x for x in v.items if isinstance(x, A.Ref) and x.name not in self.let_decls
+                    and x.name not in self.p.lets and x.name not in self.p.secrets]
+            if len(bare) > 1 and len(bare) == len(v.items):  # a YAML list, [py, toml]: one mistake, one error
+                words = ", ".join(f'"{x.name}"' for x in bare)
+                self.d.error("TRG102", f"unknown names {', '.join(repr(x.name) for x in bare)}", v.span,
+                             f"text goes in quotes: write [{words}]",
+                             fix=Fix(f"Write `[{words}]`", (Edit(v.span, f"[{words}]"),), UNSAFE))
+                return None
             return [self.value(x) for x in v.items]
         if isinstance(v, A.Ref):
             return self.ref(v)
@@ -1141,7 +1151,10 @@ class Checker:
                     if n > 100:
                         self.d.error("TRG407", f"retry {n} is more than 100 re-runs", p.value.span, "use at most 100")
                     pol["retry"] = n
-                if p.extra is not None:
+                if isinstance(p.extra, A.Ref) and p.extra.name.lower() in BACKOFF_KINDS and p.extra.name not in self.let_decls:
+                    self.d.error("TRG407", f"backoff takes the first wait, not '{p.extra.name}'", p.extra.span,
+                                 "write 5s (the wait doubles after each failure: 5s, 10s, 20s...)")
+                elif p.extra is not None:
                     b = self.positive_duration(p.extra, "backoff")
                     if b is not None:
                         pol["backoff"] = b
