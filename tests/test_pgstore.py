@@ -871,3 +871,60 @@ def test_an_ingest_node_counts_the_runs_its_store_decided(pg_url: str) -> None:
         assert sorted(stored) == sorted([("sk", "skipped")] * 2 + [("rs", "cancelled")] * 2 + [("dd", "skipped")] * 2)
     finally:
         st.close()
+
+
+def test_a_worker_stop_gives_a_run_starting_at_that_moment_the_rest_of_the_grace(tmp_path: Path, pg_url: str,
+                                                                                  monkeypatch) -> None:
+    """Before: a graceful stop waited for the runs going when it began; a run that was
+    starting then (claimed, its process on its way) was stopped at once, interrupted, as
+    soon as those ended, with most of the grace left (or, when none was going, ran on
+    unbounded). It now gets what is left of the grace, as the others do."""
+    import asyncio
+
+    from triggerlang.api import compile_text
+    from triggerlang.runtime import cluster
+    from triggerlang.runtime.cluster import IngestEngine, Worker, WorkerOptions
+
+    manifest = compile_text('action nap(s) = exec "sleep" s\n'
+                            'r: on http.post path="/r" run nap with <payload.s> busy parallel\n',
+                            "rules.trg", str(tmp_path)).manifest
+    st = PgStore(pg_url)
+    node = IngestEngine(manifest, st)
+    real_start = cluster.start_action
+    held, go = threading.Event(), asyncio.Event()
+
+    async def start_action(req):   # the second run's process is on its way when the stop begins
+        if req.inputs.get("s") == "1":
+            held.set()
+            await go.wait()
+        return await real_start(req)
+
+    monkeypatch.setattr(cluster, "start_action", start_action)
+
+    async def main() -> tuple[int, int]:
+        ids = []
+        for s in ("0.3", "1"):
+            ev = Event("http", "post", {"path": "/r", "payload": {"s": s}, "headers": {}, "query": {}})
+            ids += st.ingest(ev, node.intents(ev, "default"), manifest=node.current.sha).run_ids
+        w = Worker(st, WorkerOptions(base_dir=tmp_path, poll=0.1, grace=10))
+        await w.start()
+        try:
+            deadline = time.monotonic() + 20
+            while not (held.is_set() and any(a.ra is not None for a in w.active.values())):
+                assert time.monotonic() < deadline, "the first run going and the second starting"
+                await asyncio.sleep(0.02)
+            stopping = asyncio.ensure_future(w.drain())
+            await asyncio.sleep(0.05)
+            go.set()
+            await asyncio.wait_for(stopping, 20)
+        finally:
+            go.set()
+        return ids[0], ids[1]
+
+    try:
+        first, second = asyncio.run(main())
+        assert [st.run_row(i).status for i in (first, second)] == ["succeeded", "succeeded"], \
+            [(st.run_row(i).status, st.run_row(i).error) for i in (first, second)]
+    finally:
+        node.close()
+        st.close()

@@ -414,9 +414,23 @@ class Worker:
         self.closing = True
         if self._wake is not None:
             self._wake.set()
-        await stop_actions([a.ra for a in self.active.values() if a.ra is not None], grace, now, log,
-                           f"worker {self.id}: ")
-        # a run that was starting when the drain began is stopped too
+        # A run claimed before the drain began either sees `closing` before its start and is
+        # released (another worker takes it), or is starting now: it gets what is left of the
+        # grace, as the runs going when the drain began do, rather than being stopped at once.
+        deadline = time.monotonic() + grace
+        waited: set[int] = set()
+        while not (now is not None and now.is_set()):
+            going = {rid: a.ra for rid, a in self.active.items()
+                     if a.ra is not None and not a.ra.done() and rid not in waited}
+            if going:
+                waited.update(going)
+                await stop_actions(list(going.values()), max(0.0, deadline - time.monotonic()), now, log,
+                                   f"worker {self.id}: ")
+            elif any(a.ra is None for a in self.active.values()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)  # between its claim and its start: released or started soon
+            else:
+                break
+        # a run that is starting still (the grace is over, or Ctrl-C again) is stopped too
         late = [a.ra for a in self.active.values() if a.ra is not None and not a.ra.done()]
         await asyncio.gather(*(ra.cancel(grace=0.0 if now is not None and now.is_set() else STOP_KILL_GRACE,
                                          status="interrupted")
@@ -595,8 +609,7 @@ class Worker:
                              event=event, base_dir=base, log_path=a.log_path, timeout=row.timeout,
                              secrets=secrets, attempt=row.attempt, die_with_parent=True)
             a.ra = await start_action(req)
-            if self.closing and not a.ra.done():
-                pass  # drain() waits for it
+            # (a drain that began meanwhile gives it what is left of its grace)
             res = await a.ra.wait()
             if row.id in self.fenced:
                 log.warning("run %s of %s: stopped and not recorded by this worker, as its lease is gone: a reaper "
