@@ -928,3 +928,54 @@ def test_a_worker_stop_gives_a_run_starting_at_that_moment_the_rest_of_the_grace
     finally:
         node.close()
         st.close()
+
+
+def test_a_worker_stop_during_a_claim_releases_what_the_claim_took(tmp_path: Path, pg_url: str) -> None:
+    """Before: a stop that began while a claim's query was in flight cancelled the claim
+    loop; the query still took its runs, which stayed `running` under a worker that was
+    gone until the lease ran out and a reaper marked them interrupted. The stop now lets
+    the claim come back, and the runs it took are released for another worker."""
+    import asyncio
+
+    from triggerlang.api import compile_text
+    from triggerlang.runtime.cluster import IngestEngine, Worker, WorkerOptions
+
+    manifest = compile_text('action a = exec "true"\nr: on http.post path="/r" run a\n', "rules.trg",
+                            str(tmp_path)).manifest
+    st = PgStore(pg_url)
+    node = IngestEngine(manifest, st)
+    entered, go, came_back = threading.Event(), threading.Event(), threading.Event()
+    real_claim = st.claim
+
+    def claim(*args, **kwargs):   # the worker's first claim is in flight when its stop begins
+        entered.set()
+        go.wait(20)
+        try:
+            return real_claim(*args, **kwargs)
+        finally:
+            came_back.set()
+
+    st.claim = claim
+
+    async def main() -> None:
+        w = Worker(st, WorkerOptions(base_dir=tmp_path, poll=0.1))
+        await w.start()
+        try:
+            assert await asyncio.to_thread(entered.wait, 20), "the first claim"
+            stopping = asyncio.ensure_future(w.drain(grace=5))
+            await asyncio.sleep(0.05)
+            go.set()
+            await asyncio.wait_for(stopping, 20)
+        finally:
+            go.set()
+
+    try:
+        ev = Event("http", "post", {"path": "/r", "payload": {}, "headers": {}, "query": {}})
+        (rid,) = st.ingest(ev, node.intents(ev, "default"), manifest=node.current.sha).run_ids
+        asyncio.run(main())
+        assert came_back.wait(20)
+        row = st.run_row(rid)
+        assert (row.status, row.worker) == ("queued", None), (row.status, row.worker)
+    finally:
+        node.close()
+        st.close()

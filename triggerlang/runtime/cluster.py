@@ -327,6 +327,11 @@ class IngestEngine:
         return resume_rule(self.loops, rule, actor, known=rule in self.current.rules, add_audit=self.store.add_audit, metrics=self.metrics)
 
 
+CLAIM_WAIT = 10.0
+"""Seconds a worker's stop waits for a claim in flight to come back (a query: milliseconds,
+unless the store does not answer)."""
+
+
 @dataclass
 class WorkerOptions:
     slots: int = 4
@@ -414,6 +419,12 @@ class Worker:
         self.closing = True
         if self._wake is not None:
             self._wake.set()
+        # A claim in flight (a query in its thread) ends first: the runs it took become
+        # active below (and are released, not started), rather than claimed by a worker that
+        # is gone, `running` until its lease runs out and the reaper marks them interrupted.
+        claiming = [t for t in self._loops if t.get_name() == "worker-claim" and not t.done()]
+        if claiming:
+            await asyncio.wait(claiming, timeout=CLAIM_WAIT)
         # A run claimed before the drain began either sees `closing` before its start and is
         # released (another worker takes it), or is starting now: it gets what is left of the
         # grace, as the runs going when the drain began do, rather than being stopped at once.
