@@ -1638,6 +1638,9 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
     return None
 
 
+_FLAGS = {"restart": "busy restart", "r": "busy restart", "debounce": "debounce", "d": "debounce",
+          "timeout": "timeout", "retry": "retry", "retries": "retry"}
+"""watchexec's (and others') flags after a rule's run clause, and the policy each is."""
 _LABEL_WORDS = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*(?:[ \t]+[A-Za-z_][A-Za-z0-9_\-]*)+)[ \t]*:[ \t]*on(?![A-Za-z0-9_\-])")
 _LABEL_NO_COLON = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)[ \t]+(on)[ \t]+(?=[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_*]|every[ \t]|cron[ \t])")
 _NOT_ON = re.compile(r"(when|upon|if|trigger)[ \t]+(?=[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_*]|every[ \t]|cron[ \t])")
@@ -1706,6 +1709,15 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
                 and (chunk[at] in '<"0123456789' or "=" in arg.group()):  # (a bare word: a misspelt policy?)
             return prev.start(1), arg.end(), "arguments are separated by commas", \
                 f"write {prev.group(1)}, {arg.group()}"
+        flag = re.compile(r"--?([a-z][a-z\-]*)(?:[ \t=]+([0-9][0-9.]*[a-z]*))?").match(chunk, at)
+        if flag is not None and chunk[at] == "-" and _FLAGS.get(flag.group(1)) and \
+                (flag.group(2) is not None) == (_FLAGS[flag.group(1)] != "busy restart"):
+            value = flag.group(2) or ""
+            if _FLAGS[flag.group(1)] == "debounce" and re.fullmatch(r"[0-9.]+", value):
+                value += "ms"  # (watchexec's -d counts milliseconds)
+            policy = _FLAGS[flag.group(1)] + (f" {value}" if value else "")
+            return at, flag.end(), f"a rule has policies, not command-line flags: '{flag.group()}'", \
+                f"write {policy}"
         retry = re.compile(r"retry[ \t]+([0-9]+)(?:[ \t]*x|[ \t]+times?)(?![A-Za-z0-9_\-])").search(chunk, run.end())
         if retry is not None and retry.start() <= at <= retry.end():
             return retry.start(1), retry.end(), "retry takes the number of re-runs", f"write {retry.group(1)}"
