@@ -97,11 +97,34 @@ def lark_parser():
     return parser
 
 
+class _LazyPattern:
+    """A regex compiled on its first use. Most of this module's patterns read a declaration
+    only after a syntax error, to say what to write (the hints); compiled at import they
+    cost every ``triggerc check`` about 6 ms of its start (45 patterns), a clean file too.
+    A method, once asked for, is the compiled pattern's own, kept in the instance's
+    ``__dict__``: the next call finds it there, with no ``__getattr__`` on the way (the
+    splitter's patterns run for every line of a 10,000-rule file)."""
+
+    def __init__(self, *args: object) -> None:
+        self._args, self._compiled = args, None
+
+    def __getattr__(self, name: str) -> object:   # match, search, sub, ...: the pattern's own
+        if self._compiled is None:
+            self._compiled = re.compile(*self._args)
+        value = getattr(self._compiled, name)
+        self.__dict__[name] = value
+        return value
+
+
+def _lazy_re(pattern: str, flags: int = 0) -> "re.Pattern[str]":
+    return _LazyPattern(pattern, flags)  # type: ignore[return-value]
+
+
 # --------------------------------------------------------------------------- splitting
 
 # (a keyword ends where a name would: `on-call` or `test-x` is a name, '-' being a name character)
-_DECL_START = re.compile(r"(let|include|secret|source|action|on|test)(?![A-Za-z0-9_\-])"
-                         r"|[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*on(?![A-Za-z0-9_\-])")
+_DECL_START = _lazy_re(r"(let|include|secret|source|action|on|test)(?![A-Za-z0-9_\-])"
+                       r"|[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*on(?![A-Za-z0-9_\-])")
 
 
 def _code_chars(line: str):
@@ -1226,22 +1249,22 @@ _DURATION_UNITS = {"ms": "ms", "msec": "ms", "msecs": "ms", "millisecond": "ms",
                    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
                    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
                    "d": "d", "day": "d", "days": "d", "w": "w", "wk": "w", "week": "w", "weeks": "w"}
-_NUMBER_AND_WORD = re.compile(r"(\d+(?:\.\d+)?)([ \t]*)([A-Za-z]*)(?![A-Za-z0-9_])")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
-_WORD_BEFORE = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
-_REGEX_FLAGS = re.compile(r'r"[^"\n]*"|"(?:\\.|[^"\\\n])*"|#[^\n]*|/(?:\\.|[^/\\\n])+/([A-Za-z]+)')
+_NUMBER_AND_WORD = _lazy_re(r"(\d+(?:\.\d+)?)([ \t]*)([A-Za-z]*)(?![A-Za-z0-9_])")
+_WORD = _lazy_re(r"[A-Za-z_][A-Za-z0-9_\-]*")
+_WORD_BEFORE = _lazy_re(r"([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
+_REGEX_FLAGS = _lazy_re(r'r"[^"\n]*"|"(?:\\.|[^"\\\n])*"|#[^\n]*|/(?:\\.|[^/\\\n])+/([A-Za-z]+)')
 """Strings and comments (skipped), and a regex literal with the letters written after it."""
 REGEX_FLAGS = "ims"
-_TEST_STEP = re.compile(r"(given|expect|wait|at)\s+(?![\s=:])")
-_RULE_START = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on(?![A-Za-z0-9_\-])")
-_POLICY_WORD = re.compile(r"(?<![A-Za-z0-9_\-.<])(debounce|busy|timeout|retry|dedupe)(?![A-Za-z0-9_\-])")
+_TEST_STEP = _lazy_re(r"(given|expect|wait|at)\s+(?![\s=:])")
+_RULE_START = _lazy_re(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on(?![A-Za-z0-9_\-])")
+_POLICY_WORD = _lazy_re(r"(?<![A-Za-z0-9_\-.<])(debounce|busy|timeout|retry|dedupe)(?![A-Za-z0-9_\-])")
 """A policy's word, not as part of a field (``payload.busy``) or of a longer name."""
-_RUN_CLAUSE = re.compile(r"(?<![A-Za-z0-9_\-.<])run(?=[ \t\r\n])")
+_RUN_CLAUSE = _lazy_re(r"(?<![A-Za-z0-9_\-.<])run(?=[ \t\r\n])")
 """``run`` followed by its action (not ``run.failed``, not a field ``x.run``)."""
-_EVERY_TZ = re.compile(r"\bevery\s+[0-9][0-9.]*[a-z]*\s+(tz\s+(\"[^\"\n]*\"))")
+_EVERY_TZ = _lazy_re(r"\bevery\s+[0-9][0-9.]*[a-z]*\s+(tz\s+(\"[^\"\n]*\"))")
 """A test's step at the start of a declaration (in column 1): not a declaration of its own."""
-_DECLARATION_START = re.compile(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
-                                r'|(?:source|action)\s+[A-Za-z_]|(?:test|include)\s+r?"')
+_DECLARATION_START = _lazy_re(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
+                              r'|(?:source|action)\s+[A-Za-z_]|(?:test|include)\s+r?"')
 """What begins a declaration: a keyword, or a rule's label."""
 
 
@@ -1262,7 +1285,7 @@ def _indented_declaration(chunk: str, start: int) -> bool:
     line_start = chunk.rfind("\n", 0, start) + 1
     return (line_start > 0 and start > line_start and not chunk[line_start:start].strip()
             and _DECLARATION_START.match(chunk, start) is not None)
-_NUMBER_BEFORE = re.compile(r"(?<![A-Za-z0-9_.\-])(\d+(?:\.\d+)?)[ \t]+$")
+_NUMBER_BEFORE = _lazy_re(r"(?<![A-Za-z0-9_.\-])(\d+(?:\.\d+)?)[ \t]+$")
 
 
 def _error_offset(e: UnexpectedInput, chunk: str) -> int:
@@ -1369,23 +1392,23 @@ def _keyword_fix(e: UnexpectedInput, chunk: str) -> tuple[int, int, str] | None:
 # stops at the first sign of them; the diagnostic names the construct and gives the
 # condition to write.
 
-_PATH_BEFORE = re.compile(r"([A-Za-z_$][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*$")
-_CALL = re.compile(r"\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\($")
-_RUN_CALL = re.compile(r"(?<![A-Za-z0-9_\-.<])run\s+([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
+_PATH_BEFORE = _lazy_re(r"([A-Za-z_$][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*$")
+_CALL = _lazy_re(r"\.\s*([A-Za-z_][A-Za-z0-9_]*)\s*\($")
+_RUN_CALL = _lazy_re(r"(?<![A-Za-z0-9_\-.<])run\s+([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
 """``run ACTION`` just before a ``(``."""
-_INCLUDE_BARE = re.compile(r'include[ \t]+([^\s"#(\[][^\s#]*)')
+_INCLUDE_BARE = _lazy_re(r'include[ \t]+([^\s"#(\[][^\s#]*)')
 """``include PATH`` without the quotes."""
-_GUARD_WORD = re.compile(r"(?:^|[\s:])on\s+([A-Za-z_][A-Za-z0-9_\-]*\.(?:[A-Za-z_][A-Za-z0-9_\-]*|\*))"
-                         r"\s+(if|where|when)\s+$")
+_GUARD_WORD = _lazy_re(r"(?:^|[\s:])on\s+([A-Za-z_][A-Za-z0-9_\-]*\.(?:[A-Za-z_][A-Za-z0-9_\-]*|\*))"
+                       r"\s+(if|where|when)\s+$")
 """``on SOURCE.EVENT if``/``where``/``when`` just before the parser's stop: SQL's or a
 shell's word for the filter."""
 _QUOTED = r"""(?:'((?:\\.|[^'\\\n])*)'|"((?:\\.|[^"\\\n])*)")"""
-_ONE_ARG = re.compile(r"\(\s*" + _QUOTED + r"\s*\)")
-_EXISTS = re.compile(r"\(\s*([A-Za-z_]\w*)\s*,\s*\1\.([A-Za-z0-9_.\-]+)\s*(==|!=|=)\s*" + _QUOTED + r"\s*\)")
-_HEADER_MATCH = re.compile(r"\(\s*" + _QUOTED + r"\s*,\s*" + _QUOTED + r"\s*\)")
-_BRACKET = re.compile(r"\[\s*(\*|\d+|'[^'\n]*'|\"[^\"\n]*\")\s*\]")
-_SINGLE_QUOTED = re.compile(r"'((?:\\.|[^'\\\n])*)'")
-_QUOTED_LIST = re.compile(r"""\[((?:\s*(?:'[^'\\\n,]*'|"[^"\\\n,]*")\s*,)*\s*(?:'[^'\\\n,]*'|"[^"\\\n,]*")\s*,?\s*)\]""")
+_ONE_ARG = _lazy_re(r"\(\s*" + _QUOTED + r"\s*\)")
+_EXISTS = _lazy_re(r"\(\s*([A-Za-z_]\w*)\s*,\s*\1\.([A-Za-z0-9_.\-]+)\s*(==|!=|=)\s*" + _QUOTED + r"\s*\)")
+_HEADER_MATCH = _lazy_re(r"\(\s*" + _QUOTED + r"\s*,\s*" + _QUOTED + r"\s*\)")
+_BRACKET = _lazy_re(r"\[\s*(\*|\d+|'[^'\n]*'|\"[^\"\n]*\")\s*\]")
+_SINGLE_QUOTED = _lazy_re(r"'((?:\\.|[^'\\\n])*)'")
+_QUOTED_LIST = _lazy_re(r"""\[((?:\s*(?:'[^'\\\n,]*'|"[^"\\\n,]*")\s*,)*\s*(?:'[^'\\\n,]*'|"[^"\\\n,]*")\s*,?\s*)\]""")
 """A list of quoted strings without commas or escapes in them, some in single quotes."""
 
 
@@ -1485,8 +1508,8 @@ def _call_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         "an action's argument takes a part as <FIELD ~ /prefix(part)/>"
 
 
-_FUNC_ARG = re.compile(r"\(\s*([A-Za-z_$][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*\)")
-_NOT_EMPTY = re.compile(r"\s*(?:>\s*0|!=\s*0|>=\s*1)(?![0-9.])")
+_FUNC_ARG = _lazy_re(r"\(\s*([A-Za-z_$][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*\)")
+_NOT_EMPTY = _lazy_re(r"\s*(?:>\s*0|!=\s*0|>=\s*1)(?![0-9.])")
 
 
 def _function_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
@@ -1530,21 +1553,21 @@ def _policy_before_run(e, chunk: str) -> tuple[int, str] | None:
 
 
 _NO_RUN = "this rule has no 'run ACTION'"
-_RUN_LINE = re.compile(r"run[ \t]+[A-Za-z_]")
+_RUN_LINE = _lazy_re(r"run[ \t]+[A-Za-z_]")
 _POLICY_NAMES = ("debounce", "busy", "timeout", "retry", "backoff", "dedupe")
 _QUOTES = {"\u201c": "\u201d", "\u201d": "\u201d", "\u201e": "\u201c\u201d", "\u00ab": "\u00bb",
            "\u2018": "\u2019", "\u2019": "\u2019", "\u201a": "\u2018\u2019"}
 """Typographic opening quotes (a rule pasted from a document) and what closes each."""
-_ANOTHER_ACTION = re.compile(r"[ \t]*(;|,|\+|&&|\band\b|\bthen\b)[ \t]*(?:run[ \t]+)?([A-Za-z_][A-Za-z0-9_\-]*)(?![A-Za-z0-9_\-.(])")
+_ANOTHER_ACTION = _lazy_re(r"[ \t]*(;|,|\+|&&|\band\b|\bthen\b)[ \t]*(?:run[ \t]+)?([A-Za-z_][A-Za-z0-9_\-]*)(?![A-Za-z0-9_\-.(])")
 """A second action after ``run ACTION``: ``; y``, ``, y``, ``and y``, ``&& y``, ``then run y``."""
-_NEXT_RULE = re.compile(r"on[ \t]+(?:[A-Za-z_][A-Za-z0-9_\-]*\.(?:[A-Za-z_][A-Za-z0-9_\-]*|\*)|every[ \t]|cron[ \t])")
-_DURATION_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d)")
-_CRON_WORDS = re.compile(r"(?:[0-9*@?][^\s#\"]*|[A-Za-z]{3}(?:-[A-Za-z]{3})?(?:,[A-Za-z]{3})*)(?:[ \t]+(?!(?:run|tz|catch)\b)[^\s#\"]+){0,6}")
+_NEXT_RULE = _lazy_re(r"on[ \t]+(?:[A-Za-z_][A-Za-z0-9_\-]*\.(?:[A-Za-z_][A-Za-z0-9_\-]*|\*)|every[ \t]|cron[ \t])")
+_DURATION_TEXT = _lazy_re(r"[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d)")
+_CRON_WORDS = _lazy_re(r"(?:[0-9*@?][^\s#\"]*|[A-Za-z]{3}(?:-[A-Za-z]{3})?(?:,[A-Za-z]{3})*)(?:[ \t]+(?!(?:run|tz|catch)\b)[^\s#\"]+){0,6}")
 _GITHUB_CONTEXT = {"github.sha": "sha", "github.ref": "ref", "github.ref_name": "branch", "github.actor": "sender",
                    "github.repository": "repo", "github.head_ref": "head", "github.base_ref": "base",
                    "github.event.after": "after", "github.event.before": "before"}
 """GitHub Actions' ``${{ github.X }}`` contexts and the field that holds the same value."""
-_DOLLAR_REF = re.compile(r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}|\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}|\$([A-Za-z_][A-Za-z0-9_.\-]*)")
+_DOLLAR_REF = _lazy_re(r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}|\$\{([A-Za-z_][A-Za-z0-9_.\-]*)\}|\$([A-Za-z_][A-Za-z0-9_.\-]*)")
 
 
 def context_field(path: str) -> str:
@@ -1557,12 +1580,12 @@ def context_field(path: str) -> str:
     return path
 
 
-_SECRET_HEAD = re.compile(r"secret[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*=[ \t]*(?:(env|file)[ \t]+)?")
-_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$?([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_\-]*[ \t]*[\"r])")
+_SECRET_HEAD = _lazy_re(r"secret[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*=[ \t]*(?:(env|file)[ \t]+)?")
+_VARIABLE = _lazy_re(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$?([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_\-]*[ \t]*[\"r])")
 WORKFLOW_FIELDS = {"types": "action", "branches": "branch", "tags": "tag", "paths": "files"}
 """GitHub Actions' filters of an ``on:`` event and the field each one tests."""
-_YAML_VALUE = re.compile(r":[ \t]*(\[[^\]\n]*\]|\"[^\"\n]*\"|'[^'\n]*'|[^\s\[\]\"',#]+)")
-_BARE_EVENT = re.compile(r"(?:^|[\s:])on[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*$")
+_YAML_VALUE = _lazy_re(r":[ \t]*(\[[^\]\n]*\]|\"[^\"\n]*\"|'[^'\n]*'|[^\s\[\]\"',#]+)")
+_BARE_EVENT = _lazy_re(r"(?:^|[\s:])on[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*$")
 _EVENT_SOURCES = ("github", "git", "file", "http")
 
 
@@ -1641,14 +1664,14 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
 _FLAGS = {"restart": "busy restart", "r": "busy restart", "debounce": "debounce", "d": "debounce",
           "timeout": "timeout", "retry": "retry", "retries": "retry"}
 """watchexec's (and others') flags after a rule's run clause, and the policy each is."""
-_LABEL_WORDS = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*(?:[ \t]+[A-Za-z_][A-Za-z0-9_\-]*)+)[ \t]*:[ \t]*on(?![A-Za-z0-9_\-])")
-_LABEL_NO_COLON = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)[ \t]+(on)[ \t]+(?=[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_*]|every[ \t]|cron[ \t])")
-_NOT_ON = re.compile(r"(when|upon|if|trigger)[ \t]+(?=[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_*]|every[ \t]|cron[ \t])")
+_LABEL_WORDS = _lazy_re(r"([A-Za-z_][A-Za-z0-9_\-]*(?:[ \t]+[A-Za-z_][A-Za-z0-9_\-]*)+)[ \t]*:[ \t]*on(?![A-Za-z0-9_\-])")
+_LABEL_NO_COLON = _lazy_re(r"([A-Za-z_][A-Za-z0-9_\-]*)[ \t]+(on)[ \t]+(?=[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_*]|every[ \t]|cron[ \t])")
+_NOT_ON = _lazy_re(r"(when|upon|if|trigger)[ \t]+(?=[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_*]|every[ \t]|cron[ \t])")
 _RUN_WORDS = ("then", "do", "exec", "execute", "call", "runs", "start", "trigger", "action")
 _ARG = r'(?:[A-Za-z_][A-Za-z0-9_\-]*=)?(?:<[^<>\n]*>|"(?:\\.|[^"\\\n])*"|[A-Za-z0-9_.\-]+)'
-_ARG_BEFORE = re.compile("(" + _ARG + r")[ \t]+$")
-_ARG_AT = re.compile(_ARG)
-_COMMAND = re.compile(r'"((?:\\.|[^"\\\n])*)"|(\.{0,2}/[^\s#]*)')
+_ARG_BEFORE = _lazy_re("(" + _ARG + r")[ \t]+$")
+_ARG_AT = _lazy_re(_ARG)
+_COMMAND = _lazy_re(r'"((?:\\.|[^"\\\n])*)"|(\.{0,2}/[^\s#]*)')
 
 
 def _action_for(command: str) -> tuple[str, str]:
@@ -1892,12 +1915,12 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     return None
 
 
-_ACTION_HEAD = re.compile(r"action[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*(?:\(([^)]*)\))?[ \t]*=")
-_PLACEHOLDER_AT = re.compile(r"<\s*([A-Za-z_][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*>")
+_ACTION_HEAD = _lazy_re(r"action[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*(?:\(([^)]*)\))?[ \t]*=")
+_PLACEHOLDER_AT = _lazy_re(r"<\s*([A-Za-z_][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*>")
 
 
-_BARE_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)+|UTC|GMT")
-_SCHEDULE_WORD = re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+(schedule)[ \t]+(every|cron)(?![A-Za-z0-9_\-])")
+_BARE_ZONE = _lazy_re(r"[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+)+|UTC|GMT")
+_SCHEDULE_WORD = _lazy_re(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+(schedule)[ \t]+(every|cron)(?![A-Za-z0-9_\-])")
 
 
 def _action_policy(chunk: str, at: int) -> tuple[int, int, str, str] | None:
