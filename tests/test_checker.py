@@ -981,3 +981,14 @@ def test_a_bare_word_in_an_exec_body_is_offered_its_quotes(body: str, hint: str)
     got = diags(f"action mk = {body}\non git.push run mk\n")
     assert got == [("TRG405", 1, 13 + body.rindex(word), f"'{word}' is not a parameter of action 'mk'", hint)]
     assert diags(f"action mk = {body.replace(word, chr(34) + word + chr(34))}\non git.push run mk\n") == []
+
+
+@pytest.mark.parametrize(("written", "meant"), [("1h30m", "90m"), ("1m30s", "90s"), ("1s500ms", "1500ms"),
+                                                ("1d12h", "36h"), ("2h0m", "2h")])
+def test_a_duration_of_several_units_is_offered_the_one_to_write(written: str, meant: str) -> None:
+    """`timeout 1h30m` (Go's and systemd's spelling) got "unexpected '1h30m'" with the token
+    list; a duration is one number and one unit, and the hint is the sum in one."""
+    got = diags(f'action b = exec "make"\non every 1h run b timeout {written}\n')
+    assert got == [("TRG304", 2, 27, f"invalid duration '{written}'",
+                    f"a duration is one number and one unit: write {meant}")]
+    assert diags(f'action b = exec "make"\non every 1h run b timeout {meant}\n') == []

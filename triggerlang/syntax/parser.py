@@ -1249,6 +1249,20 @@ _DURATION_UNITS = {"ms": "ms", "msec": "ms", "msecs": "ms", "millisecond": "ms",
                    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
                    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
                    "d": "d", "day": "d", "days": "d", "w": "w", "wk": "w", "week": "w", "weeks": "w"}
+_COMBINED_DURATION = _lazy_re(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d)){2,}(?![A-Za-z0-9_])")
+"""Durations written side by side, ``1h30m`` (Go's ``time.ParseDuration``, systemd's ``1h 30min``)."""
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _one_unit(text: str) -> str:
+    """``1h30m`` as one number and the largest unit that holds it whole: ``90m``."""
+    total = sum(float(n) * _UNIT_MS[u] for n, u in re.findall(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)", text))
+    for unit in ("d", "h", "m", "s"):
+        if total >= _UNIT_MS[unit] and total % _UNIT_MS[unit] == 0:
+            return f"{int(total // _UNIT_MS[unit])}{unit}"
+    return f"{total:g}ms"
+
+
 _NUMBER_AND_WORD = _lazy_re(r"(\d+(?:\.\d+)?)([ \t]*)([A-Za-z]*)(?![A-Za-z0-9_])")
 _WORD = _lazy_re(r"[A-Za-z_][A-Za-z0-9_\-]*")
 _WORD_BEFORE = _lazy_re(r"([A-Za-z_][A-Za-z0-9_\-]*)\s*$")
@@ -1306,6 +1320,10 @@ def _bad_duration(e: UnexpectedInput, chunk: str) -> tuple[int, int, str, str] |
 
     wanted = getattr(e, "expected", None) or getattr(e, "allowed", None) or ()
     at = _error_offset(e, chunk)
+    combined = _COMBINED_DURATION.match(chunk, at) if "DURATION" in wanted else None
+    if combined is not None:  # `timeout 1h30m` (Go's and systemd's spelling): one unit
+        return at, combined.end(), combined.group(), \
+            f"a duration is one number and one unit: write {_one_unit(combined.group())}"
     if "DURATION" not in wanted:
         # `let x = 3 hours`: the number was read, and the parser stopped at the unit
         m = _NUMBER_BEFORE.search(chunk, 0, at)
