@@ -53,16 +53,18 @@ from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, 
 BUSY_MODES = defaults.BUSY_MODES
 BACKOFF_KINDS = ("exponential", "exp", "linear", "fixed", "constant", "jitter")
 """Other tools' backoff strategies, written where the first wait goes (it doubles)."""
+_RESTARTS = "the running run is stopped, the new one starts"
+_SKIPS = "the event starts no run while one is going"
 BUSY_WORDS = {
     # other tools' words for a mode, as users coming from them write it after busy
-    "cancel": ("restart", "GitHub Actions' cancel-in-progress: the running run is stopped, the new one starts"),
-    "cancel-in-progress": ("restart", "the running run is stopped, the new one starts"),
-    "replace": ("restart", "the running run is stopped, the new one starts"),
-    "kill": ("restart", "the running run is stopped, the new one starts"),
-    "do-nothing": ("skip", "watchexec's do-nothing: the event starts no run while one is going"),
-    "ignore": ("skip", "the event starts no run while one is going"),
-    "drop": ("skip", "the event starts no run while one is going"),
-    "forbid": ("skip", "a CronJob's Forbid: the event starts no run while one is going"),
+    "cancel": ("restart", f"GitHub Actions' cancel-in-progress: {_RESTARTS}"),
+    "cancel-in-progress": ("restart", _RESTARTS),
+    "replace": ("restart", _RESTARTS),
+    "kill": ("restart", _RESTARTS),
+    "do-nothing": ("skip", f"watchexec's do-nothing: {_SKIPS}"),
+    "ignore": ("skip", _SKIPS),
+    "drop": ("skip", _SKIPS),
+    "forbid": ("skip", f"a CronJob's Forbid: {_SKIPS}"),
     "allow": ("parallel", "a CronJob's Allow: runs overlap"),
     "wait": ("queue", "the run waits for the one going"),
 }

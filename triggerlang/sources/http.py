@@ -311,14 +311,18 @@ class RouteTable:
 # --------------------------------------------------------------------------- verification
 
 
-def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes, query: bytes = b"") -> str | None:
+def verify_request(route: HttpRoute, headers: Mapping[str, str], body: bytes, query: bytes = b"",
+                   sent: list[str] | None = None) -> str | None:
     """None if the request passes the route's check, else why not (no secret in the text).
     ``headers`` must answer ``get`` for lower-case names (Starlette's Headers do);
-    ``query`` is the raw query string (a route whose token comes as ``?token=``)."""
+    ``query`` is the raw query string (a route whose token comes as ``?token=``);
+    ``sent``, that token's values as :func:`_param_values` read them, if the caller has
+    them already (the handler does: it refuses two different ones first)."""
     if route.scheme is None:
         return None
     if SCHEMES[route.scheme].reads_query:
-        sent = _param_values(route.param or "token", headers, body, query)
+        if sent is None:
+            sent = _param_values(route.param or "token", headers, body, query)
         return verify_check(route.scheme, route.secret, {route.param or "token": sent[-1]} if sent else {}, body,
                             route.param)
     return verify_check(route.scheme, route.secret, headers, body, route.header)
@@ -335,7 +339,7 @@ def _param_values(name: str, headers: Mapping[str, str], body: bytes, query: byt
     try:
         obj = parse_json(body)
     except ValueError:
-        obj = None
+        pass
     else:
         if isinstance(obj, dict) and isinstance(obj.get(name), str):
             found.append(obj[name])
@@ -720,13 +724,14 @@ class _Handlers:
             except ValueError as e:  # two timestamps, two ids: which did the sender sign?
                 answer(self.reject(inc, route.path, 400, str(e)))
                 return
+        sent = None
         if route.param is not None:
             sent = _param_values(route.param, inc.headers, inc.body, inc.query)
             if len(set(sent)) > 1:  # which one is the token? (its values are never said: credentials)
                 answer(self.reject(inc, route.path, 400, f"?{route.param}= is sent {len(sent)} times with "
                                                          "different values: ambiguous, send it once"))
                 return
-        why = verify_request(route, inc.headers, inc.body, inc.query)
+        why = verify_request(route, inc.headers, inc.body, inc.query, sent)
         if why is not None:
             inc.verify = "failed"
             answer(self.reject(inc, route.path, 401, why))

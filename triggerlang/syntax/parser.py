@@ -1270,13 +1270,14 @@ _REGEX_FLAGS = _lazy_re(r'r"[^"\n]*"|"(?:\\.|[^"\\\n])*"|#[^\n]*|/(?:\\.|[^/\\\n
 """Strings and comments (skipped), and a regex literal with the letters written after it."""
 REGEX_FLAGS = "ims"
 _TEST_STEP = _lazy_re(r"(given|expect|wait|at)\s+(?![\s=:])")
+"""A test's step at the start of a declaration (in column 1): not a declaration of its own."""
 _RULE_START = _lazy_re(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on(?![A-Za-z0-9_\-])")
 _POLICY_WORD = _lazy_re(r"(?<![A-Za-z0-9_\-.<])(debounce|busy|timeout|retry|dedupe)(?![A-Za-z0-9_\-])")
 """A policy's word, not as part of a field (``payload.busy``) or of a longer name."""
 _RUN_CLAUSE = _lazy_re(r"(?<![A-Za-z0-9_\-.<])run(?=[ \t\r\n])")
 """``run`` followed by its action (not ``run.failed``, not a field ``x.run``)."""
 _EVERY_TZ = _lazy_re(r"\bevery\s+[0-9][0-9.]*[a-z]*\s+(tz\s+(\"[^\"\n]*\"))")
-"""A test's step at the start of a declaration (in column 1): not a declaration of its own."""
+"""``every D tz "ZONE"``: an ``every`` has no time zone (its ticks are multiples of D from the epoch)."""
 _DECLARATION_START = _lazy_re(r'(?:[A-Za-z_][A-Za-z0-9_\-]*:\s*)?on\s|(?:let|secret)\s+[A-Za-z_][A-Za-z0-9_\-]*\s*='
                               r'|(?:source|action)\s+[A-Za-z_]|(?:test|include)\s+r?"')
 """What begins a declaration: a keyword, or a rule's label."""
@@ -1348,7 +1349,8 @@ def _bad_duration(e: UnexpectedInput, chunk: str) -> tuple[int, int, str, str] |
         if word and not space:  # `1x`: letters that are no unit
             return at, m.end(), m.group(), f"a duration is a number and a unit (ms, s, m, h or d): {number}s, {number}m"
         # none (`timeout 10`, `timeout 10 retry 2`: the word after it is the next one)
-        if _WORD_BEFORE.search(chunk, 0, at) and _WORD_BEFORE.search(chunk, 0, at).group(1) == "debounce":
+        before = _WORD_BEFORE.search(chunk, 0, at)
+        if before is not None and before.group(1) == "debounce":
             # watchexec's --debounce, lodash's and most debouncers count milliseconds
             return at, at + len(number), number, \
                 f"a duration needs a unit: {number}ms (watchexec's --debounce counts milliseconds) or {number}s"
