@@ -918,6 +918,16 @@ FIRST_RULE_CASES = [
      'text goes in quotes: write ["py", "toml"]'),
     ('on git.push run build retry 3 backoff exponential', "backoff takes the first wait, not 'exponential'",
      "write 5s (the wait doubles after each failure: 5s, 10s, 20s...)"),
+    # JSON's and the command line's spellings, GitHub Actions' concurrency
+    ('on git.push "branch": "main" run build', "a condition is FIELD = VALUE, not JSON's", 'write branch="main"'),
+    ('on git.push run deploy with <sha>; build', "a rule runs one action",
+     "add a rule for build: on git.push run build (for one after the other, one action that runs both)"),
+    ('on git.push run deploy --sha <sha>', "an action's arguments follow 'with', not command-line flags: '--sha'",
+     "write with sha=<sha>"),
+    ('on git.push run deploy --sha <sha> --stage prod', "an action's arguments follow 'with', not command-line",
+     'write with sha=<sha>, stage="prod"'),
+    ('on git.push run build concurrency 1', "a rule's concurrency is its busy policy",
+     "write busy queue (one run at a time, the next waits for it: the default)"),
 ]
 
 
@@ -952,6 +962,18 @@ def test_a_secret_written_as_a_value_is_one_diagnostic_with_the_declaration_to_w
     fixed = text.replace(text.split(" = ")[1], hint.split("write ")[1].split(" (")[0].split(", or")[0]) \
         if "env " not in text else text.replace("GITHUB_SECRET", '"GITHUB_SECRET"')
     assert diags(fixed + "\n" + rest) == [], fixed
+
+
+@pytest.mark.parametrize(("written", "meant"), [("envv", "env"), ("filee", "file"), ("Env", "env")])
+def test_a_misspelt_env_or_file_in_a_secret_is_offered_the_word(written: str, meant: str) -> None:
+    """`secret gh = envv "X"` got "unexpected 'v'" (the lexer read env, then v)."""
+    rest = 'source github secret=gh\naction build = exec "make"\non github.push run build\n'
+    got = compile_text(f'secret gh = {written} "GH"\n' + rest, "rules.trg").diagnostics
+    assert [(d.code, d.span.start.column, d.span.end.column, d.message, d.hint) for d in got] == [
+        ("TRG001", 13, 13 + len(written), f"a secret is read with env or file, not '{written}'",
+         f"did you mean '{meant}'?")]
+    assert [e.text for e in got[0].fix.edits] == [meant]
+    assert diags(f'secret gh = {meant} "GH"\n' + rest) == []
 
 
 def test_a_backslash_at_a_lines_end_is_told_to_go() -> None:

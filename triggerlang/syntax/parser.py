@@ -1580,6 +1580,8 @@ _QUOTES = {"\u201c": "\u201d", "\u201d": "\u201d", "\u201e": "\u201c\u201d", "\u
 """Typographic opening quotes (a rule pasted from a document) and what closes each."""
 _ANOTHER_ACTION = _lazy_re(r"[ \t]*(;|,|\+|&&|\band\b|\bthen\b)[ \t]*(?:run[ \t]+)?([A-Za-z_][A-Za-z0-9_\-]*)(?![A-Za-z0-9_\-.(])")
 """A second action after ``run ACTION``: ``; y``, ``, y``, ``and y``, ``&& y``, ``then run y``."""
+_AFTER_ARGS = _lazy_re(r"(;|&&)[ \t]*(?:run[ \t]+)?([A-Za-z_][A-Za-z0-9_\-]*)(?![A-Za-z0-9_\-.(])")
+"""A second action after a first one's arguments: ``with <sha>; notify``."""
 _NEXT_RULE = _lazy_re(r"on[ \t]+(?:[A-Za-z_][A-Za-z0-9_\-]*\.(?:[A-Za-z_][A-Za-z0-9_\-]*|\*)|every[ \t]|cron[ \t])")
 _DURATION_TEXT = _lazy_re(r"[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d)")
 _CRON_WORDS = _lazy_re(r"(?:[0-9*@?][^\s#\"]*|[A-Za-z]{3}(?:-[A-Za-z]{3})?(?:,[A-Za-z]{3})*)(?:[ \t]+(?!(?:run|tz|catch)\b)[^\s#\"]+){0,6}")
@@ -1605,6 +1607,8 @@ _VARIABLE = _lazy_re(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$?([A-Za-z_][A-Za-z0-9_]*
 WORKFLOW_FIELDS = {"types": "action", "branches": "branch", "tags": "tag", "paths": "files"}
 """GitHub Actions' filters of an ``on:`` event and the field each one tests."""
 _YAML_VALUE = _lazy_re(r":[ \t]*(\[[^\]\n]*\]|\"[^\"\n]*\"|'[^'\n]*'|[^\s\[\]\"',#]+)")
+_JSON_KEY = _lazy_re(r'("([A-Za-z_][A-Za-z0-9_.\-]*)"[ \t]*)(?=:)')
+"""A JSON object's key (``"branch": "main"``, pasted from a payload) where a condition goes."""
 _BARE_EVENT = _lazy_re(r"(?:^|[\s:])on[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*$")
 _EVENT_SOURCES = ("github", "git", "file", "http")
 
@@ -1625,6 +1629,15 @@ def _secret_value(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     """A secret's value written in the rules (``secret gh = "s3cr3t"``), or its variable
     without quotes (``secret gh = env GITHUB_SECRET``, ``= $GITHUB_SECRET``)."""
     head = _SECRET_HEAD.match(chunk)
+    how = _WORD.match(chunk, head.end()) if head is not None and head.group(2) is None else None
+    if how is not None and how.start() <= at <= how.end() and how.group() not in ("env", "file") \
+            and chunk[how.end():].lstrip(" \t")[:1] in ('"', "r"):  # `envv "X"`, `Env "X"`, `filee "p"`
+        from ..diagnostics import suggest
+
+        guess = suggest(how.group(), ("env", "file"))
+        if guess is not None:
+            return how.start(), how.end(), f"a secret is read with env or file, not '{how.group()}'", \
+                f"did you mean '{guess}'?"
     if head is None or head.end() != at:
         return None
     var = re.sub(r"[^A-Za-z0-9_]", "_", head.group(1)).upper()
@@ -1641,6 +1654,12 @@ def _secret_value(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         what = "the variable's name" if head.group(2) == "env" else "the file's path"
         return at, m.end(), f"{what} is a string", f'write "{name}"'
     return at, m.end(), "a secret is read from the environment or a file", f'write env "{name}"'
+
+
+def _yaml_items(text: str) -> list[str]:
+    """The items of a YAML or JSON value, ``[main, 'releases/**']`` or ``"main"``, unquoted
+    (an empty string for an empty item)."""
+    return [i.strip().strip("\"'") for i in (text[1:-1].split(",") if text.startswith("[") else [text])]
 
 
 def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] | None:
@@ -1663,6 +1682,13 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
         named = " or ".join(f"{x} ({what[x.split('.')[0]]})" if x.split(".")[0] in what else x for x in found[:3])
         if found:  # (else the usual error: `on schedule every 5m` has its own)
             return bare.start(1), bare.end(1), f"an event is SOURCE.EVENT, not '{w}'", f"write {named}"
+    key = _JSON_KEY.match(chunk, at) if chunk[at] == '"' else None
+    if key is not None and _RULE_START.match(chunk) and not _RUN_CLAUSE.search(chunk, 0, at):
+        value = _YAML_VALUE.match(chunk, key.end(1))  # `"branch": "main"`, pasted from a payload
+        items = _yaml_items(value.group(1)) if value is not None else []
+        if all(items) and items and key.group(2) not in RESERVED:
+            return at, value.end(), "a condition is FIELD = VALUE, not JSON's '\"key\": value'", \
+                f"write {workflow_condition(key.group(2), items)}"
     if chunk[at] == ":" and word is not None and word.end(1) == at and _RULE_START.match(chunk) \
             and not _RUN_CLAUSE.search(chunk, 0, at) and chunk[word.start(1) - 1:word.start(1)] != ".":
         key = word.group(1)
@@ -1672,8 +1698,7 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
         value = _YAML_VALUE.match(chunk, at)
         if value is None or key in RESERVED:
             return None
-        text = value.group(1)
-        items = [i.strip().strip("\"'") for i in (text[1:-1].split(",") if text.startswith("[") else [text])]
+        items = _yaml_items(value.group(1))
         if not all(items):
             return None
         return word.start(1), value.end(), "a condition is FIELD = VALUE, not 'key: value'", \
@@ -1692,6 +1717,34 @@ _ARG = r'(?:[A-Za-z_][A-Za-z0-9_\-]*=)?(?:<[^<>\n]*>|"(?:\\.|[^"\\\n])*"|[A-Za-z
 _ARG_BEFORE = _lazy_re("(" + _ARG + r")[ \t]+$")
 _ARG_AT = _lazy_re(_ARG)
 _COMMAND = _lazy_re(r'"((?:\\.|[^"\\\n])*)"|(\.{0,2}/[^\s#]*)')
+
+
+_CONCURRENCY = _lazy_re(r"(concurrency|max[-_]?concurrency|max[-_]?parallel|parallelism|max[-_]?instances|workers)"
+                        r"[ \t]*[:=]?[ \t]*([0-9]+)(?![A-Za-z0-9_\-.])")
+_ARG_FLAG = _lazy_re(r'[ \t]*--?([A-Za-z][A-Za-z0-9_\-]*)(?:[ \t]*=[ \t]*|[ \t]+)'
+                     r'(<[^<>\n]*>|"(?:\\.|[^"\\\n])*"|-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_\-.])|[A-Za-z0-9_.\-/]+)')
+
+
+def _arg_flags(chunk: str, at: int, run) -> tuple[int, int, str, str] | None:
+    """Command-line flags after ``run ACTION`` for its arguments (``run deploy --sha <sha>
+    --stage prod``): the named arguments to write, ``with sha=<sha>, stage="prod"`` (a
+    bare word is text, so it is quoted). A policy's flag (``--timeout 5m``) is not one."""
+    call = _RUN_CALL.search(chunk, 0, at)
+    if call is None or chunk[call.end():at].strip():
+        return None
+    pairs, end = [], at
+    while (m := _ARG_FLAG.match(chunk, end)) is not None and m.group(1) not in _FLAGS \
+            and m.group(1) not in _POLICY_NAMES:
+        value = m.group(2)
+        if not value.startswith(("<", '"')) and not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", value):
+            value = _str_literal(value)
+        pairs.append(f"{m.group(1).replace('-', '_')}={value}")
+        end = m.end()
+    if not pairs:
+        return None
+    flag = re.match(r"-+[A-Za-z0-9_\-]*", chunk[at:]).group()
+    return at, end, f"an action's arguments follow 'with', not command-line flags: '{flag}'", \
+        f"write with {', '.join(pairs)}"
 
 
 def _action_for(command: str) -> tuple[str, str]:
@@ -1761,6 +1814,15 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
             policy = _FLAGS[flag.group(1)] + (f" {value}" if value else "")
             return at, flag.end(), f"a rule has policies, not command-line flags: '{flag.group()}'", \
                 f"write {policy}"
+        options = _arg_flags(chunk, at, run) if with_ is None and chunk[at] == "-" else None
+        if options is not None:
+            return options
+        limit = _CONCURRENCY.match(chunk, at)
+        if limit is not None:  # GitHub Actions' concurrency, a job runner's max parallel runs
+            n = int(limit.group(2))
+            return at, limit.end(), f"a rule's concurrency is its busy policy: '{limit.group(1)}'", \
+                "write busy queue (one run at a time, the next waits for it: the default)" if n <= 1 else \
+                "write busy parallel (runs overlap, without a limit on how many; one at a time: busy queue)"
         retry = re.compile(r"retry[ \t]+([0-9]+)(?:[ \t]*x|[ \t]+times?)(?![A-Za-z0-9_\-])").search(chunk, run.end())
         if retry is not None and retry.start() <= at <= retry.end():
             return retry.start(1), retry.end(), "retry takes the number of re-runs", f"write {retry.group(1)}"
@@ -1819,6 +1881,8 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
         more = _ANOTHER_ACTION.match(chunk, at) if call is not None and call.end() == at else None
         if more is None and call is not None and chunk[call.end() - 1:at].strip() == "":
             more = _ANOTHER_ACTION.match(chunk, call.end())
+        if more is None and chunk[at] in ";&" and re.compile(r"[ \t]with[ \t]").search(chunk, run.end(), at):
+            more = _AFTER_ARGS.match(chunk, at)  # `run deploy with <sha>; notify`
         if more is not None and more.start(1) >= at - 1 and more.group(2) not in RESERVED | set(_POLICY_NAMES):
             head = _RULE_START.match(chunk)
             trigger = " ".join(chunk[head.end() - 2:run.start()].split())
@@ -2068,7 +2132,9 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
     foreign = _foreign_syntax(e, chunk)
     if foreign is not None:
         start, end, message, hint = foreign
-        diags.error("TRG001", message, span_of(start, end), hint)
+        guess = re.fullmatch(r"did you mean '([^']+)'\?", hint)  # (the editor's quick fix, as a keyword's)
+        span = span_of(start, end)
+        diags.error("TRG001", message, span, hint, fix=guess and replace_fix(span, chunk[start:end], guess.group(1)))
         return
     fix = _keyword_fix(e, chunk)
     if fix is not None:
