@@ -201,6 +201,51 @@ def test_a_given_credential_reaches_the_rules_redacted_as_under_serve() -> None:
     assert failures(text) == []
 
 
+ROUTE_CREDENTIALS = '''\
+secret k = env "K"
+source http path="/hooks/x" token=k header="X-My-Key"
+source http path="/hooks/q*" token=k query="tk"
+source http path="/plain" hmac=k
+source ci token=k header="X-Ci-Key"
+action t(v, w="") = exec "echo" v w
+x: on http.post path="/hooks/x" run t with <headers.x-my-key>, <headers.x-other>
+q: on http.post path="/hooks/qa" run t with <query.tk>, <query.env>
+body: on http.request path="/hooks/qb" run t with <payload.tk>, <text>
+plain: on http.post path="/plain" run t with <headers.x-my-key>
+green: on ci.completed run t with <headers.x-ci-key>
+'''
+
+
+def test_a_given_loses_the_credential_of_the_route_serve_would_take_it_on(tmp_path: Path) -> None:
+    """A route's own header= or query= credential reached a rule test's rules as given
+    ("s3cret"), where serve's rules see "<redacted>" or nothing: each test below passed.
+    The route is the one serve picks for the given's path and method (from X.trg's
+    declarations, for X_test.trg), a webhook's its provider's; another route keeps the
+    header, and the body's top-level field of query= goes from payload and text."""
+    (tmp_path / "hooks.trg").write_text(ROUTE_CREDENTIALS)
+    (tmp_path / "push.json").write_text('{"tk": "s3cret", "ref": "main"}')
+    (tmp_path / "hooks_test.trg").write_text(
+        block("header", 'given http.post path="/hooks/x" headers.x-my-key="s3cret" headers.x-other="o"',
+              'expect x with v="s3cret", w="o"')
+        + block("query", 'given http.post path="/hooks/qa" query.tk="s3cret" query.env="prod"',
+                'expect q with v="s3cret", w="prod"')
+        + block("body", 'given http.post path="/hooks/qb" from "push.json"', 'expect body with v="s3cret"')
+        + block("ci", 'given ci.completed pipeline="p" status="success" headers.x-ci-key="s3cret"',
+                'expect green with v="s3cret"')
+        + block("another route", 'given http.post path="/plain" headers.x-my-key="s3cret"',
+                'expect plain with v="s3cret"')
+        + block("body text", 'given http.post path="/hooks/qb" from "push.json"',
+                'expect body with w="{\\"tk\\": \\"<redacted>\\", \\"ref\\": \\"main\\"}"'))
+    result = _cli("test", "--format", "json", str(tmp_path / "hooks.trg"))
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["passed"], doc["failed"], doc["errors"]) == (2, 4, []), result.stdout
+    seen = {t["name"]: [e["text"] for f in t["failures"] for e in f["explain"]] for t in doc["tests"]}
+    assert seen == {"header": ['v was "<redacted>", expected "s3cret"'], "query": ['v was null, expected "s3cret"'],
+                    "body": ['v was null, expected "s3cret"'], "ci": ['v was "<redacted>", expected "s3cret"'],
+                    "another route": [], "body text": []}
+
+
 def test_a_schedule_tick_matches_only_its_own_rule() -> None:
     text = ('action b(kind="full") = exec "b" kind\nnightly: on cron "30 2 * * *" run b\n'
             'health: on every 5m run b with "quick"\n')

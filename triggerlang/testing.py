@@ -9,7 +9,8 @@ found no error. The steps for one file:
    either file has errors, no test of the file runs: its errors are the report.
 2. **Match.** Each test's events go through :func:`~triggerlang.compile.matcher.build_matcher`,
    the matcher the runtime and ``triggerc match`` use, so a test sees exactly what a real
-   delivery would. A run's inputs are the rule's bindings over the action's parameter
+   delivery would: a given's credentials are redacted as the route ``serve`` would take
+   it on redacts them (its ``header=``, its ``query=`` token: :meth:`_RuleSet.served`). A run's inputs are the rule's bindings over the action's parameter
    defaults (:func:`triggerlang.actions.bind_inputs`, as the dry run and the executor do).
    When a ``given`` builds two events (a completed ``workflow_run`` is also a
    ``ci.completed``), a rule matched by either counts, and ``expect only`` / ``expect
@@ -41,6 +42,8 @@ annotations for a pull request and :func:`render_junit` the JUnit XML report CI 
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 import re
@@ -53,6 +56,8 @@ from .compile.index import build_matcher
 from .compile.matcher import CompiledRule, explain_failure, reason_text, values_equal
 from .diagnostics import Diagnostic, Span
 from .events import Event
+from .providers import REDACTED
+from .sources.routes import RouteTable, parse_routes
 
 
 # --------------------------------------------------------------------------- results
@@ -118,6 +123,7 @@ class _RuleSet:
         self.actions: dict[str, dict] = {}
         self.file_of: dict[str, str] = {}
         self.schedules: list[dict] = []   # every/cron rules: the clock of a test ticks them
+        routes: list[dict] = []   # the HTTP source's routes, as serve would take deliveries
         for file, manifest in parts:
             for r in manifest["rules"]:
                 rules.append(r)
@@ -127,10 +133,43 @@ class _RuleSet:
                 self.file_of[r["name"]] = os.path.normpath(os.path.join(os.path.dirname(file), inc)) if inc else file
             self.actions.update(manifest.get("actions", {}))
             self.schedules.extend(((manifest.get("sources") or {}).get("schedule") or {}).get("schedules") or [])
+            routes.extend(((manifest.get("sources") or {}).get("http") or {}).get("routes") or [])
         self.rules = rules
         self.matcher = build_matcher(rules)
         self.by_name = {r["name"]: CompiledRule.from_manifest(i, r) for i, r in enumerate(rules)}
         self.correlations = {r["name"] for r in rules if isinstance(r.get("trigger"), dict)}
+        self.routes = parse_routes({"routes": routes}, None)
+        self.table = RouteTable(self.routes)
+
+    def served(self, events: list[Event]) -> list[Event]:
+        """A given's events as serve's rules would see them, after the route that would take
+        the delivery hid its own credential (:meth:`HttpRoute.served`; the credentials every
+        route hides were redacted when the test was checked). An http event's route is the
+        one serve picks for its ``path`` and ``method``; a webhook event's, its provider's
+        route, and when several declarations give that provider several paths (which a
+        given cannot name), the headers every one of them hides. An event no route takes
+        (serve: 404 or 405) stays as given."""
+        if not events:
+            return events
+        first = events[0]
+        if first.source == "http":
+            path, method = first.data.get("path"), first.data.get("method")
+            route = self.table.pick(path, method) if isinstance(path, str) and isinstance(method, str) else None
+            routes = [route] if route is not None else []
+        else:   # (a derived ci.completed came through its delivery's route: the first event's)
+            routes = [r for r in self.routes if r.kind == first.source]
+        if not routes:
+            return events
+        out = []
+        for e in events:
+            data = copy.deepcopy(e.data)
+            if len(routes) == 1:
+                routes[0].served(data)
+            elif isinstance(data.get("headers"), dict):
+                data["headers"] = {k: REDACTED if all(r.withheld("headers", k) for r in routes) else v
+                                   for k, v in data["headers"].items()}
+            out.append(dataclasses.replace(e, data=data))
+        return out
 
 
 class Selection:
@@ -292,9 +331,10 @@ def _run_test(file: str, t, rules: _RuleSet) -> TestResult:
         if in_block:
             acc = _Since()
             in_block = False
+        events = rules.served(st.events) if st.kind == "given" else st.events
         try:
             if st.kind == "given":
-                step = sim.deliver(st.events)
+                step = sim.deliver(events)
             elif st.kind == "wait":
                 step = sim.advance(sim.now + st.seconds)
             else:
@@ -303,7 +343,7 @@ def _run_test(file: str, t, rules: _RuleSet) -> TestResult:
             res.failures.append(Failure(st.span, st.text, str(e)))
             break
         acc.take(step)
-        timeline.add(st.text, step, st.events)
+        timeline.add(st.text, step, events)
         everything.extend(r.rule for r in step.runs if r.rule not in everything)
     res.matched = [n for n in rules.by_name if n in everything]
     return res

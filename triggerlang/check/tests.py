@@ -476,7 +476,9 @@ def _as_served(event: Event) -> Event:
     the HTTP source redacts on any route, :data:`~triggerlang.providers.verify.ALWAYS_REDACTED`)
     or query parameter (:func:`~triggerlang.providers.base.redact_params`) is ``<redacted>``
     (``given http.post headers.x-api-key="k"`` gave rules ``"k"``, so a test passed for a
-    rule that never matches under serve)."""
+    rule that never matches under serve). A route's own ``header=`` or ``query=``
+    credential is hidden when the test runs, by the route serve would pick
+    (:meth:`triggerlang.testing._RuleSet.served`: the routes are the compiled manifest's)."""
     headers, query = event.data.get("headers"), event.data.get("query")
     if isinstance(headers, dict):
         event.data["headers"] = {k: REDACTED if k.lower() in ALWAYS_REDACTED else v for k, v in headers.items()}

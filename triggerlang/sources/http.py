@@ -15,7 +15,7 @@ does not start).
 
 How a request is handled, in this order (each step answers before the next one runs):
 
-1. **Route** (404, 405). An exact route path wins over a glob; among globs the one with
+1. **Route** (404, 405; :mod:`triggerlang.sources.routes`). An exact route path wins over a glob; among globs the one with
    the longest literal prefix wins, then the earlier route. Globs are those of the rules
    (:mod:`triggerlang.compile.patterns`, one translator for both): ``*``, ``?`` and a
    class (``[abc]``, ``[!abc]``) stay inside one path segment, ``**`` crosses segments,
@@ -146,8 +146,7 @@ import re
 import socket
 import ssl
 import time
-from dataclasses import dataclass
-from functools import cached_property, partial
+from functools import partial
 from typing import Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl
 
@@ -159,153 +158,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Match, Route
 
 from .. import defaults
-from ..compile.patterns import PatternError, compile_glob, is_literal, literal_prefix
 from ..events import Event, name_conflict, type_note, whole_number
-from ..providers import REDACTED, get_provider, provider_names
+from ..providers import REDACTED, get_provider
 from ..providers.base import CREDENTIAL_PARAMS, redact_params, single_header
-from ..providers.verify import ALWAYS_REDACTED, SCHEMES, address_allowed, client_address, ip_range
+from ..providers.verify import SCHEMES, address_allowed, client_address
 from ..providers.verify import check as verify_check
 from .base import Source, SourceContext, Submitted
 from .forms import FORM, MAX_FIELDS, fields, form_payload, hide_fields, media_type
 from .http_lean import Incoming, Reply, lean_protocol
+from .routes import RESERVED_PATHS, HttpRoute, RouteTable, hide_value, parse_routes
 
-RESERVED_PATHS = defaults.BUILT_IN_PATHS
-MAX_REPLY = 64 * 1024  # characters of a route's reply= text
 START_DEADLINE = 15.0  # seconds to wait for uvicorn to be serving
 GRACEFUL_SHUTDOWN = 5.0  # seconds uvicorn waits for in-flight requests on stop()
-
-
-# --------------------------------------------------------------------------- routes
-
-
-@dataclass(frozen=True)
-class HttpRoute:
-    """One manifest route, checked, with its secret resolved (kept out of repr)."""
-
-    index: int
-    path: str
-    kind: str  # a provider's name, or http
-    methods: frozenset[str] | None  # None: every method
-    scheme: str | None  # a scheme of providers.verify.SCHEMES, or None
-    header: str | None  # lower-case header the scheme reads instead of its own (verify["header"])
-    secret: bytes = b""
-    regex: re.Pattern[str] | None = None  # None: an exact path
-    allow: tuple[Any, ...] | None = None  # ip networks a client must be in (allow=[...]); None: any client
-    reply: str | None = None  # the text/plain answer to a delivery that started a run (reply="...")
-    json_fields: tuple[str, ...] = ()  # form fields that hold a JSON document (json_fields=[...])
-    param: str | None = None  # the query parameter holding the token (scheme "query"), dropped from the event
-
-    def __repr__(self) -> str:  # the secret stays out of every log and traceback
-        return f"HttpRoute({self.path!r}, {self.kind}, verify={self.scheme})"
-
-    def allows(self, method: str) -> bool:
-        return self.methods is None or method in self.methods
-
-    @cached_property
-    def redacted_headers(self) -> frozenset[str]:
-        """Headers whose values never reach event data: credentials, every signature header
-        a scheme knows (verified here or not), and the route's own header."""
-        if self.scheme is None:
-            return ALWAYS_REDACTED
-        return ALWAYS_REDACTED | SCHEMES[self.scheme].reads(self.header)
-
-
-def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str]) -> list[HttpRoute]:
-    """The manifest's routes as :class:`HttpRoute`; ValueError on a malformed route."""
-    routes: list[HttpRoute] = []
-    for i, r in enumerate(config.get("routes") or ()):
-        if not isinstance(r, Mapping):
-            raise ValueError(f"http route #{i + 1} is not an object")
-        path, kind = r.get("path"), r.get("kind", "http")
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"http route #{i + 1}: path must be a string starting with '/', not {path!r}")
-        if path in RESERVED_PATHS:
-            raise ValueError(f"http route {path}: {path} is built in (health and readiness checks, emit)")
-        if kind != "http" and (not isinstance(kind, str) or get_provider(kind) is None):
-            raise ValueError(f"http route {path}: unknown kind {kind!r} "
-                             f"(expected one of {', '.join([*provider_names(), 'http'])})")
-        methods: frozenset[str] | None
-        if kind != "http":
-            methods = frozenset({"POST"})
-        elif r.get("methods") is None:
-            methods = None
-        else:
-            ms = r["methods"]
-            if isinstance(ms, str) or not all(isinstance(m, str) and m for m in ms):
-                raise ValueError(f"http route {path}: methods must be a list of method names")
-            methods = frozenset(m.upper() for m in ms)
-        scheme = header = param = None
-        secret = b""
-        verify = r.get("verify")
-        if verify is not None:
-            if not isinstance(verify, Mapping):
-                raise ValueError(f"http route {path}: verify must be an object or null")
-            scheme = verify.get("scheme")
-            if scheme not in SCHEMES:
-                raise ValueError(
-                    f"http route {path}: unknown verify scheme {scheme!r} (expected one of {', '.join(SCHEMES)})"
-                )
-            if SCHEMES[scheme].custom_header and verify.get("header"):
-                header = str(verify["header"]).lower()
-            if scheme == "query":
-                param = verify.get("param") or "token"
-                if not isinstance(param, str):
-                    raise ValueError(f"http route {path}: verify param must be a query parameter's name")
-            name = verify.get("secret")
-            value = secrets.get(name) if isinstance(name, str) else None
-            if not value:
-                raise ValueError(f"http route {path}: secret {name!r} has no value (is it declared and set?)")
-            try:
-                secret = SCHEMES[scheme].key(value)
-            except ValueError as e:
-                raise ValueError(f"http route {path}: secret {name!r}: {e}") from None
-        allow = None
-        if r.get("allow") is not None:
-            given = r["allow"]
-            if isinstance(given, str) or not all(isinstance(a, str) for a in given):
-                raise ValueError(f"http route {path}: allow must be a list of addresses or CIDR ranges")
-            try:
-                allow = tuple(ip_range(a) for a in given)
-            except ValueError as e:
-                raise ValueError(f"http route {path}: allow: {e}") from None
-        reply = r.get("reply")
-        if reply is not None and (not isinstance(reply, str) or len(reply) > MAX_REPLY):
-            raise ValueError(f"http route {path}: reply must be a text of at most {MAX_REPLY} characters")
-        json_fields = r.get("json_fields") or ()
-        if isinstance(json_fields, str) or not all(isinstance(f, str) for f in json_fields):
-            raise ValueError(f"http route {path}: json_fields must be a list of field names")
-        regex = None
-        if not is_literal(path):
-            try:
-                regex = compile_glob(path)
-            except PatternError as e:
-                raise ValueError(f"http route {path}: {e}") from None
-        routes.append(HttpRoute(i, path, kind, methods, scheme, header, secret, regex, allow, reply,
-                                tuple(json_fields), param))
-    return routes
-
-
-class RouteTable:
-    """Finds the route for a path: exact paths first, then globs by longest literal prefix."""
-
-    def __init__(self, routes: Iterable[HttpRoute]) -> None:
-        self.exact: dict[str, list[HttpRoute]] = {}
-        globs: list[HttpRoute] = []
-        for r in routes:
-            if r.regex is None:
-                self.exact.setdefault(r.path, []).append(r)
-            else:
-                globs.append(r)
-        self.globs = sorted(globs, key=lambda r: (-len(literal_prefix(r.path)), r.index))
-
-    def candidates(self, path: str) -> list[HttpRoute]:
-        found = self._candidates(path)
-        if not found and len(path) > 1 and path.endswith("/"):
-            found = self._candidates(path.rstrip("/") or "/")
-        return found
-
-    def _candidates(self, path: str) -> list[HttpRoute]:
-        return list(self.exact.get(path, ())) + [r for r in self.globs if r.regex.match(path)]  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- verification
@@ -431,16 +295,7 @@ def _redact_form(payload: dict[str, Any], text: str, token_param: str | None, ki
         return hide_fields(text, lambda name: name == token_param or name.lower() in CREDENTIAL_PARAMS, REDACTED)
     for value in hidden.values():  # multipart: each value where it stands in the parts
         if isinstance(value, str):
-            text = _hide_value(text, value)
-    return text
-
-
-def _hide_value(text: str, value: str) -> str:
-    """``text`` (a body as sent) with ``value`` replaced by ``<redacted>`` where it stands,
-    as written and as JSON writes it (escaped)."""
-    for form in {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}:
-        if form:
-            text = text.replace(form, REDACTED)
+            text = hide_value(text, value)
     return text
 
 
@@ -650,10 +505,10 @@ class _Handlers:
     def route(self, inc: Incoming, scope: Any = None) -> "HttpRoute | Reply":
         """The route for the request, or its 404/405 answer."""
         path, method = inc.path, inc.method
-        found = self.table.candidates(path)
-        route = next((r for r in found if r.allows(method)), None)
+        route = self.table.pick(path, method)
         if route is not None:
             return route
+        found = self.table.candidates(path)
         if found:
             allow = sorted(set().union(*(r.methods or () for r in found)))
             return _problem(405, f"{method} is not allowed on {path}", {"Allow": ", ".join(allow)})
@@ -790,7 +645,7 @@ class _Handlers:
         try:
             payload = parse_json(inc.body)
             if token_param is not None and isinstance(payload, dict) and isinstance(payload.get(token_param), str):
-                text = _hide_value(text, payload.pop(token_param))  # the route's token, sent in a JSON body
+                text = hide_value(text, payload.pop(token_param))  # the route's token, sent in a JSON body
         except ValueError:  # a form's fields (Slack's slash commands), else null
             payload = form_payload(inc.headers, inc.body, parse_json, json_fields)
             if isinstance(payload, dict):
