@@ -755,6 +755,64 @@ def test_any_other_comparison_of_a_credential_is_reported(cond: str) -> None:
     assert hint.startswith("check it on the route instead: ") and hint.endswith(f"(to test that it was sent: has {field})")
 
 
+MY_KEY = 'secret k = env "K"\nsecret g = env "G"\nsource http path="/hooks/*" token=k header="X-My-Key"\n'
+TK = 'secret k = env "K"\nsource http path="/hooks/q" token=k query="tk"\n'
+
+
+@pytest.mark.parametrize("decls, cond, route, message", [
+    (MY_KEY, 'headers.x-my-key="k"', "/hooks/x",
+     "can never match: the x-my-key header is the credential route /hooks/x checks, redacted before rules see it"),
+    (MY_KEY, 'headers.X-My-Key in ["k", "l"]', "/hooks/x", "can never match: the x-my-key header is the credential"),
+    (MY_KEY, 'headers.x-my-key != "k"', "/hooks/x", "compares the x-my-key header with '!=', but it is the "
+     'credential route /hooks/x checks, redacted before rules see it: the condition only ever sees "<redacted>"'),
+    (MY_KEY, '(headers.x-my-key ~ "k*" or payload.a=1)', "/hooks/x", "compares the x-my-key header with '~'"),
+    (MY_KEY, 'headers.x-my-key="k"', "~/hooks/*", "can never match: the x-my-key header is the credential route /hooks/*"),
+    (TK, 'query.tk="k"', "/hooks/q", 'can never match: the tk query parameter is the token route /hooks/q checks '
+     '(query="tk"), left out of the event'),
+    (TK, 'payload.tk="k"', "/hooks/q", "can never match: the body's top-level tk field is the token route /hooks/q"),
+    (TK, 'query.tk != "k"', "/hooks/q", "compares the tk query parameter with '!=', but it is the token route "
+     '/hooks/q checks (query="tk"), left out of the event: the condition never sees it'),
+    (TK.replace('"tk"', '"key"'), 'query.key="<redacted>"', "/hooks/q", "can never match: the key query parameter"),
+    ('secret k = env "K"\nsource ci token=k header="X-Ci-Key"\n', 'headers.x-ci-key="k"', None,
+     "can never match: the x-ci-key header is the credential route /ci checks"),
+])
+def test_a_condition_on_the_routes_own_credential_is_reported(decls: str, cond: str, route: str | None,
+                                                             message: str) -> None:
+    """TRG501 did not know a route's own header= or query= credential: with source http
+    path="/hooks/x" token=k header="X-My-Key", headers.x-my-key="k" passed check and never
+    matched (serve redacts the header, leaves query=/payload's token out), != matched every
+    delivery. The route is the one serve builds for the rule's path (here from a glob's
+    declaration); for a provider rule, its provider's. Dropping the condition, as the hint
+    says, checks clean."""
+    decls = decls.replace('secret g = env "G"\n', "")
+    if route is None:
+        trigger = "on ci.completed"
+    else:
+        trigger = f'on http.post path ~ "{route[1:]}"' if route.startswith("~") else f'on http.post path="{route}"'
+    text = decls + DEPLOY + f'{trigger} {cond} run deploy with "x"\n'
+    code, line, _, msg, hint = only(text)
+    assert (code, line) == ("TRG501", 4) and message in msg, msg
+    assert hint.endswith(": drop the condition") and hint.startswith("the route answers 401 to a delivery without")
+    assert diags(text.replace(f" {cond}", "")) == []
+
+
+def test_a_routes_own_credential_is_left_alone_where_another_route_lets_it_through() -> None:
+    """A rule that can get deliveries from several routes is reported only when each of
+    them hides the field: a glob's rule also hears a more specific route another rule pins
+    (which checks another way), a ci.completed rule GitHub's derived ones."""
+    fine = [MY_KEY + 'source http path="/hooks/y" hmac=g\n' + DEPLOY
+            + 'on http.post path ~ "/hooks/*" headers.x-my-key="k" run deploy with "x"\n'
+            + 'on http.post path="/hooks/y" run deploy with "y"\n',
+            'secret k = env "K"\nsecret g = env "G"\nsource ci token=k header="X-Ci-Key"\nsource github secret=g\n'
+            + DEPLOY + 'on ci.completed headers.x-ci-key="k" run deploy with "x"\n',
+            MY_KEY + 'source http path="/other" hmac=g\n' + DEPLOY
+            + 'on http.post path="/other" headers.x-my-key="k" run deploy with "x"\n',
+            MY_KEY.replace('secret g = env "G"\n', "") + DEPLOY
+            + 'on http.post path="/hooks/x" headers.x-my-key="<redacted>" run deploy with "x"\n']
+    for text in fine:
+        assert diags(text) == [], text
+
+
 def test_header_names_the_header_a_token_is_read_from() -> None:
     """source ci/http token=S header="X-Token": the header's value is the token (scheme
     token, as GitLab's X-Gitlab-Token); before, header= was left unread beside token= and

@@ -38,11 +38,13 @@ from .. import defaults
 from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal_name, signal_name,
                        stop_signal_name)
 from ..compile.patterns import (PatternError, compile_glob, compile_regex, github_filter_list_regex,
-                                github_filter_regex, github_syntax)
+                                github_filter_regex, github_syntax, is_literal)
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
-from ..providers.base import CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, REDACTED
+from ..providers.base import CI_SOURCE, CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, REDACTED
 from ..providers.verify import ALWAYS_REDACTED, ip_range
-from ..sources.kinds import HTTP_VERIFICATIONS, active_providers, http_decl_covers, provider_of, provider_order
+from ..sources.kinds import (HTTP, HTTP_VERIFICATIONS, SectionInput, active_providers, http_decl_covers, provider_of,
+                             provider_order)
+from ..sources.routes import parse_routes
 from ..syntax import ast as A
 from ..syntax.parser import WORKFLOW_FIELDS, context_field, workflow_condition
 from . import catalogue as C
@@ -211,6 +213,7 @@ class Checker:
             if h:
                 h(decl)
         self.check_routes()
+        self.lint_route_credentials()
         # test blocks (SPEC §10); before the lints: a let a test uses is used
         if self.with_tests:
             if any(d.__class__ is A.TestBlock for d in self.m.decls):
@@ -683,7 +686,6 @@ class Checker:
         filt = self.lower(r.filter, ctx) if r.filter is not None else None
         if r.filter is not None:
             self.lint_never(r, ctx)
-            self.lint_redacted(r)
             if source == "file":
                 self.lint_file_values(r)
         route, methods = None, None
@@ -1260,6 +1262,15 @@ class Checker:
                 self.d.warning("TRG209", f"route {r.route} has no {_either(protect)}: anyone who can reach it can trigger runs",
                                r.ast.trigger.span, f'declare: source http path="{r.route}" token=NAME')
 
+    def source_option(self, decl: A.SourceDecl, name: str) -> Any:
+        """An option of a ``source`` declaration as the manifest writes it (a secret's name,
+        never a value), or None."""
+        for o in decl.options:
+            if o.name.value == name:
+                return o.value.name if isinstance(o.value, A.Ref) and o.value.name in self.p.secrets \
+                    else self.quiet_value(o.value)
+        return None
+
     def http_decl_covers(self, s: A.SourceDecl, route: str) -> bool:
         return http_decl_covers(next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None), route)
 
@@ -1341,7 +1352,7 @@ class Checker:
                 if name == "authorization":
                     how = "token=NAME (Authorization: Bearer <token>)"
                 elif name in CREDENTIAL_HEADERS and name not in ("proxy-authorization", "cookie"):
-                    how = 'token=NAME header="{}"'.format("-".join(p.capitalize() for p in name.split("-")))
+                    how = f'token=NAME header="{_header_case(name)}"'
                 else:
                     how = "its source's secret, token or hmac"
             hint = f"check it on the route instead: {how}"
@@ -1352,6 +1363,94 @@ class Checker:
                              f"redacted before rules see it: the condition only ever sees \"{REDACTED}\"", c.span,
                              f"{hint} (to test that it was sent: has {c.field.dotted})")
             return
+
+    def lint_route_credentials(self) -> None:
+        """TRG501: a condition on a route's own credential, which ``lint_redacted`` does not
+        know by its name: with ``source http path="/hooks/x" token=k header="X-My-Key"``,
+        ``headers.x-my-key="k"`` compares ``<redacted>`` (the route checks the header, then
+        redacts it), and with ``query="tk"``, ``query.tk`` and the body's top-level
+        ``payload.tk`` are left out of the event; a webhook source's ``header=``
+        (``source ci token=k header="X-Ci-Key"``) is redacted too. Such a rule passed check
+        and never matched (``=``), or matched every delivery (``!=``). The route already
+        answers 401 without the right value: the hint is to drop the condition.
+
+        The routes are the ones the manifest will have (:mod:`triggerlang.sources.routes`,
+        as serve reads them). A rule is reported only when every route its events can come
+        through hides the field: an http rule's own route (``path="/hooks/x"``, whose check
+        is the most specific ``source http`` covering it), and for a glob (``path ~
+        "/hooks/*"``) also the more specific routes other rules pin under it, which take
+        their deliveries first and may check another way; a webhook rule's every route of
+        its provider (several declarations, several paths), and for ``ci.completed`` the
+        routes of the providers that derive one. Where one of them lets the value through,
+        the condition can hold for its deliveries, and it is left alone."""
+        rules = [r for r in self.p.rules if r.correlation is None and r.source and any(
+            len(c.field.parts) == 2 and c.field.parts[0] in _REQUEST_PARTS for c in _compares(r.ast.filter))]
+        if not rules:  # (the routes are read only for a file with such a condition)
+            return
+        routes = self.http_routes()
+        exact = {rt.path: rt for rt in routes if rt.kind == "http" and rt.regex is None}
+        globs = [rt for rt in routes if rt.kind == "http" and rt.regex is not None]
+        webhooks = [rt for rt in routes if rt.kind != "http"]
+        for r in rules:
+            if r.source != "http":
+                through = [rt for rt in webhooks if rt.kind == r.source
+                           or r.source == CI_SOURCE and bool(provider_of(rt.kind).ci_events)]
+            elif not r.route:
+                through = []
+            elif is_literal(r.route):
+                through = [exact[r.route]] if r.route in exact else []
+            else:
+                through = [rt for rt in [*exact.values(), *globs] if rt.path == r.route or http_decl_covers(r.route, rt.path)]
+            if not (through and self.lint_withheld(r.ast, through)):
+                self.lint_redacted(r.ast)
+
+    def http_routes(self) -> list[Any]:
+        """The routes the manifest will give the HTTP source, as serve reads them
+        (:class:`~triggerlang.sources.routes.HttpRoute`, without their secrets)."""
+        by_kind: dict[str, list[A.SourceDecl]] = {}
+        for s in self.p.sources:
+            by_kind.setdefault(s.kind.value, []).append(s)
+        section = HTTP.section(SectionInput(self.p.listeners(), by_kind, self.source_option))  # type: ignore[misc]
+        try:
+            return parse_routes(section or {}, None)
+        except ValueError:  # a route the checker reports otherwise (an unclosed '[' in a glob: TRG302)
+            return []
+
+    def lint_withheld(self, r: A.Rule, through: list[Any]) -> bool:
+        """TRG501 on the first comparison of ``r`` whose field every route of ``through``
+        (:class:`~triggerlang.sources.routes.HttpRoute`) hides as its own credential (the
+        route's own words, where ``lint_redacted``'s would say to check it on the route,
+        which it does); whether there was one."""
+        top = {id(c) for c in conjuncts(r.filter)}
+        for c in _compares(r.filter):
+            if len(c.field.parts) != 2 or c.field.parts[0] not in _REQUEST_PARTS:
+                continue
+            where, name = c.field.parts
+            v = self.quiet_value(c.value)
+            redacted = REDACTED in (v if isinstance(v, list) else [v])
+            if where == "headers":
+                name = name.lower()
+                if redacted:  # what rules do see: a test of it is fine
+                    continue
+            if not all(rt.withheld(where, name) for rt in through):
+                continue
+            rt = through[0]
+            if where == "headers":
+                what = f"the {name} header"
+                why = f"is the credential route {rt.path} checks, redacted before rules see it"
+                sees, shown = f'only ever sees "{REDACTED}"', f"{_header_case(name)} header"
+            else:
+                what = f"the {name} query parameter" if where == "query" else f"the body's top-level {name} field"
+                why = f'is the token route {rt.path} checks (query="{name}"), left out of the event'
+                sees, shown = "never sees it", f"?{name}="
+            hint = f"the route answers 401 to a delivery without the right {shown}: drop the condition"
+            if c.op in ("=", "in") and id(c) in top:
+                self.never(r, c, f"{what} {why}", hint=hint)
+            else:
+                self.d.error("TRG501", f"rule '{r.name}' compares {what} with '{c.op}', but it {why}: the condition "
+                             f"{sees}", c.span, hint)
+            return True
+        return False
 
     def lint_file_values(self, r: A.Rule) -> None:
         """TRG501: a file rule whose ``ext`` has its dot (``ext=".py"``: an event's ``ext``
@@ -1622,6 +1721,16 @@ def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None, str | None
     guess = suggest(ev, spec.events)
     return ("TRG202", f"{src} has no event '{ev}'",
             meant(guess) or f"{src} events: " + ", ".join(sorted(spec.events)), guess)
+
+
+_REQUEST_PARTS = ("headers", "query", "payload")
+"""Where a request's credential can be: a condition on ``headers.NAME``, ``query.NAME`` or
+``payload.NAME`` may compare one (TRG501)."""
+
+
+def _header_case(name: str) -> str:
+    """A lower-case header name as it is usually written: ``x-my-key`` is ``X-My-Key``."""
+    return "-".join(p.capitalize() for p in name.split("-"))
 
 
 def _compares(e: A.Expr | None) -> list[A.Compare]:

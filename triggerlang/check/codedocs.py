@@ -310,7 +310,10 @@ CODE_DOCS: dict[str, CodeDoc] = {
         such as `query.access_token`, which rules only ever see as `<redacted>`, so no comparison of
         one (`=`, `!=`, `~`, `!~`, `in`, `not in`, `<`...) sees the value sent, and `!=` holds
         whenever it is sent: the route checks it, `token=NAME header="X-Api-Key"`, `token=NAME
-        query="access_token"`, and `has headers.x-api-key` tests that one was sent). Conditions side by side
+        query="access_token"`, and `has headers.x-api-key` tests that one was sent; or a value of
+        the credential the rule's route checks, its `header="X-My-Key"` or `query="tk"`, which
+        rules see as `<redacted>` or not at all: the route answers 401 without it, drop the
+        condition). Conditions side by side
         must all hold: write alternatives with `or` or `in [...]`.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch="main" branch="dev" run deploy\n'),

@@ -31,7 +31,8 @@ MAX_REPLY = 64 * 1024  # characters of a route's reply= text
 
 @dataclass(frozen=True)
 class HttpRoute:
-    """One manifest route, checked, with its secret resolved (kept out of repr)."""
+    """One manifest route, checked, with its secret resolved (kept out of repr; empty when
+    :func:`parse_routes` was given no secrets)."""
 
     index: int
     path: str
@@ -62,12 +63,14 @@ class HttpRoute:
 
     def withheld(self, where: str, name: str) -> bool:
         """Whether rules never see the value sent as ``headers.NAME``, ``query.NAME`` or
-        ``payload.NAME`` to this route because it is the route's own credential: a header
-        its check reads (``header="X-My-Key"``: ``<redacted>``), or its ``query=`` token
-        (left out of ``query``, and of ``payload`` as the body's top-level field). The
-        credentials every route hides (:data:`ALWAYS_REDACTED`) are not its own."""
+        ``payload.NAME`` to this route because it is the credential its own options name:
+        the header of its ``header=`` (``<redacted>``), or its ``query=`` token (left out
+        of ``query``, and of ``payload`` as the body's top-level field). The header a
+        scheme reads when none is named (``Authorization``) is a credential on every route
+        (:data:`ALWAYS_REDACTED`), not this one's own."""
         if where == "headers":
-            return name.lower() in self.redacted_headers - ALWAYS_REDACTED
+            return (self.header is not None and name.lower() == self.header
+                    and self.header not in SCHEMES[self.scheme or ""].headers)
         return where in ("query", "payload") and name == self.param
 
     def served(self, data: dict[str, Any]) -> dict[str, Any]:
