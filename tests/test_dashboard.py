@@ -312,6 +312,24 @@ def test_the_rules_file_is_recompiled_when_it_changes(world) -> None:
     assert {x["rule"] for x in c.get(f"/api/events/{e3}").json()["not_matched"]} == {"build_branch", "renamed_check"}
 
 
+def test_a_reason_of_an_included_file_names_that_file(world) -> None:
+    """Before: the reasons of a rule an include read said ``(line 2:28)`` on the event page,
+    in the API's ``text`` and in the overview, which reads as a line of the main file; they
+    now name the file, as ``triggerc match --explain`` does (README: Rules in several files)."""
+    check = RULES[RULES.index("check_branch:"):]
+    (world["rules"].parent / "rules.d").mkdir()
+    (world["rules"].parent / "rules.d" / "check.trg").write_text("# the check team's\n" + check, encoding="utf-8")
+    world["rules"].write_text(RULES.replace(check, 'include "rules.d/*.trg"\n'), encoding="utf-8")
+    c = client(world)
+    reasons = {x["rule"]: x for x in c.get(f"/api/events/{world['events'][2].id}").json()["not_matched"]}
+    assert reasons["check_branch"]["file"] == "rules.d/check.trg" and reasons["build_branch"]["file"] is None
+    assert reasons["check_branch"]["text"] == 'path="/hooks/check" (rules.d/check.trg:2:28) failed: path was "/hooks/build"'
+    assert reasons["build_branch"]["text"].startswith('payload.ref ~ "refs/heads/*" (line 7:48) failed')
+    page = c.get(f"/dashboard/events/{world['events'][2].id}").text
+    assert "(line 2 of rules.d/check.trg) failed" in page and "(line 7) failed" in page
+    assert "(rules.d/check.trg:2:28) failed" in c.get("/dashboard/").text
+
+
 @pytest.mark.parametrize("path", ["/dashboard/runs/99", "/dashboard/events/evt_nope", "/dashboard/nope"])
 def test_unknown_pages_are_404_html(world, path: str) -> None:
     r = client(world).get(path)
@@ -429,7 +447,7 @@ def test_api_event(world) -> None:
     assert body["runs"] == []
     first = body["not_matched"][0]
     assert first == {"rule": "build_branch", "condition": 'payload.ref ~ "refs/heads/*"', "line": 7,
-                     "span": first["span"], "field": "payload.ref", "value": "v1.2.0", "note": None,
+                     "span": first["span"], "file": None, "field": "payload.ref", "value": "v1.2.0", "note": None,
                      "text": 'payload.ref ~ "refs/heads/*" (line 7:48) failed: payload.ref was "v1.2.0"'}
     e1 = world["events"][0]
     body = client(world).get(f"/api/events/{e1.id}").json()

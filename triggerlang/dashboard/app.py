@@ -232,6 +232,8 @@ class RulesView:
         self._matcher_for: dict | None = None
         self._corr: list = []
         self._corr_for: dict | None = None
+        self._files: dict[str, str] = {}
+        self._files_for: dict | None = None
 
     def manifest(self) -> dict | None:
         if self.engine is not None:
@@ -287,6 +289,19 @@ class RulesView:
                 self._corr = [CorrRule(r) for r in manifest.get("rules", []) if is_correlation(r)]
                 self._corr_for = manifest
             return self._corr
+
+    def rule_files(self) -> dict[str, str]:
+        """The file of each rule an include read (its span's ``file``, relative to the main
+        file's folder): its reasons name that file, as ``match --explain`` does, not a bare
+        line that reads as one of the main file."""
+        manifest = self.manifest()
+        if manifest is None:
+            return {}
+        with self._lock:
+            if self._files_for is not manifest:
+                self._files = {r["name"]: f for r in manifest.get("rules", []) if (f := (r.get("span") or {}).get("file"))}
+                self._files_for = manifest
+            return self._files
 
     def names(self) -> list[str]:
         manifest = self.manifest()
@@ -487,8 +502,10 @@ read_log = read_log_file
 
 
 def reason_text(r: dict) -> str:
-    """One explain reason as a line, as ``triggerc match --explain`` prints it (long values cut)."""
-    return why_not_text(r, limit=120)
+    """One explain reason as a line, as ``triggerc match --explain`` prints it (long values
+    cut; ``(deploy.trg:3:19)`` for a condition of an included file)."""
+    f, span = r.get("file"), r.get("span")
+    return why_not_text(r, f" ({f}:{span[0]}:{span[1]})" if f and span else None, limit=120)
 
 def _parse_time(iso: str | None) -> _dt.datetime | None:
     if not iso:
@@ -896,20 +913,22 @@ class Dashboard:
             event = Event.from_json(e)
         except ValueError:
             return None
+        files = self.rules.rule_files()
         out = []
         for r in matcher.explain(event):
             span = r.get("span")
-            out.append({"rule": r.get("rule"), "condition": r.get("condition"), "line": span[0] if span else None,
-                        "span": span, "field": r.get("field"), "value": r.get("value"), "note": r.get("note"),
-                        "text": reason_text(r)})
+            r = {"rule": r.get("rule"), "condition": r.get("condition"), "line": span[0] if span else None,
+                 "span": span, "file": files.get(r.get("rule")), "field": r.get("field"), "value": r.get("value"),
+                 "note": r.get("note")}
+            out.append({**r, "text": reason_text(r)})
         corr = self.rules.correlation_rules()
         if corr:  # the members of correlation rules listening to the source (SPEC §11.5)
             from ..correlation.render import member_reasons
 
             for r in member_reasons(corr, event):
                 span = r["span"]
-                out.append({**r, "line": span[0] if span else None,
-                            "text": reason_text(r) if r["condition"] is not None else r["note"]})
+                r = {**r, "line": span[0] if span else None, "file": files.get(r["rule"])}
+                out.append({**r, "text": reason_text(r) if r["condition"] is not None else r["note"]})
         return out
 
     def _event_row(self, j: Store, e: dict) -> dict:
