@@ -1189,6 +1189,29 @@ def test_api_run_log_by_offset(world) -> None:
     assert c.get("/api/runs/99/log").status_code == 404
 
 
+def test_api_run_log_starts_at_a_line(world) -> None:
+    """Before: an offset inside a line, or a tail (the last 256 KiB) that cut one, gave the
+    rest of that line as a line of its own, and as stdout whatever its stream (its marker
+    was cut off): "the complete lines from byte N" now start at the next line."""
+    j = Journal(world["state"])
+    j.mark_running(3)
+    j.run_log_path(3).write_bytes(b"\x01# run 3\nfirst\n\x02oops\nhalf a li")
+    j.run_log_path(1).write_bytes(b"\x02" + b"e" * LOG_TAIL + b"\n\x01# end\n" + b"no newline\x02err\n")
+    j.close()
+    c = client(world)
+    body = c.get("/api/runs/3/log?offset=3").json()  # inside "# run 3"
+    assert body["lines"] == [{"stream": "out", "text": "first"}, {"stream": "err", "text": "oops"}]
+    assert body["offset"] == 9 and body["truncated"] is True
+    body = c.get("/api/runs/3/log?offset=16").json()  # inside the stderr line
+    assert body["lines"] == [] and body["next_offset"] == 21
+    assert c.get("/api/runs/3/log?offset=9").json()["lines"][0] == {"stream": "out", "text": "first"}
+    body = c.get("/api/runs/1/log").json()  # the tail cuts the long stderr line
+    assert body["lines"] == [{"stream": "meta", "text": "# end"}, {"stream": "out", "text": "no newline"},
+                             {"stream": "err", "text": "err"}] and body["truncated"] is True
+    end = LOG_TAIL + 2 + len(b"\x01# end\n")
+    assert c.get(f"/api/runs/1/log?offset={end + 3}").json()["lines"] == [{"stream": "err", "text": "err"}]
+
+
 def test_the_run_stream_sends_lines_as_they_come_then_the_end(world, live_server: str) -> None:
     j = Journal(world["state"])
     j.mark_running(3)

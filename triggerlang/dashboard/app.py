@@ -166,8 +166,9 @@ from ..correlation.spec import key_shown
 from ..correlation.state import GROUP_FILTERS
 from ..events import Event, whole_number
 from ..runtime.operations import OperationError
-from ..runtime.store import (FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery, Store, StoreError as JournalError, log_lines,
-                             open_store, parse_when, read_log_file, strip_log_markers)
+from ..runtime.store import (FINAL_STATUSES, LOG_META, LOG_STDERR, LOG_TAIL, STATUSES, BadQuery, LogChunk, Store,
+                             StoreError as JournalError, log_lines, open_store, parse_when, read_log_file,
+                             strip_log_markers)
 from ..sources.http import allowed_methods, is_loopback
 
 log = logging.getLogger("triggerlang")
@@ -506,6 +507,26 @@ def reason_text(r: dict) -> str:
     cut; ``(deploy.trg:3:19)`` for a condition of an included file)."""
     f, span = r.get("file"), r.get("span")
     return why_not_text(r, f" ({f}:{span[0]}:{span[1]})" if f and span else None, limit=120)
+
+def read_log_lines(j: Store, run_id: int, offset: int | None) -> LogChunk:
+    """The log of a run from byte ``offset`` (None: its last ``LOG_TAIL`` bytes), as
+    ``read_log_chunk`` reads it, but starting at a line: an offset inside a line, or a tail
+    or a skip ahead (a reader more than ``LOG_TAIL`` behind) that cuts one, moves on to the
+    next line, so that the API and the page's stream give complete lines, each with its
+    stream (a cut line has lost its stream's marker: a stderr line would read as stdout).
+    One byte more is read, the one before the start, to tell whether the start is a line's."""
+    chunk = j.read_log_chunk(run_id, None if offset is None else max(offset - 1, 0), limit=LOG_TAIL + 1)
+    data = chunk.data
+    if chunk.start == 0 and not offset:
+        return chunk
+    # data[0] is the byte before the start asked for: a line starts after a newline, and at
+    # a stream marker (a stderr line that came while a stdout line was unfinished)
+    starts = [i for i in (data.find(b"\n") + 1, data.find(LOG_META, 1), data.find(LOG_STDERR, 1)) if i > 0]
+    if not starts:
+        return LogChunk(b"", chunk.end, chunk.end, chunk.exists)
+    cut = min(starts)
+    return LogChunk(data[cut:], chunk.start + cut, chunk.end, chunk.exists)
+
 
 def _parse_time(iso: str | None) -> _dt.datetime | None:
     if not iso:
@@ -1207,7 +1228,7 @@ class Dashboard:
             run = j.get_run(run_id)
             if run is None:
                 return self._error(request, 404, f"there is no run {run_id}", api=True)
-            chunk = j.read_log_chunk(run_id, offset)
+            chunk = read_log_lines(j, run_id, offset)
         final = run["status"] in FINAL_STATUSES
         data = chunk.data if final else chunk.data[:chunk.data.rfind(b"\n") + 1]
         return self._json({"offset": chunk.start, "next_offset": chunk.start + len(data),
@@ -1507,7 +1528,7 @@ class Dashboard:
         if run is None:
             return [_sse("end", {"status": None})], True
         final = run["status"] in FINAL_STATUSES
-        chunk = j.read_log_chunk(st.run_id, st.offset)
+        chunk = read_log_lines(j, st.run_id, st.offset)
         data = chunk.data if final else chunk.data[:chunk.data.rfind(b"\n") + 1]
         out = []
         if data or chunk.start > st.offset:
