@@ -12,7 +12,7 @@ from pathlib import Path
 from triggerlang.api import compile_text
 from triggerlang.events import Event
 from triggerlang.runtime.engine import Engine
-from triggerlang.runtime.journal import Journal
+from triggerlang.runtime.journal import Journal, JournalError
 
 RULES = '''
 action slow = exec "sleep" "30"
@@ -132,23 +132,24 @@ def test_a_run_whose_log_could_not_be_opened_starts_again_though_its_requeue_was
     assert refused and run["status"] == "succeeded", (refused, run)
 
 
-def test_an_interrupted_runs_retry_starts_before_the_runs_accepted_after_it(tmp_path: Path) -> None:
-    """Before: at the start after a crash (or a stop) the retry of the interrupted run of a
-    busy queue rule was a new run queued behind the rule's runs accepted after the one it
-    repeats, so they ran first. The retry keeps its place: made by the start (a crash) or
-    by the stop, it starts first, then the others in their order."""
+QUEUE_RETRY = 'action ok = exec "true"\nr: on git.push run ok busy queue retry 1\n'
+
+
+def queued_runs(tmp_path: Path, shas: str) -> tuple[Journal, list[int]]:
+    """A journal with one run of QUEUE_RETRY's rule per sha, queued in that order."""
     from triggerlang.runtime.store import PlannedRun
 
-    c = compile_text('action ok = exec "true"\nr: on git.push run ok busy queue retry 1\n', "rules.trg",
-                     str(tmp_path))
-    assert c.ok, c.diagnostics
     journal = Journal(tmp_path / "state")
-    ids = [journal.record_event(Event("git", "push", {"branch": "main", "sha": s}), [PlannedRun("r", "ok", {})]
-                                ).run_ids[0] for s in "abc"]
-    journal.mark_running(ids[0])   # serve was killed while run a went; b and c wait
-    by_stop = journal.add_run(PlannedRun("r", "ok", {}), journal.get_run(ids[1])["event_id"], attempt=2)
-    journal.mark_running(ids[1])
-    journal.mark_finished(ids[1], "interrupted", None)   # (a stop interrupted b and queued its retry)
+    return journal, [journal.record_event(Event("git", "push", {"branch": "main", "sha": s}),
+                                          [PlannedRun("r", "ok", {})]).run_ids[0] for s in shas]
+
+
+def recover_and_run(tmp_path: Path, journal: Journal) -> tuple[list, dict, list]:
+    """Start QUEUE_RETRY's rules on the journal (a start after a crash), run all, stop:
+    (event id, attempt) of the succeeded runs in the order they started, the event id of
+    each run id, and the runs."""
+    c = compile_text(QUEUE_RETRY, "rules.trg", str(tmp_path))
+    assert c.ok, c.diagnostics
 
     async def scenario() -> None:
         engine = Engine(c.manifest, journal, {}, tmp_path)
@@ -161,7 +162,23 @@ def test_an_interrupted_runs_retry_starts_before_the_runs_accepted_after_it(tmp_
     journal.close()
     started = [(r["event_id"], r["attempt"]) for r in sorted(runs, key=lambda r: r["started_at"] or 0)
                if r["status"] == "succeeded"]
-    event = {r["id"]: r["event_id"] for r in runs}
+    return started, {r["id"]: r["event_id"] for r in runs}, runs
+
+
+def test_an_interrupted_runs_retry_starts_before_the_runs_accepted_after_it(tmp_path: Path) -> None:
+    """Before: at the start after a crash (or a stop) the retry of the interrupted run of a
+    busy queue rule was a new run queued behind the rule's runs accepted after the one it
+    repeats, so they ran first. The retry keeps its place: made by the start (a crash) or
+    by the stop, it starts first, then the others in their order."""
+    from triggerlang.runtime.store import PlannedRun
+
+    journal, ids = queued_runs(tmp_path, "abc")
+    journal.mark_running(ids[0])   # serve was killed while run a went; b and c wait
+    by_stop = journal.add_run(PlannedRun("r", "ok", {}), journal.get_run(ids[1])["event_id"], attempt=2)
+    journal.mark_running(ids[1])
+    journal.mark_finished(ids[1], "interrupted", None)   # (a stop interrupted b and queued its retry)
+
+    started, event, runs = recover_and_run(tmp_path, journal)
     assert started == [(event[ids[0]], 2), (event[by_stop], 2), (event[ids[2]], 1)], runs
 
 
@@ -185,3 +202,28 @@ def test_a_run_put_back_then_cancelled_is_forgotten(tmp_path: Path, monkeypatch)
 
     assert asyncio.run(scenario()) == set()
     journal.close()
+
+
+def test_a_retry_whose_start_fails_on_the_journal_keeps_its_place(tmp_path: Path, monkeypatch) -> None:
+    """Before: the retry of an interrupted run of a busy queue rule whose start could not be
+    journaled (a full disk) waited a second apart, and the run accepted after the one it
+    repeats started meanwhile (then the retry, by its id, after it). The lane keeps it at
+    its head and starts nothing else until it is tried again."""
+    from triggerlang.runtime import engine as engine_mod
+
+    journal, ids = queued_runs(tmp_path, "ab")
+    journal.mark_running(ids[0])   # serve was killed while run a went; b waits
+    monkeypatch.setattr(engine_mod, "JOURNAL_RETRY", 0.05)
+    real_start, refused = journal.start_run, []
+
+    def start_run(run_id: int, **kw):
+        if not refused:   # the first start (the retry's): the disk is full
+            refused.append(run_id)
+            raise JournalError("the disk is full")
+        return real_start(run_id, **kw)
+
+    monkeypatch.setattr(journal, "start_run", start_run)
+
+    started, event, runs = recover_and_run(tmp_path, journal)
+    assert refused and refused[0] not in ids, refused   # (the retry's start was the one refused)
+    assert started == [(event[ids[0]], 2), (event[ids[1]], 1)], runs

@@ -154,11 +154,15 @@ class _Lane:
 
     ``ready``: run ids that may start now, in id order, but for those in ``ahead`` (the
     retries of interrupted runs: :meth:`Engine.recover`), which go first; ``timed``: a heap
-    of ``(not_before, run id)`` (a debounce window, a retry's backoff)."""
+    of ``(not_before, run id)`` (a debounce window, a retry's backoff). ``held``: the lane
+    starts nothing before this ``time.time()``: a start of it could not be journaled (a full
+    disk), and that run, back at its place in ``ready``, is tried again first then
+    (:meth:`Engine._start_later`)."""
 
     ready: deque[int] = field(default_factory=deque)
     ahead: set[int] = field(default_factory=set)
     timed: list[tuple[float, int]] = field(default_factory=list)
+    held: float = 0.0
     active: dict[int, RunningAction] = field(default_factory=dict)
     starting: set[int] = field(default_factory=set)
     debounce_run: int | None = None
@@ -203,10 +207,9 @@ class _Lane:
         return run_id not in self.ahead, run_id
 
     def take(self) -> int:
-        """The next ready run (removed)."""
-        rid = self.ready.popleft()
-        self.ahead.discard(rid)
-        return rid
+        """The next ready run (removed; it stays ``ahead`` until its start is committed or
+        given up, so a start that could not be journaled puts it back at its place)."""
+        return self.ready.popleft()
 
     def due(self, now: float) -> None:
         """Move the timed runs whose time has come to ``ready``."""
@@ -675,8 +678,10 @@ class Engine:
         if ln.timer is not None:
             ln.timer.cancel()
             ln.timer = None
-        if ln.timed:
-            delay = max(0.0, ln.timed[0][0] - time.time())
+        now = time.time()
+        when = [*(t for t, _ in ln.timed[:1]), *([ln.held] if ln.ready and ln.held > now else [])]
+        if when:
+            delay = max(0.0, min(when) - now)
             ln.timer = asyncio.get_running_loop().call_later(delay + 0.001, self._kick, rule)
 
     def _kick(self, rule: str) -> None:
@@ -701,6 +706,8 @@ class Engine:
         while ln.ready:
             if not parallel and ln.busy:
                 break
+            if ln.held > time.time():   # a start could not be journaled: that run goes first, later
+                break
             if self.running >= self.max_parallel:
                 if rule not in self._slot_waiting:
                     self._slot_waiting.add(rule)
@@ -713,7 +720,7 @@ class Engine:
             ln.starting.add(rid)
             self.running += 1
             self._start(rule, rid)
-        if ln.timer is not None or ln.timed:
+        if ln.timer is not None or ln.timed or (ln.ready and ln.held > time.time()):
             self._arm(rule)
         self._check_idle()
 
@@ -805,6 +812,7 @@ class Engine:
             return
         self._requeued.discard(run_id)
         if row is None:  # unknown, or no longer queued (cancelled, skipped...)
+            self.lane(rule).ahead.discard(run_id)
             self._uncarry(run_id)
             self._free(rule, run_id)
             return
@@ -813,16 +821,22 @@ class Engine:
 
     def _start_later(self, rule: str, run_id: int, e: Exception | str, free: bool = True) -> None:
         """The run could not start (the journal or its log cannot be written): it is still
-        queued; try again in a moment. A run whose insert was rolled back with its start
-        never existed (its event got a 500): nothing to start, nothing to say."""
+        queued; try again in a moment. It keeps its place: back in its lane's ``ready`` (an
+        interrupted run's retry still ``ahead``), and the lane starts nothing before it is
+        tried again (``held``), so the runs of a ``busy queue`` rule accepted after it do not
+        overtake it, whether the journal fails again or not. A run whose insert was rolled
+        back with its start never existed (its event got a 500): nothing to start, nothing
+        to say."""
+        ln = self.lane(rule)
         if run_id in self._unwritten:
             self._unwritten.discard(run_id)
+            ln.ahead.discard(run_id)
             if free:
                 self._free(rule, run_id)
             return
         log.error("run %s of %s cannot start yet: %s; trying again in %.0fs", run_id, rule, e, JOURNAL_RETRY)
-        ln = self.lane(rule)
-        heapq.heappush(ln.timed, (time.time() + JOURNAL_RETRY, run_id))
+        ln.add_ready(run_id)
+        ln.held = time.time() + JOURNAL_RETRY
         self.backlog += 1
         self.idle.clear()
         if free:
@@ -843,6 +857,7 @@ class Engine:
         ln = self.lane(rule)
         try:
             if self.closing:  # stopping: a run that was not spawned yet stays queued for the next start
+                ln.ahead.discard(run_id)
                 self.journal.requeue(run_id)
                 self._free(rule, run_id)
                 return
@@ -851,6 +866,7 @@ class Engine:
                 self.metrics.run_started(rule, row.wait)
             action = self.actions.get(row.action)
             if action is None:
+                ln.ahead.discard(run_id)
                 self.journal.mark_finished(run_id, "failed", None,
                                            f"the action {row.action!r} is not in the current rules")
                 self._counted(rule, "failed")
@@ -888,6 +904,7 @@ class Engine:
             with contextlib.suppress(Exception):
                 self.journal.mark_finished(run_id, "failed", None, "internal error in the engine")
                 self._counted(rule, "failed")
+            ln.ahead.discard(run_id)
             ln.active.pop(run_id, None)
             self._free(rule, run_id)
             return
@@ -910,7 +927,8 @@ class Engine:
                 self.journal.requeue(run_id)  # in the batch, which the full disk may roll back:
                 self._requeued.add(run_id)    # then the run is still 'running' when it starts again
                 self._start_later(rule, run_id, res.error or "its log file cannot be written", free=False)
-                return
+                return   # (still ahead, if it was: it goes first again)
+            ln.ahead.discard(run_id)
             if self.closing and res.status in ("cancelled", "interrupted") and operator_reason is None:
                 self._write_end(run_id, "interrupted", res.exit_code, INTERRUPTED)
                 log.info("run %s of %s: interrupted", run_id, rule,
