@@ -97,7 +97,7 @@ def test_the_recorder_batches_prunes_per_route_and_survives_a_failing_store(tmp_
     async def broken() -> None:
         rec = DeliveryRecorder(Broken(), in_thread=True, interval=0.01)
         rec({"at": 1.8e9, "route": "/a", "method": "POST", "status": 202, "verify": "ok"})
-        await rec.close()  # no exception: the history is best-effort
+        await rec.close(wait=0.05)  # no exception: the history is best-effort
 
     with caplog.at_level(logging.WARNING, logger="triggerlang"):
         run(broken())

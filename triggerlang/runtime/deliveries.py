@@ -22,8 +22,14 @@ Decisions:
   answered ``500``) are kept, not lost: they wait with the newer ones, in their order, and
   are written when the store answers again (tried every :data:`RETRY_INTERVAL` seconds
   until then, within the same bound). Those are the rows an operator needs most: they say
-  which deliveries to redeliver by hand (GitHub does not redeliver by itself). Only rows
-  still waiting when ``serve`` stops are lost (said in the log).
+  which deliveries to redeliver by hand (GitHub does not redeliver by itself).
+- A stop writes what is waiting: a write the store refuses is tried again every
+  :data:`RETRY_INTERVAL` seconds for up to :data:`CLOSE_WAIT` seconds (a node stopped, or
+  restarted by its supervisor, while the database comes back still records the ``500``
+  answers of the outage), and no longer: a stop must not wait on a database that stays down.
+  What is still waiting then is lost, and its count said in the log. The writes run in a
+  daemon thread of their own, not the loop's executor, whose threads the end of ``serve``
+  waits for: a write a stalled database never answers cannot hold the process.
 - On the SQLite journal in group-commit mode the write joins the loop's open batch (one
   more statement in a commit that happens anyway); on PostgreSQL it runs in a thread.
 
@@ -36,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from typing import Any
 
@@ -50,6 +57,9 @@ MAX_BUFFERED = 10_000
 
 RETRY_INTERVAL = 2.0
 """Seconds between two tries of a write the store refused (its rows are kept meanwhile)."""
+
+CLOSE_WAIT = 5.0
+"""Seconds a stop gives the waiting rows to be written (see the module docstring)."""
 
 log = logging.getLogger("triggerlang")
 
@@ -88,6 +98,8 @@ class DeliveryRecorder:
         self._rows: list[dict[str, Any]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._writing: asyncio.Future | None = None
+        self._inflight: list[dict[str, Any]] = []   # the rows of the write going
+        self._error: BaseException | None = None   # the store's last refusal
         self._dropped = 0
         self._failed_logged = 0.0
         self.closed = False
@@ -100,7 +112,7 @@ class DeliveryRecorder:
             return
         self._rows.append(row)
         self._bound()
-        if self._timer is None:
+        if self._timer is None and not self._closing:   # (a stop's close writes them)
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # no loop (a test calling the handlers directly): write now
@@ -133,16 +145,33 @@ class DeliveryRecorder:
         if self._dropped:
             log.warning("the delivery history dropped %d row(s): the store did not keep up", self._dropped)
             self._dropped = 0
+        self._inflight = rows
         if self.in_thread:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 self._written(rows, self._write(rows))
                 return
-            self._writing = loop.run_in_executor(None, self._write, rows)
-            self._writing.add_done_callback(lambda f: self._written(rows, f.exception() or f.result()))
+            self._writing = self._in_thread(loop, rows)
+            self._writing.add_done_callback(lambda f: self._written(rows, f.result()))
         else:
             self._written(rows, self._write(rows))
+
+    def _in_thread(self, loop: asyncio.AbstractEventLoop, rows: list[dict[str, Any]]) -> asyncio.Future:
+        """:meth:`_write` in a daemon thread of its own; a future of its result."""
+        done: asyncio.Future = loop.create_future()
+
+        def settle(error: Exception | None) -> None:
+            if not done.done():
+                done.set_result(error)
+
+        def write() -> None:
+            error = self._write(rows)
+            with contextlib.suppress(RuntimeError):   # (the loop is closed: the stop went on without it)
+                loop.call_soon_threadsafe(settle, error)
+
+        threading.Thread(target=write, name="triggerlang-deliveries", daemon=True).start()
+        return done
 
     def _write(self, rows: list[dict[str, Any]]) -> Exception | None:
         """(In a thread when ``in_thread``.) The store's error, or None once written."""
@@ -154,41 +183,58 @@ class DeliveryRecorder:
 
     def _written(self, rows: list[dict[str, Any]], error: BaseException | None) -> None:
         """(On the loop.) A write is over: failed, its rows wait again, before the newer
-        ones, and are tried again in :attr:`retry` seconds (see the module docstring)."""
+        ones, and are tried again in :attr:`retry` seconds (see the module docstring), or by
+        :meth:`close` when stopping."""
+        self._inflight = []
+        if self.closed:   # (a write the stop did not wait for)
+            return
         if error is None:
             if self._failed_logged:
                 self._failed_logged = 0.0
                 log.info("the delivery history is written again")
             return
         now = time.monotonic()
+        self._error = error
+        self._rows[:0] = rows
+        self._bound()
         if self._closing:
-            log.warning("could not record %d webhook deliveries in the history before stopping: %s", len(rows),
-                        error)
             return
         if now - self._failed_logged >= 60:   # said at most once a minute
             self._failed_logged = now
             log.warning("could not record %d webhook deliveries in the history yet (kept, tried again every "
                         "%gs): %s", len(rows), self.retry, error)
-        self._rows[:0] = rows
-        self._bound()
         with contextlib.suppress(RuntimeError):   # (no loop: the next delivery's flush tries again)
             loop = asyncio.get_running_loop()
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = loop.call_later(self.retry, self._due)
 
-    async def close(self) -> None:
-        """Write the rest and stop recording (what the store refuses then is lost, and said)."""
+    async def close(self, wait: float = CLOSE_WAIT) -> None:
+        """Write the rest and stop recording: a write the store refuses is tried again every
+        :attr:`retry` seconds, for up to ``wait`` seconds in all (a write that does not
+        answer is not waited for past them); what is left then is lost, and said."""
+        self._closing = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._writing is not None:
-            await asyncio.wait([self._writing])
-        if self._timer is not None:   # (a retry the last write armed)
-            self._timer.cancel()
-            self._timer = None
-        self._closing = True
-        self.flush()
-        if self._writing is not None:
-            await asyncio.wait([self._writing])
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        tried = False
+        while True:
+            if self._writing is not None and not self._writing.done():
+                await asyncio.wait([self._writing], timeout=max(0.0, deadline - loop.time()))
+                if not self._writing.done():
+                    break
+            if not self._rows:
+                break
+            if tried:   # refused: its rows wait again
+                await asyncio.sleep(min(self.retry, max(0.0, deadline - loop.time())))
+            if loop.time() >= deadline:
+                break
+            tried = True
+            self.flush()
         self.closed = True
+        lost = len(self._rows) + len(self._inflight) + self._dropped
+        if lost:
+            log.warning("could not record %d webhook deliveries in the history before stopping: %s (tried for "
+                        "%gs)", lost, self._error or "the store did not answer", wait)
