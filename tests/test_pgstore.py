@@ -1040,3 +1040,61 @@ def test_a_stop_writes_the_deliveries_kept_in_an_outage_once_it_answers(pg_url: 
         assert "could not record 1 webhook deliveries in the history before stopping: " in caplog.text
     finally:
         st.close()
+
+
+def test_a_start_cancels_the_queued_runs_of_rules_no_running_node_has(pg_url: str, caplog) -> None:
+    """Before: serve --store started on a rules file without a rule left that rule's queued
+    runs waiting, and a worker ran them with the rules they were queued under (serve on the
+    SQLite journal cancels them at its start). A start now cancels those whose rule no
+    running ingest node has; while a node still on the old rules runs (a rolling deploy)
+    they wait, and its stop cancels them once a node without the rule started after it; a
+    lone node's stop leaves them to the next start; a node killed on this host is not running."""
+    from triggerlang.api import compile_text
+    from triggerlang.runtime.cluster import RULE_GONE, IngestEngine
+
+    v1 = ('action a(n) = exec "true"\n'
+          'q: on http.post path="/q" run a with <payload.n> busy queue\n'
+          'keep: on http.post path="/keep" run a with <payload.n> busy queue\n')
+    old, new = (compile_text(t, "rules.trg", "/tmp").manifest for t in (v1, v1.replace("q: on", "# q: on")))
+    st = PgStore(pg_url)
+    nodes: list[IngestEngine] = []
+
+    def node(manifest: dict, host: str) -> IngestEngine:
+        nodes.append(IngestEngine(manifest, st, hostname=host))
+        nodes[-1].join(10)
+        return nodes[-1]
+
+    def queue(at: IngestEngine, path: str) -> int:
+        ev = Event("http", "post", {"path": path, "payload": {"n": 1}, "headers": {}, "query": {}})
+        return st.ingest(ev, at.intents(ev, "default"), manifest=at.current.sha).run_ids[0]
+
+    def status() -> dict:
+        return {r["id"]: r["status"] for r in st.list_runs(limit=20)}
+
+    try:
+        with caplog.at_level("INFO", logger="triggerlang"):
+            a = node(old, "host-a")
+            q1, k1 = queue(a, "/q"), queue(a, "/keep")
+            a.leave()                     # the only node: its stop leaves them queued
+            assert status() == {q1: "queued", k1: "queued"}
+            node(new, "host-c")           # q is in no running node's rules: cancelled at this start
+            assert status() == {q1: "cancelled", k1: "queued"}
+            b = node(old, "host-b")       # a node still on the old rules (a rolling deploy)
+            q2 = queue(b, "/q")
+            node(new, "host-d")           # b still has q: its run waits
+            assert status()[q2] == "queued"
+            b.leave()                     # b stops after d started: q's run is cancelled
+            assert status()[q2] == "cancelled"
+            e = node(old, "host-e")
+            q3 = queue(e, "/q")           # e is killed (no leave) and started again with the new rules
+            node(new, "host-e")
+            assert status()[q3] == "cancelled" and status()[k1] == "queued"
+        assert {r["error"] for r in st.list_runs(limit=20) if r["status"] == "cancelled"} == {RULE_GONE}
+        said = [r.getMessage() for r in caplog.records if " waiting run(s) of " in r.getMessage()]
+        assert said == [f"start: 1 waiting run(s) of q cancelled: {RULE_GONE}",
+                        f"stop: 1 waiting run(s) of q cancelled: {RULE_GONE}",
+                        f"start: 1 waiting run(s) of q cancelled: {RULE_GONE}"], said
+    finally:
+        for n in nodes:
+            n.close()
+        st.close()

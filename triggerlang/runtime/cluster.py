@@ -5,7 +5,9 @@
   :class:`~.store.Intent` (the rule's policies travel with it) and hands them to
   :meth:`PgStore.ingest`, which decides the runs in the database and commits before the
   source answers. It publishes its manifest (by sha256) at start and on every reload; the
-  runs it creates record that sha256.
+  runs it creates record that sha256. It registers in the store while it runs
+  (:meth:`IngestEngine.join`, renewed by its reaper, gone at a clean stop), so a node's
+  start knows which rules the other running nodes still have (see :meth:`~IngestEngine.join`).
 * :class:`Worker` claims runs (``serve --workers N`` embeds one with N slots;
   ``triggerc worker`` is one on its own) and runs each with the executor of ``serve``
   and the action of the manifest the run was created under. It wakes on
@@ -58,6 +60,24 @@ from .store import Intent, RunRow, StoreError
 log = logging.getLogger("triggerlang")
 
 _RETRIED_IF = " (and retries it if its rule has retry)"
+
+RULE_GONE = "its rule is no longer in the rules file of any running ingest node"
+"""The error of a waiting run cancelled at an ingest node's start (or a stop: :meth:`IngestEngine.leave`)
+because no running node has its rule (one ``serve``: "its rule is no longer in the rules file")."""
+
+
+def _pid_gone(pid: int) -> bool:
+    """A process of this host is not running, or is this one (the same pid after a restart
+    in a container: pid 1 again). Another user's process (EPERM) runs."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 class StoreHealth:
@@ -194,6 +214,10 @@ class IngestEngine:
 
         self.store = store
         self.pool = node_pool(hostname)
+        self.host = hostname or socket.gethostname()
+        self.node = f"{self.host}:{os.getpid()}:{_secrets.token_hex(3)}"   # its registration (join)
+        self.started: float | None = None   # registered at (the database's clock), until it leaves
+        self.lease = 10.0
         self.max_chain_depth = max_chain_depth
         self.loops = LoopGuard(max_retriggers)
         self.metrics = metrics
@@ -223,6 +247,9 @@ class IngestEngine:
         before: Rules | None = getattr(self, "current", None)
         self.current = Rules(manifest, sha)
         if before is not None and before.sha != sha:
+            if self.started is not None:   # the other nodes' starts see its new rules at once
+                with contextlib.suppress(StoreError):   # (else at the reaper's next round: keep)
+                    self._keep_node()
             self._cancel_removed(before, self.current)
         if self.metrics is not None:
             self.metrics.load(manifest)
@@ -251,10 +278,56 @@ class IngestEngine:
         except StoreError as e:
             log.error("reload: the waiting runs of %s were not cancelled: %s", ", ".join(sorted(removed)), e)
             return
+        self._said("reload", cancelled, RELOAD_REMOVED)
+
+    def _said(self, when: str, cancelled: dict[str, int], reason: str) -> None:
+        """The waiting runs this node cancelled, by rule: logged and counted."""
         for rule, n in sorted(cancelled.items()):
-            log.info("reload: %d waiting run(s) of %s cancelled: %s", n, rule, RELOAD_REMOVED, extra={"rule": rule})
+            log.info("%s: %d waiting run(s) of %s cancelled: %s", when, n, rule, reason, extra={"rule": rule})
             for _ in range(n if self.metrics is not None else 0):
                 self.metrics.run_ended(rule, "cancelled")
+
+    def join(self, lease: float) -> None:
+        """(In a thread, at ``serve``'s start.) Register this node and its manifest in the
+        store for ``lease`` seconds (renewed by :meth:`keep`), and cancel the waiting runs
+        whose rule is neither in its rules nor in a running node's (:meth:`PgStore.join_node`).
+
+        Why not every rule missing from this node's file, as one ``serve`` does: during a
+        rolling deploy the nodes not restarted yet still run the old rules (and queue more
+        of their runs), as systemd keeps a job whose unit is still loaded somewhere; the
+        runs of a rule the others still have wait. A node that died counts as running
+        until its lease runs out (on this host, not at all: its process is gone). When a
+        node still holding such a rule stops after a node without it started, its stop
+        cancels them (:meth:`leave`)."""
+        self.lease = lease
+        self.started, cancelled = self.store.join_node(self.node, self.host, os.getpid(), self.current.sha, lease,
+                                                       set(self.current.rules), RULE_GONE, _pid_gone)
+        self._said("start", cancelled, RULE_GONE)
+
+    def keep(self) -> None:
+        """(The reaper's round, in a thread.) The manifest stays in the store, and this
+        node's registration is renewed."""
+        self.store.keep_manifest(self.manifest)
+        if self.started is not None:
+            self._keep_node()
+
+    def _keep_node(self) -> None:
+        self.store.keep_node(self.node, self.host, os.getpid(), self.current.sha, self.lease, self.started)
+
+    def leave(self) -> None:
+        """(In a thread, at a clean stop.) This node's registration goes; if a node started
+        after it, the waiting runs of the rules no running node has are cancelled
+        (:meth:`PgStore.leave_node`)."""
+        if self.started is None:
+            return
+        self.started = None
+        try:
+            cancelled = self.store.leave_node(self.node, RULE_GONE)
+        except StoreError as e:
+            log.error("stop: this node's registration in the store was not removed (it runs out after its %gs "
+                      "lease): %s", self.lease, e)
+            return
+        self._said("stop", cancelled, RULE_GONE)
 
     def intents(self, event: Event, pool: str) -> list[Intent]:
         """The current rules' intents for an event (a correlation's events are made here too):

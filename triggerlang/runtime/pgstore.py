@@ -16,6 +16,7 @@ Tables (``trg_`` prefix, so the database may hold other things)
 ``trg_dedupe``      ``(rule, key) -> last_at`` for ``dedupe <f> for D``
 ``trg_manifests``   compiled manifests by sha256, published by every ingest node
 ``trg_logs``        the end of each run's output (capped at :data:`LOG_CAP` bytes)
+``trg_nodes``       the running ingest nodes and the manifest each runs (:meth:`PgStore.join_node`)
 
 Times are epoch seconds of the *database's* clock, so nodes with skewed clocks agree on
 leases, backoffs and debounce windows.
@@ -180,6 +181,17 @@ CREATE INDEX IF NOT EXISTS trg_deliveries_by_route ON trg_deliveries (route, id)
 CREATE INDEX IF NOT EXISTS trg_events_ticks_by_rule ON trg_events (((data::jsonb) ->> 'rule'), seq)
     WHERE source = 'schedule' AND type = 'tick';
 """),
+    # PgStore.join_node: the running ingest nodes and their manifests (which rules are live)
+    (5, """
+CREATE TABLE IF NOT EXISTS trg_nodes (
+    id          text PRIMARY KEY,
+    host        text NOT NULL,
+    pid         integer NOT NULL,
+    manifest    text NOT NULL,
+    started_at  double precision NOT NULL,
+    lease_until double precision NOT NULL
+);
+"""),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MIGRATION_LOCK = 0x7472675f736368  # 'trg_sch': one migrator at a time
@@ -223,10 +235,24 @@ MANIFEST_REFRESH = 60.0
 times that, whatever ``--older-than`` says."""
 
 
+_LIVE_RULES = f"""SELECT r ->> 'name' FROM trg_nodes n JOIN trg_manifests m ON m.sha256 = n.manifest
+    CROSS JOIN LATERAL jsonb_array_elements(m.body::jsonb -> 'rules') r
+    WHERE n.id <> %(node)s AND n.lease_until >= {_NOW}"""
+"""The rules of the manifests of the live ingest nodes but ``node``."""
+
+
 def manifest_sha(manifest: dict) -> tuple[str, str]:
     """(sha256, canonical JSON text) of a manifest."""
     body = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(body.encode("ascii")).hexdigest(), body
+
+
+def _by_rule(rows: list[tuple[str]]) -> dict[str, int]:
+    """How many of ``(rule,)`` rows, by rule."""
+    out: dict[str, int] = {}
+    for (rule,) in rows:
+        out[rule] = out.get(rule, 0) + 1
+    return out
 
 
 def _lock_key(rule: str) -> int:
@@ -891,10 +917,62 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             rows = conn.execute(f"UPDATE trg_runs SET status = 'cancelled', error = %s, finished_at = {_NOW} "
                                 "WHERE status = 'queued' AND rule = ANY(%s) AND manifest IS NOT DISTINCT FROM %s "
                                 "RETURNING rule", (reason, sorted(rules), manifest)).fetchall()
-        out: dict[str, int] = {}
-        for (rule,) in rows:
-            out[rule] = out.get(rule, 0) + 1
-        return out
+        return _by_rule(rows)
+
+    # -- ingest nodes ----------------------------------------------------------------------------
+
+    def join_node(self, node: str, host: str, pid: int, manifest: str, lease: float, rules: Collection[str],
+                  reason: str, gone: Callable[[int], bool]) -> tuple[float, dict[str, int]]:
+        """An ingest node starts: forget the nodes whose lease ran out and those of ``host``
+        whose process is ``gone`` (a node killed on this host and started again), register
+        this one, running ``manifest`` until ``lease`` seconds from now (:meth:`keep_node`
+        renews it), then cancel (``reason``) the waiting runs whose rule is neither in
+        ``rules`` nor in a live node's manifest. Its start time (the database's clock) and
+        the runs cancelled, by rule. Registered before the cancel, in a statement of its
+        own: two nodes that start together each see the other."""
+        with self._conn() as conn:
+            conn.execute(f"DELETE FROM trg_nodes WHERE lease_until < {_NOW}")
+            dead = [id_ for id_, pid_ in conn.execute("SELECT id, pid FROM trg_nodes WHERE host = %s AND id <> %s",
+                                                      (host, node)).fetchall() if gone(pid_)]
+            if dead:
+                conn.execute("DELETE FROM trg_nodes WHERE id = ANY(%s)", (dead,))
+            (started,) = conn.execute(
+                "INSERT INTO trg_nodes (id, host, pid, manifest, started_at, lease_until) "
+                f"VALUES (%s, %s, %s, %s, {_NOW}, {_NOW} + %s) ON CONFLICT (id) DO UPDATE SET "
+                "manifest = excluded.manifest, lease_until = excluded.lease_until RETURNING started_at",
+                (node, host, pid, manifest, lease)).fetchone()
+            return started, self._cancel_orphaned(conn, node, rules, reason)
+
+    def keep_node(self, node: str, host: str, pid: int, manifest: str, lease: float, started: float) -> None:
+        """A running node's registration: its manifest (a reload changes it), renewed for
+        ``lease`` seconds (again if it was forgotten meanwhile, with its start time)."""
+        with self._conn() as conn:
+            conn.execute("INSERT INTO trg_nodes (id, host, pid, manifest, started_at, lease_until) "
+                         f"VALUES (%s, %s, %s, %s, %s, {_NOW} + %s) ON CONFLICT (id) DO UPDATE SET "
+                         "manifest = excluded.manifest, lease_until = excluded.lease_until",
+                         (node, host, pid, manifest, started, lease))
+
+    def leave_node(self, node: str, reason: str) -> dict[str, int]:
+        """An ingest node stops: its registration goes. If a live node started after it
+        (a rolling deploy moved on), the waiting runs whose rule is in no live node's
+        manifest are cancelled (``reason``), as that node's start would have, had this one
+        been gone; otherwise (the last node, or a node of several stopped for a while) they
+        wait for the next start. The runs cancelled, by rule."""
+        with self._conn() as conn:
+            with conn.transaction():
+                r = conn.execute("DELETE FROM trg_nodes WHERE id = %s RETURNING started_at", (node,)).fetchone()
+                newer = r is not None and conn.execute(
+                    f"SELECT 1 FROM trg_nodes WHERE lease_until >= {_NOW} AND started_at > %s LIMIT 1",
+                    (r[0],)).fetchone() is not None
+                return self._cancel_orphaned(conn, node, (), reason) if newer else {}
+
+    @staticmethod
+    def _cancel_orphaned(conn: psycopg.Connection, node: str, rules: Collection[str], reason: str) -> dict[str, int]:
+        rows = conn.execute(f"UPDATE trg_runs SET status = 'cancelled', error = %(reason)s, finished_at = {_NOW} "
+                            "WHERE status = 'queued' AND rule <> ALL(%(rules)s) "
+                            f"AND rule NOT IN ({_LIVE_RULES}) RETURNING rule",
+                            {"reason": reason, "rules": sorted(rules), "node": node}).fetchall()
+        return _by_rule(rows)
 
     def reap(self) -> list[RunRow]:
         """Mark every running run whose lease expired ``interrupted`` and insert its retry

@@ -292,13 +292,13 @@ class Runtime:
         self.engine = IngestEngine(manifest, self.store, max_open_groups=self.opts.max_open_groups,
                                    max_chain_depth=self.opts.max_chain_depth,
                                    max_retriggers=self.opts.max_retriggers, metrics=self.metrics)
+        await asyncio.to_thread(self.engine.join, self.opts.lease)   # (cancels what no node's rules have)
         self.engine._started = True
         if self.engine.correlations is not None:   # past deadlines, before any source (SPEC §11.3.7)
             await asyncio.to_thread(self.engine.correlations.start)
             self.engine.correlations.start_timers()
         self.operator = StoreOperator(self.store, engine=self.engine)
-        self.reaper = Reaper(self.store, self.opts.reap_interval,
-                             keep=lambda: self.store.keep_manifest(self.engine.manifest), metrics=self.metrics)
+        self.reaper = Reaper(self.store, self.opts.reap_interval, keep=self.engine.keep, metrics=self.metrics)
         self.reaper.start()
         if self.opts.workers > 0:
             self.worker = Worker(self.store, WorkerOptions(
@@ -596,6 +596,8 @@ class Runtime:
             except Exception:  # pragma: no cover - a source failing to stop must not block the rest
                 log.exception("stopping source %s", kind)
         self.sources.clear()
+        if self.store is not None and self.engine is not None:
+            await asyncio.to_thread(self.engine.leave)
         if self.deliveries is not None:
             await self.deliveries.close()
         if self.worker is not None:
