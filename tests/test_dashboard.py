@@ -330,6 +330,36 @@ def test_a_reason_of_an_included_file_names_that_file(world) -> None:
     assert "(rules.d/check.trg:2:28) failed" in c.get("/dashboard/").text
 
 
+def test_the_rules_are_recompiled_when_a_file_their_includes_read_changes(world) -> None:
+    """Before: the standalone dashboard recompiled ``--rules main.trg`` when main.trg
+    changed only: an edit of an included file, or a file added where a glob reads, left the
+    reasons on the old rules, where ``serve`` reloads (README: Rules in several files)."""
+    check = RULES[RULES.index("check_branch:"):]
+    folder = world["rules"].parent / "rules.d"
+    folder.mkdir()
+    (folder / "check.trg").write_text(check, encoding="utf-8")
+    world["rules"].write_text(RULES.replace(check, 'include "rules.d/*.trg"\n'), encoding="utf-8")
+    c = client(world)
+    e3 = world["events"][2].id
+
+    def rules() -> set[str]:
+        return {x["rule"] for x in c.get(f"/api/events/{e3}").json()["not_matched"] or ()}
+
+    def write(path: Path, text: str) -> None:  # a second later: a coarse clock sees the change
+        path.write_text(text, encoding="utf-8")
+        os.utime(path, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+
+    assert rules() == {"build_branch", "check_branch"}
+    write(folder / "check.trg", check.replace("check_branch:", "renamed_check:"))
+    assert rules() == {"build_branch", "renamed_check"}
+    write(folder / "more.trg", check.replace("check_branch:", "more_check:"))  # the glob matches one more
+    assert rules() == {"build_branch", "renamed_check", "more_check"}
+    write(folder / "more.trg", "this is not a rule\n")
+    assert "do not compile" in c.get("/dashboard/").text
+    write(folder / "more.trg", check.replace("check_branch:", "fixed_check:"))  # fixed: compiled again
+    assert rules() == {"build_branch", "renamed_check", "fixed_check"}
+
+
 @pytest.mark.parametrize("path", ["/dashboard/runs/99", "/dashboard/events/evt_nope", "/dashboard/nope"])
 def test_unknown_pages_are_404_html(world, path: str) -> None:
     r = client(world).get(path)

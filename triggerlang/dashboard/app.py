@@ -131,7 +131,7 @@ Why an event matched nothing
 The reasons are the ``--explain`` of ``triggerc match``: for each rule of the event's
 source that did not match, the first condition that failed and the value the event had.
 They need the rules: inside ``serve`` the engine's current rules, standalone the file
-given with ``--rules`` (recompiled when it changes). They are computed against the rules
+given with ``--rules`` (recompiled when it or a file its includes read changes). They are computed against the rules
 as they are *now*, which may differ from the rules the event met if the file changed.
 """
 
@@ -227,8 +227,9 @@ class RulesView:
         if engine is None and rules_path is None:
             self.note = "the dashboard was started without the rules (give them with --rules FILE)"
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple | None = None
         self._manifest: dict | None = None
+        self._read: dict | None = None  # the last rules that compiled
         self._matcher: Any = None
         self._matcher_for: dict | None = None
         self._corr: list = []
@@ -244,7 +245,7 @@ class RulesView:
         with self._lock:
             try:
                 st = self.rules_path.stat()
-                stamp = (st.st_mtime_ns, st.st_size)
+                stamp = (st.st_mtime_ns, st.st_size, self._included_stamp())
             except OSError as e:
                 self.note = f"cannot read the rules {self.rules_path}: {e.strerror or e}"
                 self._manifest = self._stamp = None
@@ -253,14 +254,34 @@ class RulesView:
                 from ..runtime.engine import StartError
                 from ..api import load_rules
 
-                self._stamp = stamp
                 try:
                     self._manifest, _ = load_rules(self.rules_path)
+                    self._read = self._manifest  # what its includes read is watched, also if a change breaks them
                     self.note = None
                 except StartError as e:
                     self._manifest = None
                     self.note = f"the rules in {self.rules_path} do not compile: " + str(e).splitlines()[0]
+                self._stamp = (*stamp[:2], self._included_stamp())  # what the new rules read
             return self._manifest
+
+    def _included_stamp(self) -> tuple:
+        """The files the includes of the rules read (size and time of each) and those their
+        globs match now: a change to one of them recompiles the rules, as ``serve`` reloads
+        (README: Rules in several files). A manifest is watched alone, as ``serve`` does."""
+        m = self._read
+        if not m or self.rules_path is None or self.rules_path.suffix == ".json":
+            return ()
+        from ..sourcefile import glob_files
+
+        base = Path(m.get("base_dir") or self.rules_path.resolve().parent)
+        stamps: list = []
+        for name in m.get("includes", []):
+            try:
+                st = (base / name).stat()
+                stamps.append((st.st_mtime_ns, st.st_size))
+            except OSError:
+                stamps.append(None)
+        return (*stamps, *(tuple(glob_files(str(base / g))) for g in m.get("include_globs", [])))
 
     def matcher(self) -> Any:
         """A matcher with ``explain(event)`` for the current rules, or None."""
