@@ -238,3 +238,38 @@ def test_runs_a_crash_or_a_reload_ended_are_counted(tmp_path: Path) -> None:
         stop_ok(s)
     finally:
         s.ensure_dead()
+
+
+def test_the_readme_table_lists_every_metric_with_its_labels() -> None:
+    """README (Metrics) is what a user writes queries and alerts from: its table lists every
+    metric a scrape gives, with the labels each has, and nothing else."""
+    import re
+
+    from triggerlang.runtime.metrics import Metrics
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Metrics\n", 1)[1].split("\n## ", 1)[0]
+    documented = {name: set(filter(None, labels.split(","))) for row in re.findall(r"^\| (`triggerlang_.*?) \|", section, re.M)
+                  for name, labels in re.findall(r"`(triggerlang_\w+)(?:\{([\w,]*)\})?`", row)}
+
+    class Store:  # what serve's journal answers the scrape-time gauges with
+        def run_counts(self) -> dict:
+            return {}
+
+        def correlation_stats(self) -> dict:
+            return {"rules": {"r": {"open": 0}}}
+
+    m = Metrics(Store())
+    m.load({"rules": [{"name": "r", "source": "ci", "types": ["completed"]}]})
+    m.journaled("ci", "completed", [("r", "queued")], too_deep=True)
+    m.delivery("/ci", 202)
+    m.delivery("/ci", 401)
+    m.committed(0.001)
+    exposed: dict[str, set[str]] = {}
+    for name, labels in re.findall(r"^(triggerlang_\w+?)(?:_bucket|_count|_sum)?(?:\{(.*)\})? ", m.render().decode(), re.M):
+        if not name.endswith("_created"):
+            exposed.setdefault(name, set()).update(re.findall(r"(\w+)=", labels))
+    for h in ("triggerlang_run_duration_seconds", "triggerlang_run_queue_wait_seconds",
+              "triggerlang_journal_commit_seconds"):
+        exposed[h] -= {"le"}  # the histograms' buckets
+    assert exposed == documented
