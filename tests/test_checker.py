@@ -986,6 +986,44 @@ FIRST_RULE_CASES = [
      'write with sha=<sha>, stage="prod"'),
     ('on git.push run build concurrency 1', "a rule's concurrency is its busy policy",
      "write busy queue (one run at a time, the next waits for it: the default)"),
+    # a shell's or a template's reference inside a string: passed as written
+    ('on git.push run deploy with "$sha"', "'$sha' is passed as written: strings are not templates", "write <sha>"),
+    ('on git.push run deploy with "${sha}"', "'${sha}' is passed as written", "write <sha>"),
+    ('on git.push run deploy with "{{sha}}"', "'{{sha}}' is passed as written", "write <sha>"),
+    ('on git.push run deploy with "{{ .sha }}"', "'{{ .sha }}' is passed as written", "write <sha>"),
+    ('on github.push run deploy with "${{ github.sha }}"', "'${{ github.sha }}' is passed as written", "write <sha>"),
+    ('on git.push run deploy with <sha>, "prod-$branch"', "'$branch' is passed as written",
+     "pass <branch> as an argument of its own"),
+    # a whole ref where a short name goes, and the other way round: never matched
+    ('on github.push ref="main" run build', "rule 'L6' can never match: an event's ref is whole, refs/heads/main "
+     "or refs/tags/main: never 'main'", 'write branch="main" (for a tag: tag="main")'),
+    ('on git.push ref in ["main", "dev"] run build', "rule 'L6' can never match: an event's ref is whole",
+     'write branch in ["main", "dev"] (for a tag: tag in ["main", "dev"])'),
+    ('on git.push branch="refs/heads/main" run build',
+     "rule 'L6' can never match: an event's branch is a short name, main", 'write branch="main"'),
+    ('on github.push branch ~ "refs/tags/v*" run build', "rule 'L6' can never match: an event's branch is a short",
+     'write tag ~ "v*"'),
+    # a source that is no one's, a file rule's glob, a UTC offset for a zone
+    ('on webhook.push run build', "unknown source 'webhook'",
+     'write github.push (or gitlab.push, gitea.push, bitbucket.push: the provider that sends it), '
+     'or http.post path="/hooks/NAME" for any other sender'),
+    ('on webhook.post run build', "unknown source 'webhook'",
+     'write http.post path="/hooks/NAME" (any sender\'s webhook, on the route of a source http)'),
+    ('on file.changed glob="*.py" run build', "file.changed has no field 'glob'",
+     'write path ~ "**/*.py" (a file rule\'s glob is a condition on its path)'),
+    ('on file.changed pattern in ["src/*.py", "*.toml"] run build', "file.changed has no field 'pattern'",
+     'write path ~ ["src/*.py", "**/*.toml"] (a file rule\'s glob is a condition on its path)'),
+    ('on cron "0 3 * * *" tz "UTC+2" run build', "unknown time zone 'UTC+2'",
+     'write "Etc/GMT-2" (a fixed UTC+02:00; the Etc names\' sign is POSIX\'s, the other way round), '
+     'or a place\'s zone for its daylight saving time, such as "Europe/Berlin"'),
+    ('on cron "0 3 * * *" tz "GMT+2" run build', "unknown time zone 'GMT+2'", 'write "Etc/GMT-2" (a fixed UTC+02:00; '
+     'the Etc names\' sign is POSIX\'s, the other way round), or a place\'s zone for its daylight saving time, '
+     'such as "Europe/Berlin"'),
+    ('on cron "0 3 * * *" tz "-05:00" run build', "unknown time zone '-05:00'", 'write "Etc/GMT+5" (a fixed '
+     'UTC-05:00; the Etc names\' sign is POSIX\'s, the other way round), or a place\'s zone for its daylight '
+     'saving time, such as "Europe/Berlin"'),
+    ('on cron "0 3 * * *" tz "UTC+5:30" run build', "unknown time zone 'UTC+5:30'",
+     'no Etc zone has a part of an hour: name a place at UTC+05:30, such as "Asia/Kolkata"'),
 ]
 
 
@@ -1020,6 +1058,44 @@ def test_a_secret_written_as_a_value_is_one_diagnostic_with_the_declaration_to_w
     fixed = text.replace(text.split(" = ")[1], hint.split("write ")[1].split(" (")[0].split(", or")[0]) \
         if "env " not in text else text.replace("GITHUB_SECRET", '"GITHUB_SECRET"')
     assert diags(fixed + "\n" + rest) == [], fixed
+
+
+@pytest.mark.parametrize(("decl", "message", "hint"), [
+    ('action mk = exec "make build"', "exec runs no shell: 'make build' is one program's name",
+     'write "make" "build" (the program and each argument, a string each)'),
+    ('action mk = exec "./deploy.sh --prod" "x"', "exec runs no shell: './deploy.sh --prod' is one program's name",
+     'write "./deploy.sh" "--prod" (the program and each argument, a string each)'),
+    ('action mk = exec "make build && ./deploy.sh"', "exec runs no shell",
+     'write shell "make build && ./deploy.sh" (a shell reads its pipes and operators; its inputs are '
+     '$TRG_INPUT_NAME variables)'),
+    ('action mk(sha) = exec "./deploy.sh" "$sha"', "'$sha' is passed as written: exec runs no shell",
+     "write sha (a parameter is written bare)"),
+    ('action mk(sha) = exec "./deploy.sh" "{{ .sha }}"', "'{{ .sha }}' is passed as written",
+     "write sha (a parameter is written bare)"),
+    ('action mk(sha) = exec "./deploy.sh" "--sha=${sha}"', "'${sha}' is passed as written",
+     "pass sha as an argument of its own, bare (a shell action reads it as $TRG_INPUT_SHA)"),
+])
+def test_a_string_only_a_shell_would_split_or_expand_is_warned_with_the_argv_to_write(decl: str, message: str,
+                                                                                      hint: str) -> None:
+    """exec passes its strings as written: "make build" is a program of that name, "$sha"
+    the four characters."""
+    rule = "\non git.push run mk" + (" with <sha>" if "(sha)" in decl else "") + "\n"
+    got = [d for d in compile_text(decl + rule, "rules.trg").diagnostics]
+    assert [(d.code, d.severity, d.message[:len(message)], d.hint) for d in got] == [
+        ("TRG410", "warning", message, hint)]
+    written = re.search(r"^write (.*?)(?: \(|$)", hint)
+    if written is not None:
+        d = got[0]
+        fixed = decl[:d.span.start.column - 1] + written.group(1) + decl[d.span.end.column - 1:]
+        assert diags(fixed + rule) == [], fixed
+
+
+@pytest.mark.parametrize("decl", ['action mk = exec "/opt/My App/bin/tool"', 'action mk = exec "sh" "-c" "echo $HOME"',
+                                  'action mk(sha) = shell "./deploy.sh $TRG_INPUT_SHA"',
+                                  'action mk = exec "git" "commit" "-m" "a message"'])
+def test_a_path_with_a_space_or_a_shells_own_variable_is_not_warned(decl: str) -> None:
+    rule = "\non git.push run mk" + (" with <sha>" if "(sha)" in decl else "") + "\n"
+    assert diags(decl + rule) == []
 
 
 @pytest.mark.parametrize(("written", "meant"), [("envv", "env"), ("filee", "file"), ("Env", "env")])

@@ -53,6 +53,23 @@ from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, 
                      plain, type_of)
 
 BUSY_MODES = defaults.BUSY_MODES
+SHELL_REF = r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}|\$\{([A-Za-z_][A-Za-z0-9_.]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)" \
+            r"|\{\{\s*\.?([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}"
+"""A shell's, a template's or GitHub Actions' reference in a string: ``$sha``, ``${sha}``,
+``{{sha}}``, ``{{ .sha }}``, ``${{ github.sha }}`` (compiled by ``re`` on the first string
+that has a ``$`` or ``{{``)."""
+SHELL_CHARS = set("|&;<>$`*?(){}[]'\"\\~")
+"""Characters a shell gives a meaning: a command with one of them wants a shell action."""
+FILE_GLOB_WORDS = ("glob", "globs", "pattern", "patterns", "filter", "files", "include", "match", "watch")
+"""Other tools' names for a file rule's glob (watchexec's --filter, nodemon's --watch):
+the condition is on ``path``."""
+REF_EVENTS = {"git": None, "github": ("push", "create", "delete"), "gitlab": ("push", "tag_push", "pipeline"),
+              "gitea": ("push", "create", "delete"), "bitbucket": ("push",)}
+"""The events whose ``ref`` is always whole (``refs/heads/main``; None: every event)."""
+HALF_HOUR_ZONES = {"+03:30": "Asia/Tehran", "+04:30": "Asia/Kabul", "+05:30": "Asia/Kolkata",
+                   "+05:45": "Asia/Kathmandu", "+06:30": "Asia/Yangon", "+09:30": "Australia/Darwin",
+                   "-03:30": "America/St_Johns", "-09:30": "Pacific/Marquesas"}
+"""A place at each offset that is not a whole hour (no Etc/GMT zone has one)."""
 BACKOFF_KINDS = ("exponential", "exp", "linear", "fixed", "constant", "jitter")
 """Other tools' backoff strategies, written where the first wait goes (it doubles)."""
 _RESTARTS = "the running run is stopped, the new one starts"
@@ -114,6 +131,7 @@ CODES: dict[str, str] = {
     "TRG407": "invalid policy",
     "TRG408": "invalid action declaration",
     "TRG409": "the event chooses the program an exec action runs",
+    "TRG410": "a string exec passes as written, which only a shell would split or expand",
     "TRG501": "rule can never match",
     "TRG502": "rule identical to an earlier rule",
     "TRG503": "run.* rules can trigger each other in a loop",
@@ -387,6 +405,7 @@ class Checker:
                 self.value(p.default)
         body = a.body
         if isinstance(body, A.ExecBody):
+            self.lint_exec_strings(a, body, params)
             for item in body.argv:
                 if isinstance(item, A.Ref) and item.name not in params:
                     hint, fix = typo(item.name, params, item.span)
@@ -688,6 +707,7 @@ class Checker:
             self.lint_never(r, ctx)
             if source == "file":
                 self.lint_file_values(r)
+            self.lint_ref_values(r, source, event)
         route, methods = None, None
         if source == "http":
             route = self.http_route(r)
@@ -735,6 +755,11 @@ class Checker:
             problem = self._triggers[(src, ev)] = trigger_problem(src, ev)
         if problem is not None:
             code, message, hint, guess = problem
+            if code == "TRG201" and src.lower() in WEBHOOK_WORDS:  # `on webhook.push`: whose webhook?
+                whole = Span(t.source.span.start, t.event.span.end)
+                self.d.error(code, message, whole if t.source.span.file is None else whole.in_file(t.source.span.file),
+                             webhook_sources(ev))
+                return None, None, None
             if code == "TRG201":
                 self.d.error(code, message, t.source.span, hint,
                              fix=guess and replace_fix(t.source.span, src, guess))
@@ -770,6 +795,12 @@ class Checker:
             try:
                 zoneinfo.ZoneInfo(tz)
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                offset = offset_zone(tz)
+                if offset is not None:  # `tz "UTC+2"`: not UTC, as the nearest name would say
+                    zone, hint = offset
+                    self.d.error("TRG305", f"unknown time zone '{tz}'", t.tz.span, hint,
+                                 fix=zone and replace_fix(t.tz.span, json.dumps(tz), json.dumps(zone)))
+                    return None
                 zones = zoneinfo.available_timezones()  # (only on this error: ~600 names)
                 # a city alone (`tz "Paris"`, `tz "New York"`): the zone named after it
                 city = [z for z in zones if z.rsplit("/", 1)[-1].lower() == tz.strip().replace(" ", "_").lower()]
@@ -969,7 +1000,65 @@ class Checker:
         return None
 
     # ---- calls
+    def lint_exec_strings(self, a: A.ActionDecl, body: A.ExecBody, params) -> None:
+        """TRG410 (a warning): strings an ``exec`` action passes as written that only a shell
+        would have split or expanded. ``exec "make build"`` runs a program called
+        ``make build``: warned when the string's first word has no ``/`` (a name looked up on
+        PATH, which no program's name with a space is in practice) or a later word is a flag
+        (``"./deploy.sh --prod"``); ``"/opt/My App/bin/x"`` is a path with a space and is left
+        alone. The hint splits it, ``"make" "build"``, or, for a command with a shell's
+        characters (``make && ./deploy.sh``), writes it as a ``shell`` action. And ``"$sha"``,
+        ``"${sha}"``, ``"{{sha}}"`` naming one of the action's parameters: the parameter is
+        written bare (``sha``)."""
+        first = body.argv[0] if body.argv else None
+        if isinstance(first, A.Str) and len(first.value.split()) > 1:
+            words = first.value.split()
+            if "/" not in words[0] or any(w.startswith("-") for w in words[1:]):
+                if SHELL_CHARS & set(first.value):
+                    if len(body.argv) == 1:
+                        self.d.warning("TRG410", f"exec runs no shell: '{first.value}' is one program's name",
+                                       body.span, f"write shell {json.dumps(first.value)} (a shell reads its "
+                                       "pipes and operators; its inputs are $TRG_INPUT_NAME variables)")
+                else:
+                    split = " ".join(json.dumps(w) for w in words)
+                    self.d.warning("TRG410", f"exec runs no shell: '{first.value}' is one program's name",
+                                   first.span, f"write {split} (the program and each argument, a string each)",
+                                   fix=Fix(f"Write `{split}`", (Edit(first.span, split),), UNSAFE))
+        for item in body.argv:
+            if isinstance(item, A.Str) and ("$" in item.value or "{{" in item.value):
+                for m in re.finditer(SHELL_REF, item.value):
+                    name = next(g for g in m.groups() if g)
+                    if name not in params:
+                        continue
+                    why = f"'{m.group()}' is passed as written: exec runs no shell, and strings are not templates"
+                    if m.group() == item.value:
+                        self.d.warning("TRG410", why, item.span, f"write {name} (a parameter is written bare)",
+                                       fix=Fix(f"Write `{name}`", (Edit(item.span, name),), UNSAFE))
+                    else:
+                        self.d.warning("TRG410", why, item.span,
+                                       f"pass {name} as an argument of its own, bare (a shell action reads it as "
+                                       f"$TRG_INPUT_{name.upper()})")
+                    break
+
+    def lint_reference(self, v: A.Str, ctx) -> None:
+        """TRG410 (a warning): a rule's argument ``"$sha"``, ``"${sha}"``, ``"{{sha}}"``,
+        ``"${{ github.sha }}"`` naming a field of the event: the string is passed as written
+        (there is no interpolation); the field is ``<sha>``, an argument of its own."""
+        for m in re.finditer(SHELL_REF, v.value):
+            path = context_field(next(g for g in m.groups() if g))
+            if self.ftype(*ctx, tuple(path.split("."))) is None:
+                continue
+            why = f"'{m.group()}' is passed as written: strings are not templates"
+            if m.group() == v.value:
+                self.d.warning("TRG410", why, v.span, f"write <{path}>",
+                               fix=Fix(f"Write `<{path}>`", (Edit(v.span, f"<{path}>"),), UNSAFE))
+            else:
+                self.d.warning("TRG410", why, v.span, f"pass <{path}> as an argument of its own")
+            return
+
     def arg_value(self, v: Any, ctx) -> dict:
+        if v.__class__ is A.Str and ctx is not None and ("$" in v.value or "{{" in v.value):
+            self.lint_reference(v, ctx)
         if isinstance(v, A.Placeholder):
             self.check_placeholder(v, ctx)
             return self.captured({"field": v.path.dotted}, v, ctx)
@@ -1484,12 +1573,50 @@ class Checker:
             self.never(r, c, why, hint=f"write {text}")
             return
 
+    def lint_ref_values(self, r: A.Rule, source: str | None, event: str | None) -> None:
+        """TRG501: ``ref="main"`` where an event's ref is whole (``refs/heads/main``: GitHub's
+        push payload, a local repository's ref), and ``branch="refs/heads/main"`` (``branch``,
+        ``tag``, a pull request's ``base`` and ``head`` are short names). Neither ever held,
+        and the rule never ran, without a word; the hint is the short name's field."""
+        whole = source in REF_EVENTS and (REF_EVENTS[source] is None or event in REF_EVENTS[source])
+        for c in conjuncts(r.filter):
+            if not (isinstance(c, A.Compare) and len(c.field.parts) == 1 and c.op in ("=", "in", "~")):
+                continue
+            field = c.field.parts[0]
+            if field not in ("ref", "branch", "tag", "base", "head"):
+                continue
+            v = self.quiet_value(c.value)
+            values = v if isinstance(v, list) else [v]
+            if not values or not all(isinstance(x, str) and x for x in values):
+                continue
+            if field == "ref" and whole and not any(x.startswith(("refs/", "*", "?", "[")) for x in values):
+                fixed = "branch", values
+                why = f"an event's ref is whole, refs/heads/{values[0]} or refs/tags/{values[0]}: never " + \
+                    ", ".join(map(repr, values))
+            elif field != "ref" and all(x.startswith(("refs/heads/", "refs/tags/")) for x in values):
+                short = [x.split("/", 2)[2] for x in values]
+                tags = {x.startswith("refs/tags/") for x in values}
+                if len(tags) != 1 or not all(short) or (field in ("base", "head") and tags == {True}):
+                    continue
+                fixed = ("tag" if tags == {True} else field if field != "tag" else "branch"), short
+                why = f"an event's {field} is a short name, {short[0]}: never {', '.join(map(repr, values))}"
+            else:
+                continue
+            items = ", ".join(json.dumps(x) for x in fixed[1])
+            text = f"{fixed[0]}={items}" if c.op == "=" else \
+                f"{fixed[0]} {c.op} " + (f"[{items}]" if c.value.__class__ is A.ListLit else items)
+            tag = f" (for a tag: {text.replace('branch', 'tag', 1)})" if field == "ref" else ""
+            self.never(r, c, why, hint=f"write {text}{tag}")
+            return
+
     def workflow_filter(self, c: A.Compare, ctx) -> bool:
         """TRG203 for a GitHub Actions filter's name used as a field (``types=["opened"]``,
         ``paths="src/**"``, ``branches=["main"]``), with the condition that says it; True
         when it was one."""
         key = c.field.parts[0]
         target = WORKFLOW_FIELDS.get(key)
+        if ctx is not None and ctx[0] == "file" and key in FILE_GLOB_WORDS:
+            target = "path"
         if ctx is None or target is None or len(c.field.parts) != 1 or c.op not in ("=", "in", "~"):
             return False
         src, ev = ctx
@@ -1499,9 +1626,13 @@ class Checker:
         items = v if isinstance(v, list) else [v]
         if not items or not all(isinstance(x, str) for x in items):
             return False
-        text = workflow_condition(key, items)
-        self.d.error("TRG203", f"{src}.{ev} has no field '{key}'", c.span,
-                     f"write {text} (GitHub Actions' {key}: filter)",
+        if target == "path":  # a glob without '/' is a name in any folder, as watchexec's -f
+            globs = [x[2:] if x.startswith("./") else x if "/" in x else "**/" + x for x in items]
+            text = workflow_condition("path", globs)
+            why = "a file rule's glob is a condition on its path"
+        else:
+            text, why = workflow_condition(key, items), f"GitHub Actions' {key}: filter"
+        self.d.error("TRG203", f"{src}.{ev} has no field '{key}'", c.span, f"write {text} ({why})",
                      fix=Fix(f"Write `{text}`", (Edit(c.span, text),)))
         return True
 
@@ -1694,6 +1825,47 @@ def _removal(what: str, span: Span) -> Fix:
     wrote, and a source declared for no rule may be meant for rules to come)."""
     lines = Span(span.start._replace(column=1), span.end._replace(line=span.end.line + 1, column=1))
     return Fix(f"Remove {what}", (Edit(lines.in_file(span.file), ""),), UNSAFE)
+
+
+WEBHOOK_WORDS = ("webhook", "webhooks", "hook", "hooks", "web")
+"""What a rule names as its source for a webhook, without saying whose."""
+
+
+def webhook_sources(ev: str) -> str:
+    """The hint for ``on webhook.EV``: the providers that send EV, then ``http`` for the
+    webhooks of anyone else."""
+    providers = ("github", "gitlab", "gitea", "bitbucket")
+    found = [f"{p}.{ev}" for p in providers
+             if ev in C.get_source(p).events or ev in C.get_source(p).known_events]
+    http = f'http.{ev if ev in HTTP_METHODS else "post"} path="/hooks/NAME"'
+    if not found:
+        return f"write {http} (any sender's webhook, on the route of a source http)"
+    return f"write {found[0]} (" + (f"or {', '.join(found[1:])}: " if found[1:] else "") + \
+        f"the provider that sends it), or {http} for any other sender"
+
+
+def offset_zone(tz: str) -> tuple[str | None, str] | None:
+    """``(zone, hint)`` for a UTC offset written as a zone, ``"UTC+2"``, ``"GMT+2"``,
+    ``"+02:00"``, else None. A whole hour is the Etc zone of that fixed offset, whose sign is
+    POSIX's, the other way round (UTC+2 is ``Etc/GMT-2``): "GMT+2" is read as UTC+2, as a
+    clock's settings and Windows write it, not as POSIX's TZ=GMT+2 (two hours behind). An
+    offset of a half or three quarters of an hour has no Etc zone: the hint names a place."""
+    m = re.fullmatch(r"(?:UTC|GMT|Z)?[ \t]*([+-])[ \t]*([0-9]{1,2})(?::?([0-9]{2}))?", tz.strip(), re.IGNORECASE)
+    if m is None or (m.group(3) or "00") not in ("00", "30", "45"):
+        return None
+    sign, hours, minutes = m.group(1), int(m.group(2)), m.group(3) or "00"
+    written = f"UTC{sign}{hours:02d}:{minutes}"
+    if minutes != "00":
+        place = HALF_HOUR_ZONES.get(f"{sign}{hours:02d}:{minutes}")
+        return None, (f'no Etc zone has a part of an hour: name a place at {written}'
+                      + (f', such as "{place}"' if place else ' ("Area/City")'))
+    if hours == 0:
+        return "UTC", 'write "UTC"'
+    if (sign == "-" and hours > 12) or (sign == "+" and hours > 14):
+        return None, f"no place is at {written}: the offsets run from UTC-12:00 to UTC+14:00"
+    zone = f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
+    return zone, (f'write "{zone}" (a fixed {written}; the Etc names\' sign is POSIX\'s, the other way round), '
+                  'or a place\'s zone for its daylight saving time, such as "Europe/Berlin"')
 
 
 def trigger_problem(src: str, ev: str) -> tuple[str, str, str | None, str | None] | None:

@@ -303,6 +303,17 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'source http token=hook\n'
                  'action tool(program, arg) = exec program arg\n'
                  'on http.post path="/run" run tool with <payload.program>, <payload.arg>\n'),
+    "TRG410": _w("""An `exec` action passes each of its strings to the program as written: no shell
+        splits them into words or expands what they name. `exec "make build"` runs a program
+        called `make build`; write the program and each argument as a string each, `exec "make"
+        "build"`, or, for pipes and operators, a `shell` action. It is reported when the first
+        string's first word has no `/` (a name looked up on PATH) or a later word is a flag, so
+        a path with a space (`"/opt/My App/bin/tool"`) is not. `"$sha"`, `"${sha}"`,
+        `"{{sha}}"` or `"${{ github.sha }}"` naming a parameter of the action, in its body, or
+        a field of the event, in a rule's arguments, is passed as those characters: write the
+        parameter bare (`sha`), the field as an argument of its own (`<sha>`).""",
+                 'action build = exec "make build"\n'
+                 'on git.push run build\n'),
     "TRG501": _e("""The rule's conditions contradict each other, so it can never match (two
         different values for one field, a value excluded by a list, an HTTP method written in
         lower case: `method="post"`, where an event's is `POST`, a value of a credential
@@ -313,7 +324,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
         query="access_token"`, and `has headers.x-api-key` tests that one was sent; or a value of
         the credential the rule's route checks, its `header="X-My-Key"` or `query="tk"`, which
         rules see as `<redacted>` or not at all: the route answers 401 without it, drop the
-        condition). Conditions side by side
+        condition; or a `ref` that is not whole where an event's is, `ref="main"` for
+        `refs/heads/main`, or a `branch` or `tag` written whole, `branch="refs/heads/main"`).
+        Conditions side by side
         must all hold: write alternatives with `or` or `in [...]`.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push branch="main" branch="dev" run deploy\n'),
