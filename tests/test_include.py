@@ -93,6 +93,23 @@ def test_included_declarations_join_one_program_each_file_read_once(team: Path) 
     assert "includes" not in compile_file(team / "common.trg").manifest
 
 
+def test_the_readme_example_checks_strict_and_formatted(tmp_path: Path) -> None:
+    """README (Rules in several files): its four files, copied as they are, pass the CI
+    job's check --strict and fmt --check (before: TRG209 for a ci route without a secret,
+    and comments aligned as fmt does not)."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Rules in several files\n", 1)[1]
+    block = re.search(r"```trg\n(.*?)```", section, re.S).group(1)
+    files = {m.group(1): m.group(0).strip() + "\n" for m in re.finditer(r"^# (\S+\.trg)\b.*?(?=^# \S+\.trg\b|\Z)",
+                                                                       block, re.S | re.M)}
+    assert sorted(files) == ["common.trg", "deploy.trg", "main.trg", "rules.d/ci.trg"]
+    root = tree(tmp_path, files)
+    for args in (("check", "--strict", "."), ("check", "--strict", "main.trg"), ("fmt", "--check", ".")):
+        assert run(*args, cwd=root)[0] == 0, (args, run(*args, cwd=root)[1])
+
+
 def test_a_cycle_is_harmless(tmp_path: Path) -> None:
     root = tree(tmp_path, {"a.trg": 'include "b.trg"\naction x = exec "true"\non git.push run y\n',
                            "b.trg": 'include "a.trg"\naction y = exec "true"\non git.tag run x\n',
