@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -194,6 +195,26 @@ def test_the_spawner_of_a_closed_event_loop_is_stopped_by_the_next_loop(base: Pa
     assert not any(sp in _Fast.spawners.values() for sp in left)
 
 
+def _starting_on_a_held_spawner(req: RunRequest) -> tuple[Any, socket.socket]:
+    """``req``'s run starting (as :meth:`Spawner.start` leaves it) on a spawner that is a
+    socket we hold (the other end, returned): its messages, and its end, are ours to send."""
+    from functools import partial
+
+    from triggerlang.runtime.executor import Spawner, _FastAction
+
+    loop = asyncio.get_running_loop()
+    spawner = Spawner(loop)
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    mine.setblocking(False)
+    spawner.sock = mine
+    loop.add_reader(mine.fileno(), spawner._readable)
+    ra = _FastAction(req, spawner)
+    started = spawner.starting[req.run_id] = loop.create_future()
+    spawner.starting_logs[req.run_id] = str(req.log_path)
+    started.add_done_callback(partial(ra._spawned, lambda e: None))
+    return ra, theirs
+
+
 def test_a_spawner_that_dies_in_the_read_that_says_its_run_started_fails_the_run(base: Path):
     """The spawner's last words: "run 1 started" and then its end (kill -9), read in one pass
     of the loop. The start resolved the run's future, whose callback runs after the pass; the
@@ -202,23 +223,12 @@ def test_a_spawner_that_dies_in_the_read_that_says_its_run_started_fails_the_run
     load: test_ingest's spawner test timed out). Here the spawner is a socket we hold: its
     messages are what a spawner sends, so the order is certain."""
     import marshal
-    from functools import partial
-
-    from triggerlang.runtime.executor import Spawner, _FastAction
 
     sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)  # (the run's process: its pid)
 
     async def main() -> RunResult:
-        loop = asyncio.get_running_loop()
-        spawner = Spawner(loop)
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        mine.setblocking(False)
-        spawner.sock = mine
-        loop.add_reader(mine.fileno(), spawner._readable)
         req = request(base, {"kind": "exec", "params": [], "argv": [{"value": "sleep"}]})
-        ra = _FastAction(req, spawner)
-        started = spawner.starting[req.run_id] = loop.create_future()  # (what Spawner.start makes)
-        started.add_done_callback(partial(ra._spawned, lambda e: None))
+        ra, theirs = _starting_on_a_held_spawner(req)
         theirs.send(marshal.dumps([("p", req.run_id, sleeper.pid)]))
         theirs.close()
         return await asyncio.wait_for(ra.wait(), 10)
@@ -231,6 +241,39 @@ def test_a_spawner_that_dies_in_the_read_that_says_its_run_started_fails_the_run
         sleeper.kill()
         sleeper.wait()
     assert result.status == "failed" and "its process group was killed" in result.error, result
+
+
+def test_a_run_its_spawner_started_but_died_before_reporting_is_killed(base: Path):
+    """The spawner exec'd the run's process and died (kill -9) before its "started" message:
+    ``serve`` never learnt the pid, failed the run with "the spawner process stopped", and
+    left the process going, unwatched and with no timeout (seen once in the suite, under
+    load: test_ingest's spawner test). It is found by its stdout, the run's log file, and
+    its group killed; a process whose stdout is another file is left alone. Here the spawner
+    is a socket we hold, and the run's process one we start as the spawner would."""
+    req = request(base, {"kind": "exec", "params": [], "argv": [{"value": "sleep"}]})
+    req.log_path.parent.mkdir(parents=True, exist_ok=True)
+    other = base / "other.log"
+    with open(req.log_path, "ab") as log, open(other, "ab") as out:
+        # the run's process, and a child of it in its group; a stranger writing elsewhere
+        sleeper = subprocess.Popen(["sh", "-c", "sleep 30 & exec sleep 30"], stdout=log, start_new_session=True)
+        stranger = subprocess.Popen(["sleep", "30"], stdout=out, start_new_session=True)
+
+    async def main() -> RunResult:
+        ra, theirs = _starting_on_a_held_spawner(req)
+        theirs.close()  # its end, with no "p"
+        return await asyncio.wait_for(ra.wait(), 10)
+
+    try:
+        result = asyncio.run(main())
+        assert sleeper.wait(10) == -signal.SIGKILL
+        assert stranger.poll() is None
+    finally:
+        for p in (sleeper, stranger):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert result.status == "failed" and result.error == "the spawner process stopped: its process group was killed", result
+    assert "# run 1 failed: the spawner process stopped: its process group was killed" in req.log_path.read_text()
 
 
 def test_a_ctrl_c_while_the_spawner_starts_does_not_kill_it(base: Path):

@@ -708,6 +708,7 @@ class Spawner:
         self.loop = loop
         self.sock: socket.socket | None = None
         self.starting: dict[int, asyncio.Future[tuple[int, int]]] = {}  # run -> (pid, log fd), once started
+        self.starting_logs: dict[int, str] = {}  # run -> its log file's path, until started
         self.running: dict[int, "_FastAction"] = {}  # run -> its action, until it ended
         self.ended: dict[int, int] = {}  # run -> wait status, when it ended before its start was seen
         self._out: deque[tuple[bytes, list[int]]] = deque()  # messages the socket did not take yet
@@ -794,9 +795,16 @@ class Spawner:
             os.close(fd)
         self._batch, self._batch_fds = [], []
         starting, self.starting = self.starting, {}
-        for fut in starting.values():
+        logs, self.starting_logs = self.starting_logs, {}
+        # a run whose start the spawner did not report may have started all the same: it
+        # died between the child's exec and its message. Nothing would see that process end
+        # or time out: found by its stdout (the run's own log file), its group gets SIGKILL
+        killed = _kill_unreported({run: logs[run] for run, fut in starting.items()
+                                   if not fut.done() and run in logs}) if kill else set()
+        for run, fut in starting.items():
             if not fut.done():
-                fut.set_exception(_SpawnFailed("other", 0, why))
+                fut.set_exception(_SpawnFailed("lost", 0, f"{why}: its process group was killed") if run in killed
+                                  else _SpawnFailed("other", 0, why))
         running, self.running = self.running, {}
         self.ended.clear()
         for ra in running.values():
@@ -902,6 +910,7 @@ class Spawner:
                         self.ended[run] = msg[2]
                 elif kind == "p":  # with the run's log file, open
                     fut = self.starting.pop(run, None)
+                    self.starting_logs.pop(run, None)
                     log_fd = fds.pop(0) if fds else -1
                     if fut is not None and not fut.done():
                         fut.set_result((msg[2], log_fd))
@@ -909,6 +918,7 @@ class Spawner:
                         os.close(log_fd)
                 elif kind == "f":
                     fut = self.starting.pop(run, None)
+                    self.starting_logs.pop(run, None)
                     if fut is not None and not fut.done():
                         fut.set_exception(_SpawnFailed(msg[2], msg[3], msg[4]))
             for fd in fds:  # pragma: no cover - the spawner sends one with each start
@@ -951,14 +961,50 @@ class Spawner:
             memfd = _memfd("trg-event", stdin)
             stdin = None  # type: ignore[assignment]
         self.starting[key] = fut
+        self.starting_logs[key] = log
         try:
             self._send(("s", key, argv, program, cwd, env, log, header, stdin, int(stop), float(grace)), memfd)
         except BaseException:
             self.starting.pop(key, None)
+            self.starting_logs.pop(key, None)
             if memfd is not None:
                 os.close(memfd)
             raise
         return fut
+
+def _kill_unreported(logs: Mapping[int, str]) -> set[int]:
+    """SIGKILL the process groups of the runs in ``logs`` (run -> its log file) that a
+    spawner started without living to say so; the runs found. A run's process is known by
+    its stdout, the run's own log file (a path under ``serve``'s state folder: no other
+    process's), which is in place before the spawner's socket is closed in the child,
+    and so before ``serve`` sees the spawner end. Linux's ``/proc``, read only when a
+    spawner died with runs starting; processes of other users cannot be read, and are
+    none of ours. ``serve``'s own process group is never signalled."""
+    if not logs:
+        return set()
+    by_path: dict[str, int] = {}
+    for run, log in logs.items():
+        with contextlib.suppress(OSError, ValueError):
+            by_path[os.path.realpath(log)] = run
+    found: set[int] = set()
+    mine = os.getpgrp()
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return found
+    for pid in pids:
+        try:
+            run = by_path.get(os.readlink(f"/proc/{pid}/fd/1"))
+            if run is None:
+                continue
+            pgid = os.getpgid(pid)
+        except OSError:  # gone, or not ours to read
+            continue
+        if pgid != mine:
+            _killpg(pgid, signal.SIGKILL)
+            found.add(run)
+    return found
+
 
 def _memfd(name: str, data: bytes) -> int:
     """A memfd holding ``data``, read from its start (passed to the spawner)."""
@@ -1019,6 +1065,8 @@ def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Ma
         if e.where == "python":
             _Fast.broken = True
             return None
+        if e.where == "lost":  # it started, unreported, and its spawner died (Spawner._lost)
+            return ActionError(e.message)
         if e.where == "log":
             return _LogUnwritable(f"cannot open the log file {req.log_path}: {e.message}", e.errno in _NO_SPACE)
         if e.where == "cwd":
@@ -1165,6 +1213,10 @@ class _FastAction(RunningAction):
         exc = fut.exception()
         if exc is None:
             self._started(*fut.result())
+            return
+        if isinstance(exc, _SpawnFailed) and exc.where == "lost":  # it did start: not "could not start"
+            _log_line(self.req.log_path, f"# run {self.req.run_id} failed: {exc.message}")
+            self._complete(RunResult("failed", None, exc.message))
             return
         if isinstance(exc, _SpawnFailed):
             err = failure(exc) or ActionError(f"cannot start: {exc.message}")

@@ -58,7 +58,8 @@ execs, so spawns overlap), one thread reaps through pidfds. It catches SIGINT an
 and does nothing with them (a Ctrl-C reaches the whole foreground process group: the
 runs' ``serve`` decides when they stop, and a handler, unlike an ignored signal, is reset
 in the children). A run whose spawner died is reported failed and its process group gets
-SIGKILL from ``serve`` (nothing would see it end or time out); the next run starts a new
+SIGKILL from ``serve`` (nothing would see it end or time out), also one it started without
+living to say so (found by its stdout, the run's log file); the next run starts a new
 spawner.
 """
 
