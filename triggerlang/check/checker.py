@@ -44,7 +44,6 @@ from ..providers.base import CI_SOURCE, CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, R
 from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import (HTTP, HTTP_VERIFICATIONS, SectionInput, active_providers, http_decl_covers, provider_of,
                              provider_order)
-from ..sources.routes import parse_routes
 from ..syntax import ast as A
 from ..syntax.parser import WORKFLOW_FIELDS, context_field, workflow_condition
 from . import catalogue as C
@@ -1495,7 +1494,11 @@ class Checker:
 
     def http_routes(self) -> list[Any]:
         """The routes the manifest will give the HTTP source, as serve reads them
-        (:class:`~triggerlang.sources.routes.HttpRoute`, without their secrets)."""
+        (:class:`~triggerlang.sources.routes.HttpRoute`, without their secrets). Imported
+        here: only a file with a condition on a request's headers or query reads them, and
+        ``check``'s start-up is measured (bench/README.md)."""
+        from ..sources.routes import parse_routes
+
         by_kind: dict[str, list[A.SourceDecl]] = {}
         for s in self.p.sources:
             by_kind.setdefault(s.kind.value, []).append(s)
