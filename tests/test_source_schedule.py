@@ -385,6 +385,25 @@ def test_croniter_s_random_field_is_refused(expr: str) -> None:
     assert [d.code for d in c.diagnostics] == ["TRG303"]
 
 
+@pytest.mark.parametrize(("expr", "message", "hint"), [
+    ("H 3 * * *", "the minute field 'H' is Jenkins' hashed value", "write the value itself: the minute field"),
+    ("H H(0-7) * * *", "the minute field 'H' is Jenkins' hashed value", "write the value itself"),
+    ("H/15 * * * *", "the minute field 'H/15' is Jenkins' hashed value", "write the value itself"),
+    ("0 0 * * H", "the day-of-week field 'H' is Jenkins' hashed value", "write the value itself"),
+    ("0 0 3 ? * MON-FRI 2025", "seconds first and a year last (Quartz, Spring), and a schedule has no year",
+     '"0 3 ? * MON-FRI" fires in every year'),
+])
+def test_jenkins_hashed_field_and_a_quartz_year_say_what_to_write(expr: str, message: str, hint: str) -> None:
+    """README's crontab table: Jenkins' `H` is refused as croniter's `R` is, "write the
+    value", and a Quartz expression gets its five fields. check said only "the minute field
+    'H' is not valid", and for a Quartz year "this one has 7" with the generic example: it
+    now names the hashed value, and gives the five fields with the year they cannot keep."""
+    from triggerlang import cron
+
+    bad = cron.problem(expr)
+    assert bad is not None and message in bad[0] and hint in bad[1], bad
+
+
 @pytest.mark.parametrize(("calendar", "expr"), [
     ("Mon..Fri 03:00", "0 3 * * mon-fri"),
     ("OnCalendar=*:0/15", "*/15 * * * *"),

@@ -81,6 +81,12 @@ _RANDOM = re.compile(r"[rR](?:\(\d+-\d+\))?(?:/\d+)?")
 so a rule would fire at a different time after every firing, restart or reload, and
 check's "never fires" test would pass or fail by chance. Refused (TRG303)."""
 
+_HASHED = re.compile(r"H(?:\(\d+-\d+\))?(?:/\d+)?")
+"""Jenkins' hashed field (``H``, ``H(0-29)``, ``H/15``): a value Jenkins derives from the
+job's name, so that jobs spread over the hour. A rule has no such name to hash (a label
+changes, a rule moves between files), so it is refused (TRG303) as ``R`` is, with the same
+hint: write the value."""
+
 
 def normalise(expr: str) -> str:
     """``expr`` with its white space folded and an ``@alias`` replaced by its five fields."""
@@ -95,12 +101,13 @@ def _quartz(fields: list[str]) -> tuple[str, str] | None:
 
     if len(fields) not in (6, 7) or not re.fullmatch(r"[0-9]+", fields[0]):
         return None
-    if len(fields) == 7 and fields[6] not in ("*", "?"):  # a year: the schedule would lose it
-        return None
     five = " ".join(fields[1:6])
     if not croniter.is_valid(five):
         return None
     what = "seconds first" + (" and a year last" if len(fields) == 7 else "") + " (Quartz, Spring)"
+    if len(fields) == 7 and fields[6] not in ("*", "?"):  # a year: the five fields would lose it
+        return (f"a cron expression has 5 fields, this one has 7: {what}, and a schedule has no year",
+                f'"{five}" fires in every year: check the year in the action, or remove the rule when it is over')
     if int(fields[0]) == 0:
         return (f"a cron expression has 5 fields, this one has {len(fields)}: {what}",
                 f'a schedule fires on the minute: write "{five}"')
@@ -153,9 +160,12 @@ def problem(expr: str) -> tuple[str, str] | None:
     if len(fields) != 5:
         return f"a cron expression has 5 fields, this one has {len(fields)}", HINT
     for (name, allowed), field in zip(FIELDS, fields):
-        if _RANDOM.fullmatch(field):
-            return (f"invalid cron expression {expr!r}: the {name} field {field!r} is a random value "
-                    "(croniter's R), drawn again each time the next firing is worked out",
+        what = ("a random value (croniter's R), drawn again each time the next firing is worked out"
+                if _RANDOM.fullmatch(field) else
+                "Jenkins' hashed value (H), which Jenkins derives from a job's name" if _HASHED.fullmatch(field)
+                else None)
+        if what:
+            return (f"invalid cron expression {expr!r}: the {name} field {field!r} is {what}",
                     f"write the value itself: the {name} field takes {allowed} (to spread the jobs "
                     "of several machines, give each its own minute)")
     if not croniter.is_valid(norm):
