@@ -5,6 +5,7 @@ with ``wait``, ``at``, ``expect open``/``expect expired`` and a timeline on fail
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,12 @@ def test_match_json_reports_correlations(tmp_path: Path) -> None:
     assert c["run"]["argv"] == ["./deploy.sh", "abc", "prod"] and c["run"]["inputs"] == {"sha": "abc", "stage": "prod"}
     assert [(x["action"], x["member"]) for x in second["correlations"]] == [("absorb", "mirror")]
     assert wait["wait"] == "1h" and [x["action"] for x in wait["correlations"]] == ["close"]
+    # README (Correlation triggers, Trying it) lists the fields and the run's: kept in step
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    listed = re.search(r'"correlations": \[\{([^}]*)\}\]', readme).group(1)
+    assert sorted(re.split(r",\s*", listed)) == sorted(c), listed
+    run = re.search(r"`run` the fire's\s+`\{([^}]*)\}`", readme).group(1)
+    assert sorted(re.split(r",\s*", run)) == sorted(c["run"]), run
 
 
 def test_explain_gives_the_correlation_reasons(tmp_path: Path) -> None:
