@@ -1090,6 +1090,38 @@ def test_a_string_only_a_shell_would_split_or_expand_is_warned_with_the_argv_to_
         assert diags(fixed + rule) == [], fixed
 
 
+TEMPLATE_HEAD = ('secret gh = env "GH"\nsource github secret=gh\nsource http token=gh\n'
+                 'action note(a, b="") = exec "./note.sh" a b\n')
+
+
+@pytest.mark.parametrize(("rule", "message", "hint"), [
+    ('on github.push run note with "<sha>"', "'<sha>' is passed as written", "write <sha>"),
+    ('on github.push run note with "$(body.after)"', "'$(body.after)' is passed as written", "write <payload.after>"),
+    ('on github.push run note with b="{{ .Input.body.after }}", a="x"', "'{{ .Input.body.after }}' is passed",
+     "write <payload.after>"),
+    ('on http.post path="/x" run note with "$(header.X-Request-Id)"', "'$(header.X-Request-Id)' is passed",
+     "write <headers.x-request-id>"),
+    ('on github.push run note with "pushed <sha>"', "'<sha>' is passed as written",
+     "pass <sha> as an argument of its own"),
+])
+def test_a_placeholder_or_template_inside_quotes_is_warned_with_the_field_to_write(rule: str, message: str,
+                                                                                   hint: str) -> None:
+    """README (Coming from Argo Events, Tekton Triggers and Jenkins): `$(body.x)` and
+    `{{ .Input.body.x }}` get the placeholder to write; in quotes, and our own "<sha>" in
+    quotes, checked clean and the action got those characters. Each is TRG410 now, and the
+    hint pasted over the string checks clean; "<b>" and "$(date)" name no field and stay quiet."""
+    got = [d for d in compile_text(TEMPLATE_HEAD + rule + "\n", "rules.trg").diagnostics if d.code not in UNUSED]
+    assert [(d.code, d.severity, d.message[:len(message)], d.hint) for d in got] == [
+        ("TRG410", "warning", message, hint)]
+    written = re.search(r"^write (.*?)$", hint)
+    if written is not None:
+        d = got[0]
+        fixed = rule[:d.span.start.column - 1] + written.group(1) + rule[d.span.end.column - 1:]
+        assert [x for x in diags(TEMPLATE_HEAD + fixed + "\n") if x[0] not in UNUSED] == [], fixed
+    quiet = TEMPLATE_HEAD + 'on github.push run note with "<b>done</b> at $(date)", "a < b > c"\n'
+    assert [x for x in diags(quiet) if x[0] not in UNUSED] == []
+
+
 @pytest.mark.parametrize("decl", ['action mk = exec "/opt/My App/bin/tool"', 'action mk = exec "sh" "-c" "echo $HOME"',
                                   'action mk(sha) = shell "./deploy.sh $TRG_INPUT_SHA"',
                                   'action mk = exec "git" "commit" "-m" "a message"'])

@@ -45,7 +45,7 @@ from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import (HTTP, HTTP_VERIFICATIONS, SectionInput, active_providers, http_decl_covers, provider_of,
                              provider_order)
 from ..syntax import ast as A
-from ..syntax.parser import WORKFLOW_FIELDS, context_field, workflow_condition
+from ..syntax.parser import WORKFLOW_FIELDS, context_field, foreign_path, workflow_condition
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule, Program  # (also their names here, as before)
 from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, literal_value,
@@ -53,10 +53,12 @@ from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, 
 
 BUSY_MODES = defaults.BUSY_MODES
 SHELL_REF = r"\$\{\{\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\}\}|\$\{([A-Za-z_][A-Za-z0-9_.]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)" \
-            r"|\{\{\s*\.?([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}"
+            r"|\{\{\s*\.?([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}|\$\(\s*([A-Za-z_][A-Za-z0-9_.\-]*)\s*\)" \
+            r"|<([A-Za-z_][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)>"
 """A shell's, a template's or GitHub Actions' reference in a string: ``$sha``, ``${sha}``,
-``{{sha}}``, ``{{ .sha }}``, ``${{ github.sha }}`` (compiled by ``re`` on the first string
-that has a ``$`` or ``{{``)."""
+``{{sha}}``, ``{{ .sha }}``, ``${{ github.sha }}``, Argo's and adnanh/webhook's
+``{{ .Input.body.ref }}``, Tekton's ``$(body.ref)``, and our own ``<sha>`` in quotes
+(compiled by ``re`` on the first string that has a ``$``, ``{{`` or ``<``)."""
 SHELL_CHARS = set("|&;<>$`*?(){}[]'\"\\~")
 """Characters a shell gives a meaning: a command with one of them wants a shell action."""
 FILE_GLOB_WORDS = ("glob", "globs", "pattern", "patterns", "filter", "files", "include", "match", "watch")
@@ -1041,10 +1043,12 @@ class Checker:
 
     def lint_reference(self, v: A.Str, ctx) -> None:
         """TRG410 (a warning): a rule's argument ``"$sha"``, ``"${sha}"``, ``"{{sha}}"``,
-        ``"${{ github.sha }}"`` naming a field of the event: the string is passed as written
-        (there is no interpolation); the field is ``<sha>``, an argument of its own."""
+        ``"${{ github.sha }}"``, ``"$(body.ref)"``, ``"{{ .Input.body.ref }}"`` or ``"<sha>"``
+        naming a field of the event: the string is passed as written (there is no
+        interpolation); the field is ``<sha>``, an argument of its own. ``"<b>"`` or
+        ``"$(date)"``, which name no field, are left alone."""
         for m in re.finditer(SHELL_REF, v.value):
-            path = context_field(next(g for g in m.groups() if g))
+            path = foreign_path(next(g for g in m.groups() if g))
             if self.ftype(*ctx, tuple(path.split("."))) is None:
                 continue
             why = f"'{m.group()}' is passed as written: strings are not templates"
@@ -1056,7 +1060,7 @@ class Checker:
             return
 
     def arg_value(self, v: Any, ctx) -> dict:
-        if v.__class__ is A.Str and ctx is not None and ("$" in v.value or "{{" in v.value):
+        if v.__class__ is A.Str and ctx is not None and ("$" in v.value or "{{" in v.value or "<" in v.value):
             self.lint_reference(v, ctx)
         if isinstance(v, A.Placeholder):
             self.check_placeholder(v, ctx)

@@ -311,7 +311,10 @@ CODE_DOCS: dict[str, CodeDoc] = {
         a path with a space (`"/opt/My App/bin/tool"`) is not. `"$sha"`, `"${sha}"`,
         `"{{sha}}"` or `"${{ github.sha }}"` naming a parameter of the action, in its body, or
         a field of the event, in a rule's arguments, is passed as those characters: write the
-        parameter bare (`sha`), the field as an argument of its own (`<sha>`).""",
+        parameter bare (`sha`), the field as an argument of its own (`<sha>`). In a rule's
+        arguments, so are Tekton's `"$(body.ref)"`, Argo's and adnanh/webhook's
+        `"{{ .Input.body.ref }}"` and a placeholder in quotes, `"<sha>"`; `"<b>"` and
+        `"$(date)"`, which name no field, are left alone.""",
                  'action build = exec "make build"\n'
                  'on git.push run build\n'),
     "TRG501": _e("""The rule's conditions contradict each other, so it can never match (two

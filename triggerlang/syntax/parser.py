@@ -1602,6 +1602,14 @@ def context_field(path: str) -> str:
     return path
 
 
+def foreign_path(path: str) -> str:
+    """A field named in another tool's spelling, as ours: GitHub Actions' context
+    (``github.sha``: ``sha``), Argo's and adnanh/webhook's ``Input.body.ref`` and Tekton's
+    ``body.ref`` (``payload.ref``), ``header.X-Id`` (``headers.x-id``); another path as it is."""
+    path = context_field(path)
+    return _raw_path(path[len("Input."):] if path.startswith("Input.") else path)
+
+
 _SECRET_HEAD = _lazy_re(r"secret[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*=[ \t]*(?:(env|file)[ \t]+)?")
 _VARIABLE = _lazy_re(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$?([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_\-]*[ \t]*[\"r])")
 WORKFLOW_FIELDS = {"types": "action", "branches": "branch", "tags": "tag", "paths": "files"}
