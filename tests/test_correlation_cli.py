@@ -137,7 +137,7 @@ def test_explain_gives_the_correlation_reasons(tmp_path: Path) -> None:
     assert why[3][("docs", "built")].startswith("no match: pipeline=\"docs\"")
     assert why[1][("docs", "published")] == "not admitted: out of order: seq waits for built"
     assert why[3][("once", "mirror")] == "absorbed: the group already fired and absorbs the rest of its window"
-    assert why[5][("limited", "a")] == "not admitted: refused: rule has 1 open groups (max)"
+    assert why[5][("limited", "a")] == "not admitted: refused: rule has 1 open group (max)"
     assert why[8][("stale", "release")] == "not admitted: window closed 4m ago"
     stale = [c for c in out[7]["correlations"] if c["rule"] == "stale"]
     assert stale[0]["action"] == "fire" and stale[0]["run"]["inputs"] == {"text": "no release", "url": ""}  # (url's default: rc has no url)

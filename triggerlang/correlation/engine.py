@@ -656,7 +656,7 @@ class Correlator:
         n = self.state.open_count(r.name)
         if n >= r.max:
             self.refusals[r.name] = self.refusals.get(r.name, 0) + 1
-            return f"refused: rule has {n} open groups (max)"
+            return f"refused: rule has {n} open group{'' if n == 1 else 's'} (max)"
         total = self.state.open_total()
         if total >= self.max_open:
             self.refusals[r.name] = self.refusals.get(r.name, 0) + 1
