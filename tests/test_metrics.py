@@ -64,6 +64,7 @@ def test_every_rule_has_its_series_at_zero_before_anything_happens(serve: Server
         assert m[("triggerlang_runs_queued", (("rule", rule),))] == 0
         assert m[("triggerlang_runs_running", (("rule", rule),))] == 0
         assert m[("triggerlang_rule_paused", (("rule", rule),))] == 0
+    assert "/healthz, /readyz, /events, /metrics\n" in serve.log(), serve.tail()  # the start says it is there
     stop_ok(serve)
 
 

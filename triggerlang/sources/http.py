@@ -955,7 +955,9 @@ class HttpSource(Source):
 
     def describe(self) -> str:
         routes = ", ".join(f"{r.get('path')} ({r.get('kind', 'http')})" for r in self.config.get("routes") or ())
-        return f"http on {self.host}:{self.port}: {routes or 'no routes'}, /healthz, /readyz, /events"
+        # serve's /metrics is on this listener too (README: Metrics); the dashboard says where it is on a line of its own
+        metrics = ", /metrics" if any(getattr(r, "path", None) == "/metrics" for r in self.extra_routes) else ""
+        return f"http on {self.host}:{self.port}: {routes or 'no routes'}, /healthz, /readyz, /events{metrics}"
 
     async def start(self) -> None:
         import uvicorn
