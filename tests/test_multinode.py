@@ -10,6 +10,7 @@ per schedule tick, and a dead or stalled worker's run re-run elsewhere, its own 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -412,3 +413,74 @@ def test_a_reload_that_adds_busy_signal_keeps_the_previous_rules(cluster: Cluste
     node.wait_log("reload: busy signal (rule app) does not work with --store")
     assert "the previous rules keep running" in node.log() and "reloaded" not in node.log(), node.tail()
     assert node.stop() == 0
+
+
+def _server_processes(pg_server: Any) -> list[int]:
+    """The PostgreSQL server's postmaster and its children (the backends, the checkpointer...)."""
+    pm = int((pg_server.data / "postmaster.pid").read_text().split()[0])
+    kids = []
+    for d in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text() if d.isdigit() else ""
+        except OSError:
+            continue
+        if stat and int(stat.rsplit(")", 1)[1].split()[1]) == pm:
+            kids.append(int(d))
+    return [pm, *kids]
+
+
+def test_a_hung_database_holds_neither_the_stop_of_serve_nor_of_a_worker(cluster: Cluster, pg_server: Any) -> None:
+    # a database that hangs rather than refusing (a stopped VM, a network partition): the
+    # server frozen with SIGSTOP answers neither a query nor a connection. serve --store
+    # (with its embedded worker) and triggerc worker each stop within --grace plus the
+    # store's bound, and say which runs' ends they could not record; once the database
+    # answers again, a new node's reaper records those runs interrupted and retries them
+    from triggerlang.runtime.cluster import STOP_STORE_WAIT
+
+    rules = ('action a = shell "[ -e a1 ] && exit 0; touch a1; exec sleep 60"\n'
+             'action b = shell "[ -e b1 ] && exit 0; touch b1; exec sleep 60"\n'
+             'a: on http.post path="/a" run a retry 1 backoff 100ms\n'
+             'b: on http.post path="/b" run b retry 1 backoff 100ms\n')
+    c = cluster.start(rules, nodes=0, workers=0)
+    node = StoreServer(c.backend, c.proj / "rules.trg", c.tmp / "state0", "--grace", "0.5", workers=1,
+                       log=c.tmp / "node0.log")
+    c.nodes.append(node.start())
+    w = WorkerProc(c.url, c.tmp / "worker0.log", "--slots", "1", "--grace", "0.5", cwd=c.proj)
+    c.workers.append(w)
+    assert post(node, "/a", {}).status_code == 202 and post(node, "/b", {}).status_code == 202
+    runs = c.wait_runs(lambda rs: len(rs) == 2 and all(r["status"] == "running" for r in rs)
+                       and (c.proj / "a1").exists() and (c.proj / "b1").exists(), "both runs to be going")
+    assert len({r["worker"] for r in runs}) == 2, runs   # one on each
+    frozen = _server_processes(pg_server)
+    try:
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        node.proc.send_signal(signal.SIGTERM)
+        w.signal(signal.SIGTERM)
+        bound = 0.5 + STOP_STORE_WAIT + 4   # --grace, the store's bound, the runs' kill and a busy machine
+        for proc, log in ((node.proc, node.log), (w.proc, w.log)):
+            try:
+                rc = proc.wait(max(0.1, t0 + bound - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"not stopped within {bound}s of the SIGTERM:\n{log()}") from None
+            assert rc == 0, log()
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+    mine = lambda pid: next(r for r in runs if f":{pid}:" in r["worker"])  # noqa: E731
+    for r, log in ((mine(node.proc.pid), node.log()), (mine(w.pid), w.log())):
+        assert (f"run {r['id']} of {r['rule']}: its end was not recorded, as the store did not answer within "
+                f"{STOP_STORE_WAIT:g}s of the stop") in log, log
+        assert "a reaper (any node's, or the next start's) records it interrupted" in log, log
+        assert "Traceback" not in log and "stopped cleanly" in log, log
+    assert "this node's registration in the store was not removed, as the store did not answer" in node.log()
+    # the database is back: a new node's reaper takes the runs once their leases ran out
+    assert [r["status"] for r in c.runs()] == ["running", "running"]
+    again = StoreServer(c.backend, c.proj / "rules.trg", c.tmp / "state1", workers=1, log=c.tmp / "node1.log")
+    c.nodes.append(again.start())
+    runs = c.wait_runs(lambda rs: done(rs, 4), "the runs interrupted and retried")
+    assert sorted((r["rule"], r["attempt"], r["status"]) for r in runs) == [
+        ("a", 1, "interrupted"), ("a", 2, "succeeded"), ("b", 1, "interrupted"), ("b", 2, "succeeded")], runs
+    assert again.stop() == 0, again.tail()

@@ -31,10 +31,12 @@ rule has ``retry``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import glob
 import logging
 import os
+import queue
 import secrets as _secrets
 import shutil
 import socket
@@ -45,7 +47,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ..actions import bind_inputs
 from ..events import Event, complete_data
@@ -210,8 +212,6 @@ class IngestEngine:
     def __init__(self, manifest: dict, store: Any, *, hostname: str | None = None,
                  max_open_groups: int | None = None, max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
                  max_retriggers: int = DEFAULT_MAX_RETRIGGERS, metrics: Any = None) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self.store = store
         self.pool = node_pool(hostname)
         self.host = hostname or socket.gethostname()
@@ -225,7 +225,8 @@ class IngestEngine:
         self.max_open_groups = max_open_groups
         # not the loop's default executor (cpu + 4 threads, shared with everything else):
         # concurrent webhooks commit concurrently, and PostgreSQL groups their fsyncs
-        self._executor = ThreadPoolExecutor(self.INGEST_THREADS, thread_name_prefix="triggerlang-ingest")
+        # (daemon threads: a transaction a hung database never answers cannot hold the stop)
+        self._executor = DaemonExecutor(self.INGEST_THREADS, "triggerlang-ingest")
         self.load(manifest)
 
     def close(self) -> None:
@@ -402,7 +403,139 @@ class IngestEngine:
 
 CLAIM_WAIT = 10.0
 """Seconds a worker's stop waits for a claim in flight to come back (a query: milliseconds,
-unless the store does not answer)."""
+unless the store does not answer); within the stop's :class:`StoreBudget`."""
+
+STOP_STORE_WAIT = 5.0
+"""Seconds a stop waits, in all, for the store's answers beyond ``--grace`` (see :class:`StoreBudget`)."""
+
+
+class StoreBudget:
+    """What a stop in store mode may wait, in all, for the database: :data:`STOP_STORE_WAIT`.
+
+    A database that hangs rather than refusing (a network partition, a stopped VM, a lock
+    wait) answers neither a query nor a new connection, and no connection option of ours
+    bounds that: ``statement_timeout`` and ``lock_timeout`` are enforced by the server
+    (which is the part that hangs), TCP keepalives and ``tcp_user_timeout`` are answered
+    by a stopped server's kernel, and ``connect_timeout`` (10 s) covers a new connection
+    only. So each store call of a stop (the node's leave, the delivery history, a claim in
+    flight, the runs' ends, the correlation timers' stamp) is waited for with a deadline,
+    and the calls share one budget: a stop takes at most ``--grace`` plus this (and the
+    runs' kill), as systemd's ``TimeoutStopSec=`` and Kubernetes'
+    ``terminationGracePeriodSeconds`` expect, whatever the database does. What a call that
+    did not answer would have written is said in the log, with what takes it over: a run's
+    end stays ``running`` under this worker's lease until it runs out, then a reaper (of
+    another node, or of the next start) records it ``interrupted`` and retries it if its
+    rule has ``retry``; a node's registration runs out after its ``--lease``. The threads of
+    those calls are daemonic (:class:`DaemonExecutor`), so the process's end does not wait
+    for them either. Five seconds: what the delivery history's stop already waited
+    (:data:`.deliveries.CLOSE_WAIT`), and within the 10 s ``serve`` asks systemd for beyond
+    ``--grace`` (``EXTEND_TIMEOUT_USEC``: :data:`.notify.STOP_MARGIN`)."""
+
+    def __init__(self, seconds: float = STOP_STORE_WAIT) -> None:
+        self.seconds = seconds
+        self.spent = 0.0
+
+    def left(self) -> float:
+        return max(0.0, self.seconds - self.spent)
+
+    async def wait(self, aw: Any) -> Any:
+        """``aw`` (a coroutine or a future), within what is left; TimeoutError past it
+        (``aw`` is then cancelled: a thread it waited on goes on, unwaited)."""
+        t0 = time.monotonic()
+        try:
+            return await asyncio.wait_for(aw, max(self.left(), 0.05))   # (a moment, to begin)
+        finally:
+            self.spent += time.monotonic() - t0
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        """Count the time of a wait bounded by :meth:`left` elsewhere (the delivery history's close)."""
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.spent += time.monotonic() - t0
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a thread, within what is left (TimeoutError past it)."""
+        return await self.wait(asyncio.to_thread(fn, *args))
+
+
+def use_daemon_threads(loop: asyncio.AbstractEventLoop) -> None:
+    """The loop's default executor (``asyncio.to_thread``) becomes a :class:`DaemonExecutor`
+    of the default's size: store mode, where a thread may wait on a hung database."""
+    loop.set_default_executor(DaemonExecutor(min(32, (os.cpu_count() or 1) + 4)))
+
+
+class DaemonExecutor(concurrent.futures.ThreadPoolExecutor):   # (the type asyncio's default must be)
+    """A thread pool of daemon threads, whose ``shutdown(wait=True)`` waits at most
+    ``join`` seconds: the loop's default executor (and the ingest transactions' pool) in
+    store mode. ``ThreadPoolExecutor``'s threads are joined at the loop's close
+    (``asyncio.Runner``, ``asyncio.run``) and again at the interpreter's exit, without a
+    bound: a store call that a hung database never answers (a heartbeat, a claim, a
+    reaper's round going when the stop began) would hold the process for ever after its
+    stop was over (:class:`StoreBudget`)."""
+
+    def __init__(self, max_workers: int, name: str = "triggerlang-store", join: float = 1.0) -> None:
+        super().__init__(max_workers, thread_name_prefix=name)   # (none of its threads is started: submit is ours)
+        self._max = max_workers
+        self._name = name
+        self._join = join
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._shut = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
+        with self._lock:
+            if self._shut:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            f: concurrent.futures.Future = concurrent.futures.Future()
+            self._queue.put((f, fn, args, kwargs))
+            if self._idle <= 0 and len(self._threads) < self._max:
+                t = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
+                self._threads.append(t)
+                t.start()
+            else:
+                self._idle -= 1
+            return f
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            f, fn, args, kwargs = item
+            if f.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as e:
+                    f.set_exception(e)
+                else:
+                    f.set_result(result)
+                del f, fn, args, kwargs, item
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shut = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        for _ in threads:
+            self._queue.put(None)
+        if wait:
+            deadline = time.monotonic() + self._join
+            for t in threads:
+                t.join(max(0.0, deadline - time.monotonic()))
 
 
 @dataclass
@@ -484,11 +617,15 @@ class Worker:
         log.info("worker %s: %d slot(s), pools %s, lease %gs, heartbeat %gs", self.id, self.opts.slots,
                  ", ".join(self.opts.pools), self.opts.lease, self.opts.heartbeat)
 
-    async def drain(self, grace: float | None = None, now: asyncio.Event | None = None) -> None:
+    async def drain(self, grace: float | None = None, now: asyncio.Event | None = None,
+                    budget: StoreBudget | None = None) -> None:
         """Stop claiming; let running runs finish for ``grace`` seconds, then stop them
         (recorded ``interrupted``; at once when ``now`` is set: a second Ctrl-C); then stop
-        heartbeating and listening."""
+        heartbeating and listening. The store's answers (a claim in flight, the runs' ends)
+        are waited for within ``budget`` (:class:`StoreBudget`); the runs whose end or
+        release was not recorded by then are named in the log."""
         grace = self.opts.grace if grace is None else grace
+        budget = budget or StoreBudget()
         self.closing = True
         if self._wake is not None:
             self._wake.set()
@@ -497,7 +634,8 @@ class Worker:
         # is gone, `running` until its lease runs out and the reaper marks them interrupted.
         claiming = [t for t in self._loops if t.get_name() == "worker-claim" and not t.done()]
         if claiming:
-            await asyncio.wait(claiming, timeout=CLAIM_WAIT)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await budget.wait(asyncio.wait(claiming, timeout=CLAIM_WAIT))
         # A run claimed before the drain began either sees `closing` before its start and is
         # released (another worker takes it), or is starting now: it gets what is left of the
         # grace, as the runs going when the drain began do, rather than being stopped at once.
@@ -520,16 +658,33 @@ class Worker:
                                          status="interrupted")
                                for ra in late))
         if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=30)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await budget.wait(asyncio.wait(list(self.tasks), timeout=None))
+        if self.tasks:
+            self._given_up(budget)
+            await asyncio.wait(list(self.tasks), timeout=1)   # (cancelled: they end at once)
         for t in self._loops:
             t.cancel()
         for t in self._loops:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._stop_listen.set()
-        if self._listener is not None:
-            await asyncio.to_thread(self._listener.join, 5)
+        if self._listener is not None:   # (a daemon thread: one that is connecting is not waited for)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await budget.call(self._listener.join, 5)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _given_up(self, budget: StoreBudget) -> None:
+        """The store did not answer within the stop's budget: the runs whose end (or
+        release) it was still to record are said, with what happens to them, and left."""
+        for rid, a in sorted(self.active.items()):
+            what = "its release (claimed, not started)" if a.ra is None else "its end"
+            log.warning("run %s of %s: %s was not recorded, as the store did not answer within %gs of the stop: it "
+                        "stays running under worker %s until its %gs lease runs out, then a reaper (any node's, or "
+                        "the next start's) records it interrupted%s", rid, a.row.rule, what, budget.seconds, self.id,
+                        self.opts.lease, _RETRIED_IF, extra={"run_id": rid, "rule": a.row.rule})
+        for t in list(self.tasks):
+            t.cancel()
 
     def _spawn(self, coro: Any) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -873,6 +1028,7 @@ async def _work(store_url: str, opts: WorkerOptions, migrate: bool, reap_interva
 
     stop, now = asyncio.Event(), asyncio.Event()
     stop_on_signals(asyncio.get_running_loop(), stop, now, who="worker")  # Ctrl-C twice: stop the runs at once
+    use_daemon_threads(asyncio.get_running_loop())
     try:
         store = await asyncio.to_thread(open_store, store_url, migrate=migrate)
     except StoreError as e:
@@ -904,7 +1060,7 @@ async def _work(store_url: str, opts: WorkerOptions, migrate: bool, reap_interva
         log.info("stopping: no new runs are claimed")
         notify.stopping(needs=opts.grace + STOP_MARGIN)
     finally:
-        await worker.drain(opts.grace, now)
+        await worker.drain(opts.grace, now, StoreBudget())
         if watchdog is not None:
             watchdog.cancel()
         await reaper.stop()

@@ -26,7 +26,9 @@ Decisions:
 - A stop writes what is waiting: a write the store refuses is tried again every
   :data:`RETRY_INTERVAL` seconds for up to :data:`CLOSE_WAIT` seconds (a node stopped, or
   restarted by its supervisor, while the database comes back still records the ``500``
-  answers of the outage), and no longer: a stop must not wait on a database that stays down.
+  answers of the outage), and no longer: a stop must not wait on a database that stays down
+  (``serve --store`` gives it what is left of the stop's store budget after the node's
+  deregistration: :class:`~.cluster.StoreBudget`, 5 s in all).
   What is still waiting then is lost, and its count said in the log. The writes run in a
   daemon thread of their own, not the loop's executor, whose threads the end of ``serve``
   waits for: a write a stalled database never answers cannot hold the process.

@@ -276,7 +276,7 @@ class Runtime:
     async def _start_store_mode(self, manifest: dict) -> None:
         """An ingest node (SPEC §12.1): no journal file, no state lock, nothing to recover
         (every node's reaper does that); an embedded worker unless ``--workers 0``."""
-        from .cluster import IngestEngine, Reaper, Worker, WorkerOptions, node_pool, unsupported
+        from .cluster import IngestEngine, Reaper, Worker, WorkerOptions, node_pool, unsupported, use_daemon_threads
         from .store import open_store
 
         problem = unsupported(manifest)   # (before the store is opened: said without a database)
@@ -286,6 +286,7 @@ class Runtime:
         from .metrics import Metrics
         from .operations import StoreOperator
 
+        use_daemon_threads(asyncio.get_running_loop())   # (a call a hung database holds cannot hold the end)
         self.store = await asyncio.to_thread(open_store, self.opts.store_url, migrate=self.opts.migrate)
         self.metrics = Metrics(store=self.store)
         self.deliveries = DeliveryRecorder(self.store, metrics=self.metrics, in_thread=True)
@@ -596,20 +597,34 @@ class Runtime:
             except Exception:  # pragma: no cover - a source failing to stop must not block the rest
                 log.exception("stopping source %s", kind)
         self.sources.clear()
-        if self.store is not None and self.engine is not None:
-            await asyncio.to_thread(self.engine.leave)
+        budget = None
+        if self.store is not None:
+            from .cluster import StoreBudget
+
+            budget = StoreBudget()   # the store's answers: STOP_STORE_WAIT in all, beyond --grace
+        if budget is not None and self.engine is not None:
+            try:
+                await budget.call(self.engine.leave)
+            except asyncio.TimeoutError:
+                log.error("stop: this node's registration in the store was not removed, as the store did not answer "
+                          "within %gs (it runs out after its %gs lease)", budget.seconds, self.engine.lease)
         if self.deliveries is not None:
-            await self.deliveries.close()
+            if budget is None:
+                await self.deliveries.close()
+            else:
+                with budget.counting():
+                    await self.deliveries.close(wait=budget.left())
         if self.worker is not None:
-            await self.worker.drain(self.opts.grace, self.stop_now)
+            await self.worker.drain(self.opts.grace, self.stop_now, budget)
             self.worker = None
         if self.reaper is not None:
             await self.reaper.stop()
             self.reaper = None
-        if self.store is not None:
+        if budget is not None:
             if self.engine is not None:
                 if self.engine.correlations is not None:
-                    await self.engine.correlations.stop()
+                    with contextlib.suppress(asyncio.TimeoutError):   # (its deadlines are kept in the store)
+                        await budget.wait(self.engine.correlations.stop())
                 self.engine.close()
             self.store.close()
         elif self.engine is not None:
