@@ -331,6 +331,28 @@ def test_groups_says_a_2h_window_opened_seconds_ago_closes_in_2h(tmp_path: Path,
         asyncio.set_event_loop(None)
 
 
+def test_groups_missing_counts_the_events_an_n_of_m_group_still_needs(tmp_path: Path) -> None:
+    """README (Seeing groups): `open` waits for MISSING. An `N of m` group has one member,
+    never missing, so its open row read MEMBERS fail×2, MISSING - : nothing said the third
+    failure was awaited. MISSING now counts what is still needed, as MEMBERS counts."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    w = World(tmp_path, 'action d = exec "true"\n'
+                        'flaky: on 3 of http.post path="/f" as fail same <query.k> within 1h run d\n')
+    try:
+        w.submit(post("/f", k="a"))
+        w.submit(post("/f", k="b"))
+        w.submit(post("/f", k="b"))
+        r = CliRunner().invoke(cli, ["groups", "--state", str(tmp_path / "state")])
+        assert r.exit_code == 0, r.output
+        cells = {line.split()[3]: line.split()[-3:-1] for line in r.output.splitlines()[1:]}
+        assert cells == {"a": ["fail", "fail×2"], "b": ["fail×2", "fail"]}, r.output
+    finally:
+        w.close()
+        loop.close()
+        asyncio.set_event_loop(None)
+
+
 TYPED = '''\
 action d = exec "true"
 gate: on all(http.post path="/a" as a, http.post path="/b" as b) same <payload.k> within 1h run d

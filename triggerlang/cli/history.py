@@ -130,6 +130,18 @@ GROUP_COLORS = {"fired": "32", "expired": "31", "discarded": "33", "open": "34",
                 "rearmed": "2"}
 
 
+def _missing_cell(g: dict, stats: dict) -> str:
+    """The MISSING column: the members not there, and for ``N of m`` (whose one member is
+    never missing) the events still needed when the group is open or expired, as MEMBERS
+    counts them: ``fail×2`` (README: Seeing groups)."""
+    trigger = ((((stats["rules"].get(g["rule"]) or {}).get("meta") or {}).get("entry") or {}).get("trigger") or {})
+    if trigger.get("kind") == "count" and g["state"] in ("open", "expired") and trigger.get("members"):
+        need, alias = int(trigger.get("n") or 0) - len(g["members"]), trigger["members"][0]["alias"]
+        if need > 0:
+            return alias if need == 1 else f"{alias}×{need}"
+    return ", ".join(g["missing"]) or "-"
+
+
 @click.command(epilog=EXAMPLES_GROUPS)
 @click.option("--state", "state_dir", default=".triggerlang", show_default=True, type=click.Path(file_okay=False))
 @click.option("--rule", help="Only groups of this rule.")
@@ -196,7 +208,7 @@ def groups(state_dir, rule, status, key_value, explain, fmt, limit, color_mode, 
         members = ", ".join(a if n == 1 else f"{a}×{n}" for a, n in counts.items()) or "-"
         key = " ".join(_key_cell(k) for k in g["keys"]) or "-"
         rows.append([g["id"], g["rule"], g["state"], key, _short_time(g["opened_at"]), when, members,
-                     ", ".join(g["missing"]) or "-", str(g["run_id"]) if g["run_id"] else "-"])
+                     _missing_cell(g, stats), str(g["run_id"]) if g["run_id"] else "-"])
         colors.append(GROUP_COLORS.get(g["state"]))
     color = _color(mode=color_mode)
     table = _table(rows, GROUP_HEADER, colors, color, colored="state")
