@@ -417,8 +417,9 @@ class StoreBudget:
     bounds that: ``statement_timeout`` and ``lock_timeout`` are enforced by the server
     (which is the part that hangs), TCP keepalives and ``tcp_user_timeout`` are answered
     by a stopped server's kernel, and ``connect_timeout`` (10 s) covers a new connection
-    only. So each store call of a stop (the node's leave, the delivery history, a claim in
-    flight, the runs' ends, the correlation timers' stamp) is waited for with a deadline,
+    only. So each store call of a stop (the deliveries being journaled, which the HTTP
+    listener's stop waits for, the node's leave, the delivery history, a claim in flight,
+    the runs' ends, the correlation timers' stamp) is waited for with a deadline,
     and the calls share one budget: a stop takes at most ``--grace`` plus this (and the
     runs' kill), as systemd's ``TimeoutStopSec=`` and Kubernetes'
     ``terminationGracePeriodSeconds`` expect, whatever the database does. What a call that

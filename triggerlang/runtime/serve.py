@@ -590,18 +590,21 @@ class Runtime:
         # the dashboard's streams end within one poll (a tab left open does not hold the
         # HTTP listener's stop for the rest of the stream's lifetime)
         self.dashboard_closing.set()
-        for kind in sorted(self.sources):
-            src, _ = self.sources[kind]
-            try:
-                await src.stop()
-            except Exception:  # pragma: no cover - a source failing to stop must not block the rest
-                log.exception("stopping source %s", kind)
-        self.sources.clear()
         budget = None
         if self.store is not None:
             from .cluster import StoreBudget
 
-            budget = StoreBudget()   # the store's answers: STOP_STORE_WAIT in all, beyond --grace
+            # the store's answers: STOP_STORE_WAIT in all, beyond --grace; the sources' stop
+            # counts too, as what it waits for is the deliveries being journaled
+            budget = StoreBudget()
+        with budget.counting() if budget is not None else contextlib.nullcontext():
+            for kind in sorted(self.sources):
+                src, _ = self.sources[kind]
+                try:
+                    await src.stop()
+                except Exception:  # pragma: no cover - a source failing to stop must not block the rest
+                    log.exception("stopping source %s", kind)
+        self.sources.clear()
         if budget is not None and self.engine is not None:
             try:
                 await budget.call(self.engine.leave)

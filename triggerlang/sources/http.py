@@ -718,7 +718,7 @@ class _Handlers:
         then = self.ctx.submit_then
         if then is None:  # a context that only has the coroutine: a task
             task = asyncio.get_running_loop().create_task(self._accept_awaiting(events, key, ping, zen))
-            task.add_done_callback(lambda t: answer(t.result()))
+            task.add_done_callback(lambda t: self._answer_or_say(t, answer, route))
             return
         results: list[Any] = [None] * len(events)
         left = [len(events)]
@@ -731,6 +731,19 @@ class _Handlers:
 
         for i, (event, k) in enumerate(zip(events, _event_keys(events, key))):
             then(event, k, partial(one, i))
+
+    def _answer_or_say(self, task: "asyncio.Task[Reply]", answer: "Callable[[Reply], None]", route: str) -> None:
+        """The reply of a delivery's submission; none for one the stop cancelled while it was
+        being journaled (a store that did not answer within the stop's bound): its
+        connection is closed unanswered, so the sender retries. A statement the database
+        had already received is committed when it answers again, as after a timeout (README:
+        "No answer means not accepted"): a delivery id keeps the retry from running twice."""
+        if task.cancelled():
+            self.log.warning("http: a delivery to %s got no answer: the stop came before the store answered (the "
+                             "sender retries; as after a timeout, it may still be journaled once the store answers)",
+                             route)
+            return
+        answer(task.result())
 
     async def _accept_awaiting(self, events: Sequence[Event], key: str | None, ping: bool, zen: Any) -> Reply:
         results: list[Any] = []
