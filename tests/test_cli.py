@@ -825,6 +825,8 @@ def test_front_end_commands_import_no_server_watcher_or_journal(tmp_path: Path, 
                   'on http.post path="/x" run t\non git.push run t\n')
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PYTHON")}
     args = [*command, rules]
+    if command == ["test"]:  # a test to run (no test at all is exit 5)
+        write(tmp_path, "rules_test.trg", 'test "t":\n    given http.post path="/y"\n    expect none\n')
     if command == ["match"]:  # match RULES EVENT.json
         args.append(write(tmp_path, "event.json", json.dumps({"source": "git", "type": "push",
                                                                 "data": {"branch": "main"}})))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -565,11 +566,23 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     assert _cli("test").exit_code == 2
 
 
-def test_cli_no_tests(tmp_path: Path) -> None:
-    (tmp_path / "d.trg").write_text(DEPLOY)
-    result = _cli("test", str(tmp_path / "d.trg"))
-    assert (result.exit_code, result.stdout) == (0, "0 passed, 0 failed\n")
-    assert "no tests found" in result.stderr
+def test_cli_no_tests_exits_5_as_pytest_does(tmp_path: Path) -> None:
+    # a companion that went missing must fail CI, not pass in silence (pytest: exit 5)
+    f = tmp_path / "d.trg"
+    f.write_text(DEPLOY)
+    result = _cli("test", str(f))
+    assert (result.exit_code, result.stdout) == (5, "0 passed, 0 failed\n")
+    assert result.stderr == f"no tests found in {f} (looked for test blocks in it and in d_test.trg beside it)\n"
+    result = _cli("test", "--format", "json", str(f))  # stdout stays the format's document
+    assert result.exit_code == 5 and json.loads(result.stdout)["tests"] == []
+    result = _cli("test", "--format", "junit", str(f))
+    assert result.exit_code == 5 and ET.fromstring(result.stdout).get("tests") == "0"
+    result = _cli("test", "-k", "deploy", str(f))  # no test at all: not "-k selected none"
+    assert result.exit_code == 5 and "no tests found" in result.stderr
+    (tmp_path / "e.trg").write_text(DEPLOY)
+    result = _cli("test", str(tmp_path))
+    assert result.exit_code == 5
+    assert result.stderr.startswith("no tests found in 2 files")
 
 
 def _selection_files(tmp_path: Path) -> Path:

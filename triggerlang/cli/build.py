@@ -389,7 +389,7 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | Non
     A rules file X.trg brings its companion X_test.trg along; FILE::NAME runs only the test
     of FILE (or its companion) named NAME. Prints each failure with its place and reason,
     then "N passed, M failed". Exit 0 when all pass, 1 otherwise (and when -k selects no
-    test), 2 on usage errors (and a NAME no test has).
+    test), 2 on usage errors (and a NAME no test has), 5 when the files hold no test.
     """
     from ..api import SourceFileError
     from ..testing import Selection, render_github as tests_github, render_json as tests_json, \
@@ -428,15 +428,37 @@ def test_cmd(files: tuple[str, ...], fmt: str, verbose: bool, keyword: str | Non
     render = {"json": tests_json, "github": tests_github, "junit": tests_junit}.get(fmt)
     click.echo(render(reports) if render is not None else tests_text(reports, verbose), nl=False)
     ran = any(rep.results for rep in reports)
+    if not ran and not errors and not any(rep.deselected for rep in reports):
+        click.echo(_no_tests_found(reports), err=True)
+        raise SystemExit(NO_TESTS)
     if select is not None and not ran and not errors:
         # a -k that selects nothing fails (pytest's "no tests ran"): a typo must not pass CI
         click.echo(f"no test matches -k {keyword!r} ({sum(rep.deselected for rep in reports)} deselected)",
                    err=True)
         raise SystemExit(1)
-    if fmt == "text" and not ran and not errors:
-        click.echo("no tests found: write test blocks (SPEC §10) in these files or in X_test.trg beside them",
-                   err=True)
     raise SystemExit(0 if all(rep.ok for rep in reports) else 1)
+
+
+NO_TESTS = 5
+"""``triggerc test``'s exit code when the files hold no test at all: pytest's "no tests
+collected" (5), so that a CI job notices a companion file that went missing or a folder
+that holds no test, where exit 0 would pass in silence. Any output format: the message
+goes to stderr, and stdout stays what the format gives for no tests ("0 passed, 0
+failed", an empty JSON report, a JUnit document without cases). A -k that leaves every
+test out is exit 1, as before; a file with errors is exit 1 (its tests did not run)."""
+
+
+def _no_tests_found(reports) -> str:
+    """The message of :data:`NO_TESTS`: the files looked in, and where tests would be."""
+    from pathlib import Path
+
+    rules = [rep.file for rep in reports if not rep.file.endswith("_test.trg")] or [rep.file for rep in reports]
+    if len(rules) == 1:
+        p = Path(rules[0])
+        return (f"no tests found in {rules[0]} (looked for test blocks in it and in "
+                f"{p.stem}_test.trg beside it)")
+    return (f"no tests found in {len(rules)} files (looked for test blocks in them and in an X_test.trg "
+            f"beside each X.trg)")
 
 
 class _NamedTests:
