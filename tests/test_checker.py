@@ -725,8 +725,10 @@ def test_a_method_in_lower_case_can_never_match(cond: str, never: str, hint: str
     ('query.api_key="k3y"', "api_key", 'token=NAME query="api_key"')])
 def test_a_value_of_a_credential_header_can_never_match(cond: str, name: str, how: str) -> None:
     """A credential header reaches rules as <redacted>: headers.x-gitlab-token="..." (what
-    adnanh/webhook's GitLab hook reads as) never matched, and its deliveries got 202 with no run."""
-    text = 'secret s = env "S"\nsource http token=s\n' + DEPLOY + f'on http.request path="/a" {cond} run deploy with "x"\n'
+    adnanh/webhook's GitLab hook reads as) never matched, and its deliveries got 202 with no run.
+    (On a route that checks another header: on one that checks it, the route's own words,
+    test_a_condition_on_the_header_the_route_checks_says_the_route_checks_it.)"""
+    text = 'secret s = env "S"\nsource http hmac=s\n' + DEPLOY + f'on http.request path="/a" {cond} run deploy with "x"\n'
     what = f"the {name} query parameter" if cond.startswith("query.") else f"the {name} header"
     assert only(text) == ("TRG501", 4, 27, f"rule 'L4' can never match: {what} is a credential, "
                                            f"redacted before rules see it", f"check it on the route instead: {how}")
@@ -746,7 +748,7 @@ def test_any_other_comparison_of_a_credential_is_reported(cond: str) -> None:
     passed check and held for every request that sent one (it compares "<redacted>"),
     a glob or regex held for every value or none. Every comparison of a credential's value
     is reported, with has as the way to test that one was sent."""
-    text = 'secret s = env "S"\nsource http token=s\n' + DEPLOY + f'on http.request path="/a" {cond} run deploy with "x"\n'
+    text = 'secret s = env "S"\nsource http hmac=s\n' + DEPLOY + f'on http.request path="/a" {cond} run deploy with "x"\n'
     code, line, _, message, hint = only(text)
     field = cond.strip("(").removeprefix("not ").split()[0].split("=")[0]
     what = field.split(".")[1].lower()
@@ -793,6 +795,31 @@ def test_a_condition_on_the_routes_own_credential_is_reported(decls: str, cond: 
     code, line, _, msg, hint = only(text)
     assert (code, line) == ("TRG501", 4) and message in msg, msg
     assert hint.endswith(": drop the condition") and hint.startswith("the route answers 401 to a delivery without")
+    assert diags(text.replace(f" {cond}", "")) == []
+
+
+@pytest.mark.parametrize("decl, trigger, cond, shown", [
+    ("source http path=\"/h\" token=s", 'on http.post path="/h"', 'headers.authorization="Bearer x"', "Authorization"),
+    ("source http token=s", 'on http.post path="/h"', 'headers.Authorization in ["Bearer a", "Bearer b"]',
+     "Authorization"),
+    ("source http path=\"/h\" token=s", 'on http.post path="/h"', 'headers.authorization != "Bearer x"',
+     "Authorization"),
+    ("source http path=\"/h\" hmac=s", 'on http.post path="/h"', 'headers.x-signature-256="sha256=00"',
+     "X-Signature-256"),
+    ("source github secret=s", "on github.push", 'headers.x-hub-signature-256="sha256=00"', "X-Hub-Signature-256"),
+    ("source gitlab token=s", "on gitlab.push", 'headers.x-gitlab-token="t"', "X-Gitlab-Token"),
+])
+def test_a_condition_on_the_header_the_route_checks_says_the_route_checks_it(decl: str, trigger: str, cond: str,
+                                                                           shown: str) -> None:
+    """The header a route's scheme reads when it names none (Authorization for token=)
+    is redacted on every route, and TRG501's hint said "check it on the route instead:
+    token=NAME (Authorization: Bearer <token>)" where the route already did: it now says
+    so, as for a route's own header=, and dropping the condition checks clean."""
+    text = f'secret s = env "S"\n{decl}\n' + DEPLOY + f'{trigger} {cond} run deploy with "x"\n'
+    code, line, _, msg, hint = only(text)
+    name = shown.lower()
+    assert (code, line) == ("TRG501", 4) and f"the {name} header" in msg and "is the credential route " in msg, msg
+    assert hint == f"the route answers 401 to a delivery without the right {shown} header: drop the condition"
     assert diags(text.replace(f" {cond}", "")) == []
 
 

@@ -1514,9 +1514,11 @@ class Checker:
 
     def lint_withheld(self, r: A.Rule, through: list[Any]) -> bool:
         """TRG501 on the first comparison of ``r`` whose field every route of ``through``
-        (:class:`~triggerlang.sources.routes.HttpRoute`) hides as its own credential (the
-        route's own words, where ``lint_redacted``'s would say to check it on the route,
-        which it does); whether there was one."""
+        (:class:`~triggerlang.sources.routes.HttpRoute`) checks
+        (:meth:`~triggerlang.sources.routes.HttpRoute.checks`: its own credential, or its
+        scheme's header, ``Authorization`` for ``token=``), in the route's own words, where
+        ``lint_redacted``'s would say to check it on the route, which it does; whether
+        there was one."""
         top = {id(c) for c in conjuncts(r.filter)}
         for c in _compares(r.filter):
             if len(c.field.parts) != 2 or c.field.parts[0] not in _REQUEST_PARTS:
@@ -1528,7 +1530,7 @@ class Checker:
                 name = name.lower()
                 if redacted:  # what rules do see: a test of it is fine
                     continue
-            if not all(rt.withheld(where, name) for rt in through):
+            if not all(rt.checks(where, name) for rt in through):
                 continue
             rt = through[0]
             if where == "headers":

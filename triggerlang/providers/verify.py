@@ -108,7 +108,16 @@ class Scheme:
     what: str = ""  # what it checks, for people (the dashboard): "HMAC-SHA1 signature"
     reads_query: bool = False  # its check is given the query parameters in place of the headers
     single: tuple[str, ...] = ()  # headers that must say one thing: sent twice with different values, refused
+    either: bool = False  # its headers are alternatives, a delivery carries any one (gitea's)
 
+
+    def checked(self, header: str | None) -> str | None:
+        """The header a delivery must carry with the right value on a route of this scheme
+        (``header``: the route's ``header=``), or None when there is no one such header:
+        it reads the query, or takes any of several headers (gitea's)."""
+        if self.reads_query or self.either:
+            return None
+        return header.lower() if self.custom_header and header else self.headers[0]
 
     def reads(self, header: str | None) -> frozenset[str]:
         """The headers this scheme reads on a route (redacted from event data after it)."""
@@ -267,7 +276,8 @@ def _standard(secret: bytes, headers: Mapping[str, str], body: bytes, header: st
 
 SCHEMES: dict[str, Scheme] = {
     "github": Scheme("github", ("x-hub-signature-256", "x-hub-signature"), _github, what="HMAC-SHA256 signature"),
-    "gitea": Scheme("gitea", (*_GITEA_HEADERS, "x-hub-signature"), _gitea, what="HMAC-SHA256 signature"),
+    "gitea": Scheme("gitea", (*_GITEA_HEADERS, "x-hub-signature"), _gitea, what="HMAC-SHA256 signature",
+                    either=True),
     "hmac": Scheme("hmac", ("x-signature-256",), _hmac_scheme("sha256", "x-signature-256"), custom_header=True,
                    what="HMAC-SHA256 signature"),
     "hmac-sha1": Scheme("hmac-sha1", ("x-signature",), _hmac_scheme("sha1", "x-signature"), custom_header=True,

@@ -73,6 +73,17 @@ class HttpRoute:
                     and self.header not in SCHEMES[self.scheme or ""].headers)
         return where in ("query", "payload") and name == self.param
 
+    def checks(self, where: str, name: str) -> bool:
+        """Whether this route answers 401 to a delivery without the right value of
+        ``headers.NAME``, ``query.NAME`` or ``payload.NAME``: its own credential
+        (:meth:`withheld`), or the one header its scheme reads where the route names none
+        (``Authorization`` for ``token=``, ``X-Hub-Signature-256`` for GitHub's
+        ``secret=``), which every route redacts but only this one checks (``check``'s
+        TRG501 says the route already checks it rather than to check it on the route)."""
+        if where == "headers" and self.scheme is not None and name.lower() == SCHEMES[self.scheme].checked(self.header):
+            return True
+        return self.withheld(where, name)
+
     def served(self, data: dict[str, Any]) -> dict[str, Any]:
         """An http or webhook event's ``data`` as this route hands it to rules: its own
         header ``<redacted>``, its ``query=`` token left out of ``query`` and of a JSON
