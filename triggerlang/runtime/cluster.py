@@ -355,8 +355,20 @@ class IngestEngine:
         emitted: list = []
         in_tx = corr.in_tx(event, fired, emitted) if corr is not None and corr.active and corr.touches(event) else None
         t0 = time.perf_counter()
-        rec = await loop.run_in_executor(
-            self._executor, lambda: self.store.ingest(event, intents, delivery_key, manifest=rules.sha, in_tx=in_tx))
+
+        def ingest() -> Any:
+            return self.store.ingest(event, intents, delivery_key, manifest=rules.sha, in_tx=in_tx)
+
+        bound = getattr(self.store, "timeout", None)
+        if bound is not None:   # the bound counts from here: a wait for one of the threads counts too
+            at = time.monotonic() + bound
+            plain = ingest
+
+            def ingest() -> Any:
+                with self.store.deadline(at):
+                    return plain()
+
+        rec = await loop.run_in_executor(self._executor, ingest)
         if self.metrics is not None and not rec.duplicate:
             self.metrics.committed(time.perf_counter() - t0)
             self.count(event, intents)
@@ -400,6 +412,18 @@ class IngestEngine:
         """Un-pause a rule paused by loop protection on this node; whether it was paused."""
         return resume_rule(self.loops, rule, actor, known=rule in self.current.rules, add_audit=self.store.add_audit, metrics=self.metrics)
 
+
+def _within(store: Any, seconds: float, fn: Callable[..., Any], *args: Any) -> Any:
+    """(In a thread.) ``fn(*args)``, the store's calls given up after ``seconds`` (StoreTimeout)."""
+    if not hasattr(store, "deadline"):
+        return fn(*args)
+    with store.deadline(time.monotonic() + seconds):
+        return fn(*args)
+
+
+CLAIM_BACKOFF_MAX = 30.0
+"""Seconds a worker waits at most between two claims while the store fails or hangs (the
+wait doubles from ``poll``)."""
 
 CLAIM_WAIT = 10.0
 """Seconds a worker's stop waits for a claim in flight to come back (a query: milliseconds,
@@ -757,7 +781,7 @@ class Worker:
     # ------------------------------------------------------------------ claiming
     async def _claim_loop(self) -> None:
         assert self._wake is not None
-        timeout = self.opts.poll
+        timeout = backoff = self.opts.poll
         while not self.closing:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -773,6 +797,7 @@ class Worker:
                 self._last_claim = time.monotonic()
             timeout = self.opts.poll
             free = self.opts.slots - len(self.active)
+            failing, backoff = backoff, self.opts.poll
             try:
                 if free > 0:
                     rows = await asyncio.to_thread(self.store.claim, self.id, list(self.opts.pools), free,
@@ -791,6 +816,8 @@ class Worker:
                     timeout = min(timeout, nxt + 0.005)
             except StoreError as e:
                 self.health.failed(f"worker {self.id}: cannot claim", e)
+                # the next try after poll, 2×, 4×... up to 30 s while the store fails (or hangs)
+                timeout, backoff = failing, min(failing * 2, CLAIM_BACKOFF_MAX)
             except Exception:
                 log.exception("worker %s: claiming failed", self.id)
 
@@ -933,7 +960,13 @@ class Worker:
                 continue
             silent = 0.0   # how long the store has not answered, once that is past the lease
             try:
-                lost, cancel = await asyncio.to_thread(self.store.heartbeat, self.id, ids, self.opts.lease)
+                # given up by the lease's end (else within the heartbeat): a heartbeat a hung
+                # database holds must not keep the runs going past their leases
+                now = time.monotonic()
+                bound = min(self.store.timeout or self.opts.lease,
+                            max(self._last_beat_ok + self.opts.lease - now, self.opts.heartbeat))
+                lost, cancel = await asyncio.to_thread(_within, self.store, bound, self.store.heartbeat, self.id,
+                                                       ids, self.opts.lease)
                 self._last_beat_ok = time.monotonic()
                 self.health.ok()
             except StoreError as e:
@@ -1032,6 +1065,7 @@ async def _work(store_url: str, opts: WorkerOptions, migrate: bool, reap_interva
     use_daemon_threads(asyncio.get_running_loop())
     try:
         store = await asyncio.to_thread(open_store, store_url, migrate=migrate)
+        store.bound_calls()   # (a claim, a heartbeat, a run's end: none waits for ever on a hung database)
     except StoreError as e:
         log.error("%s", e)
         return 1

@@ -48,10 +48,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
+import itertools
 import json
+import math
+import os
 import queue
 import select
+import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator
 
@@ -62,7 +68,7 @@ from .. import defaults
 from ..events import Event
 from .pgcorrelate import PG_SCHEMA as _CORRELATION_SCHEMA, PgGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery,
-                    GatheredPaths, Intent, LogChunk, Recorded, RunRow, StoreError, audit_dict, clean_log, delivery_dict, delivery_sql,
+                    GatheredPaths, Intent, LogChunk, Recorded, RunRow, StoreError, StoreTimeout, audit_dict, clean_log, delivery_dict, delivery_sql,
                     dumps, equal_conditions, event_conditions, iso_utc, newest_first, redact_url, run_conditions,
                     newest_tick_sql, scrub)
 
@@ -260,6 +266,76 @@ def _lock_key(rule: str) -> int:
     return int.from_bytes(hashlib.sha256(b"trg-rule:" + rule.encode("utf-8")).digest()[:8], "big", signed=True)
 
 
+class _Watchdog:
+    """Cuts the connection of a store call still going at its deadline: ``shutdown()`` of
+    its socket, so the thread waiting in libpq for an answer gets EOF at once (an error)
+    and the connection is dropped. Our side's deadline is the one thing that bounds a
+    database that hangs: the server's timeouts are enforced by the part that hangs, and
+    a stopped server's kernel still acknowledges our bytes and keepalives. One thread for
+    every store of the process, started with the first call."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._heap: list[list[Any]] = []   # [deadline, seq, connection or None once disarmed, fired]
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: float, conn: psycopg.Connection) -> list[Any]:
+        entry = [deadline, next(self._seq), conn, False]
+        with self._cv:
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="triggerlang-store-watchdog", daemon=True)
+                self._thread.start()
+            if self._heap[0] is entry:
+                self._cv.notify()
+        return entry
+
+    def disarm(self, entry: list[Any]) -> bool:
+        """The call is over (its connection not cut after this); whether it was cut."""
+        with self._cv:
+            entry[2] = None
+            return bool(entry[3])
+
+    def _run(self) -> None:
+        with self._cv:
+            while True:
+                while self._heap and self._heap[0][2] is None:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cv.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cv.wait(wait)
+                    continue
+                entry = heapq.heappop(self._heap)
+                entry[3] = True
+                _cut(entry[2])   # (under the lock: the call's thread cannot close it meanwhile)
+                entry[2] = None
+
+
+def _cut(conn: psycopg.Connection) -> None:
+    with contextlib.suppress(Exception):
+        s = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        finally:
+            s.close()
+
+
+_WATCHDOG = _Watchdog()
+_DEADLINE = threading.local()   # .at: the monotonic deadline PgStore.deadline set for this thread's calls
+
+
+DEFAULT_TIMEOUT = 10.0
+"""Seconds a store call may wait for the database, connecting included, unless the store
+URL says ``connect_timeout=N`` (libpq's option, which bounds a new connection: here each
+call too). Ten seconds: GitHub gives a webhook delivery 10 s, and it was the bound of a new
+connection already. A call still going then is given up (:class:`_Watchdog`): a delivery
+gets ``503`` with ``Retry-After``, a worker's claim and heartbeat try again."""
+
+
 def _dropped(conn: psycopg.Connection) -> bool:
     """An idle pooled connection the server has written to is one it dropped: its
     termination notice (a restart, ``pg_terminate_backend``) or EOF waits on the socket. A
@@ -283,14 +359,21 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
     notify_runs_channel = NOTIFY_RUNS
 
     def __init__(self, url: str, *, migrate: bool = False, create: bool = True, pool_size: int = 20,
-                 connect_timeout: float = 10.0) -> None:
+                 connect_timeout: float | None = None) -> None:
         self.url = url
         self._pool: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
         self._size = pool_size
         self._made = 0
         self._lock = threading.Lock()
         self._closed = False
-        self.connect_timeout = connect_timeout
+        if connect_timeout is None:   # the URL's connect_timeout=N (libpq's), else 10 s
+            with contextlib.suppress(Exception):
+                connect_timeout = float(psycopg.conninfo.conninfo_to_dict(url).get("connect_timeout") or 0) or None
+        self.connect_timeout = connect_timeout or DEFAULT_TIMEOUT
+        self.timeout: float | None = None
+        """Seconds a store call may wait for the database, connecting included (None: no
+        bound but ``connect_timeout``, for the commands whose one transaction may be long:
+        ``store import``, ``prune``, ``migrate``); :meth:`bound_calls` sets it."""
         with self._conn() as conn:
             version = self._version(conn)
             if version > SCHEMA_VERSION:
@@ -314,9 +397,34 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         msg = scrub(" ".join(str(e).split()), self.url)
         return StoreError(f"store {self.describe()}: {msg or type(e).__name__}")
 
-    def _connect(self) -> psycopg.Connection:
+    def bound_calls(self) -> None:
+        """Each call gives up after ``connect_timeout`` (:data:`DEFAULT_TIMEOUT`), as
+        ``serve`` and ``worker`` want: a database that hangs holds none of them for ever."""
+        self.timeout = self.connect_timeout
+
+    def _timeout(self) -> StoreTimeout:
+        seconds = getattr(_DEADLINE, "span", None) if getattr(_DEADLINE, "at", None) is not None else None
+        seconds = seconds or self.timeout or self.connect_timeout
+        return StoreTimeout(f"store {self.describe()}: did not answer within {seconds:.3g}s")
+
+    @contextlib.contextmanager
+    def deadline(self, at: float) -> Iterator[None]:
+        """This thread's store calls within it give up at ``at`` (``time.monotonic()``), not
+        :attr:`timeout` after each begins: a delivery's bound counts its wait for a thread."""
+        before, span = getattr(_DEADLINE, "at", None), getattr(_DEADLINE, "span", None)
+        _DEADLINE.at = at if before is None else min(before, at)
+        _DEADLINE.span = max(0.0, _DEADLINE.at - time.monotonic())   # (for the message)
         try:
-            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, int(self.connect_timeout)))
+            yield
+        finally:
+            _DEADLINE.at, _DEADLINE.span = before, span
+
+    def _connect(self, timeout: float | None = None) -> psycopg.Connection:
+        wait = self.connect_timeout if timeout is None else min(self.connect_timeout, timeout)
+        try:
+            return psycopg.connect(self.url, autocommit=True, connect_timeout=max(1, math.ceil(wait)))
+        except pg_errors.ConnectionTimeout:
+            raise self._timeout() from None
         except psycopg.Error as e:
             raise self._error(e) from None
         except Exception as e:  # a malformed URL: ProgrammingError, ValueError...
@@ -326,27 +434,39 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
     def _conn(self) -> Iterator[psycopg.Connection]:
         if self._closed:
             raise StoreError(f"the store {self.describe()} is closed")
+        # the call's deadline (PgStore.deadline, else timeout from now): past it the
+        # connection is cut (_Watchdog) and the call raises StoreTimeout
+        at = getattr(_DEADLINE, "at", None)
+        if at is None and self.timeout is not None:
+            at = time.monotonic() + self.timeout
+        if at is not None and time.monotonic() >= at:
+            raise self._timeout()   # (nothing was sent)
         while True:
             try:
                 conn = self._pool.get_nowait()
             except queue.Empty:
-                conn = self._connect()
+                conn = self._connect(None if at is None else at - time.monotonic())
                 break
             if not _dropped(conn):
                 break
             with contextlib.suppress(Exception):
                 conn.close()
-        ok = False
+        ok = cut = False
+        watch = _WATCHDOG.arm(at, conn) if at is not None else [0, 0, None, False]
         try:
             yield conn
             ok = True
         except psycopg.Error as e:
+            cut = _WATCHDOG.disarm(watch)
+            if cut:
+                raise self._timeout() from None
             if isinstance(e, (pg_errors.UniqueViolation, pg_errors.DeadlockDetected,
                               pg_errors.SerializationFailure)):
                 raise
             raise self._error(e) from None
         finally:
-            if conn.closed or conn.broken or (not ok and conn.info.transaction_status != 0) or self._closed:
+            cut = _WATCHDOG.disarm(watch) or cut
+            if cut or conn.closed or conn.broken or (not ok and conn.info.transaction_status != 0) or self._closed:
                 with contextlib.suppress(Exception):
                     conn.close()
             elif self._pool.qsize() < self._size:

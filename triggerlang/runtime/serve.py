@@ -288,6 +288,7 @@ class Runtime:
 
         use_daemon_threads(asyncio.get_running_loop())   # (a call a hung database holds cannot hold the end)
         self.store = await asyncio.to_thread(open_store, self.opts.store_url, migrate=self.opts.migrate)
+        self.store.bound_calls()   # (a delivery, a claim, a heartbeat: none waits for ever on a hung database)
         self.metrics = Metrics(store=self.store)
         self.deliveries = DeliveryRecorder(self.store, metrics=self.metrics, in_thread=True)
         self.engine = IngestEngine(manifest, self.store, max_open_groups=self.opts.max_open_groups,
@@ -353,6 +354,8 @@ class Runtime:
         ping = self._ping
         if ping is None or ping.done():
             ping = self._ping = asyncio.ensure_future(asyncio.to_thread(self.store.ping))
+            # (retrieved: a ping that fails after its probe gave up is no "never retrieved" traceback)
+            ping.add_done_callback(lambda f: f.cancelled() or f.exception())
         try:
             await asyncio.wait_for(asyncio.shield(ping), defaults.READY_TIMEOUT)
         except asyncio.TimeoutError:

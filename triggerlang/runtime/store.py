@@ -100,6 +100,11 @@ class StoreError(Exception):
     """
 
 
+class StoreTimeout(StoreError):
+    """The store did not answer within its bound (a hung database: a stopped VM, a network
+    partition), so the call was given up (PostgreSQL: :class:`.pgstore.PgStore`'s ``timeout``)."""
+
+
 @dataclass
 class PlannedRun:
     """A run to create: which rule, which action, the bound inputs.

@@ -384,6 +384,11 @@ class _AnyMethod:
         await response(scope, receive, send)
 
 
+STORE_RETRY_AFTER = 10
+"""``Retry-After`` (seconds) of a ``503`` for a delivery the store did not journal in time
+(a hung database): the bound of a store call, as long as the next try would wait at worst."""
+
+
 def _problem(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
     return Reply(status, {"error": message}, headers)
 
@@ -758,8 +763,13 @@ class _Handlers:
     def _accepted(self, events: Sequence[Event], results: Sequence[Any], ping: bool, zen: Any) -> Reply:
         for event, r in zip(events, results):
             if isinstance(r, BaseException):
-                from ..runtime.store import StoreError
+                from ..runtime.store import StoreError, StoreTimeout
 
+                if isinstance(r, StoreTimeout):   # a hung database (README: the store's promises)
+                    self.log.error("could not accept event %s: %s: answered 503", event.trigger, r)
+                    return _problem(503, "the store did not answer in time: not accepted, try again later (with "
+                                    "the same delivery id a resend is harmless: if this one was journaled after "
+                                    "all, it is answered as a duplicate)", {"Retry-After": str(STORE_RETRY_AFTER)})
                 if isinstance(r, StoreError):  # disk full, locked...: the message says it all
                     self.log.error("could not accept event %s: %s", event.trigger, r)
                 else:
