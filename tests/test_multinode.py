@@ -464,7 +464,8 @@ def test_a_hung_database_holds_neither_the_stop_of_serve_nor_of_a_worker(cluster
     frozen = _server_processes(pg_server)
     try:
         for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):   # (a backend that just ended)
+                os.kill(pid, signal.SIGSTOP)
         # a delivery held by the frozen database (being journaled) when the stop comes
         held = socket.create_connection(("127.0.0.1", node.port), timeout=DEADLINE)
         body = b'{"n": 2}'
@@ -544,7 +545,8 @@ def test_a_hung_database_while_running_503s_deliveries_stops_runs_at_their_lease
     frozen = _server_processes(pg_server)
     try:
         for p in frozen:
-            os.kill(p, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):   # (a backend that just ended)
+                os.kill(p, signal.SIGSTOP)
         t0 = time.monotonic()
         r = post(node, "/ci", ci, headers=hook)
         took = time.monotonic() - t0
@@ -595,7 +597,8 @@ def test_a_store_call_on_a_hung_database_gives_up_at_its_deadline(pg_url: str, p
     frozen = _server_processes(pg_server)
     try:
         for p in frozen:
-            os.kill(p, signal.SIGSTOP)
+            with contextlib.suppress(ProcessLookupError):   # (a backend that just ended)
+                os.kill(p, signal.SIGSTOP)
         assert call(_within, store, 0.5, store.ping) < 0.5 + 1.5   # (a busy machine)
         assert call(store.ping) < 2 + 3    # a new connection, connect_timeout
     finally:
