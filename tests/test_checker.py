@@ -823,6 +823,30 @@ def test_a_condition_on_the_header_the_route_checks_says_the_route_checks_it(dec
     assert diags(text.replace(f" {cond}", "")) == []
 
 
+@pytest.mark.parametrize("cond, message", [
+    ("has query.tk", 'can never match: the tk query parameter is the token route /hooks/q checks (query="tk"), '
+     "left out of the event"),
+    ("(has query.tk or payload.a=1)", "tests has query.tk, which never holds: the tk query parameter is the token"),
+    ("not has query.tk", "tests has query.tk, which never holds"),
+])
+def test_has_on_the_routes_query_token_is_reported(cond: str, message: str) -> None:
+    """has query.tk on a route that takes its token from ?tk= passed check and never held
+    (the parameter is left out of the event). has headers.x-my-key (true for every delivery
+    the route accepts) and has payload.tk (true for a body whose tk is not a string, which
+    the route leaves in) can hold, and are left alone."""
+    text = TK + DEPLOY + f'on http.post path="/hooks/q" {cond} run deploy with "x"\n'
+    code, line, _, msg, hint = only(text)
+    assert (code, line) == ("TRG501", 4) and message in msg, msg
+    assert hint == "the route answers 401 to a delivery without the right ?tk=: drop the condition"
+    assert diags(text.replace(f" {cond}", "")) == []
+    for fine in (TK + DEPLOY + 'on http.post path="/hooks/q" has payload.tk run deploy with "x"\n',
+                 TK + 'source http path="/other" token=k\n' + DEPLOY
+                 + 'on http.post path="/other" has query.tk run deploy with "x"\n',
+                 MY_KEY.replace('secret g = env "G"\n', "") + DEPLOY
+                 + 'on http.post path="/hooks/x" has headers.x-my-key run deploy with "x"\n'):
+        assert diags(fine) == [], fine
+
+
 def test_a_routes_own_credential_is_left_alone_where_another_route_lets_it_through() -> None:
     """A rule that can get deliveries from several routes is reported only when each of
     them hides the field: a glob's rule also hears a more specific route another rule pins

@@ -1476,7 +1476,7 @@ class Checker:
         routes of the providers that derive one. Where one of them lets the value through,
         the condition can hold for its deliveries, and it is left alone."""
         rules = [r for r in self.p.rules if r.correlation is None and r.source and any(
-            len(c.field.parts) == 2 and c.field.parts[0] in _REQUEST_PARTS for c in _compares(r.ast.filter))]
+            len(c.field.parts) == 2 and c.field.parts[0] in _REQUEST_PARTS for c in _compares(r.ast.filter, has=True))]
         if not rules:  # (the routes are read only for a file with such a condition)
             return
         routes = self.http_routes()
@@ -1520,10 +1520,19 @@ class Checker:
         ``lint_redacted``'s would say to check it on the route, which it does; whether
         there was one."""
         top = {id(c) for c in conjuncts(r.filter)}
-        for c in _compares(r.filter):
+        for c in _compares(r.filter, has=True):
             if len(c.field.parts) != 2 or c.field.parts[0] not in _REQUEST_PARTS:
                 continue
             where, name = c.field.parts
+            if isinstance(c, A.Has):
+                # has query.tk never holds where the route takes its token from ?tk=: the
+                # parameter is left out of the event. (has headers.x-my-key holds for every
+                # delivery the route accepts, and has payload.tk for a body whose tk is not a
+                # string, which the route leaves in: neither is a condition that cannot hold.)
+                if where == "query" and all(rt.checks(where, name) for rt in through):
+                    self.lint_has_withheld(r, c, through[0], id(c) in top)
+                    return True
+                continue
             v = self.quiet_value(c.value)
             redacted = REDACTED in (v if isinstance(v, list) else [v])
             if where == "headers":
@@ -1549,6 +1558,17 @@ class Checker:
                              f"{sees}", c.span, hint)
             return True
         return False
+
+    def lint_has_withheld(self, r: A.Rule, c: A.Has, rt: Any, top: bool) -> None:
+        """TRG501 for ``has query.NAME`` where the route takes its token from ``?NAME=``
+        (``query="NAME"``): never true, as the parameter is left out of the event."""
+        name = c.field.parts[1]
+        why = f'the {name} query parameter is the token route {rt.path} checks (query="{name}"), left out of the event'
+        hint = f"the route answers 401 to a delivery without the right ?{name}=: drop the condition"
+        if top:
+            self.never(r, c, why, hint=hint)  # type: ignore[arg-type]
+        else:
+            self.d.error("TRG501", f"rule '{r.name}' tests has {c.field.dotted}, which never holds: {why}", c.span, hint)
 
     def lint_file_values(self, r: A.Rule) -> None:
         """TRG501: a file rule whose ``ext`` has its dot (``ext=".py"``: an event's ``ext``
@@ -1914,14 +1934,15 @@ def _header_case(name: str) -> str:
     return "-".join(p.capitalize() for p in name.split("-"))
 
 
-def _compares(e: A.Expr | None) -> list[A.Compare]:
-    """Every comparison of a filter, inside ``and``, ``or`` and ``not`` too, in order."""
-    if e is None or isinstance(e, A.Has):
+def _compares(e: A.Expr | None, has: bool = False) -> list[Any]:
+    """Every comparison of a filter, inside ``and``, ``or`` and ``not`` too, in order (and
+    every ``has``, with ``has=True``)."""
+    if e is None or isinstance(e, A.Has) and not has:
         return []
     if isinstance(e, A.Not):
-        return _compares(e.expr)
+        return _compares(e.expr, has)
     if isinstance(e, (A.And, A.Or)):
-        return [c for x in e.items for c in _compares(x)]
+        return [c for x in e.items for c in _compares(x, has)]
     return [e]
 
 
