@@ -822,7 +822,8 @@ def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
             r = s.http.post(path)
             assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (path, r.headers)  # RFC 9110
         assert s.http.get("/hooks/nope").status_code == 404
-        assert "dashboard at /dashboard/ (loopback clients only, read-only)" in s.log.read_text()
+        # the page's whole URL, one click from the log, as triggerc dashboard gives it
+        assert f"dashboard at {s.url}/dashboard/ (loopback clients only, read-only)" in s.log.read_text()
     finally:
         s.stop_cleanly()
 

@@ -1648,10 +1648,15 @@ def dashboard_routes(state_dir: Path | str | None, *, token: str | None = None, 
                   operator=operator, listener=listener)
     if closing is not None:
         d.closing = closing
-    if engine is not None:
-        log.info("dashboard at /dashboard/ (%s)", "token required; re-run and cancel on" if d.requires_token
-                 else "loopback clients only, read-only")
     return d.routes()
+
+
+def serve_note(url: str, token: str | None) -> str:
+    """``serve --dashboard``'s line at the start of its listener: the page's whole URL, as
+    ``triggerc dashboard`` logs it, one click from the log (the token is left out: never in
+    a log), and who it answers."""
+    access = "token required; re-run and cancel on" if token else "loopback clients only, read-only"
+    return f"dashboard at {url}{PREFIX}/ ({access})"
 
 
 def create_app(state_dir: Path | str | None, *, token: str | None = None, rules_path: Path | None = None,

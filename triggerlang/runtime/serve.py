@@ -430,6 +430,10 @@ class Runtime:
                 raise StartError(_reason(e)) from None
             self.sources[kind] = (src, cfg)
             log.info("started %s", src.describe())
+            if kind == "http" and self.opts.dashboard and getattr(src, "url", None):
+                from ..dashboard.app import serve_note
+
+                log.info("%s", serve_note(src.url, self.opts.dashboard_token))  # once bound: --port 0 picks one
 
     async def _settled(self, data: bytes, fingerprint: str | None) -> tuple[bytes, str | None] | None:
         """The rules file's bytes, and their fingerprint, once two reads ``RELOAD_SETTLE``
