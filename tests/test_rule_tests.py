@@ -826,3 +826,17 @@ def test_an_http_rule_is_tested_with_a_saved_body(tmp_path: Path) -> None:
     assert failures(text, str(tmp_path)) == []
     missing = codes(text.replace('from "push.json"', 'from "nope.json"', 1), str(tmp_path))
     assert [c for c in missing if c[0] != "TRG209"] == [("TRG602", 7)]  # (TRG209: the routes have no secret)
+
+
+def test_null_in_a_given_says_to_leave_the_field_out(tmp_path: Path) -> None:
+    """A given cannot write null (the language has none): sha=null was "unknown name
+    'null'" with the hint to quote it, "null", the text. The hint now says that a missing
+    field is null to a rule; the given without the field runs as a null one would."""
+    rules = DEPLOY + 'no_sha: on git.push not has sha run deploy with "none"\n'
+    f = tmp_path / "d.trg"
+    f.write_text(rules + block("no sha", 'given git.push branch="x" sha=null', "expect no_sha"))
+    (err,) = run_file(str(f)).errors
+    assert (err.code, err.message) == ("TRG102", "unknown name 'null'")
+    assert err.hint.startswith("there is no null value: to a rule a null field is a missing one")
+    f.write_text(rules + block("no sha", 'given git.push branch="x"', "expect only no_sha"))
+    assert [r.passed for r in run_file(str(f)).results] == [True]

@@ -360,6 +360,8 @@ class Checker:
                          "secrets only go where a secret is expected (secret=, token=, hmac=)")
             return None
         hint, fix = typo(r.name, self.let_decls, r.span)
+        if r.name == "null" and hint is None:  # JSON's word: the language has none (README: Testing your rules)
+            hint = NO_NULL
         # most often text without its quotes (branch=main): say both ways to write it
         self.d.error("TRG102", f"unknown name '{r.name}'", r.span,
                      hint or f'text goes in quotes: "{r.name}"; a name is declared first: let {r.name} = VALUE',
@@ -1932,6 +1934,15 @@ _REQUEST_PARTS = ("headers", "query", "payload")
 def _header_case(name: str) -> str:
     """A lower-case header name as it is usually written: ``x-my-key`` is ``X-My-Key``."""
     return "-".join(p.capitalize() for p in name.split("-"))
+
+
+NO_NULL = ("there is no null value: to a rule a null field is a missing one (has is false, = fails, != holds); "
+           "test it with not has FIELD, and leave the field out of a test's given (a from file may hold null)")
+"""TRG102's hint for ``null`` written as a value. The language has no null: a missing field
+and a JSON null are the same to every condition, placeholder and correlation key (SPEC
+§3), so a ``given`` without the field tests what a null one would, and ``not has FIELD``
+is the filter; a ``null`` keyword would be a second way to write both, and a new reserved
+word in the grammar."""
 
 
 def _compares(e: A.Expr | None, has: bool = False) -> list[Any]:
