@@ -622,15 +622,6 @@ class Checker:
                                    f"{extra.name.value}=, not both", extra.name.span,
                          f"keep one; with both, only {given[0].name.value}= would be checked")
 
-    def source_option(self, kind: str, name: str) -> list[tuple[A.SourceDecl, Any]]:
-        out = []
-        for s in self.p.sources:
-            if s.kind.value == kind:
-                for opt in s.options:
-                    if opt.name.value == name:
-                        out.append((s, opt.value))
-        return out
-
     def glob_ok(self, g: str, span: Span) -> bool:
         if "[" not in g:
             return True  # only a character class can make a glob invalid (no regex compile here)
@@ -1356,15 +1347,6 @@ class Checker:
                 self.d.warning("TRG209", f"route {r.route} has no {_either(protect)}: anyone who can reach it can trigger runs",
                                r.ast.trigger.span, f'declare: source http path="{r.route}" token=NAME')
 
-    def source_option(self, decl: A.SourceDecl, name: str) -> Any:
-        """An option of a ``source`` declaration as the manifest writes it (a secret's name,
-        never a value), or None."""
-        for o in decl.options:
-            if o.name.value == name:
-                return o.value.name if isinstance(o.value, A.Ref) and o.value.name in self.p.secrets \
-                    else self.quiet_value(o.value)
-        return None
-
     def http_decl_covers(self, s: A.SourceDecl, route: str) -> bool:
         return http_decl_covers(next((self.quiet_value(o.value) for o in s.options if o.name.value == "path"), None), route)
 
@@ -1505,10 +1487,7 @@ class Checker:
         ``check``'s start-up is measured (bench/README.md)."""
         from ..sources.routes import parse_routes
 
-        by_kind: dict[str, list[A.SourceDecl]] = {}
-        for s in self.p.sources:
-            by_kind.setdefault(s.kind.value, []).append(s)
-        section = HTTP.section(SectionInput(self.p.listeners(), by_kind, self.source_option))  # type: ignore[misc]
+        section = HTTP.section(SectionInput.of(self.p, self.quiet_value))
         try:
             return parse_routes(section or {}, None)
         except ValueError:  # a route the checker reports otherwise (an unclosed '[' in a glob: TRG302)
@@ -1526,20 +1505,17 @@ class Checker:
             if len(c.field.parts) != 2 or c.field.parts[0] not in _REQUEST_PARTS:
                 continue
             where, name = c.field.parts
-            if isinstance(c, A.Has):
-                # has query.tk never holds where the route takes its token from ?tk=: the
-                # parameter is left out of the event. (has headers.x-my-key holds for every
-                # delivery the route accepts, and has payload.tk for a body whose tk is not a
-                # string, which the route leaves in: neither is a condition that cannot hold.)
-                if where == "query" and all(rt.checks(where, name) for rt in through):
-                    self.lint_has_withheld(r, c, through[0], id(c) in top)
-                    return True
+            has = isinstance(c, A.Has)
+            # has query.tk never holds where the route takes its token from ?tk=: the
+            # parameter is left out of the event. (has headers.x-my-key holds for every
+            # delivery the route accepts, and has payload.tk for a body whose tk is not a
+            # string, which the route leaves in: neither is a condition that cannot hold.)
+            if has and where != "query":
                 continue
-            v = self.quiet_value(c.value)
-            redacted = REDACTED in (v if isinstance(v, list) else [v])
             if where == "headers":
                 name = name.lower()
-                if redacted:  # what rules do see: a test of it is fine
+                v = self.quiet_value(c.value)
+                if REDACTED in (v if isinstance(v, list) else [v]):  # what rules do see: a test of it is fine
                     continue
             if not all(rt.checks(where, name) for rt in through):
                 continue
@@ -1553,24 +1529,16 @@ class Checker:
                 why = f'is the token route {rt.path} checks (query="{name}"), left out of the event'
                 sees, shown = "never sees it", f"?{name}="
             hint = f"the route answers 401 to a delivery without the right {shown}: drop the condition"
-            if c.op in ("=", "in") and id(c) in top:
-                self.never(r, c, f"{what} {why}", hint=hint)
+            if (has or c.op in ("=", "in")) and id(c) in top:
+                self.never(r, c, f"{what} {why}", hint=hint)  # type: ignore[arg-type]
+            elif has:
+                self.d.error("TRG501", f"rule '{r.name}' tests has {c.field.dotted}, which never holds: {what} {why}",
+                             c.span, hint)
             else:
                 self.d.error("TRG501", f"rule '{r.name}' compares {what} with '{c.op}', but it {why}: the condition "
                              f"{sees}", c.span, hint)
             return True
         return False
-
-    def lint_has_withheld(self, r: A.Rule, c: A.Has, rt: Any, top: bool) -> None:
-        """TRG501 for ``has query.NAME`` where the route takes its token from ``?NAME=``
-        (``query="NAME"``): never true, as the parameter is left out of the event."""
-        name = c.field.parts[1]
-        why = f'the {name} query parameter is the token route {rt.path} checks (query="{name}"), left out of the event'
-        hint = f"the route answers 401 to a delivery without the right ?{name}=: drop the condition"
-        if top:
-            self.never(r, c, why, hint=hint)  # type: ignore[arg-type]
-        else:
-            self.d.error("TRG501", f"rule '{r.name}' tests has {c.field.dotted}, which never holds: {why}", c.span, hint)
 
     def lint_file_values(self, r: A.Rule) -> None:
         """TRG501: a file rule whose ``ext`` has its dot (``ext=".py"``: an event's ``ext``

@@ -36,16 +36,6 @@ from ..syntax import ast as A
 FORMAT_VERSION = 1
 
 
-def _opt(decl: A.SourceDecl, name: str, program: Program) -> Any:
-    for o in decl.options:
-        if o.name.value == name:
-            v = o.value
-            if isinstance(v, A.Ref) and v.name in program.secrets:
-                return v.name  # a secret option holds the secret's name, never its value
-            return literal_value(v, program.lets)
-    return None
-
-
 def _exec_body(b: A.ExecBody) -> dict:
     return {"kind": "exec",
             "argv": [{"param": x.name} if isinstance(x, A.Ref) else {"value": x.value} for x in b.argv]}
@@ -100,11 +90,7 @@ def _span(s, files: dict[str, str]) -> dict:
 
 def build_manifest(program: Program, base_dir: str, file_name: str) -> dict:
     # sources start for what listens: ordinary rules and correlation members (§11.5)
-    rules = program.listeners()
-    decls_by_kind: dict[str, list[A.SourceDecl]] = {}
-    for s in program.sources:
-        decls_by_kind.setdefault(s.kind.value, []).append(s)
-    sources = build_sections(SectionInput(rules, decls_by_kind, lambda decl, name: _opt(decl, name, program)))
+    sources = build_sections(SectionInput.of(program, lambda v: literal_value(v, program.lets)))
 
     written = [r for r in program.rules if r.source or r.correlation is not None]
     used_actions = {r.action for r in written}

@@ -43,6 +43,26 @@ class SectionInput:
     decls: Mapping[str, list[Any]]
     option: Callable[[Any, str], Any]
 
+    @classmethod
+    def of(cls, program: Any, value: Callable[[Any], Any]) -> "SectionInput":
+        """The input of a checked program (:class:`~triggerlang.check.program.Program`): its
+        listening rules, its declarations by kind, and each option's value read by ``value``
+        (the manifest's ``literal_value``; the checker's, quiet on what it reports elsewhere),
+        but a secret's name for a secret."""
+        from ..syntax import ast as A
+
+        def option(decl: Any, name: str) -> Any:
+            for o in decl.options:
+                if o.name.value == name:
+                    v = o.value
+                    return v.name if isinstance(v, A.Ref) and v.name in program.secrets else value(v)
+            return None
+
+        decls: dict[str, list[Any]] = {}
+        for s in program.sources:
+            decls.setdefault(s.kind.value, []).append(s)
+        return cls(program.listeners(), decls, option)
+
     def rules_of(self, kind: str) -> list[Any]:
         return [r for r in self.rules if r.source == kind]
 
