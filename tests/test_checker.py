@@ -847,6 +847,30 @@ def test_has_on_the_routes_query_token_is_reported(cond: str, message: str) -> N
         assert diags(fine) == [], fine
 
 
+@pytest.mark.parametrize("decls, rule, message", [
+    (MY_KEY, 'on all(http.post path="/hooks/x" headers.x-my-key="k" as a, http.post path="/hooks/y" as b) within 1h',
+     "member http.post as a of rule 'L4' can never match: the x-my-key header is the credential route /hooks/x"),
+    (TK, 'on 2 of http.post path="/hooks/q" query.tk != "k" within 1h', "member http.post of rule 'L4' compares "
+     "the tk query parameter with '!=', but it is the token route /hooks/q checks"),
+    ('secret g = env "G"\nsource github secret=g\n', 'on absent(github.push headers.x-hub-signature-256="x") for 1h',
+     "member github.push of rule 'L4' can never match: the x-hub-signature-256 header is the credential route"),
+    ('secret g = env "G"\nsource http hmac=g\n', 'on any(http.post path="/a" headers.x-api-key="k" as a, '
+     'http.post path="/b" as b)', "member http.post as a of rule 'L4' can never match: the x-api-key header is a "
+     "credential, redacted before rules see it"),
+])
+def test_a_correlation_members_condition_on_a_routes_credential_is_reported(decls: str, rule: str,
+                                                                            message: str) -> None:
+    """TRG501's route lints read single-trigger rules only: a member's condition on the
+    header or query parameter its route hides passed check and never held. A member is
+    named as lint_never names it; dropping the condition checks clean."""
+    decls = decls.replace('secret g = env "G"\n', "") if decls is MY_KEY else decls
+    text = decls + DEPLOY + rule + ' run deploy with "x"\n'
+    code, line, _, msg, _ = only(text)
+    assert (code, line) == ("TRG501", 4) and msg.startswith(message), msg
+    cond = re.search(r' (?:headers|query)\.[a-z0-9-]+ ?!?= ?"[^"]*"', rule).group()
+    assert diags(text.replace(cond, "")) == [], text.replace(cond, "")
+
+
 def test_a_routes_own_credential_is_left_alone_where_another_route_lets_it_through() -> None:
     """A rule that can get deliveries from several routes is reported only when each of
     them hides the field: a glob's rule also hears a more specific route another rule pins

@@ -1398,7 +1398,7 @@ class Checker:
         self.d.error("TRG501", (what or f"rule '{r.name}'") + f" can never match: {why}", c.span,
                      hint or "conditions side by side must all hold; use 'or' or 'in [...]' for alternatives")
 
-    def lint_redacted(self, r: A.Rule) -> None:
+    def lint_redacted(self, r: A.Rule, what: str | None = None) -> None:
         """TRG501: a condition on the value of a credential header (``Authorization``,
         ``Cookie``, ``X-Gitlab-Token``, ``X-Api-Key``, a signature header) or query
         parameter (``query.access_token``, ``query.api_key``): the HTTP source replaces it
@@ -1410,7 +1410,10 @@ class Checker:
         sent, a glob or regex holds for every value or none, so it is reported as well
         (compared with ``"<redacted>"`` itself it is a test of what rules see, and is
         fine; ``has`` tests that one was sent). The route checks it, in constant time:
-        ``token=NAME header="X-Api-Key"``, ``token=NAME query="api_key"``."""
+        ``token=NAME header="X-Api-Key"``, ``token=NAME query="api_key"``. ``what`` names a
+        correlation's member (``member http.post as a of rule 'x'``): its condition is checked
+        as a rule's, and the rule is not one that can never match."""
+        named = what or f"rule '{r.name}'"
         top = {id(c) for c in conjuncts(r.filter)}
         for c in _compares(r.filter):
             if len(c.field.parts) != 2:
@@ -1422,9 +1425,9 @@ class Checker:
             if REDACTED in (v if isinstance(v, list) else [v]):
                 continue
             if where == "query":
-                what, how = f"the {c.field.parts[1]} query parameter", f'token=NAME query="{c.field.parts[1]}"'
+                field, how = f"the {c.field.parts[1]} query parameter", f'token=NAME query="{c.field.parts[1]}"'
             else:
-                what = f"the {name} header"
+                field = f"the {name} header"
                 if name == "authorization":
                     how = "token=NAME (Authorization: Bearer <token>)"
                 elif name in CREDENTIAL_HEADERS and name not in ("proxy-authorization", "cookie"):
@@ -1433,9 +1436,9 @@ class Checker:
                     how = "its source's secret, token or hmac"
             hint = f"check it on the route instead: {how}"
             if c.op in ("=", "in") and id(c) in top:
-                self.never(r, c, f"{what} is a credential, redacted before rules see it", hint=hint)
+                self.never(r, c, f"{field} is a credential, redacted before rules see it", what, hint)
             else:
-                self.d.error("TRG501", f"rule '{r.name}' compares {what} with '{c.op}', but it is a credential, "
+                self.d.error("TRG501", f"{named} compares {field} with '{c.op}', but it is a credential, "
                              f"redacted before rules see it: the condition only ever sees \"{REDACTED}\"", c.span,
                              f"{hint} (to test that it was sent: has {c.field.dotted})")
             return
@@ -1459,7 +1462,7 @@ class Checker:
         its provider (several declarations, several paths), and for ``ci.completed`` the
         routes of the providers that derive one. Where one of them lets the value through,
         the condition can hold for its deliveries, and it is left alone."""
-        rules = [r for r in self.p.rules if r.correlation is None and r.source and any(
+        rules = [r for r in self.p.listeners() if any(  # (a correlation's members too)
             len(c.field.parts) == 2 and c.field.parts[0] in _REQUEST_PARTS for c in _compares(r.ast.filter, has=True))]
         if not rules:  # (the routes are read only for a file with such a condition)
             return
@@ -1477,8 +1480,8 @@ class Checker:
                 through = [exact[r.route]] if r.route in exact else []
             else:
                 through = [rt for rt in [*exact.values(), *globs] if rt.path == r.route or http_decl_covers(r.route, rt.path)]
-            if not (through and self.lint_withheld(r.ast, through)):
-                self.lint_redacted(r.ast)
+            if not (through and self.lint_withheld(r.ast, through, r.member)):
+                self.lint_redacted(r.ast, r.member)
 
     def http_routes(self) -> list[Any]:
         """The routes the manifest will give the HTTP source, as serve reads them
@@ -1493,13 +1496,14 @@ class Checker:
         except ValueError:  # a route the checker reports otherwise (an unclosed '[' in a glob: TRG302)
             return []
 
-    def lint_withheld(self, r: A.Rule, through: list[Any]) -> bool:
+    def lint_withheld(self, r: A.Rule, through: list[Any], what: str | None = None) -> bool:
         """TRG501 on the first comparison of ``r`` whose field every route of ``through``
         (:class:`~triggerlang.sources.routes.HttpRoute`) checks
         (:meth:`~triggerlang.sources.routes.HttpRoute.checks`: its own credential, or its
         scheme's header, ``Authorization`` for ``token=``), in the route's own words, where
         ``lint_redacted``'s would say to check it on the route, which it does; whether
-        there was one."""
+        there was one. ``what`` names a correlation's member, as ``lint_redacted``'s."""
+        named = what or f"rule '{r.name}'"
         top = {id(c) for c in conjuncts(r.filter)}
         for c in _compares(r.filter, has=True):
             if len(c.field.parts) != 2 or c.field.parts[0] not in _REQUEST_PARTS:
@@ -1521,21 +1525,21 @@ class Checker:
                 continue
             rt = through[0]
             if where == "headers":
-                what = f"the {name} header"
+                field = f"the {name} header"
                 why = f"is the credential route {rt.path} checks, redacted before rules see it"
                 sees, shown = f'only ever sees "{REDACTED}"', f"{_header_case(name)} header"
             else:
-                what = f"the {name} query parameter" if where == "query" else f"the body's top-level {name} field"
+                field = f"the {name} query parameter" if where == "query" else f"the body's top-level {name} field"
                 why = f'is the token route {rt.path} checks (query="{name}"), left out of the event'
                 sees, shown = "never sees it", f"?{name}="
             hint = f"the route answers 401 to a delivery without the right {shown}: drop the condition"
             if (has or c.op in ("=", "in")) and id(c) in top:
-                self.never(r, c, f"{what} {why}", hint=hint)  # type: ignore[arg-type]
+                self.never(r, c, f"{field} {why}", what, hint)  # type: ignore[arg-type]
             elif has:
-                self.d.error("TRG501", f"rule '{r.name}' tests has {c.field.dotted}, which never holds: {what} {why}",
+                self.d.error("TRG501", f"{named} tests has {c.field.dotted}, which never holds: {field} {why}",
                              c.span, hint)
             else:
-                self.d.error("TRG501", f"rule '{r.name}' compares {what} with '{c.op}', but it {why}: the condition "
+                self.d.error("TRG501", f"{named} compares {field} with '{c.op}', but it {why}: the condition "
                              f"{sees}", c.span, hint)
             return True
         return False

@@ -328,7 +328,7 @@ CODE_DOCS: dict[str, CodeDoc] = {
         the credential the rule's route checks, its `header="X-My-Key"` or `query="tk"`, or the
         header its check reads when it names none (`Authorization` for `token=`), which
         rules see as `<redacted>` or not at all (so `has query.tk` never holds there): the
-        route answers 401 without it, drop the condition; or a `ref` that is not whole where an event's is, `ref="main"` for
+        route answers 401 without it, drop the condition (on a correlation's member too); or a `ref` that is not whole where an event's is, `ref="main"` for
         `refs/heads/main`, or a `branch` or `tag` written whole, `branch="refs/heads/main"`).
         Conditions side by side
         must all hold: write alternatives with `or` or `in [...]`.""",

@@ -169,9 +169,9 @@ class _Check:
         ctx = leaf.ctx
         synth = A.Rule(self.r.label, m.trigger, m.filter, self.r.action, span=m.span)
         leaf.filter = ck.lower(m.filter, ctx) if m.filter is not None else None
+        what = f"member {m.trigger.text}{' as ' + m.alias.value if m.alias else ''} of rule '{self.r.name}'"
         if m.filter is not None:
-            ck.lint_never(synth, ctx, f"member {m.trigger.text}{' as ' + m.alias.value if m.alias else ''} "
-                                      f"of rule '{self.r.name}'")
+            ck.lint_never(synth, ctx, what)
         route, methods = None, None
         if src == "http":
             route = ck.http_route(synth)
@@ -179,7 +179,7 @@ class _Check:
                 methods = [ev.upper()]
         lst = CheckedRule(name=self.r.name, ast=synth, source=src or "", event=ev or "", types=types,
                           filter=leaf.filter, action=self.r.action.value, args={}, policies={},
-                          route=route, methods=methods)
+                          route=route, methods=methods, member=what)
         if src == "git":
             lst.repos = ck.literal_values(m.filter, ("repo",)) or ["."]
         if src == "file":

@@ -34,6 +34,7 @@ class CheckedRule:
     path_globs: list[str] = field(default_factory=list)
     correlation: dict | None = None   # a correlation rule (§11): its trigger as the manifest writes it
     members: list["CheckedRule"] = field(default_factory=list)  # ... and its members, as listeners
+    member: str | None = None     # a member (one of those listeners): its name in a diagnostic
 
 
 @dataclass
