@@ -1061,6 +1061,17 @@ FIRST_RULE_CASES = [
      'write with sha=<sha>, stage="prod"'),
     ('on git.push run build concurrency 1', "a rule's concurrency is its busy policy",
      "write busy queue (one run at a time, the next waits for it: the default)"),
+    # a JSON object for a filter or for the arguments, flags after the arguments
+    ('on git.push {"branch": "main"} run build', "a filter is FIELD = VALUE conditions, not a JSON object",
+     'write branch="main"'),
+    ("on github.pull_request {action: ['opened', 'synchronize'], pull_request: {draft: false}} run build",
+     "a filter is FIELD = VALUE conditions", 'write action in ["opened", "synchronize"] payload.pull_request.draft=false'),
+    ('on git.push run deploy with {"sha": "<sha>", "stage": "prod"}', "an action's arguments are NAME=VALUE, not a JSON",
+     'write sha=<sha>, stage="prod"'),
+    ('on git.push run deploy with sha=<sha> --stage prod', "an action's arguments follow 'with', not command-line "
+     "flags: '--stage'", 'write sha=<sha>, stage="prod"'),
+    ('on git.push run deploy with <sha> --stage=prod', "an action's arguments follow 'with', not command-line",
+     'write <sha>, stage="prod"'),
     # a shell's or a template's reference inside a string: passed as written
     ('on git.push run deploy with "$sha"', "'$sha' is passed as written: strings are not templates", "write <sha>"),
     ('on git.push run deploy with "${sha}"', "'${sha}' is passed as written", "write <sha>"),
@@ -1116,6 +1127,23 @@ def test_a_first_rules_habit_from_another_tool_gets_the_text_to_write(line: str,
     assert [x for x in diags(FIRST + fixed + "\n") if x[0] not in UNUSED] == [], fixed
     if "did you mean" not in hint and d.fix is not None:  # a fix writes what the hint says
         assert [e.text for e in d.fix.edits] == [written.group(1)]
+
+
+@pytest.mark.parametrize("flags", ["--force", "-f -v", "--stage prod --force"])
+def test_a_flag_after_the_arguments_is_offered_a_list_parameter(flags: str) -> None:
+    """`run deploy with <sha> --force` got "unexpected character '-'": a flag with no value
+    is text the command gets, passed in a list to a parameter flags=[] its exec passes on
+    (the parser cannot know the action's parameters: the hint says to declare it)."""
+    head = 'action deploy(sha, stage="dev", flags=[]) = exec "./deploy.sh" sha stage flags\n'
+    line = f"on git.push run deploy with <sha> {flags}"
+    got = compile_text(head + line + "\n", "rules.trg").diagnostics
+    assert [(d.code, d.span.start.column, d.span.end.column) for d in got] == [("TRG001", 29, len(line) + 1)]
+    assert got[0].message == f"an action's arguments follow 'with', not command-line flags: '{flags.split()[0]}'"
+    written = re.match(r"write (.*?) \(to a parameter flags=\[\] its exec passes on, action deploy\(\.\.\., "
+                       r"flags=\[\]\) = exec \.\.\. flags: an empty list is no argument; a flag it always takes "
+                       r"goes in its exec\)$", got[0].hint)
+    assert written is not None, got[0].hint
+    assert diags(head + line[:28] + written.group(1) + "\n") == [], written.group(1)
 
 
 @pytest.mark.parametrize(("text", "message", "hint"), [

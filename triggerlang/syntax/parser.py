@@ -32,6 +32,7 @@ Lark stays inside this package: nothing else sees a ``Tree`` or a ``Token``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
@@ -1670,6 +1671,79 @@ def _yaml_items(text: str) -> list[str]:
     return [i.strip().strip("\"'") for i in (text[1:-1].split(",") if text.startswith("[") else [text])]
 
 
+def _json_conditions(value, path: str = "") -> list[str] | None:
+    """The conditions a JSON object stands for, one a key (``{"branch": "main"}``:
+    ``branch="main"``), a nested object's keys as a path in the raw body (``{"pull_request":
+    {"draft": false}}``: ``payload.pull_request.draft=false``: a nested object is a
+    payload's); None if a value has no condition's spelling (null, an empty object or
+    list, a list of objects)."""
+    if not isinstance(value, dict) or not value:
+        return None
+    out: list[str] = []
+    for key, v in value.items():
+        name = f"{path}.{key}" if path else key
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", key) or (not path and key in RESERVED):
+            return None
+        if isinstance(v, dict):
+            inner = _json_conditions(v, name if path else f"payload.{key}")
+            if inner is None:
+                return None
+            out += inner
+        elif isinstance(v, str) or (isinstance(v, list) and v and all(isinstance(i, str) for i in v)):
+            out.append(workflow_condition(name, v if isinstance(v, list) else [v]))
+        elif isinstance(v, (bool, int, float)) and not isinstance(v, list):
+            out.append(f"{name}={json.dumps(v, ensure_ascii=False)}")
+        elif isinstance(v, list) and v and all(isinstance(i, (int, float)) and not isinstance(i, bool) for i in v):
+            out.append(f"{name} in {json.dumps(v)}")
+        else:
+            return None
+    return out
+
+
+def _json_object(chunk: str, at: int) -> tuple[int, object]:
+    """(end, value) for a JSON object at ``at`` on its line, its keys maybe bare
+    (``{branch: "main"}``, JavaScript's) and its strings in single quotes; value None if
+    it is not one (not closed on its line, not JSON)."""
+    end = _closing(chunk.replace("{", "(").replace("}", ")"), at)
+    text = _SINGLE_QUOTED.sub(lambda q: _str_literal(q.group(1)), chunk[at:end])
+    text = re.sub(r'([{,]\s*)([A-Za-z_][A-Za-z0-9_\-]*)(\s*:)', r'\1"\2"\3', text)
+    try:
+        return end, json.loads(text) if chunk[end - 1:end] == "}" else None
+    except ValueError:
+        return end, None
+
+
+def _json_filter(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A JSON object where a rule's filter goes (``on git.push {"branch": "main"}``, pasted
+    from a payload or from a tool that filters by example): the conditions to write, side
+    by side."""
+    if not _RULE_START.match(chunk) or _RUN_CLAUSE.search(chunk, 0, at):
+        return None
+    end, value = _json_object(chunk, at)
+    conditions = _json_conditions(value)
+    if conditions is None:  # (`{}`, a null, an object not closed on its line)
+        return at, at + 1, "a filter is FIELD = VALUE conditions, not a JSON object", \
+            'conditions side by side: on SOURCE.EVENT branch="main" action in ["opened", "closed"] run ACTION'
+    return at, end, "a filter is FIELD = VALUE conditions, not a JSON object", f"write {' '.join(conditions)}"
+
+
+def _json_args(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A JSON object for an action's arguments (``with {"sha": "<sha>"}``, an HTTP call's
+    body): the named arguments to write, ``sha=<sha>`` (a placeholder in quotes is one)."""
+    end, value = _json_object(chunk, at)
+    if not isinstance(value, dict) or not value or not all(
+            re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", k) and k not in RESERVED for k in value):
+        return None
+    def arg(v) -> str:
+        m = _PLACEHOLDER_AT.fullmatch(v.strip()) if isinstance(v, str) else None
+        return f"<{m.group(1)}>" if m is not None else json.dumps(v, ensure_ascii=False)
+
+    args = [f"{k}={arg(v)}" for k, v in value.items() if v is not None and not isinstance(v, dict)]
+    if len(args) < len(value):
+        return None
+    return at, end, "an action's arguments are NAME=VALUE, not a JSON object", f"write {', '.join(args)}"
+
+
 def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] | None:
     """A GitHub Actions workflow's spelling in a rule: ``on: push:`` (YAML), ``on push``
     (an event without its source), ``branches: [main]`` (a YAML filter), ``if:``."""
@@ -1690,6 +1764,9 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
         named = " or ".join(f"{x} ({what[x.split('.')[0]]})" if x.split(".")[0] in what else x for x in found[:3])
         if found:  # (else the usual error: `on schedule every 5m` has its own)
             return bare.start(1), bare.end(1), f"an event is SOURCE.EVENT, not '{w}'", f"write {named}"
+    braces = _json_filter(chunk, at) if chunk[at] == "{" else None
+    if braces is not None:
+        return braces
     key = _JSON_KEY.match(chunk, at) if chunk[at] == '"' else None
     if key is not None and _RULE_START.match(chunk) and not _RUN_CLAUSE.search(chunk, 0, at):
         value = _YAML_VALUE.match(chunk, key.end(1))  # `"branch": "main"`, pasted from a payload
@@ -1729,30 +1806,58 @@ _COMMAND = _lazy_re(r'"((?:\\.|[^"\\\n])*)"|(\.{0,2}/[^\s#]*)')
 
 _CONCURRENCY = _lazy_re(r"(concurrency|max[-_]?concurrency|max[-_]?parallel|parallelism|max[-_]?instances|workers)"
                         r"[ \t]*[:=]?[ \t]*([0-9]+)(?![A-Za-z0-9_\-.])")
-_ARG_FLAG = _lazy_re(r'[ \t]*--?([A-Za-z][A-Za-z0-9_\-]*)(?:[ \t]*=[ \t]*|[ \t]+)'
-                     r'(<[^<>\n]*>|"(?:\\.|[^"\\\n])*"|-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_\-.])|[A-Za-z0-9_.\-/]+)')
+_ARG_FLAG = _lazy_re(r'[ \t]*(--?)([A-Za-z][A-Za-z0-9_\-]*)')
+_FLAG_VALUE = _lazy_re(r'(?:[ \t]*=[ \t]*|[ \t]+)(<[^<>\n]*>|"(?:\\.|[^"\\\n])*"|-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_\-.])'
+                       r'|(?!(?:run|on|with|and|or|not|in|has|debounce|busy|timeout|retry|dedupe)(?![A-Za-z0-9_\-]))'
+                       r'[A-Za-z0-9_./][A-Za-z0-9_.\-/]*)')
 
 
-def _arg_flags(chunk: str, at: int, run) -> tuple[int, int, str, str] | None:
-    """Command-line flags after ``run ACTION`` for its arguments (``run deploy --sha <sha>
-    --stage prod``): the named arguments to write, ``with sha=<sha>, stage="prod"`` (a
-    bare word is text, so it is quoted). A policy's flag (``--timeout 5m``) is not one."""
-    call = _RUN_CALL.search(chunk, 0, at)
-    if call is None or chunk[call.end():at].strip():
+def _arg_flags(chunk: str, at: int, run, with_) -> tuple[int, int, str, str] | None:
+    """Command-line flags for an action's arguments, after ``run ACTION`` (``run deploy
+    --sha <sha> --stage prod``) or after its ``with`` arguments (``with <sha> --force``):
+    the named arguments to write, ``sha=<sha>, stage="prod"`` (a bare word is text, so it
+    is quoted). A flag without a value (``--force``, ``-f``) is text the command gets: the
+    hint passes it in a list, to a parameter ``flags=[]`` its exec passes on (an empty
+    list is no argument), since the parser cannot know the action's parameters. A
+    policy's flag (``--timeout 5m``) is not one. After ``with``, the span starts at the
+    last argument, so that the text to write has its comma."""
+    if with_ is None:
+        call = _RUN_CALL.search(chunk, 0, at)
+        if call is None or chunk[call.end():at].strip():
+            return None
+        start, before = at, "with "
+    else:
+        prev = _ARG_BEFORE.search(chunk, 0, at)
+        if prev is None or prev.start(1) < with_.end():
+            return None
+        start, before = prev.start(1), prev.group(1) + ", "
+    pairs, flags, end = [], [], at
+    while (m := _ARG_FLAG.match(chunk, end)) is not None and m.group(2) not in _FLAGS \
+            and m.group(2) not in _POLICY_NAMES:
+        value = _FLAG_VALUE.match(chunk, m.end())
+        if value is None:
+            if chunk[m.end():m.end() + 1] not in ("", " ", "\t", "\n", "#"):
+                break  # (`--x=` with no value, `--x,`: not a flag this reads)
+            flags.append(m.group(1) + m.group(2))
+            end = m.end()
+            continue
+        text = value.group(1)
+        if not text.startswith(("<", '"')) and not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", text):
+            text = _str_literal(text)
+        pairs.append(f"{m.group(2).replace('-', '_')}={text}")
+        end = value.end()
+    if not pairs and not flags:
         return None
-    pairs, end = [], at
-    while (m := _ARG_FLAG.match(chunk, end)) is not None and m.group(1) not in _FLAGS \
-            and m.group(1) not in _POLICY_NAMES:
-        value = m.group(2)
-        if not value.startswith(("<", '"')) and not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", value):
-            value = _str_literal(value)
-        pairs.append(f"{m.group(1).replace('-', '_')}={value}")
-        end = m.end()
-    if not pairs:
-        return None
+    if flags:
+        pairs.append("flags=[" + ", ".join(_str_literal(f) for f in flags) + "]")
     flag = re.match(r"-+[A-Za-z0-9_\-]*", chunk[at:]).group()
-    return at, end, f"an action's arguments follow 'with', not command-line flags: '{flag}'", \
-        f"write with {', '.join(pairs)}"
+    action = re.compile(r"\s+([A-Za-z_][A-Za-z0-9_\-]*)").match(chunk, run.end())
+    name = action.group(1) if action is not None else "ACTION"
+    hint = f"write {before}{', '.join(pairs)}"
+    if flags:
+        hint += f" (to a parameter flags=[] its exec passes on, action {name}(..., flags=[]) = exec ... flags: " \
+                "an empty list is no argument; a flag it always takes goes in its exec)"
+    return start, end, f"an action's arguments follow 'with', not command-line flags: '{flag}'", hint
 
 
 def _action_for(command: str) -> tuple[str, str]:
@@ -1822,7 +1927,7 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
             policy = _FLAGS[flag.group(1)] + (f" {value}" if value else "")
             return at, flag.end(), f"a rule has policies, not command-line flags: '{flag.group()}'", \
                 f"write {policy}"
-        options = _arg_flags(chunk, at, run) if with_ is None and chunk[at] == "-" else None
+        options = _arg_flags(chunk, at, run, with_) if chunk[at] == "-" else None
         if options is not None:
             return options
         limit = _CONCURRENCY.match(chunk, at)
@@ -1901,6 +2006,9 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
             return at, at + 2, "a second rule on the line of the first", \
                 "start each rule on a line of its own (in column 1)"
         with_ = re.compile(r"[ \t]with[ \t]").search(chunk, run.end(), at)
+        braces = _json_args(chunk, at) if with_ is not None and chunk[at] == "{" else None
+        if braces is not None:
+            return braces
         ref = _DOLLAR_REF.match(chunk, at) if with_ is not None else None
         if ref is not None:
             path = context_field(next(g for g in ref.groups() if g))
