@@ -9,7 +9,7 @@ journal directly, and reads its log (stderr) at the end. Nothing is mocked.
   event answered 202 is in the journal and its run completes (at-least-once);
 - start-up faults: an unwritable state folder, a locked or corrupt journal, a second
   ``serve`` on the same state folder, an unset secret: exit 1, one clear line, no traceback;
-- a full disk (a small tmpfs, root only): 500 "try again", nothing accepted is lost, and
+- a full disk (a small tmpfs, root only): 503 "try again later", nothing accepted is lost, and
   the same server accepts again once there is room;
 - secrets: a sentinel secret value never appears in the log, the manifest, the journal
   or the run logs;
@@ -506,7 +506,7 @@ def small_disk(path: Path, size: str) -> Iterator[Callable[[str], None]]:
         subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
-def test_disk_full_refuses_with_500_loses_nothing_accepted_and_recovers(tmp_path: Path, daemons: list[Serve]) -> None:
+def test_disk_full_refuses_with_503_loses_nothing_accepted_and_recovers(tmp_path: Path, daemons: list[Serve]) -> None:
     rules = rules_file(tmp_path, GH_RULES + 'action ok = exec "true"\nhook: on github.push run ok busy parallel\n')
     state = tmp_path / "state"
     with small_disk(state, "400k") as resize:
@@ -514,12 +514,13 @@ def test_disk_full_refuses_with_500_loses_nothing_accepted_and_recovers(tmp_path
         body = push_body()
         answers: list[tuple[int, str]] = []
         with httpx.Client(base_url=srv.url, timeout=30) as c:
-            while len(answers) < 400 and [s for s, _ in answers[-3:]] != [500] * 3:
+            while len(answers) < 400 and [s for s, _ in answers[-3:]] != [503] * 3:
                 r = c.post("/github", content=body, headers=signed(body))
                 answers.append((r.status_code, r.json().get("event_id") or r.json().get("error")))
-            assert [s for s, _ in answers[-3:]] == [500] * 3, "the disk never filled up"
-            assert {s for s, _ in answers} == {202, 500}
-            assert "try again" in answers[-1][1]  # 500: not accepted, the sender retries
+            assert [s for s, _ in answers[-3:]] == [503] * 3, ("the disk never filled up", answers[-3:])
+            assert {s for s, _ in answers} == {202, 503}
+            # not accepted: the sender retries later (a full disk is no error of the request)
+            assert "try again later" in answers[-1][1] and r.headers["Retry-After"] == "10", (r.headers, r.text)
             accepted = [e for s, e in answers if s == 202]
             resize("8m")  # space comes back: the same server accepts again, no restart
             for _ in range(5):

@@ -296,10 +296,15 @@ def test_a_store_outage_past_the_lease_stops_the_run_and_the_worker_says_why(clu
     ready = lambda: httpx.get(c.nodes[0].url + "/readyz", timeout=DEADLINE)  # noqa: E731
     assert (ready().status_code, ready().json()) == (200, {"ok": True})
     with _outage(c.url):
-        # the node leaves a load balancer's rotation (it would answer 500), while /healthz says it is up
+        # the node leaves a load balancer's rotation (it would answer 503), while /healthz says it is up
         r = wait_for(lambda: (r := ready()).status_code == 503 and r, "/readyz to say the store is away")
         assert r.json()["ok"] is False and r.json()["error"].startswith("store "), r.json()
         assert httpx.get(c.nodes[0].url + "/healthz", timeout=DEADLINE).status_code == 200
+        # a delivery while the database refuses connections: try again later, as when it
+        # hangs (it was a 500)
+        r = post(c.nodes[0], "/slow", {})
+        assert r.status_code == 503 and r.headers["Retry-After"] == "10", (r.status_code, r.text)
+        assert "cannot take it now" in r.json()["error"] and "same delivery id" in r.json()["error"], r.text
         wait_for(lambda: not alive(pid), "the worker to stop its run once its lease ran out", on_fail=w.log)
     wait_for(lambda: ready().status_code == 200, "/readyz to say the store is back")
     runs = c.wait_runs(lambda rs: done(rs, 2), "the reaper and the retry")

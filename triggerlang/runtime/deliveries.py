@@ -19,13 +19,13 @@ Decisions:
 - If the store is slow or failing, at most :data:`MAX_BUFFERED` rows wait; past it the
   oldest are dropped and counted in the log (history must never hold memory hostage).
 - Rows a write could not store (a database outage in store mode, where every delivery is
-  answered ``500``) are kept, not lost: they wait with the newer ones, in their order, and
+  answered ``503``) are kept, not lost: they wait with the newer ones, in their order, and
   are written when the store answers again (tried every :data:`RETRY_INTERVAL` seconds
   until then, within the same bound). Those are the rows an operator needs most: they say
   which deliveries to redeliver by hand (GitHub does not redeliver by itself).
 - A stop writes what is waiting: a write the store refuses is tried again every
   :data:`RETRY_INTERVAL` seconds for up to :data:`CLOSE_WAIT` seconds (a node stopped, or
-  restarted by its supervisor, while the database comes back still records the ``500``
+  restarted by its supervisor, while the database comes back still records the ``503``
   answers of the outage), and no longer: a stop must not wait on a database that stays down
   (``serve --store`` gives it what is left of the stop's store budget after the node's
   deregistration: :class:`~.cluster.StoreBudget`, 5 s in all).

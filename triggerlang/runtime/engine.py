@@ -22,7 +22,7 @@ How an event flows
 Decisions are made on the loop, in memory, in the order events arrive, and they see the
 runs of events whose batch has not committed yet (so two deliveries in one batch cannot
 both pass a ``busy skip``); a run starts only once the batch that created it has
-committed. If a batch rolls back (a full disk), its events are answered ``500`` and the
+committed. If a batch rolls back (a full disk), its events are answered ``503`` and the
 lanes forget its runs (:meth:`Engine._forget`).
 
 Lanes and slots
@@ -825,7 +825,7 @@ class Engine:
         interrupted run's retry still ``ahead``), and the lane starts nothing before it is
         tried again (``held``), so the runs of a ``busy queue`` rule accepted after it do not
         overtake it, whether the journal fails again or not. A run whose insert was rolled
-        back with its start never existed (its event got a 500): nothing to start, nothing
+        back with its start never existed (its event got a 503): nothing to start, nothing
         to say."""
         ln = self.lane(rule)
         if run_id in self._unwritten:

@@ -115,7 +115,7 @@ from typing import Any, Callable, Collection, Iterator
 from ..events import Event
 from .correlate import SQLITE_SCHEMA as _CORRELATION_SCHEMA, SqliteGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, STATUSES, BadQuery, LogChunk,
-                    PlannedRun, Recorded, Recovery, RunRow, StoreError, audit_dict, delivery_dict, delivery_sql,
+                    PlannedRun, Recorded, Recovery, RunRow, StoreError, StoreUnavailable, audit_dict, delivery_dict, delivery_sql,
                     dumps as _dumps, equal_conditions, event_conditions, iso_utc, newest_first, read_log_chunk,
                     read_log_file, run_conditions, newest_tick_sql, LOG_TAIL)
 
@@ -474,19 +474,22 @@ class SqliteStore(SqliteGroups):
                 conn.execute(stmt)
 
     def _error(self, e: sqlite3.Error) -> JournalError:
+        """The one-line error of an SQLite error: :class:`StoreUnavailable` for what an
+        operator's fix or a wait cures with nothing lost (a lock, a read-only file, a full
+        disk: a delivery gets ``503`` with ``Retry-After``), else :class:`JournalError`."""
         msg = str(e)
         low = msg.lower()
         if "locked" in low or "busy" in low:
-            return JournalError(f"the journal {self.path} is locked by another process "
-                                f"(is another 'triggerc serve' using this --state directory?)")
+            return StoreUnavailable(f"the journal {self.path} is locked by another process "
+                                    f"(is another 'triggerc serve' using this --state directory?)")
         if "not a database" in low or "malformed" in low or "corrupt" in low:
             return JournalError(f"the journal {self.path} is not a valid SQLite database ({msg}): "
                                 f"move it away to start a new journal")
         if "readonly" in low or "read-only" in low or "unable to open" in low:
-            return JournalError(f"cannot write the journal {self.path}: the file or its directory "
-                                f"is not writable ({msg})")
+            return StoreUnavailable(f"cannot write the journal {self.path}: the file or its directory "
+                                    f"is not writable ({msg})")
         if "disk" in low and "full" in low:
-            return JournalError(f"cannot write the journal {self.path}: the disk is full")
+            return StoreUnavailable(f"cannot write the journal {self.path}: the disk is full")
         return JournalError(f"journal error in {self.path}: {msg}")
 
     @contextmanager

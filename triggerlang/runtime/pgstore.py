@@ -68,7 +68,7 @@ from .. import defaults
 from ..events import Event
 from .pgcorrelate import PG_SCHEMA as _CORRELATION_SCHEMA, PgGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery,
-                    GatheredPaths, Intent, LogChunk, Recorded, RunRow, StoreError, StoreTimeout, audit_dict, clean_log, delivery_dict, delivery_sql,
+                    GatheredPaths, Intent, LogChunk, Recorded, RunRow, StoreError, StoreTimeout, StoreUnavailable, audit_dict, clean_log, delivery_dict, delivery_sql,
                     dumps, equal_conditions, event_conditions, iso_utc, newest_first, redact_url, run_conditions,
                     newest_tick_sql, scrub)
 
@@ -394,8 +394,12 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         return redact_url(self.url)
 
     def _error(self, e: BaseException) -> StoreError:
+        """The one-line error of a psycopg error: :class:`StoreUnavailable` for an
+        ``OperationalError`` (a connection refused or lost, the server shutting down, out of
+        disk or connections: what a later try may not meet), else :class:`StoreError`."""
         msg = scrub(" ".join(str(e).split()), self.url)
-        return StoreError(f"store {self.describe()}: {msg or type(e).__name__}")
+        kind = StoreUnavailable if isinstance(e, psycopg.OperationalError) else StoreError
+        return kind(f"store {self.describe()}: {msg or type(e).__name__}")
 
     def bound_calls(self) -> None:
         """Each call gives up after ``connect_timeout`` (:data:`DEFAULT_TIMEOUT`), as

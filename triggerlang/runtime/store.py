@@ -100,7 +100,24 @@ class StoreError(Exception):
     """
 
 
-class StoreTimeout(StoreError):
+RETRY_AFTER = 10
+"""Seconds a sender is told to wait (``Retry-After``) after a :class:`StoreUnavailable`: the
+store calls' default bound (:data:`.pgstore.DEFAULT_TIMEOUT`), as long as a next try waits at worst."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot take a write now for a reason outside the request, which a later
+    try may not meet: PostgreSQL refusing connections (stopped, restarting, failing over),
+    a connection lost, out of disk or connections; the SQLite journal on a full disk, a
+    read-only file, locked. A delivery gets ``503`` with ``Retry-After: retry_after``
+    (sources/http.py), not the ``500`` of an error no wait cures (a bug, a corrupt journal)."""
+
+    def __init__(self, message: str, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreTimeout(StoreUnavailable):
     """The store did not answer within its bound (a hung database: a stopped VM, a network
     partition), so the call was given up (PostgreSQL: :class:`.pgstore.PgStore`'s ``timeout``)."""
 

@@ -68,7 +68,10 @@ How a request is handled, in this order (each step answers before the next one r
    the answer ``202 {"event_id", "runs"}`` is sent only once every ``submit`` has
    returned, i.e. the events are committed to the journal. ``event_id`` is the first
    (provider) event's id and ``runs`` the union of every event's runs. An exception from
-   ``submit`` is the one 5xx: ``500`` with a generic message, the traceback in the log.
+   ``submit`` is the one 5xx: ``503`` with ``Retry-After`` when the store cannot take it
+   now (:class:`~triggerlang.runtime.store.StoreUnavailable`: a database refusing or
+   hanging, a full disk, a read-only journal), else ``500``; a generic message either way,
+   the error in the log.
 
 Decisions worth knowing:
 
@@ -384,11 +387,6 @@ class _AnyMethod:
         await response(scope, receive, send)
 
 
-STORE_RETRY_AFTER = 10
-"""``Retry-After`` (seconds) of a ``503`` for a delivery the store did not journal in time
-(a hung database): the bound of a store call, as long as the next try would wait at worst."""
-
-
 def _problem(status: int, message: str, headers: Mapping[str, str] | None = None) -> Reply:
     return Reply(status, {"error": message}, headers)
 
@@ -437,7 +435,7 @@ class _Handlers:
         the store not answering (``ctx.not_ready``). ``/healthz`` says that ``serve`` is up;
         this says whether it is worth sending it work, for a load balancer's health check
         or a Kubernetes readiness probe (a node cut off from the database leaves the
-        rotation instead of answering ``500`` to its share of the deliveries)."""
+        rotation instead of answering ``503`` to its share of the deliveries)."""
         if request.method not in ("GET", "HEAD"):
             return _error(405, f"{request.method} is not allowed on /readyz", {"Allow": "GET, HEAD"})
         overloaded = self.ctx.overloaded
@@ -712,7 +710,7 @@ class _Handlers:
         """Submit the events of one delivery (the provider's, then the derived ones, with the
         delivery keys of :func:`_event_keys`); ``answer`` gets the reply once every one is
         committed: ``202 {event_id, runs}``, ``200`` for a redelivery or a ping,
-        ``500`` if the journal refused."""
+        ``503`` (or ``500``) if the journal refused."""
         if self.ctx.overloaded is not None and self.ctx.overloaded() is not None:
             # checked again now that the body is in: the deliveries whose headers came together
             # passed the first check together, but each run journaled counts against the bound
@@ -763,14 +761,16 @@ class _Handlers:
     def _accepted(self, events: Sequence[Event], results: Sequence[Any], ping: bool, zen: Any) -> Reply:
         for event, r in zip(events, results):
             if isinstance(r, BaseException):
-                from ..runtime.store import StoreError, StoreTimeout
+                from ..runtime.store import StoreError, StoreTimeout, StoreUnavailable
 
-                if isinstance(r, StoreTimeout):   # a hung database (README: the store's promises)
+                if isinstance(r, StoreUnavailable):   # README: the store's promises, "Group commit"
                     self.log.error("could not accept event %s: %s: answered 503", event.trigger, r)
-                    return _problem(503, "the store did not answer in time: not accepted, try again later (with "
-                                    "the same delivery id a resend is harmless: if this one was journaled after "
-                                    "all, it is answered as a duplicate)", {"Retry-After": str(STORE_RETRY_AFTER)})
-                if isinstance(r, StoreError):  # disk full, locked...: the message says it all
+                    why = ("the store did not answer in time" if isinstance(r, StoreTimeout)
+                           else "the store cannot take it now")
+                    return _problem(503, f"{why}: not accepted, try again later (with the same delivery id a "
+                                    "resend is harmless: if this one was journaled after all, it is answered as a "
+                                    "duplicate)", {"Retry-After": str(r.retry_after)})
+                if isinstance(r, StoreError):  # a corrupt journal...: the message says it all
                     self.log.error("could not accept event %s: %s", event.trigger, r)
                 else:
                     self.log.error("could not submit event %s", event.trigger, exc_info=r)
