@@ -398,8 +398,16 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         ``OperationalError`` (a connection refused or lost, the server shutting down, out of
         disk or connections: what a later try may not meet), else :class:`StoreError`."""
         msg = scrub(" ".join(str(e).split()), self.url)
-        kind = StoreUnavailable if isinstance(e, psycopg.OperationalError) else StoreError
-        return kind(f"store {self.describe()}: {msg or type(e).__name__}")
+        if isinstance(e, psycopg.OperationalError):
+            return StoreUnavailable(f"store {self.describe()}: {msg or type(e).__name__}", self.retry_after())
+        return StoreError(f"store {self.describe()}: {msg or type(e).__name__}")
+
+    def retry_after(self) -> int:
+        """Seconds a sender is told to wait (``Retry-After``) after a :class:`StoreUnavailable`:
+        the calls' bound (the URL's ``connect_timeout``, :data:`DEFAULT_TIMEOUT` without it),
+        in whole seconds, at least 1. As long as a next try would wait at worst: a sooner one
+        may meet a call of the hang still going, a later one waits for nothing."""
+        return max(1, math.ceil(self.timeout or self.connect_timeout))
 
     def bound_calls(self) -> None:
         """Each call gives up after ``connect_timeout`` (:data:`DEFAULT_TIMEOUT`), as
@@ -409,7 +417,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
     def _timeout(self) -> StoreTimeout:
         seconds = getattr(_DEADLINE, "span", None) if getattr(_DEADLINE, "at", None) is not None else None
         seconds = seconds or self.timeout or self.connect_timeout
-        return StoreTimeout(f"store {self.describe()}: did not answer within {seconds:.3g}s")
+        return StoreTimeout(f"store {self.describe()}: did not answer within {seconds:.3g}s", self.retry_after())
 
     @contextlib.contextmanager
     def deadline(self, at: float) -> Iterator[None]:

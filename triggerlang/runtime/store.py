@@ -101,8 +101,9 @@ class StoreError(Exception):
 
 
 RETRY_AFTER = 10
-"""Seconds a sender is told to wait (``Retry-After``) after a :class:`StoreUnavailable`: the
-store calls' default bound (:data:`.pgstore.DEFAULT_TIMEOUT`), as long as a next try waits at worst."""
+"""Seconds a sender is told to wait (``Retry-After``) after a :class:`StoreUnavailable` of the
+SQLite journal (a full disk, a read-only file, a lock), which no bound of ours times: the
+store calls' default bound. PostgreSQL's say their URL's (:meth:`.pgstore.PgStore.retry_after`)."""
 
 
 class StoreUnavailable(StoreError):
