@@ -71,3 +71,55 @@ def test_the_mcp_results_mask_a_short_secret_too(tmp_path: Path, monkeypatch: py
     result = {"log": "token ab1\nlabel ab12 fab1 Q-tip QA", "ab1": ["ab1"], "n": 3}
     assert redactor.scrub(result) == {"log": "token [secret k]\nlabel ab12 fab1 [secret f]-tip QA",
                                       "[secret k]": ["[secret k]"], "n": 3}
+
+
+# --------------------------------------------------------------------------- run logs (runtime/logview.py)
+
+TOKEN = "s3cr3t-Value"
+RUN_LOG = (b"\x01# run 1 rule r action a attempt 1: exec ./a.sh\n"
+           b"token=" + TOKEN.encode() + b" done\n"
+           b"\x02\xff\xfe not UTF-8 then \x1b[1m" + TOKEN.encode() + b"\x1b[0m\n"   # bold: still masked
+           b"a word: " + TOKEN.encode() + b"x stays\n"
+           b"ends with " + TOKEN.encode())
+
+
+def test_log_bytes_are_masked_as_bytes_and_an_escape_before_a_value_is_a_boundary() -> None:
+    m = Masker({TOKEN: "[secret tok]", "a": "[secret a]"})
+    assert m.mask_bytes(RUN_LOG)[0] == (
+        b"\x01# run 1 rule r action [secret a] attempt 1: exec ./[secret a].sh\n"
+        b"token=[secret tok] done\n"
+        b"\x02\xff\xfe not UTF-8 then \x1b[1m[secret tok]\x1b[0m\n"
+        b"[secret a] word: s3cr3t-Valuex stays\n"
+        b"ends with [secret tok]")
+    # text and bytes agree where the text is ASCII without escapes
+    text = "a tok!x a-b atokb ab\ncd tok!xa"
+    m = Masker({"tok!x": "[1]", "a": "[2]", "ab\ncd": "[3]", "b": "[4]"})
+    assert m.mask_bytes(text.encode())[0] == m.mask(text).encode()
+
+
+def _paged(m: Masker, text: bytes, splits: tuple[int, ...], lines: bool) -> bytes:
+    """``text`` read in pieces as a follower does, the log having grown to each split."""
+    out, offset = [], 0
+    for size in (*splits, len(text)):
+        more = size < len(text)
+        base = max(0, offset - m.context)
+        data = text[base:size]
+        end = max(offset - base, data.rfind(b"\n", offset - base) + 1) if lines and more else len(data)
+        masked, cut = m.mask_bytes(data, offset - base, end, more=more, lines=lines)
+        out.append(masked)
+        offset = base + cut
+    return b"".join(out)
+
+
+def test_a_log_read_in_pieces_is_masked_as_the_whole_log_whatever_the_splits() -> None:
+    # values that overlap, hold one another, span lines, end in punctuation or in a letter
+    m = Masker({"tok!x": "[1]", "a": "[2]", "ab\ncd": "[3]", "xab": "[4]", "token": "[5]"})
+    for m, text in ((m, b"a tok!x atoken token\nab\ncd tok!xa xab\n\x1b[1mtoken"), (m, b"xab\ncd ab\ncd!tok!x a\na"),
+                    # a read resumes where the last one stopped (a fresh look from before it
+                    # would see the middle !! of !!!! as a value: the last ! twice)
+                    (Masker({"!!": "[6]", "ab": "[7]"}), b"!!!!b a !!!b")):
+        whole = m.mask_bytes(text)[0]
+        for i in range(len(text) + 1):
+            for j in range(i, len(text) + 1, 3):
+                for lines in (False, True):
+                    assert _paged(m, text, (i, j), lines) == whole, (text, i, j, lines)

@@ -77,6 +77,7 @@ from .. import defaults
 from ..actions import bind_inputs, busy_signal_of
 from ..compile.index import build_matcher
 from ..events import MISSING, Event, complete_data, get_path
+from ..masking import read_secrets
 from ..sources.base import Submitted
 from .executor import (INTERRUPTED, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json,
                        launch, stop_actions)
@@ -1086,38 +1087,9 @@ def resolve_secrets(manifest: dict, base_dir: Path, environ: Mapping[str, str],
 
     The message names the environment variable or file, never a value.
     """
-    out: dict[str, str] = {}
-    problems: list[str] = []
-    for name, ref in sorted((manifest.get("secrets") or {}).items()):
-        if only is not None and name not in only:
-            continue
-        if "env" in ref:
-            var = ref["env"]
-            val = environ.get(var)
-            if val is None or val == "":
-                problems.append(f"secret {name}: the environment variable {var} is not set")
-                continue
-            out[name] = val
-        elif "file" in ref:
-            p = Path(ref["file"])
-            p = p if p.is_absolute() else base_dir / p
-            try:
-                val = p.read_text(encoding="utf-8").rstrip("\r\n")
-            except OSError as e:
-                problems.append(f"secret {name}: cannot read {p}: {e.strerror or e}")
-                continue
-            except UnicodeDecodeError:
-                problems.append(f"secret {name}: {p} is not UTF-8 text")
-                continue
-            except ValueError:  # (a NUL character in the path: "x\u{0}")
-                problems.append(f"secret {name}: cannot read {str(p)!r}: a file name holds no NUL character")
-                continue
-            if not val:
-                problems.append(f"secret {name}: {p} is empty")
-                continue
-            out[name] = val
+    out, problems = read_secrets(manifest.get("secrets") or {}, base_dir, environ, only)
     if problems:
-        raise StartError("; ".join(problems))
+        raise StartError("; ".join(problems.values()))
     return out
 
 
