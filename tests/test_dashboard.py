@@ -828,6 +828,48 @@ def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
         s.stop_cleanly()
 
 
+LEAK = """
+action leak = shell "echo token=$HOOK_TOKEN; echo $HOOK_TOKEN >&2"
+leak: on http.post path="/hooks/leak" run leak
+"""
+
+
+def test_a_secret_a_run_prints_is_masked_in_every_view(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log file keeps what the action printed; every view shows ``[secret NAME]``: serve's
+    dashboard (values it holds), ``triggerc logs`` and ``triggerc dashboard`` (the names
+    serve leaves in the state folder, the values from their own environment)."""
+    from cli_helpers import invoke
+
+    s = Serve(tmp_path, rules=RULES + LEAK)
+    try:
+        run = s.wait_final(s.hook("/hooks/leak", "x")["runs"][0])
+        rid = run["id"]
+        shown = {"api": run["log"], "lines": json.dumps(s.api(f"/api/runs/{rid}/log")),
+                 "page": s.http.get(f"/dashboard/runs/{rid}").text,
+                 "download": s.http.get(f"/dashboard/runs/{rid}/log").text}
+    finally:
+        s.stop_cleanly()
+    for view, text in shown.items():
+        assert HOOK_TOKEN not in text and "token=[secret hook]" in text, (view, text)
+    assert "token=[secret hook]\n[secret hook]\n" in shown["download"]   # stdout, then stderr
+    assert f"token={HOOK_TOKEN}".encode() in (s.state / "logs" / f"{rid}.log").read_bytes()  # the file: as printed
+    r = cli("logs", str(rid), "--state", str(s.state), env={**os.environ, "HOOK_TOKEN": HOOK_TOKEN})
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "token=[secret hook]\n[secret hook]\n" in r.stdout and HOOK_TOKEN not in r.stdout, r.stdout
+    names = json.loads((s.state / "secret-names.json").read_text())
+    assert names["secrets"] == {"hook": {"env": "HOOK_TOKEN"}} and HOOK_TOKEN not in json.dumps(names)
+    monkeypatch.setenv("HOOK_TOKEN", HOOK_TOKEN)
+    api = TestClient(create_app(s.state), client=LOCAL).get(f"/api/runs/{rid}").json()  # triggerc dashboard
+    assert "token=[secret hook]" in api["log"] and HOOK_TOKEN not in api["log"]
+    r = invoke("logs", str(rid), "--state", str(s.state), "--show-secrets")  # the owner's escape hatch
+    assert r.exit_code == 0 and f"token={HOOK_TOKEN}\n" in r.stdout
+    monkeypatch.delenv("HOOK_TOKEN")   # a view that cannot read the secret shows it, and says which
+    r = invoke("logs", str(rid), "--state", str(s.state))
+    assert f"token={HOOK_TOKEN}\n" in r.stdout
+    assert r.stderr == ("triggerc: note: run logs show these secrets as printed, as this process cannot read "
+                        "them: secret hook: the environment variable HOOK_TOKEN is not set\n"), r.stderr
+
+
 def test_serve_stops_promptly_with_a_stream_open(tmp_path: Path) -> None:
     s = Serve(tmp_path)
     with httpx.Client(base_url=s.url, timeout=20) as http, http.stream("GET", "/dashboard/stream") as r:

@@ -551,12 +551,21 @@ def test_the_readme_compose_walkthrough_holds_together() -> None:
         assert r.returncode == 0, (name, r.stderr)
 
 
-def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: str) -> None:
+def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: str, monkeypatch) -> None:
     st = PgStore(pg_url)
-    rec = st.ingest(Event("git", "push", {"branch": "main"}), [Intent("deploy", "d", {"sha": "abc"})], "k")
+    # the manifest the run was created under names its secrets: the views mask their values
+    sha = st.publish_manifest({"base_dir": str(tmp_path), "secrets": {"key": {"env": "TRG_TEST_DEPLOY_KEY"}},
+                               "rules": []})
+    rec = st.ingest(Event("git", "push", {"branch": "main"}), [Intent("deploy", "d", {"sha": "abc"})], "k",
+                    manifest=sha)
     (row,) = st.claim("w", ["default"], 1, 10)
-    st.finish(row.id, "w", "succeeded", 0, None, log=b"deployed abc\n")
+    st.finish(row.id, "w", "succeeded", 0, None, log=b"deployed abc\nkey=k3y-9\n")
     st.close()
+    monkeypatch.setenv("TRG_TEST_DEPLOY_KEY", "k3y-9")
+    from cli_helpers import invoke
+
+    r = invoke("logs", str(row.id), "--store", pg_url)
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "deployed abc\nkey=[secret key]\n", "")
     r = cli("runs", "--store", pg_url, "--format", "json")
     assert r.returncode == 0, r.stderr
     (run,) = json.loads(r.stdout)
@@ -570,7 +579,7 @@ def test_runs_events_and_the_dashboard_read_the_store(tmp_path: Path, pg_url: st
 
     with TestClient(create_app(None, store_url=pg_url), client=("127.0.0.1", 5000)) as c:
         api = c.get(f"/api/runs/{row.id}").json()
-        assert api["status"] == "succeeded" and api["log"] == "deployed abc\n"
+        assert api["status"] == "succeeded" and api["log"] == "deployed abc\nkey=[secret key]\n"
         assert api["event"]["id"] == rec.event_id
         assert c.get("/dashboard/").status_code == 200
         assert "deployed abc" in c.get(f"/dashboard/runs/{row.id}").text

@@ -307,6 +307,7 @@ EXAMPLES_LOGS = examples(
     "triggerc logs 42",
     "triggerc logs 42 -f                     # a running run, to its end",
     "triggerc logs 42 2>/dev/null | grep -i error",
+    "triggerc logs 42 --show-secrets         # the secrets' values too, for their owner",
 )
 
 
@@ -316,27 +317,53 @@ EXAMPLES_LOGS = examples(
 @click.option("-f", "--follow", is_flag=True,
               help="A run still queued or running: print its output as it is written, until it ends (Ctrl-C "
                    "stops sooner).")
+@click.option("--show-secrets", is_flag=True,
+              help="Print the values of the rules' secrets as the action printed them (they are shown as "
+                   "[secret NAME] otherwise).")
 @_STORE_OPT
-def logs(run_id: int, state_dir: str, follow: bool, store_url: str | None) -> None:
+def logs(run_id: int, state_dir: str, follow: bool, show_secrets: bool, store_url: str | None) -> None:
     """The whole log of run RUN_ID: what its action wrote, stdout and stderr in the order
     they came, between triggerlang's own lines (the command; how it ended).
 
     The bytes as the action wrote them (the dashboard's "download"): terminal escapes are
-    kept, output that is not UTF-8 is not re-encoded. With the shared store, the part the
-    store keeps (its last 1 MiB). Exit 0, 1 when there is no such run; a run that has no
-    output (yet) says so on stderr.
+    kept, output that is not UTF-8 is not re-encoded, but the value of each secret the rules
+    declare is shown as [secret NAME] (--show-secrets: as printed); a secret this process
+    cannot read (its variable is not set here) is named on stderr and shown as printed. With
+    the shared store, the part the store keeps (its last 1 MiB). Exit 0, 1 when there is no
+    such run; a run that has no output (yet) says so on stderr.
     """
+    from pathlib import Path
+
+    from ..runtime.logview import LogFollower, LogMasks
     from ..runtime.store import FINAL_STATUSES
 
     j = _open_journal(state_dir, store_url)
-    log = _LogReader(j, run_id, sys.stdout.buffer)
+    masker = None if show_secrets else LogMasks(
+        state_dir=None if store_url else Path(state_dir),
+        note=lambda m: click.echo(f"triggerc: note: {m}", err=True)).masker(j, run_id)
+    log = LogFollower(j, run_id, masker)
+    out = sys.stdout.buffer
 
     def step() -> bool:
         run = j.get_run(run_id)  # the status first: once it is final, the log read next is whole
         if run is None:
             fail(f"there is no run {run_id}")
         final = run["status"] in FINAL_STATUSES
-        log.write_new()
+        def skipped() -> None:
+            if log.skipped:
+                click.echo(f"(the store keeps the last part of a log: its first {log.skipped} bytes "
+                           "are not shown)", err=True)
+                log.skipped = 0
+
+        try:
+            for block in log.read(final):
+                skipped()
+                out.write(block)
+            skipped()
+            out.flush()
+        except BrokenPipeError:  # `triggerc logs 5 | head`: the reader is gone
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+            raise SystemExit(0) from None
         if final or not follow:
             if not log.exists:
                 why = f"it ended {run['status']} without starting" + (f": {run['error']}" if run.get("error")
@@ -350,51 +377,6 @@ def logs(run_id: int, state_dir: str, follow: bool, store_url: str | None) -> No
         _follow_loop(step, at_once=True)
     else:
         step()
-
-
-class _LogReader:
-    """Writes a run's log to ``out`` from where it stopped last time, stream markers taken
-    out (the SQLite journal's log file read in blocks; the store's stored part)."""
-
-    BLOCK = 1 << 20
-
-    def __init__(self, j, run_id: int, out) -> None:
-        self.j, self.run_id, self.out = j, run_id, out
-        self.path = j.run_log_path(run_id) if hasattr(j, "run_log_path") else None
-        self.offset, self.at_start, self.exists = 0, True, False
-
-    def _emit(self, data: bytes) -> None:
-        from ..runtime.store import strip_log_markers
-
-        if data:
-            self.out.write(strip_log_markers(data, self.at_start))
-            self.at_start = data.endswith(b"\n")
-            self.offset += len(data)
-
-    def write_new(self) -> None:
-        try:
-            if self.path is None:
-                chunk = self.j.read_log_chunk(self.run_id, self.offset, limit=1 << 30)
-                self.exists = self.exists or chunk.exists
-                if chunk.start > self.offset:
-                    click.echo(f"(the store keeps the last part of a log: its first {chunk.start} bytes "
-                               "are not shown)", err=True)
-                    self.offset, self.at_start = chunk.start, False
-                self._emit(chunk.data)
-            else:
-                try:
-                    f = open(self.path, "rb")  # noqa: SIM115 - closed below
-                except FileNotFoundError:
-                    return
-                self.exists = True
-                with f:
-                    f.seek(self.offset)
-                    while block := f.read(self.BLOCK):
-                        self._emit(block)
-            self.out.flush()
-        except BrokenPipeError:  # `triggerc logs 5 | head`: the reader is gone
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
-            raise SystemExit(0) from None
 
 
 RUN_HEADER = ["id", "rule", "action", "status", "exit", "wait", "duration", "queued", "inputs"]

@@ -76,7 +76,10 @@ make a browser send), so they need no CSRF token. Every write is journaled with 
 Every value shown comes from the journal and is escaped (Jinja2 autoescape, and a
 ``Content-Security-Policy`` that allows only the dashboard's own scripts and styles).
 Webhook credentials never reach the journal (the http source redacts them) and secret
-values never do either (SPEC §2); run logs are shown as written by the action.
+values never do either (SPEC §2). A run's log is shown as the action wrote it but for the
+values of the secrets the rules declare, shown as ``[secret NAME]`` in every view of it (the
+page, its live tail, the download, the API): :mod:`triggerlang.runtime.logview`, which says
+where a view gets the values and why the masking is done here, on the way out.
 
 Reading the journal
 -------------------
@@ -166,9 +169,9 @@ from ..correlation.spec import key_shown
 from ..correlation.state import GROUP_FILTERS
 from ..events import Event, whole_number
 from ..runtime.operations import OperationError
-from ..runtime.store import (FINAL_STATUSES, LOG_META, LOG_STDERR, LOG_TAIL, STATUSES, BadQuery, LogChunk, Store,
-                             StoreError as JournalError, log_lines, open_store, parse_when, read_log_file,
-                             strip_log_markers)
+from ..runtime.logview import LogFollower, LogMasks, read_view
+from ..runtime.store import (FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery, Store, StoreError as JournalError,
+                             clean_log, log_lines, open_store, parse_when, read_log_file)
 from ..sources.http import allowed_methods, is_loopback
 
 log = logging.getLogger("triggerlang")
@@ -529,26 +532,6 @@ def reason_text(r: dict) -> str:
     f, span = r.get("file"), r.get("span")
     return why_not_text(r, f" ({f}:{span[0]}:{span[1]})" if f and span else None, limit=120)
 
-def read_log_lines(j: Store, run_id: int, offset: int | None) -> LogChunk:
-    """The log of a run from byte ``offset`` (None: its last ``LOG_TAIL`` bytes), as
-    ``read_log_chunk`` reads it, but starting at a line: an offset inside a line, or a tail
-    or a skip ahead (a reader more than ``LOG_TAIL`` behind) that cuts one, moves on to the
-    next line, so that the API and the page's stream give complete lines, each with its
-    stream (a cut line has lost its stream's marker: a stderr line would read as stdout).
-    One byte more is read, the one before the start, to tell whether the start is a line's."""
-    chunk = j.read_log_chunk(run_id, None if offset is None else max(offset - 1, 0), limit=LOG_TAIL + 1)
-    data = chunk.data
-    if chunk.start == 0 and not offset:
-        return chunk
-    # data[0] is the byte before the start asked for: a line starts after a newline, and at
-    # a stream marker (a stderr line that came while a stdout line was unfinished)
-    starts = [i for i in (data.find(b"\n") + 1, data.find(LOG_META, 1), data.find(LOG_STDERR, 1)) if i > 0]
-    if not starts:
-        return LogChunk(b"", chunk.end, chunk.end, chunk.exists)
-    cut = min(starts)
-    return LogChunk(data[cut:], chunk.start + cut, chunk.end, chunk.exists)
-
-
 def _parse_time(iso: str | None) -> _dt.datetime | None:
     if not iso:
         return None
@@ -776,7 +759,8 @@ class Dashboard:
 
     def __init__(self, state_dir: Path | str | None, *, token: str | None = None, rules: RulesView | None = None,
                  stream_lifetime: float = SERVE_STREAM_LIFETIME, store_url: str | None = None,
-                 operator: Any = None, listener: Callable[[], tuple[str, int] | None] | None = None) -> None:
+                 operator: Any = None, listener: Callable[[], tuple[str, int] | None] | None = None,
+                 masks: LogMasks | None = None) -> None:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.store_url = store_url
         self._shared: Store | None = None  # a PostgreSQL store: one pool of connections for every request
@@ -790,10 +774,17 @@ class Dashboard:
         self._csrf = hmac.new(self._token, b"triggerlang dashboard csrf", hashlib.sha256).hexdigest() \
             if self._token else None
         self.rules = rules or RulesView()
+        # the secret values run logs are masked of (runtime/logview.py): serve's, or those
+        # the state folder's names (or --rules, or the store's manifests) lead to
+        self.masks = masks or LogMasks(state_dir=self.state_dir, manifest=self.rules.manifest,
+                                       note=lambda m: log.warning("dashboard: %s", m))
         self.operator = operator
         self.listener = listener
         self.env = _environment()
         self.static = _static_files()
+
+    def _masker(self, j: Store, run_id: int) -> Any:
+        return self.masks.masker(j, run_id)
 
     # -- access
 
@@ -1044,15 +1035,11 @@ class Dashboard:
             if run is None:
                 return self._error(request, 404, f"there is no run {request.path_params['run_id']}", api=False)
             ctx = self._run_context(j, run)
-            chunk = j.read_log_chunk(run_id)
-        live = ctx["live"]
-        data = chunk.data
+            live = ctx["live"]
+            # complete lines only while it goes: the stream sends the rest as it is written
+            chunk = read_view(j, run_id, self._masker(j, run_id), more=live, lines=live)
         offset = chunk.end
-        if live:  # complete lines only: the stream sends the rest as it is written
-            cut = data.rfind(b"\n") + 1
-            offset = chunk.start + cut
-            data = data[:cut]
-        lines = log_lines(data, chunk.truncated)
+        lines = log_lines(chunk.data, chunk.truncated)
         u = self._urls(request)
         log_stream = u(f"{PREFIX}/runs/{run_id}/stream", offset=str(offset), shown=run["status"]) if live else None
         return self._html(request, "run.html", u=u, lines=lines, log_truncated=chunk.truncated,
@@ -1066,28 +1053,17 @@ class Dashboard:
             run = j.get_run(run_id) if run_id is not None else None
             if run is None:
                 return self._error(request, 404, f"there is no run {request.path_params['run_id']}", api=False)
-            path = j.run_log_path(run_id) if hasattr(j, "run_log_path") else None
-            chunk = None if path is not None else j.read_log_chunk(run_id, limit=1 << 30)
+            final = run["status"] in FINAL_STATUSES   # (before the read: then the log read is whole)
+            follower = LogFollower(j, run_id, self._masker(j, run_id))
+            body = None if follower.path is not None else b"".join(follower.read(final))
         headers = {**_SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="run-{run_id}.log"'}
-        if chunk is not None:
-            if not chunk.exists:
+        if body is not None:
+            if not follower.exists:
                 return self._error(request, 404, f"run {run_id} has no log", api=False)
-            return Response(strip_log_markers(chunk.data), media_type="text/plain; charset=utf-8", headers=headers)
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the generator
-        except FileNotFoundError:
+            return Response(body, media_type="text/plain; charset=utf-8", headers=headers)
+        if not follower.path.exists():
             return self._error(request, 404, f"run {run_id} has no log", api=False)
-
-        def chunks() -> Iterator[bytes]:
-            with f:
-                at_start = True
-                while True:
-                    block = f.read(64 * 1024)
-                    if not block:
-                        return
-                    yield strip_log_markers(block, at_start)
-                    at_start = block.endswith(b"\n")
-        return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8", headers=headers)
+        return StreamingResponse(follower.read(final), media_type="text/plain; charset=utf-8", headers=headers)
 
     def _event_and_runs(self, event_id: str) -> tuple[dict | None, list[dict]]:
         """One event and its runs, oldest first (the event page and the event API)."""
@@ -1231,7 +1207,8 @@ class Dashboard:
             if run is None:
                 return self._error(request, 404, f"there is no run {run_id}", api=True)
             event = j.get_event(run["event_id"])
-            text, truncated, _ = j.read_log(run_id)
+            chunk = read_view(j, run_id, self._masker(j, run_id), more=run["status"] not in FINAL_STATUSES)
+            text, truncated = clean_log(chunk.data, chunk.truncated), chunk.truncated
             audit = j.list_audit(run_id=run_id) if hasattr(j, "list_audit") else []
         return self._json({**public_run(run), "log": text, "log_truncated": truncated,
                            "event": public_event(event) if event else None, "audit": audit})
@@ -1249,12 +1226,12 @@ class Dashboard:
             run = j.get_run(run_id)
             if run is None:
                 return self._error(request, 404, f"there is no run {run_id}", api=True)
-            chunk = read_log_lines(j, run_id, offset)
-        final = run["status"] in FINAL_STATUSES
-        data = chunk.data if final else chunk.data[:chunk.data.rfind(b"\n") + 1]
-        return self._json({"offset": chunk.start, "next_offset": chunk.start + len(data),
+            final = run["status"] in FINAL_STATUSES
+            chunk = read_view(j, run_id, self._masker(j, run_id), offset, more=not final, lines=True,
+                              line_start=True)
+        return self._json({"offset": chunk.start, "next_offset": chunk.end,
                            "truncated": offset is None and chunk.truncated or (offset or 0) < chunk.start,
-                           "lines": [{"stream": s, "text": t} for s, t in log_lines(data)],
+                           "lines": [{"stream": s, "text": t} for s, t in log_lines(chunk.data)],
                            "final": final, "status": run["status"]})
 
     def api_events(self, request: Request) -> Response:
@@ -1549,13 +1526,13 @@ class Dashboard:
         if run is None:
             return [_sse("end", {"status": None})], True
         final = run["status"] in FINAL_STATUSES
-        chunk = read_log_lines(j, st.run_id, st.offset)
-        data = chunk.data if final else chunk.data[:chunk.data.rfind(b"\n") + 1]
+        chunk = read_view(j, st.run_id, self._masker(j, st.run_id), st.offset, more=not final, lines=True,
+                          line_start=True)
         out = []
-        if data or chunk.start > st.offset:
-            out.append(_sse("lines", {"lines": log_lines(data), "offset": chunk.start + len(data),
+        if chunk.data or chunk.start > st.offset:
+            out.append(_sse("lines", {"lines": log_lines(chunk.data), "offset": chunk.end,
                                       "skipped": chunk.start > st.offset}))
-            st.offset = chunk.start + len(data)
+            st.offset = chunk.end
         if run["status"] != st.seen:  # the page shows another status: send the run's summary again
             ctx = self._run_context(j, run)
             summary = _run_module(self.env).summary(u=u, csrf=st.csrf, can_write=self.can_write, **ctx)
@@ -1636,16 +1613,19 @@ def dashboard_routes(state_dir: Path | str | None, *, token: str | None = None, 
                      rules_path: Path | None = None, store_url: str | None = None,
                      operator: Any = None,
                      listener: Callable[[], tuple[str, int] | None] | None = None,
-                     closing: threading.Event | None = None) -> list[BaseRoute]:
+                     closing: threading.Event | None = None, secrets: Mapping[str, str] | None = None) -> list[BaseRoute]:
     """The dashboard's routes, to mount on an HTTP listener (``serve --dashboard``).
 
     ``engine`` (inside ``serve``) supplies the current rules for the explain reasons;
     ``rules_path`` does the same from a file; ``operator`` does re-run, cancel and resume;
     ``listener`` the address bound (:class:`Dashboard`); ``closing``, set by the caller when
-    it stops, ends the open streams. An empty token means no token.
+    it stops, ends the open streams; ``secrets``, the values ``serve`` read, by name (kept
+    current on a reload), are masked in the run logs. An empty token means no token.
     """
-    d = Dashboard(state_dir, token=token, rules=RulesView(engine=engine, rules_path=rules_path), store_url=store_url,
-                  operator=operator, listener=listener)
+    rules = RulesView(engine=engine, rules_path=rules_path)
+    masks = LogMasks(manifest=rules.manifest, loaded=secrets, note=lambda m: log.warning("dashboard: %s", m))
+    d = Dashboard(state_dir, token=token, rules=rules, store_url=store_url, operator=operator, listener=listener,
+                  masks=masks)
     if closing is not None:
         d.closing = closing
     return d.routes()

@@ -237,6 +237,7 @@ class Runtime:
             journal.close()
             raise
         warn_if_open_to_others(self.state_dir)
+        self._write_secret_names(manifest)
         from .metrics import Metrics
         from .operations import EngineOperator
 
@@ -318,6 +319,20 @@ class Runtime:
             log.warning("the runs of file rules wait in the pool %s: only a worker on this host runs them "
                         "(triggerc worker --pool %s, or serve --workers N)", node_pool(), node_pool())
 
+    def _write_secret_names(self, manifest: dict) -> None:
+        """The secrets' names and references (never their values) beside the journal, for
+        ``triggerc logs`` and ``triggerc dashboard`` to mask run logs with (runtime/logview.py);
+        the store keeps the manifests itself."""
+        if self.store is not None:
+            return
+        from .logview import SECRET_NAMES, write_secret_names
+
+        try:
+            write_secret_names(self.state_dir, manifest)
+        except OSError as e:
+            log.warning("cannot write %s in %s: %s (triggerc logs and triggerc dashboard show secrets as "
+                        "printed in run logs)", SECRET_NAMES, self.state_dir, e.strerror or e)
+
     def ask_reload(self, signal_name: str) -> None:
         """SIGHUP or SIGUSR1: a look at the rules file (and the certificate) now."""
         self.reload_signal = signal_name
@@ -384,7 +399,7 @@ class Runtime:
         return routes + dashboard_routes(
             None if self.store is not None else self.state_dir, token=self.opts.dashboard_token, engine=self.engine,
             store_url=self.opts.store_url if self.store is not None else None, operator=self.operator,
-            listener=self._listener, closing=self.dashboard_closing)
+            listener=self._listener, closing=self.dashboard_closing, secrets=self.secrets)
 
     def _listener(self) -> tuple[str, int] | None:
         """The HTTP listener's bound (host, port), or None while there is none."""
@@ -582,6 +597,7 @@ class Runtime:
         self.secrets.clear()
         self.secrets.update(secrets)
         self.engine.load(manifest)
+        self._write_secret_names(manifest)
         self.unstarted = None
         try:
             await self.apply_sources(manifest)
