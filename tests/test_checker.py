@@ -1283,3 +1283,27 @@ def test_a_duration_of_several_units_is_offered_the_one_to_write(written: str, m
     assert got == [("TRG304", 2, 27, f"invalid duration '{written}'",
                     f"a duration is one number and one unit: write {meant}")]
     assert diags(f'action b = exec "make"\non every 1h run b timeout {meant}\n') == []
+
+
+def test_two_parameters_with_one_input_variable_are_an_error() -> None:
+    """`action a(my-param, my_param)` or `(sha, Sha)` passed check, and the run got one
+    TRG_INPUT_MY_PARAM for both (the other value lost; a shell script reads its inputs only
+    there): TRG408 at the second. An http action's inputs are JSON keys, which stay apart."""
+    hint = "rename one (the variable is the name upper-cased, with '-' written '_')"
+    assert diags('action a(my-param, x, my_param, Sha, sha) = shell "echo"\n'
+                 'r: on git.push run a with <sha>, <sha>, <sha>, <sha>, <sha>\n') == [
+        ("TRG408", 1, 23, "parameters 'my-param' and 'my_param' are both TRG_INPUT_MY_PARAM in the run's "
+         "environment: one would hide the other", hint),
+        ("TRG408", 1, 38, "parameters 'Sha' and 'sha' are both TRG_INPUT_SHA in the run's environment: "
+         "one would hide the other", hint)]
+    assert codes('action e(sha, Sha) = exec "echo" sha Sha\nr: on git.push run e with <sha>, <sha>\n') == [("TRG408", 1)]
+    assert diags('action h(sha, Sha) = http post "http://127.0.0.1:9/x"\nr: on git.push run h with <sha>, <sha>\n') == []
+
+
+def test_a_template_naming_a_parameter_with_a_dash_names_its_input_variable() -> None:
+    """TRG410's hint for `"x ${{ my-param }}"` named $TRG_INPUT_MY-PARAM, which no shell can
+    read: the variable is TRG_INPUT_MY_PARAM (as the run gets it)."""
+    _, _, _, msg, hint = only('action a(my-param) = exec "echo" "x ${{ my-param }}" my-param\n'
+                               'r: on git.push run a with <sha>\n')
+    assert "'${{ my-param }}' is passed as written" in msg
+    assert hint == "pass my-param as an argument of its own, bare (a shell action reads it as $TRG_INPUT_MY_PARAM)"

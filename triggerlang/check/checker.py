@@ -35,8 +35,8 @@ from dataclasses import replace
 from typing import Any
 
 from .. import defaults
-from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal_name, signal_name,
-                       stop_signal_name)
+from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal_name, input_env_name,
+                       signal_name, stop_signal_name)
 from ..compile.patterns import (PatternError, compile_glob, compile_regex, github_filter_list_regex,
                                 github_filter_regex, github_syntax, is_literal)
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
@@ -462,6 +462,21 @@ class Checker:
                              opt.name.span, "use letters, digits and '_'")
         if not isinstance(body, A.HttpBody):
             self.no_nul_byte(a, params)
+            self.distinct_input_variables(a)
+
+    def distinct_input_variables(self, a: A.ActionDecl) -> None:
+        """TRG408: two parameters of an exec or shell action with one ``TRG_INPUT_<NAME>``
+        variable (``sha`` and ``Sha``, ``my-param`` and ``my_param``: the name is upper-cased
+        and ``-`` written ``_``). Its process would get one value for both, the other lost,
+        and a shell script reads its inputs only there."""
+        first: dict[str, A.Param] = {}
+        for p in a.params:
+            var = input_env_name(p.name.value)
+            other = first.setdefault(var, p)
+            if other is not p and other.name.value != p.name.value:
+                self.d.error("TRG408", f"parameters '{other.name.value}' and '{p.name.value}' are both {var} "
+                             "in the run's environment: one would hide the other", p.name.span,
+                             "rename one (the variable is the name upper-cased, with '-' written '_')")
 
     def no_nul_byte(self, a: A.ActionDecl, params: dict[str, A.Param]) -> None:
         """TRG408: a NUL byte (``\\u{0}``) in what an exec or shell action hands its process (an
@@ -1031,7 +1046,7 @@ class Checker:
                     else:
                         self.d.warning("TRG410", why, item.span,
                                        f"pass {name} as an argument of its own, bare (a shell action reads it as "
-                                       f"$TRG_INPUT_{name.upper()})")
+                                       f"${input_env_name(name)})")
                     break
 
     def lint_reference(self, v: A.Str, ctx) -> None:

@@ -284,7 +284,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
         process); `retry` takes a whole number from 0 to 100.""",
                  'action deploy = shell "./deploy.sh"\n'
                  'on git.push run deploy busy wait\n'),
-    "TRG408": _e("""An invalid action declaration: a parameter declared twice, an `http` action
+    "TRG408": _e("""An invalid action declaration: a parameter declared twice (or two of an
+        `exec` or `shell` action that would share one `TRG_INPUT_<NAME>` variable, `sha` and
+        `Sha`), an `http` action
         that is not `post` or whose URL is not http(s), an unknown option, `cwd` or `stop`
         given twice, an invalid environment variable name, `stop` naming a signal that does not
         stop a process (SIGSTOP) or written on an `http` action, a NUL byte (`\\u{0}`) in what an
