@@ -410,7 +410,11 @@ def test_http_rules_pin_their_route() -> None:
     ('path="/a" or path="/b"', 4, "an HTTP rule must pin its route"),
     ('not path="/a"', 4, "an HTTP rule must pin its route"),
     ('path="hook"', 19, "a route path must start with '/'"),
-    ('path="/readyz"', 19, "/readyz is built in: serve answers it (liveness, readiness, emit), so no route can take it"),
+    ('path="/readyz"', 19, "/readyz is built in: serve answers it (liveness, readiness, emit, metrics), so no route "
+                           "can take it"),
+    # GET /metrics answered the Prometheus page, and a rule on it passed check and never ran
+    ('path="/metrics"', 19, "/metrics is built in: serve answers it (liveness, readiness, emit, metrics), so no "
+                            "route can take it"),
 ])
 def test_unpinned_http_routes(filt: str, col: int, msg: str) -> None:
     text = 'secret s = env "S"\nsource http token=s\n' + DEPLOY + f'on http.post {filt} run deploy with "x"'
@@ -418,7 +422,7 @@ def test_unpinned_http_routes(filt: str, col: int, msg: str) -> None:
     assert (code, line, column, message) == ("TRG206", 4, col, msg)
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/events"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/events", "/metrics"])
 def test_a_source_route_on_a_built_in_path(path: str) -> None:
     # serve refused to start on it ("is built in"); check said nothing
     text = f'secret s = env "S"\nsource github path="{path}" secret=s\non github.push run a\naction a = exec "true"\n'

@@ -15,8 +15,10 @@ HTTP_HOST = "127.0.0.1"
 HTTP_PORT = 8080
 HTTP_MAX_BODY = 10 * 1024 * 1024
 """A larger request body is refused with 413."""
-BUILT_IN_PATHS = ("/healthz", "/readyz", "/events")
-"""Paths ``serve`` answers itself (liveness, readiness, ``emit``): no route may take them."""
+BUILT_IN_PATHS = ("/healthz", "/readyz", "/events", "/metrics")
+"""Paths ``serve`` answers itself (liveness, readiness, ``emit``, Prometheus metrics): no
+route may take them. ``GET /metrics`` is answered before any route is looked at, so a route
+there never heard a scrape's GET, and a POST to it would be the only method it got."""
 READY_TIMEOUT = 3.0
 """Seconds ``/readyz`` waits for the store to answer before it says it does not."""
 

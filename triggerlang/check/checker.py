@@ -582,8 +582,8 @@ class Checker:
     def built_in_path(self, code: str, path: str, span: Span) -> None:
         """A route (a source's ``path=``, TRG208; an http rule's, TRG206) on a path ``serve``
         answers itself (:data:`~triggerlang.defaults.BUILT_IN_PATHS`)."""
-        self.d.error(code, f"{path} is built in: serve answers it (liveness, readiness, emit), so no route can take it",
-                     span, f'choose another path, e.g. "/hooks{path}"')
+        self.d.error(code, f"{path} is built in: serve answers it (liveness, readiness, emit, metrics), "
+                           "so no route can take it", span, f'choose another path, e.g. "/hooks{path}"')
 
     def header_ok(self, s: A.SourceDecl, kind: str, opt: Any) -> None:
         """``header="NAME"``: the header a ``token=`` or an ``hmac*=`` reads; beside

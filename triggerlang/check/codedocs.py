@@ -170,7 +170,7 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'on git.push branch > "a" run deploy\n'),
     "TRG206": _e("""An HTTP rule must pin its route with `path="/..."` or `path ~ "/glob/*"` in its
         top-level conditions: that is the route the server listens on. The path cannot be one
-        `serve` answers itself: `/healthz`, `/readyz`, `/events`.""",
+        `serve` answers itself: `/healthz`, `/readyz`, `/events`, `/metrics`.""",
                  'secret tok = env "HOOK_TOKEN"\n'
                  'source http token=tok\n'
                  'action deploy = shell "./deploy.sh"\n'
@@ -184,8 +184,8 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'on github.pushh run deploy\n'),
     "TRG208": _e("""An invalid option in a `source` declaration: an option the source does not
         take, a value of the wrong type, a port out of range, a route path without a leading
-        `/` or one `serve` answers itself (`/healthz`, `/readyz`, `/events`), an environment
-        variable name that is not valid, an `allow` entry that is not an IP address or CIDR
+        `/` or one `serve` answers itself (`/healthz`, `/readyz`, `/events`, `/metrics`), an
+        environment variable name that is not valid, an `allow` entry that is not an IP address or CIDR
         range (or an empty `allow`), a `header=` with no `token=` or `hmac=` to read it, or
         two ways to verify one route (`token=` and `hmac=`: only the first would be
         checked).""",

@@ -115,7 +115,7 @@ def parse_routes(config: Mapping[str, Any], secrets: Mapping[str, str] | None) -
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"http route #{i + 1}: path must be a string starting with '/', not {path!r}")
         if path in RESERVED_PATHS:
-            raise ValueError(f"http route {path}: {path} is built in (health and readiness checks, emit)")
+            raise ValueError(f"http route {path}: {path} is built in (health and readiness checks, emit, metrics)")
         if kind != "http" and (not isinstance(kind, str) or get_provider(kind) is None):
             raise ValueError(f"http route {path}: unknown kind {kind!r} "
                              f"(expected one of {', '.join([*provider_names(), 'http'])})")
