@@ -71,6 +71,14 @@ def test_the_mcp_results_mask_a_short_secret_too(tmp_path: Path, monkeypatch: py
     result = {"log": "token ab1\nlabel ab12 fab1 Q-tip QA", "ab1": ["ab1"], "n": 3}
     assert redactor.scrub(result) == {"log": "token [secret k]\nlabel ab12 fab1 [secret f]-tip QA",
                                       "[secret k]": ["[secret k]"], "n": 3}
+    # and the secrets serve names in its state folder, as triggerc logs reads them
+    from triggerlang.runtime.logview import write_secret_names
+
+    (tmp_path / "state").mkdir()
+    write_secret_names(tmp_path / "state", {"base_dir": str(tmp_path), "secrets": {"deploy": {"env": "TRG_TEST_DEPLOY"}}})
+    monkeypatch.setenv("TRG_TEST_DEPLOY", "d-42")
+    redactor.learn_state(tmp_path / "state")
+    assert redactor.scrub("token d-42 ab1") == "token [secret deploy] [secret k]"
 
 
 # --------------------------------------------------------------------------- run logs (runtime/logview.py)

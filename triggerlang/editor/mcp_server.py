@@ -16,7 +16,8 @@ Everything is read-only except ``emit``, whose URL must name a loopback host (an
 follows no redirect). **No result carries a secret's value**: the server never reads
 secrets for itself, and as a safety net every result is scrubbed of the values of the
 secrets declared by the rules files it has seen (the ``check``/``explain`` files and the
-``.trg`` files beside the state folder), read from this process's environment and files —
+``.trg`` files beside the state folder) and by the names ``serve`` leaves in the state
+folder, read from this process's environment and files as ``serve`` reads them —
 an action that prints its token to its log shows ``[secret NAME]`` here (wherever the value
 stands as a token of its own, whatever its length: :mod:`triggerlang.masking`).
 
@@ -41,7 +42,7 @@ from pydantic import Field
 from .. import __version__
 from ..check import catalogue as C
 from ..correlation.state import GROUP_FILTERS
-from ..masking import Masker
+from ..masking import Masker, read_secrets
 
 MAX_LOG_BYTES = 256 * 1024
 
@@ -76,18 +77,22 @@ class _Redactor:
             module, _ = parse(p.read_text("utf-8"), str(p))
         except (OSError, UnicodeDecodeError):
             return
-        for d in module.decls:
-            if isinstance(d, A.Secret):
-                value = None
-                if d.kind == "env":
-                    value = os.environ.get(d.ref.value)
-                else:
-                    try:
-                        value = (p.parent / d.ref.value).read_text("utf-8").strip()
-                    except (OSError, UnicodeDecodeError):
-                        value = None
-                if value:
-                    self.values[value] = d.name.value
+        self._learn({d.name.value: {d.kind: d.ref.value} for d in module.decls if isinstance(d, A.Secret)}, p.parent)
+
+    def learn_state(self, folder: Path) -> None:
+        """The secrets ``serve`` names in its state folder (``secret-names.json``, as
+        ``triggerc logs`` reads them: :mod:`triggerlang.runtime.logview`)."""
+        from ..runtime.logview import read_secret_names
+
+        names = read_secret_names(folder)
+        if names is not None:
+            self._learn(names["secrets"], Path(names.get("base_dir") or folder.resolve().parent))
+
+    def _learn(self, declared: dict, base: Path) -> None:
+        """The values of ``declared`` (``{name: {"env": VAR} | {"file": path}}``) this process
+        can read, as ``serve`` reads them."""
+        values, _ = read_secrets(declared, base, os.environ)
+        self.values.update({v: n for n, v in values.items()})
 
     def learn_folder(self, folder: Path) -> None:
         try:
@@ -193,6 +198,7 @@ def build_server(state_dir: Path | None = None, url: str = "http://127.0.0.1:808
             raise ToolError(f"no journal in {folder}: pass `state` (the state folder of `triggerc serve`, "
                             ".triggerlang/ beside the rules file)")
         redactor.learn_folder(folder.resolve().parent)
+        redactor.learn_state(folder)
         try:
             return open_store(None, folder)
         except StoreError as e:

@@ -58,6 +58,16 @@ def write_secret_names(state_dir: Path, manifest: dict) -> None:
     os.replace(tmp, path)
 
 
+def read_secret_names(state_dir: Path) -> dict | None:
+    """The state folder's :data:`SECRET_NAMES` (``{"base_dir", "secrets"}``), or None when
+    there is none (a serve older than it) or it does not read."""
+    try:
+        data = json.loads((state_dir / SECRET_NAMES).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("secrets"), dict) else None
+
+
 def _declared(manifest: Mapping[str, Any] | None) -> list[tuple[str, dict, Path]]:
     if not manifest:
         return []
@@ -86,15 +96,6 @@ class LogMasks:
         self._manifests: dict[str, dict | None] = {}   # a store's manifests by sha256
         self._maskers: dict[frozenset, Masker] = {}
 
-    def _names_file(self) -> dict | None:
-        if self.state_dir is None:
-            return None
-        try:
-            data = json.loads((self.state_dir / SECRET_NAMES).read_text("utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
-
     def _run_manifest(self, j: Any, run_id: int) -> dict | None:
         if getattr(j, "kind", None) != "postgresql":
             return None
@@ -107,7 +108,7 @@ class LogMasks:
         return self._manifests[sha]
 
     def masker(self, j: Any, run_id: int) -> Masker | None:
-        declared = [*_declared(self.manifest() if self.manifest else None), *_declared(self._names_file()),
+        declared = [*_declared(self.manifest() if self.manifest else None), *_declared(read_secret_names(self.state_dir) if self.state_dir else None),
                     *_declared(self._run_manifest(j, run_id))]
         values: dict[str, str] = {}
         problems: dict[str, str] = {}
@@ -224,4 +225,4 @@ class LogFollower:
             yield out
 
 
-__all__ = ["LogMasks", "LogFollower", "SECRET_NAMES", "read_view", "write_secret_names"]
+__all__ = ["LogMasks", "LogFollower", "SECRET_NAMES", "read_secret_names", "read_view", "write_secret_names"]
