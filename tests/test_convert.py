@@ -593,3 +593,22 @@ def test_hook_ids_and_value_names_that_are_words_of_the_language(tmp_path: Path)
     text = out.read_text()
     assert "\nhook_action: on http.request" in text and "\naction hook_action(" in text
     assert 'action cwd(cwd_2, cwd_3, cwd_4) = exec "/bin/x" cwd_2 cwd_3\n' in text
+
+
+def test_a_relative_command_is_found_in_the_working_directory_as_webhook_finds_it() -> None:
+    """webhook runs a relative execute-command from its command-working-directory
+    (./deploy.sh with /srv/app: /srv/app/deploy.sh), while an action's relative program is
+    relative to the rules file's folder whatever its cwd: the conversion ran another file
+    (or none). The program is written joined; an absolute one, or one without a working
+    directory, as it was."""
+    hooks = [{"id": "rel", "execute-command": "./deploy.sh", "command-working-directory": "/srv/app"},
+             {"id": "bare", "execute-command": "deploy.sh", "command-working-directory": "/srv/app/"},
+             {"id": "sub", "execute-command": "bin/x.sh", "command-working-directory": "hooks"},
+             {"id": "abs", "execute-command": "/opt/y.sh", "command-working-directory": "/srv/app"},
+             {"id": "none", "execute-command": "./z.sh"}]
+    text = convert_webhook(json.dumps(hooks), "hooks.json").text
+    assert 'action rel = exec "/srv/app/deploy.sh" cwd "/srv/app"\n' in text
+    assert 'action bare = exec "/srv/app/deploy.sh" cwd "/srv/app/"\n' in text
+    assert 'action sub = exec "hooks/bin/x.sh" cwd "hooks"\n' in text
+    assert 'action abs = exec "/opt/y.sh" cwd "/srv/app"\n' in text
+    assert 'action none = exec "./z.sh"\n' in text

@@ -27,6 +27,7 @@ error says to convert them with ``yq -o json``.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from dataclasses import dataclass, field
 
@@ -535,8 +536,8 @@ class _Converter:
         if renamed:
             h.comments.append("# pass-environment-to-command: " + ", ".join(renamed) + " (the name is fixed)")
             self.result.notes.append(f"{self.file}: hook {_one_line(hid)}: the command's environment: " + ", ".join(renamed))
-        body = f"exec {fmt_string(hook['execute-command'])}" + "".join(f" {a}" for a in argv)
         cwd = hook.get("command-working-directory")
+        body = f"exec {fmt_string(_program(hook['execute-command'], cwd))}" + "".join(f" {a}" for a in argv)
         if cwd not in (None, "") and not isinstance(cwd, str):
             self.todo(h, hid, "command-working-directory", f"a JSON {_kind(cwd)}, not a folder: left out")
         elif cwd:
@@ -546,6 +547,18 @@ class _Converter:
                 self.todo(h, hid, prop, "a template ({{ ... }}), which is not evaluated: write the value it gives")
         head = f"action {h.label}" + (f"({', '.join(params)})" if params else "")
         return f"{head} = {body}", with_args
+
+
+def _program(command: str, cwd: object) -> str:
+    """The program of a hook's ``exec``: webhook looks a relative ``execute-command`` up in
+    the hook's ``command-working-directory`` (``./deploy.sh`` with ``/srv/app`` runs
+    ``/srv/app/deploy.sh``; a bare name too: it joins the two before its lookup,
+    adnanh/webhook#316 and #457), while a relative program of an action is relative to the rules file's folder whatever
+    its ``cwd``: so the two are written joined. A template in either is left as written
+    (its TODO says so)."""
+    if not isinstance(cwd, str) or not cwd or command.startswith("/") or "{{" in command + cwd:
+        return command
+    return posixpath.join(cwd, command[2:] if command.startswith("./") else command)
 
 
 # --------------------------------------------------------------------------- the file
