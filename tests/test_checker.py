@@ -1076,6 +1076,85 @@ FIRST_RULE_CASES = [
      "flags: '--stage'", 'write sha=<sha>, stage="prod"'),
     ('on git.push run deploy with <sha> --stage=prod', "an action's arguments follow 'with', not command-line",
      'write <sha>, stage="prod"'),
+    # an operator in words (SQL's, shell test's, Python's, adnanh/webhook's match)
+    ('on git.push branch is "main" run build', "'is' is written '='", 'write = "main" (FIELD = VALUE; != is not equal)'),
+    ('on git.push branch ne "main" run build', "'ne' is written '!='", 'write != "main"'),
+    ('on git.push branch like "release/%" run build', "'like' is written '~'", 'write ~ "release/*"'),
+    ('on github.pull_request labels contains "bug" run build', "'contains' is written '=' on a list, '~' on a string",
+     'write = "bug" (some element is "bug"; a string that holds it: ~ "*bug*")'),
+    ('on http.post path="/hooks/x" payload.ref match "refs/heads/main" run build', "'match' is written '='",
+     'write = "refs/heads/main" (FIELD = VALUE; != is not equal)'),
+    # a shell's syntax after the run clause; a condition after it
+    ('on git.push run deploy with <sha> > deploy.log', "a rule runs no shell: '> deploy.log' is a redirection",
+     "remove it: serve keeps each run's output (triggerc logs N); an action that writes a file or pipes does it "
+     'in its own command, shell "... > deploy.log"'),
+    ('on git.push run build 2>&1 | tee build.log', "a rule runs no shell: '2>&1 | tee build.log' is a redirection",
+     "remove it: serve keeps each run's output (triggerc logs N); an action that writes a file or pipes does it "
+     'in its own command, shell "... 2>&1 | tee build.log"'),
+    ('on git.push run build &', "'&' is not needed: serve starts each run in the background",
+     "remove it (a rule's runs overlap with busy parallel)"),
+    ('on git.push run build; timeout 5m', "a rule's policies follow its run clause, without ';'", "remove the ';'"),
+    ('on git.push run build if branch="main"', "a rule's conditions follow its trigger, not 'if' after its action",
+     'write on git.push branch="main" run build'),
+    ("on github.push branch=\"main\" run build if: github.actor != 'bot'", "a rule's conditions follow its trigger",
+     'write on github.push branch="main" sender != "bot" run build'),
+    ('on git.push run build every 5m', "a rule has one trigger",
+     "add a rule for the schedule: on every 5m run build (this one keeps on git.push)"),
+    # GitHub Actions' if: expressions and -ignore filters
+    ("on github.push if: github.ref == 'refs/heads/main' run build", "a filter is conditions, not 'if:' and an expr",
+     'write branch="main"'),
+    ("on github.push if: ${{ !contains(github.event.head_commit.message, '[skip ci]') }} run build",
+     "a filter is conditions, not 'if:'", "write not payload.head_commit.message ~ /\\[skip\\ ci\\]/"),
+    ("on github.push if: startsWith(github.ref, 'refs/tags/v') && github.actor == 'me' run build",
+     "a filter is conditions, not 'if:'", 'write tag ~ /^v/ and sender="me"'),
+    ("on github.push if: endsWith(github.ref, '-rc') || github.event.forced run build",
+     "a filter is conditions, not 'if:'", 'write (ref ~ /\\-rc$/ or payload.forced=true)'),
+    ('on github.push branches-ignore: [main, dev] run build', "a condition is FIELD = VALUE, not 'key: value'",
+     'write has branch branch not in ["main", "dev"]'),
+    ("on github.push paths-ignore: ['docs/**', '*.md'] run build", "a condition is FIELD = VALUE",
+     'write files !~ ["docs/**", "*.md"]'),
+    # cron's, systemd timers' and English schedules
+    ('on every day at "03:00" run build', "an interval is a number and a unit: 'every day at \"03:00\"'",
+     'write cron "0 3 * * *" (UTC; in a zone: tz "Area/City" after it)'),
+    ('on every weekday at 6pm run build', "an interval is a number and a unit",
+     'write cron "0 18 * * 1-5" (UTC; in a zone: tz "Area/City" after it)'),
+    ('on every monday run build', "an interval is a number and a unit: 'every monday'",
+     'write cron "0 0 * * 1" (UTC; in a zone: tz "Area/City" after it)'),
+    ('on every hour run build', "an interval is a number and a unit: 'every hour'", "write every 1h"),
+    ('on every 1d at "03:00" run build', "every has no time of day",
+     'write cron "0 3 * * *" (UTC; in a zone: tz "Area/City" after it)'),
+    ('on OnCalendar="Mon..Fri 03:00" run build', "a schedule is on cron \"...\" or on every D, not systemd's",
+     'write cron "0 3 * * mon-fri"'),
+    ('on cron "0 3 * * *" timezone "Europe/Paris" run build', "a cron's time zone follows tz, not 'timezone'",
+     "write tz"),
+    ('on every 1h persistent run build', "a missed tick is made up with 'catch up', not 'persistent'",
+     "write catch up"),
+    ('on every 1h Persistent=true run build', "schedule.tick has no field 'Persistent'", "write catch up (systemd's "
+     "Persistent=true: a tick missed while serve was down is made up at its start)"),
+    # watchexec's flags for a filter and for busy; a list without brackets or commas
+    ('on file.changed -e py,toml -w ./src run build', "a file rule's filters are conditions, not watchexec's flags",
+     'write ext in ["py", "toml"] path ~ "src/**"'),
+    ('on file.changed run build --on-busy-update=do-nothing', "a rule's policy is busy, not '--on-busy-update'",
+     "write busy skip"),
+    ('on git.push branch in main, dev run build', "a list is written in [ ]", 'write ["main", "dev"]'),
+    ('on git.push branch in ["main" "dev"] run build', "a list's items are separated by commas",
+     'write "main", "dev"'),
+    # YAML's and the shell's arguments, GitHub Actions' and job runners' policy names
+    ('on git.push run deploy with sha: <sha>', "a named argument is NAME=VALUE, not 'NAME: VALUE'", "write sha=<sha>"),
+    ('on git.push run deploy with --sha=<sha>', "an action's arguments follow 'with', not command-line flags",
+     "write sha=<sha>"),
+    ('on git.push run deploy with $(git rev-parse HEAD)', "a rule runs no shell: '$(git rev-parse HEAD)' is a command",
+     "write <sha> (the event's commit)"),
+    ('on git.push run build retries 3', "a rule's policy is retry, not 'retries'", "write retry 3"),
+    ('on git.push run build timeout-minutes: 10', "a rule's policy is timeout, not 'timeout-minutes'",
+     "write timeout 10m"),
+    # adnanh/webhook's hook id and trigger-rule
+    ('on http.post id="redeploy" run build', "http.post has no field 'id'",
+     'write path="/hooks/redeploy" (adnanh/webhook\'s hook id: the route it answers on)'),
+    ('on http.post path="/hooks/x" trigger-rule: {"and": [{"match": {"type": "value", "value": "refs/heads/main", '
+     '"parameter": {"source": "payload", "name": "ref"}}}, {"match": {"type": "regex", "regex": "^v", '
+     '"parameter": {"source": "header", "name": "X-Tag"}}}]} run build',
+     "a filter is conditions, not adnanh/webhook's trigger-rule", 'write payload.ref="refs/heads/main" headers.x-tag ~ /^v/'),
     # a shell's or a template's reference inside a string: passed as written
     ('on git.push run deploy with "$sha"', "'$sha' is passed as written: strings are not templates", "write <sha>"),
     ('on git.push run deploy with "${sha}"', "'${sha}' is passed as written", "write <sha>"),
@@ -1148,6 +1227,47 @@ def test_a_flag_after_the_arguments_is_offered_a_list_parameter(flags: str) -> N
                        r"goes in its exec\)$", got[0].hint)
     assert written is not None, got[0].hint
     assert diags(head + line[:28] + written.group(1) + "\n") == [], written.group(1)
+
+
+@pytest.mark.parametrize(("decl", "message", "hint"), [
+    ('action mk = exec "make" "build" && exec "make" "test"', "exec runs no shell: '&&' is a shell's",
+     'write shell "make build && make test"'),
+    ('action mk(sha) = exec "./gen.sh" sha > "out file.log"', "exec runs no shell: '>' is a shell's",
+     'write shell "./gen.sh \\"$TRG_INPUT_SHA\\" > \'out file.log\'"'),
+    ('action mk = exec "echo" $(git rev-parse HEAD)', "exec runs no shell: '$(git rev-parse HEAD)' is a command",
+     'write shell "echo $(git rev-parse HEAD)"'),
+    ("action mk = ./deploy.sh", "an action's body starts with exec, shell or http", 'write exec "./deploy.sh"'),
+    ("action mk = make build", "an action's body starts with exec, shell or http", 'write exec "make" "build"'),
+    ('action mk = sh "make build"', "an action's body starts with exec, shell or http", 'write shell "make build"'),
+    ("action mk(sha) = exec ./deploy.sh --prod sha", "exec takes strings", 'write "./deploy.sh" "--prod" sha'),
+    ('action mk = exec ["make", "build"]', "exec takes strings", 'write "make" "build"'),
+    ("action mk = shell ./deploy.sh --prod", "shell takes a string", 'write "./deploy.sh --prod"'),
+    ('action mk(sha) = exec "./deploy.sh" ${sha}', "'${sha}' is a shell's: exec runs no shell",
+     "write sha (a parameter is written bare)"),
+    ('action mk: exec "make"', "an action is declared with '=', not ':'", "write ="),
+])
+def test_a_shells_or_makefiles_action_gets_the_body_to_write(decl: str, message: str, hint: str) -> None:
+    """An action written as a Makefile's or a shell's command line (an operator in an exec
+    body, a command without exec or its quotes, $sha for a parameter, a target's ':') got
+    "unexpected" and a token list, and its rules then "unknown action". One diagnostic now,
+    with the body to write; pasted over the span, the file checks clean."""
+    rule = "\non git.push run mk" + (" with <sha>" if "(sha)" in decl else "") + "\n"
+    got = compile_text(decl + rule, "rules.trg").diagnostics
+    assert [(d.code, d.message[:len(message)]) for d in got] == [("TRG001", message)], [d.message for d in got]
+    d = got[0]
+    assert d.hint.split(" (a shell reads")[0] == hint, d.hint
+    written = re.match(r"write (.*?)(?: \(|$)", hint).group(1)
+    fixed = decl[:d.span.start.column - 1] + written + decl[d.span.end.column - 1:]
+    assert diags(fixed + rule) == [], fixed
+
+
+def test_a_list_without_brackets_in_a_let_is_one_diagnostic() -> None:
+    """`let bots = dependabot, renovate` (YAML's flow of items) got "unexpected ','" and then
+    "unknown name 'bots'" on each rule using it."""
+    rest = '\naction build = exec "make"\non git.push author in bots run build\n'
+    assert diags("let bots = dependabot, renovate" + rest) == [
+        ("TRG001", 1, 12, "a list is written in [ ]", 'write ["dependabot", "renovate"]')]
+    assert diags('let bots = ["dependabot", "renovate"]' + rest) == []
 
 
 @pytest.mark.parametrize(("text", "message", "hint"), [

@@ -45,7 +45,7 @@ from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import (HTTP, HTTP_VERIFICATIONS, SectionInput, active_providers, http_decl_covers, provider_of,
                              provider_order)
 from ..syntax import ast as A
-from ..syntax.parser import WORKFLOW_FIELDS, context_field, foreign_path, workflow_condition
+from ..syntax.parser import WORKFLOW_FIELDS, context_field, english_interval, foreign_path, workflow_condition
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule, Program  # (also their names here, as before)
 from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, literal_value,
@@ -358,6 +358,8 @@ class Checker:
             self.used_secrets.add(r.name)
             self.d.error("TRG109", f"secret '{r.name}' cannot be used as a value", r.span,
                          "secrets only go where a secret is expected (secret=, token=, hmac=)")
+            return None
+        if f"let {r.name}" in self.m.unparsed:  # its declaration has a syntax error, reported
             return None
         hint, fix = typo(r.name, self.let_decls, r.span)
         if r.name == "null" and hint is None:  # JSON's word: the language has none (README: Testing your rules)
@@ -701,7 +703,12 @@ class Checker:
                 source, event, types = None, None, None
         elif isinstance(trig, A.EveryTrigger):
             source, event, types = "schedule", "tick", ["tick"]
-            secs = self.positive_duration(trig.interval, "every")
+            words = english_interval(trig.interval.name) if isinstance(trig.interval, A.Ref) \
+                and trig.interval.name not in self.let_decls and trig.interval.name not in self.p.lets else None
+            secs = None if words else self.positive_duration(trig.interval, "every")
+            if words:  # `every hour`, `every monday`: English, read as a name
+                self.d.error("TRG304", f"an interval is a number and a unit: 'every {trig.interval.name}'",
+                             Span(trig.span.start, trig.interval.span.end), words)
             if secs is not None:
                 schedule = {"every": secs}
         elif isinstance(trig, A.CronTrigger):
@@ -1004,6 +1011,8 @@ class Checker:
                         self.built_in_path("TRG206", v, c.value.span)
                         return None
                     return v
+        if any(isinstance(c, A.Compare) and c.field.parts == ("id",) for c in conjuncts(r.filter)):
+            return None  # (adnanh/webhook's id=: TRG203 gives the path to write, foreign_field)
         self.d.error("TRG206", "an HTTP rule must pin its route", r.trigger.span,
                      'add path="/hook" (or a glob: path ~ "/hooks/*") to the rule')
         return None
@@ -1249,7 +1258,9 @@ class Checker:
                     pol["busy"] = mode
             elif p.kind == "retry":
                 n = self.value(p.value)
-                if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                if n is None and isinstance(p.value, A.Ref):
+                    pass  # (an unknown name: its TRG102 is the one diagnostic)
+                elif not isinstance(n, int) or isinstance(n, bool) or n < 0:
                     self.d.error("TRG407", "retry takes a whole number of re-runs (0 or more)", p.value.span, None)
                 else:
                     if n > 100:
@@ -1635,6 +1646,11 @@ class Checker:
         target = WORKFLOW_FIELDS.get(key)
         if ctx is not None and ctx[0] == "file" and key in FILE_GLOB_WORDS:
             target = "path"
+        other = self.foreign_field(c, ctx)
+        if other is not None:
+            text, why = other
+            self.d.error("TRG203", f"{ctx[0]}.{ctx[1]} has no field '{key}'", c.span, f"write {text} ({why})")
+            return True
         if ctx is None or target is None or len(c.field.parts) != 1 or c.op not in ("=", "in", "~"):
             return False
         src, ev = ctx
@@ -1653,6 +1669,19 @@ class Checker:
         self.d.error("TRG203", f"{src}.{ev} has no field '{key}'", c.span, f"write {text} ({why})",
                      fix=Fix(f"Write `{text}`", (Edit(c.span, text),)))
         return True
+
+    def foreign_field(self, c: A.Compare, ctx) -> tuple[str, str] | None:
+        """(text, why) for another tool's setting written as a condition: systemd's
+        ``Persistent=true`` on a schedule (``catch up``), adnanh/webhook's hook ``id="x"``
+        on an http rule (its route, ``path="/hooks/x"``)."""
+        if ctx is None or len(c.field.parts) != 1 or c.op != "=" or self.ftype(ctx[0], ctx[1], c.field.parts):
+            return None
+        key, v = c.field.parts[0], self.quiet_value(c.value)
+        if ctx[0] == "schedule" and key.lower() == "persistent" and v is True:
+            return "catch up", "systemd's Persistent=true: a tick missed while serve was down is made up at its start"
+        if ctx[0] == "http" and key == "id" and isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_.\-]+", v):
+            return f'path="/hooks/{v}"', "adnanh/webhook's hook id: the route it answers on"
+        return None
 
     def lint_methods(self, r: A.Rule) -> None:
         """TRG501: an http rule pinned to a method written in lower case (``method="post"``,

@@ -1197,12 +1197,15 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
             decls.append(decl)
         else:
             unparsed.update(_WORD.findall(text, start_off, end_off))
-            head = _ACTION_HEAD.match(text, start_off, end_off)
+            head = _ACTION_NAME.match(text, start_off, end_off)
             if head is not None:  # `action NAME` (a space: no word has one): its rules' TRG104 would cascade
                 unparsed.add(f"action {head.group(1)}")
             secret = _SECRET_HEAD.match(text, start_off, end_off)
             if secret is not None:  # and a source's TRG103
                 unparsed.add(f"secret {secret.group(1)}")
+            let = re.compile(r"let[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*=").match(text, start_off, end_off)
+            if let is not None:  # and each use's TRG102
+                unparsed.add(f"let {let.group(1)}")
     end_line = len(lines)
     return A.Module(tuple(decls), file, Span(Pos(1, 1, 0), Pos(end_line, len(lines[-1]) + 1, len(text))),
                     frozenset(unparsed)), diags
@@ -1615,7 +1618,7 @@ _SECRET_HEAD = _lazy_re(r"secret[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*=[ \t]*(?:
 _VARIABLE = _lazy_re(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$?([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_\-]*[ \t]*[\"r])")
 WORKFLOW_FIELDS = {"types": "action", "branches": "branch", "tags": "tag", "paths": "files"}
 """GitHub Actions' filters of an ``on:`` event and the field each one tests."""
-_YAML_VALUE = _lazy_re(r":[ \t]*(\[[^\]\n]*\]|\"[^\"\n]*\"|'[^'\n]*'|[^\s\[\]\"',#]+)")
+_YAML_VALUE = _lazy_re(r":[ \t]*(\[[^\]\n]*\]|\"[^\"\n]*\"|'[^'\n]*'|[^\s\[\]\"',#{}][^\s\[\]\"',#]*)")
 _JSON_KEY = _lazy_re(r'("([A-Za-z_][A-Za-z0-9_.\-]*)"[ \t]*)(?=:)')
 """A JSON object's key (``"branch": "main"``, pasted from a payload) where a condition goes."""
 _BARE_EVENT = _lazy_re(r"(?:^|[\s:])on[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*$")
@@ -1744,6 +1747,93 @@ def _json_args(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     return at, end, "an action's arguments are NAME=VALUE, not a JSON object", f"write {', '.join(args)}"
 
 
+_GH_TOKEN = _lazy_re(r"[ \t]*(?:(\$\{\{|\}\})|(==|!=|<=|>=|<|>|&&|\|\||!|\(|\))|'((?:''|[^'\n])*)'"
+                     r"|(startsWith|endsWith|contains)[ \t]*\([ \t]*([A-Za-z_][A-Za-z0-9_.\-]*)[ \t]*,[ \t]*'((?:''|[^'\n])*)'[ \t]*\)"
+                     r"|(true|false|-?[0-9]+(?:\.[0-9]+)?)(?![A-Za-z0-9_.])|([A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-*]+)*))")
+
+
+def _expression(chunk: str, at: int) -> tuple[int, str] | None:
+    """(end, filter) for a GitHub Actions expression at ``at``, up to ``run`` or the line's
+    end (``github.ref == 'refs/heads/main' && !contains(github.event.head_commit.message,
+    '[skip ci]')``): the conditions that say the same (``ref = "refs/heads/main" and not
+    payload.head_commit.message ~ /\\[skip ci\\]/``); None for what it cannot read."""
+    out, fields, end, stop = [], [], at, _line_code_end(chunk, at)
+    run = _RUN_CLAUSE.search(chunk, at, stop)
+    stop = run.start() if run is not None else stop
+    while end < stop and chunk[end:stop].strip():
+        m = _GH_TOKEN.match(chunk, end, stop)
+        if m is None:
+            return None
+        wrap, op, text, fn, arg, val, lit, name = m.groups()
+        if op is not None:
+            out.append({"==": "=", "&&": "and", "||": "or", "!": "not"}.get(op, op))
+        elif text is not None:
+            out.append(_str_literal(text.replace("''", "'")))
+        elif fn is not None:
+            field, val = context_field(arg), val.replace("''", "'")
+            short = re.match(r"refs/(heads|tags)/", val) if field == "ref" and fn == "startsWith" else None
+            if short is not None:  # a whole ref's prefix: the short name's field (README: GitHub Actions)
+                field, val = ("branch" if short.group(1) == "heads" else "tag"), val[short.end():]
+            body = {"startsWith": f"^{_re_literal(val)}", "endsWith": f"{_re_literal(val)}$"}.get(fn, _re_literal(val))
+            out.append(f"{field} ~ /{body}/" if val else f"has {field}")
+        elif lit is not None:
+            out.append(lit)
+        elif name is not None:
+            if name in RESERVED:
+                return None
+            out.append(context_field(name))
+            fields.append(len(out) - 1)
+        end = m.end()
+    if not out or out.count("(") != out.count(")"):
+        return None
+    for i in reversed(fields):  # a field alone is a truth test: `github.event.forced`
+        if i + 1 == len(out) or out[i + 1] not in ("=", "!=", "<", "<=", ">", ">="):
+            out.insert(i + 1, "= true")
+    for i in range(len(out) - 2):  # ref == 'refs/heads/main': branch="main" (a tag's: tag=)
+        short = re.match(r'"refs/(heads|tags)/', out[i + 2]) if out[i] == "ref" and out[i + 1] in ("=", "!=") else None
+        if short is not None:
+            out[i], out[i + 2] = ("branch" if short.group(1) == "heads" else "tag"), '"' + out[i + 2][short.end():]
+    written = re.sub(r"\( | \)", lambda p: p.group().strip(), " ".join(out)).replace(" = ", "=")
+    depth, top_or = 0, False  # `a || b` beside other conditions: in parentheses (and binds tighter)
+    for token in out:
+        depth += (token == "(") - (token == ")")
+        top_or |= token == "or" and depth == 0
+    return at + len(chunk[at:end].rstrip()), f"({written})" if top_or else written
+
+
+def _hook_rule(rule) -> str | None:
+    """An adnanh/webhook ``trigger-rule`` (``{"and": [{"match": {"type": "value", "value":
+    "refs/heads/main", "parameter": {"source": "payload", "name": "ref"}}}, ...]}``) as
+    conditions; None for what has no condition's spelling (a signature match: the route's
+    secret checks it)."""
+    if not isinstance(rule, dict) or len(rule) != 1:
+        return None
+    (kind, inner), = rule.items()
+    if kind in ("and", "or") and isinstance(inner, list) and inner:
+        parts = [_hook_rule(x) for x in inner]
+        if None in parts:
+            return None
+        return " ".join(f"({p})" if " or " in p else p for p in parts) if kind == "and" else \
+            "(" + " or ".join(parts) + ")"
+    if kind == "not":
+        part = _hook_rule(inner)
+        return None if part is None else f"not ({part})" if " " in part.split("=")[0].strip() else f"not {part}"
+    if kind != "match" or not isinstance(inner, dict) or not isinstance(inner.get("parameter"), dict):
+        return None
+    source, name = inner["parameter"].get("source"), inner["parameter"].get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+        return None
+    field = {"payload": f"payload.{name}", "header": f"headers.{name.lower()}", "url": f"query.{name}",
+             "query": f"query.{name}"}.get(source)
+    if field is None:
+        return None
+    if inner.get("type") == "value" and isinstance(inner.get("value"), (str, int, float, bool)):
+        return f"{field}={json.dumps(inner['value'], ensure_ascii=False)}"
+    if inner.get("type") == "regex" and isinstance(inner.get("regex"), str):
+        return f"{field} ~ /{inner['regex'].replace('/', chr(92) + '/')}/"
+    return None
+
+
 def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] | None:
     """A GitHub Actions workflow's spelling in a rule: ``on: push:`` (YAML), ``on push``
     (an event without its source), ``branches: [main]`` (a YAML filter), ``if:``."""
@@ -1778,14 +1868,35 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
             and not _RUN_CLAUSE.search(chunk, 0, at) and chunk[word.start(1) - 1:word.start(1)] != ".":
         key = word.group(1)
         if key in ("if", "when", "where"):
+            expr = _expression(chunk, at + 1)
+            if expr is not None:
+                return word.start(1), expr[0], f"a filter is conditions, not '{key}:' and an expression", \
+                    f"write {expr[1]}"
             return word.start(1), at + 1, f"'{key}:' is not needed before a filter", \
                 "the conditions follow the trigger: on SOURCE.EVENT CONDITIONS run ACTION"
+        hook = re.compile(r":[ \t]*(?=\{)").match(chunk, at) if key.replace("_", "-") in ("trigger-rule", "match") else None
+        if hook is not None:  # adnanh/webhook's trigger-rule, pasted from hooks.json
+            end, rule = _json_object(chunk, hook.end())
+            written = _hook_rule(rule if key == "trigger-rule" else {"match": rule})
+            return word.start(1), end, "a filter is conditions, not adnanh/webhook's trigger-rule", \
+                f"write {written}" if written is not None else "its matches are conditions side by side " \
+                "(payload.ref=\"refs/heads/main\", headers.x-name ~ /regex/); a signature is the route's to check: " \
+                "source http path=\"/hooks/ID\" hmac=SECRET"
         value = _YAML_VALUE.match(chunk, at)
         if value is None or key in RESERVED:
             return None
         items = _yaml_items(value.group(1))
         if not all(items):
             return None
+        if key.endswith("-ignore") and key[:-7] in WORKFLOW_FIELDS:  # branches-ignore, paths-ignore: GitHub's
+            field = WORKFLOW_FIELDS[key[:-7]]
+            listed = "[" + ", ".join(_str_literal(i) for i in items) + "]" if len(items) > 1 else _str_literal(items[0])
+            glob = field == "files" or any(c in i for i in items for c in "*?[")
+            written = f"{field} !~ {listed}" if field == "files" or (glob and len(items) == 1) else \
+                f"not {field} ~ {listed}" if glob else f"{field} {'not in' if len(items) > 1 else '!='} {listed}"
+            if field != "files":  # (a push of the other kind of ref does not run: README, GitHub Actions)
+                written = f"has {field} {written}"
+            return word.start(1), value.end(), "a condition is FIELD = VALUE, not 'key: value'", f"write {written}"
         return word.start(1), value.end(), "a condition is FIELD = VALUE, not 'key: value'", \
             f"write {workflow_condition(key, items)}"
     return None
@@ -1812,6 +1923,13 @@ _FLAG_VALUE = _lazy_re(r'(?:[ \t]*=[ \t]*|[ \t]+)(<[^<>\n]*>|"(?:\\.|[^"\\\n])*"
                        r'[A-Za-z0-9_./][A-Za-z0-9_.\-/]*)')
 
 
+_POLICY_ALIAS = _lazy_re(r"(timeout-minutes|timeout_minutes|retries|max[-_]retries|max[-_]attempts|retry[-_]count"
+                         r"|--on-busy-update)[ \t]*[:=]?[ \t]*((?<=update[ =])(?:queue|do-nothing|restart|signal)"
+                         r"|(?<!update)[0-9]+)(?![A-Za-z0-9_\-.])", re.I)
+_BUSY_UPDATE = {"queue": "queue", "do-nothing": "skip", "restart": "restart", "signal": "signal SIGTERM"}
+"""watchexec's ``--on-busy-update`` and the busy policy each value is."""
+
+
 def _arg_flags(chunk: str, at: int, run, with_) -> tuple[int, int, str, str] | None:
     """Command-line flags for an action's arguments, after ``run ACTION`` (``run deploy
     --sha <sha> --stage prod``) or after its ``with`` arguments (``with <sha> --force``):
@@ -1826,6 +1944,8 @@ def _arg_flags(chunk: str, at: int, run, with_) -> tuple[int, int, str, str] | N
         if call is None or chunk[call.end():at].strip():
             return None
         start, before = at, "with "
+    elif not chunk[with_.end():at].strip():  # `with --sha <sha>`
+        start, before = at, ""
     else:
         prev = _ARG_BEFORE.search(chunk, 0, at)
         if prev is None or prev.start(1) < with_.end():
@@ -1927,6 +2047,14 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
             policy = _FLAGS[flag.group(1)] + (f" {value}" if value else "")
             return at, flag.end(), f"a rule has policies, not command-line flags: '{flag.group()}'", \
                 f"write {policy}"
+        alias = _POLICY_ALIAS.match(chunk, at) or (  # (`timeout-minutes`: the lexer read timeout, then '-')
+            _POLICY_ALIAS.match(chunk, word.start(1)) if word is not None and word.end(1) == at else None)
+        if alias is not None:  # GitHub Actions' timeout-minutes, watchexec's --on-busy-update, retries
+            word, value = alias.group(1).lower().lstrip("-"), alias.group(2)
+            written = f"timeout {value}m" if word.startswith("timeout") else \
+                f"busy {_BUSY_UPDATE[value]}" if word == "on-busy-update" else f"retry {value}"
+            return alias.start(), alias.end(), f"a rule's policy is {written.split()[0]}, not '{alias.group(1)}'", \
+                f"write {written}"
         options = _arg_flags(chunk, at, run, with_) if chunk[at] == "-" else None
         if options is not None:
             return options
@@ -1954,6 +2082,294 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
     return None
 
 
+_REDIRECT = _lazy_re(r"(?:[0-9]?>>?|&>>?|<)(?:&[0-9]|[ \t]*[^\s#|;&<>]+)|\|(?!\|)")
+_SHELL_OP = _lazy_re(r'"((?:\\.|[^"\\\n])*)"|r"([^"\n]*)"|([A-Za-z_][A-Za-z0-9_\-]*)'
+                     r"|(&&|\|\||[0-9]?>&[0-9]|[0-9]?>>?|&>>?|[|;&<])|(\S+)")
+
+
+def _line_code_end(chunk: str, at: int) -> int:
+    """Where the code of the line at ``at`` ends (before a comment and trailing blanks)."""
+    line_end = chunk.find("\n", at)
+    line_end = len(chunk) if line_end == -1 else line_end
+    return at + len(split_comment(chunk[at:line_end])[0].rstrip())
+
+
+def _shell_tail(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A shell's syntax after a rule's run clause: a redirection (``> deploy.log``,
+    ``2>&1``), a pipe (``| tee log``), ``&`` (run in the background), ``; timeout 5m``
+    (a policy after a ``;``). Rules run no shell; serve keeps a run's output."""
+    if chunk[at] == ";" and _POLICY_WORD.match(chunk, at + 1 + len(chunk[at + 1:]) - len(chunk[at + 1:].lstrip(" \t"))):
+        return at, at + 1, "a rule's policies follow its run clause, without ';'", "remove the ';'"
+    if chunk[at] == "&" and not chunk.startswith("&&", at) and not chunk.startswith("&>", at) \
+            and _line_code_end(chunk, at) == at + 1:
+        return at, at + 1, "'&' is not needed: serve starts each run in the background", \
+            "remove it (a rule's runs overlap with busy parallel)"
+    m = _REDIRECT.match(chunk, at)
+    if m is None or (chunk[at] == "<" and re.compile(r"<[^<>\n]*>").match(chunk, at)):  # (a placeholder's spelling)
+        return None
+    end = _line_code_end(chunk, at)
+    what = "a pipe" if m.group() == "|" else "a redirection"
+    return at, end, f"a rule runs no shell: '{chunk[at:end]}' is {what}", \
+        "remove it: serve keeps each run's output (triggerc logs N); an action that writes a file or pipes does " \
+        f"it in its own command, shell \"... {chunk[at:end].replace(chr(34), '')}\""
+
+
+def _guard_after_run(chunk: str, at: int, run) -> tuple[int, int, str, str] | None:
+    """``run build if branch="main"`` (a condition after the action, a shell's or Ruby's
+    trailing if, GitHub Actions' ``if:`` on a step): the rule with its conditions after the
+    trigger, where they go."""
+    guard = re.compile(r"(if|when|where|unless)[ \t]*:?[ \t]+").match(chunk, at)
+    if guard is None or guard.group(1) == "unless":
+        return None
+    end = _line_code_end(chunk, at)
+    expr = _expression(chunk, guard.end())
+    conditions = expr[1] if expr is not None and expr[0] == end else " ".join(chunk[guard.end():end].split())
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        lark_parser().parse(f"on x.y {conditions} run z")
+    except UnexpectedInput:  # (not conditions this can move)
+        return None
+    head = _RULE_START.match(chunk)
+    start = head.end() - 2
+    trigger = " ".join(chunk[start:run.start()].split())
+    rest = " ".join(chunk[run.start():at].split())
+    return start, end, f"a rule's conditions follow its trigger, not '{guard.group(1)}' after its action", \
+        f"write {trigger} {conditions} {rest}"
+
+
+def _shell_quote(word: str) -> str:
+    """``word`` as one word of a POSIX shell's command line."""
+    return word if re.fullmatch(r"[A-Za-z0-9_@%+=:,./\-]+", word) else "'" + word.replace("'", "'\\''") + "'"
+
+
+def _exec_shell(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A shell's operator in an exec body (``exec "make" "build" && exec "make" "test"``,
+    ``> "out.log"``, ``| exec "tee" "log"``, ``2>&1``): exec runs no shell, so the body to
+    write is a shell action's, its strings as words, its parameters as their variables."""
+    head = _ACTION_HEAD.match(chunk)
+    body = re.compile(r"[ \t]*exec(?![A-Za-z0-9_\-])").match(chunk, head.end()) if head is not None else None
+    op = _SHELL_OP.match(chunk, at) if body is not None and at > body.end() else None
+    if op is None or (op.group(4) is None and not chunk.startswith("$(", at) and chunk[at] != "`") \
+            or _PLACEHOLDER_AT.match(chunk, at):  # (`<sha>`: a rule's placeholder, _action_placeholder's)
+        return None
+    params, words = _action_params(head), []
+    end = _line_code_end(chunk, body.end())
+    for t in _SHELL_OP.finditer(chunk, body.end(), end):
+        text, raw, name, operator, other = t.groups()
+        if text is not None:
+            words.append(_shell_quote(re.sub(r"\\(.)", r"\1", text)))
+        elif raw is not None:
+            words.append(_shell_quote(raw))
+        elif name is not None and name in params:
+            words.append(f'"$TRG_INPUT_{re.sub(r"[^A-Za-z0-9_]", "_", name).upper()}"')
+        elif name != "exec":
+            if other is not None and other.startswith(")") and words:  # (the end of a `$(...)`)
+                words[-1] += other
+            else:
+                words.append(name or operator or other)
+    start = body.start() + len(body.group()) - 4
+    what = f"'{op.group()}' is a shell's" if op.group(4) is not None else \
+        f"'{chunk[at:_closing(chunk, at + 1) if chunk[at] == '$' else chunk.find('`', at + 1) + 1]}' is a " \
+        "command substitution"
+    return start, end, f"exec runs no shell: {what}", \
+        f"write shell {_str_literal(' '.join(words))} (a shell reads its pipes and operators; its inputs are " \
+        "$TRG_INPUT_NAME variables)"
+
+
+_BODY_WORD = _lazy_re(r'"((?:\\.|[^"\\\n])*)"|\'((?:\\.|[^\'\\\n])*)\'|([^\s"\'\[\],]+)')
+
+
+def _action_body(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """An action's command written without its kind or its quotes: ``action deploy =
+    ./deploy.sh`` (a Makefile's or a crontab's command line), ``= "./deploy.sh"``, ``exec
+    ./deploy.sh --prod``, ``exec ["make", "build"]`` (a Dockerfile's exec form), ``shell
+    ./deploy.sh``; ``action deploy: exec ...`` (a Makefile's target); ``$sha`` for a
+    parameter. The body to write: exec's strings, or one shell string where the words
+    have a shell's characters."""
+    head = re.compile(r"action[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*(?:\(([^)]*)\))?[ \t]*([=:])").match(chunk)
+    if head is None or at < head.start(3):
+        return None
+    if at == head.start(3) and head.group(3) == ":":
+        return at, at + 1, "an action is declared with '=', not ':'", "write ="
+    params = _action_params(head)
+    ref = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?").match(chunk, at)
+    if ref is not None and ref.group(1) in params:
+        return at, ref.end(), f"'{ref.group()}' is a shell's: exec runs no shell", \
+            f"write {ref.group(1)} (a parameter is written bare)"
+    kind = re.compile(r"[ \t]*(exec|shell)[ \t]+$").search(chunk, head.end(), at)
+    if kind is None and chunk[head.end():at].strip():
+        return None
+    end = _line_code_end(chunk, at)
+    words = [(m.group(1) if m.group(1) is not None else m.group(2) if m.group(2) is not None else m.group(3),
+              m.group(3) is not None) for m in _BODY_WORD.finditer(chunk, at + (chunk[at] == "["), end)]
+    words = [(w.rstrip("]"), bare) if bare else (w, bare) for w, bare in words if w.rstrip("]") or not bare]
+    if not words:
+        return None
+    if kind is None:
+        from ..diagnostics import suggest
+
+        first = _WORD.fullmatch(words[0][0])
+        if first is not None and (first.group() in ("exec", "shell", "http")
+                                  or suggest(first.group(), ("exec", "shell", "http")) is not None):
+            return None  # (a misspelt kind: the keyword's fix)
+    if kind is None and len(words) == 2 and words[0] in (("sh", True), ("bash", True)) and not words[1][1]:
+        return at, end, "an action's body starts with exec, shell or http", f"write shell {_str_literal(words[1][0])}"
+    text = " ".join(w for w, _ in words)
+    if (kind is not None and kind.group(1) == "shell") or (kind is None and re.search(r"[|&;<>$`*]", text)):
+        body = _str_literal(text)
+    else:
+        body = " ".join(w if bare and w in params else _str_literal(w) for w, bare in words)
+    if kind is None:
+        body = ("shell " if body.startswith('"') and re.search(r"[|&;<>$`*]", text) else "exec ") + body
+        return at, end, "an action's body starts with exec, shell or http", f"write {body}"
+    return at, end, f"{kind.group(1)} takes {'strings' if kind.group(1) == 'exec' else 'a string'}", f"write {body}"
+
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_EVERY_WORD = _lazy_re(r"every[ \t]+(day|hour|minute|week|weekday|(sun|mon|tue|wed|thu|fri|sat)[a-z]*?)s?"
+                       r"(?![A-Za-z0-9_\-])(?:[ \t]+at[ \t]+(\"?)([0-9]{1,2})(?::([0-9]{2}))?[ \t]*([ap]m)?\3)?", re.I)
+_AT_TIME = _lazy_re(r"at[ \t]+(\"?)([0-9]{1,2})(?::([0-9]{2}))?[ \t]*([ap]m)?\1(?![A-Za-z0-9_\-:])", re.I)
+_CALENDAR = _lazy_re(r"OnCalendar[ \t]*=[ \t]*(\"[^\"\n]*\"|\S+)", re.I)
+_ZONE_WORDS = ("timezone", "time_zone", "time-zone", "timeZone", "TZ", "zone", "CRON_TZ")
+
+
+def _clock(hour: str | None, minute: str | None, half: str | None) -> tuple[int, int] | None:
+    """(hour, minute) of ``03:00``, ``9``, ``9pm``; None if it is no time of day."""
+    h, m = int(hour or 0), int(minute or 0)
+    if half is not None:
+        if not 1 <= h <= 12:
+            return None
+        h = h % 12 + (12 if half.lower() == "pm" else 0)
+    return (h, m) if h < 24 and m < 60 else None
+
+
+def english_interval(word: str, clock: tuple[int, int] | None = None) -> str | None:
+    """The hint for ``every WORD [at TIME]`` (``every hour``, ``every day at "03:00"``,
+    ``every monday``): ``every 1h``, or the cron expression for a day's time (UTC); None
+    for a word that names no interval."""
+    m = re.fullmatch(r"(day|hour|minute|week|weekday|(sun|mon|tue|wed|thu|fri|sat)[a-z]*?)s?", word.lower())
+    if m is None:
+        return None
+    unit = m.group(1)
+    if unit in ("hour", "minute") or (unit == "day" and clock is None):
+        return f"write every 1{unit[0]}" + (" (at 00:00 UTC; a time of day is cron's: cron \"0 3 * * *\")"
+                                          if unit == "day" else "")
+    h, mi = clock or (0, 0)
+    dow = {"day": "*", "weekday": "1-5", "week": "1"}.get(unit) or str(_DAY_NAMES.index(m.group(2)))
+    return f'write cron "{mi} {h} * * {dow}" (UTC; in a zone: tz "Area/City" after it)'
+
+
+def _schedule_habit(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | None:
+    """A schedule in another tool's words: ``every day at "03:00"``, ``every monday``,
+    ``every hour`` (an English interval), ``every 1d at "03:00"``, systemd's
+    ``OnCalendar=daily`` and ``Persistent=true``, ``timezone "Europe/Paris"``, and a
+    schedule after a rule's run clause (``run build every 5m``: a second trigger)."""
+    if run is not None:
+        extra = re.compile(r"(?:on[ \t]+)?(every[ \t]+[0-9][0-9.]*[a-z]*|cron[ \t]+\"[^\"\n]*\")").match(chunk, at)
+        if extra is None or chunk[run.end():at].count("\n"):
+            return None
+        head = _RULE_START.match(chunk)
+        action = re.compile(r"\s+([A-Za-z_][A-Za-z0-9_\-]*)").match(chunk, run.end())
+        label = re.match(r"\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*:", chunk)
+        trigger = " ".join(chunk[head.end() - 2 if label is None else label.end():run.start()].split())
+        return at, extra.end(), "a rule has one trigger", \
+            f"add a rule for the schedule: on {extra.group(1)} run {action.group(1) if action else 'ACTION'} " \
+            f"(this one keeps {trigger})"
+    every = list(re.compile(r"(?<![A-Za-z0-9_\-.])every[ \t]+").finditer(chunk, 0, at))
+    m = _EVERY_WORD.match(chunk, every[-1].start()) if every else None
+    if m is not None and m.end() > at:
+        clock = _clock(m.group(4), m.group(5), m.group(6)) if m.group(4) else None
+        hint = english_interval(m.group(1), clock) if clock is not None or not m.group(4) else None
+        if hint is not None:
+            return m.start(), m.end(), f"an interval is a number and a unit: '{m.group()}'", hint
+    timed = _AT_TIME.match(chunk, at) if chunk[at:at + 2] == "at" else None
+    every = re.compile(r"every[ \t]+([0-9][0-9.]*[a-z]*)[ \t]+$").search(chunk, 0, at) if timed else None
+    if every is not None:
+        clock = _clock(timed.group(2), timed.group(3), timed.group(4))
+        if clock is not None and every.group(1) in ("1d", "24h"):
+            return every.start(), timed.end(), "every has no time of day: it ticks from the Unix epoch", \
+                f'write cron "{clock[1]} {clock[0]} * * *" (UTC; in a zone: tz "Area/City" after it)'
+        return timed.start(), timed.end(), "every has no time of day: it ticks from the Unix epoch", \
+            'a time of day is cron\'s: on cron "0 3 * * *" run ACTION'
+    cal = _CALENDAR.match(chunk, word.start(1)) if word is not None and word.group(1).lower() == "oncalendar" else None
+    if cal is not None:
+        from ..cron import _systemd_calendar
+
+        cron = _systemd_calendar("OnCalendar=" + cal.group(1).strip('"'))
+        return cal.start(), cal.end(), "a schedule is on cron \"...\" or on every D, not systemd's OnCalendar=", \
+            f'write cron "{cron}"' if cron else 'its cron expression: cron "MINUTE HOUR DAY MONTH WEEKDAY"'
+    if word is not None and word.group(1) in _ZONE_WORDS and chunk[at] == '"' \
+            and re.compile(r"\bcron[ \t]+\"").search(chunk, 0, word.start(1)):
+        return word.start(1), word.end(1), f"a cron's time zone follows tz, not '{word.group(1)}'", "write tz"
+    if word is not None and word.group(1).lower() in ("persistent", "catchup", "catch_up", "catch-up") \
+            and re.compile(r"\b(?:every|cron)[ \t]").search(chunk, 0, word.start(1)):
+        return word.start(1), word.end(1), f"a missed tick is made up with 'catch up', not '{word.group(1)}'", \
+            "write catch up"
+    return None
+
+
+_WATCH_FLAG = _lazy_re(r"[ \t]*(-e|--exts?|--extensions|-w|--watch|-f|--filter|-i|--ignore)(?:[ \t]*=[ \t]*|[ \t]+)"
+                       r"(\"[^\"\n]*\"|'[^'\n]*'|[^\s\"']+)")
+
+
+def _watch_flags(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """watchexec's filters written as its flags in a file rule (``on file.changed -e py,toml
+    -w src``): the conditions that say the same, ``ext in ["py", "toml"] path ~ "src/**"``."""
+    if not re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+file\.").match(chunk):
+        return None
+    exts, watched, globs, ignored, end = [], [], [], [], at
+    while (m := _WATCH_FLAG.match(chunk, end)) is not None:
+        flag, value = m.group(1), m.group(2).strip("\"'")
+        if flag in ("-e", "--exts", "--ext", "--extensions"):
+            exts += [x.strip().lstrip(".") for x in value.split(",") if x.strip().lstrip(".")]
+        elif flag in ("-w", "--watch"):
+            folder = re.sub(r"^\./", "", value).rstrip("/")
+            watched.append(f"{folder}/**" if folder not in ("", ".") else "**")
+        else:
+            glob = re.sub(r"^\./", "", value)
+            (globs if flag in ("-f", "--filter") else ignored).append(glob if "/" in glob else f"**/{glob}")
+        end = m.end()
+    if end == at:
+        return None
+
+    def one(field: str, op: str, items: list[str]) -> str:
+        return f"{field} {op} {_str_literal(items[0])}" if len(items) == 1 else \
+            f"{field} {'in' if op == '=' else op} [{', '.join(_str_literal(i) for i in items)}]"
+
+    conditions = ([f"ext={_str_literal(exts[0])}" if len(exts) == 1 else one("ext", "=", exts)] if exts else []) \
+        + ([one("path", "~", watched)] if watched else []) + ([one("path", "~", globs)] if globs else []) \
+        + ([f"not {one('path', '~', ignored)}"] if ignored else [])
+    flag = re.match(r"-+[A-Za-z]*", chunk[at:]).group()
+    return at, end, f"a file rule's filters are conditions, not watchexec's flags: '{flag}'", \
+        f"write {' '.join(conditions)}"
+
+
+_ITEMS = r'(?:"[^"\n]*"|\'[^\'\n]*\'|[A-Za-z0-9_.\-/*]+)'
+_BARE_LIST = _lazy_re(r"(?:(?<![A-Za-z0-9_\-.])in|^let[ \t]+[A-Za-z_][A-Za-z0-9_\-]*[ \t]*=)[ \t]+("
+                      + _ITEMS + r"(?:[ \t]*,[ \t]*" + _ITEMS + r")+)")
+_ITEM_BEFORE = _lazy_re(r'("(?:\\.|[^"\\\n])*"|-?[0-9][0-9.]*)[ \t]+$')
+_ITEM_AT = _lazy_re(r'"(?:\\.|[^"\\\n])*"|-?[0-9][0-9.]*(?![A-Za-z])')
+
+
+def _list_habit(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A list without its brackets (``branch in main, dev``, ``let bots = a, b``: YAML's
+    flow of items) or without its commas (``["main" "dev"]``)."""
+    for m in _BARE_LIST.finditer(chunk, 0, _line_code_end(chunk, at)):
+        if m.start(1) < at <= m.end(1):
+            items = [i.strip().strip("\"'") for i in re.findall(_ITEMS, m.group(1))]
+            return m.start(1), m.end(1), "a list is written in [ ]", \
+                f"write [{', '.join(_str_literal(i) for i in items)}]"
+    opened = _open_bracket(chunk, at)
+    prev = _ITEM_BEFORE.search(chunk, 0, at)
+    item = _ITEM_AT.match(chunk, at)
+    if opened is not None and chunk[opened] == "[" and prev is not None and item is not None \
+            and prev.start(1) > opened:
+        return prev.start(1), item.end(), "a list's items are separated by commas", \
+            f"write {prev.group(1)}, {item.group()}"
+    return None
+
+
 def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | None:
     """Habits of other tools in a first rule: ``timeout=10m`` and ``debounce: 500ms`` (a
     policy written as an option), ``every "5m"`` (a duration in quotes), ``cron 0 3 * * *``
@@ -1964,7 +2380,9 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
     ruled = _RULE_START.match(chunk) is not None
     run = _RUN_CLAUSE.search(chunk, 0, at) if ruled else None
     wanted = set(getattr(e, "expected", None) or getattr(e, "allowed", None) or ())
-    workflow = _workflow_habit(e, chunk, at, word) or _rule_shape(chunk, at, word, run)
+    workflow = _workflow_habit(e, chunk, at, word) or _rule_shape(chunk, at, word, run) \
+        or (_schedule_habit(chunk, at, word, run) if ruled else None) \
+        or (_watch_flags(chunk, at) if run is None and chunk[at] == "-" else None)
     if workflow is not None:
         return workflow
     ch = chunk[at]
@@ -2002,6 +2420,9 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
             return more.start(1), more.end(), "a rule runs one action", \
                 f"add a rule for {more.group(2)}: {trigger} run {more.group(2)} (for one after the other, " \
                 "one action that runs both)"
+        shell = _shell_tail(chunk, at) or _guard_after_run(chunk, at, run)
+        if shell is not None:
+            return shell
         if _NEXT_RULE.match(chunk, at) and chunk.rfind("\n", 0, at) < run.start():
             return at, at + 2, "a second rule on the line of the first", \
                 "start each rule on a line of its own (in column 1)"
@@ -2009,6 +2430,20 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
         braces = _json_args(chunk, at) if with_ is not None and chunk[at] == "{" else None
         if braces is not None:
             return braces
+        colon = re.compile(r":[ \t]*(" + _ARG + ")").match(chunk, at) if with_ is not None and word is not None \
+            and word.end(1) == at and word.start(1) >= with_.end() else None
+        if colon is not None and "=" not in colon.group(1):  # `with sha: <sha>` (YAML's)
+            return word.start(1), colon.end(), "a named argument is NAME=VALUE, not 'NAME: VALUE'", \
+                f"write {word.group(1)}={colon.group(1)}"
+        tekton = re.compile(r"\$\(\s*[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-\[\]'\"*]+)+\s*\)").match(chunk, at)
+        if with_ is not None and (chunk.startswith("$(", at) or chunk[at] == "`") and tekton is None:
+            end = _closing(chunk, at + 1) if chunk[at] == "$" else chunk.find("`", at + 1) + 1 or len(chunk)
+            command = chunk[at + (2 if chunk[at] == "$" else 1):end - 1].strip()
+            rev = re.fullmatch(r"git\s+rev-parse\s+(--short(?:=\d+)?\s+)?HEAD", command)
+            hint = (f"write {'<sha ~ /^.{7}/>' if rev.group(1) else '<sha>'} (the event's commit)" if rev is not None
+                    else f'pass a field of the event, <FIELD>; what a command computes is the action\'s work: '
+                         f'shell "... {chunk[at:end]}"')
+            return at, end, f"a rule runs no shell: '{chunk[at:end]}' is a command substitution", hint
         ref = _DOLLAR_REF.match(chunk, at) if with_ is not None else None
         if ref is not None:
             path = context_field(next(g for g in ref.groups() if g))
@@ -2032,13 +2467,16 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     if guard is not None:  # `on git.push if branch="main"`: read as a field named if
         return guard.start(2), guard.end(2), f"'{guard.group(2)}' is not needed before a filter", \
             f"the conditions follow the trigger: on {guard.group(1)} CONDITIONS run ACTION"
-    first = _secret_value(chunk, at) or _first_rule_habit(e, chunk, at)
+    first = _secret_value(chunk, at) or _list_habit(chunk, at) or _first_rule_habit(e, chunk, at)
     if first is not None:
         return first
     two = chunk[at:at + 2]
     if chunk.startswith("==", max(0, at - 1)) and (two == "==" or chunk[at - 1:at + 1] == "=="):
         start = at if two == "==" else at - 1
         return start, start + 2, "'==' is written '='", "a condition is FIELD = VALUE (one sign; != is not equal)"
+    spelled = _word_operator(chunk, at) or _exec_shell(chunk, at) or _action_body(chunk, at)
+    if spelled is not None:
+        return spelled
     if at > 0 and chunk[at - 1:at + 1] == "=~":
         return at - 1, at + 1, "'=~' is written '~'", "FIELD ~ /regex/ searches, FIELD ~ \"glob*\" matches a glob"
     if two in ("&&", "||"):
@@ -2115,6 +2553,50 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     return None
 
 
+_WORD_OPS = {"is": "=", "eq": "=", "equals": "=", "equal": "=", "match": "=", "ne": "!=", "neq": "!=",
+             "isnt": "!=", "matches": "~", "like": "~", "glob": "~", "regex": "~", "contains": "=",
+             "startswith": "~", "endswith": "~"}
+"""Words for an operator: SQL's (``like``), shell test's and Perl's (``eq``, ``ne``), Python's
+(``is``), adnanh/webhook's match types (``match`` a value, ``regex``), CEL's functions."""
+_OP_VALUE = _lazy_re(r'[ \t]+(?:(not)[ \t]+)?("(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|/(?:\\.|[^/\\\n])+/[a-z]*'
+                     r'|-?[0-9][0-9.]*[a-z]*|\[[^\]\n]*\]|[A-Za-z_][A-Za-z0-9_\-]*)')
+
+
+def _word_operator(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A word where a condition's operator goes (``branch is "main"``, ``eq``, ``matches
+    "rel*"``, SQL's ``like "rel%"``, ``contains "bug"``): the operator to write, with its
+    value (``like``'s ``%`` and ``_`` as a glob's ``*`` and ``?``; ``startswith "v"`` as
+    ``~ "v*"``)."""
+    if not _RULE_START.match(chunk) or _RUN_CLAUSE.search(chunk, 0, at):
+        return None
+    w = _WORD.match(chunk, at)
+    before = _PATH_BEFORE.search(chunk, 0, at)
+    op = _WORD_OPS.get(w.group().lower()) if w is not None else None
+    value = _OP_VALUE.match(chunk, w.end()) if op is not None else None
+    if value is None or before is None or before.group(1) in RESERVED or value.group(2) in RESERVED:
+        return None
+    word, text = w.group().lower(), value.group(2)
+    if text.startswith("'"):
+        text = _str_literal(text[1:-1])
+    inner = text[1:-1].replace('\\"', '"') if text.startswith('"') else None
+    if value.group(1) is not None:  # `is not "x"`
+        op = {"=": "!=", "~": "!~", "!=": "="}[op]
+    if word == "like" and inner is not None:
+        text = _str_literal(inner.replace("%", "*").replace("_", "?"))
+    elif word in ("startswith", "endswith") and inner is not None:
+        text = _str_literal(inner + "*" if word == "startswith" else "*" + inner)
+    elif word in ("matches", "regex", "glob") and text[0] not in '"/[':
+        return None
+    written = f"{op} {text}"
+    if word == "contains":
+        return w.start(), value.end(), f"'{w.group()}' is written '=' on a list, '~' on a string", \
+            f"write = {text} (some element is {text}; a string that holds it: ~ " \
+            f"{_str_literal('*' + inner + '*') if inner is not None else '/.../'})"
+    return w.start(), value.end(), f"'{' '.join(chunk[w.start():value.start(2)].split())}' is written '{op}'", \
+        f"write {written}" + (" (FIELD = VALUE; != is not equal)" if op == "=" else "")
+
+
+_ACTION_NAME = _lazy_re(r"action[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)")
 _ACTION_HEAD = _lazy_re(r"action[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*(?:\(([^)]*)\))?[ \t]*=")
 _PLACEHOLDER_AT = _lazy_re(r"<\s*([A-Za-z_][A-Za-z0-9_\-]*(?:\.(?:[A-Za-z0-9_\-]+|\*))*)\s*>")
 
