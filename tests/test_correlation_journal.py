@@ -464,6 +464,15 @@ def test_the_event_page_says_why_no_correlation_member_took_an_event(world: Worl
     assert [(x["member"], x["condition"] is None) for x in why] == [("build", True), ("test", False), ("hb", False)]
     assert "matches member build" in why[0]["text"]
     assert "matches member build" in c.get(f"/dashboard/events/{taken.event_id}").text
+    # an event of another type (a reason with a note of its own): the events page and the
+    # event's were a 500 ("update() got multiple values for keyword argument 'note'")
+    other = world.submit(Event("http", "get", {"method": "GET", "path": "/hooks/build", "query": {}, "headers": {}}))
+    why = c.get(f"/api/events/{other.event_id}").json()["not_matched"]
+    assert [(x["member"], x["field"], x["value"]) for x in why] == [
+        ("build", "type", "get"), ("test", "type", "get"), ("hb", "type", "get")]
+    assert why[0]["note"] and "get" in why[0]["text"]
+    assert c.get(f"/dashboard/events/{other.event_id}").status_code == 200
+    assert c.get("/dashboard/events?unmatched=1").status_code == 200
 
 
 def test_the_groups_stream_sends_changed_rows(world: World) -> None:

@@ -130,8 +130,8 @@ def member_reasons(rules: list[CorrRule], event: Event) -> list[dict]:
                      "value": None, "note": f"the event matches member {m.alias}: what the correlation did "
                                             f"with it is under Correlation groups"}
             why = member_mismatch(m, event)
-            if why is not None:
-                entry.update(note=None, **why)
+            if why is not None:  # (its own note, if any, replaces the one above: a type's says the types)
+                entry.update({"note": None, **why})
             out.append(entry)
     return out
 
