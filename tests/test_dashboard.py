@@ -112,6 +112,27 @@ def test_overview_lists_runs_and_events_newest_first(world) -> None:
     assert 'data-stream="/dashboard/stream' in html and "/dashboard/static/live.js" in html
 
 
+def test_each_page_has_one_heading_its_nav_mark_and_the_live_script_once(world) -> None:
+    """The overview had no h1, the groups page no nav mark and live.js twice (two streams per
+    tab); a square of the sources page's sparkline was a link with no name for a screen
+    reader, the running one drew the badge's dot beside it, and the log could not be
+    scrolled from the keyboard."""
+    c = client(world)
+    e = world["events"][0].id
+    for path, current in (("/dashboard/", "Overview"), ("/dashboard/runs", "Runs"), ("/dashboard/events", "Events"),
+                          ("/dashboard/sources", "Sources"), ("/dashboard/groups", "Groups"),
+                          ("/dashboard/runs/1", "Runs"), (f"/dashboard/events/{e}", "Events")):
+        html = c.get(path).text
+        assert html.count("<h1") == 1, path
+        assert re.findall(r'<a href="[^"]*" aria-current="page">(\w+)</a>', html) == [current], path
+        assert html.count("/static/live.js") == 1, path
+    assert 'aria-label="run #1 succeeded"' in c.get("/dashboard/sources").text
+    css = c.get("/dashboard/static/style.css").text
+    assert ".status.s-running::before" in css and not re.search(r"(^|[\s,}])\.s-running::before", css)
+    assert '<div class="log-box" id="log-box" tabindex="0" role="region" aria-label="log of run #1">' in \
+        c.get("/dashboard/runs/1").text
+
+
 def test_pages_send_security_headers(world) -> None:
     r = client(world).get("/dashboard/")
     csp = r.headers["content-security-policy"]
