@@ -1227,6 +1227,23 @@ def test_log_lines_tell_the_streams_apart() -> None:
     assert log_lines(b"") == []
 
 
+def test_logs_read_as_a_terminal_leaves_them(world) -> None:
+    """tput sgr0's ESC ( B left "(B" in the text, and a progress bar's carriage returns were
+    dropped with what they overwrote kept: "10%50%100%"."""
+    raw = (b"\x1b[1mbold\x1b(B\x1b[m done\nprogress 10%\rprogress 50%\r\x1b[2Kprogress 100%\ncrlf\r\n"
+           b"\x02err 10%\rerr 100%\n\x1b7saved\x1b8 \x1b]8;;https://x\x1b\\link\x1b]8;;\x1b\\ caf\xe9\n")
+    lines = [("out", "bold done"), ("out", "progress 100%"), ("out", "crlf"), ("err", "err 100%"),
+             ("out", "saved link caf\ufffd")]
+    assert log_lines(raw) == lines
+    assert clean_log(raw, False) == "".join(text + "\n" for _, text in lines)
+    j = Journal(world["state"])
+    j.run_log_path(1).write_bytes(raw)
+    j.close()
+    html = client(world).get("/dashboard/runs/1").text
+    assert '<div class="l">progress 100%</div>' in html and '<div class="l err">err 100%</div>' in html
+    assert "(B" not in html
+
+
 def test_relative_times_with_the_utc_time_on_hover(world) -> None:
     now = 1_800_000_000.0
     iso = "2027-01-15T08:00:00.000Z"

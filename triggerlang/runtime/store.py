@@ -291,8 +291,21 @@ def dumps(obj: Any) -> str:
     return _ENCODER.encode(obj)
 
 
-# CSI and OSC sequences, other escapes, and control characters but tab and newline
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
+# CSI and OSC sequences, other escapes (ESC and its final byte, with any intermediate bytes:
+# ESC ( B, which tput sgr0 writes, left "(B" behind when only ESC [@-_] was taken), and
+# control characters but tab and newline
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]|[\x00-\x08\x0b-\x1f\x7f]")
+# What a carriage return inside a line overwrites on a terminal: a progress bar's
+# "10%\r50%\r100%" is "100%" (it read "10%50%100%" once the \r was dropped). A \r before the
+# newline (CRLF) overwrites nothing, and a line's stream marker (below) is kept.
+_OVERWRITTEN = re.compile(r"[^\r\n\x01\x02]*\r+(?=[^\r\n])")
+
+
+def terminal_text(text: str) -> str:
+    """Log text as a terminal would leave it, without colours: what a carriage return
+    overwrote taken out, then the escapes and control characters."""
+    return _ANSI.sub("", _OVERWRITTEN.sub("", text))
+
 
 # Run logs: which stream a line came from
 # ----------------------------------------
@@ -321,7 +334,7 @@ def clean_log(raw: bytes, truncated: bool) -> str:
     """Log bytes as text for a reader: a cut first line dropped, stream markers and
     terminal escapes removed."""
     text = _drop_cut_line(raw, truncated).decode("utf-8", errors="replace")
-    return _ANSI.sub("", _MIDLINE_MARK.sub("\n", text))
+    return terminal_text(_MIDLINE_MARK.sub("\n", text))
 
 
 def log_lines(raw: bytes, truncated: bool = False) -> list[tuple[str, str]]:
@@ -334,7 +347,7 @@ def log_lines(raw: bytes, truncated: bool = False) -> list[tuple[str, str]]:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return [(STREAMS.get(line[:1], "out"), _ANSI.sub("", line)) for line in lines]
+    return [(STREAMS.get(line[:1], "out"), terminal_text(line)) for line in lines]
 
 
 def strip_log_markers(raw: bytes, at_line_start: bool = True) -> bytes:
