@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import time
 from pathlib import Path
@@ -473,6 +474,30 @@ def test_the_event_page_says_why_no_correlation_member_took_an_event(world: Worl
     assert why[0]["note"] and "get" in why[0]["text"]
     assert c.get(f"/dashboard/events/{other.event_id}").status_code == 200
     assert c.get("/dashboard/events?unmatched=1").status_code == 200
+
+
+def test_an_event_a_correlation_rule_took_says_so_and_links_its_run(world: World) -> None:
+    """An event only a correlation rule took said "no rule matched" on the events page (and
+    "Matched: no rule" on its own), beside the deploy it had started: its row now says what
+    the rule did with it, the group, and the run a fired group made."""
+    (world.tmp / "rules.trg").write_text(RULES)
+    first = world.submit(post("/hooks/build", k="a"))
+    second = world.submit(post("/hooks/test", k="a"))
+    stray = world.submit(post("/hooks/deploy", k="a"))
+    run_id = world.rows("SELECT run_id FROM corr_groups WHERE rule = 'gate'")[0][0]
+    assert run_id is not None
+    c = TestClient(create_app(world.tmp / "state", rules_path=world.tmp / "rules.trg"), client=("127.0.0.1", 40000))
+    html = c.get("/dashboard/events").text
+    rows = {m[0]: m[1] for m in re.findall(r'<tr data-event="([^"]+)">(.*?)</tr>', html, re.S)}
+    assert "no rule matched" not in rows[first.event_id] and "no rule matched" not in rows[second.event_id]
+    assert re.search(r'gate</span> <span class="muted small">as build</span>:\s*<a href="/dashboard/groups/grp_\w+" '
+                     r'title="correlation group grp_\w+">open</a>', rows[first.event_id])
+    assert re.search(rf'as test</span>:\s*<a [^>]+>admit, fire</a> <a class="status s-\w+" '
+                     rf'href="/dashboard/runs/{run_id}">#{run_id} ', rows[second.event_id])
+    assert "no rule matched" in rows[stray.event_id]  # no member took it: as before
+    page = c.get(f"/dashboard/events/{second.event_id}").text
+    assert "taken by a correlation rule" in page and f'href="/dashboard/runs/{run_id}"' in page
+    assert "Why no rule matched" not in page and "Rules that did not match" in page
 
 
 def test_the_groups_stream_sends_changed_rows(world: World) -> None:

@@ -966,7 +966,29 @@ class Dashboard:
 
     def _event_row(self, j: Store, e: dict) -> dict:
         runs = list(reversed(j.list_runs(limit=20, event_id=e["id"])))
-        return {**e, "runs": runs, "reasons": None if e["matched"] else self._reasons(e)}
+        taken = [] if e["matched"] else self._taken(j, e["id"])
+        return {**e, "runs": runs, "taken": taken, "reasons": None if e["matched"] else self._reasons(e)}
+
+    @staticmethod
+    def _taken(j: Store, event_id: str) -> list[dict]:
+        """What correlation rules did with an event, one entry per group (``{rule, member,
+        group, actions, run}``; ``run`` the run a fired group made). An event that only a
+        correlation rule took matched no ordinary rule, but it was not ignored: its row said
+        "no rule matched" beside a deploy it had started."""
+        if not hasattr(j, "groups_of_event"):
+            return []
+        out: dict[Any, dict] = {}
+        for a in j.groups_of_event(event_id):
+            t = out.setdefault(a["group"] or (a["rule"], a["member"], a["action"]),
+                               {"rule": a["rule"], "member": a["member"], "group": a["group"], "actions": [],
+                                "run": None})
+            if a["action"] not in t["actions"]:
+                t["actions"].append(a["action"])
+        for t in out.values():
+            if "fire" in t["actions"] and t["group"]:
+                g = j.get_group(t["group"])
+                t["run"] = j.get_run(g["run_id"]) if g and g.get("run_id") else None
+        return list(out.values())
 
     def _rule_names(self, j: Store, selected: str | None) -> list[str]:
         names = set(self.rules.names())
@@ -1079,8 +1101,9 @@ class Dashboard:
             return self._error(request, 404, f"there is no event {event_id}", api=False)
         with self.journal() as j:
             admitted = j.groups_of_event(event_id) if hasattr(j, "groups_of_event") else []
+            taken = [] if e["matched"] else self._taken(j, event_id)
         return self._html(request, "event.html", e=e, runs=runs, reasons=self._reasons(e), rules_note=self.rules.note,
-                          admitted=admitted)
+                          admitted=admitted, taken=taken)
 
     # -- correlation groups (SPEC §11.7)
 
