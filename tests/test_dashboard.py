@@ -1272,6 +1272,21 @@ def test_the_run_page_shows_stderr_apart_with_line_numbers(world) -> None:
     assert "data-stream" not in html.split('id="log"')[1].split(">")[0]  # a finished run is not followed
 
 
+def test_a_log_shown_from_past_its_first_line_is_not_numbered(world) -> None:
+    """A long log is shown from its last 256 KiB: its lines were numbered from 1 there, so
+    line 19981 of the log read as line 4650."""
+    j = Journal(world["state"])
+    j.run_log_path(1).write_bytes(b"".join(b"line %d of the log\n" % i for i in range(1, LOG_TAIL // 10)))
+    j.close()
+    c = client(world)
+    html = c.get("/dashboard/runs/1").text
+    assert '<div class="log cut" id="log">' in html and "its lines are not numbered" in html
+    assert '<div class="log" id="log">' in c.get("/dashboard/runs/2").text  # a whole log keeps its numbers
+    css = c.get("/dashboard/static/style.css").text
+    assert ".log.cut .l::before { content: none; }" in css
+    assert 'logEl.classList.add("cut")' in c.get("/dashboard/static/run.js").text  # a live page that skips ahead
+
+
 def test_the_log_download_is_the_plain_log(world) -> None:
     j = Journal(world["state"])
     j.run_log_path(1).write_bytes(MARKED + b"\x1b[31mred\x1b[0m\n")

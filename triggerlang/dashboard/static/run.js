@@ -1,7 +1,8 @@
 // triggerlang dashboard: a run's page. Opens its log at the end, and while the run goes,
 // appends new lines as they are written (server-sent events from /dashboard/runs/ID/stream)
 // and keeps the end in view unless the user scrolled up ("follow the end" brings it back).
-// Line numbers are CSS counters (not copied with the text); stderr lines have the class "err".
+// Line numbers are CSS counters (not copied with the text), left out when the page does not
+// have the log from its first line (class "cut"); stderr lines have the class "err".
 (function () {
   "use strict";
   var box = document.getElementById("log-box");
@@ -51,6 +52,7 @@
     source.addEventListener("lines", function (e) {
       var m = JSON.parse(e.data);
       if (m.skipped) {
+        logEl.classList.add("cut"); // the lines skipped are not counted: no line numbers from here
         var gap = document.createElement("div");
         gap.className = "l meta";
         gap.textContent = "\u2026 (output skipped: it came faster than this page read it; the download has all of it)";
