@@ -133,6 +133,15 @@ def test_each_page_has_one_heading_its_nav_mark_and_the_live_script_once(world) 
         c.get("/dashboard/runs/1").text
 
 
+def test_the_overview_counts_the_failures_of_the_day(world) -> None:
+    """A failure was only in the latest runs' table, where the runs of a busy rule pushed it
+    out: the overview counts the failed runs of the last 24 h, a link to them."""
+    html = client(world).get("/dashboard/").text
+    assert '<a class="tally bad" href="/dashboard/runs?status=failed&amp;since=24h"><b>1</b> failed in 24 h</a>' in html
+    assert "timed out in 24 h" not in html  # said only when there is one
+    assert run_ids(client(world).get("/dashboard/runs?status=failed&since=24h").text) == [2]
+
+
 def test_pages_send_security_headers(world) -> None:
     r = client(world).get("/dashboard/")
     csp = r.headers["content-security-policy"]

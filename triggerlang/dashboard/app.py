@@ -192,6 +192,7 @@ GROUP_STATES = tuple(GROUP_FILTERS)
 RULE_HISTORY = 20  # runs of each rule the sources page looks at
 DELIVERIES_SHOWN = 20  # deliveries of each route the sources page shows
 FORM_LIMIT = 4096  # bytes of a POSTed form
+FAILED_SHOWN = 100  # the overview counts the failed (and timed out) runs of the last 24 h up to this ("100+")
 
 SESSION_COOKIE = "trg_dashboard"
 
@@ -1016,12 +1017,14 @@ class Dashboard:
             runs = j.list_runs(limit=limit)
             events = [self._event_row(j, e) for e in j.list_events(limit=limit)]
             counts = j.run_counts() if hasattr(j, "run_counts") else {}
+            day = time.time() - 86400  # what failed lately, whatever the newest rows show (a busy rule hides it)
+            failed = {s: len(j.list_runs(limit=FAILED_SHOWN, status=s, since=day)) for s in ("failed", "timed_out")}
         u = self._urls(request)
         queued = sum(c.get("queued", 0) for c in counts.values())
         running = sum(c.get("running", 0) for c in counts.values())
         return self._html(request, "index.html", u=u, runs=runs, events=events, queued=queued, running=running,
-                          paused=self._paused(), stream=u(PREFIX + "/stream", view="overview"), limit=limit,
-                          rules_note=self.rules.note)
+                          failed=failed, failed_shown=FAILED_SHOWN, paused=self._paused(),
+                          stream=u(PREFIX + "/stream", view="overview"), limit=limit, rules_note=self.rules.note)
 
     def runs_page(self, request: Request) -> Response:
         f = RunFilters.parse(request.query_params, PAGE_LIMIT)
