@@ -397,6 +397,20 @@ def test_unknown_pages_are_404_html(world, path: str) -> None:
     assert r.headers["content-type"].startswith("text/html")
 
 
+def test_an_error_page_links_to_the_list_it_came_from(world) -> None:
+    """Every error page offered "back to the overview": a run that is not there, or a filter
+    that does not parse, now links to its list without filters (the token carried on)."""
+    c = client(world, token="t0k")
+    for path, link in (("/dashboard/runs/99?token=t0k", '<a href="/dashboard/runs?token=t0k">&larr; all runs</a>'),
+                       ("/dashboard/runs?status=bogus&token=t0k", "&larr; all runs</a>"),
+                       ("/dashboard/events?since=yesterday&token=t0k",
+                        '<a href="/dashboard/events?token=t0k">&larr; all events</a>'),
+                       ("/dashboard/groups/grp_nope?token=t0k", "&larr; the correlation groups</a>"),
+                       ("/dashboard/nope?token=t0k", '<a href="/dashboard/?token=t0k">&larr; the overview</a>')):
+        r = c.get(path)
+        assert r.status_code in (400, 404) and link in r.text, path
+
+
 @pytest.mark.parametrize("path", ["/api/runs/99", "/api/runs/abc", "/api/events/evt_nope", "/api/nope",
                                   "/dashboard/runs/99/stream"])
 def test_unknown_api_objects_are_404_json(world, path: str) -> None:

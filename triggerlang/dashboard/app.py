@@ -585,6 +585,12 @@ _ENGINE_DASHBOARD = "use the dashboard of `triggerc serve --dashboard` (or `trig
 the footer note (a sentence) and in the API's 503 (a clause, printed by ``triggerc rerun``)."""
 
 
+_BACK = (("/runs", "all runs"), ("/events", "all events"), ("/groups", "the correlation groups"),
+         ("/sources", "the sources"), ("/rules", "the sources"))
+"""Where an error page links to: the list its page belongs to (a run that is not there, a
+filter that does not parse: the list without filters), else the overview."""
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -901,7 +907,9 @@ class Dashboard:
             return self._json({"error": message}, status)
         titles = {400: "Bad request", 401: "Token needed", 403: "Forbidden", 404: "Not found",
                   405: "Not allowed", 409: "Conflict", 503: "Journal unavailable"}
-        return self._html(request, "error.html", status, title=title or titles.get(status, "Error"), message=message)
+        back = next((b for b in _BACK if request.url.path.startswith(PREFIX + b[0])), ("/", "the overview"))
+        return self._html(request, "error.html", status, title=title or titles.get(status, "Error"), message=message,
+                          back=back)
 
     def _urls(self, request: Request) -> Callable[..., str]:
         token = self._token_in_query(request)
