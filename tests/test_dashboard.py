@@ -1405,6 +1405,13 @@ def test_the_sources_page_lists_routes_and_rules(world) -> None:
     assert body["routes"][0]["verification"].startswith("bearer token") and body["routes"][0]["deliveries"] == []
 
 
+def test_durations_leave_out_a_zero_last_unit() -> None:
+    """The sources page said a schedule of every 1h ran "every 1 h 0 m"."""
+    from triggerlang.dashboard.app import _duration
+    assert [_duration(x) for x in (0.25, 4.2, 60, 604, 3600, 5400, 86400)] == [
+        "250 ms", "4.2 s", "1 m", "10 m 4 s", "1 h", "1 h 30 m", "24 h"]
+
+
 def test_the_sources_page_says_a_correlation_rule_s_trigger_as_its_rule_reads(world) -> None:
     """Before: the rules table showed a correlation rule's trigger as the Python repr of
     the manifest's object ({'kind': 'all', 'n': None, 'members': [{'alias': ...), filters

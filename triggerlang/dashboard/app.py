@@ -600,9 +600,9 @@ def _duration(seconds: float | None) -> str:
         return f"{seconds:.1f} s"
     m, s = divmod(int(round(seconds)), 60)
     if m < 60:
-        return f"{m} m {s} s"
+        return f"{m} m {s} s" if s else f"{m} m"  # a schedule's every 5m: "5 m", not "5 m 0 s"
     h, m = divmod(m, 60)
-    return f"{h} h {m} m"
+    return f"{h} h {m} m" if m else f"{h} h"
 
 
 def _key(v: Any, width: int | None = None) -> str:
