@@ -1267,6 +1267,31 @@ def test_logs_read_as_a_terminal_leaves_them(world) -> None:
     assert "(B" not in html
 
 
+def test_the_run_page_shows_the_log_s_colours(world) -> None:
+    """Colours were taken out: a red FAIL read as the PASS beside it. The page (and its live
+    stream) show them as classes; the API and every other reader keep the plain text."""
+    from triggerlang.dashboard.ansi import styled_lines
+    from triggerlang.runtime.store import log_lines_raw
+    raw = (b"\x1b[1;31mFAIL\x1b[0m tests/b.py\n\x02\x1b[33m<warn>\x1b[39m x\n\x1b[38;5;208morange\x1b[0m "
+           b"\x1b[48;2;0;0;230m\x1b[4mblue\x1b[m\nplain \x1b[2Kline\n")
+    j = Journal(world["state"])
+    j.run_log_path(1).write_bytes(raw)
+    j.close()
+    c = client(world)
+    html = c.get("/dashboard/runs/1").text
+    assert ('<div class="l"><span class="a-f1 a-bold">FAIL</span> tests/b.py</div>'
+            '<div class="l err"><span class="a-f3">&lt;warn&gt;</span> x</div>'
+            '<div class="l"><span class="a-f3">orange</span> <span class="a-b4 a-ul">blue</span></div>'
+            '<div class="l">plain line</div>') in html
+    assert [x["text"] for x in c.get("/api/runs/1/log?offset=0").json()["lines"]] == [
+        "FAIL tests/b.py", "<warn> x", "orange blue", "plain line"]
+    assert styled_lines(log_lines_raw(raw))[3] == ["out", "plain line"]  # the stream's [stream, text] as before
+    assert styled_lines(log_lines_raw(raw))[0] == ["out", "FAIL tests/b.py", [["FAIL", "a-f1 a-bold"],
+                                                                             [" tests/b.py", ""]]]
+    assert "span.className = piece[1]" in c.get("/dashboard/static/run.js").text
+    assert ".a-f1 { color:" in c.get("/dashboard/static/style.css").text
+
+
 def test_relative_times_with_the_utc_time_on_hover(world) -> None:
     now = 1_800_000_000.0
     iso = "2027-01-15T08:00:00.000Z"

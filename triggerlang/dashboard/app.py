@@ -106,8 +106,8 @@ line every 15 s keeps proxies from closing an idle stream.
 
 A run's page follows its log over ``/dashboard/runs/{id}/stream?offset=N``: ``lines``
 messages carry the complete lines written after byte ``N`` (``[[stream, text], ...]``,
-stream ``out``, ``err`` or ``meta``, see :func:`~triggerlang.runtime.store.log_lines`)
-and the next offset; ``status`` messages the run's new summary (rendered); ``end`` comes
+stream ``out``, ``err`` or ``meta``, see :func:`~triggerlang.runtime.store.log_lines`;
+a line with colours has its pieces third, see :mod:`~triggerlang.dashboard.ansi`) and the next offset; ``status`` messages the run's new summary (rendered); ``end`` comes
 once the run is over and its last line sent. ``run.js`` appends the lines, keeps the view
 at the end unless the user scrolled up, and numbers the lines.
 
@@ -171,8 +171,9 @@ from ..events import Event, whole_number
 from ..runtime.operations import OperationError
 from ..runtime.logview import LogFollower, LogMasks, read_view
 from ..runtime.store import (FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery, Store, StoreError as JournalError,
-                             clean_log, log_lines, open_store, parse_when, read_log_file)
+                             clean_log, log_lines, log_lines_raw, open_store, parse_when, read_log_file)
 from ..sources.http import allowed_methods, is_loopback
+from .ansi import styled_lines
 
 log = logging.getLogger("triggerlang")
 
@@ -1072,7 +1073,7 @@ class Dashboard:
             # complete lines only while it goes: the stream sends the rest as it is written
             chunk = read_view(j, run_id, self._masker(j, run_id), more=live, lines=live)
         offset = chunk.end
-        lines = log_lines(chunk.data, chunk.truncated)
+        lines = styled_lines(log_lines_raw(chunk.data, chunk.truncated))
         u = self._urls(request)
         log_stream = u(f"{PREFIX}/runs/{run_id}/stream", offset=str(offset), shown=run["status"]) if live else None
         return self._html(request, "run.html", u=u, lines=lines, log_truncated=chunk.truncated,
@@ -1564,7 +1565,7 @@ class Dashboard:
                           line_start=True)
         out = []
         if chunk.data or chunk.start > st.offset:
-            out.append(_sse("lines", {"lines": log_lines(chunk.data), "offset": chunk.end,
+            out.append(_sse("lines", {"lines": styled_lines(log_lines_raw(chunk.data)), "offset": chunk.end,
                                       "skipped": chunk.start > st.offset}))
             st.offset = chunk.end
         if run["status"] != st.seen:  # the page shows another status: send the run's summary again

@@ -341,13 +341,19 @@ def log_lines(raw: bytes, truncated: bool = False) -> list[tuple[str, str]]:
     """Log bytes as ``[(stream, text)]``, one per line: stream ``out``, ``err`` (the
     action's stderr) or ``meta`` (a line of triggerlang's own); text without its newline,
     markers or terminal escapes. A last line without a newline is included."""
+    return [(stream, terminal_text(line)) for stream, line in log_lines_raw(raw, truncated)]
+
+
+def log_lines_raw(raw: bytes, truncated: bool = False) -> list[tuple[str, str]]:
+    """:func:`log_lines` with each line's terminal escapes kept (its marker taken out): for
+    a reader that shows the colours (the dashboard's run page)."""
     text = _MIDLINE_MARK.sub("\n", _drop_cut_line(raw, truncated).decode("utf-8", errors="replace"))
     if not text:
         return []
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return [(STREAMS.get(line[:1], "out"), terminal_text(line)) for line in lines]
+    return [(STREAMS.get(line[:1], "out"), line[1:] if line[:1] in STREAMS else line) for line in lines]
 
 
 def strip_log_markers(raw: bytes, at_line_start: bool = True) -> bytes:

@@ -38,7 +38,17 @@
     lines.forEach(function (pair) {
       var div = document.createElement("div");
       div.className = pair[0] === "out" ? "l" : "l " + pair[0];
-      div.textContent = pair[1];
+      if (pair[2]) { // a line with colours: [text, classes] pieces (the classes are the server's a-*)
+        pair[2].forEach(function (piece) {
+          if (!piece[1]) { div.appendChild(document.createTextNode(piece[0])); return; }
+          var span = document.createElement("span");
+          span.className = piece[1];
+          span.textContent = piece[0];
+          div.appendChild(span);
+        });
+      } else {
+        div.textContent = pair[1];
+      }
       frag.appendChild(div);
     });
     logEl.appendChild(frag);
