@@ -476,28 +476,37 @@ def test_the_event_page_says_why_no_correlation_member_took_an_event(world: Worl
     assert c.get("/dashboard/events?unmatched=1").status_code == 200
 
 
-def test_an_event_a_correlation_rule_took_says_so_and_links_its_run(world: World) -> None:
+def test_an_event_a_correlation_rule_took_says_so_and_links_its_run(tmp_path: Path, own_loop) -> None:
     """An event only a correlation rule took said "no rule matched" on the events page (and
-    "Matched: no rule" on its own), beside the deploy it had started: its row now says what
-    the rule did with it, the group, and the run a fired group made."""
-    (world.tmp / "rules.trg").write_text(RULES)
-    first = world.submit(post("/hooks/build", k="a"))
-    second = world.submit(post("/hooks/test", k="a"))
-    stray = world.submit(post("/hooks/deploy", k="a"))
-    run_id = world.rows("SELECT run_id FROM corr_groups WHERE rule = 'gate'")[0][0]
+    "Matched: no rule" on its own), beside the deploy it had started; one an ordinary rule
+    matched too named only that rule's run. Its row and page now say what the correlation
+    rule did with it, the group, and the run a fired group made."""
+    text = RULES + 'action t = exec "true"\ntests: on http.post path="/hooks/test" run t\n'
+    (tmp_path / "rules.trg").write_text(text)
+    world = World(tmp_path, text)
+    try:
+        first = world.submit(post("/hooks/build", k="a"))
+        second = world.submit(post("/hooks/test", k="a"))
+        stray = world.submit(post("/hooks/deploy", k="a"))
+        run_id = world.rows("SELECT run_id FROM corr_groups WHERE rule = 'gate'")[0][0]
+    finally:
+        world.close()
     assert run_id is not None
-    c = TestClient(create_app(world.tmp / "state", rules_path=world.tmp / "rules.trg"), client=("127.0.0.1", 40000))
+    c = TestClient(create_app(tmp_path / "state", rules_path=tmp_path / "rules.trg"), client=("127.0.0.1", 40000))
     html = c.get("/dashboard/events").text
     rows = {m[0]: m[1] for m in re.findall(r'<tr data-event="([^"]+)">(.*?)</tr>', html, re.S)}
-    assert "no rule matched" not in rows[first.event_id] and "no rule matched" not in rows[second.event_id]
+    assert "no rule matched" not in rows[first.event_id]
     assert re.search(r'gate</span> <span class="muted small">as build</span>:\s*<a href="/dashboard/groups/grp_\w+" '
                      r'title="correlation group grp_\w+">open</a>', rows[first.event_id])
-    assert re.search(rf'as test</span>:\s*<a [^>]+>admit, fire</a> <a class="status s-\w+" '
-                     rf'href="/dashboard/runs/{run_id}">#{run_id} ', rows[second.event_id])
+    # the ordinary rule's run, then the correlation's
+    assert re.search(rf'tests</span> <a class="status s-\w+" href="/dashboard/runs/\d+">.*as test</span>:\s*'
+                     rf'<a [^>]+>admit, fire</a> <a class="status s-\w+" href="/dashboard/runs/{run_id}">#{run_id} ',
+                     rows[second.event_id], re.S)
     assert "no rule matched" in rows[stray.event_id]  # no member took it: as before
+    page = c.get(f"/dashboard/events/{first.event_id}").text
+    assert "<dt>Taken by</dt>" in page and "no ordinary rule" in page and "Why no rule matched" not in page
     page = c.get(f"/dashboard/events/{second.event_id}").text
-    assert "taken by a correlation rule" in page and f'href="/dashboard/runs/{run_id}"' in page
-    assert "Why no rule matched" not in page and "Rules that did not match" in page
+    assert "<dt>Taken by</dt>" in page and f'href="/dashboard/runs/{run_id}"' in page
 
 
 def test_the_groups_stream_sends_changed_rows(world: World) -> None:

@@ -976,15 +976,16 @@ class Dashboard:
 
     def _event_row(self, j: Store, e: dict) -> dict:
         runs = list(reversed(j.list_runs(limit=20, event_id=e["id"])))
-        taken = [] if e["matched"] else self._taken(j, e["id"])
-        return {**e, "runs": runs, "taken": taken, "reasons": None if e["matched"] else self._reasons(e)}
+        return {**e, "runs": runs, "taken": self._taken(j, e["id"]),
+                "reasons": None if e["matched"] else self._reasons(e)}
 
     @staticmethod
     def _taken(j: Store, event_id: str) -> list[dict]:
         """What correlation rules did with an event, one entry per group (``{rule, member,
-        group, actions, run}``; ``run`` the run a fired group made). An event that only a
-        correlation rule took matched no ordinary rule, but it was not ignored: its row said
-        "no rule matched" beside a deploy it had started."""
+        group, actions, run}``; ``run`` the run a fired group made, which belongs to the
+        ``correlation.fired`` event): an event that only a correlation rule took matched no
+        ordinary rule, but it was not ignored (its row said "no rule matched" beside the
+        deploy it had started), and one that both did started more than its own runs."""
         if not hasattr(j, "groups_of_event"):
             return []
         out: dict[Any, dict] = {}
@@ -1113,7 +1114,7 @@ class Dashboard:
             return self._error(request, 404, f"there is no event {event_id}", api=False)
         with self.journal() as j:
             admitted = j.groups_of_event(event_id) if hasattr(j, "groups_of_event") else []
-            taken = [] if e["matched"] else self._taken(j, event_id)
+            taken = self._taken(j, event_id)
         return self._html(request, "event.html", e=e, runs=runs, reasons=self._reasons(e), rules_note=self.rules.note,
                           admitted=admitted, taken=taken)
 
