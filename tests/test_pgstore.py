@@ -305,6 +305,48 @@ def test_a_worker_looks_again_for_a_manifest_it_did_not_find(pg_url: str) -> Non
     st.close()
 
 
+def test_a_worker_whose_claims_fail_waits_poll_then_twice_as_long_up_to_30s() -> None:
+    # a store that refuses or hangs is not asked again at every poll: the waits between
+    # claims double from --poll up to 30 s, and a claim that works brings them back to
+    # --poll. The claim loop's waits are recorded, not waited (no wall time)
+    import asyncio
+    import shutil
+
+    from triggerlang.runtime.cluster import Worker, WorkerOptions
+    from triggerlang.runtime.store import StoreUnavailable
+
+    answers = iter(["fail"] * 6 + ["ok"] + ["fail"] * 2)
+
+    class Store:   # its claims fail, or find nothing, in the order of answers
+        timeout = None
+
+        def claim(self, *args: object) -> list:
+            if next(answers) == "fail":
+                raise StoreUnavailable("store postgresql://db: connection refused")
+            return []
+
+        def next_ready_at(self, pools: object) -> None:
+            return None
+
+    w = Worker(Store(), WorkerOptions(poll=2.0))
+    waits: list[float] = []
+
+    async def idle(seconds: float) -> None:
+        waits.append(seconds)
+        w.closing = len(waits) == 10
+
+    async def main() -> None:
+        w._wake = asyncio.Event()
+        w._idle = idle   # type: ignore[method-assign]
+        await asyncio.wait_for(w._claim_loop(), 10)
+
+    try:
+        asyncio.run(main())
+    finally:
+        shutil.rmtree(w.tmp)
+    assert waits == [2, 2, 4, 8, 16, 30, 30, 2, 2, 4], waits
+
+
 def test_a_worker_removes_the_log_folders_of_killed_workers(tmp_path: Path, pg_url: str, monkeypatch) -> None:
     # a worker keeps its running runs' logs in a temporary folder it removes when it stops;
     # killed with -9 it cannot, so the next worker on the host removes those of dead workers

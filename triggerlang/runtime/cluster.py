@@ -779,12 +779,18 @@ class Worker:
         self._spawn(a.ra.cancel(grace=grace))
 
     # ------------------------------------------------------------------ claiming
+    async def _idle(self, seconds: float) -> None:
+        """The claim loop's pause: until a wake-up (a notification, the stop) or ``seconds``.
+        (A test replaces it, to see the waits of a failing store without waiting them.)"""
+        assert self._wake is not None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
     async def _claim_loop(self) -> None:
         assert self._wake is not None
         timeout = backoff = self.opts.poll
         while not self.closing:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await self._idle(timeout)
             if self.closing:
                 return
             self._wake.clear()
