@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from triggerlang.events import Event
-from triggerlang.runtime.executor import RunRequest, RunResult, sign, start_action
+from triggerlang.runtime.executor import SERVE_ID, RunRequest, RunResult, sign, start_action
 from runtime_helpers import STOPPABLE
 
 PROBE = f"""#!{sys.executable}
@@ -163,7 +163,7 @@ def test_exec_environment_and_stdin(base: Path, monkeypatch: pytest.MonkeyPatch)
     result, seen = run_probe(base, action, {"my-arg": "v"}, run_id=77, ev=ev)
     assert result.status == "succeeded"
     env = seen["env"]
-    assert env["TRG_RUN_ID"] == "77" and env["TRG_RULE"] == "r1"
+    assert env["TRG_RUN_ID"] == "77" and env["TRG_RULE"] == "r1" and env["TRG_SERVE_ID"] == SERVE_ID
     assert env["TRG_EVENT_ID"] == ev["id"] and env["TRG_EVENT_SOURCE"] == "git" and env["TRG_EVENT_TYPE"] == "push"
     assert env["TRG_INPUT_MY_ARG"] == "v"
     assert env["ACTION_ENV"] == "set by action" and env["PROBE_INHERITED"] == "from serve"
@@ -248,15 +248,25 @@ def test_a_run_its_spawner_started_but_died_before_reporting_is_killed(base: Pat
     ``serve`` never learnt the pid, failed the run with "the spawner process stopped", and
     left the process going, unwatched and with no timeout (seen once in the suite, under
     load: test_ingest's spawner test). It is found by its stdout, the run's log file, and
-    its group killed; a process whose stdout is another file is left alone. Here the spawner
-    is a socket we hold, and the run's process one we start as the spawner would."""
+    its group killed; one that sent its output elsewhere (``exec >/dev/null 2>&1``), by
+    its environment: TRG_RUN_ID and this serve's TRG_SERVE_ID. A process whose stdout is
+    another file is left alone, and so is another serve's run with the same run id. Here
+    the spawner is a socket we hold, and the run's processes ones we start as the spawner
+    would (two, for the two ways of finding one)."""
     req = request(base, {"kind": "exec", "params": [], "argv": [{"value": "sleep"}]})
     req.log_path.parent.mkdir(parents=True, exist_ok=True)
     other = base / "other.log"
+    run_env = {**os.environ, "TRG_RUN_ID": str(req.run_id), "TRG_SERVE_ID": SERVE_ID}
     with open(req.log_path, "ab") as log, open(other, "ab") as out:
-        # the run's process, and a child of it in its group; a stranger writing elsewhere
+        # the run's process, and a child of it in its group; one that sends its output
+        # elsewhere; a stranger writing elsewhere; another serve's run with the same id
         sleeper = subprocess.Popen(["sh", "-c", "sleep 30 & exec sleep 30"], stdout=log, start_new_session=True)
+        quiet = subprocess.Popen(["sh", "-c", "exec >/dev/null 2>&1; exec sleep 30"], stdout=log, env=run_env,
+                                 start_new_session=True)
         stranger = subprocess.Popen(["sleep", "30"], stdout=out, start_new_session=True)
+        twin = subprocess.Popen(["sleep", "30"], stdout=subprocess.DEVNULL, start_new_session=True,
+                                env={**run_env, "TRG_SERVE_ID": "0123456789abcdef"})
+    wait_for(lambda: os.readlink(f"/proc/{quiet.pid}/fd/1") == "/dev/null", what="the shell to send its output away")
 
     async def main() -> RunResult:
         ra, theirs = _starting_on_a_held_spawner(req)
@@ -265,10 +275,10 @@ def test_a_run_its_spawner_started_but_died_before_reporting_is_killed(base: Pat
 
     try:
         result = asyncio.run(main())
-        assert sleeper.wait(10) == -signal.SIGKILL
-        assert stranger.poll() is None
+        assert sleeper.wait(10) == -signal.SIGKILL and quiet.wait(10) == -signal.SIGKILL
+        assert stranger.poll() is None and twin.poll() is None
     finally:
-        for p in (sleeper, stranger):
+        for p in (sleeper, quiet, stranger, twin):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)
             p.wait()

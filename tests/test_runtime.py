@@ -498,6 +498,7 @@ shell_rule: on http.post path="/act" run sh with <payload.a>, <payload.d>
     got = json.loads((work / f"dump-{ex['id']}.json").read_text())
     assert got["argv"] == ["$(touch pwned)", "`id`", "a; rm -rf x", "line\nbreak"]
     assert got["cwd"] == str(work)  # cwd "work" is relative to the rules file
+    assert re.fullmatch(r"[0-9a-f]{16}", got["env"].pop("TRG_SERVE_ID")), got["env"]   # (this serve's, random)
     assert got["env"] == {
         "TRG_RUN_ID": str(ex["id"]), "TRG_RULE": "exec_rule", "TRG_EVENT_ID": event_id,
         "TRG_EVENT_SOURCE": "http", "TRG_EVENT_TYPE": "post", "INHERITED": "from serve",

@@ -42,9 +42,9 @@ used in argv with neither is a ``failed`` run.
 Processes
 ---------
 Every exec/shell run inherits ``os.environ``, plus the action's ``env``, plus
-``TRG_RUN_ID``, ``TRG_RULE``, ``TRG_EVENT_ID``, ``TRG_EVENT_SOURCE``, ``TRG_EVENT_TYPE``
-and ``TRG_INPUT_<NAME>`` per input (name upper-cased, ``-`` -> ``_``; strings as is,
-anything else as JSON text). The event JSON is written to its stdin, which is then
+``TRG_RUN_ID``, ``TRG_SERVE_ID`` (:data:`SERVE_ID`), ``TRG_RULE``, ``TRG_EVENT_ID``,
+``TRG_EVENT_SOURCE``, ``TRG_EVENT_TYPE`` and ``TRG_INPUT_<NAME>`` per input (name
+upper-cased, ``-`` -> ``_``; strings as is, anything else as JSON text). The event JSON is written to its stdin, which is then
 closed. stdout and stderr go to ``log_path`` (parents created), after a header line that
 shows the argv (inputs are never secrets, and secret values are never written).
 
@@ -86,6 +86,7 @@ import json
 import logging
 import marshal
 import os
+import secrets as _secrets
 import shlex
 import shutil
 import signal
@@ -407,6 +408,13 @@ def _exec_argv(req: RunRequest, inputs: Mapping[str, Any]) -> list[str]:
     return argv
 
 
+SERVE_ID = _secrets.token_hex(8)
+"""``TRG_SERVE_ID`` of every run this process (``serve``, ``triggerc worker``) starts, new at
+each start: with ``TRG_RUN_ID`` it finds the process of a run whose spawner died before
+saying it started (:func:`_kill_unreported`). A run id alone would not do: another
+``serve`` on the machine (another state folder, another store) counts its own runs."""
+
+
 def _env_additions(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]:
     """What a run's environment adds to ``serve``'s: the action's ``env``, ``TRG_*``."""
     env: dict[str, str] = {}
@@ -415,6 +423,7 @@ def _env_additions(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]
     ev = req.event or {}
     env.update({
         "TRG_RUN_ID": str(req.run_id),
+        "TRG_SERVE_ID": SERVE_ID,
         "TRG_RULE": req.rule,
         "TRG_EVENT_ID": str(ev.get("id", "")),
         "TRG_EVENT_SOURCE": str(ev.get("source", "")),
@@ -798,7 +807,8 @@ class Spawner:
         logs, self.starting_logs = self.starting_logs, {}
         # a run whose start the spawner did not report may have started all the same: it
         # died between the child's exec and its message. Nothing would see that process end
-        # or time out: found by its stdout (the run's own log file), its group gets SIGKILL
+        # or time out: found by its stdout (the run's own log file) or its environment, its
+        # group gets SIGKILL
         killed = _kill_unreported({run: logs[run] for run, fut in starting.items()
                                    if not fut.done() and run in logs}) if kill else set()
         for run, fut in starting.items():
@@ -977,15 +987,21 @@ def _kill_unreported(logs: Mapping[int, str]) -> set[int]:
     spawner started without living to say so; the runs found. A run's process is known by
     its stdout, the run's own log file (a path under ``serve``'s state folder: no other
     process's), which is in place before the spawner's socket is closed in the child,
-    and so before ``serve`` sees the spawner end. Linux's ``/proc``, read only when a
-    spawner died with runs starting; processes of other users cannot be read, and are
-    none of ours. ``serve``'s own process group is never signalled."""
+    and so before ``serve`` sees the spawner end; or, once it sent its output elsewhere
+    (``exec >/dev/null 2>&1`` in a shell action), by the environment it was started with
+    (``/proc/PID/environ``): ``TRG_RUN_ID`` and this process's ``TRG_SERVE_ID``
+    (:data:`SERVE_ID`), so that another ``serve``'s run with the same id is left alone.
+    Missed: a process that sent its output elsewhere *and* was exec'd with another
+    environment (``exec env -i …``), which nothing left names as the run's. Linux's
+    ``/proc``, read only when a spawner died with runs starting; processes of other users
+    cannot be read, and are none of ours. ``serve``'s own process group is never signalled."""
     if not logs:
         return set()
     by_path: dict[str, int] = {}
     for run, log in logs.items():
         with contextlib.suppress(OSError, ValueError):
             by_path[os.path.realpath(log)] = run
+    by_env = {f"TRG_RUN_ID={run}".encode(): run for run in logs}
     found: set[int] = set()
     mine = os.getpgrp()
     try:
@@ -993,17 +1009,38 @@ def _kill_unreported(logs: Mapping[int, str]) -> set[int]:
     except OSError:
         return found
     for pid in pids:
+        run = _run_of(pid, by_path, by_env)
+        if run is None:
+            continue
         try:
-            run = by_path.get(os.readlink(f"/proc/{pid}/fd/1"))
-            if run is None:
-                continue
             pgid = os.getpgid(pid)
-        except OSError:  # gone, or not ours to read
+        except OSError:  # gone
             continue
         if pgid != mine:
             _killpg(pgid, signal.SIGKILL)
             found.add(run)
     return found
+
+
+def _run_of(pid: int, by_path: Mapping[str, int], by_env: Mapping[bytes, int]) -> int | None:
+    """The run of :func:`_kill_unreported` that process ``pid`` belongs to, if any: by its
+    stdout (``by_path``), else by its environment (``by_env``: ``TRG_RUN_ID=N``, with this
+    process's ``TRG_SERVE_ID``). None for a process gone, or not ours to read."""
+    with contextlib.suppress(OSError):
+        run = by_path.get(os.readlink(f"/proc/{pid}/fd/1"))
+        if run is not None:
+            return run
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = f.read().split(b"\0")
+    except OSError:
+        return None
+    if _SERVE_MARK not in env:
+        return None
+    return next((by_env[v] for v in env if v in by_env), None)
+
+
+_SERVE_MARK = f"TRG_SERVE_ID={SERVE_ID}".encode()
 
 
 def _memfd(name: str, data: bytes) -> int:

@@ -59,7 +59,8 @@ and does nothing with them (a Ctrl-C reaches the whole foreground process group:
 runs' ``serve`` decides when they stop, and a handler, unlike an ignored signal, is reset
 in the children). A run whose spawner died is reported failed and its process group gets
 SIGKILL from ``serve`` (nothing would see it end or time out), also one it started without
-living to say so (found by its stdout, the run's log file); the next run starts a new
+living to say so (found by its stdout, the run's log file, or by its environment's
+``TRG_RUN_ID`` and ``TRG_SERVE_ID``); the next run starts a new
 spawner.
 """
 
