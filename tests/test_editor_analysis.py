@@ -287,3 +287,19 @@ def test_node_kinds_the_editor_does_not_know_are_walked_not_fatal(analysis) -> N
     h = hover(weird, 0, rule.filter.span.start.column, names)  # on `conclusion`, inside the member
     assert h is not None and "field of `github.workflow_run`" in h.markdown
     assert D.trigger_context([("", weird)]) == ("github", "workflow_run")
+
+
+def test_a_refused_rename_names_the_input_variable_the_script_reads() -> None:
+    """Renaming a shell action's parameter is refused, naming the variable its script reads:
+    for `my-param` that was TRG_INPUT_MY-PARAM, which no shell can read; the run gets
+    TRG_INPUT_MY_PARAM (the name upper-cased, `-` written `_`)."""
+    text = 'action a(my-param) = shell "echo $TRG_INPUT_MY_PARAM"\nr: on git.push run a with <sha>\n'
+    module, _ = parse(text, "/tmp/r.trg")
+    names = D.Names()
+    names._add(module, "/tmp/r.trg")
+    occs = D.occurrences(module, "/tmp/r.trg", names)
+    at = D.occurrence_at(occs, "/tmp/r.trg", 0, text.index("my-param") + 1)
+    assert (at.kind, at.name) == ("param", "my-param")
+    why = D.rename(occs, at, "other", names, lambda uri: text)
+    assert why == ("`my-param` is a parameter of a shell action, which sees it as TRG_INPUT_MY_PARAM: "
+                   "rename it by hand, with the shell that reads it")

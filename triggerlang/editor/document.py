@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Collection, Iterator, Mapping, NamedTuple
 
+from ..actions import input_env_name
 from ..check import catalogue as C
 from ..check.checker import Program, check
 from ..check.noqa import suppress
@@ -621,7 +622,7 @@ def rename(occs: list[Occurrence], at: Occurrence, new: str, names: Names,
         action = names.actions.get(at.scope or "")
         if action is not None and not isinstance(action.body, A.ExecBody):
             return (f"`{at.name}` is a parameter of a {_body_kind(action.body)} action, which sees it as "
-                    f"TRG_INPUT_{at.name.upper()}: rename it by hand, with the {_body_kind(action.body)} that reads it")
+                    f"{input_env_name(at.name)}: rename it by hand, with the {_body_kind(action.body)} that reads it")
     if new == at.name:
         return f"`{new}` is already the name"
     if not NAME.match(new) or new in RESERVED:
