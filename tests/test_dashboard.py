@@ -903,8 +903,11 @@ def test_a_secret_a_run_prints_is_masked_in_every_view(tmp_path: Path, monkeypat
     names = json.loads((s.state / "secret-names.json").read_text())
     assert names["secrets"] == {"hook": {"env": "HOOK_TOKEN"}} and HOOK_TOKEN not in json.dumps(names)
     monkeypatch.setenv("HOOK_TOKEN", HOOK_TOKEN)
-    api = TestClient(create_app(s.state), client=LOCAL).get(f"/api/runs/{rid}").json()  # triggerc dashboard
+    with uvicorn_serving(create_app(s.state)) as url:   # triggerc dashboard, without --rules
+        api = httpx.get(f"{url}/api/runs/{rid}", timeout=10).json()
+        lines = httpx.get(f"{url}/api/runs/{rid}/log?offset=0", timeout=10).json()["lines"]
     assert "token=[secret hook]" in api["log"] and HOOK_TOKEN not in api["log"]
+    assert {"stream": "err", "text": "[secret hook]"} in lines and HOOK_TOKEN not in json.dumps(lines)
     r = invoke("logs", str(rid), "--state", str(s.state), "--show-secrets")  # the owner's escape hatch
     assert r.exit_code == 0 and f"token={HOOK_TOKEN}\n" in r.stdout
     monkeypatch.delenv("HOOK_TOKEN")   # a view that cannot read the secret shows it, and says which
