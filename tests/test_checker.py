@@ -1109,6 +1109,8 @@ FIRST_RULE_CASES = [
      "a filter is conditions, not 'if:'", 'write tag ~ /^v/ and sender="me"'),
     ("on github.push if: endsWith(github.ref, '-rc') || github.event.forced run build",
      "a filter is conditions, not 'if:'", 'write (ref ~ /\\-rc$/ or payload.forced=true)'),
+    ("on github.push if ${{ github.ref == 'refs/heads/main' }} run build",
+     "a filter is conditions, not 'if' and an expression", 'write branch="main"'),
     ('on github.push branches-ignore: [main, dev] run build', "a condition is FIELD = VALUE, not 'key: value'",
      'write has branch branch not in ["main", "dev"]'),
     ("on github.push paths-ignore: ['docs/**', '*.md'] run build", "a condition is FIELD = VALUE",
@@ -1146,6 +1148,10 @@ FIRST_RULE_CASES = [
     ('on git.push run deploy with $(git rev-parse HEAD)', "a rule runs no shell: '$(git rev-parse HEAD)' is a command",
      "write <sha> (the event's commit)"),
     ('on git.push run build retries 3', "a rule's policy is retry, not 'retries'", "write retry 3"),
+    ('on git.push run build retry three', "retry takes a number, not 'three'", "write 3"),
+    ('on file.changed run build --clear', "a rule has policies, not watchexec's flags: '--clear'",
+     "remove it: a run's output goes to .triggerlang/logs/N.log (triggerc logs -f N), its end to triggerc runs; "
+     "on run.failed run notify for a notice"),
     ('on git.push run build timeout-minutes: 10', "a rule's policy is timeout, not 'timeout-minutes'",
      "write timeout 10m"),
     # adnanh/webhook's hook id and trigger-rule

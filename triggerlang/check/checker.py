@@ -1257,8 +1257,14 @@ class Checker:
                 else:
                     pol["busy"] = mode
             elif p.kind == "retry":
-                n = self.value(p.value)
-                if n is None and isinstance(p.value, A.Ref):
+                words = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+                spelt = p.value.name.lower() if isinstance(p.value, A.Ref) and p.value.name not in self.let_decls \
+                    and p.value.name not in self.p.lets and p.value.name.lower() in words else None
+                n = None if spelt else self.value(p.value)
+                if spelt:  # `retry three`
+                    self.d.error("TRG407", f"retry takes a number, not '{p.value.name}'", p.value.span,
+                                 f"write {words.index(spelt)}")
+                elif n is None and isinstance(p.value, A.Ref):
                     pass  # (an unknown name: its TRG102 is the one diagnostic)
                 elif not isinstance(n, int) or isinstance(n, bool) or n < 0:
                     self.d.error("TRG407", "retry takes a whole number of re-runs (0 or more)", p.value.span, None)

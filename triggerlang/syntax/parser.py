@@ -1926,6 +1926,10 @@ _FLAG_VALUE = _lazy_re(r'(?:[ \t]*=[ \t]*|[ \t]+)(<[^<>\n]*>|"(?:\\.|[^"\\\n])*"
 _POLICY_ALIAS = _lazy_re(r"(timeout-minutes|timeout_minutes|retries|max[-_]retries|max[-_]attempts|retry[-_]count"
                          r"|--on-busy-update)[ \t]*[:=]?[ \t]*((?<=update[ =])(?:queue|do-nothing|restart|signal)"
                          r"|(?<!update)[0-9]+)(?![A-Za-z0-9_\-.])", re.I)
+_WATCHEXEC_OUTPUT = _lazy_re(r"(-c|--clear|--bell|-N|--notify|--timings|--print-events|-q|--quiet)"
+                             r"(?:[ \t]+(?:-c|--clear|--bell|-N|--notify|--timings|--print-events|-q|--quiet))*"
+                             r"(?![A-Za-z0-9_\-=])")
+"""watchexec's flags about a run's output (the README's watchexec table: the logs say it)."""
 _BUSY_UPDATE = {"queue": "queue", "do-nothing": "skip", "restart": "restart", "signal": "signal SIGTERM"}
 """watchexec's ``--on-busy-update`` and the busy policy each value is."""
 
@@ -2055,6 +2059,12 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
                 f"busy {_BUSY_UPDATE[value]}" if word == "on-busy-update" else f"retry {value}"
             return alias.start(), alias.end(), f"a rule's policy is {written.split()[0]}, not '{alias.group(1)}'", \
                 f"write {written}"
+        output = _WATCHEXEC_OUTPUT.match(chunk, at) \
+            if re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+file\.").match(chunk) else None
+        if output is not None:  # watchexec's -c, --bell, -N...: what to do with a run's output
+            return at, output.end(), f"a rule has policies, not watchexec's flags: '{output.group(1)}'", \
+                "remove it: a run's output goes to .triggerlang/logs/N.log (triggerc logs -f N), its end to " \
+                "triggerc runs; on run.failed run notify for a notice"
         options = _arg_flags(chunk, at, run, with_) if chunk[at] == "-" else None
         if options is not None:
             return options
@@ -2465,6 +2475,10 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
         return at, bare.end(1), "an include's path is a string", f'write include "{bare.group(1)}"'
     guard = _GUARD_WORD.search(chunk, 0, at)
     if guard is not None:  # `on git.push if branch="main"`: read as a field named if
+        expr = _expression(chunk, guard.end(2)) if chunk[at] != "=" else None
+        if expr is not None:  # `if ${{ github.ref == 'refs/heads/main' }}`: a workflow's expression
+            return guard.start(2), expr[0], f"a filter is conditions, not '{guard.group(2)}' and an expression", \
+                f"write {expr[1]}"
         return guard.start(2), guard.end(2), f"'{guard.group(2)}' is not needed before a filter", \
             f"the conditions follow the trigger: on {guard.group(1)} CONDITIONS run ACTION"
     first = _secret_value(chunk, at) or _list_habit(chunk, at) or _first_rule_habit(e, chunk, at)
