@@ -488,7 +488,7 @@ def test_an_event_a_correlation_rule_took_says_so_and_links_its_run(tmp_path: Pa
         first = world.submit(post("/hooks/build", k="a"))
         second = world.submit(post("/hooks/test", k="a"))
         stray = world.submit(post("/hooks/deploy", k="a"))
-        run_id = world.rows("SELECT run_id FROM corr_groups WHERE rule = 'gate'")[0][0]
+        group_id, run_id = world.rows("SELECT id, run_id FROM corr_groups WHERE rule = 'gate'")[0]
     finally:
         world.close()
     assert run_id is not None
@@ -507,6 +507,9 @@ def test_an_event_a_correlation_rule_took_says_so_and_links_its_run(tmp_path: Pa
     assert "<dt>Taken by</dt>" in page and "no ordinary rule" in page and "Why no rule matched" not in page
     page = c.get(f"/dashboard/events/{second.event_id}").text
     assert "<dt>Taken by</dt>" in page and f'href="/dashboard/runs/{run_id}"' in page
+    # the group's page says how its run went, as every other link to a run does
+    assert re.search(rf'<dt>Run</dt><dd><a class="status s-\w+" href="/dashboard/runs/{run_id}">#{run_id} \w+</a>',
+                     c.get(f"/dashboard/groups/{group_id}").text)
 
 
 def test_the_groups_stream_sends_changed_rows(world: World) -> None:

@@ -209,6 +209,9 @@ def test_a_running_runs_log_is_followed_live(serve: Serve, browser) -> None:
     assert "tick 30 of refs/heads/live" in text and "warning: slow step 30" in text
     assert re.search(r"# run \d+ succeeded", text)
     assert page.locator("#rerun").count() == 1  # with the token, an ended run can be re-run
+    # and a screen reader hears it from the page's live region (the badge changes silently)
+    page.wait_for_selector(f'#announce[role="status"]:has-text("Run #{run} tick_branch succeeded")', state="attached",
+                           timeout=10_000)
     lines = page.evaluate("Array.from(document.querySelectorAll('#log .l')).map(l => l.textContent)")
     assert lines == [x["text"] for x in serve.api(f"/api/runs/{run}/log?offset=0")["lines"]]  # none lost, none twice
     # the download has the whole log

@@ -1150,9 +1150,10 @@ class Dashboard:
         group_id = request.path_params["group_id"]
         with self.journal() as j:
             g = j.get_group(group_id) if hasattr(j, "get_group") else None
+            run = j.get_run(g["run_id"]) if g is not None and g.get("run_id") else None
         if g is None:
             return self._error(request, 404, f"there is no group {group_id}", api=False)
-        return self._html(request, "group.html", g=g)
+        return self._html(request, "group.html", g=g, run=run)
 
     def api_groups(self, request: Request) -> Response:
         rule, state, key, limit = self._group_query(request, API_LIMIT)

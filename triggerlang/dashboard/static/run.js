@@ -79,10 +79,13 @@
         if (window.triggerlangTimes) window.triggerlangTimes(summary);
       }
     });
-    source.addEventListener("end", function () {
+    source.addEventListener("end", function (e) {
       ended = true;
       source.close();
       state("off", "finished");
+      // the page's one live region: a screen reader hears that the run is over, and how
+      var said = document.getElementById("announce"), m = JSON.parse(e.data || "{}");
+      if (said && m.status) said.textContent = document.title.split(" \u00b7 ")[0] + " " + m.status.replace("_", " ");
     });
     source.addEventListener("reconnect", function () { source.close(); connect(); });
     source.onerror = function () {
