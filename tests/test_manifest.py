@@ -287,3 +287,19 @@ def test_action_kinds_are_a_closed_set() -> None:
     with pytest.raises(ActionError, match="unknown kind"):
         display_argv({"kind": "ftp"}, {}, "up")
     assert display_argv({"kind": "http", "url": "http://x"}, {}, "up") is None
+
+
+def test_an_inputs_nul_bytes_are_dropped_from_argv_and_environment_only() -> None:
+    """argv and TRG_INPUT_* cannot hold a NUL byte: an event's string (a list's items too)
+    gets there without it, as `triggerc match` shows it; JSON text writes it \\u0000."""
+    from triggerlang.actions import display_argv
+    from triggerlang.runtime.executor import RunRequest, _env_additions
+
+    action = {"kind": "exec", "argv": [{"value": "echo"}, {"param": "m"}, {"param": "files"}],
+              "params": [{"name": "m"}, {"name": "files"}, {"name": "o"}]}
+    inputs = {"m": "a\0b", "files": ["x\0.py", "y.py"], "o": {"k": "\0"}}
+    assert display_argv(action, inputs, "e") == ["echo", "ab", "x.py", "y.py"]
+    req = RunRequest(1, "r", "e", action, inputs, {}, Path("."), Path("1.log"), None)
+    env = _env_additions(req, inputs)
+    assert (env["TRG_INPUT_M"], env["TRG_INPUT_FILES"], env["TRG_INPUT_O"]) == ("ab", '["x\\u0000.py", "y.py"]',
+                                                                              '{"k": "\\u0000"}')

@@ -9,7 +9,11 @@ of SPEC §12.5 ("everything §9 promises holds in store mode").
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import signal
+import sys
 import time
 import threading
 from pathlib import Path
@@ -17,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, alive, by_rule, done, post, stop_ok, wait_for
+from runtime_helpers import DEADLINE, alive, by_rule, done, post, post_bytes, stop_ok, wait_for
 from store_harness import Backend, StoreServer
 
 
@@ -32,13 +36,13 @@ def backend(request) -> Backend:
 def serve(tmp_path: Path, backend: Backend):
     started: list[StoreServer] = []
 
-    def make(rules: str | None, *args: str, start: bool = True) -> StoreServer:
+    def make(rules: str | None, *args: str, start: bool = True, env: dict[str, str] | None = None) -> StoreServer:
         folder = tmp_path / "proj"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "rules.trg"
         if rules is not None:
             path.write_text(rules)
-        s = StoreServer(backend, path, tmp_path / "state", *args, log=tmp_path / "serve.log")
+        s = StoreServer(backend, path, tmp_path / "state", *args, env=env, log=tmp_path / "serve.log")
         started.append(s)
         return s.start() if start else s
 
@@ -209,6 +213,51 @@ def test_a_redelivery_creates_no_second_run(serve) -> None:
     s.wait_runs(lambda rs: done(rs, 1), "the run")
     stop_ok(s)
     assert len(s.runs()) == 1 and len(s.events()) == 1
+
+
+NUL_SHOW = """import json, os, sys
+msg = json.loads(sys.stdin.readline())["data"]["message"]
+with open(sys.argv[1], "w") as f:
+    json.dump({"stdin": msg, "env": os.environ["TRG_INPUT_MSG"], "argv": sys.argv[2:]}, f)
+sys.stdout.buffer.write(msg.encode() + b"\\n")
+"""
+
+
+def test_a_payload_string_with_a_nul_byte_is_journaled_and_run_as_sent(tmp_path: Path, serve,
+                                                                       backend: Backend) -> None:
+    """JSON's \\u0000 in a real GitHub push (the commit message): 202, journaled, matched, and
+    the run starts; its stdin has the NUL, its argument and TRG_INPUT_MSG the value without
+    it (neither can hold one; the log's first line says so), and its output, NUL and all, is
+    in its log (on PostgreSQL, the store's copy)."""
+    fixtures = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks" / "github"
+    payload = json.loads((fixtures / "push-plain.json").read_text())
+    payload["head_commit"]["message"] = "fix\u0000bin"
+    body = json.dumps(payload).encode()
+    assert b"fix\\u0000bin" in body
+    (tmp_path / "show.py").write_text(NUL_SHOW)
+    out = tmp_path / "seen.json"
+    s = serve(f"""secret gh = env "GH_SECRET"
+source github secret=gh
+action show(msg) = exec "{sys.executable}" "{tmp_path / 'show.py'}" "{out}" msg
+pushed: on github.push branch="master" run show with <message>
+""", "--http", env={"GH_SECRET": "nul-secret"})
+    sig = "sha256=" + hmac.new(b"nul-secret", body, hashlib.sha256).hexdigest()
+    status, answer = post_bytes(s.url + "/github", body, {"X-GitHub-Event": "push", "X-GitHub-Delivery": "nul-1",
+                                                         "X-Hub-Signature-256": sig})
+    assert status == 202 and answer["runs"] == [1], (status, answer)
+    runs = s.wait_runs(lambda rs: done(rs, 1), "the run")
+    assert runs[0]["status"] == "succeeded", (runs, s.tail())
+    assert runs[0]["inputs"] == {"msg": "fix\u0000bin"}
+    assert s.events()[0]["data"]["message"] == "fix\u0000bin"
+    assert json.loads(out.read_text()) == {"stdin": "fix\u0000bin", "env": "fixbin", "argv": ["fixbin"]}
+    if backend.kind == "postgresql":
+        log = wait_for(lambda: (backend._rows("SELECT body FROM trg_logs WHERE run_id = 1") or [{}])[0].get("body"),
+                       "the log's copy in the store")
+    else:
+        log = wait_for(lambda: next((tmp_path / "state").rglob("1.log"), None), "the run's log").read_bytes()
+    assert b"fix\x00bin\n" in bytes(log), log
+    assert b"exec " in bytes(log) and b"(NUL bytes dropped from TRG_INPUT_MSG; stdin has them)" in bytes(log), log
+    stop_ok(s)
 
 
 def test_run_events_chain_rules(serve) -> None:

@@ -8,6 +8,13 @@ Pure functions shared by the executor (which runs the action) and ``triggerc mat
   a list is one argv element per item, expanded in place (``exec "pytest" paths``).
 - ``TRG_INPUT_<NAME>`` (name upper-cased, ``-`` -> ``_``): strings as they are, anything
   else as JSON text.
+- A NUL byte in an input's string (JSON ``\\u0000`` in a payload: a commit message, an
+  issue body) is dropped from its argv elements and its ``TRG_INPUT_*`` value, which end
+  at a NUL byte and so cannot hold one (:func:`without_nul`); the run's stdin, the event
+  as JSON, has the value as sent. Decided so because refusing the run (what ``execve``
+  would make of it) fails every run of a rule for a byte the action most often never
+  looks at, and bash does the same with a NUL it reads ("ignored null byte in input").
+  JSON text (a list or object input) writes it ``\\u0000``: nothing to drop.
 """
 
 from __future__ import annotations
@@ -42,6 +49,16 @@ def bind_inputs(action: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str
     return inputs
 
 
+def without_nul(text: str) -> str:
+    """An input's text with its NUL bytes dropped (see the module's docstring)."""
+    return text.replace("\0", "") if "\0" in text else text
+
+
+def holds_nul(v: Any) -> bool:
+    """Whether an input's value is, or lists, a string with a NUL byte."""
+    return (isinstance(v, str) and "\0" in v) or (isinstance(v, list) and any(holds_nul(x) for x in v))
+
+
 def arg_text(v: Any) -> str:
     if isinstance(v, str):
         return v
@@ -71,9 +88,9 @@ def exec_argv(action: Mapping[str, Any], inputs: Mapping[str, Any], action_name:
                 raise ActionError(f"the action {action_name} has no value for its parameter {name!r}")
             v = inputs[name]
             if isinstance(v, list):
-                argv.extend(arg_text(x) for x in v)
+                argv.extend(without_nul(arg_text(x)) for x in v)
             else:
-                argv.append(arg_text(v))
+                argv.append(without_nul(arg_text(v)))
         else:
             raise ActionError(f"bad argv item {item!r} in the action {action_name}")
     if not argv or not argv[0]:

@@ -107,7 +107,7 @@ from typing import Any, Callable, Mapping
 
 from .store import LOG_META, LOG_STDERR, dumps
 from ..actions import (ACTION_KINDS, STOP_SIGNALS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text,
-                       exec_argv, input_env_name, stop_of, unignore_stop_signals)
+                       exec_argv, holds_nul, input_env_name, stop_of, unignore_stop_signals, without_nul)
 
 KILL_GRACE = 5.0
 """Seconds between SIGTERM and SIGKILL when a run times out (SPEC §3 ``timeout``)."""
@@ -332,14 +332,17 @@ async def stop_actions(running: list[RunningAction], grace: float, now: asyncio.
 
 
 def _process_argv(req: RunRequest, inputs: Mapping[str, Any]) -> tuple[list[str], str]:
-    """The argv of an exec or shell action, and how its log's first line shows it."""
+    """The argv of an exec or shell action, and how its log's first line shows it (with
+    the inputs whose NUL bytes argv and environment lost: :func:`~triggerlang.actions.without_nul`)."""
+    dropped = [input_env_name(k) for k, v in inputs.items() if holds_nul(v)]
+    note = f" (NUL bytes dropped from {', '.join(dropped)}; stdin has them)" if dropped else ""
     if req.action.get("kind") == "exec":
         argv = _exec_argv(req, inputs)
-        return argv, f"exec {shlex.join(argv)}"
+        return argv, f"exec {shlex.join(argv)}{note}"
     script = req.action.get("script")
     if not isinstance(script, str):
         raise ActionError("the shell action has no script")
-    return ["/bin/sh", "-c", script], f"shell {script!r}"
+    return ["/bin/sh", "-c", script], f"shell {script!r}{note}"
 
 
 async def _start_program(req: RunRequest, inputs: dict) -> RunningAction:
@@ -433,7 +436,7 @@ def _env_additions(req: RunRequest, inputs: Mapping[str, Any]) -> dict[str, str]
     if isinstance(corr, Mapping) and corr.get("group"):   # a correlation's run (SPEC §11.4)
         env["TRG_GROUP_ID"] = str(corr["group"])
     for name, v in inputs.items():
-        env[input_env_name(name)] = _env_text(v)
+        env[input_env_name(name)] = without_nul(_env_text(v))
     return env
 
 
