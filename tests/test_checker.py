@@ -1251,6 +1251,8 @@ def test_a_flag_after_the_arguments_is_offered_a_list_parameter(flags: str) -> N
     ('action mk(sha) = exec "./deploy.sh" ${sha}', "'${sha}' is a shell's: exec runs no shell",
      "write sha (a parameter is written bare)"),
     ('action mk: exec "make"', "an action is declared with '=', not ':'", "write ="),
+    ('action mk = shell "make build" env STAGE=prod', "a value that is text goes in quotes", 'write "prod"'),
+    ('action mk = exec "make" cwd="./app"', "cwd takes no '='", 'write cwd "./app"'),
 ])
 def test_a_shells_or_makefiles_action_gets_the_body_to_write(decl: str, message: str, hint: str) -> None:
     """An action written as a Makefile's or a shell's command line (an operator in an exec
@@ -1265,6 +1267,32 @@ def test_a_shells_or_makefiles_action_gets_the_body_to_write(decl: str, message:
     written = re.match(r"write (.*?)(?: \(|$)", hint).group(1)
     fixed = decl[:d.span.start.column - 1] + written + decl[d.span.end.column - 1:]
     assert diags(fixed + rule) == [], fixed
+
+
+@pytest.mark.parametrize(("decl", "code", "message", "hint"), [
+    ("source file root=./src", "TRG001", "a value that is text goes in quotes", 'write "./src"'),
+    ("source http path=/hooks/x token=gh", "TRG001", "a path is a string", 'write "/hooks/x"'),
+    ('source github secret=env "GH"', "TRG001", "a source names a secret, declared on a line of its own",
+     'declare secret github = env "GH" and write secret=github'),
+    ('source git repo="."', "TRG208", "source git has no option 'repo'",
+     'a repository is chosen by each rule: on git.push repo="." (the rules file\'s folder when no rule names one)'),
+])
+def test_a_source_option_in_another_spelling_is_one_diagnostic(decl: str, code: str, message: str, hint: str) -> None:
+    """A source's option without its quotes (root=./src, path=/hooks/x: read as a regex and
+    the flag x), a secret read where its name goes, git's repo= (a rule's condition): one
+    diagnostic each; the routes of a source that did not parse are not also "without a
+    secret" (TRG209)."""
+    kind = decl.split()[1]
+    rule = {"file": "on file.changed", "http": 'on http.post path="/hooks/x"', "github": "on github.push",
+            "git": "on git.push"}[kind]
+    text = decl + '\nsecret gh = env "GH"\naction build = exec "make"\n' + rule + " run build\n"
+    got = [(d.code, d.message, d.hint) for d in compile_text(text, "rules.trg").diagnostics if d.code != "TRG106"]
+    assert got == [(code, message, hint)], got
+    written = re.match(r"write (.*)$", hint)
+    if written is not None:
+        d = compile_text(text, "rules.trg").diagnostics[0]
+        fixed = decl[:d.span.start.column - 1] + written.group(1) + decl[d.span.end.column - 1:]
+        assert [x for x in diags(text.replace(decl, fixed)) if x[0] != "TRG106"] == [], fixed
 
 
 def test_a_list_without_brackets_in_a_let_is_one_diagnostic() -> None:

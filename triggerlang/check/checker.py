@@ -546,6 +546,10 @@ class Checker:
             seen.add(name)
             if typ is None:
                 hint, fix = typo(name, spec.options, opt.name.span)
+                if spec.name == "git" and name == "repo" and hint is None:  # a rule's condition: each repo is watched
+                    v = self.quiet_value(opt.value)
+                    hint = f"a repository is chosen by each rule: on git.push repo={json.dumps(v) if isinstance(v, str) else '...'} " \
+                           "(the rules file's folder when no rule names one)"
                 self.d.error("TRG208", f"source {spec.name} has no option '{name}'", opt.name.span,
                              hint or ("options: " + ", ".join(sorted(spec.options)) if spec.options
                                       else "it takes no options"), fix=fix)
@@ -1353,7 +1357,7 @@ class Checker:
             if not protect:
                 continue
             decls = by_kind.get(prov.name, [])
-            if not decls:
+            if not decls and f"source {prov.name}" not in self.m.unparsed:  # (one that did not parse: reported)
                 first = next((r for r in listeners if r.source == prov.name), None)
                 span = first.ast.trigger.span if first else self.m.span
                 self.d.warning("TRG209", f"the {prov.name} route {prov.route} has no secret: anyone who can reach it can trigger runs",
@@ -1373,7 +1377,7 @@ class Checker:
                 self.d.error("TRG210", f"route {r.route} is already the {webhook_paths[r.route]} webhook route",
                              r.ast.trigger.span, f"pin this rule to another path, or listen to {webhook_paths[r.route]}.EVENT")
         decls = by_kind.get("http", [])
-        for r in http_rules:
+        for r in http_rules if "source http" not in self.m.unparsed else ():  # (one that did not parse: reported)
             protect = tuple(v.option for v in HTTP_VERIFICATIONS)
             if not any(self.http_decl_covers(s, r.route) and any(o.name.value in protect for o in s.options) for s in decls):
                 self.d.warning("TRG209", f"route {r.route} has no {_either(protect)}: anyone who can reach it can trigger runs",

@@ -1203,6 +1203,9 @@ def parse(text: str, file: str = "<input>", cache: ParseCache | None = None) -> 
             secret = _SECRET_HEAD.match(text, start_off, end_off)
             if secret is not None:  # and a source's TRG103
                 unparsed.add(f"secret {secret.group(1)}")
+            source = re.compile(r"source[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)").match(text, start_off, end_off)
+            if source is not None:  # and its routes' TRG209 (no secret)
+                unparsed.add(f"source {source.group(1)}")
             let = re.compile(r"let[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*=").match(text, start_off, end_off)
             if let is not None:  # and each use's TRG102
                 unparsed.add(f"let {let.group(1)}")
@@ -2380,6 +2383,34 @@ def _list_habit(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     return None
 
 
+def _option_value(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A declaration's option written as a shell's or an ini file's: ``root=./src`` and
+    ``env STAGE=prod`` (a value without its quotes), ``cwd="./app"`` (cwd takes no '='),
+    ``secret=env "GH"`` (a secret read where its name goes)."""
+    head = re.compile(r"(source|action)[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)").match(chunk)
+    if head is None or at < head.end():
+        return None
+    read = re.compile(r"([A-Za-z_][A-Za-z0-9_\-]*)[ \t]*=[ \t]*(env|file)[ \t]+$").search(chunk, head.end(), at)
+    text = re.compile(r'r?"[^"\n]*"').match(chunk, at)
+    if read is not None and text is not None and head.group(1) == "source":
+        name = re.sub(r"[^A-Za-z0-9_]", "_", head.group(2))
+        return read.start(2), text.end(), "a source names a secret, declared on a line of its own", \
+            f"declare secret {name} = {read.group(2)} {text.group()} and write {read.group(1)}={name}"
+    option = re.compile(r"(cwd)[ \t]*=[ \t]*(\"[^\"\n]*\"|[^\s\"#]+)").match(chunk, _WORD_BEFORE.search(chunk, 0, at).start(1)) \
+        if chunk[at] == "=" and _WORD_BEFORE.search(chunk, 0, at) else None
+    if option is not None:
+        value = option.group(2) if option.group(2).startswith('"') else _str_literal(option.group(2))
+        return option.start(), option.end(), "cwd takes no '='", f"write cwd {value}"
+    assign = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*[ \t]*=[ \t]*$").search(chunk, 0, at)
+    body = _ACTION_HEAD.match(chunk) if head.group(1) == "action" else head
+    if assign is None or body is None or assign.start() < body.end():  # (the action's own '=': its body's)
+        return None
+    bare = re.compile(r'([^\s"#,()\[\]<][^\s"#,()\[\]]*)').match(chunk, at)  # (a <placeholder>: _action_placeholder's)
+    if bare is not None and not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", bare.group(1)):
+        return bare.start(1), bare.end(1), "a value that is text goes in quotes", f"write {_str_literal(bare.group(1))}"
+    return None
+
+
 def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | None:
     """Habits of other tools in a first rule: ``timeout=10m`` and ``debounce: 500ms`` (a
     policy written as an option), ``every "5m"`` (a duration in quotes), ``cron 0 3 * * *``
@@ -2488,7 +2519,8 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     if chunk.startswith("==", max(0, at - 1)) and (two == "==" or chunk[at - 1:at + 1] == "=="):
         start = at if two == "==" else at - 1
         return start, start + 2, "'==' is written '='", "a condition is FIELD = VALUE (one sign; != is not equal)"
-    spelled = _word_operator(chunk, at) or _exec_shell(chunk, at) or _action_body(chunk, at)
+    spelled = _word_operator(chunk, at) or _exec_shell(chunk, at) or _action_body(chunk, at) \
+        or _option_value(chunk, at)
     if spelled is not None:
         return spelled
     if at > 0 and chunk[at - 1:at + 1] == "=~":
@@ -2715,6 +2747,12 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
                     'indent it under its test "NAME": line (the steps of a test are indented)')
         return
     flags = _bad_regex_flags(chunk, _error_offset(e, chunk))
+    path = re.compile(r"path[ \t]*=[ \t]*$").search(chunk, 0, max(0, chunk.rfind("/", 0, flags[0] - 1))) \
+        if flags is not None else None
+    bare = re.compile(r"/[^\s\"#,()\[\]]*").match(chunk, path.end()) if path is not None else None
+    if bare is not None:  # `path=/hooks/x`: read as the regex /hooks/ and the flag x
+        diags.error("TRG001", "a path is a string", span_of(bare.start(), bare.end()), f"write {_str_literal(bare.group())}")
+        return
     if flags is not None:
         start, end, letters = flags
         bad = "".join(sorted(set(letters) - set(REGEX_FLAGS)))
