@@ -363,7 +363,8 @@ def test_a_nul_byte_a_process_cannot_be_given_is_an_error() -> None:
             'action b = shell "echo \x00"\n'
             'r: on git.push run a\ns: on git.push run b\n')
     assert diags(text) == [
-        ("TRG408", 1, 12, "the default of parameter 'p' holds a NUL byte, which no process can be given", hint),
+        ("TRG408", 1, 12, "the default of parameter 'p' holds a NUL byte, which no process can be given",
+         hint.replace("fail to start", "get this value without it")),
         ("TRG408", 1, 44, "an exec argument holds a NUL byte, which no process can be given", hint),
         ("TRG408", 1, 65, "env A holds a NUL byte, which no process can be given", hint),
         ("TRG408", 1, 78, "cwd holds a NUL byte, which no process can be given", hint),
@@ -377,7 +378,7 @@ def test_a_nul_byte_a_rule_passes_a_process_or_an_http_url_holds_is_an_error() -
     control characters'): TRG408 at the literal, a correlation rule's too. A list is JSON text
     (NUL escaped) where the argv does not name it, and an http action's inputs are JSON."""
     hint = ("remove the NUL byte (\\u{0}): arguments, environment variables and paths end at a NUL byte, "
-            "so every run would fail to start")
+            "so every run would get this value without it")
     text = ('let bad = "z\\u{0}"\n'
             'action a(p, l, j) = exec "echo" p l\naction s(x) = shell "echo"\n'
             'action h(u) = http post "http://127.0.0.1:9/x\\u{0}"\n'

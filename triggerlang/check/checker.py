@@ -498,17 +498,22 @@ class Checker:
                   if isinstance(p.default, A.Str)]
         for lit, what in where:
             if "\0" in lit.value:
-                self.nul_byte(what, lit.span)
+                self.nul_byte(what, lit.span, dropped=what.startswith("the default of"))
 
-    def nul_byte(self, what: str, span: Span) -> None:
+    def nul_byte(self, what: str, span: Span, dropped: bool = False) -> None:
+        """``dropped``: the value is an input, which a run gets without its NUL bytes
+        (:func:`~triggerlang.actions.without_nul`); anything else the process is given
+        cannot start it."""
         self.d.error("TRG408", f"{what} holds a NUL byte, which no process can be given", span,
                      "remove the NUL byte (\\u{0}): arguments, environment variables and paths end at a NUL byte, "
-                     "so every run would fail to start")
+                     + ("so every run would get this value without it" if dropped else
+                        "so every run would fail to start"))
 
     def no_nul_byte_passed(self, args: tuple[A.Arg, ...], decl: A.ActionDecl, bound: dict) -> None:
         """TRG408: a rule passes an exec or shell action a value with a NUL byte (``with
         "a\\u{0}b"``, or a let that holds one). Every input is a ``TRG_INPUT_*`` value, and a
-        string input of an exec action may be an argument too, so the run could never start;
+        string input of an exec action may be an argument too, so the run would get it without
+        its NUL bytes (an event's value gets there so: the author's own is a mistake);
         a list's items are arguments only where the exec argv names the parameter (elsewhere
         the list is JSON text, where a NUL is ``\\u0000``). Placeholders are the event's,
         unknown until it comes; an http action sends its inputs as JSON and is left alone."""
@@ -522,11 +527,11 @@ class Checker:
             value = (bound.get(name) or {}).get("value") if name is not None else None
             what = f"the value passed to parameter '{name}'"
             if isinstance(value, str) and "\0" in value:
-                self.nul_byte(what, a.value.span)
+                self.nul_byte(what, a.value.span, dropped=True)
             elif isinstance(value, list) and name in in_argv and any(isinstance(x, str) and "\0" in x for x in value):
                 items = a.value.items if isinstance(a.value, A.ListLit) else ()
                 at = next((x.span for x in items if isinstance(x, A.Str) and "\0" in x.value), a.value.span)
-                self.nul_byte(what, at)
+                self.nul_byte(what, at, dropped=True)
 
     # ------------------------------------------------------------------ 4. sources
     def check_source(self, s: A.SourceDecl) -> None:

@@ -291,8 +291,9 @@ CODE_DOCS: dict[str, CodeDoc] = {
         given twice, an invalid environment variable name, `stop` naming a signal that does not
         stop a process (SIGSTOP) or written on an `http` action, a NUL byte (`\\u{0}`) in what an
         `exec` or `shell` action gives its process (an argument, the script, an `env` value,
-        `cwd`, a parameter's default, a value a rule passes it with `with`: the run could never
-        start) or in an `http` action's URL.""",
+        `cwd`: the run could never start; a parameter's default, a value a rule passes it with
+        `with`: the run would get it without the NUL byte, as it gets an event's value) or in an
+        `http` action's URL.""",
                  'action notify = http get "https://ci.example.com/hook"\n'
                  'on git.push run notify\n'),
     "TRG409": _w("""The program of an `exec` action is one of its parameters, and the rule fills
