@@ -578,3 +578,40 @@ def test_meta_false_drops_a_chmod_and_keeps_a_write_and_a_touch(tmp_path: Path) 
         await h.wait_seen("run.sh", "modified")
 
     run_source(tmp_path, {"root": "."}, default)
+
+
+def test_a_name_that_is_not_utf8_does_not_lose_the_changes_made_with_it(tmp_path: Path) -> None:
+    # watchfiles cannot report a name that is not UTF-8: its watcher fails and drops every
+    # change it held. The source restarts it at once, rescans the roots for what changed
+    # since its last batch, and says so in one line; the same name again costs no batch.
+    src = tmp_path / "src"
+    _tree(tmp_path, ["src/keep.py", "src/old.py"])
+    bad = os.path.join(os.fsencode(src), b"odd\xff.txt")
+
+    def write_bad(text: bytes) -> None:
+        fd = os.open(bad, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        os.write(fd, text)
+        os.close(fd)
+
+    async def body(h: Harness, source: FileSource) -> None:
+        await asyncio.wait_for(source.seeded.wait(), DEADLINE)
+        write_bad(b"1")
+        (src / "a.py").write_text("a")
+        (src / "keep.py").write_text("changed")
+        await h.wait_seen("src/a.py", "created")
+        await h.wait_seen("src/keep.py", "modified")
+        await h.wait_for(lambda: [m for m in h.messages if "not UTF-8" in m], "the log line")
+        write_bad(b"2")                                   # the same name again
+        (src / "old.py").unlink()
+        (src / "b.py").write_text("b")
+        await h.wait_seen("src/b.py", "created")
+        await h.wait_seen("src/old.py", "deleted")
+        assert sorted(h.describe_events()) == [("created", "src/a.py"), ("created", "src/b.py"),
+                                               ("deleted", "src/old.py"), ("modified", "src/keep.py")]
+
+    h = run_source(tmp_path, {"root": ".", "roots": ["src"]}, body)
+    line = next(m for m in h.messages if "not UTF-8" in m)
+    assert '"odd\\xFF.txt" in ' + str(src.resolve()) in line
+    assert "Rename the file" in line and "found 2 change(s)" in line
+    assert len([m for m in h.messages if "not UTF-8" in m]) == 2     # the second time at debug
+    assert not [m for m in h.messages if "TaskGroup" in m or "Traceback" in m]

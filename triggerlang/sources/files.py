@@ -91,6 +91,28 @@ Algorithm
    past :attr:`FileSource.known_cap` paths (100 000, about 10 MB) the source stops
    keeping it, logs a warning, and a folder moved out is reported alone again.
 
+8. **Names that are not UTF-8.** watchfiles cannot report a path whose name is not valid
+   UTF-8 (``printf x > $'odd\\xff.txt'``): its native watcher then fails ("Unable to decode
+   path ... to string", wrapped in anyio's "unhandled errors in a TaskGroup") and drops
+   every change it held, and the failure stays with that watcher. It has no option to skip
+   such a name (the Rust side checks the name before any filter, so an ``ignore`` pattern
+   cannot help), so the source makes up for it: it restarts the watcher at once (after a
+   pause doubling from 50 ms up to 1 s while failures follow within 2 s of each other: a
+   file written in a loop under such a name), and once the new one is live it rescans the
+   roots against the known set of step 7 and emits, as one batch, what is there and not
+   known (created), what is known and gone (deleted), and each file whose modification or
+   change time is later than the last batch the watcher delivered, less 250 ms (modified;
+   the slack covers the coarse clock of file times and the delay between watchfiles'
+   return and this source's; a file changed within it may be reported twice, a run too
+   many rather than one too few). A file a rescan reported is not reported by the next one
+   while its inode and times are unchanged, so the same name failing again and again does
+   not repeat them. Without a known set (past ``known_cap`` paths) the batch is lost, and
+   the log says so. The failure is logged in one line, a warning the first time for a
+   name and at debug level after: the folder, the name with its bytes escaped as the Rust
+   side prints them (``"odd\\xFF.txt"``), how many changes the rescan found, and what to
+   do (rename the file or move it out of the watched folders). Walks (steps 5, 7, 8) skip
+   such names: an event's path must be text that a journal and JSON can hold.
+
 Known limits: an editor that saves by writing a temporary file and renaming it over the
 original produces ``created`` for the original (the kernel reports a new file); watching
 a missing root's parent may watch more than needed until restart. Run debounce is the
@@ -212,6 +234,15 @@ class KnownPaths:
             self._collect(sub, rel, out)
         return sorted(out)
 
+    def all_paths(self) -> list[str]:
+        """Every known path."""
+        out: list[str] = []
+        for name, sub in self._tree.items():
+            out.append(name)
+            if isinstance(sub, dict):
+                self._collect(sub, name, out)
+        return out
+
     def remove(self, rel: str) -> None:
         """Forget ``rel`` and what it held."""
         parent, name = self._node(rel)
@@ -230,6 +261,43 @@ class KnownPaths:
     @classmethod
     def _size(cls, tree: dict[str, Any]) -> int:
         return sum(1 + (cls._size(sub) if isinstance(sub, dict) else 0) for sub in tree.values())
+
+
+_UNDECODABLE = re.compile(r'Unable to decode path (".*") to string', re.S)
+_RESCAN_SLACK_NS = 250_000_000  # a rescan also takes changes this much older than the last batch
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions an exception group holds, at any depth (watchfiles' errors come
+    wrapped in anyio's "unhandled errors in a TaskGroup"), or ``[exc]``."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+def _reason(exc: BaseException) -> str:
+    return "; ".join(str(leaf) or type(leaf).__name__ for leaf in _leaves(exc))
+
+
+def _undecodable(exc: BaseException) -> str | None:
+    """The path watchfiles could not report because its name is not UTF-8, as its Rust side
+    printed it (quoted, the bad bytes escaped: ``"/p/src/odd\\xFF.txt"``), or None when
+    ``exc`` is another failure."""
+    for leaf in _leaves(exc):
+        m = _UNDECODABLE.search(str(leaf))
+        if m:
+            return m.group(1)
+    return None
+
+
+def _utf8(name: str) -> bool:
+    """Whether a name from ``os.scandir`` was valid UTF-8 (an invalid byte comes as a lone
+    surrogate, which a journal, a manifest or JSON cannot hold)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _under(path: str, folder: str) -> bool:
@@ -281,6 +349,17 @@ class FileSource(Source):
         self._pending: list[tuple[str, bool | None]] | None = None
         self._seed_task: asyncio.Task[None] | None = None
         self.seeded = asyncio.Event()  # set once the first scan is over (done or given up)
+        # a name that is not UTF-8 (step 8): when the watcher last reported a batch (wall
+        # clock, ns), the rescans under way, the names already logged, the last failures
+        self._reported_ns = time.time_ns()
+        self._emitting = asyncio.Lock()  # a rescan's batch and the watcher's are emitted in turn
+        self._recover_tasks: set[asyncio.Task[None]] = set()
+        self._undecodable_logged: set[str] = set()
+        self._undecodable_last = (0.0, 0.0)  # (monotonic time, pause) of the last such failure
+        self._submitted = 0  # events submitted so far
+        # the files the last rescan reported modified -> their (inode, mtime, ctime) then: a
+        # rescan soon after does not report them again while they are unchanged
+        self._rescanned: dict[str, tuple[int, int, int]] = {}
 
     def describe(self) -> str:
         polling = f", polling every {self.poll:g}s" if self.poll is not None else ""
@@ -362,6 +441,7 @@ class FileSource(Source):
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._started_ns = time.time_ns()
+        self._reported_ns = self._started_ns + _RESCAN_SLACK_NS  # (a rescan looks back from start)
         self._stop = StopFlag(loop)
         self._task = asyncio.create_task(self._run(self._stop), name="file-source")
         if not await self.ready(10):
@@ -397,6 +477,9 @@ class FileSource(Source):
         seed, self._seed_task = self._seed_task, None
         if seed is not None:
             await asyncio.gather(seed, return_exceptions=True)
+        for rescan in list(self._recover_tasks):
+            rescan.cancel()
+        await asyncio.gather(*self._recover_tasks, return_exceptions=True)
         task, self._task = self._task, None
         if task is None:
             return
@@ -412,10 +495,15 @@ class FileSource(Source):
         from watchfiles import awatch  # imported here: `triggerc check` must not load it
 
         first = True
+        recover: str | None = None  # the name watchfiles could not report, before a restart
         while not flag.stopped:
             if not first:
                 flag.rearm()
             first = False
+            if recover is not None:  # once the new watcher is live, look for what was dropped
+                self._recover_tasks.add(task := asyncio.create_task(self._recover(recover), name="file-source-rescan"))
+                task.add_done_callback(self._recover_tasks.discard)
+                recover = None
             paths = self.watch_paths()
             try:
                 polling = {} if self.poll is None else {"force_polling": True,
@@ -424,7 +512,9 @@ class FileSource(Source):
                              recursive=True, ignore_permission_denied=True, **polling)
                 async with contextlib.aclosing(gen):
                     async for changes in gen:
-                        await self._emit(changes)
+                        self._reported_ns = time.time_ns()
+                        async with self._emitting:
+                            await self._emit(changes)
                         if not all(os.path.isdir(p) for p in paths):
                             # a watched folder went away: its OS watch is gone with it, so
                             # start over from the nearest existing parents
@@ -435,8 +525,15 @@ class FileSource(Source):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.ctx.log.error("file: watcher on %s failed (%s); restarting in 1s", ", ".join(paths), exc)
-                for _ in range(20):
+                bad = _undecodable(exc)
+                if bad is None:
+                    self.ctx.log.error("file: watcher on %s failed (%s); restarting in 1s", ", ".join(paths),
+                                       _reason(exc))
+                    pause = 1.0
+                else:
+                    pause = self._undecodable_pause(time.monotonic())
+                    recover = bad
+                for _ in range(round(pause / 0.05)):
                     if flag.stopped:
                         return
                     await asyncio.sleep(0.05)
@@ -548,6 +645,8 @@ class FileSource(Source):
                 continue  # gone meanwhile, or unreadable
             folders = []
             for entry in entries:
+                if not _utf8(entry.name):
+                    continue  # never reported (step 8)
                 link = entry.is_symlink()
                 rel = self.relative(entry.path, entry.path if real_folder and not link else None)
                 if rel is None:
@@ -558,15 +657,19 @@ class FileSource(Source):
                     folders.append(entry.path)
             stack.extend(reversed(folders))
 
-    def _scan_roots(self, stamps: dict[str, tuple[int, int, int]] | None = None) -> KnownPaths | None:
-        """What the existing roots hold (run in a thread); None past ``known_cap``. With
-        ``stamps`` (``meta=false``): the stamps of the first :data:`_STAMPS_CAP` files too."""
-        known = KnownPaths()
+    def _tops(self) -> list[str]:
+        """The roots that exist, without those inside another."""
         tops: list[str] = []
         for r in sorted(self.roots, key=len):
             if os.path.isdir(r) and not any(_under(r, q) for q in tops):
                 tops.append(r)
-        for top in tops:
+        return tops
+
+    def _scan_roots(self, stamps: dict[str, tuple[int, int, int]] | None = None) -> KnownPaths | None:
+        """What the existing roots hold (run in a thread); None past ``known_cap``. With
+        ``stamps`` (``meta=false``): the stamps of the first :data:`_STAMPS_CAP` files too."""
+        known = KnownPaths()
+        for top in self._tops():
             for path, rel, is_dir in self._walk(top):
                 known.add(rel, is_dir)
                 if stamps is not None and not is_dir and len(stamps) < _STAMPS_CAP:
@@ -620,6 +723,84 @@ class FileSource(Source):
             known.add(rel, is_dir)
             if known.count > self.known_cap:
                 self._give_up()
+
+    # ---- a name that is not UTF-8 (step 8) ---------------------------------------------
+
+    def _undecodable_pause(self, now: float) -> float:
+        """How long to wait before restarting the watcher after a name it could not report:
+        not at all the first time, then twice as long each time another follows within 2 s,
+        up to 1 s (a file written in a loop under that name)."""
+        last, pause = self._undecodable_last
+        pause = 0.0 if now - last > 2.0 else min(1.0, max(0.05, pause * 2))
+        self._undecodable_last = (now, pause)
+        return pause
+
+    def _rescan(self, since_ns: int) -> list[tuple[int, str]] | None:
+        """A watchfiles batch made by walking the roots (run in a thread): what is there and
+        not known (added), each file whose modification or change time is ``since_ns`` or
+        later (modified), and each known path that is gone (deleted). None without a known
+        set (not kept past ``known_cap`` paths)."""
+        known = self._known
+        if known is None:
+            return None
+        batch: list[tuple[int, str]] = []
+        seen: set[str] = set()
+        stamps: dict[str, tuple[int, int, int]] = {}
+        for top in self._tops():
+            parts = os.path.relpath(top, self.root).replace(os.sep, "/").split("/")
+            seen.update("/".join(parts[:k]) for k in range(1, len(parts) + 1))  # the top and its parents
+            for path, rel, is_dir in self._walk(top):
+                seen.add(rel)
+                recent = False
+                if not is_dir:
+                    with contextlib.suppress(OSError):
+                        st = os.lstat(path)
+                        stamp = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+                        if max(stamp[1:]) >= since_ns:  # kept: the next rescan skips it if unchanged
+                            recent, stamps[rel] = self._rescanned.get(rel) != stamp, stamp
+                if rel not in known:
+                    batch.append((1, path))
+                elif recent:
+                    batch.append((2, path))
+                if len(seen) > self.known_cap:
+                    return None
+        batch.extend((3, os.path.join(self.root, *rel.split("/")))
+                     for rel in known.all_paths() if rel not in seen)
+        self._rescanned = stamps
+        return batch
+
+    async def _recover(self, bad: str) -> None:
+        """After watchfiles failed on a name that is not UTF-8 (it then drops every change of
+        its batch) and was restarted: once the new watcher is live, emit what the rescan of
+        the roots finds changed since the last batch, and log the failure in one line."""
+        folder, _, name = bad.strip('"').rpartition("/")
+        try:
+            await self.ready(10)
+            await asyncio.wait_for(self.seeded.wait(), 60)
+            async with self._emitting:
+                since = self._reported_ns - _RESCAN_SLACK_NS
+                self._reported_ns = time.time_ns()  # the live watcher reports what follows
+                batch = await asyncio.to_thread(self._rescan, since)
+                before = self._submitted
+                if batch:
+                    await self._emit(batch)
+                found = self._submitted - before
+        except Exception as exc:  # (a cancellation at stop goes through)
+            batch, found = None, 0
+            self.ctx.log.warning("file: could not rescan %s (%s)", ", ".join(self.roots_text), _reason(exc))
+        if batch is None:
+            lost = "the other changes it held at that moment were lost (more paths than a rescan covers)"
+        else:
+            lost = (f"it dropped the other changes of that moment; a rescan of {', '.join(self.roots_text)} "
+                    f"found {found} change(s) and reported them")
+        again = bad in self._undecodable_logged
+        if len(self._undecodable_logged) < 1000:  # (each name once, within reason)
+            self._undecodable_logged.add(bad)
+        (self.ctx.log.debug if again else self.ctx.log.warning)(
+            "file: watchfiles cannot report a name that is not UTF-8: %s in %s; %s. Rename the file "
+            "(or move it out of the watched folders: an ignore pattern does not help, the watcher "
+            "fails before any filter)%s", f'"{name}"', folder, lost,
+            " [again]" if again else "")
 
     def _give_up(self) -> None:
         self.ctx.log.warning("file: more than %d paths under %s; a folder moved out of the watched "
@@ -707,6 +888,7 @@ class FileSource(Source):
         return True
 
     async def _submit(self, rel: str, change: str) -> None:
+        self._submitted += 1
         data = complete_file_data({"path": rel}, change, paths=False)  # (the engine adds paths)
         try:
             await self.ctx.submit(Event("file", change, data))
