@@ -834,8 +834,14 @@ class Serve:
         assert "Traceback" not in log, log
 
 
+UNDER_DASHBOARD = """
+source http path="/dashboard/hook" token=hook
+under: on http.post path="/dashboard/hook" run build with <payload.ref>
+"""
+
+
 def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
-    s = Serve(tmp_path)
+    s = Serve(tmp_path, rules=RULES + UNDER_DASHBOARD)
     try:
         ran = s.hook("/hooks/build", "refs/heads/main")
         run = s.wait_final(ran["runs"][0])
@@ -845,7 +851,7 @@ def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
         assert nothing["runs"] == []
         # the engine's current rules explain the event that matched nothing
         reasons = s.api(f"/api/events/{nothing['event_id']}")["not_matched"]
-        assert [x["rule"] for x in reasons] == ["build_branch", "check_branch"]
+        assert [x["rule"] for x in reasons] == ["build_branch", "check_branch", "under"]
         page = s.http.get("/dashboard/")
         assert page.status_code == 200 and 'data-run="1"' in page.text and "no rule matched" in page.text
         assert [e["id"] for e in s.api("/api/events")["events"]] == [nothing["event_id"], ran["event_id"]]
@@ -866,6 +872,18 @@ def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
             r = s.http.post(path)
             assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD", (path, r.headers)  # RFC 9110
         assert s.http.get("/hooks/nope").status_code == 404
+        # a GET under /dashboard/ that no page takes gets the page's own 404 (as standalone),
+        # a POST-only path its 405; other methods, and a webhook route declared there, as before
+        for path, status in (("/dashboard/nope", 404), ("/dashboard/runs/abc", 404), ("/dashboard/runs/1/rerun", 405)):
+            r = s.http.get(path)
+            assert r.status_code == status and r.headers["content-type"].startswith("text/html"), (path, r.text)
+            assert "<nav" in r.text and "Not" in r.text, r.text
+        assert s.http.head("/dashboard/nope").status_code == 404
+        r = s.http.post("/dashboard/nope")
+        assert r.status_code == 404 and r.json() == {"error": "no route for /dashboard/nope"}
+        r = s.http.get("/dashboard/hook")
+        assert r.status_code == 405 and r.headers["allow"] == "POST" and set(r.json()) == {"error"}, r.text
+        assert s.hook("/dashboard/hook", "refs/heads/x")["runs"]
         # the page's whole URL, one click from the log, as triggerc dashboard gives it
         assert f"dashboard at {s.url}/dashboard/ (loopback clients only, read-only)" in s.log.read_text()
     finally:

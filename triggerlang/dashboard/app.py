@@ -172,7 +172,7 @@ from ..runtime.operations import OperationError
 from ..runtime.logview import LogFollower, LogMasks, read_view
 from ..runtime.store import (FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery, Store, StoreError as JournalError,
                              clean_log, log_lines, log_lines_raw, open_store, parse_when, read_log_file)
-from ..sources.http import allowed_methods, is_loopback
+from ..sources.http import Fallback, allowed_methods, is_loopback
 from .ansi import styled_lines
 
 log = logging.getLogger("triggerlang")
@@ -911,6 +911,20 @@ class Dashboard:
         back = next((b for b in _BACK if request.url.path.startswith(PREFIX + b[0])), ("/", "the overview"))
         return self._html(request, "error.html", status, title=title or titles.get(status, "Error"), message=message,
                           back=back)
+
+    def not_found(self, routes: list[BaseRoute]) -> Callable[[Request], Response]:
+        """The answer to a request ``routes`` do not take: 405 with ``Allow`` where one of
+        them has the path, else 404; an HTML page, JSON under ``/api/``."""
+        def endpoint(request: Request) -> Response:
+            api = request.url.path.startswith("/api/")
+            allow = allowed_methods(routes, request.scope)  # None: no route has this path, whatever the method
+            if allow is not None:
+                resp = self._error(request, 405, f"{request.method} is not allowed here (the dashboard takes POST "
+                                                 f"only to re-run, cancel and resume)", api)
+                resp.headers["Allow"] = allow
+                return resp
+            return self._error(request, 404, f"nothing at {request.url.path}", api)
+        return endpoint
 
     def _urls(self, request: Request) -> Callable[..., str]:
         token = self._token_in_query(request)
@@ -1665,7 +1679,11 @@ def dashboard_routes(state_dir: Path | str | None, *, token: str | None = None, 
                   masks=masks)
     if closing is not None:
         d.closing = closing
-    return d.routes()
+    routes = d.routes()
+    # A GET under /dashboard/ that no page takes (/dashboard/nope, /dashboard/runs/abc) gets the
+    # page's own 404 (a POST-only path's GET its 405), as standalone, not the webhooks' JSON;
+    # a webhook route a user declared under /dashboard/ keeps its answers, other methods theirs.
+    return [*routes, Fallback(PREFIX + "/{rest:path}", d.not_found(routes), methods=["GET"])]
 
 
 def serve_note(url: str, token: str | None) -> str:
@@ -1689,21 +1707,11 @@ def create_app(state_dir: Path | str | None, *, token: str | None = None, rules_
     def home(request: Request) -> Response:
         return RedirectResponse(d._urls(request)(PREFIX + "/"), 307)
 
-    def not_found(request: Request) -> Response:
-        api = request.url.path.startswith("/api/")
-        allow = allowed_methods(routes, request.scope)  # None: no route has this path, whatever the method
-        if allow is not None:
-            resp = d._error(request, 405, f"{request.method} is not allowed here (the dashboard takes POST only "
-                                          f"to re-run, cancel and resume)", api)
-            resp.headers["Allow"] = allow
-            return resp
-        return d._error(request, 404, f"nothing at {request.url.path}", api)
-
     routes = [Route("/", home, methods=["GET"]), *d.routes()]
 
     app = Starlette(routes=[
         *routes,
-        Route("/{path:path}", not_found, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
+        Route("/{path:path}", d.not_found(routes), methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ])
     app.state.dashboard = d
     return app

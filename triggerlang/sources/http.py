@@ -405,7 +405,8 @@ class _Handlers:
         self.log = ctx.log.getChild("http")
         self.max_body = int(config.get("max_body") or defaults.HTTP_MAX_BODY)
         self.table = RouteTable(parse_routes(config, ctx.secrets))
-        self.extra_routes = list(extra_routes)
+        self.extra_routes = [r for r in extra_routes if not isinstance(r, Fallback)]
+        self.fallbacks = [r for r in extra_routes if isinstance(r, Fallback)]
         self._busy_log: tuple[float | None, int] = (None, 0)  # (when the last back-pressure line was logged, refusals not logged)
         self._busy_flush: asyncio.TimerHandle | None = None  # logs those refusals once their second is over
         self._fast: dict[str, bool] = {}
@@ -489,7 +490,7 @@ class _Handlers:
         inc = _incoming(request)
         route = self.route(inc, request.scope)
         if isinstance(route, Reply):
-            return route.response()
+            return await self.fallback(request, inc) or route.response()
         reply = self.refuse_early(route, inc)
         if reply is None:
             try:
@@ -502,6 +503,17 @@ class _Handlers:
                 reply = await _reply(partial(self.handle, route, inc))
         self.delivered(route, inc, reply, t0)
         return reply.response()
+
+    async def fallback(self, request: Request, inc: Incoming) -> Response | None:
+        """A :class:`Fallback`'s answer to a request no route took (None: the JSON 404/405).
+        Never on a webhook route's path: its 405 stays the route's."""
+        if not self.fallbacks or self.table.candidates(inc.path):
+            return None
+        for r in self.fallbacks:
+            if r.matches(request.scope)[0] == Match.FULL:
+                answer = r.endpoint(request)
+                return await answer if asyncio.iscoroutine(answer) else answer
+        return None
 
     # -- the steps, shared with the fast front end
 
@@ -829,6 +841,13 @@ def _delivery_id(route: HttpRoute, headers: Headers) -> str | None:
     return value[:200] if value else None
 
 
+class Fallback(Route):
+    """An extra route that answers only where nothing else does: a path that no built-in
+    route, extra route or webhook route has (the dashboard's own 404 page for a GET under
+    ``/dashboard/`` on serve's listener). Its methods make no 405 of another method's 404,
+    and it shadows no webhook route a user declared."""
+
+
 def allowed_methods(routes: Sequence[BaseRoute], scope: Any) -> str | None:
     """The ``Allow`` header of a 405 (RFC 9110 requires one): the methods of the routes
     whose path matches the request's but not its method; None when no path matches."""
@@ -865,7 +884,7 @@ def _build(config: Mapping[str, Any], ctx: SourceContext,
             Route("/healthz", _AnyMethod(h.healthz)),
             Route("/readyz", _AnyMethod(h.readyz)),
             Route("/events", _AnyMethod(h.events)),
-            *extra_routes,
+            *h.extra_routes,
             Route("/{path:path}", _AnyMethod(h.dispatch)),
         ],
         middleware=[Middleware(_RequestLog, log=h.log)],
