@@ -1215,8 +1215,14 @@ def test_a_first_rules_habit_from_another_tool_gets_the_text_to_write(line: str,
     assert d.span.start.line == d.span.end.line == 6
     fixed = line[:d.span.start.column - 1] + written.group(1) + line[d.span.end.column - 1:]
     assert [x for x in diags(FIRST + fixed + "\n") if x[0] not in UNUSED] == [], fixed
-    if "did you mean" not in hint and d.fix is not None:  # a fix writes what the hint says
-        assert [e.text for e in d.fix.edits] == [written.group(1)]
+    assert_the_fix_writes(d, written.group(1))
+
+
+def assert_the_fix_writes(d, text: str) -> None:
+    """A "write X" hint carries its fix (the editor's quick fix): one edit, X over the
+    diagnostic's span."""
+    assert d.fix is not None, (d.message, d.hint)
+    assert [(e.span, e.text) for e in d.fix.edits] == [(d.span, text)], d.fix
 
 
 @pytest.mark.parametrize("flags", ["--force", "-f -v", "--stage prod --force"])
@@ -1233,6 +1239,7 @@ def test_a_flag_after_the_arguments_is_offered_a_list_parameter(flags: str) -> N
                        r"flags=\[\]\) = exec \.\.\. flags: an empty list is no argument; a flag it always takes "
                        r"goes in its exec\)$", got[0].hint)
     assert written is not None, got[0].hint
+    assert_the_fix_writes(got[0], written.group(1))
     assert diags(head + line[:28] + written.group(1) + "\n") == [], written.group(1)
 
 
@@ -1266,6 +1273,7 @@ def test_a_shells_or_makefiles_action_gets_the_body_to_write(decl: str, message:
     d = got[0]
     assert d.hint.split(" (a shell reads")[0] == hint, d.hint
     written = re.match(r"write (.*?)(?: \(|$)", hint).group(1)
+    assert_the_fix_writes(d, written)
     fixed = decl[:d.span.start.column - 1] + written + decl[d.span.end.column - 1:]
     assert diags(fixed + rule) == [], fixed
 
@@ -1292,6 +1300,7 @@ def test_a_source_option_in_another_spelling_is_one_diagnostic(decl: str, code: 
     written = re.match(r"write (.*)$", hint)
     if written is not None:
         d = compile_text(text, "rules.trg").diagnostics[0]
+        assert_the_fix_writes(d, written.group(1))
         fixed = decl[:d.span.start.column - 1] + written.group(1) + decl[d.span.end.column - 1:]
         assert [x for x in diags(text.replace(decl, fixed)) if x[0] != "TRG106"] == [], fixed
 
@@ -1302,6 +1311,8 @@ def test_a_list_without_brackets_in_a_let_is_one_diagnostic() -> None:
     rest = '\naction build = exec "make"\non git.push author in bots run build\n'
     assert diags("let bots = dependabot, renovate" + rest) == [
         ("TRG001", 1, 12, "a list is written in [ ]", 'write ["dependabot", "renovate"]')]
+    assert_the_fix_writes(compile_text("let bots = dependabot, renovate" + rest, "rules.trg").diagnostics[0],
+                          '["dependabot", "renovate"]')
     assert diags('let bots = ["dependabot", "renovate"]' + rest) == []
 
 
@@ -1320,6 +1331,8 @@ def test_a_secret_written_as_a_value_is_one_diagnostic_with_the_declaration_to_w
     fixed = text.replace(text.split(" = ")[1], hint.split("write ")[1].split(" (")[0].split(", or")[0]) \
         if "env " not in text else text.replace("GITHUB_SECRET", '"GITHUB_SECRET"')
     assert diags(fixed + "\n" + rest) == [], fixed
+    assert_the_fix_writes(compile_text(text + "\n" + rest, "rules.trg").diagnostics[0],
+                          hint.split("write ")[1].split(" (")[0])
 
 
 @pytest.mark.parametrize(("decl", "message", "hint"), [
@@ -1348,6 +1361,7 @@ def test_a_string_only_a_shell_would_split_or_expand_is_warned_with_the_argv_to_
     written = re.search(r"^write (.*?)(?: \(|$)", hint)
     if written is not None:
         d = got[0]
+        assert_the_fix_writes(d, written.group(1))
         fixed = decl[:d.span.start.column - 1] + written.group(1) + decl[d.span.end.column - 1:]
         assert diags(fixed + rule) == [], fixed
 
@@ -1378,6 +1392,7 @@ def test_a_placeholder_or_template_inside_quotes_is_warned_with_the_field_to_wri
     written = re.search(r"^write (.*?)$", hint)
     if written is not None:
         d = got[0]
+        assert_the_fix_writes(d, written.group(1))
         fixed = rule[:d.span.start.column - 1] + written.group(1) + rule[d.span.end.column - 1:]
         assert [x for x in diags(TEMPLATE_HEAD + fixed + "\n") if x[0] not in UNUSED] == [], fixed
     quiet = TEMPLATE_HEAD + 'on github.push run note with "<b>done</b> at $(date)", "a < b > c"\n'

@@ -258,6 +258,21 @@ def test_formatting_and_quick_fixes(client: LspClient, tmp_path: Path) -> None:
     assert quick_fixes(client, u, diags, only=["source.fixAll"]) == []
 
 
+def test_a_first_rules_write_hint_is_a_quick_fix(client: LspClient, tmp_path: Path) -> None:
+    # a first rule in GitHub Actions' spelling is a syntax error whose hint says what to
+    # write: the quick fix writes it over the span (unsafe: not preferred), and check is clean
+    p = tmp_path / "rules.trg"
+    p.write_text('action build = exec "make"\non git.push branch: main run build\n')
+    u = client.open(p)
+    diags = client.wait_diagnostics(u)
+    assert [(d["code"], d["message"]) for d in diags] == [("TRG001", "a condition is FIELD = VALUE, not 'key: value'\nwrite branch=\"main\"")]
+    [a] = quick_fixes(client, u, diags)
+    assert a["kind"] == "quickfix" and a["title"] == 'Write `branch="main"`' and not a.get("isPreferred")
+    assert a["edit"]["changes"][u] == [{"range": {"start": pos(1, 12), "end": pos(1, 24)}, "newText": 'branch="main"'}]
+    client.change(u, 2, [edit(1, 12, 1, 24, 'branch="main"')])
+    assert client.wait_diagnostics(u, version=2) == []
+
+
 def test_a_github_glob_gets_its_regex_as_a_quick_fix(client: LspClient, tmp_path: Path) -> None:
     # TRG306: a tag filter copied from an on: block ('+' is literal in a glob); the quick fix
     # writes the regex of GitHub's meaning in place of the string, and check is then clean

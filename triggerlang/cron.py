@@ -109,8 +109,10 @@ def _quartz(fields: list[str]) -> tuple[str, str] | None:
         return (f"a cron expression has 5 fields, this one has 7: {what}, and a schedule has no year",
                 f'"{five}" fires in every year: check the year in the action, or remove the rule when it is over')
     if int(fields[0]) == 0:
+        from .diagnostics import write_hint  # (its diagnostic's fix, the editor's quick fix)
+
         return (f"a cron expression has 5 fields, this one has {len(fields)}: {what}",
-                f'a schedule fires on the minute: write "{five}"')
+                write_hint(f'"{five}"', before="a schedule fires on the minute: "))
     return (f"a cron expression has 5 fields, this one has {len(fields)}: {what}",
             f'a schedule fires on the minute, so there is no seconds field: "{five}" fires at second 0 '
             f"(for a period in seconds, on every {int(fields[0])}s)")

@@ -134,6 +134,31 @@ def replace_fix(span: Span, old: str, new: str, applicability: str = SAFE) -> Fi
     return Fix(f"Replace `{old}` with `{new}`", (Edit(span, new),), applicability)
 
 
+class WriteHint(str):
+    """A hint that says "write X", with X kept beside its text (``write``): a diagnostic
+    given one gets the fix that writes X over its span (:meth:`Diagnostics.add`), the
+    editor's quick fix, so the hint and the fix are made from the same string. Made by
+    :func:`write_hint`; stored as a plain ``str``."""
+
+    write: str
+
+
+def write_hint(text: str, note: str = "", before: str = "") -> WriteHint:
+    """The hint ``{before}write {text}{note}`` (``before`` says why first and ends with
+    ": "; ``note`` starts with " (" or ": "), whose diagnostic gets the fix writing ``text``."""
+    hint = WriteHint(f"{before}write {text}{note}")
+    hint.write = text
+    return hint
+
+
+def write_fix(span: Span, hint: WriteHint) -> Fix:
+    """The fix writing ``hint``'s text over ``span``. UNSAFE: mostly another tool's spelling
+    read as a guess at what was meant, and a warning's fix changes what its file runs; a
+    site that knows better passes its own fix. (``check --fix`` applies none in a file with
+    a syntax error, where most of these are; the editor offers each as a quick fix.)"""
+    return Fix(f"Write `{hint.write}`", (Edit(span, hint.write),), UNSAFE)
+
+
 def name_span(span: Span, name: str, skip: int = 0) -> Span:
     """The span of ``name`` written ``skip`` characters after the start of ``span`` (a
     name is on one line), in ``span``'s file: where a dotted path's first part is."""
@@ -206,6 +231,9 @@ class Diagnostics:
         span without a file is in this list's file: named so in an included file's
         diagnostic)."""
         file = span.file or self.file
+        if isinstance(hint, WriteHint):  # "write X": the fix that writes X over the span
+            fix = fix or write_fix(span, hint)
+            hint = str(hint)
 
         def there(sp: Span) -> Span:
             where = sp.file or self.file

@@ -39,7 +39,8 @@ from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal
                        signal_name, stop_signal_name)
 from ..compile.patterns import (PatternError, compile_glob, compile_regex, github_filter_list_regex,
                                 github_filter_regex, github_syntax, is_literal)
-from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo)
+from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo,
+                           WriteHint, write_hint)
 from ..providers.base import CI_SOURCE, CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, REDACTED
 from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import (HTTP, HTTP_VERIFICATIONS, SectionInput, active_providers, http_decl_covers, provider_of,
@@ -811,7 +812,7 @@ class Checker:
         ok = True
         bad = cron.problem(expr)
         if bad is not None:
-            self.d.error("TRG303", bad[0], t.expr.span, bad[1])
+            self.d.error("TRG303", bad[0], t.expr.span, bad[1])  # (a "write X" hint: its fix)
             ok = False
         tz = t.tz.value if t.tz else None
         if tz is not None:
@@ -1044,13 +1045,12 @@ class Checker:
                 if SHELL_CHARS & set(first.value):
                     if len(body.argv) == 1:
                         self.d.warning("TRG410", f"exec runs no shell: '{first.value}' is one program's name",
-                                       body.span, f"write shell {json.dumps(first.value)} (a shell reads its "
-                                       "pipes and operators; its inputs are $TRG_INPUT_NAME variables)")
+                                       body.span, write_hint(f"shell {json.dumps(first.value)}", " (a shell reads "
+                                       "its pipes and operators; its inputs are $TRG_INPUT_NAME variables)"))
                 else:
                     split = " ".join(json.dumps(w) for w in words)
                     self.d.warning("TRG410", f"exec runs no shell: '{first.value}' is one program's name",
-                                   first.span, f"write {split} (the program and each argument, a string each)",
-                                   fix=Fix(f"Write `{split}`", (Edit(first.span, split),), UNSAFE))
+                                   first.span, write_hint(split, " (the program and each argument, a string each)"))
         for item in body.argv:
             if isinstance(item, A.Str) and ("$" in item.value or "{{" in item.value):
                 for m in re.finditer(SHELL_REF, item.value):
@@ -1059,8 +1059,7 @@ class Checker:
                         continue
                     why = f"'{m.group()}' is passed as written: exec runs no shell, and strings are not templates"
                     if m.group() == item.value:
-                        self.d.warning("TRG410", why, item.span, f"write {name} (a parameter is written bare)",
-                                       fix=Fix(f"Write `{name}`", (Edit(item.span, name),), UNSAFE))
+                        self.d.warning("TRG410", why, item.span, write_hint(name, " (a parameter is written bare)"))
                     else:
                         self.d.warning("TRG410", why, item.span,
                                        f"pass {name} as an argument of its own, bare (a shell action reads it as "
@@ -1079,8 +1078,7 @@ class Checker:
                 continue
             why = f"'{m.group()}' is passed as written: strings are not templates"
             if m.group() == v.value:
-                self.d.warning("TRG410", why, v.span, f"write <{path}>",
-                               fix=Fix(f"Write `<{path}>`", (Edit(v.span, f"<{path}>"),), UNSAFE))
+                self.d.warning("TRG410", why, v.span, write_hint(f"<{path}>"))
             else:
                 self.d.warning("TRG410", why, v.span, f"pass <{path}> as an argument of its own")
             return
@@ -1272,7 +1270,7 @@ class Checker:
                 n = None if spelt else self.value(p.value)
                 if spelt:  # `retry three`
                     self.d.error("TRG407", f"retry takes a number, not '{p.value.name}'", p.value.span,
-                                 f"write {words.index(spelt)}")
+                                 write_hint(str(words.index(spelt))))
                 elif n is None and isinstance(p.value, A.Ref):
                     pass  # (an unknown name: its TRG102 is the one diagnostic)
                 elif not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -1283,7 +1281,7 @@ class Checker:
                     pol["retry"] = n
                 if isinstance(p.extra, A.Ref) and p.extra.name.lower() in BACKOFF_KINDS and p.extra.name not in self.let_decls:
                     self.d.error("TRG407", f"backoff takes the first wait, not '{p.extra.name}'", p.extra.span,
-                                 "write 5s (the wait doubles after each failure: 5s, 10s, 20s...)")
+                                 write_hint("5s", " (the wait doubles after each failure: 5s, 10s, 20s...)"))
                 elif p.extra is not None:
                     b = self.positive_duration(p.extra, "backoff")
                     if b is not None:
@@ -1614,7 +1612,7 @@ class Checker:
             text = f"{field}={items}" if c.op == "=" else f"{field} {c.op} " + (items if c.op == "~" and
                                                                                   c.value.__class__ is not A.ListLit
                                                                                   else f"[{items}]")
-            self.never(r, c, why, hint=f"write {text}")
+            self.never(r, c, why, hint=write_hint(text))
             return
 
     def lint_ref_values(self, r: A.Rule, source: str | None, event: str | None) -> None:
@@ -1650,7 +1648,7 @@ class Checker:
             text = f"{fixed[0]}={items}" if c.op == "=" else \
                 f"{fixed[0]} {c.op} " + (f"[{items}]" if c.value.__class__ is A.ListLit else items)
             tag = f" (for a tag: {text.replace('branch', 'tag', 1)})" if field == "ref" else ""
-            self.never(r, c, why, hint=f"write {text}{tag}")
+            self.never(r, c, why, hint=write_hint(text, tag))
             return
 
     def workflow_filter(self, c: A.Compare, ctx) -> bool:
@@ -1664,7 +1662,7 @@ class Checker:
         other = self.foreign_field(c, ctx)
         if other is not None:
             text, why = other
-            self.d.error("TRG203", f"{ctx[0]}.{ctx[1]} has no field '{key}'", c.span, f"write {text} ({why})")
+            self.d.error("TRG203", f"{ctx[0]}.{ctx[1]} has no field '{key}'", c.span, write_hint(text, f" ({why})"))
             return True
         if ctx is None or target is None or len(c.field.parts) != 1 or c.op not in ("=", "in", "~"):
             return False
@@ -1711,7 +1709,7 @@ class Checker:
                 fixed = f'method="{values[0].upper()}"' if c.op == "=" else \
                     "method in [" + ", ".join(f'"{x.upper()}"' for x in values) + "]"
                 self.never(r, c, f"an HTTP method is upper case, never {', '.join(repr(x) for x in values)}",
-                           hint=f"write {fixed}")
+                           hint=write_hint(fixed))
                 return
 
     def lint_identical(self) -> None:
@@ -1893,7 +1891,7 @@ WEBHOOK_WORDS = ("webhook", "webhooks", "hook", "hooks", "web")
 """What a rule names as its source for a webhook, without saying whose."""
 
 
-def webhook_sources(ev: str) -> str:
+def webhook_sources(ev: str) -> WriteHint:
     """The hint for ``on webhook.EV``: the providers that send EV, then ``http`` for the
     webhooks of anyone else."""
     providers = ("github", "gitlab", "gitea", "bitbucket")
@@ -1901,9 +1899,9 @@ def webhook_sources(ev: str) -> str:
              if ev in C.get_source(p).events or ev in C.get_source(p).known_events]
     http = f'http.{ev if ev in HTTP_METHODS else "post"} path="/hooks/NAME"'
     if not found:
-        return f"write {http} (any sender's webhook, on the route of a source http)"
-    return f"write {found[0]} (" + (f"or {', '.join(found[1:])}: " if found[1:] else "") + \
-        f"the provider that sends it), or {http} for any other sender"
+        return write_hint(http, " (any sender's webhook, on the route of a source http)")
+    return write_hint(found[0], " (" + (f"or {', '.join(found[1:])}: " if found[1:] else "")
+                      + f"the provider that sends it), or {http} for any other sender")
 
 
 def offset_zone(tz: str) -> tuple[str | None, str] | None:

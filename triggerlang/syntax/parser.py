@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
 from ..diagnostics import Diagnostics, Edit, Fix, Pos, Span, replace_fix
+from ..diagnostics import write_hint as _write
 from . import ast as A
 from . import tables as T
 
@@ -1331,7 +1332,7 @@ def _bad_duration(e: UnexpectedInput, chunk: str) -> tuple[int, int, str, str] |
     combined = _COMBINED_DURATION.match(chunk, at) if "DURATION" in wanted else None
     if combined is not None:  # `timeout 1h30m` (Go's and systemd's spelling): one unit
         return at, combined.end(), combined.group(), \
-            f"a duration is one number and one unit: write {_one_unit(combined.group())}"
+            _write(_one_unit(combined.group()), before="a duration is one number and one unit: ")
     if "DURATION" not in wanted:
         # `let x = 3 hours`: the number was read, and the parser stopped at the unit
         m = _NUMBER_BEFORE.search(chunk, 0, at)
@@ -1366,7 +1367,7 @@ def _bad_duration(e: UnexpectedInput, chunk: str) -> tuple[int, int, str, str] |
         days = float(number) * 7
         return at, m.end(), m.group(), f"weeks are written in days: {days:g}d"
     how = "no space between the number and its unit" if space else "the units are ms, s, m, h and d"
-    return at, m.end(), m.group(), f"write {number}{unit} ({how})"
+    return at, m.end(), m.group(), _write(f"{number}{unit}", f" ({how})")
 
 
 @lru_cache(maxsize=1)
@@ -1499,33 +1500,33 @@ def _call_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     what = f"'{method}(...)'"
     lower = method.lower()
     if lower in ("startswith", "hasprefix") and arg is not None:
-        return start, end, f"no method calls in a condition: {what}", f"write {field} ~ /^{_re_literal(arg)}/"
+        return start, end, f"no method calls in a condition: {what}", _write(f"{field} ~ /^{_re_literal(arg)}/")
     if lower in ("endswith", "hassuffix") and arg is not None:
-        return start, end, f"no method calls in a condition: {what}", f"write {field} ~ /{_re_literal(arg)}$/"
+        return start, end, f"no method calls in a condition: {what}", _write(f"{field} ~ /{_re_literal(arg)}$/")
     if lower == "contains" and arg is not None:
         return start, end, f"no method calls in a condition: {what}", \
-            f"write {field} ~ /{_re_literal(arg)}/ (a string), or {field} = {_str_literal(arg)} (a list: any element)"
+            _write(f"{field} ~ /{_re_literal(arg)}/", f" (a string), or {field} = {_str_literal(arg)} (a list: any element)")
     if lower == "matches" and arg is not None:
-        return start, end, f"no method calls in a condition: {what}", f"write {field} ~ /{arg.replace('/', chr(92) + '/')}/"
+        return start, end, f"no method calls in a condition: {what}", _write(f"{field} ~ /{arg.replace('/', chr(92) + '/')}/")
     if lower == "match" and field.split(".")[0] == "headers":
         m = _HEADER_MATCH.fullmatch(args)
         if m is not None:
             name = m.group(1) if m.group(1) is not None else m.group(2)
             value = m.group(3) if m.group(3) is not None else m.group(4)
-            return start, end, f"no method calls in a condition: {what}", f"write headers.{name.lower()} = {_str_literal(value)}"
+            return start, end, f"no method calls in a condition: {what}", _write(f"headers.{name.lower()} = {_str_literal(value)}")
     if lower in ("exists", "exists_one", "all", "filter", "map"):
         m = _EXISTS.fullmatch(args)
         if m is not None and lower in ("exists", "exists_one"):
             value = m.group(4) if m.group(4) is not None else m.group(5)
             op = "!=" if m.group(3) == "!=" else "="
             return start, end, f"no macros in a condition: {what}", \
-                f"write {field}.*.{m.group(2)} {op} {_str_literal(value)}: a '*' reads every element, " \
-                "and a condition holds if it holds for any"
+                _write(f"{field}.*.{m.group(2)} {op} {_str_literal(value)}",
+                       ": a '*' reads every element, and a condition holds if it holds for any")
         if m is not None and lower == "all":
             value = m.group(4) if m.group(4) is not None else m.group(5)
             neg = "=" if m.group(3) == "!=" else "!="
             return start, end, f"no macros in a condition: {what}", \
-                f"write not {field}.*.{m.group(2)} {neg} {_str_literal(value)}: no element fails the test"
+                _write(f"not {field}.*.{m.group(2)} {neg} {_str_literal(value)}", ": no element fails the test")
         return start, end, f"no macros in a condition: {what}", \
             f"a '*' reads every element: {field}.*.NAME = VALUE holds if it holds for any element"
     if lower in ("size", "length", "len"):
@@ -1552,11 +1553,11 @@ def _function_hint(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         return None
     field = _raw_path(arg.group(1))
     if word.group(1) == "has":
-        return word.start(1), end, "'has' takes no parentheses", f"write has {field}"
+        return word.start(1), end, "'has' takes no parentheses", _write(f"has {field}")
     more = _NOT_EMPTY.match(chunk, end)
     if more is not None:
         return word.start(1), more.end(), "no function calls in a condition: 'size(...)'", \
-            f"write has {field}.0: it holds when the list has an element"
+            _write(f"has {field}.0", ": it holds when the list has an element")
     return word.start(1), end, "no function calls in a condition: 'size(...)'", \
         f"'has {field}.0' holds when the list has an element ('has {field}.N': more than N)"
 
@@ -1660,15 +1661,15 @@ def _secret_value(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         end = chunk.find(chunk[at], at + 1)
         end = len(chunk.split("\n", 1)[0]) if end == -1 else end + 1
         return at, end, "a secret's value is not written in the rules", \
-            f'write env "{var}" (and set {var} where serve runs), or file "PATH"'
+            _write(f'env "{var}"', f' (and set {var} where serve runs), or file "PATH"')
     m = _VARIABLE.match(chunk, at)
     if m is None or (head.group(2) is None and m.group(2) in ("env", "file")):
         return None
     name = m.group(1) or m.group(2)
     if head.group(2) is not None:
         what = "the variable's name" if head.group(2) == "env" else "the file's path"
-        return at, m.end(), f"{what} is a string", f'write "{name}"'
-    return at, m.end(), "a secret is read from the environment or a file", f'write env "{name}"'
+        return at, m.end(), f"{what} is a string", _write(f'"{name}"')
+    return at, m.end(), "a secret is read from the environment or a file", _write(f'env "{name}"')
 
 
 def _yaml_items(text: str) -> list[str]:
@@ -1730,7 +1731,7 @@ def _json_filter(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     if conditions is None:  # (`{}`, a null, an object not closed on its line)
         return at, at + 1, "a filter is FIELD = VALUE conditions, not a JSON object", \
             'conditions side by side: on SOURCE.EVENT branch="main" action in ["opened", "closed"] run ACTION'
-    return at, end, "a filter is FIELD = VALUE conditions, not a JSON object", f"write {' '.join(conditions)}"
+    return at, end, "a filter is FIELD = VALUE conditions, not a JSON object", _write(' '.join(conditions))
 
 
 def _json_args(chunk: str, at: int) -> tuple[int, int, str, str] | None:
@@ -1747,7 +1748,7 @@ def _json_args(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     args = [f"{k}={arg(v)}" for k, v in value.items() if v is not None and not isinstance(v, dict)]
     if len(args) < len(value):
         return None
-    return at, end, "an action's arguments are NAME=VALUE, not a JSON object", f"write {', '.join(args)}"
+    return at, end, "an action's arguments are NAME=VALUE, not a JSON object", _write(', '.join(args))
 
 
 _GH_TOKEN = _lazy_re(r"[ \t]*(?:(\$\{\{|\}\})|(==|!=|<=|>=|<|>|&&|\|\||!|\(|\))|'((?:''|[^'\n])*)'"
@@ -1856,7 +1857,8 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
         what = {"github": "a GitHub webhook", "git": "a repository on this machine"}
         named = " or ".join(f"{x} ({what[x.split('.')[0]]})" if x.split(".")[0] in what else x for x in found[:3])
         if found:  # (else the usual error: `on schedule every 5m` has its own)
-            return bare.start(1), bare.end(1), f"an event is SOURCE.EVENT, not '{w}'", f"write {named}"
+            return bare.start(1), bare.end(1), f"an event is SOURCE.EVENT, not '{w}'", \
+                _write(found[0], named[len(found[0]):])
     braces = _json_filter(chunk, at) if chunk[at] == "{" else None
     if braces is not None:
         return braces
@@ -1866,7 +1868,7 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
         items = _yaml_items(value.group(1)) if value is not None else []
         if all(items) and items and key.group(2) not in RESERVED:
             return at, value.end(), "a condition is FIELD = VALUE, not JSON's '\"key\": value'", \
-                f"write {workflow_condition(key.group(2), items)}"
+                _write(workflow_condition(key.group(2), items))
     if chunk[at] == ":" and word is not None and word.end(1) == at and _RULE_START.match(chunk) \
             and not _RUN_CLAUSE.search(chunk, 0, at) and chunk[word.start(1) - 1:word.start(1)] != ".":
         key = word.group(1)
@@ -1874,7 +1876,7 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
             expr = _expression(chunk, at + 1)
             if expr is not None:
                 return word.start(1), expr[0], f"a filter is conditions, not '{key}:' and an expression", \
-                    f"write {expr[1]}"
+                    _write(expr[1])
             return word.start(1), at + 1, f"'{key}:' is not needed before a filter", \
                 "the conditions follow the trigger: on SOURCE.EVENT CONDITIONS run ACTION"
         hook = re.compile(r":[ \t]*(?=\{)").match(chunk, at) if key.replace("_", "-") in ("trigger-rule", "match") else None
@@ -1882,7 +1884,7 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
             end, rule = _json_object(chunk, hook.end())
             written = _hook_rule(rule if key == "trigger-rule" else {"match": rule})
             return word.start(1), end, "a filter is conditions, not adnanh/webhook's trigger-rule", \
-                f"write {written}" if written is not None else "its matches are conditions side by side " \
+                _write(written) if written is not None else "its matches are conditions side by side " \
                 "(payload.ref=\"refs/heads/main\", headers.x-name ~ /regex/); a signature is the route's to check: " \
                 "source http path=\"/hooks/ID\" hmac=SECRET"
         value = _YAML_VALUE.match(chunk, at)
@@ -1899,9 +1901,9 @@ def _workflow_habit(e, chunk: str, at: int, word) -> tuple[int, int, str, str] |
                 f"not {field} ~ {listed}" if glob else f"{field} {'not in' if len(items) > 1 else '!='} {listed}"
             if field != "files":  # (a push of the other kind of ref does not run: README, GitHub Actions)
                 written = f"has {field} {written}"
-            return word.start(1), value.end(), "a condition is FIELD = VALUE, not 'key: value'", f"write {written}"
+            return word.start(1), value.end(), "a condition is FIELD = VALUE, not 'key: value'", _write(written)
         return word.start(1), value.end(), "a condition is FIELD = VALUE, not 'key: value'", \
-            f"write {workflow_condition(key, items)}"
+            _write(workflow_condition(key, items))
     return None
 
 
@@ -1980,10 +1982,9 @@ def _arg_flags(chunk: str, at: int, run, with_) -> tuple[int, int, str, str] | N
     flag = re.match(r"-+[A-Za-z0-9_\-]*", chunk[at:]).group()
     action = re.compile(r"\s+([A-Za-z_][A-Za-z0-9_\-]*)").match(chunk, run.end())
     name = action.group(1) if action is not None else "ACTION"
-    hint = f"write {before}{', '.join(pairs)}"
-    if flags:
-        hint += f" (to a parameter flags=[] its exec passes on, action {name}(..., flags=[]) = exec ... flags: " \
-                "an empty list is no argument; a flag it always takes goes in its exec)"
+    note = f" (to a parameter flags=[] its exec passes on, action {name}(..., flags=[]) = exec ... flags: " \
+        "an empty list is no argument; a flag it always takes goes in its exec)" if flags else ""
+    hint = _write(f"{before}{', '.join(pairs)}", note)
     return start, end, f"an action's arguments follow 'with', not command-line flags: '{flag}'", hint
 
 
@@ -2006,13 +2007,13 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
     if label is not None and at <= label.end(1):
         words = label.group(1).split()
         fixed = "-".join(words[1:] if words[0] in ("rule", "job", "hook") else words)
-        return 0, label.end(1), "a label is one word", f"write {fixed}"
+        return 0, label.end(1), "a label is one word", _write(fixed)
     bare = _LABEL_NO_COLON.match(chunk)
     if bare is not None and at == bare.start(2) and bare.group(1) not in RESERVED and bare.group(1) not in DECL_KEYWORDS:
-        return 0, bare.end(1), "a label ends with ':'", f"write {bare.group(1)}:"
+        return 0, bare.end(1), "a label ends with ':'", _write(f"{bare.group(1)}:")
     other = _NOT_ON.match(chunk)
     if other is not None and at <= other.end():
-        return 0, other.end(1), "a rule starts with 'on'", "write on"
+        return 0, other.end(1), "a rule starts with 'on'", _write("on")
     if not _RULE_START.match(chunk):
         return None
     if run is None and word is not None and word.group(1) in _RUN_WORDS:
@@ -2020,7 +2021,7 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
         name = _WORD.match(chunk, at)
         if m is None and name is not None and name.group() not in RESERVED:
             return word.start(1), name.end(), f"an action is run with 'run', not '{word.group(1)}'", \
-                f"write run {name.group()}"
+                _write(f"run {name.group()}")
         if m is not None:
             action, body = _action_for(m.group(1) if m.group(1) is not None else m.group(2))
             return word.start(1), m.end(), "a rule runs a declared action, not a command", \
@@ -2036,7 +2037,7 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
         if call is not None and call.end() <= at and chunk[call.end():at].strip() == "" and chunk[at] in '<"':
             arg = _ARG_AT.match(chunk, at)
             if arg is not None:
-                return at, arg.end(), "an action's arguments follow 'with'", f"write with {arg.group()}"
+                return at, arg.end(), "an action's arguments follow 'with'", _write(f"with {arg.group()}")
         with_ = re.compile(r"[ \t]with[ \t]").search(chunk, run.end(), at)
         prev = _ARG_BEFORE.search(chunk, 0, at)
         arg = _ARG_AT.match(chunk, at)
@@ -2044,7 +2045,7 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
                 and not _POLICY_WORD.match(chunk, at) and not _POLICY_WORD.search(chunk, with_.end(), at) \
                 and (chunk[at] in '<"0123456789' or "=" in arg.group()):  # (a bare word: a misspelt policy?)
             return prev.start(1), arg.end(), "arguments are separated by commas", \
-                f"write {prev.group(1)}, {arg.group()}"
+                _write(f"{prev.group(1)}, {arg.group()}")
         flag = re.compile(r"--?([a-z][a-z\-]*)(?:[ \t=]+([0-9][0-9.]*[a-z]*))?").match(chunk, at)
         if flag is not None and chunk[at] == "-" and _FLAGS.get(flag.group(1)) and \
                 (flag.group(2) is not None) == (_FLAGS[flag.group(1)] != "busy restart"):
@@ -2053,7 +2054,7 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
                 value += "ms"  # (watchexec's -d counts milliseconds)
             policy = _FLAGS[flag.group(1)] + (f" {value}" if value else "")
             return at, flag.end(), f"a rule has policies, not command-line flags: '{flag.group()}'", \
-                f"write {policy}"
+                _write(policy)
         alias = _POLICY_ALIAS.match(chunk, at) or (  # (`timeout-minutes`: the lexer read timeout, then '-')
             _POLICY_ALIAS.match(chunk, word.start(1)) if word is not None and word.end(1) == at else None)
         if alias is not None:  # GitHub Actions' timeout-minutes, watchexec's --on-busy-update, retries
@@ -2061,7 +2062,7 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
             written = f"timeout {value}m" if word.startswith("timeout") else \
                 f"busy {_BUSY_UPDATE[value]}" if word == "on-busy-update" else f"retry {value}"
             return alias.start(), alias.end(), f"a rule's policy is {written.split()[0]}, not '{alias.group(1)}'", \
-                f"write {written}"
+                _write(written)
         output = _WATCHEXEC_OUTPUT.match(chunk, at) \
             if re.compile(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+file\.").match(chunk) else None
         if output is not None:  # watchexec's -c, --bell, -N...: what to do with a run's output
@@ -2075,11 +2076,11 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
         if limit is not None:  # GitHub Actions' concurrency, a job runner's max parallel runs
             n = int(limit.group(2))
             return at, limit.end(), f"a rule's concurrency is its busy policy: '{limit.group(1)}'", \
-                "write busy queue (one run at a time, the next waits for it: the default)" if n <= 1 else \
-                "write busy parallel (runs overlap, without a limit on how many; one at a time: busy queue)"
+                _write("busy queue", " (one run at a time, the next waits for it: the default)") if n <= 1 else \
+                _write("busy parallel", " (runs overlap, without a limit on how many; one at a time: busy queue)")
         retry = re.compile(r"retry[ \t]+([0-9]+)(?:[ \t]*x|[ \t]+times?)(?![A-Za-z0-9_\-])").search(chunk, run.end())
         if retry is not None and retry.start() <= at <= retry.end():
-            return retry.start(1), retry.end(), "retry takes the number of re-runs", f"write {retry.group(1)}"
+            return retry.start(1), retry.end(), "retry takes the number of re-runs", _write(retry.group(1))
     if run is None and chunk[at] == "," and chunk[:at].rstrip()[-1:] in "\"]0123456789>" \
             and _open_bracket(chunk, at) is None:
         return at, at + 1, "conditions are not separated by commas", \
@@ -2091,7 +2092,7 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
     if path is not None and chunk[at] == '"':
         m = _COMMAND.match(chunk, at)
         if m is not None and m.group(1) is not None and m.group(1).startswith("/"):
-            return at, m.end(), "an http rule's path is a condition", f"write path={m.group()}"
+            return at, m.end(), "an http rule's path is a condition", _write(f"path={m.group()}")
     return None
 
 
@@ -2148,7 +2149,7 @@ def _guard_after_run(chunk: str, at: int, run) -> tuple[int, int, str, str] | No
     trigger = " ".join(chunk[start:run.start()].split())
     rest = " ".join(chunk[run.start():at].split())
     return start, end, f"a rule's conditions follow its trigger, not '{guard.group(1)}' after its action", \
-        f"write {trigger} {conditions} {rest}"
+        _write(f"{trigger} {conditions} {rest}")
 
 
 def _shell_quote(word: str) -> str:
@@ -2186,8 +2187,8 @@ def _exec_shell(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         f"'{chunk[at:_closing(chunk, at + 1) if chunk[at] == '$' else chunk.find('`', at + 1) + 1]}' is a " \
         "command substitution"
     return start, end, f"exec runs no shell: {what}", \
-        f"write shell {_str_literal(' '.join(words))} (a shell reads its pipes and operators; its inputs are " \
-        "$TRG_INPUT_NAME variables)"
+        _write(f"shell {_str_literal(' '.join(words))}",
+               " (a shell reads its pipes and operators; its inputs are $TRG_INPUT_NAME variables)")
 
 
 _BODY_WORD = _lazy_re(r'"((?:\\.|[^"\\\n])*)"|\'((?:\\.|[^\'\\\n])*)\'|([^\s"\'\[\],]+)')
@@ -2204,12 +2205,12 @@ def _action_body(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     if head is None or at < head.start(3):
         return None
     if at == head.start(3) and head.group(3) == ":":
-        return at, at + 1, "an action is declared with '=', not ':'", "write ="
+        return at, at + 1, "an action is declared with '=', not ':'", _write("=")
     params = _action_params(head)
     ref = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?").match(chunk, at)
     if ref is not None and ref.group(1) in params:
         return at, ref.end(), f"'{ref.group()}' is a shell's: exec runs no shell", \
-            f"write {ref.group(1)} (a parameter is written bare)"
+            _write(ref.group(1), " (a parameter is written bare)")
     kind = re.compile(r"[ \t]*(exec|shell)[ \t]+$").search(chunk, head.end(), at)
     if kind is None and chunk[head.end():at].strip():
         return None
@@ -2227,7 +2228,7 @@ def _action_body(chunk: str, at: int) -> tuple[int, int, str, str] | None:
                                   or suggest(first.group(), ("exec", "shell", "http")) is not None):
             return None  # (a misspelt kind: the keyword's fix)
     if kind is None and len(words) == 2 and words[0] in (("sh", True), ("bash", True)) and not words[1][1]:
-        return at, end, "an action's body starts with exec, shell or http", f"write shell {_str_literal(words[1][0])}"
+        return at, end, "an action's body starts with exec, shell or http", _write(f"shell {_str_literal(words[1][0])}")
     text = " ".join(w for w, _ in words)
     if (kind is not None and kind.group(1) == "shell") or (kind is None and re.search(r"[|&;<>$`*]", text)):
         body = _str_literal(text)
@@ -2235,8 +2236,8 @@ def _action_body(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         body = " ".join(w if bare and w in params else _str_literal(w) for w, bare in words)
     if kind is None:
         body = ("shell " if body.startswith('"') and re.search(r"[|&;<>$`*]", text) else "exec ") + body
-        return at, end, "an action's body starts with exec, shell or http", f"write {body}"
-    return at, end, f"{kind.group(1)} takes {'strings' if kind.group(1) == 'exec' else 'a string'}", f"write {body}"
+        return at, end, "an action's body starts with exec, shell or http", _write(body)
+    return at, end, f"{kind.group(1)} takes {'strings' if kind.group(1) == 'exec' else 'a string'}", _write(body)
 
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -2266,11 +2267,11 @@ def english_interval(word: str, clock: tuple[int, int] | None = None) -> str | N
         return None
     unit = m.group(1)
     if unit in ("hour", "minute") or (unit == "day" and clock is None):
-        return f"write every 1{unit[0]}" + (" (at 00:00 UTC; a time of day is cron's: cron \"0 3 * * *\")"
-                                          if unit == "day" else "")
+        return _write(f"every 1{unit[0]}", " (at 00:00 UTC; a time of day is cron's: cron \"0 3 * * *\")"
+                      if unit == "day" else "")
     h, mi = clock or (0, 0)
     dow = {"day": "*", "weekday": "1-5", "week": "1"}.get(unit) or str(_DAY_NAMES.index(m.group(2)))
-    return f'write cron "{mi} {h} * * {dow}" (UTC; in a zone: tz "Area/City" after it)'
+    return _write(f'cron "{mi} {h} * * {dow}"', ' (UTC; in a zone: tz "Area/City" after it)')
 
 
 def _schedule_habit(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | None:
@@ -2302,7 +2303,7 @@ def _schedule_habit(chunk: str, at: int, word, run) -> tuple[int, int, str, str]
         clock = _clock(timed.group(2), timed.group(3), timed.group(4))
         if clock is not None and every.group(1) in ("1d", "24h"):
             return every.start(), timed.end(), "every has no time of day: it ticks from the Unix epoch", \
-                f'write cron "{clock[1]} {clock[0]} * * *" (UTC; in a zone: tz "Area/City" after it)'
+                _write(f'cron "{clock[1]} {clock[0]} * * *"', ' (UTC; in a zone: tz "Area/City" after it)')
         return timed.start(), timed.end(), "every has no time of day: it ticks from the Unix epoch", \
             'a time of day is cron\'s: on cron "0 3 * * *" run ACTION'
     cal = _CALENDAR.match(chunk, word.start(1)) if word is not None and word.group(1).lower() == "oncalendar" else None
@@ -2311,14 +2312,14 @@ def _schedule_habit(chunk: str, at: int, word, run) -> tuple[int, int, str, str]
 
         cron = _systemd_calendar("OnCalendar=" + cal.group(1).strip('"'))
         return cal.start(), cal.end(), "a schedule is on cron \"...\" or on every D, not systemd's OnCalendar=", \
-            f'write cron "{cron}"' if cron else 'its cron expression: cron "MINUTE HOUR DAY MONTH WEEKDAY"'
+            _write(f'cron "{cron}"') if cron else 'its cron expression: cron "MINUTE HOUR DAY MONTH WEEKDAY"'
     if word is not None and word.group(1) in _ZONE_WORDS and chunk[at] == '"' \
             and re.compile(r"\bcron[ \t]+\"").search(chunk, 0, word.start(1)):
-        return word.start(1), word.end(1), f"a cron's time zone follows tz, not '{word.group(1)}'", "write tz"
+        return word.start(1), word.end(1), f"a cron's time zone follows tz, not '{word.group(1)}'", _write("tz")
     if word is not None and word.group(1).lower() in ("persistent", "catchup", "catch_up", "catch-up") \
             and re.compile(r"\b(?:every|cron)[ \t]").search(chunk, 0, word.start(1)):
         return word.start(1), word.end(1), f"a missed tick is made up with 'catch up', not '{word.group(1)}'", \
-            "write catch up"
+            _write("catch up")
     return None
 
 
@@ -2355,7 +2356,7 @@ def _watch_flags(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         + ([f"not {one('path', '~', ignored)}"] if ignored else [])
     flag = re.match(r"-+[A-Za-z]*", chunk[at:]).group()
     return at, end, f"a file rule's filters are conditions, not watchexec's flags: '{flag}'", \
-        f"write {' '.join(conditions)}"
+        _write(' '.join(conditions))
 
 
 _ITEMS = r'(?:"[^"\n]*"|\'[^\'\n]*\'|[A-Za-z0-9_.\-/*]+)'
@@ -2372,14 +2373,14 @@ def _list_habit(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         if m.start(1) < at <= m.end(1):
             items = [i.strip().strip("\"'") for i in re.findall(_ITEMS, m.group(1))]
             return m.start(1), m.end(1), "a list is written in [ ]", \
-                f"write [{', '.join(_str_literal(i) for i in items)}]"
+                _write(f"[{', '.join(_str_literal(i) for i in items)}]")
     opened = _open_bracket(chunk, at)
     prev = _ITEM_BEFORE.search(chunk, 0, at)
     item = _ITEM_AT.match(chunk, at)
     if opened is not None and chunk[opened] == "[" and prev is not None and item is not None \
             and prev.start(1) > opened:
         return prev.start(1), item.end(), "a list's items are separated by commas", \
-            f"write {prev.group(1)}, {item.group()}"
+            _write(f"{prev.group(1)}, {item.group()}")
     return None
 
 
@@ -2400,14 +2401,14 @@ def _option_value(chunk: str, at: int) -> tuple[int, int, str, str] | None:
         if chunk[at] == "=" and _WORD_BEFORE.search(chunk, 0, at) else None
     if option is not None:
         value = option.group(2) if option.group(2).startswith('"') else _str_literal(option.group(2))
-        return option.start(), option.end(), "cwd takes no '='", f"write cwd {value}"
+        return option.start(), option.end(), "cwd takes no '='", _write(f"cwd {value}")
     assign = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*[ \t]*=[ \t]*$").search(chunk, 0, at)
     body = _ACTION_HEAD.match(chunk) if head.group(1) == "action" else head
     if assign is None or body is None or assign.start() < body.end():  # (the action's own '=': its body's)
         return None
     bare = re.compile(r'([^\s"#,()\[\]<][^\s"#,()\[\]]*)').match(chunk, at)  # (a <placeholder>: _action_placeholder's)
     if bare is not None and not re.fullmatch(r"-?[0-9]+(?:\.[0-9]+)?", bare.group(1)):
-        return bare.start(1), bare.end(1), "a value that is text goes in quotes", f"write {_str_literal(bare.group(1))}"
+        return bare.start(1), bare.end(1), "a value that is text goes in quotes", _write(_str_literal(bare.group(1)))
     return None
 
 
@@ -2432,22 +2433,22 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
         value = re.compile(r"[=:][ \t]*(\"[^\"\n]*\"|[^\s,#]+)").match(chunk, at)
         if value is not None:
             text = value.group(1).strip('"')
-            return word.start(1), value.end(), f"a policy takes no '{ch}'", f"write {word.group(1)} {text}"
+            return word.start(1), value.end(), f"a policy takes no '{ch}'", _write(f"{word.group(1)} {text}")
     if ch == '"' and "DURATION" in wanted:
         m = re.compile(r'"([^"\n]*)"').match(chunk, at)
         if m is not None and _DURATION_TEXT.fullmatch(m.group(1).strip()):
-            return at, m.end(), "a duration is not a string", f"write {m.group(1).strip()}"
+            return at, m.end(), "a duration is not a string", _write(m.group(1).strip())
     if word is not None and word.group(1) == "cron" and word.end(1) < at and wanted & {"STRING", "RAW_STRING"}:
         m = _CRON_WORDS.match(chunk, at)
         if m is not None:
-            return at, m.end(), "a cron expression is a string", f'write "{m.group()}"'
+            return at, m.end(), "a cron expression is a string", _write(f'"{m.group()}"')
     if ch in _QUOTES:
         line_end = chunk.find("\n", at)
         line_end = len(chunk) if line_end == -1 else line_end
         close = min((i for i in (chunk.find(c, at + 1, line_end) for c in _QUOTES[ch]) if i != -1), default=-1)
         if close != -1 and '"' not in chunk[at + 1:close]:
             return at, close + 1, "typographic quotes (pasted from a document?)", \
-                f"write {_str_literal(chunk[at + 1:close])}"
+                _write(_str_literal(chunk[at + 1:close]))
     if run is not None:
         call = _RUN_CALL.search(chunk, 0, at)
         more = _ANOTHER_ACTION.match(chunk, at) if call is not None and call.end() == at else None
@@ -2475,13 +2476,13 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
             and word.end(1) == at and word.start(1) >= with_.end() else None
         if colon is not None and "=" not in colon.group(1):  # `with sha: <sha>` (YAML's)
             return word.start(1), colon.end(), "a named argument is NAME=VALUE, not 'NAME: VALUE'", \
-                f"write {word.group(1)}={colon.group(1)}"
+                _write(f"{word.group(1)}={colon.group(1)}")
         tekton = re.compile(r"\$\(\s*[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-\[\]'\"*]+)+\s*\)").match(chunk, at)
         if with_ is not None and (chunk.startswith("$(", at) or chunk[at] == "`") and tekton is None:
             end = _closing(chunk, at + 1) if chunk[at] == "$" else chunk.find("`", at + 1) + 1 or len(chunk)
             command = chunk[at + (2 if chunk[at] == "$" else 1):end - 1].strip()
             rev = re.fullmatch(r"git\s+rev-parse\s+(--short(?:=\d+)?\s+)?HEAD", command)
-            hint = (f"write {'<sha ~ /^.{7}/>' if rev.group(1) else '<sha>'} (the event's commit)" if rev is not None
+            hint = (_write('<sha ~ /^.{7}/>' if rev.group(1) else '<sha>', " (the event's commit)") if rev is not None
                     else f'pass a field of the event, <FIELD>; what a command computes is the action\'s work: '
                          f'shell "... {chunk[at:end]}"')
             return at, end, f"a rule runs no shell: '{chunk[at:end]}' is a command substitution", hint
@@ -2490,7 +2491,7 @@ def _first_rule_habit(e, chunk: str, at: int) -> tuple[int, int, str, str] | Non
             path = context_field(next(g for g in ref.groups() if g))
             if _PATH_BEFORE.fullmatch(path):
                 return at, ref.end(), f"an argument from the event is written <field> here: '{ref.group()}'", \
-                    f"write <{path}>"
+                    _write(f"<{path}>")
     return None
 
 
@@ -2503,13 +2504,13 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
         return None
     bare = _INCLUDE_BARE.match(chunk)
     if bare is not None and bare.start(1) == at:  # include common.trg
-        return at, bare.end(1), "an include's path is a string", f'write include "{bare.group(1)}"'
+        return at, bare.end(1), "an include's path is a string", _write(f'include "{bare.group(1)}"')
     guard = _GUARD_WORD.search(chunk, 0, at)
     if guard is not None:  # `on git.push if branch="main"`: read as a field named if
         expr = _expression(chunk, guard.end(2)) if chunk[at] != "=" else None
         if expr is not None:  # `if ${{ github.ref == 'refs/heads/main' }}`: a workflow's expression
             return guard.start(2), expr[0], f"a filter is conditions, not '{guard.group(2)}' and an expression", \
-                f"write {expr[1]}"
+                _write(expr[1])
         return guard.start(2), guard.end(2), f"'{guard.group(2)}' is not needed before a filter", \
             f"the conditions follow the trigger: on {guard.group(1)} CONDITIONS run ACTION"
     first = _secret_value(chunk, at) or _list_habit(chunk, at) or _first_rule_habit(e, chunk, at)
@@ -2537,8 +2538,8 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
             if whole is not None and whole.start() < at < whole.end():   # ['opened', 'synchronize']: the whole list
                 items = _SINGLE_QUOTED.sub(lambda q: _str_literal(q.group(1)), whole.group(1))
                 items = ", ".join(x.strip() for x in items.split(","))
-                return whole.start(), whole.end(), "strings are in double quotes", f"write [{items}]"
-            return at, m.end(), "strings are in double quotes", f"write {_str_literal(m.group(1))}"
+                return whole.start(), whole.end(), "strings are in double quotes", _write(f"[{items}]")
+            return at, m.end(), "strings are in double quotes", _write(_str_literal(m.group(1)))
     placeholder = _action_placeholder(chunk, at)
     if placeholder is not None:
         return placeholder
@@ -2548,7 +2549,7 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
     word = _WORD_BEFORE.search(chunk, 0, at)
     zone = _BARE_ZONE.match(chunk, at)
     if word is not None and word.group(1) == "tz" and zone is not None:  # tz Europe/Paris
-        return at, zone.end(), "a time zone is a string", f'write tz "{zone.group()}"'
+        return at, zone.end(), "a time zone is a string", _write(f'tz "{zone.group()}"')
     scheduled = _SCHEDULE_WORD.match(chunk)
     if scheduled is not None and scheduled.start(2) == at:  # on schedule every 5m: a schedule is the trigger
         return scheduled.start(1), scheduled.end(1), "'schedule' is not needed: a schedule is the trigger itself", \
@@ -2564,7 +2565,7 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
             path = _BRACKET.sub(lambda b: "." + b.group(1).strip("'\""), _raw_path(inner))
             if _PATH_BEFORE.fullmatch(path) and not path.startswith("$") and chunk[at:end] != f"<{path}>":
                 what = {"$": "a Tekton binding", "{": "a template", "<": "a placeholder"}[chunk[at]]
-                return at, end, f"{what} is written <field.path> here: '{chunk[at:end]}'", f"write <{path}>"
+                return at, end, f"{what} is written <field.path> here: '{chunk[at:end]}'", _write(f"<{path}>")
     if chunk[at] == "$":
         m = re.compile(r"\$\.?([A-Za-z0-9_.\-\[\]*]*)").match(chunk, at)
         text = m.group() if m else "$"
@@ -2572,7 +2573,7 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
         path = _BRACKET.sub(lambda b: "." + b.group(1).strip("'\""), path)
         if text.startswith("$.") or text == "$":
             return at, at + len(text), f"a JSONPath is a field path here: '{text}'", \
-                f"write {path}: the body is payload, a header headers.NAME, a query parameter query.NAME"
+                _write(path, ": the body is payload, a header headers.NAME, a query parameter query.NAME")
         return at, at + len(text), f"'{text}' is not a field", \
             "a field is written bare: payload.ref, headers.x-name, query.name; in an action's arguments, <payload.ref>"
     if chunk[at] == "[":
@@ -2581,7 +2582,7 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
         if b is not None and before is not None and before.end(1) == at:
             seg = b.group(1).strip("'\"")
             return at, b.end(), f"'{b.group()}' is written '.{seg}'", \
-                f"write {_raw_path(before.group(1))}.{seg}" + (": a '*' reads every element" if seg == "*" else "")
+                _write(f"{_raw_path(before.group(1))}.{seg}", ": a '*' reads every element" if seg == "*" else "")
     if chunk[at] == "(":
         word = _WORD_BEFORE.search(chunk, 0, at)
         call = _RUN_CALL.search(chunk, 0, at)
@@ -2589,12 +2590,12 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
             end = _closing(chunk, at)
             args = (chunk[at + 1:end - 1] if chunk[end - 1:end] == ")" else chunk[at + 1:end]).strip()
             return call.start(1), end, "an action's arguments follow 'with', not parentheses", \
-                f"write run {call.group(1)} with {args}" if args else f"write run {call.group(1)}"
+                _write(f"run {call.group(1)} with {args}" if args else f"run {call.group(1)}")
         if word is not None and word.group(1) == "in":
             end = _closing(chunk, at)
             items = chunk[at + 1:end - 1] if chunk[end - 1:end] == ")" else chunk[at + 1:end]
             items = _SINGLE_QUOTED.sub(lambda q: _str_literal(q.group(1)), items)
-            return at, end, "a list is written in [ ]", f"write [{items.strip()}]"
+            return at, end, "a list is written in [ ]", _write(f"[{items.strip()}]")
         return _call_hint(chunk, at) or _function_hint(chunk, at)
     return None
 
@@ -2636,10 +2637,10 @@ def _word_operator(chunk: str, at: int) -> tuple[int, int, str, str] | None:
     written = f"{op} {text}"
     if word == "contains":
         return w.start(), value.end(), f"'{w.group()}' is written '=' on a list, '~' on a string", \
-            f"write = {text} (some element is {text}; a string that holds it: ~ " \
-            f"{_str_literal('*' + inner + '*') if inner is not None else '/.../'})"
+            _write(f"= {text}", f" (some element is {text}; a string that holds it: ~ "
+                   f"{_str_literal('*' + inner + '*') if inner is not None else '/.../'})")
     return w.start(), value.end(), f"'{' '.join(chunk[w.start():value.start(2)].split())}' is written '{op}'", \
-        f"write {written}" + (" (FIELD = VALUE; != is not equal)" if op == "=" else "")
+        _write(written, " (FIELD = VALUE; != is not equal)" if op == "=" else "")
 
 
 _ACTION_NAME = _lazy_re(r"action[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)")
@@ -2751,7 +2752,7 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
         if flags is not None else None
     bare = re.compile(r"/[^\s\"#,()\[\]]*").match(chunk, path.end()) if path is not None else None
     if bare is not None:  # `path=/hooks/x`: read as the regex /hooks/ and the flag x
-        diags.error("TRG001", "a path is a string", span_of(bare.start(), bare.end()), f"write {_str_literal(bare.group())}")
+        diags.error("TRG001", "a path is a string", span_of(bare.start(), bare.end()), _write(_str_literal(bare.group())))
         return
     if flags is not None:
         start, end, letters = flags
@@ -2783,7 +2784,7 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
     if foreign is not None:
         start, end, message, hint = foreign
         guess = re.fullmatch(r"did you mean '([^']+)'\?", hint)  # (the editor's quick fix, as a keyword's)
-        span = span_of(start, end)
+        span = span_of(start, end)  # (a "write X" hint, write_hint's, gets its fix from Diagnostics)
         diags.error("TRG001", message, span, hint, fix=guess and replace_fix(span, chunk[start:end], guess.group(1)))
         return
     fix = _keyword_fix(e, chunk)
