@@ -948,6 +948,9 @@ def test_a_correlation_key_passed_without_brackets_is_offered_the_placeholder() 
 def test_hints_for_a_watchexec_or_cron_users_first_rule(text: str, code: str, col: int, message: str,
                                                         hint: str) -> None:
     assert diags('action build = exec "make"\n' + text + "\n") == [(code, 2, col, message, hint)]
+    if hint.startswith("write "):
+        [d] = compile_text('action build = exec "make"\n' + text + "\n", "rules.trg").diagnostics
+        assert_the_fix_writes(d, hint[len("write "):])
 
 
 @pytest.mark.parametrize("body", ['exec "make" timeout 5m', 'shell "make" retry 2'])
