@@ -10,6 +10,7 @@ The browser test (chromium) is tests/test_dashboard_browser.py; it reuses :class
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import os
 import re
@@ -1559,3 +1560,34 @@ def test_buttons_need_the_token_a_csrf_token_and_the_origin(tmp_path: Path) -> N
         assert "re-run as run" in s.log.read_text()
     finally:
         s.stop_cleanly()
+
+
+SCHEDULES = """
+action tick = exec "true"
+nightly: on cron "30 2 * * *" tz "Europe/Paris" run tick
+quarter: on every 15m run tick
+midnight: on cron "@daily" run tick
+"""
+
+
+def test_the_sources_page_gives_each_schedule_its_next_tick(world, live_server: str) -> None:
+    """As ``systemctl list-timers``' NEXT: the tick each schedule waits for, planned as the
+    schedule source plans it (``every`` on the epoch's multiples, cron in its zone, an alias
+    as its expression), the zone named; on the page and in /api/sources."""
+    world["rules"].write_text(RULES + SCHEDULES, encoding="utf-8")
+    before = time.time()
+    body = httpx.get(f"{live_server}/api/sources", timeout=10).json()
+    page = httpx.get(f"{live_server}/dashboard/sources", timeout=10).text
+    after = time.time()
+    got = {s["rule"]: s for s in body["others"]["schedule"]["schedules"]}
+    assert {r: (s["tz"], s.get("error")) for r, s in got.items()} == {
+        "nightly": ("Europe/Paris", None), "quarter": ("UTC", None), "midnight": ("UTC", None)}
+    when = {r: _dt.datetime.fromisoformat(s["next"]) for r, s in got.items()}
+    assert when["quarter"].timestamp() in {(t // 900 + 1) * 900 for t in (before, after)}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT02:30:00\.000\+0[12]:00", got["nightly"]["next"]), got["nightly"]
+    assert got["midnight"]["next"].endswith("T00:00:00.000+00:00"), got["midnight"]
+    for r in ("nightly", "midnight"):
+        assert before < when[r].timestamp() <= after + 86400, (r, when[r])
+    li = re.search(r'<li data-schedule="nightly">.*?</li>', page, re.S).group(0)
+    assert f'datetime="{got["nightly"]["next"]}"' in li and f'{got["nightly"]["next_local"]} Europe/Paris</time>' in li
+    assert got["nightly"]["next_local"].endswith(" 02:30:00") and "in " in li, li

@@ -592,6 +592,22 @@ _BACK = (("/runs", "all runs"), ("/events", "all events"), ("/groups", "the corr
 filter that does not parse: the list without filters), else the overview."""
 
 
+def _with_next_tick(ent: Mapping[str, Any], now: _dt.datetime | None = None) -> dict[str, Any]:
+    """A manifest schedule with the tick it waits for (``systemctl list-timers``' NEXT),
+    computed as the schedule source plans it (:func:`~triggerlang.sources.schedule.next_tick`):
+    ``next`` (ISO 8601 with the offset, in the schedule's zone: UTC for ``every``), ``tz``
+    (the zone's name) and ``next_local`` (``YYYY-MM-DD HH:MM:SS`` in that zone); ``next``
+    None and ``error`` for a schedule the source cannot run (that rule never ticks)."""
+    from ..sources.schedule import next_tick
+
+    out = {**ent, "tz": ent.get("tz") or "UTC", "next": None}
+    try:
+        t = next_tick(ent, now or _dt.datetime.now(_dt.timezone.utc))
+    except ValueError as e:
+        return {**out, "error": str(e)}
+    return {**out, "next": t.isoformat(timespec="milliseconds"), "next_local": t.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -1215,6 +1231,9 @@ class Dashboard:
                 "queued": c.get("queued", 0), "running": c.get("running", 0),
                 "paused": paused.get(name)})
         others = {k: v for k, v in sorted(sources.items()) if k != "http"}
+        if isinstance(others.get("schedule"), Mapping):  # a copy: the manifest is cached
+            others["schedule"] = {**others["schedule"],
+                                  "schedules": [_with_next_tick(x) for x in others["schedule"].get("schedules") or []]}
         bound = self.listener() if self.listener is not None else None
         host, port = bound if bound is not None else (http.get("host"), http.get("port"))
         return {"routes": routes, "rules": rules, "others": others,

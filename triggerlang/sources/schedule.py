@@ -70,7 +70,7 @@ from .. import cron
 from ..events import Event, tick_data
 from .base import Source, SourceContext
 
-__all__ = ["ScheduleSource", "next_fire", "missed_ticks", "CHUNK", "MISSED_LIMIT"]
+__all__ = ["ScheduleSource", "next_fire", "next_tick", "usable_spec", "missed_ticks", "CHUNK", "MISSED_LIMIT"]
 
 UTC = _dt.timezone.utc
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -113,6 +113,29 @@ def next_fire(spec: Mapping[str, Any] | str, after: _dt.datetime, *,
     if not spec.get("cron"):
         raise ValueError("a schedule needs 'every' or 'cron'")
     return cron.next_instant(spec["cron"], spec.get("tz"), after_u)
+
+
+def usable_spec(ent: Mapping[str, Any]) -> dict[str, Any]:
+    """A manifest schedule as :class:`ScheduleSource` runs it (a copy; its cron expression
+    normalised: ``@daily`` is ``0 0 * * *``). Raises ValueError for one it cannot run (a bad
+    expression or zone, a period that is not a positive number): that rule never ticks."""
+    spec = dict(ent)
+    if spec.get("every") is None:
+        bad = cron.problem(spec.get("cron") or "")
+        if bad is not None:
+            raise ValueError(bad[0])
+        spec["cron"] = cron.normalise(spec["cron"])
+    next_fire(spec, _dt.datetime.now(UTC))  # validates the zone, the period
+    return spec
+
+
+def next_tick(ent: Mapping[str, Any], now: _dt.datetime) -> _dt.datetime:
+    """The tick a running schedule waits for at ``now``: the first planned time after it,
+    ``every`` anchored on the epoch as :meth:`ScheduleSource.start` plans it; in the
+    schedule's zone for cron, UTC for ``every``. ``systemctl list-timers``' NEXT (the
+    dashboard's sources page). Raises ValueError as :func:`usable_spec` and
+    :func:`next_fire` do (no further time)."""
+    return next_fire(usable_spec(ent), now, anchor=_EPOCH)
 
 
 def _slot(t: _dt.datetime, period: float) -> int:
@@ -204,15 +227,7 @@ class ScheduleSource(Source):
         for i, ent in enumerate(config.get("schedules") or []):
             rule = str(ent.get("rule") or f"schedule{i}")
             try:
-                spec = dict(ent)
-                if spec.get("every") is not None:
-                    next_fire(spec, _dt.datetime.now(UTC))  # validates
-                else:
-                    bad = cron.problem(spec.get("cron") or "")
-                    if bad is not None:
-                        raise ValueError(bad[0])
-                    spec["cron"] = cron.normalise(spec["cron"])
-                    next_fire(spec, _dt.datetime.now(UTC))  # validates the zone
+                spec = usable_spec(ent)
             except Exception as exc:
                 ctx.log.error("schedule: rule %s has an unusable schedule and will never tick: %s", rule, exc)
                 continue
