@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,7 +29,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from runtime_helpers import kill_tagged, tagged
-from triggerlang.dashboard.app import LOG_TAIL, create_app, read_log
+from triggerlang.dashboard.app import LOG_TAIL, _running_text, create_app, read_log
 from triggerlang.events import Event
 from triggerlang.runtime.journal import Journal, PlannedRun
 
@@ -1591,3 +1592,20 @@ def test_the_sources_page_gives_each_schedule_its_next_tick(world, live_server: 
     li = re.search(r'<li data-schedule="nightly">.*?</li>', page, re.S).group(0)
     assert f'datetime="{got["nightly"]["next"]}"' in li and f'{got["nightly"]["next_local"]} Europe/Paris</time>' in li
     assert got["nightly"]["next_local"].endswith(" 02:30:00") and "in " in li, li
+
+
+def test_a_running_run_shows_how_long_it_has_run(world, live_server: str) -> None:
+    """A running run's Duration said "-": it says how long it has run so far, on the runs
+    list and on its page (live.js counts on from the seconds rendered)."""
+    rid = world["runs"][2]
+    conn = sqlite3.connect(str(world["state"] / "journal.sqlite3"))
+    with conn:
+        conn.execute("UPDATE runs SET status = 'running', started_at = ? WHERE id = ?", (time.time() - 72.4, rid))
+    conn.close()
+    for path in ("/dashboard/runs", f"/dashboard/runs/{rid}"):
+        html = httpx.get(f"{live_server}{path}", timeout=10).text
+        m = re.search(r'<span class="running-for" data-running="([\d.]+)">running 1 m 1[2-9] s</span>', html)
+        assert m and 72 <= float(m.group(1)) < 80, (path, html)
+    assert [_running_text(x) for x in (0.4, 59.9, 72.4, 3600)] == ["running 0 s", "running 59 s", "running 1 m 12 s",
+                                                                    "running 1 h"]
+    assert httpx.get(f"{live_server}/api/runs/{rid}", timeout=10).json()["duration"] is None  # not known yet

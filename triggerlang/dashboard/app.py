@@ -622,6 +622,18 @@ def _duration(seconds: float | None) -> str:
     return f"{h} h {m} m" if m else f"{h} h"
 
 
+def _running_for(started_at: str | None, now: float | None = None) -> float:
+    """How long a running run has run, in seconds (its Duration is not known yet)."""
+    t = _parse_time(started_at)
+    return max(0.0, (time.time() if now is None else now) - t.timestamp()) if t is not None else 0.0
+
+
+def _running_text(seconds: float) -> str:
+    """A running run's Duration so far: ``running 12 s``, ``running 1 m 12 s`` (whole
+    seconds: it changes every second, and ``live.js`` says the same as time goes on)."""
+    return "running " + (f"{int(seconds)} s" if seconds < 60 else _duration(seconds))
+
+
 def _key(v: Any, width: int | None = None) -> str:
     """A correlation key value, shown as everywhere else (:func:`key_shown`: "1" is not 1)."""
     text = key_shown(v)
@@ -679,7 +691,7 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("triggerlang.dashboard", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(when=_when, ago=ago, duration=_duration, value=_value, key=_key, pretty=_pretty, summary=_summary,
-                       percent=_percent, size=_size)
+                       percent=_percent, size=_size, running_for=_running_for, running_text=_running_text)
     env.globals.update(statuses=STATUSES, final_statuses=FINAL_STATUSES, sources=source_names(), prefix=PREFIX)
     return env
 

@@ -29,6 +29,25 @@
   refreshTimes();
   window.setInterval(refreshTimes, 15000);
 
+  // A running run's Duration, "running 1 m 12 s", counted on from the seconds the server
+  // rendered (not from its start time: the browser's clock may not be the server's).
+  function took(d) {
+    if (d < 60) return Math.floor(d) + " s";
+    var r = Math.round(d), m = Math.floor(r / 60), s = r % 60;
+    if (m < 60) return s ? m + " m " + s + " s" : m + " m";
+    var h = Math.floor(m / 60);
+    m = m % 60;
+    return m ? h + " h " + m + " m" : h + " h";
+  }
+  function refreshRunning() {
+    document.querySelectorAll("[data-running]").forEach(function (el) {
+      if (!el.triggerlangT0) el.triggerlangT0 = Date.now() - parseFloat(el.getAttribute("data-running")) * 1000;
+      var text = "running " + took((Date.now() - el.triggerlangT0) / 1000);
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+  window.setInterval(refreshRunning, 1000);
+
   var board = document.getElementById("board");
   var badge = document.getElementById("live");
   if (!board || !board.hasAttribute("data-stream") || !window.EventSource) return;
