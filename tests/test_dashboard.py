@@ -1592,6 +1592,10 @@ def test_the_sources_page_gives_each_schedule_its_next_tick(world, live_server: 
     li = re.search(r'<li data-schedule="nightly">.*?</li>', page, re.S).group(0)
     assert f'datetime="{got["nightly"]["next"]}"' in li and f'{got["nightly"]["next_local"]} Europe/Paris</time>' in li
     assert got["nightly"]["next_local"].endswith(" 02:30:00") and "in " in li, li
+    from triggerlang.dashboard.app import _with_next_tick   # a manifest written by hand: said, not a 500
+    for bad, why in (({"tz": "Nowhere/Atlantis", "cron": "0 3 * * *"}, "unknown time zone 'Nowhere/Atlantis'"),
+                     ({"cron": 5}, "")):
+        assert _with_next_tick({"rule": "x", **bad})["next"] is None and why in _with_next_tick(bad)["error"]
 
 
 def test_a_running_run_shows_how_long_it_has_run(world, live_server: str) -> None:
