@@ -42,7 +42,7 @@ from pydantic import Field
 from .. import __version__
 from ..check import catalogue as C
 from ..correlation.state import GROUP_FILTERS
-from ..masking import Masker, read_secrets
+from ..masking import Masker, read_secrets, stand_in
 
 MAX_LOG_BYTES = 256 * 1024
 
@@ -105,7 +105,7 @@ class _Redactor:
         if not self.values:
             return obj
         if self._masker is None or self._masker[0] != self.values:
-            self._masker = (dict(self.values), Masker({v: f"[secret {n}]" for v, n in self.values.items()}))
+            self._masker = (dict(self.values), Masker({v: stand_in(n) for v, n in self.values.items()}))
         return self._scrub(obj, self._masker[1])
 
     def _scrub(self, obj: Any, masker: Masker) -> Any:

@@ -95,6 +95,7 @@ class LogMasks:
         self._noted: set[str] = set()
         self._manifests: dict[str, dict | None] = {}   # a store's manifests by sha256
         self._maskers: dict[frozenset, Masker] = {}
+        self._names: tuple[tuple[int, int, int] | None, dict | None] = (None, None)  # (the file's stamp, its content)
 
     def _run_manifest(self, j: Any, run_id: int) -> dict | None:
         if getattr(j, "kind", None) != "postgresql":
@@ -107,8 +108,22 @@ class LogMasks:
             self._manifests[sha] = j.manifest(sha)
         return self._manifests[sha]
 
+    def _secret_names(self) -> dict | None:
+        """``state_dir``'s :data:`SECRET_NAMES`, read again only when the file changed (a live
+        tail asks at every poll; serve replaces the file, so a new one has a new inode)."""
+        if self.state_dir is None:
+            return None
+        try:
+            st = (self.state_dir / SECRET_NAMES).stat()
+        except OSError:
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if self._names[0] != stamp:
+            self._names = (stamp, read_secret_names(self.state_dir))
+        return self._names[1]
+
     def masker(self, j: Any, run_id: int) -> Masker | None:
-        declared = [*_declared(self.manifest() if self.manifest else None), *_declared(read_secret_names(self.state_dir) if self.state_dir else None),
+        declared = [*_declared(self.manifest() if self.manifest else None), *_declared(self._secret_names()),
                     *_declared(self._run_manifest(j, run_id))]
         values: dict[str, str] = {}
         problems: dict[str, str] = {}
