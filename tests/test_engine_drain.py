@@ -227,3 +227,47 @@ def test_a_retry_whose_start_fails_on_the_journal_keeps_its_place(tmp_path: Path
     started, event, runs = recover_and_run(tmp_path, journal)
     assert refused and refused[0] not in ids, refused   # (the retry's start was the one refused)
     assert started == [(event[ids[0]], 2), (event[ids[1]], 1)], runs
+
+
+def test_a_delivery_that_comes_as_the_journal_closes_at_a_stop_gets_503(tmp_path: Path) -> None:
+    """Before: a request that reached the engine after a stop had closed the SQLite journal
+    got 500 (JournalError "is closed": a bug, says a 500). The journal going away is no fault
+    of the request, and the restarted server takes it: 503 with Retry-After, as a full disk.
+    The stop's state is driven directly (the journal closed under a started HTTP source),
+    not raced."""
+    import httpx
+
+    from triggerlang.sources.base import SourceContext
+    from triggerlang.sources.http import HttpSource
+
+    c = compile_text('action ok = exec "true"\nr: on http.post path="/h" run ok\n', "rules.trg", str(tmp_path))
+    assert c.ok, c.diagnostics
+    journal = Journal(tmp_path / "state")
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+        engine = Engine(c.manifest, journal, {}, tmp_path)
+        journal.start_group_commit()
+        ctx = SourceContext(tmp_path, tmp_path / "state", engine.submit, options={"port": 0},
+                            submit_then=engine.submit_then)
+        source = HttpSource(c.manifest["sources"].get("http") or {}, ctx)
+        await source.start()
+        try:
+            async with httpx.AsyncClient(base_url=source.url, timeout=30.0) as client:
+                before = await client.post("/h", json={"n": 1})
+                engine.closing = True
+                journal.close()   # the stop's state: the journal closed, the listener still up
+                fast = await client.post("/h", json={"n": 2})          # submit_then (the lean front end)
+                ctx.submit_then = None
+                slow = await client.post("/h", json={"n": 3})          # the awaited submit
+            return before, fast, slow
+        finally:
+            await source.stop()
+
+    before, fast, slow = asyncio.run(scenario())
+    assert before.status_code == 202, before.text
+    for r in (fast, slow):
+        assert r.status_code == 503, (r.status_code, r.text)
+        assert r.headers["Retry-After"] == "10" and "try again later" in r.json()["error"], (r.headers, r.text)
+    reopened = Journal(tmp_path / "state")
+    assert [e["data"]["payload"] for e in reopened.list_events(limit=10)] == [{"n": 1}]
+    reopened.close()

@@ -115,7 +115,7 @@ from typing import Any, Callable, Collection, Iterator
 from ..events import Event
 from .correlate import SQLITE_SCHEMA as _CORRELATION_SCHEMA, SqliteGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, STATUSES, BadQuery, LogChunk,
-                    PlannedRun, Recorded, Recovery, RunRow, StoreError, StoreUnavailable, audit_dict, delivery_dict, delivery_sql,
+                    PlannedRun, Recorded, Recovery, RunRow, StoreClosed, StoreError, StoreUnavailable, audit_dict, delivery_dict, delivery_sql,
                     dumps as _dumps, equal_conditions, event_conditions, iso_utc, newest_first, read_log_chunk,
                     read_log_file, run_conditions, newest_tick_sql, LOG_TAIL)
 
@@ -500,7 +500,7 @@ class SqliteStore(SqliteGroups):
             if threading.get_ident() == self._gc.thread:
                 conn = self._conn
                 if conn is None:
-                    raise JournalError(f"the journal {self.path} is closed")
+                    raise StoreClosed(f"the journal {self.path}")
                 if not write:
                     try:
                         yield conn
@@ -516,7 +516,7 @@ class SqliteStore(SqliteGroups):
         with self._lock:
             conn = self._conn
             if conn is None:
-                raise JournalError(f"the journal {self.path} is closed")
+                raise StoreClosed(f"the journal {self.path}")
             with self._transaction(conn, write) as c:
                 yield c
 
@@ -566,7 +566,7 @@ class SqliteStore(SqliteGroups):
         with self._lock:
             conn = self._conn
             if conn is None:
-                raise JournalError(f"the journal {self.path} is closed")
+                raise StoreClosed(f"the journal {self.path}")
             if self._gc is not None:
                 raise RuntimeError("group commit is already on")
             try:
@@ -637,7 +637,7 @@ class SqliteStore(SqliteGroups):
         """The loop's connection inside the open batch (opened here if none is)."""
         conn = self._conn
         if conn is None:
-            raise JournalError(f"the journal {self.path} is closed")
+            raise StoreClosed(f"the journal {self.path}")
         if gc.batch is None:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -669,11 +669,11 @@ class SqliteStore(SqliteGroups):
         t0 = time.perf_counter()
         try:
             if conn is None:
-                raise sqlite3.OperationalError("the journal is closed")
+                raise StoreClosed(f"the journal {self.path}")
             conn.execute("COMMIT")
-        except sqlite3.Error as e:
+        except (sqlite3.Error, StoreClosed) as e:
             gc.batch = batch
-            self._abort_batch(self._error(e))
+            self._abort_batch(e if isinstance(e, StoreClosed) else self._error(e))
             return
         ms = (time.perf_counter() - t0) * 1000
         gc.commits += 1

@@ -68,7 +68,7 @@ from .. import defaults
 from ..events import Event
 from .pgcorrelate import PG_SCHEMA as _CORRELATION_SCHEMA, PgGroups
 from .store import (AUDIT_COLUMNS, DELIVERY_DEFAULTS, DELIVERY_FIELDS, FINAL_STATUSES, LOG_TAIL, STATUSES, BadQuery,
-                    GatheredPaths, Intent, LogChunk, Recorded, RunRow, StoreError, StoreTimeout, StoreUnavailable, audit_dict, clean_log, delivery_dict, delivery_sql,
+                    GatheredPaths, Intent, LogChunk, Recorded, RunRow, StoreClosed, StoreError, StoreTimeout, StoreUnavailable, audit_dict, clean_log, delivery_dict, delivery_sql,
                     dumps, equal_conditions, event_conditions, iso_utc, newest_first, redact_url, run_conditions,
                     newest_tick_sql, scrub)
 
@@ -445,7 +445,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
     @contextlib.contextmanager
     def _conn(self) -> Iterator[psycopg.Connection]:
         if self._closed:
-            raise StoreError(f"the store {self.describe()} is closed")
+            raise StoreClosed(f"the store {self.describe()}")
         # the call's deadline (PgStore.deadline, else timeout from now): past it the
         # connection is cut (_Watchdog) and the call raises StoreTimeout
         at = getattr(_DEADLINE, "at", None)

@@ -118,6 +118,17 @@ class StoreUnavailable(StoreError):
         self.retry_after = retry_after
 
 
+class StoreClosed(StoreUnavailable):
+    """The store was closed: ``serve`` (or a node) is stopping, and a request that came in
+    as it closed asked it for a write. Not the request's fault, and the restarted server
+    takes it, so a delivery gets ``503`` with ``Retry-After`` (what a server going away
+    answers: nginx's and Envoy's draining), never the ``500`` of a bug; nothing of it was
+    journaled."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} is closed: serve is stopping (not journaled: resend to the restarted server)")
+
+
 class StoreTimeout(StoreUnavailable):
     """The store did not answer within its bound (a hung database: a stopped VM, a network
     partition), so the call was given up (PostgreSQL: :class:`.pgstore.PgStore`'s ``timeout``)."""

@@ -70,7 +70,7 @@ How a request is handled, in this order (each step answers before the next one r
    (provider) event's id and ``runs`` the union of every event's runs. An exception from
    ``submit`` is the one 5xx: ``503`` with ``Retry-After`` when the store cannot take it
    now (:class:`~triggerlang.runtime.store.StoreUnavailable`: a database refusing or
-   hanging, a full disk, a read-only journal), else ``500``; a generic message either way,
+   hanging, a full disk, a read-only journal, a store a stop closed), else ``500``; a generic message either way,
    the error in the log.
 
 Decisions worth knowing:
