@@ -224,3 +224,53 @@ def test_standard_secret_must_be_whsec_base64(tmp_path: Path) -> None:
         assert "Standard Webhooks secret" in srv.log() and "not base64!" not in srv.log()
     finally:
         srv.ensure_dead()
+
+
+def test_github_form_encoded_delivery_runs_and_a_signed_body_that_is_not_json_is_400(tmp_path: Path) -> None:
+    """GitHub's webhook settings offer content type ``application/x-www-form-urlencoded``
+    (the JSON in a ``payload=`` field, the signature over the form body); the README says it
+    works: a form delivery of the real push fixture runs its rule as the JSON one does. A
+    correctly signed body that is neither (GitHub's own signature test vector, "Hello,
+    World!", sent as JSON or as a form; a form whose payload is not JSON) is a 400 that says
+    why, not a 500: nothing journaled, no run, the refusal in the delivery history."""
+    import sqlite3
+    from urllib.parse import urlencode
+
+    vector = json.loads((FIXTURES / "github-signature-vector.json").read_text())
+    secret = vector["secret"]
+    srv = Server(rules(tmp_path, '''secret gh = env "GH_VECTOR_SECRET"
+source github secret=gh
+action note(x) = exec "echo" x
+pushed: on github.push branch="master" run note with <sha>
+'''), tmp_path / "state", env={"GH_VECTOR_SECRET": secret}).start()
+
+    def signed(body: bytes, ctype: str, delivery: str) -> tuple[int, dict]:
+        sig = "sha256=" + hexmac(body, secret)
+        return post(srv.url + "/github", body, {"Content-Type": ctype, "X-GitHub-Event": "push",
+                                               "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": sig})
+
+    form = "application/x-www-form-urlencoded"
+    try:
+        raw = (FIXTURES / "github" / "push-plain.json").read_bytes()
+        status, answer = signed(urlencode({"payload": raw.decode()}).encode(), form, "form-1")
+        assert status == 202 and answer["runs"] == [1], (status, answer)
+        hello = vector["payload"].encode()
+        assert "sha256=" + hexmac(hello, secret) == vector["x_hub_signature_256"]   # (the vector's signature)
+        refused = {
+            "json": signed(hello, "application/json", "bad-1"),
+            "form": signed(hello, form, "bad-2"),
+            "form payload": signed(urlencode({"payload": "Hello, World!"}).encode(), form, "bad-3"),
+        }
+        srv.wait_runs(lambda rs: len(rs) == 1 and rs[0]["status"] == "succeeded", "the form delivery's run")
+    finally:
+        assert srv.stop() == 0
+    assert {k: s for k, (s, _) in refused.items()} == {"json": 400, "form": 400, "form payload": 400}, refused
+    assert refused["json"][1]["error"].startswith("invalid JSON body"), refused
+    assert "no 'payload' field" in refused["form"][1]["error"], refused
+    assert refused["form payload"][1]["error"].startswith("invalid JSON body"), refused
+    assert srv.runs()[0]["inputs"] == {"x": json.loads(raw)["after"]}
+    assert [e["type"] for e in srv.events()] == ["push"]
+    with sqlite3.connect(tmp_path / "state" / "journal.sqlite3") as db:
+        rows = db.execute("SELECT delivery_id, status, verify FROM deliveries ORDER BY id").fetchall()
+    assert rows == [("form-1", 202, "ok"), ("bad-1", 400, "ok"), ("bad-2", 400, "ok"), ("bad-3", 400, "ok")], rows
+    assert "Traceback" not in srv.log()
