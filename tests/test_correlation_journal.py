@@ -488,6 +488,15 @@ def test_an_event_a_correlation_rule_took_says_so_and_links_its_run(tmp_path: Pa
         first = world.submit(post("/hooks/build", k="a"))
         second = world.submit(post("/hooks/test", k="a"))
         stray = world.submit(post("/hooks/deploy", k="a"))
+        world.submit(post("/hooks/build", k="b"))  # opens a group: in the correlation log only
+        # "matched nothing" listed the events only the correlation rule took: not what it
+        # promises. A reader finds what the correlation log holds, not yet applied, too.
+        assert world.raw("SELECT COUNT(*) FROM corr_log") == [(1,)]
+        other = Journal(tmp_path / "state")
+        try:
+            assert [e["id"] for e in other.list_events(unmatched=True)] == [stray.event_id]
+        finally:
+            other.close()
         group_id, run_id = world.rows("SELECT id, run_id FROM corr_groups WHERE rule = 'gate'")[0]
     finally:
         world.close()
@@ -503,6 +512,9 @@ def test_an_event_a_correlation_rule_took_says_so_and_links_its_run(tmp_path: Pa
                      rf'<a [^>]+>admit, fire</a> <a class="status s-\w+" href="/dashboard/runs/{run_id}">#{run_id} ',
                      rows[second.event_id], re.S)
     assert "no rule matched" in rows[stray.event_id]  # no member took it: as before
+    # the filter lists exactly the rows that say "no rule matched"
+    assert [e["id"] for e in c.get("/api/events?unmatched=1").json()["events"]] == [stray.event_id]
+    assert re.findall(r'<tr data-event="([^"]+)">', c.get("/dashboard/events?unmatched=1").text) == [stray.event_id]
     page = c.get(f"/dashboard/events/{first.event_id}").text
     assert "<dt>Taken by</dt>" in page and "no ordinary rule" in page and "Why no rule matched" not in page
     page = c.get(f"/dashboard/events/{second.event_id}").text

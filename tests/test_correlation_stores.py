@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from triggerlang.runtime.store import open_store
+
 from runtime_helpers import DEADLINE, cli, done, wait_for
 from store_harness import Backend
 from test_store_conformance import backend, serve, stop_ok  # noqa: F401 (fixtures)
@@ -68,6 +70,14 @@ def test_groups_fire_expire_absorb_and_refuse_on_both_stores(serve, backend: Bac
     assert sorted(e["type"] for e in events if e["source"] == "correlation") == ["expired", "fired", "fired", "fired"]
     text = cli("groups", *(["--store", backend.url] if backend.kind == "postgresql" else ["--state", str(s.state)]))
     assert "refused openings (max open groups reached): small 1" in text.stderr
+    # every delivery was taken by a correlation rule (a refused opening included), none by
+    # an ordinary rule: "matched nothing" (the dashboard's filter, events --unmatched) lists none
+    assert [e["matched"] for e in events if e["source"] == "http"] == [[]] * 8
+    store = open_store(backend.url if backend.kind == "postgresql" else None, s.state)
+    try:
+        assert store.list_events(unmatched=True) == []
+    finally:
+        store.close()
     stop_ok(s)
 
 

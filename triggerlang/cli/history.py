@@ -240,7 +240,8 @@ EXAMPLES_EVENTS = examples(
 @click.option("--source", help="Only events of this source.")
 @click.option("--type", "type_", metavar="TYPE", help="Only events of this type (push, post, modified...).")
 @click.option("--rule", help="Only events this rule matched.")
-@click.option("--unmatched", is_flag=True, help="Only events no rule matched (why: triggerc match --explain).")
+@click.option("--unmatched", is_flag=True, help="Only events no rule took: no ordinary rule matched them and no correlation rule's "
+                                                "member took them (why: triggerc match --explain).")
 @click.option("--since", metavar="WHEN", help="Only events received since WHEN: a length of time back (15m, 1h, 7d) "
                                               "or a date and time (2026-11-24 19:00, local time unless it names "
                                               "a zone).")

@@ -42,7 +42,7 @@ route at one of these exact paths is shadowed when the dashboard is on).
 Filters
 -------
 Each table has its own: runs by ``rule``, ``status``, a time range on when they were
-queued and a search; events by ``source``, ``type``, ``unmatched=1`` (matched no rule),
+queued and a search; events by ``source``, ``type``, ``unmatched=1`` (no rule of any kind took them),
 a time range on when they were received and a search. The search (``q``) finds a run by
 its id, its event's id, a value of its inputs (a sha, a branch) or its event's delivery
 id, and an event by its id, its delivery id or any value of its data. ``since`` and

@@ -1138,8 +1138,10 @@ class SqliteStore(SqliteGroups):
         Filters of :func:`~.store.event_conditions`; ``before`` (an event id) pages back:
         the events received before that one (BadQuery when there is no such event).
         """
-        where, args = event_conditions("?", "LIKE", source=source, type=type, unmatched=unmatched, rule=rule,
-                                       q=q, since=since, until=until)
+        where, args = event_conditions("?", "LIKE", events="events", history="corr_history", source=source,
+                                       type=type, unmatched=unmatched, rule=rule, q=q, since=since, until=until)
+        if unmatched:
+            self.materialize_groups()  # what correlation rules took: the log's entries too
         with self._cursor(write=False) as conn:
             if before is not None:
                 row = conn.execute("SELECT rowid FROM events WHERE id = ?", (before,)).fetchone()

@@ -1184,8 +1184,8 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
                     before: str | None = None, unmatched: bool = False, rule: str | None = None,
                     q: str | None = None, since: float | None = None,
                     until: float | None = None) -> list[dict[str, Any]]:
-        where, args = event_conditions("%s", "ILIKE", source=source, type=type, unmatched=unmatched, rule=rule,
-                                       q=q, since=since, until=until)
+        where, args = event_conditions("%s", "ILIKE", events="trg_events", history="trg_corr_history", source=source,
+                                       type=type, unmatched=unmatched, rule=rule, q=q, since=since, until=until)
         with self._conn() as conn:
             if before is not None:
                 row = conn.execute("SELECT seq FROM trg_events WHERE id = %s", (before,)).fetchone()

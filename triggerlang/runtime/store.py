@@ -550,17 +550,24 @@ def run_conditions(ph: str, like: str, *, events: str, rule: str | None = None, 
     return where, args
 
 
-def event_conditions(ph: str, like: str, *, source: str | None = None, type: str | None = None,
-                     unmatched: bool = False, rule: str | None = None, q: str | None = None,
-                     since: float | None = None, until: float | None = None) -> tuple[list[str], list[Any]]:
-    """The WHERE conditions of an event list, for both stores (see :func:`run_conditions`).
+def event_conditions(ph: str, like: str, *, events: str, history: str, source: str | None = None,
+                     type: str | None = None, unmatched: bool = False, rule: str | None = None,
+                     q: str | None = None, since: float | None = None,
+                     until: float | None = None) -> tuple[list[str], list[Any]]:
+    """The WHERE conditions of an event list, for both stores (see :func:`run_conditions`);
+    ``events`` is the events table, ``history`` the correlation groups' history.
 
-    ``unmatched``: events no rule matched; ``rule``: events that rule matched; ``q``
-    finds an event by its id, its delivery id, or any value of its data (a sha, a branch,
-    a path, a workflow name); ``since``/``until`` bound ``received_at``."""
+    ``unmatched``: events no rule of any kind took: no ordinary rule matched them and no
+    correlation rule's member did anything with them (no history row names them, a refused
+    opening included), which are the rows the dashboard shows as "no rule matched" (an
+    event only a correlation rule took was listed, beside the group it had opened). The
+    SQLite journal applies its correlation log before reading (its readers' rule).
+    ``rule``: events that rule matched; ``q`` finds an event by its id, its delivery id,
+    or any value of its data (a sha, a branch, a path, a workflow name); ``since``/``until``
+    bound ``received_at``."""
     where, args = equal_conditions(ph, source=source, type=type)
     if unmatched:
-        where.append("matched = '[]'")
+        where.append(f"matched = '[]' AND NOT EXISTS (SELECT 1 FROM {history} h WHERE h.event_id = {events}.id)")
     if rule is not None:
         where.append(f"matched {like} {ph} ESCAPE '\\'")
         args.append(_like_escape(dumps(rule)))
