@@ -603,7 +603,12 @@ def test_static_files_need_no_token(world) -> None:
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     js = c.get("/dashboard/static/live.js")
     assert js.status_code == 200 and "EventSource" in js.text
-    assert c.get("/dashboard/static/app.py").status_code == 404
+    # a missing one gets the dashboard's own 404 page, as every other path under /dashboard/
+    # (it was "not found" in plain text)
+    for path in ("/dashboard/static/app.py", "/dashboard/static/nope.css"):
+        r = c.get(path)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html"), (path, r.headers)
+        assert "<h1>Not found</h1>" in r.text and f"nothing at {path}" in r.text and "token" not in r.text
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
@@ -876,7 +881,8 @@ def test_serve_mounts_the_dashboard_beside_the_webhooks(tmp_path: Path) -> None:
         assert s.http.get("/hooks/nope").status_code == 404
         # a GET under /dashboard/ that no page takes gets the page's own 404 (as standalone),
         # a POST-only path its 405; other methods, and a webhook route declared there, as before
-        for path, status in (("/dashboard/nope", 404), ("/dashboard/runs/abc", 404), ("/dashboard/runs/1/rerun", 405)):
+        for path, status in (("/dashboard/nope", 404), ("/dashboard/runs/abc", 404), ("/dashboard/runs/1/rerun", 405),
+                             ("/dashboard/static/nope.js", 404)):
             r = s.http.get(path)
             assert r.status_code == status and r.headers["content-type"].startswith("text/html"), (path, r.text)
             assert "<nav" in r.text and "Not" in r.text, r.text

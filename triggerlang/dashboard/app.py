@@ -1261,9 +1261,15 @@ class Dashboard:
         return self._html(request, "sources.html", rules_note=self.rules.note, **data)
 
     def static_file(self, request: Request) -> Response:
+        """A file of ``static/``, to anyone (it holds no data). Decision: a name that is not
+        one gets the 404 of every other GET under ``/dashboard/`` (:meth:`not_found`, the
+        Fallback under ``serve``), the HTML page, not a plain-text line of its own: one answer
+        for every path a user may type or follow, and what nginx or GitHub Pages give a missing
+        asset; a ``<script>`` or ``<link>`` that misses never shows its body, so a shorter
+        one would save nothing."""
         item = self.static.get(request.path_params["name"])
         if item is None:
-            return Response("not found", status_code=404, media_type="text/plain")
+            return self._error(request, 404, f"nothing at {request.url.path}", api=False)
         body, media = item
         return Response(body, media_type=media, headers={"Cache-Control": "max-age=300",
                                                          "X-Content-Type-Options": "nosniff"})
