@@ -345,17 +345,45 @@ def test_exec_writes_output_and_header_to_the_log(base: Path):
     assert lines[-1].startswith(b"\x01# run 1 failed (exit code 4)"), lines
 
 
-@pytest.mark.parametrize("argv0, message", [
-    ("./scripts/missing.sh", "program not found"),
-    ("no-such-program-triggerlang", "program not found"),
-    ("./scripts/not-executable.sh", "permission denied"),
+@pytest.mark.parametrize("portable", [False, True], ids=["spawner", "asyncio"])
+@pytest.mark.parametrize("argv0, message, hint", [
+    ("./scripts/missing.sh", "program not found: {base}/scripts/missing.sh does not exist",
+     "a relative path is taken from the rules file's folder, {base}"),
+    ("no-such-program-triggerlang", "program not found: no-such-program-triggerlang is in no folder "
+     "of the run's PATH ({bin}:/usr/bin)", "write its full path in the exec, or add its folder"),
+    ("./scripts/not-executable.sh", "cannot execute {base}/scripts/not-executable.sh: permission denied",
+     "it is not executable; chmod +x {base}/scripts/not-executable.sh"),
+    ("not-executable-on-path", "cannot execute {bin}/not-executable-on-path: permission denied",
+     "found on PATH as {bin}/not-executable-on-path, it is not executable"),
+    ("./scripts/no-interpreter.sh", "program not found: {base}/scripts/no-interpreter.sh starts with "
+     "#!/no/such/sh -e, and /no/such/sh does not exist", "fix its #! line"),
+    ("scripts", "cannot execute {base}/scripts: permission denied", "it is a folder"),
 ])
-def test_exec_spawn_failure_is_a_failed_run(base: Path, argv0: str, message: str):
+def test_exec_spawn_failure_is_a_failed_run(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            argv0: str, message: str, hint: str, portable: bool):
+    # a run that cannot start has the header every run's log starts with, then why, and what to do
+    from triggerlang.runtime.executor import _Fast
+    if portable:
+        monkeypatch.setattr(_Fast, "broken", True)
     (base / "scripts" / "not-executable.sh").write_text("#!/bin/sh\necho hi\n")
-    req = request(base, {"kind": "exec", "params": [], "argv": [{"value": argv0}]})
+    (base / "scripts" / "no-interpreter.sh").write_text("#!/no/such/sh -e\necho hi\n")
+    (base / "scripts" / "no-interpreter.sh").chmod(0o755)
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "not-executable-on-path").write_text("#!/bin/sh\necho hi\n")
+    if argv0 == "scripts":
+        argv0 = str(base / "scripts")
+    action = {"kind": "exec", "params": [], "argv": [{"value": argv0}, {"value": "a b"}],
+              "env": {"PATH": f"{bin_}:/usr/bin"}}
+    req = request(base, action)
     result = run(req)
-    assert result.status == "failed" and result.exit_code is None and message in result.error
-    assert message in req.log_path.read_text()
+    message, hint = (m.format(base=base, bin=bin_) for m in (message, hint))
+    assert result.status == "failed" and result.exit_code is None, result
+    assert message in result.error and hint in result.error, result.error
+    lines = req.log_path.read_text().splitlines()
+    argv = f"{base}/scripts/{argv0[10:]}" if argv0.startswith("./") else argv0
+    assert lines == [f"\x01# run 1 rule r1 action act attempt 1: exec {argv} 'a b'",
+                     f"\x01# run 1 could not start: {result.error}"], lines
 
 
 def test_a_program_moved_to_another_folder_of_path_is_found_again(base: Path, tmp_path: Path):

@@ -530,9 +530,87 @@ def _open_log(path: Path):
         raise _LogUnwritable(f"cannot open the log file {path}: {e.strerror or e}", e.errno in _NO_SPACE) from None
 
 
+def _header(req: RunRequest, what: str | None) -> str:
+    """A run's log's first line: the run, its rule, action and attempt, and what it starts
+    (``exec ARGV``, ``shell 'SCRIPT'``, ``http POST URL``) when that is known."""
+    return (f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}"
+            f"{f': {what}' if what else ''}")
+
+
+def _what(req: RunRequest) -> str | None:
+    """What the header of ``req``'s log says it starts, or None when that cannot be said
+    (an input its argv needs is missing, a manifest written by hand)."""
+    try:
+        kind = action_kind(req.action, req.action_name)
+        if kind == "http":
+            return _http_what(req.action)
+        return _process_argv(req, _bind_inputs(req.action, req.inputs))[1]
+    except (ActionError, ValueError):
+        return None
+
+
 def _could_not_start(req: RunRequest, e: ActionError) -> RunResult:
-    _log_line(req.log_path, f"# run {req.run_id} could not start: {e}")
+    """The result of a run that could not start, its reason written to its log: after the
+    log's header, written here when the start failed before it was (a program not on
+    ``PATH``, a missing input), so that every run's log starts the same way."""
+    line = f"# run {req.run_id} could not start: {e}"
+    try:
+        empty = os.stat(req.log_path).st_size == 0
+    except OSError:
+        empty = True
+    _log_line(req.log_path, f"{_header(req, _what(req))}\n{line}" if empty else line)
     return RunResult("failed", None, str(e), start_again=isinstance(e, _LogUnwritable) and e.no_space)
+
+
+def _not_found(prog: str, path: str | bytes, base_dir: Path) -> ActionError:
+    """Why ``prog`` could not be executed as not found (ENOENT), with what was looked up,
+    where, and what to do: a name not on ``path`` (the run's ``PATH``), a path that does
+    not exist, or a script whose ``#!`` interpreter does not."""
+    path = os.fsdecode(path)
+    if "/" not in prog:
+        for folder in path.split(os.pathsep):
+            cand = os.path.join(folder or ".", prog)
+            if os.path.isfile(cand):
+                if not os.access(cand, os.X_OK):  # there, but not executable: which skipped it
+                    return _cannot_execute(cand, f"found on PATH as {cand}")
+                prog = cand  # executable: what is missing is its interpreter
+                break
+        else:
+            return ActionError(f"program not found: {prog} is in no folder of the run's PATH ({path}); "
+                               f"install it, write its full path in the exec, or add its folder to the "
+                               f"PATH serve runs with (or the action's env PATH=\"...\")")
+    if os.path.isfile(prog):
+        interp = _interpreter(prog)
+        if interp is not None:
+            return ActionError(f"program not found: {prog} starts with #!{interp}, and "
+                               f"{interp.split()[0]} does not exist; fix its #! line")
+        return ActionError(f"program not found: {prog} exists, but the system cannot run it "
+                           f"(its dynamic loader is missing: built for another system?)")
+    return ActionError(f"program not found: {prog} does not exist (a relative path is taken from "
+                       f"the rules file's folder, {base_dir}); fix the path in the exec, or create the file")
+
+
+def _interpreter(prog: str) -> str | None:
+    """The ``#!`` line of the script ``prog`` (what follows ``#!``), or None."""
+    with contextlib.suppress(OSError):
+        with open(prog, "rb") as f:
+            first = f.readline(256)
+        if first.startswith(b"#!"):
+            return first[2:].strip().decode("utf-8", "replace") or None
+    return None
+
+
+def _cannot_execute(prog: str, where: str = "") -> ActionError:
+    """Why ``prog`` could not be executed for lack of permission (EACCES, EISDIR), and what to do."""
+    where = f"{where}, " if where else ""
+    if os.path.isdir(prog):
+        why = f"{where}it is a folder; name the program in it"
+    elif os.path.exists(prog) and not os.access(prog, os.X_OK):
+        why = (f"{where}it is not executable; chmod +x {shlex.quote(prog)}, or run it with its "
+               f"interpreter (exec \"sh\" \"{prog}\")")
+    else:
+        why = f"{where}a folder on its path cannot be searched, or its filesystem is mounted noexec"
+    return ActionError(f"cannot execute {prog}: permission denied ({why})")
 
 
 def _meta(text: str) -> bytes:
@@ -570,8 +648,7 @@ async def _start_asyncio(req: RunRequest, argv: list[str], inputs: Mapping[str, 
     log = _open_log(req.log_path)
     try:
         try:
-            log.write(_meta(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: "
-                            f"{what}"))
+            log.write(_meta(_header(req, what)))
         except OSError as e:
             raise _LogUnwritable(f"cannot write the log file {req.log_path}: {e.strerror or e}",
                                  e.errno in _NO_SPACE) from None
@@ -594,9 +671,10 @@ async def _start_asyncio(req: RunRequest, argv: list[str], inputs: Mapping[str, 
             missing = e.filename if e.filename else argv[0]
             if not cwd.is_dir():
                 raise ActionError(f"the working directory {cwd} does not exist") from None
-            raise ActionError(f"program not found: {missing}") from None
-        except PermissionError:
-            raise ActionError(f"cannot execute {argv[0]}: permission denied") from None
+            raise _not_found(missing, env.get("PATH", os.defpath), req.base_dir) from None
+        except PermissionError:  # a bare name: a file of that name on PATH that is not executable
+            raise (_cannot_execute(argv[0]) if "/" in argv[0]
+                   else _not_found(argv[0], env.get("PATH", os.defpath), req.base_dir)) from None
         except NotADirectoryError:
             raise ActionError(f"the working directory {cwd} is not a directory") from None
         except ValueError as e:  # embedded NUL byte in an argument or variable
@@ -1092,9 +1170,10 @@ def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Ma
     else:
         found = spawner.which(prog, path)
         if found is None:
-            raise ActionError(f"program not found: {prog}")
+            raise _not_found(prog, path, req.base_dir)
         program = found
-    header = _meta(f"# run {req.run_id} rule {req.rule} action {req.action_name} attempt {req.attempt}: {what}")
+    header = _meta(_header(req, what))
+    found_at = program
     if req.die_with_parent:  # setpriv, between the spawner's thread and the program (see _dying_with_parent)
         setpriv = _setpriv()
         assert setpriv is not None
@@ -1117,9 +1196,9 @@ def _fast_request(spawner: Spawner, req: RunRequest, argv: list[str], inputs: Ma
             return ActionError(f"cannot enter the working directory {cwd}: {e.message}")
         if e.where == "exec" and e.errno == 2:  # ENOENT
             spawner.forget(prog, path)
-            return ActionError(f"program not found: {prog}")
+            return _not_found(prog, path, req.base_dir)
         if e.where == "exec" and e.errno in (13, 21):  # EACCES, EISDIR
-            return ActionError(f"cannot execute {prog}: permission denied")
+            return _cannot_execute(found_at)
         if e.where == "exec" and e.errno == errno.E2BIG:
             return ActionError(_too_long(prog, argv, env))
         return ActionError(f"cannot start {prog}: {e.message}")
@@ -1167,8 +1246,7 @@ def launch(req: RunRequest, on_done: Callable[[RunResult], None]) -> RunningActi
         except _SpawnFailed as e:  # the spawner could not be reached
             if e.where == "python":
                 return _TaskAction(req, on_done)
-            _log_line(req.log_path, f"# run {req.run_id} could not start: {e.message}")
-            done = RunningAction.finished(req, RunResult("failed", None, f"cannot start: {e.message}"))
+            done = RunningAction.finished(req, _could_not_start(req, ActionError(f"cannot start: {e.message}")))
             loop.call_soon(on_done, done._result)
             return done
         fut.add_done_callback(partial(ra._spawned, failure))
@@ -1609,13 +1687,18 @@ def _start_http(req: RunRequest, inputs: Mapping[str, Any]) -> RunningAction:
         headers["X-Triggerlang-Signature"] = sign(req.secrets[secret_name], body)
     for k, v in (spec.get("headers") or {}).items():
         headers[str(k)] = str(v)
-    _log_line(req.log_path, f"# run {req.run_id} rule {req.rule} action {req.action_name} "
-              f"attempt {req.attempt}: http {method} {_redacted(url)}"
-              f"{' (signed)' if secret_name else ''}")
+    _log_line(req.log_path, _header(req, _http_what(spec)))
     ra = RunningAction(req)
     ra._task = asyncio.create_task(_supervise_http(ra, method, url, headers, body),
                                    name=f"triggerlang-run-{req.run_id}")
     return ra
+
+
+def _http_what(spec: Mapping[str, Any]) -> str:
+    """How an http action's log header shows it: ``http POST URL`` (the URL's password
+    hidden), ``(signed)`` when it has a secret."""
+    return (f"http {str(spec.get('method') or 'post').upper()} {_redacted(str(spec.get('url')))}"
+            f"{' (signed)' if spec.get('secret') else ''}")
 
 
 def _http_call(method: str, url: str, headers: dict[str, str], body: bytes,
