@@ -151,7 +151,7 @@ def test_exec_argument_conversions_and_defaults(base: Path):
     result, seen = run_probe(base, action, inputs)
     assert result.status == "succeeded"
     assert seen["argv"] == ["x y", "42", "1.5", "true", "", "one", "2", "false", "staging"]
-    assert seen["env"]["TRG_INPUT_L"] == '["one", 2, false]'
+    assert seen["env"]["TRG_INPUT_L"] == '["one",2,false]'
     assert seen["env"]["TRG_INPUT_N"] == "42" and seen["env"]["TRG_INPUT_Z"] == "null"
     assert seen["env"]["TRG_INPUT_STAGE"] == "staging" and seen["env"]["TRG_INPUT_S"] == "x y"
 
@@ -464,6 +464,18 @@ def test_launch_calls_back_once_and_a_cancel_before_the_start_stops_the_run(base
     assert result.status == "cancelled" and stopped == [result]
 
 
+def test_a_list_or_object_input_is_json_as_on_stdin(base: Path):
+    """TRG_INPUT_<NAME> of a list or an object is the JSON text stdin has for it: compact,
+    ASCII only, keys in the event's order (it had ', ' and ': ' and kept 'é' as it is)."""
+    obj = {"z": 1, "a": "naïve ☃ \U0001f600", "l": [1.5, None, True], "e": {}}
+    action = probe_action([], params=[{"name": "o"}, {"name": "l"}])
+    result, seen = run_probe(base, action, {"o": obj, "l": ["é", {"b": 2, "a": 1}]}, ev=event(o=obj))
+    assert result.status == "succeeded"
+    text = '{"z":1,"a":"na\\u00efve \\u2603 \\ud83d\\ude00","l":[1.5,null,true],"e":{}}'
+    assert seen["env"]["TRG_INPUT_O"] == text and f'"data":{{"o":{text}}}' in seen["stdin"]
+    assert seen["env"]["TRG_INPUT_L"] == '["\\u00e9",{"b":2,"a":1}]'
+
+
 def test_killed_by_signal_reports_128_plus_n(base: Path):
     result = run(request(base, {"kind": "shell", "script": "kill -KILL $$"}))
     assert result == RunResult("failed", 137, "killed by SIGKILL")
@@ -481,7 +493,7 @@ def test_shell_inputs_only_through_the_environment(base: Path):
     ev = event(sha="abc")
     result = run(request(base, action, {"msg": msg, "list-arg": ["a", "b"]}, ev=ev))
     assert result.status == "succeeded"
-    assert out.read_text() == msg + '|["a", "b"]'
+    assert out.read_text() == msg + '|["a","b"]'
     assert json.loads((base / "stdin.json").read_text()) == ev
     assert files_named(base.parent, "pwned", "x") == []
 

@@ -301,5 +301,5 @@ def test_an_inputs_nul_bytes_are_dropped_from_argv_and_environment_only() -> Non
     assert display_argv(action, inputs, "e") == ["echo", "ab", "x.py", "y.py"]
     req = RunRequest(1, "r", "e", action, inputs, {}, Path("."), Path("1.log"), None)
     env = _env_additions(req, inputs)
-    assert (env["TRG_INPUT_M"], env["TRG_INPUT_FILES"], env["TRG_INPUT_O"]) == ("ab", '["x\\u0000.py", "y.py"]',
-                                                                              '{"k": "\\u0000"}')
+    assert (env["TRG_INPUT_M"], env["TRG_INPUT_FILES"], env["TRG_INPUT_O"]) == ("ab", '["x\\u0000.py","y.py"]',
+                                                                              '{"k":"\\u0000"}')

@@ -7,7 +7,7 @@ Pure functions shared by the executor (which runs the action) and ``triggerc mat
   text (``3``, ``true``); ``null`` (a placeholder for a field the event lacks) is ``""``;
   a list is one argv element per item, expanded in place (``exec "pytest" paths``).
 - ``TRG_INPUT_<NAME>`` (name upper-cased, ``-`` -> ``_``): strings as they are, anything
-  else as JSON text.
+  else as JSON text in the form of the event on stdin (:func:`env_text`).
 - A NUL byte in an input's string (JSON ``\\u0000`` in a payload: a commit message, an
   issue body) is dropped from its argv elements and its ``TRG_INPUT_*`` value, which end
   at a NUL byte and so cannot hold one (:func:`without_nul`); the run's stdin, the event
@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import signal
 from typing import Any, Mapping
+
+from .runtime.store import dumps as _dumps
 
 
 class ActionError(Exception):
@@ -68,7 +70,11 @@ def arg_text(v: Any) -> str:
 
 
 def env_text(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+    """A value as a run's environment has it (``TRG_INPUT_<NAME>``): a string as it is,
+    anything else as JSON text in the form of the event on the run's stdin (and of an http
+    action's body): compact, ASCII only, keys in the event's order, so a script parses
+    ``$TRG_INPUT_FILES`` and its stdin alike, and compares either byte for byte."""
+    return v if isinstance(v, str) else _dumps(v)
 
 
 def input_env_name(name: str) -> str:

@@ -44,7 +44,7 @@ Processes
 Every exec/shell run inherits ``os.environ``, plus the action's ``env``, plus
 ``TRG_RUN_ID``, ``TRG_SERVE_ID`` (:data:`SERVE_ID`), ``TRG_RULE``, ``TRG_EVENT_ID``,
 ``TRG_EVENT_SOURCE``, ``TRG_EVENT_TYPE`` and ``TRG_INPUT_<NAME>`` per input (name
-upper-cased, ``-`` -> ``_``; strings as is, anything else as JSON text). The event JSON is written to its stdin, which is then
+upper-cased, ``-`` -> ``_``; strings as is, anything else as JSON text, compact and ASCII as stdin's). The event JSON is written to its stdin, which is then
 closed. stdout and stderr go to ``log_path`` (parents created), after a header line that
 shows the argv (inputs are never secrets, and secret values are never written).
 

@@ -805,7 +805,7 @@ class GatheredPaths:
 
     @staticmethod
     def _cost(path: str) -> int:
-        return len(json.dumps(path, ensure_ascii=False).encode()) + 2  # the string and ", "
+        return len(dumps(path)) + 1  # the string (as TRG_INPUT_PATHS has it: ASCII) and ","
 
     def add(self, paths: Any) -> None:
         for p in paths:
