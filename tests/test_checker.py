@@ -85,9 +85,13 @@ def test_raw_body_hint_on_a_source_without_one() -> None:
 # --------------------------------------------------------------------------- types
 
 @pytest.mark.parametrize("cond, code, col, message, hint", [
-    ('forced="yes"', "TRG204", 20, "'forced' is a boolean, compared with a string", "write true or false"),
+    ('forced="yes"', "TRG204", 20, "'forced' is a boolean, compared with a string", "write true"),
+    ('forced="off"', "TRG204", 20, "'forced' is a boolean, compared with a string", "write false"),
+    ('forced=0', "TRG204", 20, "'forced' is a boolean, compared with a number", "write false"),
+    ('forced="maybe"', "TRG204", 20, "'forced' is a boolean, compared with a string", "write true or false"),
     ('commits="3"', "TRG204", 21, "'commits' is an integer, compared with a string", "write 3 without quotes"),
     ('branch=3', "TRG204", 20, "'branch' is a string, compared with a number", 'write "3"'),
+    ('branch=1.50', "TRG204", 20, "'branch' is a string, compared with a number", 'write "1.50"'),
     ('branch=true', "TRG204", 20, "'branch' is a string, compared with a boolean", None),
     ('branch=5m', "TRG204", 20, "'branch' is a string, compared with a duration", None),
     ('branch in "main"', "TRG204", 23, "'in' needs a list", "write [...] or use '='"),
@@ -95,7 +99,7 @@ def test_raw_body_hint_on_a_source_without_one() -> None:
     ('branch=["a"]', "TRG204", 20, "'=' compares one value, not a list", "use 'in' to test membership: branch in [...]"),
     ('branch != ["a"]', "TRG204", 23, "'!=' compares one value, not a list",
      "use 'in' to test membership: branch not in [...]"),
-    ('branch in ["a", 2]', "TRG204", 23, "'branch' is a string, compared with a number", 'write "2"'),
+    ('branch in ["a", 2]', "TRG204", 29, "'branch' is a string, compared with a number", 'write "2"'),
     ('commits >= 2s', "TRG204", 24, "'commits' is an integer, compared with a duration", None),
     ('commits > "many"', "TRG204", 23, "'commits' is an integer, compared with a string", None),
     ('message ~ 5', "TRG204", 23, "'~' takes a glob string, a /regex/ or a list of them, not a number",
@@ -108,6 +112,22 @@ def test_raw_body_hint_on_a_source_without_one() -> None:
 def test_type_errors(cond: str, code: str, col: int, message: str, hint) -> None:
     found = only(DEPLOY + f"on git.push {cond} run deploy with <sha>")
     assert found == (code, 2, col, message, hint)
+    written = re.search(r"(?:^|: )write (.*?)(?: without quotes)?$", hint or "")
+    if written is not None and " or " not in written.group(1) and "..." not in written.group(1):
+        # "write X": the fix writes X over the span (the editor's quick fix), and the rule then checks clean
+        [d] = compile_text(DEPLOY + f"on git.push {cond} run deploy with <sha>", "rules.trg").diagnostics
+        assert_the_fix_writes(d, written.group(1))
+        line = f"on git.push {cond} run deploy with <sha>"
+        assert diags(DEPLOY + line[:d.span.start.column - 1] + written.group(1) + line[d.span.end.column - 1:]) == []
+    elif hint is not None:  # (several candidates, or no text to write: no fix)
+        [d] = compile_text(DEPLOY + f"on git.push {cond} run deploy with <sha>", "rules.trg").diagnostics
+        assert d.fix is None, d.fix
+
+
+def test_a_type_error_on_a_lets_name_says_what_to_write_with_no_fix() -> None:
+    """The value to change is the let's: a fix over its name would drop the let."""
+    [d] = compile_text('let n = 3\n' + DEPLOY + "on git.push branch=n run deploy with <sha>", "rules.trg").diagnostics
+    assert (d.code, d.hint, d.fix) == ("TRG204", 'write "3"', None)
 
 
 @pytest.mark.parametrize("cond", [
@@ -419,8 +439,11 @@ def test_http_rules_pin_their_route() -> None:
 ])
 def test_unpinned_http_routes(filt: str, col: int, msg: str) -> None:
     text = 'secret s = env "S"\nsource http token=s\n' + DEPLOY + f'on http.post {filt} run deploy with "x"'
-    code, line, column, message, _ = only(text)
+    code, line, column, message, hint = only(text)
     assert (code, line, column, message) == ("TRG206", 4, col, msg)
+    if hint.startswith("write "):  # (path="hook": write "/hook", the editor's quick fix)
+        [d] = compile_text(text, "rules.trg").diagnostics
+        assert_the_fix_writes(d, hint[len("write "):])
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/events", "/metrics"])
@@ -484,9 +507,9 @@ def test_busy_signal_names_its_signal_in_the_policies() -> None:
     ("busy signal SIGSEGV", 38, "'SIGSEGV' is not a signal busy signal sends",
      "one of SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT, SIGTERM, SIGWINCH, SIGALRM", None),
     ("busy signal KILL", 38, "SIGKILL cannot be trapped: it would kill the running run, not signal it",
-     "to stop the running run and start a new one, write busy restart", None),
+     "to stop the running run and start a new one, write busy restart", "busy restart"),
     ("busy signal SIGSTOP", 38, "SIGSTOP cannot be trapped: it would freeze the running run, not signal it",
-     "to stop the running run and start a new one, write busy restart", None),
+     "to stop the running run and start a new one, write busy restart", "busy restart"),
     ("busy signal", 31, "busy signal needs the signal to send", "name it: busy signal SIGHUP (or SIGUSR1, SIGUSR2...)",
      None),
     ("busy restart SIGHUP", 39, "busy restart takes no signal", "to signal the running run instead: busy signal SIGHUP",
@@ -497,6 +520,10 @@ def test_busy_signal_refuses_what_cannot_be_meant(policy, col, message, hint, fi
     (d,) = [d for d in c.diagnostics if d.is_error]  # (beside the warning: hook is not used)
     assert (d.code, d.span.start.line, d.span.start.column, d.message, d.hint) == ("TRG407", 3, col, message, hint)
     assert (d.fix.edits[0].text if d.fix else None) == fixed
+    if fixed == "busy restart":  # (over the whole policy, which the hint's text replaces)
+        line = f"on file.modified run app {policy} timeout 1m"
+        edit = d.fix.edits[0].span
+        assert line[edit.start.column - 1:edit.end.column - 1] == policy
 
 
 def test_busy_signal_on_an_http_action_is_refused() -> None:
@@ -1448,7 +1475,30 @@ def test_a_bare_word_in_an_exec_body_is_offered_its_quotes(body: str, hint: str)
     word = body.split()[-1]
     got = diags(f"action mk = {body}\non git.push run mk\n")
     assert got == [("TRG405", 1, 13 + body.rindex(word), f"'{word}' is not a parameter of action 'mk'", hint)]
+    [d] = compile_text(f"action mk = {body}\non git.push run mk\n", "rules.trg").diagnostics
+    assert_the_fix_writes(d, f'"{word}"')
     assert diags(f"action mk = {body.replace(word, chr(34) + word + chr(34))}\non git.push run mk\n") == []
+
+
+@pytest.mark.parametrize(("text", "code", "hint"), [
+    ('source http path="hooks/x" token=gh\non http.post path="/hooks/x" run build', "TRG208", 'write "/hooks/x"'),
+    ('source http path="/q" token=gh query=""\non http.post path="/q" run build', "TRG208",
+     'write "token" (query="token" reads ?token=...)'),
+    ('source http token=gh\non http.post path="/x" headers.x-a.b="1" run build', "TRG203", "write headers.x-a"),
+    ('on git.push run build dedupe <sha ~ /^.{7}/> for 5m', "TRG204", "write <sha>"),
+])
+def test_older_write_x_hints_carry_their_fix(text: str, code: str, hint: str) -> None:
+    """Hints that say what to write, older than write_hint, now carry the fix writing it
+    (the editor's quick fix); applied, the file checks clean."""
+    from triggerlang.check.fixes import apply_fixes
+
+    text = 'action build = exec "make"\n' + ('secret gh = env "GH"\n' if "=gh" in text else "") + text + "\n"
+    [d] = [d for d in compile_text(text, "rules.trg").diagnostics if d.is_error]
+    assert (d.code, d.hint) == (code, hint)
+    written = re.search(r"(?:^|: )write (.*?)(?: \(|$)", hint).group(1)
+    assert d.fix is not None and [e.text for e in d.fix.edits] == [written], d.fix
+    fixed, n = apply_fixes(text, [d.fix])
+    assert n == 1 and diags(fixed) == [], fixed
 
 
 @pytest.mark.parametrize(("written", "meant"), [("1h30m", "90m"), ("1m30s", "90s"), ("1s500ms", "1500ms"),

@@ -351,10 +351,15 @@ def test_given_fields_are_checked_like_filters() -> None:
     assert [(d[0], d[2], d[3], d[4]) for d in got] == [
         ("TRG203", 20, "git.push has no field 'brnch'", "did you mean 'branch'?"),
         ("TRG204", 41, "'commits' is an integer, compared with a string", "write 3 without quotes"),
-        ("TRG204", 52, "'forced' is a boolean, compared with a number", "write true or false"),
+        ("TRG204", 52, "'forced' is a boolean, compared with a number", "write true"),
         ("TRG204", 60, "'files' is a list of strings, not a string", 'write a list: files=[...]'),
         ("TRG204", 74, "'branch' is a string, not a list", "a given field takes one value"),
     ]
+    # a "write X" hint carries the editor's quick fix, X over the value
+    fixes = [(d.span.start.column, d.fix and [e.text for e in d.fix.edits]) for d in compile_text(
+        DEPLOY + block("t", 'given git.push brnch="main" commits="3" forced=1 files="a.py" branch=["a"]',
+                       "expect deploy_main"), "rules.trg").diagnostics if d.code == "TRG204"]
+    assert fixes == [(41, ["3"]), (52, ["true"]), (60, None), (74, None)]
 
 
 def test_given_list_elements_maps_and_regexes() -> None:
@@ -418,6 +423,17 @@ def test_invalid_tests() -> None:
     for given, message in cases:
         got = diags(text + block("t", given, "expect none"))
         assert [(d[0], d[3]) for d in got] == [("TRG603", message)], (given, got)
+    # a "write X" hint carries the editor's quick fix: applied, the test checks clean
+    for given, written, fixed in [('given git.* branch="x"', "git.push", 'given git.push branch="x"'),
+                                  ('given http.post method="post" path="/"', 'method="POST"',
+                                   'given http.post method="POST" path="/"')]:
+        [d] = compile_text(text + block("t", given, "expect none"), "rules.trg").diagnostics
+        assert d.hint.startswith(f"write {written}") and [e.text for e in d.fix.edits] == [written], d
+        source = (text + block("t", given, "expect none")).split("\n")
+        e = d.fix.edits[0].span
+        line = source[e.start.line - 1]
+        source[e.start.line - 1] = line[:e.start.column - 1] + written + line[e.end.column - 1:]
+        assert fixed in source[e.start.line - 1] and diags("\n".join(source)) == [], source
 
 
 def test_expect_with_args_are_checked_against_the_action() -> None:

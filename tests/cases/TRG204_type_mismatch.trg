@@ -8,7 +8,7 @@ on git.push commits="3" run deploy  # expect: TRG204@21
 on git.push branch=3 run deploy  # expect: TRG204@20
 on git.push branch in "main" run deploy  # expect: TRG204@23
 on git.push branch=["a", "b"] run deploy  # expect: TRG204@20
-on git.push branch in ["a", 1] run deploy  # expect: TRG204@23
+on git.push branch in ["a", 1] run deploy  # expect: TRG204@29
 on git.push message ~ 5 run deploy  # expect: TRG204@23
 on git.push commits > "many" run deploy  # expect: TRG204
 on git.push forced=1 run deploy  # expect: TRG204

@@ -40,7 +40,7 @@ from ..actions import (BUSY_SIGNALS, BUSY_UNTRAPPABLE, STOP_SIGNALS, busy_signal
 from ..compile.patterns import (PatternError, compile_glob, compile_regex, github_filter_list_regex,
                                 github_filter_regex, github_syntax, is_literal)
 from ..diagnostics import (UNSAFE, Diagnostics, Edit, Fix, Span, meant, name_span, replace_fix, suggest, typo,
-                           WriteHint, write_hint)
+                           WriteHint, write_fix, write_hint)
 from ..providers.base import CI_SOURCE, CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, REDACTED
 from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import (HTTP, HTTP_VERIFICATIONS, SectionInput, active_providers, http_decl_covers, provider_of,
@@ -189,6 +189,19 @@ def _either(names: tuple[str, ...]) -> str:
 
 _POLICIES = dict(defaults.POLICIES)
 """The default policies, as a dict to copy (a copy of the read-only mapping per rule is slower)."""
+
+_BOOL_WORDS = {"true": "true", "yes": "true", "on": "true", 1: "true", "1": "true",
+               "false": "false", "no": "false", "off": "false", 0: "false", "0": "false"}
+"""What a boolean field compared with a string or a number meant: YAML 1.1's yes/no/on/off,
+a shell's 1/0 (TRG204's fix writes the word)."""
+
+
+def _string(text: str) -> str:
+    """``text`` as a string literal, to write in a hint (and its fix)."""
+    from ..fmt import fmt_string  # (only on an error)
+
+    return fmt_string(text)
+
 
 _WANT = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("number",),
          C.BOOL: ("bool",), C.DURATION: ("duration", "number")}
@@ -415,10 +428,10 @@ class Checker:
             for item in body.argv:
                 if isinstance(item, A.Ref) and item.name not in params:
                     hint, fix = typo(item.name, params, item.span)
+                    declare = f"action {a.name.value}({', '.join([*params, item.name])})"
                     hint = hint or (
-                        (f'write "{item.name}" (the command\'s words are strings), or declare it: '
-                         if not params or item is body.argv[0] else "declare it: ")
-                        + f"action {a.name.value}({', '.join([*params, item.name])})"
+                        (write_hint(f'"{item.name}"', " (the command's words are strings), or declare it: " + declare)
+                         if not params or item is body.argv[0] else "declare it: " + declare)
                         if item.name not in self.let_decls else "lets are not expanded in argv; pass it as a parameter")
                     self.d.error("TRG405", f"'{item.name}' is not a parameter of action '{a.name.value}'",
                                  item.span, hint, fix=fix)
@@ -575,7 +588,7 @@ class Checker:
             elif name == "port" and not (0 <= val <= 65535):
                 self.d.error("TRG208", f"port {val} is out of range", opt.value.span, "use 0-65535")
             elif name in ("path",) and isinstance(val, str) and not val.startswith("/"):
-                self.d.error("TRG208", "a route path must start with '/'", opt.value.span, f'write "/{val}"')
+                self.d.error("TRG208", "a route path must start with '/'", opt.value.span, write_hint(_string("/" + val)))
             elif name == "path" and val in defaults.BUILT_IN_PATHS:
                 self.built_in_path("TRG208", val, opt.value.span)
             elif name == "path":
@@ -616,7 +629,7 @@ class Checker:
         only be given a URL); alone it would protect nothing, so it needs ``token=``."""
         if not param:
             self.d.error("TRG208", "query= names the query parameter the token comes in, not an empty one",
-                         opt.value.span, 'write query="token" (for ?token=...)')
+                         opt.value.span, write_hint('"token"', ' (query="token" reads ?token=...)'))
         elif not any(o.name.value == "token" for o in s.options):
             self.d.error("TRG208", "query= names the query parameter a token= comes in: it needs token=",
                          opt.name.span, f'add token=NAME (with secret NAME = env "VAR"): the sender calls '
@@ -859,7 +872,7 @@ class Checker:
             head = f.parts[0]
             if len(f.parts) > 1 and head in spec.raw:
                 self.d.error("TRG203", f"'{f.dotted}' goes too deep: {head}.NAME is a string",
-                             f.span, f"write {head}.{f.parts[1]}")
+                             f.span, write_hint(f"{head}.{f.parts[1]}"))
             elif len(f.parts) > 1 and C.field_type(src, ev, (head,)) == C.LIST_STR and f.parts[1] == "*":
                 self.d.error("TRG203", f"'{head}' is a list of strings: it has no members to read with '*'", f.span,
                              f"compare '{head}' itself: a condition on a list holds if it holds for any element")
@@ -952,31 +965,40 @@ class Checker:
         vt = type_of(val)
         want = _WANT.get(elem, ("str",))
 
-        def mismatch(got: Any, hint: str | None = None):
+        def mismatch(got: Any, node: Any):
+            """TRG204 on ``node``, the literal (or name) whose value ``got`` has the wrong
+            type; a hint that says what to write carries its fix when ``node`` is a literal
+            (over a let's name the value to change is the let's)."""
             gw = TYPE_WORDS.get(type_of(got), "this")
-            if hint is None and elem == C.STR and isinstance(got, (int, float)) and not isinstance(got, bool):
-                hint = f'write "{got}"' if not isinstance(got, Dur) else None
-            if hint is None and elem in (C.INT, C.NUMBER) and isinstance(got, str) and re.fullmatch(r"-?\d+(\.\d+)?", got):
-                hint = f"write {got} without quotes"
-            if hint is None and elem == C.BOOL:
-                hint = "write true or false"
-            self.d.error("TRG204", f"'{c.field.dotted}' is {TYPE_WORDS.get(typ, typ)}, compared with {gw}",
-                         c.value.span, hint)
+            hint: str | None = None
+            message = f"'{c.field.dotted}' is {TYPE_WORDS.get(typ, typ)}, compared with {gw}"
+            if elem == C.STR and isinstance(got, (int, float)) and not isinstance(got, (bool, Dur)):
+                hint = write_hint(f'"{node.text or got}"' if isinstance(node, A.Num) else f'"{got}"')
+            elif elem in (C.INT, C.NUMBER) and isinstance(got, str) and re.fullmatch(r"-?\d+(\.\d+)?", got):
+                hint = write_hint(got, " without quotes")
+            elif elem == C.BOOL:
+                word = _BOOL_WORDS.get(got.lower() if isinstance(got, str) else got if type_of(got) == "number" else None)
+                hint = write_hint(word) if word else \
+                    "write true or false"  # (two candidates: no fix)
+            if isinstance(hint, WriteHint) and not isinstance(node, (A.Str, A.Num, A.Bool, A.Regex)):
+                hint = str(hint)  # (a let's name: no fix, the value to change is the let's)
+            self.d.error("TRG204", message, node.span, hint)
 
         if op == "=" or op == "!=":
             if vt == "list":
                 self.d.error("TRG204", f"'{op}' compares one value, not a list", c.value.span,
                              f"use 'in' to test membership: {c.field.dotted} {'not in' if op == '!=' else 'in'} [...]")
             elif vt not in want:
-                mismatch(val)
+                mismatch(val, c.value)
         elif op in ("in", "not in"):
             if vt != "list":
                 self.d.error("TRG204", f"'{op}' needs a list", c.value.span,
                              f"write [{c.value.span and ''}...] or use '{'=' if op == 'in' else '!='}'")
             else:
-                for x in val:
+                items = c.value.items if isinstance(c.value, A.ListLit) and len(c.value.items) == len(val) else None
+                for i, x in enumerate(val):
                     if x is not None and type_of(x) not in want:  # None: already reported
-                        mismatch(x)
+                        mismatch(x, items[i] if items else c.value)
                         break
         elif op in ("~", "!~"):
             if elem not in (C.STR, C.TIME):
@@ -987,7 +1009,7 @@ class Checker:
                 self.d.error("TRG205", f"'{op}' compares numbers, durations and times, and '{c.field.dotted}' is "
                              f"{TYPE_WORDS.get(typ, typ)}", c.op_span, "use = != ~ or in")
             elif vt not in want:
-                mismatch(val)
+                mismatch(val, c.value)
 
     def literal_values(self, e: A.Expr | None, field_parts: tuple[str, ...], globs: bool = False) -> list[str]:
         """String values the top-level conjunction pins a field to (``=``, ``in``, and ``~`` if globs)."""
@@ -1015,7 +1037,8 @@ class Checker:
                 v = self.quiet_value(c.value)
                 if isinstance(v, str):
                     if not v.startswith("/"):
-                        self.d.error("TRG206", "a route path must start with '/'", c.value.span, f'write "/{v}"')
+                        self.d.error("TRG206", "a route path must start with '/'", c.value.span,
+                                     write_hint(_string("/" + v)) if isinstance(c.value, A.Str) else f'write "/{v}"')
                         return None
                     if c.op == "=" and v in defaults.BUILT_IN_PATHS:
                         self.built_in_path("TRG206", v, c.value.span)
@@ -1123,8 +1146,9 @@ class Checker:
     def no_pattern(self, ph: A.Placeholder, where: str) -> None:
         """TRG204: ``<field ~ /re/>`` outside a with argument (a dedupe or correlation key)."""
         if ph.pattern is not None:
+            hint = write_hint(f"<{ph.path.dotted}>")
             self.d.error("TRG204", f"{where} reads a field as it is: '~ /regex/' goes only in a with argument",
-                         ph.pattern.span, f"write <{ph.path.dotted}>")
+                         ph.pattern.span, hint, fix=write_fix(ph.span, hint))
 
     def check_placeholder(self, ph: A.Placeholder, ctx) -> None:
         if ctx is None:
@@ -1311,9 +1335,9 @@ class Checker:
             return sig
         name = signal_name(text)
         if name in BUSY_UNTRAPPABLE:
+            hint = write_hint("busy restart", before="to stop the running run and start a new one, ")
             self.d.error("TRG407", f"{name} cannot be trapped: it would {'kill' if name == 'SIGKILL' else 'freeze'} "
-                         "the running run, not signal it", p.signal.span,
-                         "to stop the running run and start a new one, write busy restart")
+                         "the running run, not signal it", p.signal.span, hint, fix=write_fix(p.span, hint))
             return None
         # a misspelling is matched as spelled out (`hupp` is SIGHUPP, one letter from SIGHUP)
         guess = None if name in signal.Signals.__members__ else suggest(name, BUSY_SIGNALS)

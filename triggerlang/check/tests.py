@@ -82,7 +82,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..diagnostics import Span, meant, replace_fix, suggest, typo
+from ..diagnostics import Span, meant, replace_fix, suggest, typo, write_fix, write_hint
 from ..events import FILE_CHANGES, MAX_EVENT_CHARS, Event, JSONError, complete_file_data, read_json
 from ..providers import provider_names
 from ..providers.base import REDACTED, redact_params
@@ -235,9 +235,11 @@ class _TestChecker:
         trig = g.trigger
         src, ev, _types = self.ck.check_trigger(trig)
         if src is not None and ev == "*":
-            names = sorted(C.get_source(src).events) or ["EVENT"]
-            self.d.error("TRG603", f"a test event has one type, not {src}.*", trig.event.span,
-                         f"write {src}.{names[0]} (or another {src} event)")
+            names = sorted(C.get_source(src).events, key=lambda n: (n != "push", n))  # (push first: most asked)
+            hint = write_hint(f"{src}.{names[0]}", f" (or another {src} event)") if names else \
+                f"write {src}.EVENT, one of the events it sends"
+            self.d.error("TRG603", f"a test event has one type, not {src}.*", trig.event.span, hint,
+                         fix=write_fix(trig.span, hint) if names else None)
             src = None
         ctx = (src, ev) if src is not None else None
         data, ok = self.fields(g.fields, ctx)
@@ -378,8 +380,8 @@ class _TestChecker:
             return None
         if method != method.upper():  # as check says of a rule on it (TRG501) and emit refuses it
             self.d.error("TRG603", f"an HTTP method is upper case, never {json.dumps(method)}: no event has it",
-                         _field_span(g, "method"), f'write method="{method.upper()}"' +
-                         (" (or drop method=: it follows from the event's name)" if ev != "request" else ""))
+                         _field_span(g, "method"), write_hint(f'method="{method.upper()}"',
+                         " (or drop method=: it follows from the event's name)" if ev != "request" else ""))
             return None
         return method.lower()
 
