@@ -100,6 +100,12 @@ def test_raw_body_hint_on_a_source_without_one() -> None:
     ('branch != ["a"]', "TRG204", 23, "'!=' compares one value, not a list",
      "use 'in' to test membership: branch not in [...]"),
     ('branch in ["a", 2]', "TRG204", 29, "'branch' is a string, compared with a number", 'write "2"'),
+    # a regex where a string goes: a path without its quotes (/hooks/ims: the regex /hooks/ and
+    # the flags i, m, s), else a regex meant with ~ (the span is the comparison the text replaces)
+    ('branch=/^rel/', "TRG204", 13, "'branch' is a string, compared with a regex",
+     "to match the regex: write branch ~ /^rel/"),
+    ('branch != /^rel/i', "TRG204", 13, "'branch' is a string, compared with a regex",
+     "to match the regex: write branch !~ /^rel/i"),
     ('commits >= 2s', "TRG204", 24, "'commits' is an integer, compared with a duration", None),
     ('commits > "many"', "TRG204", 23, "'commits' is an integer, compared with a string", None),
     ('message ~ 5', "TRG204", 23, "'~' takes a glob string, a /regex/ or a list of them, not a number",
@@ -1230,6 +1236,27 @@ FIRST_RULE_CASES = [
      'saving time, such as "Europe/Berlin"'),
     ('on cron "0 3 * * *" tz "UTC+5:30" run build', "unknown time zone 'UTC+5:30'",
      'no Etc zone has a part of an hour: name a place at UTC+05:30, such as "Asia/Kolkata"'),
+    # a shell's positional parameter, with nothing after with, a dangling or, a path read as a regex
+    ('on git.push run deploy with $1', "'$1' is a shell's positional parameter: a rule passes the event's fields by "
+     "name", "pass a field of the event by its name, <FIELD>: git.push has after, author, author_email, before, "
+     "branch, commits, files, forced, message, ref, repo, sha, tag"),
+    ('on git.push branch=$1 run build', "'$1' is a shell's positional parameter: a rule has no parameters",
+     'compare a field with a value, branch="main" (a field is written bare: git.push has after, author, '
+     'author_email, before, branch, commits, files, forced, message, ref, repo, sha, tag)'),
+    ('on git.push run build with', "'with' has no arguments after it", "remove it for an action without parameters "
+     '(run build), or pass the arguments after it: run build with <sha>, "prod"'),
+    ('on git.push run build with timeout 5m', "'with' has no arguments after it", "remove it for an action without "
+     'parameters (run build), or pass the arguments after it: run build with <sha>, "prod"'),
+    ('on git.push branch="main" or run build', "'or' with no condition after it",
+     "remove it, or write the condition it joins after it, before run: or FIELD = VALUE"),
+    ('on git.push not run build', "'not' with no condition after it",
+     "remove it, or write the condition it negates after it, before run: not FIELD = VALUE"),
+    ('on git.push or run build', "'or' with no condition before it", "remove it: the conditions follow the trigger, "
+     "on git.push CONDITION ... run ACTION (side by side when all must hold, or joined by or)"),
+    ('on http.post path=/hooks/ims run build', "'path' is a string, compared with a regex: /hooks/ims reads as the "
+     "regex /hooks/ with flags ims", 'a path is a string: write "/hooks/ims"'),
+    ('on git.push branch=/^release-/ run build', "'branch' is a string, compared with a regex",
+     "to match the regex: write branch ~ /^release-/"),
 ]
 
 
@@ -1291,6 +1318,8 @@ def test_a_flag_after_the_arguments_is_offered_a_list_parameter(flags: str) -> N
     ('action mk: exec "make"', "an action is declared with '=', not ':'", "write ="),
     ('action mk = shell "make build" env STAGE=prod', "a value that is text goes in quotes", 'write "prod"'),
     ('action mk = exec "make" cwd="./app"', "cwd takes no '='", 'write cwd "./app"'),
+    ('action mk(sha) = exec "./deploy.sh" $1', "'$1' is a shell's positional parameter",
+     "write sha (parameter 1 of action mk, written bare)"),
 ])
 def test_a_shells_or_makefiles_action_gets_the_body_to_write(decl: str, message: str, hint: str) -> None:
     """An action written as a Makefile's or a shell's command line (an operator in an exec
@@ -1482,6 +1511,8 @@ def test_a_bare_word_in_an_exec_body_is_offered_its_quotes(body: str, hint: str)
 
 @pytest.mark.parametrize(("text", "code", "hint"), [
     ('source http path="hooks/x" token=gh\non http.post path="/hooks/x" run build', "TRG208", 'write "/hooks/x"'),
+    ('source http path=/hooks/ims token=gh\non http.post path="/hooks/ims" run build', "TRG208",
+     'a path is a string: write "/hooks/ims"'),
     ('source http path="/q" token=gh query=""\non http.post path="/q" run build', "TRG208",
      'write "token" (query="token" reads ?token=...)'),
     ('source http token=gh\non http.post path="/x" headers.x-a.b="1" run build', "TRG203", "write headers.x-a"),

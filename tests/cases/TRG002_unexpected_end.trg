@@ -8,7 +8,7 @@ on git.push branch="next" run deploy
 source github path=  # expect: TRG002
 on git.push branch="dev"
     and author="x"  # expect: TRG002@18
-on git.push branch="f" run deploy with  # expect: TRG002@38
+on git.push branch="f" run deploy with  # expect: TRG002@35
 on git.push branch="g" run deploy timeout  # expect: TRG002
 on git.push branch="h"
     run deploy with  # expect: TRG002

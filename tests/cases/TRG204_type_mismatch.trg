@@ -14,4 +14,6 @@ on git.push commits > "many" run deploy  # expect: TRG204
 on git.push forced=1 run deploy  # expect: TRG204
 on git.push branch="a" run deploy timeout five  # expect: TRG204@43
 on every name run deploy  # expect: TRG204@10
+on http.post path=/hooks/ims run deploy  # expect: TRG204@19
+on git.push branch=/^rel/ run deploy  # expect: TRG204@13
 on git.push branch="main" run deploy

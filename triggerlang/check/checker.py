@@ -203,6 +203,16 @@ def _string(text: str) -> str:
     return fmt_string(text)
 
 
+def _path_as_regex(node: Any) -> tuple[str, WriteHint] | None:
+    """(what it reads as, the hint) for a path written without its quotes that reads as a
+    regex literal, flags and all (``/hooks/ims``: the regex ``/hooks/``, flags i, m, s),
+    given where a string goes; None for a node that is no such regex."""
+    if not isinstance(node, A.Regex) or not re.fullmatch(r"[A-Za-z0-9_.\-]+", node.pattern):
+        return None
+    text = f"/{node.pattern}/{node.flags}"
+    read = f": {text} reads as the regex /{node.pattern}/ with flags {node.flags}" if node.flags else ""
+    return read, write_hint(_string(text), before="a path is a string: ")
+
 _WANT = {C.STR: ("str",), C.TIME: ("str",), C.INT: ("number",), C.NUMBER: ("number",),
          C.BOOL: ("bool",), C.DURATION: ("duration", "number")}
 """The value types a comparison with a field of each catalogue type takes."""
@@ -583,8 +593,10 @@ class Checker:
                   C.BOOL: isinstance(val, bool), C.LIST_STR: isinstance(val, list) and all(isinstance(x, str) for x in val),
                   C.DURATION: isinstance(val, Dur)}.get(typ, True)
             if not ok:
-                self.d.error("TRG208", f"option '{name}' takes {TYPE_WORDS.get(typ, typ)}, not {TYPE_WORDS.get(type_of(val), 'this')}",
-                             opt.value.span, None)
+                path = _path_as_regex(opt.value) if name == "path" else None  # `path=/hooks/ims`
+                self.d.error("TRG208", f"option '{name}' takes {TYPE_WORDS.get(typ, typ)}, not "
+                             f"{TYPE_WORDS.get(type_of(val), 'this')}" + (path[0] if path else ""),
+                             opt.value.span, path[1] if path else None)
             elif name == "port" and not (0 <= val <= 65535):
                 self.d.error("TRG208", f"port {val} is out of range", opt.value.span, "use 0-65535")
             elif name in ("path",) and isinstance(val, str) and not val.startswith("/"):
@@ -952,6 +964,21 @@ class Checker:
                        c.span, f"to match the glob, write {fixed}",
                        fix=Fix(f"Match the glob: write `{fixed}`", (Edit(c.span, fixed),), UNSAFE))
 
+    @staticmethod
+    def regex_for_a_string(c: A.Compare, node: A.Regex, message: str) -> tuple[str, Span, str]:
+        """(hint, span, message) for a string field compared with ``=`` or ``!=`` to a regex
+        literal: ``path=/hooks/ims`` is a path read as the regex ``/hooks/`` with the flags
+        i, m and s (the parser already tells ``path=/hooks/x``, whose flag is none one can
+        write); any other is a regex meant with ``~``: the span is then the comparison,
+        which the hint's text replaces."""
+        from ..fmt import fmt_expr  # (only on this error)
+
+        path = _path_as_regex(node) if c.field.parts[-1] == "path" else None
+        if path is not None:
+            return path[1], node.span, message + path[0]
+        return write_hint(fmt_expr(replace(c, op="!~" if c.op == "!=" else "~")), before="to match the regex: "), \
+            c.span, message
+
     def type_check(self, c: A.Compare, typ: str, val: Any) -> None:
         op = c.op
         if typ == C.ANY:
@@ -980,9 +1007,12 @@ class Checker:
                 word = _BOOL_WORDS.get(got.lower() if isinstance(got, str) else got if type_of(got) == "number" else None)
                 hint = write_hint(word) if word else \
                     "write true or false"  # (two candidates: no fix)
+            span = node.span
+            if elem == C.STR and isinstance(got, Regex) and isinstance(node, A.Regex) and op in ("=", "!="):
+                hint, span, message = self.regex_for_a_string(c, node, message)
             if isinstance(hint, WriteHint) and not isinstance(node, (A.Str, A.Num, A.Bool, A.Regex)):
                 hint = str(hint)  # (a let's name: no fix, the value to change is the let's)
-            self.d.error("TRG204", message, node.span, hint)
+            self.d.error("TRG204", message, span, hint)
 
         if op == "=" or op == "!=":
             if vt == "list":
@@ -1044,6 +1074,8 @@ class Checker:
                         self.built_in_path("TRG206", v, c.value.span)
                         return None
                     return v
+                if c.op == "=" and isinstance(c.value, A.Regex):  # `path=/hooks/ims`: TRG204 says to write it
+                    return None
         if any(isinstance(c, A.Compare) and c.field.parts == ("id",) for c in conjuncts(r.filter)):
             return None  # (adnanh/webhook's id=: TRG203 gives the path to write, foreign_field)
         self.d.error("TRG206", "an HTTP rule must pin its route", r.trigger.span,

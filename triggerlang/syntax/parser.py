@@ -2033,6 +2033,9 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
             return at, m.end(), "run takes the name of an action, not a command", \
                 f"declare it, action {action} = {body}, and write {action}"
     if run is not None:
+        found = _empty_with(chunk, at)
+        if found is not None:
+            return found
         call = _RUN_CALL.search(chunk, 0, at)
         if call is not None and call.end() <= at and chunk[call.end():at].strip() == "" and chunk[at] in '<"':
             arg = _ARG_AT.match(chunk, at)
@@ -2150,6 +2153,31 @@ def _guard_after_run(chunk: str, at: int, run) -> tuple[int, int, str, str] | No
     rest = " ".join(chunk[run.start():at].split())
     return start, end, f"a rule's conditions follow its trigger, not '{guard.group(1)}' after its action", \
         _write(f"{trigger} {conditions} {rest}")
+
+
+_WITH_WORD = _lazy_re(r"(?<![A-Za-z0-9_\-.<])run[ \t]+[A-Za-z_][A-Za-z0-9_\-]*[ \t]+(with)(?![A-Za-z0-9_\-])")
+
+
+def _empty_with(chunk: str, at: int | None = None) -> tuple[int, int, str, str] | None:
+    """``run build with`` and nothing after it, or only the rule's policies (``with timeout
+    5m``: the policy word read as an argument): an action without parameters is run
+    without ``with``; one with parameters gets its arguments after it. ``at`` is where
+    the parser stopped (None: at the end of the declaration)."""
+    if not _RULE_START.match(chunk):
+        return None
+    m = _WITH_WORD.search(chunk)
+    if m is None:
+        return None
+    rest = "\n".join(split_comment(line)[0] for line in chunk[m.end(1):].split("\n"))
+    policy = _POLICY_WORD.match(rest.lstrip())
+    if at is None and rest.strip():
+        return None
+    if at is not None and (policy is None or at <= m.end(1) + len(rest) - len(rest.lstrip()) + policy.end()):
+        return None
+    name = chunk[m.start():m.start(1)].split()[1]
+    return m.start(1), m.end(1), "'with' has no arguments after it", \
+        f"remove it for an action without parameters (run {name}), or pass the arguments after it: " \
+        f"run {name} with <sha>, \"prod\""
 
 
 def _shell_quote(word: str) -> str:
@@ -2513,7 +2541,8 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
                 _write(expr[1])
         return guard.start(2), guard.end(2), f"'{guard.group(2)}' is not needed before a filter", \
             f"the conditions follow the trigger: on {guard.group(1)} CONDITIONS run ACTION"
-    first = _secret_value(chunk, at) or _list_habit(chunk, at) or _first_rule_habit(e, chunk, at)
+    first = _secret_value(chunk, at) or _list_habit(chunk, at) or _dangling_joiner(chunk, at) \
+        or _first_rule_habit(e, chunk, at)
     if first is not None:
         return first
     two = chunk[at:at + 2]
@@ -2566,6 +2595,9 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
             if _PATH_BEFORE.fullmatch(path) and not path.startswith("$") and chunk[at:end] != f"<{path}>":
                 what = {"$": "a Tekton binding", "{": "a template", "<": "a placeholder"}[chunk[at]]
                 return at, end, f"{what} is written <field.path> here: '{chunk[at:end]}'", _write(f"<{path}>")
+    positional = _positional(chunk, at)
+    if positional is not None:
+        return positional
     if chunk[at] == "$":
         m = re.compile(r"\$\.?([A-Za-z0-9_.\-\[\]*]*)").match(chunk, at)
         text = m.group() if m else "$"
@@ -2598,6 +2630,72 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
             return at, end, "a list is written in [ ]", _write(f"[{items.strip()}]")
         return _call_hint(chunk, at) or _function_hint(chunk, at)
     return None
+
+
+_JOINER = _lazy_re(r"(?<![A-Za-z0-9_\-.<])(or|and|not)\s+(?=run(?=[ \t\r\n]))")
+_TRIGGER_AT = _lazy_re(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)\.([A-Za-z_][A-Za-z0-9_\-]*)")
+
+
+def _dangling_joiner(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """``branch="main" or run build``: an ``or``, ``and`` or ``not`` with no condition after
+    it (the parser stops at ``run``, a reserved word where a field goes), or right after
+    the trigger, with none before it (``on git.push or run build``)."""
+    head = _RULE_START.match(chunk)
+    if head is None or _RUN_CLAUSE.search(chunk, 0, at):
+        return None
+    m = next((j for j in _JOINER.finditer(chunk, head.end()) if at in (j.start(1), j.end())), None)
+    if m is None:
+        return None
+    word = m.group(1)
+    before = chunk[head.end():m.start(1)]
+    if word != "not" and not re.search(r"[=~<>]|(?<![A-Za-z0-9_\-.])(?:has|in)(?![A-Za-z0-9_\-])", before):
+        trigger = " ".join(before.split())  # `on git.push or run build`
+        return m.start(1), m.end(1), f"'{word}' with no condition before it", \
+            f"remove it: the conditions follow the trigger, on {trigger} CONDITION ... run ACTION (side by side " \
+            "when all must hold, or joined by or)"
+    what = "it negates" if word == "not" else "it joins"
+    return m.start(1), m.end(1), f"'{word}' with no condition after it", \
+        f"remove it, or write the condition {what} after it, before run: {word} FIELD = VALUE"
+
+
+def _positional(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+    """A shell's positional parameter (``$1``, ``${2}``, ``$@``, ``$*``) in a rule or an
+    action's body: a rule passes the event's fields by name (``<sha>``), an action's body
+    names its parameters (``sha``)."""
+    m = re.compile(r"\$(?:([0-9])|\{([0-9]+)\}|([@*]))").match(chunk, at)
+    if m is None:
+        return None
+    text, n = m.group(), int(m.group(1) or m.group(2) or -1)
+    message = f"'{text}' is a shell's positional parameter"
+    head = _ACTION_HEAD.match(chunk)
+    if head is not None and at >= head.end():
+        params = _action_params(head)
+        if n == 0:
+            return at, m.end(), message, "the program is the exec's first word; write it as a string"
+        if 0 < n <= len(params):
+            return at, m.end(), message, _write(params[n - 1], f" (parameter {n} of action {head.group(1)}, "
+                                                               "written bare)")
+        if n < 0 and params:
+            return at, m.end(), message, _write(" ".join(params), " (the action's parameters, each written bare)")
+        name = "value" if "value" not in params else f"value{n}"
+        declared = ", ".join(params + [name])
+        return at, m.end(), message, \
+            f"an action's inputs are its parameters: declare one, action {head.group(1)}({declared}) = ... {name}, " \
+            f"and pass it from the rule: run {head.group(1)} with <FIELD>"
+    if not _RULE_START.match(chunk):  # (a test's given: the value itself)
+        return at, m.end(), message, "write the value the event would carry, a string, a number or a list"
+    trigger = _TRIGGER_AT.match(chunk)
+    fields = None
+    if trigger is not None:
+        from ..check import catalogue as C  # (only on this error)
+
+        fields = C.field_names(trigger.group(1), trigger.group(2))  # ([] for a source it does not know)
+    known = f": {trigger.group(1)}.{trigger.group(2)} has " + ", ".join(fields) if fields else ""
+    if _RUN_CLAUSE.search(chunk, 0, at):
+        return at, m.end(), f"{message}: a rule passes the event's fields by name", \
+            f"pass a field of the event by its name, <FIELD>{known}"
+    return at, m.end(), f"{message}: a rule has no parameters", \
+        f'compare a field with a value, branch="main" (a field is written bare{known})'
 
 
 _WORD_OPS = {"is": "=", "eq": "=", "equals": "=", "equal": "=", "match": "=", "ne": "!=", "neq": "!=",
@@ -2858,7 +2956,11 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
     span = Span(Pos(last_idx + 1 + line_off, max(1, col - 1), line_start + max(0, col - 2)),
                 Pos(last_idx + 1 + line_off, col, line_start + col - 1))
     opened = _open_bracket(chunk, len(chunk))
-    if opened is not None:
+    empty = _empty_with(chunk) if opened is None else None
+    if empty is not None:
+        start, end, message, hint = empty
+        diags.error("TRG002", message, span_of(start, end), hint)
+    elif opened is not None:
         diags.error("TRG002", f"unclosed '{chunk[opened]}' at the end of this declaration", span,
                     f"close it with '{')' if chunk[opened] == '(' else ']'}' before the next declaration",
                     ((span_of(opened, opened + 1), f"the '{chunk[opened]}' opened here"),))
