@@ -518,8 +518,11 @@ def test_busy_signal_names_its_signal_in_the_policies() -> None:
      "to stop the running run and start a new one, write busy restart", "busy restart"),
     ("busy signal", 31, "busy signal needs the signal to send", "name it: busy signal SIGHUP (or SIGUSR1, SIGUSR2...)",
      None),
-    ("busy restart SIGHUP", 39, "busy restart takes no signal", "to signal the running run instead: busy signal SIGHUP",
-     None),
+    # the signal a restart stops a run with is the action's (README: How a run is stopped)
+    ("busy restart SIGHUP", 39, "busy restart takes no signal", "a restart, a cancel and a timeout stop a run with its "
+     "action's signal: add stop SIGHUP after action app's body (action app = exec ... stop SIGHUP) and keep busy "
+     "restart; to send SIGHUP to the running run instead of restarting it: busy signal SIGHUP", None),
+    ("busy skip SIGHUP", 36, "busy skip takes no signal", "to signal the running run instead: busy signal SIGHUP", None),
 ])
 def test_busy_signal_refuses_what_cannot_be_meant(policy, col, message, hint, fixed) -> None:
     c = compile_text(APP + f"on file.modified run app {policy} timeout 1m", "rules.trg")
@@ -1236,6 +1239,18 @@ FIRST_RULE_CASES = [
      'saving time, such as "Europe/Berlin"'),
     ('on cron "0 3 * * *" tz "UTC+5:30" run build', "unknown time zone 'UTC+5:30'",
      'no Etc zone has a part of an hour: name a place at UTC+05:30, such as "Asia/Kolkata"'),
+    # watchexec's --stop-signal on the restart: the stop signal is the action's (README: How a run is stopped)
+    ('on git.push run build busy restart signal SIGHUP', "busy restart takes no signal: the signal that stops a run "
+     "is its action's", "a restart, a cancel and a timeout stop a run with its action's signal: add stop SIGHUP after "
+     "action build's body (action build = exec ... stop SIGHUP) and keep busy restart; to send SIGHUP to the running "
+     "run instead of restarting it: busy signal SIGHUP"),
+    ('on git.push run build busy restart --stop-signal=INT', "busy restart takes no signal", "a restart, a cancel and "
+     "a timeout stop a run with its action's signal: add stop SIGINT after action build's body (action build = exec "
+     "... stop SIGINT) and keep busy restart; to send SIGINT to the running run instead of restarting it: busy signal "
+     "SIGINT"),
+    ('on git.push run build busy restart stop SIGWINCH', "busy restart takes no signal", "SIGWINCH cannot stop a run "
+     "(stop takes SIGHUP, SIGINT, SIGQUIT, SIGABRT, SIGKILL, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM); to send SIGWINCH to "
+     "the running run instead of restarting it: busy signal SIGWINCH"),
     # a shell's positional parameter, with nothing after with, a dangling or, a path read as a regex
     ('on git.push run deploy with $1', "'$1' is a shell's positional parameter: a rule passes the event's fields by "
      "name", "pass a field of the event by its name, <FIELD>: git.push has after, author, author_email, before, "

@@ -40,6 +40,7 @@ on git.push run deploy with $(git rev-parse --short HEAD)  # expect: TRG001@29
 on git.push run build timeout-minutes: 10  # expect: TRG001@23
 on http.post id="redeploy" run build  # expect: TRG203@14
 on http.post path="/hooks/x" trigger-rule: {"match": {"type": "value", "value": "main", "parameter": {"source": "payload", "name": "ref"}}} run build  # expect: TRG001@30
+on git.push run build busy restart signal SIGHUP  # expect: TRG001@36
 on git.push run deploy with $1  # expect: TRG001@29
 on git.push branch="main" or run build  # expect: TRG001@27
 on git.push run build with timeout 5m  # expect: TRG001@23

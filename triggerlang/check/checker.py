@@ -46,7 +46,8 @@ from ..providers.verify import ALWAYS_REDACTED, ip_range
 from ..sources.kinds import (HTTP, HTTP_VERIFICATIONS, SectionInput, active_providers, http_decl_covers, provider_of,
                              provider_order)
 from ..syntax import ast as A
-from ..syntax.parser import WORKFLOW_FIELDS, context_field, english_interval, foreign_path, workflow_condition
+from ..syntax.parser import (WORKFLOW_FIELDS, context_field, english_interval, foreign_path, restart_signal_hint,
+                             workflow_condition)
 from . import catalogue as C
 from .program import HTTP_METHODS, CheckedRule, Program  # (also their names here, as before)
 from .values import (SKIP, TYPE_WORDS, Dur, Regex, conjuncts, duration_problem, literal_value,
@@ -1316,6 +1317,7 @@ class Checker:
                         pol["busy"], pol["busy_signal"] = mode, sig
                 elif p.signal is not None:
                     self.d.error("TRG407", f"busy {mode} takes no signal", p.signal.span,
+                                 restart_signal_hint(p.signal.value, r.action.value) if mode == "restart" else
                                  f"to signal the running run instead: busy signal {p.signal.value}")
                 else:
                     pol["busy"] = mode

@@ -2033,7 +2033,7 @@ def _rule_shape(chunk: str, at: int, word, run) -> tuple[int, int, str, str] | N
             return at, m.end(), "run takes the name of an action, not a command", \
                 f"declare it, action {action} = {body}, and write {action}"
     if run is not None:
-        found = _empty_with(chunk, at)
+        found = _restart_signal(chunk, at, run) or _empty_with(chunk, at)
         if found is not None:
             return found
         call = _RUN_CALL.search(chunk, 0, at)
@@ -2153,6 +2153,44 @@ def _guard_after_run(chunk: str, at: int, run) -> tuple[int, int, str, str] | No
     rest = " ".join(chunk[run.start():at].split())
     return start, end, f"a rule's conditions follow its trigger, not '{guard.group(1)}' after its action", \
         _write(f"{trigger} {conditions} {rest}")
+
+
+_RESTART_SIGNAL = _lazy_re(r"busy[ \t]+restart[ \t]+((?:--?)?(?:stop[ \t]*[-_ ]?[ \t]*)?signal|stop|kill[-_]?signal)"
+                           r"(?:[ \t]*=[ \t]*|[ \t]+)(\"?)([A-Za-z][A-Za-z0-9]*)\2(?![A-Za-z0-9_\-])")
+
+
+def restart_signal_hint(written: str, action: str) -> str:
+    """The hint for a signal written on ``busy restart`` (``busy restart signal SIGHUP``,
+    watchexec's ``-r --stop-signal``/``-r -s``, and ``busy restart SIGHUP``, the checker's):
+    the signal a restart stops a run with is its action's ``stop SIGNAL``, which a cancel and
+    a timeout send too; for a signal a program traps, ``busy signal`` is offered as well,
+    as today's watchexec ``--signal`` means that mode (signal, and start nothing)."""
+    from ..actions import STOP_SIGNALS, busy_signal_name, stop_signal_name
+
+    stop, busy = stop_signal_name(written), busy_signal_name(written)
+    instead = f"to send {busy} to the running run instead of restarting it: busy signal {busy}" if busy else ""
+    if stop is None:
+        return (f"{busy} cannot stop a run (stop takes {', '.join(STOP_SIGNALS)}); {instead}" if busy else
+                f"the signal that stops a run is its action's: action {action} = exec ... stop SIGNAL, one of "
+                + ", ".join(STOP_SIGNALS))
+    return (f"a restart, a cancel and a timeout stop a run with its action's signal: add stop {stop} after action "
+            f"{action}'s body (action {action} = exec ... stop {stop}) and keep busy restart"
+            + (f"; {instead}" if instead else ""))
+
+
+def _restart_signal(chunk: str, at: int, run) -> tuple[int, int, str, str] | None:
+    """``busy restart signal SIGHUP`` (``stop SIGHUP``, ``--stop-signal=SIGHUP``): a signal
+    for the restart to stop the run with. Not a spelling of the language: the stop signal
+    is the action's, as a restart, a cancel and a timeout stop a run alike (README: How a
+    run is stopped), and the words are ambiguous: older watchexec read ``-r -s SIGKILL``
+    as a restart with that signal, today's ``--signal`` is ``--on-busy-update=signal``
+    (``busy signal``) and is refused beside ``-r``, whose signal is ``--stop-signal``'s."""
+    m = _RESTART_SIGNAL.search(chunk, run.end())
+    if m is None or not m.start() <= at <= m.end():
+        return None
+    call = re.compile(r"\s+([A-Za-z_][A-Za-z0-9_\-]*)").match(chunk, run.end())
+    return m.start(1), m.end(), "busy restart takes no signal: the signal that stops a run is its action's", \
+        restart_signal_hint(m.group(3), call.group(1) if call is not None else "ACTION")
 
 
 _WITH_WORD = _lazy_re(r"(?<![A-Za-z0-9_\-.<])run[ \t]+[A-Za-z_][A-Za-z0-9_\-]*[ \t]+(with)(?![A-Za-z0-9_\-])")
