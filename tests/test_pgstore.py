@@ -1149,3 +1149,175 @@ def test_a_start_cancels_the_queued_runs_of_rules_no_running_node_has(pg_url: st
         for n in nodes:
             n.close()
         st.close()
+
+
+# --------------------------------------------------------------------------- deadlocks, serialization failures
+
+
+def _waiting(admin: psycopg.Connection, pid: int) -> bool:
+    """Whether backend ``pid`` waits for a heavyweight lock (a row's, a transaction's, an advisory one)."""
+    row = admin.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+def _store_backend(admin: psycopg.Connection, *others: int) -> int | None:
+    """The pid of the store's backend that waits for a lock (the one not among ``others``)."""
+    row = admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
+                        "'Lock' AND pid <> ALL(%s) LIMIT 1", ([admin.info.backend_pid, *others],)).fetchone()
+    return None if row is None else row[0]
+
+
+@contextlib.contextmanager
+def _database_setting(pg_url: str, name: str, value: str) -> Iterator[PgStore]:
+    """A store whose connections all have ``name = value`` (ALTER DATABASE, as an operator sets it)."""
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        PgStore(pg_url).close()   # (the schema, made before the setting)
+        admin.execute(f'ALTER DATABASE "{admin.info.dbname}" SET {name} = \'{value}\'')
+    st = PgStore(pg_url)
+    try:
+        yield st
+    finally:
+        st.close()
+
+
+def test_a_transaction_postgresql_chose_as_a_deadlock_victim_is_run_again_after_a_short_wait(pg_url: str,
+                                                                                               monkeypatch) -> None:
+    """A real deadlock: the store's ingest holds its event's delivery key and waits for the
+    lock of rule b, which a test connection holds while it waits for that key (a concurrent
+    duplicate). PostgreSQL aborts the store's transaction (40P01: it detects first, its
+    deadlock_timeout being the shorter) and expects the client to run it again: it is, from
+    its start, after a short jittered wait, and the delivery is journaled with its runs."""
+    pauses: list[float] = []
+    monkeypatch.setattr(pgstore, "_pause", lambda s: pauses.append(s) or time.sleep(s), raising=False)
+    with _database_setting(pg_url, "deadlock_timeout", "20ms") as st, \
+            psycopg.connect(pg_url, autocommit=True) as admin, psycopg.connect(pg_url) as a, \
+            psycopg.connect(pg_url) as b:
+        a.execute("SET deadlock_timeout = '60s'")   # (the store's backend is the one that detects it)
+        a.execute("SELECT pg_advisory_xact_lock(%s)", (pgstore._lock_key("b"),))
+        b.execute("SELECT pg_advisory_xact_lock(%s)", (pgstore._lock_key("a"),))
+        got: dict = {}
+
+        def ingest() -> None:   # busy skip: decided under the rules' locks, a then b
+            try:
+                got["rec"] = st.ingest(Event("http", "post", {"n": 1}, id="ev-1"),
+                                       [Intent("a", "x", {}, busy="skip"), Intent("b", "x", {}, busy="skip")], "k-1")
+            except Exception as e:
+                got["error"] = e
+
+        def duplicate() -> None:   # waits for the store's uncommitted event (the same delivery key)
+            try:
+                a.execute("INSERT INTO trg_events (id, source, type, time, data, delivery_key, received_at) "
+                          "VALUES ('ev-dup', 'http', 'post', 't', '{}', 'k-1', 0)")
+            except Exception as e:
+                got["a"] = e
+
+        t1 = threading.Thread(target=ingest)
+        t1.start()
+        store_pid = wait_for(lambda: _store_backend(admin, a.info.backend_pid, b.info.backend_pid),
+                             "the store's ingest to wait for the lock of rule a")
+        t2 = threading.Thread(target=duplicate)
+        t2.start()
+        wait_for(lambda: _waiting(admin, a.info.backend_pid), "the duplicate to wait for the store's event")
+        b.rollback()   # the store takes rule a's lock, then waits for rule b's, which a holds: a cycle
+        t2.join(30)
+        assert not t2.is_alive() and "a" not in got, got   # the store's transaction was the victim
+        a.rollback()
+        t1.join(30)
+        assert not t1.is_alive() and "error" not in got, got
+    rec = got["rec"]
+    assert (rec.event_id, rec.duplicate, len(rec.run_ids)) == ("ev-1", False, 2), rec
+    assert len(pauses) == 1 and 0 <= pauses[0] <= 0.01, pauses
+    with PgStore(pg_url) as st:
+        assert [e["id"] for e in st.list_events()] == ["ev-1"]
+        assert sorted(r["rule"] for r in st.list_runs()) == ["a", "b"]
+        assert store_pid is not None
+
+
+def test_a_serialization_failure_is_run_again_and_finds_the_concurrent_delivery(pg_url: str) -> None:
+    """A real serialization failure (40001): on a database whose default isolation is
+    serializable (ALTER DATABASE ... SET default_transaction_isolation), a delivery that
+    waited for a concurrent duplicate (another node's, committed while it waited) cannot
+    see it in its snapshot, and PostgreSQL aborts it. Before: the error went up as is, a
+    500. Now the transaction is run again, sees the other delivery, and is a duplicate."""
+    with _database_setting(pg_url, "default_transaction_isolation", "serializable") as st, \
+            psycopg.connect(pg_url, autocommit=True) as admin, psycopg.connect(pg_url) as other:
+        other.execute("INSERT INTO trg_events (id, source, type, time, data, delivery_key, received_at) "
+                      "VALUES ('ev-other', 'http', 'post', 't', '{}', 'k-1', 0)")
+        got: dict = {}
+
+        def ingest() -> None:
+            try:
+                got["rec"] = st.ingest(Event("http", "post", {}, id="ev-1"), [Intent("q", "x", {})], "k-1")
+            except Exception as e:
+                got["error"] = e
+
+        t = threading.Thread(target=ingest)
+        t.start()
+        wait_for(lambda: _store_backend(admin, other.info.backend_pid), "the store's delivery to wait for the other")
+        other.commit()
+        t.join(30)
+        assert not t.is_alive() and "error" not in got, got
+    assert (got["rec"].event_id, got["rec"].duplicate, got["rec"].run_ids) == ("ev-other", True, []), got
+
+
+def test_a_transaction_aborted_every_time_answers_503_and_a_claim_aborted_twice_claims(tmp_path: Path, pg_url: str,
+                                                                                        monkeypatch) -> None:
+    """A delivery whose transaction PostgreSQL aborts (40P01) at every try gets 503 with
+    Retry-After: 1 once the tries are spent (before: 500), over a real HTTP listener; a
+    claim aborted twice (40001) claims its run at the third try (before: the error went up
+    as is, and the worker logged a traceback). Triggers raise the errors: PostgreSQL's own
+    SQLSTATEs through the driver, at a chosen time."""
+    import asyncio
+    import logging
+
+    import httpx
+
+    from triggerlang.sources.base import SourceContext, Submitted
+    from triggerlang.sources.http import HttpSource
+
+    pauses: list[float] = []
+    monkeypatch.setattr(pgstore, "_pause", lambda s: pauses.append(s), raising=False)
+    st = PgStore(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("""
+CREATE SEQUENCE trg_test_fails;
+CREATE FUNCTION trg_test_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected'; END $$;
+CREATE FUNCTION trg_test_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('trg_test_fails') <= 2 THEN   -- (a sequence is not rolled back: counts the tries)
+        RAISE EXCEPTION 'could not serialize access' USING ERRCODE = 'serialization_failure';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER trg_test_events BEFORE INSERT ON trg_events FOR EACH ROW EXECUTE FUNCTION trg_test_deadlock();""")
+
+        async def submit(event: Event, delivery_key: str | None = None) -> Submitted:
+            rec = await asyncio.to_thread(st.ingest, event, [Intent("r", "x", {})], delivery_key)
+            return Submitted(rec.event_id, rec.run_ids, duplicate=rec.duplicate)
+
+        config = {"routes": [{"path": "/h", "kind": "http", "methods": ["POST"], "verify": None}]}
+
+        async def deliver() -> httpx.Response:
+            source = HttpSource(config, SourceContext(tmp_path, tmp_path, submit, options={"port": 0},
+                                                      log=logging.getLogger("triggerlang.test")))
+            await source.start()
+            try:
+                async with httpx.AsyncClient(base_url=source.url, timeout=30.0) as c:
+                    return await c.post("/h", json={"n": 1})
+            finally:
+                await source.stop()
+
+        r = asyncio.run(deliver())
+        assert r.status_code == 503 and r.headers["Retry-After"] == "1", (r.status_code, r.headers, r.text)
+        assert "try again later" in r.json()["error"], r.text
+        assert len(pauses) == pgstore.TX_TRIES - 1, pauses
+        assert st.list_events() == []
+        admin.execute("DROP TRIGGER trg_test_events ON trg_events")
+        st.ingest(Event("http", "post", {}), [Intent("r", "x", {})])
+        admin.execute("CREATE TRIGGER trg_test_runs BEFORE UPDATE ON trg_runs FOR EACH ROW "
+                      "EXECUTE FUNCTION trg_test_twice()")
+        del pauses[:]
+        claimed = st.claim("w", ["default"], 1, 10)
+        assert [(c.rule, c.status) for c in claimed] == [("r", "running")] and len(pauses) == 2, (claimed, pauses)
+    st.close()

@@ -99,16 +99,12 @@ class PgGroups:
 
     # -- writing --------------------------------------------------------------------------
     def correlation_tx(self, fn: Callable[[Any], Any]) -> Any:
-        """``fn(cursor)`` in one transaction, committed on return; retried on a deadlock."""
-        from psycopg import errors as pg_errors
-
-        for attempt in range(5):
-            try:
-                with self._tx() as cur:  # type: ignore[attr-defined]
-                    return fn(cur)
-            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
-                if attempt == 4:
-                    raise
+        """``fn(cursor)`` in one transaction, committed on return; run again from its start
+        on a deadlock or a serialization failure (``PgStore._rerun``)."""
+        def attempt() -> Any:
+            with self._tx() as cur:  # type: ignore[attr-defined]
+                return fn(cur)
+        return self._rerun("could not update the correlation groups", attempt)  # type: ignore[attr-defined]
 
     @staticmethod
     def db_now(cur: Any) -> float:
@@ -403,8 +399,9 @@ class ClusterCorrelations:
         are appended to ``run_ids``; each ``correlation.*`` event journaled and its intents
         to ``emitted``, for the caller to count once the transaction has committed)."""
         def run(cur: Any) -> None:
+            del run_ids[:]  # (the ingest's transaction may be run again: PgStore._rerun)
             if emitted is not None:
-                del emitted[:]  # (the ingest's transaction may be tried again)
+                del emitted[:]
             cur.execute("SELECT received_at FROM trg_events WHERE id = %s", (event.id,))
             now = float(cur.fetchone()[0])
             self._run(cur, now, lambda: self.corr.submit(event, now, processing=now), run_ids, event.depth, emitted)

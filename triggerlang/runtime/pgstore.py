@@ -29,7 +29,10 @@ that needs one (sorted, so two events never deadlock); decide each match (SPEC ย
 debounce moves the rule's pending run, dedupe is an atomic upsert of ``trg_dedupe``,
 ``busy skip`` records ``skipped`` when a run is queued or running, ``busy restart``
 cancels the queued ones and sets ``cancel_requested`` on the running one; insert the runs;
-``NOTIFY`` the pools; commit. The ``202`` is sent after that commit.
+``NOTIFY`` the pools; commit. The ``202`` is sent after that commit. A transaction
+PostgreSQL aborts for a deadlock or a serialization failure (there are others than two
+events: a run's end that journals a ``run.*`` event, the reaper, a heartbeat) is run again
+from its start, as every store call is (:data:`TX_TRIES`); ``503`` once the tries are spent.
 
 Claims, leases, the reaper
 --------------------------
@@ -47,6 +50,7 @@ the lease is still this worker's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import heapq
 import itertools
@@ -54,6 +58,7 @@ import json
 import math
 import os
 import queue
+import random
 import select
 import socket
 import threading
@@ -336,6 +341,48 @@ connection already. A call still going then is given up (:class:`_Watchdog`): a 
 gets ``503`` with ``Retry-After``, a worker's claim and heartbeat try again."""
 
 
+TX_TRIES = 5
+"""Tries in all of a store call whose transaction PostgreSQL aborts as a deadlock's victim
+(SQLSTATE ``40P01``) or for a serialization failure (``40001``, on a database whose
+default isolation is ``repeatable read`` or ``serializable``). PostgreSQL expects the
+client to run such a transaction again, from its start (its manual, "Serialization
+Failure Handling"): :meth:`PgStore._rerun` does, after a jittered wait
+(:data:`TX_PAUSE`), and once the tries are spent the call raises
+:class:`~.store.StoreUnavailable` with ``Retry-After`` :data:`CONTENTION_RETRY_AFTER`
+(a delivery: ``503``; a worker's claim or a run's end: tried again later, as when the
+database is down), never the ``500`` of a bug."""
+
+TX_PAUSE = 0.01
+"""Seconds of the first wait before a transaction is run again; each next one may be twice
+as long (at most 80 ms before the fifth try). "Full jitter": a random part of it, so that the
+two transactions that met are not run again in step and meet once more."""
+
+CONTENTION_RETRY_AFTER = 1
+"""``Retry-After`` of a call whose transaction was aborted :data:`TX_TRIES` times in a row:
+contention, not an outage (the transactions it met end within a second), so a second,
+where a database that does not answer says the calls' bound (:meth:`PgStore.retry_after`)."""
+
+_CONFLICTS = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure)
+
+
+def _pause(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _rerun_on_conflict(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A :class:`PgStore` method run again from its start when PostgreSQL aborts its
+    transaction for a deadlock or a serialization failure (:meth:`PgStore._rerun`). Only for
+    a method whose whole work is that transaction, or statements each safe to run again,
+    with no effect outside the database (what it hands back to its caller is made anew by
+    each try); ``what`` names it in the error when the tries are spent."""
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def call(self: "PgStore", *args: Any, **kwargs: Any) -> Any:
+            return self._rerun(what, lambda: method(self, *args, **kwargs))
+        return call
+    return wrap
+
+
 def _dropped(conn: psycopg.Connection) -> bool:
     """An idle pooled connection the server has written to is one it dropped: its
     termination notice (a restart, ``pg_terminate_backend``) or EOF waits on the socket. A
@@ -418,6 +465,28 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         seconds = getattr(_DEADLINE, "span", None) if getattr(_DEADLINE, "at", None) is not None else None
         seconds = seconds or self.timeout or self.connect_timeout
         return StoreTimeout(f"store {self.describe()}: did not answer within {seconds:.3g}s", self.retry_after())
+
+    def _rerun(self, what: str, attempt: Callable[[], Any]) -> Any:
+        """``attempt()``, run again from its start, after a jittered wait, while PostgreSQL
+        aborts its transaction for a deadlock or a serialization failure (:data:`TX_TRIES`
+        tries in all); then :class:`StoreUnavailable` (``Retry-After`` 1 s). A wait that would
+        end past the call's deadline (:meth:`deadline`) is not waited: :class:`StoreTimeout`."""
+        for n in range(TX_TRIES):
+            try:
+                return attempt()
+            except _CONFLICTS as e:
+                error = e
+            if n == TX_TRIES - 1:
+                break
+            wait = random.uniform(0.0, TX_PAUSE * 2 ** n)
+            at = getattr(_DEADLINE, "at", None)
+            if at is not None and time.monotonic() + wait >= at:
+                raise self._timeout() from None
+            _pause(wait)
+        msg = scrub(" ".join(str(error).split()), self.url) or type(error).__name__
+        raise StoreUnavailable(f"store {self.describe()}: {what}: PostgreSQL aborted it {TX_TRIES} times in a row "
+                               f"({msg}), as transactions that wait for each other do: try again",
+                               CONTENTION_RETRY_AFTER) from None
 
     @contextlib.contextmanager
     def deadline(self, at: float) -> Iterator[None]:
@@ -550,6 +619,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
 
     # -- manifests -----------------------------------------------------------------------------
 
+    @_rerun_on_conflict("could not publish the manifest")
     def publish_manifest(self, manifest: dict) -> str:
         """Store a compiled manifest by its sha256 (idempotent); the sha256."""
         sha, body = manifest_sha(manifest)
@@ -558,6 +628,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                          "ON CONFLICT (sha256) DO NOTHING", (sha, body))
         return sha
 
+    @_rerun_on_conflict("could not keep the manifest")
     def keep_manifest(self, manifest: dict) -> None:
         """A running node's manifest stays in the store: its ``created_at`` is refreshed once
         it is a minute old (so ``prune`` spares it), and it is published again if it is gone."""
@@ -582,11 +653,17 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
         """The transaction-scoped advisory lock of ``rule`` (released at commit)."""
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(rule),))
 
+    @_rerun_on_conflict("could not journal the event")
     def ingest(self, event: Event, intents: list[Intent], delivery_key: str | None = None, *,
                manifest: str | None = None, in_tx: Callable[[Any], None] | None = None) -> Recorded:
         """Journal ``event``, decide each intent's run (SPEC ยง12.3) and create the runs, in
         ONE transaction committed on return. A known ``delivery_key`` (or event id) writes
-        nothing and returns the earlier event with ``duplicate=True`` and its run ids."""
+        nothing and returns the earlier event with ``duplicate=True`` and its run ids.
+
+        Run again from its start when PostgreSQL aborts it (a deadlock: two ingests, or an
+        ingest and a run's end, taking rows and rules' locks in another order; a
+        serialization failure): it writes nothing outside its transaction, ``_decide``
+        decides each intent anew, and ``in_tx`` (a correlation's) starts its lists over."""
         if in_tx is None and event.source != "schedule" and all(
                 it.busy in ("queue", "parallel") and not it.debounce and it.skip is None
                 and not (it.dedupe_key is not None and it.dedupe_for) for it in intents):
@@ -594,14 +671,8 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
                 rec = self._ingest_fast(conn, event, intents, delivery_key, manifest)
             if rec is not None:
                 return rec
-        for _ in range(5):
-            try:
-                with self._tx() as cur:
-                    rec = self._ingest(cur, event, intents, delivery_key, manifest, in_tx)
-                return rec
-            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
-                continue
-        raise StoreError(f"store {self.describe()}: could not journal the event (repeated deadlocks)")
+        with self._tx() as cur:
+            return self._ingest(cur, event, intents, delivery_key, manifest, in_tx)
 
     def _ingest_fast(self, conn: psycopg.Connection, event: Event, intents: list[Intent],
                      delivery_key: str | None, manifest: str | None) -> Recorded | None:
@@ -765,6 +836,7 @@ class PgStore(PgGroups):  # (correlation groups: runtime/pgcorrelate.py)
 
     # -- the queue -----------------------------------------------------------------------------
 
+    @_rerun_on_conflict("could not claim runs")
     def claim(self, worker: str, pools: list[str], limit: int, lease: float) -> list[RunRow]:
         """Lease up to ``limit`` ready runs of ``pools`` to ``worker`` (one statement,
         committed at once); the runs, now ``running``, oldest first."""
@@ -816,6 +888,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
                              f"AND pool = ANY(%s) AND not_before > {_NOW}", (list(pools),)).fetchone()
         return None if r is None or r[0] is None else max(0.0, float(r[0]))
 
+    @_rerun_on_conflict("could not renew the leases")
     def heartbeat(self, worker: str, run_ids: list[int], lease: float) -> tuple[set[int], set[int]]:
         """Extend the leases of ``run_ids``: (runs whose lease is gone, runs asked to cancel)."""
         if not run_ids:
@@ -827,6 +900,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
         alive = {r[0] for r in rows}
         return set(run_ids) - alive, {r[0] for r in rows if r[1]}
 
+    @_rerun_on_conflict("could not release the run")
     def release(self, run_id: int, worker: str) -> bool:
         """Give a claimed run that did not start back to the queue (a worker stopping)."""
         with self._conn() as conn:
@@ -846,6 +920,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
                                 (list(run_ids),)).fetchall()
         return {r[0] for r in rows}
 
+    @_rerun_on_conflict("could not store the run's log")
     def store_log(self, run_id: int, body: bytes, truncated: bool = False, size: int | None = None) -> None:
         """Keep the end of a run's output (at most :data:`LOG_CAP` bytes); ``size`` is the
         length of the whole log (so that a reader can follow it by byte offset)."""
@@ -882,13 +957,10 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
         """
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status!r} is not a final run status")
-        for _ in range(5):
-            try:
-                return self._finish(run_id, worker, status, exit_code, error, log, log_truncated, chain,
-                                    retry_statuses, log_size)
-            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
-                continue  # a run.* chain that locks the rule of a concurrent ingest: try again
-        raise StoreError(f"store {self.describe()}: could not record the end of run {run_id} (repeated deadlocks)")
+        # a run.* chain that locks the rule of a concurrent ingest may deadlock: run again
+        # (chain builds its event anew, and its caller's list of what it journaled too)
+        return self._rerun(f"could not record the end of run {run_id}", lambda: self._finish(
+            run_id, worker, status, exit_code, error, log, log_truncated, chain, retry_statuses, log_size))
 
     def _finish(self, run_id: int, worker: str, status: str, exit_code: int | None, error: str | None,
                 log: bytes | None, log_truncated: bool, chain: Any, retry_statuses: tuple[str, ...],
@@ -929,6 +1001,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
 
     # -- the operator's writes (issue 14) ------------------------------------------------------
 
+    @_rerun_on_conflict("could not re-run the run")
     def rerun(self, run_id: int, actor: str) -> RunRow:
         """A new ``queued`` run copying run ``run_id`` (which must be over): its rule, action,
         inputs, event, pool and policies, and the manifest it ran under; ``rerun_of`` points
@@ -951,6 +1024,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_RUNS, row.pool))
         return row
 
+    @_rerun_on_conflict("could not cancel the run")
     def cancel(self, run_id: int, actor: str, reason: str) -> str:
         """Cancel run ``run_id`` for an operator: a queued run becomes ``cancelled``; a running
         one gets ``cancel_requested`` (its worker is notified at once and stops its process
@@ -974,6 +1048,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             self._audit(cur, actor, "cancel", run_id=int(run_id), rule=rule)
         return status
 
+    @_rerun_on_conflict("could not write the audit trail")
     def add_audit(self, actor: str, action: str, *, run_id: int | None = None, new_run_id: int | None = None,
                   rule: str | None = None, detail: str | None = None) -> None:
         with self._tx() as cur:
@@ -1002,6 +1077,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             out.setdefault(rule, {})[status] = int(n)
         return out
 
+    @_rerun_on_conflict("could not write the delivery history")
     def record_deliveries(self, rows: list[dict[str, Any]], keep: int) -> None:
         """Add webhook deliveries and keep the newest ``keep`` of each route they touched."""
         if not rows:
@@ -1029,6 +1105,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             now = conn.execute(f"SELECT {_NOW}").fetchone()[0]
         return [(r[0], r[1], r[2]) for r in rows], float(now)
 
+    @_rerun_on_conflict("could not pause the rule")
     def pause_rule(self, rule: str, reason: str, actor: str) -> int:
         """Loop protection paused ``rule``: its queued runs are cancelled with ``reason``, and
         the pause is journaled; how many were cancelled."""
@@ -1039,6 +1116,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
             self._audit(cur, actor, "pause", rule=rule, detail=reason)
         return n
 
+    @_rerun_on_conflict("could not cancel the waiting runs")
     def cancel_waiting(self, rules: Collection[str], manifest: str | None, reason: str) -> dict[str, int]:
         """Record the waiting runs (queued, debounced, waiting out a retry's backoff) of
         ``rules`` that were made under ``manifest`` ``cancelled`` with ``reason``, in one
@@ -1053,6 +1131,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
 
     # -- ingest nodes ----------------------------------------------------------------------------
 
+    @_rerun_on_conflict("could not register this node")
     def join_node(self, node: str, host: str, pid: int, manifest: str, lease: float, rules: Collection[str],
                   reason: str, gone: Callable[[int], bool]) -> tuple[float, dict[str, int]]:
         """An ingest node starts: forget the nodes whose lease ran out and those of ``host``
@@ -1075,6 +1154,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
                 (node, host, pid, manifest, lease)).fetchone()
             return started, self._cancel_orphaned(conn, node, rules, reason)
 
+    @_rerun_on_conflict("could not renew this node's registration")
     def keep_node(self, node: str, host: str, pid: int, manifest: str, lease: float, started: float) -> None:
         """A running node's registration: its manifest (a reload changes it), renewed for
         ``lease`` seconds (again if it was forgotten meanwhile, with its start time)."""
@@ -1084,6 +1164,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
                          "manifest = excluded.manifest, lease_until = excluded.lease_until",
                          (node, host, pid, manifest, started, lease))
 
+    @_rerun_on_conflict("could not remove this node's registration")
     def leave_node(self, node: str, reason: str) -> dict[str, int]:
         """An ingest node stops: its registration goes. If a live node started after it
         (a rolling deploy moved on), the waiting runs whose rule is in no live node's
@@ -1106,6 +1187,7 @@ RETURNING {", ".join("trg_runs." + c.strip() for c in _RUN_COLS.split(","))}, e.
                             {"reason": reason, "rules": sorted(rules), "node": node}).fetchall()
         return _by_rule(rows)
 
+    @_rerun_on_conflict("could not reap the runs whose lease ran out")
     def reap(self) -> list[RunRow]:
         """Mark every running run whose lease expired ``interrupted`` and insert its retry
         (when its rule has ``retry`` attempts left) in the same statement; the reaped runs.
@@ -1134,6 +1216,7 @@ SELECT {_RUN_COLS}, (SELECT string_agg(DISTINCT pool, ',') FROM again) FROM dead
                 cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_RUNS, pool))
         return [_run(r[:-1]) for r in rows]
 
+    @_rerun_on_conflict("could not prune")
     def prune(self, older_than: float) -> dict[str, int]:
         """Delete finished runs (and their logs) and events older than ``older_than`` seconds
         that no waiting or running run still needs, but each rule's newest tick (what
