@@ -5,7 +5,7 @@ POSTed with httpx to a token-protected generic route, real exec actions. Each te
 what a user sees and does: runs appearing without a reload (server-sent events), a running
 run's log followed live (and not when the user scrolls up), events paged, the filters,
 re-run and cancel with the token (and nothing without it, or from another site), the
-sources page. A console error (a CSP violation would be one) fails the test.
+sources page, a relative time's exact one on a phone (tapped). A console error (a CSP violation would be one) fails the test.
 
 Without ``/usr/bin/chromium`` or the ``playwright`` package the tests are skipped with the
 reason, except under ``CI=true``, where they fail (``.ci/run`` installs chromium;
@@ -167,6 +167,22 @@ def test_a_webhook_run_shows_and_the_next_one_appears_live(serve: Serve, browser
     assert page.evaluate("window.__not_reloaded") is True
 
     # The run's own page, reached by its link, shows its log; the token is carried on.
+    # On a phone, which shows no title, a tap on a relative time shows the exact one under it
+    # (until a tap elsewhere); it fits the card
+    phone = new_page(browser, 390)
+    phone.page.goto(f"{serve.url}/dashboard/?token={DASH_TOKEN}")
+    tapped = phone.page.locator(f'#runs tr[data-run="{first["runs"][0]}"] td[data-label="Queued"] time')
+    shown = "el => [getComputedStyle(el, '::after').content, getComputedStyle(el, '::after').display]"
+    assert tapped.evaluate(shown)[0] == "none"
+    tapped.tap()
+    assert tapped.evaluate(shown) == [f'"{tapped.get_attribute("title")}"', "block"]
+    cell = tapped.locator("xpath=..")
+    assert cell.evaluate("td => td.scrollWidth <= td.clientWidth && td.getBoundingClientRect().right <= 390")
+    phone.page.locator("h1").tap()
+    assert tapped.evaluate(shown)[0] == "none"
+    phone.ok()
+    phone.page.context.close()
+
     page.click(f'#runs tr[data-run="{first["runs"][0]}"] a')
     page.wait_for_selector("#log .l")
     assert "building refs/heads/main" in page.inner_text("#log")
