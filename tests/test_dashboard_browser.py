@@ -110,6 +110,14 @@ def wait_lines(page, n: int, timeout: float = 15_000) -> None:
     page.locator("#log .l").nth(n - 1).wait_for(state="attached", timeout=timeout)
 
 
+def hints_cut(page) -> list[str]:
+    """The filter boxes that cut their hint (placeholder), measured with the hint as the value
+    (a box with a list keeps room for its picker either way)."""
+    fits = "e => { const v = e.value; e.value = e.placeholder; const ok = e.scrollWidth <= e.clientWidth; e.value = v; return ok; }"
+    return [box.get_attribute("name") for box in page.locator("form.filters input[placeholder]").all()
+            if not box.evaluate(fits)]
+
+
 def shoot(browser, url: str, name: str, ready: str | None = None) -> None:
     """Screenshots for the README, at desktop and phone width (TRIGGERLANG_SCREENSHOTS)."""
     if not SHOTS:
@@ -263,6 +271,14 @@ def test_events_are_paged_and_each_table_filters_its_own(serve: Serve, browser) 
     assert page.eval_on_selector_all("#events tr[data-event]", "rows => rows.map(r => r.dataset.event)") == \
         newest_first[:3]
 
+    # every filter box shows its whole hint ("1h, 7d, 2026-11-24 19:00" was cut to
+    # "1h, 7d, 2026-11-2"), on a desktop and on a phone
+    phone = new_page(browser, 390)
+    for p in (page, phone.page):
+        for table in ("events", "runs"):
+            p.goto(f"{serve.url}/dashboard/{table}?token={DASH_TOKEN}")
+            assert hints_cut(p) == [], (table, p.viewport_size)
+    phone.page.context.close()
     # the events' own filters: matched nothing
     page.goto(f"{serve.url}/dashboard/events?token={DASH_TOKEN}")
     page.check('input[name="unmatched"]')
