@@ -3,9 +3,10 @@
 A real ``triggerc serve --dashboard`` subprocess on a free loopback port, real webhooks
 POSTed with httpx to a token-protected generic route, real exec actions. Each test checks
 what a user sees and does: runs appearing without a reload (server-sent events), a running
-run's log followed live (and not when the user scrolls up), events paged, the filters,
-re-run and cancel with the token (and nothing without it, or from another site), the
-sources page, a relative time's exact one on a phone (tapped). A console error (a CSP violation would be one) fails the test.
+run's log followed live (and not when the user scrolls up) and its duration counted on,
+events paged, the filters (their hints whole), re-run and cancel with the token (and nothing
+without it, or from another site), the sources page, a relative time's exact one on a phone
+(tapped). A console error (a CSP violation would be one) fails the test.
 
 Without ``/usr/bin/chromium`` or the ``playwright`` package the tests are skipped with the
 reason, except under ``CI=true``, where they fail (``.ci/run`` installs chromium;
@@ -33,7 +34,7 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgro
                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 try:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
 
@@ -318,6 +319,13 @@ def test_rerun_and_cancel_with_the_token_and_a_forged_form_refused(serve: Serve,
     hang = serve.hook("/hooks/hang", "x")["runs"][0]
     wait_for(lambda: serve.api(f"/api/runs/{hang}")["status"] == "running", "the run to start")
     page.goto(f"{serve.url}/dashboard/runs/{hang}?token={DASH_TOKEN}")
+    # its Duration counts on each second (live.js, from the seconds the server rendered)
+    took = page.locator("#summary [data-running]")
+    before = took.inner_text()
+    assert re.fullmatch(r"running \d+ s", before), before
+    expect(took).not_to_have_text(before, timeout=5_000)
+    after = took.inner_text()
+    assert re.fullmatch(r"running \d+ s", after) and int(after.split()[1]) > int(before.split()[1]), (before, after)
     page.click("#cancel")
     page.wait_for_selector('#run-status[data-status="cancelled"]', timeout=15_000)
     run = serve.api(f"/api/runs/{hang}")
