@@ -8,6 +8,7 @@ after the grace period and marked ``interrupted``.
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 from triggerlang.api import compile_text
 from triggerlang.events import Event
@@ -271,3 +272,67 @@ def test_a_delivery_that_comes_as_the_journal_closes_at_a_stop_gets_503(tmp_path
     reopened = Journal(tmp_path / "state")
     assert [e["data"]["payload"] for e in reopened.list_events(limit=10)] == [{"n": 1}]
     reopened.close()
+
+
+LEFT = '''
+action slow = exec "sleep" "30"
+r: on git.push run slow
+q: on git.push run slow
+'''
+
+
+def test_runs_a_killed_serve_left_running_say_so_and_whether_their_process_is_still_going(tmp_path: Path) -> None:
+    """Before: the start after a kill -9 logged 'recovered: 2 run(s) interrupted by the last
+    stop', and the runs' error was 'the runtime stopped while the run was going', as after a
+    clean stop, which leaves no run running. What is known is said: serve stopped without
+    ending them (killed or crashed), when it was last seen going, and whether each run's
+    process is still going (found by its stdout, the run's log), in the line, each run's
+    error and its log's last line."""
+    import os
+    import subprocess
+
+    from triggerlang.runtime.journal import ALIVE_NAME, PlannedRun
+    from triggerlang.runtime.store import iso_utc
+
+    c = compile_text(LEFT, "rules.trg", str(tmp_path))
+    assert c.ok, c.diagnostics
+    journal = Journal(tmp_path / "state")
+    going, gone = (journal.record_event(Event("git", "push", {"branch": "main"}), [PlannedRun(r, "slow", {})]).run_ids[0]
+                   for r in ("r", "q"))
+    for rid in (going, gone):
+        journal.mark_running(rid)
+        journal.run_log_path(rid).parent.mkdir(parents=True, exist_ok=True)
+        journal.run_log_path(rid).write_bytes(f"\x01# run {rid} rule r action slow attempt 1: exec sleep 30\n".encode())
+    with open(journal.run_log_path(going), "ab") as out:   # what the killed serve's run left going
+        proc = subprocess.Popen(["sleep", "30"], stdout=out, start_new_session=True)
+    journal.close()
+    alive = tmp_path / "state" / ALIVE_NAME
+    alive.touch()
+    seen = time.time() - 5
+    os.utime(alive, (seen, seen))
+    try:
+        journal = Journal(tmp_path / "state")
+
+        async def start() -> Any:
+            engine = Engine(c.manifest, journal, {}, tmp_path)
+            try:
+                return engine.recover()
+            finally:
+                await engine.drain(grace=0)
+
+        rec = asyncio.run(start())
+        runs = {r["id"]: r for r in journal.list_runs(limit=10)}
+        logs = {rid: journal.run_log_path(rid).read_text().splitlines()[-1] for rid in (going, gone)}
+        journal.close()
+    finally:
+        proc.kill()
+        proc.wait()
+    at = iso_utc(seen)
+    why = f"serve stopped without ending this run (killed or crashed); last seen going at {at}; "
+    assert runs[going]["status"] == "interrupted" and runs[going]["error"] == why + f"its process is still going (pid {proc.pid})"
+    assert runs[gone]["error"] == why + "its process was not found (it ended, or was stopped)"
+    assert logs == {going: f"\x01# run {going} interrupted: {runs[going]['error']}",
+                    gone: f"\x01# run {gone} interrupted: {runs[gone]['error']}"}
+    assert rec.line() == (f"recovered: 2 run(s) left running by a serve that stopped without ending them (killed "
+                          f"or crashed; last seen going at {at}), marked interrupted; still going: run {going} "
+                          f"(pid {proc.pid}); 0 queued run(s) restarted")

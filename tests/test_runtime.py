@@ -795,7 +795,7 @@ deb: on http.post path="/deb" run rec with <payload.n> debounce 3s
     assert set(running) == {"retried", "plain"}
 
     s2 = serve(None)  # same rules file, same --state
-    s2.wait_log("recovered: 2 run(s) interrupted")
+    s2.wait_log("recovered: 2 run(s) left running by a serve that stopped without ending them (killed or crashed")
     runs = s2.wait_runs(lambda rs: done(rs, 8), "every run after the restart", timeout=30)
     by_id = {r["id"]: r for r in runs}
     assert by_id[running["retried"]]["status"] == "interrupted"
@@ -878,7 +878,7 @@ def test_sigterm_interrupts_the_running_run_and_keeps_the_queue(serve) -> None:
     assert "the runtime stopped while the run was going" in journal_runs(s.state)[0]["error"]
 
     s2 = serve(None, "--grace", "0.5")
-    s2.wait_log("0 run(s) interrupted by the last stop, 2 queued run(s) restarted")
+    s2.wait_log("recovered: 0 run(s) left running, 2 queued run(s) restarted")
     runs = s2.wait_runs(lambda rs: done(rs, 3), "the queued runs after the restart")
     assert [r["status"] for r in runs] == ["interrupted", "succeeded", "succeeded"]
     assert runs[1]["finished_at"] <= runs[2]["started_at"]  # still in order
@@ -893,7 +893,7 @@ def test_a_queued_run_whose_rule_is_gone_at_the_next_start_is_cancelled_and_the_
     # the rules change while serve is down: q is gone
     s2 = serve(POLICY_RULES.replace('q: on http.post path="/queue"', '# q: on http.post path="/queue"'),
                "--grace", "0.5")
-    s2.wait_log("recovered: 0 run(s) interrupted by the last stop, 0 queued run(s) restarted, 1 cancelled: "
+    s2.wait_log("recovered: 0 run(s) left running, 0 queued run(s) restarted, 1 cancelled: "
                 "their rule is no longer in the rules file (q)")
     status = {r["id"]: (r["status"], r["error"]) for r in journal_runs(s2.state)}
     assert status[ids[1]] == ("cancelled", "its rule is no longer in the rules file"), status

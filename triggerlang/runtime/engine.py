@@ -80,9 +80,9 @@ from ..events import MISSING, Event, complete_data, get_path
 from ..masking import read_secrets
 from ..sources.base import Submitted
 from .executor import (INTERRUPTED, PROCESS_KINDS, RunningAction, RunRequest, RunResult, event_json,
-                       launch, stop_actions)
-from .journal import Journal, JournalError, PlannedRun, RunRow
-from .store import GatheredPaths
+                       launch, note_in_log, processes_of, stop_actions)
+from .journal import LEFT_RUNNING, Journal, JournalError, PlannedRun, RunRow
+from .store import GatheredPaths, iso_utc
 from .loops import (DEFAULT_MAX_CHAIN_DEPTH, DEFAULT_MAX_RETRIGGERS, LOOP_ACTOR, LoopGuard, depth_reason,
                     paused_skip_reason, recent, resume as resume_rule)
 from .operations import OperationError, cancel_reason
@@ -1018,19 +1018,35 @@ class Engine:
             self.correlations.start()
             self.correlations.start_timers()
 
-    def recover(self) -> tuple[int, int, list[str]]:
-        """Restart what a crash left: (interrupted runs, queued runs restarted, the rules of
-        the queued runs cancelled since their rule is no longer in the rules file, one name
-        per run). Such a run is not started: its rule's policies are gone with it, and the
-        file says that rule is not wanted any more (systemd cancels the queued job of a unit
-        that is gone); it is recorded ``cancelled`` with the reason."""
+    def recover(self) -> "Recovered":
+        """Restart what the last ``serve`` left (:class:`Recovered`). A run it left
+        ``running`` is marked ``interrupted``: a clean stop ends or marks every run, so that
+        ``serve`` was killed or crashed (:data:`~.journal.LEFT_RUNNING`); its log's last line
+        and its error say so, when that ``serve`` was last seen going, and whether the run's
+        process is still going (:func:`~.executor.processes_of`: the spawner of a ``serve``
+        that died stops it, unless it died too). A queued run whose rule is no longer in the
+        rules file is not started: its rule's policies are gone with it, and the file says
+        that rule is not wanted any more (systemd cancels the queued job of a unit that is
+        gone); it is recorded ``cancelled`` with the reason."""
         rec = self.journal.recover()
-        cancelled: list[str] = []
+        out = Recovered(last_seen=self.journal.last_alive)
+        logs = {row.id: str(self.journal.run_log_path(row.id)) for row in rec.interrupted}
+        pids = processes_of(logs) if logs else {}
+        seen = f"; last seen going at {iso_utc(out.last_seen)}" if out.last_seen is not None else ""
+        cancelled = out.cancelled
         for row in rec.interrupted:   # final now: counted by this process, which found them
             self._counted(row.rule, "interrupted")
+            going = None if pids is None else pids.get(row.id, [])
+            out.left_running[row.id] = going
+            error = (f"{LEFT_RUNNING}{seen}; " + ("whether its process is still going is not known" if going is None
+                     else f"its process is still going (pid {', '.join(map(str, going))})" if going
+                     else "its process was not found (it ended, or was stopped)"))
+            self.journal.set_status(row.id, "interrupted", error)
+            note_in_log(self.journal.run_log_path(row.id), f"# run {row.id} interrupted: {error}")
             pol = self.policies(row.rule)
             if row.attempt <= int(pol.get("retry") or 0) and row.rule in self.rules:
                 rid = self.journal.add_run(row.planned(), row.event_id, attempt=row.attempt + 1)
+                out.retried.append(row.id)
                 self.lane(row.rule).ahead.add(rid)
                 self._enqueue(row.rule, rid, None)
         for row in rec.queued:
@@ -1047,7 +1063,8 @@ class Engine:
             if row.not_before is not None and row.attempt == 1 and self.policies(row.rule).get("debounce"):
                 self.lane(row.rule).debounce_run = row.id
             self._enqueue(row.rule, row.id, row.not_before)
-        return len(rec.interrupted), len(rec.queued) - len(cancelled), cancelled
+        out.queued = len(rec.queued) - len(cancelled)
+        return out
 
     async def drain(self, grace: float, now: asyncio.Event | None = None) -> None:
         """Stop: let running runs finish for ``grace`` seconds, then stop them and mark them
@@ -1072,6 +1089,47 @@ class Engine:
             return True
         except asyncio.TimeoutError:
             return False
+
+
+@dataclass
+class Recovered:
+    """What :meth:`Engine.recover` found. ``left_running``: the runs the last ``serve`` left
+    running (killed or crashed), now ``interrupted``, each with the pids of its process
+    still going (empty: none found; None: not known, no ``/proc``); ``retried``: those of
+    them run again (``retry``); ``queued``: queued runs restarted; ``cancelled``: the rule
+    of each queued run cancelled as its rule is gone; ``last_seen``: when that ``serve``
+    was last seen going (epoch s, None: no stamp)."""
+
+    left_running: dict[int, list[int] | None] = field(default_factory=dict)
+    retried: list[int] = field(default_factory=list)
+    queued: int = 0
+    cancelled: list[str] = field(default_factory=list)
+    last_seen: float | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.left_running or self.queued or self.cancelled)
+
+    def line(self) -> str:
+        """The ``recovered:`` line ``serve`` logs at its start."""
+        text = f"recovered: {len(self.left_running)} run(s) left running"
+        if self.left_running:
+            going = {r: p for r, p in self.left_running.items() if p}
+            text += (" by a serve that stopped without ending them (killed or crashed"
+                     + (f"; last seen going at {iso_utc(self.last_seen)}" if self.last_seen is not None else "")
+                     + "), marked interrupted; "
+                     + ("still going: " + ", ".join(f"run {r} (pid {', '.join(map(str, p))})" for r, p in going.items())
+                        if going else "whether their processes are still going is not known"
+                        if None in self.left_running.values() else "no process of theirs was found"))
+            if self.retried:
+                text += f"; run again (retry): {', '.join(map(str, self.retried))}"
+            text += ";"
+        else:
+            text += ","
+        text += f" {self.queued} queued run(s) restarted"
+        if self.cancelled:
+            text += (f", {len(self.cancelled)} cancelled: their rule is no longer in the rules file "
+                     f"({', '.join(sorted(set(self.cancelled)))})")
+        return text
 
 
 def _nothing() -> None:

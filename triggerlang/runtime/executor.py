@@ -103,7 +103,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from .store import LOG_META, LOG_STDERR, dumps
 from ..actions import (ACTION_KINDS, STOP_SIGNALS, ActionError, action_kind, bind_inputs as _bind_inputs, env_text as _env_text,
@@ -1063,6 +1063,41 @@ class Spawner:
             raise
         return fut
 
+def processes_of(logs: Mapping[int, str]) -> dict[int, list[int]] | None:
+    """The processes still writing to the logs of the runs in ``logs`` (run -> its log
+    file), by run: those whose stdout is the run's log file (:func:`_run_of`), as the next
+    ``serve`` finds the runs a killed one left. None where ``/proc`` cannot tell (not Linux)."""
+    if not Path("/proc/self/fd").is_dir():
+        return None
+    found: dict[int, list[int]] = {}
+    for pid, run in _runs_processes(logs, by_env=False):
+        found.setdefault(run, []).append(pid)
+    return found
+
+
+def _runs_processes(logs: Mapping[int, str], by_env: bool = True) -> Iterator[tuple[int, int]]:
+    """(pid, run) of each process of the runs in ``logs`` (:func:`_run_of`; ``by_env``
+    False: by their stdout only, for runs another ``serve`` started)."""
+    by_path: dict[str, int] = {}
+    for run, log in logs.items():
+        with contextlib.suppress(OSError, ValueError):
+            by_path[os.path.realpath(log)] = run
+    env = {f"TRG_RUN_ID={run}".encode(): run for run in logs} if by_env else {}
+    try:
+        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        run = _run_of(pid, by_path, env)
+        if run is not None:
+            yield pid, run
+
+
+def note_in_log(path: Path, line: str) -> None:
+    """Append ``line`` to a run's log as a line of triggerlang's own (:data:`~.store.LOG_META`)."""
+    _log_line(path, line)
+
+
 def _kill_unreported(logs: Mapping[int, str]) -> set[int]:
     """SIGKILL the process groups of the runs in ``logs`` (run -> its log file) that a
     spawner started without living to say so; the runs found. A run's process is known by
@@ -1078,21 +1113,9 @@ def _kill_unreported(logs: Mapping[int, str]) -> set[int]:
     cannot be read, and are none of ours. ``serve``'s own process group is never signalled."""
     if not logs:
         return set()
-    by_path: dict[str, int] = {}
-    for run, log in logs.items():
-        with contextlib.suppress(OSError, ValueError):
-            by_path[os.path.realpath(log)] = run
-    by_env = {f"TRG_RUN_ID={run}".encode(): run for run in logs}
     found: set[int] = set()
     mine = os.getpgrp()
-    try:
-        pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
-    except OSError:
-        return found
-    for pid in pids:
-        run = _run_of(pid, by_path, by_env)
-        if run is None:
-            continue
+    for pid, run in _runs_processes(logs):
         try:
             pgid = os.getpgid(pid)
         except OSError:  # gone
@@ -1111,6 +1134,8 @@ def _run_of(pid: int, by_path: Mapping[str, int], by_env: Mapping[bytes, int]) -
         run = by_path.get(os.readlink(f"/proc/{pid}/fd/1"))
         if run is not None:
             return run
+    if not by_env:
+        return None
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             env = f.read().split(b"\0")

@@ -129,6 +129,12 @@ the operator's tables, issue 14: event depth, re-runs, the audit trail, the deli
 
 DB_NAME = "journal.sqlite3"
 
+LEFT_RUNNING = "serve stopped without ending this run (killed or crashed)"
+"""The error of a run :meth:`Journal.recover` found ``running``: a clean stop ends every run
+it started, or marks it ``interrupted`` itself (its error then is the executor's
+``INTERRUPTED``), so only a ``serve`` that was killed (``kill -9``, the OOM killer) or
+crashed leaves one so."""
+
 ALIVE_NAME = "alive"
 ALIVE_EVERY = 1.0
 """Seconds between two touches of ``<state_dir>/alive`` by a running ``serve`` (its
@@ -384,7 +390,7 @@ class SqliteStore(SqliteGroups):
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"unknown synchronous mode {synchronous!r}")
         self._prepare_dir()
-        self._last_alive = _mtime(self.state_dir / ALIVE_NAME)   # the last serve's (ALIVE_EVERY)
+        self.last_alive = _mtime(self.state_dir / ALIVE_NAME)   # the last serve's (ALIVE_EVERY)
         try:
             conn = sqlite3.connect(str(self.path), timeout=busy_timeout, isolation_level=None,
                                    check_same_thread=False)
@@ -1058,26 +1064,27 @@ class SqliteStore(SqliteGroups):
     def recover(self) -> Recovery:
         """Call once at start-up, before any run starts.
 
-        Marks every ``running`` run ``interrupted`` (a crash or ``kill -9`` stopped it) and
-        returns those, plus every ``queued`` run to start again, both oldest first. Such a
-        run ended when the last ``serve`` was last seen going (:data:`ALIVE_EVERY`), not now:
-        its duration is its own, without the downtime (never before its start; now when
-        that ``serve`` left no stamp).
+        Marks every ``running`` run ``interrupted`` and returns those, plus every ``queued``
+        run to start again, both oldest first. A clean stop ends or marks every run it
+        started, so a run still ``running`` here was left by a ``serve`` that was killed or
+        crashed (:data:`LEFT_RUNNING`, its error). Such a run ended when that ``serve`` was
+        last seen going (:attr:`last_alive`, :data:`ALIVE_EVERY`), not now: its duration is
+        its own, without the downtime (never before its start; now when that ``serve`` left
+        no stamp).
         """
         now = time.time()
-        end = now if self._last_alive is None else min(now, self._last_alive)
+        end = now if self.last_alive is None else min(now, self.last_alive)
         with self._cursor(write=True) as conn:
             running = [_row(self.state_dir, r) for r in conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY id")]
             conn.execute("UPDATE runs SET status = 'interrupted', finished_at = MAX(COALESCE(started_at, ?), ?), "
-                         "error = COALESCE(error, 'the runtime stopped while the run was going') "
-                         "WHERE status = 'running'", (end, end))
+                         "error = COALESCE(error, ?) WHERE status = 'running'", (end, end, LEFT_RUNNING))
             queued = [_row(self.state_dir, r) for r in conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'queued' ORDER BY id")]
         for r in running:
             r.status = "interrupted"
             r.finished_at = max(r.started_at or end, end)
-            r.error = r.error or "the runtime stopped while the run was going"
+            r.error = r.error or LEFT_RUNNING
         return Recovery(interrupted=running, queued=queued)
 
     # -- reading ------------------------------------------------------------------------

@@ -250,12 +250,9 @@ class Runtime:
                              metrics=self.metrics, max_backlog=self.opts.max_backlog,
                              max_parallel=self.opts.max_parallel)
         self.operator = EngineOperator(self.engine)
-        interrupted, queued, cancelled = self.engine.recover()
-        if interrupted or queued or cancelled:
-            gone = (f", {len(cancelled)} cancelled: their rule is no longer in the rules file "
-                    f"({', '.join(sorted(set(cancelled)))})" if cancelled else "")
-            log.info("recovered: %d run(s) interrupted by the last stop, %d queued run(s) restarted%s",
-                     interrupted, queued, gone)
+        recovered = self.engine.recover()
+        if recovered:
+            log.info("%s", recovered.line())
         self.engine.start_correlations()   # past deadlines, before any source starts (SPEC §11.3.7)
         startable = {r.name for r in self.engine.matcher.rules}
         for rule in self.opts.start_rules:
