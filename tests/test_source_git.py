@@ -590,3 +590,44 @@ def test_deleting_a_watched_repository_reports_no_deleted_branches(tmp_path: Pat
         assert all(e.type != "branch_deleted" or e.data["branch"] == "topic" for e in h.events)
 
     run_source(repo, CFG, body)
+
+
+def test_a_missing_repository_is_a_warning_once_not_an_error_each_time(tmp_path: Path) -> None:
+    """Before: 'git: no repository at ... waiting' was an ERROR, at each start of the source
+    (each reload that made a new one). A wait is not an error: a WARNING the first time,
+    DEBUG while nothing new happened (a reload), a WARNING again once it appeared and went away."""
+    import logging
+    import shutil
+
+    cfg = {"repos": [{"path": "later", "repo": "later"}], "poll": 0.05}
+    h = Harness(tmp_path)
+    said: list[tuple[int, str]] = []
+    h.emit = lambda record: (h.messages.append(record.getMessage()),  # type: ignore[method-assign]
+                             said.append((record.levelno, record.getMessage())))
+
+    def missing() -> list[int]:
+        return [level for level, m in said if m.startswith("git: no repository at")]
+
+    async def main() -> None:
+        for _ in range(2):   # a start, then a reload's new source
+            src = GitSource(cfg, h.ctx)
+            await src.start()
+            await asyncio.sleep(0.15)   # polls, which say nothing more
+            await src.stop()
+        src = GitSource(cfg, h.ctx)
+        await src.start()
+        try:
+            (tmp_path / "later").mkdir()
+            git(tmp_path / "later", "init", "-q")
+            await h.wait_for(lambda: any("appeared" in m for m in h.messages), "the repository to be found")
+            shutil.rmtree(tmp_path / "later")
+            await h.wait_for(lambda: len(missing()) == 4, "the repository to be missed again")
+        finally:
+            await src.stop()
+
+    asyncio.run(main())
+    assert missing() == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.WARNING], said
+    first = next(m for _, m in said if m.startswith("git: no repository at"))
+    assert first == (f"git: no repository at {tmp_path / 'later'} (repo='later'); waiting for one to appear there "
+                     f"(git init or clone it: its refs then are the baseline, no events for what it already holds)")
+    assert not [m for level, m in said if level >= logging.ERROR], said

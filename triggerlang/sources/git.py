@@ -13,8 +13,9 @@ For each watched repository (manifest ``{"repos": [{"path": ..., "repo": ...}], 
    An existing folder inside a working tree finds the enclosing repository, as git does
    (at start only: afterwards a repository is looked for where it was found, see
    ``GitSource._locate``). A path that does not exist (yet), or a repository that went away,
-   is logged once and looked for again at every poll; when it is back, its refs then are
-   the new baseline (no events for what changed meanwhile).
+   is logged once (a WARNING, then DEBUG after a reload until it appeared: a wait is not an
+   error) and looked for again at every poll; when it is back, its refs then are the new
+   baseline (no events for what changed meanwhile).
 
 2. **Snapshot the refs without a subprocess.** Every ``poll`` seconds (default 0.25 s),
    and at once when the OS reports a change under the repository's ``refs/`` (watchfiles
@@ -225,6 +226,11 @@ class _Repo:
     task: asyncio.Task[None] | None = field(default=None, repr=False)
 
 
+_SAID_MISSING: set[Path] = set()
+"""The paths this process has said have no repository (:meth:`GitSource._say_missing`):
+a reload makes a new source, and must not say it again at WARNING."""
+
+
 class GitSource(Source):
     """Watches the refs of one or more repositories and emits ``git.*`` events.
 
@@ -292,14 +298,30 @@ class GitSource(Source):
             r.git_dir = r.common = None
             r.refs = r.sig = None
             if not r.missing_logged:
-                self.ctx.log.error("git: no repository at %s (repo=%r); waiting for it to appear", r.path, r.repo)
+                self._say_missing(r)
                 r.missing_logged = True
             return False
         r.root, r.git_dir, r.common = found
         if r.missing_logged:
             self.ctx.log.info("git: repository %s appeared; watching its refs", r.path)
             r.missing_logged = False
+        _SAID_MISSING.discard(r.path)
         return True
+
+    def _say_missing(self, r: _Repo) -> None:
+        """Log that ``r`` has no repository (yet, or any more): a WARNING the first time in
+        this process, then DEBUG ("[again]") until it has appeared. A wait is not an error:
+        rules may watch a repository a deploy will clone, and the source finds it when it
+        comes; a reload or a new source for the same path, which sees nothing new, says it
+        at DEBUG (as the file source says a name it cannot report once). A repository that
+        appeared and went away again is news: a WARNING again."""
+        again = r.path in _SAID_MISSING
+        if not again and len(_SAID_MISSING) < 1000:   # (each path once, within reason)
+            _SAID_MISSING.add(r.path)
+        (self.ctx.log.debug if again else self.ctx.log.warning)(
+            "git: no repository at %s (repo=%r); waiting for one to appear there (git init or clone it: "
+            "its refs then are the baseline, no events for what it already holds)%s",
+            r.path, r.repo, " [again]" if again else "")
 
     def _read(self, r: _Repo) -> tuple[tuple[Any, ...], dict[str, str]]:
         assert r.common is not None
