@@ -161,3 +161,68 @@ def test_follow_and_paging_mask_a_value_split_at_every_position(tmp_path: Path) 
         # (once as printed: inside the word "s3cr3t-Valuex", which is not the value)
         assert (first + rest).count(TOKEN.encode()) == (page.data + last.data).count(TOKEN.encode()) == 1, i
     j.close()
+
+
+DROPPED = """
+secret old = env "TRG_TEST_OLD_TOKEN"
+secret keep = env "TRG_TEST_KEEP_TOKEN"
+action a = shell "echo old=$TRG_TEST_OLD_TOKEN keep=$TRG_TEST_KEEP_TOKEN"
+r: on every 1h run a
+"""
+
+
+def test_a_secret_a_reload_dropped_is_still_masked_in_the_runs_that_may_have_printed_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: secret-names.json named the current rules' secrets only, so after a reload
+    that dropped one, triggerc logs (and triggerc dashboard) showed its value as printed in
+    the logs of the runs made before. The names of earlier rules' secrets are kept while the
+    journal holds a run from before they were dropped (their references, never a value)."""
+    import asyncio
+    import json
+    import time
+
+    from cli_helpers import invoke
+    from triggerlang.events import Event
+    from triggerlang.runtime.journal import Journal, PlannedRun
+    from triggerlang.runtime.logview import LogMasks, write_secret_names
+    from triggerlang.runtime.serve import Runtime, ServeOptions
+
+    monkeypatch.setenv("TRG_TEST_OLD_TOKEN", "old-s3cret")
+    monkeypatch.setenv("TRG_TEST_KEEP_TOKEN", "keep-s3cret")
+    state = tmp_path / "state"
+    with Journal(state) as j:   # a run of the first rules, which printed both values
+        (rid,) = j.record_event(Event("schedule", "tick", {}), [PlannedRun("r", "a", {})]).run_ids
+        j.mark_running(rid)
+        j.run_log_path(rid).parent.mkdir(parents=True, exist_ok=True)
+        j.run_log_path(rid).write_bytes(b"\x01# run 1 rule r action a attempt 1: shell\nold=old-s3cret keep=keep-s3cret\n")
+        j.mark_finished(rid, "succeeded", 0)
+    rules = tmp_path / "rules.trg"
+    rules.write_text(DROPPED)
+
+    async def start_then_reload() -> None:
+        rt = Runtime(rules, ServeOptions(state_dir=state))
+        await rt.start()
+        try:
+            rules.write_text(DROPPED.replace('secret old = env "TRG_TEST_OLD_TOKEN"\n', "")
+                             .replace("old=$TRG_TEST_OLD_TOKEN ", ""))
+            await rt._reload_once(True)
+            assert "old" not in rt.secrets and rt.secrets["keep"] == "keep-s3cret"   # reloaded
+        finally:
+            await rt.stop()
+
+    asyncio.run(start_then_reload())
+    r = invoke("logs", str(rid), "--state", str(state))
+    assert r.exit_code == 0 and "old=[secret old] keep=[secret keep]\n" in r.stdout, r.stdout
+    names = json.loads((state / "secret-names.json").read_text())
+    assert names["secrets"] == {"keep": {"env": "TRG_TEST_KEEP_TOKEN"}}
+    assert [(e["name"], e["ref"], e["base_dir"]) for e in names["earlier"]] == \
+        [("old", {"env": "TRG_TEST_OLD_TOKEN"}, str(tmp_path.resolve()))]
+    assert "s3cret" not in json.dumps(names)
+    monkeypatch.delenv("TRG_TEST_OLD_TOKEN")   # a view that cannot read it: as printed, and no note
+    r = invoke("logs", str(rid), "--state", str(state))
+    assert "old=old-s3cret keep=[secret keep]\n" in r.stdout and r.stderr == "", (r.stdout, r.stderr)
+    # kept while the journal holds a run from before the drop: once pruned (the oldest run
+    # queued after it), the next write forgets it
+    write_secret_names(state, {"base_dir": str(tmp_path), "secrets": {}}, oldest_run=time.time() + 1)
+    assert json.loads((state / "secret-names.json").read_text())["earlier"] == []
+    assert LogMasks(state_dir=state).masker(None, rid) is None

@@ -1711,7 +1711,9 @@ def dashboard_routes(state_dir: Path | str | None, *, token: str | None = None, 
     current on a reload), are masked in the run logs. An empty token means no token.
     """
     rules = RulesView(engine=engine, rules_path=rules_path)
-    masks = LogMasks(manifest=rules.manifest, loaded=secrets, note=lambda m: log.warning("dashboard: %s", m))
+    # (the state folder's names: the secrets of earlier rules, which a reload dropped)
+    masks = LogMasks(state_dir=Path(state_dir) if state_dir is not None and not store_url else None,
+                     manifest=rules.manifest, loaded=secrets, note=lambda m: log.warning("dashboard: %s", m))
     d = Dashboard(state_dir, token=token, rules=rules, store_url=store_url, operator=operator, listener=listener,
                   masks=masks)
     if closing is not None:

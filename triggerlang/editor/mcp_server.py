@@ -82,11 +82,13 @@ class _Redactor:
     def learn_state(self, folder: Path) -> None:
         """The secrets ``serve`` names in its state folder (``secret-names.json``, as
         ``triggerc logs`` reads them: :mod:`triggerlang.runtime.logview`)."""
-        from ..runtime.logview import read_secret_names
+        from ..runtime.logview import earlier_declared, read_secret_names
 
         names = read_secret_names(folder)
         if names is not None:
             self._learn(names["secrets"], Path(names.get("base_dir") or folder.resolve().parent))
+            for name, ref, base in earlier_declared(names):   # the secrets of earlier rules
+                self._learn({name: ref}, base)
 
     def _learn(self, declared: dict, base: Path) -> None:
         """The values of ``declared`` (``{name: {"env": VAR} | {"file": path}}``) this process

@@ -1101,6 +1101,12 @@ class SqliteStore(SqliteGroups):
             r = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return None if r is None else _row(self.state_dir, r)
 
+    def oldest_run_queued_at(self) -> float | None:
+        """When the oldest run the journal holds was queued (epoch s); None when it holds none."""
+        with self._cursor(write=False) as conn:
+            row = conn.execute("SELECT MIN(queued_at) FROM runs").fetchone()
+        return None if row is None else row[0]
+
     def last_run_with_key(self, rule: str, key: str) -> float | None:
         """For ``dedupe <field> for D``: when (epoch s) the latest run of ``rule`` with this
         dedupe key was queued, not counting ``skipped`` runs; None if there is none.

@@ -18,7 +18,8 @@ Where a view gets the values (:class:`LogMasks`): ``serve --dashboard`` has them
 ``triggerc dashboard`` and ``triggerc logs`` run in another process: they read the
 secrets' *declarations* (names, environment variables, file paths; never values) from
 ``<state>/secret-names.json``, which ``serve`` writes at its start and on each reload
-(:func:`write_secret_names`), and from ``--rules`` when given; with the PostgreSQL store,
+(:func:`write_secret_names`: the secrets of earlier rules too, while a run that may have
+printed them is kept), and from ``--rules`` when given; with the PostgreSQL store,
 from the manifest the run was created under, which the store keeps. The values are then
 read from the view's own environment and files, as ``serve`` reads them. A view whose
 process cannot read a secret shows its value as printed, and says so once, naming the
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -40,14 +42,39 @@ from .store import LOG_META, LOG_STDERR, LOG_TAIL, LogChunk, strip_log_markers
 
 SECRET_NAMES = "secret-names.json"
 """The state folder's file naming the rules' secrets: ``{"base_dir", "secrets": {name:
-{"env": VAR} | {"file": path}}}``, the manifest's references, never a value."""
+{"env": VAR} | {"file": path}}, "earlier": [{"name", "ref", "base_dir", "dropped"}]}``, the
+manifests' references, never a value (``earlier``: :func:`write_secret_names`)."""
+
+EARLIER_MAX = 64
+"""How many declarations of earlier rules :data:`SECRET_NAMES` keeps at most (the most
+recently dropped): a bound for a folder whose rules change secrets all the time."""
 
 
-def write_secret_names(state_dir: Path, manifest: dict) -> None:
+def write_secret_names(state_dir: Path, manifest: dict, oldest_run: float | None = None,
+                       now: float | None = None) -> None:
     """Write (atomically, 0600) the declarations of ``manifest``'s secrets for the views
-    run in other processes. OSError when it cannot."""
-    body = json.dumps({"base_dir": manifest.get("base_dir"), "secrets": manifest.get("secrets") or {}},
-                      sort_keys=True, indent=1) + "\n"
+    run in other processes, with those of earlier rules of this state folder that these
+    rules dropped (``earlier``: a reload that drops a secret leaves run logs that may have
+    printed its value, and the views must still mask them). An earlier declaration is kept
+    while the journal holds a run queued before it was dropped (``oldest_run``: when its
+    oldest run was queued, epoch s; None: it holds none), at most :data:`EARLIER_MAX` of
+    them, the most recently dropped: a run queued later was never given the secret by these
+    rules, and ``triggerc store prune`` deleting the older runs ends the need. OSError when
+    it cannot write."""
+    now = time.time() if now is None else now
+    base = manifest.get("base_dir")
+    current = {n: r for n, r in (manifest.get("secrets") or {}).items() if isinstance(r, dict)}
+    previous = read_secret_names(state_dir) or {}
+    dropped_now = [{"name": n, "ref": r, "base_dir": previous.get("base_dir"), "dropped": now}
+                   for n, r in previous.get("secrets", {}).items() if isinstance(r, dict)]
+    earlier: dict[str, dict] = {}
+    for e in [*_earlier_entries(previous), *dropped_now]:   # (a later entry of the same declaration wins)
+        earlier[_declaration_key(e)] = e
+    for n, r in current.items():
+        earlier.pop(_declaration_key({"name": n, "ref": r, "base_dir": base}), None)
+    kept = sorted((e for e in earlier.values() if oldest_run is not None and oldest_run <= e["dropped"]),
+                  key=lambda e: (-e["dropped"], _declaration_key(e)))[:EARLIER_MAX]
+    body = json.dumps({"base_dir": base, "secrets": current, "earlier": kept}, sort_keys=True, indent=1) + "\n"
     path = state_dir / SECRET_NAMES
     tmp = path.with_name(f".{SECRET_NAMES}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -56,6 +83,24 @@ def write_secret_names(state_dir: Path, manifest: dict) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def _declaration_key(e: Mapping[str, Any]) -> str:
+    return json.dumps([e["name"], e["ref"], e.get("base_dir")], sort_keys=True)
+
+
+def _earlier_entries(data: Mapping[str, Any] | None) -> list[dict]:
+    """The well-formed ``earlier`` declarations of a :data:`SECRET_NAMES` content."""
+    entries = (data or {}).get("earlier")
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)
+            and isinstance(e.get("ref"), dict) and isinstance(e.get("dropped"), (int, float))] \
+        if isinstance(entries, list) else []
+
+
+def earlier_declared(data: Mapping[str, Any] | None) -> list[tuple[str, dict, Path]]:
+    """(name, reference, base folder) of each ``earlier`` declaration of a
+    :data:`SECRET_NAMES` content (:func:`write_secret_names`)."""
+    return [(e["name"], dict(e["ref"]), Path(e.get("base_dir") or ".")) for e in _earlier_entries(data)]
 
 
 def read_secret_names(state_dir: Path) -> dict | None:
@@ -123,7 +168,8 @@ class LogMasks:
         return self._names[1]
 
     def masker(self, j: Any, run_id: int) -> Masker | None:
-        declared = [*_declared(self.manifest() if self.manifest else None), *_declared(self._secret_names()),
+        names = self._secret_names()
+        declared = [*_declared(self.manifest() if self.manifest else None), *_declared(names),
                     *_declared(self._run_manifest(j, run_id))]
         values: dict[str, str] = {}
         problems: dict[str, str] = {}
@@ -136,6 +182,11 @@ class LogMasks:
             values.update({v: n for n, v in got.items()})
             if name not in got:
                 problems.setdefault(name, why[name])
+        # the secrets earlier rules declared: masked where this process can read them, and
+        # not noted where it cannot (the rules no longer use them: their variable is often gone)
+        for name, ref, base in earlier_declared(names):
+            got, _ = read_secrets({name: ref}, base, self.environ)
+            values.update({v: n for n, v in got.items() if v not in values})
         new = [problems[n] for n in sorted(problems) if n not in self._noted and n not in values.values()]
         self._noted.update(problems)
         if new and self.note is not None:
@@ -240,4 +291,5 @@ class LogFollower:
             yield out
 
 
-__all__ = ["LogMasks", "LogFollower", "SECRET_NAMES", "read_secret_names", "read_view", "write_secret_names"]
+__all__ = ["LogMasks", "LogFollower", "SECRET_NAMES", "earlier_declared", "read_secret_names", "read_view",
+           "write_secret_names"]

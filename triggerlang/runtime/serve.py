@@ -237,7 +237,7 @@ class Runtime:
             journal.close()
             raise
         warn_if_open_to_others(self.state_dir)
-        self._write_secret_names(manifest)
+        self._write_secret_names(manifest, journal)
         from .metrics import Metrics
         from .operations import EngineOperator
 
@@ -316,17 +316,18 @@ class Runtime:
             log.warning("the runs of file rules wait in the pool %s: only a worker on this host runs them "
                         "(triggerc worker --pool %s, or serve --workers N)", node_pool(), node_pool())
 
-    def _write_secret_names(self, manifest: dict) -> None:
+    def _write_secret_names(self, manifest: dict, journal: Any) -> None:
         """The secrets' names and references (never their values) beside the journal, for
-        ``triggerc logs`` and ``triggerc dashboard`` to mask run logs with (runtime/logview.py);
-        the store keeps the manifests itself."""
+        ``triggerc logs`` and ``triggerc dashboard`` to mask run logs with (runtime/logview.py),
+        with those of earlier rules while the journal keeps a run from before they were
+        dropped; the store keeps the manifests itself."""
         if self.store is not None:
             return
         from .logview import SECRET_NAMES, write_secret_names
 
         try:
-            write_secret_names(self.state_dir, manifest)
-        except OSError as e:
+            write_secret_names(self.state_dir, manifest, journal.oldest_run_queued_at())
+        except (OSError, JournalError) as e:
             log.warning("cannot write %s in %s: %s (triggerc logs and triggerc dashboard show secrets as "
                         "printed in run logs)", SECRET_NAMES, self.state_dir, e.strerror or e)
 
@@ -594,7 +595,7 @@ class Runtime:
         self.secrets.clear()
         self.secrets.update(secrets)
         self.engine.load(manifest)
-        self._write_secret_names(manifest)
+        self._write_secret_names(manifest, self.engine.journal)
         self.unstarted = None
         try:
             await self.apply_sources(manifest)
