@@ -213,6 +213,19 @@ def test_a_secret_a_reload_dropped_is_still_masked_in_the_runs_that_may_have_pri
     asyncio.run(start_then_reload())
     r = invoke("logs", str(rid), "--state", str(state))
     assert r.exit_code == 0 and "old=[secret old] keep=[secret keep]\n" in r.stdout, r.stdout
+    # serve --dashboard's own routes, given the values serve holds after the reload: the
+    # dropped secret is known from the state folder's names only
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from triggerlang.dashboard.app import dashboard_routes
+
+    app = Starlette(routes=dashboard_routes(state, rules_path=rules, secrets={"keep": "keep-s3cret"}))
+    with TestClient(app, client=("127.0.0.1", 50000)) as c:
+        for path in (f"/api/runs/{rid}/log", f"/dashboard/runs/{rid}"):
+            page = c.get(path)
+            assert page.status_code == 200 and "old-s3cret" not in page.text, (path, page.text)
+            assert "[secret old]" in page.text and "[secret keep]" in page.text, (path, page.text)
     names = json.loads((state / "secret-names.json").read_text())
     assert names["secrets"] == {"keep": {"env": "TRG_TEST_KEEP_TOKEN"}}
     assert [(e["name"], e["ref"], e["base_dir"]) for e in names["earlier"]] == \
