@@ -683,3 +683,40 @@ def test_events_from_a_real_non_loopback_peer_is_refused() -> None:
         assert srv.rec.count() == 1
     finally:
         srv.close()
+
+
+
+def test_a_standard_webhook_id_sent_in_utf8_is_verified_on_its_bytes() -> None:
+    """The id is part of what the sender signs (id.timestamp.body, its UTF-8 bytes): it is
+    verified on the bytes as sent, not on Starlette's latin-1 text of them encoded again
+    (before: a non-ASCII webhook-id never verified, 401)."""
+    from starlette.datastructures import Headers
+
+    from triggerlang.providers.verify import check, standard_key, standard_signature
+
+    key = standard_key("whsec_" + base64.b64encode(b"standard-webhooks-key").decode())
+    now = 1_700_000_000
+    sig = standard_signature(key, "msg_café", str(now), b"{}")
+    raw = [(b"webhook-id", "msg_café".encode()), (b"webhook-timestamp", str(now).encode()),
+           (b"webhook-signature", sig.encode())]
+    assert check("standard", key, Headers(raw=raw), b"{}", now=now) is None
+    assert check("standard", key, Headers(raw=[(b"webhook-id", b"msg_cafe"), *raw[1:]]), b"{}", now=now) == \
+        "signature does not match"
+
+
+def test_header_values_are_read_as_utf8_on_the_starlette_path_too() -> None:
+    """The Starlette front end (``dispatch``) hands its events the same headers as the lean
+    one: UTF-8, else latin-1; on an http route and in a webhook provider's event alike,
+    and a UTF-8 token is still checked on its bytes."""
+    rec = Recorder()
+    app = make_app(rec)
+    json_body = [(b"content-type", b"application/json")]
+    name = [(b"x-name", "café".encode())]
+    assert asyncio.run(asgi_call(app, "POST", "/open/x", json_body + name, [b"{}"])) == 202
+    assert asyncio.run(asgi_call(app, "POST", "/open/x", json_body + [(b"x-name", b"caf\xe9")], [b"{}"])) == 202
+    gitlab = json_body + name + [(b"x-gitlab-event", b"Pipeline Hook"), (b"x-gitlab-token", SECRETS["gl"].encode())]
+    assert asyncio.run(asgi_call(app, "POST", "/gitlab", gitlab, [GOOD_BODIES[2]])) == 202
+    # (the pipeline's ci.completed, derived from the same delivery, carries them too)
+    assert [(e.trigger, e.data["headers"]["x-name"]) for e, _ in rec.events] == \
+        [("http.post", "café"), ("http.post", "café"), ("gitlab.pipeline", "café"), ("ci.completed", "café")]
+    assert rec.events[2][0].data["headers"]["x-gitlab-token"] == "<redacted>"

@@ -527,3 +527,21 @@ def test_schedule_ticks_do_not_pile_up_behind_a_slow_run(serve) -> None:
     for prev, nxt in zip(ran, ran[1:]):  # still one at a time (queue)
         assert prev["finished_at"] is not None and nxt["started_at"] >= prev["finished_at"], (prev, nxt)
     stop_ok(s)
+
+
+
+def test_a_header_value_sent_in_utf8_is_read_as_utf8_and_matched(serve, backend: Backend) -> None:
+    """Before: header values were read as latin-1, so ``café`` sent in UTF-8 arrived as
+    ``cafÃ©``: the rule's condition never matched, and the journal kept the mojibake. Now
+    UTF-8, and bytes that are not UTF-8 are read as latin-1 (here the same ``é``), on both
+    front ends' path and both stores."""
+    s = serve('action rec(who) = exec "true"\n'
+              'named: on http.post path="/hdr" headers.x-name="café" run rec with <headers.x-name>\n')
+    answers = [httpx.post(s.url + "/hdr", json={}, headers={"X-Name": value}, timeout=DEADLINE)
+               for value in ("café".encode("utf-8"), "café".encode("latin-1"), b"cafe")]
+    assert [(r.status_code, len(r.json()["runs"])) for r in answers] == [(202, 1), (202, 1), (202, 0)], \
+        [r.text for r in answers]
+    runs = s.wait_runs(lambda rs: done(rs, 2), "the two runs")
+    assert [(r["status"], r["inputs"]) for r in runs] == [("succeeded", {"who": "café"})] * 2, runs
+    assert [e["data"]["headers"]["x-name"] for e in s.events()] == ["café", "café", "cafe"]
+    stop_ok(s)

@@ -278,9 +278,51 @@ def parse_json(body: bytes) -> Any:
         raise
 
 
-def _redact(headers: Headers, names: frozenset[str]) -> Headers:
+def header_text(value: bytes) -> str:
+    """A header value as text: UTF-8, else latin-1 when its bytes are not valid UTF-8.
+
+    HTTP leaves a header value's bytes beyond ASCII opaque (RFC 9110 §5.5), and Starlette
+    reads them as latin-1, a byte a character: ``é`` sent in UTF-8 became ``Ã©``, so a
+    rule's ``headers.x-name="café"`` never matched and the journal kept the mojibake.
+    Senders write UTF-8 in practice, and Go servers (adnanh/webhook) hand the bytes on as
+    they came, which its rules then read as UTF-8 strings; so UTF-8 it is. Bytes that are
+    not valid UTF-8 are read as latin-1 as before: each byte stays a character, nothing is
+    lost. Signatures and tokens are checked on the bytes as sent (providers/verify.py reads
+    Starlette's latin-1 text back into them), never on this text."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
+
+
+class TextHeaders(Headers):
+    """Starlette's headers with their values read by :func:`header_text` (UTF-8, else
+    latin-1): the headers a delivery's events carry, its provider reads (the event, the
+    delivery id) and rules match. Names are ASCII (lower case) either way."""
+
+    def values(self) -> list[str]:  # type: ignore[override]
+        return [header_text(v) for _, v in self._list]
+
+    def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
+        return [(k.decode("latin-1"), header_text(v)) for k, v in self._list]
+
+    def getlist(self, key: str) -> list[str]:
+        name = key.lower().encode("latin-1")
+        return [header_text(v) for k, v in self._list if k == name]
+
+    def __getitem__(self, key: str) -> str:
+        name = key.lower().encode("latin-1")
+        for k, v in self._list:
+            if k == name:
+                return header_text(v)
+        raise KeyError(key)
+
+
+def _redact(headers: Headers, names: frozenset[str]) -> TextHeaders:
+    """The headers as events carry them (:class:`TextHeaders`), each of ``names`` (the
+    credentials) ``<redacted>``."""
     raw = [(k, REDACTED.encode() if k.decode("latin-1") in names else v) for k, v in headers.raw]
-    return Headers(raw=raw)
+    return TextHeaders(raw=raw)
 
 
 def _redact_form(payload: dict[str, Any], text: str, token_param: str | None, kind: str) -> str:
@@ -305,7 +347,7 @@ def _redact_form(payload: dict[str, Any], text: str, token_param: str | None, ki
 def _header_dict(headers: Headers) -> dict[str, str]:
     out: dict[str, str] = {}
     for kb, vb in headers.raw:  # keys are lower case; repeated headers are joined
-        k, v = kb.decode("latin-1"), vb.decode("latin-1")
+        k, v = kb.decode("latin-1"), header_text(vb)
         out[k] = f"{out[k]}, {v}" if k in out else v
     return out
 
@@ -633,7 +675,7 @@ class _Handlers:
             reason = reason[:200] + "..."
         record({"at": time.time(), "route": route.path, "method": inc.method, "status": status,
                 "verify": inc.verify, "reason": reason, "latency": time.monotonic() - t0, "remote": inc.client,
-                "delivery_id": _delivery_id(route, inc.headers), "event_id": content.get("event_id"),
+                "delivery_id": _delivery_id(route, TextHeaders(raw=inc.headers.raw)), "event_id": content.get("event_id"),
                 "trigger": inc.trigger, "duplicate": bool(content.get("duplicate"))})
 
     def reject(self, inc: Incoming, route: str, status: int, reason: str) -> Reply:
