@@ -119,8 +119,9 @@ def hints_cut(page) -> list[str]:
             if not box.evaluate(fits)]
 
 
-def shoot(browser, url: str, name: str, ready: str | None = None) -> None:
-    """Screenshots for the README, at desktop and phone width (TRIGGERLANG_SCREENSHOTS)."""
+def shoot(browser, url: str, name: str, ready: str | None = None, settle: int = 2700) -> None:
+    """Screenshots for the README, at desktop and phone width (TRIGGERLANG_SCREENSHOTS);
+    ``settle``: milliseconds to wait once ready (the highlight of fresh rows fades in 2.5 s)."""
     if not SHOTS:
         return
     Path(SHOTS).mkdir(parents=True, exist_ok=True)
@@ -129,7 +130,7 @@ def shoot(browser, url: str, name: str, ready: str | None = None) -> None:
         w.page.goto(url)
         if ready:
             w.page.wait_for_selector(ready, timeout=10_000)
-        w.page.wait_for_timeout(2700)  # the highlight of fresh rows fades
+        w.page.wait_for_timeout(settle)
         w.page.screenshot(path=str(Path(SHOTS) / f"dashboard-{name}{suffix}.png"), full_page=True)
         w.page.context.close()
 
@@ -197,6 +198,9 @@ def test_a_webhook_run_shows_and_the_next_one_appears_live(serve: Serve, browser
     assert "building refs/heads/main" in page.inner_text("#log")
     assert f"token={DASH_TOKEN}" in page.url
     w.ok()
+    if SHOTS:  # the README's board has a run still going too (serve's stop cancels it)
+        hang = serve.hook("/hooks/hang", "refs/heads/release")["runs"][0]
+        wait_for(lambda: serve.api(f"/api/runs/{hang}")["status"] == "running", "the run to start")
     shoot(browser, f"{serve.url}/dashboard/?token={DASH_TOKEN}", "overview", '#live[data-state="on"]')
     shoot(browser, f"{serve.url}/dashboard/runs?token={DASH_TOKEN}", "runs", '#live[data-state="on"]')
 
@@ -245,7 +249,8 @@ def test_a_running_runs_log_is_followed_live(serve: Serve, browser) -> None:
     w.ok()
     if SHOTS:
         slow = serve.hook("/hooks/tick", "refs/heads/screenshot")["runs"][0]
-        shoot(browser, f"{serve.url}/dashboard/runs/{slow}?token={DASH_TOKEN}", "run", "#log .l:nth-child(12)")
+        # while it goes (its 3 s): the log as it is followed live
+        shoot(browser, f"{serve.url}/dashboard/runs/{slow}?token={DASH_TOKEN}", "run", "#log .l:nth-child(12)", 300)
 
 
 def test_events_are_paged_and_each_table_filters_its_own(serve: Serve, browser) -> None:
