@@ -110,10 +110,18 @@ UNSAFE = [
      "on github.pul_request run deploy with <sha>\n", "TRG207",
      DEPLOY + 'source github path="/gh" secret=s\nsecret s = env "S"\n'
      "on github.pull_request run deploy with <sha>\n"),
+    # another tool's filter read as a condition: a guess at what was meant (GitHub's globs
+    # differ; a file glob without '/' taken as a name in any folder)
+    (DEPLOY + 'on git.push branches=["main"] run deploy with <sha>\n', "TRG203",
+     DEPLOY + 'on git.push branch="main" run deploy with <sha>\n'),
+    (DEPLOY + 'on file.changed glob="*.py" run deploy with sha=<path>\n', "TRG203",
+     DEPLOY + 'on file.changed path ~ "**/*.py" run deploy with sha=<path>\n'),
+    (DEPLOY + "on git.push run deploy with <sha> busy kill\n", "TRG407",
+     DEPLOY + "on git.push run deploy with <sha> busy restart\n"),
 ]
 
 
-@pytest.mark.parametrize("text,code,fixed", UNSAFE, ids=[c for _, c, _ in UNSAFE])
+@pytest.mark.parametrize("text,code,fixed", UNSAFE, ids=[f"{c}-{i}" for i, (_, c, _) in enumerate(UNSAFE)])
 def test_an_unsafe_fix_waits_for_unsafe_fixes(text: str, code: str, fixed: str) -> None:
     p = write(text)
     r = run("check", "--fix", str(p))

@@ -1306,9 +1306,8 @@ class Checker:
                 if mode not in BUSY_MODES:
                     hint, fix = typo(mode, BUSY_MODES, p.value.span)
                     other = BUSY_WORDS.get(mode.lower())
-                    if other is not None:  # another tool's word for one of the modes
-                        hint = f"write {other[0]} ({other[1]})"
-                        fix = replace_fix(p.value.span, mode, other[0])
+                    if other is not None:  # another tool's word for one of the modes (unsafe: a guess)
+                        hint, fix = write_hint(other[0], f" ({other[1]})"), None
                     self.d.error("TRG407", f"busy takes queue, skip, restart, parallel or signal, not '{mode}'",
                                  p.value.span, hint, fix=fix)
                 elif mode == "signal":
@@ -1712,7 +1711,9 @@ class Checker:
     def workflow_filter(self, c: A.Compare, ctx) -> bool:
         """TRG203 for a GitHub Actions filter's name used as a field (``types=["opened"]``,
         ``paths="src/**"``, ``branches=["main"]``), with the condition that says it; True
-        when it was one."""
+        when it was one. Its fix is unsafe, as write_hint's: the condition is another tool's
+        filter read as ours (GitHub's globs, a file glob without '/' taken as a name in any
+        folder), a guess at what was meant."""
         key = c.field.parts[0]
         target = WORKFLOW_FIELDS.get(key)
         if ctx is not None and ctx[0] == "file" and key in FILE_GLOB_WORDS:
@@ -1737,8 +1738,8 @@ class Checker:
             why = "a file rule's glob is a condition on its path"
         else:
             text, why = workflow_condition(key, items), f"GitHub Actions' {key}: filter"
-        self.d.error("TRG203", f"{src}.{ev} has no field '{key}'", c.span, f"write {text} ({why})",
-                     fix=Fix(f"Write `{text}`", (Edit(c.span, text),)))
+        # (unsafe, write_hint's: another tool's filter read as ours is a guess at what was meant)
+        self.d.error("TRG203", f"{src}.{ev} has no field '{key}'", c.span, write_hint(text, f" ({why})"))
         return True
 
     def foreign_field(self, c: A.Compare, ctx) -> tuple[str, str] | None:
