@@ -59,6 +59,19 @@ def wait_for(cond: Callable[[], T], what: str, timeout: float = DEADLINE,
         time.sleep(POLL)
 
 
+def pid_in(path: Path, what: str = "the pid file", timeout: float = DEADLINE,
+           on_fail: Callable[[], str] | None = None) -> int:
+    """The pid a run wrote to ``path`` (``echo $$ > path``), once written: the shell creates
+    the file before it writes to it, so waiting for the file alone can read it empty."""
+    def text() -> str:
+        with contextlib.suppress(FileNotFoundError):
+            t = path.read_text()
+            if t.endswith("\n"):
+                return t.strip()
+        return ""
+    return int(wait_for(text, what, timeout, on_fail))
+
+
 def free_port() -> int:
     """A port nobody listens on right now (for the "dead port" and "port in use" cases)."""
     with socket.socket() as s:

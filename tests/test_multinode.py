@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from runtime_helpers import (DEADLINE, NotifySocket, alive, done, namespace_pid1, namespace_processes,
-                             pid_namespace_or_skip, wait_for)
+                             pid_in, pid_namespace_or_skip, wait_for)
 from store_harness import Backend, StoreServer, WorkerProc
 
 
@@ -118,7 +118,7 @@ def test_kill_9_of_a_worker_mid_run_reruns_it_elsewhere_and_its_action_is_gone(c
     runs = c.wait_runs(lambda rs: rs and rs[0]["status"] == "running" and (c.proj / "pid1").exists(),
                        "the run to be going")
     victim = c.worker_of(runs[0])
-    pid = int((c.proj / "pid1").read_text())
+    pid = pid_in(c.proj / "pid1")
     assert alive(pid)
     killed_at = time.monotonic()
     victim.kill9()
@@ -266,7 +266,7 @@ def test_a_stopped_worker_past_its_lease_is_reaped_and_fences_itself_after_sigco
     runs = c.wait_runs(lambda rs: rs and rs[0]["status"] == "running" and (c.proj / "pid1").exists(),
                        "the run to be going")
     stalled = c.worker_of(runs[0])
-    pid = int((c.proj / "pid1").read_text())
+    pid = pid_in(c.proj / "pid1")
     stalled.signal(signal.SIGSTOP)
     runs = c.wait_runs(lambda rs: done(rs, 2), "the reaper and the retry elsewhere", timeout=30)
     assert runs[0]["status"] == "interrupted" and (runs[1]["attempt"], runs[1]["status"]) == (2, "succeeded")
@@ -294,7 +294,7 @@ def test_a_store_outage_past_the_lease_stops_the_run_and_the_worker_says_why(clu
     c = cluster.start(SLOW_ONCE, nodes=1, workers=1)
     assert post(c.nodes[0], "/slow", {}).status_code == 202
     c.wait_runs(lambda rs: rs and rs[0]["status"] == "running" and (c.proj / "pid1").exists(), "the run to be going")
-    pid, w = int((c.proj / "pid1").read_text()), c.workers[0]
+    pid, w = pid_in(c.proj / "pid1"), c.workers[0]
     ready = lambda: httpx.get(c.nodes[0].url + "/readyz", timeout=DEADLINE)  # noqa: E731
     assert (ready().status_code, ready().json()) == (200, {"ok": True})
     with _outage(c.url):

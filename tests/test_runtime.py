@@ -32,7 +32,7 @@ import httpx
 import pytest
 
 from runtime_helpers import (DEADLINE, FINAL, RELOAD_INTERVAL, Server, Servers, alive, by_rule, cli, done, free_port, journal_events,
-                             STOPPABLE, journal_runs, post, stop_ok, wait_for)
+                             STOPPABLE, journal_runs, pid_in, post, stop_ok, wait_for)
 
 PY = sys.executable
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "webhooks"
@@ -678,7 +678,7 @@ slow: on http.post path="/slow" run hang timeout 500ms
     runs = s.wait_runs(lambda rs: done(rs, 1), "the run to time out")
     assert runs[0]["status"] == "timed_out" and runs[0]["exit_code"] == 128 + signal.SIGTERM, runs
     assert 0.4 < runs[0]["finished_at"] - runs[0]["started_at"] < 10
-    pid = int((tmp_path / "proj" / "grandchild.pid").read_text())
+    pid = pid_in(tmp_path / "proj" / "grandchild.pid")
     wait_for(lambda: not alive(pid), f"the grandchild {pid} to be gone")
     stop_ok(s)
 

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from runtime_helpers import (DEADLINE, NotifySocket, Server, alive, journal_runs, namespace_pid1,
-                             namespace_processes, pid_namespace_or_skip, post, stop_ok, wait_for)
+                             namespace_processes, pid_in, pid_namespace_or_skip, post, stop_ok, wait_for)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 IN_CI = os.environ.get("CI") == "true"
@@ -167,8 +167,7 @@ h: on http.post path="/hang" run hang
         s.proc.send_signal(signal.SIGHUP)
         s.wait_log("SIGHUP: ")
         assert "nothing to reload" in s.log() and s.proc.poll() is None, s.tail()
-        wait_for(lambda: (tmp_path / "proj" / "run.pid").exists(), "the run's pid file", on_fail=s.tail)
-        pid = int((tmp_path / "proj" / "run.pid").read_text())
+        pid = pid_in(tmp_path / "proj" / "run.pid", "the run's pid file", on_fail=s.tail)
     finally:
         os.close(master)  # the terminal closes: the kernel hangs it up and sends SIGHUP
     if nohup:
@@ -224,7 +223,7 @@ h: on http.post path="/hang" run hang
     master = hang_in_a_terminal(s, before=["unshare", "--pid", "--fork", "--mount-proc"])
     try:
         # the run's own process is there (not only its start asked for): the Ctrl-C is about it
-        wait_for(lambda: (tmp_path / "proj" / "run.pid").exists(), "the run's pid file", on_fail=s.tail)
+        pid_in(tmp_path / "proj" / "run.pid", "the run's pid file", on_fail=s.tail)
         os.write(master, b"\x03")  # Ctrl-C on the container's terminal
         s.wait_log("press Ctrl-C again to stop now")
         time.sleep(1.0)  # a second SIGINT would have come at once (the assertion is on its absence)

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime_helpers import DEADLINE, alive, by_rule, done, post, post_bytes, stop_ok, wait_for
+from runtime_helpers import DEADLINE, alive, by_rule, done, pid_in, post, post_bytes, stop_ok, wait_for
 from store_harness import Backend, StoreServer
 
 
@@ -197,7 +197,7 @@ slow: on http.post path="/slow" run hang timeout 500ms
     post(s, "/slow", {})
     runs = s.wait_runs(lambda rs: done(rs, 1), "the run to time out")
     assert runs[0]["status"] == "timed_out" and runs[0]["exit_code"] == 128 + signal.SIGTERM, runs
-    pid = int((tmp_path / "proj" / "grandchild.pid").read_text())
+    pid = pid_in(tmp_path / "proj" / "grandchild.pid")
     wait_for(lambda: not alive(pid), f"the grandchild {pid} to be gone")
     stop_ok(s)
 
