@@ -128,11 +128,30 @@ def test_a_renamed_rule_keeps_its_open_groups_at_a_reload_on_postgresql(tmp_path
     # open groups, "rule removed"; here the carried group must also have the new rule's
     # member names (the aliases were known only after the engine wrote it: no run). The
     # SQLite journal's reload and restart: test_correlation_journal.py
+    # The reload's transaction is aborted once as a deadlock's victim (a trigger raising
+    # 40P01 at its first write of the groups' history), and run again from its start: the
+    # same outcome (before, the try run again compared the new rules with themselves, and
+    # the group was discarded, "rule removed")
+    import psycopg
+
     pg, s = pg_serve(tmp_path, pg_url)
     try:
         post(s, "/hooks/build?k=x")
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("""
+CREATE SEQUENCE trg_test_once;
+CREATE FUNCTION trg_test_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('trg_test_once') = 1 THEN   -- (a sequence is not rolled back)
+        RAISE EXCEPTION 'deadlock detected' USING ERRCODE = 'deadlock_detected';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER trg_test_once BEFORE INSERT ON trg_corr_history FOR EACH ROW EXECUTE FUNCTION trg_test_once();""")
         s.rules.write_text(RULES.replace("within 2s", "within 1h").replace("gate:", "release:"))
         wait_for(lambda: "release: renamed from gate, 1 open group(s) carried over" in s.log(), "the reload")
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            assert admin.execute("SELECT last_value FROM trg_test_once").fetchone()[0] > 1   # (it was aborted once)
         assert len(post(s, "/hooks/test?k=x").json()["runs"]) == 1
         runs = s.wait_runs(lambda rs: done(rs, 1), "the fire")
         assert [(r["rule"], r["inputs"]["k"]) for r in runs] == [("release", "x")]

@@ -490,8 +490,12 @@ class ClusterCorrelations:
         """A node's start, before its sources: sweep changed rules' groups, process past
         deadlines (late, with the unobserved part when every node was down), arm."""
         discarded: list[Outcome] = []
-        self.transaction(lambda now: discarded.extend(self.corr.sweep(now, when=" while serve was stopped"))
-                         or discarded)
+
+        def sweep(now: float) -> list[Outcome]:
+            discarded[:] = self.corr.sweep(now, when=" while serve was stopped")   # (a try run again starts over)
+            return discarded
+
+        self.transaction(sweep)
         _log_discards(discarded)
 
         def begin(now: float) -> list[Outcome]:
@@ -510,14 +514,19 @@ class ClusterCorrelations:
 
     def reload(self, manifest: dict) -> None:
         outs: list[Outcome] = []
+        # the rules before: a try PostgreSQL aborted (a deadlock) is run again from its start
+        # (PgStore._rerun), and must compare the new rules with these, not with themselves (a
+        # renamed rule's groups were then discarded, "rule removed", rather than carried over)
+        before = self.corr.by_name
 
         def step(now: float) -> list[Outcome]:
+            self.corr.by_name = before
             for r in manifest["rules"]:   # a renamed rule's groups are written under its new name at once
                 if is_correlation(r) and r["name"] not in self.state.aliases:
                     self.state.aliases[r["name"]] = [m["alias"] for m in r["trigger"]["members"]]
             got = self.corr.reload(manifest["rules"], now)
             self._set_aliases()
-            outs.extend(got)
+            outs[:] = got
             return got
 
         self.transaction(step)
