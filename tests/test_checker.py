@@ -1268,6 +1268,13 @@ FIRST_RULE_CASES = [
      "remove it, or write the condition it negates after it, before run: not FIELD = VALUE"),
     ('on git.push or run build', "'or' with no condition before it", "remove it: the conditions follow the trigger, "
      "on git.push CONDITION ... run ACTION (side by side when all must hold, or joined by or)"),
+    # the same at the rule's very end, with no run yet (TRG002 but for the one right after the trigger)
+    ('on git.push branch="main" or', "'or' with no condition after it",
+     "remove it, or write the condition it joins after it, before run: or FIELD = VALUE run ACTION"),
+    ('on git.push branch="main" and not  # soon', "'not' with no condition after it",
+     "remove it, or write the condition it negates after it, before run: not FIELD = VALUE run ACTION"),
+    ('on git.push or', "'or' with no condition before it", "remove it: the conditions follow the trigger, "
+     "on git.push CONDITION ... run ACTION (side by side when all must hold, or joined by or)"),
     ('on http.post path=/hooks/ims run build', "'path' is a string, compared with a regex: /hooks/ims reads as the "
      "regex /hooks/ with flags ims", 'a path is a string: write "/hooks/ims"'),
     ('on git.push branch=/^release-/ run build', "'branch' is a string, compared with a regex",

@@ -12,3 +12,8 @@ on git.push branch="f" run deploy with  # expect: TRG002@35
 on git.push branch="g" run deploy timeout  # expect: TRG002
 on git.push branch="h"
     run deploy with  # expect: TRG002
+on git.push branch="i" or  # expect: TRG002@24
+on git.push branch="j"
+    and  # expect: TRG002@5
+on git.push not  # expect: TRG002@13
+on git.push branch not  # expect: TRG002@22

@@ -2671,17 +2671,39 @@ def _foreign_syntax(e, chunk: str) -> tuple[int, int, str, str] | None:
 
 
 _JOINER = _lazy_re(r"(?<![A-Za-z0-9_\-.<])(or|and|not)\s+(?=run(?=[ \t\r\n]))")
+_LAST_JOINER = _lazy_re(r"(?<![A-Za-z0-9_\-.<])(or|and|not)$")
 _TRIGGER_AT = _lazy_re(r"\s*(?:[A-Za-z_][A-Za-z0-9_\-]*\s*:\s*)?on[ \t]+([A-Za-z_][A-Za-z0-9_\-]*)\.([A-Za-z_][A-Za-z0-9_\-]*)")
 
 
-def _dangling_joiner(chunk: str, at: int) -> tuple[int, int, str, str] | None:
+def _code_end(chunk: str) -> int:
+    """The offset just after the last character of ``chunk``'s code (its comments and the
+    blanks after it left out)."""
+    end = offset = 0
+    for line in chunk.split("\n"):
+        code = split_comment(line)[0].rstrip()
+        if code:
+            end = offset + len(code)
+        offset += len(line) + 1
+    return end
+
+
+def _dangling_joiner(chunk: str, at: int | None = None) -> tuple[int, int, str, str] | None:
     """``branch="main" or run build``: an ``or``, ``and`` or ``not`` with no condition after
     it (the parser stops at ``run``, a reserved word where a field goes), or right after
-    the trigger, with none before it (``on git.push or run build``)."""
+    the trigger, with none before it (``on git.push or run build``); also as the last word
+    of a rule that has no run yet (``on git.push branch="main" or``; ``at`` None: the
+    parser reached the end of the declaration wanting a condition), the same diagnostic."""
     head = _RULE_START.match(chunk)
-    if head is None or _RUN_CLAUSE.search(chunk, 0, at):
+    if head is None:
         return None
-    m = next((j for j in _JOINER.finditer(chunk, head.end()) if at in (j.start(1), j.end())), None)
+    end = _code_end(chunk)
+    last = _LAST_JOINER.search(chunk, head.end(), end)
+    if last is not None and at in (None, last.start(1)) and not _RUN_CLAUSE.search(chunk, 0, end):
+        m, then = last, " run ACTION"  # (the rule's end: its run is still to write)
+    elif at is None or _RUN_CLAUSE.search(chunk, 0, at):
+        return None
+    else:
+        m, then = next((j for j in _JOINER.finditer(chunk, head.end()) if at in (j.start(1), j.end())), None), ""
     if m is None:
         return None
     word = m.group(1)
@@ -2693,7 +2715,7 @@ def _dangling_joiner(chunk: str, at: int) -> tuple[int, int, str, str] | None:
             "when all must hold, or joined by or)"
     what = "it negates" if word == "not" else "it joins"
     return m.start(1), m.end(1), f"'{word}' with no condition after it", \
-        f"remove it, or write the condition {what} after it, before run: {word} FIELD = VALUE"
+        f"remove it, or write the condition {what} after it, before run: {word} FIELD = VALUE{then}"
 
 
 def _positional(chunk: str, at: int) -> tuple[int, int, str, str] | None:
@@ -2994,7 +3016,8 @@ def _syntax_error(e, chunk: str, line_off: int, pos_off: int, diags: Diagnostics
     span = Span(Pos(last_idx + 1 + line_off, max(1, col - 1), line_start + max(0, col - 2)),
                 Pos(last_idx + 1 + line_off, col, line_start + col - 1))
     opened = _open_bracket(chunk, len(chunk))
-    empty = _empty_with(chunk) if opened is None else None
+    empty = None if opened is not None else _empty_with(chunk) or \
+        (_dangling_joiner(chunk) if "HAS" in expected else None)  # (wanting a condition, not `branch not`)
     if empty is not None:
         start, end, message, hint = empty
         diags.error("TRG002", message, span_of(start, end), hint)
