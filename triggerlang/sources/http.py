@@ -675,7 +675,8 @@ class _Handlers:
             reason = reason[:200] + "..."
         record({"at": time.time(), "route": route.path, "method": inc.method, "status": status,
                 "verify": inc.verify, "reason": reason, "latency": time.monotonic() - t0, "remote": inc.client,
-                "delivery_id": _delivery_id(route, TextHeaders(raw=inc.headers.raw)), "event_id": content.get("event_id"),
+                "delivery_id": _delivery_id(route, TextHeaders(raw=inc.headers.raw)),
+                "event_id": content.get("event_id"),
                 "trigger": inc.trigger, "duplicate": bool(content.get("duplicate"))})
 
     def reject(self, inc: Incoming, route: str, status: int, reason: str) -> Reply:
