@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+import pytest
+
 from triggerlang.events import Event
 from triggerlang.sources.files import FileSource, IgnoreRules
 
@@ -536,6 +538,63 @@ def test_a_dangling_link_under_a_polled_root_is_not_reported_at_every_scan(tmp_p
         assert [e.data["path"] for e in h.events] == ["src/later", "src/a.py"], h.describe_events()
 
     run_source(tmp_path, {"root": ".", "poll": 0.1}, body)
+
+
+@pytest.mark.parametrize("poll", [0.05, None], ids=["poll", "inotify"])
+def test_poll_reports_what_inotify_reports(tmp_path: Path, poll: float | None) -> None:
+    # `source file poll=D` (watchexec's --poll, for NFS, SMB, Docker Desktop or WSL2 mounts
+    # where inotify hears nothing) had one test, of a creation. The same real writes, with
+    # the polling watcher and with inotify, must give the same events: a write's burst one
+    # event, a rename the old path deleted and the new one created, a folder renamed each
+    # of its files, the ignore patterns, editor files and the state folder left out.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "build").mkdir()
+    (tmp_path / "away" / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "away" / "pkg" / "sub" / "m.py").write_text("m")
+    src = tmp_path / "src"
+
+    async def body(h: Harness, source: FileSource) -> None:
+        await asyncio.wait_for(source.seeded.wait(), DEADLINE)
+        if poll is not None:
+            assert source.describe().endswith(", polling every 0.05s") and _inotify_instances() == before
+        with (src / "a.py").open("w") as fh:                 # a burst: one event
+            for k in range(20):
+                fh.write(f"line {k}\n")
+                fh.flush()
+        await h.wait_seen("src/a.py", "created")
+        if poll is not None:  # the polling watcher compares whole seconds of modification time
+            second = int((src / "a.py").stat().st_mtime)
+            await h.wait_for(lambda: time.time() >= second + 1.01, "the next second")
+        with (src / "a.py").open("a") as fh:
+            fh.write("more\n")
+        await h.wait_seen("src/a.py", "modified")
+        os.rename(src / "a.py", src / "b.py")
+        await h.wait_seen("src/b.py", "created")
+        await h.wait_seen("src/a.py", "deleted")
+        os.rename(tmp_path / "away" / "pkg", src / "pkg")     # a folder moved in
+        await h.wait_seen("src/pkg/sub/m.py", "created")
+        os.rename(src / "pkg", src / "lib")
+        await h.wait_seen("src/lib/sub/m.py", "created")
+        await h.wait_seen("src/pkg/sub/m.py", "deleted")
+        (src / "debug.log").write_text("ignored: *.log")
+        (tmp_path / "build" / "out.o").write_text("ignored: build")
+        (src / ".b.py.swp").write_text("an editor's file")
+        (tmp_path / ".triggerlang").mkdir()
+        (tmp_path / ".triggerlang" / "journal.db").write_text("the state folder")
+        (src / "b.py").unlink()
+        await h.wait_seen("src/b.py", "deleted")
+        by_path: dict[str, list[str]] = {}
+        for change, path in h.describe_events():  # (a rename's two halves may come in two batches)
+            by_path.setdefault(path, []).append(change)
+        assert by_path == {"src/a.py": ["created", "modified", "deleted"], "src/b.py": ["created", "deleted"],
+                           **{f"src/pkg{p}": ["created", "deleted"] for p in ("", "/sub", "/sub/m.py")},
+                           **{f"src/lib{p}": ["created"] for p in ("", "/sub", "/sub/m.py")}}
+
+    before = _inotify_instances()
+    cfg: dict[str, Any] = {"root": ".", "roots": ["src", "build"], "ignore": ["*.log", "build"]}
+    if poll is not None:
+        cfg["poll"] = poll
+    run_source(tmp_path, cfg, body)
 
 
 def test_meta_false_drops_a_chmod_and_keeps_a_write_and_a_touch(tmp_path: Path) -> None:
