@@ -1580,6 +1580,59 @@ def test_two_parameters_with_one_input_variable_are_an_error() -> None:
     assert diags('action h(sha, Sha) = http post "http://127.0.0.1:9/x"\nr: on git.push run h with <sha>, <sha>\n') == []
 
 
+SHELL_EMPTY = "always empty: a shell action's script is run with no arguments"
+
+
+@pytest.mark.parametrize(("decl", "found", "hint"), [
+    ('action d(sha) = shell "./d.sh $1"', ["'$1' is"],
+     "write $TRG_INPUT_SHA (parameter 1 of action d: a script reads its inputs as variables)"),
+    ('action d(sha, stage) = shell "./d.sh \'$1\' $$ ${2}"', ["'${2}' is"],
+     "write ${TRG_INPUT_STAGE} (parameter 2 of action d: a script reads its inputs as variables)"),
+    ('action d(sha, stage) = shell r"./d.sh $2x ${2:-dev}"', ["'$2' is", "'${2:-dev}' is"],
+     "write ${TRG_INPUT_STAGE:-dev} (parameter 2 of action d: a script reads its inputs as variables)"),
+    ('action d(sha, stage) = shell "./d.sh $*"', ["'$*' is"], "a script reads its inputs as variables: "
+     "$TRG_INPUT_SHA $TRG_INPUT_STAGE"),
+    ('action d(sha) = shell "set -eu; ./d.sh $1 $2"', ["'$1' is", "'$2' is"], "a script's inputs are its action's "
+     'parameters, read as variables: declare one, action d(sha, value) = shell "... $TRG_INPUT_VALUE", and pass it '
+     "from the rule: run d with <FIELD>"),
+    # an escape in the string: one warning on all of it, naming each, the first's hint, no fix
+    ('action d(my-sha) = shell "./d.sh \\"$@\\" \\\\$1 $1"', ["'$@' and '$1' are"],
+     "for $@, write $TRG_INPUT_MY_SHA (the parameter of action d: a script reads its inputs as variables)"),
+])
+def test_a_shell_scripts_positional_parameter_is_warned_with_the_variable_to_write(decl: str, found: list,
+                                                                                 hint: str) -> None:
+    """`shell "./d.sh $1"` checked clean, and the script ran with $1 empty: a shell action
+    is /bin/sh -c SCRIPT with no arguments. TRG411 at each one the shell expands (not
+    '$1', $$), the last one's hint asserted; a "write X" fix writes X over it, and
+    the script then has one warning fewer. A string with an escape gets one warning on the
+    whole string, naming each, with the first's hint and no fix."""
+    rule = "\non git.push run d with <sha>" + (', "prod"' if "stage" in decl else "") + "\n"
+    got = compile_text(decl + rule, "rules.trg").diagnostics
+    assert [(d.code, d.severity, d.message) for d in got] == [("TRG411", "warning", f"{x} {SHELL_EMPTY}")
+                                                              for x in found]
+    d = got[-1]
+    assert d.hint == hint
+    if "\\" in decl:
+        assert d.fix is None and decl[d.span.start.column - 1:d.span.end.column - 1] == decl[decl.index('"'):]
+        return
+    assert decl[d.span.start.column - 1:d.span.end.column - 1] == found[-1][1:-4]
+    written = re.search(r"^write (.*?) \(", hint)
+    if written is not None:
+        assert_the_fix_writes(d, written.group(1))
+        fixed = decl[:d.span.start.column - 1] + written.group(1) + decl[d.span.end.column - 1:]
+        assert len(diags(fixed + rule)) == len(got) - 1, fixed
+
+
+def test_what_a_shell_does_not_expand_in_a_script_is_not_warned() -> None:
+    """Single quotes (awk's $1, an sh -c that gives its own arguments), \\$1, $$, $0, $#, and
+    a script that sets its own positional parameters (a function, set --) are left alone."""
+    rule = "\non git.push run d with <sha>\n"
+    assert diags('action d(sha) = shell "awk \'{print $1}\' f; sh -c \'echo $1\' _ x; echo $$ $0 $#"' + rule) == []
+    assert diags('action d(sha) = shell "echo \\\\$1 \\"\\\\$2\\""' + rule) == []
+    assert diags('action d(sha) = shell "f() { ./d.sh $1; }; f $TRG_INPUT_SHA"' + rule) == []
+    assert diags('action d(sha) = shell "set -- $TRG_INPUT_SHA; ./d.sh $1"' + rule) == []
+
+
 def test_a_template_naming_a_parameter_with_a_dash_names_its_input_variable() -> None:
     """TRG410's hint for `"x ${{ my-param }}"` named $TRG_INPUT_MY-PARAM, which no shell can
     read: the variable is TRG_INPUT_MY_PARAM (as the run gets it)."""

@@ -135,6 +135,7 @@ CODES: dict[str, str] = {
     "TRG408": "invalid action declaration",
     "TRG409": "the event chooses the program an exec action runs",
     "TRG410": "a string exec passes as written, which only a shell would split or expand",
+    "TRG411": "positional parameter in a shell script, which a run never gets",
     "TRG501": "rule can never match",
     "TRG502": "rule identical to an earlier rule",
     "TRG503": "run.* rules can trigger each other in a loop",
@@ -434,6 +435,8 @@ class Checker:
             if p.default is not None:
                 self.value(p.default)
         body = a.body
+        if isinstance(body, A.ShellBody) and "$" in body.script.value:
+            self.lint_shell_positionals(a, body.script)
         if isinstance(body, A.ExecBody):
             self.lint_exec_strings(a, body, params)
             for item in body.argv:
@@ -1121,6 +1124,54 @@ class Checker:
                                        f"pass {name} as an argument of its own, bare (a shell action reads it as "
                                        f"${input_env_name(name)})")
                     break
+
+    def lint_shell_positionals(self, a: A.ActionDecl, script: A.Str) -> None:
+        """TRG411 (a warning): a positional parameter (``$1``, ``${2}``, ``$@``, ``$*``) that a
+        shell action's script expands (check/shellscript.py). A run gives a script no
+        arguments (``/bin/sh -c SCRIPT``, as GitHub Actions runs a ``run:`` step), so it is
+        always empty; the inputs are the parameters, ``$TRG_INPUT_<NAME>``. (Decided not to
+        pass the parameters as arguments too: a script would then depend on their order,
+        which a rule's named arguments do not show; argv is what ``exec`` is for.) ``$1`` gets the action's first parameter's variable to write
+        (its fix, over ``$1``: unsafe, a guess at which input was meant), ``$@`` the only
+        one's; with none to name, the hint says to declare one and pass it. Each is
+        reported where it is written when the string holds no escape (its characters are
+        then the source's); otherwise once, on the whole string, with no fix."""
+        from .shellscript import positional_parameters  # (only for a script with a $)
+
+        found = positional_parameters(script.value)
+        if not found:
+            return
+        params = [p.name.value for p in a.params]
+        s = script.span
+        skip = 1 + script.raw  # (the opening quote, and r)
+        exact = s.start.line == s.end.line and s.end.offset - s.start.offset == len(script.value) + skip + 1
+        for m in found if exact else found[:1]:
+            text, n = m.group(), m.group(1) or m.group(3)
+            number = int(n) if n is not None and n.isdigit() else None  # (None: $@, $*)
+            if number is not None and number <= len(params):
+                var = input_env_name(params[number - 1])
+                after = script.value[m.end():m.end() + 1]
+                written = "${" + var + text[2 + len(n):] if text.startswith("${") else \
+                    "${" + var + "}" if re.fullmatch(r"[A-Za-z0-9_]", after) else "$" + var
+                hint = write_hint(written, f" (parameter {number} of action {a.name.value}: a script reads its "
+                                           "inputs as variables)")
+            elif number is None and params:
+                names = " ".join("$" + input_env_name(p) for p in params)
+                hint = write_hint(names, f" (the parameter of action {a.name.value}: a script reads its inputs as "
+                                         "variables)") if len(params) == 1 else \
+                    f"a script reads its inputs as variables: {names}"
+            else:
+                name = "value" if "value" not in params else f"value{len(params) + 1}"
+                hint = f"a script's inputs are its action's parameters, read as variables: declare one, action " \
+                       f"{a.name.value}({', '.join(params + [name])}) = shell \"... ${input_env_name(name)}\", and " \
+                       f"pass it from the rule: run {a.name.value} with <FIELD>"
+            why = "always empty: a shell action's script is run with no arguments"
+            if exact:
+                self.d.warning("TRG411", f"'{text}' is {why}", name_span(s, text, skip + m.start()), hint)
+            else:  # (one for the string: each named, the hint said for the first)
+                texts = list(dict.fromkeys(f"'{x.group()}'" for x in found))
+                named = f"{', '.join(texts[:-1])} and {texts[-1]} are" if len(texts) > 1 else f"{texts[0]} is"
+                self.d.warning("TRG411", f"{named} {why}", s, f"for {text}, {hint}")
 
     def lint_reference(self, v: A.Str, ctx) -> None:
         """TRG410 (a warning): a rule's argument ``"$sha"``, ``"${sha}"``, ``"{{sha}}"``,
