@@ -19,11 +19,19 @@ Algorithm
    off; this module filters. ``start()`` returns once the native watcher is live (the
    first time it polls the stop flag), so a change made right after ``start()`` is seen.
    ``stop()`` sets the stop flag, which the watcher checks every step. With ``poll``
-   (seconds, ``source file poll=2s``) the watcher scans the folders that often instead
-   (watchfiles' ``force_polling``): for file systems whose changes the kernel does not
-   report (NFS, SMB, some container bind mounts), as ``watchexec --poll``. The polling
-   watcher reports a link to nothing deleted at every scan; such a report of a link that
-   has not changed is dropped (:meth:`FileSource._dangling_link_unchanged`).
+   (seconds, ``source file poll=2s``) the source scans the folders that often instead:
+   for file systems whose changes the kernel does not report (NFS, SMB, some container
+   bind mounts), as ``watchexec --poll``. It scans them itself, with the rescan of step 8
+   (:meth:`FileSource._poll_loop`): a path there and not known is created, a known one
+   gone is deleted, a file whose inode or modification or change time (in nanoseconds)
+   differs from the last scan's is modified. Not watchfiles' polling watcher
+   (``force_polling``): that one compares whole seconds of modification time, so it missed
+   a file changed twice within a second (created then written, a second save), and it
+   fails on a name that is not UTF-8 as its native watcher does; a scan skips such a
+   name. watchfiles' watcher is still the fallback past ``known_cap`` paths, where the
+   source keeps no known set to compare with (logged); it reports a link to nothing
+   deleted at every scan, and such a report of a link that has not changed is dropped
+   (:meth:`FileSource._dangling_link_unchanged`).
 3. **Filtering.** A change is dropped when its path is outside ``root`` once symlinks are
    resolved (``os.path.realpath``), is not under one of the configured roots, has a
    segment that is a version control folder or ``__pycache__``
@@ -326,6 +334,7 @@ class FileSource(Source):
         # ``poll=D``: scan every D instead of the kernel's notifications (network shares,
         # some container mounts, where inotify hears nothing)
         self.poll = float(config["poll"]) if isinstance(config.get("poll"), (int, float)) and config["poll"] > 0 else None
+        self._poll_native = False  # poll=: watchfiles' polling watcher, once there is no known set
         # ``meta=false``: a change of a file's mode, owner... alone is dropped (step 4)
         self.meta = config.get("meta") is not False
         # meta=false: rel path -> its (size, mtime_ns, ctime_ns) when last seen, oldest first
@@ -444,12 +453,15 @@ class FileSource(Source):
         self._reported_ns = self._started_ns + _RESCAN_SLACK_NS  # (a rescan looks back from start)
         self._stop = StopFlag(loop)
         self._task = asyncio.create_task(self._run(self._stop), name="file-source")
+        if self.poll is not None:  # poll=: the first scan is what the next ones compare with
+            self._seed_task = asyncio.create_task(self._seed(), name="file-source-scan")
         if not await self.ready(10):
             if self._task.done():
                 self.ctx.log.error("file: the watcher did not start")
             else:
                 self.ctx.log.warning("file: the watcher is slow to start; continuing")
-        self._seed_task = asyncio.create_task(self._seed(), name="file-source-scan")
+        if self._seed_task is None:
+            self._seed_task = asyncio.create_task(self._seed(), name="file-source-scan")
 
     async def ready(self, timeout: float) -> bool:
         """Wait until the current native watcher is live (also after a restart)."""
@@ -505,6 +517,10 @@ class FileSource(Source):
                 task.add_done_callback(self._recover_tasks.discard)
                 recover = None
             paths = self.watch_paths()
+            if self.poll is not None and not self._poll_native:
+                if await self._poll_loop(flag):
+                    return  # the stop flag was set
+                continue  # no known set: watchfiles' polling watcher from now on
             try:
                 polling = {} if self.poll is None else {"force_polling": True,
                                                           "poll_delay_ms": max(1, round(self.poll * 1000))}
@@ -537,6 +553,39 @@ class FileSource(Source):
                     if flag.stopped:
                         return
                     await asyncio.sleep(0.05)
+
+    async def _poll_loop(self, flag: StopFlag) -> bool:
+        """``poll=``: scan the roots every ``poll`` seconds against the known set (step 7) and
+        emit what changed, as the rescan of step 8 does; True once the stop flag is set, False
+        when there is no known set to compare with (past ``known_cap`` paths): the caller
+        then falls back to watchfiles' polling watcher."""
+        while not flag.stopped and not self.seeded.is_set():  # (start() waits for it)
+            await asyncio.sleep(0.01)
+        if self._known is None and not flag.stopped:
+            return self._fall_back()
+        flag.is_set()  # live: a change made from now on is found by the next scan
+        since = self._started_ns
+        while not flag.stopped:
+            steps = max(1, round(self.poll / 0.05))  # (the stop flag, every 50 ms)
+            for _ in range(steps):
+                if flag.stopped:
+                    return True
+                await asyncio.sleep(self.poll / steps)
+            async with self._emitting:
+                started = time.time_ns()
+                batch = await asyncio.to_thread(self._rescan, since)
+                if batch is None:
+                    return self._fall_back()
+                since = max(since, started - _RESCAN_SLACK_NS)  # (never back: a file is judged once)
+                if batch:
+                    await self._emit(batch)
+        return True
+
+    def _fall_back(self) -> bool:
+        self._poll_native = True
+        self.ctx.log.warning("file: more than %d paths under %s: polling with watchfiles' watcher, which "
+                             "misses a file changed twice within a second", self.known_cap, ", ".join(self.roots_text))
+        return False
 
     def fold(self, changes: Iterable[tuple[Any, str]]) -> list[tuple[str, str]]:
         """``[(rel_path, change)]`` for one watchfiles batch: one entry per path, sorted."""
