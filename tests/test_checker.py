@@ -375,6 +375,16 @@ def test_two_ways_to_verify_one_route_is_an_error(decl, col, first, second) -> N
     assert found[0][4] == f"keep one; with both, only {first}= would be checked"
 
 
+@pytest.mark.parametrize("kind, rule", [("file", "on file.changed run deploy with <path>"),
+                                        ("git", "on git.push run deploy with <sha>")])
+def test_a_source_poll_of_zero_is_an_error(kind, rule) -> None:
+    # `source file poll=0s` checked clean, then the file source took 0 for no poll= and
+    # watched with inotify (git's fell back to 0.25 s)
+    found = only(f"source {kind} poll=0s\n" + DEPLOY + rule)
+    assert found[:4] == ("TRG208", 1, len(f"source {kind} poll=") + 1, "poll must be longer than zero"), found
+    assert not [d for d in diags(f"source {kind} poll=250ms\n" + DEPLOY + rule) if d[0] == "TRG208"]
+
+
 def test_secret_env_var_name_is_checked() -> None:
     code, _, col, msg, _ = only('secret s = env "A B"\nsource github secret=s\n' + DEPLOY + 'on github.push run deploy with <sha>')
     assert (code, col, msg) == ("TRG208", 16, "'A B' is not a valid environment variable name")

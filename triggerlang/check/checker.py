@@ -601,6 +601,8 @@ class Checker:
                 self.d.error("TRG208", f"option '{name}' takes {TYPE_WORDS.get(typ, typ)}, not "
                              f"{TYPE_WORDS.get(type_of(val), 'this')}" + (path[0] if path else ""),
                              opt.value.span, path[1] if path else None)
+            elif typ == C.DURATION and (problem := duration_problem(val, name)) is not None:
+                self.d.error("TRG208", problem[0], opt.value.span, problem[1])  # (poll=0s was taken for no poll=)
             elif name == "port" and not (0 <= val <= 65535):
                 self.d.error("TRG208", f"port {val} is out of range", opt.value.span, "use 0-65535")
             elif name in ("path",) and isinstance(val, str) and not val.startswith("/"):
