@@ -239,3 +239,21 @@ def test_a_secret_a_reload_dropped_is_still_masked_in_the_runs_that_may_have_pri
     write_secret_names(state, {"base_dir": str(tmp_path), "secrets": {}}, oldest_run=time.time() + 1)
     assert json.loads((state / "secret-names.json").read_text())["earlier"] == []
     assert LogMasks(state_dir=state).masker(None, rid) is None
+
+
+def test_a_journal_that_cannot_say_its_oldest_run_is_a_warning_not_a_crash(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Review of 728bb71: the journal's error (a StoreError, which has no strerror) raised
+    AttributeError inside the handler meant to log it, at serve's start or a reload."""
+    import logging
+    from types import SimpleNamespace
+
+    from triggerlang.runtime.serve import JournalError, Runtime
+
+    def oldest() -> float:
+        raise JournalError("journal: database is locked")
+
+    rt = SimpleNamespace(store=None, state_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="triggerlang"):
+        Runtime._write_secret_names(rt, {"secrets": {}}, SimpleNamespace(oldest_run_queued_at=oldest))
+    assert "cannot write secret-names.json" in caplog.text and "database is locked" in caplog.text, caplog.text

@@ -329,7 +329,7 @@ class Runtime:
             write_secret_names(self.state_dir, manifest, journal.oldest_run_queued_at())
         except (OSError, JournalError) as e:
             log.warning("cannot write %s in %s: %s (triggerc logs and triggerc dashboard show secrets as "
-                        "printed in run logs)", SECRET_NAMES, self.state_dir, e.strerror or e)
+                        "printed in run logs)", SECRET_NAMES, self.state_dir, getattr(e, "strerror", None) or e)
 
     def ask_reload(self, signal_name: str) -> None:
         """SIGHUP or SIGUSR1: a look at the rules file (and the certificate) now."""
