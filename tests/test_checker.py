@@ -1591,6 +1591,7 @@ def test_two_parameters_with_one_input_variable_are_an_error() -> None:
 
 
 SHELL_EMPTY = "always empty: a shell action's script is run with no arguments"
+SHELL_UNSET = "not set by a run: a shell action's script gets its inputs only as TRG_INPUT_ variables"
 
 
 @pytest.mark.parametrize(("decl", "found", "hint"), [
@@ -1608,18 +1609,35 @@ SHELL_EMPTY = "always empty: a shell action's script is run with no arguments"
     # an escape in the string: one warning on all of it, naming each, the first's hint, no fix
     ('action d(my-sha) = shell "./d.sh \\"$@\\" \\\\$1 $1"', ["'$@' and '$1' are"],
      "for $@, write $TRG_INPUT_MY_SHA (the parameter of action d: a script reads its inputs as variables)"),
+    # a parameter read by its bare name (matched exactly: $SHA, $shas are other variables)
+    ('action d(sha) = shell "./d.sh $sha"', ["'$sha' is"], "write $TRG_INPUT_SHA (parameter sha of action d, as a "
+     "run sets it)"),
+    ('action d(sha) = shell "./d.sh $SHA $shas ${sha}x"', ["'${sha}' is"], "write ${TRG_INPUT_SHA} (parameter sha "
+     "of action d, as a run sets it)"),
+    ('action d(sha, stage) = shell "./d.sh --sha=$TRG_INPUT_SHA ${stage:-dev}"', ["'${stage:-dev}' is"],
+     "write ${TRG_INPUT_STAGE:-dev} (parameter stage of action d, as a run sets it)"),
+    ('action d(sha) = shell "echo ${#sha}"', ["'${#sha}' is"], "write ${#TRG_INPUT_SHA} (parameter sha of action "
+     "d, as a run sets it)"),
+    ('action d(path) = shell "cd $HOME && PATH=$PATH:bin ./d.sh $path"', ["'$path' is"],
+     "write $TRG_INPUT_PATH (parameter path of action d, as a run sets it)"),
+    ('action d(sha) = shell "./d.sh $1 $sha"', ["'$1' is", "'$sha' is"],
+     "write $TRG_INPUT_SHA (parameter sha of action d, as a run sets it)"),
+    ('action d(sha) = shell "./d.sh \\"$sha\\" $1"', ["'$1' is", "'$sha' is"],
+     "for $sha, write $TRG_INPUT_SHA (parameter sha of action d, as a run sets it)"),
 ])
 def test_a_shell_scripts_positional_parameter_is_warned_with_the_variable_to_write(decl: str, found: list,
                                                                                  hint: str) -> None:
     """`shell "./d.sh $1"` checked clean, and the script ran with $1 empty: a shell action
-    is /bin/sh -c SCRIPT with no arguments. TRG411 at each one the shell expands (not
-    '$1', $$), the last one's hint asserted; a "write X" fix writes X over it, and
-    the script then has one warning fewer. A string with an escape gets one warning on the
-    whole string, naming each, with the first's hint and no fix."""
+    is /bin/sh -c SCRIPT with no arguments. Nor is `$sha` set, for a parameter sha: a run
+    sets $TRG_INPUT_SHA. TRG411 at each one the shell expands (not '$1', $$), the last
+    one's hint asserted; a "write X" fix writes X over it, and the script then has one
+    warning fewer. A string with an escape gets one warning on the whole string for each
+    kind, naming each, with the first's hint and no fix."""
     rule = "\non git.push run d with <sha>" + (', "prod"' if "stage" in decl else "") + "\n"
     got = compile_text(decl + rule, "rules.trg").diagnostics
-    assert [(d.code, d.severity, d.message) for d in got] == [("TRG411", "warning", f"{x} {SHELL_EMPTY}")
-                                                              for x in found]
+    whys = [SHELL_EMPTY if re.match(r"'\$\{?[0-9@*]", x) else SHELL_UNSET for x in found]
+    assert [(d.code, d.severity, d.message) for d in got] == [("TRG411", "warning", f"{x} {why}")
+                                                              for x, why in zip(found, whys)]
     d = got[-1]
     assert d.hint == hint
     if "\\" in decl:
@@ -1641,6 +1659,41 @@ def test_what_a_shell_does_not_expand_in_a_script_is_not_warned() -> None:
     assert diags('action d(sha) = shell "echo \\\\$1 \\"\\\\$2\\""' + rule) == []
     assert diags('action d(sha) = shell "f() { ./d.sh $1; }; f $TRG_INPUT_SHA"' + rule) == []
     assert diags('action d(sha) = shell "set -- $TRG_INPUT_SHA; ./d.sh $1"' + rule) == []
+
+
+@pytest.mark.parametrize("script", [
+    r"""r"echo '$sha' \$sha # $sha" """,  # single quotes, an escape, a comment
+    '"cat <<\'EOF\'\\n$sha\\nEOF"',  # a quoted here-document
+    '"sha=$(git rev-parse HEAD); ./d.sh $sha"',
+    '"read -r sha < f; ./d.sh $sha"',
+    '"for sha in a b; do ./d.sh $sha; done"',
+    '"f() { local sha=x; ./d.sh $sha; }; f"',
+    '"export sha=x; ./d.sh ${sha}"',
+    '"declare -r sha=x; ./d.sh $sha"',
+    '"readonly sha; ./d.sh $sha"',
+    '"while getopts ab: sha; do echo $sha; done"',
+    '": ${sha:=main}; ./d.sh $sha"',
+    '"./d.sh $SHA ${SHA} $shas $sha_1 $TRG_INPUT_SHA"',  # other variables
+    '"./d.sh $sha" env sha="main"',  # the action's env sets it
+])
+def test_a_shell_script_reading_a_name_it_gives_a_value_is_not_warned(script: str) -> None:
+    """$sha for a parameter sha is left alone where the shell does not expand it or the
+    script (or the action's env) gives sha a value itself; $SHA is another variable."""
+    assert diags(f"action d(sha) = shell {script}\non git.push run d with <sha>\n") == []
+
+
+def test_a_let_read_in_a_shell_script_is_warned_with_the_parameter_to_pass() -> None:
+    """A let is not expanded in a script (a run sets only TRG_INPUT_ variables): $stage
+    for a let stage is empty, as $sha is for a parameter sha. The hint says how to pass
+    it (no fix: the action and its rules change), and doing so checks clean."""
+    rule = "\non git.push branch=stage run d with <sha>\n"
+    got = compile_text('let stage = "prod"\naction d(sha) = shell "./d.sh $stage"' + rule, "rules.trg").diagnostics
+    assert [(d.code, d.message, d.span.start.column, d.fix) for d in got] == [
+        ("TRG411", f"'$stage' is {SHELL_UNSET}", 31, None)]
+    assert got[0].hint == ('lets are not expanded in a script; pass it as a parameter: action d(sha, stage) = shell '
+                           '"... $TRG_INPUT_STAGE", run d with ..., stage=stage')
+    assert diags('let stage = "prod"\naction d(sha, stage) = shell "./d.sh $TRG_INPUT_STAGE"\non git.push '
+                 'branch=stage run d with <sha>, stage=stage\n') == []
 
 
 def test_a_template_naming_a_parameter_with_a_dash_names_its_input_variable() -> None:

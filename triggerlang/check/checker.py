@@ -135,7 +135,7 @@ CODES: dict[str, str] = {
     "TRG408": "invalid action declaration",
     "TRG409": "the event chooses the program an exec action runs",
     "TRG410": "a string exec passes as written, which only a shell would split or expand",
-    "TRG411": "positional parameter in a shell script, which a run never gets",
+    "TRG411": "a shell script reads $1, or a parameter or let by its bare name, which a run never sets",
     "TRG501": "rule can never match",
     "TRG502": "rule identical to an earlier rule",
     "TRG503": "run.* rules can trigger each other in a loop",
@@ -436,7 +436,7 @@ class Checker:
                 self.value(p.default)
         body = a.body
         if isinstance(body, A.ShellBody) and "$" in body.script.value:
-            self.lint_shell_positionals(a, body.script)
+            self.lint_shell_inputs(a, body.script)
         if isinstance(body, A.ExecBody):
             self.lint_exec_strings(a, body, params)
             for item in body.argv:
@@ -1127,53 +1127,92 @@ class Checker:
                                        f"${input_env_name(name)})")
                     break
 
-    def lint_shell_positionals(self, a: A.ActionDecl, script: A.Str) -> None:
-        """TRG411 (a warning): a positional parameter (``$1``, ``${2}``, ``$@``, ``$*``) that a
-        shell action's script expands (check/shellscript.py). A run gives a script no
-        arguments (``/bin/sh -c SCRIPT``, as GitHub Actions runs a ``run:`` step), so it is
-        always empty; the inputs are the parameters, ``$TRG_INPUT_<NAME>``. (Decided not to
-        pass the parameters as arguments too: a script would then depend on their order,
-        which a rule's named arguments do not show; argv is what ``exec`` is for.) ``$1`` gets the action's first parameter's variable to write
-        (its fix, over ``$1``: unsafe, a guess at which input was meant), ``$@`` the only
-        one's; with none to name, the hint says to declare one and pass it. Each is
-        reported where it is written when the string holds no escape (its characters are
-        then the source's); otherwise once, on the whole string, with no fix."""
-        from .shellscript import positional_parameters  # (only for a script with a $)
+    def lint_shell_inputs(self, a: A.ActionDecl, script: A.Str) -> None:
+        """TRG411 (a warning): what a shell action's script expands (check/shellscript.py)
+        that a run never sets. A run gives a script no arguments (``/bin/sh -c SCRIPT``, as
+        GitHub Actions runs a ``run:`` step) and its inputs only as ``$TRG_INPUT_<NAME>``, so
 
-        found = positional_parameters(script.value)
+        - a positional parameter (``$1``, ``${2}``, ``$@``, ``$*``) is always empty. (Decided
+          not to pass the parameters as arguments too: a script would then depend on their
+          order, which a rule's named arguments do not show; argv is what ``exec`` is for.)
+          ``$1`` gets the action's first parameter's variable to write, ``$@`` the only
+          one's; with none to name, the hint says to declare one and pass it;
+        - a parameter read by its bare name (``$sha``, ``${sha:-x}``, matched exactly: ``$SHA``
+          is another variable) is whatever serve's environment has under that name, mostly
+          nothing: the hint writes its variable; a name the script gives a value itself, or
+          the action's ``env`` sets, is left alone (and ``my-sha`` is no shell name: ``$my-sha``
+          is ``$my``, not looked for);
+        - a ``let`` read by its name is not there either (lets are not expanded in a script,
+          as in argv): the hint says to pass it as a parameter.
+
+        A "write" hint carries its fix over what was written (unsafe, write_hint's: it
+        changes what the script runs, and a guess at which input was meant for ``$1``). Each
+        is reported where it is written when the string holds no escape (its characters are
+        then the source's); otherwise once for each kind, on the whole string, with no fix.
+        (Decided: one code for all three, the one mistake of reading an input otherwise than
+        a run gives it, as TRG410 is one code for each way of writing a shell into exec.)"""
+        from .shellscript import named_parameters, positional_parameters  # (only for a script with a $)
+
+        params = [p.name.value for p in a.params]
+        env = {o.name.value for o in a.options if isinstance(o, A.ActionOption) and o.kind == "env" and o.name}
+        lets = set(self.let_decls) | set(self.p.lets)
+        self._report_shell_inputs(script, [(m, self._positional_hint(a, params, script.value, m))
+                                           for m in positional_parameters(script.value)],
+                                  "always empty: a shell action's script is run with no arguments")
+        self._report_shell_inputs(script, [(m, self._named_hint(a, params, m))
+                                           for m in named_parameters(script.value, (set(params) | lets) - env)],
+                                  "not set by a run: a shell action's script gets its inputs only as TRG_INPUT_ "
+                                  "variables")
+
+    def _report_shell_inputs(self, script: A.Str, found: list[tuple[re.Match, str]], why: str) -> None:
+        """TRG411 at each of ``found`` (a match in the script's value, its hint): where it is
+        written, or, in a string with an escape, once on the whole string, naming each."""
         if not found:
             return
-        params = [p.name.value for p in a.params]
         s = script.span
         skip = 1 + script.raw  # (the opening quote, and r)
-        exact = s.start.line == s.end.line and s.end.offset - s.start.offset == len(script.value) + skip + 1
-        for m in found if exact else found[:1]:
-            text, n = m.group(), m.group(1) or m.group(3)
-            number = int(n) if n is not None and n.isdigit() else None  # (None: $@, $*)
-            if number is not None and number <= len(params):
-                var = input_env_name(params[number - 1])
-                after = script.value[m.end():m.end() + 1]
-                written = "${" + var + text[2 + len(n):] if text.startswith("${") else \
-                    "${" + var + "}" if re.fullmatch(r"[A-Za-z0-9_]", after) else "$" + var
-                hint = write_hint(written, f" (parameter {number} of action {a.name.value}: a script reads its "
-                                           "inputs as variables)")
-            elif number is None and params:
-                names = " ".join("$" + input_env_name(p) for p in params)
-                hint = write_hint(names, f" (the parameter of action {a.name.value}: a script reads its inputs as "
-                                         "variables)") if len(params) == 1 else \
-                    f"a script reads its inputs as variables: {names}"
-            else:
-                name = "value" if "value" not in params else f"value{len(params) + 1}"
-                hint = f"a script's inputs are its action's parameters, read as variables: declare one, action " \
-                       f"{a.name.value}({', '.join(params + [name])}) = shell \"... ${input_env_name(name)}\", and " \
-                       f"pass it from the rule: run {a.name.value} with <FIELD>"
-            why = "always empty: a shell action's script is run with no arguments"
-            if exact:
-                self.d.warning("TRG411", f"'{text}' is {why}", name_span(s, text, skip + m.start()), hint)
-            else:  # (one for the string: each named, the hint said for the first)
-                texts = list(dict.fromkeys(f"'{x.group()}'" for x in found))
-                named = f"{', '.join(texts[:-1])} and {texts[-1]} are" if len(texts) > 1 else f"{texts[0]} is"
-                self.d.warning("TRG411", f"{named} {why}", s, f"for {text}, {hint}")
+        if s.start.line == s.end.line and s.end.offset - s.start.offset == len(script.value) + skip + 1:
+            for m, hint in found:
+                self.d.warning("TRG411", f"'{m.group()}' is {why}", name_span(s, m.group(), skip + m.start()), hint)
+            return
+        texts = list(dict.fromkeys(f"'{m.group()}'" for m, _ in found))
+        named = f"{', '.join(texts[:-1])} and {texts[-1]} are" if len(texts) > 1 else f"{texts[0]} is"
+        self.d.warning("TRG411", f"{named} {why}", s, f"for {found[0][0].group()}, {found[0][1]}")
+
+    @staticmethod
+    def _positional_hint(a: A.ActionDecl, params: list[str], value: str, m: re.Match) -> str:
+        """What to write for the positional parameter ``m`` of ``a``'s script."""
+        text, n = m.group(), m.group(1) or m.group(3)
+        number = int(n) if n is not None and n.isdigit() else None  # (None: $@, $*)
+        if number is not None and number <= len(params):
+            var = input_env_name(params[number - 1])
+            after = value[m.end():m.end() + 1]
+            written = "${" + var + text[2 + len(n):] if text.startswith("${") else \
+                "${" + var + "}" if re.fullmatch(r"[A-Za-z0-9_]", after) else "$" + var
+            return write_hint(written, f" (parameter {number} of action {a.name.value}: a script reads its "
+                                       "inputs as variables)")
+        if number is None and params:
+            names = " ".join("$" + input_env_name(p) for p in params)
+            return write_hint(names, f" (the parameter of action {a.name.value}: a script reads its inputs as "
+                                     "variables)") if len(params) == 1 else \
+                f"a script reads its inputs as variables: {names}"
+        name = "value" if "value" not in params else f"value{len(params) + 1}"
+        return f"a script's inputs are its action's parameters, read as variables: declare one, action " \
+               f"{a.name.value}({', '.join(params + [name])}) = shell \"... ${input_env_name(name)}\", and " \
+               f"pass it from the rule: run {a.name.value} with <FIELD>"
+
+    @staticmethod
+    def _named_hint(a: A.ActionDecl, params: list[str], m: re.Match) -> str:
+        """What to write for the parameter or let that ``m`` reads by its bare name in
+        ``a``'s script: its variable, in the braces (and with the operator) written."""
+        text, name = m.group(), m.group(1) or m.group(3)
+        var = input_env_name(name)
+        if name in params:
+            written = "$" + var if m.group(1) else "${" + m.group(2) + var + text[2 + len(m.group(2)) + len(name):]
+            return write_hint(written, f" (parameter {name} of action {a.name.value}, as a run sets it)")
+        return f"lets are not expanded in a script; pass it as a parameter: action " \
+               f"{a.name.value}({', '.join(params + [name])}) = shell \"... ${var}\", run {a.name.value} with " \
+               f"{'..., ' if params else ''}{name}={name}"
 
     def lint_reference(self, v: A.Str, ctx) -> None:
         """TRG410 (a warning): a rule's argument ``"$sha"``, ``"${sha}"``, ``"{{sha}}"``,

@@ -321,15 +321,22 @@ CODE_DOCS: dict[str, CodeDoc] = {
                  'action build = exec "make build"\n'
                  'on git.push run build\n'),
     "TRG411": _w("""A `shell` action's script is run as `/bin/sh -c SCRIPT` with no arguments
-        after it, as GitHub Actions runs a `run:` step, so its positional parameters, `$1`,
-        `${2}`, `$@`, `$*`, are always empty: a script reads its inputs as variables,
-        `$TRG_INPUT_<NAME>`, one for each of its action's parameters. `$1` is answered with
-        the first parameter's variable (`$TRG_INPUT_SHA` for `action deploy(sha)`), `$@` with
-        the parameters' variables; with none, declare one and pass it from the rule. What the
-        shell does not expand is left alone: `'$1'` in single quotes (an awk program, an `sh -c
-        '...' _ x` that gives its own arguments), `\\$1`, `$$`, a comment; and a script that
-        gives itself positional parameters, with a function or `set -- ...`, is not reported.""",
-                 'action deploy(sha) = shell "./deploy.sh $1"\n'
+        after it, as GitHub Actions runs a `run:` step, and with its inputs only as variables,
+        `$TRG_INPUT_<NAME>`, one for each of its action's parameters. So its positional
+        parameters, `$1`, `${2}`, `$@`, `$*`, are always empty, and so is a parameter read by
+        its bare name, `$sha` or `${sha:-dev}` for `action deploy(sha)` (unless serve's own
+        environment has a variable `sha`), or a `let` (lets are not expanded in a script). `$1`
+        is answered with the first parameter's variable (`$TRG_INPUT_SHA` for `action
+        deploy(sha)`), `$@` with the parameters' variables, `$sha` with its own,
+        `${TRG_INPUT_SHA:-dev}` for `${sha:-dev}`; with no parameter, declare one and pass it
+        from the rule, as for a let. A name is matched exactly: `$SHA` and `$PATH` are other
+        variables. What the shell does not expand is left alone: `'$1'` in single quotes (an
+        awk program, an `sh -c '...' _ x` that gives its own arguments), `\\$1`, `$$`, a comment,
+        a quoted here-document; and so is a script that gives itself positional parameters,
+        with a function or `set -- ...`, or gives the name a value (`sha=...`, `read sha`, `for
+        sha in`, `local sha=...`, `getopts ... sha`, `${sha:=x}`), or an action whose `env`
+        sets it.""",
+                 'action deploy(sha) = shell "./deploy.sh $sha"\n'
                  'on git.push run deploy with <sha>\n'),
     "TRG501": _e("""The rule's conditions contradict each other, so it can never match (two
         different values for one field, a value excluded by a list, an HTTP method written in
