@@ -254,6 +254,8 @@ def test_a_journal_that_cannot_say_its_oldest_run_is_a_warning_not_a_crash(
         raise JournalError("journal: database is locked")
 
     rt = SimpleNamespace(store=None, state_dir=tmp_path)
+    # (earlier rules declared a secret these drop: the journal is asked about its runs)
+    (tmp_path / "secret-names.json").write_text('{"base_dir": "/", "secrets": {"old": {"env": "OLD"}}}')
     with caplog.at_level(logging.WARNING, logger="triggerlang"):
         Runtime._write_secret_names(rt, {"secrets": {}}, SimpleNamespace(oldest_run_queued_at=oldest))
     assert "cannot write secret-names.json" in caplog.text and "database is locked" in caplog.text, caplog.text

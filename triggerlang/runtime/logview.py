@@ -50,14 +50,16 @@ EARLIER_MAX = 64
 recently dropped): a bound for a folder whose rules change secrets all the time."""
 
 
-def write_secret_names(state_dir: Path, manifest: dict, oldest_run: float | None = None,
-                       now: float | None = None) -> None:
+def write_secret_names(state_dir: Path, manifest: dict,
+                       oldest_run: float | Callable[[], float | None] | None = None, now: float | None = None) -> None:
     """Write (atomically, 0600) the declarations of ``manifest``'s secrets for the views
     run in other processes, with those of earlier rules of this state folder that these
     rules dropped (``earlier``: a reload that drops a secret leaves run logs that may have
     printed its value, and the views must still mask them). An earlier declaration is kept
     while the journal holds a run queued before it was dropped (``oldest_run``: when its
-    oldest run was queued, epoch s; None: it holds none), at most :data:`EARLIER_MAX` of
+    oldest run was queued, epoch s; None: it holds none; or the journal's function that says
+    it, called only when there is an earlier declaration to keep or drop: the query reads the
+    whole runs table, which a start or reload that dropped no secret need not), at most :data:`EARLIER_MAX` of
     them, the most recently dropped: a run queued later was never given the secret by these
     rules, and ``triggerc store prune`` deleting the older runs ends the need. OSError when
     it cannot write."""
@@ -72,6 +74,8 @@ def write_secret_names(state_dir: Path, manifest: dict, oldest_run: float | None
         earlier[_declaration_key(e)] = e
     for n, r in current.items():
         earlier.pop(_declaration_key({"name": n, "ref": r, "base_dir": base}), None)
+    if callable(oldest_run):
+        oldest_run = oldest_run() if earlier else None
     kept = sorted((e for e in earlier.values() if oldest_run is not None and oldest_run <= e["dropped"]),
                   key=lambda e: (-e["dropped"], _declaration_key(e)))[:EARLIER_MAX]
     body = json.dumps({"base_dir": base, "secrets": current, "earlier": kept}, sort_keys=True, indent=1) + "\n"

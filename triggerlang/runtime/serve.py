@@ -326,7 +326,7 @@ class Runtime:
         from .logview import SECRET_NAMES, write_secret_names
 
         try:
-            write_secret_names(self.state_dir, manifest, journal.oldest_run_queued_at())
+            write_secret_names(self.state_dir, manifest, journal.oldest_run_queued_at)
         except (OSError, JournalError) as e:
             log.warning("cannot write %s in %s: %s (triggerc logs and triggerc dashboard show secrets as "
                         "printed in run logs)", SECRET_NAMES, self.state_dir, getattr(e, "strerror", None) or e)

@@ -675,7 +675,7 @@ class _Handlers:
             reason = reason[:200] + "..."
         record({"at": time.time(), "route": route.path, "method": inc.method, "status": status,
                 "verify": inc.verify, "reason": reason, "latency": time.monotonic() - t0, "remote": inc.client,
-                "delivery_id": _delivery_id(route, TextHeaders(raw=inc.headers.raw)),
+                "delivery_id": _delivery_id(route, inc.headers),
                 "event_id": content.get("event_id"),
                 "trigger": inc.trigger, "duplicate": bool(content.get("duplicate"))})
 
@@ -870,13 +870,14 @@ def _replied(text: str, answer: "Callable[[Reply], None]", reply: Reply) -> None
 
 def _delivery_id(route: HttpRoute, headers: Headers) -> str | None:
     """The sender's id of a delivery, as its provider's delivery header gives it (GitHub's
-    ``X-GitHub-Delivery``...), or a Standard Webhooks route's ``webhook-id``; None."""
+    ``X-GitHub-Delivery``...), or a Standard Webhooks route's ``webhook-id``; None. Read as
+    :class:`TextHeaders` read them (UTF-8), made only for a route that has such an id."""
     provider = get_provider(route.kind) if route.kind != "http" else None
     try:
         if provider is not None:
-            value = provider.delivery_id(headers)
+            value = provider.delivery_id(TextHeaders(raw=headers.raw))
         elif route.scheme == "standard":
-            value = single_header(headers, "webhook-id")
+            value = single_header(TextHeaders(raw=headers.raw), "webhook-id")
         else:
             return None
     except ValueError:  # sent twice with different values: the delivery was refused for it
